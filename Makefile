@@ -1,0 +1,106 @@
+# kaskad - build, run, test.  `make V=1` shows full command lines.
+#   make            bin/kaskad and bin/kaskad-sim (release build)
+#   make run        installs what is missing, builds, starts the demo
+#   make test       unit tests, fuzz corpora, end-to-end tests (ASan+UBSan build)
+#   make fuzz       libFuzzer targets for FUZZ_SECONDS each (clang)
+BUILD ?= release
+B := build/$(BUILD)
+PKGS := libuv libmicrohttpd jansson sqlite3 libcurl openssl
+
+CC ?= cc
+ifeq ($(BUILD),fuzz)
+CC := clang
+endif
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
+CFLAGS_base := -std=c11 -D_GNU_SOURCE -MMD -MP -Isrc -g $(WARN) \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+ifeq ($(BUILD),release)
+CFLAGS_mode := -O2
+LDFLAGS_mode :=
+else ifeq ($(BUILD),asan)
+CFLAGS_mode := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS_mode := -fsanitize=address,undefined
+else ifeq ($(BUILD),fuzz)
+CFLAGS_mode := -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -DKK_FUZZING
+LDFLAGS_mode := -fsanitize=address,undefined
+endif
+ALL_CFLAGS := $(CFLAGS_base) $(CFLAGS_mode) $(CFLAGS)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_SRC := $(sort $(shell find src -name '*.c' ! -name main.c))
+SIM_SRC := $(sort $(wildcard sim/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_NAMES := $(patsubst fuzz/%.c,%,$(FUZZ_SRC))
+
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+SIM_OBJ := $(SIM_SRC:%.c=$(B)/%.o)
+UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
+
+.PHONY: all run test fuzz clean deps bench
+all: bin/kaskad bin/kaskad-sim
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
+
+$(B)/libkaskad.a: $(LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/kaskad: $(B)/src/main.o $(B)/libkaskad.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_mode) -o $@ $^ $(LDLIBS)
+
+$(B)/kaskad-sim: $(SIM_OBJ) $(B)/libkaskad.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_mode) -o $@ $^ $(LDLIBS)
+
+$(B)/unit-tests: $(UNIT_OBJ) $(B)/libkaskad.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_mode) -o $@ $^ $(LDLIBS)
+
+# Corpus replay: each fuzz target linked with a plain main() (no libFuzzer).
+$(B)/replay_%: $(B)/fuzz/%.o $(B)/fuzz/replay.o $(B)/libkaskad.a
+	$(Q)$(CC) $(LDFLAGS_mode) -o $@ $^ $(LDLIBS)
+
+# libFuzzer binaries (BUILD=fuzz).
+$(B)/libfuzz_%: $(B)/fuzz/%.o $(B)/libkaskad.a
+	$(Q)$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
+bin/kaskad bin/kaskad-sim: bin/%: $(B)/%
+	@mkdir -p bin
+	$(Q)cp $< $@
+
+deps:
+	@tools/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@tools/demo.sh
+
+test:
+	@$(MAKE) --no-print-directory BUILD=asan build/asan/kaskad build/asan/kaskad-sim \
+		build/asan/unit-tests $(FUZZ_NAMES:%=build/asan/replay_%)
+	@$(MAKE) --no-print-directory all
+	@tools/run-tests.sh
+
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=fuzz $(FUZZ_NAMES:%=build/fuzz/libfuzz_%)
+	@tools/run-fuzz.sh $(FUZZ_NAMES)
+
+bench: all
+	@bench/run.sh
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

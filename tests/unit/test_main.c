@@ -1,0 +1,108 @@
+/*
+ * test_main.c - the unit test runner (see kk_test.h).
+ *
+ * Usage: unit-tests [substring]   runs the tests whose name contains it.
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kk_test.h"
+
+static struct kk_test *head, **tail = &head;
+static int result_fd = -1;
+
+void kk_test_register(struct kk_test *t) {
+  *tail = t;
+  tail = &t->next;
+}
+
+void kk_test_fail(const char *file, int line, const char *fmt, ...) {
+  char msg[1024];
+  int n = snprintf(msg, sizeof msg, "%s:%d: ", file, line);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+  va_end(ap);
+  if (result_fd >= 0) {
+    ssize_t w = write(result_fd, msg, strlen(msg));
+    (void)w;
+  }
+  _exit(1);
+}
+
+const char *kk_test_hex(const void *p, size_t n, char *out, size_t cap) {
+  const unsigned char *b = p;
+  size_t o = 0;
+  for (size_t i = 0; i < n && o + 3 < cap; i++) o += (size_t)snprintf(out + o, cap - o, "%02x", b[i]);
+  if (o < cap) out[o] = '\0';
+  return out;
+}
+
+const char *kk_test_data_dir(void) {
+  const char *d = getenv("KK_TEST_DATA");
+  return d ? d : "tests/data";
+}
+
+uint8_t *kk_test_read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 4096, n = 0;
+  uint8_t *p = malloc(cap);
+  size_t r;
+  while (p && (r = fread(p + n, 1, cap - n, f)) > 0) {
+    n += r;
+    if (n == cap) p = realloc(p, cap *= 2);
+  }
+  fclose(f);
+  if (p) *len = n;
+  return p;
+}
+
+int main(int argc, char **argv) {
+  const char *filter = argc > 1 ? argv[1] : NULL;
+  int passed = 0, failed = 0, num = 0;
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  for (struct kk_test *t = head; t; t = t->next) {
+    if (filter && !strstr(t->name, filter)) continue;
+    num++;
+    int fds[2];
+    if (pipe(fds) != 0) return 2;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(fds[0]);
+      result_fd = fds[1];
+      alarm(20);
+      t->fn();
+      _exit(0);
+    }
+    close(fds[1]);
+    char msg[1024];
+    ssize_t n = 0, r;
+    while ((r = read(fds[0], msg + n, sizeof msg - 1 - (size_t)n)) > 0) n += r;
+    msg[n > 0 ? n : 0] = '\0';
+    close(fds[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+      printf("ok %d - %s\n", num, t->name);
+      passed++;
+    } else {
+      if (!msg[0]) {
+        if (WIFSIGNALED(st))
+          snprintf(msg, sizeof msg, "killed by signal %d%s", WTERMSIG(st),
+                   WTERMSIG(st) == SIGALRM ? " (timeout)" : "");
+        else
+          snprintf(msg, sizeof msg, "exit status %d", WEXITSTATUS(st));
+      }
+      printf("not ok %d - %s: %s\n", num, t->name, msg);
+      failed++;
+    }
+  }
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Runs every test suite against the sanitizer build and prints one total line:
+#   N passed, N failed
+# Suites: C unit tests, fuzz corpus replays (one test per target), bounded
+# libFuzzer runs when clang is present (FUZZ_SECONDS, 0 to skip), end-to-end
+# tests (node's test runner).
+set -u
+cd "$(dirname "$0")/.."
+B=build/asan
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+passed=0
+failed=0
+log=build/test-logs
+rm -rf "$log"
+mkdir -p "$log"
+
+echo "== unit tests"
+if "$B/unit-tests" >"$log/unit.txt" 2>&1; then :; fi
+cat "$log/unit.txt"
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log/unit.txt" | tail -n 1)
+if [ -n "$line" ]; then
+  passed=$((passed + $(echo "$line" | cut -d' ' -f1)))
+  failed=$((failed + $(echo "$line" | cut -d' ' -f3)))
+else
+  echo "not ok - unit test runner crashed"
+  failed=$((failed + 1))
+fi
+
+echo "== fuzz corpora"
+for r in "$B"/replay_*; do
+  [ -x "$r" ] || continue
+  name=${r##*/replay_}
+  if "$r" "fuzz/corpus/$name" >"$log/replay_$name.txt" 2>&1; then
+    echo "ok - corpus $name: $(tail -n 1 "$log/replay_$name.txt")"
+    passed=$((passed + 1))
+  else
+    echo "not ok - corpus $name"; tail -n 30 "$log/replay_$name.txt"
+    failed=$((failed + 1))
+  fi
+done
+
+fs=${FUZZ_SECONDS:-10}
+if [ "$fs" != 0 ] && command -v clang >/dev/null 2>&1; then
+  echo "== fuzzing, ${fs}s per target"
+  if make --no-print-directory fuzz FUZZ_SECONDS="$fs" >"$log/fuzz.txt" 2>&1; then
+    grep -E '^(ok|not ok)' "$log/fuzz.txt"
+    passed=$((passed + $(grep -c '^ok' "$log/fuzz.txt")))
+  else
+    grep -E '^(ok|not ok)' "$log/fuzz.txt"; tail -n 40 "$log/fuzz.txt"
+    passed=$((passed + $(grep -c '^ok' "$log/fuzz.txt")))
+    n=$(grep -c '^not ok' "$log/fuzz.txt"); [ "$n" -gt 0 ] || n=1
+    failed=$((failed + n))
+  fi
+fi
+
+echo "== end-to-end tests"
+if [ -d tests/e2e ] && ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
+  [ -d node_modules ] || npm ci --silent --no-audit --no-fund >/dev/null 2>&1
+  KASKAD_BIN=$B/kaskad KASKAD_SIM_BIN=$B/kaskad-sim \
+    node --test --test-concurrency=1 --test-reporter=tap tests/e2e/ >"$log/e2e.txt" 2>&1
+  grep -E '^(not )?ok [0-9]+ - |^# (Subtest|pass|fail)' "$log/e2e.txt" | grep -v '^# Subtest'
+  if grep -q '^not ok' "$log/e2e.txt"; then
+    sed -n '/^not ok/,/^ok/p' "$log/e2e.txt" | head -n 80
+  fi
+  p=$(grep -E '^# pass [0-9]+' "$log/e2e.txt" | tail -n 1 | awk '{print $3}')
+  f=$(grep -E '^# fail [0-9]+' "$log/e2e.txt" | tail -n 1 | awk '{print $3}')
+  if [ -z "$p" ]; then
+    echo "not ok - e2e runner crashed"; tail -n 40 "$log/e2e.txt"; failed=$((failed + 1))
+  else
+    passed=$((passed + p)); failed=$((failed + ${f:-0}))
+  fi
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
