@@ -2,6 +2,7 @@
 #include "core/kk_buf.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/kk_err.h"

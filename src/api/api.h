@@ -1,0 +1,92 @@
+/*
+ * api.h - the HTTP API: routing, authentication, JSON in and out.
+ *
+ * The handlers validate input, call the store (answering after its commit)
+ * and the dispatcher, and shape the answers. Errors are
+ * {"error":{"code":"...","message":"...","field":"..."}} with a fitting status.
+ * Unknown JSON fields are ignored (SPEC: channels ignore the parts they cannot
+ * show), so newer clients work against older servers.
+ */
+#ifndef API_H
+#define API_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/kk_buf.h"
+
+struct http_req;
+struct store;
+struct dispatch;
+
+/* The API key cache: SHA-256 of every active key -> account id. */
+struct api_keys {
+  size_t cap;                /* power of two */
+  size_t n;
+  struct api_key_slot {
+    uint8_t hash[32];
+    int64_t account_id;      /* 0: empty slot */
+  } *slots;
+};
+
+struct api {
+  uv_loop_t *loop;
+  struct store *store;
+  struct dispatch *dispatch;
+  char admin_key[256];       /* empty: no operator key */
+  long long ttl_ms[3];       /* service, transactional, advertising */
+  int ready;                 /* /healthz answers 200 */
+  int draining;              /* new sends get 503 */
+  struct api_keys keys;
+  uint64_t http_by_class[6]; /* answers by status class 1xx..5xx */
+  uint64_t accepted;         /* messages acknowledged */
+  uint64_t rejected;         /* messages refused by validation */
+  uint64_t duplicates;       /* idempotent repeats */
+};
+
+/* Loads the key cache; 0 or KK_ESTORE. */
+int api_init(struct api *a);
+void api_fini(struct api *a);
+/* The http_server handler. */
+void api_handle(void *ud, struct http_req *req);
+
+/* Route configuration (PUT /v1/routes/NAME and [route NAME] sections). */
+struct dispatch_route_cfg;
+int api_route_cfg_parse(json_t *obj, const char *name, struct dispatch_route_cfg *cfg,
+                        char *err, size_t errcap);
+
+/* ---- shared by the api_*.c files ----------------------------------------- */
+
+struct api_err {
+  int status;
+  const char *code;
+  const char *field;         /* NULL if not about one field */
+  char message[256];
+};
+
+void api_error(struct http_req *req, int status, const char *code, const char *field,
+               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void api_error_from(struct http_req *req, const struct api_err *e);
+/* Answers with a JSON document (steals the reference). */
+void api_json(struct http_req *req, int status, json_t *doc, const char *extra_headers);
+/* Formats ms since the epoch as 2026-11-23T21:04:05.123Z. */
+void api_time(int64_t ms, char out[32]);
+/* Parses an ISO 8601 UTC time or ms since the epoch; 0 or KK_EINVAL. */
+int api_parse_time(const char *s, int64_t *ms);
+/* Parses the request body as a JSON object; answers 400 and returns NULL. */
+json_t *api_body_json(struct http_req *req);
+
+void api_keys_add(struct api_keys *k, const uint8_t hash[32], int64_t account_id);
+int64_t api_keys_find(const struct api_keys *k, const uint8_t hash[32]);
+
+/* Handlers. id is the path segment after the collection, or NULL. */
+void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, int batch);
+void api_messages_get(struct api *a, struct http_req *req, int64_t account_id, const char *id);
+void api_messages_list(struct api *a, struct http_req *req, int64_t account_id);
+void api_accounts(struct api *a, struct http_req *req, const char *id, const char *sub);
+void api_account_self(struct api *a, struct http_req *req, int64_t account_id);
+void api_routes(struct api *a, struct http_req *req, const char *name);
+void api_metrics(struct api *a, struct kk_buf *out);
+
+#endif

@@ -1,0 +1,378 @@
+/*
+ * api_admin.c - the operator's endpoints (accounts, keys, routes) and an
+ * account's view of itself.
+ *
+ *   POST  /v1/accounts               {"name"}            -> 201 account
+ *   GET   /v1/accounts/{id}                              -> account
+ *   PATCH /v1/accounts/{id}          {"name","sms_route"} -> account
+ *   POST  /v1/accounts/{id}/keys                          -> 201 {"key"} (shown once)
+ *   PUT   /v1/routes/{name}          route settings       -> route with live state
+ *   GET   /v1/routes[/{name}], DELETE /v1/routes/{name}
+ *   GET   /v1/account                (account key)        -> own account
+ */
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "dispatch/dispatch.h"
+#include "http/http_server.h"
+#include "store/store.h"
+
+#define LOGCTX "api"
+
+struct admin_ctx {
+  struct api *a;
+  struct http_req *req;
+  struct store_account acc;
+  char key[80];
+  char prefix[16];
+  uint8_t hash[32];
+  char route_name[64];
+  struct dispatch_route_cfg route;
+  int deleting;
+};
+
+static json_t *account_json(const struct store_account *acc, int with_secret) {
+  char created[32];
+  api_time(acc->created_at, created);
+  json_t *o = json_pack("{s:s, s:s, s:o, s:s}", "id", acc->public_id, "name", acc->name,
+                        "sms_route", acc->sms_route[0] ? json_string(acc->sms_route) : json_null(),
+                        "created_at", created);
+  if (with_secret) json_object_set_new(o, "callback_secret", json_string(acc->callback_secret));
+  return o;
+}
+
+static int valid_name(const char *s, size_t max) {
+  size_t n = strlen(s);
+  if (n == 0 || n > max) return 0;
+  for (const char *p = s; *p; p++)
+    if ((unsigned char)*p < 0x20) return 0;
+  return 1;
+}
+
+static void on_account_saved(void *arg, int rc) {
+  struct admin_ctx *c = arg;
+  if (rc)
+    api_error(c->req, 503, "store_unavailable", NULL, "account not saved: %s", kk_strerror(rc));
+  else
+    api_json(c->req, strcmp(http_req_method(c->req), "POST") == 0 ? 201 : 200,
+             account_json(&c->acc, 1), NULL);
+  free(c);
+}
+
+static void on_key_saved(void *arg, int rc) {
+  struct admin_ctx *c = arg;
+  if (rc) {
+    api_error(c->req, 503, "store_unavailable", NULL, "key not saved: %s", kk_strerror(rc));
+  } else {
+    api_keys_add(&c->a->keys, c->hash, c->acc.id);
+    kk_info(LOGCTX, "key %.12s... created for account %s", c->key, c->acc.public_id);
+    api_json(c->req, 201,
+             json_pack("{s:s, s:s, s:s}", "key", c->key, "prefix", c->prefix, "account_id",
+                       c->acc.public_id),
+             NULL);
+  }
+  OPENSSL_cleanse(c->key, sizeof c->key);
+  free(c);
+}
+
+void api_accounts(struct api *a, struct http_req *req, const char *id, const char *sub) {
+  const char *m = http_req_method(req);
+  if (id == NULL) {
+    if (strcmp(m, "POST") != 0) {
+      api_error(req, 405, "method_not_allowed", NULL, "use POST /v1/accounts");
+      return;
+    }
+    json_t *doc = api_body_json(req);
+    if (!doc) return;
+    json_t *name = json_object_get(doc, "name");
+    if (!json_is_string(name) || !valid_name(json_string_value(name), 200)) {
+      json_decref(doc);
+      api_error(req, 422, "invalid_name", "name", "name: a string of 1 to 200 characters");
+      return;
+    }
+    struct admin_ctx *c = kk_xcalloc(1, sizeof *c);
+    c->a = a;
+    c->req = req;
+    snprintf(c->acc.name, sizeof c->acc.name, "%s", json_string_value(name));
+    json_t *route = json_object_get(doc, "sms_route");
+    if (json_is_string(route))
+      snprintf(c->acc.sms_route, sizeof c->acc.sms_route, "%s", json_string_value(route));
+    json_decref(doc);
+    store_account_create(a->store, &c->acc, on_account_saved, c);
+    return;
+  }
+  struct admin_ctx *c = kk_xcalloc(1, sizeof *c);
+  c->a = a;
+  c->req = req;
+  if (store_account_get(a->store, id, &c->acc) != 0) {
+    free(c);
+    api_error(req, 404, "not_found", NULL, "no account %s", id);
+    return;
+  }
+  if (sub && strcmp(sub, "keys") == 0) {
+    if (strcmp(m, "POST") != 0) {
+      free(c);
+      api_error(req, 405, "method_not_allowed", NULL, "use POST /v1/accounts/{id}/keys");
+      return;
+    }
+    unsigned char raw[24];
+    if (RAND_bytes(raw, sizeof raw) != 1) abort();
+    char *p = c->key + sprintf(c->key, "kk_");
+    for (size_t i = 0; i < sizeof raw; i++) p += sprintf(p, "%02x", raw[i]);
+    OPENSSL_cleanse(raw, sizeof raw);
+    /* Keys carry 192 random bits, so a plain SHA-256 is enough to store them. */
+    SHA256((const unsigned char *)c->key, strlen(c->key), c->hash);
+    snprintf(c->prefix, sizeof c->prefix, "%.11s", c->key);
+    store_key_add(a->store, c->acc.id, c->hash, c->prefix, on_key_saved, c);
+    return;
+  }
+  if (sub) {
+    free(c);
+    api_error(req, 404, "not_found", NULL, "no such endpoint: %s", http_req_path(req));
+    return;
+  }
+  if (strcmp(m, "GET") == 0) {
+    api_json(req, 200, account_json(&c->acc, 1), NULL);
+    free(c);
+    return;
+  }
+  if (strcmp(m, "PATCH") != 0) {
+    free(c);
+    api_error(req, 405, "method_not_allowed", NULL, "use GET or PATCH");
+    return;
+  }
+  json_t *doc = api_body_json(req);
+  if (!doc) {
+    free(c);
+    return;
+  }
+  json_t *name = json_object_get(doc, "name");
+  json_t *route = json_object_get(doc, "sms_route");
+  if (name && (!json_is_string(name) || !valid_name(json_string_value(name), 200))) {
+    json_decref(doc);
+    free(c);
+    api_error(req, 422, "invalid_name", "name", "name: a string of 1 to 200 characters");
+    return;
+  }
+  if (route && !json_is_null(route) &&
+      (!json_is_string(route) || strlen(json_string_value(route)) >= sizeof c->acc.sms_route)) {
+    json_decref(doc);
+    free(c);
+    api_error(req, 422, "invalid_route", "sms_route", "sms_route: a route name or null");
+    return;
+  }
+  if (name) snprintf(c->acc.name, sizeof c->acc.name, "%s", json_string_value(name));
+  if (route)
+    snprintf(c->acc.sms_route, sizeof c->acc.sms_route, "%s",
+             json_is_string(route) ? json_string_value(route) : "");
+  json_decref(doc);
+  store_account_update(a->store, &c->acc, on_account_saved, c);
+}
+
+void api_account_self(struct api *a, struct http_req *req, int64_t account_id) {
+  struct store_account acc;
+  if (store_account_get_by_id(a->store, account_id, &acc) != 0) {
+    api_error(req, 404, "not_found", NULL, "account not found");
+    return;
+  }
+  api_json(req, 200, account_json(&acc, 1), NULL);
+}
+
+/* ---- routes ------------------------------------------------------------------ */
+
+static int get_int(json_t *obj, const char *key, int def, int lo, int hi, int *out) {
+  json_t *v = json_object_get(obj, key);
+  if (v == NULL || json_is_null(v)) {
+    *out = def;
+    return 0;
+  }
+  long long x;
+  if (json_is_integer(v)) {
+    x = json_integer_value(v);
+  } else if (json_is_string(v)) {
+    char *end;
+    x = strtoll(json_string_value(v), &end, 0);
+    if (*end || !*json_string_value(v)) return KK_EINVAL;
+  } else {
+    return KK_EINVAL;
+  }
+  if (x < lo || x > hi) return KK_EINVAL;
+  *out = (int)x;
+  return 0;
+}
+
+static int get_str(json_t *obj, const char *key, char *out, size_t cap, int required) {
+  json_t *v = json_object_get(obj, key);
+  if (v == NULL || json_is_null(v)) {
+    out[0] = '\0';
+    return required ? KK_EINVAL : 0;
+  }
+  if (!json_is_string(v) || json_string_length(v) >= cap) return KK_EINVAL;
+  if (required && json_string_length(v) == 0) return KK_EINVAL;
+  snprintf(out, cap, "%s", json_string_value(v));
+  return 0;
+}
+
+int api_route_cfg_parse(json_t *o, const char *name, struct dispatch_route_cfg *cfg, char *err,
+                        size_t errcap) {
+  memset(cfg, 0, sizeof *cfg);
+  struct smpp_client_cfg *s = &cfg->smpp;
+  if (!valid_name(name, sizeof s->name - 1) || strchr(name, '/') || strchr(name, '"')) {
+    snprintf(err, errcap, "name: 1 to 63 characters, no '/' or '\"'");
+    return KK_EINVAL;
+  }
+  snprintf(s->name, sizeof s->name, "%s", name);
+  json_t *proto = json_object_get(o, "protocol");
+  if (proto && (!json_is_string(proto) || strcmp(json_string_value(proto), "smpp") != 0)) {
+    snprintf(err, errcap, "protocol: only \"smpp\" is supported");
+    return KK_EINVAL;
+  }
+  int dc = 0;
+  if (get_str(o, "host", s->host, sizeof s->host, 1)) {
+    snprintf(err, errcap, "host: required, up to 255 characters");
+    return KK_EINVAL;
+  }
+  if (get_int(o, "port", 2775, 1, 65535, &s->port)) {
+    snprintf(err, errcap, "port: 1 to 65535");
+    return KK_EINVAL;
+  }
+  if (get_str(o, "system_id", s->system_id, sizeof s->system_id, 0)) {
+    snprintf(err, errcap, "system_id: up to 15 characters");
+    return KK_EINVAL;
+  }
+  if (get_str(o, "password", s->password, sizeof s->password, 0)) {
+    snprintf(err, errcap, "password: up to 8 characters");
+    return KK_EINVAL;
+  }
+  if (get_str(o, "system_type", s->system_type, sizeof s->system_type, 0)) {
+    snprintf(err, errcap, "system_type: up to 12 characters");
+    return KK_EINVAL;
+  }
+  if (get_int(o, "sessions", 1, 1, 64, &s->sessions)) {
+    snprintf(err, errcap, "sessions: 1 to 64");
+    return KK_EINVAL;
+  }
+  if (get_int(o, "window", 10, 1, 10000, &s->window)) {
+    snprintf(err, errcap, "window: 1 to 10000");
+    return KK_EINVAL;
+  }
+  if (get_int(o, "max_sps", 0, 0, 1000000, &s->max_sps)) {
+    snprintf(err, errcap, "max_sps: 0 (unlimited) to 1000000");
+    return KK_EINVAL;
+  }
+  if (get_int(o, "data_coding", 0, 0, 255, &dc) || (dc != 0 && dc != 1 && dc != 3)) {
+    snprintf(err, errcap, "data_coding: the value for GSM-7 texts, 0 (SMSC default), 1 or 3");
+    return KK_EINVAL;
+  }
+  cfg->gsm_data_coding = (uint8_t)dc;
+  if (get_int(o, "enquire_link", 30, 1, 3600, &s->enquire_link_s) ||
+      get_int(o, "resp_timeout_ms", 10000, 100, 600000, &s->resp_timeout_ms) ||
+      get_int(o, "throttle_pause_ms", 1000, 1, 600000, &s->throttle_pause_ms) ||
+      get_int(o, "reconnect_min_ms", 500, 10, 600000, &s->reconnect_min_ms) ||
+      get_int(o, "reconnect_max_ms", 30000, 10, 3600000, &s->reconnect_max_ms)) {
+    snprintf(err, errcap, "a timing setting is out of range");
+    return KK_EINVAL;
+  }
+  return 0;
+}
+
+static json_t *route_settings_json(const struct dispatch_route_cfg *cfg) {
+  const struct smpp_client_cfg *s = &cfg->smpp;
+  return json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}",
+                   "protocol", "smpp", "host", s->host, "port", s->port, "system_id",
+                   s->system_id, "password", s->password, "system_type", s->system_type,
+                   "sessions", s->sessions, "window", s->window, "max_sps", s->max_sps,
+                   "data_coding", cfg->gsm_data_coding, "enquire_link", s->enquire_link_s,
+                   "resp_timeout_ms", s->resp_timeout_ms, "throttle_pause_ms",
+                   s->throttle_pause_ms, "reconnect_min_ms", s->reconnect_min_ms,
+                   "reconnect_max_ms", s->reconnect_max_ms);
+}
+
+static void on_route_saved(void *arg, int rc) {
+  struct admin_ctx *c = arg;
+  struct api *a = c->a;
+  if (rc) {
+    api_error(c->req, 503, "store_unavailable", NULL, "route not saved: %s", kk_strerror(rc));
+  } else if (c->deleting) {
+    dispatch_route_del(a->dispatch, c->route_name);
+    c->a->http_by_class[2]++;
+    http_respond(c->req, 204, NULL, "", 0, NULL);
+  } else {
+    dispatch_route_put(a->dispatch, &c->route);
+    json_t *arr = dispatch_routes_json(a->dispatch, c->route_name);
+    json_t *r = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    api_json(c->req, 200, r ? r : json_object(), NULL);
+  }
+  free(c);
+}
+
+void api_routes(struct api *a, struct http_req *req, const char *name) {
+  const char *m = http_req_method(req);
+  if (strcmp(m, "GET") == 0) {
+    json_t *arr = dispatch_routes_json(a->dispatch, name);
+    if (name) {
+      json_t *r = json_incref(json_array_get(arr, 0));
+      json_decref(arr);
+      if (!r) {
+        api_error(req, 404, "not_found", NULL, "no route %s", name);
+        return;
+      }
+      api_json(req, 200, r, NULL);
+      return;
+    }
+    api_json(req, 200, json_pack("{s:o}", "routes", arr), NULL);
+    return;
+  }
+  if (!name) {
+    api_error(req, 405, "method_not_allowed", NULL, "use PUT or DELETE /v1/routes/{name}");
+    return;
+  }
+  struct admin_ctx *c = kk_xcalloc(1, sizeof *c);
+  c->a = a;
+  c->req = req;
+  snprintf(c->route_name, sizeof c->route_name, "%s", name);
+  if (strcmp(m, "DELETE") == 0) {
+    json_t *arr = dispatch_routes_json(a->dispatch, name);
+    size_t n = json_array_size(arr);
+    json_decref(arr);
+    if (n == 0) {
+      free(c);
+      api_error(req, 404, "not_found", NULL, "no route %s", name);
+      return;
+    }
+    c->deleting = 1;
+    store_route_put(a->store, name, NULL, on_route_saved, c);
+    return;
+  }
+  if (strcmp(m, "PUT") != 0) {
+    free(c);
+    api_error(req, 405, "method_not_allowed", NULL, "use GET, PUT or DELETE");
+    return;
+  }
+  json_t *doc = api_body_json(req);
+  if (!doc) {
+    free(c);
+    return;
+  }
+  char err[160];
+  if (api_route_cfg_parse(doc, name, &c->route, err, sizeof err) != 0) {
+    json_decref(doc);
+    free(c);
+    api_error(req, 422, "invalid_route", NULL, "%s", err);
+    return;
+  }
+  json_decref(doc);
+  json_t *settings = route_settings_json(&c->route);
+  char *text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(settings);
+  store_route_put(a->store, name, text, on_route_saved, c);
+  free(text);
+}

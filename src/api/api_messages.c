@@ -1,0 +1,490 @@
+/*
+ * api_messages.c - POST /v1/messages, POST /v1/messages/batch,
+ * GET /v1/messages/{id}, GET /v1/messages.
+ *
+ * A send is validated completely before anything is written; the valid
+ * messages of a request are stored in one operation (one commit), and the
+ * client hears 202 only from the commit's done callback.
+ */
+#include <ctype.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "core/kk_cfg.h"
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "dispatch/dispatch.h"
+#include "http/http_server.h"
+#include "phone/phone.h"
+#include "sms/sms_enc.h"
+#include "store/store.h"
+
+#define MAX_BATCH 1000
+#define MAX_TEXT_BYTES 4096
+#define MAX_URL 500
+#define MAX_IDEM 128
+#define MIN_TTL_MS (30LL * 1000)
+#define MAX_TTL_MS (7LL * 24 * 3600 * 1000)
+
+/* One message of a request, with the storage its store_msg_new borrows. */
+struct item {
+  struct store_msg_new m;
+  char public_id[40];
+  char to[24];
+  char route[64];
+  struct api_err err;        /* err.code set: refused */
+};
+
+struct send_ctx {
+  struct api *a;
+  struct http_req *req;
+  json_t *doc;               /* keeps the borrowed strings alive */
+  int batch;
+  int n;                     /* items */
+  struct item *items;
+  struct store_msg_new *msgs;  /* the valid ones, contiguous, for the store */
+  int *msg_item;             /* msgs[i] belongs to items[msg_item[i]] */
+  int nmsgs;
+};
+
+static const char *const classes[] = {"service", "transactional", "advertising"};
+
+static void new_public_id(char out[40]) {
+  unsigned char b[12];
+  if (RAND_bytes(b, sizeof b) != 1) abort();
+  static const char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
+  char *p = out + sprintf(out, "msg_");
+  /* 96 random bits as 20 base-32 characters (the last carries 1 bit). */
+  uint64_t acc = 0;
+  int bits = 0, k = 0;
+  for (int i = 0; i < 12; i++) {
+    acc = (acc << 8) | b[i];
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      p[k++] = alphabet[(acc >> bits) & 31];
+    }
+  }
+  if (bits) p[k++] = alphabet[(acc << (5 - bits)) & 31];
+  p[k] = '\0';
+}
+
+static int refuse(struct api_err *e, int status, const char *code, const char *field,
+                  const char *fmt, const char *detail) {
+  e->status = status;
+  e->code = code;
+  e->field = field;
+  snprintf(e->message, sizeof e->message, fmt, detail ? detail : "");
+  return -1;
+}
+
+static int valid_sender(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0) return 0;
+  int digits = 1;
+  for (const char *p = s; *p; p++) {
+    if (!isdigit((unsigned char)*p) && !(p == s && *p == '+')) digits = 0;
+    if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) return 0;
+  }
+  return digits ? n <= 16 : n <= 11;
+}
+
+static int ttl_from_json(json_t *v, long long *ms) {
+  if (json_is_integer(v)) {
+    *ms = (long long)json_integer_value(v) * 1000;
+    return 0;
+  }
+  if (json_is_string(v)) return kk_parse_duration_ms(json_string_value(v), ms);
+  return KK_EINVAL;
+}
+
+/* Validates one message object into it. Returns 0 or -1 with it->err set. */
+static int parse_message(struct api *a, json_t *o, int64_t account_id, const char *idem_header,
+                         int64_t now, struct item *it) {
+  struct api_err *e = &it->err;
+  struct store_msg_new *m = &it->m;
+  memset(m, 0, sizeof *m);
+  if (!json_is_object(o))
+    return refuse(e, 422, "invalid_message", NULL, "each message must be a JSON object%s", NULL);
+
+  json_t *to = json_object_get(o, "to");
+  if (!json_is_string(to))
+    return refuse(e, 422, "invalid_phone", "to", "to: a phone number (string) is required%s", NULL);
+  if (phone_normalize(json_string_value(to), it->to, sizeof it->to) != 0)
+    return refuse(e, 422, "invalid_phone", "to", "to: \"%s\" is not a valid phone number",
+                  json_string_value(to));
+
+  if (json_object_get(o, "template"))
+    return refuse(e, 422, "unsupported", "template",
+                  "template: templates are not available yet; send text%s", NULL);
+  json_t *text = json_object_get(o, "text");
+  if (!json_is_string(text))
+    return refuse(e, 422, "invalid_text", "text", "text: a string is required%s", NULL);
+  size_t tlen = json_string_length(text);
+  const char *t = json_string_value(text);
+  if (tlen == 0) return refuse(e, 422, "invalid_text", "text", "text: must not be empty%s", NULL);
+  if (tlen > MAX_TEXT_BYTES)
+    return refuse(e, 422, "text_too_long", "text", "text: longer than %s bytes", "4096");
+  struct sms_info info;
+  int rc = sms_analyze(t, tlen, &info);
+  if (rc == KK_ETOOBIG) {
+    char lim[64];
+    snprintf(lim, sizeof lim, "%d SMS segments (%d needed)", SMS_MAX_PARTS, info.segments);
+    return refuse(e, 422, "text_too_long", "text", "text: longer than %s", lim);
+  }
+  if (rc != 0)
+    return refuse(e, 422, "invalid_text", "text",
+                  "text: must be valid UTF-8 without NUL characters%s", NULL);
+
+  const char *cls = "service";
+  json_t *c = json_object_get(o, "class");
+  if (c) {
+    cls = json_is_string(c) ? json_string_value(c) : "";
+    int ok = 0;
+    for (int i = 0; i < 3; i++) ok |= strcmp(cls, classes[i]) == 0;
+    if (!ok)
+      return refuse(e, 422, "invalid_class", "class",
+                    "class: must be service, transactional or advertising%s", NULL);
+  }
+  int cls_idx = cls[0] == 's' ? 0 : cls[0] == 't' ? 1 : 2;
+
+  json_t *snd = json_object_get(o, "sender");
+  const char *sender = NULL;
+  if (snd && !json_is_null(snd)) {
+    if (!json_is_string(snd) || !valid_sender(json_string_value(snd)))
+      return refuse(e, 422, "invalid_sender", "sender",
+                    "sender: up to 11 Latin letters, digits and punctuation, or a number of up "
+                    "to 15 digits%s", NULL);
+    sender = json_string_value(snd);
+  }
+
+  json_t *cb = json_object_get(o, "callback_url");
+  const char *cburl = NULL;
+  if (cb && !json_is_null(cb)) {
+    cburl = json_is_string(cb) ? json_string_value(cb) : "";
+    if ((strncmp(cburl, "http://", 7) != 0 && strncmp(cburl, "https://", 8) != 0) ||
+        strlen(cburl) > MAX_URL || strpbrk(cburl, " \r\n\t"))
+      return refuse(e, 422, "invalid_callback_url", "callback_url",
+                    "callback_url: an http:// or https:// URL of up to 500 characters%s", NULL);
+  }
+
+  json_t *ik = json_object_get(o, "idempotency_key");
+  const char *idem = idem_header;
+  if (ik && !json_is_null(ik)) {
+    if (!json_is_string(ik) || json_string_length(ik) == 0 || json_string_length(ik) > MAX_IDEM)
+      return refuse(e, 422, "invalid_idempotency_key", "idempotency_key",
+                    "idempotency_key: a string of 1 to 128 characters%s", NULL);
+    idem = json_string_value(ik);
+  }
+
+  long long ttl = a->ttl_ms[cls_idx];
+  json_t *tv = json_object_get(o, "ttl");
+  if (tv && !json_is_null(tv)) {
+    if (ttl_from_json(tv, &ttl) != 0 || ttl < MIN_TTL_MS || ttl > MAX_TTL_MS)
+      return refuse(e, 422, "invalid_ttl", "ttl",
+                    "ttl: seconds or a duration like \"90s\", \"10m\", \"2h\" between 30s and 7d%s",
+                    NULL);
+  }
+
+  json_t *cascade = json_object_get(o, "cascade");
+  if (cascade && !json_is_null(cascade)) {
+    /* Only SMS exists so far: accept a cascade that is SMS alone. */
+    json_t *step0 = json_is_array(cascade) ? json_array_get(cascade, 0) : NULL;
+    json_t *ch = step0 ? json_object_get(step0, "channel") : NULL;
+    if (json_array_size(cascade) != 1 || !json_is_string(ch) ||
+        strcmp(json_string_value(ch), "sms") != 0)
+      return refuse(e, 422, "unsupported_channel", "cascade",
+                    "cascade: only a single sms step is available%s", NULL);
+  }
+
+  new_public_id(it->public_id);
+  m->account_id = account_id;
+  m->public_id = it->public_id;
+  m->idem_key = idem;
+  m->to = it->to;
+  m->sender = sender;
+  m->text = t;
+  m->msg_class = cls;
+  m->encoding = info.coding == SMS_CODING_UCS2 ? "ucs2" : "gsm7";
+  m->segments = info.segments;
+  m->route = it->route;
+  m->callback_url = cburl;
+  m->created_at = now;
+  m->expires_at = now + ttl;
+  return 0;
+}
+
+static json_t *accepted_json(const struct item *it) {
+  const struct store_msg_new *m = &it->m;
+  char created[32], expires[32];
+  if (m->duplicate) {
+    api_time(m->dup_created_at, created);
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:b}", "id", m->dup_public_id, "status",
+                     m->dup_status, "to", m->to, "encoding", m->dup_encoding, "segments",
+                     m->dup_segments, "created_at", created, "duplicate", 1);
+  }
+  api_time(m->created_at, created);
+  api_time(m->expires_at, expires);
+  return json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s}", "id", m->public_id, "status",
+                   "accepted", "to", m->to, "encoding", m->encoding, "segments", m->segments,
+                   "created_at", created, "expires_at", expires);
+}
+
+static void send_ctx_free(struct send_ctx *c) {
+  json_decref(c->doc);
+  free(c->items);
+  free(c->msgs);
+  free(c->msg_item);
+  free(c);
+}
+
+static void on_stored(void *arg, int rc) {
+  struct send_ctx *c = arg;
+  struct api *a = c->a;
+  if (rc != 0) {
+    kk_error("api", "messages not stored: %s", kk_strerror(rc));
+    api_error(c->req, 503, "store_unavailable", NULL,
+              "the message could not be stored; nothing was sent, retry later");
+    send_ctx_free(c);
+    return;
+  }
+  int dups = 0;
+  for (int i = 0; i < c->nmsgs; i++) {
+    struct item *it = &c->items[c->msg_item[i]];
+    it->m = c->msgs[i];
+    if (it->m.duplicate) {
+      dups++;
+      continue;
+    }
+    a->accepted++;
+    dispatch_count_accepted(a->dispatch, it->m.route, 1);
+    dispatch_enqueue(a->dispatch, &c->msgs[i]);
+  }
+  a->duplicates += (uint64_t)dups;
+  if (!c->batch) {
+    struct item *it = &c->items[0];
+    api_json(c->req, 202, accepted_json(it),
+             it->m.duplicate ? "Idempotent-Replayed: true\r\n" : NULL);
+  } else {
+    json_t *results = json_array();
+    int ok = 0;
+    for (int i = 0; i < c->n; i++) {
+      struct item *it = &c->items[i];
+      json_t *r;
+      if (it->err.code) {
+        json_t *err = json_pack("{s:s, s:s}", "code", it->err.code, "message", it->err.message);
+        if (it->err.field) json_object_set_new(err, "field", json_string(it->err.field));
+        r = json_pack("{s:i, s:o}", "index", i, "error", err);
+      } else {
+        r = accepted_json(it);
+        json_object_set_new(r, "index", json_integer(i));
+        ok++;
+      }
+      json_array_append_new(results, r);
+    }
+    api_json(c->req, ok ? 202 : 422,
+             json_pack("{s:i, s:i, s:o}", "accepted", ok, "rejected", c->n - ok, "results",
+                       results),
+             NULL);
+  }
+  send_ctx_free(c);
+}
+
+void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, int batch) {
+  if (a->draining) {
+    api_error(req, 503, "shutting_down", NULL, "kaskad is stopping; retry on another node or later");
+    return;
+  }
+  json_t *doc = api_body_json(req);
+  if (!doc) return;
+  struct store_account acc;
+  if (store_account_get_by_id(a->store, account_id, &acc) != 0) {
+    json_decref(doc);
+    api_error(req, 401, "unauthorized", NULL, "the key's account no longer exists");
+    return;
+  }
+  const char *route = dispatch_route_pick(a->dispatch, acc.sms_route);
+  if (route == NULL) {
+    json_decref(doc);
+    api_error(req, 503, "no_route", NULL, "no SMS route is configured; the operator must add one");
+    return;
+  }
+  json_t *list;
+  if (batch) {
+    list = json_object_get(doc, "messages");
+    if (!json_is_array(list) || json_array_size(list) == 0) {
+      json_decref(doc);
+      api_error(req, 422, "invalid_batch", "messages", "messages: a non-empty array is required");
+      return;
+    }
+    if (json_array_size(list) > MAX_BATCH) {
+      json_decref(doc);
+      api_error(req, 422, "batch_too_large", "messages", "messages: at most %d per request",
+                MAX_BATCH);
+      return;
+    }
+  } else {
+    list = json_array();
+    json_array_append(list, doc);
+  }
+  struct send_ctx *c = kk_xcalloc(1, sizeof *c);
+  c->a = a;
+  c->req = req;
+  c->doc = doc;
+  c->batch = batch;
+  c->n = (int)json_array_size(list);
+  c->items = kk_xcalloc((size_t)c->n, sizeof *c->items);
+  c->msgs = kk_xcalloc((size_t)c->n, sizeof *c->msgs);
+  c->msg_item = kk_xcalloc((size_t)c->n, sizeof *c->msg_item);
+  const char *idem_header = batch ? NULL : http_req_header(req, "Idempotency-Key");
+  if (idem_header && (strlen(idem_header) == 0 || strlen(idem_header) > MAX_IDEM)) {
+    if (!batch) json_decref(list);
+    send_ctx_free(c);
+    api_error(req, 422, "invalid_idempotency_key", "Idempotency-Key",
+              "Idempotency-Key: 1 to 128 characters");
+    return;
+  }
+  int64_t now = store_now_ms();
+  for (int i = 0; i < c->n; i++) {
+    struct item *it = &c->items[i];
+    snprintf(it->route, sizeof it->route, "%s", route);
+    if (parse_message(a, json_array_get(list, (size_t)i), account_id, idem_header, now, it) != 0) {
+      a->rejected++;
+      continue;
+    }
+    c->msg_item[c->nmsgs] = i;
+    c->msgs[c->nmsgs++] = it->m;
+  }
+  if (!batch) json_decref(list);
+  if (c->nmsgs == 0) {
+    if (!batch) {
+      api_error_from(req, &c->items[0].err);
+      send_ctx_free(c);
+      return;
+    }
+    on_stored(c, 0); /* every item refused: answer with the per-item errors */
+    return;
+  }
+  store_msg_insert(a->store, c->msgs, c->nmsgs, on_stored, c);
+}
+
+/* ---- reading --------------------------------------------------------------- */
+
+static json_t *time_or_null(int64_t ms) {
+  if (ms <= 0) return json_null();
+  char t[32];
+  api_time(ms, t);
+  return json_string(t);
+}
+
+static json_t *str_or_null(const char *s) { return s && *s ? json_string(s) : json_null(); }
+
+static json_t *message_json(const struct store_msg_view *v, int with_attempts) {
+  json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:s, s:i, s:o, s:n, s:n, s:o, s:o, "
+                        "s:o, s:o, s:o}",
+                        "id", v->public_id, "status", v->status, "to", v->to, "sender",
+                        str_or_null(v->sender), "class", v->msg_class, "channel",
+                        str_or_null(v->channel), "encoding", v->encoding, "segments",
+                        v->segments, "idempotency_key", str_or_null(v->idem_key), "cost",
+                        "sms_only_cost", "callback_url", str_or_null(v->callback_url),
+                        "created_at", time_or_null(v->created_at), "updated_at",
+                        time_or_null(v->updated_at), "expires_at", time_or_null(v->expires_at),
+                        "attempts", json_array());
+  if (!with_attempts) {
+    json_object_del(o, "attempts");
+    return o;
+  }
+  json_t *arr = json_object_get(o, "attempts");
+  for (int i = 0; i < v->nattempts; i++) {
+    const struct store_attempt_view *t = &v->attempts[i];
+    json_array_append_new(
+        arr, json_pack("{s:s, s:o, s:s, s:o, s:n, s:i, s:o, s:o, s:o, s:o, s:o}", "channel",
+                       t->channel, "route", str_or_null(t->route), "status", t->status,
+                       "provider_id", str_or_null(t->provider_id), "cost", "segments",
+                       t->segments, "error", str_or_null(t->error), "created_at",
+                       time_or_null(t->created_at), "sent_at", time_or_null(t->sent_at),
+                       "delivered_at", time_or_null(t->delivered_at), "read_at",
+                       time_or_null(t->read_at)));
+  }
+  return o;
+}
+
+void api_messages_get(struct api *a, struct http_req *req, int64_t account_id, const char *id) {
+  struct store_msg_view v;
+  int rc = store_msg_get(a->store, account_id, id, &v);
+  if (rc == KK_ENOENT) {
+    api_error(req, 404, "not_found", NULL, "no message %s in this account", id);
+    return;
+  }
+  if (rc) {
+    api_error(req, 503, "store_unavailable", NULL, "cannot read the message now");
+    return;
+  }
+  api_json(req, 200, message_json(&v, 1), NULL);
+}
+
+void api_messages_list(struct api *a, struct http_req *req, int64_t account_id) {
+  struct store_msg_filter f = {.limit = 100};
+  const char *s;
+  if ((s = http_req_query(req, "status")) != NULL) {
+    static const char *const ok[] = {"accepted", "scheduled", "sending", "sent", "delivered",
+                                     "read", "failed", "expired", "rejected", "cancelled"};
+    int found = 0;
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) found |= strcmp(s, ok[i]) == 0;
+    if (!found) {
+      api_error(req, 422, "invalid_status", "status", "status: unknown status \"%s\"", s);
+      return;
+    }
+    f.status = s;
+  }
+  if ((s = http_req_query(req, "from")) != NULL && api_parse_time(s, &f.from) != 0) {
+    api_error(req, 422, "invalid_time", "from", "from: an ISO 8601 UTC time or ms since epoch");
+    return;
+  }
+  if ((s = http_req_query(req, "to")) != NULL && api_parse_time(s, &f.to) != 0) {
+    api_error(req, 422, "invalid_time", "to", "to: an ISO 8601 UTC time or ms since epoch");
+    return;
+  }
+  if ((s = http_req_query(req, "limit")) != NULL) {
+    char *end;
+    long l = strtol(s, &end, 10);
+    if (*end || l < 1 || l > 1000) {
+      api_error(req, 422, "invalid_limit", "limit", "limit: 1 to 1000");
+      return;
+    }
+    f.limit = (int)l;
+  }
+  if ((s = http_req_query(req, "cursor")) != NULL) {
+    char *end;
+    long long cur = strtoll(s, &end, 10);
+    if (*end || cur <= 0) {
+      api_error(req, 422, "invalid_cursor", "cursor", "cursor: use next_cursor from a listing");
+      return;
+    }
+    f.before_id = cur;
+  }
+  struct store_msg_view *rows = kk_xcalloc((size_t)f.limit, sizeof *rows);
+  int n = 0;
+  int64_t next = 0;
+  if (store_msg_list(a->store, account_id, &f, rows, &n, &next) != 0) {
+    free(rows);
+    api_error(req, 503, "store_unavailable", NULL, "cannot list messages now");
+    return;
+  }
+  json_t *arr = json_array();
+  for (int i = 0; i < n; i++) json_array_append_new(arr, message_json(&rows[i], 0));
+  free(rows);
+  json_t *doc = json_pack("{s:o}", "messages", arr);
+  if (next) {
+    char cur[32];
+    snprintf(cur, sizeof cur, "%lld", (long long)next);
+    json_object_set_new(doc, "next_cursor", json_string(cur));
+  } else {
+    json_object_set_new(doc, "next_cursor", json_null());
+  }
+  api_json(req, 200, doc, NULL);
+}

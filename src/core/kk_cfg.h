@@ -1,0 +1,71 @@
+/*
+ * kk_cfg.h - the daemon's settings.
+ *
+ * Every setting has a name; its value comes, lowest priority first, from the
+ * built-in default, the config file (`name = value` lines, `#` comments,
+ * `[route NAME]` sections for upstream SMS routes), the environment
+ * (KASKAD_<NAME> in upper case) and the command line (--name VALUE).
+ */
+#ifndef KK_CFG_H
+#define KK_CFG_H
+
+#include <stdio.h>
+
+/* X(name, default, help) - the one list of settings. */
+#define KK_CFG_SETTINGS(X)                                                        \
+  X(config, "kaskad.conf", "configuration file (read if present)")                \
+  X(data, "var", "data folder (the SQLite database lives here)")                  \
+  X(http, "127.0.0.1:8080", "HTTP API listen address")                            \
+  X(public_url, "", "public base URL (default http:// + the HTTP address)")       \
+  X(admin_key, "", "operator API key (creates accounts and keys, manages routes)") \
+  X(log_level, "info", "debug, info, warn or error")                              \
+  X(sync, "full", "SQLite synchronous mode: full (survives power loss) or normal") \
+  X(max_body, "1048576", "largest accepted request body in bytes")                \
+  X(ttl_service, "24h", "default validity of service messages")                   \
+  X(ttl_transactional, "1h", "default validity of transactional messages")        \
+  X(ttl_advertising, "24h", "default validity of advertising messages")           \
+  X(retry_min, "2s", "first retry delay after a temporary SMSC error")            \
+  X(retry_max, "5m", "longest retry delay")                                       \
+  X(callback_timeout, "10s", "timeout of one customer callback request")         \
+  X(shutdown_timeout, "10s", "how long SIGTERM waits for in-flight work")
+
+enum kk_cfg_key {
+#define X(name, def, help) KK_CFG_##name,
+  KK_CFG_SETTINGS(X)
+#undef X
+  KK_CFG__COUNT
+};
+
+#define KK_CFG_MAX_ROUTES 32
+
+/* A [route NAME] section: its keys and values as written. */
+struct kk_cfg_route {
+  char name[64];
+  int nkeys;
+  char keys[16][32];
+  char values[16][256];
+};
+
+struct kk_cfg {
+  char *value[KK_CFG__COUNT];        /* owned strings */
+  int nroutes;
+  struct kk_cfg_route routes[KK_CFG_MAX_ROUTES];
+};
+
+/*
+ * Builds the configuration from defaults, file, environment and argv.
+ * Returns 0, 1 when --help was printed, or KK_EINVAL with a message on
+ * stderr. Free with kk_cfg_fini().
+ */
+int kk_cfg_load(struct kk_cfg *cfg, int argc, char **argv);
+void kk_cfg_fini(struct kk_cfg *cfg);
+const char *kk_cfg_get(const struct kk_cfg *cfg, enum kk_cfg_key key);
+void kk_cfg_usage(FILE *out);
+
+/* Parses "90s", "10m", "2h", "1d", "500ms" or plain seconds into ms.
+   Returns 0 or KK_EINVAL. */
+int kk_parse_duration_ms(const char *s, long long *ms);
+/* Splits "host:port"; returns 0 or KK_EINVAL. */
+int kk_parse_hostport(const char *s, char *host, size_t cap, int *port);
+
+#endif

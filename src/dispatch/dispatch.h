@@ -1,0 +1,71 @@
+/*
+ * dispatch.h - hands stored messages to upstream SMS routes and brings their
+ * outcomes back to the store.
+ *
+ * Messages come in two ways: straight after the commit that acknowledged them
+ * (dispatch_enqueue), and from the store's due index (at start-up, and when
+ * more messages are waiting than memory holds). Each message is submitted
+ * part by part on its route; submit_sm_resp, receipts and MO go to the store.
+ * Temporary SMSC errors are retried with backoff until the message's validity
+ * ends; throttling requeues at the head of the route's queue; permanent
+ * errors fail the message with the SMPP status. Everything runs on the loop.
+ */
+#ifndef DISPATCH_H
+#define DISPATCH_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "smpp/smpp_client.h"
+#include "store/store.h"
+
+struct dispatch;
+
+struct dispatch_opts {
+  long long retry_min_ms;
+  long long retry_max_ms;
+  int max_queued;            /* jobs held in memory; default 100000 */
+};
+
+/* Route settings beyond the SMPP session ones. */
+struct dispatch_route_cfg {
+  struct smpp_client_cfg smpp;
+  uint8_t gsm_data_coding;   /* data_coding for GSM-7 texts, default 0x00 */
+};
+
+struct dispatch *dispatch_new(uv_loop_t *loop, struct store *store,
+                              const struct dispatch_opts *opts);
+
+/* Loads what is due from the store and starts submitting. */
+void dispatch_start(struct dispatch *d);
+
+/* Creates or replaces a route (a replaced route rebinds; its queued messages
+   move to the new one). Returns 0 or KK_EINVAL. */
+int dispatch_route_put(struct dispatch *d, const struct dispatch_route_cfg *cfg);
+/* Removes a route; its queued messages wait for a route of that name. */
+int dispatch_route_del(struct dispatch *d, const char *name);
+/* The name of the route an account's message goes to: want if that route
+   exists, else the first route in name order; NULL when there is none. */
+const char *dispatch_route_pick(struct dispatch *d, const char *want);
+/* Routes and their live state as a JSON array (new reference). */
+json_t *dispatch_routes_json(struct dispatch *d, const char *only);
+
+/* A message that was just committed (its fields are copied). */
+void dispatch_enqueue(struct dispatch *d, const struct store_msg_new *m);
+
+/* Prometheus text lines for the dispatcher's metrics, appended to out. */
+struct kk_buf;
+void dispatch_metrics(struct dispatch *d, struct kk_buf *out);
+
+/* Counts a message accepted for a route (for metrics). */
+void dispatch_count_accepted(struct dispatch *d, const char *route, int n);
+
+/* Jobs held in memory and submits in flight. */
+int dispatch_busy(const struct dispatch *d);
+
+/* Stops the routes (unbind); done(ud) runs when every session is closed. */
+void dispatch_stop(struct dispatch *d, void (*done)(void *ud), void *ud);
+void dispatch_free(struct dispatch *d);
+
+#endif

@@ -1,0 +1,277 @@
+/*
+ * http_server.c - libmicrohttpd on the libuv loop (see http_server.h).
+ *
+ * MHD runs in "external epoll" mode: its epoll descriptor is polled by
+ * uv_poll, and MHD_run() is called when it is readable and when MHD's own
+ * timeout expires. A request whose answer is not ready is suspended with
+ * MHD_suspend_connection() and resumed by http_respond().
+ */
+#include "http/http_server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+
+#define LOGCTX "http"
+
+struct http_server {
+  uv_loop_t *loop;
+  struct MHD_Daemon *mhd;
+  uv_poll_t poll;
+  uv_timer_t timer;
+  uv_check_t check;          /* runs MHD after callbacks that resumed requests */
+  int closing;
+  int handles_open;
+  int need_run;
+  int inflight;
+  int port;
+  size_t max_body;
+  http_handler_fn handler;
+  void *ud;
+};
+
+struct http_req {
+  struct http_server *srv;
+  struct MHD_Connection *conn;
+  char method[16];
+  char *path;
+  char *body;
+  size_t body_len;
+  int too_big;
+  int handled;               /* handler called */
+  int suspended;
+  struct MHD_Response *resp; /* set by http_respond */
+  int status;
+  void *data;
+};
+
+static void schedule_run(struct http_server *srv);
+static void on_timer(uv_timer_t *h);
+
+const char *http_req_method(const struct http_req *req) { return req->method; }
+const char *http_req_path(const struct http_req *req) { return req->path; }
+const char *http_req_header(const struct http_req *req, const char *name) {
+  return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+const char *http_req_query(const struct http_req *req, const char *name) {
+  return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+const char *http_req_body(const struct http_req *req, size_t *len) {
+  *len = req->body_len;
+  return req->body ? req->body : "";
+}
+void http_req_set_data(struct http_req *req, void *data) { req->data = data; }
+void *http_req_data(const struct http_req *req) { return req->data; }
+
+static void add_headers(struct MHD_Response *r, const char *extra) {
+  while (extra && *extra) {
+    const char *colon = strchr(extra, ':');
+    const char *eol = strstr(extra, "\r\n");
+    if (!colon || !eol || colon > eol) break;
+    char name[128], value[512];
+    size_t nl = (size_t)(colon - extra);
+    const char *v = colon + 1;
+    while (*v == ' ') v++;
+    size_t vl = (size_t)(eol - v);
+    if (nl < sizeof name && vl < sizeof value) {
+      memcpy(name, extra, nl);
+      name[nl] = '\0';
+      memcpy(value, v, vl);
+      value[vl] = '\0';
+      MHD_add_response_header(r, name, value);
+    }
+    extra = eol + 2;
+  }
+}
+
+void http_respond(struct http_req *req, int status, const char *content_type,
+                  const char *body, size_t len, const char *extra_headers) {
+  if (req->resp) return; /* answered already */
+  req->resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (content_type) MHD_add_response_header(req->resp, "Content-Type", content_type);
+  add_headers(req->resp, extra_headers);
+  req->status = status;
+  if (req->suspended) {
+    req->suspended = 0;
+    req->srv->inflight--;
+    MHD_resume_connection(req->conn);
+    schedule_run(req->srv);
+  }
+}
+
+static enum MHD_Result queue_resp(struct http_req *req) {
+  enum MHD_Result r = MHD_queue_response(req->conn, (unsigned)req->status, req->resp);
+  MHD_destroy_response(req->resp);
+  req->resp = NULL;
+  return r;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **con_cls) {
+  struct http_server *srv = cls;
+  struct http_req *req = *con_cls;
+  if (req == NULL) {
+    req = kk_xcalloc(1, sizeof *req);
+    req->srv = srv;
+    req->conn = conn;
+    snprintf(req->method, sizeof req->method, "%s", method);
+    req->path = kk_xstrdup(url);
+    *con_cls = req;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > srv->max_body) req->too_big = 1;
+    return MHD_YES;
+  }
+  if (*upload_size) {
+    if (!req->too_big && req->body_len + *upload_size <= srv->max_body) {
+      req->body = kk_xrealloc(req->body, req->body_len + *upload_size + 1);
+      memcpy(req->body + req->body_len, upload, *upload_size);
+      req->body_len += *upload_size;
+      req->body[req->body_len] = '\0';
+    } else {
+      req->too_big = 1;
+    }
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  if (req->resp) return queue_resp(req);
+  if (req->handled) {
+    /* Resumed without an answer: cannot happen, answer 500 rather than hang. */
+    http_respond(req, 500, "application/json",
+                 "{\"error\":{\"code\":\"internal\",\"message\":\"no answer\"}}", 52, NULL);
+    return queue_resp(req);
+  }
+  req->handled = 1;
+  if (req->too_big) {
+    static const char msg[] =
+        "{\"error\":{\"code\":\"body_too_large\",\"message\":\"request body over the limit\"}}";
+    kk_warnx(LOGCTX, "%s %s: body over %zu bytes refused", req->method, req->path, srv->max_body);
+    http_respond(req, 413, "application/json", msg, sizeof msg - 1, "Connection: close\r\n");
+    return queue_resp(req);
+  }
+  srv->handler(srv->ud, req);
+  if (req->resp) return queue_resp(req);
+  req->suspended = 1;
+  srv->inflight++;
+  MHD_suspend_connection(conn);
+  return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  struct http_req *req = *con_cls;
+  if (req == NULL) return;
+  if (req->resp) MHD_destroy_response(req->resp);
+  free(req->path);
+  free(req->body);
+  free(req);
+  *con_cls = NULL;
+}
+
+static void run_mhd(struct http_server *srv) {
+  if (!srv->mhd) return;
+  srv->need_run = 0;
+  MHD_run(srv->mhd);
+  MHD_UNSIGNED_LONG_LONG t;
+  if (MHD_get_timeout(srv->mhd, &t) == MHD_YES)
+    uv_timer_start(&srv->timer, on_timer, t, 0);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) { run_mhd(h->data); }
+static void on_timer(uv_timer_t *h) { run_mhd(h->data); }
+static void on_check(uv_check_t *h) {
+  struct http_server *srv = h->data;
+  if (srv->need_run) run_mhd(srv);
+}
+
+static void schedule_run(struct http_server *srv) { srv->need_run = 1; }
+
+static void log_mhd(void *cls, const char *fmt, va_list ap) {
+  char line[512];
+  vsnprintf(line, sizeof line, fmt, ap);
+  kk_warnx(LOGCTX, "%s", line);
+}
+
+int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
+                      http_handler_fn handler, void *ud, struct http_server **out) {
+  struct http_server *srv = kk_xcalloc(1, sizeof *srv);
+  srv->loop = loop;
+  srv->handler = handler;
+  srv->ud = ud;
+  srv->max_body = opts->max_body;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)opts->port);
+  if (inet_pton(AF_INET, opts->host, &sa.sin_addr) != 1) {
+    kk_error(LOGCTX, "bad listen address %s", opts->host);
+    free(srv);
+    return KK_EINVAL;
+  }
+  srv->mhd = MHD_start_daemon(
+      MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO,
+      0, NULL, NULL, on_request, srv,
+      MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(opts->conn_timeout_s > 0 ? opts->conn_timeout_s : 30),
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)(opts->max_conns > 0 ? opts->max_conns : 4096),
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+      MHD_OPTION_END);
+  if (srv->mhd == NULL) {
+    kk_error(LOGCTX, "cannot listen on %s:%d", opts->host, opts->port);
+    free(srv);
+    return KK_EIO;
+  }
+  const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+  const union MHD_DaemonInfo *pi = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+  srv->port = pi ? pi->port : opts->port;
+  uv_poll_init(loop, &srv->poll, di->epoll_fd);
+  srv->poll.data = srv;
+  uv_poll_start(&srv->poll, UV_READABLE, on_poll);
+  uv_timer_init(loop, &srv->timer);
+  srv->timer.data = srv;
+  uv_check_init(loop, &srv->check);
+  srv->check.data = srv;
+  uv_check_start(&srv->check, on_check);
+  srv->handles_open = 3;
+  run_mhd(srv);
+  kk_info(LOGCTX, "listening on http://%s:%d", opts->host, srv->port);
+  *out = srv;
+  return 0;
+}
+
+int http_server_port(const struct http_server *srv) { return srv->port; }
+int http_server_inflight(const struct http_server *srv) { return srv->inflight; }
+
+void http_server_quiesce(struct http_server *srv) {
+  if (srv->mhd) {
+    MHD_socket fd = MHD_quiesce_daemon(srv->mhd);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+  }
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  struct http_server *srv = h->data;
+  if (--srv->handles_open == 0) free(srv);
+}
+
+void http_server_stop(struct http_server *srv) {
+  if (srv->mhd) {
+    MHD_stop_daemon(srv->mhd);
+    srv->mhd = NULL;
+  }
+  uv_close((uv_handle_t *)&srv->poll, on_handle_closed);
+  uv_close((uv_handle_t *)&srv->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&srv->check, on_handle_closed);
+}

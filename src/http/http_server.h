@@ -1,0 +1,60 @@
+/*
+ * http_server.h - the inbound HTTP server: libmicrohttpd driven from the
+ * libuv loop (MHD's epoll fd is watched with uv_poll; no MHD threads).
+ *
+ * A request is handed to the handler once its whole body has arrived (bodies
+ * over max_body get 413 without calling the handler). The handler answers at
+ * once or later (after a store commit) with http_respond(); until then the
+ * connection is suspended. Every request is answered exactly once.
+ */
+#ifndef HTTP_SERVER_H
+#define HTTP_SERVER_H
+
+#include <stddef.h>
+#include <uv.h>
+
+struct http_server;
+struct http_req;
+
+typedef void (*http_handler_fn)(void *ud, struct http_req *req);
+
+struct http_server_opts {
+  const char *host;          /* numeric IPv4 address, e.g. "127.0.0.1" */
+  int port;                  /* 0: any free port (see http_server_port) */
+  size_t max_body;           /* bytes; larger bodies get 413 */
+  int conn_timeout_s;        /* idle/slow connections are closed after this */
+  int max_conns;
+};
+
+/* Starts listening. Returns 0 or KK_EIO (logged). */
+int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
+                      http_handler_fn handler, void *ud, struct http_server **out);
+int http_server_port(const struct http_server *srv);
+/* Stops accepting new connections; requests in progress may still finish. */
+void http_server_quiesce(struct http_server *srv);
+/* Requests waiting for http_respond(). */
+int http_server_inflight(const struct http_server *srv);
+/* Closes everything and frees srv once its handles are closed (run the loop). */
+void http_server_stop(struct http_server *srv);
+
+/* Request accessors (valid until http_respond). */
+const char *http_req_method(const struct http_req *req);
+const char *http_req_path(const struct http_req *req);
+/* A header value or NULL. */
+const char *http_req_header(const struct http_req *req, const char *name);
+/* A query argument or NULL. */
+const char *http_req_query(const struct http_req *req, const char *name);
+const char *http_req_body(const struct http_req *req, size_t *len);
+/* A slot for the handler's own state. */
+void http_req_set_data(struct http_req *req, void *data);
+void *http_req_data(const struct http_req *req);
+
+/*
+ * Answers the request: status, content type and body (copied). May be called
+ * from the handler or later from any loop callback. extra_headers is NULL or
+ * "Name: value\r\n..." lines.
+ */
+void http_respond(struct http_req *req, int status, const char *content_type,
+                  const char *body, size_t len, const char *extra_headers);
+
+#endif

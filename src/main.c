@@ -1,0 +1,198 @@
+/*
+ * main.c - the kaskad daemon: settings, store, routes, HTTP API, one loop.
+ *
+ * SIGTERM or SIGINT drains: new requests are refused, requests waiting for a
+ * commit get their answers, SMPP sessions wait for outstanding responses and
+ * unbind, the store commits what is queued, then the process exits 0.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "core/kk_cfg.h"
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "dispatch/dispatch.h"
+#include "http/http_server.h"
+#include "store/store.h"
+
+#define LOGCTX "kaskad"
+
+struct daemon {
+  uv_loop_t *loop;
+  struct kk_cfg cfg;
+  struct store *store;
+  struct dispatch *dispatch;
+  struct http_server *http;
+  struct api api;
+  uv_signal_t sigterm, sigint;
+  uv_timer_t drain_timer;
+  uint64_t drain_deadline;
+  int phase;                /* 0 running, 1 draining requests, 2 closing routes, 3 done */
+};
+
+static void load_db_route(void *arg, const char *name, const char *config) {
+  struct daemon *d = arg;
+  json_error_t jerr;
+  json_t *o = json_loads(config, 0, &jerr);
+  struct dispatch_route_cfg rc;
+  char err[160];
+  if (o == NULL || api_route_cfg_parse(o, name, &rc, err, sizeof err) != 0)
+    kk_error(LOGCTX, "stored route %s is unusable and was skipped", name);
+  else
+    dispatch_route_put(d->dispatch, &rc);
+  json_decref(o);
+}
+
+static int load_file_routes(struct daemon *d) {
+  for (int i = 0; i < d->cfg.nroutes; i++) {
+    const struct kk_cfg_route *r = &d->cfg.routes[i];
+    json_t *o = json_object();
+    for (int k = 0; k < r->nkeys; k++) json_object_set_new(o, r->keys[k], json_string(r->values[k]));
+    struct dispatch_route_cfg rc;
+    char err[160];
+    int bad = api_route_cfg_parse(o, r->name, &rc, err, sizeof err);
+    json_decref(o);
+    if (bad) {
+      fprintf(stderr, "kaskad: [route %s]: %s\n", r->name, err);
+      return KK_EINVAL;
+    }
+    dispatch_route_put(d->dispatch, &rc);
+  }
+  return 0;
+}
+
+static void close_rest(struct daemon *d) {
+  d->phase = 3;
+  http_server_stop(d->http);
+  dispatch_free(d->dispatch);
+  store_close(d->store);
+  uv_close((uv_handle_t *)&d->drain_timer, NULL);
+  uv_close((uv_handle_t *)&d->sigterm, NULL);
+  uv_close((uv_handle_t *)&d->sigint, NULL);
+  kk_info(LOGCTX, "stopped");
+}
+
+static void on_routes_closed(void *ud) {
+  struct daemon *d = ud;
+  kk_info(LOGCTX, "routes closed; committing what remains");
+  /* Status updates from the last responses are queued: the timer waits for them. */
+  d->phase = 3;
+}
+
+static void on_drain_tick(uv_timer_t *t) {
+  struct daemon *d = t->data;
+  int late = uv_now(d->loop) >= d->drain_deadline;
+  if (d->phase == 1) {
+    if ((http_server_inflight(d->http) == 0 && store_pending(d->store) == 0) || late) {
+      if (late) kk_warnx(LOGCTX, "drain timeout: %d requests still waiting", http_server_inflight(d->http));
+      d->phase = 2;
+      dispatch_stop(d->dispatch, on_routes_closed, d);
+    }
+    return;
+  }
+  if (d->phase == 3 && (store_pending(d->store) == 0 || late)) {
+    uv_timer_stop(t);
+    close_rest(d);
+  }
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  struct daemon *d = h->data;
+  if (d->phase != 0) {
+    kk_warnx(LOGCTX, "second signal: already stopping");
+    return;
+  }
+  kk_info(LOGCTX, "signal %d: draining", signum);
+  d->phase = 1;
+  d->api.draining = 1;
+  http_server_quiesce(d->http);
+  long long ms = 10000;
+  kk_parse_duration_ms(kk_cfg_get(&d->cfg, KK_CFG_shutdown_timeout), &ms);
+  d->drain_deadline = uv_now(d->loop) + (uint64_t)ms;
+  uv_timer_start(&d->drain_timer, on_drain_tick, 0, 20);
+}
+
+static int parse_ms(const struct kk_cfg *cfg, enum kk_cfg_key k, long long *out) {
+  if (kk_parse_duration_ms(kk_cfg_get(cfg, k), out) != 0) {
+    fprintf(stderr, "kaskad: bad duration for %s: %s\n", "setting", kk_cfg_get(cfg, k));
+    return -1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static struct daemon d;
+  int rc = kk_cfg_load(&d.cfg, argc, argv);
+  if (rc == 1) return 0;
+  if (rc) return 2;
+  int lvl = kk_log_parse_level(kk_cfg_get(&d.cfg, KK_CFG_log_level));
+  if (lvl < 0) {
+    fprintf(stderr, "kaskad: log_level must be debug, info, warn or error\n");
+    return 2;
+  }
+  kk_log_level = (enum kk_log_level)lvl;
+  signal(SIGPIPE, SIG_IGN);
+
+  char host[256];
+  int port;
+  if (kk_parse_hostport(kk_cfg_get(&d.cfg, KK_CFG_http), host, sizeof host, &port) != 0) {
+    fprintf(stderr, "kaskad: http must be HOST:PORT\n");
+    return 2;
+  }
+  struct dispatch_opts dopts = {0};
+  long long ttl[3];
+  if (parse_ms(&d.cfg, KK_CFG_ttl_service, &ttl[0]) || parse_ms(&d.cfg, KK_CFG_ttl_transactional, &ttl[1]) ||
+      parse_ms(&d.cfg, KK_CFG_ttl_advertising, &ttl[2]) ||
+      parse_ms(&d.cfg, KK_CFG_retry_min, &dopts.retry_min_ms) ||
+      parse_ms(&d.cfg, KK_CFG_retry_max, &dopts.retry_max_ms))
+    return 2;
+  const char *sync = kk_cfg_get(&d.cfg, KK_CFG_sync);
+  if (strcmp(sync, "full") != 0 && strcmp(sync, "normal") != 0) {
+    fprintf(stderr, "kaskad: sync must be full or normal\n");
+    return 2;
+  }
+
+  d.loop = uv_default_loop();
+  const char *dir = kk_cfg_get(&d.cfg, KK_CFG_data);
+  mkdir(dir, 0750);
+  struct store_opts sopts = {.dir = dir, .synchronous_full = strcmp(sync, "full") == 0};
+  if (store_open(d.loop, &sopts, &d.store) != 0) return 1;
+  d.dispatch = dispatch_new(d.loop, d.store, &dopts);
+  if (load_file_routes(&d) != 0) return 2;
+  store_routes_each(d.store, load_db_route, &d);
+
+  d.api.loop = d.loop;
+  d.api.store = d.store;
+  d.api.dispatch = d.dispatch;
+  snprintf(d.api.admin_key, sizeof d.api.admin_key, "%s", kk_cfg_get(&d.cfg, KK_CFG_admin_key));
+  memcpy(d.api.ttl_ms, ttl, sizeof ttl);
+  if (api_init(&d.api) != 0) return 1;
+
+  struct http_server_opts hopts = {.host = host, .port = port,
+                                   .max_body = (size_t)strtoull(kk_cfg_get(&d.cfg, KK_CFG_max_body), NULL, 10),
+                                   .conn_timeout_s = 30, .max_conns = 4096};
+  if (hopts.max_body < 1024) hopts.max_body = 1024;
+  if (http_server_start(d.loop, &hopts, api_handle, &d.api, &d.http) != 0) return 1;
+
+  uv_signal_init(d.loop, &d.sigterm);
+  uv_signal_init(d.loop, &d.sigint);
+  d.sigterm.data = d.sigint.data = &d;
+  uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&d.sigint, on_signal, SIGINT);
+  uv_timer_init(d.loop, &d.drain_timer);
+  d.drain_timer.data = &d;
+
+  dispatch_start(d.dispatch);
+  d.api.ready = 1;
+  kk_info(LOGCTX, "ready: http://%s:%d (data in %s)", host, http_server_port(d.http), dir);
+  uv_run(d.loop, UV_RUN_DEFAULT);
+  api_fini(&d.api);
+  kk_cfg_fini(&d.cfg);
+  uv_loop_close(d.loop);
+  return 0;
+}

@@ -1,0 +1,17 @@
+/*
+ * phone.h - phone number normalisation to E.164 digits.
+ *
+ * Accepts "+79161234567", "79161234567", the Russian national forms
+ * "89161234567" and "9161234567", and the same with spaces, dashes, dots and
+ * parentheses. Pure function.
+ */
+#ifndef PHONE_H
+#define PHONE_H
+
+#include <stddef.h>
+
+/* Writes the E.164 digits without '+' into out (cap >= 16). Returns 0 or
+   KK_EINVAL (not a phone number: letters, too short, too long). */
+int phone_normalize(const char *in, char *out, size_t cap);
+
+#endif

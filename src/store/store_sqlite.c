@@ -1,0 +1,1298 @@
+/*
+ * store_sqlite.c - the SQLite backend of store.h.
+ *
+ * One writer thread owns the write connection and group-commits queued
+ * operations; the loop thread reads through its own connection. The schema
+ * is created and upgraded by the numbered migrations below (PRAGMA
+ * user_version holds the number applied).
+ */
+#include "store/store.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+
+#define LOGCTX "store"
+#define IDEM_WINDOW_MS (24LL * 3600 * 1000)
+
+/* ---- schema ------------------------------------------------------------ */
+
+static const char *const migrations[] = {
+    /* 1: accounts, keys, routes, messages, attempts, parts, events, outbox */
+    "CREATE TABLE accounts("
+    " id INTEGER PRIMARY KEY,"
+    " public_id TEXT NOT NULL UNIQUE,"
+    " name TEXT NOT NULL,"
+    " sms_route TEXT NOT NULL DEFAULT '',"
+    " callback_secret TEXT NOT NULL,"
+    " settings TEXT NOT NULL DEFAULT '{}',"
+    " created_at INTEGER NOT NULL);"
+    "CREATE TABLE api_keys("
+    " id INTEGER PRIMARY KEY,"
+    " account_id INTEGER NOT NULL REFERENCES accounts(id),"
+    " key_hash BLOB NOT NULL UNIQUE,"
+    " prefix TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " revoked_at INTEGER);"
+    "CREATE TABLE routes("
+    " name TEXT PRIMARY KEY,"
+    " config TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL);"
+    "CREATE TABLE messages("
+    " id INTEGER PRIMARY KEY,"
+    " public_id TEXT NOT NULL UNIQUE,"
+    " account_id INTEGER NOT NULL,"
+    " idem_key TEXT,"
+    " to_number TEXT NOT NULL,"
+    " sender TEXT,"
+    " body TEXT NOT NULL,"
+    " class TEXT NOT NULL,"
+    " encoding TEXT NOT NULL,"
+    " segments INTEGER NOT NULL,"
+    " status TEXT NOT NULL,"
+    " channel TEXT,"
+    " callback_url TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " due_at INTEGER);"
+    "CREATE UNIQUE INDEX messages_idem ON messages(account_id, idem_key)"
+    " WHERE idem_key IS NOT NULL;"
+    "CREATE INDEX messages_due ON messages(id) WHERE due_at IS NOT NULL;"
+    "CREATE INDEX messages_account ON messages(account_id, id);"
+    "CREATE TABLE attempts("
+    " id INTEGER PRIMARY KEY,"
+    " message_id INTEGER NOT NULL,"
+    " channel TEXT NOT NULL,"
+    " route TEXT,"
+    " status TEXT NOT NULL,"
+    " segments INTEGER NOT NULL DEFAULT 1,"
+    " parts_sent INTEGER NOT NULL DEFAULT 0,"
+    " parts_delivered INTEGER NOT NULL DEFAULT 0,"
+    " provider_id TEXT,"
+    " error TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " sent_at INTEGER, delivered_at INTEGER, read_at INTEGER);"
+    "CREATE INDEX attempts_message ON attempts(message_id);"
+    "CREATE TABLE sms_parts("
+    " route TEXT NOT NULL,"
+    " provider_id TEXT NOT NULL,"
+    " attempt_id INTEGER NOT NULL,"
+    " part INTEGER NOT NULL,"
+    " state TEXT NOT NULL,"
+    " PRIMARY KEY(route, provider_id)) WITHOUT ROWID;"
+    "CREATE TABLE events("
+    " id INTEGER PRIMARY KEY,"
+    " message_id INTEGER NOT NULL,"
+    " attempt_id INTEGER,"
+    " status TEXT NOT NULL,"
+    " at INTEGER NOT NULL,"
+    " detail TEXT);"
+    "CREATE INDEX events_message ON events(message_id);"
+    "CREATE TABLE outbox("
+    " id INTEGER PRIMARY KEY,"
+    " account_id INTEGER NOT NULL,"
+    " message_id INTEGER NOT NULL,"
+    " url TEXT NOT NULL,"
+    " payload TEXT NOT NULL,"
+    " tries INTEGER NOT NULL DEFAULT 0,"
+    " due_at INTEGER NOT NULL,"
+    " last_error TEXT);"
+    "CREATE INDEX outbox_due ON outbox(due_at);"
+    "CREATE TABLE inbound("
+    " id INTEGER PRIMARY KEY,"
+    " route TEXT,"
+    " from_number TEXT NOT NULL,"
+    " to_addr TEXT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " at INTEGER NOT NULL);",
+};
+#define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* ---- statements -------------------------------------------------------- */
+
+/* Every statement, by number; each connection prepares what it uses lazily. */
+#define STMT_LIST(XX)                                                          \
+  XX(BEGIN, "BEGIN IMMEDIATE")                                                 \
+  XX(COMMIT, "COMMIT")                                                         \
+  XX(ROLLBACK, "ROLLBACK")                                                     \
+  XX(SAVEPOINT, "SAVEPOINT op")                                                \
+  XX(RELEASE, "RELEASE op")                                                    \
+  XX(ROLLBACK_TO, "ROLLBACK TO op")                                            \
+  XX(ACC_INSERT, "INSERT INTO accounts(public_id,name,sms_route,"              \
+                 "callback_secret,created_at) VALUES(?,?,?,?,?)")              \
+  XX(ACC_UPDATE, "UPDATE accounts SET name=?, sms_route=? WHERE id=?")         \
+  XX(ACC_GET, "SELECT id,public_id,name,sms_route,callback_secret,created_at"  \
+              " FROM accounts WHERE public_id=?")                              \
+  XX(ACC_GET_ID, "SELECT id,public_id,name,sms_route,callback_secret,"         \
+                 "created_at FROM accounts WHERE id=?")                        \
+  XX(KEY_INSERT, "INSERT INTO api_keys(account_id,key_hash,prefix,created_at)" \
+                 " VALUES(?,?,?,?)")                                           \
+  XX(KEY_ALL, "SELECT key_hash,account_id FROM api_keys"                       \
+              " WHERE revoked_at IS NULL")                                     \
+  XX(ROUTE_PUT, "INSERT INTO routes(name,config,updated_at) VALUES(?,?,?)"     \
+                " ON CONFLICT(name) DO UPDATE SET config=excluded.config,"     \
+                " updated_at=excluded.updated_at")                             \
+  XX(ROUTE_DEL, "DELETE FROM routes WHERE name=?")                             \
+  XX(ROUTE_ALL, "SELECT name,config FROM routes ORDER BY name")                \
+  XX(IDEM_FIND, "SELECT id,public_id,status,encoding,segments,created_at"      \
+                " FROM messages WHERE account_id=? AND idem_key=?")            \
+  XX(IDEM_CLEAR, "UPDATE messages SET idem_key=NULL WHERE id=?")               \
+  XX(MSG_INSERT, "INSERT INTO messages(public_id,account_id,idem_key,"         \
+                 "to_number,sender,body,class,encoding,segments,status,"       \
+                 "channel,callback_url,created_at,expires_at,updated_at,"      \
+                 "due_at) VALUES(?,?,?,?,?,?,?,?,?,'accepted','sms',?,?,?,?,?)") \
+  XX(ATT_INSERT, "INSERT INTO attempts(message_id,channel,route,status,"       \
+                 "segments,created_at) VALUES(?,'sms',?,'sending',?,?)")       \
+  XX(DUE_SCAN, "SELECT m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"  \
+               "m.body,a.parts_sent,m.due_at,m.expires_at FROM messages m"    \
+               " JOIN attempts a ON a.message_id=m.id AND a.channel='sms'"     \
+               " WHERE m.due_at IS NOT NULL AND m.id>? ORDER BY m.id LIMIT ?") \
+  XX(PART_INSERT, "INSERT OR REPLACE INTO sms_parts(route,provider_id,"        \
+                  "attempt_id,part,state) VALUES(?,?,?,?,'sent')")             \
+  XX(ATT_GET, "SELECT status,segments,parts_sent,parts_delivered"              \
+              " FROM attempts WHERE id=?")                                     \
+  XX(ATT_SENT, "UPDATE attempts SET parts_sent=?, provider_id="                \
+               "COALESCE(provider_id,?), status=?, sent_at=? WHERE id=?")      \
+  XX(ATT_FINAL, "UPDATE attempts SET status=?, error=COALESCE(?,error),"       \
+                " delivered_at=? WHERE id=?")                                  \
+  XX(ATT_ERROR, "UPDATE attempts SET error=? WHERE id=?")                      \
+  XX(ATT_DELIVERED_PART, "UPDATE attempts SET parts_delivered="                \
+                         "parts_delivered+1 WHERE id=?")                       \
+  XX(MSG_GET_STATE, "SELECT status,callback_url,account_id,public_id,"         \
+                    "to_number FROM messages WHERE id=?")                      \
+  XX(MSG_SET_STATUS, "UPDATE messages SET status=?, updated_at=?,"             \
+                     " due_at=CASE WHEN ? THEN NULL ELSE due_at END WHERE id=?") \
+  XX(MSG_SET_DUE, "UPDATE messages SET due_at=?, updated_at=? WHERE id=?")     \
+  XX(PART_FIND, "SELECT attempt_id,part,state FROM sms_parts"                  \
+                " WHERE route=? AND provider_id=?")                            \
+  XX(PART_SET, "UPDATE sms_parts SET state=? WHERE route=? AND provider_id=?") \
+  XX(ATT_MSG, "SELECT message_id,segments,parts_delivered,status"              \
+              " FROM attempts WHERE id=?")                                     \
+  XX(EVENT_INSERT, "INSERT INTO events(message_id,attempt_id,status,at,detail)" \
+                   " VALUES(?,?,?,?,?)")                                       \
+  XX(OUTBOX_INSERT, "INSERT INTO outbox(account_id,message_id,url,payload,"    \
+                    "due_at) VALUES(?,?,?,?,?)")                               \
+  XX(OUTBOX_DUE, "SELECT id,account_id,url,payload,tries FROM outbox"          \
+                 " WHERE due_at<=? ORDER BY due_at LIMIT ?")                   \
+  XX(OUTBOX_DEL, "DELETE FROM outbox WHERE id=?")                              \
+  XX(OUTBOX_RETRY, "UPDATE outbox SET tries=tries+1, due_at=?, last_error=?"   \
+                   " WHERE id=?")                                              \
+  XX(OUTBOX_NEXT, "SELECT MIN(due_at) FROM outbox")                            \
+  XX(MO_INSERT, "INSERT INTO inbound(route,from_number,to_addr,body,at)"       \
+                " VALUES(?,?,?,?,?)")                                          \
+  XX(MSG_VIEW, "SELECT id,public_id,to_number,sender,class,status,encoding,"   \
+               "segments,channel,idem_key,callback_url,created_at,expires_at," \
+               "updated_at FROM messages WHERE public_id=? AND account_id=?")  \
+  XX(ATT_VIEW, "SELECT channel,route,status,provider_id,segments,error,"       \
+               "created_at,sent_at,delivered_at,read_at FROM attempts"         \
+               " WHERE message_id=? ORDER BY id LIMIT 4")                      \
+  XX(MSG_LIST, "SELECT id,public_id,to_number,sender,class,status,encoding,"   \
+               "segments,channel,idem_key,callback_url,created_at,expires_at," \
+               "updated_at FROM messages WHERE account_id=?1"                  \
+               " AND (?2 IS NULL OR status=?2) AND created_at>=?3"             \
+               " AND created_at<?4 AND id<?5 ORDER BY id DESC LIMIT ?6")
+
+enum stmt_id {
+#define XX(name, sql) ST_##name,
+  STMT_LIST(XX)
+#undef XX
+  ST__COUNT
+};
+
+static const char *const stmt_sql[] = {
+#define XX(name, sql) sql,
+    STMT_LIST(XX)
+#undef XX
+};
+
+/* A connection with its prepared statements. */
+struct conn {
+  sqlite3 *db;
+  sqlite3_stmt *st[ST__COUNT];
+};
+
+/* ---- operations -------------------------------------------------------- */
+
+struct store_op;
+typedef int (*op_exec_fn)(struct store *s, struct store_op *op);
+
+/* One queued write. Allocated by the queuing function, freed on the loop
+   thread after its done callback ran. */
+struct store_op {
+  struct store_op *next;
+  op_exec_fn exec;      /* runs on the writer thread, inside a savepoint */
+  store_done_cb done;   /* runs on the loop thread after the commit */
+  void *arg;
+  int rc;
+  int weight;           /* rows this operation touches, for batching */
+  void *data;           /* op-specific, freed with free() unless borrowed */
+  int borrowed;         /* 1: data belongs to the caller */
+};
+
+struct store {
+  uv_loop_t *loop;
+  struct conn w;                /* writer thread's connection */
+  struct conn r;                /* loop thread's connection */
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  struct store_op *q_head, **q_tail;       /* queued, guarded by mu */
+  struct store_op *done_head, **done_tail; /* committed, guarded by mu */
+  int stop;                     /* guarded by mu */
+  int pending;                  /* loop thread only */
+  int max_batch;
+  uv_async_t async;
+  struct store_stats stats;     /* guarded by mu */
+};
+
+const double store_commit_bounds_ms[STORE_HIST_BUCKETS] = {
+    0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000};
+const double store_batch_bounds[STORE_HIST_BUCKETS] = {
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
+
+int64_t store_now_ms(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static double mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static sqlite3_stmt *stmt(struct conn *c, enum stmt_id id) {
+  sqlite3_stmt *st = c->st[id];
+  if (st == NULL) {
+    if (sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                           &c->st[id], NULL) != SQLITE_OK) {
+      kk_error(LOGCTX, "prepare failed: %s: %s", sqlite3_errmsg(c->db), stmt_sql[id]);
+      abort(); /* a statement of ours that does not compile is a bug */
+    }
+    st = c->st[id];
+  } else {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+  }
+  return st;
+}
+
+/* Runs a statement that returns no rows. */
+static int step_done(struct conn *c, sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc == SQLITE_DONE || rc == SQLITE_ROW) return 0;
+  if (rc == SQLITE_CONSTRAINT) return KK_EEXIST;
+  kk_error(LOGCTX, "%s: %s", sqlite3_errmsg(c->db), sqlite3_sql(st));
+  return KK_ESTORE;
+}
+
+static int exec_simple(struct conn *c, enum stmt_id id) {
+  return step_done(c, stmt(c, id));
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s) {
+  if (s)
+    sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+static void col_copy(sqlite3_stmt *st, int i, char *out, size_t cap) {
+  const unsigned char *t = sqlite3_column_text(st, i);
+  snprintf(out, cap, "%s", t ? (const char *)t : "");
+}
+
+static char *col_dup(sqlite3_stmt *st, int i) {
+  const unsigned char *t = sqlite3_column_text(st, i);
+  return kk_xstrdup(t ? (const char *)t : "");
+}
+
+/* ---- writer thread ----------------------------------------------------- */
+
+static void hist_add(uint64_t *hist, const double *bounds, double v) {
+  int i = 0;
+  while (i < STORE_HIST_BUCKETS && v > bounds[i]) i++;
+  hist[i]++;
+}
+
+static int begin(struct store *s) {
+  for (int tries = 0; tries < 100; tries++) {
+    int rc = exec_simple(&s->w, ST_BEGIN);
+    if (rc == 0) return 0;
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return KK_ESTORE;
+}
+
+/* Runs one batch in one transaction; sets every op's rc. */
+static void run_batch(struct store *s, struct store_op *batch, int nops) {
+  double t0 = mono_ms();
+  int rc = begin(s);
+  if (rc == 0) {
+    for (struct store_op *op = batch; op; op = op->next) {
+      if (exec_simple(&s->w, ST_SAVEPOINT) != 0) {
+        op->rc = KK_ESTORE;
+        continue;
+      }
+      op->rc = op->exec(s, op);
+      if (op->rc != 0) exec_simple(&s->w, ST_ROLLBACK_TO);
+      exec_simple(&s->w, ST_RELEASE);
+    }
+    rc = exec_simple(&s->w, ST_COMMIT);
+    if (rc != 0) exec_simple(&s->w, ST_ROLLBACK);
+  }
+  if (rc != 0) {
+    kk_error(LOGCTX, "commit of %d operations failed", nops);
+    for (struct store_op *op = batch; op; op = op->next) op->rc = KK_ESTORE;
+  }
+  double dt = mono_ms() - t0;
+  pthread_mutex_lock(&s->mu);
+  s->stats.commits++;
+  s->stats.ops += (uint64_t)nops;
+  if (rc != 0) s->stats.errors++;
+  hist_add(s->stats.commit_hist, store_commit_bounds_ms, dt);
+  s->stats.commit_sum_ms += dt;
+  hist_add(s->stats.batch_hist, store_batch_bounds, nops);
+  s->stats.batch_sum += (uint64_t)nops;
+  pthread_mutex_unlock(&s->mu);
+}
+
+static void *writer_main(void *arg) {
+  struct store *s = arg;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    while (s->q_head == NULL && !s->stop) pthread_cond_wait(&s->cv, &s->mu);
+    if (s->q_head == NULL && s->stop) break;
+    /* Take up to max_batch rows' worth of operations. */
+    struct store_op *batch = s->q_head, *last = batch;
+    int weight = last->weight, nops = 1;
+    while (last->next && weight + last->next->weight <= s->max_batch) {
+      last = last->next;
+      weight += last->weight;
+      nops++;
+    }
+    s->q_head = last->next;
+    if (s->q_head == NULL) s->q_tail = &s->q_head;
+    last->next = NULL;
+    pthread_mutex_unlock(&s->mu);
+
+    run_batch(s, batch, nops);
+
+    pthread_mutex_lock(&s->mu);
+    *s->done_tail = batch;
+    s->done_tail = &last->next;
+    pthread_mutex_unlock(&s->mu);
+    uv_async_send(&s->async);
+    pthread_mutex_lock(&s->mu);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+/* Loop thread: runs the done callbacks of committed operations. */
+static void drain_done(struct store *s) {
+  pthread_mutex_lock(&s->mu);
+  struct store_op *op = s->done_head;
+  s->done_head = NULL;
+  s->done_tail = &s->done_head;
+  pthread_mutex_unlock(&s->mu);
+  while (op) {
+    struct store_op *next = op->next;
+    s->pending--;
+    if (op->done) op->done(op->arg, op->rc);
+    if (!op->borrowed) free(op->data);
+    free(op);
+    op = next;
+  }
+}
+
+static void on_async(uv_async_t *h) { drain_done(h->data); }
+
+/* Queues op (loop thread). */
+static void submit(struct store *s, struct store_op *op) {
+  op->next = NULL;
+  if (op->weight < 1) op->weight = 1;
+  s->pending++;
+  pthread_mutex_lock(&s->mu);
+  *s->q_tail = op;
+  s->q_tail = &op->next;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+static struct store_op *op_new(op_exec_fn exec, store_done_cb done, void *arg,
+                               void *data, int borrowed) {
+  struct store_op *op = kk_xcalloc(1, sizeof *op);
+  op->exec = exec;
+  op->done = done;
+  op->arg = arg;
+  op->data = data;
+  op->borrowed = borrowed;
+  return op;
+}
+
+int store_pending(const struct store *s) { return s->pending; }
+
+/* ---- open / close -------------------------------------------------------- */
+
+static int conn_open(struct conn *c, const char *path, int sync_full, int writer) {
+  memset(c, 0, sizeof *c);
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+    kk_error(LOGCTX, "cannot open %s: %s", path, c->db ? sqlite3_errmsg(c->db) : "?");
+    return KK_ESTORE;
+  }
+  sqlite3_busy_timeout(c->db, 5000);
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
+           " PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;%s",
+           sync_full ? "FULL" : "NORMAL",
+           writer ? " PRAGMA wal_autocheckpoint=10000;" : "");
+  char *err = NULL;
+  if (sqlite3_exec(c->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+    kk_error(LOGCTX, "cannot configure %s: %s", path, err ? err : "?");
+    sqlite3_free(err);
+    return KK_ESTORE;
+  }
+  return 0;
+}
+
+static void conn_close(struct conn *c) {
+  for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(c->st[i]);
+  if (c->db) sqlite3_close(c->db);
+  c->db = NULL;
+}
+
+static int migrate(struct conn *c) {
+  sqlite3_stmt *st;
+  int version = 0;
+  if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+  }
+  if (version > NMIGRATIONS) {
+    kk_error(LOGCTX, "database schema %d is newer than this kaskad (%d)", version, NMIGRATIONS);
+    return KK_ESTORE;
+  }
+  for (int v = version; v < NMIGRATIONS; v++) {
+    char *err = NULL;
+    char setv[64];
+    snprintf(setv, sizeof setv, "PRAGMA user_version=%d;", v + 1);
+    if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(c->db, migrations[v], NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(c->db, setv, NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(c->db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
+      kk_error(LOGCTX, "migration %d failed: %s", v + 1, err ? err : "?");
+      sqlite3_free(err);
+      sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+      return KK_ESTORE;
+    }
+    kk_info(LOGCTX, "schema migrated to version %d", v + 1);
+  }
+  return 0;
+}
+
+int store_open(uv_loop_t *loop, const struct store_opts *opts, struct store **out) {
+  struct store *s = kk_xcalloc(1, sizeof *s);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/kaskad.db", opts->dir);
+  s->loop = loop;
+  s->max_batch = opts->max_batch > 0 ? opts->max_batch : 4096;
+  s->q_tail = &s->q_head;
+  s->done_tail = &s->done_head;
+  if (conn_open(&s->w, path, opts->synchronous_full, 1) != 0 || migrate(&s->w) != 0 ||
+      conn_open(&s->r, path, opts->synchronous_full, 0) != 0) {
+    conn_close(&s->w);
+    conn_close(&s->r);
+    free(s);
+    return KK_ESTORE;
+  }
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  uv_async_init(loop, &s->async, on_async);
+  s->async.data = s;
+  pthread_create(&s->thread, NULL, writer_main, s);
+  kk_info(LOGCTX, "opened %s (synchronous=%s)", path, opts->synchronous_full ? "FULL" : "NORMAL");
+  *out = s;
+  return 0;
+}
+
+static void on_async_closed(uv_handle_t *h) {
+  struct store *s = h->data;
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  free(s);
+}
+
+void store_close(struct store *s) {
+  pthread_mutex_lock(&s->mu);
+  s->stop = 1;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  pthread_join(s->thread, NULL);
+  drain_done(s);
+  conn_close(&s->w);
+  conn_close(&s->r);
+  kk_info(LOGCTX, "closed");
+  uv_close((uv_handle_t *)&s->async, on_async_closed);
+}
+
+void store_get_stats(struct store *s, struct store_stats *out) {
+  pthread_mutex_lock(&s->mu);
+  *out = s->stats;
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- accounts and keys ------------------------------------------------- */
+
+static void random_hex(char *out, size_t nbytes) {
+  unsigned char b[64];
+  if (nbytes > sizeof b) nbytes = sizeof b;
+  if (RAND_bytes(b, (int)nbytes) != 1) abort();
+  for (size_t i = 0; i < nbytes; i++) sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+static int exec_account_create(struct store *s, struct store_op *op) {
+  struct store_account *a = op->data;
+  sqlite3_stmt *st = stmt(&s->w, ST_ACC_INSERT);
+  bind_text(st, 1, a->public_id);
+  bind_text(st, 2, a->name);
+  bind_text(st, 3, a->sms_route);
+  bind_text(st, 4, a->callback_secret);
+  sqlite3_bind_int64(st, 5, a->created_at);
+  int rc = step_done(&s->w, st);
+  if (rc == 0) a->id = sqlite3_last_insert_rowid(s->w.db);
+  return rc;
+}
+
+void store_account_create(struct store *s, struct store_account *acc,
+                          store_done_cb done, void *arg) {
+  char hex[33];
+  random_hex(hex, 12);
+  snprintf(acc->public_id, sizeof acc->public_id, "acc_%.24s", hex);
+  char sec[65];
+  random_hex(sec, 32);
+  snprintf(acc->callback_secret, sizeof acc->callback_secret, "whsec_%s", sec);
+  acc->created_at = store_now_ms();
+  submit(s, op_new(exec_account_create, done, arg, acc, 1));
+}
+
+static int exec_account_update(struct store *s, struct store_op *op) {
+  struct store_account *a = op->data;
+  sqlite3_stmt *st = stmt(&s->w, ST_ACC_UPDATE);
+  bind_text(st, 1, a->name);
+  bind_text(st, 2, a->sms_route);
+  sqlite3_bind_int64(st, 3, a->id);
+  return step_done(&s->w, st);
+}
+
+void store_account_update(struct store *s, struct store_account *acc,
+                          store_done_cb done, void *arg) {
+  submit(s, op_new(exec_account_update, done, arg, acc, 1));
+}
+
+static int read_account(struct conn *c, sqlite3_stmt *st, struct store_account *out) {
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    out->id = sqlite3_column_int64(st, 0);
+    col_copy(st, 1, out->public_id, sizeof out->public_id);
+    col_copy(st, 2, out->name, sizeof out->name);
+    col_copy(st, 3, out->sms_route, sizeof out->sms_route);
+    col_copy(st, 4, out->callback_secret, sizeof out->callback_secret);
+    out->created_at = sqlite3_column_int64(st, 5);
+    sqlite3_reset(st);
+    return 0;
+  }
+  sqlite3_reset(st);
+  if (rc == SQLITE_DONE) return KK_ENOENT;
+  kk_error(LOGCTX, "read account: %s", sqlite3_errmsg(c->db));
+  return KK_ESTORE;
+}
+
+int store_account_get(struct store *s, const char *public_id, struct store_account *out) {
+  sqlite3_stmt *st = stmt(&s->r, ST_ACC_GET);
+  bind_text(st, 1, public_id);
+  return read_account(&s->r, st, out);
+}
+
+int store_account_get_by_id(struct store *s, int64_t id, struct store_account *out) {
+  sqlite3_stmt *st = stmt(&s->r, ST_ACC_GET_ID);
+  sqlite3_bind_int64(st, 1, id);
+  return read_account(&s->r, st, out);
+}
+
+struct key_data {
+  int64_t account_id;
+  uint8_t hash[32];
+  char prefix[16];
+};
+
+static int exec_key_add(struct store *s, struct store_op *op) {
+  struct key_data *k = op->data;
+  sqlite3_stmt *st = stmt(&s->w, ST_KEY_INSERT);
+  sqlite3_bind_int64(st, 1, k->account_id);
+  sqlite3_bind_blob(st, 2, k->hash, 32, SQLITE_STATIC);
+  bind_text(st, 3, k->prefix);
+  sqlite3_bind_int64(st, 4, store_now_ms());
+  return step_done(&s->w, st);
+}
+
+void store_key_add(struct store *s, int64_t account_id, const uint8_t hash[32],
+                   const char *prefix, store_done_cb done, void *arg) {
+  struct key_data *k = kk_xcalloc(1, sizeof *k);
+  k->account_id = account_id;
+  memcpy(k->hash, hash, 32);
+  snprintf(k->prefix, sizeof k->prefix, "%s", prefix);
+  submit(s, op_new(exec_key_add, done, arg, k, 0));
+}
+
+int store_keys_each(struct store *s,
+                    void (*fn)(void *arg, const uint8_t hash[32], int64_t account_id),
+                    void *arg) {
+  sqlite3_stmt *st = stmt(&s->r, ST_KEY_ALL);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (sqlite3_column_bytes(st, 0) != 32) continue;
+    fn(arg, sqlite3_column_blob(st, 0), sqlite3_column_int64(st, 1));
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+/* ---- routes ------------------------------------------------------------ */
+
+struct route_data {
+  char *name;
+  char *config;  /* NULL: delete */
+};
+
+static int exec_route_put(struct store *s, struct store_op *op) {
+  struct route_data *d = op->data;
+  int rc;
+  if (d->config) {
+    sqlite3_stmt *st = stmt(&s->w, ST_ROUTE_PUT);
+    bind_text(st, 1, d->name);
+    bind_text(st, 2, d->config);
+    sqlite3_bind_int64(st, 3, store_now_ms());
+    rc = step_done(&s->w, st);
+  } else {
+    sqlite3_stmt *st = stmt(&s->w, ST_ROUTE_DEL);
+    bind_text(st, 1, d->name);
+    rc = step_done(&s->w, st);
+  }
+  free(d->name);
+  free(d->config);
+  return rc;
+}
+
+void store_route_put(struct store *s, const char *name, const char *config,
+                     store_done_cb done, void *arg) {
+  struct route_data *d = kk_xcalloc(1, sizeof *d);
+  d->name = kk_xstrdup(name);
+  d->config = config ? kk_xstrdup(config) : NULL;
+  submit(s, op_new(exec_route_put, done, arg, d, 0));
+}
+
+int store_routes_each(struct store *s,
+                      void (*fn)(void *arg, const char *name, const char *config),
+                      void *arg) {
+  sqlite3_stmt *st = stmt(&s->r, ST_ROUTE_ALL);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    fn(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+/* ---- messages: insert --------------------------------------------------- */
+
+struct insert_data {
+  struct store_msg_new *msgs;
+  int n;
+};
+
+static int insert_one(struct store *s, struct store_msg_new *m) {
+  struct conn *c = &s->w;
+  m->duplicate = 0;
+  if (m->idem_key) {
+    sqlite3_stmt *st = stmt(c, ST_IDEM_FIND);
+    sqlite3_bind_int64(st, 1, m->account_id);
+    bind_text(st, 2, m->idem_key);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      int64_t id = sqlite3_column_int64(st, 0);
+      int64_t created = sqlite3_column_int64(st, 5);
+      if (m->created_at - created < IDEM_WINDOW_MS) {
+        m->id = id;
+        m->duplicate = 1;
+        col_copy(st, 1, m->dup_public_id, sizeof m->dup_public_id);
+        col_copy(st, 2, m->dup_status, sizeof m->dup_status);
+        col_copy(st, 3, m->dup_encoding, sizeof m->dup_encoding);
+        m->dup_segments = sqlite3_column_int(st, 4);
+        m->dup_created_at = created;
+        sqlite3_reset(st);
+        return 0;
+      }
+      sqlite3_reset(st);
+      /* An older message keeps its row but gives up the key. */
+      sqlite3_stmt *cl = stmt(c, ST_IDEM_CLEAR);
+      sqlite3_bind_int64(cl, 1, id);
+      int rc = step_done(c, cl);
+      if (rc) return rc;
+    } else {
+      sqlite3_reset(st);
+    }
+  }
+  sqlite3_stmt *st = stmt(c, ST_MSG_INSERT);
+  bind_text(st, 1, m->public_id);
+  sqlite3_bind_int64(st, 2, m->account_id);
+  bind_text(st, 3, m->idem_key);
+  bind_text(st, 4, m->to);
+  bind_text(st, 5, m->sender);
+  bind_text(st, 6, m->text);
+  bind_text(st, 7, m->msg_class);
+  bind_text(st, 8, m->encoding);
+  sqlite3_bind_int(st, 9, m->segments);
+  bind_text(st, 10, m->callback_url);
+  sqlite3_bind_int64(st, 11, m->created_at);
+  sqlite3_bind_int64(st, 12, m->expires_at);
+  sqlite3_bind_int64(st, 13, m->created_at);
+  sqlite3_bind_int64(st, 14, m->created_at);
+  int rc = step_done(c, st);
+  if (rc) return rc;
+  m->id = sqlite3_last_insert_rowid(c->db);
+  st = stmt(c, ST_ATT_INSERT);
+  sqlite3_bind_int64(st, 1, m->id);
+  bind_text(st, 2, m->route);
+  sqlite3_bind_int(st, 3, m->segments);
+  sqlite3_bind_int64(st, 4, m->created_at);
+  rc = step_done(c, st);
+  if (rc == 0) m->attempt_id = sqlite3_last_insert_rowid(c->db);
+  return rc;
+}
+
+static int exec_msg_insert(struct store *s, struct store_op *op) {
+  struct insert_data *d = op->data;
+  /* A batch is all or nothing: one failing message fails the operation. */
+  for (int i = 0; i < d->n; i++) {
+    d->msgs[i].rc = insert_one(s, &d->msgs[i]);
+    if (d->msgs[i].rc) return d->msgs[i].rc;
+  }
+  return 0;
+}
+
+void store_msg_insert(struct store *s, struct store_msg_new *msgs, int n,
+                      store_done_cb done, void *arg) {
+  struct insert_data *d = kk_xcalloc(1, sizeof *d);
+  d->msgs = msgs;
+  d->n = n;
+  struct store_op *op = op_new(exec_msg_insert, done, arg, d, 0);
+  op->weight = 2 * n;
+  submit(s, op);
+}
+
+int store_due_scan(struct store *s, int64_t after_id, struct store_due *out, int max, int *n) {
+  sqlite3_stmt *st = stmt(&s->r, ST_DUE_SCAN);
+  sqlite3_bind_int64(st, 1, after_id);
+  sqlite3_bind_int(st, 2, max);
+  int rc, k = 0;
+  while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    struct store_due *d = &out[k++];
+    memset(d, 0, sizeof *d);
+    d->id = sqlite3_column_int64(st, 0);
+    d->attempt_id = sqlite3_column_int64(st, 1);
+    d->account_id = sqlite3_column_int64(st, 2);
+    col_copy(st, 3, d->to, sizeof d->to);
+    col_copy(st, 4, d->sender, sizeof d->sender);
+    col_copy(st, 5, d->route, sizeof d->route);
+    d->text = col_dup(st, 6);
+    d->parts_done = (uint32_t)sqlite3_column_int64(st, 7);
+    d->due_at = sqlite3_column_int64(st, 8);
+    d->expires_at = sqlite3_column_int64(st, 9);
+  }
+  if (k < max && rc != SQLITE_DONE) {
+    kk_error(LOGCTX, "due scan: %s", sqlite3_errmsg(s->r.db));
+    sqlite3_reset(st);
+    for (int i = 0; i < k; i++) free(out[i].text);
+    return KK_ESTORE;
+  }
+  sqlite3_reset(st);
+  *n = k;
+  return 0;
+}
+
+/* ---- messages: status changes ------------------------------------------ */
+
+/* Order of message statuses: a message only moves forward. */
+static int status_rank(const char *st) {
+  static const char *const order[] = {"accepted", "scheduled", "sending", "sent",
+                                      "delivered", "read"};
+  for (int i = 0; i < 6; i++)
+    if (strcmp(st, order[i]) == 0) return i;
+  return 100; /* failed, expired, rejected, cancelled: final */
+}
+
+struct upd_data {
+  struct store_sms_update u;
+  char route[64];
+  char provider_id[72];
+  char error[160];
+};
+
+/* Appends the event and, when the message has a callback URL, the outbox row. */
+static int record_event(struct store *s, int64_t msg_id, int64_t attempt_id,
+                        const char *status, const char *error, int64_t at) {
+  struct conn *c = &s->w;
+  sqlite3_stmt *st = stmt(c, ST_EVENT_INSERT);
+  sqlite3_bind_int64(st, 1, msg_id);
+  sqlite3_bind_int64(st, 2, attempt_id);
+  bind_text(st, 3, status);
+  sqlite3_bind_int64(st, 4, at);
+  bind_text(st, 5, error);
+  int rc = step_done(c, st);
+  if (rc) return rc;
+
+  st = stmt(c, ST_MSG_GET_STATE);
+  sqlite3_bind_int64(st, 1, msg_id);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return 0;
+  }
+  const unsigned char *url = sqlite3_column_text(st, 1);
+  if (url == NULL || url[0] == '\0') {
+    sqlite3_reset(st);
+    return 0;
+  }
+  char *curl = kk_xstrdup((const char *)url);
+  int64_t account_id = sqlite3_column_int64(st, 2);
+  char public_id[40], to[24];
+  col_copy(st, 3, public_id, sizeof public_id);
+  col_copy(st, 4, to, sizeof to);
+  sqlite3_reset(st);
+
+  json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", public_id, "status", status,
+                        "channel", "sms", "to", to, "at", (json_int_t)at);
+  if (error) json_object_set_new(j, "error", json_string(error));
+  char *payload = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  st = stmt(c, ST_OUTBOX_INSERT);
+  sqlite3_bind_int64(st, 1, account_id);
+  sqlite3_bind_int64(st, 2, msg_id);
+  bind_text(st, 3, curl);
+  bind_text(st, 4, payload);
+  sqlite3_bind_int64(st, 5, at);
+  rc = step_done(c, st);
+  free(payload);
+  free(curl);
+  return rc;
+}
+
+/* Moves the message to status (if that is forward) and records the event. */
+static int message_to(struct store *s, int64_t msg_id, int64_t attempt_id,
+                      const char *status, const char *error, int64_t at, int clear_due) {
+  struct conn *c = &s->w;
+  sqlite3_stmt *st = stmt(c, ST_MSG_GET_STATE);
+  sqlite3_bind_int64(st, 1, msg_id);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return KK_ENOENT;
+  }
+  char cur[16];
+  col_copy(st, 0, cur, sizeof cur);
+  sqlite3_reset(st);
+  if (status_rank(status) <= status_rank(cur) && status_rank(cur) != 100) {
+    /* Not forward: still clear the due time if asked. */
+    if (!clear_due) return 0;
+    st = stmt(c, ST_MSG_SET_STATUS);
+    bind_text(st, 1, cur);
+    sqlite3_bind_int64(st, 2, at);
+    sqlite3_bind_int(st, 3, 1);
+    sqlite3_bind_int64(st, 4, msg_id);
+    return step_done(c, st);
+  }
+  if (status_rank(cur) == 100) return 0; /* final already */
+  st = stmt(c, ST_MSG_SET_STATUS);
+  bind_text(st, 1, status);
+  sqlite3_bind_int64(st, 2, at);
+  sqlite3_bind_int(st, 3, clear_due);
+  sqlite3_bind_int64(st, 4, msg_id);
+  int rc = step_done(c, st);
+  if (rc) return rc;
+  return record_event(s, msg_id, attempt_id, status, error, at);
+}
+
+static int exec_sms_submitted(struct store *s, struct store_op *op) {
+  struct upd_data *d = op->data;
+  struct store_sms_update *u = &d->u;
+  struct conn *c = &s->w;
+  sqlite3_stmt *st = stmt(c, ST_PART_INSERT);
+  bind_text(st, 1, d->route);
+  bind_text(st, 2, d->provider_id);
+  sqlite3_bind_int64(st, 3, u->attempt_id);
+  sqlite3_bind_int(st, 4, u->part);
+  int rc = step_done(c, st);
+  if (rc) return rc;
+
+  st = stmt(c, ST_ATT_GET);
+  sqlite3_bind_int64(st, 1, u->attempt_id);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return KK_ENOENT;
+  }
+  char status[16];
+  col_copy(st, 0, status, sizeof status);
+  int segments = sqlite3_column_int(st, 1);
+  int64_t sent = sqlite3_column_int64(st, 2);
+  sqlite3_reset(st);
+
+  sent |= (int64_t)1 << (u->part - 1);
+  int64_t full = ((int64_t)1 << segments) - 1;
+  int all = (sent & full) == full;
+  st = stmt(c, ST_ATT_SENT);
+  sqlite3_bind_int64(st, 1, sent);
+  bind_text(st, 2, u->part == 1 ? d->provider_id : NULL);
+  bind_text(st, 3, all && strcmp(status, "sending") == 0 ? "sent" : status);
+  if (all)
+    sqlite3_bind_int64(st, 4, u->at);
+  else
+    sqlite3_bind_null(st, 4);
+  sqlite3_bind_int64(st, 5, u->attempt_id);
+  rc = step_done(c, st);
+  if (rc || !all) return rc;
+  return message_to(s, u->msg_id, u->attempt_id, "sent", NULL, u->at, 1);
+}
+
+static struct upd_data *upd_copy(const struct store_sms_update *u) {
+  struct upd_data *d = kk_xcalloc(1, sizeof *d);
+  d->u = *u;
+  snprintf(d->route, sizeof d->route, "%s", u->route ? u->route : "");
+  snprintf(d->provider_id, sizeof d->provider_id, "%s", u->provider_id ? u->provider_id : "");
+  snprintf(d->error, sizeof d->error, "%s", u->error ? u->error : "");
+  d->u.route = d->route;
+  d->u.provider_id = d->provider_id;
+  d->u.error = d->error;
+  return d;
+}
+
+void store_sms_submitted(struct store *s, const struct store_sms_update *u,
+                         store_done_cb done, void *arg) {
+  struct store_op *op = op_new(exec_sms_submitted, done, arg, upd_copy(u), 0);
+  op->weight = 3;
+  submit(s, op);
+}
+
+/* Ends the attempt with a final status and moves the message. */
+static int attempt_final(struct store *s, int64_t msg_id, int64_t attempt_id,
+                         const char *status, const char *error, int64_t at) {
+  sqlite3_stmt *st = stmt(&s->w, ST_ATT_FINAL);
+  bind_text(st, 1, status);
+  bind_text(st, 2, error && error[0] ? error : NULL);
+  if (strcmp(status, "delivered") == 0)
+    sqlite3_bind_int64(st, 3, at);
+  else
+    sqlite3_bind_null(st, 3);
+  sqlite3_bind_int64(st, 4, attempt_id);
+  int rc = step_done(&s->w, st);
+  if (rc) return rc;
+  return message_to(s, msg_id, attempt_id, status, error && error[0] ? error : NULL, at, 1);
+}
+
+static int exec_sms_failed(struct store *s, struct store_op *op) {
+  struct upd_data *d = op->data;
+  return attempt_final(s, d->u.msg_id, d->u.attempt_id, "failed", d->error, d->u.at);
+}
+
+static int exec_sms_expired(struct store *s, struct store_op *op) {
+  struct upd_data *d = op->data;
+  return attempt_final(s, d->u.msg_id, d->u.attempt_id, "expired", d->error, d->u.at);
+}
+
+static int exec_sms_retry(struct store *s, struct store_op *op) {
+  struct upd_data *d = op->data;
+  sqlite3_stmt *st = stmt(&s->w, ST_MSG_SET_DUE);
+  sqlite3_bind_int64(st, 1, d->u.due_at);
+  sqlite3_bind_int64(st, 2, d->u.at);
+  sqlite3_bind_int64(st, 3, d->u.msg_id);
+  int rc = step_done(&s->w, st);
+  if (rc || !d->error[0]) return rc;
+  st = stmt(&s->w, ST_ATT_ERROR);
+  bind_text(st, 1, d->error);
+  sqlite3_bind_int64(st, 2, d->u.attempt_id);
+  return step_done(&s->w, st);
+}
+
+void store_sms_failed(struct store *s, const struct store_sms_update *u,
+                      store_done_cb done, void *arg) {
+  submit(s, op_new(exec_sms_failed, done, arg, upd_copy(u), 0));
+}
+
+void store_sms_expired(struct store *s, const struct store_sms_update *u,
+                       store_done_cb done, void *arg) {
+  submit(s, op_new(exec_sms_expired, done, arg, upd_copy(u), 0));
+}
+
+void store_sms_retry(struct store *s, const struct store_sms_update *u,
+                     store_done_cb done, void *arg) {
+  submit(s, op_new(exec_sms_retry, done, arg, upd_copy(u), 0));
+}
+
+/* ---- receipts ---------------------------------------------------------- */
+
+struct receipt_data {
+  struct store_receipt *r;   /* caller's, alive until done */
+  char route[64];
+  char ids[2][72];
+  char state[16];
+  char error[128];
+};
+
+static int exec_receipt(struct store *s, struct store_op *op) {
+  struct receipt_data *d = op->data;
+  struct conn *c = &s->w;
+  d->r->matched = 0;
+  for (int i = 0; i < 2 && d->ids[i][0]; i++) {
+    sqlite3_stmt *st = stmt(c, ST_PART_FIND);
+    bind_text(st, 1, d->route);
+    bind_text(st, 2, d->ids[i]);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+      sqlite3_reset(st);
+      continue;
+    }
+    int64_t attempt_id = sqlite3_column_int64(st, 0);
+    char pstate[16];
+    col_copy(st, 2, pstate, sizeof pstate);
+    sqlite3_reset(st);
+    d->r->matched = 1;
+    if (strcmp(pstate, "sent") != 0) return 0; /* a repeated receipt */
+
+    st = stmt(c, ST_PART_SET);
+    bind_text(st, 1, d->state);
+    bind_text(st, 2, d->route);
+    bind_text(st, 3, d->ids[i]);
+    int rc = step_done(c, st);
+    if (rc) return rc;
+
+    st = stmt(c, ST_ATT_MSG);
+    sqlite3_bind_int64(st, 1, attempt_id);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+      sqlite3_reset(st);
+      return 0;
+    }
+    int64_t msg_id = sqlite3_column_int64(st, 0);
+    int segments = sqlite3_column_int(st, 1);
+    int delivered = sqlite3_column_int(st, 2);
+    char astatus[16];
+    col_copy(st, 3, astatus, sizeof astatus);
+    sqlite3_reset(st);
+    if (status_rank(astatus) == 100) return 0; /* the attempt already ended */
+
+    if (strcmp(d->state, "delivered") == 0) {
+      st = stmt(c, ST_ATT_DELIVERED_PART);
+      sqlite3_bind_int64(st, 1, attempt_id);
+      rc = step_done(c, st);
+      if (rc) return rc;
+      if (delivered + 1 < segments) return 0; /* more parts to come */
+      return attempt_final(s, msg_id, attempt_id, "delivered", NULL, d->r->at);
+    }
+    return attempt_final(s, msg_id, attempt_id, d->state, d->error, d->r->at);
+  }
+  return 0;
+}
+
+void store_receipt_apply(struct store *s, struct store_receipt *r,
+                         store_done_cb done, void *arg) {
+  struct receipt_data *d = kk_xcalloc(1, sizeof *d);
+  d->r = r;
+  snprintf(d->route, sizeof d->route, "%s", r->route);
+  for (int i = 0; i < 2; i++)
+    snprintf(d->ids[i], sizeof d->ids[i], "%s", r->ids[i] ? r->ids[i] : "");
+  snprintf(d->state, sizeof d->state, "%s", r->state);
+  snprintf(d->error, sizeof d->error, "%s", r->error ? r->error : "");
+  struct store_op *op = op_new(exec_receipt, done, arg, d, 0);
+  op->weight = 3;
+  submit(s, op);
+}
+
+struct mo_data {
+  char route[64], from[32], to[32];
+  char *text;
+  int64_t at;
+};
+
+static int exec_mo(struct store *s, struct store_op *op) {
+  struct mo_data *d = op->data;
+  sqlite3_stmt *st = stmt(&s->w, ST_MO_INSERT);
+  bind_text(st, 1, d->route);
+  bind_text(st, 2, d->from);
+  bind_text(st, 3, d->to);
+  bind_text(st, 4, d->text);
+  sqlite3_bind_int64(st, 5, d->at);
+  int rc = step_done(&s->w, st);
+  free(d->text);
+  return rc;
+}
+
+void store_mo_add(struct store *s, const char *route, const char *from,
+                  const char *to, const char *text, int64_t at,
+                  store_done_cb done, void *arg) {
+  struct mo_data *d = kk_xcalloc(1, sizeof *d);
+  snprintf(d->route, sizeof d->route, "%s", route);
+  snprintf(d->from, sizeof d->from, "%s", from);
+  snprintf(d->to, sizeof d->to, "%s", to);
+  d->text = kk_xstrdup(text);
+  d->at = at;
+  submit(s, op_new(exec_mo, done, arg, d, 0));
+}
+
+/* ---- reading messages --------------------------------------------------- */
+
+static void read_msg_row(sqlite3_stmt *st, struct store_msg_view *v) {
+  memset(v, 0, sizeof *v);
+  col_copy(st, 1, v->public_id, sizeof v->public_id);
+  col_copy(st, 2, v->to, sizeof v->to);
+  col_copy(st, 3, v->sender, sizeof v->sender);
+  col_copy(st, 4, v->msg_class, sizeof v->msg_class);
+  col_copy(st, 5, v->status, sizeof v->status);
+  col_copy(st, 6, v->encoding, sizeof v->encoding);
+  v->segments = sqlite3_column_int(st, 7);
+  col_copy(st, 8, v->channel, sizeof v->channel);
+  col_copy(st, 9, v->idem_key, sizeof v->idem_key);
+  col_copy(st, 10, v->callback_url, sizeof v->callback_url);
+  v->created_at = sqlite3_column_int64(st, 11);
+  v->expires_at = sqlite3_column_int64(st, 12);
+  v->updated_at = sqlite3_column_int64(st, 13);
+}
+
+int store_msg_get(struct store *s, int64_t account_id, const char *public_id,
+                  struct store_msg_view *out) {
+  sqlite3_stmt *st = stmt(&s->r, ST_MSG_VIEW);
+  bind_text(st, 1, public_id);
+  sqlite3_bind_int64(st, 2, account_id);
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+  }
+  int64_t id = sqlite3_column_int64(st, 0);
+  read_msg_row(st, out);
+  sqlite3_reset(st);
+
+  st = stmt(&s->r, ST_ATT_VIEW);
+  sqlite3_bind_int64(st, 1, id);
+  while (out->nattempts < 4 && sqlite3_step(st) == SQLITE_ROW) {
+    struct store_attempt_view *a = &out->attempts[out->nattempts++];
+    col_copy(st, 0, a->channel, sizeof a->channel);
+    col_copy(st, 1, a->route, sizeof a->route);
+    col_copy(st, 2, a->status, sizeof a->status);
+    col_copy(st, 3, a->provider_id, sizeof a->provider_id);
+    a->segments = sqlite3_column_int(st, 4);
+    col_copy(st, 5, a->error, sizeof a->error);
+    a->created_at = sqlite3_column_int64(st, 6);
+    a->sent_at = sqlite3_column_int64(st, 7);
+    a->delivered_at = sqlite3_column_int64(st, 8);
+    a->read_at = sqlite3_column_int64(st, 9);
+  }
+  sqlite3_reset(st);
+  return 0;
+}
+
+int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_filter *f,
+                   struct store_msg_view *out, int *n, int64_t *next_cursor) {
+  sqlite3_stmt *st = stmt(&s->r, ST_MSG_LIST);
+  sqlite3_bind_int64(st, 1, account_id);
+  bind_text(st, 2, f->status);
+  sqlite3_bind_int64(st, 3, f->from);
+  sqlite3_bind_int64(st, 4, f->to > 0 ? f->to : INT64_MAX);
+  sqlite3_bind_int64(st, 5, f->before_id > 0 ? f->before_id : INT64_MAX);
+  sqlite3_bind_int(st, 6, f->limit + 1);
+  int k = 0, rc;
+  int64_t last_id = 0;
+  *next_cursor = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (k == f->limit) {
+      *next_cursor = last_id;
+      break;
+    }
+    last_id = sqlite3_column_int64(st, 0);
+    read_msg_row(st, &out[k++]);
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return KK_ESTORE;
+  *n = k;
+  return 0;
+}
+
+/* ---- outbox ------------------------------------------------------------ */
+
+int store_outbox_due(struct store *s, int64_t now, struct store_outbox *out, int max, int *n) {
+  sqlite3_stmt *st = stmt(&s->r, ST_OUTBOX_DUE);
+  sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_int(st, 2, max);
+  int k = 0, rc;
+  while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    struct store_outbox *o = &out[k++];
+    o->id = sqlite3_column_int64(st, 0);
+    o->account_id = sqlite3_column_int64(st, 1);
+    o->url = col_dup(st, 2);
+    o->payload = col_dup(st, 3);
+    o->tries = sqlite3_column_int(st, 4);
+  }
+  sqlite3_reset(st);
+  *n = k;
+  return 0;
+}
+
+struct outbox_res {
+  int64_t id;
+  int delivered;
+  int64_t due_at;
+  char error[160];
+};
+
+static int exec_outbox_result(struct store *s, struct store_op *op) {
+  struct outbox_res *d = op->data;
+  sqlite3_stmt *st;
+  if (d->delivered) {
+    st = stmt(&s->w, ST_OUTBOX_DEL);
+    sqlite3_bind_int64(st, 1, d->id);
+  } else {
+    st = stmt(&s->w, ST_OUTBOX_RETRY);
+    sqlite3_bind_int64(st, 1, d->due_at);
+    bind_text(st, 2, d->error);
+    sqlite3_bind_int64(st, 3, d->id);
+  }
+  return step_done(&s->w, st);
+}
+
+void store_outbox_result(struct store *s, int64_t id, int delivered, int64_t due_at,
+                         const char *error, store_done_cb done, void *arg) {
+  struct outbox_res *d = kk_xcalloc(1, sizeof *d);
+  d->id = id;
+  d->delivered = delivered;
+  d->due_at = due_at;
+  snprintf(d->error, sizeof d->error, "%s", error ? error : "");
+  submit(s, op_new(exec_outbox_result, done, arg, d, 0));
+}
+
+int64_t store_outbox_next_due(struct store *s) {
+  sqlite3_stmt *st = stmt(&s->r, ST_OUTBOX_NEXT);
+  int64_t v = 0;
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return v;
+}
