@@ -1,0 +1,92 @@
+/*
+ * sim_jobs.h - the SMSC's deferred work: delayed submit_sm_resp and delivery
+ * receipts.
+ *
+ * All jobs sit in one min-heap keyed by due time (one loop timer serves them
+ * all). A receipt that has been sent waits for its deliver_sm_resp; those are
+ * also indexed by the deliver_sm sequence_number so the response finds its
+ * job in constant time. Jobs come from a pool that grows in chunks and never
+ * shrinks, so the hot path does not call malloc once warmed up.
+ */
+#ifndef SIM_JOBS_H
+#define SIM_JOBS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SIM_JOBS_MAX 1000000      /* jobs alive at once; more are refused */
+#define SIM_JOB_TEXT 80           /* octets of the message kept for the receipt text */
+
+enum sim_job_kind {
+  SIM_JOB_RESP,                   /* a delayed submit_sm_resp (then maybe a receipt) */
+  SIM_JOB_RECEIPT,                /* a delivery receipt to send or resend */
+};
+
+struct sim_job {
+  int64_t due;                    /* loop time in ms when the job fires */
+  uint64_t order;                 /* keeps jobs due in the same ms first in, first out */
+  uint32_t heap_idx;              /* position in the heap, SIM_JOB_IDLE when not queued */
+  uint32_t ack_seq;               /* deliver_sm awaiting its response, 0 if none */
+  uint8_t kind;                   /* enum sim_job_kind */
+  uint8_t want_receipt;           /* SIM_JOB_RESP: a receipt follows the response */
+  uint8_t attempts;               /* receipt sends so far */
+  uint8_t outcome;                /* enum smpp_msg_state */
+  uint32_t status;                /* SIM_JOB_RESP: command_status to answer */
+  uint32_t submit_seq;            /* sequence_number of the submit_sm */
+  uint64_t sess_id;               /* the session that submitted */
+  uint64_t msgid_num;             /* the message id as a number */
+  uint8_t msgid_fmt;              /* enum sim_msgid_fmt it was given in */
+  int64_t submit_ms;              /* wall clock of the submit, ms */
+  int64_t give_up;                /* loop time after which an unsendable receipt is dropped */
+  uint8_t src_ton, src_npi, dst_ton, dst_npi;
+  uint8_t data_coding;
+  uint8_t text_len;               /* octets in text */
+  char system_id[16];
+  char source_addr[21];
+  char dest_addr[21];
+  char message_id[24];
+  uint8_t text[SIM_JOB_TEXT];     /* start of the message after any UDH */
+  struct sim_job *next_free;      /* pool free list */
+};
+
+#define SIM_JOB_IDLE UINT32_MAX
+
+struct sim_jobs {
+  struct sim_job **heap;          /* min-heap by (due, order) */
+  size_t nheap, heap_cap;
+  uint32_t *ack_keys;             /* open-addressing table: sequence -> job; 0 = empty */
+  struct sim_job **ack_vals;
+  size_t ack_mask, ack_used;
+  struct sim_job *free_list;
+  void **chunks;                  /* every pool chunk, for sim_jobs_fini */
+  size_t nchunks;
+  size_t live;                    /* jobs handed out and not released */
+  uint64_t next_order;
+};
+
+void sim_jobs_init(struct sim_jobs *j);
+/* Frees every job and table; jobs still out become invalid. */
+void sim_jobs_fini(struct sim_jobs *j);
+
+/* Returns a zeroed job, or NULL when SIM_JOBS_MAX are alive. Give it back
+   with sim_jobs_release. */
+struct sim_job *sim_jobs_alloc(struct sim_jobs *j);
+/* Returns a job to the pool, taking it out of the heap and the ack table. */
+void sim_jobs_release(struct sim_jobs *j, struct sim_job *job);
+
+/* Queues the job to fire at due, moving it if already queued. */
+void sim_jobs_schedule(struct sim_jobs *j, struct sim_job *job, int64_t due);
+/* Takes the job out of the heap if it is there. */
+void sim_jobs_unschedule(struct sim_jobs *j, struct sim_job *job);
+/* Pops the earliest job due at or before now, or returns NULL. */
+struct sim_job *sim_jobs_pop_due(struct sim_jobs *j, int64_t now);
+/* Returns the earliest due time, or -1 when nothing is queued. */
+int64_t sim_jobs_next_due(const struct sim_jobs *j);
+
+/* Records that job waits for the response to deliver_sm seq (non-zero, and
+   not already waited for). */
+void sim_jobs_await(struct sim_jobs *j, struct sim_job *job, uint32_t seq);
+/* Finds and forgets the job waiting for seq; returns NULL when none does. */
+struct sim_job *sim_jobs_take_ack(struct sim_jobs *j, uint32_t seq);
+
+#endif

@@ -1,0 +1,1090 @@
+/*
+ * smpp_client.c - one upstream SMS route: N SMPP 3.4 transceiver sessions to
+ * an SMSC (see smpp_client.h for the contract).
+ *
+ * Each session walks idle -> connecting -> binding -> bound -> unbinding and
+ * back to idle (or to closed once the route is closing); set_state() is the
+ * only place the state changes and it logs every transition. Incoming PDUs are
+ * dispatched through the handlers[] table, which also says in which states
+ * each PDU is acceptable.
+ *
+ * Submits in flight are kept per session in a small open-addressing table
+ * keyed by sequence_number, sized to twice the window. Every in-flight submit
+ * leaves that table exactly once: through the resp callback when its
+ * submit_sm_resp (or a generic_nack) arrives, or through the lost callback
+ * when the session drops.
+ *
+ * Output is batched: PDUs are appended to the session's out buffer and
+ * written with one uv_write; while that write is pending, new PDUs collect in
+ * out and go in the next write, so submits made in one loop iteration share a
+ * write.
+ *
+ * Each session has two timers. The main timer is the reconnect delay while
+ * idle, the deadline of the connect, bind or unbind while those are under way,
+ * and a periodic tick while bound that sends enquire_link and notices requests
+ * left unanswered for resp_timeout_ms. The pause timer ends a throttle pause.
+ * The route has one more timer that says when the rate budget refills.
+ */
+#include "smpp/smpp_client.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_buf.h"
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+
+/* Size of the area each session reads into. */
+#define READ_CHUNK (64 * 1024)
+/* Caps on the per-session buffers: a partial PDU plus one read, and PDUs
+   waiting to be written (the window bounds the submits among them). */
+#define IN_MAX ((size_t)SMPP_MAX_PDU_LEN + READ_CHUNK)
+#define OUT_MAX ((size_t)8 * 1024 * 1024)
+/* Sequence numbers run from 1 to this value and wrap. */
+#define SEQ_MAX 0x7FFFFFFFu
+#define INTERFACE_VERSION 0x34
+
+/* One submit_sm in flight: a slot of the per-session table. */
+struct inflight {
+  uint32_t seq;             /* sequence_number; 0 marks an empty slot */
+  uint64_t token;           /* the caller's token */
+  uint64_t sent_ms;         /* loop time the submit was queued */
+};
+
+struct sess {
+  struct smpp_client *c;
+  int idx;
+  char ctx[96];             /* log context: smpp[route=NAME#i] */
+  enum smpp_session_state state;
+
+  uv_tcp_t tcp;             /* initialised once per connection attempt */
+  uv_connect_t connect_req;
+  uv_getaddrinfo_t gai_req;
+  uv_write_t write_req;
+  uv_timer_t timer;         /* reconnect delay, deadline or bound tick */
+  uv_timer_t pause_timer;   /* end of a throttle pause */
+
+  int tcp_open;             /* tcp initialised and its close callback not yet run */
+  int gai_pending;          /* a name lookup is under way */
+  int connected;            /* the socket may be read and written */
+  int writing;              /* write_req is in flight with wbuf */
+  int paused;               /* throttled: no new submits until pause_timer */
+  int close_after_flush;    /* unbind_resp queued: close once it is written */
+  int write_error;          /* a uv_write that failed at once, for on_write_failed */
+
+  struct kk_buf in;         /* received bytes not yet forming a whole PDU */
+  char *rbuf;               /* READ_CHUNK bytes lent to libuv for reads */
+  struct kk_buf out;        /* PDUs waiting for the next write */
+  struct kk_buf wbuf;       /* PDUs being written (owned by write_req) */
+
+  uint32_t next_seq;        /* next sequence_number to hand out */
+  struct inflight *tab;     /* in-flight submits, mask + 1 slots */
+  uint32_t mask;
+  int inflight;             /* occupied slots of tab */
+
+  uint32_t bind_seq;        /* outstanding bind_transceiver, 0 if none */
+  uint32_t enq_seq;         /* outstanding enquire_link, 0 if none */
+  uint32_t unbind_seq;      /* outstanding unbind, 0 if none */
+  uint64_t enq_sent_ms;     /* when enq_seq was sent */
+  uint64_t enq_last_ms;     /* when the last enquire_link was due (or the bind) */
+
+  unsigned addr_pick;       /* which resolved address to try; moves on after a failure */
+  int backoff_ms;           /* base of the next reconnect delay */
+  int retry_ms;             /* delay chosen for the pending reconnect */
+};
+
+struct smpp_client {
+  uv_loop_t *loop;
+  struct smpp_client_cfg cfg;
+  struct smpp_client_cbs cbs;
+  void *ud;
+
+  struct sess *sess;        /* cfg.sessions entries */
+  int nsess;
+  int rr;                   /* session to try first for the next submit */
+  int tick_ms;              /* period of the bound tick */
+
+  uv_timer_t rate_timer;    /* fires when the rate budget has a token again */
+  int64_t tokens_milli;     /* rate budget in thousandths of a submit */
+  uint64_t tokens_ms;       /* loop time tokens_milli was computed at */
+  int64_t burst_milli;      /* most the budget can hold */
+
+  uint8_t *scratch;         /* SMPP_MAX_PDU_LEN bytes to encode into */
+  uint64_t rng;             /* xorshift state for reconnect jitter */
+  struct smpp_client_stats st;
+
+  int want_ready;           /* capacity may have grown since ready last fired */
+  int closing;              /* smpp_client_close() was called */
+  int finishing;            /* the final handles are being closed */
+  int handles_open;         /* final handles whose close callback is pending */
+  uint64_t close_deadline;  /* when draining sessions stop waiting for responses */
+  void (*closed_cb)(void *ud);
+};
+
+static void set_state(struct sess *s, enum smpp_session_state to, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void drop(struct sess *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void start_connect(struct sess *s);
+static void check_finish(struct smpp_client *c);
+static void on_deadline(uv_timer_t *t);
+
+/* ---- configuration, names ---------------------------------------------- */
+
+void smpp_client_cfg_defaults(struct smpp_client_cfg *cfg) {
+  if (cfg->sessions == 0) cfg->sessions = 1;
+  if (cfg->window == 0) cfg->window = 10;
+  if (cfg->enquire_link_s == 0) cfg->enquire_link_s = 30;
+  if (cfg->resp_timeout_ms == 0) cfg->resp_timeout_ms = 10000;
+  if (cfg->reconnect_min_ms == 0) cfg->reconnect_min_ms = 500;
+  if (cfg->reconnect_max_ms == 0) cfg->reconnect_max_ms = 30000;
+  if (cfg->throttle_pause_ms == 0) cfg->throttle_pause_ms = 1000;
+}
+
+const char *smpp_session_state_name(enum smpp_session_state s) {
+  switch (s) {
+    case SMPP_SESS_IDLE: return "idle";
+    case SMPP_SESS_CONNECTING: return "connecting";
+    case SMPP_SESS_BINDING: return "binding";
+    case SMPP_SESS_BOUND: return "bound";
+    case SMPP_SESS_UNBINDING: return "unbinding";
+    case SMPP_SESS_CLOSED: return "closed";
+  }
+  return "unknown";
+}
+
+/*
+ * The one place a session changes state. Entering idle always means a
+ * connection failed or ended, so that transition is logged as a warning; the
+ * others are routine.
+ */
+static void set_state(struct sess *s, enum smpp_session_state to, const char *fmt, ...) {
+  char why[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  enum kk_log_level lvl = to == SMPP_SESS_IDLE ? KK_LOG_WARN : KK_LOG_INFO;
+  kk_log(lvl, s->ctx, "%s -> %s: %s", smpp_session_state_name(s->state),
+         smpp_session_state_name(to), why);
+  s->state = to;
+}
+
+/* ---- in-flight table ----------------------------------------------------- */
+
+/* Returns the slot holding seq, or -1. */
+static int tab_find(const struct sess *s, uint32_t seq) {
+  uint32_t i = seq & s->mask;
+  while (s->tab[i].seq != 0) {
+    if (s->tab[i].seq == seq) return (int)i;
+    i = (i + 1) & s->mask;
+  }
+  return -1;
+}
+
+static void tab_put(struct sess *s, uint32_t seq, uint64_t token, uint64_t now) {
+  uint32_t i = seq & s->mask;
+  while (s->tab[i].seq != 0) i = (i + 1) & s->mask;
+  s->tab[i].seq = seq;
+  s->tab[i].token = token;
+  s->tab[i].sent_ms = now;
+  s->inflight++;
+  s->c->st.inflight++;
+}
+
+/*
+ * Empties slot pos. Later entries of the same probe run move back into the
+ * hole when their home slot allows it, so lookups never need tombstones.
+ */
+static void tab_remove(struct sess *s, uint32_t pos) {
+  uint32_t i = pos, j = pos;
+  for (;;) {
+    j = (j + 1) & s->mask;
+    if (s->tab[j].seq == 0) break;
+    uint32_t home = s->tab[j].seq & s->mask;
+    int stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+    if (!stays) {
+      s->tab[i] = s->tab[j];
+      i = j;
+    }
+  }
+  s->tab[i].seq = 0;
+  s->inflight--;
+  s->c->st.inflight--;
+}
+
+/* Hands out the next sequence_number, skipping any still in flight. */
+static uint32_t take_seq(struct sess *s) {
+  uint32_t seq;
+  do {
+    seq = s->next_seq;
+    s->next_seq = seq >= SEQ_MAX ? 1 : seq + 1;
+  } while (tab_find(s, seq) >= 0);
+  return seq;
+}
+
+/* ---- capacity, rate budget, ready ----------------------------------------- */
+
+/* Milli-tokens of rate budget available now (without spending any). */
+static int64_t rate_available(const struct smpp_client *c) {
+  if (c->cfg.max_sps <= 0) return INT64_MAX;
+  uint64_t elapsed = uv_now(c->loop) - c->tokens_ms;
+  int64_t t = c->tokens_milli;
+  if (elapsed > 0) {
+    if (elapsed > (uint64_t)(c->burst_milli / c->cfg.max_sps) + 1) return c->burst_milli;
+    t += (int64_t)elapsed * c->cfg.max_sps;
+  }
+  return t > c->burst_milli ? c->burst_milli : t;
+}
+
+static void on_rate_timer(uv_timer_t *t);
+
+/* Spends one submit of the rate budget; arms the refill timer when it runs out. */
+static void rate_spend(struct smpp_client *c) {
+  if (c->cfg.max_sps <= 0) return;
+  c->tokens_milli = rate_available(c) - 1000;
+  c->tokens_ms = uv_now(c->loop);
+  if (c->tokens_milli < 1000 && !uv_is_active((uv_handle_t *)&c->rate_timer)) {
+    int64_t wait = (1000 - c->tokens_milli + c->cfg.max_sps - 1) / c->cfg.max_sps;
+    uv_timer_start(&c->rate_timer, on_rate_timer, (uint64_t)(wait > 0 ? wait : 1), 0);
+  }
+}
+
+static int sess_can_submit(const struct sess *s) {
+  return s->state == SMPP_SESS_BOUND && s->connected && !s->paused &&
+         s->inflight < s->c->cfg.window;
+}
+
+int smpp_client_capacity(const struct smpp_client *c) {
+  if (c->closing) return 0;
+  int n = 0;
+  for (int i = 0; i < c->nsess; i++) {
+    const struct sess *s = &c->sess[i];
+    if (sess_can_submit(s)) n += c->cfg.window - s->inflight;
+  }
+  if (c->cfg.max_sps > 0) {
+    int64_t tokens = rate_available(c) / 1000;
+    if (tokens < n) n = (int)tokens;
+  }
+  return n;
+}
+
+/* Calls ready when something freed capacity since the last call and there is some. */
+static void fire_ready(struct smpp_client *c) {
+  if (!c->want_ready || c->closing || c->cbs.ready == NULL) return;
+  if (smpp_client_capacity(c) <= 0) return;
+  c->want_ready = 0;
+  c->cbs.ready(c->ud);
+}
+
+static void on_rate_timer(uv_timer_t *t) {
+  struct smpp_client *c = t->data;
+  c->want_ready = 1;
+  fire_ready(c);
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+static void on_write(uv_write_t *req, int status);
+
+/* The write could not even start; drop from a timer rather than from inside
+   the caller's submit. */
+static void on_write_failed(uv_timer_t *t) {
+  struct sess *s = t->data;
+  drop(s, "write failed: %s", uv_strerror(s->write_error));
+}
+
+/* Starts a write of everything in out unless one is already under way. */
+static void flush(struct sess *s) {
+  if (s->writing || !s->connected || s->out.len == 0) return;
+  struct kk_buf tmp = s->wbuf;
+  s->wbuf = s->out;
+  s->out = tmp;
+  uv_buf_t b = uv_buf_init(s->wbuf.p, (unsigned)s->wbuf.len);
+  int rc = uv_write(&s->write_req, (uv_stream_t *)&s->tcp, &b, 1, on_write);
+  if (rc < 0) {
+    kk_buf_reset(&s->wbuf);
+    s->connected = 0;
+    s->write_error = rc;
+    uv_timer_start(&s->timer, on_write_failed, 0, 0);
+    return;
+  }
+  s->writing = 1;
+}
+
+static void on_write(uv_write_t *req, int status) {
+  struct sess *s = req->data;
+  s->writing = 0;
+  kk_buf_reset(&s->wbuf);
+  if (status < 0) {
+    /* A cancelled write belongs to a session that is already closing. */
+    if (status != UV_ECANCELED) drop(s, "write failed: %s", uv_strerror(status));
+    return;
+  }
+  if (s->close_after_flush && s->out.len == 0) {
+    drop(s, "unbound by the SMSC");
+    return;
+  }
+  flush(s);
+}
+
+/* Encodes pdu (with a sequence_number already set) and queues it. On failure
+   the session is dropped and the error returned. */
+static int send_pdu(struct sess *s, const struct smpp_pdu *pdu) {
+  if (!s->connected) return KK_ECLOSED;
+  size_t n;
+  int rc = smpp_encode(pdu, s->c->scratch, SMPP_MAX_PDU_LEN, &n);
+  if (rc == 0) rc = kk_buf_append(&s->out, s->c->scratch, n);
+  if (rc < 0) {
+    drop(s, "cannot send %s: %s", smpp_cmd_name(pdu->command_id), kk_strerror(rc));
+    return rc;
+  }
+  flush(s);
+  return 0;
+}
+
+/* Sends a header-only or empty-bodied response to a request. */
+static void send_resp(struct sess *s, uint32_t command_id, uint32_t status, uint32_t seq) {
+  struct smpp_pdu pdu;
+  memset(&pdu, 0, sizeof pdu);
+  pdu.command_id = command_id;
+  pdu.command_status = status;
+  pdu.sequence_number = seq;
+  send_pdu(s, &pdu);
+}
+
+/* ---- session teardown ---------------------------------------------------- */
+
+/* Picks the next reconnect delay: the backoff base plus up to a quarter of it
+   as jitter, never above reconnect_max_ms; then doubles the base. */
+static int next_backoff(struct sess *s) {
+  struct smpp_client *c = s->c;
+  int base = s->backoff_ms;
+  c->rng ^= c->rng << 13;
+  c->rng ^= c->rng >> 7;
+  c->rng ^= c->rng << 17;
+  int jitter = base >= 4 ? (int)(c->rng % (uint64_t)(base / 4 + 1)) : 0;
+  int delay = base + jitter;
+  if (delay > c->cfg.reconnect_max_ms) delay = c->cfg.reconnect_max_ms;
+  s->backoff_ms = base > c->cfg.reconnect_max_ms / 2 ? c->cfg.reconnect_max_ms : base * 2;
+  return delay;
+}
+
+static void on_retry_timer(uv_timer_t *t) {
+  start_connect(t->data);
+}
+
+/*
+ * Runs when a dropped session may have nothing left under way: once its socket
+ * is closed and no name lookup is pending, an idle session arms its reconnect
+ * and a closed one lets the route finish.
+ */
+static void settle(struct sess *s) {
+  if (s->tcp_open || s->gai_pending) return;
+  if (s->state == SMPP_SESS_CLOSED) {
+    check_finish(s->c);
+  } else if (s->state == SMPP_SESS_IDLE && !s->c->closing &&
+             !uv_is_active((uv_handle_t *)&s->timer)) {
+    uv_timer_start(&s->timer, on_retry_timer, (uint64_t)s->retry_ms, 0);
+  }
+}
+
+static void on_tcp_close(uv_handle_t *h) {
+  struct sess *s = h->data;
+  s->tcp_open = 0;
+  settle(s);
+}
+
+/* Reports every submit still in the table as lost, each exactly once. */
+static void report_lost(struct sess *s) {
+  struct smpp_client *c = s->c;
+  for (uint32_t i = 0; i <= s->mask; i++) {
+    if (s->tab[i].seq == 0) continue;
+    uint64_t token = s->tab[i].token;
+    s->tab[i].seq = 0;
+    s->inflight--;
+    c->st.inflight--;
+    c->st.lost++;
+    if (c->cbs.lost) c->cbs.lost(c->ud, token);
+  }
+}
+
+/*
+ * Ends the current connection attempt or session for the given reason: closes
+ * the socket, forgets pending requests, reports the in-flight submits lost and
+ * goes idle (reconnecting later) or, when the route is closing, closed.
+ */
+static void drop(struct sess *s, const char *fmt, ...) {
+  struct smpp_client *c = s->c;
+  if (s->state == SMPP_SESS_IDLE || s->state == SMPP_SESS_CLOSED) return;
+  char why[200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+
+  /* A host name may resolve to several addresses: after a failed attempt the
+     next one is tried. */
+  if (s->state == SMPP_SESS_CONNECTING) s->addr_pick++;
+  if (s->inflight > 0) {
+    size_t n = strlen(why);
+    snprintf(why + n, sizeof why - n, ", %d submits lost", s->inflight);
+  }
+  uv_timer_stop(&s->timer);
+  uv_timer_stop(&s->pause_timer);
+  s->paused = 0;
+  s->connected = 0;
+  s->close_after_flush = 0;
+  s->bind_seq = s->enq_seq = s->unbind_seq = 0;
+  kk_buf_reset(&s->out);
+  if (c->closing) {
+    set_state(s, SMPP_SESS_CLOSED, "%s", why);
+  } else {
+    s->retry_ms = next_backoff(s);
+    set_state(s, SMPP_SESS_IDLE, "%s; reconnecting in %d ms", why, s->retry_ms);
+  }
+  if (s->tcp_open && !uv_is_closing((uv_handle_t *)&s->tcp))
+    uv_close((uv_handle_t *)&s->tcp, on_tcp_close);
+  if (s->gai_pending) uv_cancel((uv_req_t *)&s->gai_req);
+  report_lost(s);
+  settle(s);
+}
+
+/* ---- connecting and binding ------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct sess *s = h->data;
+  buf->base = s->rbuf;
+  buf->len = READ_CHUNK;
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+static void send_bind(struct sess *s) {
+  const struct smpp_client_cfg *cfg = &s->c->cfg;
+  struct smpp_pdu pdu;
+  memset(&pdu, 0, sizeof pdu);
+  pdu.command_id = SMPP_BIND_TRANSCEIVER;
+  pdu.sequence_number = s->bind_seq = take_seq(s);
+  pdu.body.bind.system_id = smpp_cstr(cfg->system_id);
+  pdu.body.bind.password = smpp_cstr(cfg->password);
+  pdu.body.bind.system_type = smpp_cstr(cfg->system_type);
+  pdu.body.bind.interface_version = INTERFACE_VERSION;
+  send_pdu(s, &pdu);
+}
+
+static void on_connect(uv_connect_t *req, int status) {
+  struct sess *s = req->data;
+  /* Cancelled: the session was dropped while connecting. */
+  if (status == UV_ECANCELED || s->state != SMPP_SESS_CONNECTING) return;
+  if (status < 0) {
+    drop(s, "connect failed: %s", uv_strerror(status));
+    return;
+  }
+  int rc = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+  if (rc < 0) {
+    drop(s, "cannot read: %s", uv_strerror(rc));
+    return;
+  }
+  s->connected = 1;
+  set_state(s, SMPP_SESS_BINDING, "connected, binding as transceiver \"%s\"",
+            s->c->cfg.system_id);
+  uv_timer_start(&s->timer, on_deadline, (uint64_t)s->c->cfg.resp_timeout_ms, 0);
+  send_bind(s);
+}
+
+static void do_connect(struct sess *s, const struct sockaddr *addr) {
+  int rc = uv_tcp_init(s->c->loop, &s->tcp);
+  if (rc < 0) {
+    drop(s, "cannot create socket: %s", uv_strerror(rc));
+    return;
+  }
+  s->tcp.data = s;
+  s->tcp_open = 1;
+  uv_tcp_nodelay(&s->tcp, 1);
+  rc = uv_tcp_connect(&s->connect_req, &s->tcp, addr, on_connect);
+  if (rc < 0) drop(s, "connect failed: %s", uv_strerror(rc));
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  struct sess *s = req->data;
+  s->gai_pending = 0;
+  if (s->state != SMPP_SESS_CONNECTING) {
+    /* The attempt was dropped while the lookup ran. */
+    uv_freeaddrinfo(res);
+    settle(s);
+    return;
+  }
+  if (status < 0 || res == NULL) {
+    uv_freeaddrinfo(res);
+    drop(s, "cannot resolve %s: %s", s->c->cfg.host, uv_strerror(status));
+    return;
+  }
+  unsigned n = 0;
+  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) n++;
+  struct addrinfo *ai = res;
+  for (unsigned i = s->addr_pick % n; i > 0; i--) ai = ai->ai_next;
+  do_connect(s, ai->ai_addr);
+  uv_freeaddrinfo(res);
+}
+
+/* Starts a connection attempt: numeric hosts directly, names via getaddrinfo. */
+static void start_connect(struct sess *s) {
+  struct smpp_client *c = s->c;
+  set_state(s, SMPP_SESS_CONNECTING, "connecting to %s:%d", c->cfg.host, c->cfg.port);
+  kk_buf_reset(&s->in);
+  kk_buf_reset(&s->out);
+  s->next_seq = 1;
+  s->enq_seq = s->bind_seq = s->unbind_seq = 0;
+  uv_timer_start(&s->timer, on_deadline, (uint64_t)c->cfg.resp_timeout_ms, 0);
+
+  union {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+  } addr;
+  if (uv_ip4_addr(c->cfg.host, c->cfg.port, &addr.in4) == 0 ||
+      uv_ip6_addr(c->cfg.host, c->cfg.port, &addr.in6) == 0) {
+    do_connect(s, &addr.sa);
+    return;
+  }
+  char port[16];
+  snprintf(port, sizeof port, "%d", c->cfg.port);
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  int rc = uv_getaddrinfo(c->loop, &s->gai_req, on_resolved, c->cfg.host, port, &hints);
+  if (rc < 0) {
+    drop(s, "cannot resolve %s: %s", c->cfg.host, uv_strerror(rc));
+    return;
+  }
+  s->gai_pending = 1;
+}
+
+/* ---- timers while connected -------------------------------------------------- */
+
+/* Sends unbind (the route is closing) and waits a bounded time for unbind_resp. */
+static void start_unbind(struct sess *s) {
+  struct smpp_pdu pdu;
+  memset(&pdu, 0, sizeof pdu);
+  pdu.command_id = SMPP_UNBIND;
+  pdu.sequence_number = take_seq(s);
+  if (send_pdu(s, &pdu) < 0) return;
+  s->unbind_seq = pdu.sequence_number;
+  set_state(s, SMPP_SESS_UNBINDING, "route closing, %d submits in flight", s->inflight);
+  uv_timer_start(&s->timer, on_deadline, (uint64_t)s->c->cfg.resp_timeout_ms, 0);
+}
+
+/* The connect, bind or unbind took longer than resp_timeout_ms. */
+static void on_deadline(uv_timer_t *t) {
+  struct sess *s = t->data;
+  int ms = s->c->cfg.resp_timeout_ms;
+  switch (s->state) {
+    case SMPP_SESS_CONNECTING: drop(s, "connect timed out after %d ms", ms); break;
+    case SMPP_SESS_BINDING: drop(s, "no bind_transceiver_resp within %d ms", ms); break;
+    case SMPP_SESS_UNBINDING: drop(s, "no unbind_resp within %d ms", ms); break;
+    default: break;
+  }
+}
+
+static void send_enquire_link(struct sess *s, uint64_t now) {
+  struct smpp_pdu pdu;
+  memset(&pdu, 0, sizeof pdu);
+  pdu.command_id = SMPP_ENQUIRE_LINK;
+  pdu.sequence_number = take_seq(s);
+  if (send_pdu(s, &pdu) < 0) return;
+  s->enq_seq = pdu.sequence_number;
+  s->enq_sent_ms = now;
+  s->enq_last_ms = now;
+}
+
+/*
+ * Periodic work of a bound session: drain before unbinding when the route is
+ * closing, notice unanswered requests, send enquire_link when it is due.
+ */
+static void on_tick(uv_timer_t *t) {
+  struct sess *s = t->data;
+  struct smpp_client *c = s->c;
+  uint64_t now = uv_now(c->loop);
+  uint64_t timeout = (uint64_t)c->cfg.resp_timeout_ms;
+  if (s->state != SMPP_SESS_BOUND) return;
+  if (c->closing) {
+    /* While closing, the drain deadline decides how long submits may wait. */
+    if (s->inflight == 0 || now >= c->close_deadline) start_unbind(s);
+    return;
+  }
+  if (s->enq_seq != 0 && now - s->enq_sent_ms >= timeout) {
+    drop(s, "no enquire_link_resp within %d ms", c->cfg.resp_timeout_ms);
+    return;
+  }
+  if (s->inflight > 0) {
+    for (uint32_t i = 0; i <= s->mask; i++) {
+      if (s->tab[i].seq != 0 && now - s->tab[i].sent_ms >= timeout) {
+        drop(s, "no submit_sm_resp within %d ms (sequence %u)", c->cfg.resp_timeout_ms,
+             s->tab[i].seq);
+        return;
+      }
+    }
+  }
+  if (s->enq_seq == 0 && now - s->enq_last_ms >= (uint64_t)c->cfg.enquire_link_s * 1000)
+    send_enquire_link(s, now);
+}
+
+static void on_pause_end(uv_timer_t *t) {
+  struct sess *s = t->data;
+  s->paused = 0;
+  kk_debug(s->ctx, "pause over");
+  s->c->want_ready = 1;
+  fire_ready(s->c);
+}
+
+/* Stops new submits on this session for ms (a later pause extends it). */
+static void pause_session(struct sess *s, int ms, uint32_t status) {
+  if (ms < 1) ms = 1;
+  if (!s->paused)
+    kk_warnx(s->ctx, "%s: pausing submits for %d ms", smpp_status_name(status), ms);
+  s->paused = 1;
+  uv_timer_start(&s->pause_timer, on_pause_end, (uint64_t)ms, 0);
+}
+
+/* ---- incoming PDUs ------------------------------------------------------------- */
+
+static void on_bind_resp(struct sess *s, const struct smpp_pdu *pdu) {
+  struct smpp_client *c = s->c;
+  if (pdu->sequence_number != s->bind_seq) {
+    c->st.protocol_errors++;
+    kk_warnx(s->ctx, "bind_transceiver_resp with unexpected sequence %u",
+             pdu->sequence_number);
+    return;
+  }
+  s->bind_seq = 0;
+  if (pdu->command_status != SMPP_ESME_ROK) {
+    drop(s, "bind_transceiver rejected: %s (0x%08x)", smpp_status_name(pdu->command_status),
+         pdu->command_status);
+    return;
+  }
+  s->backoff_ms = c->cfg.reconnect_min_ms;
+  s->enq_last_ms = uv_now(c->loop);
+  c->st.reconnects++;
+  set_state(s, SMPP_SESS_BOUND, "bound to SMSC \"%.*s\"", (int)pdu->body.system_id.len,
+            (const char *)pdu->body.system_id.p);
+  uv_timer_start(&s->timer, on_tick, (uint64_t)c->tick_ms, (uint64_t)c->tick_ms);
+  c->want_ready = 1;
+}
+
+/* Takes the submit with this sequence number out of the table and reports it
+   through resp. Returns 0, or -1 when no such submit is in flight. */
+static int complete_submit(struct sess *s, uint32_t seq, uint32_t status,
+                           const struct smpp_str *message_id) {
+  struct smpp_client *c = s->c;
+  int pos = tab_find(s, seq);
+  if (pos < 0) return -1;
+  uint64_t token = s->tab[pos].token;
+  tab_remove(s, (uint32_t)pos);
+  if (status == SMPP_ESME_ROK) {
+    c->st.resp_ok++;
+  } else {
+    c->st.resp_error++;
+    if (status == SMPP_ESME_RTHROTTLED) {
+      c->st.throttled++;
+      pause_session(s, c->cfg.throttle_pause_ms, status);
+    } else if (status == SMPP_ESME_RMSGQFUL) {
+      pause_session(s, c->cfg.throttle_pause_ms / 10, status);
+    }
+  }
+  char id[66];
+  const char *idp = NULL;
+  if (message_id != NULL && message_id->len > 0) {
+    size_t n = message_id->len < sizeof id - 1 ? message_id->len : sizeof id - 1;
+    memcpy(id, message_id->p, n);
+    id[n] = '\0';
+    idp = id;
+  }
+  kk_debug(s->ctx, "submit_sm_resp sequence %u: %s", seq, smpp_status_name(status));
+  c->want_ready = 1;
+  if (c->cbs.resp) c->cbs.resp(c->ud, token, status, idp);
+  /* A closing route unbinds as soon as the last response is in. */
+  if (c->closing && s->state == SMPP_SESS_BOUND && s->inflight == 0) start_unbind(s);
+  return 0;
+}
+
+static void on_submit_resp(struct sess *s, const struct smpp_pdu *pdu) {
+  if (complete_submit(s, pdu->sequence_number, pdu->command_status, &pdu->body.message_id) < 0) {
+    s->c->st.protocol_errors++;
+    kk_warnx(s->ctx, "submit_sm_resp for unknown sequence %u", pdu->sequence_number);
+  }
+}
+
+static void on_deliver_sm(struct sess *s, const struct smpp_pdu *pdu) {
+  struct smpp_client *c = s->c;
+  uint32_t status = SMPP_ESME_ROK;
+  c->st.deliver_sm++;
+  if (c->cbs.deliver) c->cbs.deliver(c->ud, pdu, &status);
+  send_resp(s, SMPP_DELIVER_SM_RESP, status, pdu->sequence_number);
+}
+
+static void on_enquire_link(struct sess *s, const struct smpp_pdu *pdu) {
+  send_resp(s, SMPP_ENQUIRE_LINK_RESP, SMPP_ESME_ROK, pdu->sequence_number);
+}
+
+static void on_enquire_link_resp(struct sess *s, const struct smpp_pdu *pdu) {
+  if (pdu->sequence_number == s->enq_seq) s->enq_seq = 0;
+}
+
+/* The SMSC unbinds: answer, then close once the answer is written. Submits
+   still in flight are reported lost when the session drops. */
+static void on_unbind(struct sess *s, const struct smpp_pdu *pdu) {
+  send_resp(s, SMPP_UNBIND_RESP, SMPP_ESME_ROK, pdu->sequence_number);
+  if (!s->connected) return;
+  s->close_after_flush = 1;
+  if (s->state != SMPP_SESS_UNBINDING) {
+    set_state(s, SMPP_SESS_UNBINDING, "unbind from the SMSC, %d submits in flight",
+              s->inflight);
+    uv_timer_start(&s->timer, on_deadline, (uint64_t)s->c->cfg.resp_timeout_ms, 0);
+  }
+}
+
+static void on_unbind_resp(struct sess *s, const struct smpp_pdu *pdu) {
+  if (pdu->sequence_number == s->unbind_seq) drop(s, "unbound");
+}
+
+/* generic_nack: the SMSC could not make sense of one of our requests. */
+static void on_generic_nack(struct sess *s, const struct smpp_pdu *pdu) {
+  struct smpp_client *c = s->c;
+  uint32_t seq = pdu->sequence_number;
+  uint32_t status = pdu->command_status ? pdu->command_status : SMPP_ESME_RUNKNOWNERR;
+  c->st.protocol_errors++;
+  kk_warnx(s->ctx, "generic_nack %s for sequence %u", smpp_status_name(status), seq);
+  if (seq == 0) return;
+  if (seq == s->bind_seq) {
+    drop(s, "bind_transceiver answered with generic_nack %s", smpp_status_name(status));
+  } else if (seq == s->unbind_seq) {
+    drop(s, "unbind answered with generic_nack");
+  } else if (seq == s->enq_seq) {
+    s->enq_seq = 0;
+  } else {
+    complete_submit(s, seq, status, NULL);
+  }
+}
+
+#define ST(x) (1u << SMPP_SESS_##x)
+
+/* What to do with each PDU the SMSC may send, and in which states. */
+static const struct pdu_handler {
+  uint32_t command_id;
+  unsigned states;          /* ST() bits of the states that accept it */
+  void (*fn)(struct sess *s, const struct smpp_pdu *pdu);
+} handlers[] = {
+    {SMPP_BIND_TRANSCEIVER_RESP, ST(BINDING), on_bind_resp},
+    {SMPP_SUBMIT_SM_RESP, ST(BOUND) | ST(UNBINDING), on_submit_resp},
+    {SMPP_DELIVER_SM, ST(BOUND) | ST(UNBINDING), on_deliver_sm},
+    {SMPP_ENQUIRE_LINK, ST(BINDING) | ST(BOUND) | ST(UNBINDING), on_enquire_link},
+    {SMPP_ENQUIRE_LINK_RESP, ST(BOUND) | ST(UNBINDING), on_enquire_link_resp},
+    {SMPP_UNBIND, ST(BOUND) | ST(UNBINDING), on_unbind},
+    {SMPP_UNBIND_RESP, ST(UNBINDING), on_unbind_resp},
+    {SMPP_GENERIC_NACK, ST(BINDING) | ST(BOUND) | ST(UNBINDING), on_generic_nack},
+};
+
+/*
+ * A PDU with a usable header that does not decode. Requests are answered with
+ * generic_nack carrying the decoder's status. A broken submit_sm_resp still
+ * settles its submit, as lost: the outcome is unknown, which is what lost
+ * tells the caller; other responses are ignored.
+ */
+static void on_bad_pdu(struct sess *s, const struct smpp_pdu *pdu, const struct smpp_err *err) {
+  struct smpp_client *c = s->c;
+  c->st.protocol_errors++;
+  kk_warnx(s->ctx, "undecodable PDU (command_id 0x%08x, sequence %u): %s at offset %zu",
+           pdu->command_id, pdu->sequence_number, smpp_status_name(err->status),
+           err->offset);
+  if (!(pdu->command_id & SMPP_RESP)) {
+    send_resp(s, SMPP_GENERIC_NACK, err->status, pdu->sequence_number);
+    return;
+  }
+  if (pdu->command_id == SMPP_SUBMIT_SM_RESP) {
+    int pos = tab_find(s, pdu->sequence_number);
+    if (pos < 0) return;
+    uint64_t token = s->tab[pos].token;
+    tab_remove(s, (uint32_t)pos);
+    c->st.lost++;
+    c->want_ready = 1;
+    if (c->cbs.lost) c->cbs.lost(c->ud, token);
+  }
+}
+
+static void handle_pdu(struct sess *s, const uint8_t *p, size_t n) {
+  struct smpp_pdu pdu;
+  struct smpp_err err;
+  if (smpp_decode(p, n, &pdu, &err) < 0) {
+    on_bad_pdu(s, &pdu, &err);
+    return;
+  }
+  if (KK_LOG_DEBUG >= kk_log_level) {
+    char dump[512];
+    smpp_dump(&pdu, dump, sizeof dump);
+    kk_debug(s->ctx, "received %s", dump);
+  }
+  for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
+    const struct pdu_handler *h = &handlers[i];
+    if (h->command_id != pdu.command_id) continue;
+    if (h->states & (1u << s->state)) {
+      h->fn(s, &pdu);
+      return;
+    }
+    s->c->st.protocol_errors++;
+    kk_warnx(s->ctx, "unexpected %s (sequence %u) while %s", smpp_cmd_name(pdu.command_id),
+             pdu.sequence_number, smpp_session_state_name(s->state));
+    if (!(pdu.command_id & SMPP_RESP))
+      send_resp(s, pdu.command_id | SMPP_RESP, SMPP_ESME_RINVBNDSTS, pdu.sequence_number);
+    return;
+  }
+  /* A PDU that decodes but that an ESME never receives (submit_sm, a bind...). */
+  s->c->st.protocol_errors++;
+  kk_warnx(s->ctx, "unexpected %s (sequence %u)", smpp_cmd_name(pdu.command_id),
+           pdu.sequence_number);
+  if (!(pdu.command_id & SMPP_RESP))
+    send_resp(s, SMPP_GENERIC_NACK, SMPP_ESME_RINVCMDID, pdu.sequence_number);
+}
+
+/* Handles the whole PDUs at the start of p; returns the bytes consumed. Stops
+   early when the session drops. */
+static size_t process(struct sess *s, const uint8_t *p, size_t len) {
+  size_t off = 0;
+  while (s->connected && off < len) {
+    size_t n;
+    int rc = smpp_frame(p + off, len - off, &n);
+    if (rc == KK_EAGAIN) break;
+    if (rc < 0) {
+      s->c->st.protocol_errors++;
+      drop(s, "unframeable data from the SMSC, closing");
+      break;
+    }
+    handle_pdu(s, p + off, n);
+    off += n;
+  }
+  return off;
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  struct sess *s = st->data;
+  if (nread < 0) {
+    if (nread == UV_EOF)
+      drop(s, "connection closed by the SMSC");
+    else
+      drop(s, "read failed: %s", uv_strerror((int)nread));
+    return;
+  }
+  if (nread == 0 || !s->connected) return;
+  size_t len = (size_t)nread;
+  if (s->in.len == 0) {
+    /* Common case: parse straight from the read area, keep only a tail. */
+    size_t used = process(s, (const uint8_t *)buf->base, len);
+    if (s->connected && used < len && kk_buf_append(&s->in, buf->base + used, len - used) < 0)
+      drop(s, "input buffer overflow");
+  } else if (kk_buf_append(&s->in, buf->base, len) < 0) {
+    drop(s, "input buffer overflow");
+  } else {
+    size_t used = process(s, (const uint8_t *)s->in.p, s->in.len);
+    kk_buf_consume(&s->in, used);
+  }
+  fire_ready(s->c);
+}
+
+/* ---- public API ------------------------------------------------------------------ */
+
+/* Allocates the route and its sessions; freed by free_client() once the last
+   handle closes after smpp_client_close(). */
+struct smpp_client *smpp_client_new(uv_loop_t *loop, const struct smpp_client_cfg *cfg,
+                                    const struct smpp_client_cbs *cbs, void *ud) {
+  struct smpp_client *c = kk_xcalloc(1, sizeof *c);
+  c->loop = loop;
+  c->cfg = *cfg;
+  c->cfg.name[sizeof c->cfg.name - 1] = '\0';
+  c->cfg.host[sizeof c->cfg.host - 1] = '\0';
+  c->cfg.system_id[sizeof c->cfg.system_id - 1] = '\0';
+  c->cfg.password[sizeof c->cfg.password - 1] = '\0';
+  c->cfg.system_type[sizeof c->cfg.system_type - 1] = '\0';
+  smpp_client_cfg_defaults(&c->cfg);
+  if (c->cfg.sessions < 1) c->cfg.sessions = 1;
+  if (c->cfg.window < 1) c->cfg.window = 1;
+  if (c->cfg.max_sps < 0) c->cfg.max_sps = 0;
+  if (c->cfg.reconnect_max_ms < c->cfg.reconnect_min_ms)
+    c->cfg.reconnect_max_ms = c->cfg.reconnect_min_ms;
+  if (cbs) c->cbs = *cbs;
+  c->ud = ud;
+
+  /* The bound tick runs a few times per timeout or keep-alive interval. */
+  int span = c->cfg.resp_timeout_ms;
+  if (c->cfg.enquire_link_s * 1000 < span) span = c->cfg.enquire_link_s * 1000;
+  c->tick_ms = span / 4;
+  if (c->tick_ms < 10) c->tick_ms = 10;
+  if (c->tick_ms > 1000) c->tick_ms = 1000;
+
+  /* The rate budget holds a tenth of a second's worth, at least one submit. */
+  int burst = c->cfg.max_sps / 10;
+  c->burst_milli = (int64_t)(burst > 1 ? burst : 1) * 1000;
+  c->tokens_milli = c->burst_milli;
+  c->tokens_ms = uv_now(loop);
+  uv_timer_init(loop, &c->rate_timer);
+  c->rate_timer.data = c;
+
+  c->scratch = kk_xmalloc(SMPP_MAX_PDU_LEN);
+  c->rng = uv_hrtime() ^ (uint64_t)(uintptr_t)c ^ 0x9E3779B97F4A7C15ull;
+  if (c->rng == 0) c->rng = 1;
+
+  uint32_t slots = 4;
+  while (slots < (uint32_t)c->cfg.window * 2) slots *= 2;
+
+  c->nsess = c->cfg.sessions;
+  c->sess = kk_xcalloc((size_t)c->nsess, sizeof *c->sess);
+  for (int i = 0; i < c->nsess; i++) {
+    struct sess *s = &c->sess[i];
+    s->c = c;
+    s->idx = i;
+    snprintf(s->ctx, sizeof s->ctx, "smpp[route=%s#%d]", c->cfg.name, i);
+    s->state = SMPP_SESS_IDLE;
+    s->connect_req.data = s;
+    s->gai_req.data = s;
+    s->write_req.data = s;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    uv_timer_init(loop, &s->pause_timer);
+    s->pause_timer.data = s;
+    kk_buf_init(&s->in, IN_MAX);
+    kk_buf_init(&s->out, OUT_MAX);
+    kk_buf_init(&s->wbuf, OUT_MAX);
+    s->rbuf = kk_xmalloc(READ_CHUNK);
+    s->tab = kk_xcalloc(slots, sizeof *s->tab);
+    s->mask = slots - 1;
+    s->next_seq = 1;
+    s->backoff_ms = c->cfg.reconnect_min_ms;
+    /* The first connection attempt starts on the next loop iteration. */
+    s->retry_ms = 0;
+    uv_timer_start(&s->timer, on_retry_timer, 0, 0);
+  }
+  return c;
+}
+
+int smpp_client_submit(struct smpp_client *c, uint64_t token, const struct smpp_pdu *submit) {
+  if (c->closing) return KK_ECLOSED;
+  if (c->cfg.max_sps > 0 && rate_available(c) < 1000) return KK_EBUSY;
+  struct sess *s = NULL;
+  for (int k = 0; k < c->nsess; k++) {
+    int i = (c->rr + k) % c->nsess;
+    if (sess_can_submit(&c->sess[i])) {
+      s = &c->sess[i];
+      c->rr = (i + 1) % c->nsess;
+      break;
+    }
+  }
+  if (s == NULL) return KK_EBUSY;
+
+  struct smpp_pdu pdu = *submit;
+  pdu.command_id = SMPP_SUBMIT_SM;
+  pdu.command_status = 0;
+  pdu.sequence_number = take_seq(s);
+  size_t n;
+  if (smpp_encode(&pdu, c->scratch, SMPP_MAX_PDU_LEN, &n) < 0) return KK_EINVAL;
+  if (kk_buf_append(&s->out, c->scratch, n) < 0) return KK_EBUSY;
+  tab_put(s, pdu.sequence_number, token, uv_now(c->loop));
+  rate_spend(c);
+  c->st.submitted++;
+  kk_debug(s->ctx, "submit_sm sequence %u", pdu.sequence_number);
+  flush(s);
+  return 0;
+}
+
+void smpp_client_get_stats(const struct smpp_client *c, struct smpp_client_stats *out) {
+  *out = c->st;
+  out->sessions = c->nsess;
+  out->bound = 0;
+  for (int i = 0; i < c->nsess; i++)
+    if (c->sess[i].state == SMPP_SESS_BOUND) out->bound++;
+}
+
+enum smpp_session_state smpp_client_session_state(const struct smpp_client *c, int i) {
+  if (i < 0 || i >= c->nsess) return SMPP_SESS_CLOSED;
+  return c->sess[i].state;
+}
+
+static void free_client(struct smpp_client *c) {
+  for (int i = 0; i < c->nsess; i++) {
+    struct sess *s = &c->sess[i];
+    kk_buf_fini(&s->in);
+    kk_buf_fini(&s->out);
+    kk_buf_fini(&s->wbuf);
+    free(s->rbuf);
+    free(s->tab);
+  }
+  free(c->sess);
+  free(c->scratch);
+  free(c);
+}
+
+static void on_final_close(uv_handle_t *h) {
+  struct smpp_client *c = h->data;
+  if (--c->handles_open > 0) return;
+  if (c->closed_cb) c->closed_cb(c->ud);
+  free_client(c);
+}
+
+static void close_final(struct smpp_client *c, uv_handle_t *h) {
+  h->data = c;
+  c->handles_open++;
+  uv_close(h, on_final_close);
+}
+
+/* Once every session is closed with nothing under way, closes the timers; the
+   last close callback calls closed_cb and frees the route. */
+static void check_finish(struct smpp_client *c) {
+  if (!c->closing || c->finishing) return;
+  for (int i = 0; i < c->nsess; i++) {
+    const struct sess *s = &c->sess[i];
+    if (s->state != SMPP_SESS_CLOSED || s->tcp_open || s->gai_pending) return;
+  }
+  c->finishing = 1;
+  for (int i = 0; i < c->nsess; i++) {
+    close_final(c, (uv_handle_t *)&c->sess[i].timer);
+    close_final(c, (uv_handle_t *)&c->sess[i].pause_timer);
+  }
+  close_final(c, (uv_handle_t *)&c->rate_timer);
+  char ctx[96];
+  snprintf(ctx, sizeof ctx, "smpp[route=%s]", c->cfg.name);
+  kk_info(ctx, "all sessions closed");
+}
+
+void smpp_client_close(struct smpp_client *c, void (*closed_cb)(void *ud)) {
+  if (c->closing) return;
+  c->closing = 1;
+  c->closed_cb = closed_cb;
+  c->close_deadline = uv_now(c->loop) + (uint64_t)c->cfg.resp_timeout_ms;
+  uv_timer_stop(&c->rate_timer);
+  for (int i = 0; i < c->nsess; i++) {
+    struct sess *s = &c->sess[i];
+    uv_timer_stop(&s->pause_timer);
+    s->paused = 0;
+    switch (s->state) {
+      case SMPP_SESS_IDLE:
+        uv_timer_stop(&s->timer);
+        set_state(s, SMPP_SESS_CLOSED, "route closing");
+        settle(s);
+        break;
+      case SMPP_SESS_CONNECTING:
+      case SMPP_SESS_BINDING:
+        drop(s, "route closing");
+        break;
+      case SMPP_SESS_BOUND:
+        /* With submits in flight the tick unbinds once they are answered or
+           the drain deadline passes. */
+        if (s->inflight == 0) start_unbind(s);
+        break;
+      case SMPP_SESS_UNBINDING:
+      case SMPP_SESS_CLOSED:
+        break;
+    }
+  }
+  check_finish(c);
+}
