@@ -78,7 +78,7 @@ $(B)/libfuzz_%: $(B)/fuzz/%.o $(B)/libkaskad.a
 
 bin/kaskad bin/kaskad-sim: bin/%: $(B)/%
 	@mkdir -p bin
-	$(Q)cp $< $@
+	$(Q)cp $< $@.tmp && mv -f $@.tmp $@
 
 deps:
 	@tools/deps.sh

@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <curl/curl.h>
 #include <uv.h>
 
 #include "api/api.h"
+#include "callback/callback.h"
 #include "core/kk_cfg.h"
 #include "core/kk_err.h"
 #include "core/kk_log.h"
@@ -27,6 +29,7 @@ struct daemon {
   struct kk_cfg cfg;
   struct store *store;
   struct dispatch *dispatch;
+  struct callback *callback;  /* NULL once stopped */
   struct http_server *http;
   struct api api;
   uv_signal_t sigterm, sigint;
@@ -84,6 +87,12 @@ static void on_routes_closed(void *ud) {
   d->phase = 3;
 }
 
+static void on_callbacks_stopped(void *ud) {
+  struct daemon *d = ud;
+  d->callback = NULL;
+  d->api.callback = NULL;
+}
+
 static void on_drain_tick(uv_timer_t *t) {
   struct daemon *d = t->data;
   int late = uv_now(d->loop) >= d->drain_deadline;
@@ -95,7 +104,7 @@ static void on_drain_tick(uv_timer_t *t) {
     }
     return;
   }
-  if (d->phase == 3 && (store_pending(d->store) == 0 || late)) {
+  if (d->phase == 3 && d->callback == NULL && (store_pending(d->store) == 0 || late)) {
     uv_timer_stop(t);
     close_rest(d);
   }
@@ -110,6 +119,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   kk_info(LOGCTX, "signal %d: draining", signum);
   d->phase = 1;
   d->api.draining = 1;
+  callback_stop(d->callback, on_callbacks_stopped, d);
   http_server_quiesce(d->http);
   long long ms = 10000;
   kk_parse_duration_ms(kk_cfg_get(&d->cfg, KK_CFG_shutdown_timeout), &ms);
@@ -119,7 +129,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 static int parse_ms(const struct kk_cfg *cfg, enum kk_cfg_key k, long long *out) {
   if (kk_parse_duration_ms(kk_cfg_get(cfg, k), out) != 0) {
-    fprintf(stderr, "kaskad: bad duration for %s: %s\n", "setting", kk_cfg_get(cfg, k));
+    fprintf(stderr, "kaskad: bad duration: %s\n", kk_cfg_get(cfg, k));
     return -1;
   }
   return 0;
@@ -157,6 +167,10 @@ int main(int argc, char **argv) {
     return 2;
   }
 
+  long long cb_timeout;
+  if (parse_ms(&d.cfg, KK_CFG_callback_timeout, &cb_timeout)) return 2;
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+
   d.loop = uv_default_loop();
   const char *dir = kk_cfg_get(&d.cfg, KK_CFG_data);
   mkdir(dir, 0750);
@@ -165,10 +179,14 @@ int main(int argc, char **argv) {
   d.dispatch = dispatch_new(d.loop, d.store, &dopts);
   if (load_file_routes(&d) != 0) return 2;
   store_routes_each(d.store, load_db_route, &d);
+  struct callback_opts copts = {.timeout_ms = (long)cb_timeout};
+  d.callback = callback_new(d.loop, d.store, &copts);
+  if (d.callback == NULL) return 1;
 
   d.api.loop = d.loop;
   d.api.store = d.store;
   d.api.dispatch = d.dispatch;
+  d.api.callback = d.callback;
   snprintf(d.api.admin_key, sizeof d.api.admin_key, "%s", kk_cfg_get(&d.cfg, KK_CFG_admin_key));
   memcpy(d.api.ttl_ms, ttl, sizeof ttl);
   if (api_init(&d.api) != 0) return 1;
@@ -194,5 +212,6 @@ int main(int argc, char **argv) {
   api_fini(&d.api);
   kk_cfg_fini(&d.cfg);
   uv_loop_close(d.loop);
+  curl_global_cleanup();
   return 0;
 }

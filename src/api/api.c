@@ -13,6 +13,7 @@
 
 #include "core/kk_err.h"
 #include "core/kk_log.h"
+#include "callback/callback.h"
 #include "core/kk_mem.h"
 #include "dispatch/dispatch.h"
 #include "http/http_server.h"
@@ -348,5 +349,21 @@ void api_metrics(struct api *a, struct kk_buf *o) {
                    "# HELP kaskad_store_pending Operations waiting for a commit\n"
                    "# TYPE kaskad_store_pending gauge\nkaskad_store_pending %d\n",
                 (unsigned long long)st.errors, store_pending(a->store));
+  if (a->callback) {
+    struct callback_stats cs;
+    callback_stats(a->callback, &cs);
+    kk_buf_printf(o,
+                  "# HELP kaskad_callbacks_sent_total Status callbacks answered 2xx\n"
+                  "# TYPE kaskad_callbacks_sent_total counter\nkaskad_callbacks_sent_total %llu\n"
+                  "# HELP kaskad_callback_failed_tries_total Callback tries that failed (retried)\n"
+                  "# TYPE kaskad_callback_failed_tries_total counter\n"
+                  "kaskad_callback_failed_tries_total %llu\n"
+                  "# HELP kaskad_callbacks_gave_up_total Callbacks dropped after the last try\n"
+                  "# TYPE kaskad_callbacks_gave_up_total counter\nkaskad_callbacks_gave_up_total %llu\n"
+                  "# HELP kaskad_callbacks_inflight Callback requests in flight\n"
+                  "# TYPE kaskad_callbacks_inflight gauge\nkaskad_callbacks_inflight %d\n",
+                  (unsigned long long)cs.sent_ok, (unsigned long long)cs.failed_tries,
+                  (unsigned long long)cs.gave_up, cs.inflight);
+  }
   dispatch_metrics(a->dispatch, o);
 }

@@ -15,10 +15,12 @@
 #include <uv.h>
 
 #include "core/kk_buf.h"
+#include "store/store.h"
 
 struct http_req;
 struct store;
 struct dispatch;
+struct callback;
 
 /* The API key cache: SHA-256 of every active key -> account id. */
 struct api_keys {
@@ -34,6 +36,7 @@ struct api {
   uv_loop_t *loop;
   struct store *store;
   struct dispatch *dispatch;
+  struct callback *callback; /* NULL when stopped */
   char admin_key[256];       /* empty: no operator key */
   long long ttl_ms[3];       /* service, transactional, advertising */
   int ready;                 /* /healthz answers 200 */
@@ -79,6 +82,23 @@ json_t *api_body_json(struct http_req *req);
 
 void api_keys_add(struct api_keys *k, const uint8_t hash[32], int64_t account_id);
 int64_t api_keys_find(const struct api_keys *k, const uint8_t hash[32]);
+
+/* One message of a send request, with the storage its store_msg_new borrows. */
+struct api_msg_item {
+  struct store_msg_new m;
+  char public_id[40];
+  char to[24];
+  char route[64];            /* set by the caller before parsing */
+  struct api_err err;        /* err.code set: refused */
+};
+
+/*
+ * Validates one message object of POST /v1/messages into it (no I/O).
+ * Strings in it->m borrow from o and from it. Returns 0, or -1 with it->err
+ * naming the code, field and reason.
+ */
+int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char *idem_header,
+                  int64_t now, struct api_msg_item *it);
 
 /* Handlers. id is the path segment after the collection, or NULL. */
 void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, int batch);

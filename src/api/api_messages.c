@@ -30,14 +30,7 @@
 #define MIN_TTL_MS (30LL * 1000)
 #define MAX_TTL_MS (7LL * 24 * 3600 * 1000)
 
-/* One message of a request, with the storage its store_msg_new borrows. */
-struct item {
-  struct store_msg_new m;
-  char public_id[40];
-  char to[24];
-  char route[64];
-  struct api_err err;        /* err.code set: refused */
-};
+#define item api_msg_item
 
 struct send_ctx {
   struct api *a;
@@ -102,9 +95,8 @@ static int ttl_from_json(json_t *v, long long *ms) {
   return KK_EINVAL;
 }
 
-/* Validates one message object into it. Returns 0 or -1 with it->err set. */
-static int parse_message(struct api *a, json_t *o, int64_t account_id, const char *idem_header,
-                         int64_t now, struct item *it) {
+int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char *idem_header,
+                  int64_t now, struct api_msg_item *it) {
   struct api_err *e = &it->err;
   struct store_msg_new *m = &it->m;
   memset(m, 0, sizeof *m);
@@ -352,7 +344,7 @@ void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, 
   for (int i = 0; i < c->n; i++) {
     struct item *it = &c->items[i];
     snprintf(it->route, sizeof it->route, "%s", route);
-    if (parse_message(a, json_array_get(list, (size_t)i), account_id, idem_header, now, it) != 0) {
+    if (api_msg_parse(a, json_array_get(list, (size_t)i), account_id, idem_header, now, it) != 0) {
       a->rejected++;
       continue;
     }

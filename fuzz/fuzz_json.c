@@ -1,0 +1,34 @@
+/*
+ * fuzz_json.c - the send request parser: any body either becomes a valid
+ * message (normalised number, known encoding, 1..16 segments, expiry after
+ * creation) or a refusal with a 4xx status and an error code.
+ */
+#include <jansson.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "sms/sms_enc.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  static struct api a = {.ttl_ms = {86400000, 3600000, 86400000}};
+  json_t *doc = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
+  if (doc == NULL) return 0;
+  struct api_msg_item it;
+  memset(&it, 0, sizeof it);
+  int rc = api_msg_parse(&a, doc, 1, NULL, 1700000000000LL, &it);
+  if (rc == 0) {
+    size_t n = strlen(it.m.to);
+    if (n < 8 || n > 15) __builtin_trap();
+    for (size_t i = 0; i < n; i++)
+      if (it.m.to[i] < '0' || it.m.to[i] > '9') __builtin_trap();
+    if (it.m.segments < 1 || it.m.segments > SMS_MAX_PARTS) __builtin_trap();
+    if (strcmp(it.m.encoding, "gsm7") != 0 && strcmp(it.m.encoding, "ucs2") != 0) __builtin_trap();
+    if (it.m.expires_at <= it.m.created_at) __builtin_trap();
+    if (strncmp(it.m.public_id, "msg_", 4) != 0) __builtin_trap();
+  } else {
+    if (it.err.code == NULL || it.err.status < 400 || it.err.status > 499) __builtin_trap();
+  }
+  json_decref(doc);
+  return 0;
+}
