@@ -7,7 +7,7 @@
  * when there are several; no part is over its limit or ends inside an ESC
  * pair or a surrogate pair; parts are filled greedily; decoding the parts of
  * a valid text gives back the text; sms_decode() always produces valid UTF-8
- * and truncates cleanly. A broken invariant traps.
+ * without a NUL inside and truncates cleanly. A broken invariant traps.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -118,6 +118,7 @@ static void check_decode(uint8_t dc, const uint8_t *p, size_t len) {
   char *out = malloc(cap);
   int n = sms_decode(dc, p, len, out, cap);
   CHECK(n >= 0 && (size_t)n < cap && out[n] == '\0');
+  CHECK(strlen(out) == (size_t)n);   /* no NUL inside the text */
   if (n > 0) CHECK(sms_analyze(out, (size_t)n, &info) != KK_EUTF8);
 
   /* A smaller buffer gets a NUL-ended prefix made of whole characters. */

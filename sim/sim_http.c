@@ -23,6 +23,7 @@
 
 #define BODY_MAX (1u << 20)
 #define SUBMITS_LIMIT_DEFAULT 100
+#define SUBMITS_MAX_BYTES (512u << 20)   /* cap of one GET /submits answer */
 
 struct sim_http {
   uv_loop_t *loop;
@@ -122,7 +123,16 @@ static enum MHD_Result get_submits(struct sim_http *h, struct MHD_Connection *c)
   if (f.system_id && *f.system_id == '\0') f.system_id = NULL;
   f.since_ms = since;
   f.limit = (size_t)limit;
-  return reply_json(c, MHD_HTTP_OK, sim_ring_query(h->o.ring, &f));
+  struct kk_buf out;
+  kk_buf_init(&out, SUBMITS_MAX_BYTES);
+  if (sim_ring_query(h->o.ring, &f, &out) != 0) {
+    kk_buf_fini(&out);
+    return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "too_big",
+                       "the answer would be too large; lower limit");
+  }
+  size_t len;
+  char *body = kk_buf_take(&out, &len);
+  return reply(c, MHD_HTTP_OK, "application/json", body, len);
 }
 
 static const char *opt_string(const json_t *o, const char *name) {
@@ -199,6 +209,8 @@ static enum MHD_Result route(struct sim_http *h, struct MHD_Connection *c, const
   return reply_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such path");
 }
 
+/* Called by MHD first with the headers (a struct req is allocated then and
+   freed in on_completed), then with each body chunk, then once more to answer. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls) {

@@ -1,5 +1,5 @@
 /*
- * sim_jobs.c - job pool, due-time heap and acknowledgement table
+ * sim_jobs.c - job pool, timing wheel and acknowledgement table
  * (see sim_jobs.h).
  */
 #include "sim_jobs.h"
@@ -12,8 +12,11 @@
 #define CHUNK_JOBS 1024
 #define ACK_INITIAL 1024          /* table slots; a power of two */
 
-void sim_jobs_init(struct sim_jobs *j) {
+#define SLOT_MASK (SIM_WHEEL_SLOTS - 1)
+
+void sim_jobs_init(struct sim_jobs *j, int64_t now) {
   memset(j, 0, sizeof *j);
+  j->cursor = now;
   j->ack_mask = ACK_INITIAL - 1;
   j->ack_keys = kk_xcalloc(ACK_INITIAL, sizeof *j->ack_keys);
   j->ack_vals = kk_xcalloc(ACK_INITIAL, sizeof *j->ack_vals);
@@ -22,7 +25,6 @@ void sim_jobs_init(struct sim_jobs *j) {
 void sim_jobs_fini(struct sim_jobs *j) {
   for (size_t i = 0; i < j->nchunks; i++) free(j->chunks[i]);
   free(j->chunks);
-  free(j->heap);
   free(j->ack_keys);
   free(j->ack_vals);
   memset(j, 0, sizeof *j);
@@ -44,7 +46,7 @@ struct sim_job *sim_jobs_alloc(struct sim_jobs *j) {
   struct sim_job *job = j->free_list;
   j->free_list = job->next_free;
   memset(job, 0, sizeof *job);
-  job->heap_idx = SIM_JOB_IDLE;
+  job->slot = SIM_JOB_IDLE;
   j->live++;
   return job;
 }
@@ -57,73 +59,81 @@ void sim_jobs_release(struct sim_jobs *j, struct sim_job *job) {
   j->live--;
 }
 
-/* ---- heap ---- */
-
-static int earlier(const struct sim_job *a, const struct sim_job *b) {
-  return a->due < b->due || (a->due == b->due && a->order < b->order);
-}
-
-static void place(struct sim_jobs *j, size_t i, struct sim_job *job) {
-  j->heap[i] = job;
-  job->heap_idx = (uint32_t)i;
-}
-
-static void sift_up(struct sim_jobs *j, size_t i) {
-  struct sim_job *job = j->heap[i];
-  while (i > 0) {
-    size_t parent = (i - 1) / 2;
-    if (!earlier(job, j->heap[parent])) break;
-    place(j, i, j->heap[parent]);
-    i = parent;
-  }
-  place(j, i, job);
-}
-
-static void sift_down(struct sim_jobs *j, size_t i) {
-  struct sim_job *job = j->heap[i];
-  for (;;) {
-    size_t c = 2 * i + 1;
-    if (c >= j->nheap) break;
-    if (c + 1 < j->nheap && earlier(j->heap[c + 1], j->heap[c])) c++;
-    if (!earlier(j->heap[c], job)) break;
-    place(j, i, j->heap[c]);
-    i = c;
-  }
-  place(j, i, job);
-}
+/* ---- timing wheel ---- */
 
 void sim_jobs_unschedule(struct sim_jobs *j, struct sim_job *job) {
-  if (job->heap_idx == SIM_JOB_IDLE) return;
-  size_t i = job->heap_idx;
-  job->heap_idx = SIM_JOB_IDLE;
-  struct sim_job *last = j->heap[--j->nheap];
-  if (i == j->nheap) return;
-  place(j, i, last);
-  sift_down(j, i);
-  sift_up(j, last->heap_idx);
+  if (job->slot == SIM_JOB_IDLE) return;
+  uint32_t i = job->slot;
+  if (job->prev) job->prev->next = job->next;
+  else j->head[i] = job->next;
+  if (job->next) job->next->prev = job->prev;
+  else j->tail[i] = job->prev;
+  if (j->head[i] == NULL) j->busy[i / 64] &= ~(1ull << (i % 64));
+  job->prev = job->next = NULL;
+  job->slot = SIM_JOB_IDLE;
+  j->queued--;
 }
 
 void sim_jobs_schedule(struct sim_jobs *j, struct sim_job *job, int64_t due) {
   sim_jobs_unschedule(j, job);
-  if (j->nheap == j->heap_cap) {
-    j->heap_cap = j->heap_cap ? 2 * j->heap_cap : 1024;
-    j->heap = kk_xrealloc(j->heap, j->heap_cap * sizeof *j->heap);
-  }
   job->due = due;
-  job->order = j->next_order++;
-  place(j, j->nheap++, job);
-  sift_up(j, job->heap_idx);
+  /* A job already due goes in the first slot the next run looks at. */
+  int64_t at = due > j->cursor ? due : j->cursor + 1;
+  uint32_t i = (uint32_t)(at & SLOT_MASK);
+  job->slot = i;
+  job->next = NULL;
+  job->prev = j->tail[i];
+  if (j->tail[i]) j->tail[i]->next = job;
+  else j->head[i] = job;
+  j->tail[i] = job;
+  j->busy[i / 64] |= 1ull << (i % 64);
+  j->queued++;
 }
 
-struct sim_job *sim_jobs_pop_due(struct sim_jobs *j, int64_t now) {
-  if (j->nheap == 0 || j->heap[0]->due > now) return NULL;
-  struct sim_job *job = j->heap[0];
-  sim_jobs_unschedule(j, job);
-  return job;
+size_t sim_jobs_run_due(struct sim_jobs *j, int64_t now, size_t max,
+                        void (*fn)(void *arg, struct sim_job *job), void *arg) {
+  size_t ran = 0;
+  if (j->queued == 0) {
+    if (now > j->cursor) j->cursor = now;
+    return 0;
+  }
+  /* One turn of the wheel visits every slot; a longer gap needs no more. */
+  int64_t t = j->cursor + 1;
+  if (now - j->cursor > SIM_WHEEL_SLOTS) t = now - SIM_WHEEL_SLOTS + 1;
+  for (; t <= now; t++) {
+    j->cursor = t;
+    uint32_t i = (uint32_t)(t & SLOT_MASK);
+    struct sim_job *job = j->head[i];
+    while (job != NULL) {
+      struct sim_job *next = job->next;
+      if (job->due <= now) {
+        if (ran == max) {
+          j->cursor = t - 1;   /* this slot is not finished */
+          return ran;
+        }
+        sim_jobs_unschedule(j, job);
+        fn(arg, job);
+        ran++;
+      }
+      job = next;
+    }
+  }
+  return ran;
 }
 
 int64_t sim_jobs_next_due(const struct sim_jobs *j) {
-  return j->nheap ? j->heap[0]->due : -1;
+  if (j->queued == 0) return -1;
+  /* Find the first busy slot after the cursor, a bitmap word at a time,
+     wrapping around once. */
+  uint32_t i = (uint32_t)((j->cursor + 1) & SLOT_MASK);
+  for (uint32_t dist = 0; dist < SIM_WHEEL_SLOTS + 64;) {
+    uint64_t word = j->busy[i / 64] >> (i % 64);
+    if (word) return j->cursor + 1 + dist + __builtin_ctzll(word);
+    uint32_t step = 64 - i % 64;
+    dist += step;
+    i = (i + step) & SLOT_MASK;
+  }
+  return -1;
 }
 
 /* ---- acknowledgement table (linear probing, backward-shift deletion) ---- */

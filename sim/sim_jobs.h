@@ -2,10 +2,12 @@
  * sim_jobs.h - the SMSC's deferred work: delayed submit_sm_resp and delivery
  * receipts.
  *
- * All jobs sit in one min-heap keyed by due time (one loop timer serves them
- * all). A receipt that has been sent waits for its deliver_sm_resp; those are
- * also indexed by the deliver_sm sequence_number so the response finds its
- * job in constant time. Jobs come from a pool that grows in chunks and never
+ * All jobs sit in one hashed timing wheel of 1 ms slots (one loop timer
+ * serves them all): scheduling and cancelling are constant time, and a job
+ * due further out than the wheel spans waits in its slot for later turns. A
+ * receipt that has been sent waits for its deliver_sm_resp; those are also
+ * indexed by the deliver_sm sequence_number so the response finds its job in
+ * constant time. Jobs come from a pool that grows in chunks and never
  * shrinks, so the hot path does not call malloc once warmed up.
  */
 #ifndef SIM_JOBS_H
@@ -24,8 +26,8 @@ enum sim_job_kind {
 
 struct sim_job {
   int64_t due;                    /* loop time in ms when the job fires */
-  uint64_t order;                 /* keeps jobs due in the same ms first in, first out */
-  uint32_t heap_idx;              /* position in the heap, SIM_JOB_IDLE when not queued */
+  struct sim_job *prev, *next;    /* neighbours in its wheel slot */
+  uint32_t slot;                  /* its wheel slot, SIM_JOB_IDLE when not queued */
   uint32_t ack_seq;               /* deliver_sm awaiting its response, 0 if none */
   uint8_t kind;                   /* enum sim_job_kind */
   uint8_t want_receipt;           /* SIM_JOB_RESP: a receipt follows the response */
@@ -50,10 +52,14 @@ struct sim_job {
 };
 
 #define SIM_JOB_IDLE UINT32_MAX
+#define SIM_WHEEL_SLOTS 16384     /* 1 ms each: more than the default resend delay */
 
 struct sim_jobs {
-  struct sim_job **heap;          /* min-heap by (due, order) */
-  size_t nheap, heap_cap;
+  struct sim_job *head[SIM_WHEEL_SLOTS];   /* each slot's jobs, first in first */
+  struct sim_job *tail[SIM_WHEEL_SLOTS];
+  uint64_t busy[SIM_WHEEL_SLOTS / 64];     /* bit set while a slot holds jobs */
+  int64_t cursor;                 /* slots up to this loop time have been run */
+  size_t queued;                  /* jobs in the wheel */
   uint32_t *ack_keys;             /* open-addressing table: sequence -> job; 0 = empty */
   struct sim_job **ack_vals;
   size_t ack_mask, ack_used;
@@ -61,26 +67,35 @@ struct sim_jobs {
   void **chunks;                  /* every pool chunk, for sim_jobs_fini */
   size_t nchunks;
   size_t live;                    /* jobs handed out and not released */
-  uint64_t next_order;
 };
 
-void sim_jobs_init(struct sim_jobs *j);
+/* Starts an empty wheel at loop time now. */
+void sim_jobs_init(struct sim_jobs *j, int64_t now);
 /* Frees every job and table; jobs still out become invalid. */
 void sim_jobs_fini(struct sim_jobs *j);
 
 /* Returns a zeroed job, or NULL when SIM_JOBS_MAX are alive. Give it back
    with sim_jobs_release. */
 struct sim_job *sim_jobs_alloc(struct sim_jobs *j);
-/* Returns a job to the pool, taking it out of the heap and the ack table. */
+/* Returns a job to the pool, taking it out of the wheel and the ack table. */
 void sim_jobs_release(struct sim_jobs *j, struct sim_job *job);
 
-/* Queues the job to fire at due, moving it if already queued. */
+/* Queues the job to fire at due (or at the next run when due has passed),
+   moving it if already queued. */
 void sim_jobs_schedule(struct sim_jobs *j, struct sim_job *job, int64_t due);
-/* Takes the job out of the heap if it is there. */
+/* Takes the job out of the wheel if it is there. */
 void sim_jobs_unschedule(struct sim_jobs *j, struct sim_job *job);
-/* Pops the earliest job due at or before now, or returns NULL. */
-struct sim_job *sim_jobs_pop_due(struct sim_jobs *j, int64_t now);
-/* Returns the earliest due time, or -1 when nothing is queued. */
+
+/*
+ * Runs fn on every job due at or before now, at most max of them, taking
+ * each out of the wheel first. fn may schedule or release the job it is given
+ * (and only that one). Returns the number run; when it is max, call again.
+ */
+size_t sim_jobs_run_due(struct sim_jobs *j, int64_t now, size_t max,
+                        void (*fn)(void *arg, struct sim_job *job), void *arg);
+
+/* Returns the loop time of the earliest slot holding jobs (they may be due
+   only on a later turn of the wheel), or -1 when the wheel is empty. */
 int64_t sim_jobs_next_due(const struct sim_jobs *j);
 
 /* Records that job waits for the response to deliver_sm seq (non-zero, and

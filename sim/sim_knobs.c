@@ -110,7 +110,8 @@ static int json_int_value(const json_t *v, long long *out) {
   }
   if (json_is_real(v)) {
     double d = json_real_value(v);
-    if (d != (double)(long long)d) return KK_EINVAL;
+    /* Check the range first: converting a larger double is undefined. */
+    if (!(d >= -1e15 && d <= 1e15) || d != (double)(long long)d) return KK_EINVAL;
     *out = (long long)d;
     return 0;
   }

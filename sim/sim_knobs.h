@@ -23,7 +23,8 @@ struct sim_knobs {
   double syserr;
   double reject;
   int max_sps;               /* accepted submits per second per system_id, 0 = unlimited */
-  int disconnect_after;      /* drop the connection at the Nth submit, 0 = never */
+  int disconnect_after;      /* drop the connection at its Nth submit (counted since it
+                                opened or this knob last changed), 0 = never */
   int resp_delay_ms;         /* delay of every submit_sm_resp */
   int message_id;            /* enum sim_msgid_fmt */
   int receipt_tlvs;          /* 1: receipts carry the receipt TLVs besides the text */

@@ -196,11 +196,12 @@ int main(int argc, char **argv) {
     .ring = &ring,
   };
   int rc = sim_smsc_start(&a.loop, &so, &a.smsc);
-  if (rc) {
-    kk_error("sim", "cannot start the SMSC on %s: %s", smpp_addr,
-             rc == KK_EINVAL ? "--accounts must be id:password,... (id up to 15, "
-                               "password up to 8 characters)"
-                             : kk_strerror(rc));
+  if (rc == KK_EINVAL) {
+    fprintf(stderr, "kaskad-sim: --accounts must be id:password,... (id up to 15, "
+                    "password up to 8 characters)\n");
+    status = 2;
+  } else if (rc) {
+    kk_error("sim", "cannot start the SMSC on %s", smpp_addr);
     status = 1;
   } else {
     struct sim_http_opts ho = {

@@ -8,9 +8,10 @@
 #ifndef SIM_RING_H
 #define SIM_RING_H
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "core/kk_buf.h"
 
 #define SIM_RING_CAP 100000
 #define SIM_SM_MAX 254            /* short_message octets kept per record */
@@ -59,9 +60,11 @@ struct sim_ring_filter {
 };
 
 /*
- * Returns a new JSON array of the newest matching records, oldest first;
- * the caller json_decref()s it.
+ * Appends to out a JSON array of the newest matching records, oldest first.
+ * Returns 0 or KK_ENOSPC when out's cap is reached (out then holds a
+ * partial array).
  */
-json_t *sim_ring_query(const struct sim_ring *r, const struct sim_ring_filter *f);
+int sim_ring_query(const struct sim_ring *r, const struct sim_ring_filter *f,
+                   struct kk_buf *out);
 
 #endif

@@ -213,9 +213,10 @@ static void peer_name(uv_tcp_t *tcp, char *out, size_t cap) {
   struct sockaddr_storage ss;
   int len = sizeof ss;
   char host[64] = "?";
-  int port = 0;
+  int port = 0, v6 = 0;
   if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0) {
     if (ss.ss_family == AF_INET6) {
+      v6 = 1;
       uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
       port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     } else {
@@ -223,9 +224,10 @@ static void peer_name(uv_tcp_t *tcp, char *out, size_t cap) {
       port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }
   }
-  snprintf(out, cap, "%s:%d", host, port);
+  snprintf(out, cap, v6 ? "[%s]:%d" : "%s:%d", host, port);
 }
 
+/* Accepts a connection into a new session, which on_close frees. */
 static void on_connection(uv_stream_t *server, int status) {
   struct sim_smsc *m = server->data;
   if (status < 0) {

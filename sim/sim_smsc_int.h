@@ -1,6 +1,7 @@
 /*
  * sim_smsc_int.h - internals of the simulated SMSC shared by sim_smsc.c
- * (protocol behaviour) and sim_sess.c (connections and their buffers).
+ * (what it does with received PDUs), sim_deliver.c (receipts, MO, the job
+ * timer) and sim_sess.c (connections and their buffers).
  */
 #ifndef SIM_SMSC_INT_H
 #define SIM_SMSC_INT_H
@@ -114,5 +115,22 @@ int sim_sess_usable(const struct sim_sess *s);
 
 /* sim_smsc.c: called by sim_sess.c for every framed PDU. */
 void sim_smsc_on_pdu(struct sim_sess *s, const uint8_t *pdu, size_t len);
+/* sim_smsc.c: helpers shared with sim_deliver.c. */
+int64_t sim_wall_ms(void);
+/* Writes v in hex (lower case) or decimal (enum sim_msgid_fmt) into out[24]. */
+void sim_format_id(uint64_t v, int fmt, char *out);
+/* Copies a C string for a log line, replacing unprintable bytes. */
+void sim_printable(char *dst, size_t cap, const char *src);
+/* Queues a submit_sm_resp; message_id is used only when status is ROK. */
+void sim_answer_submit(struct sim_sess *s, uint32_t seq, uint32_t status,
+                       const char *message_id);
+
+/* sim_deliver.c: receipts, MO and the job timer. */
+/* Queues a job for loop time due and makes sure the timer fires by then. */
+void sim_deliver_schedule(struct sim_smsc *m, struct sim_job *job, int64_t due);
+/* Turns a job into a receipt due after a delay drawn from dlr_delay_ms. */
+void sim_deliver_receipt_later(struct sim_smsc *m, struct sim_job *job);
+/* Handles a deliver_sm_resp or generic_nack answering a PDU we sent. */
+void sim_deliver_answered(struct sim_smsc *m, struct sim_sess *s, const struct smpp_pdu *p);
 
 #endif

@@ -72,8 +72,8 @@ static int load_file_routes(struct daemon *d) {
 static void close_rest(struct daemon *d) {
   d->phase = 3;
   http_server_stop(d->http);
-  dispatch_free(d->dispatch);
   store_close(d->store);
+  dispatch_free(d->dispatch);
   uv_close((uv_handle_t *)&d->drain_timer, NULL);
   uv_close((uv_handle_t *)&d->sigterm, NULL);
   uv_close((uv_handle_t *)&d->sigint, NULL);

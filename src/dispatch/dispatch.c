@@ -82,6 +82,8 @@ struct dispatch {
   void (*stop_done)(void *);
   void *stop_ud;
   struct store_due *scan_rows;  /* SCAN_BATCH rows for refill() */
+  int unsettled;                /* parts answered by the SMSC, not yet committed */
+  int unsettled_cap;            /* sum of window x sessions over the routes */
 };
 
 static int64_t now_ms(void) { return store_now_ms(); }
@@ -287,6 +289,10 @@ static void pump(struct route *r) {
   int64_t now = 0;
   while (r->q_head) {
     int cap = smpp_client_capacity(r->client);
+    /* A submit counts as in flight until its outcome is committed, so a crash
+       resends at most what the windows hold twice over. */
+    int room = r->d->unsettled_cap - r->d->unsettled;
+    if (room < cap) cap = room;
     if (cap <= 0) return;
     struct job *j = r->q_head;
     if (j->ended) {
@@ -331,6 +337,24 @@ static void pump(struct route *r) {
 
 /* ---- answers from the SMSC -------------------------------------------------- */
 
+static void pump_all(struct dispatch *d) {
+  for (struct route *r = d->routes; r; r = r->next) pump(r);
+}
+
+/* A submitted part's status update is durable: its slot frees up. */
+static void on_submitted_stored(void *arg, int rc) {
+  struct dispatch *d = arg;
+  if (rc) kk_error(LOGCTX, "status update not stored: %s", kk_strerror(rc));
+  d->unsettled--;
+  if (d->unsettled_cap - d->unsettled == 1 || d->unsettled == 0) pump_all(d);
+}
+
+static void recount_cap(struct dispatch *d) {
+  d->unsettled_cap = 0;
+  for (struct route *r = d->routes; r; r = r->next)
+    d->unsettled_cap += r->cfg.smpp.window * (r->cfg.smpp.sessions > 0 ? r->cfg.smpp.sessions : 1);
+}
+
 static int status_temporary(uint32_t st) {
   return st == SMPP_ESME_RSYSERR || st == SMPP_ESME_RMSGQFUL || st == SMPP_ESME_RX_T_APPN ||
          st == SMPP_ESME_RINVBNDSTS || st == SMPP_ESME_RALYBND || st == SMPP_ESME_RTHROTTLED;
@@ -356,7 +380,10 @@ static void on_resp(void *ud, uint64_t token, uint32_t status, const char *messa
     struct store_sms_update u = {.msg_id = j->msg_id, .attempt_id = j->attempt_id,
                                  .part = idx + 1, .nparts = j->nparts, .route = j->route,
                                  .provider_id = message_id ? message_id : "", .at = now_ms()};
-    if (!j->ended) store_sms_submitted(r->d->store, &u, store_done_log, NULL);
+    if (!j->ended) {
+      r->d->unsettled++;
+      store_sms_submitted(r->d->store, &u, on_submitted_stored, r->d);
+    }
     job_settle(r, j, 0);
     return;
   }
@@ -666,6 +693,7 @@ int dispatch_route_put(struct dispatch *d, const struct dispatch_route_cfg *cfg)
   while (*pp && strcmp((*pp)->cfg.smpp.name, r->cfg.smpp.name) < 0) pp = &(*pp)->next;
   r->next = *pp;
   *pp = r;
+  recount_cap(d);
   kk_info(LOGCTX, "route %s -> %s:%d (%d sessions, window %d, max_sps %d)", r->cfg.smpp.name,
           r->cfg.smpp.host, r->cfg.smpp.port, r->cfg.smpp.sessions, r->cfg.smpp.window,
           r->cfg.smpp.max_sps);
@@ -677,6 +705,7 @@ int dispatch_route_del(struct dispatch *d, const char *name) {
   struct route *r = route_find(d, name);
   if (r == NULL) return KK_ENOENT;
   route_retire(d, r);
+  recount_cap(d);
   kk_info(LOGCTX, "route %s removed", name);
   return 0;
 }

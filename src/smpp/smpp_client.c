@@ -134,8 +134,6 @@ static void on_deadline(uv_timer_t *t);
 /* ---- configuration, names ---------------------------------------------- */
 
 void smpp_client_cfg_defaults(struct smpp_client_cfg *cfg) {
-  if (cfg->sessions == 0) cfg->sessions = 1;
-  if (cfg->window == 0) cfg->window = 10;
   if (cfg->enquire_link_s == 0) cfg->enquire_link_s = 30;
   if (cfg->resp_timeout_ms == 0) cfg->resp_timeout_ms = 10000;
   if (cfg->reconnect_min_ms == 0) cfg->reconnect_min_ms = 500;
@@ -585,7 +583,7 @@ static void on_deadline(uv_timer_t *t) {
   switch (s->state) {
     case SMPP_SESS_CONNECTING: drop(s, "connect timed out after %d ms", ms); break;
     case SMPP_SESS_BINDING: drop(s, "no bind_transceiver_resp within %d ms", ms); break;
-    case SMPP_SESS_UNBINDING: drop(s, "no unbind_resp within %d ms", ms); break;
+    case SMPP_SESS_UNBINDING: drop(s, "unbind not completed within %d ms", ms); break;
     default: break;
   }
 }

@@ -28,7 +28,8 @@
 /*
  * Reads one code point from s[*i..len) into *cp and advances *i. Rejects
  * stray continuation bytes, truncated sequences, overlong forms, UTF-16
- * surrogates and values above U+10FFFF with KK_EUTF8.
+ * surrogates, values above U+10FFFF and U+0000 with KK_EUTF8. A NUL has no
+ * place in a message text, and the texts come from C strings elsewhere.
  */
 static int utf8_next(const uint8_t *s, size_t len, size_t *i, uint32_t *cp) {
   uint8_t b = s[*i];
@@ -36,6 +37,7 @@ static int utf8_next(const uint8_t *s, size_t len, size_t *i, uint32_t *cp) {
   uint32_t v, min;
 
   if (b < 0x80) {
+    if (b == 0) return KK_EUTF8;
     *cp = b;
     (*i)++;
     return 0;
@@ -236,10 +238,14 @@ struct text_out {
   int full;     /* set once a character did not fit */
 };
 
-/* Appends cp whole, or marks the output full and drops it and all after. */
+/*
+ * Appends cp whole, or marks the output full and drops it and all after. A
+ * NUL (IA5, Latin-1 or UCS-2 zero) becomes U+FFFD: the output is a C string
+ * and would silently end there.
+ */
 static void out_char(struct text_out *o, uint32_t cp) {
   uint8_t b[4];
-  size_t n = utf8_put(cp, b);
+  size_t n = utf8_put(cp == 0 ? REPLACEMENT : cp, b);
   if (o->full || o->n + n >= o->cap) {
     o->full = 1;
     return;

@@ -48,7 +48,8 @@ struct sms_encoded {
 /*
  * Classifies a UTF-8 text and counts its segments.
  * Returns 0, KK_EUTF8 (invalid UTF-8, including overlongs and lone
- * surrogates), KK_EINVAL (empty text) or KK_ETOOBIG (more than SMS_MAX_PARTS).
+ * surrogates, or a NUL character), KK_EINVAL (empty text) or KK_ETOOBIG (more
+ * than SMS_MAX_PARTS).
  * On KK_ETOOBIG *out is still filled in.
  */
 int sms_analyze(const char *utf8, size_t len, struct sms_info *out);
@@ -64,7 +65,8 @@ int sms_encode(const char *utf8, size_t len, uint8_t ref, struct sms_encoded *ou
  * Decodes a received short message (MO or receipt text) to UTF-8 into out
  * (cap bytes including the terminating NUL). data_coding: 0x00 GSM-7 unpacked,
  * 0x01 IA5/ASCII, 0x03 Latin-1, 0x08 UCS-2; other values are treated as
- * Latin-1. Unmappable input becomes U+FFFD. Returns the UTF-8 length written,
+ * Latin-1. Unmappable input and NUL characters become U+FFFD (the output
+ * never holds a NUL before its end). Returns the UTF-8 length written,
  * or KK_ENOSPC when out is too small (output is then truncated, NUL-ended).
  */
 int sms_decode(uint8_t data_coding, const uint8_t *p, size_t len, char *out, size_t cap);

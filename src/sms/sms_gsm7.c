@@ -8,8 +8,6 @@
  */
 #include "sms/sms_gsm7.h"
 
-#include <stddef.h>
-
 static const uint16_t basic[128] = {
   /* 0x00 */ 0x0040, 0x00A3, 0x0024, 0x00A5, 0x00E8, 0x00E9, 0x00F9, 0x00EC,
   /* 0x08 */ 0x00F2, 0x00C7, 0x000A, 0x00D8, 0x00F8, 0x000D, 0x00C5, 0x00E5,
@@ -29,36 +27,121 @@ static const uint16_t basic[128] = {
   /* 0x78 */ 0x0078, 0x0079, 0x007A, 0x00E4, 0x00F6, 0x00F1, 0x00FC, 0x00E0,
 };
 
-struct ext_char {
-  uint8_t code;   /* the septet that follows ESC */
-  uint16_t cp;
+/*
+ * Extension table: the code after ESC to its code point; 0 marks a code with
+ * no character of its own.
+ */
+static const uint16_t ext[128] = {
+  [0x0A] = 0x000C,   /* form feed (page break) */
+  [0x14] = 0x005E,   /* ^ */
+  [0x28] = 0x007B,   /* { */
+  [0x29] = 0x007D,   /* } */
+  [0x2F] = 0x005C,   /* \ */
+  [0x3C] = 0x005B,   /* [ */
+  [0x3D] = 0x007E,   /* ~ */
+  [0x3E] = 0x005D,   /* ] */
+  [0x40] = 0x007C,   /* | */
+  [0x65] = 0x20AC,   /* euro sign */
 };
 
-static const struct ext_char ext[] = {
-  {0x0A, 0x000C},   /* form feed (page break) */
-  {0x14, 0x005E},   /* ^ */
-  {0x28, 0x007B},   /* { */
-  {0x29, 0x007D},   /* } */
-  {0x2F, 0x005C},   /* \ */
-  {0x3C, 0x005B},   /* [ */
-  {0x3D, 0x007E},   /* ~ */
-  {0x3E, 0x005D},   /* ] */
-  {0x40, 0x007C},   /* | */
-  {0x65, 0x20AC},   /* euro sign */
+/*
+ * The reverse direction, so that encoding costs one lookup per character.
+ * An entry is BASIC | septet or SMS_GSM7_EXT | code; 0 means the code point
+ * has no GSM-7 form. U+0000..U+00FF come from one table, the ten Greek
+ * capitals from a second one over U+0390..U+03AF, and the euro sign is the
+ * only character beyond both. The unit tests check that these tables and the
+ * two above agree in both directions.
+ */
+#define BASIC 0x200
+#define B(c) (BASIC | (c))
+#define X(c) (SMS_GSM7_EXT | (c))
+
+static const uint16_t from_latin1[256] = {
+  ['\n'] = B(0x0A), ['\f'] = X(0x0A), ['\r'] = B(0x0D),
+  [' '] = B(0x20), ['!'] = B(0x21), ['"'] = B(0x22), ['#'] = B(0x23),
+  ['$'] = B(0x02), ['%'] = B(0x25), ['&'] = B(0x26), ['\''] = B(0x27),
+  ['('] = B(0x28), [')'] = B(0x29), ['*'] = B(0x2A), ['+'] = B(0x2B),
+  [','] = B(0x2C), ['-'] = B(0x2D), ['.'] = B(0x2E), ['/'] = B(0x2F),
+  ['0'] = B(0x30), ['1'] = B(0x31), ['2'] = B(0x32), ['3'] = B(0x33),
+  ['4'] = B(0x34), ['5'] = B(0x35), ['6'] = B(0x36), ['7'] = B(0x37),
+  ['8'] = B(0x38), ['9'] = B(0x39), [':'] = B(0x3A), [';'] = B(0x3B),
+  ['<'] = B(0x3C), ['='] = B(0x3D), ['>'] = B(0x3E), ['?'] = B(0x3F),
+  ['@'] = B(0x00),
+  ['A'] = B(0x41), ['B'] = B(0x42), ['C'] = B(0x43), ['D'] = B(0x44),
+  ['E'] = B(0x45), ['F'] = B(0x46), ['G'] = B(0x47), ['H'] = B(0x48),
+  ['I'] = B(0x49), ['J'] = B(0x4A), ['K'] = B(0x4B), ['L'] = B(0x4C),
+  ['M'] = B(0x4D), ['N'] = B(0x4E), ['O'] = B(0x4F), ['P'] = B(0x50),
+  ['Q'] = B(0x51), ['R'] = B(0x52), ['S'] = B(0x53), ['T'] = B(0x54),
+  ['U'] = B(0x55), ['V'] = B(0x56), ['W'] = B(0x57), ['X'] = B(0x58),
+  ['Y'] = B(0x59), ['Z'] = B(0x5A),
+  ['['] = X(0x3C), ['\\'] = X(0x2F), [']'] = X(0x3E), ['^'] = X(0x14),
+  ['_'] = B(0x11),
+  ['a'] = B(0x61), ['b'] = B(0x62), ['c'] = B(0x63), ['d'] = B(0x64),
+  ['e'] = B(0x65), ['f'] = B(0x66), ['g'] = B(0x67), ['h'] = B(0x68),
+  ['i'] = B(0x69), ['j'] = B(0x6A), ['k'] = B(0x6B), ['l'] = B(0x6C),
+  ['m'] = B(0x6D), ['n'] = B(0x6E), ['o'] = B(0x6F), ['p'] = B(0x70),
+  ['q'] = B(0x71), ['r'] = B(0x72), ['s'] = B(0x73), ['t'] = B(0x74),
+  ['u'] = B(0x75), ['v'] = B(0x76), ['w'] = B(0x77), ['x'] = B(0x78),
+  ['y'] = B(0x79), ['z'] = B(0x7A),
+  ['{'] = X(0x28), ['|'] = X(0x40), ['}'] = X(0x29), ['~'] = X(0x3D),
+  [0xA1] = B(0x40),   /* inverted exclamation mark */
+  [0xA3] = B(0x01),   /* pound sign */
+  [0xA4] = B(0x24),   /* currency sign */
+  [0xA5] = B(0x03),   /* yen sign */
+  [0xA7] = B(0x5F),   /* section sign */
+  [0xBF] = B(0x60),   /* inverted question mark */
+  [0xC4] = B(0x5B),   /* A with diaeresis */
+  [0xC5] = B(0x0E),   /* A with ring */
+  [0xC6] = B(0x1C),   /* AE */
+  [0xC7] = B(0x09),   /* C with cedilla */
+  [0xC9] = B(0x1F),   /* E with acute */
+  [0xD1] = B(0x5D),   /* N with tilde */
+  [0xD6] = B(0x5C),   /* O with diaeresis */
+  [0xD8] = B(0x0B),   /* O with stroke */
+  [0xDC] = B(0x5E),   /* U with diaeresis */
+  [0xDF] = B(0x1E),   /* sharp s */
+  [0xE0] = B(0x7F),   /* a with grave */
+  [0xE4] = B(0x7B),   /* a with diaeresis */
+  [0xE5] = B(0x0F),   /* a with ring */
+  [0xE6] = B(0x1D),   /* ae */
+  [0xE8] = B(0x04),   /* e with grave */
+  [0xE9] = B(0x05),   /* e with acute */
+  [0xEC] = B(0x07),   /* i with grave */
+  [0xF1] = B(0x7D),   /* n with tilde */
+  [0xF2] = B(0x08),   /* o with grave */
+  [0xF6] = B(0x7C),   /* o with diaeresis */
+  [0xF8] = B(0x0C),   /* o with stroke */
+  [0xF9] = B(0x06),   /* u with grave */
+  [0xFC] = B(0x7E),   /* u with diaeresis */
 };
 
-#define NEXT (sizeof ext / sizeof ext[0])
+#define GREEK_FIRST 0x0390
+
+static const uint16_t from_greek[32] = {
+  [0x0393 - GREEK_FIRST] = B(0x13),   /* Gamma */
+  [0x0394 - GREEK_FIRST] = B(0x10),   /* Delta */
+  [0x0398 - GREEK_FIRST] = B(0x19),   /* Theta */
+  [0x039B - GREEK_FIRST] = B(0x14),   /* Lambda */
+  [0x039E - GREEK_FIRST] = B(0x1A),   /* Xi */
+  [0x03A0 - GREEK_FIRST] = B(0x16),   /* Pi */
+  [0x03A3 - GREEK_FIRST] = B(0x18),   /* Sigma */
+  [0x03A6 - GREEK_FIRST] = B(0x12),   /* Phi */
+  [0x03A8 - GREEK_FIRST] = B(0x17),   /* Psi */
+  [0x03A9 - GREEK_FIRST] = B(0x15),   /* Omega */
+};
+
+#define EURO 0x20AC
 
 int sms_gsm7_from_cp(uint32_t cp) {
-  /* Most ASCII characters sit at their own position; check that first. */
-  if (cp < 0x80 && basic[cp] == cp) return (int)cp;
-  for (int c = 0; c < 0x80; c++) {
-    if (c == SMS_GSM7_ESC) continue;
-    if (basic[c] == cp) return c;
-  }
-  for (size_t i = 0; i < NEXT; i++)
-    if (ext[i].cp == cp) return SMS_GSM7_EXT | ext[i].code;
-  return -1;
+  unsigned v = 0;
+  if (cp < 0x100)
+    v = from_latin1[cp];
+  else if (cp >= GREEK_FIRST && cp < GREEK_FIRST + 32)
+    v = from_greek[cp - GREEK_FIRST];
+  else if (cp == EURO)
+    v = X(0x65);
+  if (v == 0) return -1;
+  return (v & BASIC) ? (int)(v & 0x7F) : (int)v;
 }
 
 uint32_t sms_gsm7_basic_cp(uint8_t c) {
@@ -66,7 +149,6 @@ uint32_t sms_gsm7_basic_cp(uint8_t c) {
 }
 
 int32_t sms_gsm7_ext_cp(uint8_t c) {
-  for (size_t i = 0; i < NEXT; i++)
-    if (ext[i].code == c) return ext[i].cp;
-  return -1;
+  uint16_t cp = ext[c & 0x7F];
+  return cp != 0 ? cp : -1;
 }

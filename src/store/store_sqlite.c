@@ -8,6 +8,7 @@
  */
 #include "store/store.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <openssl/rand.h>
@@ -936,13 +937,23 @@ static int message_to(struct store *s, int64_t msg_id, int64_t attempt_id,
   return record_event(s, msg_id, attempt_id, status, error, at);
 }
 
+/* SMSC message ids are matched without regard to letter case: receipts may
+   spell a hex id differently from submit_sm_resp. */
+static void lower_id(const char *in, char *out, size_t cap) {
+  size_t i = 0;
+  for (; in[i] && i + 1 < cap; i++) out[i] = (char)tolower((unsigned char)in[i]);
+  out[i] = '\0';
+}
+
 static int exec_sms_submitted(struct store *s, struct store_op *op) {
   struct upd_data *d = op->data;
   struct store_sms_update *u = &d->u;
   struct conn *c = &s->w;
+  char pid[72];
+  lower_id(d->provider_id, pid, sizeof pid);
   sqlite3_stmt *st = stmt(c, ST_PART_INSERT);
   bind_text(st, 1, d->route);
-  bind_text(st, 2, d->provider_id);
+  bind_text(st, 2, pid);
   sqlite3_bind_int64(st, 3, u->attempt_id);
   sqlite3_bind_int(st, 4, u->part);
   int rc = step_done(c, st);
@@ -1119,8 +1130,7 @@ void store_receipt_apply(struct store *s, struct store_receipt *r,
   struct receipt_data *d = kk_xcalloc(1, sizeof *d);
   d->r = r;
   snprintf(d->route, sizeof d->route, "%s", r->route);
-  for (int i = 0; i < 2; i++)
-    snprintf(d->ids[i], sizeof d->ids[i], "%s", r->ids[i] ? r->ids[i] : "");
+  for (int i = 0; i < 2; i++) lower_id(r->ids[i] ? r->ids[i] : "", d->ids[i], sizeof d->ids[i]);
   snprintf(d->state, sizeof d->state, "%s", r->state);
   snprintf(d->error, sizeof d->error, "%s", r->error ? r->error : "");
   struct store_op *op = op_new(exec_receipt, done, arg, d, 0);

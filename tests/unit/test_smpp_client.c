@@ -8,6 +8,7 @@
  * Every test closes the client and the fake, runs the loop dry, checks that
  * uv_loop_close() succeeds and, under AddressSanitizer, that nothing leaked.
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -356,6 +357,8 @@ static struct h *h_new(void) {
   struct h *h = calloc(1, sizeof *h);
   ASSERT(h != NULL);
   kk_log_level = KK_LOG_ERROR;
+  /* Writing to a socket the peer has closed must fail, not kill the test. */
+  signal(SIGPIPE, SIG_IGN);
   ASSERT_EQ(uv_loop_init(&h->loop), 0);
   ASSERT_EQ(uv_timer_init(&h->loop, &h->poll), 0);
   fake_start(&h->f, &h->loop);
@@ -734,12 +737,17 @@ KK_TEST(smpp_client_max_sps_limits_rate) {
   /* ready fires on bind and drives the submits from then on. */
   WAIT(h, h->next_token > 0, 500);
   uint64_t n0 = h->next_token;
-  ASSERT(n0 <= 10);
+  uint64_t t0 = uv_now(&h->loop);
   spin(h, 300);
   uint64_t n = h->next_token - n0;
-  /* 100 per second over 300 ms is 30; leave room for the burst and timers. */
-  ASSERT(n >= 15);
-  ASSERT(n <= 50);
+  uint64_t ms = uv_now(&h->loop) - t0;
+  /* 100 per second over about 300 ms is about 30. The budget can hold a
+     burst of 10 and refills with loop time, so even on a slow machine the
+     count stays under 10 + ms / 10 (plus one for rounding). The refill timer
+     must keep submits going: at least one more burst comes through even when
+     the machine is so loaded that the loop barely turns. */
+  ASSERT(n >= 10);
+  ASSERT(n <= 10 + ms / 10 + 1);
   ASSERT(smpp_client_capacity(h->c) <= 10);
   h->submit_until = 0;
   WAIT(h, (uint64_t)h->nresp == h->next_token, 1000);

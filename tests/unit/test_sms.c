@@ -6,6 +6,7 @@
 #include "core/kk_err.h"
 #include "kk_test.h"
 #include "sms/sms_enc.h"
+#include "sms/sms_gsm7.h"
 
 #define TEXT_MAX 8192
 
@@ -309,6 +310,8 @@ KK_TEST(sms_utf8_invalid) {
     {"\xC3\x28", 2},              /* bad continuation */
     {"\xE2\x28\xA1", 3},
     {"\xF0\x9F\x28\x80", 4},
+    {"a\0b", 3},                  /* U+0000 is refused too */
+    {"\0", 1},
   };
   struct sms_info info;
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -332,7 +335,7 @@ KK_TEST(sms_utf8_valid_edges) {
     {"\xEF\xBF\xBF", 3},          /* U+FFFF */
     {"\xF0\x90\x80\x80", 4},      /* U+10000 */
     {"\xF4\x8F\xBF\xBF", 4},      /* U+10FFFF */
-    {"a\0b", 3},                  /* U+0000 is valid, but not GSM */
+    {"\x01", 1},                  /* U+0001 is valid, but not GSM */
   };
   struct sms_info info;
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
@@ -387,6 +390,42 @@ KK_TEST(sms_decode_ucs2) {
   DECODE(0x08, "\xD8\x3D\xD8\x3D\xDE\x00", "\xEF\xBF\xBD\xF0\x9F\x98\x80");
   /* An odd last octet cannot be a unit. */
   DECODE(0x08, "\x00\x41\x00", "A\xEF\xBF\xBD");
+}
+
+KK_TEST(sms_decode_nul) {
+  /* A zero character would end the C string early: it becomes U+FFFD. */
+  DECODE(0x01, "a\x00" "b", "a\xEF\xBF\xBD" "b");
+  DECODE(0x03, "\x00", "\xEF\xBF\xBD");
+  DECODE(0x08, "\x00\x00\x00\x41", "\xEF\xBF\xBD" "A");
+  /* In GSM-7 the zero septet is '@'. */
+  DECODE(0x00, "a\x00", "a@");
+}
+
+KK_TEST(sms_gsm7_tables_agree) {
+  /* Every basic septet but ESC and every extension code map both ways. */
+  for (int c = 0; c < 0x80; c++) {
+    if (c == SMS_GSM7_ESC) continue;
+    if (sms_gsm7_from_cp(sms_gsm7_basic_cp((uint8_t)c)) != c)
+      kk_test_fail(__FILE__, __LINE__, "basic septet 0x%02X does not map back", c);
+  }
+  int ext = 0;
+  for (int c = 0; c < 0x80; c++) {
+    int32_t cp = sms_gsm7_ext_cp((uint8_t)c);
+    if (cp < 0) continue;
+    ext++;
+    if (sms_gsm7_from_cp((uint32_t)cp) != (SMS_GSM7_EXT | c))
+      kk_test_fail(__FILE__, __LINE__, "extension code 0x%02X does not map back", c);
+  }
+  ASSERT_EQ(ext, 10);
+  /* Nothing else is GSM-7: 127 basic characters and 10 extension ones. */
+  int total = 0;
+  for (uint32_t cp = 0; cp <= 0x10FFFF; cp++) total += sms_gsm7_from_cp(cp) >= 0;
+  ASSERT_EQ(total, 127 + 10);
+  ASSERT_EQ(sms_gsm7_from_cp(0x001B), -1);
+  ASSERT_EQ(sms_gsm7_from_cp(0x0060), -1);   /* backtick */
+  ASSERT_EQ(sms_gsm7_from_cp(0x00E7), -1);   /* small c with cedilla */
+  ASSERT_EQ(sms_gsm7_from_cp(0x0391), -1);   /* Greek capital Alpha */
+  ASSERT_EQ(sms_gsm7_from_cp(0x110000), -1);
 }
 
 KK_TEST(sms_decode_nospace) {
