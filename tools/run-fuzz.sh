@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-30}
 rc=0
 for name in "$@"; do
-  work=build/fuzz/work/$name
+  work=build/fuzz/run/$name
   rm -rf "$work"; mkdir -p "$work"
   [ -d "fuzz/corpus/$name" ] && cp -r "fuzz/corpus/$name/." "$work/"
   if build/fuzz/libfuzz_"$name" -max_total_time="$secs" -max_len=4096 -print_final_stats=1 \
