@@ -129,7 +129,8 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 static int parse_ms(const struct kk_cfg *cfg, enum kk_cfg_key k, long long *out) {
   if (kk_parse_duration_ms(kk_cfg_get(cfg, k), out) != 0) {
-    fprintf(stderr, "kaskad: bad duration: %s\n", kk_cfg_get(cfg, k));
+    fprintf(stderr, "kaskad: %s: \"%s\" is not a duration (e.g. 90s, 10m, 2h)\n",
+            kk_cfg_name(k), kk_cfg_get(cfg, k));
     return -1;
   }
   return 0;

@@ -37,6 +37,11 @@ void api_json(struct http_req *req, int status, json_t *doc, const char *extra_h
   free(s);
 }
 
+void api_empty(struct http_req *req, int status) {
+  count_status(req, status);
+  http_respond(req, status, NULL, "", 0, NULL);
+}
+
 void api_error(struct http_req *req, int status, const char *code, const char *field,
                const char *fmt, ...) {
   struct api_err e = {.status = status, .code = code, .field = field};

@@ -73,6 +73,8 @@ void api_error(struct http_req *req, int status, const char *code, const char *f
 void api_error_from(struct http_req *req, const struct api_err *e);
 /* Answers with a JSON document (steals the reference). */
 void api_json(struct http_req *req, int status, json_t *doc, const char *extra_headers);
+/* Answers with a status and no body (e.g. 204). */
+void api_empty(struct http_req *req, int status);
 /* Formats ms since the epoch as 2026-11-23T21:04:05.123Z. */
 void api_time(int64_t ms, char out[32]);
 /* Parses an ISO 8601 UTC time or ms since the epoch; 0 or KK_EINVAL. */

@@ -302,8 +302,7 @@ static void on_route_saved(void *arg, int rc) {
     api_error(c->req, 503, "store_unavailable", NULL, "route not saved: %s", kk_strerror(rc));
   } else if (c->deleting) {
     dispatch_route_del(a->dispatch, c->route_name);
-    c->a->http_by_class[2]++;
-    http_respond(c->req, 204, NULL, "", 0, NULL);
+    api_empty(c->req, 204);
   } else {
     dispatch_route_put(a->dispatch, &c->route);
     json_t *arr = dispatch_routes_json(a->dispatch, c->route_name);

@@ -189,6 +189,7 @@ void kk_cfg_fini(struct kk_cfg *cfg) {
 }
 
 const char *kk_cfg_get(const struct kk_cfg *cfg, enum kk_cfg_key key) { return cfg->value[key]; }
+const char *kk_cfg_name(enum kk_cfg_key key) { return names[key]; }
 
 int kk_parse_duration_ms(const char *s, long long *ms) {
   if (s == NULL || !*s) return KK_EINVAL;

@@ -60,6 +60,8 @@ struct kk_cfg {
 int kk_cfg_load(struct kk_cfg *cfg, int argc, char **argv);
 void kk_cfg_fini(struct kk_cfg *cfg);
 const char *kk_cfg_get(const struct kk_cfg *cfg, enum kk_cfg_key key);
+/* The setting's name, e.g. "ttl_service". */
+const char *kk_cfg_name(enum kk_cfg_key key);
 void kk_cfg_usage(FILE *out);
 
 /* Parses "90s", "10m", "2h", "1d", "500ms" or plain seconds into ms.

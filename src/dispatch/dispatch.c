@@ -522,7 +522,6 @@ static void on_deliver(void *ud, const struct smpp_pdu *pdu, uint32_t *status) {
   r->n.mo++;
   kk_info(LOGCTX, "route %s: MO from %s to %s stored", r->cfg.smpp.name, from, to);
   store_mo_add(r->d->store, r->cfg.smpp.name, from, to, text, now_ms(), store_done_log, NULL);
-  (void)status;
 }
 
 static void on_ready(void *ud) { pump(ud); }
