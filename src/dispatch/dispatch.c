@@ -61,6 +61,7 @@ struct route {
   int queued;
   uint8_t ref;                  /* concatenation reference, rotates */
   struct route_counters n;
+  uint64_t gen;                 /* unique per route object, for deferred answers */
   int removed;                  /* replaced or deleted; freed when closed */
 };
 
@@ -82,6 +83,7 @@ struct dispatch {
   void (*stop_done)(void *);
   void *stop_ud;
   struct store_due *scan_rows;  /* SCAN_BATCH rows for refill() */
+  uint64_t next_gen;            /* gen of the next route object */
   int unsettled;                /* parts answered by the SMSC, not yet committed */
   int unsettled_cap;            /* sum of window x sessions over the routes */
 };
@@ -440,8 +442,34 @@ static void on_lost(void *ud, uint64_t token) {
   job_settle(r, j, 1);
 }
 
+/* A deliver_sm whose deliver_sm_resp waits for the commit of what it brought,
+   so that a crash never drops a receipt or an MO the SMSC considers handed
+   over. */
+struct deferred_ack {
+  struct dispatch *d;
+  char route[64];
+  uint64_t route_gen;
+  uint64_t handle;
+};
+
+static void defer_ack(struct route *r, struct deferred_ack *a) {
+  a->d = r->d;
+  snprintf(a->route, sizeof a->route, "%s", r->cfg.smpp.name);
+  a->route_gen = r->gen;
+  a->handle = smpp_client_defer(r->client);
+}
+
+/* Answers the SMSC: ok once stored, a temporary error (it delivers again)
+   when the store failed. A route replaced meanwhile has new sessions; the
+   SMSC redelivers what the old ones did not answer. */
+static void answer_ack(const struct deferred_ack *a, int rc) {
+  struct route *r = route_find(a->d, a->route);
+  if (r == NULL || r->gen != a->route_gen || r->client == NULL) return;
+  smpp_client_deliver_resp(r->client, a->handle, rc ? SMPP_ESME_RX_T_APPN : SMPP_ESME_ROK);
+}
+
 struct receipt_ctx {
-  struct route *r;
+  struct deferred_ack ack;
   struct store_receipt rec;
   char route[64];
   char id0[72], id1[72];
@@ -450,12 +478,21 @@ struct receipt_ctx {
 
 static void on_receipt_stored(void *arg, int rc) {
   struct receipt_ctx *c = arg;
+  answer_ack(&c->ack, rc);
+  struct route *r = route_find(c->ack.d, c->route);
   if (rc) kk_error(LOGCTX, "receipt not stored: %s", kk_strerror(rc));
   else if (!c->rec.matched) {
-    c->r->n.dlr_unmatched++;
+    if (r) r->n.dlr_unmatched++;
     kk_warnx(LOGCTX, "receipt for unknown message id %s on route %s", c->id0, c->route);
   }
   free(c);
+}
+
+static void on_mo_stored(void *arg, int rc) {
+  struct deferred_ack *ack = arg;
+  if (rc) kk_error(LOGCTX, "MO not stored: %s", kk_strerror(rc));
+  answer_ack(ack, rc);
+  free(ack);
 }
 
 static void on_deliver(void *ud, const struct smpp_pdu *pdu, uint32_t *status) {
@@ -469,7 +506,6 @@ static void on_deliver(void *ud, const struct smpp_pdu *pdu, uint32_t *status) {
     }
     if (!dlr.final) return;
     struct receipt_ctx *c = kk_xcalloc(1, sizeof *c);
-    c->r = r;
     snprintf(c->route, sizeof c->route, "%s", r->cfg.smpp.name);
     snprintf(c->id0, sizeof c->id0, "%.*s", (int)dlr.id.len, (const char *)dlr.id.p);
     if (smpp_msgid_alt(dlr.id, c->id1, sizeof c->id1) != 0) c->id1[0] = '\0';
@@ -496,6 +532,7 @@ static void on_deliver(void *ud, const struct smpp_pdu *pdu, uint32_t *status) {
     c->rec.state = state;
     c->rec.error = c->error[0] ? c->error : NULL;
     c->rec.at = now_ms();
+    defer_ack(r, &c->ack);
     store_receipt_apply(r->d->store, &c->rec, on_receipt_stored, c);
     return;
   }
@@ -520,8 +557,10 @@ static void on_deliver(void *ud, const struct smpp_pdu *pdu, uint32_t *status) {
   snprintf(to, sizeof to, "%.*s", (int)sm->destination_addr.len,
            (const char *)sm->destination_addr.p);
   r->n.mo++;
-  kk_info(LOGCTX, "route %s: MO from %s to %s stored", r->cfg.smpp.name, from, to);
-  store_mo_add(r->d->store, r->cfg.smpp.name, from, to, text, now_ms(), store_done_log, NULL);
+  kk_info(LOGCTX, "route %s: MO from %s to %s", r->cfg.smpp.name, from, to);
+  struct deferred_ack *ack = kk_xcalloc(1, sizeof *ack);
+  defer_ack(r, ack);
+  store_mo_add(r->d->store, r->cfg.smpp.name, from, to, text, now_ms(), on_mo_stored, ack);
 }
 
 static void on_ready(void *ud) { pump(ud); }
@@ -678,6 +717,7 @@ int dispatch_route_put(struct dispatch *d, const struct dispatch_route_cfg *cfg)
   r->cfg = *cfg;
   smpp_client_cfg_defaults(&r->cfg.smpp);
   r->q_tail = &r->q_head;
+  r->gen = ++d->next_gen;
   r->ref = (uint8_t)(now_ms() & 0xff);
   if (old) {
     /* Take over the queue and counters; the old sessions unbind. */

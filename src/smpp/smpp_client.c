@@ -91,6 +91,7 @@ struct sess {
   uint64_t enq_sent_ms;     /* when enq_seq was sent */
   uint64_t enq_last_ms;     /* when the last enquire_link was due (or the bind) */
 
+  uint32_t gen;             /* connection count; tells deferred answers apart */
   unsigned addr_pick;       /* which resolved address to try; moves on after a failure */
   int backoff_ms;           /* base of the next reconnect delay */
   int retry_ms;             /* delay chosen for the pending reconnect */
@@ -116,6 +117,9 @@ struct smpp_client {
   uint64_t rng;             /* xorshift state for reconnect jitter */
   struct smpp_client_stats st;
 
+  struct sess *delivering;  /* session whose deliver_sm is in the deliver callback */
+  uint32_t delivering_seq;  /* its sequence_number */
+  int deferred;             /* the callback called smpp_client_defer() */
   int want_ready;           /* capacity may have grown since ready last fired */
   int closing;              /* smpp_client_close() was called */
   int finishing;            /* the final handles are being closed */
@@ -532,6 +536,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 static void start_connect(struct sess *s) {
   struct smpp_client *c = s->c;
   set_state(s, SMPP_SESS_CONNECTING, "connecting to %s:%d", c->cfg.host, c->cfg.port);
+  s->gen++;
   kk_buf_reset(&s->in);
   kk_buf_reset(&s->out);
   s->next_seq = 1;
@@ -720,8 +725,33 @@ static void on_deliver_sm(struct sess *s, const struct smpp_pdu *pdu) {
   struct smpp_client *c = s->c;
   uint32_t status = SMPP_ESME_ROK;
   c->st.deliver_sm++;
+  c->delivering = s;
+  c->delivering_seq = pdu->sequence_number;
+  c->deferred = 0;
   if (c->cbs.deliver) c->cbs.deliver(c->ud, pdu, &status);
-  send_resp(s, SMPP_DELIVER_SM_RESP, status, pdu->sequence_number);
+  c->delivering = NULL;
+  if (!c->deferred) send_resp(s, SMPP_DELIVER_SM_RESP, status, pdu->sequence_number);
+}
+
+/* A handle: 24 bits of the session's connection count, 8 of its index, 32 of
+   the sequence_number. */
+uint64_t smpp_client_defer(struct smpp_client *c) {
+  struct sess *s = c->delivering;
+  if (s == NULL) return 0;
+  c->deferred = 1;
+  return ((uint64_t)(s->gen & 0xFFFFFF) << 40) | ((uint64_t)(s->idx & 0xFF) << 32) |
+         c->delivering_seq;
+}
+
+int smpp_client_deliver_resp(struct smpp_client *c, uint64_t handle, uint32_t status) {
+  int idx = (int)((handle >> 32) & 0xFF);
+  if (idx >= c->nsess) return KK_EINVAL;
+  struct sess *s = &c->sess[idx];
+  if ((s->gen & 0xFFFFFF) != (uint32_t)(handle >> 40) || !s->connected ||
+      (s->state != SMPP_SESS_BOUND && s->state != SMPP_SESS_UNBINDING))
+    return KK_ECLOSED;
+  send_resp(s, SMPP_DELIVER_SM_RESP, status, (uint32_t)handle);
+  return 0;
 }
 
 static void on_enquire_link(struct sess *s, const struct smpp_pdu *pdu) {

@@ -77,7 +77,8 @@ struct smpp_client_cbs {
   /* The session closed before a response to this submit arrived. */
   void (*lost)(void *ud, uint64_t token);
   /* A deliver_sm arrived (views valid during the call only). Set *status to the
-     deliver_sm_resp command_status (it is ESME_ROK on entry). */
+     deliver_sm_resp command_status (it is ESME_ROK on entry), or call
+     smpp_client_defer() to answer later with smpp_client_deliver_resp(). */
   void (*deliver)(void *ud, const struct smpp_pdu *pdu, uint32_t *status);
   /* Capacity became available (a session bound, a response freed a window
      slot, a pause or rate interval ended): the caller may submit again. */
@@ -104,6 +105,19 @@ int smpp_client_capacity(const struct smpp_client *c);
  * capacity, or KK_EINVAL when the PDU does not encode.
  */
 int smpp_client_submit(struct smpp_client *c, uint64_t token, const struct smpp_pdu *submit);
+
+/*
+ * Called from inside the deliver callback: the deliver_sm_resp is not sent
+ * when the callback returns but by smpp_client_deliver_resp() with the handle
+ * returned here (e.g. once the receipt is committed). Returns 0 when called
+ * outside a deliver callback.
+ */
+uint64_t smpp_client_defer(struct smpp_client *c);
+/*
+ * Answers a deferred deliver_sm. Returns 0, or KK_ECLOSED when the session
+ * that received it has closed since (the SMSC then delivers it again).
+ */
+int smpp_client_deliver_resp(struct smpp_client *c, uint64_t handle, uint32_t status);
 
 void smpp_client_get_stats(const struct smpp_client *c, struct smpp_client_stats *out);
 /* State of session i (0 <= i < cfg.sessions). */

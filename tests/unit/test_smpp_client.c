@@ -303,6 +303,8 @@ struct h {
   char last_id[80];
   int last_id_null;
   uint32_t deliver_status;  /* what deliver sets *status to */
+  int defer;                /* deliver defers its answer */
+  uint64_t deferred;        /* the handle smpp_client_defer gave */
   uint8_t deliver_esm;
   char deliver_text[160];
   uint64_t next_token;
@@ -335,6 +337,7 @@ static void cb_deliver(void *ud, const struct smpp_pdu *pdu, uint32_t *status) {
   h->deliver_esm = pdu->body.sm.esm_class;
   copy_view(h->deliver_text, sizeof h->deliver_text, pdu->body.sm.short_message);
   *status = h->deliver_status;
+  if (h->defer) h->deferred = smpp_client_defer(h->c);
 }
 
 static void cb_ready(void *ud) {
@@ -642,6 +645,46 @@ KK_TEST(smpp_client_deliver_sm_answered) {
   struct smpp_client_stats st;
   smpp_client_get_stats(h->c, &st);
   ASSERT_EQ(st.deliver_sm, 1);
+  h_finish(h);
+}
+
+static void send_receipt(struct h *h, uint32_t seq) {
+  struct smpp_pdu pdu;
+  memset(&pdu, 0, sizeof pdu);
+  pdu.command_id = SMPP_DELIVER_SM;
+  pdu.sequence_number = seq;
+  pdu.body.sm.source_addr = smpp_cstr("79161234567");
+  pdu.body.sm.destination_addr = smpp_cstr("kaskad");
+  pdu.body.sm.esm_class = SMPP_ESM_DLR;
+  pdu.body.sm.short_message = smpp_cstr("id:1 stat:DELIVRD err:000 text:");
+  fake_send(h->f.conns, &pdu);
+}
+
+KK_TEST(smpp_client_deliver_sm_deferred_answer) {
+  struct h *h = h_new();
+  h->defer = 1;
+  h_start(h);
+  WAIT(h, bound(h, 0), 1000);
+  ASSERT_EQ(smpp_client_defer(h->c), 0); /* outside a deliver callback */
+  send_receipt(h, 78);
+  WAIT(h, h->ndeliver == 1, 1000);
+  /* A submit's round trip passes while the receipt stays unanswered. */
+  ASSERT_EQ(h_submit(h), 0);
+  WAIT(h, h->nresp == 1, 1000);
+  ASSERT_EQ(h->f.deliver_sm_resps, 0);
+  ASSERT(h->deferred != 0);
+  ASSERT_EQ(smpp_client_deliver_resp(h->c, h->deferred, SMPP_ESME_RX_T_APPN), 0);
+  WAIT(h, h->f.deliver_sm_resps == 1, 1000);
+  ASSERT_EQ(h->f.last_seq, 78);
+  ASSERT_EQ(h->f.last_status, SMPP_ESME_RX_T_APPN);
+  /* A handle from a connection that has since dropped answers nothing. */
+  send_receipt(h, 79);
+  WAIT(h, h->ndeliver == 2, 1000);
+  uint64_t stale = h->deferred;
+  fake_close_conn(h->f.conns);
+  WAIT(h, h->f.binds == 2 && bound(h, 0), 3000);
+  ASSERT_EQ(smpp_client_deliver_resp(h->c, stale, SMPP_ESME_ROK), KK_ECLOSED);
+  ASSERT_EQ(h->f.deliver_sm_resps, 1);
   h_finish(h);
 }
 
