@@ -166,8 +166,9 @@ static const char *const migrations[] = {
               " FROM attempts WHERE id=?")                                     \
   XX(ATT_SENT, "UPDATE attempts SET parts_sent=?, provider_id="                \
                "COALESCE(provider_id,?), status=?, sent_at=? WHERE id=?")      \
-  XX(ATT_FINAL, "UPDATE attempts SET status=?, error=COALESCE(?,error),"       \
-                " delivered_at=? WHERE id=?")                                  \
+  XX(ATT_FINAL, "UPDATE attempts SET status=?1, error=COALESCE(?2,error),"     \
+                " delivered_at=?3, parts_delivered=parts_delivered+"           \
+                "(?1='delivered') WHERE id=?4")                                \
   XX(ATT_ERROR, "UPDATE attempts SET error=? WHERE id=?")                      \
   XX(ATT_DELIVERED_PART, "UPDATE attempts SET parts_delivered="                \
                          "parts_delivered+1 WHERE id=?")                       \
@@ -238,6 +239,7 @@ struct store_op {
   void *arg;
   int rc;
   int weight;           /* rows this operation touches, for batching */
+  int atomic;           /* may fail on its own (constraints): runs in a savepoint */
   void *data;           /* op-specific, freed with free() unless borrowed */
   int borrowed;         /* 1: data belongs to the caller */
 };
@@ -346,6 +348,17 @@ static void run_batch(struct store *s, struct store_op *batch, int nops) {
   int rc = begin(s);
   if (rc == 0) {
     for (struct store_op *op = batch; op; op = op->next) {
+      if (!op->atomic) {
+        /* These find their rows before writing and fail only when SQLite
+           itself does: then the whole transaction goes. */
+        op->rc = op->exec(s, op);
+        if (op->rc != 0) {
+          kk_error(LOGCTX, "operation failed (%s): rolling back its batch", kk_strerror(op->rc));
+          rc = KK_ESTORE;
+          break;
+        }
+        continue;
+      }
       if (exec_simple(&s->w, ST_SAVEPOINT) != 0) {
         op->rc = KK_ESTORE;
         continue;
@@ -354,7 +367,7 @@ static void run_batch(struct store *s, struct store_op *batch, int nops) {
       if (op->rc != 0) exec_simple(&s->w, ST_ROLLBACK_TO);
       exec_simple(&s->w, ST_RELEASE);
     }
-    rc = exec_simple(&s->w, ST_COMMIT);
+    if (rc == 0) rc = exec_simple(&s->w, ST_COMMIT);
     if (rc != 0) exec_simple(&s->w, ST_ROLLBACK);
   }
   if (rc != 0) {
@@ -447,6 +460,13 @@ static struct store_op *op_new(op_exec_fn exec, store_done_cb done, void *arg,
   return op;
 }
 
+/* Marks an operation that may fail on its own (a unique constraint, a
+   refused insert); it then runs in a savepoint of its own. */
+static struct store_op *atomic(struct store_op *op) {
+  op->atomic = 1;
+  return op;
+}
+
 int store_pending(const struct store *s) { return s->pending; }
 
 /* ---- open / close -------------------------------------------------------- */
@@ -510,6 +530,10 @@ static int migrate(struct conn *c) {
 }
 
 int store_open(uv_loop_t *loop, const struct store_opts *opts, struct store **out) {
+  /* Each connection is used by one thread only, and nothing reads SQLite's
+     memory statistics: skip the mutexes both would cost on every call. */
+  sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+  sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   struct store *s = kk_xcalloc(1, sizeof *s);
   char path[4096];
   snprintf(path, sizeof path, "%s/kaskad.db", opts->dir);
@@ -591,7 +615,7 @@ void store_account_create(struct store *s, struct store_account *acc,
   random_hex(sec, 32);
   snprintf(acc->callback_secret, sizeof acc->callback_secret, "whsec_%s", sec);
   acc->created_at = store_now_ms();
-  submit(s, op_new(exec_account_create, done, arg, acc, 1));
+  submit(s, atomic(op_new(exec_account_create, done, arg, acc, 1)));
 }
 
 static int exec_account_update(struct store *s, struct store_op *op) {
@@ -605,7 +629,7 @@ static int exec_account_update(struct store *s, struct store_op *op) {
 
 void store_account_update(struct store *s, struct store_account *acc,
                           store_done_cb done, void *arg) {
-  submit(s, op_new(exec_account_update, done, arg, acc, 1));
+  submit(s, atomic(op_new(exec_account_update, done, arg, acc, 1)));
 }
 
 static int read_account(struct conn *c, sqlite3_stmt *st, struct store_account *out) {
@@ -660,7 +684,7 @@ void store_key_add(struct store *s, int64_t account_id, const uint8_t hash[32],
   k->account_id = account_id;
   memcpy(k->hash, hash, 32);
   snprintf(k->prefix, sizeof k->prefix, "%s", prefix);
-  submit(s, op_new(exec_key_add, done, arg, k, 0));
+  submit(s, atomic(op_new(exec_key_add, done, arg, k, 0)));
 }
 
 int store_keys_each(struct store *s,
@@ -707,7 +731,7 @@ void store_route_put(struct store *s, const char *name, const char *config,
   struct route_data *d = kk_xcalloc(1, sizeof *d);
   d->name = kk_xstrdup(name);
   d->config = config ? kk_xstrdup(config) : NULL;
-  submit(s, op_new(exec_route_put, done, arg, d, 0));
+  submit(s, atomic(op_new(exec_route_put, done, arg, d, 0)));
 }
 
 int store_routes_each(struct store *s,
@@ -802,7 +826,7 @@ void store_msg_insert(struct store *s, struct store_msg_new *msgs, int n,
   struct insert_data *d = kk_xcalloc(1, sizeof *d);
   d->msgs = msgs;
   d->n = n;
-  struct store_op *op = op_new(exec_msg_insert, done, arg, d, 0);
+  struct store_op *op = atomic(op_new(exec_msg_insert, done, arg, d, 0));
   op->weight = 2 * n;
   submit(s, op);
 }
@@ -855,9 +879,18 @@ struct upd_data {
   char error[160];
 };
 
+/* What a status change needs to know of its message. */
+struct msg_state {
+  char status[16];
+  char callback_url[520];   /* empty: no callback */
+  int64_t account_id;
+  char public_id[40];
+  char to[24];
+};
+
 /* Appends the event and, when the message has a callback URL, the outbox row. */
-static int record_event(struct store *s, int64_t msg_id, int64_t attempt_id,
-                        const char *status, const char *error, int64_t at) {
+static int record_event(struct store *s, const struct msg_state *m, int64_t msg_id,
+                        int64_t attempt_id, const char *status, const char *error, int64_t at) {
   struct conn *c = &s->w;
   sqlite3_stmt *st = stmt(c, ST_EVENT_INSERT);
   sqlite3_bind_int64(st, 1, msg_id);
@@ -866,40 +899,21 @@ static int record_event(struct store *s, int64_t msg_id, int64_t attempt_id,
   sqlite3_bind_int64(st, 4, at);
   bind_text(st, 5, error);
   int rc = step_done(c, st);
-  if (rc) return rc;
+  if (rc || m->callback_url[0] == '\0') return rc;
 
-  st = stmt(c, ST_MSG_GET_STATE);
-  sqlite3_bind_int64(st, 1, msg_id);
-  if (sqlite3_step(st) != SQLITE_ROW) {
-    sqlite3_reset(st);
-    return 0;
-  }
-  const unsigned char *url = sqlite3_column_text(st, 1);
-  if (url == NULL || url[0] == '\0') {
-    sqlite3_reset(st);
-    return 0;
-  }
-  char *curl = kk_xstrdup((const char *)url);
-  int64_t account_id = sqlite3_column_int64(st, 2);
-  char public_id[40], to[24];
-  col_copy(st, 3, public_id, sizeof public_id);
-  col_copy(st, 4, to, sizeof to);
-  sqlite3_reset(st);
-
-  json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", public_id, "status", status,
-                        "channel", "sms", "to", to, "at", (json_int_t)at);
+  json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", m->public_id, "status", status,
+                        "channel", "sms", "to", m->to, "at", (json_int_t)at);
   if (error) json_object_set_new(j, "error", json_string(error));
   char *payload = json_dumps(j, JSON_COMPACT);
   json_decref(j);
   st = stmt(c, ST_OUTBOX_INSERT);
-  sqlite3_bind_int64(st, 1, account_id);
+  sqlite3_bind_int64(st, 1, m->account_id);
   sqlite3_bind_int64(st, 2, msg_id);
-  bind_text(st, 3, curl);
+  bind_text(st, 3, m->callback_url);
   bind_text(st, 4, payload);
   sqlite3_bind_int64(st, 5, at);
   rc = step_done(c, st);
   free(payload);
-  free(curl);
   return rc;
 }
 
@@ -911,11 +925,18 @@ static int message_to(struct store *s, int64_t msg_id, int64_t attempt_id,
   sqlite3_bind_int64(st, 1, msg_id);
   if (sqlite3_step(st) != SQLITE_ROW) {
     sqlite3_reset(st);
-    return KK_ENOENT;
+    kk_warnx(LOGCTX, "status %s for message %lld, which does not exist", status,
+             (long long)msg_id);
+    return 0;
   }
-  char cur[16];
-  col_copy(st, 0, cur, sizeof cur);
+  struct msg_state m;
+  col_copy(st, 0, m.status, sizeof m.status);
+  col_copy(st, 1, m.callback_url, sizeof m.callback_url);
+  m.account_id = sqlite3_column_int64(st, 2);
+  col_copy(st, 3, m.public_id, sizeof m.public_id);
+  col_copy(st, 4, m.to, sizeof m.to);
   sqlite3_reset(st);
+  const char *cur = m.status;
   if (status_rank(status) <= status_rank(cur) && status_rank(cur) != 100) {
     /* Not forward: still clear the due time if asked. */
     if (!clear_due) return 0;
@@ -934,7 +955,7 @@ static int message_to(struct store *s, int64_t msg_id, int64_t attempt_id,
   sqlite3_bind_int64(st, 4, msg_id);
   int rc = step_done(c, st);
   if (rc) return rc;
-  return record_event(s, msg_id, attempt_id, status, error, at);
+  return record_event(s, &m, msg_id, attempt_id, status, error, at);
 }
 
 /* SMSC message ids are matched without regard to letter case: receipts may
@@ -949,27 +970,29 @@ static int exec_sms_submitted(struct store *s, struct store_op *op) {
   struct upd_data *d = op->data;
   struct store_sms_update *u = &d->u;
   struct conn *c = &s->w;
-  char pid[72];
-  lower_id(d->provider_id, pid, sizeof pid);
-  sqlite3_stmt *st = stmt(c, ST_PART_INSERT);
-  bind_text(st, 1, d->route);
-  bind_text(st, 2, pid);
-  sqlite3_bind_int64(st, 3, u->attempt_id);
-  sqlite3_bind_int(st, 4, u->part);
-  int rc = step_done(c, st);
-  if (rc) return rc;
-
-  st = stmt(c, ST_ATT_GET);
+  sqlite3_stmt *st = stmt(c, ST_ATT_GET);
   sqlite3_bind_int64(st, 1, u->attempt_id);
   if (sqlite3_step(st) != SQLITE_ROW) {
     sqlite3_reset(st);
-    return KK_ENOENT;
+    kk_warnx(LOGCTX, "submit_sm_resp for attempt %lld, which does not exist",
+             (long long)u->attempt_id);
+    return 0;
   }
   char status[16];
   col_copy(st, 0, status, sizeof status);
   int segments = sqlite3_column_int(st, 1);
   int64_t sent = sqlite3_column_int64(st, 2);
   sqlite3_reset(st);
+
+  char pid[72];
+  lower_id(d->provider_id, pid, sizeof pid);
+  st = stmt(c, ST_PART_INSERT);
+  bind_text(st, 1, d->route);
+  bind_text(st, 2, pid);
+  sqlite3_bind_int64(st, 3, u->attempt_id);
+  sqlite3_bind_int(st, 4, u->part);
+  int rc = step_done(c, st);
+  if (rc) return rc;
 
   sent |= (int64_t)1 << (u->part - 1);
   int64_t full = ((int64_t)1 << segments) - 1;
@@ -1113,12 +1136,11 @@ static int exec_receipt(struct store *s, struct store_op *op) {
     if (status_rank(astatus) == 100) return 0; /* the attempt already ended */
 
     if (strcmp(d->state, "delivered") == 0) {
+      if (delivered + 1 >= segments) /* the last part: counted by attempt_final */
+        return attempt_final(s, msg_id, attempt_id, "delivered", NULL, d->r->at);
       st = stmt(c, ST_ATT_DELIVERED_PART);
       sqlite3_bind_int64(st, 1, attempt_id);
-      rc = step_done(c, st);
-      if (rc) return rc;
-      if (delivered + 1 < segments) return 0; /* more parts to come */
-      return attempt_final(s, msg_id, attempt_id, "delivered", NULL, d->r->at);
+      return step_done(c, st);
     }
     return attempt_final(s, msg_id, attempt_id, d->state, d->error, d->r->at);
   }
