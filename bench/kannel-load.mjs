@@ -117,7 +117,8 @@ async function main() {
       const start = next;
       const count = Math.min(s.size, opt.n - start);
       next += count;
-      accepted += await s.send(start, count);
+      const got = await s.send(start, count);
+      accepted += got;
     }
   }
   await Promise.all(Array.from({ length: mode === 'kaskad-batch' ? opt.bconc : opt.conc }, worker));

@@ -168,8 +168,10 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  long long cb_timeout;
-  if (parse_ms(&d.cfg, KK_CFG_callback_timeout, &cb_timeout)) return 2;
+  long long cb_timeout, http_timeout;
+  if (parse_ms(&d.cfg, KK_CFG_callback_timeout, &cb_timeout) ||
+      parse_ms(&d.cfg, KK_CFG_http_timeout, &http_timeout))
+    return 2;
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
   d.loop = uv_default_loop();
@@ -194,7 +196,8 @@ int main(int argc, char **argv) {
 
   struct http_server_opts hopts = {.host = host, .port = port,
                                    .max_body = (size_t)strtoull(kk_cfg_get(&d.cfg, KK_CFG_max_body), NULL, 10),
-                                   .conn_timeout_s = 30, .max_conns = 4096};
+                                   .conn_timeout_s = (int)((http_timeout + 999) / 1000),
+                                   .max_conns = 4096};
   if (hopts.max_body < 1024) hopts.max_body = 1024;
   if (http_server_start(d.loop, &hopts, api_handle, &d.api, &d.http) != 0) return 1;
 
