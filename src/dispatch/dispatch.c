@@ -41,6 +41,7 @@ struct job {
   uint32_t pending;          /* parts (bit i = part i+1) still to submit */
   uint32_t inflight;         /* parts submitted, no answer yet */
   int nparts;                /* 0 until encoded */
+  int resumed;               /* reloaded with some parts already accepted: pending is set */
   int tries;                 /* temporary failures so far */
   int queued;                /* 1 while in a queue or list */
   int ended;                 /* failed or expired: drop when nothing in flight */
@@ -246,8 +247,7 @@ static int job_encode(struct route *r, struct job *j) {
   }
   if (j->enc->nparts > 1) r->ref++;
   uint32_t all = j->enc->nparts >= 32 ? 0xffffffffu : ((1u << j->enc->nparts) - 1);
-  if (j->nparts == 0) j->pending = all;        /* fresh job */
-  else j->pending &= all;                      /* reloaded: keep what is left */
+  j->pending = j->resumed ? (j->pending & all) : all;
   j->nparts = j->enc->nparts;
   return 0;
 }
@@ -483,7 +483,8 @@ static void on_receipt_stored(void *arg, int rc) {
   if (rc) kk_error(LOGCTX, "receipt not stored: %s", kk_strerror(rc));
   else if (!c->rec.matched) {
     if (r) r->n.dlr_unmatched++;
-    kk_warnx(LOGCTX, "receipt for unknown message id %s on route %s", c->id0, c->route);
+    kk_info(LOGCTX, "receipt for message id %s on route %s came before its submit_sm_resp: held",
+            c->id0, c->route);
   }
   free(c);
 }
@@ -579,7 +580,7 @@ static void job_from_due(struct dispatch *d, const struct store_due *due) {
   j->text = due->text;
   if (due->parts_done) {
     /* Some parts were accepted before a restart: only the rest goes out. */
-    j->nparts = -1;
+    j->resumed = 1;
     j->pending = ~due->parts_done;
   }
   job_route(d, j, 0);
@@ -818,7 +819,7 @@ void dispatch_metrics(struct dispatch *d, struct kk_buf *o) {
        offsetof(struct route_counters, dlr_failed)},
       {"kaskad_receipts_expired_total", "Delivery receipts with EXPIRED",
        offsetof(struct route_counters, dlr_expired)},
-      {"kaskad_receipts_unmatched_total", "Receipts for no known message",
+      {"kaskad_receipts_early_total", "Receipts held because no submit_sm_resp named their id yet",
        offsetof(struct route_counters, dlr_unmatched)},
       {"kaskad_mo_received_total", "Mobile-originated messages stored",
        offsetof(struct route_counters, mo)},

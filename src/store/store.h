@@ -175,7 +175,9 @@ struct store_receipt {
   const char *state;        /* delivered | failed | expired */
   const char *error;        /* e.g. "UNDELIV err:001" */
   int64_t at;
-  int matched;              /* out: 1 if a part was found */
+  int matched;              /* out: 1 if a part was found; 0: no part has this id
+                               yet, the receipt is kept and applied when a
+                               submit_sm_resp names it (within 24 h) */
 };
 void store_receipt_apply(struct store *s, struct store_receipt *r,
                          store_done_cb done, void *arg);

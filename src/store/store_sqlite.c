@@ -118,6 +118,15 @@ static const char *const migrations[] = {
     " to_addr TEXT NOT NULL,"
     " body TEXT NOT NULL,"
     " at INTEGER NOT NULL);",
+    /* 2: receipts that came before their submit_sm_resp was stored */
+    "CREATE TABLE early_receipts("
+    " route TEXT NOT NULL,"
+    " provider_id TEXT NOT NULL,"
+    " other_id TEXT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " error TEXT,"
+    " at INTEGER NOT NULL,"
+    " PRIMARY KEY(route, provider_id)) WITHOUT ROWID;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -180,6 +189,13 @@ static const char *const migrations[] = {
   XX(PART_FIND, "SELECT attempt_id,part,state FROM sms_parts"                  \
                 " WHERE route=? AND provider_id=?")                            \
   XX(PART_SET, "UPDATE sms_parts SET state=? WHERE route=? AND provider_id=?") \
+  XX(EARLY_PUT, "INSERT OR REPLACE INTO early_receipts(route,provider_id,"     \
+                "other_id,state,error,at) VALUES(?,?,?,?,?,?)")                \
+  XX(EARLY_GET, "SELECT other_id,state,error,at FROM early_receipts"          \
+                " WHERE route=? AND provider_id=?")                            \
+  XX(EARLY_DEL, "DELETE FROM early_receipts WHERE route=?1 AND"                \
+                " provider_id IN (?2,?3)")                                     \
+  XX(EARLY_EXPIRE, "DELETE FROM early_receipts WHERE at<?")                    \
   XX(ATT_MSG, "SELECT message_id,segments,parts_delivered,status"              \
               " FROM attempts WHERE id=?")                                     \
   XX(EVENT_INSERT, "INSERT INTO events(message_id,attempt_id,status,at,detail)" \
@@ -888,6 +904,9 @@ struct msg_state {
   char to[24];
 };
 
+static int part_receipt(struct store *s, const char *route, const char *pid,
+                        int64_t attempt_id, const char *state, const char *error, int64_t at);
+
 /* Appends the event and, when the message has a callback URL, the outbox row. */
 static int record_event(struct store *s, const struct msg_state *m, int64_t msg_id,
                         int64_t attempt_id, const char *status, const char *error, int64_t at) {
@@ -1007,8 +1026,30 @@ static int exec_sms_submitted(struct store *s, struct store_op *op) {
     sqlite3_bind_null(st, 4);
   sqlite3_bind_int64(st, 5, u->attempt_id);
   rc = step_done(c, st);
-  if (rc || !all) return rc;
-  return message_to(s, u->msg_id, u->attempt_id, "sent", NULL, u->at, 1);
+  if (rc == 0 && all) rc = message_to(s, u->msg_id, u->attempt_id, "sent", NULL, u->at, 1);
+  if (rc) return rc;
+
+  /* Did this part's receipt come first? */
+  st = stmt(c, ST_EARLY_GET);
+  bind_text(st, 1, d->route);
+  bind_text(st, 2, pid);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return 0;
+  }
+  char other[72], state[16], error[128];
+  col_copy(st, 0, other, sizeof other);
+  col_copy(st, 1, state, sizeof state);
+  col_copy(st, 2, error, sizeof error);
+  int64_t at = sqlite3_column_int64(st, 3);
+  sqlite3_reset(st);
+  st = stmt(c, ST_EARLY_DEL);
+  bind_text(st, 1, d->route);
+  bind_text(st, 2, pid);
+  bind_text(st, 3, other);
+  rc = step_done(c, st);
+  if (rc) return rc;
+  return part_receipt(s, d->route, pid, u->attempt_id, state, error, at);
 }
 
 static struct upd_data *upd_copy(const struct store_sms_update *u) {
@@ -1095,6 +1136,63 @@ struct receipt_data {
   char error[128];
 };
 
+/* Applies a receipt to one part that is still "sent". */
+static int part_receipt(struct store *s, const char *route, const char *pid,
+                        int64_t attempt_id, const char *state, const char *error, int64_t at) {
+  struct conn *c = &s->w;
+  sqlite3_stmt *st = stmt(c, ST_PART_SET);
+  bind_text(st, 1, state);
+  bind_text(st, 2, route);
+  bind_text(st, 3, pid);
+  int rc = step_done(c, st);
+  if (rc) return rc;
+
+  st = stmt(c, ST_ATT_MSG);
+  sqlite3_bind_int64(st, 1, attempt_id);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return 0;
+  }
+  int64_t msg_id = sqlite3_column_int64(st, 0);
+  int segments = sqlite3_column_int(st, 1);
+  int delivered = sqlite3_column_int(st, 2);
+  char astatus[16];
+  col_copy(st, 3, astatus, sizeof astatus);
+  sqlite3_reset(st);
+  if (status_rank(astatus) == 100) return 0; /* the attempt already ended */
+
+  if (strcmp(state, "delivered") == 0) {
+    if (delivered + 1 >= segments) /* the last part: counted by attempt_final */
+      return attempt_final(s, msg_id, attempt_id, "delivered", NULL, at);
+    st = stmt(c, ST_ATT_DELIVERED_PART);
+    sqlite3_bind_int64(st, 1, attempt_id);
+    return step_done(c, st);
+  }
+  return attempt_final(s, msg_id, attempt_id, state, error, at);
+}
+
+#define EARLY_KEEP_MS (24LL * 3600 * 1000)
+
+/* Keeps a receipt whose part is not known yet under each of its ids; the
+   submit_sm_resp that names the part applies it (exec_sms_submitted). */
+static int hold_receipt(struct store *s, const struct receipt_data *d) {
+  struct conn *c = &s->w;
+  sqlite3_stmt *st = stmt(c, ST_EARLY_EXPIRE);
+  sqlite3_bind_int64(st, 1, d->r->at - EARLY_KEEP_MS);
+  int rc = step_done(c, st);
+  for (int i = 0; i < 2 && rc == 0 && d->ids[i][0]; i++) {
+    st = stmt(c, ST_EARLY_PUT);
+    bind_text(st, 1, d->route);
+    bind_text(st, 2, d->ids[i]);
+    bind_text(st, 3, d->ids[1 - i]);
+    bind_text(st, 4, d->state);
+    bind_text(st, 5, d->error[0] ? d->error : NULL);
+    sqlite3_bind_int64(st, 6, d->r->at);
+    rc = step_done(c, st);
+  }
+  return rc;
+}
+
 static int exec_receipt(struct store *s, struct store_op *op) {
   struct receipt_data *d = op->data;
   struct conn *c = &s->w;
@@ -1113,38 +1211,9 @@ static int exec_receipt(struct store *s, struct store_op *op) {
     sqlite3_reset(st);
     d->r->matched = 1;
     if (strcmp(pstate, "sent") != 0) return 0; /* a repeated receipt */
-
-    st = stmt(c, ST_PART_SET);
-    bind_text(st, 1, d->state);
-    bind_text(st, 2, d->route);
-    bind_text(st, 3, d->ids[i]);
-    int rc = step_done(c, st);
-    if (rc) return rc;
-
-    st = stmt(c, ST_ATT_MSG);
-    sqlite3_bind_int64(st, 1, attempt_id);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-      sqlite3_reset(st);
-      return 0;
-    }
-    int64_t msg_id = sqlite3_column_int64(st, 0);
-    int segments = sqlite3_column_int(st, 1);
-    int delivered = sqlite3_column_int(st, 2);
-    char astatus[16];
-    col_copy(st, 3, astatus, sizeof astatus);
-    sqlite3_reset(st);
-    if (status_rank(astatus) == 100) return 0; /* the attempt already ended */
-
-    if (strcmp(d->state, "delivered") == 0) {
-      if (delivered + 1 >= segments) /* the last part: counted by attempt_final */
-        return attempt_final(s, msg_id, attempt_id, "delivered", NULL, d->r->at);
-      st = stmt(c, ST_ATT_DELIVERED_PART);
-      sqlite3_bind_int64(st, 1, attempt_id);
-      return step_done(c, st);
-    }
-    return attempt_final(s, msg_id, attempt_id, d->state, d->error, d->r->at);
+    return part_receipt(s, d->route, d->ids[i], attempt_id, d->state, d->error, d->r->at);
   }
-  return 0;
+  return hold_receipt(s, d);
 }
 
 void store_receipt_apply(struct store *s, struct store_receipt *r,

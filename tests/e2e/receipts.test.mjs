@@ -116,3 +116,19 @@ test('receipt id in decimal matches a hex submit_sm_resp id', async (t) => {
   await k.waitStatus(key, r.id, 'delivered', 5000);
   await finish();
 });
+
+test('a receipt that comes before its submit_sm_resp is held and applied', async (t) => {
+  const { k, smsc, key, finish } = await setup(t);
+  smsc.forDest('79161234507', { status: 0, messageId: 'EARLY07', delayMs: 800 });
+  const r = await k.send(key, { to: '79161234507', text: 'early receipt' });
+  await smsc.waitFor(() => smsc.submits.find((s) => s.destination_addr === '79161234507'), 'the submit_sm');
+  // The SMSC reports delivery while its submit_sm_resp is still on the way.
+  assert.equal(await smsc.sendReceipt('EARLY07', 'DELIVRD'), 0, 'receipt acknowledged');
+  const early = await k.message(key, r.id);
+  assert.equal(early.status, 'accepted', 'no submit_sm_resp yet');
+  const m = await k.waitStatus(key, r.id, 'delivered', 5000);
+  assert.equal(m.attempts[0].provider_id, 'EARLY07');
+  const met = await k.metrics();
+  assert.equal(metricSum(met, 'kaskad_receipts_early_total'), 1);
+  await finish();
+});
