@@ -10,7 +10,8 @@
 # most 16 in flight) for SOAK_SECONDS, receipts flowing back all the while.
 # kaskad's VmRSS (and RssAnon) from /proc is sampled every SAMPLE seconds.
 # Prints the samples, RSS at 1 minute, at the end and the largest, the growth
-# from minute 1 to the end, and messages sent / accepted / delivered.
+# from minute 1 to the end and over the second half, and messages sent /
+# accepted / delivered.
 #
 # Settings (environment): SOAK_SECONDS (600), RATE (2000), BATCH (100),
 # SAMPLE (10), PORT (kaskad HTTP, 19580), SIM_PORT (13876), SIM_HTTP_PORT (19590).
@@ -152,6 +153,8 @@ awk -v hwm="$hwm" -v db="$db" -v load="$(cat "$work/load.json")" '
     printf "| VmRSS at the end (%d s) | %.1f MiB (anon %.1f) |\n", t[NR], r[NR] / 1024, a[NR] / 1024
     printf "| largest VmRSS sample / VmHWM | %.1f / %.1f MiB |\n", max / 1024, hwm / 1024
     printf "| growth from %d s to the end | %+.1f MiB (%+.1f %%), anon %+.1f MiB |\n", t[m], (r[NR] - r[m]) / 1024, 100 * (r[NR] - r[m]) / r[m], (a[NR] - a[m]) / 1024
+    h = 1; for (i = 1; i <= NR; i++) if (t[i] <= t[NR] / 2) h = i   # the sample at half time
+    printf "| growth over the second half (%d s to the end) | %+.1f MiB, anon %+.1f MiB |\n", t[h], (r[NR] - r[h]) / 1024, (a[NR] - a[h]) / 1024
     printf "| data folder at the end | %.0f MiB |\n", db / 1024
     printf "\nloader: %s\n", load
   }' "$work/rss"
