@@ -72,6 +72,7 @@ struct sess {
   int connected;            /* the socket may be read and written */
   int writing;              /* write_req is in flight with wbuf */
   int paused;               /* throttled: no new submits until pause_timer */
+  double throttle_avg;      /* moving share of ESME_RTHROTTLED among answers */
   int close_after_flush;    /* unbind_resp queued: close once it is written */
   int write_error;          /* a uv_write that failed at once, for on_write_failed */
 
@@ -678,6 +679,22 @@ static void on_bind_resp(struct sess *s, const struct smpp_pdu *pdu) {
   c->want_ready = 1;
 }
 
+/* Throttling: one answer in 64 weighs in the moving share; a session pauses
+   when the share reaches a tenth (about seven throttles in a row, or an SMSC
+   refusing a tenth of the traffic), not for an isolated refusal, which the
+   caller simply sends again. */
+#define THROTTLE_WEIGHT (1.0 / 64)
+#define THROTTLE_PAUSE_SHARE 0.10
+
+static void note_answer(struct sess *s, uint32_t status) {
+  int throttled = status == SMPP_ESME_RTHROTTLED;
+  s->throttle_avg += THROTTLE_WEIGHT * ((throttled ? 1.0 : 0.0) - s->throttle_avg);
+  if (throttled && s->throttle_avg >= THROTTLE_PAUSE_SHARE) {
+    pause_session(s, s->c->cfg.throttle_pause_ms, status);
+    s->throttle_avg = 0;
+  }
+}
+
 /* Takes the submit with this sequence number out of the table and reports it
    through resp. Returns 0, or -1 when no such submit is in flight. */
 static int complete_submit(struct sess *s, uint32_t seq, uint32_t status,
@@ -687,13 +704,13 @@ static int complete_submit(struct sess *s, uint32_t seq, uint32_t status,
   if (pos < 0) return -1;
   uint64_t token = s->tab[pos].token;
   tab_remove(s, (uint32_t)pos);
+  note_answer(s, status);
   if (status == SMPP_ESME_ROK) {
     c->st.resp_ok++;
   } else {
     c->st.resp_error++;
     if (status == SMPP_ESME_RTHROTTLED) {
       c->st.throttled++;
-      pause_session(s, c->cfg.throttle_pause_ms, status);
     } else if (status == SMPP_ESME_RMSGQFUL) {
       pause_session(s, c->cfg.throttle_pause_ms / 10, status);
     }

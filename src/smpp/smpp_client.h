@@ -12,9 +12,13 @@
  * Sessions: connect -> bind_transceiver -> bound. enquire_link every
  * enquire_link_s while bound; a request without a response within
  * resp_timeout_ms closes the session (its in-flight submits are reported lost).
+ * Isolated ESME_RTHROTTLED answers only come back through resp (the caller
+ * resends); when they make up a tenth of a session's recent answers, the
+ * session pauses for throttle_pause_ms.
  * Reconnect with exponential backoff between reconnect_min_ms and
- * reconnect_max_ms. A submit_sm_resp with ESME_RTHROTTLED pauses that session
- * for throttle_pause_ms; ESME_RMSGQFUL pauses it for a tenth of that. On
+ * reconnect_max_ms. A submit_sm_resp with a run of ESME_RTHROTTLED (see above)
+ * pauses that session for throttle_pause_ms; ESME_RMSGQFUL pauses it for a
+ * tenth of that. On
  * garbage from the SMSC the session answers generic_nack (bad command id) or
  * closes (unframeable stream). Everything runs on the caller's uv loop.
  */

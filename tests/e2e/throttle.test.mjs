@@ -6,7 +6,7 @@ import { STATUS } from './lib/smsc.mjs';
 
 const gaps = (subs) => subs.slice(1).map((s, i) => s.at - subs[i].at);
 
-test('ESME_RTHROTTLED three times: resent after the pause, accepted once, delivered', async (t) => {
+test('ESME_RTHROTTLED three times: resent, accepted once, delivered', async (t) => {
   const { k, smsc, key, finish } = await setup(t, {
     smsc: { autoReceipt: 'DELIVRD' },
     route: { throttle_pause_ms: 100 },
@@ -22,10 +22,29 @@ test('ESME_RTHROTTLED three times: resent after the pause, accepted once, delive
   assert.equal(subs.length, 4, 'three throttled submits and one accepted');
   assert.deepEqual(subs.map((s) => s.status), [0x58, 0x58, 0x58, 0]);
   assert.equal(subs.filter((s) => s.status === 0).length, 1, 'accepted exactly once');
-  for (const g of gaps(subs)) assert.ok(g >= 80, `the session paused after a throttle (gap ${g} ms)`);
+  // Three refusals are no run: the message goes again at once, no pause.
+  for (const g of gaps(subs)) assert.ok(g < 80, `resent without a session pause (gap ${g} ms)`);
   assert.equal(m.attempts.filter((a) => a.channel === 'sms').at(-1).provider_id, subs[3].message_id);
   const met = await k.metrics();
   assert.ok(metricSum(met, 'kaskad_sms_throttled_total') >= 3, 'throttled counter');
+  await finish();
+});
+
+test('a run of ESME_RTHROTTLED pauses the session for throttle_pause_ms', async (t) => {
+  const { k, smsc, key, finish } = await setup(t, {
+    smsc: { autoReceipt: 'DELIVRD' },
+    route: { throttle_pause_ms: 300 },
+  });
+  let calls = 0;
+  smsc.handler = () => (++calls <= 12 ? { status: STATUS.ESME_RTHROTTLED } : undefined);
+  const r = await k.send(key, { to: '79161230103', text: 'run of throttles' });
+  await k.waitStatus(key, r.id, 'delivered', 15000);
+  const subs = smsc.submits.filter((s) => s.text === 'run of throttles');
+  assert.equal(subs.length, 13, 'twelve refusals, then accepted');
+  const g = gaps(subs);
+  const paused = g.filter((x) => x >= 250);
+  assert.ok(paused.length >= 1, `the session paused during the run (gaps ${g.join(',')})`);
+  assert.ok(g.slice(0, 5).every((x) => x < 250), `the first refusals are resent at once (gaps ${g.join(',')})`);
   await finish();
 });
 

@@ -526,30 +526,53 @@ KK_TEST(smpp_client_window_respected) {
   h_finish(h);
 }
 
-KK_TEST(smpp_client_throttled_pauses) {
+KK_TEST(smpp_client_isolated_throttle_does_not_pause) {
   struct h *h = h_new();
   h->f.throttle_first = 1;
   h_start(h);
   WAIT(h, bound(h, 0), 1000);
   ASSERT_EQ(h_submit(h), 0);
   WAIT(h, h->nresp == 1, 1000);
-  uint64_t t0 = uv_now(&h->loop);
   ASSERT_EQ(h->last_status, SMPP_ESME_RTHROTTLED);
   ASSERT_EQ(h->last_id_null, 1);
+  /* One refusal is the caller's to resend; the session keeps sending. */
+  ASSERT(smpp_client_capacity(h->c) > 0);
+  ASSERT_EQ(h_submit(h), 0);
+  WAIT(h, h->nresp == 2, 1000);
+  ASSERT_EQ(h->last_status, SMPP_ESME_ROK);
+  h_finish(h);
+}
+
+KK_TEST(smpp_client_throttled_pauses) {
+  struct h *h = h_new();
+  h->f.throttle_first = 8;
+  h_start(h);
+  WAIT(h, bound(h, 0), 1000);
+  /* A run of refusals: the session pauses. */
+  for (int i = 0; i < 8; i++) {
+    ASSERT_EQ(h_submit(h), 0);
+    WAIT(h, h->nresp == i + 1, 1000);
+    ASSERT_EQ(h->last_status, SMPP_ESME_RTHROTTLED);
+    if (smpp_client_capacity(h->c) == 0) break;
+  }
+  uint64_t t0 = uv_now(&h->loop);
+  ASSERT(h->nresp >= 5 && h->nresp <= 8);
   /* The only session is paused: no capacity, submits refused. */
   ASSERT_EQ(smpp_client_capacity(h->c), 0);
   ASSERT_EQ(h_submit(h), KK_EBUSY);
   struct smpp_client_stats st;
   smpp_client_get_stats(h->c, &st);
-  ASSERT_EQ(st.throttled, 1);
-  ASSERT_EQ(st.resp_error, 1);
+  ASSERT_EQ(st.throttled, h->nresp);
+  ASSERT_EQ(st.resp_error, h->nresp);
+  h->f.throttle_first = 0;
+  int before = h->nresp;
 
   int ready0 = h->nready;
   WAIT(h, smpp_client_capacity(h->c) > 0, 1500);
   ASSERT(uv_now(&h->loop) - t0 >= 100);
   WAIT(h, h->nready > ready0, 500);
   ASSERT_EQ(h_submit(h), 0);
-  WAIT(h, h->nresp == 2, 1000);
+  WAIT(h, h->nresp == before + 1, 1000);
   ASSERT_EQ(h->last_status, SMPP_ESME_ROK);
   h_finish(h);
 }
