@@ -79,7 +79,7 @@ start_kaskad() {  # $1 = sync mode
   KK=$!
   wait_url $URL/healthz
   local a="Authorization: Bearer $ADMIN"
-  curl -sf -XPUT -H "$a" $URL/v1/routes/sim -d "{\"host\":\"127.0.0.1\",\"port\":$SIM_PORT,\"system_id\":\"bench\",\"sessions\":$SESSIONS,\"window\":$WINDOW,\"throttle_pause_ms\":20}" >/dev/null
+  curl -sf -XPUT -H "$a" $URL/v1/routes/sim -d "{\"host\":\"127.0.0.1\",\"port\":$SIM_PORT,\"system_id\":\"bench\",\"sessions\":$SESSIONS,\"window\":$WINDOW}" >/dev/null
   local acc; acc=$(curl -sf -XPOST -H "$a" $URL/v1/accounts -d '{"name":"bench"}' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
   KEY=$(curl -sf -XPOST -H "$a" $URL/v1/accounts/$acc/keys | sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
   for _ in $(seq 200); do curl -sf -H "$a" $URL/v1/routes/sim | grep -q '"bound_ok":true' && return 0; sleep 0.05; done

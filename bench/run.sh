@@ -32,7 +32,7 @@ start() {  # $1 = sync mode, $2 = simulator config JSON
   for _ in $(seq 200); do curl -sf $URL/healthz >/dev/null && curl -sf http://$SIM_HTTP/stats >/dev/null && break; sleep 0.05; done
   curl -sf -XPOST http://$SIM_HTTP/config -d "$2" >/dev/null
   local a="Authorization: Bearer $ADMIN"
-  curl -sf -XPUT -H "$a" $URL/v1/routes/sim -d "{\"host\":\"${SIM_SMPP%:*}\",\"port\":${SIM_SMPP##*:},\"system_id\":\"bench\",\"sessions\":2,\"window\":200,\"throttle_pause_ms\":20}" >/dev/null
+  curl -sf -XPUT -H "$a" $URL/v1/routes/sim -d "{\"host\":\"${SIM_SMPP%:*}\",\"port\":${SIM_SMPP##*:},\"system_id\":\"bench\",\"sessions\":2,\"window\":200}" >/dev/null
   local acc; acc=$(curl -sf -XPOST -H "$a" $URL/v1/accounts -d '{"name":"bench"}' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
   KEY=$(curl -sf -XPOST -H "$a" $URL/v1/accounts/$acc/keys | sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
   for _ in $(seq 200); do curl -sf -H "$a" $URL/v1/routes/sim | grep -q '"bound_ok":true' && break; sleep 0.05; done

@@ -16,7 +16,7 @@
   X(config, "kaskad.conf", "configuration file (read if present)")                \
   X(data, "var", "data folder (the SQLite database lives here)")                  \
   X(http, "127.0.0.1:8080", "HTTP API listen address")                            \
-  X(http_timeout, "30s", "idle, slow or half-sent HTTP connections are closed after this") \
+  X(http_timeout, "10s", "a request must arrive whole within this; idle connections close after it") \
   X(public_url, "", "public base URL (default http:// + the HTTP address)")       \
   X(admin_key, "", "operator API key (creates accounts and keys, manages routes)") \
   X(log_level, "info", "debug, info, warn or error")                              \

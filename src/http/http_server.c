@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +24,24 @@
 
 #define LOGCTX "http"
 
+/* One TCP connection: the deadline by which its current request must have
+   arrived whole. libmicrohttpd's own timeout restarts with every byte, so a
+   client sending a byte a second would hold its connection forever. */
+struct http_conn {
+  struct http_conn *prev, *next;
+  int fd;
+  uint64_t deadline;         /* loop ms; 0 while a request is being answered */
+};
+
 struct http_server {
   uv_loop_t *loop;
   struct MHD_Daemon *mhd;
   uv_poll_t poll;
   uv_timer_t timer;
   uv_check_t check;          /* runs MHD after callbacks that resumed requests */
+  uv_timer_t reaper;         /* closes connections past their deadline, every second */
+  struct http_conn *conns;   /* every open connection */
+  uint64_t request_ms;       /* time a request may take to arrive whole */
   int closing;
   int handles_open;
   int need_run;
@@ -56,6 +69,52 @@ struct http_req {
 
 static void schedule_run(struct http_server *srv);
 static void on_timer(uv_timer_t *h);
+
+static struct http_conn *conn_of(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  struct http_server *srv = cls;
+  struct http_conn *hc = *socket_context;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    hc = kk_xcalloc(1, sizeof *hc);
+    hc->fd = ci ? ci->connect_fd : -1;
+    hc->deadline = uv_now(srv->loop) + srv->request_ms;
+    hc->next = srv->conns;
+    if (srv->conns) srv->conns->prev = hc;
+    srv->conns = hc;
+    *socket_context = hc;
+  } else if (hc) {
+    if (hc->prev) hc->prev->next = hc->next;
+    else srv->conns = hc->next;
+    if (hc->next) hc->next->prev = hc->prev;
+    free(hc);
+    *socket_context = NULL;
+  }
+}
+
+static void on_reaper(uv_timer_t *t) {
+  struct http_server *srv = t->data;
+  uint64_t now = uv_now(srv->loop);
+  int n = 0;
+  for (struct http_conn *hc = srv->conns; hc; hc = hc->next) {
+    if (hc->deadline == 0 || now < hc->deadline || hc->fd < 0) continue;
+    shutdown(hc->fd, SHUT_RDWR); /* MHD sees the end of the stream and closes it */
+    hc->deadline = 0;
+    n++;
+  }
+  if (n) {
+    kk_warnx(LOGCTX, "closed %d connections whose request did not arrive within %llu ms", n,
+             (unsigned long long)srv->request_ms);
+    schedule_run(srv);
+  }
+}
 
 const char *http_req_method(const struct http_req *req) { return req->method; }
 const char *http_req_path(const struct http_req *req) { return req->path; }
@@ -115,6 +174,14 @@ static enum MHD_Result queue_resp(struct http_req *req) {
   return r;
 }
 
+static void refuse_too_big(struct http_req *req) {
+  static const char msg[] =
+      "{\"error\":{\"code\":\"body_too_large\",\"message\":\"request body over the limit\"}}";
+  kk_warnx(LOGCTX, "%s %s: body over %zu bytes refused", req->method, req->path,
+           req->srv->max_body);
+  http_respond(req, 413, "application/json", msg, sizeof msg - 1, "Connection: close\r\n");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls) {
@@ -128,7 +195,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req->path = kk_xstrdup(url);
     *con_cls = req;
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > srv->max_body) req->too_big = 1;
+    if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
+      /* Refuse before reading the body; MHD closes the connection after. */
+      req->too_big = 1;
+      req->handled = 1;
+      refuse_too_big(req);
+      return queue_resp(req);
+    }
     return MHD_YES;
   }
   if (*upload_size) {
@@ -151,11 +224,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return queue_resp(req);
   }
   req->handled = 1;
+  struct http_conn *hc = conn_of(conn);
+  if (hc) hc->deadline = 0; /* arrived whole */
   if (req->too_big) {
-    static const char msg[] =
-        "{\"error\":{\"code\":\"body_too_large\",\"message\":\"request body over the limit\"}}";
-    kk_warnx(LOGCTX, "%s %s: body over %zu bytes refused", req->method, req->path, srv->max_body);
-    http_respond(req, 413, "application/json", msg, sizeof msg - 1, "Connection: close\r\n");
+    refuse_too_big(req);
     return queue_resp(req);
   }
   srv->handler(srv->ud, req);
@@ -170,6 +242,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   struct http_req *req = *con_cls;
   if (req == NULL) return;
+  struct http_conn *hc = conn_of(conn);
+  if (hc) hc->deadline = uv_now(req->srv->loop) + req->srv->request_ms; /* the next one */
   if (req->resp) MHD_destroy_response(req->resp);
   free(req->path);
   free(req->body);
@@ -208,6 +282,7 @@ int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
   srv->handler = handler;
   srv->ud = ud;
   srv->max_body = opts->max_body;
+  srv->request_ms = (uint64_t)(opts->conn_timeout_s > 0 ? opts->conn_timeout_s : 30) * 1000;
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
@@ -223,6 +298,7 @@ int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
       MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(opts->conn_timeout_s > 0 ? opts->conn_timeout_s : 30),
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)(opts->max_conns > 0 ? opts->max_conns : 4096),
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
@@ -244,7 +320,10 @@ int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
   uv_check_init(loop, &srv->check);
   srv->check.data = srv;
   uv_check_start(&srv->check, on_check);
-  srv->handles_open = 3;
+  uv_timer_init(loop, &srv->reaper);
+  srv->reaper.data = srv;
+  uv_timer_start(&srv->reaper, on_reaper, 1000, 1000);
+  srv->handles_open = 4;
   run_mhd(srv);
   kk_info(LOGCTX, "listening on http://%s:%d", opts->host, srv->port);
   *out = srv;
@@ -274,4 +353,5 @@ void http_server_stop(struct http_server *srv) {
   uv_close((uv_handle_t *)&srv->poll, on_handle_closed);
   uv_close((uv_handle_t *)&srv->timer, on_handle_closed);
   uv_close((uv_handle_t *)&srv->check, on_handle_closed);
+  uv_close((uv_handle_t *)&srv->reaper, on_handle_closed);
 }

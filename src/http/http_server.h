@@ -22,7 +22,8 @@ struct http_server_opts {
   const char *host;          /* numeric IPv4 address, e.g. "127.0.0.1" */
   int port;                  /* 0: any free port (see http_server_port) */
   size_t max_body;           /* bytes; larger bodies get 413 */
-  int conn_timeout_s;        /* idle/slow connections are closed after this */
+  int conn_timeout_s;        /* a request must arrive whole within this (also the
+                                idle timeout between keep-alive requests) */
   int max_conns;
 };
 

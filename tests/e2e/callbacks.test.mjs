@@ -105,3 +105,39 @@ test('a half-sent request is closed by http_timeout; others are served meanwhile
   await smsc.waitFor(() => smsc.submits.length === 1, 'the one complete message submitted');
   await finish();
 });
+
+test('a client dripping header bytes is cut off at http_timeout', { timeout: 30000 }, async (t) => {
+  const { k, key, finish } = await setup(t, { args: ['--http-timeout', '2s'] });
+  const sock = net.connect(k.port, '127.0.0.1');
+  sock.on('error', () => {});
+  await new Promise((r) => sock.once('connect', r));
+  const closed = new Promise((r) => sock.once('close', r));
+  const t0 = Date.now();
+  const line = 'GET /healthz HTTP/1.1\r\nX-Slow: ' + 'a'.repeat(200);
+  let i = 0;
+  const drip = setInterval(() => { if (!sock.destroyed && i < line.length) sock.write(line[i++]); }, 200);
+  t.after(() => clearInterval(drip));
+  await closed;
+  clearInterval(drip);
+  const waited = Date.now() - t0;
+  assert.ok(waited >= 1500 && waited < 6000, `closed after ${waited} ms while still sending`);
+  await k.send(key, { to: '+79161230005', text: 'still serving' });
+  assert.match(k.stderr, /did not arrive within/);
+  await finish();
+});
+
+test('an announced body over the limit is refused before it is sent', { timeout: 20000 }, async (t) => {
+  const { k, key, finish } = await setup(t);
+  const sock = net.connect(k.port, '127.0.0.1');
+  sock.on('error', () => {});
+  await new Promise((r) => sock.once('connect', r));
+  let answer = '';
+  sock.on('data', (d) => { answer += d; });
+  sock.write(`POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n` +
+    'Content-Type: application/json\r\nContent-Length: 5000000\r\n\r\n');
+  await waitUntil(() => answer.includes('\r\n\r\n'), 'an answer without sending the body', 5000);
+  assert.match(answer, /^HTTP\/1\.1 413 /);
+  assert.match(answer, /body_too_large/);
+  sock.destroy();
+  await finish();
+});
