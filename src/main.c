@@ -15,6 +15,7 @@
 
 #include "api/api.h"
 #include "callback/callback.h"
+#include "cascade/cascade.h"
 #include "core/kk_cfg.h"
 #include "core/kk_err.h"
 #include "core/kk_log.h"
@@ -30,6 +31,7 @@ struct daemon {
   struct store *store;
   struct dispatch *dispatch;
   struct callback *callback;  /* NULL once stopped */
+  struct cascade *cascade;    /* NULL once stopped */
   struct http_server *http;
   struct api api;
   uv_signal_t sigterm, sigint;
@@ -93,6 +95,12 @@ static void on_callbacks_stopped(void *ud) {
   d->api.callback = NULL;
 }
 
+static void on_cascade_stopped(void *ud) {
+  struct daemon *d = ud;
+  d->cascade = NULL;
+  d->api.cascade = NULL;
+}
+
 static void on_drain_tick(uv_timer_t *t) {
   struct daemon *d = t->data;
   int late = uv_now(d->loop) >= d->drain_deadline;
@@ -100,11 +108,13 @@ static void on_drain_tick(uv_timer_t *t) {
     if ((http_server_inflight(d->http) == 0 && store_pending(d->store) == 0) || late) {
       if (late) kk_warnx(LOGCTX, "drain timeout: %d requests still waiting", http_server_inflight(d->http));
       d->phase = 2;
+      cascade_stop(d->cascade, on_cascade_stopped, d);
       dispatch_stop(d->dispatch, on_routes_closed, d);
     }
     return;
   }
-  if (d->phase == 3 && d->callback == NULL && (store_pending(d->store) == 0 || late)) {
+  if (d->phase == 3 && d->callback == NULL && d->cascade == NULL &&
+      (store_pending(d->store) == 0 || late)) {
     uv_timer_stop(t);
     close_rest(d);
   }
@@ -186,7 +196,16 @@ int main(int argc, char **argv) {
   d.callback = callback_new(d.loop, d.store, &copts);
   if (d.callback == NULL) return 1;
 
+  char public_url[300];
+  snprintf(public_url, sizeof public_url, "%s", kk_cfg_get(&d.cfg, KK_CFG_public_url));
+  if (public_url[0] == '\0') snprintf(public_url, sizeof public_url, "http://%s:%d", host, port);
+  struct cascade_opts kopts = {.public_url = public_url,
+                               .retry_min_ms = (long)dopts.retry_min_ms / 2};
+  d.cascade = cascade_new(d.loop, d.store, d.dispatch, &kopts);
+  if (d.cascade == NULL) return 1;
+
   d.api.loop = d.loop;
+  d.api.cascade = d.cascade;
   d.api.store = d.store;
   d.api.dispatch = d.dispatch;
   d.api.callback = d.callback;
@@ -210,6 +229,7 @@ int main(int argc, char **argv) {
   d.drain_timer.data = &d;
 
   dispatch_start(d.dispatch);
+  if (cascade_start(d.cascade) != 0) return 1;
   d.api.ready = 1;
   kk_info(LOGCTX, "ready: http://%s:%d (data in %s)", host, http_server_port(d.http), dir);
   uv_run(d.loop, UV_RUN_DEFAULT);

@@ -14,6 +14,7 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "callback/callback.h"
+#include "cascade/cascade.h"
 #include "core/kk_mem.h"
 #include "dispatch/dispatch.h"
 #include "http/http_server.h"
@@ -26,7 +27,7 @@
 static void count_status(struct http_req *req, int status);
 
 void api_json(struct http_req *req, int status, json_t *doc, const char *extra_headers) {
-  char *s = json_dumps(doc, JSON_COMPACT);
+  char *s = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12));
   json_decref(doc);
   size_t n = strlen(s);
   s = kk_xrealloc(s, n + 2);
@@ -251,6 +252,15 @@ void api_handle(void *ud, struct http_req *req) {
     api_error(req, 404, "not_found", NULL, "no such endpoint: %s", path);
     return;
   }
+  if (strcmp(seg[1], "hooks") == 0) {
+    /* Providers authenticate with their own signatures, not API keys. */
+    if (n != 4 || a->cascade == NULL) {
+      api_error(req, 404, "not_found", NULL, "no such endpoint: %s", path);
+      return;
+    }
+    api_hooks(a, req, seg[2], seg[3]);
+    return;
+  }
   int64_t account_id = 0;
   enum caller who = authenticate(a, req, &account_id);
   if (who == CALLER_NONE) {
@@ -275,8 +285,20 @@ void api_handle(void *ud, struct http_req *req) {
       api_routes(a, req, id);
     return;
   }
+  if (strcmp(coll, "channels") == 0 && !sub) {
+    api_channels(a, req, who == CALLER_ADMIN, account_id, id);
+    return;
+  }
+  if (strcmp(coll, "prices") == 0 && !id) {
+    api_prices(a, req, who == CALLER_ADMIN, account_id);
+    return;
+  }
   if (who != CALLER_ACCOUNT) {
     api_error(req, 403, "forbidden", NULL, "the operator key has no account: use an account key");
+    return;
+  }
+  if (strcmp(coll, "cascades") == 0 && !sub) {
+    api_cascades(a, req, account_id, id);
     return;
   }
   if (strcmp(coll, "account") == 0 && !id) {
@@ -371,4 +393,5 @@ void api_metrics(struct api *a, struct kk_buf *o) {
                   (unsigned long long)cs.gave_up, cs.inflight);
   }
   dispatch_metrics(a->dispatch, o);
+  if (a->cascade) cascade_metrics(a->cascade, o);
 }

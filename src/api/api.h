@@ -37,6 +37,7 @@ struct api {
   struct store *store;
   struct dispatch *dispatch;
   struct callback *callback; /* NULL when stopped */
+  struct cascade *cascade;   /* NULL when stopped */
   char admin_key[256];       /* empty: no operator key */
   long long ttl_ms[3];       /* service, transactional, advertising */
   int ready;                 /* /healthz answers 200 */
@@ -65,6 +66,7 @@ struct api_err {
   int status;
   const char *code;
   const char *field;         /* NULL if not about one field */
+  char fieldbuf[48];         /* storage for a field name made on the fly */
   char message[256];
 };
 
@@ -90,9 +92,14 @@ struct api_msg_item {
   struct store_msg_new m;
   char public_id[40];
   char to[24];
-  char route[64];            /* set by the caller before parsing */
+  char route[64];            /* set by the caller before parsing ("" = none) */
+  char cascade[1024];        /* normalised steps JSON ("" = SMS alone) */
+  char cascade_name[64];     /* a saved cascade to resolve ("" = none) */
+  char *extra;               /* malloc'd per-channel parts JSON, or NULL */
   struct api_err err;        /* err.code set: refused */
 };
+/* Frees what api_msg_parse allocated in it. */
+void api_msg_item_fini(struct api_msg_item *it);
 
 /*
  * Validates one message object of POST /v1/messages into it (no I/O).
@@ -101,6 +108,24 @@ struct api_msg_item {
  */
 int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char *idem_header,
                   int64_t now, struct api_msg_item *it);
+
+/* Cascades and channels (api_cascade.c). */
+/* Validates cascade steps into normalised JSON text (out, cap). 0 or -1 with e. */
+int api_cascade_parse(json_t *v, char *out, size_t cap, struct api_err *e);
+/* 1 when the steps JSON has a step on channel. */
+int api_cascade_has(const char *steps, const char *channel);
+/* Validates vk_id, telegram_chat_id, viber_id, email, image, button,
+   whatsapp_template, code, subject into a JSON text (*out malloc'd, NULL when
+   none); *has_address says whether a channel id was given. 0 or -1 with e. */
+int api_extra_parse(json_t *o, char **out, int *has_address, struct api_err *e);
+int api_valid_email(const char *s);
+/* An amount in 1/10000 units as a JSON number. */
+json_t *api_money(int64_t units);
+void api_channels(struct api *a, struct http_req *req, int admin, int64_t account_id,
+                  const char *channel);
+void api_prices(struct api *a, struct http_req *req, int admin, int64_t account_id);
+void api_cascades(struct api *a, struct http_req *req, int64_t account_id, const char *name);
+void api_hooks(struct api *a, struct http_req *req, const char *channel, const char *scope);
 
 /* Handlers. id is the path segment after the collection, or NULL. */
 void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, int batch);

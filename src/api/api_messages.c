@@ -17,6 +17,7 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
+#include "cascade/cascade.h"
 #include "dispatch/dispatch.h"
 #include "http/http_server.h"
 #include "phone/phone.h"
@@ -103,12 +104,39 @@ int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char
   if (!json_is_object(o))
     return refuse(e, 422, "invalid_message", NULL, "each message must be a JSON object%s", NULL);
 
+  /* The per-channel ids first: with one of them, the phone is optional. */
+  int has_address = 0;
+  if (api_extra_parse(o, &it->extra, &has_address, e) != 0) return -1;
   json_t *to = json_object_get(o, "to");
-  if (!json_is_string(to))
-    return refuse(e, 422, "invalid_phone", "to", "to: a phone number (string) is required%s", NULL);
-  if (phone_normalize(json_string_value(to), it->to, sizeof it->to) != 0)
-    return refuse(e, 422, "invalid_phone", "to", "to: \"%s\" is not a valid phone number",
-                  json_string_value(to));
+  it->to[0] = '\0';
+  if (to && !json_is_null(to)) {
+    if (!json_is_string(to))
+      return refuse(e, 422, "invalid_phone", "to", "to: a phone number (string)%s", NULL);
+    if (phone_normalize(json_string_value(to), it->to, sizeof it->to) != 0)
+      return refuse(e, 422, "invalid_phone", "to", "to: \"%s\" is not a valid phone number",
+                    json_string_value(to));
+  } else if (!has_address) {
+    return refuse(e, 422, "invalid_phone", "to",
+                  "to: a phone number is required (or vk_id, telegram_chat_id, viber_id, "
+                  "email)%s", NULL);
+  }
+
+  json_t *cascade = json_object_get(o, "cascade");
+  it->cascade[0] = it->cascade_name[0] = '\0';
+  if (json_is_string(cascade)) {
+    const char *name = json_string_value(cascade);
+    if (strlen(name) == 0 || strlen(name) >= sizeof it->cascade_name)
+      return refuse(e, 422, "unknown_cascade", "cascade", "cascade: no saved cascade \"%s\"",
+                    name);
+    snprintf(it->cascade_name, sizeof it->cascade_name, "%s", name);
+  } else if (cascade && !json_is_null(cascade)) {
+    if (api_cascade_parse(cascade, it->cascade, sizeof it->cascade, e) != 0) return -1;
+  }
+  /* A named cascade is resolved by the caller; it checks SMS needs then. */
+  int sms = it->cascade_name[0] == '\0' &&
+            (it->cascade[0] == '\0' || api_cascade_has(it->cascade, "sms"));
+  if (sms && it->to[0] == '\0')
+    return refuse(e, 422, "invalid_phone", "to", "to: a phone number is required for SMS%s", NULL);
 
   if (json_object_get(o, "template"))
     return refuse(e, 422, "unsupported", "template",
@@ -123,14 +151,15 @@ int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char
     return refuse(e, 422, "text_too_long", "text", "text: longer than %s bytes", "4096");
   struct sms_info info;
   int rc = sms_analyze(t, tlen, &info);
-  if (rc == KK_ETOOBIG) {
+  if (rc == KK_ETOOBIG && sms) {
     char lim[64];
     snprintf(lim, sizeof lim, "%d SMS segments (%d needed)", SMS_MAX_PARTS, info.segments);
     return refuse(e, 422, "text_too_long", "text", "text: longer than %s", lim);
   }
-  if (rc != 0)
+  if (rc != 0 && rc != KK_ETOOBIG)
     return refuse(e, 422, "invalid_text", "text",
                   "text: must be valid UTF-8 without NUL characters%s", NULL);
+  if (rc == KK_ETOOBIG) info.segments = SMS_MAX_PARTS;
 
   const char *cls = "service";
   json_t *c = json_object_get(o, "class");
@@ -182,17 +211,6 @@ int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char
                     NULL);
   }
 
-  json_t *cascade = json_object_get(o, "cascade");
-  if (cascade && !json_is_null(cascade)) {
-    /* Only SMS exists so far: accept a cascade that is SMS alone. */
-    json_t *step0 = json_is_array(cascade) ? json_array_get(cascade, 0) : NULL;
-    json_t *ch = step0 ? json_object_get(step0, "channel") : NULL;
-    if (json_array_size(cascade) != 1 || !json_is_string(ch) ||
-        strcmp(json_string_value(ch), "sms") != 0)
-      return refuse(e, 422, "unsupported_channel", "cascade",
-                    "cascade: only a single sms step is available%s", NULL);
-  }
-
   new_public_id(it->public_id);
   m->account_id = account_id;
   m->public_id = it->public_id;
@@ -205,9 +223,16 @@ int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char
   m->segments = info.segments;
   m->route = it->route;
   m->callback_url = cburl;
+  m->cascade = it->cascade[0] ? it->cascade : NULL;
+  m->extra = it->extra;
   m->created_at = now;
   m->expires_at = now + ttl;
   return 0;
+}
+
+void api_msg_item_fini(struct api_msg_item *it) {
+  free(it->extra);
+  it->extra = NULL;
 }
 
 static json_t *accepted_json(const struct item *it) {
@@ -221,12 +246,16 @@ static json_t *accepted_json(const struct item *it) {
   }
   api_time(m->created_at, created);
   api_time(m->expires_at, expires);
-  return json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s}", "id", m->public_id, "status",
-                   "accepted", "to", m->to, "encoding", m->encoding, "segments", m->segments,
-                   "created_at", created, "expires_at", expires);
+  json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s}", "id", m->public_id, "status",
+                        "accepted", "to", m->to, "encoding", m->encoding, "segments",
+                        m->segments, "created_at", created, "expires_at", expires);
+  json_object_set_new(o, "channel", m->first_channel[0] ? json_string(m->first_channel)
+                                                        : json_null());
+  return o;
 }
 
 static void send_ctx_free(struct send_ctx *c) {
+  for (int i = 0; i < c->n; i++) api_msg_item_fini(&c->items[i]);
   json_decref(c->doc);
   free(c->items);
   free(c->msgs);
@@ -253,8 +282,10 @@ static void on_stored(void *arg, int rc) {
       continue;
     }
     a->accepted++;
-    dispatch_count_accepted(a->dispatch, it->m.route, 1);
-    dispatch_enqueue(a->dispatch, &c->msgs[i]);
+    if (strcmp(it->m.first_channel, "sms") == 0) {
+      dispatch_count_accepted(a->dispatch, it->m.route, 1);
+      dispatch_enqueue(a->dispatch, &c->msgs[i]);
+    }
   }
   a->duplicates += (uint64_t)dups;
   if (!c->batch) {
@@ -286,6 +317,45 @@ static void on_stored(void *arg, int rc) {
   send_ctx_free(c);
 }
 
+/* What parsing leaves to the caller: a saved cascade by name, the SMS route,
+   the account's default SMS sender. */
+static int resolve(struct api *a, int64_t account_id, struct item *it,
+                   const struct chan_cfg *sms_cfg) {
+  struct api_err *e = &it->err;
+  if (it->cascade_name[0]) {
+    char *steps = NULL;
+    if (store_cascade_get(a->store, account_id, it->cascade_name, &steps) != 0) {
+      e->status = 422;
+      e->code = "unknown_cascade";
+      e->field = "cascade";
+      snprintf(e->message, sizeof e->message, "cascade: no saved cascade \"%s\"",
+               it->cascade_name);
+      return -1;
+    }
+    snprintf(it->cascade, sizeof it->cascade, "%s", steps);
+    free(steps);
+    it->m.cascade = it->cascade;
+    if (api_cascade_has(it->cascade, "sms") && it->to[0] == '\0') {
+      e->status = 422;
+      e->code = "invalid_phone";
+      e->field = "to";
+      snprintf(e->message, sizeof e->message, "to: a phone number is required for SMS");
+      return -1;
+    }
+  }
+  int sms = it->cascade[0] == '\0' || api_cascade_has(it->cascade, "sms");
+  if (sms && it->route[0] == '\0') {
+    e->status = 503;
+    e->code = "no_route";
+    e->field = NULL;
+    snprintf(e->message, sizeof e->message,
+             "no SMS route is configured; the operator must add one");
+    return -1;
+  }
+  if (it->m.sender == NULL && sms_cfg && sms_cfg->sender[0]) it->m.sender = sms_cfg->sender;
+  return 0;
+}
+
 void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, int batch) {
   if (a->draining) {
     api_error(req, 503, "shutting_down", NULL, "kaskad is stopping; retry on another node or later");
@@ -300,11 +370,9 @@ void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, 
     return;
   }
   const char *route = dispatch_route_pick(a->dispatch, acc.sms_route);
-  if (route == NULL) {
-    json_decref(doc);
-    api_error(req, 503, "no_route", NULL, "no SMS route is configured; the operator must add one");
-    return;
-  }
+  int64_t scope;
+  const struct chan_cfg *sms_cfg = a->cascade ? cascade_cfg(a->cascade, account_id, "sms", &scope)
+                                              : NULL;
   json_t *list;
   if (batch) {
     list = json_object_get(doc, "messages");
@@ -343,8 +411,9 @@ void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, 
   int64_t now = store_now_ms();
   for (int i = 0; i < c->n; i++) {
     struct item *it = &c->items[i];
-    snprintf(it->route, sizeof it->route, "%s", route);
-    if (api_msg_parse(a, json_array_get(list, (size_t)i), account_id, idem_header, now, it) != 0) {
+    snprintf(it->route, sizeof it->route, "%s", route ? route : "");
+    if (api_msg_parse(a, json_array_get(list, (size_t)i), account_id, idem_header, now, it) != 0 ||
+        resolve(a, account_id, it, sms_cfg) != 0) {
       a->rejected++;
       continue;
     }
@@ -376,32 +445,33 @@ static json_t *time_or_null(int64_t ms) {
 static json_t *str_or_null(const char *s) { return s && *s ? json_string(s) : json_null(); }
 
 static json_t *message_json(const struct store_msg_view *v, int with_attempts) {
-  json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:s, s:i, s:o, s:n, s:n, s:o, s:o, "
+  json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:s, s:i, s:o, s:o, s:o, s:i, s:o, "
                         "s:o, s:o, s:o}",
                         "id", v->public_id, "status", v->status, "to", v->to, "sender",
                         str_or_null(v->sender), "class", v->msg_class, "channel",
                         str_or_null(v->channel), "encoding", v->encoding, "segments",
                         v->segments, "idempotency_key", str_or_null(v->idem_key), "cost",
-                        "sms_only_cost", "callback_url", str_or_null(v->callback_url),
-                        "created_at", time_or_null(v->created_at), "updated_at",
-                        time_or_null(v->updated_at), "expires_at", time_or_null(v->expires_at),
-                        "attempts", json_array());
-  if (!with_attempts) {
-    json_object_del(o, "attempts");
-    return o;
-  }
-  json_t *arr = json_object_get(o, "attempts");
+                        api_money(v->cost), "sms_only_cost", api_money(v->sms_only_cost),
+                        "delivered_twice", v->delivered_twice, "callback_url",
+                        str_or_null(v->callback_url), "created_at", time_or_null(v->created_at),
+                        "updated_at", time_or_null(v->updated_at), "expires_at",
+                        time_or_null(v->expires_at));
+  json_object_set_new(o, "finished", json_boolean(v->done));
+  if (!with_attempts) return o;
+  json_t *arr = json_array();
   for (int i = 0; i < v->nattempts; i++) {
     const struct store_attempt_view *t = &v->attempts[i];
-    json_array_append_new(
-        arr, json_pack("{s:s, s:o, s:s, s:o, s:n, s:i, s:o, s:o, s:o, s:o, s:o}", "channel",
-                       t->channel, "route", str_or_null(t->route), "status", t->status,
-                       "provider_id", str_or_null(t->provider_id), "cost", "segments",
-                       t->segments, "error", str_or_null(t->error), "created_at",
-                       time_or_null(t->created_at), "sent_at", time_or_null(t->sent_at),
-                       "delivered_at", time_or_null(t->delivered_at), "read_at",
-                       time_or_null(t->read_at)));
+    json_t *at = json_pack("{s:i, s:s, s:s, s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o}", "step",
+                           t->step, "channel", t->channel, "status", t->status, "provider_id",
+                           str_or_null(t->provider_id), "cost", api_money(t->cost), "segments",
+                           t->segments, "error", str_or_null(t->error), "created_at",
+                           time_or_null(t->created_at), "sent_at", time_or_null(t->sent_at),
+                           "delivered_at", time_or_null(t->delivered_at), "read_at",
+                           time_or_null(t->read_at));
+    if (t->route[0]) json_object_set_new(at, "route", json_string(t->route));
+    json_array_append_new(arr, at);
   }
+  json_object_set_new(o, "attempts", arr);
   return o;
 }
 

@@ -17,14 +17,12 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/kk_crypto.h"
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
@@ -91,29 +89,12 @@ int callback_sign(const char *secret, long long t, const char *body, size_t len,
   /* The signed message is "<t>." followed by the body. */
   char prefix[32];
   int np = snprintf(prefix, sizeof prefix, "%lld.", t);
-
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  size_t maclen = 0;
-  int ok = 0;
-  EVP_MAC *alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
-  EVP_MAC_CTX *ctx = alg ? EVP_MAC_CTX_new(alg) : NULL;
-  if (ctx) {
-    char digest[] = "SHA256";
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-        OSSL_PARAM_construct_end(),
-    };
-    ok = EVP_MAC_init(ctx, (const unsigned char *)secret, keylen, params) == 1 &&
-         EVP_MAC_update(ctx, (const unsigned char *)prefix, (size_t)np) == 1 &&
-         (len == 0 || EVP_MAC_update(ctx, (const unsigned char *)body, len) == 1) &&
-         EVP_MAC_final(ctx, mac, &maclen, sizeof mac) == 1;
-  }
-  EVP_MAC_CTX_free(ctx);
-  EVP_MAC_free(alg);
-  if (!ok) return KK_EIO;
-
-  char hex[2 * EVP_MAX_MD_SIZE + 1];
-  for (size_t i = 0; i < maclen; i++) snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+  const void *parts[2] = {prefix, body};
+  size_t lens[2] = {(size_t)np, len};
+  uint8_t mac[32];
+  if (kk_hmac_sha256(secret, keylen, parts, lens, 2, mac) != 0) return KK_EIO;
+  char hex[65];
+  kk_hex(mac, 32, hex);
   int n = snprintf(out, cap, "t=%lld,v1=%s", t, hex);
   if (n < 0 || (size_t)n >= cap) return KK_ENOSPC;
   return 0;

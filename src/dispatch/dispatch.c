@@ -630,6 +630,17 @@ void dispatch_enqueue(struct dispatch *d, const struct store_msg_new *m) {
   job_route(d, j, 0);
 }
 
+void dispatch_enqueue_due(struct dispatch *d, struct store_due *row) {
+  /* While catching up, a scan past the cursor brings it anyway. */
+  if (d->stopping || (d->backlog && row->id > d->cursor)) {
+    free(row->text);
+    row->text = NULL;
+    return;
+  }
+  job_from_due(d, row);
+  row->text = NULL;
+}
+
 /* ---- routes ---------------------------------------------------------------- */
 
 struct dispatch *dispatch_new(uv_loop_t *loop, struct store *store,

@@ -54,6 +54,10 @@ json_t *dispatch_routes_json(struct dispatch *d, const char *only);
 /* A message that was just committed (its fields are copied). */
 void dispatch_enqueue(struct dispatch *d, const struct store_msg_new *m);
 
+/* A message whose SMS step started later in its cascade (row->text is taken
+   over). */
+void dispatch_enqueue_due(struct dispatch *d, struct store_due *row);
+
 /* Prometheus text lines for the dispatcher's metrics, appended to out. */
 struct kk_buf;
 void dispatch_metrics(struct dispatch *d, struct kk_buf *out);

@@ -91,6 +91,9 @@ int store_routes_each(struct store *s,
 
 /* ---- messages -------------------------------------------------------- */
 
+#define STORE_MAX_STEPS 8
+#define STORE_MAX_ATTEMPTS 16     /* steps plus skipped ones, as shown */
+
 /* A message to insert. Strings are borrowed until the done callback. */
 struct store_msg_new {
   int64_t account_id;
@@ -102,13 +105,19 @@ struct store_msg_new {
   const char *msg_class;    /* service | transactional | advertising */
   const char *encoding;     /* gsm7 | ucs2 */
   int segments;
-  const char *route;        /* route chosen at accept time */
+  const char *route;        /* SMS route chosen at accept time */
   const char *callback_url; /* NULL if none */
+  const char *cascade;      /* steps as JSON text (see store_steps_parse); NULL:
+                               one SMS step waiting for delivered */
+  const char *extra;        /* JSON object: vk_id, telegram_chat_id, viber_id,
+                               email, image, button, whatsapp_template, code,
+                               subject; NULL if none */
   int64_t created_at;
   int64_t expires_at;
   /* out: */
   int64_t id;               /* row id of the stored (or the earlier) message */
-  int64_t attempt_id;       /* its SMS attempt */
+  int64_t attempt_id;       /* its first attempt that is not skipped; 0: none */
+  char first_channel[20];   /* that attempt's channel ("" when none) */
   int duplicate;            /* 1: idempotency key seen within 24 h; the fields
                                below describe the earlier message */
   char dup_public_id[40];
@@ -190,11 +199,13 @@ void store_mo_add(struct store *s, const char *route, const char *from,
 /* ---- reading messages ---------------------------------------------- */
 
 struct store_attempt_view {
-  char channel[16];
+  int step;
+  char channel[20];
   char route[64];
   char status[16];
   char provider_id[72];
   int segments;
+  int64_t cost;             /* in 1/10000 of the currency unit */
   char error[128];
   int64_t created_at, sent_at, delivered_at, read_at;   /* 0 = none */
 };
@@ -207,12 +218,15 @@ struct store_msg_view {
   char status[16];
   char encoding[8];
   int segments;
-  char channel[16];
+  char channel[20];
   char idem_key[128];
   char callback_url[512];
   int64_t created_at, expires_at, updated_at;
+  int64_t cost, sms_only_cost;   /* 1/10000 units */
+  int delivered_twice;      /* extra attempts that also delivered or were read */
+  int done;                 /* 1: the cascade has ended */
   int nattempts;
-  struct store_attempt_view attempts[4];
+  struct store_attempt_view attempts[STORE_MAX_ATTEMPTS];
 };
 
 /* Reads one message of the account (KK_ENOENT if absent or another's). */
@@ -228,6 +242,149 @@ struct store_msg_filter {
 /* Lists messages of the account, newest first; *next_cursor is 0 at the end. */
 int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_filter *f,
                    struct store_msg_view *out, int *n, int64_t *next_cursor);
+
+/* ---- cascades and channels ------------------------------------------------ */
+
+/*
+ * A cascade is a JSON array of steps {"channel","wait","timeout_ms"} (wait:
+ * sent | delivered | read; timeout_ms 0 = none, allowed on the last step).
+ * The store runs the state machine inside its transactions: a message starts
+ * at its first step whose channel the message has an address for and the
+ * account (or the operator) has configured; the others are recorded as
+ * "skipped" attempts. A step succeeds when its attempt reaches the wait
+ * status; when it fails or its deadline (messages.wait_until) passes, the
+ * next usable step starts in the same transaction. A status for an attempt
+ * that is no longer current is recorded on it and changes no step.
+ */
+struct store_step {
+  char channel[20];
+  char wait[12];
+  int64_t timeout_ms;
+};
+/* Parses steps JSON into out (STORE_MAX_STEPS). Returns the count, or -1. */
+int store_steps_parse(const char *json, struct store_step *out);
+
+/* Work the store hands out after a commit (see store_set_notify). */
+enum store_note_kind {
+  STORE_NOTE_SMS = 1,       /* an SMS attempt became current: load it with store_due_get */
+  STORE_NOTE_CHANNEL,       /* a channel attempt is due to be sent (attempts.due_at) */
+  STORE_NOTE_WAIT,          /* a step deadline was set at wait_until */
+};
+struct store_note {
+  enum store_note_kind kind;
+  int64_t msg_id;
+  int64_t attempt_id;
+  int64_t at;               /* WAIT: the deadline; CHANNEL: due time */
+};
+/* fn runs on the loop thread after each commit that produced notes. */
+void store_set_notify(struct store *s, void (*fn)(void *ud, const struct store_note *notes, int n),
+                      void *ud);
+
+/* The SMS row of message msg_id when its current attempt is SMS and due
+   (0, KK_ENOENT). The caller frees out->text. */
+int store_due_get(struct store *s, int64_t msg_id, struct store_due *out);
+
+/* A channel attempt to send (not SMS). */
+struct store_chan_due {
+  int64_t msg_id, attempt_id, account_id;
+  int64_t scope;            /* account whose settings apply; 0: the operator's */
+  char channel[20];
+  char public_id[40];
+  char to[24];
+  char address[256];
+  char msg_class[16];
+  char *text;               /* malloc'd */
+  char *extra;              /* malloc'd JSON ("{}" when none) */
+  int tries;
+  int64_t due_at, expires_at, created_at;
+};
+/* Reads up to max channel attempts due at now, earliest first. The caller
+   frees text and extra. */
+int store_chan_due(struct store *s, int64_t now, struct store_chan_due *out, int max, int *n);
+/* Earliest attempts.due_at of a channel attempt, 0 if none. */
+int64_t store_chan_next_due(struct store *s);
+
+enum store_chan_outcome { STORE_CHAN_SENT, STORE_CHAN_RETRY, STORE_CHAN_FAILED };
+struct store_chan_result {
+  int64_t attempt_id;
+  enum store_chan_outcome outcome;
+  const char *provider_id;  /* SENT */
+  const char *error;        /* RETRY (last error) / FAILED */
+  int64_t at;
+  int64_t retry_at;         /* RETRY */
+  int units;                /* SENT: billable units (1) */
+};
+/* Queues the outcome of a send. */
+void store_chan_result(struct store *s, const struct store_chan_result *r,
+                       store_done_cb done, void *arg);
+
+/* A status from a provider's callback. */
+struct store_chan_status {
+  const char *channel;
+  int64_t scope;            /* whose webhook it came to */
+  const char *provider_id;  /* "" for a VK read (peer/read_upto) */
+  const char *peer;
+  int64_t read_upto;
+  const char *status;       /* sent | delivered | read | failed | expired */
+  const char *error;
+  int64_t at;
+  int matched;              /* out: attempts it applied to */
+};
+void store_chan_status(struct store *s, struct store_chan_status *st,
+                       store_done_cb done, void *arg);
+
+/* Step deadlines that have passed: (msg_id, step) pairs, earliest first. */
+struct store_wait_due { int64_t msg_id; int step; int64_t wait_until; };
+int store_wait_due(struct store *s, int64_t now, struct store_wait_due *out, int max, int *n);
+int64_t store_wait_next(struct store *s);
+/* Queues the deadline of step `step` of msg_id: if it is still the current
+   step and the cascade has not ended, its attempt becomes "timeout" and the
+   next usable step starts. */
+void store_step_timeout(struct store *s, int64_t msg_id, int step, int64_t at,
+                        store_done_cb done, void *arg);
+
+/* Channel settings (account_id 0: the operator's defaults), JSON text. */
+void store_channel_put(struct store *s, int64_t account_id, const char *channel,
+                       const char *config /* NULL: delete */, store_done_cb done, void *arg);
+int store_channels_each(struct store *s,
+                        void (*fn)(void *arg, int64_t account_id, const char *channel,
+                                   const char *config),
+                        void *arg);
+
+/* Prices in 1/10000 units (account_id 0: the operator's); price < 0 deletes. */
+void store_price_put(struct store *s, int64_t account_id, const char *channel, int64_t price,
+                     store_done_cb done, void *arg);
+int store_prices_each(struct store *s,
+                      void (*fn)(void *arg, int64_t account_id, const char *channel,
+                                 int64_t price),
+                      void *arg);
+
+/* Named cascades of an account (steps JSON text; NULL deletes). */
+void store_cascade_put(struct store *s, int64_t account_id, const char *name, const char *steps,
+                       store_done_cb done, void *arg);
+/* Copies the steps JSON of a named cascade (malloc'd into *out) or KK_ENOENT. */
+int store_cascade_get(struct store *s, int64_t account_id, const char *name, char **out);
+int store_cascades_each(struct store *s, int64_t account_id,
+                        void (*fn)(void *arg, const char *name, const char *steps), void *arg);
+
+/* Counters of the cascade state machine, per channel (for /metrics). */
+#define STORE_CHAN_SLOTS 8
+struct store_cascade_stats {
+  char channel[STORE_CHAN_SLOTS][20];
+  uint64_t started[STORE_CHAN_SLOTS];      /* attempts started */
+  uint64_t skipped[STORE_CHAN_SLOTS];
+  uint64_t sent[STORE_CHAN_SLOTS];
+  uint64_t delivered[STORE_CHAN_SLOTS];
+  uint64_t read[STORE_CHAN_SLOTS];
+  uint64_t failed[STORE_CHAN_SLOTS];
+  uint64_t timeout[STORE_CHAN_SLOTS];
+  uint64_t fallthrough[STORE_CHAN_SLOTS];  /* steps on this channel that passed on */
+  uint64_t late[STORE_CHAN_SLOTS];         /* statuses after the step had ended */
+  uint64_t delivered_twice;
+  uint64_t finished;                       /* cascades that ended */
+  int n;
+};
+void store_get_cascade_stats(struct store *s, struct store_cascade_stats *out);
 
 /* ---- callbacks outbox ------------------------------------------------ */
 

@@ -23,6 +23,7 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
+#include "store/store_int.h"
 
 #define LOGCTX "store"
 #define IDEM_WINDOW_MS (24LL * 3600 * 1000)
@@ -127,153 +128,56 @@ static const char *const migrations[] = {
     " error TEXT,"
     " at INTEGER NOT NULL,"
     " PRIMARY KEY(route, provider_id)) WITHOUT ROWID;",
+    /* 3: cascades over channels, channel settings, prices */
+    "ALTER TABLE messages ADD COLUMN cascade TEXT;"
+    "ALTER TABLE messages ADD COLUMN extra TEXT;"
+    "ALTER TABLE messages ADD COLUMN route TEXT;"
+    "ALTER TABLE messages ADD COLUMN step INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN attempt_id INTEGER;"
+    "ALTER TABLE messages ADD COLUMN wait_until INTEGER;"
+    "ALTER TABLE messages ADD COLUMN done INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN cost INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN sms_only_cost INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN delivered_twice INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE messages SET attempt_id=(SELECT MIN(id) FROM attempts"
+    " WHERE attempts.message_id=messages.id),"
+    " route=(SELECT route FROM attempts WHERE attempts.message_id=messages.id),"
+    " done=(status IN ('delivered','read','failed','expired','rejected','cancelled'));"
+    "CREATE INDEX messages_wait ON messages(wait_until) WHERE wait_until IS NOT NULL;"
+    "ALTER TABLE attempts ADD COLUMN step INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE attempts ADD COLUMN address TEXT;"
+    "ALTER TABLE attempts ADD COLUMN scope INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE attempts ADD COLUMN cost INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE attempts ADD COLUMN tries INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE attempts ADD COLUMN due_at INTEGER;"
+    "CREATE INDEX attempts_due ON attempts(due_at) WHERE due_at IS NOT NULL;"
+    "CREATE INDEX attempts_provider ON attempts(channel, provider_id)"
+    " WHERE provider_id IS NOT NULL AND channel<>'sms';"
+    "CREATE INDEX attempts_vk_peer ON attempts(address) WHERE channel='vk';"
+    "CREATE TABLE channel_settings("
+    " account_id INTEGER NOT NULL,"
+    " channel TEXT NOT NULL,"
+    " config TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY(account_id, channel)) WITHOUT ROWID;"
+    "CREATE TABLE prices("
+    " account_id INTEGER NOT NULL,"
+    " channel TEXT NOT NULL,"
+    " price INTEGER NOT NULL,"
+    " PRIMARY KEY(account_id, channel)) WITHOUT ROWID;"
+    "CREATE TABLE cascades("
+    " account_id INTEGER NOT NULL,"
+    " name TEXT NOT NULL,"
+    " steps TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY(account_id, name)) WITHOUT ROWID;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
-/* ---- statements -------------------------------------------------------- */
-
-/* Every statement, by number; each connection prepares what it uses lazily. */
-#define STMT_LIST(XX)                                                          \
-  XX(BEGIN, "BEGIN IMMEDIATE")                                                 \
-  XX(COMMIT, "COMMIT")                                                         \
-  XX(ROLLBACK, "ROLLBACK")                                                     \
-  XX(SAVEPOINT, "SAVEPOINT op")                                                \
-  XX(RELEASE, "RELEASE op")                                                    \
-  XX(ROLLBACK_TO, "ROLLBACK TO op")                                            \
-  XX(ACC_INSERT, "INSERT INTO accounts(public_id,name,sms_route,"              \
-                 "callback_secret,created_at) VALUES(?,?,?,?,?)")              \
-  XX(ACC_UPDATE, "UPDATE accounts SET name=?, sms_route=? WHERE id=?")         \
-  XX(ACC_GET, "SELECT id,public_id,name,sms_route,callback_secret,created_at"  \
-              " FROM accounts WHERE public_id=?")                              \
-  XX(ACC_GET_ID, "SELECT id,public_id,name,sms_route,callback_secret,"         \
-                 "created_at FROM accounts WHERE id=?")                        \
-  XX(KEY_INSERT, "INSERT INTO api_keys(account_id,key_hash,prefix,created_at)" \
-                 " VALUES(?,?,?,?)")                                           \
-  XX(KEY_ALL, "SELECT key_hash,account_id FROM api_keys"                       \
-              " WHERE revoked_at IS NULL")                                     \
-  XX(ROUTE_PUT, "INSERT INTO routes(name,config,updated_at) VALUES(?,?,?)"     \
-                " ON CONFLICT(name) DO UPDATE SET config=excluded.config,"     \
-                " updated_at=excluded.updated_at")                             \
-  XX(ROUTE_DEL, "DELETE FROM routes WHERE name=?")                             \
-  XX(ROUTE_ALL, "SELECT name,config FROM routes ORDER BY name")                \
-  XX(IDEM_FIND, "SELECT id,public_id,status,encoding,segments,created_at"      \
-                " FROM messages WHERE account_id=? AND idem_key=?")            \
-  XX(IDEM_CLEAR, "UPDATE messages SET idem_key=NULL WHERE id=?")               \
-  XX(MSG_INSERT, "INSERT INTO messages(public_id,account_id,idem_key,"         \
-                 "to_number,sender,body,class,encoding,segments,status,"       \
-                 "channel,callback_url,created_at,expires_at,updated_at,"      \
-                 "due_at) VALUES(?,?,?,?,?,?,?,?,?,'accepted','sms',?,?,?,?,?)") \
-  XX(ATT_INSERT, "INSERT INTO attempts(message_id,channel,route,status,"       \
-                 "segments,created_at) VALUES(?,'sms',?,'sending',?,?)")       \
-  XX(DUE_SCAN, "SELECT m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"  \
-               "m.body,a.parts_sent,m.due_at,m.expires_at FROM messages m"    \
-               " JOIN attempts a ON a.message_id=m.id AND a.channel='sms'"     \
-               " WHERE m.due_at IS NOT NULL AND m.id>? ORDER BY m.id LIMIT ?") \
-  XX(PART_INSERT, "INSERT OR REPLACE INTO sms_parts(route,provider_id,"        \
-                  "attempt_id,part,state) VALUES(?,?,?,?,'sent')")             \
-  XX(ATT_GET, "SELECT status,segments,parts_sent,parts_delivered"              \
-              " FROM attempts WHERE id=?")                                     \
-  XX(ATT_SENT, "UPDATE attempts SET parts_sent=?, provider_id="                \
-               "COALESCE(provider_id,?), status=?, sent_at=? WHERE id=?")      \
-  XX(ATT_FINAL, "UPDATE attempts SET status=?1, error=COALESCE(?2,error),"     \
-                " delivered_at=?3, parts_delivered=parts_delivered+"           \
-                "(?1='delivered') WHERE id=?4")                                \
-  XX(ATT_ERROR, "UPDATE attempts SET error=? WHERE id=?")                      \
-  XX(ATT_DELIVERED_PART, "UPDATE attempts SET parts_delivered="                \
-                         "parts_delivered+1 WHERE id=?")                       \
-  XX(MSG_GET_STATE, "SELECT status,callback_url,account_id,public_id,"         \
-                    "to_number FROM messages WHERE id=?")                      \
-  XX(MSG_SET_STATUS, "UPDATE messages SET status=?, updated_at=?,"             \
-                     " due_at=CASE WHEN ? THEN NULL ELSE due_at END WHERE id=?") \
-  XX(MSG_SET_DUE, "UPDATE messages SET due_at=?, updated_at=? WHERE id=?")     \
-  XX(PART_FIND, "SELECT attempt_id,part,state FROM sms_parts"                  \
-                " WHERE route=? AND provider_id=?")                            \
-  XX(PART_SET, "UPDATE sms_parts SET state=? WHERE route=? AND provider_id=?") \
-  XX(EARLY_PUT, "INSERT OR REPLACE INTO early_receipts(route,provider_id,"     \
-                "other_id,state,error,at) VALUES(?,?,?,?,?,?)")                \
-  XX(EARLY_GET, "SELECT other_id,state,error,at FROM early_receipts"          \
-                " WHERE route=? AND provider_id=?")                            \
-  XX(EARLY_DEL, "DELETE FROM early_receipts WHERE route=?1 AND"                \
-                " provider_id IN (?2,?3)")                                     \
-  XX(EARLY_EXPIRE, "DELETE FROM early_receipts WHERE at<?")                    \
-  XX(ATT_MSG, "SELECT message_id,segments,parts_delivered,status"              \
-              " FROM attempts WHERE id=?")                                     \
-  XX(EVENT_INSERT, "INSERT INTO events(message_id,attempt_id,status,at,detail)" \
-                   " VALUES(?,?,?,?,?)")                                       \
-  XX(OUTBOX_INSERT, "INSERT INTO outbox(account_id,message_id,url,payload,"    \
-                    "due_at) VALUES(?,?,?,?,?)")                               \
-  XX(OUTBOX_DUE, "SELECT id,account_id,url,payload,tries FROM outbox"          \
-                 " WHERE due_at<=? ORDER BY due_at LIMIT ?")                   \
-  XX(OUTBOX_DEL, "DELETE FROM outbox WHERE id=?")                              \
-  XX(OUTBOX_RETRY, "UPDATE outbox SET tries=tries+1, due_at=?, last_error=?"   \
-                   " WHERE id=?")                                              \
-  XX(OUTBOX_NEXT, "SELECT MIN(due_at) FROM outbox")                            \
-  XX(MO_INSERT, "INSERT INTO inbound(route,from_number,to_addr,body,at)"       \
-                " VALUES(?,?,?,?,?)")                                          \
-  XX(MSG_VIEW, "SELECT id,public_id,to_number,sender,class,status,encoding,"   \
-               "segments,channel,idem_key,callback_url,created_at,expires_at," \
-               "updated_at FROM messages WHERE public_id=? AND account_id=?")  \
-  XX(ATT_VIEW, "SELECT channel,route,status,provider_id,segments,error,"       \
-               "created_at,sent_at,delivered_at,read_at FROM attempts"         \
-               " WHERE message_id=? ORDER BY id LIMIT 4")                      \
-  XX(MSG_LIST, "SELECT id,public_id,to_number,sender,class,status,encoding,"   \
-               "segments,channel,idem_key,callback_url,created_at,expires_at," \
-               "updated_at FROM messages WHERE account_id=?1"                  \
-               " AND (?2 IS NULL OR status=?2) AND created_at>=?3"             \
-               " AND created_at<?4 AND id<?5 ORDER BY id DESC LIMIT ?6")
-
-enum stmt_id {
-#define XX(name, sql) ST_##name,
-  STMT_LIST(XX)
-#undef XX
-  ST__COUNT
-};
-
-static const char *const stmt_sql[] = {
+const char *const stmt_sql[] = {
 #define XX(name, sql) sql,
     STMT_LIST(XX)
 #undef XX
-};
-
-/* A connection with its prepared statements. */
-struct conn {
-  sqlite3 *db;
-  sqlite3_stmt *st[ST__COUNT];
-};
-
-/* ---- operations -------------------------------------------------------- */
-
-struct store_op;
-typedef int (*op_exec_fn)(struct store *s, struct store_op *op);
-
-/* One queued write. Allocated by the queuing function, freed on the loop
-   thread after its done callback ran. */
-struct store_op {
-  struct store_op *next;
-  op_exec_fn exec;      /* runs on the writer thread, inside a savepoint */
-  store_done_cb done;   /* runs on the loop thread after the commit */
-  void *arg;
-  int rc;
-  int weight;           /* rows this operation touches, for batching */
-  int atomic;           /* may fail on its own (constraints): runs in a savepoint */
-  void *data;           /* op-specific, freed with free() unless borrowed */
-  int borrowed;         /* 1: data belongs to the caller */
-};
-
-struct store {
-  uv_loop_t *loop;
-  struct conn w;                /* writer thread's connection */
-  struct conn r;                /* loop thread's connection */
-  pthread_t thread;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  struct store_op *q_head, **q_tail;       /* queued, guarded by mu */
-  struct store_op *done_head, **done_tail; /* committed, guarded by mu */
-  int stop;                     /* guarded by mu */
-  int pending;                  /* loop thread only */
-  int max_batch;
-  uv_async_t async;
-  struct store_stats stats;     /* guarded by mu */
 };
 
 const double store_commit_bounds_ms[STORE_HIST_BUCKETS] = {
@@ -293,7 +197,7 @@ static double mono_ms(void) {
   return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
-static sqlite3_stmt *stmt(struct conn *c, enum stmt_id id) {
+sqlite3_stmt *sq_stmt(struct conn *c, enum stmt_id id) {
   sqlite3_stmt *st = c->st[id];
   if (st == NULL) {
     if (sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
@@ -310,7 +214,7 @@ static sqlite3_stmt *stmt(struct conn *c, enum stmt_id id) {
 }
 
 /* Runs a statement that returns no rows. */
-static int step_done(struct conn *c, sqlite3_stmt *st) {
+int sq_step_done(struct conn *c, sqlite3_stmt *st) {
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc == SQLITE_DONE || rc == SQLITE_ROW) return 0;
@@ -320,22 +224,22 @@ static int step_done(struct conn *c, sqlite3_stmt *st) {
 }
 
 static int exec_simple(struct conn *c, enum stmt_id id) {
-  return step_done(c, stmt(c, id));
+  return sq_step_done(c, sq_stmt(c, id));
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s) {
+void sq_bind_text(sqlite3_stmt *st, int i, const char *s) {
   if (s)
     sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
   else
     sqlite3_bind_null(st, i);
 }
 
-static void col_copy(sqlite3_stmt *st, int i, char *out, size_t cap) {
+void sq_col_copy(sqlite3_stmt *st, int i, char *out, size_t cap) {
   const unsigned char *t = sqlite3_column_text(st, i);
   snprintf(out, cap, "%s", t ? (const char *)t : "");
 }
 
-static char *col_dup(sqlite3_stmt *st, int i) {
+char *sq_col_dup(sqlite3_stmt *st, int i) {
   const unsigned char *t = sqlite3_column_text(st, i);
   return kk_xstrdup(t ? (const char *)t : "");
 }
@@ -379,13 +283,18 @@ static void run_batch(struct store *s, struct store_op *batch, int nops) {
         op->rc = KK_ESTORE;
         continue;
       }
+      int notes_before = s->nw;
       op->rc = op->exec(s, op);
-      if (op->rc != 0) exec_simple(&s->w, ST_ROLLBACK_TO);
+      if (op->rc != 0) {
+        exec_simple(&s->w, ST_ROLLBACK_TO);
+        s->nw = notes_before;   /* what it started is undone too */
+      }
       exec_simple(&s->w, ST_RELEASE);
     }
     if (rc == 0) rc = exec_simple(&s->w, ST_COMMIT);
     if (rc != 0) exec_simple(&s->w, ST_ROLLBACK);
   }
+  casc_notes_commit(s, rc == 0);
   if (rc != 0) {
     kk_error(LOGCTX, "commit of %d operations failed", nops);
     for (struct store_op *op = batch; op; op = op->next) op->rc = KK_ESTORE;
@@ -449,12 +358,13 @@ static void drain_done(struct store *s) {
     free(op);
     op = next;
   }
+  casc_notes_deliver(s);
 }
 
 static void on_async(uv_async_t *h) { drain_done(h->data); }
 
 /* Queues op (loop thread). */
-static void submit(struct store *s, struct store_op *op) {
+void store_submit(struct store *s, struct store_op *op) {
   op->next = NULL;
   if (op->weight < 1) op->weight = 1;
   s->pending++;
@@ -465,7 +375,7 @@ static void submit(struct store *s, struct store_op *op) {
   pthread_mutex_unlock(&s->mu);
 }
 
-static struct store_op *op_new(op_exec_fn exec, store_done_cb done, void *arg,
+struct store_op *store_op_new(op_exec_fn exec, store_done_cb done, void *arg,
                                void *data, int borrowed) {
   struct store_op *op = kk_xcalloc(1, sizeof *op);
   op->exec = exec;
@@ -478,7 +388,7 @@ static struct store_op *op_new(op_exec_fn exec, store_done_cb done, void *arg,
 
 /* Marks an operation that may fail on its own (a unique constraint, a
    refused insert); it then runs in a savepoint of its own. */
-static struct store_op *atomic(struct store_op *op) {
+struct store_op *store_atomic(struct store_op *op) {
   op->atomic = 1;
   return op;
 }
@@ -590,6 +500,9 @@ void store_close(struct store *s) {
   drain_done(s);
   conn_close(&s->w);
   conn_close(&s->r);
+  free(s->wnotes);
+  free(s->lnotes);
+  s->wnotes = s->lnotes = NULL;
   kk_info(LOGCTX, "closed");
   uv_close((uv_handle_t *)&s->async, on_async_closed);
 }
@@ -611,13 +524,13 @@ static void random_hex(char *out, size_t nbytes) {
 
 static int exec_account_create(struct store *s, struct store_op *op) {
   struct store_account *a = op->data;
-  sqlite3_stmt *st = stmt(&s->w, ST_ACC_INSERT);
-  bind_text(st, 1, a->public_id);
-  bind_text(st, 2, a->name);
-  bind_text(st, 3, a->sms_route);
-  bind_text(st, 4, a->callback_secret);
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_ACC_INSERT);
+  sq_bind_text(st, 1, a->public_id);
+  sq_bind_text(st, 2, a->name);
+  sq_bind_text(st, 3, a->sms_route);
+  sq_bind_text(st, 4, a->callback_secret);
   sqlite3_bind_int64(st, 5, a->created_at);
-  int rc = step_done(&s->w, st);
+  int rc = sq_step_done(&s->w, st);
   if (rc == 0) a->id = sqlite3_last_insert_rowid(s->w.db);
   return rc;
 }
@@ -631,31 +544,31 @@ void store_account_create(struct store *s, struct store_account *acc,
   random_hex(sec, 32);
   snprintf(acc->callback_secret, sizeof acc->callback_secret, "whsec_%s", sec);
   acc->created_at = store_now_ms();
-  submit(s, atomic(op_new(exec_account_create, done, arg, acc, 1)));
+  store_submit(s, store_atomic(store_op_new(exec_account_create, done, arg, acc, 1)));
 }
 
 static int exec_account_update(struct store *s, struct store_op *op) {
   struct store_account *a = op->data;
-  sqlite3_stmt *st = stmt(&s->w, ST_ACC_UPDATE);
-  bind_text(st, 1, a->name);
-  bind_text(st, 2, a->sms_route);
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_ACC_UPDATE);
+  sq_bind_text(st, 1, a->name);
+  sq_bind_text(st, 2, a->sms_route);
   sqlite3_bind_int64(st, 3, a->id);
-  return step_done(&s->w, st);
+  return sq_step_done(&s->w, st);
 }
 
 void store_account_update(struct store *s, struct store_account *acc,
                           store_done_cb done, void *arg) {
-  submit(s, atomic(op_new(exec_account_update, done, arg, acc, 1)));
+  store_submit(s, store_atomic(store_op_new(exec_account_update, done, arg, acc, 1)));
 }
 
 static int read_account(struct conn *c, sqlite3_stmt *st, struct store_account *out) {
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     out->id = sqlite3_column_int64(st, 0);
-    col_copy(st, 1, out->public_id, sizeof out->public_id);
-    col_copy(st, 2, out->name, sizeof out->name);
-    col_copy(st, 3, out->sms_route, sizeof out->sms_route);
-    col_copy(st, 4, out->callback_secret, sizeof out->callback_secret);
+    sq_col_copy(st, 1, out->public_id, sizeof out->public_id);
+    sq_col_copy(st, 2, out->name, sizeof out->name);
+    sq_col_copy(st, 3, out->sms_route, sizeof out->sms_route);
+    sq_col_copy(st, 4, out->callback_secret, sizeof out->callback_secret);
     out->created_at = sqlite3_column_int64(st, 5);
     sqlite3_reset(st);
     return 0;
@@ -667,13 +580,13 @@ static int read_account(struct conn *c, sqlite3_stmt *st, struct store_account *
 }
 
 int store_account_get(struct store *s, const char *public_id, struct store_account *out) {
-  sqlite3_stmt *st = stmt(&s->r, ST_ACC_GET);
-  bind_text(st, 1, public_id);
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_ACC_GET);
+  sq_bind_text(st, 1, public_id);
   return read_account(&s->r, st, out);
 }
 
 int store_account_get_by_id(struct store *s, int64_t id, struct store_account *out) {
-  sqlite3_stmt *st = stmt(&s->r, ST_ACC_GET_ID);
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_ACC_GET_ID);
   sqlite3_bind_int64(st, 1, id);
   return read_account(&s->r, st, out);
 }
@@ -686,12 +599,12 @@ struct key_data {
 
 static int exec_key_add(struct store *s, struct store_op *op) {
   struct key_data *k = op->data;
-  sqlite3_stmt *st = stmt(&s->w, ST_KEY_INSERT);
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_KEY_INSERT);
   sqlite3_bind_int64(st, 1, k->account_id);
   sqlite3_bind_blob(st, 2, k->hash, 32, SQLITE_STATIC);
-  bind_text(st, 3, k->prefix);
+  sq_bind_text(st, 3, k->prefix);
   sqlite3_bind_int64(st, 4, store_now_ms());
-  return step_done(&s->w, st);
+  return sq_step_done(&s->w, st);
 }
 
 void store_key_add(struct store *s, int64_t account_id, const uint8_t hash[32],
@@ -700,13 +613,13 @@ void store_key_add(struct store *s, int64_t account_id, const uint8_t hash[32],
   k->account_id = account_id;
   memcpy(k->hash, hash, 32);
   snprintf(k->prefix, sizeof k->prefix, "%s", prefix);
-  submit(s, atomic(op_new(exec_key_add, done, arg, k, 0)));
+  store_submit(s, store_atomic(store_op_new(exec_key_add, done, arg, k, 0)));
 }
 
 int store_keys_each(struct store *s,
                     void (*fn)(void *arg, const uint8_t hash[32], int64_t account_id),
                     void *arg) {
-  sqlite3_stmt *st = stmt(&s->r, ST_KEY_ALL);
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_KEY_ALL);
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (sqlite3_column_bytes(st, 0) != 32) continue;
@@ -727,15 +640,15 @@ static int exec_route_put(struct store *s, struct store_op *op) {
   struct route_data *d = op->data;
   int rc;
   if (d->config) {
-    sqlite3_stmt *st = stmt(&s->w, ST_ROUTE_PUT);
-    bind_text(st, 1, d->name);
-    bind_text(st, 2, d->config);
+    sqlite3_stmt *st = sq_stmt(&s->w, ST_ROUTE_PUT);
+    sq_bind_text(st, 1, d->name);
+    sq_bind_text(st, 2, d->config);
     sqlite3_bind_int64(st, 3, store_now_ms());
-    rc = step_done(&s->w, st);
+    rc = sq_step_done(&s->w, st);
   } else {
-    sqlite3_stmt *st = stmt(&s->w, ST_ROUTE_DEL);
-    bind_text(st, 1, d->name);
-    rc = step_done(&s->w, st);
+    sqlite3_stmt *st = sq_stmt(&s->w, ST_ROUTE_DEL);
+    sq_bind_text(st, 1, d->name);
+    rc = sq_step_done(&s->w, st);
   }
   free(d->name);
   free(d->config);
@@ -747,13 +660,13 @@ void store_route_put(struct store *s, const char *name, const char *config,
   struct route_data *d = kk_xcalloc(1, sizeof *d);
   d->name = kk_xstrdup(name);
   d->config = config ? kk_xstrdup(config) : NULL;
-  submit(s, atomic(op_new(exec_route_put, done, arg, d, 0)));
+  store_submit(s, store_atomic(store_op_new(exec_route_put, done, arg, d, 0)));
 }
 
 int store_routes_each(struct store *s,
                       void (*fn)(void *arg, const char *name, const char *config),
                       void *arg) {
-  sqlite3_stmt *st = stmt(&s->r, ST_ROUTE_ALL);
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_ROUTE_ALL);
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW)
     fn(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
@@ -772,18 +685,18 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
   struct conn *c = &s->w;
   m->duplicate = 0;
   if (m->idem_key) {
-    sqlite3_stmt *st = stmt(c, ST_IDEM_FIND);
+    sqlite3_stmt *st = sq_stmt(c, ST_IDEM_FIND);
     sqlite3_bind_int64(st, 1, m->account_id);
-    bind_text(st, 2, m->idem_key);
+    sq_bind_text(st, 2, m->idem_key);
     if (sqlite3_step(st) == SQLITE_ROW) {
       int64_t id = sqlite3_column_int64(st, 0);
       int64_t created = sqlite3_column_int64(st, 5);
       if (m->created_at - created < IDEM_WINDOW_MS) {
         m->id = id;
         m->duplicate = 1;
-        col_copy(st, 1, m->dup_public_id, sizeof m->dup_public_id);
-        col_copy(st, 2, m->dup_status, sizeof m->dup_status);
-        col_copy(st, 3, m->dup_encoding, sizeof m->dup_encoding);
+        sq_col_copy(st, 1, m->dup_public_id, sizeof m->dup_public_id);
+        sq_col_copy(st, 2, m->dup_status, sizeof m->dup_status);
+        sq_col_copy(st, 3, m->dup_encoding, sizeof m->dup_encoding);
         m->dup_segments = sqlite3_column_int(st, 4);
         m->dup_created_at = created;
         sqlite3_reset(st);
@@ -791,39 +704,41 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
       }
       sqlite3_reset(st);
       /* An older message keeps its row but gives up the key. */
-      sqlite3_stmt *cl = stmt(c, ST_IDEM_CLEAR);
+      sqlite3_stmt *cl = sq_stmt(c, ST_IDEM_CLEAR);
       sqlite3_bind_int64(cl, 1, id);
-      int rc = step_done(c, cl);
+      int rc = sq_step_done(c, cl);
       if (rc) return rc;
     } else {
       sqlite3_reset(st);
     }
   }
-  sqlite3_stmt *st = stmt(c, ST_MSG_INSERT);
-  bind_text(st, 1, m->public_id);
+  sqlite3_stmt *st = sq_stmt(c, ST_MSG_INSERT);
+  sq_bind_text(st, 1, m->public_id);
   sqlite3_bind_int64(st, 2, m->account_id);
-  bind_text(st, 3, m->idem_key);
-  bind_text(st, 4, m->to);
-  bind_text(st, 5, m->sender);
-  bind_text(st, 6, m->text);
-  bind_text(st, 7, m->msg_class);
-  bind_text(st, 8, m->encoding);
+  sq_bind_text(st, 3, m->idem_key);
+  sq_bind_text(st, 4, m->to);
+  sq_bind_text(st, 5, m->sender);
+  sq_bind_text(st, 6, m->text);
+  sq_bind_text(st, 7, m->msg_class);
+  sq_bind_text(st, 8, m->encoding);
   sqlite3_bind_int(st, 9, m->segments);
-  bind_text(st, 10, m->callback_url);
+  sq_bind_text(st, 10, m->callback_url);
   sqlite3_bind_int64(st, 11, m->created_at);
   sqlite3_bind_int64(st, 12, m->expires_at);
   sqlite3_bind_int64(st, 13, m->created_at);
-  sqlite3_bind_int64(st, 14, m->created_at);
-  int rc = step_done(c, st);
+  sq_bind_text(st, 14, m->cascade);
+  sq_bind_text(st, 15, m->extra);
+  sq_bind_text(st, 16, m->route);
+  sqlite3_bind_int64(st, 17, m->to && m->to[0] ? casc_price(s, m->account_id, "sms") * m->segments : 0);
+  int rc = sq_step_done(c, st);
   if (rc) return rc;
   m->id = sqlite3_last_insert_rowid(c->db);
-  st = stmt(c, ST_ATT_INSERT);
-  sqlite3_bind_int64(st, 1, m->id);
-  bind_text(st, 2, m->route);
-  sqlite3_bind_int(st, 3, m->segments);
-  sqlite3_bind_int64(st, 4, m->created_at);
-  rc = step_done(c, st);
-  if (rc == 0) m->attempt_id = sqlite3_last_insert_rowid(c->db);
+  /* The first usable step starts in the same savepoint; an SMS goes to the
+     dispatcher from the caller's done callback, the rest through notes. */
+  s->in_insert = 1;
+  rc = casc_start(s, m->id, m->created_at, &m->attempt_id, m->first_channel,
+                  sizeof m->first_channel);
+  s->in_insert = 0;
   return rc;
 }
 
@@ -842,30 +757,31 @@ void store_msg_insert(struct store *s, struct store_msg_new *msgs, int n,
   struct insert_data *d = kk_xcalloc(1, sizeof *d);
   d->msgs = msgs;
   d->n = n;
-  struct store_op *op = atomic(op_new(exec_msg_insert, done, arg, d, 0));
+  struct store_op *op = store_atomic(store_op_new(exec_msg_insert, done, arg, d, 0));
   op->weight = 2 * n;
-  submit(s, op);
+  store_submit(s, op);
+}
+
+static void due_row(sqlite3_stmt *st, struct store_due *d) {
+  memset(d, 0, sizeof *d);
+  d->id = sqlite3_column_int64(st, 0);
+  d->attempt_id = sqlite3_column_int64(st, 1);
+  d->account_id = sqlite3_column_int64(st, 2);
+  sq_col_copy(st, 3, d->to, sizeof d->to);
+  sq_col_copy(st, 4, d->sender, sizeof d->sender);
+  sq_col_copy(st, 5, d->route, sizeof d->route);
+  d->text = sq_col_dup(st, 6);
+  d->parts_done = (uint32_t)sqlite3_column_int64(st, 7);
+  d->due_at = sqlite3_column_int64(st, 8);
+  d->expires_at = sqlite3_column_int64(st, 9);
 }
 
 int store_due_scan(struct store *s, int64_t after_id, struct store_due *out, int max, int *n) {
-  sqlite3_stmt *st = stmt(&s->r, ST_DUE_SCAN);
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_DUE_SCAN);
   sqlite3_bind_int64(st, 1, after_id);
   sqlite3_bind_int(st, 2, max);
-  int rc, k = 0;
-  while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    struct store_due *d = &out[k++];
-    memset(d, 0, sizeof *d);
-    d->id = sqlite3_column_int64(st, 0);
-    d->attempt_id = sqlite3_column_int64(st, 1);
-    d->account_id = sqlite3_column_int64(st, 2);
-    col_copy(st, 3, d->to, sizeof d->to);
-    col_copy(st, 4, d->sender, sizeof d->sender);
-    col_copy(st, 5, d->route, sizeof d->route);
-    d->text = col_dup(st, 6);
-    d->parts_done = (uint32_t)sqlite3_column_int64(st, 7);
-    d->due_at = sqlite3_column_int64(st, 8);
-    d->expires_at = sqlite3_column_int64(st, 9);
-  }
+  int rc = SQLITE_DONE, k = 0;
+  while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) due_row(st, &out[k++]);
   if (k < max && rc != SQLITE_DONE) {
     kk_error(LOGCTX, "due scan: %s", sqlite3_errmsg(s->r.db));
     sqlite3_reset(st);
@@ -877,16 +793,16 @@ int store_due_scan(struct store *s, int64_t after_id, struct store_due *out, int
   return 0;
 }
 
-/* ---- messages: status changes ------------------------------------------ */
-
-/* Order of message statuses: a message only moves forward. */
-static int status_rank(const char *st) {
-  static const char *const order[] = {"accepted", "scheduled", "sending", "sent",
-                                      "delivered", "read"};
-  for (int i = 0; i < 6; i++)
-    if (strcmp(st, order[i]) == 0) return i;
-  return 100; /* failed, expired, rejected, cancelled: final */
+int store_due_get(struct store *s, int64_t msg_id, struct store_due *out) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_DUE_GET);
+  sqlite3_bind_int64(st, 1, msg_id);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) due_row(st, out);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
 }
+
+/* ---- messages: status changes ------------------------------------------ */
 
 struct upd_data {
   struct store_sms_update u;
@@ -895,87 +811,8 @@ struct upd_data {
   char error[160];
 };
 
-/* What a status change needs to know of its message. */
-struct msg_state {
-  char status[16];
-  char callback_url[520];   /* empty: no callback */
-  int64_t account_id;
-  char public_id[40];
-  char to[24];
-};
-
 static int part_receipt(struct store *s, const char *route, const char *pid,
                         int64_t attempt_id, const char *state, const char *error, int64_t at);
-
-/* Appends the event and, when the message has a callback URL, the outbox row. */
-static int record_event(struct store *s, const struct msg_state *m, int64_t msg_id,
-                        int64_t attempt_id, const char *status, const char *error, int64_t at) {
-  struct conn *c = &s->w;
-  sqlite3_stmt *st = stmt(c, ST_EVENT_INSERT);
-  sqlite3_bind_int64(st, 1, msg_id);
-  sqlite3_bind_int64(st, 2, attempt_id);
-  bind_text(st, 3, status);
-  sqlite3_bind_int64(st, 4, at);
-  bind_text(st, 5, error);
-  int rc = step_done(c, st);
-  if (rc || m->callback_url[0] == '\0') return rc;
-
-  json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", m->public_id, "status", status,
-                        "channel", "sms", "to", m->to, "at", (json_int_t)at);
-  if (error) json_object_set_new(j, "error", json_string(error));
-  char *payload = json_dumps(j, JSON_COMPACT);
-  json_decref(j);
-  st = stmt(c, ST_OUTBOX_INSERT);
-  sqlite3_bind_int64(st, 1, m->account_id);
-  sqlite3_bind_int64(st, 2, msg_id);
-  bind_text(st, 3, m->callback_url);
-  bind_text(st, 4, payload);
-  sqlite3_bind_int64(st, 5, at);
-  rc = step_done(c, st);
-  free(payload);
-  return rc;
-}
-
-/* Moves the message to status (if that is forward) and records the event. */
-static int message_to(struct store *s, int64_t msg_id, int64_t attempt_id,
-                      const char *status, const char *error, int64_t at, int clear_due) {
-  struct conn *c = &s->w;
-  sqlite3_stmt *st = stmt(c, ST_MSG_GET_STATE);
-  sqlite3_bind_int64(st, 1, msg_id);
-  if (sqlite3_step(st) != SQLITE_ROW) {
-    sqlite3_reset(st);
-    kk_warnx(LOGCTX, "status %s for message %lld, which does not exist", status,
-             (long long)msg_id);
-    return 0;
-  }
-  struct msg_state m;
-  col_copy(st, 0, m.status, sizeof m.status);
-  col_copy(st, 1, m.callback_url, sizeof m.callback_url);
-  m.account_id = sqlite3_column_int64(st, 2);
-  col_copy(st, 3, m.public_id, sizeof m.public_id);
-  col_copy(st, 4, m.to, sizeof m.to);
-  sqlite3_reset(st);
-  const char *cur = m.status;
-  if (status_rank(status) <= status_rank(cur) && status_rank(cur) != 100) {
-    /* Not forward: still clear the due time if asked. */
-    if (!clear_due) return 0;
-    st = stmt(c, ST_MSG_SET_STATUS);
-    bind_text(st, 1, cur);
-    sqlite3_bind_int64(st, 2, at);
-    sqlite3_bind_int(st, 3, 1);
-    sqlite3_bind_int64(st, 4, msg_id);
-    return step_done(c, st);
-  }
-  if (status_rank(cur) == 100) return 0; /* final already */
-  st = stmt(c, ST_MSG_SET_STATUS);
-  bind_text(st, 1, status);
-  sqlite3_bind_int64(st, 2, at);
-  sqlite3_bind_int(st, 3, clear_due);
-  sqlite3_bind_int64(st, 4, msg_id);
-  int rc = step_done(c, st);
-  if (rc) return rc;
-  return record_event(s, &m, msg_id, attempt_id, status, error, at);
-}
 
 /* SMSC message ids are matched without regard to letter case: receipts may
    spell a hex id differently from submit_sm_resp. */
@@ -989,7 +826,7 @@ static int exec_sms_submitted(struct store *s, struct store_op *op) {
   struct upd_data *d = op->data;
   struct store_sms_update *u = &d->u;
   struct conn *c = &s->w;
-  sqlite3_stmt *st = stmt(c, ST_ATT_GET);
+  sqlite3_stmt *st = sq_stmt(c, ST_ATT_GET);
   sqlite3_bind_int64(st, 1, u->attempt_id);
   if (sqlite3_step(st) != SQLITE_ROW) {
     sqlite3_reset(st);
@@ -998,56 +835,52 @@ static int exec_sms_submitted(struct store *s, struct store_op *op) {
     return 0;
   }
   char status[16];
-  col_copy(st, 0, status, sizeof status);
+  sq_col_copy(st, 0, status, sizeof status);
   int segments = sqlite3_column_int(st, 1);
   int64_t sent = sqlite3_column_int64(st, 2);
   sqlite3_reset(st);
 
   char pid[72];
   lower_id(d->provider_id, pid, sizeof pid);
-  st = stmt(c, ST_PART_INSERT);
-  bind_text(st, 1, d->route);
-  bind_text(st, 2, pid);
+  st = sq_stmt(c, ST_PART_INSERT);
+  sq_bind_text(st, 1, d->route);
+  sq_bind_text(st, 2, pid);
   sqlite3_bind_int64(st, 3, u->attempt_id);
   sqlite3_bind_int(st, 4, u->part);
-  int rc = step_done(c, st);
+  int rc = sq_step_done(c, st);
   if (rc) return rc;
 
   sent |= (int64_t)1 << (u->part - 1);
   int64_t full = ((int64_t)1 << segments) - 1;
   int all = (sent & full) == full;
-  st = stmt(c, ST_ATT_SENT);
+  st = sq_stmt(c, ST_ATT_SENT);
   sqlite3_bind_int64(st, 1, sent);
-  bind_text(st, 2, u->part == 1 ? d->provider_id : NULL);
-  bind_text(st, 3, all && strcmp(status, "sending") == 0 ? "sent" : status);
-  if (all)
-    sqlite3_bind_int64(st, 4, u->at);
-  else
-    sqlite3_bind_null(st, 4);
-  sqlite3_bind_int64(st, 5, u->attempt_id);
-  rc = step_done(c, st);
-  if (rc == 0 && all) rc = message_to(s, u->msg_id, u->attempt_id, "sent", NULL, u->at, 1);
+  sq_bind_text(st, 2, u->part == 1 ? d->provider_id : NULL);
+  sqlite3_bind_int64(st, 3, u->attempt_id);
+  rc = sq_step_done(c, st);
+  if (rc == 0 && all)
+    rc = casc_attempt_event(s, u->attempt_id, "sent", NULL, NULL, u->at, segments);
   if (rc) return rc;
 
   /* Did this part's receipt come first? */
-  st = stmt(c, ST_EARLY_GET);
-  bind_text(st, 1, d->route);
-  bind_text(st, 2, pid);
+  st = sq_stmt(c, ST_EARLY_GET);
+  sq_bind_text(st, 1, d->route);
+  sq_bind_text(st, 2, pid);
   if (sqlite3_step(st) != SQLITE_ROW) {
     sqlite3_reset(st);
     return 0;
   }
   char other[72], state[16], error[128];
-  col_copy(st, 0, other, sizeof other);
-  col_copy(st, 1, state, sizeof state);
-  col_copy(st, 2, error, sizeof error);
+  sq_col_copy(st, 0, other, sizeof other);
+  sq_col_copy(st, 1, state, sizeof state);
+  sq_col_copy(st, 2, error, sizeof error);
   int64_t at = sqlite3_column_int64(st, 3);
   sqlite3_reset(st);
-  st = stmt(c, ST_EARLY_DEL);
-  bind_text(st, 1, d->route);
-  bind_text(st, 2, pid);
-  bind_text(st, 3, other);
-  rc = step_done(c, st);
+  st = sq_stmt(c, ST_EARLY_DEL);
+  sq_bind_text(st, 1, d->route);
+  sq_bind_text(st, 2, pid);
+  sq_bind_text(st, 3, other);
+  rc = sq_step_done(c, st);
   if (rc) return rc;
   return part_receipt(s, d->route, pid, u->attempt_id, state, error, at);
 }
@@ -1066,25 +899,15 @@ static struct upd_data *upd_copy(const struct store_sms_update *u) {
 
 void store_sms_submitted(struct store *s, const struct store_sms_update *u,
                          store_done_cb done, void *arg) {
-  struct store_op *op = op_new(exec_sms_submitted, done, arg, upd_copy(u), 0);
+  struct store_op *op = store_op_new(exec_sms_submitted, done, arg, upd_copy(u), 0);
   op->weight = 3;
-  submit(s, op);
+  store_submit(s, op);
 }
 
-/* Ends the attempt with a final status and moves the message. */
+/* Ends the SMS attempt with a final status; the cascade decides what follows. */
 static int attempt_final(struct store *s, int64_t msg_id, int64_t attempt_id,
                          const char *status, const char *error, int64_t at) {
-  sqlite3_stmt *st = stmt(&s->w, ST_ATT_FINAL);
-  bind_text(st, 1, status);
-  bind_text(st, 2, error && error[0] ? error : NULL);
-  if (strcmp(status, "delivered") == 0)
-    sqlite3_bind_int64(st, 3, at);
-  else
-    sqlite3_bind_null(st, 3);
-  sqlite3_bind_int64(st, 4, attempt_id);
-  int rc = step_done(&s->w, st);
-  if (rc) return rc;
-  return message_to(s, msg_id, attempt_id, status, error && error[0] ? error : NULL, at, 1);
+  return casc_attempt_event(s, attempt_id, status, NULL, error && error[0] ? error : NULL, at, 0);
 }
 
 static int exec_sms_failed(struct store *s, struct store_op *op) {
@@ -1099,31 +922,31 @@ static int exec_sms_expired(struct store *s, struct store_op *op) {
 
 static int exec_sms_retry(struct store *s, struct store_op *op) {
   struct upd_data *d = op->data;
-  sqlite3_stmt *st = stmt(&s->w, ST_MSG_SET_DUE);
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_MSG_SET_DUE);
   sqlite3_bind_int64(st, 1, d->u.due_at);
   sqlite3_bind_int64(st, 2, d->u.at);
   sqlite3_bind_int64(st, 3, d->u.msg_id);
-  int rc = step_done(&s->w, st);
+  int rc = sq_step_done(&s->w, st);
   if (rc || !d->error[0]) return rc;
-  st = stmt(&s->w, ST_ATT_ERROR);
-  bind_text(st, 1, d->error);
+  st = sq_stmt(&s->w, ST_ATT_ERROR);
+  sq_bind_text(st, 1, d->error);
   sqlite3_bind_int64(st, 2, d->u.attempt_id);
-  return step_done(&s->w, st);
+  return sq_step_done(&s->w, st);
 }
 
 void store_sms_failed(struct store *s, const struct store_sms_update *u,
                       store_done_cb done, void *arg) {
-  submit(s, op_new(exec_sms_failed, done, arg, upd_copy(u), 0));
+  store_submit(s, store_op_new(exec_sms_failed, done, arg, upd_copy(u), 0));
 }
 
 void store_sms_expired(struct store *s, const struct store_sms_update *u,
                        store_done_cb done, void *arg) {
-  submit(s, op_new(exec_sms_expired, done, arg, upd_copy(u), 0));
+  store_submit(s, store_op_new(exec_sms_expired, done, arg, upd_copy(u), 0));
 }
 
 void store_sms_retry(struct store *s, const struct store_sms_update *u,
                      store_done_cb done, void *arg) {
-  submit(s, op_new(exec_sms_retry, done, arg, upd_copy(u), 0));
+  store_submit(s, store_op_new(exec_sms_retry, done, arg, upd_copy(u), 0));
 }
 
 /* ---- receipts ---------------------------------------------------------- */
@@ -1140,14 +963,14 @@ struct receipt_data {
 static int part_receipt(struct store *s, const char *route, const char *pid,
                         int64_t attempt_id, const char *state, const char *error, int64_t at) {
   struct conn *c = &s->w;
-  sqlite3_stmt *st = stmt(c, ST_PART_SET);
-  bind_text(st, 1, state);
-  bind_text(st, 2, route);
-  bind_text(st, 3, pid);
-  int rc = step_done(c, st);
+  sqlite3_stmt *st = sq_stmt(c, ST_PART_SET);
+  sq_bind_text(st, 1, state);
+  sq_bind_text(st, 2, route);
+  sq_bind_text(st, 3, pid);
+  int rc = sq_step_done(c, st);
   if (rc) return rc;
 
-  st = stmt(c, ST_ATT_MSG);
+  st = sq_stmt(c, ST_ATT_MSG);
   sqlite3_bind_int64(st, 1, attempt_id);
   if (sqlite3_step(st) != SQLITE_ROW) {
     sqlite3_reset(st);
@@ -1157,16 +980,18 @@ static int part_receipt(struct store *s, const char *route, const char *pid,
   int segments = sqlite3_column_int(st, 1);
   int delivered = sqlite3_column_int(st, 2);
   char astatus[16];
-  col_copy(st, 3, astatus, sizeof astatus);
+  sq_col_copy(st, 3, astatus, sizeof astatus);
   sqlite3_reset(st);
-  if (status_rank(astatus) == 100) return 0; /* the attempt already ended */
+  if (strcmp(astatus, "sending") != 0 && strcmp(astatus, "sent") != 0 &&
+      strcmp(astatus, "timeout") != 0)
+    return 0; /* the attempt already ended */
 
   if (strcmp(state, "delivered") == 0) {
     if (delivered + 1 >= segments) /* the last part: counted by attempt_final */
       return attempt_final(s, msg_id, attempt_id, "delivered", NULL, at);
-    st = stmt(c, ST_ATT_DELIVERED_PART);
+    st = sq_stmt(c, ST_ATT_DELIVERED_PART);
     sqlite3_bind_int64(st, 1, attempt_id);
-    return step_done(c, st);
+    return sq_step_done(c, st);
   }
   return attempt_final(s, msg_id, attempt_id, state, error, at);
 }
@@ -1177,18 +1002,18 @@ static int part_receipt(struct store *s, const char *route, const char *pid,
    submit_sm_resp that names the part applies it (exec_sms_submitted). */
 static int hold_receipt(struct store *s, const struct receipt_data *d) {
   struct conn *c = &s->w;
-  sqlite3_stmt *st = stmt(c, ST_EARLY_EXPIRE);
+  sqlite3_stmt *st = sq_stmt(c, ST_EARLY_EXPIRE);
   sqlite3_bind_int64(st, 1, d->r->at - EARLY_KEEP_MS);
-  int rc = step_done(c, st);
+  int rc = sq_step_done(c, st);
   for (int i = 0; i < 2 && rc == 0 && d->ids[i][0]; i++) {
-    st = stmt(c, ST_EARLY_PUT);
-    bind_text(st, 1, d->route);
-    bind_text(st, 2, d->ids[i]);
-    bind_text(st, 3, d->ids[1 - i]);
-    bind_text(st, 4, d->state);
-    bind_text(st, 5, d->error[0] ? d->error : NULL);
+    st = sq_stmt(c, ST_EARLY_PUT);
+    sq_bind_text(st, 1, d->route);
+    sq_bind_text(st, 2, d->ids[i]);
+    sq_bind_text(st, 3, d->ids[1 - i]);
+    sq_bind_text(st, 4, d->state);
+    sq_bind_text(st, 5, d->error[0] ? d->error : NULL);
     sqlite3_bind_int64(st, 6, d->r->at);
-    rc = step_done(c, st);
+    rc = sq_step_done(c, st);
   }
   return rc;
 }
@@ -1198,16 +1023,16 @@ static int exec_receipt(struct store *s, struct store_op *op) {
   struct conn *c = &s->w;
   d->r->matched = 0;
   for (int i = 0; i < 2 && d->ids[i][0]; i++) {
-    sqlite3_stmt *st = stmt(c, ST_PART_FIND);
-    bind_text(st, 1, d->route);
-    bind_text(st, 2, d->ids[i]);
+    sqlite3_stmt *st = sq_stmt(c, ST_PART_FIND);
+    sq_bind_text(st, 1, d->route);
+    sq_bind_text(st, 2, d->ids[i]);
     if (sqlite3_step(st) != SQLITE_ROW) {
       sqlite3_reset(st);
       continue;
     }
     int64_t attempt_id = sqlite3_column_int64(st, 0);
     char pstate[16];
-    col_copy(st, 2, pstate, sizeof pstate);
+    sq_col_copy(st, 2, pstate, sizeof pstate);
     sqlite3_reset(st);
     d->r->matched = 1;
     if (strcmp(pstate, "sent") != 0) return 0; /* a repeated receipt */
@@ -1224,9 +1049,9 @@ void store_receipt_apply(struct store *s, struct store_receipt *r,
   for (int i = 0; i < 2; i++) lower_id(r->ids[i] ? r->ids[i] : "", d->ids[i], sizeof d->ids[i]);
   snprintf(d->state, sizeof d->state, "%s", r->state);
   snprintf(d->error, sizeof d->error, "%s", r->error ? r->error : "");
-  struct store_op *op = op_new(exec_receipt, done, arg, d, 0);
+  struct store_op *op = store_op_new(exec_receipt, done, arg, d, 0);
   op->weight = 3;
-  submit(s, op);
+  store_submit(s, op);
 }
 
 struct mo_data {
@@ -1237,13 +1062,13 @@ struct mo_data {
 
 static int exec_mo(struct store *s, struct store_op *op) {
   struct mo_data *d = op->data;
-  sqlite3_stmt *st = stmt(&s->w, ST_MO_INSERT);
-  bind_text(st, 1, d->route);
-  bind_text(st, 2, d->from);
-  bind_text(st, 3, d->to);
-  bind_text(st, 4, d->text);
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_MO_INSERT);
+  sq_bind_text(st, 1, d->route);
+  sq_bind_text(st, 2, d->from);
+  sq_bind_text(st, 3, d->to);
+  sq_bind_text(st, 4, d->text);
   sqlite3_bind_int64(st, 5, d->at);
-  int rc = step_done(&s->w, st);
+  int rc = sq_step_done(&s->w, st);
   free(d->text);
   return rc;
 }
@@ -1257,32 +1082,36 @@ void store_mo_add(struct store *s, const char *route, const char *from,
   snprintf(d->to, sizeof d->to, "%s", to);
   d->text = kk_xstrdup(text);
   d->at = at;
-  submit(s, op_new(exec_mo, done, arg, d, 0));
+  store_submit(s, store_op_new(exec_mo, done, arg, d, 0));
 }
 
 /* ---- reading messages --------------------------------------------------- */
 
 static void read_msg_row(sqlite3_stmt *st, struct store_msg_view *v) {
   memset(v, 0, sizeof *v);
-  col_copy(st, 1, v->public_id, sizeof v->public_id);
-  col_copy(st, 2, v->to, sizeof v->to);
-  col_copy(st, 3, v->sender, sizeof v->sender);
-  col_copy(st, 4, v->msg_class, sizeof v->msg_class);
-  col_copy(st, 5, v->status, sizeof v->status);
-  col_copy(st, 6, v->encoding, sizeof v->encoding);
+  sq_col_copy(st, 1, v->public_id, sizeof v->public_id);
+  sq_col_copy(st, 2, v->to, sizeof v->to);
+  sq_col_copy(st, 3, v->sender, sizeof v->sender);
+  sq_col_copy(st, 4, v->msg_class, sizeof v->msg_class);
+  sq_col_copy(st, 5, v->status, sizeof v->status);
+  sq_col_copy(st, 6, v->encoding, sizeof v->encoding);
   v->segments = sqlite3_column_int(st, 7);
-  col_copy(st, 8, v->channel, sizeof v->channel);
-  col_copy(st, 9, v->idem_key, sizeof v->idem_key);
-  col_copy(st, 10, v->callback_url, sizeof v->callback_url);
+  sq_col_copy(st, 8, v->channel, sizeof v->channel);
+  sq_col_copy(st, 9, v->idem_key, sizeof v->idem_key);
+  sq_col_copy(st, 10, v->callback_url, sizeof v->callback_url);
   v->created_at = sqlite3_column_int64(st, 11);
   v->expires_at = sqlite3_column_int64(st, 12);
   v->updated_at = sqlite3_column_int64(st, 13);
+  v->cost = sqlite3_column_int64(st, 14);
+  v->sms_only_cost = sqlite3_column_int64(st, 15);
+  v->delivered_twice = sqlite3_column_int(st, 16);
+  v->done = sqlite3_column_int(st, 17);
 }
 
 int store_msg_get(struct store *s, int64_t account_id, const char *public_id,
                   struct store_msg_view *out) {
-  sqlite3_stmt *st = stmt(&s->r, ST_MSG_VIEW);
-  bind_text(st, 1, public_id);
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_MSG_VIEW);
+  sq_bind_text(st, 1, public_id);
   sqlite3_bind_int64(st, 2, account_id);
   int rc = sqlite3_step(st);
   if (rc != SQLITE_ROW) {
@@ -1293,20 +1122,22 @@ int store_msg_get(struct store *s, int64_t account_id, const char *public_id,
   read_msg_row(st, out);
   sqlite3_reset(st);
 
-  st = stmt(&s->r, ST_ATT_VIEW);
+  st = sq_stmt(&s->r, ST_ATT_VIEW);
   sqlite3_bind_int64(st, 1, id);
-  while (out->nattempts < 4 && sqlite3_step(st) == SQLITE_ROW) {
+  while (out->nattempts < STORE_MAX_ATTEMPTS && sqlite3_step(st) == SQLITE_ROW) {
     struct store_attempt_view *a = &out->attempts[out->nattempts++];
-    col_copy(st, 0, a->channel, sizeof a->channel);
-    col_copy(st, 1, a->route, sizeof a->route);
-    col_copy(st, 2, a->status, sizeof a->status);
-    col_copy(st, 3, a->provider_id, sizeof a->provider_id);
+    sq_col_copy(st, 0, a->channel, sizeof a->channel);
+    sq_col_copy(st, 1, a->route, sizeof a->route);
+    sq_col_copy(st, 2, a->status, sizeof a->status);
+    sq_col_copy(st, 3, a->provider_id, sizeof a->provider_id);
     a->segments = sqlite3_column_int(st, 4);
-    col_copy(st, 5, a->error, sizeof a->error);
+    sq_col_copy(st, 5, a->error, sizeof a->error);
     a->created_at = sqlite3_column_int64(st, 6);
     a->sent_at = sqlite3_column_int64(st, 7);
     a->delivered_at = sqlite3_column_int64(st, 8);
     a->read_at = sqlite3_column_int64(st, 9);
+    a->step = sqlite3_column_int(st, 10);
+    a->cost = sqlite3_column_int64(st, 11);
   }
   sqlite3_reset(st);
   return 0;
@@ -1314,9 +1145,9 @@ int store_msg_get(struct store *s, int64_t account_id, const char *public_id,
 
 int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_filter *f,
                    struct store_msg_view *out, int *n, int64_t *next_cursor) {
-  sqlite3_stmt *st = stmt(&s->r, ST_MSG_LIST);
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_MSG_LIST);
   sqlite3_bind_int64(st, 1, account_id);
-  bind_text(st, 2, f->status);
+  sq_bind_text(st, 2, f->status);
   sqlite3_bind_int64(st, 3, f->from);
   sqlite3_bind_int64(st, 4, f->to > 0 ? f->to : INT64_MAX);
   sqlite3_bind_int64(st, 5, f->before_id > 0 ? f->before_id : INT64_MAX);
@@ -1341,7 +1172,7 @@ int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_f
 /* ---- outbox ------------------------------------------------------------ */
 
 int store_outbox_due(struct store *s, int64_t now, struct store_outbox *out, int max, int *n) {
-  sqlite3_stmt *st = stmt(&s->r, ST_OUTBOX_DUE);
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_OUTBOX_DUE);
   sqlite3_bind_int64(st, 1, now);
   sqlite3_bind_int(st, 2, max);
   int k = 0, rc;
@@ -1349,8 +1180,8 @@ int store_outbox_due(struct store *s, int64_t now, struct store_outbox *out, int
     struct store_outbox *o = &out[k++];
     o->id = sqlite3_column_int64(st, 0);
     o->account_id = sqlite3_column_int64(st, 1);
-    o->url = col_dup(st, 2);
-    o->payload = col_dup(st, 3);
+    o->url = sq_col_dup(st, 2);
+    o->payload = sq_col_dup(st, 3);
     o->tries = sqlite3_column_int(st, 4);
   }
   sqlite3_reset(st);
@@ -1369,15 +1200,15 @@ static int exec_outbox_result(struct store *s, struct store_op *op) {
   struct outbox_res *d = op->data;
   sqlite3_stmt *st;
   if (d->delivered) {
-    st = stmt(&s->w, ST_OUTBOX_DEL);
+    st = sq_stmt(&s->w, ST_OUTBOX_DEL);
     sqlite3_bind_int64(st, 1, d->id);
   } else {
-    st = stmt(&s->w, ST_OUTBOX_RETRY);
+    st = sq_stmt(&s->w, ST_OUTBOX_RETRY);
     sqlite3_bind_int64(st, 1, d->due_at);
-    bind_text(st, 2, d->error);
+    sq_bind_text(st, 2, d->error);
     sqlite3_bind_int64(st, 3, d->id);
   }
-  return step_done(&s->w, st);
+  return sq_step_done(&s->w, st);
 }
 
 void store_outbox_result(struct store *s, int64_t id, int delivered, int64_t due_at,
@@ -1387,11 +1218,11 @@ void store_outbox_result(struct store *s, int64_t id, int delivered, int64_t due
   d->delivered = delivered;
   d->due_at = due_at;
   snprintf(d->error, sizeof d->error, "%s", error ? error : "");
-  submit(s, op_new(exec_outbox_result, done, arg, d, 0));
+  store_submit(s, store_op_new(exec_outbox_result, done, arg, d, 0));
 }
 
 int64_t store_outbox_next_due(struct store *s) {
-  sqlite3_stmt *st = stmt(&s->r, ST_OUTBOX_NEXT);
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_OUTBOX_NEXT);
   int64_t v = 0;
   if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);

@@ -1,0 +1,174 @@
+/*
+ * chan_vk.c - VK community messages (PROTOCOLS.md 4): messages.send as a
+ * form, its answer, and the Callback API (confirmation, secret key,
+ * message_read as the read status).
+ *
+ * VK has no delivered status: an accepted send is "sent"; a message_read
+ * event says every message of ours up to read_message_id in that
+ * conversation is read, so the status carries the peer and the id instead of
+ * a provider message id.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel/chan_int.h"
+#include "core/kk_crypto.h"
+#include "core/kk_err.h"
+
+#define VK_HOST "https://api.vk.com"
+#define VK_VERSION "5.199"
+
+/* The intent VK requires for messages outside a dialogue. */
+static const char *intent_of(const char *msg_class) {
+  if (msg_class && strcmp(msg_class, "advertising") == 0) return "promo_newsletter";
+  if (msg_class && strcmp(msg_class, "transactional") == 0) return "purchase_update";
+  return "account_update";
+}
+
+/* The inline keyboard with one link button, as compact JSON; free() it.
+   NULL when caption or url is not UTF-8. */
+static char *keyboard_json(const char *caption, const char *url) {
+  json_t *kb = json_pack("{s:b, s:[[{s:{s:s, s:s, s:s}}]]}", "inline", 1, "buttons", "action",
+                         "type", "open_link", "link", url, "label", caption);
+  if (kb == NULL) return NULL;
+  char *s = json_dumps(kb, JSON_COMPACT);
+  json_decref(kb);
+  return s;
+}
+
+static int vk_build(const struct chan_cfg *cfg, const struct chan_msg *m, struct chan_req *req,
+                    char *error, size_t errcap) {
+  memset(req, 0, sizeof *req);
+  if (!chan_set(cfg->token)) return chan_error(error, errcap, KK_ENOENT, "token is not set");
+  int64_t peer;
+  if (chan_parse_int64(m->address, &peer) != 0)
+    return chan_error(error, errcap, KK_EINVAL, "vk_id must be a number");
+  int rc = chan_msg_utf8(m, error, errcap);
+  if (rc) return rc;
+
+  char random_id[24];
+  int64_t r = m->attempt_id % 2147483648LL;
+  if (r < 0) r += 2147483648LL;
+  snprintf(random_id, sizeof random_id, "%" PRId64, r);
+
+  struct kk_buf b;
+  kk_buf_init(&b, CHAN_BODY_MAX);
+  rc = chan_form_add(&b, "access_token", cfg->token);
+  if (!rc) rc = chan_form_add(&b, "v", VK_VERSION);
+  if (!rc) rc = chan_form_add(&b, "peer_id", m->address);
+  if (!rc) rc = chan_form_add(&b, "random_id", random_id);
+  if (!rc) rc = chan_form_add(&b, "message", m->text);
+  if (!rc) rc = chan_form_add(&b, "intent", intent_of(m->msg_class));
+  if (!rc && chan_set(m->button_caption) && chan_set(m->button_url)) {
+    char *kb = keyboard_json(m->button_caption, m->button_url);
+    rc = kb ? chan_form_add(&b, "keyboard", kb) : KK_EINVAL;
+    free(kb);
+  }
+  if (rc) {
+    kk_buf_fini(&b);
+    return chan_error(error, errcap, KK_EINVAL, "message is too long");
+  }
+  chan_req_start(req, "POST", chan_concat(chan_base(cfg, VK_HOST), "/method/messages.send",
+                                          (char *)NULL));
+  chan_req_header(req, "Content-Type", "application/x-www-form-urlencoded");
+  req->body = kk_buf_take(&b, &req->body_len);
+  if (req->body == NULL) req->body = chan_concat("", (char *)NULL);
+  return 0;
+}
+
+/* How an error code of the API is handled (PROTOCOLS.md 4, the table). */
+static void classify_error(json_t *err, struct chan_result *res) {
+  int64_t code = 0;
+  chan_jget_int(err, "error_code", &code);
+  const char *msg = chan_jget_str(err, "error_msg");
+  enum chan_outcome o = CHAN_FAIL;
+  long retry = 0;
+  if (code == 5) {
+    o = CHAN_CONFIG;
+  } else if (code == 6 || code == 9 || code == 29) {
+    o = CHAN_RETRY;
+    retry = 1000;
+  } else if (code == 10) {
+    o = CHAN_RETRY;
+  }
+  chan_res_code(res, o, retry, code, msg);
+}
+
+static void vk_parse_reply(long http_status, const char *body, size_t len,
+                           const char *retry_after, struct chan_result *res) {
+  chan_res_init(res);
+  json_t *j = chan_json_object(body, len);
+  int64_t id;
+  json_t *err = json_object_get(j, "error");
+  if (http_status >= 200 && http_status < 300 && chan_jget_int(j, "response", &id) == 0) {
+    char s[24];
+    snprintf(s, sizeof s, "%" PRId64, id);
+    chan_res_ok(res, s);
+  } else if (json_is_object(err) && json_is_integer(json_object_get(err, "error_code"))) {
+    classify_error(err, res);
+  } else {
+    chan_res_unexpected(res, http_status, retry_after);
+  }
+  json_decref(j);
+}
+
+/* A message_read event: one "read" status for the peer. */
+static void read_status(json_t *obj, const struct chan_hook_in *in, struct chan_hook_out *out) {
+  int64_t peer, upto;
+  if (chan_jget_int(obj, "peer_id", &peer) != 0 && chan_jget_int(obj, "from_id", &peer) != 0)
+    return;
+  if (chan_jget_int(obj, "read_message_id", &upto) != 0) return;
+  struct chan_status *st = chan_hook_status(out, "", "read", in->now_ms);
+  if (st == NULL) return;
+  snprintf(st->peer, sizeof st->peer, "%" PRId64, peer);
+  st->read_upto = upto;
+}
+
+/* The confirmation request: answered with the configured string. */
+static int confirm(const struct chan_cfg *cfg, json_t *j, struct chan_hook_out *out) {
+  const char *secret = chan_jget_str(j, "secret");
+  if (cfg->secret[0] && secret && !kk_str_equal_ct(secret, cfg->secret))
+    return chan_hook_refuse(out, KK_EAUTH, "secret does not match");
+  if (!cfg->confirmation[0]) return chan_hook_refuse(out, KK_EAUTH, "confirmation is not set");
+  return chan_hook_accept(out, cfg->confirmation);
+}
+
+static int vk_hook(const struct chan_cfg *cfg, const struct chan_hook_in *in,
+                   struct chan_hook_out *out) {
+  chan_hook_init(out);
+  if (!chan_hook_method(in, "POST")) return chan_hook_refuse(out, KK_EPROTO, "not a POST");
+  json_t *j = chan_json_object(in->body, in->len);
+  const char *type = chan_jget_str(j, "type");
+  int rc;
+  int64_t group = 0;
+  if (type == NULL) {
+    rc = chan_hook_refuse(out, KK_EPROTO, "not a VK event");
+  } else if (cfg->group_id != 0 &&
+             (chan_jget_int(j, "group_id", &group) != 0 || group != cfg->group_id)) {
+    rc = chan_hook_refuse(out, KK_EAUTH, "group_id does not match");
+  } else if (strcmp(type, "confirmation") == 0) {
+    rc = confirm(cfg, j, out);
+  } else if (!cfg->secret[0]) {
+    rc = chan_hook_refuse(out, KK_EAUTH, "secret is not set");
+  } else if (!kk_str_equal_ct(chan_jget_str(j, "secret"), cfg->secret)) {
+    rc = chan_hook_refuse(out, KK_EAUTH, "secret does not match");
+  } else {
+    if (strcmp(type, "message_read") == 0) read_status(json_object_get(j, "object"), in, out);
+    rc = chan_hook_accept(out, "ok");
+  }
+  json_decref(j);
+  return rc;
+}
+
+const struct chan_driver chan_vk_driver = {
+  .name = "vk",
+  .reports = CHAN_SENT | CHAN_READ,
+  .address_field = "vk_id",
+  .phone_fallback = 0,
+  .build = vk_build,
+  .parse_reply = vk_parse_reply,
+  .hook = vk_hook,
+  .build_register = NULL,
+};

@@ -1,0 +1,179 @@
+/*
+ * channel.h - the channel drivers: one small interface, one file per
+ * provider (chan_vk.c, chan_viber.c, chan_telegram.c, chan_tggw.c,
+ * chan_whatsapp.c, chan_email.c; SMS goes through dispatch/ and smpp/).
+ *
+ * A driver does no I/O. It turns one attempt into the exact request its
+ * provider expects (build), classifies the provider's answer (parse_reply),
+ * and verifies and reads the provider's inbound status callbacks (hook). The
+ * channel engine (chan_engine.c) sends the requests with libcurl on the loop,
+ * and the cascade applies the statuses; that keeps every driver testable
+ * byte for byte and fuzzable on its own.
+ *
+ * Addresses: a phone is E.164 digits without '+' ("79161234567"). Channels
+ * that address by phone (sms, whatsapp, telegram_gateway, viber without a
+ * viber_id) use it; the others need their own id (vk_id, telegram_chat_id,
+ * email; viber_id for the Viber bot).
+ */
+#ifndef CHANNEL_H
+#define CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* What a channel can ever report for a message (bits). */
+#define CHAN_SENT 1u
+#define CHAN_DELIVERED 2u
+#define CHAN_READ 4u
+
+/*
+ * A channel's effective settings for one send: the account's own, else the
+ * operator's defaults (PUT /v1/channels/{channel}). Every string is
+ * NUL-terminated, "" when unset.
+ */
+struct chan_cfg {
+  char base_url[256];        /* scheme://host[:port], no trailing '/'; "" = the real provider */
+  char token[512];           /* API / access / bot token; SMTP password for e-mail */
+  char secret[256];          /* webhook secret: VK secret key, WhatsApp app secret,
+                                Telegram secret_token (Viber signs with the token) */
+  char sender[64];           /* sender name where the channel has one */
+  int64_t group_id;          /* VK community id */
+  char confirmation[128];    /* VK confirmation string */
+  char phone_number_id[64];  /* WhatsApp */
+  char verify_token[128];    /* WhatsApp webhook verify token */
+  char api_version[16];      /* WhatsApp graph version, e.g. "v21.0" ("" = v21.0) */
+  char smtp_url[256];        /* e-mail: smtp://host:port or smtps://host:port */
+  char from[256];            /* e-mail From address */
+};
+
+/* One attempt to send. Strings are borrowed; NULL or "" when absent. */
+struct chan_msg {
+  int64_t attempt_id;        /* unique; VK random_id and idempotency derive from it */
+  const char *public_id;     /* the message's id ("msg_..."), for tracking fields */
+  const char *to;            /* phone, E.164 digits without '+' */
+  const char *address;       /* vk_id / telegram_chat_id / viber_id / email */
+  const char *text;          /* UTF-8 */
+  const char *subject;       /* e-mail subject ("" = derived from the text) */
+  const char *image;         /* image URL */
+  const char *button_caption;
+  const char *button_url;
+  const char *wa_template;   /* JSON {"name","language","params":[...]} or NULL */
+  const char *code;          /* telegram_gateway: 4-8 digits; NULL = first 4-8 digit
+                                run of text */
+  const char *msg_class;     /* service | transactional | advertising */
+  int ttl_s;                 /* validity in seconds (0 = provider default) */
+  const char *callback_url;  /* where this provider's callbacks for this send go
+                                (telegram_gateway puts it in the request) */
+};
+
+/*
+ * An outbound request. build() fills it; every pointer is owned by the
+ * request and freed by chan_req_free(). For e-mail, url is the SMTP URL,
+ * mail_from/mail_rcpt are set, body is the RFC 5322 message.
+ */
+#define CHAN_MAX_HEADERS 8
+struct chan_req {
+  char method[8];            /* "POST" or "GET" */
+  char *url;                 /* full URL with query */
+  char *headers[CHAN_MAX_HEADERS];  /* "Name: value" */
+  int nheaders;
+  char *body;                /* may be NULL for GET */
+  size_t body_len;
+  char *mail_from;           /* e-mail only */
+  char *mail_rcpt;           /* e-mail only */
+  char *username;            /* e-mail only, may be NULL */
+  char *password;            /* e-mail only, may be NULL */
+};
+void chan_req_free(struct chan_req *r);
+/* Adds a header "name: value" (copied). Returns 0 or KK_ENOSPC. */
+int chan_req_header(struct chan_req *r, const char *name, const char *value);
+
+/* How a send ended, from the provider's answer. */
+enum chan_outcome {
+  CHAN_OK = 0,               /* accepted: provider_id is set; the attempt is "sent" */
+  CHAN_RETRY,                /* temporary (429, 5xx, flood control, timeouts): try again
+                                after retry_after_ms (0 = the engine's backoff) */
+  CHAN_FAIL,                 /* permanent for this contact (blocked the bot, no such user,
+                                no permission, not registered): the step fails at once */
+  CHAN_CONFIG,               /* the account's settings are wrong (bad token, unknown
+                                sender): the step fails; logged as a settings error */
+};
+
+struct chan_result {
+  enum chan_outcome outcome;
+  char provider_id[72];      /* CHAN_OK: the provider's message id as text */
+  long retry_after_ms;       /* CHAN_RETRY: the provider's hint, 0 if none */
+  char error[160];           /* otherwise: "<provider code> <description>" */
+};
+
+/*
+ * An inbound callback, as kaskad's HTTP server received it. header() and
+ * query() return a value or NULL (names are case-insensitive for headers).
+ */
+struct chan_hook_in {
+  const char *method;        /* "POST" or "GET" */
+  const char *body;          /* raw bytes, NUL-terminated (may contain NULs before len) */
+  size_t len;
+  const char *(*header)(void *ctx, const char *name);
+  const char *(*query)(void *ctx, const char *name);
+  void *ctx;
+  int64_t now_ms;            /* for stale-timestamp checks */
+};
+
+/* One status a callback reports. */
+struct chan_status {
+  char provider_id[72];      /* the message it is about ("" for a VK read, see peer) */
+  char status[12];           /* sent | delivered | read | failed | expired */
+  int64_t at;                /* ms since the epoch (the provider's time, else now) */
+  char error[128];           /* failed: "<code> <text>" */
+  /* VK read: every message of ours to this peer with id <= read_upto is read. */
+  char peer[32];
+  int64_t read_upto;
+};
+
+#define CHAN_HOOK_MAX_STATUS 32
+struct chan_hook_out {
+  int http_status;           /* 200 when verified; 401/403 forged; 400 malformed */
+  char reply[256];           /* body to answer with ("ok", the VK confirmation string,
+                                the WhatsApp hub.challenge, "" for empty) */
+  char reason[128];          /* why it was refused, for the log (no secrets) */
+  int nstatus;
+  struct chan_status st[CHAN_HOOK_MAX_STATUS];
+};
+
+struct chan_driver {
+  const char *name;          /* "vk", "viber", "telegram", "telegram_gateway",
+                                "whatsapp", "email", "sms" */
+  unsigned reports;          /* CHAN_SENT | CHAN_DELIVERED | CHAN_READ */
+  const char *address_field; /* "vk_id", "telegram_chat_id", "email", NULL: phone.
+                                viber: "viber_id", used when present, else the phone */
+  int phone_fallback;        /* 1: without its address field the phone is used */
+  /* Builds the request for m. Returns 0, KK_EINVAL when the message cannot go
+     on this channel (no code for telegram_gateway, no template for WhatsApp
+     ...; error names why), or KK_ENOENT when a needed setting is missing. */
+  int (*build)(const struct chan_cfg *cfg, const struct chan_msg *m, struct chan_req *req,
+               char *error, size_t errcap);
+  /* Classifies the provider's answer to build()'s request. http_status is the
+     HTTP status (the SMTP reply code for e-mail, 0 when the transfer failed);
+     retry_after is the Retry-After header or NULL. */
+  void (*parse_reply)(long http_status, const char *body, size_t len, const char *retry_after,
+                      struct chan_result *res);
+  /* Verifies and reads one inbound callback. Never applies anything itself.
+     Returns 0 when verified (out->st holds 0..n statuses), KK_EAUTH when the
+     signature or secret is wrong (http_status 401 or 403), KK_EPROTO when it
+     is malformed (400). */
+  int (*hook)(const struct chan_cfg *cfg, const struct chan_hook_in *in, struct chan_hook_out *out);
+  /* Where the provider has an API for it (Telegram setWebhook, Viber
+     set_webhook): the request that registers webhook_url. NULL otherwise. */
+  int (*build_register)(const struct chan_cfg *cfg, const char *webhook_url, struct chan_req *req);
+};
+
+/* The driver of a channel name, or NULL. */
+const struct chan_driver *chan_driver(const char *name);
+/* Every driver, in cascade display order; *n receives the count. */
+const struct chan_driver *const *chan_drivers(int *n);
+
+/* "vk reports sent and read" style text of what a channel can report. */
+const char *chan_reports_text(unsigned reports, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,966 @@
+/*
+ * store_cascade.c - the cascade state machine, run by the SQLite writer
+ * inside its transactions (see "cascades and channels" in store.h), and the
+ * channel settings, prices and named cascades it reads.
+ *
+ * Every status of every channel comes through casc_attempt_event(): it
+ * updates the attempt, decides whether the current step succeeded or must
+ * pass on, starts the next usable step, and recomputes the message (status,
+ * channel, cost, "delivered twice") in the same transaction, so a crash
+ * leaves either all of it or none. What the loop must do next (send a
+ * channel attempt, queue an SMS, arm a deadline) is recorded as notes that
+ * reach the loop only after the commit.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel/channel.h"
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "store/store_int.h"
+
+#define LOGCTX "cascade"
+
+/* ---- steps ---------------------------------------------------------------- */
+
+int store_steps_parse(const char *text, struct store_step *out) {
+  if (text == NULL || text[0] == '\0') {
+    memset(out, 0, sizeof *out);
+    snprintf(out->channel, sizeof out->channel, "sms");
+    snprintf(out->wait, sizeof out->wait, "delivered");
+    return 1;
+  }
+  json_t *j = json_loads(text, 0, NULL);
+  if (!json_is_array(j) || json_array_size(j) == 0 || json_array_size(j) > STORE_MAX_STEPS) {
+    json_decref(j);
+    return -1;
+  }
+  int n = 0;
+  size_t i;
+  json_t *v;
+  json_array_foreach(j, i, v) {
+    const char *ch = json_string_value(json_object_get(v, "channel"));
+    const char *wait = json_string_value(json_object_get(v, "wait"));
+    if (ch == NULL || wait == NULL) {
+      json_decref(j);
+      return -1;
+    }
+    memset(&out[n], 0, sizeof out[n]);
+    snprintf(out[n].channel, sizeof out[n].channel, "%s", ch);
+    snprintf(out[n].wait, sizeof out[n].wait, "%s", wait);
+    out[n].timeout_ms = json_integer_value(json_object_get(v, "timeout_ms"));
+    n++;
+  }
+  json_decref(j);
+  return n;
+}
+
+/* ---- notes and counters ------------------------------------------------- */
+
+static void note(struct store *s, enum store_note_kind kind, int64_t msg_id, int64_t attempt_id,
+                 int64_t at) {
+  if (s->nw == s->capw) {
+    s->capw = s->capw ? 2 * s->capw : 64;
+    s->wnotes = kk_xrealloc(s->wnotes, (size_t)s->capw * sizeof *s->wnotes);
+  }
+  s->wnotes[s->nw++] = (struct store_note){kind, msg_id, attempt_id, at};
+}
+
+void casc_notes_commit(struct store *s, int ok) {
+  if (!ok || s->nw == 0) {
+    s->nw = 0;
+    return;
+  }
+  pthread_mutex_lock(&s->mu);
+  if (s->nl + s->nw > s->capl) {
+    s->capl = s->nl + s->nw + 64;
+    s->lnotes = kk_xrealloc(s->lnotes, (size_t)s->capl * sizeof *s->lnotes);
+  }
+  memcpy(s->lnotes + s->nl, s->wnotes, (size_t)s->nw * sizeof *s->wnotes);
+  s->nl += s->nw;
+  pthread_mutex_unlock(&s->mu);
+  s->nw = 0;
+}
+
+void casc_notes_deliver(struct store *s) {
+  pthread_mutex_lock(&s->mu);
+  struct store_note *notes = s->lnotes;
+  int n = s->nl;
+  s->lnotes = NULL;
+  s->nl = s->capl = 0;
+  pthread_mutex_unlock(&s->mu);
+  if (n > 0 && s->notify) s->notify(s->notify_ud, notes, n);
+  free(notes);
+}
+
+void store_set_notify(struct store *s, void (*fn)(void *ud, const struct store_note *notes, int n),
+                      void *ud) {
+  s->notify = fn;
+  s->notify_ud = ud;
+}
+
+/* The counter slot of a channel (created on first use). Caller holds mu. */
+static int slot(struct store_cascade_stats *c, const char *channel) {
+  for (int i = 0; i < c->n; i++)
+    if (strcmp(c->channel[i], channel) == 0) return i;
+  if (c->n == STORE_CHAN_SLOTS) return STORE_CHAN_SLOTS - 1;
+  snprintf(c->channel[c->n], sizeof c->channel[0], "%s", channel);
+  return c->n++;
+}
+
+enum counter { C_STARTED, C_SKIPPED, C_SENT, C_DELIVERED, C_READ, C_FAILED, C_TIMEOUT,
+               C_FALLTHROUGH, C_LATE, C_TWICE, C_FINISHED };
+
+static void count(struct store *s, const char *channel, enum counter which) {
+  pthread_mutex_lock(&s->mu);
+  struct store_cascade_stats *c = &s->cstats;
+  int i = which == C_TWICE || which == C_FINISHED ? 0 : slot(c, channel);
+  switch (which) {
+  case C_STARTED: c->started[i]++; break;
+  case C_SKIPPED: c->skipped[i]++; break;
+  case C_SENT: c->sent[i]++; break;
+  case C_DELIVERED: c->delivered[i]++; break;
+  case C_READ: c->read[i]++; break;
+  case C_FAILED: c->failed[i]++; break;
+  case C_TIMEOUT: c->timeout[i]++; break;
+  case C_FALLTHROUGH: c->fallthrough[i]++; break;
+  case C_LATE: c->late[i]++; break;
+  case C_TWICE: c->delivered_twice++; break;
+  case C_FINISHED: c->finished++; break;
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+void store_get_cascade_stats(struct store *s, struct store_cascade_stats *out) {
+  pthread_mutex_lock(&s->mu);
+  *out = s->cstats;
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- reading rows (writer) ---------------------------------------------- */
+
+struct msg_row {
+  int64_t id, account_id;
+  char public_id[40];
+  char to[24];
+  char status[16];
+  char callback_url[520];
+  int step;
+  int64_t attempt_id;
+  int done;
+  char *cascade;            /* malloc'd */
+  char *extra;              /* malloc'd */
+  char route[64];
+  int segments;
+  char channel[20];
+  int64_t cost;
+  int delivered_twice;
+};
+
+static void msg_row_free(struct msg_row *m) {
+  free(m->cascade);
+  free(m->extra);
+  m->cascade = m->extra = NULL;
+}
+
+static int msg_load(struct store *s, int64_t id, struct msg_row *m) {
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_MSG_ROW);
+  sqlite3_bind_int64(st, 1, id);
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+  }
+  memset(m, 0, sizeof *m);
+  m->id = id;
+  m->account_id = sqlite3_column_int64(st, 0);
+  sq_col_copy(st, 1, m->public_id, sizeof m->public_id);
+  sq_col_copy(st, 2, m->to, sizeof m->to);
+  sq_col_copy(st, 3, m->status, sizeof m->status);
+  sq_col_copy(st, 4, m->callback_url, sizeof m->callback_url);
+  m->step = sqlite3_column_int(st, 5);
+  m->attempt_id = sqlite3_column_int64(st, 6);
+  m->done = sqlite3_column_int(st, 7);
+  m->cascade = sqlite3_column_type(st, 8) == SQLITE_NULL ? NULL : sq_col_dup(st, 8);
+  m->extra = sqlite3_column_type(st, 9) == SQLITE_NULL ? NULL : sq_col_dup(st, 9);
+  sq_col_copy(st, 10, m->route, sizeof m->route);
+  m->segments = sqlite3_column_int(st, 11);
+  sq_col_copy(st, 12, m->channel, sizeof m->channel);
+  m->cost = sqlite3_column_int64(st, 13);
+  m->delivered_twice = sqlite3_column_int(st, 14);
+  sqlite3_reset(st);
+  return 0;
+}
+
+struct att_row {
+  int64_t msg_id;
+  char channel[20];
+  char status[16];
+  int step;
+  int64_t sent_at, delivered_at, read_at;
+  int segments;
+};
+
+static int att_load(struct store *s, int64_t id, struct att_row *a) {
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_ATT_ROW);
+  sqlite3_bind_int64(st, 1, id);
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+  }
+  a->msg_id = sqlite3_column_int64(st, 0);
+  sq_col_copy(st, 1, a->channel, sizeof a->channel);
+  sq_col_copy(st, 2, a->status, sizeof a->status);
+  a->step = sqlite3_column_int(st, 3);
+  a->sent_at = sqlite3_column_int64(st, 4);
+  a->delivered_at = sqlite3_column_int64(st, 5);
+  a->read_at = sqlite3_column_int64(st, 6);
+  a->segments = sqlite3_column_int(st, 7);
+  sqlite3_reset(st);
+  return 0;
+}
+
+int64_t casc_price(struct store *s, int64_t account_id, const char *channel) {
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_PRICE_GET);
+  sq_bind_text(st, 1, channel);
+  sqlite3_bind_int64(st, 2, account_id);
+  int64_t p = 0;
+  if (sqlite3_step(st) == SQLITE_ROW) p = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return p;
+}
+
+/* ---- levels ---------------------------------------------------------------- */
+
+/* What an attempt reached: 3 read, 2 delivered, 1 sent, 0 nothing. */
+static int level_of(const char *status, int64_t sent_at, int64_t delivered_at, int64_t read_at) {
+  if (read_at) return 3;
+  if (delivered_at) return 2;
+  if (sent_at && strcmp(status, "failed") != 0 && strcmp(status, "expired") != 0) return 1;
+  return 0;
+}
+
+static int wait_level(const char *wait) {
+  if (strcmp(wait, "read") == 0) return 3;
+  if (strcmp(wait, "delivered") == 0) return 2;
+  return 1;
+}
+
+static const char *level_name(int level) {
+  static const char *const names[] = {"", "sent", "delivered", "read"};
+  return names[level];
+}
+
+/* ---- the message's own status ------------------------------------------- */
+
+/* Appends the event and, when the message has a callback URL, the outbox row. */
+static int record_event(struct store *s, const struct msg_row *m, int64_t attempt_id,
+                        const char *status, const char *channel, const char *error,
+                        int64_t cost, int64_t at) {
+  struct conn *c = &s->w;
+  sqlite3_stmt *st = sq_stmt(c, ST_EVENT_INSERT);
+  sqlite3_bind_int64(st, 1, m->id);
+  sqlite3_bind_int64(st, 2, attempt_id);
+  sq_bind_text(st, 3, status);
+  sqlite3_bind_int64(st, 4, at);
+  sq_bind_text(st, 5, error);
+  int rc = sq_step_done(c, st);
+  if (rc || m->callback_url[0] == '\0') return rc;
+
+  json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", m->public_id, "status", status,
+                        "channel", channel, "to", m->to, "at", (json_int_t)at);
+  json_object_set_new(j, "cost", json_real((double)cost / 10000.0));
+  if (error) json_object_set_new(j, "error", json_string(error));
+  char *payload = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
+  json_decref(j);
+  st = sq_stmt(c, ST_OUTBOX_INSERT);
+  sqlite3_bind_int64(st, 1, m->account_id);
+  sqlite3_bind_int64(st, 2, m->id);
+  sq_bind_text(st, 3, m->callback_url);
+  sq_bind_text(st, 4, payload);
+  sqlite3_bind_int64(st, 5, at);
+  rc = sq_step_done(c, st);
+  free(payload);
+  return rc;
+}
+
+/*
+ * Recomputes the message from its attempts: status (the best any attempt
+ * reached; once the cascade is over and none reached anything, failed or
+ * expired), the channel that reached it first, the total cost. Writes and
+ * records an event only when something changed.
+ */
+static int msg_refresh(struct store *s, struct msg_row *m, int64_t at) {
+  struct conn *c = &s->w;
+  sqlite3_stmt *st = sq_stmt(c, ST_ATT_OF_MSG);
+  sqlite3_bind_int64(st, 1, m->id);
+  int best = 0;
+  int64_t best_at = 0, cost = 0, best_att = 0, last_att = 0;
+  char best_ch[20] = "", last_ch[20] = "", last_status[16] = "", last_error[128] = "";
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    char status[16], ch[20];
+    sq_col_copy(st, 1, ch, sizeof ch);
+    sq_col_copy(st, 2, status, sizeof status);
+    int64_t t[3] = {sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4),
+                    sqlite3_column_int64(st, 5)};
+    cost += sqlite3_column_int64(st, 6);
+    int lvl = level_of(status, t[0], t[1], t[2]);
+    int64_t when = lvl ? t[lvl - 1] : 0;
+    if (lvl > best || (lvl == best && lvl > 0 && when < best_at)) {
+      best = lvl;
+      best_at = when;
+      best_att = sqlite3_column_int64(st, 0);
+      snprintf(best_ch, sizeof best_ch, "%s", ch);
+    }
+    if (strcmp(status, "skipped") != 0) {
+      last_att = sqlite3_column_int64(st, 0);
+      snprintf(last_ch, sizeof last_ch, "%s", ch);
+      snprintf(last_status, sizeof last_status, "%s", status);
+      sq_col_copy(st, 7, last_error, sizeof last_error);
+    }
+  }
+  sqlite3_reset(st);
+
+  const char *status = m->status;
+  const char *channel = best ? best_ch : last_ch;
+  int64_t att = best ? best_att : last_att;
+  const char *error = NULL;
+  if (best) {
+    status = level_name(best);
+  } else if (m->done) {
+    status = strcmp(last_status, "expired") == 0 ? "expired" : "failed";
+    error = last_error[0] ? last_error : (last_att ? NULL : "no channel of the cascade could be used");
+  }
+  int changed = strcmp(status, m->status) != 0;
+  if (!changed && strcmp(channel, m->channel) == 0 && cost == m->cost) return 0;
+  st = sq_stmt(c, ST_MSG_FIN);
+  sq_bind_text(st, 1, status);
+  sq_bind_text(st, 2, channel);
+  sqlite3_bind_int64(st, 3, cost);
+  sqlite3_bind_int(st, 4, m->delivered_twice);
+  sqlite3_bind_int64(st, 5, at);
+  sqlite3_bind_int64(st, 6, m->id);
+  int rc = sq_step_done(c, st);
+  if (rc || !changed) return rc;
+  snprintf(m->status, sizeof m->status, "%s", status);
+  return record_event(s, m, att, status, channel, error, cost, at);
+}
+
+/* ---- starting steps ------------------------------------------------------- */
+
+/* The address the message has for a channel, or NULL. */
+static const char *address_for(const struct msg_row *m, json_t *extra, const char *channel) {
+  const struct chan_driver *drv = chan_driver(channel);
+  if (drv == NULL) return NULL;
+  if (drv->address_field) {
+    const char *a = json_string_value(json_object_get(extra, drv->address_field));
+    if (a && a[0]) return a;
+    if (!drv->phone_fallback) return NULL;
+  }
+  return m->to[0] ? m->to : NULL;
+}
+
+static int attempt_insert(struct store *s, const struct msg_row *m, int step, const char *channel,
+                          const char *status, const char *address, int64_t scope,
+                          const char *error, int64_t at, int64_t due_at, int64_t *id) {
+  struct conn *c = &s->w;
+  int sms = strcmp(channel, "sms") == 0;
+  sqlite3_stmt *st = sq_stmt(c, ST_ATT_INSERT);
+  sqlite3_bind_int64(st, 1, m->id);
+  sqlite3_bind_int(st, 2, step);
+  sq_bind_text(st, 3, channel);
+  sq_bind_text(st, 4, sms ? m->route : NULL);
+  sq_bind_text(st, 5, status);
+  sqlite3_bind_int(st, 6, sms ? m->segments : 1);
+  sq_bind_text(st, 7, address);
+  sqlite3_bind_int64(st, 8, scope);
+  sq_bind_text(st, 9, error);
+  sqlite3_bind_int64(st, 10, at);
+  if (due_at)
+    sqlite3_bind_int64(st, 11, due_at);
+  else
+    sqlite3_bind_null(st, 11);
+  int rc = sq_step_done(c, st);
+  if (rc == 0 && id) *id = sqlite3_last_insert_rowid(c->db);
+  return rc;
+}
+
+/*
+ * Starts the first usable step at or after `from`: steps without an address
+ * or a configured channel become skipped attempts. When none is left the
+ * cascade is over. *started receives the new attempt (0 when none).
+ */
+static int start_from(struct store *s, struct msg_row *m, int from, int64_t at, int64_t *started,
+                      char *channel, size_t chcap) {
+  struct conn *c = &s->w;
+  struct store_step steps[STORE_MAX_STEPS];
+  int n = store_steps_parse(m->cascade, steps);
+  json_t *extra = m->extra ? json_loads(m->extra, 0, NULL) : NULL;
+  *started = 0;
+  int rc = 0;
+  for (int j = from; j < n && rc == 0 && *started == 0; j++) {
+    const char *ch = steps[j].channel;
+    const char *addr = address_for(m, extra, ch);
+    if (addr == NULL) {
+      const struct chan_driver *drv = chan_driver(ch);
+      char why[64];
+      snprintf(why, sizeof why, "no %s", drv && drv->address_field && !drv->phone_fallback
+                                             ? drv->address_field : "phone number");
+      rc = attempt_insert(s, m, j, ch, "skipped", NULL, 0, why, at, 0, NULL);
+      count(s, ch, C_SKIPPED);
+      continue;
+    }
+    int64_t scope = 0;
+    if (strcmp(ch, "sms") != 0) {
+      sqlite3_stmt *st = sq_stmt(c, ST_CHAN_SCOPE);
+      sq_bind_text(st, 1, ch);
+      sqlite3_bind_int64(st, 2, m->account_id);
+      int found = sqlite3_step(st) == SQLITE_ROW;
+      if (found) scope = sqlite3_column_int64(st, 0);
+      sqlite3_reset(st);
+      if (!found) {
+        rc = attempt_insert(s, m, j, ch, "skipped", addr, 0, "channel not configured", at, 0,
+                            NULL);
+        count(s, ch, C_SKIPPED);
+        continue;
+      }
+    }
+    int sms = strcmp(ch, "sms") == 0;
+    int64_t id = 0;
+    rc = attempt_insert(s, m, j, ch, "sending", addr, scope, NULL, at, sms ? 0 : at, &id);
+    if (rc) break;
+    int64_t wait_until = steps[j].timeout_ms > 0 ? at + steps[j].timeout_ms : 0;
+    sqlite3_stmt *st = sq_stmt(c, ST_MSG_STEP);
+    sqlite3_bind_int(st, 1, j);
+    sqlite3_bind_int64(st, 2, id);
+    if (sms)
+      sqlite3_bind_int64(st, 3, at);
+    else
+      sqlite3_bind_null(st, 3);
+    if (wait_until)
+      sqlite3_bind_int64(st, 4, wait_until);
+    else
+      sqlite3_bind_null(st, 4);
+    sqlite3_bind_int64(st, 5, at);
+    sqlite3_bind_int64(st, 6, m->id);
+    rc = sq_step_done(c, st);
+    if (rc) break;
+    m->step = j;
+    m->attempt_id = id;
+    *started = id;
+    if (channel) snprintf(channel, chcap, "%s", ch);
+    count(s, ch, C_STARTED);
+    if (!sms)
+      note(s, STORE_NOTE_CHANNEL, m->id, id, at);
+    else if (!s->in_insert)
+      note(s, STORE_NOTE_SMS, m->id, id, at);
+    if (wait_until) note(s, STORE_NOTE_WAIT, m->id, id, wait_until);
+  }
+  json_decref(extra);
+  if (rc == 0 && *started == 0) {
+    sqlite3_stmt *st = sq_stmt(c, ST_MSG_DONE);
+    sqlite3_bind_int64(st, 1, at);
+    sqlite3_bind_int64(st, 2, m->id);
+    rc = sq_step_done(c, st);
+    m->done = 1;
+    count(s, "", C_FINISHED);
+  }
+  return rc;
+}
+
+int casc_start(struct store *s, int64_t msg_id, int64_t at, int64_t *attempt_id,
+               char *channel, size_t chcap) {
+  struct msg_row m;
+  int rc = msg_load(s, msg_id, &m);
+  if (rc) return rc;
+  channel[0] = '\0';
+  rc = start_from(s, &m, 0, at, attempt_id, channel, chcap);
+  if (rc == 0) rc = msg_refresh(s, &m, at);
+  msg_row_free(&m);
+  return rc;
+}
+
+/* The current step has ended: done, or on to the next one. */
+static int cascade_done(struct store *s, struct msg_row *m, int64_t at) {
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_MSG_DONE);
+  sqlite3_bind_int64(st, 1, at);
+  sqlite3_bind_int64(st, 2, m->id);
+  m->done = 1;
+  count(s, "", C_FINISHED);
+  return sq_step_done(&s->w, st);
+}
+
+/* ---- attempt events ------------------------------------------------------- */
+
+static int rank_attempt(const char *status) {
+  if (strcmp(status, "read") == 0) return 3;
+  if (strcmp(status, "delivered") == 0) return 2;
+  if (strcmp(status, "sent") == 0) return 1;
+  return 0;
+}
+
+int casc_attempt_event(struct store *s, int64_t attempt_id, const char *status,
+                       const char *provider_id, const char *error, int64_t at, int units) {
+  struct conn *c = &s->w;
+  struct att_row a;
+  int rc = att_load(s, attempt_id, &a);
+  if (rc == KK_ENOENT) {
+    kk_warnx(LOGCTX, "status %s for attempt %lld, which does not exist", status,
+             (long long)attempt_id);
+    return 0;
+  }
+  if (rc) return rc;
+  struct msg_row m;
+  rc = msg_load(s, a.msg_id, &m);
+  if (rc == KK_ENOENT) return 0;
+  if (rc) return rc;
+
+  int current = !m.done && m.attempt_id == attempt_id;
+  int before = level_of(a.status, a.sent_at, a.delivered_at, a.read_at);
+  int failure = strcmp(status, "failed") == 0 || strcmp(status, "expired") == 0;
+  int64_t sent_at = a.sent_at, delivered_at = a.delivered_at, read_at = a.read_at;
+  char new_status[16];
+  snprintf(new_status, sizeof new_status, "%s", a.status);
+  int64_t cost = 0;
+  if (failure) {
+    /* A failure after delivery or reading changes nothing we knew. */
+    if (before >= 2 || strcmp(a.status, "failed") == 0 || strcmp(a.status, "expired") == 0 ||
+        strcmp(a.status, "skipped") == 0) {
+      msg_row_free(&m);
+      return 0;
+    }
+    snprintf(new_status, sizeof new_status, "%s", status);
+  } else {
+    int r = rank_attempt(status);
+    if (r == 0) {
+      msg_row_free(&m);
+      return 0;
+    }
+    if (!sent_at) {
+      sent_at = at;
+      cost = casc_price(s, m.account_id, a.channel) * (units > 0 ? units : 1);
+    }
+    if (r == 2 && !delivered_at) delivered_at = at;
+    if (r == 3 && !read_at) read_at = at;
+    /* The attempt's status moves forward only; a late one overwrites
+       "timeout" so the report shows what finally happened. */
+    if (r > rank_attempt(a.status)) snprintf(new_status, sizeof new_status, "%s", status);
+  }
+  int after = level_of(new_status, sent_at, delivered_at, read_at);
+  if (strcmp(new_status, a.status) == 0 && after == before && cost == 0 &&
+      delivered_at == a.delivered_at && read_at == a.read_at && provider_id == NULL) {
+    msg_row_free(&m);     /* a repeated status */
+    return 0;
+  }
+  sqlite3_stmt *st = sq_stmt(c, ST_ATT_SET);
+  sq_bind_text(st, 1, new_status);
+  if (sent_at) sqlite3_bind_int64(st, 2, sent_at); else sqlite3_bind_null(st, 2);
+  if (delivered_at) sqlite3_bind_int64(st, 3, delivered_at); else sqlite3_bind_null(st, 3);
+  if (read_at) sqlite3_bind_int64(st, 4, read_at); else sqlite3_bind_null(st, 4);
+  sq_bind_text(st, 5, provider_id && provider_id[0] ? provider_id : NULL);
+  sq_bind_text(st, 6, error && error[0] ? error : NULL);
+  sqlite3_bind_int64(st, 7, cost);
+  sqlite3_bind_int64(st, 8, attempt_id);
+  rc = sq_step_done(c, st);
+  if (rc) goto out;
+  if (strcmp(new_status, a.status) != 0) {
+    st = sq_stmt(c, ST_EVENT_INSERT);
+    sqlite3_bind_int64(st, 1, m.id);
+    sqlite3_bind_int64(st, 2, attempt_id);
+    char ev[40];
+    snprintf(ev, sizeof ev, "%s:%s", a.channel, new_status);
+    sq_bind_text(st, 3, ev);
+    sqlite3_bind_int64(st, 4, at);
+    sq_bind_text(st, 5, error && error[0] ? error : NULL);
+    rc = sq_step_done(c, st);
+    if (rc) goto out;
+    if (after > before && after >= 1 && before < 1) count(s, a.channel, C_SENT);
+    if (after >= 2 && before < 2 && after == 2) count(s, a.channel, C_DELIVERED);
+    if (after == 3 && before < 3) count(s, a.channel, C_READ);
+    if (failure) count(s, a.channel, C_FAILED);
+    if (!current) count(s, a.channel, C_LATE);
+  }
+
+  /* Did a second channel also reach the person? */
+  if (after >= 2 && before < 2) {
+    sqlite3_stmt *q = sq_stmt(c, ST_ATT_OF_MSG);
+    sqlite3_bind_int64(q, 1, m.id);
+    int others = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+      if (sqlite3_column_int64(q, 0) == attempt_id) continue;
+      char qs[16];
+      sq_col_copy(q, 2, qs, sizeof qs);
+      if (level_of(qs, sqlite3_column_int64(q, 3), sqlite3_column_int64(q, 4),
+                   sqlite3_column_int64(q, 5)) >= 2)
+        others++;
+    }
+    sqlite3_reset(q);
+    if (others > 0) {
+      m.delivered_twice++;
+      count(s, a.channel, C_TWICE);
+    }
+  }
+
+  if (current) {
+    struct store_step steps[STORE_MAX_STEPS];
+    int n = store_steps_parse(m.cascade, steps);
+    int wl = a.step < n ? wait_level(steps[a.step].wait) : 1;
+    if (strcmp(a.channel, "sms") == 0 && (after >= 1 || failure)) {
+      /* An SMS whose parts are all out is no longer due for the dispatcher. */
+      st = sq_stmt(c, ST_MSG_CLEAR_DUE);
+      sqlite3_bind_int64(st, 1, m.id);
+      rc = sq_step_done(c, st);
+      if (rc) goto out;
+    }
+    if (after >= wl) {
+      rc = cascade_done(s, &m, at);
+    } else if (failure) {
+      if (a.step + 1 < n) count(s, a.channel, C_FALLTHROUGH);
+      int64_t started;
+      rc = start_from(s, &m, a.step + 1, at, &started, NULL, 0);
+    }
+    if (rc) goto out;
+  }
+  rc = msg_refresh(s, &m, at);
+out:
+  msg_row_free(&m);
+  return rc;
+}
+
+/* ---- operations: channel sends ------------------------------------------- */
+
+static void chan_due_row(sqlite3_stmt *st, struct store_chan_due *d) {
+  memset(d, 0, sizeof *d);
+  d->attempt_id = sqlite3_column_int64(st, 0);
+  d->msg_id = sqlite3_column_int64(st, 1);
+  d->account_id = sqlite3_column_int64(st, 2);
+  d->scope = sqlite3_column_int64(st, 3);
+  sq_col_copy(st, 4, d->channel, sizeof d->channel);
+  sq_col_copy(st, 5, d->public_id, sizeof d->public_id);
+  sq_col_copy(st, 6, d->to, sizeof d->to);
+  sq_col_copy(st, 7, d->address, sizeof d->address);
+  sq_col_copy(st, 8, d->msg_class, sizeof d->msg_class);
+  d->text = sq_col_dup(st, 9);
+  d->extra = sqlite3_column_type(st, 10) == SQLITE_NULL ? kk_xstrdup("{}") : sq_col_dup(st, 10);
+  d->tries = sqlite3_column_int(st, 11);
+  d->due_at = sqlite3_column_int64(st, 12);
+  d->expires_at = sqlite3_column_int64(st, 13);
+  d->created_at = sqlite3_column_int64(st, 14);
+}
+
+int store_chan_due(struct store *s, int64_t now, struct store_chan_due *out, int max, int *n) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_CHAN_DUE);
+  sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_int(st, 2, max);
+  int k = 0, rc = SQLITE_DONE;
+  while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) chan_due_row(st, &out[k++]);
+  sqlite3_reset(st);
+  *n = k;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    for (int i = 0; i < k; i++) {
+      free(out[i].text);
+      free(out[i].extra);
+    }
+    *n = 0;
+    return KK_ESTORE;
+  }
+  return 0;
+}
+
+static int64_t scalar(struct store *s, enum stmt_id id) {
+  sqlite3_stmt *st = sq_stmt(&s->r, id);
+  int64_t v = 0;
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return v;
+}
+
+int64_t store_chan_next_due(struct store *s) { return scalar(s, ST_CHAN_NEXT); }
+int64_t store_wait_next(struct store *s) { return scalar(s, ST_WAIT_NEXT); }
+
+struct chan_result_data {
+  struct store_chan_result r;
+  char provider_id[72];
+  char error[160];
+};
+
+static int exec_chan_result(struct store *s, struct store_op *op) {
+  struct chan_result_data *d = op->data;
+  struct store_chan_result *r = &d->r;
+  if (r->outcome == STORE_CHAN_RETRY) {
+    sqlite3_stmt *st = sq_stmt(&s->w, ST_ATT_RETRY);
+    sqlite3_bind_int64(st, 1, r->retry_at);
+    sq_bind_text(st, 2, d->error[0] ? d->error : NULL);
+    sqlite3_bind_int64(st, 3, r->attempt_id);
+    int rc = sq_step_done(&s->w, st);
+    if (rc == 0) note(s, STORE_NOTE_CHANNEL, 0, r->attempt_id, r->retry_at);
+    return rc;
+  }
+  if (r->outcome == STORE_CHAN_SENT)
+    return casc_attempt_event(s, r->attempt_id, "sent", d->provider_id, NULL, r->at, r->units);
+  return casc_attempt_event(s, r->attempt_id, "failed", NULL, d->error, r->at, 0);
+}
+
+void store_chan_result(struct store *s, const struct store_chan_result *r,
+                       store_done_cb done, void *arg) {
+  struct chan_result_data *d = kk_xcalloc(1, sizeof *d);
+  d->r = *r;
+  snprintf(d->provider_id, sizeof d->provider_id, "%s", r->provider_id ? r->provider_id : "");
+  snprintf(d->error, sizeof d->error, "%s", r->error ? r->error : "");
+  d->r.provider_id = d->provider_id;
+  d->r.error = d->error;
+  struct store_op *op = store_op_new(exec_chan_result, done, arg, d, 0);
+  op->weight = 4;
+  store_submit(s, op);
+}
+
+/* ---- operations: provider statuses ------------------------------------- */
+
+struct chan_status_data {
+  struct store_chan_status *st;   /* caller's, alive until done */
+  char channel[20], provider_id[72], peer[32], status[12], error[128];
+};
+
+static int exec_chan_status(struct store *s, struct store_op *op) {
+  struct chan_status_data *d = op->data;
+  struct conn *c = &s->w;
+  d->st->matched = 0;
+  int64_t ids[64];
+  int n = 0;
+  if (d->provider_id[0]) {
+    sqlite3_stmt *st = sq_stmt(c, ST_ATT_BY_PROVIDER);
+    sq_bind_text(st, 1, d->channel);
+    sq_bind_text(st, 2, d->provider_id);
+    sqlite3_bind_int64(st, 3, d->st->scope);
+    while (n < 64 && sqlite3_step(st) == SQLITE_ROW) ids[n++] = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+  } else if (d->peer[0] && strcmp(d->channel, "vk") == 0) {
+    sqlite3_stmt *st = sq_stmt(c, ST_ATT_VK_READ);
+    sq_bind_text(st, 1, d->peer);
+    sqlite3_bind_int64(st, 2, d->st->scope);
+    sqlite3_bind_int64(st, 3, d->st->read_upto);
+    while (n < 64 && sqlite3_step(st) == SQLITE_ROW) ids[n++] = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+  }
+  for (int i = 0; i < n; i++) {
+    int rc = casc_attempt_event(s, ids[i], d->status, NULL, d->error[0] ? d->error : NULL,
+                                d->st->at, 0);
+    if (rc) return rc;
+  }
+  d->st->matched = n;
+  return 0;
+}
+
+void store_chan_status(struct store *s, struct store_chan_status *st,
+                       store_done_cb done, void *arg) {
+  struct chan_status_data *d = kk_xcalloc(1, sizeof *d);
+  d->st = st;
+  snprintf(d->channel, sizeof d->channel, "%s", st->channel);
+  snprintf(d->provider_id, sizeof d->provider_id, "%s", st->provider_id ? st->provider_id : "");
+  snprintf(d->peer, sizeof d->peer, "%s", st->peer ? st->peer : "");
+  snprintf(d->status, sizeof d->status, "%s", st->status);
+  snprintf(d->error, sizeof d->error, "%s", st->error ? st->error : "");
+  struct store_op *op = store_op_new(exec_chan_status, done, arg, d, 0);
+  op->weight = 4;
+  store_submit(s, op);
+}
+
+/* ---- operations: step deadlines ------------------------------------------- */
+
+int store_wait_due(struct store *s, int64_t now, struct store_wait_due *out, int max, int *n) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_WAIT_DUE);
+  sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_int(st, 2, max);
+  int k = 0;
+  while (k < max && sqlite3_step(st) == SQLITE_ROW) {
+    out[k].msg_id = sqlite3_column_int64(st, 0);
+    out[k].step = sqlite3_column_int(st, 1);
+    out[k].wait_until = sqlite3_column_int64(st, 2);
+    k++;
+  }
+  sqlite3_reset(st);
+  *n = k;
+  return 0;
+}
+
+struct timeout_data {
+  int64_t msg_id;
+  int step;
+  int64_t at;
+};
+
+static int exec_step_timeout(struct store *s, struct store_op *op) {
+  struct timeout_data *d = op->data;
+  struct conn *c = &s->w;
+  struct msg_row m;
+  int rc = msg_load(s, d->msg_id, &m);
+  if (rc == KK_ENOENT) return 0;
+  if (rc) return rc;
+  if (m.done || m.step != d->step) {
+    msg_row_free(&m);
+    return 0;
+  }
+  struct att_row a;
+  rc = att_load(s, m.attempt_id, &a);
+  if (rc == 0 && (strcmp(a.status, "sending") == 0 || strcmp(a.status, "sent") == 0)) {
+    sqlite3_stmt *st = sq_stmt(c, ST_ATT_SET);
+    sq_bind_text(st, 1, "timeout");
+    if (a.sent_at) sqlite3_bind_int64(st, 2, a.sent_at); else sqlite3_bind_null(st, 2);
+    if (a.delivered_at) sqlite3_bind_int64(st, 3, a.delivered_at); else sqlite3_bind_null(st, 3);
+    if (a.read_at) sqlite3_bind_int64(st, 4, a.read_at); else sqlite3_bind_null(st, 4);
+    sqlite3_bind_null(st, 5);
+    sqlite3_bind_null(st, 6);
+    sqlite3_bind_int64(st, 7, 0);
+    sqlite3_bind_int64(st, 8, m.attempt_id);
+    rc = sq_step_done(c, st);
+    if (rc == 0) {
+      st = sq_stmt(c, ST_EVENT_INSERT);
+      sqlite3_bind_int64(st, 1, m.id);
+      sqlite3_bind_int64(st, 2, m.attempt_id);
+      char ev[40];
+      snprintf(ev, sizeof ev, "%s:timeout", a.channel);
+      sq_bind_text(st, 3, ev);
+      sqlite3_bind_int64(st, 4, d->at);
+      sqlite3_bind_null(st, 5);
+      rc = sq_step_done(c, st);
+    }
+    count(s, a.channel, C_TIMEOUT);
+    count(s, a.channel, C_FALLTHROUGH);
+  } else if (rc == KK_ENOENT) {
+    rc = 0;
+  }
+  if (rc == 0) {
+    if (strcmp(a.channel, "sms") == 0) {
+      sqlite3_stmt *st = sq_stmt(c, ST_MSG_CLEAR_DUE);
+      sqlite3_bind_int64(st, 1, m.id);
+      rc = sq_step_done(c, st);
+    }
+  }
+  int64_t started;
+  if (rc == 0) rc = start_from(s, &m, d->step + 1, d->at, &started, NULL, 0);
+  if (rc == 0) rc = msg_refresh(s, &m, d->at);
+  msg_row_free(&m);
+  return rc;
+}
+
+void store_step_timeout(struct store *s, int64_t msg_id, int step, int64_t at,
+                        store_done_cb done, void *arg) {
+  struct timeout_data *d = kk_xcalloc(1, sizeof *d);
+  d->msg_id = msg_id;
+  d->step = step;
+  d->at = at;
+  struct store_op *op = store_op_new(exec_step_timeout, done, arg, d, 0);
+  op->weight = 5;
+  store_submit(s, op);
+}
+
+/* ---- settings: channels, prices, named cascades --------------------------- */
+
+struct kv_data {
+  int64_t account_id;
+  char key[72];
+  char *value;              /* owned; NULL: delete */
+  int64_t num;
+  enum stmt_id put, del;
+  int kind;                 /* 0 text value, 1 number */
+};
+
+static int exec_kv(struct store *s, struct store_op *op) {
+  struct kv_data *d = op->data;
+  int del = d->kind == 0 ? d->value == NULL : d->num < 0;
+  sqlite3_stmt *st = sq_stmt(&s->w, del ? d->del : d->put);
+  sqlite3_bind_int64(st, 1, d->account_id);
+  sq_bind_text(st, 2, d->key);
+  if (!del) {
+    if (d->kind == 0) {
+      sq_bind_text(st, 3, d->value);
+      sqlite3_bind_int64(st, 4, store_now_ms());
+    } else {
+      sqlite3_bind_int64(st, 3, d->num);
+    }
+  }
+  int rc = sq_step_done(&s->w, st);
+  free(d->value);
+  d->value = NULL;
+  return rc;
+}
+
+static void kv_put(struct store *s, int64_t account_id, const char *key, const char *value,
+                   int64_t num, int kind, enum stmt_id put, enum stmt_id del,
+                   store_done_cb done, void *arg) {
+  struct kv_data *d = kk_xcalloc(1, sizeof *d);
+  d->account_id = account_id;
+  snprintf(d->key, sizeof d->key, "%s", key);
+  d->value = value ? kk_xstrdup(value) : NULL;
+  d->num = num;
+  d->kind = kind;
+  d->put = put;
+  d->del = del;
+  store_submit(s, store_atomic(store_op_new(exec_kv, done, arg, d, 0)));
+}
+
+void store_channel_put(struct store *s, int64_t account_id, const char *channel,
+                       const char *config, store_done_cb done, void *arg) {
+  kv_put(s, account_id, channel, config, 0, 0, ST_CHSET_PUT, ST_CHSET_DEL, done, arg);
+}
+
+void store_price_put(struct store *s, int64_t account_id, const char *channel, int64_t price,
+                     store_done_cb done, void *arg) {
+  kv_put(s, account_id, channel, NULL, price, 1, ST_PRICE_PUT, ST_PRICE_DEL, done, arg);
+}
+
+void store_cascade_put(struct store *s, int64_t account_id, const char *name, const char *steps,
+                       store_done_cb done, void *arg) {
+  kv_put(s, account_id, name, steps, 0, 0, ST_CASC_PUT, ST_CASC_DEL, done, arg);
+}
+
+int store_channels_each(struct store *s,
+                        void (*fn)(void *arg, int64_t account_id, const char *channel,
+                                   const char *config),
+                        void *arg) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_CHSET_ALL);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+       (const char *)sqlite3_column_text(st, 2));
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+int store_prices_each(struct store *s,
+                      void (*fn)(void *arg, int64_t account_id, const char *channel,
+                                 int64_t price),
+                      void *arg) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_PRICE_ALL);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+       sqlite3_column_int64(st, 2));
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+int store_cascade_get(struct store *s, int64_t account_id, const char *name, char **out) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_CASC_GET);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, name);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *out = sq_col_dup(st, 0);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+}
+
+int store_cascades_each(struct store *s, int64_t account_id,
+                        void (*fn)(void *arg, const char *name, const char *steps), void *arg) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_CASC_ALL);
+  sqlite3_bind_int64(st, 1, account_id);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    fn(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}

@@ -1,0 +1,253 @@
+/*
+ * store_int.h - what the SQLite backend's files share: the statement list,
+ * the connection and queued-operation types, and the helpers that bind, step
+ * and queue. Not for use outside src/store.
+ */
+#ifndef STORE_INT_H
+#define STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+/* ---- statements -------------------------------------------------------- */
+
+/* Every statement, by number; each connection prepares what it uses lazily. */
+#define STMT_LIST(XX)                                                          \
+  XX(BEGIN, "BEGIN IMMEDIATE")                                                 \
+  XX(COMMIT, "COMMIT")                                                         \
+  XX(ROLLBACK, "ROLLBACK")                                                     \
+  XX(SAVEPOINT, "SAVEPOINT op")                                                \
+  XX(RELEASE, "RELEASE op")                                                    \
+  XX(ROLLBACK_TO, "ROLLBACK TO op")                                            \
+  XX(ACC_INSERT, "INSERT INTO accounts(public_id,name,sms_route,"              \
+                 "callback_secret,created_at) VALUES(?,?,?,?,?)")              \
+  XX(ACC_UPDATE, "UPDATE accounts SET name=?, sms_route=? WHERE id=?")         \
+  XX(ACC_GET, "SELECT id,public_id,name,sms_route,callback_secret,created_at"  \
+              " FROM accounts WHERE public_id=?")                              \
+  XX(ACC_GET_ID, "SELECT id,public_id,name,sms_route,callback_secret,"         \
+                 "created_at FROM accounts WHERE id=?")                        \
+  XX(KEY_INSERT, "INSERT INTO api_keys(account_id,key_hash,prefix,created_at)" \
+                 " VALUES(?,?,?,?)")                                           \
+  XX(KEY_ALL, "SELECT key_hash,account_id FROM api_keys"                       \
+              " WHERE revoked_at IS NULL")                                     \
+  XX(ROUTE_PUT, "INSERT INTO routes(name,config,updated_at) VALUES(?,?,?)"     \
+                " ON CONFLICT(name) DO UPDATE SET config=excluded.config,"     \
+                " updated_at=excluded.updated_at")                             \
+  XX(ROUTE_DEL, "DELETE FROM routes WHERE name=?")                             \
+  XX(ROUTE_ALL, "SELECT name,config FROM routes ORDER BY name")                \
+  XX(IDEM_FIND, "SELECT id,public_id,status,encoding,segments,created_at"      \
+                " FROM messages WHERE account_id=? AND idem_key=?")            \
+  XX(IDEM_CLEAR, "UPDATE messages SET idem_key=NULL WHERE id=?")               \
+  XX(MSG_INSERT, "INSERT INTO messages(public_id,account_id,idem_key,"         \
+                 "to_number,sender,body,class,encoding,segments,status,"       \
+                 "channel,callback_url,created_at,expires_at,updated_at,"      \
+                 "cascade,extra,route,sms_only_cost) VALUES(?,?,?,?,?,?,?,?,?,"\
+                 "'accepted','',?,?,?,?,?,?,?,?)")                             \
+  XX(ATT_INSERT, "INSERT INTO attempts(message_id,step,channel,route,status,"  \
+                 "segments,address,scope,error,created_at,due_at)"             \
+                 " VALUES(?,?,?,?,?,?,?,?,?,?,?)")                             \
+  XX(DUE_SCAN, "SELECT m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"  \
+               "m.body,a.parts_sent,m.due_at,m.expires_at FROM messages m"    \
+               " JOIN attempts a ON a.id=m.attempt_id AND a.channel='sms'"     \
+               " WHERE m.due_at IS NOT NULL AND m.id>? ORDER BY m.id LIMIT ?") \
+  XX(DUE_GET, "SELECT m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"   \
+              "m.body,a.parts_sent,m.due_at,m.expires_at FROM messages m"     \
+              " JOIN attempts a ON a.id=m.attempt_id AND a.channel='sms'"      \
+              " WHERE m.due_at IS NOT NULL AND m.id=?")                        \
+  XX(PART_INSERT, "INSERT OR REPLACE INTO sms_parts(route,provider_id,"        \
+                  "attempt_id,part,state) VALUES(?,?,?,?,'sent')")             \
+  XX(ATT_GET, "SELECT status,segments,parts_sent,parts_delivered"              \
+              " FROM attempts WHERE id=?")                                     \
+  XX(ATT_SENT, "UPDATE attempts SET parts_sent=?, provider_id="                \
+               "COALESCE(provider_id,?) WHERE id=?")                           \
+  XX(ATT_ERROR, "UPDATE attempts SET error=? WHERE id=?")                      \
+  XX(ATT_DELIVERED_PART, "UPDATE attempts SET parts_delivered="                \
+                         "parts_delivered+1 WHERE id=?")                       \
+  XX(MSG_SET_DUE, "UPDATE messages SET due_at=?, updated_at=? WHERE id=?")     \
+  XX(PART_FIND, "SELECT attempt_id,part,state FROM sms_parts"                  \
+                " WHERE route=? AND provider_id=?")                            \
+  XX(PART_SET, "UPDATE sms_parts SET state=? WHERE route=? AND provider_id=?") \
+  XX(EARLY_PUT, "INSERT OR REPLACE INTO early_receipts(route,provider_id,"     \
+                "other_id,state,error,at) VALUES(?,?,?,?,?,?)")                \
+  XX(EARLY_GET, "SELECT other_id,state,error,at FROM early_receipts"          \
+                " WHERE route=? AND provider_id=?")                            \
+  XX(EARLY_DEL, "DELETE FROM early_receipts WHERE route=?1 AND"                \
+                " provider_id IN (?2,?3)")                                     \
+  XX(EARLY_EXPIRE, "DELETE FROM early_receipts WHERE at<?")                    \
+  XX(ATT_MSG, "SELECT message_id,segments,parts_delivered,status"              \
+              " FROM attempts WHERE id=?")                                     \
+  XX(EVENT_INSERT, "INSERT INTO events(message_id,attempt_id,status,at,detail)" \
+                   " VALUES(?,?,?,?,?)")                                       \
+  XX(OUTBOX_INSERT, "INSERT INTO outbox(account_id,message_id,url,payload,"    \
+                    "due_at) VALUES(?,?,?,?,?)")                               \
+  XX(OUTBOX_DUE, "SELECT id,account_id,url,payload,tries FROM outbox"          \
+                 " WHERE due_at<=? ORDER BY due_at LIMIT ?")                   \
+  XX(OUTBOX_DEL, "DELETE FROM outbox WHERE id=?")                              \
+  XX(OUTBOX_RETRY, "UPDATE outbox SET tries=tries+1, due_at=?, last_error=?"   \
+                   " WHERE id=?")                                              \
+  XX(OUTBOX_NEXT, "SELECT MIN(due_at) FROM outbox")                            \
+  XX(MO_INSERT, "INSERT INTO inbound(route,from_number,to_addr,body,at)"       \
+                " VALUES(?,?,?,?,?)")                                          \
+  XX(MSG_VIEW, "SELECT id,public_id,to_number,sender,class,status,encoding,"   \
+               "segments,channel,idem_key,callback_url,created_at,expires_at," \
+               "updated_at,cost,sms_only_cost,delivered_twice,done"            \
+               " FROM messages WHERE public_id=? AND account_id=?")            \
+  XX(ATT_VIEW, "SELECT channel,route,status,provider_id,segments,error,"       \
+               "created_at,sent_at,delivered_at,read_at,step,cost FROM attempts" \
+               " WHERE message_id=? ORDER BY id LIMIT 16")                     \
+  XX(MSG_LIST, "SELECT id,public_id,to_number,sender,class,status,encoding,"   \
+               "segments,channel,idem_key,callback_url,created_at,expires_at," \
+               "updated_at,cost,sms_only_cost,delivered_twice,done"            \
+               " FROM messages WHERE account_id=?1"                            \
+               " AND (?2 IS NULL OR status=?2) AND created_at>=?3"             \
+               " AND created_at<?4 AND id<?5 ORDER BY id DESC LIMIT ?6")       \
+  XX(MSG_ROW, "SELECT account_id,public_id,to_number,status,callback_url,step," \
+              "attempt_id,done,cascade,extra,route,segments,channel,cost,"     \
+              "delivered_twice FROM messages WHERE id=?")                      \
+  XX(MSG_STEP, "UPDATE messages SET step=?, attempt_id=?, due_at=?,"           \
+               " wait_until=?, updated_at=? WHERE id=?")                       \
+  XX(MSG_DONE, "UPDATE messages SET done=1, due_at=NULL, wait_until=NULL,"     \
+               " updated_at=? WHERE id=?")                                     \
+  XX(MSG_FIN, "UPDATE messages SET status=?, channel=?, cost=?,"               \
+              " delivered_twice=?, updated_at=? WHERE id=?")                   \
+  XX(MSG_CLEAR_DUE, "UPDATE messages SET due_at=NULL WHERE id=?")              \
+  XX(ATT_OF_MSG, "SELECT id,channel,status,sent_at,delivered_at,read_at,cost,"  \
+                 "error FROM attempts WHERE message_id=? ORDER BY id")         \
+  XX(ATT_ROW, "SELECT message_id,channel,status,step,sent_at,delivered_at,"     \
+              "read_at,segments FROM attempts WHERE id=?")                     \
+  XX(ATT_SET, "UPDATE attempts SET status=?, sent_at=?, delivered_at=?,"        \
+              " read_at=?, provider_id=COALESCE(provider_id,?),"               \
+              " error=COALESCE(?,error), cost=cost+?, due_at=NULL WHERE id=?") \
+  XX(ATT_RETRY, "UPDATE attempts SET due_at=?, tries=tries+1,"                  \
+                " error=COALESCE(?,error) WHERE id=?")                         \
+  XX(CHAN_SCOPE, "SELECT account_id FROM channel_settings WHERE channel=?1"     \
+                 " AND account_id IN (?2,0) ORDER BY account_id DESC LIMIT 1")  \
+  XX(PRICE_GET, "SELECT price FROM prices WHERE channel=?1"                     \
+                " AND account_id IN (?2,0) ORDER BY account_id DESC LIMIT 1")   \
+  XX(CHAN_DUE, "SELECT a.id,a.message_id,m.account_id,a.scope,a.channel,"      \
+               "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"     \
+               "a.tries,a.due_at,m.expires_at,m.created_at FROM attempts a"    \
+               " JOIN messages m ON m.id=a.message_id WHERE a.due_at IS NOT"   \
+               " NULL AND a.due_at<=? ORDER BY a.due_at LIMIT ?")              \
+  XX(CHAN_NEXT, "SELECT MIN(due_at) FROM attempts WHERE due_at IS NOT NULL")   \
+  XX(ATT_BY_PROVIDER, "SELECT id FROM attempts WHERE channel=? AND"            \
+                      " provider_id=? AND scope=?")                            \
+  XX(ATT_VK_READ, "SELECT id FROM attempts WHERE channel='vk' AND address=?1"  \
+                  " AND scope=?2 AND provider_id IS NOT NULL AND read_at IS"   \
+                  " NULL AND CAST(provider_id AS INTEGER)<=?3 LIMIT 64")       \
+  XX(WAIT_DUE, "SELECT id,step,wait_until FROM messages WHERE wait_until IS"   \
+               " NOT NULL AND wait_until<=? ORDER BY wait_until LIMIT ?")      \
+  XX(WAIT_NEXT, "SELECT MIN(wait_until) FROM messages"                         \
+                " WHERE wait_until IS NOT NULL")                               \
+  XX(CHSET_PUT, "INSERT INTO channel_settings(account_id,channel,config,"      \
+                "updated_at) VALUES(?,?,?,?) ON CONFLICT(account_id,channel)"  \
+                " DO UPDATE SET config=excluded.config,"                       \
+                " updated_at=excluded.updated_at")                             \
+  XX(CHSET_DEL, "DELETE FROM channel_settings WHERE account_id=? AND channel=?") \
+  XX(CHSET_ALL, "SELECT account_id,channel,config FROM channel_settings"       \
+                " ORDER BY account_id,channel")                                \
+  XX(PRICE_PUT, "INSERT INTO prices(account_id,channel,price) VALUES(?,?,?)"   \
+                " ON CONFLICT(account_id,channel) DO UPDATE SET"               \
+                " price=excluded.price")                                       \
+  XX(PRICE_DEL, "DELETE FROM prices WHERE account_id=? AND channel=?")         \
+  XX(PRICE_ALL, "SELECT account_id,channel,price FROM prices"                  \
+                " ORDER BY account_id,channel")                                \
+  XX(CASC_PUT, "INSERT INTO cascades(account_id,name,steps,updated_at)"        \
+               " VALUES(?,?,?,?) ON CONFLICT(account_id,name) DO UPDATE SET"   \
+               " steps=excluded.steps, updated_at=excluded.updated_at")        \
+  XX(CASC_DEL, "DELETE FROM cascades WHERE account_id=? AND name=?")           \
+  XX(CASC_GET, "SELECT steps FROM cascades WHERE account_id=? AND name=?")     \
+  XX(CASC_ALL, "SELECT name,steps FROM cascades WHERE account_id=?"            \
+               " ORDER BY name")
+
+enum stmt_id {
+#define XX(name, sql) ST_##name,
+  STMT_LIST(XX)
+#undef XX
+  ST__COUNT
+};
+
+extern const char *const stmt_sql[];
+
+/* A connection with its prepared statements. */
+struct conn {
+  sqlite3 *db;
+  sqlite3_stmt *st[ST__COUNT];
+};
+
+/* ---- operations -------------------------------------------------------- */
+
+struct store_op;
+typedef int (*op_exec_fn)(struct store *s, struct store_op *op);
+
+/* One queued write. Allocated by the queuing function, freed on the loop
+   thread after its done callback ran. */
+struct store_op {
+  struct store_op *next;
+  op_exec_fn exec;      /* runs on the writer thread, inside a savepoint */
+  store_done_cb done;   /* runs on the loop thread after the commit */
+  void *arg;
+  int rc;
+  int weight;           /* rows this operation touches, for batching */
+  int atomic;           /* may fail on its own (constraints): runs in a savepoint */
+  void *data;           /* op-specific, freed with free() unless borrowed */
+  int borrowed;         /* 1: data belongs to the caller */
+};
+
+struct store {
+  uv_loop_t *loop;
+  struct conn w;                /* writer thread's connection */
+  struct conn r;                /* loop thread's connection */
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  struct store_op *q_head, **q_tail;       /* queued, guarded by mu */
+  struct store_op *done_head, **done_tail; /* committed, guarded by mu */
+  int stop;                     /* guarded by mu */
+  int pending;                  /* loop thread only */
+  int max_batch;
+  uv_async_t async;
+  struct store_stats stats;     /* guarded by mu */
+  /* cascade notes: produced by the writer during a batch (wnotes), handed
+     to the loop after its commit (lnotes, guarded by mu) */
+  void (*notify)(void *ud, const struct store_note *notes, int n);
+  void *notify_ud;
+  struct store_note *wnotes, *lnotes;
+  int nw, capw, nl, capl;
+  int in_insert;                /* writer: inside a message insert */
+  struct store_cascade_stats cstats;   /* guarded by mu */
+};
+
+/* store_cascade.c, on the writer thread: */
+/* Starts the message's first usable step (after its insert). */
+int casc_start(struct store *s, int64_t msg_id, int64_t at, int64_t *attempt_id,
+               char *channel, size_t chcap);
+/* An attempt's status changed (sent/delivered/read/failed/expired);
+   provider_id may be NULL, units is what a "sent" bills. */
+int casc_attempt_event(struct store *s, int64_t attempt_id, const char *status,
+                       const char *provider_id, const char *error, int64_t at, int units);
+/* The price of one unit on channel for account (0 if none). */
+int64_t casc_price(struct store *s, int64_t account_id, const char *channel);
+/* Moves the batch's notes to the loop (after a commit) or drops them. */
+void casc_notes_commit(struct store *s, int ok);
+/* Loop thread: hands committed notes to the notify callback. */
+void casc_notes_deliver(struct store *s);
+
+
+sqlite3_stmt *sq_stmt(struct conn *c, enum stmt_id id);
+/* Runs a statement that returns no rows: 0, KK_EEXIST (constraint), KK_ESTORE. */
+int sq_step_done(struct conn *c, sqlite3_stmt *st);
+void sq_bind_text(sqlite3_stmt *st, int i, const char *s);
+void sq_col_copy(sqlite3_stmt *st, int i, char *out, size_t cap);
+/* malloc'd copy of a text column ("" for NULL). */
+char *sq_col_dup(sqlite3_stmt *st, int i);
+/* Queues op (loop thread). */
+void store_submit(struct store *s, struct store_op *op);
+/* Allocates an operation; data is freed after done unless borrowed. */
+struct store_op *store_op_new(op_exec_fn exec, store_done_cb done, void *arg, void *data, int borrowed);
+/* Marks op as one that may fail on its own: it runs in its own savepoint. */
+struct store_op *store_atomic(struct store_op *op);
+
+#endif
