@@ -25,6 +25,8 @@
 #define SUBMITS_LIMIT_DEFAULT 100
 #define SUBMITS_MAX_BYTES (512u << 20)   /* cap of one GET /submits answer */
 
+struct req;
+
 struct sim_http {
   uv_loop_t *loop;
   struct MHD_Daemon *daemon;
@@ -32,12 +34,21 @@ struct sim_http {
   uv_timer_t timer;               /* MHD's next timeout */
   int closing;
   struct sim_http_opts o;
+  struct req *suspended;          /* requests waiting for sim_chan's answer */
 };
 
-/* One request's collected body; freed when MHD reports it completed. */
+/* One request's collected body and, when sim_chan answers later, its
+   answer; freed when MHD reports the request completed. */
 struct req {
   struct kk_buf body;
   int too_big;
+  struct sim_http *h;
+  struct MHD_Connection *conn;
+  int in_chan;                    /* inside sim_chan_handle */
+  int suspended;                  /* on h->suspended, the connection suspended */
+  int have_reply;                 /* reply holds sim_chan's answer, not yet queued */
+  struct sim_chan_reply reply;
+  struct req *sprev, *snext;      /* in h->suspended */
 };
 
 /* ---- replies ---- */
@@ -180,11 +191,104 @@ static enum MHD_Result post_mo(struct sim_http *h, struct MHD_Connection *c, str
   }
 }
 
-static enum MHD_Result post_reset(struct sim_http *h, struct MHD_Connection *c) {
+static enum MHD_Result post_reset(struct sim_http *h, struct MHD_Connection *c, struct req *r) {
+  int apps = 0;
+  if (r->body.len > 0) {
+    json_error_t jerr;
+    json_t *in = json_loadb(r->body.p, r->body.len, 0, &jerr);
+    const json_t *v = json_object_get(in, "apps");
+    if (!json_is_object(in) || (v && !json_is_boolean(v))) {
+      json_decref(in);
+      return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+                         "the body, when given, is {\"apps\": true|false}");
+    }
+    apps = json_is_true(v);
+    json_decref(in);
+  }
   sim_smsc_reset(h->o.smsc);
   sim_ring_clear(h->o.ring);
+  if (h->o.chan) sim_chan_reset(h->o.chan, apps);
   kk_info("http", "counters and submit ring cleared");
   return reply_json(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+}
+
+/* ---- the channel paths (sim_chan) ---- */
+
+static void on_timer(uv_timer_t *t);
+
+static void unlink_suspended(struct sim_http *h, struct req *r) {
+  if (r->sprev)
+    r->sprev->snext = r->snext;
+  else
+    h->suspended = r->snext;
+  if (r->snext) r->snext->sprev = r->sprev;
+  r->sprev = r->snext = NULL;
+  r->suspended = 0;
+}
+
+/* sim_chan's deferred answer: kept, and the connection resumed so that MHD
+   calls on_request again to queue it. */
+static void on_chan_done(void *ctx, struct sim_chan_reply *rep) {
+  struct req *r = ctx;
+  r->reply = *rep;
+  r->have_reply = 1;
+  if (!r->suspended) return;      /* still inside sim_chan_handle */
+  struct sim_http *h = r->h;
+  unlink_suspended(h, r);
+  MHD_resume_connection(r->conn);
+  if (!h->closing) uv_timer_start(&h->timer, on_timer, 0, 0);
+}
+
+static enum MHD_Result queue_chan_reply(struct MHD_Connection *c, struct req *r) {
+  struct sim_chan_reply *rep = &r->reply;
+  r->have_reply = 0;
+  char *body = rep->body;
+  rep->body = NULL;
+  return reply(c, rep->status, rep->content_type ? rep->content_type : "application/json", body,
+               rep->len);
+}
+
+static const char *query_arg(void *ctx, const char *name) {
+  return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* Returns MHD_YES/MHD_NO, or -1 when sim_chan does not serve the path. */
+static int route_chan(struct sim_http *h, struct MHD_Connection *c, const char *url,
+                      const char *method, struct req *r) {
+  if (h->o.chan == NULL) return -1;
+  struct sim_chan_req rq = {
+    .method = method,
+    .path = url,
+    .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+    .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+    .viber_token = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Viber-Auth-Token"),
+    .body = r->body.p ? r->body.p : "",
+    .body_len = r->body.len,
+    .query = query_arg,
+    .query_ctx = c,
+  };
+  struct sim_chan_reply out;
+  r->h = h;
+  r->conn = c;
+  r->in_chan = 1;
+  enum sim_chan_handled hd = sim_chan_handle(h->o.chan, &rq, &out, on_chan_done, r);
+  r->in_chan = 0;
+  switch (hd) {
+  case SIM_CHAN_NOT_MINE:
+    return -1;
+  case SIM_CHAN_ANSWERED:
+    return reply(c, out.status, out.content_type ? out.content_type : "application/json",
+                 out.body, out.len);
+  case SIM_CHAN_LATER:
+    break;
+  }
+  if (r->have_reply) return queue_chan_reply(c, r);
+  r->suspended = 1;
+  r->snext = h->suspended;
+  if (h->suspended) h->suspended->sprev = r;
+  h->suspended = r;
+  MHD_suspend_connection(c);
+  return MHD_YES;
 }
 
 static enum MHD_Result route(struct sim_http *h, struct MHD_Connection *c, const char *url,
@@ -199,7 +303,9 @@ static enum MHD_Result route(struct sim_http *h, struct MHD_Connection *c, const
   if (strcmp(url, "/config") == 0 && post) return post_config(h, c, r);
   if (strcmp(url, "/submits") == 0 && get) return get_submits(h, c);
   if (strcmp(url, "/mo") == 0 && post) return post_mo(h, c, r);
-  if (strcmp(url, "/reset") == 0 && post) return post_reset(h, c);
+  if (strcmp(url, "/reset") == 0 && post) return post_reset(h, c, r);
+  int rc = route_chan(h, c, url, method, r);
+  if (rc >= 0) return (enum MHD_Result)rc;
   static const char *const known[] = {"/healthz", "/stats", "/config", "/submits", "/mo",
                                       "/reset"};
   for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
@@ -216,6 +322,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *upload, size_t *upload_size, void **con_cls) {
   struct sim_http *h = cls;
   struct req *r = *con_cls;
+  if (r != NULL && r->have_reply) return queue_chan_reply(c, r);
   if (r == NULL) {
     r = kk_xcalloc(1, sizeof *r);
     kk_buf_init(&r->body, BODY_MAX);
@@ -236,6 +343,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode why) {
   struct req *r = *con_cls;
   if (r == NULL) return;
+  if (r->suspended) unlink_suspended(r->h, r);
+  free(r->reply.body);
   kk_buf_fini(&r->body);
   free(r);
   *con_cls = NULL;
@@ -248,8 +357,6 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 }
 
 /* ---- driving MHD from the loop ---- */
-
-static void on_timer(uv_timer_t *t);
 
 static void run(struct sim_http *h) {
   if (h->closing) return;
@@ -274,13 +381,13 @@ int sim_http_start(uv_loop_t *loop, const struct sim_http_opts *o, struct sim_ht
   struct sim_http *h = kk_xcalloc(1, sizeof *h);
   h->loop = loop;
   h->o = *o;
-  unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+  unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
   if (o->addr->sa_family == AF_INET6) flags |= MHD_USE_IPv6;
   /* The logger comes first so that MHD reports everything through it. */
   h->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
       MHD_OPTION_SOCK_ADDR, o->addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_CONNECTION_TIMEOUT,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_CONNECTION_TIMEOUT,
       (unsigned)30, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
   if (h->daemon == NULL) {
     free(h);
@@ -305,6 +412,15 @@ int sim_http_start(uv_loop_t *loop, const struct sim_http_opts *o, struct sim_ht
 void sim_http_close(struct sim_http *h) {
   if (h->closing) return;
   h->closing = 1;
+  /* MHD must not be stopped with a suspended connection. sim_chan answers
+     every deferred request when it closes, which comes first; one left here
+     would be a bug, and is resumed only so that MHD can close it. */
+  while (h->suspended) {
+    struct req *r = h->suspended;
+    kk_warnx("http", "a request still waits for the channel module at shutdown");
+    unlink_suspended(h, r);
+    MHD_resume_connection(r->conn);
+  }
   /* The poll handle must let go of the epoll descriptor before MHD closes it. */
   uv_close((uv_handle_t *)&h->poll, NULL);
   uv_close((uv_handle_t *)&h->timer, NULL);

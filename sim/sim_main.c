@@ -1,7 +1,7 @@
 /*
  * sim_main.c - kaskad-sim: command line, event loop and clean shutdown of
- * the provider simulator (an SMSC speaking SMPP 3.4 and its HTTP control
- * API).
+ * the provider simulator (an SMSC speaking SMPP 3.4, fake messenger
+ * providers on the HTTP port, an SMTP sink, and the HTTP control API).
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -11,29 +11,37 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <curl/curl.h>
 #include <uv.h>
 
 #include "core/kk_err.h"
 #include "core/kk_log.h"
+#include "sim_chan.h"
 #include "sim_http.h"
 #include "sim_knobs.h"
 #include "sim_ring.h"
 #include "sim_smsc.h"
+#include "sim_smtp.h"
 
 static const char usage[] =
     "usage: kaskad-sim [options]\n"
     "\n"
-    "Simulates an SMSC (SMPP 3.4 server) for kaskad's demos and tests, with an\n"
-    "HTTP API to steer it and to inspect what it received.\n"
+    "Simulates kaskad's providers for its demos and tests: an SMSC (SMPP 3.4\n"
+    "server), the messenger APIs of VK, Viber, Telegram, Telegram Gateway and\n"
+    "WhatsApp (on the HTTP port, with signed status callbacks), and an SMTP\n"
+    "sink; with an HTTP API to steer them and to inspect what they received.\n"
     "\n"
     "options:\n"
     "  --smpp ADDR        SMPP listen address (default 127.0.0.1:2776)\n"
-    "  --http ADDR        HTTP control API address (default 127.0.0.1:8090)\n"
+    "  --http ADDR        HTTP control API and provider address\n"
+    "                     (default 127.0.0.1:8090)\n"
+    "  --smtp ADDR        SMTP sink address (default 127.0.0.1:2526)\n"
     "  --seed N           seed for outcome and error draws and message ids\n"
     "                     (default: from the clock; logged at start)\n"
     "  --accounts LIST    accept binds only from these, as id:password,...\n"
     "                     (default: any system_id and password)\n"
     "  --knobs JSON       initial knobs, as for POST /config\n"
+    "  --channels JSON    initial channel knobs, as for POST /channels/config\n"
     "  --log-level L      debug, info, warn or error (default info)\n"
     "  --help             this text\n"
     "\n"
@@ -54,7 +62,34 @@ static const char usage[] =
     "                     receipt_id (same|alt), receipt_retry_ms, receipt_attempts\n"
     "  GET  /submits      received submits; ?dest=&system_id=&since=ms&limit=100\n"
     "  POST /mo           {\"from\",\"to\",\"text\",\"system_id\"?} sends an MO\n"
-    "  POST /reset        zero counters, clear recorded submits\n";
+    "  POST /reset        zero counters, clear recorded submits, channel requests\n"
+    "                     and pending callbacks; {\"apps\":true} also forgets apps\n"
+    "\n"
+    "Channels (fake providers, same port, each provider's own paths and formats):\n"
+    "  POST /method/messages.send               VK\n"
+    "  POST /pa/set_webhook, /pa/send_message   Viber bot\n"
+    "  POST /vbm/v1/messages                    Viber business (partner API)\n"
+    "  POST /bot<token>/setWebhook|sendMessage|sendPhoto|getMe\n"
+    "                                           Telegram Bot API\n"
+    "  POST /sendVerificationMessage            Telegram Gateway\n"
+    "  POST /v<N>.<M>/<phone_number_id>/messages  WhatsApp Cloud API\n"
+    "  GET  /apps         provider apps; POST /apps {\"channel\",\"token\",\n"
+    "                     \"callback_url\"?,\"secret\"?,\"group_id\"?,\"confirmation\"?,\n"
+    "                     \"verify_token\"?,\"phone_number_id\"?} adds or updates one\n"
+    "                     (VK apps are confirmed, WhatsApp webhooks verified first)\n"
+    "  GET  /channels/config  per-channel knobs; POST sets any subset:\n"
+    "                     {\"vk\":{\"reach\",\"read\",\"deliver_ms\":[min,max],\n"
+    "                     \"read_ms\":[min,max],\"throttle\",\"server_error\",\"fail\"},...}\n"
+    "                     for vk, viber, telegram, telegram_gateway, whatsapp, email\n"
+    "  GET  /channels/requests  received provider requests and mails;\n"
+    "                     ?channel=&since_seq=&limit=100\n"
+    "  GET  /channels/stats     per-channel counters\n"
+    "  POST /telegram/update    {\"token\",\"chat_id\",\"text\"} posts to the bot webhook\n"
+    "  POST /whatsapp/inbound   {\"token\",\"from\",\"text\"?} opens the 24-hour window\n"
+    "                     and posts the inbound message webhook\n"
+    "\n"
+    "SMTP sink: any AUTH passes; recipients \"nobody@...\", \"...@invalid.test\" and\n"
+    "those not reached under the email reach knob get 550.\n";
 
 struct app {
   uv_loop_t loop;
@@ -63,6 +98,8 @@ struct app {
   int stopping;
   struct sim_smsc *smsc;
   struct sim_http *http;
+  struct sim_chan *chan;
+  struct sim_smtp *smtp;
 };
 
 /* Parses "1.2.3.4:port" or "[::1]:port". Returns 0 or KK_EINVAL. */
@@ -89,6 +126,10 @@ static int parse_addr(const char *s, struct sockaddr_storage *out) {
 static void stop(struct app *a) {
   if (a->stopping) return;
   a->stopping = 1;
+  /* The channel module first: it answers the requests it holds, which the
+     HTTP server must resume before it stops. */
+  if (a->chan) sim_chan_close(a->chan);
+  if (a->smtp) sim_smtp_close(a->smtp);
   if (a->http) sim_http_close(a->http);
   if (a->smsc) sim_smsc_close(a->smsc);
   if (a->signals_on) {
@@ -106,12 +147,16 @@ static void on_signal(uv_signal_t *h, int signum) {
 int main(int argc, char **argv) {
   const char *smpp_addr = "127.0.0.1:2776";
   const char *http_addr = "127.0.0.1:8090";
+  const char *smtp_addr = "127.0.0.1:2526";
+  const char *channels_json = NULL;
   const char *accounts = NULL;
   const char *knobs_json = NULL;
   uint64_t seed = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid();
   static const struct option longopts[] = {
     {"smpp", required_argument, NULL, 's'},
     {"http", required_argument, NULL, 'H'},
+    {"smtp", required_argument, NULL, 'm'},
+    {"channels", required_argument, NULL, 'c'},
     {"seed", required_argument, NULL, 'S'},
     {"accounts", required_argument, NULL, 'a'},
     {"knobs", required_argument, NULL, 'k'},
@@ -124,6 +169,8 @@ int main(int argc, char **argv) {
     switch (opt) {
     case 's': smpp_addr = optarg; break;
     case 'H': http_addr = optarg; break;
+    case 'm': smtp_addr = optarg; break;
+    case 'c': channels_json = optarg; break;
     case 'a': accounts = optarg; break;
     case 'k': knobs_json = optarg; break;
     case 'S': {
@@ -157,8 +204,9 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  struct sockaddr_storage smpp_sa, http_sa;
-  if (parse_addr(smpp_addr, &smpp_sa) || parse_addr(http_addr, &http_sa)) {
+  struct sockaddr_storage smpp_sa, http_sa, smtp_sa;
+  if (parse_addr(smpp_addr, &smpp_sa) || parse_addr(http_addr, &http_sa) ||
+      parse_addr(smtp_addr, &smtp_sa)) {
     fprintf(stderr, "kaskad-sim: addresses must be IPv4:port or [IPv6]:port\n");
     return 2;
   }
@@ -181,9 +229,21 @@ int main(int argc, char **argv) {
   }
 
   signal(SIGPIPE, SIG_IGN);
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    fprintf(stderr, "kaskad-sim: cannot initialise libcurl\n");
+    return 1;
+  }
   struct app a;
   memset(&a, 0, sizeof a);
   uv_loop_init(&a.loop);
+  char cherr[200];
+  int crc = sim_chan_start(&a.loop, seed, channels_json, cherr, sizeof cherr, &a.chan);
+  if (crc == KK_EINVAL) {
+    fprintf(stderr, "kaskad-sim: --channels: %s\n", cherr);
+    uv_loop_close(&a.loop);
+    curl_global_cleanup();
+    return 2;
+  }
   struct sim_ring ring;
   sim_ring_init(&ring, SIM_RING_CAP);
   int status = 0;
@@ -196,7 +256,10 @@ int main(int argc, char **argv) {
     .ring = &ring,
   };
   int rc = sim_smsc_start(&a.loop, &so, &a.smsc);
-  if (rc == KK_EINVAL) {
+  if (crc != 0) {
+    kk_error("sim", "cannot start the channel module: %s", cherr);
+    status = 1;
+  } else if (rc == KK_EINVAL) {
     fprintf(stderr, "kaskad-sim: --accounts must be id:password,... (id up to 15, "
                     "password up to 8 characters)\n");
     status = 2;
@@ -209,9 +272,17 @@ int main(int argc, char **argv) {
       .smsc = a.smsc,
       .knobs = &knobs,
       .ring = &ring,
+      .chan = a.chan,
+    };
+    struct sim_smtp_opts mo = {
+      .addr = (const struct sockaddr *)&smtp_sa,
+      .chan = a.chan,
     };
     if (sim_http_start(&a.loop, &ho, &a.http) != 0) {
       kk_error("sim", "cannot start the HTTP API on %s", http_addr);
+      status = 1;
+    } else if (sim_smtp_start(&a.loop, &mo, &a.smtp) != 0) {
+      kk_error("sim", "cannot start the SMTP sink on %s", smtp_addr);
       status = 1;
     }
   }
@@ -223,16 +294,20 @@ int main(int argc, char **argv) {
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     a.signals_on = 1;
-    kk_info("sim", "SMSC on %s, HTTP API on %s, seed %" PRIu64, smpp_addr, http_addr, seed);
+    kk_info("sim", "SMSC on %s, HTTP API on %s, SMTP on %s, seed %" PRIu64, smpp_addr,
+            http_addr, smtp_addr, seed);
   } else {
     stop(&a);
   }
   uv_run(&a.loop, UV_RUN_DEFAULT);
 
   if (a.http) sim_http_free(a.http);
+  if (a.smtp) sim_smtp_free(a.smtp);
   if (a.smsc) sim_smsc_free(a.smsc);
+  sim_chan_free(a.chan);
   sim_ring_fini(&ring);
   if (uv_loop_close(&a.loop) != 0) kk_warnx("sim", "loop closed with handles still open");
+  curl_global_cleanup();
   if (status == 0) kk_info("sim", "stopped");
   return status;
 }

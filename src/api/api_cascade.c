@@ -64,19 +64,17 @@ int api_cascade_parse(json_t *v, char *out, size_t cap, struct api_err *e) {
     return refuse(e, 422, "invalid_cascade", "cascade",
                   "cascade: a list of 1 to %d steps {\"channel\", \"wait\", \"timeout\"} or the "
                   "name of a saved cascade", STORE_MAX_STEPS);
-  json_t *steps = json_array();
+  struct store_step steps[STORE_MAX_STEPS];
   size_t n = json_array_size(v), i;
   json_t *s;
   json_array_foreach(v, i, s) {
     if (!json_is_object(s)) {
-      json_decref(steps);
       snprintf(f, sizeof f, "cascade[%zu]", i);
       return refuse(e, 422, "invalid_cascade", f, "%s: a step must be an object", f);
     }
     const char *ch = json_string_value(json_object_get(s, "channel"));
     const struct chan_driver *drv = ch ? chan_driver(ch) : NULL;
     if (drv == NULL) {
-      json_decref(steps);
       snprintf(f, sizeof f, "cascade[%zu].channel", i);
       return refuse(e, 422, "unknown_channel", f,
                     "%s: one of vk, viber, telegram, telegram_gateway, whatsapp, email, sms", f);
@@ -88,13 +86,11 @@ int api_cascade_parse(json_t *v, char *out, size_t cap, struct api_err *e) {
       int ok = 0;
       for (int k = 0; k < 3; k++) ok |= wait && strcmp(wait, waits[k]) == 0;
       if (!ok) {
-        json_decref(steps);
-        snprintf(f, sizeof f, "cascade[%zu].wait", i);
+          snprintf(f, sizeof f, "cascade[%zu].wait", i);
         return refuse(e, 422, "invalid_wait", f, "%s: sent, delivered or read", f);
       }
       if (!(drv->reports & wait_bit(wait))) {
-        json_decref(steps);
-        char can[64];
+          char can[64];
         snprintf(f, sizeof f, "cascade[%zu].wait", i);
         return refuse(e, 422, "wait_unsupported", f,
                       "%s: %s reports %s; it can never report %s", f, ch,
@@ -110,55 +106,47 @@ int api_cascade_parse(json_t *v, char *out, size_t cap, struct api_err *e) {
       else if (!json_is_string(tv) || kk_parse_duration_ms(json_string_value(tv), &ms) != 0)
         bad = 1;
       if (bad || ms < 1000 || ms > 7LL * 24 * 3600 * 1000) {
-        json_decref(steps);
-        snprintf(f, sizeof f, "cascade[%zu].timeout", i);
+          snprintf(f, sizeof f, "cascade[%zu].timeout", i);
         return refuse(e, 422, "invalid_timeout", f,
                       "%s: a duration like \"90s\", \"10m\", \"2h\" (1s to 7d)", f);
       }
     } else if (i + 1 < n) {
-      json_decref(steps);
       snprintf(f, sizeof f, "cascade[%zu].timeout", i);
       return refuse(e, 422, "timeout_required", f,
                     "%s: every step but the last needs a timeout, after which the next starts", f);
     }
-    json_array_append_new(steps, json_pack("{s:s, s:s, s:I}", "channel", ch, "wait", wait,
-                                           "timeout_ms", (json_int_t)ms));
+    memset(&steps[i], 0, sizeof steps[i]);
+    snprintf(steps[i].channel, sizeof steps[i].channel, "%s", ch);
+    snprintf(steps[i].wait, sizeof steps[i].wait, "%s", wait);
+    steps[i].timeout_ms = ms;
   }
-  char *text = json_dumps(steps, JSON_COMPACT);
-  json_decref(steps);
-  if (strlen(text) >= cap) {
-    free(text);
+  if (store_steps_format(steps, (int)n, out, cap) != 0)
     return refuse(e, 422, "invalid_cascade", "cascade", "cascade: too long");
-  }
-  snprintf(out, cap, "%s", text);
-  free(text);
   return 0;
 }
 
 /* The cascade's steps as the API shows them (new reference). */
 static json_t *steps_json(const char *text) {
-  json_t *in = json_loads(text, 0, NULL), *out = json_array();
-  size_t i;
-  json_t *s;
-  json_array_foreach(in, i, s) {
-    json_t *o = json_pack("{s:O, s:O}", "channel", json_object_get(s, "channel"), "wait",
-                          json_object_get(s, "wait"));
-    json_int_t ms = json_integer_value(json_object_get(s, "timeout_ms"));
+  struct store_step st[STORE_MAX_STEPS];
+  int n = store_steps_parse(text, st);
+  json_t *out = json_array();
+  for (int i = 0; i < n; i++) {
+    json_t *o = json_pack("{s:s, s:s}", "channel", st[i].channel, "wait", st[i].wait);
+    long long ms = st[i].timeout_ms;
     if (ms > 0) {
       char t[32];
       if (ms % 3600000 == 0)
-        snprintf(t, sizeof t, "%lldh", (long long)(ms / 3600000));
+        snprintf(t, sizeof t, "%lldh", ms / 3600000);
       else if (ms % 60000 == 0)
-        snprintf(t, sizeof t, "%lldm", (long long)(ms / 60000));
+        snprintf(t, sizeof t, "%lldm", ms / 60000);
       else if (ms % 1000 == 0)
-        snprintf(t, sizeof t, "%llds", (long long)(ms / 1000));
+        snprintf(t, sizeof t, "%llds", ms / 1000);
       else
-        snprintf(t, sizeof t, "%lldms", (long long)ms);
+        snprintf(t, sizeof t, "%lldms", ms);
       json_object_set_new(o, "timeout", json_string(t));
     }
     json_array_append_new(out, o);
   }
-  json_decref(in);
   return out;
 }
 
@@ -463,9 +451,9 @@ void api_channels(struct api *a, struct http_req *req, int admin, int64_t accoun
   char err[200];
   const char *field = NULL;
   if (cascade_cfg_parse(channel, doc, &p->cfg, err, sizeof err, &field) != 0) {
-    json_decref(doc);
     free(p);
-    api_error(req, 422, "invalid_settings", field, "%s", err);
+    api_error(req, 422, "invalid_settings", field, "%s", err);   /* field lives in doc */
+    json_decref(doc);
     return;
   }
   json_decref(doc);

@@ -60,19 +60,25 @@ struct cascade {
   uv_timer_t send_timer;
   uv_timer_t wait_timer;
   uv_timer_t poll_timer;
+  uv_timer_t scan_timer;         /* when the next retry comes due */
   int64_t wait_armed;            /* deadline the wait timer is set for, 0 none */
   int waits_pending;             /* deadline operations not yet committed */
   int wait_more;                 /* the last deadline read was full */
-  int64_t *inflight;             /* attempt ids being sent (open addressing, 0 empty) */
-  size_t inflight_cap;
-  int ninflight;
+  int64_t *known;                /* attempt ids queued or being sent (open addressing,
+                                    0 empty), so none is taken twice */
+  size_t known_cap;
+  size_t nknown;
+  int64_t *ready;                /* ring of attempt ids due now, waiting for room */
+  size_t rhead, rlen, rcap;
+  int ninflight;                 /* sends from their read to their committed result */
+  int nrequests;                 /* of those, provider requests on the wire */
   int stopping;
   int closing;                   /* handles still to close */
   void (*stop_done)(void *);
   void *stop_ud;
   struct chan_counters cnt[NCHAN];
   int ncnt;
-  struct store_chan_due rows[SCAN_MAX];
+  int64_t ids[SCAN_MAX];
   struct store_wait_due waits[SCAN_MAX];
 };
 
@@ -91,49 +97,85 @@ static struct chan_counters *counters(struct cascade *c, const char *channel) {
   return k;
 }
 
-/* ---- the in-flight set ----------------------------------------------------- */
+/* ---- the known set and the ready ring -------------------------------------- */
 
-static size_t slot_of(const struct cascade *c, int64_t id) {
+static size_t slot_of(size_t cap, int64_t id) {
   uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ull;
-  return (size_t)(h >> 20) & (c->inflight_cap - 1);
+  return (size_t)(h >> 20) & (cap - 1);
 }
 
-static int inflight_has(const struct cascade *c, int64_t id) {
-  for (size_t i = slot_of(c, id);; i = (i + 1) & (c->inflight_cap - 1)) {
-    if (c->inflight[i] == id) return 1;
-    if (c->inflight[i] == 0) return 0;
+static int known_has(const struct cascade *c, int64_t id) {
+  for (size_t i = slot_of(c->known_cap, id);; i = (i + 1) & (c->known_cap - 1)) {
+    if (c->known[i] == id) return 1;
+    if (c->known[i] == 0) return 0;
   }
 }
 
-static void inflight_add(struct cascade *c, int64_t id) {
-  size_t i = slot_of(c, id);
-  while (c->inflight[i] != 0) i = (i + 1) & (c->inflight_cap - 1);
-  c->inflight[i] = id;
-  c->ninflight++;
+static void known_put(int64_t *tab, size_t cap, int64_t id) {
+  size_t i = slot_of(cap, id);
+  while (tab[i] != 0) i = (i + 1) & (cap - 1);
+  tab[i] = id;
 }
 
-static void inflight_del(struct cascade *c, int64_t id) {
-  size_t cap = c->inflight_cap, i = slot_of(c, id);
-  while (c->inflight[i] != id) {
-    if (c->inflight[i] == 0) return;
+static void known_add(struct cascade *c, int64_t id) {
+  if ((c->nknown + 1) * 2 > c->known_cap) {
+    /* Grows at half full; a burst of due attempts costs 16 bytes each. */
+    size_t cap = c->known_cap * 2;
+    int64_t *tab = kk_xcalloc(cap, sizeof *tab);
+    for (size_t i = 0; i < c->known_cap; i++)
+      if (c->known[i]) known_put(tab, cap, c->known[i]);
+    free(c->known);
+    c->known = tab;
+    c->known_cap = cap;
+  }
+  known_put(c->known, c->known_cap, id);
+  c->nknown++;
+}
+
+static void known_del(struct cascade *c, int64_t id) {
+  size_t cap = c->known_cap, i = slot_of(cap, id);
+  while (c->known[i] != id) {
+    if (c->known[i] == 0) return;
     i = (i + 1) & (cap - 1);
   }
+  c->nknown--;
   /* Backward-shift deletion keeps every probe chain whole. */
   size_t j = i;
   for (;;) {
-    c->inflight[i] = 0;
+    c->known[i] = 0;
     for (;;) {
       j = (j + 1) & (cap - 1);
-      if (c->inflight[j] == 0) {
-        c->ninflight--;
-        return;
-      }
-      size_t k = slot_of(c, c->inflight[j]);
+      if (c->known[j] == 0) return;
+      size_t k = slot_of(cap, c->known[j]);
       if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) break;
     }
-    c->inflight[i] = c->inflight[j];
+    c->known[i] = c->known[j];
     i = j;
   }
+}
+
+/* Queues an attempt to be sent when there is room (once). */
+static void ready_push(struct cascade *c, int64_t id) {
+  if (known_has(c, id)) return;
+  known_add(c, id);
+  if (c->rlen == c->rcap) {
+    size_t cap = c->rcap ? 2 * c->rcap : 1024;
+    int64_t *r = kk_xmalloc(cap * sizeof *r);
+    for (size_t i = 0; i < c->rlen; i++) r[i] = c->ready[(c->rhead + i) % c->rcap];
+    free(c->ready);
+    c->ready = r;
+    c->rcap = cap;
+    c->rhead = 0;
+  }
+  c->ready[(c->rhead + c->rlen) % c->rcap] = id;
+  c->rlen++;
+}
+
+static int64_t ready_pop(struct cascade *c) {
+  int64_t id = c->ready[c->rhead];
+  c->rhead = (c->rhead + 1) % c->rcap;
+  c->rlen--;
+  return id;
 }
 
 /* ---- settings ---------------------------------------------------------------- */
@@ -359,7 +401,8 @@ static void on_result_stored(void *arg, int rc) {
   struct cascade *c = k->c;
   if (rc) kk_error(LOGCTX, "attempt %lld: result not stored: %s", (long long)k->row.attempt_id,
                    kk_strerror(rc));
-  inflight_del(c, k->row.attempt_id);
+  known_del(c, k->row.attempt_id);
+  c->ninflight--;
   send_free(k);
   if (!c->stopping)
     uv_timer_start(&c->send_timer, on_send_timer, 0, 0);
@@ -384,13 +427,17 @@ static long backoff_ms(const struct cascade *c, int tries) {
 static void on_reply(void *arg, const struct http_client_resp *resp) {
   struct send *k = arg;
   struct cascade *c = k->c;
+  /* The request's slot is free now; its result only waits for the commit. */
+  c->nrequests--;
+  if (!c->stopping && c->rlen > 0) uv_timer_start(&c->send_timer, on_send_timer, 0, 0);
   struct chan_counters *n = counters(c, k->row.channel);
   n->req_ms_sum += resp->total_ms;
   struct chan_result res;
   memset(&res, 0, sizeof res);
   if (c->stopping && resp->status == 0) {
     /* Aborted at stop: the attempt stays due in the store. */
-    inflight_del(c, k->row.attempt_id);
+    known_del(c, k->row.attempt_id);
+    c->ninflight--;
     send_free(k);
     maybe_close(c);
     return;
@@ -447,7 +494,7 @@ static void send_start(struct cascade *c, struct store_chan_due *row) {
   k->c = c;
   k->row = *row;
   row->text = row->extra = NULL;
-  inflight_add(c, k->row.attempt_id);
+  c->ninflight++;   /* its id is in the known set since it was queued */
   k->started_ms = store_now_ms();
   k->drv = chan_driver(k->row.channel);
   if (k->drv == NULL || k->drv->build == NULL) {
@@ -471,11 +518,17 @@ static void send_start(struct cascade *c, struct store_chan_due *row) {
   char *tpl_text = tpl ? json_dumps(tpl, JSON_COMPACT) : NULL;
   char hook[512];
   cascade_webhook_url(c, e ? e->account_id : 0, k->row.channel, hook, sizeof hook);
+  /* A channel that falls back to the phone (Viber business messages) gets no
+     address of its own then. */
+  const char *address = k->row.address;
+  if (k->drv->address_field && k->drv->phone_fallback &&
+      json_object_get(x, k->drv->address_field) == NULL)
+    address = NULL;
   struct chan_msg m = {
       .attempt_id = k->row.attempt_id,
       .public_id = k->row.public_id,
       .to = k->row.to,
-      .address = k->row.address,
+      .address = address,
       .text = k->row.text,
       .subject = json_string_value(json_object_get(x, "subject")),
       .image = json_string_value(json_object_get(x, "image")),
@@ -512,29 +565,41 @@ static void send_start(struct cascade *c, struct store_chan_due *row) {
   if (c->http == NULL || http_client_do(c->http, &hr, on_reply, k) != 0)
     store_result(k, STORE_CHAN_RETRY, NULL, "cannot start the request",
                  store_now_ms() + backoff_ms(c, k->row.tries));
+  else
+    c->nrequests++;
 }
 
+/* Sends queued attempts while there is room. */
 static void pump_sends(struct cascade *c) {
-  if (c->stopping) return;
-  int room = c->o.max_inflight - c->ninflight;
-  if (room <= 0) return;   /* a finished send pumps again */
-  /* Rows in flight come back too (their due time stays until the result is
-     stored), so read enough to see `room` others. */
-  int limit = c->ninflight + room;
-  if (limit > SCAN_MAX) limit = SCAN_MAX;
-  int n = 0;
-  if (store_chan_due(c->store, store_now_ms(), c->rows, limit, &n) != 0) return;
-  int started = 0;
-  for (int i = 0; i < n; i++) {
-    struct store_chan_due *r = &c->rows[i];
-    if (started < room && !inflight_has(c, r->attempt_id)) {
-      send_start(c, r);
-      started++;
+  /* Results waiting for their commit are bounded too (a slow disk slows
+     sending down instead of filling memory). */
+  while (!c->stopping && c->nrequests < c->o.max_inflight &&
+         c->ninflight < 8 * c->o.max_inflight && c->rlen > 0) {
+    int64_t id = ready_pop(c);
+    struct store_chan_due row;
+    if (store_chan_get(c->store, id, &row) != 0) {
+      known_del(c, id);    /* no longer due: sent, timed out or gone */
+      continue;
     }
-    free(r->text);
-    free(r->extra);
+    send_start(c, &row);
   }
 }
+
+/* Reads every attempt due now from the store's index into the ready ring
+   (at start, when retries come due, and as a slow safety net). */
+static void scan_due(struct cascade *c) {
+  if (c->stopping) return;
+  int64_t now = store_now_ms(), cur_due = 0, cur_id = 0;
+  int n;
+  do {
+    n = 0;
+    if (store_chan_due_ids(c->store, now, &cur_due, &cur_id, c->ids, SCAN_MAX, &n) != 0) break;
+    for (int i = 0; i < n; i++) ready_push(c, c->ids[i]);
+  } while (n == SCAN_MAX);
+  pump_sends(c);
+}
+
+static void on_scan_timer(uv_timer_t *t) { scan_due(t->data); }
 
 /* ---- deadlines ---------------------------------------------------------------- */
 
@@ -584,24 +649,30 @@ static void on_notes(void *ud, const struct store_note *notes, int n) {
       break;
     }
     case STORE_NOTE_CHANNEL:
-      if (send_at == 0 || t->at < send_at) send_at = t->at;
+      if (t->at <= now)
+        ready_push(c, t->attempt_id);
+      else if (send_at == 0 || t->at < send_at)
+        send_at = t->at;   /* a retry later: the index brings it then */
       break;
     case STORE_NOTE_WAIT:
       arm_wait(c, t->at);
       break;
+    case STORE_NOTE_SMS_CANCEL:
+      dispatch_cancel(c->dispatch, t->attempt_id);
+      break;
     }
   }
   if (send_at) {
-    int64_t delay = send_at - now;
-    if (delay <= 0 || !uv_is_active((uv_handle_t *)&c->send_timer) ||
-        (uint64_t)delay < uv_timer_get_due_in(&c->send_timer))
-      uv_timer_start(&c->send_timer, on_send_timer, delay > 0 ? (uint64_t)delay : 0, 0);
+    uint64_t delay = (uint64_t)(send_at - now);
+    if (!uv_is_active((uv_handle_t *)&c->scan_timer) || delay < uv_timer_get_due_in(&c->scan_timer))
+      uv_timer_start(&c->scan_timer, on_scan_timer, delay, 0);
   }
+  if (c->rlen > 0) uv_timer_start(&c->send_timer, on_send_timer, 0, 0);
 }
 
 static void on_poll(uv_timer_t *t) {
   struct cascade *c = t->data;
-  pump_sends(c);
+  if (c->rlen == 0) scan_due(c);
   if (c->wait_armed == 0) pump_waits(c);
 }
 
@@ -763,10 +834,11 @@ struct cascade *cascade_new(uv_loop_t *loop, struct store *store, struct dispatc
   if (c->o.max_inflight <= 0) c->o.max_inflight = 256;
   if (c->o.retry_min_ms <= 0) c->o.retry_min_ms = 1000;
   if (c->o.retry_max_ms < c->o.retry_min_ms) c->o.retry_max_ms = 300000;
-  c->inflight_cap = 1;
-  while (c->inflight_cap < (size_t)c->o.max_inflight * 4) c->inflight_cap <<= 1;
-  c->inflight = kk_xcalloc(c->inflight_cap, sizeof *c->inflight);
+  c->known_cap = 1024;
+  c->known = kk_xcalloc(c->known_cap, sizeof *c->known);
   uv_timer_init(loop, &c->send_timer);
+  uv_timer_init(loop, &c->scan_timer);
+  c->scan_timer.data = c;
   uv_timer_init(loop, &c->wait_timer);
   uv_timer_init(loop, &c->poll_timer);
   c->send_timer.data = c->wait_timer.data = c->poll_timer.data = c;
@@ -776,7 +848,7 @@ struct cascade *cascade_new(uv_loop_t *loop, struct store *store, struct dispatc
 
 int cascade_start(struct cascade *c) {
   if (store_channels_each(c->store, load_cfg, c) != 0) return KK_ESTORE;
-  uv_timer_start(&c->send_timer, on_send_timer, 0, 0);
+  uv_timer_start(&c->scan_timer, on_scan_timer, 0, 0);
   uv_timer_start(&c->wait_timer, on_wait_timer, 0, 0);
   uv_timer_start(&c->poll_timer, on_poll, POLL_MS, POLL_MS);
   return 0;
@@ -794,14 +866,16 @@ static void on_closed(uv_handle_t *h) {
   }
   void (*done)(void *) = c->stop_done;
   void *ud = c->stop_ud;
-  free(c->inflight);
+  free(c->known);
+  free(c->ready);
   free(c);
   if (done) done(ud);
 }
 
 static void on_http_closed(void *ud) {
   struct cascade *c = ud;
-  c->closing += 3;
+  c->closing += 4;
+  uv_close((uv_handle_t *)&c->scan_timer, on_closed);
   uv_close((uv_handle_t *)&c->send_timer, on_closed);
   uv_close((uv_handle_t *)&c->wait_timer, on_closed);
   uv_close((uv_handle_t *)&c->poll_timer, on_closed);
@@ -836,6 +910,7 @@ void cascade_stop(struct cascade *c, void (*done)(void *ud), void *ud) {
   c->stop_ud = ud;
   store_set_notify(c->store, NULL, NULL);
   uv_timer_stop(&c->send_timer);
+  uv_timer_stop(&c->scan_timer);
   uv_timer_stop(&c->wait_timer);
   /* Requests in flight get a short grace to finish and store their result. */
   uv_timer_start(&c->poll_timer, on_grace_over, 3000, 0);

@@ -641,6 +641,26 @@ void dispatch_enqueue_due(struct dispatch *d, struct store_due *row) {
   row->text = NULL;
 }
 
+static int cancel_in(struct job *list, int64_t attempt_id) {
+  for (struct job *j = list; j; j = j->next)
+    if (j->attempt_id == attempt_id) {
+      j->ended = 1;
+      j->pending = 0;
+      return 1;
+    }
+  return 0;
+}
+
+void dispatch_cancel(struct dispatch *d, int64_t attempt_id) {
+  /* Rare (an SMS step with a timeout that passed): a scan is fine. Ended jobs
+     are dropped where they wait; a job being submitted stops after the parts
+     in flight. */
+  for (struct route *r = d->routes; r; r = r->next)
+    if (cancel_in(r->q_head, attempt_id)) return;
+  if (cancel_in(d->delayed, attempt_id) || cancel_in(d->orphans, attempt_id)) return;
+  kk_debug(LOGCTX, "attempt %lld: nothing queued to cancel", (long long)attempt_id);
+}
+
 /* ---- routes ---------------------------------------------------------------- */
 
 struct dispatch *dispatch_new(uv_loop_t *loop, struct store *store,

@@ -58,6 +58,10 @@ void dispatch_enqueue(struct dispatch *d, const struct store_msg_new *m);
    over). */
 void dispatch_enqueue_due(struct dispatch *d, struct store_due *row);
 
+/* The SMS step of a message timed out: parts not yet submitted are dropped
+   (a part in flight still reports its outcome). */
+void dispatch_cancel(struct dispatch *d, int64_t attempt_id);
+
 /* Prometheus text lines for the dispatcher's metrics, appended to out. */
 struct kk_buf;
 void dispatch_metrics(struct dispatch *d, struct kk_buf *out);

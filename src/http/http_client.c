@@ -60,6 +60,8 @@ struct http_client {
   int ncalls;
   struct sock *socks;
   size_t max_body;
+  CURL *idle[64];                    /* finished handles kept for reuse (curl_easy_reset) */
+  int nidle;
   int closing;                       /* 1: http_client_close() was called */
   int pending_closes;                /* handles whose close callback is due */
   void (*close_done)(void *ud);
@@ -81,9 +83,16 @@ static void call_unlink(struct call *k) {
 }
 
 static void call_free(struct call *k) {
+  struct http_client *c = k->c;
   if (k->easy) {
-    curl_multi_remove_handle(k->c->multi, k->easy);
-    curl_easy_cleanup(k->easy);
+    curl_multi_remove_handle(c->multi, k->easy);
+    /* A handle is cheaper to reset than to make again. */
+    if (!c->closing && c->nidle < (int)(sizeof c->idle / sizeof c->idle[0])) {
+      curl_easy_reset(k->easy);
+      c->idle[c->nidle++] = k->easy;
+    } else {
+      curl_easy_cleanup(k->easy);
+    }
   }
   curl_slist_free_all(k->headers);
   curl_slist_free_all(k->rcpt);
@@ -275,8 +284,8 @@ struct http_client *http_client_new(uv_loop_t *loop, size_t max_body) {
   curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, c);
   curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
   curl_multi_setopt(multi, CURLMOPT_TIMERDATA, c);
-  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 256L);
-  curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 512L);
+  curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 256L);
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
   return c;
@@ -292,7 +301,7 @@ int http_client_do(struct http_client *c, const struct http_client_req *req,
   k->cb = cb;
   k->arg = arg;
   kk_buf_init(&k->resp, c->max_body);
-  k->easy = curl_easy_init();
+  k->easy = c->nidle > 0 ? c->idle[--c->nidle] : curl_easy_init();
   if (k->easy == NULL) {
     call_free(k);
     return KK_EIO;
@@ -374,6 +383,7 @@ void http_client_close(struct http_client *c, void (*done)(void *ud), void *ud) 
   c->close_done = done;
   c->close_ud = ud;
   while (c->calls) call_finish(c->calls, 0, "closed");
+  while (c->nidle > 0) curl_easy_cleanup(c->idle[--c->nidle]);
   /* Cleaning up may report sockets to remove through on_curl_socket. */
   curl_multi_cleanup(c->multi);
   c->multi = NULL;

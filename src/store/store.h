@@ -107,7 +107,7 @@ struct store_msg_new {
   int segments;
   const char *route;        /* SMS route chosen at accept time */
   const char *callback_url; /* NULL if none */
-  const char *cascade;      /* steps as JSON text (see store_steps_parse); NULL:
+  const char *cascade;      /* steps text (see store_steps_format); NULL:
                                one SMS step waiting for delivered */
   const char *extra;        /* JSON object: vk_id, telegram_chat_id, viber_id,
                                email, image, button, whatsapp_template, code,
@@ -246,8 +246,10 @@ int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_f
 /* ---- cascades and channels ------------------------------------------------ */
 
 /*
- * A cascade is a JSON array of steps {"channel","wait","timeout_ms"} (wait:
- * sent | delivered | read; timeout_ms 0 = none, allowed on the last step).
+ * A cascade is a list of steps {channel, wait, timeout_ms} (wait: sent |
+ * delivered | read; timeout_ms 0 = none, allowed on the last step), stored as
+ * the text "channel/wait/timeout_ms,..." (store_steps_format), which the
+ * writer reads on every status without a JSON parser.
  * The store runs the state machine inside its transactions: a message starts
  * at its first step whose channel the message has an address for and the
  * account (or the operator) has configured; the others are recorded as
@@ -261,14 +263,18 @@ struct store_step {
   char wait[12];
   int64_t timeout_ms;
 };
-/* Parses steps JSON into out (STORE_MAX_STEPS). Returns the count, or -1. */
-int store_steps_parse(const char *json, struct store_step *out);
+/* Parses the steps text into out (STORE_MAX_STEPS); NULL or "" is one SMS
+   step waiting for delivered. Returns the count, or -1. */
+int store_steps_parse(const char *text, struct store_step *out);
+/* Writes n steps as text into out. 0 or KK_ENOSPC. */
+int store_steps_format(const struct store_step *steps, int n, char *out, size_t cap);
 
 /* Work the store hands out after a commit (see store_set_notify). */
 enum store_note_kind {
   STORE_NOTE_SMS = 1,       /* an SMS attempt became current: load it with store_due_get */
   STORE_NOTE_CHANNEL,       /* a channel attempt is due to be sent (attempts.due_at) */
   STORE_NOTE_WAIT,          /* a step deadline was set at wait_until */
+  STORE_NOTE_SMS_CANCEL,    /* an SMS step timed out: drop its unsent parts */
 };
 struct store_note {
   enum store_note_kind kind;
@@ -301,6 +307,12 @@ struct store_chan_due {
 /* Reads up to max channel attempts due at now, earliest first. The caller
    frees text and extra. */
 int store_chan_due(struct store *s, int64_t now, struct store_chan_due *out, int max, int *n);
+/* One channel attempt if it is still due to be sent (0, KK_ENOENT). */
+int store_chan_get(struct store *s, int64_t attempt_id, struct store_chan_due *out);
+/* Ids of channel attempts due at now, in due order, after the cursor
+   (due_at, id), which moves to the last one returned (start at 0, 0). */
+int store_chan_due_ids(struct store *s, int64_t now, int64_t *cursor_due, int64_t *cursor_id,
+                       int64_t *ids, int max, int *n);
 /* Earliest attempts.due_at of a channel attempt, 0 if none. */
 int64_t store_chan_next_due(struct store *s);
 

@@ -33,29 +33,39 @@ int store_steps_parse(const char *text, struct store_step *out) {
     snprintf(out->wait, sizeof out->wait, "delivered");
     return 1;
   }
-  json_t *j = json_loads(text, 0, NULL);
-  if (!json_is_array(j) || json_array_size(j) == 0 || json_array_size(j) > STORE_MAX_STEPS) {
-    json_decref(j);
-    return -1;
-  }
+  /* "channel/wait/timeout_ms,..." (store_steps_format) */
   int n = 0;
-  size_t i;
-  json_t *v;
-  json_array_foreach(j, i, v) {
-    const char *ch = json_string_value(json_object_get(v, "channel"));
-    const char *wait = json_string_value(json_object_get(v, "wait"));
-    if (ch == NULL || wait == NULL) {
-      json_decref(j);
-      return -1;
-    }
-    memset(&out[n], 0, sizeof out[n]);
-    snprintf(out[n].channel, sizeof out[n].channel, "%s", ch);
-    snprintf(out[n].wait, sizeof out[n].wait, "%s", wait);
-    out[n].timeout_ms = json_integer_value(json_object_get(v, "timeout_ms"));
+  const char *p = text;
+  while (*p && n < STORE_MAX_STEPS) {
+    struct store_step *st = &out[n];
+    memset(st, 0, sizeof *st);
+    size_t len = strcspn(p, "/");
+    if (len == 0 || len >= sizeof st->channel || p[len] != '/') return -1;
+    memcpy(st->channel, p, len);
+    p += len + 1;
+    len = strcspn(p, "/");
+    if (len == 0 || len >= sizeof st->wait || p[len] != '/') return -1;
+    memcpy(st->wait, p, len);
+    p += len + 1;
+    char *end;
+    long long ms = strtoll(p, &end, 10);
+    if (end == p || ms < 0 || (*end != ',' && *end != '\0')) return -1;
+    st->timeout_ms = ms;
     n++;
+    p = *end == ',' ? end + 1 : end;
   }
-  json_decref(j);
-  return n;
+  return *p ? -1 : n;
+}
+
+int store_steps_format(const struct store_step *steps, int n, char *out, size_t cap) {
+  size_t o = 0;
+  for (int i = 0; i < n; i++) {
+    int k = snprintf(out + o, cap - o, "%s%s/%s/%lld", i ? "," : "", steps[i].channel,
+                     steps[i].wait, (long long)steps[i].timeout_ms);
+    if (k < 0 || (size_t)k >= cap - o) return KK_ENOSPC;
+    o += (size_t)k;
+  }
+  return 0;
 }
 
 /* ---- notes and counters ------------------------------------------------- */
@@ -158,6 +168,7 @@ struct msg_row {
   char channel[20];
   int64_t cost;
   int delivered_twice;
+  int delivered_twice_db;   /* as read, to see a change */
 };
 
 static void msg_row_free(struct msg_row *m) {
@@ -190,7 +201,7 @@ static int msg_load(struct store *s, int64_t id, struct msg_row *m) {
   m->segments = sqlite3_column_int(st, 11);
   sq_col_copy(st, 12, m->channel, sizeof m->channel);
   m->cost = sqlite3_column_int64(st, 13);
-  m->delivered_twice = sqlite3_column_int(st, 14);
+  m->delivered_twice = m->delivered_twice_db = sqlite3_column_int(st, 14);
   sqlite3_reset(st);
   return 0;
 }
@@ -224,14 +235,55 @@ static int att_load(struct store *s, int64_t id, struct att_row *a) {
   return 0;
 }
 
+/* A remembered value for (account, channel), or NULL. */
+static struct store_memo *memo_find(struct store_memo *tab, int64_t account_id,
+                                    const char *channel) {
+  for (int i = 0; i < 32; i++)
+    if (tab[i].used && tab[i].account_id == account_id && strcmp(tab[i].channel, channel) == 0)
+      return &tab[i];
+  return NULL;
+}
+
+static void memo_put(struct store_memo *tab, int64_t account_id, const char *channel,
+                     int64_t value) {
+  int i = 0;
+  while (i < 32 && tab[i].used) i++;
+  if (i == 32) {           /* full: start over; a few lookups repeat */
+    memset(tab, 0, 32 * sizeof *tab);
+    i = 0;
+  }
+  tab[i].used = 1;
+  tab[i].account_id = account_id;
+  snprintf(tab[i].channel, sizeof tab[i].channel, "%s", channel);
+  tab[i].value = value;
+}
+
 int64_t casc_price(struct store *s, int64_t account_id, const char *channel) {
+  struct store_memo *mm = memo_find(s->price_memo, account_id, channel);
+  if (mm) return mm->value;
   sqlite3_stmt *st = sq_stmt(&s->w, ST_PRICE_GET);
   sq_bind_text(st, 1, channel);
   sqlite3_bind_int64(st, 2, account_id);
   int64_t p = 0;
   if (sqlite3_step(st) == SQLITE_ROW) p = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
+  memo_put(s->price_memo, account_id, channel, p);
   return p;
+}
+
+/* Whose settings a channel uses for an account: the account's, the
+   operator's (0), or -1 when neither has any. */
+static int64_t chan_scope(struct store *s, int64_t account_id, const char *channel) {
+  struct store_memo *mm = memo_find(s->scope_memo, account_id, channel);
+  if (mm) return mm->value;
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_CHAN_SCOPE);
+  sq_bind_text(st, 1, channel);
+  sqlite3_bind_int64(st, 2, account_id);
+  int64_t scope = -1;
+  if (sqlite3_step(st) == SQLITE_ROW) scope = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  memo_put(s->scope_memo, account_id, channel, scope);
+  return scope;
 }
 
 /* ---- levels ---------------------------------------------------------------- */
@@ -288,56 +340,85 @@ static int record_event(struct store *s, const struct msg_row *m, int64_t attemp
   return rc;
 }
 
-/*
- * Recomputes the message from its attempts: status (the best any attempt
- * reached; once the cascade is over and none reached anything, failed or
- * expired), the channel that reached it first, the total cost. Writes and
- * records an event only when something changed.
- */
-static int msg_refresh(struct store *s, struct msg_row *m, int64_t at) {
-  struct conn *c = &s->w;
-  sqlite3_stmt *st = sq_stmt(c, ST_ATT_OF_MSG);
-  sqlite3_bind_int64(st, 1, m->id);
-  int best = 0;
-  int64_t best_at = 0, cost = 0, best_att = 0, last_att = 0;
-  char best_ch[20] = "", last_ch[20] = "", last_status[16] = "", last_error[128] = "";
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    char status[16], ch[20];
-    sq_col_copy(st, 1, ch, sizeof ch);
-    sq_col_copy(st, 2, status, sizeof status);
-    int64_t t[3] = {sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4),
-                    sqlite3_column_int64(st, 5)};
-    cost += sqlite3_column_int64(st, 6);
-    int lvl = level_of(status, t[0], t[1], t[2]);
-    int64_t when = lvl ? t[lvl - 1] : 0;
-    if (lvl > best || (lvl == best && lvl > 0 && when < best_at)) {
-      best = lvl;
-      best_at = when;
-      best_att = sqlite3_column_int64(st, 0);
-      snprintf(best_ch, sizeof best_ch, "%s", ch);
-    }
-    if (strcmp(status, "skipped") != 0) {
-      last_att = sqlite3_column_int64(st, 0);
-      snprintf(last_ch, sizeof last_ch, "%s", ch);
-      snprintf(last_status, sizeof last_status, "%s", status);
-      sq_col_copy(st, 7, last_error, sizeof last_error);
-    }
-  }
-  sqlite3_reset(st);
+/* What one change of one attempt means for its message. */
+struct change {
+  int64_t attempt_id;       /* 0: none (every step skipped) */
+  const char *channel;
+  int level;                /* what the attempt has reached now */
+  int64_t cost;             /* added to the message's cost */
+  const char *end_status;   /* failed / expired, if the cascade ends without success */
+  const char *error;
+  int lowered;              /* the attempt lost a level it had (sent, then failed) */
+};
 
+static int level_of_status(const char *st) {
+  if (strcmp(st, "read") == 0) return 3;
+  if (strcmp(st, "delivered") == 0) return 2;
+  if (strcmp(st, "sent") == 0) return 1;
+  return 0;
+}
+
+/*
+ * Moves the message by one change: its status is the best any attempt has
+ * reached (the channel that reached it first keeps it), or, once the cascade
+ * is over with nothing reached, failed / expired. Writes and records an event
+ * only when something changed.
+ */
+static int msg_refresh(struct store *s, struct msg_row *m, int64_t at, const struct change *ch) {
+  int best = level_of_status(m->status);
   const char *status = m->status;
-  const char *channel = best ? best_ch : last_ch;
-  int64_t att = best ? best_att : last_att;
+  const char *channel = m->channel;
   const char *error = NULL;
-  if (best) {
-    status = level_name(best);
-  } else if (m->done) {
-    status = strcmp(last_status, "expired") == 0 ? "expired" : "failed";
-    error = last_error[0] ? last_error : (last_att ? NULL : "no channel of the cascade could be used");
+  char best_ch[20] = "";
+  if (ch->lowered) {
+    /* An attempt lost what it had reached (sent, then failed): the best of
+       the others decides now. Rare, so the attempts are read again. */
+    struct conn *c = &s->w;
+    sqlite3_stmt *st = sq_stmt(c, ST_ATT_OF_MSG);
+    sqlite3_bind_int64(st, 1, m->id);
+    int b = 0;
+    int64_t b_at = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      char as[16];
+      sq_col_copy(st, 2, as, sizeof as);
+      int64_t t[3] = {sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4),
+                      sqlite3_column_int64(st, 5)};
+      int lvl = level_of(as, t[0], t[1], t[2]);
+      if (lvl > b || (lvl == b && lvl > 0 && t[lvl - 1] < b_at)) {
+        b = lvl;
+        b_at = lvl ? t[lvl - 1] : 0;
+        sq_col_copy(st, 1, best_ch, sizeof best_ch);
+      }
+    }
+    sqlite3_reset(st);
+    best = b;
+    if (b > 0) {
+      status = level_name(b);
+      channel = best_ch;
+    } else {
+      /* While the cascade goes on, the message keeps its status. */
+      status = m->done ? (ch->end_status ? ch->end_status : "failed") : m->status;
+      channel = ch->channel ? ch->channel : "";
+      if (m->done) error = ch->error;
+    }
+  } else if (ch->level > best) {
+    status = level_name(ch->level);
+    channel = ch->channel;
+  } else if (best == 0 && !m->done && ch->channel && ch->channel[0]) {
+    channel = ch->channel;     /* nothing reached yet: the step being tried */
+  } else if (m->done && best == 0) {
+    status = ch->end_status ? ch->end_status : "failed";
+    if (ch->channel && ch->channel[0]) channel = ch->channel;
+    error = ch->error ? ch->error
+                      : ch->attempt_id ? NULL : "no channel of the cascade could be used";
   }
+  int64_t cost = m->cost + ch->cost;
   int changed = strcmp(status, m->status) != 0;
-  if (!changed && strcmp(channel, m->channel) == 0 && cost == m->cost) return 0;
-  st = sq_stmt(c, ST_MSG_FIN);
+  if (!changed && strcmp(channel, m->channel) == 0 && cost == m->cost &&
+      m->delivered_twice == m->delivered_twice_db)
+    return 0;
+  struct conn *c = &s->w;
+  sqlite3_stmt *st = sq_stmt(c, ST_MSG_FIN);
   sq_bind_text(st, 1, status);
   sq_bind_text(st, 2, channel);
   sqlite3_bind_int64(st, 3, cost);
@@ -345,9 +426,15 @@ static int msg_refresh(struct store *s, struct msg_row *m, int64_t at) {
   sqlite3_bind_int64(st, 5, at);
   sqlite3_bind_int64(st, 6, m->id);
   int rc = sq_step_done(c, st);
-  if (rc || !changed) return rc;
+  if (rc) return rc;
+  char chbuf[20];
+  snprintf(chbuf, sizeof chbuf, "%s", channel);
+  snprintf(m->channel, sizeof m->channel, "%s", chbuf);
+  m->cost = cost;
+  m->delivered_twice_db = m->delivered_twice;
+  if (!changed) return 0;
   snprintf(m->status, sizeof m->status, "%s", status);
-  return record_event(s, m, att, status, channel, error, cost, at);
+  return record_event(s, m, ch->attempt_id, m->status, m->channel, error, cost, at);
 }
 
 /* ---- starting steps ------------------------------------------------------- */
@@ -416,13 +503,8 @@ static int start_from(struct store *s, struct msg_row *m, int from, int64_t at, 
     }
     int64_t scope = 0;
     if (strcmp(ch, "sms") != 0) {
-      sqlite3_stmt *st = sq_stmt(c, ST_CHAN_SCOPE);
-      sq_bind_text(st, 1, ch);
-      sqlite3_bind_int64(st, 2, m->account_id);
-      int found = sqlite3_step(st) == SQLITE_ROW;
-      if (found) scope = sqlite3_column_int64(st, 0);
-      sqlite3_reset(st);
-      if (!found) {
+      scope = chan_scope(s, m->account_id, ch);
+      if (scope < 0) {
         rc = attempt_insert(s, m, j, ch, "skipped", addr, 0, "channel not configured", at, 0,
                             NULL);
         count(s, ch, C_SKIPPED);
@@ -479,7 +561,8 @@ int casc_start(struct store *s, int64_t msg_id, int64_t at, int64_t *attempt_id,
   if (rc) return rc;
   channel[0] = '\0';
   rc = start_from(s, &m, 0, at, attempt_id, channel, chcap);
-  if (rc == 0) rc = msg_refresh(s, &m, at);
+  struct change ch = {.attempt_id = *attempt_id, .channel = channel};
+  if (rc == 0) rc = msg_refresh(s, &m, at, &ch);
   msg_row_free(&m);
   return rc;
 }
@@ -520,6 +603,7 @@ int casc_attempt_event(struct store *s, int64_t attempt_id, const char *status,
   if (rc) return rc;
 
   int current = !m.done && m.attempt_id == attempt_id;
+  char next_channel[20] = "";
   int before = level_of(a.status, a.sent_at, a.delivered_at, a.read_at);
   int failure = strcmp(status, "failed") == 0 || strcmp(status, "expired") == 0;
   int64_t sent_at = a.sent_at, delivered_at = a.delivered_at, read_at = a.read_at;
@@ -618,14 +702,29 @@ int casc_attempt_event(struct store *s, int64_t attempt_id, const char *status,
     }
     if (after >= wl) {
       rc = cascade_done(s, &m, at);
+    } else if (!a.sent_at && sent_at && a.step < n && steps[a.step].timeout_ms > 0) {
+      /* The wait starts when the provider has the message: time in kaskad's
+         queue or in provider retries does not eat the step's window. */
+      int64_t wait_until = at + steps[a.step].timeout_ms;
+      st = sq_stmt(c, ST_MSG_WAIT);
+      sqlite3_bind_int64(st, 1, wait_until);
+      sqlite3_bind_int64(st, 2, m.id);
+      rc = sq_step_done(c, st);
+      note(s, STORE_NOTE_WAIT, m.id, attempt_id, wait_until);
     } else if (failure) {
       if (a.step + 1 < n) count(s, a.channel, C_FALLTHROUGH);
       int64_t started;
-      rc = start_from(s, &m, a.step + 1, at, &started, NULL, 0);
+      rc = start_from(s, &m, a.step + 1, at, &started, next_channel, sizeof next_channel);
     }
     if (rc) goto out;
   }
-  rc = msg_refresh(s, &m, at);
+  struct change ch = {.attempt_id = attempt_id,
+                      .channel = next_channel[0] ? next_channel : a.channel,
+                      .level = after, .cost = cost,
+                      .end_status = failure ? status : "failed",
+                      .error = failure ? error : NULL,
+                      .lowered = after < before};
+  rc = msg_refresh(s, &m, at, &ch);
 out:
   msg_row_free(&m);
   return rc;
@@ -668,6 +767,33 @@ int store_chan_due(struct store *s, int64_t now, struct store_chan_due *out, int
     *n = 0;
     return KK_ESTORE;
   }
+  return 0;
+}
+
+int store_chan_get(struct store *s, int64_t attempt_id, struct store_chan_due *out) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_CHAN_GET);
+  sqlite3_bind_int64(st, 1, attempt_id);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) chan_due_row(st, out);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+}
+
+int store_chan_due_ids(struct store *s, int64_t now, int64_t *cursor_due, int64_t *cursor_id,
+                       int64_t *ids, int max, int *n) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_CHAN_DUE_IDS);
+  sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_int64(st, 2, *cursor_due);
+  sqlite3_bind_int64(st, 3, *cursor_id);
+  sqlite3_bind_int(st, 4, max);
+  int k = 0, rc;
+  while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    ids[k++] = sqlite3_column_int64(st, 0);
+    *cursor_id = ids[k - 1];
+    *cursor_due = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+  *n = k;
   return 0;
 }
 
@@ -805,8 +931,11 @@ static int exec_step_timeout(struct store *s, struct store_op *op) {
     return 0;
   }
   struct att_row a;
+  memset(&a, 0, sizeof a);
   rc = att_load(s, m.attempt_id, &a);
-  if (rc == 0 && (strcmp(a.status, "sending") == 0 || strcmp(a.status, "sent") == 0)) {
+  if (rc == 0 && (strcmp(a.status, "sending") == 0 || strcmp(a.status, "sent") == 0 ||
+                  strcmp(a.status, "delivered") == 0)) {
+    /* "timeout" says the step passed on; the timestamps keep what it reached. */
     sqlite3_stmt *st = sq_stmt(c, ST_ATT_SET);
     sq_bind_text(st, 1, "timeout");
     if (a.sent_at) sqlite3_bind_int64(st, 2, a.sent_at); else sqlite3_bind_null(st, 2);
@@ -838,11 +967,17 @@ static int exec_step_timeout(struct store *s, struct store_op *op) {
       sqlite3_stmt *st = sq_stmt(c, ST_MSG_CLEAR_DUE);
       sqlite3_bind_int64(st, 1, m.id);
       rc = sq_step_done(c, st);
+      note(s, STORE_NOTE_SMS_CANCEL, m.id, m.attempt_id, d->at);
     }
   }
-  int64_t started;
-  if (rc == 0) rc = start_from(s, &m, d->step + 1, d->at, &started, NULL, 0);
-  if (rc == 0) rc = msg_refresh(s, &m, d->at);
+  int64_t started = 0;
+  char next_channel[20] = "";
+  if (rc == 0) rc = start_from(s, &m, d->step + 1, d->at, &started, next_channel, sizeof next_channel);
+  struct change ch = {.attempt_id = started ? started : m.attempt_id,
+                      .channel = next_channel[0] ? next_channel : a.channel,
+                      .end_status = "failed",
+                      .error = "no step reached what it waited for in time"};
+  if (rc == 0) rc = msg_refresh(s, &m, d->at, &ch);
   msg_row_free(&m);
   return rc;
 }
@@ -871,6 +1006,9 @@ struct kv_data {
 
 static int exec_kv(struct store *s, struct store_op *op) {
   struct kv_data *d = op->data;
+  /* Settings change: forget what was remembered of them. */
+  memset(s->price_memo, 0, sizeof s->price_memo);
+  memset(s->scope_memo, 0, sizeof s->scope_memo);
   int del = d->kind == 0 ? d->value == NULL : d->num < 0;
   sqlite3_stmt *st = sq_stmt(&s->w, del ? d->del : d->put);
   sqlite3_bind_int64(st, 1, d->account_id);

@@ -108,6 +108,7 @@
               "delivered_twice FROM messages WHERE id=?")                      \
   XX(MSG_STEP, "UPDATE messages SET step=?, attempt_id=?, due_at=?,"           \
                " wait_until=?, updated_at=? WHERE id=?")                       \
+  XX(MSG_WAIT, "UPDATE messages SET wait_until=? WHERE id=?")                 \
   XX(MSG_DONE, "UPDATE messages SET done=1, due_at=NULL, wait_until=NULL,"     \
                " updated_at=? WHERE id=?")                                     \
   XX(MSG_FIN, "UPDATE messages SET status=?, channel=?, cost=?,"               \
@@ -131,9 +132,18 @@
                "a.tries,a.due_at,m.expires_at,m.created_at FROM attempts a"    \
                " JOIN messages m ON m.id=a.message_id WHERE a.due_at IS NOT"   \
                " NULL AND a.due_at<=? ORDER BY a.due_at LIMIT ?")              \
+  XX(CHAN_GET, "SELECT a.id,a.message_id,m.account_id,a.scope,a.channel,"      \
+               "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"     \
+               "a.tries,a.due_at,m.expires_at,m.created_at FROM attempts a"    \
+               " JOIN messages m ON m.id=a.message_id WHERE a.id=?"            \
+               " AND a.due_at IS NOT NULL")                                    \
+  XX(CHAN_DUE_IDS, "SELECT id,due_at FROM attempts WHERE due_at IS NOT NULL"  \
+                   " AND due_at<=?1 AND (due_at,id)>(?2,?3)"                   \
+                   " ORDER BY due_at,id LIMIT ?4")                             \
   XX(CHAN_NEXT, "SELECT MIN(due_at) FROM attempts WHERE due_at IS NOT NULL")   \
   XX(ATT_BY_PROVIDER, "SELECT id FROM attempts WHERE channel=? AND"            \
-                      " provider_id=? AND scope=?")                            \
+                      " provider_id=? AND scope=? AND channel<>'sms'"          \
+                      " AND provider_id IS NOT NULL")  /* the partial index */ \
   XX(ATT_VK_READ, "SELECT id FROM attempts WHERE channel='vk' AND address=?1"  \
                   " AND scope=?2 AND provider_id IS NOT NULL AND read_at IS"   \
                   " NULL AND CAST(provider_id AS INTEGER)<=?3 LIMIT 64")       \
@@ -204,6 +214,7 @@ struct store {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   struct store_op *q_head, **q_tail;       /* queued, guarded by mu */
+  int q_weight;                 /* rows queued, guarded by mu */
   struct store_op *done_head, **done_tail; /* committed, guarded by mu */
   int stop;                     /* guarded by mu */
   int pending;                  /* loop thread only */
@@ -217,6 +228,14 @@ struct store {
   struct store_note *wnotes, *lnotes;
   int nw, capw, nl, capl;
   int in_insert;                /* writer: inside a message insert */
+  /* writer: prices and channel scopes read recently (cleared when either
+     table is written); each status would otherwise read them again */
+  struct store_memo {
+    int64_t account_id;
+    char channel[20];
+    int64_t value;              /* price, or the scope (-1: not configured) */
+    int used;
+  } price_memo[32], scope_memo[32];
   struct store_cascade_stats cstats;   /* guarded by mu */
 };
 
