@@ -1,22 +1,24 @@
 // cascade.mjs - the cascade benchmark (Node, no dependencies). One run:
 //
-//   node bench/cascade.mjs [--n 100000] [--pending 100000] [--sync full]
+//   node bench/cascade.mjs [--n 100000] [--pending 100000] [--rate 4000] [--timeout 3s] [--sync full]
 //
 // Starts bin/kaskad-sim (SMSC, fake VK and Viber) and bin/kaskad on an empty
 // data folder, points the channels at the simulator, then:
 //
-//  1. throughput: N messages with the cascade VK (wait read, 2 s) -> Viber
-//     (wait delivered, 2 s) -> SMS, posted in batches of 1000; the simulator
-//     reaches 60% of recipients on VK (all of whom read) and 50% on Viber.
-//     Runs until every cascade has ended; reports cascade steps (attempts
-//     started) per second from the first POST to the last end, and kaskad's
-//     peak RSS.
+//  1. throughput: N messages with the cascade VK (wait read, `timeout`) ->
+//     Viber (wait delivered, `timeout`) -> SMS, posted in batches of 500 at
+//     `rate` messages per second; the simulator reaches 60% of recipients on
+//     VK (all of whom read within 0.1-0.5 s) and 50% on Viber. Runs until every
+//     cascade has ended; reports cascade steps (attempts started) per second
+//     from the first POST to the last end, where the cascades ended (VK read,
+//     Viber delivered, SMS), kaskad's peak RSS and the CPU seconds of each
+//     thread (kaskad's loop and store writer, the simulator).
 //  2. memory: a fresh kaskad; cascades whose VK step waits an hour for a read
 //     that never comes. RSS is read with 10,000 and with `pending` cascades
 //     waiting; the difference per extra cascade is what a waiting cascade
 //     costs.
 //
-// Prints one JSON line with the figures.
+// Prints one JSON line with the figures. DEBUG=1 adds latency samples.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';

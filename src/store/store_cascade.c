@@ -528,9 +528,14 @@ static int start_from(struct store *s, struct msg_row *m, int from, int64_t at, 
     else
       sqlite3_bind_null(st, 4);
     sqlite3_bind_int64(st, 5, at);
-    sqlite3_bind_int64(st, 6, m->id);
+    /* Until some attempt reaches something, the message shows the channel
+       being tried (as msg_refresh would). */
+    int show = level_of_status(m->status) == 0 && !m->done;
+    sq_bind_text(st, 6, show ? ch : m->channel);
+    sqlite3_bind_int64(st, 7, m->id);
     rc = sq_step_done(c, st);
     if (rc) break;
+    if (show) snprintf(m->channel, sizeof m->channel, "%s", ch);
     m->step = j;
     m->attempt_id = id;
     *started = id;
@@ -669,8 +674,9 @@ int casc_attempt_event(struct store *s, int64_t attempt_id, const char *status,
     if (!current) count(s, a.channel, C_LATE);
   }
 
-  /* Did a second channel also reach the person? */
-  if (after >= 2 && before < 2) {
+  /* Did a second channel also reach the person? (The first step that is
+     still current has no earlier attempt that could have.) */
+  if (after >= 2 && before < 2 && !(current && a.step == 0)) {
     sqlite3_stmt *q = sq_stmt(c, ST_ATT_OF_MSG);
     sqlite3_bind_int64(q, 1, m.id);
     int others = 0;

@@ -107,7 +107,7 @@
               "attempt_id,done,cascade,extra,route,segments,channel,cost,"     \
               "delivered_twice FROM messages WHERE id=?")                      \
   XX(MSG_STEP, "UPDATE messages SET step=?, attempt_id=?, due_at=?,"           \
-               " wait_until=?, updated_at=? WHERE id=?")                       \
+               " wait_until=?, updated_at=?, channel=? WHERE id=?")            \
   XX(MSG_WAIT, "UPDATE messages SET wait_until=? WHERE id=?")                 \
   XX(MSG_DONE, "UPDATE messages SET done=1, due_at=NULL, wait_until=NULL,"     \
                " updated_at=? WHERE id=?")                                     \
