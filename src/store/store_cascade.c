@@ -125,8 +125,8 @@ enum counter { C_STARTED, C_SKIPPED, C_SENT, C_DELIVERED, C_READ, C_FAILED, C_TI
                C_FALLTHROUGH, C_LATE, C_TWICE, C_FINISHED };
 
 static void count(struct store *s, const char *channel, enum counter which) {
-  pthread_mutex_lock(&s->mu);
-  struct store_cascade_stats *c = &s->cstats;
+  /* Writer-local; published with the batch (store_sqlite.c run_batch). */
+  struct store_cascade_stats *c = &s->cstats_w;
   int i = which == C_TWICE || which == C_FINISHED ? 0 : slot(c, channel);
   switch (which) {
   case C_STARTED: c->started[i]++; break;
@@ -141,7 +141,6 @@ static void count(struct store *s, const char *channel, enum counter which) {
   case C_TWICE: c->delivered_twice++; break;
   case C_FINISHED: c->finished++; break;
   }
-  pthread_mutex_unlock(&s->mu);
 }
 
 void store_get_cascade_stats(struct store *s, struct store_cascade_stats *out) {
@@ -162,7 +161,14 @@ struct msg_row {
   int64_t attempt_id;
   int done;
   char *cascade;            /* malloc'd */
-  char *extra;              /* malloc'd */
+  char *extra;              /* malloc'd, read by start_from only */
+  int has_extra;
+  int event_recorded;       /* msg_refresh wrote the message's event */
+  /* row changes msg_refresh writes together with the status (one UPDATE) */
+  int w_done;               /* the cascade ended: done, no due time, no deadline */
+  int w_clear_due;          /* the SMS attempt needs the dispatcher no more */
+  int w_wait;               /* set wait_until to w_wait_until */
+  int64_t w_wait_until;
   char route[64];
   int segments;
   char channel[20];
@@ -196,7 +202,7 @@ static int msg_load(struct store *s, int64_t id, struct msg_row *m) {
   m->attempt_id = sqlite3_column_int64(st, 6);
   m->done = sqlite3_column_int(st, 7);
   m->cascade = sqlite3_column_type(st, 8) == SQLITE_NULL ? NULL : sq_col_dup(st, 8);
-  m->extra = sqlite3_column_type(st, 9) == SQLITE_NULL ? NULL : sq_col_dup(st, 9);
+  m->has_extra = sqlite3_column_int(st, 9);   /* read when a step needs it */
   sq_col_copy(st, 10, m->route, sizeof m->route);
   m->segments = sqlite3_column_int(st, 11);
   sq_col_copy(st, 12, m->channel, sizeof m->channel);
@@ -415,7 +421,8 @@ static int msg_refresh(struct store *s, struct msg_row *m, int64_t at, const str
   int64_t cost = m->cost + ch->cost;
   int changed = strcmp(status, m->status) != 0;
   if (!changed && strcmp(channel, m->channel) == 0 && cost == m->cost &&
-      m->delivered_twice == m->delivered_twice_db)
+      m->delivered_twice == m->delivered_twice_db && !m->w_done && !m->w_clear_due &&
+      !m->w_wait)
     return 0;
   struct conn *c = &s->w;
   sqlite3_stmt *st = sq_stmt(c, ST_MSG_FIN);
@@ -424,8 +431,13 @@ static int msg_refresh(struct store *s, struct msg_row *m, int64_t at, const str
   sqlite3_bind_int64(st, 3, cost);
   sqlite3_bind_int(st, 4, m->delivered_twice);
   sqlite3_bind_int64(st, 5, at);
-  sqlite3_bind_int64(st, 6, m->id);
+  sqlite3_bind_int(st, 6, m->w_done);
+  sqlite3_bind_int(st, 7, m->w_clear_due);
+  sqlite3_bind_int(st, 8, m->w_wait);
+  sqlite3_bind_int64(st, 9, m->w_wait_until);
+  sqlite3_bind_int64(st, 10, m->id);
   int rc = sq_step_done(c, st);
+  m->w_done = m->w_clear_due = m->w_wait = 0;
   if (rc) return rc;
   char chbuf[20];
   snprintf(chbuf, sizeof chbuf, "%s", channel);
@@ -434,6 +446,7 @@ static int msg_refresh(struct store *s, struct msg_row *m, int64_t at, const str
   m->delivered_twice_db = m->delivered_twice;
   if (!changed) return 0;
   snprintf(m->status, sizeof m->status, "%s", status);
+  m->event_recorded = 1;
   return record_event(s, m, ch->attempt_id, m->status, m->channel, error, cost, at);
 }
 
@@ -486,6 +499,12 @@ static int start_from(struct store *s, struct msg_row *m, int from, int64_t at, 
   struct conn *c = &s->w;
   struct store_step steps[STORE_MAX_STEPS];
   int n = store_steps_parse(m->cascade, steps);
+  if (m->has_extra && m->extra == NULL) {
+    sqlite3_stmt *st = sq_stmt(c, ST_MSG_EXTRA);
+    sqlite3_bind_int64(st, 1, m->id);
+    if (sqlite3_step(st) == SQLITE_ROW) m->extra = sq_col_dup(st, 0);
+    sqlite3_reset(st);
+  }
   json_t *extra = m->extra ? json_loads(m->extra, 0, NULL) : NULL;
   *started = 0;
   int rc = 0;
@@ -559,27 +578,37 @@ static int start_from(struct store *s, struct msg_row *m, int from, int64_t at, 
   return rc;
 }
 
-int casc_start(struct store *s, int64_t msg_id, int64_t at, int64_t *attempt_id,
+int casc_start(struct store *s, const struct store_msg_new *n, int64_t *attempt_id,
                char *channel, size_t chcap) {
+  /* The row was just inserted from n: no need to read it back. */
   struct msg_row m;
-  int rc = msg_load(s, msg_id, &m);
-  if (rc) return rc;
+  memset(&m, 0, sizeof m);
+  m.id = n->id;
+  m.account_id = n->account_id;
+  snprintf(m.public_id, sizeof m.public_id, "%s", n->public_id);
+  snprintf(m.to, sizeof m.to, "%s", n->to ? n->to : "");
+  snprintf(m.status, sizeof m.status, "accepted");
+  snprintf(m.callback_url, sizeof m.callback_url, "%s", n->callback_url ? n->callback_url : "");
+  m.cascade = n->cascade ? kk_xstrdup(n->cascade) : NULL;
+  m.extra = n->extra ? kk_xstrdup(n->extra) : NULL;
+  m.has_extra = n->extra != NULL;
+  snprintf(m.route, sizeof m.route, "%s", n->route ? n->route : "");
+  m.segments = n->segments;
   channel[0] = '\0';
-  rc = start_from(s, &m, 0, at, attempt_id, channel, chcap);
+  int rc = start_from(s, &m, 0, n->created_at, attempt_id, channel, chcap);
   struct change ch = {.attempt_id = *attempt_id, .channel = channel};
-  if (rc == 0) rc = msg_refresh(s, &m, at, &ch);
+  if (rc == 0) rc = msg_refresh(s, &m, n->created_at, &ch);
   msg_row_free(&m);
   return rc;
 }
 
 /* The current step has ended: done, or on to the next one. */
 static int cascade_done(struct store *s, struct msg_row *m, int64_t at) {
-  sqlite3_stmt *st = sq_stmt(&s->w, ST_MSG_DONE);
-  sqlite3_bind_int64(st, 1, at);
-  sqlite3_bind_int64(st, 2, m->id);
+  (void)at;
   m->done = 1;
+  m->w_done = 1;            /* written by msg_refresh */
   count(s, "", C_FINISHED);
-  return sq_step_done(&s->w, st);
+  return 0;
 }
 
 /* ---- attempt events ------------------------------------------------------- */
@@ -656,17 +685,8 @@ int casc_attempt_event(struct store *s, int64_t attempt_id, const char *status,
   sqlite3_bind_int64(st, 8, attempt_id);
   rc = sq_step_done(c, st);
   if (rc) goto out;
-  if (strcmp(new_status, a.status) != 0) {
-    st = sq_stmt(c, ST_EVENT_INSERT);
-    sqlite3_bind_int64(st, 1, m.id);
-    sqlite3_bind_int64(st, 2, attempt_id);
-    char ev[40];
-    snprintf(ev, sizeof ev, "%s:%s", a.channel, new_status);
-    sq_bind_text(st, 3, ev);
-    sqlite3_bind_int64(st, 4, at);
-    sq_bind_text(st, 5, error && error[0] ? error : NULL);
-    rc = sq_step_done(c, st);
-    if (rc) goto out;
+  int attempt_changed = strcmp(new_status, a.status) != 0;
+  if (attempt_changed) {
     if (after > before && after >= 1 && before < 1) count(s, a.channel, C_SENT);
     if (after >= 2 && before < 2 && after == 2) count(s, a.channel, C_DELIVERED);
     if (after == 3 && before < 3) count(s, a.channel, C_READ);
@@ -699,27 +719,28 @@ int casc_attempt_event(struct store *s, int64_t attempt_id, const char *status,
     struct store_step steps[STORE_MAX_STEPS];
     int n = store_steps_parse(m.cascade, steps);
     int wl = a.step < n ? wait_level(steps[a.step].wait) : 1;
-    if (strcmp(a.channel, "sms") == 0 && (after >= 1 || failure)) {
-      /* An SMS whose parts are all out is no longer due for the dispatcher. */
-      st = sq_stmt(c, ST_MSG_CLEAR_DUE);
-      sqlite3_bind_int64(st, 1, m.id);
-      rc = sq_step_done(c, st);
-      if (rc) goto out;
-    }
+    /* An SMS whose parts are all out is no longer due for the dispatcher. */
+    if (strcmp(a.channel, "sms") == 0 && (after >= 1 || failure)) m.w_clear_due = 1;
     if (after >= wl) {
       rc = cascade_done(s, &m, at);
     } else if (!a.sent_at && sent_at && a.step < n && steps[a.step].timeout_ms > 0) {
       /* The wait starts when the provider has the message: time in kaskad's
          queue or in provider retries does not eat the step's window. */
       int64_t wait_until = at + steps[a.step].timeout_ms;
-      st = sq_stmt(c, ST_MSG_WAIT);
-      sqlite3_bind_int64(st, 1, wait_until);
-      sqlite3_bind_int64(st, 2, m.id);
-      rc = sq_step_done(c, st);
+      m.w_wait = 1;
+      m.w_wait_until = wait_until;
       note(s, STORE_NOTE_WAIT, m.id, attempt_id, wait_until);
     } else if (failure) {
       if (a.step + 1 < n) count(s, a.channel, C_FALLTHROUGH);
       int64_t started;
+      /* Write what is pending first: the next step sets the row on its own. */
+      if (m.w_clear_due) {
+        st = sq_stmt(c, ST_MSG_CLEAR_DUE);
+        sqlite3_bind_int64(st, 1, m.id);
+        rc = sq_step_done(c, st);
+        m.w_clear_due = 0;
+        if (rc) goto out;
+      }
       rc = start_from(s, &m, a.step + 1, at, &started, next_channel, sizeof next_channel);
     }
     if (rc) goto out;
@@ -731,6 +752,19 @@ int casc_attempt_event(struct store *s, int64_t attempt_id, const char *status,
                       .error = failure ? error : NULL,
                       .lowered = after < before};
   rc = msg_refresh(s, &m, at, &ch);
+  if (rc == 0 && attempt_changed && !m.event_recorded) {
+    /* The trace: the attempt's own change, unless the message's event (same
+       attempt) already tells it. */
+    st = sq_stmt(c, ST_EVENT_INSERT);
+    sqlite3_bind_int64(st, 1, m.id);
+    sqlite3_bind_int64(st, 2, attempt_id);
+    char ev[40];
+    snprintf(ev, sizeof ev, "%s:%s", a.channel, new_status);
+    sq_bind_text(st, 3, ev);
+    sqlite3_bind_int64(st, 4, at);
+    sq_bind_text(st, 5, error && error[0] ? error : NULL);
+    rc = sq_step_done(c, st);
+  }
 out:
   msg_row_free(&m);
   return rc;

@@ -104,15 +104,18 @@
                " AND (?2 IS NULL OR status=?2) AND created_at>=?3"             \
                " AND created_at<?4 AND id<?5 ORDER BY id DESC LIMIT ?6")       \
   XX(MSG_ROW, "SELECT account_id,public_id,to_number,status,callback_url,step," \
-              "attempt_id,done,cascade,extra,route,segments,channel,cost,"     \
-              "delivered_twice FROM messages WHERE id=?")                      \
+              "attempt_id,done,cascade,extra IS NOT NULL,route,segments,"      \
+              "channel,cost,delivered_twice FROM messages WHERE id=?")         \
+  XX(MSG_EXTRA, "SELECT extra FROM messages WHERE id=?")                       \
   XX(MSG_STEP, "UPDATE messages SET step=?, attempt_id=?, due_at=?,"           \
                " wait_until=?, updated_at=?, channel=? WHERE id=?")            \
-  XX(MSG_WAIT, "UPDATE messages SET wait_until=? WHERE id=?")                 \
   XX(MSG_DONE, "UPDATE messages SET done=1, due_at=NULL, wait_until=NULL,"     \
                " updated_at=? WHERE id=?")                                     \
-  XX(MSG_FIN, "UPDATE messages SET status=?, channel=?, cost=?,"               \
-              " delivered_twice=?, updated_at=? WHERE id=?")                   \
+  XX(MSG_FIN, "UPDATE messages SET status=?1, channel=?2, cost=?3,"           \
+              " delivered_twice=?4, updated_at=?5, done=(done OR ?6),"         \
+              " due_at=CASE WHEN ?6 OR ?7 THEN NULL ELSE due_at END,"          \
+              " wait_until=CASE WHEN ?6 THEN NULL WHEN ?8 THEN ?9"             \
+              " ELSE wait_until END WHERE id=?10")                             \
   XX(MSG_CLEAR_DUE, "UPDATE messages SET due_at=NULL WHERE id=?")              \
   XX(ATT_OF_MSG, "SELECT id,channel,status,sent_at,delivered_at,read_at,cost,"  \
                  "error FROM attempts WHERE message_id=? ORDER BY id")         \
@@ -236,12 +239,13 @@ struct store {
     int64_t value;              /* price, or the scope (-1: not configured) */
     int used;
   } price_memo[32], scope_memo[32];
-  struct store_cascade_stats cstats;   /* guarded by mu */
+  struct store_cascade_stats cstats;   /* guarded by mu: a copy of cstats_w per commit */
+  struct store_cascade_stats cstats_w; /* writer thread only */
 };
 
 /* store_cascade.c, on the writer thread: */
-/* Starts the message's first usable step (after its insert). */
-int casc_start(struct store *s, int64_t msg_id, int64_t at, int64_t *attempt_id,
+/* Starts the first usable step of message n (just inserted as n->id). */
+int casc_start(struct store *s, const struct store_msg_new *n, int64_t *attempt_id,
                char *channel, size_t chcap);
 /* An attempt's status changed (sent/delivered/read/failed/expired);
    provider_id may be NULL, units is what a "sent" bills. */

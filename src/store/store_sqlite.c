@@ -310,6 +310,7 @@ static void run_batch(struct store *s, struct store_op *batch, int nops) {
   s->stats.commit_sum_ms += dt;
   hist_add(s->stats.batch_hist, store_batch_bounds, nops);
   s->stats.batch_sum += (uint64_t)nops;
+  s->cstats = s->cstats_w;
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -758,8 +759,7 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
   /* The first usable step starts in the same savepoint; an SMS goes to the
      dispatcher from the caller's done callback, the rest through notes. */
   s->in_insert = 1;
-  rc = casc_start(s, m->id, m->created_at, &m->attempt_id, m->first_channel,
-                  sizeof m->first_channel);
+  rc = casc_start(s, m, &m->attempt_id, m->first_channel, sizeof m->first_channel);
   s->in_insert = 0;
   return rc;
 }
