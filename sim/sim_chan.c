@@ -39,7 +39,7 @@
 #define CB_RETRY_MS 1000              /* pause before resending a failed callback */
 #define CB_ATTEMPTS 4                 /* first send and 3 retries */
 #define GW_ATTEMPTS 11                /* Gateway reports: first send and 10 retries */
-#define CB_INFLIGHT_MAX 64            /* callbacks being sent at once (curl keeps 64
+#define CB_INFLIGHT_MAX 256           /* callbacks being sent at once (curl keeps 256
                                          connections a host; more would queue inside
                                          curl, whose bookkeeping grows with them) */
 #define CB_QUEUED_MAX 2000000         /* callbacks waiting; more are dropped (counted) */
