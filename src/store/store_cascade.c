@@ -212,16 +212,9 @@ static int msg_load(struct store *s, int64_t id, struct msg_row *m) {
   return 0;
 }
 
-struct att_row {
-  int64_t msg_id;
-  char channel[20];
-  char status[16];
-  int step;
-  int64_t sent_at, delivered_at, read_at;
-  int segments;
-};
+#define att_row casc_att
 
-static int att_load(struct store *s, int64_t id, struct att_row *a) {
+int casc_att_load(struct store *s, int64_t id, struct casc_att *a) {
   sqlite3_stmt *st = sq_stmt(&s->w, ST_ATT_ROW);
   sqlite3_bind_int64(st, 1, id);
   int rc = sqlite3_step(st);
@@ -237,9 +230,13 @@ static int att_load(struct store *s, int64_t id, struct att_row *a) {
   a->delivered_at = sqlite3_column_int64(st, 5);
   a->read_at = sqlite3_column_int64(st, 6);
   a->segments = sqlite3_column_int(st, 7);
+  a->parts_sent = sqlite3_column_int64(st, 8);
+  a->parts_delivered = sqlite3_column_int(st, 9);
   sqlite3_reset(st);
   return 0;
 }
+
+#define att_load casc_att_load
 
 /* A remembered value for (account, channel), or NULL. */
 static struct store_memo *memo_find(struct store_memo *tab, int64_t account_id,
@@ -620,11 +617,16 @@ static int rank_attempt(const char *status) {
   return 0;
 }
 
-int casc_attempt_event(struct store *s, int64_t attempt_id, const char *status,
-                       const char *provider_id, const char *error, int64_t at, int units) {
+int casc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_att *pre,
+                       const char *status, const char *provider_id, const char *error,
+                       int64_t at, int units) {
   struct conn *c = &s->w;
   struct att_row a;
-  int rc = att_load(s, attempt_id, &a);
+  int rc = 0;
+  if (pre)
+    a = *pre;
+  else
+    rc = att_load(s, attempt_id, &a);
   if (rc == KK_ENOENT) {
     kk_warnx(LOGCTX, "status %s for attempt %lld, which does not exist", status,
              (long long)attempt_id);
@@ -867,8 +869,9 @@ static int exec_chan_result(struct store *s, struct store_op *op) {
     return rc;
   }
   if (r->outcome == STORE_CHAN_SENT)
-    return casc_attempt_event(s, r->attempt_id, "sent", d->provider_id, NULL, r->at, r->units);
-  return casc_attempt_event(s, r->attempt_id, "failed", NULL, d->error, r->at, 0);
+    return casc_attempt_event(s, r->attempt_id, NULL, "sent", d->provider_id, NULL, r->at,
+                              r->units);
+  return casc_attempt_event(s, r->attempt_id, NULL, "failed", NULL, d->error, r->at, 0);
 }
 
 void store_chan_result(struct store *s, const struct store_chan_result *r,
@@ -913,7 +916,7 @@ static int exec_chan_status(struct store *s, struct store_op *op) {
     sqlite3_reset(st);
   }
   for (int i = 0; i < n; i++) {
-    int rc = casc_attempt_event(s, ids[i], d->status, NULL, d->error[0] ? d->error : NULL,
+    int rc = casc_attempt_event(s, ids[i], NULL, d->status, NULL, d->error[0] ? d->error : NULL,
                                 d->st->at, 0);
     if (rc) return rc;
   }

@@ -58,8 +58,6 @@
               " WHERE m.due_at IS NOT NULL AND m.id=?")                        \
   XX(PART_INSERT, "INSERT OR REPLACE INTO sms_parts(route,provider_id,"        \
                   "attempt_id,part,state) VALUES(?,?,?,?,'sent')")             \
-  XX(ATT_GET, "SELECT status,segments,parts_sent,parts_delivered"              \
-              " FROM attempts WHERE id=?")                                     \
   XX(ATT_SENT, "UPDATE attempts SET parts_sent=?, provider_id="                \
                "COALESCE(provider_id,?) WHERE id=?")                           \
   XX(ATT_ERROR, "UPDATE attempts SET error=? WHERE id=?")                      \
@@ -76,8 +74,6 @@
   XX(EARLY_DEL, "DELETE FROM early_receipts WHERE route=?1 AND"                \
                 " provider_id IN (?2,?3)")                                     \
   XX(EARLY_EXPIRE, "DELETE FROM early_receipts WHERE at<?")                    \
-  XX(ATT_MSG, "SELECT message_id,segments,parts_delivered,status"              \
-              " FROM attempts WHERE id=?")                                     \
   XX(EVENT_INSERT, "INSERT INTO events(message_id,attempt_id,status,at,detail)" \
                    " VALUES(?,?,?,?,?)")                                       \
   XX(OUTBOX_INSERT, "INSERT INTO outbox(account_id,message_id,url,payload,"    \
@@ -120,7 +116,8 @@
   XX(ATT_OF_MSG, "SELECT id,channel,status,sent_at,delivered_at,read_at,cost,"  \
                  "error FROM attempts WHERE message_id=? ORDER BY id")         \
   XX(ATT_ROW, "SELECT message_id,channel,status,step,sent_at,delivered_at,"     \
-              "read_at,segments FROM attempts WHERE id=?")                     \
+              "read_at,segments,parts_sent,parts_delivered FROM attempts"      \
+              " WHERE id=?")                                                   \
   XX(ATT_SET, "UPDATE attempts SET status=?, sent_at=?, delivered_at=?,"        \
               " read_at=?, provider_id=COALESCE(provider_id,?),"               \
               " error=COALESCE(?,error), cost=cost+?, due_at=NULL WHERE id=?") \
@@ -247,10 +244,25 @@ struct store {
 /* Starts the first usable step of message n (just inserted as n->id). */
 int casc_start(struct store *s, const struct store_msg_new *n, int64_t *attempt_id,
                char *channel, size_t chcap);
+/* An attempt as the state machine reads it. */
+struct casc_att {
+  int64_t msg_id;
+  char channel[20];
+  char status[16];
+  int step;
+  int64_t sent_at, delivered_at, read_at;
+  int segments;
+  int64_t parts_sent;       /* SMS: bit i set when part i+1 was accepted */
+  int parts_delivered;
+};
+/* Reads attempt id (0, KK_ENOENT, KK_ESTORE). */
+int casc_att_load(struct store *s, int64_t id, struct casc_att *a);
 /* An attempt's status changed (sent/delivered/read/failed/expired);
-   provider_id may be NULL, units is what a "sent" bills. */
-int casc_attempt_event(struct store *s, int64_t attempt_id, const char *status,
-                       const char *provider_id, const char *error, int64_t at, int units);
+   provider_id may be NULL, units is what a "sent" bills. pre: the attempt as
+   the caller just read it in this transaction, or NULL to read it here. */
+int casc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_att *pre,
+                       const char *status, const char *provider_id, const char *error,
+                       int64_t at, int units);
 /* The price of one unit on channel for account (0 if none). */
 int64_t casc_price(struct store *s, int64_t account_id, const char *channel);
 /* Moves the batch's notes to the loop (after a commit) or drops them. */

@@ -848,19 +848,15 @@ static int exec_sms_submitted(struct store *s, struct store_op *op) {
   struct upd_data *d = op->data;
   struct store_sms_update *u = &d->u;
   struct conn *c = &s->w;
-  sqlite3_stmt *st = sq_stmt(c, ST_ATT_GET);
-  sqlite3_bind_int64(st, 1, u->attempt_id);
-  if (sqlite3_step(st) != SQLITE_ROW) {
-    sqlite3_reset(st);
+  struct casc_att att;
+  if (casc_att_load(s, u->attempt_id, &att) != 0) {
     kk_warnx(LOGCTX, "submit_sm_resp for attempt %lld, which does not exist",
              (long long)u->attempt_id);
     return 0;
   }
-  char status[16];
-  sq_col_copy(st, 0, status, sizeof status);
-  int segments = sqlite3_column_int(st, 1);
-  int64_t sent = sqlite3_column_int64(st, 2);
-  sqlite3_reset(st);
+  int segments = att.segments;
+  int64_t sent = att.parts_sent;
+  sqlite3_stmt *st;
 
   char pid[72];
   lower_id(d->provider_id, pid, sizeof pid);
@@ -881,7 +877,7 @@ static int exec_sms_submitted(struct store *s, struct store_op *op) {
   sqlite3_bind_int64(st, 3, u->attempt_id);
   rc = sq_step_done(c, st);
   if (rc == 0 && all)
-    rc = casc_attempt_event(s, u->attempt_id, "sent", NULL, NULL, u->at, segments);
+    rc = casc_attempt_event(s, u->attempt_id, &att, "sent", NULL, NULL, u->at, segments);
   if (rc) return rc;
 
   /* Did this part's receipt come first? */
@@ -929,7 +925,8 @@ void store_sms_submitted(struct store *s, const struct store_sms_update *u,
 /* Ends the SMS attempt with a final status; the cascade decides what follows. */
 static int attempt_final(struct store *s, int64_t msg_id, int64_t attempt_id,
                          const char *status, const char *error, int64_t at) {
-  return casc_attempt_event(s, attempt_id, status, NULL, error && error[0] ? error : NULL, at, 0);
+  return casc_attempt_event(s, attempt_id, NULL, status, NULL, error && error[0] ? error : NULL,
+                            at, 0);
 }
 
 static int exec_sms_failed(struct store *s, struct store_op *op) {
@@ -992,30 +989,24 @@ static int part_receipt(struct store *s, const char *route, const char *pid,
   int rc = sq_step_done(c, st);
   if (rc) return rc;
 
-  st = sq_stmt(c, ST_ATT_MSG);
-  sqlite3_bind_int64(st, 1, attempt_id);
-  if (sqlite3_step(st) != SQLITE_ROW) {
-    sqlite3_reset(st);
-    return 0;
-  }
-  int64_t msg_id = sqlite3_column_int64(st, 0);
-  int segments = sqlite3_column_int(st, 1);
-  int delivered = sqlite3_column_int(st, 2);
-  char astatus[16];
-  sq_col_copy(st, 3, astatus, sizeof astatus);
-  sqlite3_reset(st);
+  struct casc_att att;
+  if (casc_att_load(s, attempt_id, &att) != 0) return 0;
+  int segments = att.segments;
+  int delivered = att.parts_delivered;
+  const char *astatus = att.status;
   if (strcmp(astatus, "sending") != 0 && strcmp(astatus, "sent") != 0 &&
       strcmp(astatus, "timeout") != 0)
     return 0; /* the attempt already ended */
 
   if (strcmp(state, "delivered") == 0) {
-    if (delivered + 1 >= segments) /* the last part: counted by attempt_final */
-      return attempt_final(s, msg_id, attempt_id, "delivered", NULL, at);
+    if (delivered + 1 >= segments) /* the last part: counted by the event */
+      return casc_attempt_event(s, attempt_id, &att, "delivered", NULL, NULL, at, 0);
     st = sq_stmt(c, ST_ATT_DELIVERED_PART);
     sqlite3_bind_int64(st, 1, attempt_id);
     return sq_step_done(c, st);
   }
-  return attempt_final(s, msg_id, attempt_id, state, error, at);
+  return casc_attempt_event(s, attempt_id, &att, state, NULL,
+                            error && error[0] ? error : NULL, at, 0);
 }
 
 #define EARLY_KEEP_MS (24LL * 3600 * 1000)
