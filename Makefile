@@ -46,7 +46,13 @@ SIM_OBJ := $(SIM_SRC:%.c=$(B)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 
 .PHONY: all run test fuzz clean deps bench
+# Only the release build is copied to bin/ (a sanitizer build there would
+# quietly slow down every benchmark and demo).
+ifeq ($(BUILD),release)
 all: bin/kaskad bin/kaskad-sim
+else
+all: $(B)/kaskad $(B)/kaskad-sim
+endif
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
