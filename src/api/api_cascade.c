@@ -12,6 +12,7 @@
  */
 #include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +87,7 @@ int api_cascade_parse(json_t *v, char *out, size_t cap, struct api_err *e) {
       int ok = 0;
       for (int k = 0; k < 3; k++) ok |= wait && strcmp(wait, waits[k]) == 0;
       if (!ok) {
-          snprintf(f, sizeof f, "cascade[%zu].wait", i);
+        snprintf(f, sizeof f, "cascade[%zu].wait", i);
         return refuse(e, 422, "invalid_wait", f, "%s: sent, delivered or read", f);
       }
       if (!(drv->reports & wait_bit(wait))) {
@@ -106,7 +107,7 @@ int api_cascade_parse(json_t *v, char *out, size_t cap, struct api_err *e) {
       else if (!json_is_string(tv) || kk_parse_duration_ms(json_string_value(tv), &ms) != 0)
         bad = 1;
       if (bad || ms < 1000 || ms > 7LL * 24 * 3600 * 1000) {
-          snprintf(f, sizeof f, "cascade[%zu].timeout", i);
+        snprintf(f, sizeof f, "cascade[%zu].timeout", i);
         return refuse(e, 422, "invalid_timeout", f,
                       "%s: a duration like \"90s\", \"10m\", \"2h\" (1s to 7d)", f);
       }
