@@ -64,7 +64,7 @@ cat <<MSG
   Then read it:  curl -s http://$HTTP/v1/messages/<id> -H "Authorization: Bearer $KEY"
 
   A cascade: VK (wait until read, 10 s), then Viber (delivered, 10 s), then SMS:
-    curl -s http://$HTTP/v1/messages -H "Authorization: Bearer $KEY" \
+    curl -s http://$HTTP/v1/messages -H "Authorization: Bearer $KEY" \\
       -d '{"to":"+79161234567","vk_id":"1001","text":"Заказ 1234 готов к выдаче",
            "cascade":[{"channel":"vk","wait":"read","timeout":"10s"},
                       {"channel":"viber","wait":"delivered","timeout":"10s"},
