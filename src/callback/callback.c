@@ -1,11 +1,6 @@
 /*
- * callback.c - customer status callbacks over libcurl's multi-socket
- * interface, driven by libuv (see callback.h).
- *
- * libcurl tells us which sockets to watch (on_curl_socket) and when to wake
- * it up (on_curl_timer); each watched socket gets a uv_poll_t, and the wake-up
- * is one uv_timer_t. When a socket is ready or the timer fires, we hand the
- * event to curl_multi_socket_action() and then collect finished transfers.
+ * callback.c - customer status callbacks, sent with http_client (libcurl
+ * multi on the loop; see callback.h).
  *
  * A request lives from the moment its outbox row is read until the store has
  * committed the result of its try; the list of live requests is the in-flight
@@ -26,6 +21,7 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
+#include "http/http_client.h"
 
 #define LOGCTX "callback"
 #define BATCH_MAX 256                      /* outbox rows read at once */
@@ -42,35 +38,22 @@ struct request {
   int tries;                         /* failed tries before this one */
   char *url;                         /* owned; NULL once the try is over */
   char *payload;                     /* owned; NULL once the try is over */
-  CURL *easy;                        /* the transfer; NULL when none runs */
-  struct curl_slist *headers;        /* owned by the transfer */
-  size_t body_len;                   /* response body bytes seen */
-  int body_capped;                   /* 1: the body passed MAX_RESPONSE_BODY */
-  char errbuf[CURL_ERROR_SIZE];      /* libcurl's detail on failure */
-};
-
-/* A socket libcurl asked us to watch. */
-struct sock {
-  struct callback *c;
-  struct sock *prev, *next;          /* in c->socks while open */
-  curl_socket_t fd;
-  uv_poll_t poll;
+  int running;                       /* 1: its HTTP request is on the wire */
 };
 
 struct callback {
   uv_loop_t *loop;
   struct store *store;
   struct callback_opts o;            /* with defaults filled in */
-  CURLM *multi;                      /* NULL once shut down */
+  struct http_client *http;          /* NULL once closed */
   uv_timer_t poll_timer;             /* outbox polling; at stop, the grace timer */
-  uv_timer_t curl_timer;             /* libcurl's wake-up */
   struct request *requests;          /* the in-flight set */
   int nrequests;
-  struct sock *socks;                /* sockets being watched */
   int more;                          /* 1: the last read may have left due rows */
   int stopping;                      /* 1: callback_stop() was called */
+  int aborting;                      /* 1: the stop grace is over */
   int shut;                          /* 1: handles are closing */
-  int closing;                       /* handles whose close callback is pending */
+  int closing;                       /* closes whose callback is pending */
   void (*stop_done)(void *ud);
   void *stop_ud;
   struct callback_stats st;
@@ -131,20 +114,9 @@ static struct request *request_new(struct callback *c, struct store_outbox *row)
   return r;
 }
 
-/* Ends the transfer, if one runs (the row is left as it is in the store). */
-static void request_end_transfer(struct request *r) {
-  if (r->easy == NULL) return;
-  curl_multi_remove_handle(r->c->multi, r->easy);
-  curl_easy_cleanup(r->easy);
-  curl_slist_free_all(r->headers);
-  r->easy = NULL;
-  r->headers = NULL;
-}
-
 /* Removes r from the in-flight set and frees it. */
 static void request_free(struct request *r) {
   struct callback *c = r->c;
-  request_end_transfer(r);
   if (r->prev)
     r->prev->next = r->next;
   else
@@ -187,7 +159,6 @@ static void on_result_stored(void *arg, int rc) {
  */
 static void finish(struct request *r, int ok, int permanent, const char *error) {
   struct callback *c = r->c;
-  request_end_transfer(r);
   if (ok) {
     c->st.sent_ok++;
     store_outbox_result(c->store, r->outbox_id, 1, 0, NULL, on_result_stored, r);
@@ -216,126 +187,25 @@ static void finish(struct request *r, int ok, int permanent, const char *error) 
   r->url = r->payload = NULL;
 }
 
-/* Hands every finished transfer to finish(). */
-static void collect_done(struct callback *c) {
-  CURLMsg *m;
-  int left;
-  while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
-    if (m->msg != CURLMSG_DONE) continue;
-    /* m is invalid once the handle is removed: copy what is needed first. */
-    CURL *easy = m->easy_handle;
-    CURLcode res = m->data.result;
-    char *priv = NULL;
-    long code = 0;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
-    struct request *r = (struct request *)priv;
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
-    int status_ok = code >= 200 && code <= 299;
-    char error[CURL_ERROR_SIZE + 32];
-    if (res == CURLE_OK || (res == CURLE_WRITE_ERROR && r->body_capped)) {
-      /* A 2xx whose body we stopped reading was still received. */
-      snprintf(error, sizeof error, "HTTP %ld", code);
-      finish(r, status_ok, 0, error);
-    } else {
-      snprintf(error, sizeof error, "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(res));
-      int permanent = res == CURLE_UNSUPPORTED_PROTOCOL || res == CURLE_URL_MALFORMAT;
-      finish(r, 0, permanent, error);
-    }
+/* http_client: the answer to a try (or its abort at stop). */
+static void on_response(void *arg, const struct http_client_resp *resp) {
+  struct request *r = arg;
+  struct callback *c = r->c;
+  r->running = 0;
+  if (c->aborting && resp->status == 0) {
+    /* Aborted at stop: the row stays due, to be sent after a restart. */
+    kk_warnx(LOGCTX, "outbox row %lld: request to %s aborted at stop", (long long)r->outbox_id,
+             r->url);
+    request_free(r);
+    maybe_shut(c);
+    return;
   }
-}
-
-/* ---- libcurl driven by libuv ---------------------------------------------- */
-
-static void on_sock_closed(uv_handle_t *h) {
-  struct sock *k = h->data;
-  struct callback *c = k->c;
-  free(k);
-  c->closing--;
-  maybe_shut(c);
-}
-
-/* Stops watching a socket; k is freed in its close callback. */
-static void sock_close(struct sock *k) {
-  struct callback *c = k->c;
-  if (k->prev)
-    k->prev->next = k->next;
+  char error[CURL_ERROR_SIZE + 32];
+  if (resp->status)
+    snprintf(error, sizeof error, "HTTP %ld", resp->status);
   else
-    c->socks = k->next;
-  if (k->next) k->next->prev = k->prev;
-  c->closing++;
-  uv_close((uv_handle_t *)&k->poll, on_sock_closed);
-}
-
-static void on_sock_event(uv_poll_t *p, int status, int events) {
-  struct sock *k = p->data;
-  struct callback *c = k->c;
-  int flags = 0;
-  if (status < 0) flags |= CURL_CSELECT_ERR;
-  if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
-  if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-  int running;
-  curl_multi_socket_action(c->multi, k->fd, flags, &running);
-  collect_done(c);
-}
-
-/* libcurl: start, change or stop watching fd. */
-static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-  struct callback *c = userp;
-  struct sock *k = socketp;
-  if (what == CURL_POLL_REMOVE) {
-    if (k) sock_close(k);
-    return 0;
-  }
-  if (k == NULL) {
-    /* Freed in on_sock_closed(), after sock_close(). */
-    k = kk_xcalloc(1, sizeof *k);
-    k->c = c;
-    k->fd = fd;
-    if (uv_poll_init_socket(c->loop, &k->poll, fd) != 0) {
-      kk_error(LOGCTX, "cannot watch socket %d", (int)fd);
-      free(k);
-      return -1;
-    }
-    k->poll.data = k;
-    k->next = c->socks;
-    if (c->socks) c->socks->prev = k;
-    c->socks = k;
-    curl_multi_assign(c->multi, fd, k);
-  }
-  int events = 0;
-  if (what & CURL_POLL_IN) events |= UV_READABLE;
-  if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-  uv_poll_start(&k->poll, events, on_sock_event);
-  return 0;
-}
-
-static void on_curl_timeout(uv_timer_t *t) {
-  struct callback *c = t->data;
-  int running;
-  curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  collect_done(c);
-}
-
-/* libcurl: call me back in timeout_ms (-1: no need). */
-static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
-  struct callback *c = userp;
-  if (timeout_ms < 0)
-    uv_timer_stop(&c->curl_timer);
-  else
-    uv_timer_start(&c->curl_timer, on_curl_timeout, (uint64_t)timeout_ms, 0);
-  return 0;
-}
-
-/* Counts the response body and drops it; stops reading past the cap. */
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
-  struct request *r = ud;
-  size_t n = size * nmemb;
-  r->body_len += n;
-  if (r->body_len > MAX_RESPONSE_BODY) {
-    r->body_capped = 1;
-    return 0;
-  }
-  return n;
+    snprintf(error, sizeof error, "%s", resp->error);
+  finish(r, resp->status >= 200 && resp->status <= 299, 0, error);
 }
 
 /* ---- sending -------------------------------------------------------------- */
@@ -359,34 +229,19 @@ static void start(struct request *r) {
     return;
   }
   snprintf(header, sizeof header, "X-Kaskad-Signature: %s", sig);
-  r->headers = curl_slist_append(r->headers, "Content-Type: application/json");
-  r->headers = curl_slist_append(r->headers, header);
-  r->headers = curl_slist_append(r->headers, "Expect:");
-  r->easy = curl_easy_init();
-  if (r->easy == NULL || r->headers == NULL) {
-    finish(r, 0, 0, "cannot set up the request");
+  const char *headers[] = {"Content-Type: application/json", header};
+  struct http_client_req req = {.method = "POST", .url = r->url, .headers = headers,
+                                .nheaders = 2, .body = r->payload,
+                                .body_len = strlen(r->payload), .timeout_ms = c->o.timeout_ms};
+  if (strncmp(r->url, "http://", 7) != 0 && strncmp(r->url, "https://", 8) != 0) {
+    finish(r, 0, 1, "not an http(s) URL");
     return;
   }
-  CURL *e = r->easy;
-  curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-  curl_easy_setopt(e, CURLOPT_URL, r->url);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->o.timeout_ms);
-  curl_easy_setopt(e, CURLOPT_POST, 1L);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->payload);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(r->payload));
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, "kaskad");
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-  if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
-    curl_easy_cleanup(e);
-    r->easy = NULL;
+  if (c->http == NULL || http_client_do(c->http, &req, on_response, r) != 0) {
     finish(r, 0, 0, "cannot start the request");
+    return;
   }
+  r->running = 1;
 }
 
 /* Reads due rows and starts a request for each one not yet in flight. */
@@ -419,31 +274,21 @@ static void on_poll(uv_timer_t *t) {
 
 struct callback *callback_new(uv_loop_t *loop, struct store *store,
                               const struct callback_opts *opts) {
-  CURLM *multi = curl_multi_init();
-  if (multi == NULL) {
-    kk_error(LOGCTX, "cannot start libcurl");
-    return NULL;
-  }
-  /* Freed in on_handle_closed(), after callback_stop(). */
+  struct http_client *http = http_client_new(loop, MAX_RESPONSE_BODY);
+  if (http == NULL) return NULL;
+  /* Freed in maybe_shut(), after callback_stop(). */
   struct callback *c = kk_xcalloc(1, sizeof *c);
   c->loop = loop;
   c->store = store;
+  c->http = http;
   if (opts) c->o = *opts;
   if (c->o.timeout_ms <= 0) c->o.timeout_ms = 10000;
   if (c->o.max_inflight <= 0) c->o.max_inflight = 64;
   if (c->o.max_tries <= 0) c->o.max_tries = 12;
   if (c->o.backoff_ms <= 0) c->o.backoff_ms = 5000;
   if (c->o.poll_ms <= 0) c->o.poll_ms = 200;
-  c->multi = multi;
-  curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-  curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, c);
-  curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-  curl_multi_setopt(multi, CURLMOPT_TIMERDATA, c);
-  /* Keep one idle connection per possible request, for reuse. */
-  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)c->o.max_inflight);
   uv_timer_init(loop, &c->poll_timer);
-  uv_timer_init(loop, &c->curl_timer);
-  c->poll_timer.data = c->curl_timer.data = c;
+  c->poll_timer.data = c;
   uv_timer_start(&c->poll_timer, on_poll, 0, (uint64_t)c->o.poll_ms);
   return c;
 }
@@ -457,19 +302,26 @@ void callback_stats(const struct callback *c, struct callback_stats *out) {
   out->inflight = c->nrequests;
 }
 
+static void on_http_closed(void *ud) {
+  struct callback *c = ud;
+  c->closing--;
+  maybe_shut(c);
+}
+
+/* Closes the HTTP client once: requests still running end with status 0. */
+static void close_http(struct callback *c) {
+  if (c->http == NULL) return;
+  struct http_client *h = c->http;
+  c->http = NULL;
+  c->closing++;
+  http_client_close(h, on_http_closed, c);
+}
+
 /* The stop grace is over: aborts the transfers still running. */
 static void on_grace_over(uv_timer_t *t) {
   struct callback *c = t->data;
-  struct request *r = c->requests;
-  while (r) {
-    struct request *next = r->next;
-    if (r->easy) {
-      kk_warnx(LOGCTX, "outbox row %lld: request to %s aborted at stop", (long long)r->outbox_id,
-               r->url);
-      request_free(r);
-    }
-    r = next;
-  }
+  c->aborting = 1;
+  close_http(c);
   maybe_shut(c);
 }
 
@@ -490,7 +342,7 @@ static void on_handle_closed(uv_handle_t *h) {
 }
 
 /*
- * Once stopping and no request is left: ends libcurl, closes every handle
+ * Once stopping and no request is left: closes the HTTP client and the timer
  * and, when the last close callback has run, frees c and calls stop_done.
  */
 static void maybe_shut(struct callback *c) {
@@ -498,13 +350,9 @@ static void maybe_shut(struct callback *c) {
   if (!c->shut) {
     if (c->nrequests > 0) return;
     c->shut = 1;
-    /* Cleaning up may report sockets to remove through on_curl_socket. */
-    curl_multi_cleanup(c->multi);
-    c->multi = NULL;
-    while (c->socks) sock_close(c->socks);
-    c->closing += 2;
+    close_http(c);
+    c->closing++;
     uv_close((uv_handle_t *)&c->poll_timer, on_handle_closed);
-    uv_close((uv_handle_t *)&c->curl_timer, on_handle_closed);
     return;
   }
   if (c->closing > 0) return;
