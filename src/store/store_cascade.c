@@ -232,6 +232,7 @@ int casc_att_load(struct store *s, int64_t id, struct casc_att *a) {
   a->segments = sqlite3_column_int(st, 7);
   a->parts_sent = sqlite3_column_int64(st, 8);
   a->parts_delivered = sqlite3_column_int(st, 9);
+  a->scope = sqlite3_column_int64(st, 10);
   sqlite3_reset(st);
   return 0;
 }
@@ -850,6 +851,38 @@ static int64_t scalar(struct store *s, enum stmt_id id) {
 int64_t store_chan_next_due(struct store *s) { return scalar(s, ST_CHAN_NEXT); }
 int64_t store_wait_next(struct store *s) { return scalar(s, ST_WAIT_NEXT); }
 
+#define EARLY_STATUS_KEEP_MS (24LL * 3600 * 1000)
+
+/* Applies the statuses a provider reported before its id was stored. */
+static int apply_early(struct store *s, int64_t attempt_id, const char *provider_id) {
+  struct conn *c = &s->w;
+  struct casc_att a;
+  if (casc_att_load(s, attempt_id, &a) != 0) return 0;
+  sqlite3_stmt *st = sq_stmt(c, ST_ESTAT_GET);
+  sq_bind_text(st, 1, a.channel);
+  sqlite3_bind_int64(st, 2, a.scope);
+  sq_bind_text(st, 3, provider_id);
+  struct { char status[12]; char error[128]; int64_t at; } held[8];
+  int n = 0;
+  while (n < 8 && sqlite3_step(st) == SQLITE_ROW) {
+    sq_col_copy(st, 0, held[n].status, sizeof held[n].status);
+    sq_col_copy(st, 1, held[n].error, sizeof held[n].error);
+    held[n].at = sqlite3_column_int64(st, 2);
+    n++;
+  }
+  sqlite3_reset(st);
+  if (n == 0) return 0;
+  st = sq_stmt(c, ST_ESTAT_DEL);
+  sq_bind_text(st, 1, a.channel);
+  sqlite3_bind_int64(st, 2, a.scope);
+  sq_bind_text(st, 3, provider_id);
+  int rc = sq_step_done(c, st);
+  for (int i = 0; i < n && rc == 0; i++)
+    rc = casc_attempt_event(s, attempt_id, NULL, held[i].status, NULL,
+                            held[i].error[0] ? held[i].error : NULL, held[i].at, 0);
+  return rc;
+}
+
 struct chan_result_data {
   struct store_chan_result r;
   char provider_id[72];
@@ -868,9 +901,11 @@ static int exec_chan_result(struct store *s, struct store_op *op) {
     if (rc == 0) note(s, STORE_NOTE_CHANNEL, 0, r->attempt_id, r->retry_at);
     return rc;
   }
-  if (r->outcome == STORE_CHAN_SENT)
-    return casc_attempt_event(s, r->attempt_id, NULL, "sent", d->provider_id, NULL, r->at,
-                              r->units);
+  if (r->outcome == STORE_CHAN_SENT) {
+    int rc = casc_attempt_event(s, r->attempt_id, NULL, "sent", d->provider_id, NULL, r->at,
+                                r->units);
+    return rc ? rc : apply_early(s, r->attempt_id, d->provider_id);
+  }
   return casc_attempt_event(s, r->attempt_id, NULL, "failed", NULL, d->error, r->at, 0);
 }
 
@@ -921,6 +956,23 @@ static int exec_chan_status(struct store *s, struct store_op *op) {
     if (rc) return rc;
   }
   d->st->matched = n;
+  if (n == 0 && d->provider_id[0]) {
+    /* The provider may call back before its answer to our send is stored
+       (WhatsApp reports "sent" at once): keep the status for a day; the
+       send's result applies it (apply_early). */
+    sqlite3_stmt *st = sq_stmt(c, ST_ESTAT_EXPIRE);
+    sqlite3_bind_int64(st, 1, d->st->at - EARLY_STATUS_KEEP_MS);
+    int rc = sq_step_done(c, st);
+    if (rc) return rc;
+    st = sq_stmt(c, ST_ESTAT_PUT);
+    sq_bind_text(st, 1, d->channel);
+    sqlite3_bind_int64(st, 2, d->st->scope);
+    sq_bind_text(st, 3, d->provider_id);
+    sq_bind_text(st, 4, d->status);
+    sq_bind_text(st, 5, d->error[0] ? d->error : NULL);
+    sqlite3_bind_int64(st, 6, d->st->at);
+    return sq_step_done(c, st);
+  }
   return 0;
 }
 

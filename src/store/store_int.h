@@ -116,8 +116,15 @@
   XX(ATT_OF_MSG, "SELECT id,channel,status,sent_at,delivered_at,read_at,cost,"  \
                  "error FROM attempts WHERE message_id=? ORDER BY id")         \
   XX(ATT_ROW, "SELECT message_id,channel,status,step,sent_at,delivered_at,"     \
-              "read_at,segments,parts_sent,parts_delivered FROM attempts"      \
+              "read_at,segments,parts_sent,parts_delivered,scope FROM attempts" \
               " WHERE id=?")                                                   \
+  XX(ESTAT_PUT, "INSERT OR REPLACE INTO early_statuses(channel,scope,"        \
+                "provider_id,status,error,at) VALUES(?,?,?,?,?,?)")            \
+  XX(ESTAT_GET, "SELECT status,error,at FROM early_statuses WHERE channel=?"   \
+                " AND scope=? AND provider_id=? ORDER BY at")                  \
+  XX(ESTAT_DEL, "DELETE FROM early_statuses WHERE channel=? AND scope=?"       \
+                " AND provider_id=?")                                          \
+  XX(ESTAT_EXPIRE, "DELETE FROM early_statuses WHERE at<?")                    \
   XX(ATT_SET, "UPDATE attempts SET status=?, sent_at=?, delivered_at=?,"        \
               " read_at=?, provider_id=COALESCE(provider_id,?),"               \
               " error=COALESCE(?,error), cost=cost+?, due_at=NULL WHERE id=?") \
@@ -254,6 +261,7 @@ struct casc_att {
   int segments;
   int64_t parts_sent;       /* SMS: bit i set when part i+1 was accepted */
   int parts_delivered;
+  int64_t scope;            /* whose channel settings sent it */
 };
 /* Reads attempt id (0, KK_ENOENT, KK_ESTORE). */
 int casc_att_load(struct store *s, int64_t id, struct casc_att *a);

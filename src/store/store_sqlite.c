@@ -173,6 +173,15 @@ static const char *const migrations[] = {
     " steps TEXT NOT NULL,"
     " updated_at INTEGER NOT NULL,"
     " PRIMARY KEY(account_id, name)) WITHOUT ROWID;",
+    /* 4: provider statuses that came before the send's own answer was stored */
+    "CREATE TABLE early_statuses("
+    " channel TEXT NOT NULL,"
+    " scope INTEGER NOT NULL,"
+    " provider_id TEXT NOT NULL,"
+    " status TEXT NOT NULL,"
+    " error TEXT,"
+    " at INTEGER NOT NULL,"
+    " PRIMARY KEY(channel, scope, provider_id, status)) WITHOUT ROWID;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -283,3 +283,45 @@ test('every channel end to end through its provider', { timeout: 60000 }, async 
   assert.match(mail.body, /To: anna@example.com/);
   await finish();
 });
+
+test('a provider status that overtakes the answer to the send is kept and applied', { timeout: 60000 }, async (t) => {
+  // A stand-in Viber that calls back "delivered" (signed) before it answers
+  // the send: kaskad has no provider id to match yet.
+  const { k, key, smsc, finish } = await setup(t, { smsc: { autoReceipt: 'DELIVRD' } });
+  const http = await import('node:http');
+  const token = 'fast-viber-token-0001';
+  let hook = null;
+  let sends = 0;
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', async () => {
+      if (req.url === '/pa/set_webhook') {
+        hook = JSON.parse(Buffer.concat(chunks).toString()).url;
+        res.end('{"status":0,"status_message":"ok"}');
+        return;
+      }
+      sends++;
+      const mt = 5741311803571799000 + sends;
+      const body = `{"event":"delivered","timestamp":${Date.now()},"message_token":${mt}}`;
+      const sig = crypto.createHmac('sha256', token).update(body).digest('hex');
+      const r = await fetch(hook, { method: 'POST', body, headers: { 'x-viber-content-signature': sig } });
+      await r.text();
+      res.end(`{"status":0,"status_message":"ok","message_token":${mt}}`);
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  await k.call('PUT', '/v1/channels/viber', { body: { base_url: `http://127.0.0.1:${server.address().port}`, token } }, 200);
+  const m = await k.send(key, {
+    to: PHONE, text: 'fast', viber_id: 'vb-fast',
+    cascade: [{ channel: 'viber', wait: 'delivered', timeout: '30s' }, { channel: 'sms' }],
+  });
+  const done = await k.waitStatus(key, m.id, 'delivered', 15000);
+  assert.equal(done.channel, 'viber');
+  assert.equal(done.attempts.length, 1);
+  assert.ok(done.attempts[0].delivered_at);
+  assert.equal(sends, 1);
+  assert.equal(smsc.submits.length, 0);
+  await finish();
+});
