@@ -516,8 +516,11 @@ static void send_start(struct cascade *c, struct store_chan_due *row) {
   json_t *button = json_object_get(x, "button");
   json_t *tpl = json_object_get(x, "whatsapp_template");
   char *tpl_text = tpl ? json_dumps(tpl, JSON_COMPACT) : NULL;
-  char hook[512];
-  cascade_webhook_url(c, e ? e->account_id : 0, k->row.channel, hook, sizeof hook);
+  /* Only the Gateway takes a callback URL in the request; the URL of an
+     account's webhook costs a read of the account. */
+  char hook[512] = "";
+  if (strcmp(k->row.channel, "telegram_gateway") == 0)
+    cascade_webhook_url(c, e ? e->account_id : 0, k->row.channel, hook, sizeof hook);
   /* A channel that falls back to the phone (Viber business messages) gets no
      address of its own then. */
   const char *address = k->row.address;
@@ -538,7 +541,7 @@ static void send_start(struct cascade *c, struct store_chan_due *row) {
       .code = json_string_value(json_object_get(x, "code")),
       .msg_class = k->row.msg_class,
       .ttl_s = (int)((k->row.expires_at - k->started_ms) / 1000),
-      .callback_url = hook,
+      .callback_url = hook[0] ? hook : NULL,
   };
   char err[160] = "";
   int rc = k->drv->build(cfg, &m, &k->req, err, sizeof err);

@@ -44,6 +44,8 @@ int chan_error(char *error, size_t errcap, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Concatenates the strings up to a NULL argument; free() the result. */
 char *chan_concat(const char *first, ...);
+/* Adds "Authorization: Bearer <token>". Returns 0 or KK_ENOSPC. */
+int chan_req_bearer(struct chan_req *r, const char *token);
 
 /* 1 when the n bytes at s are well-formed UTF-8 (no overlongs, surrogates). */
 int chan_utf8_valid(const char *s, size_t n);

@@ -84,9 +84,7 @@ static int wa_build(const struct chan_cfg *cfg, const struct chan_msg *m, struct
   chan_req_start(req, "POST", chan_concat(chan_base(cfg, WA_HOST), "/", version, "/",
                                           cfg->phone_number_id, "/messages", (char *)NULL));
   chan_req_header(req, "Content-Type", "application/json");
-  char *auth = chan_concat("Bearer ", cfg->token, (char *)NULL);
-  chan_req_header(req, "Authorization", auth);
-  free(auth);
+  chan_req_bearer(req, cfg->token);
   if (chan_req_json(req, o) != 0) {
     chan_req_free(req);
     return chan_error(error, errcap, KK_EINVAL, "the request cannot be encoded");

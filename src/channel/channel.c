@@ -436,3 +436,10 @@ int64_t chan_seconds_to_ms(int64_t s, int64_t fallback) {
   if (s <= 0 || s > 100000000000LL) return fallback;
   return s * 1000;
 }
+
+int chan_req_bearer(struct chan_req *r, const char *token) {
+  char *auth = chan_concat("Bearer ", token, (char *)NULL);
+  int rc = chan_req_header(r, "Authorization", auth);
+  free(auth);
+  return rc;
+}

@@ -212,8 +212,6 @@ static int msg_load(struct store *s, int64_t id, struct msg_row *m) {
   return 0;
 }
 
-#define att_row casc_att
-
 int casc_att_load(struct store *s, int64_t id, struct casc_att *a) {
   sqlite3_stmt *st = sq_stmt(&s->w, ST_ATT_ROW);
   sqlite3_bind_int64(st, 1, id);
@@ -237,7 +235,6 @@ int casc_att_load(struct store *s, int64_t id, struct casc_att *a) {
   return 0;
 }
 
-#define att_load casc_att_load
 
 /* A remembered value for (account, channel), or NULL. */
 static struct store_memo *memo_find(struct store_memo *tab, int64_t account_id,
@@ -601,12 +598,10 @@ int casc_start(struct store *s, const struct store_msg_new *n, int64_t *attempt_
 }
 
 /* The current step has ended: done, or on to the next one. */
-static int cascade_done(struct store *s, struct msg_row *m, int64_t at) {
-  (void)at;
+static void cascade_done(struct store *s, struct msg_row *m) {
   m->done = 1;
   m->w_done = 1;            /* written by msg_refresh */
   count(s, "", C_FINISHED);
-  return 0;
 }
 
 /* ---- attempt events ------------------------------------------------------- */
@@ -622,12 +617,12 @@ int casc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_at
                        const char *status, const char *provider_id, const char *error,
                        int64_t at, int units) {
   struct conn *c = &s->w;
-  struct att_row a;
+  struct casc_att a;
   int rc = 0;
   if (pre)
     a = *pre;
   else
-    rc = att_load(s, attempt_id, &a);
+    rc = casc_att_load(s, attempt_id, &a);
   if (rc == KK_ENOENT) {
     kk_warnx(LOGCTX, "status %s for attempt %lld, which does not exist", status,
              (long long)attempt_id);
@@ -725,7 +720,7 @@ int casc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_at
     /* An SMS whose parts are all out is no longer due for the dispatcher. */
     if (strcmp(a.channel, "sms") == 0 && (after >= 1 || failure)) m.w_clear_due = 1;
     if (after >= wl) {
-      rc = cascade_done(s, &m, at);
+      cascade_done(s, &m);
     } else if (!a.sent_at && sent_at && a.step < n && steps[a.step].timeout_ms > 0) {
       /* The wait starts when the provider has the message: time in kaskad's
          queue or in provider retries does not eat the step's window. */
@@ -1025,9 +1020,9 @@ static int exec_step_timeout(struct store *s, struct store_op *op) {
     msg_row_free(&m);
     return 0;
   }
-  struct att_row a;
+  struct casc_att a;
   memset(&a, 0, sizeof a);
-  rc = att_load(s, m.attempt_id, &a);
+  rc = casc_att_load(s, m.attempt_id, &a);
   if (rc == 0 && (strcmp(a.status, "sending") == 0 || strcmp(a.status, "sent") == 0 ||
                   strcmp(a.status, "delivered") == 0)) {
     /* "timeout" says the step passed on; the timestamps keep what it reached. */
