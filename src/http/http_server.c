@@ -195,12 +195,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req->path = kk_xstrdup(url);
     *con_cls = req;
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
-      /* Refuse before reading the body; MHD closes the connection after. */
+    unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
+    if (announced > srv->max_body) {
       req->too_big = 1;
-      req->handled = 1;
-      refuse_too_big(req);
-      return queue_resp(req);
+      /* A body a little over the limit is read and thrown away, and the
+         answer follows it: a client still sending when the connection
+         closed would see a reset instead of the 413. A larger one is
+         refused before it is sent; MHD closes the connection after. */
+      if (announced > 2 * (unsigned long long)srv->max_body) {
+        req->handled = 1;
+        refuse_too_big(req);
+        return queue_resp(req);
+      }
     }
     return MHD_YES;
   }

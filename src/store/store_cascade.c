@@ -175,6 +175,10 @@ struct msg_row {
   int64_t cost;
   int delivered_twice;
   int delivered_twice_db;   /* as read, to see a change */
+  /* a message being inserted: its row is written after its first step has
+     started, so start_from and msg_refresh leave what they decide here */
+  int ins;
+  int64_t due_at, wait_until;
 };
 
 static void msg_row_free(struct msg_row *m) {
@@ -212,29 +216,29 @@ static int msg_load(struct store *s, int64_t id, struct msg_row *m) {
   return 0;
 }
 
+void casc_att_cols(sqlite3_stmt *st, int i, struct casc_att *a) {
+  a->msg_id = sqlite3_column_int64(st, i);
+  sq_col_copy(st, i + 1, a->channel, sizeof a->channel);
+  sq_col_copy(st, i + 2, a->status, sizeof a->status);
+  a->step = sqlite3_column_int(st, i + 3);
+  a->sent_at = sqlite3_column_int64(st, i + 4);
+  a->delivered_at = sqlite3_column_int64(st, i + 5);
+  a->read_at = sqlite3_column_int64(st, i + 6);
+  a->segments = sqlite3_column_int(st, i + 7);
+  a->parts_sent = sqlite3_column_int64(st, i + 8);
+  a->parts_delivered = sqlite3_column_int(st, i + 9);
+  a->scope = sqlite3_column_int64(st, i + 10);
+  a->parts_dirty = 0;
+}
+
 int casc_att_load(struct store *s, int64_t id, struct casc_att *a) {
   sqlite3_stmt *st = sq_stmt(&s->w, ST_ATT_ROW);
   sqlite3_bind_int64(st, 1, id);
   int rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW) {
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
-  }
-  a->msg_id = sqlite3_column_int64(st, 0);
-  sq_col_copy(st, 1, a->channel, sizeof a->channel);
-  sq_col_copy(st, 2, a->status, sizeof a->status);
-  a->step = sqlite3_column_int(st, 3);
-  a->sent_at = sqlite3_column_int64(st, 4);
-  a->delivered_at = sqlite3_column_int64(st, 5);
-  a->read_at = sqlite3_column_int64(st, 6);
-  a->segments = sqlite3_column_int(st, 7);
-  a->parts_sent = sqlite3_column_int64(st, 8);
-  a->parts_delivered = sqlite3_column_int(st, 9);
-  a->scope = sqlite3_column_int64(st, 10);
+  if (rc == SQLITE_ROW) casc_att_cols(st, 0, a);
   sqlite3_reset(st);
-  return 0;
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
 }
-
 
 /* A remembered value for (account, channel), or NULL. */
 static struct store_memo *memo_find(struct store_memo *tab, int64_t account_id,
@@ -365,6 +369,9 @@ static int level_of_status(const char *st) {
  * is over with nothing reached, failed / expired. Writes and records an event
  * only when something changed.
  */
+static int msg_fin_write(struct conn *c, const struct msg_row *m, const char *status,
+                         const char *channel, int64_t cost, int64_t at);
+
 static int msg_refresh(struct store *s, struct msg_row *m, int64_t at, const struct change *ch) {
   int best = level_of_status(m->status);
   const char *status = m->status;
@@ -420,6 +427,30 @@ static int msg_refresh(struct store *s, struct msg_row *m, int64_t at, const str
       !m->w_wait)
     return 0;
   struct conn *c = &s->w;
+  if (m->ins) {
+    if (m->w_done) m->done = 1;
+    if (m->w_done || m->w_clear_due) m->due_at = 0;
+    if (m->w_done) m->wait_until = 0;
+    else if (m->w_wait) m->wait_until = m->w_wait_until;
+  } else {
+    int rc = msg_fin_write(c, m, status, channel, cost, at);
+    if (rc) return rc;
+  }
+  m->w_done = m->w_clear_due = m->w_wait = 0;
+  char chbuf[20];
+  snprintf(chbuf, sizeof chbuf, "%s", channel);
+  snprintf(m->channel, sizeof m->channel, "%s", chbuf);
+  m->cost = cost;
+  m->delivered_twice_db = m->delivered_twice;
+  if (!changed) return 0;
+  snprintf(m->status, sizeof m->status, "%s", status);
+  m->event_recorded = 1;
+  return record_event(s, m, ch->attempt_id, m->status, m->channel, error, cost, at);
+}
+
+/* Writes the message's status and the row changes msg_refresh gathered. */
+static int msg_fin_write(struct conn *c, const struct msg_row *m, const char *status,
+                         const char *channel, int64_t cost, int64_t at) {
   sqlite3_stmt *st = sq_stmt(c, ST_MSG_FIN);
   sq_bind_text(st, 1, status);
   sq_bind_text(st, 2, channel);
@@ -431,18 +462,7 @@ static int msg_refresh(struct store *s, struct msg_row *m, int64_t at, const str
   sqlite3_bind_int(st, 8, m->w_wait);
   sqlite3_bind_int64(st, 9, m->w_wait_until);
   sqlite3_bind_int64(st, 10, m->id);
-  int rc = sq_step_done(c, st);
-  m->w_done = m->w_clear_due = m->w_wait = 0;
-  if (rc) return rc;
-  char chbuf[20];
-  snprintf(chbuf, sizeof chbuf, "%s", channel);
-  snprintf(m->channel, sizeof m->channel, "%s", chbuf);
-  m->cost = cost;
-  m->delivered_twice_db = m->delivered_twice;
-  if (!changed) return 0;
-  snprintf(m->status, sizeof m->status, "%s", status);
-  m->event_recorded = 1;
-  return record_event(s, m, ch->attempt_id, m->status, m->channel, error, cost, at);
+  return sq_step_done(c, st);
 }
 
 /* ---- starting steps ------------------------------------------------------- */
@@ -464,24 +484,37 @@ static int attempt_insert(struct store *s, const struct msg_row *m, int step, co
                           const char *error, int64_t at, int64_t due_at, int64_t *id) {
   struct conn *c = &s->w;
   int sms = strcmp(channel, "sms") == 0;
+  int64_t aid = s->next_att_id++;   /* the writer numbers the rows it adds */
   sqlite3_stmt *st = sq_stmt(c, ST_ATT_INSERT);
-  sqlite3_bind_int64(st, 1, m->id);
-  sqlite3_bind_int(st, 2, step);
-  sq_bind_text(st, 3, channel);
-  sq_bind_text(st, 4, sms ? m->route : NULL);
-  sq_bind_text(st, 5, status);
-  sqlite3_bind_int(st, 6, sms ? m->segments : 1);
-  sq_bind_text(st, 7, address);
-  sqlite3_bind_int64(st, 8, scope);
-  sq_bind_text(st, 9, error);
-  sqlite3_bind_int64(st, 10, at);
-  if (due_at)
-    sqlite3_bind_int64(st, 11, due_at);
-  else
-    sqlite3_bind_null(st, 11);
+  sqlite3_bind_int64(st, 1, aid);
+  sqlite3_bind_int64(st, 2, m->id);
+  sqlite3_bind_int(st, 3, step);
+  sq_bind_text(st, 4, channel);
+  sq_bind_text(st, 5, sms ? m->route : NULL);
+  sq_bind_text(st, 6, status);
+  sqlite3_bind_int(st, 7, sms ? m->segments : 1);
+  sq_bind_text(st, 8, address);
+  sqlite3_bind_int64(st, 9, scope);
+  sq_bind_text(st, 10, error);
+  sqlite3_bind_int64(st, 11, at);
+  sq_bind_opt(st, 12, due_at);
   int rc = sq_step_done(c, st);
-  if (rc == 0 && id) *id = sqlite3_last_insert_rowid(c->db);
+  if (rc == 0 && id) *id = aid;
   return rc;
+}
+
+/* The message moves to step j (attempt id); 0 times are NULL. */
+static int msg_step_write(struct conn *c, const struct msg_row *m, int j, int64_t id,
+                          int64_t due_at, int64_t wait_until, int64_t at, const char *channel) {
+  sqlite3_stmt *st = sq_stmt(c, ST_MSG_STEP);
+  sqlite3_bind_int(st, 1, j);
+  sqlite3_bind_int64(st, 2, id);
+  sq_bind_opt(st, 3, due_at);
+  sq_bind_opt(st, 4, wait_until);
+  sqlite3_bind_int64(st, 5, at);
+  sq_bind_text(st, 6, channel);
+  sqlite3_bind_int64(st, 7, m->id);
+  return sq_step_done(c, st);
 }
 
 /*
@@ -530,25 +563,16 @@ static int start_from(struct store *s, struct msg_row *m, int from, int64_t at, 
     rc = attempt_insert(s, m, j, ch, "sending", addr, scope, NULL, at, sms ? 0 : at, &id);
     if (rc) break;
     int64_t wait_until = steps[j].timeout_ms > 0 ? at + steps[j].timeout_ms : 0;
-    sqlite3_stmt *st = sq_stmt(c, ST_MSG_STEP);
-    sqlite3_bind_int(st, 1, j);
-    sqlite3_bind_int64(st, 2, id);
-    if (sms)
-      sqlite3_bind_int64(st, 3, at);
-    else
-      sqlite3_bind_null(st, 3);
-    if (wait_until)
-      sqlite3_bind_int64(st, 4, wait_until);
-    else
-      sqlite3_bind_null(st, 4);
-    sqlite3_bind_int64(st, 5, at);
     /* Until some attempt reaches something, the message shows the channel
        being tried (as msg_refresh would). */
     int show = level_of_status(m->status) == 0 && !m->done;
-    sq_bind_text(st, 6, show ? ch : m->channel);
-    sqlite3_bind_int64(st, 7, m->id);
-    rc = sq_step_done(c, st);
-    if (rc) break;
+    if (m->ins) {
+      m->due_at = sms ? at : 0;
+      m->wait_until = wait_until;
+    } else {
+      rc = msg_step_write(c, m, j, id, sms ? at : 0, wait_until, at, show ? ch : m->channel);
+      if (rc) break;
+    }
     if (show) snprintf(m->channel, sizeof m->channel, "%s", ch);
     m->step = j;
     m->attempt_id = id;
@@ -557,27 +581,30 @@ static int start_from(struct store *s, struct msg_row *m, int from, int64_t at, 
     count(s, ch, C_STARTED);
     if (!sms)
       note(s, STORE_NOTE_CHANNEL, m->id, id, at);
-    else if (!s->in_insert)
+    else if (!m->ins)
       note(s, STORE_NOTE_SMS, m->id, id, at);
     if (wait_until) note(s, STORE_NOTE_WAIT, m->id, id, wait_until);
   }
   json_decref(extra);
   if (rc == 0 && *started == 0) {
-    sqlite3_stmt *st = sq_stmt(c, ST_MSG_DONE);
-    sqlite3_bind_int64(st, 1, at);
-    sqlite3_bind_int64(st, 2, m->id);
-    rc = sq_step_done(c, st);
+    if (m->ins) {
+      m->due_at = m->wait_until = 0;
+    } else {
+      sqlite3_stmt *st = sq_stmt(c, ST_MSG_DONE);
+      sqlite3_bind_int64(st, 1, at);
+      sqlite3_bind_int64(st, 2, m->id);
+      rc = sq_step_done(c, st);
+    }
     m->done = 1;
     count(s, "", C_FINISHED);
   }
   return rc;
 }
 
-int casc_start(struct store *s, const struct store_msg_new *n, int64_t *attempt_id,
-               char *channel, size_t chcap) {
-  /* The row was just inserted from n: no need to read it back. */
+int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {
   struct msg_row m;
   memset(&m, 0, sizeof m);
+  m.ins = 1;
   m.id = n->id;
   m.account_id = n->account_id;
   snprintf(m.public_id, sizeof m.public_id, "%s", n->public_id);
@@ -589,10 +616,20 @@ int casc_start(struct store *s, const struct store_msg_new *n, int64_t *attempt_
   m.has_extra = n->extra != NULL;
   snprintf(m.route, sizeof m.route, "%s", n->route ? n->route : "");
   m.segments = n->segments;
-  channel[0] = '\0';
-  int rc = start_from(s, &m, 0, n->created_at, attempt_id, channel, chcap);
-  struct change ch = {.attempt_id = *attempt_id, .channel = channel};
+  n->first_channel[0] = '\0';
+  int rc = start_from(s, &m, 0, n->created_at, &n->attempt_id, n->first_channel,
+                      sizeof n->first_channel);
+  struct change ch = {.attempt_id = n->attempt_id, .channel = n->first_channel};
   if (rc == 0) rc = msg_refresh(s, &m, n->created_at, &ch);
+  memset(f, 0, sizeof *f);
+  f->step = m.step;
+  f->attempt_id = m.attempt_id;
+  f->due_at = m.due_at;
+  f->wait_until = m.wait_until;
+  f->done = m.done;
+  f->cost = m.cost;
+  snprintf(f->status, sizeof f->status, "%s", m.status);
+  snprintf(f->channel, sizeof f->channel, "%s", m.channel);
   msg_row_free(&m);
   return rc;
 }
@@ -668,19 +705,21 @@ int casc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_at
   }
   int after = level_of(new_status, sent_at, delivered_at, read_at);
   if (strcmp(new_status, a.status) == 0 && after == before && cost == 0 &&
-      delivered_at == a.delivered_at && read_at == a.read_at && provider_id == NULL) {
+      delivered_at == a.delivered_at && read_at == a.read_at && provider_id == NULL &&
+      !a.parts_dirty) {
     msg_row_free(&m);     /* a repeated status */
     return 0;
   }
   sqlite3_stmt *st = sq_stmt(c, ST_ATT_SET);
   sq_bind_text(st, 1, new_status);
-  if (sent_at) sqlite3_bind_int64(st, 2, sent_at); else sqlite3_bind_null(st, 2);
-  if (delivered_at) sqlite3_bind_int64(st, 3, delivered_at); else sqlite3_bind_null(st, 3);
-  if (read_at) sqlite3_bind_int64(st, 4, read_at); else sqlite3_bind_null(st, 4);
+  sq_bind_opt(st, 2, sent_at);
+  sq_bind_opt(st, 3, delivered_at);
+  sq_bind_opt(st, 4, read_at);
   sq_bind_text(st, 5, provider_id && provider_id[0] ? provider_id : NULL);
   sq_bind_text(st, 6, error && error[0] ? error : NULL);
   sqlite3_bind_int64(st, 7, cost);
-  sqlite3_bind_int64(st, 8, attempt_id);
+  sqlite3_bind_int64(st, 8, a.parts_sent);
+  sqlite3_bind_int64(st, 9, attempt_id);
   rc = sq_step_done(c, st);
   if (rc) goto out;
   int attempt_changed = strcmp(new_status, a.status) != 0;
@@ -1028,13 +1067,14 @@ static int exec_step_timeout(struct store *s, struct store_op *op) {
     /* "timeout" says the step passed on; the timestamps keep what it reached. */
     sqlite3_stmt *st = sq_stmt(c, ST_ATT_SET);
     sq_bind_text(st, 1, "timeout");
-    if (a.sent_at) sqlite3_bind_int64(st, 2, a.sent_at); else sqlite3_bind_null(st, 2);
-    if (a.delivered_at) sqlite3_bind_int64(st, 3, a.delivered_at); else sqlite3_bind_null(st, 3);
-    if (a.read_at) sqlite3_bind_int64(st, 4, a.read_at); else sqlite3_bind_null(st, 4);
+    sq_bind_opt(st, 2, a.sent_at);
+    sq_bind_opt(st, 3, a.delivered_at);
+    sq_bind_opt(st, 4, a.read_at);
     sqlite3_bind_null(st, 5);
     sqlite3_bind_null(st, 6);
     sqlite3_bind_int64(st, 7, 0);
-    sqlite3_bind_int64(st, 8, m.attempt_id);
+    sqlite3_bind_int64(st, 8, a.parts_sent);
+    sqlite3_bind_int64(st, 9, m.attempt_id);
     rc = sq_step_done(c, st);
     if (rc == 0) {
       st = sq_stmt(c, ST_EVENT_INSERT);

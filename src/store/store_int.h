@@ -40,14 +40,17 @@
   XX(IDEM_FIND, "SELECT id,public_id,status,encoding,segments,created_at"      \
                 " FROM messages WHERE account_id=? AND idem_key=?")            \
   XX(IDEM_CLEAR, "UPDATE messages SET idem_key=NULL WHERE id=?")               \
-  XX(MSG_INSERT, "INSERT INTO messages(public_id,account_id,idem_key,"         \
+  XX(MSG_INSERT, "INSERT INTO messages(id,public_id,account_id,idem_key,"      \
                  "to_number,sender,body,class,encoding,segments,status,"       \
                  "channel,callback_url,created_at,expires_at,updated_at,"      \
-                 "cascade,extra,route,sms_only_cost) VALUES(?,?,?,?,?,?,?,?,?,"\
-                 "'accepted','',?,?,?,?,?,?,?,?)")                             \
-  XX(ATT_INSERT, "INSERT INTO attempts(message_id,step,channel,route,status,"  \
-                 "segments,address,scope,error,created_at,due_at)"             \
-                 " VALUES(?,?,?,?,?,?,?,?,?,?,?)")                             \
+                 "cascade,extra,route,sms_only_cost,step,attempt_id,due_at,"   \
+                 "wait_until,done,cost) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"  \
+                 "?,?,?,?,?,?,?,?,?,?,?)")                                     \
+  XX(MSG_MAX_ID, "SELECT COALESCE(MAX(id),0) FROM messages")                   \
+  XX(ATT_INSERT, "INSERT INTO attempts(id,message_id,step,channel,route,"      \
+                 "status,segments,address,scope,error,created_at,due_at)"      \
+                 " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)")                           \
+  XX(ATT_MAX_ID, "SELECT COALESCE(MAX(id),0) FROM attempts")                   \
   XX(DUE_SCAN, "SELECT m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"  \
                "m.body,a.parts_sent,m.due_at,m.expires_at FROM messages m"    \
                " JOIN attempts a ON a.id=m.attempt_id AND a.channel='sms'"     \
@@ -64,8 +67,11 @@
   XX(ATT_DELIVERED_PART, "UPDATE attempts SET parts_delivered="                \
                          "parts_delivered+1 WHERE id=?")                       \
   XX(MSG_SET_DUE, "UPDATE messages SET due_at=?, updated_at=? WHERE id=?")     \
-  XX(PART_FIND, "SELECT attempt_id,part,state FROM sms_parts"                  \
-                " WHERE route=? AND provider_id=?")                            \
+  XX(PART_FIND, "SELECT p.attempt_id,p.state,a.message_id,a.channel,a.status," \
+                "a.step,a.sent_at,a.delivered_at,a.read_at,a.segments,"        \
+                "a.parts_sent,a.parts_delivered,a.scope FROM sms_parts p"      \
+                " JOIN attempts a ON a.id=p.attempt_id"                        \
+                " WHERE p.route=? AND p.provider_id=?")                        \
   XX(PART_SET, "UPDATE sms_parts SET state=? WHERE route=? AND provider_id=?") \
   XX(EARLY_PUT, "INSERT OR REPLACE INTO early_receipts(route,provider_id,"     \
                 "other_id,state,error,at) VALUES(?,?,?,?,?,?)")                \
@@ -74,6 +80,7 @@
   XX(EARLY_DEL, "DELETE FROM early_receipts WHERE route=?1 AND"                \
                 " provider_id IN (?2,?3)")                                     \
   XX(EARLY_EXPIRE, "DELETE FROM early_receipts WHERE at<?")                    \
+  XX(EARLY_ANY, "SELECT EXISTS(SELECT 1 FROM early_receipts)")                 \
   XX(EVENT_INSERT, "INSERT INTO events(message_id,attempt_id,status,at,detail)" \
                    " VALUES(?,?,?,?,?)")                                       \
   XX(OUTBOX_INSERT, "INSERT INTO outbox(account_id,message_id,url,payload,"    \
@@ -127,7 +134,8 @@
   XX(ESTAT_EXPIRE, "DELETE FROM early_statuses WHERE at<?")                    \
   XX(ATT_SET, "UPDATE attempts SET status=?, sent_at=?, delivered_at=?,"        \
               " read_at=?, provider_id=COALESCE(provider_id,?),"               \
-              " error=COALESCE(?,error), cost=cost+?, due_at=NULL WHERE id=?") \
+              " error=COALESCE(?,error), cost=cost+?, due_at=NULL,"            \
+              " parts_sent=? WHERE id=?")                                      \
   XX(ATT_RETRY, "UPDATE attempts SET due_at=?, tries=tries+1,"                  \
                 " error=COALESCE(?,error) WHERE id=?")                         \
   XX(CHAN_SCOPE, "SELECT account_id FROM channel_settings WHERE channel=?1"     \
@@ -234,7 +242,8 @@ struct store {
   void *notify_ud;
   struct store_note *wnotes, *lnotes;
   int nw, capw, nl, capl;
-  int in_insert;                /* writer: inside a message insert */
+  int64_t next_msg_id, next_att_id; /* writer: the ids the next rows get */
+  int early_any;                /* writer: early_receipts may have rows */
   /* writer: prices and channel scopes read recently (cleared when either
      table is written); each status would otherwise read them again */
   struct store_memo {
@@ -248,9 +257,20 @@ struct store {
 };
 
 /* store_cascade.c, on the writer thread: */
-/* Starts the first usable step of message n (just inserted as n->id). */
-int casc_start(struct store *s, const struct store_msg_new *n, int64_t *attempt_id,
-               char *channel, size_t chcap);
+/* What a new message's row holds once its first usable step has started. */
+struct casc_first {
+  int step;
+  int64_t attempt_id;       /* 0: none */
+  int64_t due_at, wait_until; /* 0: NULL */
+  int done;
+  int64_t cost;
+  char status[16];
+  char channel[20];
+};
+/* Starts the first usable step of message n, whose row (n->id) the caller
+   inserts next with what *f receives; sets n->attempt_id and
+   n->first_channel. */
+int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f);
 /* An attempt as the state machine reads it. */
 struct casc_att {
   int64_t msg_id;
@@ -262,7 +282,10 @@ struct casc_att {
   int64_t parts_sent;       /* SMS: bit i set when part i+1 was accepted */
   int parts_delivered;
   int64_t scope;            /* whose channel settings sent it */
+  int parts_dirty;          /* parts_sent changed here and is not written yet */
 };
+/* Reads an attempt from the columns of ATT_ROW, found from column i on. */
+void casc_att_cols(sqlite3_stmt *st, int i, struct casc_att *a);
 /* Reads attempt id (0, KK_ENOENT, KK_ESTORE). */
 int casc_att_load(struct store *s, int64_t id, struct casc_att *a);
 /* An attempt's status changed (sent/delivered/read/failed/expired);
@@ -283,6 +306,8 @@ sqlite3_stmt *sq_stmt(struct conn *c, enum stmt_id id);
 /* Runs a statement that returns no rows: 0, KK_EEXIST (constraint), KK_ESTORE. */
 int sq_step_done(struct conn *c, sqlite3_stmt *st);
 void sq_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* Binds v, or NULL when v is 0 (times and ids that are not set). */
+void sq_bind_opt(sqlite3_stmt *st, int i, int64_t v);
 void sq_col_copy(sqlite3_stmt *st, int i, char *out, size_t cap);
 /* malloc'd copy of a text column ("" for NULL). */
 char *sq_col_dup(sqlite3_stmt *st, int i);

@@ -245,9 +245,19 @@ void sq_bind_text(sqlite3_stmt *st, int i, const char *s) {
     sqlite3_bind_null(st, i);
 }
 
+void sq_bind_opt(sqlite3_stmt *st, int i, int64_t v) {
+  if (v)
+    sqlite3_bind_int64(st, i, v);
+  else
+    sqlite3_bind_null(st, i);
+}
+
 void sq_col_copy(sqlite3_stmt *st, int i, char *out, size_t cap) {
   const unsigned char *t = sqlite3_column_text(st, i);
-  snprintf(out, cap, "%s", t ? (const char *)t : "");
+  size_t n = t ? (size_t)sqlite3_column_bytes(st, i) : 0;
+  if (n >= cap) n = cap - 1;
+  if (n) memcpy(out, t, n);
+  out[n] = '\0';
 }
 
 char *sq_col_dup(sqlite3_stmt *st, int i) {
@@ -262,6 +272,9 @@ static void hist_add(uint64_t *hist, const double *bounds, double v) {
   while (i < STORE_HIST_BUCKETS && v > bounds[i]) i++;
   hist[i]++;
 }
+
+static int early_check(struct store *s);
+static int64_t max_id(struct conn *c, enum stmt_id id);
 
 static int begin(struct store *s) {
   for (int tries = 0; tries < 100; tries++) {
@@ -299,11 +312,15 @@ static void run_batch(struct store *s, struct store_op *batch, int nops) {
       if (op->rc != 0) {
         exec_simple(&s->w, ST_ROLLBACK_TO);
         s->nw = notes_before;   /* what it started is undone too */
+        early_check(s);
       }
       exec_simple(&s->w, ST_RELEASE);
     }
     if (rc == 0) rc = exec_simple(&s->w, ST_COMMIT);
-    if (rc != 0) exec_simple(&s->w, ST_ROLLBACK);
+    if (rc != 0) {
+      exec_simple(&s->w, ST_ROLLBACK);
+      early_check(s);
+    }
   }
   casc_notes_commit(s, rc == 0);
   if (rc != 0) {
@@ -487,6 +504,15 @@ static int migrate(struct conn *c) {
   return 0;
 }
 
+/* MAX(id) of a table, or -1 when it cannot be read. */
+static int64_t max_id(struct conn *c, enum stmt_id id) {
+  sqlite3_stmt *st = sq_stmt(c, id);
+  int64_t v = -1;
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return v;
+}
+
 int store_open(uv_loop_t *loop, const struct store_opts *opts, struct store **out) {
   /* Each connection is used by one thread only, and nothing reads SQLite's
      memory statistics: skip the mutexes both would cost on every call. */
@@ -501,6 +527,15 @@ int store_open(uv_loop_t *loop, const struct store_opts *opts, struct store **ou
   s->done_tail = &s->done_head;
   if (conn_open(&s->w, path, opts->synchronous_full, 1) != 0 || migrate(&s->w) != 0 ||
       conn_open(&s->r, path, opts->synchronous_full, 0) != 0) {
+    conn_close(&s->w);
+    conn_close(&s->r);
+    free(s);
+    return KK_ESTORE;
+  }
+  /* The writer numbers new messages and attempts itself (insert_one). */
+  s->next_msg_id = max_id(&s->w, ST_MSG_MAX_ID) + 1;
+  s->next_att_id = max_id(&s->w, ST_ATT_MAX_ID) + 1;
+  if (s->next_msg_id <= 0 || s->next_att_id <= 0 || early_check(s) != 0) {
     conn_close(&s->w);
     conn_close(&s->r);
     free(s);
@@ -744,33 +779,41 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
       sqlite3_reset(st);
     }
   }
-  sqlite3_stmt *st = sq_stmt(c, ST_MSG_INSERT);
-  sq_bind_text(st, 1, m->public_id);
-  sqlite3_bind_int64(st, 2, m->account_id);
-  sq_bind_text(st, 3, m->idem_key);
-  sq_bind_text(st, 4, m->to);
-  sq_bind_text(st, 5, m->sender);
-  sq_bind_text(st, 6, m->text);
-  sq_bind_text(st, 7, m->msg_class);
-  sq_bind_text(st, 8, m->encoding);
-  sqlite3_bind_int(st, 9, m->segments);
-  sq_bind_text(st, 10, m->callback_url);
-  sqlite3_bind_int64(st, 11, m->created_at);
-  sqlite3_bind_int64(st, 12, m->expires_at);
-  sqlite3_bind_int64(st, 13, m->created_at);
-  sq_bind_text(st, 14, m->cascade);
-  sq_bind_text(st, 15, m->extra);
-  sq_bind_text(st, 16, m->route);
-  sqlite3_bind_int64(st, 17, m->to && m->to[0] ? casc_price(s, m->account_id, "sms") * m->segments : 0);
-  int rc = sq_step_done(c, st);
+  /* The first usable step starts first, in the same savepoint, so the row
+     is written once with it; an SMS goes to the dispatcher from the
+     caller's done callback, the rest through notes. */
+  m->id = s->next_msg_id++;
+  struct casc_first f;
+  int rc = casc_start(s, m, &f);
   if (rc) return rc;
-  m->id = sqlite3_last_insert_rowid(c->db);
-  /* The first usable step starts in the same savepoint; an SMS goes to the
-     dispatcher from the caller's done callback, the rest through notes. */
-  s->in_insert = 1;
-  rc = casc_start(s, m, &m->attempt_id, m->first_channel, sizeof m->first_channel);
-  s->in_insert = 0;
-  return rc;
+  sqlite3_stmt *st = sq_stmt(c, ST_MSG_INSERT);
+  sqlite3_bind_int64(st, 1, m->id);
+  sq_bind_text(st, 2, m->public_id);
+  sqlite3_bind_int64(st, 3, m->account_id);
+  sq_bind_text(st, 4, m->idem_key);
+  sq_bind_text(st, 5, m->to);
+  sq_bind_text(st, 6, m->sender);
+  sq_bind_text(st, 7, m->text);
+  sq_bind_text(st, 8, m->msg_class);
+  sq_bind_text(st, 9, m->encoding);
+  sqlite3_bind_int(st, 10, m->segments);
+  sq_bind_text(st, 11, f.status);
+  sq_bind_text(st, 12, f.channel);
+  sq_bind_text(st, 13, m->callback_url);
+  sqlite3_bind_int64(st, 14, m->created_at);
+  sqlite3_bind_int64(st, 15, m->expires_at);
+  sqlite3_bind_int64(st, 16, m->created_at);
+  sq_bind_text(st, 17, m->cascade);
+  sq_bind_text(st, 18, m->extra);
+  sq_bind_text(st, 19, m->route);
+  sqlite3_bind_int64(st, 20, m->to && m->to[0] ? casc_price(s, m->account_id, "sms") * m->segments : 0);
+  sqlite3_bind_int(st, 21, f.step);
+  sq_bind_opt(st, 22, f.attempt_id);
+  sq_bind_opt(st, 23, f.due_at);
+  sq_bind_opt(st, 24, f.wait_until);
+  sqlite3_bind_int(st, 25, f.done);
+  sqlite3_bind_int64(st, 26, f.cost);
+  return sq_step_done(c, st);
 }
 
 static int exec_msg_insert(struct store *s, struct store_op *op) {
@@ -843,7 +886,8 @@ struct upd_data {
 };
 
 static int part_receipt(struct store *s, const char *route, const char *pid,
-                        int64_t attempt_id, const char *state, const char *error, int64_t at);
+                        int64_t attempt_id, const struct casc_att *pre, const char *state,
+                        const char *error, int64_t at);
 
 /* SMSC message ids are matched without regard to letter case: receipts may
    spell a hex id differently from submit_sm_resp. */
@@ -851,6 +895,16 @@ static void lower_id(const char *in, char *out, size_t cap) {
   size_t i = 0;
   for (; in[i] && i + 1 < cap; i++) out[i] = (char)tolower((unsigned char)in[i]);
   out[i] = '\0';
+}
+
+/* Looks again whether any early receipt is kept (after some were removed,
+   or a rollback undid what the writer knew). */
+static int early_check(struct store *s) {
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_EARLY_ANY);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) s->early_any = sqlite3_column_int(st, 0);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : KK_ESTORE;
 }
 
 static int exec_sms_submitted(struct store *s, struct store_op *op) {
@@ -879,17 +933,24 @@ static int exec_sms_submitted(struct store *s, struct store_op *op) {
 
   sent |= (int64_t)1 << (u->part - 1);
   int64_t full = ((int64_t)1 << segments) - 1;
-  int all = (sent & full) == full;
-  st = sq_stmt(c, ST_ATT_SENT);
-  sqlite3_bind_int64(st, 1, sent);
-  sq_bind_text(st, 2, u->part == 1 ? d->provider_id : NULL);
-  sqlite3_bind_int64(st, 3, u->attempt_id);
-  rc = sq_step_done(c, st);
-  if (rc == 0 && all)
-    rc = casc_attempt_event(s, u->attempt_id, &att, "sent", NULL, NULL, u->at, segments);
+  const char *first_pid = u->part == 1 ? d->provider_id : NULL;
+  if ((sent & full) == full) {
+    /* The last part: the event writes the parts with the status. */
+    att.parts_sent = sent;
+    att.parts_dirty = 1;
+    rc = casc_attempt_event(s, u->attempt_id, &att, "sent", first_pid, NULL, u->at, segments);
+  } else {
+    st = sq_stmt(c, ST_ATT_SENT);
+    sqlite3_bind_int64(st, 1, sent);
+    sq_bind_text(st, 2, first_pid);
+    sqlite3_bind_int64(st, 3, u->attempt_id);
+    rc = sq_step_done(c, st);
+  }
   if (rc) return rc;
 
-  /* Did this part's receipt come first? */
+  /* Did this part's receipt come first? (Seldom: most of the time there is
+     no early receipt at all and nothing to look up.) */
+  if (!s->early_any) return 0;
   st = sq_stmt(c, ST_EARLY_GET);
   sq_bind_text(st, 1, d->route);
   sq_bind_text(st, 2, pid);
@@ -908,8 +969,9 @@ static int exec_sms_submitted(struct store *s, struct store_op *op) {
   sq_bind_text(st, 2, pid);
   sq_bind_text(st, 3, other);
   rc = sq_step_done(c, st);
+  if (rc == 0) rc = early_check(s);
   if (rc) return rc;
-  return part_receipt(s, d->route, pid, u->attempt_id, state, error, at);
+  return part_receipt(s, d->route, pid, u->attempt_id, NULL, state, error, at);
 }
 
 static struct upd_data *upd_copy(const struct store_sms_update *u) {
@@ -987,19 +1049,20 @@ struct receipt_data {
   char error[128];
 };
 
-/* Applies a receipt to one part that is still "sent". */
+/*
+ * Applies a receipt to one part that is still "sent" (pre: its attempt as
+ * just read, or NULL). A part's own state is written only while its attempt
+ * goes on: once the attempt has ended, a repeated receipt finds it ended.
+ */
 static int part_receipt(struct store *s, const char *route, const char *pid,
-                        int64_t attempt_id, const char *state, const char *error, int64_t at) {
+                        int64_t attempt_id, const struct casc_att *pre, const char *state,
+                        const char *error, int64_t at) {
   struct conn *c = &s->w;
-  sqlite3_stmt *st = sq_stmt(c, ST_PART_SET);
-  sq_bind_text(st, 1, state);
-  sq_bind_text(st, 2, route);
-  sq_bind_text(st, 3, pid);
-  int rc = sq_step_done(c, st);
-  if (rc) return rc;
-
   struct casc_att att;
-  if (casc_att_load(s, attempt_id, &att) != 0) return 0;
+  if (pre)
+    att = *pre;
+  else if (casc_att_load(s, attempt_id, &att) != 0)
+    return 0;
   int segments = att.segments;
   int delivered = att.parts_delivered;
   const char *astatus = att.status;
@@ -1010,6 +1073,12 @@ static int part_receipt(struct store *s, const char *route, const char *pid,
   if (strcmp(state, "delivered") == 0) {
     if (delivered + 1 >= segments) /* the last part: counted by the event */
       return casc_attempt_event(s, attempt_id, &att, "delivered", NULL, NULL, at, 0);
+    sqlite3_stmt *st = sq_stmt(c, ST_PART_SET);
+    sq_bind_text(st, 1, state);
+    sq_bind_text(st, 2, route);
+    sq_bind_text(st, 3, pid);
+    int rc = sq_step_done(c, st);
+    if (rc) return rc;
     st = sq_stmt(c, ST_ATT_DELIVERED_PART);
     sqlite3_bind_int64(st, 1, attempt_id);
     return sq_step_done(c, st);
@@ -1037,6 +1106,7 @@ static int hold_receipt(struct store *s, const struct receipt_data *d) {
     sqlite3_bind_int64(st, 6, d->r->at);
     rc = sq_step_done(c, st);
   }
+  if (rc == 0) s->early_any = 1;
   return rc;
 }
 
@@ -1054,11 +1124,13 @@ static int exec_receipt(struct store *s, struct store_op *op) {
     }
     int64_t attempt_id = sqlite3_column_int64(st, 0);
     char pstate[16];
-    sq_col_copy(st, 2, pstate, sizeof pstate);
+    sq_col_copy(st, 1, pstate, sizeof pstate);
+    struct casc_att att;
+    casc_att_cols(st, 2, &att);
     sqlite3_reset(st);
     d->r->matched = 1;
     if (strcmp(pstate, "sent") != 0) return 0; /* a repeated receipt */
-    return part_receipt(s, d->route, d->ids[i], attempt_id, d->state, d->error, d->r->at);
+    return part_receipt(s, d->route, d->ids[i], attempt_id, &att, d->state, d->error, d->r->at);
   }
   return hold_receipt(s, d);
 }
