@@ -39,9 +39,11 @@
 #define CB_RETRY_MS 1000              /* pause before resending a failed callback */
 #define CB_ATTEMPTS 4                 /* first send and 3 retries */
 #define GW_ATTEMPTS 11                /* Gateway reports: first send and 10 retries */
-#define CB_INFLIGHT_MAX 256           /* callbacks being sent at once (curl keeps 256
-                                         connections a host; more would queue inside
-                                         curl, whose bookkeeping grows with them) */
+#define CB_INFLIGHT_MAX 1024          /* callbacks being sent at once, as many as
+                                         http_client keeps connections to a host:
+                                         providers call back from many servers, and
+                                         fewer would cap callbacks at this many per
+                                         kaskad commit */
 #define CB_QUEUED_MAX 2000000         /* callbacks waiting; more are dropped (counted) */
 #define CB_BATCH 4096                 /* callbacks started per timer run */
 #define DEDUP_GEN 524288              /* VK random_ids per generation; two are kept */

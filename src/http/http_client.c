@@ -3,9 +3,15 @@
  * interface, driven by libuv (see http_client.h).
  *
  * libcurl says which sockets to watch (on_curl_socket) and when to wake it
- * (on_curl_timer); each watched socket gets a uv_poll_t, the wake-up is one
+ * (on_curl_timer); each socket gets a uv_poll_t, the wake-up is one
  * uv_timer_t. When a socket is ready or the timer fires, the event goes to
  * curl_multi_socket_action() and finished transfers are collected.
+ *
+ * A socket's uv_poll_t lives as long as the socket (libcurl closes it through
+ * on_close_socket), not just while a transfer uses it: a kept-alive
+ * connection stays watched for reading between requests, so the next request
+ * on it changes nothing in epoll. Starting and stopping a poll handle per
+ * request cost several epoll_ctl calls each time.
  *
  * A call owns copies of everything it sends (URL, headers, body) until its
  * transfer ends; then its callback runs and the call is freed.
@@ -17,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "core/kk_buf.h"
 #include "core/kk_err.h"
@@ -40,15 +47,19 @@ struct call {
   int capped;                        /* 1: the response passed the cap */
   char retry_after[64];
   char errbuf[CURL_ERROR_SIZE];
+  int smtp;                          /* an SMTP upload (its handle is not kept) */
   http_client_cb cb;
   void *arg;
 };
 
-/* A socket libcurl asked us to watch; freed in its close callback. */
+/* A socket of libcurl's, from its first use to its close; freed in the
+   poll handle's close callback. */
 struct sock {
   struct http_client *c;
   struct sock *prev, *next;
   curl_socket_t fd;
+  int events;                        /* what the poll handle watches now */
+  int in_use;                        /* 1: a transfer asked for it; 0: idle */
   uv_poll_t poll;
 };
 
@@ -59,8 +70,10 @@ struct http_client {
   struct call *calls;
   int ncalls;
   struct sock *socks;
+  struct sock **byfd;                /* socks by descriptor, nbyfd long */
+  size_t nbyfd;
   size_t max_body;
-  CURL *idle[64];                    /* finished handles kept for reuse (curl_easy_reset) */
+  CURL *idle[256];                   /* finished HTTP handles kept for reuse */
   int nidle;
   int closing;                       /* 1: http_client_close() was called */
   int pending_closes;                /* handles whose close callback is due */
@@ -87,7 +100,7 @@ static void call_free(struct call *k) {
   if (k->easy) {
     curl_multi_remove_handle(c->multi, k->easy);
     /* A handle is cheaper to reset than to make again. */
-    if (!c->closing && c->nidle < (int)(sizeof c->idle / sizeof c->idle[0])) {
+    if (!c->closing && !k->smtp && c->nidle < (int)(sizeof c->idle / sizeof c->idle[0])) {
       curl_easy_reset(k->easy);
       c->idle[c->nidle++] = k->easy;
     } else {
@@ -165,6 +178,7 @@ static void on_sock_closed(uv_handle_t *h) {
 
 static void sock_close(struct sock *s) {
   struct http_client *c = s->c;
+  if ((size_t)s->fd < c->nbyfd && c->byfd[s->fd] == s) c->byfd[s->fd] = NULL;
   if (s->prev)
     s->prev->next = s->next;
   else
@@ -174,9 +188,28 @@ static void sock_close(struct sock *s) {
   uv_close((uv_handle_t *)&s->poll, on_sock_closed);
 }
 
+static void on_sock_event(uv_poll_t *p, int status, int events);
+
+/* Watches what is wanted, touching the poll handle only on a change. */
+static void sock_watch(struct sock *s, int events) {
+  if (events == s->events) return;
+  s->events = events;
+  if (events)
+    uv_poll_start(&s->poll, events, on_sock_event);
+  else
+    uv_poll_stop(&s->poll);
+}
+
 static void on_sock_event(uv_poll_t *p, int status, int events) {
   struct sock *s = p->data;
   struct http_client *c = s->c;
+  if (!s->in_use) {
+    /* An idle kept-alive connection: the server closed it (or sent what
+       nobody asked for). libcurl finds out when it next tries to reuse it;
+       until then there is nothing to watch. */
+    sock_watch(s, 0);
+    return;
+  }
   int flags = 0;
   if (status < 0) flags |= CURL_CSELECT_ERR;
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
@@ -186,15 +219,23 @@ static void on_sock_event(uv_poll_t *p, int status, int events) {
   collect_done(c);
 }
 
+static struct sock *sock_of(struct http_client *c, curl_socket_t fd) {
+  return fd >= 0 && (size_t)fd < c->nbyfd ? c->byfd[fd] : NULL;
+}
+
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
   struct http_client *c = userp;
-  struct sock *s = socketp;
+  struct sock *s = socketp ? socketp : sock_of(c, fd);
   if (what == CURL_POLL_REMOVE) {
-    if (s) sock_close(s);
+    /* Between transfers: keep watching for the server closing it. */
+    if (s) {
+      s->in_use = 0;
+      sock_watch(s, s->events ? UV_READABLE : 0);
+    }
     return 0;
   }
   if (s == NULL) {
-    /* Freed in on_sock_closed(). */
+    /* Freed in on_sock_closed(), after on_close_socket(). */
     s = kk_xcalloc(1, sizeof *s);
     s->c = c;
     s->fd = fd;
@@ -207,13 +248,30 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     s->next = c->socks;
     if (c->socks) c->socks->prev = s;
     c->socks = s;
-    curl_multi_assign(c->multi, fd, s);
+    if ((size_t)fd >= c->nbyfd) {
+      size_t n = c->nbyfd ? c->nbyfd : 64;
+      while (n <= (size_t)fd) n *= 2;
+      c->byfd = kk_xrealloc(c->byfd, n * sizeof *c->byfd);
+      memset(c->byfd + c->nbyfd, 0, (n - c->nbyfd) * sizeof *c->byfd);
+      c->nbyfd = n;
+    }
+    c->byfd[fd] = s;
   }
+  if (socketp == NULL) curl_multi_assign(c->multi, fd, s);
+  s->in_use = 1;
   int events = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-  uv_poll_start(&s->poll, events, on_sock_event);
+  sock_watch(s, events);
   return 0;
+}
+
+/* libcurl closes a socket: its poll handle goes first. */
+static int on_close_socket(void *clientp, curl_socket_t fd) {
+  struct http_client *c = clientp;
+  struct sock *s = sock_of(c, fd);
+  if (s) sock_close(s);
+  return close(fd);
 }
 
 static void on_curl_timeout(uv_timer_t *t) {
@@ -284,8 +342,8 @@ struct http_client *http_client_new(uv_loop_t *loop, size_t max_body) {
   curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, c);
   curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
   curl_multi_setopt(multi, CURLMOPT_TIMERDATA, c);
-  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 512L);
-  curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 256L);
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 2048L);
+  curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 1024L);
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
   return c;
@@ -301,7 +359,9 @@ int http_client_do(struct http_client *c, const struct http_client_req *req,
   k->cb = cb;
   k->arg = arg;
   kk_buf_init(&k->resp, c->max_body);
-  k->easy = c->nidle > 0 ? c->idle[--c->nidle] : curl_easy_init();
+  k->smtp = smtp;
+  /* SMTP uploads are rare: they get a handle of their own. */
+  k->easy = !smtp && c->nidle > 0 ? c->idle[--c->nidle] : curl_easy_init();
   if (k->easy == NULL) {
     call_free(k);
     return KK_EIO;
@@ -321,6 +381,8 @@ int http_client_do(struct http_client *c, const struct http_client_req *req,
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, k->errbuf);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, k);
   if (smtp) {
@@ -350,8 +412,9 @@ int http_client_do(struct http_client *c, const struct http_client_req *req,
       curl_easy_setopt(e, CURLOPT_POST, 1L);
       curl_easy_setopt(e, CURLOPT_POSTFIELDS, k->body ? k->body : "");
       curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)k->body_len);
-      if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   }
   k->next = c->calls;
   if (c->calls) c->calls->prev = k;
@@ -373,6 +436,7 @@ static void maybe_free(struct http_client *c) {
   if (!c->closing || c->pending_closes > 0 || c->calls) return;
   void (*done)(void *) = c->close_done;
   void *ud = c->close_ud;
+  free(c->byfd);
   free(c);
   if (done) done(ud);
 }

@@ -228,6 +228,7 @@ void casc_att_cols(sqlite3_stmt *st, int i, struct casc_att *a) {
   a->parts_sent = sqlite3_column_int64(st, i + 8);
   a->parts_delivered = sqlite3_column_int(st, i + 9);
   a->scope = sqlite3_column_int64(st, i + 10);
+  a->tries = sqlite3_column_int(st, i + 11);
   a->parts_dirty = 0;
 }
 
@@ -891,6 +892,7 @@ int64_t store_wait_next(struct store *s) { return scalar(s, ST_WAIT_NEXT); }
 static int apply_early(struct store *s, int64_t attempt_id, const char *provider_id) {
   struct conn *c = &s->w;
   struct casc_att a;
+  if (!s->estat_any) return 0;  /* nearly always: nothing came early */
   if (casc_att_load(s, attempt_id, &a) != 0) return 0;
   sqlite3_stmt *st = sq_stmt(c, ST_ESTAT_GET);
   sq_bind_text(st, 1, a.channel);
@@ -911,6 +913,7 @@ static int apply_early(struct store *s, int64_t attempt_id, const char *provider
   sqlite3_bind_int64(st, 2, a.scope);
   sq_bind_text(st, 3, provider_id);
   int rc = sq_step_done(c, st);
+  if (rc == 0) rc = casc_early_check(s);
   for (int i = 0; i < n && rc == 0; i++)
     rc = casc_attempt_event(s, attempt_id, NULL, held[i].status, NULL,
                             held[i].error[0] ? held[i].error : NULL, held[i].at, 0);
@@ -968,25 +971,30 @@ static int exec_chan_status(struct store *s, struct store_op *op) {
   struct conn *c = &s->w;
   d->st->matched = 0;
   int64_t ids[64];
+  struct casc_att first;
   int n = 0;
+  sqlite3_stmt *st = NULL;
   if (d->provider_id[0]) {
-    sqlite3_stmt *st = sq_stmt(c, ST_ATT_BY_PROVIDER);
+    st = sq_stmt(c, ST_ATT_BY_PROVIDER);
     sq_bind_text(st, 1, d->channel);
     sq_bind_text(st, 2, d->provider_id);
     sqlite3_bind_int64(st, 3, d->st->scope);
-    while (n < 64 && sqlite3_step(st) == SQLITE_ROW) ids[n++] = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
   } else if (d->peer[0] && strcmp(d->channel, "vk") == 0) {
-    sqlite3_stmt *st = sq_stmt(c, ST_ATT_VK_READ);
+    st = sq_stmt(c, ST_ATT_VK_READ);
     sq_bind_text(st, 1, d->peer);
     sqlite3_bind_int64(st, 2, d->st->scope);
     sqlite3_bind_int64(st, 3, d->st->read_upto);
-    while (n < 64 && sqlite3_step(st) == SQLITE_ROW) ids[n++] = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
   }
+  while (st && n < 64 && sqlite3_step(st) == SQLITE_ROW) {
+    if (n == 0) casc_att_cols(st, 1, &first);
+    ids[n++] = sqlite3_column_int64(st, 0);
+  }
+  if (st) sqlite3_reset(st);
   for (int i = 0; i < n; i++) {
-    int rc = casc_attempt_event(s, ids[i], NULL, d->status, NULL, d->error[0] ? d->error : NULL,
-                                d->st->at, 0);
+    /* One match (the usual case) is used as read; with more, each is read
+       again after the others' changes. */
+    int rc = casc_attempt_event(s, ids[i], n == 1 ? &first : NULL, d->status, NULL,
+                                d->error[0] ? d->error : NULL, d->st->at, 0);
     if (rc) return rc;
   }
   d->st->matched = n;
@@ -994,7 +1002,7 @@ static int exec_chan_status(struct store *s, struct store_op *op) {
     /* The provider may call back before its answer to our send is stored
        (WhatsApp reports "sent" at once): keep the status for a day; the
        send's result applies it (apply_early). */
-    sqlite3_stmt *st = sq_stmt(c, ST_ESTAT_EXPIRE);
+    st = sq_stmt(c, ST_ESTAT_EXPIRE);
     sqlite3_bind_int64(st, 1, d->st->at - EARLY_STATUS_KEEP_MS);
     int rc = sq_step_done(c, st);
     if (rc) return rc;
@@ -1005,7 +1013,9 @@ static int exec_chan_status(struct store *s, struct store_op *op) {
     sq_bind_text(st, 4, d->status);
     sq_bind_text(st, 5, d->error[0] ? d->error : NULL);
     sqlite3_bind_int64(st, 6, d->st->at);
-    return sq_step_done(c, st);
+    rc = sq_step_done(c, st);
+    if (rc == 0) s->estat_any = 1;
+    return rc;
   }
   return 0;
 }
@@ -1062,6 +1072,26 @@ static int exec_step_timeout(struct store *s, struct store_op *op) {
   struct casc_att a;
   memset(&a, 0, sizeof a);
   rc = casc_att_load(s, m.attempt_id, &a);
+  if (rc == 0 && strcmp(a.channel, "sms") != 0 && strcmp(a.status, "sending") == 0 &&
+      a.tries == 0) {
+    /* Not tried yet: it waits in kaskad's own send queue (a backlog). The
+       step's time runs from the provider's answer, so the deadline moves on
+       rather than a backlog turning into needless sends on the next
+       channels. A provider that answers "later" (tries > 0) or not at all
+       (the request's timeout counts as a try) still times the step out. */
+    struct store_step steps[STORE_MAX_STEPS];
+    int n = store_steps_parse(m.cascade, steps);
+    int64_t ms = d->step < n ? steps[d->step].timeout_ms : 0;
+    if (ms > 0) {
+      sqlite3_stmt *st = sq_stmt(c, ST_MSG_WAIT);
+      sqlite3_bind_int64(st, 1, d->at + ms);
+      sqlite3_bind_int64(st, 2, m.id);
+      rc = sq_step_done(c, st);
+      if (rc == 0) note(s, STORE_NOTE_WAIT, m.id, m.attempt_id, d->at + ms);
+      msg_row_free(&m);
+      return rc;
+    }
+  }
   if (rc == 0 && (strcmp(a.status, "sending") == 0 || strcmp(a.status, "sent") == 0 ||
                   strcmp(a.status, "delivered") == 0)) {
     /* "timeout" says the step passed on; the timestamps keep what it reached. */

@@ -13,6 +13,10 @@
 
 /* ---- statements -------------------------------------------------------- */
 
+/* An attempt's columns as casc_att_cols() reads them. */
+#define ATT_COLS "message_id,channel,status,step,sent_at,delivered_at,read_at,"  \
+                 "segments,parts_sent,parts_delivered,scope,tries"
+
 /* Every statement, by number; each connection prepares what it uses lazily. */
 #define STMT_LIST(XX)                                                          \
   XX(BEGIN, "BEGIN IMMEDIATE")                                                 \
@@ -67,9 +71,7 @@
   XX(ATT_DELIVERED_PART, "UPDATE attempts SET parts_delivered="                \
                          "parts_delivered+1 WHERE id=?")                       \
   XX(MSG_SET_DUE, "UPDATE messages SET due_at=?, updated_at=? WHERE id=?")     \
-  XX(PART_FIND, "SELECT p.attempt_id,p.state,a.message_id,a.channel,a.status," \
-                "a.step,a.sent_at,a.delivered_at,a.read_at,a.segments,"        \
-                "a.parts_sent,a.parts_delivered,a.scope FROM sms_parts p"      \
+  XX(PART_FIND, "SELECT p.attempt_id,p.state," ATT_COLS " FROM sms_parts p"   \
                 " JOIN attempts a ON a.id=p.attempt_id"                        \
                 " WHERE p.route=? AND p.provider_id=?")                        \
   XX(PART_SET, "UPDATE sms_parts SET state=? WHERE route=? AND provider_id=?") \
@@ -80,7 +82,8 @@
   XX(EARLY_DEL, "DELETE FROM early_receipts WHERE route=?1 AND"                \
                 " provider_id IN (?2,?3)")                                     \
   XX(EARLY_EXPIRE, "DELETE FROM early_receipts WHERE at<?")                    \
-  XX(EARLY_ANY, "SELECT EXISTS(SELECT 1 FROM early_receipts)")                 \
+  XX(EARLY_ANY, "SELECT EXISTS(SELECT 1 FROM early_receipts),"                \
+                " EXISTS(SELECT 1 FROM early_statuses)")                       \
   XX(EVENT_INSERT, "INSERT INTO events(message_id,attempt_id,status,at,detail)" \
                    " VALUES(?,?,?,?,?)")                                       \
   XX(OUTBOX_INSERT, "INSERT INTO outbox(account_id,message_id,url,payload,"    \
@@ -120,10 +123,10 @@
               " wait_until=CASE WHEN ?6 THEN NULL WHEN ?8 THEN ?9"             \
               " ELSE wait_until END WHERE id=?10")                             \
   XX(MSG_CLEAR_DUE, "UPDATE messages SET due_at=NULL WHERE id=?")              \
+  XX(MSG_WAIT, "UPDATE messages SET wait_until=? WHERE id=?")                  \
   XX(ATT_OF_MSG, "SELECT id,channel,status,sent_at,delivered_at,read_at,cost,"  \
                  "error FROM attempts WHERE message_id=? ORDER BY id")         \
-  XX(ATT_ROW, "SELECT message_id,channel,status,step,sent_at,delivered_at,"     \
-              "read_at,segments,parts_sent,parts_delivered,scope FROM attempts" \
+  XX(ATT_ROW, "SELECT " ATT_COLS " FROM attempts"                              \
               " WHERE id=?")                                                   \
   XX(ESTAT_PUT, "INSERT OR REPLACE INTO early_statuses(channel,scope,"        \
                 "provider_id,status,error,at) VALUES(?,?,?,?,?,?)")            \
@@ -156,10 +159,11 @@
                    " AND due_at<=?1 AND (due_at,id)>(?2,?3)"                   \
                    " ORDER BY due_at,id LIMIT ?4")                             \
   XX(CHAN_NEXT, "SELECT MIN(due_at) FROM attempts WHERE due_at IS NOT NULL")   \
-  XX(ATT_BY_PROVIDER, "SELECT id FROM attempts WHERE channel=? AND"            \
+  XX(ATT_BY_PROVIDER, "SELECT id," ATT_COLS " FROM attempts WHERE channel=? AND" \
                       " provider_id=? AND scope=? AND channel<>'sms'"          \
                       " AND provider_id IS NOT NULL")  /* the partial index */ \
-  XX(ATT_VK_READ, "SELECT id FROM attempts WHERE channel='vk' AND address=?1"  \
+  XX(ATT_VK_READ, "SELECT id," ATT_COLS " FROM attempts WHERE channel='vk'"     \
+                  " AND address=?1"                                            \
                   " AND scope=?2 AND provider_id IS NOT NULL AND read_at IS"   \
                   " NULL AND CAST(provider_id AS INTEGER)<=?3 LIMIT 64")       \
   XX(WAIT_DUE, "SELECT id,step,wait_until FROM messages WHERE wait_until IS"   \
@@ -244,6 +248,7 @@ struct store {
   int nw, capw, nl, capl;
   int64_t next_msg_id, next_att_id; /* writer: the ids the next rows get */
   int early_any;                /* writer: early_receipts may have rows */
+  int estat_any;                /* writer: early_statuses may have rows */
   /* writer: prices and channel scopes read recently (cleared when either
      table is written); each status would otherwise read them again */
   struct store_memo {
@@ -282,8 +287,12 @@ struct casc_att {
   int64_t parts_sent;       /* SMS: bit i set when part i+1 was accepted */
   int parts_delivered;
   int64_t scope;            /* whose channel settings sent it */
+  int tries;                /* provider requests that asked to be retried */
   int parts_dirty;          /* parts_sent changed here and is not written yet */
 };
+/* Looks again whether early receipts and statuses are kept (after some were
+   removed, or a rollback undid what the writer knew). 0 or KK_ESTORE. */
+int casc_early_check(struct store *s);
 /* Reads an attempt from the columns of ATT_ROW, found from column i on. */
 void casc_att_cols(sqlite3_stmt *st, int i, struct casc_att *a);
 /* Reads attempt id (0, KK_ENOENT, KK_ESTORE). */

@@ -273,7 +273,6 @@ static void hist_add(uint64_t *hist, const double *bounds, double v) {
   hist[i]++;
 }
 
-static int early_check(struct store *s);
 static int64_t max_id(struct conn *c, enum stmt_id id);
 
 static int begin(struct store *s) {
@@ -312,14 +311,14 @@ static void run_batch(struct store *s, struct store_op *batch, int nops) {
       if (op->rc != 0) {
         exec_simple(&s->w, ST_ROLLBACK_TO);
         s->nw = notes_before;   /* what it started is undone too */
-        early_check(s);
+        casc_early_check(s);
       }
       exec_simple(&s->w, ST_RELEASE);
     }
     if (rc == 0) rc = exec_simple(&s->w, ST_COMMIT);
     if (rc != 0) {
       exec_simple(&s->w, ST_ROLLBACK);
-      early_check(s);
+      casc_early_check(s);
     }
   }
   casc_notes_commit(s, rc == 0);
@@ -535,7 +534,7 @@ int store_open(uv_loop_t *loop, const struct store_opts *opts, struct store **ou
   /* The writer numbers new messages and attempts itself (insert_one). */
   s->next_msg_id = max_id(&s->w, ST_MSG_MAX_ID) + 1;
   s->next_att_id = max_id(&s->w, ST_ATT_MAX_ID) + 1;
-  if (s->next_msg_id <= 0 || s->next_att_id <= 0 || early_check(s) != 0) {
+  if (s->next_msg_id <= 0 || s->next_att_id <= 0 || casc_early_check(s) != 0) {
     conn_close(&s->w);
     conn_close(&s->r);
     free(s);
@@ -897,12 +896,13 @@ static void lower_id(const char *in, char *out, size_t cap) {
   out[i] = '\0';
 }
 
-/* Looks again whether any early receipt is kept (after some were removed,
-   or a rollback undid what the writer knew). */
-static int early_check(struct store *s) {
+int casc_early_check(struct store *s) {
   sqlite3_stmt *st = sq_stmt(&s->w, ST_EARLY_ANY);
   int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) s->early_any = sqlite3_column_int(st, 0);
+  if (rc == SQLITE_ROW) {
+    s->early_any = sqlite3_column_int(st, 0);
+    s->estat_any = sqlite3_column_int(st, 1);
+  }
   sqlite3_reset(st);
   return rc == SQLITE_ROW ? 0 : KK_ESTORE;
 }
@@ -969,7 +969,7 @@ static int exec_sms_submitted(struct store *s, struct store_op *op) {
   sq_bind_text(st, 2, pid);
   sq_bind_text(st, 3, other);
   rc = sq_step_done(c, st);
-  if (rc == 0) rc = early_check(s);
+  if (rc == 0) rc = casc_early_check(s);
   if (rc) return rc;
   return part_receipt(s, d->route, pid, u->attempt_id, NULL, state, error, at);
 }

@@ -325,3 +325,37 @@ test('a provider status that overtakes the answer to the send is kept and applie
   assert.equal(smsc.submits.length, 0);
   await finish();
 });
+
+test("a step's time runs from the provider's answer, not from a send still under way", { timeout: 60000 }, async (t) => {
+  // A stand-in VK that takes 2.5 s to answer messages.send; the step waits
+  // 1 s for a read that never comes. The step must not time out while its
+  // request is still under way (nothing reached the provider yet), but 1 s
+  // after the answer.
+  const { k, key, smsc, finish } = await setup(t, { smsc: { autoReceipt: 'DELIVRD' } });
+  const http = await import('node:http');
+  let sends = 0;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      sends++;
+      setTimeout(() => res.end(JSON.stringify({ response: 500 + sends })), 2500);
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  await k.call('PUT', '/v1/channels/vk', { body: { base_url: `http://127.0.0.1:${server.address().port}`,
+    token: 'slow-vk-token-0001', secret: 'slow-secret', group_id: 7, confirmation: 'ok' } }, 200);
+  const m = await k.send(key, {
+    to: PHONE, text: 'slow provider', vk_id: '2002',
+    cascade: [{ channel: 'vk', wait: 'read', timeout: '1s' }, { channel: 'sms', wait: 'delivered' }],
+  });
+  const done = await k.waitStatus(key, m.id, 'delivered', 20000);
+  assert.deepEqual(done.attempts.map((a) => [a.channel, a.status]), [['vk', 'timeout'], ['sms', 'delivered']]);
+  const vk = done.attempts[0];
+  assert.ok(vk.sent_at, 'VK answered and the attempt is sent');
+  const fromSent = Date.parse(done.attempts[1].created_at) - Date.parse(vk.sent_at);
+  assert.ok(fromSent >= 900, `SMS started ${fromSent} ms after VK's answer, not before the 1 s window`);
+  assert.equal(sends, 1, 'VK was asked once');
+  assert.equal(smsc.submits.length, 1);
+  await finish();
+});
