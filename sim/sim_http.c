@@ -381,12 +381,13 @@ int sim_http_start(uv_loop_t *loop, const struct sim_http_opts *o, struct sim_ht
   struct sim_http *h = kk_xcalloc(1, sizeof *h);
   h->loop = loop;
   h->o = *o;
-  unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+  unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
   if (o->addr->sa_family == AF_INET6) flags |= MHD_USE_IPv6;
   /* The logger comes first so that MHD reports everything through it. */
   h->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
       MHD_OPTION_SOCK_ADDR, o->addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024, /* zeroed per request */
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_CONNECTION_TIMEOUT,
       (unsigned)30, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
   if (h->daemon == NULL) {

@@ -576,8 +576,10 @@ static void send_start(struct cascade *c, struct store_chan_due *row) {
 static void pump_sends(struct cascade *c) {
   /* Results waiting for their commit are bounded too (a slow disk slows
      sending down instead of filling memory). */
+  int reading = 0;
   while (!c->stopping && c->nrequests < c->o.max_inflight &&
          c->ninflight < 8 * c->o.max_inflight && c->rlen > 0) {
+    if (!reading++) store_read_begin(c->store);
     int64_t id = ready_pop(c);
     struct store_chan_due row;
     if (store_chan_get(c->store, id, &row) != 0) {
@@ -586,6 +588,7 @@ static void pump_sends(struct cascade *c) {
     }
     send_start(c, &row);
   }
+  if (reading) store_read_end(c->store);
 }
 
 /* Reads every attempt due now from the store's index into the ready ring
@@ -643,6 +646,7 @@ static void on_notes(void *ud, const struct store_note *notes, int n) {
   struct cascade *c = ud;
   if (c->stopping) return;
   int64_t now = store_now_ms(), send_at = 0;
+  store_read_begin(c->store);
   for (int i = 0; i < n; i++) {
     const struct store_note *t = &notes[i];
     switch (t->kind) {
@@ -665,6 +669,7 @@ static void on_notes(void *ud, const struct store_note *notes, int n) {
       break;
     }
   }
+  store_read_end(c->store);
   if (send_at) {
     uint64_t delay = (uint64_t)(send_at - now);
     if (!uv_is_active((uv_handle_t *)&c->scan_timer) || delay < uv_timer_get_due_in(&c->scan_timer))

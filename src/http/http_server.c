@@ -307,7 +307,10 @@ int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
       MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(opts->conn_timeout_s > 0 ? opts->conn_timeout_s : 30),
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)(opts->max_conns > 0 ? opts->max_conns : 4096),
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+      /* libmicrohttpd zeroes the whole pool after every request: a pool
+         no larger than requests need (headers; bodies are copied out as
+         they come) keeps that cheap. */
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
       MHD_OPTION_END);
   if (srv->mhd == NULL) {

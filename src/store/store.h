@@ -289,6 +289,10 @@ void store_set_notify(struct store *s, void (*fn)(void *ud, const struct store_n
 /* The SMS row of message msg_id when its current attempt is SMS and due
    (0, KK_ENOENT). The caller frees out->text. */
 int store_due_get(struct store *s, int64_t msg_id, struct store_due *out);
+/* Loop thread: the reads between these two share one read transaction,
+   which costs less than one each (a run of sends, a batch of notes). */
+void store_read_begin(struct store *s);
+void store_read_end(struct store *s);
 
 /* A channel attempt to send (not SMS). */
 struct store_chan_due {

@@ -20,6 +20,7 @@
 /* Every statement, by number; each connection prepares what it uses lazily. */
 #define STMT_LIST(XX)                                                          \
   XX(BEGIN, "BEGIN IMMEDIATE")                                                 \
+  XX(BEGIN_READ, "BEGIN")                                                      \
   XX(COMMIT, "COMMIT")                                                         \
   XX(ROLLBACK, "ROLLBACK")                                                     \
   XX(SAVEPOINT, "SAVEPOINT op")                                                \

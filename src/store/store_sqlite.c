@@ -866,6 +866,14 @@ int store_due_scan(struct store *s, int64_t after_id, struct store_due *out, int
   return 0;
 }
 
+void store_read_begin(struct store *s) {
+  if (sqlite3_get_autocommit(s->r.db)) exec_simple(&s->r, ST_BEGIN_READ);
+}
+
+void store_read_end(struct store *s) {
+  if (!sqlite3_get_autocommit(s->r.db)) exec_simple(&s->r, ST_COMMIT);
+}
+
 int store_due_get(struct store *s, int64_t msg_id, struct store_due *out) {
   sqlite3_stmt *st = sq_stmt(&s->r, ST_DUE_GET);
   sqlite3_bind_int64(st, 1, msg_id);
