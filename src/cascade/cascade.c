@@ -686,16 +686,20 @@ static void on_poll(uv_timer_t *t) {
 
 /* ---- provider callbacks ------------------------------------------------------ */
 
+/* A verified callback whose statuses are being stored: as many items as it
+   had statuses (a callback is small; the parsed form is not). */
 struct hook_ctx {
   struct cascade *c;
   char channel[20];
   int left;                          /* statuses not yet committed */
-  int matched;
-  char reply_body[256];
-  void (*reply)(void *ud, int status, const char *body);
+  char reply[256];                   /* the answer once they are */
+  void (*reply_fn)(void *ud, int status, const char *body);
   void *ud;
-  struct store_chan_status st[CHAN_HOOK_MAX_STATUS];
-  struct chan_hook_out out;
+  int n;
+  struct hook_item {
+    struct chan_status cs;           /* what st points into */
+    struct store_chan_status st;
+  } item[];
 };
 
 static void on_status_stored(void *arg, int rc) {
@@ -704,10 +708,10 @@ static void on_status_stored(void *arg, int rc) {
   if (--h->left > 0) return;
   struct chan_counters *n = counters(h->c, h->channel);
   int matched = 0;
-  for (int i = 0; i < h->out.nstatus; i++) matched += h->st[i].matched > 0;
+  for (int i = 0; i < h->n; i++) matched += h->item[i].st.matched > 0;
   n->hook_applied += (uint64_t)matched;
-  n->hook_unmatched += (uint64_t)(h->out.nstatus - matched);
-  h->reply(h->ud, rc ? 503 : 200, rc ? "" : h->out.reply);
+  n->hook_unmatched += (uint64_t)(h->n - matched);
+  h->reply_fn(h->ud, rc ? 503 : 200, rc ? "" : h->reply);
   free(h);
 }
 
@@ -720,13 +724,8 @@ void cascade_hook(struct cascade *c, const char *channel, int64_t scope,
     reply(ud, 404, "");
     return;
   }
-  /* Freed in on_status_stored() or below. */
-  struct hook_ctx *h = kk_xcalloc(1, sizeof *h);
-  h->c = c;
-  snprintf(h->channel, sizeof h->channel, "%s", channel);
-  h->reply = reply;
-  h->ud = ud;
-  int rc = drv->hook(&e->cfg, in, &h->out);
+  struct chan_hook_out out;   /* the driver clears what it uses (chan_hook_init) */
+  int rc = drv->hook(&e->cfg, in, &out);
   struct chan_counters *n = counters(c, channel);
   if (rc != 0) {
     if (rc == KK_EAUTH)
@@ -734,25 +733,32 @@ void cascade_hook(struct cascade *c, const char *channel, int64_t scope,
     else
       n->hook_malformed++;
     kk_warnx(LOGCTX, "%s callback for %s refused (%d): %s", channel,
-             scope ? "an account" : "the operator's settings", h->out.http_status,
-             h->out.reason[0] ? h->out.reason : kk_strerror(rc));
-    reply(ud, h->out.http_status ? h->out.http_status : (rc == KK_EAUTH ? 403 : 400), "");
-    free(h);
+             scope ? "an account" : "the operator's settings", out.http_status,
+             out.reason[0] ? out.reason : kk_strerror(rc));
+    reply(ud, out.http_status ? out.http_status : (rc == KK_EAUTH ? 403 : 400), "");
     return;
   }
-  if (h->out.nstatus == 0) {
-    reply(ud, h->out.http_status ? h->out.http_status : 200, h->out.reply);
-    free(h);
+  if (out.nstatus == 0) {
+    reply(ud, out.http_status ? out.http_status : 200, out.reply);
     return;
   }
-  h->left = h->out.nstatus;
-  for (int i = 0; i < h->out.nstatus; i++) {
-    const struct chan_status *s = &h->out.st[i];
-    h->st[i] = (struct store_chan_status){
+  /* Freed in on_status_stored() once every status is committed. */
+  struct hook_ctx *h = kk_xmalloc(sizeof *h + (size_t)out.nstatus * sizeof h->item[0]);
+  h->c = c;
+  snprintf(h->channel, sizeof h->channel, "%s", channel);
+  memcpy(h->reply, out.reply, sizeof h->reply);
+  h->reply_fn = reply;
+  h->ud = ud;
+  h->n = h->left = out.nstatus;
+  for (int i = 0; i < out.nstatus; i++) {
+    struct hook_item *it = &h->item[i];
+    it->cs = out.st[i];
+    const struct chan_status *s = &it->cs;
+    it->st = (struct store_chan_status){
         .channel = h->channel, .scope = scope, .provider_id = s->provider_id,
         .peer = s->peer, .read_upto = s->read_upto, .status = s->status,
         .error = s->error[0] ? s->error : NULL, .at = s->at ? s->at : store_now_ms()};
-    store_chan_status(c->store, &h->st[i], on_status_stored, h);
+    store_chan_status(c->store, &it->st, on_status_stored, h);
   }
 }
 

@@ -376,8 +376,10 @@ void chan_res_unexpected(struct chan_result *res, long http_status, const char *
 /* ---- callbacks ------------------------------------------------------------ */
 
 void chan_hook_init(struct chan_hook_out *out) {
-  memset(out, 0, sizeof *out);
+  /* The statuses are cleared one by one as they are added. */
   out->http_status = 400;
+  out->reply[0] = out->reason[0] = '\0';
+  out->nstatus = 0;
 }
 
 int chan_hook_refuse(struct chan_hook_out *out, int rc, const char *reason) {

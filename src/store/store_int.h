@@ -258,6 +258,13 @@ struct store {
     int64_t value;              /* price, or the scope (-1: not configured) */
     int used;
   } price_memo[32], scope_memo[32];
+  /* the checkpointer (store_ckpt.c) */
+  struct conn ck;               /* its connection */
+  pthread_t ck_thread;
+  pthread_mutex_t ck_mu;
+  pthread_cond_t ck_cv;
+  int ck_want, ck_stop;         /* guarded by ck_mu */
+  int ck_copied;                /* guarded by ck_mu: frames the last pass copied */
   struct store_cascade_stats cstats;   /* guarded by mu: a copy of cstats_w per commit */
   struct store_cascade_stats cstats_w; /* writer thread only */
 };
@@ -311,6 +318,16 @@ void casc_notes_commit(struct store *s, int ok);
 /* Loop thread: hands committed notes to the notify callback. */
 void casc_notes_deliver(struct store *s);
 
+
+/* Opens a connection to path with kaskad's settings (writer: the one that
+   writes). 0 or KK_ESTORE. */
+int conn_open(struct conn *c, const char *path, int sync_full, int writer);
+void conn_close(struct conn *c);
+
+/* store_ckpt.c: checkpoints beside the writer (after s->w is open; 0 or
+   KK_ESTORE), and stops that (after the writer has stopped). */
+int ckpt_start(struct store *s, const char *path, int sync_full);
+void ckpt_stop(struct store *s);
 
 sqlite3_stmt *sq_stmt(struct conn *c, enum stmt_id id);
 /* Runs a statement that returns no rows: 0, KK_EEXIST (constraint), KK_ESTORE. */

@@ -445,7 +445,7 @@ int store_pending(const struct store *s) { return s->pending; }
 
 /* ---- open / close -------------------------------------------------------- */
 
-static int conn_open(struct conn *c, const char *path, int sync_full, int writer) {
+int conn_open(struct conn *c, const char *path, int sync_full, int writer) {
   memset(c, 0, sizeof *c);
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
@@ -458,7 +458,7 @@ static int conn_open(struct conn *c, const char *path, int sync_full, int writer
            "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
            " PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;%s",
            sync_full ? "FULL" : "NORMAL",
-           writer ? " PRAGMA wal_autocheckpoint=10000;" : "");
+           writer ? " PRAGMA wal_autocheckpoint=0;" : ""); /* store_ckpt.c does it */
   char *err = NULL;
   if (sqlite3_exec(c->db, sql, NULL, NULL, &err) != SQLITE_OK) {
     kk_error(LOGCTX, "cannot configure %s: %s", path, err ? err : "?");
@@ -468,7 +468,7 @@ static int conn_open(struct conn *c, const char *path, int sync_full, int writer
   return 0;
 }
 
-static void conn_close(struct conn *c) {
+void conn_close(struct conn *c) {
   for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(c->st[i]);
   if (c->db) sqlite3_close(c->db);
   c->db = NULL;
@@ -540,6 +540,12 @@ int store_open(uv_loop_t *loop, const struct store_opts *opts, struct store **ou
     free(s);
     return KK_ESTORE;
   }
+  if (ckpt_start(s, path, opts->synchronous_full) != 0) {
+    conn_close(&s->w);
+    conn_close(&s->r);
+    free(s);
+    return KK_ESTORE;
+  }
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   uv_async_init(loop, &s->async, on_async);
@@ -564,6 +570,7 @@ void store_close(struct store *s) {
   pthread_mutex_unlock(&s->mu);
   pthread_join(s->thread, NULL);
   drain_done(s);
+  ckpt_stop(s);
   conn_close(&s->w);
   conn_close(&s->r);
   free(s->wnotes);

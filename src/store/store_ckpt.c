@@ -1,0 +1,97 @@
+/*
+ * store_ckpt.c - the SQLite backend's checkpointer: a thread of its own
+ * that copies the write-ahead log back into the database file.
+ *
+ * SQLite normally checkpoints inside the commit that crosses the WAL's size
+ * limit: that commit, and every operation queued behind it, then waits for
+ * thousands of pages to be copied and fsynced (60-80 ms here). Instead the
+ * writer only reports the WAL's size after each commit (a WAL hook); past
+ * CKPT_FRAMES this thread copies the log with a PASSIVE checkpoint on its
+ * own connection while the writer goes on. The log can only start over once
+ * every frame in it is copied, which a busy writer never lets the thread
+ * see; so when a pass has left at most CKPT_TOPUP_FRAMES behind, the writer
+ * copies that rest itself (a few milliseconds) and its next transaction
+ * starts the log over. Should the log still reach CKPT_FORCE_FRAMES, the
+ * writer runs a RESTART checkpoint: slow once, but the file stays bounded.
+ */
+#include <stdio.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "store/store_int.h"
+
+#define LOGCTX "store"
+#define CKPT_FRAMES 10000         /* 40 MiB of 4 KiB pages: fewer, larger
+                                     checkpoints copy a busy page fewer times */
+#define CKPT_TOPUP_FRAMES 3000    /* left for the writer to copy */
+#define CKPT_FORCE_FRAMES 100000  /* 400 MiB */
+
+/* Writer thread, after each commit. */
+static int on_wal(void *arg, sqlite3 *db, const char *name, int nframes) {
+  struct store *s = arg;
+  if (nframes < CKPT_FRAMES) return SQLITE_OK;
+  int log = 0, done = 0;
+  if (nframes >= CKPT_FORCE_FRAMES) {
+    int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, &log, &done);
+    kk_warnx(LOGCTX, "the log reached %d pages: checkpointed %d in the writer (%s)", nframes,
+             done, sqlite3_errstr(rc));
+    return SQLITE_OK;
+  }
+  pthread_mutex_lock(&s->ck_mu);
+  int topup = !s->ck_want && s->ck_copied > 0 && nframes - s->ck_copied <= CKPT_TOPUP_FRAMES;
+  if (topup) {
+    s->ck_copied = 0;
+  } else if (!s->ck_want) {
+    s->ck_want = 1;
+    pthread_cond_signal(&s->ck_cv);
+  }
+  pthread_mutex_unlock(&s->ck_mu);
+  if (topup) {
+    int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    kk_debug(LOGCTX, "checkpoint in the writer: %d of %d pages (%s)", done, log,
+             sqlite3_errstr(rc));
+  }
+  return SQLITE_OK;
+}
+
+static void *ckpt_main(void *arg) {
+  struct store *s = arg;
+  pthread_mutex_lock(&s->ck_mu);
+  for (;;) {
+    while (!s->ck_want && !s->ck_stop) pthread_cond_wait(&s->ck_cv, &s->ck_mu);
+    if (s->ck_stop) break;
+    pthread_mutex_unlock(&s->ck_mu);
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->ck.db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+      kk_error(LOGCTX, "checkpoint: %s", sqlite3_errmsg(s->ck.db));
+    else
+      kk_debug(LOGCTX, "checkpoint: %d of %d pages copied", done, log);
+    pthread_mutex_lock(&s->ck_mu);
+    s->ck_want = 0;
+    s->ck_copied = rc == SQLITE_OK ? done : 0;
+  }
+  pthread_mutex_unlock(&s->ck_mu);
+  return NULL;
+}
+
+int ckpt_start(struct store *s, const char *path, int sync_full) {
+  if (conn_open(&s->ck, path, sync_full, 0) != 0) return KK_ESTORE;
+  pthread_mutex_init(&s->ck_mu, NULL);
+  pthread_cond_init(&s->ck_cv, NULL);
+  pthread_create(&s->ck_thread, NULL, ckpt_main, s);
+  sqlite3_wal_hook(s->w.db, on_wal, s);
+  return 0;
+}
+
+void ckpt_stop(struct store *s) {
+  sqlite3_wal_hook(s->w.db, NULL, NULL);
+  pthread_mutex_lock(&s->ck_mu);
+  s->ck_stop = 1;
+  pthread_cond_signal(&s->ck_cv);
+  pthread_mutex_unlock(&s->ck_mu);
+  pthread_join(s->ck_thread, NULL);
+  pthread_mutex_destroy(&s->ck_mu);
+  pthread_cond_destroy(&s->ck_cv);
+  conn_close(&s->ck);
+}
