@@ -18,7 +18,7 @@ SIM_HTTP=127.0.0.1:${SIM_HTTP_PORT:-18490}
 URL=http://127.0.0.1:$PORT
 ADMIN=bench-admin-key
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 make --no-print-directory all >/dev/null
 
 start() {  # $1 = sync mode, $2 = simulator config JSON
