@@ -31,6 +31,7 @@
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "http/http_client.h"
+#include "sim_knobs.h"
 #include "sim_rng.h"
 
 #define LOGCTX "chan"
@@ -261,21 +262,6 @@ static json_t *knobs_json(const struct sim_chan_knobs *all) {
   return o;
 }
 
-/* Reads an integer-valued JSON number (a real must have no fraction). */
-static int num_int(const json_t *v, long long *out) {
-  if (json_is_integer(v)) {
-    *out = json_integer_value(v);
-    return 0;
-  }
-  if (json_is_real(v)) {
-    double d = json_real_value(v);
-    if (!(d >= -1e15 && d <= 1e15) || d != (double)(long long)d) return KK_EINVAL;
-    *out = (long long)d;
-    return 0;
-  }
-  return KK_EINVAL;
-}
-
 /* Applies {"vk":{...},...}: all or nothing. Returns 0 or KK_EINVAL (err says why). */
 static int knobs_apply(struct sim_chan_knobs *all, const json_t *obj, char *err, size_t cap) {
   if (!json_is_object(obj)) {
@@ -317,7 +303,7 @@ static int knobs_apply(struct sim_chan_knobs *all, const json_t *obj, char *err,
       } else {
         long long a, b;
         if (!json_is_array(kv) || json_array_size(kv) != 2 ||
-            num_int(json_array_get(kv, 0), &a) || num_int(json_array_get(kv, 1), &b) ||
+            sim_json_int(json_array_get(kv, 0), &a) || sim_json_int(json_array_get(kv, 1), &b) ||
             a < 0 || a > b || b > MS_MAX) {
           snprintf(err, cap, "%s.%s must be [min, max] with 0 <= min <= max <= %d", cname,
                    kn->name, MS_MAX);
@@ -2070,7 +2056,7 @@ static enum sim_chan_handled post_apps(struct sim_chan *ch, const struct sim_cha
   static const char *const fields[] = {"callback_url", "secret", "confirmation", "verify_token",
                                        "phone_number_id"};
   int bad = !json_is_object(in) || c < 0 || c == SIM_CH_EMAIL || token == NULL || *token == '\0' ||
-            (gid && !json_is_null(gid) && num_int(gid, &group) != 0);
+            (gid && !json_is_null(gid) && sim_json_int(gid, &group) != 0);
   char *dummy = NULL;
   for (size_t i = 0; !bad && i < sizeof fields / sizeof fields[0]; i++)
     bad = app_field(in, fields[i], &dummy, 0) != 0;

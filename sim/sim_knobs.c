@@ -102,8 +102,7 @@ static const struct knob *find_knob(const char *name) {
   return NULL;
 }
 
-/* Reads an integer-valued JSON number (a real must have no fraction). */
-static int json_int_value(const json_t *v, long long *out) {
+int sim_json_int(const json_t *v, long long *out) {
   if (json_is_integer(v)) {
     *out = json_integer_value(v);
     return 0;
@@ -130,13 +129,13 @@ static int set_knob(struct sim_knobs *k, const struct knob *kn, const json_t *v,
     *(double *)field = json_number_value(v);
     return 0;
   case K_INT:
-    if (json_int_value(v, &a) || a < kn->min || a > kn->max) goto bad;
+    if (sim_json_int(v, &a) || a < kn->min || a > kn->max) goto bad;
     *(int *)field = (int)a;
     return 0;
   case K_RANGE:
     if (!json_is_array(v) || json_array_size(v) != 2 ||
-        json_int_value(json_array_get(v, 0), &a) ||
-        json_int_value(json_array_get(v, 1), &b) || a < kn->min || a > b ||
+        sim_json_int(json_array_get(v, 0), &a) ||
+        sim_json_int(json_array_get(v, 1), &b) || a < kn->min || a > b ||
         b > kn->max)
       goto bad;
     ((int *)field)[0] = (int)a;

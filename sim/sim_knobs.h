@@ -51,4 +51,8 @@ json_t *sim_knobs_to_json(const struct sim_knobs *k);
  */
 int sim_knobs_apply(struct sim_knobs *k, const json_t *obj, struct sim_knob_err *err);
 
+/* Reads an integer-valued JSON number (a real must have no fraction):
+   0 or KK_EINVAL. */
+int sim_json_int(const json_t *v, long long *out);
+
 #endif

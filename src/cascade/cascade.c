@@ -646,11 +646,12 @@ static void on_notes(void *ud, const struct store_note *notes, int n) {
   struct cascade *c = ud;
   if (c->stopping) return;
   int64_t now = store_now_ms(), send_at = 0;
-  store_read_begin(c->store);
+  int reading = 0;   /* only SMS notes read the store */
   for (int i = 0; i < n; i++) {
     const struct store_note *t = &notes[i];
     switch (t->kind) {
     case STORE_NOTE_SMS: {
+      if (!reading++) store_read_begin(c->store);
       struct store_due row;
       if (store_due_get(c->store, t->msg_id, &row) == 0) dispatch_enqueue_due(c->dispatch, &row);
       break;
@@ -669,7 +670,7 @@ static void on_notes(void *ud, const struct store_note *notes, int n) {
       break;
     }
   }
-  store_read_end(c->store);
+  if (reading) store_read_end(c->store);
   if (send_at) {
     uint64_t delay = (uint64_t)(send_at - now);
     if (!uv_is_active((uv_handle_t *)&c->scan_timer) || delay < uv_timer_get_due_in(&c->scan_timer))
