@@ -6,16 +6,18 @@
  * byte 1 the callback's method, byte 2 how the callback is signed (bits 0-1:
  * correct, missing, wrong, upper-case; bits 2-3: Gateway timestamp fresh,
  * stale, future, not a number; bits 4-6: WhatsApp GET query variants;
- * bit 7: the body is also a wa_template). The rest is the callback body,
- * which every driver's hook() gets with headers made for it from a fixed
- * configuration, so signed bodies reach the JSON code. Every parse_reply()
- * gets both the whole input and the body as an answer; the body is also the
- * text of every build() and the URL of every build_register().
+ * bit 7: the body is also a wa_template; for the builds bit 3 also opens
+ * WhatsApp's window). The rest is the callback body, which every driver's
+ * hook() gets with headers made for it from a fixed configuration, so
+ * signed bodies reach the JSON code. Every parse_reply() gets both the
+ * whole input and the body as an answer; the body is also the text of every
+ * build() and the URL of every build_register().
  *
  * Invariants: hook() returns 0 / KK_EAUTH / KK_EPROTO with 200 / 403 / 400,
  * a wrong or missing signature is always refused, at most
- * CHAN_HOOK_MAX_STATUS statuses with known names, every output string is
- * NUL-terminated UTF-8; parse_reply() gives a known outcome with sane
+ * CHAN_HOOK_MAX_STATUS statuses with known names and CHAN_HOOK_MAX_INBOUND
+ * messages from digit-only phones, no later than now, every output string
+ * is NUL-terminated UTF-8; parse_reply() gives a known outcome with sane
  * fields; build() succeeds or says KK_EINVAL.
  */
 #include <stdint.h>
@@ -165,6 +167,14 @@ static void check_hook_out(int rc, const struct chan_hook_out *out) {
       known |= strcmp(st->status, names[k]) == 0;
     check(known);
   }
+  check(out->ninbound >= 0 && out->ninbound <= CHAN_HOOK_MAX_INBOUND);
+  if (rc != 0) check(out->ninbound == 0);
+  for (int i = 0; i < out->ninbound; i++) {
+    const char *from = out->in[i].from;
+    check(memchr(from, '\0', sizeof out->in[i].from) != NULL);
+    check(from[0] != '\0' && strspn(from, "0123456789") == strlen(from));
+    check(out->in[i].at > 0 && out->in[i].at <= NOW_MS);
+  }
 }
 
 static void run_hooks(const struct chan_cfg *cfg, uint8_t method, uint8_t flags,
@@ -236,6 +246,7 @@ static void run_builds(const struct chan_cfg *cfg, uint8_t flags, const char *te
     m.button_caption = (flags & 4) ? "Open" : NULL;
     m.button_url = (flags & 4) ? "https://ex.test/" : NULL;
     m.wa_template = (flags & 0x80) ? text : NULL;
+    m.wa_window = (flags & 8) != 0;
     m.ttl_s = flags & 0x40 ? 7 : 0;
     struct chan_req req;
     char err[160];

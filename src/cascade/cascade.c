@@ -487,6 +487,17 @@ static void on_reply(void *arg, const struct http_client_resp *resp) {
   }
 }
 
+/* WhatsApp: whether the recipient wrote to the number of the attempt's
+   scope within the window (one lookup by primary key, in the read
+   transaction of pump_sends). A failed read counts as closed. */
+static int wa_window_open(struct cascade *c, const struct store_chan_due *row, int64_t now) {
+  int64_t last = 0;
+  int rc = store_wa_last_inbound(c->store, row->scope, row->to, &last);
+  if (rc == KK_ESTORE)
+    kk_warnx(LOGCTX, "message %s: the WhatsApp window cannot be read", row->public_id);
+  return rc == 0 && now - last < CHAN_WA_WINDOW_MS;
+}
+
 /* Starts sending one due attempt (row's strings are taken over). */
 static void send_start(struct cascade *c, struct store_chan_due *row) {
   /* Freed by send_free() once its result is committed. */
@@ -538,6 +549,8 @@ static void send_start(struct cascade *c, struct store_chan_due *row) {
       .button_caption = json_string_value(json_object_get(button, "caption")),
       .button_url = json_string_value(json_object_get(button, "url")),
       .wa_template = tpl_text,
+      .wa_window = strcmp(k->row.channel, "whatsapp") == 0 &&
+                   wa_window_open(c, &k->row, k->started_ms),
       .code = json_string_value(json_object_get(x, "code")),
       .msg_class = k->row.msg_class,
       .ttl_s = (int)((k->row.expires_at - k->started_ms) / 1000),
@@ -687,12 +700,14 @@ static void on_poll(uv_timer_t *t) {
 
 /* ---- provider callbacks ------------------------------------------------------ */
 
-/* A verified callback whose statuses are being stored: as many items as it
-   had statuses (a callback is small; the parsed form is not). */
+/* A verified callback whose statuses (and messages from people) are being
+   stored: as many items as it had statuses (a callback is small; the parsed
+   form is not). */
 struct hook_ctx {
   struct cascade *c;
   char channel[20];
-  int left;                          /* statuses not yet committed */
+  int left;                          /* operations not yet committed */
+  int rc;                            /* the first that failed, 0 if none */
   char reply[256];                   /* the answer once they are */
   void (*reply_fn)(void *ud, int status, const char *body);
   void *ud;
@@ -703,17 +718,31 @@ struct hook_ctx {
   } item[];
 };
 
-static void on_status_stored(void *arg, int rc) {
-  struct hook_ctx *h = arg;
-  if (rc) kk_error(LOGCTX, "%s callback: status not stored: %s", h->channel, kk_strerror(rc));
+/* One operation of the callback is committed; the last one answers. */
+static void hook_stored(struct hook_ctx *h, int rc) {
+  if (rc && !h->rc) h->rc = rc;
   if (--h->left > 0) return;
   struct chan_counters *n = counters(h->c, h->channel);
   int matched = 0;
   for (int i = 0; i < h->n; i++) matched += h->item[i].st.matched > 0;
   n->hook_applied += (uint64_t)matched;
   n->hook_unmatched += (uint64_t)(h->n - matched);
-  h->reply_fn(h->ud, rc ? 503 : 200, rc ? "" : h->reply);
+  h->reply_fn(h->ud, h->rc ? 503 : 200, h->rc ? "" : h->reply);
   free(h);
+}
+
+static void on_status_stored(void *arg, int rc) {
+  struct hook_ctx *h = arg;
+  if (rc) kk_error(LOGCTX, "%s callback: status not stored: %s", h->channel, kk_strerror(rc));
+  hook_stored(h, rc);
+}
+
+static void on_inbound_stored(void *arg, int rc) {
+  struct hook_ctx *h = arg;
+  if (rc)
+    kk_error(LOGCTX, "%s callback: a person's message not stored: %s", h->channel,
+             kk_strerror(rc));
+  hook_stored(h, rc);
 }
 
 void cascade_hook(struct cascade *c, const char *channel, int64_t scope,
@@ -739,18 +768,22 @@ void cascade_hook(struct cascade *c, const char *channel, int64_t scope,
     reply(ud, out.http_status ? out.http_status : (rc == KK_EAUTH ? 403 : 400), "");
     return;
   }
-  if (out.nstatus == 0) {
+  /* Messages from people matter to WhatsApp only: they open its window. */
+  int ninbound = strcmp(channel, "whatsapp") == 0 ? out.ninbound : 0;
+  if (out.nstatus == 0 && ninbound == 0) {
     reply(ud, out.http_status ? out.http_status : 200, out.reply);
     return;
   }
-  /* Freed in on_status_stored() once every status is committed. */
+  /* Freed in hook_stored() once every status and message is committed. */
   struct hook_ctx *h = kk_xmalloc(sizeof *h + (size_t)out.nstatus * sizeof h->item[0]);
   h->c = c;
   snprintf(h->channel, sizeof h->channel, "%s", channel);
   memcpy(h->reply, out.reply, sizeof h->reply);
   h->reply_fn = reply;
   h->ud = ud;
-  h->n = h->left = out.nstatus;
+  h->n = out.nstatus;
+  h->left = out.nstatus + ninbound;
+  h->rc = 0;
   for (int i = 0; i < out.nstatus; i++) {
     struct hook_item *it = &h->item[i];
     it->cs = out.st[i];
@@ -761,6 +794,8 @@ void cascade_hook(struct cascade *c, const char *channel, int64_t scope,
         .error = s->error[0] ? s->error : NULL, .at = s->at ? s->at : store_now_ms()};
     store_chan_status(c->store, &it->st, on_status_stored, h);
   }
+  for (int i = 0; i < ninbound; i++)
+    store_wa_inbound(c->store, scope, out.in[i].from, out.in[i].at, on_inbound_stored, h);
 }
 
 /* ---- webhook registration ------------------------------------------------------ */

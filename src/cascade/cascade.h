@@ -17,7 +17,9 @@
  * message's validity ends; a permanent error fails the step at once. A
  * request in flight when kaskad is killed is sent again after the restart
  * (VK's random_id makes that repeat harmless; the other providers have no
- * idempotency key).
+ * idempotency key). A WhatsApp attempt first reads when its recipient last
+ * wrote (store_wa_last_inbound): a text inside the 24-hour window, else the
+ * template, else the step fails without a request.
  */
 #ifndef CASCADE_H
 #define CASCADE_H
@@ -83,9 +85,11 @@ void cascade_register(struct cascade *c, int64_t scope, const char *channel,
 /* ---- provider callbacks -------------------------------------------------- */
 
 /*
- * Verifies and applies one inbound callback for channel at scope. reply(ud,
- * status, body) runs once: after the statuses are committed when it verified,
- * at once when it did not (401/403/400; logged and counted, nothing applied).
+ * Verifies and applies one inbound callback for channel at scope: its
+ * statuses, and for WhatsApp when people wrote (the window a text may go
+ * in, store_wa_inbound). reply(ud, status, body) runs once: after those are
+ * committed when it verified, at once when it did not (401/403/400; logged
+ * and counted, nothing applied).
  */
 void cascade_hook(struct cascade *c, const char *channel, int64_t scope,
                   const struct chan_hook_in *in,

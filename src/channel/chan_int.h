@@ -118,6 +118,8 @@ int chan_hex_equal_ct(const char *given, const char *expected);
 /* Appends a status; NULL when out is full (the status is dropped). */
 struct chan_status *chan_hook_status(struct chan_hook_out *out, const char *provider_id,
                                      const char *status, int64_t at);
+/* Appends a message a person sent; NULL when out is full (it is dropped). */
+struct chan_inbound *chan_hook_inbound(struct chan_hook_out *out, const char *from, int64_t at);
 /* Unix seconds as ms since the epoch, or fallback when out of range. */
 int64_t chan_seconds_to_ms(int64_t s, int64_t fallback);
 

@@ -1,8 +1,10 @@
 /*
  * chan_whatsapp.c - the WhatsApp Cloud API (PROTOCOLS.md 5): a text inside
- * the customer-service window or an approved template (m->wa_template), the
- * answer and its error codes, the webhook's GET verification and the signed
- * status notifications (sent, delivered, read, failed).
+ * the customer-service window (m->wa_window), else an approved template
+ * (m->wa_template), else nothing; the answer and its error codes, the
+ * webhook's GET verification, the signed status notifications (sent,
+ * delivered, read, failed) and the messages people send, which open the
+ * window.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,6 +18,10 @@
 #define WA_HOST "https://graph.facebook.com"
 #define WA_VERSION "v21.0"
 #define WA_CHALLENGE_MAX 200
+/* The attempt's error when neither a text nor a template may go. */
+#define WA_WINDOW_CLOSED                                                   \
+  "whatsapp_window_closed: the recipient has not written within 24 h and " \
+  "there is no whatsapp_template"
 
 /* The "template" object from {"name","language","params":[...]}: a new
    reference for the caller, NULL when spec is not valid. */
@@ -57,18 +63,21 @@ static int wa_build(const struct chan_cfg *cfg, const struct chan_msg *m, struct
   if (!chan_set(m->to)) return chan_error(error, errcap, KK_EINVAL, "phone is not set");
   int rc = chan_msg_utf8(m, error, errcap);
   if (rc) return rc;
+  /* Inside the window the text goes (free, even when a template is given);
+     outside it only the template may. */
+  json_t *t = NULL;
+  if (!m->wa_window) {
+    if (!chan_set(m->wa_template)) return chan_error(error, errcap, KK_EINVAL, WA_WINDOW_CLOSED);
+    t = template_of(m->wa_template);
+    if (t == NULL) return chan_error(error, errcap, KK_EINVAL, "wa_template is not valid");
+  }
 
   json_t *o = json_object();
   int bad = 0;
   chan_jset(o, "messaging_product", json_string("whatsapp"), &bad);
   chan_jset(o, "recipient_type", json_string("individual"), &bad);
   chan_jset(o, "to", chan_jstr(m->to), &bad);
-  if (chan_set(m->wa_template)) {
-    json_t *t = template_of(m->wa_template);
-    if (t == NULL) {
-      json_decref(o);
-      return chan_error(error, errcap, KK_EINVAL, "wa_template is not valid");
-    }
+  if (t) {
     chan_jset(o, "type", json_string("template"), &bad);
     chan_jset(o, "template", t, &bad);
   } else {
@@ -92,7 +101,10 @@ static int wa_build(const struct chan_cfg *cfg, const struct chan_msg *m, struct
   return 0;
 }
 
-/* {"error":{"message","code"}}: by code, then by HTTP status. */
+/* {"error":{"message","code"}}: by code, then by HTTP status. Any other code
+   fails the step at once: 131047 (re-engagement, the window closed before
+   the text arrived) too, even when the message has a template (it is not
+   sent again as one). */
 static void classify_error(long http_status, json_t *err, const char *retry_after,
                            struct chan_result *res) {
   int64_t code = 0;
@@ -149,8 +161,9 @@ static int verify_get(const struct chan_cfg *cfg, const struct chan_hook_in *in,
   return chan_hook_accept(out, challenge);
 }
 
-/* The time of a status: "timestamp" (unix seconds, text or number) or now. */
-static int64_t status_time(json_t *s, int64_t now_ms) {
+/* The time of a status or message: "timestamp" (unix seconds, text or
+   number) or now. */
+static int64_t event_time(json_t *s, int64_t now_ms) {
   int64_t t;
   if (chan_jget_int(s, "timestamp", &t) == 0) return chan_seconds_to_ms(t, now_ms);
   const char *text = chan_jget_str(s, "timestamp");
@@ -165,7 +178,7 @@ static void one_status(json_t *s, const struct chan_hook_in *in, struct chan_hoo
   if (strcmp(status, "sent") != 0 && strcmp(status, "delivered") != 0 &&
       strcmp(status, "read") != 0 && strcmp(status, "failed") != 0)
     return;
-  struct chan_status *st = chan_hook_status(out, id, status, status_time(s, in->now_ms));
+  struct chan_status *st = chan_hook_status(out, id, status, event_time(s, in->now_ms));
   if (st == NULL || strcmp(status, "failed") != 0) return;
   json_t *e = json_array_get(json_object_get(s, "errors"), 0);
   int64_t code;
@@ -178,14 +191,30 @@ static void one_status(json_t *s, const struct chan_hook_in *in, struct chan_hoo
     chan_copy(st->error, sizeof st->error, title);
 }
 
-/* entry[].changes[].value.statuses[] */
-static void statuses(json_t *j, const struct chan_hook_in *in, struct chan_hook_out *out) {
+/* A WhatsApp id as kaskad writes phones: E.164 digits without '+'. */
+static int wa_id_ok(const char *from) {
+  size_t n = from ? strlen(from) : 0;
+  return n >= 8 && n <= 15 && from[0] != '0' && strspn(from, "0123456789") == n;
+}
+
+/* One entry of value.messages[]: a person wrote (any type of message), which
+   opens the window. A time ahead of ours counts as now. */
+static void one_message(json_t *msg, const struct chan_hook_in *in, struct chan_hook_out *out) {
+  const char *from = chan_jget_str(msg, "from");
+  if (!wa_id_ok(from)) return;
+  int64_t at = event_time(msg, in->now_ms);
+  chan_hook_inbound(out, from, at < in->now_ms ? at : in->now_ms);
+}
+
+/* entry[].changes[].value.statuses[] and .messages[] */
+static void changes(json_t *j, const struct chan_hook_in *in, struct chan_hook_out *out) {
   size_t i, k, n;
   json_t *entry, *change, *s;
   json_array_foreach(json_object_get(j, "entry"), i, entry) {
     json_array_foreach(json_object_get(entry, "changes"), k, change) {
       json_t *value = json_object_get(change, "value");
       json_array_foreach(json_object_get(value, "statuses"), n, s) one_status(s, in, out);
+      json_array_foreach(json_object_get(value, "messages"), n, s) one_message(s, in, out);
     }
   }
 }
@@ -206,7 +235,7 @@ static int wa_hook(const struct chan_cfg *cfg, const struct chan_hook_in *in,
     return chan_hook_refuse(out, KK_EAUTH, "signature does not match");
   json_t *j = chan_json_object(in->body, in->len);
   if (j == NULL) return chan_hook_refuse(out, KK_EPROTO, "not a JSON object");
-  statuses(j, in, out);
+  changes(j, in, out);
   json_decref(j);
   return chan_hook_accept(out, "");
 }

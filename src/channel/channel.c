@@ -376,15 +376,17 @@ void chan_res_unexpected(struct chan_result *res, long http_status, const char *
 /* ---- callbacks ------------------------------------------------------------ */
 
 void chan_hook_init(struct chan_hook_out *out) {
-  /* The statuses are cleared one by one as they are added. */
+  /* The statuses and messages are cleared one by one as they are added. */
   out->http_status = 400;
   out->reply[0] = out->reason[0] = '\0';
   out->nstatus = 0;
+  out->ninbound = 0;
 }
 
 int chan_hook_refuse(struct chan_hook_out *out, int rc, const char *reason) {
   out->http_status = rc == KK_EAUTH ? 403 : 400;
   out->nstatus = 0;
+  out->ninbound = 0;
   out->reply[0] = '\0';
   chan_copy(out->reason, sizeof out->reason, reason);
   return rc == KK_EAUTH ? KK_EAUTH : KK_EPROTO;
@@ -431,6 +433,15 @@ struct chan_status *chan_hook_status(struct chan_hook_out *out, const char *prov
   chan_copy(st->status, sizeof st->status, status);
   st->at = at;
   return st;
+}
+
+struct chan_inbound *chan_hook_inbound(struct chan_hook_out *out, const char *from, int64_t at) {
+  if (out->ninbound < 0 || out->ninbound >= CHAN_HOOK_MAX_INBOUND) return NULL;
+  struct chan_inbound *m = &out->in[out->ninbound++];
+  memset(m, 0, sizeof *m);
+  chan_copy(m->from, sizeof m->from, from);
+  m->at = at;
+  return m;
 }
 
 int64_t chan_seconds_to_ms(int64_t s, int64_t fallback) {

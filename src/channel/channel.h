@@ -26,6 +26,11 @@
 #define CHAN_DELIVERED 2u
 #define CHAN_READ 4u
 
+/* WhatsApp's customer-service window: after a person's last message the
+   business may answer with free-form messages for this long; otherwise only
+   with an approved template. */
+#define CHAN_WA_WINDOW_MS (24LL * 3600 * 1000)
+
 /*
  * A channel's effective settings for one send: the account's own, else the
  * operator's defaults (PUT /v1/channels/{channel}). Every string is
@@ -58,6 +63,8 @@ struct chan_msg {
   const char *button_caption;
   const char *button_url;
   const char *wa_template;   /* JSON {"name","language","params":[...]} or NULL */
+  int wa_window;             /* WhatsApp: 1 when the recipient wrote within
+                                CHAN_WA_WINDOW_MS (free-form text allowed) */
   const char *code;          /* telegram_gateway: 4-8 digits; NULL = first 4-8 digit
                                 run of text */
   const char *msg_class;     /* service | transactional | advertising */
@@ -131,7 +138,14 @@ struct chan_status {
   int64_t read_upto;
 };
 
+/* A message a person sent (WhatsApp: it opens the customer-service window). */
+struct chan_inbound {
+  char from[24];             /* phone, E.164 digits without '+' */
+  int64_t at;                /* ms since the epoch (the provider's time, at most now) */
+};
+
 #define CHAN_HOOK_MAX_STATUS 32
+#define CHAN_HOOK_MAX_INBOUND 32
 struct chan_hook_out {
   int http_status;           /* 200 when verified; 401/403 forged; 400 malformed */
   char reply[256];           /* body to answer with ("ok", the VK confirmation string,
@@ -139,6 +153,8 @@ struct chan_hook_out {
   char reason[128];          /* why it was refused, for the log (no secrets) */
   int nstatus;
   struct chan_status st[CHAN_HOOK_MAX_STATUS];
+  int ninbound;
+  struct chan_inbound in[CHAN_HOOK_MAX_INBOUND];
 };
 
 struct chan_driver {
@@ -149,8 +165,9 @@ struct chan_driver {
                                 viber: "viber_id", used when present, else the phone */
   int phone_fallback;        /* 1: without its address field the phone is used */
   /* Builds the request for m. Returns 0, KK_EINVAL when the message cannot go
-     on this channel (no code for telegram_gateway, no template for WhatsApp
-     ...; error names why), or KK_ENOENT when a needed setting is missing. */
+     on this channel (no code for telegram_gateway, WhatsApp's window closed
+     and no template ...; error names why), or KK_ENOENT when a needed
+     setting is missing. */
   int (*build)(const struct chan_cfg *cfg, const struct chan_msg *m, struct chan_req *req,
                char *error, size_t errcap);
   /* Classifies the provider's answer to build()'s request. http_status is the
@@ -159,9 +176,9 @@ struct chan_driver {
   void (*parse_reply)(long http_status, const char *body, size_t len, const char *retry_after,
                       struct chan_result *res);
   /* Verifies and reads one inbound callback. Never applies anything itself.
-     Returns 0 when verified (out->st holds 0..n statuses), KK_EAUTH when the
-     signature or secret is wrong (http_status 401 or 403), KK_EPROTO when it
-     is malformed (400). */
+     Returns 0 when verified (out->st holds 0..n statuses, out->in 0..n
+     messages people sent), KK_EAUTH when the signature or secret is wrong
+     (http_status 401 or 403), KK_EPROTO when it is malformed (400). */
   int (*hook)(const struct chan_cfg *cfg, const struct chan_hook_in *in, struct chan_hook_out *out);
   /* Where the provider has an API for it (Telegram setWebhook, Viber
      set_webhook): the request that registers webhook_url. NULL otherwise. */

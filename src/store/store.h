@@ -383,6 +383,19 @@ int store_cascade_get(struct store *s, int64_t account_id, const char *name, cha
 int store_cascades_each(struct store *s, int64_t account_id,
                         void (*fn)(void *arg, const char *name, const char *steps), void *arg);
 
+/*
+ * WhatsApp's 24-hour customer-service window: when a person last wrote to
+ * the WhatsApp number of a scope (the account whose settings and webhook
+ * it is; 0: the operator's), one row per (scope, phone).
+ */
+/* Queues recording a message from phone at `at`; a time before the one
+   stored changes nothing. phone is copied. */
+void store_wa_inbound(struct store *s, int64_t scope, const char *phone, int64_t at,
+                      store_done_cb done, void *arg);
+/* When phone last wrote to scope's number, into *at (0, KK_ENOENT,
+   KK_ESTORE). One lookup by primary key. */
+int store_wa_last_inbound(struct store *s, int64_t scope, const char *phone, int64_t *at);
+
 /* Counters of the cascade state machine, per channel (for /metrics). */
 #define STORE_CHAN_SLOTS 8
 struct store_cascade_stats {

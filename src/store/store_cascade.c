@@ -10,6 +10,9 @@
  * leaves either all of it or none. What the loop must do next (send a
  * channel attempt, queue an SMS, arm a deadline) is recorded as notes that
  * reach the loop only after the commit.
+ *
+ * Also here: when people last wrote to a WhatsApp number, which decides at
+ * send time whether a WhatsApp step may send a text.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -1261,4 +1264,40 @@ int store_cascades_each(struct store *s, int64_t account_id,
     fn(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+/* ---- WhatsApp customer-service windows ------------------------------------ */
+
+struct wa_inbound_data {
+  int64_t scope;
+  char phone[24];
+  int64_t at;
+};
+
+static int exec_wa_inbound(struct store *s, struct store_op *op) {
+  struct wa_inbound_data *d = op->data;
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_WA_IN_PUT);
+  sqlite3_bind_int64(st, 1, d->scope);
+  sq_bind_text(st, 2, d->phone);
+  sqlite3_bind_int64(st, 3, d->at);
+  return sq_step_done(&s->w, st);
+}
+
+void store_wa_inbound(struct store *s, int64_t scope, const char *phone, int64_t at,
+                      store_done_cb done, void *arg) {
+  struct wa_inbound_data *d = kk_xcalloc(1, sizeof *d);
+  d->scope = scope;
+  snprintf(d->phone, sizeof d->phone, "%s", phone);
+  d->at = at;
+  store_submit(s, store_op_new(exec_wa_inbound, done, arg, d, 0));
+}
+
+int store_wa_last_inbound(struct store *s, int64_t scope, const char *phone, int64_t *at) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_WA_IN_GET);
+  sqlite3_bind_int64(st, 1, scope);
+  sq_bind_text(st, 2, phone);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *at = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
 }

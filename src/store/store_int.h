@@ -190,7 +190,13 @@
   XX(CASC_DEL, "DELETE FROM cascades WHERE account_id=? AND name=?")           \
   XX(CASC_GET, "SELECT steps FROM cascades WHERE account_id=? AND name=?")     \
   XX(CASC_ALL, "SELECT name,steps FROM cascades WHERE account_id=?"            \
-               " ORDER BY name")
+               " ORDER BY name")                                               \
+  XX(WA_IN_PUT, "INSERT INTO wa_windows(scope,phone,last_inbound)"             \
+                " VALUES(?,?,?) ON CONFLICT(scope,phone) DO UPDATE SET"        \
+                " last_inbound=excluded.last_inbound"                          \
+                " WHERE excluded.last_inbound>wa_windows.last_inbound")        \
+  XX(WA_IN_GET, "SELECT last_inbound FROM wa_windows WHERE scope=?"            \
+                " AND phone=?")
 
 enum stmt_id {
 #define XX(name, sql) ST_##name,

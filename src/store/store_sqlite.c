@@ -182,6 +182,13 @@ static const char *const migrations[] = {
     " error TEXT,"
     " at INTEGER NOT NULL,"
     " PRIMARY KEY(channel, scope, provider_id, status)) WITHOUT ROWID;",
+    /* 5: when each person last wrote to a WhatsApp number (its 24-hour
+       customer-service window); scope as in attempts */
+    "CREATE TABLE wa_windows("
+    " scope INTEGER NOT NULL,"
+    " phone TEXT NOT NULL,"
+    " last_inbound INTEGER NOT NULL,"
+    " PRIMARY KEY(scope, phone)) WITHOUT ROWID;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -4,8 +4,10 @@
  * messages, the classification of each documented provider answer, and the
  * verification of inbound callbacks (good and forged signatures, wrong
  * secrets, stale timestamps, malformed bodies, VK confirmation, WhatsApp
- * GET verification). Expected bodies were produced independently (Python's
- * json.dumps with compact separators, urllib.parse.quote, base64, hmac).
+ * GET verification and the messages people send, which open WhatsApp's
+ * window; inside it a text goes, outside it the template or nothing).
+ * Expected bodies were produced independently (Python's json.dumps with
+ * compact separators, urllib.parse.quote, base64, hmac).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -1124,6 +1126,7 @@ static struct chan_cfg wa_cfg(void) {
 KK_TEST(channel_whatsapp_build) {
   struct chan_cfg cfg = wa_cfg();
   struct chan_msg m = msg(NULL, "Привет");
+  m.wa_window = 1;
   struct chan_req r;
   build_ok("whatsapp", &cfg, &m, &r, "https://graph.facebook.com/v21.0/106540352242922/messages");
   assert_headers(&r, "Content-Type: application/json", "Authorization: Bearer EAAG-token");
@@ -1132,6 +1135,7 @@ KK_TEST(channel_whatsapp_build) {
 
   strcpy(cfg.base_url, "http://127.0.0.1:9104");
   strcpy(cfg.api_version, "v22.0");
+  m.wa_window = 0;
   m.wa_template =
       "{\"name\":\"order_status\",\"language\":\"ru\",\"params\":[\"12345\",\"завтра\"]}";
   build_ok("whatsapp", &cfg, &m, &r, "http://127.0.0.1:9104/v22.0/106540352242922/messages");
@@ -1147,6 +1151,40 @@ KK_TEST(channel_whatsapp_build) {
   build_ok("whatsapp", &cfg, &m, &r, "http://127.0.0.1:9104/v22.0/106540352242922/messages");
   assert_body(&r, WA_TPL0);
   chan_req_free(&r);
+}
+
+KK_TEST(channel_whatsapp_build_window) {
+  struct chan_cfg cfg = wa_cfg();
+  struct chan_msg m = msg(NULL, "Привет");
+  const char *url = "https://graph.facebook.com/v21.0/106540352242922/messages";
+  struct chan_req r;
+  /* Closed, no template: nothing may go, and no request is built. */
+  m.wa_window = 0;
+  build_fails("whatsapp", &cfg, &m, KK_EINVAL,
+              "whatsapp_window_closed: the recipient has not written within 24 h and there "
+              "is no whatsapp_template");
+  /* Closed, a template: the template. */
+  m.wa_template =
+      "{\"name\":\"order_status\",\"language\":\"ru\",\"params\":[\"12345\",\"завтра\"]}";
+  build_ok("whatsapp", &cfg, &m, &r, url);
+  assert_body(&r, WA_TPL);
+  chan_req_free(&r);
+  /* Open: the text, even with a template (free inside the window). */
+  m.wa_window = 1;
+  build_ok("whatsapp", &cfg, &m, &r, url);
+  assert_headers(&r, "Content-Type: application/json", "Authorization: Bearer EAAG-token");
+  assert_body(&r, WA_TEXT);
+  chan_req_free(&r);
+  /* Open: a template that would not do is not looked at. */
+  m.wa_template = "{";
+  build_ok("whatsapp", &cfg, &m, &r, url);
+  assert_body(&r, WA_TEXT);
+  chan_req_free(&r);
+  /* Missing settings are still named first. */
+  m.wa_window = 0;
+  m.wa_template = NULL;
+  cfg.token[0] = '\0';
+  build_fails("whatsapp", &cfg, &m, KK_ENOENT, "token is not set");
 }
 
 KK_TEST(channel_whatsapp_build_errors) {
@@ -1191,6 +1229,14 @@ KK_TEST(channel_whatsapp_parse_reply) {
                "10 x", 0);
   ASSERT_REPLY("whatsapp", 429, "{\"error\":{\"message\":\"slow down\",\"code\":4}}", CHAN_RETRY,
                "4 slow down", 0);
+  /* Re-engagement (the window closed before a text arrived): the step fails
+     at once, never retried. */
+  ASSERT_REPLY("whatsapp", 400,
+               "{\"error\":{\"message\":\"(#131047) Re-engagement message\","
+               "\"type\":\"OAuthException\",\"code\":131047,\"error_data\":{\"details\":"
+               "\"Message failed to send because more than 24 hours have passed since the "
+               "customer last replied to this number.\"},\"fbtrace_id\":\"A\"}}",
+               CHAN_FAIL, "131047 (#131047) Re-engagement message", 0);
   const int fail[] = {131047, 131026, 131049, 132000, 132001, 100, 368};
   for (size_t i = 0; i < sizeof fail / sizeof fail[0]; i++) {
     char body[160], want[64];
@@ -1276,6 +1322,7 @@ KK_TEST(channel_whatsapp_hook_statuses) {
   ASSERT_STR_EQ(out.st[3].provider_id, "wamid.E");
   ASSERT_STR_EQ(out.st[3].status, "sent");
   ASSERT_EQ(out.st[3].at, NOW_MS);
+  ASSERT_EQ(out.ninbound, 0);
 
   /* Upper-case hex is accepted too. */
   for (char *p = sig + 7; *p; p++)
@@ -1303,6 +1350,84 @@ KK_TEST(channel_whatsapp_hook_many) {
   ASSERT_EQ(run_hook("whatsapp", &cfg, &f, "POST", body, &out), 0);
   ASSERT_EQ(out.nstatus, CHAN_HOOK_MAX_STATUS);
   ASSERT_STR_EQ(out.st[31].provider_id, "w31");
+}
+
+/* Messages people sent, beside a status, in two entries: what opens the window. */
+static const char wa_messages[] =
+    "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":[{"
+    "\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":"
+    "{\"display_phone_number\":\"15550001055\",\"phone_number_id\":\"1055\"},"
+    "\"contacts\":[{\"profile\":{\"name\":\"Anna\"},\"wa_id\":\"79161234567\"}],"
+    "\"messages\":[{\"from\":\"79161234567\",\"id\":\"wamid.IN1\",\"timestamp\":"
+    "\"1763932700\",\"type\":\"text\",\"text\":{\"body\":\"Привет\"}},"
+    "{\"from\":\"4915112345678\",\"id\":\"wamid.IN2\",\"timestamp\":1763932705,"
+    "\"type\":\"image\",\"image\":{\"id\":\"1\"}},"
+    "{\"from\":\"+79161234568\",\"timestamp\":\"1763932706\"},"
+    "{\"from\":\"7916\",\"timestamp\":\"1763932706\"},"
+    "{\"from\":\"0791612345678\",\"timestamp\":\"1763932706\"},"
+    "{\"from\":79161234569,\"timestamp\":\"1763932706\"},"
+    "{\"id\":\"wamid.IN3\",\"timestamp\":\"1763932706\"}],"
+    "\"statuses\":[{\"id\":\"wamid.A\",\"status\":\"read\",\"timestamp\":\"1763932800\"}]}}]},"
+    "{\"changes\":[{\"value\":{\"messages\":[{\"from\":\"79161234568\"},"
+    "{\"from\":\"79161234570\",\"timestamp\":\"1763999999\"},"
+    "{\"from\":\"79161234571\",\"timestamp\":\"soon\"}]}}]}]}";
+
+KK_TEST(channel_whatsapp_hook_messages) {
+  struct chan_cfg cfg = wa_cfg();
+  struct chan_hook_out out;
+  char hex[65], sig[80];
+  ASSERT_EQ(kk_hmac_sha256_hex("app-secret", 10, wa_messages, strlen(wa_messages), hex), 0);
+  snprintf(sig, sizeof sig, "sha256=%s", hex);
+  struct fake f = {0};
+  fake_add_header(&f, "X-Hub-Signature-256", sig);
+  ASSERT_EQ(run_hook("whatsapp", &cfg, &f, "POST", wa_messages, &out), 0);
+  ASSERT_EQ(out.http_status, 200);
+  ASSERT_STR_EQ(out.reply, "");
+  ASSERT_EQ(out.nstatus, 1);
+  ASSERT_STR_EQ(out.st[0].provider_id, "wamid.A");
+  /* Phones as kaskad writes them (digits, 8 to 15, no leading 0); any type. */
+  ASSERT_EQ(out.ninbound, 5);
+  ASSERT_STR_EQ(out.in[0].from, "79161234567");
+  ASSERT_EQ(out.in[0].at, 1763932700000LL);
+  ASSERT_STR_EQ(out.in[1].from, "4915112345678");
+  ASSERT_EQ(out.in[1].at, 1763932705000LL);
+  /* No time: now. A time ahead of now: now. A bad time: now. */
+  ASSERT_STR_EQ(out.in[2].from, "79161234568");
+  ASSERT_EQ(out.in[2].at, NOW_MS);
+  ASSERT_STR_EQ(out.in[3].from, "79161234570");
+  ASSERT_EQ(out.in[3].at, NOW_MS);
+  ASSERT_STR_EQ(out.in[4].from, "79161234571");
+  ASSERT_EQ(out.in[4].at, NOW_MS);
+
+  /* A forged one gives nothing. */
+  struct fake g = {0};
+  fake_add_header(&g, "X-Hub-Signature-256", "sha256=00");
+  ASSERT_EQ(run_hook("whatsapp", &cfg, &g, "POST", wa_messages, &out), KK_EAUTH);
+  ASSERT_EQ(out.ninbound, 0);
+  ASSERT_EQ(out.nstatus, 0);
+}
+
+KK_TEST(channel_whatsapp_hook_many_messages) {
+  /* 40 messages: the first 32 are kept. */
+  struct chan_cfg cfg = wa_cfg();
+  char body[8192];
+  size_t n = (size_t)snprintf(body, sizeof body,
+                              "{\"entry\":[{\"changes\":[{\"value\":{\"messages\":[");
+  for (int i = 0; i < 40; i++)
+    n += (size_t)snprintf(body + n, sizeof body - n,
+                          "%s{\"from\":\"791600000%02d\",\"timestamp\":\"1763932700\"}",
+                          i ? "," : "", i);
+  snprintf(body + n, sizeof body - n, "]}}]}]}");
+  char hex[65], sig[80];
+  ASSERT_EQ(kk_hmac_sha256_hex("app-secret", 10, body, strlen(body), hex), 0);
+  snprintf(sig, sizeof sig, "sha256=%s", hex);
+  struct fake f = {0};
+  fake_add_header(&f, "X-Hub-Signature-256", sig);
+  struct chan_hook_out out;
+  ASSERT_EQ(run_hook("whatsapp", &cfg, &f, "POST", body, &out), 0);
+  ASSERT_EQ(out.ninbound, CHAN_HOOK_MAX_INBOUND);
+  ASSERT_STR_EQ(out.in[31].from, "79160000031");
+  ASSERT_EQ(out.nstatus, 0);
 }
 
 KK_TEST(channel_whatsapp_hook_refusals) {

@@ -1,0 +1,143 @@
+/*
+ * test_store.c - store operations on a real SQLite store in a temporary
+ * folder: when people last wrote to a WhatsApp number (the 24-hour window),
+ * kept per (scope, phone), only ever moved forward, and still there after
+ * the store is closed and opened again.
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "store/store.h"
+#include "kk_test.h"
+
+struct env {
+  uv_loop_t loop;
+  uv_timer_t tick;            /* wakes the loop while a test waits */
+  char dir[64];
+  struct store *store;
+  int ndone, rc;              /* store operations completed, last failure */
+};
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void on_tick(uv_timer_t *t) {}
+
+static void on_done(void *arg, int rc) {
+  struct env *e = arg;
+  e->ndone++;
+  if (rc) e->rc = rc;
+}
+
+static void store_up(struct env *e) {
+  struct store_opts so = {.dir = e->dir, .synchronous_full = 0};
+  ASSERT_EQ(store_open(&e->loop, &so, &e->store), 0);
+}
+
+static void env_open(struct env *e) {
+  memset(e, 0, sizeof *e);
+  kk_log_level = KK_LOG_ERROR;
+  snprintf(e->dir, sizeof e->dir, "/tmp/kk-store-XXXXXX");
+  ASSERT(mkdtemp(e->dir) != NULL);
+  ASSERT_EQ(uv_loop_init(&e->loop), 0);
+  uv_timer_init(&e->loop, &e->tick);
+  uv_timer_start(&e->tick, on_tick, 5, 5);
+  store_up(e);
+}
+
+/* Closes the store and runs the loop until its handle is gone. */
+static void store_down(struct env *e) {
+  store_close(e->store);
+  e->store = NULL;
+  uv_run(&e->loop, UV_RUN_NOWAIT);
+}
+
+static void env_close(struct env *e) {
+  if (e->store) store_down(e);
+  uv_close((uv_handle_t *)&e->tick, NULL);
+  uv_run(&e->loop, UV_RUN_DEFAULT);
+  ASSERT_EQ(uv_loop_close(&e->loop), 0);
+  const char *files[] = {"kaskad.db", "kaskad.db-wal", "kaskad.db-shm"};
+  char path[128];
+  for (int i = 0; i < 3; i++) {
+    snprintf(path, sizeof path, "%s/%s", e->dir, files[i]);
+    unlink(path);
+  }
+  ASSERT_EQ(rmdir(e->dir), 0);
+}
+
+/* Records a message from phone at `at` and waits for its commit. */
+static void inbound(struct env *e, int64_t scope, const char *phone, int64_t at) {
+  int want = e->ndone + 1;
+  store_wa_inbound(e->store, scope, phone, at, on_done, e);
+  uint64_t end = mono_ms() + 10000;
+  while (e->ndone < want) {
+    ASSERT(mono_ms() < end);
+    uv_run(&e->loop, UV_RUN_ONCE);
+  }
+  ASSERT_EQ(e->rc, 0);
+}
+
+/* The stored time, or -1 when there is none. */
+static int64_t last_inbound(struct env *e, int64_t scope, const char *phone) {
+  int64_t at = 0;
+  int rc = store_wa_last_inbound(e->store, scope, phone, &at);
+  if (rc == KK_ENOENT) return -1;
+  ASSERT_EQ(rc, 0);
+  return at;
+}
+
+/* Rows of the window table, read with a connection of the test's own. */
+static int window_rows(const struct env *e) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/kaskad.db", e->dir);
+  sqlite3 *db = NULL;
+  ASSERT_EQ(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3_stmt *st = NULL;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM wa_windows", -1, &st, NULL), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  int n = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
+
+KK_TEST(store_wa_window_latest_per_scope_and_phone) {
+  struct env e;
+  env_open(&e);
+  const int64_t t = 1763932800000LL;
+  ASSERT_EQ(last_inbound(&e, 0, "79161234567"), -1);
+
+  inbound(&e, 0, "79161234567", t);
+  ASSERT_EQ(last_inbound(&e, 0, "79161234567"), t);
+  /* An older message (callbacks come in any order) changes nothing. */
+  inbound(&e, 0, "79161234567", t - 5000);
+  ASSERT_EQ(last_inbound(&e, 0, "79161234567"), t);
+  inbound(&e, 0, "79161234567", t + 7000);
+  ASSERT_EQ(last_inbound(&e, 0, "79161234567"), t + 7000);
+
+  /* Another phone, another scope (an account's own number): their own rows. */
+  ASSERT_EQ(last_inbound(&e, 0, "79161234568"), -1);
+  ASSERT_EQ(last_inbound(&e, 5, "79161234567"), -1);
+  inbound(&e, 5, "79161234567", t - 1000);
+  ASSERT_EQ(last_inbound(&e, 5, "79161234567"), t - 1000);
+  ASSERT_EQ(last_inbound(&e, 0, "79161234567"), t + 7000);
+
+  /* Durable: there after the store is opened again, one row per pair. */
+  store_down(&e);
+  ASSERT_EQ(window_rows(&e), 2);
+  store_up(&e);
+  ASSERT_EQ(last_inbound(&e, 0, "79161234567"), t + 7000);
+  ASSERT_EQ(last_inbound(&e, 5, "79161234567"), t - 1000);
+  env_close(&e);
+}
