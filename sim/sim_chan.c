@@ -7,10 +7,12 @@
  * API, Telegram Gateway, WhatsApp); the control API; start and shutdown.
  *
  * Status callbacks wait in a binary min-heap keyed by due time (then by
- * insertion order) served by one loop timer, and are POSTed with
- * http_client, at most CB_INFLIGHT_MAX at once. Their bodies are built when
- * the send is accepted, with the timestamp the event will have; signatures
- * are computed at each attempt. Answers are written as JSON text directly:
+ * insertion order) served by one loop timer, at most CB_INFLIGHT_MAX being
+ * sent at once: to a plain http:// address through sim_post (kept-alive
+ * connections, little work per request), to anything else through
+ * http_client. Their bodies are built when the send is accepted, with the
+ * timestamp the event will have; signatures are computed at each attempt.
+ * Answers are written as JSON text directly:
  * at thousands of requests a second, building jansson trees only to print
  * them would be most of the work.
  */
@@ -32,6 +34,7 @@
 #include "core/kk_mem.h"
 #include "http/http_client.h"
 #include "sim_knobs.h"
+#include "sim_post.h"
 #include "sim_rng.h"
 
 #define LOGCTX "chan"
@@ -41,7 +44,7 @@
 #define CB_ATTEMPTS 4                 /* first send and 3 retries */
 #define GW_ATTEMPTS 11                /* Gateway reports: first send and 10 retries */
 #define CB_INFLIGHT_MAX 1024          /* callbacks being sent at once, as many as
-                                         http_client keeps connections to a host:
+                                         connections are kept to a host:
                                          providers call back from many servers, and
                                          fewer would cap callbacks at this many per
                                          kaskad commit */
@@ -197,6 +200,7 @@ struct sim_chan {
   size_t napps;
   struct ring ring;
   struct http_client *client;         /* NULL once closed */
+  struct sim_post *post;              /* callbacks to http:// addresses; NULL once closed */
   uv_timer_t timer;                   /* fires the earliest callback */
   int64_t armed_at;                   /* loop time the timer fires, -1 when idle */
   struct cbjob **heap;                /* min-heap of queued callbacks */
@@ -1144,7 +1148,9 @@ static void cb_send(struct sim_chan *ch, struct cbjob *j) {
   ch->stats[j->channel].cb_sent++;
   ch->stats[j->channel].inflight++;
   ch->inflight++;
-  if (ch->client == NULL || http_client_do(ch->client, &req, on_cb_answer, j) != 0) {
+  int rc = ch->post ? sim_post_do(ch->post, &req, on_cb_answer, j) : KK_EINVAL;
+  if (rc != 0 && ch->client) rc = http_client_do(ch->client, &req, on_cb_answer, j);
+  if (rc != 0) {
     struct http_client_resp r;
     memset(&r, 0, sizeof r);
     r.body = "";
@@ -2352,6 +2358,7 @@ int sim_chan_start(uv_loop_t *loop, uint64_t seed, const char *channels_json, ch
   ch->ring.slot = kk_xcalloc(ch->ring.cap, sizeof *ch->ring.slot);
   ch->ring.next_seq = 1;
   ch->client = client;
+  ch->post = sim_post_new(loop, 64 * 1024, CB_INFLIGHT_MAX);
   uv_timer_init(loop, &ch->timer);
   ch->timer.data = ch;
   ch->armed_at = -1;
@@ -2377,6 +2384,8 @@ void sim_chan_close(struct sim_chan *ch) {
     http_client_close(ch->client, NULL, NULL);
     ch->client = NULL;
   }
+  sim_post_close(ch->post);
+  ch->post = NULL;
   uv_close((uv_handle_t *)&ch->timer, NULL);
 }
 
