@@ -67,6 +67,7 @@ static const char usage[] =
     "\n"
     "Channels (fake providers, same port, each provider's own paths and formats):\n"
     "  POST /method/messages.send               VK\n"
+    "  POST /method/execute                     VK, up to 25 API.messages.send calls\n"
     "  POST /pa/set_webhook, /pa/send_message   Viber bot\n"
     "  POST /vbm/v1/messages                    Viber business (partner API)\n"
     "  POST /bot<token>/setWebhook|sendMessage|sendPhoto|getMe\n"

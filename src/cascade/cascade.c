@@ -25,6 +25,7 @@
 #define SCAN_MAX 512           /* rows read at once */
 #define POLL_MS 500            /* safety-net poll of the due indexes */
 #define NCHAN 8
+#define MAX_OPEN_BATCHES 8     /* settings with a batch filling at once */
 
 /* Per-channel counters of the engine (the store counts the state machine). */
 struct chan_counters {
@@ -42,6 +43,8 @@ struct cfg_entry {
 };
 
 /* One attempt being sent, from its read to its committed result. */
+struct batch;
+
 struct send {
   struct cascade *c;
   struct store_chan_due row;     /* text and extra owned */
@@ -71,7 +74,10 @@ struct cascade {
   int64_t *ready;                /* ring of attempt ids due now, waiting for room */
   size_t rhead, rlen, rcap;
   int ninflight;                 /* sends from their read to their committed result */
-  int nrequests;                 /* of those, provider requests on the wire */
+  int nrequests;                 /* of those, provider requests on the wire (an open
+                                    batch counts as one) */
+  struct batch *open[MAX_OPEN_BATCHES];   /* batches filling during pump_sends() */
+  int nopen;
   int stopping;
   int closing;                   /* handles still to close */
   void (*stop_done)(void *);
@@ -424,34 +430,31 @@ static long backoff_ms(const struct cascade *c, int tries) {
   return d < c->o.retry_max_ms ? d : c->o.retry_max_ms;
 }
 
-static void on_reply(void *arg, const struct http_client_resp *resp) {
-  struct send *k = arg;
+/* A send's request ended at stop without an answer: the attempt stays due
+   in the store. */
+static void send_abort(struct send *k) {
   struct cascade *c = k->c;
-  /* The request's slot is free now; its result only waits for the commit. */
-  c->nrequests--;
-  if (!c->stopping && c->rlen > 0) uv_timer_start(&c->send_timer, on_send_timer, 0, 0);
+  known_del(c, k->row.attempt_id);
+  c->ninflight--;
+  send_free(k);
+  maybe_close(c);
+}
+
+/* What the provider's answer means for one send: stores its result. */
+static void send_result(struct send *k, const struct http_client_resp *resp,
+                        struct chan_result *res) {
+  struct cascade *c = k->c;
   struct chan_counters *n = counters(c, k->row.channel);
   n->req_ms_sum += resp->total_ms;
-  struct chan_result res;
-  memset(&res, 0, sizeof res);
-  if (c->stopping && resp->status == 0) {
-    /* Aborted at stop: the attempt stays due in the store. */
-    known_del(c, k->row.attempt_id);
-    c->ninflight--;
-    send_free(k);
-    maybe_close(c);
-    return;
-  }
-  k->drv->parse_reply(resp->status, resp->body, resp->body_len, resp->retry_after, &res);
-  if (resp->status == 0 && res.error[0] == '\0')
-    snprintf(res.error, sizeof res.error, "no answer: %s", resp->error);
+  if (resp->status == 0 && res->error[0] == '\0')
+    snprintf(res->error, sizeof res->error, "no answer: %s", resp->error);
   int64_t now = store_now_ms();
-  switch (res.outcome) {
+  switch (res->outcome) {
   case CHAN_OK: {
     n->req_ok++;
     char pid[72];
-    if (res.provider_id[0])
-      snprintf(pid, sizeof pid, "%s", res.provider_id);
+    if (res->provider_id[0])
+      snprintf(pid, sizeof pid, "%s", res->provider_id);
     else
       snprintf(pid, sizeof pid, "%lld.%s@kaskad", (long long)k->row.attempt_id, k->row.public_id);
     kk_debug(LOGCTX, "message %s: %s accepted it as %s", k->row.public_id, k->row.channel, pid);
@@ -460,31 +463,160 @@ static void on_reply(void *arg, const struct http_client_resp *resp) {
   }
   case CHAN_RETRY: {
     n->req_retry++;
-    long delay = res.retry_after_ms > 0 ? res.retry_after_ms : backoff_ms(c, k->row.tries);
+    long delay = res->retry_after_ms > 0 ? res->retry_after_ms : backoff_ms(c, k->row.tries);
     if (now + delay >= k->row.expires_at) {
       char why[200];
-      snprintf(why, sizeof why, "validity ended: %s", res.error);
+      snprintf(why, sizeof why, "validity ended: %s", res->error);
       store_result(k, STORE_CHAN_FAILED, NULL, why, 0);
       return;
     }
     kk_info(LOGCTX, "message %s: %s answered %s; again in %ld ms", k->row.public_id,
-            k->row.channel, res.error, delay);
-    store_result(k, STORE_CHAN_RETRY, NULL, res.error, now + delay);
+            k->row.channel, res->error, delay);
+    store_result(k, STORE_CHAN_RETRY, NULL, res->error, now + delay);
     return;
   }
   case CHAN_CONFIG:
     n->req_config++;
     kk_warnx(LOGCTX, "message %s: %s refused the account's settings: %s", k->row.public_id,
-             k->row.channel, res.error);
-    store_result(k, STORE_CHAN_FAILED, NULL, res.error, 0);
+             k->row.channel, res->error);
+    store_result(k, STORE_CHAN_FAILED, NULL, res->error, 0);
     return;
   case CHAN_FAIL:
   default:
     n->req_failed++;
-    kk_info(LOGCTX, "message %s: %s failed: %s", k->row.public_id, k->row.channel, res.error);
-    store_result(k, STORE_CHAN_FAILED, NULL, res.error, 0);
+    kk_info(LOGCTX, "message %s: %s failed: %s", k->row.public_id, k->row.channel, res->error);
+    store_result(k, STORE_CHAN_FAILED, NULL, res->error, 0);
     return;
   }
+}
+
+/* A request's slot is free: its results only wait for their commit. */
+static void request_ended(struct cascade *c) {
+  c->nrequests--;
+  if (!c->stopping && c->rlen > 0) uv_timer_start(&c->send_timer, on_send_timer, 0, 0);
+}
+
+static void on_reply(void *arg, const struct http_client_resp *resp) {
+  struct send *k = arg;
+  request_ended(k->c);
+  if (k->c->stopping && resp->status == 0) {
+    send_abort(k);
+    return;
+  }
+  struct chan_result res;
+  memset(&res, 0, sizeof res);
+  k->drv->parse_reply(resp->status, resp->body, resp->body_len, resp->retry_after, &res);
+  send_result(k, resp, &res);
+}
+
+/* ---- batches: several sends in one request (VK's execute) ---------------------- */
+
+struct batch {
+  struct cascade *c;
+  const struct chan_cfg *cfg;    /* the settings every send of it was built with */
+  struct chan_req req;
+  int n;
+  struct send *k[CHAN_BATCH_MAX];
+  const struct chan_req *reqs[CHAN_BATCH_MAX];   /* each send's own request */
+};
+
+static void on_batch_reply(void *arg, const struct http_client_resp *resp) {
+  struct batch *b = arg;
+  struct cascade *c = b->c;
+  request_ended(c);
+  struct chan_result res[CHAN_BATCH_MAX];
+  if (!(c->stopping && resp->status == 0))
+    b->k[0]->drv->parse_batch_reply(resp->status, resp->body, resp->body_len, resp->retry_after,
+                                    res, b->n);
+  for (int i = 0; i < b->n; i++) {
+    if (c->stopping && resp->status == 0)
+      send_abort(b->k[i]);
+    else
+      send_result(b->k[i], resp, &res[i]);
+  }
+  chan_req_free(&b->req);
+  free(b);
+}
+
+static struct http_client_req http_req_of(const struct cascade *c, const struct chan_req *r) {
+  return (struct http_client_req){
+      .method = r->method,
+      .url = r->url,
+      .headers = (const char *const *)r->headers,
+      .nheaders = r->nheaders,
+      .body = r->body,
+      .body_len = r->body_len,
+      .timeout_ms = c->o.request_timeout_ms,
+      .mail_from = r->mail_from,
+      .mail_rcpt = r->mail_rcpt,
+      .username = r->username,
+      .password = r->password,
+  };
+}
+
+/* Puts k's own request on the wire (its slot in nrequests is taken). */
+static void request_start(struct cascade *c, struct send *k) {
+  struct http_client_req hr = http_req_of(c, &k->req);
+  if (c->http == NULL || http_client_do(c->http, &hr, on_reply, k) != 0) {
+    c->nrequests--;
+    store_result(k, STORE_CHAN_RETRY, NULL, "cannot start the request",
+                 store_now_ms() + backoff_ms(c, k->row.tries));
+  }
+}
+
+/* Sends an open batch: one send alone as itself, more in one request, or one
+   by one when they do not fit in one. The batch's slot in nrequests was
+   taken when it was opened. */
+static void batch_flush(struct cascade *c, struct batch *b) {
+  if (b->n > 1 && b->k[0]->drv->batch(b->cfg, (const struct chan_req *const *)b->reqs, b->n,
+                                      &b->req) == 0) {
+    struct http_client_req hr = http_req_of(c, &b->req);
+    if (c->http && http_client_do(c->http, &hr, on_batch_reply, b) == 0) return;
+    for (int i = 0; i < b->n; i++)
+      store_result(b->k[i], STORE_CHAN_RETRY, NULL, "cannot start the request",
+                   store_now_ms() + backoff_ms(c, b->k[i]->row.tries));
+    c->nrequests--;
+  } else {
+    for (int i = 0; i < b->n; i++) {
+      if (i > 0) c->nrequests++;
+      request_start(c, b->k[i]);
+    }
+  }
+  chan_req_free(&b->req);
+  free(b);
+}
+
+/* Adds k to the open batch of its settings (opening one if needed). */
+static void batch_add(struct cascade *c, struct send *k, const struct chan_cfg *cfg) {
+  struct batch *b = NULL;
+  int i;
+  for (i = 0; i < c->nopen; i++)
+    if (c->open[i]->cfg == cfg) b = c->open[i];
+  if (b == NULL) {
+    if (c->nopen == MAX_OPEN_BATCHES) {
+      batch_flush(c, c->open[0]);
+      memmove(c->open, c->open + 1, (size_t)(--c->nopen) * sizeof c->open[0]);
+    }
+    /* Freed by batch_flush() or on_batch_reply(). */
+    b = kk_xcalloc(1, sizeof *b);
+    b->c = c;
+    b->cfg = cfg;
+    c->open[c->nopen++] = b;
+    c->nrequests++;
+  }
+  b->k[b->n] = k;
+  b->reqs[b->n++] = &k->req;
+  if (b->n == k->drv->batch_max || b->n == CHAN_BATCH_MAX) {
+    for (i = 0; c->open[i] != b; i++) {
+    }
+    memmove(c->open + i, c->open + i + 1, (size_t)(c->nopen - i - 1) * sizeof c->open[0]);
+    c->nopen--;
+    batch_flush(c, b);
+  }
+}
+
+static void batches_flush(struct cascade *c) {
+  while (c->nopen > 0) batch_flush(c, c->open[--c->nopen]);
 }
 
 /* WhatsApp: whether the recipient wrote to the number of the attempt's
@@ -565,24 +697,12 @@ static void send_start(struct cascade *c, struct store_chan_due *row) {
     store_result(k, STORE_CHAN_FAILED, NULL, err, 0);
     return;
   }
-  struct http_client_req hr = {
-      .method = k->req.method,
-      .url = k->req.url,
-      .headers = (const char *const *)k->req.headers,
-      .nheaders = k->req.nheaders,
-      .body = k->req.body,
-      .body_len = k->req.body_len,
-      .timeout_ms = c->o.request_timeout_ms,
-      .mail_from = k->req.mail_from,
-      .mail_rcpt = k->req.mail_rcpt,
-      .username = k->req.username,
-      .password = k->req.password,
-  };
-  if (c->http == NULL || http_client_do(c->http, &hr, on_reply, k) != 0)
-    store_result(k, STORE_CHAN_RETRY, NULL, "cannot start the request",
-                 store_now_ms() + backoff_ms(c, k->row.tries));
-  else
+  if (k->drv->batch_max > 1 && k->drv->batch) {
+    batch_add(c, k, cfg);
+  } else {
     c->nrequests++;
+    request_start(c, k);
+  }
 }
 
 /* Sends queued attempts while there is room. */
@@ -601,6 +721,7 @@ static void pump_sends(struct cascade *c) {
     }
     send_start(c, &row);
   }
+  batches_flush(c);
   if (reading) store_read_end(c->store);
 }
 

@@ -12,7 +12,10 @@
  * restart continues where the last commit left off.
  *
  * Sending: libcurl multi on the loop (http_client.h), at most max_inflight
- * requests at once. A provider's 429 or 5xx (or no answer) is retried after
+ * requests at once. Sends to a provider that takes several in one request
+ * (VK's execute, chan_driver.batch) and that come due together with the same
+ * settings go in one request, up to its batch_max; each still gets its own
+ * result. A provider's 429 or 5xx (or no answer) is retried after
  * its Retry-After or with backoff (retry_min .. retry_max, doubling) until the
  * message's validity ends; a permanent error fails the step at once. A
  * request in flight when kaskad is killed is sent again after the restart

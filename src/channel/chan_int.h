@@ -69,6 +69,10 @@ int chan_req_json(struct chan_req *req, json_t *body);
 /* Appends "&key=value" (no '&' first) to a form body, value percent-encoded
    with everything outside RFC 3986's unreserved set as %XX. */
 int chan_form_add(struct kk_buf *b, const char *key, const char *value);
+/* The value of key in the form body[0..len), decoded (%XX, '+' for space):
+   a new string the caller free()s; NULL when key is absent or the value
+   does not decode. */
+char *chan_form_get(const char *body, size_t len, const char *key);
 /* json_string(s) for a UTF-8 s ("" for NULL); NULL when s is not UTF-8. */
 json_t *chan_jstr(const char *s);
 /* Adds key: v to object o; a NULL v (or a failure) sets *bad. */

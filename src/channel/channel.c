@@ -124,6 +124,46 @@ int chan_form_add(struct kk_buf *b, const char *key, const char *value) {
   return rc;
 }
 
+static int hexdigit(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+char *chan_form_get(const char *body, size_t len, const char *key) {
+  size_t klen = strlen(key), i = 0;
+  while (i < len) {
+    size_t end = i;
+    while (end < len && body[end] != '&') end++;
+    if (end - i > klen && body[i + klen] == '=' && memcmp(body + i, key, klen) == 0) {
+      /* Freed by the caller. */
+      char *out = kk_xmalloc(end - i - klen);
+      size_t o = 0;
+      for (size_t j = i + klen + 1; j < end; j++) {
+        if (body[j] == '+') {
+          out[o++] = ' ';
+        } else if (body[j] != '%') {
+          out[o++] = body[j];
+        } else {
+          int hi = j + 2 < end ? hexdigit(body[j + 1]) : -1;
+          int lo = hi >= 0 ? hexdigit(body[j + 2]) : -1;
+          if (lo < 0 || (hi == 0 && lo == 0)) {
+            free(out);
+            return NULL;
+          }
+          out[o++] = (char)(hi * 16 + lo);
+          j += 2;
+        }
+      }
+      out[o] = '\0';
+      return out;
+    }
+    i = end + 1;
+  }
+  return NULL;
+}
+
 json_t *chan_jstr(const char *s) {
   return json_string(chan_str(s));
 }

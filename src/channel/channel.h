@@ -157,6 +157,8 @@ struct chan_hook_out {
   struct chan_inbound in[CHAN_HOOK_MAX_INBOUND];
 };
 
+#define CHAN_BATCH_MAX 25          /* sends one request may carry */
+
 struct chan_driver {
   const char *name;          /* "vk", "viber", "telegram", "telegram_gateway",
                                 "whatsapp", "email", "sms" */
@@ -180,6 +182,16 @@ struct chan_driver {
      messages people sent), KK_EAUTH when the signature or secret is wrong
      (http_status 401 or 403), KK_EPROTO when it is malformed (400). */
   int (*hook)(const struct chan_cfg *cfg, const struct chan_hook_in *in, struct chan_hook_out *out);
+  /* Where the provider takes several sends in one request (VK's execute):
+     at most batch_max of them. batch() merges n requests that build() made
+     with the same settings into *out (reqs are left as they are); KK_ENOSPC
+     when they do not fit in one, and then they go one by one.
+     parse_batch_reply() gives the result of each, in order, in res[0..n). */
+  int batch_max;             /* at most CHAN_BATCH_MAX */
+  int (*batch)(const struct chan_cfg *cfg, const struct chan_req *const *reqs, int n,
+               struct chan_req *out);
+  void (*parse_batch_reply)(long http_status, const char *body, size_t len,
+                            const char *retry_after, struct chan_result *res, int n);
   /* Where the provider has an API for it (Telegram setWebhook, Viber
      set_webhook): the request that registers webhook_url. NULL otherwise. */
   int (*build_register)(const struct chan_cfg *cfg, const char *webhook_url, struct chan_req *req);

@@ -241,6 +241,7 @@ struct store {
   pthread_cond_t cv;
   struct store_op *q_head, **q_tail;       /* queued, guarded by mu */
   int q_weight;                 /* rows queued, guarded by mu */
+  int w_wait;                   /* what the writer waits for (W_*), guarded by mu */
   struct store_op *done_head, **done_tail; /* committed, guarded by mu */
   int stop;                     /* guarded by mu */
   int pending;                  /* loop thread only */

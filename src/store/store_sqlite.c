@@ -30,6 +30,11 @@
 #define BATCH_GATHER 512          /* queued rows that make a batch worth committing now */
 #define GATHER_NS 1000000L        /* longest wait for them under load: 1 ms */
 
+/* What the writer waits for, so that store_submit() wakes it only when that
+   has come: a wake-up per operation would cost a futex call on each side
+   and a trip through the scheduler. */
+enum { W_BUSY, W_ANY, W_BATCH };
+
 /* ---- schema ------------------------------------------------------------ */
 
 static const char *const migrations[] = {
@@ -351,6 +356,7 @@ static void *writer_main(void *arg) {
   double last_commit = 0;
   pthread_mutex_lock(&s->mu);
   for (;;) {
+    s->w_wait = W_ANY;
     while (s->q_head == NULL && !s->stop) pthread_cond_wait(&s->cv, &s->mu);
     if (s->q_head == NULL && s->stop) break;
     /* Under load (the last commit was moments ago) a short wait lets more
@@ -365,10 +371,12 @@ static void *writer_main(void *arg) {
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
       }
+      s->w_wait = W_BATCH;
       while (!s->stop && s->q_weight < BATCH_GATHER &&
              pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0) {
       }
     }
+    s->w_wait = W_BUSY;
     /* Take up to max_batch rows' worth of operations. */
     struct store_op *batch = s->q_head, *last = batch;
     int weight = last->weight, nops = 1;
@@ -426,7 +434,8 @@ void store_submit(struct store *s, struct store_op *op) {
   *s->q_tail = op;
   s->q_tail = &op->next;
   s->q_weight += op->weight;
-  pthread_cond_signal(&s->cv);
+  if (s->w_wait == W_ANY || (s->w_wait == W_BATCH && s->q_weight >= BATCH_GATHER))
+    pthread_cond_signal(&s->cv);
   pthread_mutex_unlock(&s->mu);
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "channel/chan_int.h"
 #include "channel/channel.h"
 #include "core/kk_crypto.h"
 #include "core/kk_err.h"
@@ -425,6 +426,101 @@ KK_TEST(channel_vk_parse_reply) {
   ASSERT_EQ(res.retry_after_ms, 7000);
   drv("vk")->parse_reply(0, NULL, 0, NULL, &res);
   ASSERT_EQ(res.outcome, CHAN_RETRY);
+}
+
+/* Two sends in one execute: the token and version once, each message as an
+   API.messages.send call with the fields of its own form. */
+KK_TEST(channel_vk_batch_request) {
+  struct chan_cfg cfg = vk_cfg();
+  struct chan_msg a = msg("12345", "Привет & \"hi\"");
+  a.attempt_id = 4294967301LL; /* random_id = 5 */
+  struct chan_msg b = msg("-77", "Sale 50%");
+  b.attempt_id = 6;
+  b.msg_class = "advertising";
+  b.button_caption = "Open";
+  b.button_url = "https://ex.com/p?a=1&b=2";
+  struct chan_req ra, rb, out;
+  build_ok("vk", &cfg, &a, &ra, "https://api.vk.com/method/messages.send");
+  build_ok("vk", &cfg, &b, &rb, "https://api.vk.com/method/messages.send");
+  const struct chan_req *reqs[] = {&ra, &rb};
+  const struct chan_driver *d = drv("vk");
+  ASSERT_EQ(d->batch_max, 25);
+  ASSERT_EQ(d->batch(&cfg, reqs, 2, &out), 0);
+  ASSERT_STR_EQ(out.method, "POST");
+  ASSERT_STR_EQ(out.url, "https://api.vk.com/method/execute");
+  assert_headers(&out, "Content-Type: application/x-www-form-urlencoded", NULL);
+  ASSERT(strncmp(out.body, "access_token=vk1.a-token&v=5.199&code=", 38) == 0);
+  char *code = chan_form_get(out.body, out.body_len, "code");
+  ASSERT(code != NULL);
+  ASSERT_STR_EQ(code,
+                "return [API.messages.send({\"peer_id\":12345,\"random_id\":5,\"message\":"
+                "\"Привет & \\\"hi\\\"\",\"intent\":\"account_update\"}),"
+                "API.messages.send({\"peer_id\":-77,\"random_id\":6,\"message\":\"Sale 50%\","
+                "\"intent\":\"promo_newsletter\",\"keyboard\":\"{\\\"inline\\\":true,"
+                "\\\"buttons\\\":[[{\\\"action\\\":{\\\"type\\\":\\\"open_link\\\",\\\"link\\\":"
+                "\\\"https://ex.com/p?a=1&b=2\\\",\\\"label\\\":\\\"Open\\\"}}]]}\"})];");
+  free(code);
+  chan_req_free(&out);
+  /* More than an execute may run */
+  const struct chan_req *many[26];
+  for (int i = 0; i < 26; i++) many[i] = &ra;
+  ASSERT_EQ(d->batch(&cfg, many, 26, &out), KK_ENOSPC);
+  chan_req_free(&out);
+  chan_req_free(&ra);
+  chan_req_free(&rb);
+}
+
+/* Each false of the answer takes the next execute error; an error of the
+   whole request is every send's. */
+KK_TEST(channel_vk_batch_reply) {
+  const struct chan_driver *d = drv("vk");
+  struct chan_result res[4];
+  const char *ok = "{\"response\":[101,false,103,false],\"execute_errors\":["
+                   "{\"method\":\"messages.send\",\"error_code\":901,\"error_msg\":\"no permission\"},"
+                   "{\"method\":\"messages.send\",\"error_code\":10,\"error_msg\":\"Internal\"}]}";
+  d->parse_batch_reply(200, ok, strlen(ok), NULL, res, 4);
+  ASSERT_EQ(res[0].outcome, CHAN_OK);
+  ASSERT_STR_EQ(res[0].provider_id, "101");
+  ASSERT_EQ(res[1].outcome, CHAN_FAIL);
+  ASSERT_STR_EQ(res[1].error, "901 no permission");
+  ASSERT_EQ(res[2].outcome, CHAN_OK);
+  ASSERT_STR_EQ(res[2].provider_id, "103");
+  ASSERT_EQ(res[3].outcome, CHAN_RETRY);
+  ASSERT_STR_EQ(res[3].error, "10 Internal");
+  const char *whole = "{\"error\":{\"error_code\":6,\"error_msg\":\"Too many requests per second\"}}";
+  d->parse_batch_reply(200, whole, strlen(whole), NULL, res, 3);
+  for (int i = 0; i < 3; i++) {
+    ASSERT_EQ(res[i].outcome, CHAN_RETRY);
+    ASSERT_EQ(res[i].retry_after_ms, 1000);
+  }
+  /* a count that does not match, an answer that is not JSON, no answer */
+  const char *short_list = "{\"response\":[1]}";
+  d->parse_batch_reply(200, short_list, strlen(short_list), NULL, res, 2);
+  ASSERT_EQ(res[0].outcome, CHAN_FAIL);
+  ASSERT_EQ(res[1].outcome, CHAN_FAIL);
+  d->parse_batch_reply(502, "<html>", 6, NULL, res, 2);
+  ASSERT_EQ(res[1].outcome, CHAN_RETRY);
+  d->parse_batch_reply(0, NULL, 0, NULL, res, 2);
+  ASSERT_EQ(res[0].outcome, CHAN_RETRY);
+  /* a false with no error to go with it */
+  const char *lone = "{\"response\":[false]}";
+  d->parse_batch_reply(200, lone, strlen(lone), NULL, res, 1);
+  ASSERT_EQ(res[0].outcome, CHAN_FAIL);
+  ASSERT_STR_EQ(res[0].error, "execute gave no result for this message");
+}
+
+KK_TEST(channel_form_get) {
+  const char *f = "a=1&message=Sale%2050%25+x&b=&bad=%4&z=%00";
+  char *v = chan_form_get(f, strlen(f), "message");
+  ASSERT_STR_EQ(v, "Sale 50% x");
+  free(v);
+  v = chan_form_get(f, strlen(f), "b");
+  ASSERT_STR_EQ(v, "");
+  free(v);
+  ASSERT(chan_form_get(f, strlen(f), "bad") == NULL);
+  ASSERT(chan_form_get(f, strlen(f), "z") == NULL);
+  ASSERT(chan_form_get(f, strlen(f), "mess") == NULL);
+  ASSERT(chan_form_get(f, strlen(f), "c") == NULL);
 }
 
 KK_TEST(channel_vk_error_truncated) {
