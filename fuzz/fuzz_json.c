@@ -1,7 +1,8 @@
 /*
  * fuzz_json.c - the send request parser: any body either becomes a valid
  * message (normalised number, known encoding, 1..16 segments, expiry after
- * creation) or a refusal with a 4xx status and an error code.
+ * creation, no campaign or a valid campaign name) or a refusal with a 4xx
+ * status and an error code.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -26,6 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (strcmp(it.m.encoding, "gsm7") != 0 && strcmp(it.m.encoding, "ucs2") != 0) __builtin_trap();
     if (it.m.expires_at <= it.m.created_at) __builtin_trap();
     if (strncmp(it.m.public_id, "msg_", 4) != 0) __builtin_trap();
+    if (it.m.campaign && !api_campaign_valid(it.m.campaign, strlen(it.m.campaign)))
+      __builtin_trap();
   } else {
     if (it.err.code == NULL || it.err.status < 400 || it.err.status > 499) __builtin_trap();
   }

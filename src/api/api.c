@@ -301,6 +301,13 @@ void api_handle(void *ud, struct http_req *req) {
     api_cascades(a, req, account_id, id);
     return;
   }
+  if (strcmp(coll, "campaigns") == 0 && id && sub && strcmp(sub, "report") == 0) {
+    if (strcmp(m, "GET") == 0)
+      api_campaign_report(a, req, account_id, id);
+    else
+      method_not_allowed(req);
+    return;
+  }
   if (strcmp(coll, "account") == 0 && !id) {
     if (strcmp(m, "GET") == 0)
       api_account_self(a, req, account_id);

@@ -98,6 +98,10 @@ struct api_msg_item {
   char *extra;               /* malloc'd per-channel parts JSON, or NULL */
   struct api_err err;        /* err.code set: refused */
 };
+/* Message statuses in the order of a message's life. */
+#define API_MSG_NSTATUSES 10
+extern const char *const api_msg_statuses[API_MSG_NSTATUSES];
+
 /* Frees what api_msg_parse allocated in it. */
 void api_msg_item_fini(struct api_msg_item *it);
 
@@ -108,6 +112,15 @@ void api_msg_item_fini(struct api_msg_item *it);
  */
 int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char *idem_header,
                   int64_t now, struct api_msg_item *it);
+
+/* Campaigns (api_campaigns.c). */
+/* What a campaign name may be, as error messages say it. */
+#define API_CAMPAIGN_RULE "1 to 64 of the characters A-Z a-z 0-9 _ - ."
+/* 1 when s (len bytes) is a campaign name: 1 to STORE_CAMPAIGN_MAX of
+   A-Z a-z 0-9 _ - . */
+int api_campaign_valid(const char *s, size_t len);
+void api_campaign_report(struct api *a, struct http_req *req, int64_t account_id,
+                         const char *campaign);
 
 /* Cascades and channels (api_cascade.c). */
 /* Validates cascade steps into normalised JSON text (out, cap). 0 or -1 with e. */

@@ -47,6 +47,10 @@ struct send_ctx {
 
 static const char *const classes[] = {"service", "transactional", "advertising"};
 
+const char *const api_msg_statuses[API_MSG_NSTATUSES] = {
+    "accepted", "scheduled", "sending", "sent", "delivered",
+    "read", "failed", "expired", "rejected", "cancelled"};
+
 /*
  * "msg_" and 20 base-32 characters: 40 bits of milliseconds since 2020, then
  * 60 random bits. Ids made later sort later, so the store's unique index on
@@ -94,6 +98,17 @@ static int ttl_from_json(json_t *v, long long *ms) {
   }
   if (json_is_string(v)) return kk_parse_duration_ms(json_string_value(v), ms);
   return KK_EINVAL;
+}
+
+/* The optional campaign, borrowed from o (NULL when absent). 0, or -1 with e. */
+static int campaign_parse(json_t *o, const char **out, struct api_err *e) {
+  json_t *v = json_object_get(o, "campaign");
+  *out = NULL;
+  if (v == NULL || json_is_null(v)) return 0;
+  if (!json_is_string(v) || !api_campaign_valid(json_string_value(v), json_string_length(v)))
+    return refuse(e, 422, "invalid_campaign", "campaign", "campaign: %s", API_CAMPAIGN_RULE);
+  *out = json_string_value(v);
+  return 0;
 }
 
 int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char *idem_header,
@@ -211,6 +226,9 @@ int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char
                     NULL);
   }
 
+  const char *campaign;
+  if (campaign_parse(o, &campaign, e) != 0) return -1;
+
   new_public_id(it->public_id);
   m->account_id = account_id;
   m->public_id = it->public_id;
@@ -225,6 +243,7 @@ int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char
   m->callback_url = cburl;
   m->cascade = it->cascade[0] ? it->cascade : NULL;
   m->extra = it->extra;
+  m->campaign = campaign;
   m->created_at = now;
   m->expires_at = now + ttl;
   return 0;
@@ -456,6 +475,7 @@ static json_t *message_json(const struct store_msg_view *v, int with_attempts) {
                         str_or_null(v->callback_url), "created_at", time_or_null(v->created_at),
                         "updated_at", time_or_null(v->updated_at), "expires_at",
                         time_or_null(v->expires_at));
+  json_object_set_new(o, "campaign", str_or_null(v->campaign));
   json_object_set_new(o, "finished", json_boolean(v->done));
   if (!with_attempts) return o;
   json_t *arr = json_array();
@@ -493,15 +513,20 @@ void api_messages_list(struct api *a, struct http_req *req, int64_t account_id) 
   struct store_msg_filter f = {.limit = 100};
   const char *s;
   if ((s = http_req_query(req, "status")) != NULL) {
-    static const char *const ok[] = {"accepted", "scheduled", "sending", "sent", "delivered",
-                                     "read", "failed", "expired", "rejected", "cancelled"};
     int found = 0;
-    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) found |= strcmp(s, ok[i]) == 0;
+    for (int i = 0; i < API_MSG_NSTATUSES; i++) found |= strcmp(s, api_msg_statuses[i]) == 0;
     if (!found) {
       api_error(req, 422, "invalid_status", "status", "status: unknown status \"%s\"", s);
       return;
     }
     f.status = s;
+  }
+  if ((s = http_req_query(req, "campaign")) != NULL) {
+    if (!api_campaign_valid(s, strlen(s))) {
+      api_error(req, 422, "invalid_campaign", "campaign", "campaign: %s", API_CAMPAIGN_RULE);
+      return;
+    }
+    f.campaign = s;
   }
   if ((s = http_req_query(req, "from")) != NULL && api_parse_time(s, &f.from) != 0) {
     api_error(req, 422, "invalid_time", "from", "from: an ISO 8601 UTC time or ms since epoch");

@@ -78,6 +78,8 @@ struct cascade {
                                     batch counts as one) */
   struct batch *open[MAX_OPEN_BATCHES];   /* batches filling during pump_sends() */
   int nopen;
+  struct send **try_q;           /* sends to mark before they go (trying_flush) */
+  int ntry, try_cap;
   int stopping;
   int closing;                   /* handles still to close */
   void (*stop_done)(void *);
@@ -619,6 +621,74 @@ static void batches_flush(struct cascade *c) {
   while (c->nopen > 0) batch_flush(c, c->open[--c->nopen]);
 }
 
+/* ---- marking requests before they go --------------------------------------------
+   A provider without an idempotency key would get a send twice if kaskad
+   were killed while its request was under way and sent it again after the
+   restart. So such a send is marked in the store (attempts.try_at) before its
+   request starts; a marked attempt read after a restart fails as
+   interrupted instead of going again, and the cascade goes on. */
+
+struct trying {
+  struct cascade *c;
+  int n;
+  int64_t *ids;                  /* the sends' attempt ids, for the store */
+  struct send *k[];
+};
+
+static void on_unmarked(void *arg, int rc) {
+  struct trying *t = arg;
+  for (int i = 0; i < t->n; i++) send_abort(t->k[i]);
+  free(t->ids);
+  free(t);
+}
+
+static void on_marked(void *arg, int rc) {
+  struct trying *t = arg;
+  struct cascade *c = t->c;
+  if (c->stopping) {
+    /* Never sent: the marks go, so that after the restart they are sent. */
+    for (int i = 0; i < t->n; i++) c->nrequests--;
+    store_chan_trying(c->store, t->ids, t->n, 0, on_unmarked, t);
+    return;
+  }
+  for (int i = 0; i < t->n; i++) {
+    if (rc == 0) {
+      request_start(c, t->k[i]);
+    } else {
+      c->nrequests--;
+      store_result(t->k[i], STORE_CHAN_RETRY, NULL, "cannot mark the request in the store",
+                   store_now_ms() + backoff_ms(c, t->k[i]->row.tries));
+    }
+  }
+  free(t->ids);
+  free(t);
+}
+
+/* Marks the sends gathered by pump_sends() and starts them once that is
+   committed. Their slots in nrequests are taken. */
+static void trying_flush(struct cascade *c) {
+  if (c->ntry == 0) return;
+  /* Freed by on_marked() or on_unmarked(). */
+  struct trying *t = kk_xmalloc(sizeof *t + (size_t)c->ntry * sizeof t->k[0]);
+  t->c = c;
+  t->n = c->ntry;
+  t->ids = kk_xmalloc((size_t)c->ntry * sizeof *t->ids);
+  for (int i = 0; i < c->ntry; i++) {
+    t->k[i] = c->try_q[i];
+    t->ids[i] = c->try_q[i]->row.attempt_id;
+  }
+  c->ntry = 0;
+  store_chan_trying(c->store, t->ids, t->n, store_now_ms(), on_marked, t);
+}
+
+static void trying_add(struct cascade *c, struct send *k) {
+  if (c->ntry == c->try_cap) {
+    c->try_cap = c->try_cap ? 2 * c->try_cap : 64;
+    c->try_q = kk_xrealloc(c->try_q, (size_t)c->try_cap * sizeof *c->try_q);
+  }
+  c->try_q[c->ntry++] = k;
+}
+
 /* WhatsApp: whether the recipient wrote to the number of the attempt's
    scope within the window (one lookup by primary key, in the read
    transaction of pump_sends). A failed read counts as closed. */
@@ -646,6 +716,13 @@ static void send_start(struct cascade *c, struct store_chan_due *row) {
   }
   if (k->started_ms >= k->row.expires_at) {
     store_result(k, STORE_CHAN_FAILED, NULL, "validity ended before it could be sent", 0);
+    return;
+  }
+  if (k->row.try_at && !k->drv->resend_safe) {
+    store_result(k, STORE_CHAN_FAILED, NULL,
+                 "interrupted: kaskad stopped while the request was under way; not sent again, "
+                 "so that the person does not get it twice",
+                 0);
     return;
   }
   /* The settings it was started with; if they are gone, the effective ones. */
@@ -699,6 +776,9 @@ static void send_start(struct cascade *c, struct store_chan_due *row) {
   }
   if (k->drv->batch_max > 1 && k->drv->batch) {
     batch_add(c, k, cfg);
+  } else if (!k->drv->resend_safe) {
+    c->nrequests++;
+    trying_add(c, k);
   } else {
     c->nrequests++;
     request_start(c, k);
@@ -722,6 +802,7 @@ static void pump_sends(struct cascade *c) {
     send_start(c, &row);
   }
   batches_flush(c);
+  trying_flush(c);
   if (reading) store_read_end(c->store);
 }
 
@@ -1039,6 +1120,7 @@ static void on_closed(uv_handle_t *h) {
   void *ud = c->stop_ud;
   free(c->known);
   free(c->ready);
+  free(c->try_q);
   free(c);
   if (done) done(ud);
 }

@@ -18,9 +18,10 @@
  * result. A provider's 429 or 5xx (or no answer) is retried after
  * its Retry-After or with backoff (retry_min .. retry_max, doubling) until the
  * message's validity ends; a permanent error fails the step at once. A
- * request in flight when kaskad is killed is sent again after the restart
- * (VK's random_id makes that repeat harmless; the other providers have no
- * idempotency key). A WhatsApp attempt first reads when its recipient last
+ * request to a provider without an idempotency key is marked in the store
+ * before it starts (store_chan_trying); one found marked after a restart was
+ * under way at a crash and fails as interrupted rather than going twice. VK's
+ * requests go again (its random_id makes the repeat harmless). A WhatsApp attempt first reads when its recipient last
  * wrote (store_wa_last_inbound): a text inside the 24-hour window, else the
  * template, else the step fails without a request.
  */

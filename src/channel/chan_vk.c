@@ -263,6 +263,7 @@ const struct chan_driver chan_vk_driver = {
   .reports = CHAN_SENT | CHAN_READ,
   .address_field = "vk_id",
   .phone_fallback = 0,
+  .resend_safe = 1,
   .build = vk_build,
   .parse_reply = vk_parse_reply,
   .batch_max = VK_BATCH_MAX,

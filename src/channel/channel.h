@@ -166,6 +166,8 @@ struct chan_driver {
   const char *address_field; /* "vk_id", "telegram_chat_id", "email", NULL: phone.
                                 viber: "viber_id", used when present, else the phone */
   int phone_fallback;        /* 1: without its address field the phone is used */
+  int resend_safe;           /* 1: the provider drops a repeated send (VK's random_id),
+                                so a request a crash interrupted may go again */
   /* Builds the request for m. Returns 0, KK_EINVAL when the message cannot go
      on this channel (no code for telegram_gateway, WhatsApp's window closed
      and no template ...; error names why), or KK_ENOENT when a needed

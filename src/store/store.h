@@ -93,6 +93,7 @@ int store_routes_each(struct store *s,
 
 #define STORE_MAX_STEPS 8
 #define STORE_MAX_ATTEMPTS 16     /* steps plus skipped ones, as shown */
+#define STORE_CAMPAIGN_MAX 64     /* bytes of a campaign name */
 
 /* A message to insert. Strings are borrowed until the done callback. */
 struct store_msg_new {
@@ -112,6 +113,7 @@ struct store_msg_new {
   const char *extra;        /* JSON object: vk_id, telegram_chat_id, viber_id,
                                email, image, button, whatsapp_template, code,
                                subject; NULL if none */
+  const char *campaign;     /* the campaign it belongs to; NULL if none */
   int64_t created_at;
   int64_t expires_at;
   /* out: */
@@ -221,6 +223,7 @@ struct store_msg_view {
   char channel[20];
   char idem_key[128];
   char callback_url[512];
+  char campaign[STORE_CAMPAIGN_MAX + 1];  /* "" when none */
   int64_t created_at, expires_at, updated_at;
   int64_t cost, sms_only_cost;   /* 1/10000 units */
   int delivered_twice;      /* extra attempts that also delivered or were read */
@@ -235,6 +238,7 @@ int store_msg_get(struct store *s, int64_t account_id, const char *public_id,
 
 struct store_msg_filter {
   const char *status;       /* NULL: any */
+  const char *campaign;     /* NULL: any (with or without one) */
   int64_t from, to;         /* created_at range, 0 = open */
   int64_t before_id;        /* paging cursor: rows with id < before_id; 0 = newest */
   int limit;
@@ -242,6 +246,29 @@ struct store_msg_filter {
 /* Lists messages of the account, newest first; *next_cursor is 0 at the end. */
 int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_filter *f,
                    struct store_msg_view *out, int *n, int64_t *next_cursor);
+
+/* ---- campaigns ------------------------------------------------------------- */
+
+/* What the messages of one campaign add up to. */
+struct store_campaign_totals {
+  int64_t messages;
+  int64_t delivered_twice;          /* sum of the messages' delivered_twice */
+  int64_t messages_delivered_twice; /* messages whose delivered_twice > 0 */
+  int64_t cost, sms_only_cost;      /* 1/10000 units */
+};
+/* One (status, channel) group of a campaign's messages; channel is "" when
+   the message has none. The strings live until fn returns. */
+typedef void (*store_campaign_group_fn)(void *arg, const char *status, const char *channel,
+                                        int64_t messages);
+/*
+ * Adds up the account's messages of campaign in one query over the
+ * (account_id, campaign) index: the sums into *out, and fn once per
+ * (status, channel) group, ordered by channel, then status. 0, KK_ENOENT
+ * (the account has no message in that campaign) or KK_ESTORE.
+ */
+int store_campaign_report(struct store *s, int64_t account_id, const char *campaign,
+                          store_campaign_group_fn fn, void *arg,
+                          struct store_campaign_totals *out);
 
 /* ---- cascades and channels ------------------------------------------------ */
 
@@ -306,6 +333,7 @@ struct store_chan_due {
   char *text;               /* malloc'd */
   char *extra;              /* malloc'd JSON ("{}" when none) */
   int tries;
+  int64_t try_at;           /* a request was marked under way then (0: none) */
   int64_t due_at, expires_at, created_at;
 };
 /* Reads up to max channel attempts due at now, earliest first. The caller
@@ -319,6 +347,11 @@ int store_chan_due_ids(struct store *s, int64_t now, int64_t *cursor_due, int64_
                        int64_t *ids, int max, int *n);
 /* Earliest attempts.due_at of a channel attempt, 0 if none. */
 int64_t store_chan_next_due(struct store *s);
+/* Marks the attempts ids[0..n) as having a request under way since at (0
+   clears the mark), for sends that must not go twice (cascade.h). ids is
+   copied. */
+void store_chan_trying(struct store *s, const int64_t *ids, int n, int64_t at,
+                       store_done_cb done, void *arg);
 
 enum store_chan_outcome { STORE_CHAN_SENT, STORE_CHAN_RETRY, STORE_CHAN_FAILED };
 struct store_chan_result {

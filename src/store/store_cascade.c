@@ -830,6 +830,7 @@ static void chan_due_row(sqlite3_stmt *st, struct store_chan_due *d) {
   d->due_at = sqlite3_column_int64(st, 12);
   d->expires_at = sqlite3_column_int64(st, 13);
   d->created_at = sqlite3_column_int64(st, 14);
+  d->try_at = sqlite3_column_int64(st, 15);
 }
 
 int store_chan_due(struct store *s, int64_t now, struct store_chan_due *out, int max, int *n) {
@@ -959,6 +960,41 @@ void store_chan_result(struct store *s, const struct store_chan_result *r,
   d->r.error = d->error;
   struct store_op *op = store_op_new(exec_chan_result, done, arg, d, 0);
   op->weight = 4;
+  store_submit(s, op);
+}
+
+/* ---- operations: requests under way ------------------------------------ */
+
+struct trying_data {
+  int64_t at;
+  int n;
+  int64_t ids[];
+};
+
+static int exec_chan_trying(struct store *s, struct store_op *op) {
+  struct trying_data *d = op->data;
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_ATT_TRYING);
+  for (int i = 0; i < d->n; i++) {
+    if (d->at)
+      sqlite3_bind_int64(st, 1, d->at);
+    else
+      sqlite3_bind_null(st, 1);
+    sqlite3_bind_int64(st, 2, d->ids[i]);
+    int rc = sq_step_done(&s->w, st);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+void store_chan_trying(struct store *s, const int64_t *ids, int n, int64_t at,
+                       store_done_cb done, void *arg) {
+  /* Freed with the operation. */
+  struct trying_data *d = kk_xmalloc(sizeof *d + (size_t)n * sizeof d->ids[0]);
+  d->at = at;
+  d->n = n;
+  memcpy(d->ids, ids, (size_t)n * sizeof d->ids[0]);
+  struct store_op *op = store_op_new(exec_chan_trying, done, arg, d, 0);
+  op->weight = n;
   store_submit(s, op);
 }
 

@@ -16,6 +16,10 @@
 /* An attempt's columns as casc_att_cols() reads them. */
 #define ATT_COLS "message_id,channel,status,step,sent_at,delivered_at,read_at,"  \
                  "segments,parts_sent,parts_delivered,scope,tries"
+/* A message's columns as read_msg_row() (store_sqlite.c) reads them. */
+#define MSG_COLS "id,public_id,to_number,sender,class,status,encoding,segments,"  \
+                 "channel,idem_key,callback_url,created_at,expires_at,"           \
+                 "updated_at,cost,sms_only_cost,delivered_twice,done,campaign"
 
 /* Every statement, by number; each connection prepares what it uses lazily. */
 #define STMT_LIST(XX)                                                          \
@@ -49,8 +53,8 @@
                  "to_number,sender,body,class,encoding,segments,status,"       \
                  "channel,callback_url,created_at,expires_at,updated_at,"      \
                  "cascade,extra,route,sms_only_cost,step,attempt_id,due_at,"   \
-                 "wait_until,done,cost) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"  \
-                 "?,?,?,?,?,?,?,?,?,?,?)")                                     \
+                 "wait_until,done,cost,campaign) VALUES(?,?,?,?,?,?,?,?,?,?,"   \
+                 "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")                         \
   XX(MSG_MAX_ID, "SELECT COALESCE(MAX(id),0) FROM messages")                   \
   XX(ATT_INSERT, "INSERT INTO attempts(id,message_id,step,channel,route,"      \
                  "status,segments,address,scope,error,created_at,due_at)"      \
@@ -97,19 +101,23 @@
   XX(OUTBOX_NEXT, "SELECT MIN(due_at) FROM outbox")                            \
   XX(MO_INSERT, "INSERT INTO inbound(route,from_number,to_addr,body,at)"       \
                 " VALUES(?,?,?,?,?)")                                          \
-  XX(MSG_VIEW, "SELECT id,public_id,to_number,sender,class,status,encoding,"   \
-               "segments,channel,idem_key,callback_url,created_at,expires_at," \
-               "updated_at,cost,sms_only_cost,delivered_twice,done"            \
-               " FROM messages WHERE public_id=? AND account_id=?")            \
+  XX(MSG_VIEW, "SELECT " MSG_COLS " FROM messages WHERE public_id=?"          \
+               " AND account_id=?")                                            \
   XX(ATT_VIEW, "SELECT channel,route,status,provider_id,segments,error,"       \
                "created_at,sent_at,delivered_at,read_at,step,cost FROM attempts" \
                " WHERE message_id=? ORDER BY id LIMIT 16")                     \
-  XX(MSG_LIST, "SELECT id,public_id,to_number,sender,class,status,encoding,"   \
-               "segments,channel,idem_key,callback_url,created_at,expires_at," \
-               "updated_at,cost,sms_only_cost,delivered_twice,done"            \
-               " FROM messages WHERE account_id=?1"                            \
+  XX(MSG_LIST, "SELECT " MSG_COLS " FROM messages WHERE account_id=?1"         \
                " AND (?2 IS NULL OR status=?2) AND created_at>=?3"             \
                " AND created_at<?4 AND id<?5 ORDER BY id DESC LIMIT ?6")       \
+  /* the same within one campaign, over its index */                           \
+  XX(MSG_LIST_CAMPAIGN, "SELECT " MSG_COLS " FROM messages WHERE account_id=?1" \
+                        " AND campaign=?7 AND (?2 IS NULL OR status=?2)"       \
+                        " AND created_at>=?3 AND created_at<?4 AND id<?5"      \
+                        " ORDER BY id DESC LIMIT ?6")                          \
+  XX(CAMPAIGN_REPORT, "SELECT status,channel,COUNT(*),SUM(delivered_twice),"   \
+                      "SUM(delivered_twice>0),SUM(cost),SUM(sms_only_cost)"    \
+                      " FROM messages WHERE account_id=? AND campaign=?"       \
+                      " GROUP BY channel,status ORDER BY channel,status")      \
   XX(MSG_ROW, "SELECT account_id,public_id,to_number,status,callback_url,step," \
               "attempt_id,done,cascade,extra IS NOT NULL,route,segments,"      \
               "channel,cost,delivered_twice FROM messages WHERE id=?")         \
@@ -140,20 +148,24 @@
               " read_at=?, provider_id=COALESCE(provider_id,?),"               \
               " error=COALESCE(?,error), cost=cost+?, due_at=NULL,"            \
               " parts_sent=? WHERE id=?")                                      \
-  XX(ATT_RETRY, "UPDATE attempts SET due_at=?, tries=tries+1,"                  \
+  XX(ATT_RETRY, "UPDATE attempts SET due_at=?, tries=tries+1, try_at=NULL,"    \
                 " error=COALESCE(?,error) WHERE id=?")                         \
+  XX(ATT_TRYING, "UPDATE attempts SET try_at=?1 WHERE id=?2"                    \
+                 " AND due_at IS NOT NULL")                                    \
   XX(CHAN_SCOPE, "SELECT account_id FROM channel_settings WHERE channel=?1"     \
                  " AND account_id IN (?2,0) ORDER BY account_id DESC LIMIT 1")  \
   XX(PRICE_GET, "SELECT price FROM prices WHERE channel=?1"                     \
                 " AND account_id IN (?2,0) ORDER BY account_id DESC LIMIT 1")   \
   XX(CHAN_DUE, "SELECT a.id,a.message_id,m.account_id,a.scope,a.channel,"      \
                "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"     \
-               "a.tries,a.due_at,m.expires_at,m.created_at FROM attempts a"    \
+               "a.tries,a.due_at,m.expires_at,m.created_at,a.try_at"           \
+               " FROM attempts a"                                              \
                " JOIN messages m ON m.id=a.message_id WHERE a.due_at IS NOT"   \
                " NULL AND a.due_at<=? ORDER BY a.due_at LIMIT ?")              \
   XX(CHAN_GET, "SELECT a.id,a.message_id,m.account_id,a.scope,a.channel,"      \
                "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"     \
-               "a.tries,a.due_at,m.expires_at,m.created_at FROM attempts a"    \
+               "a.tries,a.due_at,m.expires_at,m.created_at,a.try_at"           \
+               " FROM attempts a"                                              \
                " JOIN messages m ON m.id=a.message_id WHERE a.id=?"            \
                " AND a.due_at IS NOT NULL")                                    \
   XX(CHAN_DUE_IDS, "SELECT id,due_at FROM attempts WHERE due_at IS NOT NULL"  \

@@ -194,6 +194,13 @@ static const char *const migrations[] = {
     " phone TEXT NOT NULL,"
     " last_inbound INTEGER NOT NULL,"
     " PRIMARY KEY(scope, phone)) WITHOUT ROWID;",
+    /* 6: when a request that must not go twice was marked under way */
+    "ALTER TABLE attempts ADD COLUMN try_at INTEGER;",
+    /* 7: the campaign a message belongs to, indexed for a campaign's
+       listing and report */
+    "ALTER TABLE messages ADD COLUMN campaign TEXT;"
+    "CREATE INDEX messages_campaign ON messages(account_id, campaign)"
+    " WHERE campaign IS NOT NULL;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -835,6 +842,7 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
   sq_bind_opt(st, 24, f.wait_until);
   sqlite3_bind_int(st, 25, f.done);
   sqlite3_bind_int64(st, 26, f.cost);
+  sq_bind_text(st, 27, m->campaign);
   return sq_step_done(c, st);
 }
 
@@ -1231,6 +1239,7 @@ static void read_msg_row(sqlite3_stmt *st, struct store_msg_view *v) {
   v->sms_only_cost = sqlite3_column_int64(st, 15);
   v->delivered_twice = sqlite3_column_int(st, 16);
   v->done = sqlite3_column_int(st, 17);
+  sq_col_copy(st, 18, v->campaign, sizeof v->campaign);
 }
 
 int store_msg_get(struct store *s, int64_t account_id, const char *public_id,
@@ -1270,13 +1279,14 @@ int store_msg_get(struct store *s, int64_t account_id, const char *public_id,
 
 int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_filter *f,
                    struct store_msg_view *out, int *n, int64_t *next_cursor) {
-  sqlite3_stmt *st = sq_stmt(&s->r, ST_MSG_LIST);
+  sqlite3_stmt *st = sq_stmt(&s->r, f->campaign ? ST_MSG_LIST_CAMPAIGN : ST_MSG_LIST);
   sqlite3_bind_int64(st, 1, account_id);
   sq_bind_text(st, 2, f->status);
   sqlite3_bind_int64(st, 3, f->from);
   sqlite3_bind_int64(st, 4, f->to > 0 ? f->to : INT64_MAX);
   sqlite3_bind_int64(st, 5, f->before_id > 0 ? f->before_id : INT64_MAX);
   sqlite3_bind_int(st, 6, f->limit + 1);
+  if (f->campaign) sq_bind_text(st, 7, f->campaign);
   int k = 0, rc;
   int64_t last_id = 0;
   *next_cursor = 0;
@@ -1292,6 +1302,36 @@ int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_f
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return KK_ESTORE;
   *n = k;
   return 0;
+}
+
+/* ---- campaigns ----------------------------------------------------------- */
+
+int store_campaign_report(struct store *s, int64_t account_id, const char *campaign,
+                          store_campaign_group_fn fn, void *arg,
+                          struct store_campaign_totals *out) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_CAMPAIGN_REPORT);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, campaign);
+  memset(out, 0, sizeof *out);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    char status[16], channel[20];
+    sq_col_copy(st, 0, status, sizeof status);
+    sq_col_copy(st, 1, channel, sizeof channel);
+    int64_t n = sqlite3_column_int64(st, 2);
+    out->messages += n;
+    out->delivered_twice += sqlite3_column_int64(st, 3);
+    out->messages_delivered_twice += sqlite3_column_int64(st, 4);
+    out->cost += sqlite3_column_int64(st, 5);
+    out->sms_only_cost += sqlite3_column_int64(st, 6);
+    fn(arg, status, channel, n);
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) {
+    kk_error(LOGCTX, "campaign report: %s", sqlite3_errmsg(s->r.db));
+    return KK_ESTORE;
+  }
+  return out->messages ? 0 : KK_ENOENT;
 }
 
 /* ---- outbox ------------------------------------------------------------ */

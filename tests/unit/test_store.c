@@ -2,7 +2,8 @@
  * test_store.c - store operations on a real SQLite store in a temporary
  * folder: when people last wrote to a WhatsApp number (the 24-hour window),
  * kept per (scope, phone), only ever moved forward, and still there after
- * the store is closed and opened again.
+ * the store is closed and opened again; a campaign's messages, listed and
+ * added up per account.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -76,16 +77,21 @@ static void env_close(struct env *e) {
   ASSERT_EQ(rmdir(e->dir), 0);
 }
 
-/* Records a message from phone at `at` and waits for its commit. */
-static void inbound(struct env *e, int64_t scope, const char *phone, int64_t at) {
-  int want = e->ndone + 1;
-  store_wa_inbound(e->store, scope, phone, at, on_done, e);
+/* Runs the loop until the store operations queued so far have completed. */
+static void wait_done(struct env *e, int want) {
   uint64_t end = mono_ms() + 10000;
   while (e->ndone < want) {
     ASSERT(mono_ms() < end);
     uv_run(&e->loop, UV_RUN_ONCE);
   }
   ASSERT_EQ(e->rc, 0);
+}
+
+/* Records a message from phone at `at` and waits for its commit. */
+static void inbound(struct env *e, int64_t scope, const char *phone, int64_t at) {
+  int want = e->ndone + 1;
+  store_wa_inbound(e->store, scope, phone, at, on_done, e);
+  wait_done(e, want);
 }
 
 /* The stored time, or -1 when there is none. */
@@ -139,5 +145,109 @@ KK_TEST(store_wa_window_latest_per_scope_and_phone) {
   store_up(&e);
   ASSERT_EQ(last_inbound(&e, 0, "79161234567"), t + 7000);
   ASSERT_EQ(last_inbound(&e, 5, "79161234567"), t - 1000);
+  env_close(&e);
+}
+
+/* ---- campaigns ------------------------------------------------------------ */
+
+/* Stores one SMS message (campaign may be NULL) and waits for its commit;
+   *out receives its row and first attempt. */
+static void put_msg(struct env *e, int64_t account_id, const char *public_id,
+                    const char *campaign, int segments, struct store_msg_new *out) {
+  int64_t now = store_now_ms();
+  struct store_msg_new m = {
+      .account_id = account_id, .public_id = public_id, .to = "79161234567", .text = "hi",
+      .msg_class = "service", .encoding = "gsm7", .segments = segments, .route = "r1",
+      .campaign = campaign, .created_at = now, .expires_at = now + 3600000,
+  };
+  int want = e->ndone + 1;
+  store_msg_insert(e->store, &m, 1, on_done, e);
+  wait_done(e, want);
+  ASSERT_EQ(m.rc, 0);
+  *out = m;
+}
+
+/* Reports message m's single SMS part submitted, then delivered. */
+static void deliver_sms(struct env *e, const struct store_msg_new *m) {
+  struct store_sms_update u = {
+      .msg_id = m->id, .attempt_id = m->attempt_id, .part = 1, .nparts = 1,
+      .route = "r1", .provider_id = "p1", .at = store_now_ms(),
+  };
+  int want = e->ndone + 1;
+  store_sms_submitted(e->store, &u, on_done, e);
+  wait_done(e, want);
+  struct store_receipt r = {.route = "r1", .ids = {"p1", NULL}, .state = "delivered",
+                            .at = store_now_ms()};
+  store_receipt_apply(e->store, &r, on_done, e);
+  wait_done(e, want + 1);
+  ASSERT_EQ(r.matched, 1);
+}
+
+/* The groups of a report as "channel/status=n;..." */
+struct groups { char text[256]; };
+
+static void on_group(void *arg, const char *status, const char *channel, int64_t n) {
+  struct groups *g = arg;
+  size_t o = strlen(g->text);
+  snprintf(g->text + o, sizeof g->text - o, "%s/%s=%lld;", channel, status, (long long)n);
+}
+
+KK_TEST(store_campaign_report_and_listing) {
+  struct env e;
+  env_open(&e);
+  int want = e.ndone + 1;
+  store_price_put(e.store, 0, "sms", 23500, on_done, &e);   /* 2.35 a segment */
+  wait_done(&e, want);
+  struct store_msg_new m1, m2, m3, m4, m5;
+  put_msg(&e, 1, "msg_c1_a", "spring.sale-1", 1, &m1);
+  put_msg(&e, 1, "msg_c1_b", "spring.sale-1", 2, &m2);
+  put_msg(&e, 1, "msg_c2", "other", 1, &m3);
+  put_msg(&e, 1, "msg_none", NULL, 1, &m4);
+  put_msg(&e, 2, "msg_acc2", "spring.sale-1", 1, &m5);
+  deliver_sms(&e, &m1);
+
+  struct groups g = {""};
+  struct store_campaign_totals t;
+  ASSERT_EQ(store_campaign_report(e.store, 1, "spring.sale-1", on_group, &g, &t), 0);
+  ASSERT_STR_EQ(g.text, "sms/accepted=1;sms/delivered=1;");
+  ASSERT_EQ(t.messages, 2);
+  ASSERT_EQ(t.cost, 23500);
+  ASSERT_EQ(t.sms_only_cost, 23500 + 2 * 23500);
+  ASSERT_EQ(t.delivered_twice, 0);
+  ASSERT_EQ(t.messages_delivered_twice, 0);
+
+  /* Another account's messages of the same name are its own. */
+  g.text[0] = '\0';
+  ASSERT_EQ(store_campaign_report(e.store, 2, "spring.sale-1", on_group, &g, &t), 0);
+  ASSERT_EQ(t.messages, 1);
+  ASSERT_EQ(store_campaign_report(e.store, 3, "spring.sale-1", on_group, &g, &t), KK_ENOENT);
+  ASSERT_EQ(store_campaign_report(e.store, 1, "nope", on_group, &g, &t), KK_ENOENT);
+
+  /* Listing one campaign, newest first, a page at a time. */
+  struct store_msg_view rows[4];
+  struct store_msg_filter f = {.campaign = "spring.sale-1", .limit = 1};
+  int n = 0;
+  int64_t next = 0;
+  ASSERT_EQ(store_msg_list(e.store, 1, &f, rows, &n, &next), 0);
+  ASSERT_EQ(n, 1);
+  ASSERT_STR_EQ(rows[0].public_id, "msg_c1_b");
+  ASSERT_STR_EQ(rows[0].campaign, "spring.sale-1");
+  ASSERT(next != 0);
+  f.before_id = next;
+  ASSERT_EQ(store_msg_list(e.store, 1, &f, rows, &n, &next), 0);
+  ASSERT_EQ(n, 1);
+  ASSERT_STR_EQ(rows[0].public_id, "msg_c1_a");
+  ASSERT_STR_EQ(rows[0].status, "delivered");
+  ASSERT_EQ(next, 0);
+  struct store_msg_filter all = {.limit = 4};
+  ASSERT_EQ(store_msg_list(e.store, 1, &all, rows, &n, &next), 0);
+  ASSERT_EQ(n, 4);
+  ASSERT_STR_EQ(rows[0].public_id, "msg_none");
+  ASSERT_STR_EQ(rows[0].campaign, "");
+  ASSERT_STR_EQ(rows[1].campaign, "other");
+
+  struct store_msg_view v;
+  ASSERT_EQ(store_msg_get(e.store, 1, "msg_c2", &v), 0);
+  ASSERT_STR_EQ(v.campaign, "other");
   env_close(&e);
 }
