@@ -499,6 +499,13 @@ static void on_mo_stored(void *arg, int rc) {
 static void on_deliver(void *ud, const struct smpp_pdu *pdu, uint32_t *status) {
   struct route *r = ud;
   const struct smpp_sm *sm = &pdu->body.sm;
+  if (r->client == NULL) {
+    /* The route is closing (kaskad stops, or its settings changed) while
+       its sessions unbind: a temporary error, and the SMSC delivers it
+       again on a session that stays. */
+    *status = SMPP_ESME_RX_T_APPN;
+    return;
+  }
   if ((sm->esm_class & SMPP_ESM_TYPE_MASK) == SMPP_ESM_DLR) {
     struct smpp_dlr dlr;
     if (smpp_dlr_from_pdu(pdu, &dlr) != 0) {

@@ -116,3 +116,21 @@ test('SIGTERM under load: exit 0, unbind, nothing lost or sent twice after resta
   await finish();
   assert.ok(smsc.unbinds.length >= 2, 'unbind on the second shutdown too');
 });
+
+test('a receipt that comes while kaskad unbinds at SIGTERM is refused for later, not a crash', { timeout: 60000 }, async (t) => {
+  // The SMSC answers the unbind after 1.5 s and sends the receipt 300 ms
+  // after the submit: it arrives on a session whose route is closing.
+  const { k, smsc, key } = await setup(t, {
+    smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 300, unbindDelayMs: 1500 },
+  });
+  const m = await k.send(key, { to: '79161234599', text: 'receipt during unbind' });
+  await waitUntil(() => smsc.submits.length === 1 && smsc.submits[0].status === 0, 'the submit to be answered');
+  await k.stopClean(20000);
+  assert.equal(smsc.unbinds.length, 1);
+  await waitUntil(() => smsc.receipts.length === 1, 'the receipt to be sent', 5000);
+  assert.notEqual(smsc.receipts[0].status, 0, 'kaskad asked for the receipt again later');
+  // After the restart the message is there, sent (the SMSC delivers the receipt again later).
+  await k.restart(30000);
+  const x = await k.message(key, m.id);
+  assert.equal(x.status, 'sent');
+});

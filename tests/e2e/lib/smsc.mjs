@@ -137,6 +137,7 @@ export class Smsc {
       autoReceipt: null,       // stat of a receipt after every OK answer, null for none
       receiptDelayMs: 20,
       receiptTlvs: true,       // add receipted_message_id and message_state
+      unbindDelayMs: 0,        // how long an unbind waits for its answer
       ...opts,
     };
     this.submits = [];         // every submit_sm, in arrival order
@@ -352,8 +353,10 @@ export class Smsc {
     session.on('enquire_link', (pdu) => session.send(pdu.response()));
     session.on('unbind', (pdu) => {
       this.unbinds.push({ session: session.kk.id, at: new Date() });
-      session.kk.bound = false;
-      session.send(pdu.response());
+      this._later(this.opts.unbindDelayMs, () => {
+        session.kk.bound = false;
+        if (!session.kk.closed) session.send(pdu.response());
+      });
     });
     session.on('submit_sm', (pdu) => this._onSubmit(session, pdu));
     session.on('unknown', (pdu) => session.send(pdu.response()));
