@@ -47,6 +47,7 @@ struct batch;
 
 struct send {
   struct cascade *c;
+  struct send *next_marked;      /* in c->marked: marked, waiting for a request slot */
   struct store_chan_due row;     /* text and extra owned */
   const struct chan_driver *drv;
   struct chan_req req;
@@ -80,6 +81,7 @@ struct cascade {
   int nopen;
   struct send **try_q;           /* sends to mark before they go (trying_flush) */
   int ntry, try_cap;
+  struct send *marked, *marked_tail;   /* marked, waiting for a request slot */
   int stopping;
   int closing;                   /* handles still to close */
   void (*stop_done)(void *);
@@ -647,25 +649,51 @@ static void on_marked(void *arg, int rc) {
   struct cascade *c = t->c;
   if (c->stopping) {
     /* Never sent: the marks go, so that after the restart they are sent. */
-    for (int i = 0; i < t->n; i++) c->nrequests--;
     store_chan_trying(c->store, t->ids, t->n, 0, on_unmarked, t);
     return;
   }
   for (int i = 0; i < t->n; i++) {
+    struct send *k = t->k[i];
     if (rc == 0) {
-      request_start(c, t->k[i]);
+      k->next_marked = NULL;
+      if (c->marked_tail)
+        c->marked_tail->next_marked = k;
+      else
+        c->marked = k;
+      c->marked_tail = k;
     } else {
-      c->nrequests--;
-      store_result(t->k[i], STORE_CHAN_RETRY, NULL, "cannot mark the request in the store",
-                   store_now_ms() + backoff_ms(c, t->k[i]->row.tries));
+      store_result(k, STORE_CHAN_RETRY, NULL, "cannot mark the request in the store",
+                   store_now_ms() + backoff_ms(c, k->row.tries));
     }
   }
   free(t->ids);
   free(t);
+  if (c->marked) uv_timer_start(&c->send_timer, on_send_timer, 0, 0);
 }
 
-/* Marks the sends gathered by pump_sends() and starts them once that is
-   committed. Their slots in nrequests are taken. */
+/* At stop: the marked sends that did not go lose their marks (so that they
+   are sent after the restart) and leave. */
+static void marked_drop(struct cascade *c) {
+  int n = 0;
+  for (struct send *k = c->marked; k; k = k->next_marked) n++;
+  if (n == 0) return;
+  /* Freed by on_unmarked(). */
+  struct trying *t = kk_xmalloc(sizeof *t + (size_t)n * sizeof t->k[0]);
+  t->c = c;
+  t->n = n;
+  t->ids = kk_xmalloc((size_t)n * sizeof *t->ids);
+  n = 0;
+  for (struct send *k = c->marked; k; k = k->next_marked) {
+    t->k[n] = k;
+    t->ids[n++] = k->row.attempt_id;
+  }
+  c->marked = c->marked_tail = NULL;
+  store_chan_trying(c->store, t->ids, t->n, 0, on_unmarked, t);
+}
+
+/* Marks the sends gathered by pump_sends(); once that is committed they
+   wait in c->marked for a request slot (until then they count in ninflight
+   only, so a slow commit does not hold other requests back). */
 static void trying_flush(struct cascade *c) {
   if (c->ntry == 0) return;
   /* Freed by on_marked() or on_unmarked(). */
@@ -777,7 +805,6 @@ static void send_start(struct cascade *c, struct store_chan_due *row) {
   if (k->drv->batch_max > 1 && k->drv->batch) {
     batch_add(c, k, cfg);
   } else if (!k->drv->resend_safe) {
-    c->nrequests++;
     trying_add(c, k);
   } else {
     c->nrequests++;
@@ -790,6 +817,13 @@ static void pump_sends(struct cascade *c) {
   /* Results waiting for their commit are bounded too (a slow disk slows
      sending down instead of filling memory). */
   int reading = 0;
+  while (!c->stopping && c->marked && c->nrequests < c->o.max_inflight) {
+    struct send *k = c->marked;
+    c->marked = k->next_marked;
+    if (c->marked == NULL) c->marked_tail = NULL;
+    c->nrequests++;
+    request_start(c, k);
+  }
   while (!c->stopping && c->nrequests < c->o.max_inflight &&
          c->ninflight < 8 * c->o.max_inflight && c->rlen > 0) {
     if (!reading++) store_read_begin(c->store);
@@ -1165,6 +1199,7 @@ void cascade_stop(struct cascade *c, void (*done)(void *ud), void *ud) {
   uv_timer_stop(&c->send_timer);
   uv_timer_stop(&c->scan_timer);
   uv_timer_stop(&c->wait_timer);
+  marked_drop(c);
   /* Requests in flight get a short grace to finish and store their result. */
   uv_timer_start(&c->poll_timer, on_grace_over, 3000, 0);
   maybe_close(c);
