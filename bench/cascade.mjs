@@ -1,6 +1,6 @@
 // cascade.mjs - the cascade benchmark (Node, no dependencies). One run:
 //
-//   node bench/cascade.mjs [--n 100000] [--pending 100000] [--rate 4000] [--timeout 3s] [--sync full]
+//   node bench/cascade.mjs [--n 100000] [--pending 100000] [--rate 10000] [--timeout 1s] [--sync full]
 //
 // Starts bin/kaskad-sim (SMSC, fake VK and Viber) and bin/kaskad on an empty
 // data folder, points the channels at the simulator, then:
@@ -25,7 +25,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 
-const opt = { n: 100000, pending: 100000, sync: 'full', rate: 6000, timeout: '3s', port: 18580,
+const opt = { n: 100000, pending: 100000, sync: 'full', rate: 10000, timeout: '1s', port: 18580,
               sim_http: 18590, sim_smpp: 12876, sim_smtp: 12877 };
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, '');

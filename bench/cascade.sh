@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The cascade benchmark, RUNS times (default 3); prints medians [min–max].
-#   RUNS=3 N=100000 PENDING=100000 RATE=4000 bench/cascade.sh
+#   RUNS=3 N=100000 PENDING=100000 RATE=10000 TIMEOUT=1s bench/cascade.sh
 # Each run: bench/cascade.mjs (see its header) on a fresh simulator and kaskad.
 set -eu
 cd "$(dirname "$0")/.."
@@ -9,8 +9,8 @@ make --no-print-directory all >/dev/null
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for _ in $(seq "$RUNS"); do
-  node bench/cascade.mjs --n "${N:-100000}" --pending "${PENDING:-100000}" --rate "${RATE:-4000}" \
-    --timeout "${TIMEOUT:-3s}" >>"$out"
+  node bench/cascade.mjs --n "${N:-100000}" --pending "${PENDING:-100000}" --rate "${RATE:-10000}" \
+    --timeout "${TIMEOUT:-1s}" >>"$out"
 done
 node -e '
 const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
