@@ -200,7 +200,8 @@ static int split_path(const char *path, char seg[4][128]) {
   int n = 0;
   const char *p = path;
   while (*p == '/') p++;
-  while (*p && n < 4) {
+  while (*p) {
+    if (n == 4) return -1;          /* more segments than any endpoint has */
     const char *e = strchr(p, '/');
     size_t len = e ? (size_t)(e - p) : strlen(p);
     if (len >= 128) return -1;
@@ -209,9 +210,7 @@ static int split_path(const char *path, char seg[4][128]) {
     n++;
     if (!e) break;
     p = e + 1;
-    if (!*p) break;
   }
-  if (*p && n == 4 && strchr(p, '/')) return -1;
   return n;
 }
 

@@ -92,6 +92,9 @@ test('accounts cannot see each other\'s messages', async (t) => {
   await expectError(k, await k.request('GET', `/v1/messages/${a1.id}`, { key: b.key }), 404);
   await expectError(k, await k.request('GET', `/v1/messages/${b1.id}`, { key: keyA }), 404);
   await expectError(k, await k.request('GET', '/v1/messages/msg_doesnotexist', { key: keyA }), 404);
+  // a path longer than any endpoint's is no endpoint, not the shorter one
+  await expectError(k, await k.request('GET', `/v1/messages/${a1.id}/x/y`, { key: keyA }), 404);
+  await expectError(k, await k.request('GET', '/v1/campaigns/c1/report/extra', { key: keyA }), 404);
 
   const la = await k.call('GET', '/v1/messages?limit=100', { key: keyA }, 200);
   const lb = await k.call('GET', '/v1/messages?limit=100', { key: b.key }, 200);
