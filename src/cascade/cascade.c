@@ -637,6 +637,16 @@ struct trying {
   struct send *k[];
 };
 
+/* A group of n sends for store_chan_trying(); freed by on_marked() or
+   on_unmarked(). The caller fills k[] and ids[]. */
+static struct trying *trying_new(struct cascade *c, int n) {
+  struct trying *t = kk_xmalloc(sizeof *t + (size_t)n * sizeof t->k[0]);
+  t->c = c;
+  t->n = n;
+  t->ids = kk_xmalloc((size_t)n * sizeof *t->ids);
+  return t;
+}
+
 static void on_unmarked(void *arg, int rc) {
   struct trying *t = arg;
   for (int i = 0; i < t->n; i++) send_abort(t->k[i]);
@@ -677,11 +687,7 @@ static void marked_drop(struct cascade *c) {
   int n = 0;
   for (struct send *k = c->marked; k; k = k->next_marked) n++;
   if (n == 0) return;
-  /* Freed by on_unmarked(). */
-  struct trying *t = kk_xmalloc(sizeof *t + (size_t)n * sizeof t->k[0]);
-  t->c = c;
-  t->n = n;
-  t->ids = kk_xmalloc((size_t)n * sizeof *t->ids);
+  struct trying *t = trying_new(c, n);
   n = 0;
   for (struct send *k = c->marked; k; k = k->next_marked) {
     t->k[n] = k;
@@ -696,11 +702,7 @@ static void marked_drop(struct cascade *c) {
    only, so a slow commit does not hold other requests back). */
 static void trying_flush(struct cascade *c) {
   if (c->ntry == 0) return;
-  /* Freed by on_marked() or on_unmarked(). */
-  struct trying *t = kk_xmalloc(sizeof *t + (size_t)c->ntry * sizeof t->k[0]);
-  t->c = c;
-  t->n = c->ntry;
-  t->ids = kk_xmalloc((size_t)c->ntry * sizeof *t->ids);
+  struct trying *t = trying_new(c, c->ntry);
   for (int i = 0; i < c->ntry; i++) {
     t->k[i] = c->try_q[i];
     t->ids[i] = c->try_q[i]->row.attempt_id;
