@@ -771,6 +771,15 @@ static void sign(struct fake *f, const char *name, const char *key, const char *
   fake_add_header(f, name, hex);
 }
 
+/* Signs body as WhatsApp does into sig[80] ("sha256=<hex>") and puts it in
+   f as X-Hub-Signature-256 (f keeps the pointer: sig must outlive it). */
+static void wa_sign(struct fake *f, const char *secret, const char *body, char sig[80]) {
+  char hex[65];
+  ASSERT_EQ(kk_hmac_sha256_hex(secret, strlen(secret), body, strlen(body), hex), 0);
+  snprintf(sig, 80, "sha256=%s", hex);
+  fake_add_header(f, "X-Hub-Signature-256", sig);
+}
+
 KK_TEST(channel_viber_hook) {
   struct chan_cfg cfg = viber_cfg();
   struct chan_hook_out out;
@@ -1437,11 +1446,9 @@ KK_TEST(channel_whatsapp_hook_many) {
     n += (size_t)snprintf(body + n, sizeof body - n, "%s{\"id\":\"w%d\",\"status\":\"read\"}",
                           i ? "," : "", i);
   snprintf(body + n, sizeof body - n, "]}}]}]}");
-  char hex[65], sig[80];
-  ASSERT_EQ(kk_hmac_sha256_hex("app-secret", 10, body, strlen(body), hex), 0);
-  snprintf(sig, sizeof sig, "sha256=%s", hex);
+  char sig[80];
   struct fake f = {0};
-  fake_add_header(&f, "X-Hub-Signature-256", sig);
+  wa_sign(&f, "app-secret", body, sig);
   struct chan_hook_out out;
   ASSERT_EQ(run_hook("whatsapp", &cfg, &f, "POST", body, &out), 0);
   ASSERT_EQ(out.nstatus, CHAN_HOOK_MAX_STATUS);
@@ -1471,11 +1478,9 @@ static const char wa_messages[] =
 KK_TEST(channel_whatsapp_hook_messages) {
   struct chan_cfg cfg = wa_cfg();
   struct chan_hook_out out;
-  char hex[65], sig[80];
-  ASSERT_EQ(kk_hmac_sha256_hex("app-secret", 10, wa_messages, strlen(wa_messages), hex), 0);
-  snprintf(sig, sizeof sig, "sha256=%s", hex);
+  char sig[80];
   struct fake f = {0};
-  fake_add_header(&f, "X-Hub-Signature-256", sig);
+  wa_sign(&f, "app-secret", wa_messages, sig);
   ASSERT_EQ(run_hook("whatsapp", &cfg, &f, "POST", wa_messages, &out), 0);
   ASSERT_EQ(out.http_status, 200);
   ASSERT_STR_EQ(out.reply, "");
@@ -1514,11 +1519,9 @@ KK_TEST(channel_whatsapp_hook_many_messages) {
                           "%s{\"from\":\"791600000%02d\",\"timestamp\":\"1763932700\"}",
                           i ? "," : "", i);
   snprintf(body + n, sizeof body - n, "]}}]}]}");
-  char hex[65], sig[80];
-  ASSERT_EQ(kk_hmac_sha256_hex("app-secret", 10, body, strlen(body), hex), 0);
-  snprintf(sig, sizeof sig, "sha256=%s", hex);
+  char sig[80];
   struct fake f = {0};
-  fake_add_header(&f, "X-Hub-Signature-256", sig);
+  wa_sign(&f, "app-secret", body, sig);
   struct chan_hook_out out;
   ASSERT_EQ(run_hook("whatsapp", &cfg, &f, "POST", body, &out), 0);
   ASSERT_EQ(out.ninbound, CHAN_HOOK_MAX_INBOUND);
@@ -1556,10 +1559,8 @@ KK_TEST(channel_whatsapp_hook_refusals) {
   cfg = wa_cfg();
   const char *bad[] = {"{\"entry\":", "[]", ""};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    ASSERT_EQ(kk_hmac_sha256_hex("app-secret", 10, bad[i], strlen(bad[i]), hex), 0);
-    snprintf(sig, sizeof sig, "sha256=%s", hex);
     struct fake k = {0};
-    fake_add_header(&k, "X-Hub-Signature-256", sig);
+    wa_sign(&k, "app-secret", bad[i], sig);
     ASSERT_EQ(run_hook("whatsapp", &cfg, &k, "POST", bad[i], &out), KK_EPROTO);
     ASSERT_EQ(out.http_status, 400);
   }

@@ -68,13 +68,7 @@ static void env_close(struct env *e) {
   uv_close((uv_handle_t *)&e->tick, NULL);
   uv_run(&e->loop, UV_RUN_DEFAULT);
   ASSERT_EQ(uv_loop_close(&e->loop), 0);
-  const char *files[] = {"kaskad.db", "kaskad.db-wal", "kaskad.db-shm"};
-  char path[128];
-  for (int i = 0; i < 3; i++) {
-    snprintf(path, sizeof path, "%s/%s", e->dir, files[i]);
-    unlink(path);
-  }
-  ASSERT_EQ(rmdir(e->dir), 0);
+  ASSERT_EQ(kk_test_rm_store_dir(e->dir), 0);
 }
 
 /* Runs the loop until the store operations queued so far have completed. */
