@@ -16,6 +16,7 @@
 #include "callback/callback.h"
 #include "cascade/cascade.h"
 #include "core/kk_mem.h"
+#include "core/kk_utf8.h"
 #include "dispatch/dispatch.h"
 #include "http/http_server.h"
 #include "store/store.h"
@@ -26,9 +27,32 @@
 
 static void count_status(struct http_req *req, int status);
 
+/* The path for a log line: valid UTF-8 whatever the request held. */
+static const char *log_path(struct http_req *req, char *buf, size_t cap) {
+  const char *p = http_req_path(req);
+  kk_utf8_sanitize(buf, cap, p, strlen(p));
+  return buf;
+}
+
+/* The answer when no other can be built: a fixed text that cannot fail. */
+static void answer_internal(struct http_req *req, int status) {
+  static const char body[] =
+      "{\"error\":{\"code\":\"internal\",\"message\":\"the answer could not be built\"}}\n";
+  char path[160];
+  kk_error(LOGCTX, "%s %s: the %d answer could not be serialised; 500 instead",
+           http_req_method(req), log_path(req, path, sizeof path), status);
+  count_status(req, 500);
+  http_respond(req, 500, "application/json", body, sizeof body - 1, NULL);
+}
+
 void api_json(struct http_req *req, int status, json_t *doc, const char *extra_headers) {
-  char *s = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12));
+  /* A NULL doc is what json_pack() gives for a string that is not UTF-8. */
+  char *s = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
   json_decref(doc);
+  if (s == NULL) {
+    answer_internal(req, status);
+    return;
+  }
   size_t n = strlen(s);
   s = kk_xrealloc(s, n + 2);
   s[n++] = '\n';
@@ -53,12 +77,40 @@ void api_error(struct http_req *req, int status, const char *code, const char *f
   api_error_from(req, &e);
 }
 
+json_t *api_err_json(const struct api_err *e) {
+  /* The message and field may echo input, or be cut inside a character by
+     their fixed size: both are made valid UTF-8 first. */
+  char message[sizeof e->message], field[sizeof e->message];
+  kk_utf8_sanitize(message, sizeof message, e->message, strnlen(e->message, sizeof e->message));
+  json_t *err = json_pack("{s:s, s:s}", "code", e->code, "message", message);
+  if (err && e->field) {
+    kk_utf8_sanitize(field, sizeof field, e->field, strlen(e->field));
+    json_object_set_new(err, "field", json_string(field));
+  }
+  return err;
+}
+
+/* An error answer with extra headers (NULL: none). */
+static void error_answer(struct http_req *req, const struct api_err *e, const char *extra_headers) {
+  json_t *err = api_err_json(e);
+  char path[160], message[sizeof e->message];
+  kk_utf8_sanitize(message, sizeof message, e->message, strnlen(e->message, sizeof e->message));
+  kk_info(LOGCTX, "%s %s -> %d %s: %s", http_req_method(req), log_path(req, path, sizeof path),
+          e->status, e->code, message);
+  api_json(req, e->status, err ? json_pack("{s:o}", "error", err) : NULL, extra_headers);
+}
+
 void api_error_from(struct http_req *req, const struct api_err *e) {
-  json_t *err = json_pack("{s:s, s:s}", "code", e->code, "message", e->message);
-  if (e->field) json_object_set_new(err, "field", json_string(e->field));
-  kk_info(LOGCTX, "%s %s -> %d %s: %s", http_req_method(req), http_req_path(req), e->status,
-          e->code, e->message);
-  api_json(req, e->status, json_pack("{s:o}", "error", err), NULL);
+  error_answer(req, e, NULL);
+}
+
+void api_not_allowed(struct http_req *req, const char *allow) {
+  struct api_err e = {.status = 405, .code = "method_not_allowed"};
+  snprintf(e.message, sizeof e.message, "%s is not allowed here; use %s", http_req_method(req),
+           allow);
+  char hdr[96];
+  snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
+  error_answer(req, &e, hdr);
 }
 
 void api_time(int64_t ms, char out[32]) {
@@ -214,9 +266,20 @@ static int split_path(const char *path, char seg[4][128]) {
   return n;
 }
 
-static void method_not_allowed(struct http_req *req) {
-  api_error(req, 405, "method_not_allowed", NULL, "%s is not allowed on %s",
-            http_req_method(req), http_req_path(req));
+/* http_kv_fn: nonzero when a name or value is not valid UTF-8. */
+static int kv_bad_utf8(void *arg, const char *name, const char *value) {
+  return !kk_utf8_valid(name, strlen(name)) || (value && !kk_utf8_valid(value, strlen(value)));
+}
+
+/* The part of the request that is not UTF-8 ("path", "query", "header"), or
+   NULL when all of it is. Handlers echo these in answers and logs and copy
+   them into fixed fields, so they must never see anything else. */
+static const char *bad_encoding(struct http_req *req) {
+  const char *path = http_req_path(req);
+  if (!kk_utf8_valid(path, strlen(path))) return "path";
+  if (http_req_each_query(req, kv_bad_utf8, NULL)) return "query";
+  if (http_req_each_header(req, kv_bad_utf8, NULL)) return "header";
+  return NULL;
 }
 
 void api_handle(void *ud, struct http_req *req) {
@@ -224,6 +287,12 @@ void api_handle(void *ud, struct http_req *req) {
   http_req_set_data(req, a);
   const char *m = http_req_method(req);
   const char *path = http_req_path(req);
+  const char *bad = bad_encoding(req);
+  if (bad) {
+    api_error(req, 400, "invalid_encoding", NULL,
+              "the request's %s is not valid UTF-8 (after %%-decoding)", bad);
+    return;
+  }
 
   if (strcmp(path, "/healthz") == 0) {
     if (a->ready && !a->draining) {
@@ -304,14 +373,14 @@ void api_handle(void *ud, struct http_req *req) {
     if (strcmp(m, "GET") == 0)
       api_campaign_report(a, req, account_id, id);
     else
-      method_not_allowed(req);
+      api_not_allowed(req, "GET");
     return;
   }
   if (strcmp(coll, "account") == 0 && !id) {
     if (strcmp(m, "GET") == 0)
       api_account_self(a, req, account_id);
     else
-      method_not_allowed(req);
+      api_not_allowed(req, "GET");
     return;
   }
   if (strcmp(coll, "messages") == 0 && !sub) {
@@ -319,18 +388,18 @@ void api_handle(void *ud, struct http_req *req) {
       if (strcmp(m, "POST") == 0)
         api_messages_post(a, req, account_id, 1);
       else
-        method_not_allowed(req);
+        api_not_allowed(req, "POST");
     } else if (id) {
       if (strcmp(m, "GET") == 0)
         api_messages_get(a, req, account_id, id);
       else
-        method_not_allowed(req);
+        api_not_allowed(req, "GET");
     } else if (strcmp(m, "POST") == 0) {
       api_messages_post(a, req, account_id, 0);
     } else if (strcmp(m, "GET") == 0) {
       api_messages_list(a, req, account_id);
     } else {
-      method_not_allowed(req);
+      api_not_allowed(req, "GET, POST");
     }
     return;
   }

@@ -73,7 +73,13 @@ struct api_err {
 void api_error(struct http_req *req, int status, const char *code, const char *field,
                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void api_error_from(struct http_req *req, const struct api_err *e);
-/* Answers with a JSON document (steals the reference). */
+/* {"code","message","field"} of e, its text made valid UTF-8 (new reference). */
+json_t *api_err_json(const struct api_err *e);
+/* Answers 405 method_not_allowed with "Allow: allow" (e.g. "GET, PUT"). */
+void api_not_allowed(struct http_req *req, const char *allow);
+/* Answers with a JSON document (steals the reference). A NULL doc or one
+   that cannot be serialised (a string that is not UTF-8) answers a fixed
+   500 internal error instead, and is logged. */
 void api_json(struct http_req *req, int status, json_t *doc, const char *extra_headers);
 /* Answers with a status and no body (e.g. 204). */
 void api_empty(struct http_req *req, int status);

@@ -86,7 +86,7 @@ void api_accounts(struct api *a, struct http_req *req, const char *id, const cha
   const char *m = http_req_method(req);
   if (id == NULL) {
     if (strcmp(m, "POST") != 0) {
-      api_error(req, 405, "method_not_allowed", NULL, "use POST /v1/accounts");
+      api_not_allowed(req, "POST");
       return;
     }
     json_t *doc = api_body_json(req);
@@ -119,7 +119,7 @@ void api_accounts(struct api *a, struct http_req *req, const char *id, const cha
   if (sub && strcmp(sub, "keys") == 0) {
     if (strcmp(m, "POST") != 0) {
       free(c);
-      api_error(req, 405, "method_not_allowed", NULL, "use POST /v1/accounts/{id}/keys");
+      api_not_allowed(req, "POST");
       return;
     }
     unsigned char raw[24];
@@ -145,7 +145,7 @@ void api_accounts(struct api *a, struct http_req *req, const char *id, const cha
   }
   if (strcmp(m, "PATCH") != 0) {
     free(c);
-    api_error(req, 405, "method_not_allowed", NULL, "use GET or PATCH");
+    api_not_allowed(req, "GET, PATCH");
     return;
   }
   json_t *doc = api_body_json(req);
@@ -331,7 +331,7 @@ void api_routes(struct api *a, struct http_req *req, const char *name) {
     return;
   }
   if (!name) {
-    api_error(req, 405, "method_not_allowed", NULL, "use PUT or DELETE /v1/routes/{name}");
+    api_not_allowed(req, "GET");
     return;
   }
   struct admin_ctx *c = kk_xcalloc(1, sizeof *c);
@@ -353,7 +353,7 @@ void api_routes(struct api *a, struct http_req *req, const char *name) {
   }
   if (strcmp(m, "PUT") != 0) {
     free(c);
-    api_error(req, 405, "method_not_allowed", NULL, "use GET, PUT or DELETE");
+    api_not_allowed(req, "GET, PUT, DELETE");
     return;
   }
   json_t *doc = api_body_json(req);

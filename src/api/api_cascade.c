@@ -303,9 +303,14 @@ static json_t *masked(const char *s) {
   size_t n = strlen(s);
   if (n == 0) return NULL;
   char out[16];
-  if (n >= 12)
-    snprintf(out, sizeof out, "****%s", s + n - 4);
-  else
+  if (n >= 12) {
+    /* The last 4 bytes, moved forward to a character boundary: a cut
+       character would make the string unusable in JSON, and the caller
+       would then show the secret unmasked. */
+    const char *tail = s + n - 4;
+    while (tail < s + n && ((unsigned char)*tail & 0xC0) == 0x80) tail++;
+    snprintf(out, sizeof out, "****%s", tail);
+  } else
     snprintf(out, sizeof out, "****");
   return json_string(out);
 }
@@ -391,6 +396,10 @@ static void on_channel_saved(void *arg, int rc) {
 void api_channels(struct api *a, struct http_req *req, int admin, int64_t account_id,
                   const char *channel) {
   const char *m = http_req_method(req);
+  if (a->cascade == NULL) {
+    api_error(req, 503, "shutting_down", NULL, "kaskad is stopping; retry later");
+    return;
+  }
   if (channel && chan_driver(channel) == NULL) {
     api_error(req, 404, "unknown_channel", NULL,
               "no channel %s (vk, viber, telegram, telegram_gateway, whatsapp, email, sms)", channel);
@@ -410,7 +419,7 @@ void api_channels(struct api *a, struct http_req *req, int admin, int64_t accoun
     return;
   }
   if (!channel) {
-    api_error(req, 405, "method_not_allowed", NULL, "use PUT or DELETE /v1/channels/{channel}");
+    api_not_allowed(req, "GET");
     return;
   }
   int64_t owner = admin ? 0 : account_id;
@@ -428,7 +437,7 @@ void api_channels(struct api *a, struct http_req *req, int admin, int64_t accoun
     return;
   }
   if (strcmp(m, "PUT") != 0) {
-    api_error(req, 405, "method_not_allowed", NULL, "use GET, PUT or DELETE");
+    api_not_allowed(req, "GET, PUT, DELETE");
     return;
   }
   json_t *doc = api_body_json(req);
@@ -534,7 +543,7 @@ void api_prices(struct api *a, struct http_req *req, int admin, int64_t account_
     return;
   }
   if (strcmp(m, "PUT") != 0) {
-    api_error(req, 405, "method_not_allowed", NULL, "use GET or PUT");
+    api_not_allowed(req, "GET, PUT");
     return;
   }
   if (!admin) {
@@ -647,7 +656,7 @@ void api_cascades(struct api *a, struct http_req *req, int64_t account_id, const
     return;
   }
   if (!name) {
-    api_error(req, 405, "method_not_allowed", NULL, "use PUT or DELETE /v1/cascades/{name}");
+    api_not_allowed(req, "GET");
     return;
   }
   if (!valid_name(name)) {
@@ -673,7 +682,7 @@ void api_cascades(struct api *a, struct http_req *req, int64_t account_id, const
   }
   if (strcmp(m, "PUT") != 0) {
     free(p);
-    api_error(req, 405, "method_not_allowed", NULL, "use GET, PUT or DELETE");
+    api_not_allowed(req, "GET, PUT, DELETE");
     return;
   }
   json_t *doc = api_body_json(req);
@@ -715,7 +724,7 @@ static void on_hook_reply(void *ud, int status, const char *body) {
 void api_hooks(struct api *a, struct http_req *req, const char *channel, const char *scope_id) {
   const char *m = http_req_method(req);
   if (strcmp(m, "POST") != 0 && strcmp(m, "GET") != 0) {
-    api_error(req, 405, "method_not_allowed", NULL, "providers POST (WhatsApp also GETs)");
+    api_not_allowed(req, "GET, POST");
     return;
   }
   int64_t scope = 0;

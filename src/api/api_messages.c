@@ -91,6 +91,19 @@ static int valid_sender(const char *s) {
   return digits ? n <= 16 : n <= 11;
 }
 
+/* An idempotency key: 1 to MAX_IDEM printable ASCII characters, the same
+   in the body as in the Idempotency-Key header (whose value is ASCII), and
+   never longer than the field the store reads it back into. */
+static int valid_idem(const char *s, size_t n) {
+  if (n == 0 || n > MAX_IDEM) return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) return 0;
+  return 1;
+}
+#define IDEM_RULE "1 to 128 printable ASCII characters"
+_Static_assert(sizeof ((struct store_msg_view *)0)->idem_key > MAX_IDEM,
+               "a stored key is read back whole");
+
 static int ttl_from_json(json_t *v, long long *ms) {
   if (json_is_integer(v)) {
     *ms = (long long)json_integer_value(v) * 1000;
@@ -211,9 +224,9 @@ int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char
   json_t *ik = json_object_get(o, "idempotency_key");
   const char *idem = idem_header;
   if (ik && !json_is_null(ik)) {
-    if (!json_is_string(ik) || json_string_length(ik) == 0 || json_string_length(ik) > MAX_IDEM)
+    if (!json_is_string(ik) || !valid_idem(json_string_value(ik), json_string_length(ik)))
       return refuse(e, 422, "invalid_idempotency_key", "idempotency_key",
-                    "idempotency_key: a string of 1 to 128 characters%s", NULL);
+                    "idempotency_key: a string of " IDEM_RULE "%s", NULL);
     idem = json_string_value(ik);
   }
 
@@ -318,8 +331,7 @@ static void on_stored(void *arg, int rc) {
       struct item *it = &c->items[i];
       json_t *r;
       if (it->err.code) {
-        json_t *err = json_pack("{s:s, s:s}", "code", it->err.code, "message", it->err.message);
-        if (it->err.field) json_object_set_new(err, "field", json_string(it->err.field));
+        json_t *err = api_err_json(&it->err);
         r = json_pack("{s:i, s:o}", "index", i, "error", err);
       } else {
         r = accepted_json(it);
@@ -420,11 +432,11 @@ void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, 
   c->msgs = kk_xcalloc((size_t)c->n, sizeof *c->msgs);
   c->msg_item = kk_xcalloc((size_t)c->n, sizeof *c->msg_item);
   const char *idem_header = batch ? NULL : http_req_header(req, "Idempotency-Key");
-  if (idem_header && (strlen(idem_header) == 0 || strlen(idem_header) > MAX_IDEM)) {
+  if (idem_header && !valid_idem(idem_header, strlen(idem_header))) {
     if (!batch) json_decref(list);
     send_ctx_free(c);
     api_error(req, 422, "invalid_idempotency_key", "Idempotency-Key",
-              "Idempotency-Key: 1 to 128 characters");
+              "Idempotency-Key: " IDEM_RULE);
     return;
   }
   int64_t now = store_now_ms();

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/kk_err.h"
@@ -65,6 +66,18 @@ struct http_req {
   struct MHD_Response *resp; /* set by http_respond */
   int status;
   void *data;
+  struct http_local *local;  /* set for a local request (no connection) */
+};
+
+/* What a local request has instead of a connection. */
+struct http_local {
+  char **query;              /* nquery name, value pairs; values may be NULL */
+  int nquery;
+  char **headers;            /* nheaders name, value pairs */
+  int nheaders;
+  http_local_fn done;
+  void *ud;
+  int answers;
 };
 
 static void schedule_run(struct http_server *srv);
@@ -118,11 +131,56 @@ static void on_reaper(uv_timer_t *t) {
 
 const char *http_req_method(const struct http_req *req) { return req->method; }
 const char *http_req_path(const struct http_req *req) { return req->path; }
+/* The first pair named name (any case, as libmicrohttpd matches) or NULL. */
+static const char *local_lookup(char **pairs, int n, const char *name) {
+  for (int i = 0; i < n; i++)
+    if (strcasecmp(pairs[2 * i], name) == 0) return pairs[2 * i + 1];
+  return NULL;
+}
+
 const char *http_req_header(const struct http_req *req, const char *name) {
+  if (req->local) return local_lookup(req->local->headers, req->local->nheaders, name);
   return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 const char *http_req_query(const struct http_req *req, const char *name) {
+  if (req->local) return local_lookup(req->local->query, req->local->nquery, name);
   return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct kv_walk {
+  http_kv_fn fn;
+  void *arg;
+  int rc;
+};
+
+static enum MHD_Result kv_step(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value) {
+  struct kv_walk *w = cls;
+  w->rc = w->fn(w->arg, key, value);
+  return w->rc ? MHD_NO : MHD_YES;
+}
+
+static int each_kv(const struct http_req *req, enum MHD_ValueKind kind, char **pairs, int n,
+                   http_kv_fn fn, void *arg) {
+  if (req->local) {
+    for (int i = 0; i < n; i++) {
+      int rc = fn(arg, pairs[2 * i], pairs[2 * i + 1]);
+      if (rc) return rc;
+    }
+    return 0;
+  }
+  struct kv_walk w = {fn, arg, 0};
+  MHD_get_connection_values(req->conn, kind, kv_step, &w);
+  return w.rc;
+}
+
+int http_req_each_header(const struct http_req *req, http_kv_fn fn, void *arg) {
+  return each_kv(req, MHD_HEADER_KIND, req->local ? req->local->headers : NULL,
+                 req->local ? req->local->nheaders : 0, fn, arg);
+}
+int http_req_each_query(const struct http_req *req, http_kv_fn fn, void *arg) {
+  return each_kv(req, MHD_GET_ARGUMENT_KIND, req->local ? req->local->query : NULL,
+                 req->local ? req->local->nquery : 0, fn, arg);
 }
 const char *http_req_body(const struct http_req *req, size_t *len) {
   *len = req->body_len;
@@ -152,8 +210,22 @@ static void add_headers(struct MHD_Response *r, const char *extra) {
   }
 }
 
+static void local_respond(struct http_req *req, int status, const char *content_type,
+                          const char *body, size_t len, const char *extra_headers) {
+  struct http_local *l = req->local;
+  if (l->answers++) return; /* answered already */
+  req->status = status;
+  struct http_local_answer ans = {status, content_type, extra_headers ? extra_headers : "",
+                                  body, len};
+  if (l->done) l->done(l->ud, &ans);
+}
+
 void http_respond(struct http_req *req, int status, const char *content_type,
                   const char *body, size_t len, const char *extra_headers) {
+  if (req->local) {
+    local_respond(req, status, content_type, body, len, extra_headers);
+    return;
+  }
   if (req->resp) return; /* answered already */
   req->resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
   if (content_type) MHD_add_response_header(req->resp, "Content-Type", content_type);
@@ -363,4 +435,54 @@ void http_server_stop(struct http_server *srv) {
   uv_close((uv_handle_t *)&srv->timer, on_handle_closed);
   uv_close((uv_handle_t *)&srv->check, on_handle_closed);
   uv_close((uv_handle_t *)&srv->reaper, on_handle_closed);
+}
+
+/* ---- local requests --------------------------------------------------------- */
+
+/* n name, value pairs copied into one malloc'd array (values may be NULL). */
+static char **copy_pairs(const char *const *pairs, int n) {
+  char **out = kk_xcalloc((size_t)(n > 0 ? 2 * n : 1), sizeof *out);
+  for (int i = 0; i < 2 * n; i++) out[i] = pairs[i] ? kk_xstrdup(pairs[i]) : NULL;
+  return out;
+}
+
+static void free_pairs(char **pairs, int n) {
+  for (int i = 0; i < 2 * n; i++) free(pairs[i]);
+  free(pairs);
+}
+
+struct http_req *http_local_new(const char *method, const char *path,
+                                const char *const *query, int nquery,
+                                const char *const *headers, int nheaders,
+                                const char *body, size_t len, http_local_fn done, void *ud) {
+  struct http_req *req = kk_xcalloc(1, sizeof *req);
+  struct http_local *l = kk_xcalloc(1, sizeof *l);
+  snprintf(req->method, sizeof req->method, "%s", method);
+  req->path = kk_xstrdup(path);
+  /* The body keeps a NUL after it, as a connection's does. */
+  req->body = kk_xmalloc(len + 1);
+  if (len) memcpy(req->body, body, len);
+  req->body[len] = '\0';
+  req->body_len = len;
+  req->handled = 1;
+  l->query = copy_pairs(query, nquery);
+  l->nquery = nquery;
+  l->headers = copy_pairs(headers, nheaders);
+  l->nheaders = nheaders;
+  l->done = done;
+  l->ud = ud;
+  req->local = l;
+  return req;
+}
+
+int http_local_answers(const struct http_req *req) { return req->local->answers; }
+
+void http_local_free(struct http_req *req) {
+  if (req == NULL) return;
+  free_pairs(req->local->query, req->local->nquery);
+  free_pairs(req->local->headers, req->local->nheaders);
+  free(req->local);
+  free(req->path);
+  free(req->body);
+  free(req);
 }

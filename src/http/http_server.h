@@ -46,6 +46,12 @@ const char *http_req_header(const struct http_req *req, const char *name);
 /* A query argument or NULL. */
 const char *http_req_query(const struct http_req *req, const char *name);
 const char *http_req_body(const struct http_req *req, size_t *len);
+/* Calls fn for every header (query argument), in the order received, until fn
+   returns nonzero; returns that value or 0. A query argument without '=' has
+   a NULL value. */
+typedef int (*http_kv_fn)(void *arg, const char *name, const char *value);
+int http_req_each_header(const struct http_req *req, http_kv_fn fn, void *arg);
+int http_req_each_query(const struct http_req *req, http_kv_fn fn, void *arg);
 /* A slot for the handler's own state. */
 void http_req_set_data(struct http_req *req, void *data);
 void *http_req_data(const struct http_req *req);
@@ -57,5 +63,35 @@ void *http_req_data(const struct http_req *req);
  */
 void http_respond(struct http_req *req, int status, const char *content_type,
                   const char *body, size_t len, const char *extra_headers);
+
+/*
+ * Local requests: a request made without a socket, for unit tests and the
+ * request handler's fuzz target. The accessors above work on it as on a real
+ * one, and http_respond() hands the answer to done instead of a connection.
+ */
+struct http_local_answer {
+  int status;
+  const char *content_type;  /* NULL: none */
+  const char *headers;       /* "Name: value\r\n" lines, "" when none */
+  const char *body;
+  size_t len;
+};
+/* Runs at the first http_respond(); ans and its strings live during the call. */
+typedef void (*http_local_fn)(void *ud, const struct http_local_answer *ans);
+
+/*
+ * Makes a request; path is as the server would see it (%-escapes decoded);
+ * query and headers are arrays of nquery / nheaders name, value pairs
+ * (a query value may be NULL). Everything is copied. The caller frees the
+ * request with http_local_free() once it has been answered (or to abandon it).
+ */
+struct http_req *http_local_new(const char *method, const char *path,
+                                const char *const *query, int nquery,
+                                const char *const *headers, int nheaders,
+                                const char *body, size_t len, http_local_fn done, void *ud);
+/* How many times http_respond() was called on it (every call after the first
+   is ignored, as on a connection). */
+int http_local_answers(const struct http_req *req);
+void http_local_free(struct http_req *req);
 
 #endif

@@ -221,7 +221,7 @@ struct store_msg_view {
   char encoding[8];
   int segments;
   char channel[20];
-  char idem_key[128];
+  char idem_key[129];       /* 1 to 128 bytes (api_messages.c) */
   char callback_url[512];
   char campaign[STORE_CAMPAIGN_MAX + 1];  /* "" when none */
   int64_t created_at, expires_at, updated_at;

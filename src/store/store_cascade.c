@@ -23,6 +23,7 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
+#include "core/kk_utf8.h"
 #include "store/store_int.h"
 
 #define LOGCTX "cascade"
@@ -335,9 +336,19 @@ static int record_event(struct store *s, const struct msg_row *m, int64_t attemp
   json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", m->public_id, "status", status,
                         "channel", channel, "to", m->to, "at", (json_int_t)at);
   json_object_set_new(j, "cost", json_real((double)cost / 10000.0));
-  if (error) json_object_set_new(j, "error", json_string(error));
-  char *payload = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
+  if (error) {
+    /* Provider and SMSC texts are bytes: only UTF-8 goes into the JSON. */
+    char eb[256];
+    kk_utf8_sanitize(eb, sizeof eb, error, strlen(error));
+    json_object_set_new(j, "error", json_string(eb));
+  }
+  char *payload = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
   json_decref(j);
+  if (payload == NULL) {
+    /* Losing one callback is better than failing the status change with it. */
+    kk_error(LOGCTX, "message %lld: callback for %s not built", (long long)m->id, status);
+    return 0;
+  }
   st = sq_stmt(c, ST_OUTBOX_INSERT);
   sqlite3_bind_int64(st, 1, m->account_id);
   sqlite3_bind_int64(st, 2, m->id);

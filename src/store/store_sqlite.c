@@ -23,6 +23,7 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
+#include "core/kk_utf8.h"
 #include "store/store_int.h"
 
 #define LOGCTX "store"
@@ -271,12 +272,13 @@ void sq_bind_opt(sqlite3_stmt *st, int i, int64_t v) {
     sqlite3_bind_null(st, i);
 }
 
+/* The copy is valid UTF-8 cut at a character boundary whatever the column
+   holds (text longer than the field, bytes a provider sent): these fields go
+   into JSON answers, which refuse a broken character. */
 void sq_col_copy(sqlite3_stmt *st, int i, char *out, size_t cap) {
   const unsigned char *t = sqlite3_column_text(st, i);
   size_t n = t ? (size_t)sqlite3_column_bytes(st, i) : 0;
-  if (n >= cap) n = cap - 1;
-  if (n) memcpy(out, t, n);
-  out[n] = '\0';
+  kk_utf8_sanitize(out, cap, (const char *)t, n);
 }
 
 char *sq_col_dup(sqlite3_stmt *st, int i) {

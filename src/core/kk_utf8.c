@@ -1,0 +1,97 @@
+/*
+ * kk_utf8.c - UTF-8 validation and safe copies (see kk_utf8.h).
+ */
+#include "core/kk_utf8.h"
+
+#include <string.h>
+
+#include "core/kk_mem.h"
+
+/* U+FFFD REPLACEMENT CHARACTER */
+static const char replacement[] = "\xEF\xBF\xBD";
+
+size_t kk_utf8_char_len(const char *s, size_t left) {
+  const unsigned char *p = (const unsigned char *)s;
+  if (left == 0 || p[0] == 0) return 0;
+  unsigned c = p[0];
+  if (c < 0x80) return 1;
+  size_t k;
+  unsigned lo = 0x80, hi = 0xBF;   /* the allowed range of the second byte */
+  if (c >= 0xC2 && c <= 0xDF) {
+    k = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    k = 3;
+    if (c == 0xE0) lo = 0xA0;      /* overlong */
+    if (c == 0xED) hi = 0x9F;      /* surrogates */
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    k = 4;
+    if (c == 0xF0) lo = 0x90;      /* overlong */
+    if (c == 0xF4) hi = 0x8F;      /* above U+10FFFF */
+  } else {
+    return 0;
+  }
+  if (left < k || p[1] < lo || p[1] > hi) return 0;
+  for (size_t i = 2; i < k; i++)
+    if ((p[i] & 0xC0) != 0x80) return 0;
+  return k;
+}
+
+int kk_utf8_valid(const char *s, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    if ((unsigned char)s[i] >= 0x01 && (unsigned char)s[i] < 0x80) {
+      i++;
+      continue;
+    }
+    size_t k = kk_utf8_char_len(s + i, len - i);
+    if (k == 0) return 0;
+    i += k;
+  }
+  return 1;
+}
+
+size_t kk_utf8_cut(const char *s, size_t len, size_t max) {
+  if (len <= max) return len;
+  size_t n = max;
+  /* Step back over continuation bytes to the start of the cut character. */
+  while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+  return n;
+}
+
+size_t kk_utf8_copy(char *out, size_t cap, const char *in, size_t len) {
+  size_t n = kk_utf8_cut(in, len, cap - 1);
+  if (n) memcpy(out, in, n);
+  out[n] = '\0';
+  return n;
+}
+
+size_t kk_utf8_sanitize(char *out, size_t cap, const char *in, size_t len) {
+  size_t i = 0, o = 0;
+  while (i < len) {
+    unsigned char c = (unsigned char)in[i];
+    if (c >= 0x01 && c < 0x80) {   /* ASCII, most of what passes here */
+      if (o + 1 > cap - 1) break;
+      out[o++] = (char)c;
+      i++;
+      continue;
+    }
+    size_t k = kk_utf8_char_len(in + i, len - i);
+    const char *src = k ? in + i : replacement;
+    size_t n = k ? k : 3;
+    if (o + n > cap - 1) break;
+    memcpy(out + o, src, n);
+    o += n;
+    i += k ? k : 1;
+  }
+  out[o] = '\0';
+  return o;
+}
+
+char *kk_utf8_sanitize_dup(const char *in, size_t len, size_t *outlen) {
+  /* Each input byte becomes at most three output bytes. */
+  size_t cap = len * 3 + 1;
+  char *out = kk_xmalloc(cap);
+  size_t n = kk_utf8_sanitize(out, cap, in, len);
+  if (outlen) *outlen = n;
+  return out;
+}
