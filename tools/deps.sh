@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages kaskad needs to build, run and test, when any
-# is missing. Needs root (or sudo). Safe to run again.
+# is missing (sqlite3, the shell, lets tests write rows no API would). Needs
+# root (or sudo). Safe to run again.
 set -eu
 pkgs=(build-essential pkg-config clang libclang-rt-14-dev
-      libuv1-dev libmicrohttpd-dev libjansson-dev libsqlite3-dev
+      libuv1-dev libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3
       libcurl4-openssl-dev libssl-dev curl)
 missing=()
 for p in "${pkgs[@]}"; do
