@@ -56,6 +56,10 @@ size_t chan_utf8_prefix(const char *s, size_t max);
 /* Checks that every text field of m is UTF-8; KK_EINVAL with an error if not. */
 int chan_msg_utf8(const struct chan_msg *m, char *error, size_t errcap);
 
+/* 1 when s is not empty and every byte is an ASCII letter, a digit or one
+   of extra. */
+int chan_charset(const char *s, const char *extra);
+
 /* Parses an optionally negative decimal integer that fills all of s. */
 int chan_parse_int64(const char *s, int64_t *v);
 

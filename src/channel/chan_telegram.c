@@ -16,6 +16,17 @@
 #define TG_CAPTION_MAX 1024
 #define TG_TEXT_MAX 4096
 
+/* The bot token goes into the URL's path as it is: digits, ':' and
+   A-Z a-z 0-9 _ - (what @BotFather hands out). */
+static int tg_check(const struct chan_cfg *cfg, char *error, size_t errcap) {
+  size_t digits = strspn(cfg->token, "0123456789");
+  if (cfg->token[0] && !(digits > 0 && cfg->token[digits] == ':' &&
+                         chan_charset(cfg->token + digits + 1, "_-")))
+    return chan_error(error, errcap, KK_EINVAL,
+                      "invalid_token: a Telegram bot token is digits, ':' and A-Z a-z 0-9 _ -");
+  return 0;
+}
+
 /* Starts req as a JSON POST to the bot method. */
 static void tg_req(const struct chan_cfg *cfg, const char *method, struct chan_req *req) {
   chan_req_start(req, "POST", chan_concat(chan_base(cfg, TG_HOST), "/bot", cfg->token, "/",
@@ -34,9 +45,11 @@ static int tg_build(const struct chan_cfg *cfg, const struct chan_msg *m, struct
                     char *error, size_t errcap) {
   memset(req, 0, sizeof *req);
   if (!cfg->token[0]) return chan_error(error, errcap, KK_ENOENT, "token is not set");
+  int rc = tg_check(cfg, error, errcap);
+  if (rc) return rc;
   if (!chan_set(m->address))
     return chan_error(error, errcap, KK_EINVAL, "telegram_chat_id is not set");
-  int rc = chan_msg_utf8(m, error, errcap);
+  rc = chan_msg_utf8(m, error, errcap);
   if (rc) return rc;
   size_t chars = chan_utf8_count(m->text);
   int photo = chan_set(m->image) && chars <= TG_CAPTION_MAX;
@@ -129,7 +142,7 @@ static int tg_register(const struct chan_cfg *cfg, const char *webhook_url,
                        struct chan_req *req) {
   memset(req, 0, sizeof *req);
   if (!cfg->token[0] || !cfg->secret[0]) return KK_ENOENT;
-  if (!chan_set(webhook_url)) return KK_EINVAL;
+  if (!chan_set(webhook_url) || tg_check(cfg, NULL, 0) != 0) return KK_EINVAL;
   json_t *o = json_pack("{s:s, s:s, s:[s,s], s:i}", "url", webhook_url, "secret_token",
                         cfg->secret, "allowed_updates", "message", "my_chat_member",
                         "max_connections", 40);
@@ -148,4 +161,5 @@ const struct chan_driver chan_telegram_driver = {
   .parse_reply = tg_parse_reply,
   .hook = tg_hook,
   .build_register = tg_register,
+  .check = tg_check,
 };

@@ -51,10 +51,19 @@ static int find_code(const struct chan_msg *m, char out[9], char *error, size_t 
   return chan_error(error, errcap, KK_EINVAL, "no 4-8 digit code in the text");
 }
 
+/* The token goes into the Authorization header as it is. */
+static int gw_check(const struct chan_cfg *cfg, char *error, size_t errcap) {
+  if (cfg->token[0] && !chan_charset(cfg->token, "._~+/=:-"))
+    return chan_error(error, errcap, KK_EINVAL,
+                      "invalid_token: a Gateway token is A-Z a-z 0-9 . _ ~ + / = : and -");
+  return 0;
+}
+
 static int gw_build(const struct chan_cfg *cfg, const struct chan_msg *m, struct chan_req *req,
                     char *error, size_t errcap) {
   memset(req, 0, sizeof *req);
   if (!cfg->token[0]) return chan_error(error, errcap, KK_ENOENT, "token is not set");
+  if (gw_check(cfg, error, errcap) != 0) return KK_EINVAL;
   if (!chan_set(m->to)) return chan_error(error, errcap, KK_EINVAL, "phone is not set");
   char code[9];
   int rc = find_code(m, code, error, errcap);
@@ -209,4 +218,5 @@ const struct chan_driver chan_tggw_driver = {
   .parse_reply = gw_parse_reply,
   .hook = gw_hook,
   .build_register = NULL,
+  .check = gw_check,
 };

@@ -44,10 +44,19 @@ static char *keyboard_json(const char *caption, const char *url) {
   return s;
 }
 
+/* A community token ("vk1.a.<base64url>"); it goes into the form body, but
+   anything else is a paste error. */
+static int vk_check(const struct chan_cfg *cfg, char *error, size_t errcap) {
+  if (cfg->token[0] && !chan_charset(cfg->token, "._-"))
+    return chan_error(error, errcap, KK_EINVAL, "invalid_token: a VK token is A-Z a-z 0-9 . _ and -");
+  return 0;
+}
+
 static int vk_build(const struct chan_cfg *cfg, const struct chan_msg *m, struct chan_req *req,
                     char *error, size_t errcap) {
   memset(req, 0, sizeof *req);
   if (!chan_set(cfg->token)) return chan_error(error, errcap, KK_ENOENT, "token is not set");
+  if (vk_check(cfg, error, errcap) != 0) return KK_EINVAL;
   int64_t peer;
   if (chan_parse_int64(m->address, &peer) != 0)
     return chan_error(error, errcap, KK_EINVAL, "vk_id must be a number");
@@ -271,4 +280,5 @@ const struct chan_driver chan_vk_driver = {
   .parse_batch_reply = vk_parse_batch_reply,
   .hook = vk_hook,
   .build_register = NULL,
+  .check = vk_check,
 };

@@ -323,6 +323,15 @@ int chan_msg_utf8(const struct chan_msg *m, char *error, size_t errcap) {
   return 0;
 }
 
+int chan_charset(const char *s, const char *extra) {
+  if (!chan_set(s)) return 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          strchr(extra, *p)))
+      return 0;
+  return 1;
+}
+
 int chan_parse_int64(const char *s, int64_t *v) {
   if (!chan_set(s)) return KK_EINVAL;
   const char *p = s[0] == '-' ? s + 1 : s;

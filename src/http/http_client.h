@@ -8,6 +8,17 @@
  * loop thread. SMTP requests (smtp:// or smtps:// URLs) upload the body as
  * the message, with MAIL FROM / RCPT TO from the request.
  *
+ * Every connection is checked once its address is known (after DNS, before
+ * connect): addresses kk_net refuses by default (loopback, private,
+ * link-local, metadata, ...) are not connected to unless the operator's allow
+ * list (http_client_allow) holds them. Redirects are never followed, proxy
+ * settings of the environment are ignored (the check must see the real
+ * peer), HTTP requests speak only http/https and SMTP only smtp/smtps.
+ *
+ * SMTP: smtps:// is TLS from the start; smtp:// must upgrade with STARTTLS
+ * (the transfer fails when the server does not offer it), unless the URL
+ * ends in "?tls=off" (stripped before use), which sends in the clear.
+ *
  * The caller must have called curl_global_init() before http_client_new().
  */
 #ifndef HTTP_CLIENT_H
@@ -16,7 +27,18 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "core/kk_net.h"
+
 struct http_client;
+
+/* The SMTP URL suffix that turns STARTTLS off. */
+#define HTTP_CLIENT_SMTP_PLAIN "?tls=off"
+
+/* Sets the ranges every client may reach beyond the public internet (the
+   outbound_allow setting; copied). Call it at start, before any request. */
+void http_client_allow(const struct kk_net_allow *allow);
+/* The ranges set by http_client_allow() (none until then). */
+const struct kk_net_allow *http_client_allowed(void);
 
 /* A request; every field is copied by http_client_do(). */
 struct http_client_req {
@@ -40,7 +62,9 @@ struct http_client_resp {
   const char *body;          /* NUL-terminated, at most the body cap */
   size_t body_len;
   const char *retry_after;   /* Retry-After header value or NULL */
-  const char *error;         /* libcurl's error text when status is 0, else "" */
+  const char *error;         /* libcurl's error text when status is 0, else "";
+                                "address_not_allowed: ..." when not_allowed */
+  int not_allowed;           /* 1: every address of the host was refused */
   double total_ms;
 };
 
