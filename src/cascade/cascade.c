@@ -450,7 +450,7 @@ static void send_result(struct send *k, const struct http_client_resp *resp,
   struct cascade *c = k->c;
   struct chan_counters *n = counters(c, k->row.channel);
   n->req_ms_sum += resp->total_ms;
-  if (resp->not_allowed) {
+  if (resp->refused) {
     /* The settings lead where kaskad does not connect: no retry can help. */
     res->outcome = CHAN_CONFIG;
     snprintf(res->error, sizeof res->error, "%s", resp->error);
@@ -1055,7 +1055,7 @@ struct reg_ctx {
    status and the provider's numeric error code. 1 when it succeeded. */
 static int registration_verdict(const struct http_client_resp *resp, char *detail, size_t cap) {
   if (resp->status == 0) {
-    snprintf(detail, cap, "%s", resp->not_allowed ? resp->error : "the provider did not answer");
+    snprintf(detail, cap, "%s", resp->refused ? resp->error : "the provider did not answer");
     return 0;
   }
   if (resp->status < 200 || resp->status > 299) {

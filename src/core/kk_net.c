@@ -282,13 +282,11 @@ int kk_net_url_check(const char *url, const char *schemes, const struct kk_net_a
     snprintf(why, cap, "the URL must not carry a user name or password");
     return KK_EAUTH;
   }
-  if (is_localhost(host)) {
-    snprintf(why, cap, "the URL's host is localhost, which kaskad does not connect to");
-    return KK_EAUTH;
-  }
   struct kk_ip ip;
   const char *w = NULL;
-  if (host_literal(host, &ip) == 0 && !kk_net_allowed(allow, &ip, &w)) {
+  /* localhost is 127.0.0.1 wherever it is not ::1 (both are loopback). */
+  if (is_localhost(host) ? kk_ip_parse("127.0.0.1", &ip) == 0 && !kk_net_allowed(allow, &ip, &w)
+                         : host_literal(host, &ip) == 0 && !kk_net_allowed(allow, &ip, &w)) {
     snprintf(why, cap, "the URL's host %s is a %s address, which kaskad does not connect to", host,
              w);
     return KK_EAUTH;

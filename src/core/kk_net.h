@@ -70,9 +70,9 @@ int kk_net_sockaddr_allowed(const struct kk_net_allow *allow, const struct socka
 /*
  * Checks the shape and host of a tenant-set URL before it is stored: its
  * scheme is one of schemes ("http,https"), it has no user name or password,
- * and its host is neither "localhost" (or a name under it) nor a literal
- * address kk_net_allowed() refuses (IPv4 in any form inet_aton takes,
- * bracketed IPv6). Host names are not resolved: the connect-time check
+ * and its host is not a literal address kk_net_allowed() refuses (IPv4 in
+ * any form inet_aton takes, bracketed IPv6), nor "localhost" (or a name
+ * under it) unless 127.0.0.1 is allowed. Host names are not resolved: the connect-time check
  * (http_client) covers them. Returns 0, or KK_EINVAL for a URL that is not
  * of the schemes or not well formed, KK_EAUTH for one that is refused; why
  * gets a sentence either way.

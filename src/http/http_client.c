@@ -143,7 +143,8 @@ static void call_finish(struct call *k, long status, const char *error) {
   r.body_len = k->resp.len;
   r.retry_after = k->retry_after[0] ? k->retry_after : NULL;
   r.error = error ? error : "";
-  r.not_allowed = error && strncmp(error, "address_not_allowed", 19) == 0;
+  r.refused = error && (strncmp(error, "address_not_allowed:", 20) == 0 ||
+                        strncmp(error, "tls_required:", 13) == 0);
   if (k->easy) {
     double t = 0;
     curl_easy_getinfo(k->easy, CURLINFO_TOTAL_TIME, &t);
@@ -173,6 +174,10 @@ static void collect_done(struct http_client *c) {
       char err[CURL_ERROR_SIZE];
       if (k->refused[0] && res == CURLE_COULDNT_CONNECT)
         snprintf(err, sizeof err, "address_not_allowed: %s", k->refused);
+      else if (res == CURLE_USE_SSL_FAILED)
+        snprintf(err, sizeof err, "tls_required: the SMTP server offers no STARTTLS "
+                                  "(an smtp_url ending in " HTTP_CLIENT_SMTP_PLAIN
+                                  " sends in the clear)");
       else
         snprintf(err, sizeof err, "%s", k->errbuf[0] ? k->errbuf : curl_easy_strerror(res));
       int smtp_code = code >= 400 && code < 600 &&

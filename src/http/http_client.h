@@ -62,9 +62,12 @@ struct http_client_resp {
   const char *body;          /* NUL-terminated, at most the body cap */
   size_t body_len;
   const char *retry_after;   /* Retry-After header value or NULL */
-  const char *error;         /* libcurl's error text when status is 0, else "";
-                                "address_not_allowed: ..." when not_allowed */
-  int not_allowed;           /* 1: every address of the host was refused */
+  const char *error;         /* libcurl's error text when status is 0, else "" */
+  int refused;               /* 1: kaskad refused the request itself, and the same
+                                request will be refused again: error is
+                                "address_not_allowed: ..." (every address of the
+                                host is refused) or "tls_required: ..." (the SMTP
+                                server offers no STARTTLS) */
   double total_ms;
 };
 

@@ -1648,3 +1648,52 @@ KK_TEST(channel_email_parse_reply) {
   ASSERT_EQ(reply("email", 421, "").outcome, CHAN_RETRY);
   ASSERT_EQ(reply("email", 0, "").outcome, CHAN_RETRY);
 }
+
+/* Settings that go into a URL's path or a header as they are: a stored bad
+   value fails the build with a clear error and nothing is sent. */
+KK_TEST(channel_path_values_checked) {
+  struct chan_msg m = msg("123456789", "hi");
+  struct chan_cfg tg = tg_cfg();
+  strcpy(tg.token, "123:abc/../../admin");
+  build_fails("telegram", &tg, &m, KK_EINVAL,
+              "invalid_token: a Telegram bot token is digits, ':' and A-Z a-z 0-9 _ -");
+  struct chan_req r;
+  ASSERT_EQ(drv("telegram")->build_register(&tg, "https://kaskad.example/v1/hooks/telegram/x", &r),
+            KK_EINVAL);
+  chan_req_free(&r);
+  strcpy(tg.token, "abc:def");
+  ASSERT_EQ(drv("telegram")->check(&tg, NULL, 0), KK_EINVAL);
+  strcpy(tg.token, "123456:ABC-def_GHI");
+  ASSERT_EQ(drv("telegram")->check(&tg, NULL, 0), 0);
+
+  struct chan_msg wm = msg(NULL, "hi");
+  wm.to = "79161234567";
+  wm.wa_window = 1;
+  struct chan_cfg wa = wa_cfg();
+  strcpy(wa.phone_number_id, "1/../../me");
+  build_fails("whatsapp", &wa, &wm, KK_EINVAL, "invalid_phone_number_id: digits only");
+  wa = wa_cfg();
+  static const char *const versions_bad[] = {"v1/../x", "21.0", "v", "v21.", "v21.0.1", "v2x"};
+  for (size_t i = 0; i < sizeof versions_bad / sizeof versions_bad[0]; i++) {
+    strcpy(wa.api_version, versions_bad[i]);
+    build_fails("whatsapp", &wa, &wm, KK_EINVAL, "invalid_api_version: like v21.0");
+  }
+  strcpy(wa.api_version, "v22");
+  ASSERT_EQ(drv("whatsapp")->check(&wa, NULL, 0), 0);
+  strcpy(wa.token, "EAAG token");
+  ASSERT_EQ(drv("whatsapp")->check(&wa, NULL, 0), KK_EINVAL);
+
+  struct chan_cfg vb = viber_cfg();
+  strcpy(vb.token, "tok\r\nX-Injected: 1");
+  ASSERT_EQ(drv("viber")->check(&vb, NULL, 0), KK_EINVAL);
+  ASSERT_EQ(drv("viber")->build_register(&vb, "https://kaskad.example/v1/hooks/viber/x", &r),
+            KK_EINVAL);
+  chan_req_free(&r);
+  struct chan_cfg gw = gw_cfg();
+  strcpy(gw.token, "gw token");
+  ASSERT_EQ(drv("telegram_gateway")->check(&gw, NULL, 0), KK_EINVAL);
+  struct chan_cfg vk = vk_cfg();
+  strcpy(vk.token, "vk1&v=5");
+  ASSERT_EQ(drv("vk")->check(&vk, NULL, 0), KK_EINVAL);
+  ASSERT(drv("email")->check == NULL);
+}

@@ -362,9 +362,10 @@ export function metricSum(m, name) {
  */
 export async function setup(t, {
   smsc: smscOpts = {}, route: routeCfg = {}, args = [], routeName = 'main', bin, waitBound = true,
+  outboundAllow,
 } = {}) {
   const smsc = await startSmsc(smscOpts);
-  const k = new Kaskad({ args, bin });
+  const k = new Kaskad({ args, bin, outboundAllow });
   const env = { k, smsc };
   t.after(async () => {
     try {
