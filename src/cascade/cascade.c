@@ -479,21 +479,22 @@ static void send_result(struct send *k, const struct http_client_resp *resp,
       store_result(k, STORE_CHAN_FAILED, NULL, why, 0);
       return;
     }
-    kk_info(LOGCTX, "message %s: %s answered %s; again in %ld ms", k->row.public_id,
-            k->row.channel, res->error, delay);
+    kk_info(LOGCTX, "message %s: %s answered %s [%s]; again in %ld ms", k->row.public_id,
+            k->row.channel, res->error, res->detail, delay);
     store_result(k, STORE_CHAN_RETRY, NULL, res->error, now + delay);
     return;
   }
   case CHAN_CONFIG:
     n->req_config++;
-    kk_warnx(LOGCTX, "message %s: %s refused the account's settings: %s", k->row.public_id,
-             k->row.channel, res->error);
+    kk_warnx(LOGCTX, "message %s: %s refused the account's settings: %s [%s]", k->row.public_id,
+             k->row.channel, res->error, res->detail);
     store_result(k, STORE_CHAN_FAILED, NULL, res->error, 0);
     return;
   case CHAN_FAIL:
   default:
     n->req_failed++;
-    kk_info(LOGCTX, "message %s: %s failed: %s", k->row.public_id, k->row.channel, res->error);
+    kk_info(LOGCTX, "message %s: %s failed: %s [%s]", k->row.public_id, k->row.channel,
+            res->error, res->detail);
     store_result(k, STORE_CHAN_FAILED, NULL, res->error, 0);
     return;
   }

@@ -83,8 +83,23 @@ static int tg_build(const struct chan_cfg *cfg, const struct chan_msg *m, struct
   return 0;
 }
 
+/* kaskad's words for the Bot API's usual descriptions (the description
+   itself is not shown: it is whatever the answer says). */
+static const char *known_words(const char *desc) {
+  static const char *const known[][2] = {
+      {"blocked by the user", "the person blocked the bot"},
+      {"chat not found", "no such chat"},
+      {"user is deactivated", "the person's account is deleted"},
+      {"bot was kicked", "the bot was removed from the chat"},
+      {"Too Many Requests", "flood control, try again later"},
+  };
+  for (size_t i = 0; desc && i < sizeof known / sizeof known[0]; i++)
+    if (strstr(desc, known[i][0])) return known[i][1];
+  return NULL;
+}
+
 /* {"ok":false,"error_code":E,...}: by E. */
-static void classify_error(json_t *j, struct chan_result *res) {
+static void classify_error(long http_status, json_t *j, struct chan_result *res) {
   int64_t code = 0, after = 0;
   chan_jget_int(j, "error_code", &code);
   const char *desc = chan_jget_str(j, "description");
@@ -101,7 +116,7 @@ static void classify_error(json_t *j, struct chan_result *res) {
   } else if (code >= 500) {
     o = CHAN_RETRY;
   }
-  chan_res_code(res, o, retry, code, desc);
+  chan_res_code(res, o, retry, http_status, code, known_words(desc), desc);
 }
 
 static void tg_parse_reply(long http_status, const char *body, size_t len,
@@ -115,7 +130,7 @@ static void tg_parse_reply(long http_status, const char *body, size_t len,
     snprintf(s, sizeof s, "%" PRId64, id);
     chan_res_ok(res, s);
   } else if (json_is_false(ok) && json_is_integer(json_object_get(j, "error_code"))) {
-    classify_error(j, res);
+    classify_error(http_status, j, res);
   } else {
     chan_res_unexpected(res, http_status, retry_after);
   }

@@ -113,14 +113,18 @@ static long flood_wait_ms(const char *err) {
 /* {"ok":false,"error":"X"}: by X. */
 static void classify_error(long http_status, const char *err, const char *retry_after,
                            struct chan_result *res) {
+  /* The error is a code; anything else the answer says is not shown. */
+  const char *code = chan_code_text(err);
   if (strcmp(err, "ACCESS_TOKEN_INVALID") == 0 || strcmp(err, "ACCESS_TOKEN_REQUIRED") == 0)
-    chan_res_set(res, CHAN_CONFIG, 0, "%s", err);
+    chan_res_set(res, CHAN_CONFIG, 0, "%s (HTTP %ld)", code, http_status);
   else if (strncmp(err, "FLOOD_WAIT", 10) == 0)
-    chan_res_set(res, CHAN_RETRY, flood_wait_ms(err), "%s", err);
+    chan_res_set(res, CHAN_RETRY, flood_wait_ms(err), "%s (HTTP %ld)", code, http_status);
   else if (http_status == 429)
-    chan_res_set(res, CHAN_RETRY, chan_retry_after_ms(retry_after), "%s", err);
+    chan_res_set(res, CHAN_RETRY, chan_retry_after_ms(retry_after), "%s (HTTP %ld)", code,
+                 http_status);
   else
-    chan_res_set(res, CHAN_FAIL, 0, "%s", err);
+    chan_res_set(res, CHAN_FAIL, 0, "%s (HTTP %ld)", code, http_status);
+  chan_res_detail(res, err);
 }
 
 static void gw_parse_reply(long http_status, const char *body, size_t len,

@@ -185,7 +185,8 @@ static void viber_parse_reply(long http_status, const char *body, size_t len,
       chan_res_unexpected(res, http_status, retry_after);
   } else {
     enum chan_outcome o = status_outcome(status);
-    chan_res_code(res, o, o == CHAN_RETRY ? 1000 : 0, status, chan_jget_str(j, "status_message"));
+    chan_res_code(res, o, o == CHAN_RETRY ? 1000 : 0, http_status, status, NULL,
+                  chan_jget_str(j, "status_message"));
   }
   json_decref(j);
 }

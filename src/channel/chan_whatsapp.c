@@ -142,7 +142,7 @@ static void classify_error(long http_status, json_t *err, const char *retry_afte
     o = CHAN_RETRY;
     retry = chan_retry_after_ms(retry_after);
   }
-  chan_res_code(res, o, retry, code, msg);
+  chan_res_code(res, o, retry, http_status, code, NULL, msg);
 }
 
 static void wa_parse_reply(long http_status, const char *body, size_t len,

@@ -110,7 +110,10 @@ struct chan_result {
   enum chan_outcome outcome;
   char provider_id[72];      /* CHAN_OK: the provider's message id as text */
   long retry_after_ms;       /* CHAN_RETRY: the provider's hint, 0 if none */
-  char error[160];           /* otherwise: "<provider code> <description>" */
+  char error[160];           /* otherwise: "<provider code> <kaskad's words> (HTTP <status>)";
+                                shown to the account, so never the provider's own text */
+  char detail[160];          /* the provider's own description (printable ASCII), for
+                                the operator's log only */
 };
 
 /*

@@ -180,6 +180,18 @@ test('the webhook registration does not echo the provider\'s answer', { timeout:
   await finish();
 });
 
+test('an attempt\'s error carries the status and the provider\'s code, not its text', { timeout: 60000 }, async (t) => {
+  const { k, key, finish } = await setup(t);
+  const rx = await listener(() => [400, '{"ok":false,"error_code":400,"description":"INTERNAL-SECRET-2"}']);
+  t.after(() => rx.close());
+  await k.call('PUT', '/v1/channels/telegram', { key, body: { base_url: rx.url, token: '123:abc' } }, 200);
+  const m = await k.send(key, { to: PHONE, text: 'x', telegram_chat_id: '42', cascade: [{ channel: 'telegram' }] });
+  const done = await k.waitStatus(key, m.id, 'failed');
+  assert.equal(done.attempts[0].error, '400 the provider refused the message (HTTP 400)');
+  assert.ok(!JSON.stringify(done).includes('INTERNAL-SECRET'));
+  await finish();
+});
+
 test('smtp:// requires STARTTLS unless the URL ends in ?tls=off', { timeout: 90000 }, async (t) => {
   const { k, key, finish } = await setup(t);
   const sim = new Sim();
