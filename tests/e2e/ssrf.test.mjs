@@ -6,7 +6,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { setup, waitUntil, metricSum } from './lib/harness.mjs';
+import { Kaskad, setup, waitUntil, metricSum } from './lib/harness.mjs';
 import { Sim } from './lib/sim.mjs';
 
 const PHONE = '79161234567';
@@ -210,4 +210,13 @@ test('smtp:// requires STARTTLS unless the URL ends in ?tls=off', { timeout: 900
   await k.waitStatus(key, b.id, 'sent');
   assert.equal((await sim.requests('email')).length, 1);
   await finish();
+});
+
+test('a malformed outbound_allow stops kaskad at start', { timeout: 30000 }, async (t) => {
+  const k = new Kaskad({ outboundAllow: '127.0.0.1/32,10.0.0.1/8' });
+  t.after(() => k.cleanup());
+  await assert.rejects(k.start(10000));
+  await k.exited;
+  assert.equal(k.exit.code, 2);
+  assert.match(k.stderr, /outbound_allow: "10\.0\.0\.1\/8" is not an address range/);
 });
