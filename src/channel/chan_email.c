@@ -173,8 +173,6 @@ static void email_parse_reply(long http_status, const char *body, size_t len,
     smtp_result(res, CHAN_FAIL, http_status, line, "the mail server refused the message");
   } else if (http_status >= 400 && http_status < 500) {
     smtp_result(res, CHAN_RETRY, http_status, line, "the mail server asked to try again later");
-  } else if (http_status == 0) {
-    res->outcome = CHAN_RETRY;   /* no answer: the engine names the transfer's error */
   } else {
     chan_res_unexpected(res, http_status, retry_after);
   }

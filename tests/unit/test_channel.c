@@ -1644,11 +1644,13 @@ KK_TEST(channel_email_parse_reply) {
                "535 5.7.8 the mail server refused the login", 0);
   ASSERT_REPLY("email", 530, "Authentication required", CHAN_CONFIG,
                "530 the mail server refused the login", 0);
-  ASSERT_REPLY("email", 550, "No such user\r\nmore", CHAN_FAIL, "550 the mail server refused the message", 0);
+  ASSERT_REPLY("email", 550, "No such user\r\nmore", CHAN_FAIL,
+               "550 the mail server refused the message", 0);
+  ASSERT_STR_EQ(reply("email", 550, "No such user\r\nmore").detail, "No such user");
   ASSERT_REPLY("email", 552, "", CHAN_FAIL, "552 the mail server refused the message", 0);
   ASSERT_EQ(reply("email", 451, "try later").outcome, CHAN_RETRY);
   ASSERT_EQ(reply("email", 421, "").outcome, CHAN_RETRY);
-  ASSERT_EQ(reply("email", 0, "").outcome, CHAN_RETRY);
+  ASSERT_REPLY("email", 0, "", CHAN_RETRY, "unexpected answer 0", 0);
 }
 
 /* Settings that go into a URL's path or a header as they are: a stored bad
