@@ -107,7 +107,7 @@ async function world(channels) {
     '--smtp', `127.0.0.1:${opt.sim_smtp}`, '--seed', '1', '--channels', JSON.stringify(channels),
     '--log-level', 'warn']);
   const kk = start('kaskad', ['--http', `127.0.0.1:${opt.port}`, '--data', data, '--sync', opt.sync,
-    '--log-level', 'warn'], { KASKAD_ADMIN_KEY: ADMIN });
+    '--outbound_allow', '127.0.0.1/32', '--log-level', 'warn'], { KASKAD_ADMIN_KEY: ADMIN });
   await until(() => request('GET', `${URL_K}/healthz`), 'kaskad');
   await until(() => request('GET', `${URL_S}/healthz`), 'kaskad-sim');
   await request('PUT', `${URL_K}/v1/routes/sim`, { host: '127.0.0.1', port: opt.sim_smpp, system_id: 'bench',

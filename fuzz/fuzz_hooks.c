@@ -217,6 +217,7 @@ static void run_replies(uint8_t sel, const uint8_t *data, size_t size) {
           res.outcome == CHAN_CONFIG);
     check_str(res.provider_id, sizeof res.provider_id);
     check_str(res.error, sizeof res.error);
+    check_str(res.detail, sizeof res.detail);
     check(res.retry_after_ms >= 0 && res.retry_after_ms <= 86400L * 1000);
     if (res.outcome != CHAN_RETRY) check(res.retry_after_ms == 0);
     if (res.outcome == CHAN_OK && strcmp(all[i]->name, "email") != 0)

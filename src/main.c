@@ -19,7 +19,9 @@
 #include "core/kk_cfg.h"
 #include "core/kk_err.h"
 #include "core/kk_log.h"
+#include "core/kk_net.h"
 #include "dispatch/dispatch.h"
+#include "http/http_client.h"
 #include "http/http_server.h"
 #include "store/store.h"
 
@@ -182,6 +184,14 @@ int main(int argc, char **argv) {
   if (parse_ms(&d.cfg, KK_CFG_callback_timeout, &cb_timeout) ||
       parse_ms(&d.cfg, KK_CFG_http_timeout, &http_timeout))
     return 2;
+  struct kk_net_allow allow;
+  char bad[80];
+  if (kk_net_allow_parse(kk_cfg_get(&d.cfg, KK_CFG_outbound_allow), &allow, bad, sizeof bad) != 0) {
+    fprintf(stderr, "kaskad: outbound_allow: \"%s\" is not an address range (e.g. 10.1.0.0/16), "
+                    "or there are more than %d\n", bad, KK_NET_ALLOW_MAX);
+    return 2;
+  }
+  http_client_allow(&allow);
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
   d.loop = uv_default_loop();

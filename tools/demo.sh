@@ -18,7 +18,10 @@ bin/kaskad-sim --smpp "$SIM_SMPP" --http "$SIM_HTTP" --smtp "$SIM_SMTP" \
   --channels '{"vk":{"reach":0.6,"read":0.7,"read_ms":[2000,8000]},"viber":{"reach":0.5,"read":0.5}}' \
   >var/sim.log 2>&1 &
 sim=$!
-bin/kaskad --http "$HTTP" --data var 2> >(tee -a var/kaskad.log >&2) &
+# The simulator listens on loopback, which kaskad refuses to connect to
+# unless the operator allows it.
+ALLOW=${KASKAD_OUTBOUND_ALLOW:-${SIM_HTTP%:*}/32,${SIM_SMTP%:*}/32}
+bin/kaskad --http "$HTTP" --data var --outbound_allow "$ALLOW" 2> >(tee -a var/kaskad.log >&2) &
 kk=$!
 trap 'kill -TERM $kk $sim 2>/dev/null; wait $kk 2>/dev/null; exit 0' INT TERM
 for _ in $(seq 100); do
@@ -44,7 +47,8 @@ put viber "{\"base_url\":\"$S\",\"token\":\"demo-viber-token\",\"sender\":\"Demo
 put telegram "{\"base_url\":\"$S\",\"token\":\"100000:demo-telegram-token\",\"secret\":\"demo-tg-secret\"}"
 put telegram_gateway "{\"base_url\":\"$S\",\"token\":\"demo-gateway-token\"}"
 put whatsapp "{\"base_url\":\"$S\",\"token\":\"demo-wa-token\",\"secret\":\"demo-wa-secret\",\"phone_number_id\":\"100\",\"verify_token\":\"demo-verify\"}"
-put email "{\"smtp_url\":\"smtp://$SIM_SMTP\",\"from\":\"noreply@demo.test\",\"sender\":\"Demo shop\"}"
+# The simulator's SMTP sink has no TLS: the URL says so.
+put email "{\"smtp_url\":\"smtp://$SIM_SMTP/?tls=off\",\"from\":\"noreply@demo.test\",\"sender\":\"Demo shop\"}"
 curl -sf -XPOST "$S/apps" -d "{\"channel\":\"vk\",\"token\":\"demo-vk-token\",\"secret\":\"demo-vk-secret\",\"group_id\":1,\"confirmation\":\"demo-ok\",\"callback_url\":\"http://$HTTP/v1/hooks/vk/default\"}" >/dev/null
 curl -sf -XPOST "$S/apps" -d "{\"channel\":\"whatsapp\",\"token\":\"demo-wa-token\",\"secret\":\"demo-wa-secret\",\"phone_number_id\":\"100\",\"verify_token\":\"demo-verify\",\"callback_url\":\"http://$HTTP/v1/hooks/whatsapp/default\"}" >/dev/null
 curl -sf -XPOST "$S/apps" -d '{"channel":"telegram_gateway","token":"demo-gateway-token"}' >/dev/null

@@ -24,7 +24,9 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
+#include "core/kk_net.h"
 #include "dispatch/dispatch.h"
+#include "http/http_client.h"
 #include "http/http_server.h"
 
 #define LOGCTX "api"
@@ -393,6 +395,49 @@ static void on_channel_saved(void *arg, int rc) {
   cascade_register(p->a->cascade, p->account_id, p->channel, on_registered, p);
 }
 
+/* Where a URL of the settings may lead (kk_net_url_check): a literal address
+   outside the operator's ranges, localhost or a user name in the URL is
+   refused here already; a host name is checked when kaskad connects. */
+static int url_refused(const char *field, const char *url, const char *schemes,
+                       struct api_err *e) {
+  char why[200];
+  int rc = kk_net_url_check(url, schemes, http_client_allowed(), why, sizeof why);
+  if (rc == KK_EAUTH) return refuse(e, 422, "url_not_allowed", field, "%s: %s", field, why);
+  if (rc) return refuse(e, 422, "invalid_settings", field, "%s: %s", field, why);
+  return 0;
+}
+
+/* The checks of settings beyond their shape (cascade_cfg_parse): where the
+   URLs lead, the one option smtp_url may carry, and the driver's character
+   sets of what goes into a URL or header. 0, or -1 with e set. */
+static int settings_refused(const char *channel, const struct chan_cfg *cfg, struct api_err *e) {
+  if (cfg->base_url[0] && strpbrk(cfg->base_url, "?#\\"))
+    return refuse(e, 422, "invalid_settings", "base_url",
+                  "base_url: the provider's scheme and host only, e.g. https://api.vk.com");
+  if (cfg->base_url[0] && url_refused("base_url", cfg->base_url, "http,https", e)) return -1;
+  if (cfg->smtp_url[0]) {
+    if (url_refused("smtp_url", cfg->smtp_url, "smtp,smtps", e)) return -1;
+    const char *q = strpbrk(cfg->smtp_url, "?#");
+    if (q && (strcmp(q, HTTP_CLIENT_SMTP_PLAIN) != 0 || strncmp(cfg->smtp_url, "smtp://", 7) != 0))
+      return refuse(e, 422, "invalid_settings", "smtp_url",
+                    "smtp_url: the only option is " HTTP_CLIENT_SMTP_PLAIN
+                    " at the end of an smtp:// URL (no STARTTLS)");
+  }
+  const struct chan_driver *drv = chan_driver(channel);
+  char why[200] = "";
+  if (drv && drv->check && drv->check(cfg, why, sizeof why) != 0) {
+    static const char *const codes[] = {"invalid_token", "invalid_phone_number_id",
+                                        "invalid_api_version"};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+      size_t n = strlen(codes[i]);
+      if (strncmp(why, codes[i], n) == 0 && why[n] == ':')
+        return refuse(e, 422, codes[i], codes[i] + 8, "%s:%s", codes[i] + 8, why + n + 1);
+    }
+    return refuse(e, 422, "invalid_settings", NULL, "%s", why);
+  }
+  return 0;
+}
+
 void api_channels(struct api *a, struct http_req *req, int admin, int64_t account_id,
                   const char *channel) {
   const char *m = http_req_method(req);
@@ -463,6 +508,13 @@ void api_channels(struct api *a, struct http_req *req, int admin, int64_t accoun
   if (cascade_cfg_parse(channel, doc, &p->cfg, err, sizeof err, &field) != 0) {
     free(p);
     api_error(req, 422, "invalid_settings", field, "%s", err);   /* field lives in doc */
+    json_decref(doc);
+    return;
+  }
+  struct api_err e;
+  if (settings_refused(channel, &p->cfg, &e) != 0) {
+    free(p);
+    api_error_from(req, &e);
     json_decref(doc);
     return;
   }

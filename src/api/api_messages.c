@@ -17,8 +17,10 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
+#include "core/kk_net.h"
 #include "cascade/cascade.h"
 #include "dispatch/dispatch.h"
+#include "http/http_client.h"
 #include "http/http_server.h"
 #include "phone/phone.h"
 #include "sms/sms_enc.h"
@@ -219,6 +221,12 @@ int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char
         strlen(cburl) > MAX_URL || strpbrk(cburl, " \r\n\t"))
       return refuse(e, 422, "invalid_callback_url", "callback_url",
                     "callback_url: an http:// or https:// URL of up to 500 characters%s", NULL);
+    /* Where it leads: see url_refused() in api_cascade.c. */
+    char why[200];
+    int urc = kk_net_url_check(cburl, "http,https", http_client_allowed(), why, sizeof why);
+    if (urc)
+      return refuse(e, 422, urc == KK_EAUTH ? "url_not_allowed" : "invalid_callback_url",
+                    "callback_url", "callback_url: %s", why);
   }
 
   json_t *ik = json_object_get(o, "idempotency_key");

@@ -450,6 +450,11 @@ static void send_result(struct send *k, const struct http_client_resp *resp,
   struct cascade *c = k->c;
   struct chan_counters *n = counters(c, k->row.channel);
   n->req_ms_sum += resp->total_ms;
+  if (resp->refused) {
+    /* The settings lead where kaskad does not connect: no retry can help. */
+    res->outcome = CHAN_CONFIG;
+    snprintf(res->error, sizeof res->error, "%s", resp->error);
+  }
   if (resp->status == 0 && res->error[0] == '\0')
     snprintf(res->error, sizeof res->error, "no answer: %s", resp->error);
   int64_t now = store_now_ms();
@@ -474,21 +479,22 @@ static void send_result(struct send *k, const struct http_client_resp *resp,
       store_result(k, STORE_CHAN_FAILED, NULL, why, 0);
       return;
     }
-    kk_info(LOGCTX, "message %s: %s answered %s; again in %ld ms", k->row.public_id,
-            k->row.channel, res->error, delay);
+    kk_info(LOGCTX, "message %s: %s answered %s [%s]; again in %ld ms", k->row.public_id,
+            k->row.channel, res->error, res->detail, delay);
     store_result(k, STORE_CHAN_RETRY, NULL, res->error, now + delay);
     return;
   }
   case CHAN_CONFIG:
     n->req_config++;
-    kk_warnx(LOGCTX, "message %s: %s refused the account's settings: %s", k->row.public_id,
-             k->row.channel, res->error);
+    kk_warnx(LOGCTX, "message %s: %s refused the account's settings: %s [%s]", k->row.public_id,
+             k->row.channel, res->error, res->detail);
     store_result(k, STORE_CHAN_FAILED, NULL, res->error, 0);
     return;
   case CHAN_FAIL:
   default:
     n->req_failed++;
-    kk_info(LOGCTX, "message %s: %s failed: %s", k->row.public_id, k->row.channel, res->error);
+    kk_info(LOGCTX, "message %s: %s failed: %s [%s]", k->row.public_id, k->row.channel,
+            res->error, res->detail);
     store_result(k, STORE_CHAN_FAILED, NULL, res->error, 0);
     return;
   }
@@ -1045,23 +1051,38 @@ struct reg_ctx {
   char channel[20];
 };
 
+/* The answer to a registration in kaskad's words: the provider's body is
+   never echoed (the URL may lead anywhere the account chose), only the HTTP
+   status and the provider's numeric error code. 1 when it succeeded. */
+static int registration_verdict(const struct http_client_resp *resp, char *detail, size_t cap) {
+  if (resp->status == 0) {
+    snprintf(detail, cap, "%s", resp->refused ? resp->error : "the provider did not answer");
+    return 0;
+  }
+  if (resp->status < 200 || resp->status > 299) {
+    snprintf(detail, cap, "the provider refused the registration (HTTP %ld)", resp->status);
+    return 0;
+  }
+  /* Both providers answer 200 with a verdict in the body: Telegram
+     {"ok":false,"error_code":N}, Viber {"status":N} (0 is success). */
+  json_t *j = json_loadb(resp->body, resp->body_len, 0, NULL);
+  json_t *okv = json_object_get(j, "ok");
+  json_t *st = json_object_get(j, "status");
+  json_t *code = okv ? json_object_get(j, "error_code") : st;
+  int ok = okv ? json_is_true(okv) : st ? json_is_integer(st) && json_integer_value(st) == 0 : 1;
+  if (!ok && json_is_integer(code))
+    snprintf(detail, cap, "the provider refused the registration (HTTP %ld, code %lld)",
+             resp->status, (long long)json_integer_value(code));
+  else if (!ok)
+    snprintf(detail, cap, "the provider's answer is not a success (HTTP %ld)", resp->status);
+  json_decref(j);
+  return ok;
+}
+
 static void on_registered(void *arg, const struct http_client_resp *resp) {
   struct reg_ctx *r = arg;
-  char detail[200];
-  int ok = resp->status >= 200 && resp->status < 300;
-  if (ok) {
-    /* Both providers answer 200 with a verdict in the body. */
-    json_t *j = json_loadb(resp->body, resp->body_len, 0, NULL);
-    json_t *okv = json_object_get(j, "ok");
-    json_t *st = json_object_get(j, "status");
-    if (okv) ok = json_is_true(okv);
-    if (st) ok = json_integer_value(st) == 0;
-    snprintf(detail, sizeof detail, "%.180s", resp->body);
-    json_decref(j);
-  } else {
-    snprintf(detail, sizeof detail, "HTTP %ld %.150s", resp->status,
-             resp->status ? resp->body : resp->error);
-  }
+  char detail[200] = "";
+  int ok = registration_verdict(resp, detail, sizeof detail);
   if (ok)
     kk_info(LOGCTX, "%s webhook registered", r->channel);
   else

@@ -137,6 +137,29 @@ static void first_line(const char *body, size_t len, char *out, size_t cap) {
   out[n] = '\0';
 }
 
+/* The enhanced status code ("5.1.1") after the reply code in line, into
+   out[cap] ("" when there is none): a code, unlike the text after it. */
+static void enhanced_code(const char *line, char *out, size_t cap) {
+  out[0] = '\0';
+  const char *p = line + strspn(line, "0123456789");
+  p += strspn(p, " -");
+  size_t n = strspn(p, "0123456789.");
+  int dots = 0;
+  for (size_t i = 0; i < n; i++) dots += p[i] == '.';
+  if (n >= 5 && n < cap && dots == 2 && (p[n] == ' ' || p[n] == '\0'))
+    snprintf(out, cap, " %.*s", (int)n, p);
+}
+
+/* The reply code, the enhanced code and kaskad's words: the server's own
+   text (which may come from anywhere smtp_url leads) goes to the log only. */
+static void smtp_result(struct chan_result *res, enum chan_outcome o, long code,
+                        const char *line, const char *words) {
+  char enh[16];
+  enhanced_code(line, enh, sizeof enh);
+  chan_res_set(res, o, 0, "%ld%s %s", code, enh, words);
+  chan_res_detail(res, line);
+}
+
 static void email_parse_reply(long http_status, const char *body, size_t len,
                               const char *retry_after, struct chan_result *res) {
   char line[128];
@@ -145,11 +168,11 @@ static void email_parse_reply(long http_status, const char *body, size_t len,
   if (http_status == 250) {
     chan_res_ok(res, "");
   } else if (http_status == 535 || http_status == 530) {
-    chan_res_code(res, CHAN_CONFIG, 0, http_status, line);
+    smtp_result(res, CHAN_CONFIG, http_status, line, "the mail server refused the login");
   } else if (http_status >= 500 && http_status < 600) {
-    chan_res_code(res, CHAN_FAIL, 0, http_status, line);
-  } else if (http_status == 0 || (http_status >= 400 && http_status < 500)) {
-    chan_res_code(res, CHAN_RETRY, 0, http_status, line);
+    smtp_result(res, CHAN_FAIL, http_status, line, "the mail server refused the message");
+  } else if (http_status >= 400 && http_status < 500) {
+    smtp_result(res, CHAN_RETRY, http_status, line, "the mail server asked to try again later");
   } else {
     chan_res_unexpected(res, http_status, retry_after);
   }

@@ -56,6 +56,10 @@ size_t chan_utf8_prefix(const char *s, size_t max);
 /* Checks that every text field of m is UTF-8; KK_EINVAL with an error if not. */
 int chan_msg_utf8(const struct chan_msg *m, char *error, size_t errcap);
 
+/* 1 when s is not empty and every byte is an ASCII letter, a digit or one
+   of extra. */
+int chan_charset(const char *s, const char *extra);
+
 /* Parses an optionally negative decimal integer that fills all of s. */
 int chan_parse_int64(const char *s, int64_t *v);
 
@@ -92,9 +96,17 @@ void chan_res_init(struct chan_result *res);
 void chan_res_ok(struct chan_result *res, const char *provider_id);
 void chan_res_set(struct chan_result *res, enum chan_outcome outcome, long retry_after_ms,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* chan_res_set with the error "<code> <desc>" ("<code>" when desc is empty). */
+/* chan_res_set with the error "<code> <words> (HTTP <http_status>)": words
+   are kaskad's (NULL: those of the outcome), never the provider's text,
+   which may come from anywhere the account's base_url leads; desc, the
+   provider's description, goes to res->detail for the log. */
 void chan_res_code(struct chan_result *res, enum chan_outcome outcome, long retry_after_ms,
-                   int64_t code, const char *desc);
+                   long http_status, int64_t code, const char *words, const char *desc);
+/* Copies the provider's description into res->detail, printable ASCII only. */
+void chan_res_detail(struct chan_result *res, const char *desc);
+/* s when it looks like an error code (1 to 64 of A-Z a-z 0-9 _ . -), else
+   "unknown_error". */
+const char *chan_code_text(const char *s);
 /* An answer the driver does not know: CHAN_RETRY for 0, 429 and >= 500,
    else CHAN_FAIL "unexpected answer <status>". */
 void chan_res_unexpected(struct chan_result *res, long http_status, const char *retry_after);

@@ -16,6 +16,17 @@
 #define TG_CAPTION_MAX 1024
 #define TG_TEXT_MAX 4096
 
+/* The bot token goes into the URL's path as it is: digits, ':' and
+   A-Z a-z 0-9 _ - (what @BotFather hands out). */
+static int tg_check(const struct chan_cfg *cfg, char *error, size_t errcap) {
+  size_t digits = strspn(cfg->token, "0123456789");
+  if (cfg->token[0] && !(digits > 0 && cfg->token[digits] == ':' &&
+                         chan_charset(cfg->token + digits + 1, "_-")))
+    return chan_error(error, errcap, KK_EINVAL,
+                      "invalid_token: a Telegram bot token is digits, ':' and A-Z a-z 0-9 _ -");
+  return 0;
+}
+
 /* Starts req as a JSON POST to the bot method. */
 static void tg_req(const struct chan_cfg *cfg, const char *method, struct chan_req *req) {
   chan_req_start(req, "POST", chan_concat(chan_base(cfg, TG_HOST), "/bot", cfg->token, "/",
@@ -34,9 +45,11 @@ static int tg_build(const struct chan_cfg *cfg, const struct chan_msg *m, struct
                     char *error, size_t errcap) {
   memset(req, 0, sizeof *req);
   if (!cfg->token[0]) return chan_error(error, errcap, KK_ENOENT, "token is not set");
+  int rc = tg_check(cfg, error, errcap);
+  if (rc) return rc;
   if (!chan_set(m->address))
     return chan_error(error, errcap, KK_EINVAL, "telegram_chat_id is not set");
-  int rc = chan_msg_utf8(m, error, errcap);
+  rc = chan_msg_utf8(m, error, errcap);
   if (rc) return rc;
   size_t chars = chan_utf8_count(m->text);
   int photo = chan_set(m->image) && chars <= TG_CAPTION_MAX;
@@ -70,8 +83,23 @@ static int tg_build(const struct chan_cfg *cfg, const struct chan_msg *m, struct
   return 0;
 }
 
+/* kaskad's words for the Bot API's usual descriptions (the description
+   itself is not shown: it is whatever the answer says). */
+static const char *known_words(const char *desc) {
+  static const char *const known[][2] = {
+      {"blocked by the user", "the person blocked the bot"},
+      {"chat not found", "no such chat"},
+      {"user is deactivated", "the person's account is deleted"},
+      {"bot was kicked", "the bot was removed from the chat"},
+      {"Too Many Requests", "flood control, try again later"},
+  };
+  for (size_t i = 0; desc && i < sizeof known / sizeof known[0]; i++)
+    if (strstr(desc, known[i][0])) return known[i][1];
+  return NULL;
+}
+
 /* {"ok":false,"error_code":E,...}: by E. */
-static void classify_error(json_t *j, struct chan_result *res) {
+static void classify_error(long http_status, json_t *j, struct chan_result *res) {
   int64_t code = 0, after = 0;
   chan_jget_int(j, "error_code", &code);
   const char *desc = chan_jget_str(j, "description");
@@ -88,7 +116,7 @@ static void classify_error(json_t *j, struct chan_result *res) {
   } else if (code >= 500) {
     o = CHAN_RETRY;
   }
-  chan_res_code(res, o, retry, code, desc);
+  chan_res_code(res, o, retry, http_status, code, known_words(desc), desc);
 }
 
 static void tg_parse_reply(long http_status, const char *body, size_t len,
@@ -102,7 +130,7 @@ static void tg_parse_reply(long http_status, const char *body, size_t len,
     snprintf(s, sizeof s, "%" PRId64, id);
     chan_res_ok(res, s);
   } else if (json_is_false(ok) && json_is_integer(json_object_get(j, "error_code"))) {
-    classify_error(j, res);
+    classify_error(http_status, j, res);
   } else {
     chan_res_unexpected(res, http_status, retry_after);
   }
@@ -129,7 +157,7 @@ static int tg_register(const struct chan_cfg *cfg, const char *webhook_url,
                        struct chan_req *req) {
   memset(req, 0, sizeof *req);
   if (!cfg->token[0] || !cfg->secret[0]) return KK_ENOENT;
-  if (!chan_set(webhook_url)) return KK_EINVAL;
+  if (!chan_set(webhook_url) || tg_check(cfg, NULL, 0) != 0) return KK_EINVAL;
   json_t *o = json_pack("{s:s, s:s, s:[s,s], s:i}", "url", webhook_url, "secret_token",
                         cfg->secret, "allowed_updates", "message", "my_chat_member",
                         "max_connections", 40);
@@ -148,4 +176,5 @@ const struct chan_driver chan_telegram_driver = {
   .parse_reply = tg_parse_reply,
   .hook = tg_hook,
   .build_register = tg_register,
+  .check = tg_check,
 };

@@ -51,10 +51,19 @@ static int find_code(const struct chan_msg *m, char out[9], char *error, size_t 
   return chan_error(error, errcap, KK_EINVAL, "no 4-8 digit code in the text");
 }
 
+/* The token goes into the Authorization header as it is. */
+static int gw_check(const struct chan_cfg *cfg, char *error, size_t errcap) {
+  if (cfg->token[0] && !chan_charset(cfg->token, "._~+/=:-"))
+    return chan_error(error, errcap, KK_EINVAL,
+                      "invalid_token: a Gateway token is A-Z a-z 0-9 . _ ~ + / = : and -");
+  return 0;
+}
+
 static int gw_build(const struct chan_cfg *cfg, const struct chan_msg *m, struct chan_req *req,
                     char *error, size_t errcap) {
   memset(req, 0, sizeof *req);
   if (!cfg->token[0]) return chan_error(error, errcap, KK_ENOENT, "token is not set");
+  if (gw_check(cfg, error, errcap) != 0) return KK_EINVAL;
   if (!chan_set(m->to)) return chan_error(error, errcap, KK_EINVAL, "phone is not set");
   char code[9];
   int rc = find_code(m, code, error, errcap);
@@ -104,14 +113,18 @@ static long flood_wait_ms(const char *err) {
 /* {"ok":false,"error":"X"}: by X. */
 static void classify_error(long http_status, const char *err, const char *retry_after,
                            struct chan_result *res) {
+  /* The error is a code; anything else the answer says is not shown. */
+  const char *code = chan_code_text(err);
   if (strcmp(err, "ACCESS_TOKEN_INVALID") == 0 || strcmp(err, "ACCESS_TOKEN_REQUIRED") == 0)
-    chan_res_set(res, CHAN_CONFIG, 0, "%s", err);
+    chan_res_set(res, CHAN_CONFIG, 0, "%s (HTTP %ld)", code, http_status);
   else if (strncmp(err, "FLOOD_WAIT", 10) == 0)
-    chan_res_set(res, CHAN_RETRY, flood_wait_ms(err), "%s", err);
+    chan_res_set(res, CHAN_RETRY, flood_wait_ms(err), "%s (HTTP %ld)", code, http_status);
   else if (http_status == 429)
-    chan_res_set(res, CHAN_RETRY, chan_retry_after_ms(retry_after), "%s", err);
+    chan_res_set(res, CHAN_RETRY, chan_retry_after_ms(retry_after), "%s (HTTP %ld)", code,
+                 http_status);
   else
-    chan_res_set(res, CHAN_FAIL, 0, "%s", err);
+    chan_res_set(res, CHAN_FAIL, 0, "%s (HTTP %ld)", code, http_status);
+  chan_res_detail(res, err);
 }
 
 static void gw_parse_reply(long http_status, const char *body, size_t len,
@@ -209,4 +222,5 @@ const struct chan_driver chan_tggw_driver = {
   .parse_reply = gw_parse_reply,
   .hook = gw_hook,
   .build_register = NULL,
+  .check = gw_check,
 };

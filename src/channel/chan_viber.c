@@ -110,11 +110,20 @@ static int build_vbm(const struct chan_cfg *cfg, const struct chan_msg *m, struc
   return chan_req_json(req, o);
 }
 
+/* The token goes into the X-Viber-Auth-Token header as it is. */
+static int viber_check(const struct chan_cfg *cfg, char *error, size_t errcap) {
+  if (cfg->token[0] && !chan_charset(cfg->token, "_-"))
+    return chan_error(error, errcap, KK_EINVAL,
+                      "invalid_token: a Viber token is A-Z a-z 0-9 _ and -");
+  return 0;
+}
+
 static int viber_build(const struct chan_cfg *cfg, const struct chan_msg *m,
                        struct chan_req *req, char *error, size_t errcap) {
   memset(req, 0, sizeof *req);
   if (!chan_set(cfg->token)) return chan_error(error, errcap, KK_ENOENT, "token is not set");
-  int rc = chan_msg_utf8(m, error, errcap);
+  int rc = viber_check(cfg, error, errcap);
+  if (!rc) rc = chan_msg_utf8(m, error, errcap);
   if (rc) return rc;
   if (!chan_set(m->address) && !chan_set(m->to))
     return chan_error(error, errcap, KK_EINVAL, "neither viber_id nor phone is set");
@@ -176,7 +185,8 @@ static void viber_parse_reply(long http_status, const char *body, size_t len,
       chan_res_unexpected(res, http_status, retry_after);
   } else {
     enum chan_outcome o = status_outcome(status);
-    chan_res_code(res, o, o == CHAN_RETRY ? 1000 : 0, status, chan_jget_str(j, "status_message"));
+    chan_res_code(res, o, o == CHAN_RETRY ? 1000 : 0, http_status, status, NULL,
+                  chan_jget_str(j, "status_message"));
   }
   json_decref(j);
 }
@@ -231,7 +241,7 @@ static int viber_register(const struct chan_cfg *cfg, const char *webhook_url,
                           struct chan_req *req) {
   memset(req, 0, sizeof *req);
   if (!cfg->token[0]) return KK_ENOENT;
-  if (!chan_set(webhook_url)) return KK_EINVAL;
+  if (!chan_set(webhook_url) || viber_check(cfg, NULL, 0) != 0) return KK_EINVAL;
   json_t *o = json_pack("{s:s, s:[s,s,s,s,s,s], s:b, s:b}", "url", webhook_url, "event_types",
                         "delivered", "seen", "failed", "subscribed", "unsubscribed",
                         "conversation_started", "send_name", 1, "send_photo", 0);
@@ -250,4 +260,5 @@ const struct chan_driver chan_viber_driver = {
   .parse_reply = viber_parse_reply,
   .hook = viber_hook,
   .build_register = viber_register,
+  .check = viber_check,
 };

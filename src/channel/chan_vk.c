@@ -44,10 +44,19 @@ static char *keyboard_json(const char *caption, const char *url) {
   return s;
 }
 
+/* A community token ("vk1.a.<base64url>"); it goes into the form body, but
+   anything else is a paste error. */
+static int vk_check(const struct chan_cfg *cfg, char *error, size_t errcap) {
+  if (cfg->token[0] && !chan_charset(cfg->token, "._-"))
+    return chan_error(error, errcap, KK_EINVAL, "invalid_token: a VK token is A-Z a-z 0-9 . _ and -");
+  return 0;
+}
+
 static int vk_build(const struct chan_cfg *cfg, const struct chan_msg *m, struct chan_req *req,
                     char *error, size_t errcap) {
   memset(req, 0, sizeof *req);
   if (!chan_set(cfg->token)) return chan_error(error, errcap, KK_ENOENT, "token is not set");
+  if (vk_check(cfg, error, errcap) != 0) return KK_EINVAL;
   int64_t peer;
   if (chan_parse_int64(m->address, &peer) != 0)
     return chan_error(error, errcap, KK_EINVAL, "vk_id must be a number");
@@ -85,7 +94,7 @@ static int vk_build(const struct chan_cfg *cfg, const struct chan_msg *m, struct
 }
 
 /* How an error code of the API is handled (PROTOCOLS.md 4, the table). */
-static void classify_error(json_t *err, struct chan_result *res) {
+static void classify_error(long http_status, json_t *err, struct chan_result *res) {
   int64_t code = 0;
   chan_jget_int(err, "error_code", &code);
   const char *msg = chan_jget_str(err, "error_msg");
@@ -99,7 +108,7 @@ static void classify_error(json_t *err, struct chan_result *res) {
   } else if (code == 10) {
     o = CHAN_RETRY;
   }
-  chan_res_code(res, o, retry, code, msg);
+  chan_res_code(res, o, retry, http_status, code, NULL, msg);
 }
 
 static void vk_parse_reply(long http_status, const char *body, size_t len,
@@ -113,7 +122,7 @@ static void vk_parse_reply(long http_status, const char *body, size_t len,
     snprintf(s, sizeof s, "%" PRId64, id);
     chan_res_ok(res, s);
   } else if (json_is_object(err) && json_is_integer(json_object_get(err, "error_code"))) {
-    classify_error(err, res);
+    classify_error(http_status, err, res);
   } else {
     chan_res_unexpected(res, http_status, retry_after);
   }
@@ -195,14 +204,14 @@ static void vk_parse_batch_reply(long http_status, const char *body, size_t len,
         snprintf(s, sizeof s, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         chan_res_ok(&res[i], s);
       } else if (json_is_object(e) && json_is_integer(json_object_get(e, "error_code"))) {
-        classify_error(e, &res[i]);
+        classify_error(http_status, e, &res[i]);
       } else {
         chan_res_set(&res[i], CHAN_FAIL, 0, "execute gave no result for this message");
       }
     }
   } else {
     if (json_is_object(err) && json_is_integer(json_object_get(err, "error_code")))
-      classify_error(err, &res[0]);
+      classify_error(http_status, err, &res[0]);
     else
       chan_res_unexpected(&res[0], http_status, retry_after);
     for (int i = 1; i < n; i++) res[i] = res[0];
@@ -271,4 +280,5 @@ const struct chan_driver chan_vk_driver = {
   .parse_batch_reply = vk_parse_batch_reply,
   .hook = vk_hook,
   .build_register = NULL,
+  .check = vk_check,
 };

@@ -54,6 +54,26 @@ static json_t *template_of(const char *spec) {
   return out;
 }
 
+/* phone_number_id and api_version go into the URL's path, the token into
+   the Authorization header, all as they are. */
+static int wa_check(const struct chan_cfg *cfg, char *error, size_t errcap) {
+  const char *v = cfg->api_version;
+  size_t major = v[0] == 'v' ? strspn(v + 1, "0123456789") : 0;
+  int version_ok = !v[0] || (major > 0 && (v[1 + major] == '\0' ||
+                                           (v[1 + major] == '.' && v[2 + major] &&
+                                            strspn(v + 2 + major, "0123456789") ==
+                                                strlen(v + 2 + major))));
+  if (cfg->token[0] && !chan_charset(cfg->token, "._~+/=-"))
+    return chan_error(error, errcap, KK_EINVAL,
+                      "invalid_token: a WhatsApp access token is A-Z a-z 0-9 . _ ~ + / = and -");
+  for (const char *p = cfg->phone_number_id; *p; p++)
+    if (*p < '0' || *p > '9')
+      return chan_error(error, errcap, KK_EINVAL, "invalid_phone_number_id: digits only");
+  if (!version_ok)
+    return chan_error(error, errcap, KK_EINVAL, "invalid_api_version: like v21.0");
+  return 0;
+}
+
 static int wa_build(const struct chan_cfg *cfg, const struct chan_msg *m, struct chan_req *req,
                     char *error, size_t errcap) {
   memset(req, 0, sizeof *req);
@@ -61,7 +81,8 @@ static int wa_build(const struct chan_cfg *cfg, const struct chan_msg *m, struct
   if (!cfg->phone_number_id[0])
     return chan_error(error, errcap, KK_ENOENT, "phone_number_id is not set");
   if (!chan_set(m->to)) return chan_error(error, errcap, KK_EINVAL, "phone is not set");
-  int rc = chan_msg_utf8(m, error, errcap);
+  int rc = wa_check(cfg, error, errcap);
+  if (!rc) rc = chan_msg_utf8(m, error, errcap);
   if (rc) return rc;
   /* Inside the window the text goes (free, even when a template is given);
      outside it only the template may. */
@@ -121,7 +142,7 @@ static void classify_error(long http_status, json_t *err, const char *retry_afte
     o = CHAN_RETRY;
     retry = chan_retry_after_ms(retry_after);
   }
-  chan_res_code(res, o, retry, code, msg);
+  chan_res_code(res, o, retry, http_status, code, NULL, msg);
 }
 
 static void wa_parse_reply(long http_status, const char *body, size_t len,
@@ -249,4 +270,5 @@ const struct chan_driver chan_whatsapp_driver = {
   .parse_reply = wa_parse_reply,
   .hook = wa_hook,
   .build_register = NULL,
+  .check = wa_check,
 };

@@ -323,6 +323,15 @@ int chan_msg_utf8(const struct chan_msg *m, char *error, size_t errcap) {
   return 0;
 }
 
+int chan_charset(const char *s, const char *extra) {
+  if (!chan_set(s)) return 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          strchr(extra, *p)))
+      return 0;
+  return 1;
+}
+
 int chan_parse_int64(const char *s, int64_t *v) {
   if (!chan_set(s)) return KK_EINVAL;
   const char *p = s[0] == '-' ? s + 1 : s;
@@ -382,12 +391,36 @@ void chan_res_set(struct chan_result *res, enum chan_outcome outcome, long retry
   va_end(ap);
 }
 
+void chan_res_detail(struct chan_result *res, const char *desc) {
+  size_t n = 0;
+  for (const unsigned char *p = (const unsigned char *)chan_str(desc);
+       *p && n + 1 < sizeof res->detail; p++)
+    res->detail[n++] = *p >= 0x20 && *p < 0x7F ? (char)*p : '?';
+  res->detail[n] = '\0';
+}
+
+/* kaskad's words for an outcome the provider gave with an error code. */
+static const char *outcome_words(enum chan_outcome outcome) {
+  switch (outcome) {
+    case CHAN_CONFIG:
+      return "the provider refused the account's settings";
+    case CHAN_RETRY:
+      return "the provider asked to try again later";
+    default:
+      return "the provider refused the message";
+  }
+}
+
 void chan_res_code(struct chan_result *res, enum chan_outcome outcome, long retry_after_ms,
-                   int64_t code, const char *desc) {
-  if (chan_set(desc))
-    chan_res_set(res, outcome, retry_after_ms, "%" PRId64 " %s", code, desc);
-  else
-    chan_res_set(res, outcome, retry_after_ms, "%" PRId64, code);
+                   long http_status, int64_t code, const char *words, const char *desc) {
+  chan_res_set(res, outcome, retry_after_ms, "%" PRId64 " %s (HTTP %ld)", code,
+               words ? words : outcome_words(outcome), http_status);
+  chan_res_detail(res, desc);
+}
+
+const char *chan_code_text(const char *s) {
+  size_t n = chan_set(s) ? strlen(s) : 0;
+  return n >= 1 && n <= 64 && chan_charset(s, "_.-") ? s : "unknown_error";
 }
 
 int chan_http_temporary(long http_status) {

@@ -110,7 +110,10 @@ struct chan_result {
   enum chan_outcome outcome;
   char provider_id[72];      /* CHAN_OK: the provider's message id as text */
   long retry_after_ms;       /* CHAN_RETRY: the provider's hint, 0 if none */
-  char error[160];           /* otherwise: "<provider code> <description>" */
+  char error[160];           /* otherwise: "<provider code> <kaskad's words> (HTTP <status>)";
+                                shown to the account, so never the provider's own text */
+  char detail[160];          /* the provider's own description (printable ASCII), for
+                                the operator's log only */
 };
 
 /*
@@ -197,6 +200,13 @@ struct chan_driver {
   /* Where the provider has an API for it (Telegram setWebhook, Viber
      set_webhook): the request that registers webhook_url. NULL otherwise. */
   int (*build_register)(const struct chan_cfg *cfg, const char *webhook_url, struct chan_req *req);
+  /* Checks the settings that go into a URL's path or a header as they are
+     (Telegram's bot token in the path, WhatsApp's phone_number_id ...)
+     against the provider's character set, so that nothing like "../" or a
+     line break reaches a request. 0, or KK_EINVAL with error
+     "invalid_<setting>: <why>". build() and build_register() check too.
+     NULL when the channel has nothing to check. */
+  int (*check)(const struct chan_cfg *cfg, char *error, size_t errcap);
 };
 
 /* The driver of a channel name, or NULL. */

@@ -15,6 +15,12 @@
  *
  * A call owns copies of everything it sends (URL, headers, body) until its
  * transfer ends; then its callback runs and the call is freed.
+ *
+ * Where a request may connect is decided in on_open_socket(), which libcurl
+ * calls with each address it is about to connect to (after DNS, so a name
+ * that resolves to a refused address is caught, every time it is resolved).
+ * A refused address gets no socket; libcurl then tries the host's next
+ * address or fails the transfer, which ends with "address_not_allowed".
  */
 #include "http/http_client.h"
 
@@ -23,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/kk_buf.h"
@@ -47,6 +54,7 @@ struct call {
   int capped;                        /* 1: the response passed the cap */
   char retry_after[64];
   char errbuf[CURL_ERROR_SIZE];
+  char refused[96];                  /* the last address refused, "" if none */
   int smtp;                          /* an SMTP upload (its handle is not kept) */
   http_client_cb cb;
   void *arg;
@@ -82,6 +90,18 @@ struct http_client {
 };
 
 static void maybe_free(struct http_client *c);
+
+/* The operator's allow list: set once at start, read by every client. */
+static struct kk_net_allow allowed;
+
+void http_client_allow(const struct kk_net_allow *allow) {
+  if (allow)
+    allowed = *allow;
+  else
+    memset(&allowed, 0, sizeof allowed);
+}
+
+const struct kk_net_allow *http_client_allowed(void) { return &allowed; }
 
 /* ---- calls ------------------------------------------------------------- */
 
@@ -123,6 +143,8 @@ static void call_finish(struct call *k, long status, const char *error) {
   r.body_len = k->resp.len;
   r.retry_after = k->retry_after[0] ? k->retry_after : NULL;
   r.error = error ? error : "";
+  r.refused = error && (strncmp(error, "address_not_allowed:", 20) == 0 ||
+                        strncmp(error, "tls_required:", 13) == 0);
   if (k->easy) {
     double t = 0;
     curl_easy_getinfo(k->easy, CURLINFO_TOTAL_TIME, &t);
@@ -150,7 +172,14 @@ static void collect_done(struct http_client *c) {
     } else {
       /* SMTP refusals end with an error but carry the server's code. */
       char err[CURL_ERROR_SIZE];
-      snprintf(err, sizeof err, "%s", k->errbuf[0] ? k->errbuf : curl_easy_strerror(res));
+      if (k->refused[0] && res == CURLE_COULDNT_CONNECT)
+        snprintf(err, sizeof err, "address_not_allowed: %s", k->refused);
+      else if (res == CURLE_USE_SSL_FAILED)
+        snprintf(err, sizeof err, "tls_required: the SMTP server offers no STARTTLS "
+                                  "(an smtp_url ending in " HTTP_CLIENT_SMTP_PLAIN
+                                  " sends in the clear)");
+      else
+        snprintf(err, sizeof err, "%s", k->errbuf[0] ? k->errbuf : curl_easy_strerror(res));
       int smtp_code = code >= 400 && code < 600 &&
                       (res == CURLE_LOGIN_DENIED || res == CURLE_SEND_ERROR ||
                        res == CURLE_RECV_ERROR || res == CURLE_WEIRD_SERVER_REPLY ||
@@ -266,6 +295,31 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
   return 0;
 }
 
+/* libcurl is about to connect to address: a socket when it may, else none
+   (and the call remembers why). */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *address) {
+  struct call *k = clientp;
+  (void)purpose;
+  char text[64];
+  const char *why = NULL;
+  if (!kk_net_sockaddr_allowed(&allowed, &address->addr, text, sizeof text, &why)) {
+    snprintf(k->refused, sizeof k->refused, "%s is a %s address", text, why);
+    kk_warnx(LOGCTX, "connection to %s refused: a %s address (outbound_allow)", text, why);
+    return CURL_SOCKET_BAD;
+  }
+  return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
+/* Copies url into out[cap] without the "?tls=off" suffix; 1 when it had it. */
+static int smtp_plain(const char *url, char *out, size_t cap) {
+  size_t n = strlen(url), s = sizeof HTTP_CLIENT_SMTP_PLAIN - 1;
+  int plain = n >= s && strcmp(url + n - s, HTTP_CLIENT_SMTP_PLAIN) == 0;
+  if (plain) n -= s;
+  snprintf(out, cap, "%.*s", (int)n, url);
+  return plain;
+}
+
 /* libcurl closes a socket: its poll handle goes first. */
 static int on_close_socket(void *clientp, curl_socket_t fd) {
   struct http_client *c = clientp;
@@ -353,6 +407,7 @@ int http_client_do(struct http_client *c, const struct http_client_req *req,
                    http_client_cb cb, void *arg) {
   if (c->closing || req->url == NULL || cb == NULL) return KK_EINVAL;
   int smtp = strncasecmp(req->url, "smtp://", 7) == 0 || strncasecmp(req->url, "smtps://", 8) == 0;
+  if (smtp && strlen(req->url) >= 2048) return KK_EINVAL;
   /* Freed by call_free() once its callback has run. */
   struct call *k = kk_xcalloc(1, sizeof *k);
   k->c = c;
@@ -376,8 +431,11 @@ int http_client_do(struct http_client *c, const struct http_client_req *req,
     k->body_len = req->body_len;
   }
   curl_easy_setopt(e, CURLOPT_PRIVATE, k);
-  curl_easy_setopt(e, CURLOPT_URL, req->url);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, k);
+  curl_easy_setopt(e, CURLOPT_PROXY, "");
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, k->errbuf);
@@ -386,21 +444,26 @@ int http_client_do(struct http_client *c, const struct http_client_req *req,
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, k);
   if (smtp) {
+    /* libcurl copies the URL. */
+    char url[2048];
+    int plain = smtp_plain(req->url, url, sizeof url);
+    curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    /* smtps:// is TLS from the start; smtp:// must upgrade (STARTTLS). */
+    if (strncasecmp(url, "smtp://", 7) == 0)
+      curl_easy_setopt(e, CURLOPT_USE_SSL, plain ? (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
     if (req->mail_from) curl_easy_setopt(e, CURLOPT_MAIL_FROM, req->mail_from);
     if (req->mail_rcpt) k->rcpt = curl_slist_append(NULL, req->mail_rcpt);
     curl_easy_setopt(e, CURLOPT_MAIL_RCPT, k->rcpt);
     if (req->username) curl_easy_setopt(e, CURLOPT_USERNAME, req->username);
     if (req->password) curl_easy_setopt(e, CURLOPT_PASSWORD, req->password);
-    if (strncasecmp(req->url, "smtp://", 7) == 0 && req->username)
-      curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
     curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
     curl_easy_setopt(e, CURLOPT_READDATA, k);
     curl_easy_setopt(e, CURLOPT_INFILESIZE, (long)k->body_len);
   } else {
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "kaskad");
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, k);

@@ -8,6 +8,17 @@
  * loop thread. SMTP requests (smtp:// or smtps:// URLs) upload the body as
  * the message, with MAIL FROM / RCPT TO from the request.
  *
+ * Every connection is checked once its address is known (after DNS, before
+ * connect): addresses kk_net refuses by default (loopback, private,
+ * link-local, metadata, ...) are not connected to unless the operator's allow
+ * list (http_client_allow) holds them. Redirects are never followed, proxy
+ * settings of the environment are ignored (the check must see the real
+ * peer), HTTP requests speak only http/https and SMTP only smtp/smtps.
+ *
+ * SMTP: smtps:// is TLS from the start; smtp:// must upgrade with STARTTLS
+ * (the transfer fails when the server does not offer it), unless the URL
+ * ends in "?tls=off" (stripped before use), which sends in the clear.
+ *
  * The caller must have called curl_global_init() before http_client_new().
  */
 #ifndef HTTP_CLIENT_H
@@ -16,7 +27,18 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "core/kk_net.h"
+
 struct http_client;
+
+/* The SMTP URL suffix that turns STARTTLS off. */
+#define HTTP_CLIENT_SMTP_PLAIN "?tls=off"
+
+/* Sets the ranges every client may reach beyond the public internet (the
+   outbound_allow setting; copied). Call it at start, before any request. */
+void http_client_allow(const struct kk_net_allow *allow);
+/* The ranges set by http_client_allow() (none until then). */
+const struct kk_net_allow *http_client_allowed(void);
 
 /* A request; every field is copied by http_client_do(). */
 struct http_client_req {
@@ -41,6 +63,11 @@ struct http_client_resp {
   size_t body_len;
   const char *retry_after;   /* Retry-After header value or NULL */
   const char *error;         /* libcurl's error text when status is 0, else "" */
+  int refused;               /* 1: kaskad refused the request itself, and the same
+                                request will be refused again: error is
+                                "address_not_allowed: ..." (every address of the
+                                host is refused) or "tls_required: ..." (the SMTP
+                                server offers no STARTTLS) */
   double total_ms;
 };
 

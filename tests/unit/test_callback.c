@@ -29,6 +29,8 @@
 #include "callback/callback.h"
 #include "core/kk_err.h"
 #include "core/kk_log.h"
+#include "core/kk_net.h"
+#include "http/http_client.h"
 #include "store/store.h"
 #include "kk_test.h"
 
@@ -266,6 +268,10 @@ static void env_open(struct env *e) {
   memset(e, 0, sizeof *e);
   kk_log_level = KK_LOG_ERROR;
   ASSERT_EQ(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
+  /* The receivers listen on loopback, which is refused unless allowed. */
+  struct kk_net_allow allow;
+  ASSERT_EQ(kk_net_allow_parse("127.0.0.1/32", &allow, NULL, 0), 0);
+  http_client_allow(&allow);
   snprintf(e->dir, sizeof e->dir, "/tmp/kk-callback-XXXXXX");
   ASSERT(mkdtemp(e->dir) != NULL);
   ASSERT_EQ(uv_loop_init(&e->loop), 0);
@@ -461,6 +467,31 @@ KK_TEST(callback_gives_up_after_max_tries) {
   callback_stats(e.cb, &st);
   ASSERT_EQ(st.sent_ok, 0);
   ASSERT_EQ(st.failed_tries, 3);
+  ASSERT_EQ(st.gave_up, 1);
+  env_close(&e);
+  rx_stop(&rx);
+  assert_no_leaks();
+}
+
+KK_TEST(callback_to_loopback_refused_unless_allowed) {
+  struct rx rx = {.default_status = 200};
+  rx_start(&rx, 0);
+  struct env e;
+  env_open(&e);
+  http_client_allow(NULL);
+  char url[128];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", rx.port);
+  env_add_message(&e, "msg_cb_refused_1", url);
+
+  struct callback_opts o = {.timeout_ms = 3000, .max_tries = 2, .backoff_ms = 30, .poll_ms = 10};
+  e.cb = callback_new(&e.loop, e.store, &o);
+  ASSERT(e.cb != NULL);
+  run_until_outbox_empty(&e);
+  ASSERT_EQ(rx_count(&rx), 0);
+  struct callback_stats st;
+  callback_stats(e.cb, &st);
+  ASSERT_EQ(st.sent_ok, 0);
+  ASSERT_EQ(st.failed_tries, 2);
   ASSERT_EQ(st.gave_up, 1);
   env_close(&e);
   rx_stop(&rx);

@@ -82,6 +82,9 @@ export class Kaskad {
   constructor(opts = {}) {
     this.bin = opts.bin ?? kaskadBin();
     this.args = opts.args ?? [];
+    // The tests point channels and callbacks at loopback listeners, which
+    // kaskad refuses unless allowed; `outboundAllow: null` leaves it unset.
+    this.outboundAllow = opts.outboundAllow === undefined ? '127.0.0.1/32' : opts.outboundAllow;
     this.env = opts.env ?? {};
     this.adminKey = opts.adminKey ?? `adm_${randomBytes(12).toString('hex')}`;
     this.dataDir = opts.dataDir ?? null;
@@ -121,7 +124,8 @@ export class Kaskad {
     this.exit = null;
     this.runs++;
     if (this.runs > 1) this.allStderr += `----- start ${this.runs} -----\n`;
-    const args = ['--data', this.dataDir, '--http', `127.0.0.1:${this.port}`, ...this.args];
+    const args = ['--data', this.dataDir, '--http', `127.0.0.1:${this.port}`,
+      ...(this.outboundAllow ? ['--outbound_allow', this.outboundAllow] : []), ...this.args];
     const env = {
       ...process.env,
       KASKAD_ADMIN_KEY: this.adminKey,
@@ -358,9 +362,10 @@ export function metricSum(m, name) {
  */
 export async function setup(t, {
   smsc: smscOpts = {}, route: routeCfg = {}, args = [], routeName = 'main', bin, waitBound = true,
+  outboundAllow,
 } = {}) {
   const smsc = await startSmsc(smscOpts);
-  const k = new Kaskad({ args, bin });
+  const k = new Kaskad({ args, bin, outboundAllow });
   const env = { k, smsc };
   t.after(async () => {
     try {

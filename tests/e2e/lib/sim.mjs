@@ -111,7 +111,7 @@ export async function pointChannelsAtSim(k, sim) {
   await put('telegram', { base_url: base, ...APPS.telegram });
   await put('telegram_gateway', { base_url: base, ...APPS.telegram_gateway });
   await put('whatsapp', { base_url: base, ...APPS.whatsapp });
-  await put('email', { smtp_url: `smtp://127.0.0.1:${sim.smtpPort}`, from: 'noreply@kaskad.test', sender: 'Kaskad' });
+  await put('email', { smtp_url: `smtp://127.0.0.1:${sim.smtpPort}/?tls=off`, from: 'noreply@kaskad.test', sender: 'Kaskad' });
   const list = (await k.call('GET', '/v1/channels', {}, 200)).channels;
   const hook = (ch) => list.find((c) => c.channel === ch).webhook_url;
   await sim.addApp({ channel: 'vk', ...APPS.vk, callback_url: hook('vk') });
