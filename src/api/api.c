@@ -397,6 +397,18 @@ void api_metrics(struct api *a, struct kk_buf *o) {
                   "# TYPE kaskad_callbacks_inflight gauge\nkaskad_callbacks_inflight %d\n",
                   (unsigned long long)cs.sent_ok, (unsigned long long)cs.failed_tries,
                   (unsigned long long)cs.gave_up, cs.inflight);
+    kk_buf_printf(o,
+                  "# HELP kaskad_callbacks_dropped_total Waiting callbacks dropped over an account's cap\n"
+                  "# TYPE kaskad_callbacks_dropped_total counter\nkaskad_callbacks_dropped_total %llu\n"
+                  "# HELP kaskad_callback_breaker_opens_total Times a callback host's circuit breaker opened\n"
+                  "# TYPE kaskad_callback_breaker_opens_total counter\n"
+                  "kaskad_callback_breaker_opens_total %llu\n"
+                  "# HELP kaskad_callbacks_deferred_total Callbacks put off while their host's breaker was open\n"
+                  "# TYPE kaskad_callbacks_deferred_total counter\nkaskad_callbacks_deferred_total %llu\n"
+                  "# HELP kaskad_callback_hosts_open Callback hosts whose circuit breaker is open\n"
+                  "# TYPE kaskad_callback_hosts_open gauge\nkaskad_callback_hosts_open %d\n",
+                  (unsigned long long)cs.dropped, (unsigned long long)cs.breaker_opens,
+                  (unsigned long long)cs.deferred, cs.hosts_open);
   }
   dispatch_metrics(a->dispatch, o);
   if (a->cascade) cascade_metrics(a->cascade, o);

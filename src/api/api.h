@@ -47,6 +47,9 @@ struct api {
   uint64_t accepted;         /* messages acknowledged */
   uint64_t rejected;         /* messages refused by validation */
   uint64_t duplicates;       /* idempotent repeats */
+  long hook_rate;            /* provider webhook requests per second per scope */
+  struct api_hook_limit *hook_limit; /* their token buckets; api_hooks() makes it */
+  uint64_t hooks_limited;    /* webhook requests answered 429 */
 };
 
 /* Loads the key cache; 0 or KK_ESTORE. */

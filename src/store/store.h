@@ -462,6 +462,32 @@ int store_outbox_due(struct store *s, int64_t now, struct store_outbox *out, int
 /* Queues the result of a delivery try: done (delete) or retry at due_at. */
 void store_outbox_result(struct store *s, int64_t id, int delivered, int64_t due_at,
                          const char *error, store_done_cb done, void *arg);
+/* Up to max account ids (after `after`, in id order) that have rows due at
+   now; one index seek per account with rows. 0 or KK_ESTORE. */
+int store_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *out, int max,
+                          int *n);
+/* Reads up to max rows of one account due at now, earliest first (the
+   caller frees url/payload). */
+int store_outbox_due_account(struct store *s, int64_t account_id, int64_t now,
+                             struct store_outbox *out, int max, int *n);
+/* Queues moving a row's due time without counting a try (its host's
+   circuit breaker is open). */
+void store_outbox_defer(struct store *s, int64_t id, int64_t due_at, store_done_cb done,
+                        void *arg);
+/* Drops the oldest rows of every account that has more than keep waiting,
+   at most max_delete rows in all; says what it dropped. */
+#define STORE_TRIM_ACCOUNTS 16
+struct store_outbox_trim {
+  int64_t keep;             /* in: rows an account may have waiting */
+  int64_t max_delete;       /* in: rows deleted at most in one run */
+  int64_t dropped;          /* out: rows deleted */
+  int naccounts;            /* out: accounts listed below (at most 16) */
+  int64_t account_id[STORE_TRIM_ACCOUNTS];
+  int64_t account_dropped[STORE_TRIM_ACCOUNTS];
+};
+/* t is the caller's and must live until done. */
+void store_outbox_trim(struct store *s, struct store_outbox_trim *t, store_done_cb done,
+                       void *arg);
 /* Earliest due_at in the outbox, 0 if empty. */
 int64_t store_outbox_next_due(struct store *s);
 

@@ -99,6 +99,15 @@
   XX(OUTBOX_RETRY, "UPDATE outbox SET tries=tries+1, due_at=?, last_error=?"   \
                    " WHERE id=?")                                              \
   XX(OUTBOX_NEXT, "SELECT MIN(due_at) FROM outbox")                            \
+  /* per account, over outbox_account(account_id, due_at): */                   \
+  XX(OUTBOX_NEXT_ACC, "SELECT account_id,due_at FROM outbox WHERE account_id>?" \
+                      " ORDER BY account_id,due_at LIMIT 1")                   \
+  XX(OUTBOX_DUE_ACC, "SELECT id,account_id,url,payload,tries FROM outbox"       \
+                     " WHERE account_id=? AND due_at<=? ORDER BY due_at LIMIT ?") \
+  XX(OUTBOX_DEFER, "UPDATE outbox SET due_at=? WHERE id=?")                    \
+  XX(OUTBOX_COUNT_ACC, "SELECT COUNT(*) FROM outbox WHERE account_id=?")       \
+  XX(OUTBOX_DROP_OLD, "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"  \
+                      " WHERE account_id=? ORDER BY id LIMIT ?)")              \
   XX(MO_INSERT, "INSERT INTO inbound(route,from_number,to_addr,body,at)"       \
                 " VALUES(?,?,?,?,?)")                                          \
   XX(MSG_VIEW, "SELECT " MSG_COLS " FROM messages WHERE public_id=?"          \
