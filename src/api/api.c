@@ -382,6 +382,14 @@ void api_metrics(struct api *a, struct kk_buf *o) {
                    "# HELP kaskad_store_pending Operations waiting for a commit\n"
                    "# TYPE kaskad_store_pending gauge\nkaskad_store_pending %d\n",
                 (unsigned long long)st.errors, store_pending(a->store));
+  kk_buf_printf(o, "# HELP kaskad_early_refused_total Early provider statuses and receipts refused over a scope's cap\n"
+                   "# TYPE kaskad_early_refused_total counter\nkaskad_early_refused_total %llu\n"
+                   "# HELP kaskad_early_expired_total Early provider statuses and receipts expired unmatched\n"
+                   "# TYPE kaskad_early_expired_total counter\nkaskad_early_expired_total %llu\n"
+                   "# HELP kaskad_hooks_limited_total Provider webhook requests answered 429\n"
+                   "# TYPE kaskad_hooks_limited_total counter\nkaskad_hooks_limited_total %llu\n",
+                (unsigned long long)st.early_refused, (unsigned long long)st.early_expired,
+                (unsigned long long)a->hooks_limited);
   if (a->callback) {
     struct callback_stats cs;
     callback_stats(a->callback, &cs);

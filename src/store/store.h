@@ -27,6 +27,8 @@ struct store_opts {
   const char *dir;          /* data folder; the database is DIR/kaskad.db */
   int synchronous_full;     /* 1: synchronous=FULL (default), 0: NORMAL */
   int max_batch;            /* operations per transaction, default 4096 */
+  int early_cap;            /* early statuses (per webhook scope) and early
+                               receipts (per route) held at most; 10000 */
 };
 
 /*
@@ -185,10 +187,11 @@ struct store_receipt {
   const char *ids[2];       /* NULL-padded */
   const char *state;        /* delivered | failed | expired */
   const char *error;        /* e.g. "UNDELIV err:001" */
-  int64_t at;
+  int64_t at;               /* clamped in place (store_clamp_at) */
   int matched;              /* out: 1 if a part was found; 0: no part has this id
                                yet, the receipt is kept and applied when a
-                               submit_sm_resp names it (within 24 h) */
+                               submit_sm_resp names it (within 24 h; at most
+                               early_cap receipts per route are kept) */
 };
 void store_receipt_apply(struct store *s, struct store_receipt *r,
                          store_done_cb done, void *arg);
@@ -376,8 +379,10 @@ struct store_chan_status {
   int64_t read_upto;
   const char *status;       /* sent | delivered | read | failed | expired */
   const char *error;
-  int64_t at;
-  int matched;              /* out: attempts it applied to */
+  int64_t at;               /* clamped in place (store_clamp_at) */
+  int matched;              /* out: attempts it applied to; 0: kept for the
+                               send's answer (24 h, at most early_cap per
+                               scope) */
 };
 void store_chan_status(struct store *s, struct store_chan_status *st,
                        store_done_cb done, void *arg);
@@ -503,10 +508,23 @@ struct store_stats {
   double commit_sum_ms;
   uint64_t batch_hist[STORE_HIST_BUCKETS + 1];   /* ops per commit */
   uint64_t batch_sum;
+  uint64_t early_refused;   /* early statuses / receipts refused over a scope's cap */
+  uint64_t early_expired;   /* early statuses / receipts expired unmatched */
 };
 extern const double store_commit_bounds_ms[STORE_HIST_BUCKETS];
 extern const double store_batch_bounds[STORE_HIST_BUCKETS];
 void store_get_stats(struct store *s, struct store_stats *out);
+
+/* A time a provider reported, clamped to now +- STORE_CLAMP_MS (0: now), so
+   that no far-future or far-past time makes a row that never expires or
+   reorders statuses. */
+#define STORE_CLAMP_MS (5LL * 60 * 1000)
+int64_t store_clamp_at(int64_t at, int64_t now);
+
+/* Queues an expiry run of early statuses and receipts: those reported before
+   now - 24 h go, in one bounded batch (the writer also runs this by itself
+   every second). For tests and tools. */
+void store_early_expire(struct store *s, int64_t now, store_done_cb done, void *arg);
 
 /* Current time in ms. */
 int64_t store_now_ms(void);

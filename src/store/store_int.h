@@ -86,7 +86,10 @@
                 " WHERE route=? AND provider_id=?")                            \
   XX(EARLY_DEL, "DELETE FROM early_receipts WHERE route=?1 AND"                \
                 " provider_id IN (?2,?3)")                                     \
-  XX(EARLY_EXPIRE, "DELETE FROM early_receipts WHERE at<?")                    \
+  XX(EARLY_EXPIRE, "DELETE FROM early_receipts WHERE (route,provider_id) IN"   \
+                   " (SELECT route,provider_id FROM early_receipts WHERE at<?1" \
+                   " ORDER BY at LIMIT ?2)")                                   \
+  XX(EARLY_COUNT, "SELECT COUNT(*) FROM early_receipts WHERE route=?")         \
   XX(EARLY_ANY, "SELECT EXISTS(SELECT 1 FROM early_receipts),"                \
                 " EXISTS(SELECT 1 FROM early_statuses)")                       \
   XX(EVENT_INSERT, "INSERT INTO events(message_id,attempt_id,status,at,detail)" \
@@ -152,7 +155,11 @@
                 " AND scope=? AND provider_id=? ORDER BY at")                  \
   XX(ESTAT_DEL, "DELETE FROM early_statuses WHERE channel=? AND scope=?"       \
                 " AND provider_id=?")                                          \
-  XX(ESTAT_EXPIRE, "DELETE FROM early_statuses WHERE at<?")                    \
+  XX(ESTAT_EXPIRE, "DELETE FROM early_statuses WHERE (channel,scope,"         \
+                   "provider_id,status) IN (SELECT channel,scope,provider_id,"  \
+                   "status FROM early_statuses WHERE at<?1 ORDER BY at"         \
+                   " LIMIT ?2)")                                               \
+  XX(ESTAT_COUNT, "SELECT COUNT(*) FROM early_statuses WHERE scope=?")         \
   XX(ATT_SET, "UPDATE attempts SET status=?, sent_at=?, delivered_at=?,"        \
               " read_at=?, provider_id=COALESCE(provider_id,?),"               \
               " error=COALESCE(?,error), cost=cost+?, due_at=NULL,"            \
@@ -278,6 +285,14 @@ struct store {
   int64_t next_msg_id, next_att_id; /* writer: the ids the next rows get */
   int early_any;                /* writer: early_receipts may have rows */
   int estat_any;                /* writer: early_statuses may have rows */
+  /* writer: early rows held per scope ("s<account>" for statuses, "r<route>"
+     for receipts), counted when first needed and forgotten whenever rows
+     go otherwise (expiry, a rollback, a match) */
+  int64_t early_cap;            /* rows one scope may hold */
+  double early_next_expire;     /* monotonic ms of the next expiry run */
+  struct early_count { char key[72]; int64_t n; } *ecount;
+  int necount, capecount;
+  uint64_t early_refused_w, early_expired_w;   /* writer's counters */
   /* writer: prices and channel scopes read recently (cleared when either
      table is written); each status would otherwise read them again */
   struct store_memo {
@@ -296,6 +311,19 @@ struct store {
   struct store_cascade_stats cstats;   /* guarded by mu: a copy of cstats_w per commit */
   struct store_cascade_stats cstats_w; /* writer thread only */
 };
+
+/* store_cascade.c, on the writer thread: early statuses and receipts. */
+#define EARLY_KEEP_MS (24LL * 3600 * 1000)   /* how long an early row is kept */
+#define EARLY_EXPIRE_BATCH 1000              /* rows deleted per table per run */
+#define EARLY_EXPIRE_EVERY_MS 1000.0         /* how often the writer runs it */
+/* Whether the scope key may hold one more early row (and counts it): 1, or 0
+   when it holds early_cap already (the row is refused and counted). */
+int casc_early_admit(struct store *s, const char *key);
+/* Forgets the counts (rows went without being counted down). */
+void casc_early_forget(struct store *s);
+/* Deletes up to EARLY_EXPIRE_BATCH early statuses and as many receipts
+   older than cutoff (by their index on at). 0 or KK_ESTORE. */
+int casc_early_expire(struct store *s, int64_t cutoff);
 
 /* store_cascade.c, on the writer thread: */
 /* What a new message's row holds once its first usable step has started. */

@@ -343,6 +343,13 @@ static void run_batch(struct store *s, struct store_op *batch, int nops) {
       }
       exec_simple(&s->w, ST_RELEASE);
     }
+    if (rc == 0 && t0 >= s->early_next_expire) {
+      /* The periodic expiry of early rows, one bounded batch, with the
+         work that happens to be committing. */
+      s->early_next_expire = t0 + EARLY_EXPIRE_EVERY_MS;
+      if (casc_early_expire(s, store_now_ms() - EARLY_KEEP_MS) != 0)
+        kk_error(LOGCTX, "expiry of early statuses failed");
+    }
     if (rc == 0) rc = exec_simple(&s->w, ST_COMMIT);
     if (rc != 0) {
       exec_simple(&s->w, ST_ROLLBACK);
@@ -364,6 +371,8 @@ static void run_batch(struct store *s, struct store_op *batch, int nops) {
   hist_add(s->stats.batch_hist, store_batch_bounds, nops);
   s->stats.batch_sum += (uint64_t)nops;
   s->cstats = s->cstats_w;
+  s->stats.early_refused = s->early_refused_w;
+  s->stats.early_expired = s->early_expired_w;
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -554,6 +563,7 @@ int store_open(uv_loop_t *loop, const struct store_opts *opts, struct store **ou
   snprintf(path, sizeof path, "%s/kaskad.db", opts->dir);
   s->loop = loop;
   s->max_batch = opts->max_batch > 0 ? opts->max_batch : 4096;
+  s->early_cap = opts->early_cap > 0 ? opts->early_cap : 10000;
   s->q_tail = &s->q_head;
   s->done_tail = &s->done_head;
   if (conn_open(&s->w, path, opts->synchronous_full, 1) != 0 || migrate(&s->w) != 0 ||
@@ -607,6 +617,7 @@ void store_close(struct store *s) {
   conn_close(&s->r);
   free(s->wnotes);
   free(s->lnotes);
+  free(s->ecount);
   s->wnotes = s->lnotes = NULL;
   kk_info(LOGCTX, "closed");
   uv_close((uv_handle_t *)&s->async, on_async_closed);
@@ -945,6 +956,7 @@ static void lower_id(const char *in, char *out, size_t cap) {
 }
 
 int casc_early_check(struct store *s) {
+  casc_early_forget(s);
   sqlite3_stmt *st = sq_stmt(&s->w, ST_EARLY_ANY);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
@@ -1135,17 +1147,16 @@ static int part_receipt(struct store *s, const char *route, const char *pid,
                             error && error[0] ? error : NULL, at, 0);
 }
 
-#define EARLY_KEEP_MS (24LL * 3600 * 1000)
-
 /* Keeps a receipt whose part is not known yet under each of its ids; the
    submit_sm_resp that names the part applies it (exec_sms_submitted). */
 static int hold_receipt(struct store *s, const struct receipt_data *d) {
   struct conn *c = &s->w;
-  sqlite3_stmt *st = sq_stmt(c, ST_EARLY_EXPIRE);
-  sqlite3_bind_int64(st, 1, d->r->at - EARLY_KEEP_MS);
-  int rc = sq_step_done(c, st);
+  char key[72];
+  snprintf(key, sizeof key, "r%s", d->route);
+  int rc = 0;
   for (int i = 0; i < 2 && rc == 0 && d->ids[i][0]; i++) {
-    st = sq_stmt(c, ST_EARLY_PUT);
+    if (!casc_early_admit(s, key)) return 0;  /* the route holds its most */
+    sqlite3_stmt *st = sq_stmt(c, ST_EARLY_PUT);
     sq_bind_text(st, 1, d->route);
     sq_bind_text(st, 2, d->ids[i]);
     sq_bind_text(st, 3, d->ids[1 - i]);
@@ -1186,6 +1197,7 @@ static int exec_receipt(struct store *s, struct store_op *op) {
 void store_receipt_apply(struct store *s, struct store_receipt *r,
                          store_done_cb done, void *arg) {
   struct receipt_data *d = kk_xcalloc(1, sizeof *d);
+  r->at = store_clamp_at(r->at, store_now_ms());
   d->r = r;
   snprintf(d->route, sizeof d->route, "%s", r->route);
   for (int i = 0; i < 2; i++) lower_id(r->ids[i] ? r->ids[i] : "", d->ids[i], sizeof d->ids[i]);
