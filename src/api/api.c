@@ -14,6 +14,7 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "callback/callback.h"
+#include "core/kk_rate.h"
 #include "cascade/cascade.h"
 #include "core/kk_mem.h"
 #include "dispatch/dispatch.h"
@@ -168,6 +169,8 @@ int api_init(struct api *a) {
 void api_fini(struct api *a) {
   free(a->keys.slots);
   a->keys.slots = NULL;
+  kk_rate_free(a->hook_limit);
+  a->hook_limit = NULL;
   a->keys.cap = a->keys.n = 0;
 }
 

@@ -21,6 +21,7 @@ struct http_req;
 struct store;
 struct dispatch;
 struct callback;
+struct kk_rate;
 
 /* The API key cache: SHA-256 of every active key -> account id. */
 struct api_keys {
@@ -48,7 +49,7 @@ struct api {
   uint64_t rejected;         /* messages refused by validation */
   uint64_t duplicates;       /* idempotent repeats */
   long hook_rate;            /* provider webhook requests per second per scope */
-  struct api_hook_limit *hook_limit; /* their token buckets; api_hooks() makes it */
+  struct kk_rate *hook_limit; /* their token buckets; made by the first webhook */
   uint64_t hooks_limited;    /* webhook requests answered 429 */
 };
 
