@@ -233,22 +233,43 @@ struct store_msg_view {
   int done;                 /* 1: the cascade has ended */
   int nattempts;
   struct store_attempt_view attempts[STORE_MAX_ATTEMPTS];
+  char *text;               /* malloc'd, or NULL: only listings with with_text */
 };
 
 /* Reads one message of the account (KK_ENOENT if absent or another's). */
 int store_msg_get(struct store *s, int64_t account_id, const char *public_id,
                   struct store_msg_view *out);
 
+#define STORE_LIST_EXAMINE 10000  /* rows a listing examines at most */
+
 struct store_msg_filter {
   const char *status;       /* NULL: any */
   const char *campaign;     /* NULL: any (with or without one) */
+  const char *phone;        /* to_number, E.164 without '+'; NULL: any */
   int64_t from, to;         /* created_at range, 0 = open */
   int64_t before_id;        /* paging cursor: rows with id < before_id; 0 = newest */
   int limit;
+  int max_examine;          /* rows examined at most; 0: STORE_LIST_EXAMINE */
+  int with_text;            /* 1: fill each view's text (the caller frees it) */
 };
-/* Lists messages of the account, newest first; *next_cursor is 0 at the end. */
+/*
+ * Lists messages of the account, newest first, over one index (the phone's,
+ * the status', the campaign's or the account's, in that order of choice);
+ * the other conditions are checked on the rows the index gives, and at most
+ * max_examine rows are examined. *next_cursor is 0 at the end; otherwise it
+ * continues the listing, also when the page is short (or empty) because the
+ * examination bound was reached.
+ */
 int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_filter *f,
                    struct store_msg_view *out, int *n, int64_t *next_cursor);
+/*
+ * The same in the libuv thread pool on a read-only connection of its own,
+ * so that the loop thread does not wait for it; done(arg, rc) runs on the
+ * loop thread. f's strings, out, n and next_cursor are borrowed until done.
+ */
+void store_msg_list_async(struct store *s, int64_t account_id, const struct store_msg_filter *f,
+                          struct store_msg_view *out, int *n, int64_t *next_cursor,
+                          store_done_cb done, void *arg);
 
 /* ---- campaigns ------------------------------------------------------------- */
 
@@ -272,6 +293,13 @@ typedef void (*store_campaign_group_fn)(void *arg, const char *status, const cha
 int store_campaign_report(struct store *s, int64_t account_id, const char *campaign,
                           store_campaign_group_fn fn, void *arg,
                           struct store_campaign_totals *out);
+/* The same in the thread pool (see store_msg_list_async): fn runs on a pool
+   thread; done(arg, rc) on the loop thread. campaign, fn's argument and out
+   are borrowed until done. */
+void store_campaign_report_async(struct store *s, int64_t account_id, const char *campaign,
+                                 store_campaign_group_fn fn, void *fn_arg,
+                                 struct store_campaign_totals *out, store_done_cb done,
+                                 void *arg);
 
 /* ---- cascades and channels ------------------------------------------------ */
 

@@ -121,6 +121,19 @@
   XX(MSG_LIST, "SELECT " MSG_COLS " FROM messages WHERE account_id=?1"         \
                " AND (?2 IS NULL OR status=?2) AND created_at>=?3"             \
                " AND created_at<?4 AND id<?5 ORDER BY id DESC LIMIT ?6")       \
+  /* bounded listings (store_msg_list): one index per filter, newest first */  \
+  XX(MSG_SCAN_ACC, "SELECT " MSG_COLS ",body FROM messages"                    \
+                   " INDEXED BY messages_account WHERE account_id=?1"          \
+                   " AND id<?2 ORDER BY id DESC")                              \
+  XX(MSG_SCAN_TO, "SELECT " MSG_COLS ",body FROM messages"                     \
+                  " INDEXED BY messages_account_to WHERE account_id=?1"        \
+                  " AND to_number=?3 AND id<?2 ORDER BY id DESC")              \
+  XX(MSG_SCAN_STATUS, "SELECT " MSG_COLS ",body FROM messages"                 \
+                      " INDEXED BY messages_account_status WHERE account_id=?1" \
+                      " AND status=?3 AND id<?2 ORDER BY id DESC")             \
+  XX(MSG_SCAN_CAMPAIGN, "SELECT " MSG_COLS ",body FROM messages"               \
+                        " INDEXED BY messages_campaign WHERE account_id=?1"    \
+                        " AND campaign=?3 AND id<?2 ORDER BY id DESC")         \
   /* the same within one campaign, over its index */                           \
   XX(MSG_LIST_CAMPAIGN, "SELECT " MSG_COLS " FROM messages WHERE account_id=?1" \
                         " AND campaign=?7 AND (?2 IS NULL OR status=?2)"       \
@@ -293,6 +306,14 @@ struct store {
   struct early_count { char key[72]; int64_t n; } *ecount;
   int necount, capecount;
   uint64_t early_refused_w, early_expired_w;   /* writer's counters */
+  /* reads in the libuv thread pool: read-only connections handed out one
+     per running read (guarded by rp_mu) */
+  char path[4096];              /* the database file */
+  pthread_mutex_t rp_mu;
+  pthread_cond_t rp_cv;
+  struct conn *rp_free[8];
+  int rp_nfree;
+  int rp_running;               /* reads in a pool thread now, guarded by rp_mu */
   /* writer: prices and channel scopes read recently (cleared when either
      table is written); each status would otherwise read them again */
   struct store_memo {
