@@ -118,9 +118,6 @@
   XX(ATT_VIEW, "SELECT channel,route,status,provider_id,segments,error,"       \
                "created_at,sent_at,delivered_at,read_at,step,cost FROM attempts" \
                " WHERE message_id=? ORDER BY id LIMIT 16")                     \
-  XX(MSG_LIST, "SELECT " MSG_COLS " FROM messages WHERE account_id=?1"         \
-               " AND (?2 IS NULL OR status=?2) AND created_at>=?3"             \
-               " AND created_at<?4 AND id<?5 ORDER BY id DESC LIMIT ?6")       \
   /* bounded listings (store_msg_list): one index per filter, newest first */  \
   XX(MSG_SCAN_ACC, "SELECT " MSG_COLS ",body FROM messages"                    \
                    " INDEXED BY messages_account WHERE account_id=?1"          \
@@ -134,11 +131,6 @@
   XX(MSG_SCAN_CAMPAIGN, "SELECT " MSG_COLS ",body FROM messages"               \
                         " INDEXED BY messages_campaign WHERE account_id=?1"    \
                         " AND campaign=?3 AND id<?2 ORDER BY id DESC")         \
-  /* the same within one campaign, over its index */                           \
-  XX(MSG_LIST_CAMPAIGN, "SELECT " MSG_COLS " FROM messages WHERE account_id=?1" \
-                        " AND campaign=?7 AND (?2 IS NULL OR status=?2)"       \
-                        " AND created_at>=?3 AND created_at<?4 AND id<?5"      \
-                        " ORDER BY id DESC LIMIT ?6")                          \
   XX(CAMPAIGN_REPORT, "SELECT status,channel,COUNT(*),SUM(delivered_twice),"   \
                       "SUM(delivered_twice>0),SUM(cost),SUM(sms_only_cost)"    \
                       " FROM messages WHERE account_id=? AND campaign=?"       \

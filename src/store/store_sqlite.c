@@ -1325,10 +1325,10 @@ static int msg_list_on(struct conn *c, int64_t account_id, const struct store_ms
   const char *eq = NULL;
   if (f->phone)
     id = ST_MSG_SCAN_TO, eq = f->phone;
-  else if (f->status)
-    id = ST_MSG_SCAN_STATUS, eq = f->status;
   else if (f->campaign)
     id = ST_MSG_SCAN_CAMPAIGN, eq = f->campaign;
+  else if (f->status)
+    id = ST_MSG_SCAN_STATUS, eq = f->status;
   sqlite3_stmt *st = sq_stmt(c, id);
   if (st == NULL) return KK_ESTORE;
   sqlite3_bind_int64(st, 1, account_id);
