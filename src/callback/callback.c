@@ -429,7 +429,6 @@ static void on_poll(uv_timer_t *t) {
     if (store_outbox_accounts(c->store, now, pass ? 0 : start_after, accounts, ACCOUNTS_MAX,
                               &n) != 0)
       return;
-    if (n == ACCOUNTS_MAX) c->more = 1;
     for (int i = 0; i < n; i++) {
       if (pass && accounts[i] > start_after) return;
       if (c->nrequests >= c->o.max_inflight) {
@@ -439,6 +438,12 @@ static void on_poll(uv_timer_t *t) {
       serve_account(c, accounts[i], now);
       c->rr_after = accounts[i];
     }
+    if (n == ACCOUNTS_MAX) {
+      /* More accounts may be due: the next poll goes on after these. */
+      c->more = 1;
+      return;
+    }
+    if (start_after == 0) return;   /* this pass began at the first account */
   }
 }
 

@@ -1609,8 +1609,8 @@ int store_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *
                           int *n) {
   /* A skip-scan over outbox_account: one index seek per account. */
   sqlite3_stmt *st = sq_stmt(&s->r, ST_OUTBOX_NEXT_ACC);
-  int k = 0, seen = 0;
-  while (k < max && seen < 4 * max + 64) {
+  int k = 0;
+  while (k < max) {
     sqlite3_bind_int64(st, 1, after);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
@@ -1622,7 +1622,6 @@ int store_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *
     after = sqlite3_column_int64(st, 0);
     if (sqlite3_column_int64(st, 1) <= now) out[k++] = after;
     sqlite3_reset(st);
-    seen++;
   }
   *n = k;
   return 0;
