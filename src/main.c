@@ -148,6 +148,20 @@ static int parse_ms(const struct kk_cfg *cfg, enum kk_cfg_key k, long long *out)
   return 0;
 }
 
+/* A whole number from min up into *out, or -1 (said on stderr). */
+static int parse_count(const struct kk_cfg *cfg, enum kk_cfg_key k, long min, long *out) {
+  const char *v = kk_cfg_get(cfg, k);
+  char *end = NULL;
+  long n = strtol(v, &end, 10);
+  if (end == v || *end != '\0' || n < min) {
+    fprintf(stderr, "kaskad: %s: \"%s\" is not a whole number from %ld up\n", kk_cfg_name(k), v,
+            min);
+    return -1;
+  }
+  *out = n;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static struct daemon d;
   int rc = kk_cfg_load(&d.cfg, argc, argv);
@@ -180,9 +194,15 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  long long cb_timeout, http_timeout;
+  long long cb_timeout, http_timeout, cb_cooldown;
+  long cb_per_account, cb_queue, cb_breaker;
   if (parse_ms(&d.cfg, KK_CFG_callback_timeout, &cb_timeout) ||
-      parse_ms(&d.cfg, KK_CFG_http_timeout, &http_timeout))
+      parse_ms(&d.cfg, KK_CFG_http_timeout, &http_timeout) ||
+      parse_ms(&d.cfg, KK_CFG_callback_cooldown, &cb_cooldown) ||
+      parse_count(&d.cfg, KK_CFG_callback_per_account, 1, &cb_per_account) ||
+      parse_count(&d.cfg, KK_CFG_callback_queue_per_account, 1, &cb_queue) ||
+      parse_count(&d.cfg, KK_CFG_callback_breaker, 1, &cb_breaker) ||
+      parse_count(&d.cfg, KK_CFG_hook_rate, 1, &d.api.hook_rate))
     return 2;
   struct kk_net_allow allow;
   char bad[80];
@@ -202,7 +222,11 @@ int main(int argc, char **argv) {
   d.dispatch = dispatch_new(d.loop, d.store, &dopts);
   if (load_file_routes(&d) != 0) return 2;
   store_routes_each(d.store, load_db_route, &d);
-  struct callback_opts copts = {.timeout_ms = (long)cb_timeout};
+  struct callback_opts copts = {.timeout_ms = (long)cb_timeout,
+                                .per_account = (int)cb_per_account,
+                                .queue_per_account = cb_queue,
+                                .breaker_failures = (int)cb_breaker,
+                                .breaker_cooldown_ms = (long)cb_cooldown};
   d.callback = callback_new(d.loop, d.store, &copts);
   if (d.callback == NULL) return 1;
 

@@ -14,6 +14,7 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "callback/callback.h"
+#include "core/kk_rate.h"
 #include "cascade/cascade.h"
 #include "core/kk_mem.h"
 #include "core/kk_utf8.h"
@@ -220,6 +221,8 @@ int api_init(struct api *a) {
 void api_fini(struct api *a) {
   free(a->keys.slots);
   a->keys.slots = NULL;
+  kk_rate_free(a->hook_limit);
+  a->hook_limit = NULL;
   a->keys.cap = a->keys.n = 0;
 }
 
@@ -451,6 +454,14 @@ void api_metrics(struct api *a, struct kk_buf *o) {
                    "# HELP kaskad_store_pending Operations waiting for a commit\n"
                    "# TYPE kaskad_store_pending gauge\nkaskad_store_pending %d\n",
                 (unsigned long long)st.errors, store_pending(a->store));
+  kk_buf_printf(o, "# HELP kaskad_early_refused_total Early provider statuses and receipts refused over a scope's cap\n"
+                   "# TYPE kaskad_early_refused_total counter\nkaskad_early_refused_total %llu\n"
+                   "# HELP kaskad_early_expired_total Early provider statuses and receipts expired unmatched\n"
+                   "# TYPE kaskad_early_expired_total counter\nkaskad_early_expired_total %llu\n"
+                   "# HELP kaskad_hooks_limited_total Provider webhook requests answered 429\n"
+                   "# TYPE kaskad_hooks_limited_total counter\nkaskad_hooks_limited_total %llu\n",
+                (unsigned long long)st.early_refused, (unsigned long long)st.early_expired,
+                (unsigned long long)a->hooks_limited);
   if (a->callback) {
     struct callback_stats cs;
     callback_stats(a->callback, &cs);
@@ -466,6 +477,18 @@ void api_metrics(struct api *a, struct kk_buf *o) {
                   "# TYPE kaskad_callbacks_inflight gauge\nkaskad_callbacks_inflight %d\n",
                   (unsigned long long)cs.sent_ok, (unsigned long long)cs.failed_tries,
                   (unsigned long long)cs.gave_up, cs.inflight);
+    kk_buf_printf(o,
+                  "# HELP kaskad_callbacks_dropped_total Waiting callbacks dropped over an account's cap\n"
+                  "# TYPE kaskad_callbacks_dropped_total counter\nkaskad_callbacks_dropped_total %llu\n"
+                  "# HELP kaskad_callback_breaker_opens_total Times a callback host's circuit breaker opened\n"
+                  "# TYPE kaskad_callback_breaker_opens_total counter\n"
+                  "kaskad_callback_breaker_opens_total %llu\n"
+                  "# HELP kaskad_callbacks_deferred_total Callbacks put off while their host's breaker was open\n"
+                  "# TYPE kaskad_callbacks_deferred_total counter\nkaskad_callbacks_deferred_total %llu\n"
+                  "# HELP kaskad_callback_hosts_open Callback hosts whose circuit breaker is open\n"
+                  "# TYPE kaskad_callback_hosts_open gauge\nkaskad_callback_hosts_open %d\n",
+                  (unsigned long long)cs.dropped, (unsigned long long)cs.breaker_opens,
+                  (unsigned long long)cs.deferred, cs.hosts_open);
   }
   dispatch_metrics(a->dispatch, o);
   if (a->cascade) cascade_metrics(a->cascade, o);

@@ -21,6 +21,7 @@ struct http_req;
 struct store;
 struct dispatch;
 struct callback;
+struct kk_rate;
 
 /* The API key cache: SHA-256 of every active key -> account id. */
 struct api_keys {
@@ -47,6 +48,9 @@ struct api {
   uint64_t accepted;         /* messages acknowledged */
   uint64_t rejected;         /* messages refused by validation */
   uint64_t duplicates;       /* idempotent repeats */
+  long hook_rate;            /* provider webhook requests per second per scope */
+  struct kk_rate *hook_limit; /* their token buckets; made by the first webhook */
+  uint64_t hooks_limited;    /* webhook requests answered 429 */
 };
 
 /* Loads the key cache; 0 or KK_ESTORE. */

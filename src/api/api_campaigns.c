@@ -6,10 +6,13 @@
  * statuses, the channels that got them there, "delivered twice", cost and
  * the saving against SMS alone.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
 #include "core/kk_err.h"
+#include "core/kk_mem.h"
 #include "store/store.h"
 
 _Static_assert(STORE_CAMPAIGN_MAX == 64, "API_CAMPAIGN_RULE states the limit");
@@ -62,15 +65,21 @@ static json_t *in_life_order(json_t *o) {
   return out;
 }
 
-void api_campaign_report(struct api *a, struct http_req *req, int64_t account_id,
-                         const char *campaign) {
-  if (!api_campaign_valid(campaign, strlen(campaign))) {
-    api_error(req, 422, "invalid_campaign", "campaign", "campaign: %s", API_CAMPAIGN_RULE);
-    return;
-  }
-  struct report r = {.by_status = json_object(), .by_channel = json_object()};
+/* A report being read in the store's thread pool. */
+struct report_ctx {
+  struct http_req *req;
+  char campaign[STORE_CAMPAIGN_MAX + 1];
+  struct report r;                  /* filled on a pool thread, then read here */
   struct store_campaign_totals t;
-  int rc = store_campaign_report(a->store, account_id, campaign, on_group, &r, &t);
+};
+
+/* Store done callback of a report: answers and frees c. */
+static void on_report(void *arg, int rc) {
+  struct report_ctx *c = arg;
+  struct report r = c->r;
+  struct store_campaign_totals t = c->t;
+  struct http_req *req = c->req;
+  const char *campaign = c->campaign;
   if (rc) {
     json_decref(r.by_status);
     json_decref(r.by_channel);
@@ -79,6 +88,7 @@ void api_campaign_report(struct api *a, struct http_req *req, int64_t account_id
                 campaign);
     else
       api_error(req, 503, "store_unavailable", NULL, "cannot read the campaign now");
+    free(c);
     return;
   }
   json_t *doc = json_pack("{s:s, s:I, s:o, s:o, s:I, s:I, s:o, s:o, s:o}", "campaign", campaign,
@@ -89,4 +99,22 @@ void api_campaign_report(struct api *a, struct http_req *req, int64_t account_id
                           "cost", api_money(t.cost), "sms_only_cost", api_money(t.sms_only_cost),
                           "savings", api_money(t.sms_only_cost - t.cost));
   api_json(req, 200, doc, NULL);
+  free(c);
+}
+
+void api_campaign_report(struct api *a, struct http_req *req, int64_t account_id,
+                         const char *campaign) {
+  if (!api_campaign_valid(campaign, strlen(campaign))) {
+    api_error(req, 422, "invalid_campaign", "campaign", "campaign: %s", API_CAMPAIGN_RULE);
+    return;
+  }
+  /* Freed in on_report(); the sums are read in the store's thread pool, and
+     the JSON objects are touched only by that read until it is done. */
+  struct report_ctx *c = kk_xcalloc(1, sizeof *c);
+  c->req = req;
+  snprintf(c->campaign, sizeof c->campaign, "%s", campaign);
+  c->r.by_status = json_object();
+  c->r.by_channel = json_object();
+  store_campaign_report_async(a->store, account_id, c->campaign, on_group, &c->r, &c->t,
+                              on_report, c);
 }

@@ -25,6 +25,7 @@
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "core/kk_net.h"
+#include "core/kk_rate.h"
 #include "dispatch/dispatch.h"
 #include "http/http_client.h"
 #include "http/http_server.h"
@@ -32,6 +33,7 @@
 #define LOGCTX "api"
 #define MONEY_SCALE 10000.0    /* prices and costs are kept in 1/10000 units */
 #define MAX_PRICE 1000000.0
+#define HOOK_SCOPES_MAX 65536  /* webhook scopes with a token bucket at once */
 
 static int refuse(struct api_err *e, int status, const char *code, const char *field,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -773,6 +775,33 @@ static void on_hook_reply(void *ud, int status, const char *body) {
   http_respond(req, status, "text/plain", body, strlen(body), NULL);
 }
 
+/*
+ * A scope's webhook takes hook_rate requests a second (twice that in a
+ * burst), so that one scope's flood cannot fill the store's writer; beyond
+ * that it answers 429 with Retry-After, which providers retry. 1, or 0 when
+ * answered.
+ */
+static int hook_allowed(struct api *a, struct http_req *req, const char *channel,
+                        int64_t scope) {
+  if (a->hook_limit == NULL) {
+    double rate = a->hook_rate > 0 ? (double)a->hook_rate : 200.0;
+    a->hook_limit = kk_rate_new(rate, 2 * rate, HOOK_SCOPES_MAX);
+  }
+  int64_t wait = kk_rate_take(a->hook_limit, scope, (int64_t)uv_now(a->loop));
+  if (wait == 0) return 1;
+  a->hooks_limited++;
+  char header[64];
+  snprintf(header, sizeof header, "Retry-After: %lld\r\n", (long long)((wait + 999) / 1000));
+  if ((a->hooks_limited & (a->hooks_limited - 1)) == 0)
+    kk_warnx(LOGCTX, "%s webhook of scope %lld over its rate: 429 (%llu so far)", channel,
+             (long long)scope, (unsigned long long)a->hooks_limited);
+  struct api_err e = {.status = 429, .code = "rate_limited"};
+  snprintf(e.message, sizeof e.message, "too many webhook requests for this scope; retry later");
+  json_t *err = json_pack("{s:s, s:s}", "code", e.code, "message", e.message);
+  api_json(req, 429, json_pack("{s:o}", "error", err), header);
+  return 0;
+}
+
 void api_hooks(struct api *a, struct http_req *req, const char *channel, const char *scope_id) {
   const char *m = http_req_method(req);
   if (strcmp(m, "POST") != 0 && strcmp(m, "GET") != 0) {
@@ -789,6 +818,7 @@ void api_hooks(struct api *a, struct http_req *req, const char *channel, const c
     }
     scope = acc.id;
   }
+  if (!hook_allowed(a, req, channel, scope)) return;
   size_t len = 0;
   const char *body = http_req_body(req, &len);
   struct chan_hook_in in = {.method = m, .body = body ? body : "", .len = body ? len : 0,

@@ -497,6 +497,7 @@ static json_t *message_json(const struct store_msg_view *v, int with_attempts) {
                         time_or_null(v->expires_at));
   json_object_set_new(o, "campaign", str_or_null(v->campaign));
   json_object_set_new(o, "finished", json_boolean(v->done));
+  if (v->text) json_object_set_new(o, "text", json_string(v->text));
   if (!with_attempts) return o;
   json_t *arr = json_array();
   for (int i = 0; i < v->nattempts; i++) {
@@ -529,9 +530,49 @@ void api_messages_get(struct api *a, struct http_req *req, int64_t account_id, c
   api_json(req, 200, message_json(&v, 1), NULL);
 }
 
+/* A listing being read in the store's thread pool. */
+struct list_ctx {
+  struct http_req *req;
+  struct store_msg_filter f;   /* its strings are the request's query values */
+  char phone[24];
+  struct store_msg_view *rows; /* f.limit of them */
+  int n;
+  int64_t next;
+};
+
+/* Store done callback of a listing: answers and frees c. */
+static void on_listed(void *arg, int rc) {
+  struct list_ctx *c = arg;
+  if (rc != 0) {
+    api_error(c->req, 503, "store_unavailable", NULL, "cannot list messages now");
+  } else {
+    json_t *arr = json_array();
+    for (int i = 0; i < c->n; i++) json_array_append_new(arr, message_json(&c->rows[i], 0));
+    json_t *doc = json_pack("{s:o}", "messages", arr);
+    if (c->next) {
+      char cur[32];
+      snprintf(cur, sizeof cur, "%lld", (long long)c->next);
+      json_object_set_new(doc, "next_cursor", json_string(cur));
+    } else {
+      json_object_set_new(doc, "next_cursor", json_null());
+    }
+    api_json(c->req, 200, doc, NULL);
+  }
+  for (int i = 0; i < c->n; i++) free(c->rows[i].text);
+  free(c->rows);
+  free(c);
+}
+
 void api_messages_list(struct api *a, struct http_req *req, int64_t account_id) {
-  struct store_msg_filter f = {.limit = 100};
+  struct store_msg_filter f = {.limit = 100, .with_text = 1};
+  char phone[24] = "";
   const char *s;
+  if ((s = http_req_query(req, "phone")) != NULL) {
+    if (phone_normalize(s, phone, sizeof phone) != 0) {
+      api_error(req, 422, "invalid_phone", "phone", "phone: an international number, e.g. +79161234567");
+      return;
+    }
+  }
   if ((s = http_req_query(req, "status")) != NULL) {
     int found = 0;
     for (int i = 0; i < API_MSG_NSTATUSES; i++) found |= strcmp(s, api_msg_statuses[i]) == 0;
@@ -574,24 +615,15 @@ void api_messages_list(struct api *a, struct http_req *req, int64_t account_id) 
     }
     f.before_id = cur;
   }
-  struct store_msg_view *rows = kk_xcalloc((size_t)f.limit, sizeof *rows);
-  int n = 0;
-  int64_t next = 0;
-  if (store_msg_list(a->store, account_id, &f, rows, &n, &next) != 0) {
-    free(rows);
-    api_error(req, 503, "store_unavailable", NULL, "cannot list messages now");
-    return;
+  /* Freed in on_listed(); the answer comes from there (the read runs in
+     the store's thread pool, bounded to STORE_LIST_EXAMINE rows). */
+  struct list_ctx *c = kk_xcalloc(1, sizeof *c);
+  c->req = req;
+  c->f = f;
+  if (phone[0]) {
+    memcpy(c->phone, phone, sizeof c->phone);
+    c->f.phone = c->phone;
   }
-  json_t *arr = json_array();
-  for (int i = 0; i < n; i++) json_array_append_new(arr, message_json(&rows[i], 0));
-  free(rows);
-  json_t *doc = json_pack("{s:o}", "messages", arr);
-  if (next) {
-    char cur[32];
-    snprintf(cur, sizeof cur, "%lld", (long long)next);
-    json_object_set_new(doc, "next_cursor", json_string(cur));
-  } else {
-    json_object_set_new(doc, "next_cursor", json_null());
-  }
-  api_json(req, 200, doc, NULL);
+  c->rows = kk_xcalloc((size_t)f.limit, sizeof *c->rows);
+  store_msg_list_async(a->store, account_id, &c->f, c->rows, &c->n, &c->next, on_listed, c);
 }

@@ -28,6 +28,20 @@
 #define MAX_BACKOFF_MS (3600LL * 1000)     /* longest delay between tries */
 #define MAX_RESPONSE_BODY (64 * 1024)      /* response bytes read, then dropped */
 #define STOP_GRACE_MAX_MS 3000             /* longest wait for requests at stop */
+#define ACCOUNTS_MAX 64                    /* accounts with due rows read at once */
+#define HOSTS_MAX 256                      /* circuit breakers kept */
+#define HOST_KEY_MAX 160                   /* bytes of a host:port key */
+#define TRIM_MAX_DELETE 10000              /* waiting rows dropped at most per run */
+
+/* The circuit breaker of one host: closed (open_until 0), open (until
+   open_until) or half-open (open_until passed; one probe may go). */
+struct host {
+  char key[HOST_KEY_MAX];            /* "" when the slot is free */
+  int fails;                         /* failed tries in a row */
+  int probing;                       /* 1: the half-open probe is under way */
+  int64_t open_until;
+  int64_t used;                      /* last use, for eviction */
+};
 
 /* One outbox row being delivered, from its read to its committed result. */
 struct request {
@@ -39,6 +53,8 @@ struct request {
   char *url;                         /* owned; NULL once the try is over */
   char *payload;                     /* owned; NULL once the try is over */
   int running;                       /* 1: its HTTP request is on the wire */
+  int probe;                         /* 1: the half-open probe of its host */
+  char host[HOST_KEY_MAX];           /* its circuit breaker's key */
 };
 
 struct callback {
@@ -57,6 +73,11 @@ struct callback {
   void (*stop_done)(void *ud);
   void *stop_ud;
   struct callback_stats st;
+  int64_t rr_after;                  /* round robin: the account served last */
+  uv_timer_t trim_timer;             /* drops waiting rows over the cap */
+  int trimming;                      /* 1: a trim is queued in the store */
+  struct store_outbox_trim trim;
+  struct host hosts[HOSTS_MAX];
   struct store_outbox batch[BATCH_MAX];
 };
 
@@ -89,7 +110,84 @@ int64_t callback_backoff_ms(long first_ms, int failed_tries) {
   return d < MAX_BACKOFF_MS ? d : MAX_BACKOFF_MS;
 }
 
+/* ---- circuit breakers ----------------------------------------------------- */
+
+/* Writes the "host:port" part of url (lower case) into out. */
+static void host_key(const char *url, char *out, size_t cap) {
+  const char *p = strstr(url, "://");
+  p = p ? p + 3 : url;
+  size_t n = 0;
+  while (p[n] && p[n] != '/' && p[n] != '?' && p[n] != '#') n++;
+  /* Credentials are not part of the host. */
+  const char *at = memchr(p, '@', n);
+  if (at) {
+    n -= (size_t)(at + 1 - p);
+    p = at + 1;
+  }
+  size_t i = 0;
+  for (; i < n && i + 1 < cap; i++) {
+    char ch = p[i];
+    out[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+  }
+  out[i] = '\0';
+}
+
+/* The breaker of key, created closed when absent (evicting the least
+   recently used closed one, or the least recently used of all). */
+static struct host *host_get(struct callback *c, const char *key, int64_t now) {
+  struct host *free_slot = NULL, *lru = NULL, *lru_closed = NULL;
+  for (int i = 0; i < HOSTS_MAX; i++) {
+    struct host *h = &c->hosts[i];
+    if (h->key[0] == '\0') {
+      if (!free_slot) free_slot = h;
+      continue;
+    }
+    if (strcmp(h->key, key) == 0) {
+      h->used = now;
+      return h;
+    }
+    if (!lru || h->used < lru->used) lru = h;
+    if (h->open_until == 0 && !h->probing && (!lru_closed || h->used < lru_closed->used))
+      lru_closed = h;
+  }
+  struct host *h = free_slot ? free_slot : lru_closed ? lru_closed : lru;
+  memset(h, 0, sizeof *h);
+  snprintf(h->key, sizeof h->key, "%s", key);
+  h->used = now;
+  return h;
+}
+
+/* Records the outcome of a try for its host's breaker. A failure that
+   says nothing about the host (a 4xx other than 429) counts as neither. */
+static void host_result(struct callback *c, struct request *r, long status) {
+  int64_t now = store_now_ms();
+  struct host *h = host_get(c, r->host, now);
+  if (r->probe) h->probing = 0;
+  if (status >= 200 && status <= 299) {
+    if (h->open_until) kk_info(LOGCTX, "host %s answers again: circuit closed", h->key);
+    h->fails = 0;
+    h->open_until = 0;
+    return;
+  }
+  if (status != 0 && status != 429 && status < 500) return;
+  h->fails++;
+  if (r->probe || (h->open_until == 0 && h->fails >= c->o.breaker_failures)) {
+    h->open_until = now + c->o.breaker_cooldown_ms;
+    c->st.breaker_opens++;
+    kk_warnx(LOGCTX, "host %s: %d failed tries in a row: circuit open for %ld ms", h->key,
+             h->fails, c->o.breaker_cooldown_ms);
+  }
+}
+
 /* ---- the in-flight set ---------------------------------------------------- */
+
+/* Rows of account_id in the in-flight set. */
+static int account_inflight(const struct callback *c, int64_t account_id) {
+  int n = 0;
+  for (const struct request *r = c->requests; r; r = r->next)
+    if (r->account_id == account_id) n++;
+  return n;
+}
 
 static int in_flight(const struct callback *c, int64_t outbox_id) {
   for (const struct request *r = c->requests; r; r = r->next)
@@ -107,6 +205,7 @@ static struct request *request_new(struct callback *c, struct store_outbox *row)
   r->url = row->url;
   r->payload = row->payload;
   row->url = row->payload = NULL;
+  host_key(r->url, r->host, sizeof r->host);
   r->next = c->requests;
   if (c->requests) c->requests->prev = r;
   c->requests = r;
@@ -159,6 +258,11 @@ static void on_result_stored(void *arg, int rc) {
  */
 static void finish(struct request *r, int ok, int permanent, const char *error) {
   struct callback *c = r->c;
+  if (r->probe && !r->running) {
+    /* A probe that never went out proves nothing: another one may go. */
+    host_get(c, r->host, store_now_ms())->probing = 0;
+    r->probe = 0;
+  }
   if (ok) {
     c->st.sent_ok++;
     store_outbox_result(c->store, r->outbox_id, 1, 0, NULL, on_result_stored, r);
@@ -200,6 +304,7 @@ static void on_response(void *arg, const struct http_client_resp *resp) {
     maybe_shut(c);
     return;
   }
+  host_result(c, r, resp->status);
   char error[CURL_ERROR_SIZE + 32];
   if (resp->status)
     snprintf(error, sizeof error, "HTTP %ld", resp->status);
@@ -210,9 +315,42 @@ static void on_response(void *arg, const struct http_client_resp *resp) {
 
 /* ---- sending -------------------------------------------------------------- */
 
+/* Puts r's row off until due_at without a try; r leaves the in-flight set
+   once that is stored. */
+static void defer(struct request *r, int64_t due_at) {
+  struct callback *c = r->c;
+  c->st.deferred++;
+  free(r->url);
+  free(r->payload);
+  r->url = r->payload = NULL;
+  store_outbox_defer(c->store, r->outbox_id, due_at, on_result_stored, r);
+}
+
+/* Whether r may go to its host now: 1, or 0 when it was put off. */
+static int breaker_allows(struct request *r) {
+  struct callback *c = r->c;
+  int64_t now = store_now_ms();
+  struct host *h = host_get(c, r->host, now);
+  if (h->open_until == 0) return 1;
+  if (now < h->open_until) {
+    defer(r, h->open_until);
+    return 0;
+  }
+  if (h->probing) {
+    /* Half-open with its probe under way: the probe decides. */
+    defer(r, now + c->o.timeout_ms);
+    return 0;
+  }
+  h->probing = 1;
+  r->probe = 1;
+  kk_info(LOGCTX, "host %s: cool-down over, sending one probe", h->key);
+  return 1;
+}
+
 /* Starts the try of r; any failure to start is a failed try. */
 static void start(struct request *r) {
   struct callback *c = r->c;
+  if (!breaker_allows(r)) return;
   struct store_account acc;
   int rc = store_account_get_by_id(c->store, r->account_id, &acc);
   if (rc != 0) {
@@ -244,30 +382,95 @@ static void start(struct request *r) {
   r->running = 1;
 }
 
-/* Reads due rows and starts a request for each one not yet in flight. */
-static void on_poll(uv_timer_t *t) {
-  struct callback *c = t->data;
-  if (c->stopping) return;
-  if (c->nrequests >= c->o.max_inflight) {
+/*
+ * Reads the due rows of one account and starts a request for each one not
+ * yet in flight, up to the account's and the deliverer's room.
+ */
+static void serve_account(struct callback *c, int64_t account_id, int64_t now) {
+  int busy = account_inflight(c, account_id);
+  int room = c->o.per_account - busy;
+  if (c->o.max_inflight - c->nrequests < room) room = c->o.max_inflight - c->nrequests;
+  if (room <= 0) {
     c->more = 1;
     return;
   }
   /* Rows in flight may be among those read, so read enough to fill the room. */
-  int limit = c->o.max_inflight < BATCH_MAX ? c->o.max_inflight : BATCH_MAX;
+  int limit = room + busy < BATCH_MAX ? room + busy : BATCH_MAX;
   int n = 0;
-  if (store_outbox_due(c->store, store_now_ms(), c->batch, limit, &n) != 0) return;
-  c->more = n == limit;
+  if (store_outbox_due_account(c->store, account_id, now, c->batch, limit, &n) != 0) return;
+  if (n == limit) c->more = 1;
   for (int i = 0; i < n; i++) {
     struct store_outbox *row = &c->batch[i];
-    int busy = in_flight(c, row->id);
-    if (!busy && c->nrequests < c->o.max_inflight) {
+    if (!in_flight(c, row->id) && room > 0) {
+      room--;
       start(request_new(c, row));
     } else {
-      if (!busy) c->more = 1;
       free(row->url);
       free(row->payload);
     }
   }
+}
+
+/* Serves the accounts with due rows in turn, starting after the one served
+   last, until the deliverer is full. */
+static void on_poll(uv_timer_t *t) {
+  struct callback *c = t->data;
+  if (c->stopping) return;
+  c->more = 0;
+  if (c->nrequests >= c->o.max_inflight) {
+    c->more = 1;
+    return;
+  }
+  int64_t now = store_now_ms();
+  int64_t accounts[ACCOUNTS_MAX];
+  int64_t start_after = c->rr_after;
+  for (int pass = 0; pass < 2; pass++) {
+    int n = 0;
+    if (store_outbox_accounts(c->store, now, pass ? 0 : start_after, accounts, ACCOUNTS_MAX,
+                              &n) != 0)
+      return;
+    for (int i = 0; i < n; i++) {
+      if (pass && accounts[i] > start_after) return;
+      if (c->nrequests >= c->o.max_inflight) {
+        c->more = 1;
+        return;
+      }
+      serve_account(c, accounts[i], now);
+      c->rr_after = accounts[i];
+    }
+    if (n == ACCOUNTS_MAX) {
+      /* More accounts may be due: the next poll goes on after these. */
+      c->more = 1;
+      return;
+    }
+    if (start_after == 0) return;   /* this pass began at the first account */
+  }
+}
+
+/* ---- the cap on waiting rows ---------------------------------------------- */
+
+static void on_trimmed(void *arg, int rc) {
+  struct callback *c = arg;
+  c->trimming = 0;
+  if (rc == 0 && c->trim.dropped > 0) {
+    c->st.dropped += (uint64_t)c->trim.dropped;
+    for (int i = 0; i < c->trim.naccounts; i++)
+      kk_warnx(LOGCTX, "account %lld: %lld waiting callbacks over the cap of %ld dropped (oldest first)",
+               (long long)c->trim.account_id[i], (long long)c->trim.account_dropped[i],
+               c->o.queue_per_account);
+  } else if (rc != 0) {
+    kk_error(LOGCTX, "dropping waiting callbacks over the cap failed: %s", kk_strerror(rc));
+  }
+  if (c->stopping) maybe_shut(c);
+}
+
+static void on_trim_timer(uv_timer_t *t) {
+  struct callback *c = t->data;
+  if (c->stopping || c->trimming) return;
+  c->trimming = 1;
+  c->trim.keep = c->o.queue_per_account;
+  c->trim.max_delete = TRIM_MAX_DELETE;
+  store_outbox_trim(c->store, &c->trim, on_trimmed, c);
 }
 
 /* ---- life cycle ----------------------------------------------------------- */
@@ -287,9 +490,18 @@ struct callback *callback_new(uv_loop_t *loop, struct store *store,
   if (c->o.max_tries <= 0) c->o.max_tries = 12;
   if (c->o.backoff_ms <= 0) c->o.backoff_ms = 5000;
   if (c->o.poll_ms <= 0) c->o.poll_ms = 200;
+  if (c->o.per_account <= 0) c->o.per_account = 8;
+  if (c->o.queue_per_account <= 0) c->o.queue_per_account = 10000;
+  if (c->o.breaker_failures <= 0) c->o.breaker_failures = 5;
+  if (c->o.breaker_cooldown_ms <= 0) c->o.breaker_cooldown_ms = 30000;
+  if (c->o.trim_ms <= 0) c->o.trim_ms = 5000;
   uv_timer_init(loop, &c->poll_timer);
   c->poll_timer.data = c;
   uv_timer_start(&c->poll_timer, on_poll, 0, (uint64_t)c->o.poll_ms);
+  uv_timer_init(loop, &c->trim_timer);
+  c->trim_timer.data = c;
+  uv_timer_start(&c->trim_timer, on_trim_timer, (uint64_t)c->o.trim_ms,
+                 (uint64_t)c->o.trim_ms);
   return c;
 }
 
@@ -300,6 +512,9 @@ void callback_kick(struct callback *c) {
 void callback_stats(const struct callback *c, struct callback_stats *out) {
   *out = c->st;
   out->inflight = c->nrequests;
+  int64_t now = store_now_ms();
+  for (int i = 0; i < HOSTS_MAX; i++)
+    if (c->hosts[i].key[0] && c->hosts[i].open_until > now) out->hosts_open++;
 }
 
 static void on_http_closed(void *ud) {
@@ -330,6 +545,7 @@ void callback_stop(struct callback *c, void (*done)(void *ud), void *ud) {
   c->stopping = 1;
   c->stop_done = done;
   c->stop_ud = ud;
+  uv_timer_stop(&c->trim_timer);
   long grace = c->o.timeout_ms < STOP_GRACE_MAX_MS ? c->o.timeout_ms : STOP_GRACE_MAX_MS;
   uv_timer_start(&c->poll_timer, on_grace_over, (uint64_t)grace, 0);
   maybe_shut(c);
@@ -348,11 +564,12 @@ static void on_handle_closed(uv_handle_t *h) {
 static void maybe_shut(struct callback *c) {
   if (!c->stopping) return;
   if (!c->shut) {
-    if (c->nrequests > 0) return;
+    if (c->nrequests > 0 || c->trimming) return;
     c->shut = 1;
     close_http(c);
-    c->closing++;
+    c->closing += 2;
     uv_close((uv_handle_t *)&c->poll_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->trim_timer, on_handle_closed);
     return;
   }
   if (c->closing > 0) return;

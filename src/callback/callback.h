@@ -18,6 +18,19 @@
  * twice at the same time: it stays in the in-flight set from the moment it is
  * read until the store has committed the result of its try.
  *
+ * Accounts share the deliverer fairly: due rows are read per account, the
+ * accounts with due rows taken in turn (round robin, by account id), and
+ * one account has at most per_account rows in flight, so a customer whose
+ * endpoint never answers holds only its own slots. Each host (host:port of
+ * the URL) has a circuit breaker: after breaker_failures failed tries in a
+ * row (transport errors, timeouts, 5xx and 429 answers) it opens, and the
+ * host's rows are put off until the cool-down is over, without a request
+ * and without counting a try; then one row is sent as a probe (half-open),
+ * whose success closes the breaker and whose failure opens it again. An
+ * account may have queue_per_account rows waiting; every trim_ms the
+ * oldest rows beyond that are dropped (counted and logged), since newer
+ * statuses supersede older ones.
+ *
  * The caller must have called curl_global_init() before callback_new().
  * Everything runs on the loop thread.
  */
@@ -39,13 +52,22 @@ struct callback_opts {
   int max_tries;            /* tries before giving up; 12 */
   long backoff_ms;          /* delay after the first failed try; 5000 */
   long poll_ms;             /* how often the outbox is read; 200 */
+  int per_account;          /* rows of one account being delivered at once; 8 */
+  long queue_per_account;   /* rows one account may have waiting; 10000 */
+  int breaker_failures;     /* failed tries in a row that open a host's breaker; 5 */
+  long breaker_cooldown_ms; /* how long an open breaker sends nothing; 30000 */
+  long trim_ms;             /* how often waiting rows over the cap are dropped; 5000 */
 };
 
 struct callback_stats {
   uint64_t sent_ok;         /* tries answered with 2xx */
   uint64_t failed_tries;    /* tries that failed (each retry and each last try) */
   uint64_t gave_up;         /* rows dropped after their last try */
+  uint64_t dropped;         /* waiting rows dropped over an account's cap */
+  uint64_t breaker_opens;   /* times a host's circuit breaker opened */
+  uint64_t deferred;        /* rows put off because their host's breaker was open */
   int inflight;             /* rows in the in-flight set now */
+  int hosts_open;           /* hosts whose breaker is open now */
 };
 
 /*

@@ -28,6 +28,11 @@
   X(retry_min, "2s", "first retry delay after a temporary SMSC error")            \
   X(retry_max, "5m", "longest retry delay")                                       \
   X(callback_timeout, "10s", "timeout of one customer callback request")         \
+  X(callback_per_account, "8", "callback requests of one account in flight at once") \
+  X(callback_queue_per_account, "10000", "callbacks one account may have waiting; the oldest beyond are dropped") \
+  X(callback_breaker, "5", "failed callback tries in a row that open a host's circuit breaker") \
+  X(callback_cooldown, "30s", "how long an open circuit breaker sends nothing to its host") \
+  X(hook_rate, "200", "provider webhook requests per second per scope (burst: twice that)") \
   X(shutdown_timeout, "10s", "how long SIGTERM waits for in-flight work")        \
   X(outbound_allow, "", "comma-separated CIDR ranges outbound requests may reach besides public addresses (e.g. 10.1.0.0/16)")
 

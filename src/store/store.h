@@ -27,6 +27,8 @@ struct store_opts {
   const char *dir;          /* data folder; the database is DIR/kaskad.db */
   int synchronous_full;     /* 1: synchronous=FULL (default), 0: NORMAL */
   int max_batch;            /* operations per transaction, default 4096 */
+  int early_cap;            /* early statuses (per webhook scope) and early
+                               receipts (per route) held at most; 10000 */
 };
 
 /*
@@ -185,10 +187,11 @@ struct store_receipt {
   const char *ids[2];       /* NULL-padded */
   const char *state;        /* delivered | failed | expired */
   const char *error;        /* e.g. "UNDELIV err:001" */
-  int64_t at;
+  int64_t at;               /* clamped in place (store_clamp_at) */
   int matched;              /* out: 1 if a part was found; 0: no part has this id
                                yet, the receipt is kept and applied when a
-                               submit_sm_resp names it (within 24 h) */
+                               submit_sm_resp names it (within 24 h; at most
+                               early_cap receipts per route are kept) */
 };
 void store_receipt_apply(struct store *s, struct store_receipt *r,
                          store_done_cb done, void *arg);
@@ -230,22 +233,43 @@ struct store_msg_view {
   int done;                 /* 1: the cascade has ended */
   int nattempts;
   struct store_attempt_view attempts[STORE_MAX_ATTEMPTS];
+  char *text;               /* malloc'd, or NULL: only listings with with_text */
 };
 
 /* Reads one message of the account (KK_ENOENT if absent or another's). */
 int store_msg_get(struct store *s, int64_t account_id, const char *public_id,
                   struct store_msg_view *out);
 
+#define STORE_LIST_EXAMINE 10000  /* rows a listing examines at most */
+
 struct store_msg_filter {
   const char *status;       /* NULL: any */
   const char *campaign;     /* NULL: any (with or without one) */
+  const char *phone;        /* to_number, E.164 without '+'; NULL: any */
   int64_t from, to;         /* created_at range, 0 = open */
   int64_t before_id;        /* paging cursor: rows with id < before_id; 0 = newest */
   int limit;
+  int max_examine;          /* rows examined at most; 0: STORE_LIST_EXAMINE */
+  int with_text;            /* 1: fill each view's text (the caller frees it) */
 };
-/* Lists messages of the account, newest first; *next_cursor is 0 at the end. */
+/*
+ * Lists messages of the account, newest first, over one index (the phone's,
+ * the campaign's, the status' or the account's, in that order of choice);
+ * the other conditions are checked on the rows the index gives, and at most
+ * max_examine rows are examined. *next_cursor is 0 at the end; otherwise it
+ * continues the listing, also when the page is short (or empty) because the
+ * examination bound was reached.
+ */
 int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_filter *f,
                    struct store_msg_view *out, int *n, int64_t *next_cursor);
+/*
+ * The same in the libuv thread pool on a read-only connection of its own,
+ * so that the loop thread does not wait for it; done(arg, rc) runs on the
+ * loop thread. f's strings, out, n and next_cursor are borrowed until done.
+ */
+void store_msg_list_async(struct store *s, int64_t account_id, const struct store_msg_filter *f,
+                          struct store_msg_view *out, int *n, int64_t *next_cursor,
+                          store_done_cb done, void *arg);
 
 /* ---- campaigns ------------------------------------------------------------- */
 
@@ -269,6 +293,13 @@ typedef void (*store_campaign_group_fn)(void *arg, const char *status, const cha
 int store_campaign_report(struct store *s, int64_t account_id, const char *campaign,
                           store_campaign_group_fn fn, void *arg,
                           struct store_campaign_totals *out);
+/* The same in the thread pool (see store_msg_list_async): fn runs on a pool
+   thread; done(arg, rc) on the loop thread. campaign, fn's argument and out
+   are borrowed until done. */
+void store_campaign_report_async(struct store *s, int64_t account_id, const char *campaign,
+                                 store_campaign_group_fn fn, void *fn_arg,
+                                 struct store_campaign_totals *out, store_done_cb done,
+                                 void *arg);
 
 /* ---- cascades and channels ------------------------------------------------ */
 
@@ -376,8 +407,10 @@ struct store_chan_status {
   int64_t read_upto;
   const char *status;       /* sent | delivered | read | failed | expired */
   const char *error;
-  int64_t at;
-  int matched;              /* out: attempts it applied to */
+  int64_t at;               /* clamped in place (store_clamp_at) */
+  int matched;              /* out: attempts it applied to; 0: kept for the
+                               send's answer (24 h, at most early_cap per
+                               scope) */
 };
 void store_chan_status(struct store *s, struct store_chan_status *st,
                        store_done_cb done, void *arg);
@@ -462,6 +495,32 @@ int store_outbox_due(struct store *s, int64_t now, struct store_outbox *out, int
 /* Queues the result of a delivery try: done (delete) or retry at due_at. */
 void store_outbox_result(struct store *s, int64_t id, int delivered, int64_t due_at,
                          const char *error, store_done_cb done, void *arg);
+/* Up to max account ids (after `after`, in id order) that have rows due at
+   now; one index seek per account with rows. 0 or KK_ESTORE. */
+int store_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *out, int max,
+                          int *n);
+/* Reads up to max rows of one account due at now, earliest first (the
+   caller frees url/payload). */
+int store_outbox_due_account(struct store *s, int64_t account_id, int64_t now,
+                             struct store_outbox *out, int max, int *n);
+/* Queues moving a row's due time without counting a try (its host's
+   circuit breaker is open). */
+void store_outbox_defer(struct store *s, int64_t id, int64_t due_at, store_done_cb done,
+                        void *arg);
+/* Drops the oldest rows of every account that has more than keep waiting,
+   at most max_delete rows in all; says what it dropped. */
+#define STORE_TRIM_ACCOUNTS 16
+struct store_outbox_trim {
+  int64_t keep;             /* in: rows an account may have waiting */
+  int64_t max_delete;       /* in: rows deleted at most in one run */
+  int64_t dropped;          /* out: rows deleted */
+  int naccounts;            /* out: accounts listed below (at most 16) */
+  int64_t account_id[STORE_TRIM_ACCOUNTS];
+  int64_t account_dropped[STORE_TRIM_ACCOUNTS];
+};
+/* t is the caller's and must live until done. */
+void store_outbox_trim(struct store *s, struct store_outbox_trim *t, store_done_cb done,
+                       void *arg);
 /* Earliest due_at in the outbox, 0 if empty. */
 int64_t store_outbox_next_due(struct store *s);
 
@@ -477,10 +536,23 @@ struct store_stats {
   double commit_sum_ms;
   uint64_t batch_hist[STORE_HIST_BUCKETS + 1];   /* ops per commit */
   uint64_t batch_sum;
+  uint64_t early_refused;   /* early statuses / receipts refused over a scope's cap */
+  uint64_t early_expired;   /* early statuses / receipts expired unmatched */
 };
 extern const double store_commit_bounds_ms[STORE_HIST_BUCKETS];
 extern const double store_batch_bounds[STORE_HIST_BUCKETS];
 void store_get_stats(struct store *s, struct store_stats *out);
+
+/* A time a provider reported, clamped to now +- STORE_CLAMP_MS (0: now), so
+   that no far-future or far-past time makes a row that never expires or
+   reorders statuses. */
+#define STORE_CLAMP_MS (5LL * 60 * 1000)
+int64_t store_clamp_at(int64_t at, int64_t now);
+
+/* Queues an expiry run of early statuses and receipts: those reported before
+   now - 24 h go, in one bounded batch (the writer also runs this by itself
+   every second). For tests and tools. */
+void store_early_expire(struct store *s, int64_t now, store_done_cb done, void *arg);
 
 /* Current time in ms. */
 int64_t store_now_ms(void);

@@ -901,7 +901,94 @@ static int64_t scalar(struct store *s, enum stmt_id id) {
 int64_t store_chan_next_due(struct store *s) { return scalar(s, ST_CHAN_NEXT); }
 int64_t store_wait_next(struct store *s) { return scalar(s, ST_WAIT_NEXT); }
 
-#define EARLY_STATUS_KEEP_MS (24LL * 3600 * 1000)
+/* ---- early statuses and receipts: per-scope caps and expiry ----------------- */
+
+int64_t store_clamp_at(int64_t at, int64_t now) {
+  if (at == 0) return now;
+  if (at > now + STORE_CLAMP_MS) return now + STORE_CLAMP_MS;
+  if (at < now - STORE_CLAMP_MS) return now - STORE_CLAMP_MS;
+  return at;
+}
+
+void casc_early_forget(struct store *s) { s->necount = 0; }
+
+/* The held-row count of key, counted with one query over the scope's index
+   when it is not known; NULL when the count fails. */
+static struct early_count *early_count(struct store *s, const char *key) {
+  for (int i = 0; i < s->necount; i++)
+    if (strcmp(s->ecount[i].key, key) == 0) return &s->ecount[i];
+  sqlite3_stmt *st;
+  if (key[0] == 's') {
+    st = sq_stmt(&s->w, ST_ESTAT_COUNT);
+    sqlite3_bind_int64(st, 1, strtoll(key + 1, NULL, 10));
+  } else {
+    st = sq_stmt(&s->w, ST_EARLY_COUNT);
+    sq_bind_text(st, 1, key + 1);
+  }
+  int rc = sqlite3_step(st);
+  int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW) return NULL;
+  if (s->necount == s->capecount) {
+    /* Grows with the scopes that sent early rows since the last expiry run
+       (accounts and routes), then starts again from nothing. */
+    if (s->capecount >= 4096) {
+      s->necount = 0;
+    } else {
+      s->capecount = s->capecount ? 2 * s->capecount : 16;
+      s->ecount = kk_xrealloc(s->ecount, (size_t)s->capecount * sizeof s->ecount[0]);
+    }
+  }
+  struct early_count *e = &s->ecount[s->necount++];
+  snprintf(e->key, sizeof e->key, "%s", key);
+  e->n = n;
+  return e;
+}
+
+int casc_early_admit(struct store *s, const char *key) {
+  struct early_count *e = early_count(s, key);
+  if (e == NULL) return 1;   /* not counted: the cap is checked next time */
+  if (e->n >= s->early_cap) {
+    /* Said once per power of two, so that a flood does not flood the log. */
+    s->early_refused_w++;
+    if ((s->early_refused_w & (s->early_refused_w - 1)) == 0)
+      kk_warnx(LOGCTX, "scope %s holds %lld early statuses or receipts, the most it may:"
+               " refusing more (%llu refused so far)", key + 1, (long long)e->n,
+               (unsigned long long)s->early_refused_w);
+    return 0;
+  }
+  e->n++;  /* a replaced row counts twice until the next recount: on the safe side */
+  return 1;
+}
+
+int casc_early_expire(struct store *s, int64_t cutoff) {
+  static const enum stmt_id ids[2] = {ST_ESTAT_EXPIRE, ST_EARLY_EXPIRE};
+  int gone = 0;
+  for (int i = 0; i < 2; i++) {
+    sqlite3_stmt *st = sq_stmt(&s->w, ids[i]);
+    sqlite3_bind_int64(st, 1, cutoff);
+    sqlite3_bind_int(st, 2, EARLY_EXPIRE_BATCH);
+    int rc = sq_step_done(&s->w, st);
+    if (rc) return rc;
+    gone += sqlite3_changes(s->w.db);
+  }
+  if (gone == 0) return 0;
+  s->early_expired_w += (uint64_t)gone;
+  return casc_early_check(s);
+}
+
+struct early_expire_data { int64_t now; };
+
+static int exec_early_expire(struct store *s, struct store_op *op) {
+  struct early_expire_data *d = op->data;
+  return casc_early_expire(s, d->now - EARLY_KEEP_MS);
+}
+
+void store_early_expire(struct store *s, int64_t now, store_done_cb done, void *arg) {
+  struct early_expire_data *d = kk_xcalloc(1, sizeof *d);  /* freed with the operation */
+  d->now = now;
+  store_submit(s, store_op_new(exec_early_expire, done, arg, d, 0));
+}
 
 /* Applies the statuses a provider reported before its id was stored. */
 static int apply_early(struct store *s, int64_t attempt_id, const char *provider_id) {
@@ -1050,12 +1137,12 @@ static int exec_chan_status(struct store *s, struct store_op *op) {
   d->st->matched = n;
   if (n == 0 && d->provider_id[0]) {
     /* The provider may call back before its answer to our send is stored
-       (WhatsApp reports "sent" at once): keep the status for a day; the
-       send's result applies it (apply_early). */
-    st = sq_stmt(c, ST_ESTAT_EXPIRE);
-    sqlite3_bind_int64(st, 1, d->st->at - EARLY_STATUS_KEEP_MS);
-    int rc = sq_step_done(c, st);
-    if (rc) return rc;
+       (WhatsApp reports "sent" at once): keep the status for a day (the
+       writer's expiry runs by time); the send's result applies it
+       (apply_early). A scope holds at most early_cap of them. */
+    char key[32];
+    snprintf(key, sizeof key, "s%lld", (long long)d->st->scope);
+    if (!casc_early_admit(s, key)) return 0;
     st = sq_stmt(c, ST_ESTAT_PUT);
     sq_bind_text(st, 1, d->channel);
     sqlite3_bind_int64(st, 2, d->st->scope);
@@ -1063,7 +1150,7 @@ static int exec_chan_status(struct store *s, struct store_op *op) {
     sq_bind_text(st, 4, d->status);
     sq_bind_text(st, 5, d->error[0] ? d->error : NULL);
     sqlite3_bind_int64(st, 6, d->st->at);
-    rc = sq_step_done(c, st);
+    int rc = sq_step_done(c, st);
     if (rc == 0) s->estat_any = 1;
     return rc;
   }
@@ -1073,6 +1160,7 @@ static int exec_chan_status(struct store *s, struct store_op *op) {
 void store_chan_status(struct store *s, struct store_chan_status *st,
                        store_done_cb done, void *arg) {
   struct chan_status_data *d = kk_xcalloc(1, sizeof *d);
+  st->at = store_clamp_at(st->at, store_now_ms());
   d->st = st;
   snprintf(d->channel, sizeof d->channel, "%s", st->channel);
   snprintf(d->provider_id, sizeof d->provider_id, "%s", st->provider_id ? st->provider_id : "");

@@ -86,7 +86,10 @@
                 " WHERE route=? AND provider_id=?")                            \
   XX(EARLY_DEL, "DELETE FROM early_receipts WHERE route=?1 AND"                \
                 " provider_id IN (?2,?3)")                                     \
-  XX(EARLY_EXPIRE, "DELETE FROM early_receipts WHERE at<?")                    \
+  XX(EARLY_EXPIRE, "DELETE FROM early_receipts WHERE (route,provider_id) IN"   \
+                   " (SELECT route,provider_id FROM early_receipts WHERE at<?1" \
+                   " ORDER BY at LIMIT ?2)")                                   \
+  XX(EARLY_COUNT, "SELECT COUNT(*) FROM early_receipts WHERE route=?")         \
   XX(EARLY_ANY, "SELECT EXISTS(SELECT 1 FROM early_receipts),"                \
                 " EXISTS(SELECT 1 FROM early_statuses)")                       \
   XX(EVENT_INSERT, "INSERT INTO events(message_id,attempt_id,status,at,detail)" \
@@ -99,6 +102,15 @@
   XX(OUTBOX_RETRY, "UPDATE outbox SET tries=tries+1, due_at=?, last_error=?"   \
                    " WHERE id=?")                                              \
   XX(OUTBOX_NEXT, "SELECT MIN(due_at) FROM outbox")                            \
+  /* per account, over outbox_account(account_id, due_at): */                   \
+  XX(OUTBOX_NEXT_ACC, "SELECT account_id,due_at FROM outbox WHERE account_id>?" \
+                      " ORDER BY account_id,due_at LIMIT 1")                   \
+  XX(OUTBOX_DUE_ACC, "SELECT id,account_id,url,payload,tries FROM outbox"       \
+                     " WHERE account_id=? AND due_at<=? ORDER BY due_at LIMIT ?") \
+  XX(OUTBOX_DEFER, "UPDATE outbox SET due_at=? WHERE id=?")                    \
+  XX(OUTBOX_COUNT_ACC, "SELECT COUNT(*) FROM outbox WHERE account_id=?")       \
+  XX(OUTBOX_DROP_OLD, "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"  \
+                      " WHERE account_id=? ORDER BY id LIMIT ?)")              \
   XX(MO_INSERT, "INSERT INTO inbound(route,from_number,to_addr,body,at)"       \
                 " VALUES(?,?,?,?,?)")                                          \
   XX(MSG_VIEW, "SELECT " MSG_COLS " FROM messages WHERE public_id=?"          \
@@ -106,14 +118,19 @@
   XX(ATT_VIEW, "SELECT channel,route,status,provider_id,segments,error,"       \
                "created_at,sent_at,delivered_at,read_at,step,cost FROM attempts" \
                " WHERE message_id=? ORDER BY id LIMIT 16")                     \
-  XX(MSG_LIST, "SELECT " MSG_COLS " FROM messages WHERE account_id=?1"         \
-               " AND (?2 IS NULL OR status=?2) AND created_at>=?3"             \
-               " AND created_at<?4 AND id<?5 ORDER BY id DESC LIMIT ?6")       \
-  /* the same within one campaign, over its index */                           \
-  XX(MSG_LIST_CAMPAIGN, "SELECT " MSG_COLS " FROM messages WHERE account_id=?1" \
-                        " AND campaign=?7 AND (?2 IS NULL OR status=?2)"       \
-                        " AND created_at>=?3 AND created_at<?4 AND id<?5"      \
-                        " ORDER BY id DESC LIMIT ?6")                          \
+  /* bounded listings (store_msg_list): one index per filter, newest first */  \
+  XX(MSG_SCAN_ACC, "SELECT " MSG_COLS ",body FROM messages"                    \
+                   " INDEXED BY messages_account WHERE account_id=?1"          \
+                   " AND id<?2 ORDER BY id DESC")                              \
+  XX(MSG_SCAN_TO, "SELECT " MSG_COLS ",body FROM messages"                     \
+                  " INDEXED BY messages_account_to WHERE account_id=?1"        \
+                  " AND to_number=?3 AND id<?2 ORDER BY id DESC")              \
+  XX(MSG_SCAN_STATUS, "SELECT " MSG_COLS ",body FROM messages"                 \
+                      " INDEXED BY messages_account_status WHERE account_id=?1" \
+                      " AND status=?3 AND id<?2 ORDER BY id DESC")             \
+  XX(MSG_SCAN_CAMPAIGN, "SELECT " MSG_COLS ",body FROM messages"               \
+                        " INDEXED BY messages_campaign WHERE account_id=?1"    \
+                        " AND campaign=?3 AND id<?2 ORDER BY id DESC")         \
   XX(CAMPAIGN_REPORT, "SELECT status,channel,COUNT(*),SUM(delivered_twice),"   \
                       "SUM(delivered_twice>0),SUM(cost),SUM(sms_only_cost)"    \
                       " FROM messages WHERE account_id=? AND campaign=?"       \
@@ -143,7 +160,11 @@
                 " AND scope=? AND provider_id=? ORDER BY at")                  \
   XX(ESTAT_DEL, "DELETE FROM early_statuses WHERE channel=? AND scope=?"       \
                 " AND provider_id=?")                                          \
-  XX(ESTAT_EXPIRE, "DELETE FROM early_statuses WHERE at<?")                    \
+  XX(ESTAT_EXPIRE, "DELETE FROM early_statuses WHERE (channel,scope,"         \
+                   "provider_id,status) IN (SELECT channel,scope,provider_id,"  \
+                   "status FROM early_statuses WHERE at<?1 ORDER BY at"         \
+                   " LIMIT ?2)")                                               \
+  XX(ESTAT_COUNT, "SELECT COUNT(*) FROM early_statuses WHERE scope=?")         \
   XX(ATT_SET, "UPDATE attempts SET status=?, sent_at=?, delivered_at=?,"        \
               " read_at=?, provider_id=COALESCE(provider_id,?),"               \
               " error=COALESCE(?,error), cost=cost+?, due_at=NULL,"            \
@@ -269,6 +290,22 @@ struct store {
   int64_t next_msg_id, next_att_id; /* writer: the ids the next rows get */
   int early_any;                /* writer: early_receipts may have rows */
   int estat_any;                /* writer: early_statuses may have rows */
+  /* writer: early rows held per scope ("s<account>" for statuses, "r<route>"
+     for receipts), counted when first needed and forgotten whenever rows
+     go otherwise (expiry, a rollback, a match) */
+  int64_t early_cap;            /* rows one scope may hold */
+  double early_next_expire;     /* monotonic ms of the next expiry run */
+  struct early_count { char key[72]; int64_t n; } *ecount;
+  int necount, capecount;
+  uint64_t early_refused_w, early_expired_w;   /* writer's counters */
+  /* reads in the libuv thread pool: read-only connections handed out one
+     per running read (guarded by rp_mu) */
+  char path[4096];              /* the database file */
+  pthread_mutex_t rp_mu;
+  pthread_cond_t rp_cv;
+  struct conn *rp_free[8];
+  int rp_nfree;
+  int rp_running;               /* reads in a pool thread now, guarded by rp_mu */
   /* writer: prices and channel scopes read recently (cleared when either
      table is written); each status would otherwise read them again */
   struct store_memo {
@@ -287,6 +324,19 @@ struct store {
   struct store_cascade_stats cstats;   /* guarded by mu: a copy of cstats_w per commit */
   struct store_cascade_stats cstats_w; /* writer thread only */
 };
+
+/* store_cascade.c, on the writer thread: early statuses and receipts. */
+#define EARLY_KEEP_MS (24LL * 3600 * 1000)   /* how long an early row is kept */
+#define EARLY_EXPIRE_BATCH 1000              /* rows deleted per table per run */
+#define EARLY_EXPIRE_EVERY_MS 1000.0         /* how often the writer runs it */
+/* Whether the scope key may hold one more early row (and counts it): 1, or 0
+   when it holds early_cap already (the row is refused and counted). */
+int casc_early_admit(struct store *s, const char *key);
+/* Forgets the counts (rows went without being counted down). */
+void casc_early_forget(struct store *s);
+/* Deletes up to EARLY_EXPIRE_BATCH early statuses and as many receipts
+   older than cutoff (by their index on at). 0 or KK_ESTORE. */
+int casc_early_expire(struct store *s, int64_t cutoff);
 
 /* store_cascade.c, on the writer thread: */
 /* What a new message's row holds once its first usable step has started. */

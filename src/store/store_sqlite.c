@@ -202,6 +202,15 @@ static const char *const migrations[] = {
     "ALTER TABLE messages ADD COLUMN campaign TEXT;"
     "CREATE INDEX messages_campaign ON messages(account_id, campaign)"
     " WHERE campaign IS NOT NULL;",
+    /* 8: fairness between accounts: the outbox read per account, early
+       statuses and receipts expired by time, listings over an index */
+    "CREATE INDEX outbox_account ON outbox(account_id, due_at);"
+    "CREATE INDEX early_statuses_at ON early_statuses(at);"
+    "CREATE INDEX early_statuses_scope ON early_statuses(scope, at);"
+    "CREATE INDEX early_receipts_at ON early_receipts(at);"
+    "CREATE INDEX messages_account_status ON messages(account_id, status, id);"
+    "CREATE INDEX messages_account_created ON messages(account_id, created_at);"
+    "CREATE INDEX messages_account_to ON messages(account_id, to_number, id);",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -336,6 +345,13 @@ static void run_batch(struct store *s, struct store_op *batch, int nops) {
       }
       exec_simple(&s->w, ST_RELEASE);
     }
+    if (rc == 0 && t0 >= s->early_next_expire) {
+      /* The periodic expiry of early rows, one bounded batch, with the
+         work that happens to be committing. */
+      s->early_next_expire = t0 + EARLY_EXPIRE_EVERY_MS;
+      if (casc_early_expire(s, store_now_ms() - EARLY_KEEP_MS) != 0)
+        kk_error(LOGCTX, "expiry of early statuses failed");
+    }
     if (rc == 0) rc = exec_simple(&s->w, ST_COMMIT);
     if (rc != 0) {
       exec_simple(&s->w, ST_ROLLBACK);
@@ -357,6 +373,8 @@ static void run_batch(struct store *s, struct store_op *batch, int nops) {
   hist_add(s->stats.batch_hist, store_batch_bounds, nops);
   s->stats.batch_sum += (uint64_t)nops;
   s->cstats = s->cstats_w;
+  s->stats.early_refused = s->early_refused_w;
+  s->stats.early_expired = s->early_expired_w;
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -547,6 +565,7 @@ int store_open(uv_loop_t *loop, const struct store_opts *opts, struct store **ou
   snprintf(path, sizeof path, "%s/kaskad.db", opts->dir);
   s->loop = loop;
   s->max_batch = opts->max_batch > 0 ? opts->max_batch : 4096;
+  s->early_cap = opts->early_cap > 0 ? opts->early_cap : 10000;
   s->q_tail = &s->q_head;
   s->done_tail = &s->done_head;
   if (conn_open(&s->w, path, opts->synchronous_full, 1) != 0 || migrate(&s->w) != 0 ||
@@ -573,6 +592,9 @@ int store_open(uv_loop_t *loop, const struct store_opts *opts, struct store **ou
   }
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
+  snprintf(s->path, sizeof s->path, "%s", path);
+  pthread_mutex_init(&s->rp_mu, NULL);
+  pthread_cond_init(&s->rp_cv, NULL);
   uv_async_init(loop, &s->async, on_async);
   s->async.data = s;
   pthread_create(&s->thread, NULL, writer_main, s);
@@ -588,6 +610,8 @@ static void on_async_closed(uv_handle_t *h) {
   free(s);
 }
 
+static void readers_close(struct store *s);
+
 void store_close(struct store *s) {
   pthread_mutex_lock(&s->mu);
   s->stop = 1;
@@ -595,11 +619,13 @@ void store_close(struct store *s) {
   pthread_mutex_unlock(&s->mu);
   pthread_join(s->thread, NULL);
   drain_done(s);
+  readers_close(s);
   ckpt_stop(s);
   conn_close(&s->w);
   conn_close(&s->r);
   free(s->wnotes);
   free(s->lnotes);
+  free(s->ecount);
   s->wnotes = s->lnotes = NULL;
   kk_info(LOGCTX, "closed");
   uv_close((uv_handle_t *)&s->async, on_async_closed);
@@ -938,6 +964,7 @@ static void lower_id(const char *in, char *out, size_t cap) {
 }
 
 int casc_early_check(struct store *s) {
+  casc_early_forget(s);
   sqlite3_stmt *st = sq_stmt(&s->w, ST_EARLY_ANY);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
@@ -1128,17 +1155,16 @@ static int part_receipt(struct store *s, const char *route, const char *pid,
                             error && error[0] ? error : NULL, at, 0);
 }
 
-#define EARLY_KEEP_MS (24LL * 3600 * 1000)
-
 /* Keeps a receipt whose part is not known yet under each of its ids; the
    submit_sm_resp that names the part applies it (exec_sms_submitted). */
 static int hold_receipt(struct store *s, const struct receipt_data *d) {
   struct conn *c = &s->w;
-  sqlite3_stmt *st = sq_stmt(c, ST_EARLY_EXPIRE);
-  sqlite3_bind_int64(st, 1, d->r->at - EARLY_KEEP_MS);
-  int rc = sq_step_done(c, st);
+  char key[72];
+  snprintf(key, sizeof key, "r%s", d->route);
+  int rc = 0;
   for (int i = 0; i < 2 && rc == 0 && d->ids[i][0]; i++) {
-    st = sq_stmt(c, ST_EARLY_PUT);
+    if (!casc_early_admit(s, key)) return 0;  /* the route holds its most */
+    sqlite3_stmt *st = sq_stmt(c, ST_EARLY_PUT);
     sq_bind_text(st, 1, d->route);
     sq_bind_text(st, 2, d->ids[i]);
     sq_bind_text(st, 3, d->ids[1 - i]);
@@ -1179,6 +1205,7 @@ static int exec_receipt(struct store *s, struct store_op *op) {
 void store_receipt_apply(struct store *s, struct store_receipt *r,
                          store_done_cb done, void *arg) {
   struct receipt_data *d = kk_xcalloc(1, sizeof *d);
+  r->at = store_clamp_at(r->at, store_now_ms());
   d->r = r;
   snprintf(d->route, sizeof d->route, "%s", r->route);
   for (int i = 0; i < 2; i++) lower_id(r->ids[i] ? r->ids[i] : "", d->ids[i], sizeof d->ids[i]);
@@ -1279,39 +1306,80 @@ int store_msg_get(struct store *s, int64_t account_id, const char *public_id,
   return 0;
 }
 
-int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_filter *f,
-                   struct store_msg_view *out, int *n, int64_t *next_cursor) {
-  sqlite3_stmt *st = sq_stmt(&s->r, f->campaign ? ST_MSG_LIST_CAMPAIGN : ST_MSG_LIST);
+/* Whether row st (MSG_SCAN_*) meets the conditions its index did not. */
+static int list_row_matches(sqlite3_stmt *st, const struct store_msg_filter *f,
+                            enum stmt_id id) {
+  if (f->status && id != ST_MSG_SCAN_STATUS &&
+      strcmp((const char *)sqlite3_column_text(st, 5), f->status) != 0)
+    return 0;
+  if (f->campaign && id != ST_MSG_SCAN_CAMPAIGN) {
+    const unsigned char *c = sqlite3_column_text(st, 18);
+    if (c == NULL || strcmp((const char *)c, f->campaign) != 0) return 0;
+  }
+  int64_t created = sqlite3_column_int64(st, 11);
+  if (created < f->from || (f->to > 0 && created >= f->to)) return 0;
+  return 1;
+}
+
+static int msg_list_on(struct conn *c, int64_t account_id, const struct store_msg_filter *f,
+                       struct store_msg_view *out, int *n, int64_t *next_cursor) {
+  enum stmt_id id = ST_MSG_SCAN_ACC;
+  const char *eq = NULL;
+  if (f->phone)
+    id = ST_MSG_SCAN_TO, eq = f->phone;
+  else if (f->campaign)
+    id = ST_MSG_SCAN_CAMPAIGN, eq = f->campaign;
+  else if (f->status)
+    id = ST_MSG_SCAN_STATUS, eq = f->status;
+  sqlite3_stmt *st = sq_stmt(c, id);
+  if (st == NULL) return KK_ESTORE;
   sqlite3_bind_int64(st, 1, account_id);
-  sq_bind_text(st, 2, f->status);
-  sqlite3_bind_int64(st, 3, f->from);
-  sqlite3_bind_int64(st, 4, f->to > 0 ? f->to : INT64_MAX);
-  sqlite3_bind_int64(st, 5, f->before_id > 0 ? f->before_id : INT64_MAX);
-  sqlite3_bind_int(st, 6, f->limit + 1);
-  if (f->campaign) sq_bind_text(st, 7, f->campaign);
-  int k = 0, rc;
+  sqlite3_bind_int64(st, 2, f->before_id > 0 ? f->before_id : INT64_MAX);
+  if (eq) sq_bind_text(st, 3, eq);
+  int max_examine = f->max_examine > 0 ? f->max_examine : STORE_LIST_EXAMINE;
+  int k = 0, rc, examined = 0;
   int64_t last_id = 0;
   *next_cursor = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (k == f->limit) {
-      *next_cursor = last_id;
+    int64_t row_id = sqlite3_column_int64(st, 0);
+    if (list_row_matches(st, f, id)) {
+      if (k == f->limit) {
+        *next_cursor = last_id;   /* a page full, and more beyond it */
+        break;
+      }
+      last_id = row_id;
+      read_msg_row(st, &out[k]);
+      if (f->with_text) out[k].text = sq_col_dup(st, 19);
+      k++;
+    }
+    if (++examined >= max_examine) {
+      /* Enough rows looked at for one request: the rest is the next page's. */
+      *next_cursor = row_id;
       break;
     }
-    last_id = sqlite3_column_int64(st, 0);
-    read_msg_row(st, &out[k++]);
   }
   sqlite3_reset(st);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return KK_ESTORE;
   *n = k;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    for (int i = 0; i < k; i++) free(out[i].text);
+    *n = 0;
+    return KK_ESTORE;
+  }
   return 0;
+}
+
+int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_filter *f,
+                   struct store_msg_view *out, int *n, int64_t *next_cursor) {
+  return msg_list_on(&s->r, account_id, f, out, n, next_cursor);
 }
 
 /* ---- campaigns ----------------------------------------------------------- */
 
-int store_campaign_report(struct store *s, int64_t account_id, const char *campaign,
-                          store_campaign_group_fn fn, void *arg,
-                          struct store_campaign_totals *out) {
-  sqlite3_stmt *st = sq_stmt(&s->r, ST_CAMPAIGN_REPORT);
+static int campaign_report_on(struct conn *c, int64_t account_id, const char *campaign,
+                              store_campaign_group_fn fn, void *arg,
+                              struct store_campaign_totals *out) {
+  sqlite3_stmt *st = sq_stmt(c, ST_CAMPAIGN_REPORT);
+  if (st == NULL) return KK_ESTORE;
   sqlite3_bind_int64(st, 1, account_id);
   sq_bind_text(st, 2, campaign);
   memset(out, 0, sizeof *out);
@@ -1330,10 +1398,161 @@ int store_campaign_report(struct store *s, int64_t account_id, const char *campa
   }
   sqlite3_reset(st);
   if (rc != SQLITE_DONE) {
-    kk_error(LOGCTX, "campaign report: %s", sqlite3_errmsg(s->r.db));
+    kk_error(LOGCTX, "campaign report: %s", sqlite3_errmsg(c->db));
     return KK_ESTORE;
   }
   return out->messages ? 0 : KK_ENOENT;
+}
+
+int store_campaign_report(struct store *s, int64_t account_id, const char *campaign,
+                          store_campaign_group_fn fn, void *arg,
+                          struct store_campaign_totals *out) {
+  return campaign_report_on(&s->r, account_id, campaign, fn, arg, out);
+}
+
+/* ---- reads in the thread pool ------------------------------------------ */
+
+/* A read-only connection for a pool thread: a free one or a new one. NULL
+   when it cannot be opened (logged). */
+static struct conn *reader_get(struct store *s) {
+  pthread_mutex_lock(&s->rp_mu);
+  struct conn *c = s->rp_nfree > 0 ? s->rp_free[--s->rp_nfree] : NULL;
+  pthread_mutex_unlock(&s->rp_mu);
+  if (c) return c;
+  c = kk_xcalloc(1, sizeof *c);   /* freed by reader_put() or store_close() */
+  int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(s->path, &c->db, flags, NULL) != SQLITE_OK ||
+      sqlite3_exec(c->db, "PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;", NULL, NULL,
+                   NULL) != SQLITE_OK) {
+    kk_error(LOGCTX, "cannot open a reader of %s: %s", s->path,
+             c->db ? sqlite3_errmsg(c->db) : "?");
+    conn_close(c);
+    free(c);
+    return NULL;
+  }
+  sqlite3_busy_timeout(c->db, 5000);
+  return c;
+}
+
+static void reader_put(struct store *s, struct conn *c) {
+  pthread_mutex_lock(&s->rp_mu);
+  if (s->rp_nfree < (int)(sizeof s->rp_free / sizeof s->rp_free[0])) {
+    s->rp_free[s->rp_nfree++] = c;
+    c = NULL;
+  }
+  pthread_mutex_unlock(&s->rp_mu);
+  if (c) {
+    conn_close(c);
+    free(c);
+  }
+}
+
+/* One read in the pool: fn(conn, args) on a pool thread, then done. */
+struct pool_read {
+  uv_work_t work;
+  struct store *s;
+  int (*fn)(struct conn *c, struct pool_read *r);
+  store_done_cb done;
+  void *arg;
+  int rc;
+  /* the read's arguments */
+  int64_t account_id;
+  struct store_msg_filter f;
+  struct store_msg_view *out;
+  int *n;
+  int64_t *next_cursor;
+  const char *campaign;
+  store_campaign_group_fn group_fn;
+  void *group_arg;
+  struct store_campaign_totals *totals;
+};
+
+static void on_pool_work(uv_work_t *w) {
+  struct pool_read *r = w->data;
+  struct store *s = r->s;
+  struct conn *c = reader_get(s);
+  r->rc = c ? r->fn(c, r) : KK_ESTORE;
+  if (c) reader_put(s, c);
+  pthread_mutex_lock(&s->rp_mu);
+  s->rp_running--;
+  pthread_cond_broadcast(&s->rp_cv);
+  pthread_mutex_unlock(&s->rp_mu);
+}
+
+static void on_pool_done(uv_work_t *w, int status) {
+  struct pool_read *r = w->data;
+  r->s->pending--;
+  int rc = status == 0 ? r->rc : KK_ESTORE;
+  if (r->done) r->done(r->arg, rc);
+  free(r);
+}
+
+/* Queues r (loop thread); counted as pending, like a write, until done. */
+static void pool_submit(struct store *s, struct pool_read *r) {
+  r->s = s;
+  r->work.data = r;
+  s->pending++;
+  pthread_mutex_lock(&s->rp_mu);
+  s->rp_running++;
+  pthread_mutex_unlock(&s->rp_mu);
+  if (uv_queue_work(s->loop, &r->work, on_pool_work, on_pool_done) != 0) {
+    pthread_mutex_lock(&s->rp_mu);
+    s->rp_running--;
+    pthread_mutex_unlock(&s->rp_mu);
+    r->rc = KK_ESTORE;
+    on_pool_done(&r->work, 0);
+  }
+}
+
+/* Waits for reads running in pool threads and closes the readers. */
+static void readers_close(struct store *s) {
+  pthread_mutex_lock(&s->rp_mu);
+  while (s->rp_running > 0) pthread_cond_wait(&s->rp_cv, &s->rp_mu);
+  for (int i = 0; i < s->rp_nfree; i++) {
+    conn_close(s->rp_free[i]);
+    free(s->rp_free[i]);
+  }
+  s->rp_nfree = 0;
+  pthread_mutex_unlock(&s->rp_mu);
+}
+
+static int pool_msg_list(struct conn *c, struct pool_read *r) {
+  return msg_list_on(c, r->account_id, &r->f, r->out, r->n, r->next_cursor);
+}
+
+void store_msg_list_async(struct store *s, int64_t account_id, const struct store_msg_filter *f,
+                          struct store_msg_view *out, int *n, int64_t *next_cursor,
+                          store_done_cb done, void *arg) {
+  struct pool_read *r = kk_xcalloc(1, sizeof *r);   /* freed in on_pool_done() */
+  r->fn = pool_msg_list;
+  r->done = done;
+  r->arg = arg;
+  r->account_id = account_id;
+  r->f = *f;
+  r->out = out;
+  r->n = n;
+  r->next_cursor = next_cursor;
+  pool_submit(s, r);
+}
+
+static int pool_campaign_report(struct conn *c, struct pool_read *r) {
+  return campaign_report_on(c, r->account_id, r->campaign, r->group_fn, r->group_arg, r->totals);
+}
+
+void store_campaign_report_async(struct store *s, int64_t account_id, const char *campaign,
+                                 store_campaign_group_fn fn, void *fn_arg,
+                                 struct store_campaign_totals *out, store_done_cb done,
+                                 void *arg) {
+  struct pool_read *r = kk_xcalloc(1, sizeof *r);   /* freed in on_pool_done() */
+  r->fn = pool_campaign_report;
+  r->done = done;
+  r->arg = arg;
+  r->account_id = account_id;
+  r->campaign = campaign;
+  r->group_fn = fn;
+  r->group_arg = fn_arg;
+  r->totals = out;
+  pool_submit(s, r);
 }
 
 /* ---- outbox ------------------------------------------------------------ */
@@ -1386,6 +1605,111 @@ void store_outbox_result(struct store *s, int64_t id, int delivered, int64_t due
   d->due_at = due_at;
   snprintf(d->error, sizeof d->error, "%s", error ? error : "");
   store_submit(s, store_op_new(exec_outbox_result, done, arg, d, 0));
+}
+
+int store_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *out, int max,
+                          int *n) {
+  /* A skip-scan over outbox_account: one index seek per account. */
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_OUTBOX_NEXT_ACC);
+  int k = 0;
+  while (k < max) {
+    sqlite3_bind_int64(st, 1, after);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+      sqlite3_reset(st);
+      if (rc == SQLITE_DONE) break;
+      *n = k;
+      return KK_ESTORE;
+    }
+    after = sqlite3_column_int64(st, 0);
+    if (sqlite3_column_int64(st, 1) <= now) out[k++] = after;
+    sqlite3_reset(st);
+  }
+  *n = k;
+  return 0;
+}
+
+int store_outbox_due_account(struct store *s, int64_t account_id, int64_t now,
+                             struct store_outbox *out, int max, int *n) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_OUTBOX_DUE_ACC);
+  sqlite3_bind_int64(st, 1, account_id);
+  sqlite3_bind_int64(st, 2, now);
+  sqlite3_bind_int(st, 3, max);
+  int k = 0;
+  while (k < max && sqlite3_step(st) == SQLITE_ROW) {
+    struct store_outbox *o = &out[k++];
+    o->id = sqlite3_column_int64(st, 0);
+    o->account_id = sqlite3_column_int64(st, 1);
+    o->url = sq_col_dup(st, 2);
+    o->payload = sq_col_dup(st, 3);
+    o->tries = sqlite3_column_int(st, 4);
+  }
+  sqlite3_reset(st);
+  *n = k;
+  return 0;
+}
+
+static int exec_outbox_defer(struct store *s, struct store_op *op) {
+  struct outbox_res *d = op->data;
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_OUTBOX_DEFER);
+  sqlite3_bind_int64(st, 1, d->due_at);
+  sqlite3_bind_int64(st, 2, d->id);
+  return sq_step_done(&s->w, st);
+}
+
+void store_outbox_defer(struct store *s, int64_t id, int64_t due_at, store_done_cb done,
+                        void *arg) {
+  struct outbox_res *d = kk_xcalloc(1, sizeof *d);  /* freed with the operation */
+  d->id = id;
+  d->due_at = due_at;
+  store_submit(s, store_op_new(exec_outbox_defer, done, arg, d, 0));
+}
+
+/* Drops the oldest rows of one account beyond t->keep, at most the rest of
+   t->max_delete; records what it dropped in t. */
+static int outbox_trim_account(struct store *s, struct store_outbox_trim *t, int64_t account_id) {
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_OUTBOX_COUNT_ACC);
+  sqlite3_bind_int64(st, 1, account_id);
+  int64_t count = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  int64_t excess = count - t->keep;
+  if (excess <= 0) return 0;
+  if (excess > t->max_delete - t->dropped) excess = t->max_delete - t->dropped;
+  st = sq_stmt(&s->w, ST_OUTBOX_DROP_OLD);
+  sqlite3_bind_int64(st, 1, account_id);
+  sqlite3_bind_int64(st, 2, excess);
+  int rc = sq_step_done(&s->w, st);
+  if (rc) return rc;
+  int64_t gone = sqlite3_changes(s->w.db);
+  t->dropped += gone;
+  if (t->naccounts < STORE_TRIM_ACCOUNTS) {
+    t->account_id[t->naccounts] = account_id;
+    t->account_dropped[t->naccounts++] = gone;
+  }
+  return 0;
+}
+
+static int exec_outbox_trim(struct store *s, struct store_op *op) {
+  struct store_outbox_trim *t = op->data;
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_OUTBOX_NEXT_ACC);
+  int64_t after = 0;
+  t->dropped = 0;
+  t->naccounts = 0;
+  while (t->dropped < t->max_delete) {
+    sqlite3_bind_int64(st, 1, after);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) after = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) return 0;
+    if (rc != SQLITE_ROW) return KK_ESTORE;
+    if ((rc = outbox_trim_account(s, t, after)) != 0) return rc;
+  }
+  return 0;
+}
+
+void store_outbox_trim(struct store *s, struct store_outbox_trim *t, store_done_cb done,
+                       void *arg) {
+  store_submit(s, store_op_new(exec_outbox_trim, done, arg, t, 1));
 }
 
 int64_t store_outbox_next_due(struct store *s) {
