@@ -28,7 +28,11 @@
   X(retry_min, "2s", "first retry delay after a temporary SMSC error")            \
   X(retry_max, "5m", "longest retry delay")                                       \
   X(callback_timeout, "10s", "timeout of one customer callback request")         \
-  X(shutdown_timeout, "10s", "how long SIGTERM waits for in-flight work")
+  X(shutdown_timeout, "10s", "how long SIGTERM waits for in-flight work")             \
+  X(rate_key, "200/s:400", "requests per API key: RATE/s (or /m, /h), :BURST optional; 0 = no limit") \
+  X(rate_account, "500/s:1000", "requests per account over all its keys (as rate_key); 0 = no limit") \
+  X(max_conns_per_ip, "256", "open HTTP connections from one IP address (0 = no limit)") \
+  X(retention, "90d", "finished messages are deleted this long after their last change (0 = keep)")
 
 enum kk_cfg_key {
 #define X(name, def, help) KK_CFG_##name,
