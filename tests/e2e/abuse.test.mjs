@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { setup, Kaskad, freePort, sleep, tempDir, waitUntil } from './lib/harness.mjs';
+import { Sim, pointChannelsAtSim } from './lib/sim.mjs';
 
 async function expectError(r, status, code) {
   assert.equal(r.status, status, `${status} expected, got ${r.status} ${r.text}`);
@@ -125,6 +126,29 @@ test('a suspended account gets 403 and its queued SMS waits until it is lifted',
   const self = await k.call('GET', '/v1/account', { key: env.key }, 200);
   assert.equal(self.suspended, false);
   await expectError(await k.request('PATCH', `/v1/accounts/${acct.id}`, { body: { suspended: 'yes' } }), 422, 'invalid_suspended');
+  await env.finish();
+});
+
+test('a suspended account\'s channel sends wait until it is lifted', { timeout: 60000 }, async (t) => {
+  const env = await setup(t, { smsc: { autoReceipt: 'DELIVRD' } });
+  const { k, acct } = env;
+  const sim = new Sim();
+  t.after(() => sim.stop());
+  await sim.start();
+  // Viber fails (500) until told otherwise: the attempt is retried with backoff.
+  await sim.config({ viber: { reach: 1, read: 0, server_error: 1, deliver_ms: [20, 20] } });
+  await pointChannelsAtSim(k, sim);
+  const m = await k.send(env.key, { to: '+79161250001', text: 'viber while suspended', viber_id: 'vb-user-9',
+    cascade: [{ channel: 'viber', wait: 'delivered', timeout: '60s' }, { channel: 'sms' }] });
+  await waitUntil(async () => (await sim.requests('viber')).length >= 2, 'two failed Viber tries', 15000, 100);
+  await k.call('PATCH', `/v1/accounts/${acct.id}`, { body: { suspended: true } }, 200);
+  await sim.config({ viber: { reach: 1, read: 0, server_error: 0, deliver_ms: [20, 20] } });
+  const before = (await sim.requests('viber')).length;
+  await sleep(5000);   // longer than the next retry's backoff
+  assert.equal((await sim.requests('viber')).length, before, 'no Viber request while suspended');
+  await k.call('PATCH', `/v1/accounts/${acct.id}`, { body: { suspended: false } }, 200);
+  const done = await k.waitStatus(env.key, m.id, 'delivered', 20000);
+  assert.equal(done.channel, 'viber');
   await env.finish();
 });
 
