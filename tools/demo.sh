@@ -39,6 +39,9 @@ if [ ! -s var/demo.key ]; then
 fi
 chmod 600 var/demo.key
 KEY=$(cat var/demo.key)
+# A demo account made before senders were registered gets the demo's sender too.
+acc=$(curl -sf -H "Authorization: Bearer $KEY" "http://$HTTP/v1/account" | field id || true)
+[ -z "$acc" ] || api -X PATCH "http://$HTTP/v1/accounts/$acc" -d '{"senders":["KASKAD"]}' >/dev/null || true
 
 # Every channel's operator defaults point at the simulator; the simulator
 # knows the same tokens, as a provider's console would.
