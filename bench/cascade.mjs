@@ -107,12 +107,13 @@ async function world(channels) {
     '--smtp', `127.0.0.1:${opt.sim_smtp}`, '--seed', '1', '--channels', JSON.stringify(channels),
     '--log-level', 'warn']);
   const kk = start('kaskad', ['--http', `127.0.0.1:${opt.port}`, '--data', data, '--sync', opt.sync,
-    '--outbound_allow', '127.0.0.1/32', '--log-level', 'warn'], { KASKAD_ADMIN_KEY: ADMIN });
+    '--outbound_allow', '127.0.0.1/32', '--log-level', 'warn', '--rate_key', '0', '--rate_account', '0', '--max_conns_per_ip', '0'],
+  { KASKAD_ADMIN_KEY: ADMIN });
   await until(() => request('GET', `${URL_K}/healthz`), 'kaskad');
   await until(() => request('GET', `${URL_S}/healthz`), 'kaskad-sim');
   await request('PUT', `${URL_K}/v1/routes/sim`, { host: '127.0.0.1', port: opt.sim_smpp, system_id: 'bench',
     sessions: 2, window: 200 });
-  const acc = await request('POST', `${URL_K}/v1/accounts`, { name: 'bench' });
+  const acc = await request('POST', `${URL_K}/v1/accounts`, { name: 'bench', senders: ['KASKAD'] });
   const key = (await request('POST', `${URL_K}/v1/accounts/${acc.id}/keys`, {})).key;
   const vk = { base_url: URL_S, token: 'bench-vk-token', secret: 'bench-vk-secret', group_id: 1, confirmation: 'ok1' };
   await request('PUT', `${URL_K}/v1/channels/vk`, vk);

@@ -16,6 +16,9 @@
 # Settings (environment): SOAK_SECONDS (600), RATE (2000), BATCH (100),
 # SAMPLE (10), PORT (kaskad HTTP, 19580), SIM_PORT (13876), SIM_HTTP_PORT (19590).
 set -eu
+# Benchmarks measure kaskad, not its abuse controls: no rate limits, and no
+# limit on connections from one address (the load comes from 127.0.0.1).
+UNLIMITED="--rate_key 0 --rate_account 0 --max_conns_per_ip 0"
 cd "$(dirname "$0")/.."
 SOAK_SECONDS=${SOAK_SECONDS:-600}
 RATE=${RATE:-2000}
@@ -44,13 +47,13 @@ make --no-print-directory all >/dev/null
 mkdir -p "$work/data"
 bin/kaskad-sim --smpp "$SIM_SMPP" --http "$SIM_HTTP" --log-level warn >"$work/sim.log" 2>&1 &
 SIM=$!
-KASKAD_ADMIN_KEY=$ADMIN bin/kaskad --http 127.0.0.1:$PORT --data "$work/data" --sync full \
+KASKAD_ADMIN_KEY=$ADMIN bin/kaskad --http 127.0.0.1:$PORT --data "$work/data" --sync full $UNLIMITED \
   --log-level warn >"$work/kaskad.log" 2>&1 &
 KK=$!
 for _ in $(seq 200); do curl -sf $URL/healthz >/dev/null && curl -sf "http://$SIM_HTTP/stats" >/dev/null && break; sleep 0.05; done
 a="Authorization: Bearer $ADMIN"
 curl -sf -XPUT -H "$a" $URL/v1/routes/sim -d "{\"host\":\"${SIM_SMPP%:*}\",\"port\":${SIM_SMPP##*:},\"system_id\":\"bench\",\"sessions\":2,\"window\":200}" >/dev/null
-acc=$(curl -sf -XPOST -H "$a" $URL/v1/accounts -d '{"name":"soak"}' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+acc=$(curl -sf -XPOST -H "$a" $URL/v1/accounts -d '{"name":"soak","senders":["KASKAD"]}' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
 KEY=$(curl -sf -XPOST -H "$a" $URL/v1/accounts/"$acc"/keys | sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
 for _ in $(seq 200); do curl -sf -H "$a" $URL/v1/routes/sim | grep -q '"bound_ok":true' && break; sleep 0.05; done
 rss() { awk -v f="$1:" '$1 == f {print $2}' /proc/"$KK"/status; }

@@ -5,6 +5,8 @@
  * commit get their answers, SMPP sessions wait for outstanding responses and
  * unbind, the store commits what is queued, then the process exits 0.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +78,7 @@ static int load_file_routes(struct daemon *d) {
 static void close_rest(struct daemon *d) {
   d->phase = 3;
   http_server_stop(d->http);
+  api_retention_stop(&d->api);
   store_close(d->store);
   dispatch_free(d->dispatch);
   uv_close((uv_handle_t *)&d->drain_timer, NULL);
@@ -162,6 +165,40 @@ static int parse_count(const struct kk_cfg *cfg, enum kk_cfg_key k, long min, lo
   return 0;
 }
 
+static int parse_rate(const struct kk_cfg *cfg, enum kk_cfg_key k, struct api_rate *out) {
+  if (api_rate_parse(kk_cfg_get(cfg, k), out) != 0) {
+    fprintf(stderr, "kaskad: %s: \"%s\" is not a rate (e.g. 200/s, 6000/m, 200/s:1000, 0)\n",
+            kk_cfg_name(k), kk_cfg_get(cfg, k));
+    return -1;
+  }
+  return 0;
+}
+
+/* The data folder and the files in it are the operator's alone: the folder
+   0700, the database, its -wal and -shm files and key files 0600 (the umask
+   makes new ones so; older ones are tightened here). */
+static int private_data(const char *dir) {
+  umask(077);
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    fprintf(stderr, "kaskad: cannot create %s: %s\n", dir, strerror(errno));
+    return -1;
+  }
+  if (chmod(dir, 0700) != 0) kk_log_warn(LOGCTX, "chmod %s", dir);
+  DIR *dh = opendir(dir);
+  if (dh == NULL) return 0;
+  struct dirent *e;
+  while ((e = readdir(dh)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077))
+      chmod(path, st.st_mode & 0700);
+  }
+  closedir(dh);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static struct daemon d;
   int rc = kk_cfg_load(&d.cfg, argc, argv);
@@ -181,7 +218,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "kaskad: http must be HOST:PORT\n");
     return 2;
   }
-  struct dispatch_opts dopts = {0};
+  struct dispatch_opts dopts = {.hold = &d.api.hold};
   long long ttl[3];
   if (parse_ms(&d.cfg, KK_CFG_ttl_service, &ttl[0]) || parse_ms(&d.cfg, KK_CFG_ttl_transactional, &ttl[1]) ||
       parse_ms(&d.cfg, KK_CFG_ttl_advertising, &ttl[2]) ||
@@ -214,9 +251,17 @@ int main(int argc, char **argv) {
   http_client_allow(&allow);
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
+  struct api_rate rate_key, rate_account;
+  long long retention_ms;
+  if (parse_rate(&d.cfg, KK_CFG_rate_key, &rate_key) ||
+      parse_rate(&d.cfg, KK_CFG_rate_account, &rate_account) ||
+      parse_ms(&d.cfg, KK_CFG_retention, &retention_ms))
+    return 2;
+  int per_ip = atoi(kk_cfg_get(&d.cfg, KK_CFG_max_conns_per_ip));
+
   d.loop = uv_default_loop();
   const char *dir = kk_cfg_get(&d.cfg, KK_CFG_data);
-  mkdir(dir, 0750);
+  if (private_data(dir) != 0) return 1;
   struct store_opts sopts = {.dir = dir, .synchronous_full = strcmp(sync, "full") == 0};
   if (store_open(d.loop, &sopts, &d.store) != 0) return 1;
   d.dispatch = dispatch_new(d.loop, d.store, &dopts);
@@ -234,7 +279,8 @@ int main(int argc, char **argv) {
   snprintf(public_url, sizeof public_url, "%s", kk_cfg_get(&d.cfg, KK_CFG_public_url));
   if (public_url[0] == '\0') snprintf(public_url, sizeof public_url, "http://%s:%d", host, port);
   struct cascade_opts kopts = {.public_url = public_url,
-                               .retry_min_ms = (long)dopts.retry_min_ms / 2};
+                               .retry_min_ms = (long)dopts.retry_min_ms / 2,
+                               .hold = &d.api.hold};
   d.cascade = cascade_new(d.loop, d.store, d.dispatch, &kopts);
   if (d.cascade == NULL) return 1;
 
@@ -245,12 +291,17 @@ int main(int argc, char **argv) {
   d.api.callback = d.callback;
   snprintf(d.api.admin_key, sizeof d.api.admin_key, "%s", kk_cfg_get(&d.cfg, KK_CFG_admin_key));
   memcpy(d.api.ttl_ms, ttl, sizeof ttl);
+  d.api.rate_key = rate_key;
+  d.api.rate_account = rate_account;
   if (api_init(&d.api) != 0) return 1;
+  api_retention_start(&d.api, retention_ms);
 
   struct http_server_opts hopts = {.host = host, .port = port,
                                    .max_body = (size_t)strtoull(kk_cfg_get(&d.cfg, KK_CFG_max_body), NULL, 10),
                                    .conn_timeout_s = (int)((http_timeout + 999) / 1000),
-                                   .max_conns = 4096};
+                                   .max_conns = 4096,
+                                   .max_conns_per_ip = per_ip,
+                                   .precheck = api_precheck};
   if (hopts.max_body < 1024) hopts.max_body = 1024;
   if (http_server_start(d.loop, &hopts, api_handle, &d.api, &d.http) != 0) return 1;
 

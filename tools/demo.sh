@@ -5,13 +5,17 @@
 # how to use them. Ctrl-C stops both.
 set -eu
 cd "$(dirname "$0")/.."
+# The keys and the database are the operator's alone (files 0600, var 0700).
+umask 077
 mkdir -p var
+chmod 700 var
 HTTP=${KASKAD_HTTP:-127.0.0.1:8080}
 SIM_SMPP=${SIM_SMPP:-127.0.0.1:2776}
 SIM_HTTP=${SIM_HTTP:-127.0.0.1:8090}
 SIM_SMTP=${SIM_SMTP:-127.0.0.1:2526}
 ADMIN_FILE=var/admin.key
 [ -s "$ADMIN_FILE" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$ADMIN_FILE"
+chmod 600 "$ADMIN_FILE"
 export KASKAD_ADMIN_KEY=${KASKAD_ADMIN_KEY:-$(cat "$ADMIN_FILE")}
 
 bin/kaskad-sim --smpp "$SIM_SMPP" --http "$SIM_HTTP" --smtp "$SIM_SMTP" \
@@ -33,10 +37,14 @@ field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }
 api -X PUT "http://$HTTP/v1/routes/sim" \
   -d "{\"host\":\"${SIM_SMPP%:*}\",\"port\":${SIM_SMPP##*:},\"system_id\":\"kaskad\",\"password\":\"demo\",\"sessions\":2,\"window\":100}" >/dev/null
 if [ ! -s var/demo.key ]; then
-  acc=$(api -X POST "http://$HTTP/v1/accounts" -d '{"name":"Demo shop"}' | field id)
+  acc=$(api -X POST "http://$HTTP/v1/accounts" -d '{"name":"Demo shop","senders":["KASKAD"]}' | field id)
   api -X POST "http://$HTTP/v1/accounts/$acc/keys" | field key >var/demo.key
 fi
+chmod 600 var/demo.key
 KEY=$(cat var/demo.key)
+# A demo account made before senders were registered gets the demo's sender too.
+acc=$(curl -sf -H "Authorization: Bearer $KEY" "http://$HTTP/v1/account" | field id || true)
+[ -z "$acc" ] || api -X PATCH "http://$HTTP/v1/accounts/$acc" -d '{"senders":["KASKAD"]}' >/dev/null || true
 
 # Every channel's operator defaults point at the simulator; the simulator
 # knows the same tokens, as a provider's console would.

@@ -188,7 +188,8 @@ void api_keys_add(struct api_keys *k, const uint8_t hash[32], int64_t account_id
     struct api_keys bigger = {.cap = k->cap ? k->cap * 2 : 64};
     bigger.slots = kk_xcalloc(bigger.cap, sizeof *bigger.slots);
     for (size_t i = 0; i < k->cap; i++)
-      if (k->slots[i].account_id) api_keys_add(&bigger, k->slots[i].hash, k->slots[i].account_id);
+      if (k->slots[i].account_id > 0)
+        api_keys_add(&bigger, k->slots[i].hash, k->slots[i].account_id);
     free(k->slots);
     *k = bigger;
   }
@@ -200,21 +201,36 @@ void api_keys_add(struct api_keys *k, const uint8_t hash[32], int64_t account_id
   k->slots[i].account_id = account_id;
 }
 
-int64_t api_keys_find(const struct api_keys *k, const uint8_t hash[32]) {
-  if (k->cap == 0) return 0;
+struct api_key_slot *api_keys_slot(const struct api_keys *k, const uint8_t hash[32]) {
+  if (k->cap == 0) return NULL;
   size_t i = slot_of(k, hash);
   while (k->slots[i].account_id) {
-    if (memcmp(k->slots[i].hash, hash, 32) == 0) return k->slots[i].account_id;
+    if (k->slots[i].account_id > 0 && memcmp(k->slots[i].hash, hash, 32) == 0)
+      return &k->slots[i];
     i = (i + 1) & (k->cap - 1);
   }
-  return 0;
+  return NULL;
+}
+
+int64_t api_keys_find(const struct api_keys *k, const uint8_t hash[32]) {
+  struct api_key_slot *sl = api_keys_slot(k, hash);
+  return sl ? sl->account_id : 0;
+}
+
+void api_keys_del(struct api_keys *k, const uint8_t hash[32]) {
+  struct api_key_slot *sl = api_keys_slot(k, hash);
+  /* The slot stays taken (-1) so that the keys probed past it are found. */
+  if (sl) sl->account_id = -1;
 }
 
 static void load_key(void *arg, const uint8_t hash[32], int64_t account_id) {
   api_keys_add(arg, hash, account_id);
 }
 
+static void load_hold(void *arg, int64_t account_id) { kk_hold_set(arg, account_id, 1); }
+
 int api_init(struct api *a) {
+  if (store_accounts_suspended(a->store, load_hold, &a->hold) != 0) return KK_ESTORE;
   return store_keys_each(a->store, load_key, &a->keys);
 }
 
@@ -224,6 +240,9 @@ void api_fini(struct api *a) {
   kk_rate_free(a->hook_limit);
   a->hook_limit = NULL;
   a->keys.cap = a->keys.n = 0;
+  free(a->accts.slots);
+  memset(&a->accts, 0, sizeof a->accts);
+  kk_hold_fini(&a->hold);
 }
 
 /* ---- routing ---------------------------------------------------------------- */
@@ -235,8 +254,9 @@ static void count_status(struct http_req *req, int status) {
 
 enum caller { CALLER_NONE, CALLER_ADMIN, CALLER_ACCOUNT };
 
-/* Works out who is calling; *account_id is set for account keys. */
-static enum caller authenticate(struct api *a, struct http_req *req, int64_t *account_id) {
+/* Works out who is calling; *account_id and *slot are set for account keys. */
+static enum caller authenticate(struct api *a, struct http_req *req, int64_t *account_id,
+                                struct api_key_slot **slot) {
   const char *h = http_req_header(req, "Authorization");
   if (h == NULL || strncmp(h, "Bearer ", 7) != 0) return CALLER_NONE;
   const char *key = h + 7;
@@ -246,8 +266,66 @@ static enum caller authenticate(struct api *a, struct http_req *req, int64_t *ac
   if (alen && alen == len && CRYPTO_memcmp(key, a->admin_key, len) == 0) return CALLER_ADMIN;
   uint8_t hash[32];
   SHA256((const unsigned char *)key, len, hash);
-  *account_id = api_keys_find(&a->keys, hash);
+  *slot = api_keys_slot(&a->keys, hash);
+  *account_id = *slot ? (*slot)->account_id : 0;
   return *account_id ? CALLER_ACCOUNT : CALLER_NONE;
+}
+
+static void rate_limited(struct api *a, struct http_req *req, int64_t wait_ms, const char *what) {
+  char hdr[48];
+  long long secs = (wait_ms + 999) / 1000;
+  snprintf(hdr, sizeof hdr, "Retry-After: %lld\r\n", secs > 0 ? secs : 1);
+  a->rate_limited++;
+  kk_info(LOGCTX, "%s %s -> 429 rate_limited (%s)", http_req_method(req), http_req_path(req),
+          what);
+  json_t *err = json_pack("{s:s, s:s}", "code", "rate_limited", "message",
+                          "too many requests; retry after the time in Retry-After");
+  api_json(req, 429, json_pack("{s:o}", "error", err), hdr);
+}
+
+/*
+ * Who is calling, with the abuse controls: an unknown key gets 401, a
+ * suspended account's key 403, a request over the key's or the account's
+ * rate 429 (each answered here, returning CALLER_NONE). Run once a request,
+ * by the pre-check before its body is read, or by api_handle.
+ */
+static enum caller gate(struct api *a, struct http_req *req, int64_t *account_id) {
+  struct api_key_slot *slot = NULL;
+  enum caller who = authenticate(a, req, account_id, &slot);
+  if (who == CALLER_NONE) {
+    api_error(req, 401, "unauthorized", NULL,
+              "missing or unknown API key (Authorization: Bearer <key>)");
+    return CALLER_NONE;
+  }
+  if (who == CALLER_ADMIN) return who;
+  if (kk_hold_has(&a->hold, *account_id)) {
+    api_error(req, 403, "account_suspended", NULL,
+              "this account is suspended; ask the operator");
+    return CALLER_NONE;
+  }
+  int64_t now = (int64_t)(uv_hrtime() / 1000000);
+  struct api_bucket *ab = api_acct_bucket(&a->accts, *account_id);
+  int64_t wk = api_bucket_wait(&slot->bucket, &a->rate_key, now);
+  int64_t wa = api_bucket_wait(ab, &a->rate_account, now);
+  if (wk || wa) {
+    rate_limited(a, req, wk > wa ? wk : wa, wk >= wa ? "key" : "account");
+    return CALLER_NONE;
+  }
+  api_bucket_take(&slot->bucket, &a->rate_key);
+  api_bucket_take(ab, &a->rate_account);
+  return who;
+}
+
+/* The caller as the pre-check found it (http_req_checked: -1 the
+   operator, > 0 an account), or as gate() finds it now. */
+static enum caller caller_of(struct api *a, struct http_req *req, int64_t *account_id) {
+  int64_t v = http_req_checked(req);
+  if (v == -1) return CALLER_ADMIN;
+  if (v > 0) {
+    *account_id = v;
+    return CALLER_ACCOUNT;
+  }
+  return gate(a, req, account_id);
 }
 
 /* Splits "/v1/name/id/sub" into its segments (at most 4); returns the count. */
@@ -283,6 +361,19 @@ static const char *bad_encoding(struct http_req *req) {
   if (http_req_each_query(req, kv_bad_utf8, NULL)) return "query";
   if (http_req_each_header(req, kv_bad_utf8, NULL)) return "header";
   return NULL;
+}
+
+void api_precheck(void *ud, struct http_req *req) {
+  struct api *a = ud;
+  http_req_set_data(req, a);
+  char seg[4][128];
+  int n = split_path(http_req_path(req), seg);
+  /* Only what api_handle authenticates: not /healthz, /metrics, provider
+     webhooks or paths that are not endpoints. */
+  if (n < 2 || strcmp(seg[0], "v1") != 0 || strcmp(seg[1], "hooks") == 0) return;
+  int64_t account_id = 0;
+  enum caller who = gate(a, req, &account_id);
+  if (who != CALLER_NONE) http_req_set_checked(req, who == CALLER_ADMIN ? -1 : account_id);
 }
 
 void api_handle(void *ud, struct http_req *req) {
@@ -333,12 +424,8 @@ void api_handle(void *ud, struct http_req *req) {
     return;
   }
   int64_t account_id = 0;
-  enum caller who = authenticate(a, req, &account_id);
-  if (who == CALLER_NONE) {
-    api_error(req, 401, "unauthorized", NULL,
-              "missing or unknown API key (Authorization: Bearer <key>)");
-    return;
-  }
+  enum caller who = caller_of(a, req, &account_id);
+  if (who == CALLER_NONE) return;  /* answered */
   const char *coll = seg[1];
   const char *id = n > 2 ? seg[2] : NULL;
   const char *sub = n > 3 ? seg[3] : NULL;
@@ -358,6 +445,13 @@ void api_handle(void *ud, struct http_req *req) {
   }
   if (strcmp(coll, "channels") == 0 && !sub) {
     api_channels(a, req, who == CALLER_ADMIN, account_id, id);
+    return;
+  }
+  if (strcmp(coll, "keys") == 0 && id && !sub) {
+    if (strcmp(m, "DELETE") == 0)
+      api_key_revoke(a, req, who == CALLER_ADMIN ? 0 : account_id, id);
+    else
+      api_not_allowed(req, "DELETE");
     return;
   }
   if (strcmp(coll, "prices") == 0 && !id) {
@@ -443,6 +537,14 @@ void api_metrics(struct api *a, struct kk_buf *o) {
                 "kaskad_api_idempotent_replays_total %llu\n",
                 (unsigned long long)a->accepted, (unsigned long long)a->rejected,
                 (unsigned long long)a->duplicates);
+  kk_buf_printf(o,
+                "# HELP kaskad_api_rate_limited_total Requests refused over a rate limit\n"
+                "# TYPE kaskad_api_rate_limited_total counter\n"
+                "kaskad_api_rate_limited_total %llu\n"
+                "# HELP kaskad_retention_deleted_total Finished messages deleted by retention\n"
+                "# TYPE kaskad_retention_deleted_total counter\n"
+                "kaskad_retention_deleted_total %llu\n",
+                (unsigned long long)a->rate_limited, (unsigned long long)a->retention_deleted);
   struct store_stats st;
   store_get_stats(a->store, &st);
   hist(o, "kaskad_store_commit_seconds", "Store transaction time (begin to durable commit)",

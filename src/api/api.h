@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "core/kk_buf.h"
+#include "core/kk_hold.h"
 #include "store/store.h"
 
 struct http_req;
@@ -23,13 +24,37 @@ struct dispatch;
 struct callback;
 struct kk_rate;
 
-/* The API key cache: SHA-256 of every active key -> account id. */
+/* A request rate: a bucket of burst tokens refilled at per_ms a
+   millisecond; each request takes one (api_guard.c). */
+struct api_rate {
+  double per_ms;             /* 0: no limit */
+  double burst;
+};
+struct api_bucket {
+  double tokens;
+  int64_t at;                /* ms of the last refill; 0: never used (full) */
+};
+
+/* The API key cache: SHA-256 of every active key -> account id, with the
+   key's request bucket. */
 struct api_keys {
   size_t cap;                /* power of two */
-  size_t n;
+  size_t n;                  /* used slots, revoked ones included */
   struct api_key_slot {
     uint8_t hash[32];
-    int64_t account_id;      /* 0: empty slot */
+    int64_t account_id;      /* 0: empty slot; -1: a revoked key's (skipped) */
+    struct api_bucket bucket;
+  } *slots;
+};
+
+/* Per-account request buckets, for the accounts whose keys have been used
+   (so at most one entry per account). */
+struct api_accts {
+  size_t cap;                /* power of two */
+  size_t n;
+  struct api_acct {
+    int64_t id;              /* 0: empty slot */
+    struct api_bucket bucket;
   } *slots;
 };
 
@@ -51,6 +76,14 @@ struct api {
   long hook_rate;            /* provider webhook requests per second per scope */
   struct kk_rate *hook_limit; /* their token buckets; made by the first webhook */
   uint64_t hooks_limited;    /* webhook requests answered 429 */
+  /* abuse controls (api_guard.c) */
+  struct api_rate rate_key;      /* per API key */
+  struct api_rate rate_account;  /* per account, over all its keys */
+  struct api_accts accts;
+  struct kk_hold hold;       /* suspended accounts; dispatch and cascade read it */
+  uint64_t rate_limited;     /* requests answered 429 */
+  uint64_t retention_deleted;  /* messages the retention job deleted */
+  struct api_retention *retention;  /* NULL: off */
 };
 
 /* Loads the key cache; 0 or KK_ESTORE. */
@@ -58,6 +91,48 @@ int api_init(struct api *a);
 void api_fini(struct api *a);
 /* The http_server handler. */
 void api_handle(void *ud, struct http_req *req);
+/* The http_server pre-check: authenticates, refuses suspended accounts and
+   requests over the rate limits before the body is read. */
+void api_precheck(void *ud, struct http_req *req);
+
+/* ---- abuse controls (api_guard.c) ---------------------------------------- */
+
+/* Parses "200/s", "6000/m", "200/s:1000" (burst 1000; default one second's
+   worth, at least 1) or "0" (no limit). 0 or KK_EINVAL. */
+int api_rate_parse(const char *s, struct api_rate *out);
+/* Refills b to now; returns 0 when it has a token, else the ms until it will. */
+int64_t api_bucket_wait(struct api_bucket *b, const struct api_rate *r, int64_t now);
+/* Takes a token (after api_bucket_wait answered 0). */
+void api_bucket_take(struct api_bucket *b, const struct api_rate *r);
+/* The bucket of an account (made on first use). */
+struct api_bucket *api_acct_bucket(struct api_accts *t, int64_t account_id);
+/* Starts the periodic deletion of finished messages older than
+   retention_ms (0: off). Stop it with api_retention_stop() before the
+   store closes. */
+void api_retention_start(struct api *a, long long retention_ms);
+void api_retention_stop(struct api *a);
+/* GET /v1/accounts/{id}/keys (acc: that account). */
+void api_keys_list(struct api *a, struct http_req *req, const struct store_account *acc);
+/* DELETE /v1/keys/{prefix}: the operator (account_id 0) or an account key
+   for its own account's keys. */
+void api_key_revoke(struct api *a, struct http_req *req, int64_t account_id, const char *prefix);
+struct api_err;
+/* Parses a "senders" or "countries" value of an account into its JSON text
+   (cap bytes). 0, or -1 with e. */
+int api_senders_parse(json_t *v, char *out, size_t cap, struct api_err *e);
+int api_countries_parse(json_t *v, char *out, size_t cap, struct api_err *e);
+/* What an account may send: its registered senders and allowed countries. */
+struct api_policy {
+  json_t *senders;           /* array of strings */
+  json_t *countries;         /* array of strings; empty: all */
+};
+void api_policy_init(struct api_policy *p, const struct store_account *acc);
+void api_policy_fini(struct api_policy *p);
+/* Checks a parsed message's sender (unless it is operator_sender, the
+   operator's default) and country; 0, or -1 with it->err. */
+struct api_msg_item;
+int api_policy_check(const struct api_policy *p, struct api_msg_item *it,
+                     const char *operator_sender);
 
 /* Route configuration (PUT /v1/routes/NAME and [route NAME] sections). */
 struct dispatch_route_cfg;
@@ -96,6 +171,10 @@ json_t *api_body_json(struct http_req *req);
 
 void api_keys_add(struct api_keys *k, const uint8_t hash[32], int64_t account_id);
 int64_t api_keys_find(const struct api_keys *k, const uint8_t hash[32]);
+/* The active key's slot or NULL. */
+struct api_key_slot *api_keys_slot(const struct api_keys *k, const uint8_t hash[32]);
+/* Drops a key from the cache (a revoked key). */
+void api_keys_del(struct api_keys *k, const uint8_t hash[32]);
 
 /* One message of a send request, with the storage its store_msg_new borrows. */
 struct api_msg_item {

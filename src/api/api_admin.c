@@ -4,8 +4,10 @@
  *
  *   POST  /v1/accounts               {"name"}            -> 201 account
  *   GET   /v1/accounts/{id}                              -> account
- *   PATCH /v1/accounts/{id}          {"name","sms_route"} -> account
+ *   PATCH /v1/accounts/{id}          {"name","sms_route","suspended","senders",
+ *                                     "countries"} -> account
  *   POST  /v1/accounts/{id}/keys                          -> 201 {"key"} (shown once)
+ *   GET   /v1/accounts/{id}/keys                          -> the keys' prefixes
  *   PUT   /v1/routes/{name}          route settings       -> route with live state
  *   GET   /v1/routes[/{name}], DELETE /v1/routes/{name}
  *   GET   /v1/account                (account key)        -> own account
@@ -45,6 +47,11 @@ static json_t *account_json(const struct store_account *acc, int with_secret) {
                         "sms_route", acc->sms_route[0] ? json_string(acc->sms_route) : json_null(),
                         "created_at", created);
   if (with_secret) json_object_set_new(o, "callback_secret", json_string(acc->callback_secret));
+  json_object_set_new(o, "suspended", json_boolean(acc->suspended));
+  json_t *senders = json_loads(acc->senders[0] ? acc->senders : "[]", 0, NULL);
+  json_t *countries = json_loads(acc->countries[0] ? acc->countries : "[]", 0, NULL);
+  json_object_set_new(o, "senders", senders ? senders : json_array());
+  json_object_set_new(o, "countries", countries ? countries : json_array());
   return o;
 }
 
@@ -56,13 +63,33 @@ static int valid_name(const char *s, size_t max) {
   return 1;
 }
 
+/* Takes "senders" and "countries" from doc into acc when present; answers
+   422 and returns -1 when one is not valid. */
+static int policy_patch(json_t *doc, struct store_account *acc, struct http_req *req) {
+  struct api_err e = {0};
+  json_t *v = json_object_get(doc, "senders");
+  if (v && api_senders_parse(v, acc->senders, sizeof acc->senders, &e) != 0) {
+    api_error_from(req, &e);
+    return -1;
+  }
+  v = json_object_get(doc, "countries");
+  if (v && api_countries_parse(v, acc->countries, sizeof acc->countries, &e) != 0) {
+    api_error_from(req, &e);
+    return -1;
+  }
+  return 0;
+}
+
 static void on_account_saved(void *arg, int rc) {
   struct admin_ctx *c = arg;
-  if (rc)
+  if (rc) {
     api_error(c->req, 503, "store_unavailable", NULL, "account not saved: %s", kk_strerror(rc));
-  else
+  } else {
+    /* Suspension takes effect with the commit, for requests and queued work. */
+    kk_hold_set(&c->a->hold, c->acc.id, c->acc.suspended);
     api_json(c->req, strcmp(http_req_method(c->req), "POST") == 0 ? 201 : 200,
              account_json(&c->acc, 1), NULL);
+  }
   free(c);
 }
 
@@ -86,7 +113,7 @@ void api_accounts(struct api *a, struct http_req *req, const char *id, const cha
   const char *m = http_req_method(req);
   if (id == NULL) {
     if (strcmp(m, "POST") != 0) {
-      api_not_allowed(req, "POST");
+      api_not_allowed(req, "GET, POST");
       return;
     }
     json_t *doc = api_body_json(req);
@@ -104,6 +131,11 @@ void api_accounts(struct api *a, struct http_req *req, const char *id, const cha
     json_t *route = json_object_get(doc, "sms_route");
     if (json_is_string(route))
       snprintf(c->acc.sms_route, sizeof c->acc.sms_route, "%s", json_string_value(route));
+    if (policy_patch(doc, &c->acc, req) != 0) {
+      json_decref(doc);
+      free(c);
+      return;
+    }
     json_decref(doc);
     store_account_create(a->store, &c->acc, on_account_saved, c);
     return;
@@ -117,9 +149,14 @@ void api_accounts(struct api *a, struct http_req *req, const char *id, const cha
     return;
   }
   if (sub && strcmp(sub, "keys") == 0) {
+    if (strcmp(m, "GET") == 0) {
+      api_keys_list(a, req, &c->acc);
+      free(c);
+      return;
+    }
     if (strcmp(m, "POST") != 0) {
       free(c);
-      api_not_allowed(req, "POST");
+      api_not_allowed(req, "GET, POST");
       return;
     }
     unsigned char raw[24];
@@ -168,6 +205,19 @@ void api_accounts(struct api *a, struct http_req *req, const char *id, const cha
     api_error(req, 422, "invalid_route", "sms_route", "sms_route: a route name or null");
     return;
   }
+  json_t *susp = json_object_get(doc, "suspended");
+  if (susp && !json_is_boolean(susp)) {
+    json_decref(doc);
+    free(c);
+    api_error(req, 422, "invalid_suspended", "suspended", "suspended: true or false");
+    return;
+  }
+  if (policy_patch(doc, &c->acc, req) != 0) {
+    json_decref(doc);
+    free(c);
+    return;
+  }
+  if (susp) c->acc.suspended = json_is_true(susp);
   if (name) snprintf(c->acc.name, sizeof c->acc.name, "%s", json_string_value(name));
   if (route)
     snprintf(c->acc.sms_route, sizeof c->acc.sms_route, "%s",

@@ -409,7 +409,7 @@ void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, 
     return;
   }
   const char *route = dispatch_route_pick(a->dispatch, acc.sms_route);
-  int64_t scope;
+  int64_t scope = 0;
   const struct chan_cfg *sms_cfg = a->cascade ? cascade_cfg(a->cascade, account_id, "sms", &scope)
                                               : NULL;
   json_t *list;
@@ -448,17 +448,22 @@ void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, 
     return;
   }
   int64_t now = store_now_ms();
+  struct api_policy policy;   /* the account's senders and countries */
+  api_policy_init(&policy, &acc);
+  /* The operator's default sender needs no registration; an account's own does. */
+  const char *operator_sender = sms_cfg && scope != account_id ? sms_cfg->sender : NULL;
   for (int i = 0; i < c->n; i++) {
     struct item *it = &c->items[i];
     snprintf(it->route, sizeof it->route, "%s", route ? route : "");
     if (api_msg_parse(a, json_array_get(list, (size_t)i), account_id, idem_header, now, it) != 0 ||
-        resolve(a, account_id, it, sms_cfg) != 0) {
+        resolve(a, account_id, it, sms_cfg) != 0 || api_policy_check(&policy, it, operator_sender) != 0) {
       a->rejected++;
       continue;
     }
     c->msg_item[c->nmsgs] = i;
     c->msgs[c->nmsgs++] = it->m;
   }
+  api_policy_fini(&policy);
   if (!batch) json_decref(list);
   if (c->nmsgs == 0) {
     if (!batch) {

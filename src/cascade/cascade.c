@@ -16,6 +16,7 @@
 
 #include "core/kk_buf.h"
 #include "core/kk_err.h"
+#include "core/kk_hold.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "dispatch/dispatch.h"
@@ -752,6 +753,14 @@ static void send_start(struct cascade *c, struct store_chan_due *row) {
   }
   if (k->started_ms >= k->row.expires_at) {
     store_result(k, STORE_CHAN_FAILED, NULL, "validity ended before it could be sent", 0);
+    return;
+  }
+  if (kk_hold_has(c->o.hold, k->row.account_id)) {
+    /* Its account is suspended: the attempt stays due in the store, and the
+       safety-net poll brings it back (sent once released, expired as usual). */
+    known_del(c, k->row.attempt_id);
+    c->ninflight--;
+    send_free(k);
     return;
   }
   if (k->row.try_at && !k->drv->resend_safe) {

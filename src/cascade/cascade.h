@@ -39,12 +39,15 @@ struct cascade;
 struct dispatch;
 struct kk_buf;
 
+struct kk_hold;
+
 struct cascade_opts {
   const char *public_url;     /* kaskad's public base URL, for webhook URLs */
   long request_timeout_ms;    /* one provider request; 10000 */
   int max_inflight;           /* provider requests at once; 256 */
   long retry_min_ms;          /* first backoff; 1000 */
   long retry_max_ms;          /* longest backoff; 300000 */
+  const struct kk_hold *hold; /* accounts whose sends wait (suspended); may be NULL */
 };
 
 /* Returns NULL when libcurl cannot start. The store and dispatcher must

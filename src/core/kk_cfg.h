@@ -34,7 +34,11 @@
   X(callback_cooldown, "30s", "how long an open circuit breaker sends nothing to its host") \
   X(hook_rate, "200", "provider webhook requests per second per scope (burst: twice that)") \
   X(shutdown_timeout, "10s", "how long SIGTERM waits for in-flight work")        \
-  X(outbound_allow, "", "comma-separated CIDR ranges outbound requests may reach besides public addresses (e.g. 10.1.0.0/16)")
+  X(outbound_allow, "", "comma-separated CIDR ranges outbound requests may reach besides public addresses (e.g. 10.1.0.0/16)") \
+  X(rate_key, "200/s:400", "requests per API key: RATE/s (or /m, /h), :BURST optional; 0 = no limit") \
+  X(rate_account, "500/s:1000", "requests per account over all its keys (as rate_key); 0 = no limit") \
+  X(max_conns_per_ip, "256", "open HTTP connections from one IP address (0 = no limit)") \
+  X(retention, "90d", "finished messages are deleted this long after their last change (0 = keep)")
 
 enum kk_cfg_key {
 #define X(name, def, help) KK_CFG_##name,

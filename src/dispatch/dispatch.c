@@ -17,6 +17,7 @@
 
 #include "core/kk_buf.h"
 #include "core/kk_err.h"
+#include "core/kk_hold.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "sms/sms_enc.h"
@@ -31,6 +32,7 @@ struct job {
   struct job *next;          /* in a route queue, the orphan list or the delayed list */
   int64_t msg_id;
   int64_t attempt_id;
+  int64_t account_id;
   int64_t expires_at;
   int64_t not_before;        /* delayed until (ms) */
   char to[24];
@@ -74,7 +76,9 @@ struct dispatch {
   struct route *dead;           /* closing, waiting for closed_cb */
   struct job *orphans;          /* jobs whose route does not exist */
   struct job *delayed;          /* sorted by not_before */
+  struct job *held;             /* jobs of suspended accounts (opts.hold) */
   uv_timer_t delay_timer;
+  uv_timer_t hold_timer;        /* looks at the held jobs every second */
   uv_check_t check;             /* refills from the store when asked */
   int jobs;                     /* jobs alive */
   int backlog;                  /* 1: some due messages are only in the store */
@@ -180,6 +184,26 @@ static void on_delay_timer(uv_timer_t *t) {
     job_route(d, j, 0);
   }
   delay_arm(d);
+}
+
+/* Held jobs whose account was released, or whose validity ended, go back
+   to their route (which sends or expires them). */
+static void on_hold_timer(uv_timer_t *t) {
+  struct dispatch *d = t->data;
+  int64_t now = now_ms();
+  struct job **pp = &d->held;
+  while (*pp) {
+    struct job *j = *pp;
+    if (now < j->expires_at && kk_hold_has(d->opts.hold, j->account_id)) {
+      pp = &j->next;
+      continue;
+    }
+    *pp = j->next;
+    j->next = NULL;
+    j->queued = 0;
+    job_route(d, j, 0);
+  }
+  if (d->held == NULL) uv_timer_stop(t);
 }
 
 /* Puts a job where it can next make progress. */
@@ -307,6 +331,17 @@ static void pump(struct route *r) {
       queue_pop(r);
       job_end(r, j, "expired", "validity ended before the SMSC accepted it");
       if (j->inflight == 0) job_free(r->d, j);
+      continue;
+    }
+    if (j->inflight == 0 && kk_hold_has(r->d->opts.hold, j->account_id)) {
+      /* Its account is suspended: it waits, off the route, until released
+         or expired (on_hold_timer). */
+      queue_pop(r);
+      j->next = r->d->held;
+      r->d->held = j;
+      j->queued = 1;
+      if (!uv_is_active((uv_handle_t *)&r->d->hold_timer))
+        uv_timer_start(&r->d->hold_timer, r->d->hold_timer.timer_cb, 1000, 1000);
       continue;
     }
     if (job_encode(r, j) != 0) {
@@ -579,6 +614,7 @@ static void job_from_due(struct dispatch *d, const struct store_due *due) {
   struct job *j = job_new(d);
   j->msg_id = due->id;
   j->attempt_id = due->attempt_id;
+  j->account_id = due->account_id;
   j->expires_at = due->expires_at;
   j->not_before = due->due_at;
   snprintf(j->to, sizeof j->to, "%s", due->to);
@@ -629,6 +665,7 @@ void dispatch_enqueue(struct dispatch *d, const struct store_msg_new *m) {
   struct job *j = job_new(d);
   j->msg_id = m->id;
   j->attempt_id = m->attempt_id;
+  j->account_id = m->account_id;
   j->expires_at = m->expires_at;
   snprintf(j->to, sizeof j->to, "%s", m->to);
   snprintf(j->sender, sizeof j->sender, "%s", m->sender ? m->sender : "");
@@ -664,7 +701,9 @@ void dispatch_cancel(struct dispatch *d, int64_t attempt_id) {
      in flight. */
   for (struct route *r = d->routes; r; r = r->next)
     if (cancel_in(r->q_head, attempt_id)) return;
-  if (cancel_in(d->delayed, attempt_id) || cancel_in(d->orphans, attempt_id)) return;
+  if (cancel_in(d->delayed, attempt_id) || cancel_in(d->orphans, attempt_id) ||
+      cancel_in(d->held, attempt_id))
+    return;
   kk_debug(LOGCTX, "attempt %lld: nothing queued to cancel", (long long)attempt_id);
 }
 
@@ -683,6 +722,9 @@ struct dispatch *dispatch_new(uv_loop_t *loop, struct store *store,
   uv_timer_init(loop, &d->delay_timer);
   d->delay_timer.data = d;
   d->delay_timer.timer_cb = on_delay_timer;
+  uv_timer_init(loop, &d->hold_timer);
+  d->hold_timer.data = d;
+  d->hold_timer.timer_cb = on_hold_timer;
   uv_check_init(loop, &d->check);
   d->check.data = d;
   d->check.check_cb = on_check;
@@ -899,6 +941,7 @@ void dispatch_stop(struct dispatch *d, void (*done)(void *ud), void *ud) {
   d->stop_ud = ud;
   uv_check_stop(&d->check);
   uv_timer_stop(&d->delay_timer);
+  uv_timer_stop(&d->hold_timer);
   d->closing_clients = 0;
   for (struct route *r = d->routes; r; r = r->next) d->closing_clients++;
   for (struct route *r = d->dead; r; r = r->next) d->closing_clients++;
@@ -928,7 +971,9 @@ static void on_handle_closed(uv_handle_t *h) {
 void dispatch_free(struct dispatch *d) {
   free_list(d, d->orphans);
   free_list(d, d->delayed);
-  d->orphans = d->delayed = NULL;
+  free_list(d, d->held);
+  d->orphans = d->delayed = d->held = NULL;
   uv_close((uv_handle_t *)&d->delay_timer, NULL);
+  uv_close((uv_handle_t *)&d->hold_timer, NULL);
   uv_close((uv_handle_t *)&d->check, on_handle_closed);
 }

@@ -21,11 +21,13 @@
 #include "store/store.h"
 
 struct dispatch;
+struct kk_hold;
 
 struct dispatch_opts {
   long long retry_min_ms;
   long long retry_max_ms;
   int max_queued;            /* jobs held in memory; default 100000 */
+  const struct kk_hold *hold; /* accounts whose messages wait (suspended); may be NULL */
 };
 
 /* Route settings beyond the SMPP session ones. */

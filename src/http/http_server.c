@@ -49,6 +49,7 @@ struct http_server {
   int inflight;
   int port;
   size_t max_body;
+  http_precheck_fn precheck;
   http_handler_fn handler;
   void *ud;
 };
@@ -67,6 +68,7 @@ struct http_req {
   int status;
   void *data;
   struct http_local *local;  /* set for a local request (no connection) */
+  int64_t checked;           /* left by the pre-check for the handler */
 };
 
 /* What a local request has instead of a connection. */
@@ -188,6 +190,8 @@ const char *http_req_body(const struct http_req *req, size_t *len) {
 }
 void http_req_set_data(struct http_req *req, void *data) { req->data = data; }
 void *http_req_data(const struct http_req *req) { return req->data; }
+void http_req_set_checked(struct http_req *req, int64_t v) { req->checked = v; }
+int64_t http_req_checked(const struct http_req *req) { return req->checked; }
 
 static void add_headers(struct MHD_Response *r, const char *extra) {
   while (extra && *extra) {
@@ -280,6 +284,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return queue_resp(req);
       }
     }
+    if (srv->precheck) {
+      srv->precheck(srv->ud, req);
+      if (req->resp) {
+        /* Refused before its body was read: the connection cannot be
+           reused, since the body would follow. */
+        req->handled = 1;
+        MHD_add_response_header(req->resp, "Connection", "close");
+        return queue_resp(req);
+      }
+    }
     return MHD_YES;
   }
   if (*upload_size) {
@@ -360,6 +374,7 @@ int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
   srv->handler = handler;
   srv->ud = ud;
   srv->max_body = opts->max_body;
+  srv->precheck = opts->precheck;
   srv->request_ms = (uint64_t)(opts->conn_timeout_s > 0 ? opts->conn_timeout_s : 30) * 1000;
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
@@ -379,6 +394,8 @@ int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
       MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(opts->conn_timeout_s > 0 ? opts->conn_timeout_s : 30),
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)(opts->max_conns > 0 ? opts->max_conns : 4096),
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+      (unsigned)(opts->max_conns_per_ip > 0 ? opts->max_conns_per_ip : 0),
       /* libmicrohttpd zeroes the whole pool after every request: a pool
          no larger than requests need (headers; bodies are copied out as
          they come) keeps that cheap. */

@@ -11,12 +11,17 @@
 #define HTTP_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 struct http_server;
 struct http_req;
 
 typedef void (*http_handler_fn)(void *ud, struct http_req *req);
+/* Called once a request's headers are known and before its body is read.
+   Answering there (http_respond) refuses the request: its body is never
+   read and the connection closes after the answer. */
+typedef void (*http_precheck_fn)(void *ud, struct http_req *req);
 
 struct http_server_opts {
   const char *host;          /* numeric IPv4 address, e.g. "127.0.0.1" */
@@ -25,6 +30,8 @@ struct http_server_opts {
   int conn_timeout_s;        /* a request must arrive whole within this (also the
                                 idle timeout between keep-alive requests) */
   int max_conns;
+  int max_conns_per_ip;      /* 0: no limit */
+  http_precheck_fn precheck; /* NULL: none; called with the handler's ud */
 };
 
 /* Starts listening. Returns 0 or KK_EIO (logged). */
@@ -55,6 +62,9 @@ int http_req_each_query(const struct http_req *req, http_kv_fn fn, void *arg);
 /* A slot for the handler's own state. */
 void http_req_set_data(struct http_req *req, void *data);
 void *http_req_data(const struct http_req *req);
+/* A value the pre-check leaves for the handler (0 until set). */
+void http_req_set_checked(struct http_req *req, int64_t v);
+int64_t http_req_checked(const struct http_req *req);
 
 /*
  * Answers the request: status, content type and body (copied). May be called

@@ -14,4 +14,8 @@
    KK_EINVAL (not a phone number: letters, too short, too long). */
 int phone_normalize(const char *in, char *out, size_t cap);
 
+/* The ISO 3166 code of the country an E.164 number (digits without '+')
+   belongs to, by its calling code, into out ("RU"). 0 or KK_ENOENT. */
+int phone_country(const char *e164, char out[3]);
+
 #endif

@@ -58,6 +58,9 @@ struct store_account {
   char sms_route[64];       /* empty: the default route */
   char callback_secret[80]; /* HMAC key for callbacks to this account */
   int64_t created_at;
+  int suspended;            /* 1: its keys are refused and its work waits */
+  char senders[1024];       /* JSON array of registered sender names ("": []) */
+  char countries[256];      /* JSON array of ISO country codes; [] = all */
 };
 
 typedef void (*store_done_cb)(void *arg, int rc);
@@ -66,7 +69,8 @@ typedef void (*store_done_cb)(void *arg, int rc);
    done) receives the id, public_id and a fresh callback_secret. */
 void store_account_create(struct store *s, struct store_account *acc,
                           store_done_cb done, void *arg);
-/* Queues an update of name / sms_route of the account acc->id. */
+/* Queues an update of name, sms_route, suspended, senders and countries of
+   the account acc->id. */
 void store_account_update(struct store *s, struct store_account *acc,
                           store_done_cb done, void *arg);
 /* Reads an account by public id (0, KK_ENOENT). */
@@ -81,6 +85,50 @@ void store_key_add(struct store *s, int64_t account_id, const uint8_t hash[32],
 int store_keys_each(struct store *s,
                     void (*fn)(void *arg, const uint8_t hash[32], int64_t account_id),
                     void *arg);
+
+/* Calls fn for every key of an account, active or revoked (revoked_at 0:
+   active), oldest first. 0 or KK_ESTORE. */
+int store_keys_list(struct store *s, int64_t account_id,
+                    void (*fn)(void *arg, const char *prefix, int64_t created_at,
+                               int64_t revoked_at),
+                    void *arg);
+
+/* Revocation of the active keys with a prefix (caller-owned, alive until
+   done). The operation fails with KK_ENOENT when no such key is active. */
+#define STORE_REVOKE_MAX 8
+struct store_key_revoke {
+  char prefix[16];
+  int64_t account_id;       /* 0: any account's key */
+  /* out: */
+  int n;                    /* keys revoked */
+  uint8_t hash[STORE_REVOKE_MAX][32];
+  int64_t owner[STORE_REVOKE_MAX];
+};
+void store_key_revoke(struct store *s, struct store_key_revoke *k, store_done_cb done,
+                      void *arg);
+
+/* Calls fn for every suspended account (at start-up). 0 or KK_ESTORE. */
+int store_accounts_suspended(struct store *s, void (*fn)(void *arg, int64_t account_id),
+                             void *arg);
+
+/*
+ * One bounded step of the retention job (caller-owned, alive until done):
+ * examines up to max messages after after_id in id order, and deletes those
+ * that are finished and were last updated before cutoff, with their attempts,
+ * SMS parts and events (callbacks leave the outbox when they end). Stops at
+ * the first message created at or after cutoff. after_id moves past what was
+ * examined; more says whether older messages may remain.
+ */
+#define STORE_RETENTION_MAX 500
+struct store_retention {
+  int64_t cutoff;
+  int64_t after_id;
+  int max;
+  /* out: */
+  int deleted;
+  int more;
+};
+void store_retention(struct store *s, struct store_retention *r, store_done_cb done, void *arg);
 
 /* ---- routes ----------------------------------------------------------- */
 

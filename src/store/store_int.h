@@ -16,6 +16,9 @@
 /* An attempt's columns as casc_att_cols() reads them. */
 #define ATT_COLS "message_id,channel,status,step,sent_at,delivered_at,read_at,"  \
                  "segments,parts_sent,parts_delivered,scope,tries"
+/* An account's columns as read_account() (store_sqlite.c) reads them. */
+#define ACC_COLS "id,public_id,name,sms_route,callback_secret,created_at,"      \
+                 "suspended,senders,countries"
 /* A message's columns as read_msg_row() (store_sqlite.c) reads them. */
 #define MSG_COLS "id,public_id,to_number,sender,class,status,encoding,segments,"  \
                  "channel,idem_key,callback_url,created_at,expires_at,"           \
@@ -31,12 +34,12 @@
   XX(RELEASE, "RELEASE op")                                                    \
   XX(ROLLBACK_TO, "ROLLBACK TO op")                                            \
   XX(ACC_INSERT, "INSERT INTO accounts(public_id,name,sms_route,"              \
-                 "callback_secret,created_at) VALUES(?,?,?,?,?)")              \
-  XX(ACC_UPDATE, "UPDATE accounts SET name=?, sms_route=? WHERE id=?")         \
-  XX(ACC_GET, "SELECT id,public_id,name,sms_route,callback_secret,created_at"  \
-              " FROM accounts WHERE public_id=?")                              \
-  XX(ACC_GET_ID, "SELECT id,public_id,name,sms_route,callback_secret,"         \
-                 "created_at FROM accounts WHERE id=?")                        \
+                 "callback_secret,created_at,senders,countries)"               \
+                 " VALUES(?,?,?,?,?,?,?)")                                     \
+  XX(ACC_UPDATE, "UPDATE accounts SET name=?, sms_route=?, suspended=?,"       \
+                 " senders=?, countries=? WHERE id=?")                         \
+  XX(ACC_GET, "SELECT " ACC_COLS " FROM accounts WHERE public_id=?")          \
+  XX(ACC_GET_ID, "SELECT " ACC_COLS " FROM accounts WHERE id=?")              \
   XX(KEY_INSERT, "INSERT INTO api_keys(account_id,key_hash,prefix,created_at)" \
                  " VALUES(?,?,?,?)")                                           \
   XX(KEY_ALL, "SELECT key_hash,account_id FROM api_keys"                       \
@@ -229,7 +232,21 @@
                 " last_inbound=excluded.last_inbound"                          \
                 " WHERE excluded.last_inbound>wa_windows.last_inbound")        \
   XX(WA_IN_GET, "SELECT last_inbound FROM wa_windows WHERE scope=?"            \
-                " AND phone=?")
+                " AND phone=?")                                                \
+  /* keys by prefix, suspended accounts, retention */                          \
+  XX(KEY_LIST, "SELECT prefix,created_at,revoked_at FROM api_keys"             \
+               " WHERE account_id=? ORDER BY id")                              \
+  XX(KEY_FIND, "SELECT id,key_hash,account_id FROM api_keys WHERE prefix=?1"   \
+               " AND revoked_at IS NULL AND (?2=0 OR account_id=?2) LIMIT 8")  \
+  XX(KEY_REVOKE, "UPDATE api_keys SET revoked_at=? WHERE id=?")                \
+  XX(ACC_SUSPENDED, "SELECT id FROM accounts WHERE suspended<>0")              \
+  XX(RET_SCAN, "SELECT id,created_at,done,updated_at FROM messages"           \
+               " WHERE id>? ORDER BY id LIMIT ?")                              \
+  XX(RET_PARTS, "DELETE FROM sms_parts WHERE attempt_id IN"                    \
+                " (SELECT id FROM attempts WHERE message_id=?)")               \
+  XX(RET_ATTEMPTS, "DELETE FROM attempts WHERE message_id=?")                  \
+  XX(RET_EVENTS, "DELETE FROM events WHERE message_id=?")                      \
+  XX(RET_MSG, "DELETE FROM messages WHERE id=?")
 
 enum stmt_id {
 #define XX(name, sql) ST_##name,

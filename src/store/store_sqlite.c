@@ -211,6 +211,15 @@ static const char *const migrations[] = {
     "CREATE INDEX messages_account_status ON messages(account_id, status, id);"
     "CREATE INDEX messages_account_created ON messages(account_id, created_at);"
     "CREATE INDEX messages_account_to ON messages(account_id, to_number, id);",
+    /* 9: abuse controls: suspended accounts, their registered senders and
+       allowed countries (JSON arrays), keys found by prefix, and the parts
+       of an attempt found for the retention job */
+    "ALTER TABLE accounts ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE accounts ADD COLUMN senders TEXT NOT NULL DEFAULT '[]';"
+    "ALTER TABLE accounts ADD COLUMN countries TEXT NOT NULL DEFAULT '[]';"
+    "CREATE INDEX api_keys_prefix ON api_keys(prefix);"
+    "CREATE INDEX api_keys_account ON api_keys(account_id);"
+    "CREATE INDEX sms_parts_attempt ON sms_parts(attempt_id);",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -654,6 +663,8 @@ static int exec_account_create(struct store *s, struct store_op *op) {
   sq_bind_text(st, 3, a->sms_route);
   sq_bind_text(st, 4, a->callback_secret);
   sqlite3_bind_int64(st, 5, a->created_at);
+  sq_bind_text(st, 6, a->senders[0] ? a->senders : "[]");
+  sq_bind_text(st, 7, a->countries[0] ? a->countries : "[]");
   int rc = sq_step_done(&s->w, st);
   if (rc == 0) a->id = sqlite3_last_insert_rowid(s->w.db);
   return rc;
@@ -676,7 +687,10 @@ static int exec_account_update(struct store *s, struct store_op *op) {
   sqlite3_stmt *st = sq_stmt(&s->w, ST_ACC_UPDATE);
   sq_bind_text(st, 1, a->name);
   sq_bind_text(st, 2, a->sms_route);
-  sqlite3_bind_int64(st, 3, a->id);
+  sqlite3_bind_int(st, 3, a->suspended);
+  sq_bind_text(st, 4, a->senders[0] ? a->senders : "[]");
+  sq_bind_text(st, 5, a->countries[0] ? a->countries : "[]");
+  sqlite3_bind_int64(st, 6, a->id);
   return sq_step_done(&s->w, st);
 }
 
@@ -694,6 +708,9 @@ static int read_account(struct conn *c, sqlite3_stmt *st, struct store_account *
     sq_col_copy(st, 3, out->sms_route, sizeof out->sms_route);
     sq_col_copy(st, 4, out->callback_secret, sizeof out->callback_secret);
     out->created_at = sqlite3_column_int64(st, 5);
+    out->suspended = sqlite3_column_int(st, 6);
+    sq_col_copy(st, 7, out->senders, sizeof out->senders);
+    sq_col_copy(st, 8, out->countries, sizeof out->countries);
     sqlite3_reset(st);
     return 0;
   }
@@ -751,6 +768,112 @@ int store_keys_each(struct store *s,
   }
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+int store_keys_list(struct store *s, int64_t account_id,
+                    void (*fn)(void *arg, const char *prefix, int64_t created_at,
+                               int64_t revoked_at),
+                    void *arg) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_KEY_LIST);
+  sqlite3_bind_int64(st, 1, account_id);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    fn(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+       sqlite3_column_int64(st, 2));
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+static int exec_key_revoke(struct store *s, struct store_op *op) {
+  struct store_key_revoke *k = op->data;
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_KEY_FIND);
+  sq_bind_text(st, 1, k->prefix);
+  sqlite3_bind_int64(st, 2, k->account_id);
+  int64_t ids[STORE_REVOKE_MAX];
+  k->n = 0;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW && k->n < STORE_REVOKE_MAX) {
+    if (sqlite3_column_bytes(st, 1) != 32) continue;
+    ids[k->n] = sqlite3_column_int64(st, 0);
+    memcpy(k->hash[k->n], sqlite3_column_blob(st, 1), 32);
+    k->owner[k->n] = sqlite3_column_int64(st, 2);
+    k->n++;
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return KK_ESTORE;
+  if (k->n == 0) return KK_ENOENT;
+  int64_t now = store_now_ms();
+  for (int i = 0; i < k->n; i++) {
+    st = sq_stmt(&s->w, ST_KEY_REVOKE);
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, ids[i]);
+    if ((rc = sq_step_done(&s->w, st)) != 0) return rc;
+  }
+  return 0;
+}
+
+void store_key_revoke(struct store *s, struct store_key_revoke *k, store_done_cb done,
+                      void *arg) {
+  store_submit(s, store_atomic(store_op_new(exec_key_revoke, done, arg, k, 1)));
+}
+
+int store_accounts_suspended(struct store *s, void (*fn)(void *arg, int64_t account_id),
+                             void *arg) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_ACC_SUSPENDED);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) fn(arg, sqlite3_column_int64(st, 0));
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+/* ---- retention ------------------------------------------------------------ */
+
+static int delete_message(struct store *s, int64_t id) {
+  static const enum stmt_id order[] = {ST_RET_PARTS, ST_RET_ATTEMPTS, ST_RET_EVENTS, ST_RET_MSG};
+  for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+    sqlite3_stmt *st = sq_stmt(&s->w, order[i]);
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sq_step_done(&s->w, st);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static int exec_retention(struct store *s, struct store_op *op) {
+  struct store_retention *r = op->data;
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_RET_SCAN);
+  sqlite3_bind_int64(st, 1, r->after_id);
+  sqlite3_bind_int(st, 2, r->max);
+  int64_t victims[STORE_RETENTION_MAX];
+  int nv = 0, seen = 0, rc;
+  r->more = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t id = sqlite3_column_int64(st, 0);
+    seen++;
+    if (sqlite3_column_int64(st, 1) >= r->cutoff) {
+      r->more = 0;   /* ids grow with time: the rest are newer */
+      seen = -1;
+      break;
+    }
+    r->after_id = id;
+    if (sqlite3_column_int(st, 2) && sqlite3_column_int64(st, 3) < r->cutoff &&
+        nv < STORE_RETENTION_MAX)
+      victims[nv++] = id;
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return KK_ESTORE;
+  if (seen == r->max) r->more = 1;
+  for (int i = 0; i < nv; i++)
+    if ((rc = delete_message(s, victims[i])) != 0) return rc;
+  r->deleted = nv;
+  return 0;
+}
+
+void store_retention(struct store *s, struct store_retention *r, store_done_cb done, void *arg) {
+  if (r->max <= 0 || r->max > STORE_RETENTION_MAX) r->max = STORE_RETENTION_MAX;
+  struct store_op *op = store_atomic(store_op_new(exec_retention, done, arg, r, 1));
+  op->weight = r->max;
+  store_submit(s, op);
 }
 
 /* ---- routes ------------------------------------------------------------ */

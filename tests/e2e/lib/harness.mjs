@@ -78,6 +78,9 @@ export async function tempDir(prefix = 'kaskad-e2e-') {
   return fs.mkdtemp(path.join(os.tmpdir(), prefix));
 }
 
+/** The senders createAccount registers unless told otherwise. */
+export const DEFAULT_SENDERS = ['KASKAD', 'Kaskad', '79001234567'];
+
 export class Kaskad {
   constructor(opts = {}) {
     this.bin = opts.bin ?? kaskadBin();
@@ -276,9 +279,16 @@ export class Kaskad {
     }
   }
 
-  /** Creates an account and one API key for it: { id, key, name, callback_secret }. */
-  async createAccount(name = `acct-${randomBytes(3).toString('hex')}`) {
-    const acc = await this.call('POST', '/v1/accounts', { body: { name } }, 201);
+  /**
+   * Creates an account and one API key for it: { id, key, name, callback_secret }.
+   * The account's registered senders are DEFAULT_SENDERS (the ones the tests
+   * send with) unless opts.senders says otherwise; opts.countries is its
+   * country allow-list.
+   */
+  async createAccount(name = `acct-${randomBytes(3).toString('hex')}`, opts = {}) {
+    const body = { name, senders: opts.senders ?? DEFAULT_SENDERS };
+    if (opts.countries) body.countries = opts.countries;
+    const acc = await this.call('POST', '/v1/accounts', { body }, 201);
     const k = await this.call('POST', `/v1/accounts/${acc.id}/keys`, { body: {} }, 201);
     return { ...acc, key: k.key };
   }
