@@ -214,6 +214,16 @@ static int split_path(const char *path, char seg[4][128]) {
   return n;
 }
 
+/* With a separate admin listener, 1 when path is not served on the
+   listener the request came to: /metrics only on the admin one, provider
+   hooks only on the public one. Keys are checked after authentication. */
+static int wrong_listener(const struct api *a, struct http_req *req, const char *path) {
+  if (!a->admin_split) return 0;
+  int admin = http_req_listener(req) == API_LISTENER_ADMIN;
+  if (strcmp(path, "/metrics") == 0) return !admin;
+  return admin && strncmp(path, "/v1/hooks/", 10) == 0;
+}
+
 static void method_not_allowed(struct http_req *req) {
   api_error(req, 405, "method_not_allowed", NULL, "%s is not allowed on %s",
             http_req_method(req), http_req_path(req));
@@ -233,6 +243,10 @@ void api_handle(void *ud, struct http_req *req) {
       count_status(req, 503);
       http_respond(req, 503, "text/plain", "starting or stopping\n", 21, NULL);
     }
+    return;
+  }
+  if (wrong_listener(a, req, path)) {
+    api_error(req, 404, "not_found", NULL, "no such endpoint: %s", path);
     return;
   }
   if (strcmp(path, "/metrics") == 0) {
@@ -265,6 +279,12 @@ void api_handle(void *ud, struct http_req *req) {
   if (who == CALLER_NONE) {
     api_error(req, 401, "unauthorized", NULL,
               "missing or unknown API key (Authorization: Bearer <key>)");
+    return;
+  }
+  if (a->admin_split && (who == CALLER_ADMIN) != (http_req_listener(req) == API_LISTENER_ADMIN)) {
+    /* The operator key works only on the admin listener, account keys only
+       on the public one: elsewhere the endpoints are absent. */
+    api_error(req, 404, "not_found", NULL, "no such endpoint: %s", path);
     return;
   }
   const char *coll = seg[1];

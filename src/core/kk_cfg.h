@@ -28,7 +28,10 @@
   X(retry_min, "2s", "first retry delay after a temporary SMSC error")            \
   X(retry_max, "5m", "longest retry delay")                                       \
   X(callback_timeout, "10s", "timeout of one customer callback request")         \
-  X(shutdown_timeout, "10s", "how long SIGTERM waits for in-flight work")
+  X(shutdown_timeout, "10s", "how long SIGTERM waits for in-flight work")        \
+  X(tls_cert, "", "PEM certificate (chain): the listeners serve HTTPS (with tls_key)") \
+  X(tls_key, "", "PEM private key of tls_cert")                                   \
+  X(admin_http, "", "private listen address of the operator API and /metrics (empty: http)")
 
 enum kk_cfg_key {
 #define X(name, def, help) KK_CFG_##name,

@@ -25,6 +25,11 @@ struct http_server_opts {
   int conn_timeout_s;        /* a request must arrive whole within this (also the
                                 idle timeout between keep-alive requests) */
   int max_conns;
+  /* HTTPS: the certificate (chain) and private key as PEM text, both or
+     neither (NULL: plain HTTP). Copied; see http_tls.h for reading them. */
+  const char *tls_cert_pem;
+  const char *tls_key_pem;
+  int listener;              /* a tag the handler reads with http_req_listener() */
 };
 
 /* Starts listening. Returns 0 or KK_EIO (logged). */
@@ -46,6 +51,8 @@ const char *http_req_header(const struct http_req *req, const char *name);
 /* A query argument or NULL. */
 const char *http_req_query(const struct http_req *req, const char *name);
 const char *http_req_body(const struct http_req *req, size_t *len);
+/* The opts.listener tag of the server the request came to. */
+int http_req_listener(const struct http_req *req);
 /* A slot for the handler's own state. */
 void http_req_set_data(struct http_req *req, void *data);
 void *http_req_data(const struct http_req *req);
