@@ -113,6 +113,9 @@ static int inflight(const struct daemon *d) {
 static void on_drain_tick(uv_timer_t *t) {
   struct daemon *d = t->data;
   int late = uv_now(d->loop) >= d->drain_deadline;
+  /* Out of time: writes the database refuses (locked, I/O errors) stop
+     being tried again, so that the sends waiting for them can end. */
+  if (late) store_give_up(d->store);
   if (d->phase == 1) {
     if ((inflight(d) == 0 && store_pending(d->store) == 0) || late) {
       if (late) kk_warnx(LOGCTX, "drain timeout: %d requests still waiting", inflight(d));

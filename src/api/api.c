@@ -236,7 +236,10 @@ void api_handle(void *ud, struct http_req *req) {
   const char *path = http_req_path(req);
 
   if (strcmp(path, "/healthz") == 0) {
-    if (a->ready && !a->draining) {
+    if (a->ready && !a->draining && store_degraded(a->store)) {
+      count_status(req, 503);
+      http_respond(req, 503, "text/plain", "store unavailable\n", 18, NULL);
+    } else if (a->ready && !a->draining) {
       count_status(req, 200);
       http_respond(req, 200, "text/plain", "ok\n", 3, NULL);
     } else {
@@ -397,11 +400,20 @@ void api_metrics(struct api *a, struct kk_buf *o) {
        st.commit_hist, store_commit_bounds_ms, 1e-3, st.commit_sum_ms, st.commits);
   hist(o, "kaskad_store_batch_size", "Operations per store commit", st.batch_hist,
        store_batch_bounds, 1, (double)st.batch_sum, st.commits);
-  kk_buf_printf(o, "# HELP kaskad_store_errors_total Failed commits\n"
-                   "# TYPE kaskad_store_errors_total counter\nkaskad_store_errors_total %llu\n"
+  kk_buf_printf(o, "# HELP kaskad_store_errors_total Failed commits by cause\n"
+                   "# TYPE kaskad_store_errors_total counter\n"
+                   "kaskad_store_errors_total{kind=\"busy\"} %llu\n"
+                   "kaskad_store_errors_total{kind=\"io\"} %llu\n"
+                   "kaskad_store_errors_total{kind=\"other\"} %llu\n"
+                   "# HELP kaskad_store_degraded 1 while the database cannot be written\n"
+                   "# TYPE kaskad_store_degraded gauge\nkaskad_store_degraded %d\n"
+                   "# HELP kaskad_store_retrying Results of sends waiting to be stored again\n"
+                   "# TYPE kaskad_store_retrying gauge\nkaskad_store_retrying %d\n"
                    "# HELP kaskad_store_pending Operations waiting for a commit\n"
                    "# TYPE kaskad_store_pending gauge\nkaskad_store_pending %d\n",
-                (unsigned long long)st.errors, store_pending(a->store));
+                (unsigned long long)st.errors_busy, (unsigned long long)st.errors_io,
+                (unsigned long long)(st.errors - st.errors_busy - st.errors_io), st.degraded,
+                st.retrying, store_pending(a->store));
   if (a->callback) {
     struct callback_stats cs;
     callback_stats(a->callback, &cs);
