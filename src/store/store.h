@@ -55,7 +55,7 @@ int store_pending(const struct store *s);
  * way, SMS statuses, callback results): these are committed again, in their
  * order, with a growing pause (up to 1 s), until they succeed or the store
  * closes. Nothing waits longer than that; while the store is degraded the
- * writer probes it every PROBE interval and clears the state on success.
+ * writer probes it every second and clears the state on success.
  */
 /* 1 while writes fail (the last commit failed for a lock or an I/O error). */
 int store_degraded(struct store *s);

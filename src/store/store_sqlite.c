@@ -304,9 +304,9 @@ static void hist_add(uint64_t *hist, const double *bounds, double v) {
 
 static int64_t max_id(struct conn *c, enum stmt_id id);
 
-/* BEGIN IMMEDIATE: waits for another process's lock at most about
-   2 x BUSY_MS (the busy handler waits within each try; a second try covers a
-   lock that SQLite reports at once, without waiting). */
+/* BEGIN IMMEDIATE: waits for another process's lock about BUSY_MS at most
+   (the busy handler waits within a try; the next tries cover a lock that
+   SQLite reports at once, without calling the handler). */
 static int begin(struct store *s) {
   double t0 = mono_ms();
   for (int tries = 0; tries < 3; tries++) {
