@@ -21,7 +21,9 @@ ifeq ($(BUILD),release)
 CFLAGS_mode := -O2
 LDFLAGS_mode :=
 else ifeq ($(BUILD),asan)
-CFLAGS_mode := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# KK_TESTING: fault-injection hooks the tests use (never in bin/).
+CFLAGS_mode := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-DKK_TESTING
 LDFLAGS_mode := -fsanitize=address,undefined
 else ifeq ($(BUILD),fuzz)
 CFLAGS_mode := -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -DKK_FUZZING

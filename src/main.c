@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <uv.h>
 
 #include "api/api.h"
@@ -25,6 +26,7 @@
 #include "dispatch/dispatch.h"
 #include "http/http_client.h"
 #include "http/http_server.h"
+#include "http/http_tls.h"
 #include "store/store.h"
 
 #define LOGCTX "kaskad"
@@ -37,6 +39,8 @@ struct daemon {
   struct callback *callback;  /* NULL once stopped */
   struct cascade *cascade;    /* NULL once stopped */
   struct http_server *http;
+  struct http_server *admin_http; /* NULL: the operator API is served on http */
+  char *tls_cert, *tls_key;       /* PEM texts until the listeners start (NULL: no TLS) */
   struct api api;
   uv_signal_t sigterm, sigint;
   uv_timer_t drain_timer;
@@ -78,6 +82,7 @@ static int load_file_routes(struct daemon *d) {
 static void close_rest(struct daemon *d) {
   d->phase = 3;
   http_server_stop(d->http);
+  if (d->admin_http) http_server_stop(d->admin_http);
   api_retention_stop(&d->api);
   store_close(d->store);
   dispatch_free(d->dispatch);
@@ -106,12 +111,19 @@ static void on_cascade_stopped(void *ud) {
   d->api.cascade = NULL;
 }
 
+static int inflight(const struct daemon *d) {
+  return http_server_inflight(d->http) + (d->admin_http ? http_server_inflight(d->admin_http) : 0);
+}
+
 static void on_drain_tick(uv_timer_t *t) {
   struct daemon *d = t->data;
   int late = uv_now(d->loop) >= d->drain_deadline;
+  /* Out of time: writes the database refuses (locked, I/O errors) stop
+     being tried again, so that the sends waiting for them can end. */
+  if (late) store_give_up(d->store);
   if (d->phase == 1) {
-    if ((http_server_inflight(d->http) == 0 && store_pending(d->store) == 0) || late) {
-      if (late) kk_warnx(LOGCTX, "drain timeout: %d requests still waiting", http_server_inflight(d->http));
+    if ((inflight(d) == 0 && store_pending(d->store) == 0) || late) {
+      if (late) kk_warnx(LOGCTX, "drain timeout: %d requests still waiting", inflight(d));
       d->phase = 2;
       cascade_stop(d->cascade, on_cascade_stopped, d);
       dispatch_stop(d->dispatch, on_routes_closed, d);
@@ -136,6 +148,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   d->api.draining = 1;
   callback_stop(d->callback, on_callbacks_stopped, d);
   http_server_quiesce(d->http);
+  if (d->admin_http) http_server_quiesce(d->admin_http);
   long long ms = 10000;
   kk_parse_duration_ms(kk_cfg_get(&d->cfg, KK_CFG_shutdown_timeout), &ms);
   d->drain_deadline = uv_now(d->loop) + (uint64_t)ms;
@@ -174,6 +187,25 @@ static int parse_rate(const struct kk_cfg *cfg, enum kk_cfg_key k, struct api_ra
   return 0;
 }
 
+/* Reads tls_cert and tls_key into *cert and *key (malloc'd; both NULL when
+   neither is set). 0, or -1 with a message on stderr. */
+static int load_tls(const struct kk_cfg *cfg, char **cert, char **key) {
+  const char *cp = kk_cfg_get(cfg, KK_CFG_tls_cert), *kp = kk_cfg_get(cfg, KK_CFG_tls_key);
+  *cert = *key = NULL;
+  if (!*cp && !*kp) return 0;
+  if (!*cp || !*kp) {
+    fprintf(stderr, "kaskad: tls_cert and tls_key must be given together (only %s is set)\n",
+            *cp ? "tls_cert" : "tls_key");
+    return -1;
+  }
+  char err[512];
+  if (http_tls_load(cp, kp, cert, key, err, sizeof err) != 0) {
+    fprintf(stderr, "kaskad: %s\n", err);
+    return -1;
+  }
+  return 0;
+}
+
 /* The data folder and the files in it are the operator's alone: the folder
    0700, the database, its -wal and -shm files and key files 0600 (the umask
    makes new ones so; older ones are tightened here). */
@@ -197,6 +229,38 @@ static int private_data(const char *dir) {
   }
   closedir(dh);
   return 0;
+}
+
+/* Starts the public listener and, when admin_http is set, the operator's
+   (both with the same TLS key material from load_tls(), which this frees:
+   the servers keep copies). 0, 1 (cannot listen) or 2 (settings). */
+static int start_listeners(struct daemon *d, struct http_server_opts *hopts) {
+  hopts->tls_cert_pem = d->tls_cert;
+  hopts->tls_key_pem = d->tls_key;
+  hopts->listener = API_LISTENER_PUBLIC;
+  int rc = 0;
+  const char *admin = kk_cfg_get(&d->cfg, KK_CFG_admin_http);
+  char ahost[256];
+  int aport = 0;
+  if (*admin && kk_parse_hostport(admin, ahost, sizeof ahost, &aport) != 0) {
+    fprintf(stderr, "kaskad: admin_http must be HOST:PORT\n");
+    rc = 2;
+  } else if (http_server_start(d->loop, hopts, api_handle, &d->api, &d->http) != 0) {
+    rc = 1;
+  } else if (*admin) {
+    struct http_server_opts aopts = *hopts;
+    aopts.host = ahost;
+    aopts.port = aport;
+    aopts.listener = API_LISTENER_ADMIN;
+    if (http_server_start(d->loop, &aopts, api_handle, &d->api, &d->admin_http) != 0) rc = 1;
+    d->api.admin_split = 1;
+    kk_info(LOGCTX, "operator API and /metrics on %s only", admin);
+  }
+  if (d->tls_key) OPENSSL_cleanse(d->tls_key, strlen(d->tls_key));
+  free(d->tls_cert);
+  free(d->tls_key);
+  d->tls_cert = d->tls_key = NULL;
+  return rc;
 }
 
 int main(int argc, char **argv) {
@@ -231,6 +295,8 @@ int main(int argc, char **argv) {
     return 2;
   }
 
+  /* Read before anything starts: a bad file stops kaskad at once. */
+  if (load_tls(&d.cfg, &d.tls_cert, &d.tls_key) != 0) return 2;
   long long cb_timeout, http_timeout, cb_cooldown;
   long cb_per_account, cb_queue, cb_breaker;
   if (parse_ms(&d.cfg, KK_CFG_callback_timeout, &cb_timeout) ||
@@ -277,7 +343,9 @@ int main(int argc, char **argv) {
 
   char public_url[300];
   snprintf(public_url, sizeof public_url, "%s", kk_cfg_get(&d.cfg, KK_CFG_public_url));
-  if (public_url[0] == '\0') snprintf(public_url, sizeof public_url, "http://%s:%d", host, port);
+  if (public_url[0] == '\0')
+    snprintf(public_url, sizeof public_url, "%s://%s:%d",
+             *kk_cfg_get(&d.cfg, KK_CFG_tls_cert) ? "https" : "http", host, port);
   struct cascade_opts kopts = {.public_url = public_url,
                                .retry_min_ms = (long)dopts.retry_min_ms / 2,
                                .hold = &d.api.hold};
@@ -303,7 +371,7 @@ int main(int argc, char **argv) {
                                    .max_conns_per_ip = per_ip,
                                    .precheck = api_precheck};
   if (hopts.max_body < 1024) hopts.max_body = 1024;
-  if (http_server_start(d.loop, &hopts, api_handle, &d.api, &d.http) != 0) return 1;
+  if ((rc = start_listeners(&d, &hopts)) != 0) return rc;
 
   uv_signal_init(d.loop, &d.sigterm);
   uv_signal_init(d.loop, &d.sigint);
@@ -316,7 +384,8 @@ int main(int argc, char **argv) {
   dispatch_start(d.dispatch);
   if (cascade_start(d.cascade) != 0) return 1;
   d.api.ready = 1;
-  kk_info(LOGCTX, "ready: http://%s:%d (data in %s)", host, http_server_port(d.http), dir);
+  kk_info(LOGCTX, "ready: %s://%s:%d (data in %s)", *kk_cfg_get(&d.cfg, KK_CFG_tls_cert) ? "https" : "http",
+          host, http_server_port(d.http), dir);
   uv_run(d.loop, UV_RUN_DEFAULT);
   api_fini(&d.api);
   kk_cfg_fini(&d.cfg);

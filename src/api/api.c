@@ -376,6 +376,16 @@ void api_precheck(void *ud, struct http_req *req) {
   if (who != CALLER_NONE) http_req_set_checked(req, who == CALLER_ADMIN ? -1 : account_id);
 }
 
+/* With a separate admin listener, 1 when path is not served on the
+   listener the request came to: /metrics only on the admin one, provider
+   hooks only on the public one. Keys are checked after authentication. */
+static int wrong_listener(const struct api *a, struct http_req *req, const char *path) {
+  if (!a->admin_split) return 0;
+  int admin = http_req_listener(req) == API_LISTENER_ADMIN;
+  if (strcmp(path, "/metrics") == 0) return !admin;
+  return admin && strncmp(path, "/v1/hooks/", 10) == 0;
+}
+
 void api_handle(void *ud, struct http_req *req) {
   struct api *a = ud;
   http_req_set_data(req, a);
@@ -389,13 +399,20 @@ void api_handle(void *ud, struct http_req *req) {
   }
 
   if (strcmp(path, "/healthz") == 0) {
-    if (a->ready && !a->draining) {
+    if (a->ready && !a->draining && store_degraded(a->store)) {
+      count_status(req, 503);
+      http_respond(req, 503, "text/plain", "store unavailable\n", 18, NULL);
+    } else if (a->ready && !a->draining) {
       count_status(req, 200);
       http_respond(req, 200, "text/plain", "ok\n", 3, NULL);
     } else {
       count_status(req, 503);
       http_respond(req, 503, "text/plain", "starting or stopping\n", 21, NULL);
     }
+    return;
+  }
+  if (wrong_listener(a, req, path)) {
+    api_error(req, 404, "not_found", NULL, "no such endpoint: %s", path);
     return;
   }
   if (strcmp(path, "/metrics") == 0) {
@@ -426,6 +443,12 @@ void api_handle(void *ud, struct http_req *req) {
   int64_t account_id = 0;
   enum caller who = caller_of(a, req, &account_id);
   if (who == CALLER_NONE) return;  /* answered */
+  if (a->admin_split && (who == CALLER_ADMIN) != (http_req_listener(req) == API_LISTENER_ADMIN)) {
+    /* The operator key works only on the admin listener, account keys only
+       on the public one: elsewhere the endpoints are absent. */
+    api_error(req, 404, "not_found", NULL, "no such endpoint: %s", path);
+    return;
+  }
   const char *coll = seg[1];
   const char *id = n > 2 ? seg[2] : NULL;
   const char *sub = n > 3 ? seg[3] : NULL;
@@ -551,11 +574,20 @@ void api_metrics(struct api *a, struct kk_buf *o) {
        st.commit_hist, store_commit_bounds_ms, 1e-3, st.commit_sum_ms, st.commits);
   hist(o, "kaskad_store_batch_size", "Operations per store commit", st.batch_hist,
        store_batch_bounds, 1, (double)st.batch_sum, st.commits);
-  kk_buf_printf(o, "# HELP kaskad_store_errors_total Failed commits\n"
-                   "# TYPE kaskad_store_errors_total counter\nkaskad_store_errors_total %llu\n"
+  kk_buf_printf(o, "# HELP kaskad_store_errors_total Failed commits by cause\n"
+                   "# TYPE kaskad_store_errors_total counter\n"
+                   "kaskad_store_errors_total{kind=\"busy\"} %llu\n"
+                   "kaskad_store_errors_total{kind=\"io\"} %llu\n"
+                   "kaskad_store_errors_total{kind=\"other\"} %llu\n"
+                   "# HELP kaskad_store_degraded 1 while the database cannot be written\n"
+                   "# TYPE kaskad_store_degraded gauge\nkaskad_store_degraded %d\n"
+                   "# HELP kaskad_store_retrying Results of sends waiting to be stored again\n"
+                   "# TYPE kaskad_store_retrying gauge\nkaskad_store_retrying %d\n"
                    "# HELP kaskad_store_pending Operations waiting for a commit\n"
                    "# TYPE kaskad_store_pending gauge\nkaskad_store_pending %d\n",
-                (unsigned long long)st.errors, store_pending(a->store));
+                (unsigned long long)st.errors_busy, (unsigned long long)st.errors_io,
+                (unsigned long long)(st.errors - st.errors_busy - st.errors_io), st.degraded,
+                st.retrying, store_pending(a->store));
   kk_buf_printf(o, "# HELP kaskad_early_refused_total Early provider statuses and receipts refused over a scope's cap\n"
                    "# TYPE kaskad_early_refused_total counter\nkaskad_early_refused_total %llu\n"
                    "# HELP kaskad_early_expired_total Early provider statuses and receipts expired unmatched\n"

@@ -58,6 +58,9 @@ struct api_accts {
   } *slots;
 };
 
+/* Which listener a request came to (http_req_listener). */
+enum { API_LISTENER_PUBLIC = 0, API_LISTENER_ADMIN = 1 };
+
 struct api {
   uv_loop_t *loop;
   struct store *store;
@@ -68,6 +71,8 @@ struct api {
   long long ttl_ms[3];       /* service, transactional, advertising */
   int ready;                 /* /healthz answers 200 */
   int draining;              /* new sends get 503 */
+  int admin_split;           /* 1: the operator API and /metrics are served only on
+                                the admin listener, the rest only on the public one */
   struct api_keys keys;
   uint64_t http_by_class[6]; /* answers by status class 1xx..5xx */
   uint64_t accepted;         /* messages acknowledged */

@@ -400,6 +400,12 @@ void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, 
     api_error(req, 503, "shutting_down", NULL, "kaskad is stopping; retry on another node or later");
     return;
   }
+  if (store_degraded(a->store)) {
+    /* Answered at once: a message accepted now would wait for the same lock. */
+    api_error(req, 503, "store_unavailable", NULL,
+              "the store cannot be written now; nothing was sent, retry later");
+    return;
+  }
   json_t *doc = api_body_json(req);
   if (!doc) return;
   struct store_account acc;

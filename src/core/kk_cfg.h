@@ -38,7 +38,10 @@
   X(rate_key, "200/s:400", "requests per API key: RATE/s (or /m, /h), :BURST optional; 0 = no limit") \
   X(rate_account, "500/s:1000", "requests per account over all its keys (as rate_key); 0 = no limit") \
   X(max_conns_per_ip, "256", "open HTTP connections from one IP address (0 = no limit)") \
-  X(retention, "90d", "finished messages are deleted this long after their last change (0 = keep)")
+  X(retention, "90d", "finished messages are deleted this long after their last change (0 = keep)") \
+  X(tls_cert, "", "PEM certificate (chain): the listeners serve HTTPS (with tls_key)") \
+  X(tls_key, "", "PEM private key of tls_cert")                                   \
+  X(admin_http, "", "private listen address of the operator API and /metrics (empty: http)")
 
 enum kk_cfg_key {
 #define X(name, def, help) KK_CFG_##name,

@@ -48,6 +48,8 @@ struct http_server {
   int need_run;
   int inflight;
   int port;
+  int listener;              /* opts.listener */
+  char *tls_cert, *tls_key;  /* PEM copies (NULL: plain HTTP); MHD keeps the pointers */
   size_t max_body;
   http_precheck_fn precheck;
   http_handler_fn handler;
@@ -188,6 +190,7 @@ const char *http_req_body(const struct http_req *req, size_t *len) {
   *len = req->body_len;
   return req->body ? req->body : "";
 }
+int http_req_listener(const struct http_req *req) { return req->srv->listener; }
 void http_req_set_data(struct http_req *req, void *data) { req->data = data; }
 void *http_req_data(const struct http_req *req) { return req->data; }
 void http_req_set_checked(struct http_req *req, int64_t v) { req->checked = v; }
@@ -367,12 +370,19 @@ static void log_mhd(void *cls, const char *fmt, va_list ap) {
   kk_warnx(LOGCTX, "%s", line);
 }
 
+static void srv_free(struct http_server *srv) {
+  free(srv->tls_cert);
+  free(srv->tls_key);
+  free(srv);
+}
+
 int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
                       http_handler_fn handler, void *ud, struct http_server **out) {
   struct http_server *srv = kk_xcalloc(1, sizeof *srv);
   srv->loop = loop;
   srv->handler = handler;
   srv->ud = ud;
+  srv->listener = opts->listener;
   srv->max_body = opts->max_body;
   srv->precheck = opts->precheck;
   srv->request_ms = (uint64_t)(opts->conn_timeout_s > 0 ? opts->conn_timeout_s : 30) * 1000;
@@ -382,11 +392,27 @@ int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
   sa.sin_port = htons((uint16_t)opts->port);
   if (inet_pton(AF_INET, opts->host, &sa.sin_addr) != 1) {
     kk_error(LOGCTX, "bad listen address %s", opts->host);
-    free(srv);
+    srv_free(srv);
     return KK_EINVAL;
   }
+  /* HTTPS: libmicrohttpd's GnuTLS with the key material in memory. MHD
+     keeps the pointers, so the copies live as long as the server. */
+  unsigned tls_flag = 0;
+  struct MHD_OptionItem tls_opts[3] = {{MHD_OPTION_END, 0, NULL}};
+  if (opts->tls_cert_pem && opts->tls_key_pem) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+      kk_error(LOGCTX, "this libmicrohttpd was built without TLS: cannot serve HTTPS");
+      srv_free(srv);
+      return KK_EINVAL;
+    }
+    srv->tls_cert = kk_xstrdup(opts->tls_cert_pem);
+    srv->tls_key = kk_xstrdup(opts->tls_key_pem);
+    tls_flag = MHD_USE_TLS;
+    tls_opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert};
+    tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key};
+  }
   srv->mhd = MHD_start_daemon(
-      MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO,
+      MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO | tls_flag,
       0, NULL, NULL, on_request, srv,
       MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
@@ -401,10 +427,12 @@ int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
          they come) keeps that cheap. */
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+      MHD_OPTION_ARRAY, tls_opts,
       MHD_OPTION_END);
+  const char *scheme = tls_flag ? "https" : "http";
   if (srv->mhd == NULL) {
-    kk_error(LOGCTX, "cannot listen on %s:%d", opts->host, opts->port);
-    free(srv);
+    kk_error(LOGCTX, "cannot listen on %s://%s:%d", scheme, opts->host, opts->port);
+    srv_free(srv);
     return KK_EIO;
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_EPOLL_FD);
@@ -423,7 +451,8 @@ int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
   uv_timer_start(&srv->reaper, on_reaper, 1000, 1000);
   srv->handles_open = 4;
   run_mhd(srv);
-  kk_info(LOGCTX, "listening on http://%s:%d", opts->host, srv->port);
+  kk_info(LOGCTX, "listening on %s://%s:%d%s", scheme, opts->host, srv->port,
+          tls_flag ? " (TLS)" : "");
   *out = srv;
   return 0;
 }
@@ -440,7 +469,7 @@ void http_server_quiesce(struct http_server *srv) {
 
 static void on_handle_closed(uv_handle_t *h) {
   struct http_server *srv = h->data;
-  if (--srv->handles_open == 0) free(srv);
+  if (--srv->handles_open == 0) srv_free(srv);
 }
 
 void http_server_stop(struct http_server *srv) {

@@ -32,6 +32,11 @@ struct http_server_opts {
   int max_conns;
   int max_conns_per_ip;      /* 0: no limit */
   http_precheck_fn precheck; /* NULL: none; called with the handler's ud */
+  /* HTTPS: the certificate (chain) and private key as PEM text, both or
+     neither (NULL: plain HTTP). Copied; see http_tls.h for reading them. */
+  const char *tls_cert_pem;
+  const char *tls_key_pem;
+  int listener;              /* a tag the handler reads with http_req_listener() */
 };
 
 /* Starts listening. Returns 0 or KK_EIO (logged). */
@@ -59,6 +64,8 @@ const char *http_req_body(const struct http_req *req, size_t *len);
 typedef int (*http_kv_fn)(void *arg, const char *name, const char *value);
 int http_req_each_header(const struct http_req *req, http_kv_fn fn, void *arg);
 int http_req_each_query(const struct http_req *req, http_kv_fn fn, void *arg);
+/* The opts.listener tag of the server the request came to. */
+int http_req_listener(const struct http_req *req);
 /* A slot for the handler's own state. */
 void http_req_set_data(struct http_req *req, void *data);
 void *http_req_data(const struct http_req *req);

@@ -49,6 +49,22 @@ void store_close(struct store *s);
 /* Operations queued and not yet completed (done callback not yet run). */
 int store_pending(const struct store *s);
 
+/*
+ * Store faults. A commit that fails because the database is locked (another
+ * process holds it longer than the busy timeout, 1 s) or for an I/O error
+ * fails its operations with KK_ESTORE, except those that record what a
+ * provider was asked or answered (results of sends, marks of requests under
+ * way, SMS statuses, callback results): these are committed again, in their
+ * order, with a growing pause (up to 1 s), until they succeed or the store
+ * closes. Nothing waits longer than that; while the store is degraded the
+ * writer probes it every second and clears the state on success.
+ */
+/* 1 while writes fail (the last commit failed for a lock or an I/O error). */
+int store_degraded(struct store *s);
+/* From now on a failed commit is final for every operation, kept ones too
+   (their done callbacks get KK_ESTORE): for a stop that ran out of time. */
+void store_give_up(struct store *s);
+
 /* ---- accounts and keys ---------------------------------------------- */
 
 struct store_account {
@@ -578,7 +594,11 @@ int64_t store_outbox_next_due(struct store *s);
 struct store_stats {
   uint64_t commits;
   uint64_t ops;
-  uint64_t errors;
+  uint64_t errors;          /* failed commits, of which: */
+  uint64_t errors_busy;     /*   the database was locked by another process */
+  uint64_t errors_io;       /*   I/O errors, a full disk, a file that cannot be opened */
+  int degraded;             /* 1: writes fail now (see store_degraded) */
+  int retrying;             /* writes that must not be lost, waiting to be tried again */
   /* commit latency histogram, upper bounds in ms: see store_hist_bounds */
   uint64_t commit_hist[STORE_HIST_BUCKETS + 1];  /* last = +Inf */
   double commit_sum_ms;

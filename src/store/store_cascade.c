@@ -1056,7 +1056,7 @@ void store_chan_result(struct store *s, const struct store_chan_result *r,
   snprintf(d->error, sizeof d->error, "%s", r->error ? r->error : "");
   d->r.provider_id = d->provider_id;
   d->r.error = d->error;
-  struct store_op *op = store_op_new(exec_chan_result, done, arg, d, 0);
+  struct store_op *op = store_keep(store_op_new(exec_chan_result, done, arg, d, 0));
   op->weight = 4;
   store_submit(s, op);
 }
@@ -1091,7 +1091,7 @@ void store_chan_trying(struct store *s, const int64_t *ids, int n, int64_t at,
   d->at = at;
   d->n = n;
   memcpy(d->ids, ids, (size_t)n * sizeof d->ids[0]);
-  struct store_op *op = store_op_new(exec_chan_trying, done, arg, d, 0);
+  struct store_op *op = store_keep(store_op_new(exec_chan_trying, done, arg, d, 0));
   op->weight = n;
   store_submit(s, op);
 }

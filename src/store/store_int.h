@@ -261,6 +261,7 @@ extern const char *const stmt_sql[];
 struct conn {
   sqlite3 *db;
   sqlite3_stmt *st[ST__COUNT];
+  int err;              /* SQLite's code of the last failed statement (0: none) */
 };
 
 /* ---- operations -------------------------------------------------------- */
@@ -280,6 +281,9 @@ struct store_op {
   int atomic;           /* may fail on its own (constraints): runs in a savepoint */
   void *data;           /* op-specific, freed with free() unless borrowed */
   int borrowed;         /* 1: data belongs to the caller */
+  int keep;             /* lost, it would lose or repeat a send: a commit that
+                           fails for a lock or an I/O error is tried again
+                           (in order) until it succeeds or the store closes */
 };
 
 struct store {
@@ -294,6 +298,12 @@ struct store {
   int w_wait;                   /* what the writer waits for (W_*), guarded by mu */
   struct store_op *done_head, **done_tail; /* committed, guarded by mu */
   int stop;                     /* guarded by mu */
+  int degraded;                 /* guarded by mu: the last commit failed for a lock
+                                   or an I/O error, and none has succeeded since */
+  int retrying;                 /* guarded by mu: kept operations waiting to be
+                                   committed again */
+  int final;                    /* guarded by mu: failures are final (closing, or
+                                   store_give_up) */
   int pending;                  /* loop thread only */
   int max_batch;
   uv_async_t async;
@@ -430,5 +440,7 @@ void store_submit(struct store *s, struct store_op *op);
 struct store_op *store_op_new(op_exec_fn exec, store_done_cb done, void *arg, void *data, int borrowed);
 /* Marks op as one that may fail on its own: it runs in its own savepoint. */
 struct store_op *store_atomic(struct store_op *op);
+/* Marks op as one that must not be lost (see store_op.keep). */
+struct store_op *store_keep(struct store_op *op);
 
 #endif

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/kk_err.h"
 #include "core/kk_log.h"
@@ -30,6 +31,14 @@
 #define IDEM_WINDOW_MS (24LL * 3600 * 1000)
 #define BATCH_GATHER 512          /* queued rows that make a batch worth committing now */
 #define GATHER_NS 1000000L        /* longest wait for them under load: 1 ms */
+#define BUSY_MS 1000              /* longest wait for a lock held by another process */
+#define RETRY_MIN_MS 100          /* first pause before kept operations are tried again */
+#define RETRY_MAX_MS 1000         /* longest pause between tries, and between probes */
+
+/* Why a commit failed: kept operations are tried again after a lock or an
+   I/O error, which pass; another error (a bug, a corrupt file) would fail
+   every time. */
+enum { FAULT_NONE, FAULT_BUSY, FAULT_IO, FAULT_OTHER };
 
 /* What the writer waits for, so that store_submit() wakes it only when that
    has come: a wake-up per operation would cost a futex call on each side
@@ -268,6 +277,7 @@ int sq_step_done(struct conn *c, sqlite3_stmt *st) {
   sqlite3_reset(st);
   if (rc == SQLITE_DONE || rc == SQLITE_ROW) return 0;
   if (rc == SQLITE_CONSTRAINT) return KK_EEXIST;
+  c->err = rc;
   kk_error(LOGCTX, "%s: %s", sqlite3_errmsg(c->db), sqlite3_sql(st));
   return KK_ESTORE;
 }
@@ -314,20 +324,62 @@ static void hist_add(uint64_t *hist, const double *bounds, double v) {
 
 static int64_t max_id(struct conn *c, enum stmt_id id);
 
+/* BEGIN IMMEDIATE: waits for another process's lock about BUSY_MS at most
+   (the busy handler waits within a try; the next tries cover a lock that
+   SQLite reports at once, without calling the handler). */
 static int begin(struct store *s) {
-  for (int tries = 0; tries < 100; tries++) {
+  double t0 = mono_ms();
+  for (int tries = 0; tries < 3; tries++) {
     int rc = exec_simple(&s->w, ST_BEGIN);
     if (rc == 0) return 0;
+    if (mono_ms() - t0 > BUSY_MS) break;
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
   return KK_ESTORE;
 }
 
-/* Runs one batch in one transaction; sets every op's rc. */
-static void run_batch(struct store *s, struct store_op *batch, int nops) {
+static int fault_kind(int sqlite_rc) {
+  switch (sqlite_rc & 0xff) {
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+    return FAULT_BUSY;
+  case SQLITE_IOERR:
+  case SQLITE_FULL:
+  case SQLITE_CANTOPEN:
+  case SQLITE_PROTOCOL:
+    return FAULT_IO;
+  default:
+    return FAULT_OTHER;
+  }
+}
+
+/* The kind of the failure just seen on the writer's connection. */
+static int writer_fault(struct store *s) {
+  int rc = s->w.err ? s->w.err : sqlite3_errcode(s->w.db);
+  return fault_kind(rc);
+}
+
+#ifdef KK_TESTING
+/* Test builds only: while the file named by KASKAD_TEST_STORE_IOERR exists,
+   every commit fails as if the disk had returned an I/O error, which a test
+   cannot otherwise cause on demand. */
+static int test_ioerr(void) {
+  const char *f = getenv("KASKAD_TEST_STORE_IOERR");
+  return f && *f && access(f, F_OK) == 0;
+}
+#else
+static int test_ioerr(void) { return 0; }
+#endif
+
+/* Runs one batch in one transaction; sets every op's rc. Returns why the
+   commit failed (FAULT_NONE: committed). */
+static int run_batch(struct store *s, struct store_op *batch, int nops) {
   double t0 = mono_ms();
+  int fault = FAULT_NONE;
+  s->w.err = 0;
   int rc = begin(s);
+  if (rc != 0) fault = writer_fault(s);
   if (rc == 0) {
     for (struct store_op *op = batch; op; op = op->next) {
       if (!op->atomic) {
@@ -336,6 +388,7 @@ static void run_batch(struct store *s, struct store_op *batch, int nops) {
         op->rc = op->exec(s, op);
         if (op->rc != 0) {
           kk_error(LOGCTX, "operation failed (%s): rolling back its batch", kk_strerror(op->rc));
+          fault = writer_fault(s);
           rc = KK_ESTORE;
           break;
         }
@@ -347,12 +400,23 @@ static void run_batch(struct store *s, struct store_op *batch, int nops) {
       }
       int notes_before = s->nw;
       op->rc = op->exec(s, op);
+      if (op->rc != 0 && sqlite3_get_autocommit(s->w.db)) {
+        /* SQLite rolled the whole transaction back itself (an I/O error,
+           a full disk): nothing of the batch is left to commit. */
+        fault = writer_fault(s);
+        rc = KK_ESTORE;
+        break;
+      }
       if (op->rc != 0) {
         exec_simple(&s->w, ST_ROLLBACK_TO);
         s->nw = notes_before;   /* what it started is undone too */
         casc_early_check(s);
       }
       exec_simple(&s->w, ST_RELEASE);
+    }
+    if (rc == 0 && test_ioerr()) {
+      s->w.err = SQLITE_IOERR;
+      rc = KK_ESTORE;
     }
     if (rc == 0 && t0 >= s->early_next_expire) {
       /* The periodic expiry of early rows, one bounded batch, with the
@@ -363,13 +427,15 @@ static void run_batch(struct store *s, struct store_op *batch, int nops) {
     }
     if (rc == 0) rc = exec_simple(&s->w, ST_COMMIT);
     if (rc != 0) {
-      exec_simple(&s->w, ST_ROLLBACK);
+      if (fault == FAULT_NONE) fault = writer_fault(s);
+      if (!sqlite3_get_autocommit(s->w.db)) exec_simple(&s->w, ST_ROLLBACK);
       casc_early_check(s);
     }
   }
   casc_notes_commit(s, rc == 0);
   if (rc != 0) {
-    kk_error(LOGCTX, "commit of %d operations failed", nops);
+    kk_error(LOGCTX, "commit of %d operations failed (%s)", nops,
+             fault == FAULT_BUSY ? "the database is locked" : fault == FAULT_IO ? "I/O error" : "error");
     for (struct store_op *op = batch; op; op = op->next) op->rc = KK_ESTORE;
   }
   double dt = mono_ms() - t0;
@@ -377,6 +443,11 @@ static void run_batch(struct store *s, struct store_op *batch, int nops) {
   s->stats.commits++;
   s->stats.ops += (uint64_t)nops;
   if (rc != 0) s->stats.errors++;
+  if (fault == FAULT_BUSY) s->stats.errors_busy++;
+  if (fault == FAULT_IO) s->stats.errors_io++;
+  if (s->degraded && fault == FAULT_NONE) kk_info(LOGCTX, "the database can be written again");
+  if (fault == FAULT_NONE || fault == FAULT_OTHER) s->degraded = 0;
+  else s->degraded = 1;
   hist_add(s->stats.commit_hist, store_commit_bounds_ms, dt);
   s->stats.commit_sum_ms += dt;
   hist_add(s->stats.batch_hist, store_batch_bounds, nops);
@@ -385,15 +456,112 @@ static void run_batch(struct store *s, struct store_op *batch, int nops) {
   s->stats.early_refused = s->early_refused_w;
   s->stats.early_expired = s->early_expired_w;
   pthread_mutex_unlock(&s->mu);
+  return fault;
+}
+
+/* Writer, mu held: waits up to ms or until the store closes (or, with
+   wake, until an operation is queued). */
+static void writer_pause(struct store *s, long ms, int wake) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  s->w_wait = wake ? W_ANY : W_BUSY;
+  while (!s->stop && !s->final && !(wake && s->q_head) &&
+         pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0) {
+  }
+}
+
+/* Writer, mu held, the queue empty while degraded: an empty transaction
+   tells whether writes work again. */
+static void writer_probe(struct store *s) {
+  pthread_mutex_unlock(&s->mu);
+  s->w.err = 0;
+  int ok = begin(s) == 0 && exec_simple(&s->w, ST_COMMIT) == 0;
+  if (!ok && !sqlite3_get_autocommit(s->w.db)) exec_simple(&s->w, ST_ROLLBACK);
+  pthread_mutex_lock(&s->mu);
+  if (ok) {
+    s->degraded = 0;
+    kk_info(LOGCTX, "the database can be written again");
+  }
+}
+
+/* Moves the kept operations of a failed batch (*batch .. *last) to the head
+   of the queue, in their order, to be tried again; *batch and *last keep
+   the others (NULL when none). Writer, mu held. */
+static void requeue_kept(struct store *s, struct store_op **batch, struct store_op **last) {
+  struct store_op *kept = NULL, **kt = &kept, *rest = NULL, **rt = &rest, *rlast = NULL;
+  int n = 0, weight = 0;
+  for (struct store_op *op = *batch, *next; op; op = next) {
+    next = op->next;
+    op->next = NULL;
+    if (op->keep) {
+      op->rc = 0;
+      *kt = op;
+      kt = &op->next;
+      n++;
+      weight += op->weight;
+    } else {
+      *rt = op;
+      rt = &op->next;
+      rlast = op;
+    }
+  }
+  if (kept) {
+    *kt = s->q_head;
+    if (s->q_head == NULL) s->q_tail = kt;
+    s->q_head = kept;
+    s->q_weight += weight;
+  }
+  s->retrying = n;
+  *batch = rest;
+  *last = rlast;
+}
+
+/* Writer, mu held, stopping while writes fail: every queued operation fails
+   at once instead of each waiting for the lock again. */
+static void fail_queued(struct store *s) {
+  int n = 0, kept = 0;
+  for (struct store_op *op = s->q_head; op; op = op->next) {
+    op->rc = KK_ESTORE;
+    n++;
+    kept += op->keep;
+  }
+  if (n == 0) return;
+  kk_error(LOGCTX, "stopping while the database cannot be written: %d operations not stored"
+           " (%d of them results of sends)", n, kept);
+  *s->done_tail = s->q_head;
+  s->done_tail = s->q_tail;
+  s->q_head = NULL;
+  s->q_tail = &s->q_head;
+  s->q_weight = 0;
+  s->retrying = 0;
 }
 
 static void *writer_main(void *arg) {
   struct store *s = arg;
   double last_commit = 0;
+  long retry_ms = RETRY_MIN_MS;
   pthread_mutex_lock(&s->mu);
   for (;;) {
     s->w_wait = W_ANY;
-    while (s->q_head == NULL && !s->stop) pthread_cond_wait(&s->cv, &s->mu);
+    while (s->q_head == NULL && !s->stop) {
+      if (!s->degraded) {
+        pthread_cond_wait(&s->cv, &s->mu);
+        continue;
+      }
+      writer_pause(s, RETRY_MAX_MS, 1);
+      if (s->q_head == NULL && !s->stop) writer_probe(s);
+    }
+    if (s->final && s->degraded && s->q_head) {
+      /* Closing: one more look, then nothing waits for the lock again. */
+      writer_probe(s);
+      if (s->degraded) fail_queued(s);
+    }
     if (s->q_head == NULL && s->stop) break;
     /* Under load (the last commit was moments ago) a short wait lets more
        operations join this transaction: every commit rewrites its pages into
@@ -427,15 +595,30 @@ static void *writer_main(void *arg) {
     last->next = NULL;
     pthread_mutex_unlock(&s->mu);
 
-    run_batch(s, batch, nops);
+    int fault = run_batch(s, batch, nops);
     last_commit = mono_ms();
 
     pthread_mutex_lock(&s->mu);
-    *s->done_tail = batch;
-    s->done_tail = &last->next;
+    int again = (fault == FAULT_BUSY || fault == FAULT_IO) && !s->final;
+    if (again) {
+      requeue_kept(s, &batch, &last);
+    } else {
+      s->retrying = 0;
+      retry_ms = RETRY_MIN_MS;
+    }
+    if (batch) {
+      *s->done_tail = batch;
+      s->done_tail = &last->next;
+    }
     pthread_mutex_unlock(&s->mu);
-    uv_async_send(&s->async);
+    if (batch) uv_async_send(&s->async);
     pthread_mutex_lock(&s->mu);
+    if (again && s->retrying) {
+      kk_warnx(LOGCTX, "%d results of sends not stored yet: trying again in %ld ms", s->retrying,
+               retry_ms);
+      writer_pause(s, retry_ms, 0);
+      retry_ms = retry_ms * 2 < RETRY_MAX_MS ? retry_ms * 2 : RETRY_MAX_MS;
+    }
   }
   pthread_mutex_unlock(&s->mu);
   return NULL;
@@ -493,6 +676,27 @@ struct store_op *store_atomic(struct store_op *op) {
   return op;
 }
 
+struct store_op *store_keep(struct store_op *op) {
+  op->keep = 1;
+  return op;
+}
+
+void store_give_up(struct store *s) {
+  pthread_mutex_lock(&s->mu);
+  if (!s->final && (s->degraded || s->retrying))
+    kk_warnx(LOGCTX, "giving up on writes the database refuses: they fail from now on");
+  s->final = 1;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+int store_degraded(struct store *s) {
+  pthread_mutex_lock(&s->mu);
+  int d = s->degraded;
+  pthread_mutex_unlock(&s->mu);
+  return d;
+}
+
 int store_pending(const struct store *s) { return s->pending; }
 
 /* ---- open / close -------------------------------------------------------- */
@@ -504,7 +708,10 @@ int conn_open(struct conn *c, const char *path, int sync_full, int writer) {
     kk_error(LOGCTX, "cannot open %s: %s", path, c->db ? sqlite3_errmsg(c->db) : "?");
     return KK_ESTORE;
   }
-  sqlite3_busy_timeout(c->db, 5000);
+  /* A lock held by another process (a backup, sqlite3 by hand) is waited
+     for this long, then the write fails (see store.h: store faults) and
+     a read answers an error: neither thread waits longer. */
+  sqlite3_busy_timeout(c->db, BUSY_MS);
   char sql[256];
   snprintf(sql, sizeof sql,
            "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
@@ -624,6 +831,7 @@ static void readers_close(struct store *s);
 void store_close(struct store *s) {
   pthread_mutex_lock(&s->mu);
   s->stop = 1;
+  s->final = 1;
   pthread_cond_signal(&s->cv);
   pthread_mutex_unlock(&s->mu);
   pthread_join(s->thread, NULL);
@@ -643,6 +851,8 @@ void store_close(struct store *s) {
 void store_get_stats(struct store *s, struct store_stats *out) {
   pthread_mutex_lock(&s->mu);
   *out = s->stats;
+  out->degraded = s->degraded;
+  out->retrying = s->retrying;
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -1179,7 +1389,7 @@ static struct upd_data *upd_copy(const struct store_sms_update *u) {
 
 void store_sms_submitted(struct store *s, const struct store_sms_update *u,
                          store_done_cb done, void *arg) {
-  struct store_op *op = store_op_new(exec_sms_submitted, done, arg, upd_copy(u), 0);
+  struct store_op *op = store_keep(store_op_new(exec_sms_submitted, done, arg, upd_copy(u), 0));
   op->weight = 3;
   store_submit(s, op);
 }
@@ -1217,17 +1427,17 @@ static int exec_sms_retry(struct store *s, struct store_op *op) {
 
 void store_sms_failed(struct store *s, const struct store_sms_update *u,
                       store_done_cb done, void *arg) {
-  store_submit(s, store_op_new(exec_sms_failed, done, arg, upd_copy(u), 0));
+  store_submit(s, store_keep(store_op_new(exec_sms_failed, done, arg, upd_copy(u), 0)));
 }
 
 void store_sms_expired(struct store *s, const struct store_sms_update *u,
                        store_done_cb done, void *arg) {
-  store_submit(s, store_op_new(exec_sms_expired, done, arg, upd_copy(u), 0));
+  store_submit(s, store_keep(store_op_new(exec_sms_expired, done, arg, upd_copy(u), 0)));
 }
 
 void store_sms_retry(struct store *s, const struct store_sms_update *u,
                      store_done_cb done, void *arg) {
-  store_submit(s, store_op_new(exec_sms_retry, done, arg, upd_copy(u), 0));
+  store_submit(s, store_keep(store_op_new(exec_sms_retry, done, arg, upd_copy(u), 0)));
 }
 
 /* ---- receipts ---------------------------------------------------------- */
@@ -1727,7 +1937,7 @@ void store_outbox_result(struct store *s, int64_t id, int delivered, int64_t due
   d->delivered = delivered;
   d->due_at = due_at;
   snprintf(d->error, sizeof d->error, "%s", error ? error : "");
-  store_submit(s, store_op_new(exec_outbox_result, done, arg, d, 0));
+  store_submit(s, store_keep(store_op_new(exec_outbox_result, done, arg, d, 0)));
 }
 
 int store_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *out, int max,
