@@ -96,6 +96,7 @@ struct api_msg_item {
   char cascade[1024];        /* normalised steps JSON ("" = SMS alone) */
   char cascade_name[64];     /* a saved cascade to resolve ("" = none) */
   char *extra;               /* malloc'd per-channel parts JSON, or NULL */
+  char req_hash[65];         /* digest of the meaningful fields ("" = none) */
   struct api_err err;        /* err.code set: refused */
 };
 /* Message statuses in the order of a message's life. */

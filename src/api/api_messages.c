@@ -14,6 +14,7 @@
 
 #include "api/api.h"
 #include "core/kk_cfg.h"
+#include "core/kk_crypto.h"
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
@@ -109,6 +110,36 @@ static int campaign_parse(json_t *o, const char **out, struct api_err *e) {
     return refuse(e, 422, "invalid_campaign", "campaign", "campaign: %s", API_CAMPAIGN_RULE);
   *out = json_string_value(v);
   return 0;
+}
+
+/*
+ * The digest kept with an idempotency key: SHA-256 over the normalised
+ * fields that make the message what it is (the phone as E.164, the steps or
+ * the saved cascade's name, the per-channel parts as validated), so that a
+ * repeat of the same message matches however its JSON was written, and
+ * another message under the same key does not. The account's default
+ * sender is not in it: a repeat stays a repeat when that default changes.
+ */
+static void request_digest(const struct item *it, long long ttl, char out[65]) {
+  const struct store_msg_new *m = &it->m;
+  json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "to", it->to, "text", m->text, "class",
+                        m->msg_class, "ttl", (json_int_t)ttl);
+  out[0] = '\0';
+  if (o == NULL) return;
+  json_object_set_new(o, "sender", m->sender ? json_string(m->sender) : json_null());
+  json_object_set_new(o, "cascade", json_string(it->cascade));
+  json_object_set_new(o, "cascade_name", json_string(it->cascade_name));
+  json_object_set_new(o, "extra", it->extra ? json_string(it->extra) : json_null());
+  json_object_set_new(o, "callback_url", m->callback_url ? json_string(m->callback_url)
+                                                          : json_null());
+  json_object_set_new(o, "campaign", m->campaign ? json_string(m->campaign) : json_null());
+  char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(o);
+  if (text == NULL) return;
+  uint8_t h[32];
+  kk_sha256(text, strlen(text), h);
+  kk_hex(h, sizeof h, out);
+  free(text);
 }
 
 int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char *idem_header,
@@ -246,6 +277,8 @@ int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char
   m->campaign = campaign;
   m->created_at = now;
   m->expires_at = now + ttl;
+  request_digest(it, ttl, it->req_hash);
+  m->req_hash = it->req_hash[0] ? it->req_hash : NULL;
   return 0;
 }
 
@@ -282,6 +315,17 @@ static void send_ctx_free(struct send_ctx *c) {
   free(c);
 }
 
+/* The refusal of a message whose idempotency key names another request. */
+static void idem_mismatch(struct item *it) {
+  struct api_err *e = &it->err;
+  e->status = 422;
+  e->code = "idempotency_mismatch";
+  e->field = "idempotency_key";
+  snprintf(e->message, sizeof e->message,
+           "idempotency_key: already used within 24 h for %s, a request with other fields; "
+           "use a new key for a new message", it->m.dup_public_id);
+}
+
 static void on_stored(void *arg, int rc) {
   struct send_ctx *c = arg;
   struct api *a = c->a;
@@ -296,6 +340,11 @@ static void on_stored(void *arg, int rc) {
   for (int i = 0; i < c->nmsgs; i++) {
     struct item *it = &c->items[c->msg_item[i]];
     it->m = c->msgs[i];
+    if (it->m.mismatch) {
+      idem_mismatch(it);
+      a->rejected++;
+      continue;
+    }
     if (it->m.duplicate) {
       dups++;
       continue;
@@ -307,7 +356,9 @@ static void on_stored(void *arg, int rc) {
     }
   }
   a->duplicates += (uint64_t)dups;
-  if (!c->batch) {
+  if (!c->batch && c->items[0].err.code) {
+    api_error_from(c->req, &c->items[0].err);
+  } else if (!c->batch) {
     struct item *it = &c->items[0];
     api_json(c->req, 202, accepted_json(it),
              it->m.duplicate ? "Idempotent-Replayed: true\r\n" : NULL);

@@ -114,6 +114,8 @@ struct store_msg_new {
                                email, image, button, whatsapp_template, code,
                                subject; NULL if none */
   const char *campaign;     /* the campaign it belongs to; NULL if none */
+  const char *req_hash;     /* hex digest of the request's meaningful fields
+                               (kept with an idempotency key); NULL: none */
   int64_t created_at;
   int64_t expires_at;
   /* out: */
@@ -127,6 +129,9 @@ struct store_msg_new {
   char dup_encoding[8];
   int dup_segments;
   int64_t dup_created_at;
+  int mismatch;             /* 1: the key was used within 24 h for a request
+                               with another digest (dup_public_id names that
+                               message); nothing was stored */
   int rc;                   /* per-message result within a batch */
 };
 

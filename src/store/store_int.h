@@ -46,15 +46,15 @@
                 " updated_at=excluded.updated_at")                             \
   XX(ROUTE_DEL, "DELETE FROM routes WHERE name=?")                             \
   XX(ROUTE_ALL, "SELECT name,config FROM routes ORDER BY name")                \
-  XX(IDEM_FIND, "SELECT id,public_id,status,encoding,segments,created_at"      \
-                " FROM messages WHERE account_id=? AND idem_key=?")            \
+  XX(IDEM_FIND, "SELECT id,public_id,status,encoding,segments,created_at,"     \
+                "req_hash FROM messages WHERE account_id=? AND idem_key=?")    \
   XX(IDEM_CLEAR, "UPDATE messages SET idem_key=NULL WHERE id=?")               \
   XX(MSG_INSERT, "INSERT INTO messages(id,public_id,account_id,idem_key,"      \
                  "to_number,sender,body,class,encoding,segments,status,"       \
                  "channel,callback_url,created_at,expires_at,updated_at,"      \
                  "cascade,extra,route,sms_only_cost,step,attempt_id,due_at,"   \
-                 "wait_until,done,cost,campaign) VALUES(?,?,?,?,?,?,?,?,?,?,"   \
-                 "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")                         \
+                 "wait_until,done,cost,campaign,req_hash) VALUES(?,?,?,?,?,?,"  \
+                 "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")               \
   XX(MSG_MAX_ID, "SELECT COALESCE(MAX(id),0) FROM messages")                   \
   XX(ATT_INSERT, "INSERT INTO attempts(id,message_id,step,channel,route,"      \
                  "status,segments,address,scope,error,created_at,due_at)"      \

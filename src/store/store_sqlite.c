@@ -201,6 +201,9 @@ static const char *const migrations[] = {
     "ALTER TABLE messages ADD COLUMN campaign TEXT;"
     "CREATE INDEX messages_campaign ON messages(account_id, campaign)"
     " WHERE campaign IS NOT NULL;",
+    /* 8: a digest of the request's meaningful fields, so that an
+       idempotency key reused for a different message is refused */
+    "ALTER TABLE messages ADD COLUMN req_hash TEXT;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -779,7 +782,7 @@ struct insert_data {
 
 static int insert_one(struct store *s, struct store_msg_new *m) {
   struct conn *c = &s->w;
-  m->duplicate = 0;
+  m->duplicate = m->mismatch = 0;
   if (m->idem_key) {
     sqlite3_stmt *st = sq_stmt(c, ST_IDEM_FIND);
     sqlite3_bind_int64(st, 1, m->account_id);
@@ -788,6 +791,15 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
       int64_t id = sqlite3_column_int64(st, 0);
       int64_t created = sqlite3_column_int64(st, 5);
       if (m->created_at - created < IDEM_WINDOW_MS) {
+        /* The same key for another message: nothing is stored or sent.
+           Rows from before the digest was kept match any request. */
+        const char *h = (const char *)sqlite3_column_text(st, 6);
+        if (m->req_hash && h && strcmp(h, m->req_hash) != 0) {
+          m->mismatch = 1;
+          sq_col_copy(st, 1, m->dup_public_id, sizeof m->dup_public_id);
+          sqlite3_reset(st);
+          return 0;
+        }
         m->id = id;
         m->duplicate = 1;
         sq_col_copy(st, 1, m->dup_public_id, sizeof m->dup_public_id);
@@ -843,6 +855,7 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
   sqlite3_bind_int(st, 25, f.done);
   sqlite3_bind_int64(st, 26, f.cost);
   sq_bind_text(st, 27, m->campaign);
+  sq_bind_text(st, 28, m->idem_key ? m->req_hash : NULL);
   return sq_step_done(c, st);
 }
 
