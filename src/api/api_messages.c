@@ -387,6 +387,31 @@ static void on_stored(void *arg, int rc) {
   send_ctx_free(c);
 }
 
+/*
+ * The last step must be able to start before the message expires: the
+ * timeouts of the steps before it add up to the least time it can take to
+ * get there (a messenger step's time runs from the provider's answer, so it
+ * can take longer), and a cascade whose last step could only start after
+ * the validity ended is refused rather than silently cut short.
+ */
+static int cascade_fits_ttl(struct item *it) {
+  struct store_step st[STORE_MAX_STEPS];
+  int n = it->cascade[0] ? store_steps_parse(it->cascade, st) : 0;
+  long long before_last = 0;
+  for (int i = 0; i + 1 < n; i++) before_last += st[i].timeout_ms;
+  long long ttl = it->m.expires_at - it->m.created_at;
+  if (n < 2 || before_last < ttl) return 0;
+  struct api_err *e = &it->err;
+  e->status = 422;
+  e->code = "timeout_exceeds_ttl";
+  e->field = "cascade";
+  snprintf(e->message, sizeof e->message,
+           "cascade: the timeouts before the last step add up to %llds, not less than the "
+           "message's validity (ttl %llds); shorten them or give a longer ttl",
+           before_last / 1000, ttl / 1000);
+  return -1;
+}
+
 /* What parsing leaves to the caller: a saved cascade by name, the SMS route,
    the account's default SMS sender. */
 static int resolve(struct api *a, int64_t account_id, struct item *it,
@@ -413,6 +438,7 @@ static int resolve(struct api *a, int64_t account_id, struct item *it,
       return -1;
     }
   }
+  if (cascade_fits_ttl(it) != 0) return -1;
   int sms = it->cascade[0] == '\0' || api_cascade_has(it->cascade, "sms");
   if (sms && it->route[0] == '\0') {
     e->status = 503;

@@ -120,7 +120,8 @@
                       " GROUP BY channel,status ORDER BY channel,status")      \
   XX(MSG_ROW, "SELECT account_id,public_id,to_number,status,callback_url,step," \
               "attempt_id,done,cascade,extra IS NOT NULL,route,segments,"      \
-              "channel,cost,delivered_twice FROM messages WHERE id=?")         \
+              "channel,cost,delivered_twice,expires_at FROM messages"          \
+              " WHERE id=?")                                                   \
   XX(MSG_EXTRA, "SELECT extra FROM messages WHERE id=?")                       \
   XX(MSG_STEP, "UPDATE messages SET step=?, attempt_id=?, due_at=?,"           \
                " wait_until=?, updated_at=?, channel=? WHERE id=?")            \

@@ -5,6 +5,9 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { setup } from './lib/harness.mjs';
+import { Sim, pointChannelsAtSim } from './lib/sim.mjs';
+
+const PHONE = '79161234567';
 
 function expectCode(r, status, code, field) {
   assert.equal(r.status, status, `HTTP status (body: ${r.text.slice(0, 300)})`);
@@ -53,4 +56,41 @@ test('an idempotency key reused with another body is refused; the same body repl
   assert.equal(smsc.submits.filter((s) => s.text.startsWith('idem')).length, 1, 'one submit for the key');
   assert.equal(smsc.submits.filter((s) => s.text.startsWith('b3')).length, 1);
   await finish();
+});
+
+test('cascade timeouts longer than the validity are refused; a cascade ends expired at expires_at', { timeout: 90000 }, async (t) => {
+  const env = await setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 50 } });
+  const { k, key } = env;
+  const sim = new Sim();
+  t.after(() => sim.stop());
+  await sim.start();
+  await sim.config({ vk: { reach: 1, read: 0, deliver_ms: [20, 20] } });
+  await pointChannelsAtSim(k, sim);
+  const post = (body) => k.request('POST', '/v1/messages', { key, body });
+  const vkThenSms = (timeout) => [{ channel: 'vk', wait: 'read', timeout }, { channel: 'sms' }];
+  // The SMS step could only start after the message expired.
+  let r = await post({ to: PHONE, vk_id: '1001', text: 'late', ttl: '10m', cascade: vkThenSms('1h') });
+  expectCode(r, 422, 'timeout_exceeds_ttl', 'cascade');
+  r = await post({ to: PHONE, vk_id: '1001', text: 'late', ttl: '10m',
+    cascade: [{ channel: 'vk', wait: 'read', timeout: '6m' }, { channel: 'viber', wait: 'read', timeout: '5m' }, { channel: 'sms' }] });
+  expectCode(r, 422, 'timeout_exceeds_ttl', 'cascade');
+  // The same through a saved cascade.
+  await k.call('PUT', '/v1/cascades/slow', { key, body: { steps: vkThenSms('2h') } }, [200, 201]);
+  r = await post({ to: PHONE, vk_id: '1001', text: 'late', ttl: '1h', cascade: 'slow' });
+  expectCode(r, 422, 'timeout_exceeds_ttl', 'cascade');
+  // The last step's own timeout may be longer: it is cut at expires_at.
+  r = await post({ to: PHONE, vk_id: '1001', text: 'fits', ttl: '10m', cascade: vkThenSms('9m') });
+  assert.equal(r.status, 202, r.text);
+
+  // VK is never read and the last step has no timeout: the message ends
+  // `expired` at its expires_at instead of staying `sent`.
+  const m = await k.send(key, { to: PHONE, vk_id: '1002', text: 'expiring', ttl: '30s',
+    cascade: [{ channel: 'vk', wait: 'read' }] });
+  await k.waitStatus(key, m.id, 'sent');
+  const done = await k.waitStatus(key, m.id, 'expired', 60000);
+  assert.equal(done.finished, true);
+  assert.equal(done.attempts[0].status, 'expired');
+  const late = Date.parse(done.updated_at) - Date.parse(done.expires_at);
+  assert.ok(late >= 0 && late < 15000, `expired ${late} ms after expires_at`);
+  await env.finish();
 });
