@@ -71,6 +71,17 @@ static int load_file_routes(struct daemon *d) {
   return 0;
 }
 
+/* A default_route must name a route of the file or of the store: a typo
+   would otherwise leave every account without a route. */
+static int check_default_route(struct daemon *d) {
+  const char *want = kk_cfg_get(&d->cfg, KK_CFG_default_route);
+  const char *got = dispatch_route_pick(d->dispatch, NULL);
+  if (!want[0] || (got && strcmp(got, want) == 0)) return 0;
+  fprintf(stderr, "kaskad: default_route: no route \"%s\" (neither a [route] section nor "
+          "one added with PUT /v1/routes)\n", want);
+  return KK_EINVAL;
+}
+
 static void close_rest(struct daemon *d) {
   d->phase = 3;
   http_server_stop(d->http);
@@ -166,6 +177,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   struct dispatch_opts dopts = {0};
+  snprintf(dopts.default_route, sizeof dopts.default_route, "%s",
+           kk_cfg_get(&d.cfg, KK_CFG_default_route));
   long long ttl[3];
   if (parse_ms(&d.cfg, KK_CFG_ttl_service, &ttl[0]) || parse_ms(&d.cfg, KK_CFG_ttl_transactional, &ttl[1]) ||
       parse_ms(&d.cfg, KK_CFG_ttl_advertising, &ttl[2]) ||
@@ -192,6 +205,7 @@ int main(int argc, char **argv) {
   d.dispatch = dispatch_new(d.loop, d.store, &dopts);
   if (load_file_routes(&d) != 0) return 2;
   store_routes_each(d.store, load_db_route, &d);
+  if (check_default_route(&d) != 0) return 2;
   struct callback_opts copts = {.timeout_ms = (long)cb_timeout};
   d.callback = callback_new(d.loop, d.store, &copts);
   if (d.callback == NULL) return 1;

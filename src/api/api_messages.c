@@ -441,11 +441,16 @@ static int resolve(struct api *a, int64_t account_id, struct item *it,
   if (cascade_fits_ttl(it) != 0) return -1;
   int sms = it->cascade[0] == '\0' || api_cascade_has(it->cascade, "sms");
   if (sms && it->route[0] == '\0') {
-    e->status = 503;
+    /* No routes at all may pass (one is being added); several without a
+       default_route will not until the operator chooses one. */
+    int several = dispatch_route_count(a->dispatch) > 0;
+    e->status = several ? 422 : 503;
     e->code = "no_route";
     e->field = NULL;
-    snprintf(e->message, sizeof e->message,
-             "no SMS route is configured; the operator must add one");
+    snprintf(e->message, sizeof e->message, "%s",
+             several ? "no SMS route for this account: the operator must set default_route "
+                       "or the account's sms_route"
+                     : "no SMS route is configured; the operator must add one");
     return -1;
   }
   if (it->m.sender == NULL && sms_cfg && sms_cfg->sender[0]) it->m.sender = sms_cfg->sender;

@@ -28,7 +28,8 @@
   X(retry_min, "2s", "first retry delay after a temporary SMSC error")            \
   X(retry_max, "5m", "longest retry delay")                                       \
   X(callback_timeout, "10s", "timeout of one customer callback request")         \
-  X(shutdown_timeout, "10s", "how long SIGTERM waits for in-flight work")
+  X(shutdown_timeout, "10s", "how long SIGTERM waits for in-flight work")         \
+  X(default_route, "", "SMS route of accounts without their own sms_route (default: the only route, when there is one)")
 
 enum kk_cfg_key {
 #define X(name, def, help) KK_CFG_##name,

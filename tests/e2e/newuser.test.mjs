@@ -5,6 +5,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { setup } from './lib/harness.mjs';
+import { startSmsc } from './lib/smsc.mjs';
 import { Sim, pointChannelsAtSim } from './lib/sim.mjs';
 
 const PHONE = '79161234567';
@@ -93,4 +94,56 @@ test('cascade timeouts longer than the validity are refused; a cascade ends expi
   const late = Date.parse(done.updated_at) - Date.parse(done.expires_at);
   assert.ok(late >= 0 && late < 15000, `expired ${late} ms after expires_at`);
   await env.finish();
+});
+
+test('an account cannot be given a route that does not exist', async (t) => {
+  const { k, acct, finish } = await setup(t);
+  const r = await k.request('PATCH', `/v1/accounts/${acct.id}`, { body: { sms_route: 'nope' } });
+  expectCode(r, 422, 'unknown_route', 'sms_route');
+  assert.equal((await k.call('GET', `/v1/accounts/${acct.id}`)).sms_route, null, 'nothing changed');
+  const ok = await k.call('PATCH', `/v1/accounts/${acct.id}`, { body: { sms_route: 'main' } });
+  assert.equal(ok.sms_route, 'main');
+  assert.equal((await k.call('PATCH', `/v1/accounts/${acct.id}`, { body: { sms_route: null } })).sms_route, null);
+  await finish();
+});
+
+test('the default route is a setting, never the first route by name', { timeout: 60000 }, async (t) => {
+  const { k, smsc, key, acct, finish } = await setup(t, { routeName: 'b-main' });
+  const other = await startSmsc();
+  t.after(() => other.close());
+  await k.putRoute('a-other', other.routeConfig());
+  await other.waitFor(() => other.boundSessions().length >= 1, 'the second route to bind');
+  // Two routes, no default_route: not sent anywhere by guess.
+  const r = await k.request('POST', '/v1/messages', { key, body: { to: PHONE, text: 'which route' } });
+  expectCode(r, 422, 'no_route');
+  assert.match(r.json.error.message, /default_route/);
+  // The account's own route still works.
+  await k.call('PATCH', `/v1/accounts/${acct.id}`, { body: { sms_route: 'b-main' } });
+  const m = await k.send(key, { to: PHONE, text: 'own route' });
+  await k.waitStatus(key, m.id, 'sent');
+  assert.equal(smsc.submits.length, 1);
+  assert.equal(other.submits.length, 0);
+  await k.stopClean();
+
+  // default_route names one: accounts without their own route use it.
+  k.args = ['--default-route', 'b-main'];
+  await k.restart();
+  await k.call('PATCH', `/v1/accounts/${acct.id}`, { body: { sms_route: null } });
+  await smsc.waitFor(() => smsc.boundSessions().length >= 1, 'b-main to bind again');
+  const m2 = await k.send(key, { to: PHONE, text: 'default route' });
+  await k.waitStatus(key, m2.id, 'sent');
+  assert.equal(smsc.submits.length, 2);
+  assert.equal(other.submits.length, 0, 'not the alphabetically first route');
+  // The default route cannot be deleted from under it.
+  expectCode(await k.request('DELETE', '/v1/routes/b-main'), 409, 'route_in_use');
+  await k.stopClean();
+
+  // A default_route that names no route: kaskad does not start.
+  k.args = ['--default-route', 'missing'];
+  await assert.rejects(k.restart(), /exited during start-up/);
+  assert.equal(k.exit.code, 2);
+  assert.match(k.stderr, /default_route: no route "missing"/);
+  k.args = [];
+  await k.restart();
+  await finish();
 });
