@@ -40,6 +40,15 @@ enum kk_cfg_key {
 
 #define KK_CFG_MAX_ROUTES 32
 
+/* The keys of a [route NAME] section (what api_route_cfg_parse reads); any
+   other key is an error at start, so that a misspelt setting is not
+   silently left at its default. */
+#define KK_CFG_ROUTE_KEYS                                                     \
+  "protocol", "host", "port", "system_id", "password", "system_type", "sessions", \
+      "window", "max_sps", "data_coding", "enquire_link", "resp_timeout_ms",  \
+      "throttle_pause_ms", "reconnect_min_ms", "reconnect_max_ms"
+#define KK_CFG_ROUTE_NKEYS 15
+
 /* A [route NAME] section: its keys and values as written. */
 struct kk_cfg_route {
   char name[64];
