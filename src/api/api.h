@@ -114,6 +114,13 @@ void api_msg_item_fini(struct api_msg_item *it);
 int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char *idem_header,
                   int64_t now, struct api_msg_item *it);
 
+/* What an SMS sender may be, as error messages say it. */
+#define API_SENDER_RULE \
+  "up to 11 Latin letters, digits and punctuation, or a number of up to 15 digits"
+/* 1 when s is an SMS sender (alphanumeric, or a number with an optional
+   '+'): per message and as an account's default alike. */
+int api_valid_sender(const char *s);
+
 /* Campaigns (api_campaigns.c). */
 /* What a campaign name may be, as error messages say it. */
 #define API_CAMPAIGN_RULE "1 to 64 of the characters A-Z a-z 0-9 _ - ."

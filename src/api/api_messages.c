@@ -81,7 +81,7 @@ static int refuse(struct api_err *e, int status, const char *code, const char *f
   return -1;
 }
 
-static int valid_sender(const char *s) {
+int api_valid_sender(const char *s) {
   size_t n = strlen(s);
   if (n == 0) return 0;
   int digits = 1;
@@ -222,10 +222,8 @@ int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char
   json_t *snd = json_object_get(o, "sender");
   const char *sender = NULL;
   if (snd && !json_is_null(snd)) {
-    if (!json_is_string(snd) || !valid_sender(json_string_value(snd)))
-      return refuse(e, 422, "invalid_sender", "sender",
-                    "sender: up to 11 Latin letters, digits and punctuation, or a number of up "
-                    "to 15 digits%s", NULL);
+    if (!json_is_string(snd) || !api_valid_sender(json_string_value(snd)))
+      return refuse(e, 422, "invalid_sender", "sender", "sender: %s", API_SENDER_RULE);
     sender = json_string_value(snd);
   }
 

@@ -147,3 +147,21 @@ test('the default route is a setting, never the first route by name', { timeout:
   await k.restart();
   await finish();
 });
+
+test("an account's default sender is validated like a message's sender", async (t) => {
+  const { k, smsc, key, finish } = await setup(t);
+  const put = (sender) => k.request('PUT', '/v1/channels/sms', { key, body: { sender } });
+  for (const bad of ['Магазин', 'TWELVE_CHARS', '', '+1234567890123456', 'a\tb', 42]) {
+    const perMessage = await k.request('POST', '/v1/messages', { key, body: { to: PHONE, text: 'x', sender: bad } });
+    const r = await put(bad);
+    expectCode(r, 422, 'invalid_sender', 'sender');
+    expectCode(perMessage, 422, 'invalid_sender', 'sender');
+    assert.equal(r.json.error.message, perMessage.json.error.message, 'the same rule in the same words');
+  }
+  const ok = await put('SHOP');
+  assert.equal(ok.status, 200, ok.text);
+  const m = await k.send(key, { to: PHONE, text: 'from the default sender' });
+  await k.waitStatus(key, m.id, 'sent');
+  assert.equal(smsc.submits[0].source_addr, 'SHOP');
+  await finish();
+});
