@@ -152,6 +152,7 @@ void api_hooks(struct api *a, struct http_req *req, const char *channel, const c
 void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, int batch);
 void api_messages_get(struct api *a, struct http_req *req, int64_t account_id, const char *id);
 void api_messages_list(struct api *a, struct http_req *req, int64_t account_id);
+void api_replies_list(struct api *a, struct http_req *req, int64_t account_id);
 void api_accounts(struct api *a, struct http_req *req, const char *id, const char *sub);
 void api_account_self(struct api *a, struct http_req *req, int64_t account_id);
 void api_routes(struct api *a, struct http_req *req, const char *name);

@@ -21,6 +21,11 @@
                  "channel,idem_key,callback_url,created_at,expires_at,"           \
                  "updated_at,cost,sms_only_cost,delivered_twice,done,campaign"
 
+/* A reply's columns as store_reply_list() reads them. */
+#define REPLY_COLS "i.id,i.channel,i.from_number,i.to_addr,i.route,i.body,i.at,"   \
+                   "m.public_id FROM inbound i LEFT JOIN messages m"             \
+                   " ON m.id=i.message_id"
+
 /* Every statement, by number; each connection prepares what it uses lazily. */
 #define STMT_LIST(XX)                                                          \
   XX(BEGIN, "BEGIN IMMEDIATE")                                                 \
@@ -99,8 +104,22 @@
   XX(OUTBOX_RETRY, "UPDATE outbox SET tries=tries+1, due_at=?, last_error=?"   \
                    " WHERE id=?")                                              \
   XX(OUTBOX_NEXT, "SELECT MIN(due_at) FROM outbox")                            \
-  XX(MO_INSERT, "INSERT INTO inbound(route,from_number,to_addr,body,at)"       \
-                " VALUES(?,?,?,?,?)")                                          \
+  XX(MO_INSERT, "INSERT INTO inbound(route,from_number,to_addr,body,at,"      \
+                "channel,account_id,message_id) VALUES(?,?,?,?,?,?,?,?)")      \
+  /* whose message last went to a phone (on a route; of an account), among  \
+     the phone's latest 100, over messages_to */                               \
+  XX(MO_OWNER, "SELECT id,account_id FROM (SELECT id,account_id,route"        \
+               " FROM messages WHERE to_number=?1 ORDER BY id DESC LIMIT 100)" \
+               " WHERE (?2 IS NULL OR route=?2) AND (?3=0 OR account_id=?3)"  \
+               " LIMIT 1")                                                     \
+  XX(REPLY_LIST, "SELECT " REPLY_COLS " WHERE i.account_id=?1 AND i.id<?2"     \
+                 " ORDER BY i.id DESC LIMIT ?3")                               \
+  XX(REPLY_LIST_CHANNEL, "SELECT " REPLY_COLS " WHERE i.account_id=?1"         \
+                         " AND i.channel=?4 AND i.id<?2"                       \
+                         " ORDER BY i.id DESC LIMIT ?3")                       \
+  XX(REPLY_LIST_FROM, "SELECT " REPLY_COLS " WHERE i.account_id=?1"            \
+                      " AND i.from_number=?5 AND (?4 IS NULL OR i.channel=?4)" \
+                      " AND i.id<?2 ORDER BY i.id DESC LIMIT ?3")              \
   XX(MSG_VIEW, "SELECT " MSG_COLS " FROM messages WHERE public_id=?"          \
                " AND account_id=?")                                            \
   XX(ATT_VIEW, "SELECT channel,route,status,provider_id,segments,error,"       \

@@ -6,7 +6,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { setup } from './lib/harness.mjs';
 import { startSmsc } from './lib/smsc.mjs';
-import { Sim, pointChannelsAtSim } from './lib/sim.mjs';
+import { Sim, pointChannelsAtSim, APPS } from './lib/sim.mjs';
 
 const PHONE = '79161234567';
 
@@ -164,4 +164,66 @@ test("an account's default sender is validated like a message's sender", async (
   await k.waitStatus(key, m.id, 'sent');
   assert.equal(smsc.submits[0].source_addr, 'SHOP');
   await finish();
+});
+
+/** The SMSC sends an MO message (not a receipt) from phone; resolves with deliver_sm_resp's status. */
+function sendMo(smsc, from, text) {
+  const session = smsc.boundSessions()[0];
+  const ucs2 = Buffer.from(text, 'utf16le').swap16();
+  return new Promise((resolve, reject) => {
+    const ok = session.deliver_sm({ source_addr_ton: 1, source_addr_npi: 1, source_addr: from,
+      destination_addr: 'KASKAD', esm_class: 0, data_coding: 8, short_message: ucs2 },
+    (resp) => resolve(resp.command_status));
+    if (!ok) reject(new Error('session not writable'));
+  });
+}
+
+test('GET /v1/replies lists what people sent, to the account they answered', { timeout: 60000 }, async (t) => {
+  const env = await setup(t);
+  const { k, smsc, key } = env;
+  const sim = new Sim();
+  t.after(() => sim.stop());
+  await sim.start();
+  await sim.config({ whatsapp: { reach: 1, read: 0, deliver_ms: [20, 20] } });
+  await pointChannelsAtSim(k, sim);
+  const b = await k.createAccount();
+  const [P1, P2, P3] = ['79161230001', '79161230002', '79161230003'];
+  const ma = await k.send(key, { to: P1, text: 'A to P1' });
+  const mb = await k.send(b.key, { to: P2, text: 'B to P2' });
+  await k.waitStatus(key, ma.id, 'sent');
+  await k.waitStatus(b.key, mb.id, 'sent');
+  assert.equal(await sendMo(smsc, P1, 'Да, приду'), 0);
+  assert.equal(await sendMo(smsc, `+${P2}`, 'Нет'), 0);
+  assert.equal(await sendMo(smsc, P3, 'кто это?'), 0);
+  const r = await sim.call('POST', '/whatsapp/inbound', { token: APPS.whatsapp.token, from: P2, text: 'Когда доставка?' });
+  assert.equal(r.status, 200);
+
+  const list = async (k2, q = '') => k.call('GET', `/v1/replies${q}`, { key: k2 }, 200);
+  const ra = await list(key);
+  assert.equal(ra.replies.length, 1, JSON.stringify(ra));
+  assert.equal(ra.replies[0].channel, 'sms');
+  assert.equal(ra.replies[0].from, P1);
+  assert.equal(ra.replies[0].text, 'Да, приду');
+  assert.equal(ra.replies[0].route, 'main');
+  assert.equal(ra.replies[0].in_reply_to, ma.id);
+  assert.ok(Date.parse(ra.replies[0].received_at) > 0);
+  assert.equal(ra.next_cursor, null);
+
+  const rb = await list(b.key);
+  assert.deepEqual(rb.replies.map((x) => [x.channel, x.from, x.text]),
+    [['whatsapp', P2, 'Когда доставка?'], ['sms', P2, 'Нет']], 'newest first, only B\'s');
+  assert.equal((await list(b.key, '?channel=sms')).replies.length, 1);
+  assert.equal((await list(b.key, '?channel=whatsapp')).replies[0].text, 'Когда доставка?');
+  assert.equal((await list(b.key, `?from=%2B${P2}`)).replies.length, 2);
+  assert.equal((await list(b.key, `?from=${P1}`)).replies.length, 0);
+  const p1 = await list(b.key, '?limit=1');
+  assert.equal(p1.replies.length, 1);
+  assert.ok(p1.next_cursor);
+  const p2 = await list(b.key, `?limit=1&cursor=${p1.next_cursor}`);
+  assert.equal(p2.replies[0].channel, 'sms');
+  assert.equal(p2.next_cursor, null);
+  expectCode(await k.request('GET', '/v1/replies?channel=pigeon', { key }), 422, 'invalid_channel', 'channel');
+  expectCode(await k.request('GET', '/v1/replies?limit=0', { key }), 422, 'invalid_limit', 'limit');
+  expectCode(await k.request('GET', '/v1/replies?from=abc', { key }), 422, 'invalid_phone', 'from');
+  await env.finish();
 });
