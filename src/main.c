@@ -5,11 +5,15 @@
  * commit get their answers, SMPP sessions wait for outstanding responses and
  * unbind, the store commits what is queued, then the process exits 0.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <curl/curl.h>
 #include <uv.h>
 
@@ -69,6 +73,41 @@ static int load_file_routes(struct daemon *d) {
     dispatch_route_put(d->dispatch, &rc);
   }
   return 0;
+}
+
+/*
+ * One kaskad per data folder: two writers on one database would each believe
+ * it owns the queued work and send it twice. The lock (flock on DIR/kaskad.lock)
+ * is held until the process exits, whatever way it exits, so a crash never
+ * leaves a stale lock behind. 0, or -1 with the reason on stderr.
+ */
+static int lock_data_dir(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/kaskad.lock", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    fprintf(stderr, "kaskad: cannot open %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    char pid[32] = "";
+    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    pid[n > 0 ? n : 0] = '\0';
+    pid[strcspn(pid, "\n")] = '\0';
+    if (e == EWOULDBLOCK)
+      fprintf(stderr, "kaskad: the data folder %s is in use by another kaskad (pid %s); stop "
+              "it first or give another --data\n", dir, pid[0] ? pid : "unknown");
+    else
+      fprintf(stderr, "kaskad: cannot lock %s: %s\n", path, strerror(e));
+    close(fd);
+    return -1;
+  }
+  char pid[32];
+  int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+    kk_warnx(LOGCTX, "cannot write the pid into %s", path);
+  return 0;  /* fd stays open: the lock lives as long as the process */
 }
 
 /* A default_route must name a route of the file or of the store: a typo
@@ -200,6 +239,7 @@ int main(int argc, char **argv) {
   d.loop = uv_default_loop();
   const char *dir = kk_cfg_get(&d.cfg, KK_CFG_data);
   mkdir(dir, 0750);
+  if (lock_data_dir(dir) != 0) return 1;
   struct store_opts sopts = {.dir = dir, .synchronous_full = strcmp(sync, "full") == 0};
   if (store_open(d.loop, &sopts, &d.store) != 0) return 1;
   d.dispatch = dispatch_new(d.loop, d.store, &dopts);

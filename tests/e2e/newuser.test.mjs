@@ -4,7 +4,7 @@
 // daemon on the same data folder, fields kaskad cannot honour yet.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { setup } from './lib/harness.mjs';
+import { setup, Kaskad } from './lib/harness.mjs';
 import { startSmsc } from './lib/smsc.mjs';
 import { Sim, pointChannelsAtSim, APPS } from './lib/sim.mjs';
 
@@ -226,4 +226,21 @@ test('GET /v1/replies lists what people sent, to the account they answered', { t
   expectCode(await k.request('GET', '/v1/replies?limit=0', { key }), 422, 'invalid_limit', 'limit');
   expectCode(await k.request('GET', '/v1/replies?from=abc', { key }), 422, 'invalid_phone', 'from');
   await env.finish();
+});
+
+test('a second kaskad on the same data folder refuses to start', async (t) => {
+  const { k, key, finish } = await setup(t);
+  const second = new Kaskad({ dataDir: k.dataDir, adminKey: k.adminKey });
+  t.after(() => second.cleanup());
+  await assert.rejects(second.start(), /exited during start-up/);
+  assert.equal(second.exit.code, 1);
+  assert.match(second.stderr, new RegExp(`data folder ${k.dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is in use by another kaskad \\(pid ${k.proc.pid}\\)`));
+  // The first one never noticed.
+  await k.send(key, { to: PHONE, text: 'still serving' });
+  await k.stopClean();
+  // Once it has stopped, the folder is free again (no stale lock).
+  await second.start();
+  await second.stopClean();
+  await k.restart();
+  await finish();
 });
