@@ -142,6 +142,23 @@ static void request_digest(const struct item *it, long long ttl, char out[65]) {
   free(text);
 }
 
+/*
+ * Fields a newer client may send that this kaskad cannot honour. Other
+ * unknown fields are ignored, but sending one of these as if it were absent
+ * would do something else than asked (send now instead of later, the text
+ * instead of a template), so the message is refused instead.
+ */
+static int unsupported_field(json_t *o, struct api_err *e) {
+  static const char *const fields[] = {"send_at", "template"};
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    json_t *v = json_object_get(o, fields[i]);
+    if (v && !json_is_null(v))
+      return refuse(e, 422, "unsupported_field", fields[i],
+                    "%s: not supported by this kaskad; nothing was sent", fields[i]);
+  }
+  return 0;
+}
+
 int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char *idem_header,
                   int64_t now, struct api_msg_item *it) {
   struct api_err *e = &it->err;
@@ -184,9 +201,7 @@ int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char
   if (sms && it->to[0] == '\0')
     return refuse(e, 422, "invalid_phone", "to", "to: a phone number is required for SMS%s", NULL);
 
-  if (json_object_get(o, "template"))
-    return refuse(e, 422, "unsupported", "template",
-                  "template: templates are not available yet; send text%s", NULL);
+  if (unsupported_field(o, e) != 0) return -1;
   json_t *text = json_object_get(o, "text");
   if (!json_is_string(text))
     return refuse(e, 422, "invalid_text", "text", "text: a string is required%s", NULL);
