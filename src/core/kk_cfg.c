@@ -139,7 +139,9 @@ void kk_cfg_usage(FILE *out) {
           "in the environment as KASKAD_NAME, or on the command line as --name VALUE\n"
           "(later wins). Upstream SMS routes are [route NAME] sections of the file\n"
           "with host, port, system_id, password, system_type, sessions, window,\n"
-          "max_sps and data_coding, or are managed with PUT /v1/routes/NAME.\n\n");
+          "max_sps, data_coding, enquire_link, resp_timeout_ms, throttle_pause_ms,\n"
+          "reconnect_min_ms and reconnect_max_ms, or are managed with\n"
+          "PUT /v1/routes/NAME. An unknown name in the file stops the start.\n\n");
   for (int i = 0; i < KK_CFG__COUNT; i++) {
     char env[64];
     size_t j;

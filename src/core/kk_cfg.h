@@ -29,7 +29,7 @@
   X(retry_max, "5m", "longest retry delay")                                       \
   X(callback_timeout, "10s", "timeout of one customer callback request")         \
   X(shutdown_timeout, "10s", "how long SIGTERM waits for in-flight work")         \
-  X(default_route, "", "SMS route of accounts without their own sms_route (default: the only route, when there is one)")
+  X(default_route, "", "SMS route of accounts without their own sms_route; none: the only route, if there is just one")
 
 enum kk_cfg_key {
 #define X(name, def, help) KK_CFG_##name,

@@ -4,7 +4,10 @@
 // daemon on the same data folder, fields kaskad cannot honour yet.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, Kaskad } from './lib/harness.mjs';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { setup, Kaskad, ROOT } from './lib/harness.mjs';
 import { startSmsc } from './lib/smsc.mjs';
 import { Sim, pointChannelsAtSim, APPS } from './lib/sim.mjs';
 
@@ -263,5 +266,51 @@ test('send_at and template are refused, never sent as if absent; other unknown f
   await k.waitStatus(key, b.json.results[1].id, 'sent');
   await k.waitStatus(key, ok.id, 'sent');
   assert.deepEqual(smsc.submits.map((s) => s.text).sort(), ['batch now', 'now']);
+  await finish();
+});
+
+test('README and --help agree: every setting and default, every endpoint README names', async (t) => {
+  const { k, key, finish } = await setup(t);
+  const help = spawnSync(k.bin, ['--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0);
+  const defaults = new Map();
+  for (const m of help.stdout.matchAll(/^\s+--([a-z0-9-]+)\s+KASKAD_\S+\s+.*\(default: (.*)\)$/gm)) {
+    defaults.set(m[1].replace(/-/g, '_'), m[2]);
+  }
+  assert.ok(defaults.size >= 17, help.stdout);
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const settings = readme.slice(readme.indexOf('\n## Settings'), readme.indexOf('\n## ', readme.indexOf('\n## Settings') + 5));
+  for (const [name, def] of defaults) {
+    assert.ok(settings.includes(`\`${name}\``), `README's Settings section names ${name}`);
+    const row = settings.match(new RegExp(`^\\| \`${name}\` \\| ([^|]*) \\|`, 'm'));
+    if (!row) continue;
+    const cell = row[1].trim();
+    const v = /^`([^`]*)`$/.exec(cell);
+    if (v) assert.equal(v[1], def, `README's default of ${name}`);
+    else if (cell === 'none') assert.equal(def, 'none', `README's default of ${name}`);
+  }
+  for (const m of settings.matchAll(/^\| `([a-z_]+)` \|/gm)) {
+    assert.ok(defaults.has(m[1]), `README's setting ${m[1]} is in --help`);
+  }
+
+  // Every endpoint README shows answers as that endpoint (perhaps "no such
+  // thing" for a placeholder id), never "no such endpoint" or 405.
+  const calls = new Set();
+  for (const m of readme.matchAll(/`(GET|POST|PUT|PATCH|DELETE) (\/v1\/[^`\s]*)/g)) calls.add(`${m[1]} ${m[2]}`);
+  for (const line of readme.split('\n')) {
+    const c = /curl .*?(?:-X(POST|PUT|PATCH|DELETE)\s+)?['"]?http:\/\/127\.0\.0\.1:8080(\/v1\/[^\s'"]+)/.exec(line);
+    if (c) calls.add(`${c[1] ?? (/ -d /.test(line) ? 'POST' : 'GET')} ${c[2]}`);
+  }
+  assert.ok(calls.size >= 15, [...calls].join('\n'));
+  for (const call of calls) {
+    const [method, raw] = call.split(' ');
+    const p = raw.replace(/\{[^}]*\}/g, 'x1').replace(/…/g, 'x').replace(/\?$/, '');
+    const body = ['POST', 'PUT', 'PATCH'].includes(method) ? {} : undefined;
+    let r = await k.request(method, p, { key, body });
+    if (r.status === 403) r = await k.request(method, p, { body });
+    const what = `${call} -> ${r.status} ${r.text.slice(0, 200)}`;
+    assert.notEqual(r.status, 405, what);
+    assert.ok(!(r.status === 404 && /no such endpoint/.test(r.json?.error?.message ?? '')), what);
+  }
   await finish();
 });
