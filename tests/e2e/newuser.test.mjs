@@ -6,8 +6,9 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { setup, Kaskad, ROOT } from './lib/harness.mjs';
+import { setup, Kaskad, ROOT, kaskadBin } from './lib/harness.mjs';
 import { startSmsc } from './lib/smsc.mjs';
 import { Sim, pointChannelsAtSim, APPS } from './lib/sim.mjs';
 
@@ -313,4 +314,21 @@ test('README and --help agree: every setting and default, every endpoint README 
     assert.ok(!(r.status === 404 && /no such endpoint/.test(r.json?.error?.message ?? '')), what);
   }
   await finish();
+});
+
+test('an unknown key in the config file or a [route] section stops the start, naming file, line and key', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kaskad-cfg-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const conf = path.join(dir, 'kaskad.conf');
+  const run = (text) => {
+    fs.writeFileSync(conf, text);
+    return spawnSync(kaskadBin(), ['--config', conf, '--data', path.join(dir, 'data'), '--http', '127.0.0.1:0'],
+      { encoding: 'utf8', timeout: 20000 });
+  };
+  let r = run('log_level = info\n[route mts]\nhost = 127.0.0.1\nmax_tps = 200\n');
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, new RegExp(`${conf.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4: unknown key max_tps in \\[route mts\\]`));
+  r = run('htp_timeout = 5s\n');
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /kaskad\.conf:1: unknown setting htp_timeout/);
 });
