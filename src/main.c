@@ -7,11 +7,14 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <uv.h>
@@ -77,6 +80,52 @@ static int load_file_routes(struct daemon *d) {
     dispatch_route_put(d->dispatch, &rc);
   }
   return 0;
+}
+
+/*
+ * One kaskad per data folder: two writers on one database would each believe
+ * it owns the queued work and send it twice. The lock (flock on DIR/kaskad.lock)
+ * is held until the process exits, whatever way it exits, so a crash never
+ * leaves a stale lock behind. 0, or -1 with the reason on stderr.
+ */
+static int lock_data_dir(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/kaskad.lock", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    fprintf(stderr, "kaskad: cannot open %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    char pid[32] = "";
+    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    pid[n > 0 ? n : 0] = '\0';
+    pid[strcspn(pid, "\n")] = '\0';
+    if (e == EWOULDBLOCK)
+      fprintf(stderr, "kaskad: the data folder %s is in use by another kaskad (pid %s); stop "
+              "it first or give another --data\n", dir, pid[0] ? pid : "unknown");
+    else
+      fprintf(stderr, "kaskad: cannot lock %s: %s\n", path, strerror(e));
+    close(fd);
+    return -1;
+  }
+  char pid[32];
+  int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+    kk_warnx(LOGCTX, "cannot write the pid into %s", path);
+  return 0;  /* fd stays open: the lock lives as long as the process */
+}
+
+/* A default_route must name a route of the file or of the store: a typo
+   would otherwise leave every account without a route. */
+static int check_default_route(struct daemon *d) {
+  const char *want = kk_cfg_get(&d->cfg, KK_CFG_default_route);
+  const char *got = dispatch_route_pick(d->dispatch, NULL);
+  if (!want[0] || (got && strcmp(got, want) == 0)) return 0;
+  fprintf(stderr, "kaskad: default_route: no route \"%s\" (neither a [route] section nor "
+          "one added with PUT /v1/routes)\n", want);
+  return KK_EINVAL;
 }
 
 static void close_rest(struct daemon *d) {
@@ -283,6 +332,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   struct dispatch_opts dopts = {.hold = &d.api.hold};
+  snprintf(dopts.default_route, sizeof dopts.default_route, "%s",
+           kk_cfg_get(&d.cfg, KK_CFG_default_route));
   long long ttl[3];
   if (parse_ms(&d.cfg, KK_CFG_ttl_service, &ttl[0]) || parse_ms(&d.cfg, KK_CFG_ttl_transactional, &ttl[1]) ||
       parse_ms(&d.cfg, KK_CFG_ttl_advertising, &ttl[2]) ||
@@ -328,11 +379,13 @@ int main(int argc, char **argv) {
   d.loop = uv_default_loop();
   const char *dir = kk_cfg_get(&d.cfg, KK_CFG_data);
   if (private_data(dir) != 0) return 1;
+  if (lock_data_dir(dir) != 0) return 1;
   struct store_opts sopts = {.dir = dir, .synchronous_full = strcmp(sync, "full") == 0};
   if (store_open(d.loop, &sopts, &d.store) != 0) return 1;
   d.dispatch = dispatch_new(d.loop, d.store, &dopts);
   if (load_file_routes(&d) != 0) return 2;
   store_routes_each(d.store, load_db_route, &d);
+  if (check_default_route(&d) != 0) return 2;
   struct callback_opts copts = {.timeout_ms = (long)cb_timeout,
                                 .per_account = (int)cb_per_account,
                                 .queue_per_account = cb_queue,

@@ -496,6 +496,13 @@ void api_handle(void *ud, struct http_req *req) {
       api_not_allowed(req, "GET");
     return;
   }
+  if (strcmp(coll, "replies") == 0 && !id) {
+    if (strcmp(m, "GET") == 0)
+      api_replies_list(a, req, account_id);
+    else
+      api_not_allowed(req, "GET");
+    return;
+  }
   if (strcmp(coll, "account") == 0 && !id) {
     if (strcmp(m, "GET") == 0)
       api_account_self(a, req, account_id);

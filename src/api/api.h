@@ -190,6 +190,7 @@ struct api_msg_item {
   char cascade[1024];        /* normalised steps JSON ("" = SMS alone) */
   char cascade_name[64];     /* a saved cascade to resolve ("" = none) */
   char *extra;               /* malloc'd per-channel parts JSON, or NULL */
+  char req_hash[65];         /* digest of the meaningful fields ("" = none) */
   struct api_err err;        /* err.code set: refused */
 };
 /* Message statuses in the order of a message's life. */
@@ -206,6 +207,13 @@ void api_msg_item_fini(struct api_msg_item *it);
  */
 int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char *idem_header,
                   int64_t now, struct api_msg_item *it);
+
+/* What an SMS sender may be, as error messages say it. */
+#define API_SENDER_RULE \
+  "up to 11 Latin letters, digits and punctuation, or a number of up to 15 digits"
+/* 1 when s is an SMS sender (alphanumeric, or a number with an optional
+   '+'): per message and as an account's default alike. */
+int api_valid_sender(const char *s);
 
 /* Campaigns (api_campaigns.c). */
 /* What a campaign name may be, as error messages say it. */
@@ -238,6 +246,7 @@ void api_hooks(struct api *a, struct http_req *req, const char *channel, const c
 void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, int batch);
 void api_messages_get(struct api *a, struct http_req *req, int64_t account_id, const char *id);
 void api_messages_list(struct api *a, struct http_req *req, int64_t account_id);
+void api_replies_list(struct api *a, struct http_req *req, int64_t account_id);
 void api_accounts(struct api *a, struct http_req *req, const char *id, const char *sub);
 void api_account_self(struct api *a, struct http_req *req, int64_t account_id);
 void api_routes(struct api *a, struct http_req *req, const char *name);

@@ -80,6 +80,12 @@ static int policy_patch(json_t *doc, struct store_account *acc, struct http_req 
   return 0;
 }
 
+/* 1 when an SMS route of that name exists now (from the file or the API). */
+static int route_exists(struct api *a, const char *name) {
+  const char *r = dispatch_route_pick(a->dispatch, name);
+  return r && strcmp(r, name) == 0;
+}
+
 static void on_account_saved(void *arg, int rc) {
   struct admin_ctx *c = arg;
   if (rc) {
@@ -203,6 +209,13 @@ void api_accounts(struct api *a, struct http_req *req, const char *id, const cha
     json_decref(doc);
     free(c);
     api_error(req, 422, "invalid_route", "sms_route", "sms_route: a route name or null");
+    return;
+  }
+  if (json_is_string(route) && !route_exists(a, json_string_value(route))) {
+    api_error(req, 422, "unknown_route", "sms_route",
+              "sms_route: no route \"%s\" (GET /v1/routes lists them)", json_string_value(route));
+    json_decref(doc);
+    free(c);
     return;
   }
   json_t *susp = json_object_get(doc, "suspended");
@@ -395,6 +408,12 @@ void api_routes(struct api *a, struct http_req *req, const char *name) {
     if (n == 0) {
       free(c);
       api_error(req, 404, "not_found", NULL, "no route %s", name);
+      return;
+    }
+    if (strcmp(name, dispatch_default_route(a->dispatch)) == 0) {
+      free(c);
+      api_error(req, 409, "route_in_use", NULL,
+                "route %s is the default_route; change that setting first", name);
       return;
     }
     c->deleting = 1;

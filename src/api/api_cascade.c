@@ -505,6 +505,15 @@ void api_channels(struct api *a, struct http_req *req, int admin, int64_t accoun
   struct chan_put *p = kk_xcalloc(1, sizeof *p);
   *p = (struct chan_put){.a = a, .req = req, .account_id = owner, .admin = admin};
   snprintf(p->channel, sizeof p->channel, "%s", channel);
+  json_t *snd = json_object_get(doc, "sender");
+  if (strcmp(channel, "sms") == 0 && snd && !json_is_null(snd) &&
+      (!json_is_string(snd) || !api_valid_sender(json_string_value(snd)))) {
+    /* The default sender goes out as the per-message one would. */
+    free(p);
+    json_decref(doc);
+    api_error(req, 422, "invalid_sender", "sender", "sender: %s", API_SENDER_RULE);
+    return;
+  }
   char err[200];
   const char *field = NULL;
   if (cascade_cfg_parse(channel, doc, &p->cfg, err, sizeof err, &field) != 0) {

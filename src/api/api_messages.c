@@ -14,6 +14,7 @@
 
 #include "api/api.h"
 #include "core/kk_cfg.h"
+#include "core/kk_crypto.h"
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
@@ -82,7 +83,7 @@ static int refuse(struct api_err *e, int status, const char *code, const char *f
   return -1;
 }
 
-static int valid_sender(const char *s) {
+int api_valid_sender(const char *s) {
   size_t n = strlen(s);
   if (n == 0) return 0;
   int digits = 1;
@@ -123,6 +124,53 @@ static int campaign_parse(json_t *o, const char **out, struct api_err *e) {
   if (!json_is_string(v) || !api_campaign_valid(json_string_value(v), json_string_length(v)))
     return refuse(e, 422, "invalid_campaign", "campaign", "campaign: %s", API_CAMPAIGN_RULE);
   *out = json_string_value(v);
+  return 0;
+}
+
+/*
+ * The digest kept with an idempotency key: SHA-256 over the normalised
+ * fields that make the message what it is (the phone as E.164, the steps or
+ * the saved cascade's name, the per-channel parts as validated), so that a
+ * repeat of the same message matches however its JSON was written, and
+ * another message under the same key does not. The account's default
+ * sender is not in it: a repeat stays a repeat when that default changes.
+ */
+static void request_digest(const struct item *it, long long ttl, char out[65]) {
+  const struct store_msg_new *m = &it->m;
+  json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "to", it->to, "text", m->text, "class",
+                        m->msg_class, "ttl", (json_int_t)ttl);
+  out[0] = '\0';
+  if (o == NULL) return;
+  json_object_set_new(o, "sender", m->sender ? json_string(m->sender) : json_null());
+  json_object_set_new(o, "cascade", json_string(it->cascade));
+  json_object_set_new(o, "cascade_name", json_string(it->cascade_name));
+  json_object_set_new(o, "extra", it->extra ? json_string(it->extra) : json_null());
+  json_object_set_new(o, "callback_url", m->callback_url ? json_string(m->callback_url)
+                                                          : json_null());
+  json_object_set_new(o, "campaign", m->campaign ? json_string(m->campaign) : json_null());
+  char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(o);
+  if (text == NULL) return;
+  uint8_t h[32];
+  kk_sha256(text, strlen(text), h);
+  kk_hex(h, sizeof h, out);
+  free(text);
+}
+
+/*
+ * Fields a newer client may send that this kaskad cannot honour. Other
+ * unknown fields are ignored, but sending one of these as if it were absent
+ * would do something else than asked (send now instead of later, the text
+ * instead of a template), so the message is refused instead.
+ */
+static int unsupported_field(json_t *o, struct api_err *e) {
+  static const char *const fields[] = {"send_at", "template"};
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    json_t *v = json_object_get(o, fields[i]);
+    if (v && !json_is_null(v))
+      return refuse(e, 422, "unsupported_field", fields[i],
+                    "%s: not supported by this kaskad; nothing was sent", fields[i]);
+  }
   return 0;
 }
 
@@ -168,9 +216,7 @@ int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char
   if (sms && it->to[0] == '\0')
     return refuse(e, 422, "invalid_phone", "to", "to: a phone number is required for SMS%s", NULL);
 
-  if (json_object_get(o, "template"))
-    return refuse(e, 422, "unsupported", "template",
-                  "template: templates are not available yet; send text%s", NULL);
+  if (unsupported_field(o, e) != 0) return -1;
   json_t *text = json_object_get(o, "text");
   if (!json_is_string(text))
     return refuse(e, 422, "invalid_text", "text", "text: a string is required%s", NULL);
@@ -206,10 +252,8 @@ int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char
   json_t *snd = json_object_get(o, "sender");
   const char *sender = NULL;
   if (snd && !json_is_null(snd)) {
-    if (!json_is_string(snd) || !valid_sender(json_string_value(snd)))
-      return refuse(e, 422, "invalid_sender", "sender",
-                    "sender: up to 11 Latin letters, digits and punctuation, or a number of up "
-                    "to 15 digits%s", NULL);
+    if (!json_is_string(snd) || !api_valid_sender(json_string_value(snd)))
+      return refuse(e, 422, "invalid_sender", "sender", "sender: %s", API_SENDER_RULE);
     sender = json_string_value(snd);
   }
 
@@ -267,6 +311,8 @@ int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char
   m->campaign = campaign;
   m->created_at = now;
   m->expires_at = now + ttl;
+  request_digest(it, ttl, it->req_hash);
+  m->req_hash = it->req_hash[0] ? it->req_hash : NULL;
   return 0;
 }
 
@@ -303,6 +349,17 @@ static void send_ctx_free(struct send_ctx *c) {
   free(c);
 }
 
+/* The refusal of a message whose idempotency key names another request. */
+static void idem_mismatch(struct item *it) {
+  struct api_err *e = &it->err;
+  e->status = 422;
+  e->code = "idempotency_mismatch";
+  e->field = "idempotency_key";
+  snprintf(e->message, sizeof e->message,
+           "idempotency_key: already used within 24 h for %s, a request with other fields; "
+           "use a new key for a new message", it->m.dup_public_id);
+}
+
 static void on_stored(void *arg, int rc) {
   struct send_ctx *c = arg;
   struct api *a = c->a;
@@ -317,6 +374,11 @@ static void on_stored(void *arg, int rc) {
   for (int i = 0; i < c->nmsgs; i++) {
     struct item *it = &c->items[c->msg_item[i]];
     it->m = c->msgs[i];
+    if (it->m.mismatch) {
+      idem_mismatch(it);
+      a->rejected++;
+      continue;
+    }
     if (it->m.duplicate) {
       dups++;
       continue;
@@ -328,7 +390,9 @@ static void on_stored(void *arg, int rc) {
     }
   }
   a->duplicates += (uint64_t)dups;
-  if (!c->batch) {
+  if (!c->batch && c->items[0].err.code) {
+    api_error_from(c->req, &c->items[0].err);
+  } else if (!c->batch) {
     struct item *it = &c->items[0];
     api_json(c->req, 202, accepted_json(it),
              it->m.duplicate ? "Idempotent-Replayed: true\r\n" : NULL);
@@ -354,6 +418,31 @@ static void on_stored(void *arg, int rc) {
              NULL);
   }
   send_ctx_free(c);
+}
+
+/*
+ * The last step must be able to start before the message expires: the
+ * timeouts of the steps before it add up to the least time it can take to
+ * get there (a messenger step's time runs from the provider's answer, so it
+ * can take longer), and a cascade whose last step could only start after
+ * the validity ended is refused rather than silently cut short.
+ */
+static int cascade_fits_ttl(struct item *it) {
+  struct store_step st[STORE_MAX_STEPS];
+  int n = it->cascade[0] ? store_steps_parse(it->cascade, st) : 0;
+  long long before_last = 0;
+  for (int i = 0; i + 1 < n; i++) before_last += st[i].timeout_ms;
+  long long ttl = it->m.expires_at - it->m.created_at;
+  if (n < 2 || before_last < ttl) return 0;
+  struct api_err *e = &it->err;
+  e->status = 422;
+  e->code = "timeout_exceeds_ttl";
+  e->field = "cascade";
+  snprintf(e->message, sizeof e->message,
+           "cascade: the timeouts before the last step add up to %llds, not less than the "
+           "message's validity (ttl %llds); shorten them or give a longer ttl",
+           before_last / 1000, ttl / 1000);
+  return -1;
 }
 
 /* What parsing leaves to the caller: a saved cascade by name, the SMS route,
@@ -382,13 +471,19 @@ static int resolve(struct api *a, int64_t account_id, struct item *it,
       return -1;
     }
   }
+  if (cascade_fits_ttl(it) != 0) return -1;
   int sms = it->cascade[0] == '\0' || api_cascade_has(it->cascade, "sms");
   if (sms && it->route[0] == '\0') {
-    e->status = 503;
+    /* No routes at all may pass (one is being added); several without a
+       default_route will not until the operator chooses one. */
+    int several = dispatch_route_count(a->dispatch) > 0;
+    e->status = several ? 422 : 503;
     e->code = "no_route";
     e->field = NULL;
-    snprintf(e->message, sizeof e->message,
-             "no SMS route is configured; the operator must add one");
+    snprintf(e->message, sizeof e->message, "%s",
+             several ? "no SMS route for this account: the operator must set default_route "
+                       "or the account's sms_route"
+                     : "no SMS route is configured; the operator must add one");
     return -1;
   }
   if (it->m.sender == NULL && sms_cfg && sms_cfg->sender[0]) it->m.sender = sms_cfg->sender;

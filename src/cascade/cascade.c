@@ -1035,7 +1035,7 @@ void cascade_hook(struct cascade *c, const char *channel, int64_t scope,
   h->reply_fn = reply;
   h->ud = ud;
   h->n = out.nstatus;
-  h->left = out.nstatus + ninbound;
+  h->left = out.nstatus + 2 * ninbound;  /* its window and its text */
   h->rc = 0;
   for (int i = 0; i < out.nstatus; i++) {
     struct hook_item *it = &h->item[i];
@@ -1047,8 +1047,13 @@ void cascade_hook(struct cascade *c, const char *channel, int64_t scope,
         .error = s->error[0] ? s->error : NULL, .at = s->at ? s->at : store_now_ms()};
     store_chan_status(c->store, &it->st, on_status_stored, h);
   }
-  for (int i = 0; i < ninbound; i++)
+  for (int i = 0; i < ninbound; i++) {
     store_wa_inbound(c->store, scope, out.in[i].from, out.in[i].at, on_inbound_stored, h);
+    /* And the message itself, for the account's GET /v1/replies. */
+    struct store_inbound rin = {.channel = h->channel, .scope = scope, .from = out.in[i].from,
+                                .text = out.in[i].text, .at = out.in[i].at};
+    store_inbound_add(c->store, &rin, on_inbound_stored, h);
+  }
 }
 
 /* ---- webhook registration ------------------------------------------------------ */

@@ -224,7 +224,17 @@ static void one_message(json_t *msg, const struct chan_hook_in *in, struct chan_
   const char *from = chan_jget_str(msg, "from");
   if (!wa_id_ok(from)) return;
   int64_t at = event_time(msg, in->now_ms);
-  chan_hook_inbound(out, from, at < in->now_ms ? at : in->now_ms);
+  struct chan_inbound *m = chan_hook_inbound(out, from, at < in->now_ms ? at : in->now_ms);
+  if (m == NULL) return;
+  /* A text message's body; other types (image, location, ...) by their name. */
+  const char *body = chan_jget_str(json_object_get(msg, "text"), "body");
+  const char *type = chan_jget_str(msg, "type");
+  char t[41];
+  chan_copy(t, sizeof t, type ? type : "message");
+  if (body)
+    chan_copy(m->text, sizeof m->text, body);
+  else
+    chan_fmt(m->text, sizeof m->text, "[%s]", t);
 }
 
 /* entry[].changes[].value.statuses[] and .messages[] */

@@ -145,6 +145,7 @@ struct chan_status {
 struct chan_inbound {
   char from[24];             /* phone, E.164 digits without '+' */
   int64_t at;                /* ms since the epoch (the provider's time, at most now) */
+  char text[1024];           /* what it says (cut at a character), or "[type]" */
 };
 
 #define CHAN_HOOK_MAX_STATUS 32

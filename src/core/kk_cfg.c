@@ -37,6 +37,14 @@ static int find_key(const char *name, size_t len) {
   return -1;
 }
 
+static const char *const route_keys[KK_CFG_ROUTE_NKEYS] = {KK_CFG_ROUTE_KEYS};
+
+static int route_key_known(const char *k) {
+  for (int i = 0; i < KK_CFG_ROUTE_NKEYS; i++)
+    if (strcmp(k, route_keys[i]) == 0) return 1;
+  return 0;
+}
+
 static void set(struct kk_cfg *cfg, int key, const char *v) {
   free(cfg->value[key]);
   cfg->value[key] = kk_xstrdup(v);
@@ -91,7 +99,22 @@ static int load_file(struct kk_cfg *cfg, const char *path, int required) {
     *eq = '\0';
     char *k = trim(s), *v = trim(eq + 1);
     if (route) {
-      if (route->nkeys == 16) continue;
+      if (!route_key_known(k)) {
+        fprintf(stderr, "kaskad: %s:%d: unknown key %s in [route %s] (known: host, port, "
+                "system_id, password, system_type, sessions, window, max_sps, data_coding, "
+                "enquire_link, resp_timeout_ms, throttle_pause_ms, reconnect_min_ms, "
+                "reconnect_max_ms)\n", path, lineno, k, route->name);
+        fclose(f);
+        return KK_EINVAL;
+      }
+      int dup = 0;
+      for (int i = 0; i < route->nkeys; i++) dup |= strcmp(route->keys[i], k) == 0;
+      if (dup || route->nkeys == 16) {
+        fprintf(stderr, "kaskad: %s:%d: %s given twice in [route %s]\n", path, lineno, k,
+                route->name);
+        fclose(f);
+        return KK_EINVAL;
+      }
       snprintf(route->keys[route->nkeys], sizeof route->keys[0], "%s", k);
       snprintf(route->values[route->nkeys], sizeof route->values[0], "%s", v);
       route->nkeys++;
@@ -116,7 +139,9 @@ void kk_cfg_usage(FILE *out) {
           "in the environment as KASKAD_NAME, or on the command line as --name VALUE\n"
           "(later wins). Upstream SMS routes are [route NAME] sections of the file\n"
           "with host, port, system_id, password, system_type, sessions, window,\n"
-          "max_sps and data_coding, or are managed with PUT /v1/routes/NAME.\n\n");
+          "max_sps, data_coding, enquire_link, resp_timeout_ms, throttle_pause_ms,\n"
+          "reconnect_min_ms and reconnect_max_ms, or are managed with\n"
+          "PUT /v1/routes/NAME. An unknown name in the file stops the start.\n\n");
   for (int i = 0; i < KK_CFG__COUNT; i++) {
     char env[64];
     size_t j;

@@ -41,7 +41,8 @@
   X(retention, "90d", "finished messages are deleted this long after their last change (0 = keep)") \
   X(tls_cert, "", "PEM certificate (chain): the listeners serve HTTPS (with tls_key)") \
   X(tls_key, "", "PEM private key of tls_cert")                                   \
-  X(admin_http, "", "private listen address of the operator API and /metrics (empty: http)")
+  X(admin_http, "", "private listen address of the operator API and /metrics (empty: http)") \
+  X(default_route, "", "SMS route of accounts without their own sms_route; none: the only route, if there is just one")
 
 enum kk_cfg_key {
 #define X(name, def, help) KK_CFG_##name,
@@ -51,6 +52,15 @@ enum kk_cfg_key {
 };
 
 #define KK_CFG_MAX_ROUTES 32
+
+/* The keys of a [route NAME] section (what api_route_cfg_parse reads); any
+   other key is an error at start, so that a misspelt setting is not
+   silently left at its default. */
+#define KK_CFG_ROUTE_KEYS                                                     \
+  "protocol", "host", "port", "system_id", "password", "system_type", "sessions", \
+      "window", "max_sps", "data_coding", "enquire_link", "resp_timeout_ms",  \
+      "throttle_pause_ms", "reconnect_min_ms", "reconnect_max_ms"
+#define KK_CFG_ROUTE_NKEYS 15
 
 /* A [route NAME] section: its keys and values as written. */
 struct kk_cfg_route {

@@ -835,7 +835,20 @@ const char *dispatch_route_pick(struct dispatch *d, const char *want) {
     struct route *r = route_find(d, want);
     if (r) return r->cfg.smpp.name;
   }
-  return d->routes ? d->routes->cfg.smpp.name : NULL;
+  /* Never a guess among several: a message goes where the operator said. */
+  if (d->opts.default_route[0]) {
+    struct route *r = route_find(d, d->opts.default_route);
+    return r ? r->cfg.smpp.name : NULL;
+  }
+  return d->routes && d->routes->next == NULL ? d->routes->cfg.smpp.name : NULL;
+}
+
+const char *dispatch_default_route(const struct dispatch *d) { return d->opts.default_route; }
+
+int dispatch_route_count(const struct dispatch *d) {
+  int n = 0;
+  for (const struct route *r = d->routes; r; r = r->next) n++;
+  return n;
 }
 
 void dispatch_count_accepted(struct dispatch *d, const char *route, int n) {

@@ -28,6 +28,8 @@ struct dispatch_opts {
   long long retry_max_ms;
   int max_queued;            /* jobs held in memory; default 100000 */
   const struct kk_hold *hold; /* accounts whose messages wait (suspended); may be NULL */
+  char default_route[64];    /* the route of accounts without their own ("":
+                                the only route, when there is exactly one) */
 };
 
 /* Route settings beyond the SMPP session ones. */
@@ -48,8 +50,14 @@ int dispatch_route_put(struct dispatch *d, const struct dispatch_route_cfg *cfg)
 /* Removes a route; its queued messages wait for a route of that name. */
 int dispatch_route_del(struct dispatch *d, const char *name);
 /* The name of the route an account's message goes to: want if that route
-   exists, else the first route in name order; NULL when there is none. */
+   exists, else the default route (the setting, or the only route there is);
+   NULL when there is none: no route, several and no default, or the default
+   names none. */
 const char *dispatch_route_pick(struct dispatch *d, const char *want);
+/* How many routes there are. */
+int dispatch_route_count(const struct dispatch *d);
+/* The default_route setting ("" when not set). */
+const char *dispatch_default_route(const struct dispatch *d);
 /* Routes and their live state as a JSON array (new reference). */
 json_t *dispatch_routes_json(struct dispatch *d, const char *only);
 

@@ -180,6 +180,8 @@ struct store_msg_new {
                                email, image, button, whatsapp_template, code,
                                subject; NULL if none */
   const char *campaign;     /* the campaign it belongs to; NULL if none */
+  const char *req_hash;     /* hex digest of the request's meaningful fields
+                               (kept with an idempotency key); NULL: none */
   int64_t created_at;
   int64_t expires_at;
   /* out: */
@@ -193,6 +195,9 @@ struct store_msg_new {
   char dup_encoding[8];
   int dup_segments;
   int64_t dup_created_at;
+  int mismatch;             /* 1: the key was used within 24 h for a request
+                               with another digest (dup_public_id names that
+                               message); nothing was stored */
   int rc;                   /* per-message result within a batch */
 };
 
@@ -260,10 +265,49 @@ struct store_receipt {
 void store_receipt_apply(struct store *s, struct store_receipt *r,
                          store_done_cb done, void *arg);
 
-/* An MO message (copied). */
+/* An MO message (copied): store_inbound_add on channel sms. */
 void store_mo_add(struct store *s, const char *route, const char *from,
                   const char *to, const char *text, int64_t at,
                   store_done_cb done, void *arg);
+
+/* ---- replies: messages people send to kaskad's numbers ---------------- */
+
+struct store_inbound {
+  const char *channel;      /* sms | whatsapp */
+  int64_t scope;            /* the account whose number received it; 0: the
+                               operator's (the account whose message last went
+                               to `from`, on `route` for SMS, gets it) */
+  const char *route;        /* the SMS route it came on; NULL otherwise */
+  const char *from;         /* the person's phone */
+  const char *to;           /* the number or sender name it was sent to, or NULL */
+  const char *text;
+  int64_t at;
+};
+/* Queues storing an inbound message with the account it belongs to
+   (everything is copied). */
+void store_inbound_add(struct store *s, const struct store_inbound *in, store_done_cb done,
+                       void *arg);
+
+struct store_reply_view {
+  int64_t id;
+  char channel[20];
+  char from[32];
+  char to[32];
+  char route[64];
+  char *text;               /* malloc'd; the caller frees */
+  char in_reply_to[40];     /* public id of the message it answers, "" if none */
+  int64_t at;
+};
+struct store_reply_filter {
+  const char *channel;      /* NULL: any */
+  const char *from;         /* the person's phone; NULL: any */
+  int64_t before_id;        /* paging cursor; 0 = newest */
+  int limit;
+};
+/* Lists the account's inbound messages newest first over an index, at most
+   f->limit rows; *next_cursor is 0 at the end. 0 or KK_ESTORE. */
+int store_reply_list(struct store *s, int64_t account_id, const struct store_reply_filter *f,
+                     struct store_reply_view *out, int *n, int64_t *next_cursor);
 
 /* ---- reading messages ---------------------------------------------- */
 

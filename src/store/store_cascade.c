@@ -179,6 +179,7 @@ struct msg_row {
   int64_t cost;
   int delivered_twice;
   int delivered_twice_db;   /* as read, to see a change */
+  int64_t expires_at;       /* the message's validity ends then */
   /* a message being inserted: its row is written after its first step has
      started, so start_from and msg_refresh leave what they decide here */
   int ins;
@@ -216,6 +217,7 @@ static int msg_load(struct store *s, int64_t id, struct msg_row *m) {
   sq_col_copy(st, 12, m->channel, sizeof m->channel);
   m->cost = sqlite3_column_int64(st, 13);
   m->delivered_twice = m->delivered_twice_db = sqlite3_column_int(st, 14);
+  m->expires_at = sqlite3_column_int64(st, 15);
   sqlite3_reset(st);
   return 0;
 }
@@ -369,6 +371,7 @@ struct change {
   const char *end_status;   /* failed / expired, if the cascade ends without success */
   const char *error;
   int lowered;              /* the attempt lost a level it had (sent, then failed) */
+  int expired;              /* the cascade ends because the validity ended */
 };
 
 static int level_of_status(const char *st) {
@@ -386,6 +389,22 @@ static int level_of_status(const char *st) {
  */
 static int msg_fin_write(struct conn *c, const struct msg_row *m, const char *status,
                          const char *channel, int64_t cost, int64_t at);
+
+/*
+ * When the wait of a step that started (or was handed to its provider) at
+ * `at` ends: after its timeout, but never after the message's validity, so
+ * that a long timeout cannot keep a message "sent" past expires_at. A
+ * messenger step without a timeout (the last) waits until the validity
+ * ends; an SMS step without one keeps waiting for its receipt (the SMS
+ * centre has the same validity and reports the expiry itself). 0: none.
+ */
+static int64_t wait_deadline(const struct msg_row *m, const char *channel, int64_t at,
+                             int64_t timeout_ms) {
+  int64_t t = timeout_ms > 0 ? at + timeout_ms : 0;
+  if (t == 0 && strcmp(channel, "sms") == 0) return 0;
+  if (m->expires_at > 0 && (t == 0 || t > m->expires_at)) t = m->expires_at;
+  return t;
+}
 
 static int msg_refresh(struct store *s, struct msg_row *m, int64_t at, const struct change *ch) {
   int best = level_of_status(m->status);
@@ -434,6 +453,11 @@ static int msg_refresh(struct store *s, struct msg_row *m, int64_t at, const str
     if (ch->channel && ch->channel[0]) channel = ch->channel;
     error = ch->error ? ch->error
                       : ch->attempt_id ? NULL : "no channel of the cascade could be used";
+  }
+  if (ch->expired && m->done && level_of_status(status) < 2) {
+    /* Handed over, never confirmed, and out of time: the message expired. */
+    status = "expired";
+    error = ch->error;
   }
   int64_t cost = m->cost + ch->cost;
   int changed = strcmp(status, m->status) != 0;
@@ -577,7 +601,7 @@ static int start_from(struct store *s, struct msg_row *m, int from, int64_t at, 
     int64_t id = 0;
     rc = attempt_insert(s, m, j, ch, "sending", addr, scope, NULL, at, sms ? 0 : at, &id);
     if (rc) break;
-    int64_t wait_until = steps[j].timeout_ms > 0 ? at + steps[j].timeout_ms : 0;
+    int64_t wait_until = wait_deadline(m, ch, at, steps[j].timeout_ms);
     /* Until some attempt reaches something, the message shows the channel
        being tried (as msg_refresh would). */
     int show = level_of_status(m->status) == 0 && !m->done;
@@ -631,6 +655,7 @@ int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {
   m.has_extra = n->extra != NULL;
   snprintf(m.route, sizeof m.route, "%s", n->route ? n->route : "");
   m.segments = n->segments;
+  m.expires_at = n->expires_at;
   n->first_channel[0] = '\0';
   int rc = start_from(s, &m, 0, n->created_at, &n->attempt_id, n->first_channel,
                       sizeof n->first_channel);
@@ -778,7 +803,7 @@ int casc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_at
     } else if (!a.sent_at && sent_at && a.step < n && steps[a.step].timeout_ms > 0) {
       /* The wait starts when the provider has the message: time in kaskad's
          queue or in provider retries does not eat the step's window. */
-      int64_t wait_until = at + steps[a.step].timeout_ms;
+      int64_t wait_until = wait_deadline(&m, a.channel, at, steps[a.step].timeout_ms);
       m.w_wait = 1;
       m.w_wait_until = wait_until;
       note(s, STORE_NOTE_WAIT, m.id, attempt_id, wait_until);
@@ -1210,7 +1235,9 @@ static int exec_step_timeout(struct store *s, struct store_op *op) {
   struct casc_att a;
   memset(&a, 0, sizeof a);
   rc = casc_att_load(s, m.attempt_id, &a);
-  if (rc == 0 && strcmp(a.channel, "sms") != 0 && strcmp(a.status, "sending") == 0 &&
+  /* At the end of the validity the cascade ends here: no later step starts. */
+  int expired = m.expires_at > 0 && d->at >= m.expires_at;
+  if (rc == 0 && !expired && strcmp(a.channel, "sms") != 0 && strcmp(a.status, "sending") == 0 &&
       a.tries == 0) {
     /* Not tried yet: it waits in kaskad's own send queue (a backlog). The
        step's time runs from the provider's answer, so the deadline moves on
@@ -1221,20 +1248,23 @@ static int exec_step_timeout(struct store *s, struct store_op *op) {
     int n = store_steps_parse(m.cascade, steps);
     int64_t ms = d->step < n ? steps[d->step].timeout_ms : 0;
     if (ms > 0) {
+      int64_t until = wait_deadline(&m, a.channel, d->at, ms);
       sqlite3_stmt *st = sq_stmt(c, ST_MSG_WAIT);
-      sqlite3_bind_int64(st, 1, d->at + ms);
+      sqlite3_bind_int64(st, 1, until);
       sqlite3_bind_int64(st, 2, m.id);
       rc = sq_step_done(c, st);
-      if (rc == 0) note(s, STORE_NOTE_WAIT, m.id, m.attempt_id, d->at + ms);
+      if (rc == 0) note(s, STORE_NOTE_WAIT, m.id, m.attempt_id, until);
       msg_row_free(&m);
       return rc;
     }
   }
   if (rc == 0 && (strcmp(a.status, "sending") == 0 || strcmp(a.status, "sent") == 0 ||
                   strcmp(a.status, "delivered") == 0)) {
-    /* "timeout" says the step passed on; the timestamps keep what it reached. */
+    /* "timeout" says the step passed on, "expired" that the validity ended
+       during it; the timestamps keep what it reached. */
+    const char *end = expired ? "expired" : "timeout";
     sqlite3_stmt *st = sq_stmt(c, ST_ATT_SET);
-    sq_bind_text(st, 1, "timeout");
+    sq_bind_text(st, 1, end);
     sq_bind_opt(st, 2, a.sent_at);
     sq_bind_opt(st, 3, a.delivered_at);
     sq_bind_opt(st, 4, a.read_at);
@@ -1249,14 +1279,14 @@ static int exec_step_timeout(struct store *s, struct store_op *op) {
       sqlite3_bind_int64(st, 1, m.id);
       sqlite3_bind_int64(st, 2, m.attempt_id);
       char ev[40];
-      snprintf(ev, sizeof ev, "%s:timeout", a.channel);
+      snprintf(ev, sizeof ev, "%s:%s", a.channel, end);
       sq_bind_text(st, 3, ev);
       sqlite3_bind_int64(st, 4, d->at);
       sqlite3_bind_null(st, 5);
       rc = sq_step_done(c, st);
     }
     count(s, a.channel, C_TIMEOUT);
-    count(s, a.channel, C_FALLTHROUGH);
+    if (!expired) count(s, a.channel, C_FALLTHROUGH);
   } else if (rc == KK_ENOENT) {
     rc = 0;
   }
@@ -1270,11 +1300,17 @@ static int exec_step_timeout(struct store *s, struct store_op *op) {
   }
   int64_t started = 0;
   char next_channel[20] = "";
-  if (rc == 0) rc = start_from(s, &m, d->step + 1, d->at, &started, next_channel, sizeof next_channel);
+  if (rc == 0 && expired)
+    cascade_done(s, &m);
+  else if (rc == 0)
+    rc = start_from(s, &m, d->step + 1, d->at, &started, next_channel, sizeof next_channel);
   struct change ch = {.attempt_id = started ? started : m.attempt_id,
                       .channel = next_channel[0] ? next_channel : a.channel,
-                      .end_status = "failed",
-                      .error = "no step reached what it waited for in time"};
+                      .end_status = expired ? "expired" : "failed",
+                      .expired = expired,
+                      .error = expired ? "the validity ended before a step reached what it "
+                                         "waited for"
+                                       : "no step reached what it waited for in time"};
   if (rc == 0) rc = msg_refresh(s, &m, d->at, &ch);
   msg_row_free(&m);
   return rc;

@@ -24,6 +24,11 @@
                  "channel,idem_key,callback_url,created_at,expires_at,"           \
                  "updated_at,cost,sms_only_cost,delivered_twice,done,campaign"
 
+/* A reply's columns as store_reply_list() reads them. */
+#define REPLY_COLS "i.id,i.channel,i.from_number,i.to_addr,i.route,i.body,i.at,"   \
+                   "m.public_id FROM inbound i LEFT JOIN messages m"             \
+                   " ON m.id=i.message_id"
+
 /* Every statement, by number; each connection prepares what it uses lazily. */
 #define STMT_LIST(XX)                                                          \
   XX(BEGIN, "BEGIN IMMEDIATE")                                                 \
@@ -49,15 +54,15 @@
                 " updated_at=excluded.updated_at")                             \
   XX(ROUTE_DEL, "DELETE FROM routes WHERE name=?")                             \
   XX(ROUTE_ALL, "SELECT name,config FROM routes ORDER BY name")                \
-  XX(IDEM_FIND, "SELECT id,public_id,status,encoding,segments,created_at"      \
-                " FROM messages WHERE account_id=? AND idem_key=?")            \
+  XX(IDEM_FIND, "SELECT id,public_id,status,encoding,segments,created_at,"     \
+                "req_hash FROM messages WHERE account_id=? AND idem_key=?")    \
   XX(IDEM_CLEAR, "UPDATE messages SET idem_key=NULL WHERE id=?")               \
   XX(MSG_INSERT, "INSERT INTO messages(id,public_id,account_id,idem_key,"      \
                  "to_number,sender,body,class,encoding,segments,status,"       \
                  "channel,callback_url,created_at,expires_at,updated_at,"      \
                  "cascade,extra,route,sms_only_cost,step,attempt_id,due_at,"   \
-                 "wait_until,done,cost,campaign) VALUES(?,?,?,?,?,?,?,?,?,?,"   \
-                 "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")                         \
+                 "wait_until,done,cost,campaign,req_hash) VALUES(?,?,?,?,?,?,"  \
+                 "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")               \
   XX(MSG_MAX_ID, "SELECT COALESCE(MAX(id),0) FROM messages")                   \
   XX(ATT_INSERT, "INSERT INTO attempts(id,message_id,step,channel,route,"      \
                  "status,segments,address,scope,error,created_at,due_at)"      \
@@ -114,8 +119,22 @@
   XX(OUTBOX_COUNT_ACC, "SELECT COUNT(*) FROM outbox WHERE account_id=?")       \
   XX(OUTBOX_DROP_OLD, "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"  \
                       " WHERE account_id=? ORDER BY id LIMIT ?)")              \
-  XX(MO_INSERT, "INSERT INTO inbound(route,from_number,to_addr,body,at)"       \
-                " VALUES(?,?,?,?,?)")                                          \
+  XX(MO_INSERT, "INSERT INTO inbound(route,from_number,to_addr,body,at,"      \
+                "channel,account_id,message_id) VALUES(?,?,?,?,?,?,?,?)")      \
+  /* whose message last went to a phone (on a route; of an account), among  \
+     the phone's latest 100, over messages_to */                               \
+  XX(MO_OWNER, "SELECT id,account_id FROM (SELECT id,account_id,route"        \
+               " FROM messages WHERE to_number=?1 ORDER BY id DESC LIMIT 100)" \
+               " WHERE (?2 IS NULL OR route=?2) AND (?3=0 OR account_id=?3)"  \
+               " LIMIT 1")                                                     \
+  XX(REPLY_LIST, "SELECT " REPLY_COLS " WHERE i.account_id=?1 AND i.id<?2"     \
+                 " ORDER BY i.id DESC LIMIT ?3")                               \
+  XX(REPLY_LIST_CHANNEL, "SELECT " REPLY_COLS " WHERE i.account_id=?1"         \
+                         " AND i.channel=?4 AND i.id<?2"                       \
+                         " ORDER BY i.id DESC LIMIT ?3")                       \
+  XX(REPLY_LIST_FROM, "SELECT " REPLY_COLS " WHERE i.account_id=?1"            \
+                      " AND i.from_number=?5 AND (?4 IS NULL OR i.channel=?4)" \
+                      " AND i.id<?2 ORDER BY i.id DESC LIMIT ?3")              \
   XX(MSG_VIEW, "SELECT " MSG_COLS " FROM messages WHERE public_id=?"          \
                " AND account_id=?")                                            \
   XX(ATT_VIEW, "SELECT channel,route,status,provider_id,segments,error,"       \
@@ -140,7 +159,8 @@
                       " GROUP BY channel,status ORDER BY channel,status")      \
   XX(MSG_ROW, "SELECT account_id,public_id,to_number,status,callback_url,step," \
               "attempt_id,done,cascade,extra IS NOT NULL,route,segments,"      \
-              "channel,cost,delivered_twice FROM messages WHERE id=?")         \
+              "channel,cost,delivered_twice,expires_at FROM messages"          \
+              " WHERE id=?")                                                   \
   XX(MSG_EXTRA, "SELECT extra FROM messages WHERE id=?")                       \
   XX(MSG_STEP, "UPDATE messages SET step=?, attempt_id=?, due_at=?,"           \
                " wait_until=?, updated_at=?, channel=? WHERE id=?")            \

@@ -218,7 +218,6 @@ static const char *const migrations[] = {
     "CREATE INDEX early_statuses_scope ON early_statuses(scope, at);"
     "CREATE INDEX early_receipts_at ON early_receipts(at);"
     "CREATE INDEX messages_account_status ON messages(account_id, status, id);"
-    "CREATE INDEX messages_account_created ON messages(account_id, created_at);"
     "CREATE INDEX messages_account_to ON messages(account_id, to_number, id);",
     /* 9: abuse controls: suspended accounts, their registered senders and
        allowed countries (JSON arrays), keys found by prefix, and the parts
@@ -229,6 +228,19 @@ static const char *const migrations[] = {
     "CREATE INDEX api_keys_prefix ON api_keys(prefix);"
     "CREATE INDEX api_keys_account ON api_keys(account_id);"
     "CREATE INDEX sms_parts_attempt ON sms_parts(attempt_id);",
+    /* 10: a digest of the request's meaningful fields, so that an
+       idempotency key reused for a different message is refused */
+    "ALTER TABLE messages ADD COLUMN req_hash TEXT;",
+    /* 11: replies: each inbound message belongs to an account (the one whose
+       number received it, or whose message last went to the sender), listed
+       newest first per account, by channel or by sender */
+    "ALTER TABLE inbound ADD COLUMN channel TEXT NOT NULL DEFAULT 'sms';"
+    "ALTER TABLE inbound ADD COLUMN account_id INTEGER;"
+    "ALTER TABLE inbound ADD COLUMN message_id INTEGER;"
+    "CREATE INDEX inbound_account ON inbound(account_id, id);"
+    "CREATE INDEX inbound_account_channel ON inbound(account_id, channel, id);"
+    "CREATE INDEX inbound_account_from ON inbound(account_id, from_number, id);"
+    "CREATE INDEX messages_to ON messages(to_number, id);",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -1140,7 +1152,7 @@ struct insert_data {
 
 static int insert_one(struct store *s, struct store_msg_new *m) {
   struct conn *c = &s->w;
-  m->duplicate = 0;
+  m->duplicate = m->mismatch = 0;
   if (m->idem_key) {
     sqlite3_stmt *st = sq_stmt(c, ST_IDEM_FIND);
     sqlite3_bind_int64(st, 1, m->account_id);
@@ -1149,6 +1161,15 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
       int64_t id = sqlite3_column_int64(st, 0);
       int64_t created = sqlite3_column_int64(st, 5);
       if (m->created_at - created < IDEM_WINDOW_MS) {
+        /* The same key for another message: nothing is stored or sent.
+           Rows from before the digest was kept match any request. */
+        const char *h = (const char *)sqlite3_column_text(st, 6);
+        if (m->req_hash && h && strcmp(h, m->req_hash) != 0) {
+          m->mismatch = 1;
+          sq_col_copy(st, 1, m->dup_public_id, sizeof m->dup_public_id);
+          sqlite3_reset(st);
+          return 0;
+        }
         m->id = id;
         m->duplicate = 1;
         sq_col_copy(st, 1, m->dup_public_id, sizeof m->dup_public_id);
@@ -1204,6 +1225,7 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
   sqlite3_bind_int(st, 25, f.done);
   sqlite3_bind_int64(st, 26, f.cost);
   sq_bind_text(st, 27, m->campaign);
+  sq_bind_text(st, 28, m->idem_key ? m->req_hash : NULL);
   return sq_step_done(c, st);
 }
 
@@ -1549,35 +1571,108 @@ void store_receipt_apply(struct store *s, struct store_receipt *r,
   store_submit(s, op);
 }
 
-struct mo_data {
-  char route[64], from[32], to[32];
-  char *text;
-  int64_t at;
+struct inbound_data {
+  char channel[20], route[64], from[32], to[32];
+  int64_t scope, at;
+  char text[];              /* NUL-terminated */
 };
 
-static int exec_mo(struct store *s, struct store_op *op) {
-  struct mo_data *d = op->data;
+/*
+ * The account a message from a person belongs to: the scope whose number
+ * received it, else the account whose message last went to that phone (on
+ * that route, for SMS), the one it most likely answers. None: the row is
+ * kept for the operator and listed to no account.
+ */
+static void inbound_owner(struct store *s, const struct inbound_data *d, int64_t *account,
+                          int64_t *msg) {
+  const char *from = d->from[0] == '+' ? d->from + 1 : d->from;
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_MO_OWNER);
+  sq_bind_text(st, 1, from);
+  sq_bind_text(st, 2, d->route[0] ? d->route : NULL);
+  sqlite3_bind_int64(st, 3, d->scope);
+  *account = d->scope;
+  *msg = 0;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    *msg = sqlite3_column_int64(st, 0);
+    *account = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+}
+
+static int exec_inbound(struct store *s, struct store_op *op) {
+  struct inbound_data *d = op->data;
+  int64_t account, msg;
+  inbound_owner(s, d, &account, &msg);
   sqlite3_stmt *st = sq_stmt(&s->w, ST_MO_INSERT);
-  sq_bind_text(st, 1, d->route);
-  sq_bind_text(st, 2, d->from);
+  sq_bind_text(st, 1, d->route[0] ? d->route : NULL);
+  sq_bind_text(st, 2, d->from[0] == '+' ? d->from + 1 : d->from);
   sq_bind_text(st, 3, d->to);
   sq_bind_text(st, 4, d->text);
   sqlite3_bind_int64(st, 5, d->at);
-  int rc = sq_step_done(&s->w, st);
-  free(d->text);
-  return rc;
+  sq_bind_text(st, 6, d->channel);
+  sq_bind_opt(st, 7, account);
+  sq_bind_opt(st, 8, msg);
+  return sq_step_done(&s->w, st);
+}
+
+void store_inbound_add(struct store *s, const struct store_inbound *in, store_done_cb done,
+                       void *arg) {
+  size_t len = strlen(in->text);
+  struct inbound_data *d = kk_xcalloc(1, sizeof *d + len + 1);
+  snprintf(d->channel, sizeof d->channel, "%s", in->channel);
+  snprintf(d->route, sizeof d->route, "%s", in->route ? in->route : "");
+  snprintf(d->from, sizeof d->from, "%s", in->from);
+  snprintf(d->to, sizeof d->to, "%s", in->to ? in->to : "");
+  d->scope = in->scope;
+  d->at = in->at;
+  memcpy(d->text, in->text, len + 1);
+  store_submit(s, store_op_new(exec_inbound, done, arg, d, 0));
 }
 
 void store_mo_add(struct store *s, const char *route, const char *from,
                   const char *to, const char *text, int64_t at,
                   store_done_cb done, void *arg) {
-  struct mo_data *d = kk_xcalloc(1, sizeof *d);
-  snprintf(d->route, sizeof d->route, "%s", route);
-  snprintf(d->from, sizeof d->from, "%s", from);
-  snprintf(d->to, sizeof d->to, "%s", to);
-  d->text = kk_xstrdup(text);
-  d->at = at;
-  store_submit(s, store_op_new(exec_mo, done, arg, d, 0));
+  struct store_inbound in = {.channel = "sms", .route = route, .from = from, .to = to,
+                             .text = text, .at = at};
+  store_inbound_add(s, &in, done, arg);
+}
+
+int store_reply_list(struct store *s, int64_t account_id, const struct store_reply_filter *f,
+                     struct store_reply_view *out, int *n, int64_t *next_cursor) {
+  enum stmt_id id = f->from ? ST_REPLY_LIST_FROM : f->channel ? ST_REPLY_LIST_CHANNEL
+                                                               : ST_REPLY_LIST;
+  sqlite3_stmt *st = sq_stmt(&s->r, id);
+  sqlite3_bind_int64(st, 1, account_id);
+  sqlite3_bind_int64(st, 2, f->before_id > 0 ? f->before_id : INT64_MAX);
+  sqlite3_bind_int(st, 3, f->limit + 1);
+  if (id != ST_REPLY_LIST) sq_bind_text(st, 4, f->channel);
+  if (id == ST_REPLY_LIST_FROM) sq_bind_text(st, 5, f->from);
+  int k = 0, rc;
+  *next_cursor = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (k == f->limit) {
+      *next_cursor = out[k - 1].id;
+      break;
+    }
+    struct store_reply_view *v = &out[k++];
+    memset(v, 0, sizeof *v);
+    v->id = sqlite3_column_int64(st, 0);
+    sq_col_copy(st, 1, v->channel, sizeof v->channel);
+    sq_col_copy(st, 2, v->from, sizeof v->from);
+    sq_col_copy(st, 3, v->to, sizeof v->to);
+    sq_col_copy(st, 4, v->route, sizeof v->route);
+    v->text = sq_col_dup(st, 5);
+    v->at = sqlite3_column_int64(st, 6);
+    sq_col_copy(st, 7, v->in_reply_to, sizeof v->in_reply_to);
+  }
+  sqlite3_reset(st);
+  *n = k;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    for (int i = 0; i < k; i++) free(out[i].text);
+    *n = 0;
+    return KK_ESTORE;
+  }
+  return 0;
 }
 
 /* ---- reading messages --------------------------------------------------- */

@@ -1,0 +1,105 @@
+/*
+ * api_replies.c - GET /v1/replies: what people sent to the account.
+ *
+ * SMS MO messages (each belongs to the account whose message last went to
+ * the sender on that route) and WhatsApp messages (to the account's own
+ * number, or, on the operator's, as for SMS), newest first, paged with
+ * next_cursor like GET /v1/messages, one index range per page.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "core/kk_mem.h"
+#include "http/http_server.h"
+#include "phone/phone.h"
+#include "store/store.h"
+
+/* The channels kaskad receives people's messages on. */
+static const char *const reply_channels[] = {"sms", "whatsapp"};
+
+static json_t *reply_json(const struct store_reply_view *v) {
+  char id[32], at[32];
+  snprintf(id, sizeof id, "%lld", (long long)v->id);
+  api_time(v->at, at);
+  json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", id, "channel", v->channel, "from",
+                        v->from, "text", v->text ? v->text : "", "received_at", at);
+  if (o == NULL) return json_object();  /* stored text that is not UTF-8 */
+  json_object_set_new(o, "to", v->to[0] ? json_string(v->to) : json_null());
+  json_object_set_new(o, "route", v->route[0] ? json_string(v->route) : json_null());
+  json_object_set_new(o, "in_reply_to",
+                      v->in_reply_to[0] ? json_string(v->in_reply_to) : json_null());
+  return o;
+}
+
+/* Reads channel, from, limit and cursor into f (from into phone). 0, or -1
+   having answered 422. */
+static int reply_query(struct http_req *req, struct store_reply_filter *f, char *phone,
+                       size_t cap) {
+  const char *s;
+  if ((s = http_req_query(req, "channel")) != NULL) {
+    for (size_t i = 0; i < sizeof reply_channels / sizeof reply_channels[0]; i++)
+      if (strcmp(s, reply_channels[i]) == 0) f->channel = reply_channels[i];
+    if (f->channel == NULL) {
+      api_error(req, 422, "invalid_channel", "channel", "channel: sms or whatsapp");
+      return -1;
+    }
+  }
+  if ((s = http_req_query(req, "from")) != NULL) {
+    if (phone_normalize(s, phone, cap) != 0) {
+      api_error(req, 422, "invalid_phone", "from", "from: the phone number replies came from");
+      return -1;
+    }
+    f->from = phone;
+  }
+  if ((s = http_req_query(req, "limit")) != NULL) {
+    char *end;
+    long l = strtol(s, &end, 10);
+    if (*end || l < 1 || l > 1000) {
+      api_error(req, 422, "invalid_limit", "limit", "limit: 1 to 1000");
+      return -1;
+    }
+    f->limit = (int)l;
+  }
+  if ((s = http_req_query(req, "cursor")) != NULL) {
+    char *end;
+    long long cur = strtoll(s, &end, 10);
+    if (*end || cur <= 0) {
+      api_error(req, 422, "invalid_cursor", "cursor", "cursor: use next_cursor from a listing");
+      return -1;
+    }
+    f->before_id = cur;
+  }
+  return 0;
+}
+
+void api_replies_list(struct api *a, struct http_req *req, int64_t account_id) {
+  struct store_reply_filter f = {.limit = 100};
+  char phone[24];
+  if (reply_query(req, &f, phone, sizeof phone) != 0) return;
+  /* Freed below, with each row's text. */
+  struct store_reply_view *rows = kk_xcalloc((size_t)f.limit, sizeof *rows);
+  int n = 0;
+  int64_t next = 0;
+  if (store_reply_list(a->store, account_id, &f, rows, &n, &next) != 0) {
+    free(rows);
+    api_error(req, 503, "store_unavailable", NULL, "cannot list replies now");
+    return;
+  }
+  json_t *arr = json_array();
+  for (int i = 0; i < n; i++) {
+    json_array_append_new(arr, reply_json(&rows[i]));
+    free(rows[i].text);
+  }
+  free(rows);
+  json_t *doc = json_pack("{s:o}", "replies", arr);
+  if (next) {
+    char cur[32];
+    snprintf(cur, sizeof cur, "%lld", (long long)next);
+    json_object_set_new(doc, "next_cursor", json_string(cur));
+  } else {
+    json_object_set_new(doc, "next_cursor", json_null());
+  }
+  api_json(req, 200, doc, NULL);
+}
