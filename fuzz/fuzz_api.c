@@ -1,5 +1,5 @@
 /*
- * fuzz_api.c - fuzz target for the whole HTTP request handler (api_handle):
+ * fuzz_api.c - fuzz target for the whole HTTP request handler (api_precheck, api_handle):
  * routing, authentication, every endpoint's validation and answers, on a
  * real store in a temporary folder.
  *
@@ -286,7 +286,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct http_req *req = http_local_new(r.method, r.path, r.query, r.nquery, r.headers,
                                         r.nheaders, r.body, r.body_len, on_answer, &o);
   uv_timer_start(&g.watchdog, on_watchdog, 10000, 0);
-  api_handle(&g.api, req);
+  /* As the server does: the pre-check with the headers, then the handler
+     unless the pre-check answered. */
+  api_precheck(&g.api, req);
+  if (http_local_answers(req) == 0) api_handle(&g.api, req);
   while (!o.answered) uv_run(g.loop, UV_RUN_ONCE);
   uv_timer_stop(&g.watchdog);
   drain_store();               /* anything still to run after the answer */

@@ -366,6 +366,12 @@ static const char *bad_encoding(struct http_req *req) {
 void api_precheck(void *ud, struct http_req *req) {
   struct api *a = ud;
   http_req_set_data(req, a);
+  /* Bytes that are not UTF-8 are refused before anything else looks at them
+     (api_handle says so again for requests that come without a pre-check). */
+  if (bad_encoding(req)) {
+    api_handle(ud, req);
+    return;
+  }
   char seg[4][128];
   int n = split_path(http_req_path(req), seg);
   /* Only what api_handle authenticates: not /healthz, /metrics, provider

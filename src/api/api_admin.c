@@ -119,7 +119,7 @@ void api_accounts(struct api *a, struct http_req *req, const char *id, const cha
   const char *m = http_req_method(req);
   if (id == NULL) {
     if (strcmp(m, "POST") != 0) {
-      api_not_allowed(req, "GET, POST");
+      api_not_allowed(req, "POST");
       return;
     }
     json_t *doc = api_body_json(req);

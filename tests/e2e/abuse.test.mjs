@@ -240,7 +240,9 @@ test('retention deletes finished messages and keeps unfinished ones', async (t) 
   const { k, smsc } = env;
   const done = await k.send(env.key, { to: '+79161240001', text: 'finished', idempotency_key: 'ret-1' });
   await k.waitStatus(env.key, done.id, 'delivered');
-  // Another account's message waits on a route with nothing behind it.
+  // Another account's message waits on a route with nothing behind it (the
+  // first account keeps its route: with two, neither is a default).
+  await k.call('PATCH', `/v1/accounts/${env.acct.id}`, { body: { sms_route: env.routeName } }, 200);
   await k.putRoute('later', smsc.routeConfig({ port: await freePort() }));
   const waiting = await k.createAccount();
   await k.call('PATCH', `/v1/accounts/${waiting.id}`, { body: { sms_route: 'later' } }, 200);

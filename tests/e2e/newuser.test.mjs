@@ -23,16 +23,16 @@ function expectCode(r, status, code, field) {
 test('an idempotency key reused with another body is refused; the same body replays', async (t) => {
   const { k, smsc, key, finish } = await setup(t);
   const post = (body, headers) => k.request('POST', '/v1/messages', { key, body, headers });
-  const body = { to: '79161238801', text: 'idem first', sender: 'SHOP', idempotency_key: 'nu-1' };
+  const body = { to: '79161238801', text: 'idem first', sender: 'Kaskad', idempotency_key: 'nu-1' };
   const r1 = await post(body);
   assert.equal(r1.status, 202, r1.text);
   // The same message written differently (other phone form, other key order) replays.
-  const same = await post({ idempotency_key: 'nu-1', sender: 'SHOP', text: 'idem first', to: '+79161238801' });
+  const same = await post({ idempotency_key: 'nu-1', sender: 'Kaskad', text: 'idem first', to: '+79161238801' });
   assert.equal(same.status, 202, same.text);
   assert.equal(same.json.id, r1.json.id);
   assert.equal(same.json.duplicate, true);
   // Any meaningful field changed: 422, nothing sent.
-  for (const change of [{ text: 'idem second' }, { to: '79161238802' }, { sender: 'OTHER' },
+  for (const change of [{ text: 'idem second' }, { to: '79161238802' }, { sender: 'KASKAD' },
     { class: 'advertising' }, { ttl: '1h' }, { campaign: 'c1' }, { callback_url: 'http://127.0.0.1:9/x' },
     { vk_id: '5' }, { cascade: [{ channel: 'vk', wait: 'read', timeout: '10s' }, { channel: 'sms' }] }]) {
     const r = await post({ ...body, ...change });
@@ -162,11 +162,11 @@ test("an account's default sender is validated like a message's sender", async (
     expectCode(perMessage, 422, 'invalid_sender', 'sender');
     assert.equal(r.json.error.message, perMessage.json.error.message, 'the same rule in the same words');
   }
-  const ok = await put('SHOP');
+  const ok = await put('Kaskad');
   assert.equal(ok.status, 200, ok.text);
   const m = await k.send(key, { to: PHONE, text: 'from the default sender' });
   await k.waitStatus(key, m.id, 'sent');
-  assert.equal(smsc.submits[0].source_addr, 'SHOP');
+  assert.equal(smsc.submits[0].source_addr, 'Kaskad');
   await finish();
 });
 

@@ -7,7 +7,7 @@ import { setup } from './lib/harness.mjs';
 const N = 2000;
 
 test('an acknowledged receipt survives kill -9', { timeout: 90000 }, async (t) => {
-  const { k, smsc, key, finish } = await setup(t, { args: ['--sync', 'full'], route: { window: 50 } });
+  const { k, smsc, key, finish } = await setup(t, { args: ['--sync', 'full', '--rate_key', '0', '--rate_account', '0'], route: { window: 50 } });
   const messages = [];
   for (let i = 0; i < N; i++) messages.push({ to: `79${String(200000000 + i)}`, text: `rc n=${i}` });
   const ids = new Map();                 // index -> kaskad id

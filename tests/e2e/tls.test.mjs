@@ -86,7 +86,7 @@ test('HTTPS: a message goes over TLS, plain HTTP gets no answer', { timeout: 600
   const route = await httpsRequest(port, ca, 'PUT', '/v1/routes/main', { key: adminKey, body: smsc.routeConfig() });
   assert.ok([200, 201].includes(route.status), route.text);
 
-  const acc = await httpsRequest(port, ca, 'POST', '/v1/accounts', { key: adminKey, body: { name: 'tls' } });
+  const acc = await httpsRequest(port, ca, 'POST', '/v1/accounts', { key: adminKey, body: { name: 'tls', senders: ['KASKAD'] } });
   assert.equal(acc.status, 201, acc.text);
   const k = await httpsRequest(port, ca, 'POST', `/v1/accounts/${acc.json.id}/keys`, { key: adminKey, body: {} });
   assert.equal(k.status, 201, k.text);
