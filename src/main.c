@@ -227,8 +227,8 @@ static int parse_count(const struct kk_cfg *cfg, enum kk_cfg_key k, long min, lo
   return 0;
 }
 
-static int parse_rate(const struct kk_cfg *cfg, enum kk_cfg_key k, struct api_rate *out) {
-  if (api_rate_parse(kk_cfg_get(cfg, k), out) != 0) {
+static int parse_rate(const struct kk_cfg *cfg, enum kk_cfg_key k, struct kk_limit *out) {
+  if (kk_limit_parse(kk_cfg_get(cfg, k), out) != 0) {
     fprintf(stderr, "kaskad: %s: \"%s\" is not a rate (e.g. 200/s, 6000/m, 200/s:1000, 0)\n",
             kk_cfg_name(k), kk_cfg_get(cfg, k));
     return -1;
@@ -368,7 +368,7 @@ int main(int argc, char **argv) {
   http_client_allow(&allow);
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
-  struct api_rate rate_key, rate_account;
+  struct kk_limit rate_key, rate_account;
   long long retention_ms;
   if (parse_rate(&d.cfg, KK_CFG_rate_key, &rate_key) ||
       parse_rate(&d.cfg, KK_CFG_rate_account, &rate_account) ||

@@ -304,15 +304,15 @@ static enum caller gate(struct api *a, struct http_req *req, int64_t *account_id
     return CALLER_NONE;
   }
   int64_t now = (int64_t)(uv_hrtime() / 1000000);
-  struct api_bucket *ab = api_acct_bucket(&a->accts, *account_id);
-  int64_t wk = api_bucket_wait(&slot->bucket, &a->rate_key, now);
-  int64_t wa = api_bucket_wait(ab, &a->rate_account, now);
+  struct kk_bucket *ab = api_acct_bucket(&a->accts, *account_id);
+  int64_t wk = kk_bucket_wait(&slot->bucket, &a->rate_key, now);
+  int64_t wa = kk_bucket_wait(ab, &a->rate_account, now);
   if (wk || wa) {
     rate_limited(a, req, wk > wa ? wk : wa, wk >= wa ? "key" : "account");
     return CALLER_NONE;
   }
-  api_bucket_take(&slot->bucket, &a->rate_key);
-  api_bucket_take(ab, &a->rate_account);
+  kk_bucket_take(&slot->bucket, &a->rate_key);
+  kk_bucket_take(ab, &a->rate_account);
   return who;
 }
 

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "core/kk_buf.h"
+#include "core/kk_rate.h"
 #include "core/kk_hold.h"
 #include "store/store.h"
 
@@ -22,18 +23,6 @@ struct http_req;
 struct store;
 struct dispatch;
 struct callback;
-struct kk_rate;
-
-/* A request rate: a bucket of burst tokens refilled at per_ms a
-   millisecond; each request takes one (api_guard.c). */
-struct api_rate {
-  double per_ms;             /* 0: no limit */
-  double burst;
-};
-struct api_bucket {
-  double tokens;
-  int64_t at;                /* ms of the last refill; 0: never used (full) */
-};
 
 /* The API key cache: SHA-256 of every active key -> account id, with the
    key's request bucket. */
@@ -43,7 +32,7 @@ struct api_keys {
   struct api_key_slot {
     uint8_t hash[32];
     int64_t account_id;      /* 0: empty slot; -1: a revoked key's (skipped) */
-    struct api_bucket bucket;
+    struct kk_bucket bucket;
   } *slots;
 };
 
@@ -54,7 +43,7 @@ struct api_accts {
   size_t n;
   struct api_acct {
     int64_t id;              /* 0: empty slot */
-    struct api_bucket bucket;
+    struct kk_bucket bucket;
   } *slots;
 };
 
@@ -82,8 +71,8 @@ struct api {
   struct kk_rate *hook_limit; /* their token buckets; made by the first webhook */
   uint64_t hooks_limited;    /* webhook requests answered 429 */
   /* abuse controls (api_guard.c) */
-  struct api_rate rate_key;      /* per API key */
-  struct api_rate rate_account;  /* per account, over all its keys */
+  struct kk_limit rate_key;      /* per API key */
+  struct kk_limit rate_account;  /* per account, over all its keys */
   struct api_accts accts;
   struct kk_hold hold;       /* suspended accounts; dispatch and cascade read it */
   uint64_t rate_limited;     /* requests answered 429 */
@@ -102,15 +91,8 @@ void api_precheck(void *ud, struct http_req *req);
 
 /* ---- abuse controls (api_guard.c) ---------------------------------------- */
 
-/* Parses "200/s", "6000/m", "200/s:1000" (burst 1000; default one second's
-   worth, at least 1) or "0" (no limit). 0 or KK_EINVAL. */
-int api_rate_parse(const char *s, struct api_rate *out);
-/* Refills b to now; returns 0 when it has a token, else the ms until it will. */
-int64_t api_bucket_wait(struct api_bucket *b, const struct api_rate *r, int64_t now);
-/* Takes a token (after api_bucket_wait answered 0). */
-void api_bucket_take(struct api_bucket *b, const struct api_rate *r);
 /* The bucket of an account (made on first use). */
-struct api_bucket *api_acct_bucket(struct api_accts *t, int64_t account_id);
+struct kk_bucket *api_acct_bucket(struct api_accts *t, int64_t account_id);
 /* Starts the periodic deletion of finished messages older than
    retention_ms (0: off). Stop it with api_retention_stop() before the
    store closes. */

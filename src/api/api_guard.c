@@ -31,52 +31,7 @@
 
 /* ---- rates -------------------------------------------------------------------- */
 
-int api_rate_parse(const char *s, struct api_rate *out) {
-  memset(out, 0, sizeof *out);
-  if (strcmp(s, "0") == 0 || strcmp(s, "off") == 0) return 0;
-  char *end;
-  double n = strtod(s, &end);
-  if (end == s || n <= 0 || n > 1e9 || *end != '/') return KK_EINVAL;
-  double unit_ms;
-  switch (end[1]) {
-  case 's': unit_ms = 1000; break;
-  case 'm': unit_ms = 60000; break;
-  case 'h': unit_ms = 3600000; break;
-  default: return KK_EINVAL;
-  }
-  const char *p = end + 2;
-  /* One second's worth by default, and at least one request. */
-  double burst = n * 1000 / unit_ms;
-  if (*p == ':') {
-    burst = strtod(p + 1, &end);
-    if (end == p + 1 || burst < 1 || burst > 1e9) return KK_EINVAL;
-    p = end;
-  }
-  if (*p) return KK_EINVAL;
-  out->per_ms = n / unit_ms;
-  out->burst = burst < 1 ? 1 : burst;
-  return 0;
-}
-
-int64_t api_bucket_wait(struct api_bucket *b, const struct api_rate *r, int64_t now) {
-  if (r->per_ms <= 0) return 0;
-  if (b->at == 0) {
-    b->tokens = r->burst;
-  } else if (now > b->at) {
-    b->tokens += (double)(now - b->at) * r->per_ms;
-    if (b->tokens > r->burst) b->tokens = r->burst;
-  }
-  b->at = now;
-  if (b->tokens >= 1) return 0;
-  int64_t ms = (int64_t)((1 - b->tokens) / r->per_ms) + 1;
-  return ms > 0 ? ms : 1;
-}
-
-void api_bucket_take(struct api_bucket *b, const struct api_rate *r) {
-  if (r->per_ms > 0) b->tokens -= 1;
-}
-
-struct api_bucket *api_acct_bucket(struct api_accts *t, int64_t id) {
+struct kk_bucket *api_acct_bucket(struct api_accts *t, int64_t id) {
   if ((t->n + 1) * 2 > t->cap) {
     /* Grows with the accounts that have used a key: bounded by the accounts. */
     struct api_accts bigger = {.cap = t->cap ? t->cap * 2 : 64};

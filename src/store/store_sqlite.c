@@ -1985,12 +1985,11 @@ void store_campaign_report_async(struct store *s, int64_t account_id, const char
 
 /* ---- outbox ------------------------------------------------------------ */
 
-int store_outbox_due(struct store *s, int64_t now, struct store_outbox *out, int max, int *n) {
-  sqlite3_stmt *st = sq_stmt(&s->r, ST_OUTBOX_DUE);
-  sqlite3_bind_int64(st, 1, now);
-  sqlite3_bind_int(st, 2, max);
-  int k = 0, rc;
-  while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+/* Reads the outbox rows (id, account_id, url, payload, tries) of a bound
+   statement into out, at most max, and resets it. */
+static int outbox_rows(sqlite3_stmt *st, struct store_outbox *out, int max, int *n) {
+  int k = 0;
+  while (k < max && sqlite3_step(st) == SQLITE_ROW) {
     struct store_outbox *o = &out[k++];
     o->id = sqlite3_column_int64(st, 0);
     o->account_id = sqlite3_column_int64(st, 1);
@@ -2001,6 +2000,13 @@ int store_outbox_due(struct store *s, int64_t now, struct store_outbox *out, int
   sqlite3_reset(st);
   *n = k;
   return 0;
+}
+
+int store_outbox_due(struct store *s, int64_t now, struct store_outbox *out, int max, int *n) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_OUTBOX_DUE);
+  sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_int(st, 2, max);
+  return outbox_rows(st, out, max, n);
 }
 
 struct outbox_res {
@@ -2063,18 +2069,7 @@ int store_outbox_due_account(struct store *s, int64_t account_id, int64_t now,
   sqlite3_bind_int64(st, 1, account_id);
   sqlite3_bind_int64(st, 2, now);
   sqlite3_bind_int(st, 3, max);
-  int k = 0;
-  while (k < max && sqlite3_step(st) == SQLITE_ROW) {
-    struct store_outbox *o = &out[k++];
-    o->id = sqlite3_column_int64(st, 0);
-    o->account_id = sqlite3_column_int64(st, 1);
-    o->url = sq_col_dup(st, 2);
-    o->payload = sq_col_dup(st, 3);
-    o->tries = sqlite3_column_int(st, 4);
-  }
-  sqlite3_reset(st);
-  *n = k;
-  return 0;
+  return outbox_rows(st, out, max, n);
 }
 
 static int exec_outbox_defer(struct store *s, struct store_op *op) {

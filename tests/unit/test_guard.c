@@ -7,39 +7,39 @@
 #include "phone/phone.h"
 
 KK_TEST(guard_rate_parse) {
-  struct api_rate r;
-  ASSERT_EQ(api_rate_parse("200/s", &r), 0);
+  struct kk_limit r;
+  ASSERT_EQ(kk_limit_parse("200/s", &r), 0);
   ASSERT(r.per_ms > 0.1999 && r.per_ms < 0.2001);
   ASSERT(r.burst > 199.9 && r.burst < 200.1);
-  ASSERT_EQ(api_rate_parse("6000/m:50", &r), 0);
+  ASSERT_EQ(kk_limit_parse("6000/m:50", &r), 0);
   ASSERT(r.per_ms > 0.0999 && r.per_ms < 0.1001);
   ASSERT(r.burst > 49.9 && r.burst < 50.1);
-  ASSERT_EQ(api_rate_parse("10/h", &r), 0);
+  ASSERT_EQ(kk_limit_parse("10/h", &r), 0);
   ASSERT(r.burst >= 1); /* at least one request */
-  ASSERT_EQ(api_rate_parse("0", &r), 0);
+  ASSERT_EQ(kk_limit_parse("0", &r), 0);
   ASSERT(r.per_ms == 0);
   static const char *bad[] = {"", "200", "200/d", "-1/s", "x/s", "200/s:", "200/s:0", "200/s 1"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    ASSERT_EQ(api_rate_parse(bad[i], &r), KK_EINVAL);
+    ASSERT_EQ(kk_limit_parse(bad[i], &r), KK_EINVAL);
 }
 
 KK_TEST(guard_bucket) {
-  struct api_rate r;
-  ASSERT_EQ(api_rate_parse("10/s:3", &r), 0);
-  struct api_bucket b = {0};
+  struct kk_limit r;
+  ASSERT_EQ(kk_limit_parse("10/s:3", &r), 0);
+  struct kk_bucket b = {0};
   int64_t t = 1000;
   for (int i = 0; i < 3; i++) {
-    ASSERT_EQ(api_bucket_wait(&b, &r, t), 0);
-    api_bucket_take(&b, &r);
+    ASSERT_EQ(kk_bucket_wait(&b, &r, t), 0);
+    kk_bucket_take(&b, &r);
   }
-  int64_t w = api_bucket_wait(&b, &r, t);
+  int64_t w = kk_bucket_wait(&b, &r, t);
   ASSERT(w > 0 && w <= 101);
-  ASSERT_EQ(api_bucket_wait(&b, &r, t + 100), 0);   /* one token after 100 ms */
-  api_bucket_take(&b, &r);
-  ASSERT_EQ(api_bucket_wait(&b, &r, t + 100000), 0);
+  ASSERT_EQ(kk_bucket_wait(&b, &r, t + 100), 0);   /* one token after 100 ms */
+  kk_bucket_take(&b, &r);
+  ASSERT_EQ(kk_bucket_wait(&b, &r, t + 100000), 0);
   ASSERT(b.tokens <= 3.0001);                  /* never over the burst */
-  struct api_rate off = {0};
-  ASSERT_EQ(api_bucket_wait(&b, &off, t), 0);
+  struct kk_limit off = {0};
+  ASSERT_EQ(kk_bucket_wait(&b, &off, t), 0);
 }
 
 KK_TEST(guard_hold_set) {
