@@ -144,11 +144,14 @@
   XX(MSG_SCAN_ACC, "SELECT " MSG_COLS ",body FROM messages"                    \
                    " INDEXED BY messages_account WHERE account_id=?1"          \
                    " AND id<?2 ORDER BY id DESC")                              \
-  XX(MSG_SCAN_TO, "SELECT " MSG_COLS ",body FROM messages"                     \
-                  " INDEXED BY messages_account_to WHERE account_id=?1"        \
+  /* ?1 (the account) is checked on each row, so the rows examined count   \
+     other accounts' too */                                                    \
+  XX(MSG_SCAN_TO, "SELECT " MSG_COLS ",body,account_id FROM messages"          \
+                  " INDEXED BY messages_to WHERE ?1 IS NOT NULL"               \
                   " AND to_number=?3 AND id<?2 ORDER BY id DESC")              \
   XX(MSG_SCAN_STATUS, "SELECT " MSG_COLS ",body FROM messages"                 \
-                      " INDEXED BY messages_account_status WHERE account_id=?1" \
+                      " INDEXED BY messages_account_final WHERE account_id=?1" \
+                      " AND status IN ('failed','expired','rejected','cancelled')" \
                       " AND status=?3 AND id<?2 ORDER BY id DESC")             \
   XX(MSG_SCAN_CAMPAIGN, "SELECT " MSG_COLS ",body FROM messages"               \
                         " INDEXED BY messages_campaign WHERE account_id=?1"    \
