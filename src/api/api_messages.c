@@ -135,26 +135,32 @@ static int campaign_parse(json_t *o, const char **out, struct api_err *e) {
  * another message under the same key does not. The account's default
  * sender is not in it: a repeat stays a repeat when that default changes.
  */
+static void digest_add(struct kk_buf *b, const char *name, const char *v) {
+  /* name=<length>:<bytes>; a missing value differs from an empty one */
+  if (v)
+    kk_buf_printf(b, "%s=%zu:%s\n", name, strlen(v), v);
+  else
+    kk_buf_printf(b, "%s=-\n", name);
+}
+
 static void request_digest(const struct item *it, long long ttl, char out[65]) {
   const struct store_msg_new *m = &it->m;
-  json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "to", it->to, "text", m->text, "class",
-                        m->msg_class, "ttl", (json_int_t)ttl);
-  out[0] = '\0';
-  if (o == NULL) return;
-  json_object_set_new(o, "sender", m->sender ? json_string(m->sender) : json_null());
-  json_object_set_new(o, "cascade", json_string(it->cascade));
-  json_object_set_new(o, "cascade_name", json_string(it->cascade_name));
-  json_object_set_new(o, "extra", it->extra ? json_string(it->extra) : json_null());
-  json_object_set_new(o, "callback_url", m->callback_url ? json_string(m->callback_url)
-                                                          : json_null());
-  json_object_set_new(o, "campaign", m->campaign ? json_string(m->campaign) : json_null());
-  char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-  json_decref(o);
-  if (text == NULL) return;
+  struct kk_buf b;
+  kk_buf_init(&b, 1 << 20);
+  digest_add(&b, "to", it->to);
+  digest_add(&b, "text", m->text);
+  digest_add(&b, "class", m->msg_class);
+  kk_buf_printf(&b, "ttl=%lld\n", ttl);
+  digest_add(&b, "sender", m->sender);
+  digest_add(&b, "cascade", it->cascade);
+  digest_add(&b, "cascade_name", it->cascade_name);
+  digest_add(&b, "extra", it->extra);
+  digest_add(&b, "callback_url", m->callback_url);
+  digest_add(&b, "campaign", m->campaign);
   uint8_t h[32];
-  kk_sha256(text, strlen(text), h);
+  kk_sha256(b.p ? b.p : "", b.len, h);
   kk_hex(h, sizeof h, out);
-  free(text);
+  kk_buf_fini(&b);
 }
 
 /*
@@ -311,7 +317,9 @@ int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char
   m->campaign = campaign;
   m->created_at = now;
   m->expires_at = now + ttl;
-  request_digest(it, ttl, it->req_hash);
+  /* Only a message with a key can be repeated, so only it needs the digest. */
+  it->req_hash[0] = '\0';
+  if (idem) request_digest(it, ttl, it->req_hash);
   m->req_hash = it->req_hash[0] ? it->req_hash : NULL;
   return 0;
 }
