@@ -362,7 +362,7 @@ struct store_msg_filter {
 };
 /*
  * Lists messages of the account, newest first, over one index (the phone's,
- * the campaign's, the status' or the account's, in that order of choice);
+ * the campaign's or the account's, in that order of choice);
  * the other conditions are checked on the rows the index gives, and at most
  * max_examine rows are examined. *next_cursor is 0 at the end; otherwise it
  * continues the listing, also when the page is short (or empty) because the

@@ -149,10 +149,6 @@
   XX(MSG_SCAN_TO, "SELECT " MSG_COLS ",body,account_id FROM messages"          \
                   " INDEXED BY messages_to WHERE ?1 IS NOT NULL"               \
                   " AND to_number=?3 AND id<?2 ORDER BY id DESC")              \
-  XX(MSG_SCAN_STATUS, "SELECT " MSG_COLS ",body FROM messages"                 \
-                      " INDEXED BY messages_account_final WHERE account_id=?1" \
-                      " AND status IN ('failed','expired','rejected','cancelled')" \
-                      " AND status=?3 AND id<?2 ORDER BY id DESC")             \
   XX(MSG_SCAN_CAMPAIGN, "SELECT " MSG_COLS ",body FROM messages"               \
                         " INDEXED BY messages_campaign WHERE account_id=?1"    \
                         " AND campaign=?3 AND id<?2 ORDER BY id DESC")         \

@@ -212,17 +212,13 @@ static const char *const migrations[] = {
     "CREATE INDEX messages_campaign ON messages(account_id, campaign)"
     " WHERE campaign IS NOT NULL;",
     /* 8: fairness between accounts: the outbox read per account, early
-       statuses and receipts expired by time, listings over an index */
+       statuses and receipts expired by time. (Listings by status scan the
+       account's index within their bound: an index with the status in it,
+       even a partial one, tripled the cost of every status change.) */
     "CREATE INDEX outbox_account ON outbox(account_id, due_at);"
     "CREATE INDEX early_statuses_at ON early_statuses(at);"
     "CREATE INDEX early_statuses_scope ON early_statuses(scope, at);"
-    "CREATE INDEX early_receipts_at ON early_receipts(at);"
-    /* Only the final statuses that stand out in a history have their own
-       index: maintaining one over every status change cost a tenth of the
-       SMS path's throughput; the others are dense enough to be found by
-       scanning the account's index within the examined-rows bound. */
-    "CREATE INDEX messages_account_final ON messages(account_id, status, id)"
-    " WHERE status IN ('failed','expired','rejected','cancelled');",
+    "CREATE INDEX early_receipts_at ON early_receipts(at);",
     /* 9: abuse controls: suspended accounts, their registered senders and
        allowed countries (JSON arrays), keys found by prefix, and the parts
        of an attempt found for the retention job */
@@ -1738,21 +1734,13 @@ int store_msg_get(struct store *s, int64_t account_id, const char *public_id,
   return 0;
 }
 
-/* 1 for the statuses messages_account_final indexes (MSG_SCAN_STATUS). */
-static int store_status_final_indexed(const char *status) {
-  static const char *const final[] = {"failed", "expired", "rejected", "cancelled"};
-  for (size_t i = 0; i < sizeof final / sizeof final[0]; i++)
-    if (strcmp(status, final[i]) == 0) return 1;
-  return 0;
-}
-
 /* Whether row st (MSG_SCAN_*) meets the conditions its index did not. */
 static int list_row_matches(sqlite3_stmt *st, int64_t account_id,
                             const struct store_msg_filter *f, enum stmt_id id) {
   /* messages_to is the phone's across accounts (replies find their message
      by it); other accounts' rows count as examined. */
   if (id == ST_MSG_SCAN_TO && sqlite3_column_int64(st, 20) != account_id) return 0;
-  if (f->status && id != ST_MSG_SCAN_STATUS &&
+  if (f->status &&
       strcmp((const char *)sqlite3_column_text(st, 5), f->status) != 0)
     return 0;
   if (f->campaign && id != ST_MSG_SCAN_CAMPAIGN) {
@@ -1772,8 +1760,6 @@ static int msg_list_on(struct conn *c, int64_t account_id, const struct store_ms
     id = ST_MSG_SCAN_TO, eq = f->phone;
   else if (f->campaign)
     id = ST_MSG_SCAN_CAMPAIGN, eq = f->campaign;
-  else if (f->status && store_status_final_indexed(f->status))
-    id = ST_MSG_SCAN_STATUS, eq = f->status;
   sqlite3_stmt *st = sq_stmt(c, id);
   if (st == NULL) return KK_ESTORE;
   sqlite3_bind_int64(st, 1, account_id);
