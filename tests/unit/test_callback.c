@@ -448,6 +448,26 @@ KK_TEST(callback_retry_then_delivered) {
   assert_no_leaks();
 }
 
+/* Runs the callback sender with o until the outbox is empty and checks that
+   the one callback failed every try (received `received` times) and was
+   given up; closes e and rx. */
+static void expect_given_up(struct env *e, struct rx *rx, const struct callback_opts *o,
+                            int received) {
+  e->cb = callback_new(&e->loop, e->store, o);
+  ASSERT(e->cb != NULL);
+  run_until_outbox_empty(e);
+  run_for(e, 200);
+  ASSERT_EQ(rx_count(rx), received);
+  struct callback_stats st;
+  callback_stats(e->cb, &st);
+  ASSERT_EQ(st.sent_ok, 0);
+  ASSERT_EQ(st.failed_tries, o->max_tries);
+  ASSERT_EQ(st.gave_up, 1);
+  env_close(e);
+  rx_stop(rx);
+  assert_no_leaks();
+}
+
 KK_TEST(callback_gives_up_after_max_tries) {
   struct rx rx = {.default_status = 503};
   rx_start(&rx, 0);
@@ -458,19 +478,7 @@ KK_TEST(callback_gives_up_after_max_tries) {
   env_add_message(&e, "msg_cb_giveup_1", url);
 
   struct callback_opts o = {.timeout_ms = 3000, .max_tries = 3, .backoff_ms = 30, .poll_ms = 10};
-  e.cb = callback_new(&e.loop, e.store, &o);
-  ASSERT(e.cb != NULL);
-  run_until_outbox_empty(&e);
-  run_for(&e, 200);
-  ASSERT_EQ(rx_count(&rx), 3);
-  struct callback_stats st;
-  callback_stats(e.cb, &st);
-  ASSERT_EQ(st.sent_ok, 0);
-  ASSERT_EQ(st.failed_tries, 3);
-  ASSERT_EQ(st.gave_up, 1);
-  env_close(&e);
-  rx_stop(&rx);
-  assert_no_leaks();
+  expect_given_up(&e, &rx, &o, 3);
 }
 
 KK_TEST(callback_to_loopback_refused_unless_allowed) {
@@ -484,18 +492,7 @@ KK_TEST(callback_to_loopback_refused_unless_allowed) {
   env_add_message(&e, "msg_cb_refused_1", url);
 
   struct callback_opts o = {.timeout_ms = 3000, .max_tries = 2, .backoff_ms = 30, .poll_ms = 10};
-  e.cb = callback_new(&e.loop, e.store, &o);
-  ASSERT(e.cb != NULL);
-  run_until_outbox_empty(&e);
-  ASSERT_EQ(rx_count(&rx), 0);
-  struct callback_stats st;
-  callback_stats(e.cb, &st);
-  ASSERT_EQ(st.sent_ok, 0);
-  ASSERT_EQ(st.failed_tries, 2);
-  ASSERT_EQ(st.gave_up, 1);
-  env_close(&e);
-  rx_stop(&rx);
-  assert_no_leaks();
+  expect_given_up(&e, &rx, &o, 0);
 }
 
 KK_TEST(callback_connection_refused_is_retried) {
