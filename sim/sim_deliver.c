@@ -186,7 +186,7 @@ static void run_job(void *arg, struct sim_job *job) {
     return;
   }
   struct sim_sess *s = sim_sess_find(m, job->sess_id);
-  if (s != NULL && !s->draining)
+  if (s != NULL && !s->ss->draining)
     sim_answer_submit(s, job->submit_seq, job->status, job->message_id);
   if (!job->want_receipt) {
     sim_jobs_release(&m->jobs, job);

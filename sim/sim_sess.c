@@ -1,11 +1,11 @@
 /*
- * sim_sess.c - the simulated SMSC's connections: accepting, reading and
- * framing PDUs, queueing answers and writing them in batches, closing.
+ * sim_sess.c - the simulated SMSC's connections: accepting, handing each to
+ * an smpp_session (the SMPP connection code kaskad's client uses too), and
+ * closing.
  *
  * Output is coalesced: PDUs produced while handling one read (or one timer
- * run) are appended to the session's out buffer and written with one
- * uv_write when the handler finishes. While a write is in flight new PDUs
- * collect in out, and the write callback sends them. When a peer stops
+ * run) are queued on the session, which goes on the SMSC's dirty list, and
+ * written with one uv_write when the handler finishes. When a peer stops
  * reading, the session stops reading too (SIM_OUT_HIGH) and is dropped once
  * SIM_OUT_MAX bytes are queued.
  */
@@ -18,12 +18,10 @@
 #include "core/kk_mem.h"
 #include "sim_smsc_int.h"
 
-static size_t backlog(const struct sim_sess *s) {
-  return s->out.len + s->wout.len;
-}
+static const struct smpp_session_ops session_ops;
 
 int sim_sess_usable(const struct sim_sess *s) {
-  return !s->closing && !s->draining && backlog(s) < SIM_OUT_HIGH;
+  return !s->closing && !s->ss->draining && smpp_session_backlog(s->ss) < SIM_OUT_HIGH;
 }
 
 struct sim_sess *sim_sess_find(struct sim_smsc *m, uint64_t id) {
@@ -38,7 +36,8 @@ static void mark_dirty(struct sim_sess *s) {
   s->smsc->dirty = s;
 }
 
-/* Frees the session once libuv is done with its handle. */
+/* Frees the session once libuv is done with its handle (and so with any
+   write of the smpp_session). */
 static void on_close(uv_handle_t *h) {
   struct sim_sess *s = h->data;
   struct sim_smsc *m = s->smsc;
@@ -47,9 +46,7 @@ static void on_close(uv_handle_t *h) {
     while (*pp != s) pp = &(*pp)->dirty_next;
     *pp = s->dirty_next;
   }
-  kk_buf_fini(&s->out);
-  kk_buf_fini(&s->wout);
-  free(s->rbuf);
+  smpp_session_free(s->ss);
   free(s);
 }
 
@@ -64,44 +61,15 @@ void sim_sess_close(struct sim_sess *s, const char *why) {
     m->stats.disconnects++;
     kk_info(s->ctx, "closed: %s", why);
   }
+  smpp_session_stop(s->ss);
+  s->tcp.data = s;                    /* the smpp_session had it while open */
   uv_close((uv_handle_t *)&s->tcp, on_close);
-}
-
-static void start_reading(struct sim_sess *s);
-static void flush(struct sim_sess *s);
-
-static void on_write(uv_write_t *req, int status) {
-  struct sim_sess *s = req->data;
-  s->writing = 0;
-  kk_buf_reset(&s->wout);
-  if (s->closing) return;
-  if (status < 0) {
-    sim_sess_close(s, uv_strerror(status));
-    return;
-  }
-  if (s->out.len) {
-    flush(s);
-  } else if (s->draining) {
-    sim_sess_close(s, s->drain_why);
-    return;
-  }
-  if (!s->reading && !s->draining && backlog(s) < SIM_OUT_HIGH / 2) start_reading(s);
 }
 
 /* Starts writing the queued output unless a write is already in flight. */
 static void flush(struct sim_sess *s) {
-  if (s->closing || s->writing || s->out.len == 0) return;
-  struct kk_buf t = s->wout;
-  s->wout = s->out;
-  s->out = t;
-  uv_buf_t b = uv_buf_init(s->wout.p, (unsigned)s->wout.len);
-  s->wreq.data = s;
-  int rc = uv_write(&s->wreq, (uv_stream_t *)&s->tcp, &b, 1, on_write);
-  if (rc) {
-    sim_sess_close(s, uv_strerror(rc));
-    return;
-  }
-  s->writing = 1;
+  if (s->closing) return;
+  if (smpp_session_flush(s->ss) < 0) sim_sess_close(s, uv_strerror(s->ss->uv_err));
 }
 
 void sim_sess_flush_all(struct sim_smsc *m) {
@@ -116,98 +84,63 @@ void sim_sess_flush_all(struct sim_smsc *m) {
 
 int sim_sess_send(struct sim_sess *s, const struct smpp_pdu *pdu) {
   if (s->closing) return KK_ECLOSED;
-  /* Everything the SMSC sends is small; 1 KiB holds the largest deliver_sm. */
-  uint8_t tmp[1024];
-  size_t n;
-  int rc = smpp_encode(pdu, tmp, sizeof tmp, &n);
+  int rc = smpp_session_send(s->ss, pdu);
+  if (rc == KK_ENOSPC) {
+    sim_sess_close(s, "peer does not read its responses");
+    return KK_ENOSPC;
+  }
   if (rc) {
     kk_error(s->ctx, "cannot encode %s seq=%u: %s", smpp_cmd_name(pdu->command_id),
              pdu->sequence_number, kk_strerror(rc));
     return rc;
-  }
-  if (kk_buf_append(&s->out, tmp, n)) {
-    sim_sess_close(s, "peer does not read its responses");
-    return KK_ENOSPC;
   }
   mark_dirty(s);
   return 0;
 }
 
 void sim_sess_drain_close(struct sim_sess *s, const char *why) {
-  if (s->closing || s->draining) return;
-  s->draining = 1;
-  s->drain_why = why;
-  if (s->reading) {
-    uv_read_stop((uv_stream_t *)&s->tcp);
-    s->reading = 0;
-  }
-  if (!s->writing && s->out.len == 0)
-    sim_sess_close(s, why);
-  else
+  if (s->closing) return;
+  smpp_session_drain(s->ss, why);
+}
+
+/* The session's PDUs go to sim_smsc.c. */
+static int on_pdu(struct smpp_session *ss, const struct smpp_pdu *p) {
+  return sim_smsc_on_pdu(smpp_session_ud(ss), p);
+}
+
+static void on_bad(struct smpp_session *ss, const struct smpp_pdu *p,
+                   const struct smpp_err *err) {
+  sim_smsc_on_bad(smpp_session_ud(ss), p, err);
+}
+
+/* The connection ends: a stream that cannot be framed gets its generic_nack
+   written first (it cannot resynchronise), the rest closes now. */
+static void on_closed(struct smpp_session *ss, int rc, const char *why) {
+  struct sim_sess *s = smpp_session_ud(ss);
+  if (rc == KK_EPROTO) {
+    kk_warnx(s->ctx, "bad command_length, closing");
+    s->smsc->stats.generic_nacks++;
     mark_dirty(s);
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  struct sim_sess *s = h->data;
-  buf->base = (char *)s->rbuf + s->rlen;
-  buf->len = SIM_RBUF - s->rlen;
-}
-
-/* Answers a stream that cannot be framed and closes: it cannot resynchronise. */
-static void frame_error(struct sim_sess *s, const uint8_t *p, size_t len) {
-  struct smpp_pdu nack;
-  memset(&nack, 0, sizeof nack);
-  nack.command_id = SMPP_GENERIC_NACK;
-  nack.command_status = SMPP_ESME_RINVCMDLEN;
-  if (len >= SMPP_HEADER_LEN)
-    nack.sequence_number = (uint32_t)p[12] << 24 | (uint32_t)p[13] << 16 |
-                           (uint32_t)p[14] << 8 | p[15];
-  kk_warnx(s->ctx, "bad command_length, closing");
-  s->smsc->stats.generic_nacks++;
-  sim_sess_send(s, &nack);
-  sim_sess_drain_close(s, "unframeable input");
-}
-
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
-  struct sim_sess *s = st->data;
-  if (nread < 0) {
-    sim_sess_close(s, nread == UV_EOF ? "peer closed" : uv_strerror((int)nread));
+    sim_sess_drain_close(s, "unframeable input");
     return;
   }
-  s->rlen += (size_t)nread;
-  size_t off = 0;
-  while (!s->closing && !s->draining) {
-    size_t plen;
-    int rc = smpp_frame(s->rbuf + off, s->rlen - off, &plen);
-    if (rc == KK_EAGAIN) break;
-    if (rc) {
-      frame_error(s, s->rbuf + off, s->rlen - off);
-      break;
-    }
-    sim_smsc_on_pdu(s, s->rbuf + off, plen);
-    off += plen;
-  }
-  if (off == s->rlen) {
-    s->rlen = 0;
-  } else if (off > 0) {
-    memmove(s->rbuf, s->rbuf + off, s->rlen - off);
-    s->rlen -= off;
-  }
-  if (s->reading && !s->closing && backlog(s) >= SIM_OUT_HIGH) {
-    uv_read_stop(st);
-    s->reading = 0;
-  }
+  sim_sess_close(s, why);
+}
+
+/* Answers produced while handling a read go out together (the session's
+   own answers, such as enquire_link_resp, included). */
+static void on_read_done(struct smpp_session *ss) {
+  struct sim_sess *s = smpp_session_ud(ss);
+  if (s->ss->out.len > 0) mark_dirty(s);
   sim_sess_flush_all(s->smsc);
 }
 
-static void start_reading(struct sim_sess *s) {
-  int rc = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
-  if (rc) {
-    sim_sess_close(s, uv_strerror(rc));
-    return;
-  }
-  s->reading = 1;
-}
+static const struct smpp_session_ops session_ops = {
+    .pdu = on_pdu,
+    .bad = on_bad,
+    .closed = on_closed,
+    .read_done = on_read_done,
+};
 
 static void peer_name(uv_tcp_t *tcp, char *out, size_t cap) {
   struct sockaddr_storage ss;
@@ -236,8 +169,13 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   struct sim_sess *s = kk_xcalloc(1, sizeof *s);
   s->smsc = m;
-  kk_buf_init(&s->out, SIM_OUT_MAX);
-  kk_buf_init(&s->wout, SIM_OUT_MAX);
+  static const struct smpp_session_cfg cfg = {
+      .peer = "ESME",
+      .rbuf_size = SIM_RBUF,
+      .out_max = SIM_OUT_MAX,
+      .out_high = SIM_OUT_HIGH,
+  };
+  s->ss = smpp_session_new(&cfg, &session_ops, s);
   uv_tcp_init(m->loop, &s->tcp);
   s->tcp.data = s;
   if (uv_accept(server, (uv_stream_t *)&s->tcp) != 0 || m->closing) {
@@ -255,13 +193,13 @@ static void on_connection(uv_stream_t *server, int status) {
   m->slots[slot] = s;
   if (slot + 1 > m->slots_hi) m->slots_hi = slot + 1;
   m->nsessions++;
-  s->rbuf = kk_xmalloc(SIM_RBUF);
   char peer[80];
   peer_name(&s->tcp, peer, sizeof peer);
   snprintf(s->ctx, sizeof s->ctx, "smsc[%s]", peer);
   uv_tcp_nodelay(&s->tcp, 1);
   kk_info(s->ctx, "connected");
-  start_reading(s);
+  if (smpp_session_start(s->ss, (uv_stream_t *)&s->tcp) < 0)
+    sim_sess_close(s, uv_strerror(s->ss->uv_err));
 }
 
 int sim_sess_listen(struct sim_smsc *m, const struct sockaddr *addr) {

@@ -333,54 +333,45 @@ static void on_submit(struct sim_smsc *m, struct sim_sess *s, const struct smpp_
 
 /* ---- dispatch ---- */
 
-void sim_smsc_on_pdu(struct sim_sess *s, const uint8_t *buf, size_t len) {
+void sim_smsc_on_bad(struct sim_sess *s, const struct smpp_pdu *p, const struct smpp_err *err) {
+  kk_warnx(s->ctx, "undecodable %s (0x%08x) seq=%u: %s at offset %zu%s",
+           smpp_cmd_name(p->command_id), (unsigned)p->command_id, p->sequence_number,
+           smpp_status_name(err->status), err->offset,
+           (p->command_id & SMPP_RESP) ? ", ignored" : "");
+  if (!(p->command_id & SMPP_RESP)) s->smsc->stats.generic_nacks++;
+}
+
+int sim_smsc_on_pdu(struct sim_sess *s, const struct smpp_pdu *p) {
   struct sim_smsc *m = s->smsc;
-  struct smpp_pdu p;
-  struct smpp_err err;
-  if (smpp_decode(buf, len, &p, &err) != 0) {
-    kk_warnx(s->ctx, "undecodable %s (0x%08x) seq=%u: %s at offset %zu%s",
-             smpp_cmd_name(p.command_id), (unsigned)p.command_id, p.sequence_number,
-             smpp_status_name(err.status), err.offset,
-             (p.command_id & SMPP_RESP) ? ", ignored" : "");
-    if (p.command_id & SMPP_RESP) return;
-    m->stats.generic_nacks++;
-    answer(s, SMPP_GENERIC_NACK, p.sequence_number, err.status);
-    return;
-  }
   if (kk_log_level <= KK_LOG_DEBUG) {
     char dump[512];
-    smpp_dump(&p, dump, sizeof dump);
+    smpp_dump(p, dump, sizeof dump);
     kk_debug(s->ctx, "in: %s", dump);
   }
-  switch (p.command_id) {
+  switch (p->command_id) {
   case SMPP_BIND_RECEIVER:
   case SMPP_BIND_TRANSMITTER:
   case SMPP_BIND_TRANSCEIVER:
-    on_bind(m, s, &p);
+    on_bind(m, s, p);
     break;
   case SMPP_SUBMIT_SM:
-    on_submit(m, s, &p);
-    break;
-  case SMPP_ENQUIRE_LINK:
-    answer(s, SMPP_ENQUIRE_LINK_RESP, p.sequence_number, SMPP_ESME_ROK);
+    on_submit(m, s, p);
     break;
   case SMPP_UNBIND:
-    answer(s, SMPP_UNBIND_RESP, p.sequence_number, SMPP_ESME_ROK);
+    answer(s, SMPP_UNBIND_RESP, p->sequence_number, SMPP_ESME_ROK);
     sim_sess_drain_close(s, "unbound");
     break;
   case SMPP_DELIVER_SM_RESP:
   case SMPP_GENERIC_NACK:
-    sim_deliver_answered(m, s, &p);
-    break;
-  case SMPP_ENQUIRE_LINK_RESP:
-  case SMPP_UNBIND_RESP:
+    sim_deliver_answered(m, s, p);
     break;
   default:
-    if (p.command_id & SMPP_RESP) break;
+    /* enquire_link_resp, unbind_resp and other answers: nothing to do. */
+    if (p->command_id & SMPP_RESP) break;
     m->stats.generic_nacks++;
-    answer(s, SMPP_GENERIC_NACK, p.sequence_number, SMPP_ESME_RINVCMDID);
-    break;
+    return KK_ENOENT;
   }
+  return 0;
 }
 
 /* ---- lifetime and counters ---- */
@@ -477,7 +468,7 @@ json_t *sim_smsc_stats(const struct sim_smsc *m) {
   uint64_t bound = 0;
   for (size_t i = 1; i < m->slots_hi; i++) {
     const struct sim_sess *s = m->slots[i];
-    if (s && s->bind != SIM_UNBOUND && !s->draining) bound++;
+    if (s && s->bind != SIM_UNBOUND && !s->ss->draining) bound++;
   }
   json_t *o = json_object();
   put(o, "binds", st->binds);

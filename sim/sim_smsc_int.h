@@ -16,6 +16,7 @@
 #include "sim_rng.h"
 #include "sim_smsc.h"
 #include "smpp/smpp_codec.h"
+#include "smpp/smpp_session.h"
 
 #define SIM_MAX_SESSIONS 4096         /* open connections at once */
 #define SIM_SLOT_BITS 16              /* low bits of a session id hold its slot */
@@ -34,26 +35,18 @@ struct sim_account {
 };
 
 struct sim_sess {
-  uv_tcp_t tcp;                       /* data points back to this session */
-  uv_write_t wreq;
+  uv_tcp_t tcp;                       /* data: the smpp_session while open */
+  struct smpp_session *ss;            /* framing, batched output, enquire_link */
   struct sim_smsc *smsc;
   uint64_t id;                        /* unique; low SIM_SLOT_BITS are the slot; 0 = none */
   enum sim_bind bind;
   int closing;                        /* uv_close called */
-  int draining;                       /* close once queued output is written */
-  const char *drain_why;              /* static reason logged at that close */
-  int reading;                        /* uv_read_start active */
-  int writing;                        /* wout is being written */
   int dirty;                          /* on the SMSC's dirty list */
   struct sim_sess *dirty_next;
   char system_id[16];
   char ctx[96];                       /* log context: "smsc[peer esme=id]" */
   struct sim_account *acct;           /* NULL until bound (or the table is full) */
   uint64_t submits;                   /* counted for disconnect_after */
-  uint8_t *rbuf;                      /* SIM_RBUF bytes */
-  size_t rlen;
-  struct kk_buf out;                  /* PDUs queued since the last write began */
-  struct kk_buf wout;                 /* PDUs being written */
 };
 
 struct sim_stats {
@@ -113,8 +106,12 @@ struct sim_sess *sim_sess_find(struct sim_smsc *m, uint64_t id);
 /* Returns 1 when the session can take more PDUs (open, not draining, not backed up). */
 int sim_sess_usable(const struct sim_sess *s);
 
-/* sim_smsc.c: called by sim_sess.c for every framed PDU. */
-void sim_smsc_on_pdu(struct sim_sess *s, const uint8_t *pdu, size_t len);
+/* sim_smsc.c: called by sim_sess.c for every decoded PDU the session does
+   not answer itself. Returns 0, or KK_ENOENT for a request an SMSC does not
+   take (the session answers it with generic_nack). */
+int sim_smsc_on_pdu(struct sim_sess *s, const struct smpp_pdu *p);
+/* sim_smsc.c: a PDU that does not decode (a request is already nacked). */
+void sim_smsc_on_bad(struct sim_sess *s, const struct smpp_pdu *p, const struct smpp_err *err);
 /* sim_smsc.c: helpers shared with sim_deliver.c. */
 int64_t sim_wall_ms(void);
 /* Writes v in hex (lower case) or decimal (enum sim_msgid_fmt) into out[24]. */

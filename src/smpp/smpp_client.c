@@ -8,16 +8,12 @@
  * dispatched through the handlers[] table, which also says in which states
  * each PDU is acceptable.
  *
- * Submits in flight are kept per session in a small open-addressing table
- * keyed by sequence_number, sized to twice the window. Every in-flight submit
- * leaves that table exactly once: through the resp callback when its
- * submit_sm_resp (or a generic_nack) arrives, or through the lost callback
- * when the session drops.
- *
- * Output is batched: PDUs are appended to the session's out buffer and
- * written with one uv_write; while that write is pending, new PDUs collect in
- * out and go in the next write, so submits made in one loop iteration share a
- * write.
+ * The connection itself (framing, batched output, sequence numbers,
+ * enquire_link, the window of submits in flight) is an smpp_session, shared
+ * with the SMSC role. Every in-flight submit leaves the session's window
+ * exactly once: through the resp callback when its submit_sm_resp (or a
+ * generic_nack) arrives, or through the lost callback when the session drops.
+ * Submits made in one loop iteration share a write.
  *
  * Each session has two timers. The main timer is the reconnect delay while
  * idle, the deadline of the connect, bind or unbind while those are under way,
@@ -36,23 +32,13 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
+#include "smpp/smpp_session.h"
 
-/* Size of the area each session reads into. */
+/* Each session reads into a partial PDU plus this much. */
 #define READ_CHUNK (64 * 1024)
-/* Caps on the per-session buffers: a partial PDU plus one read, and PDUs
-   waiting to be written (the window bounds the submits among them). */
-#define IN_MAX ((size_t)SMPP_MAX_PDU_LEN + READ_CHUNK)
+/* Cap on PDUs waiting to be written (the window bounds the submits among them). */
 #define OUT_MAX ((size_t)8 * 1024 * 1024)
-/* Sequence numbers run from 1 to this value and wrap. */
-#define SEQ_MAX 0x7FFFFFFFu
 #define INTERFACE_VERSION 0x34
-
-/* One submit_sm in flight: a slot of the per-session table. */
-struct inflight {
-  uint32_t seq;             /* sequence_number; 0 marks an empty slot */
-  uint64_t token;           /* the caller's token */
-  uint64_t sent_ms;         /* loop time the submit was queued */
-};
 
 struct sess {
   struct smpp_client *c;
@@ -60,37 +46,19 @@ struct sess {
   char ctx[96];             /* log context: smpp[route=NAME#i] */
   enum smpp_session_state state;
 
+  struct smpp_session *ss;  /* the connection: framing, output, window */
   uv_tcp_t tcp;             /* initialised once per connection attempt */
   uv_connect_t connect_req;
   uv_getaddrinfo_t gai_req;
-  uv_write_t write_req;
   uv_timer_t timer;         /* reconnect delay, deadline or bound tick */
   uv_timer_t pause_timer;   /* end of a throttle pause */
 
   int tcp_open;             /* tcp initialised and its close callback not yet run */
   int gai_pending;          /* a name lookup is under way */
-  int connected;            /* the socket may be read and written */
-  int writing;              /* write_req is in flight with wbuf */
   int paused;               /* throttled: no new submits until pause_timer */
   double throttle_avg;      /* moving share of ESME_RTHROTTLED among answers */
-  int close_after_flush;    /* unbind_resp queued: close once it is written */
   int write_error;          /* a uv_write that failed at once, for on_write_failed */
-
-  struct kk_buf in;         /* received bytes not yet forming a whole PDU */
-  char *rbuf;               /* READ_CHUNK bytes lent to libuv for reads */
-  struct kk_buf out;        /* PDUs waiting for the next write */
-  struct kk_buf wbuf;       /* PDUs being written (owned by write_req) */
-
-  uint32_t next_seq;        /* next sequence_number to hand out */
-  struct inflight *tab;     /* in-flight submits, mask + 1 slots */
-  uint32_t mask;
-  int inflight;             /* occupied slots of tab */
-
   uint32_t bind_seq;        /* outstanding bind_transceiver, 0 if none */
-  uint32_t enq_seq;         /* outstanding enquire_link, 0 if none */
-  uint32_t unbind_seq;      /* outstanding unbind, 0 if none */
-  uint64_t enq_sent_ms;     /* when enq_seq was sent */
-  uint64_t enq_last_ms;     /* when the last enquire_link was due (or the bind) */
 
   uint32_t gen;             /* connection count; tells deferred answers apart */
   unsigned addr_pick;       /* which resolved address to try; moves on after a failure */
@@ -175,59 +143,6 @@ static void set_state(struct sess *s, enum smpp_session_state to, const char *fm
   s->state = to;
 }
 
-/* ---- in-flight table ----------------------------------------------------- */
-
-/* Returns the slot holding seq, or -1. */
-static int tab_find(const struct sess *s, uint32_t seq) {
-  uint32_t i = seq & s->mask;
-  while (s->tab[i].seq != 0) {
-    if (s->tab[i].seq == seq) return (int)i;
-    i = (i + 1) & s->mask;
-  }
-  return -1;
-}
-
-static void tab_put(struct sess *s, uint32_t seq, uint64_t token, uint64_t now) {
-  uint32_t i = seq & s->mask;
-  while (s->tab[i].seq != 0) i = (i + 1) & s->mask;
-  s->tab[i].seq = seq;
-  s->tab[i].token = token;
-  s->tab[i].sent_ms = now;
-  s->inflight++;
-  s->c->st.inflight++;
-}
-
-/*
- * Empties slot pos. Later entries of the same probe run move back into the
- * hole when their home slot allows it, so lookups never need tombstones.
- */
-static void tab_remove(struct sess *s, uint32_t pos) {
-  uint32_t i = pos, j = pos;
-  for (;;) {
-    j = (j + 1) & s->mask;
-    if (s->tab[j].seq == 0) break;
-    uint32_t home = s->tab[j].seq & s->mask;
-    int stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
-    if (!stays) {
-      s->tab[i] = s->tab[j];
-      i = j;
-    }
-  }
-  s->tab[i].seq = 0;
-  s->inflight--;
-  s->c->st.inflight--;
-}
-
-/* Hands out the next sequence_number, skipping any still in flight. */
-static uint32_t take_seq(struct sess *s) {
-  uint32_t seq;
-  do {
-    seq = s->next_seq;
-    s->next_seq = seq >= SEQ_MAX ? 1 : seq + 1;
-  } while (tab_find(s, seq) >= 0);
-  return seq;
-}
-
 /* ---- capacity, rate budget, ready ----------------------------------------- */
 
 /* Milli-tokens of rate budget available now (without spending any). */
@@ -256,8 +171,8 @@ static void rate_spend(struct smpp_client *c) {
 }
 
 static int sess_can_submit(const struct sess *s) {
-  return s->state == SMPP_SESS_BOUND && s->connected && !s->paused &&
-         s->inflight < s->c->cfg.window;
+  return s->state == SMPP_SESS_BOUND && s->ss->open && !s->paused &&
+         s->ss->inflight < s->c->cfg.window;
 }
 
 int smpp_client_capacity(const struct smpp_client *c) {
@@ -265,7 +180,7 @@ int smpp_client_capacity(const struct smpp_client *c) {
   int n = 0;
   for (int i = 0; i < c->nsess; i++) {
     const struct sess *s = &c->sess[i];
-    if (sess_can_submit(s)) n += c->cfg.window - s->inflight;
+    if (sess_can_submit(s)) n += c->cfg.window - s->ss->inflight;
   }
   if (c->cfg.max_sps > 0) {
     int64_t tokens = rate_available(c) / 1000;
@@ -290,8 +205,6 @@ static void on_rate_timer(uv_timer_t *t) {
 
 /* ---- output ---------------------------------------------------------------- */
 
-static void on_write(uv_write_t *req, int status);
-
 /* The write could not even start; drop from a timer rather than from inside
    the caller's submit. */
 static void on_write_failed(uv_timer_t *t) {
@@ -299,47 +212,19 @@ static void on_write_failed(uv_timer_t *t) {
   drop(s, "write failed: %s", uv_strerror(s->write_error));
 }
 
-/* Starts a write of everything in out unless one is already under way. */
+/* Starts a write of everything queued unless one is already under way. */
 static void flush(struct sess *s) {
-  if (s->writing || !s->connected || s->out.len == 0) return;
-  struct kk_buf tmp = s->wbuf;
-  s->wbuf = s->out;
-  s->out = tmp;
-  uv_buf_t b = uv_buf_init(s->wbuf.p, (unsigned)s->wbuf.len);
-  int rc = uv_write(&s->write_req, (uv_stream_t *)&s->tcp, &b, 1, on_write);
-  if (rc < 0) {
-    kk_buf_reset(&s->wbuf);
-    s->connected = 0;
-    s->write_error = rc;
+  if (smpp_session_flush(s->ss) < 0) {
+    s->write_error = s->ss->uv_err;
     uv_timer_start(&s->timer, on_write_failed, 0, 0);
-    return;
   }
-  s->writing = 1;
 }
 
-static void on_write(uv_write_t *req, int status) {
-  struct sess *s = req->data;
-  s->writing = 0;
-  kk_buf_reset(&s->wbuf);
-  if (status < 0) {
-    /* A cancelled write belongs to a session that is already closing. */
-    if (status != UV_ECANCELED) drop(s, "write failed: %s", uv_strerror(status));
-    return;
-  }
-  if (s->close_after_flush && s->out.len == 0) {
-    drop(s, "unbound by the SMSC");
-    return;
-  }
-  flush(s);
-}
-
-/* Encodes pdu (with a sequence_number already set) and queues it. On failure
+/* Queues pdu (with a sequence_number already set) and flushes. On failure
    the session is dropped and the error returned. */
 static int send_pdu(struct sess *s, const struct smpp_pdu *pdu) {
-  if (!s->connected) return KK_ECLOSED;
-  size_t n;
-  int rc = smpp_encode(pdu, s->c->scratch, SMPP_MAX_PDU_LEN, &n);
-  if (rc == 0) rc = kk_buf_append(&s->out, s->c->scratch, n);
+  int rc = smpp_session_send(s->ss, pdu);
+  if (rc == KK_ECLOSED) return rc;
   if (rc < 0) {
     drop(s, "cannot send %s: %s", smpp_cmd_name(pdu->command_id), kk_strerror(rc));
     return rc;
@@ -400,18 +285,16 @@ static void on_tcp_close(uv_handle_t *h) {
   settle(s);
 }
 
-/* Reports every submit still in the table as lost, each exactly once. */
+static void lost_one(void *arg, uint64_t token) {
+  struct smpp_client *c = arg;
+  c->st.inflight--;
+  c->st.lost++;
+  if (c->cbs.lost) c->cbs.lost(c->ud, token);
+}
+
+/* Reports every submit still in the window as lost, each exactly once. */
 static void report_lost(struct sess *s) {
-  struct smpp_client *c = s->c;
-  for (uint32_t i = 0; i <= s->mask; i++) {
-    if (s->tab[i].seq == 0) continue;
-    uint64_t token = s->tab[i].token;
-    s->tab[i].seq = 0;
-    s->inflight--;
-    c->st.inflight--;
-    c->st.lost++;
-    if (c->cbs.lost) c->cbs.lost(c->ud, token);
-  }
+  smpp_session_take_all(s->ss, lost_one, s->c);
 }
 
 /*
@@ -431,25 +314,25 @@ static void drop(struct sess *s, const char *fmt, ...) {
   /* A host name may resolve to several addresses: after a failed attempt the
      next one is tried. */
   if (s->state == SMPP_SESS_CONNECTING) s->addr_pick++;
-  if (s->inflight > 0) {
+  if (s->ss->inflight > 0) {
     size_t n = strlen(why);
-    snprintf(why + n, sizeof why - n, ", %d submits lost", s->inflight);
+    snprintf(why + n, sizeof why - n, ", %d submits lost", s->ss->inflight);
   }
   uv_timer_stop(&s->timer);
   uv_timer_stop(&s->pause_timer);
   s->paused = 0;
-  s->connected = 0;
-  s->close_after_flush = 0;
-  s->bind_seq = s->enq_seq = s->unbind_seq = 0;
-  kk_buf_reset(&s->out);
+  s->bind_seq = 0;
+  smpp_session_stop(s->ss);
   if (c->closing) {
     set_state(s, SMPP_SESS_CLOSED, "%s", why);
   } else {
     s->retry_ms = next_backoff(s);
     set_state(s, SMPP_SESS_IDLE, "%s; reconnecting in %d ms", why, s->retry_ms);
   }
-  if (s->tcp_open && !uv_is_closing((uv_handle_t *)&s->tcp))
+  if (s->tcp_open && !uv_is_closing((uv_handle_t *)&s->tcp)) {
+    s->tcp.data = s;        /* the session had it while started */
     uv_close((uv_handle_t *)&s->tcp, on_tcp_close);
+  }
   if (s->gai_pending) uv_cancel((uv_req_t *)&s->gai_req);
   report_lost(s);
   settle(s);
@@ -457,20 +340,12 @@ static void drop(struct sess *s, const char *fmt, ...) {
 
 /* ---- connecting and binding ------------------------------------------------ */
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  struct sess *s = h->data;
-  buf->base = s->rbuf;
-  buf->len = READ_CHUNK;
-}
-
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
-
 static void send_bind(struct sess *s) {
   const struct smpp_client_cfg *cfg = &s->c->cfg;
   struct smpp_pdu pdu;
   memset(&pdu, 0, sizeof pdu);
   pdu.command_id = SMPP_BIND_TRANSCEIVER;
-  pdu.sequence_number = s->bind_seq = take_seq(s);
+  pdu.sequence_number = s->bind_seq = smpp_session_next_seq(s->ss);
   pdu.body.bind.system_id = smpp_cstr(cfg->system_id);
   pdu.body.bind.password = smpp_cstr(cfg->password);
   pdu.body.bind.system_type = smpp_cstr(cfg->system_type);
@@ -486,12 +361,10 @@ static void on_connect(uv_connect_t *req, int status) {
     drop(s, "connect failed: %s", uv_strerror(status));
     return;
   }
-  int rc = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
-  if (rc < 0) {
-    drop(s, "cannot read: %s", uv_strerror(rc));
+  if (smpp_session_start(s->ss, (uv_stream_t *)&s->tcp) < 0) {
+    drop(s, "cannot read: %s", uv_strerror(s->ss->uv_err));
     return;
   }
-  s->connected = 1;
   set_state(s, SMPP_SESS_BINDING, "connected, binding as transceiver \"%s\"",
             s->c->cfg.system_id);
   uv_timer_start(&s->timer, on_deadline, (uint64_t)s->c->cfg.resp_timeout_ms, 0);
@@ -538,10 +411,7 @@ static void start_connect(struct sess *s) {
   struct smpp_client *c = s->c;
   set_state(s, SMPP_SESS_CONNECTING, "connecting to %s:%d", c->cfg.host, c->cfg.port);
   s->gen++;
-  kk_buf_reset(&s->in);
-  kk_buf_reset(&s->out);
-  s->next_seq = 1;
-  s->enq_seq = s->bind_seq = s->unbind_seq = 0;
+  s->bind_seq = 0;
   uv_timer_start(&s->timer, on_deadline, (uint64_t)c->cfg.resp_timeout_ms, 0);
 
   union {
@@ -572,13 +442,14 @@ static void start_connect(struct sess *s) {
 
 /* Sends unbind (the route is closing) and waits a bounded time for unbind_resp. */
 static void start_unbind(struct sess *s) {
-  struct smpp_pdu pdu;
-  memset(&pdu, 0, sizeof pdu);
-  pdu.command_id = SMPP_UNBIND;
-  pdu.sequence_number = take_seq(s);
-  if (send_pdu(s, &pdu) < 0) return;
-  s->unbind_seq = pdu.sequence_number;
-  set_state(s, SMPP_SESS_UNBINDING, "route closing, %d submits in flight", s->inflight);
+  int rc = smpp_session_unbind(s->ss);
+  if (rc == KK_ECLOSED) return;
+  if (rc < 0) {
+    drop(s, "cannot send unbind: %s", kk_strerror(rc));
+    return;
+  }
+  flush(s);
+  set_state(s, SMPP_SESS_UNBINDING, "route closing, %d submits in flight", s->ss->inflight);
   uv_timer_start(&s->timer, on_deadline, (uint64_t)s->c->cfg.resp_timeout_ms, 0);
 }
 
@@ -594,17 +465,6 @@ static void on_deadline(uv_timer_t *t) {
   }
 }
 
-static void send_enquire_link(struct sess *s, uint64_t now) {
-  struct smpp_pdu pdu;
-  memset(&pdu, 0, sizeof pdu);
-  pdu.command_id = SMPP_ENQUIRE_LINK;
-  pdu.sequence_number = take_seq(s);
-  if (send_pdu(s, &pdu) < 0) return;
-  s->enq_seq = pdu.sequence_number;
-  s->enq_sent_ms = now;
-  s->enq_last_ms = now;
-}
-
 /*
  * Periodic work of a bound session: drain before unbinding when the route is
  * closing, notice unanswered requests, send enquire_link when it is due.
@@ -613,28 +473,24 @@ static void on_tick(uv_timer_t *t) {
   struct sess *s = t->data;
   struct smpp_client *c = s->c;
   uint64_t now = uv_now(c->loop);
-  uint64_t timeout = (uint64_t)c->cfg.resp_timeout_ms;
   if (s->state != SMPP_SESS_BOUND) return;
   if (c->closing) {
     /* While closing, the drain deadline decides how long submits may wait. */
-    if (s->inflight == 0 || now >= c->close_deadline) start_unbind(s);
+    if (s->ss->inflight == 0 || now >= c->close_deadline) start_unbind(s);
     return;
   }
-  if (s->enq_seq != 0 && now - s->enq_sent_ms >= timeout) {
+  uint32_t late;
+  int rc = smpp_session_tick(s->ss, now, (uint64_t)c->cfg.resp_timeout_ms,
+                             (uint64_t)c->cfg.enquire_link_s * 1000, &late);
+  if (rc == KK_ETIMEDOUT && late == 0) {
     drop(s, "no enquire_link_resp within %d ms", c->cfg.resp_timeout_ms);
-    return;
+  } else if (rc == KK_ETIMEDOUT) {
+    drop(s, "no submit_sm_resp within %d ms (sequence %u)", c->cfg.resp_timeout_ms, late);
+  } else if (rc < 0 && rc != KK_ECLOSED) {
+    drop(s, "cannot send enquire_link: %s", kk_strerror(rc));
+  } else {
+    flush(s);
   }
-  if (s->inflight > 0) {
-    for (uint32_t i = 0; i <= s->mask; i++) {
-      if (s->tab[i].seq != 0 && now - s->tab[i].sent_ms >= timeout) {
-        drop(s, "no submit_sm_resp within %d ms (sequence %u)", c->cfg.resp_timeout_ms,
-             s->tab[i].seq);
-        return;
-      }
-    }
-  }
-  if (s->enq_seq == 0 && now - s->enq_last_ms >= (uint64_t)c->cfg.enquire_link_s * 1000)
-    send_enquire_link(s, now);
 }
 
 static void on_pause_end(uv_timer_t *t) {
@@ -671,7 +527,7 @@ static void on_bind_resp(struct sess *s, const struct smpp_pdu *pdu) {
     return;
   }
   s->backoff_ms = c->cfg.reconnect_min_ms;
-  s->enq_last_ms = uv_now(c->loop);
+  s->ss->enq_last_ms = uv_now(c->loop);
   c->st.reconnects++;
   set_state(s, SMPP_SESS_BOUND, "bound to SMSC \"%.*s\"", (int)pdu->body.system_id.len,
             (const char *)pdu->body.system_id.p);
@@ -696,14 +552,13 @@ static void note_answer(struct sess *s, uint32_t status) {
 }
 
 /* Takes the submit with this sequence number out of the table and reports it
-   through resp. Returns 0, or -1 when no such submit is in flight. */
+   through resp. Returns 0, or KK_ENOENT when no such submit is in flight. */
 static int complete_submit(struct sess *s, uint32_t seq, uint32_t status,
                            const struct smpp_str *message_id) {
   struct smpp_client *c = s->c;
-  int pos = tab_find(s, seq);
-  if (pos < 0) return -1;
-  uint64_t token = s->tab[pos].token;
-  tab_remove(s, (uint32_t)pos);
+  uint64_t token;
+  if (smpp_session_complete(s->ss, seq, &token) < 0) return KK_ENOENT;
+  c->st.inflight--;
   note_answer(s, status);
   if (status == SMPP_ESME_ROK) {
     c->st.resp_ok++;
@@ -727,7 +582,7 @@ static int complete_submit(struct sess *s, uint32_t seq, uint32_t status,
   c->want_ready = 1;
   if (c->cbs.resp) c->cbs.resp(c->ud, token, status, idp);
   /* A closing route unbinds as soon as the last response is in. */
-  if (c->closing && s->state == SMPP_SESS_BOUND && s->inflight == 0) start_unbind(s);
+  if (c->closing && s->state == SMPP_SESS_BOUND && s->ss->inflight == 0) start_unbind(s);
   return 0;
 }
 
@@ -764,36 +619,31 @@ int smpp_client_deliver_resp(struct smpp_client *c, uint64_t handle, uint32_t st
   int idx = (int)((handle >> 32) & 0xFF);
   if (idx >= c->nsess) return KK_EINVAL;
   struct sess *s = &c->sess[idx];
-  if ((s->gen & 0xFFFFFF) != (uint32_t)(handle >> 40) || !s->connected ||
+  if ((s->gen & 0xFFFFFF) != (uint32_t)(handle >> 40) || !s->ss->open ||
       (s->state != SMPP_SESS_BOUND && s->state != SMPP_SESS_UNBINDING))
     return KK_ECLOSED;
   send_resp(s, SMPP_DELIVER_SM_RESP, status, (uint32_t)handle);
   return 0;
 }
 
-static void on_enquire_link(struct sess *s, const struct smpp_pdu *pdu) {
-  send_resp(s, SMPP_ENQUIRE_LINK_RESP, SMPP_ESME_ROK, pdu->sequence_number);
-}
-
-static void on_enquire_link_resp(struct sess *s, const struct smpp_pdu *pdu) {
-  if (pdu->sequence_number == s->enq_seq) s->enq_seq = 0;
+/* An enquire_link_resp or unbind_resp that answers nothing we sent (the
+   session takes those that do). */
+static void on_stray_resp(struct sess *s, const struct smpp_pdu *pdu) {
+  (void)s;
+  (void)pdu;
 }
 
 /* The SMSC unbinds: answer, then close once the answer is written. Submits
    still in flight are reported lost when the session drops. */
 static void on_unbind(struct sess *s, const struct smpp_pdu *pdu) {
   send_resp(s, SMPP_UNBIND_RESP, SMPP_ESME_ROK, pdu->sequence_number);
-  if (!s->connected) return;
-  s->close_after_flush = 1;
+  if (!s->ss->open) return;
   if (s->state != SMPP_SESS_UNBINDING) {
     set_state(s, SMPP_SESS_UNBINDING, "unbind from the SMSC, %d submits in flight",
-              s->inflight);
+              s->ss->inflight);
     uv_timer_start(&s->timer, on_deadline, (uint64_t)s->c->cfg.resp_timeout_ms, 0);
   }
-}
-
-static void on_unbind_resp(struct sess *s, const struct smpp_pdu *pdu) {
-  if (pdu->sequence_number == s->unbind_seq) drop(s, "unbound");
+  smpp_session_drain(s->ss, "unbound by the SMSC");
 }
 
 /* generic_nack: the SMSC could not make sense of one of our requests. */
@@ -806,10 +656,10 @@ static void on_generic_nack(struct sess *s, const struct smpp_pdu *pdu) {
   if (seq == 0) return;
   if (seq == s->bind_seq) {
     drop(s, "bind_transceiver answered with generic_nack %s", smpp_status_name(status));
-  } else if (seq == s->unbind_seq) {
+  } else if (seq == s->ss->unbind_seq) {
     drop(s, "unbind answered with generic_nack");
-  } else if (seq == s->enq_seq) {
-    s->enq_seq = 0;
+  } else if (seq == s->ss->enq_seq) {
+    s->ss->enq_seq = 0;
   } else {
     complete_submit(s, seq, status, NULL);
   }
@@ -826,117 +676,91 @@ static const struct pdu_handler {
     {SMPP_BIND_TRANSCEIVER_RESP, ST(BINDING), on_bind_resp},
     {SMPP_SUBMIT_SM_RESP, ST(BOUND) | ST(UNBINDING), on_submit_resp},
     {SMPP_DELIVER_SM, ST(BOUND) | ST(UNBINDING), on_deliver_sm},
-    {SMPP_ENQUIRE_LINK, ST(BINDING) | ST(BOUND) | ST(UNBINDING), on_enquire_link},
-    {SMPP_ENQUIRE_LINK_RESP, ST(BOUND) | ST(UNBINDING), on_enquire_link_resp},
+    {SMPP_ENQUIRE_LINK_RESP, ST(BOUND) | ST(UNBINDING), on_stray_resp},
     {SMPP_UNBIND, ST(BOUND) | ST(UNBINDING), on_unbind},
-    {SMPP_UNBIND_RESP, ST(UNBINDING), on_unbind_resp},
+    {SMPP_UNBIND_RESP, ST(UNBINDING), on_stray_resp},
     {SMPP_GENERIC_NACK, ST(BINDING) | ST(BOUND) | ST(UNBINDING), on_generic_nack},
 };
 
 /*
- * A PDU with a usable header that does not decode. Requests are answered with
- * generic_nack carrying the decoder's status. A broken submit_sm_resp still
- * settles its submit, as lost: the outcome is unknown, which is what lost
- * tells the caller; other responses are ignored.
+ * A PDU with a usable header that does not decode (the session has answered
+ * a request with generic_nack). A broken submit_sm_resp still settles its
+ * submit, as lost: the outcome is unknown, which is what lost tells the
+ * caller; other responses are ignored.
  */
-static void on_bad_pdu(struct sess *s, const struct smpp_pdu *pdu, const struct smpp_err *err) {
+static void on_bad_pdu(struct smpp_session *ss, const struct smpp_pdu *pdu,
+                       const struct smpp_err *err) {
+  struct sess *s = smpp_session_ud(ss);
   struct smpp_client *c = s->c;
   c->st.protocol_errors++;
   kk_warnx(s->ctx, "undecodable PDU (command_id 0x%08x, sequence %u): %s at offset %zu",
            pdu->command_id, pdu->sequence_number, smpp_status_name(err->status),
            err->offset);
-  if (!(pdu->command_id & SMPP_RESP)) {
-    send_resp(s, SMPP_GENERIC_NACK, err->status, pdu->sequence_number);
-    return;
-  }
-  if (pdu->command_id == SMPP_SUBMIT_SM_RESP) {
-    int pos = tab_find(s, pdu->sequence_number);
-    if (pos < 0) return;
-    uint64_t token = s->tab[pos].token;
-    tab_remove(s, (uint32_t)pos);
+  uint64_t token;
+  if (pdu->command_id == SMPP_SUBMIT_SM_RESP &&
+      smpp_session_complete(ss, pdu->sequence_number, &token) == 0) {
+    c->st.inflight--;
     c->st.lost++;
     c->want_ready = 1;
     if (c->cbs.lost) c->cbs.lost(c->ud, token);
   }
 }
 
-static void handle_pdu(struct sess *s, const uint8_t *p, size_t n) {
-  struct smpp_pdu pdu;
-  struct smpp_err err;
-  if (smpp_decode(p, n, &pdu, &err) < 0) {
-    on_bad_pdu(s, &pdu, &err);
-    return;
-  }
+/* A decoded PDU the session did not answer itself: dispatched through
+   handlers[]. Returns KK_ENOENT for one an ESME never receives (the session
+   answers a request with generic_nack). */
+static int on_pdu(struct smpp_session *ss, const struct smpp_pdu *pdu) {
+  struct sess *s = smpp_session_ud(ss);
   if (KK_LOG_DEBUG >= kk_log_level) {
     char dump[512];
-    smpp_dump(&pdu, dump, sizeof dump);
+    smpp_dump(pdu, dump, sizeof dump);
     kk_debug(s->ctx, "received %s", dump);
   }
   for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
     const struct pdu_handler *h = &handlers[i];
-    if (h->command_id != pdu.command_id) continue;
+    if (h->command_id != pdu->command_id) continue;
     if (h->states & (1u << s->state)) {
-      h->fn(s, &pdu);
-      return;
+      h->fn(s, pdu);
+      return 0;
     }
     s->c->st.protocol_errors++;
-    kk_warnx(s->ctx, "unexpected %s (sequence %u) while %s", smpp_cmd_name(pdu.command_id),
-             pdu.sequence_number, smpp_session_state_name(s->state));
-    if (!(pdu.command_id & SMPP_RESP))
-      send_resp(s, pdu.command_id | SMPP_RESP, SMPP_ESME_RINVBNDSTS, pdu.sequence_number);
-    return;
+    kk_warnx(s->ctx, "unexpected %s (sequence %u) while %s", smpp_cmd_name(pdu->command_id),
+             pdu->sequence_number, smpp_session_state_name(s->state));
+    if (!(pdu->command_id & SMPP_RESP))
+      send_resp(s, pdu->command_id | SMPP_RESP, SMPP_ESME_RINVBNDSTS, pdu->sequence_number);
+    return 0;
   }
-  /* A PDU that decodes but that an ESME never receives (submit_sm, a bind...). */
   s->c->st.protocol_errors++;
-  kk_warnx(s->ctx, "unexpected %s (sequence %u)", smpp_cmd_name(pdu.command_id),
-           pdu.sequence_number);
-  if (!(pdu.command_id & SMPP_RESP))
-    send_resp(s, SMPP_GENERIC_NACK, SMPP_ESME_RINVCMDID, pdu.sequence_number);
+  kk_warnx(s->ctx, "unexpected %s (sequence %u)", smpp_cmd_name(pdu->command_id),
+           pdu->sequence_number);
+  return KK_ENOENT;
 }
 
-/* Handles the whole PDUs at the start of p; returns the bytes consumed. Stops
-   early when the session drops. */
-static size_t process(struct sess *s, const uint8_t *p, size_t len) {
-  size_t off = 0;
-  while (s->connected && off < len) {
-    size_t n;
-    int rc = smpp_frame(p + off, len - off, &n);
-    if (rc == KK_EAGAIN) break;
-    if (rc < 0) {
-      s->c->st.protocol_errors++;
-      drop(s, "unframeable data from the SMSC, closing");
-      break;
-    }
-    handle_pdu(s, p + off, n);
-    off += n;
-  }
-  return off;
-}
-
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
-  struct sess *s = st->data;
-  if (nread < 0) {
-    if (nread == UV_EOF)
-      drop(s, "connection closed by the SMSC");
-    else
-      drop(s, "read failed: %s", uv_strerror((int)nread));
-    return;
-  }
-  if (nread == 0 || !s->connected) return;
-  size_t len = (size_t)nread;
-  if (s->in.len == 0) {
-    /* Common case: parse straight from the read area, keep only a tail. */
-    size_t used = process(s, (const uint8_t *)buf->base, len);
-    if (s->connected && used < len && kk_buf_append(&s->in, buf->base + used, len - used) < 0)
-      drop(s, "input buffer overflow");
-  } else if (kk_buf_append(&s->in, buf->base, len) < 0) {
-    drop(s, "input buffer overflow");
+/* The connection ended (or must: unframeable input, a drained unbind). */
+static void on_session_closed(struct smpp_session *ss, int rc, const char *why) {
+  struct sess *s = smpp_session_ud(ss);
+  if (rc == KK_EPROTO) {
+    s->c->st.protocol_errors++;
+    drop(s, "%s, closing", why);
   } else {
-    size_t used = process(s, (const uint8_t *)s->in.p, s->in.len);
-    kk_buf_consume(&s->in, used);
+    drop(s, "%s", why);
   }
+}
+
+/* A batch of received PDUs was handled: answers queued by the handlers go
+   out in one write, and freed capacity is offered. */
+static void on_read_done(struct smpp_session *ss) {
+  struct sess *s = smpp_session_ud(ss);
+  flush(s);
   fire_ready(s->c);
 }
+
+static const struct smpp_session_ops session_ops = {
+    .pdu = on_pdu,
+    .bad = on_bad_pdu,
+    .closed = on_session_closed,
+    .read_done = on_read_done,
+};
 
 /* ---- public API ------------------------------------------------------------------ */
 
@@ -980,9 +804,14 @@ struct smpp_client *smpp_client_new(uv_loop_t *loop, const struct smpp_client_cf
   c->rng = uv_hrtime() ^ (uint64_t)(uintptr_t)c ^ 0x9E3779B97F4A7C15ull;
   if (c->rng == 0) c->rng = 1;
 
-  uint32_t slots = 4;
-  while (slots < (uint32_t)c->cfg.window * 2) slots *= 2;
-
+  struct smpp_session_cfg scfg = {
+      .peer = "SMSC",
+      .rbuf_size = (size_t)SMPP_MAX_PDU_LEN + READ_CHUNK,
+      .out_max = OUT_MAX,
+      .window = c->cfg.window,
+      .scratch = c->scratch,
+      .scratch_len = SMPP_MAX_PDU_LEN,
+  };
   c->nsess = c->cfg.sessions;
   c->sess = kk_xcalloc((size_t)c->nsess, sizeof *c->sess);
   for (int i = 0; i < c->nsess; i++) {
@@ -991,20 +820,13 @@ struct smpp_client *smpp_client_new(uv_loop_t *loop, const struct smpp_client_cf
     s->idx = i;
     snprintf(s->ctx, sizeof s->ctx, "smpp[route=%s#%d]", c->cfg.name, i);
     s->state = SMPP_SESS_IDLE;
+    s->ss = smpp_session_new(&scfg, &session_ops, s);
     s->connect_req.data = s;
     s->gai_req.data = s;
-    s->write_req.data = s;
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
     uv_timer_init(loop, &s->pause_timer);
     s->pause_timer.data = s;
-    kk_buf_init(&s->in, IN_MAX);
-    kk_buf_init(&s->out, OUT_MAX);
-    kk_buf_init(&s->wbuf, OUT_MAX);
-    s->rbuf = kk_xmalloc(READ_CHUNK);
-    s->tab = kk_xcalloc(slots, sizeof *s->tab);
-    s->mask = slots - 1;
-    s->next_seq = 1;
     s->backoff_ms = c->cfg.reconnect_min_ms;
     /* The first connection attempt starts on the next loop iteration. */
     s->retry_ms = 0;
@@ -1030,11 +852,10 @@ int smpp_client_submit(struct smpp_client *c, uint64_t token, const struct smpp_
   struct smpp_pdu pdu = *submit;
   pdu.command_id = SMPP_SUBMIT_SM;
   pdu.command_status = 0;
-  pdu.sequence_number = take_seq(s);
-  size_t n;
-  if (smpp_encode(&pdu, c->scratch, SMPP_MAX_PDU_LEN, &n) < 0) return KK_EINVAL;
-  if (kk_buf_append(&s->out, c->scratch, n) < 0) return KK_EBUSY;
-  tab_put(s, pdu.sequence_number, token, uv_now(c->loop));
+  int rc = smpp_session_request(s->ss, &pdu, token, uv_now(c->loop));
+  if (rc == KK_EINVAL) return KK_EINVAL;
+  if (rc < 0) return KK_EBUSY;
+  c->st.inflight++;
   rate_spend(c);
   c->st.submitted++;
   kk_debug(s->ctx, "submit_sm sequence %u", pdu.sequence_number);
@@ -1058,11 +879,7 @@ enum smpp_session_state smpp_client_session_state(const struct smpp_client *c, i
 static void free_client(struct smpp_client *c) {
   for (int i = 0; i < c->nsess; i++) {
     struct sess *s = &c->sess[i];
-    kk_buf_fini(&s->in);
-    kk_buf_fini(&s->out);
-    kk_buf_fini(&s->wbuf);
-    free(s->rbuf);
-    free(s->tab);
+    smpp_session_free(s->ss);
   }
   free(c->sess);
   free(c->scratch);
@@ -1124,7 +941,7 @@ void smpp_client_close(struct smpp_client *c, void (*closed_cb)(void *ud)) {
       case SMPP_SESS_BOUND:
         /* With submits in flight the tick unbinds once they are answered or
            the drain deadline passes. */
-        if (s->inflight == 0) start_unbind(s);
+        if (s->ss->inflight == 0) start_unbind(s);
         break;
       case SMPP_SESS_UNBINDING:
       case SMPP_SESS_CLOSED:
