@@ -48,10 +48,11 @@ const char *const out_names[OUT_COUNT] = {
 
 /* ---- knobs ---- */
 
+/* Returns the channel's index, or KK_ENOENT. */
 static int chan_by_name(const char *s) {
   for (int i = 0; i < SIM_CH_COUNT; i++)
     if (strcmp(chan_names[i], s) == 0) return i;
-  return -1;
+  return KK_ENOENT;
 }
 
 enum ktype { K_SHARE, K_RANGE };
@@ -183,7 +184,7 @@ static enum sim_chan_handled get_requests(struct sim_chan *ch, const struct sim_
     return chan_ctl_error(out, 400, "bad_query",
                      "since_seq and limit must be non-negative integers (limit at most 100000)");
   const char *cname = rq->query ? rq->query(rq->query_ctx, "channel") : NULL;
-  int c = -1;
+  int c = KK_ENOENT;
   if (cname && *cname && (c = chan_by_name(cname)) < 0)
     return chan_ctl_error(out, 400, "bad_query", "unknown channel");
   const struct ring *g = &ch->ring;
@@ -231,7 +232,7 @@ static enum sim_chan_handled post_apps(struct sim_chan *ch, const struct sim_cha
   json_t *in = chan_body_json(rq);
   const char *cname = chan_pstr(in, "channel");
   const char *token = chan_pstr(in, "token");
-  int c = cname ? chan_by_name(cname) : -1;
+  int c = cname ? chan_by_name(cname) : KK_ENOENT;
   const json_t *gid = json_object_get(in, "group_id");
   long long group = 0;
   static const char *const fields[] = {"callback_url", "secret", "confirmation", "verify_token",
@@ -437,7 +438,7 @@ int sim_chan_start(uv_loop_t *loop, uint64_t seed, const char *channels_json, ch
   return 0;
 }
 
-void sim_chan_close(struct sim_chan *ch) {
+void sim_chan_stop(struct sim_chan *ch) {
   if (ch->closing) return;
   ch->closing = 1;
   for (struct op *op = ch->ops; op; op = op->next) {
@@ -455,7 +456,7 @@ void sim_chan_close(struct sim_chan *ch) {
     http_client_close(ch->client, NULL, NULL);
     ch->client = NULL;
   }
-  sim_post_close(ch->post);
+  sim_post_stop(ch->post);
   ch->post = NULL;
   uv_close((uv_handle_t *)&ch->timer, NULL);
 }

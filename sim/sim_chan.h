@@ -95,8 +95,8 @@ int sim_chan_start(uv_loop_t *loop, uint64_t seed, const char *channels_json,
                    char *err, size_t errcap, struct sim_chan **out);
 /* Answers every deferred request with 503, drops pending callbacks and
    closes the handles. */
-void sim_chan_close(struct sim_chan *ch);
-/* Frees everything; call after sim_chan_close once uv_run has returned. */
+void sim_chan_stop(struct sim_chan *ch);
+/* Frees everything; call after sim_chan_stop once uv_run has returned. */
 void sim_chan_free(struct sim_chan *ch);
 
 /*

@@ -252,10 +252,10 @@ static const char *query_arg(void *ctx, const char *name) {
   return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
 }
 
-/* Returns MHD_YES/MHD_NO, or -1 when sim_chan does not serve the path. */
+/* Returns MHD_YES/MHD_NO, or KK_ENOENT when sim_chan does not serve the path. */
 static int route_chan(struct sim_http *h, struct MHD_Connection *c, const char *url,
                       const char *method, struct req *r) {
-  if (h->o.chan == NULL) return -1;
+  if (h->o.chan == NULL) return KK_ENOENT;
   struct sim_chan_req rq = {
     .method = method,
     .path = url,
@@ -275,7 +275,7 @@ static int route_chan(struct sim_http *h, struct MHD_Connection *c, const char *
   r->in_chan = 0;
   switch (hd) {
   case SIM_CHAN_NOT_MINE:
-    return -1;
+    return KK_ENOENT;
   case SIM_CHAN_ANSWERED:
     return reply(c, out.status, out.content_type ? out.content_type : "application/json",
                  out.body, out.len);
@@ -410,7 +410,7 @@ int sim_http_start(uv_loop_t *loop, const struct sim_http_opts *o, struct sim_ht
   return 0;
 }
 
-void sim_http_close(struct sim_http *h) {
+void sim_http_stop(struct sim_http *h) {
   if (h->closing) return;
   h->closing = 1;
   /* MHD must not be stopped with a suspended connection. sim_chan answers

@@ -72,8 +72,8 @@ struct sim_http_opts {
  */
 int sim_http_start(uv_loop_t *loop, const struct sim_http_opts *o, struct sim_http **out);
 /* Stops serving and closes the loop handles. */
-void sim_http_close(struct sim_http *h);
-/* Frees the server; call after sim_http_close once uv_run has returned. */
+void sim_http_stop(struct sim_http *h);
+/* Frees the server; call after sim_http_stop once uv_run has returned. */
 void sim_http_free(struct sim_http *h);
 
 #endif

@@ -122,7 +122,7 @@ size_t sim_jobs_run_due(struct sim_jobs *j, int64_t now, size_t max,
 }
 
 int64_t sim_jobs_next_due(const struct sim_jobs *j) {
-  if (j->queued == 0) return -1;
+  if (j->queued == 0) return SIM_JOBS_NONE;
   /* Find the first busy slot after the cursor, a bitmap word at a time,
      wrapping around once. */
   uint32_t i = (uint32_t)((j->cursor + 1) & SLOT_MASK);
@@ -133,7 +133,7 @@ int64_t sim_jobs_next_due(const struct sim_jobs *j) {
     dist += step;
     i = (i + step) & SLOT_MASK;
   }
-  return -1;
+  return SIM_JOBS_NONE;
 }
 
 /* ---- acknowledgement table (linear probing, backward-shift deletion) ---- */

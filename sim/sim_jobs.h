@@ -95,7 +95,8 @@ size_t sim_jobs_run_due(struct sim_jobs *j, int64_t now, size_t max,
                         void (*fn)(void *arg, struct sim_job *job), void *arg);
 
 /* Returns the loop time of the earliest slot holding jobs (they may be due
-   only on a later turn of the wheel), or -1 when the wheel is empty. */
+   only on a later turn of the wheel), or SIM_JOBS_NONE when the wheel is empty. */
+#define SIM_JOBS_NONE ((int64_t)-1)
 int64_t sim_jobs_next_due(const struct sim_jobs *j);
 
 /* Records that job waits for the response to deliver_sm seq (non-zero, and

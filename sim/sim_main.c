@@ -131,10 +131,10 @@ static void stop(struct app *a) {
   a->stopping = 1;
   /* The channel module first: it answers the requests it holds, which the
      HTTP server must resume before it stops. */
-  if (a->chan) sim_chan_close(a->chan);
-  if (a->smtp) sim_smtp_close(a->smtp);
-  if (a->http) sim_http_close(a->http);
-  if (a->smsc) sim_smsc_close(a->smsc);
+  if (a->chan) sim_chan_stop(a->chan);
+  if (a->smtp) sim_smtp_stop(a->smtp);
+  if (a->http) sim_http_stop(a->http);
+  if (a->smsc) sim_smsc_stop(a->smsc);
   if (a->signals_on) {
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);

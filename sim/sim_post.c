@@ -407,7 +407,7 @@ static void conn_start(struct sim_post *p, struct conn *k, struct call *call) {
 /* ---- API ----------------------------------------------------------------------- */
 
 struct sim_post *sim_post_new(uv_loop_t *loop, size_t max_body, int max_conns) {
-  /* Freed by sim_post_close(). */
+  /* Freed by sim_post_stop(). */
   struct sim_post *p = kk_xcalloc(1, sizeof *p);
   p->loop = loop;
   p->max_body = max_body ? max_body : DEFAULT_MAX_BODY;
@@ -453,7 +453,7 @@ int sim_post_do(struct sim_post *p, const struct http_client_req *req, http_clie
   return 0;
 }
 
-void sim_post_close(struct sim_post *p) {
+void sim_post_stop(struct sim_post *p) {
   if (p == NULL) return;
   p->closing = 1;
   while (p->waiting) {

@@ -23,7 +23,7 @@
 struct sim_post;
 
 /* max_body: response bytes kept (0 = 64 KiB); max_conns: connections open at
-   once (more requests wait for one). Freed by sim_post_close(). */
+   once (more requests wait for one). Freed by sim_post_stop(). */
 struct sim_post *sim_post_new(uv_loop_t *loop, size_t max_body, int max_conns);
 
 /* Starts a request (method, url, headers, body and timeout_ms are used; the
@@ -35,6 +35,6 @@ int sim_post_do(struct sim_post *p, const struct http_client_req *req, http_clie
 
 /* Ends running and waiting requests (their callbacks run with status 0 and
    error "closed"), closes the connections and frees p once they are. */
-void sim_post_close(struct sim_post *p);
+void sim_post_stop(struct sim_post *p);
 
 #endif

@@ -50,7 +50,7 @@ static void on_close(uv_handle_t *h) {
   free(s);
 }
 
-void sim_sess_close(struct sim_sess *s, const char *why) {
+void sim_sess_stop(struct sim_sess *s, const char *why) {
   if (s->closing) return;
   struct sim_smsc *m = s->smsc;
   s->closing = 1;
@@ -69,7 +69,7 @@ void sim_sess_close(struct sim_sess *s, const char *why) {
 /* Starts writing the queued output unless a write is already in flight. */
 static void flush(struct sim_sess *s) {
   if (s->closing) return;
-  if (smpp_session_flush(s->ss) < 0) sim_sess_close(s, uv_strerror(s->ss->uv_err));
+  if (smpp_session_flush(s->ss) < 0) sim_sess_stop(s, uv_strerror(s->ss->uv_err));
 }
 
 void sim_sess_flush_all(struct sim_smsc *m) {
@@ -86,7 +86,7 @@ int sim_sess_send(struct sim_sess *s, const struct smpp_pdu *pdu) {
   if (s->closing) return KK_ECLOSED;
   int rc = smpp_session_send(s->ss, pdu);
   if (rc == KK_ENOSPC) {
-    sim_sess_close(s, "peer does not read its responses");
+    sim_sess_stop(s, "peer does not read its responses");
     return KK_ENOSPC;
   }
   if (rc) {
@@ -98,7 +98,7 @@ int sim_sess_send(struct sim_sess *s, const struct smpp_pdu *pdu) {
   return 0;
 }
 
-void sim_sess_drain_close(struct sim_sess *s, const char *why) {
+void sim_sess_drain(struct sim_sess *s, const char *why) {
   if (s->closing) return;
   smpp_session_drain(s->ss, why);
 }
@@ -121,10 +121,10 @@ static void on_closed(struct smpp_session *ss, int rc, const char *why) {
     kk_warnx(s->ctx, "bad command_length, closing");
     s->smsc->stats.generic_nacks++;
     mark_dirty(s);
-    sim_sess_drain_close(s, "unframeable input");
+    sim_sess_drain(s, "unframeable input");
     return;
   }
-  sim_sess_close(s, why);
+  sim_sess_stop(s, why);
 }
 
 /* Answers produced while handling a read go out together (the session's
@@ -199,7 +199,7 @@ static void on_connection(uv_stream_t *server, int status) {
   uv_tcp_nodelay(&s->tcp, 1);
   kk_info(s->ctx, "connected");
   if (smpp_session_start(s->ss, (uv_stream_t *)&s->tcp) < 0)
-    sim_sess_close(s, uv_strerror(s->ss->uv_err));
+    sim_sess_stop(s, uv_strerror(s->ss->uv_err));
 }
 
 int sim_sess_listen(struct sim_smsc *m, const struct sockaddr *addr) {

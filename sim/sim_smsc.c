@@ -286,7 +286,7 @@ static void on_submit(struct sim_smsc *m, struct sim_sess *s, const struct smpp_
     m->stats.injected_disconnects++;
     kk_info(s->ctx, "dropping the connection at submit %" PRIu64 " (disconnect_after)",
             s->submits);
-    sim_sess_drain_close(s, "disconnect_after reached");
+    sim_sess_drain(s, "disconnect_after reached");
     return;
   }
 
@@ -359,7 +359,7 @@ int sim_smsc_on_pdu(struct sim_sess *s, const struct smpp_pdu *p) {
     break;
   case SMPP_UNBIND:
     answer(s, SMPP_UNBIND_RESP, p->sequence_number, SMPP_ESME_ROK);
-    sim_sess_drain_close(s, "unbound");
+    sim_sess_drain(s, "unbound");
     break;
   case SMPP_DELIVER_SM_RESP:
   case SMPP_GENERIC_NACK:
@@ -435,13 +435,13 @@ int sim_smsc_start(uv_loop_t *loop, const struct sim_smsc_opts *o, struct sim_sm
   return sim_sess_listen(m, o->addr);
 }
 
-void sim_smsc_close(struct sim_smsc *m) {
+void sim_smsc_stop(struct sim_smsc *m) {
   if (m->closing) return;
   m->closing = 1;
   uv_close((uv_handle_t *)&m->listener, NULL);
   uv_close((uv_handle_t *)&m->timer, NULL);
   for (size_t i = 1; i < SIM_MAX_SESSIONS; i++)
-    if (m->slots[i]) sim_sess_close(m->slots[i], "shutting down");
+    if (m->slots[i]) sim_sess_stop(m->slots[i], "shutting down");
   sim_sess_flush_all(m);
 }
 

@@ -29,14 +29,14 @@ struct sim_smsc_opts {
 /*
  * Starts listening. On success *out is the SMSC. On failure returns
  * KK_EINVAL (malformed accounts; *out is NULL) or KK_EIO (cannot listen, the
- * reason is logged; *out must still be shut down with sim_smsc_close and
+ * reason is logged; *out must still be shut down with sim_smsc_stop and
  * sim_smsc_free like a running SMSC).
  */
 int sim_smsc_start(uv_loop_t *loop, const struct sim_smsc_opts *o, struct sim_smsc **out);
 
 /* Closes the listener, every session and the timer; pending work is dropped. */
-void sim_smsc_close(struct sim_smsc *m);
-/* Frees the SMSC; call after sim_smsc_close once uv_run has returned. */
+void sim_smsc_stop(struct sim_smsc *m);
+/* Frees the SMSC; call after sim_smsc_stop once uv_run has returned. */
 void sim_smsc_free(struct sim_smsc *m);
 
 /* Returns a new JSON object of counters (GET /stats); the caller json_decref()s it. */

@@ -98,9 +98,9 @@ int sim_sess_send(struct sim_sess *s, const struct smpp_pdu *pdu);
    may queue output calls this before returning to the loop. */
 void sim_sess_flush_all(struct sim_smsc *m);
 /* Closes the connection now; why is a static string for the log. */
-void sim_sess_close(struct sim_sess *s, const char *why);
+void sim_sess_stop(struct sim_sess *s, const char *why);
 /* Stops reading, writes what is queued, then closes. */
-void sim_sess_drain_close(struct sim_sess *s, const char *why);
+void sim_sess_drain(struct sim_sess *s, const char *why);
 /* Returns the open session with this id, or NULL. */
 struct sim_sess *sim_sess_find(struct sim_smsc *m, uint64_t id);
 /* Returns 1 when the session can take more PDUs (open, not draining, not backed up). */

@@ -499,7 +499,7 @@ int sim_smtp_start(uv_loop_t *loop, const struct sim_smtp_opts *o, struct sim_sm
   return 0;
 }
 
-void sim_smtp_close(struct sim_smtp *s) {
+void sim_smtp_stop(struct sim_smtp *s) {
   if (s->closing) return;
   s->closing = 1;
   if (s->listener_open) {

@@ -32,12 +32,12 @@ struct sim_smtp_opts {
 
 /*
  * Starts listening. Returns 0, or KK_EIO when it cannot listen (logged); in
- * both cases *out must be shut down with sim_smtp_close and sim_smtp_free.
+ * both cases *out must be shut down with sim_smtp_stop and sim_smtp_free.
  */
 int sim_smtp_start(uv_loop_t *loop, const struct sim_smtp_opts *o, struct sim_smtp **out);
 /* Closes the listener and every connection. */
-void sim_smtp_close(struct sim_smtp *s);
-/* Frees the sink; call after sim_smtp_close once uv_run has returned. */
+void sim_smtp_stop(struct sim_smtp *s);
+/* Frees the sink; call after sim_smtp_stop once uv_run has returned. */
 void sim_smtp_free(struct sim_smtp *s);
 
 #endif

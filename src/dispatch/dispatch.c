@@ -771,7 +771,7 @@ static void route_retire(struct dispatch *d, struct route *r) {
   d->dead = r;
   struct smpp_client *c = r->client;
   r->client = NULL;
-  smpp_client_close(c, on_client_closed);
+  smpp_client_stop(c, on_client_closed);
 }
 
 /* Moves orphans whose route now exists into its queue. */

@@ -3,7 +3,7 @@
  * an SMSC (see smpp_client.h for the contract).
  *
  * Each session walks idle -> connecting -> binding -> bound -> unbinding and
- * back to idle (or to closed once the route is closing); set_state() is the
+ * back to idle (or to closed once the route is closing); smppc_set_state() is the
  * only place the state changes and it logs every transition. Incoming PDUs are
  * dispatched through the handlers[] table, which also says in which states
  * each PDU is acceptable.
@@ -32,77 +32,8 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
+#include "smpp/smpp_client_int.h"
 #include "smpp/smpp_session.h"
-
-/* Each session reads into a partial PDU plus this much. */
-#define READ_CHUNK (64 * 1024)
-/* Cap on PDUs waiting to be written (the window bounds the submits among them). */
-#define OUT_MAX ((size_t)8 * 1024 * 1024)
-#define INTERFACE_VERSION 0x34
-
-struct sess {
-  struct smpp_client *c;
-  int idx;
-  char ctx[96];             /* log context: smpp[route=NAME#i] */
-  enum smpp_session_state state;
-
-  struct smpp_session *ss;  /* the connection: framing, output, window */
-  uv_tcp_t tcp;             /* initialised once per connection attempt */
-  uv_connect_t connect_req;
-  uv_getaddrinfo_t gai_req;
-  uv_timer_t timer;         /* reconnect delay, deadline or bound tick */
-  uv_timer_t pause_timer;   /* end of a throttle pause */
-
-  int tcp_open;             /* tcp initialised and its close callback not yet run */
-  int gai_pending;          /* a name lookup is under way */
-  int paused;               /* throttled: no new submits until pause_timer */
-  double throttle_avg;      /* moving share of ESME_RTHROTTLED among answers */
-  int write_error;          /* a uv_write that failed at once, for on_write_failed */
-  uint32_t bind_seq;        /* outstanding bind_transceiver, 0 if none */
-
-  uint32_t gen;             /* connection count; tells deferred answers apart */
-  unsigned addr_pick;       /* which resolved address to try; moves on after a failure */
-  int backoff_ms;           /* base of the next reconnect delay */
-  int retry_ms;             /* delay chosen for the pending reconnect */
-};
-
-struct smpp_client {
-  uv_loop_t *loop;
-  struct smpp_client_cfg cfg;
-  struct smpp_client_cbs cbs;
-  void *ud;
-
-  struct sess *sess;        /* cfg.sessions entries */
-  int nsess;
-  int rr;                   /* session to try first for the next submit */
-  int tick_ms;              /* period of the bound tick */
-
-  uv_timer_t rate_timer;    /* fires when the rate budget has a token again */
-  int64_t tokens_milli;     /* rate budget in thousandths of a submit */
-  uint64_t tokens_ms;       /* loop time tokens_milli was computed at */
-  int64_t burst_milli;      /* most the budget can hold */
-
-  uint8_t *scratch;         /* SMPP_MAX_PDU_LEN bytes to encode into */
-  uint64_t rng;             /* xorshift state for reconnect jitter */
-  struct smpp_client_stats st;
-
-  struct sess *delivering;  /* session whose deliver_sm is in the deliver callback */
-  uint32_t delivering_seq;  /* its sequence_number */
-  int deferred;             /* the callback called smpp_client_defer() */
-  int want_ready;           /* capacity may have grown since ready last fired */
-  int closing;              /* smpp_client_close() was called */
-  int finishing;            /* the final handles are being closed */
-  int handles_open;         /* final handles whose close callback is pending */
-  uint64_t close_deadline;  /* when draining sessions stop waiting for responses */
-  void (*closed_cb)(void *ud);
-};
-
-static void set_state(struct sess *s, enum smpp_session_state to, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void drop(struct sess *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void start_connect(struct sess *s);
-static void check_finish(struct smpp_client *c);
-static void on_deadline(uv_timer_t *t);
 
 /* ---- configuration, names ---------------------------------------------- */
 
@@ -131,7 +62,7 @@ const char *smpp_session_state_name(enum smpp_session_state s) {
  * connection failed or ended, so that transition is logged as a warning; the
  * others are routine.
  */
-static void set_state(struct sess *s, enum smpp_session_state to, const char *fmt, ...) {
+void smppc_set_state(struct sess *s, enum smpp_session_state to, const char *fmt, ...) {
   char why[256];
   va_list ap;
   va_start(ap, fmt);
@@ -209,11 +140,11 @@ static void on_rate_timer(uv_timer_t *t) {
    the caller's submit. */
 static void on_write_failed(uv_timer_t *t) {
   struct sess *s = t->data;
-  drop(s, "write failed: %s", uv_strerror(s->write_error));
+  smppc_drop(s, "write failed: %s", uv_strerror(s->write_error));
 }
 
 /* Starts a write of everything queued unless one is already under way. */
-static void flush(struct sess *s) {
+void smppc_flush(struct sess *s) {
   if (smpp_session_flush(s->ss) < 0) {
     s->write_error = s->ss->uv_err;
     uv_timer_start(&s->timer, on_write_failed, 0, 0);
@@ -222,14 +153,14 @@ static void flush(struct sess *s) {
 
 /* Queues pdu (with a sequence_number already set) and flushes. On failure
    the session is dropped and the error returned. */
-static int send_pdu(struct sess *s, const struct smpp_pdu *pdu) {
+int smppc_send_pdu(struct sess *s, const struct smpp_pdu *pdu) {
   int rc = smpp_session_send(s->ss, pdu);
   if (rc == KK_ECLOSED) return rc;
   if (rc < 0) {
-    drop(s, "cannot send %s: %s", smpp_cmd_name(pdu->command_id), kk_strerror(rc));
+    smppc_drop(s, "cannot send %s: %s", smpp_cmd_name(pdu->command_id), kk_strerror(rc));
     return rc;
   }
-  flush(s);
+  smppc_flush(s);
   return 0;
 }
 
@@ -240,202 +171,7 @@ static void send_resp(struct sess *s, uint32_t command_id, uint32_t status, uint
   pdu.command_id = command_id;
   pdu.command_status = status;
   pdu.sequence_number = seq;
-  send_pdu(s, &pdu);
-}
-
-/* ---- session teardown ---------------------------------------------------- */
-
-/* Picks the next reconnect delay: the backoff base plus up to a quarter of it
-   as jitter, never above reconnect_max_ms; then doubles the base. */
-static int next_backoff(struct sess *s) {
-  struct smpp_client *c = s->c;
-  int base = s->backoff_ms;
-  c->rng ^= c->rng << 13;
-  c->rng ^= c->rng >> 7;
-  c->rng ^= c->rng << 17;
-  int jitter = base >= 4 ? (int)(c->rng % (uint64_t)(base / 4 + 1)) : 0;
-  int delay = base + jitter;
-  if (delay > c->cfg.reconnect_max_ms) delay = c->cfg.reconnect_max_ms;
-  s->backoff_ms = base > c->cfg.reconnect_max_ms / 2 ? c->cfg.reconnect_max_ms : base * 2;
-  return delay;
-}
-
-static void on_retry_timer(uv_timer_t *t) {
-  start_connect(t->data);
-}
-
-/*
- * Runs when a dropped session may have nothing left under way: once its socket
- * is closed and no name lookup is pending, an idle session arms its reconnect
- * and a closed one lets the route finish.
- */
-static void settle(struct sess *s) {
-  if (s->tcp_open || s->gai_pending) return;
-  if (s->state == SMPP_SESS_CLOSED) {
-    check_finish(s->c);
-  } else if (s->state == SMPP_SESS_IDLE && !s->c->closing &&
-             !uv_is_active((uv_handle_t *)&s->timer)) {
-    uv_timer_start(&s->timer, on_retry_timer, (uint64_t)s->retry_ms, 0);
-  }
-}
-
-static void on_tcp_close(uv_handle_t *h) {
-  struct sess *s = h->data;
-  s->tcp_open = 0;
-  settle(s);
-}
-
-static void lost_one(void *arg, uint64_t token) {
-  struct smpp_client *c = arg;
-  c->st.inflight--;
-  c->st.lost++;
-  if (c->cbs.lost) c->cbs.lost(c->ud, token);
-}
-
-/* Reports every submit still in the window as lost, each exactly once. */
-static void report_lost(struct sess *s) {
-  smpp_session_take_all(s->ss, lost_one, s->c);
-}
-
-/*
- * Ends the current connection attempt or session for the given reason: closes
- * the socket, forgets pending requests, reports the in-flight submits lost and
- * goes idle (reconnecting later) or, when the route is closing, closed.
- */
-static void drop(struct sess *s, const char *fmt, ...) {
-  struct smpp_client *c = s->c;
-  if (s->state == SMPP_SESS_IDLE || s->state == SMPP_SESS_CLOSED) return;
-  char why[200];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(why, sizeof why, fmt, ap);
-  va_end(ap);
-
-  /* A host name may resolve to several addresses: after a failed attempt the
-     next one is tried. */
-  if (s->state == SMPP_SESS_CONNECTING) s->addr_pick++;
-  if (s->ss->inflight > 0) {
-    size_t n = strlen(why);
-    snprintf(why + n, sizeof why - n, ", %d submits lost", s->ss->inflight);
-  }
-  uv_timer_stop(&s->timer);
-  uv_timer_stop(&s->pause_timer);
-  s->paused = 0;
-  s->bind_seq = 0;
-  smpp_session_stop(s->ss);
-  if (c->closing) {
-    set_state(s, SMPP_SESS_CLOSED, "%s", why);
-  } else {
-    s->retry_ms = next_backoff(s);
-    set_state(s, SMPP_SESS_IDLE, "%s; reconnecting in %d ms", why, s->retry_ms);
-  }
-  if (s->tcp_open && !uv_is_closing((uv_handle_t *)&s->tcp)) {
-    s->tcp.data = s;        /* the session had it while started */
-    uv_close((uv_handle_t *)&s->tcp, on_tcp_close);
-  }
-  if (s->gai_pending) uv_cancel((uv_req_t *)&s->gai_req);
-  report_lost(s);
-  settle(s);
-}
-
-/* ---- connecting and binding ------------------------------------------------ */
-
-static void send_bind(struct sess *s) {
-  const struct smpp_client_cfg *cfg = &s->c->cfg;
-  struct smpp_pdu pdu;
-  memset(&pdu, 0, sizeof pdu);
-  pdu.command_id = SMPP_BIND_TRANSCEIVER;
-  pdu.sequence_number = s->bind_seq = smpp_session_next_seq(s->ss);
-  pdu.body.bind.system_id = smpp_cstr(cfg->system_id);
-  pdu.body.bind.password = smpp_cstr(cfg->password);
-  pdu.body.bind.system_type = smpp_cstr(cfg->system_type);
-  pdu.body.bind.interface_version = INTERFACE_VERSION;
-  send_pdu(s, &pdu);
-}
-
-static void on_connect(uv_connect_t *req, int status) {
-  struct sess *s = req->data;
-  /* Cancelled: the session was dropped while connecting. */
-  if (status == UV_ECANCELED || s->state != SMPP_SESS_CONNECTING) return;
-  if (status < 0) {
-    drop(s, "connect failed: %s", uv_strerror(status));
-    return;
-  }
-  if (smpp_session_start(s->ss, (uv_stream_t *)&s->tcp) < 0) {
-    drop(s, "cannot read: %s", uv_strerror(s->ss->uv_err));
-    return;
-  }
-  set_state(s, SMPP_SESS_BINDING, "connected, binding as transceiver \"%s\"",
-            s->c->cfg.system_id);
-  uv_timer_start(&s->timer, on_deadline, (uint64_t)s->c->cfg.resp_timeout_ms, 0);
-  send_bind(s);
-}
-
-static void do_connect(struct sess *s, const struct sockaddr *addr) {
-  int rc = uv_tcp_init(s->c->loop, &s->tcp);
-  if (rc < 0) {
-    drop(s, "cannot create socket: %s", uv_strerror(rc));
-    return;
-  }
-  s->tcp.data = s;
-  s->tcp_open = 1;
-  uv_tcp_nodelay(&s->tcp, 1);
-  rc = uv_tcp_connect(&s->connect_req, &s->tcp, addr, on_connect);
-  if (rc < 0) drop(s, "connect failed: %s", uv_strerror(rc));
-}
-
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
-  struct sess *s = req->data;
-  s->gai_pending = 0;
-  if (s->state != SMPP_SESS_CONNECTING) {
-    /* The attempt was dropped while the lookup ran. */
-    uv_freeaddrinfo(res);
-    settle(s);
-    return;
-  }
-  if (status < 0 || res == NULL) {
-    uv_freeaddrinfo(res);
-    drop(s, "cannot resolve %s: %s", s->c->cfg.host, uv_strerror(status));
-    return;
-  }
-  unsigned n = 0;
-  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) n++;
-  struct addrinfo *ai = res;
-  for (unsigned i = s->addr_pick % n; i > 0; i--) ai = ai->ai_next;
-  do_connect(s, ai->ai_addr);
-  uv_freeaddrinfo(res);
-}
-
-/* Starts a connection attempt: numeric hosts directly, names via getaddrinfo. */
-static void start_connect(struct sess *s) {
-  struct smpp_client *c = s->c;
-  set_state(s, SMPP_SESS_CONNECTING, "connecting to %s:%d", c->cfg.host, c->cfg.port);
-  s->gen++;
-  s->bind_seq = 0;
-  uv_timer_start(&s->timer, on_deadline, (uint64_t)c->cfg.resp_timeout_ms, 0);
-
-  union {
-    struct sockaddr sa;
-    struct sockaddr_in in4;
-    struct sockaddr_in6 in6;
-  } addr;
-  if (uv_ip4_addr(c->cfg.host, c->cfg.port, &addr.in4) == 0 ||
-      uv_ip6_addr(c->cfg.host, c->cfg.port, &addr.in6) == 0) {
-    do_connect(s, &addr.sa);
-    return;
-  }
-  char port[16];
-  snprintf(port, sizeof port, "%d", c->cfg.port);
-  struct addrinfo hints;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  int rc = uv_getaddrinfo(c->loop, &s->gai_req, on_resolved, c->cfg.host, port, &hints);
-  if (rc < 0) {
-    drop(s, "cannot resolve %s: %s", c->cfg.host, uv_strerror(rc));
-    return;
-  }
-  s->gai_pending = 1;
+  smppc_send_pdu(s, &pdu);
 }
 
 /* ---- timers while connected -------------------------------------------------- */
@@ -445,22 +181,22 @@ static void start_unbind(struct sess *s) {
   int rc = smpp_session_unbind(s->ss);
   if (rc == KK_ECLOSED) return;
   if (rc < 0) {
-    drop(s, "cannot send unbind: %s", kk_strerror(rc));
+    smppc_drop(s, "cannot send unbind: %s", kk_strerror(rc));
     return;
   }
-  flush(s);
-  set_state(s, SMPP_SESS_UNBINDING, "route closing, %d submits in flight", s->ss->inflight);
-  uv_timer_start(&s->timer, on_deadline, (uint64_t)s->c->cfg.resp_timeout_ms, 0);
+  smppc_flush(s);
+  smppc_set_state(s, SMPP_SESS_UNBINDING, "route closing, %d submits in flight", s->ss->inflight);
+  uv_timer_start(&s->timer, smppc_on_deadline, (uint64_t)s->c->cfg.resp_timeout_ms, 0);
 }
 
 /* The connect, bind or unbind took longer than resp_timeout_ms. */
-static void on_deadline(uv_timer_t *t) {
+void smppc_on_deadline(uv_timer_t *t) {
   struct sess *s = t->data;
   int ms = s->c->cfg.resp_timeout_ms;
   switch (s->state) {
-    case SMPP_SESS_CONNECTING: drop(s, "connect timed out after %d ms", ms); break;
-    case SMPP_SESS_BINDING: drop(s, "no bind_transceiver_resp within %d ms", ms); break;
-    case SMPP_SESS_UNBINDING: drop(s, "unbind not completed within %d ms", ms); break;
+    case SMPP_SESS_CONNECTING: smppc_drop(s, "connect timed out after %d ms", ms); break;
+    case SMPP_SESS_BINDING: smppc_drop(s, "no bind_transceiver_resp within %d ms", ms); break;
+    case SMPP_SESS_UNBINDING: smppc_drop(s, "unbind not completed within %d ms", ms); break;
     default: break;
   }
 }
@@ -483,13 +219,13 @@ static void on_tick(uv_timer_t *t) {
   int rc = smpp_session_tick(s->ss, now, (uint64_t)c->cfg.resp_timeout_ms,
                              (uint64_t)c->cfg.enquire_link_s * 1000, &late);
   if (rc == KK_ETIMEDOUT && late == 0) {
-    drop(s, "no enquire_link_resp within %d ms", c->cfg.resp_timeout_ms);
+    smppc_drop(s, "no enquire_link_resp within %d ms", c->cfg.resp_timeout_ms);
   } else if (rc == KK_ETIMEDOUT) {
-    drop(s, "no submit_sm_resp within %d ms (sequence %u)", c->cfg.resp_timeout_ms, late);
+    smppc_drop(s, "no submit_sm_resp within %d ms (sequence %u)", c->cfg.resp_timeout_ms, late);
   } else if (rc < 0 && rc != KK_ECLOSED) {
-    drop(s, "cannot send enquire_link: %s", kk_strerror(rc));
+    smppc_drop(s, "cannot send enquire_link: %s", kk_strerror(rc));
   } else {
-    flush(s);
+    smppc_flush(s);
   }
 }
 
@@ -522,14 +258,14 @@ static void on_bind_resp(struct sess *s, const struct smpp_pdu *pdu) {
   }
   s->bind_seq = 0;
   if (pdu->command_status != SMPP_ESME_ROK) {
-    drop(s, "bind_transceiver rejected: %s (0x%08x)", smpp_status_name(pdu->command_status),
+    smppc_drop(s, "bind_transceiver rejected: %s (0x%08x)", smpp_status_name(pdu->command_status),
          pdu->command_status);
     return;
   }
   s->backoff_ms = c->cfg.reconnect_min_ms;
   s->ss->enq_last_ms = uv_now(c->loop);
   c->st.reconnects++;
-  set_state(s, SMPP_SESS_BOUND, "bound to SMSC \"%.*s\"", (int)pdu->body.system_id.len,
+  smppc_set_state(s, SMPP_SESS_BOUND, "bound to SMSC \"%.*s\"", (int)pdu->body.system_id.len,
             (const char *)pdu->body.system_id.p);
   uv_timer_start(&s->timer, on_tick, (uint64_t)c->tick_ms, (uint64_t)c->tick_ms);
   c->want_ready = 1;
@@ -639,9 +375,9 @@ static void on_unbind(struct sess *s, const struct smpp_pdu *pdu) {
   send_resp(s, SMPP_UNBIND_RESP, SMPP_ESME_ROK, pdu->sequence_number);
   if (!s->ss->open) return;
   if (s->state != SMPP_SESS_UNBINDING) {
-    set_state(s, SMPP_SESS_UNBINDING, "unbind from the SMSC, %d submits in flight",
+    smppc_set_state(s, SMPP_SESS_UNBINDING, "unbind from the SMSC, %d submits in flight",
               s->ss->inflight);
-    uv_timer_start(&s->timer, on_deadline, (uint64_t)s->c->cfg.resp_timeout_ms, 0);
+    uv_timer_start(&s->timer, smppc_on_deadline, (uint64_t)s->c->cfg.resp_timeout_ms, 0);
   }
   smpp_session_drain(s->ss, "unbound by the SMSC");
 }
@@ -655,9 +391,9 @@ static void on_generic_nack(struct sess *s, const struct smpp_pdu *pdu) {
   kk_warnx(s->ctx, "generic_nack %s for sequence %u", smpp_status_name(status), seq);
   if (seq == 0) return;
   if (seq == s->bind_seq) {
-    drop(s, "bind_transceiver answered with generic_nack %s", smpp_status_name(status));
+    smppc_drop(s, "bind_transceiver answered with generic_nack %s", smpp_status_name(status));
   } else if (seq == s->ss->unbind_seq) {
-    drop(s, "unbind answered with generic_nack");
+    smppc_drop(s, "unbind answered with generic_nack");
   } else if (seq == s->ss->enq_seq) {
     s->ss->enq_seq = 0;
   } else {
@@ -741,9 +477,9 @@ static void on_session_closed(struct smpp_session *ss, int rc, const char *why) 
   struct sess *s = smpp_session_ud(ss);
   if (rc == KK_EPROTO) {
     s->c->st.protocol_errors++;
-    drop(s, "%s, closing", why);
+    smppc_drop(s, "%s, closing", why);
   } else {
-    drop(s, "%s", why);
+    smppc_drop(s, "%s", why);
   }
 }
 
@@ -751,7 +487,7 @@ static void on_session_closed(struct smpp_session *ss, int rc, const char *why) 
    out in one write, and freed capacity is offered. */
 static void on_read_done(struct smpp_session *ss) {
   struct sess *s = smpp_session_ud(ss);
-  flush(s);
+  smppc_flush(s);
   fire_ready(s->c);
 }
 
@@ -765,7 +501,7 @@ static const struct smpp_session_ops session_ops = {
 /* ---- public API ------------------------------------------------------------------ */
 
 /* Allocates the route and its sessions; freed by free_client() once the last
-   handle closes after smpp_client_close(). */
+   handle closes after smpp_client_stop(). */
 struct smpp_client *smpp_client_new(uv_loop_t *loop, const struct smpp_client_cfg *cfg,
                                     const struct smpp_client_cbs *cbs, void *ud) {
   struct smpp_client *c = kk_xcalloc(1, sizeof *c);
@@ -830,7 +566,7 @@ struct smpp_client *smpp_client_new(uv_loop_t *loop, const struct smpp_client_cf
     s->backoff_ms = c->cfg.reconnect_min_ms;
     /* The first connection attempt starts on the next loop iteration. */
     s->retry_ms = 0;
-    uv_timer_start(&s->timer, on_retry_timer, 0, 0);
+    uv_timer_start(&s->timer, smppc_on_retry, 0, 0);
   }
   return c;
 }
@@ -859,7 +595,7 @@ int smpp_client_submit(struct smpp_client *c, uint64_t token, const struct smpp_
   rate_spend(c);
   c->st.submitted++;
   kk_debug(s->ctx, "submit_sm sequence %u", pdu.sequence_number);
-  flush(s);
+  smppc_flush(s);
   return 0;
 }
 
@@ -901,7 +637,7 @@ static void close_final(struct smpp_client *c, uv_handle_t *h) {
 
 /* Once every session is closed with nothing under way, closes the timers; the
    last close callback calls closed_cb and frees the route. */
-static void check_finish(struct smpp_client *c) {
+void smppc_check_finish(struct smpp_client *c) {
   if (!c->closing || c->finishing) return;
   for (int i = 0; i < c->nsess; i++) {
     const struct sess *s = &c->sess[i];
@@ -918,7 +654,7 @@ static void check_finish(struct smpp_client *c) {
   kk_info(ctx, "all sessions closed");
 }
 
-void smpp_client_close(struct smpp_client *c, void (*closed_cb)(void *ud)) {
+void smpp_client_stop(struct smpp_client *c, void (*closed_cb)(void *ud)) {
   if (c->closing) return;
   c->closing = 1;
   c->closed_cb = closed_cb;
@@ -931,12 +667,12 @@ void smpp_client_close(struct smpp_client *c, void (*closed_cb)(void *ud)) {
     switch (s->state) {
       case SMPP_SESS_IDLE:
         uv_timer_stop(&s->timer);
-        set_state(s, SMPP_SESS_CLOSED, "route closing");
-        settle(s);
+        smppc_set_state(s, SMPP_SESS_CLOSED, "route closing");
+        smppc_settle(s);
         break;
       case SMPP_SESS_CONNECTING:
       case SMPP_SESS_BINDING:
-        drop(s, "route closing");
+        smppc_drop(s, "route closing");
         break;
       case SMPP_SESS_BOUND:
         /* With submits in flight the tick unbinds once they are answered or
@@ -948,5 +684,5 @@ void smpp_client_close(struct smpp_client *c, void (*closed_cb)(void *ud)) {
         break;
     }
   }
-  check_finish(c);
+  smppc_check_finish(c);
 }

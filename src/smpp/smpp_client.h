@@ -91,7 +91,7 @@ struct smpp_client_cbs {
 
 /*
  * Creates the route and starts connecting its sessions. Copies cfg and cbs.
- * Free with smpp_client_close().
+ * Stop (and so free) with smpp_client_stop().
  */
 struct smpp_client *smpp_client_new(uv_loop_t *loop, const struct smpp_client_cfg *cfg,
                                     const struct smpp_client_cbs *cbs, void *ud);
@@ -132,8 +132,8 @@ const char *smpp_session_state_name(enum smpp_session_state s);
  * Stops the route: no new submits; bound sessions wait up to resp_timeout_ms
  * for outstanding responses, then unbind and close. Submits still unanswered
  * are reported lost. closed_cb(ud) runs once every handle is closed; the
- * client is freed after it returns. Calling submit after close is KK_ECLOSED.
+ * client is freed after it returns. Calling submit after stop is KK_ECLOSED.
  */
-void smpp_client_close(struct smpp_client *c, void (*closed_cb)(void *ud));
+void smpp_client_stop(struct smpp_client *c, void (*closed_cb)(void *ud));
 
 #endif

@@ -85,7 +85,7 @@ static int match_key(const uint8_t *p, size_t len, size_t *klen) {
       return (int)i;
     }
   }
-  return -1;
+  return KK_ENOENT;
 }
 
 /* A decimal count or error code of up to 9 digits, or -1. */
@@ -243,14 +243,14 @@ static int hex_value(uint8_t c) {
   return -1;
 }
 
-/* Reads id in base 10 or 16 into *v; 0, or -1 if not a number or too big. */
+/* Reads id in base 10 or 16 into *v; 0, or KK_EINVAL if not a number or too big. */
 static int parse_base(struct smpp_str id, unsigned base, uint64_t *v) {
   uint64_t n = 0;
-  if (id.len == 0) return -1;
+  if (id.len == 0) return KK_EINVAL;
   for (size_t i = 0; i < id.len; i++) {
     int d = hex_value(id.p[i]);
-    if (d < 0 || (unsigned)d >= base) return -1;
-    if (n > (UINT64_MAX - (unsigned)d) / base) return -1;
+    if (d < 0 || (unsigned)d >= base) return KK_EINVAL;
+    if (n > (UINT64_MAX - (unsigned)d) / base) return KK_EINVAL;
     n = n * base + (unsigned)d;
   }
   *v = n;

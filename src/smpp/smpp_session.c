@@ -54,15 +54,15 @@ void smpp_session_free(struct smpp_session *ss) {
 
 /* ---- the window ------------------------------------------------------------ */
 
-/* Returns the slot holding seq, or -1. */
+/* Returns the slot holding seq, or KK_ENOENT. */
 static int win_find(const struct smpp_session *ss, uint32_t seq) {
-  if (ss->win == NULL) return -1;
+  if (ss->win == NULL) return KK_ENOENT;
   uint32_t i = seq & ss->mask;
   while (ss->win[i].seq != 0) {
     if (ss->win[i].seq == seq) return (int)i;
     i = (i + 1) & ss->mask;
   }
-  return -1;
+  return KK_ENOENT;
 }
 
 static void win_put(struct smpp_session *ss, uint32_t seq, uint64_t token, uint64_t now) {

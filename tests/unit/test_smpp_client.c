@@ -396,7 +396,7 @@ KK_TEST(smpp_client_close_drains_then_unbinds) {
   ASSERT_EQ(h_submit(h), 0);
   WAIT(h, h->f.nheld == 2, 1000);
 
-  smpp_client_close(h->c, cb_closed);
+  smpp_client_stop(h->c, cb_closed);
   ASSERT_EQ(h_submit(h), KK_ECLOSED);
   ASSERT_EQ(smpp_client_capacity(h->c), 0);
   /* Responses still arrive while the route drains. */
@@ -420,7 +420,7 @@ KK_TEST(smpp_client_close_idle_route) {
   h->cfg.sessions = 3;
   h_start(h);
   WAIT(h, bound(h, 0) && bound(h, 1) && bound(h, 2), 1000);
-  smpp_client_close(h->c, cb_closed);
+  smpp_client_stop(h->c, cb_closed);
   WAIT(h, h->closed == 1, 1000);
   ASSERT_EQ(h->f.unbinds, 3);
   h_finish(h);

@@ -349,7 +349,7 @@ int bound(struct h *h, int i) {
    loop closes and nothing leaked. */
 void h_finish(struct h *h) {
   if (h->c && !h->closed) {
-    smpp_client_close(h->c, cb_closed);
+    smpp_client_stop(h->c, cb_closed);
     WAIT(h, h->closed, 3000);
   }
   ASSERT_EQ(h->closed, 1);
