@@ -3,10 +3,11 @@
  * an SMSC (see smpp_client.h for the contract).
  *
  * Each session walks idle -> connecting -> binding -> bound -> unbinding and
- * back to idle (or to closed once the route is closing); smppc_set_state() is the
- * only place the state changes and it logs every transition. Incoming PDUs are
- * dispatched through the handlers[] table, which also says in which states
- * each PDU is acceptable.
+ * back to idle (or to closed once the route is closing); smppc_set_state() is
+ * the only place the state changes and it logs every transition. Incoming
+ * PDUs are dispatched through the handlers[] table, which also says in which
+ * states each PDU is acceptable. Connecting, binding and dropping are in
+ * smpp_client_conn.c.
  *
  * The connection itself (framing, batched output, sequence numbers,
  * enquire_link, the window of submits in flight) is an smpp_session, shared
