@@ -133,6 +133,7 @@ static void close_rest(struct daemon *d) {
   http_server_stop(d->http);
   if (d->admin_http) http_server_stop(d->admin_http);
   api_retention_stop(&d->api);
+  api_stop(&d->api);
   store_close(d->store);
   dispatch_free(d->dispatch);
   uv_close((uv_handle_t *)&d->drain_timer, NULL);

@@ -78,10 +78,15 @@ struct api {
   uint64_t rate_limited;     /* requests answered 429 */
   uint64_t retention_deleted;  /* messages the retention job deleted */
   struct api_retention *retention;  /* NULL: off */
+  int subscribed;            /* takes the store's notes (api_init .. api_stop) */
 };
 
-/* Loads the key cache; 0 or KK_ESTORE. */
+/* Loads the key cache and subscribes to the store's notes; 0, KK_ESTORE or
+   KK_ENOSPC. */
 int api_init(struct api *a);
+/* Stops taking the store's notes (before the store closes). */
+void api_stop(struct api *a);
+/* Frees the caches (and stops, if api_stop was not called). */
 void api_fini(struct api *a);
 /* The http_server handler. */
 void api_handle(void *ud, struct http_req *req);

@@ -90,9 +90,8 @@ static void on_revoked(void *arg, int rc) {
   } else if (rc) {
     api_error(c->req, 503, "store_unavailable", NULL, "key not revoked: %s", kk_strerror(rc));
   } else {
-    /* Committed: the cache drops the keys in this same loop turn, so the
-       next request with them is refused. */
-    for (int i = 0; i < c->k.n; i++) api_keys_del(&c->a->keys, c->k.hash[i]);
+    /* Committed: the store's note dropped the keys from the cache before
+       this answer, so the next request with them is refused. */
     kk_info(LOGCTX, "key %s revoked (%d)", c->k.prefix, c->k.n);
     api_empty(c->req, 204);
   }

@@ -392,10 +392,6 @@ static void on_stored(void *arg, int rc) {
       continue;
     }
     a->accepted++;
-    if (strcmp(it->m.first_channel, "sms") == 0) {
-      dispatch_count_accepted(a->dispatch, it->m.route, 1);
-      dispatch_enqueue(a->dispatch, &c->msgs[i]);
-    }
   }
   a->duplicates += (uint64_t)dups;
   if (!c->batch && c->items[0].err.code) {
