@@ -159,6 +159,7 @@ static void on_cascade_stopped(void *ud) {
   struct daemon *d = ud;
   d->cascade = NULL;
   d->api.cascade = NULL;
+  d->api.accept.cascade = NULL;
 }
 
 static int inflight(const struct daemon *d) {

@@ -256,6 +256,7 @@ int api_init(struct api *a) {
   if (store_accounts_suspended(a->store, load_hold, &a->hold) != 0) return KK_ESTORE;
   if (store_keys_each(a->store, load_key, &a->keys) != 0) return KK_ESTORE;
   if (store_subscribe(a->store, on_notes, a) != 0) return KK_ENOSPC;
+  accept_init(&a->accept, a->store, a->dispatch, a->cascade, a->ttl_ms);
   a->subscribed = 1;
   return 0;
 }
