@@ -1,8 +1,9 @@
 /*
  * api.h - the HTTP API: routing, authentication, JSON in and out.
  *
- * The handlers validate input, call the store (answering after its commit)
- * and the dispatcher, and shape the answers. Errors are
+ * The handlers validate input, call the store or, for sends, accept/
+ * (answering after the commit), and shape the answers. Caches the API holds
+ * (keys, suspended accounts) follow the store's notes. Errors are
  * {"error":{"code":"...","message":"...","field":"..."}} with a fitting status.
  * Unknown JSON fields are ignored (SPEC: channels ignore the parts they cannot
  * show), so newer clients work against older servers.

@@ -2,12 +2,13 @@
  * api_messages.c - POST /v1/messages, POST /v1/messages/batch,
  * GET /v1/messages/{id}, GET /v1/messages.
  *
- * A send is validated completely before anything is written; the valid
- * messages of a request are stored in one operation (one commit), and the
- * client hears 202 only from the commit's done callback.
+ * A send is read here from its JSON into accept items (the shapes of the
+ * fields, and what only HTTP has: the Idempotency-Key header, callback
+ * URLs); accept/ decides the rest and stores the valid messages of the
+ * request in one operation (one commit). The client hears 202 only from
+ * accept's done callback, after that commit.
  */
 #include <ctype.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,17 +16,13 @@
 #include "accept/accept.h"
 #include "api/api.h"
 #include "core/kk_cfg.h"
-#include "core/kk_crypto.h"
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "core/kk_net.h"
-#include "cascade/cascade.h"
-#include "dispatch/dispatch.h"
 #include "http/http_client.h"
 #include "http/http_server.h"
 #include "phone/phone.h"
-#include "sms/sms_enc.h"
 #include "store/store.h"
 
 #define MAX_BATCH 1000
@@ -267,19 +264,20 @@ static const struct api_err *item_err(struct send_ctx *c, int i) {
 static void on_accepted(void *ud, struct accept_req *r, int rc) {
   struct send_ctx *c = ud;
   struct api *a = c->a;
+  int ok = 0;
+  for (int i = 0; i < r->n; i++) {
+    enum accept_result res = c->items[i].result;
+    a->accepted += res == ACCEPT_STORED;
+    a->duplicates += res == ACCEPT_DUPLICATE;
+    /* PENDING: not decided, the store failed */
+    a->rejected += res == ACCEPT_MISMATCH || res == ACCEPT_REFUSED;
+    ok += res == ACCEPT_STORED || res == ACCEPT_DUPLICATE;
+  }
   if (rc != 0) {
     api_error(c->req, 503, "store_unavailable", NULL,
               "the message could not be stored; nothing was sent, retry later");
     send_ctx_free(c);
     return;
-  }
-  int ok = 0;
-  for (int i = 0; i < r->n; i++) {
-    enum accept_result res = c->items[i].result;
-    if (res == ACCEPT_STORED) a->accepted++;
-    else if (res == ACCEPT_DUPLICATE) a->duplicates++;
-    else a->rejected++;
-    ok += res == ACCEPT_STORED || res == ACCEPT_DUPLICATE;
   }
   if (!c->batch && item_err(c, 0)) {
     api_error_from(c->req, item_err(c, 0));

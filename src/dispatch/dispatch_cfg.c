@@ -10,12 +10,14 @@
 #include "core/kk_err.h"
 #include "dispatch/dispatch.h"
 
-static int valid_name(const char *s, size_t max) {
+/* A route's name: 1 to max bytes, no control characters, and neither '/'
+   (it is a path segment) nor '"' (it is quoted in metrics). */
+static int valid_route_name(const char *s, size_t max) {
+  static const char refused[] = "/\"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c"
+                                "\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a"
+                                "\x1b\x1c\x1d\x1e\x1f";
   size_t n = strlen(s);
-  if (n == 0 || n > max) return 0;
-  for (const char *p = s; *p; p++)
-    if ((unsigned char)*p < 0x20) return 0;
-  return 1;
+  return n > 0 && n <= max && strcspn(s, refused) == n;
 }
 
 static int get_int(json_t *obj, const char *key, int def, int lo, int hi, int *out) {
@@ -55,7 +57,7 @@ int dispatch_route_cfg_parse(json_t *o, const char *name, struct dispatch_route_
                              char *err, size_t errcap) {
   memset(cfg, 0, sizeof *cfg);
   struct smpp_client_cfg *s = &cfg->smpp;
-  if (!valid_name(name, sizeof s->name - 1) || strchr(name, '/') || strchr(name, '"')) {
+  if (!valid_route_name(name, sizeof s->name - 1)) {
     snprintf(err, errcap, "name: 1 to 63 characters, no '/' or '\"'");
     return KK_EINVAL;
   }
