@@ -95,7 +95,7 @@ static void setup(void) {
   struct cascade_opts kopts = {.public_url = "http://127.0.0.1:8080"};
   g.cascade = cascade_new(g.loop, g.store, g.dispatch, &kopts);
   check(g.cascade != NULL);
-  store_set_notify(g.store, NULL, NULL); /* no channel sends */
+  store_unsubscribe(g.store, NULL, g.cascade); /* no channel sends */
   uv_timer_init(g.loop, &g.watchdog);
 
   /* One account with a known key. */

@@ -133,6 +133,7 @@ static void close_rest(struct daemon *d) {
   http_server_stop(d->http);
   if (d->admin_http) http_server_stop(d->admin_http);
   api_retention_stop(&d->api);
+  api_stop(&d->api);
   store_close(d->store);
   dispatch_free(d->dispatch);
   uv_close((uv_handle_t *)&d->drain_timer, NULL);
@@ -158,6 +159,7 @@ static void on_cascade_stopped(void *ud) {
   struct daemon *d = ud;
   d->cascade = NULL;
   d->api.cascade = NULL;
+  d->api.accept.cascade = NULL;
 }
 
 static int inflight(const struct daemon *d) {

@@ -229,12 +229,46 @@ static void load_key(void *arg, const uint8_t hash[32], int64_t account_id) {
 
 static void load_hold(void *arg, int64_t account_id) { kk_hold_set(arg, account_id, 1); }
 
+/* The store's notes this module owns: keys added and revoked, accounts
+   suspended or resumed. A change takes effect with its commit, before the
+   request that made it is answered, for requests and queued work alike. */
+static void on_notes(void *ud, const struct store_note *notes, int n) {
+  struct api *a = ud;
+  for (int i = 0; i < n; i++) {
+    const struct store_note *t = &notes[i];
+    switch (t->kind) {
+    case STORE_NOTE_KEY_ADD:
+      api_keys_add(&a->keys, t->cfg->hash, t->account_id);
+      break;
+    case STORE_NOTE_KEY_REVOKE:
+      api_keys_del(&a->keys, t->cfg->hash);
+      break;
+    case STORE_NOTE_ACCOUNT:
+      kk_hold_set(&a->hold, t->account_id, t->at != 0);
+      break;
+    default:
+      break;
+    }
+  }
+}
+
 int api_init(struct api *a) {
   if (store_accounts_suspended(a->store, load_hold, &a->hold) != 0) return KK_ESTORE;
-  return store_keys_each(a->store, load_key, &a->keys);
+  if (store_keys_each(a->store, load_key, &a->keys) != 0) return KK_ESTORE;
+  if (store_subscribe(a->store, on_notes, a) != 0) return KK_ENOSPC;
+  accept_init(&a->accept, a->store, a->dispatch, a->cascade, a->ttl_ms);
+  a->subscribed = 1;
+  return 0;
+}
+
+void api_stop(struct api *a) {
+  if (!a->subscribed) return;
+  store_unsubscribe(a->store, on_notes, a);
+  a->subscribed = 0;
 }
 
 void api_fini(struct api *a) {
+  api_stop(a);
   free(a->keys.slots);
   a->keys.slots = NULL;
   kk_rate_free(a->hook_limit);

@@ -1,8 +1,9 @@
 /*
  * api.h - the HTTP API: routing, authentication, JSON in and out.
  *
- * The handlers validate input, call the store (answering after its commit)
- * and the dispatcher, and shape the answers. Errors are
+ * The handlers validate input, call the store or, for sends, accept/
+ * (answering after the commit), and shape the answers. Caches the API holds
+ * (keys, suspended accounts) follow the store's notes. Errors are
  * {"error":{"code":"...","message":"...","field":"..."}} with a fitting status.
  * Unknown JSON fields are ignored (SPEC: channels ignore the parts they cannot
  * show), so newer clients work against older servers.
@@ -14,6 +15,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "accept/accept.h"
 #include "core/kk_buf.h"
 #include "core/kk_rate.h"
 #include "core/kk_hold.h"
@@ -78,10 +80,16 @@ struct api {
   uint64_t rate_limited;     /* requests answered 429 */
   uint64_t retention_deleted;  /* messages the retention job deleted */
   struct api_retention *retention;  /* NULL: off */
+  int subscribed;            /* takes the store's notes (api_init .. api_stop) */
+  struct accept accept;      /* the way in for sends (set up by api_init) */
 };
 
-/* Loads the key cache; 0 or KK_ESTORE. */
+/* Loads the key cache and subscribes to the store's notes; 0, KK_ESTORE or
+   KK_ENOSPC. */
 int api_init(struct api *a);
+/* Stops taking the store's notes (before the store closes). */
+void api_stop(struct api *a);
+/* Frees the caches (and stops, if api_stop was not called). */
 void api_fini(struct api *a);
 /* The http_server handler. */
 void api_handle(void *ud, struct http_req *req);
@@ -108,18 +116,6 @@ struct api_err;
    (cap bytes). 0, or -1 with e. */
 int api_senders_parse(json_t *v, char *out, size_t cap, struct api_err *e);
 int api_countries_parse(json_t *v, char *out, size_t cap, struct api_err *e);
-/* What an account may send: its registered senders and allowed countries. */
-struct api_policy {
-  json_t *senders;           /* array of strings */
-  json_t *countries;         /* array of strings; empty: all */
-};
-void api_policy_init(struct api_policy *p, const struct store_account *acc);
-void api_policy_fini(struct api_policy *p);
-/* Checks a parsed message's sender (unless it is operator_sender, the
-   operator's default) and country; 0, or -1 with it->err. */
-struct api_msg_item;
-int api_policy_check(const struct api_policy *p, struct api_msg_item *it,
-                     const char *operator_sender);
 
 /* Route configuration (PUT /v1/routes/NAME and [route NAME] sections). */
 struct dispatch_route_cfg;
@@ -163,17 +159,13 @@ struct api_key_slot *api_keys_slot(const struct api_keys *k, const uint8_t hash[
 /* Drops a key from the cache (a revoked key). */
 void api_keys_del(struct api_keys *k, const uint8_t hash[32]);
 
-/* One message of a send request, with the storage its store_msg_new borrows. */
+/* What parsing one message of a send request keeps beside its accept
+   item: the refusal and the storage the item borrows. */
 struct api_msg_item {
-  struct store_msg_new m;
-  char public_id[40];
-  char to[24];
-  char route[64];            /* set by the caller before parsing ("" = none) */
-  char cascade[1024];        /* normalised steps JSON ("" = SMS alone) */
+  struct api_err err;        /* err.code set: refused as parsed */
+  char cascade[1024];        /* normalised steps ("" = SMS alone) */
   char cascade_name[64];     /* a saved cascade to resolve ("" = none) */
   char *extra;               /* malloc'd per-channel parts JSON, or NULL */
-  char req_hash[65];         /* digest of the meaningful fields ("" = none) */
-  struct api_err err;        /* err.code set: refused */
 };
 /* Message statuses in the order of a message's life. */
 #define API_MSG_NSTATUSES 10
@@ -183,12 +175,13 @@ extern const char *const api_msg_statuses[API_MSG_NSTATUSES];
 void api_msg_item_fini(struct api_msg_item *it);
 
 /*
- * Validates one message object of POST /v1/messages into it (no I/O).
- * Strings in it->m borrow from o and from it. Returns 0, or -1 with it->err
- * naming the code, field and reason.
+ * Reads one message object of POST /v1/messages into it for accept/ (no
+ * I/O): the JSON's shapes and the fields only HTTP has (the key's header,
+ * callback URLs). Strings in it borrow from o and from p. Returns 0, or -1
+ * with p->err naming the code, field and reason.
  */
-int api_msg_parse(const struct api *a, json_t *o, int64_t account_id, const char *idem_header,
-                  int64_t now, struct api_msg_item *it);
+int api_msg_parse(json_t *o, const char *idem_header, struct api_msg_item *p,
+                  struct accept_item *it);
 
 /* What an SMS sender may be, as error messages say it. */
 #define API_SENDER_RULE \

@@ -385,14 +385,13 @@ static void on_channel_saved(void *arg, int rc) {
     free(p);
     return;
   }
+  /* The send engine's settings changed with the commit (the store's note). */
   if (p->deleting) {
-    cascade_cfg_set(p->a->cascade, p->account_id, p->channel, NULL);
     kk_info(LOGCTX, "%s settings removed (%s)", p->channel, p->account_id ? "account" : "defaults");
     api_empty(p->req, 204);
     free(p);
     return;
   }
-  cascade_cfg_set(p->a->cascade, p->account_id, p->channel, &p->cfg);
   kk_info(LOGCTX, "%s settings stored (%s)", p->channel, p->account_id ? "account" : "defaults");
   cascade_register(p->a->cascade, p->account_id, p->channel, on_registered, p);
 }

@@ -90,9 +90,8 @@ static void on_revoked(void *arg, int rc) {
   } else if (rc) {
     api_error(c->req, 503, "store_unavailable", NULL, "key not revoked: %s", kk_strerror(rc));
   } else {
-    /* Committed: the cache drops the keys in this same loop turn, so the
-       next request with them is refused. */
-    for (int i = 0; i < c->k.n; i++) api_keys_del(&c->a->keys, c->k.hash[i]);
+    /* Committed: the store's note dropped the keys from the cache before
+       this answer, so the next request with them is refused. */
     kk_info(LOGCTX, "key %s revoked (%d)", c->k.prefix, c->k.n);
     api_empty(c->req, 204);
   }
@@ -183,58 +182,6 @@ int api_countries_parse(json_t *v, char *out, size_t cap, struct api_err *e) {
   if (ok) snprintf(out, cap, "%s", text);
   free(text);
   return ok ? 0 : refuse(e, "invalid_countries", "countries", rule);
-}
-
-void api_policy_init(struct api_policy *p, const struct store_account *acc) {
-  p->senders = json_loads(acc->senders[0] ? acc->senders : "[]", 0, NULL);
-  p->countries = json_loads(acc->countries[0] ? acc->countries : "[]", 0, NULL);
-  if (!json_is_array(p->senders)) {
-    json_decref(p->senders);
-    p->senders = json_array();
-  }
-  if (!json_is_array(p->countries)) {
-    json_decref(p->countries);
-    p->countries = json_array();
-  }
-}
-
-void api_policy_fini(struct api_policy *p) {
-  json_decref(p->senders);
-  json_decref(p->countries);
-  p->senders = p->countries = NULL;
-}
-
-static int in_list(json_t *arr, const char *s) {
-  size_t i;
-  json_t *x;
-  json_array_foreach(arr, i, x) if (strcmp(json_string_value(x), s) == 0) return 1;
-  return 0;
-}
-
-int api_policy_check(const struct api_policy *p, struct api_msg_item *it,
-                     const char *operator_sender) {
-  struct api_err *e = &it->err;
-  /* Alphanumeric and numeric senders alike: a number is as easy to pass
-     off as someone else's as a name. */
-  if (it->m.sender && it->m.sender != operator_sender &&
-      !in_list(p->senders, sender_key(it->m.sender))) {
-    refuse(e, "sender_not_allowed", "sender", "");
-    snprintf(e->message, sizeof e->message,
-             "sender: \"%.16s\" is not registered for this account; ask the operator",
-             it->m.sender);
-    return -1;
-  }
-  if (json_array_size(p->countries) > 0 && it->to[0]) {
-    char iso[3] = "??";
-    phone_country(it->to, iso);
-    if (!in_list(p->countries, iso)) {
-      refuse(e, "country_not_allowed", "to", "");
-      snprintf(e->message, sizeof e->message,
-               "to: numbers of %s are not allowed for this account", iso);
-      return -1;
-    }
-  }
-  return 0;
 }
 
 /* ---- retention ------------------------------------------------------------------- */

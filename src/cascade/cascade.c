@@ -912,16 +912,9 @@ static void on_notes(void *ud, const struct store_note *notes, int n) {
   struct cascade *c = ud;
   if (c->stopping) return;
   int64_t now = store_now_ms(), send_at = 0;
-  int reading = 0;   /* only SMS notes read the store */
   for (int i = 0; i < n; i++) {
     const struct store_note *t = &notes[i];
     switch (t->kind) {
-    case STORE_NOTE_SMS: {
-      if (!reading++) store_read_begin(c->store);
-      struct store_due row;
-      if (store_due_get(c->store, t->msg_id, &row) == 0) dispatch_enqueue_due(c->dispatch, &row);
-      break;
-    }
     case STORE_NOTE_CHANNEL:
       if (t->at <= now)
         ready_push(c, t->attempt_id);
@@ -931,12 +924,16 @@ static void on_notes(void *ud, const struct store_note *notes, int n) {
     case STORE_NOTE_WAIT:
       arm_wait(c, t->at);
       break;
-    case STORE_NOTE_SMS_CANCEL:
-      dispatch_cancel(c->dispatch, t->attempt_id);
+    case STORE_NOTE_CHANNEL_CFG:
+      if (t->cfg->text)
+        load_cfg(c, t->account_id, t->cfg->name, t->cfg->text);
+      else
+        cascade_cfg_set(c, t->account_id, t->cfg->name, NULL);
+      break;
+    default:   /* SMS notes are the dispatcher's */
       break;
     }
   }
-  if (reading) store_read_end(c->store);
   if (send_at) {
     uint64_t delay = (uint64_t)(send_at - now);
     if (!uv_is_active((uv_handle_t *)&c->scan_timer) || delay < uv_timer_get_due_in(&c->scan_timer))
@@ -1165,7 +1162,7 @@ struct cascade *cascade_new(uv_loop_t *loop, struct store *store, struct dispatc
   uv_timer_init(loop, &c->wait_timer);
   uv_timer_init(loop, &c->poll_timer);
   c->send_timer.data = c->wait_timer.data = c->poll_timer.data = c;
-  store_set_notify(store, on_notes, c);
+  store_subscribe(store, on_notes, c);
   return c;
 }
 
@@ -1232,7 +1229,7 @@ void cascade_stop(struct cascade *c, void (*done)(void *ud), void *ud) {
   c->stopping = 1;
   c->stop_done = done;
   c->stop_ud = ud;
-  store_set_notify(c->store, NULL, NULL);
+  store_unsubscribe(c->store, on_notes, c);
   uv_timer_stop(&c->send_timer);
   uv_timer_stop(&c->scan_timer);
   uv_timer_stop(&c->wait_timer);

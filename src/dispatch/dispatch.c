@@ -651,8 +651,10 @@ static void on_check(uv_check_t *h) {
   if (!d->backlog || d->jobs >= d->opts.max_queued / 2 || d->stopping) uv_check_stop(h);
 }
 
-void dispatch_enqueue(struct dispatch *d, const struct store_msg_new *m) {
-  if (d->stopping || m->id <= d->cursor) return;
+/* A message that was just committed with SMS as its first step (its row
+   from the note; row->text is taken over). */
+static void enqueue_new(struct dispatch *d, struct store_due *row) {
+  if (d->stopping || row->id <= d->cursor) return;
   if (d->backlog || d->jobs >= d->opts.max_queued) {
     /* Leave it in the store; a scan will bring it. */
     if (!d->backlog) {
@@ -661,17 +663,9 @@ void dispatch_enqueue(struct dispatch *d, const struct store_msg_new *m) {
     }
     return;
   }
-  d->cursor = m->id;
-  struct job *j = job_new(d);
-  j->msg_id = m->id;
-  j->attempt_id = m->attempt_id;
-  j->account_id = m->account_id;
-  j->expires_at = m->expires_at;
-  snprintf(j->to, sizeof j->to, "%s", m->to);
-  snprintf(j->sender, sizeof j->sender, "%s", m->sender ? m->sender : "");
-  snprintf(j->route, sizeof j->route, "%s", m->route ? m->route : "");
-  j->text = kk_xstrdup(m->text);
-  job_route(d, j, 0);
+  d->cursor = row->id;
+  job_from_due(d, row);
+  row->text = NULL;
 }
 
 void dispatch_enqueue_due(struct dispatch *d, struct store_due *row) {
@@ -707,6 +701,56 @@ void dispatch_cancel(struct dispatch *d, int64_t attempt_id) {
   kk_debug(LOGCTX, "attempt %lld: nothing queued to cancel", (long long)attempt_id);
 }
 
+/* ---- notes from the store -------------------------------------------------- */
+
+/* A route put (with its stored settings) or deleted. */
+static void route_noted(struct dispatch *d, const struct store_note_cfg *c) {
+  if (c->text == NULL) {
+    dispatch_route_del(d, c->name);
+    return;
+  }
+  json_t *o = json_loads(c->text, 0, NULL);
+  struct dispatch_route_cfg rc;
+  char err[160];
+  if (o == NULL || dispatch_route_cfg_parse(o, c->name, &rc, err, sizeof err) != 0)
+    kk_error(LOGCTX, "route %s as stored is unusable and was not changed", c->name);
+  else
+    dispatch_route_put(d, &rc);
+  json_decref(o);
+}
+
+/* The store's notes this module owns: new SMS messages, SMS steps started
+   or timed out later in a cascade, and route changes. */
+static void on_notes(void *ud, const struct store_note *notes, int n) {
+  struct dispatch *d = ud;
+  if (d->stopping) return;
+  int reading = 0;   /* only SMS steps started later read the store */
+  for (int i = 0; i < n; i++) {
+    const struct store_note *t = &notes[i];
+    switch (t->kind) {
+    case STORE_NOTE_SMS_NEW:
+      dispatch_count_accepted(d, t->due->route, 1);
+      enqueue_new(d, t->due);
+      break;
+    case STORE_NOTE_SMS: {
+      if (!reading++) store_read_begin(d->store);
+      struct store_due row;
+      if (store_due_get(d->store, t->msg_id, &row) == 0) dispatch_enqueue_due(d, &row);
+      break;
+    }
+    case STORE_NOTE_SMS_CANCEL:
+      dispatch_cancel(d, t->attempt_id);
+      break;
+    case STORE_NOTE_ROUTE:
+      route_noted(d, t->cfg);
+      break;
+    default:
+      break;
+    }
+  }
+  if (reading) store_read_end(d->store);
+}
+
 /* ---- routes ---------------------------------------------------------------- */
 
 struct dispatch *dispatch_new(uv_loop_t *loop, struct store *store,
@@ -728,6 +772,7 @@ struct dispatch *dispatch_new(uv_loop_t *loop, struct store *store,
   uv_check_init(loop, &d->check);
   d->check.data = d;
   d->check.check_cb = on_check;
+  store_subscribe(store, on_notes, d);
   return d;
 }
 
@@ -950,6 +995,7 @@ void dispatch_metrics(struct dispatch *d, struct kk_buf *o) {
 
 void dispatch_stop(struct dispatch *d, void (*done)(void *ud), void *ud) {
   d->stopping = 1;
+  store_unsubscribe(d->store, on_notes, d);
   d->stop_done = done;
   d->stop_ud = ud;
   uv_check_stop(&d->check);
@@ -982,6 +1028,7 @@ static void on_handle_closed(uv_handle_t *h) {
 }
 
 void dispatch_free(struct dispatch *d) {
+  store_unsubscribe(d->store, on_notes, d);
   free_list(d, d->orphans);
   free_list(d, d->delayed);
   free_list(d, d->held);

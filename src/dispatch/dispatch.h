@@ -2,9 +2,10 @@
  * dispatch.h - hands stored messages to upstream SMS routes and brings their
  * outcomes back to the store.
  *
- * Messages come in two ways: straight after the commit that acknowledged them
- * (dispatch_enqueue), and from the store's due index (at start-up, and when
- * more messages are waiting than memory holds). Each message is submitted
+ * Messages come in two ways: from the store's notes straight after the
+ * commit that acknowledged them (a new message, or an SMS step started later
+ * in a cascade), and from the store's due index (at start-up, and when more
+ * messages are waiting than memory holds). Route changes come as notes too. Each message is submitted
  * part by part on its route; submit_sm_resp, receipts and MO go to the store.
  * Temporary SMSC errors are retried with backoff until the message's validity
  * ends; throttling requeues at the head of the route's queue; permanent
@@ -47,6 +48,10 @@ void dispatch_start(struct dispatch *d);
 /* Creates or replaces a route (a replaced route rebinds; its queued messages
    move to the new one). Returns 0 or KK_EINVAL. */
 int dispatch_route_put(struct dispatch *d, const struct dispatch_route_cfg *cfg);
+/* Reads route name's settings from a JSON object (numbers may be given as
+   strings). 0, or KK_EINVAL with the reason in err. */
+int dispatch_route_cfg_parse(json_t *o, const char *name, struct dispatch_route_cfg *cfg,
+                             char *err, size_t errcap);
 /* Removes a route; its queued messages wait for a route of that name. */
 int dispatch_route_del(struct dispatch *d, const char *name);
 /* The name of the route an account's message goes to: want if that route
@@ -60,9 +65,6 @@ int dispatch_route_count(const struct dispatch *d);
 const char *dispatch_default_route(const struct dispatch *d);
 /* Routes and their live state as a JSON array (new reference). */
 json_t *dispatch_routes_json(struct dispatch *d, const char *only);
-
-/* A message that was just committed (its fields are copied). */
-void dispatch_enqueue(struct dispatch *d, const struct store_msg_new *m);
 
 /* A message whose SMS step started later in its cascade (row->text is taken
    over). */

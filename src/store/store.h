@@ -435,22 +435,58 @@ int store_steps_parse(const char *text, struct store_step *out);
 /* Writes n steps as text into out. 0 or KK_ENOSPC. */
 int store_steps_format(const struct store_step *steps, int n, char *out, size_t cap);
 
-/* Work the store hands out after a commit (see store_set_notify). */
+/*
+ * Notes: what a commit changed, handed to the modules that subscribed
+ * (store_subscribe), on the loop thread, after the commit and before the
+ * done callbacks of its operations. They are the only way work and changes
+ * leave the store: a new SMS goes to the dispatcher, a channel attempt to
+ * the send engine, a changed route, key or account to the caches that hold
+ * it. A note about a configuration names what changed and carries its new
+ * value, so a cache (on this node today, on others later) applies it without
+ * reading the row back.
+ */
 enum store_note_kind {
   STORE_NOTE_SMS = 1,       /* an SMS attempt became current: load it with store_due_get */
   STORE_NOTE_CHANNEL,       /* a channel attempt is due to be sent (attempts.due_at) */
   STORE_NOTE_WAIT,          /* a step deadline was set at wait_until */
   STORE_NOTE_SMS_CANCEL,    /* an SMS step timed out: drop its unsent parts */
+  STORE_NOTE_SMS_NEW,       /* a new message whose first step is SMS: due is its row */
+  STORE_NOTE_ROUTE,         /* SMS route cfg->name put (cfg->text: its settings JSON)
+                               or deleted (cfg->text NULL) */
+  STORE_NOTE_CHANNEL_CFG,   /* account_id's (0: the operator's) settings of channel
+                               cfg->name put (cfg->text) or deleted (NULL) */
+  STORE_NOTE_PRICE,         /* account_id's price of channel cfg->name: at (-1: removed) */
+  STORE_NOTE_CASCADE_CFG,   /* account_id's named cascade cfg->name saved (cfg->text:
+                               its steps) or deleted (NULL) */
+  STORE_NOTE_ACCOUNT,       /* account_id created or updated; at: 1 when suspended */
+  STORE_NOTE_KEY_ADD,       /* a key of account_id was added: cfg->hash */
+  STORE_NOTE_KEY_REVOKE,    /* a key of account_id was revoked: cfg->hash */
+};
+/* The value a configuration note carries. */
+struct store_note_cfg {
+  char name[72];
+  char *text;               /* NULL: deleted */
+  uint8_t hash[32];
 };
 struct store_note {
   enum store_note_kind kind;
   int64_t msg_id;
   int64_t attempt_id;
   int64_t at;               /* WAIT: the deadline; CHANNEL: due time */
+  int64_t account_id;       /* configuration notes */
+  /* Owned by the store and freed after delivery. SMS_NEW: one subscriber
+     (the dispatcher) may take due->text, leaving NULL. */
+  struct store_due *due;
+  struct store_note_cfg *cfg;
 };
-/* fn runs on the loop thread after each commit that produced notes. */
-void store_set_notify(struct store *s, void (*fn)(void *ud, const struct store_note *notes, int n),
-                      void *ud);
+typedef void (*store_note_fn)(void *ud, const struct store_note *notes, int n);
+#define STORE_MAX_SUBSCRIBERS 8
+/* Subscribes fn to every commit's notes (each subscriber sees them all, in
+   the order of subscription, and skips the kinds it does not own). 0, or
+   KK_ENOSPC past STORE_MAX_SUBSCRIBERS. */
+int store_subscribe(struct store *s, store_note_fn fn, void *ud);
+/* Removes the subscription (before ud is freed); fn NULL: every one of ud. */
+void store_unsubscribe(struct store *s, store_note_fn fn, void *ud);
 
 /* The SMS row of message msg_id when its current attempt is SMS and due
    (0, KK_ENOENT). The caller frees out->text. */

@@ -72,49 +72,7 @@ int store_steps_format(const struct store_step *steps, int n, char *out, size_t 
   return 0;
 }
 
-/* ---- notes and counters ------------------------------------------------- */
-
-static void note(struct store *s, enum store_note_kind kind, int64_t msg_id, int64_t attempt_id,
-                 int64_t at) {
-  if (s->nw == s->capw) {
-    s->capw = s->capw ? 2 * s->capw : 64;
-    s->wnotes = kk_xrealloc(s->wnotes, (size_t)s->capw * sizeof *s->wnotes);
-  }
-  s->wnotes[s->nw++] = (struct store_note){kind, msg_id, attempt_id, at};
-}
-
-void casc_notes_commit(struct store *s, int ok) {
-  if (!ok || s->nw == 0) {
-    s->nw = 0;
-    return;
-  }
-  pthread_mutex_lock(&s->mu);
-  if (s->nl + s->nw > s->capl) {
-    s->capl = s->nl + s->nw + 64;
-    s->lnotes = kk_xrealloc(s->lnotes, (size_t)s->capl * sizeof *s->lnotes);
-  }
-  memcpy(s->lnotes + s->nl, s->wnotes, (size_t)s->nw * sizeof *s->wnotes);
-  s->nl += s->nw;
-  pthread_mutex_unlock(&s->mu);
-  s->nw = 0;
-}
-
-void casc_notes_deliver(struct store *s) {
-  pthread_mutex_lock(&s->mu);
-  struct store_note *notes = s->lnotes;
-  int n = s->nl;
-  s->lnotes = NULL;
-  s->nl = s->capl = 0;
-  pthread_mutex_unlock(&s->mu);
-  if (n > 0 && s->notify) s->notify(s->notify_ud, notes, n);
-  free(notes);
-}
-
-void store_set_notify(struct store *s, void (*fn)(void *ud, const struct store_note *notes, int n),
-                      void *ud) {
-  s->notify = fn;
-  s->notify_ud = ud;
-}
+/* ---- counters ------------------------------------------------------------ */
 
 /* The counter slot of a channel (created on first use). Caller holds mu. */
 static int slot(struct store_cascade_stats *c, const char *channel) {
@@ -1336,6 +1294,7 @@ struct kv_data {
   int64_t num;
   enum stmt_id put, del;
   int kind;                 /* 0 text value, 1 number */
+  enum store_note_kind note;  /* what the commit tells its subscribers */
 };
 
 static int exec_kv(struct store *s, struct store_op *op) {
@@ -1356,6 +1315,7 @@ static int exec_kv(struct store *s, struct store_op *op) {
     }
   }
   int rc = sq_step_done(&s->w, st);
+  if (rc == 0) note_cfg(s, d->note, d->account_id, d->key, del ? NULL : d->value, NULL, d->num);
   free(d->value);
   d->value = NULL;
   return rc;
@@ -1363,7 +1323,7 @@ static int exec_kv(struct store *s, struct store_op *op) {
 
 static void kv_put(struct store *s, int64_t account_id, const char *key, const char *value,
                    int64_t num, int kind, enum stmt_id put, enum stmt_id del,
-                   store_done_cb done, void *arg) {
+                   enum store_note_kind note, store_done_cb done, void *arg) {
   struct kv_data *d = kk_xcalloc(1, sizeof *d);
   d->account_id = account_id;
   snprintf(d->key, sizeof d->key, "%s", key);
@@ -1372,22 +1332,26 @@ static void kv_put(struct store *s, int64_t account_id, const char *key, const c
   d->kind = kind;
   d->put = put;
   d->del = del;
+  d->note = note;
   store_submit(s, store_atomic(store_op_new(exec_kv, done, arg, d, 0)));
 }
 
 void store_channel_put(struct store *s, int64_t account_id, const char *channel,
                        const char *config, store_done_cb done, void *arg) {
-  kv_put(s, account_id, channel, config, 0, 0, ST_CHSET_PUT, ST_CHSET_DEL, done, arg);
+  kv_put(s, account_id, channel, config, 0, 0, ST_CHSET_PUT, ST_CHSET_DEL, STORE_NOTE_CHANNEL_CFG,
+         done, arg);
 }
 
 void store_price_put(struct store *s, int64_t account_id, const char *channel, int64_t price,
                      store_done_cb done, void *arg) {
-  kv_put(s, account_id, channel, NULL, price, 1, ST_PRICE_PUT, ST_PRICE_DEL, done, arg);
+  kv_put(s, account_id, channel, NULL, price, 1, ST_PRICE_PUT, ST_PRICE_DEL, STORE_NOTE_PRICE, done,
+         arg);
 }
 
 void store_cascade_put(struct store *s, int64_t account_id, const char *name, const char *steps,
                        store_done_cb done, void *arg) {
-  kv_put(s, account_id, name, steps, 0, 0, ST_CASC_PUT, ST_CASC_DEL, done, arg);
+  kv_put(s, account_id, name, steps, 0, 0, ST_CASC_PUT, ST_CASC_DEL, STORE_NOTE_CASCADE_CFG,
+         done, arg);
 }
 
 int store_channels_each(struct store *s,

@@ -327,10 +327,11 @@ struct store {
   int max_batch;
   uv_async_t async;
   struct store_stats stats;     /* guarded by mu */
-  /* cascade notes: produced by the writer during a batch (wnotes), handed
-     to the loop after its commit (lnotes, guarded by mu) */
-  void (*notify)(void *ud, const struct store_note *notes, int n);
-  void *notify_ud;
+  /* notes (store_notes.c): produced by the writer during a batch (wnotes),
+     handed to the loop after its commit (lnotes, guarded by mu), delivered
+     to the subscribers (loop thread) */
+  struct store_sub { store_note_fn fn; void *ud; } subs[STORE_MAX_SUBSCRIBERS];
+  int nsubs;
   struct store_note *wnotes, *lnotes;
   int nw, capw, nl, capl;
   int64_t next_msg_id, next_att_id; /* writer: the ids the next rows get */
@@ -428,10 +429,27 @@ int casc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_at
                        int64_t at, int units);
 /* The price of one unit on channel for account (0 if none). */
 int64_t casc_price(struct store *s, int64_t account_id, const char *channel);
+
+/* store_notes.c, on the writer thread: a note of the current batch. */
+void note(struct store *s, enum store_note_kind kind, int64_t msg_id, int64_t attempt_id,
+          int64_t at);
+/* A new message's SMS row, taken over (due and due->text are malloc'd). */
+void note_due(struct store *s, struct store_due *due);
+/* A configuration note: name and text (NULL: deleted) are copied; hash may
+   be NULL. */
+void note_cfg(struct store *s, enum store_note_kind kind, int64_t account_id, const char *name,
+              const char *text, const uint8_t *hash, int64_t at);
+/* Drops the notes after the first n (a savepoint rolled back). */
+void notes_truncate(struct store *s, int n);
 /* Moves the batch's notes to the loop (after a commit) or drops them. */
-void casc_notes_commit(struct store *s, int ok);
-/* Loop thread: hands committed notes to the notify callback. */
-void casc_notes_deliver(struct store *s);
+void notes_commit(struct store *s, int ok);
+/* Loop thread, mu held: takes the committed notes (*n of them; the caller
+   passes them to notes_deliver). */
+struct store_note *notes_take(struct store *s, int *n);
+/* Loop thread: hands notes to the subscribers, then frees them. */
+void notes_deliver(struct store *s, struct store_note *notes, int n);
+/* Frees notes that will not be delivered. */
+void notes_free(struct store_note *notes, int n);
 
 
 /* Opens a connection to path with kaskad's settings (writer: the one that

@@ -421,7 +421,7 @@ static int run_batch(struct store *s, struct store_op *batch, int nops) {
       }
       if (op->rc != 0) {
         exec_simple(&s->w, ST_ROLLBACK_TO);
-        s->nw = notes_before;   /* what it started is undone too */
+        notes_truncate(s, notes_before);   /* what it started is undone too */
         casc_early_check(s);
       }
       exec_simple(&s->w, ST_RELEASE);
@@ -444,7 +444,7 @@ static int run_batch(struct store *s, struct store_op *batch, int nops) {
       casc_early_check(s);
     }
   }
-  casc_notes_commit(s, rc == 0);
+  notes_commit(s, rc == 0);
   if (rc != 0) {
     kk_error(LOGCTX, "commit of %d operations failed (%s)", nops,
              fault == FAULT_BUSY ? "the database is locked" : fault == FAULT_IO ? "I/O error" : "error");
@@ -636,13 +636,19 @@ static void *writer_main(void *arg) {
   return NULL;
 }
 
-/* Loop thread: runs the done callbacks of committed operations. */
+/* Loop thread: delivers the notes of what committed, then runs the done
+   callbacks of its operations. Both are taken together: an operation's
+   notes are moved before the operation is, so its done callback sees the
+   caches they changed (a route put answers with the route's state). */
 static void drain_done(struct store *s) {
   pthread_mutex_lock(&s->mu);
   struct store_op *op = s->done_head;
   s->done_head = NULL;
   s->done_tail = &s->done_head;
+  int nnotes;
+  struct store_note *notes = notes_take(s, &nnotes);
   pthread_mutex_unlock(&s->mu);
+  notes_deliver(s, notes, nnotes);
   while (op) {
     struct store_op *next = op->next;
     s->pending--;
@@ -651,7 +657,6 @@ static void drain_done(struct store *s) {
     free(op);
     op = next;
   }
-  casc_notes_deliver(s);
 }
 
 static void on_async(uv_async_t *h) { drain_done(h->data); }
@@ -852,7 +857,9 @@ void store_close(struct store *s) {
   ckpt_stop(s);
   conn_close(&s->w);
   conn_close(&s->r);
+  notes_truncate(s, 0);
   free(s->wnotes);
+  notes_free(s->lnotes, s->nl);
   free(s->lnotes);
   free(s->ecount);
   s->wnotes = s->lnotes = NULL;
@@ -888,7 +895,10 @@ static int exec_account_create(struct store *s, struct store_op *op) {
   sq_bind_text(st, 6, a->senders[0] ? a->senders : "[]");
   sq_bind_text(st, 7, a->countries[0] ? a->countries : "[]");
   int rc = sq_step_done(&s->w, st);
-  if (rc == 0) a->id = sqlite3_last_insert_rowid(s->w.db);
+  if (rc == 0) {
+    a->id = sqlite3_last_insert_rowid(s->w.db);
+    note_cfg(s, STORE_NOTE_ACCOUNT, a->id, NULL, NULL, NULL, a->suspended);
+  }
   return rc;
 }
 
@@ -913,7 +923,9 @@ static int exec_account_update(struct store *s, struct store_op *op) {
   sq_bind_text(st, 4, a->senders[0] ? a->senders : "[]");
   sq_bind_text(st, 5, a->countries[0] ? a->countries : "[]");
   sqlite3_bind_int64(st, 6, a->id);
-  return sq_step_done(&s->w, st);
+  int rc = sq_step_done(&s->w, st);
+  if (rc == 0) note_cfg(s, STORE_NOTE_ACCOUNT, a->id, NULL, NULL, NULL, a->suspended);
+  return rc;
 }
 
 void store_account_update(struct store *s, struct store_account *acc,
@@ -967,7 +979,9 @@ static int exec_key_add(struct store *s, struct store_op *op) {
   sqlite3_bind_blob(st, 2, k->hash, 32, SQLITE_STATIC);
   sq_bind_text(st, 3, k->prefix);
   sqlite3_bind_int64(st, 4, store_now_ms());
-  return sq_step_done(&s->w, st);
+  int rc = sq_step_done(&s->w, st);
+  if (rc == 0) note_cfg(s, STORE_NOTE_KEY_ADD, k->account_id, k->prefix, NULL, k->hash, 0);
+  return rc;
 }
 
 void store_key_add(struct store *s, int64_t account_id, const uint8_t hash[32],
@@ -1030,6 +1044,7 @@ static int exec_key_revoke(struct store *s, struct store_op *op) {
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, ids[i]);
     if ((rc = sq_step_done(&s->w, st)) != 0) return rc;
+    note_cfg(s, STORE_NOTE_KEY_REVOKE, k->owner[i], k->prefix, NULL, k->hash[i], 0);
   }
   return 0;
 }
@@ -1119,6 +1134,7 @@ static int exec_route_put(struct store *s, struct store_op *op) {
     sq_bind_text(st, 1, d->name);
     rc = sq_step_done(&s->w, st);
   }
+  if (rc == 0) note_cfg(s, STORE_NOTE_ROUTE, 0, d->name, d->config, NULL, 0);
   free(d->name);
   free(d->config);
   return rc;
@@ -1149,6 +1165,23 @@ struct insert_data {
   struct store_msg_new *msgs;
   int n;
 };
+
+/* The row of a new message whose first step is SMS, as the dispatcher reads
+   it (store_due_get), made from what the writer has in hand. */
+static void note_new_sms(struct store *s, const struct store_msg_new *m, int64_t due_at) {
+  struct store_due *d = kk_xmalloc(sizeof *d);   /* freed with the note */
+  d->id = m->id;
+  d->attempt_id = m->attempt_id;
+  d->account_id = m->account_id;
+  snprintf(d->to, sizeof d->to, "%s", m->to);
+  snprintf(d->sender, sizeof d->sender, "%s", m->sender ? m->sender : "");
+  snprintf(d->route, sizeof d->route, "%s", m->route ? m->route : "");
+  d->text = kk_xstrdup(m->text);
+  d->parts_done = 0;
+  d->due_at = due_at;
+  d->expires_at = m->expires_at;
+  note_due(s, d);
+}
 
 static int insert_one(struct store *s, struct store_msg_new *m) {
   struct conn *c = &s->w;
@@ -1191,8 +1224,7 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
     }
   }
   /* The first usable step starts first, in the same savepoint, so the row
-     is written once with it; an SMS goes to the dispatcher from the
-     caller's done callback, the rest through notes. */
+     is written once with it; what it started goes out as notes. */
   m->id = s->next_msg_id++;
   struct casc_first f;
   int rc = casc_start(s, m, &f);
@@ -1226,7 +1258,9 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
   sqlite3_bind_int64(st, 26, f.cost);
   sq_bind_text(st, 27, m->campaign);
   sq_bind_text(st, 28, m->idem_key ? m->req_hash : NULL);
-  return sq_step_done(c, st);
+  rc = sq_step_done(c, st);
+  if (rc == 0 && strcmp(m->first_channel, "sms") == 0) note_new_sms(s, m, f.due_at);
+  return rc;
 }
 
 static int exec_msg_insert(struct store *s, struct store_op *op) {

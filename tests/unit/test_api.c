@@ -12,27 +12,38 @@
 
 #define NOW 1700000000000LL
 
-/* Parses one message object given as JSON text; returns api_msg_parse's
-   result and leaves the item in *it (api_msg_item_fini() and json_decref()
-   of *doc are the caller's). */
-static int parse(const char *text, json_t **doc, struct api_msg_item *it) {
-  static struct api a = {.ttl_ms = {86400000, 3600000, 86400000}};
+/* A parsed message: the parse's storage and what accept/ made of it. */
+struct parsed {
+  struct api_msg_item p;
+  struct accept_item it;
+};
+
+/* Parses one message object given as JSON text and prepares it as
+   accept/ would (number, class, text, the message to store); returns
+   api_msg_parse's result and leaves the item in *x (api_msg_item_fini()
+   and json_decref() of *doc are the caller's). */
+static int parse(const char *text, json_t **doc, struct parsed *x) {
+  static const long long ttl[3] = {86400000, 3600000, 86400000};
+  struct accept ac;
+  accept_init(&ac, NULL, NULL, NULL, ttl);
   *doc = json_loads(text, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
   ASSERT(*doc != NULL);
-  memset(it, 0, sizeof *it);
-  return api_msg_parse(&a, *doc, 1, NULL, NOW, it);
+  memset(x, 0, sizeof *x);
+  int rc = api_msg_parse(*doc, NULL, &x->p, &x->it);
+  if (rc == 0) ASSERT_EQ(accept_prepare(&ac, 1, "", NOW, &x->it), 0);
+  return rc;
 }
 
 /* Asserts that the message text is refused for its campaign. */
 static void refused(const char *text) {
   json_t *doc;
-  struct api_msg_item it;
-  int rc = parse(text, &doc, &it);
+  struct parsed x;
+  int rc = parse(text, &doc, &x);
   if (rc == 0) kk_test_fail(__FILE__, __LINE__, "accepted: %s", text);
-  ASSERT_EQ(it.err.status, 422);
-  ASSERT_STR_EQ(it.err.code, "invalid_campaign");
-  ASSERT_STR_EQ(it.err.field, "campaign");
-  api_msg_item_fini(&it);
+  ASSERT_EQ(x.p.err.status, 422);
+  ASSERT_STR_EQ(x.p.err.code, "invalid_campaign");
+  ASSERT_STR_EQ(x.p.err.field, "campaign");
+  api_msg_item_fini(&x.p);
   json_decref(doc);
 }
 
@@ -59,21 +70,21 @@ KK_TEST(api_campaign_valid_names) {
 
 KK_TEST(api_msg_parse_campaign) {
   json_t *doc;
-  struct api_msg_item it;
+  struct parsed x;
   ASSERT_EQ(parse("{\"to\":\"+79161234567\",\"text\":\"hi\",\"campaign\":\"spring-sale.2026\"}",
-                  &doc, &it), 0);
-  ASSERT_STR_EQ(it.m.campaign, "spring-sale.2026");
-  api_msg_item_fini(&it);
+                  &doc, &x), 0);
+  ASSERT_STR_EQ(x.it.m.campaign, "spring-sale.2026");
+  api_msg_item_fini(&x.p);
   json_decref(doc);
 
   /* Absent or null: no campaign. */
-  ASSERT_EQ(parse("{\"to\":\"+79161234567\",\"text\":\"hi\"}", &doc, &it), 0);
-  ASSERT(it.m.campaign == NULL);
-  api_msg_item_fini(&it);
+  ASSERT_EQ(parse("{\"to\":\"+79161234567\",\"text\":\"hi\"}", &doc, &x), 0);
+  ASSERT(x.it.m.campaign == NULL);
+  api_msg_item_fini(&x.p);
   json_decref(doc);
-  ASSERT_EQ(parse("{\"to\":\"+79161234567\",\"text\":\"hi\",\"campaign\":null}", &doc, &it), 0);
-  ASSERT(it.m.campaign == NULL);
-  api_msg_item_fini(&it);
+  ASSERT_EQ(parse("{\"to\":\"+79161234567\",\"text\":\"hi\",\"campaign\":null}", &doc, &x), 0);
+  ASSERT(x.it.m.campaign == NULL);
+  api_msg_item_fini(&x.p);
   json_decref(doc);
 
   refused("{\"to\":\"+79161234567\",\"text\":\"hi\",\"campaign\":\"\"}");
@@ -88,9 +99,9 @@ KK_TEST(api_msg_parse_campaign) {
   memset(name, 'q', STORE_CAMPAIGN_MAX);
   name[STORE_CAMPAIGN_MAX] = '\0';
   with_campaign(text, sizeof text, name);
-  ASSERT_EQ(parse(text, &doc, &it), 0);
-  ASSERT_STR_EQ(it.m.campaign, name);
-  api_msg_item_fini(&it);
+  ASSERT_EQ(parse(text, &doc, &x), 0);
+  ASSERT_STR_EQ(x.it.m.campaign, name);
+  api_msg_item_fini(&x.p);
   json_decref(doc);
   strcat(name, "q");
   with_campaign(text, sizeof text, name);

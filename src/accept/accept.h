@@ -1,0 +1,150 @@
+/*
+ * accept.h - the one way in. Every ingress (the HTTP API today; the SMPP
+ * server, SMTP, file batches and campaign planning later) parses its own
+ * protocol into accept items and hands them to accept_submit(), which for
+ * each message:
+ *
+ *   normalises the number (phone/), classifies it (class, validity),
+ *   renders the text (the template hook: today the text as given), works
+ *   out encoding and segments, resolves a saved cascade and the SMS route,
+ *   applies the account's senders and countries and then the policy chain
+ *   (accept_check_add), and stores the messages that pass in one operation
+ *   (one group commit).
+ *
+ * done runs after that commit with a result per item: stored, duplicate (an
+ * idempotent repeat), mismatch (the key names another request) or refused
+ * with a code. What happens after the commit (sending) is handed out by the
+ * store's notes, not by the ingress. Everything runs on the loop thread.
+ */
+#ifndef ACCEPT_H
+#define ACCEPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+struct dispatch;
+struct cascade;
+
+#define ACCEPT_MAX_TEXT 4096                 /* bytes of a message's text */
+#define ACCEPT_MIN_TTL_MS (30LL * 1000)
+#define ACCEPT_MAX_TTL_MS (7LL * 24 * 3600 * 1000)
+#define ACCEPT_MAX_CHECKS 16
+
+/* Why a message was refused. status is the class of the refusal in HTTP's
+   numbers, which other ingress map to theirs: 422 refused as given, 503
+   could pass later (no route yet). */
+struct accept_err {
+  int status;
+  const char *code;          /* e.g. "invalid_phone"; NULL: not refused */
+  const char *field;         /* the field it is about, or NULL */
+  char message[256];
+};
+
+enum accept_result {
+  ACCEPT_PENDING = 0,        /* not decided yet */
+  ACCEPT_STORED,             /* stored; m describes it */
+  ACCEPT_DUPLICATE,          /* a repeat of a message stored within 24 h (m.dup_*) */
+  ACCEPT_MISMATCH,           /* its key was used for another request (err, m.dup_public_id) */
+  ACCEPT_REFUSED,            /* err says why; nothing stored */
+};
+
+/* One message. The ingress fills the first part (strings borrowed until
+   done, or until accept_prepare returns); accept fills the rest. */
+struct accept_item {
+  const char *to;            /* the number as given; NULL: none (a channel
+                                address in extra instead) */
+  const char *text;
+  size_t text_len;
+  const char *msg_class;     /* service | transactional | advertising; NULL: service */
+  const char *sender;        /* NULL: the account's or the route's default */
+  const char *callback_url;  /* NULL: none (the ingress checks where it leads) */
+  const char *idem_key;      /* NULL: none */
+  long long ttl_ms;          /* 0: the class's default */
+  const char *cascade;       /* steps text (store_steps_format); NULL: SMS alone */
+  const char *cascade_name;  /* a saved cascade instead; NULL: none */
+  const char *extra;         /* per-channel parts as JSON; NULL: none */
+  const char *campaign;      /* NULL: none */
+  /* out */
+  enum accept_result result; /* the ingress may set REFUSED (with err) itself */
+  struct accept_err err;
+  struct store_msg_new m;    /* the message as stored; a duplicate's dup_* fields */
+  /* what m borrows */
+  char public_id[40];
+  char e164[24];
+  char route[64];
+  char steps[1024];
+  char req_hash[65];
+};
+
+/* Everything the policy chain sees of a message about to be stored. */
+struct accept_view {
+  const struct store_account *account;
+  const struct store_msg_new *msg;  /* number, sender, rendered text, class, cascade, ... */
+};
+/*
+ * A policy check (consent, stop-lists, caps, content rules): pure, no I/O.
+ * Returns 0 to let the message pass, or nonzero with err's code, field and
+ * message set (status defaults to 422).
+ */
+typedef int (*accept_check_fn)(void *ud, const struct accept_view *v, struct accept_err *err);
+
+/* The accept module's state: what it reads and the policy chain. */
+struct accept {
+  struct store *store;
+  struct dispatch *dispatch;   /* the SMS routes */
+  struct cascade *cascade;     /* channel settings (the SMS default sender); may be NULL */
+  long long ttl_ms[3];         /* service, transactional, advertising */
+  struct accept_check {
+    const char *name;
+    accept_check_fn fn;
+    void *ud;
+  } checks[ACCEPT_MAX_CHECKS];
+  int nchecks;
+};
+
+/* Sets up a (zeroed or not) accept. */
+void accept_init(struct accept *ac, struct store *store, struct dispatch *dispatch,
+                 struct cascade *cascade, const long long ttl_ms[3]);
+/* Appends a check to the policy chain (run in the order added). 0 or
+   KK_ENOSPC past ACCEPT_MAX_CHECKS. */
+int accept_check_add(struct accept *ac, const char *name, accept_check_fn fn, void *ud);
+
+/* A request: one message or a batch, of one account. */
+struct accept_req {
+  int64_t account_id;
+  struct accept_item *items;
+  int n;
+  /* Runs after the commit (or at once when nothing was left to store);
+     rc is 0, or KK_ESTORE when the store failed and nothing was stored. */
+  void (*done)(void *ud, struct accept_req *r, int rc);
+  void *ud;
+  /* accept's own (zero them) */
+  struct accept *ac;
+  struct store_msg_new *msgs;
+  int *msg_item;
+  int nmsgs;
+};
+
+/*
+ * Accepts r (which must stay alive until done). Returns 0 when done will
+ * run (it may have run already), KK_EAGAIN when the store cannot be written
+ * now, KK_ENOENT when the account does not exist: then nothing was done
+ * and done does not run.
+ */
+int accept_submit(struct accept *ac, struct accept_req *r);
+
+/*
+ * The part of accepting one message that needs nothing but the message:
+ * number, class, validity, rendered text, encoding and segments, public id
+ * and the idempotency digest, into it->m. route is the SMS route chosen for
+ * the account ("" none). 0, or -1 with it->err (result REFUSED).
+ */
+int accept_prepare(const struct accept *ac, int64_t account_id, const char *route, int64_t now,
+                   struct accept_item *it);
+
+/* Message classes, in the order of ttl_ms. */
+extern const char *const accept_classes[3];
+
+#endif
