@@ -4,7 +4,8 @@
  * Each KK_TEST(name) registers itself at start-up; the runner (test_main.c)
  * runs every test in a forked child under alarm(), prints "ok N - name" or
  * "not ok N - name: file:line: detail", and ends with "N passed, N failed".
- * Assertions print both values.
+ * A test fails when an assertion fails, when it crashes or times out, and in
+ * a sanitizer build when it leaks memory. Assertions print both values.
  */
 #ifndef KK_TEST_H
 #define KK_TEST_H
