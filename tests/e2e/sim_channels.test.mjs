@@ -10,7 +10,7 @@ import fsSync from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { ROOT, freePort, sleep, waitUntil } from './lib/harness.mjs';
+import { ROOT, freePort, waitUntil } from './lib/harness.mjs';
 
 const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/;
 
@@ -94,6 +94,11 @@ class Sim {
 
   config(k) { return this.ok('POST', '/channels/config', { body: k }); }
   stats() { return this.ok('GET', '/channels/stats'); }
+  /** Waits until no status callback is scheduled or in flight on any channel. */
+  settled() {
+    return waitUntil(async () => Object.values(await this.stats()).every((c) => !c.callbacks_pending),
+      'the simulator\'s callbacks to settle', 15000);
+  }
   async requests(q = '') { return this.ok('GET', `/channels/requests${q}`); }
   reset(apps = false) { return this.ok('POST', '/reset', apps ? { body: { apps: true } } : {}); }
 
@@ -403,7 +408,7 @@ describe('kaskad-sim channels', () => {
     rcv.clear();
     r = await sim.req('POST', '/vbm/v1/messages', { body: { phone: '79160000002', text: 'x' }, headers: h });
     await rcv.waitFor('/vbm', 1);
-    await sleep(200);
+    await sim.settled();
     assert.deepEqual(rcv.on('/vbm').map((e) => e.json.event), ['delivered'], 'no seen without read');
   });
 
@@ -447,7 +452,7 @@ describe('kaskad-sim channels', () => {
     await sim.config({ telegram: { reach: 1, server_error: 1 } });
     r = await sim.req('POST', `/bot${tok}/sendMessage`, { body: { chat_id: 1, text: 'x' } });
     assert.equal(r.status, 500);
-    await sleep(100);
+    await sim.settled();
     assert.equal(rcv.on('/tg').length, 0, 'the Bot API sends no status callbacks');
 
     rcv.status['/tg'] = 200;

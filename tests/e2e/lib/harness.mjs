@@ -336,6 +336,34 @@ export class Kaskad {
     }
   }
 
+  /**
+   * Waits until nothing is under way that could still send: each message of
+   * `ids` finished, no SMS queued for a route or awaiting its submit_sm_resp
+   * (so the SMSC has seen every submit kaskad made), no operation waiting for
+   * the store. A test asserts that something was NOT sent only after a fact
+   * like this one, never after a fixed sleep.
+   */
+  async settled(key, ids = [], timeoutMs = 20000) {
+    let last = '';
+    try {
+      return await waitUntil(async () => {
+        for (const id of ids) {
+          const m = await this.message(key, id);
+          if (!m.finished) { last = `message ${id} not finished (${m.status})`; return null; }
+        }
+        const m = await this.metrics();
+        for (const name of ['kaskad_dispatch_queued', 'kaskad_smpp_inflight', 'kaskad_store_retrying',
+          'kaskad_store_pending']) {
+          if (metricSum(m, name)) { last = `${name} ${metricSum(m, name)}`; return null; }
+        }
+        return m;
+      }, 'kaskad to settle', timeoutMs, 50);
+    } catch (e) {
+      e.message += `; last seen: ${last}`;
+      throw e;
+    }
+  }
+
   /** GET /metrics parsed into Map(series -> number). */
   async metrics() {
     const r = await this.request('GET', '/metrics');

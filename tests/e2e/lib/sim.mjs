@@ -78,6 +78,15 @@ export class Sim {
 
   stats() { return this.call('GET', '/channels/stats'); }
 
+  /** Waits until no status callback is scheduled or in flight on any channel
+      (every one drawn so far has reached its webhook). */
+  async settled(timeoutMs = 20000) {
+    return waitUntil(async () => {
+      const s = await this.stats();
+      return Object.values(s).every((c) => !c.callbacks_pending) ? s : null;
+    }, 'the simulator\'s callbacks to settle', timeoutMs, 50);
+  }
+
   async stop() {
     if (!this.proc || this.exit) return this.exit;
     this.proc.kill('SIGTERM');
