@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "kk_test.h"
+#include "tmp_store.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define KK_TEST_LSAN 1
@@ -59,15 +60,7 @@ const char *kk_test_hex(const void *p, size_t n, char *out, size_t cap) {
   return out;
 }
 
-int kk_test_rm_store_dir(const char *dir) {
-  static const char *const files[] = {"kaskad.db", "kaskad.db-wal", "kaskad.db-shm"};
-  char path[512];
-  for (int i = 0; i < 3; i++) {
-    snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-    unlink(path);
-  }
-  return rmdir(dir);
-}
+int kk_test_rm_store_dir(const char *dir) { return tmp_store_dir_rm(dir); }
 
 const char *kk_test_data_dir(void) {
   const char *d = getenv("KK_TEST_DATA");
