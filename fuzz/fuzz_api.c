@@ -41,7 +41,7 @@
 #include "dispatch/dispatch.h"
 #include "http/http_server.h"
 #include "store/store.h"
-#include "tmp_store.h"
+#include "lib/tmp_store.h"
 
 #define ADMIN_KEY "fuzz-operator-key"
 #define ACCOUNT_KEY "kk_fuzzaccountkey000000000000000000000000000000000"

@@ -24,12 +24,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "channel/chan_int.h"
 #include "channel/channel.h"
 #include "core/kk_crypto.h"
 #include "core/kk_err.h"
-#include "fake_hook.h"
 
 #define NOW_MS 1763932810000LL
 
@@ -60,6 +60,35 @@ static struct chan_cfg fixed_cfg(void) {
   return c;
 }
 
+/* The request a hook sees: up to four headers and three query values. */
+struct fake {
+  const char *h[4][2];
+  int nh;
+  const char *q[3][2];
+  int nq;
+};
+
+static const char *fake_header(void *ctx, const char *name) {
+  struct fake *f = ctx;
+  for (int i = 0; i < f->nh; i++)
+    if (strcasecmp(f->h[i][0], name) == 0) return f->h[i][1];
+  return NULL;
+}
+
+static const char *fake_query(void *ctx, const char *name) {
+  struct fake *f = ctx;
+  for (int i = 0; i < f->nq; i++)
+    if (strcmp(f->q[i][0], name) == 0) return f->q[i][1];
+  return NULL;
+}
+
+static void add_header(struct fake *f, const char *name, const char *value) {
+  if (value == NULL) return;
+  f->h[f->nh][0] = name;
+  f->h[f->nh][1] = value;
+  f->nh++;
+}
+
 /* Applies the signature mode to hex[65]: NULL for missing, else hex. */
 static const char *signature_mode(int mode, char *hex) {
   if (mode == 1) return NULL;
@@ -80,25 +109,29 @@ struct values {
 /* Headers (and query) for driver name, signed over body per flags; the
    values live in v. */
 static void make_request(const char *name, const struct chan_cfg *cfg, uint8_t flags,
-                         const char *body, size_t len, struct fake_hook *f, struct values *v) {
+                         const char *body, size_t len, struct fake *f, struct values *v) {
   int mode = flags & 3;
   char *hex = v->hex, *sig = v->sig, *ts = v->ts;
   memset(f, 0, sizeof *f);
   if (strcmp(name, "viber") == 0) {
     kk_hmac_sha256_hex(cfg->token, strlen(cfg->token), body, len, hex);
-    fake_hook_header(f, "X-Viber-Content-Signature", signature_mode(mode, hex));
+    add_header(f, "X-Viber-Content-Signature", signature_mode(mode, hex));
   } else if (strcmp(name, "telegram") == 0) {
-    fake_hook_header(f, "X-Telegram-Bot-Api-Secret-Token",
+    add_header(f, "X-Telegram-Bot-Api-Secret-Token",
                mode == 1 ? NULL : mode == 2 ? "fuzz-secreT" : cfg->secret);
   } else if (strcmp(name, "whatsapp") == 0) {
     kk_hmac_sha256_hex(cfg->secret, strlen(cfg->secret), body, len, hex);
     const char *h = signature_mode(mode, hex);
     if (h) snprintf(sig, sizeof v->sig, "sha256=%.64s", h);
-    fake_hook_header(f, "X-Hub-Signature-256", h ? sig : NULL);
+    add_header(f, "X-Hub-Signature-256", h ? sig : NULL);
     static const char *const modes[] = {"subscribe", "unsubscribe"};
-    fake_hook_query(f, "hub.mode", modes[(flags >> 4) & 1]);
-    fake_hook_query(f, "hub.verify_token", (flags & 0x20) ? "fuzz-verifY" : cfg->verify_token);
-    fake_hook_query(f, "hub.challenge", (flags & 0x40) ? NULL : body);
+    f->q[0][0] = "hub.mode";
+    f->q[0][1] = modes[(flags >> 4) & 1];
+    f->q[1][0] = "hub.verify_token";
+    f->q[1][1] = (flags & 0x20) ? "fuzz-verifY" : cfg->verify_token;
+    f->q[2][0] = "hub.challenge";
+    f->q[2][1] = (flags & 0x40) ? NULL : body;
+    f->nq = 3;
   } else if (strcmp(name, "telegram_gateway") == 0) {
     static const char *const stamps[] = {"1763932810", "1763932509", "1763933111", "17639x"};
     snprintf(ts, sizeof v->ts, "%s", stamps[(flags >> 2) & 3]);
@@ -108,8 +141,8 @@ static void make_request(const char *name, const struct chan_cfg *cfg, uint8_t f
     size_t lens[3] = {strlen(ts), 1, len};
     kk_hmac_sha256(key, sizeof key, parts, lens, 3, mac);
     kk_hex(mac, sizeof mac, hex);
-    fake_hook_header(f, "X-Request-Timestamp", ts);
-    fake_hook_header(f, "X-Request-Signature", signature_mode(mode, hex));
+    add_header(f, "X-Request-Timestamp", ts);
+    add_header(f, "X-Request-Signature", signature_mode(mode, hex));
   }
 }
 
@@ -152,10 +185,10 @@ static void run_hooks(const struct chan_cfg *cfg, uint8_t method, uint8_t flags,
   const struct chan_driver *const *all = chan_drivers(&n);
   for (int i = 0; i < n; i++) {
     if (all[i]->hook == NULL) continue;
-    struct fake_hook f;
+    struct fake f;
     struct values v;
     make_request(all[i]->name, cfg, flags, body, len, &f, &v);
-    struct chan_hook_in in = fake_hook_in(&f, m, body, len, NOW_MS);
+    struct chan_hook_in in = {m, body, len, fake_header, fake_query, &f, NOW_MS};
     struct chan_hook_out out;
     memset(&out, 0x5a, sizeof out);
     int rc = all[i]->hook(cfg, &in, &out);

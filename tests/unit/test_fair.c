@@ -16,7 +16,7 @@
 #include "core/kk_log.h"
 #include "store/store.h"
 #include "kk_test.h"
-#include "tmp_store.h"
+#include "lib/tmp_store.h"
 
 static void fopen_store(struct tmp_store *e, int early_cap) {
   kk_log_level = KK_LOG_ERROR;

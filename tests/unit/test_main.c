@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "kk_test.h"
-#include "tmp_store.h"
+#include "lib/tmp_store.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define KK_TEST_LSAN 1

@@ -17,7 +17,7 @@
 #include "core/kk_log.h"
 #include "store/store.h"
 #include "kk_test.h"
-#include "tmp_store.h"
+#include "lib/tmp_store.h"
 
 static void env_open(struct tmp_store *e) {
   kk_log_level = KK_LOG_ERROR;
