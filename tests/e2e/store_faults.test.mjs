@@ -59,6 +59,21 @@ async function heldViber(t) {
   };
 }
 
+/**
+ * Points kaskad's Viber at a held stand-in, sends a message whose first step
+ * is Viber, and waits until its request arrives (held). Returns { viber, m }.
+ */
+async function sendHeldByViber(t, k, key, text, viberId) {
+  const viber = await heldViber(t);
+  await k.call('PUT', '/v1/channels/viber', { body: { base_url: viber.url, token: 'held-viber-token-1', sender: 'Kaskad' } }, 200);
+  const m = await k.send(key, {
+    to: PHONE, text, viber_id: viberId,
+    cascade: [{ channel: 'viber', wait: 'delivered', timeout: '60s' }, { channel: 'sms' }],
+  });
+  await waitUntil(() => viber.sends.length === 1, 'the Viber request to arrive', 10000);
+  return { viber, m };
+}
+
 async function metric(k, series) {
   return (await k.metrics()).get(series);
 }
@@ -101,13 +116,7 @@ test('a locked database: 503 within a bounded time, counted, and the same POST s
 
 test('a send accepted while the database is locked is stored once the lock goes, sent once', { timeout: 90000 }, async (t) => {
   const { k, key, smsc, finish } = await setup(t);
-  const viber = await heldViber(t);
-  await k.call('PUT', '/v1/channels/viber', { body: { base_url: viber.url, token: 'held-viber-token-1', sender: 'Kaskad' } }, 200);
-  const m = await k.send(key, {
-    to: PHONE, text: 'accepted while locked', viber_id: 'vb-1',
-    cascade: [{ channel: 'viber', wait: 'delivered', timeout: '60s' }, { channel: 'sms' }],
-  });
-  await waitUntil(() => viber.sends.length === 1, 'the Viber request to arrive', 10000);
+  const { viber, m } = await sendHeldByViber(t, k, key, 'accepted while locked', 'vb-1');
   const lock = await lockDb(t, path.join(k.dataDir, 'kaskad.db'));
   viber.answer();
   await waitUntil(async () => (await metric(k, 'kaskad_store_retrying')) >= 1,
@@ -144,13 +153,7 @@ test('I/O errors on commit (test hook): 503 and counted; a result of a send is k
   process.env.KASKAD_TEST_STORE_IOERR = flag;   // the daemon inherits the environment
   t.after(() => { delete process.env.KASKAD_TEST_STORE_IOERR; });
   const { k, key, smsc, finish } = await setup(t);
-  const viber = await heldViber(t);
-  await k.call('PUT', '/v1/channels/viber', { body: { base_url: viber.url, token: 'held-viber-token-1', sender: 'Kaskad' } }, 200);
-  const m = await k.send(key, {
-    to: PHONE, text: 'accepted during I/O errors', viber_id: 'vb-2',
-    cascade: [{ channel: 'viber', wait: 'delivered', timeout: '60s' }, { channel: 'sms' }],
-  });
-  await waitUntil(() => viber.sends.length === 1, 'the Viber request to arrive', 10000);
+  const { viber, m } = await sendHeldByViber(t, k, key, 'accepted during I/O errors', 'vb-2');
   await fs.writeFile(flag, '');
   viber.answer();
   await waitUntil(async () => (await metric(k, 'kaskad_store_retrying')) >= 1,
@@ -173,13 +176,7 @@ test('I/O errors on commit (test hook): 503 and counted; a result of a send is k
 
 test('SIGTERM while the database stays locked: kaskad stops within its shutdown_timeout, no hang', { timeout: 90000 }, async (t) => {
   const { k, key } = await setup(t, { args: ['--shutdown_timeout', '2s'] });
-  const viber = await heldViber(t);
-  await k.call('PUT', '/v1/channels/viber', { body: { base_url: viber.url, token: 'held-viber-token-1', sender: 'Kaskad' } }, 200);
-  await k.send(key, {
-    to: PHONE, text: 'stopping while locked', viber_id: 'vb-3',
-    cascade: [{ channel: 'viber', wait: 'delivered', timeout: '60s' }, { channel: 'sms' }],
-  });
-  await waitUntil(() => viber.sends.length === 1, 'the Viber request to arrive', 10000);
+  const { viber } = await sendHeldByViber(t, k, key, 'stopping while locked', 'vb-3');
   await lockDb(t, path.join(k.dataDir, 'kaskad.db'));
   viber.answer();
   await waitUntil(async () => (await metric(k, 'kaskad_store_retrying')) >= 1,
