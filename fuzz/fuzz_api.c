@@ -41,6 +41,7 @@
 #include "dispatch/dispatch.h"
 #include "http/http_server.h"
 #include "store/store.h"
+#include "lib/tmp_store.h"
 
 #define ADMIN_KEY "fuzz-operator-key"
 #define ACCOUNT_KEY "kk_fuzzaccountkey000000000000000000000000000000000"
@@ -57,7 +58,7 @@ static struct {
   struct cascade *cascade;
   struct api api;
   uv_timer_t watchdog;
-  char dir[64];
+  char dir[TMP_STORE_DIR_MAX];
   int ready;
 } g;
 
@@ -72,20 +73,13 @@ static void cleanup(void) {
   if (!g.ready) return;
   drain_store();
   store_close(g.store);
-  static const char *const files[] = {"kaskad.db", "kaskad.db-wal", "kaskad.db-shm"};
-  char path[128];
-  for (int i = 0; i < 3; i++) {
-    snprintf(path, sizeof path, "%s/%s", g.dir, files[i]);
-    unlink(path);
-  }
-  rmdir(g.dir);
+  tmp_store_dir_rm(g.dir);
 }
 
 static void setup(void) {
   kk_log_level = KK_LOG_ERROR + 1; /* quiet: the fuzzer prints enough */
   g.loop = uv_default_loop();
-  snprintf(g.dir, sizeof g.dir, "/tmp/kk-fuzz-api-XXXXXX");
-  check(mkdtemp(g.dir) != NULL);
+  check(tmp_store_dir_new(g.dir, "fuzz-api") == 0);
   struct store_opts so = {.dir = g.dir, .synchronous_full = 0};
   check(store_open(g.loop, &so, &g.store) == 0);
   g.ready = 1;

@@ -2,7 +2,8 @@
  * replay.c - runs a fuzz target over corpus files without libFuzzer, so that
  * `make test` replays every corpus under the sanitizers.
  *
- * Usage: replay_<target> FILE_OR_DIR...   Prints "N inputs replayed".
+ * Usage: replay_<target> FILE_OR_DIR...   Prints "N inputs replayed"; no
+ * input at all is a failure.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -65,5 +66,10 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (run_path(argv[i], &count) != 0) rc = 1;
   printf("%d inputs replayed\n", count);
+  if (count == 0) {
+    /* An empty or misnamed corpus would otherwise pass without a test. */
+    fprintf(stderr, "no input to replay\n");
+    rc = 1;
+  }
   return rc;
 }

@@ -3,7 +3,8 @@
 #   N passed, N failed
 # Suites: C unit tests, fuzz corpus replays (one test per target), bounded
 # libFuzzer runs when clang is present (FUZZ_SECONDS, 0 to skip), end-to-end
-# tests (node's test runner).
+# tests (node's test runner). A suite that runs no test at all fails: an
+# empty selection must not read as green.
 set -u
 cd "$(dirname "$0")/.."
 B=build/asan
@@ -19,7 +20,10 @@ echo "== unit tests"
 if "$B/unit-tests" >"$log/unit.txt" 2>&1; then :; fi
 cat "$log/unit.txt"
 line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log/unit.txt" | tail -n 1)
-if [ -n "$line" ]; then
+if [ "$line" = "0 passed, 0 failed" ]; then
+  echo "not ok - no unit test ran"
+  failed=$((failed + 1))
+elif [ -n "$line" ]; then
   passed=$((passed + $(echo "$line" | cut -d' ' -f1)))
   failed=$((failed + $(echo "$line" | cut -d' ' -f3)))
 else
@@ -67,6 +71,8 @@ if [ -d tests/e2e ] && ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
   f=$(grep -E '^# fail [0-9]+' "$log/e2e.txt" | tail -n 1 | awk '{print $3}')
   if [ -z "$p" ]; then
     echo "not ok - e2e runner crashed"; tail -n 40 "$log/e2e.txt"; failed=$((failed + 1))
+  elif [ "$p" = 0 ] && [ "${f:-0}" = 0 ]; then
+    echo "not ok - no end-to-end test ran"; failed=$((failed + 1))
   else
     passed=$((passed + p)); failed=$((failed + ${f:-0}))
   fi

@@ -117,7 +117,13 @@ test('a suspended account gets 403 and its queued SMS waits until it is lifted',
   // The route comes up: the suspended account's message is still not sent.
   await k.putRoute('later', smsc.routeConfig());
   await smsc.waitFor(() => smsc.boundSessions().length >= 2, 'the second route to bind');
-  await sleep(2000);
+  // The route's queue drains (the held message moves off it) and nothing
+  // awaits an SMSC answer: anything the route was going to submit, the SMSC
+  // has seen.
+  await waitUntil(async () => {
+    const m = await k.metrics();
+    return m.get('kaskad_dispatch_queued{route="later"}') === 0 && m.get('kaskad_smpp_inflight{route="later"}') === 0;
+  }, 'the route "later" to drain', 10000, 50);
   assert.ok(!smsc.submits.some((s) => s.destination_addr === '79161110001'), 'not submitted while suspended');
   // Lifted: it goes, and the key works again.
   const lifted = await k.call('PATCH', `/v1/accounts/${acct.id}`, { body: { suspended: false } }, 200);
@@ -144,11 +150,16 @@ test('a suspended account\'s channel sends wait until it is lifted', { timeout: 
   await k.call('PATCH', `/v1/accounts/${acct.id}`, { body: { suspended: true } }, 200);
   await sim.config({ viber: { reach: 1, read: 0, server_error: 0, deliver_ms: [20, 20] } });
   const before = (await sim.requests('viber')).length;
-  await sleep(5000);   // longer than the next retry's backoff
+  // The suspension lasts longer than the next retry's backoff, so that a try
+  // comes due while it holds.
+  await sleep(5000);
   assert.equal((await sim.requests('viber')).length, before, 'no Viber request while suspended');
   await k.call('PATCH', `/v1/accounts/${acct.id}`, { body: { suspended: false } }, 200);
   const done = await k.waitStatus(env.key, m.id, 'delivered', 20000);
   assert.equal(done.channel, 'viber');
+  // Finished: exactly one more request, the one after the suspension ended.
+  await k.settled(env.key, [m.id]);
+  assert.equal((await sim.requests('viber')).length, before + 1, 'one Viber request after the suspension');
   await env.finish();
 });
 
@@ -169,7 +180,7 @@ test('a request without a key gets 401 before its body is read', async (t) => {
   await k.stopClean();
 });
 
-test('the per-IP connection limit refuses connections over it', async (t) => {
+test('the per-IP connection limit refuses connections over it', { timeout: 30000 }, async (t) => {
   const k = new Kaskad({ args: ['--max_conns_per_ip', '4'] });
   t.after(() => k.cleanup());
   await k.start();
@@ -180,7 +191,14 @@ test('the per-IP connection limit refuses connections over it', async (t) => {
     await new Promise((res) => s.on('connect', res));
     held.push(s);
   }
-  await sleep(200);
+  // kaskad has taken each held connection: a request on it is answered, or
+  // the connection is closed (one over the limit).
+  for (const s of held) {
+    if (s.destroyed) continue;
+    const seen = new Promise((res) => { s.once('data', res); s.once('close', res); });
+    s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await seen;
+  }
   const over = await rawExchange(k.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 3000);
   assert.ok(over.closed, 'the fifth connection is closed');
   assert.doesNotMatch(over.data, /200 OK/, 'and not served');

@@ -40,7 +40,8 @@ test('delivered on the first channel: nothing else is sent', { timeout: 60000 },
   assert.equal(done.attempts.length, 1);
   assert.equal(done.attempts[0].status, 'delivered');
   assert.match(done.attempts[0].provider_id, /^\d+$/);
-  await sleep(300);
+  await k.settled(key, [m.id]);
+  await sim.settled();
   assert.equal(smsc.submits.length, 0, 'no SMS was sent');
   assert.equal((await sim.requests('viber')).length, 1);
   await finish();
@@ -123,7 +124,8 @@ test('a status after fall-through is recorded and starts nothing', { timeout: 60
   assert.equal(late.attempts.length, 2, 'no step started again');
   assert.equal(late.delivered_twice, 1);
   assert.equal(late.status, 'read', 'the best outcome any attempt reached');
-  await sleep(300);
+  await k.settled(key, [m.id]);
+  await sim.settled();
   assert.equal(smsc.submits.length, 1);
   assert.equal((await sim.requests('vk')).length, 1);
   const metrics = await k.metrics();
@@ -190,7 +192,8 @@ test('restart in the middle of a cascade: every step sent exactly once', { timeo
   const list = (await k.call('GET', '/v1/channels', {}, 200)).channels;
   await sim.addApp({ channel: 'vk', ...APPS.vk, callback_url: list.find((c) => c.channel === 'vk').webhook_url });
   for (const id of ids) await k.waitStatus(key, id, 'delivered', 20000);
-  await sleep(500);
+  await k.settled(key, ids);
+  await sim.settled();
   assert.equal((await sim.requests('vk')).length, 20, 'no VK message sent twice');
   assert.equal(smsc.submits.length, 20, 'one SMS per message');
   const tos = new Set(smsc.submits.map((s) => s.destination_addr));

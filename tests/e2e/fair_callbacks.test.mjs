@@ -6,7 +6,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { setup, sleep, waitUntil, metricSum } from './lib/harness.mjs';
+import { setup, waitUntil, metricSum } from './lib/harness.mjs';
 
 /* A loopback server that accepts connections and never answers. */
 async function tarpit() {
@@ -60,7 +60,9 @@ test("one account's tarpit callback_url does not delay another account's callbac
   // 100 messages of A: 200 callbacks that all wait for the tarpit.
   await sendMany(k, key, 100, pit.url, '100');
   await waitUntil(() => pit.open() >= 8, 'the tarpit to hold connections', 20000);
-  await sleep(500);
+  // Every callback request kaskad has under way has reached the tarpit.
+  await waitUntil(async () => metricSum(await k.metrics(), 'kaskad_callbacks_inflight') === pit.open(),
+    'each request in flight to hold a connection', 10000, 50);
   assert.ok(pit.open() <= 8, `A holds at most its own 8 slots (holds ${pit.open()})`);
   // B's callbacks arrive while A's are stuck.
   const b = await k.createAccount();
@@ -87,9 +89,14 @@ test("a host's circuit breaker opens after failures and sends nothing during the
   await sendMany(k, key, 10, pit.url, '300');
   await waitUntil(async () => metricSum(await k.metrics(), 'kaskad_callback_breaker_opens_total') >= 1,
     'the breaker to open', 20000, 200);
-  await sleep(1500);  // tries already on the wire time out
+  await waitUntil(async () => metricSum(await k.metrics(), 'kaskad_callbacks_inflight') === 0,
+    'the tries already on the wire to time out', 10000, 100);
   const before = pit.total();
-  await sleep(2500);
+  // Retries come due and are put off, not sent: the worker had work for the
+  // host and held it back.
+  const deferred = metricSum(await k.metrics(), 'kaskad_callbacks_deferred_total');
+  await waitUntil(async () => metricSum(await k.metrics(), 'kaskad_callbacks_deferred_total') > deferred,
+    'a waiting callback to be put off', 20000, 100);
   assert.equal(pit.total(), before, 'no request to the host while its breaker is open');
   const m = await k.metrics();
   assert.equal(metricSum(m, 'kaskad_callback_hosts_open'), 1);

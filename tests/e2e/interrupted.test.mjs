@@ -5,7 +5,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { setup, sleep, waitUntil } from './lib/harness.mjs';
+import { setup, waitUntil } from './lib/harness.mjs';
 
 const PHONE = '79161234567';
 
@@ -48,7 +48,7 @@ test('kill -9 with a Viber request under way: not sent again, the next step goes
   const done = await k.waitStatus(key, m.id, 'delivered', 20000);
   assert.deepEqual(done.attempts.map((a) => [a.channel, a.status]), [['viber', 'failed'], ['sms', 'delivered']]);
   assert.match(done.attempts[0].error, /^interrupted/);
-  await sleep(1000);
+  await k.settled(key, [m.id]);
   assert.equal(viber.sends.length, 1, 'Viber was asked once');
   assert.equal(smsc.submits.length, 1);
   await finish();

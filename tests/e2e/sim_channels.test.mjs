@@ -4,87 +4,20 @@
 // (signatures verified with node:crypto).
 import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
-import fsSync from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import path from 'node:path';
-import { ROOT, freePort, sleep, waitUntil } from './lib/harness.mjs';
-
-const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/;
-
-function simBin() {
-  if (process.env.KASKAD_SIM_BIN) return path.resolve(ROOT, process.env.KASKAD_SIM_BIN);
-  if (process.env.KASKAD_BIN) return path.join(path.dirname(path.resolve(ROOT, process.env.KASKAD_BIN)), 'kaskad-sim');
-  return path.join(ROOT, 'build/asan/kaskad-sim');
-}
+import { waitUntil } from './lib/harness.mjs';
+import { Sim as SimBase } from './lib/sim.mjs';
 
 const FAST = { deliver_ms: [5, 15], read_ms: [5, 15] };
 const CHANNELS = {
   vk: FAST, viber: FAST, telegram: FAST, telegram_gateway: FAST, whatsapp: FAST, email: {},
 };
 
-/** kaskad-sim on free ports; stderr kept for diagnostics. */
-class Sim {
-  async start(extra = []) {
-    const bin = simBin();
-    if (!fsSync.existsSync(bin)) throw new Error(`kaskad-sim not found: ${bin}`);
-    this.httpPort = await freePort();
-    this.smtpPort = await freePort();
-    this.url = `http://127.0.0.1:${this.httpPort}`;
-    const args = ['--http', `127.0.0.1:${this.httpPort}`, '--smtp', `127.0.0.1:${this.smtpPort}`,
-      '--smpp', `127.0.0.1:${await freePort()}`, '--seed', '11', '--channels', JSON.stringify(CHANNELS),
-      ...extra];
-    this.stderr = '';
-    this.exit = null;
-    this.proc = spawn(bin, args, {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: {
-        ...process.env,
-        ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? 'detect_leaks=1:abort_on_error=0',
-        UBSAN_OPTIONS: process.env.UBSAN_OPTIONS ?? 'print_stacktrace=1:halt_on_error=1',
-      },
-    });
-    this.proc.stderr.setEncoding('utf8');
-    this.proc.stderr.on('data', (d) => {
-      this.stderr += d;
-      if (process.env.KASKAD_SIM_LOG) fsSync.appendFileSync(process.env.KASKAD_SIM_LOG, d);
-    });
-    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => {
-      this.exit = { code, signal };
-      resolve(this.exit);
-    }));
-    await waitUntil(async () => {
-      if (this.exit) throw new Error(`kaskad-sim exited: ${this.stderr.slice(-2000)}`);
-      const r = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(1000) });
-      await r.arrayBuffer();
-      return r.status === 200;
-    }, 'kaskad-sim to start', 15000);
-    return this;
-  }
-
-  /** One request; body: object (JSON), string (as is, form unless ctype). */
-  async req(method, p, { body, headers = {} } = {}) {
-    const h = { ...headers };
-    let payload;
-    if (body !== undefined) {
-      if (typeof body === 'string') {
-        payload = body;
-        if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) {
-          h['content-type'] = 'application/x-www-form-urlencoded';
-        }
-      } else {
-        payload = JSON.stringify(body);
-        if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
-      }
-    }
-    const r = await fetch(this.url + p, { method, headers: h, body: payload, signal: AbortSignal.timeout(15000) });
-    const text = await r.text();
-    let json = null;
-    try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
-    return { status: r.status, text, json, headers: r.headers };
-  }
+/** The simulator with every channel fast; control requests must answer 200. */
+class Sim extends SimBase {
+  start() { return super.start({ channels: CHANNELS, seed: 11 }); }
 
   async ok(method, p, opts) {
     const r = await this.req(method, p, opts);
@@ -94,23 +27,11 @@ class Sim {
 
   config(k) { return this.ok('POST', '/channels/config', { body: k }); }
   stats() { return this.ok('GET', '/channels/stats'); }
-  async requests(q = '') { return this.ok('GET', `/channels/requests${q}`); }
+  /** The request log as the control API gives it (query q, nothing left out). */
+  requestLog(q = '') { return this.ok('GET', `/channels/requests${q}`); }
   reset(apps = false) { return this.ok('POST', '/reset', apps ? { body: { apps: true } } : {}); }
-
-  async stopClean() {
-    if (this.exit) return this.exit;
-    this.proc.kill('SIGTERM');
-    const t = setTimeout(() => { if (!this.exit) this.proc.kill('SIGKILL'); }, 15000);
-    const r = await this.exited;
-    clearTimeout(t);
-    const bad = this.stderr.split('\n').findIndex((l) => SANITIZER_RE.test(l));
-    if (bad >= 0) throw new Error(`sanitizer report:\n${this.stderr.split('\n').slice(bad - 3, bad + 50).join('\n')}`);
-    assert.deepEqual(r, { code: 0, signal: null }, this.stderr.slice(-3000));
-    return r;
-  }
 }
 
-/** The webhook receiver: records every request; behaviour by path. */
 class Receiver {
   constructor() {
     this.got = [];
@@ -289,7 +210,7 @@ describe('kaskad-sim channels', () => {
     assert.equal(st.refused.server_error, 1);
     await waitUntil(async () => (await sim.stats()).vk.callbacks_ok === 3, 'callbacks counted');
 
-    const rec = await sim.requests('?channel=vk&limit=2');
+    const rec = await sim.requestLog('?channel=vk&limit=2');
     assert.equal(rec.requests.length, 2);
     assert.equal(rec.requests[0].method, 'POST');
     assert.equal(rec.requests[0].path, '/method/messages.send');
@@ -297,7 +218,7 @@ describe('kaskad-sim channels', () => {
     assert.match(rec.requests[0].body, /message=%D0%9F/);
     assert.equal(rec.requests[0].outcome, 'accepted');
     assert.equal(rec.requests[1].outcome, 'duplicate');
-    const more = await sim.requests(`?channel=vk&since_seq=${rec.next_seq}`);
+    const more = await sim.requestLog(`?channel=vk&since_seq=${rec.next_seq}`);
     assert.equal(more.requests.length, 7);
     assert.equal(more.requests[0].headers.authorization, 'Bearer vk-tok');
     assert.deepEqual(more.requests.map((x) => x.outcome).slice(2),
@@ -403,7 +324,7 @@ describe('kaskad-sim channels', () => {
     rcv.clear();
     r = await sim.req('POST', '/vbm/v1/messages', { body: { phone: '79160000002', text: 'x' }, headers: h });
     await rcv.waitFor('/vbm', 1);
-    await sleep(200);
+    await sim.settled();
     assert.deepEqual(rcv.on('/vbm').map((e) => e.json.event), ['delivered'], 'no seen without read');
   });
 
@@ -447,7 +368,7 @@ describe('kaskad-sim channels', () => {
     await sim.config({ telegram: { reach: 1, server_error: 1 } });
     r = await sim.req('POST', `/bot${tok}/sendMessage`, { body: { chat_id: 1, text: 'x' } });
     assert.equal(r.status, 500);
-    await sleep(100);
+    await sim.settled();
     assert.equal(rcv.on('/tg').length, 0, 'the Bot API sends no status callbacks');
 
     rcv.status['/tg'] = 200;
@@ -634,26 +555,26 @@ describe('kaskad-sim channels', () => {
       await sim.req('POST', '/method/messages.send', { body: `access_token=a&peer_id=${i + 1}&random_id=${i}&message=m` });
       await sim.req('POST', '/bot1:abcdefghijk/getMe');
     }
-    const all = await sim.requests();
+    const all = await sim.requestLog();
     assert.equal(all.requests.length, 10);
     const seqs = all.requests.map((x) => x.seq);
     assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
-    const page = await sim.requests('?limit=3');
+    const page = await sim.requestLog('?limit=3');
     assert.equal(page.requests.length, 3);
     assert.equal(page.next_seq, page.requests[2].seq + 1);
-    const rest = await sim.requests(`?since_seq=${page.next_seq}`);
+    const rest = await sim.requestLog(`?since_seq=${page.next_seq}`);
     assert.equal(rest.requests.length, 7);
-    const tg = await sim.requests('?channel=telegram');
+    const tg = await sim.requestLog('?channel=telegram');
     assert.equal(tg.requests.length, 5);
     assert.ok(tg.requests.every((x) => x.outcome === 'unauthorized'));
     const bad = await sim.req('GET', '/channels/requests?channel=fax');
     assert.equal(bad.status, 400);
-    const none = await sim.requests(`?since_seq=${all.next_seq}`);
+    const none = await sim.requestLog(`?since_seq=${all.next_seq}`);
     assert.equal(none.requests.length, 0);
     assert.equal(none.next_seq, all.next_seq);
 
     await sim.reset();
-    assert.equal((await sim.requests()).requests.length, 0);
+    assert.equal((await sim.requestLog()).requests.length, 0);
     assert.equal((await sim.stats()).vk.requests, 0);
     assert.equal((await sim.ok('GET', '/apps')).apps.length, 1, 'apps are kept');
     const r = await sim.req('POST', '/method/messages.send', { body: 'access_token=a&peer_id=1&random_id=99&message=m' });
@@ -719,7 +640,7 @@ describe('kaskad-sim channels', () => {
     assert.match((await replies(1))[0], /^221 /);
     await closed;
 
-    const mails = (await sim.requests('?channel=email')).requests;
+    const mails = (await sim.requestLog('?channel=email')).requests;
     assert.equal(mails.length, 1);
     assert.equal(mails[0].method, 'SMTP');
     assert.equal(mails[0].path, '');

@@ -9,7 +9,6 @@ import http from 'node:http';
 import { waitUntil } from './lib/harness.mjs';
 import { Sim } from './lib/sim.mjs';
 
-const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/;
 const TOKEN = 'vk-exec-token';
 const CONFIRMATION = 'c0nf1rm';
 const FAST = { deliver_ms: [5, 15], read_ms: [5, 15] };
@@ -99,11 +98,7 @@ describe('kaskad-sim VK execute', () => {
 
   after(async () => {
     try {
-      const exit = await sim.stop();
-      const lines = sim.stderr.split('\n');
-      const bad = lines.findIndex((l) => SANITIZER_RE.test(l));
-      assert.equal(bad, -1, `sanitizer report:\n${lines.slice(Math.max(0, bad - 3), bad + 50).join('\n')}`);
-      assert.deepEqual(exit, { code: 0, signal: null }, sim.stderr.slice(-3000));
+      await sim.stopClean();
     } finally {
       await rcv.close();
     }

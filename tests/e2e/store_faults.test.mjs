@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { setup, sleep, waitUntil } from './lib/harness.mjs';
+import { setup, waitUntil } from './lib/harness.mjs';
 
 const PHONE = '79161234567';
 const BOUND_MS = 10000;   // a stalled store answered in about 1 s; a hang is minutes
@@ -59,6 +59,21 @@ async function heldViber(t) {
   };
 }
 
+/**
+ * Points kaskad's Viber at a held stand-in, sends a message whose first step
+ * is Viber, and waits until its request arrives (held). Returns { viber, m }.
+ */
+async function sendHeldByViber(t, k, key, text, viberId) {
+  const viber = await heldViber(t);
+  await k.call('PUT', '/v1/channels/viber', { body: { base_url: viber.url, token: 'held-viber-token-1', sender: 'Kaskad' } }, 200);
+  const m = await k.send(key, {
+    to: PHONE, text, viber_id: viberId,
+    cascade: [{ channel: 'viber', wait: 'delivered', timeout: '60s' }, { channel: 'sms' }],
+  });
+  await waitUntil(() => viber.sends.length === 1, 'the Viber request to arrive', 10000);
+  return { viber, m };
+}
+
 async function metric(k, series) {
   return (await k.metrics()).get(series);
 }
@@ -101,13 +116,7 @@ test('a locked database: 503 within a bounded time, counted, and the same POST s
 
 test('a send accepted while the database is locked is stored once the lock goes, sent once', { timeout: 90000 }, async (t) => {
   const { k, key, smsc, finish } = await setup(t);
-  const viber = await heldViber(t);
-  await k.call('PUT', '/v1/channels/viber', { body: { base_url: viber.url, token: 'held-viber-token-1', sender: 'Kaskad' } }, 200);
-  const m = await k.send(key, {
-    to: PHONE, text: 'accepted while locked', viber_id: 'vb-1',
-    cascade: [{ channel: 'viber', wait: 'delivered', timeout: '60s' }, { channel: 'sms' }],
-  });
-  await waitUntil(() => viber.sends.length === 1, 'the Viber request to arrive', 10000);
+  const { viber, m } = await sendHeldByViber(t, k, key, 'accepted while locked', 'vb-1');
   const lock = await lockDb(t, path.join(k.dataDir, 'kaskad.db'));
   viber.answer();
   await waitUntil(async () => (await metric(k, 'kaskad_store_retrying')) >= 1,
@@ -115,7 +124,10 @@ test('a send accepted while the database is locked is stored once the lock goes,
   const during = await timedSend(k, key, { to: PHONE, text: 'meanwhile' });
   assert.equal(during.r.status, 503, during.r.text);
   assert.ok(during.ms < BOUND_MS, `answered in ${during.ms} ms`);
-  await sleep(1500);   // a few more tries while locked
+  // A few more tries while locked: each one is a commit that failed as busy.
+  const busy = await metric(k, 'kaskad_store_errors_total{kind="busy"}');
+  await waitUntil(async () => (await metric(k, 'kaskad_store_errors_total{kind="busy"}')) >= busy + 2,
+    'two more tries while locked', BOUND_MS, 50);
   assert.notEqual((await k.message(key, m.id)).attempts[0].status, 'sent', 'nothing is stored while locked');
 
   await lock.release();
@@ -123,11 +135,14 @@ test('a send accepted while the database is locked is stored once the lock goes,
   assert.equal(done.attempts[0].channel, 'viber');
   assert.equal(done.attempts[0].status, 'sent');
   assert.equal(done.attempts[0].provider_id, '901');
-  await sleep(1000);
-  assert.equal(viber.sends.length, 1, 'Viber was asked once');
-  assert.equal(smsc.submits.length, 0);
+  // The step waits for a delivery that never comes, so the message does not
+  // finish: once the store has nothing waiting, stop kaskad; after that it
+  // cannot ask anyone again, and what it asked is final.
+  await k.settled(key);
   assert.equal(await metric(k, 'kaskad_store_retrying'), 0);
   await finish();
+  assert.equal(viber.sends.length, 1, 'Viber was asked once');
+  assert.equal(smsc.submits.length, 0);
 });
 
 test('I/O errors on commit (test hook): 503 and counted; a result of a send is kept until they stop', { timeout: 90000 }, async (t) => {
@@ -138,13 +153,7 @@ test('I/O errors on commit (test hook): 503 and counted; a result of a send is k
   process.env.KASKAD_TEST_STORE_IOERR = flag;   // the daemon inherits the environment
   t.after(() => { delete process.env.KASKAD_TEST_STORE_IOERR; });
   const { k, key, smsc, finish } = await setup(t);
-  const viber = await heldViber(t);
-  await k.call('PUT', '/v1/channels/viber', { body: { base_url: viber.url, token: 'held-viber-token-1', sender: 'Kaskad' } }, 200);
-  const m = await k.send(key, {
-    to: PHONE, text: 'accepted during I/O errors', viber_id: 'vb-2',
-    cascade: [{ channel: 'viber', wait: 'delivered', timeout: '60s' }, { channel: 'sms' }],
-  });
-  await waitUntil(() => viber.sends.length === 1, 'the Viber request to arrive', 10000);
+  const { viber, m } = await sendHeldByViber(t, k, key, 'accepted during I/O errors', 'vb-2');
   await fs.writeFile(flag, '');
   viber.answer();
   await waitUntil(async () => (await metric(k, 'kaskad_store_retrying')) >= 1,
@@ -158,21 +167,16 @@ test('I/O errors on commit (test hook): 503 and counted; a result of a send is k
   await fs.rm(flag);
   const done = await k.waitStatus(key, m.id, 'sent', 15000);
   assert.equal(done.attempts[0].status, 'sent');
-  await sleep(1000);
+  // As above: settled, then stopped, then nothing more can be asked.
+  await k.settled(key);
+  await finish();
   assert.equal(viber.sends.length, 1, 'Viber was asked once');
   assert.equal(smsc.submits.length, 0);
-  await finish();
 });
 
 test('SIGTERM while the database stays locked: kaskad stops within its shutdown_timeout, no hang', { timeout: 90000 }, async (t) => {
   const { k, key } = await setup(t, { args: ['--shutdown_timeout', '2s'] });
-  const viber = await heldViber(t);
-  await k.call('PUT', '/v1/channels/viber', { body: { base_url: viber.url, token: 'held-viber-token-1', sender: 'Kaskad' } }, 200);
-  await k.send(key, {
-    to: PHONE, text: 'stopping while locked', viber_id: 'vb-3',
-    cascade: [{ channel: 'viber', wait: 'delivered', timeout: '60s' }, { channel: 'sms' }],
-  });
-  await waitUntil(() => viber.sends.length === 1, 'the Viber request to arrive', 10000);
+  const { viber } = await sendHeldByViber(t, k, key, 'stopping while locked', 'vb-3');
   await lockDb(t, path.join(k.dataDir, 'kaskad.db'));
   viber.answer();
   await waitUntil(async () => (await metric(k, 'kaskad_store_retrying')) >= 1,

@@ -4,7 +4,8 @@
  * Each KK_TEST(name) registers itself at start-up; the runner (test_main.c)
  * runs every test in a forked child under alarm(), prints "ok N - name" or
  * "not ok N - name: file:line: detail", and ends with "N passed, N failed".
- * Assertions print both values.
+ * A test fails when an assertion fails, when it crashes or times out, and in
+ * a sanitizer build when it leaks memory. Assertions print both values.
  */
 #ifndef KK_TEST_H
 #define KK_TEST_H
@@ -28,7 +29,8 @@ const char *kk_test_hex(const void *p, size_t n, char *out, size_t cap);
 uint8_t *kk_test_read_file(const char *path, size_t *len);
 /* Directory holding test data files ("tests/data" unless KK_TEST_DATA). */
 const char *kk_test_data_dir(void);
-/* Removes a test's data folder holding a SQLite store (database, WAL, shm);
+/* Removes a test's data folder holding a SQLite store (database, WAL, shm;
+   tmp_store_dir_rm in tests/lib);
    0 when the folder is gone. */
 int kk_test_rm_store_dir(const char *dir);
 

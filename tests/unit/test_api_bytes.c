@@ -20,17 +20,14 @@
 #include "http/http_server.h"
 #include "kk_test.h"
 #include "store/store.h"
+#include "lib/tmp_store.h"
 
 #define KEY "kk_testkey"
 
 struct env {
-  uv_loop_t loop;
-  uv_timer_t tick;            /* wakes the loop while a test waits */
-  char dir[64];
-  struct store *store;
+  struct tmp_store ts;        /* loop, store, completions */
   struct api api;
   struct store_account acc;
-  int ndone, rc;
 };
 
 /* What a local request was answered. */
@@ -43,38 +40,17 @@ struct answer {
   json_t *json;              /* the body parsed, when it is JSON */
 };
 
-static void on_tick(uv_timer_t *t) {}
-
-static void on_done(void *arg, int rc) {
-  struct env *e = arg;
-  e->ndone++;
-  if (rc) e->rc = rc;
-}
-
-static void wait_done(struct env *e, int want) {
-  time_t end = time(NULL) + 10;
-  while (e->ndone < want) {
-    ASSERT(time(NULL) < end);
-    uv_run(&e->loop, UV_RUN_ONCE);
-  }
-  ASSERT_EQ(e->rc, 0);
-}
+static void wait_done(struct env *e, int want) { ASSERT_EQ(tmp_store_wait(&e->ts, want, 10000), 0); }
 
 static void env_open(struct env *e) {
   memset(e, 0, sizeof *e);
   kk_log_level = KK_LOG_ERROR + 1;
-  snprintf(e->dir, sizeof e->dir, "/tmp/kk-api-XXXXXX");
-  ASSERT(mkdtemp(e->dir) != NULL);
-  ASSERT_EQ(uv_loop_init(&e->loop), 0);
-  uv_timer_init(&e->loop, &e->tick);
-  uv_timer_start(&e->tick, on_tick, 5, 5);
-  struct store_opts so = {.dir = e->dir, .synchronous_full = 0};
-  ASSERT_EQ(store_open(&e->loop, &so, &e->store), 0);
+  ASSERT_EQ(tmp_store_open(&e->ts, "api", NULL), 0);
   snprintf(e->acc.name, sizeof e->acc.name, "bytes");
-  store_account_create(e->store, &e->acc, on_done, e);
+  store_account_create(e->ts.store, &e->acc, tmp_store_done, &e->ts);
   wait_done(e, 1);
-  e->api.loop = &e->loop;
-  e->api.store = e->store;
+  e->api.loop = &e->ts.loop;
+  e->api.store = e->ts.store;
   e->api.ready = 1;
   uint8_t hash[32];
   SHA256((const unsigned char *)KEY, strlen(KEY), hash);
@@ -83,11 +59,7 @@ static void env_open(struct env *e) {
 
 static void env_close(struct env *e) {
   api_fini(&e->api);
-  store_close(e->store);
-  uv_close((uv_handle_t *)&e->tick, NULL);
-  uv_run(&e->loop, UV_RUN_DEFAULT);
-  ASSERT_EQ(uv_loop_close(&e->loop), 0);
-  ASSERT_EQ(kk_test_rm_store_dir(e->dir), 0);
+  ASSERT_EQ(tmp_store_close(&e->ts), 0);
 }
 
 static void on_answer(void *ud, const struct http_local_answer *ans) {
@@ -127,7 +99,7 @@ static void call(struct env *e, const char *method, const char *path, const char
   time_t end = time(NULL) + 10;
   while (out->n == 0) {
     ASSERT(time(NULL) < end);
-    uv_run(&e->loop, UV_RUN_ONCE);
+    uv_run(&e->ts.loop, UV_RUN_ONCE);
   }
   ASSERT_EQ(http_local_answers(req), 1);
   http_local_free(req);
@@ -228,7 +200,7 @@ KK_TEST(api_405_names_allowed_methods) {
 /* Runs SQL on the store's database with a connection of the test's own. */
 static void sql(const struct env *e, const char *text) {
   char path[128];
-  snprintf(path, sizeof path, "%s/kaskad.db", e->dir);
+  snprintf(path, sizeof path, "%s/kaskad.db", e->ts.dir);
   sqlite3 *db = NULL;
   ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
   sqlite3_busy_timeout(db, 5000);
@@ -247,10 +219,10 @@ KK_TEST(api_get_of_a_poisoned_row) {
                             .to = "79161234567", .text = "hi", .msg_class = "service",
                             .encoding = "gsm7", .segments = 1, .route = "",
                             .created_at = 1763932800000LL, .expires_at = 1763932800000LL + 3600000};
-  store_msg_insert(e.store, &m, 1, on_done, &e);
+  store_msg_insert(e.ts.store, &m, 1, tmp_store_done, &e.ts);
   wait_done(&e, 2);
   struct store_msg_view v;
-  ASSERT_EQ(store_msg_get(e.store, e.acc.id, "msg_poison", &v), 0);
+  ASSERT_EQ(store_msg_get(e.ts.store, e.acc.id, "msg_poison", &v), 0);
   ASSERT(kk_utf8_valid(v.idem_key, strlen(v.idem_key)));
   ASSERT_EQ(strlen(v.idem_key), 127);
   ASSERT_EQ(strncmp(v.idem_key, key, 127), 0);

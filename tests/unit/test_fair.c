@@ -16,66 +16,25 @@
 #include "core/kk_log.h"
 #include "store/store.h"
 #include "kk_test.h"
+#include "lib/tmp_store.h"
 
-struct fenv {
-  uv_loop_t loop;
-  uv_timer_t tick;            /* wakes the loop while a test waits */
-  char dir[64];
-  struct store *store;
-  int ndone, rc;
-};
-
-static uint64_t fmono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void ftick(uv_timer_t *t) {}
-
-static void fdone(void *arg, int rc) {
-  struct fenv *e = arg;
-  e->ndone++;
-  if (rc) e->rc = rc;
-}
-
-static void fopen_store(struct fenv *e, int early_cap) {
-  memset(e, 0, sizeof *e);
+static void fopen_store(struct tmp_store *e, int early_cap) {
   kk_log_level = KK_LOG_ERROR;
-  snprintf(e->dir, sizeof e->dir, "/tmp/kk-fair-XXXXXX");
-  ASSERT(mkdtemp(e->dir) != NULL);
-  ASSERT_EQ(uv_loop_init(&e->loop), 0);
-  uv_timer_init(&e->loop, &e->tick);
-  uv_timer_start(&e->tick, ftick, 5, 5);
-  struct store_opts so = {.dir = e->dir, .synchronous_full = 0, .early_cap = early_cap};
-  ASSERT_EQ(store_open(&e->loop, &so, &e->store), 0);
+  struct store_opts so = {.synchronous_full = 0, .early_cap = early_cap};
+  ASSERT_EQ(tmp_store_open(e, "fair", &so), 0);
 }
 
-static void fclose_store(struct fenv *e) {
-  store_close(e->store);
-  uv_run(&e->loop, UV_RUN_NOWAIT);
-  uv_close((uv_handle_t *)&e->tick, NULL);
-  uv_run(&e->loop, UV_RUN_DEFAULT);
-  ASSERT_EQ(uv_loop_close(&e->loop), 0);
-  ASSERT_EQ(kk_test_rm_store_dir(e->dir), 0);
-}
+static void fclose_store(struct tmp_store *e) { ASSERT_EQ(tmp_store_close(e), 0); }
 
-static void fwait(struct fenv *e, int want) {
-  uint64_t end = fmono_ms() + 20000;
-  while (e->ndone < want) {
-    ASSERT(fmono_ms() < end);
-    uv_run(&e->loop, UV_RUN_ONCE);
-  }
-  ASSERT_EQ(e->rc, 0);
-}
+static void fwait(struct tmp_store *e, int want) { ASSERT_EQ(tmp_store_wait(e, want, 20000), 0); }
 
 /* An unmatched status of scope for provider id pid at `at`; returns the
    time the store kept. */
-static int64_t early_status(struct fenv *e, int64_t scope, const char *pid, int64_t at) {
+static int64_t early_status(struct tmp_store *e, int64_t scope, const char *pid, int64_t at) {
   struct store_chan_status st = {.channel = "whatsapp", .scope = scope, .provider_id = pid,
                                  .status = "delivered", .at = at};
   int want = e->ndone + 1;
-  store_chan_status(e->store, &st, fdone, e);
+  store_chan_status(e->store, &st, tmp_store_done, e);
   fwait(e, want);
   ASSERT_EQ(st.matched, 0);
   return st.at;
@@ -83,7 +42,7 @@ static int64_t early_status(struct fenv *e, int64_t scope, const char *pid, int6
 
 /* One number from SQL over the database, read with a connection of the
    test's own. */
-static int64_t sql_int(const struct fenv *e, const char *sql) {
+static int64_t sql_int(const struct tmp_store *e, const char *sql) {
   char path[128];
   snprintf(path, sizeof path, "%s/kaskad.db", e->dir);
   sqlite3 *db = NULL;
@@ -97,9 +56,9 @@ static int64_t sql_int(const struct fenv *e, const char *sql) {
   return n;
 }
 
-static void expire(struct fenv *e, int64_t now) {
+static void expire(struct tmp_store *e, int64_t now) {
   int want = e->ndone + 1;
-  store_early_expire(e->store, now, fdone, e);
+  store_early_expire(e->store, now, tmp_store_done, e);
   fwait(e, want);
 }
 
@@ -112,7 +71,7 @@ KK_TEST(fair_clamp_provider_times) {
 }
 
 KK_TEST(fair_early_expiry_only_by_time_never_for_another_scope) {
-  struct fenv e;
+  struct tmp_store e;
   fopen_store(&e, 0);
   int64_t now = store_now_ms();
   early_status(&e, 1, "a1", now - 4 * 60 * 1000);
@@ -141,7 +100,7 @@ KK_TEST(fair_early_expiry_only_by_time_never_for_another_scope) {
 }
 
 KK_TEST(fair_early_rows_capped_per_scope) {
-  struct fenv e;
+  struct tmp_store e;
   fopen_store(&e, 5);
   int64_t now = store_now_ms();
   char pid[16];
@@ -160,7 +119,7 @@ KK_TEST(fair_early_rows_capped_per_scope) {
     struct store_receipt r = {.route = "rA", .ids = {id, NULL}, .state = "delivered",
                               .at = now};
     int want = e.ndone + 1;
-    store_receipt_apply(e.store, &r, fdone, &e);
+    store_receipt_apply(e.store, &r, tmp_store_done, &e);
     fwait(&e, want);
     ASSERT_EQ(r.matched, 0);
   }
@@ -196,7 +155,7 @@ static int plan_uses_index(sqlite3 *db, const char *sql, char *why, size_t cap) 
 }
 
 KK_TEST(fair_list_and_report_queries_use_an_index) {
-  struct fenv e;
+  struct tmp_store e;
   fopen_store(&e, 0);
   char path[128];
   snprintf(path, sizeof path, "%s/kaskad.db", e.dir);
@@ -214,7 +173,7 @@ KK_TEST(fair_list_and_report_queries_use_an_index) {
 }
 
 /* Stores n messages of account_id (to numbers 7916000000i) in batches. */
-static void bulk(struct fenv *e, int64_t account_id, int n) {
+static void bulk(struct tmp_store *e, int64_t account_id, int n) {
   enum { BATCH = 2000 };
   static struct store_msg_new m[BATCH];
   static char ids[BATCH][32], to[BATCH][24];
@@ -231,7 +190,7 @@ static void bulk(struct fenv *e, int64_t account_id, int n) {
           .created_at = now, .expires_at = now + 3600000};
     }
     int want = e->ndone + 1;
-    store_msg_insert(e->store, m, k, fdone, e);
+    store_msg_insert(e->store, m, k, tmp_store_done, e);
     fwait(e, want);
     done += k;
   }
@@ -245,7 +204,7 @@ static void on_list(void *arg, int rc) {
 }
 
 /* One round trip of an insert of account_id through the loop, in ms. */
-static double accept_ms(struct fenv *e, int64_t account_id, int i) {
+static double accept_ms(struct tmp_store *e, int64_t account_id, int i) {
   char id[32];
   snprintf(id, sizeof id, "msg_acc%d", i);
   int64_t now = store_now_ms();
@@ -256,7 +215,7 @@ static double accept_ms(struct fenv *e, int64_t account_id, int i) {
   struct timespec a, b;
   clock_gettime(CLOCK_MONOTONIC, &a);
   int want = e->ndone + 1;
-  store_msg_insert(e->store, &m, 1, fdone, e);
+  store_msg_insert(e->store, &m, 1, tmp_store_done, e);
   fwait(e, want);
   clock_gettime(CLOCK_MONOTONIC, &b);
   return (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
@@ -269,7 +228,7 @@ static int cmp_double(const void *a, const void *b) {
 
 /* Median accept latency of account 2 over 30 inserts; with lists set, an
    asynchronous listing of account 1 is kept running meanwhile. */
-static double accept_median(struct fenv *e, const struct store_msg_filter *lists, int *nlists) {
+static double accept_median(struct tmp_store *e, const struct store_msg_filter *lists, int *nlists) {
   static struct store_msg_view rows[100];
   double ms[30];
   struct list_wait w = {.done = 1};
@@ -286,18 +245,14 @@ static double accept_median(struct fenv *e, const struct store_msg_filter *lists
     static int serial;
     ms[i] = accept_ms(e, 2, serial++);
   }
-  uint64_t end = fmono_ms() + 20000;
-  while (!w.done) {
-    ASSERT(fmono_ms() < end);
-    uv_run(&e->loop, UV_RUN_ONCE);
-  }
+  ASSERT_EQ(tmp_store_run_until(e, &w.done, 1, 20000), 0);
   for (int k = 0; k < n; k++) free(rows[k].text);
   qsort(ms, 30, sizeof ms[0], cmp_double);
   return ms[15];
 }
 
 KK_TEST(fair_list_bounded_and_off_the_loop_over_a_large_history) {
-  struct fenv e;
+  struct tmp_store e;
   fopen_store(&e, 0);
   bulk(&e, 1, 200000);
   static struct store_msg_view rows[100];

@@ -17,79 +17,27 @@
 #include "core/kk_log.h"
 #include "store/store.h"
 #include "kk_test.h"
+#include "lib/tmp_store.h"
 
-struct env {
-  uv_loop_t loop;
-  uv_timer_t tick;            /* wakes the loop while a test waits */
-  char dir[64];
-  struct store *store;
-  int ndone, rc;              /* store operations completed, last failure */
-};
-
-static uint64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void on_tick(uv_timer_t *t) {}
-
-static void on_done(void *arg, int rc) {
-  struct env *e = arg;
-  e->ndone++;
-  if (rc) e->rc = rc;
-}
-
-static void store_up(struct env *e) {
-  struct store_opts so = {.dir = e->dir, .synchronous_full = 0};
-  ASSERT_EQ(store_open(&e->loop, &so, &e->store), 0);
-}
-
-static void env_open(struct env *e) {
-  memset(e, 0, sizeof *e);
+static void env_open(struct tmp_store *e) {
   kk_log_level = KK_LOG_ERROR;
-  snprintf(e->dir, sizeof e->dir, "/tmp/kk-store-XXXXXX");
-  ASSERT(mkdtemp(e->dir) != NULL);
-  ASSERT_EQ(uv_loop_init(&e->loop), 0);
-  uv_timer_init(&e->loop, &e->tick);
-  uv_timer_start(&e->tick, on_tick, 5, 5);
-  store_up(e);
+  ASSERT_EQ(tmp_store_open(e, "store", NULL), 0);
 }
 
-/* Closes the store and runs the loop until its handle is gone. */
-static void store_down(struct env *e) {
-  store_close(e->store);
-  e->store = NULL;
-  uv_run(&e->loop, UV_RUN_NOWAIT);
-}
-
-static void env_close(struct env *e) {
-  if (e->store) store_down(e);
-  uv_close((uv_handle_t *)&e->tick, NULL);
-  uv_run(&e->loop, UV_RUN_DEFAULT);
-  ASSERT_EQ(uv_loop_close(&e->loop), 0);
-  ASSERT_EQ(kk_test_rm_store_dir(e->dir), 0);
-}
+static void env_close(struct tmp_store *e) { ASSERT_EQ(tmp_store_close(e), 0); }
 
 /* Runs the loop until the store operations queued so far have completed. */
-static void wait_done(struct env *e, int want) {
-  uint64_t end = mono_ms() + 10000;
-  while (e->ndone < want) {
-    ASSERT(mono_ms() < end);
-    uv_run(&e->loop, UV_RUN_ONCE);
-  }
-  ASSERT_EQ(e->rc, 0);
-}
+static void wait_done(struct tmp_store *e, int want) { ASSERT_EQ(tmp_store_wait(e, want, 10000), 0); }
 
 /* Records a message from phone at `at` and waits for its commit. */
-static void inbound(struct env *e, int64_t scope, const char *phone, int64_t at) {
+static void inbound(struct tmp_store *e, int64_t scope, const char *phone, int64_t at) {
   int want = e->ndone + 1;
-  store_wa_inbound(e->store, scope, phone, at, on_done, e);
+  store_wa_inbound(e->store, scope, phone, at, tmp_store_done, e);
   wait_done(e, want);
 }
 
 /* The stored time, or -1 when there is none. */
-static int64_t last_inbound(struct env *e, int64_t scope, const char *phone) {
+static int64_t last_inbound(struct tmp_store *e, int64_t scope, const char *phone) {
   int64_t at = 0;
   int rc = store_wa_last_inbound(e->store, scope, phone, &at);
   if (rc == KK_ENOENT) return -1;
@@ -98,7 +46,7 @@ static int64_t last_inbound(struct env *e, int64_t scope, const char *phone) {
 }
 
 /* Rows of the window table, read with a connection of the test's own. */
-static int window_rows(const struct env *e) {
+static int window_rows(const struct tmp_store *e) {
   char path[128];
   snprintf(path, sizeof path, "%s/kaskad.db", e->dir);
   sqlite3 *db = NULL;
@@ -113,7 +61,7 @@ static int window_rows(const struct env *e) {
 }
 
 KK_TEST(store_wa_window_latest_per_scope_and_phone) {
-  struct env e;
+  struct tmp_store e;
   env_open(&e);
   const int64_t t = 1763932800000LL;
   ASSERT_EQ(last_inbound(&e, 0, "79161234567"), -1);
@@ -134,9 +82,9 @@ KK_TEST(store_wa_window_latest_per_scope_and_phone) {
   ASSERT_EQ(last_inbound(&e, 0, "79161234567"), t + 7000);
 
   /* Durable: there after the store is opened again, one row per pair. */
-  store_down(&e);
+  tmp_store_db_close(&e);
   ASSERT_EQ(window_rows(&e), 2);
-  store_up(&e);
+  ASSERT_EQ(tmp_store_db_open(&e, NULL), 0);
   ASSERT_EQ(last_inbound(&e, 0, "79161234567"), t + 7000);
   ASSERT_EQ(last_inbound(&e, 5, "79161234567"), t - 1000);
   env_close(&e);
@@ -146,7 +94,7 @@ KK_TEST(store_wa_window_latest_per_scope_and_phone) {
 
 /* Stores one SMS message (campaign may be NULL) and waits for its commit;
    *out receives its row and first attempt. */
-static void put_msg(struct env *e, int64_t account_id, const char *public_id,
+static void put_msg(struct tmp_store *e, int64_t account_id, const char *public_id,
                     const char *campaign, int segments, struct store_msg_new *out) {
   int64_t now = store_now_ms();
   struct store_msg_new m = {
@@ -155,24 +103,24 @@ static void put_msg(struct env *e, int64_t account_id, const char *public_id,
       .campaign = campaign, .created_at = now, .expires_at = now + 3600000,
   };
   int want = e->ndone + 1;
-  store_msg_insert(e->store, &m, 1, on_done, e);
+  store_msg_insert(e->store, &m, 1, tmp_store_done, e);
   wait_done(e, want);
   ASSERT_EQ(m.rc, 0);
   *out = m;
 }
 
 /* Reports message m's single SMS part submitted, then delivered. */
-static void deliver_sms(struct env *e, const struct store_msg_new *m) {
+static void deliver_sms(struct tmp_store *e, const struct store_msg_new *m) {
   struct store_sms_update u = {
       .msg_id = m->id, .attempt_id = m->attempt_id, .part = 1, .nparts = 1,
       .route = "r1", .provider_id = "p1", .at = store_now_ms(),
   };
   int want = e->ndone + 1;
-  store_sms_submitted(e->store, &u, on_done, e);
+  store_sms_submitted(e->store, &u, tmp_store_done, e);
   wait_done(e, want);
   struct store_receipt r = {.route = "r1", .ids = {"p1", NULL}, .state = "delivered",
                             .at = store_now_ms()};
-  store_receipt_apply(e->store, &r, on_done, e);
+  store_receipt_apply(e->store, &r, tmp_store_done, e);
   wait_done(e, want + 1);
   ASSERT_EQ(r.matched, 1);
 }
@@ -187,10 +135,10 @@ static void on_group(void *arg, const char *status, const char *channel, int64_t
 }
 
 KK_TEST(store_campaign_report_and_listing) {
-  struct env e;
+  struct tmp_store e;
   env_open(&e);
   int want = e.ndone + 1;
-  store_price_put(e.store, 0, "sms", 23500, on_done, &e);   /* 2.35 a segment */
+  store_price_put(e.store, 0, "sms", 23500, tmp_store_done, &e);   /* 2.35 a segment */
   wait_done(&e, want);
   struct store_msg_new m1, m2, m3, m4, m5;
   put_msg(&e, 1, "msg_c1_a", "spring.sale-1", 1, &m1);

@@ -37,7 +37,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
-const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/;
+export const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/;
 
 export function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
@@ -332,6 +332,34 @@ export class Kaskad {
       }, `message ${id} to reach ${want.join('|')}`, timeoutMs, 50);
     } catch (e) {
       e.message += `; last seen: ${JSON.stringify(last)}`;
+      throw e;
+    }
+  }
+
+  /**
+   * Waits until nothing is under way that could still send: each message of
+   * `ids` finished, no SMS queued for a route or awaiting its submit_sm_resp
+   * (so the SMSC has seen every submit kaskad made), no operation waiting for
+   * the store. A test asserts that something was NOT sent only after a fact
+   * like this one, never after a fixed sleep.
+   */
+  async settled(key, ids = [], timeoutMs = 20000) {
+    let last = '';
+    try {
+      return await waitUntil(async () => {
+        for (const id of ids) {
+          const m = await this.message(key, id);
+          if (!m.finished) { last = `message ${id} not finished (${m.status})`; return null; }
+        }
+        const m = await this.metrics();
+        for (const name of ['kaskad_dispatch_queued', 'kaskad_smpp_inflight', 'kaskad_store_retrying',
+          'kaskad_store_pending']) {
+          if (metricSum(m, name)) { last = `${name} ${metricSum(m, name)}`; return null; }
+        }
+        return m;
+      }, 'kaskad to settle', timeoutMs, 50);
+    } catch (e) {
+      e.message += `; last seen: ${last}`;
       throw e;
     }
   }

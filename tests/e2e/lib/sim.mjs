@@ -2,15 +2,17 @@
 // sink (its SMSC is not used here: SMS goes to the npm `smpp` SMSC of
 // smsc.mjs), started on free loopback ports, with helpers for its control API
 // and for pointing a kaskad's channels at it.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fsSync from 'node:fs';
 import path from 'node:path';
-import { ROOT, freePort, sleep, waitUntil } from './harness.mjs';
+import { ROOT, SANITIZER_RE, freePort, sleep, waitUntil } from './harness.mjs';
 
+/** KASKAD_SIM_BIN, else beside KASKAD_BIN, else the sanitizer build. */
 export function simBin() {
-  if (process.env.KASKAD_SIM_BIN) return process.env.KASKAD_SIM_BIN;
+  if (process.env.KASKAD_SIM_BIN) return path.resolve(ROOT, process.env.KASKAD_SIM_BIN);
   const k = process.env.KASKAD_BIN;
-  if (k) return path.join(path.dirname(k), 'kaskad-sim');
+  if (k) return path.join(path.dirname(path.resolve(ROOT, k)), 'kaskad-sim');
   return path.join(ROOT, 'build/asan/kaskad-sim');
 }
 
@@ -21,7 +23,22 @@ export class Sim {
     this.exit = null;
   }
 
-  async start({ channels } = {}) {
+  /** Starts it with the per-channel knobs `channels` and the random seed. */
+  async start({ channels, seed = 7 } = {}) {
+    // A port found free can be taken by another process before the simulator
+    // binds it: then it starts again on other ports.
+    for (let tries = 1; ; tries++) {
+      try {
+        return await this.startOnce(channels, seed);
+      } catch (e) {
+        if (tries === 3 || !/address already in use/.test(this.stderr)) throw e;
+        this.stderr = '';
+        this.exit = null;
+      }
+    }
+  }
+
+  async startOnce(channels, seed) {
     const bin = simBin();
     if (!fsSync.existsSync(bin)) throw new Error(`kaskad-sim not found: ${bin}`);
     this.httpPort = await freePort();
@@ -29,14 +46,21 @@ export class Sim {
     const smppPort = await freePort();
     this.url = `http://127.0.0.1:${this.httpPort}`;
     const args = ['--http', `127.0.0.1:${this.httpPort}`, '--smtp', `127.0.0.1:${this.smtpPort}`,
-      '--smpp', `127.0.0.1:${smppPort}`, '--seed', '7'];
+      '--smpp', `127.0.0.1:${smppPort}`, '--seed', String(seed)];
     if (channels) args.push('--channels', JSON.stringify(channels));
     this.proc = spawn(bin, args, {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? 'detect_leaks=1' },
+      env: {
+        ...process.env,
+        ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? 'detect_leaks=1:abort_on_error=0',
+        UBSAN_OPTIONS: process.env.UBSAN_OPTIONS ?? 'print_stacktrace=1:halt_on_error=1',
+      },
     });
     this.proc.stderr.setEncoding('utf8');
-    this.proc.stderr.on('data', (d) => { this.stderr += d; });
+    this.proc.stderr.on('data', (d) => {
+      this.stderr += d;
+      if (process.env.KASKAD_SIM_LOG) fsSync.appendFileSync(process.env.KASKAD_SIM_LOG, d);
+    });
     this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => {
       this.exit = { code, signal };
       resolve(this.exit);
@@ -64,6 +88,26 @@ export class Sim {
     return text ? JSON.parse(text) : null;
   }
 
+  /** One request; body: object (JSON), string (as is, form unless a
+      content-type is given). Never throws on a status: { status, text, json, headers }. */
+  async req(method, p, { body, headers = {} } = {}) {
+    const h = { ...headers };
+    const hasType = () => Object.keys(h).some((k) => k.toLowerCase() === 'content-type');
+    let payload;
+    if (typeof body === 'string') {
+      payload = body;
+      if (!hasType()) h['content-type'] = 'application/x-www-form-urlencoded';
+    } else if (body !== undefined) {
+      payload = JSON.stringify(body);
+      if (!hasType()) h['content-type'] = 'application/json';
+    }
+    const r = await fetch(this.url + p, { method, headers: h, body: payload, signal: AbortSignal.timeout(15000) });
+    const text = await r.text();
+    let json = null;
+    try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+    return { status: r.status, text, json, headers: r.headers };
+  }
+
   /** Sets per-channel knobs, e.g. { vk: { reach: 1, read: 0 } }. */
   config(knobs) { return this.call('POST', '/channels/config', knobs); }
 
@@ -78,10 +122,30 @@ export class Sim {
 
   stats() { return this.call('GET', '/channels/stats'); }
 
-  async stop() {
+  /** Waits until no status callback is scheduled or in flight on any channel
+      (every one drawn so far has reached its webhook). */
+  async settled(timeoutMs = 20000) {
+    return waitUntil(async () => {
+      const s = await this.stats();
+      return Object.values(s).every((c) => !c.callbacks_pending) ? s : null;
+    }, 'the simulator\'s callbacks to settle', timeoutMs, 50);
+  }
+
+  /** SIGTERM; throws unless it exits 0 without a sanitizer report. */
+  async stopClean() {
+    const r = await this.stop(15000);
+    const lines = this.stderr.split('\n');
+    const bad = lines.findIndex((l) => SANITIZER_RE.test(l));
+    if (bad >= 0) throw new Error(`sanitizer report:\n${lines.slice(Math.max(0, bad - 3), bad + 50).join('\n')}`);
+    assert.deepEqual(r, { code: 0, signal: null }, this.stderr.slice(-3000));
+    return r;
+  }
+
+  /** SIGTERM, and SIGKILL after killMs; the exit { code, signal }. */
+  async stop(killMs = 10000) {
     if (!this.proc || this.exit) return this.exit;
     this.proc.kill('SIGTERM');
-    const t = setTimeout(() => { if (!this.exit) this.proc.kill('SIGKILL'); }, 10000);
+    const t = setTimeout(() => { if (!this.exit) this.proc.kill('SIGKILL'); }, killMs);
     const r = await this.exited;
     clearTimeout(t);
     return r;

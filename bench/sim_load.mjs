@@ -6,7 +6,7 @@
 // second and a JSON summary. The figure that matters is resp/s: submits
 // answered per second.
 //
-//   node tests/e2e/sim_load.mjs --port 2776 --conns 4 --window 500 --seconds 10
+//   node bench/sim_load.mjs --port 2776 --conns 4 --window 500 --seconds 10
 //
 // Options: --host, --port, --conns, --window, --seconds, --rd (registered_delivery,
 // default 1), --system-id, --password, --dest, --text.
