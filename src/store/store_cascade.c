@@ -15,6 +15,7 @@
  * send time whether a WhatsApp step may send a text.
  */
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,7 +312,10 @@ struct casc_run {
 };
 
 static void run_init(struct casc_run *r, struct store *s, struct msg_row *m) {
-  memset(r, 0, sizeof *r);
+  /* The effects are written by the rules: not cleared on every event. */
+  memset(r, 0, offsetof(struct casc_run, out));
+  r->out.need = 0;
+  r->out.nfx = 0;
   r->s = s;
   r->m = m;
   struct cfsm_msg *c = &r->cm;
