@@ -596,8 +596,18 @@ struct store_outbox {
   int64_t id;
   int64_t account_id;
   char *url;                /* malloc'd */
-  char *payload;            /* malloc'd JSON */
+  char *payload;            /* malloc'd JSON of a row written so; "" when the row holds
+                               the event's fields below (callback/ builds the JSON) */
   int tries;
+  /* the event the callback tells of */
+  char public_id[40];
+  char status[16];
+  char channel[20];
+  char to[24];
+  int64_t at;
+  int64_t cost;             /* in 1/10000 of the currency unit */
+  int has_error;
+  char error[256];          /* as the provider or SMS centre gave it (bytes) */
 };
 /* Reads up to max rows due at now (the caller frees url/payload). */
 int store_outbox_due(struct store *s, int64_t now, struct store_outbox *out, int max, int *n);

@@ -25,7 +25,6 @@
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "core/kk_status.h"
-#include "core/kk_utf8.h"
 #include "store/store_int.h"
 
 #define LOGCTX "cascade"
@@ -435,7 +434,8 @@ static int64_t att_id(const struct casc_run *r, int64_t id) {
   return id == CFSM_NEW_ATT ? r->new_id : id;
 }
 
-/* Appends the event and, when the message has a callback URL, the outbox row. */
+/* Appends the event and, when the message has a callback URL, the outbox
+   row with what the callback tells (callback/ builds its JSON). */
 static int record_event(struct store *s, const struct msg_row *m, int64_t attempt_id,
                         const char *status, const char *channel, const char *error,
                         int64_t cost, int64_t at) {
@@ -448,32 +448,18 @@ static int record_event(struct store *s, const struct msg_row *m, int64_t attemp
   sq_bind_text(st, 5, error);
   int rc = sq_step_done(c, st);
   if (rc || m->callback_url[0] == '\0') return rc;
-
-  json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", m->public_id, "status", status,
-                        "channel", channel, "to", m->to, "at", (json_int_t)at);
-  json_object_set_new(j, "cost", json_real((double)cost / 10000.0));
-  if (error) {
-    /* Provider and SMSC texts are bytes: only UTF-8 goes into the JSON. */
-    char eb[256];
-    kk_utf8_sanitize(eb, sizeof eb, error, strlen(error));
-    json_object_set_new(j, "error", json_string(eb));
-  }
-  char *payload = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
-  json_decref(j);
-  if (payload == NULL) {
-    /* Losing one callback is better than failing the status change with it. */
-    kk_error(LOGCTX, "message %lld: callback for %s not built", (long long)m->id, status);
-    return 0;
-  }
   st = sq_stmt(c, ST_OUTBOX_INSERT);
   sqlite3_bind_int64(st, 1, m->account_id);
   sqlite3_bind_int64(st, 2, m->id);
   sq_bind_text(st, 3, m->callback_url);
-  sq_bind_text(st, 4, payload);
-  sqlite3_bind_int64(st, 5, at);
-  rc = sq_step_done(c, st);
-  free(payload);
-  return rc;
+  sqlite3_bind_int64(st, 4, at);
+  sq_bind_text(st, 5, m->public_id);
+  sq_bind_text(st, 6, status);
+  sq_bind_text(st, 7, channel);
+  sq_bind_text(st, 8, m->to);
+  sqlite3_bind_int64(st, 9, cost);
+  sq_bind_text(st, 10, error);
+  return sq_step_done(c, st);
 }
 
 static int fx_att_set(struct casc_run *r, const struct cfsm_fx *f) {
