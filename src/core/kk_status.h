@@ -11,19 +11,19 @@
 #define KK_STATUS_H
 
 /* id, name, rank */
-#define KK_STATUS_LIST(XX)                 \
-  XX(ACCEPTED, "accepted", 0)           \
-  XX(SCHEDULED, "scheduled", 0)         \
-  XX(SENDING, "sending", 0)             \
-  XX(SENT, "sent", 1)                   \
-  XX(DELIVERED, "delivered", 2)         \
-  XX(READ, "read", 3)                   \
-  XX(FAILED, "failed", 0)               \
-  XX(EXPIRED, "expired", 0)             \
-  XX(REJECTED, "rejected", 0)           \
-  XX(CANCELLED, "cancelled", 0)         \
-  /* attempts only */                      \
-  XX(SKIPPED, "skipped", 0)             \
+#define KK_STATUS_LIST(XX)                                \
+  XX(ACCEPTED, "accepted", 0)                             \
+  XX(SCHEDULED, "scheduled", 0)                           \
+  XX(SENDING, "sending", 0)                               \
+  XX(SENT, "sent", 1)                                     \
+  XX(DELIVERED, "delivered", 2)                           \
+  XX(READ, "read", 3)                                     \
+  XX(FAILED, "failed", 0)                                 \
+  XX(EXPIRED, "expired", 0)                               \
+  XX(REJECTED, "rejected", 0)                             \
+  XX(CANCELLED, "cancelled", 0)                           \
+  /* attempts only */                                     \
+  XX(SKIPPED, "skipped", 0)                               \
   XX(TIMEOUT, "timeout", 0)
 
 enum kk_status {
@@ -50,13 +50,13 @@ enum kk_status kk_status_of_rank(int rank);
  * Counters are indexed by the channel, so a new channel is one more line
  * here (and its driver in channel/).
  */
-#define KK_CHAN_LIST(XX)                                   \
-  XX(VK, "vk", "vk_id", 0)                                 \
-  XX(VIBER, "viber", "viber_id", 1)                        \
-  XX(TELEGRAM, "telegram", "telegram_chat_id", 0)          \
-  XX(TELEGRAM_GATEWAY, "telegram_gateway", NULL, 0)        \
-  XX(WHATSAPP, "whatsapp", NULL, 0)                        \
-  XX(EMAIL, "email", "email", 0)                           \
+#define KK_CHAN_LIST(XX)                                  \
+  XX(VK, "vk", "vk_id", 0)                                \
+  XX(VIBER, "viber", "viber_id", 1)                       \
+  XX(TELEGRAM, "telegram", "telegram_chat_id", 0)         \
+  XX(TELEGRAM_GATEWAY, "telegram_gateway", NULL, 0)       \
+  XX(WHATSAPP, "whatsapp", NULL, 0)                       \
+  XX(EMAIL, "email", "email", 0)                          \
   XX(SMS, "sms", NULL, 0)
 
 enum kk_chan {

@@ -29,6 +29,8 @@
 
 #define LOGCTX "cascade"
 
+_Static_assert(CFSM_MAX_STEPS == STORE_MAX_STEPS, "the rules see every step");
+
 /* ---- steps ---------------------------------------------------------------- */
 
 int store_steps_parse(const char *text, struct store_step *out) {

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cascade/cascade_fsm.h"
+#include "channel/channel.h"
 #include "kk_test.h"
 
 enum kind { START, EVENT, DEADLINE };
@@ -603,4 +604,20 @@ KK_TEST(kk_chan_names_and_addresses) {
   ASSERT(kk_chan_address_field(KK_CHAN_SMS) == NULL);
   ASSERT_EQ(kk_chan_phone_fallback(KK_CHAN_VIBER), 1);
   ASSERT_EQ(kk_chan_phone_fallback(KK_CHAN_EMAIL), 0);
+}
+
+/* The channel list and the driver table agree: every driver is a channel
+   with the same address rules, and every channel has a driver. */
+KK_TEST(kk_chan_list_matches_drivers) {
+  int n = 0;
+  const struct chan_driver *const *drv = chan_drivers(&n);
+  ASSERT_EQ(n, KK_CHAN_COUNT);
+  for (int i = 0; i < n; i++) {
+    enum kk_chan ch = kk_chan_parse(drv[i]->name);
+    ASSERT(ch != KK_CHAN_NONE);
+    const char *field = kk_chan_address_field(ch);
+    ASSERT((field == NULL) == (drv[i]->address_field == NULL));
+    if (field) ASSERT_STR_EQ(field, drv[i]->address_field);
+    ASSERT_EQ(kk_chan_phone_fallback(ch), drv[i]->phone_fallback);
+  }
 }
