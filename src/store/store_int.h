@@ -376,7 +376,7 @@ struct store {
   struct store_cascade_stats cstats_w; /* writer thread only */
 };
 
-/* store_cascade.c, on the writer thread: early statuses and receipts. */
+/* store_chan.c, on the writer thread: early statuses and receipts. */
 #define EARLY_KEEP_MS (24LL * 3600 * 1000)   /* how long an early row is kept */
 #define EARLY_EXPIRE_BATCH 1000              /* rows deleted per table per run */
 #define EARLY_EXPIRE_EVERY_MS 1000.0         /* how often the writer runs it */
