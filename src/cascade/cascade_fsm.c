@@ -10,6 +10,9 @@
 
 #include <string.h>
 
+/* What start_from() returns when the run stopped for want of step facts. */
+#define LACKING (-2)
+
 /* One run: the message being changed, what it produces, what it lacks. */
 struct run {
   struct cfsm_msg m;
@@ -96,15 +99,15 @@ static int lacks(struct run *r, unsigned what, int from) {
 /*
  * Starts the first usable step at or after `from`: steps without an address
  * or a configured channel become skipped attempts. When none is left the
- * cascade is over. Returns the channel started (KK_CHAN_NONE: none), or -2
- * when the run lacks what the steps allow.
+ * cascade is over. Returns the channel started (KK_CHAN_NONE: none), or
+ * LACKING when the run lacks what the steps allow.
  */
 static int start_from(struct run *r, int from, int64_t at) {
   struct cfsm_msg *m = &r->m;
   for (int j = from; j < m->nsteps; j++)
     if (m->use[j] == CFSM_USE_UNKNOWN) {
       lacks(r, CFSM_NEED_USE, j);
-      return -2;
+      return LACKING;
     } else if (m->use[j] == CFSM_USE_OK) {
       break;
     }
@@ -295,7 +298,7 @@ void cfsm_start(struct cfsm_msg *m, int64_t at, struct cfsm_out *out) {
   struct run r;
   run_init(&r, m, out);
   int ch = start_from(&r, 0, at);
-  if (ch != -2) {
+  if (ch != LACKING) {
     struct change c = {.attempt_id = ch == KK_CHAN_NONE ? 0 : CFSM_NEW_ATT,
                        .chan = ch == KK_CHAN_NONE ? KK_CHAN_NONE : (enum kk_chan)ch,
                        .end_status = KK_ST_FAILED};
@@ -323,7 +326,7 @@ static void count_change(struct run *r, const struct cfsm_att *a, int before, in
 }
 
 /* The current step's attempt changed: done, waiting on, or on to the next
-   step. Returns the channel started next (KK_CHAN_NONE), or -2. */
+   step. Returns the channel started next (KK_CHAN_NONE), or LACKING. */
 static int step_after(struct run *r, const struct cfsm_att *a, const struct cfsm_att *now,
                       int after, int failure, int64_t at) {
   struct cfsm_msg *m = &r->m;
@@ -409,7 +412,7 @@ void cfsm_event(struct cfsm_msg *m, const struct cfsm_att *a, const struct cfsm_
   }
   int next = KK_CHAN_NONE;
   if (current) next = step_after(&r, a, &now, after, failure, ev->at);
-  if (next == -2) {
+  if (next == LACKING) {
     run_end(&r, m);
     return;
   }
@@ -489,7 +492,7 @@ void cfsm_deadline(struct cfsm_msg *m, const struct cfsm_att *a, int step, int64
     cascade_done(&r);
   else
     next = start_from(&r, step + 1, at);
-  if (next == -2) {
+  if (next == LACKING) {
     run_end(&r, m);
     return;
   }
