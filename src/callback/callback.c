@@ -21,6 +21,7 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
+#include "core/kk_utf8.h"
 #include "http/http_client.h"
 
 #define LOGCTX "callback"
@@ -195,7 +196,26 @@ static int in_flight(const struct callback *c, int64_t outbox_id) {
   return 0;
 }
 
-/* Takes the row's url and payload; the request is freed by request_free(). */
+char *callback_payload(const struct store_outbox *row) {
+  if (row->payload && row->payload[0]) return kk_xstrdup(row->payload);
+  json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", row->public_id, "status",
+                        row->status, "channel", row->channel, "to", row->to, "at",
+                        (json_int_t)row->at);
+  if (j == NULL) return NULL;
+  json_object_set_new(j, "cost", json_real((double)row->cost / 10000.0));
+  if (row->has_error) {
+    /* Provider and SMSC texts are bytes: only UTF-8 goes into the JSON. */
+    char eb[256];
+    kk_utf8_sanitize(eb, sizeof eb, row->error, strlen(row->error));
+    json_object_set_new(j, "error", json_string(eb));
+  }
+  char *payload = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
+  json_decref(j);
+  return payload;
+}
+
+/* Takes the row's url, and its payload or what it is built from; the
+   request is freed by request_free(). */
 static struct request *request_new(struct callback *c, struct store_outbox *row) {
   struct request *r = kk_xcalloc(1, sizeof *r);
   r->c = c;
@@ -203,7 +223,12 @@ static struct request *request_new(struct callback *c, struct store_outbox *row)
   r->account_id = row->account_id;
   r->tries = row->tries;
   r->url = row->url;
-  r->payload = row->payload;
+  if (row->payload && row->payload[0]) {
+    r->payload = row->payload;
+  } else {
+    r->payload = callback_payload(row);
+    free(row->payload);
+  }
   row->url = row->payload = NULL;
   host_key(r->url, r->host, sizeof r->host);
   r->next = c->requests;
@@ -350,6 +375,11 @@ static int breaker_allows(struct request *r) {
 /* Starts the try of r; any failure to start is a failed try. */
 static void start(struct request *r) {
   struct callback *c = r->c;
+  if (r->payload == NULL) {
+    /* Losing one callback is better than retrying what cannot be built. */
+    finish(r, 0, 1, "the payload cannot be built");
+    return;
+  }
   if (!breaker_allows(r)) return;
   struct store_account acc;
   int rc = store_account_get_by_id(c->store, r->account_id, &acc);

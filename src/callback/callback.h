@@ -107,4 +107,10 @@ int callback_sign(const char *secret, long long t, const char *body, size_t len,
    first_ms, then three times the previous delay, capped at one hour. */
 int64_t callback_backoff_ms(long first_ms, int failed_tries);
 
+/* The JSON body of an outbox row's callback (malloc'd; the caller frees it):
+   the row's own payload when it was written with one, else
+   {"id","status","channel","to","at","cost"[,"error"]} from its fields.
+   NULL when it cannot be built. */
+char *callback_payload(const struct store_outbox *row);
+
 #endif

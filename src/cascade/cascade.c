@@ -1273,8 +1273,9 @@ void cascade_metrics(struct cascade *c, struct kk_buf *o) {
   store_get_cascade_stats(c->store, &s);
   kk_buf_puts(o, "# HELP kaskad_cascade_attempts_total Cascade attempts by channel and outcome.\n"
                  "# TYPE kaskad_cascade_attempts_total counter\n");
-  for (int i = 0; i < s.n; i++) {
-    const char *ch = s.channel[i];
+  for (int i = 0; i < KK_CHAN_COUNT; i++) {
+    if (!s.seen[i]) continue;
+    const char *ch = kk_chan_name(i);
     const struct {
       const char *name;
       uint64_t v;
@@ -1287,14 +1288,16 @@ void cascade_metrics(struct cascade *c, struct kk_buf *o) {
   }
   kk_buf_puts(o, "# HELP kaskad_cascade_fallthrough_total Steps that passed on to the next.\n"
                  "# TYPE kaskad_cascade_fallthrough_total counter\n");
-  for (int i = 0; i < s.n; i++)
-    kk_buf_printf(o, "kaskad_cascade_fallthrough_total{channel=\"%s\"} %llu\n", s.channel[i],
-                  (unsigned long long)s.fallthrough[i]);
+  for (int i = 0; i < KK_CHAN_COUNT; i++)
+    if (s.seen[i])
+      kk_buf_printf(o, "kaskad_cascade_fallthrough_total{channel=\"%s\"} %llu\n", kk_chan_name(i),
+                    (unsigned long long)s.fallthrough[i]);
   kk_buf_puts(o, "# HELP kaskad_cascade_late_statuses_total Statuses after their step ended.\n"
                  "# TYPE kaskad_cascade_late_statuses_total counter\n");
-  for (int i = 0; i < s.n; i++)
-    kk_buf_printf(o, "kaskad_cascade_late_statuses_total{channel=\"%s\"} %llu\n", s.channel[i],
-                  (unsigned long long)s.late[i]);
+  for (int i = 0; i < KK_CHAN_COUNT; i++)
+    if (s.seen[i])
+      kk_buf_printf(o, "kaskad_cascade_late_statuses_total{channel=\"%s\"} %llu\n", kk_chan_name(i),
+                    (unsigned long long)s.late[i]);
   kk_buf_printf(o,
                 "# HELP kaskad_cascade_delivered_twice_total Messages that reached a person on "
                 "a second channel too.\n# TYPE kaskad_cascade_delivered_twice_total counter\n"

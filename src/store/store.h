@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/kk_status.h"
+
 struct store;
 
 struct store_opts {
@@ -606,22 +608,21 @@ void store_wa_inbound(struct store *s, int64_t scope, const char *phone, int64_t
    KK_ESTORE). One lookup by primary key. */
 int store_wa_last_inbound(struct store *s, int64_t scope, const char *phone, int64_t *at);
 
-/* Counters of the cascade state machine, per channel (for /metrics). */
-#define STORE_CHAN_SLOTS 8
+/* Counters of the cascade's rules, per channel (for /metrics), indexed by
+   enum kk_chan (core/kk_status.h). */
 struct store_cascade_stats {
-  char channel[STORE_CHAN_SLOTS][20];
-  uint64_t started[STORE_CHAN_SLOTS];      /* attempts started */
-  uint64_t skipped[STORE_CHAN_SLOTS];
-  uint64_t sent[STORE_CHAN_SLOTS];
-  uint64_t delivered[STORE_CHAN_SLOTS];
-  uint64_t read[STORE_CHAN_SLOTS];
-  uint64_t failed[STORE_CHAN_SLOTS];
-  uint64_t timeout[STORE_CHAN_SLOTS];
-  uint64_t fallthrough[STORE_CHAN_SLOTS];  /* steps on this channel that passed on */
-  uint64_t late[STORE_CHAN_SLOTS];         /* statuses after the step had ended */
+  unsigned char seen[KK_CHAN_COUNT];       /* the channel has counted something */
+  uint64_t started[KK_CHAN_COUNT];         /* attempts started */
+  uint64_t skipped[KK_CHAN_COUNT];
+  uint64_t sent[KK_CHAN_COUNT];
+  uint64_t delivered[KK_CHAN_COUNT];
+  uint64_t read[KK_CHAN_COUNT];
+  uint64_t failed[KK_CHAN_COUNT];
+  uint64_t timeout[KK_CHAN_COUNT];
+  uint64_t fallthrough[KK_CHAN_COUNT];     /* steps on this channel that passed on */
+  uint64_t late[KK_CHAN_COUNT];            /* statuses after the step had ended */
   uint64_t delivered_twice;
   uint64_t finished;                       /* cascades that ended */
-  int n;
 };
 void store_get_cascade_stats(struct store *s, struct store_cascade_stats *out);
 
@@ -631,8 +632,18 @@ struct store_outbox {
   int64_t id;
   int64_t account_id;
   char *url;                /* malloc'd */
-  char *payload;            /* malloc'd JSON */
+  char *payload;            /* malloc'd JSON of a row written so; "" when the row holds
+                               the event's fields below (callback/ builds the JSON) */
   int tries;
+  /* the event the callback tells of */
+  char public_id[40];
+  char status[16];
+  char channel[20];
+  char to[24];
+  int64_t at;
+  int64_t cost;             /* in 1/10000 of the currency unit */
+  int has_error;
+  char error[256];          /* as the provider or SMS centre gave it (bytes) */
 };
 /* Reads up to max rows due at now (the caller frees url/payload). */
 int store_outbox_due(struct store *s, int64_t now, struct store_outbox *out, int max, int *n);

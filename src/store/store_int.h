@@ -24,6 +24,10 @@
                  "channel,idem_key,callback_url,created_at,expires_at,"           \
                  "updated_at,cost,sms_only_cost,delivered_twice,done,campaign"
 
+/* An outbox row's columns as outbox_rows() (store_sqlite.c) reads them. */
+#define OUTBOX_COLS "id,account_id,url,payload,tries,public_id,status,channel,"  \
+                    "to_number,at,cost,error"
+
 /* A reply's columns as store_reply_list() reads them. */
 #define REPLY_COLS "i.id,i.channel,i.from_number,i.to_addr,i.route,i.body,i.at,"   \
                    "m.public_id FROM inbound i LEFT JOIN messages m"             \
@@ -103,8 +107,9 @@
   XX(EVENT_INSERT, "INSERT INTO events(message_id,attempt_id,status,at,detail)" \
                    " VALUES(?,?,?,?,?)")                                       \
   XX(OUTBOX_INSERT, "INSERT INTO outbox(account_id,message_id,url,payload,"    \
-                    "due_at) VALUES(?,?,?,?,?)")                               \
-  XX(OUTBOX_DUE, "SELECT id,account_id,url,payload,tries FROM outbox"          \
+                    "due_at,at,public_id,status,channel,to_number,cost,error)" \
+                    " VALUES(?1,?2,?3,'',?4,?4,?5,?6,?7,?8,?9,?10)")            \
+  XX(OUTBOX_DUE, "SELECT " OUTBOX_COLS " FROM outbox"                          \
                  " WHERE due_at<=? ORDER BY due_at LIMIT ?")                   \
   XX(OUTBOX_DEL, "DELETE FROM outbox WHERE id=?")                              \
   XX(OUTBOX_RETRY, "UPDATE outbox SET tries=tries+1, due_at=?, last_error=?"   \
@@ -113,7 +118,7 @@
   /* per account, over outbox_account(account_id, due_at): */                   \
   XX(OUTBOX_NEXT_ACC, "SELECT account_id,due_at FROM outbox WHERE account_id>?" \
                       " ORDER BY account_id,due_at LIMIT 1")                   \
-  XX(OUTBOX_DUE_ACC, "SELECT id,account_id,url,payload,tries FROM outbox"       \
+  XX(OUTBOX_DUE_ACC, "SELECT " OUTBOX_COLS " FROM outbox"                      \
                      " WHERE account_id=? AND due_at<=? ORDER BY due_at LIMIT ?") \
   XX(OUTBOX_DEFER, "UPDATE outbox SET due_at=? WHERE id=?")                    \
   XX(OUTBOX_COUNT_ACC, "SELECT COUNT(*) FROM outbox WHERE account_id=?")       \
@@ -372,7 +377,7 @@ struct store {
   struct store_cascade_stats cstats_w; /* writer thread only */
 };
 
-/* store_cascade.c, on the writer thread: early statuses and receipts. */
+/* store_chan.c, on the writer thread: early statuses and receipts. */
 #define EARLY_KEEP_MS (24LL * 3600 * 1000)   /* how long an early row is kept */
 #define EARLY_EXPIRE_BATCH 1000              /* rows deleted per table per run */
 #define EARLY_EXPIRE_EVERY_MS 1000.0         /* how often the writer runs it */

@@ -241,6 +241,15 @@ static const char *const migrations[] = {
     "CREATE INDEX inbound_account_channel ON inbound(account_id, channel, id);"
     "CREATE INDEX inbound_account_from ON inbound(account_id, from_number, id);"
     "CREATE INDEX messages_to ON messages(to_number, id);",
+    /* 12: an outbox row holds its event's fields; the callback's JSON is
+       built when it is sent (rows written before keep their payload) */
+    "ALTER TABLE outbox ADD COLUMN at INTEGER;"
+    "ALTER TABLE outbox ADD COLUMN public_id TEXT;"
+    "ALTER TABLE outbox ADD COLUMN status TEXT;"
+    "ALTER TABLE outbox ADD COLUMN channel TEXT;"
+    "ALTER TABLE outbox ADD COLUMN to_number TEXT;"
+    "ALTER TABLE outbox ADD COLUMN cost INTEGER;"
+    "ALTER TABLE outbox ADD COLUMN error TEXT;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -2020,8 +2029,8 @@ void store_campaign_report_async(struct store *s, int64_t account_id, const char
 
 /* ---- outbox ------------------------------------------------------------ */
 
-/* Reads the outbox rows (id, account_id, url, payload, tries) of a bound
-   statement into out, at most max, and resets it. */
+/* Reads the outbox rows (OUTBOX_COLS) of a bound statement into out, at
+   most max, and resets it. */
 static int outbox_rows(sqlite3_stmt *st, struct store_outbox *out, int max, int *n) {
   int k = 0;
   while (k < max && sqlite3_step(st) == SQLITE_ROW) {
@@ -2031,6 +2040,14 @@ static int outbox_rows(sqlite3_stmt *st, struct store_outbox *out, int max, int 
     o->url = sq_col_dup(st, 2);
     o->payload = sq_col_dup(st, 3);
     o->tries = sqlite3_column_int(st, 4);
+    sq_col_copy(st, 5, o->public_id, sizeof o->public_id);
+    sq_col_copy(st, 6, o->status, sizeof o->status);
+    sq_col_copy(st, 7, o->channel, sizeof o->channel);
+    sq_col_copy(st, 8, o->to, sizeof o->to);
+    o->at = sqlite3_column_int64(st, 9);
+    o->cost = sqlite3_column_int64(st, 10);
+    o->has_error = sqlite3_column_type(st, 11) != SQLITE_NULL;
+    sq_col_copy(st, 11, o->error, sizeof o->error);
   }
   sqlite3_reset(st);
   *n = k;

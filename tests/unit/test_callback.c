@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,54 @@ static int rx_count(struct rx *rx) {
   return n;
 }
 
+/* The payload is built from the outbox row's fields byte for byte as the
+   customer has always received it: key order, cost as a decimal with 12
+   significant digits, error only when there is one (even empty), invalid
+   UTF-8 replaced. A row written with a payload keeps it. */
+KK_TEST(callback_payload_bytes) {
+  static const struct {
+    const char *id, *status, *channel, *to;
+    long long at, cost;
+    const char *error;
+    const char *want;
+  } rows[] = {
+      {"msg_a1", "delivered", "sms", "79161234567", 1763932800000LL, 35000, NULL,
+       "{\"id\":\"msg_a1\",\"status\":\"delivered\",\"channel\":\"sms\",\"to\":\"79161234567\","
+       "\"at\":1763932800000,\"cost\":3.5}"},
+      {"msg_a2", "failed", "viber", "79161234567", 1763932800123LL, 0,
+       "0x0b bad \xff\xfe dest \"q\"",
+       "{\"id\":\"msg_a2\",\"status\":\"failed\",\"channel\":\"viber\",\"to\":\"79161234567\","
+       "\"at\":1763932800123,\"cost\":0.0,\"error\":\"0x0b bad \xef\xbf\xbd\xef\xbf\xbd dest "
+       "\\\"q\\\"\"}"},
+      {"msg_a3", "sent", "", "", 1, 17, NULL,
+       "{\"id\":\"msg_a3\",\"status\":\"sent\",\"channel\":\"\",\"to\":\"\",\"at\":1,"
+       "\"cost\":0.0017}"},
+      {"msg_a4", "read", "vk", "79161234567", 1763932800000LL, 12345678901LL, "",
+       "{\"id\":\"msg_a4\",\"status\":\"read\",\"channel\":\"vk\",\"to\":\"79161234567\","
+       "\"at\":1763932800000,\"cost\":1234567.8901,\"error\":\"\"}"},
+  };
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    struct store_outbox o;
+    memset(&o, 0, sizeof o);
+    snprintf(o.public_id, sizeof o.public_id, "%s", rows[i].id);
+    snprintf(o.status, sizeof o.status, "%s", rows[i].status);
+    snprintf(o.channel, sizeof o.channel, "%s", rows[i].channel);
+    snprintf(o.to, sizeof o.to, "%s", rows[i].to);
+    o.at = rows[i].at;
+    o.cost = rows[i].cost;
+    o.has_error = rows[i].error != NULL;
+    snprintf(o.error, sizeof o.error, "%s", rows[i].error ? rows[i].error : "");
+    o.payload = (char *)"";
+    char *p = callback_payload(&o);
+    ASSERT_STR_EQ(p, rows[i].want);
+    free(p);
+  }
+  struct store_outbox old = {.payload = (char *)"{\"id\":\"msg_old\"}"};
+  char *p = callback_payload(&old);
+  ASSERT_STR_EQ(p, "{\"id\":\"msg_old\"}");
+  free(p);
+}
+
 /* ---- a store with one account --------------------------------------------- */
 
 struct env {
@@ -317,17 +366,34 @@ static int64_t env_add_message(struct env *e, const char *public_id, const char 
   return u.at;
 }
 
-/* Copies the payload of the single due outbox row into out. */
+/* Copies the payload of the single due outbox row, as the deliverer builds
+   it from the row's fields, into out. */
 static void env_only_payload(struct env *e, char *out, size_t cap) {
   struct store_outbox rows[4];
   int n = 0;
   ASSERT_EQ(store_outbox_due(e->store, store_now_ms(), rows, 4, &n), 0);
   ASSERT_EQ(n, 1);
-  snprintf(out, cap, "%s", rows[0].payload);
+  ASSERT_STR_EQ(rows[0].payload, "");   /* the store writes fields, not JSON */
+  char *p = callback_payload(&rows[0]);
+  ASSERT(p != NULL);
+  snprintf(out, cap, "%s", p);
+  free(p);
   for (int i = 0; i < n; i++) {
     free(rows[i].url);
     free(rows[i].payload);
   }
+}
+
+/* Runs SQL on the store's database beside the open store. */
+static void env_sql(struct env *e, const char *sql) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/kaskad.db", e->dir);
+  sqlite3 *db = NULL;
+  ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  ASSERT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  ASSERT_EQ(sqlite3_changes(db), 1);
+  sqlite3_close(db);
 }
 
 static void on_stopped(void *ud) {
@@ -443,6 +509,33 @@ KK_TEST(callback_retry_then_delivered) {
   ASSERT_EQ(st.failed_tries, 1);
   ASSERT_EQ(st.gave_up, 0);
   ASSERT_EQ(st.inflight, 0);
+  env_close(&e);
+  rx_stop(&rx);
+  assert_no_leaks();
+}
+
+/* A row written before the store kept the event's fields holds its JSON:
+   that JSON is what is sent. */
+KK_TEST(callback_row_with_payload_sent_as_written) {
+  struct rx rx = {.statuses = {200}};
+  rx_start(&rx, 0);
+  struct env e;
+  env_open(&e);
+  char url[128];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", rx.port);
+  env_add_message(&e, "msg_cb_old_1", url);
+  env_sql(&e, "UPDATE outbox SET payload='{\"id\":\"msg_cb_old_1\",\"status\":\"sent\"}',"
+              " public_id=NULL, status=NULL, channel=NULL, to_number=NULL, cost=NULL,"
+              " error=NULL, at=NULL");
+  struct callback_opts o = {.timeout_ms = 3000, .max_inflight = 4, .max_tries = 5,
+                            .backoff_ms = 150, .poll_ms = 20};
+  e.cb = callback_new(&e.loop, e.store, &o);
+  ASSERT(e.cb != NULL);
+  callback_kick(e.cb);
+  run_until_outbox_empty(&e);
+  ASSERT_EQ(rx_count(&rx), 1);
+  ASSERT_STR_EQ(rx.reqs[0].body, "{\"id\":\"msg_cb_old_1\",\"status\":\"sent\"}");
+  assert_signature_ok(rx.reqs[0].sig, e.acc.callback_secret, rx.reqs[0].body);
   env_close(&e);
   rx_stop(&rx);
   assert_no_leaks();

@@ -1,0 +1,451 @@
+/*
+ * store_chan.c - the channel side of the SQLite writer and readers: channel
+ * sends that are due, requests marked before they go, provider statuses
+ * matched to attempts, statuses and receipts that came before what they are
+ * about (capped per scope, expired by time), channel settings, prices and
+ * named cascades, and when people last wrote to a WhatsApp number.
+ *
+ * What a status means for its message is decided by the cascade's rules
+ * (store_cascade.c, casc_attempt_event).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "store/store_int.h"
+
+#define LOGCTX "cascade"
+
+/* ---- operations: channel sends ------------------------------------------- */
+
+static void chan_due_row(sqlite3_stmt *st, struct store_chan_due *d) {
+  memset(d, 0, sizeof *d);
+  d->attempt_id = sqlite3_column_int64(st, 0);
+  d->msg_id = sqlite3_column_int64(st, 1);
+  d->account_id = sqlite3_column_int64(st, 2);
+  d->scope = sqlite3_column_int64(st, 3);
+  sq_col_copy(st, 4, d->channel, sizeof d->channel);
+  sq_col_copy(st, 5, d->public_id, sizeof d->public_id);
+  sq_col_copy(st, 6, d->to, sizeof d->to);
+  sq_col_copy(st, 7, d->address, sizeof d->address);
+  sq_col_copy(st, 8, d->msg_class, sizeof d->msg_class);
+  d->text = sq_col_dup(st, 9);
+  d->extra = sqlite3_column_type(st, 10) == SQLITE_NULL ? kk_xstrdup("{}") : sq_col_dup(st, 10);
+  d->tries = sqlite3_column_int(st, 11);
+  d->due_at = sqlite3_column_int64(st, 12);
+  d->expires_at = sqlite3_column_int64(st, 13);
+  d->created_at = sqlite3_column_int64(st, 14);
+  d->try_at = sqlite3_column_int64(st, 15);
+}
+
+int store_chan_due(struct store *s, int64_t now, struct store_chan_due *out, int max, int *n) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_CHAN_DUE);
+  sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_int(st, 2, max);
+  int k = 0, rc = SQLITE_DONE;
+  while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) chan_due_row(st, &out[k++]);
+  sqlite3_reset(st);
+  *n = k;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    for (int i = 0; i < k; i++) {
+      free(out[i].text);
+      free(out[i].extra);
+    }
+    *n = 0;
+    return KK_ESTORE;
+  }
+  return 0;
+}
+
+int store_chan_get(struct store *s, int64_t attempt_id, struct store_chan_due *out) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_CHAN_GET);
+  sqlite3_bind_int64(st, 1, attempt_id);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) chan_due_row(st, out);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+}
+
+int store_chan_due_ids(struct store *s, int64_t now, int64_t *cursor_due, int64_t *cursor_id,
+                       int64_t *ids, int max, int *n) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_CHAN_DUE_IDS);
+  sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_int64(st, 2, *cursor_due);
+  sqlite3_bind_int64(st, 3, *cursor_id);
+  sqlite3_bind_int(st, 4, max);
+  int k = 0, rc;
+  while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    ids[k++] = sqlite3_column_int64(st, 0);
+    *cursor_id = ids[k - 1];
+    *cursor_due = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+  *n = k;
+  return 0;
+}
+
+static int64_t scalar(struct store *s, enum stmt_id id) {
+  sqlite3_stmt *st = sq_stmt(&s->r, id);
+  int64_t v = 0;
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return v;
+}
+
+int64_t store_chan_next_due(struct store *s) { return scalar(s, ST_CHAN_NEXT); }
+int64_t store_wait_next(struct store *s) { return scalar(s, ST_WAIT_NEXT); }
+
+/* ---- early statuses and receipts: per-scope caps and expiry ----------------- */
+
+int64_t store_clamp_at(int64_t at, int64_t now) {
+  if (at == 0) return now;
+  if (at > now + STORE_CLAMP_MS) return now + STORE_CLAMP_MS;
+  if (at < now - STORE_CLAMP_MS) return now - STORE_CLAMP_MS;
+  return at;
+}
+
+void casc_early_forget(struct store *s) { s->necount = 0; }
+
+/* The held-row count of key, counted with one query over the scope's index
+   when it is not known; NULL when the count fails. */
+static struct early_count *early_count(struct store *s, const char *key) {
+  for (int i = 0; i < s->necount; i++)
+    if (strcmp(s->ecount[i].key, key) == 0) return &s->ecount[i];
+  sqlite3_stmt *st;
+  if (key[0] == 's') {
+    st = sq_stmt(&s->w, ST_ESTAT_COUNT);
+    sqlite3_bind_int64(st, 1, strtoll(key + 1, NULL, 10));
+  } else {
+    st = sq_stmt(&s->w, ST_EARLY_COUNT);
+    sq_bind_text(st, 1, key + 1);
+  }
+  int rc = sqlite3_step(st);
+  int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW) return NULL;
+  if (s->necount == s->capecount) {
+    /* Grows with the scopes that sent early rows since the last expiry run
+       (accounts and routes), then starts again from nothing. */
+    if (s->capecount >= 4096) {
+      s->necount = 0;
+    } else {
+      s->capecount = s->capecount ? 2 * s->capecount : 16;
+      s->ecount = kk_xrealloc(s->ecount, (size_t)s->capecount * sizeof s->ecount[0]);
+    }
+  }
+  struct early_count *e = &s->ecount[s->necount++];
+  snprintf(e->key, sizeof e->key, "%s", key);
+  e->n = n;
+  return e;
+}
+
+int casc_early_admit(struct store *s, const char *key) {
+  struct early_count *e = early_count(s, key);
+  if (e == NULL) return 1;   /* not counted: the cap is checked next time */
+  if (e->n >= s->early_cap) {
+    /* Said once per power of two, so that a flood does not flood the log. */
+    s->early_refused_w++;
+    if ((s->early_refused_w & (s->early_refused_w - 1)) == 0)
+      kk_warnx(LOGCTX, "scope %s holds %lld early statuses or receipts, the most it may:"
+               " refusing more (%llu refused so far)", key + 1, (long long)e->n,
+               (unsigned long long)s->early_refused_w);
+    return 0;
+  }
+  e->n++;  /* a replaced row counts twice until the next recount: on the safe side */
+  return 1;
+}
+
+int casc_early_expire(struct store *s, int64_t cutoff) {
+  static const enum stmt_id ids[2] = {ST_ESTAT_EXPIRE, ST_EARLY_EXPIRE};
+  int gone = 0;
+  for (int i = 0; i < 2; i++) {
+    sqlite3_stmt *st = sq_stmt(&s->w, ids[i]);
+    sqlite3_bind_int64(st, 1, cutoff);
+    sqlite3_bind_int(st, 2, EARLY_EXPIRE_BATCH);
+    int rc = sq_step_done(&s->w, st);
+    if (rc) return rc;
+    gone += sqlite3_changes(s->w.db);
+  }
+  if (gone == 0) return 0;
+  s->early_expired_w += (uint64_t)gone;
+  return casc_early_check(s);
+}
+
+struct early_expire_data { int64_t now; };
+
+static int exec_early_expire(struct store *s, struct store_op *op) {
+  struct early_expire_data *d = op->data;
+  return casc_early_expire(s, d->now - EARLY_KEEP_MS);
+}
+
+void store_early_expire(struct store *s, int64_t now, store_done_cb done, void *arg) {
+  struct early_expire_data *d = kk_xcalloc(1, sizeof *d);  /* freed with the operation */
+  d->now = now;
+  store_submit(s, store_op_new(exec_early_expire, done, arg, d, 0));
+}
+
+/* ---- operations: requests under way ------------------------------------ */
+
+struct trying_data {
+  int64_t at;
+  int n;
+  int64_t ids[];
+};
+
+static int exec_chan_trying(struct store *s, struct store_op *op) {
+  struct trying_data *d = op->data;
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_ATT_TRYING);
+  for (int i = 0; i < d->n; i++) {
+    if (d->at)
+      sqlite3_bind_int64(st, 1, d->at);
+    else
+      sqlite3_bind_null(st, 1);
+    sqlite3_bind_int64(st, 2, d->ids[i]);
+    int rc = sq_step_done(&s->w, st);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+void store_chan_trying(struct store *s, const int64_t *ids, int n, int64_t at,
+                       store_done_cb done, void *arg) {
+  /* Freed with the operation. */
+  struct trying_data *d = kk_xmalloc(sizeof *d + (size_t)n * sizeof d->ids[0]);
+  d->at = at;
+  d->n = n;
+  memcpy(d->ids, ids, (size_t)n * sizeof d->ids[0]);
+  struct store_op *op = store_keep(store_op_new(exec_chan_trying, done, arg, d, 0));
+  op->weight = n;
+  store_submit(s, op);
+}
+
+/* ---- operations: provider statuses ------------------------------------- */
+
+struct chan_status_data {
+  struct store_chan_status *st;   /* caller's, alive until done */
+  char channel[20], provider_id[72], peer[32], status[12], error[128];
+};
+
+static int exec_chan_status(struct store *s, struct store_op *op) {
+  struct chan_status_data *d = op->data;
+  struct conn *c = &s->w;
+  d->st->matched = 0;
+  int64_t ids[64];
+  struct casc_att first;
+  int n = 0;
+  sqlite3_stmt *st = NULL;
+  if (d->provider_id[0]) {
+    st = sq_stmt(c, ST_ATT_BY_PROVIDER);
+    sq_bind_text(st, 1, d->channel);
+    sq_bind_text(st, 2, d->provider_id);
+    sqlite3_bind_int64(st, 3, d->st->scope);
+  } else if (d->peer[0] && strcmp(d->channel, "vk") == 0) {
+    st = sq_stmt(c, ST_ATT_VK_READ);
+    sq_bind_text(st, 1, d->peer);
+    sqlite3_bind_int64(st, 2, d->st->scope);
+    sqlite3_bind_int64(st, 3, d->st->read_upto);
+  }
+  while (st && n < 64 && sqlite3_step(st) == SQLITE_ROW) {
+    if (n == 0) casc_att_cols(st, 1, &first);
+    ids[n++] = sqlite3_column_int64(st, 0);
+  }
+  if (st) sqlite3_reset(st);
+  for (int i = 0; i < n; i++) {
+    /* One match (the usual case) is used as read; with more, each is read
+       again after the others' changes. */
+    int rc = casc_attempt_event(s, ids[i], n == 1 ? &first : NULL, d->status, NULL,
+                                d->error[0] ? d->error : NULL, d->st->at, 0);
+    if (rc) return rc;
+  }
+  d->st->matched = n;
+  if (n == 0 && d->provider_id[0]) {
+    /* The provider may call back before its answer to our send is stored
+       (WhatsApp reports "sent" at once): keep the status for a day (the
+       writer's expiry runs by time); the send's result applies it
+       (apply_early). A scope holds at most early_cap of them. */
+    char key[32];
+    snprintf(key, sizeof key, "s%lld", (long long)d->st->scope);
+    if (!casc_early_admit(s, key)) return 0;
+    st = sq_stmt(c, ST_ESTAT_PUT);
+    sq_bind_text(st, 1, d->channel);
+    sqlite3_bind_int64(st, 2, d->st->scope);
+    sq_bind_text(st, 3, d->provider_id);
+    sq_bind_text(st, 4, d->status);
+    sq_bind_text(st, 5, d->error[0] ? d->error : NULL);
+    sqlite3_bind_int64(st, 6, d->st->at);
+    int rc = sq_step_done(c, st);
+    if (rc == 0) s->estat_any = 1;
+    return rc;
+  }
+  return 0;
+}
+
+void store_chan_status(struct store *s, struct store_chan_status *st,
+                       store_done_cb done, void *arg) {
+  struct chan_status_data *d = kk_xcalloc(1, sizeof *d);
+  st->at = store_clamp_at(st->at, store_now_ms());
+  d->st = st;
+  snprintf(d->channel, sizeof d->channel, "%s", st->channel);
+  snprintf(d->provider_id, sizeof d->provider_id, "%s", st->provider_id ? st->provider_id : "");
+  snprintf(d->peer, sizeof d->peer, "%s", st->peer ? st->peer : "");
+  snprintf(d->status, sizeof d->status, "%s", st->status);
+  snprintf(d->error, sizeof d->error, "%s", st->error ? st->error : "");
+  struct store_op *op = store_op_new(exec_chan_status, done, arg, d, 0);
+  op->weight = 4;
+  store_submit(s, op);
+}
+
+/* ---- settings: channels, prices, named cascades --------------------------- */
+
+struct kv_data {
+  int64_t account_id;
+  char key[72];
+  char *value;              /* owned; NULL: delete */
+  int64_t num;
+  enum stmt_id put, del;
+  int kind;                 /* 0 text value, 1 number */
+  enum store_note_kind note;  /* what the commit tells its subscribers */
+};
+
+static int exec_kv(struct store *s, struct store_op *op) {
+  struct kv_data *d = op->data;
+  /* Settings change: forget what was remembered of them. */
+  memset(s->price_memo, 0, sizeof s->price_memo);
+  memset(s->scope_memo, 0, sizeof s->scope_memo);
+  int del = d->kind == 0 ? d->value == NULL : d->num < 0;
+  sqlite3_stmt *st = sq_stmt(&s->w, del ? d->del : d->put);
+  sqlite3_bind_int64(st, 1, d->account_id);
+  sq_bind_text(st, 2, d->key);
+  if (!del) {
+    if (d->kind == 0) {
+      sq_bind_text(st, 3, d->value);
+      sqlite3_bind_int64(st, 4, store_now_ms());
+    } else {
+      sqlite3_bind_int64(st, 3, d->num);
+    }
+  }
+  int rc = sq_step_done(&s->w, st);
+  if (rc == 0) note_cfg(s, d->note, d->account_id, d->key, del ? NULL : d->value, NULL, d->num);
+  free(d->value);
+  d->value = NULL;
+  return rc;
+}
+
+static void kv_put(struct store *s, int64_t account_id, const char *key, const char *value,
+                   int64_t num, int kind, enum stmt_id put, enum stmt_id del,
+                   enum store_note_kind note, store_done_cb done, void *arg) {
+  struct kv_data *d = kk_xcalloc(1, sizeof *d);
+  d->account_id = account_id;
+  snprintf(d->key, sizeof d->key, "%s", key);
+  d->value = value ? kk_xstrdup(value) : NULL;
+  d->num = num;
+  d->kind = kind;
+  d->put = put;
+  d->del = del;
+  d->note = note;
+  store_submit(s, store_atomic(store_op_new(exec_kv, done, arg, d, 0)));
+}
+
+void store_channel_put(struct store *s, int64_t account_id, const char *channel,
+                       const char *config, store_done_cb done, void *arg) {
+  kv_put(s, account_id, channel, config, 0, 0, ST_CHSET_PUT, ST_CHSET_DEL, STORE_NOTE_CHANNEL_CFG,
+         done, arg);
+}
+
+void store_price_put(struct store *s, int64_t account_id, const char *channel, int64_t price,
+                     store_done_cb done, void *arg) {
+  kv_put(s, account_id, channel, NULL, price, 1, ST_PRICE_PUT, ST_PRICE_DEL, STORE_NOTE_PRICE, done,
+         arg);
+}
+
+void store_cascade_put(struct store *s, int64_t account_id, const char *name, const char *steps,
+                       store_done_cb done, void *arg) {
+  kv_put(s, account_id, name, steps, 0, 0, ST_CASC_PUT, ST_CASC_DEL, STORE_NOTE_CASCADE_CFG,
+         done, arg);
+}
+
+int store_channels_each(struct store *s,
+                        void (*fn)(void *arg, int64_t account_id, const char *channel,
+                                   const char *config),
+                        void *arg) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_CHSET_ALL);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+       (const char *)sqlite3_column_text(st, 2));
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+int store_prices_each(struct store *s,
+                      void (*fn)(void *arg, int64_t account_id, const char *channel,
+                                 int64_t price),
+                      void *arg) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_PRICE_ALL);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+       sqlite3_column_int64(st, 2));
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+int store_cascade_get(struct store *s, int64_t account_id, const char *name, char **out) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_CASC_GET);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, name);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *out = sq_col_dup(st, 0);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+}
+
+int store_cascades_each(struct store *s, int64_t account_id,
+                        void (*fn)(void *arg, const char *name, const char *steps), void *arg) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_CASC_ALL);
+  sqlite3_bind_int64(st, 1, account_id);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    fn(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+/* ---- WhatsApp customer-service windows ------------------------------------ */
+
+struct wa_inbound_data {
+  int64_t scope;
+  char phone[24];
+  int64_t at;
+};
+
+static int exec_wa_inbound(struct store *s, struct store_op *op) {
+  struct wa_inbound_data *d = op->data;
+  sqlite3_stmt *st = sq_stmt(&s->w, ST_WA_IN_PUT);
+  sqlite3_bind_int64(st, 1, d->scope);
+  sq_bind_text(st, 2, d->phone);
+  sqlite3_bind_int64(st, 3, d->at);
+  return sq_step_done(&s->w, st);
+}
+
+void store_wa_inbound(struct store *s, int64_t scope, const char *phone, int64_t at,
+                      store_done_cb done, void *arg) {
+  struct wa_inbound_data *d = kk_xcalloc(1, sizeof *d);
+  d->scope = scope;
+  snprintf(d->phone, sizeof d->phone, "%s", phone);
+  d->at = at;
+  store_submit(s, store_op_new(exec_wa_inbound, done, arg, d, 0));
+}
+
+int store_wa_last_inbound(struct store *s, int64_t scope, const char *phone, int64_t *at) {
+  sqlite3_stmt *st = sq_stmt(&s->r, ST_WA_IN_GET);
+  sqlite3_bind_int64(st, 1, scope);
+  sq_bind_text(st, 2, phone);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *at = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+}
