@@ -519,7 +519,7 @@ void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, 
   }
   const char *route = dispatch_route_pick(a->dispatch, acc.sms_route);
   int64_t scope = 0;
-  const struct chan_cfg *sms_cfg = a->cascade ? cascade_cfg(a->cascade, account_id, "sms", &scope)
+  const struct chan_cfg *sms_cfg = a->cascade ? chan_settings_get(cascade_engine(a->cascade), account_id, "sms", &scope)
                                               : NULL;
   json_t *list;
   if (batch) {

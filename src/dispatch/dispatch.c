@@ -707,6 +707,20 @@ void dispatch_cancel(struct dispatch *d, int64_t attempt_id) {
   kk_debug(LOGCTX, "attempt %lld: nothing queued to cancel", (long long)attempt_id);
 }
 
+/* The SMS channel's sender (chan_sender): an SMS step that became current
+   is read from the store (in the caller's read transaction) and queued. */
+static void sender_submit(void *ud, int64_t msg_id) {
+  struct dispatch *d = ud;
+  struct store_due row;
+  if (store_due_get(d->store, msg_id, &row) == 0) dispatch_enqueue_due(d, &row);
+}
+
+static void sender_cancel(void *ud, int64_t attempt_id) { dispatch_cancel(ud, attempt_id); }
+
+void dispatch_sender(struct dispatch *d, struct chan_sender *out) {
+  *out = (struct chan_sender){.submit = sender_submit, .cancel = sender_cancel, .ud = d};
+}
+
 /* ---- routes ---------------------------------------------------------------- */
 
 struct dispatch *dispatch_new(uv_loop_t *loop, struct store *store,
