@@ -40,12 +40,14 @@ endif
 LIB_SRC := $(sort $(shell find src -name '*.c' ! -name main.c))
 SIM_SRC := $(sort $(wildcard sim/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
+TLIB_SRC := $(sort $(wildcard tests/lib/*.c))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_NAMES := $(patsubst fuzz/%.c,%,$(FUZZ_SRC))
 
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 SIM_OBJ := $(SIM_SRC:%.c=$(B)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
+TLIB_OBJ := $(TLIB_SRC:%.c=$(B)/%.o)
 
 .PHONY: all run test fuzz clean deps bench
 # Only the release build is copied to bin/ (a sanitizer build there would
@@ -59,7 +61,7 @@ endif
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -Itests -c $< -o $@
 
 $(B)/libkaskad.a: $(LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -72,16 +74,16 @@ $(B)/kaskad-sim: $(SIM_OBJ) $(B)/libkaskad.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_mode) -o $@ $^ $(LDLIBS)
 
-$(B)/unit-tests: $(UNIT_OBJ) $(B)/libkaskad.a
+$(B)/unit-tests: $(UNIT_OBJ) $(TLIB_OBJ) $(B)/libkaskad.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_mode) -o $@ $^ $(LDLIBS)
 
 # Corpus replay: each fuzz target linked with a plain main() (no libFuzzer).
-$(B)/replay_%: $(B)/fuzz/%.o $(B)/fuzz/replay.o $(B)/libkaskad.a
+$(B)/replay_%: $(B)/fuzz/%.o $(B)/fuzz/replay.o $(TLIB_OBJ) $(B)/libkaskad.a
 	$(Q)$(CC) $(LDFLAGS_mode) -o $@ $^ $(LDLIBS)
 
 # libFuzzer binaries (BUILD=fuzz).
-$(B)/libfuzz_%: $(B)/fuzz/%.o $(B)/libkaskad.a
+$(B)/libfuzz_%: $(B)/fuzz/%.o $(TLIB_OBJ) $(B)/libkaskad.a
 	$(Q)$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 
 bin/kaskad bin/kaskad-sim: bin/%: $(B)/%
