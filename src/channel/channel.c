@@ -24,7 +24,7 @@ static const struct chan_driver *const drivers[] = {
 };
 
 #define NDRIVERS ((int)(sizeof drivers / sizeof drivers[0]))
-_Static_assert(NDRIVERS <= CHAN_MAX_DRIVERS, "CHAN_MAX_DRIVERS is too small");
+_Static_assert(NDRIVERS < CHAN_MAX_DRIVERS, "CHAN_MAX_DRIVERS leaves no spare slot");
 
 const struct chan_driver *chan_driver(const char *name) {
   if (name == NULL) return NULL;

@@ -252,7 +252,7 @@ const struct chan_driver *chan_driver(const char *name);
 /* Its place in chan_drivers() (what per-channel tables are indexed by), or
    KK_ENOENT for an unknown name. */
 int chan_driver_index(const char *name);
-#define CHAN_MAX_DRIVERS 16        /* at least what chan_drivers() counts */
+#define CHAN_MAX_DRIVERS 16        /* more than chan_drivers() counts (one spare) */
 /* Every driver, in cascade display order; *n receives the count. */
 const struct chan_driver *const *chan_drivers(int *n);
 

@@ -67,6 +67,11 @@ KK_TEST(channel_driver_table) {
   const struct chan_driver *sms = drv("sms");
   ASSERT(sms->build == NULL && sms->parse_reply == NULL && sms->hook == NULL &&
          sms->build_register == NULL);
+  /* SMS alone is sent by another module (dispatch/ over SMPP). */
+  for (int i = 0; i < n; i++) ASSERT_EQ(all[i]->external, strcmp(all[i]->name, "sms") == 0);
+  for (int i = 0; i < n; i++) ASSERT_EQ(chan_driver_index(order[i]), i);
+  ASSERT_EQ(chan_driver_index("fax"), KK_ENOENT);
+  ASSERT(n <= CHAN_MAX_DRIVERS - 1);   /* a spare slot for counters of unknown names */
   ASSERT(drv("email")->hook == NULL);
   ASSERT(drv("vk")->build_register == NULL);
   ASSERT(drv("whatsapp")->build_register == NULL);
