@@ -86,7 +86,7 @@ static void setup(void) {
   atexit(cleanup);
   struct dispatch_opts dopts = {0};
   g.dispatch = dispatch_new(g.loop, g.store, &dopts);
-  struct cascade_opts kopts = {.public_url = "http://127.0.0.1:8080"};
+  struct chan_engine_opts kopts = {.public_url = "http://127.0.0.1:8080"};
   g.cascade = cascade_new(g.loop, g.store, g.dispatch, &kopts);
   check(g.cascade != NULL);
   store_unsubscribe(g.store, NULL, g.cascade); /* no channel sends */
@@ -236,7 +236,7 @@ static void keep_inside(struct request *r) {
   } else {
     struct chan_cfg cfg;
     const char *field;
-    cascade_cfg_parse(s2, doc, &cfg, err, sizeof err, &field);
+    chan_settings_parse(s2, doc, &cfg, err, sizeof err, &field);
   }
   json_decref(doc);
 }

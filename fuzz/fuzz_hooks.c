@@ -24,12 +24,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "channel/chan_int.h"
 #include "channel/channel.h"
 #include "core/kk_crypto.h"
 #include "core/kk_err.h"
+#include "lib/chan_fake.h"
 
 #define NOW_MS 1763932810000LL
 
@@ -42,51 +42,6 @@ static void check_str(const char *s, size_t cap) {
   const char *end = memchr(s, '\0', cap);
   check(end != NULL);
   check(chan_utf8_valid(s, (size_t)(end - s)));
-}
-
-static struct chan_cfg fixed_cfg(void) {
-  struct chan_cfg c;
-  memset(&c, 0, sizeof c);
-  strcpy(c.base_url, "http://127.0.0.1:1");
-  strcpy(c.token, "fuzz-token");
-  strcpy(c.secret, "fuzz-secret");
-  strcpy(c.sender, "fuzz");
-  c.group_id = 1;
-  strcpy(c.confirmation, "confirm-1");
-  strcpy(c.phone_number_id, "123");
-  strcpy(c.verify_token, "fuzz-verify");
-  strcpy(c.smtp_url, "smtp://127.0.0.1:2525");
-  strcpy(c.from, "from@kaskad.test");
-  return c;
-}
-
-/* The request a hook sees: up to four headers and three query values. */
-struct fake {
-  const char *h[4][2];
-  int nh;
-  const char *q[3][2];
-  int nq;
-};
-
-static const char *fake_header(void *ctx, const char *name) {
-  struct fake *f = ctx;
-  for (int i = 0; i < f->nh; i++)
-    if (strcasecmp(f->h[i][0], name) == 0) return f->h[i][1];
-  return NULL;
-}
-
-static const char *fake_query(void *ctx, const char *name) {
-  struct fake *f = ctx;
-  for (int i = 0; i < f->nq; i++)
-    if (strcmp(f->q[i][0], name) == 0) return f->q[i][1];
-  return NULL;
-}
-
-static void add_header(struct fake *f, const char *name, const char *value) {
-  if (value == NULL) return;
-  f->h[f->nh][0] = name;
-  f->h[f->nh][1] = value;
-  f->nh++;
 }
 
 /* Applies the signature mode to hex[65]: NULL for missing, else hex. */
@@ -109,21 +64,21 @@ struct values {
 /* Headers (and query) for driver name, signed over body per flags; the
    values live in v. */
 static void make_request(const char *name, const struct chan_cfg *cfg, uint8_t flags,
-                         const char *body, size_t len, struct fake *f, struct values *v) {
+                         const char *body, size_t len, struct chan_fake *f, struct values *v) {
   int mode = flags & 3;
   char *hex = v->hex, *sig = v->sig, *ts = v->ts;
   memset(f, 0, sizeof *f);
   if (strcmp(name, "viber") == 0) {
     kk_hmac_sha256_hex(cfg->token, strlen(cfg->token), body, len, hex);
-    add_header(f, "X-Viber-Content-Signature", signature_mode(mode, hex));
+    chan_fake_add_header(f, "X-Viber-Content-Signature", signature_mode(mode, hex));
   } else if (strcmp(name, "telegram") == 0) {
-    add_header(f, "X-Telegram-Bot-Api-Secret-Token",
+    chan_fake_add_header(f, "X-Telegram-Bot-Api-Secret-Token",
                mode == 1 ? NULL : mode == 2 ? "fuzz-secreT" : cfg->secret);
   } else if (strcmp(name, "whatsapp") == 0) {
     kk_hmac_sha256_hex(cfg->secret, strlen(cfg->secret), body, len, hex);
     const char *h = signature_mode(mode, hex);
     if (h) snprintf(sig, sizeof v->sig, "sha256=%.64s", h);
-    add_header(f, "X-Hub-Signature-256", h ? sig : NULL);
+    chan_fake_add_header(f, "X-Hub-Signature-256", h ? sig : NULL);
     static const char *const modes[] = {"subscribe", "unsubscribe"};
     f->q[0][0] = "hub.mode";
     f->q[0][1] = modes[(flags >> 4) & 1];
@@ -135,14 +90,9 @@ static void make_request(const char *name, const struct chan_cfg *cfg, uint8_t f
   } else if (strcmp(name, "telegram_gateway") == 0) {
     static const char *const stamps[] = {"1763932810", "1763932509", "1763933111", "17639x"};
     snprintf(ts, sizeof v->ts, "%s", stamps[(flags >> 2) & 3]);
-    uint8_t key[32], mac[32];
-    kk_sha256(cfg->token, strlen(cfg->token), key);
-    const void *parts[3] = {ts, "\n", body};
-    size_t lens[3] = {strlen(ts), 1, len};
-    kk_hmac_sha256(key, sizeof key, parts, lens, 3, mac);
-    kk_hex(mac, sizeof mac, hex);
-    add_header(f, "X-Request-Timestamp", ts);
-    add_header(f, "X-Request-Signature", signature_mode(mode, hex));
+    chan_fake_sign_gw(cfg->token, ts, body, len, hex);
+    chan_fake_add_header(f, "X-Request-Timestamp", ts);
+    chan_fake_add_header(f, "X-Request-Signature", signature_mode(mode, hex));
   }
 }
 
@@ -185,10 +135,10 @@ static void run_hooks(const struct chan_cfg *cfg, uint8_t method, uint8_t flags,
   const struct chan_driver *const *all = chan_drivers(&n);
   for (int i = 0; i < n; i++) {
     if (all[i]->hook == NULL) continue;
-    struct fake f;
+    struct chan_fake f;
     struct values v;
     make_request(all[i]->name, cfg, flags, body, len, &f, &v);
-    struct chan_hook_in in = {m, body, len, fake_header, fake_query, &f, NOW_MS};
+    struct chan_hook_in in = {m, body, len, chan_fake_header, chan_fake_query, &f, NOW_MS};
     struct chan_hook_out out;
     memset(&out, 0x5a, sizeof out);
     int rc = all[i]->hook(cfg, &in, &out);
@@ -272,7 +222,7 @@ static void run_builds(const struct chan_cfg *cfg, uint8_t flags, const char *te
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  struct chan_cfg cfg = fixed_cfg();
+  struct chan_cfg cfg = chan_fake_cfg_all();
   run_replies(size > 0 ? data[0] : 0, data, size);
   if (size < 3) return 0;
   size_t len = size - 3;

@@ -157,6 +157,7 @@ static void on_callbacks_stopped(void *ud) {
 
 static void on_cascade_stopped(void *ud) {
   struct daemon *d = ud;
+  cascade_free(d->cascade);
   d->cascade = NULL;
   d->api.cascade = NULL;
   d->api.accept.cascade = NULL;
@@ -401,7 +402,7 @@ int main(int argc, char **argv) {
   if (public_url[0] == '\0')
     snprintf(public_url, sizeof public_url, "%s://%s:%d",
              *kk_cfg_get(&d.cfg, KK_CFG_tls_cert) ? "https" : "http", host, port);
-  struct cascade_opts kopts = {.public_url = public_url,
+  struct chan_engine_opts kopts = {.public_url = public_url,
                                .retry_min_ms = (long)dopts.retry_min_ms / 2,
                                .hold = &d.api.hold};
   d.cascade = cascade_new(d.loop, d.store, d.dispatch, &kopts);

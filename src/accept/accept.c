@@ -10,6 +10,7 @@
 
 #include "accept/accept.h"
 #include "cascade/cascade.h"
+#include "channel/chan_settings.h"
 #include "core/kk_buf.h"
 #include "core/kk_crypto.h"
 #include "core/kk_err.h"
@@ -364,7 +365,8 @@ int accept_submit(struct accept *ac, struct accept_req *r) {
   const char *route = dispatch_route_pick(ac->dispatch, acc.sms_route);
   int64_t scope = 0;
   const struct chan_cfg *sms_cfg =
-      ac->cascade ? cascade_cfg(ac->cascade, r->account_id, "sms", &scope) : NULL;
+      ac->cascade ? chan_settings_get(cascade_engine(ac->cascade), r->account_id, "sms", &scope)
+                  : NULL;
   const char *default_sender = sms_cfg ? sms_cfg->sender : NULL;
   struct acct_policy pol = {json_list(acc.senders), json_list(acc.countries),
                             /* the operator's default needs no registration */

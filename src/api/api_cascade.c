@@ -332,8 +332,8 @@ static json_t *channel_json(struct api *a, const char *channel, int64_t account_
     json_object_set_new(o, "configured", json_boolean(route != NULL));
   }
   int64_t scope = 0;
-  const struct chan_cfg *cfg = admin ? cascade_cfg(a->cascade, 0, channel, &scope)
-                                     : cascade_cfg(a->cascade, account_id, channel, &scope);
+  const struct chan_cfg *cfg = admin ? chan_settings_get(cascade_engine(a->cascade), 0, channel, &scope)
+                                     : chan_settings_get(cascade_engine(a->cascade), account_id, channel, &scope);
   if (cfg == NULL) {
     if (strcmp(channel, "sms") != 0) json_object_set_new(o, "configured", json_false());
     json_object_set_new(o, "source", json_null());
@@ -341,7 +341,7 @@ static json_t *channel_json(struct api *a, const char *channel, int64_t account_
   }
   if (strcmp(channel, "sms") != 0) json_object_set_new(o, "configured", json_true());
   json_object_set_new(o, "source", json_string(scope ? "account" : "default"));
-  json_t *settings = cascade_cfg_json(cfg);
+  json_t *settings = chan_settings_json(cfg);
   for (size_t i = 0; i < sizeof secret_fields / sizeof secret_fields[0]; i++) {
     json_t *v = json_object_get(settings, secret_fields[i]);
     if (v) json_object_set_new(settings, secret_fields[i], masked(json_string_value(v)));
@@ -350,7 +350,7 @@ static json_t *channel_json(struct api *a, const char *channel, int64_t account_
   json_decref(settings);
   if (drv->hook || strcmp(channel, "telegram_gateway") == 0) {
     char url[512];
-    cascade_webhook_url(a->cascade, scope, channel, url, sizeof url);
+    chan_hook_url(cascade_engine(a->cascade), scope, channel, url, sizeof url);
     json_object_set_new(o, "webhook_url", json_string(url));
   }
   return o;
@@ -393,7 +393,7 @@ static void on_channel_saved(void *arg, int rc) {
     return;
   }
   kk_info(LOGCTX, "%s settings stored (%s)", p->channel, p->account_id ? "account" : "defaults");
-  cascade_register(p->a->cascade, p->account_id, p->channel, on_registered, p);
+  chan_hook_register(cascade_engine(p->a->cascade), p->account_id, p->channel, on_registered, p);
 }
 
 /* Where a URL of the settings may lead (kk_net_url_check): a literal address
@@ -408,7 +408,7 @@ static int url_refused(const char *field, const char *url, const char *schemes,
   return 0;
 }
 
-/* The checks of settings beyond their shape (cascade_cfg_parse): where the
+/* The checks of settings beyond their shape (chan_settings_parse): where the
    URLs lead, the one option smtp_url may carry, and the driver's character
    sets of what goes into a URL or header. 0, or -1 with e set. */
 static int settings_refused(const char *channel, const struct chan_cfg *cfg, struct api_err *e) {
@@ -470,9 +470,9 @@ void api_channels(struct api *a, struct http_req *req, int admin, int64_t accoun
   }
   int64_t owner = admin ? 0 : account_id;
   if (strcmp(m, "DELETE") == 0) {
-    if (cascade_cfg(a->cascade, owner, channel, NULL) == NULL ||
-        (owner && cascade_cfg(a->cascade, owner, channel, NULL) ==
-                      cascade_cfg(a->cascade, 0, channel, NULL))) {
+    if (chan_settings_get(cascade_engine(a->cascade), owner, channel, NULL) == NULL ||
+        (owner && chan_settings_get(cascade_engine(a->cascade), owner, channel, NULL) ==
+                      chan_settings_get(cascade_engine(a->cascade), 0, channel, NULL))) {
       api_error(req, 404, "not_found", NULL, "no %s settings of your own", channel);
       return;
     }
@@ -490,9 +490,9 @@ void api_channels(struct api *a, struct http_req *req, int admin, int64_t accoun
   if (!doc) return;
   /* A masked secret sent back unchanged keeps the stored one. */
   int64_t scope = 0;
-  const struct chan_cfg *old = cascade_cfg(a->cascade, owner, channel, &scope);
+  const struct chan_cfg *old = chan_settings_get(cascade_engine(a->cascade), owner, channel, &scope);
   if (old && scope == owner) {
-    json_t *prev = cascade_cfg_json(old);
+    json_t *prev = chan_settings_json(old);
     for (size_t i = 0; i < sizeof secret_fields / sizeof secret_fields[0]; i++) {
       const char *v = json_string_value(json_object_get(doc, secret_fields[i]));
       json_t *pv = json_object_get(prev, secret_fields[i]);
@@ -515,7 +515,7 @@ void api_channels(struct api *a, struct http_req *req, int admin, int64_t accoun
   }
   char err[200];
   const char *field = NULL;
-  if (cascade_cfg_parse(channel, doc, &p->cfg, err, sizeof err, &field) != 0) {
+  if (chan_settings_parse(channel, doc, &p->cfg, err, sizeof err, &field) != 0) {
     free(p);
     api_error(req, 422, "invalid_settings", field, "%s", err);   /* field lives in doc */
     json_decref(doc);
@@ -529,7 +529,7 @@ void api_channels(struct api *a, struct http_req *req, int admin, int64_t accoun
     return;
   }
   json_decref(doc);
-  json_t *j = cascade_cfg_json(&p->cfg);
+  json_t *j = chan_settings_json(&p->cfg);
   char *text = json_dumps(j, JSON_COMPACT);
   json_decref(j);
   store_channel_put(a->store, owner, channel, text, on_channel_saved, p);
@@ -832,5 +832,5 @@ void api_hooks(struct api *a, struct http_req *req, const char *channel, const c
   struct chan_hook_in in = {.method = m, .body = body ? body : "", .len = body ? len : 0,
                             .header = hook_header, .query = hook_query, .ctx = req,
                             .now_ms = store_now_ms()};
-  cascade_hook(a->cascade, channel, scope, &in, on_hook_reply, req);
+  chan_hook_apply(cascade_engine(a->cascade), channel, scope, &in, on_hook_reply, req);
 }

@@ -178,8 +178,17 @@ static void email_parse_reply(long http_status, const char *body, size_t len,
   }
 }
 
+/* Its settings, in the order their errors are reported. */
+static const struct chan_field email_fields[] = {
+    CHAN_FIELD(token, CHAN_FIELD_SECRET),
+    CHAN_FIELD(sender, 0),
+    CHAN_FIELD(smtp_url, CHAN_FIELD_SMTP_URL | CHAN_FIELD_REQUIRED),
+    CHAN_FIELD(from, CHAN_FIELD_REQUIRED),
+};
+
 const struct chan_driver chan_email_driver = {
   .name = "email",
+  CHAN_FIELDS(email_fields),
   .reports = CHAN_SENT,
   .address_field = "email",
   .phone_fallback = 0,

@@ -21,6 +21,14 @@ extern const struct chan_driver chan_telegram_driver;
 extern const struct chan_driver chan_tggw_driver;
 extern const struct chan_driver chan_whatsapp_driver;
 extern const struct chan_driver chan_email_driver;
+extern const struct chan_driver chan_sms_driver;
+
+/* A chan_field of member n of struct chan_cfg (see channel.h). */
+#define CHAN_FIELD(n, fl) \
+  {#n, offsetof(struct chan_cfg, n), sizeof(((struct chan_cfg *)0)->n), (fl), NULL}
+#define CHAN_FIELD_RULE(n, fl, rule) \
+  {#n, offsetof(struct chan_cfg, n), sizeof(((struct chan_cfg *)0)->n), (fl), (rule)}
+#define CHAN_FIELDS(t) .fields = (t), .nfields = (int)(sizeof(t) / sizeof((t)[0]))
 
 /* Cap on a request body we build and on a provider body we parse. */
 #define CHAN_BODY_MAX (4u << 20)

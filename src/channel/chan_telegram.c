@@ -167,8 +167,18 @@ static int tg_register(const struct chan_cfg *cfg, const char *webhook_url,
   return rc;
 }
 
+/* Its settings, in the order their errors are reported. */
+static const struct chan_field tg_fields[] = {
+    CHAN_FIELD(base_url, CHAN_FIELD_HTTP_BASE),
+    CHAN_FIELD(token, CHAN_FIELD_SECRET | CHAN_FIELD_REQUIRED),
+    CHAN_FIELD_RULE(secret, CHAN_FIELD_SECRET | CHAN_FIELD_TOKEN_CHARS,
+                  "secret: Telegram's secret_token allows A-Z, a-z, 0-9, _ and -"),
+    CHAN_FIELD(sender, 0),
+};
+
 const struct chan_driver chan_telegram_driver = {
   .name = "telegram",
+  CHAN_FIELDS(tg_fields),
   .reports = CHAN_SENT,
   .address_field = "telegram_chat_id",
   .phone_fallback = 0,

@@ -213,8 +213,16 @@ static int gw_hook(const struct chan_cfg *cfg, const struct chan_hook_in *in,
   return rc;
 }
 
+/* Its settings, in the order their errors are reported. */
+static const struct chan_field gw_fields[] = {
+    CHAN_FIELD(base_url, CHAN_FIELD_HTTP_BASE),
+    CHAN_FIELD(token, CHAN_FIELD_SECRET | CHAN_FIELD_REQUIRED),
+    CHAN_FIELD(sender, 0),
+};
+
 const struct chan_driver chan_tggw_driver = {
   .name = "telegram_gateway",
+  CHAN_FIELDS(gw_fields),
   .reports = CHAN_SENT | CHAN_DELIVERED | CHAN_READ,
   .address_field = NULL,
   .phone_fallback = 0,

@@ -251,8 +251,16 @@ static int viber_register(const struct chan_cfg *cfg, const char *webhook_url,
   return rc;
 }
 
+/* Its settings, in the order their errors are reported. */
+static const struct chan_field viber_fields[] = {
+    CHAN_FIELD(base_url, CHAN_FIELD_HTTP_BASE),
+    CHAN_FIELD(token, CHAN_FIELD_SECRET | CHAN_FIELD_REQUIRED),
+    CHAN_FIELD(sender, 0),
+};
+
 const struct chan_driver chan_viber_driver = {
   .name = "viber",
+  CHAN_FIELDS(viber_fields),
   .reports = CHAN_SENT | CHAN_DELIVERED | CHAN_READ,
   .address_field = "viber_id",
   .phone_fallback = 1,

@@ -267,8 +267,19 @@ static int vk_hook(const struct chan_cfg *cfg, const struct chan_hook_in *in,
   return rc;
 }
 
+/* Its settings, in the order their errors are reported. */
+static const struct chan_field vk_fields[] = {
+    CHAN_FIELD(base_url, CHAN_FIELD_HTTP_BASE),
+    CHAN_FIELD(token, CHAN_FIELD_SECRET | CHAN_FIELD_REQUIRED),
+    CHAN_FIELD(secret, CHAN_FIELD_SECRET),
+    CHAN_FIELD(sender, 0),
+    CHAN_FIELD(group_id, CHAN_FIELD_INT),
+    CHAN_FIELD(confirmation, 0),
+};
+
 const struct chan_driver chan_vk_driver = {
   .name = "vk",
+  CHAN_FIELDS(vk_fields),
   .reports = CHAN_SENT | CHAN_READ,
   .address_field = "vk_id",
   .phone_fallback = 0,

@@ -271,8 +271,20 @@ static int wa_hook(const struct chan_cfg *cfg, const struct chan_hook_in *in,
   return chan_hook_accept(out, "");
 }
 
+/* Its settings, in the order their errors are reported. */
+static const struct chan_field wa_fields[] = {
+    CHAN_FIELD(base_url, CHAN_FIELD_HTTP_BASE),
+    CHAN_FIELD(token, CHAN_FIELD_SECRET | CHAN_FIELD_REQUIRED),
+    CHAN_FIELD(secret, CHAN_FIELD_SECRET),
+    CHAN_FIELD(sender, 0),
+    CHAN_FIELD(phone_number_id, CHAN_FIELD_REQUIRED),
+    CHAN_FIELD(verify_token, CHAN_FIELD_SECRET),
+    CHAN_FIELD(api_version, 0),
+};
+
 const struct chan_driver chan_whatsapp_driver = {
   .name = "whatsapp",
+  CHAN_FIELDS(wa_fields),
   .reports = CHAN_SENT | CHAN_DELIVERED | CHAN_READ,
   .address_field = NULL,
   .phone_fallback = 0,

@@ -1,6 +1,5 @@
 /*
- * channel.c - the driver table, the request object, the "sms" entry (SMS is
- * sent by dispatch/ and smpp/, so it has no functions here) and the helpers
+ * channel.c - the driver table, the request object and the helpers
  * every driver shares (chan_int.h): form and JSON bodies, UTF-8 checks,
  * answer classification and the building blocks of webhook verification.
  */
@@ -18,18 +17,6 @@
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
 
-/* SMS: reports sent and delivered; sent elsewhere, so no functions. */
-static const struct chan_driver chan_sms_driver = {
-  .name = "sms",
-  .reports = CHAN_SENT | CHAN_DELIVERED,
-  .address_field = NULL,
-  .phone_fallback = 0,
-  .build = NULL,
-  .parse_reply = NULL,
-  .hook = NULL,
-  .build_register = NULL,
-};
-
 /* Cascade display order. */
 static const struct chan_driver *const drivers[] = {
   &chan_vk_driver,       &chan_viber_driver, &chan_telegram_driver, &chan_tggw_driver,
@@ -37,12 +24,20 @@ static const struct chan_driver *const drivers[] = {
 };
 
 #define NDRIVERS ((int)(sizeof drivers / sizeof drivers[0]))
+_Static_assert(NDRIVERS < CHAN_MAX_DRIVERS, "CHAN_MAX_DRIVERS leaves no spare slot");
 
 const struct chan_driver *chan_driver(const char *name) {
   if (name == NULL) return NULL;
   for (int i = 0; i < NDRIVERS; i++)
     if (strcmp(drivers[i]->name, name) == 0) return drivers[i];
   return NULL;
+}
+
+int chan_driver_index(const char *name) {
+  if (name == NULL) return KK_ENOENT;
+  for (int i = 0; i < NDRIVERS; i++)
+    if (strcmp(drivers[i]->name, name) == 0) return i;
+  return KK_ENOENT;
 }
 
 const struct chan_driver *const *chan_drivers(int *n) {

@@ -1,14 +1,17 @@
 /*
  * channel.h - the channel drivers: one small interface, one file per
  * provider (chan_vk.c, chan_viber.c, chan_telegram.c, chan_tggw.c,
- * chan_whatsapp.c, chan_email.c; SMS goes through dispatch/ and smpp/).
+ * chan_whatsapp.c, chan_email.c, chan_sms.c).
  *
- * A driver does no I/O. It turns one attempt into the exact request its
- * provider expects (build), classifies the provider's answer (parse_reply),
- * and verifies and reads the provider's inbound status callbacks (hook). The
- * channel engine (chan_engine.c) sends the requests with libcurl on the loop,
- * and the cascade applies the statuses; that keeps every driver testable
- * byte for byte and fuzzable on its own.
+ * A driver does no I/O. It declares its settings (fields), turns one
+ * attempt into the exact request its provider expects (build), classifies
+ * the provider's answer (parse_reply), and verifies and reads the
+ * provider's inbound status callbacks (hook). The channel engine
+ * (chan_engine.h) sends the requests with libcurl on the loop, and the
+ * cascade applies the statuses; that keeps every driver testable byte for
+ * byte and fuzzable on its own. SMS makes no request of its own: its driver
+ * says so (external), and the engine hands its steps to the sender it was
+ * given for the channel (dispatch/, which submits them over SMPP).
  *
  * Addresses: a phone is E.164 digits without '+' ("79161234567"). Channels
  * that address by phone (sms, whatsapp, telegram_gateway, viber without a
@@ -163,6 +166,40 @@ struct chan_hook_out {
 
 #define CHAN_BATCH_MAX 25          /* sends one request may carry */
 
+/* How a setting is checked beyond its type (chan_field.flags). */
+#define CHAN_FIELD_INT 1u          /* a positive integer (int64_t), not a string */
+#define CHAN_FIELD_SECRET 2u       /* masked when shown */
+#define CHAN_FIELD_REQUIRED 4u     /* the channel cannot send without it */
+#define CHAN_FIELD_HTTP_BASE 8u    /* http(s)://host[:port], a trailing '/' dropped */
+#define CHAN_FIELD_SMTP_URL 16u    /* smtp://host:port or smtps://host:port */
+#define CHAN_FIELD_TOKEN_CHARS 32u /* A-Z, a-z, 0-9, _ and - only (rule says which) */
+
+/* One setting a driver takes (PUT /v1/channels/{channel}): a member of
+   struct chan_cfg. The settings parser (chan_settings.h) walks the
+   driver's table; a field no table of the channel names is refused. */
+struct chan_field {
+  const char *name;          /* the JSON name, the same as the chan_cfg member */
+  size_t off, cap;           /* where it is in chan_cfg; cap of a string */
+  unsigned flags;            /* CHAN_FIELD_* */
+  const char *rule;          /* CHAN_FIELD_TOKEN_CHARS: the error text when it fails */
+};
+
+/* Where sends go for a channel the engine makes no request for (SMS:
+   dispatch/ submits them over SMPP). Given to the engine per channel
+   (chan_engine_sender). */
+struct store_due;
+struct chan_sender {
+  /* A new message's first step is on this channel: row (the store's, alive
+     during the call; the sender may take row->text) is what to send. */
+  void (*submit_new)(void *ud, struct store_due *row);
+  /* The message's step on this channel became current: the sender reads
+     it (store_due_get, in the engine's read transaction) and submits it. */
+  void (*submit)(void *ud, int64_t msg_id);
+  /* The step timed out: what is not yet submitted is dropped. */
+  void (*cancel)(void *ud, int64_t attempt_id);
+  void *ud;
+};
+
 struct chan_driver {
   const char *name;          /* "vk", "viber", "telegram", "telegram_gateway",
                                 "whatsapp", "email", "sms" */
@@ -172,6 +209,10 @@ struct chan_driver {
   int phone_fallback;        /* 1: without its address field the phone is used */
   int resend_safe;           /* 1: the provider drops a repeated send (VK's random_id),
                                 so a request a crash interrupted may go again */
+  const struct chan_field *fields;   /* the settings it takes */
+  int nfields;
+  int external;              /* 1: sent by the chan_sender given for the channel
+                                (SMS), not by build() and an HTTP request */
   /* Builds the request for m. Returns 0, KK_EINVAL when the message cannot go
      on this channel (no code for telegram_gateway, WhatsApp's window closed
      and no template ...; error names why), or KK_ENOENT when a needed
@@ -212,6 +253,10 @@ struct chan_driver {
 
 /* The driver of a channel name, or NULL. */
 const struct chan_driver *chan_driver(const char *name);
+/* Its place in chan_drivers() (what per-channel tables are indexed by), or
+   KK_ENOENT for an unknown name. */
+int chan_driver_index(const char *name);
+#define CHAN_MAX_DRIVERS 16        /* more than chan_drivers() counts (one spare) */
 /* Every driver, in cascade display order; *n receives the count. */
 const struct chan_driver *const *chan_drivers(int *n);
 

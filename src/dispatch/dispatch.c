@@ -719,36 +719,35 @@ static void route_noted(struct dispatch *d, const struct store_note_cfg *c) {
   json_decref(o);
 }
 
-/* The store's notes this module owns: new SMS messages, SMS steps started
-   or timed out later in a cascade, and route changes. */
+/* The store's notes this module owns: route changes. SMS steps come
+   through the SMS driver's sender (dispatch_sender), from the notes router. */
 static void on_notes(void *ud, const struct store_note *notes, int n) {
   struct dispatch *d = ud;
   if (d->stopping) return;
-  int reading = 0;   /* only SMS steps started later read the store */
-  for (int i = 0; i < n; i++) {
-    const struct store_note *t = &notes[i];
-    switch (t->kind) {
-    case STORE_NOTE_SMS_NEW:
-      dispatch_count_accepted(d, t->due->route, 1);
-      enqueue_new(d, t->due);
-      break;
-    case STORE_NOTE_SMS: {
-      if (!reading++) store_read_begin(d->store);
-      struct store_due row;
-      if (store_due_get(d->store, t->msg_id, &row) == 0) dispatch_enqueue_due(d, &row);
-      break;
-    }
-    case STORE_NOTE_SMS_CANCEL:
-      dispatch_cancel(d, t->attempt_id);
-      break;
-    case STORE_NOTE_ROUTE:
-      route_noted(d, t->cfg);
-      break;
-    default:
-      break;
-    }
-  }
-  if (reading) store_read_end(d->store);
+  for (int i = 0; i < n; i++)
+    if (notes[i].kind == STORE_NOTE_ROUTE) route_noted(d, notes[i].cfg);
+}
+
+/* The SMS channel's sender (chan_sender): a new message's first SMS step
+   comes with its row; a step that became current later in a cascade is read
+   from the store (in the caller's read transaction). Both are queued. */
+static void sender_submit_new(void *ud, struct store_due *row) {
+  struct dispatch *d = ud;
+  dispatch_count_accepted(d, row->route, 1);
+  enqueue_new(d, row);
+}
+
+static void sender_submit(void *ud, int64_t msg_id) {
+  struct dispatch *d = ud;
+  struct store_due row;
+  if (store_due_get(d->store, msg_id, &row) == 0) dispatch_enqueue_due(d, &row);
+}
+
+static void sender_cancel(void *ud, int64_t attempt_id) { dispatch_cancel(ud, attempt_id); }
+
+void dispatch_sender(struct dispatch *d, struct chan_sender *out) {
+  *out = (struct chan_sender){.submit_new = sender_submit_new, .submit = sender_submit,
+                              .cancel = sender_cancel, .ud = d};
 }
 
 /* ---- routes ---------------------------------------------------------------- */

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "channel/channel.h"
 #include "smpp/smpp_client.h"
 #include "store/store.h"
 
@@ -73,6 +74,11 @@ void dispatch_enqueue_due(struct dispatch *d, struct store_due *row);
 /* The SMS step of a message timed out: parts not yet submitted are dropped
    (a part in flight still reports its outcome). */
 void dispatch_cancel(struct dispatch *d, int64_t attempt_id);
+
+/* The SMS driver's sender for the channel engine (chan_engine_sender):
+   submit() reads the step's row (store_due_get) and queues it like
+   dispatch_enqueue_due(); cancel() is dispatch_cancel(). */
+void dispatch_sender(struct dispatch *d, struct chan_sender *out);
 
 /* Prometheus text lines for the dispatcher's metrics, appended to out. */
 struct kk_buf;
