@@ -271,7 +271,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
       kk_error(LOGCTX, "cannot watch socket %d", (int)fd);
       free(s);
-      return -1;
+      return -1;   /* curl's socket callback contract: -1 fails the transfer */
     }
     s->poll.data = s;
     s->next = c->socks;
