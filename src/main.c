@@ -397,6 +397,7 @@ int main(int argc, char **argv) {
                                 .breaker_cooldown_ms = (long)cb_cooldown};
   d.callback = callback_new(d.loop, d.store, &copts);
   if (d.callback == NULL) return 1;
+  callback_start(d.callback);
 
   char public_url[300];
   snprintf(public_url, sizeof public_url, "%s", kk_cfg_get(&d.cfg, KK_CFG_public_url));

@@ -476,6 +476,7 @@ KK_TEST(callback_retry_then_delivered) {
                             .backoff_ms = 150, .poll_ms = 20};
   e.cb = callback_new(&e.loop, e.store, &o);
   ASSERT(e.cb != NULL);
+  callback_start(e.cb);
   callback_kick(e.cb);
   run_until_outbox_empty(&e);
   /* Nothing more may arrive once the row is gone. */
@@ -531,6 +532,7 @@ KK_TEST(callback_row_with_payload_sent_as_written) {
                             .backoff_ms = 150, .poll_ms = 20};
   e.cb = callback_new(&e.loop, e.store, &o);
   ASSERT(e.cb != NULL);
+  callback_start(e.cb);
   callback_kick(e.cb);
   run_until_outbox_empty(&e);
   ASSERT_EQ(rx_count(&rx), 1);
@@ -548,6 +550,7 @@ static void expect_given_up(struct env *e, struct rx *rx, const struct callback_
                             int received) {
   e->cb = callback_new(&e->loop, e->store, o);
   ASSERT(e->cb != NULL);
+  callback_start(e->cb);
   run_until_outbox_empty(e);
   run_for(e, 200);
   ASSERT_EQ(rx_count(rx), received);
@@ -610,6 +613,7 @@ KK_TEST(callback_connection_refused_is_retried) {
   struct callback_opts o = {.timeout_ms = 2000, .max_tries = 2, .backoff_ms = 20, .poll_ms = 10};
   e.cb = callback_new(&e.loop, e.store, &o);
   ASSERT(e.cb != NULL);
+  callback_start(e.cb);
   run_until_outbox_empty(&e);
   struct callback_stats st;
   callback_stats(e.cb, &st);
@@ -637,6 +641,7 @@ KK_TEST(callback_inflight_limit_and_reuse) {
   struct callback_opts o = {.timeout_ms = 3000, .max_inflight = 2, .poll_ms = 10};
   e.cb = callback_new(&e.loop, e.store, &o);
   ASSERT(e.cb != NULL);
+  callback_start(e.cb);
   run_until_outbox_empty(&e);
   run_for(&e, 100);
 
@@ -674,6 +679,7 @@ KK_TEST(callback_stop_aborts_slow_request) {
   struct callback_opts o = {.timeout_ms = 10000, .poll_ms = 10};
   e.cb = callback_new(&e.loop, e.store, &o);
   ASSERT(e.cb != NULL);
+  callback_start(e.cb);
   uint64_t end = mono_ms() + 5000;
   while (rx_count(&rx) == 0) {
     ASSERT(mono_ms() < end);
