@@ -398,6 +398,18 @@ static void assert_no_leaks(void) {
 #endif
 }
 
+/* The receiver's hook URL. */
+static void hook_url(const struct rx *rx, char *url, size_t cap) {
+  snprintf(url, cap, "http://127.0.0.1:%d/hook", rx->port);
+}
+
+/* Ends an end-to-end test: the env, then the receiver, then no leaks. */
+static void env_end(struct env *e, struct rx *rx) {
+  env_close(e);
+  rx_stop(rx);
+  assert_no_leaks();
+}
+
 /* Checks a signature header the way a customer would, with the account secret. */
 static void assert_signature_ok(const char *header, const char *secret, const char *body) {
   long long t = -1;
@@ -441,7 +453,7 @@ KK_TEST(callback_retry_then_delivered) {
   struct env e;
   env_open(&e);
   char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", rx.port);
+  hook_url(&rx, url, sizeof url);
   int64_t at = env_add_message(&e, "msg_cb_retry_1", url);
   ASSERT(store_outbox_next_due(e.ts.store) != 0);
   char payload[1024];
@@ -485,9 +497,7 @@ KK_TEST(callback_retry_then_delivered) {
   ASSERT_EQ(st.failed_tries, 1);
   ASSERT_EQ(st.gave_up, 0);
   ASSERT_EQ(st.inflight, 0);
-  env_close(&e);
-  rx_stop(&rx);
-  assert_no_leaks();
+  env_end(&e, &rx);
 }
 
 /* A row written before the store kept the event's fields holds its JSON:
@@ -498,7 +508,7 @@ KK_TEST(callback_row_with_payload_sent_as_written) {
   struct env e;
   env_open(&e);
   char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", rx.port);
+  hook_url(&rx, url, sizeof url);
   env_add_message(&e, "msg_cb_old_1", url);
   env_sql(&e, "UPDATE outbox SET payload='{\"id\":\"msg_cb_old_1\",\"status\":\"sent\"}',"
               " public_id=NULL, status=NULL, channel=NULL, to_number=NULL, cost=NULL,"
@@ -513,9 +523,7 @@ KK_TEST(callback_row_with_payload_sent_as_written) {
   ASSERT_EQ(rx_count(&rx), 1);
   ASSERT_STR_EQ(rx.reqs[0].body, "{\"id\":\"msg_cb_old_1\",\"status\":\"sent\"}");
   assert_signature_ok(rx.reqs[0].sig, e.acc.callback_secret, rx.reqs[0].body);
-  env_close(&e);
-  rx_stop(&rx);
-  assert_no_leaks();
+  env_end(&e, &rx);
 }
 
 /* Runs the callback sender with o until the outbox is empty and checks that
@@ -534,9 +542,7 @@ static void expect_given_up(struct env *e, struct rx *rx, const struct callback_
   ASSERT_EQ(st.sent_ok, 0);
   ASSERT_EQ(st.failed_tries, o->max_tries);
   ASSERT_EQ(st.gave_up, 1);
-  env_close(e);
-  rx_stop(rx);
-  assert_no_leaks();
+  env_end(e, rx);
 }
 
 KK_TEST(callback_gives_up_after_max_tries) {
@@ -545,7 +551,7 @@ KK_TEST(callback_gives_up_after_max_tries) {
   struct env e;
   env_open(&e);
   char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", rx.port);
+  hook_url(&rx, url, sizeof url);
   env_add_message(&e, "msg_cb_giveup_1", url);
 
   struct callback_opts o = {.timeout_ms = 3000, .max_tries = 3, .backoff_ms = 30, .poll_ms = 10};
@@ -559,7 +565,7 @@ KK_TEST(callback_to_loopback_refused_unless_allowed) {
   env_open(&e);
   http_client_allow(NULL);
   char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", rx.port);
+  hook_url(&rx, url, sizeof url);
   env_add_message(&e, "msg_cb_refused_1", url);
 
   struct callback_opts o = {.timeout_ms = 3000, .max_tries = 2, .backoff_ms = 30, .poll_ms = 10};
@@ -605,7 +611,7 @@ KK_TEST(callback_inflight_limit_and_reuse) {
   struct env e;
   env_open(&e);
   char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", rx.port);
+  hook_url(&rx, url, sizeof url);
   enum { N = 6 };
   for (int i = 0; i < N; i++) {
     char id[40];
@@ -637,9 +643,7 @@ KK_TEST(callback_inflight_limit_and_reuse) {
   callback_stats(e.cb, &st);
   ASSERT_EQ(st.sent_ok, N);
   ASSERT_EQ(st.failed_tries, 0);
-  env_close(&e);
-  rx_stop(&rx);
-  assert_no_leaks();
+  env_end(&e, &rx);
 }
 
 KK_TEST(callback_stop_aborts_slow_request) {
@@ -648,7 +652,7 @@ KK_TEST(callback_stop_aborts_slow_request) {
   struct env e;
   env_open(&e);
   char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", rx.port);
+  hook_url(&rx, url, sizeof url);
   env_add_message(&e, "msg_cb_slow_1", url);
 
   struct callback_opts o = {.timeout_ms = 10000, .poll_ms = 10};
@@ -668,7 +672,5 @@ KK_TEST(callback_stop_aborts_slow_request) {
   uint64_t took = mono_ms() - t0;
   ASSERT(took >= 2900 && took < 6000);
   ASSERT(store_outbox_next_due(e.ts.store) != 0);
-  env_close(&e);
-  rx_stop(&rx);
-  assert_no_leaks();
+  env_end(&e, &rx);
 }
