@@ -284,6 +284,20 @@ static int private_data(const char *dir) {
   return 0;
 }
 
+/* A server for the API with opts, listening in *out: 0, or 1 with *out
+   NULL when it cannot listen (logged). */
+static int listen_on(struct daemon *d, const struct http_server_opts *opts,
+                     struct http_server **out) {
+  struct http_server *srv = http_server_new(d->loop, opts, api_handle, &d->api);
+  if (http_server_start(srv) != 0) {
+    http_server_free(srv);
+    *out = NULL;
+    return 1;
+  }
+  *out = srv;
+  return 0;
+}
+
 /* Starts the public listener and, when admin_http is set, the operator's
    (both with the same TLS key material from load_tls(), which this frees:
    the servers keep copies). 0, 1 (cannot listen) or 2 (settings). */
@@ -298,16 +312,17 @@ static int start_listeners(struct daemon *d, struct http_server_opts *hopts) {
   if (*admin && kk_parse_hostport(admin, ahost, sizeof ahost, &aport) != 0) {
     fprintf(stderr, "kaskad: admin_http must be HOST:PORT\n");
     rc = 2;
-  } else if (http_server_start(d->loop, hopts, api_handle, &d->api, &d->http) != 0) {
-    rc = 1;
-  } else if (*admin) {
-    struct http_server_opts aopts = *hopts;
-    aopts.host = ahost;
-    aopts.port = aport;
-    aopts.listener = API_LISTENER_ADMIN;
-    if (http_server_start(d->loop, &aopts, api_handle, &d->api, &d->admin_http) != 0) rc = 1;
-    d->api.admin_split = 1;
-    kk_info(LOGCTX, "operator API and /metrics on %s only", admin);
+  } else {
+    rc = listen_on(d, hopts, &d->http);
+    if (rc == 0 && *admin) {
+      struct http_server_opts aopts = *hopts;
+      aopts.host = ahost;
+      aopts.port = aport;
+      aopts.listener = API_LISTENER_ADMIN;
+      rc = listen_on(d, &aopts, &d->admin_http);
+      d->api.admin_split = 1;
+      kk_info(LOGCTX, "operator API and /metrics on %s only", admin);
+    }
   }
   if (d->tls_key) OPENSSL_cleanse(d->tls_key, strlen(d->tls_key));
   free(d->tls_cert);
