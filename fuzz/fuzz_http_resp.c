@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/kk_err.h"
 #include "http/http_resp.h"
 
 static void check(int ok) {
@@ -18,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *p = (const char *)data;
   struct http_resp_head h;
   long n = http_resp_head_parse(p, size, &h);
-  check(n >= -1 && n <= (long)size);
+  check(n == KK_EPROTO || n == KK_ETOOBIG || (n >= 0 && n <= (long)size));
   if (n > 0) {
     check(h.status >= 100 && h.status <= 599);
     check(!h.chunked || h.content_length == -1);
@@ -32,10 +33,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t half = off + (size - off) / 2;
   int done = 0;
   long a = http_chunked_feed(&c, p + off, half - off, &out, &done);
-  check(a >= -1 && a <= (long)(half - off));
+  check(a == KK_EPROTO || a == KK_ETOOBIG || (a >= 0 && a <= (long)(half - off)));
   if (a >= 0 && !done) {
     long b = http_chunked_feed(&c, p + half, size - half, &out, &done);
-    check(b >= -1 && b <= (long)(size - half));
+    check(b == KK_EPROTO || b == KK_ETOOBIG || (b >= 0 && b <= (long)(size - half)));
   }
   check(out.len <= 256);
   kk_buf_fini(&out);

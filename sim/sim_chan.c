@@ -453,7 +453,7 @@ void sim_chan_stop(struct sim_chan *ch) {
   cb_free_all(ch);
   /* Running requests end now: their callbacks free the jobs and ops. */
   if (ch->client) {
-    http_client_close(ch->client, NULL, NULL);
+    http_client_stop(ch->client, NULL, NULL);
     ch->client = NULL;
   }
   sim_post_stop(ch->post);

@@ -86,7 +86,8 @@ static int load_file_routes(struct daemon *d) {
  * One kaskad per data folder: two writers on one database would each believe
  * it owns the queued work and send it twice. The lock (flock on DIR/kaskad.lock)
  * is held until the process exits, whatever way it exits, so a crash never
- * leaves a stale lock behind. 0, or -1 with the reason on stderr.
+ * leaves a stale lock behind. 0, or KK_EBUSY (another kaskad holds it) or KK_EIO, with
+ * the reason on stderr.
  */
 static int lock_data_dir(const char *dir) {
   char path[4096];
@@ -94,7 +95,7 @@ static int lock_data_dir(const char *dir) {
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
     fprintf(stderr, "kaskad: cannot open %s: %s\n", path, strerror(errno));
-    return -1;
+    return KK_EIO;
   }
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int e = errno;
@@ -108,7 +109,7 @@ static int lock_data_dir(const char *dir) {
     else
       fprintf(stderr, "kaskad: cannot lock %s: %s\n", path, strerror(e));
     close(fd);
-    return -1;
+    return e == EWOULDBLOCK ? KK_EBUSY : KK_EIO;
   }
   char pid[32];
   int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
@@ -211,12 +212,12 @@ static int parse_ms(const struct kk_cfg *cfg, enum kk_cfg_key k, long long *out)
   if (kk_parse_duration_ms(kk_cfg_get(cfg, k), out) != 0) {
     fprintf(stderr, "kaskad: %s: \"%s\" is not a duration (e.g. 90s, 10m, 2h)\n",
             kk_cfg_name(k), kk_cfg_get(cfg, k));
-    return -1;
+    return KK_EINVAL;
   }
   return 0;
 }
 
-/* A whole number from min up into *out, or -1 (said on stderr). */
+/* A whole number from min up into *out, or KK_EINVAL (said on stderr). */
 static int parse_count(const struct kk_cfg *cfg, enum kk_cfg_key k, long min, long *out) {
   const char *v = kk_cfg_get(cfg, k);
   char *end = NULL;
@@ -224,7 +225,7 @@ static int parse_count(const struct kk_cfg *cfg, enum kk_cfg_key k, long min, lo
   if (end == v || *end != '\0' || n < min) {
     fprintf(stderr, "kaskad: %s: \"%s\" is not a whole number from %ld up\n", kk_cfg_name(k), v,
             min);
-    return -1;
+    return KK_EINVAL;
   }
   *out = n;
   return 0;
@@ -234,13 +235,13 @@ static int parse_rate(const struct kk_cfg *cfg, enum kk_cfg_key k, struct kk_lim
   if (kk_limit_parse(kk_cfg_get(cfg, k), out) != 0) {
     fprintf(stderr, "kaskad: %s: \"%s\" is not a rate (e.g. 200/s, 6000/m, 200/s:1000, 0)\n",
             kk_cfg_name(k), kk_cfg_get(cfg, k));
-    return -1;
+    return KK_EINVAL;
   }
   return 0;
 }
 
 /* Reads tls_cert and tls_key into *cert and *key (malloc'd; both NULL when
-   neither is set). 0, or -1 with a message on stderr. */
+   neither is set). 0, or KK_EINVAL with a message on stderr. */
 static int load_tls(const struct kk_cfg *cfg, char **cert, char **key) {
   const char *cp = kk_cfg_get(cfg, KK_CFG_tls_cert), *kp = kk_cfg_get(cfg, KK_CFG_tls_key);
   *cert = *key = NULL;
@@ -248,12 +249,12 @@ static int load_tls(const struct kk_cfg *cfg, char **cert, char **key) {
   if (!*cp || !*kp) {
     fprintf(stderr, "kaskad: tls_cert and tls_key must be given together (only %s is set)\n",
             *cp ? "tls_cert" : "tls_key");
-    return -1;
+    return KK_EINVAL;
   }
   char err[512];
   if (http_tls_load(cp, kp, cert, key, err, sizeof err) != 0) {
     fprintf(stderr, "kaskad: %s\n", err);
-    return -1;
+    return KK_EINVAL;
   }
   return 0;
 }
@@ -265,7 +266,7 @@ static int private_data(const char *dir) {
   umask(077);
   if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
     fprintf(stderr, "kaskad: cannot create %s: %s\n", dir, strerror(errno));
-    return -1;
+    return KK_EIO;
   }
   if (chmod(dir, 0700) != 0) kk_log_warn(LOGCTX, "chmod %s", dir);
   DIR *dh = opendir(dir);
@@ -283,6 +284,20 @@ static int private_data(const char *dir) {
   return 0;
 }
 
+/* A server for the API with opts, listening in *out: 0, or 1 with *out
+   NULL when it cannot listen (logged). */
+static int listen_on(struct daemon *d, const struct http_server_opts *opts,
+                     struct http_server **out) {
+  struct http_server *srv = http_server_new(d->loop, opts, api_handle, &d->api);
+  if (http_server_start(srv) != 0) {
+    http_server_free(srv);
+    *out = NULL;
+    return 1;
+  }
+  *out = srv;
+  return 0;
+}
+
 /* Starts the public listener and, when admin_http is set, the operator's
    (both with the same TLS key material from load_tls(), which this frees:
    the servers keep copies). 0, 1 (cannot listen) or 2 (settings). */
@@ -297,16 +312,17 @@ static int start_listeners(struct daemon *d, struct http_server_opts *hopts) {
   if (*admin && kk_parse_hostport(admin, ahost, sizeof ahost, &aport) != 0) {
     fprintf(stderr, "kaskad: admin_http must be HOST:PORT\n");
     rc = 2;
-  } else if (http_server_start(d->loop, hopts, api_handle, &d->api, &d->http) != 0) {
-    rc = 1;
-  } else if (*admin) {
-    struct http_server_opts aopts = *hopts;
-    aopts.host = ahost;
-    aopts.port = aport;
-    aopts.listener = API_LISTENER_ADMIN;
-    if (http_server_start(d->loop, &aopts, api_handle, &d->api, &d->admin_http) != 0) rc = 1;
-    d->api.admin_split = 1;
-    kk_info(LOGCTX, "operator API and /metrics on %s only", admin);
+  } else {
+    rc = listen_on(d, hopts, &d->http);
+    if (rc == 0 && *admin) {
+      struct http_server_opts aopts = *hopts;
+      aopts.host = ahost;
+      aopts.port = aport;
+      aopts.listener = API_LISTENER_ADMIN;
+      rc = listen_on(d, &aopts, &d->admin_http);
+      d->api.admin_split = 1;
+      kk_info(LOGCTX, "operator API and /metrics on %s only", admin);
+    }
   }
   if (d->tls_key) OPENSSL_cleanse(d->tls_key, strlen(d->tls_key));
   free(d->tls_cert);
@@ -396,6 +412,7 @@ int main(int argc, char **argv) {
                                 .breaker_cooldown_ms = (long)cb_cooldown};
   d.callback = callback_new(d.loop, d.store, &copts);
   if (d.callback == NULL) return 1;
+  callback_start(d.callback);
 
   char public_url[300];
   snprintf(public_url, sizeof public_url, "%s", kk_cfg_get(&d.cfg, KK_CFG_public_url));

@@ -121,7 +121,8 @@ int main(int argc, char **argv) {
                                .max_body = MAX_BODY,
                                .conn_timeout_s = argc > 2 ? atoi(argv[2]) : 30,
                                .max_conns = 4096};
-  if (http_server_start(loop, &o, handle, NULL, &srv) != 0) return 1;
+  srv = http_server_new(loop, &o, handle, NULL);
+  if (http_server_start(srv) != 0) return 1;
   uv_signal_init(loop, &sig_term);
   uv_signal_init(loop, &sig_int);
   uv_signal_start(&sig_term, on_signal, SIGTERM);

@@ -32,7 +32,7 @@ static int refuse(struct accept_item *it, int status, const char *code, const ch
   e->field = field;
   snprintf(e->message, sizeof e->message, fmt, detail ? detail : "");
   it->result = ACCEPT_REFUSED;
-  return -1;
+  return KK_EINVAL;
 }
 
 void accept_init(struct accept *ac, struct store *store, struct dispatch *dispatch,
@@ -119,7 +119,7 @@ static int steps_have(const char *steps, const char *channel) {
 }
 
 /* The number as E.164 digits into it->e164 ("" when none; a number given
-   must be one). 0 or -1. */
+   must be one). 0 or KK_EINVAL. */
 static int normalise_number(struct accept_item *it, int sms) {
   it->e164[0] = '\0';
   if (it->to && phone_normalize(it->to, it->e164, sizeof it->e164) != 0)
@@ -131,7 +131,7 @@ static int normalise_number(struct accept_item *it, int sms) {
   return 0;
 }
 
-/* The class's index in accept_classes, or -1 with it->err. */
+/* The class's index in accept_classes, or KK_EINVAL with it->err. */
 static int classify(struct accept_item *it) {
   const char *cls = it->msg_class ? it->msg_class : "service";
   for (int i = 0; i < 3; i++)
@@ -144,7 +144,7 @@ static int classify(struct accept_item *it) {
    templates will render here, before encoding and segments are counted. */
 static const char *render(struct accept_item *it) { return it->text; }
 
-/* Encoding and segments of the rendered text. 0 or -1 with it->err. */
+/* Encoding and segments of the rendered text. 0 or KK_EINVAL with it->err. */
 static int encode(struct accept_item *it, const char *text, size_t len, int sms) {
   struct sms_info info;
   int rc = sms_analyze(text, len, &info);
@@ -172,15 +172,15 @@ int accept_prepare(const struct accept *ac, int64_t account_id, const char *rout
      its SMS step needs then. */
   int sms = !(it->cascade_name && it->cascade_name[0]) &&
             (!(it->cascade && it->cascade[0]) || steps_have(it->cascade, "sms"));
-  if (normalise_number(it, sms) != 0) return -1;
+  if (normalise_number(it, sms) != 0) return KK_EINVAL;
   if (it->text == NULL || it->text_len == 0)
     return refuse(it, 422, "invalid_text", "text", "text: must not be empty%s", NULL);
   if (it->text_len > ACCEPT_MAX_TEXT)
     return refuse(it, 422, "text_too_long", "text", "text: longer than %s bytes", "4096");
   const char *text = render(it);
-  if (encode(it, text, it->text_len, sms) != 0) return -1;
+  if (encode(it, text, it->text_len, sms) != 0) return KK_EINVAL;
   int cls = classify(it);
-  if (cls < 0) return -1;
+  if (cls < 0) return KK_EINVAL;
   long long ttl = it->ttl_ms > 0 ? it->ttl_ms : ac->ttl_ms[cls];
 
   snprintf(it->route, sizeof it->route, "%s", route ? route : "");
@@ -229,7 +229,7 @@ static int cascade_fits_ttl(struct accept_item *it) {
            "cascade: the timeouts before the last step add up to %llds, not less than the "
            "message's validity (ttl %llds); shorten them or give a longer ttl",
            before_last / 1000, ttl / 1000);
-  return -1;
+  return KK_EINVAL;
 }
 
 /* A saved cascade by name, the SMS route, the default SMS sender. */
@@ -247,7 +247,7 @@ static int resolve(struct accept *ac, int64_t account_id, struct accept_item *it
       return refuse(it, 422, "invalid_phone", "to", "to: a phone number is required for SMS%s",
                     NULL);
   }
-  if (cascade_fits_ttl(it) != 0) return -1;
+  if (cascade_fits_ttl(it) != 0) return KK_EINVAL;
   int sms = it->steps[0] == '\0' || steps_have(it->steps, "sms");
   if (sms && it->route[0] == '\0') {
     /* No routes at all may pass (one is being added); several without a
@@ -285,7 +285,7 @@ static int in_list(json_t *arr, const char *s) {
 }
 
 /* Checks a message's sender (a number without its '+' as registered) and
-   country. 0, or -1 with it->err. */
+   country. 0, or KK_EINVAL with it->err. */
 static int acct_policy_check(const struct acct_policy *p, struct accept_item *it) {
   const char *sender = it->m.sender;
   /* Alphanumeric and numeric senders alike: a number is as easy to pass
@@ -295,7 +295,7 @@ static int acct_policy_check(const struct acct_policy *p, struct accept_item *it
     refuse(it, 422, "sender_not_allowed", "sender", "%s", NULL);
     snprintf(it->err.message, sizeof it->err.message,
              "sender: \"%.16s\" is not registered for this account; ask the operator", sender);
-    return -1;
+    return KK_EINVAL;
   }
   if (json_array_size(p->countries) > 0 && it->e164[0]) {
     char iso[3] = "??";
@@ -304,7 +304,7 @@ static int acct_policy_check(const struct acct_policy *p, struct accept_item *it
       refuse(it, 422, "country_not_allowed", "to", "%s", NULL);
       snprintf(it->err.message, sizeof it->err.message,
                "to: numbers of %s are not allowed for this account", iso);
-      return -1;
+      return KK_EINVAL;
     }
   }
   return 0;
@@ -321,7 +321,7 @@ static int run_checks(const struct accept *ac, const struct store_account *acc,
     if (it->err.status == 0) it->err.status = 422;
     if (it->err.code == NULL) it->err.code = "refused";
     it->result = ACCEPT_REFUSED;
-    return -1;
+    return KK_EINVAL;
   }
   return 0;
 }

@@ -139,7 +139,7 @@ int accept_submit(struct accept *ac, struct accept_req *r);
  * The part of accepting one message that needs nothing but the message:
  * number, class, validity, rendered text, encoding and segments, public id
  * and the idempotency digest, into it->m. route is the SMS route chosen for
- * the account ("" none). 0, or -1 with it->err (result REFUSED).
+ * the account ("" none). 0, or KK_EINVAL with it->err (result REFUSED).
  */
 int accept_prepare(const struct accept *ac, int64_t account_id, const char *route, int64_t now,
                    struct accept_item *it);

@@ -527,12 +527,15 @@ struct callback *callback_new(uv_loop_t *loop, struct store *store,
   if (c->o.trim_ms <= 0) c->o.trim_ms = 5000;
   uv_timer_init(loop, &c->poll_timer);
   c->poll_timer.data = c;
-  uv_timer_start(&c->poll_timer, on_poll, 0, (uint64_t)c->o.poll_ms);
   uv_timer_init(loop, &c->trim_timer);
   c->trim_timer.data = c;
+  return c;
+}
+
+void callback_start(struct callback *c) {
+  uv_timer_start(&c->poll_timer, on_poll, 0, (uint64_t)c->o.poll_ms);
   uv_timer_start(&c->trim_timer, on_trim_timer, (uint64_t)c->o.trim_ms,
                  (uint64_t)c->o.trim_ms);
-  return c;
 }
 
 void callback_kick(struct callback *c) {
@@ -559,7 +562,7 @@ static void close_http(struct callback *c) {
   struct http_client *h = c->http;
   c->http = NULL;
   c->closing++;
-  http_client_close(h, on_http_closed, c);
+  http_client_stop(h, on_http_closed, c);
 }
 
 /* The stop grace is over: aborts the transfers still running. */

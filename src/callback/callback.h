@@ -71,12 +71,14 @@ struct callback_stats {
 };
 
 /*
- * Creates the deliverer and starts polling at once. Returns NULL when libcurl
- * cannot start (logged). Free it with callback_stop(). The store must stay
- * open until callback_stop()'s done callback has run.
+ * Creates the deliverer (idle until callback_start()). Returns NULL when
+ * libcurl cannot start (logged). Free it with callback_stop(). The store must
+ * stay open until callback_stop()'s done callback has run.
  */
 struct callback *callback_new(uv_loop_t *loop, struct store *store,
                               const struct callback_opts *opts);
+/* Starts polling the outbox (the first poll on the next loop turn). */
+void callback_start(struct callback *c);
 
 /* Says that new rows may be due now: the outbox is read on the next turn. */
 void callback_kick(struct callback *c);

@@ -236,23 +236,25 @@ static void attempts_metrics(const struct store_cascade_stats *s, struct kk_buf 
   }
 }
 
+/* A counter with one line per channel the store has seen. */
+static void channel_counter(struct kk_buf *o, const char *name, const char *help,
+                            const unsigned char *seen, const uint64_t *v) {
+  kk_buf_printf(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+  for (int i = 0; i < KK_CHAN_COUNT; i++)
+    if (seen[i])
+      kk_buf_printf(o, "%s{channel=\"%s\"} %llu\n", name, kk_chan_name(i),
+                    (unsigned long long)v[i]);
+}
+
 void cascade_metrics(struct cascade *c, struct kk_buf *o) {
   chan_engine_metrics(c->engine, o);
   struct store_cascade_stats s;
   store_get_cascade_stats(c->store, &s);
   attempts_metrics(&s, o);
-  kk_buf_puts(o, "# HELP kaskad_cascade_fallthrough_total Steps that passed on to the next.\n"
-                 "# TYPE kaskad_cascade_fallthrough_total counter\n");
-  for (int i = 0; i < KK_CHAN_COUNT; i++)
-    if (s.seen[i])
-      kk_buf_printf(o, "kaskad_cascade_fallthrough_total{channel=\"%s\"} %llu\n", kk_chan_name(i),
-                    (unsigned long long)s.fallthrough[i]);
-  kk_buf_puts(o, "# HELP kaskad_cascade_late_statuses_total Statuses after their step ended.\n"
-                 "# TYPE kaskad_cascade_late_statuses_total counter\n");
-  for (int i = 0; i < KK_CHAN_COUNT; i++)
-    if (s.seen[i])
-      kk_buf_printf(o, "kaskad_cascade_late_statuses_total{channel=\"%s\"} %llu\n", kk_chan_name(i),
-                    (unsigned long long)s.late[i]);
+  channel_counter(o, "kaskad_cascade_fallthrough_total", "Steps that passed on to the next.",
+                  s.seen, s.fallthrough);
+  channel_counter(o, "kaskad_cascade_late_statuses_total", "Statuses after their step ended.",
+                  s.seen, s.late);
   kk_buf_printf(o,
                 "# HELP kaskad_cascade_delivered_twice_total Messages that reached a person on "
                 "a second channel too.\n# TYPE kaskad_cascade_delivered_twice_total counter\n"

@@ -209,7 +209,7 @@ static void maybe_close(struct chan_engine *e) {
   struct http_client *h = e->http;
   e->http = NULL;
   uv_timer_stop(&e->poll_timer);
-  http_client_close(h, on_http_closed, e);
+  http_client_stop(h, on_http_closed, e);
 }
 
 static void on_grace_over(uv_timer_t *t) {
@@ -221,7 +221,7 @@ static void on_grace_over(uv_timer_t *t) {
   /* Aborted requests leave the ready set in their reply callbacks. */
   struct http_client *h = e->http;
   e->http = NULL;
-  http_client_close(h, on_http_closed, e);
+  http_client_stop(h, on_http_closed, e);
 }
 
 void chan_engine_stop(struct chan_engine *e, void (*done)(void *ud), void *ud) {

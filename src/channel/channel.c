@@ -119,6 +119,7 @@ int chan_form_add(struct kk_buf *b, const char *key, const char *value) {
   return rc;
 }
 
+/* The value of hex digit ch, or -1 when ch is none ("no value", not an error). */
 static int hexdigit(char ch) {
   if (ch >= '0' && ch <= '9') return ch - '0';
   if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;

@@ -24,6 +24,8 @@ static const char *const helps[] = {
 #undef X
 };
 
+/* The key named name[0..len) ('-' and '_' alike, any case), or -1 when no
+   key has that name: "none", not an error code. */
 static int find_key(const char *name, size_t len) {
   for (int i = 0; i < KK_CFG__COUNT; i++) {
     if (strlen(names[i]) != len) continue;

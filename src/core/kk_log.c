@@ -9,6 +9,8 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "core/kk_err.h"
+
 enum kk_log_level kk_log_level = KK_LOG_INFO;
 
 static const char *names[] = {"debug", "info", "warn", "error"};
@@ -16,7 +18,7 @@ static const char *names[] = {"debug", "info", "warn", "error"};
 int kk_log_parse_level(const char *s) {
   for (int i = 0; i < 4; i++)
     if (strcasecmp(s, names[i]) == 0) return i;
-  return -1;
+  return KK_EINVAL;
 }
 
 void kk_log_emit(enum kk_log_level lvl, const char *ctx, int with_errno,

@@ -14,7 +14,8 @@ enum kk_log_level { KK_LOG_DEBUG, KK_LOG_INFO, KK_LOG_WARN, KK_LOG_ERROR };
 
 extern enum kk_log_level kk_log_level;
 
-/* Parses "debug|info|warn|error"; returns -1 when unknown. */
+/* Parses "debug|info|warn|error"; returns the level, or KK_EINVAL when
+   unknown. */
 int kk_log_parse_level(const char *s);
 
 void kk_log_emit(enum kk_log_level lvl, const char *ctx, int with_errno,

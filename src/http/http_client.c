@@ -83,7 +83,7 @@ struct http_client {
   size_t max_body;
   CURL *idle[256];                   /* finished HTTP handles kept for reuse */
   int nidle;
-  int closing;                       /* 1: http_client_close() was called */
+  int closing;                       /* 1: http_client_stop() was called */
   int pending_closes;                /* handles whose close callback is due */
   void (*close_done)(void *ud);
   void *close_ud;
@@ -271,7 +271,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
       kk_error(LOGCTX, "cannot watch socket %d", (int)fd);
       free(s);
-      return -1;
+      return -1;   /* curl's socket callback contract: -1 fails the transfer */
     }
     s->poll.data = s;
     s->next = c->socks;
@@ -387,7 +387,7 @@ struct http_client *http_client_new(uv_loop_t *loop, size_t max_body) {
     kk_error(LOGCTX, "cannot start libcurl");
     return NULL;
   }
-  /* Freed in maybe_free() after http_client_close(). */
+  /* Freed in maybe_free() after http_client_stop(). */
   struct http_client *c = kk_xcalloc(1, sizeof *c);
   c->loop = loop;
   c->multi = multi;
@@ -504,7 +504,7 @@ static void maybe_free(struct http_client *c) {
   if (done) done(ud);
 }
 
-void http_client_close(struct http_client *c, void (*done)(void *ud), void *ud) {
+void http_client_stop(struct http_client *c, void (*done)(void *ud), void *ud) {
   if (c->closing) return;
   c->closing = 1;
   c->close_done = done;

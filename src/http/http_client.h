@@ -88,6 +88,6 @@ int http_client_active(const struct http_client *c);
 
 /* Aborts running requests (their callbacks run with status 0), closes the
    handles and frees c; done(ud) runs on the loop when all is closed. */
-void http_client_close(struct http_client *c, void (*done)(void *ud), void *ud);
+void http_client_stop(struct http_client *c, void (*done)(void *ud), void *ud);
 
 #endif

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/kk_err.h"
+
 /* Length of the head through its blank line, or 0 when it has not all come. */
 static size_t head_end(const char *buf, size_t len) {
   for (size_t i = 0; i < len; i++) {
@@ -56,13 +58,13 @@ static int header(struct http_resp_head *h, const char *name, size_t nn, const c
   trim(&name, &nn);
   trim(&value, &vn);
   if (name_is(name, nn, "content-length")) {
-    if (vn == 0 || vn > 18) return -1;
+    if (vn == 0 || vn > 18) return KK_EPROTO;
     long long v = 0;
     for (size_t i = 0; i < vn; i++) {
-      if (value[i] < '0' || value[i] > '9') return -1;
+      if (value[i] < '0' || value[i] > '9') return KK_EPROTO;
       v = v * 10 + (value[i] - '0');
     }
-    if (h->content_length >= 0 && h->content_length != v) return -1;
+    if (h->content_length >= 0 && h->content_length != v) return KK_EPROTO;
     h->content_length = v;
   } else if (name_is(name, nn, "transfer-encoding")) {
     h->chunked = has_token(value, vn, "chunked");
@@ -81,18 +83,18 @@ long http_resp_head_parse(const char *buf, size_t len, struct http_resp_head *h)
   memset(h, 0, sizeof *h);
   h->content_length = -1;
   size_t end = head_end(buf, len);
-  if (end == 0) return len > HTTP_RESP_HEAD_MAX ? -1 : 0;
-  if (end > HTTP_RESP_HEAD_MAX) return -1;
+  if (end == 0) return len > HTTP_RESP_HEAD_MAX ? KK_ETOOBIG : 0;
+  if (end > HTTP_RESP_HEAD_MAX) return KK_ETOOBIG;
   /* HTTP/1.x NNN reason */
   if (end < 13 || memcmp(buf, "HTTP/1.", 7) != 0 || (buf[7] != '0' && buf[7] != '1') ||
       buf[8] != ' ')
-    return -1;
+    return KK_EPROTO;
   int st = 0;
   for (int i = 9; i < 12; i++) {
-    if (buf[i] < '0' || buf[i] > '9') return -1;
+    if (buf[i] < '0' || buf[i] > '9') return KK_EPROTO;
     st = st * 10 + (buf[i] - '0');
   }
-  if (st < 100 || st > 599 || (buf[12] != ' ' && buf[12] != '\r' && buf[12] != '\n')) return -1;
+  if (st < 100 || st > 599 || (buf[12] != ' ' && buf[12] != '\r' && buf[12] != '\n')) return KK_EPROTO;
   h->status = st;
   int http10 = buf[7] == '0', keep_alive = 0;
   size_t i = 0;
@@ -104,11 +106,11 @@ long http_resp_head_parse(const char *buf, size_t len, struct http_resp_head *h)
     size_t n = j - i;
     if (n && buf[i + n - 1] == '\r') n--;
     if (n == 0) break;                        /* the blank line */
-    if (buf[i] == ' ' || buf[i] == '\t') return -1;   /* folded lines are obsolete */
+    if (buf[i] == ' ' || buf[i] == '\t') return KK_EPROTO;   /* folded lines are obsolete */
     const char *colon = memchr(buf + i, ':', n);
-    if (colon == NULL) return -1;
+    if (colon == NULL) return KK_EPROTO;
     size_t nn = (size_t)(colon - (buf + i));
-    if (header(h, buf + i, nn, colon + 1, n - nn - 1, &keep_alive) != 0) return -1;
+    if (header(h, buf + i, nn, colon + 1, n - nn - 1, &keep_alive) != 0) return KK_EPROTO;
     i = j + 1;
   }
   if (http10 && !keep_alive) h->close = 1;
@@ -119,6 +121,7 @@ long http_resp_head_parse(const char *buf, size_t len, struct http_resp_head *h)
 enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER, CH_TRAILER_LINE,
        CH_DONE };
 
+/* The value of hex digit ch, or -1 when ch is none ("no value", not an error). */
 static int hexval(char ch) {
   if (ch >= '0' && ch <= '9') return ch - '0';
   if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
@@ -136,12 +139,12 @@ long http_chunked_feed(struct http_chunked *c, const char *buf, size_t len, stru
     case CH_SIZE: {
       int v = hexval(ch);
       if (v >= 0) {
-        if (++c->digits > 15) return -1;
+        if (++c->digits > 15) return KK_EPROTO;
         c->left = c->left * 16 + (unsigned)v;
         i++;
         break;
       }
-      if (c->digits == 0) return -1;
+      if (c->digits == 0) return KK_EPROTO;
       c->state = (ch == ';' || ch == ' ' || ch == '\t') ? CH_EXT : CH_SIZE_LF;
       if (c->state == CH_EXT) i++;
       break;
@@ -155,7 +158,7 @@ long http_chunked_feed(struct http_chunked *c, const char *buf, size_t len, stru
         i++;
         break;
       }
-      if (ch != '\n') return -1;
+      if (ch != '\n') return KK_EPROTO;
       i++;
       c->digits = 0;
       c->state = c->left ? CH_DATA : CH_TRAILER;
@@ -163,7 +166,7 @@ long http_chunked_feed(struct http_chunked *c, const char *buf, size_t len, stru
     case CH_DATA: {
       size_t n = len - i;
       if ((unsigned long long)n > c->left) n = (size_t)c->left;
-      if (kk_buf_append(out, buf + i, n) != 0) return -1;
+      if (kk_buf_append(out, buf + i, n) != 0) return KK_ETOOBIG;
       i += n;
       c->left -= n;
       if (c->left == 0) c->state = CH_DATA_CR;
@@ -178,7 +181,7 @@ long http_chunked_feed(struct http_chunked *c, const char *buf, size_t len, stru
       c->state = CH_DATA_LF;
       break;
     case CH_DATA_LF:
-      if (ch != '\n') return -1;
+      if (ch != '\n') return KK_EPROTO;
       i++;
       c->state = CH_SIZE;
       break;

@@ -24,8 +24,9 @@ struct http_resp_head {
 };
 
 /* Parses the head at buf[0..len). Returns the head's length, through its
-   blank line, once it is complete; 0 while more bytes are needed; -1 when
-   it is not an HTTP/1.x response head or passes HTTP_RESP_HEAD_MAX. */
+   blank line, once it is complete; 0 while more bytes are needed; KK_EPROTO when
+   it is not an HTTP/1.x response head, KK_ETOOBIG when it passes
+   HTTP_RESP_HEAD_MAX. */
 long http_resp_head_parse(const char *buf, size_t len, struct http_resp_head *h);
 
 /* A chunked body being decoded; zero it before the first call. */
@@ -36,8 +37,8 @@ struct http_chunked {
 };
 
 /* Decodes buf[0..len) into out. Returns the bytes consumed (all of them
-   unless the body ended inside buf), -1 on a malformed body or when out is
-   full. *done is set to 1 once the last chunk and trailers are read. */
+   unless the body ended inside buf), KK_EPROTO on a malformed body (a chunk size
+   of more than 15 hex digits too), KK_ETOOBIG when out is full. *done is set to 1 once the last chunk and trailers are read. */
 long http_chunked_feed(struct http_chunked *c, const char *buf, size_t len, struct kk_buf *out,
                        int *done);
 

@@ -54,6 +54,8 @@ struct http_server {
   http_precheck_fn precheck;
   http_handler_fn handler;
   void *ud;
+  struct http_server_opts o;  /* as given to http_server_new; o.host is host */
+  char host[64];
 };
 
 struct http_req {
@@ -376,8 +378,8 @@ static void srv_free(struct http_server *srv) {
   free(srv);
 }
 
-int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
-                      http_handler_fn handler, void *ud, struct http_server **out) {
+struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_opts *opts,
+                                    http_handler_fn handler, void *ud) {
   struct http_server *srv = kk_xcalloc(1, sizeof *srv);
   srv->loop = loop;
   srv->handler = handler;
@@ -386,27 +388,42 @@ int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
   srv->max_body = opts->max_body;
   srv->precheck = opts->precheck;
   srv->request_ms = (uint64_t)(opts->conn_timeout_s > 0 ? opts->conn_timeout_s : 30) * 1000;
+  srv->o = *opts;
+  snprintf(srv->host, sizeof srv->host, "%s", opts->host ? opts->host : "");
+  srv->o.host = srv->host;
+  /* HTTPS: MHD keeps the pointers, so the copies live as long as the server. */
+  if (opts->tls_cert_pem && opts->tls_key_pem) {
+    srv->tls_cert = kk_xstrdup(opts->tls_cert_pem);
+    srv->tls_key = kk_xstrdup(opts->tls_key_pem);
+  }
+  srv->o.tls_cert_pem = srv->tls_cert;
+  srv->o.tls_key_pem = srv->tls_key;
+  return srv;
+}
+
+void http_server_free(struct http_server *srv) {
+  if (srv) srv_free(srv);
+}
+
+int http_server_start(struct http_server *srv) {
+  const struct http_server_opts *opts = &srv->o;
+  uv_loop_t *loop = srv->loop;
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
   sa.sin_port = htons((uint16_t)opts->port);
   if (inet_pton(AF_INET, opts->host, &sa.sin_addr) != 1) {
     kk_error(LOGCTX, "bad listen address %s", opts->host);
-    srv_free(srv);
     return KK_EINVAL;
   }
-  /* HTTPS: libmicrohttpd's GnuTLS with the key material in memory. MHD
-     keeps the pointers, so the copies live as long as the server. */
+  /* HTTPS: libmicrohttpd's GnuTLS with the key material in memory. */
   unsigned tls_flag = 0;
   struct MHD_OptionItem tls_opts[3] = {{MHD_OPTION_END, 0, NULL}};
-  if (opts->tls_cert_pem && opts->tls_key_pem) {
+  if (srv->tls_cert) {
     if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
       kk_error(LOGCTX, "this libmicrohttpd was built without TLS: cannot serve HTTPS");
-      srv_free(srv);
       return KK_EINVAL;
     }
-    srv->tls_cert = kk_xstrdup(opts->tls_cert_pem);
-    srv->tls_key = kk_xstrdup(opts->tls_key_pem);
     tls_flag = MHD_USE_TLS;
     tls_opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert};
     tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key};
@@ -432,7 +449,6 @@ int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
   const char *scheme = tls_flag ? "https" : "http";
   if (srv->mhd == NULL) {
     kk_error(LOGCTX, "cannot listen on %s://%s:%d", scheme, opts->host, opts->port);
-    srv_free(srv);
     return KK_EIO;
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_EPOLL_FD);
@@ -453,7 +469,6 @@ int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
   run_mhd(srv);
   kk_info(LOGCTX, "listening on %s://%s:%d%s", scheme, opts->host, srv->port,
           tls_flag ? " (TLS)" : "");
-  *out = srv;
   return 0;
 }
 

@@ -39,16 +39,23 @@ struct http_server_opts {
   int listener;              /* a tag the handler reads with http_req_listener() */
 };
 
-/* Starts listening. Returns 0 or KK_EIO (logged). */
-int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts,
-                      http_handler_fn handler, void *ud, struct http_server **out);
+/* A server with opts (copied), not listening yet; never NULL. */
+struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_opts *opts,
+                                    http_handler_fn handler, void *ud);
+/* Starts listening. Returns 0, KK_EINVAL (a bad address, or HTTPS without
+   TLS support) or KK_EIO (logged); a server that did not start is freed
+   with http_server_free(). */
+int http_server_start(struct http_server *srv);
 int http_server_port(const struct http_server *srv);
 /* Stops accepting new connections; requests in progress may still finish. */
 void http_server_quiesce(struct http_server *srv);
 /* Requests waiting for http_respond(). */
 int http_server_inflight(const struct http_server *srv);
-/* Closes everything and frees srv once its handles are closed (run the loop). */
+/* Closes everything and frees srv once its handles are closed (run the loop).
+   Only for a started server. */
 void http_server_stop(struct http_server *srv);
+/* Frees a server that was never started (or did not start); NULL is fine. */
+void http_server_free(struct http_server *srv);
 
 /* Request accessors (valid until http_respond). */
 const char *http_req_method(const struct http_req *req);

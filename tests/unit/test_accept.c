@@ -22,16 +22,13 @@
 #include "dispatch/dispatch.h"
 #include "store/store.h"
 #include "kk_test.h"
+#include "lib/tmp_store.h"
 
 struct env {
-  uv_loop_t loop;
-  uv_timer_t tick;            /* wakes the loop while a test waits */
-  char dir[64];
-  struct store *store;
+  struct tmp_store ts;        /* loop, store, folder, completions */
   struct dispatch *dispatch;
   struct accept ac;
   struct store_account acc;
-  int ndone, rc;              /* store operations completed, last failure */
   /* what the store's notes said */
   int sms_new;
   struct store_due due;       /* the last new SMS's row (text copied) */
@@ -47,14 +44,6 @@ static uint64_t mono_ms(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void on_tick(uv_timer_t *t) { (void)t; }
-
-static void on_done(void *arg, int rc) {
-  struct env *e = arg;
-  e->ndone++;
-  if (rc) e->rc = rc;
-}
-
 static void on_notes(void *ud, const struct store_note *notes, int n) {
   struct env *e = ud;
   for (int i = 0; i < n; i++) {
@@ -67,31 +56,18 @@ static void on_notes(void *ud, const struct store_note *notes, int n) {
 }
 
 /* Runs the loop until want store operations have completed. */
-static void wait_done(struct env *e, int want) {
-  uint64_t end = mono_ms() + 10000;
-  while (e->ndone < want) {
-    ASSERT(mono_ms() < end);
-    uv_run(&e->loop, UV_RUN_ONCE);
-  }
-  ASSERT_EQ(e->rc, 0);
-}
+static void wait_done(struct env *e, int want) { ASSERT_EQ(tmp_store_wait(&e->ts, want, 10000), 0); }
 
 /* A store, an account (senders and countries as given, "" for none), and
    with_route: an SMS route (to a port nothing listens on; nothing is sent). */
 static void env_open(struct env *e, const char *senders, const char *countries, int with_route) {
   memset(e, 0, sizeof *e);
   kk_log_level = KK_LOG_ERROR + 1;
-  snprintf(e->dir, sizeof e->dir, "/tmp/kk-accept-XXXXXX");
-  ASSERT(mkdtemp(e->dir) != NULL);
-  ASSERT_EQ(uv_loop_init(&e->loop), 0);
-  uv_timer_init(&e->loop, &e->tick);
-  uv_timer_start(&e->tick, on_tick, 5, 5);
-  struct store_opts so = {.dir = e->dir, .synchronous_full = 0};
-  ASSERT_EQ(store_open(&e->loop, &so, &e->store), 0);
+  ASSERT_EQ(tmp_store_open(&e->ts, "accept", NULL), 0);
   /* First, so that it sees the new SMS's text before the dispatcher takes it. */
-  ASSERT_EQ(store_subscribe(e->store, on_notes, e), 0);
+  ASSERT_EQ(store_subscribe(e->ts.store, on_notes, e), 0);
   struct dispatch_opts dopts = {0};
-  e->dispatch = dispatch_new(&e->loop, e->store, &dopts);
+  e->dispatch = dispatch_new(&e->ts.loop, e->ts.store, &dopts);
   if (with_route) {
     json_t *o = json_pack("{s:s, s:i, s:i}", "host", "127.0.0.1", "port", 1,
                           "reconnect_min_ms", 60000);
@@ -102,11 +78,11 @@ static void env_open(struct env *e, const char *senders, const char *countries, 
     ASSERT_EQ(dispatch_route_put(e->dispatch, &rc), 0);
   }
   static const long long ttl[3] = {86400000, 3600000, 86400000};
-  accept_init(&e->ac, e->store, e->dispatch, NULL, ttl);
+  accept_init(&e->ac, e->ts.store, e->dispatch, NULL, ttl);
   snprintf(e->acc.name, sizeof e->acc.name, "test");
   snprintf(e->acc.senders, sizeof e->acc.senders, "%s", senders);
   snprintf(e->acc.countries, sizeof e->acc.countries, "%s", countries);
-  store_account_create(e->store, &e->acc, on_done, e);
+  store_account_create(e->ts.store, &e->acc, tmp_store_done, &e->ts);
   wait_done(e, 1);
 }
 
@@ -117,14 +93,10 @@ static void env_close(struct env *e) {
   uint64_t end = mono_ms() + 10000;
   while (!e->stopped) {
     ASSERT(mono_ms() < end);
-    uv_run(&e->loop, UV_RUN_ONCE);
+    uv_run(&e->ts.loop, UV_RUN_ONCE);
   }
-  store_close(e->store);
   dispatch_free(e->dispatch);
-  uv_close((uv_handle_t *)&e->tick, NULL);
-  uv_run(&e->loop, UV_RUN_DEFAULT);
-  ASSERT_EQ(uv_loop_close(&e->loop), 0);
-  ASSERT_EQ(kk_test_rm_store_dir(e->dir), 0);
+  ASSERT_EQ(tmp_store_close(&e->ts), 0);
 }
 
 static void on_answer(void *ud, struct accept_req *r, int rc) {
@@ -145,7 +117,7 @@ static int submit(struct env *e, struct accept_item *items, int n) {
   uint64_t end = mono_ms() + 10000;
   while (e->answered == before) {
     ASSERT(mono_ms() < end);
-    uv_run(&e->loop, UV_RUN_ONCE);
+    uv_run(&e->ts.loop, UV_RUN_ONCE);
   }
   ASSERT_EQ(e->answered, before + 1);
   return e->answer_rc;
@@ -181,7 +153,7 @@ KK_TEST(accept_one_sms_stored_and_noted) {
   ASSERT_EQ(e.due.expires_at, it.m.expires_at);
   /* And it is there to read. */
   struct store_msg_view v;
-  ASSERT_EQ(store_msg_get(e.store, e.acc.id, it.m.public_id, &v), 0);
+  ASSERT_EQ(store_msg_get(e.ts.store, e.acc.id, it.m.public_id, &v), 0);
   ASSERT_STR_EQ(v.status, "accepted");
   ASSERT_STR_EQ(v.to, "79161234567");
   free(v.text);
@@ -352,7 +324,7 @@ KK_TEST(accept_saved_cascade_by_name) {
   char steps[128];
   struct store_step st[2] = {{"vk", "delivered", 60000}, {"sms", "delivered", 0}};
   ASSERT_EQ(store_steps_format(st, 2, steps, sizeof steps), 0);
-  store_cascade_put(e.store, e.acc.id, "vk-then-sms", steps, on_done, &e);
+  store_cascade_put(e.ts.store, e.acc.id, "vk-then-sms", steps, tmp_store_done, &e.ts);
   wait_done(&e, 2);
   struct accept_item items[3] = {msg("79161234567", "a"), msg("79161234567", "b"),
                                  msg(NULL, "c")};

@@ -34,6 +34,7 @@
 #include "http/http_client.h"
 #include "store/store.h"
 #include "kk_test.h"
+#include "lib/tmp_store.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -280,37 +281,21 @@ KK_TEST(callback_payload_bytes) {
 /* ---- a store with one account --------------------------------------------- */
 
 struct env {
-  uv_loop_t loop;
-  uv_timer_t tick;            /* wakes the loop while a test waits */
-  char dir[64];
-  struct store *store;
+  struct tmp_store ts;        /* loop, store, folder, completions */
   struct store_account acc;
   struct callback *cb;
   int stopped;
-  int ndone, rc;              /* store operations completed, last rc */
 };
-
-static void on_tick(uv_timer_t *t) {}
-
-static void on_store_done(void *arg, int rc) {
-  struct env *e = arg;
-  e->ndone++;
-  if (rc) e->rc = rc;
-}
 
 /* Runs the loop until *counter reaches want, failing after 10 s. */
 static void run_until_count(struct env *e, const int *counter, int want) {
-  uint64_t end = mono_ms() + 10000;
-  while (*counter < want) {
-    ASSERT(mono_ms() < end);
-    uv_run(&e->loop, UV_RUN_ONCE);
-  }
+  ASSERT_EQ(tmp_store_run_until(&e->ts, counter, want, 10000), 0);
 }
 
 /* Runs the loop for ms milliseconds. */
 static void run_for(struct env *e, int ms) {
   uint64_t end = mono_ms() + (uint64_t)ms;
-  while (mono_ms() < end) uv_run(&e->loop, UV_RUN_ONCE);
+  while (mono_ms() < end) uv_run(&e->ts.loop, UV_RUN_ONCE);
 }
 
 static void env_open(struct env *e) {
@@ -321,17 +306,11 @@ static void env_open(struct env *e) {
   struct kk_net_allow allow;
   ASSERT_EQ(kk_net_allow_parse("127.0.0.1/32", &allow, NULL, 0), 0);
   http_client_allow(&allow);
-  snprintf(e->dir, sizeof e->dir, "/tmp/kk-callback-XXXXXX");
-  ASSERT(mkdtemp(e->dir) != NULL);
-  ASSERT_EQ(uv_loop_init(&e->loop), 0);
-  uv_timer_init(&e->loop, &e->tick);
-  uv_timer_start(&e->tick, on_tick, 5, 5);
-  struct store_opts so = {.dir = e->dir, .synchronous_full = 0};
-  ASSERT_EQ(store_open(&e->loop, &so, &e->store), 0);
+  ASSERT_EQ(tmp_store_open(&e->ts, "callback", NULL), 0);
   snprintf(e->acc.name, sizeof e->acc.name, "Test account");
-  store_account_create(e->store, &e->acc, on_store_done, e);
-  run_until_count(e, &e->ndone, 1);
-  ASSERT_EQ(e->rc, 0);
+  store_account_create(e->ts.store, &e->acc, tmp_store_done, &e->ts);
+  run_until_count(e, &e->ts.ndone, 1);
+  ASSERT_EQ(e->ts.rc, 0);
   ASSERT(e->acc.id > 0);
   ASSERT(strncmp(e->acc.callback_secret, "whsec_", 6) == 0);
 }
@@ -347,10 +326,10 @@ static int64_t env_add_message(struct env *e, const char *public_id, const char 
       .segments = 1, .route = "sim", .callback_url = url,
       .created_at = store_now_ms(), .expires_at = store_now_ms() + 3600000,
   };
-  int want = e->ndone + 1;
-  store_msg_insert(e->store, &m, 1, on_store_done, e);
-  run_until_count(e, &e->ndone, want);
-  ASSERT_EQ(e->rc, 0);
+  int want = e->ts.ndone + 1;
+  store_msg_insert(e->ts.store, &m, 1, tmp_store_done, &e->ts);
+  run_until_count(e, &e->ts.ndone, want);
+  ASSERT_EQ(e->ts.rc, 0);
   ASSERT_EQ(m.rc, 0);
 
   char provider_id[64];
@@ -359,10 +338,10 @@ static int64_t env_add_message(struct env *e, const char *public_id, const char 
       .msg_id = m.id, .attempt_id = m.attempt_id, .part = 1, .nparts = 1,
       .route = "sim", .provider_id = provider_id, .at = store_now_ms(),
   };
-  want = e->ndone + 1;
-  store_sms_submitted(e->store, &u, on_store_done, e);
-  run_until_count(e, &e->ndone, want);
-  ASSERT_EQ(e->rc, 0);
+  want = e->ts.ndone + 1;
+  store_sms_submitted(e->ts.store, &u, tmp_store_done, &e->ts);
+  run_until_count(e, &e->ts.ndone, want);
+  ASSERT_EQ(e->ts.rc, 0);
   return u.at;
 }
 
@@ -371,7 +350,7 @@ static int64_t env_add_message(struct env *e, const char *public_id, const char 
 static void env_only_payload(struct env *e, char *out, size_t cap) {
   struct store_outbox rows[4];
   int n = 0;
-  ASSERT_EQ(store_outbox_due(e->store, store_now_ms(), rows, 4, &n), 0);
+  ASSERT_EQ(store_outbox_due(e->ts.store, store_now_ms(), rows, 4, &n), 0);
   ASSERT_EQ(n, 1);
   ASSERT_STR_EQ(rows[0].payload, "");   /* the store writes fields, not JSON */
   char *p = callback_payload(&rows[0]);
@@ -387,7 +366,7 @@ static void env_only_payload(struct env *e, char *out, size_t cap) {
 /* Runs SQL on the store's database beside the open store. */
 static void env_sql(struct env *e, const char *sql) {
   char path[128];
-  snprintf(path, sizeof path, "%s/kaskad.db", e->dir);
+  snprintf(path, sizeof path, "%s/kaskad.db", e->ts.dir);
   sqlite3 *db = NULL;
   ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
   sqlite3_busy_timeout(db, 5000);
@@ -408,11 +387,7 @@ static void env_close(struct env *e) {
     run_until_count(e, &e->stopped, 1);
     e->cb = NULL;
   }
-  store_close(e->store);
-  uv_close((uv_handle_t *)&e->tick, NULL);
-  uv_run(&e->loop, UV_RUN_DEFAULT);
-  ASSERT_EQ(uv_loop_close(&e->loop), 0);
-  ASSERT_EQ(kk_test_rm_store_dir(e->dir), 0);
+  ASSERT_EQ(tmp_store_close(&e->ts), 0);
   curl_global_cleanup();
 }
 
@@ -421,6 +396,18 @@ static void assert_no_leaks(void) {
 #if defined(__SANITIZE_ADDRESS__)
   ASSERT_EQ(__lsan_do_recoverable_leak_check(), 0);
 #endif
+}
+
+/* The receiver's hook URL. */
+static void hook_url(const struct rx *rx, char *url, size_t cap) {
+  snprintf(url, cap, "http://127.0.0.1:%d/hook", rx->port);
+}
+
+/* Ends an end-to-end test: the env, then the receiver, then no leaks. */
+static void env_end(struct env *e, struct rx *rx) {
+  env_close(e);
+  rx_stop(rx);
+  assert_no_leaks();
 }
 
 /* Checks a signature header the way a customer would, with the account secret. */
@@ -452,9 +439,9 @@ static int cb_idle(struct env *e) {
 /* Runs the loop until the outbox is empty and nothing is in flight. */
 static void run_until_outbox_empty(struct env *e) {
   uint64_t end = mono_ms() + 10000;
-  while (!(store_outbox_next_due(e->store) == 0 && cb_idle(e))) {
+  while (!(store_outbox_next_due(e->ts.store) == 0 && cb_idle(e))) {
     ASSERT(mono_ms() < end);
-    uv_run(&e->loop, UV_RUN_ONCE);
+    uv_run(&e->ts.loop, UV_RUN_ONCE);
   }
 }
 
@@ -466,16 +453,17 @@ KK_TEST(callback_retry_then_delivered) {
   struct env e;
   env_open(&e);
   char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", rx.port);
+  hook_url(&rx, url, sizeof url);
   int64_t at = env_add_message(&e, "msg_cb_retry_1", url);
-  ASSERT(store_outbox_next_due(e.store) != 0);
+  ASSERT(store_outbox_next_due(e.ts.store) != 0);
   char payload[1024];
   env_only_payload(&e, payload, sizeof payload);
 
   struct callback_opts o = {.timeout_ms = 3000, .max_inflight = 4, .max_tries = 5,
                             .backoff_ms = 150, .poll_ms = 20};
-  e.cb = callback_new(&e.loop, e.store, &o);
+  e.cb = callback_new(&e.ts.loop, e.ts.store, &o);
   ASSERT(e.cb != NULL);
+  callback_start(e.cb);
   callback_kick(e.cb);
   run_until_outbox_empty(&e);
   /* Nothing more may arrive once the row is gone. */
@@ -509,9 +497,7 @@ KK_TEST(callback_retry_then_delivered) {
   ASSERT_EQ(st.failed_tries, 1);
   ASSERT_EQ(st.gave_up, 0);
   ASSERT_EQ(st.inflight, 0);
-  env_close(&e);
-  rx_stop(&rx);
-  assert_no_leaks();
+  env_end(&e, &rx);
 }
 
 /* A row written before the store kept the event's fields holds its JSON:
@@ -522,23 +508,22 @@ KK_TEST(callback_row_with_payload_sent_as_written) {
   struct env e;
   env_open(&e);
   char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", rx.port);
+  hook_url(&rx, url, sizeof url);
   env_add_message(&e, "msg_cb_old_1", url);
   env_sql(&e, "UPDATE outbox SET payload='{\"id\":\"msg_cb_old_1\",\"status\":\"sent\"}',"
               " public_id=NULL, status=NULL, channel=NULL, to_number=NULL, cost=NULL,"
               " error=NULL, at=NULL");
   struct callback_opts o = {.timeout_ms = 3000, .max_inflight = 4, .max_tries = 5,
                             .backoff_ms = 150, .poll_ms = 20};
-  e.cb = callback_new(&e.loop, e.store, &o);
+  e.cb = callback_new(&e.ts.loop, e.ts.store, &o);
   ASSERT(e.cb != NULL);
+  callback_start(e.cb);
   callback_kick(e.cb);
   run_until_outbox_empty(&e);
   ASSERT_EQ(rx_count(&rx), 1);
   ASSERT_STR_EQ(rx.reqs[0].body, "{\"id\":\"msg_cb_old_1\",\"status\":\"sent\"}");
   assert_signature_ok(rx.reqs[0].sig, e.acc.callback_secret, rx.reqs[0].body);
-  env_close(&e);
-  rx_stop(&rx);
-  assert_no_leaks();
+  env_end(&e, &rx);
 }
 
 /* Runs the callback sender with o until the outbox is empty and checks that
@@ -546,8 +531,9 @@ KK_TEST(callback_row_with_payload_sent_as_written) {
    given up; closes e and rx. */
 static void expect_given_up(struct env *e, struct rx *rx, const struct callback_opts *o,
                             int received) {
-  e->cb = callback_new(&e->loop, e->store, o);
+  e->cb = callback_new(&e->ts.loop, e->ts.store, o);
   ASSERT(e->cb != NULL);
+  callback_start(e->cb);
   run_until_outbox_empty(e);
   run_for(e, 200);
   ASSERT_EQ(rx_count(rx), received);
@@ -556,9 +542,7 @@ static void expect_given_up(struct env *e, struct rx *rx, const struct callback_
   ASSERT_EQ(st.sent_ok, 0);
   ASSERT_EQ(st.failed_tries, o->max_tries);
   ASSERT_EQ(st.gave_up, 1);
-  env_close(e);
-  rx_stop(rx);
-  assert_no_leaks();
+  env_end(e, rx);
 }
 
 KK_TEST(callback_gives_up_after_max_tries) {
@@ -567,7 +551,7 @@ KK_TEST(callback_gives_up_after_max_tries) {
   struct env e;
   env_open(&e);
   char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", rx.port);
+  hook_url(&rx, url, sizeof url);
   env_add_message(&e, "msg_cb_giveup_1", url);
 
   struct callback_opts o = {.timeout_ms = 3000, .max_tries = 3, .backoff_ms = 30, .poll_ms = 10};
@@ -581,7 +565,7 @@ KK_TEST(callback_to_loopback_refused_unless_allowed) {
   env_open(&e);
   http_client_allow(NULL);
   char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", rx.port);
+  hook_url(&rx, url, sizeof url);
   env_add_message(&e, "msg_cb_refused_1", url);
 
   struct callback_opts o = {.timeout_ms = 3000, .max_tries = 2, .backoff_ms = 30, .poll_ms = 10};
@@ -608,8 +592,9 @@ KK_TEST(callback_connection_refused_is_retried) {
   env_add_message(&e, "msg_cb_refused_1", url);
 
   struct callback_opts o = {.timeout_ms = 2000, .max_tries = 2, .backoff_ms = 20, .poll_ms = 10};
-  e.cb = callback_new(&e.loop, e.store, &o);
+  e.cb = callback_new(&e.ts.loop, e.ts.store, &o);
   ASSERT(e.cb != NULL);
+  callback_start(e.cb);
   run_until_outbox_empty(&e);
   struct callback_stats st;
   callback_stats(e.cb, &st);
@@ -626,7 +611,7 @@ KK_TEST(callback_inflight_limit_and_reuse) {
   struct env e;
   env_open(&e);
   char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", rx.port);
+  hook_url(&rx, url, sizeof url);
   enum { N = 6 };
   for (int i = 0; i < N; i++) {
     char id[40];
@@ -635,8 +620,9 @@ KK_TEST(callback_inflight_limit_and_reuse) {
   }
 
   struct callback_opts o = {.timeout_ms = 3000, .max_inflight = 2, .poll_ms = 10};
-  e.cb = callback_new(&e.loop, e.store, &o);
+  e.cb = callback_new(&e.ts.loop, e.ts.store, &o);
   ASSERT(e.cb != NULL);
+  callback_start(e.cb);
   run_until_outbox_empty(&e);
   run_for(&e, 100);
 
@@ -657,9 +643,7 @@ KK_TEST(callback_inflight_limit_and_reuse) {
   callback_stats(e.cb, &st);
   ASSERT_EQ(st.sent_ok, N);
   ASSERT_EQ(st.failed_tries, 0);
-  env_close(&e);
-  rx_stop(&rx);
-  assert_no_leaks();
+  env_end(&e, &rx);
 }
 
 KK_TEST(callback_stop_aborts_slow_request) {
@@ -668,16 +652,17 @@ KK_TEST(callback_stop_aborts_slow_request) {
   struct env e;
   env_open(&e);
   char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", rx.port);
+  hook_url(&rx, url, sizeof url);
   env_add_message(&e, "msg_cb_slow_1", url);
 
   struct callback_opts o = {.timeout_ms = 10000, .poll_ms = 10};
-  e.cb = callback_new(&e.loop, e.store, &o);
+  e.cb = callback_new(&e.ts.loop, e.ts.store, &o);
   ASSERT(e.cb != NULL);
+  callback_start(e.cb);
   uint64_t end = mono_ms() + 5000;
   while (rx_count(&rx) == 0) {
     ASSERT(mono_ms() < end);
-    uv_run(&e.loop, UV_RUN_ONCE);
+    uv_run(&e.ts.loop, UV_RUN_ONCE);
   }
   /* The stop waits at most 3 s, then aborts; the row stays for a restart. */
   uint64_t t0 = mono_ms();
@@ -686,8 +671,6 @@ KK_TEST(callback_stop_aborts_slow_request) {
   run_until_count(&e, &e.stopped, 1);
   uint64_t took = mono_ms() - t0;
   ASSERT(took >= 2900 && took < 6000);
-  ASSERT(store_outbox_next_due(e.store) != 0);
-  env_close(&e);
-  rx_stop(&rx);
-  assert_no_leaks();
+  ASSERT(store_outbox_next_due(e.ts.store) != 0);
+  env_end(&e, &rx);
 }

@@ -1,6 +1,7 @@
 /* test_http_resp.c - HTTP/1.x response heads and chunked bodies. */
 #include <string.h>
 
+#include "core/kk_err.h"
 #include "http/http_resp.h"
 #include "kk_test.h"
 
@@ -46,11 +47,11 @@ KK_TEST(http_resp_head_refused) {
   };
   struct http_resp_head h;
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    ASSERT_EQ(http_resp_head_parse(bad[i], strlen(bad[i]), &h), -1);
+    ASSERT_EQ(http_resp_head_parse(bad[i], strlen(bad[i]), &h), KK_EPROTO);
   static char big[HTTP_RESP_HEAD_MAX + 10];
   memset(big, 'a', sizeof big);
   memcpy(big, "HTTP/1.1 200 OK\r\nX: ", 20);
-  ASSERT_EQ(http_resp_head_parse(big, sizeof big, &h), -1);
+  ASSERT_EQ(http_resp_head_parse(big, sizeof big, &h), KK_ETOOBIG);
 }
 
 /* Fed one byte at a time and in one piece, the same body comes out. */
@@ -81,7 +82,7 @@ KK_TEST(http_chunked_bodies) {
     struct kk_buf out;
     kk_buf_init(&out, 1024);
     int done = 0;
-    ASSERT_EQ(http_chunked_feed(&c, bad[i], strlen(bad[i]), &out, &done), -1);
+    ASSERT_EQ(http_chunked_feed(&c, bad[i], strlen(bad[i]), &out, &done), KK_EPROTO);
     kk_buf_fini(&out);
   }
 }
