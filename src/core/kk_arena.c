@@ -18,8 +18,15 @@ struct kk_arena_chunk {
   _Alignas(max_align_t) char data[];
 };
 
+struct kk_arena_defer {
+  struct kk_arena_defer *next;
+  void (*fn)(void *);
+  void *p;
+};
+
 void kk_arena_init(struct kk_arena *ar) {
   ar->chunks = NULL;
+  ar->defers = NULL;
   ar->p = ar->first;
   ar->left = sizeof ar->first;
   ar->next = 2 * KK_ARENA_FIRST;
@@ -79,7 +86,14 @@ char *kk_arena_printf(struct kk_arena *ar, const char *fmt, ...) {
   return d;
 }
 
+void kk_arena_defer(struct kk_arena *ar, void (*fn)(void *), void *p) {
+  struct kk_arena_defer *d = kk_arena_alloc(ar, sizeof *d);
+  *d = (struct kk_arena_defer){.next = ar->defers, .fn = fn, .p = p};
+  ar->defers = d;
+}
+
 void kk_arena_free(struct kk_arena *ar) {
+  for (struct kk_arena_defer *d = ar->defers; d; d = d->next) d->fn(d->p);
   struct kk_arena_chunk *c = ar->chunks;
   while (c) {
     struct kk_arena_chunk *next = c->next;

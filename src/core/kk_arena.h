@@ -15,12 +15,14 @@
 #define KK_ARENA_FIRST 2048
 
 struct kk_arena_chunk;
+struct kk_arena_defer;
 
 struct kk_arena {
   struct kk_arena_chunk *chunks; /* heap chunks, newest first */
   char *p;                       /* free space of the current chunk */
   size_t left;                   /* its bytes */
   size_t next;                   /* size of the next heap chunk */
+  struct kk_arena_defer *defers; /* run by kk_arena_free, newest first */
   _Alignas(max_align_t) char first[KK_ARENA_FIRST];
 };
 
@@ -36,7 +38,11 @@ char *kk_arena_strndup(struct kk_arena *ar, const char *s, size_t n);
 /* printf into the arena. */
 char *kk_arena_printf(struct kk_arena *ar, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Frees every chunk; the arena is empty and usable again. */
+/* Has kk_arena_free() call fn(p) (before it frees the chunks, the newest
+   first): for what the arena's owner must release with the rest but that
+   lives elsewhere (a JSON document, say). */
+void kk_arena_defer(struct kk_arena *ar, void (*fn)(void *), void *p);
+/* Runs the deferred calls and frees every chunk; the arena is empty and usable again. */
 void kk_arena_free(struct kk_arena *ar);
 
 #endif

@@ -1,9 +1,11 @@
 /*
  * test_arena.c - kk_arena: aligned bump allocations, chunks added past the
  * inline one, copies, and one free that returns them all (ASan checks the
- * bounds and LeakSanitizer that nothing is left).
+ * bounds and LeakSanitizer that nothing is left); calls deferred to the
+ * free run once.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/kk_arena.h"
@@ -45,4 +47,25 @@ KK_TEST(arena_grows_and_frees_once) {
   ASSERT_STR_EQ(kk_arena_strndup(&ar, "abcdef", 3), "abc");
   ASSERT_STR_EQ(kk_arena_strdup(&ar, ""), "");
   kk_arena_free(&ar);
+}
+
+static void count_call(void *p) {
+  int *n = p;
+  *n = *n * 10 + 1;
+}
+
+static void free_heap(void *p) { free(p); }
+
+KK_TEST(arena_runs_deferred_calls_once) {
+  struct kk_arena ar;
+  kk_arena_init(&ar);
+  int n = 0;
+  kk_arena_defer(&ar, count_call, &n);
+  kk_arena_defer(&ar, count_call, &n);
+  kk_arena_defer(&ar, free_heap, malloc(64));  /* LeakSanitizer: freed */
+  ASSERT_EQ(n, 0);
+  kk_arena_free(&ar);
+  ASSERT_EQ(n, 11);
+  kk_arena_free(&ar);   /* nothing runs twice */
+  ASSERT_EQ(n, 11);
 }
