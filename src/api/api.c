@@ -517,7 +517,8 @@ static int authorize(struct api_call *c, const struct api_route *rt) {
   struct api *a = c->a;
   unsigned who = caller_of(a, c->req, &c->account_id);
   if (who == 0) return 1;
-  if (a->admin_split && (who == API_OPERATOR) != (http_req_listener(c->req) == API_LISTENER_ADMIN)) {
+  if (a->admin_split &&
+      (who == API_OPERATOR) != (http_req_listener(c->req) == API_LISTENER_ADMIN)) {
     /* The operator key works only on the admin listener, account keys only
        on the public one: elsewhere the endpoints are absent. */
     api_not_found(c);
@@ -529,7 +530,8 @@ static int authorize(struct api_call *c, const struct api_route *rt) {
   if (who == API_ACCOUNT)
     api_error(c->req, 403, "forbidden", NULL, "this endpoint needs the operator key");
   else
-    api_error(c->req, 403, "forbidden", NULL, "the operator key has no account: use an account key");
+    api_error(c->req, 403, "forbidden", NULL,
+              "the operator key has no account: use an account key");
   return 1;
 }
 

@@ -138,7 +138,7 @@ static int url_refused(const char *field, const char *url, const char *schemes,
 
 /* The checks of settings beyond their shape (chan_settings_parse): where the
    URLs lead, the one option smtp_url may carry, and the driver's character
-   sets of what goes into a URL or header. 0, or -1 with e set. */
+   sets of what goes into a URL or header. 0, or KK_EINVAL with e set. */
 static int settings_refused(const char *channel, const struct chan_cfg *cfg, struct api_err *e) {
   if (cfg->base_url[0] && strpbrk(cfg->base_url, "?#\\"))
     return api_refuse(e, 422, "invalid_settings", "base_url",
@@ -176,7 +176,8 @@ int api_channel_check(struct api_call *c) {
   }
   if (channel && chan_driver(channel) == NULL) {
     api_error(c->req, 404, "unknown_channel", NULL,
-              "no channel %s (vk, viber, telegram, telegram_gateway, whatsapp, email, sms)", channel);
+              "no channel %s (vk, viber, telegram, telegram_gateway, whatsapp, email, sms)",
+              channel);
     return KK_ENOENT;
   }
   return 0;
@@ -216,7 +217,8 @@ void api_channel_delete(struct api_call *c) {
 /* A masked secret sent back unchanged keeps the stored one. */
 static void keep_secrets(struct api_call *c, json_t *doc, const char *channel, int64_t owner) {
   int64_t scope = 0;
-  const struct chan_cfg *old = chan_settings_get(cascade_engine(c->a->cascade), owner, channel, &scope);
+  struct chan_engine *eng = cascade_engine(c->a->cascade);
+  const struct chan_cfg *old = chan_settings_get(eng, owner, channel, &scope);
   if (!old || scope != owner) return;
   json_t *prev = api_call_own(c, chan_settings_json(old));
   for (size_t i = 0; i < sizeof secret_fields / sizeof secret_fields[0]; i++) {

@@ -70,7 +70,7 @@ void api_keys_list(struct api_call *c);
 void api_key_revoke(struct api_call *c);
 struct api_err;
 /* Parses a "senders" or "countries" value of an account into its JSON text
-   (cap bytes). 0, or -1 with e. */
+   (cap bytes). 0, or KK_EINVAL with e. */
 int api_senders_parse(json_t *v, char *out, size_t cap, struct api_err *e);
 int api_countries_parse(json_t *v, char *out, size_t cap, struct api_err *e);
 
@@ -129,8 +129,8 @@ void api_msg_item_fini(struct api_msg_item *it);
 /*
  * Reads one message object of POST /v1/messages into it for accept/ (no
  * I/O): the JSON's shapes and the fields only HTTP has (the key's header,
- * callback URLs). Strings in it borrow from o and from p. Returns 0, or -1
- * with p->err naming the code, field and reason.
+ * callback URLs). Strings in it borrow from o and from p. Returns 0, or
+ * KK_EINVAL with p->err naming the code, field and reason.
  */
 int api_msg_parse(json_t *o, const char *idem_header, struct api_msg_item *p,
                   struct accept_item *it);
@@ -151,7 +151,7 @@ int api_campaign_valid(const char *s, size_t len);
 void api_campaign_report(struct api_call *c);
 
 /* Cascade steps and per-channel parts (api_steps.c). */
-/* Validates cascade steps into normalised JSON text (out, cap). 0 or -1 with e. */
+/* Validates cascade steps into normalised JSON text (out, cap). 0 or KK_EINVAL with e. */
 int api_cascade_parse(json_t *v, char *out, size_t cap, struct api_err *e);
 /* The wait levels of a step, in order, and the CHAN_* report bit of one. */
 extern const char *const api_waits[3];
@@ -160,7 +160,7 @@ unsigned api_wait_bit(const char *w);
 int api_cascade_has(const char *steps, const char *channel);
 /* Validates vk_id, telegram_chat_id, viber_id, email, image, button,
    whatsapp_template, code, subject into a JSON text (*out malloc'd, NULL when
-   none); *has_address says whether a channel id was given. 0 or -1 with e. */
+   none); *has_address says whether a channel id was given. 0 or KK_EINVAL with e. */
 int api_extra_parse(json_t *o, char **out, int *has_address, struct api_err *e);
 int api_valid_email(const char *s);
 /* Fills e (status, code, field copied into e->fieldbuf, message) and

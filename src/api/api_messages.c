@@ -88,7 +88,7 @@ static int ttl_from_json(json_t *v, long long *ms) {
   return KK_EINVAL;
 }
 
-/* The optional campaign, borrowed from o (NULL when absent). 0, or -1 with e. */
+/* The optional campaign, borrowed from o (NULL when absent). 0, or KK_EINVAL with e. */
 static int campaign_parse(json_t *o, const char **out, struct api_err *e) {
   json_t *v = json_object_get(o, "campaign");
   *out = NULL;

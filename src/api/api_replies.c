@@ -34,8 +34,8 @@ static json_t *reply_json(const struct store_reply_view *v) {
   return o;
 }
 
-/* Reads channel, from, limit and cursor into f (from into phone). 0, or -1
-   having answered 422. */
+/* Reads channel, from, limit and cursor into f (from into phone). 0, or
+   KK_EINVAL having answered 422. */
 static int reply_query(struct http_req *req, struct store_reply_filter *f, char *phone,
                        size_t cap) {
   const char *s;

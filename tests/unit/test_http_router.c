@@ -25,7 +25,8 @@ static const struct route table[] = {
     {{"*", "/v1/*"}, 8},
 };
 
-static const struct http_router router = {table, sizeof table / sizeof table[0], sizeof table[0], 4};
+static const struct http_router router = {table, sizeof table / sizeof table[0], sizeof table[0],
+                                          4};
 
 static int tag(const char *method, const char *path, enum http_route_result want,
                struct http_match *m) {
