@@ -161,7 +161,7 @@ static int callback_url_parse(json_t *o, const char **out, struct api_err *e) {
       strlen(cburl) > MAX_URL || strpbrk(cburl, " \r\n\t"))
     return refuse(e, 422, "invalid_callback_url", "callback_url",
                   "callback_url: an http:// or https:// URL of up to 500 characters%s", NULL);
-  /* Where it leads: see url_refused() in api_cascade.c. */
+  /* Where it leads: see url_refused() in api_channels.c. */
   char why[200];
   int urc = kk_net_url_check(cburl, "http,https", http_client_allowed(), why, sizeof why);
   if (urc)

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define SEGS_MAX 16
+#define SEGS_MAX 16   /* segments of a path the router looks at */
 
 const struct http_route *http_router_at(const struct http_router *r, size_t i) {
   return (const struct http_route *)((const char *)r->routes + i * r->size);
@@ -30,27 +30,35 @@ int http_path_split(const char *path, struct http_seg *segs, int max) {
   return n;
 }
 
-/* 1 when the pattern takes the n segments; its parameters go to m. */
+/* 1 when the pattern takes the n segments; its parameters go to m. The
+   pattern is walked segment by segment, so most patterns are left at
+   their first or second segment. */
 static int pattern_takes(const char *pattern, const struct http_seg *segs, int n,
                          struct http_match *m) {
-  struct http_seg ps[SEGS_MAX];
-  int np = http_path_split(pattern, ps, SEGS_MAX);
-  if (np < 0) return 0;
   m->nparams = 0;
-  for (int i = 0; i < np; i++) {
-    if (ps[i].len == 1 && ps[i].p[0] == '*' && i == np - 1) return n > i;
+  const char *p = pattern;
+  while (*p == '/') p++;
+  int i = 0;
+  while (*p) {
+    const char *e = strchr(p, '/');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len == 1 && p[0] == '*' && !e) return n > i;
     if (i >= n) return 0;
-    if (ps[i].len >= 2 && ps[i].p[0] == '{' && ps[i].p[ps[i].len - 1] == '}') {
+    if (len >= 2 && p[0] == '{' && p[len - 1] == '}') {
       if (m->nparams == HTTP_ROUTE_PARAMS) return 0;
       struct http_param *pa = &m->params[m->nparams++];
-      snprintf(pa->name, sizeof pa->name, "%.*s", (int)ps[i].len - 2, ps[i].p + 1);
+      pa->name = p + 1;
+      pa->name_len = len - 2;
       memcpy(pa->value, segs[i].p, segs[i].len);
       pa->value[segs[i].len] = '\0';
-      continue;
+    } else if (len != segs[i].len || memcmp(p, segs[i].p, len) != 0) {
+      return 0;
     }
-    if (ps[i].len != segs[i].len || memcmp(ps[i].p, segs[i].p, segs[i].len) != 0) return 0;
+    i++;
+    if (!e) break;
+    p = e + 1;
   }
-  return n == np;
+  return n == i;
 }
 
 /* Adds method to the ", "-separated list (once). */
@@ -62,6 +70,15 @@ static void allow_add(char *allow, const char *method) {
     p += mlen;
   }
   snprintf(allow + len, HTTP_ROUTE_ALLOW - len, "%s%s", len ? ", " : "", method);
+}
+
+/* Fills m->allow with the methods of pattern's routes (the 405 only). */
+static void allow_of(const struct http_router *r, const char *pattern, struct http_match *m) {
+  for (size_t i = (size_t)m->route; i < r->n; i++) {
+    const struct http_route *rt = http_router_at(r, i);
+    if (strcmp(rt->pattern, pattern) == 0 && strcmp(rt->method, "*") != 0)
+      allow_add(m->allow, rt->method);
+  }
 }
 
 enum http_route_result http_router_match(const struct http_router *r, const char *method,
@@ -80,20 +97,23 @@ enum http_route_result http_router_match(const struct http_router *r, const char
       if (!pattern_takes(rt->pattern, segs, n, m)) continue;
       pattern = rt->pattern;
       m->route = (int)i;
-    } else if (strcmp(rt->pattern, pattern) != 0) {
+    } else if (rt->pattern != pattern && strcmp(rt->pattern, pattern) != 0) {
       continue;
     }
-    if (strcmp(rt->method, "*") == 0 || strcmp(rt->method, method) == 0) {
+    if ((rt->method[0] == '*' && rt->method[1] == '\0') || strcmp(rt->method, method) == 0) {
       m->route = (int)i;
       return HTTP_ROUTE_FOUND;
     }
-    allow_add(m->allow, rt->method);
   }
-  return pattern ? HTTP_ROUTE_NO_METHOD : HTTP_ROUTE_NO_PATH;
+  if (pattern == NULL) return HTTP_ROUTE_NO_PATH;
+  allow_of(r, pattern, m);
+  return HTTP_ROUTE_NO_METHOD;
 }
 
 const char *http_match_param(const struct http_match *m, const char *name) {
   for (int i = 0; i < m->nparams; i++)
-    if (strcmp(m->params[i].name, name) == 0) return m->params[i].value;
+    if (strncmp(m->params[i].name, name, m->params[i].name_len) == 0 &&
+        name[m->params[i].name_len] == '\0')
+      return m->params[i].value;
   return NULL;
 }

@@ -47,7 +47,8 @@ struct http_match {
   char allow[HTTP_ROUTE_ALLOW];  /* "GET, POST" when HTTP_ROUTE_NO_METHOD */
   int nparams;
   struct http_param {
-    char name[32];
+    const char *name;        /* in the route's pattern (not NUL-terminated) */
+    size_t name_len;
     char value[HTTP_ROUTE_SEG_MAX];
   } params[HTTP_ROUTE_PARAMS];
 };
