@@ -42,6 +42,7 @@ struct admin_ctx {
   char route_name[64];
   struct dispatch_route_cfg route;
   int deleting;
+  int creating;              /* a new account: answered 201 */
 };
 
 static json_t *account_json(const struct store_account *acc, int with_secret) {
@@ -96,8 +97,7 @@ static void on_account_saved(void *arg, int rc) {
     api_error(c->req, 503, "store_unavailable", NULL, "account not saved: %s", kk_strerror(rc));
   } else {
     /* Suspension took effect with the commit (the store's note). */
-    api_json(c->req, strcmp(http_req_method(c->req), "POST") == 0 ? 201 : 200,
-             account_json(&c->acc, 1), NULL);
+    api_json(c->req, c->creating ? 201 : 200, account_json(&c->acc, 1), NULL);
   }
   free(c);
 }
@@ -152,6 +152,7 @@ void api_account_create(struct api_call *call) {
   if (policy_patch(doc, acc, call->req) != 0) return;
   struct admin_ctx *c = admin_ctx_new(call);
   c->acc = *acc;
+  c->creating = 1;
   store_account_create(call->a->store, &c->acc, on_account_saved, c);
 }
 
