@@ -34,7 +34,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "api/api.h"
+#include "api/api_int.h"
 #include "cascade/cascade.h"
 #include "channel/channel.h"
 #include "core/kk_log.h"

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "api/api_int.h"
 #include "sms/sms_enc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

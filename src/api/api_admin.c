@@ -11,6 +11,10 @@
  *   PUT   /v1/routes/{name}          route settings       -> route with live state
  *   GET   /v1/routes[/{name}], DELETE /v1/routes/{name}
  *   GET   /v1/account                (account key)        -> own account
+ *
+ * Handlers validate into the request's arena and make the context a store
+ * callback answers from (a heap copy) only once the request goes to the
+ * store, so an early refusal has nothing to free.
  */
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -18,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "api/api_int.h"
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
@@ -38,6 +42,7 @@ struct admin_ctx {
   char route_name[64];
   struct dispatch_route_cfg route;
   int deleting;
+  int creating;              /* a new account: answered 201 */
 };
 
 static json_t *account_json(const struct store_account *acc, int with_secret) {
@@ -64,18 +69,18 @@ static int valid_name(const char *s, size_t max) {
 }
 
 /* Takes "senders" and "countries" from doc into acc when present; answers
-   422 and returns -1 when one is not valid. */
+   422 and returns KK_EINVAL when one is not valid. */
 static int policy_patch(json_t *doc, struct store_account *acc, struct http_req *req) {
   struct api_err e = {0};
   json_t *v = json_object_get(doc, "senders");
   if (v && api_senders_parse(v, acc->senders, sizeof acc->senders, &e) != 0) {
     api_error_from(req, &e);
-    return -1;
+    return KK_EINVAL;
   }
   v = json_object_get(doc, "countries");
   if (v && api_countries_parse(v, acc->countries, sizeof acc->countries, &e) != 0) {
     api_error_from(req, &e);
-    return -1;
+    return KK_EINVAL;
   }
   return 0;
 }
@@ -92,8 +97,7 @@ static void on_account_saved(void *arg, int rc) {
     api_error(c->req, 503, "store_unavailable", NULL, "account not saved: %s", kk_strerror(rc));
   } else {
     /* Suspension took effect with the commit (the store's note). */
-    api_json(c->req, strcmp(http_req_method(c->req), "POST") == 0 ? 201 : 200,
-             account_json(&c->acc, 1), NULL);
+    api_json(c->req, c->creating ? 201 : 200, account_json(&c->acc, 1), NULL);
   }
   free(c);
 }
@@ -113,137 +117,111 @@ static void on_key_saved(void *arg, int rc) {
   free(c);
 }
 
-void api_accounts(struct api *a, struct http_req *req, const char *id, const char *sub) {
-  const char *m = http_req_method(req);
-  if (id == NULL) {
-    if (strcmp(m, "POST") != 0) {
-      api_not_allowed(req, "POST");
-      return;
-    }
-    json_t *doc = api_body_json(req);
-    if (!doc) return;
-    json_t *name = json_object_get(doc, "name");
-    if (!json_is_string(name) || !valid_name(json_string_value(name), 200)) {
-      json_decref(doc);
-      api_error(req, 422, "invalid_name", "name", "name: a string of 1 to 200 characters");
-      return;
-    }
-    struct admin_ctx *c = kk_xcalloc(1, sizeof *c);
-    c->a = a;
-    c->req = req;
-    snprintf(c->acc.name, sizeof c->acc.name, "%s", json_string_value(name));
-    json_t *route = json_object_get(doc, "sms_route");
-    if (json_is_string(route))
-      snprintf(c->acc.sms_route, sizeof c->acc.sms_route, "%s", json_string_value(route));
-    if (policy_patch(doc, &c->acc, req) != 0) {
-      json_decref(doc);
-      free(c);
-      return;
-    }
-    json_decref(doc);
-    store_account_create(a->store, &c->acc, on_account_saved, c);
-    return;
-  }
+/* The context a store callback answers from, made when the request goes to
+   the store (freed by the callback). */
+static struct admin_ctx *admin_ctx_new(struct api_call *call) {
   struct admin_ctx *c = kk_xcalloc(1, sizeof *c);
-  c->a = a;
-  c->req = req;
-  if (store_account_get(a->store, id, &c->acc) != 0) {
-    free(c);
-    api_error(req, 404, "not_found", NULL, "no account %s", id);
+  c->a = call->a;
+  c->req = call->req;
+  return c;
+}
+
+int api_account_check(struct api_call *c) {
+  const char *id = api_param(c, "id");
+  c->acc = kk_arena_zalloc(&c->arena, sizeof *c->acc);
+  if (store_account_get(c->a->store, id, c->acc) != 0) {
+    api_error(c->req, 404, "not_found", NULL, "no account %s", id);
+    return KK_ENOENT;
+  }
+  return 0;
+}
+
+void api_account_create(struct api_call *call) {
+  json_t *doc = api_call_body(call);
+  if (!doc) return;
+  json_t *name = json_object_get(doc, "name");
+  if (!json_is_string(name) || !valid_name(json_string_value(name), 200)) {
+    api_error(call->req, 422, "invalid_name", "name", "name: a string of 1 to 200 characters");
     return;
   }
-  if (sub && strcmp(sub, "keys") == 0) {
-    if (strcmp(m, "GET") == 0) {
-      api_keys_list(a, req, &c->acc);
-      free(c);
-      return;
-    }
-    if (strcmp(m, "POST") != 0) {
-      free(c);
-      api_not_allowed(req, "GET, POST");
-      return;
-    }
-    unsigned char raw[24];
-    if (RAND_bytes(raw, sizeof raw) != 1) abort();
-    char *p = c->key + sprintf(c->key, "kk_");
-    for (size_t i = 0; i < sizeof raw; i++) p += sprintf(p, "%02x", raw[i]);
-    OPENSSL_cleanse(raw, sizeof raw);
-    /* Keys carry 192 random bits, so a plain SHA-256 is enough to store them. */
-    SHA256((const unsigned char *)c->key, strlen(c->key), c->hash);
-    snprintf(c->prefix, sizeof c->prefix, "%.11s", c->key);
-    store_key_add(a->store, c->acc.id, c->hash, c->prefix, on_key_saved, c);
-    return;
-  }
-  if (sub) {
-    free(c);
-    api_error(req, 404, "not_found", NULL, "no such endpoint: %s", http_req_path(req));
-    return;
-  }
-  if (strcmp(m, "GET") == 0) {
-    api_json(req, 200, account_json(&c->acc, 1), NULL);
-    free(c);
-    return;
-  }
-  if (strcmp(m, "PATCH") != 0) {
-    free(c);
-    api_not_allowed(req, "GET, PATCH");
-    return;
-  }
-  json_t *doc = api_body_json(req);
-  if (!doc) {
-    free(c);
-    return;
-  }
+  struct store_account *acc = kk_arena_zalloc(&call->arena, sizeof *acc);
+  snprintf(acc->name, sizeof acc->name, "%s", json_string_value(name));
+  json_t *route = json_object_get(doc, "sms_route");
+  if (json_is_string(route))
+    snprintf(acc->sms_route, sizeof acc->sms_route, "%s", json_string_value(route));
+  if (policy_patch(doc, acc, call->req) != 0) return;
+  struct admin_ctx *c = admin_ctx_new(call);
+  c->acc = *acc;
+  c->creating = 1;
+  store_account_create(call->a->store, &c->acc, on_account_saved, c);
+}
+
+void api_account_get(struct api_call *c) { api_json(c->req, 200, account_json(c->acc, 1), NULL); }
+
+void api_account_key_create(struct api_call *call) {
+  struct admin_ctx *c = admin_ctx_new(call);
+  c->acc = *call->acc;
+  unsigned char raw[24];
+  if (RAND_bytes(raw, sizeof raw) != 1) abort();
+  char *p = c->key + sprintf(c->key, "kk_");
+  for (size_t i = 0; i < sizeof raw; i++) p += sprintf(p, "%02x", raw[i]);
+  OPENSSL_cleanse(raw, sizeof raw);
+  /* Keys carry 192 random bits, so a plain SHA-256 is enough to store them. */
+  SHA256((const unsigned char *)c->key, strlen(c->key), c->hash);
+  snprintf(c->prefix, sizeof c->prefix, "%.11s", c->key);
+  store_key_add(call->a->store, c->acc.id, c->hash, c->prefix, on_key_saved, c);
+}
+
+/* Refuses a PATCH body's name, sms_route or suspended (answered: nonzero). */
+static int patch_refused(struct api_call *c, json_t *doc) {
   json_t *name = json_object_get(doc, "name");
   json_t *route = json_object_get(doc, "sms_route");
   if (name && (!json_is_string(name) || !valid_name(json_string_value(name), 200))) {
-    json_decref(doc);
-    free(c);
-    api_error(req, 422, "invalid_name", "name", "name: a string of 1 to 200 characters");
-    return;
+    api_error(c->req, 422, "invalid_name", "name", "name: a string of 1 to 200 characters");
+    return KK_EINVAL;
   }
   if (route && !json_is_null(route) &&
-      (!json_is_string(route) || strlen(json_string_value(route)) >= sizeof c->acc.sms_route)) {
-    json_decref(doc);
-    free(c);
-    api_error(req, 422, "invalid_route", "sms_route", "sms_route: a route name or null");
-    return;
+      (!json_is_string(route) || strlen(json_string_value(route)) >= sizeof c->acc->sms_route)) {
+    api_error(c->req, 422, "invalid_route", "sms_route", "sms_route: a route name or null");
+    return KK_EINVAL;
   }
-  if (json_is_string(route) && !route_exists(a, json_string_value(route))) {
-    api_error(req, 422, "unknown_route", "sms_route",
+  if (json_is_string(route) && !route_exists(c->a, json_string_value(route))) {
+    api_error(c->req, 422, "unknown_route", "sms_route",
               "sms_route: no route \"%s\" (GET /v1/routes lists them)", json_string_value(route));
-    json_decref(doc);
-    free(c);
-    return;
+    return KK_EINVAL;
   }
   json_t *susp = json_object_get(doc, "suspended");
   if (susp && !json_is_boolean(susp)) {
-    json_decref(doc);
-    free(c);
-    api_error(req, 422, "invalid_suspended", "suspended", "suspended: true or false");
-    return;
+    api_error(c->req, 422, "invalid_suspended", "suspended", "suspended: true or false");
+    return KK_EINVAL;
   }
-  if (policy_patch(doc, &c->acc, req) != 0) {
-    json_decref(doc);
-    free(c);
-    return;
-  }
-  if (susp) c->acc.suspended = json_is_true(susp);
-  if (name) snprintf(c->acc.name, sizeof c->acc.name, "%s", json_string_value(name));
-  if (route)
-    snprintf(c->acc.sms_route, sizeof c->acc.sms_route, "%s",
-             json_is_string(route) ? json_string_value(route) : "");
-  json_decref(doc);
-  store_account_update(a->store, &c->acc, on_account_saved, c);
+  return 0;
 }
 
-void api_account_self(struct api *a, struct http_req *req, int64_t account_id) {
-  struct store_account acc;
-  if (store_account_get_by_id(a->store, account_id, &acc) != 0) {
-    api_error(req, 404, "not_found", NULL, "account not found");
+void api_account_patch(struct api_call *call) {
+  json_t *doc = api_call_body(call);
+  if (!doc || patch_refused(call, doc) || policy_patch(doc, call->acc, call->req) != 0) return;
+  struct store_account *acc = call->acc;
+  json_t *name = json_object_get(doc, "name");
+  json_t *route = json_object_get(doc, "sms_route");
+  json_t *susp = json_object_get(doc, "suspended");
+  if (susp) acc->suspended = json_is_true(susp);
+  if (name) snprintf(acc->name, sizeof acc->name, "%s", json_string_value(name));
+  if (route)
+    snprintf(acc->sms_route, sizeof acc->sms_route, "%s",
+             json_is_string(route) ? json_string_value(route) : "");
+  struct admin_ctx *c = admin_ctx_new(call);
+  c->acc = *acc;
+  store_account_update(call->a->store, &c->acc, on_account_saved, c);
+}
+
+void api_account_self(struct api_call *c) {
+  struct store_account *acc = kk_arena_zalloc(&c->arena, sizeof *acc);
+  if (store_account_get_by_id(c->a->store, c->account_id, acc) != 0) {
+    api_error(c->req, 404, "not_found", NULL, "account not found");
     return;
   }
-  api_json(req, 200, account_json(&acc, 1), NULL);
+  api_json(c->req, 200, account_json(acc, 1), NULL);
 }
 
 /* ---- routes ------------------------------------------------------------------ */
@@ -282,71 +260,55 @@ static void on_route_saved(void *arg, int rc) {
   free(c);
 }
 
-void api_routes(struct api *a, struct http_req *req, const char *name) {
-  const char *m = http_req_method(req);
-  if (strcmp(m, "GET") == 0) {
-    json_t *arr = dispatch_routes_json(a->dispatch, name);
-    if (name) {
-      json_t *r = json_incref(json_array_get(arr, 0));
-      json_decref(arr);
-      if (!r) {
-        api_error(req, 404, "not_found", NULL, "no route %s", name);
-        return;
-      }
-      api_json(req, 200, r, NULL);
-      return;
-    }
-    api_json(req, 200, json_pack("{s:o}", "routes", arr), NULL);
+void api_routes_list(struct api_call *c) {
+  api_json(c->req, 200, json_pack("{s:o}", "routes", dispatch_routes_json(c->a->dispatch, NULL)),
+           NULL);
+}
+
+void api_route_get(struct api_call *c) {
+  const char *name = api_param(c, "name");
+  json_t *arr = api_call_own(c, dispatch_routes_json(c->a->dispatch, name));
+  json_t *r = json_incref(json_array_get(arr, 0));
+  if (!r) {
+    api_error(c->req, 404, "not_found", NULL, "no route %s", name);
     return;
   }
-  if (!name) {
-    api_not_allowed(req, "GET");
+  api_json(c->req, 200, r, NULL);
+}
+
+void api_route_delete(struct api_call *call) {
+  struct api *a = call->a;
+  const char *name = api_param(call, "name");
+  if (json_array_size(api_call_own(call, dispatch_routes_json(a->dispatch, name))) == 0) {
+    api_error(call->req, 404, "not_found", NULL, "no route %s", name);
     return;
   }
-  struct admin_ctx *c = kk_xcalloc(1, sizeof *c);
-  c->a = a;
-  c->req = req;
+  if (strcmp(name, dispatch_default_route(a->dispatch)) == 0) {
+    api_error(call->req, 409, "route_in_use", NULL,
+              "route %s is the default_route; change that setting first", name);
+    return;
+  }
+  struct admin_ctx *c = admin_ctx_new(call);
   snprintf(c->route_name, sizeof c->route_name, "%s", name);
-  if (strcmp(m, "DELETE") == 0) {
-    json_t *arr = dispatch_routes_json(a->dispatch, name);
-    size_t n = json_array_size(arr);
-    json_decref(arr);
-    if (n == 0) {
-      free(c);
-      api_error(req, 404, "not_found", NULL, "no route %s", name);
-      return;
-    }
-    if (strcmp(name, dispatch_default_route(a->dispatch)) == 0) {
-      free(c);
-      api_error(req, 409, "route_in_use", NULL,
-                "route %s is the default_route; change that setting first", name);
-      return;
-    }
-    c->deleting = 1;
-    store_route_put(a->store, name, NULL, on_route_saved, c);
-    return;
-  }
-  if (strcmp(m, "PUT") != 0) {
-    free(c);
-    api_not_allowed(req, "GET, PUT, DELETE");
-    return;
-  }
-  json_t *doc = api_body_json(req);
-  if (!doc) {
-    free(c);
-    return;
-  }
+  c->deleting = 1;
+  store_route_put(a->store, name, NULL, on_route_saved, c);
+}
+
+void api_route_put(struct api_call *call) {
+  const char *name = api_param(call, "name");
+  json_t *doc = api_call_body(call);
+  if (!doc) return;
+  struct dispatch_route_cfg *cfg = kk_arena_zalloc(&call->arena, sizeof *cfg);
   char err[160];
-  if (api_route_cfg_parse(doc, name, &c->route, err, sizeof err) != 0) {
-    json_decref(doc);
-    free(c);
-    api_error(req, 422, "invalid_route", NULL, "%s", err);
+  if (api_route_cfg_parse(doc, name, cfg, err, sizeof err) != 0) {
+    api_error(call->req, 422, "invalid_route", NULL, "%s", err);
     return;
   }
-  json_decref(doc);
-  json_t *settings = route_settings_json(&c->route);
+  struct admin_ctx *c = admin_ctx_new(call);
+  snprintf(c->route_name, sizeof c->route_name, "%s", name);
+  c->route = *cfg;
+  json_t *settings = api_call_own(call, route_settings_json(&c->route));
   char *text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
-  json_decref(settings);
-  store_route_put(a->store, name, text, on_route_saved, c);
+  store_route_put(call->a->store, name, text, on_route_saved, c);
   free(text);
 }

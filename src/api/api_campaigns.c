@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "api/api_int.h"
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
 #include "store/store.h"
@@ -102,8 +102,9 @@ static void on_report(void *arg, int rc) {
   free(c);
 }
 
-void api_campaign_report(struct api *a, struct http_req *req, int64_t account_id,
-                         const char *campaign) {
+void api_campaign_report(struct api_call *call) {
+  struct http_req *req = call->req;
+  const char *campaign = api_param(call, "name");
   if (!api_campaign_valid(campaign, strlen(campaign))) {
     api_error(req, 422, "invalid_campaign", "campaign", "campaign: %s", API_CAMPAIGN_RULE);
     return;
@@ -115,6 +116,6 @@ void api_campaign_report(struct api *a, struct http_req *req, int64_t account_id
   snprintf(c->campaign, sizeof c->campaign, "%s", campaign);
   c->r.by_status = json_object();
   c->r.by_channel = json_object();
-  store_campaign_report_async(a->store, account_id, c->campaign, on_group, &c->r, &c->t,
+  store_campaign_report_async(call->a->store, call->account_id, c->campaign, on_group, &c->r, &c->t,
                               on_report, c);
 }

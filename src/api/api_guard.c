@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "api/api_int.h"
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
@@ -67,14 +67,15 @@ static void key_row(void *arg, const char *prefix, int64_t created_at, int64_t r
   json_array_append_new(arr, o);
 }
 
-void api_keys_list(struct api *a, struct http_req *req, const struct store_account *acc) {
+void api_keys_list(struct api_call *c) {
   json_t *arr = json_array();
-  if (store_keys_list(a->store, acc->id, key_row, arr) != 0) {
+  if (store_keys_list(c->a->store, c->acc->id, key_row, arr) != 0) {
     json_decref(arr);
-    api_error(req, 503, "store_unavailable", NULL, "cannot read the keys now");
+    api_error(c->req, 503, "store_unavailable", NULL, "cannot read the keys now");
     return;
   }
-  api_json(req, 200, json_pack("{s:s, s:o}", "account_id", acc->public_id, "keys", arr), NULL);
+  api_json(c->req, 200, json_pack("{s:s, s:o}", "account_id", c->acc->public_id, "keys", arr),
+           NULL);
 }
 
 struct revoke_ctx {
@@ -106,18 +107,20 @@ static int valid_prefix(const char *p) {
   return 1;
 }
 
-void api_key_revoke(struct api *a, struct http_req *req, int64_t account_id, const char *prefix) {
+/* The operator (account_id 0) revokes any key, an account only its own. */
+void api_key_revoke(struct api_call *call) {
+  const char *prefix = api_param(call, "prefix");
   if (!valid_prefix(prefix)) {
-    api_error(req, 404, "not_found", NULL, "no active key with that prefix");
+    api_error(call->req, 404, "not_found", NULL, "no active key with that prefix");
     return;
   }
   /* Freed in on_revoked. */
   struct revoke_ctx *c = kk_xcalloc(1, sizeof *c);
-  c->a = a;
-  c->req = req;
+  c->a = call->a;
+  c->req = call->req;
   snprintf(c->k.prefix, sizeof c->k.prefix, "%s", prefix);
-  c->k.account_id = account_id;
-  store_key_revoke(a->store, &c->k, on_revoked, c);
+  c->k.account_id = call->account_id;
+  store_key_revoke(call->a->store, &c->k, on_revoked, c);
 }
 
 /* ---- senders and countries ------------------------------------------------------ */
@@ -127,7 +130,7 @@ static int refuse(struct api_err *e, const char *code, const char *field, const 
   e->code = code;
   e->field = field;
   snprintf(e->message, sizeof e->message, "%s", msg);
-  return -1;
+  return KK_EINVAL;
 }
 
 /* A registered sender as it is compared: a number without its '+'. */

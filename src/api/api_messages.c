@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "accept/accept.h"
-#include "api/api.h"
+#include "api/api_int.h"
 #include "core/kk_cfg.h"
 #include "core/kk_err.h"
 #include "core/kk_log.h"
@@ -52,7 +52,7 @@ static int refuse(struct api_err *e, int status, const char *code, const char *f
   e->code = code;
   e->field = field;
   snprintf(e->message, sizeof e->message, fmt, detail ? detail : "");
-  return -1;
+  return KK_EINVAL;
 }
 
 int api_valid_sender(const char *s) {
@@ -88,7 +88,7 @@ static int ttl_from_json(json_t *v, long long *ms) {
   return KK_EINVAL;
 }
 
-/* The optional campaign, borrowed from o (NULL when absent). 0, or -1 with e. */
+/* The optional campaign, borrowed from o (NULL when absent). 0, or KK_EINVAL with e. */
 static int campaign_parse(json_t *o, const char **out, struct api_err *e) {
   json_t *v = json_object_get(o, "campaign");
   *out = NULL;
@@ -122,7 +122,7 @@ static int addresses_parse(json_t *o, struct api_msg_item *p, struct accept_item
   struct api_err *e = &p->err;
   /* The per-channel ids first: with one of them, the phone is optional. */
   int has_address = 0;
-  if (api_extra_parse(o, &p->extra, &has_address, e) != 0) return -1;
+  if (api_extra_parse(o, &p->extra, &has_address, e) != 0) return KK_EINVAL;
   it->extra = p->extra;
   json_t *to = json_object_get(o, "to");
   it->to = NULL;
@@ -144,7 +144,7 @@ static int addresses_parse(json_t *o, struct api_msg_item *p, struct accept_item
                     name);
     snprintf(p->cascade_name, sizeof p->cascade_name, "%s", name);
   } else if (cascade && !json_is_null(cascade)) {
-    if (api_cascade_parse(cascade, p->cascade, sizeof p->cascade, e) != 0) return -1;
+    if (api_cascade_parse(cascade, p->cascade, sizeof p->cascade, e) != 0) return KK_EINVAL;
   }
   it->cascade = p->cascade[0] ? p->cascade : NULL;
   it->cascade_name = p->cascade_name[0] ? p->cascade_name : NULL;
@@ -161,7 +161,7 @@ static int callback_url_parse(json_t *o, const char **out, struct api_err *e) {
       strlen(cburl) > MAX_URL || strpbrk(cburl, " \r\n\t"))
     return refuse(e, 422, "invalid_callback_url", "callback_url",
                   "callback_url: an http:// or https:// URL of up to 500 characters%s", NULL);
-  /* Where it leads: see url_refused() in api_cascade.c. */
+  /* Where it leads: see url_refused() in api_channels.c. */
   char why[200];
   int urc = kk_net_url_check(cburl, "http,https", http_client_allowed(), why, sizeof why);
   if (urc)
@@ -177,7 +177,7 @@ int api_msg_parse(json_t *o, const char *idem_header, struct api_msg_item *p,
   memset(it, 0, sizeof *it);
   if (!json_is_object(o))
     return refuse(e, 422, "invalid_message", NULL, "each message must be a JSON object%s", NULL);
-  if (addresses_parse(o, p, it) != 0 || unsupported_field(o, e) != 0) return -1;
+  if (addresses_parse(o, p, it) != 0 || unsupported_field(o, e) != 0) return KK_EINVAL;
   json_t *text = json_object_get(o, "text");
   if (!json_is_string(text))
     return refuse(e, 422, "invalid_text", "text", "text: a string is required%s", NULL);
@@ -193,7 +193,7 @@ int api_msg_parse(json_t *o, const char *idem_header, struct api_msg_item *p,
       return refuse(e, 422, "invalid_sender", "sender", "sender: %s", API_SENDER_RULE);
     it->sender = json_string_value(snd);
   }
-  if (callback_url_parse(o, &it->callback_url, e) != 0) return -1;
+  if (callback_url_parse(o, &it->callback_url, e) != 0) return KK_EINVAL;
 
   json_t *ik = json_object_get(o, "idempotency_key");
   it->idem_key = idem_header;
@@ -326,7 +326,12 @@ static json_t *messages_of(struct http_req *req, json_t *doc, int batch) {
   return json_incref(list);
 }
 
-void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, int batch) {
+/* POST /v1/messages (batch 0) and /v1/messages/batch (1). The body and
+   the list belong to the request's arena; the context of the accept gets
+   its own reference to the body, whose strings the items borrow. */
+static void messages_post(struct api_call *call, int batch) {
+  struct api *a = call->a;
+  struct http_req *req = call->req;
   if (a->draining) {
     api_error(req, 503, "shutting_down", NULL, "kaskad is stopping; retry on another node or later");
     return;
@@ -336,17 +341,12 @@ void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, 
     api_error(req, 503, "store_unavailable", NULL, STORE_DEGRADED_MSG);
     return;
   }
-  json_t *doc = api_body_json(req);
+  json_t *doc = api_call_body(call);
   if (!doc) return;
-  json_t *list = messages_of(req, doc, batch);
-  if (!list) {
-    json_decref(doc);
-    return;
-  }
+  json_t *list = api_call_own(call, messages_of(req, doc, batch));
+  if (!list) return;
   const char *idem_header = batch ? NULL : http_req_header(req, "Idempotency-Key");
   if (idem_header && !valid_idem(idem_header, strlen(idem_header))) {
-    json_decref(list);
-    json_decref(doc);
     api_error(req, 422, "invalid_idempotency_key", "Idempotency-Key",
               "Idempotency-Key: " IDEM_RULE);
     return;
@@ -355,18 +355,17 @@ void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, 
   struct send_ctx *c = kk_xcalloc(1, sizeof *c);
   c->a = a;
   c->req = req;
-  c->doc = doc;
+  c->doc = json_incref(doc);
   c->batch = batch;
   int n = (int)json_array_size(list);
   c->parsed = kk_xcalloc((size_t)n, sizeof *c->parsed);
   c->items = kk_xcalloc((size_t)n, sizeof *c->items);
-  c->r = (struct accept_req){.account_id = account_id, .items = c->items, .n = n,
+  c->r = (struct accept_req){.account_id = call->account_id, .items = c->items, .n = n,
                              .done = on_accepted, .ud = c};
   for (int i = 0; i < n; i++)
     if (api_msg_parse(json_array_get(list, (size_t)i), idem_header, &c->parsed[i],
                       &c->items[i]) != 0)
       c->items[i].result = ACCEPT_REFUSED;
-  json_decref(list);
   int rc = accept_submit(&a->accept, &c->r);
   if (rc == 0) return;
   send_ctx_free(c);
@@ -375,6 +374,10 @@ void api_messages_post(struct api *a, struct http_req *req, int64_t account_id, 
   else
     api_error(req, 401, "unauthorized", NULL, "the key's account no longer exists");
 }
+
+void api_messages_post(struct api_call *c) { messages_post(c, 0); }
+
+void api_messages_batch(struct api_call *c) { messages_post(c, 1); }
 
 /* ---- reading --------------------------------------------------------------- */
 
@@ -420,9 +423,11 @@ static json_t *message_json(const struct store_msg_view *v, int with_attempts) {
   return o;
 }
 
-void api_messages_get(struct api *a, struct http_req *req, int64_t account_id, const char *id) {
+void api_messages_get(struct api_call *c) {
+  struct http_req *req = c->req;
+  const char *id = api_param(c, "id");
   struct store_msg_view v;
-  int rc = store_msg_get(a->store, account_id, id, &v);
+  int rc = store_msg_get(c->a->store, c->account_id, id, &v);
   if (rc == KK_ENOENT) {
     api_error(req, 404, "not_found", NULL, "no message %s in this account", id);
     return;
@@ -467,7 +472,8 @@ static void on_listed(void *arg, int rc) {
   free(c);
 }
 
-void api_messages_list(struct api *a, struct http_req *req, int64_t account_id) {
+void api_messages_list(struct api_call *call) {
+  struct http_req *req = call->req;
   struct store_msg_filter f = {.limit = 100, .with_text = 1};
   char phone[24] = "";
   const char *s;
@@ -529,5 +535,5 @@ void api_messages_list(struct api *a, struct http_req *req, int64_t account_id) 
     c->f.phone = c->phone;
   }
   c->rows = kk_xcalloc((size_t)f.limit, sizeof *c->rows);
-  store_msg_list_async(a->store, account_id, &c->f, c->rows, &c->n, &c->next, on_listed, c);
+  store_msg_list_async(call->a->store, call->account_id, &c->f, c->rows, &c->n, &c->next, on_listed, c);
 }

@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "api/api_int.h"
+#include "core/kk_err.h"
 #include "core/kk_mem.h"
 #include "http/http_server.h"
 #include "phone/phone.h"
@@ -33,8 +34,8 @@ static json_t *reply_json(const struct store_reply_view *v) {
   return o;
 }
 
-/* Reads channel, from, limit and cursor into f (from into phone). 0, or -1
-   having answered 422. */
+/* Reads channel, from, limit and cursor into f (from into phone). 0, or
+   KK_EINVAL having answered 422. */
 static int reply_query(struct http_req *req, struct store_reply_filter *f, char *phone,
                        size_t cap) {
   const char *s;
@@ -43,13 +44,13 @@ static int reply_query(struct http_req *req, struct store_reply_filter *f, char 
       if (strcmp(s, reply_channels[i]) == 0) f->channel = reply_channels[i];
     if (f->channel == NULL) {
       api_error(req, 422, "invalid_channel", "channel", "channel: sms or whatsapp");
-      return -1;
+      return KK_EINVAL;
     }
   }
   if ((s = http_req_query(req, "from")) != NULL) {
     if (phone_normalize(s, phone, cap) != 0) {
       api_error(req, 422, "invalid_phone", "from", "from: the phone number replies came from");
-      return -1;
+      return KK_EINVAL;
     }
     f->from = phone;
   }
@@ -58,7 +59,7 @@ static int reply_query(struct http_req *req, struct store_reply_filter *f, char 
     long l = strtol(s, &end, 10);
     if (*end || l < 1 || l > 1000) {
       api_error(req, 422, "invalid_limit", "limit", "limit: 1 to 1000");
-      return -1;
+      return KK_EINVAL;
     }
     f->limit = (int)l;
   }
@@ -67,23 +68,23 @@ static int reply_query(struct http_req *req, struct store_reply_filter *f, char 
     long long cur = strtoll(s, &end, 10);
     if (*end || cur <= 0) {
       api_error(req, 422, "invalid_cursor", "cursor", "cursor: use next_cursor from a listing");
-      return -1;
+      return KK_EINVAL;
     }
     f->before_id = cur;
   }
   return 0;
 }
 
-void api_replies_list(struct api *a, struct http_req *req, int64_t account_id) {
+void api_replies_list(struct api_call *c) {
+  struct http_req *req = c->req;
   struct store_reply_filter f = {.limit = 100};
   char phone[24];
   if (reply_query(req, &f, phone, sizeof phone) != 0) return;
-  /* Freed below, with each row's text. */
-  struct store_reply_view *rows = kk_xcalloc((size_t)f.limit, sizeof *rows);
+  /* In the request's arena; each row's text is the store's (freed below). */
+  struct store_reply_view *rows = kk_arena_zalloc(&c->arena, (size_t)f.limit * sizeof *rows);
   int n = 0;
   int64_t next = 0;
-  if (store_reply_list(a->store, account_id, &f, rows, &n, &next) != 0) {
-    free(rows);
+  if (store_reply_list(c->a->store, c->account_id, &f, rows, &n, &next) != 0) {
     api_error(req, 503, "store_unavailable", NULL, "cannot list replies now");
     return;
   }
@@ -92,7 +93,6 @@ void api_replies_list(struct api *a, struct http_req *req, int64_t account_id) {
     json_array_append_new(arr, reply_json(&rows[i]));
     free(rows[i].text);
   }
-  free(rows);
   json_t *doc = json_pack("{s:o}", "replies", arr);
   if (next) {
     char cur[32];

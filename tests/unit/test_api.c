@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "api/api_int.h"
 #include "kk_test.h"
 
 #define NOW 1700000000000LL

@@ -4,6 +4,8 @@
  *   - an answer that cannot be serialised becomes a fixed 500 "internal";
  *   - a path, query or header that is not UTF-8 gets 400 invalid_encoding;
  *   - a 405 names the path's methods in Allow;
+ *   - the route table answers 401, 403, 404, 405 and the resource checks in
+ *     the order the endpoints always have, for each kind of caller;
  *   - a message whose stored text does not fit its field or is not UTF-8
  *     (written below the API) is still read and shown.
  */
@@ -14,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/api.h"
+#include "api/api_int.h"
 #include "core/kk_log.h"
 #include "core/kk_utf8.h"
 #include "http/http_server.h"
@@ -194,6 +196,88 @@ KK_TEST(api_405_names_allowed_methods) {
   ASSERT_EQ(a.status, 405);
   ASSERT_STR_EQ(a.headers, "Allow: GET\r\n");
   answer_free(&a);
+  env_close(&e);
+}
+
+/* Runs one request with the Authorization header auth (NULL: none) to its
+   answer. */
+static void call_as(struct env *e, const char *auth, const char *method, const char *path,
+                    struct answer *out) {
+  memset(out, 0, sizeof *out);
+  const char *headers[2] = {"Authorization", auth};
+  struct http_req *req = http_local_new(method, path, NULL, 0, headers, auth ? 1 : 0, "", 0,
+                                        on_answer, out);
+  api_handle(&e->api, req);
+  time_t end = time(NULL) + 10;
+  while (out->n == 0) {
+    ASSERT(time(NULL) < end);
+    uv_run(&e->ts.loop, UV_RUN_ONCE);
+  }
+  http_local_free(req);
+}
+
+/* One request's status, error code and Allow header. */
+static void expect(struct env *e, const char *auth, const char *method, const char *path,
+                   int status, const char *code, const char *allow) {
+  struct answer a;
+  call_as(e, auth, method, path, &a);
+  if (a.status != status || strcmp(code_of(&a), code) != 0)
+    kk_test_fail(__FILE__, __LINE__, "%s %s: %d %s, want %d %s", method, path, a.status,
+                 code_of(&a), status, code);
+  char hdr[96] = "";
+  if (allow) snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
+  if (strcmp(a.headers, hdr) != 0)
+    kk_test_fail(__FILE__, __LINE__, "%s %s: headers \"%s\"", method, path, a.headers);
+  answer_free(&a);
+}
+
+KK_TEST(api_routes_answer_in_order) {
+  struct env e;
+  env_open(&e);
+  snprintf(e.api.admin_key, sizeof e.api.admin_key, "operator-key");
+  const char *acct = "Bearer " KEY, *op = "Bearer operator-key";
+  char path[128];
+  /* Anyone: exact public paths; longer paths and unknown roots are absent
+     before any key is looked at. */
+  expect(&e, NULL, "GET", "/healthz", 200, "", NULL);
+  expect(&e, NULL, "DELETE", "/healthz", 200, "", NULL);
+  expect(&e, NULL, "GET", "/healthz/", 404, "not_found", NULL);
+  expect(&e, NULL, "GET", "/v1/a/b/c/d", 404, "not_found", NULL);
+  expect(&e, NULL, "GET", "/other", 404, "not_found", NULL);
+  expect(&e, NULL, "GET", "/v1/messages", 401, "unauthorized", NULL);
+  expect(&e, NULL, "GET", "/v1/nothing", 401, "unauthorized", NULL);
+  /* Provider hooks take no key; without the engine they are absent, even
+     for a method they do not have. */
+  expect(&e, NULL, "PUT", "/v1/hooks/vk/default", 404, "not_found", NULL);
+  expect(&e, NULL, "GET", "/v1/hooks/vk", 404, "not_found", NULL);
+  /* An account key: the operator's resources are forbidden whatever the
+     method or path below them; unknown paths elsewhere are absent. */
+  expect(&e, acct, "DELETE", "/v1/accounts", 403, "forbidden", NULL);
+  expect(&e, acct, "GET", "/v1/routes/x/y", 403, "forbidden", NULL);
+  expect(&e, acct, "GET", "/v1/nothing", 404, "not_found", NULL);
+  expect(&e, acct, "GET", "/v1/keys", 404, "not_found", NULL);
+  expect(&e, acct, "GET", "/v1/channels/vk/extra", 404, "not_found", NULL);
+  expect(&e, acct, "GET", "/v1/messages/", 200, "", NULL);
+  expect(&e, acct, "PUT", "/v1/messages/", 405, "method_not_allowed", "GET, POST");
+  /* The resource checks come before the 405. */
+  expect(&e, acct, "POST", "/v1/cascades/bad!name", 422, "invalid_name", NULL);
+  expect(&e, acct, "POST", "/v1/cascades/good", 405, "method_not_allowed", "GET, PUT, DELETE");
+  expect(&e, acct, "GET", "/v1/cascades/bad!name", 404, "not_found", NULL);
+  expect(&e, acct, "POST", "/v1/channels", 503, "shutting_down", NULL);
+  /* The operator key: the account API is forbidden, unknown paths too. */
+  expect(&e, op, "GET", "/v1/messages", 403, "forbidden", NULL);
+  expect(&e, op, "GET", "/v1/nothing", 403, "forbidden", NULL);
+  expect(&e, op, "GET", "/v1/routes/x/y", 404, "not_found", NULL);
+  expect(&e, op, "PUT", "/v1/accounts/acc_missing", 404, "not_found", NULL);
+  expect(&e, op, "GET", "/v1/accounts/acc_missing/other", 404, "not_found", NULL);
+  snprintf(path, sizeof path, "/v1/accounts/%s", e.acc.public_id);
+  expect(&e, op, "POST", path, 405, "method_not_allowed", "GET, PATCH");
+  expect(&e, op, "GET", path, 200, "", NULL);
+  snprintf(path, sizeof path, "/v1/accounts/%s/other", e.acc.public_id);
+  expect(&e, op, "GET", path, 404, "not_found", NULL);
+  snprintf(path, sizeof path, "/v1/accounts/%s/keys", e.acc.public_id);
+  expect(&e, op, "DELETE", path, 405, "method_not_allowed", "GET, POST");
+  expect(&e, op, "DELETE", "/v1/keys/kk_00", 404, "not_found", NULL);
   env_close(&e);
 }
 

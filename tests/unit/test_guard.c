@@ -1,6 +1,6 @@
 /* test_guard.c - request rates and buckets, the held-accounts set, countries
    by calling code. */
-#include "api/api.h"
+#include "api/api_int.h"
 #include "core/kk_err.h"
 #include "core/kk_hold.h"
 #include "kk_test.h"
