@@ -43,6 +43,12 @@ struct store_op {
    every time. */
 enum { STORE_FAULT_NONE, STORE_FAULT_BUSY, STORE_FAULT_IO, STORE_FAULT_OTHER };
 
+/* The rows a backend numbers. */
+enum store_id_kind { STORE_ID_MESSAGE, STORE_ID_ATTEMPT };
+
+/* The due work a backend hands out by claims. */
+enum store_claim_kind { STORE_CLAIM_SMS, STORE_CLAIM_CHANNEL, STORE_CLAIM_WAIT, STORE_CLAIM_OUTBOX };
+
 /* What a backend provides. Every function but open and close runs on the
    writer thread; transaction functions return 0 or KK_ESTORE. */
 struct store_backend {
@@ -73,6 +79,19 @@ struct store_backend {
   /* mu held, after each batch: copies the backend's counters into
      s->stats and s->cstats. */
   void (*publish)(struct store *s);
+  /* Writer thread, inside a transaction: the id of a new row of kind, which
+     no other writer of the same database gives (SQLite has one writer and
+     counts on from MAX(id) read at open; a backend with several writers
+     takes them from a sequence, a block at a time). 0: none (KK_ESTORE). */
+  int64_t (*new_id)(struct store *s, enum store_id_kind kind);
+  /* Claims due rows of kind (ids[0..n-1]) for this writer for lease_ms:
+     granted[i] = 1 for each row it got, 0 for a row another writer holds
+     (it is that one's to send). A row not finished when the lease ends can
+     be claimed again. SQLite has one writer and grants every row; a backend
+     with several marks the rows (UPDATE ... FOR UPDATE SKIP LOCKED).
+     0 or KK_ESTORE. */
+  int (*claim)(struct store *s, enum store_claim_kind kind, const int64_t *ids, int n,
+               int64_t lease_ms, unsigned char *granted);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -59,6 +59,17 @@ static void fake_before_commit(struct store *s, double mono_ms) { (void)s, (void
 static void fake_undone(struct store *s) { STORE_FAKE(s)->undone++; }
 static void fake_publish(struct store *s) { (void)s; }
 
+static int64_t fake_new_id(struct store *s, enum store_id_kind kind) {
+  return ++STORE_FAKE(s)->last_id[kind];
+}
+
+static int fake_claim(struct store *s, enum store_claim_kind kind, const int64_t *ids, int n,
+                      int64_t lease_ms, unsigned char *granted) {
+  (void)s, (void)kind, (void)ids, (void)lease_ms;
+  for (int i = 0; i < n; i++) granted[i] = 1;
+  return 0;
+}
+
 const struct store_backend store_fake_backend = {
     .name = "fake",
     .open = fake_open,
@@ -75,4 +86,6 @@ const struct store_backend store_fake_backend = {
     .before_commit = fake_before_commit,
     .undone = fake_undone,
     .publish = fake_publish,
+    .new_id = fake_new_id,
+    .claim = fake_claim,
 };

@@ -22,6 +22,7 @@ struct store_fake {
   int fail_fault;           /* ... with this STORE_FAULT_* */
   int fault;                /* the last failure's kind */
   int closed;
+  int64_t last_id[2];       /* by enum store_id_kind */
 };
 
 extern const struct store_backend store_fake_backend;

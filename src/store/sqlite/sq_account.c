@@ -2,8 +2,6 @@
  * sq_account.c - accounts and API keys in the SQLite backend.
  */
 #include <openssl/rand.h>
-#include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +9,6 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
-#include "core/kk_utf8.h"
 #include "store/sqlite/sq_int.h"
 
 #define LOGCTX "store"

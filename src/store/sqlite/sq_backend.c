@@ -95,6 +95,18 @@ static void sq_publish(struct store *s) {
   s->stats.early_expired = q->early_expired_w;
 }
 
+static int64_t sq_new_id_fn(struct store *s, enum store_id_kind kind) {
+  return sq_new_id(s, kind);
+}
+
+/* One writer: every row it asks for is its own. */
+static int sq_claim(struct store *s, enum store_claim_kind kind, const int64_t *ids, int n,
+                    int64_t lease_ms, unsigned char *granted) {
+  (void)s, (void)kind, (void)ids, (void)lease_ms;
+  memset(granted, 1, (size_t)(n > 0 ? n : 0));
+  return 0;
+}
+
 /* MAX(id) of a table, or -1 when it cannot be read. */
 static int64_t max_id(struct conn *c, enum stmt_id id) {
   sqlite3_stmt *st = sq_stmt(c, id);
@@ -124,7 +136,7 @@ static int sq_open(const struct store_opts *opts, struct store **out) {
     open_failed(q);
     return KK_ESTORE;
   }
-  /* The writer numbers new messages and attempts itself (insert_one). */
+  /* The one writer numbers new messages and attempts (sq_new_id). */
   q->next_msg_id = max_id(&q->w, ST_MSG_MAX_ID) + 1;
   q->next_att_id = max_id(&q->w, ST_ATT_MAX_ID) + 1;
   if (q->next_msg_id <= 0 || q->next_att_id <= 0 || casc_early_check(&q->base) != 0 ||
@@ -166,4 +178,6 @@ const struct store_backend store_sqlite_backend = {
     .before_commit = sq_before_commit,
     .undone = sq_undone,
     .publish = sq_publish,
+    .new_id = sq_new_id_fn,
+    .claim = sq_claim,
 };

@@ -336,6 +336,13 @@ struct sq_store {
 /* The backend's store of s (a cast: struct store is its first member). */
 #define SQ(s) ((struct sq_store *)(s))
 
+/* The id of a new row (store_backend.new_id): the one writer counts on from
+   MAX(id) read at open. Inline: the SQLite bodies number every row they add
+   without a call. */
+static inline int64_t sq_new_id(struct store *s, enum store_id_kind kind) {
+  return kind == STORE_ID_MESSAGE ? SQ(s)->next_msg_id++ : SQ(s)->next_att_id++;
+}
+
 /* store_chan.c, on the writer thread: early statuses and receipts. */
 #define EARLY_KEEP_MS (24LL * 3600 * 1000)   /* how long an early row is kept */
 #define EARLY_EXPIRE_BATCH 1000              /* rows deleted per table per run */
@@ -404,12 +411,38 @@ void conn_close(struct conn *c);
 int ckpt_start(struct store *s, const char *path, int sync_full);
 void ckpt_stop(struct store *s);
 
-sqlite3_stmt *sq_stmt(struct conn *c, enum stmt_id id);
+/* Prepares statement id on c (the first use); aborts when it does not
+   compile (a bug). */
+sqlite3_stmt *sq_stmt_prepare(struct conn *c, enum stmt_id id);
+
+/* Statement id of c, reset and without bindings. The helpers that every row
+   calls are inline: the backend's files share them across translation
+   units, and a call per bound column would cost on the hot path. */
+static inline sqlite3_stmt *sq_stmt(struct conn *c, enum stmt_id id) {
+  sqlite3_stmt *st = c->st[id];
+  if (st == NULL) return sq_stmt_prepare(c, id);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return st;
+}
+
 /* Runs a statement that returns no rows: 0, KK_EEXIST (constraint), KK_ESTORE. */
 int sq_step_done(struct conn *c, sqlite3_stmt *st);
-void sq_bind_text(sqlite3_stmt *st, int i, const char *s);
+
+static inline void sq_bind_text(sqlite3_stmt *st, int i, const char *s) {
+  if (s)
+    sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, i);
+}
+
 /* Binds v, or NULL when v is 0 (times and ids that are not set). */
-void sq_bind_opt(sqlite3_stmt *st, int i, int64_t v);
+static inline void sq_bind_opt(sqlite3_stmt *st, int i, int64_t v) {
+  if (v)
+    sqlite3_bind_int64(st, i, v);
+  else
+    sqlite3_bind_null(st, i);
+}
 void sq_col_copy(sqlite3_stmt *st, int i, char *out, size_t cap);
 /* malloc'd copy of a text column ("" for NULL). */
 char *sq_col_dup(sqlite3_stmt *st, int i);

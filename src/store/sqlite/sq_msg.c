@@ -2,8 +2,6 @@
  * sq_msg.c - new messages (idempotency, numbering, the first step) and the
  * SMS rows that are due, in the SQLite backend.
  */
-#include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +9,6 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
-#include "core/kk_utf8.h"
 #include "store/sqlite/sq_int.h"
 
 #define LOGCTX "store"
@@ -84,7 +81,7 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
   }
   /* The first usable step starts first, in the same savepoint, so the row
      is written once with it; what it started goes out as notes. */
-  m->id = SQ(s)->next_msg_id++;
+  m->id = sq_new_id(s, STORE_ID_MESSAGE);
   struct casc_first f;
   int rc = casc_start(s, m, &f);
   if (rc) return rc;

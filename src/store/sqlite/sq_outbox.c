@@ -1,19 +1,13 @@
 /*
  * sq_outbox.c - the customer callbacks' outbox in the SQLite backend.
  */
-#include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/kk_err.h"
-#include "core/kk_log.h"
 #include "core/kk_mem.h"
-#include "core/kk_utf8.h"
 #include "store/sqlite/sq_int.h"
-
-#define LOGCTX "store"
 
 /* ---- outbox ------------------------------------------------------------ */
 

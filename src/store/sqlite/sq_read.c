@@ -3,8 +3,6 @@
  * listings and campaign reports, on the loop's connection or in the libuv
  * thread pool on read-only connections of their own.
  */
-#include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +10,6 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
-#include "core/kk_utf8.h"
 #include "store/sqlite/sq_int.h"
 
 #define LOGCTX "store"

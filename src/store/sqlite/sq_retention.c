@@ -2,19 +2,12 @@
  * sq_retention.c - deleting messages past the retention period, in bounded
  * batches on the writer thread.
  */
-#include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/kk_err.h"
-#include "core/kk_log.h"
-#include "core/kk_mem.h"
-#include "core/kk_utf8.h"
 #include "store/sqlite/sq_int.h"
-
-#define LOGCTX "store"
 
 /* ---- retention ------------------------------------------------------------ */
 

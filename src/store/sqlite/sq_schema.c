@@ -3,8 +3,6 @@
  * migrations (PRAGMA user_version holds the number applied), the statement
  * texts, opening a connection, and the helpers that prepare, bind and step.
  */
-#include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,20 +229,13 @@ const char *const stmt_sql[] = {
 #undef XX
 };
 
-sqlite3_stmt *sq_stmt(struct conn *c, enum stmt_id id) {
-  sqlite3_stmt *st = c->st[id];
-  if (st == NULL) {
-    if (sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                           &c->st[id], NULL) != SQLITE_OK) {
-      kk_error(LOGCTX, "prepare failed: %s: %s", sqlite3_errmsg(c->db), stmt_sql[id]);
-      abort(); /* a statement of ours that does not compile is a bug */
-    }
-    st = c->st[id];
-  } else {
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+sqlite3_stmt *sq_stmt_prepare(struct conn *c, enum stmt_id id) {
+  if (sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id],
+                         NULL) != SQLITE_OK) {
+    kk_error(LOGCTX, "prepare failed: %s: %s", sqlite3_errmsg(c->db), stmt_sql[id]);
+    abort(); /* a statement of ours that does not compile is a bug */
   }
-  return st;
+  return c->st[id];
 }
 
 /* Runs a statement that returns no rows. */
@@ -260,20 +251,6 @@ int sq_step_done(struct conn *c, sqlite3_stmt *st) {
 
 int sq_exec(struct conn *c, enum stmt_id id) {
   return sq_step_done(c, sq_stmt(c, id));
-}
-
-void sq_bind_text(sqlite3_stmt *st, int i, const char *s) {
-  if (s)
-    sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-  else
-    sqlite3_bind_null(st, i);
-}
-
-void sq_bind_opt(sqlite3_stmt *st, int i, int64_t v) {
-  if (v)
-    sqlite3_bind_int64(st, i, v);
-  else
-    sqlite3_bind_null(st, i);
 }
 
 /* The copy is valid UTF-8 cut at a character boundary whatever the column

@@ -2,19 +2,13 @@
  * sq_settings.c - routes, channel settings, prices and named cascades in the
  * SQLite backend; each change is handed out as a note after its commit.
  */
-#include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/kk_err.h"
-#include "core/kk_log.h"
 #include "core/kk_mem.h"
-#include "core/kk_utf8.h"
 #include "store/sqlite/sq_int.h"
-
-#define LOGCTX "store"
 
 /* ---- routes ------------------------------------------------------------ */
 

@@ -4,8 +4,6 @@
  * inbound messages and replies.
  */
 #include <ctype.h>
-#include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +11,6 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
-#include "core/kk_utf8.h"
 #include "store/sqlite/sq_int.h"
 
 #define LOGCTX "store"

@@ -449,7 +449,7 @@ static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
     snprintf(why, sizeof why, "no %s",
              field && !kk_chan_phone_fallback(f->chan) ? field : "phone number");
   }
-  int64_t aid = SQ(r->s)->next_att_id++;   /* the writer numbers the rows it adds */
+  int64_t aid = sq_new_id(r->s, STORE_ID_ATTEMPT);
   sqlite3_stmt *st = sq_stmt(&SQ(r->s)->w, ST_ATT_INSERT);
   sqlite3_bind_int64(st, 1, aid);
   sqlite3_bind_int64(st, 2, m->id);
