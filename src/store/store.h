@@ -1,6 +1,9 @@
 /*
  * store.h - the durable store: every SQL statement of kaskad lives behind
- * this interface (store_sqlite.c today; a PostgreSQL backend later).
+ * this interface. The queue and the writer are backend-neutral
+ * (store_writer.c); SQL lives in a backend behind a table of functions
+ * (store_int.h: struct store_backend): SQLite in sqlite/ today, PostgreSQL
+ * later.
  *
  * Writes are asynchronous and group-committed: the caller queues an operation
  * with a done callback; a writer thread runs many queued operations in one

@@ -132,7 +132,7 @@ KK_TEST(fair_early_rows_capped_per_scope) {
 
 /* ---- listings and reports over indexes ------------------------------------ */
 
-#include "store/store_int.h"
+#include "store/sqlite/sq_int.h"
 
 /* Whether the plan of sql reads messages only through an index. */
 static int plan_uses_index(sqlite3 *db, const char *sql, char *why, size_t cap) {

@@ -25,7 +25,7 @@
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "core/kk_status.h"
-#include "store/store_int.h"
+#include "store/sqlite/sq_int.h"
 
 #define LOGCTX "cascade"
 
@@ -78,10 +78,10 @@ int store_steps_format(const struct store_step *steps, int n, char *out, size_t 
 /* ---- counters ------------------------------------------------------------ */
 
 /* Counts one of the rules' counters. Writer-local; published with the batch
-   (store_sqlite.c run_batch). A channel kaskad does not know is not counted
+   (sq_backend.c sq_publish, after each batch). A channel kaskad does not know is not counted
    per channel. */
 static void count(struct store *s, enum kk_chan chan, enum cfsm_counter which) {
-  struct store_cascade_stats *c = &s->cstats_w;
+  struct store_cascade_stats *c = &SQ(s)->cstats_w;
   if (which == CFSM_C_TWICE) {
     c->delivered_twice++;
     return;
@@ -143,7 +143,7 @@ static void msg_row_free(struct msg_row *m) {
 }
 
 static int msg_load(struct store *s, int64_t id, struct msg_row *m) {
-  sqlite3_stmt *st = sq_stmt(&s->w, ST_MSG_ROW);
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_MSG_ROW);
   sqlite3_bind_int64(st, 1, id);
   int rc = sqlite3_step(st);
   if (rc != SQLITE_ROW) {
@@ -189,7 +189,7 @@ void casc_att_cols(sqlite3_stmt *st, int i, struct casc_att *a) {
 }
 
 int casc_att_load(struct store *s, int64_t id, struct casc_att *a) {
-  sqlite3_stmt *st = sq_stmt(&s->w, ST_ATT_ROW);
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ATT_ROW);
   sqlite3_bind_int64(st, 1, id);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) casc_att_cols(st, 0, a);
@@ -221,30 +221,30 @@ static void memo_put(struct store_memo *tab, int64_t account_id, const char *cha
 }
 
 int64_t casc_price(struct store *s, int64_t account_id, const char *channel) {
-  struct store_memo *mm = memo_find(s->price_memo, account_id, channel);
+  struct store_memo *mm = memo_find(SQ(s)->price_memo, account_id, channel);
   if (mm) return mm->value;
-  sqlite3_stmt *st = sq_stmt(&s->w, ST_PRICE_GET);
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_PRICE_GET);
   sq_bind_text(st, 1, channel);
   sqlite3_bind_int64(st, 2, account_id);
   int64_t p = 0;
   if (sqlite3_step(st) == SQLITE_ROW) p = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
-  memo_put(s->price_memo, account_id, channel, p);
+  memo_put(SQ(s)->price_memo, account_id, channel, p);
   return p;
 }
 
 /* Whose settings a channel uses for an account: the account's, the
    operator's (0), or -1 when neither has any. */
 static int64_t chan_scope(struct store *s, int64_t account_id, const char *channel) {
-  struct store_memo *mm = memo_find(s->scope_memo, account_id, channel);
+  struct store_memo *mm = memo_find(SQ(s)->scope_memo, account_id, channel);
   if (mm) return mm->value;
-  sqlite3_stmt *st = sq_stmt(&s->w, ST_CHAN_SCOPE);
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_CHAN_SCOPE);
   sq_bind_text(st, 1, channel);
   sqlite3_bind_int64(st, 2, account_id);
   int64_t scope = -1;
   if (sqlite3_step(st) == SQLITE_ROW) scope = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
-  memo_put(s->scope_memo, account_id, channel, scope);
+  memo_put(SQ(s)->scope_memo, account_id, channel, scope);
   return scope;
 }
 
@@ -329,7 +329,7 @@ static const char *address_for(const struct msg_row *m, json_t *extra, enum kk_c
 static void fill_use(struct casc_run *r, int from) {
   struct msg_row *m = r->m;
   if (m->has_extra && m->extra == NULL) {
-    sqlite3_stmt *st = sq_stmt(&r->s->w, ST_MSG_EXTRA);
+    sqlite3_stmt *st = sq_stmt(&SQ(r->s)->w, ST_MSG_EXTRA);
     sqlite3_bind_int64(st, 1, m->id);
     if (sqlite3_step(st) == SQLITE_ROW) m->extra = sq_col_dup(st, 0);
     sqlite3_reset(st);
@@ -357,7 +357,7 @@ static void fill_use(struct casc_run *r, int from) {
 /* Every attempt of the message, as the rules ask for them when an attempt
    reached the person or lost what it had. 0 or KK_ESTORE. */
 static int fill_attempts(struct casc_run *r) {
-  sqlite3_stmt *st = sq_stmt(&r->s->w, ST_ATT_OF_MSG);
+  sqlite3_stmt *st = sq_stmt(&SQ(r->s)->w, ST_ATT_OF_MSG);
   sqlite3_bind_int64(st, 1, r->m->id);
   int n = 0, rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < CFSM_MAX_ATT) {
@@ -399,7 +399,7 @@ static int64_t att_id(const struct casc_run *r, int64_t id) {
 static int record_event(struct store *s, const struct msg_row *m, int64_t attempt_id,
                         const char *status, const char *channel, const char *error,
                         int64_t cost, int64_t at) {
-  struct conn *c = &s->w;
+  struct conn *c = &SQ(s)->w;
   sqlite3_stmt *st = sq_stmt(c, ST_EVENT_INSERT);
   sqlite3_bind_int64(st, 1, m->id);
   sqlite3_bind_int64(st, 2, attempt_id);
@@ -423,7 +423,7 @@ static int record_event(struct store *s, const struct msg_row *m, int64_t attemp
 }
 
 static int fx_att_set(struct casc_run *r, const struct cfsm_fx *f) {
-  sqlite3_stmt *st = sq_stmt(&r->s->w, ST_ATT_SET);
+  sqlite3_stmt *st = sq_stmt(&SQ(r->s)->w, ST_ATT_SET);
   sq_bind_text(st, 1, kk_status_name(f->status));
   sq_bind_opt(st, 2, f->t0);
   sq_bind_opt(st, 3, f->t1);
@@ -433,7 +433,7 @@ static int fx_att_set(struct casc_run *r, const struct cfsm_fx *f) {
   sqlite3_bind_int64(st, 7, f->cost);
   sqlite3_bind_int64(st, 8, r->parts_sent);
   sqlite3_bind_int64(st, 9, f->attempt_id);
-  return sq_step_done(&r->s->w, st);
+  return sq_step_done(&SQ(r->s)->w, st);
 }
 
 static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
@@ -449,8 +449,8 @@ static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
     snprintf(why, sizeof why, "no %s",
              field && !kk_chan_phone_fallback(f->chan) ? field : "phone number");
   }
-  int64_t aid = r->s->next_att_id++;   /* the writer numbers the rows it adds */
-  sqlite3_stmt *st = sq_stmt(&r->s->w, ST_ATT_INSERT);
+  int64_t aid = sq_new_id(r->s, STORE_ID_ATTEMPT);
+  sqlite3_stmt *st = sq_stmt(&SQ(r->s)->w, ST_ATT_INSERT);
   sqlite3_bind_int64(st, 1, aid);
   sqlite3_bind_int64(st, 2, m->id);
   sqlite3_bind_int(st, 3, f->step);
@@ -463,13 +463,13 @@ static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
   sq_bind_text(st, 10, why[0] ? why : NULL);
   sqlite3_bind_int64(st, 11, f->t1);
   sq_bind_opt(st, 12, f->t0);
-  int rc = sq_step_done(&r->s->w, st);
+  int rc = sq_step_done(&SQ(r->s)->w, st);
   if (rc == 0 && sending) r->new_id = aid;
   return rc;
 }
 
 static int fx_msg_step(struct casc_run *r, const struct cfsm_fx *f) {
-  sqlite3_stmt *st = sq_stmt(&r->s->w, ST_MSG_STEP);
+  sqlite3_stmt *st = sq_stmt(&SQ(r->s)->w, ST_MSG_STEP);
   sqlite3_bind_int(st, 1, f->step);
   sqlite3_bind_int64(st, 2, att_id(r, f->attempt_id));
   sq_bind_opt(st, 3, f->t0);
@@ -477,11 +477,11 @@ static int fx_msg_step(struct casc_run *r, const struct cfsm_fx *f) {
   sqlite3_bind_int64(st, 5, f->t2);
   sq_bind_text(st, 6, kk_chan_name(f->chan));
   sqlite3_bind_int64(st, 7, r->m->id);
-  return sq_step_done(&r->s->w, st);
+  return sq_step_done(&SQ(r->s)->w, st);
 }
 
 static int fx_msg_fin(struct casc_run *r, const struct cfsm_fx *f) {
-  sqlite3_stmt *st = sq_stmt(&r->s->w, ST_MSG_FIN);
+  sqlite3_stmt *st = sq_stmt(&SQ(r->s)->w, ST_MSG_FIN);
   sq_bind_text(st, 1, kk_status_name(f->status));
   sq_bind_text(st, 2, kk_chan_name(f->chan));
   sqlite3_bind_int64(st, 3, f->cost);
@@ -492,20 +492,20 @@ static int fx_msg_fin(struct casc_run *r, const struct cfsm_fx *f) {
   sqlite3_bind_int(st, 8, (f->flags & CFSM_FIN_WAIT) != 0);
   sqlite3_bind_int64(st, 9, f->t0);
   sqlite3_bind_int64(st, 10, r->m->id);
-  return sq_step_done(&r->s->w, st);
+  return sq_step_done(&SQ(r->s)->w, st);
 }
 
 /* A statement with the message's id last and up to one time before it. */
 static int fx_msg_simple(struct casc_run *r, enum stmt_id id, int with_time, int64_t t) {
-  sqlite3_stmt *st = sq_stmt(&r->s->w, id);
+  sqlite3_stmt *st = sq_stmt(&SQ(r->s)->w, id);
   int i = 1;
   if (with_time) sqlite3_bind_int64(st, i++, t);
   sqlite3_bind_int64(st, i, r->m->id);
-  return sq_step_done(&r->s->w, st);
+  return sq_step_done(&SQ(r->s)->w, st);
 }
 
 static int fx_trace(struct casc_run *r, const struct cfsm_fx *f) {
-  sqlite3_stmt *st = sq_stmt(&r->s->w, ST_EVENT_INSERT);
+  sqlite3_stmt *st = sq_stmt(&SQ(r->s)->w, ST_EVENT_INSERT);
   sqlite3_bind_int64(st, 1, r->m->id);
   sqlite3_bind_int64(st, 2, f->attempt_id);
   char ev[40];
@@ -513,7 +513,7 @@ static int fx_trace(struct casc_run *r, const struct cfsm_fx *f) {
   sq_bind_text(st, 3, ev);
   sqlite3_bind_int64(st, 4, f->t0);
   sq_bind_text(st, 5, f->error);
-  return sq_step_done(&r->s->w, st);
+  return sq_step_done(&SQ(r->s)->w, st);
 }
 
 static int fx_apply(struct casc_run *r, const struct cfsm_fx *f) {
@@ -645,9 +645,9 @@ int casc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_at
 
 /* Applies the statuses a provider reported before its id was stored. */
 static int apply_early(struct store *s, int64_t attempt_id, const char *provider_id) {
-  struct conn *c = &s->w;
+  struct conn *c = &SQ(s)->w;
   struct casc_att a;
-  if (!s->estat_any) return 0;  /* nearly always: nothing came early */
+  if (!SQ(s)->estat_any) return 0;  /* nearly always: nothing came early */
   if (casc_att_load(s, attempt_id, &a) != 0) return 0;
   sqlite3_stmt *st = sq_stmt(c, ST_ESTAT_GET);
   sq_bind_text(st, 1, a.channel);
@@ -685,11 +685,11 @@ static int exec_chan_result(struct store *s, struct store_op *op) {
   struct chan_result_data *d = op->data;
   struct store_chan_result *r = &d->r;
   if (r->outcome == STORE_CHAN_RETRY) {
-    sqlite3_stmt *st = sq_stmt(&s->w, ST_ATT_RETRY);
+    sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ATT_RETRY);
     sqlite3_bind_int64(st, 1, r->retry_at);
     sq_bind_text(st, 2, d->error[0] ? d->error : NULL);
     sqlite3_bind_int64(st, 3, r->attempt_id);
-    int rc = sq_step_done(&s->w, st);
+    int rc = sq_step_done(&SQ(s)->w, st);
     if (rc == 0) note(s, STORE_NOTE_CHANNEL, 0, r->attempt_id, r->retry_at);
     return rc;
   }
@@ -717,7 +717,7 @@ void store_chan_result(struct store *s, const struct store_chan_result *r,
 /* ---- operations: step deadlines ------------------------------------------- */
 
 int store_wait_due(struct store *s, int64_t now, struct store_wait_due *out, int max, int *n) {
-  sqlite3_stmt *st = sq_stmt(&s->r, ST_WAIT_DUE);
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_WAIT_DUE);
   sqlite3_bind_int64(st, 1, now);
   sqlite3_bind_int(st, 2, max);
   int k = 0;

@@ -18,7 +18,7 @@
 
 #include "core/kk_err.h"
 #include "core/kk_log.h"
-#include "store/store_int.h"
+#include "store/sqlite/sq_int.h"
 
 #define LOGCTX "store"
 #define CKPT_FRAMES 10000         /* 40 MiB of 4 KiB pages: fewer, larger
@@ -37,15 +37,15 @@ static int on_wal(void *arg, sqlite3 *db, const char *name, int nframes) {
              done, sqlite3_errstr(rc));
     return SQLITE_OK;
   }
-  pthread_mutex_lock(&s->ck_mu);
-  int topup = !s->ck_want && s->ck_copied > 0 && nframes - s->ck_copied <= CKPT_TOPUP_FRAMES;
+  pthread_mutex_lock(&SQ(s)->ck_mu);
+  int topup = !SQ(s)->ck_want && SQ(s)->ck_copied > 0 && nframes - SQ(s)->ck_copied <= CKPT_TOPUP_FRAMES;
   if (topup) {
-    s->ck_copied = 0;
-  } else if (!s->ck_want) {
-    s->ck_want = 1;
-    pthread_cond_signal(&s->ck_cv);
+    SQ(s)->ck_copied = 0;
+  } else if (!SQ(s)->ck_want) {
+    SQ(s)->ck_want = 1;
+    pthread_cond_signal(&SQ(s)->ck_cv);
   }
-  pthread_mutex_unlock(&s->ck_mu);
+  pthread_mutex_unlock(&SQ(s)->ck_mu);
   if (topup) {
     int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
     kk_debug(LOGCTX, "checkpoint in the writer: %d of %d pages (%s)", done, log,
@@ -56,42 +56,42 @@ static int on_wal(void *arg, sqlite3 *db, const char *name, int nframes) {
 
 static void *ckpt_main(void *arg) {
   struct store *s = arg;
-  pthread_mutex_lock(&s->ck_mu);
+  pthread_mutex_lock(&SQ(s)->ck_mu);
   for (;;) {
-    while (!s->ck_want && !s->ck_stop) pthread_cond_wait(&s->ck_cv, &s->ck_mu);
-    if (s->ck_stop) break;
-    pthread_mutex_unlock(&s->ck_mu);
+    while (!SQ(s)->ck_want && !SQ(s)->ck_stop) pthread_cond_wait(&SQ(s)->ck_cv, &SQ(s)->ck_mu);
+    if (SQ(s)->ck_stop) break;
+    pthread_mutex_unlock(&SQ(s)->ck_mu);
     int log = 0, done = 0;
-    int rc = sqlite3_wal_checkpoint_v2(s->ck.db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    int rc = sqlite3_wal_checkpoint_v2(SQ(s)->ck.db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-      kk_error(LOGCTX, "checkpoint: %s", sqlite3_errmsg(s->ck.db));
+      kk_error(LOGCTX, "checkpoint: %s", sqlite3_errmsg(SQ(s)->ck.db));
     else
       kk_debug(LOGCTX, "checkpoint: %d of %d pages copied", done, log);
-    pthread_mutex_lock(&s->ck_mu);
-    s->ck_want = 0;
-    s->ck_copied = rc == SQLITE_OK ? done : 0;
+    pthread_mutex_lock(&SQ(s)->ck_mu);
+    SQ(s)->ck_want = 0;
+    SQ(s)->ck_copied = rc == SQLITE_OK ? done : 0;
   }
-  pthread_mutex_unlock(&s->ck_mu);
+  pthread_mutex_unlock(&SQ(s)->ck_mu);
   return NULL;
 }
 
 int ckpt_start(struct store *s, const char *path, int sync_full) {
-  if (conn_open(&s->ck, path, sync_full, 0) != 0) return KK_ESTORE;
-  pthread_mutex_init(&s->ck_mu, NULL);
-  pthread_cond_init(&s->ck_cv, NULL);
-  pthread_create(&s->ck_thread, NULL, ckpt_main, s);
-  sqlite3_wal_hook(s->w.db, on_wal, s);
+  if (conn_open(&SQ(s)->ck, path, sync_full, 0) != 0) return KK_ESTORE;
+  pthread_mutex_init(&SQ(s)->ck_mu, NULL);
+  pthread_cond_init(&SQ(s)->ck_cv, NULL);
+  pthread_create(&SQ(s)->ck_thread, NULL, ckpt_main, s);
+  sqlite3_wal_hook(SQ(s)->w.db, on_wal, s);
   return 0;
 }
 
 void ckpt_stop(struct store *s) {
-  sqlite3_wal_hook(s->w.db, NULL, NULL);
-  pthread_mutex_lock(&s->ck_mu);
-  s->ck_stop = 1;
-  pthread_cond_signal(&s->ck_cv);
-  pthread_mutex_unlock(&s->ck_mu);
-  pthread_join(s->ck_thread, NULL);
-  pthread_mutex_destroy(&s->ck_mu);
-  pthread_cond_destroy(&s->ck_cv);
-  conn_close(&s->ck);
+  sqlite3_wal_hook(SQ(s)->w.db, NULL, NULL);
+  pthread_mutex_lock(&SQ(s)->ck_mu);
+  SQ(s)->ck_stop = 1;
+  pthread_cond_signal(&SQ(s)->ck_cv);
+  pthread_mutex_unlock(&SQ(s)->ck_mu);
+  pthread_join(SQ(s)->ck_thread, NULL);
+  pthread_mutex_destroy(&SQ(s)->ck_mu);
+  pthread_cond_destroy(&SQ(s)->ck_cv);
+  conn_close(&SQ(s)->ck);
 }

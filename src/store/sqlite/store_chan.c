@@ -2,8 +2,9 @@
  * store_chan.c - the channel side of the SQLite writer and readers: channel
  * sends that are due, requests marked before they go, provider statuses
  * matched to attempts, statuses and receipts that came before what they are
- * about (capped per scope, expired by time), channel settings, prices and
- * named cascades, and when people last wrote to a WhatsApp number.
+ * about (capped per scope, expired by time), and when people last wrote to a
+ * WhatsApp number. Channel settings, prices and named cascades are in
+ * sq_settings.c.
  *
  * What a status means for its message is decided by the cascade's rules
  * (store_cascade.c, casc_attempt_event).
@@ -15,7 +16,7 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
-#include "store/store_int.h"
+#include "store/sqlite/sq_int.h"
 
 #define LOGCTX "cascade"
 
@@ -42,7 +43,7 @@ static void chan_due_row(sqlite3_stmt *st, struct store_chan_due *d) {
 }
 
 int store_chan_due(struct store *s, int64_t now, struct store_chan_due *out, int max, int *n) {
-  sqlite3_stmt *st = sq_stmt(&s->r, ST_CHAN_DUE);
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_CHAN_DUE);
   sqlite3_bind_int64(st, 1, now);
   sqlite3_bind_int(st, 2, max);
   int k = 0, rc = SQLITE_DONE;
@@ -61,7 +62,7 @@ int store_chan_due(struct store *s, int64_t now, struct store_chan_due *out, int
 }
 
 int store_chan_get(struct store *s, int64_t attempt_id, struct store_chan_due *out) {
-  sqlite3_stmt *st = sq_stmt(&s->r, ST_CHAN_GET);
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_CHAN_GET);
   sqlite3_bind_int64(st, 1, attempt_id);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) chan_due_row(st, out);
@@ -71,7 +72,7 @@ int store_chan_get(struct store *s, int64_t attempt_id, struct store_chan_due *o
 
 int store_chan_due_ids(struct store *s, int64_t now, int64_t *cursor_due, int64_t *cursor_id,
                        int64_t *ids, int max, int *n) {
-  sqlite3_stmt *st = sq_stmt(&s->r, ST_CHAN_DUE_IDS);
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_CHAN_DUE_IDS);
   sqlite3_bind_int64(st, 1, now);
   sqlite3_bind_int64(st, 2, *cursor_due);
   sqlite3_bind_int64(st, 3, *cursor_id);
@@ -88,7 +89,7 @@ int store_chan_due_ids(struct store *s, int64_t now, int64_t *cursor_due, int64_
 }
 
 static int64_t scalar(struct store *s, enum stmt_id id) {
-  sqlite3_stmt *st = sq_stmt(&s->r, id);
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, id);
   int64_t v = 0;
   if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
@@ -107,36 +108,36 @@ int64_t store_clamp_at(int64_t at, int64_t now) {
   return at;
 }
 
-void casc_early_forget(struct store *s) { s->necount = 0; }
+void casc_early_forget(struct store *s) { SQ(s)->necount = 0; }
 
 /* The held-row count of key, counted with one query over the scope's index
    when it is not known; NULL when the count fails. */
 static struct early_count *early_count(struct store *s, const char *key) {
-  for (int i = 0; i < s->necount; i++)
-    if (strcmp(s->ecount[i].key, key) == 0) return &s->ecount[i];
+  for (int i = 0; i < SQ(s)->necount; i++)
+    if (strcmp(SQ(s)->ecount[i].key, key) == 0) return &SQ(s)->ecount[i];
   sqlite3_stmt *st;
   if (key[0] == 's') {
-    st = sq_stmt(&s->w, ST_ESTAT_COUNT);
+    st = sq_stmt(&SQ(s)->w, ST_ESTAT_COUNT);
     sqlite3_bind_int64(st, 1, strtoll(key + 1, NULL, 10));
   } else {
-    st = sq_stmt(&s->w, ST_EARLY_COUNT);
+    st = sq_stmt(&SQ(s)->w, ST_EARLY_COUNT);
     sq_bind_text(st, 1, key + 1);
   }
   int rc = sqlite3_step(st);
   int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
   sqlite3_reset(st);
   if (rc != SQLITE_ROW) return NULL;
-  if (s->necount == s->capecount) {
+  if (SQ(s)->necount == SQ(s)->capecount) {
     /* Grows with the scopes that sent early rows since the last expiry run
        (accounts and routes), then starts again from nothing. */
-    if (s->capecount >= 4096) {
-      s->necount = 0;
+    if (SQ(s)->capecount >= 4096) {
+      SQ(s)->necount = 0;
     } else {
-      s->capecount = s->capecount ? 2 * s->capecount : 16;
-      s->ecount = kk_xrealloc(s->ecount, (size_t)s->capecount * sizeof s->ecount[0]);
+      SQ(s)->capecount = SQ(s)->capecount ? 2 * SQ(s)->capecount : 16;
+      SQ(s)->ecount = kk_xrealloc(SQ(s)->ecount, (size_t)SQ(s)->capecount * sizeof SQ(s)->ecount[0]);
     }
   }
-  struct early_count *e = &s->ecount[s->necount++];
+  struct early_count *e = &SQ(s)->ecount[SQ(s)->necount++];
   snprintf(e->key, sizeof e->key, "%s", key);
   e->n = n;
   return e;
@@ -145,13 +146,13 @@ static struct early_count *early_count(struct store *s, const char *key) {
 int casc_early_admit(struct store *s, const char *key) {
   struct early_count *e = early_count(s, key);
   if (e == NULL) return 1;   /* not counted: the cap is checked next time */
-  if (e->n >= s->early_cap) {
+  if (e->n >= SQ(s)->early_cap) {
     /* Said once per power of two, so that a flood does not flood the log. */
-    s->early_refused_w++;
-    if ((s->early_refused_w & (s->early_refused_w - 1)) == 0)
+    SQ(s)->early_refused_w++;
+    if ((SQ(s)->early_refused_w & (SQ(s)->early_refused_w - 1)) == 0)
       kk_warnx(LOGCTX, "scope %s holds %lld early statuses or receipts, the most it may:"
                " refusing more (%llu refused so far)", key + 1, (long long)e->n,
-               (unsigned long long)s->early_refused_w);
+               (unsigned long long)SQ(s)->early_refused_w);
     return 0;
   }
   e->n++;  /* a replaced row counts twice until the next recount: on the safe side */
@@ -162,15 +163,15 @@ int casc_early_expire(struct store *s, int64_t cutoff) {
   static const enum stmt_id ids[2] = {ST_ESTAT_EXPIRE, ST_EARLY_EXPIRE};
   int gone = 0;
   for (int i = 0; i < 2; i++) {
-    sqlite3_stmt *st = sq_stmt(&s->w, ids[i]);
+    sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ids[i]);
     sqlite3_bind_int64(st, 1, cutoff);
     sqlite3_bind_int(st, 2, EARLY_EXPIRE_BATCH);
-    int rc = sq_step_done(&s->w, st);
+    int rc = sq_step_done(&SQ(s)->w, st);
     if (rc) return rc;
-    gone += sqlite3_changes(s->w.db);
+    gone += sqlite3_changes(SQ(s)->w.db);
   }
   if (gone == 0) return 0;
-  s->early_expired_w += (uint64_t)gone;
+  SQ(s)->early_expired_w += (uint64_t)gone;
   return casc_early_check(s);
 }
 
@@ -197,14 +198,14 @@ struct trying_data {
 
 static int exec_chan_trying(struct store *s, struct store_op *op) {
   struct trying_data *d = op->data;
-  sqlite3_stmt *st = sq_stmt(&s->w, ST_ATT_TRYING);
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ATT_TRYING);
   for (int i = 0; i < d->n; i++) {
     if (d->at)
       sqlite3_bind_int64(st, 1, d->at);
     else
       sqlite3_bind_null(st, 1);
     sqlite3_bind_int64(st, 2, d->ids[i]);
-    int rc = sq_step_done(&s->w, st);
+    int rc = sq_step_done(&SQ(s)->w, st);
     if (rc) return rc;
   }
   return 0;
@@ -231,7 +232,7 @@ struct chan_status_data {
 
 static int exec_chan_status(struct store *s, struct store_op *op) {
   struct chan_status_data *d = op->data;
-  struct conn *c = &s->w;
+  struct conn *c = &SQ(s)->w;
   d->st->matched = 0;
   int64_t ids[64];
   struct casc_att first;
@@ -277,7 +278,7 @@ static int exec_chan_status(struct store *s, struct store_op *op) {
     sq_bind_text(st, 5, d->error[0] ? d->error : NULL);
     sqlite3_bind_int64(st, 6, d->st->at);
     int rc = sq_step_done(c, st);
-    if (rc == 0) s->estat_any = 1;
+    if (rc == 0) SQ(s)->estat_any = 1;
     return rc;
   }
   return 0;
@@ -298,122 +299,6 @@ void store_chan_status(struct store *s, struct store_chan_status *st,
   store_submit(s, op);
 }
 
-/* ---- settings: channels, prices, named cascades --------------------------- */
-
-struct kv_data {
-  int64_t account_id;
-  char key[72];
-  char *value;              /* owned; NULL: delete */
-  int64_t num;
-  enum stmt_id put, del;
-  int kind;                 /* 0 text value, 1 number */
-  enum store_note_kind note;  /* what the commit tells its subscribers */
-};
-
-static int exec_kv(struct store *s, struct store_op *op) {
-  struct kv_data *d = op->data;
-  /* Settings change: forget what was remembered of them. */
-  memset(s->price_memo, 0, sizeof s->price_memo);
-  memset(s->scope_memo, 0, sizeof s->scope_memo);
-  int del = d->kind == 0 ? d->value == NULL : d->num < 0;
-  sqlite3_stmt *st = sq_stmt(&s->w, del ? d->del : d->put);
-  sqlite3_bind_int64(st, 1, d->account_id);
-  sq_bind_text(st, 2, d->key);
-  if (!del) {
-    if (d->kind == 0) {
-      sq_bind_text(st, 3, d->value);
-      sqlite3_bind_int64(st, 4, store_now_ms());
-    } else {
-      sqlite3_bind_int64(st, 3, d->num);
-    }
-  }
-  int rc = sq_step_done(&s->w, st);
-  if (rc == 0) note_cfg(s, d->note, d->account_id, d->key, del ? NULL : d->value, NULL, d->num);
-  free(d->value);
-  d->value = NULL;
-  return rc;
-}
-
-static void kv_put(struct store *s, int64_t account_id, const char *key, const char *value,
-                   int64_t num, int kind, enum stmt_id put, enum stmt_id del,
-                   enum store_note_kind note, store_done_cb done, void *arg) {
-  struct kv_data *d = kk_xcalloc(1, sizeof *d);
-  d->account_id = account_id;
-  snprintf(d->key, sizeof d->key, "%s", key);
-  d->value = value ? kk_xstrdup(value) : NULL;
-  d->num = num;
-  d->kind = kind;
-  d->put = put;
-  d->del = del;
-  d->note = note;
-  store_submit(s, store_atomic(store_op_new(exec_kv, done, arg, d, 0)));
-}
-
-void store_channel_put(struct store *s, int64_t account_id, const char *channel,
-                       const char *config, store_done_cb done, void *arg) {
-  kv_put(s, account_id, channel, config, 0, 0, ST_CHSET_PUT, ST_CHSET_DEL, STORE_NOTE_CHANNEL_CFG,
-         done, arg);
-}
-
-void store_price_put(struct store *s, int64_t account_id, const char *channel, int64_t price,
-                     store_done_cb done, void *arg) {
-  kv_put(s, account_id, channel, NULL, price, 1, ST_PRICE_PUT, ST_PRICE_DEL, STORE_NOTE_PRICE, done,
-         arg);
-}
-
-void store_cascade_put(struct store *s, int64_t account_id, const char *name, const char *steps,
-                       store_done_cb done, void *arg) {
-  kv_put(s, account_id, name, steps, 0, 0, ST_CASC_PUT, ST_CASC_DEL, STORE_NOTE_CASCADE_CFG,
-         done, arg);
-}
-
-int store_channels_each(struct store *s,
-                        void (*fn)(void *arg, int64_t account_id, const char *channel,
-                                   const char *config),
-                        void *arg) {
-  sqlite3_stmt *st = sq_stmt(&s->r, ST_CHSET_ALL);
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-    fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-       (const char *)sqlite3_column_text(st, 2));
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
-}
-
-int store_prices_each(struct store *s,
-                      void (*fn)(void *arg, int64_t account_id, const char *channel,
-                                 int64_t price),
-                      void *arg) {
-  sqlite3_stmt *st = sq_stmt(&s->r, ST_PRICE_ALL);
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-    fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-       sqlite3_column_int64(st, 2));
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
-}
-
-int store_cascade_get(struct store *s, int64_t account_id, const char *name, char **out) {
-  sqlite3_stmt *st = sq_stmt(&s->r, ST_CASC_GET);
-  sqlite3_bind_int64(st, 1, account_id);
-  sq_bind_text(st, 2, name);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) *out = sq_col_dup(st, 0);
-  sqlite3_reset(st);
-  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
-}
-
-int store_cascades_each(struct store *s, int64_t account_id,
-                        void (*fn)(void *arg, const char *name, const char *steps), void *arg) {
-  sqlite3_stmt *st = sq_stmt(&s->r, ST_CASC_ALL);
-  sqlite3_bind_int64(st, 1, account_id);
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-    fn(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
-}
-
 /* ---- WhatsApp customer-service windows ------------------------------------ */
 
 struct wa_inbound_data {
@@ -424,11 +309,11 @@ struct wa_inbound_data {
 
 static int exec_wa_inbound(struct store *s, struct store_op *op) {
   struct wa_inbound_data *d = op->data;
-  sqlite3_stmt *st = sq_stmt(&s->w, ST_WA_IN_PUT);
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_WA_IN_PUT);
   sqlite3_bind_int64(st, 1, d->scope);
   sq_bind_text(st, 2, d->phone);
   sqlite3_bind_int64(st, 3, d->at);
-  return sq_step_done(&s->w, st);
+  return sq_step_done(&SQ(s)->w, st);
 }
 
 void store_wa_inbound(struct store *s, int64_t scope, const char *phone, int64_t at,
@@ -441,7 +326,7 @@ void store_wa_inbound(struct store *s, int64_t scope, const char *phone, int64_t
 }
 
 int store_wa_last_inbound(struct store *s, int64_t scope, const char *phone, int64_t *at) {
-  sqlite3_stmt *st = sq_stmt(&s->r, ST_WA_IN_GET);
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_WA_IN_GET);
   sqlite3_bind_int64(st, 1, scope);
   sq_bind_text(st, 2, phone);
   int rc = sqlite3_step(st);

@@ -1,0 +1,202 @@
+/*
+ * sq_account.c - accounts and API keys in the SQLite backend.
+ */
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "store/sqlite/sq_int.h"
+
+#define LOGCTX "store"
+
+/* ---- accounts and keys ------------------------------------------------- */
+
+static void random_hex(char *out, size_t nbytes) {
+  unsigned char b[64];
+  if (nbytes > sizeof b) nbytes = sizeof b;
+  if (RAND_bytes(b, (int)nbytes) != 1) abort();
+  for (size_t i = 0; i < nbytes; i++) sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+static int exec_account_create(struct store *s, struct store_op *op) {
+  struct store_account *a = op->data;
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ACC_INSERT);
+  sq_bind_text(st, 1, a->public_id);
+  sq_bind_text(st, 2, a->name);
+  sq_bind_text(st, 3, a->sms_route);
+  sq_bind_text(st, 4, a->callback_secret);
+  sqlite3_bind_int64(st, 5, a->created_at);
+  sq_bind_text(st, 6, a->senders[0] ? a->senders : "[]");
+  sq_bind_text(st, 7, a->countries[0] ? a->countries : "[]");
+  int rc = sq_step_done(&SQ(s)->w, st);
+  if (rc == 0) {
+    a->id = sqlite3_last_insert_rowid(SQ(s)->w.db);
+    note_cfg(s, STORE_NOTE_ACCOUNT, a->id, NULL, NULL, NULL, a->suspended);
+  }
+  return rc;
+}
+
+void store_account_create(struct store *s, struct store_account *acc,
+                          store_done_cb done, void *arg) {
+  char hex[33];
+  random_hex(hex, 12);
+  snprintf(acc->public_id, sizeof acc->public_id, "acc_%.24s", hex);
+  char sec[65];
+  random_hex(sec, 32);
+  snprintf(acc->callback_secret, sizeof acc->callback_secret, "whsec_%s", sec);
+  acc->created_at = store_now_ms();
+  store_submit(s, store_atomic(store_op_new(exec_account_create, done, arg, acc, 1)));
+}
+
+static int exec_account_update(struct store *s, struct store_op *op) {
+  struct store_account *a = op->data;
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ACC_UPDATE);
+  sq_bind_text(st, 1, a->name);
+  sq_bind_text(st, 2, a->sms_route);
+  sqlite3_bind_int(st, 3, a->suspended);
+  sq_bind_text(st, 4, a->senders[0] ? a->senders : "[]");
+  sq_bind_text(st, 5, a->countries[0] ? a->countries : "[]");
+  sqlite3_bind_int64(st, 6, a->id);
+  int rc = sq_step_done(&SQ(s)->w, st);
+  if (rc == 0) note_cfg(s, STORE_NOTE_ACCOUNT, a->id, NULL, NULL, NULL, a->suspended);
+  return rc;
+}
+
+void store_account_update(struct store *s, struct store_account *acc,
+                          store_done_cb done, void *arg) {
+  store_submit(s, store_atomic(store_op_new(exec_account_update, done, arg, acc, 1)));
+}
+
+static int read_account(struct conn *c, sqlite3_stmt *st, struct store_account *out) {
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    out->id = sqlite3_column_int64(st, 0);
+    sq_col_copy(st, 1, out->public_id, sizeof out->public_id);
+    sq_col_copy(st, 2, out->name, sizeof out->name);
+    sq_col_copy(st, 3, out->sms_route, sizeof out->sms_route);
+    sq_col_copy(st, 4, out->callback_secret, sizeof out->callback_secret);
+    out->created_at = sqlite3_column_int64(st, 5);
+    out->suspended = sqlite3_column_int(st, 6);
+    sq_col_copy(st, 7, out->senders, sizeof out->senders);
+    sq_col_copy(st, 8, out->countries, sizeof out->countries);
+    sqlite3_reset(st);
+    return 0;
+  }
+  sqlite3_reset(st);
+  if (rc == SQLITE_DONE) return KK_ENOENT;
+  kk_error(LOGCTX, "read account: %s", sqlite3_errmsg(c->db));
+  return KK_ESTORE;
+}
+
+int store_account_get(struct store *s, const char *public_id, struct store_account *out) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_ACC_GET);
+  sq_bind_text(st, 1, public_id);
+  return read_account(&SQ(s)->r, st, out);
+}
+
+int store_account_get_by_id(struct store *s, int64_t id, struct store_account *out) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_ACC_GET_ID);
+  sqlite3_bind_int64(st, 1, id);
+  return read_account(&SQ(s)->r, st, out);
+}
+
+struct key_data {
+  int64_t account_id;
+  uint8_t hash[32];
+  char prefix[16];
+};
+
+static int exec_key_add(struct store *s, struct store_op *op) {
+  struct key_data *k = op->data;
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_KEY_INSERT);
+  sqlite3_bind_int64(st, 1, k->account_id);
+  sqlite3_bind_blob(st, 2, k->hash, 32, SQLITE_STATIC);
+  sq_bind_text(st, 3, k->prefix);
+  sqlite3_bind_int64(st, 4, store_now_ms());
+  int rc = sq_step_done(&SQ(s)->w, st);
+  if (rc == 0) note_cfg(s, STORE_NOTE_KEY_ADD, k->account_id, k->prefix, NULL, k->hash, 0);
+  return rc;
+}
+
+void store_key_add(struct store *s, int64_t account_id, const uint8_t hash[32],
+                   const char *prefix, store_done_cb done, void *arg) {
+  struct key_data *k = kk_xcalloc(1, sizeof *k);
+  k->account_id = account_id;
+  memcpy(k->hash, hash, 32);
+  snprintf(k->prefix, sizeof k->prefix, "%s", prefix);
+  store_submit(s, store_atomic(store_op_new(exec_key_add, done, arg, k, 0)));
+}
+
+int store_keys_each(struct store *s,
+                    void (*fn)(void *arg, const uint8_t hash[32], int64_t account_id),
+                    void *arg) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_KEY_ALL);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (sqlite3_column_bytes(st, 0) != 32) continue;
+    fn(arg, sqlite3_column_blob(st, 0), sqlite3_column_int64(st, 1));
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+int store_keys_list(struct store *s, int64_t account_id,
+                    void (*fn)(void *arg, const char *prefix, int64_t created_at,
+                               int64_t revoked_at),
+                    void *arg) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_KEY_LIST);
+  sqlite3_bind_int64(st, 1, account_id);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    fn(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+       sqlite3_column_int64(st, 2));
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+static int exec_key_revoke(struct store *s, struct store_op *op) {
+  struct store_key_revoke *k = op->data;
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_KEY_FIND);
+  sq_bind_text(st, 1, k->prefix);
+  sqlite3_bind_int64(st, 2, k->account_id);
+  int64_t ids[STORE_REVOKE_MAX];
+  k->n = 0;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW && k->n < STORE_REVOKE_MAX) {
+    if (sqlite3_column_bytes(st, 1) != 32) continue;
+    ids[k->n] = sqlite3_column_int64(st, 0);
+    memcpy(k->hash[k->n], sqlite3_column_blob(st, 1), 32);
+    k->owner[k->n] = sqlite3_column_int64(st, 2);
+    k->n++;
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return KK_ESTORE;
+  if (k->n == 0) return KK_ENOENT;
+  int64_t now = store_now_ms();
+  for (int i = 0; i < k->n; i++) {
+    st = sq_stmt(&SQ(s)->w, ST_KEY_REVOKE);
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, ids[i]);
+    if ((rc = sq_step_done(&SQ(s)->w, st)) != 0) return rc;
+    note_cfg(s, STORE_NOTE_KEY_REVOKE, k->owner[i], k->prefix, NULL, k->hash[i], 0);
+  }
+  return 0;
+}
+
+void store_key_revoke(struct store *s, struct store_key_revoke *k, store_done_cb done,
+                      void *arg) {
+  store_submit(s, store_atomic(store_op_new(exec_key_revoke, done, arg, k, 1)));
+}
+
+int store_accounts_suspended(struct store *s, void (*fn)(void *arg, int64_t account_id),
+                             void *arg) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_ACC_SUSPENDED);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) fn(arg, sqlite3_column_int64(st, 0));
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}

@@ -1,0 +1,458 @@
+/*
+ * sq_int.h - what the SQLite backend's files share: the statement list, the
+ * connection and the backend's store, and the helpers that bind and step.
+ * Not for use outside src/store/sqlite.
+ */
+#ifndef SQ_INT_H
+#define SQ_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "store/store_int.h"
+
+#define BUSY_MS 1000              /* longest wait for a lock held by another process */
+
+/* ---- statements -------------------------------------------------------- */
+
+/* An attempt's columns as casc_att_cols() reads them. */
+#define ATT_COLS "message_id,channel,status,step,sent_at,delivered_at,read_at,"  \
+                 "segments,parts_sent,parts_delivered,scope,tries"
+/* An account's columns as read_account() (sq_account.c) reads them. */
+#define ACC_COLS "id,public_id,name,sms_route,callback_secret,created_at,"      \
+                 "suspended,senders,countries"
+/* A message's columns as read_msg_row() (sq_read.c) reads them. */
+#define MSG_COLS "id,public_id,to_number,sender,class,status,encoding,segments,"  \
+                 "channel,idem_key,callback_url,created_at,expires_at,"           \
+                 "updated_at,cost,sms_only_cost,delivered_twice,done,campaign"
+
+/* An outbox row's columns as outbox_rows() (sq_outbox.c) reads them. */
+#define OUTBOX_COLS "id,account_id,url,payload,tries,public_id,status,channel,"  \
+                    "to_number,at,cost,error"
+
+/* A reply's columns as store_reply_list() reads them. */
+#define REPLY_COLS "i.id,i.channel,i.from_number,i.to_addr,i.route,i.body,i.at,"   \
+                   "m.public_id FROM inbound i LEFT JOIN messages m"             \
+                   " ON m.id=i.message_id"
+
+/* Every statement, by number; each connection prepares what it uses lazily. */
+#define STMT_LIST(XX)                                                          \
+  XX(BEGIN, "BEGIN IMMEDIATE")                                                 \
+  XX(BEGIN_READ, "BEGIN")                                                      \
+  XX(COMMIT, "COMMIT")                                                         \
+  XX(ROLLBACK, "ROLLBACK")                                                     \
+  XX(SAVEPOINT, "SAVEPOINT op")                                                \
+  XX(RELEASE, "RELEASE op")                                                    \
+  XX(ROLLBACK_TO, "ROLLBACK TO op")                                            \
+  XX(ACC_INSERT, "INSERT INTO accounts(public_id,name,sms_route,"              \
+                 "callback_secret,created_at,senders,countries)"               \
+                 " VALUES(?,?,?,?,?,?,?)")                                     \
+  XX(ACC_UPDATE, "UPDATE accounts SET name=?, sms_route=?, suspended=?,"       \
+                 " senders=?, countries=? WHERE id=?")                         \
+  XX(ACC_GET, "SELECT " ACC_COLS " FROM accounts WHERE public_id=?")          \
+  XX(ACC_GET_ID, "SELECT " ACC_COLS " FROM accounts WHERE id=?")              \
+  XX(KEY_INSERT, "INSERT INTO api_keys(account_id,key_hash,prefix,created_at)" \
+                 " VALUES(?,?,?,?)")                                           \
+  XX(KEY_ALL, "SELECT key_hash,account_id FROM api_keys"                       \
+              " WHERE revoked_at IS NULL")                                     \
+  XX(ROUTE_PUT, "INSERT INTO routes(name,config,updated_at) VALUES(?,?,?)"     \
+                " ON CONFLICT(name) DO UPDATE SET config=excluded.config,"     \
+                " updated_at=excluded.updated_at")                             \
+  XX(ROUTE_DEL, "DELETE FROM routes WHERE name=?")                             \
+  XX(ROUTE_ALL, "SELECT name,config FROM routes ORDER BY name")                \
+  XX(IDEM_FIND, "SELECT id,public_id,status,encoding,segments,created_at,"     \
+                "req_hash FROM messages WHERE account_id=? AND idem_key=?")    \
+  XX(IDEM_CLEAR, "UPDATE messages SET idem_key=NULL WHERE id=?")               \
+  XX(MSG_INSERT, "INSERT INTO messages(id,public_id,account_id,idem_key,"      \
+                 "to_number,sender,body,class,encoding,segments,status,"       \
+                 "channel,callback_url,created_at,expires_at,updated_at,"      \
+                 "cascade,extra,route,sms_only_cost,step,attempt_id,due_at,"   \
+                 "wait_until,done,cost,campaign,req_hash) VALUES(?,?,?,?,?,?,"  \
+                 "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")               \
+  XX(MSG_MAX_ID, "SELECT COALESCE(MAX(id),0) FROM messages")                   \
+  XX(ATT_INSERT, "INSERT INTO attempts(id,message_id,step,channel,route,"      \
+                 "status,segments,address,scope,error,created_at,due_at)"      \
+                 " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)")                           \
+  XX(ATT_MAX_ID, "SELECT COALESCE(MAX(id),0) FROM attempts")                   \
+  XX(DUE_SCAN, "SELECT m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"  \
+               "m.body,a.parts_sent,m.due_at,m.expires_at FROM messages m"    \
+               " JOIN attempts a ON a.id=m.attempt_id AND a.channel='sms'"     \
+               " WHERE m.due_at IS NOT NULL AND m.id>? ORDER BY m.id LIMIT ?") \
+  XX(DUE_GET, "SELECT m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"   \
+              "m.body,a.parts_sent,m.due_at,m.expires_at FROM messages m"     \
+              " JOIN attempts a ON a.id=m.attempt_id AND a.channel='sms'"      \
+              " WHERE m.due_at IS NOT NULL AND m.id=?")                        \
+  XX(PART_INSERT, "INSERT OR REPLACE INTO sms_parts(route,provider_id,"        \
+                  "attempt_id,part,state) VALUES(?,?,?,?,'sent')")             \
+  XX(ATT_SENT, "UPDATE attempts SET parts_sent=?, provider_id="                \
+               "COALESCE(provider_id,?) WHERE id=?")                           \
+  XX(ATT_ERROR, "UPDATE attempts SET error=? WHERE id=?")                      \
+  XX(ATT_DELIVERED_PART, "UPDATE attempts SET parts_delivered="                \
+                         "parts_delivered+1 WHERE id=?")                       \
+  XX(MSG_SET_DUE, "UPDATE messages SET due_at=?, updated_at=? WHERE id=?")     \
+  XX(PART_FIND, "SELECT p.attempt_id,p.state," ATT_COLS " FROM sms_parts p"   \
+                " JOIN attempts a ON a.id=p.attempt_id"                        \
+                " WHERE p.route=? AND p.provider_id=?")                        \
+  XX(PART_SET, "UPDATE sms_parts SET state=? WHERE route=? AND provider_id=?") \
+  XX(EARLY_PUT, "INSERT OR REPLACE INTO early_receipts(route,provider_id,"     \
+                "other_id,state,error,at) VALUES(?,?,?,?,?,?)")                \
+  XX(EARLY_GET, "SELECT other_id,state,error,at FROM early_receipts"          \
+                " WHERE route=? AND provider_id=?")                            \
+  XX(EARLY_DEL, "DELETE FROM early_receipts WHERE route=?1 AND"                \
+                " provider_id IN (?2,?3)")                                     \
+  XX(EARLY_EXPIRE, "DELETE FROM early_receipts WHERE (route,provider_id) IN"   \
+                   " (SELECT route,provider_id FROM early_receipts WHERE at<?1" \
+                   " ORDER BY at LIMIT ?2)")                                   \
+  XX(EARLY_COUNT, "SELECT COUNT(*) FROM early_receipts WHERE route=?")         \
+  XX(EARLY_ANY, "SELECT EXISTS(SELECT 1 FROM early_receipts),"                \
+                " EXISTS(SELECT 1 FROM early_statuses)")                       \
+  XX(EVENT_INSERT, "INSERT INTO events(message_id,attempt_id,status,at,detail)" \
+                   " VALUES(?,?,?,?,?)")                                       \
+  XX(OUTBOX_INSERT, "INSERT INTO outbox(account_id,message_id,url,payload,"    \
+                    "due_at,at,public_id,status,channel,to_number,cost,error)" \
+                    " VALUES(?1,?2,?3,'',?4,?4,?5,?6,?7,?8,?9,?10)")            \
+  XX(OUTBOX_DUE, "SELECT " OUTBOX_COLS " FROM outbox"                          \
+                 " WHERE due_at<=? ORDER BY due_at LIMIT ?")                   \
+  XX(OUTBOX_DEL, "DELETE FROM outbox WHERE id=?")                              \
+  XX(OUTBOX_RETRY, "UPDATE outbox SET tries=tries+1, due_at=?, last_error=?"   \
+                   " WHERE id=?")                                              \
+  XX(OUTBOX_NEXT, "SELECT MIN(due_at) FROM outbox")                            \
+  /* per account, over outbox_account(account_id, due_at): */                   \
+  XX(OUTBOX_NEXT_ACC, "SELECT account_id,due_at FROM outbox WHERE account_id>?" \
+                      " ORDER BY account_id,due_at LIMIT 1")                   \
+  XX(OUTBOX_DUE_ACC, "SELECT " OUTBOX_COLS " FROM outbox"                      \
+                     " WHERE account_id=? AND due_at<=? ORDER BY due_at LIMIT ?") \
+  XX(OUTBOX_DEFER, "UPDATE outbox SET due_at=? WHERE id=?")                    \
+  XX(OUTBOX_COUNT_ACC, "SELECT COUNT(*) FROM outbox WHERE account_id=?")       \
+  XX(OUTBOX_DROP_OLD, "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"  \
+                      " WHERE account_id=? ORDER BY id LIMIT ?)")              \
+  XX(MO_INSERT, "INSERT INTO inbound(route,from_number,to_addr,body,at,"      \
+                "channel,account_id,message_id) VALUES(?,?,?,?,?,?,?,?)")      \
+  /* whose message last went to a phone (on a route; of an account), among  \
+     the phone's latest 100, over messages_to */                               \
+  XX(MO_OWNER, "SELECT id,account_id FROM (SELECT id,account_id,route"        \
+               " FROM messages WHERE to_number=?1 ORDER BY id DESC LIMIT 100)" \
+               " WHERE (?2 IS NULL OR route=?2) AND (?3=0 OR account_id=?3)"  \
+               " LIMIT 1")                                                     \
+  XX(REPLY_LIST, "SELECT " REPLY_COLS " WHERE i.account_id=?1 AND i.id<?2"     \
+                 " ORDER BY i.id DESC LIMIT ?3")                               \
+  XX(REPLY_LIST_CHANNEL, "SELECT " REPLY_COLS " WHERE i.account_id=?1"         \
+                         " AND i.channel=?4 AND i.id<?2"                       \
+                         " ORDER BY i.id DESC LIMIT ?3")                       \
+  XX(REPLY_LIST_FROM, "SELECT " REPLY_COLS " WHERE i.account_id=?1"            \
+                      " AND i.from_number=?5 AND (?4 IS NULL OR i.channel=?4)" \
+                      " AND i.id<?2 ORDER BY i.id DESC LIMIT ?3")              \
+  XX(MSG_VIEW, "SELECT " MSG_COLS " FROM messages WHERE public_id=?"          \
+               " AND account_id=?")                                            \
+  XX(ATT_VIEW, "SELECT channel,route,status,provider_id,segments,error,"       \
+               "created_at,sent_at,delivered_at,read_at,step,cost FROM attempts" \
+               " WHERE message_id=? ORDER BY id LIMIT 16")                     \
+  /* bounded listings (store_msg_list): one index per filter, newest first */  \
+  XX(MSG_SCAN_ACC, "SELECT " MSG_COLS ",body FROM messages"                    \
+                   " INDEXED BY messages_account WHERE account_id=?1"          \
+                   " AND id<?2 ORDER BY id DESC")                              \
+  /* ?1 (the account) is checked on each row, so the rows examined count   \
+     other accounts' too */                                                    \
+  XX(MSG_SCAN_TO, "SELECT " MSG_COLS ",body,account_id FROM messages"          \
+                  " INDEXED BY messages_to WHERE ?1 IS NOT NULL"               \
+                  " AND to_number=?3 AND id<?2 ORDER BY id DESC")              \
+  XX(MSG_SCAN_CAMPAIGN, "SELECT " MSG_COLS ",body FROM messages"               \
+                        " INDEXED BY messages_campaign WHERE account_id=?1"    \
+                        " AND campaign=?3 AND id<?2 ORDER BY id DESC")         \
+  XX(CAMPAIGN_REPORT, "SELECT status,channel,COUNT(*),SUM(delivered_twice),"   \
+                      "SUM(delivered_twice>0),SUM(cost),SUM(sms_only_cost)"    \
+                      " FROM messages WHERE account_id=? AND campaign=?"       \
+                      " GROUP BY channel,status ORDER BY channel,status")      \
+  XX(MSG_ROW, "SELECT account_id,public_id,to_number,status,callback_url,step," \
+              "attempt_id,done,cascade,extra IS NOT NULL,route,segments,"      \
+              "channel,cost,delivered_twice,expires_at FROM messages"          \
+              " WHERE id=?")                                                   \
+  XX(MSG_EXTRA, "SELECT extra FROM messages WHERE id=?")                       \
+  XX(MSG_STEP, "UPDATE messages SET step=?, attempt_id=?, due_at=?,"           \
+               " wait_until=?, updated_at=?, channel=? WHERE id=?")            \
+  XX(MSG_DONE, "UPDATE messages SET done=1, due_at=NULL, wait_until=NULL,"     \
+               " updated_at=? WHERE id=?")                                     \
+  XX(MSG_FIN, "UPDATE messages SET status=?1, channel=?2, cost=?3,"           \
+              " delivered_twice=?4, updated_at=?5, done=(done OR ?6),"         \
+              " due_at=CASE WHEN ?6 OR ?7 THEN NULL ELSE due_at END,"          \
+              " wait_until=CASE WHEN ?6 THEN NULL WHEN ?8 THEN ?9"             \
+              " ELSE wait_until END WHERE id=?10")                             \
+  XX(MSG_CLEAR_DUE, "UPDATE messages SET due_at=NULL WHERE id=?")              \
+  XX(MSG_WAIT, "UPDATE messages SET wait_until=? WHERE id=?")                  \
+  XX(ATT_OF_MSG, "SELECT id,channel,status,sent_at,delivered_at,read_at,cost,"  \
+                 "error FROM attempts WHERE message_id=? ORDER BY id")         \
+  XX(ATT_ROW, "SELECT " ATT_COLS " FROM attempts"                              \
+              " WHERE id=?")                                                   \
+  XX(ESTAT_PUT, "INSERT OR REPLACE INTO early_statuses(channel,scope,"        \
+                "provider_id,status,error,at) VALUES(?,?,?,?,?,?)")            \
+  XX(ESTAT_GET, "SELECT status,error,at FROM early_statuses WHERE channel=?"   \
+                " AND scope=? AND provider_id=? ORDER BY at")                  \
+  XX(ESTAT_DEL, "DELETE FROM early_statuses WHERE channel=? AND scope=?"       \
+                " AND provider_id=?")                                          \
+  XX(ESTAT_EXPIRE, "DELETE FROM early_statuses WHERE (channel,scope,"         \
+                   "provider_id,status) IN (SELECT channel,scope,provider_id,"  \
+                   "status FROM early_statuses WHERE at<?1 ORDER BY at"         \
+                   " LIMIT ?2)")                                               \
+  XX(ESTAT_COUNT, "SELECT COUNT(*) FROM early_statuses WHERE scope=?")         \
+  XX(ATT_SET, "UPDATE attempts SET status=?, sent_at=?, delivered_at=?,"        \
+              " read_at=?, provider_id=COALESCE(provider_id,?),"               \
+              " error=COALESCE(?,error), cost=cost+?, due_at=NULL,"            \
+              " parts_sent=? WHERE id=?")                                      \
+  XX(ATT_RETRY, "UPDATE attempts SET due_at=?, tries=tries+1, try_at=NULL,"    \
+                " error=COALESCE(?,error) WHERE id=?")                         \
+  XX(ATT_TRYING, "UPDATE attempts SET try_at=?1 WHERE id=?2"                    \
+                 " AND due_at IS NOT NULL")                                    \
+  XX(CHAN_SCOPE, "SELECT account_id FROM channel_settings WHERE channel=?1"     \
+                 " AND account_id IN (?2,0) ORDER BY account_id DESC LIMIT 1")  \
+  XX(PRICE_GET, "SELECT price FROM prices WHERE channel=?1"                     \
+                " AND account_id IN (?2,0) ORDER BY account_id DESC LIMIT 1")   \
+  XX(CHAN_DUE, "SELECT a.id,a.message_id,m.account_id,a.scope,a.channel,"      \
+               "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"     \
+               "a.tries,a.due_at,m.expires_at,m.created_at,a.try_at"           \
+               " FROM attempts a"                                              \
+               " JOIN messages m ON m.id=a.message_id WHERE a.due_at IS NOT"   \
+               " NULL AND a.due_at<=? ORDER BY a.due_at LIMIT ?")              \
+  XX(CHAN_GET, "SELECT a.id,a.message_id,m.account_id,a.scope,a.channel,"      \
+               "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"     \
+               "a.tries,a.due_at,m.expires_at,m.created_at,a.try_at"           \
+               " FROM attempts a"                                              \
+               " JOIN messages m ON m.id=a.message_id WHERE a.id=?"            \
+               " AND a.due_at IS NOT NULL")                                    \
+  XX(CHAN_DUE_IDS, "SELECT id,due_at FROM attempts WHERE due_at IS NOT NULL"  \
+                   " AND due_at<=?1 AND (due_at,id)>(?2,?3)"                   \
+                   " ORDER BY due_at,id LIMIT ?4")                             \
+  XX(CHAN_NEXT, "SELECT MIN(due_at) FROM attempts WHERE due_at IS NOT NULL")   \
+  XX(ATT_BY_PROVIDER, "SELECT id," ATT_COLS " FROM attempts WHERE channel=? AND" \
+                      " provider_id=? AND scope=? AND channel<>'sms'"          \
+                      " AND provider_id IS NOT NULL")  /* the partial index */ \
+  XX(ATT_VK_READ, "SELECT id," ATT_COLS " FROM attempts WHERE channel='vk'"     \
+                  " AND address=?1"                                            \
+                  " AND scope=?2 AND provider_id IS NOT NULL AND read_at IS"   \
+                  " NULL AND CAST(provider_id AS INTEGER)<=?3 LIMIT 64")       \
+  XX(WAIT_DUE, "SELECT id,step,wait_until FROM messages WHERE wait_until IS"   \
+               " NOT NULL AND wait_until<=? ORDER BY wait_until LIMIT ?")      \
+  XX(WAIT_NEXT, "SELECT MIN(wait_until) FROM messages"                         \
+                " WHERE wait_until IS NOT NULL")                               \
+  XX(CHSET_PUT, "INSERT INTO channel_settings(account_id,channel,config,"      \
+                "updated_at) VALUES(?,?,?,?) ON CONFLICT(account_id,channel)"  \
+                " DO UPDATE SET config=excluded.config,"                       \
+                " updated_at=excluded.updated_at")                             \
+  XX(CHSET_DEL, "DELETE FROM channel_settings WHERE account_id=? AND channel=?") \
+  XX(CHSET_ALL, "SELECT account_id,channel,config FROM channel_settings"       \
+                " ORDER BY account_id,channel")                                \
+  XX(PRICE_PUT, "INSERT INTO prices(account_id,channel,price) VALUES(?,?,?)"   \
+                " ON CONFLICT(account_id,channel) DO UPDATE SET"               \
+                " price=excluded.price")                                       \
+  XX(PRICE_DEL, "DELETE FROM prices WHERE account_id=? AND channel=?")         \
+  XX(PRICE_ALL, "SELECT account_id,channel,price FROM prices"                  \
+                " ORDER BY account_id,channel")                                \
+  XX(CASC_PUT, "INSERT INTO cascades(account_id,name,steps,updated_at)"        \
+               " VALUES(?,?,?,?) ON CONFLICT(account_id,name) DO UPDATE SET"   \
+               " steps=excluded.steps, updated_at=excluded.updated_at")        \
+  XX(CASC_DEL, "DELETE FROM cascades WHERE account_id=? AND name=?")           \
+  XX(CASC_GET, "SELECT steps FROM cascades WHERE account_id=? AND name=?")     \
+  XX(CASC_ALL, "SELECT name,steps FROM cascades WHERE account_id=?"            \
+               " ORDER BY name")                                               \
+  XX(WA_IN_PUT, "INSERT INTO wa_windows(scope,phone,last_inbound)"             \
+                " VALUES(?,?,?) ON CONFLICT(scope,phone) DO UPDATE SET"        \
+                " last_inbound=excluded.last_inbound"                          \
+                " WHERE excluded.last_inbound>wa_windows.last_inbound")        \
+  XX(WA_IN_GET, "SELECT last_inbound FROM wa_windows WHERE scope=?"            \
+                " AND phone=?")                                                \
+  /* keys by prefix, suspended accounts, retention */                          \
+  XX(KEY_LIST, "SELECT prefix,created_at,revoked_at FROM api_keys"             \
+               " WHERE account_id=? ORDER BY id")                              \
+  XX(KEY_FIND, "SELECT id,key_hash,account_id FROM api_keys WHERE prefix=?1"   \
+               " AND revoked_at IS NULL AND (?2=0 OR account_id=?2) LIMIT 8")  \
+  XX(KEY_REVOKE, "UPDATE api_keys SET revoked_at=? WHERE id=?")                \
+  XX(ACC_SUSPENDED, "SELECT id FROM accounts WHERE suspended<>0")              \
+  XX(RET_SCAN, "SELECT id,created_at,done,updated_at FROM messages"           \
+               " WHERE id>? ORDER BY id LIMIT ?")                              \
+  XX(RET_PARTS, "DELETE FROM sms_parts WHERE attempt_id IN"                    \
+                " (SELECT id FROM attempts WHERE message_id=?)")               \
+  XX(RET_ATTEMPTS, "DELETE FROM attempts WHERE message_id=?")                  \
+  XX(RET_EVENTS, "DELETE FROM events WHERE message_id=?")                      \
+  XX(RET_MSG, "DELETE FROM messages WHERE id=?")
+
+enum stmt_id {
+#define XX(name, sql) ST_##name,
+  STMT_LIST(XX)
+#undef XX
+  ST__COUNT
+};
+
+extern const char *const stmt_sql[];
+
+/* A connection with its prepared statements. */
+struct conn {
+  sqlite3 *db;
+  sqlite3_stmt *st[ST__COUNT];
+  int err;              /* SQLite's code of the last failed statement (0: none) */
+};
+
+/* The SQLite backend's store: the neutral part first (the writer sees only
+   that), then the connections and the writer's caches. */
+struct sq_store {
+  struct store base;
+  struct conn w;                /* writer thread's connection */
+  struct conn r;                /* loop thread's connection */
+  int64_t next_msg_id, next_att_id; /* writer: the ids the next rows get */
+  int early_any;                /* writer: early_receipts may have rows */
+  int estat_any;                /* writer: early_statuses may have rows */
+  /* writer: early rows held per scope ("s<account>" for statuses, "r<route>"
+     for receipts), counted when first needed and forgotten whenever rows
+     go otherwise (expiry, a rollback, a match) */
+  int64_t early_cap;            /* rows one scope may hold */
+  double early_next_expire;     /* monotonic ms of the next expiry run */
+  struct early_count { char key[72]; int64_t n; } *ecount;
+  int necount, capecount;
+  uint64_t early_refused_w, early_expired_w;   /* writer's counters */
+  /* reads in the libuv thread pool: read-only connections handed out one
+     per running read (guarded by rp_mu) */
+  char path[4096];              /* the database file */
+  pthread_mutex_t rp_mu;
+  pthread_cond_t rp_cv;
+  struct conn *rp_free[8];
+  int rp_nfree;
+  int rp_running;               /* reads in a pool thread now, guarded by rp_mu */
+  /* writer: prices and channel scopes read recently (cleared when either
+     table is written); each status would otherwise read them again */
+  struct store_memo {
+    int64_t account_id;
+    char channel[20];
+    int64_t value;              /* price, or the scope (-1: not configured) */
+    int used;
+  } price_memo[32], scope_memo[32];
+  /* the checkpointer (store_ckpt.c) */
+  struct conn ck;               /* its connection */
+  pthread_t ck_thread;
+  pthread_mutex_t ck_mu;
+  pthread_cond_t ck_cv;
+  int ck_want, ck_stop;         /* guarded by ck_mu */
+  int ck_copied;                /* guarded by ck_mu: frames the last pass copied */
+  struct store_cascade_stats cstats_w; /* writer thread only */
+};
+
+/* The backend's store of s (a cast: struct store is its first member). */
+#define SQ(s) ((struct sq_store *)(s))
+
+/* The id of a new row (store_backend.new_id): the one writer counts on from
+   MAX(id) read at open. Inline: the SQLite bodies number every row they add
+   without a call. */
+static inline int64_t sq_new_id(struct store *s, enum store_id_kind kind) {
+  return kind == STORE_ID_MESSAGE ? SQ(s)->next_msg_id++ : SQ(s)->next_att_id++;
+}
+
+/* store_chan.c, on the writer thread: early statuses and receipts. */
+#define EARLY_KEEP_MS (24LL * 3600 * 1000)   /* how long an early row is kept */
+#define EARLY_EXPIRE_BATCH 1000              /* rows deleted per table per run */
+#define EARLY_EXPIRE_EVERY_MS 1000.0         /* how often the writer runs it */
+/* Whether the scope key may hold one more early row (and counts it): 1, or 0
+   when it holds early_cap already (the row is refused and counted). */
+int casc_early_admit(struct store *s, const char *key);
+/* Forgets the counts (rows went without being counted down). */
+void casc_early_forget(struct store *s);
+/* Deletes up to EARLY_EXPIRE_BATCH early statuses and as many receipts
+   older than cutoff (by their index on at). 0 or KK_ESTORE. */
+int casc_early_expire(struct store *s, int64_t cutoff);
+
+/* store_cascade.c, on the writer thread: */
+/* What a new message's row holds once its first usable step has started. */
+struct casc_first {
+  int step;
+  int64_t attempt_id;       /* 0: none */
+  int64_t due_at, wait_until; /* 0: NULL */
+  int done;
+  int64_t cost;
+  char status[16];
+  char channel[20];
+};
+/* Starts the first usable step of message n, whose row (n->id) the caller
+   inserts next with what *f receives; sets n->attempt_id and
+   n->first_channel. */
+int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f);
+/* An attempt as the state machine reads it. */
+struct casc_att {
+  int64_t msg_id;
+  char channel[20];
+  char status[16];
+  int step;
+  int64_t sent_at, delivered_at, read_at;
+  int segments;
+  int64_t parts_sent;       /* SMS: bit i set when part i+1 was accepted */
+  int parts_delivered;
+  int64_t scope;            /* whose channel settings sent it */
+  int tries;                /* provider requests that asked to be retried */
+  int parts_dirty;          /* parts_sent changed here and is not written yet */
+};
+/* Looks again whether early receipts and statuses are kept (after some were
+   removed, or a rollback undid what the writer knew). 0 or KK_ESTORE. */
+int casc_early_check(struct store *s);
+/* Reads an attempt from the columns of ATT_ROW, found from column i on. */
+void casc_att_cols(sqlite3_stmt *st, int i, struct casc_att *a);
+/* Reads attempt id (0, KK_ENOENT, KK_ESTORE). */
+int casc_att_load(struct store *s, int64_t id, struct casc_att *a);
+/* An attempt's status changed (sent/delivered/read/failed/expired);
+   provider_id may be NULL, units is what a "sent" bills. pre: the attempt as
+   the caller just read it in this transaction, or NULL to read it here. */
+int casc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_att *pre,
+                       const char *status, const char *provider_id, const char *error,
+                       int64_t at, int units);
+/* The price of one unit on channel for account (0 if none). */
+int64_t casc_price(struct store *s, int64_t account_id, const char *channel);
+
+/* Opens a connection to path with kaskad's settings (writer: the one that
+   writes). 0 or KK_ESTORE. */
+int conn_open(struct conn *c, const char *path, int sync_full, int writer);
+void conn_close(struct conn *c);
+
+/* store_ckpt.c: checkpoints beside the writer (after s->w is open; 0 or
+   KK_ESTORE), and stops that (after the writer has stopped). */
+int ckpt_start(struct store *s, const char *path, int sync_full);
+void ckpt_stop(struct store *s);
+
+/* Prepares statement id on c (the first use); aborts when it does not
+   compile (a bug). */
+sqlite3_stmt *sq_stmt_prepare(struct conn *c, enum stmt_id id);
+
+/* Statement id of c, reset and without bindings. The helpers that every row
+   calls are inline: the backend's files share them across translation
+   units, and a call per bound column would cost on the hot path. */
+static inline sqlite3_stmt *sq_stmt(struct conn *c, enum stmt_id id) {
+  sqlite3_stmt *st = c->st[id];
+  if (st == NULL) return sq_stmt_prepare(c, id);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return st;
+}
+
+/* Runs a statement that returns no rows: 0, KK_EEXIST (constraint), KK_ESTORE. */
+int sq_step_done(struct conn *c, sqlite3_stmt *st);
+
+static inline void sq_bind_text(sqlite3_stmt *st, int i, const char *s) {
+  if (s)
+    sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+/* Binds v, or NULL when v is 0 (times and ids that are not set). */
+static inline void sq_bind_opt(sqlite3_stmt *st, int i, int64_t v) {
+  if (v)
+    sqlite3_bind_int64(st, i, v);
+  else
+    sqlite3_bind_null(st, i);
+}
+void sq_col_copy(sqlite3_stmt *st, int i, char *out, size_t cap);
+/* malloc'd copy of a text column ("" for NULL). */
+char *sq_col_dup(sqlite3_stmt *st, int i);
+/* Runs a statement of id that returns no rows (as sq_step_done). */
+int sq_exec(struct conn *c, enum stmt_id id);
+/* Applies the migrations the database has not had yet. 0 or KK_ESTORE. */
+int sq_migrate(struct conn *c);
+/* sq_read.c: closes the thread pool's read-only connections (at close). */
+void sq_readers_close(struct store *s);
+/* Monotonic milliseconds. */
+double sq_mono_ms(void);
+
+#endif

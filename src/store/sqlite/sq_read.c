@@ -1,0 +1,324 @@
+/*
+ * sq_read.c - reading messages in the SQLite backend: one message, bounded
+ * listings and campaign reports, on the loop's connection or in the libuv
+ * thread pool on read-only connections of their own.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "store/sqlite/sq_int.h"
+
+#define LOGCTX "store"
+
+/* ---- reading messages --------------------------------------------------- */
+
+static void read_msg_row(sqlite3_stmt *st, struct store_msg_view *v) {
+  memset(v, 0, sizeof *v);
+  sq_col_copy(st, 1, v->public_id, sizeof v->public_id);
+  sq_col_copy(st, 2, v->to, sizeof v->to);
+  sq_col_copy(st, 3, v->sender, sizeof v->sender);
+  sq_col_copy(st, 4, v->msg_class, sizeof v->msg_class);
+  sq_col_copy(st, 5, v->status, sizeof v->status);
+  sq_col_copy(st, 6, v->encoding, sizeof v->encoding);
+  v->segments = sqlite3_column_int(st, 7);
+  sq_col_copy(st, 8, v->channel, sizeof v->channel);
+  sq_col_copy(st, 9, v->idem_key, sizeof v->idem_key);
+  sq_col_copy(st, 10, v->callback_url, sizeof v->callback_url);
+  v->created_at = sqlite3_column_int64(st, 11);
+  v->expires_at = sqlite3_column_int64(st, 12);
+  v->updated_at = sqlite3_column_int64(st, 13);
+  v->cost = sqlite3_column_int64(st, 14);
+  v->sms_only_cost = sqlite3_column_int64(st, 15);
+  v->delivered_twice = sqlite3_column_int(st, 16);
+  v->done = sqlite3_column_int(st, 17);
+  sq_col_copy(st, 18, v->campaign, sizeof v->campaign);
+}
+
+int store_msg_get(struct store *s, int64_t account_id, const char *public_id,
+                  struct store_msg_view *out) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_MSG_VIEW);
+  sq_bind_text(st, 1, public_id);
+  sqlite3_bind_int64(st, 2, account_id);
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+  }
+  int64_t id = sqlite3_column_int64(st, 0);
+  read_msg_row(st, out);
+  sqlite3_reset(st);
+
+  st = sq_stmt(&SQ(s)->r, ST_ATT_VIEW);
+  sqlite3_bind_int64(st, 1, id);
+  while (out->nattempts < STORE_MAX_ATTEMPTS && sqlite3_step(st) == SQLITE_ROW) {
+    struct store_attempt_view *a = &out->attempts[out->nattempts++];
+    sq_col_copy(st, 0, a->channel, sizeof a->channel);
+    sq_col_copy(st, 1, a->route, sizeof a->route);
+    sq_col_copy(st, 2, a->status, sizeof a->status);
+    sq_col_copy(st, 3, a->provider_id, sizeof a->provider_id);
+    a->segments = sqlite3_column_int(st, 4);
+    sq_col_copy(st, 5, a->error, sizeof a->error);
+    a->created_at = sqlite3_column_int64(st, 6);
+    a->sent_at = sqlite3_column_int64(st, 7);
+    a->delivered_at = sqlite3_column_int64(st, 8);
+    a->read_at = sqlite3_column_int64(st, 9);
+    a->step = sqlite3_column_int(st, 10);
+    a->cost = sqlite3_column_int64(st, 11);
+  }
+  sqlite3_reset(st);
+  return 0;
+}
+
+/* Whether row st (MSG_SCAN_*) meets the conditions its index did not. */
+static int list_row_matches(sqlite3_stmt *st, int64_t account_id,
+                            const struct store_msg_filter *f, enum stmt_id id) {
+  /* messages_to is the phone's across accounts (replies find their message
+     by it); other accounts' rows count as examined. */
+  if (id == ST_MSG_SCAN_TO && sqlite3_column_int64(st, 20) != account_id) return 0;
+  if (f->status &&
+      strcmp((const char *)sqlite3_column_text(st, 5), f->status) != 0)
+    return 0;
+  if (f->campaign && id != ST_MSG_SCAN_CAMPAIGN) {
+    const unsigned char *c = sqlite3_column_text(st, 18);
+    if (c == NULL || strcmp((const char *)c, f->campaign) != 0) return 0;
+  }
+  int64_t created = sqlite3_column_int64(st, 11);
+  if (created < f->from || (f->to > 0 && created >= f->to)) return 0;
+  return 1;
+}
+
+static int msg_list_on(struct conn *c, int64_t account_id, const struct store_msg_filter *f,
+                       struct store_msg_view *out, int *n, int64_t *next_cursor) {
+  enum stmt_id id = ST_MSG_SCAN_ACC;
+  const char *eq = NULL;
+  if (f->phone)
+    id = ST_MSG_SCAN_TO, eq = f->phone;
+  else if (f->campaign)
+    id = ST_MSG_SCAN_CAMPAIGN, eq = f->campaign;
+  sqlite3_stmt *st = sq_stmt(c, id);
+  if (st == NULL) return KK_ESTORE;
+  sqlite3_bind_int64(st, 1, account_id);
+  sqlite3_bind_int64(st, 2, f->before_id > 0 ? f->before_id : INT64_MAX);
+  if (eq) sq_bind_text(st, 3, eq);
+  int max_examine = f->max_examine > 0 ? f->max_examine : STORE_LIST_EXAMINE;
+  int k = 0, rc, examined = 0;
+  int64_t last_id = 0;
+  *next_cursor = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t row_id = sqlite3_column_int64(st, 0);
+    if (list_row_matches(st, account_id, f, id)) {
+      if (k == f->limit) {
+        *next_cursor = last_id;   /* a page full, and more beyond it */
+        break;
+      }
+      last_id = row_id;
+      read_msg_row(st, &out[k]);
+      if (f->with_text) out[k].text = sq_col_dup(st, 19);
+      k++;
+    }
+    if (++examined >= max_examine) {
+      /* Enough rows looked at for one request: the rest is the next page's. */
+      *next_cursor = row_id;
+      break;
+    }
+  }
+  sqlite3_reset(st);
+  *n = k;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    for (int i = 0; i < k; i++) free(out[i].text);
+    *n = 0;
+    return KK_ESTORE;
+  }
+  return 0;
+}
+
+int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_filter *f,
+                   struct store_msg_view *out, int *n, int64_t *next_cursor) {
+  return msg_list_on(&SQ(s)->r, account_id, f, out, n, next_cursor);
+}
+
+/* ---- campaigns ----------------------------------------------------------- */
+
+static int campaign_report_on(struct conn *c, int64_t account_id, const char *campaign,
+                              store_campaign_group_fn fn, void *arg,
+                              struct store_campaign_totals *out) {
+  sqlite3_stmt *st = sq_stmt(c, ST_CAMPAIGN_REPORT);
+  if (st == NULL) return KK_ESTORE;
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, campaign);
+  memset(out, 0, sizeof *out);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    char status[16], channel[20];
+    sq_col_copy(st, 0, status, sizeof status);
+    sq_col_copy(st, 1, channel, sizeof channel);
+    int64_t n = sqlite3_column_int64(st, 2);
+    out->messages += n;
+    out->delivered_twice += sqlite3_column_int64(st, 3);
+    out->messages_delivered_twice += sqlite3_column_int64(st, 4);
+    out->cost += sqlite3_column_int64(st, 5);
+    out->sms_only_cost += sqlite3_column_int64(st, 6);
+    fn(arg, status, channel, n);
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) {
+    kk_error(LOGCTX, "campaign report: %s", sqlite3_errmsg(c->db));
+    return KK_ESTORE;
+  }
+  return out->messages ? 0 : KK_ENOENT;
+}
+
+int store_campaign_report(struct store *s, int64_t account_id, const char *campaign,
+                          store_campaign_group_fn fn, void *arg,
+                          struct store_campaign_totals *out) {
+  return campaign_report_on(&SQ(s)->r, account_id, campaign, fn, arg, out);
+}
+
+/* ---- reads in the thread pool ------------------------------------------ */
+
+/* A read-only connection for a pool thread: a free one or a new one. NULL
+   when it cannot be opened (logged). */
+static struct conn *reader_get(struct store *s) {
+  pthread_mutex_lock(&SQ(s)->rp_mu);
+  struct conn *c = SQ(s)->rp_nfree > 0 ? SQ(s)->rp_free[--SQ(s)->rp_nfree] : NULL;
+  pthread_mutex_unlock(&SQ(s)->rp_mu);
+  if (c) return c;
+  c = kk_xcalloc(1, sizeof *c);   /* freed by reader_put() or store_close() */
+  int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(SQ(s)->path, &c->db, flags, NULL) != SQLITE_OK ||
+      sqlite3_exec(c->db, "PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;", NULL, NULL,
+                   NULL) != SQLITE_OK) {
+    kk_error(LOGCTX, "cannot open a reader of %s: %s", SQ(s)->path,
+             c->db ? sqlite3_errmsg(c->db) : "?");
+    conn_close(c);
+    free(c);
+    return NULL;
+  }
+  sqlite3_busy_timeout(c->db, 5000);
+  return c;
+}
+
+static void reader_put(struct store *s, struct conn *c) {
+  pthread_mutex_lock(&SQ(s)->rp_mu);
+  if (SQ(s)->rp_nfree < (int)(sizeof SQ(s)->rp_free / sizeof SQ(s)->rp_free[0])) {
+    SQ(s)->rp_free[SQ(s)->rp_nfree++] = c;
+    c = NULL;
+  }
+  pthread_mutex_unlock(&SQ(s)->rp_mu);
+  if (c) {
+    conn_close(c);
+    free(c);
+  }
+}
+
+/* One read in the pool: fn(conn, args) on a pool thread, then done. */
+struct pool_read {
+  uv_work_t work;
+  struct store *s;
+  int (*fn)(struct conn *c, struct pool_read *r);
+  store_done_cb done;
+  void *arg;
+  int rc;
+  /* the read's arguments */
+  int64_t account_id;
+  struct store_msg_filter f;
+  struct store_msg_view *out;
+  int *n;
+  int64_t *next_cursor;
+  const char *campaign;
+  store_campaign_group_fn group_fn;
+  void *group_arg;
+  struct store_campaign_totals *totals;
+};
+
+static void on_pool_work(uv_work_t *w) {
+  struct pool_read *r = w->data;
+  struct store *s = r->s;
+  struct conn *c = reader_get(s);
+  r->rc = c ? r->fn(c, r) : KK_ESTORE;
+  if (c) reader_put(s, c);
+  pthread_mutex_lock(&SQ(s)->rp_mu);
+  SQ(s)->rp_running--;
+  pthread_cond_broadcast(&SQ(s)->rp_cv);
+  pthread_mutex_unlock(&SQ(s)->rp_mu);
+}
+
+static void on_pool_done(uv_work_t *w, int status) {
+  struct pool_read *r = w->data;
+  r->s->pending--;
+  int rc = status == 0 ? r->rc : KK_ESTORE;
+  if (r->done) r->done(r->arg, rc);
+  free(r);
+}
+
+/* Queues r (loop thread); counted as pending, like a write, until done. */
+static void pool_submit(struct store *s, struct pool_read *r) {
+  r->s = s;
+  r->work.data = r;
+  s->pending++;
+  pthread_mutex_lock(&SQ(s)->rp_mu);
+  SQ(s)->rp_running++;
+  pthread_mutex_unlock(&SQ(s)->rp_mu);
+  if (uv_queue_work(s->loop, &r->work, on_pool_work, on_pool_done) != 0) {
+    pthread_mutex_lock(&SQ(s)->rp_mu);
+    SQ(s)->rp_running--;
+    pthread_mutex_unlock(&SQ(s)->rp_mu);
+    r->rc = KK_ESTORE;
+    on_pool_done(&r->work, 0);
+  }
+}
+
+/* Waits for reads running in pool threads and closes the readers. */
+void sq_readers_close(struct store *s) {
+  pthread_mutex_lock(&SQ(s)->rp_mu);
+  while (SQ(s)->rp_running > 0) pthread_cond_wait(&SQ(s)->rp_cv, &SQ(s)->rp_mu);
+  for (int i = 0; i < SQ(s)->rp_nfree; i++) {
+    conn_close(SQ(s)->rp_free[i]);
+    free(SQ(s)->rp_free[i]);
+  }
+  SQ(s)->rp_nfree = 0;
+  pthread_mutex_unlock(&SQ(s)->rp_mu);
+}
+
+static int pool_msg_list(struct conn *c, struct pool_read *r) {
+  return msg_list_on(c, r->account_id, &r->f, r->out, r->n, r->next_cursor);
+}
+
+void store_msg_list_async(struct store *s, int64_t account_id, const struct store_msg_filter *f,
+                          struct store_msg_view *out, int *n, int64_t *next_cursor,
+                          store_done_cb done, void *arg) {
+  struct pool_read *r = kk_xcalloc(1, sizeof *r);   /* freed in on_pool_done() */
+  r->fn = pool_msg_list;
+  r->done = done;
+  r->arg = arg;
+  r->account_id = account_id;
+  r->f = *f;
+  r->out = out;
+  r->n = n;
+  r->next_cursor = next_cursor;
+  pool_submit(s, r);
+}
+
+static int pool_campaign_report(struct conn *c, struct pool_read *r) {
+  return campaign_report_on(c, r->account_id, r->campaign, r->group_fn, r->group_arg, r->totals);
+}
+
+void store_campaign_report_async(struct store *s, int64_t account_id, const char *campaign,
+                                 store_campaign_group_fn fn, void *fn_arg,
+                                 struct store_campaign_totals *out, store_done_cb done,
+                                 void *arg) {
+  struct pool_read *r = kk_xcalloc(1, sizeof *r);   /* freed in on_pool_done() */
+  r->fn = pool_campaign_report;
+  r->done = done;
+  r->arg = arg;
+  r->account_id = account_id;
+  r->campaign = campaign;
+  r->group_fn = fn;
+  r->group_arg = fn_arg;
+  r->totals = out;
+  pool_submit(s, r);
+}

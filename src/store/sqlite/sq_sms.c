@@ -1,0 +1,394 @@
+/*
+ * sq_sms.c - SMS in the SQLite backend: what a provider answered for each
+ * part, delivery receipts (matched to parts, or held when early), and
+ * inbound messages and replies.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "store/sqlite/sq_int.h"
+
+#define LOGCTX "store"
+
+/* ---- messages: status changes ------------------------------------------ */
+
+struct upd_data {
+  struct store_sms_update u;
+  char route[64];
+  char provider_id[72];
+  char error[160];
+};
+
+static int part_receipt(struct store *s, const char *route, const char *pid,
+                        int64_t attempt_id, const struct casc_att *pre, const char *state,
+                        const char *error, int64_t at);
+
+/* SMSC message ids are matched without regard to letter case: receipts may
+   spell a hex id differently from submit_sm_resp. */
+static void lower_id(const char *in, char *out, size_t cap) {
+  size_t i = 0;
+  for (; in[i] && i + 1 < cap; i++) out[i] = (char)tolower((unsigned char)in[i]);
+  out[i] = '\0';
+}
+
+int casc_early_check(struct store *s) {
+  casc_early_forget(s);
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_EARLY_ANY);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    SQ(s)->early_any = sqlite3_column_int(st, 0);
+    SQ(s)->estat_any = sqlite3_column_int(st, 1);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : KK_ESTORE;
+}
+
+static int exec_sms_submitted(struct store *s, struct store_op *op) {
+  struct upd_data *d = op->data;
+  struct store_sms_update *u = &d->u;
+  struct conn *c = &SQ(s)->w;
+  struct casc_att att;
+  if (casc_att_load(s, u->attempt_id, &att) != 0) {
+    kk_warnx(LOGCTX, "submit_sm_resp for attempt %lld, which does not exist",
+             (long long)u->attempt_id);
+    return 0;
+  }
+  int segments = att.segments;
+  int64_t sent = att.parts_sent;
+  sqlite3_stmt *st;
+
+  char pid[72];
+  lower_id(d->provider_id, pid, sizeof pid);
+  st = sq_stmt(c, ST_PART_INSERT);
+  sq_bind_text(st, 1, d->route);
+  sq_bind_text(st, 2, pid);
+  sqlite3_bind_int64(st, 3, u->attempt_id);
+  sqlite3_bind_int(st, 4, u->part);
+  int rc = sq_step_done(c, st);
+  if (rc) return rc;
+
+  sent |= (int64_t)1 << (u->part - 1);
+  int64_t full = ((int64_t)1 << segments) - 1;
+  const char *first_pid = u->part == 1 ? d->provider_id : NULL;
+  if ((sent & full) == full) {
+    /* The last part: the event writes the parts with the status. */
+    att.parts_sent = sent;
+    att.parts_dirty = 1;
+    rc = casc_attempt_event(s, u->attempt_id, &att, "sent", first_pid, NULL, u->at, segments);
+  } else {
+    st = sq_stmt(c, ST_ATT_SENT);
+    sqlite3_bind_int64(st, 1, sent);
+    sq_bind_text(st, 2, first_pid);
+    sqlite3_bind_int64(st, 3, u->attempt_id);
+    rc = sq_step_done(c, st);
+  }
+  if (rc) return rc;
+
+  /* Did this part's receipt come first? (Seldom: most of the time there is
+     no early receipt at all and nothing to look up.) */
+  if (!SQ(s)->early_any) return 0;
+  st = sq_stmt(c, ST_EARLY_GET);
+  sq_bind_text(st, 1, d->route);
+  sq_bind_text(st, 2, pid);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return 0;
+  }
+  char other[72], state[16], error[128];
+  sq_col_copy(st, 0, other, sizeof other);
+  sq_col_copy(st, 1, state, sizeof state);
+  sq_col_copy(st, 2, error, sizeof error);
+  int64_t at = sqlite3_column_int64(st, 3);
+  sqlite3_reset(st);
+  st = sq_stmt(c, ST_EARLY_DEL);
+  sq_bind_text(st, 1, d->route);
+  sq_bind_text(st, 2, pid);
+  sq_bind_text(st, 3, other);
+  rc = sq_step_done(c, st);
+  if (rc == 0) rc = casc_early_check(s);
+  if (rc) return rc;
+  return part_receipt(s, d->route, pid, u->attempt_id, NULL, state, error, at);
+}
+
+static struct upd_data *upd_copy(const struct store_sms_update *u) {
+  struct upd_data *d = kk_xcalloc(1, sizeof *d);
+  d->u = *u;
+  snprintf(d->route, sizeof d->route, "%s", u->route ? u->route : "");
+  snprintf(d->provider_id, sizeof d->provider_id, "%s", u->provider_id ? u->provider_id : "");
+  snprintf(d->error, sizeof d->error, "%s", u->error ? u->error : "");
+  d->u.route = d->route;
+  d->u.provider_id = d->provider_id;
+  d->u.error = d->error;
+  return d;
+}
+
+void store_sms_submitted(struct store *s, const struct store_sms_update *u,
+                         store_done_cb done, void *arg) {
+  struct store_op *op = store_keep(store_op_new(exec_sms_submitted, done, arg, upd_copy(u), 0));
+  op->weight = 3;
+  store_submit(s, op);
+}
+
+/* Ends the SMS attempt with a final status; the cascade decides what follows. */
+static int attempt_final(struct store *s, int64_t msg_id, int64_t attempt_id,
+                         const char *status, const char *error, int64_t at) {
+  return casc_attempt_event(s, attempt_id, NULL, status, NULL, error && error[0] ? error : NULL,
+                            at, 0);
+}
+
+static int exec_sms_failed(struct store *s, struct store_op *op) {
+  struct upd_data *d = op->data;
+  return attempt_final(s, d->u.msg_id, d->u.attempt_id, "failed", d->error, d->u.at);
+}
+
+static int exec_sms_expired(struct store *s, struct store_op *op) {
+  struct upd_data *d = op->data;
+  return attempt_final(s, d->u.msg_id, d->u.attempt_id, "expired", d->error, d->u.at);
+}
+
+static int exec_sms_retry(struct store *s, struct store_op *op) {
+  struct upd_data *d = op->data;
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_MSG_SET_DUE);
+  sqlite3_bind_int64(st, 1, d->u.due_at);
+  sqlite3_bind_int64(st, 2, d->u.at);
+  sqlite3_bind_int64(st, 3, d->u.msg_id);
+  int rc = sq_step_done(&SQ(s)->w, st);
+  if (rc || !d->error[0]) return rc;
+  st = sq_stmt(&SQ(s)->w, ST_ATT_ERROR);
+  sq_bind_text(st, 1, d->error);
+  sqlite3_bind_int64(st, 2, d->u.attempt_id);
+  return sq_step_done(&SQ(s)->w, st);
+}
+
+void store_sms_failed(struct store *s, const struct store_sms_update *u,
+                      store_done_cb done, void *arg) {
+  store_submit(s, store_keep(store_op_new(exec_sms_failed, done, arg, upd_copy(u), 0)));
+}
+
+void store_sms_expired(struct store *s, const struct store_sms_update *u,
+                       store_done_cb done, void *arg) {
+  store_submit(s, store_keep(store_op_new(exec_sms_expired, done, arg, upd_copy(u), 0)));
+}
+
+void store_sms_retry(struct store *s, const struct store_sms_update *u,
+                     store_done_cb done, void *arg) {
+  store_submit(s, store_keep(store_op_new(exec_sms_retry, done, arg, upd_copy(u), 0)));
+}
+
+/* ---- receipts ---------------------------------------------------------- */
+
+struct receipt_data {
+  struct store_receipt *r;   /* caller's, alive until done */
+  char route[64];
+  char ids[2][72];
+  char state[16];
+  char error[128];
+};
+
+/*
+ * Applies a receipt to one part that is still "sent" (pre: its attempt as
+ * just read, or NULL). A part's own state is written only while its attempt
+ * goes on: once the attempt has ended, a repeated receipt finds it ended.
+ */
+static int part_receipt(struct store *s, const char *route, const char *pid,
+                        int64_t attempt_id, const struct casc_att *pre, const char *state,
+                        const char *error, int64_t at) {
+  struct conn *c = &SQ(s)->w;
+  struct casc_att att;
+  if (pre)
+    att = *pre;
+  else if (casc_att_load(s, attempt_id, &att) != 0)
+    return 0;
+  int segments = att.segments;
+  int delivered = att.parts_delivered;
+  const char *astatus = att.status;
+  if (strcmp(astatus, "sending") != 0 && strcmp(astatus, "sent") != 0 &&
+      strcmp(astatus, "timeout") != 0)
+    return 0; /* the attempt already ended */
+
+  if (strcmp(state, "delivered") == 0) {
+    if (delivered + 1 >= segments) /* the last part: counted by the event */
+      return casc_attempt_event(s, attempt_id, &att, "delivered", NULL, NULL, at, 0);
+    sqlite3_stmt *st = sq_stmt(c, ST_PART_SET);
+    sq_bind_text(st, 1, state);
+    sq_bind_text(st, 2, route);
+    sq_bind_text(st, 3, pid);
+    int rc = sq_step_done(c, st);
+    if (rc) return rc;
+    st = sq_stmt(c, ST_ATT_DELIVERED_PART);
+    sqlite3_bind_int64(st, 1, attempt_id);
+    return sq_step_done(c, st);
+  }
+  return casc_attempt_event(s, attempt_id, &att, state, NULL,
+                            error && error[0] ? error : NULL, at, 0);
+}
+
+/* Keeps a receipt whose part is not known yet under each of its ids; the
+   submit_sm_resp that names the part applies it (exec_sms_submitted). */
+static int hold_receipt(struct store *s, const struct receipt_data *d) {
+  struct conn *c = &SQ(s)->w;
+  char key[72];
+  snprintf(key, sizeof key, "r%s", d->route);
+  int rc = 0;
+  for (int i = 0; i < 2 && rc == 0 && d->ids[i][0]; i++) {
+    if (!casc_early_admit(s, key)) return 0;  /* the route holds its most */
+    sqlite3_stmt *st = sq_stmt(c, ST_EARLY_PUT);
+    sq_bind_text(st, 1, d->route);
+    sq_bind_text(st, 2, d->ids[i]);
+    sq_bind_text(st, 3, d->ids[1 - i]);
+    sq_bind_text(st, 4, d->state);
+    sq_bind_text(st, 5, d->error[0] ? d->error : NULL);
+    sqlite3_bind_int64(st, 6, d->r->at);
+    rc = sq_step_done(c, st);
+  }
+  if (rc == 0) SQ(s)->early_any = 1;
+  return rc;
+}
+
+static int exec_receipt(struct store *s, struct store_op *op) {
+  struct receipt_data *d = op->data;
+  struct conn *c = &SQ(s)->w;
+  d->r->matched = 0;
+  for (int i = 0; i < 2 && d->ids[i][0]; i++) {
+    sqlite3_stmt *st = sq_stmt(c, ST_PART_FIND);
+    sq_bind_text(st, 1, d->route);
+    sq_bind_text(st, 2, d->ids[i]);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+      sqlite3_reset(st);
+      continue;
+    }
+    int64_t attempt_id = sqlite3_column_int64(st, 0);
+    char pstate[16];
+    sq_col_copy(st, 1, pstate, sizeof pstate);
+    struct casc_att att;
+    casc_att_cols(st, 2, &att);
+    sqlite3_reset(st);
+    d->r->matched = 1;
+    if (strcmp(pstate, "sent") != 0) return 0; /* a repeated receipt */
+    return part_receipt(s, d->route, d->ids[i], attempt_id, &att, d->state, d->error, d->r->at);
+  }
+  return hold_receipt(s, d);
+}
+
+void store_receipt_apply(struct store *s, struct store_receipt *r,
+                         store_done_cb done, void *arg) {
+  struct receipt_data *d = kk_xcalloc(1, sizeof *d);
+  r->at = store_clamp_at(r->at, store_now_ms());
+  d->r = r;
+  snprintf(d->route, sizeof d->route, "%s", r->route);
+  for (int i = 0; i < 2; i++) lower_id(r->ids[i] ? r->ids[i] : "", d->ids[i], sizeof d->ids[i]);
+  snprintf(d->state, sizeof d->state, "%s", r->state);
+  snprintf(d->error, sizeof d->error, "%s", r->error ? r->error : "");
+  struct store_op *op = store_op_new(exec_receipt, done, arg, d, 0);
+  op->weight = 3;
+  store_submit(s, op);
+}
+
+struct inbound_data {
+  char channel[20], route[64], from[32], to[32];
+  int64_t scope, at;
+  char text[];              /* NUL-terminated */
+};
+
+/*
+ * The account a message from a person belongs to: the scope whose number
+ * received it, else the account whose message last went to that phone (on
+ * that route, for SMS), the one it most likely answers. None: the row is
+ * kept for the operator and listed to no account.
+ */
+static void inbound_owner(struct store *s, const struct inbound_data *d, int64_t *account,
+                          int64_t *msg) {
+  const char *from = d->from[0] == '+' ? d->from + 1 : d->from;
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_MO_OWNER);
+  sq_bind_text(st, 1, from);
+  sq_bind_text(st, 2, d->route[0] ? d->route : NULL);
+  sqlite3_bind_int64(st, 3, d->scope);
+  *account = d->scope;
+  *msg = 0;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    *msg = sqlite3_column_int64(st, 0);
+    *account = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+}
+
+static int exec_inbound(struct store *s, struct store_op *op) {
+  struct inbound_data *d = op->data;
+  int64_t account, msg;
+  inbound_owner(s, d, &account, &msg);
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_MO_INSERT);
+  sq_bind_text(st, 1, d->route[0] ? d->route : NULL);
+  sq_bind_text(st, 2, d->from[0] == '+' ? d->from + 1 : d->from);
+  sq_bind_text(st, 3, d->to);
+  sq_bind_text(st, 4, d->text);
+  sqlite3_bind_int64(st, 5, d->at);
+  sq_bind_text(st, 6, d->channel);
+  sq_bind_opt(st, 7, account);
+  sq_bind_opt(st, 8, msg);
+  return sq_step_done(&SQ(s)->w, st);
+}
+
+void store_inbound_add(struct store *s, const struct store_inbound *in, store_done_cb done,
+                       void *arg) {
+  size_t len = strlen(in->text);
+  struct inbound_data *d = kk_xcalloc(1, sizeof *d + len + 1);
+  snprintf(d->channel, sizeof d->channel, "%s", in->channel);
+  snprintf(d->route, sizeof d->route, "%s", in->route ? in->route : "");
+  snprintf(d->from, sizeof d->from, "%s", in->from);
+  snprintf(d->to, sizeof d->to, "%s", in->to ? in->to : "");
+  d->scope = in->scope;
+  d->at = in->at;
+  memcpy(d->text, in->text, len + 1);
+  store_submit(s, store_op_new(exec_inbound, done, arg, d, 0));
+}
+
+void store_mo_add(struct store *s, const char *route, const char *from,
+                  const char *to, const char *text, int64_t at,
+                  store_done_cb done, void *arg) {
+  struct store_inbound in = {.channel = "sms", .route = route, .from = from, .to = to,
+                             .text = text, .at = at};
+  store_inbound_add(s, &in, done, arg);
+}
+
+int store_reply_list(struct store *s, int64_t account_id, const struct store_reply_filter *f,
+                     struct store_reply_view *out, int *n, int64_t *next_cursor) {
+  enum stmt_id id = f->from ? ST_REPLY_LIST_FROM : f->channel ? ST_REPLY_LIST_CHANNEL
+                                                               : ST_REPLY_LIST;
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, id);
+  sqlite3_bind_int64(st, 1, account_id);
+  sqlite3_bind_int64(st, 2, f->before_id > 0 ? f->before_id : INT64_MAX);
+  sqlite3_bind_int(st, 3, f->limit + 1);
+  if (id != ST_REPLY_LIST) sq_bind_text(st, 4, f->channel);
+  if (id == ST_REPLY_LIST_FROM) sq_bind_text(st, 5, f->from);
+  int k = 0, rc;
+  *next_cursor = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (k == f->limit) {
+      *next_cursor = out[k - 1].id;
+      break;
+    }
+    struct store_reply_view *v = &out[k++];
+    memset(v, 0, sizeof *v);
+    v->id = sqlite3_column_int64(st, 0);
+    sq_col_copy(st, 1, v->channel, sizeof v->channel);
+    sq_col_copy(st, 2, v->from, sizeof v->from);
+    sq_col_copy(st, 3, v->to, sizeof v->to);
+    sq_col_copy(st, 4, v->route, sizeof v->route);
+    v->text = sq_col_dup(st, 5);
+    v->at = sqlite3_column_int64(st, 6);
+    sq_col_copy(st, 7, v->in_reply_to, sizeof v->in_reply_to);
+  }
+  sqlite3_reset(st);
+  *n = k;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    for (int i = 0; i < k; i++) free(out[i].text);
+    *n = 0;
+    return KK_ESTORE;
+  }
+  return 0;
+}

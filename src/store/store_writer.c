@@ -1,0 +1,458 @@
+/*
+ * store_writer.c - the backend-neutral part of the store: the operation
+ * queue, the writer thread that group-commits it, what a failed commit
+ * means (kept operations tried again, the degraded state, giving up), and
+ * the hand-off of committed operations and their notes to the loop.
+ *
+ * The writer knows no database: it begins, commits and rolls back through
+ * the backend's table (store_int.h: struct store_backend), and each
+ * operation's body is the backend's. The SQLite backend is in sqlite/.
+ */
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "store/store_int.h"
+
+#define LOGCTX "store"
+#define BATCH_GATHER 512          /* queued rows that make a batch worth committing now */
+#define GATHER_NS 1000000L        /* longest wait for them under load: 1 ms */
+#define RETRY_MIN_MS 100          /* first pause before kept operations are tried again */
+#define RETRY_MAX_MS 1000         /* longest pause between tries, and between probes */
+
+/* What the writer waits for, so that store_submit() wakes it only when that
+   has come: a wake-up per operation would cost a futex call on each side
+   and a trip through the scheduler. */
+enum { W_BUSY, W_ANY, W_BATCH };
+
+
+const double store_commit_bounds_ms[STORE_HIST_BUCKETS] = {
+    0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000};
+const double store_batch_bounds[STORE_HIST_BUCKETS] = {
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
+
+int64_t store_now_ms(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static double mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- writer thread ----------------------------------------------------- */
+
+static void hist_add(uint64_t *hist, const double *bounds, double v) {
+  int i = 0;
+  while (i < STORE_HIST_BUCKETS && v > bounds[i]) i++;
+  hist[i]++;
+}
+
+#ifdef KK_TESTING
+/* Test builds only: while the file named by KASKAD_TEST_STORE_IOERR exists,
+   every commit fails as if the disk had returned an I/O error, which a test
+   cannot otherwise cause on demand. */
+static int test_ioerr(void) {
+  const char *f = getenv("KASKAD_TEST_STORE_IOERR");
+  return f && *f && access(f, F_OK) == 0;
+}
+#else
+static int test_ioerr(void) { return 0; }
+#endif
+
+/* Runs one batch in one transaction; sets every op's rc. Returns why the
+   commit failed (STORE_FAULT_NONE: committed). */
+static int run_batch(struct store *s, struct store_op *batch, int nops) {
+  double t0 = mono_ms();
+  int fault = STORE_FAULT_NONE;
+  const struct store_backend *be = s->be;
+  be->fault_clear(s);
+  int rc = be->begin(s);
+  if (rc != 0) fault = be->fault(s);
+  if (rc == 0) {
+    for (struct store_op *op = batch; op; op = op->next) {
+      if (!op->atomic) {
+        /* These find their rows before writing and fail only when the database
+           itself does: then the whole transaction goes. */
+        op->rc = op->exec(s, op);
+        if (op->rc != 0) {
+          kk_error(LOGCTX, "operation failed (%s): rolling back its batch", kk_strerror(op->rc));
+          fault = be->fault(s);
+          rc = KK_ESTORE;
+          break;
+        }
+        continue;
+      }
+      if (be->savepoint(s) != 0) {
+        op->rc = KK_ESTORE;
+        continue;
+      }
+      int notes_before = s->nw;
+      op->rc = op->exec(s, op);
+      if (op->rc != 0 && !be->in_tx(s)) {
+        /* The database rolled the whole transaction back itself (an I/O error,
+           a full disk): nothing of the batch is left to commit. */
+        fault = be->fault(s);
+        rc = KK_ESTORE;
+        break;
+      }
+      if (op->rc != 0) {
+        be->rollback_to(s);
+        notes_truncate(s, notes_before);   /* what it started is undone too */
+        be->undone(s);
+      }
+      be->release(s);
+    }
+    if (rc == 0 && test_ioerr()) {
+      fault = STORE_FAULT_IO;
+      rc = KK_ESTORE;
+    }
+    if (rc == 0) be->before_commit(s, t0);
+    if (rc == 0) rc = be->commit(s);
+    if (rc != 0) {
+      if (fault == STORE_FAULT_NONE) fault = be->fault(s);
+      be->rollback(s);
+      be->undone(s);
+    }
+  }
+  notes_commit(s, rc == 0);
+  if (rc != 0) {
+    kk_error(LOGCTX, "commit of %d operations failed (%s)", nops,
+             fault == STORE_FAULT_BUSY ? "the database is locked" : fault == STORE_FAULT_IO ? "I/O error" : "error");
+    for (struct store_op *op = batch; op; op = op->next) op->rc = KK_ESTORE;
+  }
+  double dt = mono_ms() - t0;
+  pthread_mutex_lock(&s->mu);
+  s->stats.commits++;
+  s->stats.ops += (uint64_t)nops;
+  if (rc != 0) s->stats.errors++;
+  if (fault == STORE_FAULT_BUSY) s->stats.errors_busy++;
+  if (fault == STORE_FAULT_IO) s->stats.errors_io++;
+  if (s->degraded && fault == STORE_FAULT_NONE) kk_info(LOGCTX, "the database can be written again");
+  if (fault == STORE_FAULT_NONE || fault == STORE_FAULT_OTHER) s->degraded = 0;
+  else s->degraded = 1;
+  hist_add(s->stats.commit_hist, store_commit_bounds_ms, dt);
+  s->stats.commit_sum_ms += dt;
+  hist_add(s->stats.batch_hist, store_batch_bounds, nops);
+  s->stats.batch_sum += (uint64_t)nops;
+  be->publish(s);
+  pthread_mutex_unlock(&s->mu);
+  return fault;
+}
+
+/* Writer, mu held: waits up to ms or until the store closes (or, with
+   wake, until an operation is queued). */
+static void writer_pause(struct store *s, long ms, int wake) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  s->w_wait = wake ? W_ANY : W_BUSY;
+  while (!s->stop && !s->final && !(wake && s->q_head) &&
+         pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0) {
+  }
+}
+
+/* Writer, mu held, the queue empty while degraded: an empty transaction
+   tells whether writes work again. */
+static void writer_probe(struct store *s) {
+  pthread_mutex_unlock(&s->mu);
+  s->be->fault_clear(s);
+  int ok = s->be->begin(s) == 0 && s->be->commit(s) == 0;
+  if (!ok) s->be->rollback(s);
+  pthread_mutex_lock(&s->mu);
+  if (ok) {
+    s->degraded = 0;
+    kk_info(LOGCTX, "the database can be written again");
+  }
+}
+
+/* Moves the kept operations of a failed batch (*batch .. *last) to the head
+   of the queue, in their order, to be tried again; *batch and *last keep
+   the others (NULL when none). Writer, mu held. */
+static void requeue_kept(struct store *s, struct store_op **batch, struct store_op **last) {
+  struct store_op *kept = NULL, **kt = &kept, *rest = NULL, **rt = &rest, *rlast = NULL;
+  int n = 0, weight = 0;
+  for (struct store_op *op = *batch, *next; op; op = next) {
+    next = op->next;
+    op->next = NULL;
+    if (op->keep) {
+      op->rc = 0;
+      *kt = op;
+      kt = &op->next;
+      n++;
+      weight += op->weight;
+    } else {
+      *rt = op;
+      rt = &op->next;
+      rlast = op;
+    }
+  }
+  if (kept) {
+    *kt = s->q_head;
+    if (s->q_head == NULL) s->q_tail = kt;
+    s->q_head = kept;
+    s->q_weight += weight;
+  }
+  s->retrying = n;
+  *batch = rest;
+  *last = rlast;
+}
+
+/* Writer, mu held, stopping (or given up) while writes fail: every queued
+   operation fails at once instead of each waiting for the lock again.
+   Returns how many did (the caller wakes the loop for their callbacks). */
+static int fail_queued(struct store *s) {
+  int n = 0, kept = 0;
+  for (struct store_op *op = s->q_head; op; op = op->next) {
+    op->rc = KK_ESTORE;
+    n++;
+    kept += op->keep;
+  }
+  if (n == 0) return 0;
+  kk_error(LOGCTX, "stopping while the database cannot be written: %d operations not stored"
+           " (%d of them results of sends)", n, kept);
+  *s->done_tail = s->q_head;
+  s->done_tail = s->q_tail;
+  s->q_head = NULL;
+  s->q_tail = &s->q_head;
+  s->q_weight = 0;
+  s->retrying = 0;
+  return n;
+}
+
+static void *writer_main(void *arg) {
+  struct store *s = arg;
+  double last_commit = 0;
+  long retry_ms = RETRY_MIN_MS;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    s->w_wait = W_ANY;
+    while (s->q_head == NULL && !s->stop) {
+      if (!s->degraded) {
+        pthread_cond_wait(&s->cv, &s->mu);
+        continue;
+      }
+      writer_pause(s, RETRY_MAX_MS, 1);
+      if (s->q_head == NULL && !s->stop) writer_probe(s);
+    }
+    if (s->final && s->degraded && s->q_head) {
+      /* Closing: one more look, then nothing waits for the lock again. */
+      writer_probe(s);
+      if (s->degraded && fail_queued(s)) uv_async_send(&s->async);
+    }
+    if (s->q_head == NULL) {
+      if (s->stop) break;
+      continue;   /* given up (not closing): every queued one failed */
+    }
+    /* Under load (the last commit was moments ago) a short wait lets more
+       operations join this transaction: every commit rewrites its pages into
+       the WAL, so a few large commits cost far less than many small ones.
+       When idle, nothing waits. */
+    if (!s->stop && s->q_weight < BATCH_GATHER && mono_ms() - last_commit < 5.0) {
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_nsec += GATHER_NS;
+      if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+      }
+      s->w_wait = W_BATCH;
+      while (!s->stop && s->q_weight < BATCH_GATHER &&
+             pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0) {
+      }
+    }
+    s->w_wait = W_BUSY;
+    /* Take up to max_batch rows' worth of operations. */
+    struct store_op *batch = s->q_head, *last = batch;
+    int weight = last->weight, nops = 1;
+    while (last->next && weight + last->next->weight <= s->max_batch) {
+      last = last->next;
+      weight += last->weight;
+      nops++;
+    }
+    s->q_head = last->next;
+    s->q_weight -= weight;
+    if (s->q_head == NULL) s->q_tail = &s->q_head;
+    last->next = NULL;
+    pthread_mutex_unlock(&s->mu);
+
+    int fault = run_batch(s, batch, nops);
+    last_commit = mono_ms();
+
+    pthread_mutex_lock(&s->mu);
+    int again = (fault == STORE_FAULT_BUSY || fault == STORE_FAULT_IO) && !s->final;
+    if (again) {
+      requeue_kept(s, &batch, &last);
+    } else {
+      s->retrying = 0;
+      retry_ms = RETRY_MIN_MS;
+    }
+    if (batch) {
+      *s->done_tail = batch;
+      s->done_tail = &last->next;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (batch) uv_async_send(&s->async);
+    pthread_mutex_lock(&s->mu);
+    if (again && s->retrying) {
+      kk_warnx(LOGCTX, "%d results of sends not stored yet: trying again in %ld ms", s->retrying,
+               retry_ms);
+      writer_pause(s, retry_ms, 0);
+      retry_ms = retry_ms * 2 < RETRY_MAX_MS ? retry_ms * 2 : RETRY_MAX_MS;
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+/* Loop thread: delivers the notes of what committed, then runs the done
+   callbacks of its operations. Both are taken together: an operation's
+   notes are moved before the operation is, so its done callback sees the
+   caches they changed (a route put answers with the route's state). */
+static void drain_done(struct store *s) {
+  pthread_mutex_lock(&s->mu);
+  struct store_op *op = s->done_head;
+  s->done_head = NULL;
+  s->done_tail = &s->done_head;
+  int nnotes;
+  struct store_note *notes = notes_take(s, &nnotes);
+  pthread_mutex_unlock(&s->mu);
+  notes_deliver(s, notes, nnotes);
+  while (op) {
+    struct store_op *next = op->next;
+    s->pending--;
+    if (op->done) op->done(op->arg, op->rc);
+    if (!op->borrowed) free(op->data);
+    free(op);
+    op = next;
+  }
+}
+
+static void on_async(uv_async_t *h) { drain_done(h->data); }
+
+/* Queues op (loop thread). */
+void store_submit(struct store *s, struct store_op *op) {
+  op->next = NULL;
+  if (op->weight < 1) op->weight = 1;
+  s->pending++;
+  pthread_mutex_lock(&s->mu);
+  *s->q_tail = op;
+  s->q_tail = &op->next;
+  s->q_weight += op->weight;
+  if (s->w_wait == W_ANY || (s->w_wait == W_BATCH && s->q_weight >= BATCH_GATHER))
+    pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+struct store_op *store_op_new(op_exec_fn exec, store_done_cb done, void *arg,
+                               void *data, int borrowed) {
+  struct store_op *op = kk_xcalloc(1, sizeof *op);
+  op->exec = exec;
+  op->done = done;
+  op->arg = arg;
+  op->data = data;
+  op->borrowed = borrowed;
+  return op;
+}
+
+/* Marks an operation that may fail on its own (a unique constraint, a
+   refused insert); it then runs in a savepoint of its own. */
+struct store_op *store_atomic(struct store_op *op) {
+  op->atomic = 1;
+  return op;
+}
+
+struct store_op *store_keep(struct store_op *op) {
+  op->keep = 1;
+  return op;
+}
+
+void store_give_up(struct store *s) {
+  pthread_mutex_lock(&s->mu);
+  if (!s->final && (s->degraded || s->retrying))
+    kk_warnx(LOGCTX, "giving up on writes the database refuses: they fail from now on");
+  s->final = 1;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+int store_degraded(struct store *s) {
+  pthread_mutex_lock(&s->mu);
+  int d = s->degraded;
+  pthread_mutex_unlock(&s->mu);
+  return d;
+}
+
+int store_pending(const struct store *s) { return s->pending; }
+
+int store_open(uv_loop_t *loop, const struct store_opts *opts, struct store **out) {
+  return store_open_with(loop, opts, &store_sqlite_backend, out);
+}
+
+int store_open_with(uv_loop_t *loop, const struct store_opts *opts,
+                    const struct store_backend *be, struct store **out) {
+  struct store *s = NULL;
+  if (be->open(opts, &s) != 0) return KK_ESTORE;
+  s->be = be;
+  s->loop = loop;
+  s->max_batch = opts->max_batch > 0 ? opts->max_batch : 4096;
+  s->q_tail = &s->q_head;
+  s->done_tail = &s->done_head;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  uv_async_init(loop, &s->async, on_async);
+  s->async.data = s;
+  pthread_create(&s->thread, NULL, writer_main, s);
+  *out = s;
+  return 0;
+}
+
+static void on_async_closed(uv_handle_t *h) {
+  struct store *s = h->data;
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  free(s);
+}
+
+void store_close(struct store *s) {
+  pthread_mutex_lock(&s->mu);
+  s->stop = 1;
+  s->final = 1;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  pthread_join(s->thread, NULL);
+  drain_done(s);
+  s->be->close(s);
+  notes_truncate(s, 0);
+  free(s->wnotes);
+  notes_free(s->lnotes, s->nl);
+  free(s->lnotes);
+  s->wnotes = s->lnotes = NULL;
+  kk_info(LOGCTX, "closed");
+  uv_close((uv_handle_t *)&s->async, on_async_closed);
+}
+
+void store_get_stats(struct store *s, struct store_stats *out) {
+  pthread_mutex_lock(&s->mu);
+  *out = s->stats;
+  out->degraded = s->degraded;
+  out->retrying = s->retrying;
+  pthread_mutex_unlock(&s->mu);
+}
