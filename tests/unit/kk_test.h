@@ -29,10 +29,6 @@ const char *kk_test_hex(const void *p, size_t n, char *out, size_t cap);
 uint8_t *kk_test_read_file(const char *path, size_t *len);
 /* Directory holding test data files ("tests/data" unless KK_TEST_DATA). */
 const char *kk_test_data_dir(void);
-/* Removes a test's data folder holding a SQLite store (database, WAL, shm;
-   tmp_store_dir_rm in tests/lib);
-   0 when the folder is gone. */
-int kk_test_rm_store_dir(const char *dir);
 
 #define KK_TEST(fn_)                                                   \
   static void fn_(void);                                               \

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "kk_test.h"
-#include "lib/tmp_store.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define KK_TEST_LSAN 1
@@ -59,8 +58,6 @@ const char *kk_test_hex(const void *p, size_t n, char *out, size_t cap) {
   if (o < cap) out[o] = '\0';
   return out;
 }
-
-int kk_test_rm_store_dir(const char *dir) { return tmp_store_dir_rm(dir); }
 
 const char *kk_test_data_dir(void) {
   const char *d = getenv("KK_TEST_DATA");
