@@ -43,6 +43,88 @@ struct store_op {
    every time. */
 enum { STORE_FAULT_NONE, STORE_FAULT_BUSY, STORE_FAULT_IO, STORE_FAULT_OTHER };
 
+/*
+ * The writes of the store.h API, by kind. The queuing functions are
+ * backend-neutral (store_config.c, store_msg.c, ...): they copy what the
+ * caller gives into op->data, say whether the write may fail on its own
+ * (store_atomic) or must not be lost (store_keep), and queue it; the
+ * backend carries it out with its function for the kind (struct
+ * store_backend.exec), on the writer thread inside the batch's transaction,
+ * reading op->data as named here.
+ */
+#define STORE_OP_LIST(XX)                                                      \
+  XX(ACCOUNT_CREATE)    /* struct store_account, the caller's */               \
+  XX(ACCOUNT_UPDATE)    /* struct store_account, the caller's */               \
+  XX(KEY_ADD)           /* struct store_key_data */                            \
+  XX(KEY_REVOKE)        /* struct store_key_revoke, the caller's */            \
+  XX(ROUTE_PUT)         /* struct store_route_data */                          \
+  XX(SETTING_PUT)       /* struct store_setting_data */                        \
+  XX(RETENTION)         /* struct store_retention, the caller's */
+
+enum store_op_kind {
+#define XX(kind) STORE_OP_##kind,
+  STORE_OP_LIST(XX)
+#undef XX
+  STORE_OP_COUNT
+};
+
+/* ---- what the queued writes carry ------------------------------------------ */
+
+struct store_key_data {
+  int64_t account_id;
+  uint8_t hash[32];
+  char prefix[16];
+};
+
+struct store_route_data {
+  char *name;               /* owned */
+  char *config;             /* owned; NULL: delete */
+};
+
+/* The settings kept as (account, key) -> value. */
+enum store_setting { STORE_SET_CHANNEL, STORE_SET_PRICE, STORE_SET_CASCADE };
+struct store_setting_data {
+  enum store_setting what;
+  int64_t account_id;       /* 0: the operator's */
+  char key[72];             /* channel or cascade name */
+  char *value;              /* owned; CHANNEL, CASCADE: NULL deletes */
+  int64_t num;              /* PRICE: < 0 deletes */
+};
+
+/* ---- what a backend reads -------------------------------------------------- */
+
+/*
+ * The reads of the store.h API that a backend answers, on the calling
+ * thread through a connection of that thread's (store.h says which thread
+ * may call each). Their arguments and results are those of the store.h
+ * function of the same name.
+ */
+struct store_reads {
+  int (*account_get)(struct store *s, const char *public_id, struct store_account *out);
+  int (*account_get_by_id)(struct store *s, int64_t id, struct store_account *out);
+  int (*keys_each)(struct store *s,
+                   void (*fn)(void *arg, const uint8_t hash[32], int64_t account_id), void *arg);
+  int (*keys_list)(struct store *s, int64_t account_id,
+                   void (*fn)(void *arg, const char *prefix, int64_t created_at,
+                              int64_t revoked_at),
+                   void *arg);
+  int (*accounts_suspended)(struct store *s, void (*fn)(void *arg, int64_t account_id),
+                            void *arg);
+  int (*routes_each)(struct store *s, void (*fn)(void *arg, const char *name, const char *config),
+                     void *arg);
+  int (*channels_each)(struct store *s,
+                       void (*fn)(void *arg, int64_t account_id, const char *channel,
+                                  const char *config),
+                       void *arg);
+  int (*prices_each)(struct store *s,
+                     void (*fn)(void *arg, int64_t account_id, const char *channel,
+                                int64_t price),
+                     void *arg);
+  int (*cascade_get)(struct store *s, int64_t account_id, const char *name, char **out);
+  int (*cascades_each)(struct store *s, int64_t account_id,
+                       void (*fn)(void *arg, const char *name, const char *steps), void *arg);
+};
+
 /* The rows a backend numbers. */
 enum store_id_kind { STORE_ID_MESSAGE, STORE_ID_ATTEMPT };
 
@@ -92,6 +174,9 @@ struct store_backend {
      0 or KK_ESTORE. */
   int (*claim)(struct store *s, enum store_claim_kind kind, const int64_t *ids, int n,
                int64_t lease_ms, unsigned char *granted);
+  /* The writes, by kind (STORE_OP_LIST), and the reads. */
+  op_exec_fn exec[STORE_OP_COUNT];
+  struct store_reads read;
 };
 
 extern const struct store_backend store_sqlite_backend;
@@ -156,6 +241,10 @@ void notes_free(struct store_note *notes, int n);
 void store_submit(struct store *s, struct store_op *op);
 /* Allocates an operation; data is freed after done unless borrowed. */
 struct store_op *store_op_new(op_exec_fn exec, store_done_cb done, void *arg, void *data, int borrowed);
+/* The same for a write of the store.h API: its body is the backend's
+   function for kind. */
+struct store_op *store_op_of(struct store *s, enum store_op_kind kind, store_done_cb done,
+                             void *arg, void *data, int borrowed);
 /* Marks op as one that may fail on its own: it runs in its own savepoint. */
 struct store_op *store_atomic(struct store_op *op);
 /* Marks op as one that must not be lost (see store_op.keep). */

@@ -372,6 +372,17 @@ struct store_op *store_op_new(op_exec_fn exec, store_done_cb done, void *arg,
   return op;
 }
 
+struct store_op *store_op_of(struct store *s, enum store_op_kind kind, store_done_cb done,
+                             void *arg, void *data, int borrowed) {
+  op_exec_fn exec = s->be->exec[kind];
+  if (exec == NULL) {
+    /* A backend without a body for a write of the API is a build mistake. */
+    kk_error(LOGCTX, "backend %s has no write of kind %d", s->be->name, (int)kind);
+    abort();
+  }
+  return store_op_new(exec, done, arg, data, borrowed);
+}
+
 /* Marks an operation that may fail on its own (a unique constraint, a
    refused insert); it then runs in a savepoint of its own. */
 struct store_op *store_atomic(struct store_op *op) {

@@ -16,6 +16,7 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "store/store.h"
+#include "store/store_int.h"
 #include "kk_test.h"
 #include "lib/tmp_store.h"
 
@@ -192,4 +193,14 @@ KK_TEST(store_campaign_report_and_listing) {
   ASSERT_EQ(store_msg_get(e.store, 1, "msg_c2", &v), 0);
   ASSERT_STR_EQ(v.campaign, "other");
   env_close(&e);
+}
+
+/* The SQLite backend carries out every write of the API and answers every
+   read (a missing one would abort at the first call). */
+KK_TEST(store_sqlite_backend_has_every_write_and_read) {
+  const struct store_backend *be = &store_sqlite_backend;
+  for (int k = 0; k < STORE_OP_COUNT; k++) ASSERT(be->exec[k] != NULL);
+  /* struct store_reads holds only function pointers, of one size here. */
+  void (*const *read)(void) = (void (*const *)(void))(const void *)&be->read;
+  for (size_t i = 0; i < sizeof be->read / sizeof *read; i++) ASSERT(read[i] != NULL);
 }

@@ -1,7 +1,6 @@
 /*
  * sq_account.c - accounts and API keys in the SQLite backend.
  */
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,14 +14,7 @@
 
 /* ---- accounts and keys ------------------------------------------------- */
 
-static void random_hex(char *out, size_t nbytes) {
-  unsigned char b[64];
-  if (nbytes > sizeof b) nbytes = sizeof b;
-  if (RAND_bytes(b, (int)nbytes) != 1) abort();
-  for (size_t i = 0; i < nbytes; i++) sprintf(out + 2 * i, "%02x", b[i]);
-}
-
-static int exec_account_create(struct store *s, struct store_op *op) {
+int sq_account_create(struct store *s, struct store_op *op) {
   struct store_account *a = op->data;
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ACC_INSERT);
   sq_bind_text(st, 1, a->public_id);
@@ -40,19 +32,7 @@ static int exec_account_create(struct store *s, struct store_op *op) {
   return rc;
 }
 
-void store_account_create(struct store *s, struct store_account *acc,
-                          store_done_cb done, void *arg) {
-  char hex[33];
-  random_hex(hex, 12);
-  snprintf(acc->public_id, sizeof acc->public_id, "acc_%.24s", hex);
-  char sec[65];
-  random_hex(sec, 32);
-  snprintf(acc->callback_secret, sizeof acc->callback_secret, "whsec_%s", sec);
-  acc->created_at = store_now_ms();
-  store_submit(s, store_atomic(store_op_new(exec_account_create, done, arg, acc, 1)));
-}
-
-static int exec_account_update(struct store *s, struct store_op *op) {
+int sq_account_update(struct store *s, struct store_op *op) {
   struct store_account *a = op->data;
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ACC_UPDATE);
   sq_bind_text(st, 1, a->name);
@@ -64,11 +44,6 @@ static int exec_account_update(struct store *s, struct store_op *op) {
   int rc = sq_step_done(&SQ(s)->w, st);
   if (rc == 0) note_cfg(s, STORE_NOTE_ACCOUNT, a->id, NULL, NULL, NULL, a->suspended);
   return rc;
-}
-
-void store_account_update(struct store *s, struct store_account *acc,
-                          store_done_cb done, void *arg) {
-  store_submit(s, store_atomic(store_op_new(exec_account_update, done, arg, acc, 1)));
 }
 
 static int read_account(struct conn *c, sqlite3_stmt *st, struct store_account *out) {
@@ -92,26 +67,20 @@ static int read_account(struct conn *c, sqlite3_stmt *st, struct store_account *
   return KK_ESTORE;
 }
 
-int store_account_get(struct store *s, const char *public_id, struct store_account *out) {
+int sq_account_get(struct store *s, const char *public_id, struct store_account *out) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_ACC_GET);
   sq_bind_text(st, 1, public_id);
   return read_account(&SQ(s)->r, st, out);
 }
 
-int store_account_get_by_id(struct store *s, int64_t id, struct store_account *out) {
+int sq_account_get_by_id(struct store *s, int64_t id, struct store_account *out) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_ACC_GET_ID);
   sqlite3_bind_int64(st, 1, id);
   return read_account(&SQ(s)->r, st, out);
 }
 
-struct key_data {
-  int64_t account_id;
-  uint8_t hash[32];
-  char prefix[16];
-};
-
-static int exec_key_add(struct store *s, struct store_op *op) {
-  struct key_data *k = op->data;
+int sq_key_add(struct store *s, struct store_op *op) {
+  struct store_key_data *k = op->data;
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_KEY_INSERT);
   sqlite3_bind_int64(st, 1, k->account_id);
   sqlite3_bind_blob(st, 2, k->hash, 32, SQLITE_STATIC);
@@ -122,16 +91,7 @@ static int exec_key_add(struct store *s, struct store_op *op) {
   return rc;
 }
 
-void store_key_add(struct store *s, int64_t account_id, const uint8_t hash[32],
-                   const char *prefix, store_done_cb done, void *arg) {
-  struct key_data *k = kk_xcalloc(1, sizeof *k);
-  k->account_id = account_id;
-  memcpy(k->hash, hash, 32);
-  snprintf(k->prefix, sizeof k->prefix, "%s", prefix);
-  store_submit(s, store_atomic(store_op_new(exec_key_add, done, arg, k, 0)));
-}
-
-int store_keys_each(struct store *s,
+int sq_keys_each(struct store *s,
                     void (*fn)(void *arg, const uint8_t hash[32], int64_t account_id),
                     void *arg) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_KEY_ALL);
@@ -144,7 +104,7 @@ int store_keys_each(struct store *s,
   return rc == SQLITE_DONE ? 0 : KK_ESTORE;
 }
 
-int store_keys_list(struct store *s, int64_t account_id,
+int sq_keys_list(struct store *s, int64_t account_id,
                     void (*fn)(void *arg, const char *prefix, int64_t created_at,
                                int64_t revoked_at),
                     void *arg) {
@@ -158,7 +118,7 @@ int store_keys_list(struct store *s, int64_t account_id,
   return rc == SQLITE_DONE ? 0 : KK_ESTORE;
 }
 
-static int exec_key_revoke(struct store *s, struct store_op *op) {
+int sq_key_revoke(struct store *s, struct store_op *op) {
   struct store_key_revoke *k = op->data;
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_KEY_FIND);
   sq_bind_text(st, 1, k->prefix);
@@ -187,12 +147,7 @@ static int exec_key_revoke(struct store *s, struct store_op *op) {
   return 0;
 }
 
-void store_key_revoke(struct store *s, struct store_key_revoke *k, store_done_cb done,
-                      void *arg) {
-  store_submit(s, store_atomic(store_op_new(exec_key_revoke, done, arg, k, 1)));
-}
-
-int store_accounts_suspended(struct store *s, void (*fn)(void *arg, int64_t account_id),
+int sq_accounts_suspended(struct store *s, void (*fn)(void *arg, int64_t account_id),
                              void *arg) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_ACC_SUSPENDED);
   int rc;

@@ -180,4 +180,27 @@ const struct store_backend store_sqlite_backend = {
     .publish = sq_publish,
     .new_id = sq_new_id_fn,
     .claim = sq_claim,
+    .exec =
+        {
+            [STORE_OP_ACCOUNT_CREATE] = sq_account_create,
+            [STORE_OP_ACCOUNT_UPDATE] = sq_account_update,
+            [STORE_OP_KEY_ADD] = sq_key_add,
+            [STORE_OP_KEY_REVOKE] = sq_key_revoke,
+            [STORE_OP_ROUTE_PUT] = sq_route_put,
+            [STORE_OP_SETTING_PUT] = sq_setting_put,
+            [STORE_OP_RETENTION] = sq_retention,
+        },
+    .read =
+        {
+            .account_get = sq_account_get,
+            .account_get_by_id = sq_account_get_by_id,
+            .keys_each = sq_keys_each,
+            .keys_list = sq_keys_list,
+            .accounts_suspended = sq_accounts_suspended,
+            .routes_each = sq_routes_each,
+            .channels_each = sq_channels_each,
+            .prices_each = sq_prices_each,
+            .cascade_get = sq_cascade_get,
+            .cascades_each = sq_cascades_each,
+        },
 };

@@ -403,6 +403,40 @@ int64_t casc_price(struct store *s, int64_t account_id, const char *channel);
 
 /* Opens a connection to path with kaskad's settings (writer: the one that
    writes). 0 or KK_ESTORE. */
+/* ---- the backend's writes (struct store_backend.exec) and reads -------- */
+
+/* sq_account.c */
+int sq_account_create(struct store *s, struct store_op *op);
+int sq_account_update(struct store *s, struct store_op *op);
+int sq_key_add(struct store *s, struct store_op *op);
+int sq_key_revoke(struct store *s, struct store_op *op);
+int sq_account_get(struct store *s, const char *public_id, struct store_account *out);
+int sq_account_get_by_id(struct store *s, int64_t id, struct store_account *out);
+int sq_keys_each(struct store *s,
+                 void (*fn)(void *arg, const uint8_t hash[32], int64_t account_id), void *arg);
+int sq_keys_list(struct store *s, int64_t account_id,
+                 void (*fn)(void *arg, const char *prefix, int64_t created_at,
+                            int64_t revoked_at),
+                 void *arg);
+int sq_accounts_suspended(struct store *s, void (*fn)(void *arg, int64_t account_id), void *arg);
+/* sq_settings.c */
+int sq_route_put(struct store *s, struct store_op *op);
+int sq_setting_put(struct store *s, struct store_op *op);
+int sq_routes_each(struct store *s, void (*fn)(void *arg, const char *name, const char *config),
+                   void *arg);
+int sq_channels_each(struct store *s,
+                     void (*fn)(void *arg, int64_t account_id, const char *channel,
+                                const char *config),
+                     void *arg);
+int sq_prices_each(struct store *s,
+                   void (*fn)(void *arg, int64_t account_id, const char *channel, int64_t price),
+                   void *arg);
+int sq_cascade_get(struct store *s, int64_t account_id, const char *name, char **out);
+int sq_cascades_each(struct store *s, int64_t account_id,
+                     void (*fn)(void *arg, const char *name, const char *steps), void *arg);
+/* sq_retention.c */
+int sq_retention(struct store *s, struct store_op *op);
+
 int conn_open(struct conn *c, const char *path, int sync_full, int writer);
 void conn_close(struct conn *c);
 

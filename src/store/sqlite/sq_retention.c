@@ -22,7 +22,7 @@ static int delete_message(struct store *s, int64_t id) {
   return 0;
 }
 
-static int exec_retention(struct store *s, struct store_op *op) {
+int sq_retention(struct store *s, struct store_op *op) {
   struct store_retention *r = op->data;
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_RET_SCAN);
   sqlite3_bind_int64(st, 1, r->after_id);
@@ -50,11 +50,4 @@ static int exec_retention(struct store *s, struct store_op *op) {
     if ((rc = delete_message(s, victims[i])) != 0) return rc;
   r->deleted = nv;
   return 0;
-}
-
-void store_retention(struct store *s, struct store_retention *r, store_done_cb done, void *arg) {
-  if (r->max <= 0 || r->max > STORE_RETENTION_MAX) r->max = STORE_RETENTION_MAX;
-  struct store_op *op = store_atomic(store_op_new(exec_retention, done, arg, r, 1));
-  op->weight = r->max;
-  store_submit(s, op);
 }

@@ -12,13 +12,8 @@
 
 /* ---- routes ------------------------------------------------------------ */
 
-struct route_data {
-  char *name;
-  char *config;  /* NULL: delete */
-};
-
-static int exec_route_put(struct store *s, struct store_op *op) {
-  struct route_data *d = op->data;
+int sq_route_put(struct store *s, struct store_op *op) {
+  struct store_route_data *d = op->data;
   int rc;
   if (d->config) {
     sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ROUTE_PUT);
@@ -37,15 +32,7 @@ static int exec_route_put(struct store *s, struct store_op *op) {
   return rc;
 }
 
-void store_route_put(struct store *s, const char *name, const char *config,
-                     store_done_cb done, void *arg) {
-  struct route_data *d = kk_xcalloc(1, sizeof *d);
-  d->name = kk_xstrdup(name);
-  d->config = config ? kk_xstrdup(config) : NULL;
-  store_submit(s, store_atomic(store_op_new(exec_route_put, done, arg, d, 0)));
-}
-
-int store_routes_each(struct store *s,
+int sq_routes_each(struct store *s,
                       void (*fn)(void *arg, const char *name, const char *config),
                       void *arg) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_ROUTE_ALL);
@@ -58,27 +45,28 @@ int store_routes_each(struct store *s,
 
 /* ---- settings: channels, prices, named cascades --------------------------- */
 
-struct kv_data {
-  int64_t account_id;
-  char key[72];
-  char *value;              /* owned; NULL: delete */
-  int64_t num;
+/* Where each setting lives. */
+static const struct {
   enum stmt_id put, del;
-  int kind;                 /* 0 text value, 1 number */
   enum store_note_kind note;  /* what the commit tells its subscribers */
+} settings[] = {
+    [STORE_SET_CHANNEL] = {ST_CHSET_PUT, ST_CHSET_DEL, STORE_NOTE_CHANNEL_CFG},
+    [STORE_SET_PRICE] = {ST_PRICE_PUT, ST_PRICE_DEL, STORE_NOTE_PRICE},
+    [STORE_SET_CASCADE] = {ST_CASC_PUT, ST_CASC_DEL, STORE_NOTE_CASCADE_CFG},
 };
 
-static int exec_kv(struct store *s, struct store_op *op) {
-  struct kv_data *d = op->data;
+int sq_setting_put(struct store *s, struct store_op *op) {
+  struct store_setting_data *d = op->data;
   /* Settings change: forget what was remembered of them. */
   memset(SQ(s)->price_memo, 0, sizeof SQ(s)->price_memo);
   memset(SQ(s)->scope_memo, 0, sizeof SQ(s)->scope_memo);
-  int del = d->kind == 0 ? d->value == NULL : d->num < 0;
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, del ? d->del : d->put);
+  int number = d->what == STORE_SET_PRICE;
+  int del = number ? d->num < 0 : d->value == NULL;
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, del ? settings[d->what].del : settings[d->what].put);
   sqlite3_bind_int64(st, 1, d->account_id);
   sq_bind_text(st, 2, d->key);
   if (!del) {
-    if (d->kind == 0) {
+    if (!number) {
       sq_bind_text(st, 3, d->value);
       sqlite3_bind_int64(st, 4, store_now_ms());
     } else {
@@ -86,46 +74,15 @@ static int exec_kv(struct store *s, struct store_op *op) {
     }
   }
   int rc = sq_step_done(&SQ(s)->w, st);
-  if (rc == 0) note_cfg(s, d->note, d->account_id, d->key, del ? NULL : d->value, NULL, d->num);
+  if (rc == 0)
+    note_cfg(s, settings[d->what].note, d->account_id, d->key, del ? NULL : d->value, NULL,
+             d->num);
   free(d->value);
   d->value = NULL;
   return rc;
 }
 
-static void kv_put(struct store *s, int64_t account_id, const char *key, const char *value,
-                   int64_t num, int kind, enum stmt_id put, enum stmt_id del,
-                   enum store_note_kind note, store_done_cb done, void *arg) {
-  struct kv_data *d = kk_xcalloc(1, sizeof *d);
-  d->account_id = account_id;
-  snprintf(d->key, sizeof d->key, "%s", key);
-  d->value = value ? kk_xstrdup(value) : NULL;
-  d->num = num;
-  d->kind = kind;
-  d->put = put;
-  d->del = del;
-  d->note = note;
-  store_submit(s, store_atomic(store_op_new(exec_kv, done, arg, d, 0)));
-}
-
-void store_channel_put(struct store *s, int64_t account_id, const char *channel,
-                       const char *config, store_done_cb done, void *arg) {
-  kv_put(s, account_id, channel, config, 0, 0, ST_CHSET_PUT, ST_CHSET_DEL, STORE_NOTE_CHANNEL_CFG,
-         done, arg);
-}
-
-void store_price_put(struct store *s, int64_t account_id, const char *channel, int64_t price,
-                     store_done_cb done, void *arg) {
-  kv_put(s, account_id, channel, NULL, price, 1, ST_PRICE_PUT, ST_PRICE_DEL, STORE_NOTE_PRICE, done,
-         arg);
-}
-
-void store_cascade_put(struct store *s, int64_t account_id, const char *name, const char *steps,
-                       store_done_cb done, void *arg) {
-  kv_put(s, account_id, name, steps, 0, 0, ST_CASC_PUT, ST_CASC_DEL, STORE_NOTE_CASCADE_CFG,
-         done, arg);
-}
-
-int store_channels_each(struct store *s,
+int sq_channels_each(struct store *s,
                         void (*fn)(void *arg, int64_t account_id, const char *channel,
                                    const char *config),
                         void *arg) {
@@ -138,7 +95,7 @@ int store_channels_each(struct store *s,
   return rc == SQLITE_DONE ? 0 : KK_ESTORE;
 }
 
-int store_prices_each(struct store *s,
+int sq_prices_each(struct store *s,
                       void (*fn)(void *arg, int64_t account_id, const char *channel,
                                  int64_t price),
                       void *arg) {
@@ -151,7 +108,7 @@ int store_prices_each(struct store *s,
   return rc == SQLITE_DONE ? 0 : KK_ESTORE;
 }
 
-int store_cascade_get(struct store *s, int64_t account_id, const char *name, char **out) {
+int sq_cascade_get(struct store *s, int64_t account_id, const char *name, char **out) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_CASC_GET);
   sqlite3_bind_int64(st, 1, account_id);
   sq_bind_text(st, 2, name);
@@ -161,7 +118,7 @@ int store_cascade_get(struct store *s, int64_t account_id, const char *name, cha
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
 }
 
-int store_cascades_each(struct store *s, int64_t account_id,
+int sq_cascades_each(struct store *s, int64_t account_id,
                         void (*fn)(void *arg, const char *name, const char *steps), void *arg) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_CASC_ALL);
   sqlite3_bind_int64(st, 1, account_id);

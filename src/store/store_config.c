@@ -1,0 +1,147 @@
+/*
+ * store_config.c - the backend-neutral side of accounts, keys, routes and
+ * settings: what the store.h functions queue (the backend carries each
+ * write out: store_int.h, STORE_OP_LIST) and the reads they pass to the
+ * backend.
+ */
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_mem.h"
+#include "store/store_int.h"
+
+/* ---- accounts and keys ------------------------------------------------- */
+
+static void random_hex(char *out, size_t nbytes) {
+  unsigned char b[64];
+  if (nbytes > sizeof b) nbytes = sizeof b;
+  if (RAND_bytes(b, (int)nbytes) != 1) abort();
+  for (size_t i = 0; i < nbytes; i++) sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+void store_account_create(struct store *s, struct store_account *acc,
+                          store_done_cb done, void *arg) {
+  char hex[33];
+  random_hex(hex, 12);
+  snprintf(acc->public_id, sizeof acc->public_id, "acc_%.24s", hex);
+  char sec[65];
+  random_hex(sec, 32);
+  snprintf(acc->callback_secret, sizeof acc->callback_secret, "whsec_%s", sec);
+  acc->created_at = store_now_ms();
+  store_submit(s, store_atomic(store_op_of(s, STORE_OP_ACCOUNT_CREATE, done, arg, acc, 1)));
+}
+
+void store_account_update(struct store *s, struct store_account *acc,
+                          store_done_cb done, void *arg) {
+  store_submit(s, store_atomic(store_op_of(s, STORE_OP_ACCOUNT_UPDATE, done, arg, acc, 1)));
+}
+
+int store_account_get(struct store *s, const char *public_id, struct store_account *out) {
+  return s->be->read.account_get(s, public_id, out);
+}
+
+int store_account_get_by_id(struct store *s, int64_t id, struct store_account *out) {
+  return s->be->read.account_get_by_id(s, id, out);
+}
+
+void store_key_add(struct store *s, int64_t account_id, const uint8_t hash[32],
+                   const char *prefix, store_done_cb done, void *arg) {
+  struct store_key_data *k = kk_xcalloc(1, sizeof *k);   /* freed with the op */
+  k->account_id = account_id;
+  memcpy(k->hash, hash, 32);
+  snprintf(k->prefix, sizeof k->prefix, "%s", prefix);
+  store_submit(s, store_atomic(store_op_of(s, STORE_OP_KEY_ADD, done, arg, k, 0)));
+}
+
+int store_keys_each(struct store *s,
+                    void (*fn)(void *arg, const uint8_t hash[32], int64_t account_id),
+                    void *arg) {
+  return s->be->read.keys_each(s, fn, arg);
+}
+
+int store_keys_list(struct store *s, int64_t account_id,
+                    void (*fn)(void *arg, const char *prefix, int64_t created_at,
+                               int64_t revoked_at),
+                    void *arg) {
+  return s->be->read.keys_list(s, account_id, fn, arg);
+}
+
+void store_key_revoke(struct store *s, struct store_key_revoke *k, store_done_cb done,
+                      void *arg) {
+  store_submit(s, store_atomic(store_op_of(s, STORE_OP_KEY_REVOKE, done, arg, k, 1)));
+}
+
+int store_accounts_suspended(struct store *s, void (*fn)(void *arg, int64_t account_id),
+                             void *arg) {
+  return s->be->read.accounts_suspended(s, fn, arg);
+}
+
+/* ---- routes ------------------------------------------------------------ */
+
+void store_route_put(struct store *s, const char *name, const char *config,
+                     store_done_cb done, void *arg) {
+  struct store_route_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
+  d->name = kk_xstrdup(name);
+  d->config = config ? kk_xstrdup(config) : NULL;
+  store_submit(s, store_atomic(store_op_of(s, STORE_OP_ROUTE_PUT, done, arg, d, 0)));
+}
+
+int store_routes_each(struct store *s,
+                      void (*fn)(void *arg, const char *name, const char *config),
+                      void *arg) {
+  return s->be->read.routes_each(s, fn, arg);
+}
+
+/* ---- settings: channels, prices, named cascades --------------------------- */
+
+static void setting_put(struct store *s, enum store_setting what, int64_t account_id,
+                        const char *key, const char *value, int64_t num, store_done_cb done,
+                        void *arg) {
+  struct store_setting_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
+  d->what = what;
+  d->account_id = account_id;
+  snprintf(d->key, sizeof d->key, "%s", key);
+  d->value = value ? kk_xstrdup(value) : NULL;
+  d->num = num;
+  store_submit(s, store_atomic(store_op_of(s, STORE_OP_SETTING_PUT, done, arg, d, 0)));
+}
+
+void store_channel_put(struct store *s, int64_t account_id, const char *channel,
+                       const char *config, store_done_cb done, void *arg) {
+  setting_put(s, STORE_SET_CHANNEL, account_id, channel, config, 0, done, arg);
+}
+
+void store_price_put(struct store *s, int64_t account_id, const char *channel, int64_t price,
+                     store_done_cb done, void *arg) {
+  setting_put(s, STORE_SET_PRICE, account_id, channel, NULL, price, done, arg);
+}
+
+void store_cascade_put(struct store *s, int64_t account_id, const char *name, const char *steps,
+                       store_done_cb done, void *arg) {
+  setting_put(s, STORE_SET_CASCADE, account_id, name, steps, 0, done, arg);
+}
+
+int store_channels_each(struct store *s,
+                        void (*fn)(void *arg, int64_t account_id, const char *channel,
+                                   const char *config),
+                        void *arg) {
+  return s->be->read.channels_each(s, fn, arg);
+}
+
+int store_prices_each(struct store *s,
+                      void (*fn)(void *arg, int64_t account_id, const char *channel,
+                                 int64_t price),
+                      void *arg) {
+  return s->be->read.prices_each(s, fn, arg);
+}
+
+int store_cascade_get(struct store *s, int64_t account_id, const char *name, char **out) {
+  return s->be->read.cascade_get(s, account_id, name, out);
+}
+
+int store_cascades_each(struct store *s, int64_t account_id,
+                        void (*fn)(void *arg, const char *name, const char *steps), void *arg) {
+  return s->be->read.cascades_each(s, account_id, fn, arg);
+}
