@@ -30,6 +30,7 @@
 #include "http/http_client.h"
 #include "http/http_server.h"
 #include "http/http_tls.h"
+#include "phone/phone_plan.h"
 #include "store/store.h"
 
 #define LOGCTX "kaskad"
@@ -44,6 +45,7 @@ struct daemon {
   struct http_server *http;
   struct http_server *admin_http; /* NULL: the operator API is served on http */
   char *tls_cert, *tls_key;       /* PEM texts until the listeners start (NULL: no TLS) */
+  struct phone_plan *plan;        /* the numbering register (NULL: none) */
   struct api api;
   uv_signal_t sigterm, sigint;
   uv_timer_t drain_timer;
@@ -367,6 +369,14 @@ int main(int argc, char **argv) {
 
   /* Read before anything starts: a bad file stops kaskad at once. */
   if (load_tls(&d.cfg, &d.tls_cert, &d.tls_key) != 0) return 2;
+  const char *numbering = kk_cfg_get(&d.cfg, KK_CFG_numbering);
+  if (*numbering && phone_plan_open(numbering, &d.plan) != 0) {
+    fprintf(stderr, "kaskad: numbering: no numbering-plan register in %s (see the log)\n", numbering);
+    return 2;
+  }
+  if (!*numbering)
+    kk_info(LOGCTX, "no numbering register (setting numbering): numbers get no operator, region "
+                    "or time zone");
   long long cb_timeout, http_timeout, cb_cooldown;
   long cb_per_account, cb_queue, cb_breaker;
   if (parse_ms(&d.cfg, KK_CFG_callback_timeout, &cb_timeout) ||
@@ -434,6 +444,7 @@ int main(int argc, char **argv) {
   memcpy(d.api.ttl_ms, ttl, sizeof ttl);
   d.api.rate_key = rate_key;
   d.api.rate_account = rate_account;
+  d.api.plan = d.plan;
   if (api_init(&d.api) != 0) return 1;
   api_retention_start(&d.api, retention_ms);
 
@@ -461,6 +472,7 @@ int main(int argc, char **argv) {
           host, http_server_port(d.http), dir);
   uv_run(d.loop, UV_RUN_DEFAULT);
   api_fini(&d.api);
+  phone_plan_free(d.plan);
   kk_cfg_fini(&d.cfg);
   uv_loop_close(d.loop);
   curl_global_cleanup();

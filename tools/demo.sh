@@ -25,7 +25,11 @@ sim=$!
 # The simulator listens on loopback, which kaskad refuses to connect to
 # unless the operator allows it.
 ALLOW=${KASKAD_OUTBOUND_ALLOW:-${SIM_HTTP%:*}/32,${SIM_SMTP%:*}/32}
-bin/kaskad --http "$HTTP" --data var --outbound_allow "$ALLOW" 2> >(tee -a var/kaskad.log >&2) &
+# The numbering register (operator, region and time zone of a number), when
+# it is beside the project; KASKAD_NUMBERING names another folder.
+NUMBERING=${KASKAD_NUMBERING:-../shared/data/numbering-ru}
+[ -f "$NUMBERING/DEF-9xx.csv" ] || NUMBERING=
+bin/kaskad --http "$HTTP" --data var --outbound_allow "$ALLOW" ${NUMBERING:+--numbering "$NUMBERING"} 2> >(tee -a var/kaskad.log >&2) &
 kk=$!
 trap 'kill -TERM $kk $sim 2>/dev/null; wait $kk 2>/dev/null; exit 0' INT TERM
 for _ in $(seq 100); do

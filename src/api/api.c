@@ -451,6 +451,7 @@ static const struct api_route routes[] = {
     {{"DELETE", "/v1/cascades/{name}"}, API_ACCOUNT, api_cascade_delete, api_cascade_check},
     {{"GET", "/v1/campaigns/{name}/report"}, API_ACCOUNT, api_campaign_report, NULL},
     {{"GET", "/v1/replies"}, API_ACCOUNT, api_replies_list, NULL},
+    {{"GET", "/v1/numbers/{phone}"}, API_KEYED, api_number_get, NULL},
     {{"GET", "/v1/account"}, API_ACCOUNT, api_account_self, NULL},
     {{"*", "/v1/*"}, API_ACCOUNT, api_not_found, NULL},
 };

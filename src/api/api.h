@@ -55,6 +55,8 @@ struct api_accts {
 /* Which listener a request came to (http_req_listener). */
 enum { API_LISTENER_PUBLIC = 0, API_LISTENER_ADMIN = 1 };
 
+struct phone_plan;
+
 struct api {
   uv_loop_t *loop;
   struct store *store;
@@ -85,6 +87,7 @@ struct api {
   struct api_retention *retention;  /* NULL: off */
   int subscribed;            /* takes the store's notes (api_init .. api_stop) */
   struct accept accept;      /* the way in for sends (set up by api_init) */
+  const struct phone_plan *plan;  /* the numbering register; NULL: none */
 };
 
 /* Loads the key cache and subscribes to the store's notes; 0, KK_ESTORE or

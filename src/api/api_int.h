@@ -188,6 +188,7 @@ void api_cascade_delete(struct api_call *c);
 int api_hook_check(struct api_call *c);
 void api_hook(struct api_call *c);
 void api_messages_post(struct api_call *c);
+void api_number_get(struct api_call *c);
 void api_messages_batch(struct api_call *c);
 void api_messages_get(struct api_call *c);
 void api_messages_list(struct api_call *c);

@@ -1,0 +1,47 @@
+/*
+ * api_numbers.c - GET /v1/numbers/{phone}: what the numbering register says
+ * of a number (holder operator and its INN, region, time zone).
+ *
+ * Without a register (the `numbering` setting unset or unreadable) every
+ * field is null and `source` says "none"; a number the register does not
+ * hold (not a Russian mobile number) answers the same with `source`
+ * "unknown". `mnp` stays null until an HLR/MNP source is configured.
+ */
+#include <stdio.h>
+
+#include "api/api_int.h"
+#include "phone/phone.h"
+#include "phone/phone_plan.h"
+
+static json_t *str_or_null(const char *s) { return s && s[0] ? json_string(s) : json_null(); }
+
+void api_number_get(struct api_call *c) {
+  const char *raw = api_param(c, "phone");
+  char phone[32], country[3] = "";
+  if (phone_normalize(raw, phone, sizeof phone) != 0) {
+    api_error(c->req, 422, "invalid_phone", "phone", "not a valid phone number");
+    return;
+  }
+  phone_country(phone, country);
+  struct phone_plan_info in = {0};
+  const char *source = "none";
+  if (c->a->plan) source = phone_plan_lookup(c->a->plan, phone, &in) == 0 ? "register" : "unknown";
+  json_t *o = json_object();
+  json_object_set_new(o, "phone", json_string(phone));
+  json_object_set_new(o, "country", str_or_null(country));
+  json_object_set_new(o, "operator", str_or_null(in.operator_name));
+  json_object_set_new(o, "inn", str_or_null(in.inn));
+  json_object_set_new(o, "region", str_or_null(in.region));
+  json_object_set_new(o, "timezone", str_or_null(in.timezone));
+  if (in.timezone && in.timezone[0]) {
+    char off[16];
+    int m = in.utc_offset_min < 0 ? -in.utc_offset_min : in.utc_offset_min;
+    snprintf(off, sizeof off, "%c%02d:%02d", in.utc_offset_min < 0 ? '-' : '+', m / 60, m % 60);
+    json_object_set_new(o, "utc_offset", json_string(off));
+  } else {
+    json_object_set_new(o, "utc_offset", json_null());
+  }
+  json_object_set_new(o, "mnp", json_null());
+  json_object_set_new(o, "source", json_string(source));
+  api_json(c->req, 200, o, NULL);
+}
