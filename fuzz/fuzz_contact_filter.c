@@ -1,0 +1,55 @@
+/*
+ * fuzz_contact_filter.c - fuzz target for the segment filter parser and its
+ * SQL compiler: any text either parses or says where it stopped, and a
+ * compiled condition holds no text of the filter (every value is a bound
+ * parameter: no quote but the compiler's own, one placeholder per
+ * parameter).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "contact/contact_filter.h"
+#include "core/kk_err.h"
+
+static void check(int ok) {
+  if (!ok) __builtin_trap();
+}
+
+/* Counts occurrences of s in sql. */
+static int count(const char *sql, const char *s) {
+  int n = 0;
+  for (const char *p = sql; (p = strstr(p, s)) != NULL; p += strlen(s)) n++;
+  return n;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size > CF_TEXT_MAX + 16) return 0;
+  char *text = malloc(size + 1);
+  memcpy(text, data, size);
+  text[size] = '\0';
+  struct cf_node *n;
+  struct cf_error e;
+  int rc = contact_filter_parse(text, &n, &e);
+  check(rc == 0 || rc == KK_EINVAL);
+  if (rc != 0) {
+    check(n == NULL && e.pos <= strlen(text) + 1 && e.msg[0] != '\0');
+    free(text);
+    return 0;
+  }
+  static char sql[1 << 16];
+  static struct cf_param ps[4096];
+  int np;
+  if (contact_filter_sql(n, CF_SQLITE, 1, sql, sizeof sql, ps, 4096, &np) == 0) {
+    int quotes = count(sql, "'");
+    check(quotes == 2 * count(sql, "'$.'") + 2 * count(sql, "''"));
+    check(count(sql, "?") == np);
+  }
+  if (contact_filter_sql(n, CF_POSTGRES, 1, sql, sizeof sql, ps, 4096, &np) == 0) {
+    check(count(sql, "'") == 2 * count(sql, "''"));
+    check(count(sql, "$") == np);
+  }
+  contact_filter_free(n);
+  free(text);
+  return 0;
+}
