@@ -15,7 +15,7 @@ endif
 WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
 CFLAGS_base := -std=c11 -D_GNU_SOURCE -MMD -MP -Isrc -g $(WARN) \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lpthread -lm
 
 ifeq ($(BUILD),release)
 CFLAGS_mode := -O2
