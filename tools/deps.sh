@@ -5,7 +5,7 @@
 set -eu
 pkgs=(build-essential pkg-config clang libclang-rt-14-dev
       libuv1-dev libmicrohttpd-dev libjansson-dev libsqlite3-dev
-      libcurl4-openssl-dev libssl-dev libcsv-dev curl openssl sqlite3)
+      libcurl4-openssl-dev libssl-dev libcsv-dev libicu-dev curl openssl sqlite3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

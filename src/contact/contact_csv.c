@@ -21,6 +21,7 @@
 
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
+#include "core/kk_tz.h"
 #include "core/kk_utf8.h"
 #include "phone/phone.h"
 
@@ -122,18 +123,6 @@ static char *trimmed(struct contact_csv *c, int i) {
   return *s ? s : NULL;
 }
 
-static int tz_shaped(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 64 || s[0] == '/' || strstr(s, "..")) return 0;
-  for (size_t i = 0; i < n; i++) {
-    char ch = s[i];
-    if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-          ch == '/' || ch == '_' || ch == '-' || ch == '+'))
-      return 0;
-  }
-  return 1;
-}
-
 static int consent_of(const char *s) {
   static const char *const yes[] = {"yes", "y", "1", "true", "да", "Да", "ДА"};
   static const char *const no[] = {"no", "n", "0", "false", "нет", "Нет", "НЕТ"};
@@ -220,7 +209,7 @@ static void row_done(struct contact_csv *c) {
     return;
   }
   if (r.timezone &&
-      !(c->o.tz_valid ? c->o.tz_valid(c->o.arg, r.timezone) : tz_shaped(r.timezone))) {
+      !(c->o.tz_valid ? c->o.tz_valid(c->o.arg, r.timezone) : kk_tz_valid(r.timezone))) {
     reject(c, "invalid_timezone", "\"%.40s\" is not a time zone (e.g. Europe/Moscow)", r.timezone);
     return;
   }

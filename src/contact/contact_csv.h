@@ -63,7 +63,7 @@ struct contact_csv_reject {
 
 struct contact_csv_opts {
   const char *country;              /* default country of national numbers ("RU") */
-  /* 1 when name is a time zone kaskad knows; NULL: any IANA-shaped name */
+  /* 1 when name is a time zone kaskad knows; NULL: the tz database's (kk_tz_valid) */
   int (*tz_valid)(void *arg, const char *name);
   void (*row)(void *arg, const struct contact_csv_row *r);
   void (*reject)(void *arg, const struct contact_csv_reject *r);
