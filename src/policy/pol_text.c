@@ -1,0 +1,193 @@
+/*
+ * pol_text.c - text as the rules compare it. See pol_text.h.
+ */
+#include "policy/pol_text.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unicode/ucasemap.h>
+
+#include "core/kk_mem.h"
+#include "core/kk_utf8.h"
+
+#define WORD_MAX 256   /* code points of one word */
+
+static int cyrillic(uint32_t cp) { return (cp >= 0x430 && cp <= 0x44F) || cp == 0x451; }
+static int digit(uint32_t cp) { return cp >= '0' && cp <= '9'; }
+/* A character of a word: letters (Latin, Cyrillic, the rest of Europe's)
+   and digits; anything else (spaces, punctuation, symbols, emoji) is not. */
+static int word_char(uint32_t cp) {
+  return (cp >= 'a' && cp <= 'z') || digit(cp) || cyrillic(cp) ||
+         (cp >= 0xDF && cp <= 0x24F && cp != 0xF7) || (cp >= 0x3AC && cp <= 0x3CE);
+}
+/* Marks that split a word without ending it: "в.о.д.к.а", "vo-dka". */
+static int joiner(uint32_t cp) {
+  return cp == '.' || cp == '-' || cp == '_' || cp == '*' || cp == '\'' || cp == '`' ||
+         cp == 0x2010 || cp == 0x2011 || cp == 0x2013 || cp == 0x2014 || cp == 0xB7;
+}
+
+/* The Cyrillic letter a Latin letter or digit stands for inside a Cyrillic
+   word, or 0. */
+static uint32_t lookalike(uint32_t cp) {
+  switch (cp) {
+  case 'a': return 0x430;  /* а */
+  case 'b': return 0x432;  /* в (as in В) */
+  case 'c': return 0x441;  /* с */
+  case 'e': return 0x435;  /* е */
+  case 'h': return 0x43D;  /* н (as in Н) */
+  case 'k': return 0x43A;  /* к */
+  case 'm': return 0x43C;  /* м */
+  case 'o': case '0': return 0x43E;  /* о */
+  case 'p': return 0x440;  /* р */
+  case 't': return 0x442;  /* т */
+  case 'x': return 0x445;  /* х */
+  case 'y': return 0x443;  /* у */
+  case '3': return 0x437;  /* з */
+  default: return 0;
+  }
+}
+
+static uint32_t decode(const unsigned char *s, size_t left, size_t *n) {
+  *n = kk_utf8_char_len((const char *)s, left);
+  if (*n <= 1) return s[0];
+  if (*n == 2) return ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
+  if (*n == 3) return ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+  return ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
+         ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+}
+
+static size_t encode(uint32_t cp, char *out) {
+  if (cp < 0x80) {
+    out[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    out[0] = (char)(0xC0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    out[0] = (char)(0xE0 | (cp >> 12));
+    out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  out[0] = (char)(0xF0 | (cp >> 18));
+  out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+  out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+  out[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+/* The words of a text: code points, each word ended by 0. */
+struct words {
+  uint32_t *cp;
+  size_t n, cap;
+  int count;
+};
+
+static void push(struct words *w, uint32_t cp) {
+  if (w->n == w->cap) {
+    w->cap = w->cap ? w->cap * 2 : 256;
+    w->cp = kk_xrealloc(w->cp, w->cap * sizeof *w->cp);
+  }
+  w->cp[w->n++] = cp;
+}
+
+/* Appends one word (wn code points at cp) to out: ё as е, look-alikes
+   in a Cyrillic word as Cyrillic. 0, or 1 when out is full. */
+static int put_word(const uint32_t *cp, size_t wn, int space, char *out, size_t cap, size_t *n) {
+  int cyr = 0;
+  for (size_t i = 0; i < wn; i++) cyr |= cyrillic(cp[i]);
+  char buf[16];
+  size_t need = space;
+  for (size_t i = 0; i < wn; i++) need += encode(cp[i] > 0x7FF ? cp[i] : 0x7FF, buf);
+  if (*n + need + 1 > cap) return 1;
+  if (space) out[(*n)++] = ' ';
+  for (size_t i = 0; i < wn; i++) {
+    uint32_t c = cp[i];
+    if (c == 0x451) c = 0x435;
+    if (cyr && lookalike(c)) c = lookalike(c);
+    *n += encode(c, out + *n);
+  }
+  out[*n] = '\0';
+  return 0;
+}
+
+size_t pol_text_normalize(const char *text, size_t len, char *out, size_t cap) {
+  if (cap == 0) return 0;
+  out[0] = '\0';
+  if (!kk_utf8_valid(text, len)) return 0;
+  UErrorCode err = U_ZERO_ERROR;
+  UCaseMap *cm = ucasemap_open(NULL, U_FOLD_CASE_DEFAULT, &err);
+  if (U_FAILURE(err)) return 0;
+  size_t fcap = len * 3 + 16;
+  char *folded = kk_xmalloc(fcap);
+  int32_t fn = ucasemap_utf8FoldCase(cm, folded, (int32_t)fcap, text, (int32_t)len, &err);
+  ucasemap_close(cm);
+  if (U_FAILURE(err) || fn < 0) {
+    free(folded);
+    return 0;
+  }
+  /* Words: runs of word characters; a joiner between two letters keeps the
+     word going ("в.о.д.к.а"). */
+  struct words w = {0};
+  const unsigned char *s = (const unsigned char *)folded;
+  size_t i = 0, n = (size_t)fn, wlen = 0;
+  int pending_joiner = 0;
+  while (i < n) {
+    size_t cl;
+    uint32_t cp = decode(s + i, n - i, &cl);
+    i += cl;
+    if (word_char(cp)) {
+      push(&w, cp);
+      wlen++;
+      pending_joiner = 0;
+    } else if (joiner(cp) && wlen > 0 && !pending_joiner) {
+      pending_joiner = 1;
+    } else if (wlen > 0) {
+      push(&w, 0);
+      w.count++;
+      wlen = 0;
+      pending_joiner = 0;
+    }
+  }
+  if (wlen > 0) {
+    push(&w, 0);
+    w.count++;
+  }
+  free(folded);
+  /* Runs of three or more one-letter words are one word ("в о д к а"). */
+  size_t on = 0, k = 0;
+  while (k < w.n) {
+    size_t run_end = k, letters = 0;
+    while (run_end + 1 < w.n && w.cp[run_end + 1] == 0 && !digit(w.cp[run_end])) {
+      letters++;
+      run_end += 2;
+    }
+    if (letters >= 3) {
+      uint32_t joined[WORD_MAX];
+      size_t jn = 0;
+      for (size_t q = k; q < run_end && jn < WORD_MAX; q += 2) joined[jn++] = w.cp[q];
+      if (put_word(joined, jn, on > 0, out, cap, &on)) break;
+      k = run_end;
+      continue;
+    }
+    size_t e = k;
+    while (w.cp[e] != 0) e++;
+    if (put_word(w.cp + k, e - k, on > 0, out, cap, &on)) break;
+    k = e + 1;
+  }
+  free(w.cp);
+  return on;
+}
+
+int pol_text_is_one_of(const char *text, size_t len, const char *const *words, int n) {
+  char a[256], b[256];
+  if (len > 1024) return 0;
+  if (pol_text_normalize(text, len, a, sizeof a) == 0) return 0;
+  for (int i = 0; i < n; i++)
+    if (pol_text_normalize(words[i], strlen(words[i]), b, sizeof b) && strcmp(a, b) == 0) return 1;
+  return 0;
+}
