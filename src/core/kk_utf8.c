@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "core/kk_err.h"
 #include "core/kk_mem.h"
 
 /* U+FFFD REPLACEMENT CHARACTER */
@@ -94,4 +95,66 @@ char *kk_utf8_sanitize_dup(const char *in, size_t len, size_t *outlen) {
   size_t n = kk_utf8_sanitize(out, cap, in, len);
   if (outlen) *outlen = n;
   return out;
+}
+
+/*
+ * Reads one code point from s[*i..len) into *cp and advances *i. Rejects
+ * stray continuation bytes, truncated sequences, overlong forms, UTF-16
+ * surrogates, values above U+10FFFF and U+0000 with KK_EUTF8. A NUL has no
+ * place in a message text, and the texts come from C strings elsewhere.
+ */
+int kk_utf8_next(const uint8_t *s, size_t len, size_t *i, uint32_t *cp) {
+  uint8_t b = s[*i];
+  size_t n;
+  uint32_t v, min;
+
+  if (b < 0x80) {
+    if (b == 0) return KK_EUTF8;
+    *cp = b;
+    (*i)++;
+    return 0;
+  }
+  if ((b & 0xE0) == 0xC0) {
+    n = 2, v = b & 0x1F, min = 0x80;
+  } else if ((b & 0xF0) == 0xE0) {
+    n = 3, v = b & 0x0F, min = 0x800;
+  } else if ((b & 0xF8) == 0xF0) {
+    n = 4, v = b & 0x07, min = 0x10000;
+  } else {
+    return KK_EUTF8;
+  }
+  if (len - *i < n) return KK_EUTF8;
+  for (size_t k = 1; k < n; k++) {
+    uint8_t c = s[*i + k];
+    if ((c & 0xC0) != 0x80) return KK_EUTF8;
+    v = (v << 6) | (c & 0x3F);
+  }
+  if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return KK_EUTF8;
+  *cp = v;
+  *i += n;
+  return 0;
+}
+
+/* Writes cp as UTF-8 into b (room for 4 bytes); returns the byte count. */
+size_t kk_utf8_put(uint32_t cp, uint8_t *b) {
+  if (cp < 0x80) {
+    b[0] = (uint8_t)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    b[0] = (uint8_t)(0xC0 | (cp >> 6));
+    b[1] = (uint8_t)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    b[0] = (uint8_t)(0xE0 | (cp >> 12));
+    b[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+    b[2] = (uint8_t)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  b[0] = (uint8_t)(0xF0 | (cp >> 18));
+  b[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
+  b[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+  b[3] = (uint8_t)(0x80 | (cp & 0x3F));
+  return 4;
 }

@@ -11,6 +11,7 @@
 #define KK_UTF8_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* 1 when s[0..len) is valid UTF-8 and holds no NUL byte, else 0. */
 int kk_utf8_valid(const char *s, size_t len);
@@ -43,5 +44,15 @@ size_t kk_utf8_sanitize(char *out, size_t cap, const char *in, size_t len);
 /* kk_utf8_sanitize into a malloc'd string of the right size (the caller
    frees it); *outlen (may be NULL) receives its length. Never NULL. */
 char *kk_utf8_sanitize_dup(const char *in, size_t len, size_t *outlen);
+
+/*
+ * Reads one code point from s[*i..len) into *cp and advances *i. 0, or
+ * KK_EUTF8 for a stray continuation byte, a truncated sequence, an overlong
+ * form, a UTF-16 surrogate, a value above U+10FFFF or U+0000.
+ */
+int kk_utf8_next(const uint8_t *s, size_t len, size_t *i, uint32_t *cp);
+
+/* Writes cp as UTF-8 into b (room for 4 bytes); returns the byte count. */
+size_t kk_utf8_put(uint32_t cp, uint8_t *b);
 
 #endif

@@ -48,37 +48,20 @@ static uint32_t lookalike(uint32_t cp) {
   }
 }
 
+/* The code point at s (valid UTF-8 but for a NUL, read as a space); *n
+   its length. */
 static uint32_t decode(const unsigned char *s, size_t left, size_t *n) {
-  *n = kk_utf8_char_len((const char *)s, left);
-  if (*n <= 1) return s[0];
-  if (*n == 2) return ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
-  if (*n == 3) return ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
-  return ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
-         ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+  size_t i = 0;
+  uint32_t cp;
+  if (kk_utf8_next(s, left, &i, &cp) != 0) {
+    *n = 1;
+    return ' ';
+  }
+  *n = i;
+  return cp;
 }
 
-static size_t encode(uint32_t cp, char *out) {
-  if (cp < 0x80) {
-    out[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    out[0] = (char)(0xC0 | (cp >> 6));
-    out[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    out[0] = (char)(0xE0 | (cp >> 12));
-    out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  out[0] = (char)(0xF0 | (cp >> 18));
-  out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-  out[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
-}
+static size_t encode(uint32_t cp, char *out) { return kk_utf8_put(cp, (uint8_t *)out); }
 
 /* The words of a text: code points, each word ended by 0. */
 struct words {

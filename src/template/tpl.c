@@ -169,15 +169,16 @@ const char *tpl_lint_name(enum tpl_lint_code c) {
   return (unsigned)c < sizeof names / sizeof names[0] ? names[c] : "unknown";
 }
 
-/* Decodes one UTF-8 character at s (valid UTF-8), its code point; *n its length. */
+/* The code point at s (valid UTF-8); *n its length. */
 static uint32_t cp_at(const char *s, size_t left, size_t *n) {
-  const unsigned char *u = (const unsigned char *)s;
-  *n = kk_utf8_char_len(s, left);
-  if (*n <= 1) return u[0];
-  if (*n == 2) return ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F);
-  if (*n == 3) return ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) | (u[2] & 0x3F);
-  return ((uint32_t)(u[0] & 0x07) << 18) | ((uint32_t)(u[1] & 0x3F) << 12) |
-         ((uint32_t)(u[2] & 0x3F) << 6) | (u[3] & 0x3F);
+  size_t i = 0;
+  uint32_t cp;
+  if (kk_utf8_next((const uint8_t *)s, left, &i, &cp) != 0) {
+    *n = 1;
+    return (unsigned char)s[0];
+  }
+  *n = i;
+  return cp;
 }
 
 /* What a character that forces UCS-2 is usually meant as in GSM-7. */
