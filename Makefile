@@ -5,7 +5,7 @@
 #   make fuzz       libFuzzer targets for FUZZ_SECONDS each (clang)
 BUILD ?= release
 B := build/$(BUILD)
-PKGS := libuv libmicrohttpd jansson sqlite3 libcurl openssl
+PKGS := libuv libmicrohttpd jansson sqlite3 libcurl openssl libpq
 
 CC ?= cc
 ifeq ($(BUILD),fuzz)
