@@ -147,7 +147,8 @@ static int pgb_claim(struct store *s, enum store_claim_kind kind, const int64_t 
   arr[len++] = '}';
   arr[len] = '\0';
   char sql[640];
-  const char *t = claim_cols[kind].table, *by = claim_cols[kind].by, *until = claim_cols[kind].until;
+  const char *t = claim_cols[kind].table, *by = claim_cols[kind].by;
+  const char *until = claim_cols[kind].until;
   snprintf(sql, sizeof sql,
            "UPDATE %s SET %s=$1::bigint, %s=" PG_NOW_MS "+$2::bigint"
            " WHERE id IN (SELECT id FROM %s WHERE id=ANY($3::bigint[])"

@@ -316,9 +316,12 @@ const char *pg_text(const PGresult *r, int row, int col) {
 
 int pg_conn_open(struct pg_conn *c, const char *url) {
   memset(c, 0, sizeof *c);
-  char options[128];
-  snprintf(options, sizeof options, "-c synchronous_commit=on -c lock_timeout=%d -c client_min_messages=warning", PG_LOCK_MS);
-  /* dbname holds the URL (expanded); the keywords after it add to it. */
+  char options[160];
+  snprintf(options, sizeof options,
+           "-c synchronous_commit=on -c lock_timeout=%d -c client_min_messages=warning",
+           PG_LOCK_MS);
+  /* dbname holds the URL (expanded); the keywords after it are kaskad's
+     and win over the same ones in the URL. */
   const char *const keys[] = {"dbname", "options", "application_name", "connect_timeout",
                               "keepalives_idle", NULL};
   const char *const vals[] = {url, options, "kaskad", "5", "10", NULL};

@@ -39,7 +39,8 @@ int pg_route_put(struct store *s, struct store_op *op) {
 int pg_routes_each(struct store *s, void (*fn)(void *arg, const char *name, const char *config),
                    void *arg) {
   int rc;
-  PGresult *r = pg_read(&PG(s)->r, "SELECT name,config FROM routes ORDER BY name COLLATE \"C\"", NULL, &rc);
+  PGresult *r = pg_read(&PG(s)->r, "SELECT name,config FROM routes ORDER BY name COLLATE \"C\"",
+                        NULL, &rc);
   if (r == NULL) return KK_ESTORE;
   for (int i = 0; i < PQntuples(r); i++) fn(arg, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
   PQclear(r);
@@ -119,7 +120,8 @@ int pg_prices_each(struct store *s,
                    void *arg) {
   int rc;
   PGresult *r = pg_read(&PG(s)->r,
-                        "SELECT account_id,channel,price FROM prices ORDER BY account_id,channel COLLATE \"C\"",
+                        "SELECT account_id,channel,price FROM prices"
+                        " ORDER BY account_id,channel COLLATE \"C\"",
                         NULL, &rc);
   if (r == NULL) return KK_ESTORE;
   for (int i = 0; i < PQntuples(r); i++)
@@ -164,7 +166,8 @@ int pg_cascades_all(struct store *s,
                     void *arg) {
   int rc;
   PGresult *r = pg_read(&PG(s)->r,
-                        "SELECT account_id,name,steps FROM cascades ORDER BY account_id,name COLLATE \"C\"",
+                        "SELECT account_id,name,steps FROM cascades"
+                        " ORDER BY account_id,name COLLATE \"C\"",
                         NULL, &rc);
   if (r == NULL) return KK_ESTORE;
   for (int i = 0; i < PQntuples(r); i++)
