@@ -86,6 +86,7 @@ struct call {
   unsigned char granted[64];
   int64_t lease_ms;
   int hold_ms;              /* sleep this long inside the transaction */
+  int claimed;              /* set (atomically) once the claim has run */
   PGconn *killer;           /* lost-connection test: the connection that kills */
 };
 
@@ -425,6 +426,7 @@ KK_TEST(store_pg_new_ids_are_unique_across_stores) {
 
 static int claim_msgs(struct store *s, struct call *c) {
   int rc = s->be->claim(s, STORE_CLAIM_SMS, c->ids, c->n, c->lease_ms, c->granted);
+  __atomic_store_n(&c->claimed, 1, __ATOMIC_SEQ_CST);
   if (c->hold_ms) {
     struct timespec ts = {c->hold_ms / 1000, (long)(c->hold_ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -456,14 +458,17 @@ KK_TEST(store_pg_claims_grant_each_row_to_one_store) {
   env_open(&e, 2);
   add_due_messages(&e, 40);
   /* store 0 claims 1..30 and holds its transaction open a while; store 1
-     claims 1..40 meanwhile, then again after store 0 committed */
+     claims 1..40 meanwhile (its rows locked, not yet committed), then again
+     after store 0 committed */
   static struct call c0, c1, c2;
   claim_call(&c0, 1, 30, 60000, 300);
   claim_call(&c1, 1, 40, 60000, 0);
   claim_call(&c2, 1, 40, 60000, 0);
   submit_call(&e, 0, &c0);
-  struct timespec ts = {0, 100 * 1000000L};
-  nanosleep(&ts, NULL);
+  for (int i = 0; i < 500 && !__atomic_load_n(&c0.claimed, __ATOMIC_SEQ_CST); i++) {
+    struct timespec ts = {0, 10 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
   submit_call(&e, 1, &c1);
   ASSERT_EQ(wait_store(&e, 0, 1), 0);
   ASSERT_EQ(wait_store(&e, 1, 1), 0);
@@ -474,6 +479,8 @@ KK_TEST(store_pg_claims_grant_each_row_to_one_store) {
     ASSERT_EQ(by0 + c1.granted[i], 1);   /* never both, never neither */
     ASSERT_EQ(by0 && c2.granted[i], 0);
     ASSERT_EQ(c2.granted[i], !by0);   /* its own rows again, no other's */
+    /* store 0 claimed first: store 1 skipped the rows it had locked */
+    ASSERT_EQ(by0, i < 30);
   }
   ASSERT_EQ(sql_int(&e, "SELECT COUNT(DISTINCT claimed_by) FROM messages"), 2);
   ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM messages WHERE claimed_by IS NULL"), 0);
@@ -557,9 +564,16 @@ KK_TEST(store_pg_savepoint_rollback_leaves_nothing_half_written) {
 
 /* ---- a lost connection --------------------------------------------------------- */
 
-/* Ends the writer's own server process from another connection, inside the
-   batch: its commit cannot happen. */
+/* Writes a route, then ends the writer's own server process from another
+   connection, inside the batch: its commit cannot happen. */
 static int kill_writer(struct store *s, struct call *c) {
+  struct store_route_data *d = calloc(1, sizeof *d);
+  d->name = strdup("lost");
+  d->config = strdup("{}");
+  struct store_op op = {.data = d};
+  int rc = s->be->exec[STORE_OP_ROUTE_PUT](s, &op);
+  free(d);
+  if (rc != 0) return rc;
   char sql[96];
   snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d, 5000)", PQbackendPID(PG(s)->w.db));
   PGresult *r = tmp_pg_exec(c->killer, sql);
@@ -575,9 +589,8 @@ KK_TEST(store_pg_lost_connection_is_a_fault_and_reconnects) {
   kk_log_level = KK_LOG_ERROR + 1;
   static struct call c = {.fn = kill_writer};
   c.killer = e.sql;
-  store_route_put(s, "lost", "{}", tmp_store_done, t);
   submit_call(&e, 0, &c);
-  ASSERT_EQ(wait_store(&e, 0, 2), KK_ESTORE);   /* the batch failed as a whole */
+  ASSERT_EQ(wait_store(&e, 0, 1), KK_ESTORE);   /* its batch failed */
   struct store_stats st;
   store_get_stats(s, &st);
   ASSERT(st.errors_io >= 1);
@@ -585,7 +598,7 @@ KK_TEST(store_pg_lost_connection_is_a_fault_and_reconnects) {
   /* the next write connects again and succeeds */
   t->rc = 0;
   store_route_put(s, "kept", "{}", tmp_store_done, t);
-  ASSERT_EQ(wait_store(&e, 0, 3), 0);
+  ASSERT_EQ(wait_store(&e, 0, 2), 0);
   ASSERT_EQ(store_degraded(s), 0);
   /* the loop's connection too: a read after it was lost is answered */
   char sql[96];
