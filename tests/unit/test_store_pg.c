@@ -119,6 +119,12 @@ KK_TEST(store_pg_opens_and_migrates_twice) {
   ASSERT_EQ(tmp_store_db_open(&e.st[0], &o), 0);
   ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM schema_version"), 2);
   ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM nodes"), 2);
+  /* a schema newer than this kaskad knows is refused */
+  sql_do(&e, "INSERT INTO schema_version(version) VALUES(99)");
+  tmp_store_db_close(&e.st[1]);
+  kk_log_level = KK_LOG_ERROR + 1;
+  ASSERT_EQ(tmp_store_db_open(&e.st[1], &o), KK_ESTORE);
+  e.st[1].store = NULL;
   env_close(&e);
 }
 
@@ -615,7 +621,9 @@ KK_TEST(store_pg_lost_connection_is_a_fault_and_reconnects) {
 
 /* The PostgreSQL backend carries out every write of the API and answers
    every read, those for several nodes too. */
-KK_TEST(store_pg_backend_has_every_write_and_read) {
+/* (Not named store_pg_*: it needs no server, and the PostgreSQL step of the
+   test run selects those by name.) */
+KK_TEST(store_backend_pg_has_every_write_and_read) {
   const struct store_backend *be = &store_pg_backend;
   for (int k = 0; k < STORE_OP_COUNT; k++) ASSERT(be->exec[k] != NULL);
   void (*const *read)(void) = (void (*const *)(void))(const void *)&be->read;
