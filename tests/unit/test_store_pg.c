@@ -36,7 +36,7 @@ static void need_pg(void) {
 
 static void env_store(struct env *e) {
   struct store_opts o = {.store_url = e->db.url};
-  ASSERT_EQ(tmp_store_open(&e->st[e->nst], "pg", &o), 0);
+  ASSERT_EQ(tmp_store_open(&e->st[e->nst], "pgstore", &o), 0);
   e->nst++;
 }
 
@@ -520,6 +520,46 @@ KK_TEST(store_pg_claim_expired_lease_is_granted_again) {
   env_close(&e);
 }
 
+/* Every kind of due work can be claimed: SMS sends and step deadlines on
+   messages (each with its own lease), channel attempts, callbacks. */
+static int claim_kinds(struct store *s, struct call *c) {
+  static const enum store_claim_kind kinds[] = {STORE_CLAIM_SMS, STORE_CLAIM_WAIT,
+                                                STORE_CLAIM_CHANNEL, STORE_CLAIM_OUTBOX};
+  for (int k = 0; k < 4; k++) {
+    int rc = s->be->claim(s, kinds[k], c->ids, 1, c->lease_ms, c->granted + k);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+KK_TEST(store_pg_claims_every_kind_of_due_work) {
+  struct env e;
+  env_open(&e, 2);
+  add_due_messages(&e, 1);
+  sql_do(&e, "INSERT INTO attempts(id,message_id,channel,status,created_at,due_at)"
+             " VALUES (1,1,'vk','queued',1,1)");
+  sql_do(&e, "INSERT INTO outbox(id,account_id,message_id,url,payload,due_at)"
+             " VALUES (1,1,1,'http://x','',1)");
+  static struct call a, b;
+  a.fn = b.fn = claim_kinds;
+  a.ids[0] = b.ids[0] = 1;
+  a.n = b.n = 1;
+  a.lease_ms = b.lease_ms = 60000;
+  submit_call(&e, 0, &a);
+  ASSERT_EQ(wait_store(&e, 0, 1), 0);
+  submit_call(&e, 1, &b);
+  ASSERT_EQ(wait_store(&e, 1, 1), 0);
+  for (int k = 0; k < 4; k++) {
+    ASSERT_EQ(a.granted[k], 1);
+    ASSERT_EQ(b.granted[k], 0);
+  }
+  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM messages WHERE claimed_by IS NOT NULL"
+                        " AND wait_claimed_by=claimed_by"), 1);
+  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM attempts WHERE claimed_by IS NOT NULL"), 1);
+  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM outbox WHERE claimed_by IS NOT NULL"), 1);
+  env_close(&e);
+}
+
 /* ---- savepoints ------------------------------------------------------------ */
 
 /* Writes a route, then a key whose hash is taken: the operation fails after
@@ -540,11 +580,23 @@ static int half_then_fail(struct store *s, struct call *c) {
   return s->be->exec[STORE_OP_KEY_ADD](s, &op);
 }
 
+/* The route notes the commits handed out, in order ("name,name,"). */
+static void on_notes(void *ud, const struct store_note *notes, int n) {
+  char *seen = ud;
+  for (int i = 0; i < n; i++)
+    if (notes[i].kind == STORE_NOTE_ROUTE && strlen(seen) + 80 < 256) {
+      strcat(seen, notes[i].cfg->name);
+      strcat(seen, ",");
+    }
+}
+
 KK_TEST(store_pg_savepoint_rollback_leaves_nothing_half_written) {
   struct env e;
   env_open(&e, 1);
   struct store *s = e.st[0].store;
   struct tmp_store *t = &e.st[0];
+  static char routes_noted[256];
+  ASSERT_EQ(store_subscribe(s, on_notes, routes_noted), 0);
   struct store_account a = {0};
   snprintf(a.name, sizeof a.name, "A");
   store_account_create(s, &a, tmp_store_done, t);
@@ -565,6 +617,8 @@ KK_TEST(store_pg_savepoint_rollback_leaves_nothing_half_written) {
   ASSERT_STR_EQ(r.text[0], "after={}");
   ASSERT_STR_EQ(r.text[1], "before={}");
   ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM api_keys"), 1);
+  /* nor a note of what was undone */
+  ASSERT_STR_EQ(routes_noted, "before,after,");
   env_close(&e);
 }
 
