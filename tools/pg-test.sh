@@ -41,6 +41,8 @@ free_port() {
 start() {
   local bin dir port
   bin=$(bindir)
+  # a cluster a run before left behind (it was killed) goes first
+  if [ -f "$state" ]; then stop || true; fi
   owner=$(id -un)
   if [ "$(id -u)" -eq 0 ]; then
     if id postgres >/dev/null 2>&1; then owner=postgres; else owner=nobody; fi

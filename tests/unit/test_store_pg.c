@@ -107,6 +107,12 @@ KK_TEST(store_pg_opens_and_migrates_twice) {
   env_open(&e, 2);   /* the second finds the schema made by the first */
   ASSERT_EQ(sql_int(&e, "SELECT MAX(version) FROM schema_version"), 2);
   ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM nodes"), 2);
+  /* a node's heartbeat moves with its commits, about once a second */
+  struct timespec ts = {1, 100 * 1000000L};
+  nanosleep(&ts, NULL);
+  store_route_put(e.st[0].store, "r", "{}", tmp_store_done, &e.st[0]);
+  ASSERT_EQ(wait_store(&e, 0, 1), 0);
+  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM nodes WHERE heartbeat_at>=started_at+1000"), 1);
   /* commits are durable when they return */
   PGresult *r = tmp_pg_exec(PG(e.st[0].store)->r.db, "SHOW synchronous_commit");
   ASSERT(r != NULL);
@@ -505,6 +511,12 @@ KK_TEST(store_pg_claim_expired_lease_is_granted_again) {
   submit_call(&e, 0, &a);
   ASSERT_EQ(wait_store(&e, 0, 1), 0);
   for (int i = 0; i < 5; i++) ASSERT_EQ(a.granted[i], 1);
+  /* the holder claims its rows again: granted, the lease renewed */
+  static struct call renew;
+  claim_call(&renew, 1, 5, 300, 0);
+  submit_call(&e, 0, &renew);
+  ASSERT_EQ(wait_store(&e, 0, 2), 0);
+  for (int i = 0; i < 5; i++) ASSERT_EQ(renew.granted[i], 1);
   claim_call(&b, 1, 5, 60000, 0);
   submit_call(&e, 1, &b);
   ASSERT_EQ(wait_store(&e, 1, 1), 0);
