@@ -5,7 +5,7 @@
 #   make fuzz       libFuzzer targets for FUZZ_SECONDS each (clang)
 BUILD ?= release
 B := build/$(BUILD)
-PKGS := libuv libmicrohttpd jansson sqlite3 libcurl openssl icu-uc icu-i18n
+PKGS := libuv libmicrohttpd jansson sqlite3 libcurl openssl libpq icu-uc icu-i18n
 
 CC ?= cc
 ifeq ($(BUILD),fuzz)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test suite against the sanitizer build and prints one total line:
 #   N passed, N failed
-# Suites: C unit tests, fuzz corpus replays (one test per target), bounded
+# Suites: C unit tests, the store's PostgreSQL unit tests on a private
+# cluster (tools/pg-test.sh; not run without PostgreSQL, a failure under
+# CI=true), fuzz corpus replays (one test per target), bounded
 # libFuzzer runs when clang is present (FUZZ_SECONDS, 0 to skip), end-to-end
 # tests (node's test runner). A suite that runs no test at all fails: an
 # empty selection must not read as green.
@@ -29,6 +31,38 @@ elif [ -n "$line" ]; then
 else
   echo "not ok - unit test runner crashed"
   failed=$((failed + 1))
+fi
+
+echo "== PostgreSQL"
+# The store's PostgreSQL tests, on a private cluster started for them
+# (tools/pg-test.sh) and stopped after. Without PostgreSQL they are not run,
+# said in one line; under CI (CI=true) that is a failure: CI never skips them.
+if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  export KASKAD_PG_STATE=build/pg-test-run.dir
+  if pg_url=$(tools/pg-test.sh start 2>"$log/pg-start.txt"); then
+    trap 'tools/pg-test.sh stop >/dev/null 2>&1' EXIT
+    if KASKAD_TEST_PG=$pg_url "$B/unit-tests" store_pg >"$log/unit-pg.txt" 2>&1; then :; fi
+    tools/pg-test.sh stop >/dev/null 2>&1
+    trap - EXIT
+    cat "$log/unit-pg.txt"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log/unit-pg.txt" | tail -n 1)
+    if [ -z "$line" ] || [ "$line" = "0 passed, 0 failed" ] || grep -q '# SKIP' "$log/unit-pg.txt"; then
+      echo "not ok - the PostgreSQL unit tests did not all run"
+      failed=$((failed + 1))
+    else
+      passed=$((passed + $(echo "$line" | cut -d' ' -f1)))
+      failed=$((failed + $(echo "$line" | cut -d' ' -f3)))
+    fi
+  else
+    echo "not ok - the PostgreSQL test cluster did not start"; tail -n 20 "$log/pg-start.txt"
+    failed=$((failed + 1))
+  fi
+else
+  echo "PostgreSQL tests not run: PostgreSQL is not installed (tools/deps.sh installs postgresql and libpq-dev)"
+  if [ "${CI:-}" = true ]; then
+    echo "not ok - CI must run the PostgreSQL tests"
+    failed=$((failed + 1))
+  fi
 fi
 
 echo "== fuzz corpora"

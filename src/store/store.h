@@ -34,11 +34,16 @@ struct store_opts {
   int max_batch;            /* operations per transaction, default 4096 */
   int early_cap;            /* early statuses (per webhook scope) and early
                                receipts (per route) held at most; 10000 */
+  /* ---- the database ---- */
+  const char *store_url;    /* NULL: SQLite in dir; "postgresql://user:pass@host/db"
+                               (or "postgres://"): PostgreSQL (in progress: accounts,
+                               keys, routes, settings and retention only) */
 };
 
 /*
  * Opens (creating if needed) the database, runs the schema migrations and
- * starts the writer thread. Done callbacks run on loop. Returns 0 or
+ * starts the writer thread. The backend follows opts->store_url (SQLite when
+ * it is NULL). Done callbacks run on loop. Returns 0 or
  * KK_ESTORE (logged). Close with store_close().
  */
 int store_open(uv_loop_t *loop, const struct store_opts *opts, struct store **out);

@@ -123,6 +123,14 @@ struct store_reads {
   int (*cascade_get)(struct store *s, int64_t account_id, const char *name, char **out);
   int (*cascades_each)(struct store *s, int64_t account_id,
                        void (*fn)(void *arg, const char *name, const char *steps), void *arg);
+  /* ---- reads for several nodes (the PostgreSQL backend): every account,
+     and every account's named cascades, in id (then name) order. */
+  int (*accounts_each)(struct store *s, void (*fn)(void *arg, const struct store_account *a),
+                       void *arg);
+  int (*cascades_all)(struct store *s,
+                      void (*fn)(void *arg, int64_t account_id, const char *name,
+                                 const char *steps),
+                      void *arg);
 };
 
 /* The rows a backend numbers. */
@@ -180,6 +188,8 @@ struct store_backend {
 };
 
 extern const struct store_backend store_sqlite_backend;
+/* PostgreSQL (src/store/pg/): store_opts.store_url "postgresql://..." */
+extern const struct store_backend store_pg_backend;
 
 /* store_open() with the backend be (store_open: SQLite). */
 int store_open_with(uv_loop_t *loop, const struct store_opts *opts,

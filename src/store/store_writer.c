@@ -414,7 +414,13 @@ int store_degraded(struct store *s) {
 int store_pending(const struct store *s) { return s->pending; }
 
 int store_open(uv_loop_t *loop, const struct store_opts *opts, struct store **out) {
-  return store_open_with(loop, opts, &store_sqlite_backend, out);
+  const char *url = opts->store_url;
+  if (url == NULL) return store_open_with(loop, opts, &store_sqlite_backend, out);
+  if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0)
+    return store_open_with(loop, opts, &store_pg_backend, out);
+  kk_error(LOGCTX, "unknown store %.*s (postgresql://... or none for SQLite)",
+           (int)strcspn(url, ":"), url);
+  return KK_ESTORE;
 }
 
 int store_open_with(uv_loop_t *loop, const struct store_opts *opts,

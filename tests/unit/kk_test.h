@@ -30,6 +30,12 @@ uint8_t *kk_test_read_file(const char *path, size_t *len);
 /* Directory holding test data files ("tests/data" unless KK_TEST_DATA). */
 const char *kk_test_data_dir(void);
 
+/* Ends the test without running the rest: it was not run (what it needs is
+   missing, e.g. KASKAD_TEST_PG). The runner prints "ok N - name # SKIP why"
+   and counts it neither as passed nor as failed. */
+void kk_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+#define KK_TEST_SKIP_STATUS 77
+
 #define KK_TEST(fn_)                                                   \
   static void fn_(void);                                               \
   static struct kk_test fn_##_entry = {#fn_, fn_, NULL};               \

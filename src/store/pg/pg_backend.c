@@ -1,0 +1,276 @@
+/*
+ * pg_backend.c - the PostgreSQL backend's table (store_int.h: struct
+ * store_backend): connecting (and reconnecting after the connection was
+ * lost), the transactions and savepoints the writer runs each batch in, the
+ * kind of a failure from its SQLSTATE, ids from sequences a block at a time,
+ * and claims of due rows with leases.
+ *
+ * One writer thread owns the write connection (w) and group-commits the
+ * queued operations; the loop thread reads through its own connection (r).
+ * Each store is a node: a row in nodes, made at open, its heartbeat_at moved
+ * by the writer about every second, removed at close (its claims released).
+ * synchronous_commit is on: a commit returns once the server has made it
+ * durable.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "store/pg/pg_int.h"
+
+#define LOGCTX "store"
+
+/* ---- transactions ------------------------------------------------------- */
+
+/* A connection lost since the last batch is opened again first; BEGIN that
+   fails because the connection went meanwhile is tried once more (nothing
+   has run yet). */
+static int pgb_begin(struct store *s) {
+  struct pg_conn *w = &PG(s)->w;
+  if (pg_conn_ensure(w) != 0) return KK_ESTORE;
+  int rc = pg_cmd(w, "BEGIN", NULL);
+  if (rc != 0 && PQstatus(w->db) != CONNECTION_OK && pg_conn_ensure(w) == 0)
+    rc = pg_cmd(w, "BEGIN", NULL);
+  return rc == 0 ? 0 : KK_ESTORE;
+}
+
+/* COMMIT of a transaction the server has aborted answers ROLLBACK, without
+   an error: that is a failure too. */
+static int pgb_commit(struct store *s) {
+  struct pg_conn *w = &PG(s)->w;
+  int rc;
+  PGresult *r = pg_query(w, "COMMIT", NULL, &rc);
+  if (r && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+    kk_error(LOGCTX, "the transaction was rolled back by the server");
+    w->fault = STORE_FAULT_OTHER;
+    rc = KK_ESTORE;
+  }
+  PQclear(r);
+  return rc == 0 ? 0 : KK_ESTORE;
+}
+
+static int in_tx(struct pg_conn *c) {
+  PGTransactionStatusType t = PQtransactionStatus(c->db);
+  return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
+}
+
+static void pgb_rollback(struct store *s) {
+  struct pg_conn *w = &PG(s)->w;
+  if (in_tx(w)) PQclear(PQexec(w->db, "ROLLBACK"));
+}
+
+static int pgb_savepoint(struct store *s) {
+  return pg_cmd(&PG(s)->w, "SAVEPOINT op", NULL) == 0 ? 0 : KK_ESTORE;
+}
+static void pgb_release(struct store *s) { pg_cmd(&PG(s)->w, "RELEASE SAVEPOINT op", NULL); }
+static void pgb_rollback_to(struct store *s) {
+  pg_cmd(&PG(s)->w, "ROLLBACK TO SAVEPOINT op", NULL);
+}
+static int pgb_in_tx(struct store *s) { return in_tx(&PG(s)->w); }
+
+static int pgb_fault(struct store *s) {
+  struct pg_conn *w = &PG(s)->w;
+  if (w->db == NULL || PQstatus(w->db) != CONNECTION_OK) return STORE_FAULT_IO;
+  return w->fault ? w->fault : STORE_FAULT_OTHER;
+}
+
+static void pgb_fault_clear(struct store *s) {
+  PG(s)->w.fault = STORE_FAULT_NONE;
+  PG(s)->w.sqlstate[0] = '\0';
+}
+
+/* The node's heartbeat rides along with the work that is committing. */
+static void pgb_before_commit(struct store *s, double t_ms) {
+  struct pg_store *q = PG(s);
+  if (t_ms < q->next_heartbeat) return;
+  q->next_heartbeat = t_ms + PG_HEARTBEAT_MS;
+  struct pg_params p = {0};
+  pg_p_int(&p, q->node_id);
+  if (pg_cmd(&q->w, "UPDATE nodes SET heartbeat_at=" PG_NOW_MS " WHERE id=$1::bigint", &p) != 0)
+    kk_error(LOGCTX, "heartbeat of node %lld failed", (long long)q->node_id);
+}
+
+static void pgb_undone(struct store *s) { (void)s; }
+
+static void pgb_publish(struct store *s) { (void)s; }
+
+/* ---- ids and claims ---------------------------------------------------------- */
+
+/* The sequences advance by PG_ID_BLOCK: nextval gives the first id of a
+   block no other store gets. */
+static int64_t pgb_new_id(struct store *s, enum store_id_kind kind) {
+  struct pg_store *q = PG(s);
+  int k = kind == STORE_ID_MESSAGE ? 0 : 1;
+  if (q->next_id[k] >= q->end_id[k]) {
+    int rc;
+    PGresult *r = pg_query(&q->w, k == 0 ? "SELECT nextval('message_ids')"
+                                         : "SELECT nextval('attempt_ids')",
+                           NULL, &rc);
+    if (r == NULL) return 0;
+    q->next_id[k] = pg_int(r, 0, 0);
+    q->end_id[k] = q->next_id[k] + PG_ID_BLOCK;
+    PQclear(r);
+    if (q->next_id[k] <= 0) return 0;
+  }
+  return q->next_id[k]++;
+}
+
+/* Where each kind of due work is marked. */
+static const struct {
+  const char *table, *by, *until;
+} claim_cols[] = {
+    [STORE_CLAIM_SMS] = {"messages", "claimed_by", "lease_until"},
+    [STORE_CLAIM_CHANNEL] = {"attempts", "claimed_by", "lease_until"},
+    [STORE_CLAIM_WAIT] = {"messages", "wait_claimed_by", "wait_lease_until"},
+    [STORE_CLAIM_OUTBOX] = {"outbox", "claimed_by", "lease_until"},
+};
+
+/* Marks the rows no other node holds (free, this node's, or a lease that
+   has ended) as this node's until now + lease_ms. Rows another transaction
+   has locked are skipped: that one is claiming or changing them. */
+static int pgb_claim(struct store *s, enum store_claim_kind kind, const int64_t *ids, int n,
+                     int64_t lease_ms, unsigned char *granted) {
+  struct pg_store *q = PG(s);
+  if (n <= 0) return 0;
+  memset(granted, 0, (size_t)n);
+  if ((unsigned)kind >= sizeof claim_cols / sizeof claim_cols[0]) return KK_ESTORE;
+  /* the ids as one array parameter: "{1,2,3}" */
+  size_t cap = (size_t)n * 21 + 3, len = 0;
+  char *arr = kk_xmalloc(cap);   /* freed below */
+  arr[len++] = '{';
+  for (int i = 0; i < n; i++)
+    len += (size_t)snprintf(arr + len, cap - len, "%s%lld", i ? "," : "", (long long)ids[i]);
+  arr[len++] = '}';
+  arr[len] = '\0';
+  char sql[640];
+  const char *t = claim_cols[kind].table, *by = claim_cols[kind].by;
+  const char *until = claim_cols[kind].until;
+  snprintf(sql, sizeof sql,
+           "UPDATE %s SET %s=$1::bigint, %s=" PG_NOW_MS "+$2::bigint"
+           " WHERE id IN (SELECT id FROM %s WHERE id=ANY($3::bigint[])"
+           " AND (%s IS NULL OR %s=$1::bigint OR %s<" PG_NOW_MS ")"
+           " FOR UPDATE SKIP LOCKED) RETURNING id",
+           t, by, until, t, by, by, until);
+  struct pg_params p = {0};
+  pg_p_int(&p, q->node_id);
+  pg_p_int(&p, lease_ms);
+  pg_p_text(&p, arr);
+  int rc;
+  PGresult *r = pg_query(&q->w, sql, &p, &rc);
+  free(arr);
+  if (r == NULL) return KK_ESTORE;
+  for (int row = 0; row < PQntuples(r); row++) {
+    int64_t id = pg_int(r, row, 0);
+    for (int i = 0; i < n; i++)
+      if (ids[i] == id) granted[i] = 1;
+  }
+  PQclear(r);
+  return 0;
+}
+
+/* ---- open / close -------------------------------------------------------- */
+
+static void open_failed(struct pg_store *q) {
+  pg_conn_close(&q->w);
+  pg_conn_close(&q->r);
+  free(q);
+}
+
+static int pgb_open(const struct store_opts *opts, struct store **out) {
+  struct pg_store *q = kk_xcalloc(1, sizeof *q);   /* freed by the writer part */
+  if (pg_conn_open(&q->w, opts->store_url) != 0 || pg_migrate(&q->w) != 0 ||
+      pg_conn_open(&q->r, opts->store_url) != 0) {
+    open_failed(q);
+    return KK_ESTORE;
+  }
+  char host[128] = "?", name[200];
+  gethostname(host, sizeof host - 1);
+  snprintf(name, sizeof name, "%s:%ld", host, (long)getpid());
+  struct pg_params p = {0};
+  pg_p_text(&p, name);
+  int rc;
+  PGresult *r = pg_query(&q->w,
+                         "INSERT INTO nodes(name,started_at,heartbeat_at)"
+                         " VALUES($1," PG_NOW_MS "," PG_NOW_MS ") RETURNING id",
+                         &p, &rc);
+  if (r == NULL) {
+    open_failed(q);
+    return KK_ESTORE;
+  }
+  q->node_id = pg_int(r, 0, 0);
+  PQclear(r);
+  kk_info(LOGCTX, "opened PostgreSQL database %s as node %lld (%s)", PQdb(q->w.db),
+          (long long)q->node_id, name);
+  *out = &q->base;
+  return 0;
+}
+
+/* After the writer has stopped: the node's claims go back to the others
+   (at once, not when their leases end) and its row goes. */
+static void pgb_close(struct store *s) {
+  struct pg_store *q = PG(s);
+  if (q->w.db && pg_conn_ensure(&q->w) == 0) {
+    static const char *const release[] = {
+        "UPDATE messages SET claimed_by=NULL, lease_until=NULL WHERE claimed_by=$1::bigint",
+        "UPDATE messages SET wait_claimed_by=NULL, wait_lease_until=NULL"
+        " WHERE wait_claimed_by=$1::bigint",
+        "UPDATE attempts SET claimed_by=NULL, lease_until=NULL WHERE claimed_by=$1::bigint",
+        "UPDATE outbox SET claimed_by=NULL, lease_until=NULL WHERE claimed_by=$1::bigint",
+        "DELETE FROM nodes WHERE id=$1::bigint",
+    };
+    struct pg_params p = {0};
+    pg_p_int(&p, q->node_id);
+    for (size_t i = 0; i < sizeof release / sizeof release[0]; i++) pg_cmd(&q->w, release[i], &p);
+  }
+  pg_conn_close(&q->w);
+  pg_conn_close(&q->r);
+}
+
+const struct store_backend store_pg_backend = {
+    .name = "postgresql",
+    .open = pgb_open,
+    .close = pgb_close,
+    .begin = pgb_begin,
+    .commit = pgb_commit,
+    .rollback = pgb_rollback,
+    .savepoint = pgb_savepoint,
+    .release = pgb_release,
+    .rollback_to = pgb_rollback_to,
+    .in_tx = pgb_in_tx,
+    .fault = pgb_fault,
+    .fault_clear = pgb_fault_clear,
+    .before_commit = pgb_before_commit,
+    .undone = pgb_undone,
+    .publish = pgb_publish,
+    .new_id = pgb_new_id,
+    .claim = pgb_claim,
+    .exec =
+        {
+            [STORE_OP_ACCOUNT_CREATE] = pg_account_create,
+            [STORE_OP_ACCOUNT_UPDATE] = pg_account_update,
+            [STORE_OP_KEY_ADD] = pg_key_add,
+            [STORE_OP_KEY_REVOKE] = pg_key_revoke,
+            [STORE_OP_ROUTE_PUT] = pg_route_put,
+            [STORE_OP_SETTING_PUT] = pg_setting_put,
+            [STORE_OP_RETENTION] = pg_retention,
+        },
+    .read =
+        {
+            .account_get = pg_account_get,
+            .account_get_by_id = pg_account_get_by_id,
+            .keys_each = pg_keys_each,
+            .keys_list = pg_keys_list,
+            .accounts_suspended = pg_accounts_suspended,
+            .routes_each = pg_routes_each,
+            .channels_each = pg_channels_each,
+            .prices_each = pg_prices_each,
+            .cascade_get = pg_cascade_get,
+            .cascades_each = pg_cascades_each,
+            .accounts_each = pg_accounts_each,
+            .cascades_all = pg_cascades_all,
+        },
+};
