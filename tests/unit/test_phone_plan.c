@@ -98,10 +98,7 @@ KK_TEST(phone_plan_register_four_cities) {
   if (dir == NULL) dir = "../shared/data/numbering-ru";
   struct phone_plan *p;
   int rc = phone_plan_open(dir, &p);
-  if (rc == KK_EIO && getenv("CI") == NULL) {
-    fprintf(stderr, "# the numbering register is not at %s: lookups not checked\n", dir);
-    return;
-  }
+  if (rc == KK_EIO && getenv("CI") == NULL) kk_test_skip("no numbering register at %s", dir);
   ASSERT_EQ(rc, 0);
   ASSERT(phone_plan_size(p) > 10000);
   static const struct {
