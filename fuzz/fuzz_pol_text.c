@@ -1,12 +1,13 @@
 /*
- * fuzz_pol_text.c - fuzz target for the rules' text normalisation: any
- * bytes give valid UTF-8 words within the buffer, and normalising twice
- * changes nothing.
+ * fuzz_pol_text.c - fuzz target for the rules' text normalisation and the
+ * content filter: any bytes give valid UTF-8 words within the buffer,
+ * normalising twice changes nothing, a hit names its category and words.
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "core/kk_utf8.h"
+#include "policy/pol_content.h"
 #include "policy/pol_text.h"
 
 static void check(int ok) {
@@ -23,5 +24,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check(m == n && memcmp(a, b, n) == 0);
   static const char *const words[] = {"STOP", "СТОП"};
   pol_text_is_one_of((const char *)data, size, words, 2);
+  static const char *const own[] = {"мой*", "две части"};
+  struct pol_content_hit hit;
+  if (pol_content_check((const char *)data, size, POL_CAT_ALL, own, 2, &hit))
+    check(hit.category < POL_CAT_COUNT && hit.words[0] != '\0');
   return 0;
 }

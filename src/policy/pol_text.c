@@ -113,26 +113,34 @@ size_t pol_text_normalize(const char *text, size_t len, char *out, size_t cap) {
     free(folded);
     return 0;
   }
-  /* Words: runs of word characters; a joiner between two letters keeps the
-     word going ("в.о.д.к.а"). */
+  /* Words: runs of word characters. A joiner after a single letter keeps
+     the word going ("в.о.д.к.а", "п-а-т-р-о-н-ы"); after a longer part it
+     ends the word ("онлайн-казино" is two). */
   struct words w = {0};
   const unsigned char *s = (const unsigned char *)folded;
-  size_t i = 0, n = (size_t)fn, wlen = 0;
+  size_t i = 0, n = (size_t)fn, wlen = 0, seg = 0;
   int pending_joiner = 0;
   while (i < n) {
     size_t cl;
     uint32_t cp = decode(s + i, n - i, &cl);
     i += cl;
     if (word_char(cp)) {
+      if (pending_joiner && seg > 1) {
+        push(&w, 0);
+        w.count++;
+        wlen = 0;
+      }
+      if (pending_joiner) seg = 0;
       push(&w, cp);
       wlen++;
+      seg++;
       pending_joiner = 0;
     } else if (joiner(cp) && wlen > 0 && !pending_joiner) {
       pending_joiner = 1;
     } else if (wlen > 0) {
       push(&w, 0);
       w.count++;
-      wlen = 0;
+      wlen = seg = 0;
       pending_joiner = 0;
     }
   }

@@ -17,7 +17,9 @@ KK_TEST(pol_text_normalizes) {
       {"в-о-д-к-а по 100 р", "водка по 100 р"},
       {"в о д к а", "водка"},
       {"я и ты", "я и ты"},                /* two one-letter words stay apart */
-      {"vo-dka", "vodka"},
+      {"vo-dka", "vo dka"},
+      {"онлайн-казино", "онлайн казино"},
+      {"v.o.d.k.a", "vodka"},
       {"B0ДKA", "водка"},                   /* digits and Latin in Cyrillic */
       {"Order 100500 is ready", "order 100500 is ready"},
       {"Ваш код: 1234.", "ваш код 1234"},

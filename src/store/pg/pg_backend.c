@@ -216,8 +216,8 @@ static void pgb_close(struct store *s) {
   if (q->w.db && pg_conn_ensure(&q->w) == 0) {
     static const char *const release[] = {
         "UPDATE messages SET claimed_by=NULL, lease_until=NULL WHERE claimed_by=$1::bigint",
-        "UPDATE messages SET wait_claimed_by=NULL, wait_lease_until=NULL"
-        " WHERE wait_claimed_by=$1::bigint",
+        ("UPDATE messages SET wait_claimed_by=NULL, wait_lease_until=NULL"
+         " WHERE wait_claimed_by=$1::bigint"),
         "UPDATE attempts SET claimed_by=NULL, lease_until=NULL WHERE claimed_by=$1::bigint",
         "UPDATE outbox SET claimed_by=NULL, lease_until=NULL WHERE claimed_by=$1::bigint",
         "DELETE FROM nodes WHERE id=$1::bigint",

@@ -12,8 +12,8 @@
 /* A message's SMS parts, attempts and events go with it ($1: its id). */
 static int delete_message(struct store *s, int64_t id) {
   static const char *const order[] = {
-      "DELETE FROM sms_parts WHERE attempt_id IN"
-      " (SELECT id FROM attempts WHERE message_id=$1::bigint)",
+      ("DELETE FROM sms_parts WHERE attempt_id IN"
+       " (SELECT id FROM attempts WHERE message_id=$1::bigint)"),
       "DELETE FROM attempts WHERE message_id=$1::bigint",
       "DELETE FROM events WHERE message_id=$1::bigint",
       "DELETE FROM messages WHERE id=$1::bigint",
