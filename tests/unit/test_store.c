@@ -203,4 +203,7 @@ KK_TEST(store_sqlite_backend_has_every_write_and_read) {
   /* struct store_reads holds only function pointers, of one size here. */
   void (*const *read)(void) = (void (*const *)(void))(const void *)&be->read;
   for (size_t i = 0; i < sizeof be->read / sizeof *read; i++) ASSERT(read[i] != NULL);
+  /* What the store holds in memory is read through these, once at open. */
+  ASSERT(be->read.accounts_each != NULL);
+  ASSERT(be->read.cascades_all != NULL);
 }
