@@ -162,23 +162,36 @@ static int encode(struct accept_item *it, const char *text, size_t len, int sms)
   return 0;
 }
 
+/* ---- the checks of one message, one at a time ------------------------------------ */
+
+int accept_item_sms(const struct accept_item *it) {
+  /* A saved cascade is resolved later (accept_submit), which checks what
+     its SMS step needs then. */
+  return !(it->cascade_name && it->cascade_name[0]) &&
+         (!(it->cascade && it->cascade[0]) || steps_have(it->cascade, "sms"));
+}
+
+int accept_check_number(struct accept_item *it, int sms) { return normalise_number(it, sms); }
+
+int accept_check_text(struct accept_item *it, int sms) {
+  if (it->text == NULL || it->text_len == 0)
+    return refuse(it, 422, "invalid_text", "text", "text: must not be empty%s", NULL);
+  if (it->text_len > ACCEPT_MAX_TEXT)
+    return refuse(it, 422, "text_too_long", "text", "text: longer than %s bytes", "4096");
+  return encode(it, render(it), it->text_len, sms);
+}
+
+int accept_check_class(struct accept_item *it) { return classify(it) < 0 ? KK_EINVAL : 0; }
+
 int accept_prepare(const struct accept *ac, int64_t account_id, const char *route, int64_t now,
                    struct accept_item *it) {
   struct store_msg_new *m = &it->m;
   memset(m, 0, sizeof *m);
   it->result = ACCEPT_PENDING;
   it->err.code = NULL;
-  /* A saved cascade is resolved later (accept_submit), which checks what
-     its SMS step needs then. */
-  int sms = !(it->cascade_name && it->cascade_name[0]) &&
-            (!(it->cascade && it->cascade[0]) || steps_have(it->cascade, "sms"));
-  if (normalise_number(it, sms) != 0) return KK_EINVAL;
-  if (it->text == NULL || it->text_len == 0)
-    return refuse(it, 422, "invalid_text", "text", "text: must not be empty%s", NULL);
-  if (it->text_len > ACCEPT_MAX_TEXT)
-    return refuse(it, 422, "text_too_long", "text", "text: longer than %s bytes", "4096");
+  int sms = accept_item_sms(it);
+  if (accept_check_number(it, sms) != 0 || accept_check_text(it, sms) != 0) return KK_EINVAL;
   const char *text = render(it);
-  if (encode(it, text, it->text_len, sms) != 0) return KK_EINVAL;
   int cls = classify(it);
   if (cls < 0) return KK_EINVAL;
   long long ttl = it->ttl_ms > 0 ? it->ttl_ms : ac->ttl_ms[cls];

@@ -144,6 +144,24 @@ int accept_submit(struct accept *ac, struct accept_req *r);
 int accept_prepare(const struct accept *ac, int64_t account_id, const char *route, int64_t now,
                    struct accept_item *it);
 
+/*
+ * accept_prepare's checks of one message's fields, one at a time, for an
+ * ingress that reports the first problem in the order of its own fields
+ * (the HTTP API checks each field where its request lists it; accept_prepare
+ * runs them again, in its order, on what passed). Each is 0, or KK_EINVAL
+ * with it->err (result REFUSED).
+ */
+/* 1 when the message has an SMS step as given (a saved cascade's steps are
+   looked at later: 0 for a message that names one). */
+int accept_item_sms(const struct accept_item *it);
+/* The number as given, into it->e164; with sms, one is required. */
+int accept_check_number(struct accept_item *it, int sms);
+/* The text: not empty, at most ACCEPT_MAX_TEXT bytes, valid UTF-8, and
+   (sms) at most SMS_MAX_PARTS segments; sets m.encoding and m.segments. */
+int accept_check_text(struct accept_item *it, int sms);
+/* The class: service, transactional, advertising (NULL: service). */
+int accept_check_class(struct accept_item *it);
+
 /* Message classes, in the order of ttl_ms. */
 extern const char *const accept_classes[3];
 

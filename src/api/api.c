@@ -28,8 +28,6 @@
 
 /* ---- JSON answers ----------------------------------------------------------- */
 
-static void count_status(struct http_req *req, int status);
-
 /* The path for a log line: valid UTF-8 whatever the request held. */
 static const char *log_path(struct http_req *req, char *buf, size_t cap) {
   const char *p = http_req_path(req);
@@ -44,8 +42,7 @@ static void answer_internal(struct http_req *req, int status) {
   char path[160];
   kk_error(LOGCTX, "%s %s: the %d answer could not be serialised; 500 instead",
            http_req_method(req), log_path(req, path, sizeof path), status);
-  count_status(req, 500);
-  http_respond(req, 500, "application/json", body, sizeof body - 1, NULL);
+  api_respond(req, 500, "application/json", body, sizeof body - 1, NULL);
 }
 
 void api_json(struct http_req *req, int status, json_t *doc, const char *extra_headers) {
@@ -60,14 +57,12 @@ void api_json(struct http_req *req, int status, json_t *doc, const char *extra_h
   s = kk_xrealloc(s, n + 2);
   s[n++] = '\n';
   s[n] = '\0';
-  count_status(req, status);
-  http_respond(req, status, "application/json", s, n, extra_headers);
+  api_respond(req, status, "application/json", s, n, extra_headers);
   free(s);
 }
 
 void api_empty(struct http_req *req, int status) {
-  count_status(req, status);
-  http_respond(req, status, NULL, "", 0, NULL);
+  api_respond(req, status, NULL, "", 0, NULL);
 }
 
 void api_error(struct http_req *req, int status, const char *code, const char *field,
@@ -283,9 +278,15 @@ void api_fini(struct api *a) {
 
 /* ---- routing ---------------------------------------------------------------- */
 
-static void count_status(struct http_req *req, int status) {
-  struct api *a = http_req_data(req);
-  if (a && status >= 100 && status < 600) a->http_by_class[status / 100]++;
+void api_count_status(struct http_req *req, int status) {
+  struct api_call *c = http_req_data(req);
+  if (c && status >= 100 && status < 600) c->a->http_by_class[status / 100]++;
+}
+
+void api_respond(struct http_req *req, int status, const char *content_type, const char *body,
+                 size_t len, const char *extra_headers) {
+  api_count_status(req, status);
+  http_respond(req, status, content_type, body, len, extra_headers);
 }
 
 /* Who called: 0 (answered: refused), API_OPERATOR or API_ACCOUNT. */
@@ -385,14 +386,11 @@ static const char *bad_encoding(struct http_req *req) {
 static void healthz(struct api_call *c) {
   struct api *a = c->a;
   if (a->ready && !a->draining && store_degraded(a->store)) {
-    count_status(c->req, 503);
-    http_respond(c->req, 503, "text/plain", "store unavailable\n", 18, NULL);
+    api_respond(c->req, 503, "text/plain", "store unavailable\n", 18, NULL);
   } else if (a->ready && !a->draining) {
-    count_status(c->req, 200);
-    http_respond(c->req, 200, "text/plain", "ok\n", 3, NULL);
+    api_respond(c->req, 200, "text/plain", "ok\n", 3, NULL);
   } else {
-    count_status(c->req, 503);
-    http_respond(c->req, 503, "text/plain", "starting or stopping\n", 21, NULL);
+    api_respond(c->req, 503, "text/plain", "starting or stopping\n", 21, NULL);
   }
 }
 
@@ -400,8 +398,7 @@ static void metrics(struct api_call *c) {
   struct kk_buf b;
   kk_buf_init(&b, 4 << 20);
   api_metrics(c->a, &b);
-  count_status(c->req, 200);
-  http_respond(c->req, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.len, NULL);
+  api_respond(c->req, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.len, NULL);
   kk_buf_fini(&b);
 }
 
@@ -473,21 +470,47 @@ json_t *api_call_own(struct api_call *c, json_t *doc) {
 
 json_t *api_call_body(struct api_call *c) { return api_call_own(c, api_body_json(c->req)); }
 
-/* The route of the request's path (NULL: none), with its match in m.
-   Public routes answer only at their exact path. */
-static const struct api_route *route_of(struct http_req *req, struct http_match *m,
-                                        enum http_route_result *res) {
-  const char *path = http_req_path(req);
-  *res = http_router_match(&router, http_req_method(req), path, m);
-  if (*res == HTTP_ROUTE_NO_PATH) return NULL;
-  const struct api_route *rt = &routes[m->route];
+/* The request's end: its call goes, with what its arena holds. */
+static void call_end(void *arg, struct http_req *req) {
+  (void)req;
+  struct api_call *c = arg;
+  kk_arena_free(&c->arena);
+  free(c);
+}
+
+/* The request's call, made when it is first seen; freed when the request
+   ends (call_end). */
+static struct api_call *call_of(struct api *a, struct http_req *req) {
+  struct api_call *c = http_req_data(req);
+  if (c) return c;
+  c = kk_xcalloc(1, sizeof *c);
+  c->a = a;
+  c->req = req;
+  c->m = &c->match;
+  kk_arena_init(&c->arena);
+  http_req_set_data(req, c);
+  http_req_on_end(req, call_end, c);
+  return c;
+}
+
+/* The route of the request's path (NULL: none), with its match in c,
+   matched once a request. Public routes answer only at their exact path. */
+static const struct api_route *route_of(struct api_call *c) {
+  if (c->routed) return c->route;
+  c->routed = 1;
+  const char *path = http_req_path(c->req);
+  c->res = http_router_match(&router, http_req_method(c->req), path, &c->match);
+  c->route = NULL;
+  if (c->res == HTTP_ROUTE_NO_PATH) return NULL;
+  const struct api_route *rt = &routes[c->match.route];
   if (rt->caller == API_PUBLIC && strcmp(path, rt->r.pattern) != 0) return NULL;
+  c->route = rt;
   return rt;
 }
 
 void api_precheck(void *ud, struct http_req *req) {
   struct api *a = ud;
-  http_req_set_data(req, a);
+  struct api_call *c = call_of(a, req);
   /* Bytes that are not UTF-8 are refused before anything else looks at them
      (api_handle says so again for requests that come without a pre-check). */
   if (bad_encoding(req)) {
@@ -495,9 +518,7 @@ void api_precheck(void *ud, struct http_req *req) {
     return;
   }
   /* Only what api_handle authenticates: the routes that take keys. */
-  struct http_match m;
-  enum http_route_result res;
-  const struct api_route *rt = route_of(req, &m, &res);
+  const struct api_route *rt = route_of(c);
   if (rt == NULL || !(rt->caller & API_KEYED)) return;
   int64_t account_id = 0;
   unsigned who = gate(a, req, &account_id);
@@ -539,7 +560,7 @@ static int authorize(struct api_call *c, const struct api_route *rt) {
 }
 
 /* Runs the route: who may call it, its check, the method, the handler. */
-static void run(struct api_call *c, const struct api_route *rt, enum http_route_result res) {
+static void run(struct api_call *c, const struct api_route *rt, int res) {
   if ((rt->caller & API_KEYED) && authorize(c, rt)) return;
   if (rt->check && rt->check(c)) return;
   if (res == HTTP_ROUTE_NO_METHOD)
@@ -550,7 +571,7 @@ static void run(struct api_call *c, const struct api_route *rt, enum http_route_
 
 void api_handle(void *ud, struct http_req *req) {
   struct api *a = ud;
-  http_req_set_data(req, a);
+  struct api_call *c = call_of(a, req);
   const char *path = http_req_path(req);
   const char *bad = bad_encoding(req);
   if (bad) {
@@ -558,17 +579,12 @@ void api_handle(void *ud, struct http_req *req) {
               "the request's %s is not valid UTF-8 (after %%-decoding)", bad);
     return;
   }
-  struct http_match m;
-  enum http_route_result res;
-  const struct api_route *rt = route_of(req, &m, &res);
+  const struct api_route *rt = route_of(c);
   if (rt == NULL || wrong_listener(a, req, path)) {
     api_error(req, 404, "not_found", NULL, "no such endpoint: %s", path);
     return;
   }
-  struct api_call c = {.a = a, .req = req, .m = &m};
-  kk_arena_init(&c.arena);
-  run(&c, rt, res);
-  kk_arena_free(&c.arena);
+  run(c, rt, c->res);
 }
 
 /* ---- metrics ---------------------------------------------------------------- */

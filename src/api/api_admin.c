@@ -93,7 +93,10 @@ static int route_exists(struct api *a, const char *name) {
 
 static void on_account_saved(void *arg, int rc) {
   struct admin_ctx *c = arg;
-  if (rc) {
+  if (rc == KK_ENOSPC) {
+    api_error(c->req, 422, "too_many_accounts", NULL, "the service holds %d accounts at most",
+              STORE_ACCOUNTS_MAX);
+  } else if (rc) {
     api_error(c->req, 503, "store_unavailable", NULL, "account not saved: %s", kk_strerror(rc));
   } else {
     /* Suspension took effect with the commit (the store's note). */

@@ -72,7 +72,10 @@ struct casc_put {
 
 static void on_cascade_saved(void *arg, int rc) {
   struct casc_put *p = arg;
-  if (rc)
+  if (rc == KK_ENOSPC)
+    api_error(p->req, 422, "too_many_cascades", "name",
+              "an account has %d named cascades at most: delete one first", STORE_CASCADES_MAX);
+  else if (rc)
     api_error(p->req, 503, "store_unavailable", NULL, "the cascade could not be stored");
   else if (p->deleting)
     api_empty(p->req, 204);

@@ -34,9 +34,7 @@ static const char *hook_query(void *ctx, const char *name) { return http_req_que
 
 static void on_hook_reply(void *ud, int status, const char *body) {
   struct http_req *req = ud;
-  struct api *a = http_req_data(req);
-  if (a && status >= 100 && status < 600) a->http_by_class[status / 100]++;
-  http_respond(req, status, "text/plain", body, strlen(body), NULL);
+  api_respond(req, status, "text/plain", body, strlen(body), NULL);
 }
 
 /*

@@ -21,19 +21,34 @@ enum {
 };
 #define API_KEYED (API_ACCOUNT | API_OPERATOR)
 
-/* One request on its way through a route: made by api_handle, which frees
-   its arena when the handler returns. A handler that answers later copies
-   what it needs into a context of its own (the arena does not outlive the
-   call); everything else it allocates for the request goes in the arena. */
+struct api_route;
+
+/* One request on its way through a route: made when the request is first
+   seen (the pre-check, or api_handle), and freed with its arena when the
+   HTTP request ends (http_req_on_end: answered and sent, or its client
+   gone). A handler that answers later (after a store commit, an async
+   read) may keep using the call and its arena until it answers; everything
+   it allocates for the request goes in the arena. */
 struct api_call {
   struct api *a;
   struct http_req *req;
   int admin;                 /* the operator's key */
   int64_t account_id;        /* the account's key (0: the operator or none) */
-  const struct http_match *m;  /* the path's parameters */
+  const struct http_match *m;  /* the path's parameters (&match) */
   struct store_account *acc; /* the {id} account that api_account_check found */
   struct kk_arena arena;
+  /* the route, matched once a request */
+  int routed;                /* route and res are set */
+  const struct api_route *route;   /* NULL: no endpoint */
+  int res;                   /* enum http_route_result */
+  struct http_match match;
 };
+
+/* Counts an answer by its status class (/metrics); api_respond calls it. */
+void api_count_status(struct http_req *req, int status);
+/* Every answer of the API: counted (api_count_status), then http_respond. */
+void api_respond(struct http_req *req, int status, const char *content_type, const char *body,
+                 size_t len, const char *extra_headers);
 
 /* A route's handler answers the request (now or later). A check runs before
    the method is looked at, for the answers that come before a 405 (an

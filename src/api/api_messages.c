@@ -116,6 +116,16 @@ static int unsupported_field(json_t *o, struct api_err *e) {
   return 0;
 }
 
+/* An accept/ check refused it: its refusal becomes the parse's (p->err),
+   as api_msg_parse promises. KK_EINVAL. */
+static int accept_refused(struct api_msg_item *p, const struct accept_item *it) {
+  p->err.status = it->err.status;
+  p->err.code = it->err.code;
+  p->err.field = it->err.field;
+  snprintf(p->err.message, sizeof p->err.message, "%s", it->err.message);
+  return KK_EINVAL;
+}
+
 /* The addresses: the phone (as given; accept/ normalises it), the
    per-channel ids, and the cascade's steps or its saved name. */
 static int addresses_parse(json_t *o, struct api_msg_item *p, struct accept_item *it) {
@@ -130,6 +140,7 @@ static int addresses_parse(json_t *o, struct api_msg_item *p, struct accept_item
     if (!json_is_string(to))
       return refuse(e, 422, "invalid_phone", "to", "to: a phone number (string)%s", NULL);
     it->to = json_string_value(to);
+    if (accept_check_number(it, 0) != 0) return accept_refused(p, it);
   } else if (!has_address) {
     return refuse(e, 422, "invalid_phone", "to",
                   "to: a phone number is required (or vk_id, telegram_chat_id, viber_id, "
@@ -148,6 +159,8 @@ static int addresses_parse(json_t *o, struct api_msg_item *p, struct accept_item
   }
   it->cascade = p->cascade[0] ? p->cascade : NULL;
   it->cascade_name = p->cascade_name[0] ? p->cascade_name : NULL;
+  /* A saved cascade's SMS step is checked when it is resolved. */
+  if (accept_check_number(it, accept_item_sms(it)) != 0) return accept_refused(p, it);
   return 0;
 }
 
@@ -183,9 +196,11 @@ int api_msg_parse(json_t *o, const char *idem_header, struct api_msg_item *p,
     return refuse(e, 422, "invalid_text", "text", "text: a string is required%s", NULL);
   it->text = json_string_value(text);
   it->text_len = json_string_length(text);
+  if (accept_check_text(it, accept_item_sms(it)) != 0) return accept_refused(p, it);
 
   json_t *c = json_object_get(o, "class");
   if (c) it->msg_class = json_is_string(c) ? json_string_value(c) : "";
+  if (accept_check_class(it) != 0) return accept_refused(p, it);
 
   json_t *snd = json_object_get(o, "sender");
   if (snd && !json_is_null(snd)) {
@@ -343,6 +358,12 @@ static void messages_post(struct api_call *call, int batch) {
   }
   json_t *doc = api_call_body(call);
   if (!doc) return;
+  /* The account before the body's shape (accept_submit looks again). */
+  struct store_account acc;
+  if (store_account_get_by_id(a->store, call->account_id, &acc) != 0) {
+    api_error(req, 401, "unauthorized", NULL, "the key's account no longer exists");
+    return;
+  }
   json_t *list = api_call_own(call, messages_of(req, doc, batch));
   if (!list) return;
   const char *idem_header = batch ? NULL : http_req_header(req, "Idempotency-Key");

@@ -73,6 +73,8 @@ struct http_req {
   void *data;
   struct http_local *local;  /* set for a local request (no connection) */
   int64_t checked;           /* left by the pre-check for the handler */
+  http_req_end_fn on_end;    /* runs once when the request is freed (NULL: none) */
+  void *on_end_arg;
 };
 
 /* What a local request has instead of a connection. */
@@ -197,6 +199,17 @@ void http_req_set_data(struct http_req *req, void *data) { req->data = data; }
 void *http_req_data(const struct http_req *req) { return req->data; }
 void http_req_set_checked(struct http_req *req, int64_t v) { req->checked = v; }
 int64_t http_req_checked(const struct http_req *req) { return req->checked; }
+void http_req_on_end(struct http_req *req, http_req_end_fn fn, void *arg) {
+  req->on_end = fn;
+  req->on_end_arg = arg;
+}
+
+/* The request is going: its end hook runs, once. */
+static void req_end(struct http_req *req) {
+  http_req_end_fn fn = req->on_end;
+  req->on_end = NULL;
+  if (fn) fn(req->on_end_arg, req);
+}
 
 static void add_headers(struct MHD_Response *r, const char *extra) {
   while (extra && *extra) {
@@ -341,6 +354,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   if (req == NULL) return;
   struct http_conn *hc = conn_of(conn);
   if (hc) hc->deadline = uv_now(req->srv->loop) + req->srv->request_ms; /* the next one */
+  req_end(req);
   if (req->resp) MHD_destroy_response(req->resp);
   free(req->path);
   free(req->body);
@@ -540,6 +554,7 @@ int http_local_answers(const struct http_req *req) { return req->local->answers;
 
 void http_local_free(struct http_req *req) {
   if (req == NULL) return;
+  req_end(req);
   free_pairs(req->local->query, req->local->nquery);
   free_pairs(req->local->headers, req->local->nheaders);
   free(req->local);

@@ -76,6 +76,17 @@ int http_req_listener(const struct http_req *req);
 /* A slot for the handler's own state. */
 void http_req_set_data(struct http_req *req, void *data);
 void *http_req_data(const struct http_req *req);
+/*
+ * The request's end: fn(arg, req) runs once, when the request is freed,
+ * whether it was answered and sent, or its client went away (a request
+ * that is never handled, refused by the pre-check, cut off mid-body, ends
+ * too). The request is still readable during the call; it must not be
+ * answered there. One hook per request: a second call replaces the first.
+ * Whatever lives as long as the request (the handler's state) is freed
+ * there.
+ */
+typedef void (*http_req_end_fn)(void *arg, struct http_req *req);
+void http_req_on_end(struct http_req *req, http_req_end_fn fn, void *arg);
 /* A value the pre-check leaves for the handler (0 until set). */
 void http_req_set_checked(struct http_req *req, int64_t v);
 int64_t http_req_checked(const struct http_req *req);

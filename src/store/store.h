@@ -99,9 +99,19 @@ void store_account_create(struct store *s, struct store_account *acc,
    the account acc->id. */
 void store_account_update(struct store *s, struct store_account *acc,
                           store_done_cb done, void *arg);
-/* Reads an account by public id (0, KK_ENOENT). */
+/* Reads an account by public id (0, KK_ENOENT). Loop thread: answered
+   from the accounts the store holds in memory (store_cache.h), as of the
+   last commit whose notes were delivered. */
 int store_account_get(struct store *s, const char *public_id, struct store_account *out);
 int store_account_get_by_id(struct store *s, int64_t id, struct store_account *out);
+
+/* ---- bounds of the configuration held in memory ----------------------- */
+/* Accounts at most: store_account_create fails with KK_ENOSPC at the bound
+   (the accounts whose creation is queued count as made). */
+#define STORE_ACCOUNTS_MAX 100000
+/* Named cascades per account: store_cascade_put of a name the account does
+   not have fails with KK_ENOSPC when it has this many. */
+#define STORE_CASCADES_MAX 32
 
 /* Queues storing a key hash (32 bytes, SHA-256) for an account. */
 void store_key_add(struct store *s, int64_t account_id, const uint8_t hash[32],
@@ -468,7 +478,8 @@ enum store_note_kind {
   STORE_NOTE_PRICE,         /* account_id's price of channel cfg->name: at (-1: removed) */
   STORE_NOTE_CASCADE_CFG,   /* account_id's named cascade cfg->name saved (cfg->text:
                                its steps) or deleted (NULL) */
-  STORE_NOTE_ACCOUNT,       /* account_id created or updated; at: 1 when suspended */
+  STORE_NOTE_ACCOUNT,       /* account_id created or updated (acc: its row as
+                               committed); at: 1 when suspended */
   STORE_NOTE_KEY_ADD,       /* a key of account_id was added: cfg->hash */
   STORE_NOTE_KEY_REVOKE,    /* a key of account_id was revoked: cfg->hash */
 };
@@ -488,6 +499,7 @@ struct store_note {
      (the dispatcher) may take due->text, leaving NULL. */
   struct store_due *due;
   struct store_note_cfg *cfg;
+  struct store_account *acc;  /* ACCOUNT: the whole row */
 };
 typedef void (*store_note_fn)(void *ud, const struct store_note *notes, int n);
 #define STORE_MAX_SUBSCRIBERS 8
@@ -598,7 +610,9 @@ int store_prices_each(struct store *s,
 /* Named cascades of an account (steps JSON text; NULL deletes). */
 void store_cascade_put(struct store *s, int64_t account_id, const char *name, const char *steps,
                        store_done_cb done, void *arg);
-/* Copies the steps JSON of a named cascade (malloc'd into *out) or KK_ENOENT. */
+/* Copies the steps JSON of a named cascade (malloc'd into *out) or KK_ENOENT.
+   Loop thread; this and store_cascades_each (in name order) answer from
+   memory (store_cache.h). */
 int store_cascade_get(struct store *s, int64_t account_id, const char *name, char **out);
 int store_cascades_each(struct store *s, int64_t account_id,
                         void (*fn)(void *arg, const char *name, const char *steps), void *arg);

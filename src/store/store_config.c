@@ -2,15 +2,58 @@
  * store_config.c - the backend-neutral side of accounts, keys, routes and
  * settings: what the store.h functions queue (the backend carries each
  * write out: store_int.h, STORE_OP_LIST) and the reads they pass to the
- * backend.
+ * backend. Accounts and named cascades are read from memory (store_cache.c),
+ * and their creation is refused past the bounds of store.h.
  */
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/kk_err.h"
 #include "core/kk_mem.h"
+#include "store/store_cache.h"
 #include "store/store_int.h"
+
+/* ---- bounded writes ------------------------------------------------------ */
+
+/* What the done callback of a write under a bound (store.h:
+   STORE_ACCOUNTS_MAX, STORE_CASCADES_MAX) runs through: the write stops
+   counting against the bound (its commit's notes have counted it, if it
+   was made), then the caller's callback runs. Freed there. */
+struct bounded_done {
+  struct store *s;
+  store_done_cb done;
+  void *arg;
+  int cascade;              /* 0: an account's creation; 1: a cascade's put */
+  int64_t account_id;       /* cascade: whose */
+  int counted;              /* cascade: a new name counted by the bound */
+};
+
+static void bounded_done_cb(void *arg, int rc) {
+  struct bounded_done *b = arg;
+  if (b->cascade)
+    store_cache_cascade_done(b->s, b->account_id, b->counted);
+  else
+    store_cache_account_done(b->s);
+  if (b->done) b->done(b->arg, rc);
+  free(b);
+}
+
+static struct bounded_done *bounded_done_new(struct store *s, store_done_cb done, void *arg) {
+  struct bounded_done *b = kk_xcalloc(1, sizeof *b);   /* freed by bounded_done_cb */
+  b->s = s;
+  b->done = done;
+  b->arg = arg;
+  return b;
+}
+
+/* The body of a write refused over a bound: it fails in its savepoint and
+   its done callback gets KK_ENOSPC after the batch, as any failed write. */
+static int refuse_full(struct store *s, struct store_op *op) {
+  (void)s, (void)op;
+  return KK_ENOSPC;
+}
 
 /* ---- accounts and keys ------------------------------------------------- */
 
@@ -30,20 +73,18 @@ void store_account_create(struct store *s, struct store_account *acc,
   random_hex(sec, 32);
   snprintf(acc->callback_secret, sizeof acc->callback_secret, "whsec_%s", sec);
   acc->created_at = store_now_ms();
-  store_submit(s, store_atomic(store_op_of(s, STORE_OP_ACCOUNT_CREATE, done, arg, acc, 1)));
+  if (store_cache_account_admit(s) != 0) {
+    store_submit(s, store_atomic(store_op_new(refuse_full, done, arg, acc, 1)));
+    return;
+  }
+  struct bounded_done *b = bounded_done_new(s, done, arg);
+  store_submit(s, store_atomic(store_op_of(s, STORE_OP_ACCOUNT_CREATE, bounded_done_cb, b,
+                                           acc, 1)));
 }
 
 void store_account_update(struct store *s, struct store_account *acc,
                           store_done_cb done, void *arg) {
   store_submit(s, store_atomic(store_op_of(s, STORE_OP_ACCOUNT_UPDATE, done, arg, acc, 1)));
-}
-
-int store_account_get(struct store *s, const char *public_id, struct store_account *out) {
-  return s->be->read.account_get(s, public_id, out);
-}
-
-int store_account_get_by_id(struct store *s, int64_t id, struct store_account *out) {
-  return s->be->read.account_get_by_id(s, id, out);
 }
 
 void store_key_add(struct store *s, int64_t account_id, const uint8_t hash[32],
@@ -96,16 +137,23 @@ int store_routes_each(struct store *s,
 
 /* ---- settings: channels, prices, named cascades --------------------------- */
 
-static void setting_put(struct store *s, enum store_setting what, int64_t account_id,
-                        const char *key, const char *value, int64_t num, store_done_cb done,
-                        void *arg) {
+/* The operation that puts a setting (not queued yet). */
+static struct store_op *setting_op(struct store *s, enum store_setting what, int64_t account_id,
+                                   const char *key, const char *value, int64_t num,
+                                   store_done_cb done, void *arg) {
   struct store_setting_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
   d->what = what;
   d->account_id = account_id;
   snprintf(d->key, sizeof d->key, "%s", key);
   d->value = value ? kk_xstrdup(value) : NULL;
   d->num = num;
-  store_submit(s, store_atomic(store_op_of(s, STORE_OP_SETTING_PUT, done, arg, d, 0)));
+  return store_atomic(store_op_of(s, STORE_OP_SETTING_PUT, done, arg, d, 0));
+}
+
+static void setting_put(struct store *s, enum store_setting what, int64_t account_id,
+                        const char *key, const char *value, int64_t num, store_done_cb done,
+                        void *arg) {
+  store_submit(s, setting_op(s, what, account_id, key, value, num, done, arg));
 }
 
 void store_channel_put(struct store *s, int64_t account_id, const char *channel,
@@ -120,7 +168,20 @@ void store_price_put(struct store *s, int64_t account_id, const char *channel, i
 
 void store_cascade_put(struct store *s, int64_t account_id, const char *name, const char *steps,
                        store_done_cb done, void *arg) {
-  setting_put(s, STORE_SET_CASCADE, account_id, name, steps, 0, done, arg);
+  if (steps == NULL) {
+    setting_put(s, STORE_SET_CASCADE, account_id, name, NULL, 0, done, arg);
+    return;
+  }
+  int counted;
+  if (store_cache_cascade_admit(s, account_id, name, &counted) != 0) {
+    store_submit(s, store_atomic(store_op_new(refuse_full, done, arg, NULL, 1)));
+    return;
+  }
+  struct bounded_done *b = bounded_done_new(s, done, arg);
+  b->cascade = 1;
+  b->account_id = account_id;
+  b->counted = counted;
+  store_submit(s, setting_op(s, STORE_SET_CASCADE, account_id, name, steps, 0, bounded_done_cb, b));
 }
 
 int store_channels_each(struct store *s,
@@ -137,11 +198,3 @@ int store_prices_each(struct store *s,
   return s->be->read.prices_each(s, fn, arg);
 }
 
-int store_cascade_get(struct store *s, int64_t account_id, const char *name, char **out) {
-  return s->be->read.cascade_get(s, account_id, name, out);
-}
-
-int store_cascades_each(struct store *s, int64_t account_id,
-                        void (*fn)(void *arg, const char *name, const char *steps), void *arg) {
-  return s->be->read.cascades_each(s, account_id, fn, arg);
-}

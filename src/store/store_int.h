@@ -100,8 +100,6 @@ struct store_setting_data {
  * function of the same name.
  */
 struct store_reads {
-  int (*account_get)(struct store *s, const char *public_id, struct store_account *out);
-  int (*account_get_by_id)(struct store *s, int64_t id, struct store_account *out);
   int (*keys_each)(struct store *s,
                    void (*fn)(void *arg, const uint8_t hash[32], int64_t account_id), void *arg);
   int (*keys_list)(struct store *s, int64_t account_id,
@@ -120,11 +118,8 @@ struct store_reads {
                      void (*fn)(void *arg, int64_t account_id, const char *channel,
                                 int64_t price),
                      void *arg);
-  int (*cascade_get)(struct store *s, int64_t account_id, const char *name, char **out);
-  int (*cascades_each)(struct store *s, int64_t account_id,
-                       void (*fn)(void *arg, const char *name, const char *steps), void *arg);
-  /* ---- reads for several nodes (the PostgreSQL backend): every account,
-     and every account's named cascades, in id (then name) order. */
+  /* What the store holds in memory (store_cache.h), read once at open: every
+     account, and every named cascade of every account. 0 or KK_ESTORE. */
   int (*accounts_each)(struct store *s, void (*fn)(void *arg, const struct store_account *a),
                        void *arg);
   int (*cascades_all)(struct store *s,
@@ -224,6 +219,8 @@ struct store {
   int nsubs;
   struct store_note *wnotes, *lnotes;
   int nw, capw, nl, capl;
+  /* accounts and named cascades held in memory (store_cache.c), loop thread */
+  struct store_cache *cache;
 };
 
 /* store_notes.c, on the writer thread: a note of the current batch. */
@@ -235,6 +232,8 @@ void note_due(struct store *s, struct store_due *due);
    be NULL. */
 void note_cfg(struct store *s, enum store_note_kind kind, int64_t account_id, const char *name,
               const char *text, const uint8_t *hash, int64_t at);
+/* An account created or updated: its whole row as committed (copied). */
+void note_account(struct store *s, const struct store_account *a);
 /* Drops the notes after the first n (a savepoint rolled back). */
 void notes_truncate(struct store *s, int n);
 /* Moves the batch's notes to the loop (after a commit) or drops them. */

@@ -14,6 +14,7 @@
 
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
+#include "store/store_cache.h"
 #include "store/store_int.h"
 
 /* Writer thread: appends a note to the current batch's and returns it. */
@@ -58,6 +59,15 @@ void note_cfg(struct store *s, enum store_note_kind kind, int64_t account_id, co
   t->cfg = c;
 }
 
+void note_account(struct store *s, const struct store_account *a) {
+  struct store_note *t = note_add(s, STORE_NOTE_ACCOUNT);
+  t->account_id = a->id;
+  t->at = a->suspended;
+  /* Freed with the note (notes_free). */
+  t->acc = kk_xmalloc(sizeof *t->acc);
+  *t->acc = *a;
+}
+
 void notes_free(struct store_note *notes, int n) {
   for (int i = 0; i < n; i++) {
     if (notes[i].due) {
@@ -68,6 +78,7 @@ void notes_free(struct store_note *notes, int n) {
       free(notes[i].cfg->text);
       free(notes[i].cfg);
     }
+    free(notes[i].acc);
   }
 }
 
@@ -102,6 +113,9 @@ struct store_note *notes_take(struct store *s, int *n) {
 }
 
 void notes_deliver(struct store *s, struct store_note *notes, int n) {
+  /* What the store holds in memory changes first: the subscribers and the
+     done callbacks read it. */
+  if (n > 0) store_cache_apply(s, notes, n);
   if (n > 0)
     for (int i = 0; i < s->nsubs; i++) s->subs[i].fn(s->subs[i].ud, notes, n);
   notes_free(notes, n);

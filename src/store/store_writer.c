@@ -22,6 +22,7 @@
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "store/store_int.h"
+#include "store/store_cache.h"
 
 #define LOGCTX "store"
 #define BATCH_GATHER 512          /* queued rows that make a batch worth committing now */
@@ -428,6 +429,14 @@ int store_open_with(uv_loop_t *loop, const struct store_opts *opts,
   struct store *s = NULL;
   if (be->open(opts, &s) != 0) return KK_ESTORE;
   s->be = be;
+  /* Accounts and named cascades are read once, then kept by the notes. */
+  s->cache = store_cache_new();
+  if (store_cache_fill(s) != 0) {
+    be->close(s);
+    store_cache_free(s->cache);
+    free(s);
+    return KK_ESTORE;
+  }
   s->loop = loop;
   s->max_batch = opts->max_batch > 0 ? opts->max_batch : 4096;
   s->q_tail = &s->q_head;
@@ -462,6 +471,8 @@ void store_close(struct store *s) {
   notes_free(s->lnotes, s->nl);
   free(s->lnotes);
   s->wnotes = s->lnotes = NULL;
+  store_cache_free(s->cache);
+  s->cache = NULL;
   kk_info(LOGCTX, "closed");
   uv_close((uv_handle_t *)&s->async, on_async_closed);
 }

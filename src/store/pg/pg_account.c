@@ -17,6 +17,19 @@
 #define ACC_COLS "id,public_id,name,sms_route,callback_secret,created_at,"      \
                  "suspended,senders,countries"
 
+static void account_row(const PGresult *r, int row, struct store_account *out) {
+  memset(out, 0, sizeof *out);
+  out->id = pg_int(r, row, 0);
+  pg_copy(r, row, 1, out->public_id, sizeof out->public_id);
+  pg_copy(r, row, 2, out->name, sizeof out->name);
+  pg_copy(r, row, 3, out->sms_route, sizeof out->sms_route);
+  pg_copy(r, row, 4, out->callback_secret, sizeof out->callback_secret);
+  out->created_at = pg_int(r, row, 5);
+  out->suspended = (int)pg_int(r, row, 6);
+  pg_copy(r, row, 7, out->senders, sizeof out->senders);
+  pg_copy(r, row, 8, out->countries, sizeof out->countries);
+}
+
 int pg_account_create(struct store *s, struct store_op *op) {
   struct store_account *a = op->data;
   struct pg_params p = {0};
@@ -31,12 +44,14 @@ int pg_account_create(struct store *s, struct store_op *op) {
   PGresult *r = pg_query(&PG(s)->w,
                          "INSERT INTO accounts(public_id,name,sms_route,callback_secret,"
                          "created_at,senders,countries) VALUES($1,$2,$3,$4,$5::bigint,$6,$7)"
-                         " RETURNING id",
+                         " RETURNING " ACC_COLS,
                          &p, &rc);
   if (r == NULL) return rc;
-  a->id = pg_int(r, 0, 0);
+  struct store_account row;
+  account_row(r, 0, &row);
   PQclear(r);
-  note_cfg(s, STORE_NOTE_ACCOUNT, a->id, NULL, NULL, NULL, a->suspended);
+  a->id = row.id;
+  note_account(s, &row);
   return 0;
 }
 
@@ -49,48 +64,19 @@ int pg_account_update(struct store *s, struct store_op *op) {
   pg_p_text(&p, a->senders[0] ? a->senders : "[]");
   pg_p_text(&p, a->countries[0] ? a->countries : "[]");
   pg_p_int(&p, a->id);
-  int rc = pg_cmd(&PG(s)->w,
-                  "UPDATE accounts SET name=$1, sms_route=$2, suspended=$3::int,"
-                  " senders=$4, countries=$5 WHERE id=$6::bigint",
-                  &p);
-  if (rc == 0) note_cfg(s, STORE_NOTE_ACCOUNT, a->id, NULL, NULL, NULL, a->suspended);
-  return rc;
-}
-
-static void account_row(const PGresult *r, int row, struct store_account *out) {
-  memset(out, 0, sizeof *out);
-  out->id = pg_int(r, row, 0);
-  pg_copy(r, row, 1, out->public_id, sizeof out->public_id);
-  pg_copy(r, row, 2, out->name, sizeof out->name);
-  pg_copy(r, row, 3, out->sms_route, sizeof out->sms_route);
-  pg_copy(r, row, 4, out->callback_secret, sizeof out->callback_secret);
-  out->created_at = pg_int(r, row, 5);
-  out->suspended = (int)pg_int(r, row, 6);
-  pg_copy(r, row, 7, out->senders, sizeof out->senders);
-  pg_copy(r, row, 8, out->countries, sizeof out->countries);
-}
-
-static int read_account(struct store *s, const char *sql, const struct pg_params *p,
-                        struct store_account *out) {
   int rc;
-  PGresult *r = pg_read(&PG(s)->r, sql, p, &rc);
-  if (r == NULL) return KK_ESTORE;
-  rc = PQntuples(r) > 0 ? 0 : KK_ENOENT;
-  if (rc == 0) account_row(r, 0, out);
+  PGresult *r = pg_query(&PG(s)->w,
+                         "UPDATE accounts SET name=$1, sms_route=$2, suspended=$3::int,"
+                         " senders=$4, countries=$5 WHERE id=$6::bigint RETURNING " ACC_COLS,
+                         &p, &rc);
+  if (r == NULL) return rc;
+  if (PQntuples(r) > 0) {
+    struct store_account row;
+    account_row(r, 0, &row);
+    note_account(s, &row);
+  }
   PQclear(r);
-  return rc;
-}
-
-int pg_account_get(struct store *s, const char *public_id, struct store_account *out) {
-  struct pg_params p = {0};
-  pg_p_text(&p, public_id);
-  return read_account(s, "SELECT " ACC_COLS " FROM accounts WHERE public_id=$1", &p, out);
-}
-
-int pg_account_get_by_id(struct store *s, int64_t id, struct store_account *out) {
-  struct pg_params p = {0};
-  pg_p_int(&p, id);
-  return read_account(s, "SELECT " ACC_COLS " FROM accounts WHERE id=$1::bigint", &p, out);
+  return 0;
 }
 
 int pg_accounts_each(struct store *s, void (*fn)(void *arg, const struct store_account *a),

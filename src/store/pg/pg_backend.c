@@ -260,16 +260,12 @@ const struct store_backend store_pg_backend = {
         },
     .read =
         {
-            .account_get = pg_account_get,
-            .account_get_by_id = pg_account_get_by_id,
             .keys_each = pg_keys_each,
             .keys_list = pg_keys_list,
             .accounts_suspended = pg_accounts_suspended,
             .routes_each = pg_routes_each,
             .channels_each = pg_channels_each,
             .prices_each = pg_prices_each,
-            .cascade_get = pg_cascade_get,
-            .cascades_each = pg_cascades_each,
             .accounts_each = pg_accounts_each,
             .cascades_all = pg_cascades_all,
         },

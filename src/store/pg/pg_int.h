@@ -97,8 +97,6 @@ int pg_account_create(struct store *s, struct store_op *op);
 int pg_account_update(struct store *s, struct store_op *op);
 int pg_key_add(struct store *s, struct store_op *op);
 int pg_key_revoke(struct store *s, struct store_op *op);
-int pg_account_get(struct store *s, const char *public_id, struct store_account *out);
-int pg_account_get_by_id(struct store *s, int64_t id, struct store_account *out);
 int pg_accounts_each(struct store *s, void (*fn)(void *arg, const struct store_account *a),
                      void *arg);
 int pg_keys_each(struct store *s,
@@ -120,9 +118,6 @@ int pg_channels_each(struct store *s,
 int pg_prices_each(struct store *s,
                    void (*fn)(void *arg, int64_t account_id, const char *channel, int64_t price),
                    void *arg);
-int pg_cascade_get(struct store *s, int64_t account_id, const char *name, char **out);
-int pg_cascades_each(struct store *s, int64_t account_id,
-                     void (*fn)(void *arg, const char *name, const char *steps), void *arg);
 int pg_cascades_all(struct store *s,
                     void (*fn)(void *arg, int64_t account_id, const char *name,
                                const char *steps),

@@ -130,36 +130,6 @@ int pg_prices_each(struct store *s,
   return 0;
 }
 
-int pg_cascade_get(struct store *s, int64_t account_id, const char *name, char **out) {
-  struct pg_params p = {0};
-  pg_p_int(&p, account_id);
-  pg_p_text(&p, name);
-  int rc;
-  PGresult *r = pg_read(&PG(s)->r,
-                        "SELECT steps FROM cascades WHERE account_id=$1::bigint AND name=$2", &p,
-                        &rc);
-  if (r == NULL) return KK_ESTORE;
-  rc = PQntuples(r) > 0 ? 0 : KK_ENOENT;
-  if (rc == 0) *out = kk_xstrdup(PQgetvalue(r, 0, 0));   /* the caller frees */
-  PQclear(r);
-  return rc;
-}
-
-int pg_cascades_each(struct store *s, int64_t account_id,
-                     void (*fn)(void *arg, const char *name, const char *steps), void *arg) {
-  struct pg_params p = {0};
-  pg_p_int(&p, account_id);
-  int rc;
-  PGresult *r = pg_read(&PG(s)->r,
-                        "SELECT name,steps FROM cascades WHERE account_id=$1::bigint"
-                        " ORDER BY name COLLATE \"C\"",
-                        &p, &rc);
-  if (r == NULL) return KK_ESTORE;
-  for (int i = 0; i < PQntuples(r); i++) fn(arg, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
-  PQclear(r);
-  return 0;
-}
-
 int pg_cascades_all(struct store *s,
                     void (*fn)(void *arg, int64_t account_id, const char *name,
                                const char *steps),

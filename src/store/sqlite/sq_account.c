@@ -12,6 +12,8 @@
 
 #define LOGCTX "store"
 
+static int note_row(struct store *s, int64_t id);
+
 /* ---- accounts and keys ------------------------------------------------- */
 
 int sq_account_create(struct store *s, struct store_op *op) {
@@ -27,7 +29,7 @@ int sq_account_create(struct store *s, struct store_op *op) {
   int rc = sq_step_done(&SQ(s)->w, st);
   if (rc == 0) {
     a->id = sqlite3_last_insert_rowid(SQ(s)->w.db);
-    note_cfg(s, STORE_NOTE_ACCOUNT, a->id, NULL, NULL, NULL, a->suspended);
+    rc = note_row(s, a->id);
   }
   return rc;
 }
@@ -42,14 +44,14 @@ int sq_account_update(struct store *s, struct store_op *op) {
   sq_bind_text(st, 5, a->countries[0] ? a->countries : "[]");
   sqlite3_bind_int64(st, 6, a->id);
   int rc = sq_step_done(&SQ(s)->w, st);
-  if (rc == 0) note_cfg(s, STORE_NOTE_ACCOUNT, a->id, NULL, NULL, NULL, a->suspended);
+  if (rc == 0) rc = note_row(s, a->id);
   return rc;
 }
 
-static int read_account(struct conn *c, sqlite3_stmt *st, struct store_account *out) {
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    out->id = sqlite3_column_int64(st, 0);
+/* The account's columns (ACC_COLS) of the row st is on. */
+static void account_cols(sqlite3_stmt *st, struct store_account *out) {
+  memset(out, 0, sizeof *out);
+  out->id = sqlite3_column_int64(st, 0);
     sq_col_copy(st, 1, out->public_id, sizeof out->public_id);
     sq_col_copy(st, 2, out->name, sizeof out->name);
     sq_col_copy(st, 3, out->sms_route, sizeof out->sms_route);
@@ -58,25 +60,39 @@ static int read_account(struct conn *c, sqlite3_stmt *st, struct store_account *
     out->suspended = sqlite3_column_int(st, 6);
     sq_col_copy(st, 7, out->senders, sizeof out->senders);
     sq_col_copy(st, 8, out->countries, sizeof out->countries);
+}
+
+/* Writer: the note of account id created or updated, with its whole row as
+   this transaction wrote it (no row, no note). 0 or KK_ESTORE. */
+static int note_row(struct store *s, int64_t id) {
+  struct conn *w = &SQ(s)->w;
+  sqlite3_stmt *st = sq_stmt(w, ST_ACC_GET_ID);
+  sqlite3_bind_int64(st, 1, id);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    struct store_account row;
+    account_cols(st, &row);
     sqlite3_reset(st);
+    note_account(s, &row);
     return 0;
   }
   sqlite3_reset(st);
-  if (rc == SQLITE_DONE) return KK_ENOENT;
-  kk_error(LOGCTX, "read account: %s", sqlite3_errmsg(c->db));
+  if (rc == SQLITE_DONE) return 0;
+  kk_error(LOGCTX, "read account: %s", sqlite3_errmsg(w->db));
   return KK_ESTORE;
 }
 
-int sq_account_get(struct store *s, const char *public_id, struct store_account *out) {
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_ACC_GET);
-  sq_bind_text(st, 1, public_id);
-  return read_account(&SQ(s)->r, st, out);
-}
-
-int sq_account_get_by_id(struct store *s, int64_t id, struct store_account *out) {
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_ACC_GET_ID);
-  sqlite3_bind_int64(st, 1, id);
-  return read_account(&SQ(s)->r, st, out);
+int sq_accounts_each(struct store *s, void (*fn)(void *arg, const struct store_account *a),
+                     void *arg) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_ACC_ALL);
+  struct store_account row;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    account_cols(st, &row);
+    fn(arg, &row);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
 }
 
 int sq_key_add(struct store *s, struct store_op *op) {

@@ -192,15 +192,13 @@ const struct store_backend store_sqlite_backend = {
         },
     .read =
         {
-            .account_get = sq_account_get,
-            .account_get_by_id = sq_account_get_by_id,
             .keys_each = sq_keys_each,
             .keys_list = sq_keys_list,
             .accounts_suspended = sq_accounts_suspended,
             .routes_each = sq_routes_each,
             .channels_each = sq_channels_each,
             .prices_each = sq_prices_each,
-            .cascade_get = sq_cascade_get,
-            .cascades_each = sq_cascades_each,
+            .accounts_each = sq_accounts_each,
+            .cascades_all = sq_cascades_all,
         },
 };

@@ -18,7 +18,7 @@
 /* An attempt's columns as casc_att_cols() reads them. */
 #define ATT_COLS "message_id,channel,status,step,sent_at,delivered_at,read_at,"  \
                  "segments,parts_sent,parts_delivered,scope,tries"
-/* An account's columns as read_account() (sq_account.c) reads them. */
+/* An account's columns as account_cols() (sq_account.c) reads them. */
 #define ACC_COLS "id,public_id,name,sms_route,callback_secret,created_at,"      \
                  "suspended,senders,countries"
 /* A message's columns as read_msg_row() (sq_read.c) reads them. */
@@ -49,8 +49,8 @@
                  " VALUES(?,?,?,?,?,?,?)")                                     \
   XX(ACC_UPDATE, "UPDATE accounts SET name=?, sms_route=?, suspended=?,"       \
                  " senders=?, countries=? WHERE id=?")                         \
-  XX(ACC_GET, "SELECT " ACC_COLS " FROM accounts WHERE public_id=?")          \
   XX(ACC_GET_ID, "SELECT " ACC_COLS " FROM accounts WHERE id=?")              \
+  XX(ACC_ALL, "SELECT " ACC_COLS " FROM accounts ORDER BY id")                \
   XX(KEY_INSERT, "INSERT INTO api_keys(account_id,key_hash,prefix,created_at)" \
                  " VALUES(?,?,?,?)")                                           \
   XX(KEY_ALL, "SELECT key_hash,account_id FROM api_keys"                       \
@@ -250,9 +250,8 @@
                " VALUES(?,?,?,?) ON CONFLICT(account_id,name) DO UPDATE SET"   \
                " steps=excluded.steps, updated_at=excluded.updated_at")        \
   XX(CASC_DEL, "DELETE FROM cascades WHERE account_id=? AND name=?")           \
-  XX(CASC_GET, "SELECT steps FROM cascades WHERE account_id=? AND name=?")     \
-  XX(CASC_ALL, "SELECT name,steps FROM cascades WHERE account_id=?"            \
-               " ORDER BY name")                                               \
+  XX(CASC_EVERY, "SELECT account_id,name,steps FROM cascades"                 \
+                 " ORDER BY account_id,name")                                  \
   XX(WA_IN_PUT, "INSERT INTO wa_windows(scope,phone,last_inbound)"             \
                 " VALUES(?,?,?) ON CONFLICT(scope,phone) DO UPDATE SET"        \
                 " last_inbound=excluded.last_inbound"                          \
@@ -410,8 +409,8 @@ int sq_account_create(struct store *s, struct store_op *op);
 int sq_account_update(struct store *s, struct store_op *op);
 int sq_key_add(struct store *s, struct store_op *op);
 int sq_key_revoke(struct store *s, struct store_op *op);
-int sq_account_get(struct store *s, const char *public_id, struct store_account *out);
-int sq_account_get_by_id(struct store *s, int64_t id, struct store_account *out);
+int sq_accounts_each(struct store *s, void (*fn)(void *arg, const struct store_account *a),
+                     void *arg);
 int sq_keys_each(struct store *s,
                  void (*fn)(void *arg, const uint8_t hash[32], int64_t account_id), void *arg);
 int sq_keys_list(struct store *s, int64_t account_id,
@@ -431,9 +430,10 @@ int sq_channels_each(struct store *s,
 int sq_prices_each(struct store *s,
                    void (*fn)(void *arg, int64_t account_id, const char *channel, int64_t price),
                    void *arg);
-int sq_cascade_get(struct store *s, int64_t account_id, const char *name, char **out);
-int sq_cascades_each(struct store *s, int64_t account_id,
-                     void (*fn)(void *arg, const char *name, const char *steps), void *arg);
+int sq_cascades_all(struct store *s,
+                    void (*fn)(void *arg, int64_t account_id, const char *name,
+                               const char *steps),
+                    void *arg);
 /* sq_retention.c */
 int sq_retention(struct store *s, struct store_op *op);
 

@@ -108,23 +108,15 @@ int sq_prices_each(struct store *s,
   return rc == SQLITE_DONE ? 0 : KK_ESTORE;
 }
 
-int sq_cascade_get(struct store *s, int64_t account_id, const char *name, char **out) {
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_CASC_GET);
-  sqlite3_bind_int64(st, 1, account_id);
-  sq_bind_text(st, 2, name);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) *out = sq_col_dup(st, 0);
-  sqlite3_reset(st);
-  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
-}
-
-int sq_cascades_each(struct store *s, int64_t account_id,
-                        void (*fn)(void *arg, const char *name, const char *steps), void *arg) {
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_CASC_ALL);
-  sqlite3_bind_int64(st, 1, account_id);
+int sq_cascades_all(struct store *s,
+                    void (*fn)(void *arg, int64_t account_id, const char *name,
+                               const char *steps),
+                    void *arg) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_CASC_EVERY);
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-    fn(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
+    fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+       (const char *)sqlite3_column_text(st, 2));
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : KK_ESTORE;
 }
