@@ -6,7 +6,7 @@
  * One writer thread owns the write connection (w) and group-commits the
  * queued operations; the loop thread reads through its own connection (r),
  * the thread pool through read-only ones (sq_read.c), and the checkpointer
- * through a third (store_ckpt.c).
+ * through a third (sq_ckpt.c).
  */
 #include <pthread.h>
 #include <stdio.h>

@@ -323,7 +323,7 @@ struct sq_store {
     int64_t value;              /* price, or the scope (-1: not configured) */
     int used;
   } price_memo[32], scope_memo[32];
-  /* the checkpointer (store_ckpt.c) */
+  /* the checkpointer (sq_ckpt.c) */
   struct conn ck;               /* its connection */
   pthread_t ck_thread;
   pthread_mutex_t ck_mu;
@@ -343,7 +343,7 @@ static inline int64_t sq_new_id(struct store *s, enum store_id_kind kind) {
   return kind == STORE_ID_MESSAGE ? SQ(s)->next_msg_id++ : SQ(s)->next_att_id++;
 }
 
-/* store_chan.c, on the writer thread: early statuses and receipts. */
+/* sq_chan.c, on the writer thread: early statuses and receipts. */
 #define EARLY_KEEP_MS (24LL * 3600 * 1000)   /* how long an early row is kept */
 #define EARLY_EXPIRE_BATCH 1000              /* rows deleted per table per run */
 #define EARLY_EXPIRE_EVERY_MS 1000.0         /* how often the writer runs it */
@@ -356,7 +356,7 @@ void casc_early_forget(struct store *s);
    older than cutoff (by their index on at). 0 or KK_ESTORE. */
 int casc_early_expire(struct store *s, int64_t cutoff);
 
-/* store_cascade.c, on the writer thread: */
+/* sq_cascade.c, on the writer thread: */
 /* What a new message's row holds once its first usable step has started. */
 struct casc_first {
   int step;
@@ -440,7 +440,7 @@ int sq_retention(struct store *s, struct store_op *op);
 int conn_open(struct conn *c, const char *path, int sync_full, int writer);
 void conn_close(struct conn *c);
 
-/* store_ckpt.c: checkpoints beside the writer (after s->w is open; 0 or
+/* sq_ckpt.c: checkpoints beside the writer (after s->w is open; 0 or
    KK_ESTORE), and stops that (after the writer has stopped). */
 int ckpt_start(struct store *s, const char *path, int sync_full);
 void ckpt_stop(struct store *s);

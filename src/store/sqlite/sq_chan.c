@@ -1,5 +1,5 @@
 /*
- * store_chan.c - the channel side of the SQLite writer and readers: channel
+ * sq_chan.c - the channel side of the SQLite writer and readers: channel
  * sends that are due, requests marked before they go, provider statuses
  * matched to attempts, statuses and receipts that came before what they are
  * about (capped per scope, expired by time), and when people last wrote to a
@@ -7,7 +7,7 @@
  * sq_settings.c.
  *
  * What a status means for its message is decided by the cascade's rules
- * (store_cascade.c, casc_attempt_event).
+ * (sq_cascade.c, casc_attempt_event).
  */
 #include <stdio.h>
 #include <stdlib.h>

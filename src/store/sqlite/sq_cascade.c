@@ -1,5 +1,5 @@
 /*
- * store_cascade.c - the cascade, run by the SQLite writer inside its
+ * sq_cascade.c - the cascade, run by the SQLite writer inside its
  * transactions (see "cascades and channels" in store.h): what the cascade's
  * rules need from the rows, and the rows they change.
  *
@@ -12,7 +12,7 @@
  * is recorded as notes that reach the loop only after the commit.
  *
  * The channel side (due sends, provider statuses, early statuses, settings)
- * is in store_chan.c.
+ * is in sq_chan.c.
  */
 #include <jansson.h>
 #include <stddef.h>
