@@ -68,6 +68,10 @@ void notes_free(struct store_note *notes, int n) {
       free(notes[i].cfg->text);
       free(notes[i].cfg);
     }
+    if (notes[i].chan) {
+      store_chan_due_free(notes[i].chan);
+      free(notes[i].chan);
+    }
   }
 }
 

@@ -40,7 +40,7 @@ static void inbound(struct tmp_store *e, int64_t scope, const char *phone, int64
 /* The stored time, or -1 when there is none. */
 static int64_t last_inbound(struct tmp_store *e, int64_t scope, const char *phone) {
   int64_t at = 0;
-  int rc = store_wa_last_inbound(e->store, scope, phone, &at);
+  int rc = e->store->be->read.wa_last_inbound(e->store, scope, phone, &at);
   if (rc == KK_ENOENT) return -1;
   ASSERT_EQ(rc, 0);
   return at;

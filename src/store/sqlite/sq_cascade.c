@@ -4,7 +4,7 @@
  * rules need from the rows, and the rows they change.
  *
  * Every status of every channel comes through casc_attempt_event(), every
- * step deadline through exec_step_timeout() and every new message through
+ * step deadline through sq_step_timeout() and every new message through
  * casc_start(): each loads the message's rows, asks the cascade's rules
  * (cascade/cascade_fsm.h) what follows, and writes what they decided in the
  * same transaction, so a crash leaves either all of it or none. What the
@@ -30,50 +30,6 @@
 #define LOGCTX "cascade"
 
 _Static_assert(CFSM_MAX_STEPS == STORE_MAX_STEPS, "the rules see every step");
-
-/* ---- steps ---------------------------------------------------------------- */
-
-int store_steps_parse(const char *text, struct store_step *out) {
-  if (text == NULL || text[0] == '\0') {
-    memset(out, 0, sizeof *out);
-    snprintf(out->channel, sizeof out->channel, "sms");
-    snprintf(out->wait, sizeof out->wait, "delivered");
-    return 1;
-  }
-  /* "channel/wait/timeout_ms,..." (store_steps_format) */
-  int n = 0;
-  const char *p = text;
-  while (*p && n < STORE_MAX_STEPS) {
-    struct store_step *st = &out[n];
-    memset(st, 0, sizeof *st);
-    size_t len = strcspn(p, "/");
-    if (len == 0 || len >= sizeof st->channel || p[len] != '/') return -1;
-    memcpy(st->channel, p, len);
-    p += len + 1;
-    len = strcspn(p, "/");
-    if (len == 0 || len >= sizeof st->wait || p[len] != '/') return -1;
-    memcpy(st->wait, p, len);
-    p += len + 1;
-    char *end;
-    long long ms = strtoll(p, &end, 10);
-    if (end == p || ms < 0 || (*end != ',' && *end != '\0')) return -1;
-    st->timeout_ms = ms;
-    n++;
-    p = *end == ',' ? end + 1 : end;
-  }
-  return *p ? -1 : n;
-}
-
-int store_steps_format(const struct store_step *steps, int n, char *out, size_t cap) {
-  size_t o = 0;
-  for (int i = 0; i < n; i++) {
-    int k = snprintf(out + o, cap - o, "%s%s/%s/%lld", i ? "," : "", steps[i].channel,
-                     steps[i].wait, (long long)steps[i].timeout_ms);
-    if (k < 0 || (size_t)k >= cap - o) return KK_ENOSPC;
-    o += (size_t)k;
-  }
-  return 0;
-}
 
 /* ---- counters ------------------------------------------------------------ */
 
@@ -104,12 +60,6 @@ static void count(struct store *s, enum kk_chan chan, enum cfsm_counter which) {
   case CFSM_C_LATE: c->late[chan]++; break;
   default: break;
   }
-}
-
-void store_get_cascade_stats(struct store *s, struct store_cascade_stats *out) {
-  pthread_mutex_lock(&s->mu);
-  *out = s->cstats;
-  pthread_mutex_unlock(&s->mu);
 }
 
 /* ---- reading rows (writer) ---------------------------------------------- */
@@ -433,7 +383,11 @@ static int fx_att_set(struct casc_run *r, const struct cfsm_fx *f) {
   sqlite3_bind_int64(st, 7, f->cost);
   sqlite3_bind_int64(st, 8, r->parts_sent);
   sqlite3_bind_int64(st, 9, f->attempt_id);
-  return sq_step_done(&SQ(r->s)->w, st);
+  int rc = sq_step_done(&SQ(r->s)->w, st);
+  /* A row of it waiting in the send engine must not go any more. */
+  if (rc == 0 && f->chan != KK_CHAN_SMS)
+    note(r->s, STORE_NOTE_CHANNEL_END, r->m->id, f->attempt_id, f->t0);
+  return rc;
 }
 
 static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
@@ -675,14 +629,8 @@ static int apply_early(struct store *s, int64_t attempt_id, const char *provider
   return rc;
 }
 
-struct chan_result_data {
-  struct store_chan_result r;
-  char provider_id[72];
-  char error[160];
-};
-
-static int exec_chan_result(struct store *s, struct store_op *op) {
-  struct chan_result_data *d = op->data;
+int sq_chan_result(struct store *s, struct store_op *op) {
+  struct store_chan_result_data *d = op->data;
   struct store_chan_result *r = &d->r;
   if (r->outcome == STORE_CHAN_RETRY) {
     sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ATT_RETRY);
@@ -701,22 +649,9 @@ static int exec_chan_result(struct store *s, struct store_op *op) {
   return casc_attempt_event(s, r->attempt_id, NULL, "failed", NULL, d->error, r->at, 0);
 }
 
-void store_chan_result(struct store *s, const struct store_chan_result *r,
-                       store_done_cb done, void *arg) {
-  struct chan_result_data *d = kk_xcalloc(1, sizeof *d);
-  d->r = *r;
-  snprintf(d->provider_id, sizeof d->provider_id, "%s", r->provider_id ? r->provider_id : "");
-  snprintf(d->error, sizeof d->error, "%s", r->error ? r->error : "");
-  d->r.provider_id = d->provider_id;
-  d->r.error = d->error;
-  struct store_op *op = store_keep(store_op_new(exec_chan_result, done, arg, d, 0));
-  op->weight = 4;
-  store_submit(s, op);
-}
-
 /* ---- operations: step deadlines ------------------------------------------- */
 
-int store_wait_due(struct store *s, int64_t now, struct store_wait_due *out, int max, int *n) {
+int sq_wait_due(struct store *s, int64_t now, struct store_wait_due *out, int max, int *n) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_WAIT_DUE);
   sqlite3_bind_int64(st, 1, now);
   sqlite3_bind_int(st, 2, max);
@@ -732,14 +667,8 @@ int store_wait_due(struct store *s, int64_t now, struct store_wait_due *out, int
   return 0;
 }
 
-struct timeout_data {
-  int64_t msg_id;
-  int step;
-  int64_t at;
-};
-
-static int exec_step_timeout(struct store *s, struct store_op *op) {
-  struct timeout_data *d = op->data;
+int sq_step_timeout(struct store *s, struct store_op *op) {
+  struct store_timeout_data *d = op->data;
   struct msg_row m;
   int rc = msg_load(s, d->msg_id, &m);
   if (rc == KK_ENOENT) return 0;
@@ -769,15 +698,4 @@ static int exec_step_timeout(struct store *s, struct store_op *op) {
   run_free(&r);
   msg_row_free(&m);
   return rc;
-}
-
-void store_step_timeout(struct store *s, int64_t msg_id, int step, int64_t at,
-                        store_done_cb done, void *arg) {
-  struct timeout_data *d = kk_xcalloc(1, sizeof *d);
-  d->msg_id = msg_id;
-  d->step = step;
-  d->at = at;
-  struct store_op *op = store_op_new(exec_step_timeout, done, arg, d, 0);
-  op->weight = 5;
-  store_submit(s, op);
 }

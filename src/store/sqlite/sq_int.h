@@ -26,6 +26,15 @@
                  "channel,idem_key,callback_url,created_at,expires_at,"           \
                  "updated_at,cost,sms_only_cost,delivered_twice,done,campaign"
 
+/* A channel attempt's columns as chan_due_row() (sq_chan.c) reads them. */
+#define CHAN_COLS "a.id,a.message_id,m.account_id,a.scope,a.channel,"          \
+                  "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"  \
+                  "a.tries,a.due_at,m.expires_at,m.created_at,a.try_at,"       \
+                  "w.last_inbound FROM attempts a"                             \
+                  " JOIN messages m ON m.id=a.message_id"                      \
+                  " LEFT JOIN wa_windows w ON a.channel='whatsapp'"            \
+                  " AND w.scope=a.scope AND w.phone=m.to_number"
+
 /* An outbox row's columns as outbox_rows() (sq_outbox.c) reads them. */
 #define OUTBOX_COLS "id,account_id,url,payload,tries,public_id,status,channel,"  \
                     "to_number,at,cost,error"
@@ -206,22 +215,12 @@
                  " AND account_id IN (?2,0) ORDER BY account_id DESC LIMIT 1")  \
   XX(PRICE_GET, "SELECT price FROM prices WHERE channel=?1"                     \
                 " AND account_id IN (?2,0) ORDER BY account_id DESC LIMIT 1")   \
-  XX(CHAN_DUE, "SELECT a.id,a.message_id,m.account_id,a.scope,a.channel,"      \
-               "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"     \
-               "a.tries,a.due_at,m.expires_at,m.created_at,a.try_at"           \
-               " FROM attempts a"                                              \
-               " JOIN messages m ON m.id=a.message_id WHERE a.due_at IS NOT"   \
-               " NULL AND a.due_at<=? ORDER BY a.due_at LIMIT ?")              \
-  XX(CHAN_GET, "SELECT a.id,a.message_id,m.account_id,a.scope,a.channel,"      \
-               "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"     \
-               "a.tries,a.due_at,m.expires_at,m.created_at,a.try_at"           \
-               " FROM attempts a"                                              \
-               " JOIN messages m ON m.id=a.message_id WHERE a.id=?"            \
-               " AND a.due_at IS NOT NULL")                                    \
-  XX(CHAN_DUE_IDS, "SELECT id,due_at FROM attempts WHERE due_at IS NOT NULL"  \
-                   " AND due_at<=?1 AND (due_at,id)>(?2,?3)"                   \
-                   " ORDER BY due_at,id LIMIT ?4")                             \
-  XX(CHAN_NEXT, "SELECT MIN(due_at) FROM attempts WHERE due_at IS NOT NULL")   \
+  /* a channel attempt as the claims and notes hand it out, with the time   \
+     its recipient last wrote to the scope's WhatsApp number */               \
+  XX(CHAN_DUE, "SELECT " CHAN_COLS " WHERE a.due_at IS NOT NULL"               \
+               " AND a.due_at<=?1 AND (a.due_at,a.id)>(?2,?3)"                 \
+               " ORDER BY a.due_at,a.id LIMIT ?4")                             \
+  XX(CHAN_GET, "SELECT " CHAN_COLS " WHERE a.id=? AND a.due_at IS NOT NULL")   \
   XX(ATT_BY_PROVIDER, "SELECT id," ATT_COLS " FROM attempts WHERE channel=? AND" \
                       " provider_id=? AND scope=? AND channel<>'sms'"          \
                       " AND provider_id IS NOT NULL")  /* the partial index */ \
@@ -436,6 +435,21 @@ int sq_cascades_each(struct store *s, int64_t account_id,
                      void (*fn)(void *arg, const char *name, const char *steps), void *arg);
 /* sq_retention.c */
 int sq_retention(struct store *s, struct store_op *op);
+/* sq_chan.c, sq_cascade.c: channels and cascades */
+int sq_chan_trying(struct store *s, struct store_op *op);
+int sq_chan_result(struct store *s, struct store_op *op);
+int sq_chan_status(struct store *s, struct store_op *op);
+int sq_step_timeout(struct store *s, struct store_op *op);
+int sq_wa_inbound(struct store *s, struct store_op *op);
+int sq_early_expire(struct store *s, struct store_op *op);
+int sq_chan_due(struct store *s, int64_t now, int64_t *cursor_due, int64_t *cursor_id,
+                struct store_chan_due *out, int max, int *n);
+int sq_wait_due(struct store *s, int64_t now, struct store_wait_due *out, int max, int *n);
+int64_t sq_wait_next(struct store *s);
+int sq_wa_last_inbound(struct store *s, int64_t scope, const char *phone, int64_t *at);
+/* Writer, before the commit: the batch's CHANNEL notes due by now and its
+   SMS notes get the rows they hand out, as the transaction leaves them. */
+void sq_notes_rows(struct store *s, int64_t now);
 
 int conn_open(struct conn *c, const char *path, int sync_full, int writer);
 void conn_close(struct conn *c);
