@@ -9,7 +9,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
-#include "store/store_int.h"
+#include "store/store_casc.h"
 
 #define BUSY_MS 1000              /* longest wait for a lock held by another process */
 
@@ -370,20 +370,6 @@ struct casc_first {
    inserts next with what *f receives; sets n->attempt_id and
    n->first_channel. */
 int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f);
-/* An attempt as the state machine reads it. */
-struct casc_att {
-  int64_t msg_id;
-  char channel[20];
-  char status[16];
-  int step;
-  int64_t sent_at, delivered_at, read_at;
-  int segments;
-  int64_t parts_sent;       /* SMS: bit i set when part i+1 was accepted */
-  int parts_delivered;
-  int64_t scope;            /* whose channel settings sent it */
-  int tries;                /* provider requests that asked to be retried */
-  int parts_dirty;          /* parts_sent changed here and is not written yet */
-};
 /* Looks again whether early receipts and statuses are kept (after some were
    removed, or a rollback undid what the writer knew). 0 or KK_ESTORE. */
 int casc_early_check(struct store *s);
