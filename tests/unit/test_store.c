@@ -203,4 +203,17 @@ KK_TEST(store_sqlite_backend_has_every_write_and_read) {
   /* struct store_reads holds only function pointers, of one size here. */
   void (*const *read)(void) = (void (*const *)(void))(const void *)&be->read;
   for (size_t i = 0; i < sizeof be->read / sizeof *read; i++) ASSERT(read[i] != NULL);
+  /* Channels and cascades: their writes by kind, the reads the claims
+     examine, and the claim itself. */
+  static const enum store_op_kind cascade_kinds[] = {
+#define XX(kind) STORE_OP_##kind,
+      STORE_OP_LIST_CASCADE(XX)
+#undef XX
+  };
+  ASSERT_EQ((int)(sizeof cascade_kinds / sizeof *cascade_kinds), 6);
+  for (size_t i = 0; i < sizeof cascade_kinds / sizeof *cascade_kinds; i++)
+    ASSERT(be->exec[cascade_kinds[i]] != NULL);
+  ASSERT(be->read.chan_due != NULL && be->read.wait_due != NULL);
+  ASSERT(be->read.wait_next != NULL && be->read.wa_last_inbound != NULL);
+  ASSERT(be->claim != NULL);
 }
