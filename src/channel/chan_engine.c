@@ -94,8 +94,9 @@ static void pump_sends(struct chan_engine *e) {
 }
 
 /* Queues a copy of row (taking its text and extra) unless its attempt is
-   queued or being sent already. */
+   queued or being sent already (row is then left as it is, the caller's). */
 static void ready_add(struct chan_engine *e, struct store_chan_due *row) {
+  if (chan_ready_has(&e->ready, row->attempt_id)) return;
   struct store_chan_due *k = kk_xmalloc(sizeof *k);   /* freed when popped */
   *k = *row;
   row->text = row->extra = NULL;
@@ -116,7 +117,10 @@ static void scan_due(struct chan_engine *e) {
     n = more = 0;
     if (store_chan_claim(e->store, now, &cur_due, &cur_id, e->rows, CHAN_SCAN_MAX, &n, &more) != 0)
       break;
-    for (int i = 0; i < n; i++) ready_add(e, &e->rows[i]);
+    for (int i = 0; i < n; i++) {
+      ready_add(e, &e->rows[i]);
+      store_chan_due_free(&e->rows[i]);   /* what ready_add did not take */
+    }
   } while (more);
   pump_sends(e);
 }
