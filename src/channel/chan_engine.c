@@ -82,9 +82,11 @@ static void pump_sends(struct chan_engine *e) {
     int64_t id = chan_ready_pop_row(&e->ready, &p);
     struct store_chan_due *row = p;
     if (row == NULL || !chan_ready_has(&e->ready, id)) {
-      /* no longer due (chan_engine_ended): a status, a timeout, the end */
+      /* no longer due (chan_engine_ended): a status, a timeout, the end;
+         or queued without its row (a claim brings it again) */
       if (row) store_chan_due_free(row);
       free(row);
+      chan_ready_forget(&e->ready, id);
       continue;
     }
     chan_send_start(e, row);
