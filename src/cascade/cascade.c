@@ -1,10 +1,10 @@
 /*
  * cascade.c - the notes router and the step deadlines (see cascade.h).
  *
- * Notes come after each commit; the router passes them on without reading
- * anything but the SMS steps' rows (in one read transaction per batch of
- * notes). Deadlines: one timer, armed for the earliest deadline a note
- * announced, and a slow poll of the store's index as a safety net.
+ * Notes come after each commit; the router passes them on with the rows
+ * they carry, without reading anything. Deadlines: one timer, armed for
+ * the earliest deadline a note announced, and a slow poll of the store's
+ * deadlines (claims) as a safety net.
  */
 #include "cascade/cascade.h"
 
@@ -68,12 +68,13 @@ static void pump_waits(struct cascade *c) {
   c->wait_armed = 0;
   int64_t now = store_now_ms();
   int n = 0;
-  store_wait_due(c->store, now, c->waits, SCAN_MAX, &n);
+  int64_t next = 0;
+  if (store_wait_claim(c->store, now, c->waits, SCAN_MAX, &n, &next) != 0) return;
   for (int i = 0; i < n; i++) {
     c->waits_pending++;
     store_step_timeout(c->store, c->waits[i].msg_id, c->waits[i].step, now, on_timeout_stored, c);
   }
-  if (n == 0) arm_wait(c, store_wait_next(c->store));
+  if (n == 0) arm_wait(c, next);
 }
 
 static void on_poll(uv_timer_t *t) {
@@ -105,26 +106,26 @@ static void on_notes(void *ud, const struct store_note *notes, int n) {
   struct cascade *c = ud;
   if (c->stopping) return;
   int64_t now = store_now_ms();
-  int reading = 0;   /* only SMS steps started later in a cascade read the store */
   for (int i = 0; i < n; i++) {
     const struct store_note *t = &notes[i];
     switch (t->kind) {
     case STORE_NOTE_SMS_NEW:   /* its row came with the note */
-      chan_engine_submit_new(c->engine, "sms", t->due);
+      chan_engine_submit_new(c->engine, KK_CHAN_SMS, t->due);
       break;
-    case STORE_NOTE_SMS: {
-      if (!reading++) store_read_begin(c->store);
-      chan_engine_submit(c->engine, "sms", t->msg_id);
+    case STORE_NOTE_SMS:       /* so did this one's, unless it ended already */
+      if (t->due) chan_engine_submit(c->engine, KK_CHAN_SMS, t->due);
       break;
-    }
     case STORE_NOTE_CHANNEL:
-      chan_engine_due(c->engine, t->attempt_id, t->at, now);
+      chan_engine_due(c->engine, t->chan, t->at, now);
+      break;
+    case STORE_NOTE_CHANNEL_END:
+      chan_engine_ended(c->engine, t->attempt_id);
       break;
     case STORE_NOTE_WAIT:
       arm_wait(c, t->at);
       break;
     case STORE_NOTE_SMS_CANCEL:
-      chan_engine_cancel(c->engine, "sms", t->attempt_id);
+      chan_engine_cancel(c->engine, KK_CHAN_SMS, t->attempt_id);
       break;
     case STORE_NOTE_CHANNEL_CFG:
       cfg_noted(c, t->account_id, t->cfg);
@@ -133,7 +134,6 @@ static void on_notes(void *ud, const struct store_note *notes, int n) {
       break;
     }
   }
-  if (reading) store_read_end(c->store);
   chan_engine_kick(c->engine);
 }
 

@@ -9,7 +9,7 @@
  * due to be sent and an SMS step to the channel engine (chan_engine.h, which
  * hands SMS to dispatch/ through the SMS driver's sender), a step deadline
  * to its timer here. Nothing waiting is held in memory: deadlines are read
- * from the store's index in batches (store_wait_due), so a restart
+ * from the store in batches (store_wait_claim), so a restart
  * continues where the last commit left off.
  */
 #ifndef CASCADE_H

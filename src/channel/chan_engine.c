@@ -3,10 +3,10 @@
  * the pump that turns due attempts into sends (chan_send.c), the reads of
  * the store's due index, and the engine's metrics.
  *
- * Work comes from the store in two ways: what the notes router hands over
- * after a commit (chan_engine_due, chan_engine_submit) and reads of the
- * store's due index (at start, when retries come due, and by a slow poll as
- * a safety net).
+ * Work comes from the store in two ways: the rows the notes router hands
+ * over after a commit (chan_engine_due, chan_engine_submit) and claims of
+ * the store's due attempts (at start, when retries come due, and by a slow
+ * poll as a safety net). Nothing is read from the store to send.
  */
 #include "channel/chan_engine.h"
 
@@ -76,34 +76,54 @@ static void pump_sends(struct chan_engine *e) {
   chan_send_marked(e);
   /* Results waiting for their commit are bounded too (a slow disk slows
      sending down instead of filling memory). */
-  int reading = 0;
   while (!e->stopping && e->nrequests < e->o.max_inflight &&
          e->ninflight < 8 * e->o.max_inflight && e->ready.len > 0) {
-    if (!reading++) store_read_begin(e->store);
-    int64_t id = chan_ready_pop(&e->ready);
-    struct store_chan_due row;
-    if (store_chan_get(e->store, id, &row) != 0) {
-      chan_ready_forget(&e->ready, id);   /* no longer due: sent, timed out or gone */
+    void *p;
+    int64_t id = chan_ready_pop_row(&e->ready, &p);
+    struct store_chan_due *row = p;
+    if (row == NULL || !chan_ready_has(&e->ready, id)) {
+      /* no longer due (chan_engine_ended): a status, a timeout, the end;
+         or queued without its row (a claim brings it again) */
+      if (row) store_chan_due_free(row);
+      free(row);
+      chan_ready_forget(&e->ready, id);
       continue;
     }
-    chan_send_start(e, &row);
+    chan_send_start(e, row);
+    free(row);
   }
   chan_send_flush(e);
-  if (reading) store_read_end(e->store);
 }
 
-/* Reads every attempt due now from the store's index into the ready queue
-   (at start, when retries come due, and as a slow safety net). */
+/* Queues a copy of row (taking its text and extra) unless its attempt is
+   queued or being sent already (row is then left as it is, the caller's). */
+static void ready_add(struct chan_engine *e, struct store_chan_due *row) {
+  if (chan_ready_has(&e->ready, row->attempt_id)) return;
+  struct store_chan_due *k = kk_xmalloc(sizeof *k);   /* freed when popped */
+  *k = *row;
+  row->text = row->extra = NULL;
+  if (!chan_ready_push_row(&e->ready, k->attempt_id, k)) {
+    store_chan_due_free(k);
+    free(k);
+  }
+}
+
+/* Claims every attempt due now into the ready queue (at start, when
+   retries come due, and as a slow safety net). */
 static void scan_due(struct chan_engine *e) {
   if (e->stopping) return;
+  if (e->rows == NULL) e->rows = kk_xcalloc(CHAN_SCAN_MAX, sizeof *e->rows);
   int64_t now = store_now_ms(), cur_due = 0, cur_id = 0;
-  int n;
+  int n, more;
   do {
-    n = 0;
-    if (store_chan_due_ids(e->store, now, &cur_due, &cur_id, e->ids, CHAN_SCAN_MAX, &n) != 0)
+    n = more = 0;
+    if (store_chan_claim(e->store, now, &cur_due, &cur_id, e->rows, CHAN_SCAN_MAX, &n, &more) != 0)
       break;
-    for (int i = 0; i < n; i++) chan_ready_push(&e->ready, e->ids[i]);
-  } while (n == CHAN_SCAN_MAX);
+    for (int i = 0; i < n; i++) {
+      ready_add(e, &e->rows[i]);
+      store_chan_due_free(&e->rows[i]);   /* what ready_add did not take */
+    }
+  } while (more);
   pump_sends(e);
 }
 
@@ -114,14 +134,14 @@ static void on_poll(uv_timer_t *t) {
 
 /* ---- what the notes router hands over ------------------------------------------ */
 
-void chan_engine_due(struct chan_engine *e, int64_t attempt_id, int64_t at, int64_t now) {
+void chan_engine_due(struct chan_engine *e, struct store_chan_due *row, int64_t at, int64_t now) {
   if (e->stopping) return;
-  if (at <= now) {
-    chan_ready_push(&e->ready, attempt_id);
+  if (row && at <= now) {
+    ready_add(e, row);
     return;
   }
-  /* A retry later: the index brings it then. */
-  uint64_t delay = (uint64_t)(at - now);
+  /* A retry later (or due since the commit): a claim brings it then. */
+  uint64_t delay = at > now ? (uint64_t)(at - now) : 0;
   if (!uv_is_active((uv_handle_t *)&e->scan_timer) || delay < uv_timer_get_due_in(&e->scan_timer))
     uv_timer_start(&e->scan_timer, on_scan_timer, delay, 0);
 }
@@ -130,20 +150,26 @@ void chan_engine_kick(struct chan_engine *e) {
   if (!e->stopping && e->ready.len > 0) chan_engine_pump_soon(e);
 }
 
-void chan_engine_submit(struct chan_engine *e, const char *channel, int64_t msg_id) {
-  int i = chan_driver_index(channel);
-  if (e->stopping || i < 0 || e->senders[i].submit == NULL) return;
-  e->senders[i].submit(e->senders[i].ud, msg_id);
+void chan_engine_ended(struct chan_engine *e, int64_t attempt_id) {
+  /* Queued: it is dropped when popped. Being sent: its result comes anyway
+     (and it is not due again before that). */
+  chan_ready_forget(&e->ready, attempt_id);
 }
 
-void chan_engine_submit_new(struct chan_engine *e, const char *channel, struct store_due *row) {
-  int i = chan_driver_index(channel);
+void chan_engine_submit(struct chan_engine *e, enum kk_chan ch, struct store_due *row) {
+  int i = chan_driver_index_of(ch);
+  if (e->stopping || i < 0 || e->senders[i].submit == NULL) return;
+  e->senders[i].submit(e->senders[i].ud, row);
+}
+
+void chan_engine_submit_new(struct chan_engine *e, enum kk_chan ch, struct store_due *row) {
+  int i = chan_driver_index_of(ch);
   if (e->stopping || i < 0 || e->senders[i].submit_new == NULL) return;
   e->senders[i].submit_new(e->senders[i].ud, row);
 }
 
-void chan_engine_cancel(struct chan_engine *e, const char *channel, int64_t attempt_id) {
-  int i = chan_driver_index(channel);
+void chan_engine_cancel(struct chan_engine *e, enum kk_chan ch, int64_t attempt_id) {
+  int i = chan_driver_index_of(ch);
   if (e->stopping || i < 0 || e->senders[i].cancel == NULL) return;
   e->senders[i].cancel(e->senders[i].ud, attempt_id);
 }
@@ -240,7 +266,14 @@ void chan_engine_stop(struct chan_engine *e, void (*done)(void *ud), void *ud) {
 void chan_engine_free(struct chan_engine *e) {
   if (e == NULL) return;
   chan_settings_clear(e);
+  while (e->ready.len > 0) {
+    void *p;
+    chan_ready_pop_row(&e->ready, &p);
+    if (p) store_chan_due_free(p);
+    free(p);
+  }
   chan_ready_fini(&e->ready);
+  free(e->rows);
   free(e->try_q);
   free(e);
 }

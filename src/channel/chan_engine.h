@@ -22,9 +22,9 @@
  * before it starts (store_chan_trying); one found marked after a restart
  * was under way at a crash and fails as interrupted rather than going
  * twice. VK's requests go again (its random_id makes the repeat harmless).
- * A WhatsApp attempt first reads when its recipient last wrote
- * (store_wa_last_inbound): a text inside the 24-hour window, else the
- * template, else the step fails without a request. A channel whose driver
+ * A WhatsApp attempt's row says when its recipient last wrote
+ * (store_chan_due.wa_inbound_at): a text inside the 24-hour window, else
+ * the template, else the step fails without a request. A channel whose driver
  * is external (SMS) is handed to the chan_sender given for it.
  */
 #ifndef CHAN_ENGINE_H
@@ -71,19 +71,22 @@ int chan_engine_busy(const struct chan_engine *e);
 
 /* ---- what the notes router hands over ------------------------------------ */
 
-/* A channel attempt is due at at (ms): now when at <= now, else the index
-   brings it then. Call chan_engine_kick() after a batch of these. */
-void chan_engine_due(struct chan_engine *e, int64_t attempt_id, int64_t at, int64_t now);
+/* A channel attempt is due at at (ms): row (the note's; the engine takes
+   its text and extra) is sent when at <= now; without a row, or later, a
+   claim brings it then. Call chan_engine_kick() after a batch of these. */
+void chan_engine_due(struct chan_engine *e, struct store_chan_due *row, int64_t at, int64_t now);
+/* A channel attempt is no longer due: a row of it still queued does not go. */
+void chan_engine_ended(struct chan_engine *e, int64_t attempt_id);
 /* Starts sending what chan_engine_due() queued (on the next loop turn). */
 void chan_engine_kick(struct chan_engine *e);
-/* An external channel's step became current for msg_id (called inside a
-   store read transaction, store_read_begin). */
-void chan_engine_submit(struct chan_engine *e, const char *channel, int64_t msg_id);
+/* An external channel's step became current later in a cascade: its row
+   came with the store's note (see chan_sender.submit). */
+void chan_engine_submit(struct chan_engine *e, enum kk_chan ch, struct store_due *row);
 /* A new message's first step is on an external channel: its row came with
    the store's note (see chan_sender.submit_new). */
-void chan_engine_submit_new(struct chan_engine *e, const char *channel, struct store_due *row);
+void chan_engine_submit_new(struct chan_engine *e, enum kk_chan ch, struct store_due *row);
 /* An external channel's step timed out. */
-void chan_engine_cancel(struct chan_engine *e, const char *channel, int64_t attempt_id);
+void chan_engine_cancel(struct chan_engine *e, enum kk_chan ch, int64_t attempt_id);
 
 /* Prometheus lines: per channel requests and callbacks, requests in flight. */
 void chan_engine_metrics(struct chan_engine *e, struct kk_buf *out);

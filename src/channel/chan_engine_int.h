@@ -10,7 +10,7 @@
 #include "http/http_client.h"
 
 #define CHAN_LOGCTX "channel"
-#define CHAN_SCAN_MAX 512         /* rows read at once */
+#define CHAN_SCAN_MAX 512         /* rows claimed at once */
 #define CHAN_MAX_OPEN_BATCHES 8   /* settings with a batch filling at once */
 
 /* Per-channel counters of the engine (the store counts the state machine),
@@ -57,7 +57,7 @@ struct chan_engine {
   void *stop_ud;
   struct chan_counters cnt[CHAN_MAX_DRIVERS];
   struct chan_sender senders[CHAN_MAX_DRIVERS];   /* of the external channels */
-  int64_t ids[CHAN_SCAN_MAX];
+  struct store_chan_due *rows;   /* CHAN_SCAN_MAX, for claims (allocated at the first) */
 };
 
 /* The counters of a channel (a spare slot for an unknown name). */

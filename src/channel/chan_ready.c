@@ -73,25 +73,30 @@ void chan_ready_forget(struct chan_ready *r, int64_t id) {
   }
 }
 
-int chan_ready_push(struct chan_ready *r, int64_t id) {
+int chan_ready_push(struct chan_ready *r, int64_t id) { return chan_ready_push_row(r, id, NULL); }
+
+int chan_ready_push_row(struct chan_ready *r, int64_t id, void *row) {
   if (chan_ready_has(r, id)) return 0;
   known_add(r, id);
   if (r->len == r->cap) {
     size_t cap = r->cap ? 2 * r->cap : 1024;
-    int64_t *ring = kk_xmalloc(cap * sizeof *ring);
+    struct chan_ready_item *ring = kk_xmalloc(cap * sizeof *ring);
     for (size_t i = 0; i < r->len; i++) ring[i] = r->ring[(r->head + i) % r->cap];
     free(r->ring);
     r->ring = ring;
     r->cap = cap;
     r->head = 0;
   }
-  r->ring[(r->head + r->len) % r->cap] = id;
+  r->ring[(r->head + r->len) % r->cap] = (struct chan_ready_item){id, row};
   r->len++;
   return 1;
 }
 
-int64_t chan_ready_pop(struct chan_ready *r) {
-  int64_t id = r->ring[r->head];
+int64_t chan_ready_pop(struct chan_ready *r) { return chan_ready_pop_row(r, NULL); }
+
+int64_t chan_ready_pop_row(struct chan_ready *r, void **row) {
+  int64_t id = r->ring[r->head].id;
+  if (row) *row = r->ring[r->head].row;
   r->head = (r->head + 1) % r->cap;
   r->len--;
   return id;

@@ -347,14 +347,9 @@ void chan_send_flush(struct chan_engine *e) {
 /* ---- starting a send --------------------------------------------------------- */
 
 /* WhatsApp: whether the recipient wrote to the number of the attempt's
-   scope within the window (one lookup by primary key, in the read
-   transaction of the pump). A failed read counts as closed. */
-static int wa_window_open(struct chan_engine *e, const struct store_chan_due *row, int64_t now) {
-  int64_t last = 0;
-  int rc = store_wa_last_inbound(e->store, row->scope, row->to, &last);
-  if (rc == KK_ESTORE)
-    kk_warnx(LOGCTX, "message %s: the WhatsApp window cannot be read", row->public_id);
-  return rc == 0 && now - last < CHAN_WA_WINDOW_MS;
+   scope within the window (the row says when, as the store had it). */
+static int wa_window_open(const struct store_chan_due *row, int64_t now) {
+  return row->wa_inbound_at != 0 && now - row->wa_inbound_at < CHAN_WA_WINDOW_MS;
 }
 
 /* Builds k's request with cfg (the fields of the message come from its
@@ -387,8 +382,7 @@ static int send_build(struct chan_engine *e, struct chan_send *k, const struct c
       .button_caption = json_string_value(json_object_get(button, "caption")),
       .button_url = json_string_value(json_object_get(button, "url")),
       .wa_template = tpl_text,
-      .wa_window = strcmp(k->row.channel, "whatsapp") == 0 &&
-                   wa_window_open(e, &k->row, k->started_ms),
+      .wa_window = k->row.chan == KK_CHAN_WHATSAPP && wa_window_open(&k->row, k->started_ms),
       .code = json_string_value(json_object_get(x, "code")),
       .msg_class = k->row.msg_class,
       .ttl_s = (int)((k->row.expires_at - k->started_ms) / 1000),
@@ -420,7 +414,7 @@ void chan_send_start(struct chan_engine *e, struct store_chan_due *row) {
   row->text = row->extra = NULL;
   e->ninflight++;   /* its id is in the ready set since it was queued */
   k->started_ms = store_now_ms();
-  k->drv = chan_driver(k->row.channel);
+  k->drv = chan_driver_of(k->row.chan);
   if (kk_hold_has(e->o.hold, k->row.account_id) && k->drv && k->drv->build &&
       k->started_ms < k->row.expires_at) {
     /* Its account is suspended: the attempt stays due in the store, and the

@@ -17,14 +17,26 @@
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
 
-/* Cascade display order. */
+/* Cascade display order, which is that of enum kk_chan. */
 static const struct chan_driver *const drivers[] = {
-  &chan_vk_driver,       &chan_viber_driver, &chan_telegram_driver, &chan_tggw_driver,
-  &chan_whatsapp_driver, &chan_email_driver, &chan_sms_driver,
+  [KK_CHAN_VK] = &chan_vk_driver,
+  [KK_CHAN_VIBER] = &chan_viber_driver,
+  [KK_CHAN_TELEGRAM] = &chan_telegram_driver,
+  [KK_CHAN_TELEGRAM_GATEWAY] = &chan_tggw_driver,
+  [KK_CHAN_WHATSAPP] = &chan_whatsapp_driver,
+  [KK_CHAN_EMAIL] = &chan_email_driver,
+  [KK_CHAN_SMS] = &chan_sms_driver,
 };
 
 #define NDRIVERS ((int)(sizeof drivers / sizeof drivers[0]))
 _Static_assert(NDRIVERS < CHAN_MAX_DRIVERS, "CHAN_MAX_DRIVERS leaves no spare slot");
+_Static_assert(NDRIVERS == KK_CHAN_COUNT, "a driver per channel, in the order of enum kk_chan");
+
+const struct chan_driver *chan_driver_of(enum kk_chan ch) {
+  return ch >= 0 && ch < NDRIVERS ? drivers[ch] : NULL;
+}
+
+int chan_driver_index_of(enum kk_chan ch) { return ch >= 0 && ch < NDRIVERS ? ch : KK_ENOENT; }
 
 const struct chan_driver *chan_driver(const char *name) {
   if (name == NULL) return NULL;

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/kk_status.h"
+
 /* What a channel can ever report for a message (bits). */
 #define CHAN_SENT 1u
 #define CHAN_DELIVERED 2u
@@ -192,9 +194,10 @@ struct chan_sender {
   /* A new message's first step is on this channel: row (the store's, alive
      during the call; the sender may take row->text) is what to send. */
   void (*submit_new)(void *ud, struct store_due *row);
-  /* The message's step on this channel became current: the sender reads
-     it (store_due_get, in the engine's read transaction) and submits it. */
-  void (*submit)(void *ud, int64_t msg_id);
+  /* The message's step on this channel became current later in its
+     cascade: row (the store's note's, alive during the call; the sender may
+     take row->text) is what to send. */
+  void (*submit)(void *ud, struct store_due *row);
   /* The step timed out: what is not yet submitted is dropped. */
   void (*cancel)(void *ud, int64_t attempt_id);
   void *ud;
@@ -256,6 +259,10 @@ const struct chan_driver *chan_driver(const char *name);
 /* Its place in chan_drivers() (what per-channel tables are indexed by), or
    KK_ENOENT for an unknown name. */
 int chan_driver_index(const char *name);
+/* The same by channel: chan_drivers() is in the order of enum kk_chan
+   (core/kk_status.h), so its place is ch (NULL, KK_ENOENT: none). */
+const struct chan_driver *chan_driver_of(enum kk_chan ch);
+int chan_driver_index_of(enum kk_chan ch);
 #define CHAN_MAX_DRIVERS 16        /* more than chan_drivers() counts (one spare) */
 /* Every driver, in cascade display order; *n receives the count. */
 const struct chan_driver *const *chan_drivers(int *n);

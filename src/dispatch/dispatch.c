@@ -134,19 +134,15 @@ static void on_notes(void *ud, const struct store_note *notes, int n) {
 }
 
 /* The SMS channel's sender (chan_sender): a new message's first SMS step
-   comes with its row; a step that became current later in a cascade is read
-   from the store (in the caller's read transaction). Both are queued. */
+   and a step that became current later in a cascade come with their rows
+   (the store's notes carry them). Both are queued. */
 static void sender_submit_new(void *ud, struct store_due *row) {
   struct dispatch *d = ud;
   dispatch_count_accepted(d, row->route, 1);
   enqueue_new(d, row);
 }
 
-static void sender_submit(void *ud, int64_t msg_id) {
-  struct dispatch *d = ud;
-  struct store_due row;
-  if (store_due_get(d->store, msg_id, &row) == 0) dispatch_enqueue_due(d, &row);
-}
+static void sender_submit(void *ud, struct store_due *row) { dispatch_enqueue_due(ud, row); }
 
 static void sender_cancel(void *ud, int64_t attempt_id) { dispatch_cancel(ud, attempt_id); }
 

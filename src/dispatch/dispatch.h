@@ -76,7 +76,7 @@ void dispatch_enqueue_due(struct dispatch *d, struct store_due *row);
 void dispatch_cancel(struct dispatch *d, int64_t attempt_id);
 
 /* The SMS driver's sender for the channel engine (chan_engine_sender):
-   submit() reads the step's row (store_due_get) and queues it like
+   submit() queues the step's row (the store's note carries it) like
    dispatch_enqueue_due(); cancel() is dispatch_cancel(). */
 void dispatch_sender(struct dispatch *d, struct chan_sender *out);
 

@@ -13,7 +13,9 @@
  * client is acknowledged from a done callback, never before.
  *
  * Reads are synchronous, on the loop thread, through a separate connection
- * (WAL lets it read while the writer writes).
+ * (WAL lets it read while the writer writes), or asynchronous in a pool.
+ * Nothing is read on the loop thread to send: the notes carry the rows
+ * (store_note) and due work is handed out by claims.
  *
  * Times are milliseconds since the Unix epoch (int64_t).
  */
@@ -466,8 +468,12 @@ int store_steps_format(const struct store_step *steps, int n, char *out, size_t 
  * reading the row back.
  */
 enum store_note_kind {
-  STORE_NOTE_SMS = 1,       /* an SMS attempt became current: load it with store_due_get */
-  STORE_NOTE_CHANNEL,       /* a channel attempt is due to be sent (attempts.due_at) */
+  STORE_NOTE_SMS = 1,       /* an SMS attempt became current: due is its row (NULL
+                               when it was no longer due by the commit) */
+  STORE_NOTE_CHANNEL,       /* a channel attempt is due to be sent at `at`
+                               (attempts.due_at): chan is its row when it is due
+                               by the commit, NULL when it comes due later (a
+                               claim brings it then) or ended in the same commit */
   STORE_NOTE_WAIT,          /* a step deadline was set at wait_until */
   STORE_NOTE_SMS_CANCEL,    /* an SMS step timed out: drop its unsent parts */
   STORE_NOTE_SMS_NEW,       /* a new message whose first step is SMS: due is its row */
@@ -482,6 +488,9 @@ enum store_note_kind {
                                committed); at: 1 when suspended */
   STORE_NOTE_KEY_ADD,       /* a key of account_id was added: cfg->hash */
   STORE_NOTE_KEY_REVOKE,    /* a key of account_id was revoked: cfg->hash */
+  STORE_NOTE_CHANNEL_END,   /* channel attempt attempt_id is no longer due (a status,
+                               a timeout, a failure): a row of it waiting to be sent
+                               must not go */
 };
 /* The value a configuration note carries. */
 struct store_note_cfg {
@@ -495,11 +504,13 @@ struct store_note {
   int64_t attempt_id;
   int64_t at;               /* WAIT: the deadline; CHANNEL: due time */
   int64_t account_id;       /* configuration notes */
-  /* Owned by the store and freed after delivery. SMS_NEW: one subscriber
-     (the dispatcher) may take due->text, leaving NULL. */
+  /* Owned by the store and freed after delivery. SMS_NEW, SMS: one
+     subscriber (the dispatcher) may take due->text, leaving NULL. CHANNEL:
+     one subscriber (the send engine) may take chan->text and chan->extra. */
   struct store_due *due;
   struct store_note_cfg *cfg;
   struct store_account *acc;  /* ACCOUNT: the whole row */
+  struct store_chan_due *chan;
 };
 typedef void (*store_note_fn)(void *ud, const struct store_note *notes, int n);
 #define STORE_MAX_SUBSCRIBERS 8
@@ -510,18 +521,11 @@ int store_subscribe(struct store *s, store_note_fn fn, void *ud);
 /* Removes the subscription (before ud is freed); fn NULL: every one of ud. */
 void store_unsubscribe(struct store *s, store_note_fn fn, void *ud);
 
-/* The SMS row of message msg_id when its current attempt is SMS and due
-   (0, KK_ENOENT). The caller frees out->text. */
-int store_due_get(struct store *s, int64_t msg_id, struct store_due *out);
-/* Loop thread: the reads between these two share one read transaction,
-   which costs less than one each (a run of sends, a batch of notes). */
-void store_read_begin(struct store *s);
-void store_read_end(struct store *s);
-
-/* A channel attempt to send (not SMS). */
+/* A channel attempt to send (not SMS), as a claim or a note hands it out. */
 struct store_chan_due {
   int64_t msg_id, attempt_id, account_id;
   int64_t scope;            /* account whose settings apply; 0: the operator's */
+  enum kk_chan chan;        /* the channel (KK_CHAN_NONE: one kaskad does not know) */
   char channel[20];
   char public_id[40];
   char to[24];
@@ -532,18 +536,23 @@ struct store_chan_due {
   int tries;
   int64_t try_at;           /* a request was marked under way then (0: none) */
   int64_t due_at, expires_at, created_at;
+  int64_t wa_inbound_at;    /* WhatsApp: when `to` last wrote to the number of
+                               scope (its 24-hour window); 0: never, or another
+                               channel */
 };
-/* Reads up to max channel attempts due at now, earliest first. The caller
-   frees text and extra. */
-int store_chan_due(struct store *s, int64_t now, struct store_chan_due *out, int max, int *n);
-/* One channel attempt if it is still due to be sent (0, KK_ENOENT). */
-int store_chan_get(struct store *s, int64_t attempt_id, struct store_chan_due *out);
-/* Ids of channel attempts due at now, in due order, after the cursor
-   (due_at, id), which moves to the last one returned (start at 0, 0). */
-int store_chan_due_ids(struct store *s, int64_t now, int64_t *cursor_due, int64_t *cursor_id,
-                       int64_t *ids, int max, int *n);
-/* Earliest attempts.due_at of a channel attempt, 0 if none. */
-int64_t store_chan_next_due(struct store *s);
+/* Frees what a row owns (text, extra); d itself is the caller's. */
+void store_chan_due_free(struct store_chan_due *d);
+/* How long a claimed channel attempt or step deadline is this node's. */
+#define STORE_CHAN_LEASE_MS (60LL * 1000)
+#define STORE_WAIT_LEASE_MS (30LL * 1000)
+/* Claims up to max channel attempts due at now, in due order, after the
+   cursor (due_at, id), which moves past the last one examined (start at 0,
+   0): out[0..*n) are the rows this node got (the backend's claim; rows
+   another node holds are left out, so *n may be less than max while more
+   remain: go on while *more). The caller frees each with
+   store_chan_due_free. Loop thread; 0 or KK_ESTORE. */
+int store_chan_claim(struct store *s, int64_t now, int64_t *cursor_due, int64_t *cursor_id,
+                     struct store_chan_due *out, int max, int *n, int *more);
 /* Marks the attempts ids[0..n) as having a request under way since at (0
    clears the mark), for sends that must not go twice (cascade.h). ids is
    copied. */
@@ -583,8 +592,11 @@ void store_chan_status(struct store *s, struct store_chan_status *st,
 
 /* Step deadlines that have passed: (msg_id, step) pairs, earliest first. */
 struct store_wait_due { int64_t msg_id; int step; int64_t wait_until; };
-int store_wait_due(struct store *s, int64_t now, struct store_wait_due *out, int max, int *n);
-int64_t store_wait_next(struct store *s);
+/* Claims up to max step deadlines passed at now, earliest first (those
+   another node holds are left out). When none is handed out, *next is the
+   earliest deadline still to come (0: none). Loop thread; 0 or KK_ESTORE. */
+int store_wait_claim(struct store *s, int64_t now, struct store_wait_due *out, int max, int *n,
+                     int64_t *next);
 /* Queues the deadline of step `step` of msg_id: if it is still the current
    step and the cascade has not ended, its attempt becomes "timeout" and the
    next usable step starts. */
@@ -623,12 +635,10 @@ int store_cascades_each(struct store *s, int64_t account_id,
  * it is; 0: the operator's), one row per (scope, phone).
  */
 /* Queues recording a message from phone at `at`; a time before the one
-   stored changes nothing. phone is copied. */
+   stored changes nothing. phone is copied. The time reaches the send engine
+   with each WhatsApp attempt (store_chan_due.wa_inbound_at). */
 void store_wa_inbound(struct store *s, int64_t scope, const char *phone, int64_t at,
                       store_done_cb done, void *arg);
-/* When phone last wrote to scope's number, into *at (0, KK_ENOENT,
-   KK_ESTORE). One lookup by primary key. */
-int store_wa_last_inbound(struct store *s, int64_t scope, const char *phone, int64_t *at);
 
 /* Counters of the cascade's rules, per channel (for /metrics), indexed by
    enum kk_chan (core/kk_status.h). */

@@ -52,6 +52,15 @@ enum { STORE_FAULT_NONE, STORE_FAULT_BUSY, STORE_FAULT_IO, STORE_FAULT_OTHER };
  * store_backend.exec), on the writer thread inside the batch's transaction,
  * reading op->data as named here.
  */
+/* Channels and cascades (queued in store_cascade.c). */
+#define STORE_OP_LIST_CASCADE(XX)                                              \
+  XX(CHAN_TRYING)       /* struct store_trying_data */                         \
+  XX(CHAN_RESULT)       /* struct store_chan_result_data */                    \
+  XX(CHAN_STATUS)       /* struct store_chan_status_data */                    \
+  XX(STEP_TIMEOUT)      /* struct store_timeout_data */                        \
+  XX(WA_INBOUND)        /* struct store_wa_data */                             \
+  XX(EARLY_EXPIRE)      /* struct store_early_expire_data */
+
 #define STORE_OP_LIST(XX)                                                      \
   XX(ACCOUNT_CREATE)    /* struct store_account, the caller's */               \
   XX(ACCOUNT_UPDATE)    /* struct store_account, the caller's */               \
@@ -59,7 +68,8 @@ enum { STORE_FAULT_NONE, STORE_FAULT_BUSY, STORE_FAULT_IO, STORE_FAULT_OTHER };
   XX(KEY_REVOKE)        /* struct store_key_revoke, the caller's */            \
   XX(ROUTE_PUT)         /* struct store_route_data */                          \
   XX(SETTING_PUT)       /* struct store_setting_data */                        \
-  XX(RETENTION)         /* struct store_retention, the caller's */
+  XX(RETENTION)         /* struct store_retention, the caller's */               \
+  STORE_OP_LIST_CASCADE(XX)
 
 enum store_op_kind {
 #define XX(kind) STORE_OP_##kind,
@@ -89,6 +99,48 @@ struct store_setting_data {
   char key[72];             /* channel or cascade name */
   char *value;              /* owned; CHANNEL, CASCADE: NULL deletes */
   int64_t num;              /* PRICE: < 0 deletes */
+};
+
+/* ---- what the channel and cascade writes carry (store_cascade.c) ------------ */
+
+/* Marks of requests under way: ids[0..n) get try_at `at` (0 clears). */
+struct store_trying_data {
+  int64_t at;
+  int n;
+  int64_t ids[];
+};
+
+/* A send's outcome; r.provider_id and r.error point into the struct. */
+struct store_chan_result_data {
+  struct store_chan_result r;
+  char provider_id[72];
+  char error[160];
+};
+
+/* A provider's status: the strings copied, st the caller's (its at clamped,
+   matched written back), alive until done. */
+struct store_chan_status_data {
+  struct store_chan_status *st;
+  char channel[20], provider_id[72], peer[32], status[12], error[128];
+};
+
+/* The deadline of step `step` of msg_id, passed at `at`. */
+struct store_timeout_data {
+  int64_t msg_id;
+  int step;
+  int64_t at;
+};
+
+/* A WhatsApp message from phone to scope's number at `at`. */
+struct store_wa_data {
+  int64_t scope;
+  char phone[24];
+  int64_t at;
+};
+
+/* An expiry run of early statuses and receipts reported before now - 24 h. */
+struct store_early_expire_data {
+  int64_t now;
 };
 
 /* ---- what a backend reads -------------------------------------------------- */
@@ -126,6 +178,18 @@ struct store_reads {
                       void (*fn)(void *arg, int64_t account_id, const char *name,
                                  const char *steps),
                       void *arg);
+  /* Channels and cascades. The due rows a claim examines (loop thread):
+     up to max channel attempts due at now after the cursor (due_at, id), in
+     that order, moving it (rows as store_chan_claim hands them out, text
+     and extra malloc'd); up to max step deadlines passed at now, earliest
+     first; the earliest deadline still to come (0: none). */
+  int (*chan_due)(struct store *s, int64_t now, int64_t *cursor_due, int64_t *cursor_id,
+                  struct store_chan_due *out, int max, int *n);
+  int (*wait_due)(struct store *s, int64_t now, struct store_wait_due *out, int max, int *n);
+  int64_t (*wait_next)(struct store *s);
+  /* When phone last wrote to scope's WhatsApp number (0, KK_ENOENT,
+     KK_ESTORE): what the notes and claims carry, for tests and tools. */
+  int (*wa_last_inbound)(struct store *s, int64_t scope, const char *phone, int64_t *at);
 };
 
 /* The rows a backend numbers. */
@@ -174,7 +238,9 @@ struct store_backend {
      (it is that one's to send). A row not finished when the lease ends can
      be claimed again. SQLite has one writer and grants every row; a backend
      with several marks the rows (UPDATE ... FOR UPDATE SKIP LOCKED).
-     0 or KK_ESTORE. */
+     0 or KK_ESTORE. Channel attempts and step deadlines are claimed on the
+     loop thread (store_chan_claim, store_wait_claim), through a connection
+     of that thread's. */
   int (*claim)(struct store *s, enum store_claim_kind kind, const int64_t *ids, int n,
                int64_t lease_ms, unsigned char *granted);
   /* The writes, by kind (STORE_OP_LIST), and the reads. */

@@ -79,6 +79,10 @@ void notes_free(struct store_note *notes, int n) {
       free(notes[i].cfg);
     }
     free(notes[i].acc);
+    if (notes[i].chan) {
+      store_chan_due_free(notes[i].chan);
+      free(notes[i].chan);
+    }
   }
 }
 

@@ -42,9 +42,15 @@ struct seen {
   int stopped;
 };
 
-static void fake_submit(void *ud, int64_t msg_id) {
+static void fake_submit(void *ud, struct store_due *row) {
   struct seen *s = ud;
-  if (s->nsub < 4) s->submitted[s->nsub++] = msg_id;
+  if (s->nsub < 4) s->submitted[s->nsub++] = row->id;
+}
+
+/* The step of message msg_id on channel ch, as the store's note hands it. */
+static void submit(struct chan_engine *e, enum kk_chan ch, int64_t msg_id) {
+  struct store_due row = {.id = msg_id};
+  chan_engine_submit(e, ch, &row);
 }
 
 static void fake_cancel(void *ud, int64_t attempt_id) { ((struct seen *)ud)->cancelled = attempt_id; }
@@ -62,12 +68,12 @@ KK_TEST(channel_engine_external_sender) {
   /* Only a driver that says it is external takes a sender. */
   ASSERT_EQ(chan_engine_sender(e, "vk", &snd), KK_EINVAL);
   ASSERT_EQ(chan_engine_sender(e, "fax", &snd), KK_EINVAL);
-  chan_engine_submit(e, "sms", 1);                   /* none yet: dropped */
+  submit(e, KK_CHAN_SMS, 1);                   /* none yet: dropped */
   ASSERT_EQ(chan_engine_sender(e, "sms", &snd), 0);
-  chan_engine_submit(e, "sms", 41);
-  chan_engine_submit(e, "sms", 42);
-  chan_engine_submit(e, "vk", 43);                   /* not external: no sender */
-  chan_engine_cancel(e, "sms", 77);
+  submit(e, KK_CHAN_SMS, 41);
+  submit(e, KK_CHAN_SMS, 42);
+  submit(e, KK_CHAN_VK, 43);                   /* not external: no sender */
+  chan_engine_cancel(e, KK_CHAN_SMS, 77);
   ASSERT_EQ(s.nsub, 2);
   ASSERT_EQ(s.submitted[0], 41);
   ASSERT_EQ(s.submitted[1], 42);
@@ -81,7 +87,7 @@ KK_TEST(channel_engine_external_sender) {
   ASSERT(strstr(b.p, "kaskad_channel_inflight 0") != NULL);
   kk_buf_fini(&b);
   chan_engine_stop(e, on_stopped, &s);
-  chan_engine_submit(e, "sms", 44);                  /* stopping: dropped */
+  submit(e, KK_CHAN_SMS, 44);                  /* stopping: dropped */
   ASSERT_EQ(s.nsub, 2);
   while (!s.stopped) uv_run(&loop, UV_RUN_ONCE);
   chan_engine_free(e);

@@ -41,7 +41,7 @@ static void inbound(struct tmp_store *e, int64_t scope, const char *phone, int64
 /* The stored time, or -1 when there is none. */
 static int64_t last_inbound(struct tmp_store *e, int64_t scope, const char *phone) {
   int64_t at = 0;
-  int rc = store_wa_last_inbound(e->store, scope, phone, &at);
+  int rc = e->store->be->read.wa_last_inbound(e->store, scope, phone, &at);
   if (rc == KK_ENOENT) return -1;
   ASSERT_EQ(rc, 0);
   return at;
@@ -207,4 +207,17 @@ KK_TEST(store_sqlite_backend_has_every_write_and_read) {
   /* What the store holds in memory is read through these, once at open. */
   ASSERT(be->read.accounts_each != NULL);
   ASSERT(be->read.cascades_all != NULL);
+  /* Channels and cascades: their writes by kind, the reads the claims
+     examine, and the claim itself. */
+  static const enum store_op_kind cascade_kinds[] = {
+#define XX(kind) STORE_OP_##kind,
+      STORE_OP_LIST_CASCADE(XX)
+#undef XX
+  };
+  ASSERT_EQ((int)(sizeof cascade_kinds / sizeof *cascade_kinds), 6);
+  for (size_t i = 0; i < sizeof cascade_kinds / sizeof *cascade_kinds; i++)
+    ASSERT(be->exec[cascade_kinds[i]] != NULL);
+  ASSERT(be->read.chan_due != NULL && be->read.wait_due != NULL);
+  ASSERT(be->read.wait_next != NULL && be->read.wa_last_inbound != NULL);
+  ASSERT(be->claim != NULL);
 }

@@ -6,7 +6,7 @@
  * One writer thread owns the write connection (w) and group-commits the
  * queued operations; the loop thread reads through its own connection (r),
  * the thread pool through read-only ones (sq_read.c), and the checkpointer
- * through a third (store_ckpt.c).
+ * through a third (sq_ckpt.c).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -76,10 +76,12 @@ static int sq_fault(struct store *s) {
 
 static void sq_fault_clear(struct store *s) { SQ(s)->w.err = 0; }
 
-/* The periodic expiry of early rows, one bounded batch, with the work that
+/* The rows the batch's notes hand out, as the transaction leaves them; the
+   periodic expiry of early rows, one bounded batch, with the work that
    happens to be committing. */
 static void sq_before_commit(struct store *s, double mono_ms) {
   struct sq_store *q = SQ(s);
+  sq_notes_rows(s, store_now_ms());
   if (mono_ms < q->early_next_expire) return;
   q->early_next_expire = mono_ms + EARLY_EXPIRE_EVERY_MS;
   if (casc_early_expire(s, store_now_ms() - EARLY_KEEP_MS) != 0)
@@ -189,6 +191,13 @@ const struct store_backend store_sqlite_backend = {
             [STORE_OP_ROUTE_PUT] = sq_route_put,
             [STORE_OP_SETTING_PUT] = sq_setting_put,
             [STORE_OP_RETENTION] = sq_retention,
+            /* channels and cascades */
+            [STORE_OP_CHAN_TRYING] = sq_chan_trying,
+            [STORE_OP_CHAN_RESULT] = sq_chan_result,
+            [STORE_OP_CHAN_STATUS] = sq_chan_status,
+            [STORE_OP_STEP_TIMEOUT] = sq_step_timeout,
+            [STORE_OP_WA_INBOUND] = sq_wa_inbound,
+            [STORE_OP_EARLY_EXPIRE] = sq_early_expire,
         },
     .read =
         {
@@ -200,5 +209,10 @@ const struct store_backend store_sqlite_backend = {
             .prices_each = sq_prices_each,
             .accounts_each = sq_accounts_each,
             .cascades_all = sq_cascades_all,
+            /* channels and cascades */
+            .chan_due = sq_chan_due,
+            .wait_due = sq_wait_due,
+            .wait_next = sq_wait_next,
+            .wa_last_inbound = sq_wa_last_inbound,
         },
 };

@@ -9,7 +9,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
-#include "store/store_int.h"
+#include "store/store_casc.h"
 
 #define BUSY_MS 1000              /* longest wait for a lock held by another process */
 
@@ -25,6 +25,15 @@
 #define MSG_COLS "id,public_id,to_number,sender,class,status,encoding,segments,"  \
                  "channel,idem_key,callback_url,created_at,expires_at,"           \
                  "updated_at,cost,sms_only_cost,delivered_twice,done,campaign"
+
+/* A channel attempt's columns as chan_due_row() (sq_chan.c) reads them. */
+#define CHAN_COLS "a.id,a.message_id,m.account_id,a.scope,a.channel,"          \
+                  "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"  \
+                  "a.tries,a.due_at,m.expires_at,m.created_at,a.try_at,"       \
+                  "w.last_inbound FROM attempts a"                             \
+                  " JOIN messages m ON m.id=a.message_id"                      \
+                  " LEFT JOIN wa_windows w ON a.channel='whatsapp'"            \
+                  " AND w.scope=a.scope AND w.phone=m.to_number"
 
 /* An outbox row's columns as outbox_rows() (sq_outbox.c) reads them. */
 #define OUTBOX_COLS "id,account_id,url,payload,tries,public_id,status,channel,"  \
@@ -206,22 +215,12 @@
                  " AND account_id IN (?2,0) ORDER BY account_id DESC LIMIT 1")  \
   XX(PRICE_GET, "SELECT price FROM prices WHERE channel=?1"                     \
                 " AND account_id IN (?2,0) ORDER BY account_id DESC LIMIT 1")   \
-  XX(CHAN_DUE, "SELECT a.id,a.message_id,m.account_id,a.scope,a.channel,"      \
-               "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"     \
-               "a.tries,a.due_at,m.expires_at,m.created_at,a.try_at"           \
-               " FROM attempts a"                                              \
-               " JOIN messages m ON m.id=a.message_id WHERE a.due_at IS NOT"   \
-               " NULL AND a.due_at<=? ORDER BY a.due_at LIMIT ?")              \
-  XX(CHAN_GET, "SELECT a.id,a.message_id,m.account_id,a.scope,a.channel,"      \
-               "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"     \
-               "a.tries,a.due_at,m.expires_at,m.created_at,a.try_at"           \
-               " FROM attempts a"                                              \
-               " JOIN messages m ON m.id=a.message_id WHERE a.id=?"            \
-               " AND a.due_at IS NOT NULL")                                    \
-  XX(CHAN_DUE_IDS, "SELECT id,due_at FROM attempts WHERE due_at IS NOT NULL"  \
-                   " AND due_at<=?1 AND (due_at,id)>(?2,?3)"                   \
-                   " ORDER BY due_at,id LIMIT ?4")                             \
-  XX(CHAN_NEXT, "SELECT MIN(due_at) FROM attempts WHERE due_at IS NOT NULL")   \
+  /* a channel attempt as the claims and notes hand it out, with the time   \
+     its recipient last wrote to the scope's WhatsApp number */               \
+  XX(CHAN_DUE, "SELECT " CHAN_COLS " WHERE a.due_at IS NOT NULL"               \
+               " AND a.due_at<=?1 AND (a.due_at,a.id)>(?2,?3)"                 \
+               " ORDER BY a.due_at,a.id LIMIT ?4")                             \
+  XX(CHAN_GET, "SELECT " CHAN_COLS " WHERE a.id=? AND a.due_at IS NOT NULL")   \
   XX(ATT_BY_PROVIDER, "SELECT id," ATT_COLS " FROM attempts WHERE channel=? AND" \
                       " provider_id=? AND scope=? AND channel<>'sms'"          \
                       " AND provider_id IS NOT NULL")  /* the partial index */ \
@@ -322,7 +321,7 @@ struct sq_store {
     int64_t value;              /* price, or the scope (-1: not configured) */
     int used;
   } price_memo[32], scope_memo[32];
-  /* the checkpointer (store_ckpt.c) */
+  /* the checkpointer (sq_ckpt.c) */
   struct conn ck;               /* its connection */
   pthread_t ck_thread;
   pthread_mutex_t ck_mu;
@@ -342,7 +341,7 @@ static inline int64_t sq_new_id(struct store *s, enum store_id_kind kind) {
   return kind == STORE_ID_MESSAGE ? SQ(s)->next_msg_id++ : SQ(s)->next_att_id++;
 }
 
-/* store_chan.c, on the writer thread: early statuses and receipts. */
+/* sq_chan.c, on the writer thread: early statuses and receipts. */
 #define EARLY_KEEP_MS (24LL * 3600 * 1000)   /* how long an early row is kept */
 #define EARLY_EXPIRE_BATCH 1000              /* rows deleted per table per run */
 #define EARLY_EXPIRE_EVERY_MS 1000.0         /* how often the writer runs it */
@@ -355,7 +354,7 @@ void casc_early_forget(struct store *s);
    older than cutoff (by their index on at). 0 or KK_ESTORE. */
 int casc_early_expire(struct store *s, int64_t cutoff);
 
-/* store_cascade.c, on the writer thread: */
+/* sq_cascade.c, on the writer thread: */
 /* What a new message's row holds once its first usable step has started. */
 struct casc_first {
   int step;
@@ -370,20 +369,6 @@ struct casc_first {
    inserts next with what *f receives; sets n->attempt_id and
    n->first_channel. */
 int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f);
-/* An attempt as the state machine reads it. */
-struct casc_att {
-  int64_t msg_id;
-  char channel[20];
-  char status[16];
-  int step;
-  int64_t sent_at, delivered_at, read_at;
-  int segments;
-  int64_t parts_sent;       /* SMS: bit i set when part i+1 was accepted */
-  int parts_delivered;
-  int64_t scope;            /* whose channel settings sent it */
-  int tries;                /* provider requests that asked to be retried */
-  int parts_dirty;          /* parts_sent changed here and is not written yet */
-};
 /* Looks again whether early receipts and statuses are kept (after some were
    removed, or a rollback undid what the writer knew). 0 or KK_ESTORE. */
 int casc_early_check(struct store *s);
@@ -436,11 +421,26 @@ int sq_cascades_all(struct store *s,
                     void *arg);
 /* sq_retention.c */
 int sq_retention(struct store *s, struct store_op *op);
+/* sq_chan.c, sq_cascade.c: channels and cascades */
+int sq_chan_trying(struct store *s, struct store_op *op);
+int sq_chan_result(struct store *s, struct store_op *op);
+int sq_chan_status(struct store *s, struct store_op *op);
+int sq_step_timeout(struct store *s, struct store_op *op);
+int sq_wa_inbound(struct store *s, struct store_op *op);
+int sq_early_expire(struct store *s, struct store_op *op);
+int sq_chan_due(struct store *s, int64_t now, int64_t *cursor_due, int64_t *cursor_id,
+                struct store_chan_due *out, int max, int *n);
+int sq_wait_due(struct store *s, int64_t now, struct store_wait_due *out, int max, int *n);
+int64_t sq_wait_next(struct store *s);
+int sq_wa_last_inbound(struct store *s, int64_t scope, const char *phone, int64_t *at);
+/* Writer, before the commit: the batch's CHANNEL notes due by now and its
+   SMS notes get the rows they hand out, as the transaction leaves them. */
+void sq_notes_rows(struct store *s, int64_t now);
 
 int conn_open(struct conn *c, const char *path, int sync_full, int writer);
 void conn_close(struct conn *c);
 
-/* store_ckpt.c: checkpoints beside the writer (after s->w is open; 0 or
+/* sq_ckpt.c: checkpoints beside the writer (after s->w is open; 0 or
    KK_ESTORE), and stops that (after the writer has stopped). */
 int ckpt_start(struct store *s, const char *path, int sync_full);
 void ckpt_stop(struct store *s);

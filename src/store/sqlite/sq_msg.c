@@ -22,8 +22,8 @@ struct insert_data {
   int n;
 };
 
-/* The row of a new message whose first step is SMS, as the dispatcher reads
-   it (store_due_get), made from what the writer has in hand. */
+/* The row of a new message whose first step is SMS, as the dispatcher takes
+   it, made from what the writer has in hand. */
 static void note_new_sms(struct store *s, const struct store_msg_new *m, int64_t due_at) {
   struct store_due *d = kk_xmalloc(sizeof *d);   /* freed with the note */
   d->id = m->id;
@@ -168,21 +168,4 @@ int store_due_scan(struct store *s, int64_t after_id, struct store_due *out, int
   sqlite3_reset(st);
   *n = k;
   return 0;
-}
-
-void store_read_begin(struct store *s) {
-  if (sqlite3_get_autocommit(SQ(s)->r.db)) sq_exec(&SQ(s)->r, ST_BEGIN_READ);
-}
-
-void store_read_end(struct store *s) {
-  if (!sqlite3_get_autocommit(SQ(s)->r.db)) sq_exec(&SQ(s)->r, ST_COMMIT);
-}
-
-int store_due_get(struct store *s, int64_t msg_id, struct store_due *out) {
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_DUE_GET);
-  sqlite3_bind_int64(st, 1, msg_id);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) due_row(st, out);
-  sqlite3_reset(st);
-  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
 }

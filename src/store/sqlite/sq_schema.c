@@ -285,7 +285,7 @@ int conn_open(struct conn *c, const char *path, int sync_full, int writer) {
            "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
            " PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;%s",
            sync_full ? "FULL" : "NORMAL",
-           writer ? " PRAGMA wal_autocheckpoint=0;" : ""); /* store_ckpt.c does it */
+           writer ? " PRAGMA wal_autocheckpoint=0;" : ""); /* sq_ckpt.c does it */
   char *err = NULL;
   if (sqlite3_exec(c->db, sql, NULL, NULL, &err) != SQLITE_OK) {
     kk_error(LOGCTX, "cannot configure %s: %s", path, err ? err : "?");

@@ -1,5 +1,5 @@
 /*
- * store_chan.c - the channel side of the SQLite writer and readers: channel
+ * sq_chan.c - the channel side of the SQLite writer and readers: channel
  * sends that are due, requests marked before they go, provider statuses
  * matched to attempts, statuses and receipts that came before what they are
  * about (capped per scope, expired by time), and when people last wrote to a
@@ -7,7 +7,7 @@
  * sq_settings.c.
  *
  * What a status means for its message is decided by the cascade's rules
- * (store_cascade.c, casc_attempt_event).
+ * (sq_cascade.c, casc_attempt_event).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,73 +40,92 @@ static void chan_due_row(sqlite3_stmt *st, struct store_chan_due *d) {
   d->expires_at = sqlite3_column_int64(st, 13);
   d->created_at = sqlite3_column_int64(st, 14);
   d->try_at = sqlite3_column_int64(st, 15);
+  d->wa_inbound_at = sqlite3_column_int64(st, 16);
+  d->chan = kk_chan_parse(d->channel);
 }
 
-int store_chan_due(struct store *s, int64_t now, struct store_chan_due *out, int max, int *n) {
+int sq_chan_due(struct store *s, int64_t now, int64_t *cursor_due, int64_t *cursor_id,
+                struct store_chan_due *out, int max, int *n) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_CHAN_DUE);
   sqlite3_bind_int64(st, 1, now);
-  sqlite3_bind_int(st, 2, max);
+  sqlite3_bind_int64(st, 2, *cursor_due);
+  sqlite3_bind_int64(st, 3, *cursor_id);
+  sqlite3_bind_int(st, 4, max);
   int k = 0, rc = SQLITE_DONE;
-  while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) chan_due_row(st, &out[k++]);
+  while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    chan_due_row(st, &out[k]);
+    *cursor_due = out[k].due_at;
+    *cursor_id = out[k].attempt_id;
+    k++;
+  }
   sqlite3_reset(st);
   *n = k;
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-    for (int i = 0; i < k; i++) {
-      free(out[i].text);
-      free(out[i].extra);
-    }
+    for (int i = 0; i < k; i++) store_chan_due_free(&out[i]);
     *n = 0;
     return KK_ESTORE;
   }
   return 0;
 }
 
-int store_chan_get(struct store *s, int64_t attempt_id, struct store_chan_due *out) {
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_CHAN_GET);
-  sqlite3_bind_int64(st, 1, attempt_id);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) chan_due_row(st, out);
-  sqlite3_reset(st);
-  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
-}
-
-int store_chan_due_ids(struct store *s, int64_t now, int64_t *cursor_due, int64_t *cursor_id,
-                       int64_t *ids, int max, int *n) {
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_CHAN_DUE_IDS);
-  sqlite3_bind_int64(st, 1, now);
-  sqlite3_bind_int64(st, 2, *cursor_due);
-  sqlite3_bind_int64(st, 3, *cursor_id);
-  sqlite3_bind_int(st, 4, max);
-  int k = 0, rc;
-  while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    ids[k++] = sqlite3_column_int64(st, 0);
-    *cursor_id = ids[k - 1];
-    *cursor_due = sqlite3_column_int64(st, 1);
-  }
-  sqlite3_reset(st);
-  *n = k;
-  return 0;
-}
-
-static int64_t scalar(struct store *s, enum stmt_id id) {
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, id);
+int64_t sq_wait_next(struct store *s) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_WAIT_NEXT);
   int64_t v = 0;
   if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
   return v;
 }
 
-int64_t store_chan_next_due(struct store *s) { return scalar(s, ST_CHAN_NEXT); }
-int64_t store_wait_next(struct store *s) { return scalar(s, ST_WAIT_NEXT); }
+/* ---- the rows the notes carry ------------------------------------------------ */
+
+/* The row of channel attempt id on the writer's connection, if it is still
+   due (a later operation of the batch may have ended it); NULL otherwise. */
+static struct store_chan_due *chan_row_w(struct store *s, int64_t id) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_CHAN_GET);
+  sqlite3_bind_int64(st, 1, id);
+  struct store_chan_due *d = NULL;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    d = kk_xmalloc(sizeof *d);   /* freed with the note */
+    chan_due_row(st, d);
+  }
+  sqlite3_reset(st);
+  return d;
+}
+
+/* The SMS row of message id on the writer's connection, if its current
+   attempt is SMS and due; NULL otherwise. */
+static struct store_due *sms_row_w(struct store *s, int64_t id) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_DUE_GET);
+  sqlite3_bind_int64(st, 1, id);
+  struct store_due *d = NULL;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    d = kk_xcalloc(1, sizeof *d);   /* freed with the note */
+    d->id = sqlite3_column_int64(st, 0);
+    d->attempt_id = sqlite3_column_int64(st, 1);
+    d->account_id = sqlite3_column_int64(st, 2);
+    sq_col_copy(st, 3, d->to, sizeof d->to);
+    sq_col_copy(st, 4, d->sender, sizeof d->sender);
+    sq_col_copy(st, 5, d->route, sizeof d->route);
+    d->text = sq_col_dup(st, 6);
+    d->parts_done = (uint32_t)sqlite3_column_int64(st, 7);
+    d->due_at = sqlite3_column_int64(st, 8);
+    d->expires_at = sqlite3_column_int64(st, 9);
+  }
+  sqlite3_reset(st);
+  return d;
+}
+
+void sq_notes_rows(struct store *s, int64_t now) {
+  for (int i = 0; i < s->nw; i++) {
+    struct store_note *t = &s->wnotes[i];
+    if (t->kind == STORE_NOTE_CHANNEL && t->chan == NULL && t->at <= now)
+      t->chan = chan_row_w(s, t->attempt_id);
+    else if (t->kind == STORE_NOTE_SMS && t->due == NULL)
+      t->due = sms_row_w(s, t->msg_id);
+  }
+}
 
 /* ---- early statuses and receipts: per-scope caps and expiry ----------------- */
-
-int64_t store_clamp_at(int64_t at, int64_t now) {
-  if (at == 0) return now;
-  if (at > now + STORE_CLAMP_MS) return now + STORE_CLAMP_MS;
-  if (at < now - STORE_CLAMP_MS) return now - STORE_CLAMP_MS;
-  return at;
-}
 
 void casc_early_forget(struct store *s) { SQ(s)->necount = 0; }
 
@@ -175,29 +194,15 @@ int casc_early_expire(struct store *s, int64_t cutoff) {
   return casc_early_check(s);
 }
 
-struct early_expire_data { int64_t now; };
-
-static int exec_early_expire(struct store *s, struct store_op *op) {
-  struct early_expire_data *d = op->data;
+int sq_early_expire(struct store *s, struct store_op *op) {
+  struct store_early_expire_data *d = op->data;
   return casc_early_expire(s, d->now - EARLY_KEEP_MS);
-}
-
-void store_early_expire(struct store *s, int64_t now, store_done_cb done, void *arg) {
-  struct early_expire_data *d = kk_xcalloc(1, sizeof *d);  /* freed with the operation */
-  d->now = now;
-  store_submit(s, store_op_new(exec_early_expire, done, arg, d, 0));
 }
 
 /* ---- operations: requests under way ------------------------------------ */
 
-struct trying_data {
-  int64_t at;
-  int n;
-  int64_t ids[];
-};
-
-static int exec_chan_trying(struct store *s, struct store_op *op) {
-  struct trying_data *d = op->data;
+int sq_chan_trying(struct store *s, struct store_op *op) {
+  struct store_trying_data *d = op->data;
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ATT_TRYING);
   for (int i = 0; i < d->n; i++) {
     if (d->at)
@@ -211,27 +216,10 @@ static int exec_chan_trying(struct store *s, struct store_op *op) {
   return 0;
 }
 
-void store_chan_trying(struct store *s, const int64_t *ids, int n, int64_t at,
-                       store_done_cb done, void *arg) {
-  /* Freed with the operation. */
-  struct trying_data *d = kk_xmalloc(sizeof *d + (size_t)n * sizeof d->ids[0]);
-  d->at = at;
-  d->n = n;
-  memcpy(d->ids, ids, (size_t)n * sizeof d->ids[0]);
-  struct store_op *op = store_keep(store_op_new(exec_chan_trying, done, arg, d, 0));
-  op->weight = n;
-  store_submit(s, op);
-}
-
 /* ---- operations: provider statuses ------------------------------------- */
 
-struct chan_status_data {
-  struct store_chan_status *st;   /* caller's, alive until done */
-  char channel[20], provider_id[72], peer[32], status[12], error[128];
-};
-
-static int exec_chan_status(struct store *s, struct store_op *op) {
-  struct chan_status_data *d = op->data;
+int sq_chan_status(struct store *s, struct store_op *op) {
+  struct store_chan_status_data *d = op->data;
   struct conn *c = &SQ(s)->w;
   d->st->matched = 0;
   int64_t ids[64];
@@ -284,31 +272,10 @@ static int exec_chan_status(struct store *s, struct store_op *op) {
   return 0;
 }
 
-void store_chan_status(struct store *s, struct store_chan_status *st,
-                       store_done_cb done, void *arg) {
-  struct chan_status_data *d = kk_xcalloc(1, sizeof *d);
-  st->at = store_clamp_at(st->at, store_now_ms());
-  d->st = st;
-  snprintf(d->channel, sizeof d->channel, "%s", st->channel);
-  snprintf(d->provider_id, sizeof d->provider_id, "%s", st->provider_id ? st->provider_id : "");
-  snprintf(d->peer, sizeof d->peer, "%s", st->peer ? st->peer : "");
-  snprintf(d->status, sizeof d->status, "%s", st->status);
-  snprintf(d->error, sizeof d->error, "%s", st->error ? st->error : "");
-  struct store_op *op = store_op_new(exec_chan_status, done, arg, d, 0);
-  op->weight = 4;
-  store_submit(s, op);
-}
-
 /* ---- WhatsApp customer-service windows ------------------------------------ */
 
-struct wa_inbound_data {
-  int64_t scope;
-  char phone[24];
-  int64_t at;
-};
-
-static int exec_wa_inbound(struct store *s, struct store_op *op) {
-  struct wa_inbound_data *d = op->data;
+int sq_wa_inbound(struct store *s, struct store_op *op) {
+  struct store_wa_data *d = op->data;
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_WA_IN_PUT);
   sqlite3_bind_int64(st, 1, d->scope);
   sq_bind_text(st, 2, d->phone);
@@ -316,16 +283,7 @@ static int exec_wa_inbound(struct store *s, struct store_op *op) {
   return sq_step_done(&SQ(s)->w, st);
 }
 
-void store_wa_inbound(struct store *s, int64_t scope, const char *phone, int64_t at,
-                      store_done_cb done, void *arg) {
-  struct wa_inbound_data *d = kk_xcalloc(1, sizeof *d);
-  d->scope = scope;
-  snprintf(d->phone, sizeof d->phone, "%s", phone);
-  d->at = at;
-  store_submit(s, store_op_new(exec_wa_inbound, done, arg, d, 0));
-}
-
-int store_wa_last_inbound(struct store *s, int64_t scope, const char *phone, int64_t *at) {
+int sq_wa_last_inbound(struct store *s, int64_t scope, const char *phone, int64_t *at) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_WA_IN_GET);
   sqlite3_bind_int64(st, 1, scope);
   sq_bind_text(st, 2, phone);

@@ -1,20 +1,20 @@
 /*
- * store_cascade.c - the cascade, run by the SQLite writer inside its
+ * sq_cascade.c - the cascade, run by the SQLite writer inside its
  * transactions (see "cascades and channels" in store.h): what the cascade's
  * rules need from the rows, and the rows they change.
  *
  * Every status of every channel comes through casc_attempt_event(), every
- * step deadline through exec_step_timeout() and every new message through
- * casc_start(): each loads the message's rows, asks the cascade's rules
- * (cascade/cascade_fsm.h) what follows, and writes what they decided in the
- * same transaction, so a crash leaves either all of it or none. What the
- * loop must do next (send a channel attempt, queue an SMS, arm a deadline)
- * is recorded as notes that reach the loop only after the commit.
+ * step deadline through sq_step_timeout() and every new message through
+ * casc_start(): each loads the message's rows, has the neutral glue
+ * (store_casc.h) ask the cascade's rules what follows, giving them the rows
+ * they ask for (sq_casc_ops), and writes what they decided in the same
+ * transaction, so a crash leaves either all of it or none. What the loop
+ * must do next (send a channel attempt, queue an SMS, arm a deadline) is
+ * recorded as notes that reach the loop only after the commit.
  *
  * The channel side (due sends, provider statuses, early statuses, settings)
- * is in store_chan.c.
+ * is in sq_chan.c.
  */
-#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,120 +29,9 @@
 
 #define LOGCTX "cascade"
 
-_Static_assert(CFSM_MAX_STEPS == STORE_MAX_STEPS, "the rules see every step");
-
-/* ---- steps ---------------------------------------------------------------- */
-
-int store_steps_parse(const char *text, struct store_step *out) {
-  if (text == NULL || text[0] == '\0') {
-    memset(out, 0, sizeof *out);
-    snprintf(out->channel, sizeof out->channel, "sms");
-    snprintf(out->wait, sizeof out->wait, "delivered");
-    return 1;
-  }
-  /* "channel/wait/timeout_ms,..." (store_steps_format) */
-  int n = 0;
-  const char *p = text;
-  while (*p && n < STORE_MAX_STEPS) {
-    struct store_step *st = &out[n];
-    memset(st, 0, sizeof *st);
-    size_t len = strcspn(p, "/");
-    if (len == 0 || len >= sizeof st->channel || p[len] != '/') return -1;
-    memcpy(st->channel, p, len);
-    p += len + 1;
-    len = strcspn(p, "/");
-    if (len == 0 || len >= sizeof st->wait || p[len] != '/') return -1;
-    memcpy(st->wait, p, len);
-    p += len + 1;
-    char *end;
-    long long ms = strtoll(p, &end, 10);
-    if (end == p || ms < 0 || (*end != ',' && *end != '\0')) return -1;
-    st->timeout_ms = ms;
-    n++;
-    p = *end == ',' ? end + 1 : end;
-  }
-  return *p ? -1 : n;
-}
-
-int store_steps_format(const struct store_step *steps, int n, char *out, size_t cap) {
-  size_t o = 0;
-  for (int i = 0; i < n; i++) {
-    int k = snprintf(out + o, cap - o, "%s%s/%s/%lld", i ? "," : "", steps[i].channel,
-                     steps[i].wait, (long long)steps[i].timeout_ms);
-    if (k < 0 || (size_t)k >= cap - o) return KK_ENOSPC;
-    o += (size_t)k;
-  }
-  return 0;
-}
-
-/* ---- counters ------------------------------------------------------------ */
-
-/* Counts one of the rules' counters. Writer-local; published with the batch
-   (sq_backend.c sq_publish, after each batch). A channel kaskad does not know is not counted
-   per channel. */
-static void count(struct store *s, enum kk_chan chan, enum cfsm_counter which) {
-  struct store_cascade_stats *c = &SQ(s)->cstats_w;
-  if (which == CFSM_C_TWICE) {
-    c->delivered_twice++;
-    return;
-  }
-  if (which == CFSM_C_FINISHED) {
-    c->finished++;
-    return;
-  }
-  if (chan < 0 || chan >= KK_CHAN_COUNT) return;
-  c->seen[chan] = 1;
-  switch (which) {
-  case CFSM_C_STARTED: c->started[chan]++; break;
-  case CFSM_C_SKIPPED: c->skipped[chan]++; break;
-  case CFSM_C_SENT: c->sent[chan]++; break;
-  case CFSM_C_DELIVERED: c->delivered[chan]++; break;
-  case CFSM_C_READ: c->read[chan]++; break;
-  case CFSM_C_FAILED: c->failed[chan]++; break;
-  case CFSM_C_TIMEOUT: c->timeout[chan]++; break;
-  case CFSM_C_FALLTHROUGH: c->fallthrough[chan]++; break;
-  case CFSM_C_LATE: c->late[chan]++; break;
-  default: break;
-  }
-}
-
-void store_get_cascade_stats(struct store *s, struct store_cascade_stats *out) {
-  pthread_mutex_lock(&s->mu);
-  *out = s->cstats;
-  pthread_mutex_unlock(&s->mu);
-}
-
 /* ---- reading rows (writer) ---------------------------------------------- */
 
-struct msg_row {
-  int64_t id, account_id;
-  char public_id[40];
-  char to[24];
-  char status[16];
-  char callback_url[520];
-  int step;
-  int64_t attempt_id;
-  int done;
-  char *cascade;            /* malloc'd */
-  char *extra;              /* malloc'd, read when a step starts */
-  int has_extra;
-  char route[64];
-  int segments;
-  char channel[20];
-  int64_t cost;
-  int delivered_twice;
-  int64_t expires_at;       /* the message's validity ends then */
-  int ins;                  /* being inserted: its row is written after casc_start */
-  int64_t due_at, wait_until;
-};
-
-static void msg_row_free(struct msg_row *m) {
-  free(m->cascade);
-  free(m->extra);
-  m->cascade = m->extra = NULL;
-}
-
-static int msg_load(struct store *s, int64_t id, struct msg_row *m) {
+static int msg_load(struct store *s, int64_t id, struct casc_msg *m) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_MSG_ROW);
   sqlite3_bind_int64(st, 1, id);
   int rc = sqlite3_step(st);
@@ -250,118 +139,24 @@ static int64_t chan_scope(struct store *s, int64_t account_id, const char *chann
 
 /* ---- load, rules, write ------------------------------------------------------ */
 
-/*
- * One run of the rules on one message: what the store read for them, what
- * it found when they asked, and what carrying out their effects needs.
- */
-struct casc_run {
-  struct store *s;
-  struct msg_row *m;
-  struct cfsm_msg cm;
-  struct store_step steps[STORE_MAX_STEPS];
-  int nsteps;
-  json_t *extra;            /* the message's extra fields, parsed when a step starts */
-  const char *addr[STORE_MAX_STEPS];   /* a step's address (borrowed from extra or m) */
-  int64_t scope[STORE_MAX_STEPS];
-  /* the event's attempt, for its row */
-  const char *provider_id, *error;
-  int64_t parts_sent;
-  int64_t new_id;           /* the attempt the run started (CFSM_NEW_ATT) */
-  struct cfsm_out out;
-};
-
-static void run_init(struct casc_run *r, struct store *s, struct msg_row *m) {
-  /* The effects are written by the rules: not cleared on every event. */
-  memset(r, 0, offsetof(struct casc_run, out));
-  r->out.need = 0;
-  r->out.nfx = 0;
-  r->s = s;
-  r->m = m;
-  struct cfsm_msg *c = &r->cm;
-  c->status = kk_status_parse(m->status);
-  c->chan = kk_chan_parse(m->channel);
-  c->step = m->step;
-  c->attempt_id = m->attempt_id;
-  c->done = m->done;
-  c->cost = m->cost;
-  c->delivered_twice = m->delivered_twice;
-  c->expires_at = m->expires_at;
-  c->inserting = m->ins;
-  c->natt = -1;
-  r->nsteps = store_steps_parse(m->cascade, r->steps);
-  if (r->nsteps < 0) r->nsteps = 0;
-  c->nsteps = r->nsteps;
-  for (int j = 0; j < r->nsteps; j++) {
-    c->steps[j].chan = kk_chan_parse(r->steps[j].channel);
-    c->steps[j].wait = strcmp(r->steps[j].wait, "read") == 0        ? 3
-                       : strcmp(r->steps[j].wait, "delivered") == 0 ? 2
-                                                                    : 1;
-    c->steps[j].timeout_ms = r->steps[j].timeout_ms;
-  }
-}
-
-static void run_free(struct casc_run *r) { json_decref(r->extra); }
-
-static void att_to_fsm(const struct casc_att *a, int64_t id, struct cfsm_att *out) {
-  out->id = id;
-  out->chan = kk_chan_parse(a->channel);
-  out->status = kk_status_parse(a->status);
-  out->step = a->step;
-  out->sent_at = a->sent_at;
-  out->delivered_at = a->delivered_at;
-  out->read_at = a->read_at;
-  out->tries = a->tries;
-}
-
-/* The address the message has for a step's channel, or NULL. */
-static const char *address_for(const struct msg_row *m, json_t *extra, enum kk_chan chan) {
-  if (chan == KK_CHAN_NONE) return NULL;
-  const char *field = kk_chan_address_field(chan);
-  if (field) {
-    const char *a = json_string_value(json_object_get(extra, field));
-    if (a && a[0]) return a;
-    if (!kk_chan_phone_fallback(chan)) return NULL;
-  }
-  return m->to[0] ? m->to : NULL;
-}
-
-/* Whether steps from `from` on can start, up to the first that can. */
-static void fill_use(struct casc_run *r, int from) {
-  struct msg_row *m = r->m;
-  if (m->has_extra && m->extra == NULL) {
-    sqlite3_stmt *st = sq_stmt(&SQ(r->s)->w, ST_MSG_EXTRA);
-    sqlite3_bind_int64(st, 1, m->id);
-    if (sqlite3_step(st) == SQLITE_ROW) m->extra = sq_col_dup(st, 0);
-    sqlite3_reset(st);
-  }
-  if (r->extra == NULL && m->extra) r->extra = json_loads(m->extra, 0, NULL);
-  for (int j = from; j < r->nsteps; j++) {
-    enum kk_chan ch = r->cm.steps[j].chan;
-    r->addr[j] = address_for(m, r->extra, ch);
-    if (r->addr[j] == NULL) {
-      r->cm.use[j] = CFSM_USE_NO_ADDRESS;
-      continue;
-    }
-    if (ch != KK_CHAN_SMS) {
-      r->scope[j] = chan_scope(r->s, m->account_id, r->steps[j].channel);
-      if (r->scope[j] < 0) {
-        r->cm.use[j] = CFSM_USE_NO_CONFIG;
-        continue;
-      }
-    }
-    r->cm.use[j] = CFSM_USE_OK;
-    break;
-  }
+/* The message's extra JSON (casc_ops.extra). */
+static char *load_extra(struct store *s, int64_t msg_id) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_MSG_EXTRA);
+  sqlite3_bind_int64(st, 1, msg_id);
+  char *x = NULL;
+  if (sqlite3_step(st) == SQLITE_ROW) x = sq_col_dup(st, 0);
+  sqlite3_reset(st);
+  return x;
 }
 
 /* Every attempt of the message, as the rules ask for them when an attempt
-   reached the person or lost what it had. 0 or KK_ESTORE. */
-static int fill_attempts(struct casc_run *r) {
-  sqlite3_stmt *st = sq_stmt(&SQ(r->s)->w, ST_ATT_OF_MSG);
-  sqlite3_bind_int64(st, 1, r->m->id);
+   reached the person or lost what it had (casc_ops.attempts). */
+static int load_attempts(struct store *s, int64_t msg_id, struct cfsm_att *att, int max, int *natt) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ATT_OF_MSG);
+  sqlite3_bind_int64(st, 1, msg_id);
   int n = 0, rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < CFSM_MAX_ATT) {
-    struct cfsm_att *a = &r->cm.att[n++];
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max) {
+    struct cfsm_att *a = &att[n++];
     char text[20];
     memset(a, 0, sizeof *a);
     a->id = sqlite3_column_int64(st, 0);
@@ -374,29 +169,13 @@ static int fill_attempts(struct casc_run *r) {
     a->read_at = sqlite3_column_int64(st, 5);
   }
   sqlite3_reset(st);
-  r->cm.natt = n;
+  *natt = n;
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KK_ESTORE;
-}
-
-/* Gives the rules what they asked for. 0 or KK_ESTORE. */
-static int run_supply(struct casc_run *r, struct cfsm_event *ev, const char *channel) {
-  unsigned need = r->out.need;
-  if (need & CFSM_NEED_USE) fill_use(r, r->out.need_from);
-  if ((need & CFSM_NEED_PRICE) && ev) {
-    ev->price = casc_price(r->s, r->m->account_id, channel);
-    ev->price_known = 1;
-  }
-  if (need & CFSM_NEED_ATTEMPTS) return fill_attempts(r);
-  return 0;
-}
-
-static int64_t att_id(const struct casc_run *r, int64_t id) {
-  return id == CFSM_NEW_ATT ? r->new_id : id;
 }
 
 /* Appends the event and, when the message has a callback URL, the outbox
    row with what the callback tells (callback/ builds its JSON). */
-static int record_event(struct store *s, const struct msg_row *m, int64_t attempt_id,
+static int record_event(struct store *s, const struct casc_msg *m, int64_t attempt_id,
                         const char *status, const char *channel, const char *error,
                         int64_t cost, int64_t at) {
   struct conn *c = &SQ(s)->w;
@@ -437,7 +216,7 @@ static int fx_att_set(struct casc_run *r, const struct cfsm_fx *f) {
 }
 
 static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
-  struct msg_row *m = r->m;
+  struct casc_msg *m = r->m;
   const char *ch = r->steps[f->step].channel;
   int sending = f->status == KK_ST_SENDING;
   int sms = f->chan == KK_CHAN_SMS;
@@ -471,7 +250,7 @@ static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
 static int fx_msg_step(struct casc_run *r, const struct cfsm_fx *f) {
   sqlite3_stmt *st = sq_stmt(&SQ(r->s)->w, ST_MSG_STEP);
   sqlite3_bind_int(st, 1, f->step);
-  sqlite3_bind_int64(st, 2, att_id(r, f->attempt_id));
+  sqlite3_bind_int64(st, 2, casc_att_id(r, f->attempt_id));
   sq_bind_opt(st, 3, f->t0);
   sq_bind_opt(st, 4, f->t1);
   sqlite3_bind_int64(st, 5, f->t2);
@@ -516,10 +295,8 @@ static int fx_trace(struct casc_run *r, const struct cfsm_fx *f) {
   return sq_step_done(&SQ(r->s)->w, st);
 }
 
-static int fx_apply(struct casc_run *r, const struct cfsm_fx *f) {
-  static const enum store_note_kind notes[] = {
-      [CFSM_NOTE_SMS] = STORE_NOTE_SMS, [CFSM_NOTE_CHANNEL] = STORE_NOTE_CHANNEL,
-      [CFSM_NOTE_WAIT] = STORE_NOTE_WAIT, [CFSM_NOTE_SMS_CANCEL] = STORE_NOTE_SMS_CANCEL};
+/* Writes one effect that is a row (casc_ops.write). */
+static int fx_write(struct casc_run *r, const struct cfsm_fx *f) {
   switch (f->kind) {
   case CFSM_FX_ATT_SET: return fx_att_set(r, f);
   case CFSM_FX_ATT_ADD: return fx_att_add(r, f);
@@ -529,40 +306,28 @@ static int fx_apply(struct casc_run *r, const struct cfsm_fx *f) {
   case CFSM_FX_MSG_WAIT: return fx_msg_simple(r, ST_MSG_WAIT, 1, f->t0);
   case CFSM_FX_MSG_FIN: return fx_msg_fin(r, f);
   case CFSM_FX_EVENT:
-    return record_event(r->s, r->m, att_id(r, f->attempt_id), kk_status_name(f->status),
+    return record_event(r->s, r->m, casc_att_id(r, f->attempt_id), kk_status_name(f->status),
                         kk_chan_name(f->chan), f->error, f->cost, f->t0);
   case CFSM_FX_TRACE: return fx_trace(r, f);
-  case CFSM_FX_NOTE:
-    note(r->s, notes[f->flags], r->m->id, att_id(r, f->attempt_id), f->t0);
-    return 0;
-  case CFSM_FX_COUNT: count(r->s, f->chan, (enum cfsm_counter)f->flags); return 0;
+  default: return 0;   /* notes and counters: the glue's */
   }
-  return 0;
 }
 
-/* Writes what the rules decided, in their order, and keeps the message's
-   new state in its row. 0, KK_EEXIST or KK_ESTORE. */
-static int run_write(struct casc_run *r) {
-  for (int i = 0; i < r->out.nfx; i++) {
-    int rc = fx_apply(r, &r->out.fx[i]);
-    if (rc) return rc;
-  }
-  struct msg_row *m = r->m;
-  const struct cfsm_msg *c = &r->cm;
-  m->step = c->step;
-  m->attempt_id = att_id(r, c->attempt_id);
-  m->done = c->done;
-  m->cost = c->cost;
-  m->delivered_twice = c->delivered_twice;
-  m->due_at = c->due_at;
-  m->wait_until = c->wait_until;
-  snprintf(m->status, sizeof m->status, "%s", kk_status_name(c->status));
-  snprintf(m->channel, sizeof m->channel, "%s", kk_chan_name(c->chan));
-  return 0;
+static const struct casc_ops sq_casc_ops = {
+    .extra = load_extra,
+    .scope = chan_scope,
+    .price = casc_price,
+    .attempts = load_attempts,
+    .write = fx_write,
+};
+
+/* A run on m with the backend's row functions and counters. */
+static void run_init(struct casc_run *r, struct store *s, struct casc_msg *m) {
+  casc_run_init(r, s, &sq_casc_ops, &SQ(s)->cstats_w, m);
 }
 
 int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {
-  struct msg_row m;
+  struct casc_msg m;
   memset(&m, 0, sizeof m);
   m.ins = 1;
   m.id = n->id;
@@ -579,12 +344,8 @@ int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {
   m.expires_at = n->expires_at;
   struct casc_run r;
   run_init(&r, s, &m);
-  fill_use(&r, 0);
-  int rc = 0;
-  do {
-    cfsm_start(&r.cm, n->created_at, &r.out);
-  } while (r.out.need && (rc = run_supply(&r, NULL, NULL)) == 0);
-  if (rc == 0) rc = run_write(&r);
+  int rc = casc_run_start(&r, n->created_at);
+  if (rc == 0) rc = casc_run_write(&r);
   n->attempt_id = r.new_id;
   snprintf(n->first_channel, sizeof n->first_channel, "%s",
            r.new_id ? r.steps[m.step].channel : "");
@@ -597,8 +358,8 @@ int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {
   f->cost = m.cost;
   snprintf(f->status, sizeof f->status, "%s", m.status);
   snprintf(f->channel, sizeof f->channel, "%s", m.channel);
-  run_free(&r);
-  msg_row_free(&m);
+  casc_run_free(&r);
+  casc_msg_free(&m);
   return rc;
 }
 
@@ -619,7 +380,7 @@ int casc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_at
     return 0;
   }
   if (rc) return rc;
-  struct msg_row m;
+  struct casc_msg m;
   rc = msg_load(s, a.msg_id, &m);
   if (rc == KK_ENOENT) return 0;
   if (rc) return rc;
@@ -629,15 +390,13 @@ int casc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_at
   r.error = error;
   r.parts_sent = a.parts_sent;
   struct cfsm_att fa;
-  att_to_fsm(&a, attempt_id, &fa);
+  casc_att_to_fsm(&a, attempt_id, &fa);
   struct cfsm_event ev = {.status = kk_status_parse(status), .error = error, .at = at,
                           .units = units, .force_write = provider_id != NULL || a.parts_dirty};
-  do {
-    cfsm_event(&r.cm, &fa, &ev, &r.out);
-  } while (r.out.need && (rc = run_supply(&r, &ev, a.channel)) == 0);
-  if (rc == 0) rc = run_write(&r);
-  run_free(&r);
-  msg_row_free(&m);
+  rc = casc_run_event(&r, &fa, &ev, a.channel);
+  if (rc == 0) rc = casc_run_write(&r);
+  casc_run_free(&r);
+  casc_msg_free(&m);
   return rc;
 }
 
@@ -675,14 +434,8 @@ static int apply_early(struct store *s, int64_t attempt_id, const char *provider
   return rc;
 }
 
-struct chan_result_data {
-  struct store_chan_result r;
-  char provider_id[72];
-  char error[160];
-};
-
-static int exec_chan_result(struct store *s, struct store_op *op) {
-  struct chan_result_data *d = op->data;
+int sq_chan_result(struct store *s, struct store_op *op) {
+  struct store_chan_result_data *d = op->data;
   struct store_chan_result *r = &d->r;
   if (r->outcome == STORE_CHAN_RETRY) {
     sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ATT_RETRY);
@@ -701,22 +454,9 @@ static int exec_chan_result(struct store *s, struct store_op *op) {
   return casc_attempt_event(s, r->attempt_id, NULL, "failed", NULL, d->error, r->at, 0);
 }
 
-void store_chan_result(struct store *s, const struct store_chan_result *r,
-                       store_done_cb done, void *arg) {
-  struct chan_result_data *d = kk_xcalloc(1, sizeof *d);
-  d->r = *r;
-  snprintf(d->provider_id, sizeof d->provider_id, "%s", r->provider_id ? r->provider_id : "");
-  snprintf(d->error, sizeof d->error, "%s", r->error ? r->error : "");
-  d->r.provider_id = d->provider_id;
-  d->r.error = d->error;
-  struct store_op *op = store_keep(store_op_new(exec_chan_result, done, arg, d, 0));
-  op->weight = 4;
-  store_submit(s, op);
-}
-
 /* ---- operations: step deadlines ------------------------------------------- */
 
-int store_wait_due(struct store *s, int64_t now, struct store_wait_due *out, int max, int *n) {
+int sq_wait_due(struct store *s, int64_t now, struct store_wait_due *out, int max, int *n) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_WAIT_DUE);
   sqlite3_bind_int64(st, 1, now);
   sqlite3_bind_int(st, 2, max);
@@ -732,52 +472,32 @@ int store_wait_due(struct store *s, int64_t now, struct store_wait_due *out, int
   return 0;
 }
 
-struct timeout_data {
-  int64_t msg_id;
-  int step;
-  int64_t at;
-};
-
-static int exec_step_timeout(struct store *s, struct store_op *op) {
-  struct timeout_data *d = op->data;
-  struct msg_row m;
+int sq_step_timeout(struct store *s, struct store_op *op) {
+  struct store_timeout_data *d = op->data;
+  struct casc_msg m;
   int rc = msg_load(s, d->msg_id, &m);
   if (rc == KK_ENOENT) return 0;
   if (rc) return rc;
   if (m.done || m.step != d->step) {
-    msg_row_free(&m);
+    casc_msg_free(&m);
     return 0;
   }
   struct casc_att a;
   memset(&a, 0, sizeof a);
   rc = casc_att_load(s, m.attempt_id, &a);
   if (rc != 0 && rc != KK_ENOENT) {
-    msg_row_free(&m);
+    casc_msg_free(&m);
     return rc;
   }
   int gone = rc == KK_ENOENT;
   struct cfsm_att fa;
-  att_to_fsm(&a, m.attempt_id, &fa);
+  casc_att_to_fsm(&a, m.attempt_id, &fa);
   struct casc_run r;
   run_init(&r, s, &m);
   r.parts_sent = a.parts_sent;
-  rc = 0;
-  do {
-    cfsm_deadline(&r.cm, gone ? NULL : &fa, d->step, d->at, &r.out);
-  } while (r.out.need && (rc = run_supply(&r, NULL, NULL)) == 0);
-  if (rc == 0) rc = run_write(&r);
-  run_free(&r);
-  msg_row_free(&m);
+  rc = casc_run_deadline(&r, gone ? NULL : &fa, d->step, d->at);
+  if (rc == 0) rc = casc_run_write(&r);
+  casc_run_free(&r);
+  casc_msg_free(&m);
   return rc;
-}
-
-void store_step_timeout(struct store *s, int64_t msg_id, int step, int64_t at,
-                        store_done_cb done, void *arg) {
-  struct timeout_data *d = kk_xcalloc(1, sizeof *d);
-  d->msg_id = msg_id;
-  d->step = step;
-  d->at = at;
-  struct store_op *op = store_op_new(exec_step_timeout, done, arg, d, 0);
-  op->weight = 5;
-  store_submit(s, op);
 }

@@ -1,5 +1,5 @@
 /*
- * store_ckpt.c - the SQLite backend's checkpointer: a thread of its own
+ * sq_ckpt.c - the SQLite backend's checkpointer: a thread of its own
  * that copies the write-ahead log back into the database file.
  *
  * SQLite normally checkpoints inside the commit that crosses the WAL's size

@@ -1,0 +1,119 @@
+/*
+ * store_casc.h - the cascade's glue that every backend shares
+ * (store_cascade.c): a message and an attempt as the rules read them, one
+ * run of the rules (cascade/cascade_fsm.h) and what it asks for. A backend
+ * loads the rows, gives the run what it asks through struct casc_ops, and
+ * writes the effects that are rows (casc_run_write calls it back for
+ * those); notes and counters are made here. Not for use outside src/store.
+ */
+#ifndef STORE_CASC_H
+#define STORE_CASC_H
+
+#include <jansson.h>
+
+#include "cascade/cascade_fsm.h"
+#include "store/store_int.h"
+
+/* A message's row as a run reads it. */
+struct casc_msg {
+  int64_t id, account_id;
+  char public_id[40];
+  char to[24];
+  char status[16];
+  char callback_url[520];
+  int step;
+  int64_t attempt_id;
+  int done;
+  char *cascade;            /* malloc'd */
+  char *extra;              /* malloc'd, read when a step starts */
+  int has_extra;
+  char route[64];
+  int segments;
+  char channel[20];
+  int64_t cost;
+  int delivered_twice;
+  int64_t expires_at;       /* the message's validity ends then */
+  int ins;                  /* being inserted: its row is written after the start */
+  int64_t due_at, wait_until;
+};
+/* Frees what m owns. */
+void casc_msg_free(struct casc_msg *m);
+
+/* An attempt as the state machine reads it. */
+struct casc_att {
+  int64_t msg_id;
+  char channel[20];
+  char status[16];
+  int step;
+  int64_t sent_at, delivered_at, read_at;
+  int segments;
+  int64_t parts_sent;       /* SMS: bit i set when part i+1 was accepted */
+  int parts_delivered;
+  int64_t scope;            /* whose channel settings sent it */
+  int tries;                /* provider requests that asked to be retried */
+  int parts_dirty;          /* parts_sent changed here and is not written yet */
+};
+/* a as the rules see it (id: its row id). */
+void casc_att_to_fsm(const struct casc_att *a, int64_t id, struct cfsm_att *out);
+
+struct casc_run;
+/* What a run asks its backend for, on the writer thread inside the batch's
+   transaction. */
+struct casc_ops {
+  /* The message's extra JSON (malloc'd; NULL: none). */
+  char *(*extra)(struct store *s, int64_t msg_id);
+  /* Whose settings a channel uses for an account: the account's, the
+     operator's (0), or -1 when neither has any. */
+  int64_t (*scope)(struct store *s, int64_t account_id, const char *channel);
+  /* The price of one unit on channel for account (0 if none). */
+  int64_t (*price)(struct store *s, int64_t account_id, const char *channel);
+  /* Every attempt of the message (id, chan, status and times), at most
+     max, into att; *n the count. 0 or KK_ESTORE. */
+  int (*attempts)(struct store *s, int64_t msg_id, struct cfsm_att *att, int max, int *n);
+  /* Writes one effect that is a row (attempts, the message, events):
+     0, KK_EEXIST or KK_ESTORE. */
+  int (*write)(struct casc_run *r, const struct cfsm_fx *f);
+};
+
+/*
+ * One run of the rules on one message: what the store read for them, what
+ * it found when they asked, and what carrying out their effects needs.
+ */
+struct casc_run {
+  struct store *s;
+  const struct casc_ops *ops;
+  struct store_cascade_stats *stats;   /* the writer's counters */
+  struct casc_msg *m;
+  struct cfsm_msg cm;
+  struct store_step steps[STORE_MAX_STEPS];
+  int nsteps;
+  json_t *extra;            /* the message's extra fields, parsed when a step starts */
+  const char *addr[STORE_MAX_STEPS];   /* a step's address (borrowed from extra or m) */
+  int64_t scope[STORE_MAX_STEPS];
+  /* the event's attempt, for its row */
+  const char *provider_id, *error;
+  int64_t parts_sent;
+  int64_t new_id;           /* the attempt the run started (CFSM_NEW_ATT) */
+  struct cfsm_out out;
+};
+
+/* Starts a run on m (the rules' view of its row and steps). */
+void casc_run_init(struct casc_run *r, struct store *s, const struct casc_ops *ops,
+                   struct store_cascade_stats *stats, struct casc_msg *m);
+void casc_run_free(struct casc_run *r);
+/* The rules, asked again until they need nothing more: a new message's
+   first step at `at`; an event on attempt fa; step's deadline passing at
+   `at` (fa NULL: the attempt is gone). 0 or KK_ESTORE. */
+int casc_run_start(struct casc_run *r, int64_t at);
+int casc_run_event(struct casc_run *r, const struct cfsm_att *fa, struct cfsm_event *ev,
+                   const char *channel);
+int casc_run_deadline(struct casc_run *r, const struct cfsm_att *fa, int step, int64_t at);
+/* Carries out the effects in their order (rows through ops->write) and
+   keeps the message's new state in r->m. 0, KK_EEXIST or KK_ESTORE. */
+int casc_run_write(struct casc_run *r);
+/* The attempt id an effect names (CFSM_NEW_ATT: the one the run started). */
+static inline int64_t casc_att_id(const struct casc_run *r, int64_t id) {
+  return id == CFSM_NEW_ATT ? r->new_id : id;
+}
+
+#endif

@@ -1,0 +1,399 @@
+/*
+ * store_cascade.c - the backend-neutral side of channels and cascades: the
+ * steps' text, the cascade's counters, the clamp of reported times, what
+ * the channel and cascade writes of store.h queue (the backend carries each
+ * out: store_int.h, STORE_OP_LIST_CASCADE) and the claims that hand out due
+ * channel attempts and step deadlines.
+ *
+ * The rules themselves are pure (cascade/cascade_fsm.h). The glue that
+ * runs them (store_casc.h: casc_run_*) is here too: it turns a message's
+ * row into what the rules read, asks them again until they need nothing
+ * more, and makes the notes and counters of their effects; the backend
+ * loads the rows and writes the effects that are rows, inside its
+ * transactions (sqlite/sq_cascade.c).
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "core/kk_mem.h"
+#include "core/kk_status.h"
+#include "store/store_casc.h"
+
+/* ---- steps ---------------------------------------------------------------- */
+
+int store_steps_parse(const char *text, struct store_step *out) {
+  if (text == NULL || text[0] == '\0') {
+    memset(out, 0, sizeof *out);
+    snprintf(out->channel, sizeof out->channel, "sms");
+    snprintf(out->wait, sizeof out->wait, "delivered");
+    return 1;
+  }
+  /* "channel/wait/timeout_ms,..." (store_steps_format) */
+  int n = 0;
+  const char *p = text;
+  while (*p && n < STORE_MAX_STEPS) {
+    struct store_step *st = &out[n];
+    memset(st, 0, sizeof *st);
+    size_t len = strcspn(p, "/");
+    if (len == 0 || len >= sizeof st->channel || p[len] != '/') return -1;
+    memcpy(st->channel, p, len);
+    p += len + 1;
+    len = strcspn(p, "/");
+    if (len == 0 || len >= sizeof st->wait || p[len] != '/') return -1;
+    memcpy(st->wait, p, len);
+    p += len + 1;
+    char *end;
+    long long ms = strtoll(p, &end, 10);
+    if (end == p || ms < 0 || (*end != ',' && *end != '\0')) return -1;
+    st->timeout_ms = ms;
+    n++;
+    p = *end == ',' ? end + 1 : end;
+  }
+  return *p ? -1 : n;
+}
+
+int store_steps_format(const struct store_step *steps, int n, char *out, size_t cap) {
+  size_t o = 0;
+  for (int i = 0; i < n; i++) {
+    int k = snprintf(out + o, cap - o, "%s%s/%s/%lld", i ? "," : "", steps[i].channel,
+                     steps[i].wait, (long long)steps[i].timeout_ms);
+    if (k < 0 || (size_t)k >= cap - o) return KK_ENOSPC;
+    o += (size_t)k;
+  }
+  return 0;
+}
+
+/* ---- counters, times, rows ---------------------------------------------------- */
+
+void store_get_cascade_stats(struct store *s, struct store_cascade_stats *out) {
+  pthread_mutex_lock(&s->mu);
+  *out = s->cstats;
+  pthread_mutex_unlock(&s->mu);
+}
+
+int64_t store_clamp_at(int64_t at, int64_t now) {
+  if (at == 0) return now;
+  if (at > now + STORE_CLAMP_MS) return now + STORE_CLAMP_MS;
+  if (at < now - STORE_CLAMP_MS) return now - STORE_CLAMP_MS;
+  return at;
+}
+
+void store_chan_due_free(struct store_chan_due *d) {
+  free(d->text);
+  free(d->extra);
+  d->text = d->extra = NULL;
+}
+
+/* ---- writes --------------------------------------------------------------------- */
+
+void store_chan_trying(struct store *s, const int64_t *ids, int n, int64_t at,
+                       store_done_cb done, void *arg) {
+  /* Freed with the operation. */
+  struct store_trying_data *d = kk_xmalloc(sizeof *d + (size_t)n * sizeof d->ids[0]);
+  d->at = at;
+  d->n = n;
+  memcpy(d->ids, ids, (size_t)n * sizeof d->ids[0]);
+  struct store_op *op = store_keep(store_op_of(s, STORE_OP_CHAN_TRYING, done, arg, d, 0));
+  op->weight = n;
+  store_submit(s, op);
+}
+
+void store_chan_result(struct store *s, const struct store_chan_result *r,
+                       store_done_cb done, void *arg) {
+  struct store_chan_result_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
+  d->r = *r;
+  snprintf(d->provider_id, sizeof d->provider_id, "%s", r->provider_id ? r->provider_id : "");
+  snprintf(d->error, sizeof d->error, "%s", r->error ? r->error : "");
+  d->r.provider_id = d->provider_id;
+  d->r.error = d->error;
+  struct store_op *op = store_keep(store_op_of(s, STORE_OP_CHAN_RESULT, done, arg, d, 0));
+  op->weight = 4;
+  store_submit(s, op);
+}
+
+void store_chan_status(struct store *s, struct store_chan_status *st,
+                       store_done_cb done, void *arg) {
+  struct store_chan_status_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
+  st->at = store_clamp_at(st->at, store_now_ms());
+  d->st = st;
+  snprintf(d->channel, sizeof d->channel, "%s", st->channel);
+  snprintf(d->provider_id, sizeof d->provider_id, "%s", st->provider_id ? st->provider_id : "");
+  snprintf(d->peer, sizeof d->peer, "%s", st->peer ? st->peer : "");
+  snprintf(d->status, sizeof d->status, "%s", st->status);
+  snprintf(d->error, sizeof d->error, "%s", st->error ? st->error : "");
+  struct store_op *op = store_op_of(s, STORE_OP_CHAN_STATUS, done, arg, d, 0);
+  op->weight = 4;
+  store_submit(s, op);
+}
+
+void store_step_timeout(struct store *s, int64_t msg_id, int step, int64_t at,
+                        store_done_cb done, void *arg) {
+  struct store_timeout_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
+  d->msg_id = msg_id;
+  d->step = step;
+  d->at = at;
+  struct store_op *op = store_op_of(s, STORE_OP_STEP_TIMEOUT, done, arg, d, 0);
+  op->weight = 5;
+  store_submit(s, op);
+}
+
+void store_wa_inbound(struct store *s, int64_t scope, const char *phone, int64_t at,
+                      store_done_cb done, void *arg) {
+  struct store_wa_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
+  d->scope = scope;
+  snprintf(d->phone, sizeof d->phone, "%s", phone);
+  d->at = at;
+  store_submit(s, store_op_of(s, STORE_OP_WA_INBOUND, done, arg, d, 0));
+}
+
+void store_early_expire(struct store *s, int64_t now, store_done_cb done, void *arg) {
+  struct store_early_expire_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
+  d->now = now;
+  store_submit(s, store_op_of(s, STORE_OP_EARLY_EXPIRE, done, arg, d, 0));
+}
+
+/* ---- claims ----------------------------------------------------------------------- */
+
+#define CLAIM_MAX 512   /* rows claimed at once */
+
+int store_chan_claim(struct store *s, int64_t now, int64_t *cursor_due, int64_t *cursor_id,
+                     struct store_chan_due *out, int max, int *n, int *more) {
+  if (max > CLAIM_MAX) max = CLAIM_MAX;
+  *n = 0;
+  *more = 0;
+  int got = 0;
+  int rc = s->be->read.chan_due(s, now, cursor_due, cursor_id, out, max, &got);
+  if (rc) return rc;
+  int64_t ids[CLAIM_MAX];
+  unsigned char granted[CLAIM_MAX];
+  for (int i = 0; i < got; i++) ids[i] = out[i].attempt_id;
+  if (got > 0) rc = s->be->claim(s, STORE_CLAIM_CHANNEL, ids, got, STORE_CHAN_LEASE_MS, granted);
+  int k = 0;
+  for (int i = 0; i < got; i++) {
+    if (rc == 0 && granted[i])
+      out[k++] = out[i];
+    else
+      store_chan_due_free(&out[i]);   /* another node's, or not claimed */
+  }
+  if (rc) return rc;
+  *n = k;
+  *more = got == max;
+  return 0;
+}
+
+int store_wait_claim(struct store *s, int64_t now, struct store_wait_due *out, int max, int *n,
+                     int64_t *next) {
+  if (max > CLAIM_MAX) max = CLAIM_MAX;
+  *n = 0;
+  *next = 0;
+  int got = 0;
+  int rc = s->be->read.wait_due(s, now, out, max, &got);
+  if (rc) return rc;
+  if (got == 0) {
+    *next = s->be->read.wait_next(s);
+    return 0;
+  }
+  int64_t ids[CLAIM_MAX];
+  unsigned char granted[CLAIM_MAX];
+  for (int i = 0; i < got; i++) ids[i] = out[i].msg_id;
+  rc = s->be->claim(s, STORE_CLAIM_WAIT, ids, got, STORE_WAIT_LEASE_MS, granted);
+  if (rc) return rc;
+  int k = 0;
+  for (int i = 0; i < got; i++)
+    if (granted[i]) out[k++] = out[i];
+  *n = k;
+  return 0;
+}
+
+/* ---- the rules' glue (store_casc.h) ---------------------------------------------- */
+
+_Static_assert(CFSM_MAX_STEPS == STORE_MAX_STEPS, "the rules see every step");
+
+void casc_msg_free(struct casc_msg *m) {
+  free(m->cascade);
+  free(m->extra);
+  m->cascade = m->extra = NULL;
+}
+
+void casc_att_to_fsm(const struct casc_att *a, int64_t id, struct cfsm_att *out) {
+  out->id = id;
+  out->chan = kk_chan_parse(a->channel);
+  out->status = kk_status_parse(a->status);
+  out->step = a->step;
+  out->sent_at = a->sent_at;
+  out->delivered_at = a->delivered_at;
+  out->read_at = a->read_at;
+  out->tries = a->tries;
+}
+
+/* Counts one of the rules' counters in the writer's (published with the
+   batch). A channel kaskad does not know is not counted per channel. */
+static void count(struct store_cascade_stats *c, enum kk_chan chan, enum cfsm_counter which) {
+  if (which == CFSM_C_TWICE) {
+    c->delivered_twice++;
+    return;
+  }
+  if (which == CFSM_C_FINISHED) {
+    c->finished++;
+    return;
+  }
+  if (chan < 0 || chan >= KK_CHAN_COUNT) return;
+  c->seen[chan] = 1;
+  switch (which) {
+  case CFSM_C_STARTED: c->started[chan]++; break;
+  case CFSM_C_SKIPPED: c->skipped[chan]++; break;
+  case CFSM_C_SENT: c->sent[chan]++; break;
+  case CFSM_C_DELIVERED: c->delivered[chan]++; break;
+  case CFSM_C_READ: c->read[chan]++; break;
+  case CFSM_C_FAILED: c->failed[chan]++; break;
+  case CFSM_C_TIMEOUT: c->timeout[chan]++; break;
+  case CFSM_C_FALLTHROUGH: c->fallthrough[chan]++; break;
+  case CFSM_C_LATE: c->late[chan]++; break;
+  default: break;
+  }
+}
+
+void casc_run_init(struct casc_run *r, struct store *s, const struct casc_ops *ops,
+                   struct store_cascade_stats *stats, struct casc_msg *m) {
+  /* The effects are written by the rules: not cleared on every event. */
+  memset(r, 0, offsetof(struct casc_run, out));
+  r->out.need = 0;
+  r->out.nfx = 0;
+  r->s = s;
+  r->ops = ops;
+  r->stats = stats;
+  r->m = m;
+  struct cfsm_msg *c = &r->cm;
+  c->status = kk_status_parse(m->status);
+  c->chan = kk_chan_parse(m->channel);
+  c->step = m->step;
+  c->attempt_id = m->attempt_id;
+  c->done = m->done;
+  c->cost = m->cost;
+  c->delivered_twice = m->delivered_twice;
+  c->expires_at = m->expires_at;
+  c->inserting = m->ins;
+  c->natt = -1;
+  r->nsteps = store_steps_parse(m->cascade, r->steps);
+  if (r->nsteps < 0) r->nsteps = 0;
+  c->nsteps = r->nsteps;
+  for (int j = 0; j < r->nsteps; j++) {
+    c->steps[j].chan = kk_chan_parse(r->steps[j].channel);
+    c->steps[j].wait = strcmp(r->steps[j].wait, "read") == 0        ? 3
+                       : strcmp(r->steps[j].wait, "delivered") == 0 ? 2
+                                                                    : 1;
+    c->steps[j].timeout_ms = r->steps[j].timeout_ms;
+  }
+}
+
+void casc_run_free(struct casc_run *r) { json_decref(r->extra); }
+
+/* The address the message has for a step's channel, or NULL. */
+static const char *address_for(const struct casc_msg *m, json_t *extra, enum kk_chan chan) {
+  if (chan == KK_CHAN_NONE) return NULL;
+  const char *field = kk_chan_address_field(chan);
+  if (field) {
+    const char *a = json_string_value(json_object_get(extra, field));
+    if (a && a[0]) return a;
+    if (!kk_chan_phone_fallback(chan)) return NULL;
+  }
+  return m->to[0] ? m->to : NULL;
+}
+
+/* Whether steps from `from` on can start, up to the first that can. */
+static void fill_use(struct casc_run *r, int from) {
+  struct casc_msg *m = r->m;
+  if (m->has_extra && m->extra == NULL) m->extra = r->ops->extra(r->s, m->id);
+  if (r->extra == NULL && m->extra) r->extra = json_loads(m->extra, 0, NULL);
+  for (int j = from; j < r->nsteps; j++) {
+    enum kk_chan ch = r->cm.steps[j].chan;
+    r->addr[j] = address_for(m, r->extra, ch);
+    if (r->addr[j] == NULL) {
+      r->cm.use[j] = CFSM_USE_NO_ADDRESS;
+      continue;
+    }
+    if (ch != KK_CHAN_SMS) {
+      r->scope[j] = r->ops->scope(r->s, m->account_id, r->steps[j].channel);
+      if (r->scope[j] < 0) {
+        r->cm.use[j] = CFSM_USE_NO_CONFIG;
+        continue;
+      }
+    }
+    r->cm.use[j] = CFSM_USE_OK;
+    break;
+  }
+}
+
+/* Gives the rules what they asked for. 0 or KK_ESTORE. */
+static int run_supply(struct casc_run *r, struct cfsm_event *ev, const char *channel) {
+  unsigned need = r->out.need;
+  if (need & CFSM_NEED_USE) fill_use(r, r->out.need_from);
+  if ((need & CFSM_NEED_PRICE) && ev) {
+    ev->price = r->ops->price(r->s, r->m->account_id, channel);
+    ev->price_known = 1;
+  }
+  if (need & CFSM_NEED_ATTEMPTS)
+    return r->ops->attempts(r->s, r->m->id, r->cm.att, CFSM_MAX_ATT, &r->cm.natt);
+  return 0;
+}
+
+int casc_run_start(struct casc_run *r, int64_t at) {
+  fill_use(r, 0);
+  int rc = 0;
+  do {
+    cfsm_start(&r->cm, at, &r->out);
+  } while (r->out.need && (rc = run_supply(r, NULL, NULL)) == 0);
+  return rc;
+}
+
+int casc_run_event(struct casc_run *r, const struct cfsm_att *fa, struct cfsm_event *ev,
+                   const char *channel) {
+  int rc = 0;
+  do {
+    cfsm_event(&r->cm, fa, ev, &r->out);
+  } while (r->out.need && (rc = run_supply(r, ev, channel)) == 0);
+  return rc;
+}
+
+int casc_run_deadline(struct casc_run *r, const struct cfsm_att *fa, int step, int64_t at) {
+  int rc = 0;
+  do {
+    cfsm_deadline(&r->cm, fa, step, at, &r->out);
+  } while (r->out.need && (rc = run_supply(r, NULL, NULL)) == 0);
+  return rc;
+}
+
+int casc_run_write(struct casc_run *r) {
+  static const enum store_note_kind notes[] = {
+      [CFSM_NOTE_SMS] = STORE_NOTE_SMS, [CFSM_NOTE_CHANNEL] = STORE_NOTE_CHANNEL,
+      [CFSM_NOTE_WAIT] = STORE_NOTE_WAIT, [CFSM_NOTE_SMS_CANCEL] = STORE_NOTE_SMS_CANCEL};
+  for (int i = 0; i < r->out.nfx; i++) {
+    const struct cfsm_fx *f = &r->out.fx[i];
+    int rc = 0;
+    if (f->kind == CFSM_FX_NOTE)
+      note(r->s, notes[f->flags], r->m->id, casc_att_id(r, f->attempt_id), f->t0);
+    else if (f->kind == CFSM_FX_COUNT)
+      count(r->stats, f->chan, (enum cfsm_counter)f->flags);
+    else
+      rc = r->ops->write(r, f);
+    if (rc) return rc;
+    /* A row of the attempt waiting in the send engine must not go any more. */
+    if (f->kind == CFSM_FX_ATT_SET && f->chan != KK_CHAN_SMS)
+      note(r->s, STORE_NOTE_CHANNEL_END, r->m->id, f->attempt_id, f->t0);
+  }
+  struct casc_msg *m = r->m;
+  const struct cfsm_msg *c = &r->cm;
+  m->step = c->step;
+  m->attempt_id = casc_att_id(r, c->attempt_id);
+  m->done = c->done;
+  m->cost = c->cost;
+  m->delivered_twice = c->delivered_twice;
+  m->due_at = c->due_at;
+  m->wait_until = c->wait_until;
+  snprintf(m->status, sizeof m->status, "%s", kk_status_name(c->status));
+  snprintf(m->channel, sizeof m->channel, "%s", kk_chan_name(c->chan));
+  return 0;
+}
