@@ -59,7 +59,19 @@ enum { STORE_FAULT_NONE, STORE_FAULT_BUSY, STORE_FAULT_IO, STORE_FAULT_OTHER };
   XX(KEY_REVOKE)        /* struct store_key_revoke, the caller's */            \
   XX(ROUTE_PUT)         /* struct store_route_data */                          \
   XX(SETTING_PUT)       /* struct store_setting_data */                        \
-  XX(RETENTION)         /* struct store_retention, the caller's */
+  XX(RETENTION)         /* struct store_retention, the caller's */            \
+  /* messages, SMS and callbacks (store_msg.c, store_outbox.c) */              \
+  XX(MSG_INSERT)        /* struct store_insert_data */                         \
+  XX(SMS_SUBMITTED)     /* struct store_sms_data */                            \
+  XX(SMS_FAILED)        /* struct store_sms_data */                            \
+  XX(SMS_EXPIRED)       /* struct store_sms_data */                            \
+  XX(SMS_RETRY)         /* struct store_sms_data */                            \
+  XX(RECEIPT)           /* struct store_receipt_data */                        \
+  XX(INBOUND)           /* struct store_inbound_data */                        \
+  XX(OUTBOX_RESULT)     /* struct store_outbox_data */                         \
+  XX(OUTBOX_DEFER)      /* struct store_outbox_data */                         \
+  XX(OUTBOX_TRIM)       /* struct store_outbox_trim, the caller's */           \
+  XX(EARLY_EXPIRE)      /* struct store_early_data */
 
 enum store_op_kind {
 #define XX(kind) STORE_OP_##kind,
@@ -89,6 +101,55 @@ struct store_setting_data {
   char key[72];             /* channel or cascade name */
   char *value;              /* owned; CHANNEL, CASCADE: NULL deletes */
   int64_t num;              /* PRICE: < 0 deletes */
+};
+
+/* ---- what the writes of messages, SMS and callbacks carry ------------------ */
+
+/* MSG_INSERT: n messages, all or none (each msgs[i].rc says how it fared). */
+struct store_insert_data {
+  struct store_msg_new *msgs;   /* the caller's, alive until done */
+  int n;
+};
+
+/* SMS_SUBMITTED, SMS_FAILED, SMS_EXPIRED, SMS_RETRY: the caller's update,
+   copied; u's strings point into this struct ("" when the caller gave
+   none). */
+struct store_sms_data {
+  struct store_sms_update u;
+  char route[64];
+  char provider_id[72];
+  char error[160];
+};
+
+/* RECEIPT: the receipt's fields, copied; the ids in lower case (SMSC ids
+   are matched without regard to letter case). r->matched is the answer. */
+struct store_receipt_data {
+  struct store_receipt *r;      /* the caller's, alive until done */
+  char route[64];
+  char ids[2][72];              /* "" when absent */
+  char state[16];
+  char error[128];
+};
+
+/* INBOUND: a message from a person, copied (route, to: "" when none). */
+struct store_inbound_data {
+  char channel[20], route[64], from[32], to[32];
+  int64_t scope, at;
+  char text[];                  /* NUL-terminated */
+};
+
+/* OUTBOX_RESULT: delivered (the row goes) or tried again at due_at with
+   error; OUTBOX_DEFER: the row's due time moves to due_at, no try counted. */
+struct store_outbox_data {
+  int64_t id;
+  int delivered;
+  int64_t due_at;
+  char error[160];
+};
+
+/* EARLY_EXPIRE: early statuses and receipts reported before now - 24 h go. */
+struct store_early_data {
+  int64_t now;
 };
 
 /* ---- what a backend reads -------------------------------------------------- */

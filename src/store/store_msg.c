@@ -1,8 +1,14 @@
 /*
- * store_msg.c - the backend-neutral side of messages: what the store.h
- * functions about messages queue (the backend carries each write out:
- * store_int.h, STORE_OP_LIST) and the reads they pass to the backend.
+ * store_msg.c - the backend-neutral side of messages, SMS statuses,
+ * receipts and inbound messages: what the store.h functions about them
+ * queue (the backend carries each write out: store_int.h, STORE_OP_LIST).
  */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_mem.h"
 #include "store/store_int.h"
 
 void store_retention(struct store *s, struct store_retention *r, store_done_cb done, void *arg) {
@@ -10,4 +16,111 @@ void store_retention(struct store *s, struct store_retention *r, store_done_cb d
   struct store_op *op = store_atomic(store_op_of(s, STORE_OP_RETENTION, done, arg, r, 1));
   op->weight = r->max;
   store_submit(s, op);
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+void store_msg_insert(struct store *s, struct store_msg_new *msgs, int n,
+                      store_done_cb done, void *arg) {
+  struct store_insert_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
+  d->msgs = msgs;
+  d->n = n;
+  struct store_op *op = store_atomic(store_op_of(s, STORE_OP_MSG_INSERT, done, arg, d, 0));
+  op->weight = 2 * n;
+  store_submit(s, op);
+}
+
+/* ---- SMS: what a provider answered --------------------------------------- */
+
+/* A copy of u whose strings point into it; freed with the op. */
+static struct store_sms_data *sms_copy(const struct store_sms_update *u) {
+  struct store_sms_data *d = kk_xcalloc(1, sizeof *d);
+  d->u = *u;
+  snprintf(d->route, sizeof d->route, "%s", u->route ? u->route : "");
+  snprintf(d->provider_id, sizeof d->provider_id, "%s", u->provider_id ? u->provider_id : "");
+  snprintf(d->error, sizeof d->error, "%s", u->error ? u->error : "");
+  d->u.route = d->route;
+  d->u.provider_id = d->provider_id;
+  d->u.error = d->error;
+  return d;
+}
+
+/* What a provider answered must not be lost: every SMS update is kept. */
+static void sms_update(struct store *s, enum store_op_kind kind, const struct store_sms_update *u,
+                       int weight, store_done_cb done, void *arg) {
+  struct store_op *op = store_keep(store_op_of(s, kind, done, arg, sms_copy(u), 0));
+  op->weight = weight;
+  store_submit(s, op);
+}
+
+void store_sms_submitted(struct store *s, const struct store_sms_update *u,
+                         store_done_cb done, void *arg) {
+  sms_update(s, STORE_OP_SMS_SUBMITTED, u, 3, done, arg);
+}
+
+void store_sms_failed(struct store *s, const struct store_sms_update *u,
+                      store_done_cb done, void *arg) {
+  sms_update(s, STORE_OP_SMS_FAILED, u, 1, done, arg);
+}
+
+void store_sms_expired(struct store *s, const struct store_sms_update *u,
+                       store_done_cb done, void *arg) {
+  sms_update(s, STORE_OP_SMS_EXPIRED, u, 1, done, arg);
+}
+
+void store_sms_retry(struct store *s, const struct store_sms_update *u,
+                     store_done_cb done, void *arg) {
+  sms_update(s, STORE_OP_SMS_RETRY, u, 1, done, arg);
+}
+
+/* ---- receipts, inbound messages, early rows -------------------------------- */
+
+/* SMSC message ids are matched without regard to letter case: receipts may
+   spell a hex id differently from submit_sm_resp. */
+static void lower_id(const char *in, char *out, size_t cap) {
+  size_t i = 0;
+  for (; in[i] && i + 1 < cap; i++) out[i] = (char)tolower((unsigned char)in[i]);
+  out[i] = '\0';
+}
+
+void store_receipt_apply(struct store *s, struct store_receipt *r,
+                         store_done_cb done, void *arg) {
+  struct store_receipt_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
+  r->at = store_clamp_at(r->at, store_now_ms());
+  d->r = r;
+  snprintf(d->route, sizeof d->route, "%s", r->route);
+  for (int i = 0; i < 2; i++) lower_id(r->ids[i] ? r->ids[i] : "", d->ids[i], sizeof d->ids[i]);
+  snprintf(d->state, sizeof d->state, "%s", r->state);
+  snprintf(d->error, sizeof d->error, "%s", r->error ? r->error : "");
+  struct store_op *op = store_op_of(s, STORE_OP_RECEIPT, done, arg, d, 0);
+  op->weight = 3;
+  store_submit(s, op);
+}
+
+void store_inbound_add(struct store *s, const struct store_inbound *in, store_done_cb done,
+                       void *arg) {
+  size_t len = strlen(in->text);
+  struct store_inbound_data *d = kk_xcalloc(1, sizeof *d + len + 1);   /* freed with the op */
+  snprintf(d->channel, sizeof d->channel, "%s", in->channel);
+  snprintf(d->route, sizeof d->route, "%s", in->route ? in->route : "");
+  snprintf(d->from, sizeof d->from, "%s", in->from);
+  snprintf(d->to, sizeof d->to, "%s", in->to ? in->to : "");
+  d->scope = in->scope;
+  d->at = in->at;
+  memcpy(d->text, in->text, len + 1);
+  store_submit(s, store_op_of(s, STORE_OP_INBOUND, done, arg, d, 0));
+}
+
+void store_mo_add(struct store *s, const char *route, const char *from,
+                  const char *to, const char *text, int64_t at,
+                  store_done_cb done, void *arg) {
+  struct store_inbound in = {.channel = "sms", .route = route, .from = from, .to = to,
+                             .text = text, .at = at};
+  store_inbound_add(s, &in, done, arg);
+}
+
+void store_early_expire(struct store *s, int64_t now, store_done_cb done, void *arg) {
+  struct store_early_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
+  d->now = now;
+  store_submit(s, store_op_of(s, STORE_OP_EARLY_EXPIRE, done, arg, d, 0));
 }

@@ -189,6 +189,18 @@ const struct store_backend store_sqlite_backend = {
             [STORE_OP_ROUTE_PUT] = sq_route_put,
             [STORE_OP_SETTING_PUT] = sq_setting_put,
             [STORE_OP_RETENTION] = sq_retention,
+            /* messages, SMS and callbacks */
+            [STORE_OP_MSG_INSERT] = sq_msg_insert,
+            [STORE_OP_SMS_SUBMITTED] = sq_sms_submitted,
+            [STORE_OP_SMS_FAILED] = sq_sms_failed,
+            [STORE_OP_SMS_EXPIRED] = sq_sms_expired,
+            [STORE_OP_SMS_RETRY] = sq_sms_retry,
+            [STORE_OP_RECEIPT] = sq_receipt,
+            [STORE_OP_INBOUND] = sq_inbound,
+            [STORE_OP_OUTBOX_RESULT] = sq_outbox_result,
+            [STORE_OP_OUTBOX_DEFER] = sq_outbox_defer,
+            [STORE_OP_OUTBOX_TRIM] = sq_outbox_trim,
+            [STORE_OP_EARLY_EXPIRE] = sq_early_expire,
         },
     .read =
         {

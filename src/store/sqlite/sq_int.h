@@ -437,6 +437,22 @@ int sq_cascades_each(struct store *s, int64_t account_id,
 /* sq_retention.c */
 int sq_retention(struct store *s, struct store_op *op);
 
+/* ---- messages, SMS and callbacks: writes and reads ------------------------ */
+/* sq_msg.c */
+int sq_msg_insert(struct store *s, struct store_op *op);
+/* sq_sms.c */
+int sq_sms_submitted(struct store *s, struct store_op *op);
+int sq_sms_failed(struct store *s, struct store_op *op);
+int sq_sms_expired(struct store *s, struct store_op *op);
+int sq_sms_retry(struct store *s, struct store_op *op);
+int sq_receipt(struct store *s, struct store_op *op);
+int sq_inbound(struct store *s, struct store_op *op);
+int sq_early_expire(struct store *s, struct store_op *op);
+/* sq_outbox.c */
+int sq_outbox_result(struct store *s, struct store_op *op);
+int sq_outbox_defer(struct store *s, struct store_op *op);
+int sq_outbox_trim(struct store *s, struct store_op *op);
+
 int conn_open(struct conn *c, const char *path, int sync_full, int writer);
 void conn_close(struct conn *c);
 

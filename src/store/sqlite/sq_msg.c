@@ -17,11 +17,6 @@
 
 /* ---- messages: insert --------------------------------------------------- */
 
-struct insert_data {
-  struct store_msg_new *msgs;
-  int n;
-};
-
 /* The row of a new message whose first step is SMS, as the dispatcher reads
    it (store_due_get), made from what the writer has in hand. */
 static void note_new_sms(struct store *s, const struct store_msg_new *m, int64_t due_at) {
@@ -119,24 +114,14 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
   return rc;
 }
 
-static int exec_msg_insert(struct store *s, struct store_op *op) {
-  struct insert_data *d = op->data;
+int sq_msg_insert(struct store *s, struct store_op *op) {
+  struct store_insert_data *d = op->data;
   /* A batch is all or nothing: one failing message fails the operation. */
   for (int i = 0; i < d->n; i++) {
     d->msgs[i].rc = insert_one(s, &d->msgs[i]);
     if (d->msgs[i].rc) return d->msgs[i].rc;
   }
   return 0;
-}
-
-void store_msg_insert(struct store *s, struct store_msg_new *msgs, int n,
-                      store_done_cb done, void *arg) {
-  struct insert_data *d = kk_xcalloc(1, sizeof *d);
-  d->msgs = msgs;
-  d->n = n;
-  struct store_op *op = store_atomic(store_op_new(exec_msg_insert, done, arg, d, 0));
-  op->weight = 2 * n;
-  store_submit(s, op);
 }
 
 static void due_row(sqlite3_stmt *st, struct store_due *d) {

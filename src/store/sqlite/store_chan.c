@@ -175,19 +175,6 @@ int casc_early_expire(struct store *s, int64_t cutoff) {
   return casc_early_check(s);
 }
 
-struct early_expire_data { int64_t now; };
-
-static int exec_early_expire(struct store *s, struct store_op *op) {
-  struct early_expire_data *d = op->data;
-  return casc_early_expire(s, d->now - EARLY_KEEP_MS);
-}
-
-void store_early_expire(struct store *s, int64_t now, store_done_cb done, void *arg) {
-  struct early_expire_data *d = kk_xcalloc(1, sizeof *d);  /* freed with the operation */
-  d->now = now;
-  store_submit(s, store_op_new(exec_early_expire, done, arg, d, 0));
-}
-
 /* ---- operations: requests under way ------------------------------------ */
 
 struct trying_data {
