@@ -165,10 +165,6 @@ struct store_reads {
   int (*account_get_by_id)(struct store *s, int64_t id, struct store_account *out);
   int (*keys_each)(struct store *s,
                    void (*fn)(void *arg, const uint8_t hash[32], int64_t account_id), void *arg);
-  int (*keys_list)(struct store *s, int64_t account_id,
-                   void (*fn)(void *arg, const char *prefix, int64_t created_at,
-                              int64_t revoked_at),
-                   void *arg);
   int (*accounts_suspended)(struct store *s, void (*fn)(void *arg, int64_t account_id),
                             void *arg);
   int (*routes_each)(struct store *s, void (*fn)(void *arg, const char *name, const char *config),
@@ -184,6 +180,32 @@ struct store_reads {
   int (*cascade_get)(struct store *s, int64_t account_id, const char *name, char **out);
   int (*cascades_each)(struct store *s, int64_t account_id,
                        void (*fn)(void *arg, const char *name, const char *steps), void *arg);
+  /* Reads in the pool (store_pool.c), on a pool thread through rd, that
+     thread's reader (store_backend.reader_open). */
+  int (*msg_get)(struct store *s, void *rd, int64_t account_id, const char *public_id,
+                 struct store_msg_view *out);
+  int (*msg_list)(struct store *s, void *rd, int64_t account_id,
+                  const struct store_msg_filter *f, struct store_msg_view *out, int *n,
+                  int64_t *next_cursor);
+  int (*campaign_report)(struct store *s, void *rd, int64_t account_id, const char *campaign,
+                         store_campaign_group_fn fn, void *arg,
+                         struct store_campaign_totals *out);
+  int (*reply_list)(struct store *s, void *rd, int64_t account_id,
+                    const struct store_reply_filter *f, struct store_reply_view *out, int *n,
+                    int64_t *next_cursor);
+  int (*keys_rows)(struct store *s, void *rd, int64_t account_id,
+                   void (*fn)(void *arg, const char *prefix, int64_t created_at,
+                              int64_t revoked_at),
+                   void *arg);
+  /* Due work that the neutral part claims (store_sms_claim,
+     store_outbox_claim) before it hands it out, on the loop thread; as the
+     store.h functions store_due_scan, store_outbox_accounts and
+     store_outbox_due_account were. */
+  int (*sms_due)(struct store *s, int64_t after_id, struct store_due *out, int max, int *n);
+  int (*outbox_accounts)(struct store *s, int64_t now, int64_t after, int64_t *out, int max,
+                         int *n);
+  int (*outbox_due)(struct store *s, int64_t account_id, int64_t now, struct store_outbox *out,
+                    int max, int *n);
 };
 
 /* The rows a backend numbers. */
@@ -232,9 +254,15 @@ struct store_backend {
      (it is that one's to send). A row not finished when the lease ends can
      be claimed again. SQLite has one writer and grants every row; a backend
      with several marks the rows (UPDATE ... FOR UPDATE SKIP LOCKED).
-     0 or KK_ESTORE. */
+     0 or KK_ESTORE. The loop thread calls it too, for the SMS and the
+     callbacks it hands out (store_sms_claim, store_outbox_claim). */
   int (*claim)(struct store *s, enum store_claim_kind kind, const int64_t *ids, int n,
                int64_t lease_ms, unsigned char *granted);
+  /* Pool thread (store_pool.c), before its first read: a read connection
+     of that thread's (NULL when it cannot be opened; the read fails and the
+     next one tries again). reader_close closes it when the store closes. */
+  void *(*reader_open)(struct store *s);
+  void (*reader_close)(struct store *s, void *rd);
   /* The writes, by kind (STORE_OP_LIST), and the reads. */
   op_exec_fn exec[STORE_OP_COUNT];
   struct store_reads read;
@@ -275,6 +303,8 @@ struct store {
   int nsubs;
   struct store_note *wnotes, *lnotes;
   int nw, capw, nl, capl;
+  /* reads off the loop (store_pool.c); NULL until the first */
+  struct store_pool *pool;
 };
 
 /* store_notes.c, on the writer thread: a note of the current batch. */
@@ -297,6 +327,19 @@ struct store_note *notes_take(struct store *s, int *n);
 void notes_deliver(struct store *s, struct store_note *notes, int n);
 /* Frees notes that will not be delivered. */
 void notes_free(struct store_note *notes, int n);
+
+/* store_pool.c: reads off the loop thread. */
+/* A read on a pool thread: fn(s, rd, job) through rd, that thread's reader;
+   its return is the done callback's rc. */
+typedef int (*store_pool_fn)(struct store *s, void *rd, void *job);
+/* Loop thread: queues fn; done(arg, rc) runs on the loop thread after it
+   (counted as pending until then), then job is freed with free(). */
+void store_pool_run(struct store *s, store_pool_fn fn, void *job, store_done_cb done, void *arg);
+/* Loop thread: runs the done callbacks of the reads that finished. */
+void store_pool_deliver(struct store *s);
+/* store_close: lets the reads queued finish, closes the threads' readers,
+   stops the threads and runs the reads' done callbacks. */
+void store_pool_stop(struct store *s);
 
 /* Queues op (loop thread). */
 void store_submit(struct store *s, struct store_op *op);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/kk_err.h"
 #include "core/kk_mem.h"
 #include "store/store_int.h"
 
@@ -123,4 +124,134 @@ void store_early_expire(struct store *s, int64_t now, store_done_cb done, void *
   struct store_early_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
   d->now = now;
   store_submit(s, store_op_of(s, STORE_OP_EARLY_EXPIRE, done, arg, d, 0));
+}
+
+/* ---- reads off the loop (store_pool.c) ------------------------------------ */
+
+struct msg_get_job {
+  int64_t account_id;
+  char public_id[64];
+  struct store_msg_view *out;
+};
+
+static int pool_msg_get(struct store *s, void *rd, void *job) {
+  struct msg_get_job *j = job;
+  return s->be->read.msg_get(s, rd, j->account_id, j->public_id, j->out);
+}
+
+void store_msg_get_async(struct store *s, int64_t account_id, const char *public_id,
+                         struct store_msg_view *out, store_done_cb done, void *arg) {
+  struct msg_get_job *j = kk_xcalloc(1, sizeof *j);   /* freed after done */
+  j->account_id = account_id;
+  /* A longer id names no message: cut, it still finds none. */
+  snprintf(j->public_id, sizeof j->public_id, "%s", public_id);
+  if (strlen(public_id) >= sizeof j->public_id) j->public_id[0] = '\0';
+  j->out = out;
+  store_pool_run(s, pool_msg_get, j, done, arg);
+}
+
+struct msg_list_job {
+  int64_t account_id;
+  struct store_msg_filter f;
+  struct store_msg_view *out;
+  int *n;
+  int64_t *next_cursor;
+};
+
+static int pool_msg_list(struct store *s, void *rd, void *job) {
+  struct msg_list_job *j = job;
+  return s->be->read.msg_list(s, rd, j->account_id, &j->f, j->out, j->n, j->next_cursor);
+}
+
+void store_msg_list_async(struct store *s, int64_t account_id, const struct store_msg_filter *f,
+                          struct store_msg_view *out, int *n, int64_t *next_cursor,
+                          store_done_cb done, void *arg) {
+  struct msg_list_job *j = kk_xcalloc(1, sizeof *j);   /* freed after done */
+  j->account_id = account_id;
+  j->f = *f;
+  j->out = out;
+  j->n = n;
+  j->next_cursor = next_cursor;
+  store_pool_run(s, pool_msg_list, j, done, arg);
+}
+
+struct campaign_job {
+  int64_t account_id;
+  const char *campaign;
+  store_campaign_group_fn fn;
+  void *fn_arg;
+  struct store_campaign_totals *out;
+};
+
+static int pool_campaign_report(struct store *s, void *rd, void *job) {
+  struct campaign_job *j = job;
+  return s->be->read.campaign_report(s, rd, j->account_id, j->campaign, j->fn, j->fn_arg, j->out);
+}
+
+void store_campaign_report_async(struct store *s, int64_t account_id, const char *campaign,
+                                 store_campaign_group_fn fn, void *fn_arg,
+                                 struct store_campaign_totals *out, store_done_cb done,
+                                 void *arg) {
+  struct campaign_job *j = kk_xcalloc(1, sizeof *j);   /* freed after done */
+  j->account_id = account_id;
+  j->campaign = campaign;
+  j->fn = fn;
+  j->fn_arg = fn_arg;
+  j->out = out;
+  store_pool_run(s, pool_campaign_report, j, done, arg);
+}
+
+struct reply_list_job {
+  int64_t account_id;
+  struct store_reply_filter f;
+  struct store_reply_view *out;
+  int *n;
+  int64_t *next_cursor;
+};
+
+static int pool_reply_list(struct store *s, void *rd, void *job) {
+  struct reply_list_job *j = job;
+  return s->be->read.reply_list(s, rd, j->account_id, &j->f, j->out, j->n, j->next_cursor);
+}
+
+void store_reply_list_async(struct store *s, int64_t account_id,
+                            const struct store_reply_filter *f, struct store_reply_view *out,
+                            int *n, int64_t *next_cursor, store_done_cb done, void *arg) {
+  struct reply_list_job *j = kk_xcalloc(1, sizeof *j);   /* freed after done */
+  j->account_id = account_id;
+  j->f = *f;
+  j->out = out;
+  j->n = n;
+  j->next_cursor = next_cursor;
+  store_pool_run(s, pool_reply_list, j, done, arg);
+}
+
+/* ---- due SMS, by claims ----------------------------------------------------- */
+
+int store_sms_claim(struct store *s, int64_t *after_id, int64_t lease_ms, struct store_due *out,
+                    int max, int *n, int *more) {
+  *n = 0;
+  *more = 0;
+  int k = 0;
+  int rc = s->be->read.sms_due(s, *after_id, out, max, &k);
+  if (rc || k == 0) return rc;
+  *more = k == max;
+  *after_id = out[k - 1].id;
+  int64_t ids[k];
+  unsigned char granted[k];
+  for (int i = 0; i < k; i++) ids[i] = out[i].id;
+  if (s->be->claim(s, STORE_CLAIM_SMS, ids, k, lease_ms, granted) != 0) {
+    for (int i = 0; i < k; i++) free(out[i].text);
+    return KK_ESTORE;
+  }
+  /* A row another writer holds is that one's to send. */
+  int m = 0;
+  for (int i = 0; i < k; i++) {
+    if (granted[i])
+      out[m++] = out[i];
+    else
+      free(out[i].text);
+  }
+  *n = m;
+  return 0;
 }

@@ -5,7 +5,7 @@
  *
  * One writer thread owns the write connection (w) and group-commits the
  * queued operations; the loop thread reads through its own connection (r),
- * the thread pool through read-only ones (sq_read.c), and the checkpointer
+ * the store's pool threads through read-only ones (sq_read.c), and the checkpointer
  * through a third (store_ckpt.c).
  */
 #include <pthread.h>
@@ -145,8 +145,6 @@ static int sq_open(const struct store_opts *opts, struct store **out) {
     return KK_ESTORE;
   }
   snprintf(q->path, sizeof q->path, "%s", path);
-  pthread_mutex_init(&q->rp_mu, NULL);
-  pthread_cond_init(&q->rp_cv, NULL);
   kk_info(LOGCTX, "opened %s (synchronous=%s)", path, opts->synchronous_full ? "FULL" : "NORMAL");
   *out = &q->base;
   return 0;
@@ -154,7 +152,6 @@ static int sq_open(const struct store_opts *opts, struct store **out) {
 
 static void sq_close(struct store *s) {
   struct sq_store *q = SQ(s);
-  sq_readers_close(s);
   ckpt_stop(s);
   conn_close(&q->w);
   conn_close(&q->r);
@@ -180,6 +177,8 @@ const struct store_backend store_sqlite_backend = {
     .publish = sq_publish,
     .new_id = sq_new_id_fn,
     .claim = sq_claim,
+    .reader_open = sq_reader_open,
+    .reader_close = sq_reader_close,
     .exec =
         {
             [STORE_OP_ACCOUNT_CREATE] = sq_account_create,
@@ -207,12 +206,20 @@ const struct store_backend store_sqlite_backend = {
             .account_get = sq_account_get,
             .account_get_by_id = sq_account_get_by_id,
             .keys_each = sq_keys_each,
-            .keys_list = sq_keys_list,
             .accounts_suspended = sq_accounts_suspended,
             .routes_each = sq_routes_each,
             .channels_each = sq_channels_each,
             .prices_each = sq_prices_each,
             .cascade_get = sq_cascade_get,
             .cascades_each = sq_cascades_each,
+            /* messages, SMS and callbacks */
+            .msg_get = sq_msg_get,
+            .msg_list = sq_msg_list,
+            .campaign_report = sq_campaign_report,
+            .reply_list = sq_reply_list,
+            .keys_rows = sq_keys_list,
+            .sms_due = sq_sms_due,
+            .outbox_accounts = sq_outbox_accounts,
+            .outbox_due = sq_outbox_due,
         },
 };

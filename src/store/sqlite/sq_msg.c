@@ -138,7 +138,7 @@ static void due_row(sqlite3_stmt *st, struct store_due *d) {
   d->expires_at = sqlite3_column_int64(st, 9);
 }
 
-int store_due_scan(struct store *s, int64_t after_id, struct store_due *out, int max, int *n) {
+int sq_sms_due(struct store *s, int64_t after_id, struct store_due *out, int max, int *n) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_DUE_SCAN);
   sqlite3_bind_int64(st, 1, after_id);
   sqlite3_bind_int(st, 2, max);

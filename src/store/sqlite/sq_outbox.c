@@ -58,8 +58,8 @@ int sq_outbox_result(struct store *s, struct store_op *op) {
   return sq_step_done(&SQ(s)->w, st);
 }
 
-int store_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *out, int max,
-                          int *n) {
+int sq_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *out, int max,
+                       int *n) {
   /* A skip-scan over outbox_account: one index seek per account. */
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_OUTBOX_NEXT_ACC);
   int k = 0;
@@ -80,8 +80,8 @@ int store_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *
   return 0;
 }
 
-int store_outbox_due_account(struct store *s, int64_t account_id, int64_t now,
-                             struct store_outbox *out, int max, int *n) {
+int sq_outbox_due(struct store *s, int64_t account_id, int64_t now, struct store_outbox *out,
+                  int max, int *n) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_OUTBOX_DUE_ACC);
   sqlite3_bind_int64(st, 1, account_id);
   sqlite3_bind_int64(st, 2, now);

@@ -264,11 +264,14 @@ int sq_inbound(struct store *s, struct store_op *op) {
   return sq_step_done(&SQ(s)->w, st);
 }
 
-int store_reply_list(struct store *s, int64_t account_id, const struct store_reply_filter *f,
-                     struct store_reply_view *out, int *n, int64_t *next_cursor) {
+int sq_reply_list(struct store *s, void *rd, int64_t account_id,
+                  const struct store_reply_filter *f, struct store_reply_view *out, int *n,
+                  int64_t *next_cursor) {
+  (void)s;
+  struct conn *c = rd;
   enum stmt_id id = f->from ? ST_REPLY_LIST_FROM : f->channel ? ST_REPLY_LIST_CHANNEL
                                                                : ST_REPLY_LIST;
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, id);
+  sqlite3_stmt *st = sq_stmt(c, id);
   sqlite3_bind_int64(st, 1, account_id);
   sqlite3_bind_int64(st, 2, f->before_id > 0 ? f->before_id : INT64_MAX);
   sqlite3_bind_int(st, 3, f->limit + 1);
