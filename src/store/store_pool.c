@@ -82,6 +82,12 @@ void store_pool_run(struct store *s, store_pool_fn fn, void *job, store_done_cb 
     pl->q_tail = &pl->q_head;
     pl->d_tail = &pl->d_head;
   }
+  if (pl->stop) {
+    /* Queued by a done callback while the store closes: nothing reads it. */
+    if (done) done(arg, KK_ESTORE);
+    free(job);
+    return;
+  }
   struct pool_read *r = kk_xcalloc(1, sizeof *r);   /* freed after done */
   r->fn = fn;
   r->job = job;
