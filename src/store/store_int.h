@@ -197,10 +197,12 @@ struct store_reads {
                    void (*fn)(void *arg, const char *prefix, int64_t created_at,
                               int64_t revoked_at),
                    void *arg);
-  /* Due work that the neutral part claims (store_sms_claim,
-     store_outbox_claim) before it hands it out, on the loop thread; as the
-     store.h functions store_due_scan, store_outbox_accounts and
-     store_outbox_due_account were. */
+  /* Due work that the neutral part claims before it hands it out, on the
+     loop thread: sms_due, up to max due SMS rows with id > after_id in id
+     order (the caller frees text); outbox_accounts, up to max accounts
+     after `after`, in id order, with rows due at now; outbox_due, up to max
+     of one account's rows due at now, earliest first (the caller frees url
+     and payload). 0 or KK_ESTORE. */
   int (*sms_due)(struct store *s, int64_t after_id, struct store_due *out, int max, int *n);
   int (*outbox_accounts)(struct store *s, int64_t now, int64_t after, int64_t *out, int max,
                          int *n);

@@ -30,7 +30,7 @@
 #define OUTBOX_COLS "id,account_id,url,payload,tries,public_id,status,channel,"  \
                     "to_number,at,cost,error"
 
-/* A reply's columns as store_reply_list() reads them. */
+/* A reply's columns as sq_reply_list() reads them. */
 #define REPLY_COLS "i.id,i.channel,i.from_number,i.to_addr,i.route,i.body,i.at,"   \
                    "m.public_id FROM inbound i LEFT JOIN messages m"             \
                    " ON m.id=i.message_id"
