@@ -67,15 +67,33 @@ static void key_row(void *arg, const char *prefix, int64_t created_at, int64_t r
   json_array_append_new(arr, o);
 }
 
-void api_keys_list(struct api_call *c) {
-  json_t *arr = json_array();
-  if (store_keys_list(c->a->store, c->acc->id, key_row, arr) != 0) {
-    json_decref(arr);
+/* A key listing being read in the store's pool (key_row fills arr there). */
+struct keys_ctx {
+  struct http_req *req;
+  char account[40];          /* the account's public id */
+  json_t *arr;
+};
+
+/* Store done callback of a listing: answers and frees c. */
+static void on_keys(void *arg, int rc) {
+  struct keys_ctx *c = arg;
+  if (rc != 0) {
+    json_decref(c->arr);
     api_error(c->req, 503, "store_unavailable", NULL, "cannot read the keys now");
-    return;
+  } else {
+    api_json(c->req, 200, json_pack("{s:s, s:o}", "account_id", c->account, "keys", c->arr),
+             NULL);
   }
-  api_json(c->req, 200, json_pack("{s:s, s:o}", "account_id", c->acc->public_id, "keys", arr),
-           NULL);
+  free(c);
+}
+
+void api_keys_list(struct api_call *call) {
+  /* Freed in on_keys(), which answers (the read runs in the store's pool). */
+  struct keys_ctx *c = kk_xcalloc(1, sizeof *c);
+  c->req = call->req;
+  snprintf(c->account, sizeof c->account, "%s", call->acc->public_id);
+  c->arr = json_array();
+  store_keys_list_async(call->a->store, call->acc->id, key_row, c->arr, on_keys, c);
 }
 
 struct revoke_ctx {

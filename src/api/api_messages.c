@@ -444,20 +444,32 @@ static json_t *message_json(const struct store_msg_view *v, int with_attempts) {
   return o;
 }
 
-void api_messages_get(struct api_call *c) {
-  struct http_req *req = c->req;
-  const char *id = api_param(c, "id");
+/* A message being read in the store's pool. */
+struct get_ctx {
+  struct http_req *req;
+  char *id;                    /* the path's id, for the 404 */
   struct store_msg_view v;
-  int rc = store_msg_get(c->a->store, c->account_id, id, &v);
-  if (rc == KK_ENOENT) {
-    api_error(req, 404, "not_found", NULL, "no message %s in this account", id);
-    return;
-  }
-  if (rc) {
-    api_error(req, 503, "store_unavailable", NULL, "cannot read the message now");
-    return;
-  }
-  api_json(req, 200, message_json(&v, 1), NULL);
+};
+
+/* Store done callback of a get: answers and frees c. */
+static void on_got(void *arg, int rc) {
+  struct get_ctx *c = arg;
+  if (rc == KK_ENOENT)
+    api_error(c->req, 404, "not_found", NULL, "no message %s in this account", c->id);
+  else if (rc)
+    api_error(c->req, 503, "store_unavailable", NULL, "cannot read the message now");
+  else
+    api_json(c->req, 200, message_json(&c->v, 1), NULL);
+  free(c->id);
+  free(c);
+}
+
+void api_messages_get(struct api_call *call) {
+  /* Freed in on_got(), which answers (the read runs in the store's pool). */
+  struct get_ctx *c = kk_xcalloc(1, sizeof *c);
+  c->req = call->req;
+  c->id = kk_xstrdup(api_param(call, "id"));
+  store_msg_get_async(call->a->store, call->account_id, c->id, &c->v, on_got, c);
 }
 
 /* A listing being read in the store's thread pool. */

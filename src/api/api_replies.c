@@ -75,31 +75,49 @@ static int reply_query(struct http_req *req, struct store_reply_filter *f, char 
   return 0;
 }
 
-void api_replies_list(struct api_call *c) {
-  struct http_req *req = c->req;
-  struct store_reply_filter f = {.limit = 100};
+/* A listing being read in the store's pool. */
+struct replies_ctx {
+  struct http_req *req;
+  struct store_reply_filter f;   /* from points to phone */
   char phone[24];
-  if (reply_query(req, &f, phone, sizeof phone) != 0) return;
-  /* In the request's arena; each row's text is the store's (freed below). */
-  struct store_reply_view *rows = kk_arena_zalloc(&c->arena, (size_t)f.limit * sizeof *rows);
-  int n = 0;
-  int64_t next = 0;
-  if (store_reply_list(c->a->store, c->account_id, &f, rows, &n, &next) != 0) {
-    api_error(req, 503, "store_unavailable", NULL, "cannot list replies now");
+  struct store_reply_view *rows; /* f.limit of them; each text is the store's */
+  int n;
+  int64_t next;
+};
+
+/* Store done callback of a listing: answers and frees c. */
+static void on_replies(void *arg, int rc) {
+  struct replies_ctx *c = arg;
+  if (rc != 0) {
+    api_error(c->req, 503, "store_unavailable", NULL, "cannot list replies now");
+  } else {
+    json_t *arr = json_array();
+    for (int i = 0; i < c->n; i++) json_array_append_new(arr, reply_json(&c->rows[i]));
+    json_t *doc = json_pack("{s:o}", "replies", arr);
+    if (c->next) {
+      char cur[32];
+      snprintf(cur, sizeof cur, "%lld", (long long)c->next);
+      json_object_set_new(doc, "next_cursor", json_string(cur));
+    } else {
+      json_object_set_new(doc, "next_cursor", json_null());
+    }
+    api_json(c->req, 200, doc, NULL);
+  }
+  for (int i = 0; i < c->n; i++) free(c->rows[i].text);
+  free(c->rows);
+  free(c);
+}
+
+void api_replies_list(struct api_call *call) {
+  /* Freed in on_replies(), which answers (the read runs in the store's pool). */
+  struct replies_ctx *c = kk_xcalloc(1, sizeof *c);
+  c->req = call->req;
+  c->f.limit = 100;
+  if (reply_query(c->req, &c->f, c->phone, sizeof c->phone) != 0) {
+    free(c);
     return;
   }
-  json_t *arr = json_array();
-  for (int i = 0; i < n; i++) {
-    json_array_append_new(arr, reply_json(&rows[i]));
-    free(rows[i].text);
-  }
-  json_t *doc = json_pack("{s:o}", "replies", arr);
-  if (next) {
-    char cur[32];
-    snprintf(cur, sizeof cur, "%lld", (long long)next);
-    json_object_set_new(doc, "next_cursor", json_string(cur));
-  } else {
-    json_object_set_new(doc, "next_cursor", json_null());
-  }
-  api_json(req, 200, doc, NULL);
+  c->rows = kk_xcalloc((size_t)c->f.limit, sizeof *c->rows);
+  store_reply_list_async(call->a->store, call->account_id, &c->f, c->rows, &c->n, &c->next,
+                         on_replies, c);
 }

@@ -33,6 +33,7 @@
 #define HOSTS_MAX 256                      /* circuit breakers kept */
 #define HOST_KEY_MAX 160                   /* bytes of a host:port key */
 #define TRIM_MAX_DELETE 10000              /* waiting rows dropped at most per run */
+#define CLAIM_LEASE_MS (5LL * 60 * 1000)   /* a claimed row is this node's that long */
 
 /* The circuit breaker of one host: closed (open_until 0), open (until
    open_until) or half-open (open_until passed; one probe may go). */
@@ -75,6 +76,7 @@ struct callback {
   void *stop_ud;
   struct callback_stats st;
   int64_t rr_after;                  /* round robin: the account served last */
+  int want_room, want_limit;         /* want_rows() of the account being claimed */
   uv_timer_t trim_timer;             /* drops waiting rows over the cap */
   int trimming;                      /* 1: a trim is queued in the store */
   struct store_outbox_trim trim;
@@ -413,24 +415,37 @@ static void start(struct request *r) {
 }
 
 /*
- * Reads the due rows of one account and starts a request for each one not
- * yet in flight, up to the account's and the deliverer's room.
+ * How many due rows of an account to claim now (store_outbox_claim): enough
+ * to fill the account's and the deliverer's room (rows in flight may be
+ * among them); 0 when the account is full, -1 when the deliverer is.
  */
-static void serve_account(struct callback *c, int64_t account_id, int64_t now) {
+static int want_rows(void *arg, int64_t account_id) {
+  struct callback *c = arg;
+  if (c->nrequests >= c->o.max_inflight) {
+    c->more = 1;
+    return -1;
+  }
   int busy = account_inflight(c, account_id);
   int room = c->o.per_account - busy;
   if (c->o.max_inflight - c->nrequests < room) room = c->o.max_inflight - c->nrequests;
   if (room <= 0) {
     c->more = 1;
-    return;
+    return 0;
   }
-  /* Rows in flight may be among those read, so read enough to fill the room. */
-  int limit = room + busy < BATCH_MAX ? room + busy : BATCH_MAX;
-  int n = 0;
-  if (store_outbox_due_account(c->store, account_id, now, c->batch, limit, &n) != 0) return;
-  if (n == limit) c->more = 1;
+  c->want_room = room;
+  c->want_limit = room + busy < BATCH_MAX ? room + busy : BATCH_MAX;
+  return c->want_limit;
+}
+
+/* The rows of an account claimed for it: a request for each one not yet in
+   flight, up to the room want_rows() found. */
+static void take_rows(void *arg, int64_t account_id, struct store_outbox *rows, int n) {
+  struct callback *c = arg;
+  (void)account_id;
+  int room = c->want_room;
+  if (n == c->want_limit) c->more = 1;
   for (int i = 0; i < n; i++) {
-    struct store_outbox *row = &c->batch[i];
+    struct store_outbox *row = &rows[i];
     if (!in_flight(c, row->id) && room > 0) {
       room--;
       start(request_new(c, row));
@@ -451,30 +466,14 @@ static void on_poll(uv_timer_t *t) {
     c->more = 1;
     return;
   }
-  int64_t now = store_now_ms();
-  int64_t accounts[ACCOUNTS_MAX];
-  int64_t start_after = c->rr_after;
-  for (int pass = 0; pass < 2; pass++) {
-    int n = 0;
-    if (store_outbox_accounts(c->store, now, pass ? 0 : start_after, accounts, ACCOUNTS_MAX,
-                              &n) != 0)
-      return;
-    for (int i = 0; i < n; i++) {
-      if (pass && accounts[i] > start_after) return;
-      if (c->nrequests >= c->o.max_inflight) {
-        c->more = 1;
-        return;
-      }
-      serve_account(c, accounts[i], now);
-      c->rr_after = accounts[i];
-    }
-    if (n == ACCOUNTS_MAX) {
-      /* More accounts may be due: the next poll goes on after these. */
-      c->more = 1;
-      return;
-    }
-    if (start_after == 0) return;   /* this pass began at the first account */
-  }
+  struct store_outbox_claim cl = {
+      .now = store_now_ms(), .after = c->rr_after, .lease_ms = CLAIM_LEASE_MS,
+      .accounts_max = ACCOUNTS_MAX, .rows = c->batch, .cap = BATCH_MAX,
+      .want = want_rows, .take = take_rows, .arg = c,
+  };
+  store_outbox_claim(c->store, &cl);
+  c->rr_after = cl.after;
+  if (cl.more) c->more = 1;   /* more accounts may be due: the next poll goes on */
 }
 
 /* ---- the cap on waiting rows ---------------------------------------------- */

@@ -38,13 +38,17 @@ static void refill(struct dispatch *d) {
   struct store_due *rows = d->scan_rows;
   if (!d->backlog || d->stopping) return;
   if (d->jobs >= d->opts.max_queued / 2) return;
-  int n = 0;
-  if (store_due_scan(d->store, d->cursor, rows, SCAN_BATCH, &n) != 0) return;
+  int n = 0, more = 0;
+  int64_t cursor = d->cursor;
+  if (store_sms_claim(d->store, &cursor, SMS_LEASE_MS, rows, SCAN_BATCH, &n, &more) != 0)
+    return;
   for (int i = 0; i < n; i++) {
     d->cursor = rows[i].id;
     job_from_due(d, &rows[i]);
   }
-  if (n < SCAN_BATCH) {
+  /* Rows another writer claimed are past the cursor too: they are its. */
+  d->cursor = cursor;
+  if (!more) {
     d->backlog = 0;
     kk_debug(LOGCTX, "caught up with the store at message %lld", (long long)d->cursor);
   }

@@ -31,6 +31,7 @@
 
 #define LOGCTX "dispatch"
 #define SCAN_BATCH 1000
+#define SMS_LEASE_MS (10LL * 60 * 1000)  /* how long an SMS the scan claims is this node's */
 
 struct route;
 

@@ -173,7 +173,7 @@ static int parse_offset(struct field f, int *out) {
   if (f.len < 2 || (f.p[0] != '+' && f.p[0] != '-')) return KK_EINVAL;
   int h = 0, m = 0;
   size_t i = 1;
-  for (; i < f.len && f.p[i] >= '0' && f.p[i] <= '9'; i++) h = h * 10 + (f.p[i] - '0');
+  for (; i < f.len && i < 3 && f.p[i] >= '0' && f.p[i] <= '9'; i++) h = h * 10 + (f.p[i] - '0');
   if (i == 1 || h > 14) return KK_EINVAL;
   if (i < f.len) {
     if (f.p[i] != ':' || f.len != i + 3) return KK_EINVAL;

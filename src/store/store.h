@@ -13,9 +13,12 @@
  * client is acknowledged from a done callback, never before.
  *
  * Reads are synchronous, on the loop thread, through a separate connection
- * (WAL lets it read while the writer writes), or asynchronous in a pool.
- * Nothing is read on the loop thread to send: the notes carry the rows
- * (store_note) and due work is handed out by claims.
+ * (WAL lets it read while the writer writes), except those that may take
+ * long (listings, reports, a message with its attempts): these run on the
+ * store's pool threads, each through a connection of its own, and answer in
+ * a done callback on the loop thread (the *_async functions). Nothing is
+ * read on the loop thread to send: the notes carry the rows (store_note)
+ * and due work is handed out by claims.
  *
  * Times are milliseconds since the Unix epoch (int64_t).
  */
@@ -125,11 +128,12 @@ int store_keys_each(struct store *s,
                     void *arg);
 
 /* Calls fn for every key of an account, active or revoked (revoked_at 0:
-   active), oldest first. 0 or KK_ESTORE. */
-int store_keys_list(struct store *s, int64_t account_id,
-                    void (*fn)(void *arg, const char *prefix, int64_t created_at,
-                               int64_t revoked_at),
-                    void *arg);
+   active), oldest first, on a pool thread; then done(arg, rc) on the loop
+   thread (0 or KK_ESTORE). fn_arg is borrowed until done. */
+void store_keys_list_async(struct store *s, int64_t account_id,
+                           void (*fn)(void *arg, const char *prefix, int64_t created_at,
+                                      int64_t revoked_at),
+                           void *fn_arg, store_done_cb done, void *arg);
 
 /* Revocation of the active keys with a prefix (caller-owned, alive until
    done). The operation fails with KK_ENOENT when no such key is active. */
@@ -242,9 +246,14 @@ struct store_due {
   int64_t expires_at;
 };
 
-/* Reads up to max due messages with id > after_id, in id order. *n receives
-   the count. Returns 0 or KK_ESTORE. */
-int store_due_scan(struct store *s, int64_t after_id, struct store_due *out, int max, int *n);
+/* Hands out due messages with id > *after_id, in id order: examines up to
+   max, claims them for lease_ms and gives those it got into out (*n of
+   them; a row another writer of the database holds is that one's to send;
+   SQLite has one writer and hands out every row). *after_id moves past the
+   rows examined; *more is 1 when max were (more may be due). The caller
+   frees each out[i].text. Loop thread; 0 or KK_ESTORE. */
+int store_sms_claim(struct store *s, int64_t *after_id, int64_t lease_ms, struct store_due *out,
+                    int max, int *n, int *more);
 
 /* Status changes from the SMS path. Each is one queued operation; done may be
    NULL. They also append the event and, if the message has a callback_url, an
@@ -327,9 +336,12 @@ struct store_reply_filter {
   int limit;
 };
 /* Lists the account's inbound messages newest first over an index, at most
-   f->limit rows; *next_cursor is 0 at the end. 0 or KK_ESTORE. */
-int store_reply_list(struct store *s, int64_t account_id, const struct store_reply_filter *f,
-                     struct store_reply_view *out, int *n, int64_t *next_cursor);
+   f->limit rows; *next_cursor is 0 at the end. On a pool thread; done(arg,
+   rc) on the loop thread (0 or KK_ESTORE). f's strings, out, n and
+   next_cursor are borrowed until done. */
+void store_reply_list_async(struct store *s, int64_t account_id,
+                            const struct store_reply_filter *f, struct store_reply_view *out,
+                            int *n, int64_t *next_cursor, store_done_cb done, void *arg);
 
 /* ---- reading messages ---------------------------------------------- */
 
@@ -366,9 +378,11 @@ struct store_msg_view {
   char *text;               /* malloc'd, or NULL: only listings with with_text */
 };
 
-/* Reads one message of the account (KK_ENOENT if absent or another's). */
-int store_msg_get(struct store *s, int64_t account_id, const char *public_id,
-                  struct store_msg_view *out);
+/* Reads one message of the account with its attempts, on a pool thread;
+   done(arg, rc) on the loop thread: 0, KK_ENOENT (absent or another's) or
+   KK_ESTORE. public_id is copied; out is borrowed until done. */
+void store_msg_get_async(struct store *s, int64_t account_id, const char *public_id,
+                         struct store_msg_view *out, store_done_cb done, void *arg);
 
 #define STORE_LIST_EXAMINE 10000  /* rows a listing examines at most */
 
@@ -393,8 +407,8 @@ struct store_msg_filter {
 int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_filter *f,
                    struct store_msg_view *out, int *n, int64_t *next_cursor);
 /*
- * The same in the libuv thread pool on a read-only connection of its own,
- * so that the loop thread does not wait for it; done(arg, rc) runs on the
+ * The same on a pool thread through a read-only connection of its own, so
+ * that the loop thread does not wait for it; done(arg, rc) runs on the
  * loop thread. f's strings, out, n and next_cursor are borrowed until done.
  */
 void store_msg_list_async(struct store *s, int64_t account_id, const struct store_msg_filter *f,
@@ -677,19 +691,38 @@ struct store_outbox {
   int has_error;
   char error[256];          /* as the provider or SMS centre gave it (bytes) */
 };
-/* Reads up to max rows due at now (the caller frees url/payload). */
+/* Reads up to max rows due at now, earliest first (the caller frees
+   url/payload). For tests and tools: the deliverer claims its rows
+   (store_outbox_claim). */
 int store_outbox_due(struct store *s, int64_t now, struct store_outbox *out, int max, int *n);
 /* Queues the result of a delivery try: done (delete) or retry at due_at. */
 void store_outbox_result(struct store *s, int64_t id, int delivered, int64_t due_at,
                          const char *error, store_done_cb done, void *arg);
-/* Up to max account ids (after `after`, in id order) that have rows due at
-   now; one index seek per account with rows. 0 or KK_ESTORE. */
-int store_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *out, int max,
-                          int *n);
-/* Reads up to max rows of one account due at now, earliest first (the
-   caller frees url/payload). */
-int store_outbox_due_account(struct store *s, int64_t account_id, int64_t now,
-                             struct store_outbox *out, int max, int *n);
+/*
+ * Hands out due rows by claims, account by account in turn (loop thread).
+ * The accounts with rows due at now are visited in id order, at most
+ * accounts_max of them, after `after`, then, when `after` was not 0, once
+ * more from the first up to `after` (a round robin). For each, want(arg,
+ * account) says how many of its due rows to read now (0: none; < 0: stop
+ * here); those are read earliest first into rows (want's answer is at most
+ * cap), claimed for lease_ms (a row another writer holds is left out) and
+ * given to take(arg, account, rows, n), which owns each row's url and
+ * payload. An account want did not stop at becomes `after`. 0 or KK_ESTORE.
+ */
+struct store_outbox_claim {
+  int64_t now;
+  int64_t after;            /* in/out: the round robin's place */
+  int64_t lease_ms;
+  int accounts_max;         /* accounts visited per pass */
+  struct store_outbox *rows; /* cap rows, the caller's */
+  int cap;
+  int (*want)(void *arg, int64_t account_id);
+  void (*take)(void *arg, int64_t account_id, struct store_outbox *rows, int n);
+  void *arg;
+  int more;                 /* out: 1 when accounts_max accounts were visited
+                               in a pass (more may have rows due) */
+};
+int store_outbox_claim(struct store *s, struct store_outbox_claim *c);
 /* Queues moving a row's due time without counting a try (its host's
    circuit breaker is open). */
 void store_outbox_defer(struct store *s, int64_t id, int64_t due_at, store_done_cb done,

@@ -102,11 +102,26 @@ int store_keys_each(struct store *s,
   return s->be->read.keys_each(s, fn, arg);
 }
 
-int store_keys_list(struct store *s, int64_t account_id,
-                    void (*fn)(void *arg, const char *prefix, int64_t created_at,
-                               int64_t revoked_at),
-                    void *arg) {
-  return s->be->read.keys_list(s, account_id, fn, arg);
+struct keys_job {
+  int64_t account_id;
+  void (*fn)(void *arg, const char *prefix, int64_t created_at, int64_t revoked_at);
+  void *fn_arg;
+};
+
+static int pool_keys_list(struct store *s, void *rd, void *job) {
+  struct keys_job *j = job;
+  return s->be->read.keys_rows(s, rd, j->account_id, j->fn, j->fn_arg);
+}
+
+void store_keys_list_async(struct store *s, int64_t account_id,
+                           void (*fn)(void *arg, const char *prefix, int64_t created_at,
+                                      int64_t revoked_at),
+                           void *fn_arg, store_done_cb done, void *arg) {
+  struct keys_job *j = kk_xcalloc(1, sizeof *j);   /* freed after done */
+  j->account_id = account_id;
+  j->fn = fn;
+  j->fn_arg = fn_arg;
+  store_pool_run(s, pool_keys_list, j, done, arg);
 }
 
 void store_key_revoke(struct store *s, struct store_key_revoke *k, store_done_cb done,

@@ -68,7 +68,18 @@ enum { STORE_FAULT_NONE, STORE_FAULT_BUSY, STORE_FAULT_IO, STORE_FAULT_OTHER };
   XX(KEY_REVOKE)        /* struct store_key_revoke, the caller's */            \
   XX(ROUTE_PUT)         /* struct store_route_data */                          \
   XX(SETTING_PUT)       /* struct store_setting_data */                        \
-  XX(RETENTION)         /* struct store_retention, the caller's */               \
+  XX(RETENTION)         /* struct store_retention, the caller's */            \
+  /* messages, SMS and callbacks (store_msg.c, store_outbox.c) */              \
+  XX(MSG_INSERT)        /* struct store_insert_data */                         \
+  XX(SMS_SUBMITTED)     /* struct store_sms_data */                            \
+  XX(SMS_FAILED)        /* struct store_sms_data */                            \
+  XX(SMS_EXPIRED)       /* struct store_sms_data */                            \
+  XX(SMS_RETRY)         /* struct store_sms_data */                            \
+  XX(RECEIPT)           /* struct store_receipt_data */                        \
+  XX(INBOUND)           /* struct store_inbound_data */                        \
+  XX(OUTBOX_RESULT)     /* struct store_outbox_data */                         \
+  XX(OUTBOX_DEFER)      /* struct store_outbox_data */                         \
+  XX(OUTBOX_TRIM)       /* struct store_outbox_trim, the caller's */           \
   STORE_OP_LIST_CASCADE(XX)
 
 enum store_op_kind {
@@ -99,6 +110,50 @@ struct store_setting_data {
   char key[72];             /* channel or cascade name */
   char *value;              /* owned; CHANNEL, CASCADE: NULL deletes */
   int64_t num;              /* PRICE: < 0 deletes */
+};
+
+/* ---- what the writes of messages, SMS and callbacks carry ------------------ */
+
+/* MSG_INSERT: n messages, all or none (each msgs[i].rc says how it fared). */
+struct store_insert_data {
+  struct store_msg_new *msgs;   /* the caller's, alive until done */
+  int n;
+};
+
+/* SMS_SUBMITTED, SMS_FAILED, SMS_EXPIRED, SMS_RETRY: the caller's update,
+   copied; u's strings point into this struct ("" when the caller gave
+   none). */
+struct store_sms_data {
+  struct store_sms_update u;
+  char route[64];
+  char provider_id[72];
+  char error[160];
+};
+
+/* RECEIPT: the receipt's fields, copied; the ids in lower case (SMSC ids
+   are matched without regard to letter case). r->matched is the answer. */
+struct store_receipt_data {
+  struct store_receipt *r;      /* the caller's, alive until done */
+  char route[64];
+  char ids[2][72];              /* "" when absent */
+  char state[16];
+  char error[128];
+};
+
+/* INBOUND: a message from a person, copied (route, to: "" when none). */
+struct store_inbound_data {
+  char channel[20], route[64], from[32], to[32];
+  int64_t scope, at;
+  char text[];                  /* NUL-terminated */
+};
+
+/* OUTBOX_RESULT: delivered (the row goes) or tried again at due_at with
+   error; OUTBOX_DEFER: the row's due time moves to due_at, no try counted. */
+struct store_outbox_data {
+  int64_t id;
+  int delivered;
+  int64_t due_at;
+  char error[160];
 };
 
 /* ---- what the channel and cascade writes carry (store_cascade.c) ------------ */
@@ -154,10 +209,6 @@ struct store_early_expire_data {
 struct store_reads {
   int (*keys_each)(struct store *s,
                    void (*fn)(void *arg, const uint8_t hash[32], int64_t account_id), void *arg);
-  int (*keys_list)(struct store *s, int64_t account_id,
-                   void (*fn)(void *arg, const char *prefix, int64_t created_at,
-                              int64_t revoked_at),
-                   void *arg);
   int (*accounts_suspended)(struct store *s, void (*fn)(void *arg, int64_t account_id),
                             void *arg);
   int (*routes_each)(struct store *s, void (*fn)(void *arg, const char *name, const char *config),
@@ -190,6 +241,34 @@ struct store_reads {
   /* When phone last wrote to scope's WhatsApp number (0, KK_ENOENT,
      KK_ESTORE): what the notes and claims carry, for tests and tools. */
   int (*wa_last_inbound)(struct store *s, int64_t scope, const char *phone, int64_t *at);
+  /* Reads in the pool (store_pool.c), on a pool thread through rd, that
+     thread's reader (store_backend.reader_open). */
+  int (*msg_get)(struct store *s, void *rd, int64_t account_id, const char *public_id,
+                 struct store_msg_view *out);
+  int (*msg_list)(struct store *s, void *rd, int64_t account_id,
+                  const struct store_msg_filter *f, struct store_msg_view *out, int *n,
+                  int64_t *next_cursor);
+  int (*campaign_report)(struct store *s, void *rd, int64_t account_id, const char *campaign,
+                         store_campaign_group_fn fn, void *arg,
+                         struct store_campaign_totals *out);
+  int (*reply_list)(struct store *s, void *rd, int64_t account_id,
+                    const struct store_reply_filter *f, struct store_reply_view *out, int *n,
+                    int64_t *next_cursor);
+  int (*keys_rows)(struct store *s, void *rd, int64_t account_id,
+                   void (*fn)(void *arg, const char *prefix, int64_t created_at,
+                              int64_t revoked_at),
+                   void *arg);
+  /* Due work that the neutral part claims before it hands it out, on the
+     loop thread: sms_due, up to max due SMS rows with id > after_id in id
+     order (the caller frees text); outbox_accounts, up to max accounts
+     after `after`, in id order, with rows due at now; outbox_due, up to max
+     of one account's rows due at now, earliest first (the caller frees url
+     and payload). 0 or KK_ESTORE. */
+  int (*sms_due)(struct store *s, int64_t after_id, struct store_due *out, int max, int *n);
+  int (*outbox_accounts)(struct store *s, int64_t now, int64_t after, int64_t *out, int max,
+                         int *n);
+  int (*outbox_due)(struct store *s, int64_t account_id, int64_t now, struct store_outbox *out,
+                    int max, int *n);
 };
 
 /* The rows a backend numbers. */
@@ -238,11 +317,16 @@ struct store_backend {
      (it is that one's to send). A row not finished when the lease ends can
      be claimed again. SQLite has one writer and grants every row; a backend
      with several marks the rows (UPDATE ... FOR UPDATE SKIP LOCKED).
-     0 or KK_ESTORE. Channel attempts and step deadlines are claimed on the
-     loop thread (store_chan_claim, store_wait_claim), through a connection
-     of that thread's. */
+     0 or KK_ESTORE. The loop thread calls it too, for the work it hands
+     out (store_sms_claim, store_outbox_claim, store_chan_claim,
+     store_wait_claim), through a connection of that thread's. */
   int (*claim)(struct store *s, enum store_claim_kind kind, const int64_t *ids, int n,
                int64_t lease_ms, unsigned char *granted);
+  /* Pool thread (store_pool.c), before its first read: a read connection
+     of that thread's (NULL when it cannot be opened; the read fails and the
+     next one tries again). reader_close closes it when the store closes. */
+  void *(*reader_open)(struct store *s);
+  void (*reader_close)(struct store *s, void *rd);
   /* The writes, by kind (STORE_OP_LIST), and the reads. */
   op_exec_fn exec[STORE_OP_COUNT];
   struct store_reads read;
@@ -287,6 +371,8 @@ struct store {
   int nw, capw, nl, capl;
   /* accounts and named cascades held in memory (store_cache.c), loop thread */
   struct store_cache *cache;
+  /* reads off the loop (store_pool.c); NULL until the first */
+  struct store_pool *pool;
 };
 
 /* store_notes.c, on the writer thread: a note of the current batch. */
@@ -311,6 +397,19 @@ struct store_note *notes_take(struct store *s, int *n);
 void notes_deliver(struct store *s, struct store_note *notes, int n);
 /* Frees notes that will not be delivered. */
 void notes_free(struct store_note *notes, int n);
+
+/* store_pool.c: reads off the loop thread. */
+/* A read on a pool thread: fn(s, rd, job) through rd, that thread's reader;
+   its return is the done callback's rc. */
+typedef int (*store_pool_fn)(struct store *s, void *rd, void *job);
+/* Loop thread: queues fn; done(arg, rc) runs on the loop thread after it
+   (counted as pending until then), then job is freed with free(). */
+void store_pool_run(struct store *s, store_pool_fn fn, void *job, store_done_cb done, void *arg);
+/* Loop thread: runs the done callbacks of the reads that finished. */
+void store_pool_deliver(struct store *s);
+/* store_close: lets the reads queued finish, closes the threads' readers,
+   stops the threads and runs the reads' done callbacks. */
+void store_pool_stop(struct store *s);
 
 /* Queues op (loop thread). */
 void store_submit(struct store *s, struct store_op *op);

@@ -1,8 +1,15 @@
 /*
- * store_msg.c - the backend-neutral side of messages: what the store.h
- * functions about messages queue (the backend carries each write out:
- * store_int.h, STORE_OP_LIST) and the reads they pass to the backend.
+ * store_msg.c - the backend-neutral side of messages, SMS statuses,
+ * receipts and inbound messages: what the store.h functions about them
+ * queue (the backend carries each write out: store_int.h, STORE_OP_LIST).
  */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "core/kk_mem.h"
 #include "store/store_int.h"
 
 void store_retention(struct store *s, struct store_retention *r, store_done_cb done, void *arg) {
@@ -10,4 +17,235 @@ void store_retention(struct store *s, struct store_retention *r, store_done_cb d
   struct store_op *op = store_atomic(store_op_of(s, STORE_OP_RETENTION, done, arg, r, 1));
   op->weight = r->max;
   store_submit(s, op);
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+void store_msg_insert(struct store *s, struct store_msg_new *msgs, int n,
+                      store_done_cb done, void *arg) {
+  struct store_insert_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
+  d->msgs = msgs;
+  d->n = n;
+  struct store_op *op = store_atomic(store_op_of(s, STORE_OP_MSG_INSERT, done, arg, d, 0));
+  op->weight = 2 * n;
+  store_submit(s, op);
+}
+
+/* ---- SMS: what a provider answered --------------------------------------- */
+
+/* A copy of u whose strings point into it; freed with the op. */
+static struct store_sms_data *sms_copy(const struct store_sms_update *u) {
+  struct store_sms_data *d = kk_xcalloc(1, sizeof *d);
+  d->u = *u;
+  snprintf(d->route, sizeof d->route, "%s", u->route ? u->route : "");
+  snprintf(d->provider_id, sizeof d->provider_id, "%s", u->provider_id ? u->provider_id : "");
+  snprintf(d->error, sizeof d->error, "%s", u->error ? u->error : "");
+  d->u.route = d->route;
+  d->u.provider_id = d->provider_id;
+  d->u.error = d->error;
+  return d;
+}
+
+/* What a provider answered must not be lost: every SMS update is kept. */
+static void sms_update(struct store *s, enum store_op_kind kind, const struct store_sms_update *u,
+                       int weight, store_done_cb done, void *arg) {
+  struct store_op *op = store_keep(store_op_of(s, kind, done, arg, sms_copy(u), 0));
+  op->weight = weight;
+  store_submit(s, op);
+}
+
+void store_sms_submitted(struct store *s, const struct store_sms_update *u,
+                         store_done_cb done, void *arg) {
+  sms_update(s, STORE_OP_SMS_SUBMITTED, u, 3, done, arg);
+}
+
+void store_sms_failed(struct store *s, const struct store_sms_update *u,
+                      store_done_cb done, void *arg) {
+  sms_update(s, STORE_OP_SMS_FAILED, u, 1, done, arg);
+}
+
+void store_sms_expired(struct store *s, const struct store_sms_update *u,
+                       store_done_cb done, void *arg) {
+  sms_update(s, STORE_OP_SMS_EXPIRED, u, 1, done, arg);
+}
+
+void store_sms_retry(struct store *s, const struct store_sms_update *u,
+                     store_done_cb done, void *arg) {
+  sms_update(s, STORE_OP_SMS_RETRY, u, 1, done, arg);
+}
+
+/* ---- receipts, inbound messages, early rows -------------------------------- */
+
+/* SMSC message ids are matched without regard to letter case: receipts may
+   spell a hex id differently from submit_sm_resp. */
+static void lower_id(const char *in, char *out, size_t cap) {
+  size_t i = 0;
+  for (; in[i] && i + 1 < cap; i++) out[i] = (char)tolower((unsigned char)in[i]);
+  out[i] = '\0';
+}
+
+void store_receipt_apply(struct store *s, struct store_receipt *r,
+                         store_done_cb done, void *arg) {
+  struct store_receipt_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
+  r->at = store_clamp_at(r->at, store_now_ms());
+  d->r = r;
+  snprintf(d->route, sizeof d->route, "%s", r->route);
+  for (int i = 0; i < 2; i++) lower_id(r->ids[i] ? r->ids[i] : "", d->ids[i], sizeof d->ids[i]);
+  snprintf(d->state, sizeof d->state, "%s", r->state);
+  snprintf(d->error, sizeof d->error, "%s", r->error ? r->error : "");
+  struct store_op *op = store_op_of(s, STORE_OP_RECEIPT, done, arg, d, 0);
+  op->weight = 3;
+  store_submit(s, op);
+}
+
+void store_inbound_add(struct store *s, const struct store_inbound *in, store_done_cb done,
+                       void *arg) {
+  size_t len = strlen(in->text);
+  struct store_inbound_data *d = kk_xcalloc(1, sizeof *d + len + 1);   /* freed with the op */
+  snprintf(d->channel, sizeof d->channel, "%s", in->channel);
+  snprintf(d->route, sizeof d->route, "%s", in->route ? in->route : "");
+  snprintf(d->from, sizeof d->from, "%s", in->from);
+  snprintf(d->to, sizeof d->to, "%s", in->to ? in->to : "");
+  d->scope = in->scope;
+  d->at = in->at;
+  memcpy(d->text, in->text, len + 1);
+  store_submit(s, store_op_of(s, STORE_OP_INBOUND, done, arg, d, 0));
+}
+
+void store_mo_add(struct store *s, const char *route, const char *from,
+                  const char *to, const char *text, int64_t at,
+                  store_done_cb done, void *arg) {
+  struct store_inbound in = {.channel = "sms", .route = route, .from = from, .to = to,
+                             .text = text, .at = at};
+  store_inbound_add(s, &in, done, arg);
+}
+
+/* ---- reads off the loop (store_pool.c) ------------------------------------ */
+
+struct msg_get_job {
+  int64_t account_id;
+  char public_id[64];
+  struct store_msg_view *out;
+};
+
+static int pool_msg_get(struct store *s, void *rd, void *job) {
+  struct msg_get_job *j = job;
+  return s->be->read.msg_get(s, rd, j->account_id, j->public_id, j->out);
+}
+
+void store_msg_get_async(struct store *s, int64_t account_id, const char *public_id,
+                         struct store_msg_view *out, store_done_cb done, void *arg) {
+  struct msg_get_job *j = kk_xcalloc(1, sizeof *j);   /* freed after done */
+  j->account_id = account_id;
+  /* A longer id names no message: cut, it still finds none. */
+  snprintf(j->public_id, sizeof j->public_id, "%s", public_id);
+  if (strlen(public_id) >= sizeof j->public_id) j->public_id[0] = '\0';
+  j->out = out;
+  store_pool_run(s, pool_msg_get, j, done, arg);
+}
+
+struct msg_list_job {
+  int64_t account_id;
+  struct store_msg_filter f;
+  struct store_msg_view *out;
+  int *n;
+  int64_t *next_cursor;
+};
+
+static int pool_msg_list(struct store *s, void *rd, void *job) {
+  struct msg_list_job *j = job;
+  return s->be->read.msg_list(s, rd, j->account_id, &j->f, j->out, j->n, j->next_cursor);
+}
+
+void store_msg_list_async(struct store *s, int64_t account_id, const struct store_msg_filter *f,
+                          struct store_msg_view *out, int *n, int64_t *next_cursor,
+                          store_done_cb done, void *arg) {
+  struct msg_list_job *j = kk_xcalloc(1, sizeof *j);   /* freed after done */
+  j->account_id = account_id;
+  j->f = *f;
+  j->out = out;
+  j->n = n;
+  j->next_cursor = next_cursor;
+  store_pool_run(s, pool_msg_list, j, done, arg);
+}
+
+struct campaign_job {
+  int64_t account_id;
+  const char *campaign;
+  store_campaign_group_fn fn;
+  void *fn_arg;
+  struct store_campaign_totals *out;
+};
+
+static int pool_campaign_report(struct store *s, void *rd, void *job) {
+  struct campaign_job *j = job;
+  return s->be->read.campaign_report(s, rd, j->account_id, j->campaign, j->fn, j->fn_arg, j->out);
+}
+
+void store_campaign_report_async(struct store *s, int64_t account_id, const char *campaign,
+                                 store_campaign_group_fn fn, void *fn_arg,
+                                 struct store_campaign_totals *out, store_done_cb done,
+                                 void *arg) {
+  struct campaign_job *j = kk_xcalloc(1, sizeof *j);   /* freed after done */
+  j->account_id = account_id;
+  j->campaign = campaign;
+  j->fn = fn;
+  j->fn_arg = fn_arg;
+  j->out = out;
+  store_pool_run(s, pool_campaign_report, j, done, arg);
+}
+
+struct reply_list_job {
+  int64_t account_id;
+  struct store_reply_filter f;
+  struct store_reply_view *out;
+  int *n;
+  int64_t *next_cursor;
+};
+
+static int pool_reply_list(struct store *s, void *rd, void *job) {
+  struct reply_list_job *j = job;
+  return s->be->read.reply_list(s, rd, j->account_id, &j->f, j->out, j->n, j->next_cursor);
+}
+
+void store_reply_list_async(struct store *s, int64_t account_id,
+                            const struct store_reply_filter *f, struct store_reply_view *out,
+                            int *n, int64_t *next_cursor, store_done_cb done, void *arg) {
+  struct reply_list_job *j = kk_xcalloc(1, sizeof *j);   /* freed after done */
+  j->account_id = account_id;
+  j->f = *f;
+  j->out = out;
+  j->n = n;
+  j->next_cursor = next_cursor;
+  store_pool_run(s, pool_reply_list, j, done, arg);
+}
+
+/* ---- due SMS, by claims ----------------------------------------------------- */
+
+int store_sms_claim(struct store *s, int64_t *after_id, int64_t lease_ms, struct store_due *out,
+                    int max, int *n, int *more) {
+  *n = 0;
+  *more = 0;
+  int k = 0;
+  int rc = s->be->read.sms_due(s, *after_id, out, max, &k);
+  if (rc || k == 0) return rc;
+  *more = k == max;
+  *after_id = out[k - 1].id;
+  int64_t ids[k];
+  unsigned char granted[k];
+  for (int i = 0; i < k; i++) ids[i] = out[i].id;
+  if (s->be->claim(s, STORE_CLAIM_SMS, ids, k, lease_ms, granted) != 0) {
+    for (int i = 0; i < k; i++) free(out[i].text);
+    return KK_ESTORE;
+  }
+  /* A row another writer holds is that one's to send. */
+  int m = 0;
+  for (int i = 0; i < k; i++) {
+    if (granted[i])
+      out[m++] = out[i];
+    else
+      free(out[i].text);
+  }
+  *n = m;
+  return 0;
 }

@@ -346,7 +346,11 @@ static void drain_done(struct store *s) {
   }
 }
 
-static void on_async(uv_async_t *h) { drain_done(h->data); }
+/* Committed operations, and reads the pool finished (store_pool.c). */
+static void on_async(uv_async_t *h) {
+  drain_done(h->data);
+  store_pool_deliver(h->data);
+}
 
 /* Queues op (loop thread). */
 void store_submit(struct store *s, struct store_op *op) {
@@ -458,6 +462,9 @@ static void on_async_closed(uv_handle_t *h) {
 }
 
 void store_close(struct store *s) {
+  /* Reads in flight finish and are answered first: a done callback may
+     still queue a write. */
+  store_pool_stop(s);
   pthread_mutex_lock(&s->mu);
   s->stop = 1;
   s->final = 1;

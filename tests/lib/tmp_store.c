@@ -68,6 +68,46 @@ int tmp_store_wait(struct tmp_store *t, int want, int timeout_ms) {
   return rc ? rc : t->rc;
 }
 
+/* One read answering on the loop: its rc once done ran. */
+struct sync_read {
+  int done, rc;
+};
+
+static void on_sync_read(void *arg, int rc) {
+  struct sync_read *r = arg;
+  r->rc = rc;
+  r->done = 1;
+}
+
+static int sync_wait(struct tmp_store *t, struct sync_read *r) {
+  int rc = tmp_store_run_until(t, &r->done, 1, 10000);
+  return rc ? rc : r->rc;
+}
+
+int tmp_store_msg_get(struct tmp_store *t, int64_t account_id, const char *public_id,
+                      struct store_msg_view *out) {
+  struct sync_read r = {0, 0};
+  store_msg_get_async(t->store, account_id, public_id, out, on_sync_read, &r);
+  return sync_wait(t, &r);
+}
+
+int tmp_store_reply_list(struct tmp_store *t, int64_t account_id,
+                         const struct store_reply_filter *f, struct store_reply_view *out,
+                         int *n, int64_t *next_cursor) {
+  struct sync_read r = {0, 0};
+  store_reply_list_async(t->store, account_id, f, out, n, next_cursor, on_sync_read, &r);
+  return sync_wait(t, &r);
+}
+
+int tmp_store_keys_list(struct tmp_store *t, int64_t account_id,
+                        void (*fn)(void *arg, const char *prefix, int64_t created_at,
+                                   int64_t revoked_at),
+                        void *fn_arg) {
+  struct sync_read r = {0, 0};
+  store_keys_list_async(t->store, account_id, fn, fn_arg, on_sync_read, &r);
+  return sync_wait(t, &r);
+}
+
 int tmp_store_close(struct tmp_store *t) {
   tmp_store_db_close(t);
   uv_close((uv_handle_t *)&t->tick, NULL);

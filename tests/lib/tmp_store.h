@@ -43,6 +43,19 @@ int tmp_store_run_until(struct tmp_store *t, const int *count, int want, int tim
 /* tmp_store_run_until for t's own count of completions; then t->rc. */
 int tmp_store_wait(struct tmp_store *t, int want, int timeout_ms);
 
+/* The reads that answer on the loop (store.h, *_async), made synchronous for
+   tests: each queues the read and runs t's loop until its done callback
+   has run; returns the read's rc (KK_ETIMEDOUT after 10 s). */
+int tmp_store_msg_get(struct tmp_store *t, int64_t account_id, const char *public_id,
+                      struct store_msg_view *out);
+int tmp_store_reply_list(struct tmp_store *t, int64_t account_id,
+                         const struct store_reply_filter *f, struct store_reply_view *out,
+                         int *n, int64_t *next_cursor);
+int tmp_store_keys_list(struct tmp_store *t, int64_t account_id,
+                        void (*fn)(void *arg, const char *prefix, int64_t created_at,
+                                   int64_t revoked_at),
+                        void *fn_arg);
+
 /* Closes the store (if open) and the loop and removes the folder: 0, or
    KK_EBUSY when a handle of the caller's is still open on the loop, KK_EIO
    when the folder could not be removed. */

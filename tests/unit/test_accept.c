@@ -153,7 +153,7 @@ KK_TEST(accept_one_sms_stored_and_noted) {
   ASSERT_EQ(e.due.expires_at, it.m.expires_at);
   /* And it is there to read. */
   struct store_msg_view v;
-  ASSERT_EQ(store_msg_get(e.ts.store, e.acc.id, it.m.public_id, &v), 0);
+  ASSERT_EQ(tmp_store_msg_get(&e.ts, e.acc.id, it.m.public_id, &v), 0);
   ASSERT_STR_EQ(v.status, "accepted");
   ASSERT_STR_EQ(v.to, "79161234567");
   free(v.text);

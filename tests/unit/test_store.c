@@ -191,7 +191,7 @@ KK_TEST(store_campaign_report_and_listing) {
   ASSERT_STR_EQ(rows[1].campaign, "other");
 
   struct store_msg_view v;
-  ASSERT_EQ(store_msg_get(e.store, 1, "msg_c2", &v), 0);
+  ASSERT_EQ(tmp_store_msg_get(&e, 1, "msg_c2", &v), 0);
   ASSERT_STR_EQ(v.campaign, "other");
   env_close(&e);
 }
@@ -220,4 +220,12 @@ KK_TEST(store_sqlite_backend_has_every_write_and_read) {
   ASSERT(be->read.chan_due != NULL && be->read.wait_due != NULL);
   ASSERT(be->read.wait_next != NULL && be->read.wa_last_inbound != NULL);
   ASSERT(be->claim != NULL);
+  /* The pool's readers and the claims of due work. */
+  ASSERT(be->reader_open != NULL);
+  ASSERT(be->reader_close != NULL);
+  ASSERT(be->claim != NULL);
+  ASSERT(be->exec[STORE_OP_MSG_INSERT] != NULL && be->exec[STORE_OP_EARLY_EXPIRE] != NULL);
+  ASSERT(be->read.msg_get != NULL && be->read.reply_list != NULL && be->read.keys_rows != NULL);
+  ASSERT(be->read.sms_due != NULL && be->read.outbox_accounts != NULL &&
+         be->read.outbox_due != NULL);
 }

@@ -259,7 +259,7 @@ KK_TEST(store_pg_accounts_and_keys) {
   ASSERT_EQ(store_keys_each(s, on_key, &k), 0);
   ASSERT_EQ(k.n, 2);
   memset(&k, 0, sizeof k);
-  ASSERT_EQ(store_keys_list(s, a.id, on_key_row, &k), 0);
+  ASSERT_EQ(tmp_store_keys_list(&e.st[0], a.id, on_key_row, &k), 0);
   ASSERT_EQ(k.n, 2);
   ASSERT_STR_EQ(k.prefix[0], "kk_aaaa");
   ASSERT_EQ(k.revoked[0], 0);
@@ -700,7 +700,7 @@ KK_TEST(store_backend_pg_has_the_configuration_writes_and_reads) {
       STORE_OP_ROUTE_PUT,      STORE_OP_SETTING_PUT,    STORE_OP_RETENTION,
   };
   for (size_t i = 0; i < sizeof config / sizeof config[0]; i++) ASSERT(be->exec[config[i]] != NULL);
-  ASSERT(be->read.keys_each && be->read.keys_list && be->read.accounts_suspended);
+  ASSERT(be->read.keys_each && be->read.keys_rows && be->read.accounts_suspended);
   ASSERT(be->read.routes_each && be->read.channels_each && be->read.prices_each);
   ASSERT(be->read.accounts_each && be->read.cascades_all);
   ASSERT(be->new_id != NULL && be->claim != NULL);

@@ -134,14 +134,15 @@ int pg_keys_each(struct store *s,
   return 0;
 }
 
-int pg_keys_list(struct store *s, int64_t account_id,
+/* Pool thread: an account's keys through rd, that thread's reader. */
+int pg_keys_rows(struct store *s, void *rd, int64_t account_id,
                  void (*fn)(void *arg, const char *prefix, int64_t created_at,
                             int64_t revoked_at),
                  void *arg) {
   struct pg_params p = {0};
   pg_p_int(&p, account_id);
   int rc;
-  PGresult *r = pg_read(&PG(s)->r,
+  PGresult *r = pg_read(rd,
                         "SELECT prefix,created_at,revoked_at FROM api_keys"
                         " WHERE account_id=$1::bigint ORDER BY id",
                         &p, &rc);

@@ -177,11 +177,13 @@ static int pgb_claim(struct store *s, enum store_claim_kind kind, const int64_t 
 static void open_failed(struct pg_store *q) {
   pg_conn_close(&q->w);
   pg_conn_close(&q->r);
+  free(q->url);
   free(q);
 }
 
 static int pgb_open(const struct store_opts *opts, struct store **out) {
   struct pg_store *q = kk_xcalloc(1, sizeof *q);   /* freed by the writer part */
+  q->url = kk_xstrdup(opts->store_url);
   if (pg_conn_open(&q->w, opts->store_url) != 0 || pg_migrate(&q->w) != 0 ||
       pg_conn_open(&q->r, opts->store_url) != 0) {
     open_failed(q);
@@ -209,6 +211,22 @@ static int pgb_open(const struct store_opts *opts, struct store **out) {
   return 0;
 }
 
+/* Pool thread: a read connection of its own (freed by pgb_reader_close). */
+static void *pgb_reader_open(struct store *s) {
+  struct pg_conn *c = kk_xcalloc(1, sizeof *c);
+  if (pg_conn_open(c, PG(s)->url) != 0) {
+    pg_conn_close(c);
+    free(c);
+    return NULL;
+  }
+  return c;
+}
+
+static void pgb_reader_close(struct store *s, void *rd) {
+  pg_conn_close(rd);
+  free(rd);
+}
+
 /* After the writer has stopped: the node's claims go back to the others
    (at once, not when their leases end) and its row goes. */
 static void pgb_close(struct store *s) {
@@ -228,12 +246,15 @@ static void pgb_close(struct store *s) {
   }
   pg_conn_close(&q->w);
   pg_conn_close(&q->r);
+  free(q->url);
 }
 
 const struct store_backend store_pg_backend = {
     .name = "postgresql",
     .open = pgb_open,
     .close = pgb_close,
+    .reader_open = pgb_reader_open,
+    .reader_close = pgb_reader_close,
     .begin = pgb_begin,
     .commit = pgb_commit,
     .rollback = pgb_rollback,
@@ -261,7 +282,7 @@ const struct store_backend store_pg_backend = {
     .read =
         {
             .keys_each = pg_keys_each,
-            .keys_list = pg_keys_list,
+            .keys_rows = pg_keys_rows,
             .accounts_suspended = pg_accounts_suspended,
             .routes_each = pg_routes_each,
             .channels_each = pg_channels_each,

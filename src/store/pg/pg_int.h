@@ -41,6 +41,7 @@ struct pg_store {
   /* writer: the block of ids taken from each sequence, next .. end-1 */
   int64_t next_id[2], end_id[2];
   double next_heartbeat;    /* writer: monotonic ms of the next heartbeat */
+  char *url;                /* owned: the pool threads' readers connect to it */
 };
 
 #define PG(s) ((struct pg_store *)(s))
@@ -101,7 +102,7 @@ int pg_accounts_each(struct store *s, void (*fn)(void *arg, const struct store_a
                      void *arg);
 int pg_keys_each(struct store *s,
                  void (*fn)(void *arg, const uint8_t hash[32], int64_t account_id), void *arg);
-int pg_keys_list(struct store *s, int64_t account_id,
+int pg_keys_rows(struct store *s, void *rd, int64_t account_id,
                  void (*fn)(void *arg, const char *prefix, int64_t created_at,
                             int64_t revoked_at),
                  void *arg);

@@ -120,11 +120,12 @@ int sq_keys_each(struct store *s,
   return rc == SQLITE_DONE ? 0 : KK_ESTORE;
 }
 
-int sq_keys_list(struct store *s, int64_t account_id,
-                    void (*fn)(void *arg, const char *prefix, int64_t created_at,
-                               int64_t revoked_at),
-                    void *arg) {
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_KEY_LIST);
+int sq_keys_list(struct store *s, void *rd, int64_t account_id,
+                 void (*fn)(void *arg, const char *prefix, int64_t created_at,
+                            int64_t revoked_at),
+                 void *arg) {
+  (void)s;
+  sqlite3_stmt *st = sq_stmt(rd, ST_KEY_LIST);
   sqlite3_bind_int64(st, 1, account_id);
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW)

@@ -5,7 +5,7 @@
  *
  * One writer thread owns the write connection (w) and group-commits the
  * queued operations; the loop thread reads through its own connection (r),
- * the thread pool through read-only ones (sq_read.c), and the checkpointer
+ * the store's pool threads through read-only ones (sq_read.c), and the checkpointer
  * through a third (sq_ckpt.c).
  */
 #include <pthread.h>
@@ -147,8 +147,6 @@ static int sq_open(const struct store_opts *opts, struct store **out) {
     return KK_ESTORE;
   }
   snprintf(q->path, sizeof q->path, "%s", path);
-  pthread_mutex_init(&q->rp_mu, NULL);
-  pthread_cond_init(&q->rp_cv, NULL);
   kk_info(LOGCTX, "opened %s (synchronous=%s)", path, opts->synchronous_full ? "FULL" : "NORMAL");
   *out = &q->base;
   return 0;
@@ -156,7 +154,6 @@ static int sq_open(const struct store_opts *opts, struct store **out) {
 
 static void sq_close(struct store *s) {
   struct sq_store *q = SQ(s);
-  sq_readers_close(s);
   ckpt_stop(s);
   conn_close(&q->w);
   conn_close(&q->r);
@@ -182,6 +179,8 @@ const struct store_backend store_sqlite_backend = {
     .publish = sq_publish,
     .new_id = sq_new_id_fn,
     .claim = sq_claim,
+    .reader_open = sq_reader_open,
+    .reader_close = sq_reader_close,
     .exec =
         {
             [STORE_OP_ACCOUNT_CREATE] = sq_account_create,
@@ -197,12 +196,22 @@ const struct store_backend store_sqlite_backend = {
             [STORE_OP_CHAN_STATUS] = sq_chan_status,
             [STORE_OP_STEP_TIMEOUT] = sq_step_timeout,
             [STORE_OP_WA_INBOUND] = sq_wa_inbound,
+            /* messages, SMS and callbacks */
+            [STORE_OP_MSG_INSERT] = sq_msg_insert,
+            [STORE_OP_SMS_SUBMITTED] = sq_sms_submitted,
+            [STORE_OP_SMS_FAILED] = sq_sms_failed,
+            [STORE_OP_SMS_EXPIRED] = sq_sms_expired,
+            [STORE_OP_SMS_RETRY] = sq_sms_retry,
+            [STORE_OP_RECEIPT] = sq_receipt,
+            [STORE_OP_INBOUND] = sq_inbound,
+            [STORE_OP_OUTBOX_RESULT] = sq_outbox_result,
+            [STORE_OP_OUTBOX_DEFER] = sq_outbox_defer,
+            [STORE_OP_OUTBOX_TRIM] = sq_outbox_trim,
             [STORE_OP_EARLY_EXPIRE] = sq_early_expire,
         },
     .read =
         {
             .keys_each = sq_keys_each,
-            .keys_list = sq_keys_list,
             .accounts_suspended = sq_accounts_suspended,
             .routes_each = sq_routes_each,
             .channels_each = sq_channels_each,
@@ -214,5 +223,14 @@ const struct store_backend store_sqlite_backend = {
             .wait_due = sq_wait_due,
             .wait_next = sq_wait_next,
             .wa_last_inbound = sq_wa_last_inbound,
+            /* messages, SMS and callbacks */
+            .msg_get = sq_msg_get,
+            .msg_list = sq_msg_list,
+            .campaign_report = sq_campaign_report,
+            .reply_list = sq_reply_list,
+            .keys_rows = sq_keys_list,
+            .sms_due = sq_sms_due,
+            .outbox_accounts = sq_outbox_accounts,
+            .outbox_due = sq_outbox_due,
         },
 };

@@ -39,7 +39,7 @@
 #define OUTBOX_COLS "id,account_id,url,payload,tries,public_id,status,channel,"  \
                     "to_number,at,cost,error"
 
-/* A reply's columns as store_reply_list() reads them. */
+/* A reply's columns as sq_reply_list() reads them. */
 #define REPLY_COLS "i.id,i.channel,i.from_number,i.to_addr,i.route,i.body,i.at,"   \
                    "m.public_id FROM inbound i LEFT JOIN messages m"             \
                    " ON m.id=i.message_id"
@@ -305,14 +305,7 @@ struct sq_store {
   struct early_count { char key[72]; int64_t n; } *ecount;
   int necount, capecount;
   uint64_t early_refused_w, early_expired_w;   /* writer's counters */
-  /* reads in the libuv thread pool: read-only connections handed out one
-     per running read (guarded by rp_mu) */
-  char path[4096];              /* the database file */
-  pthread_mutex_t rp_mu;
-  pthread_cond_t rp_cv;
-  struct conn *rp_free[8];
-  int rp_nfree;
-  int rp_running;               /* reads in a pool thread now, guarded by rp_mu */
+  char path[4096];              /* the database file (the pool's readers open it) */
   /* writer: prices and channel scopes read recently (cleared when either
      table is written); each status would otherwise read them again */
   struct store_memo {
@@ -398,7 +391,7 @@ int sq_accounts_each(struct store *s, void (*fn)(void *arg, const struct store_a
                      void *arg);
 int sq_keys_each(struct store *s,
                  void (*fn)(void *arg, const uint8_t hash[32], int64_t account_id), void *arg);
-int sq_keys_list(struct store *s, int64_t account_id,
+int sq_keys_list(struct store *s, void *rd, int64_t account_id,
                  void (*fn)(void *arg, const char *prefix, int64_t created_at,
                             int64_t revoked_at),
                  void *arg);
@@ -436,6 +429,39 @@ int sq_wa_last_inbound(struct store *s, int64_t scope, const char *phone, int64_
 /* Writer, before the commit: the batch's CHANNEL notes due by now and its
    SMS notes get the rows they hand out, as the transaction leaves them. */
 void sq_notes_rows(struct store *s, int64_t now);
+
+/* ---- messages, SMS and callbacks: writes and reads ------------------------ */
+/* sq_msg.c */
+int sq_msg_insert(struct store *s, struct store_op *op);
+/* sq_sms.c */
+int sq_sms_submitted(struct store *s, struct store_op *op);
+int sq_sms_failed(struct store *s, struct store_op *op);
+int sq_sms_expired(struct store *s, struct store_op *op);
+int sq_sms_retry(struct store *s, struct store_op *op);
+int sq_receipt(struct store *s, struct store_op *op);
+int sq_inbound(struct store *s, struct store_op *op);
+/* sq_outbox.c */
+int sq_outbox_result(struct store *s, struct store_op *op);
+int sq_outbox_defer(struct store *s, struct store_op *op);
+int sq_outbox_trim(struct store *s, struct store_op *op);
+int sq_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *out, int max,
+                       int *n);
+int sq_outbox_due(struct store *s, int64_t account_id, int64_t now, struct store_outbox *out,
+                  int max, int *n);
+/* sq_msg.c (loop thread) */
+int sq_sms_due(struct store *s, int64_t after_id, struct store_due *out, int max, int *n);
+/* sq_read.c, sq_sms.c: on a pool thread, rd its reader */
+void *sq_reader_open(struct store *s);
+void sq_reader_close(struct store *s, void *rd);
+int sq_msg_get(struct store *s, void *rd, int64_t account_id, const char *public_id,
+               struct store_msg_view *out);
+int sq_msg_list(struct store *s, void *rd, int64_t account_id, const struct store_msg_filter *f,
+                struct store_msg_view *out, int *n, int64_t *next_cursor);
+int sq_campaign_report(struct store *s, void *rd, int64_t account_id, const char *campaign,
+                       store_campaign_group_fn fn, void *arg, struct store_campaign_totals *out);
+int sq_reply_list(struct store *s, void *rd, int64_t account_id,
+                  const struct store_reply_filter *f, struct store_reply_view *out, int *n,
+                  int64_t *next_cursor);
 
 int conn_open(struct conn *c, const char *path, int sync_full, int writer);
 void conn_close(struct conn *c);
@@ -484,8 +510,6 @@ char *sq_col_dup(sqlite3_stmt *st, int i);
 int sq_exec(struct conn *c, enum stmt_id id);
 /* Applies the migrations the database has not had yet. 0 or KK_ESTORE. */
 int sq_migrate(struct conn *c);
-/* sq_read.c: closes the thread pool's read-only connections (at close). */
-void sq_readers_close(struct store *s);
 /* Monotonic milliseconds. */
 double sq_mono_ms(void);
 

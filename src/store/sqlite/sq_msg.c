@@ -17,13 +17,8 @@
 
 /* ---- messages: insert --------------------------------------------------- */
 
-struct insert_data {
-  struct store_msg_new *msgs;
-  int n;
-};
-
-/* The row of a new message whose first step is SMS, as the dispatcher takes
-   it, made from what the writer has in hand. */
+/* The row of a new message whose first step is SMS, as the dispatcher reads
+   it (store_due_get), made from what the writer has in hand. */
 static void note_new_sms(struct store *s, const struct store_msg_new *m, int64_t due_at) {
   struct store_due *d = kk_xmalloc(sizeof *d);   /* freed with the note */
   d->id = m->id;
@@ -119,24 +114,14 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
   return rc;
 }
 
-static int exec_msg_insert(struct store *s, struct store_op *op) {
-  struct insert_data *d = op->data;
+int sq_msg_insert(struct store *s, struct store_op *op) {
+  struct store_insert_data *d = op->data;
   /* A batch is all or nothing: one failing message fails the operation. */
   for (int i = 0; i < d->n; i++) {
     d->msgs[i].rc = insert_one(s, &d->msgs[i]);
     if (d->msgs[i].rc) return d->msgs[i].rc;
   }
   return 0;
-}
-
-void store_msg_insert(struct store *s, struct store_msg_new *msgs, int n,
-                      store_done_cb done, void *arg) {
-  struct insert_data *d = kk_xcalloc(1, sizeof *d);
-  d->msgs = msgs;
-  d->n = n;
-  struct store_op *op = store_atomic(store_op_new(exec_msg_insert, done, arg, d, 0));
-  op->weight = 2 * n;
-  store_submit(s, op);
 }
 
 static void due_row(sqlite3_stmt *st, struct store_due *d) {
@@ -153,7 +138,7 @@ static void due_row(sqlite3_stmt *st, struct store_due *d) {
   d->expires_at = sqlite3_column_int64(st, 9);
 }
 
-int store_due_scan(struct store *s, int64_t after_id, struct store_due *out, int max, int *n) {
+int sq_sms_due(struct store *s, int64_t after_id, struct store_due *out, int max, int *n) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_DUE_SCAN);
   sqlite3_bind_int64(st, 1, after_id);
   sqlite3_bind_int(st, 2, max);

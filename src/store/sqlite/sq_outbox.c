@@ -43,15 +43,8 @@ int store_outbox_due(struct store *s, int64_t now, struct store_outbox *out, int
   return outbox_rows(st, out, max, n);
 }
 
-struct outbox_res {
-  int64_t id;
-  int delivered;
-  int64_t due_at;
-  char error[160];
-};
-
-static int exec_outbox_result(struct store *s, struct store_op *op) {
-  struct outbox_res *d = op->data;
+int sq_outbox_result(struct store *s, struct store_op *op) {
+  struct store_outbox_data *d = op->data;
   sqlite3_stmt *st;
   if (d->delivered) {
     st = sq_stmt(&SQ(s)->w, ST_OUTBOX_DEL);
@@ -65,18 +58,8 @@ static int exec_outbox_result(struct store *s, struct store_op *op) {
   return sq_step_done(&SQ(s)->w, st);
 }
 
-void store_outbox_result(struct store *s, int64_t id, int delivered, int64_t due_at,
-                         const char *error, store_done_cb done, void *arg) {
-  struct outbox_res *d = kk_xcalloc(1, sizeof *d);
-  d->id = id;
-  d->delivered = delivered;
-  d->due_at = due_at;
-  snprintf(d->error, sizeof d->error, "%s", error ? error : "");
-  store_submit(s, store_keep(store_op_new(exec_outbox_result, done, arg, d, 0)));
-}
-
-int store_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *out, int max,
-                          int *n) {
+int sq_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *out, int max,
+                       int *n) {
   /* A skip-scan over outbox_account: one index seek per account. */
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_OUTBOX_NEXT_ACC);
   int k = 0;
@@ -97,8 +80,8 @@ int store_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *
   return 0;
 }
 
-int store_outbox_due_account(struct store *s, int64_t account_id, int64_t now,
-                             struct store_outbox *out, int max, int *n) {
+int sq_outbox_due(struct store *s, int64_t account_id, int64_t now, struct store_outbox *out,
+                  int max, int *n) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_OUTBOX_DUE_ACC);
   sqlite3_bind_int64(st, 1, account_id);
   sqlite3_bind_int64(st, 2, now);
@@ -106,20 +89,12 @@ int store_outbox_due_account(struct store *s, int64_t account_id, int64_t now,
   return outbox_rows(st, out, max, n);
 }
 
-static int exec_outbox_defer(struct store *s, struct store_op *op) {
-  struct outbox_res *d = op->data;
+int sq_outbox_defer(struct store *s, struct store_op *op) {
+  struct store_outbox_data *d = op->data;
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_OUTBOX_DEFER);
   sqlite3_bind_int64(st, 1, d->due_at);
   sqlite3_bind_int64(st, 2, d->id);
   return sq_step_done(&SQ(s)->w, st);
-}
-
-void store_outbox_defer(struct store *s, int64_t id, int64_t due_at, store_done_cb done,
-                        void *arg) {
-  struct outbox_res *d = kk_xcalloc(1, sizeof *d);  /* freed with the operation */
-  d->id = id;
-  d->due_at = due_at;
-  store_submit(s, store_op_new(exec_outbox_defer, done, arg, d, 0));
 }
 
 /* Drops the oldest rows of one account beyond t->keep, at most the rest of
@@ -146,7 +121,7 @@ static int outbox_trim_account(struct store *s, struct store_outbox_trim *t, int
   return 0;
 }
 
-static int exec_outbox_trim(struct store *s, struct store_op *op) {
+int sq_outbox_trim(struct store *s, struct store_op *op) {
   struct store_outbox_trim *t = op->data;
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_OUTBOX_NEXT_ACC);
   int64_t after = 0;
@@ -162,11 +137,6 @@ static int exec_outbox_trim(struct store *s, struct store_op *op) {
     if ((rc = outbox_trim_account(s, t, after)) != 0) return rc;
   }
   return 0;
-}
-
-void store_outbox_trim(struct store *s, struct store_outbox_trim *t, store_done_cb done,
-                       void *arg) {
-  store_submit(s, store_op_new(exec_outbox_trim, done, arg, t, 1));
 }
 
 int64_t store_outbox_next_due(struct store *s) {

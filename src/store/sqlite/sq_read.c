@@ -1,7 +1,7 @@
 /*
  * sq_read.c - reading messages in the SQLite backend: one message, bounded
- * listings and campaign reports, on the loop's connection or in the libuv
- * thread pool on read-only connections of their own.
+ * listings and campaign reports, on the loop's connection or on the store's
+ * pool threads (store_pool.c) through read-only connections of their own.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,9 +38,11 @@ static void read_msg_row(sqlite3_stmt *st, struct store_msg_view *v) {
   sq_col_copy(st, 18, v->campaign, sizeof v->campaign);
 }
 
-int store_msg_get(struct store *s, int64_t account_id, const char *public_id,
-                  struct store_msg_view *out) {
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_MSG_VIEW);
+int sq_msg_get(struct store *s, void *rd, int64_t account_id, const char *public_id,
+               struct store_msg_view *out) {
+  (void)s;
+  struct conn *c = rd;
+  sqlite3_stmt *st = sq_stmt(c, ST_MSG_VIEW);
   sq_bind_text(st, 1, public_id);
   sqlite3_bind_int64(st, 2, account_id);
   int rc = sqlite3_step(st);
@@ -52,7 +54,7 @@ int store_msg_get(struct store *s, int64_t account_id, const char *public_id,
   read_msg_row(st, out);
   sqlite3_reset(st);
 
-  st = sq_stmt(&SQ(s)->r, ST_ATT_VIEW);
+  st = sq_stmt(c, ST_ATT_VIEW);
   sqlite3_bind_int64(st, 1, id);
   while (out->nattempts < STORE_MAX_ATTEMPTS && sqlite3_step(st) == SQLITE_ROW) {
     struct store_attempt_view *a = &out->attempts[out->nattempts++];
@@ -178,16 +180,10 @@ int store_campaign_report(struct store *s, int64_t account_id, const char *campa
   return campaign_report_on(&SQ(s)->r, account_id, campaign, fn, arg, out);
 }
 
-/* ---- reads in the thread pool ------------------------------------------ */
+/* ---- reads in the pool (store_pool.c) ------------------------------------ */
 
-/* A read-only connection for a pool thread: a free one or a new one. NULL
-   when it cannot be opened (logged). */
-static struct conn *reader_get(struct store *s) {
-  pthread_mutex_lock(&SQ(s)->rp_mu);
-  struct conn *c = SQ(s)->rp_nfree > 0 ? SQ(s)->rp_free[--SQ(s)->rp_nfree] : NULL;
-  pthread_mutex_unlock(&SQ(s)->rp_mu);
-  if (c) return c;
-  c = kk_xcalloc(1, sizeof *c);   /* freed by reader_put() or store_close() */
+void *sq_reader_open(struct store *s) {
+  struct conn *c = kk_xcalloc(1, sizeof *c);   /* freed by sq_reader_close() */
   int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(SQ(s)->path, &c->db, flags, NULL) != SQLITE_OK ||
       sqlite3_exec(c->db, "PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;", NULL, NULL,
@@ -202,123 +198,20 @@ static struct conn *reader_get(struct store *s) {
   return c;
 }
 
-static void reader_put(struct store *s, struct conn *c) {
-  pthread_mutex_lock(&SQ(s)->rp_mu);
-  if (SQ(s)->rp_nfree < (int)(sizeof SQ(s)->rp_free / sizeof SQ(s)->rp_free[0])) {
-    SQ(s)->rp_free[SQ(s)->rp_nfree++] = c;
-    c = NULL;
-  }
-  pthread_mutex_unlock(&SQ(s)->rp_mu);
-  if (c) {
-    conn_close(c);
-    free(c);
-  }
+void sq_reader_close(struct store *s, void *rd) {
+  (void)s;
+  conn_close(rd);
+  free(rd);
 }
 
-/* One read in the pool: fn(conn, args) on a pool thread, then done. */
-struct pool_read {
-  uv_work_t work;
-  struct store *s;
-  int (*fn)(struct conn *c, struct pool_read *r);
-  store_done_cb done;
-  void *arg;
-  int rc;
-  /* the read's arguments */
-  int64_t account_id;
-  struct store_msg_filter f;
-  struct store_msg_view *out;
-  int *n;
-  int64_t *next_cursor;
-  const char *campaign;
-  store_campaign_group_fn group_fn;
-  void *group_arg;
-  struct store_campaign_totals *totals;
-};
-
-static void on_pool_work(uv_work_t *w) {
-  struct pool_read *r = w->data;
-  struct store *s = r->s;
-  struct conn *c = reader_get(s);
-  r->rc = c ? r->fn(c, r) : KK_ESTORE;
-  if (c) reader_put(s, c);
-  pthread_mutex_lock(&SQ(s)->rp_mu);
-  SQ(s)->rp_running--;
-  pthread_cond_broadcast(&SQ(s)->rp_cv);
-  pthread_mutex_unlock(&SQ(s)->rp_mu);
+int sq_msg_list(struct store *s, void *rd, int64_t account_id, const struct store_msg_filter *f,
+                struct store_msg_view *out, int *n, int64_t *next_cursor) {
+  (void)s;
+  return msg_list_on(rd, account_id, f, out, n, next_cursor);
 }
 
-static void on_pool_done(uv_work_t *w, int status) {
-  struct pool_read *r = w->data;
-  r->s->pending--;
-  int rc = status == 0 ? r->rc : KK_ESTORE;
-  if (r->done) r->done(r->arg, rc);
-  free(r);
-}
-
-/* Queues r (loop thread); counted as pending, like a write, until done. */
-static void pool_submit(struct store *s, struct pool_read *r) {
-  r->s = s;
-  r->work.data = r;
-  s->pending++;
-  pthread_mutex_lock(&SQ(s)->rp_mu);
-  SQ(s)->rp_running++;
-  pthread_mutex_unlock(&SQ(s)->rp_mu);
-  if (uv_queue_work(s->loop, &r->work, on_pool_work, on_pool_done) != 0) {
-    pthread_mutex_lock(&SQ(s)->rp_mu);
-    SQ(s)->rp_running--;
-    pthread_mutex_unlock(&SQ(s)->rp_mu);
-    r->rc = KK_ESTORE;
-    on_pool_done(&r->work, 0);
-  }
-}
-
-/* Waits for reads running in pool threads and closes the readers. */
-void sq_readers_close(struct store *s) {
-  pthread_mutex_lock(&SQ(s)->rp_mu);
-  while (SQ(s)->rp_running > 0) pthread_cond_wait(&SQ(s)->rp_cv, &SQ(s)->rp_mu);
-  for (int i = 0; i < SQ(s)->rp_nfree; i++) {
-    conn_close(SQ(s)->rp_free[i]);
-    free(SQ(s)->rp_free[i]);
-  }
-  SQ(s)->rp_nfree = 0;
-  pthread_mutex_unlock(&SQ(s)->rp_mu);
-}
-
-static int pool_msg_list(struct conn *c, struct pool_read *r) {
-  return msg_list_on(c, r->account_id, &r->f, r->out, r->n, r->next_cursor);
-}
-
-void store_msg_list_async(struct store *s, int64_t account_id, const struct store_msg_filter *f,
-                          struct store_msg_view *out, int *n, int64_t *next_cursor,
-                          store_done_cb done, void *arg) {
-  struct pool_read *r = kk_xcalloc(1, sizeof *r);   /* freed in on_pool_done() */
-  r->fn = pool_msg_list;
-  r->done = done;
-  r->arg = arg;
-  r->account_id = account_id;
-  r->f = *f;
-  r->out = out;
-  r->n = n;
-  r->next_cursor = next_cursor;
-  pool_submit(s, r);
-}
-
-static int pool_campaign_report(struct conn *c, struct pool_read *r) {
-  return campaign_report_on(c, r->account_id, r->campaign, r->group_fn, r->group_arg, r->totals);
-}
-
-void store_campaign_report_async(struct store *s, int64_t account_id, const char *campaign,
-                                 store_campaign_group_fn fn, void *fn_arg,
-                                 struct store_campaign_totals *out, store_done_cb done,
-                                 void *arg) {
-  struct pool_read *r = kk_xcalloc(1, sizeof *r);   /* freed in on_pool_done() */
-  r->fn = pool_campaign_report;
-  r->done = done;
-  r->arg = arg;
-  r->account_id = account_id;
-  r->campaign = campaign;
-  r->group_fn = fn;
-  r->group_arg = fn_arg;
-  r->totals = out;
-  pool_submit(s, r);
+int sq_campaign_report(struct store *s, void *rd, int64_t account_id, const char *campaign,
+                       store_campaign_group_fn fn, void *arg, struct store_campaign_totals *out) {
+  (void)s;
+  return campaign_report_on(rd, account_id, campaign, fn, arg, out);
 }

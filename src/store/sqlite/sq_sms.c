@@ -17,13 +17,6 @@
 
 /* ---- messages: status changes ------------------------------------------ */
 
-struct upd_data {
-  struct store_sms_update u;
-  char route[64];
-  char provider_id[72];
-  char error[160];
-};
-
 static int part_receipt(struct store *s, const char *route, const char *pid,
                         int64_t attempt_id, const struct casc_att *pre, const char *state,
                         const char *error, int64_t at);
@@ -48,8 +41,8 @@ int casc_early_check(struct store *s) {
   return rc == SQLITE_ROW ? 0 : KK_ESTORE;
 }
 
-static int exec_sms_submitted(struct store *s, struct store_op *op) {
-  struct upd_data *d = op->data;
+int sq_sms_submitted(struct store *s, struct store_op *op) {
+  struct store_sms_data *d = op->data;
   struct store_sms_update *u = &d->u;
   struct conn *c = &SQ(s)->w;
   struct casc_att att;
@@ -115,25 +108,6 @@ static int exec_sms_submitted(struct store *s, struct store_op *op) {
   return part_receipt(s, d->route, pid, u->attempt_id, NULL, state, error, at);
 }
 
-static struct upd_data *upd_copy(const struct store_sms_update *u) {
-  struct upd_data *d = kk_xcalloc(1, sizeof *d);
-  d->u = *u;
-  snprintf(d->route, sizeof d->route, "%s", u->route ? u->route : "");
-  snprintf(d->provider_id, sizeof d->provider_id, "%s", u->provider_id ? u->provider_id : "");
-  snprintf(d->error, sizeof d->error, "%s", u->error ? u->error : "");
-  d->u.route = d->route;
-  d->u.provider_id = d->provider_id;
-  d->u.error = d->error;
-  return d;
-}
-
-void store_sms_submitted(struct store *s, const struct store_sms_update *u,
-                         store_done_cb done, void *arg) {
-  struct store_op *op = store_keep(store_op_new(exec_sms_submitted, done, arg, upd_copy(u), 0));
-  op->weight = 3;
-  store_submit(s, op);
-}
-
 /* Ends the SMS attempt with a final status; the cascade decides what follows. */
 static int attempt_final(struct store *s, int64_t msg_id, int64_t attempt_id,
                          const char *status, const char *error, int64_t at) {
@@ -141,18 +115,18 @@ static int attempt_final(struct store *s, int64_t msg_id, int64_t attempt_id,
                             at, 0);
 }
 
-static int exec_sms_failed(struct store *s, struct store_op *op) {
-  struct upd_data *d = op->data;
+int sq_sms_failed(struct store *s, struct store_op *op) {
+  struct store_sms_data *d = op->data;
   return attempt_final(s, d->u.msg_id, d->u.attempt_id, "failed", d->error, d->u.at);
 }
 
-static int exec_sms_expired(struct store *s, struct store_op *op) {
-  struct upd_data *d = op->data;
+int sq_sms_expired(struct store *s, struct store_op *op) {
+  struct store_sms_data *d = op->data;
   return attempt_final(s, d->u.msg_id, d->u.attempt_id, "expired", d->error, d->u.at);
 }
 
-static int exec_sms_retry(struct store *s, struct store_op *op) {
-  struct upd_data *d = op->data;
+int sq_sms_retry(struct store *s, struct store_op *op) {
+  struct store_sms_data *d = op->data;
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_MSG_SET_DUE);
   sqlite3_bind_int64(st, 1, d->u.due_at);
   sqlite3_bind_int64(st, 2, d->u.at);
@@ -165,30 +139,7 @@ static int exec_sms_retry(struct store *s, struct store_op *op) {
   return sq_step_done(&SQ(s)->w, st);
 }
 
-void store_sms_failed(struct store *s, const struct store_sms_update *u,
-                      store_done_cb done, void *arg) {
-  store_submit(s, store_keep(store_op_new(exec_sms_failed, done, arg, upd_copy(u), 0)));
-}
-
-void store_sms_expired(struct store *s, const struct store_sms_update *u,
-                       store_done_cb done, void *arg) {
-  store_submit(s, store_keep(store_op_new(exec_sms_expired, done, arg, upd_copy(u), 0)));
-}
-
-void store_sms_retry(struct store *s, const struct store_sms_update *u,
-                     store_done_cb done, void *arg) {
-  store_submit(s, store_keep(store_op_new(exec_sms_retry, done, arg, upd_copy(u), 0)));
-}
-
 /* ---- receipts ---------------------------------------------------------- */
-
-struct receipt_data {
-  struct store_receipt *r;   /* caller's, alive until done */
-  char route[64];
-  char ids[2][72];
-  char state[16];
-  char error[128];
-};
 
 /*
  * Applies a receipt to one part that is still "sent" (pre: its attempt as
@@ -230,7 +181,7 @@ static int part_receipt(struct store *s, const char *route, const char *pid,
 
 /* Keeps a receipt whose part is not known yet under each of its ids; the
    submit_sm_resp that names the part applies it (exec_sms_submitted). */
-static int hold_receipt(struct store *s, const struct receipt_data *d) {
+static int hold_receipt(struct store *s, const struct store_receipt_data *d) {
   struct conn *c = &SQ(s)->w;
   char key[72];
   snprintf(key, sizeof key, "r%s", d->route);
@@ -250,8 +201,8 @@ static int hold_receipt(struct store *s, const struct receipt_data *d) {
   return rc;
 }
 
-static int exec_receipt(struct store *s, struct store_op *op) {
-  struct receipt_data *d = op->data;
+int sq_receipt(struct store *s, struct store_op *op) {
+  struct store_receipt_data *d = op->data;
   struct conn *c = &SQ(s)->w;
   d->r->matched = 0;
   for (int i = 0; i < 2 && d->ids[i][0]; i++) {
@@ -275,33 +226,13 @@ static int exec_receipt(struct store *s, struct store_op *op) {
   return hold_receipt(s, d);
 }
 
-void store_receipt_apply(struct store *s, struct store_receipt *r,
-                         store_done_cb done, void *arg) {
-  struct receipt_data *d = kk_xcalloc(1, sizeof *d);
-  r->at = store_clamp_at(r->at, store_now_ms());
-  d->r = r;
-  snprintf(d->route, sizeof d->route, "%s", r->route);
-  for (int i = 0; i < 2; i++) lower_id(r->ids[i] ? r->ids[i] : "", d->ids[i], sizeof d->ids[i]);
-  snprintf(d->state, sizeof d->state, "%s", r->state);
-  snprintf(d->error, sizeof d->error, "%s", r->error ? r->error : "");
-  struct store_op *op = store_op_new(exec_receipt, done, arg, d, 0);
-  op->weight = 3;
-  store_submit(s, op);
-}
-
-struct inbound_data {
-  char channel[20], route[64], from[32], to[32];
-  int64_t scope, at;
-  char text[];              /* NUL-terminated */
-};
-
 /*
  * The account a message from a person belongs to: the scope whose number
  * received it, else the account whose message last went to that phone (on
  * that route, for SMS), the one it most likely answers. None: the row is
  * kept for the operator and listed to no account.
  */
-static void inbound_owner(struct store *s, const struct inbound_data *d, int64_t *account,
+static void inbound_owner(struct store *s, const struct store_inbound_data *d, int64_t *account,
                           int64_t *msg) {
   const char *from = d->from[0] == '+' ? d->from + 1 : d->from;
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_MO_OWNER);
@@ -317,8 +248,8 @@ static void inbound_owner(struct store *s, const struct inbound_data *d, int64_t
   sqlite3_reset(st);
 }
 
-static int exec_inbound(struct store *s, struct store_op *op) {
-  struct inbound_data *d = op->data;
+int sq_inbound(struct store *s, struct store_op *op) {
+  struct store_inbound_data *d = op->data;
   int64_t account, msg;
   inbound_owner(s, d, &account, &msg);
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_MO_INSERT);
@@ -333,33 +264,14 @@ static int exec_inbound(struct store *s, struct store_op *op) {
   return sq_step_done(&SQ(s)->w, st);
 }
 
-void store_inbound_add(struct store *s, const struct store_inbound *in, store_done_cb done,
-                       void *arg) {
-  size_t len = strlen(in->text);
-  struct inbound_data *d = kk_xcalloc(1, sizeof *d + len + 1);
-  snprintf(d->channel, sizeof d->channel, "%s", in->channel);
-  snprintf(d->route, sizeof d->route, "%s", in->route ? in->route : "");
-  snprintf(d->from, sizeof d->from, "%s", in->from);
-  snprintf(d->to, sizeof d->to, "%s", in->to ? in->to : "");
-  d->scope = in->scope;
-  d->at = in->at;
-  memcpy(d->text, in->text, len + 1);
-  store_submit(s, store_op_new(exec_inbound, done, arg, d, 0));
-}
-
-void store_mo_add(struct store *s, const char *route, const char *from,
-                  const char *to, const char *text, int64_t at,
-                  store_done_cb done, void *arg) {
-  struct store_inbound in = {.channel = "sms", .route = route, .from = from, .to = to,
-                             .text = text, .at = at};
-  store_inbound_add(s, &in, done, arg);
-}
-
-int store_reply_list(struct store *s, int64_t account_id, const struct store_reply_filter *f,
-                     struct store_reply_view *out, int *n, int64_t *next_cursor) {
+int sq_reply_list(struct store *s, void *rd, int64_t account_id,
+                  const struct store_reply_filter *f, struct store_reply_view *out, int *n,
+                  int64_t *next_cursor) {
+  (void)s;
+  struct conn *c = rd;
   enum stmt_id id = f->from ? ST_REPLY_LIST_FROM : f->channel ? ST_REPLY_LIST_CHANNEL
                                                                : ST_REPLY_LIST;
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, id);
+  sqlite3_stmt *st = sq_stmt(c, id);
   sqlite3_bind_int64(st, 1, account_id);
   sqlite3_bind_int64(st, 2, f->before_id > 0 ? f->before_id : INT64_MAX);
   sqlite3_bind_int(st, 3, f->limit + 1);
@@ -392,3 +304,6 @@ int store_reply_list(struct store *s, int64_t account_id, const struct store_rep
   }
   return 0;
 }
+
+/* ---- early rows ------------------------------------------------------------ */
+
