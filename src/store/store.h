@@ -2,8 +2,8 @@
  * store.h - the durable store: every SQL statement of kaskad lives behind
  * this interface. The queue and the writer are backend-neutral
  * (store_writer.c); SQL lives in a backend behind a table of functions
- * (store_int.h: struct store_backend): SQLite in sqlite/ today, PostgreSQL
- * later.
+ * (store_int.h: struct store_backend): SQLite in sqlite/, PostgreSQL in pg/
+ * (the configuration so far).
  *
  * Writes are asynchronous and group-committed: the caller queues an operation
  * with a done callback; a writer thread runs many queued operations in one
@@ -12,13 +12,15 @@
  * done callbacks run on the loop thread after the commit that holds them. A
  * client is acknowledged from a done callback, never before.
  *
- * Reads are synchronous, on the loop thread, through a separate connection
- * (WAL lets it read while the writer writes), except those that may take
- * long (listings, reports, a message with its attempts): these run on the
- * store's pool threads, each through a connection of its own, and answer in
- * a done callback on the loop thread (the *_async functions). Nothing is
- * read on the loop thread to send: the notes carry the rows (store_note)
- * and due work is handed out by claims.
+ * Accounts and named cascades are answered from memory (store_cache.c,
+ * kept by the notes of each commit). Other reads are synchronous, on the
+ * loop thread, through a separate connection (WAL lets it read while the
+ * writer writes), except those that may take long (listings, reports, a
+ * message with its attempts): these run on the store's pool threads, each
+ * through a connection of its own, and answer in a done callback on the
+ * loop thread (the *_async functions). Nothing is read on the loop thread to
+ * send: the notes carry the rows (store_note) and due work is handed out by
+ * claims.
  *
  * Times are milliseconds since the Unix epoch (int64_t).
  */
