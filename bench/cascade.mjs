@@ -107,7 +107,8 @@ async function world(channels) {
     '--smtp', `127.0.0.1:${opt.sim_smtp}`, '--seed', '1', '--channels', JSON.stringify(channels),
     '--log-level', 'warn']);
   const kk = start('kaskad', ['--http', `127.0.0.1:${opt.port}`, '--data', data, '--sync', opt.sync,
-    '--outbound_allow', '127.0.0.1/32', '--log-level', 'warn', '--rate_key', '0', '--rate_account', '0', '--max_conns_per_ip', '0'],
+    '--outbound_allow', '127.0.0.1/32', '--log-level', 'warn', '--rate_key', '0', '--rate_account', '0', '--max_conns_per_ip', '0',
+    '--hook_rate', '1000000'],
   { KASKAD_ADMIN_KEY: ADMIN });
   await until(() => request('GET', `${URL_K}/healthz`), 'kaskad');
   await until(() => request('GET', `${URL_S}/healthz`), 'kaskad-sim');

@@ -61,6 +61,19 @@ void api_json(struct http_req *req, int status, json_t *doc, const char *extra_h
   free(s);
 }
 
+void api_json_page(struct http_req *req, const char *key, json_t *rows, int64_t next) {
+  json_t *doc = json_object();
+  json_object_set_new(doc, key, rows);
+  if (next) {
+    char cur[32];
+    snprintf(cur, sizeof cur, "%lld", (long long)next);
+    json_object_set_new(doc, "next_cursor", json_string(cur));
+  } else {
+    json_object_set_new(doc, "next_cursor", json_null());
+  }
+  api_json(req, 200, doc, NULL);
+}
+
 void api_empty(struct http_req *req, int status) {
   api_respond(req, status, NULL, "", 0, NULL);
 }

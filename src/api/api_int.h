@@ -110,6 +110,9 @@ void api_not_allowed(struct http_req *req, const char *allow);
    that cannot be serialised (a string that is not UTF-8) answers a fixed
    500 internal error instead, and is logged. */
 void api_json(struct http_req *req, int status, json_t *doc, const char *extra_headers);
+/* Answers 200 with a page of a listing: {key: rows, "next_cursor": next as
+   a string, or null when 0}. Takes rows. */
+void api_json_page(struct http_req *req, const char *key, json_t *rows, int64_t next);
 /* Answers with a status and no body (e.g. 204). */
 void api_empty(struct http_req *req, int status);
 /* Formats ms since the epoch as 2026-11-23T21:04:05.123Z. */

@@ -490,15 +490,7 @@ static void on_listed(void *arg, int rc) {
   } else {
     json_t *arr = json_array();
     for (int i = 0; i < c->n; i++) json_array_append_new(arr, message_json(&c->rows[i], 0));
-    json_t *doc = json_pack("{s:o}", "messages", arr);
-    if (c->next) {
-      char cur[32];
-      snprintf(cur, sizeof cur, "%lld", (long long)c->next);
-      json_object_set_new(doc, "next_cursor", json_string(cur));
-    } else {
-      json_object_set_new(doc, "next_cursor", json_null());
-    }
-    api_json(c->req, 200, doc, NULL);
+    api_json_page(c->req, "messages", arr, c->next);
   }
   for (int i = 0; i < c->n; i++) free(c->rows[i].text);
   free(c->rows);

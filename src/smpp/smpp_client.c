@@ -91,15 +91,22 @@ static int64_t rate_available(const struct smpp_client *c) {
 
 static void on_rate_timer(uv_timer_t *t);
 
+/* Arms the refill timer for the moment the budget holds a submit again, if
+   it does not now and the timer is not already running. */
+static void rate_arm(struct smpp_client *c) {
+  if (c->cfg.max_sps <= 0 || uv_is_active((uv_handle_t *)&c->rate_timer)) return;
+  int64_t avail = rate_available(c);
+  if (avail >= 1000) return;
+  int64_t wait = (1000 - avail + c->cfg.max_sps - 1) / c->cfg.max_sps;
+  uv_timer_start(&c->rate_timer, on_rate_timer, (uint64_t)(wait > 0 ? wait : 1), 0);
+}
+
 /* Spends one submit of the rate budget; arms the refill timer when it runs out. */
 static void rate_spend(struct smpp_client *c) {
   if (c->cfg.max_sps <= 0) return;
   c->tokens_milli = rate_available(c) - 1000;
   c->tokens_ms = uv_now(c->loop);
-  if (c->tokens_milli < 1000 && !uv_is_active((uv_handle_t *)&c->rate_timer)) {
-    int64_t wait = (1000 - c->tokens_milli + c->cfg.max_sps - 1) / c->cfg.max_sps;
-    uv_timer_start(&c->rate_timer, on_rate_timer, (uint64_t)(wait > 0 ? wait : 1), 0);
-  }
+  rate_arm(c);
 }
 
 static int sess_can_submit(const struct sess *s) {
@@ -124,7 +131,12 @@ int smpp_client_capacity(const struct smpp_client *c) {
 /* Calls ready when something freed capacity since the last call and there is some. */
 static void fire_ready(struct smpp_client *c) {
   if (!c->want_ready || c->closing || c->cbs.ready == NULL) return;
-  if (smpp_client_capacity(c) <= 0) return;
+  if (smpp_client_capacity(c) <= 0) {
+    /* A timer that fired before a later spend's refill, or a window freed
+       while the budget is spent: without a timer nothing would call again. */
+    rate_arm(c);
+    return;
+  }
   c->want_ready = 0;
   c->cbs.ready(c->ud);
 }

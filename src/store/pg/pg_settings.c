@@ -99,20 +99,28 @@ int pg_setting_put(struct store *s, struct store_op *op) {
   return rc;
 }
 
-int pg_channels_each(struct store *s,
-                     void (*fn)(void *arg, int64_t account_id, const char *channel,
-                                const char *config),
-                     void *arg) {
+/* Calls fn with each row (account_id, key, text) of sql's, in its order. */
+static int each_keyed_text(struct store *s, const char *sql,
+                           void (*fn)(void *arg, int64_t account_id, const char *key,
+                                      const char *text),
+                           void *arg) {
   int rc;
-  PGresult *r = pg_read(&PG(s)->r,
-                        "SELECT account_id,channel,config FROM channel_settings"
-                        " ORDER BY account_id,channel COLLATE \"C\"",
-                        NULL, &rc);
+  PGresult *r = pg_read(&PG(s)->r, sql, NULL, &rc);
   if (r == NULL) return KK_ESTORE;
   for (int i = 0; i < PQntuples(r); i++)
     fn(arg, pg_int(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
   PQclear(r);
   return 0;
+}
+
+int pg_channels_each(struct store *s,
+                     void (*fn)(void *arg, int64_t account_id, const char *channel,
+                                const char *config),
+                     void *arg) {
+  return each_keyed_text(s,
+                         "SELECT account_id,channel,config FROM channel_settings"
+                         " ORDER BY account_id,channel COLLATE \"C\"",
+                         fn, arg);
 }
 
 int pg_prices_each(struct store *s,
@@ -134,14 +142,8 @@ int pg_cascades_all(struct store *s,
                     void (*fn)(void *arg, int64_t account_id, const char *name,
                                const char *steps),
                     void *arg) {
-  int rc;
-  PGresult *r = pg_read(&PG(s)->r,
-                        "SELECT account_id,name,steps FROM cascades"
-                        " ORDER BY account_id,name COLLATE \"C\"",
-                        NULL, &rc);
-  if (r == NULL) return KK_ESTORE;
-  for (int i = 0; i < PQntuples(r); i++)
-    fn(arg, pg_int(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
-  PQclear(r);
-  return 0;
+  return each_keyed_text(s,
+                         "SELECT account_id,name,steps FROM cascades"
+                         " ORDER BY account_id,name COLLATE \"C\"",
+                         fn, arg);
 }

@@ -100,16 +100,7 @@ static struct store_due *sms_row_w(struct store *s, int64_t id) {
   struct store_due *d = NULL;
   if (sqlite3_step(st) == SQLITE_ROW) {
     d = kk_xcalloc(1, sizeof *d);   /* freed with the note */
-    d->id = sqlite3_column_int64(st, 0);
-    d->attempt_id = sqlite3_column_int64(st, 1);
-    d->account_id = sqlite3_column_int64(st, 2);
-    sq_col_copy(st, 3, d->to, sizeof d->to);
-    sq_col_copy(st, 4, d->sender, sizeof d->sender);
-    sq_col_copy(st, 5, d->route, sizeof d->route);
-    d->text = sq_col_dup(st, 6);
-    d->parts_done = (uint32_t)sqlite3_column_int64(st, 7);
-    d->due_at = sqlite3_column_int64(st, 8);
-    d->expires_at = sqlite3_column_int64(st, 9);
+    sq_due_row(st, d);
   }
   sqlite3_reset(st);
   return d;

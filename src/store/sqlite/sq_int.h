@@ -433,6 +433,8 @@ void sq_notes_rows(struct store *s, int64_t now);
 /* ---- messages, SMS and callbacks: writes and reads ------------------------ */
 /* sq_msg.c */
 int sq_msg_insert(struct store *s, struct store_op *op);
+/* The SMS row (ST_DUE_GET / ST_DUE_SCAN's columns) at st into d (text malloc'd). */
+void sq_due_row(sqlite3_stmt *st, struct store_due *d);
 /* sq_sms.c */
 int sq_sms_submitted(struct store *s, struct store_op *op);
 int sq_sms_failed(struct store *s, struct store_op *op);

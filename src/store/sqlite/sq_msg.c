@@ -124,7 +124,7 @@ int sq_msg_insert(struct store *s, struct store_op *op) {
   return 0;
 }
 
-static void due_row(sqlite3_stmt *st, struct store_due *d) {
+void sq_due_row(sqlite3_stmt *st, struct store_due *d) {
   memset(d, 0, sizeof *d);
   d->id = sqlite3_column_int64(st, 0);
   d->attempt_id = sqlite3_column_int64(st, 1);
@@ -143,7 +143,7 @@ int sq_sms_due(struct store *s, int64_t after_id, struct store_due *out, int max
   sqlite3_bind_int64(st, 1, after_id);
   sqlite3_bind_int(st, 2, max);
   int rc = SQLITE_DONE, k = 0;
-  while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) due_row(st, &out[k++]);
+  while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) sq_due_row(st, &out[k++]);
   if (k < max && rc != SQLITE_DONE) {
     kk_error(LOGCTX, "due scan: %s", sqlite3_errmsg(SQ(s)->r.db));
     sqlite3_reset(st);

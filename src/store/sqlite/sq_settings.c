@@ -82,17 +82,25 @@ int sq_setting_put(struct store *s, struct store_op *op) {
   return rc;
 }
 
-int sq_channels_each(struct store *s,
-                        void (*fn)(void *arg, int64_t account_id, const char *channel,
-                                   const char *config),
-                        void *arg) {
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_CHSET_ALL);
+/* Calls fn with each row (account_id, key, text) of statement id's. */
+static int each_keyed_text(struct store *s, enum stmt_id id,
+                           void (*fn)(void *arg, int64_t account_id, const char *key,
+                                      const char *text),
+                           void *arg) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, id);
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW)
     fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
        (const char *)sqlite3_column_text(st, 2));
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+int sq_channels_each(struct store *s,
+                     void (*fn)(void *arg, int64_t account_id, const char *channel,
+                                const char *config),
+                     void *arg) {
+  return each_keyed_text(s, ST_CHSET_ALL, fn, arg);
 }
 
 int sq_prices_each(struct store *s,
@@ -112,11 +120,5 @@ int sq_cascades_all(struct store *s,
                     void (*fn)(void *arg, int64_t account_id, const char *name,
                                const char *steps),
                     void *arg) {
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_CASC_EVERY);
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-    fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-       (const char *)sqlite3_column_text(st, 2));
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+  return each_keyed_text(s, ST_CASC_EVERY, fn, arg);
 }

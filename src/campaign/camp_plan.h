@@ -1,0 +1,43 @@
+/*
+ * camp_plan.h - when each recipient of a campaign gets its message: inside
+ * the campaign's send window in the recipient's own time zone, no earlier
+ * than the start, no later than the end, and never faster than the
+ * campaign's rate (or spread evenly over a duration) across all its
+ * recipients. Pure: no I/O, no clock of its own (core/kk_tz for zones).
+ *
+ * Recipients whose window opens first go first; a recipient whose window
+ * closes before a slot is free waits for its window the next day; one
+ * that cannot be placed before the end is left unplanned (expired).
+ */
+#ifndef CAMP_PLAN_H
+#define CAMP_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/pol_quiet.h"
+
+struct camp_plan_opts {
+  int64_t start_ms;          /* not before */
+  int64_t end_ms;            /* not after (0: no end) */
+  struct pol_window window;  /* local send window [from, to); from == to: any time */
+  int per_minute;            /* at most this many a minute (0: see spread_ms) */
+  int64_t spread_ms;         /* or: spread evenly over this long (0 with per_minute 0:
+                                 as fast as the window allows) */
+};
+
+struct camp_recipient {
+  const char *timezone;      /* IANA name, or NULL: offset_min */
+  int offset_min;
+  int64_t at;                /* out: the planned UTC time; 0: not placed before the end */
+};
+
+/*
+ * Plans the n recipients in place (their `at`). Returns how many were
+ * placed, or KK_EINVAL (a bad window or rate), KK_ENOENT (a zone the tz
+ * database does not know: that recipient's at is 0 and planning goes on
+ * with the others; the return is still the count placed). Work: n log n.
+ */
+long camp_plan(struct camp_recipient *r, size_t n, const struct camp_plan_opts *o);
+
+#endif
