@@ -93,12 +93,22 @@ static void pump_sends(struct chan_engine *e) {
     free(row);
   }
   chan_send_flush(e);
+  /* Rows left in the store while the queue was full: claim them once it
+     has drained to half. */
+  if (e->left_due && !e->stopping && e->ready.len < CHAN_READY_MAX / 2) {
+    e->left_due = 0;
+    uv_timer_start(&e->scan_timer, on_scan_timer, 0, 0);
+  }
 }
 
 /* Queues a copy of row (taking its text and extra) unless its attempt is
    queued or being sent already (row is then left as it is, the caller's). */
 static void ready_add(struct chan_engine *e, struct store_chan_due *row) {
   if (chan_ready_has(&e->ready, row->attempt_id)) return;
+  if (e->ready.len >= CHAN_READY_MAX) {
+    e->left_due = 1;  /* it stays due in the store */
+    return;
+  }
   struct store_chan_due *k = kk_xmalloc(sizeof *k);   /* freed when popped */
   *k = *row;
   row->text = row->extra = NULL;
@@ -123,7 +133,8 @@ static void scan_due(struct chan_engine *e) {
       ready_add(e, &e->rows[i]);
       store_chan_due_free(&e->rows[i]);   /* what ready_add did not take */
     }
-  } while (more);
+  } while (more && e->ready.len < CHAN_READY_MAX);
+  if (more) e->left_due = 1;
   pump_sends(e);
 }
 

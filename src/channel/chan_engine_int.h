@@ -11,6 +11,8 @@
 
 #define CHAN_LOGCTX "channel"
 #define CHAN_SCAN_MAX 512         /* rows claimed at once */
+#define CHAN_READY_MAX 20000      /* rows held in the ready queue; more wait in the
+                                     store until the queue drains (a claim brings them) */
 #define CHAN_MAX_OPEN_BATCHES 8   /* settings with a batch filling at once */
 
 /* Per-channel counters of the engine (the store counts the state machine),
@@ -58,6 +60,7 @@ struct chan_engine {
   struct chan_counters cnt[CHAN_MAX_DRIVERS];
   struct chan_sender senders[CHAN_MAX_DRIVERS];   /* of the external channels */
   struct store_chan_due *rows;   /* CHAN_SCAN_MAX, for claims (allocated at the first) */
+  int left_due;                  /* rows were left in the store with the queue full */
 };
 
 /* The counters of a channel (a spare slot for an unknown name). */

@@ -2,13 +2,15 @@
  * test_channel_engine.c - pieces of the channel engine that run without a
  * store: the due queue (each attempt taken once, in order, through growth
  * and deletions), and the senders of external channels (SMS goes to the
- * sender given for it; a channel the engine sends itself takes none).
+ * sender given for it; a channel the engine sends itself takes none), and
+ * the bound of the ready queue.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
 #include "channel/chan_engine.h"
+#include "channel/chan_engine_int.h"
 #include "channel/chan_ready.h"
 #include "core/kk_buf.h"
 #include "core/kk_err.h"
@@ -89,6 +91,31 @@ KK_TEST(channel_engine_external_sender) {
   chan_engine_stop(e, on_stopped, &s);
   submit(e, KK_CHAN_SMS, 44);                  /* stopping: dropped */
   ASSERT_EQ(s.nsub, 2);
+  while (!s.stopped) uv_run(&loop, UV_RUN_ONCE);
+  chan_engine_free(e);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
+/* The ready queue holds at most CHAN_READY_MAX rows; the rest stay due in
+   the store for a claim once the queue has drained. */
+KK_TEST(channel_engine_ready_queue_is_bounded) {
+  uv_loop_t loop;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  struct chan_engine *e = chan_engine_new(&loop, NULL, NULL);
+  ASSERT(e != NULL);
+  for (int64_t id = 1; id <= CHAN_READY_MAX + 10; id++) {
+    struct store_chan_due row;
+    memset(&row, 0, sizeof row);
+    row.attempt_id = id;
+    row.text = strdup("hi");
+    chan_engine_due(e, &row, 0, 1);
+    free(row.text);  /* NULL when the queue took it */
+  }
+  ASSERT_EQ(e->ready.len, CHAN_READY_MAX);
+  ASSERT_EQ(e->left_due, 1);
+  struct seen s;
+  memset(&s, 0, sizeof s);
+  chan_engine_stop(e, on_stopped, &s);
   while (!s.stopped) uv_run(&loop, UV_RUN_ONCE);
   chan_engine_free(e);
   ASSERT_EQ(uv_loop_close(&loop), 0);
