@@ -304,6 +304,13 @@ static enum MHD_Result route(struct sim_http *h, struct MHD_Connection *c, const
   if (strcmp(url, "/submits") == 0 && get) return get_submits(h, c);
   if (strcmp(url, "/mo") == 0 && post) return post_mo(h, c, r);
   if (strcmp(url, "/reset") == 0 && post) return post_reset(h, c, r);
+  if (h->o.hlr) {
+    unsigned status;
+    char *body;
+    if (sim_hlr_handle(h->o.hlr, method, url, query_arg(c, "phone"), r->body.p, r->body.len,
+                       &status, &body) == 0)
+      return reply(c, status, "application/json", body, strlen(body));
+  }
   int rc = route_chan(h, c, url, method, r);
   if (rc >= 0) return (enum MHD_Result)rc;
   static const char *const known[] = {"/healthz", "/stats", "/config", "/submits", "/mo",

@@ -52,6 +52,7 @@
 #include <uv.h>
 
 #include "sim_chan.h"
+#include "sim_hlr.h"
 #include "sim_knobs.h"
 #include "sim_ring.h"
 #include "sim_smsc.h"
@@ -64,6 +65,7 @@ struct sim_http_opts {
   struct sim_knobs *knobs;       /* changed by POST /config */
   struct sim_ring *ring;
   struct sim_chan *chan;         /* provider and channel paths; may be NULL */
+  struct sim_hlr *hlr;           /* the /hlr paths; may be NULL */
 };
 
 /*

@@ -66,6 +66,9 @@ static const char usage[] =
     "  POST /mo           {\"from\",\"to\",\"text\",\"system_id\"?} sends an MO\n"
     "  POST /reset        zero counters, clear recorded submits, channel requests\n"
     "                     and pending callbacks; {\"apps\":true} also forgets apps\n"
+    "  GET  /hlr?phone=   HLR/MNP lookup: {\"phone\",\"ported\",\"operator\"?,\"inn\"?,\"roaming\"}\n"
+    "  POST /hlr/config   {\"ported\":{phone:{\"operator\",\"inn\"}},\"roaming\":[phone],\"down\"}\n"
+    "  GET  /hlr/stats    {\"lookups\"}\n"
     "\n"
     "Channels (fake providers, same port, each provider's own paths and formats):\n"
     "  POST /method/messages.send               VK\n"
@@ -103,6 +106,7 @@ struct app {
   struct sim_http *http;
   struct sim_chan *chan;
   struct sim_smtp *smtp;
+  struct sim_hlr *hlr;
 };
 
 /* Parses "1.2.3.4:port" or "[::1]:port". Returns 0 or KK_EINVAL. */
@@ -246,6 +250,7 @@ int main(int argc, char **argv) {
   uv_loop_init(&a.loop);
   char cherr[200];
   int crc = sim_chan_start(&a.loop, seed, channels_json, cherr, sizeof cherr, &a.chan);
+  a.hlr = sim_hlr_new();
   if (crc == KK_EINVAL) {
     fprintf(stderr, "kaskad-sim: --channels: %s\n", cherr);
     uv_loop_close(&a.loop);
@@ -281,6 +286,7 @@ int main(int argc, char **argv) {
       .knobs = &knobs,
       .ring = &ring,
       .chan = a.chan,
+      .hlr = a.hlr,
     };
     struct sim_smtp_opts mo = {
       .addr = (const struct sockaddr *)&smtp_sa,
@@ -313,6 +319,7 @@ int main(int argc, char **argv) {
   if (a.smtp) sim_smtp_free(a.smtp);
   if (a.smsc) sim_smsc_free(a.smsc);
   sim_chan_free(a.chan);
+  sim_hlr_free(a.hlr);
   sim_ring_fini(&ring);
   if (uv_loop_close(&a.loop) != 0) kk_warnx("sim", "loop closed with handles still open");
   curl_global_cleanup();

@@ -27,6 +27,7 @@
 #include "core/kk_log.h"
 #include "core/kk_net.h"
 #include "dispatch/dispatch.h"
+#include "dispatch/dispatch_hlr.h"
 #include "http/http_client.h"
 #include "http/http_server.h"
 #include "http/http_tls.h"
@@ -46,6 +47,7 @@ struct daemon {
   struct http_server *admin_http; /* NULL: the operator API is served on http */
   char *tls_cert, *tls_key;       /* PEM texts until the listeners start (NULL: no TLS) */
   struct phone_plan *plan;        /* the numbering register (NULL: none) */
+  struct dispatch_hlr *hlr;       /* HLR/MNP lookups (NULL: none, or stopped) */
   struct api api;
   uv_signal_t sigterm, sigint;
   uv_timer_t drain_timer;
@@ -158,6 +160,11 @@ static void on_callbacks_stopped(void *ud) {
   d->api.callback = NULL;
 }
 
+static void on_hlr_stopped(void *ud) {
+  struct daemon *d = ud;
+  d->hlr = NULL;
+}
+
 static void on_cascade_stopped(void *ud) {
   struct daemon *d = ud;
   cascade_free(d->cascade);
@@ -185,7 +192,7 @@ static void on_drain_tick(uv_timer_t *t) {
     }
     return;
   }
-  if (d->phase == 3 && d->callback == NULL && d->cascade == NULL &&
+  if (d->phase == 3 && d->callback == NULL && d->cascade == NULL && d->hlr == NULL &&
       (store_pending(d->store) == 0 || late)) {
     uv_timer_stop(t);
     close_rest(d);
@@ -202,6 +209,10 @@ static void on_signal(uv_signal_t *h, int signum) {
   d->phase = 1;
   d->api.draining = 1;
   callback_stop(d->callback, on_callbacks_stopped, d);
+  if (d->hlr) {
+    d->api.hlr = NULL;
+    dispatch_hlr_stop(d->hlr, on_hlr_stopped, d);
+  }
   http_server_quiesce(d->http);
   if (d->admin_http) http_server_quiesce(d->admin_http);
   long long ms = 10000;
@@ -399,9 +410,11 @@ int main(int argc, char **argv) {
 
   struct kk_limit rate_key, rate_account;
   long long retention_ms;
+  long long hlr_ttl;
   if (parse_rate(&d.cfg, KK_CFG_rate_key, &rate_key) ||
       parse_rate(&d.cfg, KK_CFG_rate_account, &rate_account) ||
-      parse_ms(&d.cfg, KK_CFG_retention, &retention_ms))
+      parse_ms(&d.cfg, KK_CFG_retention, &retention_ms) ||
+      parse_ms(&d.cfg, KK_CFG_hlr_ttl, &hlr_ttl))
     return 2;
   int per_ip = atoi(kk_cfg_get(&d.cfg, KK_CFG_max_conns_per_ip));
 
@@ -445,6 +458,12 @@ int main(int argc, char **argv) {
   d.api.rate_key = rate_key;
   d.api.rate_account = rate_account;
   d.api.plan = d.plan;
+  if (*kk_cfg_get(&d.cfg, KK_CFG_hlr_url)) {
+    struct dispatch_hlr_opts ho = {.url = kk_cfg_get(&d.cfg, KK_CFG_hlr_url), .ttl_ms = hlr_ttl};
+    d.hlr = dispatch_hlr_new(d.loop, &ho);
+    if (d.hlr == NULL) return 1;
+    d.api.hlr = d.hlr;
+  }
   if (api_init(&d.api) != 0) return 1;
   api_retention_start(&d.api, retention_ms);
 

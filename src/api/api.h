@@ -56,6 +56,7 @@ struct api_accts {
 enum { API_LISTENER_PUBLIC = 0, API_LISTENER_ADMIN = 1 };
 
 struct phone_plan;
+struct dispatch_hlr;
 
 struct api {
   uv_loop_t *loop;
@@ -88,6 +89,7 @@ struct api {
   int subscribed;            /* takes the store's notes (api_init .. api_stop) */
   struct accept accept;      /* the way in for sends (set up by api_init) */
   const struct phone_plan *plan;  /* the numbering register; NULL: none */
+  struct dispatch_hlr *hlr;  /* HLR/MNP lookups; NULL: none */
 };
 
 /* Loads the key cache and subscribes to the store's notes; 0, KK_ESTORE or

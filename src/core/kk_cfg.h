@@ -42,6 +42,8 @@
   X(tls_cert, "", "PEM certificate (chain): the listeners serve HTTPS (with tls_key)") \
   X(tls_key, "", "PEM private key of tls_cert")                                   \
   X(admin_http, "", "private listen address of the operator API and /metrics (empty: http)") \
+  X(hlr_url, "", "HLR/MNP lookup service (GET URL?phone=...): the current operator of ported numbers and roaming; none: the register's operator") \
+  X(hlr_ttl, "24h", "how long an HLR/MNP answer is kept for a number") \
   X(numbering, "", "folder of the numbering-plan register (DEF-9xx.csv, region_tz.csv): operator, region and time zone of a number") \
   X(default_route, "", "SMS route of accounts without their own sms_route; none: the only route, if there is just one")
 
