@@ -436,3 +436,26 @@ void sc_rollback_and_idempotency(struct sc_env *e) {
   ASSERT_EQ(seen.sms_new, 1);
   unwatch(e);
 }
+
+void sc_batch_text_and_keys(struct sc_env *e) {
+  int64_t now = store_now_ms() - 1000;
+  static const char odd[] = "he said \"hi\", {x} \\ NULL \xd0\xbf\xd1\x80\xd0\xb8";
+  struct store_msg_new m[4] = {msg("x1", NULL, NULL, now), msg("x2", NULL, NULL, now),
+                               msg("x3", NULL, NULL, now), msg("x4", NULL, NULL, now)};
+  m[0].text = odd;
+  m[0].campaign = "c,\"1\"";
+  m[1].idem_key = m[2].idem_key = "same";
+  m[1].req_hash = m[2].req_hash = "h";
+  m[3].sender = "Shop";
+  RUN(e, store_msg_insert(e->t->store, m, 4, tmp_store_done, e->t));
+  ASSERT_EQ(m[1].duplicate, 0);
+  ASSERT_EQ(m[2].duplicate, 1);
+  ASSERT_EQ(m[2].id, m[1].id);
+  ASSERT_STR_EQ(m[2].dup_public_id, "x2");
+  ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM messages"), 3);
+  ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM attempts"), 3);
+  ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM messages WHERE body='he said \"hi\", {x} \\ NULL"
+                      " \xd0\xbf\xd1\x80\xd0\xb8' AND campaign='c,\"1\"' AND sender IS NULL"),
+            1);
+  ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM messages WHERE sender='Shop'"), 1);
+}

@@ -43,6 +43,10 @@ void sc_pg_close(struct sc_pg *p);
    operation: every one stored, their first steps noted with their rows,
    the counters moved. */
 void sc_batch_insert_and_notes(struct sc_env *e, int n);
+/* A batch whose texts hold quotes, braces, backslashes and non-ASCII
+   letters, and two messages with one key: stored as given, one message
+   for the key. */
+void sc_batch_text_and_keys(struct sc_env *e);
 /* VK fails, Viber fails by its status, SMS is sent and delivered by its
    receipt: the message ends delivered, with events and callbacks. */
 void sc_cascade_vk_viber_sms(struct sc_env *e);

@@ -16,6 +16,7 @@
   }
 
 ON_SQLITE(store_contract_sqlite_batch_insert_and_its_notes, sc_batch_insert_and_notes(&q.e, 200))
+ON_SQLITE(store_contract_sqlite_batch_text_and_keys, sc_batch_text_and_keys(&q.e))
 ON_SQLITE(store_contract_sqlite_vk_viber_sms, sc_cascade_vk_viber_sms(&q.e))
 ON_SQLITE(store_contract_sqlite_early_receipt_and_status, sc_early_receipt_and_status(&q.e))
 ON_SQLITE(store_contract_sqlite_step_timeout, sc_step_timeout(&q.e))

@@ -19,6 +19,13 @@ KK_TEST(store_pg_msg_batch_insert_and_its_notes) {
   sc_pg_close(&p);
 }
 
+KK_TEST(store_pg_msg_batch_text_and_keys) {
+  struct sc_pg p;
+  sc_pg_open(&p, 1);
+  sc_batch_text_and_keys(&p.e[0]);
+  sc_pg_close(&p);
+}
+
 KK_TEST(store_pg_msg_inbound_messages) {
   struct sc_pg p;
   sc_pg_open(&p, 1);

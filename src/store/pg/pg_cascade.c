@@ -144,6 +144,7 @@ static char *load_extra(struct store *s, int64_t msg_id) {
 /* Every attempt of the message (casc_ops.attempts). */
 static int load_attempts(struct store *s, int64_t msg_id, struct cfsm_att *att, int max,
                          int *natt) {
+  if (PG(s)->ws.defer && pgw_flush(s) != 0) return KK_ESTORE;
   struct pg_params p = {0};
   pg_p_int(&p, msg_id);
   pg_p_int(&p, max);
@@ -177,6 +178,16 @@ static int load_attempts(struct store *s, int64_t msg_id, struct cfsm_att *att, 
 
 static int event_row(struct store *s, int64_t msg_id, int64_t attempt_id, const char *status,
                      int64_t at, const char *detail) {
+  struct pg_rows *rows = pgw_deferred(s, PGW_T_EVENTS);
+  if (rows) {
+    pg_rows_int(rows, 0, msg_id);
+    pg_rows_int(rows, 1, attempt_id);
+    pg_rows_text(rows, 2, status);
+    pg_rows_int(rows, 3, at);
+    pg_rows_text(rows, 4, detail);
+    pg_rows_end(rows);
+    return 0;
+  }
   struct pg_params p = {0};
   pg_p_int(&p, msg_id);
   pg_p_int(&p, attempt_id);
@@ -196,6 +207,21 @@ static int record_event(struct store *s, const struct casc_msg *m, int64_t attem
                         int64_t cost, int64_t at) {
   int rc = event_row(s, m->id, attempt_id, status, at, error);
   if (rc || m->callback_url[0] == '\0') return rc;
+  struct pg_rows *rows = pgw_deferred(s, PGW_T_OUTBOX);
+  if (rows) {
+    pg_rows_int(rows, 0, m->account_id);
+    pg_rows_int(rows, 1, m->id);
+    pg_rows_text(rows, 2, m->callback_url);
+    pg_rows_int(rows, 3, at);
+    pg_rows_text(rows, 4, m->public_id);
+    pg_rows_text(rows, 5, status);
+    pg_rows_text(rows, 6, channel);
+    pg_rows_text(rows, 7, m->to);
+    pg_rows_int(rows, 8, cost);
+    pg_rows_text(rows, 9, error);
+    pg_rows_end(rows);
+    return 0;
+  }
   struct pg_params p = {0};
   pg_p_int(&p, m->account_id);
   pg_p_int(&p, m->id);
@@ -247,6 +273,24 @@ static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
   }
   int64_t aid = r->s->be->new_id(r->s, STORE_ID_ATTEMPT);
   if (aid <= 0) return KK_ESTORE;
+  if (sending) r->new_id = aid;
+  struct pg_rows *rows = pgw_deferred(r->s, PGW_T_ATTEMPTS);
+  if (rows) {
+    pg_rows_int(rows, 0, aid);
+    pg_rows_int(rows, 1, m->id);
+    pg_rows_int(rows, 2, f->step);
+    pg_rows_text(rows, 3, r->steps[f->step].channel);
+    pg_rows_text(rows, 4, sms ? m->route : NULL);
+    pg_rows_text(rows, 5, kk_status_name(f->status));
+    pg_rows_int(rows, 6, sms ? m->segments : 1);
+    pg_rows_text(rows, 7, f->use == CFSM_USE_NO_ADDRESS ? NULL : r->addr[f->step]);
+    pg_rows_int(rows, 8, sending ? r->scope[f->step] : 0);
+    pg_rows_text(rows, 9, why[0] ? why : NULL);
+    pg_rows_int(rows, 10, f->t1);
+    pg_rows_opt(rows, 11, f->t0);
+    pg_rows_end(rows);
+    return 0;
+  }
   struct pg_params p = {0};
   pg_p_int(&p, aid);
   pg_p_int(&p, m->id);
@@ -265,7 +309,7 @@ static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
                   "address,scope,error,created_at,due_at) VALUES($1::bigint,$2::bigint,"
                   "$3::int,$4,$5,$6,$7::int,$8,$9::bigint,$10,$11::bigint,$12::bigint)",
                   &p);
-  if (rc == 0 && sending) r->new_id = aid;
+  if (rc != 0 && sending) r->new_id = 0;
   return rc;
 }
 
@@ -322,6 +366,13 @@ static int fx_trace(struct casc_run *r, const struct cfsm_fx *f) {
 
 /* Writes one effect that is a row (casc_ops.write). */
 static int fx_write(struct casc_run *r, const struct cfsm_fx *f) {
+  /* Rows that wait are written before anything that could read or change
+     them (a new message's start only adds rows: nothing waits then). */
+  if (f->kind != CFSM_FX_ATT_ADD && f->kind != CFSM_FX_EVENT && f->kind != CFSM_FX_TRACE &&
+      PG(r->s)->ws.defer) {
+    int rc = pgw_flush(r->s);
+    if (rc) return rc;
+  }
   switch (f->kind) {
   case CFSM_FX_ATT_SET: return fx_att_set(r, f);
   case CFSM_FX_ATT_ADD: return fx_att_add(r, f);

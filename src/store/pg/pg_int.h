@@ -49,6 +49,8 @@ struct pgw_state {
   struct pgw_early_count { char key[72]; int64_t n; } *ecount;  /* owned */
   int necount, capecount;
   uint64_t early_refused, early_expired;
+  struct pg_rows *defer;    /* pg_msg.c: PGW_T_COUNT tables while a batch of
+                               new messages is inserted, else NULL */
 };
 
 /* The PostgreSQL backend's store: the neutral part first (the writer sees
@@ -153,8 +155,35 @@ int pg_retention(struct store *s, struct store_op *op);
 #define PGW_ATT_COLS "message_id,channel,status,step,sent_at,delivered_at,read_at,"  \
                      "segments,parts_sent,parts_delivered,scope,tries"
 
+/* pg_rows.c: many rows of one table by one statement, each column an
+   array parameter that unnest() turns back into rows. */
+struct pg_col { char *buf; size_t len, cap; };
+struct pg_rows {
+  struct pg_col col[PG_MAX_PARAMS];   /* buffers owned (pg_rows_free) */
+  int n;                    /* rows gathered */
+};
+/* A value of column col of the row being gathered (opt: 0 is NULL; text:
+   NULL is NULL). */
+void pg_rows_int(struct pg_rows *r, int col, int64_t v);
+void pg_rows_opt(struct pg_rows *r, int col, int64_t v);
+void pg_rows_text(struct pg_rows *r, int col, const char *s);
+void pg_rows_end(struct pg_rows *r);
+/* Runs sql with columns 0..ncols-1 as $1..$ncols (as pg_query) and
+   forgets the rows. */
+PGresult *pg_rows_run(struct pg_conn *c, struct pg_rows *r, const char *sql, int ncols, int *rc);
+void pg_rows_clear(struct pg_rows *r);
+void pg_rows_free(struct pg_rows *r);
+
 /* pg_msg.c */
 int pg_msg_insert(struct store *s, struct store_op *op);
+/* While a batch of new messages is inserted, the attempts, events and
+   outbox rows their first steps add wait to be written together (before
+   the messages' rows): table's rows, or NULL when rows are written at once. */
+enum pgw_table { PGW_T_ATTEMPTS, PGW_T_EVENTS, PGW_T_OUTBOX, PGW_T_COUNT };
+struct pg_rows *pgw_deferred(struct store *s, enum pgw_table table);
+/* Writes the rows that wait (a write that is not an insert comes next):
+   0, KK_EEXIST or KK_ESTORE. */
+int pgw_flush(struct store *s);
 /* pg_sms.c */
 int pg_sms_submitted(struct store *s, struct store_op *op);
 int pg_sms_failed(struct store *s, struct store_op *op);
