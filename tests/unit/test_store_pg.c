@@ -685,23 +685,25 @@ KK_TEST(store_pg_lost_connection_is_a_fault_and_reconnects) {
 
 /* ---- the table ------------------------------------------------------------- */
 
-/* The PostgreSQL backend carries out every write of the API and answers
-   every read, those for several nodes too. */
+/* The PostgreSQL backend carries out every write of the API (as the
+   SQLite one: test_store.c) and answers the configuration's reads; the
+   other reads are still SQLite's only, and the daemon does not open a
+   PostgreSQL store yet. */
 /* (Not named store_pg_*: it needs no server, and the PostgreSQL step of the
    test run selects those by name.) */
-/* What the PostgreSQL backend carries out so far: the configuration's
-   writes and reads (accounts, keys, routes, settings, retention); messages,
-   SMS, channels and cascades are still SQLite's only, and the daemon does
-   not open a PostgreSQL store yet. */
-KK_TEST(store_backend_pg_has_the_configuration_writes_and_reads) {
+KK_TEST(store_backend_pg_has_every_write_and_the_configuration_reads) {
   const struct store_backend *be = &store_pg_backend;
-  static const enum store_op_kind config[] = {
-      STORE_OP_ACCOUNT_CREATE, STORE_OP_ACCOUNT_UPDATE, STORE_OP_KEY_ADD, STORE_OP_KEY_REVOKE,
-      STORE_OP_ROUTE_PUT,      STORE_OP_SETTING_PUT,    STORE_OP_RETENTION,
+  for (int k = 0; k < STORE_OP_COUNT; k++) ASSERT(be->exec[k] != NULL);
+  static const enum store_op_kind cascade_kinds[] = {
+#define XX(kind) STORE_OP_##kind,
+      STORE_OP_LIST_CASCADE(XX)
+#undef XX
   };
-  for (size_t i = 0; i < sizeof config / sizeof config[0]; i++) ASSERT(be->exec[config[i]] != NULL);
+  for (size_t i = 0; i < sizeof cascade_kinds / sizeof *cascade_kinds; i++)
+    ASSERT(be->exec[cascade_kinds[i]] != NULL);
   ASSERT(be->read.keys_each && be->read.keys_rows && be->read.accounts_suspended);
   ASSERT(be->read.routes_each && be->read.channels_each && be->read.prices_each);
   ASSERT(be->read.accounts_each && be->read.cascades_all);
   ASSERT(be->new_id != NULL && be->claim != NULL);
+  ASSERT(be->before_commit != NULL && be->undone != NULL && be->publish != NULL);
 }

@@ -86,6 +86,8 @@ static void pgb_fault_clear(struct store *s) {
 /* The node's heartbeat rides along with the work that is committing. */
 static void pgb_before_commit(struct store *s, double t_ms) {
   struct pg_store *q = PG(s);
+  /* the notes' rows and the expiry of early rows (pg_chan.c) */
+  pgw_before_commit(s, t_ms);
   if (t_ms < q->next_heartbeat) return;
   q->next_heartbeat = t_ms + PG_HEARTBEAT_MS;
   struct pg_params p = {0};
@@ -94,9 +96,9 @@ static void pgb_before_commit(struct store *s, double t_ms) {
     kk_error(LOGCTX, "heartbeat of node %lld failed", (long long)q->node_id);
 }
 
-static void pgb_undone(struct store *s) { (void)s; }
+static void pgb_undone(struct store *s) { pgw_undone(s); }
 
-static void pgb_publish(struct store *s) { (void)s; }
+static void pgb_publish(struct store *s) { pgw_publish(s); }
 
 /* ---- ids and claims ---------------------------------------------------------- */
 
@@ -184,6 +186,7 @@ static void open_failed(struct pg_store *q) {
 static int pgb_open(const struct store_opts *opts, struct store **out) {
   struct pg_store *q = kk_xcalloc(1, sizeof *q);   /* freed by the writer part */
   q->url = kk_xstrdup(opts->store_url);
+  q->ws.early_cap = opts->early_cap > 0 ? opts->early_cap : 10000;
   if (pg_conn_open(&q->w, opts->store_url) != 0 || pg_migrate(&q->w) != 0 ||
       pg_conn_open(&q->r, opts->store_url) != 0) {
     open_failed(q);
@@ -247,6 +250,7 @@ static void pgb_close(struct store *s) {
   pg_conn_close(&q->w);
   pg_conn_close(&q->r);
   free(q->url);
+  pgw_close(s);
 }
 
 const struct store_backend store_pg_backend = {
@@ -278,6 +282,24 @@ const struct store_backend store_pg_backend = {
             [STORE_OP_ROUTE_PUT] = pg_route_put,
             [STORE_OP_SETTING_PUT] = pg_setting_put,
             [STORE_OP_RETENTION] = pg_retention,
+            /* messages, SMS and callbacks (pg_msg.c, pg_sms.c, pg_outbox.c) */
+            [STORE_OP_MSG_INSERT] = pg_msg_insert,
+            [STORE_OP_SMS_SUBMITTED] = pg_sms_submitted,
+            [STORE_OP_SMS_FAILED] = pg_sms_failed,
+            [STORE_OP_SMS_EXPIRED] = pg_sms_expired,
+            [STORE_OP_SMS_RETRY] = pg_sms_retry,
+            [STORE_OP_RECEIPT] = pg_receipt,
+            [STORE_OP_INBOUND] = pg_inbound,
+            [STORE_OP_OUTBOX_RESULT] = pg_outbox_result,
+            [STORE_OP_OUTBOX_DEFER] = pg_outbox_defer,
+            [STORE_OP_OUTBOX_TRIM] = pg_outbox_trim,
+            /* channels and cascades (pg_chan.c, pg_cascade.c) */
+            [STORE_OP_CHAN_TRYING] = pg_chan_trying,
+            [STORE_OP_CHAN_RESULT] = pg_chan_result,
+            [STORE_OP_CHAN_STATUS] = pg_chan_status,
+            [STORE_OP_STEP_TIMEOUT] = pg_step_timeout,
+            [STORE_OP_WA_INBOUND] = pg_wa_inbound,
+            [STORE_OP_EARLY_EXPIRE] = pg_early_expire,
         },
     .read =
         {

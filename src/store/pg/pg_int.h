@@ -18,7 +18,7 @@
 #define PG_ID_BLOCK 1000          /* ids a store takes from a sequence at a time */
 #define PG_LOCK_MS 1000           /* longest wait for a row lock (lock_timeout) */
 #define PG_HEARTBEAT_MS 1000.0    /* how often the writer marks its node alive */
-#define PG_MAX_PARAMS 16
+#define PG_MAX_PARAMS 32
 
 /* The server's clock in milliseconds since the Unix epoch (leases compare
    with it, so that nodes whose clocks differ agree on when one ends). */
@@ -29,6 +29,28 @@ struct pg_conn {
   PGconn *db;
   int fault;                /* STORE_FAULT_* of the last failed statement */
   char sqlstate[6];         /* its SQLSTATE ("" when the connection itself failed) */
+};
+
+/* ---- the writer's state for messages, SMS, channels and cascades ---------- */
+
+/* Early statuses and receipts: how long they are kept, how many the expiry
+   deletes per table and run, and how often the writer runs it (as SQLite). */
+#define PGW_EARLY_KEEP_MS (24LL * 3600 * 1000)
+#define PGW_EARLY_EXPIRE_BATCH 1000
+#define PGW_EARLY_EXPIRE_EVERY_MS 1000.0
+
+/* The writer's counters and early-row counts (pg_chan.c): rows held per
+   scope ("s<account>" statuses, "r<route>" receipts), counted when first
+   needed and forgotten whenever rows go otherwise. */
+struct pgw_state {
+  struct store_cascade_stats cstats;
+  int64_t early_cap;            /* rows one scope may hold */
+  double early_next_expire;     /* monotonic ms of the next expiry run */
+  struct pgw_early_count { char key[72]; int64_t n; } *ecount;  /* owned */
+  int necount, capecount;
+  uint64_t early_refused, early_expired;
+  struct pg_rows *defer;    /* pg_msg.c: PGW_T_COUNT tables while a batch of
+                               new messages is inserted, else NULL */
 };
 
 /* The PostgreSQL backend's store: the neutral part first (the writer sees
@@ -42,6 +64,7 @@ struct pg_store {
   int64_t next_id[2], end_id[2];
   double next_heartbeat;    /* writer: monotonic ms of the next heartbeat */
   char *url;                /* owned: the pool threads' readers connect to it */
+  struct pgw_state ws;      /* writer: messages, SMS, channels and cascades */
 };
 
 #define PG(s) ((struct pg_store *)(s))
@@ -125,5 +148,99 @@ int pg_cascades_all(struct store *s,
                     void *arg);
 /* pg_retention.c */
 int pg_retention(struct store *s, struct store_op *op);
+
+/* ---- messages, SMS, callbacks, channels and cascades: the writes ---------- */
+
+/* An attempt's columns as pgc_att_cols() reads them. */
+#define PGW_ATT_COLS "message_id,channel,status,step,sent_at,delivered_at,read_at,"  \
+                     "segments,parts_sent,parts_delivered,scope,tries"
+
+/* pg_rows.c: many rows of one table by one statement, each column an
+   array parameter that unnest() turns back into rows. */
+struct pg_col { char *buf; size_t len, cap; };
+struct pg_rows {
+  struct pg_col col[PG_MAX_PARAMS];   /* buffers owned (pg_rows_free) */
+  int n;                    /* rows gathered */
+};
+/* A value of column col of the row being gathered (opt: 0 is NULL; text:
+   NULL is NULL). */
+void pg_rows_int(struct pg_rows *r, int col, int64_t v);
+void pg_rows_opt(struct pg_rows *r, int col, int64_t v);
+void pg_rows_text(struct pg_rows *r, int col, const char *s);
+void pg_rows_end(struct pg_rows *r);
+/* Runs sql with columns 0..ncols-1 as $1..$ncols (as pg_query) and
+   forgets the rows. */
+PGresult *pg_rows_run(struct pg_conn *c, struct pg_rows *r, const char *sql, int ncols, int *rc);
+void pg_rows_clear(struct pg_rows *r);
+void pg_rows_free(struct pg_rows *r);
+
+/* pg_msg.c */
+int pg_msg_insert(struct store *s, struct store_op *op);
+/* While a batch of new messages is inserted, the attempts, events and
+   outbox rows their first steps add wait to be written together (before
+   the messages' rows): table's rows, or NULL when rows are written at once. */
+enum pgw_table { PGW_T_ATTEMPTS, PGW_T_EVENTS, PGW_T_OUTBOX, PGW_T_COUNT };
+struct pg_rows *pgw_deferred(struct store *s, enum pgw_table table);
+/* Writes the rows that wait (a write that is not an insert comes next):
+   0, KK_EEXIST or KK_ESTORE. */
+int pgw_flush(struct store *s);
+/* pg_sms.c */
+int pg_sms_submitted(struct store *s, struct store_op *op);
+int pg_sms_failed(struct store *s, struct store_op *op);
+int pg_sms_expired(struct store *s, struct store_op *op);
+int pg_sms_retry(struct store *s, struct store_op *op);
+int pg_receipt(struct store *s, struct store_op *op);
+int pg_inbound(struct store *s, struct store_op *op);
+/* pg_outbox.c */
+int pg_outbox_result(struct store *s, struct store_op *op);
+int pg_outbox_defer(struct store *s, struct store_op *op);
+int pg_outbox_trim(struct store *s, struct store_op *op);
+/* pg_chan.c */
+int pg_chan_trying(struct store *s, struct store_op *op);
+int pg_chan_status(struct store *s, struct store_op *op);
+int pg_wa_inbound(struct store *s, struct store_op *op);
+int pg_early_expire(struct store *s, struct store_op *op);
+/* pg_cascade.c */
+int pg_chan_result(struct store *s, struct store_op *op);
+int pg_step_timeout(struct store *s, struct store_op *op);
+
+/* pg_chan.c: the writer's hooks (struct store_backend): the rows the
+   batch's notes hand out and the periodic expiry of early rows (before the
+   commit), forgetting early counts (a rollback), the counters (publish),
+   and what the state owns (close). */
+void pgw_before_commit(struct store *s, double mono_ms);
+void pgw_undone(struct store *s);
+void pgw_publish(struct store *s);
+void pgw_close(struct store *s);
+/* Whether the scope key may hold one more early row (and counts it). */
+int pgw_early_admit(struct store *s, const char *key);
+void pgw_early_forget(struct store *s);
+
+/* pg_cascade.c, on the writer thread, in the batch's transaction */
+struct casc_att;
+/* Reads an attempt from the columns of PGW_ATT_COLS, found from column col. */
+void pgc_att_cols(const PGresult *r, int row, int col, struct casc_att *a);
+/* Reads attempt id (0, KK_ENOENT, KK_ESTORE). */
+int pgc_att_load(struct store *s, int64_t id, struct casc_att *a);
+/* An attempt's status changed: the cascade's rules decide what follows
+   (as casc_attempt_event of the SQLite backend); the message's row is
+   locked first, so that nodes change one message one at a time. */
+int pgc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_att *pre,
+                      const char *status, const char *provider_id, const char *error,
+                      int64_t at, int units);
+/* The price of one unit on channel for account (0 if none). */
+int64_t pgc_price(struct store *s, int64_t account_id, const char *channel);
+/* What a new message's row holds once its first usable step has started. */
+struct pgc_first {
+  int step;
+  int64_t attempt_id, due_at, wait_until;   /* 0: NULL */
+  int done;
+  int64_t cost;
+  char status[16];
+  char channel[20];
+};
+/* Starts the first usable step of message n (n->id set), whose row the
+   caller inserts next; sets n->attempt_id and n->first_channel. */
+int pgc_start(struct store *s, struct store_msg_new *n, struct pgc_first *f);
 
 #endif

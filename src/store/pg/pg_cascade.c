@@ -1,0 +1,568 @@
+/*
+ * pg_cascade.c - the cascade in the PostgreSQL backend, run by the writer
+ * inside its transactions (as sqlite/sq_cascade.c): the rows the cascade's
+ * rules read (struct casc_ops), the rows they change, new messages' first
+ * steps, send results and step deadlines.
+ *
+ * Several nodes may change one message: each run locks the message's row
+ * (SELECT ... FOR UPDATE) before it reads what the rules need, so that the
+ * runs of one message follow one another. Notes and counters are the
+ * neutral glue's (store_cascade.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cascade/cascade_fsm.h"
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "core/kk_status.h"
+#include "store/pg/pg_int.h"
+#include "store/store_casc.h"
+
+#define LOGCTX "cascade"
+
+/* ---- reading rows (writer) ---------------------------------------------- */
+
+#define MSG_ROW_COLS "id,account_id,public_id,to_number,status,callback_url,step,"  \
+                     "attempt_id,done,cascade,(extra IS NOT NULL)::int,route,"      \
+                     "segments,channel,cost,delivered_twice,expires_at"
+
+static void msg_row(const PGresult *r, struct casc_msg *m) {
+  memset(m, 0, sizeof *m);
+  m->id = pg_int(r, 0, 0);
+  m->account_id = pg_int(r, 0, 1);
+  pg_copy(r, 0, 2, m->public_id, sizeof m->public_id);
+  pg_copy(r, 0, 3, m->to, sizeof m->to);
+  pg_copy(r, 0, 4, m->status, sizeof m->status);
+  pg_copy(r, 0, 5, m->callback_url, sizeof m->callback_url);
+  m->step = (int)pg_int(r, 0, 6);
+  m->attempt_id = pg_int(r, 0, 7);
+  m->done = (int)pg_int(r, 0, 8);
+  m->cascade = pg_text(r, 0, 9) ? kk_xstrdup(pg_text(r, 0, 9)) : NULL;
+  m->has_extra = (int)pg_int(r, 0, 10);   /* read when a step needs it */
+  pg_copy(r, 0, 11, m->route, sizeof m->route);
+  m->segments = (int)pg_int(r, 0, 12);
+  pg_copy(r, 0, 13, m->channel, sizeof m->channel);
+  m->cost = pg_int(r, 0, 14);
+  m->delivered_twice = (int)pg_int(r, 0, 15);
+  m->expires_at = pg_int(r, 0, 16);
+}
+
+/* Locks and reads message id (by_attempt: the message of attempt id).
+   0, KK_ENOENT or KK_ESTORE. */
+static int msg_load(struct store *s, int64_t id, int by_attempt, struct casc_msg *m) {
+  struct pg_params p = {0};
+  pg_p_int(&p, id);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         by_attempt ? "SELECT " MSG_ROW_COLS " FROM messages WHERE id="
+                                      "(SELECT message_id FROM attempts WHERE id=$1::bigint)"
+                                      " FOR UPDATE"
+                                    : "SELECT " MSG_ROW_COLS " FROM messages"
+                                      " WHERE id=$1::bigint FOR UPDATE",
+                         &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  rc = PQntuples(r) == 1 ? 0 : KK_ENOENT;
+  if (rc == 0) msg_row(r, m);
+  PQclear(r);
+  return rc;
+}
+
+void pgc_att_cols(const PGresult *r, int row, int i, struct casc_att *a) {
+  a->msg_id = pg_int(r, row, i);
+  pg_copy(r, row, i + 1, a->channel, sizeof a->channel);
+  pg_copy(r, row, i + 2, a->status, sizeof a->status);
+  a->step = (int)pg_int(r, row, i + 3);
+  a->sent_at = pg_int(r, row, i + 4);
+  a->delivered_at = pg_int(r, row, i + 5);
+  a->read_at = pg_int(r, row, i + 6);
+  a->segments = (int)pg_int(r, row, i + 7);
+  a->parts_sent = pg_int(r, row, i + 8);
+  a->parts_delivered = (int)pg_int(r, row, i + 9);
+  a->scope = pg_int(r, row, i + 10);
+  a->tries = (int)pg_int(r, row, i + 11);
+  a->parts_dirty = 0;
+}
+
+int pgc_att_load(struct store *s, int64_t id, struct casc_att *a) {
+  struct pg_params p = {0};
+  pg_p_int(&p, id);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w, "SELECT " PGW_ATT_COLS " FROM attempts WHERE id=$1::bigint",
+                         &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  rc = PQntuples(r) == 1 ? 0 : KK_ENOENT;
+  if (rc == 0) pgc_att_cols(r, 0, 0, a);
+  PQclear(r);
+  return rc;
+}
+
+/* One number of a keyed setting: the account's, else the operator's (0);
+   none when neither has a row. */
+static int64_t keyed_int(struct store *s, const char *sql, int64_t account_id,
+                         const char *channel, int64_t none) {
+  struct pg_params p = {0};
+  pg_p_text(&p, channel);
+  pg_p_int(&p, account_id);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w, sql, &p, &rc);
+  int64_t v = none;
+  if (r && PQntuples(r) > 0) v = pg_int(r, 0, 0);
+  PQclear(r);
+  return v;
+}
+
+int64_t pgc_price(struct store *s, int64_t account_id, const char *channel) {
+  return keyed_int(s,
+                   "SELECT price FROM prices WHERE channel=$1 AND account_id IN ($2::bigint,0)"
+                   " ORDER BY account_id DESC LIMIT 1",
+                   account_id, channel, 0);
+}
+
+/* Whose settings a channel uses for an account (casc_ops.scope). */
+static int64_t chan_scope(struct store *s, int64_t account_id, const char *channel) {
+  return keyed_int(s,
+                   "SELECT account_id FROM channel_settings WHERE channel=$1"
+                   " AND account_id IN ($2::bigint,0) ORDER BY account_id DESC LIMIT 1",
+                   account_id, channel, -1);
+}
+
+/* The message's extra JSON (casc_ops.extra). */
+static char *load_extra(struct store *s, int64_t msg_id) {
+  struct pg_params p = {0};
+  pg_p_int(&p, msg_id);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w, "SELECT extra FROM messages WHERE id=$1::bigint", &p, &rc);
+  char *x = NULL;
+  if (r && PQntuples(r) > 0) x = kk_xstrdup(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return x;
+}
+
+/* Every attempt of the message (casc_ops.attempts). */
+static int load_attempts(struct store *s, int64_t msg_id, struct cfsm_att *att, int max,
+                         int *natt) {
+  if (PG(s)->ws.defer && pgw_flush(s) != 0) return KK_ESTORE;
+  struct pg_params p = {0};
+  pg_p_int(&p, msg_id);
+  pg_p_int(&p, max);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         "SELECT id,channel,status,sent_at,delivered_at,read_at FROM attempts"
+                         " WHERE message_id=$1::bigint ORDER BY id LIMIT $2::int",
+                         &p, &rc);
+  *natt = 0;
+  if (r == NULL) return KK_ESTORE;
+  int n = 0;
+  for (int i = 0; i < PQntuples(r) && n < max; i++) {
+    struct cfsm_att *a = &att[n++];
+    char text[20];
+    memset(a, 0, sizeof *a);
+    a->id = pg_int(r, i, 0);
+    pg_copy(r, i, 1, text, sizeof text);
+    a->chan = kk_chan_parse(text);
+    pg_copy(r, i, 2, text, sizeof text);
+    a->status = kk_status_parse(text);
+    a->sent_at = pg_int(r, i, 3);
+    a->delivered_at = pg_int(r, i, 4);
+    a->read_at = pg_int(r, i, 5);
+  }
+  PQclear(r);
+  *natt = n;
+  return 0;
+}
+
+/* ---- the rows the rules change -------------------------------------------- */
+
+static int event_row(struct store *s, int64_t msg_id, int64_t attempt_id, const char *status,
+                     int64_t at, const char *detail) {
+  struct pg_rows *rows = pgw_deferred(s, PGW_T_EVENTS);
+  if (rows) {
+    pg_rows_int(rows, 0, msg_id);
+    pg_rows_int(rows, 1, attempt_id);
+    pg_rows_text(rows, 2, status);
+    pg_rows_int(rows, 3, at);
+    pg_rows_text(rows, 4, detail);
+    pg_rows_end(rows);
+    return 0;
+  }
+  struct pg_params p = {0};
+  pg_p_int(&p, msg_id);
+  pg_p_int(&p, attempt_id);
+  pg_p_text(&p, status);
+  pg_p_int(&p, at);
+  pg_p_text(&p, detail);
+  return pg_cmd(&PG(s)->w,
+                "INSERT INTO events(message_id,attempt_id,status,at,detail)"
+                " VALUES($1::bigint,$2::bigint,$3,$4::bigint,$5)",
+                &p);
+}
+
+/* Appends the event and, when the message has a callback URL, the outbox
+   row with what the callback tells. */
+static int record_event(struct store *s, const struct casc_msg *m, int64_t attempt_id,
+                        const char *status, const char *channel, const char *error,
+                        int64_t cost, int64_t at) {
+  int rc = event_row(s, m->id, attempt_id, status, at, error);
+  if (rc || m->callback_url[0] == '\0') return rc;
+  struct pg_rows *rows = pgw_deferred(s, PGW_T_OUTBOX);
+  if (rows) {
+    pg_rows_int(rows, 0, m->account_id);
+    pg_rows_int(rows, 1, m->id);
+    pg_rows_text(rows, 2, m->callback_url);
+    pg_rows_int(rows, 3, at);
+    pg_rows_text(rows, 4, m->public_id);
+    pg_rows_text(rows, 5, status);
+    pg_rows_text(rows, 6, channel);
+    pg_rows_text(rows, 7, m->to);
+    pg_rows_int(rows, 8, cost);
+    pg_rows_text(rows, 9, error);
+    pg_rows_end(rows);
+    return 0;
+  }
+  struct pg_params p = {0};
+  pg_p_int(&p, m->account_id);
+  pg_p_int(&p, m->id);
+  pg_p_text(&p, m->callback_url);
+  pg_p_int(&p, at);
+  pg_p_text(&p, m->public_id);
+  pg_p_text(&p, status);
+  pg_p_text(&p, channel);
+  pg_p_text(&p, m->to);
+  pg_p_int(&p, cost);
+  pg_p_text(&p, error);
+  return pg_cmd(&PG(s)->w,
+                "INSERT INTO outbox(account_id,message_id,url,payload,due_at,at,public_id,"
+                "status,channel,to_number,cost,error) VALUES($1::bigint,$2::bigint,$3,'',"
+                "$4::bigint,$4::bigint,$5,$6,$7,$8,$9::bigint,$10)",
+                &p);
+}
+
+static int fx_att_set(struct casc_run *r, const struct cfsm_fx *f) {
+  struct pg_params p = {0};
+  pg_p_text(&p, kk_status_name(f->status));
+  pg_p_opt(&p, f->t0);
+  pg_p_opt(&p, f->t1);
+  pg_p_opt(&p, f->t2);
+  pg_p_text(&p, r->provider_id && r->provider_id[0] ? r->provider_id : NULL);
+  pg_p_text(&p, r->error && r->error[0] ? r->error : NULL);
+  pg_p_int(&p, f->cost);
+  pg_p_int(&p, r->parts_sent);
+  pg_p_int(&p, f->attempt_id);
+  return pg_cmd(&PG(r->s)->w,
+                "UPDATE attempts SET status=$1, sent_at=$2::bigint, delivered_at=$3::bigint,"
+                " read_at=$4::bigint, provider_id=COALESCE(provider_id,$5::text),"
+                " error=COALESCE($6::text,error), cost=cost+$7::bigint, due_at=NULL,"
+                " parts_sent=$8::bigint WHERE id=$9::bigint",
+                &p);
+}
+
+static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
+  struct casc_msg *m = r->m;
+  int sending = f->status == KK_ST_SENDING;
+  int sms = f->chan == KK_CHAN_SMS;
+  char why[64] = "";
+  if (f->use == CFSM_USE_NO_CONFIG) {
+    snprintf(why, sizeof why, "channel not configured");
+  } else if (f->use == CFSM_USE_NO_ADDRESS) {
+    const char *field = kk_chan_address_field(f->chan);
+    snprintf(why, sizeof why, "no %s",
+             field && !kk_chan_phone_fallback(f->chan) ? field : "phone number");
+  }
+  int64_t aid = r->s->be->new_id(r->s, STORE_ID_ATTEMPT);
+  if (aid <= 0) return KK_ESTORE;
+  if (sending) r->new_id = aid;
+  struct pg_rows *rows = pgw_deferred(r->s, PGW_T_ATTEMPTS);
+  if (rows) {
+    pg_rows_int(rows, 0, aid);
+    pg_rows_int(rows, 1, m->id);
+    pg_rows_int(rows, 2, f->step);
+    pg_rows_text(rows, 3, r->steps[f->step].channel);
+    pg_rows_text(rows, 4, sms ? m->route : NULL);
+    pg_rows_text(rows, 5, kk_status_name(f->status));
+    pg_rows_int(rows, 6, sms ? m->segments : 1);
+    pg_rows_text(rows, 7, f->use == CFSM_USE_NO_ADDRESS ? NULL : r->addr[f->step]);
+    pg_rows_int(rows, 8, sending ? r->scope[f->step] : 0);
+    pg_rows_text(rows, 9, why[0] ? why : NULL);
+    pg_rows_int(rows, 10, f->t1);
+    pg_rows_opt(rows, 11, f->t0);
+    pg_rows_end(rows);
+    return 0;
+  }
+  struct pg_params p = {0};
+  pg_p_int(&p, aid);
+  pg_p_int(&p, m->id);
+  pg_p_int(&p, f->step);
+  pg_p_text(&p, r->steps[f->step].channel);
+  pg_p_text(&p, sms ? m->route : NULL);
+  pg_p_text(&p, kk_status_name(f->status));
+  pg_p_int(&p, sms ? m->segments : 1);
+  pg_p_text(&p, f->use == CFSM_USE_NO_ADDRESS ? NULL : r->addr[f->step]);
+  pg_p_int(&p, sending ? r->scope[f->step] : 0);
+  pg_p_text(&p, why[0] ? why : NULL);
+  pg_p_int(&p, f->t1);
+  pg_p_opt(&p, f->t0);
+  int rc = pg_cmd(&PG(r->s)->w,
+                  "INSERT INTO attempts(id,message_id,step,channel,route,status,segments,"
+                  "address,scope,error,created_at,due_at) VALUES($1::bigint,$2::bigint,"
+                  "$3::int,$4,$5,$6,$7::int,$8,$9::bigint,$10,$11::bigint,$12::bigint)",
+                  &p);
+  if (rc != 0 && sending) r->new_id = 0;
+  return rc;
+}
+
+static int fx_msg_step(struct casc_run *r, const struct cfsm_fx *f) {
+  struct pg_params p = {0};
+  pg_p_int(&p, f->step);
+  pg_p_int(&p, casc_att_id(r, f->attempt_id));
+  pg_p_opt(&p, f->t0);
+  pg_p_opt(&p, f->t1);
+  pg_p_int(&p, f->t2);
+  pg_p_text(&p, kk_chan_name(f->chan));
+  pg_p_int(&p, r->m->id);
+  return pg_cmd(&PG(r->s)->w,
+                "UPDATE messages SET step=$1::int, attempt_id=$2::bigint, due_at=$3::bigint,"
+                " wait_until=$4::bigint, updated_at=$5::bigint, channel=$6 WHERE id=$7::bigint",
+                &p);
+}
+
+static int fx_msg_fin(struct casc_run *r, const struct cfsm_fx *f) {
+  struct pg_params p = {0};
+  pg_p_text(&p, kk_status_name(f->status));
+  pg_p_text(&p, kk_chan_name(f->chan));
+  pg_p_int(&p, f->cost);
+  pg_p_int(&p, f->delivered_twice);
+  pg_p_int(&p, f->t1);
+  pg_p_int(&p, (f->flags & CFSM_FIN_DONE) != 0);
+  pg_p_int(&p, (f->flags & CFSM_FIN_CLEAR_DUE) != 0);
+  pg_p_int(&p, (f->flags & CFSM_FIN_WAIT) != 0);
+  pg_p_int(&p, f->t0);
+  pg_p_int(&p, r->m->id);
+  return pg_cmd(&PG(r->s)->w,
+                "UPDATE messages SET status=$1, channel=$2, cost=$3::bigint,"
+                " delivered_twice=$4::int, updated_at=$5::bigint,"
+                " done=CASE WHEN $6::int<>0 THEN 1 ELSE done END,"
+                " due_at=CASE WHEN $6::int<>0 OR $7::int<>0 THEN NULL ELSE due_at END,"
+                " wait_until=CASE WHEN $6::int<>0 THEN NULL WHEN $8::int<>0 THEN $9::bigint"
+                " ELSE wait_until END WHERE id=$10::bigint",
+                &p);
+}
+
+/* A statement with the message's id last and up to one time before it. */
+static int fx_msg_simple(struct casc_run *r, const char *sql, int with_time, int64_t t) {
+  struct pg_params p = {0};
+  if (with_time) pg_p_int(&p, t);
+  pg_p_int(&p, r->m->id);
+  return pg_cmd(&PG(r->s)->w, sql, &p);
+}
+
+static int fx_trace(struct casc_run *r, const struct cfsm_fx *f) {
+  char ev[40];
+  snprintf(ev, sizeof ev, "%s:%s", kk_chan_name(f->chan), kk_status_name(f->status));
+  return event_row(r->s, r->m->id, f->attempt_id, ev, f->t0, f->error);
+}
+
+/* Writes one effect that is a row (casc_ops.write). */
+static int fx_write(struct casc_run *r, const struct cfsm_fx *f) {
+  /* Rows that wait are written before anything that could read or change
+     them (a new message's start only adds rows: nothing waits then). */
+  if (f->kind != CFSM_FX_ATT_ADD && f->kind != CFSM_FX_EVENT && f->kind != CFSM_FX_TRACE &&
+      PG(r->s)->ws.defer) {
+    int rc = pgw_flush(r->s);
+    if (rc) return rc;
+  }
+  switch (f->kind) {
+  case CFSM_FX_ATT_SET: return fx_att_set(r, f);
+  case CFSM_FX_ATT_ADD: return fx_att_add(r, f);
+  case CFSM_FX_MSG_STEP: return fx_msg_step(r, f);
+  case CFSM_FX_MSG_DONE:
+    return fx_msg_simple(r,
+                         "UPDATE messages SET done=1, due_at=NULL, wait_until=NULL,"
+                         " updated_at=$1::bigint WHERE id=$2::bigint",
+                         1, f->t0);
+  case CFSM_FX_MSG_CLEAR_DUE:
+    return fx_msg_simple(r, "UPDATE messages SET due_at=NULL WHERE id=$1::bigint", 0, 0);
+  case CFSM_FX_MSG_WAIT:
+    return fx_msg_simple(r, "UPDATE messages SET wait_until=$1::bigint WHERE id=$2::bigint", 1,
+                         f->t0);
+  case CFSM_FX_MSG_FIN: return fx_msg_fin(r, f);
+  case CFSM_FX_EVENT:
+    return record_event(r->s, r->m, casc_att_id(r, f->attempt_id), kk_status_name(f->status),
+                        kk_chan_name(f->chan), f->error, f->cost, f->t0);
+  case CFSM_FX_TRACE: return fx_trace(r, f);
+  default: return 0;   /* notes and counters: the glue's */
+  }
+}
+
+static const struct casc_ops pg_casc_ops = {
+    .extra = load_extra,
+    .scope = chan_scope,
+    .price = pgc_price,
+    .attempts = load_attempts,
+    .write = fx_write,
+};
+
+static void run_init(struct casc_run *r, struct store *s, struct casc_msg *m) {
+  casc_run_init(r, s, &pg_casc_ops, &PG(s)->ws.cstats, m);
+}
+
+int pgc_start(struct store *s, struct store_msg_new *n, struct pgc_first *f) {
+  struct casc_msg m;
+  memset(&m, 0, sizeof m);
+  m.ins = 1;
+  m.id = n->id;
+  m.account_id = n->account_id;
+  snprintf(m.public_id, sizeof m.public_id, "%s", n->public_id);
+  snprintf(m.to, sizeof m.to, "%s", n->to ? n->to : "");
+  snprintf(m.status, sizeof m.status, "accepted");
+  snprintf(m.callback_url, sizeof m.callback_url, "%s", n->callback_url ? n->callback_url : "");
+  m.cascade = n->cascade ? kk_xstrdup(n->cascade) : NULL;
+  m.extra = n->extra ? kk_xstrdup(n->extra) : NULL;
+  m.has_extra = n->extra != NULL;
+  snprintf(m.route, sizeof m.route, "%s", n->route ? n->route : "");
+  m.segments = n->segments;
+  m.expires_at = n->expires_at;
+  struct casc_run r;
+  run_init(&r, s, &m);
+  int rc = casc_run_start(&r, n->created_at);
+  if (rc == 0) rc = casc_run_write(&r);
+  n->attempt_id = r.new_id;
+  snprintf(n->first_channel, sizeof n->first_channel, "%s",
+           r.new_id ? r.steps[m.step].channel : "");
+  memset(f, 0, sizeof *f);
+  f->step = m.step;
+  f->attempt_id = m.attempt_id;
+  f->due_at = m.due_at;
+  f->wait_until = m.wait_until;
+  f->done = m.done;
+  f->cost = m.cost;
+  snprintf(f->status, sizeof f->status, "%s", m.status);
+  snprintf(f->channel, sizeof f->channel, "%s", m.channel);
+  casc_run_free(&r);
+  casc_msg_free(&m);
+  return rc;
+}
+
+/* ---- attempt events --------------------------------------------------------- */
+
+int pgc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_att *pre,
+                      const char *status, const char *provider_id, const char *error,
+                      int64_t at, int units) {
+  struct casc_att a;
+  struct casc_msg m;
+  /* The message first (locked), then its attempt as it is now. */
+  int rc = pre ? msg_load(s, pre->msg_id, 0, &m) : msg_load(s, attempt_id, 1, &m);
+  if (rc == 0 && pre) a = *pre;
+  else if (rc == 0 && (rc = pgc_att_load(s, attempt_id, &a)) != 0) casc_msg_free(&m);
+  if (rc == KK_ENOENT) {
+    kk_warnx(LOGCTX, "status %s for attempt %lld, which does not exist", status,
+             (long long)attempt_id);
+    return 0;
+  }
+  if (rc) return rc;
+  struct casc_run r;
+  run_init(&r, s, &m);
+  r.provider_id = provider_id;
+  r.error = error;
+  r.parts_sent = a.parts_sent;
+  struct cfsm_att fa;
+  casc_att_to_fsm(&a, attempt_id, &fa);
+  struct cfsm_event ev = {.status = kk_status_parse(status), .error = error, .at = at,
+                          .units = units, .force_write = provider_id != NULL || a.parts_dirty};
+  rc = casc_run_event(&r, &fa, &ev, a.channel);
+  if (rc == 0) rc = casc_run_write(&r);
+  casc_run_free(&r);
+  casc_msg_free(&m);
+  return rc;
+}
+
+/* ---- operations: send results ------------------------------------------- */
+
+/* Applies the statuses a provider reported before its id was stored (each
+   node may have kept some: they are in the database). */
+static int apply_early(struct store *s, int64_t attempt_id, const char *provider_id) {
+  struct casc_att a;
+  if (pgc_att_load(s, attempt_id, &a) != 0) return 0;
+  struct pg_params p = {0};
+  pg_p_text(&p, a.channel);
+  pg_p_int(&p, a.scope);
+  pg_p_text(&p, provider_id);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         "WITH d AS (DELETE FROM early_statuses WHERE channel=$1"
+                         " AND scope=$2::bigint AND provider_id=$3"
+                         " RETURNING status,error,at)"
+                         " SELECT status,COALESCE(error,''),at FROM d ORDER BY at LIMIT 8",
+                         &p, &rc);
+  if (r == NULL) return rc;
+  struct { char status[12]; char error[128]; int64_t at; } held[8];
+  int n = 0;
+  for (; n < PQntuples(r) && n < 8; n++) {
+    pg_copy(r, n, 0, held[n].status, sizeof held[n].status);
+    pg_copy(r, n, 1, held[n].error, sizeof held[n].error);
+    held[n].at = pg_int(r, n, 2);
+  }
+  PQclear(r);
+  if (n > 0) pgw_early_forget(s);
+  for (int i = 0; i < n && rc == 0; i++)
+    rc = pgc_attempt_event(s, attempt_id, NULL, held[i].status, NULL,
+                           held[i].error[0] ? held[i].error : NULL, held[i].at, 0);
+  return rc;
+}
+
+int pg_chan_result(struct store *s, struct store_op *op) {
+  struct store_chan_result_data *d = op->data;
+  struct store_chan_result *r = &d->r;
+  if (r->outcome == STORE_CHAN_RETRY) {
+    struct pg_params p = {0};
+    pg_p_int(&p, r->retry_at);
+    pg_p_text(&p, d->error[0] ? d->error : NULL);
+    pg_p_int(&p, r->attempt_id);
+    int rc = pg_cmd(&PG(s)->w,
+                    "UPDATE attempts SET due_at=$1::bigint, tries=tries+1, try_at=NULL,"
+                    " error=COALESCE($2::text,error) WHERE id=$3::bigint",
+                    &p);
+    if (rc == 0) note(s, STORE_NOTE_CHANNEL, 0, r->attempt_id, r->retry_at);
+    return rc;
+  }
+  if (r->outcome == STORE_CHAN_SENT) {
+    int rc = pgc_attempt_event(s, r->attempt_id, NULL, "sent", d->provider_id, NULL, r->at,
+                               r->units);
+    return rc ? rc : apply_early(s, r->attempt_id, d->provider_id);
+  }
+  return pgc_attempt_event(s, r->attempt_id, NULL, "failed", NULL, d->error, r->at, 0);
+}
+
+/* ---- operations: step deadlines ------------------------------------------- */
+
+int pg_step_timeout(struct store *s, struct store_op *op) {
+  struct store_timeout_data *d = op->data;
+  struct casc_msg m;
+  int rc = msg_load(s, d->msg_id, 0, &m);
+  if (rc == KK_ENOENT) return 0;
+  if (rc) return rc;
+  if (m.done || m.step != d->step) {
+    casc_msg_free(&m);
+    return 0;
+  }
+  struct casc_att a;
+  memset(&a, 0, sizeof a);
+  rc = pgc_att_load(s, m.attempt_id, &a);
+  if (rc != 0 && rc != KK_ENOENT) {
+    casc_msg_free(&m);
+    return rc;
+  }
+  int gone = rc == KK_ENOENT;
+  struct cfsm_att fa;
+  casc_att_to_fsm(&a, m.attempt_id, &fa);
+  struct casc_run r;
+  run_init(&r, s, &m);
+  r.parts_sent = a.parts_sent;
+  rc = casc_run_deadline(&r, gone ? NULL : &fa, d->step, d->at);
+  if (rc == 0) rc = casc_run_write(&r);
+  casc_run_free(&r);
+  casc_msg_free(&m);
+  return rc;
+}

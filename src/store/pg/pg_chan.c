@@ -1,0 +1,371 @@
+/*
+ * pg_chan.c - the channel side of the PostgreSQL writer (as
+ * sqlite/sq_chan.c): requests marked before they go, provider statuses
+ * matched to attempts, statuses and receipts that came before what they are
+ * about (capped per scope, expired by time), when people last wrote to a
+ * WhatsApp number, and the rows the batch's notes carry, read in one
+ * statement per kind before the commit.
+ *
+ * What a status means for its message is decided by the cascade's rules
+ * (pg_cascade.c, pgc_attempt_event).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "store/pg/pg_int.h"
+#include "store/store_casc.h"
+
+#define LOGCTX "cascade"
+
+/* ---- ids as one array parameter ----------------------------------------- */
+
+/* "{1,2,3}" of ids (malloc'd; the caller frees). */
+static char *id_array(const int64_t *ids, int n) {
+  size_t cap = (size_t)n * 21 + 3, len = 0;
+  char *arr = kk_xmalloc(cap);
+  arr[len++] = '{';
+  for (int i = 0; i < n; i++)
+    len += (size_t)snprintf(arr + len, cap - len, "%s%lld", i ? "," : "", (long long)ids[i]);
+  arr[len++] = '}';
+  arr[len] = '\0';
+  return arr;
+}
+
+/* ---- the rows the notes carry ------------------------------------------------ */
+
+/* A channel attempt as the claims and notes hand it out. */
+#define CHAN_COLS "a.id,a.message_id,m.account_id,a.scope,a.channel,"          \
+                  "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"  \
+                  "a.tries,a.due_at,m.expires_at,m.created_at,a.try_at,"       \
+                  "w.last_inbound FROM attempts a"                             \
+                  " JOIN messages m ON m.id=a.message_id"                      \
+                  " LEFT JOIN wa_windows w ON a.channel='whatsapp'"            \
+                  " AND w.scope=a.scope AND w.phone=m.to_number"
+
+/* The SMS row of a message whose current attempt is SMS and due. */
+#define DUE_COLS "m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"        \
+                 "m.body,a.parts_sent,m.due_at,m.expires_at FROM messages m"   \
+                 " JOIN attempts a ON a.id=m.attempt_id AND a.channel='sms'"
+
+static void chan_row(const PGresult *r, int i, struct store_chan_due *d) {
+  memset(d, 0, sizeof *d);
+  d->attempt_id = pg_int(r, i, 0);
+  d->msg_id = pg_int(r, i, 1);
+  d->account_id = pg_int(r, i, 2);
+  d->scope = pg_int(r, i, 3);
+  pg_copy(r, i, 4, d->channel, sizeof d->channel);
+  pg_copy(r, i, 5, d->public_id, sizeof d->public_id);
+  pg_copy(r, i, 6, d->to, sizeof d->to);
+  pg_copy(r, i, 7, d->address, sizeof d->address);
+  pg_copy(r, i, 8, d->msg_class, sizeof d->msg_class);
+  d->text = kk_xstrdup(PQgetvalue(r, i, 9));
+  d->extra = kk_xstrdup(pg_text(r, i, 10) ? PQgetvalue(r, i, 10) : "{}");
+  d->tries = (int)pg_int(r, i, 11);
+  d->due_at = pg_int(r, i, 12);
+  d->expires_at = pg_int(r, i, 13);
+  d->created_at = pg_int(r, i, 14);
+  d->try_at = pg_int(r, i, 15);
+  d->wa_inbound_at = pg_int(r, i, 16);
+  d->chan = kk_chan_parse(d->channel);
+}
+
+static void due_row(const PGresult *r, int i, struct store_due *d) {
+  memset(d, 0, sizeof *d);
+  d->id = pg_int(r, i, 0);
+  d->attempt_id = pg_int(r, i, 1);
+  d->account_id = pg_int(r, i, 2);
+  pg_copy(r, i, 3, d->to, sizeof d->to);
+  pg_copy(r, i, 4, d->sender, sizeof d->sender);
+  pg_copy(r, i, 5, d->route, sizeof d->route);
+  d->text = kk_xstrdup(PQgetvalue(r, i, 6));
+  d->parts_done = (uint32_t)pg_int(r, i, 7);
+  d->due_at = pg_int(r, i, 8);
+  d->expires_at = pg_int(r, i, 9);
+}
+
+/* Whether note t wants a row: 1 a channel row, 2 an SMS row, 0 none. */
+static int wants_row(const struct store_note *t, int64_t now) {
+  if (t->kind == STORE_NOTE_CHANNEL && t->chan == NULL && t->at <= now) return 1;
+  if (t->kind == STORE_NOTE_SMS && t->due == NULL) return 2;
+  return 0;
+}
+
+/* Fills the notes of one kind (1 channel, 2 SMS) with their rows as the
+   transaction leaves them: one statement for all of them. */
+static void fill_rows(struct store *s, int kind, int64_t now) {
+  int64_t *ids = kk_xmalloc((size_t)(s->nw > 0 ? s->nw : 1) * sizeof *ids);  /* freed below */
+  int n = 0;
+  for (int i = 0; i < s->nw; i++)
+    if (wants_row(&s->wnotes[i], now) == kind)
+      ids[n++] = kind == 1 ? s->wnotes[i].attempt_id : s->wnotes[i].msg_id;
+  if (n == 0) {
+    free(ids);
+    return;
+  }
+  char *arr = id_array(ids, n);
+  free(ids);
+  struct pg_params p = {0};
+  pg_p_text(&p, arr);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         kind == 1 ? "SELECT " CHAN_COLS " WHERE a.id=ANY($1::bigint[])"
+                                     " AND a.due_at IS NOT NULL"
+                                   : "SELECT " DUE_COLS " WHERE m.due_at IS NOT NULL"
+                                     " AND m.id=ANY($1::bigint[])",
+                         &p, &rc);
+  free(arr);
+  if (r == NULL) return;   /* the notes go without rows: claims bring them */
+  int rows = PQntuples(r);
+  for (int i = 0; i < s->nw; i++) {
+    struct store_note *t = &s->wnotes[i];
+    if (wants_row(t, now) != kind) continue;
+    int64_t want = kind == 1 ? t->attempt_id : t->msg_id;
+    for (int k = 0; k < rows; k++) {
+      if (pg_int(r, k, 0) != want) continue;
+      if (kind == 1) {
+        t->chan = kk_xmalloc(sizeof *t->chan);   /* freed with the note */
+        chan_row(r, k, t->chan);
+      } else {
+        t->due = kk_xmalloc(sizeof *t->due);     /* freed with the note */
+        due_row(r, k, t->due);
+      }
+      break;
+    }
+  }
+  PQclear(r);
+}
+
+/* ---- the writer's hooks ------------------------------------------------------- */
+
+static double mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static int early_expire(struct store *s, int64_t cutoff);
+
+void pgw_before_commit(struct store *s, double t_ms) {
+  struct pgw_state *w = &PG(s)->ws;
+  int64_t now = store_now_ms();
+  fill_rows(s, 1, now);
+  fill_rows(s, 2, now);
+  (void)t_ms;
+  double m = mono_ms();
+  if (m < w->early_next_expire) return;
+  w->early_next_expire = m + PGW_EARLY_EXPIRE_EVERY_MS;
+  if (early_expire(s, now - PGW_EARLY_KEEP_MS) != 0)
+    kk_error(LOGCTX, "expiry of early statuses failed");
+}
+
+void pgw_undone(struct store *s) { pgw_early_forget(s); }
+
+void pgw_publish(struct store *s) {
+  struct pgw_state *w = &PG(s)->ws;
+  s->cstats = w->cstats;
+  s->stats.early_refused = w->early_refused;
+  s->stats.early_expired = w->early_expired;
+}
+
+void pgw_close(struct store *s) {
+  free(PG(s)->ws.ecount);
+  PG(s)->ws.ecount = NULL;
+}
+
+/* ---- early statuses and receipts: per-scope caps and expiry ----------------- */
+
+void pgw_early_forget(struct store *s) { PG(s)->ws.necount = 0; }
+
+/* The held-row count of key, counted with one query over the scope's index
+   when it is not known; NULL when the count fails. */
+static struct pgw_early_count *early_count(struct store *s, const char *key) {
+  struct pgw_state *w = &PG(s)->ws;
+  for (int i = 0; i < w->necount; i++)
+    if (strcmp(w->ecount[i].key, key) == 0) return &w->ecount[i];
+  struct pg_params p = {0};
+  if (key[0] == 's')
+    pg_p_int(&p, strtoll(key + 1, NULL, 10));
+  else
+    pg_p_text(&p, key + 1);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         key[0] == 's'
+                             ? "SELECT COUNT(*) FROM early_statuses WHERE scope=$1::bigint"
+                             : "SELECT COUNT(*) FROM early_receipts WHERE route=$1",
+                         &p, &rc);
+  if (r == NULL) return NULL;
+  int64_t n = pg_int(r, 0, 0);
+  PQclear(r);
+  if (w->necount == w->capecount) {
+    /* Grows with the scopes that sent early rows since the last expiry run,
+       then starts again from nothing. */
+    if (w->capecount >= 4096) {
+      w->necount = 0;
+    } else {
+      w->capecount = w->capecount ? 2 * w->capecount : 16;
+      w->ecount = kk_xrealloc(w->ecount, (size_t)w->capecount * sizeof w->ecount[0]);
+    }
+  }
+  struct pgw_early_count *e = &w->ecount[w->necount++];
+  snprintf(e->key, sizeof e->key, "%s", key);
+  e->n = n;
+  return e;
+}
+
+int pgw_early_admit(struct store *s, const char *key) {
+  struct pgw_state *w = &PG(s)->ws;
+  int64_t cap = w->early_cap > 0 ? w->early_cap : 10000;
+  struct pgw_early_count *e = early_count(s, key);
+  if (e == NULL) return 1;   /* not counted: the cap is checked next time */
+  if (e->n >= cap) {
+    /* Said once per power of two, so that a flood does not flood the log. */
+    w->early_refused++;
+    if ((w->early_refused & (w->early_refused - 1)) == 0)
+      kk_warnx(LOGCTX, "scope %s holds %lld early statuses or receipts, the most it may:"
+               " refusing more (%llu refused so far)", key + 1, (long long)e->n,
+               (unsigned long long)w->early_refused);
+    return 0;
+  }
+  e->n++;
+  return 1;
+}
+
+/* Deletes up to PGW_EARLY_EXPIRE_BATCH early statuses and as many receipts
+   older than cutoff. 0 or KK_ESTORE. */
+static int early_expire(struct store *s, int64_t cutoff) {
+  static const char *const sql[2] = {
+      ("DELETE FROM early_statuses WHERE (channel,scope,provider_id,status) IN"
+       " (SELECT channel,scope,provider_id,status FROM early_statuses"
+       " WHERE at<$1::bigint ORDER BY at LIMIT $2::int)"),
+      ("DELETE FROM early_receipts WHERE (route,provider_id) IN"
+       " (SELECT route,provider_id FROM early_receipts WHERE at<$1::bigint"
+       " ORDER BY at LIMIT $2::int)"),
+  };
+  int64_t gone = 0;
+  for (int i = 0; i < 2; i++) {
+    struct pg_params p = {0};
+    pg_p_int(&p, cutoff);
+    pg_p_int(&p, PGW_EARLY_EXPIRE_BATCH);
+    int rc;
+    PGresult *r = pg_query(&PG(s)->w, sql[i], &p, &rc);
+    if (r == NULL) return KK_ESTORE;
+    gone += strtoll(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+  }
+  if (gone == 0) return 0;
+  PG(s)->ws.early_expired += (uint64_t)gone;
+  pgw_early_forget(s);
+  return 0;
+}
+
+int pg_early_expire(struct store *s, struct store_op *op) {
+  struct store_early_expire_data *d = op->data;
+  return early_expire(s, d->now - PGW_EARLY_KEEP_MS);
+}
+
+/* ---- operations: requests under way ------------------------------------ */
+
+int pg_chan_trying(struct store *s, struct store_op *op) {
+  struct store_trying_data *d = op->data;
+  if (d->n <= 0) return 0;
+  char *arr = id_array(d->ids, d->n);
+  struct pg_params p = {0};
+  pg_p_opt(&p, d->at);
+  pg_p_text(&p, arr);
+  int rc = pg_cmd(&PG(s)->w,
+                  "UPDATE attempts SET try_at=$1::bigint WHERE id=ANY($2::bigint[])"
+                  " AND due_at IS NOT NULL",
+                  &p);
+  free(arr);
+  return rc;
+}
+
+/* ---- operations: provider statuses ------------------------------------- */
+
+int pg_chan_status(struct store *s, struct store_op *op) {
+  struct store_chan_status_data *d = op->data;
+  d->st->matched = 0;
+  PGresult *r = NULL;
+  int rc = 0;
+  if (d->provider_id[0]) {
+    struct pg_params p = {0};
+    pg_p_text(&p, d->channel);
+    pg_p_text(&p, d->provider_id);
+    pg_p_int(&p, d->st->scope);
+    r = pg_query(&PG(s)->w,
+                 "SELECT id," PGW_ATT_COLS " FROM attempts WHERE channel=$1 AND"
+                 " provider_id=$2 AND scope=$3::bigint AND channel<>'sms'"
+                 " AND provider_id IS NOT NULL ORDER BY id LIMIT 64",
+                 &p, &rc);
+    if (r == NULL) return rc;
+  } else if (d->peer[0] && strcmp(d->channel, "vk") == 0) {
+    struct pg_params p = {0};
+    pg_p_text(&p, d->peer);
+    pg_p_int(&p, d->st->scope);
+    pg_p_int(&p, d->st->read_upto);
+    /* SQLite reads a provider id that is not a number as 0 */
+    r = pg_query(&PG(s)->w,
+                 "SELECT id," PGW_ATT_COLS " FROM attempts WHERE channel='vk'"
+                 " AND address=$1 AND scope=$2::bigint AND provider_id IS NOT NULL"
+                 " AND read_at IS NULL AND (CASE WHEN provider_id ~ '^-?[0-9]{1,18}$'"
+                 " THEN provider_id::bigint ELSE 0 END)<=$3::bigint ORDER BY id LIMIT 64",
+                 &p, &rc);
+    if (r == NULL) return rc;
+  }
+  int n = r ? PQntuples(r) : 0;
+  int64_t ids[64];
+  struct casc_att first;
+  for (int i = 0; i < n && i < 64; i++) ids[i] = pg_int(r, i, 0);
+  if (n > 0) pgc_att_cols(r, 0, 1, &first);
+  PQclear(r);
+  for (int i = 0; i < n; i++) {
+    /* One match is used as read; with more, each is read again after the
+       others' changes. */
+    rc = pgc_attempt_event(s, ids[i], n == 1 ? &first : NULL, d->status, NULL,
+                           d->error[0] ? d->error : NULL, d->st->at, 0);
+    if (rc) return rc;
+  }
+  d->st->matched = n;
+  if (n == 0 && d->provider_id[0]) {
+    /* The provider may call back before its answer to our send is stored:
+       kept for a day; the send's result applies it (apply_early). */
+    char key[32];
+    snprintf(key, sizeof key, "s%lld", (long long)d->st->scope);
+    if (!pgw_early_admit(s, key)) return 0;
+    struct pg_params p = {0};
+    pg_p_text(&p, d->channel);
+    pg_p_int(&p, d->st->scope);
+    pg_p_text(&p, d->provider_id);
+    pg_p_text(&p, d->status);
+    pg_p_text(&p, d->error[0] ? d->error : NULL);
+    pg_p_int(&p, d->st->at);
+    return pg_cmd(&PG(s)->w,
+                  "INSERT INTO early_statuses(channel,scope,provider_id,status,error,at)"
+                  " VALUES($1,$2::bigint,$3,$4,$5,$6::bigint)"
+                  " ON CONFLICT(channel,scope,provider_id,status)"
+                  " DO UPDATE SET error=excluded.error, at=excluded.at",
+                  &p);
+  }
+  return 0;
+}
+
+/* ---- WhatsApp customer-service windows ------------------------------------ */
+
+int pg_wa_inbound(struct store *s, struct store_op *op) {
+  struct store_wa_data *d = op->data;
+  struct pg_params p = {0};
+  pg_p_int(&p, d->scope);
+  pg_p_text(&p, d->phone);
+  pg_p_int(&p, d->at);
+  return pg_cmd(&PG(s)->w,
+                "INSERT INTO wa_windows(scope,phone,last_inbound)"
+                " VALUES($1::bigint,$2,$3::bigint) ON CONFLICT(scope,phone) DO UPDATE SET"
+                " last_inbound=excluded.last_inbound"
+                " WHERE excluded.last_inbound>wa_windows.last_inbound",
+                &p);
+}

@@ -1,0 +1,284 @@
+/*
+ * pg_sms.c - SMS in the PostgreSQL backend (as sqlite/sq_sms.c): what a
+ * provider answered for each part, delivery receipts (matched to parts, or
+ * held when early), and inbound messages and replies.
+ *
+ * A receipt may reach any node's session: its part is found through the
+ * database, and a receipt held early by one node is applied by whichever
+ * node stores the part's submit_sm_resp.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "store/pg/pg_int.h"
+#include "store/store_casc.h"
+
+#define LOGCTX "store"
+
+static int part_receipt(struct store *s, const char *route, const char *pid,
+                        int64_t attempt_id, const struct casc_att *pre, const char *state,
+                        const char *error, int64_t at);
+
+/* SMSC message ids are matched without regard to letter case. */
+static void lower_id(const char *in, char *out, size_t cap) {
+  size_t i = 0;
+  for (; in[i] && i + 1 < cap; i++)
+    out[i] = in[i] >= 'A' && in[i] <= 'Z' ? (char)(in[i] - 'A' + 'a') : in[i];
+  out[i] = '\0';
+}
+
+/* Takes the receipt held early for (route, pid), with the row of its other
+   id, in one statement: 1 (state, error, at filled), 0 (none), KK_ESTORE. */
+static int early_take(struct store *s, const char *route, const char *pid, char state[16],
+                      char error[128], int64_t *at) {
+  struct pg_params p = {0};
+  pg_p_text(&p, route);
+  pg_p_text(&p, pid);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         "WITH d AS (DELETE FROM early_receipts WHERE route=$1"
+                         " AND provider_id=$2 RETURNING other_id,state,error,at),"
+                         " o AS (DELETE FROM early_receipts e USING d WHERE e.route=$1"
+                         " AND e.provider_id=d.other_id)"
+                         " SELECT state,COALESCE(error,''),at FROM d",
+                         &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  int found = PQntuples(r) > 0;
+  if (found) {
+    pg_copy(r, 0, 0, state, 16);
+    pg_copy(r, 0, 1, error, 128);
+    *at = pg_int(r, 0, 2);
+  }
+  PQclear(r);
+  if (found) pgw_early_forget(s);
+  return found;
+}
+
+int pg_sms_submitted(struct store *s, struct store_op *op) {
+  struct store_sms_data *d = op->data;
+  struct store_sms_update *u = &d->u;
+  struct casc_att att;
+  if (pgc_att_load(s, u->attempt_id, &att) != 0) {
+    kk_warnx(LOGCTX, "submit_sm_resp for attempt %lld, which does not exist",
+             (long long)u->attempt_id);
+    return 0;
+  }
+  char pid[72];
+  lower_id(d->provider_id, pid, sizeof pid);
+  struct pg_params p = {0};
+  pg_p_text(&p, d->route);
+  pg_p_text(&p, pid);
+  pg_p_int(&p, u->attempt_id);
+  pg_p_int(&p, u->part);
+  int rc = pg_cmd(&PG(s)->w,
+                  "INSERT INTO sms_parts(route,provider_id,attempt_id,part,state)"
+                  " VALUES($1,$2,$3::bigint,$4::int,'sent') ON CONFLICT(route,provider_id)"
+                  " DO UPDATE SET attempt_id=excluded.attempt_id, part=excluded.part,"
+                  " state='sent'",
+                  &p);
+  if (rc) return rc;
+
+  int segments = att.segments;
+  int64_t sent = att.parts_sent | (int64_t)1 << (u->part - 1);
+  int64_t full = ((int64_t)1 << segments) - 1;
+  const char *first_pid = u->part == 1 ? d->provider_id : NULL;
+  if ((sent & full) == full) {
+    /* The last part: the event writes the parts with the status. */
+    att.parts_sent = sent;
+    att.parts_dirty = 1;
+    rc = pgc_attempt_event(s, u->attempt_id, &att, "sent", first_pid, NULL, u->at, segments);
+  } else {
+    struct pg_params q = {0};
+    pg_p_int(&q, sent);
+    pg_p_text(&q, first_pid);
+    pg_p_int(&q, u->attempt_id);
+    rc = pg_cmd(&PG(s)->w,
+                "UPDATE attempts SET parts_sent=$1::bigint,"
+                " provider_id=COALESCE(provider_id,$2::text) WHERE id=$3::bigint",
+                &q);
+  }
+  if (rc) return rc;
+
+  /* Did this part's receipt come first (to this node or another)? */
+  char state[16], error[128];
+  int64_t at = 0;
+  rc = early_take(s, d->route, pid, state, error, &at);
+  if (rc <= 0) return rc;
+  return part_receipt(s, d->route, pid, u->attempt_id, NULL, state, error, at);
+}
+
+int pg_sms_failed(struct store *s, struct store_op *op) {
+  struct store_sms_data *d = op->data;
+  return pgc_attempt_event(s, d->u.attempt_id, NULL, "failed", NULL,
+                           d->error[0] ? d->error : NULL, d->u.at, 0);
+}
+
+int pg_sms_expired(struct store *s, struct store_op *op) {
+  struct store_sms_data *d = op->data;
+  return pgc_attempt_event(s, d->u.attempt_id, NULL, "expired", NULL,
+                           d->error[0] ? d->error : NULL, d->u.at, 0);
+}
+
+int pg_sms_retry(struct store *s, struct store_op *op) {
+  struct store_sms_data *d = op->data;
+  struct pg_params p = {0};
+  pg_p_int(&p, d->u.due_at);
+  pg_p_int(&p, d->u.at);
+  pg_p_int(&p, d->u.msg_id);
+  int rc = pg_cmd(&PG(s)->w,
+                  "UPDATE messages SET due_at=$1::bigint, updated_at=$2::bigint"
+                  " WHERE id=$3::bigint",
+                  &p);
+  if (rc || !d->error[0]) return rc;
+  struct pg_params q = {0};
+  pg_p_text(&q, d->error);
+  pg_p_int(&q, d->u.attempt_id);
+  return pg_cmd(&PG(s)->w, "UPDATE attempts SET error=$1 WHERE id=$2::bigint", &q);
+}
+
+/* ---- receipts ---------------------------------------------------------- */
+
+/* Applies a receipt to one part that is still "sent" (pre: its attempt as
+   just read, or NULL). */
+static int part_receipt(struct store *s, const char *route, const char *pid,
+                        int64_t attempt_id, const struct casc_att *pre, const char *state,
+                        const char *error, int64_t at) {
+  struct casc_att att;
+  if (pre)
+    att = *pre;
+  else if (pgc_att_load(s, attempt_id, &att) != 0)
+    return 0;
+  const char *astatus = att.status;
+  if (strcmp(astatus, "sending") != 0 && strcmp(astatus, "sent") != 0 &&
+      strcmp(astatus, "timeout") != 0)
+    return 0; /* the attempt already ended */
+  if (strcmp(state, "delivered") == 0) {
+    if (att.parts_delivered + 1 >= att.segments) /* the last part: counted by the event */
+      return pgc_attempt_event(s, attempt_id, &att, "delivered", NULL, NULL, at, 0);
+    struct pg_params p = {0};
+    pg_p_text(&p, state);
+    pg_p_text(&p, route);
+    pg_p_text(&p, pid);
+    int rc = pg_cmd(&PG(s)->w,
+                    "UPDATE sms_parts SET state=$1 WHERE route=$2 AND provider_id=$3", &p);
+    if (rc) return rc;
+    struct pg_params q = {0};
+    pg_p_int(&q, attempt_id);
+    return pg_cmd(&PG(s)->w,
+                  "UPDATE attempts SET parts_delivered=parts_delivered+1 WHERE id=$1::bigint",
+                  &q);
+  }
+  return pgc_attempt_event(s, attempt_id, &att, state, NULL, error && error[0] ? error : NULL,
+                           at, 0);
+}
+
+/* Keeps a receipt whose part is not known yet under each of its ids. */
+static int hold_receipt(struct store *s, const struct store_receipt_data *d) {
+  char key[72];
+  snprintf(key, sizeof key, "r%s", d->route);
+  int rc = 0;
+  for (int i = 0; i < 2 && rc == 0 && d->ids[i][0]; i++) {
+    if (!pgw_early_admit(s, key)) return 0;  /* the route holds its most */
+    struct pg_params p = {0};
+    pg_p_text(&p, d->route);
+    pg_p_text(&p, d->ids[i]);
+    pg_p_text(&p, d->ids[1 - i]);
+    pg_p_text(&p, d->state);
+    pg_p_text(&p, d->error[0] ? d->error : NULL);
+    pg_p_int(&p, d->r->at);
+    rc = pg_cmd(&PG(s)->w,
+                "INSERT INTO early_receipts(route,provider_id,other_id,state,error,at)"
+                " VALUES($1,$2,$3,$4,$5,$6::bigint) ON CONFLICT(route,provider_id)"
+                " DO UPDATE SET other_id=excluded.other_id, state=excluded.state,"
+                " error=excluded.error, at=excluded.at",
+                &p);
+  }
+  return rc;
+}
+
+int pg_receipt(struct store *s, struct store_op *op) {
+  struct store_receipt_data *d = op->data;
+  d->r->matched = 0;
+  for (int i = 0; i < 2 && d->ids[i][0]; i++) {
+    struct pg_params p = {0};
+    pg_p_text(&p, d->route);
+    pg_p_text(&p, d->ids[i]);
+    int rc;
+    PGresult *r = pg_query(&PG(s)->w,
+                           "SELECT p.attempt_id,p.state,"
+                           "a.message_id,a.channel,a.status,a.step,a.sent_at,a.delivered_at,"
+                           "a.read_at,a.segments,a.parts_sent,a.parts_delivered,a.scope,a.tries"
+                           " FROM sms_parts p JOIN attempts a ON a.id=p.attempt_id"
+                           " WHERE p.route=$1 AND p.provider_id=$2",
+                           &p, &rc);
+    if (r == NULL) return KK_ESTORE;
+    if (PQntuples(r) == 0) {
+      PQclear(r);
+      continue;
+    }
+    int64_t attempt_id = pg_int(r, 0, 0);
+    char pstate[16];
+    pg_copy(r, 0, 1, pstate, sizeof pstate);
+    struct casc_att att;
+    pgc_att_cols(r, 0, 2, &att);
+    PQclear(r);
+    d->r->matched = 1;
+    if (strcmp(pstate, "sent") != 0) return 0; /* a repeated receipt */
+    return part_receipt(s, d->route, d->ids[i], attempt_id, &att, d->state, d->error, d->r->at);
+  }
+  return hold_receipt(s, d);
+}
+
+/* ---- inbound messages ------------------------------------------------------ */
+
+/* The account a message from a person belongs to (as SQLite's
+   inbound_owner): the scope whose number received it, else the account
+   whose message last went to that phone (on that route, for SMS). */
+static int inbound_owner(struct store *s, const struct store_inbound_data *d, int64_t *account,
+                         int64_t *msg) {
+  const char *from = d->from[0] == '+' ? d->from + 1 : d->from;
+  struct pg_params p = {0};
+  pg_p_text(&p, from);
+  pg_p_text(&p, d->route[0] ? d->route : NULL);
+  pg_p_int(&p, d->scope);
+  *account = d->scope;
+  *msg = 0;
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         "SELECT id,account_id FROM (SELECT id,account_id,route FROM messages"
+                         " WHERE to_number=$1 ORDER BY id DESC LIMIT 100) t"
+                         " WHERE ($2::text IS NULL OR route=$2::text)"
+                         " AND ($3::bigint=0 OR account_id=$3::bigint) ORDER BY id DESC LIMIT 1",
+                         &p, &rc);
+  if (r == NULL) return rc;
+  if (PQntuples(r) > 0) {
+    *msg = pg_int(r, 0, 0);
+    *account = pg_int(r, 0, 1);
+  }
+  PQclear(r);
+  return 0;
+}
+
+int pg_inbound(struct store *s, struct store_op *op) {
+  struct store_inbound_data *d = op->data;
+  int64_t account, msg;
+  int rc = inbound_owner(s, d, &account, &msg);
+  if (rc) return rc;
+  struct pg_params p = {0};
+  pg_p_text(&p, d->route[0] ? d->route : NULL);
+  pg_p_text(&p, d->from[0] == '+' ? d->from + 1 : d->from);
+  pg_p_text(&p, d->to);
+  pg_p_text(&p, d->text);
+  pg_p_int(&p, d->at);
+  pg_p_text(&p, d->channel);
+  pg_p_opt(&p, account);
+  pg_p_opt(&p, msg);
+  return pg_cmd(&PG(s)->w,
+                "INSERT INTO inbound(route,from_number,to_addr,body,at,channel,account_id,"
+                "message_id) VALUES($1,$2,$3,$4,$5::bigint,$6,$7::bigint,$8::bigint)",
+                &p);
+}

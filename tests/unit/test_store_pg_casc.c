@@ -1,0 +1,85 @@
+/*
+ * test_store_pg_casc.c - the store's contract for channels and cascades on
+ * PostgreSQL (store_contract.c, run on SQLite by test_store_contract.c):
+ * VK -> Viber -> SMS moved by send results, provider statuses, the SMS
+ * centre's answer and its receipt; early receipts and statuses matched
+ * later; step deadlines. And a status arriving on one node for an attempt
+ * the other node started.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "kk_test.h"
+#include "store/store.h"
+#include "store_contract.h"
+
+KK_TEST(store_pg_casc_vk_viber_sms) {
+  struct sc_pg p;
+  sc_pg_open(&p, 1);
+  sc_cascade_vk_viber_sms(&p.e[0]);
+  sc_pg_close(&p);
+}
+
+KK_TEST(store_pg_casc_early_receipt_and_status) {
+  struct sc_pg p;
+  sc_pg_open(&p, 1);
+  sc_early_receipt_and_status(&p.e[0]);
+  sc_pg_close(&p);
+}
+
+KK_TEST(store_pg_casc_step_timeout) {
+  struct sc_pg p;
+  sc_pg_open(&p, 1);
+  sc_step_timeout(&p.e[0]);
+  sc_pg_close(&p);
+}
+
+/* Node 0 stores an SMS and its part; the receipt reaches node 1's session:
+   the part is found through the database. An early receipt held by node 1
+   is applied by node 0's submit_sm_resp. */
+KK_TEST(store_pg_casc_receipt_on_another_node) {
+  struct sc_pg p;
+  sc_pg_open(&p, 2);
+  int64_t now = store_now_ms() - 1000;
+  struct store_msg_new m[2] = {
+      {.account_id = 1, .public_id = "n1", .to = "7916", .text = "hello",
+       .msg_class = "service", .encoding = "gsm7", .segments = 1, .route = "r1",
+       .created_at = now, .expires_at = now + 86400000},
+      {.account_id = 1, .public_id = "n2", .to = "7916", .text = "hello",
+       .msg_class = "service", .encoding = "gsm7", .segments = 1, .route = "r1",
+       .created_at = now, .expires_at = now + 86400000},
+  };
+  int w = p.st[0].ndone + 1;
+  store_msg_insert(p.st[0].store, m, 2, tmp_store_done, &p.st[0]);
+  ASSERT_EQ(tmp_store_wait(&p.st[0], w, 10000), 0);
+  struct store_sms_update u = {.msg_id = m[0].id, .attempt_id = m[0].attempt_id, .part = 1,
+                               .nparts = 1, .route = "r1", .provider_id = "P1", .at = now};
+  store_sms_submitted(p.st[0].store, &u, tmp_store_done, &p.st[0]);
+  ASSERT_EQ(tmp_store_wait(&p.st[0], w + 1, 10000), 0);
+  struct store_receipt r = {.route = "r1", .ids = {"p1", NULL}, .state = "delivered",
+                            .at = now + 10};
+  store_receipt_apply(p.st[1].store, &r, tmp_store_done, &p.st[1]);
+  ASSERT_EQ(tmp_store_wait(&p.st[1], p.st[1].ndone + 1, 10000), 0);
+  ASSERT_EQ(r.matched, 1);
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM messages WHERE id=%lld AND status='delivered'",
+           (long long)m[0].id);
+  ASSERT_EQ(p.e[0].num(&p.e[0], sql), 1);
+  /* early on node 1, applied by node 0 */
+  struct store_receipt r2 = {.route = "r1", .ids = {"p2", NULL}, .state = "delivered",
+                             .at = now + 20};
+  store_receipt_apply(p.st[1].store, &r2, tmp_store_done, &p.st[1]);
+  ASSERT_EQ(tmp_store_wait(&p.st[1], p.st[1].ndone + 1, 10000), 0);
+  ASSERT_EQ(r2.matched, 0);
+  u.msg_id = m[1].id;
+  u.attempt_id = m[1].attempt_id;
+  u.provider_id = "P2";
+  store_sms_submitted(p.st[0].store, &u, tmp_store_done, &p.st[0]);
+  ASSERT_EQ(tmp_store_wait(&p.st[0], p.st[0].ndone + 1, 10000), 0);
+  snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM messages WHERE id=%lld AND status='delivered'",
+           (long long)m[1].id);
+  ASSERT_EQ(p.e[0].num(&p.e[0], sql), 1);
+  ASSERT_EQ(p.e[0].num(&p.e[0], "SELECT COUNT(*) FROM early_receipts"), 0);
+  sc_pg_close(&p);
+}
