@@ -278,6 +278,8 @@ const struct store_backend store_pg_backend = {
             [STORE_OP_ROUTE_PUT] = pg_route_put,
             [STORE_OP_SETTING_PUT] = pg_setting_put,
             [STORE_OP_RETENTION] = pg_retention,
+            /* templates */
+            [STORE_OP_TEMPLATE_PUT] = pg_template_put,
         },
     .read =
         {
@@ -289,5 +291,6 @@ const struct store_backend store_pg_backend = {
             .prices_each = pg_prices_each,
             .accounts_each = pg_accounts_each,
             .cascades_all = pg_cascades_all,
+            .templates_all = pg_templates_all,
         },
 };
