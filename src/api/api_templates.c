@@ -192,7 +192,14 @@ int api_msg_template(json_t *o, struct api_msg_item *p, struct accept_item *it) 
     snprintf(p->err.message, sizeof p->err.message, "template: the name of a saved template");
     return KK_EINVAL;
   }
-  if (vars_of(o, (const json_t **)&it->vars, &p->err) != 0) return KK_EINVAL;
+  if (p->ac == NULL) {   /* a caller without a store: no templates */
+    p->err = (struct api_err){.status = 422, .code = "unknown_template", .field = "template"};
+    snprintf(p->err.message, sizeof p->err.message, "template: no templates here");
+    return KK_EINVAL;
+  }
+  const json_t *vars;
+  if (vars_of(o, &vars, &p->err) != 0) return KK_EINVAL;
+  it->vars = vars;
   it->template_name = json_string_value(tn);
   /* The steps it goes through: a saved cascade's, the given ones, or SMS. */
   char *saved = NULL;
