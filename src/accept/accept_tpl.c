@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/store_tpl.h"
 #include "accept/accept.h"
 #include "core/kk_err.h"
 #include "core/kk_mem.h"

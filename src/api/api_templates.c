@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/store_tpl.h"
 #include "accept/accept.h"
 #include "api/api_int.h"
 #include "core/kk_err.h"
@@ -134,7 +135,8 @@ static void refuse_body(struct http_req *req, int rc, const struct tmpl_err *te)
   e.field = e.fieldbuf[0] ? e.fieldbuf : NULL;
   snprintf(e.message, sizeof e.message, "%s", te->msg);
   json_t *err = api_err_json(&e);
-  if (strstr(te->msg, " at byte ")) json_object_set_new(err, "position", json_integer((json_int_t)te->pos));
+  if (strstr(te->msg, " at byte "))   /* a broken placeholder: where */
+    json_object_set_new(err, "position", json_integer((json_int_t)te->pos));
   api_json(req, 422, json_pack("{s:o}", "error", err), NULL);
 }
 

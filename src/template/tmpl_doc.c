@@ -125,7 +125,8 @@ static int check_channel(enum tmpl_chan ch, const json_t *c, struct tmpl_err *er
     if ((rc = check_obj(c, "button", "channels.viber.button", &b, err)) != 0 || b == NULL)
       return rc;
     if ((rc = only_keys(b, button_keys, "channels.viber.button", err)) != 0) return rc;
-    if (!json_is_string(json_object_get(b, "caption")) || !json_is_string(json_object_get(b, "url")))
+    if (!json_is_string(json_object_get(b, "caption")) ||
+        !json_is_string(json_object_get(b, "url")))
       return fail(err, KK_EINVAL, "channels.viber.button", 0,
                   "channels.viber.button: caption and url are required");
     if ((rc = check_text(b, "caption", "channels.viber.button.caption", err)) != 0) return rc;

@@ -26,7 +26,9 @@
 #define TMPL_PARAMS_MAX 16          /* WhatsApp template params */
 
 /* The channels a template has variants for, in the order a preview lists. */
-enum tmpl_chan { TMPL_SMS, TMPL_VIBER, TMPL_VK, TMPL_TELEGRAM, TMPL_WHATSAPP, TMPL_EMAIL, TMPL_NCHAN };
+enum tmpl_chan {
+  TMPL_SMS, TMPL_VIBER, TMPL_VK, TMPL_TELEGRAM, TMPL_WHATSAPP, TMPL_EMAIL, TMPL_NCHAN
+};
 extern const char *const tmpl_chan_names[TMPL_NCHAN];
 /* The template channel of a cascade step's channel name ("telegram_gateway"
    is telegram's), or -1. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/store_tpl.h"
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "kk_test.h"

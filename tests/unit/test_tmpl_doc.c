@@ -82,7 +82,9 @@ static json_t *render(json_t *doc, enum tmpl_chan ch, json_t *vars, int want_rc,
   return out;
 }
 
-static const char *str(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+static const char *str(json_t *o, const char *k) {
+  return json_string_value(json_object_get(o, k));
+}
 
 KK_TEST(tmpl_render_per_channel_variants) {
   json_t *doc = parse_ok(FULL);
