@@ -94,8 +94,6 @@ int accept_render_template(const struct accept *ac, int64_t account_id, const ch
       rc = refuse(it, "missing_variable", "vars",
                   "vars: no value for \"%s\" (used in %s of template \"%.64s\") and no default",
                   e.name, e.field, it->template_name);
-      snprintf(it->err.message + strlen(it->err.message),
-               sizeof it->err.message - strlen(it->err.message), "%s", "");
     } else if (r_rc == KK_ETOOBIG) {
       rc = refuse(it, "text_too_long", "template", "template: %s", e.msg);
     } else if (r_rc == 0) {
