@@ -140,8 +140,8 @@ static int classify(struct accept_item *it) {
                 "class: must be service, transactional or advertising%s", NULL);
 }
 
-/* The template hook: what the recipient reads. Today the text as given;
-   templates will render here, before encoding and segments are counted. */
+/* What the recipient reads: the text as given, or a template's as
+   accept_render_template rendered it (accept_tpl.c) before this. */
 static const char *render(struct accept_item *it) { return it->text; }
 
 /* Encoding and segments of the rendered text. 0 or KK_EINVAL with it->err. */
@@ -190,7 +190,12 @@ int accept_prepare(const struct accept *ac, int64_t account_id, const char *rout
   it->result = ACCEPT_PENDING;
   it->err.code = NULL;
   int sms = accept_item_sms(it);
-  if (accept_check_number(it, sms) != 0 || accept_check_text(it, sms) != 0) return KK_EINVAL;
+  if (accept_check_number(it, sms) != 0) return KK_EINVAL;
+  /* The template hook: a send by template not rendered by its ingress. */
+  if (it->template_name && it->tpl_text == NULL &&
+      accept_render_template(ac, account_id, it->cascade, it) != 0)
+    return KK_EINVAL;
+  if (accept_check_text(it, sms) != 0) return KK_EINVAL;
   const char *text = render(it);
   int cls = classify(it);
   if (cls < 0) return KK_EINVAL;

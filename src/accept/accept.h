@@ -66,6 +66,11 @@ struct accept_item {
   const char *cascade_name;  /* a saved cascade instead; NULL: none */
   const char *extra;         /* per-channel parts as JSON; NULL: none */
   const char *campaign;      /* NULL: none */
+  /* a send by template (accept_render_template): the template's name and
+     its variables (an object; NULL: none) instead of text */
+  const char *template_name;
+  const void *vars;          /* json_t * */
+  char *tpl_text, *tpl_extra;   /* owned: rendered; freed by accept_item_fini */
   /* out */
   enum accept_result result; /* the ingress may set REFUSED (with err) itself */
   struct accept_err err;
@@ -102,6 +107,12 @@ struct accept {
     void *ud;
   } checks[ACCEPT_MAX_CHECKS];
   int nchecks;
+  /* The contact hook of templates: the value of field name (name,
+     attrs.city, ...) of the account's contact with number e164, or NULL.
+     The contacts module sets it; NULL: no contacts. */
+  const char *(*contact_field)(void *ud, int64_t account_id, const char *e164,
+                               const char *name);
+  void *contact_ud;
 };
 
 /* Sets up a (zeroed or not) accept. */
@@ -161,6 +172,25 @@ int accept_check_number(struct accept_item *it, int sms);
 int accept_check_text(struct accept_item *it, int sms);
 /* The class: service, transactional, advertising (NULL: service). */
 int accept_check_class(struct accept_item *it);
+
+/* ---- templates (accept_tpl.c) ------------------------------------------ */
+
+/*
+ * The template hook: renders it->template_name of account_id with it->vars
+ * for every step of steps (store_steps_format text; NULL or "": SMS alone).
+ * The SMS step gets the sms variant (or the text), each other step its own
+ * variant: it->text becomes the SMS text (or the first step's when the
+ * cascade has no SMS step), and it->extra gains "texts" {channel: text} and
+ * the rich parts the template gives (image, button, subject,
+ * whatsapp_template) that the message does not give itself. Variables come
+ * from vars, then the contact hook (struct accept.contact_field). 0, or
+ * KK_EINVAL with it->err: unknown_template, missing_variable (its name in
+ * the message), text_too_long, invalid_text.
+ */
+int accept_render_template(const struct accept *ac, int64_t account_id, const char *steps,
+                           struct accept_item *it);
+/* Frees what accept_render_template allocated in it. */
+void accept_item_fini(struct accept_item *it);
 
 /* Message classes, in the order of ttl_ms. */
 extern const char *const accept_classes[3];

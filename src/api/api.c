@@ -459,6 +459,13 @@ static const struct api_route routes[] = {
     {{"GET", "/v1/cascades/{name}"}, API_ACCOUNT, api_cascade_get, api_cascade_check},
     {{"PUT", "/v1/cascades/{name}"}, API_ACCOUNT, api_cascade_put, api_cascade_check},
     {{"DELETE", "/v1/cascades/{name}"}, API_ACCOUNT, api_cascade_delete, api_cascade_check},
+    /* templates */
+    {{"GET", "/v1/templates"}, API_ACCOUNT, api_templates_list, NULL},
+    {{"GET", "/v1/templates/{name}"}, API_ACCOUNT, api_template_get, api_template_check},
+    {{"PUT", "/v1/templates/{name}"}, API_ACCOUNT, api_template_put, api_template_check},
+    {{"DELETE", "/v1/templates/{name}"}, API_ACCOUNT, api_template_delete, api_template_check},
+    {{"POST", "/v1/templates/{name}/preview"}, API_ACCOUNT, api_template_preview,
+     api_template_check},
     {{"GET", "/v1/campaigns/{name}/report"}, API_ACCOUNT, api_campaign_report, NULL},
     {{"GET", "/v1/replies"}, API_ACCOUNT, api_replies_list, NULL},
     {{"GET", "/v1/numbers/{phone}"}, API_KEYED, api_number_get, NULL},

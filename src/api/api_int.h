@@ -136,10 +136,26 @@ struct api_msg_item {
   char cascade[1024];        /* normalised steps ("" = SMS alone) */
   char cascade_name[64];     /* a saved cascade to resolve ("" = none) */
   char *extra;               /* malloc'd per-channel parts JSON, or NULL */
+  /* a send by template: whose templates (set before api_msg_parse) */
+  const struct accept *ac;
+  int64_t account_id;
 };
 /* Message statuses in the order of a message's life. */
 #define API_MSG_NSTATUSES 10
 extern const char *const api_msg_statuses[API_MSG_NSTATUSES];
+
+/* ---- templates (api_templates.c) ------------------------------------------ */
+int api_template_check(struct api_call *c);
+void api_templates_list(struct api_call *c);
+void api_template_get(struct api_call *c);
+void api_template_put(struct api_call *c);
+void api_template_delete(struct api_call *c);
+void api_template_preview(struct api_call *c);
+/* A message's "template" and "vars" (p->ac, p->account_id: whose): rendered
+   into it for its cascade. 0, or KK_EINVAL with p->err. */
+int api_msg_template(json_t *o, struct api_msg_item *p, struct accept_item *it);
+/* An accept/ refusal of it as p's (api_messages.c). KK_EINVAL. */
+int api_accept_refused(struct api_msg_item *p, const struct accept_item *it);
 
 /* Frees what api_msg_parse allocated in it. */
 void api_msg_item_fini(struct api_msg_item *it);

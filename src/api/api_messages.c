@@ -102,11 +102,11 @@ static int campaign_parse(json_t *o, const char **out, struct api_err *e) {
 /*
  * Fields a newer client may send that this kaskad cannot honour. Other
  * unknown fields are ignored, but sending one of these as if it were absent
- * would do something else than asked (send now instead of later, the text
- * instead of a template), so the message is refused instead.
+ * would do something else than asked (send now instead of later), so the
+ * message is refused instead.
  */
 static int unsupported_field(json_t *o, struct api_err *e) {
-  static const char *const fields[] = {"send_at", "template"};
+  static const char *const fields[] = {"send_at"};
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     json_t *v = json_object_get(o, fields[i]);
     if (v && !json_is_null(v))
@@ -118,7 +118,7 @@ static int unsupported_field(json_t *o, struct api_err *e) {
 
 /* An accept/ check refused it: its refusal becomes the parse's (p->err),
    as api_msg_parse promises. KK_EINVAL. */
-static int accept_refused(struct api_msg_item *p, const struct accept_item *it) {
+int api_accept_refused(struct api_msg_item *p, const struct accept_item *it) {
   p->err.status = it->err.status;
   p->err.code = it->err.code;
   p->err.field = it->err.field;
@@ -140,7 +140,7 @@ static int addresses_parse(json_t *o, struct api_msg_item *p, struct accept_item
     if (!json_is_string(to))
       return refuse(e, 422, "invalid_phone", "to", "to: a phone number (string)%s", NULL);
     it->to = json_string_value(to);
-    if (accept_check_number(it, 0) != 0) return accept_refused(p, it);
+    if (accept_check_number(it, 0) != 0) return api_accept_refused(p, it);
   } else if (!has_address) {
     return refuse(e, 422, "invalid_phone", "to",
                   "to: a phone number is required (or vk_id, telegram_chat_id, viber_id, "
@@ -160,7 +160,7 @@ static int addresses_parse(json_t *o, struct api_msg_item *p, struct accept_item
   it->cascade = p->cascade[0] ? p->cascade : NULL;
   it->cascade_name = p->cascade_name[0] ? p->cascade_name : NULL;
   /* A saved cascade's SMS step is checked when it is resolved. */
-  if (accept_check_number(it, accept_item_sms(it)) != 0) return accept_refused(p, it);
+  if (accept_check_number(it, accept_item_sms(it)) != 0) return api_accept_refused(p, it);
   return 0;
 }
 
@@ -192,15 +192,24 @@ int api_msg_parse(json_t *o, const char *idem_header, struct api_msg_item *p,
     return refuse(e, 422, "invalid_message", NULL, "each message must be a JSON object%s", NULL);
   if (addresses_parse(o, p, it) != 0 || unsupported_field(o, e) != 0) return KK_EINVAL;
   json_t *text = json_object_get(o, "text");
-  if (!json_is_string(text))
-    return refuse(e, 422, "invalid_text", "text", "text: a string is required%s", NULL);
-  it->text = json_string_value(text);
-  it->text_len = json_string_length(text);
-  if (accept_check_text(it, accept_item_sms(it)) != 0) return accept_refused(p, it);
+  json_t *tn = json_object_get(o, "template");
+  if (tn && !json_is_null(tn)) {
+    /* ---- a send by template (accept_render_template) ---- */
+    if (text && !json_is_null(text))
+      return refuse(e, 422, "invalid_text", "text", "text: give text or template, not both%s",
+                    NULL);
+    if (api_msg_template(o, p, it) != 0) return KK_EINVAL;
+  } else {
+    if (!json_is_string(text))
+      return refuse(e, 422, "invalid_text", "text", "text: a string is required%s", NULL);
+    it->text = json_string_value(text);
+    it->text_len = json_string_length(text);
+  }
+  if (accept_check_text(it, accept_item_sms(it)) != 0) return api_accept_refused(p, it);
 
   json_t *c = json_object_get(o, "class");
   if (c) it->msg_class = json_is_string(c) ? json_string_value(c) : "";
-  if (accept_check_class(it) != 0) return accept_refused(p, it);
+  if (accept_check_class(it) != 0) return api_accept_refused(p, it);
 
   json_t *snd = json_object_get(o, "sender");
   if (snd && !json_is_null(snd)) {
@@ -255,7 +264,10 @@ static json_t *accepted_json(const struct accept_item *it) {
 }
 
 static void send_ctx_free(struct send_ctx *c) {
-  for (int i = 0; i < c->r.n; i++) api_msg_item_fini(&c->parsed[i]);
+  for (int i = 0; i < c->r.n; i++) {
+    api_msg_item_fini(&c->parsed[i]);
+    accept_item_fini(&c->items[i]);
+  }
   json_decref(c->doc);
   free(c->parsed);
   free(c->items);
@@ -383,6 +395,10 @@ static void messages_post(struct api_call *call, int batch) {
   c->items = kk_xcalloc((size_t)n, sizeof *c->items);
   c->r = (struct accept_req){.account_id = call->account_id, .items = c->items, .n = n,
                              .done = on_accepted, .ud = c};
+  for (int i = 0; i < n; i++) {
+    c->parsed[i].ac = &a->accept;   /* templates */
+    c->parsed[i].account_id = call->account_id;
+  }
   for (int i = 0; i < n; i++)
     if (api_msg_parse(json_array_get(list, (size_t)i), idem_header, &c->parsed[i],
                       &c->items[i]) != 0)

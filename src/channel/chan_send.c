@@ -371,12 +371,14 @@ static int send_build(struct chan_engine *e, struct chan_send *k, const struct c
   if (k->drv->address_field && k->drv->phone_fallback &&
       json_object_get(x, k->drv->address_field) == NULL)
     address = NULL;
+  /* A message sent by template carries each channel's own text. */
+  const char *own = json_string_value(json_object_get(json_object_get(x, "texts"), k->row.channel));
   struct chan_msg m = {
       .attempt_id = k->row.attempt_id,
       .public_id = k->row.public_id,
       .to = k->row.to,
       .address = address,
-      .text = k->row.text,
+      .text = own ? own : k->row.text,
       .subject = json_string_value(json_object_get(x, "subject")),
       .image = json_string_value(json_object_get(x, "image")),
       .button_caption = json_string_value(json_object_get(button, "caption")),

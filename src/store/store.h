@@ -507,6 +507,8 @@ enum store_note_kind {
   STORE_NOTE_CHANNEL_END,   /* channel attempt attempt_id is no longer due (a status,
                                a timeout, a failure): a row of it waiting to be sent
                                must not go */
+  STORE_NOTE_TEMPLATE_CFG,  /* account_id's template cfg->name saved (cfg->text: its
+                               body JSON; at: when) or deleted (NULL) */
 };
 /* The value a configuration note carries. */
 struct store_note_cfg {
@@ -782,5 +784,7 @@ void store_early_expire(struct store *s, int64_t now, store_done_cb done, void *
 
 /* Current time in ms. */
 int64_t store_now_ms(void);
+
+/* Templates: store/store_tpl.h. */
 
 #endif

@@ -61,6 +61,10 @@ enum { STORE_FAULT_NONE, STORE_FAULT_BUSY, STORE_FAULT_IO, STORE_FAULT_OTHER };
   XX(WA_INBOUND)        /* struct store_wa_data */                             \
   XX(EARLY_EXPIRE)      /* struct store_early_expire_data */
 
+/* Templates (queued in store_tpl.c). */
+#define STORE_OP_LIST_TEMPLATE(XX)                                             \
+  XX(TEMPLATE_PUT)      /* struct store_template_data */
+
 #define STORE_OP_LIST(XX)                                                      \
   XX(ACCOUNT_CREATE)    /* struct store_account, the caller's */               \
   XX(ACCOUNT_UPDATE)    /* struct store_account, the caller's */               \
@@ -80,7 +84,8 @@ enum { STORE_FAULT_NONE, STORE_FAULT_BUSY, STORE_FAULT_IO, STORE_FAULT_OTHER };
   XX(OUTBOX_RESULT)     /* struct store_outbox_data */                         \
   XX(OUTBOX_DEFER)      /* struct store_outbox_data */                         \
   XX(OUTBOX_TRIM)       /* struct store_outbox_trim, the caller's */           \
-  STORE_OP_LIST_CASCADE(XX)
+  STORE_OP_LIST_CASCADE(XX)                                                    \
+  STORE_OP_LIST_TEMPLATE(XX)
 
 enum store_op_kind {
 #define XX(kind) STORE_OP_##kind,
@@ -198,6 +203,17 @@ struct store_early_expire_data {
   int64_t now;
 };
 
+/* ---- what the template writes carry (store_tpl.c) -------------------------- */
+
+/* TEMPLATE_PUT: account_id's template name saved (body) or deleted (NULL)
+   at `at`; the backend notes STORE_NOTE_TEMPLATE_CFG (at: `at`). */
+struct store_template_data {
+  int64_t account_id;
+  int64_t at;
+  char name[72];
+  char *body;               /* owned; NULL: delete */
+};
+
 /* ---- what a backend reads -------------------------------------------------- */
 
 /*
@@ -229,6 +245,11 @@ struct store_reads {
                       void (*fn)(void *arg, int64_t account_id, const char *name,
                                  const char *steps),
                       void *arg);
+  /* Every template of every account (store_tpl.c), read once at open. */
+  int (*templates_all)(struct store *s,
+                       void (*fn)(void *arg, int64_t account_id, const char *name,
+                                  const char *body, int64_t created_at, int64_t updated_at),
+                       void *arg);
   /* Channels and cascades. The due rows a claim examines (loop thread):
      up to max channel attempts due at now after the cursor (due_at, id), in
      that order, moving it (rows as store_chan_claim hands them out, text
@@ -371,6 +392,8 @@ struct store {
   int nw, capw, nl, capl;
   /* accounts and named cascades held in memory (store_cache.c), loop thread */
   struct store_cache *cache;
+  /* templates held in memory (store_tpl.c), loop thread */
+  struct store_tpls *tpls;
   /* reads off the loop (store_pool.c); NULL until the first */
   struct store_pool *pool;
 };
@@ -397,6 +420,13 @@ struct store_note *notes_take(struct store *s, int *n);
 void notes_deliver(struct store *s, struct store_note *notes, int n);
 /* Frees notes that will not be delivered. */
 void notes_free(struct store_note *notes, int n);
+
+/* store_tpl.c: the templates held in memory (loop thread; fill before the
+   writer starts). */
+struct store_tpls *store_tpls_new(void);
+void store_tpls_free(struct store_tpls *t);
+int store_tpls_fill(struct store *s);
+void store_tpls_apply(struct store *s, const struct store_note *notes, int n);
 
 /* store_pool.c: reads off the loop thread. */
 /* A read on a pool thread: fn(s, rd, job) through rd, that thread's reader;

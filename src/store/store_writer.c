@@ -435,9 +435,11 @@ int store_open_with(uv_loop_t *loop, const struct store_opts *opts,
   s->be = be;
   /* Accounts and named cascades are read once, then kept by the notes. */
   s->cache = store_cache_new();
-  if (store_cache_fill(s) != 0) {
+  s->tpls = store_tpls_new();
+  if (store_cache_fill(s) != 0 || store_tpls_fill(s) != 0) {
     be->close(s);
     store_cache_free(s->cache);
+    store_tpls_free(s->tpls);
     free(s);
     return KK_ESTORE;
   }
@@ -480,6 +482,8 @@ void store_close(struct store *s) {
   s->wnotes = s->lnotes = NULL;
   store_cache_free(s->cache);
   s->cache = NULL;
+  store_tpls_free(s->tpls);
+  s->tpls = NULL;
   kk_info(LOGCTX, "closed");
   uv_close((uv_handle_t *)&s->async, on_async_closed);
 }

@@ -249,14 +249,15 @@ test('a second kaskad on the same data folder refuses to start', async (t) => {
   await finish();
 });
 
-test('send_at and template are refused, never sent as if absent; other unknown fields are ignored', async (t) => {
+test('send_at is refused, a template with a text too is refused, never sent as if absent; other unknown fields are ignored', async (t) => {
   const { k, smsc, key, finish } = await setup(t);
   const post = (body) => k.request('POST', '/v1/messages', { key, body });
   let r = await post({ to: PHONE, text: 'later', send_at: '2030-01-01T10:00:00Z' });
   expectCode(r, 422, 'unsupported_field', 'send_at');
   assert.match(r.json.error.message, /send_at/);
   r = await post({ to: PHONE, text: 'x', template: { name: 'otp', params: ['1'] } });
-  expectCode(r, 422, 'unsupported_field', 'template');
+  expectCode(r, 422, 'invalid_text', 'text');
+  assert.match(r.json.error.message, /text or template/);
   const b = await k.request('POST', '/v1/messages/batch', {
     key, body: { messages: [{ to: PHONE, text: 'batch later', send_at: 1893492000 }, { to: PHONE, text: 'batch now' }] },
   });

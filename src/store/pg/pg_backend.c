@@ -300,6 +300,8 @@ const struct store_backend store_pg_backend = {
             [STORE_OP_STEP_TIMEOUT] = pg_step_timeout,
             [STORE_OP_WA_INBOUND] = pg_wa_inbound,
             [STORE_OP_EARLY_EXPIRE] = pg_early_expire,
+            /* templates */
+            [STORE_OP_TEMPLATE_PUT] = pg_template_put,
         },
     .read =
         {
@@ -311,5 +313,6 @@ const struct store_backend store_pg_backend = {
             .prices_each = pg_prices_each,
             .accounts_each = pg_accounts_each,
             .cascades_all = pg_cascades_all,
+            .templates_all = pg_templates_all,
         },
 };

@@ -146,6 +146,12 @@ int pg_cascades_all(struct store *s,
                     void (*fn)(void *arg, int64_t account_id, const char *name,
                                const char *steps),
                     void *arg);
+/* pg_template.c */
+int pg_template_put(struct store *s, struct store_op *op);
+int pg_templates_all(struct store *s,
+                     void (*fn)(void *arg, int64_t account_id, const char *name,
+                                const char *body, int64_t created_at, int64_t updated_at),
+                     void *arg);
 /* pg_retention.c */
 int pg_retention(struct store *s, struct store_op *op);
 

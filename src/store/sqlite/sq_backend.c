@@ -208,6 +208,8 @@ const struct store_backend store_sqlite_backend = {
             [STORE_OP_OUTBOX_DEFER] = sq_outbox_defer,
             [STORE_OP_OUTBOX_TRIM] = sq_outbox_trim,
             [STORE_OP_EARLY_EXPIRE] = sq_early_expire,
+            /* templates */
+            [STORE_OP_TEMPLATE_PUT] = sq_template_put,
         },
     .read =
         {
@@ -218,6 +220,7 @@ const struct store_backend store_sqlite_backend = {
             .prices_each = sq_prices_each,
             .accounts_each = sq_accounts_each,
             .cascades_all = sq_cascades_all,
+            .templates_all = sq_templates_all,
             /* channels and cascades */
             .chan_due = sq_chan_due,
             .wait_due = sq_wait_due,

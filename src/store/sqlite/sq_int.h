@@ -45,6 +45,16 @@
                    " ON m.id=i.message_id"
 
 /* Every statement, by number; each connection prepares what it uses lazily. */
+/* templates (sq_template.c) */
+#define STMT_LIST_TEMPLATE(XX)                                                 \
+  XX(TPL_PUT, "INSERT INTO templates(account_id,name,body,created_at,"         \
+              "updated_at) VALUES(?,?,?,?,?) ON CONFLICT(account_id,name)"     \
+              " DO UPDATE SET body=excluded.body,"                             \
+              " updated_at=excluded.updated_at")                               \
+  XX(TPL_DEL, "DELETE FROM templates WHERE account_id=? AND name=?")          \
+  XX(TPL_ALL, "SELECT account_id,name,body,created_at,updated_at"             \
+              " FROM templates ORDER BY account_id,name")
+
 #define STMT_LIST(XX)                                                          \
   XX(BEGIN, "BEGIN IMMEDIATE")                                                 \
   XX(BEGIN_READ, "BEGIN")                                                      \
@@ -270,7 +280,8 @@
                 " (SELECT id FROM attempts WHERE message_id=?)")               \
   XX(RET_ATTEMPTS, "DELETE FROM attempts WHERE message_id=?")                  \
   XX(RET_EVENTS, "DELETE FROM events WHERE message_id=?")                      \
-  XX(RET_MSG, "DELETE FROM messages WHERE id=?")
+  XX(RET_MSG, "DELETE FROM messages WHERE id=?")                              \
+  STMT_LIST_TEMPLATE(XX)
 
 enum stmt_id {
 #define XX(name, sql) ST_##name,
@@ -412,6 +423,12 @@ int sq_cascades_all(struct store *s,
                     void (*fn)(void *arg, int64_t account_id, const char *name,
                                const char *steps),
                     void *arg);
+/* sq_template.c */
+int sq_template_put(struct store *s, struct store_op *op);
+int sq_templates_all(struct store *s,
+                     void (*fn)(void *arg, int64_t account_id, const char *name,
+                                const char *body, int64_t created_at, int64_t updated_at),
+                     void *arg);
 /* sq_retention.c */
 int sq_retention(struct store *s, struct store_op *op);
 /* sq_chan.c, sq_cascade.c: channels and cascades */

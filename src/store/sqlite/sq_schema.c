@@ -220,6 +220,15 @@ static const char *const migrations[] = {
     "ALTER TABLE outbox ADD COLUMN to_number TEXT;"
     "ALTER TABLE outbox ADD COLUMN cost INTEGER;"
     "ALTER TABLE outbox ADD COLUMN error TEXT;",
+    /* 13: templates (template/tmpl_doc.h: body is the JSON), per account
+       by name */
+    "CREATE TABLE templates("
+    " account_id INTEGER NOT NULL,"
+    " name TEXT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY(account_id, name));",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

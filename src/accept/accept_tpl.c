@@ -1,0 +1,129 @@
+/*
+ * accept_tpl.c - the template hook of accept: a message given as a
+ * template's name and variables is rendered per step of its cascade
+ * before its text is checked, encoded and counted (see accept.h).
+ */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_tpl.h"
+#include "accept/accept.h"
+#include "core/kk_err.h"
+#include "core/kk_mem.h"
+#include "template/tmpl_doc.h"
+
+static int refuse(struct accept_item *it, const char *code, const char *field, const char *fmt,
+                  ...) {
+  it->result = ACCEPT_REFUSED;
+  it->err.status = 422;
+  it->err.code = code;
+  it->err.field = field;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(it->err.message, sizeof it->err.message, fmt, ap);
+  va_end(ap);
+  return KK_EINVAL;
+}
+
+struct contact_arg {
+  const struct accept *ac;
+  int64_t account_id;
+  const char *e164;
+};
+
+static const char *contact(void *arg, const char *name) {
+  struct contact_arg *c = arg;
+  if (c->ac->contact_field == NULL || c->e164 == NULL || c->e164[0] == '\0') return NULL;
+  return c->ac->contact_field(c->ac->contact_ud, c->account_id, c->e164, name);
+}
+
+void accept_item_fini(struct accept_item *it) {
+  free(it->tpl_text);
+  free(it->tpl_extra);
+  it->tpl_text = it->tpl_extra = NULL;
+}
+
+/* Puts the rendered channel r's parts into x (those x has not). */
+static void merge(json_t *x, json_t *texts, const char *channel, json_t *r) {
+  json_t *text = json_object_get(r, "text");
+  if (text) json_object_set(texts, channel, text);
+  static const char *const parts[] = {"image", "button", "subject", "whatsapp_template"};
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+    json_t *v = json_object_get(r, parts[i]);
+    if (v && json_object_get(x, parts[i]) == NULL) json_object_set(x, parts[i], v);
+  }
+}
+
+int accept_render_template(const struct accept *ac, int64_t account_id, const char *steps,
+                           struct accept_item *it) {
+  accept_item_fini(it);
+  const struct store_template *t =
+      store_template_find(ac->store, account_id, it->template_name ? it->template_name : "");
+  if (t == NULL)
+    return refuse(it, "unknown_template", "template", "template: no template \"%.64s\"",
+                  it->template_name ? it->template_name : "");
+  json_error_t je;
+  json_t *doc = json_loads(t->body, 0, &je);
+  struct store_step st[STORE_MAX_STEPS];
+  int n = store_steps_parse(steps, st);
+  if (doc == NULL || n <= 0) {
+    json_decref(doc);
+    return refuse(it, "invalid_text", "template", "template: \"%.64s\" cannot be read",
+                  it->template_name);
+  }
+  json_t *x = it->extra ? json_loads(it->extra, 0, &je) : NULL;
+  if (!json_is_object(x)) {
+    json_decref(x);
+    x = json_object();
+  }
+  json_t *texts = json_object();
+  struct contact_arg ca = {ac, account_id, it->e164};
+  struct tmpl_vars v = {.vars = it->vars, .contact = contact, .contact_arg = &ca};
+  char *first = NULL, *sms = NULL;
+  int rc = 0;
+  for (int i = 0; i < n && rc == 0; i++) {
+    int ch = tmpl_chan_of(st[i].channel);
+    if (ch < 0 || json_object_get(texts, st[i].channel)) continue;
+    json_t *r = NULL;
+    struct tmpl_err e;
+    int r_rc = tmpl_render(doc, (enum tmpl_chan)ch, &v, &r, &e);
+    if (r_rc == KK_ENOENT) {
+      rc = refuse(it, "missing_variable", "vars",
+                  "vars: no value for \"%s\" (used in %s of template \"%.64s\") and no default",
+                  e.name, e.field, it->template_name);
+    } else if (r_rc == KK_ETOOBIG) {
+      rc = refuse(it, "text_too_long", "template", "template: %s", e.msg);
+    } else if (r_rc == 0) {
+      merge(x, texts, st[i].channel, r);
+      const char *s = json_string_value(json_object_get(r, "text"));
+      if (s && !first) first = kk_xstrdup(s);
+      if (s && ch == TMPL_SMS && !sms) sms = kk_xstrdup(s);
+    } else if (ch == TMPL_SMS) {
+      rc = refuse(it, "invalid_text", "template", "template: %s", e.msg);
+    }
+    json_decref(r);
+  }
+  if (rc == 0 && !first && !json_object_get(x, "whatsapp_template"))
+    rc = refuse(it, "invalid_text", "template",
+                "template: \"%.64s\" has no text for the channels of this message",
+                it->template_name);
+  if (rc == 0) {
+    json_object_set(x, "texts", texts);
+    it->tpl_text = sms ? sms : first ? first : kk_xstrdup(" ");
+    if (it->tpl_text != first) free(first);
+    sms = first = NULL;
+    it->tpl_extra = json_dumps(x, JSON_COMPACT);
+    it->text = it->tpl_text;
+    it->text_len = strlen(it->tpl_text);
+    it->extra = it->tpl_extra;
+  }
+  free(first);
+  free(sms);
+  json_decref(texts);
+  json_decref(x);
+  json_decref(doc);
+  return rc;
+}
