@@ -214,6 +214,19 @@ static const char *const migrations[] = {
     " ADD COLUMN wait_lease_until BIGINT;"
     "ALTER TABLE attempts ADD COLUMN claimed_by BIGINT, ADD COLUMN lease_until BIGINT;"
     "ALTER TABLE outbox ADD COLUMN claimed_by BIGINT, ADD COLUMN lease_until BIGINT;",
+    /* 3: (a placeholder, replaced where migration 3 is written) */
+    "SELECT 3",
+    /* 4: the reads' indexes where SQLite's carry the row id and
+       PostgreSQL's do not: a message's attempts in id order, the channel
+       attempts due in (due_at, id) order, a campaign's messages newest
+       first */
+    "DROP INDEX attempts_message;"
+    "CREATE INDEX attempts_message ON attempts(message_id, id);"
+    "DROP INDEX attempts_due;"
+    "CREATE INDEX attempts_due ON attempts(due_at, id) WHERE due_at IS NOT NULL;"
+    "DROP INDEX messages_campaign;"
+    "CREATE INDEX messages_campaign ON messages(account_id, campaign, id)"
+    " WHERE campaign IS NOT NULL;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
