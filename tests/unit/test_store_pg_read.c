@@ -561,6 +561,47 @@ KK_TEST(store_pg_outbox_due_answers_as_sqlite) {
   both_close(&b);
 }
 
+/* The claims the loop thread makes read and claim through its own
+   connection (the writer's is its thread's alone): rows it gets are
+   marked as this node's, rows another node holds are not handed out. */
+KK_TEST(store_pg_claims_on_the_loop_thread_mark_rows_as_this_nodes) {
+  struct both b;
+  both_open(&b);
+  for (int64_t id = 1; id <= 6; id++)
+    add_msg(&b, id, 1, "79001111111", "accepted", NULL, 5000 + id, id <= 3 ? 9000 + id : 0);
+  pg_do(&b, "UPDATE messages SET claimed_by=999999, lease_until=" PG_NOW_MS "+60000 WHERE id=2;"
+            "UPDATE messages SET wait_claimed_by=999999, wait_lease_until=" PG_NOW_MS "+60000"
+            " WHERE id=3");
+  struct store *s = pgs(&b);
+  int64_t node = PG(s)->node_id, after = 0;
+  struct store_due d[8];
+  int n, more;
+  ASSERT_EQ(store_sms_claim(s, &after, 30000, d, 8, &n, &more), 0);
+  ASSERT_EQ(n, 5);
+  ASSERT_EQ(more, 0);
+  for (int i = 0; i < n; i++) {
+    ASSERT(d[i].id != 2);
+    free(d[i].text);
+  }
+  char sql[200];
+  snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM messages WHERE claimed_by=%lld",
+           (long long)node);
+  PGresult *r = tmp_pg_exec(b.pg, sql);
+  ASSERT(r != NULL);
+  ASSERT_STR_EQ(PQgetvalue(r, 0, 0), "5");
+  PQclear(r);
+  struct store_wait_due w[4];
+  int64_t next;
+  ASSERT_EQ(store_wait_claim(s, 9010, w, 4, &n, &next), 0);
+  ASSERT_EQ(n, 2);
+  ASSERT_EQ(w[0].msg_id, 1);
+  ASSERT_EQ(w[1].msg_id, 2);
+  /* claimed again by the same node: granted again (its lease renewed) */
+  ASSERT_EQ(store_wait_claim(s, 9010, w, 4, &n, &next), 0);
+  ASSERT_EQ(n, 2);
+  both_close(&b);
+}
+
 /* ---- the schema -------------------------------------------------------------------- */
 
 KK_TEST(store_pg_reads_have_their_indexes) {
