@@ -100,47 +100,77 @@ int pg_msg_get(struct store *s, void *rd, int64_t account_id, const char *public
 /* ---- listings of messages ------------------------------------------------------ */
 
 /*
- * The rows a listing examines, newest first over one index (as SQLite's
- * MSG_SCAN_*): the window w holds at most $3 of them; the rows of w that
- * meet the other conditions come after, at most $4, each with the size of
- * w and its last (oldest) id in the first two columns (one row of NULLs
- * besides those when none meets them). The phone's index is across
- * accounts: other accounts' rows count as examined.
+ * A listing examines rows newest first over one index (as SQLite's
+ * MSG_SCAN_*): the window of at most $3 of them is read in order and the
+ * rows that meet the other conditions are returned, at most $4, the scan
+ * stopping there (a page full, it does not read the rest of the window).
+ * The phone's index is across accounts: other accounts' rows count as
+ * examined.
  *   $1 account  $2 before id  $3 rows examined at most  $4 rows returned at most
  *   $5 the phone or campaign of the index  $6 status  $7 campaign
  *   $8 created from  $9 created before (0: open)
+ * When the page is not full, the last row of a full window (its id, from
+ * the index alone) is where the next page goes on: EDGE_SQL, with $4 the
+ * phone or campaign.
  */
+#define WIN_ACC(a, e) "account_id=" a "::bigint AND " e "::text IS NULL"
+#define WIN_TO(a, e) a "::bigint IS NOT NULL AND to_number=" e
+#define WIN_CAMP(a, e) "account_id=" a "::bigint AND campaign=" e
+
 #define LIST_SQL(window)                                                         \
-  "WITH w AS (SELECT " MSG_COLS ",body,account_id AS acc FROM messages"          \
-  " WHERE " window " AND id<$2::bigint ORDER BY id DESC LIMIT $3::int),"         \
-  " e AS (SELECT COUNT(*) AS n, MIN(id) AS last FROM w)"                         \
-  " SELECT e.n, e.last, m.* FROM e LEFT JOIN (SELECT * FROM w"                   \
+  "SELECT * FROM (SELECT " MSG_COLS ",body,account_id AS acc FROM messages"      \
+  " WHERE " window " AND id<$2::bigint ORDER BY id DESC LIMIT $3::int) w"        \
   " WHERE acc=$1::bigint AND ($6::text IS NULL OR status=$6)"                    \
   " AND ($7::text IS NULL OR campaign=$7)"                                       \
   " AND created_at>=$8::bigint AND ($9::bigint<=0 OR created_at<$9::bigint)"     \
-  " ORDER BY id DESC LIMIT $4::int) m ON true ORDER BY m.id DESC"
+  " ORDER BY id DESC LIMIT $4::int"
+#define EDGE_SQL(window)                                                         \
+  "SELECT id FROM messages WHERE " window " AND id<$2::bigint"                   \
+  " ORDER BY id DESC OFFSET $3::int-1 LIMIT 1"
 
+/* By index: the account's, the phone's (messages_to), the campaign's. */
 static const char *const list_sql[] = {
-    /* the account's index */
-    LIST_SQL("account_id=$1::bigint AND $5::text IS NULL"),
-    /* the phone's (messages_to) */
-    LIST_SQL("to_number=$5"),
-    /* the campaign's (messages_campaign) */
-    LIST_SQL("account_id=$1::bigint AND campaign=$5"),
+    LIST_SQL(WIN_ACC("$1", "$5")),
+    LIST_SQL(WIN_TO("$1", "$5")),
+    LIST_SQL(WIN_CAMP("$1", "$5")),
 };
+static const char *const edge_sql[] = {
+    EDGE_SQL(WIN_ACC("$1", "$4")),
+    EDGE_SQL(WIN_TO("$1", "$4")),
+    EDGE_SQL(WIN_CAMP("$1", "$4")),
+};
+
+/* The id of the last row of the window when it holds max_examine rows, 0
+   when it holds fewer; -1 when it cannot be read. */
+static int64_t window_edge(void *rd, int which, int64_t account_id, int64_t before,
+                           int max_examine, const char *eq) {
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  pg_p_int(&p, before);
+  pg_p_int(&p, max_examine);
+  pg_p_text(&p, eq);
+  int rc;
+  PGresult *r = pg_read(rd, edge_sql[which], &p, &rc);
+  if (r == NULL) return -1;
+  int64_t id = PQntuples(r) > 0 ? pg_int(r, 0, 0) : 0;
+  PQclear(r);
+  return id;
+}
 
 int pg_msg_list(struct store *s, void *rd, int64_t account_id, const struct store_msg_filter *f,
                 struct store_msg_view *out, int *n, int64_t *next_cursor) {
   (void)s;
   int which = f->phone ? 1 : f->campaign ? 2 : 0;
+  const char *eq = which == 1 ? f->phone : which == 2 ? f->campaign : NULL;
   int max_examine = f->max_examine > 0 ? f->max_examine : STORE_LIST_EXAMINE;
   int limit = f->limit > 0 ? f->limit : 0;
+  int64_t before = f->before_id > 0 ? f->before_id : INT64_MAX;
   struct pg_params p = {0};
   pg_p_int(&p, account_id);
-  pg_p_int(&p, f->before_id > 0 ? f->before_id : INT64_MAX);
+  pg_p_int(&p, before);
   pg_p_int(&p, max_examine);
   pg_p_int(&p, (int64_t)limit + 1);
-  pg_p_text(&p, which == 1 ? f->phone : which == 2 ? f->campaign : NULL);
+  pg_p_text(&p, eq);
   pg_p_text(&p, f->status);
   pg_p_text(&p, f->campaign);
   pg_p_int(&p, f->from);
@@ -150,24 +180,25 @@ int pg_msg_list(struct store *s, void *rd, int64_t account_id, const struct stor
   int rc;
   PGresult *r = pg_read(rd, list_sql[which], &p, &rc);
   if (r == NULL) return KK_ESTORE;
-  int rows = PQntuples(r);
-  if (rows == 0) {   /* the row of e is always there */
-    PQclear(r);
-    return KK_ESTORE;
+  int matched = PQntuples(r), k = 0;
+  int64_t cursor = 0;
+  if (matched > limit) {
+    cursor = limit > 0 ? pg_int(r, limit - 1, 0) : 0;   /* a page full, and more beyond it */
+  } else {
+    /* enough rows looked at: the rest is the next page's */
+    cursor = window_edge(rd, which, account_id, before, max_examine, eq);
+    if (cursor < 0) {
+      PQclear(r);
+      return KK_ESTORE;
+    }
   }
-  int64_t examined = pg_int(r, 0, 0), last = pg_int(r, 0, 1);
-  int matched = PQgetisnull(r, 0, 2) ? 0 : rows;
-  int k = 0;
-  for (int i = 0; i < matched && k < limit; i++, k++) {
-    msg_row(r, i, 2, &out[k]);
-    if (f->with_text) out[k].text = kk_xstrdup(PQgetvalue(r, i, 2 + MSG_NCOLS));
+  for (; k < matched && k < limit; k++) {
+    msg_row(r, k, 0, &out[k]);
+    if (f->with_text) out[k].text = kk_xstrdup(PQgetvalue(r, k, MSG_NCOLS));
   }
-  if (matched > limit)
-    *next_cursor = k > 0 ? pg_int(r, k - 1, 2) : 0;   /* a page full, and more beyond it */
-  else if (examined >= max_examine)
-    *next_cursor = last;   /* enough rows looked at: the rest is the next page's */
-  *n = k;
   PQclear(r);
+  *n = k;
+  *next_cursor = cursor;
   return 0;
 }
 
