@@ -422,7 +422,11 @@ int main(int argc, char **argv) {
   const char *dir = kk_cfg_get(&d.cfg, KK_CFG_data);
   if (private_data(dir) != 0) return 1;
   if (lock_data_dir(dir) != 0) return 1;
-  struct store_opts sopts = {.dir = dir, .synchronous_full = strcmp(sync, "full") == 0};
+  /* store: SQLite in the data folder (empty, "sqlite") or a PostgreSQL URL */
+  const char *store_url = kk_cfg_get(&d.cfg, KK_CFG_store);
+  if (!*store_url || strcmp(store_url, "sqlite") == 0) store_url = NULL;
+  struct store_opts sopts = {.dir = dir, .synchronous_full = strcmp(sync, "full") == 0,
+                             .store_url = store_url};
   if (store_open(d.loop, &sopts, &d.store) != 0) return 1;
   d.dispatch = dispatch_new(d.loop, d.store, &dopts);
   if (load_file_routes(&d) != 0) return 2;

@@ -14,7 +14,8 @@
 /* X(name, default, help) - the one list of settings. */
 #define KK_CFG_SETTINGS(X)                                                        \
   X(config, "kaskad.conf", "configuration file (read if present)")                \
-  X(data, "var", "data folder (the SQLite database lives here)")                  \
+  X(data, "var", "data folder (the SQLite database lives here; its lock and other files in any case)") \
+  X(store, "", "the store: empty or sqlite (in data), or postgresql://user:pass@host/db") \
   X(http, "127.0.0.1:8080", "HTTP API listen address")                            \
   X(http_timeout, "10s", "a request must arrive whole within this; idle connections close after it") \
   X(public_url, "", "public base URL (default http:// + the HTTP address)")       \

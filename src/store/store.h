@@ -43,8 +43,8 @@ struct store_opts {
                                receipts (per route) held at most; 10000 */
   /* ---- the database ---- */
   const char *store_url;    /* NULL: SQLite in dir; "postgresql://user:pass@host/db"
-                               (or "postgres://"): PostgreSQL (in progress: accounts,
-                               keys, routes, settings and retention only) */
+                               (or "postgres://"): PostgreSQL (in progress: every read;
+                               the configuration's writes) */
 };
 
 /*

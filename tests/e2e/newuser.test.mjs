@@ -333,3 +333,19 @@ test('an unknown key in the config file or a [route] section stops the start, na
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /kaskad\.conf:1: unknown setting htp_timeout/);
 });
+
+test('store: an unknown kind of store, or a PostgreSQL that cannot be reached, stops the start', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kaskad-store-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const run = (store) => spawnSync(kaskadBin(),
+    ['--data', path.join(dir, 'data'), '--http', '127.0.0.1:0', '--store', store],
+    { encoding: 'utf8', timeout: 20000, env: { ...process.env, KASKAD_ADMIN_KEY: 'adm_store_test' } });
+  let r = run('mysql://kaskad@127.0.0.1/kaskad');
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /unknown store mysql \(postgresql:\/\/\.\.\. or none for SQLite\)/);
+  r = run('postgresql://nobody@127.0.0.1:1/none');
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /cannot connect to PostgreSQL/);
+  // nothing of SQLite's was made in the data folder
+  assert.ok(!fs.existsSync(path.join(dir, 'data', 'kaskad.db')));
+});

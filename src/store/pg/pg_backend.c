@@ -12,6 +12,7 @@
  * synchronous_commit is on: a commit returns once the server has made it
  * durable.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,8 +162,10 @@ static int pgb_claim(struct store *s, enum store_claim_kind kind, const int64_t 
   pg_p_int(&p, q->node_id);
   pg_p_int(&p, lease_ms);
   pg_p_text(&p, arr);
-  int rc;
-  PGresult *r = pg_query(&q->w, sql, &p, &rc);
+  /* the writer claims inside its batch; the loop thread on its own
+     connection, each claim a transaction of its own */
+  int rc, writer = pthread_equal(pthread_self(), s->thread);
+  PGresult *r = writer ? pg_query(&q->w, sql, &p, &rc) : pg_read(&q->r, sql, &p, &rc);
   free(arr);
   if (r == NULL) return KK_ESTORE;
   for (int row = 0; row < PQntuples(r); row++) {
@@ -314,5 +317,17 @@ const struct store_backend store_pg_backend = {
             .accounts_each = pg_accounts_each,
             .cascades_all = pg_cascades_all,
             .templates_all = pg_templates_all,
+            /* messages and due work (pg_read.c, pg_due.c) */
+            .msg_get = pg_msg_get,
+            .msg_list = pg_msg_list,
+            .campaign_report = pg_campaign_report,
+            .reply_list = pg_reply_list,
+            .sms_due = pg_sms_due,
+            .chan_due = pg_chan_due,
+            .wait_due = pg_wait_due,
+            .wait_next = pg_wait_next,
+            .wa_last_inbound = pg_wa_last_inbound,
+            .outbox_accounts = pg_outbox_accounts,
+            .outbox_due = pg_outbox_due,
         },
 };

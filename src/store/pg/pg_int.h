@@ -248,5 +248,29 @@ struct pgc_first {
 /* Starts the first usable step of message n (n->id set), whose row the
    caller inserts next; sets n->attempt_id and n->first_channel. */
 int pgc_start(struct store *s, struct store_msg_new *n, struct pgc_first *f);
+/* ---- the reads of messages and of due work (struct store_reads) ---------- */
+
+/* pg_read.c: in the pool, through rd (a struct pg_conn of the thread's) */
+int pg_msg_get(struct store *s, void *rd, int64_t account_id, const char *public_id,
+               struct store_msg_view *out);
+int pg_msg_list(struct store *s, void *rd, int64_t account_id, const struct store_msg_filter *f,
+                struct store_msg_view *out, int *n, int64_t *next_cursor);
+int pg_campaign_report(struct store *s, void *rd, int64_t account_id, const char *campaign,
+                       store_campaign_group_fn fn, void *arg,
+                       struct store_campaign_totals *out);
+int pg_reply_list(struct store *s, void *rd, int64_t account_id,
+                  const struct store_reply_filter *f, struct store_reply_view *out, int *n,
+                  int64_t *next_cursor);
+/* pg_due.c: on the loop thread, through r */
+int pg_sms_due(struct store *s, int64_t after_id, struct store_due *out, int max, int *n);
+int pg_chan_due(struct store *s, int64_t now, int64_t *cursor_due, int64_t *cursor_id,
+                struct store_chan_due *out, int max, int *n);
+int pg_wait_due(struct store *s, int64_t now, struct store_wait_due *out, int max, int *n);
+int64_t pg_wait_next(struct store *s);
+int pg_wa_last_inbound(struct store *s, int64_t scope, const char *phone, int64_t *at);
+int pg_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *out, int max,
+                       int *n);
+int pg_outbox_due(struct store *s, int64_t account_id, int64_t now, struct store_outbox *out,
+                  int max, int *n);
 
 #endif

@@ -214,12 +214,18 @@ static const char *const migrations[] = {
     " ADD COLUMN wait_lease_until BIGINT;"
     "ALTER TABLE attempts ADD COLUMN claimed_by BIGINT, ADD COLUMN lease_until BIGINT;"
     "ALTER TABLE outbox ADD COLUMN claimed_by BIGINT, ADD COLUMN lease_until BIGINT;",
-    /* 3, 4, 5: placeholders of migrations that other work adds (its
-       statements replace these; a database at 5 has run them) */
-    "SELECT 1",
-    "SELECT 1",
-    "SELECT 1",
-    /* 6: templates (template/tmpl_doc.h: body is the JSON), per account
+    /* 3: the reads' indexes where SQLite's carry the row id and
+       PostgreSQL's do not: a message's attempts in id order, the channel
+       attempts due in (due_at, id) order, a campaign's messages newest
+       first */
+    "DROP INDEX attempts_message;"
+    "CREATE INDEX attempts_message ON attempts(message_id, id);"
+    "DROP INDEX attempts_due;"
+    "CREATE INDEX attempts_due ON attempts(due_at, id) WHERE due_at IS NOT NULL;"
+    "DROP INDEX messages_campaign;"
+    "CREATE INDEX messages_campaign ON messages(account_id, campaign, id)"
+    " WHERE campaign IS NOT NULL;",
+    /* 4: templates (template/tmpl_doc.h: body is the JSON), per account
        by name */
     "CREATE TABLE templates("
     " account_id BIGINT NOT NULL,"

@@ -1,6 +1,6 @@
 // Starts and stops kaskad for the end-to-end tests: a temporary data folder,
 // a free loopback port, an operator key, and small HTTP helpers.
-import { spawn } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import fsSync from 'node:fs';
 import net from 'node:net';
@@ -21,12 +21,19 @@ export function kaskadBin() {
 // before a test's own cleanup runs (a timeout, a crash of the runner).
 const live = new Set();
 const liveDirs = new Set();
+const liveDbs = new Set();
 function reap() {
   for (const p of live) {
     try { p.kill('SIGKILL'); } catch { /* gone */ }
   }
   for (const d of liveDirs) {
     try { fsSync.rmSync(d, { recursive: true, force: true }); } catch { /* ignore */ }
+  }
+  for (const name of liveDbs) {
+    try {
+      execFileSync('psql', ['-q', '-v', 'ON_ERROR_STOP=1', E2E_STORE, '-c', dropSql(name)],
+        { stdio: 'ignore', timeout: 10000 });
+    } catch { /* ignore */ }
   }
 }
 process.on('exit', reap);
@@ -35,6 +42,38 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     reap();
     process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
   });
+}
+
+// KASKAD_E2E_STORE: a PostgreSQL server's URL (postgresql://user@host:port/db).
+// When it is set, each Kaskad runs on a database of its own made on that
+// server (from its first start to its cleanup), instead of SQLite in its data
+// folder; the data folder still holds the lock and the other files.
+export const E2E_STORE = process.env.KASKAD_E2E_STORE || '';
+
+function dropSql(name) {
+  return `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`;
+}
+
+function psql(sql) {
+  return new Promise((resolve, reject) => {
+    execFile('psql', ['-q', '-v', 'ON_ERROR_STOP=1', E2E_STORE, '-c', sql], { timeout: 20000 },
+      (err, _out, stderr) => (err ? reject(new Error(`psql: ${sql}: ${stderr || err.message}`)) : resolve()));
+  });
+}
+
+/** A fresh database on the E2E_STORE server: { name, url }. */
+export async function newStoreDb() {
+  const name = `kk_e2e_${randomBytes(6).toString('hex')}`;
+  await psql(`CREATE DATABASE ${name}`);
+  liveDbs.add(name);
+  const u = new URL(E2E_STORE);
+  u.pathname = `/${name}`;
+  return { name, url: u.toString() };
+}
+
+export async function dropStoreDb(name) {
+  await psql(dropSql(name));
+  liveDbs.delete(name);
 }
 
 export const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/;
@@ -92,6 +131,7 @@ export class Kaskad {
     this.adminKey = opts.adminKey ?? `adm_${randomBytes(12).toString('hex')}`;
     this.dataDir = opts.dataDir ?? null;
     this.ownsDataDir = !opts.dataDir;
+    this.storeDb = null;     // { name, url } of its PostgreSQL database (E2E_STORE)
     this.proc = null;
     this.port = 0;
     this.url = null;
@@ -107,6 +147,7 @@ export class Kaskad {
     }
     if (!this.dataDir) this.dataDir = await tempDir();
     if (this.ownsDataDir) liveDirs.add(this.dataDir);
+    if (E2E_STORE && !this.storeDb) this.storeDb = await newStoreDb();
     let lastErr;
     for (let attempt = 0; attempt < 3; attempt++) {
       this.port = await freePort();
@@ -128,7 +169,8 @@ export class Kaskad {
     this.runs++;
     if (this.runs > 1) this.allStderr += `----- start ${this.runs} -----\n`;
     const args = ['--data', this.dataDir, '--http', `127.0.0.1:${this.port}`,
-      ...(this.outboundAllow ? ['--outbound_allow', this.outboundAllow] : []), ...this.args];
+      ...(this.outboundAllow ? ['--outbound_allow', this.outboundAllow] : []),
+      ...(this.storeDb ? ['--store', this.storeDb.url] : []), ...this.args];
     const env = {
       ...process.env,
       KASKAD_ADMIN_KEY: this.adminKey,
@@ -234,6 +276,10 @@ export class Kaskad {
       await fs.rm(this.dataDir, { recursive: true, force: true });
       liveDirs.delete(this.dataDir);
       this.dataDir = null;
+    }
+    if (this.storeDb) {
+      await dropStoreDb(this.storeDb.name);
+      this.storeDb = null;
     }
   }
 
