@@ -179,7 +179,12 @@ test('405 answers carry Allow', { timeout: 60000 }, async (t) => {
 
 // A database written by an older kaskad (or by hand) may hold a key longer
 // than its field and bytes that are not UTF-8; reading it must not crash.
-test('a stored row cut inside a character, or not UTF-8, is still shown', { timeout: 60000 }, async (t) => {
+// SQLite keeps whatever bytes a row is given; PostgreSQL refuses text that is
+// not UTF-8 (the database's encoding), so such a row cannot exist there.
+test('a stored row cut inside a character, or not UTF-8, is still shown', {
+  timeout: 60000,
+  skip: process.env.KASKAD_E2E_STORE && 'PostgreSQL stores no text that is not UTF-8',
+}, async (t) => {
   // tools/deps.sh installs the sqlite3 shell; without it this test fails.
   execFileSync('sqlite3', ['-version'], { stdio: 'ignore' });
   const { k, key } = await started(t);
