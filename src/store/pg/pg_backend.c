@@ -278,6 +278,10 @@ const struct store_backend store_pg_backend = {
             [STORE_OP_ROUTE_PUT] = pg_route_put,
             [STORE_OP_SETTING_PUT] = pg_setting_put,
             [STORE_OP_RETENTION] = pg_retention,
+            /* contacts and imports (pg_contact.c) */
+            [STORE_OP_CONTACT_WRITE] = pg_contact_write,
+            [STORE_OP_CONTACT_DELETE] = pg_contact_delete,
+            [STORE_OP_IMPORT_CHANGE] = pg_import_change,
         },
     .read =
         {
@@ -289,5 +293,9 @@ const struct store_backend store_pg_backend = {
             .prices_each = pg_prices_each,
             .accounts_each = pg_accounts_each,
             .cascades_all = pg_cascades_all,
+            /* contacts and imports (pg_contact.c) */
+            .contact = {.get = pg_contact_get, .list = pg_contact_list,
+                        .lists = pg_contact_lists, .import_get = pg_import_get,
+                        .import_errors = pg_import_errors, .each = pg_contacts_each},
         },
 };

@@ -208,6 +208,10 @@ const struct store_backend store_sqlite_backend = {
             [STORE_OP_OUTBOX_DEFER] = sq_outbox_defer,
             [STORE_OP_OUTBOX_TRIM] = sq_outbox_trim,
             [STORE_OP_EARLY_EXPIRE] = sq_early_expire,
+            /* contacts and imports (sq_contact.c) */
+            [STORE_OP_CONTACT_WRITE] = sq_contact_write,
+            [STORE_OP_CONTACT_DELETE] = sq_contact_delete,
+            [STORE_OP_IMPORT_CHANGE] = sq_import_change,
         },
     .read =
         {
@@ -232,5 +236,7 @@ const struct store_backend store_sqlite_backend = {
             .sms_due = sq_sms_due,
             .outbox_accounts = sq_outbox_accounts,
             .outbox_due = sq_outbox_due,
+            /* contacts and imports (sq_contact.c) */
+            .contact = SQ_CONTACT_READS,
         },
 };

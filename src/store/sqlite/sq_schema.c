@@ -220,6 +220,9 @@ static const char *const migrations[] = {
     "ALTER TABLE outbox ADD COLUMN to_number TEXT;"
     "ALTER TABLE outbox ADD COLUMN cost INTEGER;"
     "ALTER TABLE outbox ADD COLUMN error TEXT;",
+    /* 13: contact bases: contacts, their lists, imports and the rows each
+       refused (sq_contact.h) */
+    SQ_CONTACT_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
