@@ -31,6 +31,7 @@
 #include "http/http_server.h"
 #include "http/http_tls.h"
 #include "phone/phone_plan.h"
+#include "contact/contact_import.h"
 #include "store/store.h"
 
 #define LOGCTX "kaskad"
@@ -445,6 +446,9 @@ int main(int argc, char **argv) {
   d.api.rate_key = rate_key;
   d.api.rate_account = rate_account;
   d.api.plan = d.plan;
+  /* contact imports: uploads under the data folder */
+  d.api.max_import = (size_t)strtoull(kk_cfg_get(&d.cfg, KK_CFG_max_import), NULL, 10);
+  d.api.imports = contact_imports_new(d.loop, d.store, d.plan, dir);
   if (api_init(&d.api) != 0) return 1;
   api_retention_start(&d.api, retention_ms);
 
