@@ -552,7 +552,7 @@ void api_precheck(void *ud, struct http_req *req) {
   unsigned who = gate(a, req, &account_id);
   if (who) http_req_set_checked(req, who == API_OPERATOR ? -1 : account_id);
   /* contact imports: the body is streamed to a file */
-  if (who == API_ACCOUNT && rt->fn == api_contacts_import) {
+  if (who == API_ACCOUNT && rt->fn == api_contacts_import && c->res == HTTP_ROUTE_FOUND) {
     c->account_id = account_id;
     api_contacts_import_precheck(c);
   }

@@ -109,7 +109,8 @@ void api_contacts_import(struct api_call *c) {
     }
     snprintf(o.tz_default, sizeof o.tz_default, "%s", s);
   }
-  /* Without the pre-check (a local request), the body is in memory. */
+  /* Without the pre-check (a local request made without one), the body is
+     in memory. */
   if (c->route_state == NULL) {
     if (upload_begin(c) != 0) return;
     size_t len;

@@ -208,6 +208,11 @@ void http_req_stream_body(struct http_req *req, size_t max, http_body_fn fn, voi
   req->sink = fn;
   req->sink_arg = arg;
   req->max_body = max;
+  if (req->local && req->body_len) {
+    /* A local request has its body already: it goes to the sink at once. */
+    if (req->body_len > max) req->too_big = 1;
+    else if (fn(arg, req->body, req->body_len) != 0) req->sink_failed = 1;
+  }
 }
 int http_req_body_failed(const struct http_req *req) { return req->sink_failed; }
 size_t http_req_body_len(const struct http_req *req) { return req->body_len; }

@@ -94,7 +94,8 @@ void http_req_on_end(struct http_req *req, http_req_end_fn fn, void *arg);
  * all (over it: 413 without calling the handler). fn returns 0, or nonzero
  * when it could not keep the piece: the rest goes nowhere and
  * http_req_body_failed says so to the handler, which runs at the end as
- * for any request. Each piece moves the connection's deadline on.
+ * for any request. Each piece moves the connection's deadline on. A local
+ * request's body goes to fn at once.
  */
 typedef int (*http_body_fn)(void *arg, const char *p, size_t n);
 void http_req_stream_body(struct http_req *req, size_t max, http_body_fn fn, void *arg);

@@ -39,13 +39,37 @@ static void bind_contact(sqlite3_stmt *st, int64_t account_id, const struct stor
   sqlite3_bind_int64(st, 17, now);
 }
 
+/* The lists of c (added to those it is in). */
+static int add_lists(struct conn *w, const struct store_contact_batch *b,
+                     const struct store_contact *c) {
+  for (int i = 0; i < c->nlists && i < STORE_CONTACT_LISTS_MAX; i++) {
+    sqlite3_stmt *st = sq_stmt(w, ST_CT_LIST_ADD);
+    sqlite3_bind_int64(st, 1, b->account_id);
+    sq_bind_text(st, 2, c->lists[i]);
+    sq_bind_text(st, 3, c->phone);
+    int rc = sq_step_done(w, st);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
 /* One contact of a write: counted as created, updated or a duplicate. */
 static int write_one(struct conn *w, struct store_contact_batch *b,
                      const struct store_contact *c, int64_t now) {
-  sqlite3_stmt *st = sq_stmt(w, ST_CT_SEEN);
+  /* A new contact is inserted as it is; one that exists merges (or is
+     replaced), counted by what wrote it before. */
+  sqlite3_stmt *st = sq_stmt(w, ST_CT_NEW);
+  bind_contact(st, b->account_id, c, b->import_id, now);
+  int rc = sq_step_done(w, st);
+  if (rc != 0) return rc;
+  if (sqlite3_changes(w->db) == 1) {
+    b->created++;
+    return add_lists(w, b, c);
+  }
+  st = sq_stmt(w, ST_CT_SEEN);
   sqlite3_bind_int64(st, 1, b->account_id);
   sq_bind_text(st, 2, c->phone);
-  int rc = sqlite3_step(st);
+  rc = sqlite3_step(st);
   int existed = rc == SQLITE_ROW;
   int64_t seen_import = existed ? sqlite3_column_int64(st, 0) : 0;
   sqlite3_reset(st);
@@ -63,14 +87,7 @@ static int write_one(struct conn *w, struct store_contact_batch *b,
     sq_bind_text(st, 2, c->phone);
     if ((rc = sq_step_done(w, st)) != 0) return rc;
   }
-  for (int i = 0; i < c->nlists && i < STORE_CONTACT_LISTS_MAX; i++) {
-    st = sq_stmt(w, ST_CT_LIST_ADD);
-    sqlite3_bind_int64(st, 1, b->account_id);
-    sq_bind_text(st, 2, c->lists[i]);
-    sq_bind_text(st, 3, c->phone);
-    if ((rc = sq_step_done(w, st)) != 0) return rc;
-  }
-  return 0;
+  return add_lists(w, b, c);
 }
 
 /* An import's step: its refused rows (up to the bound) and its counts. */

@@ -26,6 +26,12 @@
   " DO UPDATE SET "
 
 #define STMT_LIST_CONTACT(XX)                                                  \
+  /* a new contact (most rows of a first import): one seek, no upsert */        \
+  XX(CT_NEW, "INSERT OR IGNORE INTO contacts(account_id,phone,name,email,"     \
+             "timezone,timezone_source,operator,region,vk_id,telegram_chat_id," \
+             "viber_id,attrs,consent,consent_source,consent_at,import_id,"     \
+             "created_at,updated_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,"    \
+             "?11,?12,?13,?14,?15,?16,?17,?17)")                               \
   XX(CT_MERGE, CONTACT_INSERT                                                  \
      "name=COALESCE(excluded.name,name), email=COALESCE(excluded.email,email)," \
      " timezone=CASE WHEN excluded.timezone_source='explicit'"                 \
