@@ -32,6 +32,7 @@
 #include "http/http_server.h"
 #include "http/http_tls.h"
 #include "phone/phone_plan.h"
+#include "contact/contact_import.h"
 #include "store/store.h"
 
 #define LOGCTX "kaskad"
@@ -468,6 +469,9 @@ int main(int argc, char **argv) {
     if (d.hlr == NULL) return 1;
     d.api.hlr = d.hlr;
   }
+  /* contact imports: uploads under the data folder */
+  d.api.max_import = (size_t)strtoull(kk_cfg_get(&d.cfg, KK_CFG_max_import), NULL, 10);
+  d.api.imports = contact_imports_new(d.loop, d.store, d.plan, dir);
   if (api_init(&d.api) != 0) return 1;
   api_retention_start(&d.api, retention_ms);
 

@@ -21,6 +21,7 @@
 #include "core/kk_utf8.h"
 #include "dispatch/dispatch.h"
 #include "http/http_router.h"
+#include "contact/contact_import.h"
 #include "http/http_server.h"
 #include "store/store.h"
 
@@ -272,6 +273,7 @@ int api_init(struct api *a) {
 }
 
 void api_stop(struct api *a) {
+  contact_imports_stop(a->imports);   /* contact imports: readers stop */
   if (!a->subscribed) return;
   store_unsubscribe(a->store, on_notes, a);
   a->subscribed = 0;
@@ -279,6 +281,8 @@ void api_stop(struct api *a) {
 
 void api_fini(struct api *a) {
   api_stop(a);
+  contact_imports_free(a->imports);
+  a->imports = NULL;
   free(a->keys.slots);
   a->keys.slots = NULL;
   kk_rate_free(a->hook_limit);
@@ -470,6 +474,17 @@ static const struct api_route routes[] = {
     {{"GET", "/v1/replies"}, API_ACCOUNT, api_replies_list, NULL},
     {{"GET", "/v1/numbers/{phone}"}, API_KEYED, api_number_get, NULL},
     {{"GET", "/v1/account"}, API_ACCOUNT, api_account_self, NULL},
+    /* contact bases (api_contacts.c) */
+    {{"POST", "/v1/contacts/import"}, API_ACCOUNT, api_contacts_import, NULL},
+    {{"GET", "/v1/contacts"}, API_ACCOUNT, api_contacts_list, NULL},
+    {{"GET", "/v1/contacts.csv"}, API_ACCOUNT, api_contacts_csv, NULL},
+    {{"GET", "/v1/contacts/{phone}"}, API_ACCOUNT, api_contact_get, NULL},
+    {{"PUT", "/v1/contacts/{phone}"}, API_ACCOUNT, api_contact_put, NULL},
+    {{"PATCH", "/v1/contacts/{phone}"}, API_ACCOUNT, api_contact_patch, NULL},
+    {{"DELETE", "/v1/contacts/{phone}"}, API_ACCOUNT, api_contact_delete, NULL},
+    {{"GET", "/v1/lists"}, API_ACCOUNT, api_lists_get, NULL},
+    {{"GET", "/v1/imports/{id}"}, API_ACCOUNT, api_import_get, NULL},
+    {{"GET", "/v1/imports/{id}/errors.csv"}, API_ACCOUNT, api_import_errors_csv, NULL},
     {{"*", "/v1/*"}, API_ACCOUNT, api_not_found, NULL},
 };
 
@@ -543,6 +558,11 @@ void api_precheck(void *ud, struct http_req *req) {
   int64_t account_id = 0;
   unsigned who = gate(a, req, &account_id);
   if (who) http_req_set_checked(req, who == API_OPERATOR ? -1 : account_id);
+  /* contact imports: the body is streamed to a file */
+  if (who == API_ACCOUNT && rt->fn == api_contacts_import && c->res == HTTP_ROUTE_FOUND) {
+    c->account_id = account_id;
+    api_contacts_import_precheck(c);
+  }
 }
 
 /* With a separate admin listener, 1 when path is not served on the

@@ -90,6 +90,10 @@ struct api {
   struct accept accept;      /* the way in for sends (set up by api_init) */
   const struct phone_plan *plan;  /* the numbering register; NULL: none */
   struct dispatch_hlr *hlr;  /* HLR/MNP lookups; NULL: none */
+  /* contact bases (api_contacts.c): CSV imports under the data folder
+     (NULL: no imports, e.g. without a data folder) */
+  struct contact_imports *imports;
+  size_t max_import;         /* bytes of an import's body (setting max_import) */
 };
 
 /* Loads the key cache and subscribes to the store's notes; 0, KK_ESTORE or

@@ -42,6 +42,7 @@ struct api_call {
   const struct api_route *route;   /* NULL: no endpoint */
   int res;                   /* enum http_route_result */
   struct http_match match;
+  void *route_state;         /* a route's own, left by its pre-check (NULL: none) */
 };
 
 /* Counts an answer by its status class (/metrics); api_respond calls it. */
@@ -238,5 +239,19 @@ void api_route_get(struct api_call *c);
 void api_route_put(struct api_call *c);
 void api_route_delete(struct api_call *c);
 void api_metrics(struct api *a, struct kk_buf *out);
+
+/* Contact bases (api_contacts.c, api_contacts_io.c). */
+/* The pre-check of an import: the body goes to a file as it arrives. */
+void api_contacts_import_precheck(struct api_call *c);
+void api_contacts_import(struct api_call *c);
+void api_import_get(struct api_call *c);
+void api_import_errors_csv(struct api_call *c);
+void api_contacts_list(struct api_call *c);
+void api_contacts_csv(struct api_call *c);
+void api_lists_get(struct api_call *c);
+void api_contact_get(struct api_call *c);
+void api_contact_put(struct api_call *c);
+void api_contact_patch(struct api_call *c);
+void api_contact_delete(struct api_call *c);
 
 #endif

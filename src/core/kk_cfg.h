@@ -23,6 +23,7 @@
   X(log_level, "info", "debug, info, warn or error")                              \
   X(sync, "full", "SQLite synchronous mode: full (survives power loss) or normal") \
   X(max_body, "1048576", "largest accepted request body in bytes")                \
+  X(max_import, "1073741824", "largest contact import (CSV body) in bytes")       \
   X(ttl_service, "24h", "default validity of service messages")                   \
   X(ttl_transactional, "1h", "default validity of transactional messages")        \
   X(ttl_advertising, "24h", "default validity of advertising messages")           \

@@ -75,6 +75,11 @@ struct http_req {
   int64_t checked;           /* left by the pre-check for the handler */
   http_req_end_fn on_end;    /* runs once when the request is freed (NULL: none) */
   void *on_end_arg;
+  /* a streamed body (http_req_stream_body): pieces go to sink, not to body */
+  http_body_fn sink;
+  void *sink_arg;
+  size_t max_body;           /* this request's limit (the server's unless streamed) */
+  int sink_failed;
 };
 
 /* What a local request has instead of a connection. */
@@ -199,6 +204,19 @@ void http_req_set_data(struct http_req *req, void *data) { req->data = data; }
 void *http_req_data(const struct http_req *req) { return req->data; }
 void http_req_set_checked(struct http_req *req, int64_t v) { req->checked = v; }
 int64_t http_req_checked(const struct http_req *req) { return req->checked; }
+void http_req_stream_body(struct http_req *req, size_t max, http_body_fn fn, void *arg) {
+  req->sink = fn;
+  req->sink_arg = arg;
+  req->max_body = max;
+  if (req->local && req->body_len) {
+    /* A local request has its body already: it goes to the sink at once. */
+    if (req->body_len > max) req->too_big = 1;
+    else if (fn(arg, req->body, req->body_len) != 0) req->sink_failed = 1;
+  }
+}
+int http_req_body_failed(const struct http_req *req) { return req->sink_failed; }
+size_t http_req_body_len(const struct http_req *req) { return req->body_len; }
+
 void http_req_on_end(struct http_req *req, http_req_end_fn fn, void *arg) {
   req->on_end = fn;
   req->on_end_arg = arg;
@@ -261,6 +279,45 @@ void http_respond(struct http_req *req, int status, const char *content_type,
   }
 }
 
+void http_respond_fd(struct http_req *req, int status, const char *content_type, int fd,
+                     uint64_t size, const char *extra_headers) {
+  if (req->local) {
+    /* A local request: the bytes are read into memory (tests). */
+    char *buf = kk_xmalloc(size + 1);
+    size_t got = 0;
+    while (got < size) {
+      ssize_t n = pread(fd, buf + got, size - got, (off_t)got);
+      if (n <= 0) break;
+      got += (size_t)n;
+    }
+    close(fd);
+    local_respond(req, status, content_type, buf, got, extra_headers);
+    free(buf);
+    return;
+  }
+  if (req->resp) {
+    close(fd);
+    return; /* answered already */
+  }
+  req->resp = MHD_create_response_from_fd64(size, fd);
+  if (req->resp == NULL) {
+    close(fd);
+    static const char msg[] =
+        "{\"error\":{\"code\":\"internal\",\"message\":\"cannot send the file\"}}";
+    http_respond(req, 500, "application/json", msg, sizeof msg - 1, NULL);
+    return;
+  }
+  if (content_type) MHD_add_response_header(req->resp, "Content-Type", content_type);
+  add_headers(req->resp, extra_headers);
+  req->status = status;
+  if (req->suspended) {
+    req->suspended = 0;
+    req->srv->inflight--;
+    MHD_resume_connection(req->conn);
+    schedule_run(req->srv);
+  }
+}
+
 static enum MHD_Result queue_resp(struct http_req *req) {
   enum MHD_Result r = MHD_queue_response(req->conn, (unsigned)req->status, req->resp);
   MHD_destroy_response(req->resp);
@@ -272,7 +329,7 @@ static void refuse_too_big(struct http_req *req) {
   static const char msg[] =
       "{\"error\":{\"code\":\"body_too_large\",\"message\":\"request body over the limit\"}}";
   kk_warnx(LOGCTX, "%s %s: body over %zu bytes refused", req->method, req->path,
-           req->srv->max_body);
+           req->max_body);
   http_respond(req, 413, "application/json", msg, sizeof msg - 1, "Connection: close\r\n");
 }
 
@@ -288,21 +345,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     snprintf(req->method, sizeof req->method, "%s", method);
     req->path = kk_xstrdup(url);
     *con_cls = req;
+    req->max_body = srv->max_body;
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
-    if (announced > srv->max_body) {
-      req->too_big = 1;
-      /* A body a little over the limit is read and thrown away, and the
-         answer follows it: a client still sending when the connection
-         closed would see a reset instead of the 413. A larger one is
-         refused before it is sent; MHD closes the connection after. */
-      if (announced > 2 * (unsigned long long)srv->max_body) {
-        req->handled = 1;
-        refuse_too_big(req);
-        return queue_resp(req);
-      }
-    }
-    if (srv->precheck) {
+    /* A body far over the server's limit is refused before anything looks
+       at the request, unless it may be one a route streams (the pre-check
+       says, and then its own limit applies). */
+    if (srv->precheck && (announced <= 2 * (unsigned long long)srv->max_body ||
+                          strcmp(method, "POST") == 0)) {
       srv->precheck(srv->ud, req);
       if (req->resp) {
         /* Refused before its body was read: the connection cannot be
@@ -312,10 +362,36 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return queue_resp(req);
       }
     }
+    if (announced > req->max_body) {
+      req->too_big = 1;
+      /* A body a little over the limit is read and thrown away, and the
+         answer follows it: a client still sending when the connection
+         closed would see a reset instead of the 413. A larger one is
+         refused before it is sent; MHD closes the connection after. */
+      if (announced > 2 * (unsigned long long)req->max_body) {
+        req->handled = 1;
+        refuse_too_big(req);
+        return queue_resp(req);
+      }
+    }
+    return MHD_YES;
+  }
+  if (*upload_size && req->sink) {
+    /* A streamed body: each piece to the sink; its arrival keeps the
+       connection's deadline moving (a large upload takes its time). */
+    if (!req->too_big && !req->sink_failed && req->body_len + *upload_size <= req->max_body) {
+      if (req->sink(req->sink_arg, upload, *upload_size) != 0) req->sink_failed = 1;
+      req->body_len += *upload_size;
+      struct http_conn *hc = conn_of(conn);
+      if (hc && hc->deadline) hc->deadline = uv_now(srv->loop) + srv->request_ms;
+    } else if (!req->sink_failed) {
+      req->too_big = 1;
+    }
+    *upload_size = 0;
     return MHD_YES;
   }
   if (*upload_size) {
-    if (!req->too_big && req->body_len + *upload_size <= srv->max_body) {
+    if (!req->too_big && req->body_len + *upload_size <= req->max_body) {
       req->body = kk_xrealloc(req->body, req->body_len + *upload_size + 1);
       memcpy(req->body + req->body_len, upload, *upload_size);
       req->body_len += *upload_size;

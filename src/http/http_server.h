@@ -87,6 +87,21 @@ void *http_req_data(const struct http_req *req);
  */
 typedef void (*http_req_end_fn)(void *arg, struct http_req *req);
 void http_req_on_end(struct http_req *req, http_req_end_fn fn, void *arg);
+/*
+ * A streamed body, set by the pre-check for a route that takes large
+ * bodies: the body is not kept (http_req_body answers ""); each piece goes
+ * to fn(arg, p, n) as it arrives, on the loop thread, up to max bytes in
+ * all (over it: 413 without calling the handler). fn returns 0, or nonzero
+ * when it could not keep the piece: the rest goes nowhere and
+ * http_req_body_failed says so to the handler, which runs at the end as
+ * for any request. Each piece moves the connection's deadline on. A local
+ * request's body goes to fn at once.
+ */
+typedef int (*http_body_fn)(void *arg, const char *p, size_t n);
+void http_req_stream_body(struct http_req *req, size_t max, http_body_fn fn, void *arg);
+int http_req_body_failed(const struct http_req *req);
+/* Bytes of the body received (streamed or kept). */
+size_t http_req_body_len(const struct http_req *req);
 /* A value the pre-check leaves for the handler (0 until set). */
 void http_req_set_checked(struct http_req *req, int64_t v);
 int64_t http_req_checked(const struct http_req *req);
@@ -98,6 +113,12 @@ int64_t http_req_checked(const struct http_req *req);
  */
 void http_respond(struct http_req *req, int status, const char *content_type,
                   const char *body, size_t len, const char *extra_headers);
+
+/* Answers with size bytes of fd from its start (a file the answer streams
+   from, however large); fd is closed once sent (or at once if the request
+   was answered already). */
+void http_respond_fd(struct http_req *req, int status, const char *content_type, int fd,
+                     uint64_t size, const char *extra_headers);
 
 /*
  * Local requests: a request made without a socket, for unit tests and the

@@ -15,6 +15,7 @@
 #include <pthread.h>
 
 #include "store/store.h"
+#include "store/store_contact.h"
 
 /* ---- operations -------------------------------------------------------- */
 
@@ -85,7 +86,9 @@ enum { STORE_FAULT_NONE, STORE_FAULT_BUSY, STORE_FAULT_IO, STORE_FAULT_OTHER };
   XX(OUTBOX_DEFER)      /* struct store_outbox_data */                         \
   XX(OUTBOX_TRIM)       /* struct store_outbox_trim, the caller's */           \
   STORE_OP_LIST_CASCADE(XX)                                                    \
-  STORE_OP_LIST_TEMPLATE(XX)
+  STORE_OP_LIST_TEMPLATE(XX)                                                   \
+  /* contacts and imports (store_contact.c) */                                 \
+  STORE_OP_LIST_CONTACT(XX)
 
 enum store_op_kind {
 #define XX(kind) STORE_OP_##kind,
@@ -290,6 +293,8 @@ struct store_reads {
                          int *n);
   int (*outbox_due)(struct store *s, int64_t account_id, int64_t now, struct store_outbox *out,
                     int max, int *n);
+  /* Contacts and imports (store_contact.h), in the pool. */
+  struct store_contact_reads contact;
 };
 
 /* The rows a backend numbers. */

@@ -305,6 +305,10 @@ const struct store_backend store_pg_backend = {
             [STORE_OP_EARLY_EXPIRE] = pg_early_expire,
             /* templates */
             [STORE_OP_TEMPLATE_PUT] = pg_template_put,
+            /* contacts and imports (pg_contact.c) */
+            [STORE_OP_CONTACT_WRITE] = pg_contact_write,
+            [STORE_OP_CONTACT_DELETE] = pg_contact_delete,
+            [STORE_OP_IMPORT_CHANGE] = pg_import_change,
         },
     .read =
         {
@@ -329,5 +333,9 @@ const struct store_backend store_pg_backend = {
             .wa_last_inbound = pg_wa_last_inbound,
             .outbox_accounts = pg_outbox_accounts,
             .outbox_due = pg_outbox_due,
+            /* contacts and imports (pg_contact.c) */
+            .contact = {.get = pg_contact_get, .list = pg_contact_list,
+                        .lists = pg_contact_lists, .import_get = pg_import_get,
+                        .import_errors = pg_import_errors, .each = pg_contacts_each},
         },
 };

@@ -272,5 +272,22 @@ int pg_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *out
                        int *n);
 int pg_outbox_due(struct store *s, int64_t account_id, int64_t now, struct store_outbox *out,
                   int max, int *n);
+/* pg_contact.c: contacts, lists and imports (store_contact.h) */
+int pg_contact_write(struct store *s, struct store_op *op);
+int pg_contact_delete(struct store *s, struct store_op *op);
+int pg_import_change(struct store *s, struct store_op *op);
+int pg_contact_get(struct store *s, void *rd, int64_t account_id, const char *phone,
+                   struct store_contact *out);
+int pg_contact_list(struct store *s, void *rd, int64_t account_id,
+                    const struct store_contact_filter *f, struct store_contact *out, int *n,
+                    char next[16]);
+int pg_contact_lists(struct store *s, void *rd, int64_t account_id, store_list_size_fn fn,
+                     void *arg);
+int pg_import_get(struct store *s, void *rd, int64_t account_id, int64_t id,
+                  struct store_import *out);
+int pg_import_errors(struct store *s, void *rd, int64_t account_id, int64_t id,
+                     store_import_error_fn fn, void *arg);
+int pg_contacts_each(struct store *s, void *rd, int64_t account_id, const char *list,
+                     store_contact_fn fn, void *arg);
 
 #endif

@@ -210,6 +210,10 @@ const struct store_backend store_sqlite_backend = {
             [STORE_OP_EARLY_EXPIRE] = sq_early_expire,
             /* templates */
             [STORE_OP_TEMPLATE_PUT] = sq_template_put,
+            /* contacts and imports (sq_contact.c) */
+            [STORE_OP_CONTACT_WRITE] = sq_contact_write,
+            [STORE_OP_CONTACT_DELETE] = sq_contact_delete,
+            [STORE_OP_IMPORT_CHANGE] = sq_import_change,
         },
     .read =
         {
@@ -235,5 +239,7 @@ const struct store_backend store_sqlite_backend = {
             .sms_due = sq_sms_due,
             .outbox_accounts = sq_outbox_accounts,
             .outbox_due = sq_outbox_due,
+            /* contacts and imports (sq_contact.c) */
+            .contact = SQ_CONTACT_READS,
         },
 };

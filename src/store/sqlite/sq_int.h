@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "store/store_casc.h"
+#include "store/sqlite/sq_contact.h"
 
 #define BUSY_MS 1000              /* longest wait for a lock held by another process */
 
@@ -281,7 +282,9 @@
   XX(RET_ATTEMPTS, "DELETE FROM attempts WHERE message_id=?")                  \
   XX(RET_EVENTS, "DELETE FROM events WHERE message_id=?")                      \
   XX(RET_MSG, "DELETE FROM messages WHERE id=?")                              \
-  STMT_LIST_TEMPLATE(XX)
+  STMT_LIST_TEMPLATE(XX)                                                       \
+  /* contacts and imports (sq_contact.h) */                                    \
+  STMT_LIST_CONTACT(XX)
 
 enum stmt_id {
 #define XX(name, sql) ST_##name,

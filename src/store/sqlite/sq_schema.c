@@ -229,6 +229,9 @@ static const char *const migrations[] = {
     " created_at INTEGER NOT NULL,"
     " updated_at INTEGER NOT NULL,"
     " PRIMARY KEY(account_id, name));",
+    /* 14: contact bases: contacts, their lists, imports and the rows each
+       refused (sq_contact.h) */
+    SQ_CONTACT_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -1,0 +1,511 @@
+/*
+ * contact_import.c - CSV imports (see contact_import.h).
+ *
+ * Each import has a slot: its upload's file, then a reader thread that
+ * fills two batches in turn. A full batch is handed to the loop (uv_async),
+ * which queues its write; the reader fills the other meanwhile and waits,
+ * before handing it, for the first one's commit. When the file is read,
+ * the loop marks the import done (or failed), removes the file and frees
+ * the slot.
+ */
+#include "contact/contact_import.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "contact/contact_csv.h"
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "core/kk_utf8.h"
+#include "phone/phone_plan.h"
+
+#define LOGCTX "import"
+#define READ_CHUNK (256u << 10)   /* bytes the reader reads at a time */
+#define RAW_MAX 2048              /* bytes of a refused row's text kept */
+
+enum { SLOT_FREE, SLOT_UPLOAD, SLOT_STARTING, SLOT_RUNNING, SLOT_CLOSING };
+
+struct imp_job {
+  struct contact_imports *ci;
+  int state;                        /* SLOT_* (loop) */
+  int64_t account_id, id;
+  char path[512];
+  FILE *f;                          /* the upload being written */
+  uint64_t bytes;
+  struct contact_import_opts o;
+  contact_import_started_fn started;
+  void *started_arg;
+  struct store_import_op start_op, fin_op;
+  uv_thread_t thread;
+  int thread_on;
+  uv_async_t async;
+  int async_on;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  /* guarded by mu */
+  struct store_contact_batch *handed;  /* to the loop, not yet queued */
+  int inflight;                     /* queued, its done not yet run */
+  int last_rc;
+  int ended;                        /* the reader has finished */
+  int stop;
+  char status[12], error[160];
+  /* the reader's */
+  struct store_contact_batch batch[2];
+  int cur;
+  int failed;
+  struct contact_csv *csv;
+};
+
+struct contact_upload {
+  struct imp_job *job;
+};
+
+struct contact_imports {
+  uv_loop_t *loop;
+  struct store *store;
+  const struct phone_plan *plan;
+  char dir[400];
+  unsigned seq;
+  int stopped;                      /* contact_imports_stop ran */
+  struct store_import_op fail_op;
+  struct imp_job jobs[CONTACT_IMPORTS_MAX];
+};
+
+static void on_failed_marked(void *arg, int rc) {
+  (void)arg;
+  if (rc != 0) kk_warnx(LOGCTX, "cannot mark the interrupted imports failed: %s", kk_strerror(rc));
+}
+
+struct contact_imports *contact_imports_new(uv_loop_t *loop, struct store *store,
+                                            const struct phone_plan *plan, const char *dir) {
+  struct contact_imports *ci = kk_xcalloc(1, sizeof *ci);
+  ci->loop = loop;
+  ci->store = store;
+  ci->plan = plan;
+  if (snprintf(ci->dir, sizeof ci->dir, "%s/imports", dir) >= (int)sizeof ci->dir) {
+    kk_error(LOGCTX, "data folder path too long: %s", dir);
+    free(ci);
+    return NULL;
+  }
+  if (mkdir(ci->dir, 0700) != 0 && errno != EEXIST) {
+    kk_error(LOGCTX, "cannot make %s: %s", ci->dir, strerror(errno));
+    free(ci);
+    return NULL;
+  }
+  for (int i = 0; i < CONTACT_IMPORTS_MAX; i++) {
+    ci->jobs[i].ci = ci;
+    pthread_mutex_init(&ci->jobs[i].mu, NULL);
+    pthread_cond_init(&ci->jobs[i].cv, NULL);
+  }
+  ci->fail_op.what = STORE_IMPORT_FAIL_RUNNING;
+  snprintf(ci->fail_op.imp.error, sizeof ci->fail_op.imp.error,
+           "interrupted: kaskad stopped during the import; import the file again");
+  store_import_change(store, &ci->fail_op, on_failed_marked, ci);
+  return ci;
+}
+
+int contact_imports_running(const struct contact_imports *ci) {
+  int n = 0;
+  for (int i = 0; i < CONTACT_IMPORTS_MAX; i++) n += ci->jobs[i].state != SLOT_FREE;
+  return n;
+}
+
+FILE *contact_imports_scratch(struct contact_imports *ci) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/scratch-XXXXXX", ci->dir);
+  int fd = mkstemp(path);
+  if (fd < 0) return NULL;
+  unlink(path);
+  FILE *f = fdopen(fd, "w+");
+  if (f == NULL) close(fd);
+  return f;
+}
+
+/* ---- uploads ------------------------------------------------------------------ */
+
+int contact_upload_begin(struct contact_imports *ci, int64_t account_id,
+                         struct contact_upload **out) {
+  struct imp_job *free_slot = NULL;
+  for (int i = 0; i < CONTACT_IMPORTS_MAX; i++) {
+    struct imp_job *j = &ci->jobs[i];
+    if (j->state != SLOT_FREE && j->account_id == account_id) return KK_EEXIST;
+    if (j->state == SLOT_FREE && free_slot == NULL) free_slot = j;
+  }
+  if (free_slot == NULL) return KK_EBUSY;
+  struct imp_job *j = free_slot;
+  snprintf(j->path, sizeof j->path, "%s/%lld-%u-%lld.csv", ci->dir, (long long)account_id,
+           ++ci->seq, (long long)store_now_ms());
+  j->f = fopen(j->path, "wb");
+  if (j->f == NULL) {
+    kk_error(LOGCTX, "cannot make %s: %s", j->path, strerror(errno));
+    return KK_EIO;
+  }
+  j->state = SLOT_UPLOAD;
+  j->account_id = account_id;
+  j->bytes = 0;
+  struct contact_upload *up = kk_xcalloc(1, sizeof *up);   /* freed at start or abort */
+  up->job = j;
+  *out = up;
+  return 0;
+}
+
+int contact_upload_write(struct contact_upload *up, const char *p, size_t n) {
+  struct imp_job *j = up->job;
+  if (j->f == NULL || fwrite(p, 1, n, j->f) != n) return KK_EIO;
+  j->bytes += n;
+  return 0;
+}
+
+/* The slot is free again (its file removed). */
+static void slot_free(struct imp_job *j) {
+  if (j->f) fclose(j->f);
+  j->f = NULL;
+  unlink(j->path);
+  j->state = SLOT_FREE;
+  j->account_id = 0;
+}
+
+void contact_upload_abort(struct contact_upload *up) {
+  if (up == NULL) return;
+  slot_free(up->job);
+  free(up);
+}
+
+/* ---- the reader thread ---------------------------------------------------------- */
+
+/* Copies s into out (cap bytes); KK_ETOOBIG when it does not fit. */
+static int put(char *out, size_t cap, const char *s) {
+  if (s == NULL) {
+    out[0] = '\0';
+    return 0;
+  }
+  size_t n = strlen(s);
+  if (n >= cap) return KK_ETOOBIG;
+  memcpy(out, s, n + 1);
+  return 0;
+}
+
+static void batch_reset(struct store_contact_batch *b) {
+  for (int i = 0; i < b->n; i++) store_contact_fini(&b->rows[i]);
+  for (int i = 0; i < b->nerrs; i++) free(b->errs[i].raw);
+  b->n = b->nerrs = 0;
+  b->rows_read = 0;
+}
+
+/* Hands the current batch to the loop, once the one before has committed;
+   0, or nonzero when the import must stop. */
+static int flush(struct imp_job *j) {
+  struct store_contact_batch *b = &j->batch[j->cur];
+  b->offset = (int64_t)contact_csv_offset(j->csv);
+  pthread_mutex_lock(&j->mu);
+  while ((j->inflight || j->handed) && !j->stop) pthread_cond_wait(&j->cv, &j->mu);
+  int rc = j->stop ? KK_ECLOSED : j->last_rc;
+  if (rc == 0) j->handed = b;
+  pthread_mutex_unlock(&j->mu);
+  if (rc != 0) return rc;
+  uv_async_send(&j->async);
+  j->cur ^= 1;
+  batch_reset(&j->batch[j->cur]);
+  return 0;
+}
+
+static void fail(struct imp_job *j, const char *why) {
+  if (j->failed) return;
+  j->failed = 1;
+  snprintf(j->error, sizeof j->error, "%s", why);
+}
+
+static void reject_row(struct imp_job *j, long line, const char *reason, const char *raw,
+                       size_t raw_len) {
+  struct store_contact_batch *b = &j->batch[j->cur];
+  struct store_import_error *e = &b->errs[b->nerrs++];
+  e->line = line;
+  snprintf(e->reason, sizeof e->reason, "%s", reason);
+  e->raw = kk_utf8_sanitize_dup(raw ? raw : "", raw_len > RAW_MAX ? RAW_MAX : raw_len, NULL);
+  b->rows_read++;
+  if (b->nerrs == STORE_CONTACT_BATCH_MAX && flush(j) != 0) fail(j, "stopped");
+}
+
+static void on_reject(void *arg, const struct contact_csv_reject *r) {
+  struct imp_job *j = arg;
+  if (!j->failed) reject_row(j, r->line, r->reason, r->raw, r->raw_len);
+}
+
+/* The attributes of r as a JSON object's text (NULL: none). */
+static char *attrs_json(const struct contact_csv_row *r) {
+  if (r->nattrs == 0) return NULL;
+  json_t *o = json_object();
+  for (int i = 0; i < r->nattrs; i++)
+    if (r->attr_value[i]) json_object_set_new(o, r->attr_name[i], json_string(r->attr_value[i]));
+  char *s = json_object_size(o) ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  return s;
+}
+
+/* A good row into c: 0, or the reason it is refused. */
+static const char *map_row(struct imp_job *j, const struct contact_csv_row *r,
+                           struct store_contact *c) {
+  memset(c, 0, sizeof *c);
+  snprintf(c->phone, sizeof c->phone, "%s", r->phone);
+  if (put(c->name, sizeof c->name, r->name) || put(c->email, sizeof c->email, r->email) ||
+      put(c->vk_id, sizeof c->vk_id, r->vk_id) ||
+      put(c->telegram_chat_id, sizeof c->telegram_chat_id, r->telegram_chat_id) ||
+      put(c->viber_id, sizeof c->viber_id, r->viber_id) ||
+      put(c->consent_source, sizeof c->consent_source, r->consent_source))
+    return "value_too_long";
+  struct phone_plan_info pi;
+  int known = j->ci->plan && phone_plan_lookup(j->ci->plan, r->phone, &pi) == 0;
+  if (r->timezone) {
+    if (put(c->timezone, sizeof c->timezone, r->timezone)) return "invalid_timezone";
+    snprintf(c->tz_source, sizeof c->tz_source, "explicit");
+  } else if (known && pi.timezone[0]) {
+    snprintf(c->timezone, sizeof c->timezone, "%s", pi.timezone);
+    snprintf(c->tz_source, sizeof c->tz_source, "number");
+  } else {
+    snprintf(c->timezone, sizeof c->timezone, "%s", j->o.tz_default);
+    snprintf(c->tz_source, sizeof c->tz_source, "default");
+  }
+  if (known) {
+    snprintf(c->operator_name, sizeof c->operator_name, "%s", pi.operator_name);
+    snprintf(c->region, sizeof c->region, "%s", pi.region);
+  }
+  c->consent = r->consent;
+  c->consent_at = r->consent_at;
+  if (j->o.list[0]) snprintf(c->lists[c->nlists++], sizeof c->lists[0], "%s", j->o.list);
+  for (int i = 0; i < r->nlists; i++) {
+    if (c->nlists >= STORE_CONTACT_LISTS_MAX) return "too_many_lists";
+    if (put(c->lists[c->nlists], sizeof c->lists[0], r->lists[i])) return "value_too_long";
+    if (strcmp(c->lists[c->nlists], j->o.list) != 0) c->nlists++;
+  }
+  c->attrs = attrs_json(r);
+  return NULL;
+}
+
+static void on_row(void *arg, const struct contact_csv_row *r) {
+  struct imp_job *j = arg;
+  if (j->failed) return;
+  struct store_contact_batch *b = &j->batch[j->cur];
+  struct store_contact *c = &b->rows[b->n];
+  const char *why = map_row(j, r, c);
+  if (why) {
+    store_contact_fini(c);
+    reject_row(j, r->line, why, r->phone, strlen(r->phone));
+    return;
+  }
+  b->n++;
+  b->rows_read++;
+  if (b->n == STORE_CONTACT_BATCH_MAX && flush(j) != 0) fail(j, "stopped");
+}
+
+static int stopped(struct imp_job *j) {
+  pthread_mutex_lock(&j->mu);
+  int s = j->stop;
+  pthread_mutex_unlock(&j->mu);
+  return s;
+}
+
+static void reader(void *arg) {
+  struct imp_job *j = arg;
+  for (int k = 0; k < 2; k++) {
+    struct store_contact_batch *b = &j->batch[k];
+    memset(b, 0, sizeof *b);
+    b->account_id = j->account_id;
+    b->mode = STORE_CONTACT_MERGE;
+    b->import_id = j->id;
+    b->rows = kk_xcalloc(STORE_CONTACT_BATCH_MAX, sizeof *b->rows);
+    b->errs = kk_xcalloc(STORE_CONTACT_BATCH_MAX, sizeof *b->errs);
+  }
+  j->cur = 0;
+  j->failed = 0;
+  j->error[0] = '\0';
+  struct contact_csv_opts co = {.country = j->o.country, .row = on_row, .reject = on_reject,
+                                .arg = j};
+  j->csv = contact_csv_new(&co);
+  FILE *f = fopen(j->path, "rb");
+  char *buf = kk_xmalloc(READ_CHUNK);
+  if (f == NULL) fail(j, "the uploaded file cannot be read");
+  size_t n;
+  while (!j->failed && (n = fread(buf, 1, READ_CHUNK, f)) > 0) {
+    if (contact_csv_feed(j->csv, buf, n) != 0) fail(j, contact_csv_error(j->csv));
+    if (stopped(j)) fail(j, "stopped");
+  }
+  if (!j->failed && f && ferror(f)) fail(j, "the uploaded file cannot be read");
+  if (!j->failed && contact_csv_end(j->csv) != 0) fail(j, contact_csv_error(j->csv));
+  struct store_contact_batch *b = &j->batch[j->cur];
+  if (!j->failed && (b->n || b->nerrs || b->rows_read) && flush(j) != 0) fail(j, "stopped");
+  if (f) fclose(f);
+  free(buf);
+  /* the last batch's commit, then the end */
+  pthread_mutex_lock(&j->mu);
+  while ((j->inflight || j->handed) && !j->stop) pthread_cond_wait(&j->cv, &j->mu);
+  if (!j->failed && j->last_rc != 0) fail(j, "the store refused a batch");
+  snprintf(j->status, sizeof j->status, "%s", j->failed ? "failed" : "done");
+  j->ended = 1;
+  pthread_mutex_unlock(&j->mu);
+  uv_async_send(&j->async);
+}
+
+/* ---- the loop's side ---------------------------------------------------------------- */
+
+static void on_batch_done(void *arg, int rc) {
+  struct imp_job *j = arg;
+  pthread_mutex_lock(&j->mu);
+  j->inflight = 0;
+  if (rc != 0) j->last_rc = rc;
+  pthread_cond_signal(&j->cv);
+  pthread_mutex_unlock(&j->mu);
+}
+
+static void on_async_closed(uv_handle_t *h) {
+  struct imp_job *j = h->data;
+  j->async_on = 0;
+  slot_free(j);
+}
+
+/* The reader's memory, once it has ended. */
+static void reader_free(struct imp_job *j) {
+  for (int k = 0; k < 2; k++) {
+    batch_reset(&j->batch[k]);
+    free(j->batch[k].rows);
+    free(j->batch[k].errs);
+    j->batch[k].rows = NULL;
+    j->batch[k].errs = NULL;
+  }
+  contact_csv_free(j->csv);
+  j->csv = NULL;
+}
+
+static void on_finished(void *arg, int rc) {
+  struct imp_job *j = arg;
+  if (rc != 0) kk_warnx(LOGCTX, "import %lld: cannot record its end", (long long)j->id);
+  kk_info(LOGCTX, "import %lld of account %lld: %s%s%s", (long long)j->id,
+          (long long)j->account_id, j->status, j->error[0] ? ": " : "", j->error);
+  if (j->state == SLOT_CLOSING || !j->async_on) return;   /* stopping */
+  j->state = SLOT_CLOSING;
+  uv_close((uv_handle_t *)&j->async, on_async_closed);
+}
+
+static void on_async(uv_async_t *h) {
+  struct imp_job *j = h->data;
+  if (j->ci->stopped) return;
+  pthread_mutex_lock(&j->mu);
+  struct store_contact_batch *b = j->handed;
+  j->handed = NULL;
+  if (b) j->inflight = 1;
+  int ended = j->ended && !j->inflight && j->state == SLOT_RUNNING;
+  pthread_mutex_unlock(&j->mu);
+  if (b) store_contact_write(j->ci->store, b, on_batch_done, j);
+  if (!ended) return;
+  uv_thread_join(&j->thread);
+  j->thread_on = 0;
+  reader_free(j);
+  j->state = SLOT_STARTING;   /* until its end is recorded */
+  memset(&j->fin_op, 0, sizeof j->fin_op);
+  j->fin_op.what = STORE_IMPORT_FINISH;
+  j->fin_op.imp.id = j->id;
+  snprintf(j->fin_op.imp.status, sizeof j->fin_op.imp.status, "%s", j->status);
+  snprintf(j->fin_op.imp.error, sizeof j->fin_op.imp.error, "%s", j->error);
+  store_import_change(j->ci->store, &j->fin_op, on_finished, j);
+}
+
+static void on_started(void *arg, int rc) {
+  struct imp_job *j = arg;
+  struct contact_imports *ci = j->ci;
+  if (rc == 0 && ci->stopped) rc = KK_ECLOSED;   /* stopping: it runs next time */
+  if (rc != 0) {
+    j->started(j->started_arg, KK_ESTORE, 0);
+    slot_free(j);
+    return;
+  }
+  /* the oldest imports went: their files too */
+  for (int i = 0; i < j->start_op.nremoved; i++)
+    if (j->start_op.removed_file[i][0]) unlink(j->start_op.removed_file[i]);
+  j->id = j->start_op.imp.id;
+  j->handed = NULL;
+  j->inflight = j->ended = j->stop = 0;
+  j->last_rc = 0;
+  uv_async_init(ci->loop, &j->async, on_async);
+  j->async.data = j;
+  j->async_on = 1;
+  j->state = SLOT_RUNNING;
+  if (uv_thread_create(&j->thread, reader, j) != 0) {
+    j->started(j->started_arg, KK_EIO, 0);
+    snprintf(j->status, sizeof j->status, "failed");
+    snprintf(j->error, sizeof j->error, "cannot start a reader");
+    j->fin_op.what = STORE_IMPORT_FINISH;
+    j->fin_op.imp.id = j->id;
+    snprintf(j->fin_op.imp.status, sizeof j->fin_op.imp.status, "failed");
+    store_import_change(ci->store, &j->fin_op, on_finished, j);
+    return;
+  }
+  j->thread_on = 1;
+  j->started(j->started_arg, 0, j->id);
+}
+
+void contact_import_start(struct contact_upload *up, const struct contact_import_opts *o,
+                          contact_import_started_fn done, void *arg) {
+  struct imp_job *j = up->job;
+  free(up);
+  j->o = *o;
+  if (!j->o.country[0]) snprintf(j->o.country, sizeof j->o.country, "RU");
+  if (!j->o.tz_default[0]) snprintf(j->o.tz_default, sizeof j->o.tz_default, "Europe/Moscow");
+  j->started = done;
+  j->started_arg = arg;
+  int bad = j->f == NULL || fclose(j->f) != 0;
+  j->f = NULL;
+  if (bad) {
+    done(arg, KK_EIO, 0);
+    slot_free(j);
+    return;
+  }
+  j->state = SLOT_STARTING;
+  memset(&j->start_op, 0, sizeof j->start_op);
+  j->start_op.what = STORE_IMPORT_START;
+  j->start_op.imp.account_id = j->account_id;
+  j->start_op.imp.bytes_total = (int64_t)j->bytes;
+  snprintf(j->start_op.imp.list, sizeof j->start_op.imp.list, "%s", o->list);
+  snprintf(j->start_op.imp.file, sizeof j->start_op.imp.file, "%s", j->path);
+  store_import_change(j->ci->store, &j->start_op, on_started, j);
+}
+
+void contact_imports_stop(struct contact_imports *ci) {
+  if (ci == NULL || ci->stopped) return;
+  ci->stopped = 1;
+  for (int i = 0; i < CONTACT_IMPORTS_MAX; i++) {
+    struct imp_job *j = &ci->jobs[i];
+    if (j->thread_on) {
+      pthread_mutex_lock(&j->mu);
+      j->stop = 1;
+      pthread_cond_broadcast(&j->cv);
+      pthread_mutex_unlock(&j->mu);
+      uv_thread_join(&j->thread);
+      j->thread_on = 0;
+    }
+    if (j->async_on && j->state != SLOT_CLOSING) {
+      /* the import stays `running` in the store: marked failed at the
+         next start */
+      j->state = SLOT_CLOSING;
+      uv_close((uv_handle_t *)&j->async, on_async_closed);
+    }
+  }
+}
+
+void contact_imports_free(struct contact_imports *ci) {
+  if (ci == NULL) return;
+  contact_imports_stop(ci);
+  for (int i = 0; i < CONTACT_IMPORTS_MAX; i++) {
+    struct imp_job *j = &ci->jobs[i];
+    if (j->state == SLOT_UPLOAD) slot_free(j);
+    reader_free(j);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+  }
+  free(ci);
+}

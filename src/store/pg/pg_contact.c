@@ -1,0 +1,483 @@
+/*
+ * pg_contact.c - contacts, lists and imports in the PostgreSQL backend (see
+ * store_contact.h; the tables of migration 5, pg_schema.c): the writes on
+ * the writer thread, the reads on the pool's connections. Long reads (an
+ * export, an import's refused rows) go page by page over the primary key,
+ * so that no result holds more than a page.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "core/kk_mem.h"
+#include "store/pg/pg_int.h"
+
+#define PAGE 1000   /* rows of one page of a long read */
+
+/* "" is SQL NULL: an absent field. */
+static void p_opt_text(struct pg_params *p, const char *s) { pg_p_text(p, s && *s ? s : NULL); }
+
+/* $1 account, $2 phone, $3 name, $4 email, $5 timezone, $6 its source,
+   $7 operator, $8 region, $9 vk_id, $10 telegram_chat_id, $11 viber_id,
+   $12 attrs, $13 consent, $14 its source, $15 its time, $16 import; the
+   time is the server's. The first CTE sees the row as it was. */
+#define CT_UPSERT                                                              \
+  "WITH old AS (SELECT import_id FROM contacts WHERE account_id=$1::bigint"     \
+  " AND phone=$2), up AS (INSERT INTO contacts(account_id,phone,name,email,"   \
+  "timezone,timezone_source,operator,region,vk_id,telegram_chat_id,viber_id,"  \
+  "attrs,consent,consent_source,consent_at,import_id,created_at,updated_at)"   \
+  " VALUES($1::bigint,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12::jsonb,$13::int,$14," \
+  "$15::bigint,$16::bigint," PG_NOW_MS "," PG_NOW_MS ")"                        \
+  " ON CONFLICT(account_id,phone) DO UPDATE SET "
+#define CT_UPSERT_END                                                          \
+  " RETURNING 1) SELECT (SELECT import_id FROM old), EXISTS(SELECT 1 FROM old)," \
+  " (SELECT COUNT(*) FROM up)"
+
+static const char merge_sql[] =
+    CT_UPSERT
+    "name=COALESCE(excluded.name,contacts.name),"
+    " email=COALESCE(excluded.email,contacts.email),"
+    " timezone=CASE WHEN excluded.timezone_source='explicit'"
+    " OR contacts.timezone_source<>'explicit' THEN excluded.timezone"
+    " ELSE contacts.timezone END,"
+    " timezone_source=CASE WHEN excluded.timezone_source='explicit'"
+    " OR contacts.timezone_source<>'explicit' THEN excluded.timezone_source"
+    " ELSE contacts.timezone_source END,"
+    " operator=COALESCE(excluded.operator,contacts.operator),"
+    " region=COALESCE(excluded.region,contacts.region),"
+    " vk_id=COALESCE(excluded.vk_id,contacts.vk_id),"
+    " telegram_chat_id=COALESCE(excluded.telegram_chat_id,contacts.telegram_chat_id),"
+    " viber_id=COALESCE(excluded.viber_id,contacts.viber_id),"
+    " attrs=CASE WHEN excluded.attrs IS NULL THEN contacts.attrs"
+    " WHEN contacts.attrs IS NULL THEN excluded.attrs"
+    " ELSE contacts.attrs || excluded.attrs END,"
+    " consent=COALESCE(excluded.consent,contacts.consent),"
+    " consent_source=COALESCE(excluded.consent_source,contacts.consent_source),"
+    " consent_at=COALESCE(excluded.consent_at,contacts.consent_at),"
+    " import_id=COALESCE(excluded.import_id,contacts.import_id),"
+    " updated_at=excluded.updated_at" CT_UPSERT_END;
+
+static const char replace_sql[] =
+    CT_UPSERT
+    "name=excluded.name, email=excluded.email, timezone=excluded.timezone,"
+    " timezone_source=excluded.timezone_source, operator=excluded.operator,"
+    " region=excluded.region, vk_id=excluded.vk_id,"
+    " telegram_chat_id=excluded.telegram_chat_id, viber_id=excluded.viber_id,"
+    " attrs=excluded.attrs, consent=excluded.consent,"
+    " consent_source=excluded.consent_source, consent_at=excluded.consent_at,"
+    " updated_at=excluded.updated_at" CT_UPSERT_END;
+
+static void contact_params(struct pg_params *p, int64_t account_id,
+                           const struct store_contact *c, int64_t import_id) {
+  pg_p_int(p, account_id);
+  pg_p_text(p, c->phone);
+  p_opt_text(p, c->name);
+  p_opt_text(p, c->email);
+  p_opt_text(p, c->timezone);
+  pg_p_text(p, c->tz_source[0] ? c->tz_source : "default");
+  p_opt_text(p, c->operator_name);
+  p_opt_text(p, c->region);
+  p_opt_text(p, c->vk_id);
+  p_opt_text(p, c->telegram_chat_id);
+  p_opt_text(p, c->viber_id);
+  p_opt_text(p, c->attrs && strcmp(c->attrs, "{}") != 0 ? c->attrs : NULL);
+  if (c->consent >= 0) pg_p_int(p, c->consent);
+  else pg_p_text(p, NULL);
+  p_opt_text(p, c->consent_source);
+  pg_p_opt(p, c->consent_at);
+  pg_p_opt(p, import_id);
+}
+
+static int write_one(struct pg_conn *w, struct store_contact_batch *b,
+                     const struct store_contact *c) {
+  struct pg_params p = {0};
+  contact_params(&p, b->account_id, c, b->import_id);
+  int rc;
+  PGresult *r = pg_query(w, b->mode == STORE_CONTACT_REPLACE ? replace_sql : merge_sql, &p, &rc);
+  if (r == NULL) return rc;
+  int64_t seen_import = pg_int(r, 0, 0);
+  int existed = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+  PQclear(r);
+  if (!existed) b->created++;
+  else if (b->import_id && seen_import == b->import_id) b->duplicates++;
+  else b->updated++;
+  if (b->mode == STORE_CONTACT_REPLACE && existed) {
+    struct pg_params q = {0};
+    pg_p_int(&q, b->account_id);
+    pg_p_text(&q, c->phone);
+    if ((rc = pg_cmd(w, "DELETE FROM contact_lists WHERE account_id=$1::bigint AND phone=$2",
+                     &q)) != 0)
+      return rc;
+  }
+  for (int i = 0; i < c->nlists && i < STORE_CONTACT_LISTS_MAX; i++) {
+    struct pg_params q = {0};
+    pg_p_int(&q, b->account_id);
+    pg_p_text(&q, c->lists[i]);
+    pg_p_text(&q, c->phone);
+    if ((rc = pg_cmd(w,
+                     "INSERT INTO contact_lists(account_id,list,phone)"
+                     " VALUES($1::bigint,$2,$3) ON CONFLICT DO NOTHING",
+                     &q)) != 0)
+      return rc;
+  }
+  return 0;
+}
+
+/* An import's step: its refused rows (up to the bound) and its counts. */
+static int import_step(struct pg_conn *w, struct store_contact_batch *b) {
+  struct pg_params p = {0};
+  pg_p_int(&p, b->import_id);
+  int rc;
+  PGresult *r = pg_query(w, "SELECT errors_kept FROM imports WHERE id=$1::bigint FOR UPDATE", &p,
+                         &rc);
+  if (r == NULL) return rc;
+  if (PQntuples(r) == 0) {
+    PQclear(r);
+    return KK_ENOENT;
+  }
+  int64_t kept = pg_int(r, 0, 0);
+  PQclear(r);
+  int added = 0;
+  for (int i = 0; i < b->nerrs && kept + added < STORE_IMPORT_ERRORS_MAX; i++, added++) {
+    struct pg_params q = {0};
+    pg_p_int(&q, b->import_id);
+    pg_p_int(&q, kept + added);
+    pg_p_int(&q, b->errs[i].line);
+    pg_p_text(&q, b->errs[i].reason);
+    pg_p_text(&q, b->errs[i].raw ? b->errs[i].raw : "");
+    if ((rc = pg_cmd(w,
+                     "INSERT INTO import_errors(import_id,n,line,reason,raw)"
+                     " VALUES($1::bigint,$2::bigint,$3::bigint,$4,$5)",
+                     &q)) != 0)
+      return rc;
+  }
+  struct pg_params q = {0};
+  int64_t v[] = {b->rows_read, b->created,  b->updated, b->nerrs,
+                 b->duplicates, b->offset, added,      b->import_id};
+  for (int i = 0; i < 8; i++) pg_p_int(&q, v[i]);
+  r = pg_query(w,
+               "UPDATE imports SET rows_done=rows_done+$1::bigint, created=created+$2::bigint,"
+               " updated=updated+$3::bigint, rejected=rejected+$4::bigint,"
+               " duplicates=duplicates+$5::bigint, bytes_done=$6::bigint,"
+               " errors_kept=errors_kept+$7::bigint, updated_at=" PG_NOW_MS
+               " WHERE id=$8::bigint AND status='running' RETURNING 1",
+               &q, &rc);
+  if (r == NULL) return rc;
+  int n = PQntuples(r);
+  PQclear(r);
+  return n == 1 ? 0 : KK_ENOENT;   /* an import no longer running takes no rows */
+}
+
+int pg_contact_write(struct store *s, struct store_op *op) {
+  struct store_contact_batch *b = op->data;
+  b->created = b->updated = b->duplicates = 0;
+  if (b->n < 0 || b->n > STORE_CONTACT_BATCH_MAX) return KK_EINVAL;
+  for (int i = 0; i < b->n; i++) {
+    int rc = write_one(&PG(s)->w, b, &b->rows[i]);
+    if (rc != 0) return rc;
+  }
+  return b->import_id ? import_step(&PG(s)->w, b) : 0;
+}
+
+int pg_contact_delete(struct store *s, struct store_op *op) {
+  struct store_contact_key *k = op->data;
+  struct pg_params p = {0};
+  pg_p_int(&p, k->account_id);
+  pg_p_text(&p, k->phone);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         "DELETE FROM contacts WHERE account_id=$1::bigint AND phone=$2"
+                         " RETURNING 1",
+                         &p, &rc);
+  if (r == NULL) return rc;
+  int n = PQntuples(r);
+  PQclear(r);
+  if (n == 0) return KK_ENOENT;
+  return pg_cmd(&PG(s)->w, "DELETE FROM contact_lists WHERE account_id=$1::bigint AND phone=$2",
+                &p);
+}
+
+static int import_start(struct pg_conn *w, struct store_import_op *o) {
+  struct store_import *m = &o->imp;
+  struct pg_params p = {0};
+  pg_p_int(&p, m->account_id);
+  p_opt_text(&p, m->list);
+  pg_p_text(&p, m->file);
+  pg_p_int(&p, m->bytes_total);
+  int rc;
+  PGresult *r = pg_query(w,
+                         "INSERT INTO imports(account_id,status,list,file,bytes_total,"
+                         "created_at,updated_at) VALUES($1::bigint,'running',$2,$3,$4::bigint,"
+                         PG_NOW_MS "," PG_NOW_MS ") RETURNING id,created_at",
+                         &p, &rc);
+  if (r == NULL) return rc;
+  m->id = pg_int(r, 0, 0);
+  m->created_at = m->updated_at = pg_int(r, 0, 1);
+  PQclear(r);
+  snprintf(m->status, sizeof m->status, "running");
+  struct pg_params q = {0};
+  pg_p_int(&q, m->account_id);
+  pg_p_int(&q, STORE_IMPORTS_KEPT);
+  r = pg_query(w,
+               "DELETE FROM imports WHERE id IN (SELECT id FROM imports"
+               " WHERE account_id=$1::bigint ORDER BY id DESC LIMIT 50 OFFSET $2::bigint)"
+               " RETURNING id,file",
+               &q, &rc);
+  if (r == NULL) return rc;
+  o->nremoved = 0;
+  for (int i = 0; i < PQntuples(r) && o->nremoved < STORE_IMPORTS_KEPT; i++) {
+    struct pg_params e = {0};
+    pg_p_int(&e, pg_int(r, i, 0));
+    if ((rc = pg_cmd(w, "DELETE FROM import_errors WHERE import_id=$1::bigint", &e)) != 0) {
+      PQclear(r);
+      return rc;
+    }
+    pg_copy(r, i, 1, o->removed_file[o->nremoved], sizeof o->removed_file[0]);
+    o->nremoved++;
+  }
+  PQclear(r);
+  return 0;
+}
+
+int pg_import_change(struct store *s, struct store_op *op) {
+  struct store_import_op *o = op->data;
+  struct pg_conn *w = &PG(s)->w;
+  struct pg_params p = {0};
+  switch (o->what) {
+  case STORE_IMPORT_START:
+    return import_start(w, o);
+  case STORE_IMPORT_FINISH:
+    pg_p_text(&p, o->imp.status);
+    p_opt_text(&p, o->imp.error);
+    pg_p_int(&p, o->imp.id);
+    return pg_cmd(w,
+                  "UPDATE imports SET status=$1, error=$2, rows_total=rows_done,"
+                  " updated_at=" PG_NOW_MS " WHERE id=$3::bigint AND status='running'",
+                  &p);
+  default:
+    pg_p_text(&p, o->imp.error[0] ? o->imp.error : "interrupted: kaskad stopped");
+    return pg_cmd(w,
+                  "UPDATE imports SET status='failed', error=$1, rows_total=rows_done,"
+                  " updated_at=" PG_NOW_MS " WHERE status='running'",
+                  &p);
+  }
+}
+
+/* ---- reads ------------------------------------------------------------------ */
+
+#define CONTACT_SEL                                                            \
+  "SELECT c.phone,c.name,c.email,c.timezone,c.timezone_source,c.operator,"     \
+  "c.region,c.vk_id,c.telegram_chat_id,c.viber_id,c.attrs::text,c.consent,"    \
+  "c.consent_source,c.consent_at,c.stop_listed,c.created_at,c.updated_at,"     \
+  "array_to_json(ARRAY(SELECT l.list FROM contact_lists l"                     \
+  " WHERE l.account_id=c.account_id AND l.phone=c.phone ORDER BY l.list"       \
+  " COLLATE \"C\" LIMIT 32))::text"
+
+static void contact_row(const PGresult *r, int i, struct store_contact *c) {
+  memset(c, 0, sizeof *c);
+  pg_copy(r, i, 0, c->phone, sizeof c->phone);
+  pg_copy(r, i, 1, c->name, sizeof c->name);
+  pg_copy(r, i, 2, c->email, sizeof c->email);
+  pg_copy(r, i, 3, c->timezone, sizeof c->timezone);
+  pg_copy(r, i, 4, c->tz_source, sizeof c->tz_source);
+  pg_copy(r, i, 5, c->operator_name, sizeof c->operator_name);
+  pg_copy(r, i, 6, c->region, sizeof c->region);
+  pg_copy(r, i, 7, c->vk_id, sizeof c->vk_id);
+  pg_copy(r, i, 8, c->telegram_chat_id, sizeof c->telegram_chat_id);
+  pg_copy(r, i, 9, c->viber_id, sizeof c->viber_id);
+  if (!PQgetisnull(r, i, 10)) c->attrs = kk_xstrdup(PQgetvalue(r, i, 10));
+  c->consent = PQgetisnull(r, i, 11) ? -1 : (int)pg_int(r, i, 11);
+  pg_copy(r, i, 12, c->consent_source, sizeof c->consent_source);
+  c->consent_at = pg_int(r, i, 13);
+  c->stop_listed = (int)pg_int(r, i, 14);
+  c->created_at = pg_int(r, i, 15);
+  c->updated_at = pg_int(r, i, 16);
+  json_t *a = json_loads(PQgetvalue(r, i, 17), 0, NULL);
+  size_t k;
+  json_t *v;
+  json_array_foreach(a, k, v) {
+    if (c->nlists >= STORE_CONTACT_LISTS_MAX || !json_is_string(v)) break;
+    snprintf(c->lists[c->nlists++], sizeof c->lists[0], "%s", json_string_value(v));
+  }
+  json_decref(a);
+}
+
+int pg_contact_get(struct store *s, void *rd, int64_t account_id, const char *phone,
+                   struct store_contact *out) {
+  (void)s;
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  pg_p_text(&p, phone);
+  int rc;
+  PGresult *r =
+      pg_read(rd, CONTACT_SEL " FROM contacts c WHERE c.account_id=$1::bigint AND c.phone=$2",
+              &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  rc = PQntuples(r) == 1 ? 0 : KK_ENOENT;
+  if (rc == 0) contact_row(r, 0, out);
+  PQclear(r);
+  return rc;
+}
+
+/* A page of at most max contacts after `after` (in list when not NULL). */
+static PGresult *contact_page(void *rd, int64_t account_id, const char *list, const char *after,
+                              int max) {
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  pg_p_text(&p, after);
+  pg_p_int(&p, max);
+  int rc;
+  if (list == NULL)
+    return pg_read(rd,
+                   CONTACT_SEL " FROM contacts c WHERE c.account_id=$1::bigint"
+                               " AND c.phone>$2 ORDER BY c.phone LIMIT $3::int",
+                   &p, &rc);
+  pg_p_text(&p, list);
+  return pg_read(rd,
+                 CONTACT_SEL " FROM contact_lists m JOIN contacts c"
+                             " ON c.account_id=m.account_id AND c.phone=m.phone"
+                             " WHERE m.account_id=$1::bigint AND m.list=$4 AND m.phone>$2"
+                             " ORDER BY m.phone LIMIT $3::int",
+                 &p, &rc);
+}
+
+int pg_contact_list(struct store *s, void *rd, int64_t account_id,
+                    const struct store_contact_filter *f, struct store_contact *out, int *n,
+                    char next[16]) {
+  (void)s;
+  char after[16];
+  snprintf(after, sizeof after, "%s", f->after);
+  int k = 0, examined = 0;
+  next[0] = '\0';
+  *n = 0;
+  while (examined < STORE_LIST_EXAMINE) {
+    PGresult *r = contact_page(rd, account_id, f->list, after, PAGE);
+    if (r == NULL) {
+      for (int i = 0; i < k; i++) store_contact_fini(&out[i]);
+      return KK_ESTORE;
+    }
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+      const char *phone = PQgetvalue(r, i, 0), *name = PQgetvalue(r, i, 1);
+      int match = !f->q || !*f->q || strncmp(phone, f->q, strlen(f->q)) == 0 ||
+                  strstr(name, f->q) != NULL;
+      if (match) {
+        if (k == f->limit) {
+          snprintf(next, 16, "%s", out[k - 1].phone);
+          PQclear(r);
+          *n = k;
+          return 0;
+        }
+        contact_row(r, i, &out[k++]);
+      }
+      snprintf(after, sizeof after, "%s", phone);
+      if (++examined >= STORE_LIST_EXAMINE) {
+        snprintf(next, 16, "%s", phone);
+        break;
+      }
+    }
+    PQclear(r);
+    if (rows < PAGE) break;
+  }
+  *n = k;
+  return 0;
+}
+
+int pg_contact_lists(struct store *s, void *rd, int64_t account_id, store_list_size_fn fn,
+                     void *arg) {
+  (void)s;
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  pg_p_int(&p, STORE_LISTS_MAX);
+  int rc;
+  PGresult *r = pg_read(rd,
+                        "SELECT list,COUNT(*) FROM contact_lists WHERE account_id=$1::bigint"
+                        " GROUP BY list ORDER BY list COLLATE \"C\" LIMIT $2::int",
+                        &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  for (int i = 0; i < PQntuples(r); i++) fn(arg, PQgetvalue(r, i, 0), pg_int(r, i, 1));
+  PQclear(r);
+  return 0;
+}
+
+int pg_import_get(struct store *s, void *rd, int64_t account_id, int64_t id,
+                  struct store_import *out) {
+  (void)s;
+  struct pg_params p = {0};
+  pg_p_int(&p, id);
+  pg_p_int(&p, account_id);
+  int rc;
+  PGresult *r = pg_read(rd,
+                        "SELECT id,account_id,status,list,file,error,bytes_total,bytes_done,"
+                        "rows_total,rows_done,created,updated,rejected,duplicates,created_at,"
+                        "updated_at FROM imports WHERE id=$1::bigint AND account_id=$2::bigint",
+                        &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  if (PQntuples(r) != 1) {
+    PQclear(r);
+    return KK_ENOENT;
+  }
+  memset(out, 0, sizeof *out);
+  out->id = pg_int(r, 0, 0);
+  out->account_id = pg_int(r, 0, 1);
+  pg_copy(r, 0, 2, out->status, sizeof out->status);
+  pg_copy(r, 0, 3, out->list, sizeof out->list);
+  pg_copy(r, 0, 4, out->file, sizeof out->file);
+  pg_copy(r, 0, 5, out->error, sizeof out->error);
+  int64_t *nums[] = {&out->bytes_total, &out->bytes_done, &out->rows_total, &out->rows_done,
+                     &out->created,     &out->updated,    &out->rejected,   &out->duplicates,
+                     &out->created_at,  &out->updated_at};
+  for (int i = 0; i < 10; i++) *nums[i] = pg_int(r, 0, 6 + i);
+  PQclear(r);
+  return 0;
+}
+
+int pg_import_errors(struct store *s, void *rd, int64_t account_id, int64_t id,
+                     store_import_error_fn fn, void *arg) {
+  struct store_import imp;
+  int rc = pg_import_get(s, rd, account_id, id, &imp);
+  if (rc != 0) return rc;
+  int64_t after = -1;
+  for (;;) {
+    struct pg_params p = {0};
+    pg_p_int(&p, id);
+    pg_p_int(&p, after);
+    pg_p_int(&p, PAGE);
+    PGresult *r = pg_read(rd,
+                          "SELECT n,line,reason,raw FROM import_errors WHERE import_id=$1::bigint"
+                          " AND n>$2::bigint ORDER BY n LIMIT $3::int",
+                          &p, &rc);
+    if (r == NULL) return KK_ESTORE;
+    int rows = PQntuples(r), stop = 0;
+    for (int i = 0; i < rows && !stop; i++) {
+      after = pg_int(r, i, 0);
+      stop = fn(arg, (long)pg_int(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+    }
+    PQclear(r);
+    if (stop) return stop;
+    if (rows < PAGE) return 0;
+  }
+}
+
+int pg_contacts_each(struct store *s, void *rd, int64_t account_id, const char *list,
+                     store_contact_fn fn, void *arg) {
+  (void)s;
+  char after[16] = "";
+  for (;;) {
+    PGresult *r = contact_page(rd, account_id, list, after, PAGE);
+    if (r == NULL) return KK_ESTORE;
+    int rows = PQntuples(r), stop = 0;
+    for (int i = 0; i < rows && !stop; i++) {
+      struct store_contact c;
+      contact_row(r, i, &c);
+      snprintf(after, sizeof after, "%s", c.phone);
+      stop = fn(arg, &c);
+      store_contact_fini(&c);
+    }
+    PQclear(r);
+    if (stop) return stop;
+    if (rows < PAGE) return 0;
+  }
+}

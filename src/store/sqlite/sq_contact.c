@@ -1,0 +1,395 @@
+/*
+ * sq_contact.c - contacts, lists and imports in the SQLite backend (see
+ * store_contact.h): the writes on the writer thread, the reads on the
+ * pool's connections.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "core/kk_mem.h"
+#include "store/sqlite/sq_int.h"
+
+/* "" binds as NULL: an absent field. */
+static void bind_opt_text(sqlite3_stmt *st, int i, const char *s) {
+  sq_bind_text(st, i, s && *s ? s : NULL);
+}
+
+/* Binds the columns of an upsert (sq_contact.h: CONTACT_INSERT). */
+static void bind_contact(sqlite3_stmt *st, int64_t account_id, const struct store_contact *c,
+                         int64_t import_id, int64_t now) {
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, c->phone);
+  bind_opt_text(st, 3, c->name);
+  bind_opt_text(st, 4, c->email);
+  bind_opt_text(st, 5, c->timezone);
+  sq_bind_text(st, 6, c->tz_source[0] ? c->tz_source : "default");
+  bind_opt_text(st, 7, c->operator_name);
+  bind_opt_text(st, 8, c->region);
+  bind_opt_text(st, 9, c->vk_id);
+  bind_opt_text(st, 10, c->telegram_chat_id);
+  bind_opt_text(st, 11, c->viber_id);
+  bind_opt_text(st, 12, c->attrs && strcmp(c->attrs, "{}") != 0 ? c->attrs : NULL);
+  if (c->consent >= 0) sqlite3_bind_int(st, 13, c->consent);
+  else sqlite3_bind_null(st, 13);
+  bind_opt_text(st, 14, c->consent_source);
+  sq_bind_opt(st, 15, c->consent_at);
+  sq_bind_opt(st, 16, import_id);
+  sqlite3_bind_int64(st, 17, now);
+}
+
+/* The lists of c (added to those it is in). */
+static int add_lists(struct conn *w, const struct store_contact_batch *b,
+                     const struct store_contact *c) {
+  for (int i = 0; i < c->nlists && i < STORE_CONTACT_LISTS_MAX; i++) {
+    sqlite3_stmt *st = sq_stmt(w, ST_CT_LIST_ADD);
+    sqlite3_bind_int64(st, 1, b->account_id);
+    sq_bind_text(st, 2, c->lists[i]);
+    sq_bind_text(st, 3, c->phone);
+    int rc = sq_step_done(w, st);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+/* One contact of a write: counted as created, updated or a duplicate. */
+static int write_one(struct conn *w, struct store_contact_batch *b,
+                     const struct store_contact *c, int64_t now) {
+  /* A new contact is inserted as it is; one that exists merges (or is
+     replaced), counted by what wrote it before. */
+  sqlite3_stmt *st = sq_stmt(w, ST_CT_NEW);
+  bind_contact(st, b->account_id, c, b->import_id, now);
+  int rc = sq_step_done(w, st);
+  if (rc != 0) return rc;
+  if (sqlite3_changes(w->db) == 1) {
+    b->created++;
+    return add_lists(w, b, c);
+  }
+  st = sq_stmt(w, ST_CT_SEEN);
+  sqlite3_bind_int64(st, 1, b->account_id);
+  sq_bind_text(st, 2, c->phone);
+  rc = sqlite3_step(st);
+  int existed = rc == SQLITE_ROW;
+  int64_t seen_import = existed ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return KK_ESTORE;
+  if (!existed) b->created++;
+  else if (b->import_id && seen_import == b->import_id) b->duplicates++;
+  else b->updated++;
+
+  st = sq_stmt(w, b->mode == STORE_CONTACT_REPLACE ? ST_CT_REPLACE : ST_CT_MERGE);
+  bind_contact(st, b->account_id, c, b->import_id, now);
+  if ((rc = sq_step_done(w, st)) != 0) return rc;
+  if (b->mode == STORE_CONTACT_REPLACE && existed) {
+    st = sq_stmt(w, ST_CT_LISTS_DEL);
+    sqlite3_bind_int64(st, 1, b->account_id);
+    sq_bind_text(st, 2, c->phone);
+    if ((rc = sq_step_done(w, st)) != 0) return rc;
+  }
+  return add_lists(w, b, c);
+}
+
+/* An import's step: its refused rows (up to the bound) and its counts. */
+static int import_step(struct conn *w, struct store_contact_batch *b, int64_t now) {
+  sqlite3_stmt *st = sq_stmt(w, ST_IMP_KEPT);
+  sqlite3_bind_int64(st, 1, b->import_id);
+  int rc = sqlite3_step(st);
+  int64_t kept = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+  sqlite3_reset(st);
+  if (kept < 0) return rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+  int added = 0;
+  for (int i = 0; i < b->nerrs && kept + added < STORE_IMPORT_ERRORS_MAX; i++, added++) {
+    st = sq_stmt(w, ST_IMP_ERR_ADD);
+    sqlite3_bind_int64(st, 1, b->import_id);
+    sqlite3_bind_int64(st, 2, kept + added);
+    sqlite3_bind_int64(st, 3, b->errs[i].line);
+    sq_bind_text(st, 4, b->errs[i].reason);
+    sq_bind_text(st, 5, b->errs[i].raw ? b->errs[i].raw : "");
+    if ((rc = sq_step_done(w, st)) != 0) return rc;
+  }
+  st = sq_stmt(w, ST_IMP_STEP);
+  sqlite3_bind_int64(st, 1, b->rows_read);
+  sqlite3_bind_int64(st, 2, b->created);
+  sqlite3_bind_int64(st, 3, b->updated);
+  sqlite3_bind_int64(st, 4, b->nerrs);
+  sqlite3_bind_int64(st, 5, b->duplicates);
+  sqlite3_bind_int64(st, 6, b->offset);
+  sqlite3_bind_int64(st, 7, added);
+  sqlite3_bind_int64(st, 8, now);
+  sqlite3_bind_int64(st, 9, b->import_id);
+  if ((rc = sq_step_done(w, st)) != 0) return rc;
+  /* An import no longer running (failed meanwhile) takes no more rows. */
+  return sqlite3_changes(w->db) == 1 ? 0 : KK_ENOENT;
+}
+
+int sq_contact_write(struct store *s, struct store_op *op) {
+  struct store_contact_batch *b = op->data;
+  struct conn *w = &SQ(s)->w;
+  int64_t now = store_now_ms();
+  b->created = b->updated = b->duplicates = 0;
+  if (b->n < 0 || b->n > STORE_CONTACT_BATCH_MAX) return KK_EINVAL;
+  for (int i = 0; i < b->n; i++) {
+    int rc = write_one(w, b, &b->rows[i], now);
+    if (rc != 0) return rc;
+  }
+  return b->import_id ? import_step(w, b, now) : 0;
+}
+
+int sq_contact_delete(struct store *s, struct store_op *op) {
+  struct store_contact_key *k = op->data;
+  struct conn *w = &SQ(s)->w;
+  sqlite3_stmt *st = sq_stmt(w, ST_CT_DEL);
+  sqlite3_bind_int64(st, 1, k->account_id);
+  sq_bind_text(st, 2, k->phone);
+  int rc = sq_step_done(w, st);
+  if (rc != 0) return rc;
+  if (sqlite3_changes(w->db) == 0) return KK_ENOENT;
+  st = sq_stmt(w, ST_CT_LISTS_DEL);
+  sqlite3_bind_int64(st, 1, k->account_id);
+  sq_bind_text(st, 2, k->phone);
+  return sq_step_done(w, st);
+}
+
+/* START: the new import's row, and the account's oldest past the bound go. */
+static int import_start(struct conn *w, struct store_import_op *o, int64_t now) {
+  struct store_import *m = &o->imp;
+  sqlite3_stmt *st = sq_stmt(w, ST_IMP_INSERT);
+  sqlite3_bind_int64(st, 1, m->account_id);
+  bind_opt_text(st, 2, m->list);
+  sq_bind_text(st, 3, m->file);
+  sqlite3_bind_int64(st, 4, m->bytes_total);
+  sqlite3_bind_int64(st, 5, now);
+  int rc = sq_step_done(w, st);
+  if (rc != 0) return rc;
+  m->id = sqlite3_last_insert_rowid(w->db);
+  m->created_at = m->updated_at = now;
+  snprintf(m->status, sizeof m->status, "running");
+  int64_t old[STORE_IMPORTS_KEPT];
+  int nold = 0;
+  o->nremoved = 0;
+  st = sq_stmt(w, ST_IMP_OLD);
+  sqlite3_bind_int64(st, 1, m->account_id);
+  sqlite3_bind_int64(st, 2, STORE_IMPORTS_KEPT);
+  while (nold < STORE_IMPORTS_KEPT && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    old[nold] = sqlite3_column_int64(st, 0);
+    sq_col_copy(st, 1, o->removed_file[nold], sizeof o->removed_file[nold]);
+    nold++;
+  }
+  sqlite3_reset(st);
+  for (int i = 0; i < nold; i++) {
+    st = sq_stmt(w, ST_IMP_ERR_DEL);
+    sqlite3_bind_int64(st, 1, old[i]);
+    if ((rc = sq_step_done(w, st)) != 0) return rc;
+    st = sq_stmt(w, ST_IMP_DEL);
+    sqlite3_bind_int64(st, 1, old[i]);
+    if ((rc = sq_step_done(w, st)) != 0) return rc;
+  }
+  o->nremoved = nold;
+  return 0;
+}
+
+int sq_import_change(struct store *s, struct store_op *op) {
+  struct store_import_op *o = op->data;
+  struct conn *w = &SQ(s)->w;
+  int64_t now = store_now_ms();
+  sqlite3_stmt *st;
+  switch (o->what) {
+  case STORE_IMPORT_START:
+    return import_start(w, o, now);
+  case STORE_IMPORT_FINISH:
+    st = sq_stmt(w, ST_IMP_FINISH);
+    sq_bind_text(st, 1, o->imp.status);
+    bind_opt_text(st, 2, o->imp.error);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, o->imp.id);
+    return sq_step_done(w, st);
+  default:
+    st = sq_stmt(w, ST_IMP_FAIL_RUNNING);
+    sq_bind_text(st, 1, o->imp.error[0] ? o->imp.error : "interrupted: kaskad stopped");
+    sqlite3_bind_int64(st, 2, now);
+    return sq_step_done(w, st);
+  }
+}
+
+/* ---- reads ------------------------------------------------------------------ */
+
+/* The row at st (CONTACT_COLS) into c; attrs malloc'd. */
+static void contact_row(sqlite3_stmt *st, struct store_contact *c) {
+  memset(c, 0, sizeof *c);
+  sq_col_copy(st, 0, c->phone, sizeof c->phone);
+  sq_col_copy(st, 1, c->name, sizeof c->name);
+  sq_col_copy(st, 2, c->email, sizeof c->email);
+  sq_col_copy(st, 3, c->timezone, sizeof c->timezone);
+  sq_col_copy(st, 4, c->tz_source, sizeof c->tz_source);
+  sq_col_copy(st, 5, c->operator_name, sizeof c->operator_name);
+  sq_col_copy(st, 6, c->region, sizeof c->region);
+  sq_col_copy(st, 7, c->vk_id, sizeof c->vk_id);
+  sq_col_copy(st, 8, c->telegram_chat_id, sizeof c->telegram_chat_id);
+  sq_col_copy(st, 9, c->viber_id, sizeof c->viber_id);
+  if (sqlite3_column_type(st, 10) != SQLITE_NULL) c->attrs = sq_col_dup(st, 10);
+  c->consent = sqlite3_column_type(st, 11) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 11);
+  sq_col_copy(st, 12, c->consent_source, sizeof c->consent_source);
+  c->consent_at = sqlite3_column_int64(st, 13);
+  c->stop_listed = sqlite3_column_int(st, 14);
+  c->created_at = sqlite3_column_int64(st, 15);
+  c->updated_at = sqlite3_column_int64(st, 16);
+}
+
+/* The lists of c (after contact_row). */
+static int contact_lists_of(struct conn *c, int64_t account_id, struct store_contact *ct) {
+  sqlite3_stmt *st = sq_stmt(c, ST_CT_LISTS_OF);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, ct->phone);
+  int rc;
+  ct->nlists = 0;
+  while (ct->nlists < STORE_CONTACT_LISTS_MAX && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    sq_col_copy(st, 0, ct->lists[ct->nlists], sizeof ct->lists[0]);
+    ct->nlists++;
+  }
+  sqlite3_reset(st);
+  return 0;
+}
+
+int sq_contact_get(struct store *s, void *rd, int64_t account_id, const char *phone,
+                   struct store_contact *out) {
+  (void)s;
+  struct conn *c = rd;
+  sqlite3_stmt *st = sq_stmt(c, ST_CT_GET);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, phone);
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+  }
+  contact_row(st, out);
+  sqlite3_reset(st);
+  return contact_lists_of(c, account_id, out);
+}
+
+/* Whether a contact's row meets q (the phone begins with it, or the name
+   holds it). */
+static int q_matches(sqlite3_stmt *st, const char *q) {
+  if (q == NULL || !*q) return 1;
+  const char *phone = (const char *)sqlite3_column_text(st, 0);
+  const char *name = (const char *)sqlite3_column_text(st, 1);
+  if (phone && strncmp(phone, q, strlen(q)) == 0) return 1;
+  return name && strstr(name, q) != NULL;
+}
+
+int sq_contact_list(struct store *s, void *rd, int64_t account_id,
+                    const struct store_contact_filter *f, struct store_contact *out, int *n,
+                    char next[16]) {
+  (void)s;
+  struct conn *c = rd;
+  sqlite3_stmt *st = sq_stmt(c, f->list ? ST_CT_SCAN_LIST : ST_CT_SCAN);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, f->after);
+  if (f->list) sq_bind_text(st, 3, f->list);
+  int k = 0, examined = 0, rc;
+  next[0] = '\0';
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (q_matches(st, f->q)) {
+      if (k == f->limit) {
+        snprintf(next, 16, "%s", out[k - 1].phone);  /* a page full, and more */
+        break;
+      }
+      contact_row(st, &out[k++]);
+    }
+    if (++examined >= STORE_LIST_EXAMINE) {
+      sq_col_copy(st, 0, next, 16);
+      break;
+    }
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    for (int i = 0; i < k; i++) store_contact_fini(&out[i]);
+    *n = 0;
+    return KK_ESTORE;
+  }
+  for (int i = 0; i < k; i++) contact_lists_of(c, account_id, &out[i]);
+  *n = k;
+  return 0;
+}
+
+int sq_contact_lists(struct store *s, void *rd, int64_t account_id, store_list_size_fn fn,
+                     void *arg) {
+  (void)s;
+  struct conn *c = rd;
+  sqlite3_stmt *st = sq_stmt(c, ST_CT_LIST_SIZES);
+  sqlite3_bind_int64(st, 1, account_id);
+  sqlite3_bind_int(st, 2, STORE_LISTS_MAX);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    fn(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1));
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+int sq_import_get(struct store *s, void *rd, int64_t account_id, int64_t id,
+                  struct store_import *out) {
+  (void)s;
+  struct conn *c = rd;
+  sqlite3_stmt *st = sq_stmt(c, ST_IMP_GET);
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, account_id);
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+  }
+  memset(out, 0, sizeof *out);
+  out->id = sqlite3_column_int64(st, 0);
+  out->account_id = sqlite3_column_int64(st, 1);
+  sq_col_copy(st, 2, out->status, sizeof out->status);
+  sq_col_copy(st, 3, out->list, sizeof out->list);
+  sq_col_copy(st, 4, out->file, sizeof out->file);
+  sq_col_copy(st, 5, out->error, sizeof out->error);
+  int64_t *nums[] = {&out->bytes_total, &out->bytes_done, &out->rows_total, &out->rows_done,
+                     &out->created,     &out->updated,    &out->rejected,   &out->duplicates,
+                     &out->created_at,  &out->updated_at};
+  for (int i = 0; i < 10; i++) *nums[i] = sqlite3_column_int64(st, 6 + i);
+  sqlite3_reset(st);
+  return 0;
+}
+
+int sq_import_errors(struct store *s, void *rd, int64_t account_id, int64_t id,
+                     store_import_error_fn fn, void *arg) {
+  struct store_import imp;
+  int rc = sq_import_get(s, rd, account_id, id, &imp);
+  if (rc != 0) return rc;
+  struct conn *c = rd;
+  sqlite3_stmt *st = sq_stmt(c, ST_IMP_ERRORS);
+  sqlite3_bind_int64(st, 1, id);
+  int stop = 0;
+  while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW)
+    stop = fn(arg, (long)sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+              (const char *)sqlite3_column_text(st, 2));
+  sqlite3_reset(st);
+  if (stop) return stop;
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+int sq_contacts_each(struct store *s, void *rd, int64_t account_id, const char *list,
+                     store_contact_fn fn, void *arg) {
+  (void)s;
+  struct conn *c = rd;
+  /* A statement of its own per page: the lists of each row are read on the
+     same connection between steps. */
+  struct store_contact ct;
+  sqlite3_stmt *st = sq_stmt(c, list ? ST_CT_SCAN_LIST : ST_CT_SCAN);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, "");
+  if (list) sq_bind_text(st, 3, list);
+  int rc, stop = 0;
+  while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    contact_row(st, &ct);
+    contact_lists_of(c, account_id, &ct);
+    stop = fn(arg, &ct);
+    store_contact_fini(&ct);
+  }
+  sqlite3_reset(st);
+  if (stop) return stop;
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}

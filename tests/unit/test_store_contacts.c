@@ -1,0 +1,363 @@
+/*
+ * test_store_contacts.c - the store's contract for contact bases, the same
+ * on SQLite and on PostgreSQL (store_pg_*: a fresh database on the server
+ * in KASKAD_TEST_PG, else not run): merging writes (later values win, lists
+ * add up, an explicit time zone stays), created / updated / duplicate
+ * counts, replace and delete, pages in phone order with a cursor, list
+ * sizes, an import's progress and refused rows in the same commit as its
+ * rows, the bound on refused rows, imports marked failed at start, and the
+ * oldest imports going past the bound.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "kk_test.h"
+#include "lib/tmp_pg.h"
+#include "lib/tmp_store.h"
+#include "store/store_contact.h"
+
+/* ---- synchronous wrappers ------------------------------------------------- */
+
+struct sync {
+  int done, rc;
+};
+static void on_sync(void *arg, int rc) {
+  struct sync *y = arg;
+  y->rc = rc;
+  y->done = 1;
+}
+static int sync_wait(struct tmp_store *t, struct sync *y) {
+  int rc = tmp_store_run_until(t, &y->done, 1, 20000);
+  return rc ? rc : y->rc;
+}
+
+static int write_batch(struct tmp_store *t, struct store_contact_batch *b) {
+  struct sync y = {0, 0};
+  store_contact_write(t->store, b, on_sync, &y);
+  return sync_wait(t, &y);
+}
+static int get(struct tmp_store *t, int64_t acc, const char *phone, struct store_contact *c) {
+  struct sync y = {0, 0};
+  store_contact_get_async(t->store, acc, phone, c, on_sync, &y);
+  return sync_wait(t, &y);
+}
+static int imp_change(struct tmp_store *t, struct store_import_op *o) {
+  struct sync y = {0, 0};
+  store_import_change(t->store, o, on_sync, &y);
+  return sync_wait(t, &y);
+}
+static int imp_get(struct tmp_store *t, int64_t acc, int64_t id, struct store_import *m) {
+  struct sync y = {0, 0};
+  store_import_get_async(t->store, acc, id, m, on_sync, &y);
+  return sync_wait(t, &y);
+}
+
+static void contact(struct store_contact *c, const char *phone, const char *name,
+                    const char *list) {
+  memset(c, 0, sizeof *c);
+  c->consent = -1;
+  snprintf(c->phone, sizeof c->phone, "%s", phone);
+  if (name) snprintf(c->name, sizeof c->name, "%s", name);
+  if (list) {
+    snprintf(c->lists[0], sizeof c->lists[0], "%s", list);
+    c->nlists = 1;
+  }
+}
+
+struct sizes {
+  char names[8][32];
+  int64_t size[8];
+  int n;
+};
+static void on_size(void *arg, const char *name, int64_t size) {
+  struct sizes *z = arg;
+  if (z->n < 8) {
+    snprintf(z->names[z->n], sizeof z->names[0], "%s", name);
+    z->size[z->n++] = size;
+  }
+}
+
+struct errs {
+  int n;
+  long line[4];
+  char reason[4][32];
+};
+static int on_err(void *arg, long line, const char *reason, const char *raw) {
+  (void)raw;
+  struct errs *e = arg;
+  if (e->n < 4) {
+    e->line[e->n] = line;
+    snprintf(e->reason[e->n], sizeof e->reason[0], "%s", reason);
+  }
+  e->n++;
+  return 0;
+}
+static int on_each(void *arg, const struct store_contact *c) {
+  (void)c;
+  (*(int *)arg)++;
+  return 0;
+}
+
+/* ---- the contract ------------------------------------------------------------ */
+
+static void merge_and_read(struct tmp_store *t) {
+  struct store_contact rows[3];
+  contact(&rows[0], "79161234567", "Anna", "vip");
+  snprintf(rows[0].timezone, sizeof rows[0].timezone, "Asia/Novosibirsk");
+  snprintf(rows[0].tz_source, sizeof rows[0].tz_source, "explicit");
+  rows[0].attrs = strdup("{\"city\":\"Kazan\",\"orders\":\"2\"}");
+  contact(&rows[1], "79031112233", NULL, "news");
+  /* the same phone later in the batch: its values win, lists add up */
+  contact(&rows[2], "79161234567", NULL, "news");
+  snprintf(rows[2].email, sizeof rows[2].email, "a@example.com");
+  snprintf(rows[2].timezone, sizeof rows[2].timezone, "Europe/Moscow");
+  snprintf(rows[2].tz_source, sizeof rows[2].tz_source, "number");
+  rows[2].attrs = strdup("{\"orders\":\"3\"}");
+  struct store_contact_batch b = {.account_id = 1, .rows = rows, .n = 3};
+  ASSERT_EQ(write_batch(t, &b), 0);
+  ASSERT_EQ(b.created, 2);
+  ASSERT_EQ(b.updated, 1);
+  ASSERT_EQ(b.duplicates, 0);
+
+  struct store_contact c;
+  ASSERT_EQ(get(t, 1, "79161234567", &c), 0);
+  ASSERT_STR_EQ(c.name, "Anna");
+  ASSERT_STR_EQ(c.email, "a@example.com");
+  ASSERT_STR_EQ(c.timezone, "Asia/Novosibirsk");   /* explicit stays */
+  ASSERT_STR_EQ(c.tz_source, "explicit");
+  ASSERT(c.attrs && strstr(c.attrs, "Kazan") && strstr(c.attrs, "3"));
+  ASSERT_EQ(c.nlists, 2);
+  ASSERT_STR_EQ(c.lists[0], "news");
+  ASSERT_STR_EQ(c.lists[1], "vip");
+  ASSERT_EQ(c.consent, -1);
+  ASSERT(c.created_at > 0);
+  store_contact_fini(&c);
+  ASSERT_EQ(get(t, 2, "79161234567", &c), KK_ENOENT);   /* another account's */
+
+  /* replace: the contact becomes what is given, lists too */
+  struct store_contact r;
+  contact(&r, "79161234567", "Anna K", "vip");
+  r.consent = 1;
+  struct store_contact_batch rb = {.account_id = 1, .mode = STORE_CONTACT_REPLACE, .rows = &r,
+                                   .n = 1};
+  ASSERT_EQ(write_batch(t, &rb), 0);
+  ASSERT_EQ(rb.updated, 1);
+  ASSERT_EQ(get(t, 1, "79161234567", &c), 0);
+  ASSERT_STR_EQ(c.name, "Anna K");
+  ASSERT_STR_EQ(c.email, "");
+  ASSERT(c.attrs == NULL);
+  ASSERT_EQ(c.nlists, 1);
+  ASSERT_EQ(c.consent, 1);
+  store_contact_fini(&c);
+
+  struct sizes z = {0};
+  struct sync y = {0, 0};
+  store_lists_async(t->store, 1, on_size, &z, on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  ASSERT_EQ(z.n, 2);
+  ASSERT_STR_EQ(z.names[0], "news");
+  ASSERT_EQ(z.size[0], 1);
+  ASSERT_STR_EQ(z.names[1], "vip");
+  ASSERT_EQ(z.size[1], 1);
+
+  /* delete: the contact and its lists go; a second time, KK_ENOENT */
+  y = (struct sync){0, 0};
+  store_contact_delete(t->store, 1, "79031112233", on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  y = (struct sync){0, 0};
+  store_contact_delete(t->store, 1, "79031112233", on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), KK_ENOENT);
+  ASSERT_EQ(get(t, 1, "79031112233", &c), KK_ENOENT);
+  free(rows[0].attrs);
+  free(rows[2].attrs);
+}
+
+static void pages(struct tmp_store *t) {
+  static struct store_contact rows[25];
+  for (int i = 0; i < 25; i++) {
+    char phone[16];
+    snprintf(phone, sizeof phone, "7900000%04d", i);
+    contact(&rows[i], phone, i == 7 ? "Boris" : "x", i % 2 ? "odd" : NULL);
+  }
+  struct store_contact_batch b = {.account_id = 5, .rows = rows, .n = 25};
+  ASSERT_EQ(write_batch(t, &b), 0);
+  struct store_contact out[10];
+  int n = 0, total = 0, odd = 0;
+  char next[16] = "";
+  struct store_contact_filter f = {.limit = 10};
+  do {
+    snprintf(f.after, sizeof f.after, "%s", next);
+    struct sync y = {0, 0};
+    store_contact_list_async(t->store, 5, &f, out, &n, next, on_sync, &y);
+    ASSERT_EQ(sync_wait(t, &y), 0);
+    for (int i = 0; i < n; i++) store_contact_fini(&out[i]);
+    total += n;
+  } while (next[0]);
+  ASSERT_EQ(total, 25);
+  f = (struct store_contact_filter){.limit = 10, .list = "odd"};
+  next[0] = '\0';
+  do {
+    snprintf(f.after, sizeof f.after, "%s", next);
+    struct sync y = {0, 0};
+    store_contact_list_async(t->store, 5, &f, out, &n, next, on_sync, &y);
+    ASSERT_EQ(sync_wait(t, &y), 0);
+    for (int i = 0; i < n; i++) {
+      ASSERT_EQ(out[i].nlists, 1);
+      store_contact_fini(&out[i]);
+    }
+    odd += n;
+  } while (next[0]);
+  ASSERT_EQ(odd, 12);
+  f = (struct store_contact_filter){.limit = 10, .q = "Bor"};
+  struct sync y = {0, 0};
+  store_contact_list_async(t->store, 5, &f, out, &n, next, on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  ASSERT_EQ(n, 1);
+  ASSERT_STR_EQ(out[0].phone, "79000000007");
+  store_contact_fini(&out[0]);
+  int each = 0;
+  y = (struct sync){0, 0};
+  store_contacts_each_async(t->store, 5, "odd", on_each, &each, on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  ASSERT_EQ(each, 12);
+}
+
+static void imports(struct tmp_store *t) {
+  struct store_import_op o = {.what = STORE_IMPORT_START};
+  o.imp.account_id = 9;
+  snprintf(o.imp.file, sizeof o.imp.file, "imports/a.csv");
+  snprintf(o.imp.list, sizeof o.imp.list, "base");
+  o.imp.bytes_total = 1000;
+  ASSERT_EQ(imp_change(t, &o), 0);
+  int64_t id = o.imp.id;
+  ASSERT(id > 0);
+
+  struct store_contact rows[3];
+  contact(&rows[0], "79160000001", "a", "base");
+  contact(&rows[1], "79160000002", "b", "base");
+  contact(&rows[2], "79160000001", "a2", "base");   /* twice in the file */
+  struct store_import_error errs[2] = {{3, "invalid_phone", strdup("x;y")},
+                                       {5, "no_phone", strdup(";z")}};
+  struct store_contact_batch b = {.account_id = 9, .rows = rows, .n = 3, .import_id = id,
+                                  .errs = errs, .nerrs = 2, .offset = 400, .rows_read = 5};
+  ASSERT_EQ(write_batch(t, &b), 0);
+  ASSERT_EQ(b.created, 2);
+  ASSERT_EQ(b.duplicates, 1);
+  struct store_import m;
+  ASSERT_EQ(imp_get(t, 9, id, &m), 0);
+  ASSERT_STR_EQ(m.status, "running");
+  ASSERT_EQ(m.rows_done, 5);
+  ASSERT_EQ(m.created, 2);
+  ASSERT_EQ(m.duplicates, 1);
+  ASSERT_EQ(m.rejected, 2);
+  ASSERT_EQ(m.bytes_done, 400);
+  ASSERT_STR_EQ(m.list, "base");
+  ASSERT_EQ(imp_get(t, 8, id, &m), KK_ENOENT);   /* another account's */
+
+  struct errs e = {0};
+  struct sync y = {0, 0};
+  store_import_errors_async(t->store, 9, id, on_err, &e, on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  ASSERT_EQ(e.n, 2);
+  ASSERT_EQ(e.line[0], 3);
+  ASSERT_STR_EQ(e.reason[1], "no_phone");
+
+  /* the process ended: at start the import is marked failed, and takes no
+     more rows */
+  struct store_import_op f = {.what = STORE_IMPORT_FAIL_RUNNING};
+  ASSERT_EQ(imp_change(t, &f), 0);
+  ASSERT_EQ(imp_get(t, 9, id, &m), 0);
+  ASSERT_STR_EQ(m.status, "failed");
+  ASSERT(m.error[0]);
+  b.nerrs = 0;
+  ASSERT_EQ(write_batch(t, &b), KK_ENOENT);
+
+  /* the same file again: every row merges, nothing new */
+  struct store_import_op o2 = {.what = STORE_IMPORT_START};
+  o2.imp.account_id = 9;
+  snprintf(o2.imp.file, sizeof o2.imp.file, "imports/b.csv");
+  ASSERT_EQ(imp_change(t, &o2), 0);
+  b.import_id = o2.imp.id;
+  ASSERT_EQ(write_batch(t, &b), 0);
+  ASSERT_EQ(b.created, 0);
+  ASSERT_EQ(b.updated, 2);
+  ASSERT_EQ(b.duplicates, 1);
+  struct store_import_op fin = {.what = STORE_IMPORT_FINISH};
+  fin.imp.id = o2.imp.id;
+  snprintf(fin.imp.status, sizeof fin.imp.status, "done");
+  ASSERT_EQ(imp_change(t, &fin), 0);
+  ASSERT_EQ(imp_get(t, 9, o2.imp.id, &m), 0);
+  ASSERT_STR_EQ(m.status, "done");
+  ASSERT_EQ(m.rows_total, 5);
+
+  /* past STORE_IMPORTS_KEPT, the oldest go (their files named) */
+  int removed = 0;
+  for (int i = 0; i < STORE_IMPORTS_KEPT; i++) {
+    struct store_import_op k = {.what = STORE_IMPORT_START};
+    k.imp.account_id = 9;
+    snprintf(k.imp.file, sizeof k.imp.file, "imports/%d.csv", i);
+    ASSERT_EQ(imp_change(t, &k), 0);
+    removed += k.nremoved;
+    if (k.nremoved) ASSERT_STR_EQ(k.removed_file[0], removed == 1 ? "imports/a.csv" : "imports/b.csv");
+  }
+  ASSERT_EQ(removed, 2);
+  ASSERT_EQ(imp_get(t, 9, id, &m), KK_ENOENT);
+  for (int i = 0; i < 2; i++) free(errs[i].raw);
+}
+
+/* The bound on refused rows kept per import. */
+static void error_bound(struct tmp_store *t) {
+  struct store_import_op o = {.what = STORE_IMPORT_START};
+  o.imp.account_id = 3;
+  snprintf(o.imp.file, sizeof o.imp.file, "imports/e.csv");
+  ASSERT_EQ(imp_change(t, &o), 0);
+  enum { PER = 25000 };
+  struct store_import_error *errs = calloc(PER, sizeof *errs);
+  for (int i = 0; i < PER; i++) snprintf(errs[i].reason, sizeof errs[i].reason, "no_phone");
+  for (int k = 0; k < 5; k++) {
+    for (int i = 0; i < PER; i++) errs[i].line = k * PER + i + 2;
+    struct store_contact_batch b = {.account_id = 3, .import_id = o.imp.id, .errs = errs,
+                                    .nerrs = PER, .rows_read = PER};
+    ASSERT_EQ(write_batch(t, &b), 0);
+  }
+  struct store_import m;
+  ASSERT_EQ(imp_get(t, 3, o.imp.id, &m), 0);
+  ASSERT_EQ(m.rejected, 5 * PER);
+  struct errs e = {0};
+  struct sync y = {0, 0};
+  store_import_errors_async(t->store, 3, o.imp.id, on_err, &e, on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  ASSERT_EQ(e.n, STORE_IMPORT_ERRORS_MAX);
+  free(errs);
+}
+
+static void contract(struct tmp_store *t) {
+  merge_and_read(t);
+  pages(t);
+  imports(t);
+  error_bound(t);
+}
+
+KK_TEST(store_contacts_sqlite) {
+  kk_log_level = KK_LOG_ERROR;
+  struct tmp_store t;
+  ASSERT_EQ(tmp_store_open(&t, "contacts", NULL), 0);
+  contract(&t);
+  ASSERT_EQ(tmp_store_close(&t), 0);
+}
+
+KK_TEST(store_pg_contacts) {
+  if (tmp_pg_server() == NULL) kk_test_skip("KASKAD_TEST_PG is not set (tools/pg-test.sh)");
+  kk_log_level = KK_LOG_ERROR;
+  struct tmp_pg db;
+  ASSERT_EQ(tmp_pg_new(&db), 0);
+  struct tmp_store t;
+  struct store_opts o = {.store_url = db.url};
+  ASSERT_EQ(tmp_store_open(&t, "pgcontacts", &o), 0);
+  contract(&t);
+  ASSERT_EQ(tmp_store_close(&t), 0);
+  ASSERT_EQ(tmp_pg_drop(&db), 0);
+}
