@@ -9,10 +9,12 @@ import { spawnSync } from 'node:child_process';
 import { setup, ROOT, kaskadBin, tempDir } from './lib/harness.mjs';
 
 const REGISTER = process.env.KASKAD_NUMBERING || path.resolve(ROOT, '../shared/data/numbering-ru');
-const haveRegister = fs.existsSync(path.join(REGISTER, 'DEF-9xx.csv'));
+// Skipped only where the project's sibling folder ../shared is absent
+// altogether (and not under CI); with ../shared there, a missing register fails.
+const haveShared = process.env.KASKAD_NUMBERING || fs.existsSync(path.resolve(ROOT, '../shared/SPEC.md'));
 
 test('numbers: operator, region and time zone from the register', {
-  skip: !haveRegister && !process.env.CI && `no numbering register at ${REGISTER}`,
+  skip: !haveShared && !process.env.CI && 'no ../shared beside the project, so no numbering register',
 }, async (t) => {
   const { k, key, finish } = await setup(t, { args: ['--numbering', REGISTER] });
   const get = (p) => k.request('GET', `/v1/numbers/${encodeURIComponent(p)}`, { key });

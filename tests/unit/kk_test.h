@@ -36,6 +36,12 @@ const char *kk_test_data_dir(void);
 void kk_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 #define KK_TEST_SKIP_STATUS 77
 
+/* Ends the test as not run when KASKAD_TEST_PG is not set. Only a test whose
+   name begins with "store_pg" may call it (else it fails): tools/run-tests.sh
+   runs those again on a PostgreSQL cluster of its own and counts a skip there
+   as a failure, so no PostgreSQL test can go unrun in silence. */
+void kk_test_need_pg(void);
+
 #define KK_TEST(fn_)                                                   \
   static void fn_(void);                                               \
   static struct kk_test fn_##_entry = {#fn_, fn_, NULL};               \

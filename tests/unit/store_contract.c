@@ -51,7 +51,7 @@ static int64_t pg_num(struct sc_env *e, const char *sql) {
 }
 
 void sc_pg_open(struct sc_pg *p, int nstores) {
-  if (tmp_pg_server() == NULL) kk_test_skip("KASKAD_TEST_PG is not set (tools/pg-test.sh)");
+  kk_test_need_pg();
   kk_log_level = KK_LOG_ERROR;
   memset(p, 0, sizeof *p);
   ASSERT_EQ(tmp_pg_new(&p->db), 0);

@@ -33,6 +33,7 @@
 
 static struct kk_test *head, **tail = &head;
 static int result_fd = -1;
+static const char *current; /* the name of the test this child runs */
 
 void kk_test_register(struct kk_test *t) {
   *tail = t;
@@ -64,6 +65,13 @@ void kk_test_skip(const char *fmt, ...) {
     (void)w;
   }
   _exit(KK_TEST_SKIP_STATUS);
+}
+
+void kk_test_need_pg(void) {
+  if (current == NULL || strncmp(current, "store_pg", 8) != 0)
+    kk_test_fail(__FILE__, __LINE__, "a PostgreSQL test must be named store_pg_* (tools/run-tests.sh)");
+  const char *u = getenv("KASKAD_TEST_PG");
+  if (u == NULL || *u == '\0') kk_test_skip("KASKAD_TEST_PG is not set (tools/pg-test.sh)");
 }
 
 const char *kk_test_hex(const void *p, size_t n, char *out, size_t cap) {
@@ -125,6 +133,7 @@ int main(int argc, char **argv) {
     if (pid == 0) {
       close(fds[0]);
       result_fd = fds[1];
+      current = t->name;
       alarm(20);
       t->fn();
       kk_test_child_end();

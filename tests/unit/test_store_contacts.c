@@ -350,7 +350,7 @@ KK_TEST(store_contacts_sqlite) {
 }
 
 KK_TEST(store_pg_contacts) {
-  if (tmp_pg_server() == NULL) kk_test_skip("KASKAD_TEST_PG is not set (tools/pg-test.sh)");
+  kk_test_need_pg();
   kk_log_level = KK_LOG_ERROR;
   struct tmp_pg db;
   ASSERT_EQ(tmp_pg_new(&db), 0);

@@ -31,7 +31,7 @@ struct env {
 };
 
 static void need_pg(void) {
-  if (tmp_pg_server() == NULL) kk_test_skip("KASKAD_TEST_PG is not set (tools/pg-test.sh)");
+  kk_test_need_pg();
 }
 
 static void env_store(struct env *e) {

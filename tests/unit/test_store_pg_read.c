@@ -33,7 +33,7 @@ struct both {
 };
 
 static void both_open(struct both *b) {
-  if (tmp_pg_server() == NULL) kk_test_skip("KASKAD_TEST_PG is not set (tools/pg-test.sh)");
+  kk_test_need_pg();
   kk_log_level = KK_LOG_ERROR;
   memset(b, 0, sizeof *b);
   ASSERT_EQ(tmp_pg_new(&b->db), 0);

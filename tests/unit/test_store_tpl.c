@@ -110,7 +110,7 @@ static int reopen_pg(struct tmp_store *t, void *arg) {
 }
 
 KK_TEST(store_pg_templates_contract) {
-  if (tmp_pg_server() == NULL) kk_test_skip("KASKAD_TEST_PG is not set (tools/pg-test.sh)");
+  kk_test_need_pg();
   kk_log_level = KK_LOG_ERROR;
   static struct tmp_pg db;
   ASSERT_EQ(tmp_pg_new(&db), 0);
