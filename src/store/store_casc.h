@@ -73,6 +73,8 @@ struct casc_ops {
   /* Writes one effect that is a row (attempts, the message, events):
      0, KK_EEXIST or KK_ESTORE. */
   int (*write)(struct casc_run *r, const struct cfsm_fx *f);
+  /* Reads attempt id: 0, KK_ENOENT or KK_ESTORE. */
+  int (*att_load)(struct store *s, int64_t id, struct casc_att *a);
 };
 
 /*
@@ -111,6 +113,40 @@ int casc_run_deadline(struct casc_run *r, const struct cfsm_att *fa, int step, i
 /* Carries out the effects in their order (rows through ops->write) and
    keeps the message's new state in r->m. 0, KK_EEXIST or KK_ESTORE. */
 int casc_run_write(struct casc_run *r);
+/* What a new message's row holds after its first step started. */
+struct casc_first {
+  int step;
+  int64_t attempt_id;         /* 0: none */
+  int64_t due_at, wait_until; /* 0: NULL */
+  int done;
+  int64_t cost;
+  char status[16];
+  char channel[20];
+};
+
+/*
+ * The three runs every backend makes, on the writer thread inside the
+ * batch's transaction; the backend loads the rows (its SQL, its locks) and
+ * hands them over with its ops and its writer's counters.
+ */
+/* Starts the first usable step of message n (n->id set), whose row the
+   caller inserts next with what *f receives; sets n->attempt_id and
+   n->first_channel. 0, KK_EEXIST or KK_ESTORE. */
+int casc_new(struct store *s, const struct casc_ops *ops, struct store_cascade_stats *stats,
+             struct store_msg_new *n, struct casc_first *f);
+/* A status of attempt a (row attempt_id) of message m, which it frees:
+   provider_id may be NULL, units is what a "sent" bills. 0, KK_EEXIST or
+   KK_ESTORE. */
+int casc_event(struct store *s, const struct casc_ops *ops, struct store_cascade_stats *stats,
+               struct casc_msg *m, const struct casc_att *a, int64_t attempt_id,
+               const char *status, const char *provider_id, const char *error, int64_t at,
+               int units);
+/* Step `step` of message m (which it frees) ran out at `at`: nothing when
+   the message is done or past that step; else the rules with its attempt
+   as ops->att_load reads it (or gone). 0, KK_EEXIST or KK_ESTORE. */
+int casc_deadline(struct store *s, const struct casc_ops *ops, struct store_cascade_stats *stats,
+                  struct casc_msg *m, int step, int64_t at);
+
 /* The attempt id an effect names (CFSM_NEW_ATT: the one the run started). */
 static inline int64_t casc_att_id(const struct casc_run *r, int64_t id) {
   return id == CFSM_NEW_ATT ? r->new_id : id;

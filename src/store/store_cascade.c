@@ -397,3 +397,89 @@ int casc_run_write(struct casc_run *r) {
   snprintf(m->channel, sizeof m->channel, "%s", kk_chan_name(c->chan));
   return 0;
 }
+
+/* ---- the runs every backend makes ------------------------------------------ */
+
+int casc_new(struct store *s, const struct casc_ops *ops, struct store_cascade_stats *stats,
+             struct store_msg_new *n, struct casc_first *f) {
+  struct casc_msg m;
+  memset(&m, 0, sizeof m);
+  m.ins = 1;
+  m.id = n->id;
+  m.account_id = n->account_id;
+  snprintf(m.public_id, sizeof m.public_id, "%s", n->public_id);
+  snprintf(m.to, sizeof m.to, "%s", n->to ? n->to : "");
+  snprintf(m.status, sizeof m.status, "accepted");
+  snprintf(m.callback_url, sizeof m.callback_url, "%s", n->callback_url ? n->callback_url : "");
+  m.cascade = n->cascade ? kk_xstrdup(n->cascade) : NULL;
+  m.extra = n->extra ? kk_xstrdup(n->extra) : NULL;
+  m.has_extra = n->extra != NULL;
+  snprintf(m.route, sizeof m.route, "%s", n->route ? n->route : "");
+  m.segments = n->segments;
+  m.expires_at = n->expires_at;
+  struct casc_run r;
+  casc_run_init(&r, s, ops, stats, &m);
+  int rc = casc_run_start(&r, n->created_at);
+  if (rc == 0) rc = casc_run_write(&r);
+  n->attempt_id = r.new_id;
+  snprintf(n->first_channel, sizeof n->first_channel, "%s",
+           r.new_id ? r.steps[m.step].channel : "");
+  memset(f, 0, sizeof *f);
+  f->step = m.step;
+  f->attempt_id = m.attempt_id;
+  f->due_at = m.due_at;
+  f->wait_until = m.wait_until;
+  f->done = m.done;
+  f->cost = m.cost;
+  snprintf(f->status, sizeof f->status, "%s", m.status);
+  snprintf(f->channel, sizeof f->channel, "%s", m.channel);
+  casc_run_free(&r);
+  casc_msg_free(&m);
+  return rc;
+}
+
+int casc_event(struct store *s, const struct casc_ops *ops, struct store_cascade_stats *stats,
+               struct casc_msg *m, const struct casc_att *a, int64_t attempt_id,
+               const char *status, const char *provider_id, const char *error, int64_t at,
+               int units) {
+  struct casc_run r;
+  casc_run_init(&r, s, ops, stats, m);
+  r.provider_id = provider_id;
+  r.error = error;
+  r.parts_sent = a->parts_sent;
+  struct cfsm_att fa;
+  casc_att_to_fsm(a, attempt_id, &fa);
+  struct cfsm_event ev = {.status = kk_status_parse(status), .error = error, .at = at,
+                          .units = units, .force_write = provider_id != NULL || a->parts_dirty};
+  int rc = casc_run_event(&r, &fa, &ev, a->channel);
+  if (rc == 0) rc = casc_run_write(&r);
+  casc_run_free(&r);
+  casc_msg_free(m);
+  return rc;
+}
+
+int casc_deadline(struct store *s, const struct casc_ops *ops, struct store_cascade_stats *stats,
+                  struct casc_msg *m, int step, int64_t at) {
+  if (m->done || m->step != step) {
+    casc_msg_free(m);
+    return 0;
+  }
+  struct casc_att a;
+  memset(&a, 0, sizeof a);
+  int rc = ops->att_load(s, m->attempt_id, &a);
+  if (rc != 0 && rc != KK_ENOENT) {
+    casc_msg_free(m);
+    return rc;
+  }
+  int gone = rc == KK_ENOENT;
+  struct cfsm_att fa;
+  casc_att_to_fsm(&a, m->attempt_id, &fa);
+  struct casc_run r;
+  casc_run_init(&r, s, ops, stats, m);
+  r.parts_sent = a.parts_sent;
+  rc = casc_run_deadline(&r, gone ? NULL : &fa, step, at);
+  if (rc == 0) rc = casc_run_write(&r);
+  casc_run_free(&r);
+  casc_msg_free(m);
+  return rc;
+}

@@ -236,18 +236,9 @@ int pgc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_att
                       int64_t at, int units);
 /* The price of one unit on channel for account (0 if none). */
 int64_t pgc_price(struct store *s, int64_t account_id, const char *channel);
-/* What a new message's row holds once its first usable step has started. */
-struct pgc_first {
-  int step;
-  int64_t attempt_id, due_at, wait_until;   /* 0: NULL */
-  int done;
-  int64_t cost;
-  char status[16];
-  char channel[20];
-};
-/* Starts the first usable step of message n (n->id set), whose row the
-   caller inserts next; sets n->attempt_id and n->first_channel. */
-int pgc_start(struct store *s, struct store_msg_new *n, struct pgc_first *f);
+/* casc_new (store_casc.h) with this backend's ops and counters. */
+struct casc_first;
+int pgc_start(struct store *s, struct store_msg_new *n, struct casc_first *f);
 /* ---- the reads of messages and of due work (struct store_reads) ---------- */
 
 /* pg_read.c: in the pool, through rd (a struct pg_conn of the thread's) */

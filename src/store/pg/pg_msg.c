@@ -137,7 +137,7 @@ static int insert_one(struct store *s, struct store_msg_new *m, struct price_mem
   if (m->id <= 0) return KK_ESTORE;
   int nw = s->nw;
   struct store_cascade_stats stats = PG(s)->ws.cstats;
-  struct pgc_first f;
+  struct casc_first f;
   int rc = pgc_start(s, m, &f);
   if (rc) return rc;
   int64_t cost = sms_cost(s, m, pm);
@@ -265,7 +265,7 @@ int pgw_flush(struct store *s) {
 
 /* Gathers message m's row (as insert_one writes it) into rows. */
 static void msg_row_add(struct pg_rows *rows, const struct store_msg_new *m,
-                        const struct pgc_first *f, int64_t sms_cost) {
+                        const struct casc_first *f, int64_t sms_cost) {
   int c = 0;
   pg_rows_int(rows, c++, m->id);
   pg_rows_text(rows, c++, m->public_id);
@@ -336,7 +336,7 @@ static int insert_batch(struct store *s, struct store_insert_data *d) {
     }
     m->id = s->be->new_id(s, STORE_ID_MESSAGE);
     if (m->id <= 0) rc = KK_ESTORE;
-    struct pgc_first f;
+    struct casc_first f;
     if (rc == 0) rc = pgc_start(s, m, &f);
     if (rc) {
       m->rc = rc;

@@ -319,48 +319,11 @@ static const struct casc_ops sq_casc_ops = {
     .price = casc_price,
     .attempts = load_attempts,
     .write = fx_write,
+    .att_load = casc_att_load,
 };
 
-/* A run on m with the backend's row functions and counters. */
-static void run_init(struct casc_run *r, struct store *s, struct casc_msg *m) {
-  casc_run_init(r, s, &sq_casc_ops, &SQ(s)->cstats_w, m);
-}
-
 int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {
-  struct casc_msg m;
-  memset(&m, 0, sizeof m);
-  m.ins = 1;
-  m.id = n->id;
-  m.account_id = n->account_id;
-  snprintf(m.public_id, sizeof m.public_id, "%s", n->public_id);
-  snprintf(m.to, sizeof m.to, "%s", n->to ? n->to : "");
-  snprintf(m.status, sizeof m.status, "accepted");
-  snprintf(m.callback_url, sizeof m.callback_url, "%s", n->callback_url ? n->callback_url : "");
-  m.cascade = n->cascade ? kk_xstrdup(n->cascade) : NULL;
-  m.extra = n->extra ? kk_xstrdup(n->extra) : NULL;
-  m.has_extra = n->extra != NULL;
-  snprintf(m.route, sizeof m.route, "%s", n->route ? n->route : "");
-  m.segments = n->segments;
-  m.expires_at = n->expires_at;
-  struct casc_run r;
-  run_init(&r, s, &m);
-  int rc = casc_run_start(&r, n->created_at);
-  if (rc == 0) rc = casc_run_write(&r);
-  n->attempt_id = r.new_id;
-  snprintf(n->first_channel, sizeof n->first_channel, "%s",
-           r.new_id ? r.steps[m.step].channel : "");
-  memset(f, 0, sizeof *f);
-  f->step = m.step;
-  f->attempt_id = m.attempt_id;
-  f->due_at = m.due_at;
-  f->wait_until = m.wait_until;
-  f->done = m.done;
-  f->cost = m.cost;
-  snprintf(f->status, sizeof f->status, "%s", m.status);
-  snprintf(f->channel, sizeof f->channel, "%s", m.channel);
-  casc_run_free(&r);
-  casc_msg_free(&m);
-  return rc;
+  return casc_new(s, &sq_casc_ops, &SQ(s)->cstats_w, n, f);
 }
 
 /* ---- attempt events ------------------------------------------------------- */
@@ -384,20 +347,8 @@ int casc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_at
   rc = msg_load(s, a.msg_id, &m);
   if (rc == KK_ENOENT) return 0;
   if (rc) return rc;
-  struct casc_run r;
-  run_init(&r, s, &m);
-  r.provider_id = provider_id;
-  r.error = error;
-  r.parts_sent = a.parts_sent;
-  struct cfsm_att fa;
-  casc_att_to_fsm(&a, attempt_id, &fa);
-  struct cfsm_event ev = {.status = kk_status_parse(status), .error = error, .at = at,
-                          .units = units, .force_write = provider_id != NULL || a.parts_dirty};
-  rc = casc_run_event(&r, &fa, &ev, a.channel);
-  if (rc == 0) rc = casc_run_write(&r);
-  casc_run_free(&r);
-  casc_msg_free(&m);
-  return rc;
+  return casc_event(s, &sq_casc_ops, &SQ(s)->cstats_w, &m, &a, attempt_id, status, provider_id,
+                    error, at, units);
 }
 
 /* ---- operations: send results ------------------------------------------- */
@@ -478,26 +429,5 @@ int sq_step_timeout(struct store *s, struct store_op *op) {
   int rc = msg_load(s, d->msg_id, &m);
   if (rc == KK_ENOENT) return 0;
   if (rc) return rc;
-  if (m.done || m.step != d->step) {
-    casc_msg_free(&m);
-    return 0;
-  }
-  struct casc_att a;
-  memset(&a, 0, sizeof a);
-  rc = casc_att_load(s, m.attempt_id, &a);
-  if (rc != 0 && rc != KK_ENOENT) {
-    casc_msg_free(&m);
-    return rc;
-  }
-  int gone = rc == KK_ENOENT;
-  struct cfsm_att fa;
-  casc_att_to_fsm(&a, m.attempt_id, &fa);
-  struct casc_run r;
-  run_init(&r, s, &m);
-  r.parts_sent = a.parts_sent;
-  rc = casc_run_deadline(&r, gone ? NULL : &fa, d->step, d->at);
-  if (rc == 0) rc = casc_run_write(&r);
-  casc_run_free(&r);
-  casc_msg_free(&m);
-  return rc;
+  return casc_deadline(s, &sq_casc_ops, &SQ(s)->cstats_w, &m, d->step, d->at);
 }

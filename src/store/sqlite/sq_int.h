@@ -362,19 +362,7 @@ void casc_early_forget(struct store *s);
 int casc_early_expire(struct store *s, int64_t cutoff);
 
 /* sq_cascade.c, on the writer thread: */
-/* What a new message's row holds once its first usable step has started. */
-struct casc_first {
-  int step;
-  int64_t attempt_id;       /* 0: none */
-  int64_t due_at, wait_until; /* 0: NULL */
-  int done;
-  int64_t cost;
-  char status[16];
-  char channel[20];
-};
-/* Starts the first usable step of message n, whose row (n->id) the caller
-   inserts next with what *f receives; sets n->attempt_id and
-   n->first_channel. */
+/* casc_new (store_casc.h) with this backend's ops and counters. */
 int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f);
 /* Looks again whether early receipts and statuses are kept (after some were
    removed, or a rollback undid what the writer knew). 0 or KK_ESTORE. */
