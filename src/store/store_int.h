@@ -408,6 +408,10 @@ void note(struct store *s, enum store_note_kind kind, int64_t msg_id, int64_t at
           int64_t at);
 /* A new message's SMS row, taken over (due and due->text are malloc'd). */
 void note_due(struct store *s, struct store_due *due);
+/* store_msg.c, on the writer thread: the note of a new message whose first
+   step is SMS, its row as the dispatcher reads it (store_due_get) made from
+   what the writer has in hand. */
+void note_new_sms(struct store *s, const struct store_msg_new *m, int64_t due_at);
 /* A configuration note: name and text (NULL: deleted) are copied; hash may
    be NULL. */
 void note_cfg(struct store *s, enum store_note_kind kind, int64_t account_id, const char *name,

@@ -12,6 +12,21 @@
 #include "core/kk_mem.h"
 #include "store/store_int.h"
 
+void note_new_sms(struct store *s, const struct store_msg_new *m, int64_t due_at) {
+  struct store_due *d = kk_xmalloc(sizeof *d);   /* freed with the note */
+  d->id = m->id;
+  d->attempt_id = m->attempt_id;
+  d->account_id = m->account_id;
+  snprintf(d->to, sizeof d->to, "%s", m->to);
+  snprintf(d->sender, sizeof d->sender, "%s", m->sender ? m->sender : "");
+  snprintf(d->route, sizeof d->route, "%s", m->route ? m->route : "");
+  d->text = kk_xstrdup(m->text);
+  d->parts_done = 0;
+  d->due_at = due_at;
+  d->expires_at = m->expires_at;
+  note_due(s, d);
+}
+
 void store_retention(struct store *s, struct store_retention *r, store_done_cb done, void *arg) {
   if (r->max <= 0 || r->max > STORE_RETENTION_MAX) r->max = STORE_RETENTION_MAX;
   struct store_op *op = store_atomic(store_op_of(s, STORE_OP_RETENTION, done, arg, r, 1));

@@ -24,23 +24,6 @@
 
 #define IDEM_WINDOW_MS (24LL * 3600 * 1000)
 
-/* The row of a new message whose first step is SMS, as the dispatcher reads
-   it, made from what the writer has in hand. */
-static void note_new_sms(struct store *s, const struct store_msg_new *m, int64_t due_at) {
-  struct store_due *d = kk_xmalloc(sizeof *d);   /* freed with the note */
-  d->id = m->id;
-  d->attempt_id = m->attempt_id;
-  d->account_id = m->account_id;
-  snprintf(d->to, sizeof d->to, "%s", m->to);
-  snprintf(d->sender, sizeof d->sender, "%s", m->sender ? m->sender : "");
-  snprintf(d->route, sizeof d->route, "%s", m->route ? m->route : "");
-  d->text = kk_xstrdup(m->text);
-  d->parts_done = 0;
-  d->due_at = due_at;
-  d->expires_at = m->expires_at;
-  note_due(s, d);
-}
-
 enum { IDEM_NONE, IDEM_ANSWERED, IDEM_CLEARED };
 
 /* Looks for the account's message with m's key: IDEM_ANSWERED when one of
