@@ -17,6 +17,11 @@
  * to 599; an application/json answer parses as JSON (so it is UTF-8); a 405
  * names the allowed methods in Allow.
  *
+ * The numbering register is a small one parsed here (GET /v1/numbers
+ * answers from it), and contact imports run in the store's folder as the
+ * daemon runs them (POST /v1/contacts/import streams the body to a file, a
+ * reader thread imports it; /v1/imports/{id} and its errors.csv read it).
+ *
  * Nothing leaves the process: channel sends are never started (the cascade
  * does not hear about stored messages), customer callbacks have no sender,
  * and the two requests that would reach out at once (PUT of an SMPP route,
@@ -37,9 +42,11 @@
 #include "api/api_int.h"
 #include "cascade/cascade.h"
 #include "channel/channel.h"
+#include "contact/contact_import.h"
 #include "core/kk_log.h"
 #include "dispatch/dispatch.h"
 #include "http/http_server.h"
+#include "phone/phone_plan.h"
 #include "store/store.h"
 #include "lib/tmp_store.h"
 
@@ -57,6 +64,8 @@ static struct {
   struct dispatch *dispatch;
   struct cascade *cascade;
   struct api api;
+  struct phone_plan *plan;
+  struct contact_imports *imports;
   uv_timer_t watchdog;
   char dir[TMP_STORE_DIR_MAX];
   int ready;
@@ -71,10 +80,23 @@ static void drain_store(void) {
 
 static void cleanup(void) {
   if (!g.ready) return;
+  if (g.imports) contact_imports_stop(g.imports);
   drain_store();
   store_close(g.store);
+  if (g.imports) contact_imports_free(g.imports);
+  phone_plan_free(g.plan);
   tmp_store_dir_rm(g.dir);
 }
+
+/* A register of two ranges and their zones (the ministry's format). */
+static const char PLAN_DEF[] =
+    "АВС/ DEF;От;До;Емкость;Оператор;Регион;Территория ГАР;ИНН\n"
+    "911;4500000;4999999;500000;ПАО \"МТС\";Калининградская обл.;"
+    "Калининградская область;7740000076\n"
+    "916;0000000;9999999;10000000;ПАО \"МТС\";г. Москва;г. Москва;7740000076\n";
+static const char PLAN_TZ[] = "territory_gar;iana_tz;utc_offset\n"
+                              "Калининградская область;Europe/Kaliningrad;+2\n"
+                              "г. Москва;Europe/Moscow;+3\n";
 
 static void setup(void) {
   kk_log_level = KK_LOG_ERROR + 1; /* quiet: the fuzzer prints enough */
@@ -109,6 +131,13 @@ static void setup(void) {
   snprintf(g.api.admin_key, sizeof g.api.admin_key, "%s", ADMIN_KEY);
   g.api.ttl_ms[0] = g.api.ttl_ms[2] = 86400000;
   g.api.ttl_ms[1] = 3600000;
+  check(phone_plan_parse(PLAN_DEF, strlen(PLAN_DEF), PLAN_TZ, strlen(PLAN_TZ), &g.plan, NULL) == 0);
+  g.api.plan = g.plan;
+  g.imports = contact_imports_new(g.loop, g.store, g.plan, g.dir);
+  check(g.imports != NULL);
+  drain_store();   /* the start's marking of imports left running */
+  g.api.imports = g.imports;
+  g.api.max_import = 1 << 20;
   check(api_init(&g.api) == 0);
   g.api.ready = 1;
 }
