@@ -166,7 +166,7 @@ static int contact_from_json(struct api *a, json_t *body, struct store_contact *
   else if (json_is_string(v) && strcmp(json_string_value(v), "yes") == 0) c->consent = 1;
   else if (json_is_string(v) && strcmp(json_string_value(v), "no") == 0) c->consent = 0;
   else if (v && !json_is_null(v))
-    return api_refuse(e, 422, "invalid_consent", "consent", "consent: true or false");
+    return api_refuse(e, 422, "invalid_consent", "consent", "consent: true, false, \"yes\" or \"no\"");
   v = json_object_get(body, "consent_at");
   if (v && !json_is_null(v) &&
       (!json_is_string(v) || api_parse_time(json_string_value(v), &c->consent_at) != 0))
@@ -176,7 +176,7 @@ static int contact_from_json(struct api *a, json_t *body, struct store_contact *
     size_t i;
     json_t *x;
     if (!json_is_array(v) || json_array_size(v) > STORE_CONTACT_LISTS_MAX)
-      return api_refuse(e, 422, "invalid_lists", "lists", "lists: up to %d list names",
+      return api_refuse(e, 422, "invalid_lists", "lists", "lists: an array of up to %d list names",
                         STORE_CONTACT_LISTS_MAX);
     json_array_foreach(v, i, x) {
       if (!json_is_string(x) || !api_list_name_valid(json_string_value(x)))

@@ -51,7 +51,7 @@ void api_number_get(struct api_call *c) {
   const char *raw = api_param(c, "phone");
   char phone[32], country[3] = "";
   if (phone_normalize(raw, phone, sizeof phone) != 0) {
-    api_error(c->req, 422, "invalid_phone", "phone", "not a valid phone number");
+    api_error(c->req, 422, "invalid_phone", "phone", "phone: not a valid phone number");
     return;
   }
   phone_country(phone, country);

@@ -237,7 +237,7 @@ static void no_default(void *arg, const char *name, int has_default, size_t pos)
   json_t *lint = arg;
   if (has_default) return;
   char text[160];
-  snprintf(text, sizeof text, "{{%s}} has no default: a recipient without it is refused",
+  snprintf(text, sizeof text, "{{%s}} without a default: a recipient without the value is rejected",
            name);
   for (size_t i = 0; i < json_array_size(lint); i++)
     if (strcmp(json_string_value(json_object_get(json_array_get(lint, i), "text")), text) == 0)
@@ -303,7 +303,10 @@ static json_t *preview_one(const json_t *doc, enum tmpl_chan ch, struct tmpl_var
 void api_template_preview(struct api_call *c) {
   const struct store_template *t = find(c);
   if (!t) return;
-  json_t *body = api_call_body(c);
+  /* Every field is optional: no body at all is an empty object. */
+  size_t blen;
+  http_req_body(c->req, &blen);
+  json_t *body = blen ? api_call_body(c) : api_call_own(c, json_object());
   if (!body) return;
   struct api_err e;
   const json_t *vars;
@@ -311,8 +314,23 @@ void api_template_preview(struct api_call *c) {
     api_error_from(c->req, &e);
     return;
   }
+  /* class and sender as a send takes them: a wrong one is refused, not
+     previewed as if it were not there */
   json_t *cls = json_object_get(body, "class"), *snd = json_object_get(body, "sender");
-  int advertising = json_is_string(cls) && strcmp(json_string_value(cls), "advertising") == 0;
+  const char *cl = json_string_value(cls);   /* NULL: absent, null or not a text */
+  if (cls && !json_is_null(cls) &&
+      (cl == NULL || (strcmp(cl, "service") != 0 && strcmp(cl, "transactional") != 0 &&
+                      strcmp(cl, "advertising") != 0))) {
+    api_error(c->req, 422, "invalid_class", "class",
+              "class: must be service, transactional or advertising");
+    return;
+  }
+  if (snd && !json_is_null(snd) &&
+      (!json_is_string(snd) || !api_valid_sender(json_string_value(snd)))) {
+    api_error(c->req, 422, "invalid_sender", "sender", "sender: %s", API_SENDER_RULE);
+    return;
+  }
+  int advertising = cl && strcmp(cl, "advertising") == 0;
   const char *sender = json_string_value(snd);
   json_t *doc = api_call_own(c, json_loads(t->body, 0, NULL));
   if (!doc) {

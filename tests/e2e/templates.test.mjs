@@ -84,6 +84,20 @@ test('preview: per channel text, chars, encoding, segments, cost and lint', asyn
   const m = await k.call('POST', '/v1/templates/promo/preview', { key, body: { vars: { name: 'A' } } }, 200);
   assert.equal(m.channels.sms.error.code, 'missing_variable');
   assert.equal(m.channels.sms.error.variable, 'code');
+  // no body at all is an empty one; a wrong class or sender is refused as a send refuses it
+  const e = await k.request('POST', '/v1/templates/long/preview', { key });
+  assert.equal(e.status, 200, e.text);
+  assert.equal(e.json.channels.sms.segments, 3);
+  for (const [body, code] of [[{ class: 'weird' }, 'invalid_class'], [{ class: 7 }, 'invalid_class'],
+    [{ sender: 'WAYTOOLONGSENDERNAME' }, 'invalid_sender'], [{ sender: 7 }, 'invalid_sender']]) {
+    const r = await k.request('POST', '/v1/templates/long/preview', { key, body });
+    assert.equal(r.status, 422, r.text);
+    assert.equal(r.json.error.code, code, r.text);
+  }
+  // the same lint says the same words on every channel
+  const texts = new Set(Object.values(p.channels).flatMap((c) => (c.lint || [])
+    .filter((x) => x.code === 'no_default').map((x) => x.text.replace(/^.*?\}\} /, ''))));
+  assert.equal(texts.size, 1, [...texts].join(' | '));
   await finish();
 });
 
