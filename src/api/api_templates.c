@@ -237,7 +237,7 @@ static void no_default(void *arg, const char *name, int has_default, size_t pos)
   json_t *lint = arg;
   if (has_default) return;
   char text[160];
-  snprintf(text, sizeof text, "{{%s}} without a default: a recipient without the value is rejected",
+  snprintf(text, sizeof text, "{{%s}} has no default: a recipient without it is refused",
            name);
   for (size_t i = 0; i < json_array_size(lint); i++)
     if (strcmp(json_string_value(json_object_get(json_array_get(lint, i), "text")), text) == 0)

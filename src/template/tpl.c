@@ -290,9 +290,12 @@ int tpl_lint_sms(const char *text, size_t len, const char *tpl, size_t tpl_len, 
   if (tpl) {
     struct nodef d = {.names = ""};
     struct tpl_error e;
+    /* in the words of the other channels' lint (api_templates.c) */
     if (tpl_each(tpl, tpl_len, nodef_each, &d, &e) == 0 && d.names[0])
       n = add(out, max, n, TPL_LINT_NO_DEFAULT,
-              "%s without a default: a recipient without the value is rejected", d.names);
+              strchr(d.names, ',') ? "%s have no default: a recipient without them is refused"
+                                   : "%s has no default: a recipient without it is refused",
+              d.names);
   }
   return n;
 }
