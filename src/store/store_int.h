@@ -166,6 +166,16 @@ struct store_outbox_data {
 
 /* ---- what the channel and cascade writes carry (store_cascade.c) ------------ */
 
+/* A due channel attempt's columns, in the SQL both backends speak: each
+   backend's row reader (sq_chan.c, pg_chan.c) takes them in this order. */
+#define STORE_CHAN_COLS "a.id,a.message_id,m.account_id,a.scope,a.channel,"          \
+                        "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"  \
+                        "a.tries,a.due_at,m.expires_at,m.created_at,a.try_at,"       \
+                        "w.last_inbound FROM attempts a"                             \
+                        " JOIN messages m ON m.id=a.message_id"                      \
+                        " LEFT JOIN wa_windows w ON a.channel='whatsapp'"            \
+                        " AND w.scope=a.scope AND w.phone=m.to_number"
+
 /* Marks of requests under way: ids[0..n) get try_at `at` (0 clears). */
 struct store_trying_data {
   int64_t at;

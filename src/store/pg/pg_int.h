@@ -210,13 +210,7 @@ int pg_early_expire(struct store *s, struct store_op *op);
    every read of them: "SELECT " PG_CHAN_COLS " WHERE ..." gives the columns
    pg_chan_row reads at row i (text and extra malloc'd: store_chan_due_free),
    PG_DUE_COLS those pg_due_row reads (text malloc'd). */
-#define PG_CHAN_COLS "a.id,a.message_id,m.account_id,a.scope,a.channel,"          \
-                     "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"  \
-                     "a.tries,a.due_at,m.expires_at,m.created_at,a.try_at,"       \
-                     "w.last_inbound FROM attempts a"                             \
-                     " JOIN messages m ON m.id=a.message_id"                      \
-                     " LEFT JOIN wa_windows w ON a.channel='whatsapp'"            \
-                     " AND w.scope=a.scope AND w.phone=m.to_number"
+#define PG_CHAN_COLS STORE_CHAN_COLS
 #define PG_DUE_COLS "m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"        \
                     "m.body,a.parts_sent,m.due_at,m.expires_at FROM messages m"   \
                     " JOIN attempts a ON a.id=m.attempt_id AND a.channel='sms'"

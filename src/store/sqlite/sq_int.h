@@ -28,13 +28,7 @@
                  "updated_at,cost,sms_only_cost,delivered_twice,done,campaign"
 
 /* A channel attempt's columns as chan_due_row() (sq_chan.c) reads them. */
-#define CHAN_COLS "a.id,a.message_id,m.account_id,a.scope,a.channel,"          \
-                  "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"  \
-                  "a.tries,a.due_at,m.expires_at,m.created_at,a.try_at,"       \
-                  "w.last_inbound FROM attempts a"                             \
-                  " JOIN messages m ON m.id=a.message_id"                      \
-                  " LEFT JOIN wa_windows w ON a.channel='whatsapp'"            \
-                  " AND w.scope=a.scope AND w.phone=m.to_number"
+#define CHAN_COLS STORE_CHAN_COLS
 
 /* An outbox row's columns as outbox_rows() (sq_outbox.c) reads them. */
 #define OUTBOX_COLS "id,account_id,url,payload,tries,public_id,status,channel,"  \
