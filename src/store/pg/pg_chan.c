@@ -25,7 +25,7 @@
 /* ---- ids as one array parameter ----------------------------------------- */
 
 /* "{1,2,3}" of ids (malloc'd; the caller frees). */
-static char *id_array(const int64_t *ids, int n) {
+char *pg_id_array(const int64_t *ids, int n) {
   size_t cap = (size_t)n * 21 + 3, len = 0;
   char *arr = kk_xmalloc(cap);
   arr[len++] = '{';
@@ -37,56 +37,6 @@ static char *id_array(const int64_t *ids, int n) {
 }
 
 /* ---- the rows the notes carry ------------------------------------------------ */
-
-/* A channel attempt as the claims and notes hand it out. */
-#define CHAN_COLS "a.id,a.message_id,m.account_id,a.scope,a.channel,"          \
-                  "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"  \
-                  "a.tries,a.due_at,m.expires_at,m.created_at,a.try_at,"       \
-                  "w.last_inbound FROM attempts a"                             \
-                  " JOIN messages m ON m.id=a.message_id"                      \
-                  " LEFT JOIN wa_windows w ON a.channel='whatsapp'"            \
-                  " AND w.scope=a.scope AND w.phone=m.to_number"
-
-/* The SMS row of a message whose current attempt is SMS and due. */
-#define DUE_COLS "m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"        \
-                 "m.body,a.parts_sent,m.due_at,m.expires_at FROM messages m"   \
-                 " JOIN attempts a ON a.id=m.attempt_id AND a.channel='sms'"
-
-static void chan_row(const PGresult *r, int i, struct store_chan_due *d) {
-  memset(d, 0, sizeof *d);
-  d->attempt_id = pg_int(r, i, 0);
-  d->msg_id = pg_int(r, i, 1);
-  d->account_id = pg_int(r, i, 2);
-  d->scope = pg_int(r, i, 3);
-  pg_copy(r, i, 4, d->channel, sizeof d->channel);
-  pg_copy(r, i, 5, d->public_id, sizeof d->public_id);
-  pg_copy(r, i, 6, d->to, sizeof d->to);
-  pg_copy(r, i, 7, d->address, sizeof d->address);
-  pg_copy(r, i, 8, d->msg_class, sizeof d->msg_class);
-  d->text = kk_xstrdup(PQgetvalue(r, i, 9));
-  d->extra = kk_xstrdup(pg_text(r, i, 10) ? PQgetvalue(r, i, 10) : "{}");
-  d->tries = (int)pg_int(r, i, 11);
-  d->due_at = pg_int(r, i, 12);
-  d->expires_at = pg_int(r, i, 13);
-  d->created_at = pg_int(r, i, 14);
-  d->try_at = pg_int(r, i, 15);
-  d->wa_inbound_at = pg_int(r, i, 16);
-  d->chan = kk_chan_parse(d->channel);
-}
-
-static void due_row(const PGresult *r, int i, struct store_due *d) {
-  memset(d, 0, sizeof *d);
-  d->id = pg_int(r, i, 0);
-  d->attempt_id = pg_int(r, i, 1);
-  d->account_id = pg_int(r, i, 2);
-  pg_copy(r, i, 3, d->to, sizeof d->to);
-  pg_copy(r, i, 4, d->sender, sizeof d->sender);
-  pg_copy(r, i, 5, d->route, sizeof d->route);
-  d->text = kk_xstrdup(PQgetvalue(r, i, 6));
-  d->parts_done = (uint32_t)pg_int(r, i, 7);
-  d->due_at = pg_int(r, i, 8);
-  d->expires_at = pg_int(r, i, 9);
-}
 
 /* Whether note t wants a row: 1 a channel row, 2 an SMS row, 0 none. */
 static int wants_row(const struct store_note *t, int64_t now) {
@@ -107,15 +57,15 @@ static void fill_rows(struct store *s, int kind, int64_t now) {
     free(ids);
     return;
   }
-  char *arr = id_array(ids, n);
+  char *arr = pg_id_array(ids, n);
   free(ids);
   struct pg_params p = {0};
   pg_p_text(&p, arr);
   int rc;
   PGresult *r = pg_query(&PG(s)->w,
-                         kind == 1 ? "SELECT " CHAN_COLS " WHERE a.id=ANY($1::bigint[])"
+                         kind == 1 ? "SELECT " PG_CHAN_COLS " WHERE a.id=ANY($1::bigint[])"
                                      " AND a.due_at IS NOT NULL"
-                                   : "SELECT " DUE_COLS " WHERE m.due_at IS NOT NULL"
+                                   : "SELECT " PG_DUE_COLS " WHERE m.due_at IS NOT NULL"
                                      " AND m.id=ANY($1::bigint[])",
                          &p, &rc);
   free(arr);
@@ -129,10 +79,10 @@ static void fill_rows(struct store *s, int kind, int64_t now) {
       if (pg_int(r, k, 0) != want) continue;
       if (kind == 1) {
         t->chan = kk_xmalloc(sizeof *t->chan);   /* freed with the note */
-        chan_row(r, k, t->chan);
+        pg_chan_row(r, k, t->chan);
       } else {
         t->due = kk_xmalloc(sizeof *t->due);     /* freed with the note */
-        due_row(r, k, t->due);
+        pg_due_row(r, k, t->due);
       }
       break;
     }
@@ -273,7 +223,7 @@ int pg_early_expire(struct store *s, struct store_op *op) {
 int pg_chan_trying(struct store *s, struct store_op *op) {
   struct store_trying_data *d = op->data;
   if (d->n <= 0) return 0;
-  char *arr = id_array(d->ids, d->n);
+  char *arr = pg_id_array(d->ids, d->n);
   struct pg_params p = {0};
   pg_p_opt(&p, d->at);
   pg_p_text(&p, arr);
