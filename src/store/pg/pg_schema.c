@@ -278,7 +278,19 @@ static const char *const migrations[] = {
     "ALTER TABLE attempts ALTER COLUMN claimed_by SET DEFAULT"
     " NULLIF(current_setting('kaskad.node',true),'')::bigint;"
     "ALTER TABLE outbox ALTER COLUMN claimed_by SET DEFAULT"
-    " NULLIF(current_setting('kaskad.node',true),'')::bigint;",
+    " NULLIF(current_setting('kaskad.node',true),'')::bigint;"
+    /* a send a writer makes due (an SMS step, a channel attempt's retry)
+       is noted to that node's modules, which send it without a claim: it
+       becomes that node's, so that no other node's scan sends it too */
+    "CREATE FUNCTION kaskad_claim_due() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN NEW.claimed_by := NULLIF(current_setting('kaskad.node',true),'')::bigint;"
+    " RETURN NEW; END $$;"
+    "CREATE TRIGGER messages_due_claim BEFORE UPDATE OF due_at ON messages FOR EACH ROW"
+    " WHEN (NEW.due_at IS NOT NULL AND NEW.due_at IS DISTINCT FROM OLD.due_at)"
+    " EXECUTE FUNCTION kaskad_claim_due();"
+    "CREATE TRIGGER attempts_due_claim BEFORE UPDATE OF due_at ON attempts FOR EACH ROW"
+    " WHEN (NEW.due_at IS NOT NULL AND NEW.due_at IS DISTINCT FROM OLD.due_at)"
+    " EXECUTE FUNCTION kaskad_claim_due();",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
