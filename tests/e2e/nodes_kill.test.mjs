@@ -14,7 +14,8 @@ import { NODES_SKIP, startNodes, listNodes, held, waitAlive } from './lib/nodes.
 
 const TOTAL = Number(process.env.KASKAD_NODES_MESSAGES ?? 20000);
 const LEASE_S = 5;
-const CONCURRENCY = 48;
+const CONCURRENCY = 6;
+const BATCH = 50;
 const FINAL = new Set(['delivered', 'read', 'failed', 'expired', 'rejected', 'cancelled']);
 const token = (i) => `k${String(i).padStart(6, '0')}x`;
 
@@ -38,7 +39,7 @@ async function allRequests(sim, channel) {
 const extra = (seen) => [...seen.values()].reduce((s, n) => s + (n > 1 ? n - 1 : 0), 0);
 
 test('a node killed under load: its work is taken over, nothing acknowledged is lost',
-  { skip: NODES_SKIP, timeout: 180000 }, async (t) => {
+  { skip: NODES_SKIP, timeout: 300000 }, async (t) => {
     const smsc = await startSmsc({ autoReceipt: 'DELIVRD', receiptDelayMs: 20 });
     t.after(() => smsc.close());
     const sim = new Sim();
@@ -71,6 +72,7 @@ test('a node killed under load: its work is taken over, nothing acknowledged is 
 
     // 20,000 messages round-robin; node 3 is killed when half are acknowledged.
     const acked = [], refused = [];
+    let retried = 0;
     let next = 0, killedAt = 0, heldAtKill = null, n3id = null;
     const live = () => (killedAt ? [n1, n2] : nodes);
     const body = (i) => {
@@ -82,16 +84,34 @@ test('a node killed under load: its work is taken over, nothing acknowledged is 
           { channel: 'viber', wait: 'delivered', timeout: '3s' }, { channel: 'sms' }],
       };
     };
+    // Batches of BATCH messages, each batch to the next node.
     const worker = async (w) => {
       for (;;) {
-        const i = next++;
-        if (i >= TOTAL) return;
+        const from = next;
+        if (from >= TOTAL) return;
+        next = Math.min(TOTAL, from + BATCH);
         const targets = live();
-        const k = targets[(i + w) % targets.length];
-        const r = await k.request('POST', '/v1/messages', { key, body: body(i) }).catch((e) => ({ status: 0, text: e.message }));
-        if (r.status === 202) acked.push({ i, id: r.json.id });
-        else refused.push(`${r.status} ${r.text.slice(0, 200)}`);
-        if (!killedAt && acked.length >= TOTAL / 2) {
+        const k = targets[(from / BATCH + w) % targets.length];
+        const items = [];
+        for (let i = from; i < next; i++) items.push(body(i));
+        // A 503 stored nothing: the client tries again (on the next live node).
+        let r;
+        for (let tries = 0; tries < 5; tries++) {
+          const ts = live();
+          const kk = tries ? ts[(from / BATCH + w + tries) % ts.length] : k;
+          r = await kk.request('POST', '/v1/messages/batch', { key, body: { messages: items } })
+            .catch((e) => ({ status: 0, text: e.message, json: null }));
+          if (r.status !== 503 && r.status !== 0) break;
+          retried++;
+          await sleep(200);
+        }
+        const results = r.json?.results ?? [];
+        results.forEach((it, j) => {
+          if (it.id) acked.push({ i: from + j, id: it.id });
+          else refused.push(`${r.status} ${JSON.stringify(it).slice(0, 200)}`);
+        });
+        if (!results.length) refused.push(`${r.status} ${String(r.text).slice(0, 200)}`);
+        if (!killedAt && next >= TOTAL / 2) {
           killedAt = Date.now();
           n3id = (await listNodes(n1)).find((x) => x.name === 'n3').id;
           await n3.kill9();
@@ -103,9 +123,9 @@ test('a node killed under load: its work is taken over, nothing acknowledged is 
     const t0 = Date.now();
     await Promise.all(Array.from({ length: CONCURRENCY }, (_, w) => worker(w)));
     t.diagnostic(`sent ${TOTAL} in ${Date.now() - t0} ms, ${acked.length} acknowledged;` +
-      ` refused ${refused.length} (first: ${refused[0] ?? 'none'})`);
+      ` refused ${refused.length} (first: ${refused[0] ?? 'none'}); batches tried again after a 503: ${retried}`);
     assert.ok(killedAt, 'node 3 was killed');
-    assert.ok(acked.length >= TOTAL / 2);
+    assert.ok(acked.length >= TOTAL / 2, `${acked.length} acknowledged; first refusal: ${refused[0]}`);
 
     // The dead node's work is taken over once its lease ends.
     const took = await waitUntil(async () => {

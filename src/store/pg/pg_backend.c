@@ -169,6 +169,7 @@ static int pgb_claim(struct store *s, enum store_claim_kind kind, const int64_t 
 /* ---- open / close -------------------------------------------------------- */
 
 static void open_failed(struct pg_store *q) {
+  pgn_stop(q);
   pg_conn_close(&q->w);
   pg_conn_close(&q->r);
   free(q->url);
@@ -214,6 +215,7 @@ static void pgb_reader_close(struct store *s, void *rd) {
    claims (pg_node.c). */
 static void pgb_close(struct store *s) {
   struct pg_store *q = PG(s);
+  pgn_stop(q);
   if (q->w.db && pg_conn_ensure(&q->w) == 0) pgn_close(q);
   pg_conn_close(&q->w);
   pg_conn_close(&q->r);

@@ -11,6 +11,7 @@
 #define PG_INT_H
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "store/store_int.h"
@@ -85,6 +86,12 @@ struct pg_store {
   int npeers;
   uint64_t beats, taken_over;
   int sweep_more;           /* the last takeover left rows for the next beat */
+  /* the heartbeat thread and its connection (pg_node.c) */
+  struct pg_conn hb;
+  pthread_t hb_thread;
+  pthread_mutex_t hb_mu;
+  pthread_cond_t hb_cv;
+  int hb_stop, hb_started;
   char *url;                /* owned: the pool threads' readers connect to it */
   struct pgw_state ws;      /* writer: messages, SMS, channels and cascades */
 };
@@ -144,6 +151,8 @@ const char *pg_text(const PGresult *r, int row, int col);
    nodes and the configuration changes between nodes */
 int pgn_open(struct pg_store *q, const struct store_opts *opts);
 void pgn_close(struct pg_store *q);
+/* Stops the heartbeat (before close; open_failed too). */
+void pgn_stop(struct pg_store *q);
 /* Writer, before each commit (an idle one too). */
 void pgn_before_commit(struct store *s);
 int pg_nodes(struct store *s, void *rd, struct store_node *out, int max, int *n);

@@ -15,8 +15,8 @@
  * cascade; callbacks come back by their poll). Nothing is written per row
  * while a node lives: renewing its lease is one UPDATE of its own row.
  *
- * A node that finds its own lease ended (its writer could not beat for the
- * lease: the database was away, the process stopped) says so and renews it;
+ * A node that finds its own lease ended (it could not beat for the lease:
+ * the database was away, the process was stopped) says so and renews it;
  * what others took over meanwhile is theirs (their claimed_by), and it may
  * send at most what it had in flight again, as a node that was killed.
  *
@@ -26,6 +26,7 @@
  * LISTEN, read the row as committed and hand it to their caches as the
  * same note the writing node's modules had, within their next beat.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,13 +51,13 @@ static double mono_ms(void) {
 
 /* ---- the node's row ---------------------------------------------------------- */
 
-static int node_insert(struct pg_store *q, int64_t id) {
+static int node_insert(struct pg_store *q, struct pg_conn *c, int64_t id) {
   struct pg_params p = {0};
   pg_p_text(&p, q->node_name);
   pg_p_int(&p, q->lease_ms);
   pg_p_opt(&p, id);
   int rc;
-  PGresult *r = pg_query(&q->w,
+  PGresult *r = pg_query(c,
                          "INSERT INTO nodes(id,name,started_at,heartbeat_at,lease_until)"
                          " VALUES(COALESCE($3::bigint,nextval(pg_get_serial_sequence('nodes','id'))),"
                          "$1," PG_NOW_MS "," PG_NOW_MS "," PG_NOW_MS "+$2::bigint) RETURNING id",
@@ -65,6 +66,61 @@ static int node_insert(struct pg_store *q, int64_t id) {
   q->node_id = pg_int(r, 0, 0);
   PQclear(r);
   return 0;
+}
+
+/* ---- the heartbeat: a thread and a connection of its own ------------------------- */
+
+/* Renews the node's lease; says when it had ended (the process stopped, the
+   database was away) and makes its row again when another node removed it. */
+static void hb_beat(struct pg_store *q) {
+  if (pg_conn_ensure(&q->hb) != 0) return;
+  struct pg_params p = {0};
+  pg_p_int(&p, q->node_id);
+  pg_p_int(&p, q->lease_ms);
+  int rc;
+  /* o sees the row before the UPDATE: the lease as it was */
+  PGresult *r = pg_query(&q->hb,
+                         "UPDATE nodes n SET heartbeat_at=" PG_NOW_MS ","
+                         " lease_until=" PG_NOW_MS "+$2::bigint"
+                         " FROM (SELECT lease_until AS old FROM nodes WHERE id=$1::bigint) o"
+                         " WHERE n.id=$1::bigint RETURNING " PG_NOW_MS "-o.old",
+                         &p, &rc);
+  if (r == NULL) return;
+  int found = PQntuples(r) > 0;
+  int64_t late = found ? pg_int(r, 0, 0) : 0;
+  PQclear(r);
+  if (late > 0)
+    kk_error(LOGCTX, "node %lld: its lease had ended %lld ms ago (no heartbeat); work other"
+             " nodes took over meanwhile is theirs", (long long)q->node_id, (long long)late);
+  if (!found) {
+    kk_error(LOGCTX, "node %lld: its row was gone (taken for dead); it is made again",
+             (long long)q->node_id);
+    node_insert(q, &q->hb, q->node_id);
+  }
+}
+
+static void *hb_main(void *arg) {
+  struct pg_store *q = arg;
+  pthread_mutex_lock(&q->hb_mu);
+  while (!q->hb_stop) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    long ms = (long)PG_HEARTBEAT_MS;
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    while (!q->hb_stop && pthread_cond_timedwait(&q->hb_cv, &q->hb_mu, &until) == 0) {
+    }
+    if (q->hb_stop) break;
+    pthread_mutex_unlock(&q->hb_mu);
+    hb_beat(q);
+    pthread_mutex_lock(&q->hb_mu);
+  }
+  pthread_mutex_unlock(&q->hb_mu);
+  return NULL;
 }
 
 int pgn_open(struct pg_store *q, const struct store_opts *opts) {
@@ -76,16 +132,40 @@ int pgn_open(struct pg_store *q, const struct store_opts *opts) {
     gethostname(host, sizeof host - 1);
     snprintf(q->node_name, sizeof q->node_name, "%s:%ld", host, (long)getpid());
   }
-  if (node_insert(q, 0) != 0) return KK_ESTORE;
+  if (node_insert(q, &q->w, 0) != 0) return KK_ESTORE;
   /* the rows this connection writes are this node's (the columns' default),
      and it hears the others' configuration changes; both come back with a
      reconnect (pg_conn_ensure) */
   snprintf(q->w.node, sizeof q->w.node, "%lld", (long long)q->node_id);
   q->w.listen = 1;
   if (pg_conn_session(&q->w) != 0) return KK_ESTORE;
+  /* the lease is renewed while the process lives, however slow its writer */
+  if (pg_conn_open(&q->hb, q->url) != 0) return KK_ESTORE;
+  pthread_mutex_init(&q->hb_mu, NULL);
+  pthread_cond_init(&q->hb_cv, NULL);
+  if (pthread_create(&q->hb_thread, NULL, hb_main, q) != 0) {
+    pthread_mutex_destroy(&q->hb_mu);
+    pthread_cond_destroy(&q->hb_cv);
+    return KK_ESTORE;
+  }
+  q->hb_started = 1;
   kk_info(LOGCTX, "node %lld (%s): lease %lld ms", (long long)q->node_id, q->node_name,
           (long long)q->lease_ms);
   return 0;
+}
+
+void pgn_stop(struct pg_store *q) {
+  if (q->hb_started) {
+    pthread_mutex_lock(&q->hb_mu);
+    q->hb_stop = 1;
+    pthread_cond_signal(&q->hb_cv);
+    pthread_mutex_unlock(&q->hb_mu);
+    pthread_join(q->hb_thread, NULL);
+    pthread_mutex_destroy(&q->hb_mu);
+    pthread_cond_destroy(&q->hb_cv);
+    q->hb_started = 0;
+  }
+  pg_conn_close(&q->hb);
 }
 
 void pgn_close(struct pg_store *q) {
@@ -159,36 +239,21 @@ static int had_peer(const struct pg_store *q, int64_t id) {
   return 0;
 }
 
-/* Renews the lease, says whether the node's own lease had ended, and finds
-   the nodes that died since the last beat (their work is taken over). */
+/* Finds the nodes that died since the last look (their work is taken
+   over); the node's own lease is the heartbeat thread's. */
 static int beat(struct store *s) {
   struct pg_store *q = PG(s);
-  struct pg_params p = {0};
-  pg_p_int(&p, q->node_id);
-  pg_p_int(&p, q->lease_ms);
   int rc;
-  /* the SELECT sees the rows as they were before the UPDATE: this node's
-     old lease too */
   PGresult *r = pg_query(&q->w,
-                         "WITH me AS (UPDATE nodes SET heartbeat_at=" PG_NOW_MS ","
-                         " lease_until=" PG_NOW_MS "+$2::bigint WHERE id=$1::bigint RETURNING id)"
-                         " SELECT id,(lease_until>" PG_NOW_MS ")::int,"
-                         PG_NOW_MS "-lease_until,(SELECT count(*) FROM me) FROM nodes ORDER BY id",
-                         &p, &rc);
+                         "SELECT id,(lease_until>" PG_NOW_MS ")::int FROM nodes ORDER BY id",
+                         NULL, &rc);
   if (r == NULL) return KK_ESTORE;
-  int found = 0, died = 0, dead_rows = 0, npeers = 0;
+  int died = 0, dead_rows = 0, npeers = 0;
   int64_t peers[PG_PEERS_MAX];
   for (int i = 0; i < PQntuples(r); i++) {
     int64_t id = pg_int(r, i, 0);
     int alive = (int)pg_int(r, i, 1);
-    if (pg_int(r, i, 3) > 0) found = 1;
-    if (id == q->node_id) {
-      if (!alive)
-        kk_error(LOGCTX, "node %lld: its lease had ended %lld ms ago (no heartbeat); work other"
-                 " nodes took over meanwhile is theirs", (long long)id,
-                 (long long)pg_int(r, i, 2));
-      continue;
-    }
+    if (id == q->node_id) continue;
     if (alive && npeers < PG_PEERS_MAX) peers[npeers++] = id;
     if (!alive) dead_rows++;
     if (!alive && had_peer(q, id)) died = 1;
@@ -202,11 +267,6 @@ static int beat(struct store *s) {
   }
   memcpy(q->peers, peers, (size_t)npeers * sizeof *peers);
   q->npeers = npeers;
-  if (!found) {
-    kk_error(LOGCTX, "node %lld: its row was gone (taken for dead); it is made again",
-             (long long)q->node_id);
-    if (node_insert(q, q->node_id) != 0) return KK_ESTORE;
-  }
   if (died) kk_warnx(LOGCTX, "node %lld: a node's lease ended", (long long)q->node_id);
   q->beats++;
   int periodic = q->beats % SWEEP_EVERY == 0;

@@ -40,7 +40,7 @@ export async function startNodes(t, n, { args = [], bin = nodesBin() } = {}) {
   let adminKey;
   for (let i = 1; i <= n; i++) {
     const name = `n${i}`;
-    const k = new Kaskad({ bin, adminKey, args: ['--node_id', name, '--rate_key', '0', '--rate_account', '0', ...args] });
+    const k = new Kaskad({ bin, adminKey, args: ['--node_id', name, '--rate_key', '0', '--rate_account', '0', '--max_conns_per_ip', '0', ...args] });
     adminKey = k.adminKey;
     k.storeDb = db;
     k.name = name;
