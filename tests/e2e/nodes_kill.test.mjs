@@ -140,14 +140,15 @@ test('a node killed under load: its work is taken over, nothing acknowledged is 
     t.diagnostic(`lease ${LEASE_S} s; node 3 held ${heldAtKill} unsent steps (SMS and channel attempts) when killed; taken over ${took} ms after the kill`);
 
     // Every acknowledged message reaches a final state. Receipts the SMSC
-    // sent on the dead node's session are sent again on another, as an SMSC
-    // does with receipts nobody acknowledged.
+    // sent on the dead node's session, or that a node answered with an
+    // error, are sent again (on another session), as an SMSC does with
+    // receipts nobody acknowledged.
     const resent = new Set();
     const redeliver = () => {
       for (const rec of smsc.receipts.slice()) {
-        if (rec.status !== null || resent.has(rec.messageId)) continue;
+        if (rec.status === 0 || resent.has(rec.messageId)) continue;
         const sub = smsc.submits.find((x) => x.message_id === rec.messageId);
-        if (!sub || !sub.session.kk.closed) continue;
+        if (!sub || (rec.status === null && !sub.session.kk.closed)) continue;
         resent.add(rec.messageId);
         smsc.sendReceipt(sub).catch(() => {});
       }

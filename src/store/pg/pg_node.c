@@ -40,7 +40,7 @@
 
 #define LOGCTX "store"
 #define SWEEP_MAX 5000          /* rows of one kind taken over per beat */
-#define SWEEP_EVERY 10          /* beats between looks for rows of dead nodes */
+#define SWEEP_EVERY 5           /* beats between looks for rows of dead nodes */
 #define FORGET_DEAD_MS 60000    /* a dead node's row is removed this long after */
 
 static double mono_ms(void) {

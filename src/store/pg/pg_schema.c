@@ -290,7 +290,14 @@ static const char *const migrations[] = {
     " EXECUTE FUNCTION kaskad_claim_due();"
     "CREATE TRIGGER attempts_due_claim BEFORE UPDATE OF due_at ON attempts FOR EACH ROW"
     " WHEN (NEW.due_at IS NOT NULL AND NEW.due_at IS DISTINCT FROM OLD.due_at)"
-    " EXECUTE FUNCTION kaskad_claim_due();",
+    " EXECUTE FUNCTION kaskad_claim_due();"
+    /* so does a step deadline it sets (its cascade arms a timer for it) */
+    "CREATE FUNCTION kaskad_claim_wait() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN NEW.wait_claimed_by := NULLIF(current_setting('kaskad.node',true),'')::bigint;"
+    " RETURN NEW; END $$;"
+    "CREATE TRIGGER messages_wait_claim BEFORE UPDATE OF wait_until ON messages FOR EACH ROW"
+    " WHEN (NEW.wait_until IS NOT NULL AND NEW.wait_until IS DISTINCT FROM OLD.wait_until)"
+    " EXECUTE FUNCTION kaskad_claim_wait();",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
