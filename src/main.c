@@ -426,8 +426,19 @@ int main(int argc, char **argv) {
   /* store: SQLite in the data folder (empty, "sqlite") or a PostgreSQL URL */
   const char *store_url = kk_cfg_get(&d.cfg, KK_CFG_store);
   if (!*store_url || strcmp(store_url, "sqlite") == 0) store_url = NULL;
+  long long node_lease = 0;
+  if (parse_ms(&d.cfg, KK_CFG_node_lease, &node_lease)) return 2;
+  /* the node's name: node_id, else this host's name and HTTP port */
+  char node_name[300];
+  snprintf(node_name, sizeof node_name, "%s", kk_cfg_get(&d.cfg, KK_CFG_node_id));
+  if (!node_name[0]) {
+    char hn[200] = "localhost";
+    gethostname(hn, sizeof hn - 1);
+    snprintf(node_name, sizeof node_name, "%s:%d", hn, port);
+  }
   struct store_opts sopts = {.dir = dir, .synchronous_full = strcmp(sync, "full") == 0,
-                             .store_url = store_url};
+                             .store_url = store_url, .node_name = node_name,
+                             .node_lease_ms = node_lease};
   if (store_open(d.loop, &sopts, &d.store) != 0) return 1;
   d.dispatch = dispatch_new(d.loop, d.store, &dopts);
   if (load_file_routes(&d) != 0) return 2;

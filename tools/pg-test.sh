@@ -5,6 +5,9 @@
 #                             server on a free port of 127.0.0.1, creates the
 #                             database kaskad and prints its URL
 #   tools/pg-test.sh stop     stops that cluster and removes its folder
+#   tools/pg-test.sh pause    stops its server, keeping the folder (the tests
+#                             of PostgreSQL going away under load)
+#   tools/pg-test.sh resume   starts the paused server again on its port
 # The folder is remembered in $KASKAD_PG_STATE (default build/pg-test.dir).
 # Run as root, the server runs as the user postgres (or nobody), which owns
 # the folder: PostgreSQL refuses to run as root. Authentication is "trust" on
@@ -62,7 +65,7 @@ start() {
   fi
   as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres kaskad
   mkdir -p "$(dirname "$state")"
-  printf '%s\n%s\n%s\n' "$dir" "$owner" "$bin" >"$state"
+  printf '%s\n%s\n%s\n%s\n' "$dir" "$owner" "$bin" "$port" >"$state"
   echo "postgresql://postgres@127.0.0.1:$port/kaskad"
 }
 
@@ -75,8 +78,27 @@ stop() {
   rm -f "$state"
 }
 
+pause() {
+  [ -f "$state" ] || { echo "pg-test: no cluster started ($state missing)" >&2; return 1; }
+  local dir bin
+  { read -r dir; read -r owner; read -r bin; } <"$state"
+  as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+}
+
+resume() {
+  [ -f "$state" ] || { echo "pg-test: no cluster started ($state missing)" >&2; return 1; }
+  local dir bin port
+  { read -r dir; read -r owner; read -r bin; read -r port; } <"$state"
+  [ -n "$port" ] || { echo "pg-test: the cluster's port is not known" >&2; return 1; }
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+    start >/dev/null
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  pause) pause ;;
+  resume) resume ;;
+  *) echo "usage: $0 start|stop|pause|resume" >&2; exit 2 ;;
 esac

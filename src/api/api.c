@@ -452,6 +452,7 @@ static const struct api_route routes[] = {
     {{"PUT", "/v1/routes/{name}"}, API_OPERATOR, api_route_put, NULL},
     {{"DELETE", "/v1/routes/{name}"}, API_OPERATOR, api_route_delete, NULL},
     {{"*", "/v1/routes/*"}, API_OPERATOR, api_not_found, NULL},
+    {{"GET", "/v1/nodes"}, API_OPERATOR, api_nodes_list, NULL},
     {{"GET", "/v1/channels"}, API_KEYED, api_channels_list, api_channel_check},
     {{"GET", "/v1/channels/{channel}"}, API_KEYED, api_channel_get, api_channel_check},
     {{"PUT", "/v1/channels/{channel}"}, API_KEYED, api_channel_put, api_channel_check},

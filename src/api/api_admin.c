@@ -11,6 +11,7 @@
  *   PUT   /v1/routes/{name}          route settings       -> route with live state
  *   GET   /v1/routes[/{name}], DELETE /v1/routes/{name}
  *   GET   /v1/account                (account key)        -> own account
+ *   GET   /v1/nodes                                     -> the nodes and their work
  *
  * Handlers validate into the request's arena and make the context a store
  * callback answers from (a heap copy) only once the request goes to the
@@ -314,4 +315,44 @@ void api_route_put(struct api_call *call) {
   char *text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
   store_route_put(call->a->store, name, text, on_route_saved, c);
   free(text);
+}
+
+/* ---- nodes -------------------------------------------------------------------- */
+
+/* A listing being read in the store's pool (freed by on_nodes, which answers). */
+struct nodes_ctx {
+  struct http_req *req;
+  struct store_node rows[STORE_NODES_MAX];
+  int n;
+};
+
+static void on_nodes(void *arg, int rc) {
+  struct nodes_ctx *c = arg;
+  if (rc != 0) {
+    api_error(c->req, 503, "store_unavailable", NULL, "cannot read the nodes now");
+    free(c);
+    return;
+  }
+  json_t *arr = json_array();
+  for (int i = 0; i < c->n; i++) {
+    const struct store_node *n = &c->rows[i];
+    char started[32], beat[32], id[24];
+    api_time(n->started_at, started);
+    api_time(n->heartbeat_at, beat);
+    snprintf(id, sizeof id, "%lld", (long long)n->id);
+    json_array_append_new(
+        arr, json_pack("{s:s, s:s, s:s, s:s, s:b, s:{s:I, s:I, s:I, s:I}}", "id", id, "name",
+                       n->name, "started_at", started, "heartbeat_at", beat, "alive", n->alive,
+                       "holds", "messages", (json_int_t)n->messages, "attempts",
+                       (json_int_t)n->attempts, "waits", (json_int_t)n->waits, "outbox",
+                       (json_int_t)n->outbox));
+  }
+  api_json(c->req, 200, json_pack("{s:o}", "nodes", arr), NULL);
+  free(c);
+}
+
+void api_nodes_list(struct api_call *call) {
+  struct nodes_ctx *c = kk_xcalloc(1, sizeof *c);
+  c->req = call->req;
+  store_nodes_list(call->a->store, c->rows, &c->n, on_nodes, c);
 }

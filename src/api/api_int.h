@@ -238,6 +238,8 @@ void api_routes_list(struct api_call *c);
 void api_route_get(struct api_call *c);
 void api_route_put(struct api_call *c);
 void api_route_delete(struct api_call *c);
+/* GET /v1/nodes (operator): the nodes of the store and the work each holds. */
+void api_nodes_list(struct api_call *c);
 void api_metrics(struct api *a, struct kk_buf *out);
 
 /* Contact bases (api_contacts.c, api_contacts_io.c). */

@@ -16,6 +16,8 @@
   X(config, "kaskad.conf", "configuration file (read if present)")                \
   X(data, "var", "data folder (the SQLite database lives here; its lock and other files in any case)") \
   X(store, "", "the store: empty or sqlite (in data), or postgresql://user:pass@host/db") \
+  X(node_id, "", "this node's name in GET /v1/nodes (default: host name and HTTP port)") \
+  X(node_lease, "10s", "PostgreSQL: a node whose heartbeat is older than this is dead and others take over its work") \
   X(http, "127.0.0.1:8080", "HTTP API listen address")                            \
   X(http_timeout, "10s", "a request must arrive whole within this; idle connections close after it") \
   X(public_url, "", "public base URL (default http:// + the HTTP address)")       \

@@ -45,6 +45,9 @@ struct store_opts {
   const char *store_url;    /* NULL: SQLite in dir; "postgresql://user:pass@host/db"
                                (or "postgres://"): PostgreSQL (in progress: every read;
                                the configuration's writes) */
+  const char *node_name;    /* this node in the nodes list (NULL: host:pid) */
+  int64_t node_lease_ms;    /* PostgreSQL: a node silent this long is dead and
+                               its work is taken over; default 10000 */
 };
 
 /*
@@ -128,6 +131,23 @@ void store_key_add(struct store *s, int64_t account_id, const uint8_t hash[32],
 int store_keys_each(struct store *s,
                     void (*fn)(void *arg, const uint8_t hash[32], int64_t account_id),
                     void *arg);
+
+/* A kaskad process of the database (SQLite: this one) and the due work it
+   holds: messages whose SMS is due, channel attempts due, step deadlines,
+   callbacks waiting. */
+struct store_node {
+  int64_t id;
+  char name[128];
+  int64_t started_at, heartbeat_at;   /* ms since the epoch */
+  int alive;                /* its heartbeat is within its lease */
+  int64_t messages, attempts, waits, outbox;
+};
+#define STORE_NODES_MAX 64
+/* The nodes, oldest first (at most STORE_NODES_MAX into out, *n of them),
+   read on a pool thread; then done(arg, rc) on the loop thread (0 or
+   KK_ESTORE). out and n are borrowed until done. */
+void store_nodes_list(struct store *s, struct store_node *out, int *n, store_done_cb done,
+                      void *arg);
 
 /* Calls fn for every key of an account, active or revoked (revoked_at 0:
    active), oldest first, on a pool thread; then done(arg, rc) on the loop

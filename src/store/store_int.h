@@ -250,6 +250,8 @@ struct store_reads {
                      void (*fn)(void *arg, int64_t account_id, const char *channel,
                                 int64_t price),
                      void *arg);
+  /* Pool thread: the nodes and the work each holds (store_nodes_list). */
+  int (*nodes)(struct store *s, void *rd, struct store_node *out, int max, int *n);
   /* What the store holds in memory (store_cache.h), read once at open: every
      account, and every named cascade of every account. 0 or KK_ESTORE. */
   int (*accounts_each)(struct store *s, void (*fn)(void *arg, const struct store_account *a),
@@ -338,6 +340,10 @@ struct store_backend {
   /* Inside the batch's transaction, before its commit: housekeeping that
      rides along (mono_ms: the batch's start, monotonic). */
   void (*before_commit)(struct store *s, double mono_ms);
+  /* An idle writer commits an empty batch (running before_commit) every
+     idle_ms, so that what rides along goes on without work (a node's
+     heartbeat); 0: it sleeps until work comes. */
+  long idle_ms;
   /* A rollback undid what the backend's writer state knew. */
   void (*undone)(struct store *s);
   /* mu held, after each batch: copies the backend's counters into
@@ -409,6 +415,9 @@ struct store {
   struct store_cache *cache;
   /* templates held in memory (store_tpl.c), loop thread */
   struct store_tpls *tpls;
+  /* this node (store_nodes_list on a store of one node) */
+  char node_name[128];
+  int64_t started_at;
   /* reads off the loop (store_pool.c); NULL until the first */
   struct store_pool *pool;
 };

@@ -238,6 +238,37 @@ static int fail_queued(struct store *s) {
   return n;
 }
 
+/* Writer, mu held, idle: an empty batch, for what rides along with every
+   commit (be->idle_ms); its notes go to the loop. A failure counts as one of
+   a batch (the degraded state and its probes follow). */
+static void writer_idle(struct store *s) {
+  pthread_mutex_unlock(&s->mu);
+  const struct store_backend *be = s->be;
+  be->fault_clear(s);
+  int fault = STORE_FAULT_NONE;
+  int rc = be->begin(s);
+  if (rc == 0) {
+    be->before_commit(s, mono_ms());
+    rc = be->commit(s);
+  }
+  if (rc != 0) {
+    fault = be->fault(s);
+    be->rollback(s);
+    be->undone(s);
+  }
+  notes_commit(s, rc == 0);
+  pthread_mutex_lock(&s->mu);
+  if (fault == STORE_FAULT_BUSY || fault == STORE_FAULT_IO) {
+    if (!s->degraded) kk_error(LOGCTX, "the database cannot be written (%s)",
+                               fault == STORE_FAULT_BUSY ? "it is locked" : "I/O error");
+    s->degraded = 1;
+  }
+  int notes = s->nl > 0;
+  pthread_mutex_unlock(&s->mu);
+  if (notes) uv_async_send(&s->async);
+  pthread_mutex_lock(&s->mu);
+}
+
 static void *writer_main(void *arg) {
   struct store *s = arg;
   double last_commit = 0;
@@ -246,6 +277,11 @@ static void *writer_main(void *arg) {
   for (;;) {
     s->w_wait = W_ANY;
     while (s->q_head == NULL && !s->stop) {
+      if (!s->degraded && s->be->idle_ms > 0) {
+        writer_pause(s, s->be->idle_ms, 1);
+        if (s->q_head == NULL && !s->stop && !s->final) writer_idle(s);
+        continue;
+      }
       if (!s->degraded) {
         pthread_cond_wait(&s->cv, &s->mu);
         continue;
@@ -444,6 +480,8 @@ int store_open_with(uv_loop_t *loop, const struct store_opts *opts,
     return KK_ESTORE;
   }
   s->loop = loop;
+  snprintf(s->node_name, sizeof s->node_name, "%s", opts->node_name ? opts->node_name : "");
+  s->started_at = store_now_ms();
   s->max_batch = opts->max_batch > 0 ? opts->max_batch : 4096;
   s->q_tail = &s->q_head;
   s->done_tail = &s->done_head;

@@ -28,6 +28,7 @@ struct env {
   struct tmp_store st[2];   /* two stores (nodes) on the same database */
   int nst;
   PGconn *sql;              /* the test's own connection */
+  int64_t lease_ms;         /* the nodes' lease (0: the default) */
 };
 
 static void need_pg(void) {
@@ -35,20 +36,23 @@ static void need_pg(void) {
 }
 
 static void env_store(struct env *e) {
-  struct store_opts o = {.store_url = e->db.url};
+  struct store_opts o = {.store_url = e->db.url, .node_lease_ms = e->lease_ms};
   ASSERT_EQ(tmp_store_open(&e->st[e->nst], "pgstore", &o), 0);
   e->nst++;
 }
 
-static void env_open(struct env *e, int nstores) {
+static void env_open_lease(struct env *e, int nstores, int64_t lease_ms) {
   need_pg();
   kk_log_level = KK_LOG_ERROR;
   memset(e, 0, sizeof *e);
+  e->lease_ms = lease_ms;
   ASSERT_EQ(tmp_pg_new(&e->db), 0);
   for (int i = 0; i < nstores; i++) env_store(e);
   e->sql = tmp_pg_connect(&e->db);
   ASSERT(e->sql != NULL);
 }
+
+static void env_open(struct env *e, int nstores) { env_open_lease(e, nstores, 0); }
 
 static void env_close(struct env *e) {
   for (int i = 0; i < e->nst; i++) ASSERT_EQ(tmp_store_close(&e->st[i]), 0);
@@ -105,14 +109,12 @@ static void submit_call(struct env *e, int i, struct call *c) {
 KK_TEST(store_pg_opens_and_migrates_twice) {
   struct env e;
   env_open(&e, 2);   /* the second finds the schema made by the first */
-  ASSERT_EQ(sql_int(&e, "SELECT MAX(version) FROM schema_version"), 5);
+  ASSERT_EQ(sql_int(&e, "SELECT MAX(version) FROM schema_version"), 6);
   ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM nodes"), 2);
-  /* a node's heartbeat moves with its commits, about once a second */
-  struct timespec ts = {1, 100 * 1000000L};
+  /* a node's heartbeat moves about once a second, idle as it is */
+  struct timespec ts = {2, 500 * 1000000L};
   nanosleep(&ts, NULL);
-  store_route_put(e.st[0].store, "r", "{}", tmp_store_done, &e.st[0]);
-  ASSERT_EQ(wait_store(&e, 0, 1), 0);
-  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM nodes WHERE heartbeat_at>=started_at+1000"), 1);
+  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM nodes WHERE heartbeat_at>=started_at+1000"), 2);
   /* commits are durable when they return */
   PGresult *r = tmp_pg_exec(PG(e.st[0].store)->r.db, "SHOW synchronous_commit");
   ASSERT(r != NULL);
@@ -123,7 +125,7 @@ KK_TEST(store_pg_opens_and_migrates_twice) {
   ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM nodes"), 1);
   struct store_opts o = {.store_url = e.db.url};
   ASSERT_EQ(tmp_store_db_open(&e.st[0], &o), 0);
-  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM schema_version"), 5);
+  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM schema_version"), 6);
   ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM nodes"), 2);
   /* a schema newer than this kaskad knows is refused */
   sql_do(&e, "INSERT INTO schema_version(version) VALUES(99)");
@@ -496,39 +498,95 @@ KK_TEST(store_pg_claims_grant_each_row_to_one_store) {
   }
   ASSERT_EQ(sql_int(&e, "SELECT COUNT(DISTINCT claimed_by) FROM messages"), 2);
   ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM messages WHERE claimed_by IS NULL"), 0);
-  /* a store that closes hands its rows back at once */
+  /* a store that closes hands its rows back at once: its row goes, and a
+     holder without a row is dead */
   tmp_store_db_close(&e.st[0]);
-  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM messages WHERE claimed_by IS NULL"), 30);
+  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM nodes"), 1);
+  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM messages WHERE claimed_by NOT IN"
+                        " (SELECT id FROM nodes)"), 30);
   env_close(&e);
 }
 
-KK_TEST(store_pg_claim_expired_lease_is_granted_again) {
+/* A call that sleeps inside the writer's batch: its node does not beat. */
+static int stall(struct store *s, struct call *c) {
+  (void)s;
+  struct timespec ts = {c->hold_ms / 1000, (long)(c->hold_ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+  return 0;
+}
+
+/* Runs store i's loop for ms (its notes are delivered, its writer idles). */
+static void run_ms(struct env *e, int i, int ms) {
+  int never = 0;
+  tmp_store_run_until(&e->st[i], &never, 1, ms);
+}
+
+KK_TEST(store_pg_claims_last_while_the_node_beats_then_are_taken_over) {
   struct env e;
-  env_open(&e, 2);
+  env_open_lease(&e, 2, 3000);
   add_due_messages(&e, 5);
-  static struct call a, b, b2;
-  claim_call(&a, 1, 5, 300, 0);
+  static struct call a, b, b2, hold;
+  /* a claim's lease_ms does not end a live node's claim: its heartbeat
+     renews it, idle as it is */
+  claim_call(&a, 1, 5, 100, 0);
   submit_call(&e, 0, &a);
   ASSERT_EQ(wait_store(&e, 0, 1), 0);
   for (int i = 0; i < 5; i++) ASSERT_EQ(a.granted[i], 1);
-  /* the holder claims its rows again: granted, the lease renewed */
-  static struct call renew;
-  claim_call(&renew, 1, 5, 300, 0);
-  submit_call(&e, 0, &renew);
-  ASSERT_EQ(wait_store(&e, 0, 2), 0);
-  for (int i = 0; i < 5; i++) ASSERT_EQ(renew.granted[i], 1);
+  run_ms(&e, 0, 4000);
   claim_call(&b, 1, 5, 60000, 0);
   submit_call(&e, 1, &b);
   ASSERT_EQ(wait_store(&e, 1, 1), 0);
-  for (int i = 0; i < 5; i++) ASSERT_EQ(b.granted[i], 0);   /* a's lease holds */
-  struct timespec ts = {0, 500 * 1000000L};
-  nanosleep(&ts, NULL);
+  for (int i = 0; i < 5; i++) ASSERT_EQ(b.granted[i], 0);   /* a's node lives */
+  ASSERT(sql_int(&e, "SELECT COUNT(*) FROM nodes WHERE lease_until>"
+                     "(EXTRACT(EPOCH FROM clock_timestamp())*1000)::bigint") == 2);
+  /* a writer stalled longer than the lease does not end it: the heartbeat
+     has a thread of its own */
+  memset(&hold, 0, sizeof hold);
+  hold.fn = stall;
+  hold.hold_ms = 4000;
+  submit_call(&e, 0, &hold);
+  run_ms(&e, 1, 4000);
+  ASSERT_EQ(wait_store(&e, 0, 2), 0);
+  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM nodes WHERE lease_until>"
+                        "(EXTRACT(EPOCH FROM clock_timestamp())*1000)::bigint"), 2);
+  /* node 0's heartbeat stops (as when its process dies): node 1 sees its
+     lease end, takes its SMS over (a note to its dispatcher) and its claims
+     are granted */
+  pgn_stop(PG(e.st[0].store));
+  run_ms(&e, 1, 5500);
+  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM messages WHERE claimed_by="
+                        "(SELECT MAX(id) FROM nodes)"), 5);
   claim_call(&b2, 1, 5, 60000, 0);
   submit_call(&e, 1, &b2);
   ASSERT_EQ(wait_store(&e, 1, 2), 0);
-  for (int i = 0; i < 5; i++) ASSERT_EQ(b2.granted[i], 1);  /* ended: taken over */
-  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM messages WHERE lease_until>"
-                        "(EXTRACT(EPOCH FROM clock_timestamp())*1000)::bigint+30000"), 5);
+  for (int i = 0; i < 5; i++) ASSERT_EQ(b2.granted[i], 1);
+  env_close(&e);
+}
+
+/* The rows a node's writer adds are that node's from the start: no other
+   node's claim takes them while it lives. */
+static int add_rows(struct store *s, struct call *c) {
+  (void)c;
+  return pg_cmd(&PG(s)->w,
+                "INSERT INTO messages(id,public_id,account_id,to_number,body,class,encoding,"
+                "segments,status,created_at,expires_at,updated_at,due_at) VALUES"
+                " (7,'m7',1,'1','x','service','gsm7',1,'queued',1,2,1,1)", NULL);
+}
+
+KK_TEST(store_pg_rows_a_node_writes_are_its_own) {
+  struct env e;
+  env_open(&e, 2);
+  static struct call w, b;
+  memset(&w, 0, sizeof w);
+  w.fn = add_rows;
+  submit_call(&e, 0, &w);
+  ASSERT_EQ(wait_store(&e, 0, 1), 0);
+  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM messages WHERE claimed_by=(SELECT MIN(id)"
+                        " FROM nodes) AND wait_claimed_by=claimed_by"), 1);
+  claim_call(&b, 7, 7, 60000, 0);
+  submit_call(&e, 1, &b);
+  ASSERT_EQ(wait_store(&e, 1, 1), 0);
+  ASSERT_EQ(b.granted[0], 0);
   env_close(&e);
 }
 

@@ -5,8 +5,9 @@
  * test here is reported not run) and into a SQLite store, and each read of
  * struct store_reads is asked the same questions of both: one message, the
  * listings with their pages and examination bounds, campaign reports,
- * replies, and the due work the claims hand out. Rows another node holds
- * under a lease are left out of the reads of due work.
+ * replies, and the due work the claims hand out. Rows another live node
+ * holds (999999 here) are left out of the reads of due work; a dead node's
+ * (999998, its lease ended) are not.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -32,6 +33,8 @@ struct both {
   void *rd[2];              /* a pool reader of each */
 };
 
+static void pg_do(struct both *b, const char *sql);
+
 static void both_open(struct both *b) {
   kk_test_need_pg();
   kk_log_level = KK_LOG_ERROR;
@@ -42,6 +45,8 @@ static void both_open(struct both *b) {
   ASSERT_EQ(tmp_store_open(&b->st[1], "sqread", NULL), 0);
   b->pg = tmp_pg_connect(&b->db);
   ASSERT(b->pg != NULL);
+  pg_do(b, "INSERT INTO nodes(id,name,started_at,heartbeat_at,lease_until) VALUES"
+           " (999999,'live',1,1," PG_NOW_MS "+600000),(999998,'dead',1,1,1)");
   char path[TMP_STORE_DIR_MAX + 16];
   snprintf(path, sizeof path, "%s/kaskad.db", b->st[1].dir);
   ASSERT_EQ(sqlite3_open(path, &b->lite), SQLITE_OK);
@@ -378,10 +383,9 @@ KK_TEST(store_pg_sms_due_answers_as_sqlite) {
     total += n[0];
   }
   ASSERT_EQ(total, 20);
-  /* a row another node holds under a live lease is left out; its lease
-     ended, it is back */
-  pg_do(&b, "UPDATE messages SET claimed_by=999999, lease_until=" PG_NOW_MS "+60000 WHERE id=1;"
-            "UPDATE messages SET claimed_by=999999, lease_until=" PG_NOW_MS "-1 WHERE id=2");
+  /* a row another live node holds is left out; a dead node's is back */
+  pg_do(&b, "UPDATE messages SET claimed_by=999999 WHERE id=1;"
+            "UPDATE messages SET claimed_by=999998 WHERE id=2");
   struct store_due d[4];
   int n;
   ASSERT_EQ(pgs(&b)->be->read.sms_due(pgs(&b), 0, d, 2, &n), 0);
@@ -472,9 +476,8 @@ KK_TEST(store_pg_chan_and_wait_due_answer_as_sqlite) {
   }
   ASSERT_EQ(at[0], 4242);
   /* deadlines and attempts another node holds are left out */
-  pg_do(&b, "UPDATE messages SET wait_claimed_by=999999, wait_lease_until=" PG_NOW_MS "+60000"
-            " WHERE id=1;"
-            "UPDATE attempts SET claimed_by=999999, lease_until=" PG_NOW_MS "+60000");
+  pg_do(&b, "UPDATE messages SET wait_claimed_by=999999 WHERE id=1;"
+            "UPDATE attempts SET claimed_by=999999");
   struct store *s = pgs(&b);
   ASSERT_EQ(s->be->read.wait_due(s, 9009, w[0], 8, &n[0]), 0);
   ASSERT_EQ(n[0], 4);
@@ -550,7 +553,7 @@ KK_TEST(store_pg_outbox_due_answers_as_sqlite) {
     }
   }
   /* a row another node holds is left out */
-  pg_do(&b, "UPDATE outbox SET claimed_by=999999, lease_until=" PG_NOW_MS "+60000 WHERE id=6");
+  pg_do(&b, "UPDATE outbox SET claimed_by=999999 WHERE id=6");
   struct store_outbox o[4];
   int n;
   ASSERT_EQ(pgs(&b)->be->read.outbox_due(pgs(&b), 3, 1000, o, 4, &n), 0);
@@ -569,9 +572,8 @@ KK_TEST(store_pg_claims_on_the_loop_thread_mark_rows_as_this_nodes) {
   both_open(&b);
   for (int64_t id = 1; id <= 6; id++)
     add_msg(&b, id, 1, "79001111111", "accepted", NULL, 5000 + id, id <= 3 ? 9000 + id : 0);
-  pg_do(&b, "UPDATE messages SET claimed_by=999999, lease_until=" PG_NOW_MS "+60000 WHERE id=2;"
-            "UPDATE messages SET wait_claimed_by=999999, wait_lease_until=" PG_NOW_MS "+60000"
-            " WHERE id=3");
+  pg_do(&b, "UPDATE messages SET claimed_by=999999 WHERE id=2;"
+            "UPDATE messages SET wait_claimed_by=999999 WHERE id=3");
   struct store *s = pgs(&b);
   int64_t node = PG(s)->node_id, after = 0;
   struct store_due d[8];

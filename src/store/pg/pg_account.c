@@ -30,6 +30,18 @@ static void account_row(const PGresult *r, int row, struct store_account *out) {
   pg_copy(r, row, 8, out->countries, sizeof out->countries);
 }
 
+int pg_account_read(struct pg_conn *c, int64_t id, struct store_account *out) {
+  struct pg_params p = {0};
+  pg_p_int(&p, id);
+  int rc;
+  PGresult *r = pg_query(c, "SELECT " ACC_COLS " FROM accounts WHERE id=$1::bigint", &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  rc = PQntuples(r) > 0 ? 0 : KK_ENOENT;
+  if (rc == 0) account_row(r, 0, out);
+  PQclear(r);
+  return rc;
+}
+
 int pg_account_create(struct store *s, struct store_op *op) {
   struct store_account *a = op->data;
   struct pg_params p = {0};

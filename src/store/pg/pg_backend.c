@@ -7,8 +7,8 @@
  *
  * One writer thread owns the write connection (w) and group-commits the
  * queued operations; the loop thread reads through its own connection (r).
- * Each store is a node: a row in nodes, made at open, its heartbeat_at moved
- * by the writer about every second, removed at close (its claims released).
+ * Each store is a node (pg_node.c): a row in nodes, made at open, its
+ * lease renewed by the writer about every second, removed at close.
  * synchronous_commit is on: a commit returns once the server has made it
  * durable.
  */
@@ -84,17 +84,12 @@ static void pgb_fault_clear(struct store *s) {
   PG(s)->w.sqlstate[0] = '\0';
 }
 
-/* The node's heartbeat rides along with the work that is committing. */
+/* The node's heartbeat and the other nodes' news ride along with the work
+   that is committing (pg_node.c), then the notes' rows are read. */
 static void pgb_before_commit(struct store *s, double t_ms) {
-  struct pg_store *q = PG(s);
+  pgn_before_commit(s);
   /* the notes' rows and the expiry of early rows (pg_chan.c) */
   pgw_before_commit(s, t_ms);
-  if (t_ms < q->next_heartbeat) return;
-  q->next_heartbeat = t_ms + PG_HEARTBEAT_MS;
-  struct pg_params p = {0};
-  pg_p_int(&p, q->node_id);
-  if (pg_cmd(&q->w, "UPDATE nodes SET heartbeat_at=" PG_NOW_MS " WHERE id=$1::bigint", &p) != 0)
-    kk_error(LOGCTX, "heartbeat of node %lld failed", (long long)q->node_id);
 }
 
 static void pgb_undone(struct store *s) { pgw_undone(s); }
@@ -124,43 +119,37 @@ static int64_t pgb_new_id(struct store *s, enum store_id_kind kind) {
 
 /* Where each kind of due work is marked. */
 static const struct {
-  const char *table, *by, *until;
+  const char *table, *by;
 } claim_cols[] = {
-    [STORE_CLAIM_SMS] = {"messages", "claimed_by", "lease_until"},
-    [STORE_CLAIM_CHANNEL] = {"attempts", "claimed_by", "lease_until"},
-    [STORE_CLAIM_WAIT] = {"messages", "wait_claimed_by", "wait_lease_until"},
-    [STORE_CLAIM_OUTBOX] = {"outbox", "claimed_by", "lease_until"},
+    [STORE_CLAIM_SMS] = {"messages", "claimed_by"},
+    [STORE_CLAIM_CHANNEL] = {"attempts", "claimed_by"},
+    [STORE_CLAIM_WAIT] = {"messages", "wait_claimed_by"},
+    [STORE_CLAIM_OUTBOX] = {"outbox", "claimed_by"},
 };
 
-/* Marks the rows no other node holds (free, this node's, or a lease that
-   has ended) as this node's until now + lease_ms. Rows another transaction
-   has locked are skipped: that one is claiming or changing them. */
+/* Marks the rows no other live node holds (free, this node's, or a dead
+   node's) as this node's. Rows another transaction has locked are skipped:
+   that one is claiming or changing them. The claim lasts while the node
+   lives (pg_node.c); lease_ms is the longest a row may wait unsent before
+   another node may send it, which a live node's lease never ends. */
 static int pgb_claim(struct store *s, enum store_claim_kind kind, const int64_t *ids, int n,
                      int64_t lease_ms, unsigned char *granted) {
   struct pg_store *q = PG(s);
+  (void)lease_ms;
   if (n <= 0) return 0;
   memset(granted, 0, (size_t)n);
   if ((unsigned)kind >= sizeof claim_cols / sizeof claim_cols[0]) return KK_ESTORE;
-  /* the ids as one array parameter: "{1,2,3}" */
-  size_t cap = (size_t)n * 21 + 3, len = 0;
-  char *arr = kk_xmalloc(cap);   /* freed below */
-  arr[len++] = '{';
-  for (int i = 0; i < n; i++)
-    len += (size_t)snprintf(arr + len, cap - len, "%s%lld", i ? "," : "", (long long)ids[i]);
-  arr[len++] = '}';
-  arr[len] = '\0';
+  char *arr = pg_id_array(ids, n);   /* freed below */
   char sql[640];
   const char *t = claim_cols[kind].table, *by = claim_cols[kind].by;
-  const char *until = claim_cols[kind].until;
+  char free_for[200];
+  snprintf(free_for, sizeof free_for, PG_FREE_FOR("%s", "$1"), by, by, by);
   snprintf(sql, sizeof sql,
-           "UPDATE %s SET %s=$1::bigint, %s=" PG_NOW_MS "+$2::bigint"
-           " WHERE id IN (SELECT id FROM %s WHERE id=ANY($3::bigint[])"
-           " AND (%s IS NULL OR %s=$1::bigint OR %s<" PG_NOW_MS ")"
-           " FOR UPDATE SKIP LOCKED) RETURNING id",
-           t, by, until, t, by, by, until);
+           "UPDATE %s SET %s=$1::bigint WHERE id IN (SELECT id FROM %s"
+           " WHERE id=ANY($2::bigint[]) AND %s FOR UPDATE SKIP LOCKED) RETURNING id",
+           t, by, t, free_for);
   struct pg_params p = {0};
   pg_p_int(&p, q->node_id);
-  pg_p_int(&p, lease_ms);
   pg_p_text(&p, arr);
   /* the writer claims inside its batch; the loop thread on its own
      connection, each claim a transaction of its own */
@@ -180,6 +169,7 @@ static int pgb_claim(struct store *s, enum store_claim_kind kind, const int64_t 
 /* ---- open / close -------------------------------------------------------- */
 
 static void open_failed(struct pg_store *q) {
+  pgn_stop(q);
   pg_conn_close(&q->w);
   pg_conn_close(&q->r);
   free(q->url);
@@ -195,24 +185,12 @@ static int pgb_open(const struct store_opts *opts, struct store **out) {
     open_failed(q);
     return KK_ESTORE;
   }
-  char host[128] = "?", name[200];
-  gethostname(host, sizeof host - 1);
-  snprintf(name, sizeof name, "%s:%ld", host, (long)getpid());
-  struct pg_params p = {0};
-  pg_p_text(&p, name);
-  int rc;
-  PGresult *r = pg_query(&q->w,
-                         "INSERT INTO nodes(name,started_at,heartbeat_at)"
-                         " VALUES($1," PG_NOW_MS "," PG_NOW_MS ") RETURNING id",
-                         &p, &rc);
-  if (r == NULL) {
+  if (pgn_open(q, opts) != 0) {
     open_failed(q);
     return KK_ESTORE;
   }
-  q->node_id = pg_int(r, 0, 0);
-  PQclear(r);
-  kk_info(LOGCTX, "opened PostgreSQL database %s as node %lld (%s)", PQdb(q->w.db),
-          (long long)q->node_id, name);
+  kk_info(LOGCTX, "opened PostgreSQL database %s as node %lld", PQdb(q->w.db),
+          (long long)q->node_id);
   *out = &q->base;
   return 0;
 }
@@ -233,23 +211,12 @@ static void pgb_reader_close(struct store *s, void *rd) {
   free(rd);
 }
 
-/* After the writer has stopped: the node's claims go back to the others
-   (at once, not when their leases end) and its row goes. */
+/* After the writer has stopped: the node's row goes, and with it its
+   claims (pg_node.c). */
 static void pgb_close(struct store *s) {
   struct pg_store *q = PG(s);
-  if (q->w.db && pg_conn_ensure(&q->w) == 0) {
-    static const char *const release[] = {
-        "UPDATE messages SET claimed_by=NULL, lease_until=NULL WHERE claimed_by=$1::bigint",
-        ("UPDATE messages SET wait_claimed_by=NULL, wait_lease_until=NULL"
-         " WHERE wait_claimed_by=$1::bigint"),
-        "UPDATE attempts SET claimed_by=NULL, lease_until=NULL WHERE claimed_by=$1::bigint",
-        "UPDATE outbox SET claimed_by=NULL, lease_until=NULL WHERE claimed_by=$1::bigint",
-        "DELETE FROM nodes WHERE id=$1::bigint",
-    };
-    struct pg_params p = {0};
-    pg_p_int(&p, q->node_id);
-    for (size_t i = 0; i < sizeof release / sizeof release[0]; i++) pg_cmd(&q->w, release[i], &p);
-  }
+  pgn_stop(q);
+  if (q->w.db && pg_conn_ensure(&q->w) == 0) pgn_close(q);
   pg_conn_close(&q->w);
   pg_conn_close(&q->r);
   free(q->url);
@@ -272,6 +239,7 @@ const struct store_backend store_pg_backend = {
     .fault = pgb_fault,
     .fault_clear = pgb_fault_clear,
     .before_commit = pgb_before_commit,
+    .idle_ms = PG_IDLE_MS,
     .undone = pgb_undone,
     .publish = pgb_publish,
     .new_id = pgb_new_id,
@@ -314,6 +282,7 @@ const struct store_backend store_pg_backend = {
         {
             .keys_each = pg_keys_each,
             .keys_rows = pg_keys_rows,
+            .nodes = pg_nodes,
             .accounts_suspended = pg_accounts_suspended,
             .routes_each = pg_routes_each,
             .channels_each = pg_channels_each,

@@ -24,6 +24,7 @@
 
 /* ---- ids as one array parameter ----------------------------------------- */
 
+/* "{1,2,3}" of ids (malloc'd; the caller frees). */
 char *pg_id_array(const int64_t *ids, int n) {
   size_t cap = (size_t)n * 21 + 3, len = 0;
   char *arr = kk_xmalloc(cap);
@@ -36,42 +37,6 @@ char *pg_id_array(const int64_t *ids, int n) {
 }
 
 /* ---- the rows the notes carry ------------------------------------------------ */
-
-void pg_chan_row(const PGresult *r, int i, struct store_chan_due *d) {
-  memset(d, 0, sizeof *d);
-  d->attempt_id = pg_int(r, i, 0);
-  d->msg_id = pg_int(r, i, 1);
-  d->account_id = pg_int(r, i, 2);
-  d->scope = pg_int(r, i, 3);
-  pg_copy(r, i, 4, d->channel, sizeof d->channel);
-  pg_copy(r, i, 5, d->public_id, sizeof d->public_id);
-  pg_copy(r, i, 6, d->to, sizeof d->to);
-  pg_copy(r, i, 7, d->address, sizeof d->address);
-  pg_copy(r, i, 8, d->msg_class, sizeof d->msg_class);
-  d->text = kk_xstrdup(PQgetvalue(r, i, 9));
-  d->extra = kk_xstrdup(pg_text(r, i, 10) ? PQgetvalue(r, i, 10) : "{}");
-  d->tries = (int)pg_int(r, i, 11);
-  d->due_at = pg_int(r, i, 12);
-  d->expires_at = pg_int(r, i, 13);
-  d->created_at = pg_int(r, i, 14);
-  d->try_at = pg_int(r, i, 15);
-  d->wa_inbound_at = pg_int(r, i, 16);
-  d->chan = kk_chan_parse(d->channel);
-}
-
-void pg_due_row(const PGresult *r, int i, struct store_due *d) {
-  memset(d, 0, sizeof *d);
-  d->id = pg_int(r, i, 0);
-  d->attempt_id = pg_int(r, i, 1);
-  d->account_id = pg_int(r, i, 2);
-  pg_copy(r, i, 3, d->to, sizeof d->to);
-  pg_copy(r, i, 4, d->sender, sizeof d->sender);
-  pg_copy(r, i, 5, d->route, sizeof d->route);
-  d->text = kk_xstrdup(PQgetvalue(r, i, 6));
-  d->parts_done = (uint32_t)pg_int(r, i, 7);
-  d->due_at = pg_int(r, i, 8);
-  d->expires_at = pg_int(r, i, 9);
-}
 
 /* Whether note t wants a row: 1 a channel row, 2 an SMS row, 0 none. */
 static int wants_row(const struct store_note *t, int64_t now) {

@@ -7,9 +7,10 @@
  *
  * They answer as the SQLite backend's (sq_msg.c, sq_chan.c, sq_cascade.c,
  * sq_outbox.c), in the same order and over the same indexes, with one
- * difference that only several nodes see: a row another node holds under a
- * lease that has not ended is left out (its claim would not be granted),
- * so that it does not take the place of rows this node may have.
+ * difference that only several nodes see: a row another live node holds
+ * is left out (its claim would not be granted), so that it does not take
+ * the place of rows this node may have. The row readers here serve the
+ * notes' rows too (pg_chan.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,10 +23,43 @@
 
 #define LOGCTX "store"
 
-/* A row is free for node $N (named by the placeholder n) when no node
-   holds it, this node does, or the holder's lease has ended. */
-#define FREE_FOR(by, until, n)                                                  \
-  "(" by " IS NULL OR " by "=" n "::bigint OR " until "<" PG_NOW_MS ")"
+/* ---- the rows ----------------------------------------------------------------- */
+
+void pg_due_row(const PGresult *r, int i, struct store_due *d) {
+  memset(d, 0, sizeof *d);
+  d->id = pg_int(r, i, 0);
+  d->attempt_id = pg_int(r, i, 1);
+  d->account_id = pg_int(r, i, 2);
+  pg_copy(r, i, 3, d->to, sizeof d->to);
+  pg_copy(r, i, 4, d->sender, sizeof d->sender);
+  pg_copy(r, i, 5, d->route, sizeof d->route);
+  d->text = kk_xstrdup(PQgetvalue(r, i, 6));
+  d->parts_done = (uint32_t)pg_int(r, i, 7);
+  d->due_at = pg_int(r, i, 8);
+  d->expires_at = pg_int(r, i, 9);
+}
+
+void pg_chan_row(const PGresult *r, int i, struct store_chan_due *d) {
+  memset(d, 0, sizeof *d);
+  d->attempt_id = pg_int(r, i, 0);
+  d->msg_id = pg_int(r, i, 1);
+  d->account_id = pg_int(r, i, 2);
+  d->scope = pg_int(r, i, 3);
+  pg_copy(r, i, 4, d->channel, sizeof d->channel);
+  pg_copy(r, i, 5, d->public_id, sizeof d->public_id);
+  pg_copy(r, i, 6, d->to, sizeof d->to);
+  pg_copy(r, i, 7, d->address, sizeof d->address);
+  pg_copy(r, i, 8, d->msg_class, sizeof d->msg_class);
+  d->text = kk_xstrdup(PQgetvalue(r, i, 9));
+  d->extra = kk_xstrdup(pg_text(r, i, 10) ? PQgetvalue(r, i, 10) : "{}");
+  d->tries = (int)pg_int(r, i, 11);
+  d->due_at = pg_int(r, i, 12);
+  d->expires_at = pg_int(r, i, 13);
+  d->created_at = pg_int(r, i, 14);
+  d->try_at = pg_int(r, i, 15);
+  d->wa_inbound_at = pg_int(r, i, 16);
+  d->chan = kk_chan_parse(d->channel);
+}
 
 /* ---- SMS ------------------------------------------------------------------ */
 
@@ -38,29 +72,13 @@ int pg_sms_due(struct store *s, int64_t after_id, struct store_due *out, int max
   int rc;
   /* over messages_due, as SQLite's DUE_SCAN */
   PGresult *r = pg_read(&PG(s)->r,
-                        "SELECT m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"
-                        "m.body,a.parts_sent,m.due_at,m.expires_at FROM messages m"
-                        " JOIN attempts a ON a.id=m.attempt_id AND a.channel='sms'"
-                        " WHERE m.due_at IS NOT NULL AND m.id>$1::bigint"
-                        " AND " FREE_FOR("m.claimed_by", "m.lease_until", "$3")
+                        "SELECT " PG_DUE_COLS " WHERE m.due_at IS NOT NULL AND m.id>$1::bigint"
+                        " AND " PG_FREE_FOR("m.claimed_by", "$3")
                         " ORDER BY m.id LIMIT $2::int",
                         &p, &rc);
   if (r == NULL) return KK_ESTORE;
   int k = 0;
-  for (int i = 0; i < PQntuples(r) && k < max; i++) {
-    struct store_due *d = &out[k++];
-    memset(d, 0, sizeof *d);
-    d->id = pg_int(r, i, 0);
-    d->attempt_id = pg_int(r, i, 1);
-    d->account_id = pg_int(r, i, 2);
-    pg_copy(r, i, 3, d->to, sizeof d->to);
-    pg_copy(r, i, 4, d->sender, sizeof d->sender);
-    pg_copy(r, i, 5, d->route, sizeof d->route);
-    d->text = kk_xstrdup(PQgetvalue(r, i, 6));
-    d->parts_done = (uint32_t)pg_int(r, i, 7);
-    d->due_at = pg_int(r, i, 8);
-    d->expires_at = pg_int(r, i, 9);
-  }
+  for (int i = 0; i < PQntuples(r) && k < max; i++) pg_due_row(r, i, &out[k++]);
   PQclear(r);
   *n = k;
   return 0;
@@ -80,41 +98,17 @@ int pg_chan_due(struct store *s, int64_t now, int64_t *cursor_due, int64_t *curs
   int rc;
   /* over attempts_due (due_at, id), as SQLite's CHAN_DUE */
   PGresult *r = pg_read(&PG(s)->r,
-                        "SELECT a.id,a.message_id,m.account_id,a.scope,a.channel,"
-                        "m.public_id,m.to_number,a.address,m.class,m.body,m.extra,"
-                        "a.tries,a.due_at,m.expires_at,m.created_at,a.try_at,"
-                        "w.last_inbound FROM attempts a"
-                        " JOIN messages m ON m.id=a.message_id"
-                        " LEFT JOIN wa_windows w ON a.channel='whatsapp'"
-                        " AND w.scope=a.scope AND w.phone=m.to_number"
+                        "SELECT " PG_CHAN_COLS
                         " WHERE a.due_at IS NOT NULL AND a.due_at<=$1::bigint"
                         " AND (a.due_at,a.id)>($2::bigint,$3::bigint)"
-                        " AND " FREE_FOR("a.claimed_by", "a.lease_until", "$5")
+                        " AND " PG_FREE_FOR("a.claimed_by", "$5")
                         " ORDER BY a.due_at,a.id LIMIT $4::int",
                         &p, &rc);
   if (r == NULL) return KK_ESTORE;
   int k = 0;
   for (int i = 0; i < PQntuples(r) && k < max; i++) {
     struct store_chan_due *d = &out[k++];
-    memset(d, 0, sizeof *d);
-    d->attempt_id = pg_int(r, i, 0);
-    d->msg_id = pg_int(r, i, 1);
-    d->account_id = pg_int(r, i, 2);
-    d->scope = pg_int(r, i, 3);
-    pg_copy(r, i, 4, d->channel, sizeof d->channel);
-    pg_copy(r, i, 5, d->public_id, sizeof d->public_id);
-    pg_copy(r, i, 6, d->to, sizeof d->to);
-    pg_copy(r, i, 7, d->address, sizeof d->address);
-    pg_copy(r, i, 8, d->msg_class, sizeof d->msg_class);
-    d->text = kk_xstrdup(PQgetvalue(r, i, 9));
-    d->extra = kk_xstrdup(PQgetisnull(r, i, 10) ? "{}" : PQgetvalue(r, i, 10));
-    d->tries = (int)pg_int(r, i, 11);
-    d->due_at = pg_int(r, i, 12);
-    d->expires_at = pg_int(r, i, 13);
-    d->created_at = pg_int(r, i, 14);
-    d->try_at = pg_int(r, i, 15);
-    d->wa_inbound_at = pg_int(r, i, 16);
-    d->chan = kk_chan_parse(d->channel);
+    pg_chan_row(r, i, d);
     *cursor_due = d->due_at;
     *cursor_id = d->attempt_id;
   }
@@ -136,7 +130,7 @@ int pg_wait_due(struct store *s, int64_t now, struct store_wait_due *out, int ma
   PGresult *r = pg_read(&PG(s)->r,
                         "SELECT id,step,wait_until FROM messages WHERE wait_until IS NOT NULL"
                         " AND wait_until<=$1::bigint"
-                        " AND " FREE_FOR("wait_claimed_by", "wait_lease_until", "$3")
+                        " AND " PG_FREE_FOR("wait_claimed_by", "$3")
                         " ORDER BY wait_until LIMIT $2::int",
                         &p, &rc);
   if (r == NULL) return KK_ESTORE;
@@ -159,7 +153,7 @@ int64_t pg_wait_next(struct store *s) {
   int rc;
   PGresult *r = pg_read(&PG(s)->r,
                         "SELECT wait_until FROM messages WHERE wait_until IS NOT NULL"
-                        " AND " FREE_FOR("wait_claimed_by", "wait_lease_until", "$1")
+                        " AND " PG_FREE_FOR("wait_claimed_by", "$1")
                         " ORDER BY wait_until LIMIT 1",
                         &p, &rc);
   if (r == NULL) return 0;
@@ -234,7 +228,7 @@ int pg_outbox_due(struct store *s, int64_t account_id, int64_t now, struct store
                         "SELECT id,account_id,url,payload,tries,public_id,status,channel,"
                         "to_number,at,cost,error FROM outbox WHERE account_id=$1::bigint"
                         " AND due_at<=$2::bigint"
-                        " AND " FREE_FOR("claimed_by", "lease_until", "$4")
+                        " AND " PG_FREE_FOR("claimed_by", "$4")
                         " ORDER BY due_at LIMIT $3::int",
                         &p, &rc);
   if (r == NULL) return KK_ESTORE;

@@ -11,24 +11,39 @@
 #define PG_INT_H
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "store/store_int.h"
 
 #define PG_ID_BLOCK 1000          /* ids a store takes from a sequence at a time */
 #define PG_LOCK_MS 1000           /* longest wait for a row lock (lock_timeout) */
-#define PG_HEARTBEAT_MS 1000.0    /* how often the writer marks its node alive */
+#define PG_HEARTBEAT_MS 1000.0    /* how often the writer renews its node's lease */
+#define PG_IDLE_MS 500            /* an idle writer's empty commit (the beat, other
+                                     nodes' configuration changes) */
+#define PG_LEASE_MS 10000         /* a node's lease unless the setting node_lease says */
+#define PG_PEERS_MAX 64
 #define PG_MAX_PARAMS 32
 
 /* The server's clock in milliseconds since the Unix epoch (leases compare
    with it, so that nodes whose clocks differ agree on when one ends). */
 #define PG_NOW_MS "(EXTRACT(EPOCH FROM clock_timestamp())*1000)::bigint"
 
+/* A row of due work is free for node $N (named by the placeholder n) when
+   no node holds it, this node does, or its holder's lease has ended
+   (pg_node.c): a live node keeps its rows as long as it beats. */
+#define PG_FREE_FOR(by, n)                                                      \
+  "(" by " IS NULL OR " by "=" n "::bigint OR " by " NOT IN (SELECT id FROM nodes" \
+  " WHERE lease_until>" PG_NOW_MS "))"
+
 /* A connection and what its last failure was. */
 struct pg_conn {
   PGconn *db;
   int fault;                /* STORE_FAULT_* of the last failed statement */
   char sqlstate[6];         /* its SQLSTATE ("" when the connection itself failed) */
+  /* the session a reconnect sets up again (pg_conn_session) */
+  char node[24];            /* "" or the node whose rows this connection writes */
+  int listen;               /* 1: it hears the nodes' configuration changes */
 };
 
 /* ---- the writer's state for messages, SMS, channels and cascades ---------- */
@@ -63,6 +78,20 @@ struct pg_store {
   /* writer: the block of ids taken from each sequence, next .. end-1 */
   int64_t next_id[2], end_id[2];
   double next_heartbeat;    /* writer: monotonic ms of the next heartbeat */
+  /* writer: the node's lease and the other nodes alive at its last beat
+     (pg_node.c) */
+  int64_t lease_ms;
+  char node_name[128];
+  int64_t peers[PG_PEERS_MAX];
+  int npeers;
+  uint64_t beats, taken_over;
+  int sweep_more;           /* the last takeover left rows for the next beat */
+  /* the heartbeat thread and its connection (pg_node.c) */
+  struct pg_conn hb;
+  pthread_t hb_thread;
+  pthread_mutex_t hb_mu;
+  pthread_cond_t hb_cv;
+  int hb_stop, hb_started;
   char *url;                /* owned: the pool threads' readers connect to it */
   struct pgw_state ws;      /* writer: messages, SMS, channels and cascades */
 };
@@ -93,6 +122,8 @@ int pg_conn_open(struct pg_conn *c, const char *url);
 void pg_conn_close(struct pg_conn *c);
 /* Reconnects a connection that was lost: 0 when it is usable. */
 int pg_conn_ensure(struct pg_conn *c);
+/* Sets up what c->node and c->listen ask of the session. 0 or KK_ESTORE. */
+int pg_conn_session(struct pg_conn *c);
 /* Applies the migrations the database has not had yet, under an advisory
    lock (nodes starting together migrate once). 0 or KK_ESTORE. */
 int pg_migrate(struct pg_conn *c);
@@ -116,7 +147,19 @@ const char *pg_text(const PGresult *r, int row, int col);
 
 /* ---- the backend's writes (struct store_backend.exec) and reads -------- */
 
+/* pg_node.c: the node's row, its lease, taking over the work of dead
+   nodes and the configuration changes between nodes */
+int pgn_open(struct pg_store *q, const struct store_opts *opts);
+void pgn_close(struct pg_store *q);
+/* Stops the heartbeat (before close; open_failed too). */
+void pgn_stop(struct pg_store *q);
+/* Writer, before each commit (an idle one too). */
+void pgn_before_commit(struct store *s);
+int pg_nodes(struct store *s, void *rd, struct store_node *out, int max, int *n);
+
 /* pg_account.c */
+/* Account id through c: 0, KK_ENOENT or KK_ESTORE. */
+int pg_account_read(struct pg_conn *c, int64_t id, struct store_account *out);
 int pg_account_create(struct store *s, struct store_op *op);
 int pg_account_update(struct store *s, struct store_op *op);
 int pg_key_add(struct store *s, struct store_op *op);

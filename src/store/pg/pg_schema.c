@@ -267,6 +267,37 @@ static const char *const migrations[] = {
     " import_id BIGINT NOT NULL, n BIGINT NOT NULL, line BIGINT NOT NULL,"
     " reason TEXT NOT NULL, raw TEXT,"
     " PRIMARY KEY(import_id, n));",
+    /* 6: a node's claims last as long as its lease (lease_until, renewed
+       by its heartbeat); the rows a node's writer adds are that node's
+       (its connection's setting kaskad.node) */
+    "ALTER TABLE nodes ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages"
+    " ALTER COLUMN claimed_by SET DEFAULT NULLIF(current_setting('kaskad.node',true),'')::bigint,"
+    " ALTER COLUMN wait_claimed_by SET DEFAULT"
+    " NULLIF(current_setting('kaskad.node',true),'')::bigint;"
+    "ALTER TABLE attempts ALTER COLUMN claimed_by SET DEFAULT"
+    " NULLIF(current_setting('kaskad.node',true),'')::bigint;"
+    "ALTER TABLE outbox ALTER COLUMN claimed_by SET DEFAULT"
+    " NULLIF(current_setting('kaskad.node',true),'')::bigint;"
+    /* a send a writer makes due (an SMS step, a channel attempt's retry)
+       is noted to that node's modules, which send it without a claim: it
+       becomes that node's, so that no other node's scan sends it too */
+    "CREATE FUNCTION kaskad_claim_due() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN NEW.claimed_by := NULLIF(current_setting('kaskad.node',true),'')::bigint;"
+    " RETURN NEW; END $$;"
+    "CREATE TRIGGER messages_due_claim BEFORE UPDATE OF due_at ON messages FOR EACH ROW"
+    " WHEN (NEW.due_at IS NOT NULL AND NEW.due_at IS DISTINCT FROM OLD.due_at)"
+    " EXECUTE FUNCTION kaskad_claim_due();"
+    "CREATE TRIGGER attempts_due_claim BEFORE UPDATE OF due_at ON attempts FOR EACH ROW"
+    " WHEN (NEW.due_at IS NOT NULL AND NEW.due_at IS DISTINCT FROM OLD.due_at)"
+    " EXECUTE FUNCTION kaskad_claim_due();"
+    /* so does a step deadline it sets (its cascade arms a timer for it) */
+    "CREATE FUNCTION kaskad_claim_wait() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN NEW.wait_claimed_by := NULLIF(current_setting('kaskad.node',true),'')::bigint;"
+    " RETURN NEW; END $$;"
+    "CREATE TRIGGER messages_wait_claim BEFORE UPDATE OF wait_until ON messages FOR EACH ROW"
+    " WHEN (NEW.wait_until IS NOT NULL AND NEW.wait_until IS DISTINCT FROM OLD.wait_until)"
+    " EXECUTE FUNCTION kaskad_claim_wait();",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -393,11 +424,21 @@ void pg_conn_close(struct pg_conn *c) {
   c->db = NULL;
 }
 
+int pg_conn_session(struct pg_conn *c) {
+  if (c->node[0]) {
+    struct pg_params p = {0};
+    pg_p_text(&p, c->node);
+    if (pg_cmd(c, "SELECT set_config('kaskad.node',$1,false)", &p) != 0) return KK_ESTORE;
+  }
+  if (c->listen && pg_cmd(c, "LISTEN kaskad_cfg", NULL) != 0) return KK_ESTORE;
+  return 0;
+}
+
 int pg_conn_ensure(struct pg_conn *c) {
   if (c->db == NULL) return KK_ESTORE;
   if (PQstatus(c->db) == CONNECTION_OK) return 0;
   PQreset(c->db);
-  if (PQstatus(c->db) == CONNECTION_OK) {
+  if (PQstatus(c->db) == CONNECTION_OK && pg_conn_session(c) == 0) {
     kk_info(LOGCTX, "reconnected to PostgreSQL");
     return 0;
   }

@@ -236,6 +236,7 @@ const struct store_backend store_sqlite_backend = {
             .campaign_report = sq_campaign_report,
             .reply_list = sq_reply_list,
             .keys_rows = sq_keys_list,
+            .nodes = sq_nodes,
             .sms_due = sq_sms_due,
             .outbox_accounts = sq_outbox_accounts,
             .outbox_due = sq_outbox_due,

@@ -455,6 +455,7 @@ int sq_outbox_due(struct store *s, int64_t account_id, int64_t now, struct store
 /* sq_msg.c (loop thread) */
 int sq_sms_due(struct store *s, int64_t after_id, struct store_due *out, int max, int *n);
 /* sq_read.c, sq_sms.c: on a pool thread, rd its reader */
+int sq_nodes(struct store *s, void *rd, struct store_node *out, int max, int *n);
 void *sq_reader_open(struct store *s);
 void sq_reader_close(struct store *s, void *rd);
 int sq_msg_get(struct store *s, void *rd, int64_t account_id, const char *public_id,

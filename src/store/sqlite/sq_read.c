@@ -215,3 +215,38 @@ int sq_campaign_report(struct store *s, void *rd, int64_t account_id, const char
   (void)s;
   return campaign_report_on(rd, account_id, campaign, fn, arg, out);
 }
+
+/* ---- nodes -------------------------------------------------------------------- */
+
+/* The one node of an SQLite store and the due work it holds. */
+int sq_nodes(struct store *s, void *rd, struct store_node *out, int max, int *n) {
+  struct conn *c = rd;
+  *n = 0;
+  if (max < 1) return 0;
+  memset(out, 0, sizeof *out);
+  out->id = 1;
+  snprintf(out->name, sizeof out->name, "%s", s->node_name);
+  out->started_at = s->started_at;
+  out->heartbeat_at = store_now_ms();
+  out->alive = 1;
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(c->db,
+                         "SELECT (SELECT COUNT(*) FROM messages WHERE due_at IS NOT NULL),"
+                         "(SELECT COUNT(*) FROM attempts WHERE due_at IS NOT NULL),"
+                         "(SELECT COUNT(*) FROM messages WHERE wait_until IS NOT NULL),"
+                         "(SELECT COUNT(*) FROM outbox)",
+                         -1, &st, NULL) != SQLITE_OK) {
+    sqlite3_finalize(st);
+    return KK_ESTORE;
+  }
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    out->messages = sqlite3_column_int64(st, 0);
+    out->attempts = sqlite3_column_int64(st, 1);
+    out->waits = sqlite3_column_int64(st, 2);
+    out->outbox = sqlite3_column_int64(st, 3);
+    *n = 1;
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : KK_ESTORE;
+}

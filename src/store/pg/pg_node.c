@@ -1,0 +1,466 @@
+/*
+ * pg_node.c - the nodes of one PostgreSQL database: each kaskad process is
+ * a row of nodes, made at open and removed at close, and its claims on due
+ * work last as long as its lease: heartbeat_at and lease_until are moved by
+ * its writer about every second (riding on commits, and on an empty one
+ * when it is idle, store_backend.idle_ms).
+ *
+ * Leases. A row of due work names the node that holds it (claimed_by); the
+ * rows a node writes are its own from the start (the columns' default is
+ * the writer connection's setting kaskad.node). A holder whose lease_until
+ * has passed is dead: its rows are free for every other node (PG_FREE_FOR),
+ * and the first node whose writer sees it die takes them over in one
+ * transaction, handing them to its own modules as notes (an SMS to the
+ * dispatcher, a channel attempt to the send engine, a step deadline to the
+ * cascade; callbacks come back by their poll). Nothing is written per row
+ * while a node lives: renewing its lease is one UPDATE of its own row.
+ *
+ * A node that finds its own lease ended (it could not beat for the lease:
+ * the database was away, the process was stopped) says so and renews it;
+ * what others took over meanwhile is theirs (their claimed_by), and it may
+ * send at most what it had in flight again, as a node that was killed.
+ *
+ * Configuration. Every commit that changes a route, channel settings, a
+ * price, a named cascade, an account, a key or a template sends one NOTIFY
+ * per change (kaskad_cfg: kind, account and name); the other nodes' writers
+ * LISTEN, read the row as committed and hand it to their caches as the
+ * same note the writing node's modules had, within their next beat.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "store/pg/pg_int.h"
+
+#define LOGCTX "store"
+#define SWEEP_MAX 5000          /* rows of one kind taken over per beat */
+#define SWEEP_EVERY 5           /* beats between looks for rows of dead nodes */
+#define FORGET_DEAD_MS 60000    /* a dead node's row is removed this long after */
+
+static double mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- the node's row ---------------------------------------------------------- */
+
+static int node_insert(struct pg_store *q, struct pg_conn *c, int64_t id) {
+  struct pg_params p = {0};
+  pg_p_text(&p, q->node_name);
+  pg_p_int(&p, q->lease_ms);
+  pg_p_opt(&p, id);
+  int rc;
+  PGresult *r = pg_query(c,
+                         "INSERT INTO nodes(id,name,started_at,heartbeat_at,lease_until)"
+                         " VALUES(COALESCE($3::bigint,nextval(pg_get_serial_sequence('nodes','id'))),"
+                         "$1," PG_NOW_MS "," PG_NOW_MS "," PG_NOW_MS "+$2::bigint) RETURNING id",
+                         &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  q->node_id = pg_int(r, 0, 0);
+  PQclear(r);
+  return 0;
+}
+
+/* ---- the heartbeat: a thread and a connection of its own ------------------------- */
+
+/* Renews the node's lease; says when it had ended (the process stopped, the
+   database was away) and makes its row again when another node removed it. */
+static void hb_beat(struct pg_store *q) {
+  if (pg_conn_ensure(&q->hb) != 0) return;
+  struct pg_params p = {0};
+  pg_p_int(&p, q->node_id);
+  pg_p_int(&p, q->lease_ms);
+  int rc;
+  /* o sees the row before the UPDATE: the lease as it was */
+  PGresult *r = pg_query(&q->hb,
+                         "UPDATE nodes n SET heartbeat_at=" PG_NOW_MS ","
+                         " lease_until=" PG_NOW_MS "+$2::bigint"
+                         " FROM (SELECT lease_until AS old FROM nodes WHERE id=$1::bigint) o"
+                         " WHERE n.id=$1::bigint RETURNING " PG_NOW_MS "-o.old",
+                         &p, &rc);
+  if (r == NULL) return;
+  int found = PQntuples(r) > 0;
+  int64_t late = found ? pg_int(r, 0, 0) : 0;
+  PQclear(r);
+  if (late > 0)
+    kk_error(LOGCTX, "node %lld: its lease had ended %lld ms ago (no heartbeat); work other"
+             " nodes took over meanwhile is theirs", (long long)q->node_id, (long long)late);
+  if (!found) {
+    kk_error(LOGCTX, "node %lld: its row was gone (taken for dead); it is made again",
+             (long long)q->node_id);
+    node_insert(q, &q->hb, q->node_id);
+  }
+}
+
+static void *hb_main(void *arg) {
+  struct pg_store *q = arg;
+  pthread_mutex_lock(&q->hb_mu);
+  while (!q->hb_stop) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    long ms = (long)PG_HEARTBEAT_MS;
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    while (!q->hb_stop && pthread_cond_timedwait(&q->hb_cv, &q->hb_mu, &until) == 0) {
+    }
+    if (q->hb_stop) break;
+    pthread_mutex_unlock(&q->hb_mu);
+    hb_beat(q);
+    pthread_mutex_lock(&q->hb_mu);
+  }
+  pthread_mutex_unlock(&q->hb_mu);
+  return NULL;
+}
+
+int pgn_open(struct pg_store *q, const struct store_opts *opts) {
+  q->lease_ms = opts->node_lease_ms > 0 ? opts->node_lease_ms : PG_LEASE_MS;
+  if (opts->node_name && opts->node_name[0]) {
+    snprintf(q->node_name, sizeof q->node_name, "%s", opts->node_name);
+  } else {
+    char host[100] = "?";
+    gethostname(host, sizeof host - 1);
+    snprintf(q->node_name, sizeof q->node_name, "%s:%ld", host, (long)getpid());
+  }
+  if (node_insert(q, &q->w, 0) != 0) return KK_ESTORE;
+  /* the rows this connection writes are this node's (the columns' default),
+     and it hears the others' configuration changes; both come back with a
+     reconnect (pg_conn_ensure) */
+  snprintf(q->w.node, sizeof q->w.node, "%lld", (long long)q->node_id);
+  q->w.listen = 1;
+  if (pg_conn_session(&q->w) != 0) return KK_ESTORE;
+  /* the lease is renewed while the process lives, however slow its writer */
+  if (pg_conn_open(&q->hb, q->url) != 0) return KK_ESTORE;
+  pthread_mutex_init(&q->hb_mu, NULL);
+  pthread_cond_init(&q->hb_cv, NULL);
+  if (pthread_create(&q->hb_thread, NULL, hb_main, q) != 0) {
+    pthread_mutex_destroy(&q->hb_mu);
+    pthread_cond_destroy(&q->hb_cv);
+    return KK_ESTORE;
+  }
+  q->hb_started = 1;
+  kk_info(LOGCTX, "node %lld (%s): lease %lld ms", (long long)q->node_id, q->node_name,
+          (long long)q->lease_ms);
+  return 0;
+}
+
+void pgn_stop(struct pg_store *q) {
+  if (q->hb_started) {
+    pthread_mutex_lock(&q->hb_mu);
+    q->hb_stop = 1;
+    pthread_cond_signal(&q->hb_cv);
+    pthread_mutex_unlock(&q->hb_mu);
+    pthread_join(q->hb_thread, NULL);
+    pthread_mutex_destroy(&q->hb_mu);
+    pthread_cond_destroy(&q->hb_cv);
+    q->hb_started = 0;
+  }
+  pg_conn_close(&q->hb);
+}
+
+void pgn_close(struct pg_store *q) {
+  /* Its claims go back to the others at once: a holder without a row is dead. */
+  struct pg_params p = {0};
+  pg_p_int(&p, q->node_id);
+  pg_cmd(&q->w, "DELETE FROM nodes WHERE id=$1::bigint", &p);
+}
+
+/* ---- taking over the work of dead nodes ----------------------------------------- */
+
+/* A row held by a node whose lease has ended (or whose row is gone). */
+#define HELD_BY_DEAD(by) \
+  by " IS NOT NULL AND " by " NOT IN (SELECT id FROM nodes WHERE lease_until>" PG_NOW_MS ")"
+
+static const struct {
+  const char *what, *sql;
+  enum store_note_kind note;   /* 0: none (callbacks come back by their poll) */
+} sweeps[] = {
+    {"SMS", "UPDATE messages SET claimed_by=$1::bigint WHERE id IN (SELECT id FROM messages"
+            " WHERE due_at IS NOT NULL AND " HELD_BY_DEAD("claimed_by")
+            " LIMIT $2::int FOR UPDATE SKIP LOCKED) RETURNING id,attempt_id,due_at",
+     STORE_NOTE_SMS},
+    {"channel attempts",
+     "UPDATE attempts SET claimed_by=$1::bigint WHERE id IN (SELECT id FROM attempts"
+     " WHERE due_at IS NOT NULL AND " HELD_BY_DEAD("claimed_by")
+     " LIMIT $2::int FOR UPDATE SKIP LOCKED) RETURNING message_id,id,due_at",
+     STORE_NOTE_CHANNEL},
+    {"step deadlines",
+     "UPDATE messages SET wait_claimed_by=$1::bigint WHERE id IN (SELECT id FROM messages"
+     " WHERE wait_until IS NOT NULL AND " HELD_BY_DEAD("wait_claimed_by")
+     " LIMIT $2::int FOR UPDATE SKIP LOCKED) RETURNING id,0,wait_until",
+     STORE_NOTE_WAIT},
+    {"callbacks", "UPDATE outbox SET claimed_by=$1::bigint WHERE id IN (SELECT id FROM outbox"
+                  " WHERE " HELD_BY_DEAD("claimed_by")
+                  " LIMIT $2::int FOR UPDATE SKIP LOCKED) RETURNING id,0,0",
+     0},
+};
+
+/* Takes over what dead nodes held: 0, or KK_ESTORE. Sets q->sweep_more when
+   a kind had more than one beat's worth. */
+static int sweep(struct store *s) {
+  struct pg_store *q = PG(s);
+  struct pg_params p = {0};
+  pg_p_int(&p, q->node_id);
+  pg_p_int(&p, SWEEP_MAX);
+  q->sweep_more = 0;
+  for (size_t k = 0; k < sizeof sweeps / sizeof sweeps[0]; k++) {
+    int rc;
+    PGresult *r = pg_query(&q->w, sweeps[k].sql, &p, &rc);
+    if (r == NULL) return KK_ESTORE;
+    int n = PQntuples(r);
+    for (int i = 0; i < n && sweeps[k].note; i++)
+      note(s, sweeps[k].note, pg_int(r, i, 0), pg_int(r, i, 1), pg_int(r, i, 2));
+    PQclear(r);
+    if (n == SWEEP_MAX) q->sweep_more = 1;
+    if (n > 0) {
+      kk_warnx(LOGCTX, "node %lld took over %d %s of nodes whose lease ended",
+               (long long)q->node_id, n, sweeps[k].what);
+      q->taken_over += (uint64_t)n;
+    }
+  }
+  return 0;
+}
+
+/* ---- the heartbeat ---------------------------------------------------------------- */
+
+static int had_peer(const struct pg_store *q, int64_t id) {
+  for (int i = 0; i < q->npeers; i++)
+    if (q->peers[i] == id) return 1;
+  return 0;
+}
+
+/* Finds the nodes that died since the last look (their work is taken
+   over); the node's own lease is the heartbeat thread's. */
+static int beat(struct store *s) {
+  struct pg_store *q = PG(s);
+  int rc;
+  PGresult *r = pg_query(&q->w,
+                         "SELECT id,(lease_until>" PG_NOW_MS ")::int FROM nodes ORDER BY id",
+                         NULL, &rc);
+  if (r == NULL) return KK_ESTORE;
+  int died = 0, dead_rows = 0, npeers = 0;
+  int64_t peers[PG_PEERS_MAX];
+  for (int i = 0; i < PQntuples(r); i++) {
+    int64_t id = pg_int(r, i, 0);
+    int alive = (int)pg_int(r, i, 1);
+    if (id == q->node_id) continue;
+    if (alive && npeers < PG_PEERS_MAX) peers[npeers++] = id;
+    if (!alive) dead_rows++;
+    if (!alive && had_peer(q, id)) died = 1;
+  }
+  PQclear(r);
+  /* a peer that is gone from the table died too (its row was removed) */
+  for (int i = 0; i < q->npeers; i++) {
+    int still = 0;
+    for (int k = 0; k < npeers; k++) still |= peers[k] == q->peers[i];
+    if (!still) died = 1;
+  }
+  memcpy(q->peers, peers, (size_t)npeers * sizeof *peers);
+  q->npeers = npeers;
+  if (died) kk_warnx(LOGCTX, "node %lld: a node's lease ended", (long long)q->node_id);
+  q->beats++;
+  int periodic = q->beats % SWEEP_EVERY == 0;
+  if (died || q->sweep_more || (periodic && dead_rows > 0)) {
+    if (sweep(s) != 0) return KK_ESTORE;
+  }
+  if (periodic && dead_rows > 0) {
+    struct pg_params d = {0};
+    pg_p_int(&d, FORGET_DEAD_MS);
+    if (pg_cmd(&q->w, "DELETE FROM nodes WHERE lease_until<" PG_NOW_MS "-$1::bigint", &d) != 0)
+      return KK_ESTORE;
+  }
+  return 0;
+}
+
+/* ---- configuration changes between nodes ---------------------------------------- */
+
+static int cfg_kind(enum store_note_kind k) {
+  return k == STORE_NOTE_ROUTE || k == STORE_NOTE_CHANNEL_CFG || k == STORE_NOTE_PRICE ||
+         k == STORE_NOTE_CASCADE_CFG || k == STORE_NOTE_ACCOUNT || k == STORE_NOTE_KEY_ADD ||
+         k == STORE_NOTE_KEY_REVOKE || k == STORE_NOTE_TEMPLATE_CFG;
+}
+
+/* One NOTIFY per configuration note of the batch (notes [0, n)): "KIND
+   ACCOUNT NAME", keys "KIND ACCOUNT HASH PREFIX". Sent with the commit. */
+static int cfg_send(struct store *s, int n) {
+  for (int i = 0; i < n; i++) {
+    const struct store_note *t = &s->wnotes[i];
+    if (!cfg_kind(t->kind)) continue;
+    char payload[256];
+    int len = snprintf(payload, sizeof payload, "%d %lld ", (int)t->kind, (long long)t->account_id);
+    if (t->kind == STORE_NOTE_KEY_ADD || t->kind == STORE_NOTE_KEY_REVOKE) {
+      for (int b = 0; b < 32; b++) len += snprintf(payload + len, 3, "%02x", t->cfg->hash[b]);
+      snprintf(payload + len, sizeof payload - (size_t)len, " %s", t->cfg->name);
+    } else if (t->cfg) {
+      snprintf(payload + len, sizeof payload - (size_t)len, "%s", t->cfg->name);
+    }
+    struct pg_params p = {0};
+    pg_p_text(&p, payload);
+    if (pg_cmd(&PG(s)->w, "SELECT pg_notify('kaskad_cfg',$1)", &p) != 0) return KK_ESTORE;
+  }
+  return 0;
+}
+
+/* The text column of the first row of sql ($1 account, $2 name), or NULL
+   (the row is gone); *rc KK_ESTORE when the read failed. Copies into a
+   malloc'd string the caller frees. */
+static char *cfg_text(struct store *s, const char *sql, int64_t account_id, const char *name,
+                      int64_t *num, int *rc) {
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  pg_p_text(&p, name);
+  PGresult *r = pg_query(&PG(s)->w, sql, &p, rc);
+  if (r == NULL) return NULL;
+  char *v = NULL;
+  if (PQntuples(r) > 0) {
+    v = kk_xstrdup(PQgetvalue(r, 0, 0));
+    if (num && PQnfields(r) > 1) *num = pg_int(r, 0, 1);
+  }
+  PQclear(r);
+  return v;
+}
+
+static int hex32(const char *h, uint8_t out[32]) {
+  for (int i = 0; i < 32; i++) {
+    unsigned v;
+    if (sscanf(h + 2 * i, "%2x", &v) != 1) return KK_EINVAL;
+    out[i] = (uint8_t)v;
+  }
+  return 0;
+}
+
+/* Another node's change (a NOTIFY payload): the row as committed, noted as
+   that node noted it. 0, or KK_ESTORE (the batch fails; the payload is
+   lost, the caches keep their value until the next change or restart). */
+static int cfg_apply(struct store *s, const char *payload) {
+  int kind, used = 0;
+  long long acc;
+  if (sscanf(payload, "%d %lld %n", &kind, &acc, &used) != 2 || used == 0) return 0;
+  const char *name = payload + used;
+  int rc = 0;
+  int64_t num = 0;
+  char *v = NULL;
+  switch ((enum store_note_kind)kind) {
+  case STORE_NOTE_ROUTE:
+    v = cfg_text(s, "SELECT config FROM routes WHERE $1::bigint=0 AND name=$2", acc, name, NULL,
+                 &rc);
+    if (rc == 0) note_cfg(s, STORE_NOTE_ROUTE, 0, name, v, NULL, 0);
+    break;
+  case STORE_NOTE_CHANNEL_CFG:
+    v = cfg_text(s, "SELECT config FROM channel_settings WHERE account_id=$1::bigint"
+                 " AND channel=$2", acc, name, NULL, &rc);
+    if (rc == 0) note_cfg(s, STORE_NOTE_CHANNEL_CFG, acc, name, v, NULL, 0);
+    break;
+  case STORE_NOTE_PRICE:
+    num = -1;
+    v = cfg_text(s, "SELECT price::text,price FROM prices WHERE account_id=$1::bigint"
+                 " AND channel=$2", acc, name, &num, &rc);
+    if (rc == 0) note_cfg(s, STORE_NOTE_PRICE, acc, name, NULL, NULL, num);
+    break;
+  case STORE_NOTE_CASCADE_CFG:
+    v = cfg_text(s, "SELECT steps FROM cascades WHERE account_id=$1::bigint AND name=$2", acc,
+                 name, NULL, &rc);
+    if (rc == 0) note_cfg(s, STORE_NOTE_CASCADE_CFG, acc, name, v, NULL, 0);
+    break;
+  case STORE_NOTE_TEMPLATE_CFG:
+    num = store_now_ms();
+    v = cfg_text(s, "SELECT body,updated_at FROM templates WHERE account_id=$1::bigint"
+                 " AND name=$2", acc, name, &num, &rc);
+    if (rc == 0) note_cfg(s, STORE_NOTE_TEMPLATE_CFG, acc, name, v, NULL, num);
+    break;
+  case STORE_NOTE_ACCOUNT: {
+    struct store_account a;
+    rc = pg_account_read(&PG(s)->w, acc, &a);
+    if (rc == 0) note_account(s, &a);
+    if (rc == KK_ENOENT) rc = 0;
+    break;
+  }
+  case STORE_NOTE_KEY_ADD:
+  case STORE_NOTE_KEY_REVOKE: {
+    uint8_t hash[32];
+    if (strlen(name) >= 65 && hex32(name, hash) == 0)
+      note_cfg(s, (enum store_note_kind)kind, acc, name + 65, NULL, hash, 0);
+    break;
+  }
+  default:
+    break;
+  }
+  free(v);
+  return rc == 0 ? 0 : KK_ESTORE;
+}
+
+/* The other nodes' changes that have arrived on the writer's connection. */
+static int cfg_receive(struct store *s) {
+  PGconn *db = PG(s)->w.db;
+  if (PQconsumeInput(db) == 0) return 0;   /* the connection's trouble shows elsewhere */
+  int own = PQbackendPID(db), rc = 0;
+  PGnotify *n;
+  while ((n = PQnotifies(db)) != NULL) {
+    if (rc == 0 && n->be_pid != own && strcmp(n->relname, "kaskad_cfg") == 0)
+      rc = cfg_apply(s, n->extra);
+    PQfreemem(n);
+  }
+  return rc;
+}
+
+/* ---- the writer's hook ------------------------------------------------------------- */
+
+void pgn_before_commit(struct store *s) {
+  struct pg_store *q = PG(s);
+  int nw = s->nw;
+  if (cfg_send(s, nw) != 0) kk_error(LOGCTX, "sending configuration changes to the nodes failed");
+  if (cfg_receive(s) != 0) kk_error(LOGCTX, "reading another node's configuration change failed");
+  double m = mono_ms();
+  if (m < q->next_heartbeat) return;
+  q->next_heartbeat = m + PG_HEARTBEAT_MS;
+  if (beat(s) != 0) kk_error(LOGCTX, "heartbeat of node %lld failed", (long long)q->node_id);
+}
+
+/* ---- the list of nodes ------------------------------------------------------------- */
+
+int pg_nodes(struct store *s, void *rd, struct store_node *out, int max, int *n) {
+  (void)s;
+  struct pg_params p = {0};
+  pg_p_int(&p, max);
+  int rc;
+  PGresult *r = pg_read(rd,
+                        "SELECT n.id,n.name,n.started_at,n.heartbeat_at,"
+                        "(n.lease_until>" PG_NOW_MS ")::int,"
+                        "(SELECT count(*) FROM messages WHERE due_at IS NOT NULL"
+                        " AND claimed_by=n.id),"
+                        "(SELECT count(*) FROM attempts WHERE due_at IS NOT NULL"
+                        " AND claimed_by=n.id),"
+                        "(SELECT count(*) FROM messages WHERE wait_until IS NOT NULL"
+                        " AND wait_claimed_by=n.id),"
+                        "(SELECT count(*) FROM outbox WHERE claimed_by=n.id)"
+                        " FROM nodes n ORDER BY n.id LIMIT $1::int",
+                        &p, &rc);
+  *n = 0;
+  if (r == NULL) return KK_ESTORE;
+  for (int i = 0; i < PQntuples(r) && i < max; i++) {
+    struct store_node *o = &out[i];
+    memset(o, 0, sizeof *o);
+    o->id = pg_int(r, i, 0);
+    pg_copy(r, i, 1, o->name, sizeof o->name);
+    o->started_at = pg_int(r, i, 2);
+    o->heartbeat_at = pg_int(r, i, 3);
+    o->alive = (int)pg_int(r, i, 4);
+    o->messages = pg_int(r, i, 5);
+    o->attempts = pg_int(r, i, 6);
+    o->waits = pg_int(r, i, 7);
+    o->outbox = pg_int(r, i, 8);
+    (*n)++;
+  }
+  PQclear(r);
+  return 0;
+}
