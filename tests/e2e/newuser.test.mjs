@@ -24,6 +24,8 @@ test('an idempotency key reused with another body is refused; the same body repl
   const { k, smsc, key, finish } = await setup(t);
   const post = (body, headers) => k.request('POST', '/v1/messages', { key, body, headers });
   const body = { to: '79161238801', text: 'idem first', sender: 'Kaskad', idempotency_key: 'nu-1' };
+  // (a consent, so that the advertising variant meets the key's check, not the consent's)
+  await k.call('PUT', '/v1/consents/79161238801', { key, body: { source: 'test' } }, 201);
   const r1 = await post(body);
   assert.equal(r1.status, 202, r1.text);
   // The same message written differently (other phone form, other key order) replays.
