@@ -24,10 +24,17 @@ static unsigned allowed(const struct store_account *acc) {
   return 0;
 }
 
+#define EXEMPT "\001optout:"
+
+void accept_optout_exempt_key(char *out, size_t cap, const char *phone, long long at) {
+  snprintf(out, cap, EXEMPT "%s:%lld", phone, at);
+}
+
 static int check_stop(void *ud, const struct accept_view *v, struct accept_err *err) {
   struct accept *ac = ud;
   const struct store_msg_new *m = v->msg;
   if (m->to == NULL || m->to[0] == '\0') return 0;
+  if (m->idem_key && strncmp(m->idem_key, EXEMPT, strlen(EXEMPT)) == 0) return 0;
   unsigned reason = store_stop_reason(ac->store, v->account->id, m->to);
   if (!pol_stop_refuses(reason, class_index(m->msg_class), allowed(v->account))) return 0;
   err->code = "stop_listed";

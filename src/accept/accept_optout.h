@@ -13,6 +13,12 @@
 
 #include "accept/accept.h"
 
+/* The idempotency key of the answer to phone's stop, start or help word
+   sent at `at` (out, cap bytes): once per reply, and the one message the
+   stop-list lets through. It begins with a byte no ingress accepts in a
+   key (the HTTP API takes printable ASCII), so no client can send as it. */
+void accept_optout_exempt_key(char *out, size_t cap, const char *phone, long long at);
+
 /* Adds both checks to ac's chain (stop-list first). 0 or KK_ENOSPC. */
 int accept_optout_add(struct accept *ac);
 

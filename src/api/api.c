@@ -270,7 +270,8 @@ int api_init(struct api *a) {
   if (store_keys_each(a->store, load_key, &a->keys) != 0) return KK_ESTORE;
   if (store_subscribe(a->store, on_notes, a) != 0) return KK_ENOSPC;
   accept_init(&a->accept, a->store, a->dispatch, a->cascade, a->ttl_ms);
-  if (accept_optout_add(&a->accept) != 0) return KK_ENOSPC;
+  if (accept_optout_add(&a->accept) != 0 || store_subscribe(a->store, api_optout_notes, a) != 0)
+    return KK_ENOSPC;
   a->subscribed = 1;
   return 0;
 }
@@ -279,6 +280,7 @@ void api_stop(struct api *a) {
   contact_imports_stop(a->imports);   /* contact imports: readers stop */
   if (!a->subscribed) return;
   store_unsubscribe(a->store, on_notes, a);
+  store_unsubscribe(a->store, api_optout_notes, a);
   a->subscribed = 0;
 }
 

@@ -22,6 +22,10 @@ void api_consent_get(struct api_call *c);
 void api_consent_delete(struct api_call *c);
 void api_consents_csv(struct api_call *c);
 
+/* The store's notes: answers a person's stop, start or help word
+   (api_optout_reply.c); subscribed by api_init. */
+void api_optout_notes(void *ud, const struct store_note *notes, int n);
+
 /* The {phone} of the path, normalised into out (16 bytes): 0, or nonzero
    having answered 422 invalid_phone. */
 int api_optout_phone(struct api_call *c, char out[16]);

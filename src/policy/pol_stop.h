@@ -11,6 +11,7 @@
 #ifndef POL_STOP_H
 #define POL_STOP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* An entry's reason (the value held in the stop-list's set; 0: none). */
@@ -26,6 +27,14 @@ enum pol_stop_reason {
 /* Classes: the order of accept_classes (service, transactional, advertising). */
 #define POL_ALLOW_SERVICE 1u
 #define POL_ALLOW_TRANSACTIONAL 2u
+
+/* What a reply asks for, by the default words (case, spaces and
+   punctuation ignored; pol_text.h): STOP, СТОП, ОТПИСКА, ОТПИСАТЬСЯ,
+   UNSUBSCRIBE; START, СТАРТ; HELP, ПОМОЩЬ. */
+enum pol_reply_kind { POL_REPLY_NONE = 0, POL_REPLY_STOP, POL_REPLY_START, POL_REPLY_HELP };
+enum pol_reply_kind pol_stop_reply_kind(const char *text, size_t len);
+/* The kind's name ("stop", "start", "help"), or NULL. */
+const char *pol_stop_reply_name(enum pol_reply_kind k);
 
 /* The reason's name ("reply", ...), or NULL. */
 const char *pol_stop_reason_name(unsigned reason);

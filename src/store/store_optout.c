@@ -89,6 +89,28 @@ void store_optout_note_consent(struct store *s, int64_t account_id, const char *
   note_cfg(s, STORE_NOTE_CONSENT, account_id, phone, NULL, NULL, (int64_t)mask);
 }
 
+int store_optout_inbound(struct store *s, int64_t account_id, const char *channel,
+                         const char *from, const char *text, int64_t at) {
+  if (account_id <= 0 || text == NULL) return 0;
+  enum pol_reply_kind k = pol_stop_reply_kind(text, strlen(text));
+  if (k == POL_REPLY_NONE) return 0;
+  struct store_stop_row row = {.withdraw = k == POL_REPLY_STOP};
+  snprintf(row.phone, sizeof row.phone, "%s", from[0] == '+' ? from + 1 : from);
+  if (pol_set_key(row.phone) == 0) return 0;   /* not a phone (a messenger's user id) */
+  if (k != POL_REPLY_HELP) {
+    snprintf(row.reason, sizeof row.reason, "%s", k == POL_REPLY_STOP ? "reply" : "");
+    snprintf(row.channel, sizeof row.channel, "%s", channel);
+    struct store_stop_batch b = {.account_id = account_id, .at = at, .rows = &row, .n = 1};
+    struct store_op op = {.data = &b, .borrowed = 1};
+    int rc = s->be->exec[STORE_OP_STOP_WRITE](s, &op);
+    if (rc != 0) return rc;
+  }
+  char what[40];
+  snprintf(what, sizeof what, "%s %s", pol_stop_reply_name(k), channel);
+  note_cfg(s, STORE_NOTE_OPTOUT_REPLY, account_id, row.phone, what, NULL, at);
+  return 0;
+}
+
 unsigned store_stop_reason(struct store *s, int64_t account_id, const char *phone) {
   return pol_set_get(&s->optout->stop, account_id, pol_set_key(phone));
 }

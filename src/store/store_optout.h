@@ -136,6 +136,14 @@ struct store_optout *store_optout_new(void);
 void store_optout_free(struct store_optout *o);
 int store_optout_fill(struct store *s);
 void store_optout_apply(struct store *s, const struct store_note *notes, int n);
+/* Writer thread, inside the INBOUND write that attributed a person's
+   message (channel, from a phone) to account_id: a stop word lists the
+   phone (reason reply) and withdraws its consents, a start word removes
+   it; a stop, start or help word makes a STORE_NOTE_OPTOUT_REPLY note
+   (cfg->name the phone, cfg->text "stop|start|help channel", at the
+   message's time) for the confirmation. 0 or the write's error. */
+int store_optout_inbound(struct store *s, int64_t account_id, const char *channel,
+                         const char *from, const char *text, int64_t at);
 /* Writer thread: a commit's note of phone's new stop reason (0: removed)
    or consent mask. */
 void store_optout_note_stop(struct store *s, int64_t account_id, const char *phone,
