@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setup, Kaskad, ROOT, kaskadBin } from './lib/harness.mjs';
-import { startSmsc } from './lib/smsc.mjs';
+import { startSmsc, sendMo } from './lib/smsc.mjs';
 import { Sim, pointChannelsAtSim, APPS } from './lib/sim.mjs';
 
 const PHONE = '79161234567';
@@ -173,17 +173,6 @@ test("an account's default sender is validated like a message's sender", async (
 });
 
 /** The SMSC sends an MO message (not a receipt) from phone; resolves with deliver_sm_resp's status. */
-function sendMo(smsc, from, text) {
-  const session = smsc.boundSessions()[0];
-  const ucs2 = Buffer.from(text, 'utf16le').swap16();
-  return new Promise((resolve, reject) => {
-    const ok = session.deliver_sm({ source_addr_ton: 1, source_addr_npi: 1, source_addr: from,
-      destination_addr: 'KASKAD', esm_class: 0, data_coding: 8, short_message: ucs2 },
-    (resp) => resolve(resp.command_status));
-    if (!ok) reject(new Error('session not writable'));
-  });
-}
-
 test('GET /v1/replies lists what people sent, to the account they answered', { timeout: 60000 }, async (t) => {
   const env = await setup(t);
   const { k, smsc, key } = env;

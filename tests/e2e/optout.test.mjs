@@ -7,17 +7,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { setup, waitUntil } from './lib/harness.mjs';
-
-function sendMo(smsc, from, text) {
-  const session = smsc.boundSessions()[0];
-  const ucs2 = Buffer.from(text, 'utf16le').swap16();
-  return new Promise((resolve, reject) => {
-    const ok = session.deliver_sm({ source_addr_ton: 1, source_addr_npi: 1, source_addr: from,
-      destination_addr: 'KASKAD', esm_class: 0, data_coding: 8, short_message: ucs2 },
-    (resp) => resolve(resp.command_status));
-    if (!ok) reject(new Error('session not writable'));
-  });
-}
+import { sendMo } from './lib/smsc.mjs';
 
 test('opt-out by SMS reply: stop-list, consent withdrawn, confirmation, refusal, start', { timeout: 60000 }, async (t) => {
   const { k, smsc, key, finish } = await setup(t);

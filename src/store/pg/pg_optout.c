@@ -135,11 +135,12 @@ int pg_consent_write(struct store *s, struct store_op *op) {
   return rc;
 }
 
-int pg_stop_all(struct store *s,
-                void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),
-                void *arg) {
+/* fn(arg, account_id, phone, the third column) for each row of sql. */
+static int rows3(struct store *s, const char *sql,
+                 void (*fn)(void *arg, int64_t account_id, const char *phone, const char *v),
+                 void *arg) {
   int rc;
-  PGresult *r = pg_read(&PG(s)->r, "SELECT account_id,phone,reason FROM stoplist", NULL, &rc);
+  PGresult *r = pg_read(&PG(s)->r, sql, NULL, &rc);
   if (r == NULL) return KK_ESTORE;
   for (int i = 0; i < PQntuples(r); i++)
     fn(arg, pg_int(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
@@ -147,20 +148,18 @@ int pg_stop_all(struct store *s,
   return 0;
 }
 
+int pg_stop_all(struct store *s,
+                void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),
+                void *arg) {
+  return rows3(s, "SELECT account_id,phone,reason FROM stoplist", fn, arg);
+}
+
 int pg_consent_all(struct store *s,
                    void (*fn)(void *arg, int64_t account_id, const char *phone,
                               const char *channel),
                    void *arg) {
-  int rc;
-  PGresult *r = pg_read(&PG(s)->r,
-                        "SELECT account_id,phone,channel FROM consents"
-                        " WHERE withdrawn_at IS NULL",
-                        NULL, &rc);
-  if (r == NULL) return KK_ESTORE;
-  for (int i = 0; i < PQntuples(r); i++)
-    fn(arg, pg_int(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
-  PQclear(r);
-  return 0;
+  return rows3(s, "SELECT account_id,phone,channel FROM consents WHERE withdrawn_at IS NULL", fn,
+               arg);
 }
 
 int pg_stop_each(struct store *s, void *rd, int64_t account_id, const char *phone,

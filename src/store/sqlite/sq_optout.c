@@ -102,10 +102,11 @@ int sq_consent_write(struct store *s, struct store_op *op) {
   return rc;
 }
 
-int sq_stop_all(struct store *s,
-                void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),
-                void *arg) {
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_STOP_ALL);
+/* fn(arg, account_id, phone, the third column) for each row of statement id. */
+static int rows3(struct store *s, enum stmt_id id,
+                 void (*fn)(void *arg, int64_t account_id, const char *phone, const char *v),
+                 void *arg) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, id);
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW)
     fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
@@ -114,17 +115,17 @@ int sq_stop_all(struct store *s,
   return rc == SQLITE_DONE ? 0 : KK_ESTORE;
 }
 
+int sq_stop_all(struct store *s,
+                void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),
+                void *arg) {
+  return rows3(s, ST_STOP_ALL, fn, arg);
+}
+
 int sq_consent_all(struct store *s,
                    void (*fn)(void *arg, int64_t account_id, const char *phone,
                               const char *channel),
                    void *arg) {
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_CS_ALL);
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-    fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-       (const char *)sqlite3_column_text(st, 2));
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+  return rows3(s, ST_CS_ALL, fn, arg);
 }
 
 int sq_stop_each(struct store *s, void *rd, int64_t account_id, const char *phone,
