@@ -24,6 +24,8 @@
 #include "contact/contact_import.h"
 #include "http/http_server.h"
 #include "store/store.h"
+#include "accept/accept_optout.h"
+#include "api/api_optout.h"
 
 #define LOGCTX "api"
 
@@ -268,6 +270,8 @@ int api_init(struct api *a) {
   if (store_keys_each(a->store, load_key, &a->keys) != 0) return KK_ESTORE;
   if (store_subscribe(a->store, on_notes, a) != 0) return KK_ENOSPC;
   accept_init(&a->accept, a->store, a->dispatch, a->cascade, a->ttl_ms);
+  if (accept_optout_add(&a->accept) != 0 || store_subscribe(a->store, api_optout_notes, a) != 0)
+    return KK_ENOSPC;
   a->subscribed = 1;
   return 0;
 }
@@ -276,6 +280,7 @@ void api_stop(struct api *a) {
   contact_imports_stop(a->imports);   /* contact imports: readers stop */
   if (!a->subscribed) return;
   store_unsubscribe(a->store, on_notes, a);
+  store_unsubscribe(a->store, api_optout_notes, a);
   a->subscribed = 0;
 }
 
@@ -486,6 +491,16 @@ static const struct api_route routes[] = {
     {{"GET", "/v1/lists"}, API_ACCOUNT, api_lists_get, NULL},
     {{"GET", "/v1/imports/{id}"}, API_ACCOUNT, api_import_get, NULL},
     {{"GET", "/v1/imports/{id}/errors.csv"}, API_ACCOUNT, api_import_errors_csv, NULL},
+    /* the stop-list and consents (api_stoplist.c, api_consents.c) */
+    {{"GET", "/v1/stoplist"}, API_ACCOUNT, api_stoplist_list, NULL},
+    {{"GET", "/v1/stoplist.csv"}, API_ACCOUNT, api_stoplist_csv, NULL},
+    {{"GET", "/v1/stoplist/{phone}"}, API_ACCOUNT, api_stoplist_get, NULL},
+    {{"PUT", "/v1/stoplist/{phone}"}, API_ACCOUNT, api_stoplist_put, NULL},
+    {{"DELETE", "/v1/stoplist/{phone}"}, API_ACCOUNT, api_stoplist_delete, NULL},
+    {{"GET", "/v1/consents.csv"}, API_ACCOUNT, api_consents_csv, NULL},
+    {{"GET", "/v1/consents/{phone}"}, API_ACCOUNT, api_consent_get, NULL},
+    {{"PUT", "/v1/consents/{phone}"}, API_ACCOUNT, api_consent_put, NULL},
+    {{"DELETE", "/v1/consents/{phone}"}, API_ACCOUNT, api_consent_delete, NULL},
     {{"*", "/v1/*"}, API_ACCOUNT, api_not_found, NULL},
 };
 

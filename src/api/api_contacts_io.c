@@ -302,3 +302,5 @@ void api_contacts_csv(struct api_call *c) {
   if (r == NULL) return;
   store_contacts_each_async(c->a->store, c->account_id, list, contact_row, r->f, on_export, r);
 }
+
+void api_csv_cell(FILE *f, const char *s, int last) { cell(f, s, last); }

@@ -529,6 +529,12 @@ enum store_note_kind {
                                must not go */
   STORE_NOTE_TEMPLATE_CFG,  /* account_id's template cfg->name saved (cfg->text: its
                                body JSON; at: when) or deleted (NULL) */
+  STORE_NOTE_STOP,          /* account_id's phone cfg->name stop-listed: at is the
+                               reason (pol_stop.h; 0: removed) */
+  STORE_NOTE_CONSENT,       /* account_id's phone cfg->name: at is the mask of its
+                               current consents (pol_consent.h; 0: none) */
+  STORE_NOTE_OPTOUT_REPLY,  /* account_id's phone cfg->name replied a stop, start
+                               or help word (cfg->text "stop sms"; at: when) */
 };
 /* The value a configuration note carries. */
 struct store_note_cfg {

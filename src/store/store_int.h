@@ -16,6 +16,7 @@
 
 #include "store/store.h"
 #include "store/store_contact.h"
+#include "store/store_optout.h"
 
 /* ---- operations -------------------------------------------------------- */
 
@@ -88,7 +89,9 @@ enum { STORE_FAULT_NONE, STORE_FAULT_BUSY, STORE_FAULT_IO, STORE_FAULT_OTHER };
   STORE_OP_LIST_CASCADE(XX)                                                    \
   STORE_OP_LIST_TEMPLATE(XX)                                                   \
   /* contacts and imports (store_contact.c) */                                 \
-  STORE_OP_LIST_CONTACT(XX)
+  STORE_OP_LIST_CONTACT(XX)                                                    \
+  /* the stop-list and consents (store_optout.c) */                            \
+  STORE_OP_LIST_OPTOUT(XX)
 
 enum store_op_kind {
 #define XX(kind) STORE_OP_##kind,
@@ -307,6 +310,8 @@ struct store_reads {
                     int max, int *n);
   /* Contacts and imports (store_contact.h), in the pool. */
   struct store_contact_reads contact;
+  /* The stop-list and consents (store_optout.h). */
+  struct store_optout_reads optout;
 };
 
 /* The rows a backend numbers. */
@@ -418,6 +423,8 @@ struct store {
   /* this node (store_nodes_list on a store of one node) */
   char node_name[128];
   int64_t started_at;
+  /* the stop-list and current consents held in memory (store_optout.c), loop thread */
+  struct store_optout *optout;
   /* reads off the loop (store_pool.c); NULL until the first */
   struct store_pool *pool;
 };

@@ -121,6 +121,7 @@ void notes_deliver(struct store *s, struct store_note *notes, int n) {
      done callbacks read it. */
   if (n > 0) store_cache_apply(s, notes, n);
   if (n > 0) store_tpls_apply(s, notes, n);
+  if (n > 0) store_optout_apply(s, notes, n);
   if (n > 0)
     for (int i = 0; i < s->nsubs; i++) s->subs[i].fn(s->subs[i].ud, notes, n);
   notes_free(notes, n);

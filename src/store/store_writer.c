@@ -472,10 +472,12 @@ int store_open_with(uv_loop_t *loop, const struct store_opts *opts,
   /* Accounts and named cascades are read once, then kept by the notes. */
   s->cache = store_cache_new();
   s->tpls = store_tpls_new();
-  if (store_cache_fill(s) != 0 || store_tpls_fill(s) != 0) {
+  s->optout = store_optout_new();
+  if (store_cache_fill(s) != 0 || store_tpls_fill(s) != 0 || store_optout_fill(s) != 0) {
     be->close(s);
     store_cache_free(s->cache);
     store_tpls_free(s->tpls);
+    store_optout_free(s->optout);
     free(s);
     return KK_ESTORE;
   }
@@ -522,6 +524,8 @@ void store_close(struct store *s) {
   s->cache = NULL;
   store_tpls_free(s->tpls);
   s->tpls = NULL;
+  store_optout_free(s->optout);
+  s->optout = NULL;
   kk_info(LOGCTX, "closed");
   uv_close((uv_handle_t *)&s->async, on_async_closed);
 }

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setup, Kaskad, ROOT, kaskadBin } from './lib/harness.mjs';
-import { startSmsc } from './lib/smsc.mjs';
+import { startSmsc, sendMo } from './lib/smsc.mjs';
 import { Sim, pointChannelsAtSim, APPS } from './lib/sim.mjs';
 
 const PHONE = '79161234567';
@@ -24,6 +24,8 @@ test('an idempotency key reused with another body is refused; the same body repl
   const { k, smsc, key, finish } = await setup(t);
   const post = (body, headers) => k.request('POST', '/v1/messages', { key, body, headers });
   const body = { to: '79161238801', text: 'idem first', sender: 'Kaskad', idempotency_key: 'nu-1' };
+  // (a consent, so that the advertising variant meets the key's check, not the consent's)
+  await k.call('PUT', '/v1/consents/79161238801', { key, body: { source: 'test' } }, 201);
   const r1 = await post(body);
   assert.equal(r1.status, 202, r1.text);
   // The same message written differently (other phone form, other key order) replays.
@@ -171,17 +173,6 @@ test("an account's default sender is validated like a message's sender", async (
 });
 
 /** The SMSC sends an MO message (not a receipt) from phone; resolves with deliver_sm_resp's status. */
-function sendMo(smsc, from, text) {
-  const session = smsc.boundSessions()[0];
-  const ucs2 = Buffer.from(text, 'utf16le').swap16();
-  return new Promise((resolve, reject) => {
-    const ok = session.deliver_sm({ source_addr_ton: 1, source_addr_npi: 1, source_addr: from,
-      destination_addr: 'KASKAD', esm_class: 0, data_coding: 8, short_message: ucs2 },
-    (resp) => resolve(resp.command_status));
-    if (!ok) reject(new Error('session not writable'));
-  });
-}
-
 test('GET /v1/replies lists what people sent, to the account they answered', { timeout: 60000 }, async (t) => {
   const env = await setup(t);
   const { k, smsc, key } = env;

@@ -276,6 +276,8 @@ const struct store_backend store_pg_backend = {
             /* contacts and imports (pg_contact.c) */
             [STORE_OP_CONTACT_WRITE] = pg_contact_write,
             [STORE_OP_CONTACT_DELETE] = pg_contact_delete,
+            [STORE_OP_STOP_WRITE] = pg_stop_write,
+            [STORE_OP_CONSENT_WRITE] = pg_consent_write,
             [STORE_OP_IMPORT_CHANGE] = pg_import_change,
         },
     .read =
@@ -306,5 +308,8 @@ const struct store_backend store_pg_backend = {
             .contact = {.get = pg_contact_get, .list = pg_contact_list,
                         .lists = pg_contact_lists, .import_get = pg_import_get,
                         .import_errors = pg_import_errors, .each = pg_contacts_each},
+            /* the stop-list and consents (pg_optout.c) */
+            .optout = {.stop_all = pg_stop_all, .consent_all = pg_consent_all,
+                       .stop_each = pg_stop_each, .consent_each = pg_consent_each},
         },
 };

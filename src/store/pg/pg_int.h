@@ -115,6 +115,9 @@ void pg_p_bytes(struct pg_params *p, const void *b, int n);
 
 /* pg_schema.c: the connection ------------------------------------------- */
 
+/* The schema version this kaskad migrates to (its number of migrations). */
+int pg_schema_latest(void);
+
 /* Opens a connection to url with kaskad's session settings (synchronous
    commit on, lock_timeout PG_LOCK_MS); the same settings come back on a
    reconnect. 0 or KK_ESTORE (logged; c->db may be left for pg_conn_close). */
@@ -318,6 +321,21 @@ int pg_outbox_accounts(struct store *s, int64_t now, int64_t after, int64_t *out
                        int *n);
 int pg_outbox_due(struct store *s, int64_t account_id, int64_t now, struct store_outbox *out,
                   int max, int *n);
+/* pg_optout.c: the stop-list and consents (store_optout.h) */
+int pg_stop_write(struct store *s, struct store_op *op);
+int pg_consent_write(struct store *s, struct store_op *op);
+int pg_stop_all(struct store *s,
+                void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),
+                void *arg);
+int pg_consent_all(struct store *s,
+                   void (*fn)(void *arg, int64_t account_id, const char *phone,
+                              const char *channel),
+                   void *arg);
+int pg_stop_each(struct store *s, void *rd, int64_t account_id, const char *phone,
+                 const char *after, int limit, store_stop_fn fn, void *arg);
+int pg_consent_each(struct store *s, void *rd, int64_t account_id, const char *phone,
+                    store_consent_fn fn, void *arg);
+
 /* pg_contact.c: contacts, lists and imports (store_contact.h) */
 int pg_contact_write(struct store *s, struct store_op *op);
 int pg_contact_delete(struct store *s, struct store_op *op);

@@ -277,8 +277,10 @@ int pg_inbound(struct store *s, struct store_op *op) {
   pg_p_text(&p, d->channel);
   pg_p_opt(&p, account);
   pg_p_opt(&p, msg);
-  return pg_cmd(&PG(s)->w,
-                "INSERT INTO inbound(route,from_number,to_addr,body,at,channel,account_id,"
-                "message_id) VALUES($1,$2,$3,$4,$5::bigint,$6,$7::bigint,$8::bigint)",
-                &p);
+  rc = pg_cmd(&PG(s)->w,
+              "INSERT INTO inbound(route,from_number,to_addr,body,at,channel,account_id,"
+              "message_id) VALUES($1,$2,$3,$4,$5::bigint,$6,$7::bigint,$8::bigint)",
+              &p);
+  /* a stop, start or help word acts at once, in the same transaction */
+  return rc != 0 ? rc : store_optout_inbound(s, account, d->channel, d->from, d->text, d->at);
 }

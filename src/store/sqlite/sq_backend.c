@@ -214,6 +214,9 @@ const struct store_backend store_sqlite_backend = {
             [STORE_OP_CONTACT_WRITE] = sq_contact_write,
             [STORE_OP_CONTACT_DELETE] = sq_contact_delete,
             [STORE_OP_IMPORT_CHANGE] = sq_import_change,
+            /* the stop-list and consents (sq_optout.c) */
+            [STORE_OP_STOP_WRITE] = sq_stop_write,
+            [STORE_OP_CONSENT_WRITE] = sq_consent_write,
         },
     .read =
         {
@@ -242,5 +245,6 @@ const struct store_backend store_sqlite_backend = {
             .outbox_due = sq_outbox_due,
             /* contacts and imports (sq_contact.c) */
             .contact = SQ_CONTACT_READS,
+            .optout = SQ_OPTOUT_READS,
         },
 };

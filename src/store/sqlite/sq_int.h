@@ -11,6 +11,7 @@
 
 #include "store/store_casc.h"
 #include "store/sqlite/sq_contact.h"
+#include "store/sqlite/sq_optout.h"
 
 #define BUSY_MS 1000              /* longest wait for a lock held by another process */
 
@@ -278,7 +279,8 @@
   XX(RET_MSG, "DELETE FROM messages WHERE id=?")                              \
   STMT_LIST_TEMPLATE(XX)                                                       \
   /* contacts and imports (sq_contact.h) */                                    \
-  STMT_LIST_CONTACT(XX)
+  STMT_LIST_CONTACT(XX)                                                        \
+  STMT_LIST_OPTOUT(XX)
 
 enum stmt_id {
 #define XX(name, sql) ST_##name,

@@ -261,7 +261,9 @@ int sq_inbound(struct store *s, struct store_op *op) {
   sq_bind_text(st, 6, d->channel);
   sq_bind_opt(st, 7, account);
   sq_bind_opt(st, 8, msg);
-  return sq_step_done(&SQ(s)->w, st);
+  int rc = sq_step_done(&SQ(s)->w, st);
+  /* a stop, start or help word acts at once, in the same transaction */
+  return rc != 0 ? rc : store_optout_inbound(s, account, d->channel, d->from, d->text, d->at);
 }
 
 int sq_reply_list(struct store *s, void *rd, int64_t account_id,

@@ -414,3 +414,16 @@ export async function startSmsc(opts = {}) {
   await s.listen();
   return s;
 }
+
+/** A person's SMS (MO) from `from` to KASKAD, UCS-2, over the first bound
+ *  session; resolves with the deliver_sm_resp command_status. */
+export function sendMo(smsc, from, text) {
+  const session = smsc.boundSessions()[0];
+  const ucs2 = Buffer.from(text, 'utf16le').swap16();
+  return new Promise((resolve, reject) => {
+    const ok = session.deliver_sm({ source_addr_ton: 1, source_addr_npi: 1, source_addr: from,
+      destination_addr: 'KASKAD', esm_class: 0, data_coding: 8, short_message: ucs2 },
+    (resp) => resolve(resp.command_status));
+    if (!ok) reject(new Error('session not writable'));
+  });
+}

@@ -1,0 +1,25 @@
+/*
+ * accept_optout.h - the stop-list's and the consent's checks in the accept
+ * path's policy chain. Both read the store's copy in memory (store_optout.h):
+ * no I/O.
+ *
+ *   stop_listed  the number is on the account's stop-list and the entry
+ *                reaches the message's class (policy/pol_stop.h)
+ *   no_consent   an advertising message to a number without a current
+ *                consent for every channel or for the cascade's first one
+ */
+#ifndef ACCEPT_OPTOUT_H
+#define ACCEPT_OPTOUT_H
+
+#include "accept/accept.h"
+
+/* The idempotency key of the answer to phone's stop, start or help word
+   sent at `at` (out, cap bytes): once per reply, and the one message the
+   stop-list lets through. It begins with a byte no ingress accepts in a
+   key (the HTTP API takes printable ASCII), so no client can send as it. */
+void accept_optout_exempt_key(char *out, size_t cap, const char *phone, long long at);
+
+/* Adds both checks to ac's chain (stop-list first). 0 or KK_ENOSPC. */
+int accept_optout_add(struct accept *ac);
+
+#endif

@@ -1,0 +1,252 @@
+/*
+ * pg_optout.c - the stop-list and consents in the PostgreSQL backend; each
+ * change is handed out as a note after its commit, as in the SQLite
+ * backend. Another node learns of it only through the nodes' notification
+ * channel (store_optout.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "core/kk_mem.h"
+#include "policy/pol_consent.h"
+#include "store/pg/pg_int.h"
+
+#define PAGE 1000
+#define CONSENT_COLS "id,phone,channel,source,text,ip,at,recorded_at,withdrawn_at,withdrawn_by"
+
+static int current_mask(struct pg_conn *w, int64_t account_id, const char *phone,
+                        uint32_t *mask) {
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  pg_p_text(&p, phone);
+  int rc;
+  PGresult *r = pg_query(w,
+                         "SELECT DISTINCT channel FROM consents WHERE account_id=$1::bigint"
+                         " AND phone=$2 AND withdrawn_at IS NULL",
+                         &p, &rc);
+  if (r == NULL) return rc;
+  *mask = 0;
+  for (int i = 0; i < PQntuples(r); i++) {
+    const char *ch = PQgetvalue(r, i, 0);
+    *mask |= pol_consent_bit(strcmp(ch, "all") != 0 ? ch : "");
+  }
+  PQclear(r);
+  return 0;
+}
+
+static int withdraw(struct store *s, int64_t account_id, const char *phone, const char *channel,
+                    int64_t at, const char *by, int *n) {
+  struct pg_conn *w = &PG(s)->w;
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  pg_p_text(&p, phone);
+  pg_p_int(&p, at);
+  pg_p_text(&p, by);
+  pg_p_text(&p, channel);
+  int rc;
+  PGresult *r = pg_query(w,
+                         "UPDATE consents SET withdrawn_at=$3::bigint, withdrawn_by=$4"
+                         " WHERE account_id=$1::bigint AND phone=$2 AND withdrawn_at IS NULL"
+                         " AND ($5='all' OR channel=$5) RETURNING id",
+                         &p, &rc);
+  if (r == NULL) return rc;
+  *n = PQntuples(r);
+  PQclear(r);
+  uint32_t mask;
+  if (*n > 0 && (rc = current_mask(w, account_id, phone, &mask)) == 0)
+    store_optout_note_consent(s, account_id, phone, mask);
+  return rc;
+}
+
+int pg_stop_write(struct store *s, struct store_op *op) {
+  struct store_stop_batch *b = op->data;
+  struct pg_conn *w = &PG(s)->w;
+  b->changed = 0;
+  for (int i = 0; i < b->n; i++) {
+    const struct store_stop_row *row = &b->rows[i];
+    struct pg_params p = {0};
+    pg_p_int(&p, b->account_id);
+    pg_p_text(&p, row->phone);
+    int rc;
+    PGresult *r;
+    if (row->reason[0]) {
+      pg_p_text(&p, row->reason);
+      pg_p_text(&p, row->channel[0] ? row->channel : NULL);
+      pg_p_int(&p, b->at);
+      r = pg_query(w,
+                   "INSERT INTO stoplist(account_id,phone,reason,channel,created_at)"
+                   " VALUES($1::bigint,$2,$3,$4,$5::bigint) ON CONFLICT(account_id,phone)"
+                   " DO UPDATE SET reason=excluded.reason, channel=excluded.channel"
+                   " WHERE stoplist.reason<>excluded.reason RETURNING phone",
+                   &p, &rc);
+    } else {
+      r = pg_query(w,
+                   "DELETE FROM stoplist WHERE account_id=$1::bigint AND phone=$2"
+                   " RETURNING phone",
+                   &p, &rc);
+    }
+    if (r == NULL) return rc;
+    int changed = PQntuples(r) > 0;
+    PQclear(r);
+    if (changed) {
+      b->changed++;
+      store_optout_note_stop(s, b->account_id, row->phone, row->reason);
+    }
+    int n;
+    if (row->reason[0] && row->withdraw &&
+        (rc = withdraw(s, b->account_id, row->phone, "all", b->at, row->reason, &n)) != 0)
+      return rc;
+  }
+  return 0;
+}
+
+int pg_consent_write(struct store *s, struct store_op *op) {
+  struct store_consent_op *o = op->data;
+  struct store_consent *c = &o->c;
+  if (o->withdraw) {
+    int n, rc = withdraw(s, o->account_id, c->phone, c->channel, c->withdrawn_at,
+                         c->withdrawn_by, &n);
+    return rc != 0 ? rc : n == 0 ? KK_ENOENT : 0;
+  }
+  struct pg_params p = {0};
+  pg_p_int(&p, o->account_id);
+  pg_p_text(&p, c->phone);
+  pg_p_text(&p, c->channel);
+  pg_p_text(&p, c->source);
+  pg_p_text(&p, c->text && c->text[0] ? c->text : NULL);
+  pg_p_text(&p, c->ip[0] ? c->ip : NULL);
+  pg_p_int(&p, c->at);
+  pg_p_int(&p, o->now);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         "INSERT INTO consents(account_id,phone,channel,source,text,ip,at,"
+                         "recorded_at) VALUES($1::bigint,$2,$3,$4,$5,$6,$7::bigint,$8::bigint)"
+                         " RETURNING id",
+                         &p, &rc);
+  if (r == NULL) return rc;
+  c->id = pg_int(r, 0, 0);
+  PQclear(r);
+  c->recorded_at = o->now;
+  uint32_t mask;
+  if ((rc = current_mask(&PG(s)->w, o->account_id, c->phone, &mask)) == 0)
+    store_optout_note_consent(s, o->account_id, c->phone, mask);
+  return rc;
+}
+
+/* fn(arg, account_id, phone, the third column) for each row of sql. */
+static int rows3(struct store *s, const char *sql,
+                 void (*fn)(void *arg, int64_t account_id, const char *phone, const char *v),
+                 void *arg) {
+  int rc;
+  PGresult *r = pg_read(&PG(s)->r, sql, NULL, &rc);
+  if (r == NULL) return KK_ESTORE;
+  for (int i = 0; i < PQntuples(r); i++)
+    fn(arg, pg_int(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+  PQclear(r);
+  return 0;
+}
+
+int pg_stop_all(struct store *s,
+                void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),
+                void *arg) {
+  return rows3(s, "SELECT account_id,phone,reason FROM stoplist", fn, arg);
+}
+
+int pg_consent_all(struct store *s,
+                   void (*fn)(void *arg, int64_t account_id, const char *phone,
+                              const char *channel),
+                   void *arg) {
+  return rows3(s, "SELECT account_id,phone,channel FROM consents WHERE withdrawn_at IS NULL", fn,
+               arg);
+}
+
+int pg_stop_each(struct store *s, void *rd, int64_t account_id, const char *phone,
+                 const char *after, int limit, store_stop_fn fn, void *arg) {
+  (void)s;
+  char cur[16];
+  snprintf(cur, sizeof cur, "%s", after ? after : "");
+  int left = limit > 0 ? limit : -1, seen = 0;
+  for (;;) {
+    struct pg_params p = {0};
+    pg_p_int(&p, account_id);
+    pg_p_text(&p, phone ? phone : cur);
+    int want = left < 0 || left > PAGE ? PAGE : left, rc;
+    pg_p_int(&p, want);
+    PGresult *r = pg_read(rd,
+                          phone ? "SELECT phone,reason,channel,created_at FROM stoplist"
+                                  " WHERE account_id=$1::bigint AND phone=$2 LIMIT $3::int"
+                                : "SELECT phone,reason,channel,created_at FROM stoplist"
+                                  " WHERE account_id=$1::bigint AND phone>$2"
+                                  " ORDER BY phone COLLATE \"C\" LIMIT $3::int",
+                          &p, &rc);
+    if (r == NULL) return KK_ESTORE;
+    int rows = PQntuples(r), stop = 0;
+    for (int i = 0; i < rows && !stop; i++) {
+      struct store_stop_entry e;
+      pg_copy(r, i, 0, e.phone, sizeof e.phone);
+      pg_copy(r, i, 1, e.reason, sizeof e.reason);
+      pg_copy(r, i, 2, e.channel, sizeof e.channel);
+      e.at = pg_int(r, i, 3);
+      snprintf(cur, sizeof cur, "%s", e.phone);
+      seen++;
+      stop = fn(arg, &e);
+    }
+    PQclear(r);
+    if (stop) return stop;
+    if (left > 0) left -= rows;
+    if (phone || rows < want || left == 0) break;
+  }
+  return phone && seen == 0 ? KK_ENOENT : 0;
+}
+
+int pg_consent_each(struct store *s, void *rd, int64_t account_id, const char *phone,
+                    store_consent_fn fn, void *arg) {
+  (void)s;
+  char cur_phone[16] = "";
+  int64_t cur_id = 0;
+  int seen = 0;
+  for (;;) {
+    struct pg_params p = {0};
+    pg_p_int(&p, account_id);
+    pg_p_text(&p, phone ? phone : cur_phone);
+    pg_p_int(&p, cur_id);
+    pg_p_int(&p, PAGE);
+    int rc;
+    PGresult *r = pg_read(rd,
+                          phone ? "SELECT " CONSENT_COLS " FROM consents WHERE"
+                                  " account_id=$1::bigint AND phone=$2 AND id>$3::bigint"
+                                  " ORDER BY id LIMIT $4::int"
+                                : "SELECT " CONSENT_COLS " FROM consents WHERE"
+                                  " account_id=$1::bigint AND (phone COLLATE \"C\",id)>($2,"
+                                  "$3::bigint) ORDER BY phone COLLATE \"C\",id LIMIT $4::int",
+                          &p, &rc);
+    if (r == NULL) return KK_ESTORE;
+    int rows = PQntuples(r), stop = 0;
+    for (int i = 0; i < rows && !stop; i++) {
+      struct store_consent c;
+      memset(&c, 0, sizeof c);
+      c.id = pg_int(r, i, 0);
+      pg_copy(r, i, 1, c.phone, sizeof c.phone);
+      pg_copy(r, i, 2, c.channel, sizeof c.channel);
+      pg_copy(r, i, 3, c.source, sizeof c.source);
+      const char *t = pg_text(r, i, 4);
+      c.text = kk_xstrdup(t ? t : "");
+      pg_copy(r, i, 5, c.ip, sizeof c.ip);
+      c.at = pg_int(r, i, 6);
+      c.recorded_at = pg_int(r, i, 7);
+      c.withdrawn_at = pg_int(r, i, 8);
+      pg_copy(r, i, 9, c.withdrawn_by, sizeof c.withdrawn_by);
+      snprintf(cur_phone, sizeof cur_phone, "%s", c.phone);
+      cur_id = c.id;
+      seen++;
+      stop = fn(arg, &c);
+      free(c.text);
+    }
+    PQclear(r);
+    if (stop) return stop;
+    if (rows < PAGE) break;
+  }
+  return phone && seen == 0 ? KK_ENOENT : 0;
+}

@@ -1,0 +1,184 @@
+/*
+ * sq_optout.c - the stop-list and consents in the SQLite backend; each
+ * change is handed out as a note after its commit (the store keeps both
+ * in memory for the policy checks).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "policy/pol_consent.h"
+#include "store/sqlite/sq_int.h"
+
+/* The mask of phone's current consents, as the writer sees it now. */
+static int current_mask(struct conn *w, int64_t account_id, const char *phone, uint32_t *mask) {
+  sqlite3_stmt *st = sq_stmt(w, ST_CS_CURRENT);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, phone);
+  int rc;
+  *mask = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *ch = (const char *)sqlite3_column_text(st, 0);
+    *mask |= pol_consent_bit(ch && strcmp(ch, "all") != 0 ? ch : "");
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+/* Withdraws phone's current consents of channel ("all": every one); *n
+   the rows changed, and the note of the mask left. */
+static int withdraw(struct store *s, int64_t account_id, const char *phone, const char *channel,
+                    int64_t at, const char *by, int *n) {
+  struct conn *w = &SQ(s)->w;
+  sqlite3_stmt *st = sq_stmt(w, ST_CS_WITHDRAW);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, phone);
+  sqlite3_bind_int64(st, 3, at);
+  sq_bind_text(st, 4, by);
+  sq_bind_text(st, 5, channel);
+  int rc = sq_step_done(w, st);
+  if (rc != 0) return rc;
+  *n = sqlite3_changes(w->db);
+  uint32_t mask;
+  if (*n > 0 && (rc = current_mask(w, account_id, phone, &mask)) == 0)
+    store_optout_note_consent(s, account_id, phone, mask);
+  return rc;
+}
+
+int sq_stop_write(struct store *s, struct store_op *op) {
+  struct store_stop_batch *b = op->data;
+  struct conn *w = &SQ(s)->w;
+  b->changed = 0;
+  for (int i = 0; i < b->n; i++) {
+    const struct store_stop_row *r = &b->rows[i];
+    sqlite3_stmt *st = sq_stmt(w, r->reason[0] ? ST_STOP_PUT : ST_STOP_DEL);
+    sqlite3_bind_int64(st, 1, b->account_id);
+    sq_bind_text(st, 2, r->phone);
+    if (r->reason[0]) {
+      sq_bind_text(st, 3, r->reason);
+      sq_bind_text(st, 4, r->channel[0] ? r->channel : NULL);
+      sqlite3_bind_int64(st, 5, b->at);
+    }
+    int rc = sq_step_done(w, st);
+    if (rc != 0) return rc;
+    if (sqlite3_changes(w->db) > 0) {
+      b->changed++;
+      store_optout_note_stop(s, b->account_id, r->phone, r->reason);
+    }
+    int n;
+    if (r->reason[0] && r->withdraw &&
+        (rc = withdraw(s, b->account_id, r->phone, "all", b->at, r->reason, &n)) != 0)
+      return rc;
+  }
+  return 0;
+}
+
+int sq_consent_write(struct store *s, struct store_op *op) {
+  struct store_consent_op *o = op->data;
+  struct store_consent *c = &o->c;
+  struct conn *w = &SQ(s)->w;
+  if (o->withdraw) {
+    int n, rc = withdraw(s, o->account_id, c->phone, c->channel, c->withdrawn_at,
+                         c->withdrawn_by, &n);
+    return rc != 0 ? rc : n == 0 ? KK_ENOENT : 0;
+  }
+  sqlite3_stmt *st = sq_stmt(w, ST_CS_INSERT);
+  sqlite3_bind_int64(st, 1, o->account_id);
+  sq_bind_text(st, 2, c->phone);
+  sq_bind_text(st, 3, c->channel);
+  sq_bind_text(st, 4, c->source);
+  sq_bind_text(st, 5, c->text && c->text[0] ? c->text : NULL);
+  sq_bind_text(st, 6, c->ip[0] ? c->ip : NULL);
+  sqlite3_bind_int64(st, 7, c->at);
+  sqlite3_bind_int64(st, 8, o->now);
+  int rc = sq_step_done(w, st);
+  if (rc != 0) return rc;
+  c->id = sqlite3_last_insert_rowid(w->db);
+  c->recorded_at = o->now;
+  uint32_t mask;
+  if ((rc = current_mask(w, o->account_id, c->phone, &mask)) == 0)
+    store_optout_note_consent(s, o->account_id, c->phone, mask);
+  return rc;
+}
+
+/* fn(arg, account_id, phone, the third column) for each row of statement id. */
+static int rows3(struct store *s, enum stmt_id id,
+                 void (*fn)(void *arg, int64_t account_id, const char *phone, const char *v),
+                 void *arg) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->r, id);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+       (const char *)sqlite3_column_text(st, 2));
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+int sq_stop_all(struct store *s,
+                void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),
+                void *arg) {
+  return rows3(s, ST_STOP_ALL, fn, arg);
+}
+
+int sq_consent_all(struct store *s,
+                   void (*fn)(void *arg, int64_t account_id, const char *phone,
+                              const char *channel),
+                   void *arg) {
+  return rows3(s, ST_CS_ALL, fn, arg);
+}
+
+int sq_stop_each(struct store *s, void *rd, int64_t account_id, const char *phone,
+                 const char *after, int limit, store_stop_fn fn, void *arg) {
+  (void)s;
+  struct conn *c = rd;
+  sqlite3_stmt *st = sq_stmt(c, phone ? ST_STOP_ONE : ST_STOP_PAGE);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, phone ? phone : after);
+  if (!phone) sqlite3_bind_int64(st, 3, limit > 0 ? limit : -1);
+  int rc, stop = 0, rows = 0;
+  while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    struct store_stop_entry e;
+    sq_col_copy(st, 0, e.phone, sizeof e.phone);
+    sq_col_copy(st, 1, e.reason, sizeof e.reason);
+    sq_col_copy(st, 2, e.channel, sizeof e.channel);
+    e.at = sqlite3_column_int64(st, 3);
+    rows++;
+    stop = fn(arg, &e);
+  }
+  sqlite3_reset(st);
+  if (stop) return stop;
+  if (rc != SQLITE_DONE) return KK_ESTORE;
+  return phone && rows == 0 ? KK_ENOENT : 0;
+}
+
+int sq_consent_each(struct store *s, void *rd, int64_t account_id, const char *phone,
+                    store_consent_fn fn, void *arg) {
+  (void)s;
+  struct conn *c = rd;
+  sqlite3_stmt *st = sq_stmt(c, phone ? ST_CS_OF : ST_CS_EACH);
+  sqlite3_bind_int64(st, 1, account_id);
+  if (phone) sq_bind_text(st, 2, phone);
+  int rc, stop = 0, rows = 0;
+  while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    struct store_consent r;
+    memset(&r, 0, sizeof r);
+    r.id = sqlite3_column_int64(st, 0);
+    sq_col_copy(st, 1, r.phone, sizeof r.phone);
+    sq_col_copy(st, 2, r.channel, sizeof r.channel);
+    sq_col_copy(st, 3, r.source, sizeof r.source);
+    r.text = sq_col_dup(st, 4);
+    sq_col_copy(st, 5, r.ip, sizeof r.ip);
+    r.at = sqlite3_column_int64(st, 6);
+    r.recorded_at = sqlite3_column_int64(st, 7);
+    r.withdrawn_at = sqlite3_column_int64(st, 8);
+    sq_col_copy(st, 9, r.withdrawn_by, sizeof r.withdrawn_by);
+    rows++;
+    stop = fn(arg, &r);
+    free(r.text);
+  }
+  sqlite3_reset(st);
+  if (stop) return stop;
+  if (rc != SQLITE_DONE) return KK_ESTORE;
+  return phone && rows == 0 ? KK_ENOENT : 0;
+}

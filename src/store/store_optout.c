@@ -1,0 +1,186 @@
+/*
+ * store_optout.c - the backend-neutral part of the stop-list and consents
+ * (store_optout.h): queuing the writes, the copy in memory and its notes,
+ * the reads in the pool.
+ */
+#include "store/store_optout.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "policy/pol_consent.h"
+#include "policy/pol_set.h"
+#include "policy/pol_stop.h"
+#include "store/store_int.h"
+
+#define LOGCTX "store"
+
+struct store_optout {
+  struct pol_set stop;      /* (account, phone) -> reason */
+  struct pol_set consent;   /* (account, phone) -> mask of current consents */
+};
+
+struct store_optout *store_optout_new(void) {
+  struct store_optout *o = kk_xcalloc(1, sizeof *o);   /* freed by store_optout_free */
+  pol_set_init(&o->stop);
+  pol_set_init(&o->consent);
+  return o;
+}
+
+void store_optout_free(struct store_optout *o) {
+  if (o == NULL) return;
+  pol_set_fini(&o->stop);
+  pol_set_fini(&o->consent);
+  free(o);
+}
+
+static void put(struct pol_set *set, int64_t account_id, const char *phone, uint32_t v,
+                int add) {
+  uint64_t k = pol_set_key(phone);
+  if (add) v |= pol_set_get(set, account_id, k);
+  if (pol_set_put(set, account_id, k, v) == KK_ENOSPC)
+    kk_error(LOGCTX, "the stop-list and consents held in memory are full (%d entries)",
+             POL_SET_MAX);
+}
+
+static void fill_stop(void *arg, int64_t account_id, const char *phone, const char *reason) {
+  unsigned r = pol_stop_reason_of(reason);
+  put(&((struct store_optout *)arg)->stop, account_id, phone, r ? r : POL_STOP_API, 0);
+}
+
+static void fill_consent(void *arg, int64_t account_id, const char *phone, const char *channel) {
+  uint32_t b = pol_consent_bit(strcmp(channel, "all") == 0 ? "" : channel);
+  if (b) put(&((struct store_optout *)arg)->consent, account_id, phone, b, 1);
+}
+
+int store_optout_fill(struct store *s) {
+  const struct store_optout_reads *r = &s->be->read.optout;
+  if (r->stop_all == NULL) return 0;
+  if (r->stop_all(s, fill_stop, s->optout) != 0 ||
+      r->consent_all(s, fill_consent, s->optout) != 0) {
+    kk_error(LOGCTX, "the stop-list and consents could not be read");
+    return KK_ESTORE;
+  }
+  return 0;
+}
+
+void store_optout_apply(struct store *s, const struct store_note *notes, int n) {
+  for (int i = 0; i < n; i++) {
+    const struct store_note *t = &notes[i];
+    if ((t->kind != STORE_NOTE_STOP && t->kind != STORE_NOTE_CONSENT) || t->cfg == NULL) continue;
+    put(t->kind == STORE_NOTE_STOP ? &s->optout->stop : &s->optout->consent, t->account_id,
+        t->cfg->name, (uint32_t)t->at, 0);
+  }
+}
+
+void store_optout_note_stop(struct store *s, int64_t account_id, const char *phone,
+                            const char *reason) {
+  unsigned r = reason && reason[0] ? pol_stop_reason_of(reason) : POL_STOP_NONE;
+  if (reason && reason[0] && r == POL_STOP_NONE) r = POL_STOP_API;
+  note_cfg(s, STORE_NOTE_STOP, account_id, phone, NULL, NULL, (int64_t)r);
+}
+
+void store_optout_note_consent(struct store *s, int64_t account_id, const char *phone,
+                               uint32_t mask) {
+  note_cfg(s, STORE_NOTE_CONSENT, account_id, phone, NULL, NULL, (int64_t)mask);
+}
+
+int store_optout_inbound(struct store *s, int64_t account_id, const char *channel,
+                         const char *from, const char *text, int64_t at) {
+  if (account_id <= 0 || text == NULL) return 0;
+  enum pol_reply_kind k = pol_stop_reply_kind(text, strlen(text));
+  if (k == POL_REPLY_NONE) return 0;
+  struct store_stop_row row = {.withdraw = k == POL_REPLY_STOP};
+  snprintf(row.phone, sizeof row.phone, "%s", from[0] == '+' ? from + 1 : from);
+  if (pol_set_key(row.phone) == 0) return 0;   /* not a phone (a messenger's user id) */
+  if (k != POL_REPLY_HELP) {
+    snprintf(row.reason, sizeof row.reason, "%s", k == POL_REPLY_STOP ? "reply" : "");
+    snprintf(row.channel, sizeof row.channel, "%s", channel);
+    struct store_stop_batch b = {.account_id = account_id, .at = at, .rows = &row, .n = 1};
+    struct store_op op = {.data = &b, .borrowed = 1};
+    int rc = s->be->exec[STORE_OP_STOP_WRITE](s, &op);
+    if (rc != 0) return rc;
+  }
+  char what[40];
+  snprintf(what, sizeof what, "%s %s", pol_stop_reply_name(k), channel);
+  note_cfg(s, STORE_NOTE_OPTOUT_REPLY, account_id, row.phone, what, NULL, at);
+  return 0;
+}
+
+unsigned store_stop_reason(struct store *s, int64_t account_id, const char *phone) {
+  return pol_set_get(&s->optout->stop, account_id, pol_set_key(phone));
+}
+
+uint32_t store_consent_mask(struct store *s, int64_t account_id, const char *phone) {
+  return pol_set_get(&s->optout->consent, account_id, pol_set_key(phone));
+}
+
+/* ---- writes ------------------------------------------------------------------ */
+
+void store_stop_write(struct store *s, struct store_stop_batch *b, store_done_cb done, void *arg) {
+  struct store_op *op = store_op_of(s, STORE_OP_STOP_WRITE, done, arg, b, 1);
+  op->weight = b->n > 0 ? b->n : 1;
+  store_submit(s, store_atomic(op));
+}
+
+void store_consent_write(struct store *s, struct store_consent_op *op, store_done_cb done,
+                         void *arg) {
+  store_submit(s, store_atomic(store_op_of(s, STORE_OP_CONSENT_WRITE, done, arg, op, 1)));
+}
+
+/* ---- reads in the pool --------------------------------------------------------- */
+
+struct optout_job {
+  int consents;
+  int64_t account_id;
+  int has_phone;
+  char phone[16];
+  char after[16];
+  int limit;
+  store_stop_fn sfn;
+  store_consent_fn cfn;
+  void *fn_arg;
+};
+
+static int pool_optout(struct store *s, void *rd, void *job) {
+  struct optout_job *j = job;
+  const struct store_optout_reads *r = &s->be->read.optout;
+  if (r->stop_each == NULL) return KK_ESTORE;
+  const char *phone = j->has_phone ? j->phone : NULL;
+  if (j->consents) return r->consent_each(s, rd, j->account_id, phone, j->cfn, j->fn_arg);
+  return r->stop_each(s, rd, j->account_id, phone, j->after, j->limit, j->sfn, j->fn_arg);
+}
+
+static struct optout_job *job_new(int64_t account_id, const char *phone) {
+  struct optout_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool after done */
+  j->account_id = account_id;
+  if (phone) {
+    snprintf(j->phone, sizeof j->phone, "%s", phone);
+    j->has_phone = 1;
+  }
+  return j;
+}
+
+void store_stop_each_async(struct store *s, int64_t account_id, const char *phone,
+                           const char *after, int limit, store_stop_fn fn, void *fn_arg,
+                           store_done_cb done, void *arg) {
+  struct optout_job *j = job_new(account_id, phone);
+  snprintf(j->after, sizeof j->after, "%s", after ? after : "");
+  j->limit = limit;
+  j->sfn = fn;
+  j->fn_arg = fn_arg;
+  store_pool_run(s, pool_optout, j, done, arg);
+}
+
+void store_consent_each_async(struct store *s, int64_t account_id, const char *phone,
+                              store_consent_fn fn, void *fn_arg, store_done_cb done, void *arg) {
+  struct optout_job *j = job_new(account_id, phone);
+  j->consents = 1;
+  j->cfn = fn;
+  j->fn_arg = fn_arg;
+  store_pool_run(s, pool_optout, j, done, arg);
+}

@@ -1,0 +1,154 @@
+/*
+ * store_optout.h - the stop-list and the consent records in the store, and
+ * the copy of both that the policy checks read in memory.
+ *
+ * Tables (both backends): stoplist(account_id, phone, reason, channel,
+ * created_at), one row per listed phone of an account; consents, one row
+ * per consent given (phone, channel or "all", source, the text shown, IP,
+ * when given, when recorded) that stays as proof after it is withdrawn
+ * (withdrawn_at, withdrawn_by).
+ *
+ * In memory (loop thread): two policy/pol_set.h maps, (account, phone) ->
+ * the stop reason and -> the mask of channels with a current consent,
+ * filled when the store opens and kept by the notes of each commit
+ * (STORE_NOTE_STOP, STORE_NOTE_CONSENT), so that the accept path's checks
+ * answer without I/O. Several nodes on one PostgreSQL: a node learns of a
+ * change made by another only when the notes of that commit reach it (the
+ * nodes' notification channel); until then it holds what it read at open
+ * and its own writes.
+ */
+#ifndef STORE_OPTOUT_H
+#define STORE_OPTOUT_H
+
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define STORE_STOP_BATCH_MAX 5000     /* phones of one stop-list write */
+#define STORE_STOP_PAGE_MAX 1000      /* entries of one listing page */
+#define STORE_CONSENT_TEXT_MAX 4096   /* bytes of the text shown */
+
+/* ---- the stop-list --------------------------------------------------------- */
+
+/* One phone listed (reason one of pol_stop.h's names) or removed (reason
+   ""). withdraw: the listing also withdraws the phone's current consents
+   (an opt-out by reply or link), by `reason`. */
+struct store_stop_row {
+  char phone[16];
+  char reason[16];
+  char channel[20];         /* where the stop came from ("" none) */
+  int withdraw;
+};
+/* A write of the stop-list (caller-owned, alive until done; one savepoint:
+   all or nothing). changed (out): the rows that changed something (a
+   removal of a phone not listed changes nothing). */
+struct store_stop_batch {
+  int64_t account_id;
+  int64_t at;
+  struct store_stop_row *rows;
+  int n;                    /* at most STORE_STOP_BATCH_MAX */
+  int changed;
+};
+void store_stop_write(struct store *s, struct store_stop_batch *b, store_done_cb done, void *arg);
+
+/* Loop thread: the reason (pol_stop.h) phone (E.164 digits) of account_id
+   is listed for, 0 when it is not. */
+unsigned store_stop_reason(struct store *s, int64_t account_id, const char *phone);
+
+struct store_stop_entry {
+  char phone[16];
+  char reason[16];
+  char channel[20];
+  int64_t at;
+};
+typedef int (*store_stop_fn)(void *arg, const struct store_stop_entry *e);
+/* Pool: fn for each entry of account_id in phone order after `after` (""
+   first), at most limit (<= 0: all); phone non-NULL: that one alone.
+   fn returns 0 to go on, nonzero to stop (rc). */
+void store_stop_each_async(struct store *s, int64_t account_id, const char *phone,
+                           const char *after, int limit, store_stop_fn fn, void *fn_arg,
+                           store_done_cb done, void *arg);
+
+/* ---- consents --------------------------------------------------------------- */
+
+/* One consent record. */
+struct store_consent {
+  int64_t id;
+  char phone[16];
+  char channel[16];         /* "all" or a channel (pol_consent.h) */
+  char source[128];
+  char *text;               /* the text shown; malloc'd by a read, the caller's in a write */
+  char ip[64];
+  int64_t at;               /* when it was given */
+  int64_t recorded_at;
+  int64_t withdrawn_at;     /* 0: current */
+  char withdrawn_by[32];    /* api | reply | link | complaint ... */
+};
+
+/* A consent given (withdraw 0: c is recorded) or withdrawn (withdraw 1:
+   the phone's current consents for c.channel, all of them for "all",
+   become withdrawn at c.at by c.withdrawn_by). Caller-owned, alive until
+   done. done: 0, or KK_ENOENT (withdraw: none was current). */
+struct store_consent_op {
+  int64_t account_id;
+  int withdraw;
+  struct store_consent c;
+  int64_t now;
+};
+void store_consent_write(struct store *s, struct store_consent_op *op, store_done_cb done,
+                         void *arg);
+
+/* Loop thread: the mask of channels (pol_consent.h) with a current consent. */
+uint32_t store_consent_mask(struct store *s, int64_t account_id, const char *phone);
+
+typedef int (*store_consent_fn)(void *arg, const struct store_consent *c);
+/* Pool: fn for each consent record of account_id (phone non-NULL: of that
+   phone), in (phone, id) order. */
+void store_consent_each_async(struct store *s, int64_t account_id, const char *phone,
+                              store_consent_fn fn, void *fn_arg, store_done_cb done, void *arg);
+
+/* ---- what the store and a backend share (store_int.h) ---------------------- */
+
+#define STORE_OP_LIST_OPTOUT(XX)                                               \
+  XX(STOP_WRITE)        /* struct store_stop_batch, the caller's */            \
+  XX(CONSENT_WRITE)     /* struct store_consent_op, the caller's */
+
+/* The reads: at open on the loop thread (every entry; every current
+   consent), and in the pool through rd (arguments as above). */
+struct store_optout_reads {
+  int (*stop_all)(struct store *s,
+                  void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),
+                  void *arg);
+  int (*consent_all)(struct store *s,
+                     void (*fn)(void *arg, int64_t account_id, const char *phone,
+                                const char *channel),
+                     void *arg);
+  int (*stop_each)(struct store *s, void *rd, int64_t account_id, const char *phone,
+                   const char *after, int limit, store_stop_fn fn, void *arg);
+  int (*consent_each)(struct store *s, void *rd, int64_t account_id, const char *phone,
+                      store_consent_fn fn, void *arg);
+};
+
+/* The copy in memory (store_optout.c): made and filled at open, freed at
+   close; the notes applied on the loop thread. */
+struct store_optout;
+struct store_optout *store_optout_new(void);
+void store_optout_free(struct store_optout *o);
+int store_optout_fill(struct store *s);
+void store_optout_apply(struct store *s, const struct store_note *notes, int n);
+/* Writer thread, inside the INBOUND write that attributed a person's
+   message (channel, from a phone) to account_id: a stop word lists the
+   phone (reason reply) and withdraws its consents, a start word removes
+   it; a stop, start or help word makes a STORE_NOTE_OPTOUT_REPLY note
+   (cfg->name the phone, cfg->text "stop|start|help channel", at the
+   message's time) for the confirmation. 0 or the write's error. */
+int store_optout_inbound(struct store *s, int64_t account_id, const char *channel,
+                         const char *from, const char *text, int64_t at);
+/* Writer thread: a commit's note of phone's new stop reason (0: removed)
+   or consent mask. */
+void store_optout_note_stop(struct store *s, int64_t account_id, const char *phone,
+                            const char *reason);
+void store_optout_note_consent(struct store *s, int64_t account_id, const char *phone,
+                               uint32_t mask);
+
+#endif

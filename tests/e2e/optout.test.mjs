@@ -1,0 +1,125 @@
+// Opt-out: a person's STOP by SMS (an MO from the SMSC) lists the phone on
+// the account's stop-list at once, withdraws their consent and is answered
+// with a confirmation on the same channel; the next advertising (and, by
+// default, service) message is refused stop_listed; START removes it; HELP
+// is answered. The stop-list API: put (reasons), get, page, CSV, delete;
+// a second account can neither see nor change the first's list.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { setup, waitUntil } from './lib/harness.mjs';
+import { sendMo } from './lib/smsc.mjs';
+
+test('opt-out by SMS reply: stop-list, consent withdrawn, confirmation, refusal, start', { timeout: 60000 }, async (t) => {
+  const { k, smsc, key, finish } = await setup(t);
+  const req = (m, p, body, kk = key) => k.request(m, p, { key: kk, body });
+  const P = '79161236601';
+  const ad = { to: P, text: 'Скидка 20%', sender: 'KASKAD', class: 'advertising' };
+  await k.call('PUT', `/v1/consents/${P}`, { key, body: { source: 'shop' } }, 201);
+  const first = await k.send(key, ad);
+  await k.waitStatus(key, first.id, 'sent');
+  const toP = (prefix) => smsc.submits.filter((s) => s.destination_addr === P && s.text?.startsWith(prefix));
+
+  // STOP, with spaces, case and punctuation as people write it.
+  assert.equal(await sendMo(smsc, P, ' Стоп! '), 0);
+  const entry = await waitUntil(async () => {
+    const r = await req('GET', `/v1/stoplist/${P}`);
+    return r.status === 200 ? r.json : null;
+  }, 'the stop-list entry');
+  assert.equal(entry.reason, 'reply');
+  assert.equal(entry.channel, 'sms');
+  await smsc.waitFor(() => toP('Вы отписаны').length === 1, 'the confirmation SMS');
+
+  let r = await req('POST', '/v1/messages', ad);
+  assert.equal(r.status, 422, r.text);
+  assert.equal(r.json.error.code, 'stop_listed');
+  r = await req('POST', '/v1/messages', { ...ad, class: 'service' });
+  assert.equal(r.json.error?.code, 'stop_listed', 'a stop reaches service messages unless allowed');
+  r = await req('GET', `/v1/consents/${P}`);
+  assert.equal(r.json.current, false);
+  assert.equal(r.json.consents[0].withdrawn_by, 'reply');
+  r = await req('GET', `/v1/replies?from=${P}`);
+  assert.equal(r.json.replies[0].text, ' Стоп! ');
+
+  // HELP is answered; START removes the entry and is answered.
+  assert.equal(await sendMo(smsc, P, 'help'), 0);
+  await smsc.waitFor(() => toP('Чтобы отписаться').length === 1, 'the help SMS');
+  assert.equal(await sendMo(smsc, P, 'СТАРТ'), 0);
+  await waitUntil(async () => (await req('GET', `/v1/stoplist/${P}`)).status === 404, 'the entry removed');
+  await smsc.waitFor(() => toP('Вы снова подписаны').length === 1, 'the start SMS');
+  r = await req('POST', '/v1/messages', { ...ad, class: 'service' });
+  assert.equal(r.status, 202, r.text);
+  // The consent stays withdrawn: advertising needs a new one.
+  r = await req('POST', '/v1/messages', ad);
+  assert.equal(r.json.error?.code, 'no_consent', r.text);
+  // An ordinary reply does nothing.
+  assert.equal(await sendMo(smsc, P, 'стоп, а когда доставка?'), 0);
+  await waitUntil(async () => (await req('GET', `/v1/replies?from=${P}`)).json.replies.length === 4, 'the reply stored');
+  assert.equal((await req('GET', `/v1/stoplist/${P}`)).status, 404);
+  await finish();
+});
+
+test('stop-list API: reasons, pages, CSV, accounts apart, kept over a restart', { timeout: 60000 }, async (t) => {
+  const { k, key, finish } = await setup(t);
+  const req = (m, p, body, kk = key) => k.request(m, p, { key: kk, body });
+  const b = await k.createAccount();
+  const phones = ['79161236611', '79161236612', '79161236613'];
+  let r = await req('PUT', '/v1/stoplist/8%20916%20123-66-11', {});
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.phone, phones[0]);
+  assert.equal(r.json.reason, 'api');
+  r = await req('PUT', `/v1/stoplist/${phones[1]}`, { reason: 'complaint' });
+  assert.equal(r.json.reason, 'complaint');
+  r = await req('PUT', `/v1/stoplist/${phones[2]}`);
+  assert.equal(r.status, 200, r.text);
+  r = await req('PUT', `/v1/stoplist/${phones[2]}`, { reason: 'because' });
+  assert.equal(r.status, 422);
+  assert.equal(r.json.error.code, 'invalid_reason');
+  r = await req('PUT', '/v1/stoplist/abc', {});
+  assert.equal(r.json.error?.code, 'invalid_phone');
+
+  // A complaint: refused even for transactional; the message says why.
+  r = await req('POST', '/v1/messages', { to: phones[1], text: 'Заказ 5 готов', sender: 'KASKAD', class: 'transactional' });
+  assert.equal(r.status, 422, r.text);
+  assert.equal(r.json.error.code, 'stop_listed');
+  assert.match(r.json.error.message, /complaint/);
+
+  r = await req('GET', '/v1/stoplist?limit=2');
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.stoplist.map((e) => e.phone), phones.slice(0, 2));
+  assert.equal(r.json.next_cursor, phones[1]);
+  r = await req('GET', `/v1/stoplist?limit=2&cursor=${r.json.next_cursor}`);
+  assert.deepEqual(r.json.stoplist.map((e) => e.phone), [phones[2]]);
+  assert.equal(r.json.next_cursor, null);
+
+  r = await k.request('GET', '/v1/stoplist.csv', { key });
+  assert.equal(r.status, 200);
+  const lines = r.text.trim().split('\n');
+  assert.equal(lines[0], 'phone,reason,channel,created_at');
+  assert.deepEqual(lines.slice(1).map((l) => l.split(',').slice(0, 2).join(',')),
+    [`${phones[0]},api`, `${phones[1]},complaint`, `${phones[2]},api`]);
+
+  // The second account: its own (empty) list, no access to the first's, sends freely.
+  r = await req('GET', `/v1/stoplist/${phones[0]}`, undefined, b.key);
+  assert.equal(r.status, 404);
+  r = await req('DELETE', `/v1/stoplist/${phones[0]}`, undefined, b.key);
+  assert.equal(r.status, 404);
+  r = await req('GET', '/v1/stoplist', undefined, b.key);
+  assert.deepEqual(r.json.stoplist, []);
+  r = await k.request('GET', '/v1/stoplist.csv', { key: b.key });
+  assert.equal(r.text.trim(), 'phone,reason,channel,created_at');
+  r = await req('POST', '/v1/messages', { to: phones[0], text: 'Код 1', sender: 'KASKAD' }, b.key);
+  assert.equal(r.status, 202, r.text);
+
+  // Over a restart the list is read back into memory.
+  await k.stopClean();
+  await k.restart();
+  r = await req('POST', '/v1/messages', { to: phones[0], text: 'Код 2', sender: 'KASKAD' });
+  assert.equal(r.json.error?.code, 'stop_listed', r.text);
+  r = await req('DELETE', `/v1/stoplist/${phones[0]}`);
+  assert.equal(r.status, 204, r.text);
+  r = await req('DELETE', `/v1/stoplist/${phones[0]}`);
+  assert.equal(r.status, 404);
+  r = await req('POST', '/v1/messages', { to: phones[0], text: 'Код 3', sender: 'KASKAD' });
+  assert.equal(r.status, 202, r.text);
+  await finish();
+});
