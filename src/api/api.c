@@ -268,6 +268,8 @@ int api_init(struct api *a) {
   if (store_keys_each(a->store, load_key, &a->keys) != 0) return KK_ESTORE;
   if (store_subscribe(a->store, on_notes, a) != 0) return KK_ENOSPC;
   accept_init(&a->accept, a->store, a->dispatch, a->cascade, a->ttl_ms);
+  if (accept_rules_init(&a->rules, a->store, a->plan) != 0) return KK_ESTORE;
+  a->accept.rules = &a->rules;
   a->subscribed = 1;
   return 0;
 }
@@ -276,6 +278,8 @@ void api_stop(struct api *a) {
   contact_imports_stop(a->imports);   /* contact imports: readers stop */
   if (!a->subscribed) return;
   store_unsubscribe(a->store, on_notes, a);
+  accept_rules_fini(&a->rules);
+  a->accept.rules = NULL;
   a->subscribed = 0;
 }
 
@@ -474,6 +478,9 @@ static const struct api_route routes[] = {
     {{"GET", "/v1/replies"}, API_ACCOUNT, api_replies_list, NULL},
     {{"GET", "/v1/numbers/{phone}"}, API_KEYED, api_number_get, NULL},
     {{"GET", "/v1/account"}, API_ACCOUNT, api_account_self, NULL},
+    {{"GET", "/v1/policy"}, API_ACCOUNT, api_policy_get, NULL},
+    {{"PUT", "/v1/policy"}, API_ACCOUNT, api_policy_put, NULL},
+    {{"POST", "/v1/test/clock"}, API_OPERATOR, api_test_clock, NULL},
     /* contact bases (api_contacts.c) */
     {{"POST", "/v1/contacts/import"}, API_ACCOUNT, api_contacts_import, NULL},
     {{"GET", "/v1/contacts"}, API_ACCOUNT, api_contacts_list, NULL},
@@ -727,4 +734,5 @@ void api_metrics(struct api *a, struct kk_buf *o) {
   }
   dispatch_metrics(a->dispatch, o);
   if (a->cascade) cascade_metrics(a->cascade, o);
+  if (a->accept.rules) accept_rules_metrics(a->accept.rules, o);
 }

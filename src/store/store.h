@@ -212,6 +212,9 @@ struct store_msg_new {
                                (kept with an idempotency key); NULL: none */
   int64_t created_at;
   int64_t expires_at;
+  int64_t not_before;       /* deferred by policy until then (status
+                               scheduled); 0: at once */
+  const char *decisions;    /* the policy's decisions (JSON array); NULL: none */
   /* out: */
   int64_t id;               /* row id of the stored (or the earlier) message */
   int64_t attempt_id;       /* its first attempt that is not skipped; 0: none */
@@ -378,6 +381,8 @@ struct store_msg_view {
   int nattempts;
   struct store_attempt_view attempts[STORE_MAX_ATTEMPTS];
   char *text;               /* malloc'd, or NULL: only listings with with_text */
+  char decisions[768];      /* the policy's decisions (JSON array; "": none);
+                               store_msg_get_async only */
 };
 
 /* Reads one message of the account with its attempts, on a pool thread;
@@ -784,6 +789,9 @@ void store_early_expire(struct store *s, int64_t now, store_done_cb done, void *
 
 /* Current time in ms. */
 int64_t store_now_ms(void);
+/* Moves store_now_ms forward by ms from now on (the test clock; setting
+   test_clock). */
+void store_clock_shift(int64_t ms);
 
 /* Templates: store/store_tpl.h. */
 

@@ -267,6 +267,8 @@ static const char *const migrations[] = {
     " import_id BIGINT NOT NULL, n BIGINT NOT NULL, line BIGINT NOT NULL,"
     " reason TEXT NOT NULL, raw TEXT,"
     " PRIMARY KEY(import_id, n));",
+    /* 6: the policy's decisions on a message (JSON array) */
+    "ALTER TABLE messages ADD COLUMN decisions TEXT;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -344,7 +344,9 @@ int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {
   m.expires_at = n->expires_at;
   struct casc_run r;
   run_init(&r, s, &m);
-  int rc = casc_run_start(&r, n->created_at);
+  /* A message the policy deferred starts its first step then. */
+  int64_t start = n->not_before > n->created_at ? n->not_before : n->created_at;
+  int rc = casc_run_start(&r, start);
   if (rc == 0) rc = casc_run_write(&r);
   n->attempt_id = r.new_id;
   snprintf(n->first_channel, sizeof n->first_channel, "%s",
@@ -356,7 +358,8 @@ int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {
   f->wait_until = m.wait_until;
   f->done = m.done;
   f->cost = m.cost;
-  snprintf(f->status, sizeof f->status, "%s", m.status);
+  snprintf(f->status, sizeof f->status, "%s",
+           start > n->created_at && !m.done ? "scheduled" : m.status);
   snprintf(f->channel, sizeof f->channel, "%s", m.channel);
   casc_run_free(&r);
   casc_msg_free(&m);
