@@ -205,17 +205,16 @@ static int foreign(struct accept_rules *ru, struct accept_item *it, int64_t now)
   if (it->steps[0] == '\0') return 0;   /* SMS alone */
   struct store_step st[STORE_MAX_STEPS], keep[STORE_MAX_STEPS];
   int n = store_steps_parse(it->steps, st), k = 0;
-  for (int i = 0; i < n; i++) {
-    if (is_foreign(st[i].channel))
-      decide(ru, it, now, ACCEPT_R_FOREIGN, "skipped", st[i].channel, 0);
-    else
-      keep[k++] = st[i];
-  }
+  for (int i = 0; i < n; i++)
+    if (!is_foreign(st[i].channel)) keep[k++] = st[i];
   if (k == n) return 0;
   if (k == 0)
     return refuse(ru, it, now, ACCEPT_R_FOREIGN, "cascade",
                   "cascade: every step is a foreign messenger (Telegram, WhatsApp, Viber), "
                   "which this account may not use");
+  for (int i = 0; i < n; i++)
+    if (is_foreign(st[i].channel))
+      decide(ru, it, now, ACCEPT_R_FOREIGN, "skipped", st[i].channel, 0);
   if (store_steps_format(keep, k, it->steps, sizeof it->steps) != 0) return 0;
   it->m.cascade = it->steps;
   return 0;
