@@ -72,6 +72,8 @@ struct accept_item {
   const char *template_name;
   const void *vars;          /* json_t * */
   char *tpl_text, *tpl_extra;   /* owned: rendered; freed by accept_item_fini */
+  char *rules_extra;         /* owned: extra with the policy's quiet hours; freed by
+                                accept_item_fini */
   /* out */
   enum accept_result result; /* the ingress may set REFUSED (with err) itself */
   struct accept_err err;

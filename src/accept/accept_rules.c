@@ -4,6 +4,7 @@
  */
 #include "accept/accept_rules.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +265,31 @@ static int caps(struct accept_rules *ru, const struct pol_rules *r, int cls,
   return 0;
 }
 
+/* A cascade of several steps carries the recipient's quiet hours in its
+   extra ("quiet": {tz, from, to}), which the cascade's rules read when a
+   step falls through; a one-time code (code) or an urgent message does not. */
+static int fallthrough_hold(const struct accept *ac, struct accept_rules *ru,
+                            const struct pol_rules *r, struct accept_item *it) {
+  struct store_step st[STORE_MAX_STEPS];
+  if (it->steps[0] == '\0' || store_steps_parse(it->steps, st) < 2) return 0;
+  json_t *x = it->m.extra ? json_loads(it->m.extra, 0, NULL) : json_object();
+  if (!json_is_object(x)) {
+    json_decref(x);
+    return 0;
+  }
+  if (json_object_get(x, "code") || json_is_true(json_object_get(x, "urgent"))) {
+    json_decref(x);
+    return 0;
+  }
+  json_object_set_new(x, "quiet", json_pack("{s:s, s:i, s:i}", "tz", zone_of(ru, ac, r, it),
+                                            "from", r->quiet.from_min, "to", r->quiet.to_min));
+  free(it->rules_extra);
+  it->rules_extra = json_dumps(x, JSON_COMPACT);   /* freed by accept_item_fini */
+  json_decref(x);
+  it->m.extra = it->rules_extra;
+  return 0;
+}
+
 int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
                        const struct store_account *acc, struct accept_item *it, int64_t now) {
   it->decisions[0] = '\0';
@@ -286,6 +312,8 @@ int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
       decide(ru, it, now, ACCEPT_R_QUIET, "deferred", NULL, until);
     }
   }
+  if (cr->fallthrough_quiet && r->quiet.from_min != r->quiet.to_min && fallthrough_hold(ac, ru, r, it) != 0)
+    return KK_EINVAL;
   /* Counted when it goes to the store: the next message sees it. */
   for (int i = 0; i < r->ncaps && it->e164[0]; i++)
     if (r->caps[i].cls == cls) {

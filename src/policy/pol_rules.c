@@ -14,12 +14,14 @@
 
 static const char *const class_names[POL_CLASSES] = {"service", "transactional", "advertising"};
 
-/* What each class may do: advertising waits out quiet hours (and so do its
-   cascade steps), and is checked for prohibited content; service and
-   transactional messages go out at any hour. */
+/* What each class may do: advertising waits out quiet hours and is checked
+   for prohibited content; service and transactional messages go out at any
+   hour. A cascade step that would fall through to the next channel inside
+   quiet hours waits for the morning in every class, but for messages
+   flagged urgent or carrying a one-time code. */
 static const struct pol_class_rule class_table[POL_CLASSES] = {
-    /* service */ {.quiet = 0, .content = 0, .fallthrough_quiet = 0},
-    /* transactional */ {.quiet = 0, .content = 0, .fallthrough_quiet = 0},
+    /* service */ {.quiet = 0, .content = 0, .fallthrough_quiet = 1},
+    /* transactional */ {.quiet = 0, .content = 0, .fallthrough_quiet = 1},
     /* advertising */ {.quiet = 1, .content = 1, .fallthrough_quiet = 1},
 };
 

@@ -308,6 +308,13 @@ static void fill_use(struct casc_run *r, int from) {
   struct casc_msg *m = r->m;
   if (m->has_extra && m->extra == NULL) m->extra = r->ops->extra(r->s, m->id);
   if (r->extra == NULL && m->extra) r->extra = json_loads(m->extra, 0, NULL);
+  /* The recipient's quiet hours, as the policy gave them at accept. */
+  json_t *q = json_object_get(r->extra, "quiet");
+  if (json_is_string(json_object_get(q, "tz"))) {
+    r->cm.quiet_tz = json_string_value(json_object_get(q, "tz"));
+    r->cm.quiet_from = (int)json_integer_value(json_object_get(q, "from"));
+    r->cm.quiet_to = (int)json_integer_value(json_object_get(q, "to"));
+  }
   for (int j = from; j < r->nsteps; j++) {
     enum kk_chan ch = r->cm.steps[j].chan;
     r->addr[j] = address_for(m, r->extra, ch);
