@@ -98,6 +98,43 @@ static void on_notes(void *ud, const struct store_note *notes, int n) {
       put(ud, notes[i].account_id, notes[i].cfg->text);
 }
 
+/* One account's messages while the caps' counts are rebuilt. */
+struct rebuild {
+  struct accept_rules *ru;
+  int64_t account_id;
+  const struct pol_rules *r;
+  size_t rows;
+};
+
+static void rebuild_one(void *arg, const struct store_msg_view *v) {
+  struct rebuild *b = arg;
+  for (int c = 0; c < b->r->ncaps; c++)
+    if (v->to[0] && strcmp(v->msg_class, accept_classes[b->r->caps[c].cls]) == 0) {
+      pol_caps_add(b->ru->caps, b->account_id, b->r->caps[c].cls, v->to, v->created_at);
+      b->rows++;
+      return;
+    }
+}
+
+/* The caps' counts rebuilt from the store: the messages of each account
+   with caps within its longest window. 0 or KK_ESTORE. */
+static int caps_rebuild(struct accept_rules *ru) {
+  int64_t now = store_now_ms();
+  size_t rows = 0;
+  for (int i = 0; i < ru->n; i++) {
+    struct rebuild b = {ru, ru->a[i].account_id, &ru->a[i].r, 0};
+    int64_t per = 0;
+    for (int c = 0; c < b.r->ncaps; c++)
+      if (b.r->caps[c].per_ms > per) per = b.r->caps[c].per_ms;
+    if (per == 0) continue;
+    if (store_msg_each_since(ru->store, b.account_id, now - per, rebuild_one, &b) != 0)
+      return KK_ESTORE;
+    rows += b.rows;
+  }
+  if (rows) kk_info(LOGCTX, "frequency caps: %zu recent messages counted", rows);
+  return 0;
+}
+
 int accept_rules_init(struct accept_rules *ru, struct store *store,
                       const struct phone_plan *plan) {
   memset(ru, 0, sizeof *ru);
@@ -105,7 +142,7 @@ int accept_rules_init(struct accept_rules *ru, struct store *store,
   ru->plan = plan;
   ru->caps = pol_caps_new(0);
   pol_rules_default(&ru->defaults);
-  if (store_channels_each(store, load_one, ru) != 0) return KK_ESTORE;
+  if (store_channels_each(store, load_one, ru) != 0 || caps_rebuild(ru) != 0) return KK_ESTORE;
   if (store_subscribe(store, on_notes, ru) != 0) return KK_ENOSPC;
   ru->subscribed = 1;
   return 0;

@@ -414,6 +414,13 @@ struct store_msg_filter {
 int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_filter *f,
                    struct store_msg_view *out, int *n, int64_t *next_cursor);
 /*
+ * Calls fn for each message of the account created at from or later,
+ * newest first, through a read connection opened for the call (at start:
+ * the frequency caps' counts). Any backend; 0 or KK_ESTORE.
+ */
+int store_msg_each_since(struct store *s, int64_t account_id, int64_t from,
+                         void (*fn)(void *arg, const struct store_msg_view *v), void *arg);
+/*
  * The same on a pool thread through a read-only connection of its own, so
  * that the loop thread does not wait for it; done(arg, rc) runs on the
  * loop thread. f's strings, out, n and next_cursor are borrowed until done.

@@ -75,6 +75,9 @@ test('frequency caps: the third advertising message in 7 days refused, or deferr
   await policy(k, key, { quiet_hours: null, caps: [{ class: 'advertising', max: 2, per: '7d' }] });
   for (let i = 0; i < 2; i++)
     assert.equal((await post(k, key, { to: PHONE, text: `Акция ${i}`, class: 'advertising' })).status, 202);
+  // The counts are rebuilt from the store at start.
+  await k.kill9();
+  await k.restart();
   const over = await post(k, key, { to: '+7 916 123-45-67', text: 'Акция 3', class: 'advertising' });
   assert.equal(over.status, 422, over.text);
   assert.equal(over.json.error.code, 'frequency_cap');
