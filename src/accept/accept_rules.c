@@ -15,6 +15,7 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
+#include "core/kk_tz.h"
 #include "phone/phone_plan.h"
 #include "policy/pol_caps.h"
 #include "policy/pol_content.h"
@@ -162,8 +163,10 @@ static void iso(int64_t ms, char out[32]) {
   time_t t = (time_t)(ms / 1000);
   struct tm tm;
   gmtime_r(&t, &tm);
-  snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+  char tmp[96];
+  snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+  snprintf(out, 32, "%.31s", tmp);
 }
 
 /* Appends {"at","rule","outcome","reason"[,"channel"][,"until"]} to the
@@ -272,6 +275,38 @@ static const char *zone_of(const struct accept_rules *ru, const struct accept *a
   return r->default_tz;
 }
 
+#define ZONE_CACHE_MS (5 * 60 * 1000)
+
+/* zone's UTC offset now, from the cache. 0 or KK_ENOENT. */
+static int zone_offset(struct accept_rules *ru, const char *zone, int64_t now, int *off) {
+  int n = (int)(sizeof ru->zones / sizeof ru->zones[0]);
+  for (int i = 0; i < n; i++)
+    if (ru->zones[i].until_ms > now && strcmp(ru->zones[i].name, zone) == 0) {
+      *off = ru->zones[i].offset_min;
+      return 0;
+    }
+  if (strlen(zone) >= sizeof ru->zones[0].name || kk_tz_offset(zone, now, off) != 0)
+    return KK_ENOENT;
+  struct accept_zone *z = &ru->zones[ru->zone_next];
+  ru->zone_next = (ru->zone_next + 1) % n;
+  snprintf(z->name, sizeof z->name, "%s", zone);
+  z->offset_min = *off;
+  z->until_ms = now + ZONE_CACHE_MS;
+  return 0;
+}
+
+/* Whether at falls in the quiet hours in zone: 1 with *until their end (in
+   the zone itself, so a change of its offset meanwhile counts), 0 outside,
+   KK_ENOENT for a zone unknown. */
+static int quiet_until(struct accept_rules *ru, const struct pol_window *w, const char *zone,
+                       int64_t at, int64_t *until) {
+  int off;
+  if (zone_offset(ru, zone, at, &off) != 0) return KK_ENOENT;
+  int in = pol_window_until(w, NULL, off, at, until);
+  if (in != 1) return in;
+  return pol_window_until(w, zone, 0, at, until);
+}
+
 static void defer_to(struct accept_item *it, int64_t until) {
   if (until <= it->m.not_before) return;
   /* The validity runs from when it may go out. */
@@ -336,14 +371,14 @@ int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
   const struct pol_rules *r = accept_rules_of(ru, acc->id);
   int cls = class_index(it->m.msg_class);
   const struct pol_class_rule *cr = &r->cls[cls];
-  if (cr->content && content(ru, r, it, now) != 0) return KK_EINVAL;
+  if (cr->content && r->content_on && content(ru, r, it, now) != 0) return KK_EINVAL;
   if (r->no_foreign && foreign(ru, it, now) != 0) return KK_EINVAL;
   if (caps(ru, r, cls, it, now) != 0) return KK_EINVAL;
   if (cr->quiet && it->e164[0] && r->quiet.from_min != r->quiet.to_min) {
     const char *zone = zone_of(ru, ac, r, it);
     int64_t at = it->m.not_before > now ? it->m.not_before : now, until;
-    int in = pol_window_until(&r->quiet, zone, 0, at, &until);
-    if (in == KK_ENOENT) in = pol_window_until(&r->quiet, r->default_tz, 0, at, &until);
+    int in = quiet_until(ru, &r->quiet, zone, at, &until);
+    if (in == KK_ENOENT) in = quiet_until(ru, &r->quiet, r->default_tz, at, &until);
     if (in == 1) {
       defer_to(it, until);
       decide(ru, it, now, ACCEPT_R_QUIET, "deferred", NULL, until);

@@ -45,7 +45,8 @@ struct pol_content_hit {
 /*
  * Looks for the enabled categories (a mask of 1u << POL_CAT_*) in text
  * (UTF-8) and for the account's own patterns (own[0..nown), the same
- * syntax; category OWN). 1 with *hit the first match, 0 when clean.
+ * syntax; category OWN; the first 64). 1 with *hit the first match, 0 when
+ * clean.
  */
 int pol_content_check(const char *text, size_t len, unsigned enabled, const char *const *own,
                       int nown, struct pol_content_hit *hit);
