@@ -74,8 +74,8 @@ async function main() {
         tobacco: false, weapons: false, medicines: false, gambling: false, pyramids: false }, words: [] } } }, 200);
     else if (arg('same', '') !== 'off') await k.call('PUT', '/v1/policy', { key: on.key, body: {
       quiet_hours: quietLater(), caps: [{ class: 'advertising', max: 2, per: '7d' }],
-      content_rules: { words: ['распродаж*', 'ликвидац*', 'тотальн*', 'мегаскидк*', 'суперцен*',
-        'халяв*', 'бесплатн*', 'акци* дня', 'только сегодня', 'черн* пятниц*'] },
+      content_rules: { words: arg('words', '10') === '0' ? [] : ['распродаж*', 'ликвидац*', 'тотальн*',
+        'мегаскидк*', 'суперцен*', 'халяв*', 'бесплатн*', 'акци* дня', 'только сегодня', 'черн* пятниц*'] },
       no_foreign_messengers: true } }, 200);
     await k.call('PUT', '/v1/policy', { key: off.key, body: {
       quiet_hours: null, caps: [], no_foreign_messengers: false,

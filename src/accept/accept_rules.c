@@ -218,9 +218,9 @@ static int class_index(const char *cls) {
 static int content(struct accept_rules *ru, const struct pol_rules *r, struct accept_item *it,
                    int64_t now) {
   const char *own[POL_OWN_WORDS_MAX];
-  for (int i = 0; i < r->nown; i++) own[i] = r->own[i];
+  for (int i = 0; i < r->nown; i++) own[i] = r->own_norm[i];
   struct pol_content_hit hit;
-  if (!pol_content_check(it->m.text, strlen(it->m.text), r->content_on, own, r->nown, &hit))
+  if (!pol_content_check_norm(it->m.text, strlen(it->m.text), r->content_on, own, r->nown, &hit))
     return 0;
   char msg[256];
   snprintf(msg, sizeof msg, "text: advertising of a prohibited category (%s): \"%s\"",

@@ -146,7 +146,9 @@ static int parse_content(json_t *v, struct pol_rules *r, const char **field, cha
       if (!json_is_string(w) || json_string_length(w) == 0 ||
           json_string_length(w) >= POL_OWN_WORD_LEN)
         return bad(field, "content_rules", err, errlen, "words: strings of 1 to 63 bytes");
-      snprintf(r->own[r->nown++], POL_OWN_WORD_LEN, "%s", json_string_value(w));
+      snprintf(r->own[r->nown], POL_OWN_WORD_LEN, "%s", json_string_value(w));
+      pol_content_own_normalize(r->own[r->nown], r->own_norm[r->nown], sizeof r->own_norm[0]);
+      r->nown++;
     }
   }
   if (r->nown > 0)

@@ -45,6 +45,7 @@ struct pol_rules {
   enum pol_cap_mode cap_mode;
   unsigned content_on;           /* mask of 1u << POL_CAT_* */
   char own[POL_OWN_WORDS_MAX][POL_OWN_WORD_LEN];
+  char own_norm[POL_OWN_WORDS_MAX][2 * POL_OWN_WORD_LEN];   /* as the check compares them */
   int nown;
   int no_foreign;                /* 584-FZ: skip Telegram, WhatsApp, Viber */
 };
