@@ -482,6 +482,7 @@ int main(int argc, char **argv) {
   }
   /* contact imports: uploads under the data folder */
   d.api.max_import = (size_t)strtoull(kk_cfg_get(&d.cfg, KK_CFG_max_import), NULL, 10);
+  d.api.test_clock = strcmp(kk_cfg_get(&d.cfg, KK_CFG_test_clock), "on") == 0;
   d.api.imports = contact_imports_new(d.loop, d.store, d.plan, dir);
   if (api_init(&d.api) != 0) return 1;
   api_retention_start(&d.api, retention_ms);

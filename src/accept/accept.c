@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "accept/accept.h"
+#include "accept/accept_rules.h"
 #include "cascade/cascade.h"
 #include "channel/chan_settings.h"
 #include "core/kk_buf.h"
@@ -399,7 +400,8 @@ int accept_submit(struct accept *ac, struct accept_req *r) {
     if (it->result == ACCEPT_REFUSED) continue;   /* by the ingress */
     if (accept_prepare(ac, r->account_id, route, now, it) != 0 ||
         resolve(ac, r->account_id, it, default_sender) != 0 ||
-        acct_policy_check(&pol, it) != 0 || run_checks(ac, &acc, it) != 0)
+        acct_policy_check(&pol, it) != 0 || run_checks(ac, &acc, it) != 0 ||
+        accept_rules_apply(ac->rules, ac, &acc, it, now) != 0)
       continue;
     r->msg_item[r->nmsgs] = i;
     r->msgs[r->nmsgs++] = it->m;

@@ -26,6 +26,7 @@
 
 struct dispatch;
 struct cascade;
+struct accept_rules;
 
 #define ACCEPT_MAX_TEXT 4096                 /* bytes of a message's text */
 #define ACCEPT_MIN_TTL_MS (30LL * 1000)
@@ -71,6 +72,8 @@ struct accept_item {
   const char *template_name;
   const void *vars;          /* json_t * */
   char *tpl_text, *tpl_extra;   /* owned: rendered; freed by accept_item_fini */
+  char *rules_extra;         /* owned: extra with the policy's quiet hours; freed by
+                                accept_item_fini */
   /* out */
   enum accept_result result; /* the ingress may set REFUSED (with err) itself */
   struct accept_err err;
@@ -81,6 +84,7 @@ struct accept_item {
   char route[64];
   char steps[1024];
   char req_hash[65];
+  char decisions[768];       /* the policy's decisions as a JSON array ("": none) */
 };
 
 /* Everything the policy chain sees of a message about to be stored. */
@@ -113,6 +117,9 @@ struct accept {
   const char *(*contact_field)(void *ud, int64_t account_id, const char *e164,
                                const char *name);
   void *contact_ud;
+  /* The account's rules (accept_rules.h), applied after the chain; NULL:
+     none. */
+  struct accept_rules *rules;
 };
 
 /* Sets up a (zeroed or not) accept. */

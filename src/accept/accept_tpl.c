@@ -43,7 +43,8 @@ static const char *contact(void *arg, const char *name) {
 void accept_item_fini(struct accept_item *it) {
   free(it->tpl_text);
   free(it->tpl_extra);
-  it->tpl_text = it->tpl_extra = NULL;
+  free(it->rules_extra);
+  it->tpl_text = it->tpl_extra = it->rules_extra = NULL;
 }
 
 /* Puts the rendered channel r's parts into x (those x has not). */

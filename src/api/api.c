@@ -272,6 +272,8 @@ int api_init(struct api *a) {
   accept_init(&a->accept, a->store, a->dispatch, a->cascade, a->ttl_ms);
   if (accept_optout_add(&a->accept) != 0 || store_subscribe(a->store, api_optout_notes, a) != 0)
     return KK_ENOSPC;
+  if (accept_rules_init(&a->rules, a->store, a->plan) != 0) return KK_ESTORE;
+  a->accept.rules = &a->rules;
   a->subscribed = 1;
   return 0;
 }
@@ -281,6 +283,8 @@ void api_stop(struct api *a) {
   if (!a->subscribed) return;
   store_unsubscribe(a->store, on_notes, a);
   store_unsubscribe(a->store, api_optout_notes, a);
+  accept_rules_fini(&a->rules);
+  a->accept.rules = NULL;
   a->subscribed = 0;
 }
 
@@ -480,6 +484,9 @@ static const struct api_route routes[] = {
     {{"GET", "/v1/replies"}, API_ACCOUNT, api_replies_list, NULL},
     {{"GET", "/v1/numbers/{phone}"}, API_KEYED, api_number_get, NULL},
     {{"GET", "/v1/account"}, API_ACCOUNT, api_account_self, NULL},
+    {{"GET", "/v1/policy"}, API_ACCOUNT, api_policy_get, NULL},
+    {{"PUT", "/v1/policy"}, API_ACCOUNT, api_policy_put, NULL},
+    {{"POST", "/v1/test/clock"}, API_OPERATOR, api_test_clock, NULL},
     /* contact bases (api_contacts.c) */
     {{"POST", "/v1/contacts/import"}, API_ACCOUNT, api_contacts_import, NULL},
     {{"GET", "/v1/contacts"}, API_ACCOUNT, api_contacts_list, NULL},
@@ -743,4 +750,5 @@ void api_metrics(struct api *a, struct kk_buf *o) {
   }
   dispatch_metrics(a->dispatch, o);
   if (a->cascade) cascade_metrics(a->cascade, o);
+  if (a->accept.rules) accept_rules_metrics(a->accept.rules, o);
 }

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "accept/accept.h"
+#include "accept/accept_rules.h"
 #include "core/kk_buf.h"
 #include "core/kk_rate.h"
 #include "core/kk_hold.h"
@@ -94,6 +95,8 @@ struct api {
      (NULL: no imports, e.g. without a data folder) */
   struct contact_imports *imports;
   size_t max_import;         /* bytes of an import's body (setting max_import) */
+  int test_clock;            /* POST /v1/test/clock may move the clock (setting test_clock) */
+  struct accept_rules rules; /* the accounts' rules, applied by accept */
 };
 
 /* Loads the key cache and subscribes to the store's notes; 0, KK_ESTORE or

@@ -224,6 +224,10 @@ int api_hook_check(struct api_call *c);
 void api_hook(struct api_call *c);
 void api_messages_post(struct api_call *c);
 void api_number_get(struct api_call *c);
+/* api_policy.c */
+void api_policy_get(struct api_call *c);
+void api_policy_put(struct api_call *c);
+void api_test_clock(struct api_call *c);
 void api_messages_batch(struct api_call *c);
 void api_messages_get(struct api_call *c);
 void api_messages_list(struct api_call *c);

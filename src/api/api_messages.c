@@ -256,10 +256,20 @@ static json_t *accepted_json(const struct accept_item *it) {
   api_time(m->created_at, created);
   api_time(m->expires_at, expires);
   json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s}", "id", m->public_id, "status",
-                        "accepted", "to", m->to, "encoding", m->encoding, "segments",
-                        m->segments, "created_at", created, "expires_at", expires);
+                        m->not_before > m->created_at ? "scheduled" : "accepted", "to", m->to,
+                        "encoding", m->encoding, "segments", m->segments, "created_at", created,
+                        "expires_at", expires);
   json_object_set_new(o, "channel", m->first_channel[0] ? json_string(m->first_channel)
                                                         : json_null());
+  if (m->decisions) {
+    json_t *dec = json_loads(m->decisions, 0, NULL);
+    if (dec) json_object_set_new(o, "decisions", dec);
+  }
+  if (m->not_before > m->created_at) {
+    char at[32];
+    api_time(m->not_before, at);
+    json_object_set_new(o, "send_at", json_string(at));
+  }
   return o;
 }
 
@@ -443,6 +453,20 @@ static json_t *message_json(const struct store_msg_view *v, int with_attempts) {
   json_object_set_new(o, "finished", json_boolean(v->done));
   if (v->text) json_object_set_new(o, "text", json_string(v->text));
   if (!with_attempts) return o;
+  /* The policy's decisions; the last one's reason is the message's error. */
+  json_t *dec = v->decisions[0] ? json_loads(v->decisions, 0, NULL) : NULL;
+  if (!json_is_array(dec)) {
+    json_decref(dec);
+    dec = json_array();
+  }
+  size_t nd = json_array_size(dec);
+  json_t *last = nd ? json_array_get(dec, nd - 1) : NULL;
+  json_t *why = last ? json_object_get(last, "reason") : NULL;
+  json_object_set_new(o, "error",
+                      json_is_string(why) ? json_pack("{s:O, s:s}", "code", why, "message",
+                                                      "a policy decision (see decisions)")
+                                          : json_null());
+  json_object_set_new(o, "decisions", dec);
   json_t *arr = json_array();
   for (int i = 0; i < v->nattempts; i++) {
     const struct store_attempt_view *t = &v->attempts[i];

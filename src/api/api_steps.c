@@ -249,6 +249,12 @@ int api_extra_parse(json_t *o, char **out, int *has_address, struct api_err *e) 
     if (!ok) FAIL("invalid_code", "code", "code: 4 to 8 digits (sent by telegram_gateway)");
     json_object_set_new(x, "code", json_string(s));
   }
+  /* A one-time code or a security alert: its cascade falls through even in
+     the recipient's quiet hours. */
+  if ((v = json_object_get(o, "urgent")) && !json_is_null(v)) {
+    if (!json_is_boolean(v)) FAIL("invalid_urgent", "urgent", "urgent: true or false");
+    if (json_is_true(v)) json_object_set_new(x, "urgent", json_true());
+  }
   if ((v = json_object_get(o, "subject")) && !json_is_null(v)) {
     s = json_string_value(v);
     if (!s || !printable(s, 200)) FAIL("invalid_subject", "subject", "subject: 1 to 200 characters");

@@ -87,6 +87,7 @@ static void on_poll(uv_timer_t *t) {
 /* Channel settings committed (text NULL: deleted) reach the engine's cache. */
 static void cfg_noted(struct cascade *c, int64_t account_id, const struct store_note_cfg *n) {
   struct chan_engine *e = c->engine;
+  if (strcmp(n->name, "policy") == 0) return;   /* the account's rules (accept_rules.h) */
   if (n->text == NULL) {
     chan_settings_put(e, account_id, n->name, NULL);
     return;
@@ -169,6 +170,12 @@ int cascade_start(struct cascade *c) {
   uv_timer_start(&c->wait_timer, on_wait_timer, 0, 0);
   uv_timer_start(&c->poll_timer, on_poll, POLL_MS, POLL_MS);
   return 0;
+}
+
+void cascade_clock_moved(struct cascade *c) {
+  int64_t now = store_now_ms();
+  chan_engine_due(c->engine, NULL, now, now);
+  if (!c->stopping) uv_timer_start(&c->wait_timer, on_wait_timer, 0, 0);
 }
 
 int cascade_busy(const struct cascade *c) {

@@ -46,5 +46,8 @@ struct chan_engine *cascade_engine(struct cascade *c);
 /* Prometheus lines: the engine's, then per channel attempts, fall-throughs,
    late statuses, messages delivered twice and cascades finished. */
 void cascade_metrics(struct cascade *c, struct kk_buf *out);
+/* The clock moved forward (the test clock): due channel sends and step
+   deadlines are looked for now. */
+void cascade_clock_moved(struct cascade *c);
 
 #endif

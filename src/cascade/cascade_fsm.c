@@ -10,6 +10,8 @@
 
 #include <string.h>
 
+#include "policy/pol_quiet.h"
+
 /* What start_from() returns when the run stopped for want of step facts. */
 #define LACKING (-2)
 
@@ -111,6 +113,18 @@ static int start_from(struct run *r, int from, int64_t at) {
     } else if (m->use[j] == CFSM_USE_OK) {
       break;
     }
+  /* A fall-through inside the recipient's quiet hours waits for them to end
+     (the attempt is created now, due then). */
+  int64_t created = at;
+  const char *held = NULL;
+  if (from > 0 && m->quiet_tz) {
+    struct pol_window w = {m->quiet_from, m->quiet_to};
+    int64_t until;
+    if (pol_window_until(&w, m->quiet_tz, 0, at, &until) == 1 && until > at) {
+      at = until;
+      held = "quiet_hours";
+    }
+  }
   for (int j = from; j < m->nsteps; j++) {
     enum kk_chan ch = m->steps[j].chan;
     if (m->use[j] != CFSM_USE_OK) {
@@ -119,7 +133,7 @@ static int start_from(struct run *r, int from, int64_t at) {
       f->chan = ch;
       f->status = KK_ST_SKIPPED;
       f->use = m->use[j];
-      f->t1 = at;
+      f->t1 = created;
       count(r, ch, CFSM_C_SKIPPED);
       continue;
     }
@@ -130,7 +144,8 @@ static int start_from(struct run *r, int from, int64_t at) {
     f->status = KK_ST_SENDING;
     f->use = CFSM_USE_OK;
     f->t0 = sms ? 0 : at;
-    f->t1 = at;
+    f->t1 = created;
+    f->error = held;
     int64_t wait_until = wait_deadline(m, ch, at, m->steps[j].timeout_ms);
     /* Until some attempt reaches something, the message shows the channel
        being tried (as the refresh would). */

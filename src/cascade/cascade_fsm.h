@@ -69,6 +69,11 @@ struct cfsm_msg {
   int64_t expires_at;             /* 0: no validity */
   int inserting;                  /* the row is written after cfsm_start (due_at, wait_until) */
   int64_t due_at, wait_until;     /* inserting: what the new row holds (0: NULL) */
+  /* Quiet hours of the recipient (the policy's, carried by the message): a
+     step that falls through inside [quiet_from, quiet_to) minutes of
+     quiet_tz's local day waits for their end. quiet_tz NULL: none. */
+  const char *quiet_tz;
+  int quiet_from, quiet_to;
   int nsteps;
   struct cfsm_step steps[CFSM_MAX_STEPS];
   enum cfsm_use use[CFSM_MAX_STEPS];

@@ -26,6 +26,7 @@
   X(sync, "full", "SQLite synchronous mode: full (survives power loss) or normal") \
   X(max_body, "1048576", "largest accepted request body in bytes")                \
   X(max_import, "1073741824", "largest contact import (CSV body) in bytes")       \
+  X(test_clock, "off", "on: POST /v1/test/clock may move the clock forward (tests only)") \
   X(ttl_service, "24h", "default validity of service messages")                   \
   X(ttl_transactional, "1h", "default validity of transactional messages")        \
   X(ttl_advertising, "24h", "default validity of advertising messages")           \

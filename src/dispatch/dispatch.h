@@ -83,6 +83,9 @@ void dispatch_sender(struct dispatch *d, struct chan_sender *out);
 /* Prometheus text lines for the dispatcher's metrics, appended to out. */
 struct kk_buf;
 void dispatch_metrics(struct dispatch *d, struct kk_buf *out);
+/* The clock moved forward (the test clock): what waited for a time now
+   past goes now. */
+void dispatch_clock_moved(struct dispatch *d);
 
 /* Counts a message accepted for a route (for metrics). */
 void dispatch_count_accepted(struct dispatch *d, const char *route, int n);

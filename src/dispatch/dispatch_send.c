@@ -94,6 +94,8 @@ void dispatch_on_delay_timer(uv_timer_t *t) {
   delay_arm(d);
 }
 
+void dispatch_clock_moved(struct dispatch *d) { dispatch_on_delay_timer(&d->delay_timer); }
+
 /* Held jobs whose account was released, or whose validity ended, go back
    to their route (which sends or expires them). */
 void dispatch_on_hold_timer(uv_timer_t *t) {

@@ -18,6 +18,7 @@
 
 #define TEXT_MAX 8192
 #define WORDS_MAX 1024
+#define OWN_MAX 64            /* own patterns looked at (POL_OWN_WORDS_MAX) */
 
 struct entry {
   enum pol_category cat;
@@ -186,13 +187,41 @@ static void hit_words(struct pol_content_hit *hit, char **w, int i, int k) {
   }
 }
 
+size_t pol_content_own_normalize(const char *own, char *out, size_t cap) {
+  size_t ol = strlen(own);
+  int star = ol > 1 && own[ol - 1] == '*';
+  size_t nl = cap > 1 ? pol_text_normalize(own, star ? ol - 1 : ol, out, cap - 1) : 0;
+  if (nl == 0) {
+    if (cap) out[0] = '\0';
+    return 0;
+  }
+  if (star) {
+    out[nl++] = '*';
+    out[nl] = '\0';
+  }
+  return nl;
+}
+
 int pol_content_check(const char *text, size_t len, unsigned enabled, const char *const *own,
                       int nown, struct pol_content_hit *hit) {
+  static __thread char own_norm[OWN_MAX][256];
+  const char *p[OWN_MAX];
+  if (!(enabled & (1u << POL_CAT_OWN)) || nown < 0) nown = 0;
+  if (nown > OWN_MAX) nown = OWN_MAX;
+  for (int o = 0; o < nown; o++) {
+    pol_content_own_normalize(own[o], own_norm[o], sizeof own_norm[o]);
+    p[o] = own_norm[o];
+  }
+  return pol_content_check_norm(text, len, enabled, p, nown, hit);
+}
+
+int pol_content_check_norm(const char *text, size_t len, unsigned enabled,
+                           const char *const *own_norm, int nown, struct pol_content_hit *hit) {
   static __thread char norm[TEXT_MAX];
-  static __thread char own_norm[256];
   char *w[WORDS_MAX];
   if (pol_text_normalize(text, len, norm, sizeof norm) == 0) return 0;
   int n = split_words(norm, w, WORDS_MAX);
+  if (!(enabled & (1u << POL_CAT_OWN)) || nown < 0) nown = 0;
   pthread_once(&by_key_once, build_keys);
   for (int i = 0; i < n; i++) {
     unsigned key = key_of(w[i]);
@@ -204,16 +233,9 @@ int pol_content_check(const char *text, size_t len, unsigned enabled, const char
       hit_words(hit, w, i, k);
       return 1;
     }
-    if (!(enabled & (1u << POL_CAT_OWN))) continue;
     for (int o = 0; o < nown; o++) {
-      /* an own word is normalised like the text, its '*' kept */
-      size_t ol = strlen(own[o]);
-      int star = ol > 1 && own[o][ol - 1] == '*';
-      size_t nl = pol_text_normalize(own[o], star ? ol - 1 : ol, own_norm, sizeof own_norm - 1);
-      if (nl == 0) continue;
-      if (star) strcat(own_norm, "*");
       int k;
-      if (!pattern_match(own_norm, w, n, i, &k)) continue;
+      if (own_norm[o][0] == '\0' || !pattern_match(own_norm[o], w, n, i, &k)) continue;
       hit->category = POL_CAT_OWN;
       hit_words(hit, w, i, k);
       return 1;

@@ -45,9 +45,18 @@ struct pol_content_hit {
 /*
  * Looks for the enabled categories (a mask of 1u << POL_CAT_*) in text
  * (UTF-8) and for the account's own patterns (own[0..nown), the same
- * syntax; category OWN). 1 with *hit the first match, 0 when clean.
+ * syntax; category OWN; the first 64). 1 with *hit the first match, 0 when
+ * clean.
  */
 int pol_content_check(const char *text, size_t len, unsigned enabled, const char *const *own,
                       int nown, struct pol_content_hit *hit);
+
+/* The same with the own patterns normalised already
+   (pol_content_own_normalize), as a policy keeps them. */
+int pol_content_check_norm(const char *text, size_t len, unsigned enabled,
+                           const char *const *own_norm, int nown, struct pol_content_hit *hit);
+/* An own pattern normalised like the text, its trailing '*' kept, into out
+   (cap bytes). Returns its length (0: no word in it). */
+size_t pol_content_own_normalize(const char *own, char *out, size_t cap);
 
 #endif

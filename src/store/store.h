@@ -232,6 +232,9 @@ struct store_msg_new {
                                (kept with an idempotency key); NULL: none */
   int64_t created_at;
   int64_t expires_at;
+  int64_t not_before;       /* deferred by policy until then (status
+                               scheduled); 0: at once */
+  const char *decisions;    /* the policy's decisions (JSON array); NULL: none */
   /* out: */
   int64_t id;               /* row id of the stored (or the earlier) message */
   int64_t attempt_id;       /* its first attempt that is not skipped; 0: none */
@@ -398,6 +401,8 @@ struct store_msg_view {
   int nattempts;
   struct store_attempt_view attempts[STORE_MAX_ATTEMPTS];
   char *text;               /* malloc'd, or NULL: only listings with with_text */
+  char decisions[768];      /* the policy's decisions (JSON array; "": none);
+                               store_msg_get_async only */
 };
 
 /* Reads one message of the account with its attempts, on a pool thread;
@@ -428,6 +433,13 @@ struct store_msg_filter {
  */
 int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_filter *f,
                    struct store_msg_view *out, int *n, int64_t *next_cursor);
+/*
+ * Calls fn for each message of the account created at from or later,
+ * newest first, through a read connection opened for the call (at start:
+ * the frequency caps' counts). Any backend; 0 or KK_ESTORE.
+ */
+int store_msg_each_since(struct store *s, int64_t account_id, int64_t from,
+                         void (*fn)(void *arg, const struct store_msg_view *v), void *arg);
 /*
  * The same on a pool thread through a read-only connection of its own, so
  * that the loop thread does not wait for it; done(arg, rc) runs on the
@@ -810,6 +822,9 @@ void store_early_expire(struct store *s, int64_t now, store_done_cb done, void *
 
 /* Current time in ms. */
 int64_t store_now_ms(void);
+/* Moves store_now_ms forward by ms from now on (the test clock; setting
+   test_clock). */
+void store_clock_shift(int64_t ms);
 
 /* Templates: store/store_tpl.h. */
 

@@ -308,6 +308,13 @@ static void fill_use(struct casc_run *r, int from) {
   struct casc_msg *m = r->m;
   if (m->has_extra && m->extra == NULL) m->extra = r->ops->extra(r->s, m->id);
   if (r->extra == NULL && m->extra) r->extra = json_loads(m->extra, 0, NULL);
+  /* The recipient's quiet hours, as the policy gave them at accept. */
+  json_t *q = json_object_get(r->extra, "quiet");
+  if (json_is_string(json_object_get(q, "tz"))) {
+    r->cm.quiet_tz = json_string_value(json_object_get(q, "tz"));
+    r->cm.quiet_from = (int)json_integer_value(json_object_get(q, "from"));
+    r->cm.quiet_to = (int)json_integer_value(json_object_get(q, "to"));
+  }
   for (int j = from; j < r->nsteps; j++) {
     enum kk_chan ch = r->cm.steps[j].chan;
     r->addr[j] = address_for(m, r->extra, ch);
@@ -419,7 +426,9 @@ int casc_new(struct store *s, const struct casc_ops *ops, struct store_cascade_s
   m.expires_at = n->expires_at;
   struct casc_run r;
   casc_run_init(&r, s, ops, stats, &m);
-  int rc = casc_run_start(&r, n->created_at);
+  /* A message the policy deferred starts its first step then. */
+  int64_t start = n->not_before > n->created_at ? n->not_before : n->created_at;
+  int rc = casc_run_start(&r, start);
   if (rc == 0) rc = casc_run_write(&r);
   n->attempt_id = r.new_id;
   snprintf(n->first_channel, sizeof n->first_channel, "%s",
@@ -431,7 +440,8 @@ int casc_new(struct store *s, const struct casc_ops *ops, struct store_cascade_s
   f->wait_until = m.wait_until;
   f->done = m.done;
   f->cost = m.cost;
-  snprintf(f->status, sizeof f->status, "%s", m.status);
+  snprintf(f->status, sizeof f->status, "%s",
+           start > n->created_at && !m.done ? "scheduled" : m.status);
   snprintf(f->channel, sizeof f->channel, "%s", m.channel);
   casc_run_free(&r);
   casc_msg_free(&m);

@@ -184,6 +184,27 @@ void store_msg_list_async(struct store *s, int64_t account_id, const struct stor
   store_pool_run(s, pool_msg_list, j, done, arg);
 }
 
+int store_msg_each_since(struct store *s, int64_t account_id, int64_t from,
+                         void (*fn)(void *arg, const struct store_msg_view *v), void *arg) {
+  enum { PAGE = 256 };
+  void *rd = s->be->reader_open(s);
+  if (rd == NULL) return KK_ESTORE;
+  struct store_msg_view *v = kk_xcalloc(PAGE, sizeof *v);   /* freed below */
+  struct store_msg_filter f = {.from = from, .limit = PAGE, .max_examine = PAGE};
+  int64_t next = 0;
+  int rc = 0;
+  do {
+    int n = 0;
+    if ((rc = s->be->read.msg_list(s, rd, account_id, &f, v, &n, &next)) != 0) break;
+    for (int k = 0; k < n; k++) fn(arg, &v[k]);
+    if (n == 0) break;   /* newest first: the rest were made before from */
+    f.before_id = next;
+  } while (next != 0);
+  free(v);
+  s->be->reader_close(s, rd);
+  return rc ? KK_ESTORE : 0;
+}
+
 struct campaign_job {
   int64_t account_id;
   const char *campaign;

@@ -41,10 +41,16 @@ const double store_commit_bounds_ms[STORE_HIST_BUCKETS] = {
 const double store_batch_bounds[STORE_HIST_BUCKETS] = {
     1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
 
+/* The test clock's shift: 0 but in tests (setting test_clock), which move
+   it forward only; read by every thread. */
+static _Atomic int64_t clock_shift_ms;
+
+void store_clock_shift(int64_t ms) { clock_shift_ms += ms; }
+
 int64_t store_now_ms(void) {
   struct timeval tv;
   gettimeofday(&tv, NULL);
-  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000 + clock_shift_ms;
 }
 
 static double mono_ms(void) {

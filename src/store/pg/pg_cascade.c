@@ -270,6 +270,8 @@ static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
     const char *field = kk_chan_address_field(f->chan);
     snprintf(why, sizeof why, "no %s",
              field && !kk_chan_phone_fallback(f->chan) ? field : "phone number");
+  } else if (f->error) {
+    snprintf(why, sizeof why, "%s", f->error);   /* held: quiet_hours */
   }
   int64_t aid = r->s->be->new_id(r->s, STORE_ID_ATTEMPT);
   if (aid <= 0) return KK_ESTORE;

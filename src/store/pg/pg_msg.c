@@ -365,11 +365,26 @@ static int insert_batch(struct store *s, struct store_insert_data *d) {
   return conflict ? BATCH_CONFLICT : 0;
 }
 
+/* The policy's decisions of the messages stored new (rare: written apart
+   from the batch's rows). */
+static int insert_decisions(struct store *s, struct store_insert_data *d) {
+  for (int i = 0; i < d->n; i++) {
+    const struct store_msg_new *m = &d->msgs[i];
+    if (m->decisions == NULL || m->duplicate || m->mismatch) continue;
+    struct pg_params p = {0};
+    pg_p_text(&p, m->decisions);
+    pg_p_int(&p, m->id);
+    int rc = pg_cmd(&PG(s)->w, "UPDATE messages SET decisions=$1 WHERE id=$2::bigint", &p);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
 int pg_msg_insert(struct store *s, struct store_op *op) {
   struct store_insert_data *d = op->data;
   if (d->n > 1) {
     int rc = insert_batch(s, d);
-    if (rc != BATCH_CONFLICT) return rc;
+    if (rc != BATCH_CONFLICT) return rc ? rc : insert_decisions(s, d);
   }
   struct price_memo pm = {0};
   /* One message at a time; a batch is all or nothing: one failing message
@@ -378,5 +393,5 @@ int pg_msg_insert(struct store *s, struct store_op *op) {
     d->msgs[i].rc = insert_one(s, &d->msgs[i], &pm);
     if (d->msgs[i].rc) return d->msgs[i].rc;
   }
-  return 0;
+  return insert_decisions(s, d);
 }

@@ -57,7 +57,7 @@ int pg_msg_get(struct store *s, void *rd, int64_t account_id, const char *public
   pg_p_int(&p, account_id);
   int rc;
   PGresult *r = pg_read(rd,
-                        "SELECT " MSG_COLS " FROM messages WHERE public_id=$1"
+                        "SELECT " MSG_COLS ",decisions FROM messages WHERE public_id=$1"
                         " AND account_id=$2::bigint",
                         &p, &rc);
   if (r == NULL) return KK_ESTORE;
@@ -67,6 +67,7 @@ int pg_msg_get(struct store *s, void *rd, int64_t account_id, const char *public
   }
   int64_t id = pg_int(r, 0, 0);
   msg_row(r, 0, 0, out);
+  pg_copy(r, 0, 19, out->decisions, sizeof out->decisions);
   PQclear(r);
 
   struct pg_params a = {0};

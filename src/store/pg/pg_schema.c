@@ -309,6 +309,8 @@ static const char *const migrations[] = {
     " source TEXT NOT NULL, text TEXT, ip TEXT, at BIGINT NOT NULL,"
     " recorded_at BIGINT NOT NULL, withdrawn_at BIGINT, withdrawn_by TEXT);"
     "CREATE INDEX consents_phone ON consents(account_id, phone, id);",
+    /* 8: the policy's decisions on a message (JSON array) */
+    "ALTER TABLE messages ADD COLUMN decisions TEXT;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -82,8 +82,8 @@
                  "to_number,sender,body,class,encoding,segments,status,"       \
                  "channel,callback_url,created_at,expires_at,updated_at,"      \
                  "cascade,extra,route,sms_only_cost,step,attempt_id,due_at,"   \
-                 "wait_until,done,cost,campaign,req_hash) VALUES(?,?,?,?,?,?,"  \
-                 "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")               \
+                 "wait_until,done,cost,campaign,req_hash,decisions) VALUES(?,?,"\
+                 "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")               \
   XX(MSG_MAX_ID, "SELECT COALESCE(MAX(id),0) FROM messages")                   \
   XX(ATT_INSERT, "INSERT INTO attempts(id,message_id,step,channel,route,"      \
                  "status,segments,address,scope,error,created_at,due_at)"      \
@@ -157,7 +157,7 @@
   XX(REPLY_LIST_FROM, "SELECT " REPLY_COLS " WHERE i.account_id=?1"            \
                       " AND i.from_number=?5 AND (?4 IS NULL OR i.channel=?4)" \
                       " AND i.id<?2 ORDER BY i.id DESC LIMIT ?3")              \
-  XX(MSG_VIEW, "SELECT " MSG_COLS " FROM messages WHERE public_id=?"          \
+  XX(MSG_VIEW, "SELECT " MSG_COLS ",decisions FROM messages WHERE public_id=?"\
                " AND account_id=?")                                            \
   XX(ATT_VIEW, "SELECT channel,route,status,provider_id,segments,error,"       \
                "created_at,sent_at,delivered_at,read_at,step,cost FROM attempts" \

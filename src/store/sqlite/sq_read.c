@@ -52,6 +52,7 @@ int sq_msg_get(struct store *s, void *rd, int64_t account_id, const char *public
   }
   int64_t id = sqlite3_column_int64(st, 0);
   read_msg_row(st, out);
+  sq_col_copy(st, 19, out->decisions, sizeof out->decisions);
   sqlite3_reset(st);
 
   st = sq_stmt(c, ST_ATT_VIEW);

@@ -234,6 +234,8 @@ static const char *const migrations[] = {
     SQ_CONTACT_MIGRATION,
     /* 15: the stop-list and consent records (sq_optout.h) */
     SQ_OPTOUT_MIGRATION,
+    /* 16: the policy's decisions on a message (JSON array) */
+    "ALTER TABLE messages ADD COLUMN decisions TEXT;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -1,0 +1,111 @@
+// The policy chain's cost: advertising messages posted in batches of 1,000
+// (4 requests in flight) to a fresh kaskad (release build, sync=normal)
+// under two accounts in the same run, alternating chunks of --chunk
+// messages (the order flips every round, after a warm-up of each): "on" has every rule of the accept path (quiet hours outside the
+// current hour, prohibited content with 10 own words, a frequency cap, no
+// foreign messengers), "off" has them all switched off. Every message goes
+// to its own phone, so the "on" account's caps end up holding --n phones.
+// The SMS route leads nowhere: messages are stored, none is sent. Prints
+// one JSON line: msg/s for each, how much slower "on" is, the phones the
+// caps hold and kaskad's peak RSS.
+//   node bench/policy.mjs --n 1000000 --chunk 50000 [--bin bin/kaskad]
+import fs from 'node:fs';
+import path from 'node:path';
+import { Kaskad, ROOT, freePort } from '../tests/e2e/lib/harness.mjs';
+
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+};
+const N = Number(arg('n', 1000000));
+const CHUNK = Number(arg('chunk', 50000));
+const BIN = arg('bin', path.join(ROOT, 'bin/kaskad'));
+const BATCH = 1000;
+const PARALLEL = 4;
+const TEXT = 'Только до воскресенья: скидка 20% на зимние куртки и ботинки в наших магазинах. Ждём вас!';
+
+function peakRss(pid) {
+  try {
+    const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+) kB/);
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch { return 0; }
+}
+
+/** Quiet hours that do not cover the next hours (UTC), so every message takes the whole path. */
+function quietLater() {
+  const h = (new Date().getUTCHours() + 6) % 24;
+  return { from: `${String(h).padStart(2, '0')}:00`, to: `${String((h + 2) % 24).padStart(2, '0')}:00`, timezone: 'Etc/UTC' };
+}
+
+async function post(k, key, first, n, prefix) {
+  let next = 0;
+  const worker = async () => {
+    for (;;) {
+      const start = next;
+      if (start >= n) return;
+      next += BATCH;
+      const messages = [];
+      for (let i = start; i < Math.min(start + BATCH, n); i++)
+        messages.push({ to: `${prefix}${String(first + i).padStart(7, '0')}`, text: TEXT, class: 'advertising', sender: 'KASKAD' });
+      const r = await k.request('POST', '/v1/messages/batch', { key, body: { messages }, timeoutMs: 120000 });
+      if (r.status !== 200 && r.status !== 202) throw new Error(`batch: ${r.status} ${r.text.slice(0, 200)}`);
+      if (r.json.rejected) throw new Error(`batch: ${r.json.rejected} rejected: ${JSON.stringify(r.json.results.find((x) => x.error))}`);
+    }
+  };
+  await Promise.all(Array.from({ length: PARALLEL }, worker));
+}
+
+async function main() {
+  const k = new Kaskad({ bin: BIN, args: ['--sync', 'normal'] });
+  await k.start(60000);
+  try {
+    await k.putRoute('nowhere', { host: '127.0.0.1', port: await freePort(), system_id: 'x', password: 'x',
+      system_type: '', sessions: 1, window: 10, max_sps: 0, data_coding: 0, reconnect_min_ms: 60000 });
+    const on = await k.createAccount('on');
+    const off = await k.createAccount('off');
+    // --same off: both accounts off (how far apart two equal halves measure)
+    // --only caps|content|quiet|foreign: that rule alone on the "on" account
+    const only = arg('only', '');
+    if (only) await k.call('PUT', '/v1/policy', { key: on.key, body: {
+      quiet_hours: only === 'quiet' ? quietLater() : null,
+      caps: only === 'caps' ? [{ class: 'advertising', max: 2, per: '7d' }] : [],
+      no_foreign_messengers: only === 'foreign',
+      content_rules: only === 'content' ? { words: ['распродаж*', 'ликвидац*'] } : { categories: { alcohol: false,
+        tobacco: false, weapons: false, medicines: false, gambling: false, pyramids: false }, words: [] } } }, 200);
+    else if (arg('same', '') !== 'off') await k.call('PUT', '/v1/policy', { key: on.key, body: {
+      quiet_hours: quietLater(), caps: [{ class: 'advertising', max: 2, per: '7d' }],
+      content_rules: { words: arg('words', '10') === '0' ? [] : ['распродаж*', 'ликвидац*', 'тотальн*',
+        'мегаскидк*', 'суперцен*', 'халяв*', 'бесплатн*', 'акци* дня', 'только сегодня', 'черн* пятниц*'] },
+      no_foreign_messengers: true } }, 200);
+    await k.call('PUT', '/v1/policy', { key: off.key, body: {
+      quiet_hours: null, caps: [], no_foreign_messengers: false,
+      content_rules: { categories: { alcohol: false, tobacco: false, weapons: false, medicines: false,
+        gambling: false, pyramids: false }, words: [] } } }, 200);
+    // Warm-up (not measured): the first batches of each account.
+    await post(k, on.key, 9000000, 2 * BATCH * PARALLEL, '7900');
+    await post(k, off.key, 9000000, 2 * BATCH * PARALLEL, '7910');
+    const ms = { on: 0, off: 0 };
+    for (let done = 0, round = 0; done < N; done += CHUNK, round++) {
+      const n = Math.min(CHUNK, N - done);
+      const pair = [['on', on, '7900'], ['off', off, '7910']];
+      if (round % 2) pair.reverse();   // neither always goes first
+      for (const [name, acc, prefix] of pair) {
+        const t0 = process.hrtime.bigint();
+        await post(k, acc.key, done, n, prefix);
+        ms[name] += Number(process.hrtime.bigint() - t0) / 1e6;
+      }
+    }
+    const m = await k.metrics();
+    const rate = (x) => Math.round(N / (x / 1000));
+    console.log(JSON.stringify({
+      messages_each: N, chunk: CHUNK, on_msg_per_s: rate(ms.on), off_msg_per_s: rate(ms.off),
+      on_slower_pct: +((ms.on / ms.off - 1) * 100).toFixed(1),
+      caps_phones: m.get('kaskad_policy_cap_phones'), peak_rss_mib: +peakRss(k.proc.pid).toFixed(1),
+    }));
+  } finally {
+    await k.stopClean(60000);
+    await k.cleanup();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();

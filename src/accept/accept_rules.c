@@ -1,0 +1,413 @@
+/*
+ * accept_rules.c - the account's rules in the accept path. See
+ * accept_rules.h.
+ */
+#include "accept/accept_rules.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "accept/accept.h"
+#include "core/kk_buf.h"
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "core/kk_tz.h"
+#include "phone/phone_plan.h"
+#include "policy/pol_caps.h"
+#include "policy/pol_content.h"
+#include "store/store.h"
+
+#define LOGCTX "rules"
+
+static const char *const reason_names[ACCEPT_R_COUNT] = {
+#define XX(c, s) s,
+    ACCEPT_REASONS(XX)
+#undef XX
+};
+
+/* ---- the accounts' rules in memory --------------------------------------------- */
+
+static int find(const struct accept_rules *ru, int64_t account_id, int *at) {
+  int lo = 0, hi = ru->n;
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    if (ru->a[mid].account_id < account_id)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  *at = lo;
+  return lo < ru->n && ru->a[lo].account_id == account_id;
+}
+
+/* Puts account_id's document (NULL: back to the defaults). */
+static void put(struct accept_rules *ru, int64_t account_id, const char *doc) {
+  int at;
+  int found = find(ru, account_id, &at);
+  if (doc == NULL) {
+    if (!found) return;
+    free(ru->a[at].doc);
+    memmove(&ru->a[at], &ru->a[at + 1], (size_t)(ru->n - at - 1) * sizeof *ru->a);
+    ru->n--;
+    return;
+  }
+  struct pol_rules r;
+  const char *field;
+  char err[160];
+  if (pol_rules_parse(doc, &r, &field, err, sizeof err) != 0) {
+    kk_error(LOGCTX, "policy of account %lld as stored is unusable (%s); kept as it was",
+             (long long)account_id, err);
+    return;
+  }
+  if (!found) {
+    if (ru->n == ru->cap) {
+      ru->cap = ru->cap ? ru->cap * 2 : 16;
+      ru->a = kk_xrealloc(ru->a, (size_t)ru->cap * sizeof *ru->a);
+    }
+    memmove(&ru->a[at + 1], &ru->a[at], (size_t)(ru->n - at) * sizeof *ru->a);
+    ru->n++;
+    ru->a[at].account_id = account_id;
+    ru->a[at].doc = NULL;
+  }
+  ru->a[at].r = r;
+  free(ru->a[at].doc);
+  ru->a[at].doc = kk_xstrdup(doc);   /* freed on the next put or at fini */
+}
+
+const struct pol_rules *accept_rules_of(const struct accept_rules *ru, int64_t account_id) {
+  int at;
+  return find(ru, account_id, &at) ? &ru->a[at].r : &ru->defaults;
+}
+
+const char *accept_rules_doc(const struct accept_rules *ru, int64_t account_id) {
+  int at;
+  return find(ru, account_id, &at) ? ru->a[at].doc : NULL;
+}
+
+static void load_one(void *arg, int64_t account_id, const char *channel, const char *config) {
+  if (strcmp(channel, ACCEPT_RULES_ROW) == 0) put(arg, account_id, config);
+}
+
+static void on_notes(void *ud, const struct store_note *notes, int n) {
+  for (int i = 0; i < n; i++)
+    if (notes[i].kind == STORE_NOTE_CHANNEL_CFG &&
+        strcmp(notes[i].cfg->name, ACCEPT_RULES_ROW) == 0)
+      put(ud, notes[i].account_id, notes[i].cfg->text);
+}
+
+/* One account's messages while the caps' counts are rebuilt. */
+struct rebuild {
+  struct accept_rules *ru;
+  int64_t account_id;
+  const struct pol_rules *r;
+  size_t rows;
+};
+
+static void rebuild_one(void *arg, const struct store_msg_view *v) {
+  struct rebuild *b = arg;
+  for (int c = 0; c < b->r->ncaps; c++)
+    if (v->to[0] && strcmp(v->msg_class, accept_classes[b->r->caps[c].cls]) == 0) {
+      pol_caps_add(b->ru->caps, b->account_id, b->r->caps[c].cls, v->to, v->created_at);
+      b->rows++;
+      return;
+    }
+}
+
+/* The caps' counts rebuilt from the store: the messages of each account
+   with caps within its longest window. 0 or KK_ESTORE. */
+static int caps_rebuild(struct accept_rules *ru) {
+  int64_t now = store_now_ms();
+  size_t rows = 0;
+  for (int i = 0; i < ru->n; i++) {
+    struct rebuild b = {ru, ru->a[i].account_id, &ru->a[i].r, 0};
+    int64_t per = 0;
+    for (int c = 0; c < b.r->ncaps; c++)
+      if (b.r->caps[c].per_ms > per) per = b.r->caps[c].per_ms;
+    if (per == 0) continue;
+    if (store_msg_each_since(ru->store, b.account_id, now - per, rebuild_one, &b) != 0)
+      return KK_ESTORE;
+    rows += b.rows;
+  }
+  if (rows) kk_info(LOGCTX, "frequency caps: %zu recent messages counted", rows);
+  return 0;
+}
+
+int accept_rules_init(struct accept_rules *ru, struct store *store,
+                      const struct phone_plan *plan) {
+  memset(ru, 0, sizeof *ru);
+  ru->store = store;
+  ru->plan = plan;
+  ru->caps = pol_caps_new(0);
+  pol_rules_default(&ru->defaults);
+  if (store_channels_each(store, load_one, ru) != 0 || caps_rebuild(ru) != 0) return KK_ESTORE;
+  if (store_subscribe(store, on_notes, ru) != 0) return KK_ENOSPC;
+  ru->subscribed = 1;
+  return 0;
+}
+
+void accept_rules_fini(struct accept_rules *ru) {
+  if (ru->subscribed) store_unsubscribe(ru->store, on_notes, ru);
+  for (int i = 0; i < ru->n; i++) free(ru->a[i].doc);
+  free(ru->a);
+  pol_caps_free(ru->caps);
+  memset(ru, 0, sizeof *ru);
+}
+
+/* ---- decisions ------------------------------------------------------------------ */
+
+static void iso(int64_t ms, char out[32]) {
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char tmp[96];
+  snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+  snprintf(out, 32, "%.31s", tmp);
+}
+
+/* Appends {"at","rule","outcome","reason"[,"channel"][,"until"]} to the
+   item's decisions (a JSON array). */
+static void decide(struct accept_rules *ru, struct accept_item *it, int64_t now,
+                   enum accept_reason why, const char *outcome, const char *channel,
+                   int64_t until) {
+  if (strcmp(outcome, "refused") == 0) ru->refused[why]++;
+  else if (strcmp(outcome, "deferred") == 0) ru->deferred[why]++;
+  else ru->skipped[why]++;
+  char at[32], u[32], extra[96] = "";
+  iso(now, at);
+  size_t len = strlen(it->decisions);
+  if (channel) snprintf(extra, sizeof extra, ",\"channel\":\"%s\"", channel);
+  if (until) {
+    iso(until, u);
+    size_t e = strlen(extra);
+    snprintf(extra + e, sizeof extra - e, ",\"until\":\"%s\"", u);
+  }
+  char one[256];
+  int n = snprintf(one, sizeof one, "%s{\"at\":\"%s\",\"rule\":\"%s\",\"outcome\":\"%s\","
+                   "\"reason\":\"%s\"%s}]", len ? "," : "[", at, reason_names[why], outcome,
+                   reason_names[why], extra);
+  if (len) len--;   /* over the closing bracket */
+  if (n > 0 && len + (size_t)n < sizeof it->decisions)
+    memcpy(it->decisions + len, one, (size_t)n + 1);
+  it->m.decisions = it->decisions;
+}
+
+static int refuse(struct accept_rules *ru, struct accept_item *it, int64_t now,
+                  enum accept_reason why, const char *field, const char *msg) {
+  decide(ru, it, now, why, "refused", NULL, 0);
+  it->err.status = 422;
+  it->err.code = reason_names[why];
+  it->err.field = field;
+  snprintf(it->err.message, sizeof it->err.message, "%s", msg);
+  it->result = ACCEPT_REFUSED;
+  return KK_EINVAL;
+}
+
+/* ---- the rules ------------------------------------------------------------------ */
+
+static int class_index(const char *cls) {
+  for (int i = 0; i < 3; i++)
+    if (strcmp(cls, accept_classes[i]) == 0) return i;
+  return 0;
+}
+
+static int content(struct accept_rules *ru, const struct pol_rules *r, struct accept_item *it,
+                   int64_t now) {
+  const char *own[POL_OWN_WORDS_MAX];
+  for (int i = 0; i < r->nown; i++) own[i] = r->own_norm[i];
+  struct pol_content_hit hit;
+  if (!pol_content_check_norm(it->m.text, strlen(it->m.text), r->content_on, own, r->nown, &hit))
+    return 0;
+  char msg[256];
+  snprintf(msg, sizeof msg, "text: advertising of a prohibited category (%s): \"%s\"",
+           pol_category_name(hit.category), hit.words);
+  refuse(ru, it, now, ACCEPT_R_CONTENT, "text", msg);
+  /* The category is the reason's detail, kept with the decision too. */
+  size_t len = strlen(it->decisions);
+  char cat[64];
+  int n = snprintf(cat, sizeof cat, ",\"category\":\"%s\"}]", pol_category_name(hit.category));
+  if (len >= 2 && len - 2 + (size_t)n < sizeof it->decisions)
+    memcpy(it->decisions + len - 2, cat, (size_t)n + 1);
+  return KK_EINVAL;
+}
+
+static int is_foreign(const char *ch) {
+  return strcmp(ch, "telegram") == 0 || strcmp(ch, "whatsapp") == 0 ||
+         strcmp(ch, "viber") == 0;
+}
+
+/* Drops the steps on foreign messengers; a cascade left with none is
+   refused. */
+static int foreign(struct accept_rules *ru, struct accept_item *it, int64_t now) {
+  if (it->steps[0] == '\0') return 0;   /* SMS alone */
+  struct store_step st[STORE_MAX_STEPS], keep[STORE_MAX_STEPS];
+  int n = store_steps_parse(it->steps, st), k = 0;
+  for (int i = 0; i < n; i++)
+    if (!is_foreign(st[i].channel)) keep[k++] = st[i];
+  if (k == n) return 0;
+  if (k == 0)
+    return refuse(ru, it, now, ACCEPT_R_FOREIGN, "cascade",
+                  "cascade: every step is a foreign messenger (Telegram, WhatsApp, Viber), "
+                  "which this account may not use");
+  for (int i = 0; i < n; i++)
+    if (is_foreign(st[i].channel))
+      decide(ru, it, now, ACCEPT_R_FOREIGN, "skipped", st[i].channel, 0);
+  if (store_steps_format(keep, k, it->steps, sizeof it->steps) != 0) return 0;
+  it->m.cascade = it->steps;
+  return 0;
+}
+
+/* The recipient's zone: the contact's, the register's, the account's. */
+static const char *zone_of(const struct accept_rules *ru, const struct accept *ac,
+                           const struct pol_rules *r, const struct accept_item *it) {
+  if (it->e164[0] && ac->contact_field) {
+    const char *tz = ac->contact_field(ac->contact_ud, it->m.account_id, it->e164, "timezone");
+    if (tz && tz[0]) return tz;
+  }
+  struct phone_plan_info pi;
+  if (it->e164[0] && ru->plan && phone_plan_lookup(ru->plan, it->e164, &pi) == 0 &&
+      pi.timezone && pi.timezone[0])
+    return pi.timezone;
+  return r->default_tz;
+}
+
+#define ZONE_CACHE_MS (5 * 60 * 1000)
+
+/* zone's UTC offset now, from the cache. 0 or KK_ENOENT. */
+static int zone_offset(struct accept_rules *ru, const char *zone, int64_t now, int *off) {
+  int n = (int)(sizeof ru->zones / sizeof ru->zones[0]);
+  for (int i = 0; i < n; i++)
+    if (ru->zones[i].until_ms > now && strcmp(ru->zones[i].name, zone) == 0) {
+      *off = ru->zones[i].offset_min;
+      return 0;
+    }
+  if (strlen(zone) >= sizeof ru->zones[0].name || kk_tz_offset(zone, now, off) != 0)
+    return KK_ENOENT;
+  struct accept_zone *z = &ru->zones[ru->zone_next];
+  ru->zone_next = (ru->zone_next + 1) % n;
+  snprintf(z->name, sizeof z->name, "%s", zone);
+  z->offset_min = *off;
+  z->until_ms = now + ZONE_CACHE_MS;
+  return 0;
+}
+
+/* Whether at falls in the quiet hours in zone: 1 with *until their end (in
+   the zone itself, so a change of its offset meanwhile counts), 0 outside,
+   KK_ENOENT for a zone unknown. */
+static int quiet_until(struct accept_rules *ru, const struct pol_window *w, const char *zone,
+                       int64_t at, int64_t *until) {
+  int off;
+  if (zone_offset(ru, zone, at, &off) != 0) return KK_ENOENT;
+  int in = pol_window_until(w, NULL, off, at, until);
+  if (in != 1) return in;
+  return pol_window_until(w, zone, 0, at, until);
+}
+
+static void defer_to(struct accept_item *it, int64_t until) {
+  if (until <= it->m.not_before) return;
+  /* The validity runs from when it may go out. */
+  it->m.expires_at += until - (it->m.not_before > it->m.created_at ? it->m.not_before
+                                                                   : it->m.created_at);
+  it->m.not_before = until;
+}
+
+static int caps(struct accept_rules *ru, const struct pol_rules *r, int cls,
+                struct accept_item *it, int64_t now) {
+  if (it->e164[0] == '\0') return 0;
+  for (int i = 0; i < r->ncaps; i++) {
+    const struct pol_cap *c = &r->caps[i];
+    if (c->cls != cls) continue;
+    int64_t oldest;
+    int have = pol_caps_count(ru->caps, it->m.account_id, cls, it->e164, now, c->per_ms, &oldest);
+    if (have < c->max) continue;
+    if (r->cap_mode == POL_CAP_DEFER && oldest) {
+      defer_to(it, oldest + c->per_ms);
+      decide(ru, it, now, ACCEPT_R_CAP, "deferred", NULL, it->m.not_before);
+      continue;
+    }
+    char msg[200];
+    snprintf(msg, sizeof msg, "to: %d %s messages to this phone within %llds already (the "
+             "account's cap)", have, accept_classes[cls], (long long)(c->per_ms / 1000));
+    return refuse(ru, it, now, ACCEPT_R_CAP, "to", msg);
+  }
+  return 0;
+}
+
+/* A cascade of several steps carries the recipient's quiet hours in its
+   extra ("quiet": {tz, from, to}), which the cascade's rules read when a
+   step falls through; a one-time code (code) or an urgent message does not. */
+static int fallthrough_hold(const struct accept *ac, struct accept_rules *ru,
+                            const struct pol_rules *r, struct accept_item *it) {
+  struct store_step st[STORE_MAX_STEPS];
+  if (it->steps[0] == '\0' || store_steps_parse(it->steps, st) < 2) return 0;
+  json_t *x = it->m.extra ? json_loads(it->m.extra, 0, NULL) : json_object();
+  if (!json_is_object(x)) {
+    json_decref(x);
+    return 0;
+  }
+  if (json_object_get(x, "code") || json_is_true(json_object_get(x, "urgent"))) {
+    json_decref(x);
+    return 0;
+  }
+  json_object_set_new(x, "quiet", json_pack("{s:s, s:i, s:i}", "tz", zone_of(ru, ac, r, it),
+                                            "from", r->quiet.from_min, "to", r->quiet.to_min));
+  free(it->rules_extra);
+  it->rules_extra = json_dumps(x, JSON_COMPACT);   /* freed by accept_item_fini */
+  json_decref(x);
+  it->m.extra = it->rules_extra;
+  return 0;
+}
+
+int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
+                       const struct store_account *acc, struct accept_item *it, int64_t now) {
+  it->decisions[0] = '\0';
+  it->m.decisions = NULL;
+  it->m.not_before = 0;
+  if (ru == NULL || ru->off) return 0;
+  const struct pol_rules *r = accept_rules_of(ru, acc->id);
+  int cls = class_index(it->m.msg_class);
+  const struct pol_class_rule *cr = &r->cls[cls];
+  if (cr->content && r->content_on && content(ru, r, it, now) != 0) return KK_EINVAL;
+  if (r->no_foreign && foreign(ru, it, now) != 0) return KK_EINVAL;
+  if (caps(ru, r, cls, it, now) != 0) return KK_EINVAL;
+  if (cr->quiet && it->e164[0] && r->quiet.from_min != r->quiet.to_min) {
+    const char *zone = zone_of(ru, ac, r, it);
+    int64_t at = it->m.not_before > now ? it->m.not_before : now, until;
+    int in = quiet_until(ru, &r->quiet, zone, at, &until);
+    if (in == KK_ENOENT) in = quiet_until(ru, &r->quiet, r->default_tz, at, &until);
+    if (in == 1) {
+      defer_to(it, until);
+      decide(ru, it, now, ACCEPT_R_QUIET, "deferred", NULL, until);
+    }
+  }
+  if (cr->fallthrough_quiet && r->quiet.from_min != r->quiet.to_min && fallthrough_hold(ac, ru, r, it) != 0)
+    return KK_EINVAL;
+  /* Counted when it goes to the store: the next message sees it. */
+  for (int i = 0; i < r->ncaps && it->e164[0]; i++)
+    if (r->caps[i].cls == cls) {
+      pol_caps_add(ru->caps, acc->id, cls, it->e164,
+                   it->m.not_before > now ? it->m.not_before : now);
+      break;
+    }
+  return 0;
+}
+
+void accept_rules_metrics(const struct accept_rules *ru, struct kk_buf *o) {
+  kk_buf_puts(o, "# HELP kaskad_policy_decisions_total Policy decisions by reason and outcome.\n"
+                 "# TYPE kaskad_policy_decisions_total counter\n");
+  for (int i = 0; i < ACCEPT_R_COUNT; i++)
+    kk_buf_printf(o,
+                  "kaskad_policy_decisions_total{reason=\"%s\",outcome=\"refused\"} %llu\n"
+                  "kaskad_policy_decisions_total{reason=\"%s\",outcome=\"deferred\"} %llu\n"
+                  "kaskad_policy_decisions_total{reason=\"%s\",outcome=\"skipped\"} %llu\n",
+                  reason_names[i], (unsigned long long)ru->refused[i], reason_names[i],
+                  (unsigned long long)ru->deferred[i], reason_names[i],
+                  (unsigned long long)ru->skipped[i]);
+  kk_buf_printf(o, "# HELP kaskad_policy_cap_phones Phones held by the frequency caps.\n"
+                   "# TYPE kaskad_policy_cap_phones gauge\nkaskad_policy_cap_phones %zu\n",
+                pol_caps_size(ru->caps));
+}

@@ -1,0 +1,95 @@
+/*
+ * accept_rules.h - the account's rules in the accept path (policy/
+ * pol_rules): what the message's class may do, then prohibited content
+ * (refused: prohibited_content), foreign messengers (their steps skipped:
+ * foreign_messenger_forbidden), frequency caps (refused or deferred:
+ * frequency_cap) and quiet hours (deferred: quiet_hours, status
+ * `scheduled` until they end). Every refusal, deferral and skip is a
+ * decision: its reason code goes in the refusal's error or in the stored
+ * message's `decisions` (rule, outcome, reason, time), and counts in
+ * /metrics per reason.
+ *
+ * The rules of every account are held in memory: loaded at start from the
+ * store (the account's settings row "policy") and kept current by the
+ * store's notes, so applying them does no I/O. Loop thread.
+ */
+#ifndef ACCEPT_RULES_H
+#define ACCEPT_RULES_H
+
+#include <stdint.h>
+
+#include "policy/pol_rules.h"
+
+struct accept;
+struct accept_item;
+struct store;
+struct store_account;
+struct phone_plan;
+struct pol_caps;
+struct kk_buf;
+
+/* The name of the settings row that holds an account's policy document. */
+#define ACCEPT_RULES_ROW "policy"
+
+#define ACCEPT_REASONS(XX)                                       \
+  XX(QUIET, "quiet_hours")                                       \
+  XX(CAP, "frequency_cap")                                       \
+  XX(CONTENT, "prohibited_content")                              \
+  XX(FOREIGN, "foreign_messenger_forbidden")
+
+enum accept_reason {
+#define XX(c, s) ACCEPT_R_##c,
+  ACCEPT_REASONS(XX)
+#undef XX
+  ACCEPT_R_COUNT
+};
+
+struct accept_rules_acct {
+  int64_t account_id;
+  struct pol_rules r;
+  char *doc;                      /* the stored document (owned) */
+};
+
+struct accept_rules {
+  struct store *store;
+  const struct phone_plan *plan;  /* the register's zones; NULL: none */
+  struct pol_caps *caps;
+  struct accept_rules_acct *a;    /* sorted by account_id; owned */
+  int n, cap;
+  struct pol_rules defaults;      /* of an account that set none */
+  uint64_t refused[ACCEPT_R_COUNT], deferred[ACCEPT_R_COUNT], skipped[ACCEPT_R_COUNT];
+  int off;                        /* 1: no rule applies */
+  /* Zones' UTC offsets lately asked, each good for a few minutes: the
+     quiet-hours question of most messages is arithmetic on it. */
+  struct accept_zone {
+    char name[64];
+    int offset_min;
+    int64_t until_ms;
+  } zones[16];
+  int zone_next;
+  int subscribed;
+};
+
+/* Loads every account's rules and follows the store's notes. 0 or
+   KK_ESTORE. */
+int accept_rules_init(struct accept_rules *ru, struct store *store, const struct phone_plan *plan);
+void accept_rules_fini(struct accept_rules *ru);
+
+/* The rules of account_id (ru->defaults when it set none). */
+const struct pol_rules *accept_rules_of(const struct accept_rules *ru, int64_t account_id);
+/* Its stored document, or NULL. */
+const char *accept_rules_doc(const struct accept_rules *ru, int64_t account_id);
+
+/*
+ * Applies the account's rules to a prepared message (it->m): may refuse it
+ * (KK_EINVAL with it->err), drop foreign-messenger steps, or defer it
+ * (it->m.not_before), each recorded in it->decisions. 0 when it may be
+ * stored. now is the accept time.
+ */
+int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
+                       const struct store_account *acc, struct accept_item *it, int64_t now);
+
+/* The decisions counters in Prometheus text. */
+void accept_rules_metrics(const struct accept_rules *ru, struct kk_buf *o);
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * api_policy.c - GET|PUT /v1/policy: the account's rules (quiet hours,
+ * frequency caps, prohibited content, foreign messengers; accept_rules.h),
+ * stored as the account's settings row "policy" and held in memory by the
+ * accept path. PUT replaces the document: the keys it leaves out are back
+ * to their defaults; keys this module does not know are kept as given.
+ *
+ * POST /v1/test/clock (operator, only with the setting test_clock = on)
+ * moves kaskad's clock forward, so tests see quiet hours end without
+ * waiting for them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accept/accept_rules.h"
+#include "api/api_int.h"
+#include "cascade/cascade.h"
+#include "core/kk_err.h"
+#include "core/kk_mem.h"
+#include "dispatch/dispatch.h"
+
+/* A PUT waiting for its commit. */
+struct policy_put {
+  struct http_req *req;
+  char *text;                   /* owned */
+};
+
+static void answer(struct http_req *req, const char *text) {
+  json_t *doc = json_loads(text, 0, NULL);
+  api_json(req, 200, doc ? doc : json_object(), NULL);
+}
+
+void api_policy_get(struct api_call *c) {
+  const struct accept_rules *ru = c->a->accept.rules;
+  const struct pol_rules *r = accept_rules_of(ru, c->account_id);
+  char *text = pol_rules_doc(r, accept_rules_doc(ru, c->account_id));
+  answer(c->req, text);
+  free(text);
+}
+
+static void on_saved(void *arg, int rc) {
+  struct policy_put *p = arg;
+  if (rc)
+    api_error(p->req, 503, "store_unavailable", NULL, "the policy could not be stored");
+  else
+    answer(p->req, p->text);   /* in force with the commit (the store's note) */
+  free(p->text);
+  free(p);
+}
+
+void api_policy_put(struct api_call *c) {
+  json_t *doc = api_call_body(c);
+  if (!doc) return;
+  if (!json_is_object(doc)) {
+    api_error(c->req, 422, "invalid_policy", NULL, "the policy is a JSON object");
+    return;
+  }
+  char *body = json_dumps(doc, JSON_COMPACT);
+  struct pol_rules r;
+  const char *field = NULL;
+  char err[200];
+  if (pol_rules_parse(body, &r, &field, err, sizeof err) != 0) {
+    free(body);
+    api_error(c->req, 422, "invalid_policy", field, "%s", err);
+    return;
+  }
+  /* Freed in on_saved. */
+  struct policy_put *p = kk_xcalloc(1, sizeof *p);
+  p->req = c->req;
+  p->text = pol_rules_doc(&r, body);
+  free(body);
+  store_channel_put(c->a->store, c->account_id, ACCEPT_RULES_ROW, p->text, on_saved, p);
+}
+
+void api_test_clock(struct api_call *c) {
+  if (!c->a->test_clock) {
+    api_error(c->req, 404, "not_found", NULL, "the test clock is off (setting test_clock)");
+    return;
+  }
+  json_t *doc = api_call_body(c);
+  if (!doc) return;
+  json_t *shift = json_object_get(doc, "shift");
+  int64_t ms = 0;
+  if (json_is_integer(shift) && json_integer_value(shift) > 0)
+    ms = json_integer_value(shift) * 1000;
+  else if (!json_is_string(shift) || pol_period_parse(json_string_value(shift), &ms) != 0) {
+    api_error(c->req, 422, "invalid_shift", "shift", "shift: \"12h\", \"30m\" or seconds");
+    return;
+  }
+  store_clock_shift(ms);
+  /* What waited for a time now past goes now. */
+  dispatch_clock_moved(c->a->dispatch);
+  if (c->a->cascade) cascade_clock_moved(c->a->cascade);
+  char now[32];
+  api_time(store_now_ms(), now);
+  api_json(c->req, 200, json_pack("{s:s}", "now", now), NULL);
+}

@@ -1,0 +1,198 @@
+/* test_pol_rules.c - the account's rules as data (policy document, class
+   table), the frequency caps' table, and a cascade step that falls through
+   inside the recipient's quiet hours. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cascade/cascade_fsm.h"
+#include "core/kk_err.h"
+#include "kk_test.h"
+#include "policy/pol_caps.h"
+#include "policy/pol_content.h"
+#include "policy/pol_rules.h"
+
+#define H (3600 * 1000LL)
+#define D (24 * H)
+/* 2026-12-06T00:00Z */
+#define DAY0 1796515200000LL
+
+KK_TEST(pol_rules_defaults_and_class_table) {
+  struct pol_rules r;
+  pol_rules_default(&r);
+  ASSERT_EQ(r.quiet.from_min, 21 * 60);
+  ASSERT_EQ(r.quiet.to_min, 9 * 60);
+  ASSERT_STR_EQ(r.default_tz, "Europe/Moscow");
+  ASSERT_EQ(r.ncaps, 0);
+  ASSERT_EQ(r.no_foreign, 0);
+  /* advertising waits out quiet hours and is checked for content; service
+     and transactional are not */
+  ASSERT_EQ(r.cls[2].quiet, 1);
+  ASSERT_EQ(r.cls[2].content, 1);
+  ASSERT_EQ(r.cls[0].quiet, 0);
+  ASSERT_EQ(r.cls[1].content, 0);
+  ASSERT_EQ(r.cls[0].fallthrough_quiet, 1);
+  ASSERT_EQ(!!(r.content_on & (1u << POL_CAT_ALCOHOL)), 1);
+  ASSERT_EQ(!!(r.content_on & (1u << POL_CAT_OWN)), 0);
+}
+
+KK_TEST(pol_rules_parse_and_show) {
+  struct pol_rules r;
+  const char *field = NULL;
+  char err[200];
+  const char *doc =
+      "{\"quiet_hours\":{\"from\":\"22:30\",\"to\":\"8:00\",\"timezone\":\"Asia/Omsk\"},"
+      "\"caps\":[{\"class\":\"advertising\",\"max\":2,\"per\":\"7d\"},"
+      "{\"class\":\"transactional\",\"max\":4,\"per\":3600}],\"caps_over\":\"defer\","
+      "\"content_rules\":{\"categories\":{\"alcohol\":false},\"words\":[\"распродаж*\"]},"
+      "\"no_foreign_messengers\":true,\"stop_words\":[\"STOP\"]}";
+  ASSERT_EQ(pol_rules_parse(doc, &r, &field, err, sizeof err), 0);
+  ASSERT_EQ(r.quiet.from_min, 22 * 60 + 30);
+  ASSERT_EQ(r.quiet.to_min, 8 * 60);
+  ASSERT_STR_EQ(r.default_tz, "Asia/Omsk");
+  ASSERT_EQ(r.ncaps, 2);
+  ASSERT_EQ(r.caps[0].cls, 2);
+  ASSERT_EQ(r.caps[0].per_ms, 7 * D);
+  ASSERT_EQ(r.caps[1].per_ms, H);
+  ASSERT_EQ(r.cap_mode, POL_CAP_DEFER);
+  ASSERT_EQ(!!(r.content_on & (1u << POL_CAT_ALCOHOL)), 0);
+  ASSERT_EQ(!!(r.content_on & (1u << POL_CAT_OWN)), 1);
+  ASSERT_EQ(r.nown, 1);
+  ASSERT_EQ(r.no_foreign, 1);
+  char *shown = pol_rules_doc(&r, doc);
+  ASSERT_EQ(strstr(shown, "\"stop_words\":[\"STOP\"]") != NULL, 1);   /* kept as given */
+  ASSERT_EQ(!!(strstr(shown, "\"per\":\"1h\"") != NULL), 1);
+  ASSERT_EQ(!!(strstr(shown, "\"from\":\"22:30\"") != NULL), 1);
+  struct pol_rules again;
+  ASSERT_EQ(pol_rules_parse(shown, &again, &field, err, sizeof err), 0);
+  ASSERT_EQ(memcmp(&again, &r, sizeof r), 0);
+  free(shown);
+  /* quiet hours off */
+  ASSERT_EQ(pol_rules_parse("{\"quiet_hours\":null}", &r, &field, err, sizeof err), 0);
+  ASSERT_EQ(r.quiet.from_min, r.quiet.to_min);
+  static const struct {
+    const char *doc, *field;
+  } bad[] = {
+      {"[]", "policy"},
+      {"{\"quiet_hours\":{\"from\":\"24:00\",\"to\":\"9:00\"}}", "quiet_hours"},
+      {"{\"quiet_hours\":{\"from\":\"21:00\",\"to\":\"9:00\",\"timezone\":\"Mars/Base\"}}",
+       "quiet_hours"},
+      {"{\"caps\":[{\"class\":\"advertising\",\"max\":5,\"per\":\"7d\"}]}", "caps"},
+      {"{\"caps\":[{\"class\":\"advertising\",\"max\":2,\"per\":\"40d\"}]}", "caps"},
+      {"{\"caps\":[{\"class\":\"advertising\",\"max\":2,\"per\":\"7w\"}]}", "caps"},
+      {"{\"caps_over\":\"drop\"}", "caps_over"},
+      {"{\"content_rules\":{\"categories\":{\"own\":true}}}", "content_rules"},
+      {"{\"content_rules\":{\"words\":[\"\"]}}", "content_rules"},
+      {"{\"no_foreign_messengers\":1}", "no_foreign_messengers"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    field = NULL;
+    ASSERT_EQ(pol_rules_parse(bad[i].doc, &r, &field, err, sizeof err), KK_EINVAL);
+    ASSERT_STR_EQ(field, bad[i].field);
+  }
+}
+
+KK_TEST(pol_caps_counts_within_the_window) {
+  struct pol_caps *c = pol_caps_new(0);
+  int64_t oldest;
+  ASSERT_EQ(pol_caps_count(c, 1, 2, "79161234567", DAY0, 7 * D, &oldest), 0);
+  ASSERT_EQ(pol_caps_add(c, 1, 2, "79161234567", DAY0), 0);
+  ASSERT_EQ(pol_caps_add(c, 1, 2, "79161234567", DAY0 + D), 0);
+  ASSERT_EQ(pol_caps_count(c, 1, 2, "79161234567", DAY0 + 2 * D, 7 * D, &oldest), 2);
+  ASSERT_EQ(oldest, DAY0);
+  /* another account, class or phone is its own */
+  ASSERT_EQ(pol_caps_count(c, 2, 2, "79161234567", DAY0 + 2 * D, 7 * D, &oldest), 0);
+  ASSERT_EQ(pol_caps_count(c, 1, 0, "79161234567", DAY0 + 2 * D, 7 * D, &oldest), 0);
+  ASSERT_EQ(pol_caps_count(c, 1, 2, "79161234568", DAY0 + 2 * D, 7 * D, &oldest), 0);
+  /* the first leaves the window after 7 days */
+  ASSERT_EQ(pol_caps_count(c, 1, 2, "79161234567", DAY0 + 7 * D + 1000, 7 * D, &oldest), 1);
+  /* the ring keeps the newest POL_CAP_MAX_COUNT */
+  for (int i = 0; i < 10; i++) ASSERT_EQ(pol_caps_add(c, 1, 2, "79161234567", DAY0 + 3 * D + i * 1000), 0);
+  ASSERT_EQ(pol_caps_count(c, 1, 2, "79161234567", DAY0 + 4 * D, 7 * D, &oldest), POL_CAP_MAX_COUNT);
+  ASSERT_EQ(oldest, DAY0 + 3 * D + 6000);
+  pol_caps_free(c);
+}
+
+KK_TEST(pol_caps_bounded_sweeps_old_phones) {
+  struct pol_caps *c = pol_caps_new(1000);
+  char phone[24];
+  for (int i = 0; i < 1000; i++) {
+    snprintf(phone, sizeof phone, "7916%07d", i);
+    ASSERT_EQ(pol_caps_add(c, 1, 2, phone, DAY0), 0);
+  }
+  ASSERT_EQ(pol_caps_size(c), 1000);
+  /* full while every phone is within a window */
+  ASSERT_EQ(pol_caps_add(c, 1, 2, "79990000000", DAY0 + D), KK_ENOSPC);
+  ASSERT_EQ(pol_caps_full(c), 1);
+  /* past the longest window the old ones are swept out */
+  ASSERT_EQ(pol_caps_add(c, 1, 2, "79990000000", DAY0 + 32 * D), 0);
+  ASSERT_EQ(pol_caps_size(c), 1);
+  /* the table grows past its first size */
+  struct pol_caps *big = pol_caps_new(0);
+  for (int i = 0; i < 100000; i++) {
+    snprintf(phone, sizeof phone, "7916%07d", i);
+    ASSERT_EQ(pol_caps_add(big, 7, 2, phone, DAY0 + i), 0);
+  }
+  int64_t oldest;
+  ASSERT_EQ(pol_caps_size(big), 100000);
+  ASSERT_EQ(pol_caps_count(big, 7, 2, "79160099999", DAY0 + D, 7 * D, &oldest), 1);
+  pol_caps_free(big);
+  pol_caps_free(c);
+}
+
+/* A VK step times out at 23:00 UTC inside quiet hours 21:00-09:00 UTC: the
+   SMS step is created then but due at 09:00; without quiet hours at once. */
+static void fall_through(const char *tz, int64_t at, int64_t *due, const char **error) {
+  struct cfsm_msg m;
+  memset(&m, 0, sizeof m);
+  m.status = KK_ST_SENT;
+  m.chan = KK_CHAN_VK;
+  m.attempt_id = 100;
+  m.natt = -1;
+  m.nsteps = 2;
+  m.steps[0] = (struct cfsm_step){KK_CHAN_VK, 3, 10000};
+  m.steps[1] = (struct cfsm_step){KK_CHAN_SMS, 2, 0};
+  m.use[0] = m.use[1] = CFSM_USE_OK;
+  m.quiet_tz = tz;
+  m.quiet_from = 21 * 60;
+  m.quiet_to = 9 * 60;
+  struct cfsm_att a = {.id = 100, .chan = KK_CHAN_VK, .status = KK_ST_SENT, .step = 0,
+                       .sent_at = at - 10000};
+  struct cfsm_out out;
+  memset(&out, 0, sizeof out);
+  for (int i = 0; i < 3; i++) {
+    out.need = 0;
+    out.nfx = 0;
+    cfsm_deadline(&m, &a, 0, at, &out);
+    if (!(out.need & CFSM_NEED_ATTEMPTS)) break;
+    m.natt = 1;
+    m.att[0] = a;
+  }
+  *due = -1;
+  *error = NULL;
+  for (int i = 0; i < out.nfx; i++) {
+    if (out.fx[i].kind == CFSM_FX_MSG_STEP) *due = out.fx[i].t0;
+    if (out.fx[i].kind == CFSM_FX_ATT_ADD) {
+      *error = out.fx[i].error;
+      ASSERT_EQ(out.fx[i].t1, at);   /* created now */
+    }
+  }
+}
+
+KK_TEST(cascade_fsm_fall_through_waits_out_quiet_hours) {
+  int64_t due;
+  const char *error;
+  fall_through("Etc/UTC", DAY0 + 23 * H, &due, &error);
+  ASSERT_EQ(due, DAY0 + 33 * H);
+  ASSERT_STR_EQ(error, "quiet_hours");
+  fall_through(NULL, DAY0 + 23 * H, &due, &error);
+  ASSERT_EQ(due, DAY0 + 23 * H);
+  ASSERT_EQ(!!(error == NULL), 1);
+  /* outside them: at once */
+  fall_through("Etc/UTC", DAY0 + 12 * H, &due, &error);
+  ASSERT_EQ(due, DAY0 + 12 * H);
+  ASSERT_EQ(!!(error == NULL), 1);
+  /* 23:00 UTC is 02:00 in Moscow: quiet until 09:00 Moscow (06:00Z) */
+  fall_through("Europe/Moscow", DAY0 + 23 * H, &due, &error);
+  ASSERT_EQ(due, DAY0 + 30 * H);
+}
