@@ -73,6 +73,11 @@ struct casc_ops {
   /* Writes one effect that is a row (attempts, the message, events):
      0, KK_EEXIST or KK_ESTORE. */
   int (*write)(struct casc_run *r, const struct cfsm_fx *f);
+  /* Balances (store_money.h): the attempt of f (ATT_SET) was accepted by
+     its provider and costs f->cost; the message is done. Each does nothing
+     to a message without a hold. 0 or KK_ESTORE. */
+  int (*charge)(struct casc_run *r, const struct cfsm_fx *f);
+  int (*release)(struct casc_run *r);
 };
 
 /*

@@ -16,6 +16,7 @@
 
 #include "store/store.h"
 #include "store/store_contact.h"
+#include "store/store_money.h"
 
 /* ---- operations -------------------------------------------------------- */
 
@@ -88,7 +89,9 @@ enum { STORE_FAULT_NONE, STORE_FAULT_BUSY, STORE_FAULT_IO, STORE_FAULT_OTHER };
   STORE_OP_LIST_CASCADE(XX)                                                    \
   STORE_OP_LIST_TEMPLATE(XX)                                                   \
   /* contacts and imports (store_contact.c) */                                 \
-  STORE_OP_LIST_CONTACT(XX)
+  STORE_OP_LIST_CONTACT(XX)                                                    \
+  /* balances (store_money.c) */                                               \
+  STORE_OP_LIST_MONEY(XX)
 
 enum store_op_kind {
 #define XX(kind) STORE_OP_##kind,
@@ -295,6 +298,8 @@ struct store_reads {
                     int max, int *n);
   /* Contacts and imports (store_contact.h), in the pool. */
   struct store_contact_reads contact;
+  /* Balances (store_money.h), in the pool. */
+  struct store_money_reads money;
 };
 
 /* The rows a backend numbers. */

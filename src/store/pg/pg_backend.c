@@ -309,6 +309,9 @@ const struct store_backend store_pg_backend = {
             [STORE_OP_CONTACT_WRITE] = pg_contact_write,
             [STORE_OP_CONTACT_DELETE] = pg_contact_delete,
             [STORE_OP_IMPORT_CHANGE] = pg_import_change,
+            /* balances (pg_money.c) */
+            [STORE_OP_MONEY_SET] = pg_money_set,
+            [STORE_OP_MONEY_TOPUP] = pg_money_topup,
         },
     .read =
         {
@@ -337,5 +340,7 @@ const struct store_backend store_pg_backend = {
             .contact = {.get = pg_contact_get, .list = pg_contact_list,
                         .lists = pg_contact_lists, .import_get = pg_import_get,
                         .import_errors = pg_import_errors, .each = pg_contacts_each},
+            /* balances (pg_money.c) */
+            .money = PG_MONEY_READS,
         },
 };

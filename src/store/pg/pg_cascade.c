@@ -402,6 +402,8 @@ static const struct casc_ops pg_casc_ops = {
     .price = pgc_price,
     .attempts = load_attempts,
     .write = fx_write,
+    .charge = pg_money_charge,
+    .release = pg_money_release,
 };
 
 static void run_init(struct casc_run *r, struct store *s, struct casc_msg *m) {

@@ -267,6 +267,9 @@ static const char *const migrations[] = {
     " import_id BIGINT NOT NULL, n BIGINT NOT NULL, line BIGINT NOT NULL,"
     " reason TEXT NOT NULL, raw TEXT,"
     " PRIMARY KEY(import_id, n));",
+    /* 6: balances of prepaid accounts, the holds of messages not yet done,
+       the transaction log (pg_money.h) */
+    PG_MONEY_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -214,6 +214,9 @@ const struct store_backend store_sqlite_backend = {
             [STORE_OP_CONTACT_WRITE] = sq_contact_write,
             [STORE_OP_CONTACT_DELETE] = sq_contact_delete,
             [STORE_OP_IMPORT_CHANGE] = sq_import_change,
+            /* balances (sq_money.c) */
+            [STORE_OP_MONEY_SET] = sq_money_set,
+            [STORE_OP_MONEY_TOPUP] = sq_money_topup,
         },
     .read =
         {
@@ -241,5 +244,7 @@ const struct store_backend store_sqlite_backend = {
             .outbox_due = sq_outbox_due,
             /* contacts and imports (sq_contact.c) */
             .contact = SQ_CONTACT_READS,
+            /* balances (sq_money.c) */
+            .money = SQ_MONEY_READS,
         },
 };

@@ -319,6 +319,8 @@ static const struct casc_ops sq_casc_ops = {
     .price = casc_price,
     .attempts = load_attempts,
     .write = fx_write,
+    .charge = sq_money_charge,
+    .release = sq_money_release,
 };
 
 /* A run on m with the backend's row functions and counters. */

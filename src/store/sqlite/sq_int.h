@@ -11,6 +11,7 @@
 
 #include "store/store_casc.h"
 #include "store/sqlite/sq_contact.h"
+#include "store/sqlite/sq_money.h"
 
 #define BUSY_MS 1000              /* longest wait for a lock held by another process */
 
@@ -284,7 +285,9 @@
   XX(RET_MSG, "DELETE FROM messages WHERE id=?")                              \
   STMT_LIST_TEMPLATE(XX)                                                       \
   /* contacts and imports (sq_contact.h) */                                    \
-  STMT_LIST_CONTACT(XX)
+  STMT_LIST_CONTACT(XX)                                                        \
+  /* balances (sq_money.h) */                                                  \
+  STMT_LIST_MONEY(XX)
 
 enum stmt_id {
 #define XX(name, sql) ST_##name,

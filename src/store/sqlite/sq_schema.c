@@ -232,6 +232,9 @@ static const char *const migrations[] = {
     /* 14: contact bases: contacts, their lists, imports and the rows each
        refused (sq_contact.h) */
     SQ_CONTACT_MIGRATION,
+    /* 15: balances of prepaid accounts, the holds of messages not yet
+       done, the transaction log (sq_money.h) */
+    SQ_MONEY_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
