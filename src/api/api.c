@@ -446,6 +446,7 @@ static const struct api_route routes[] = {
     {{"PATCH", "/v1/accounts/{id}"}, API_OPERATOR, api_account_patch, api_account_check},
     {{"GET", "/v1/accounts/{id}/keys"}, API_OPERATOR, api_keys_list, api_account_check},
     {{"POST", "/v1/accounts/{id}/keys"}, API_OPERATOR, api_account_key_create, api_account_check},
+    {{"POST", "/v1/accounts/{id}/balance"}, API_OPERATOR, api_balance_topup, api_account_check},
     {{"*", "/v1/accounts/{id}/*"}, API_OPERATOR, api_not_found, api_account_check},
     {{"GET", "/v1/routes"}, API_OPERATOR, api_routes_list, NULL},
     {{"GET", "/v1/routes/{name}"}, API_OPERATOR, api_route_get, NULL},
@@ -474,6 +475,8 @@ static const struct api_route routes[] = {
     {{"GET", "/v1/replies"}, API_ACCOUNT, api_replies_list, NULL},
     {{"GET", "/v1/numbers/{phone}"}, API_KEYED, api_number_get, NULL},
     {{"GET", "/v1/account"}, API_ACCOUNT, api_account_self, NULL},
+    {{"GET", "/v1/account/transactions"}, API_ACCOUNT, api_account_transactions, NULL},
+    {{"POST", "/v1/calculator"}, API_ACCOUNT, api_calculator, NULL},
     /* contact bases (api_contacts.c) */
     {{"POST", "/v1/contacts/import"}, API_ACCOUNT, api_contacts_import, NULL},
     {{"GET", "/v1/contacts"}, API_ACCOUNT, api_contacts_list, NULL},
