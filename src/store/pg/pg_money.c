@@ -15,6 +15,30 @@
 
 /* ---- writes ------------------------------------------------------------------ */
 
+/* An account's row is what every node's writer touches for its messages:
+   a batch waits for the other nodes' transactions that hold it, longer than
+   for other rows (PG_LOCK_MS), then the writer's bound comes back. */
+#define MONEY_LOCK_MS 10000
+
+/* Runs sql (with p) under the longer lock wait; 0, KK_EEXIST or KK_ESTORE,
+   *res its result when res is not NULL (the caller clears it). */
+static int on_account_row(struct pg_conn *w, const char *sql, const struct pg_params *p,
+                          PGresult **res) {
+  char set[64];
+  snprintf(set, sizeof set, "SET LOCAL lock_timeout=%d", MONEY_LOCK_MS);
+  int rc = pg_cmd(w, set, NULL);
+  if (rc) return rc;
+  PGresult *r = pg_query(w, sql, p, &rc);
+  if (r == NULL) return rc;
+  snprintf(set, sizeof set, "SET LOCAL lock_timeout=%d", PG_LOCK_MS);
+  rc = pg_cmd(w, set, NULL);
+  if (rc == 0 && res)
+    *res = r;
+  else
+    PQclear(r);
+  return rc;
+}
+
 int pg_money_set(struct store *s, struct store_op *op) {
   const struct store_money_set *m = op->data;
   struct pg_params p = {0};
@@ -45,16 +69,16 @@ static int move(struct pg_conn *w, int64_t account_id, const char *kind, int64_t
   pg_p_opt(&p, attempt_id);
   pg_p_text(&p, channel);
   pg_p_text(&p, ref);
-  int rc;
-  PGresult *r = pg_query(w,
+  PGresult *r = NULL;
+  int rc = on_account_row(w,
                          "WITH b AS (UPDATE balances SET balance=balance+$2::bigint,"
                          " reserved=reserved+$3::bigint WHERE account_id=$1::bigint"
                          " RETURNING balance)"
                          " INSERT INTO money_tx(account_id,kind,amount,balance,at,message,"
                          "attempt_id,channel,ref) SELECT $1::bigint,$4,$2::bigint,b.balance,"
                          "$5::bigint,$6,$7::bigint,$8,$9 FROM b RETURNING balance,id",
-                         &p, &rc);
-  if (r == NULL) return rc;
+                         &p, &r);
+  if (rc) return rc;
   rc = PQntuples(r) == 1 ? 0 : KK_ESTORE;
   if (rc == 0 && balance) *balance = pg_int(r, 0, 0);
   if (rc == 0 && tx_id) *tx_id = pg_int(r, 0, 1);
@@ -89,11 +113,12 @@ int pg_money_hold(struct store *s, struct store_msg_new *m) {
   if (!prepaid) return 0;
   int64_t hold = store_money_hold_of(s, m, pgc_price);
   pg_p_int(&p, hold);
-  r = pg_query(w,
-               "UPDATE balances SET reserved=reserved+$2::bigint WHERE account_id=$1::bigint"
-               " AND prepaid=1 AND balance-reserved+credit_limit>=$2::bigint RETURNING 1",
-               &p, &rc);
-  if (r == NULL) return rc;
+  r = NULL;
+  rc = on_account_row(w,
+                      "UPDATE balances SET reserved=reserved+$2::bigint WHERE account_id=$1::bigint"
+                      " AND prepaid=1 AND balance-reserved+credit_limit>=$2::bigint RETURNING 1",
+                      &p, &r);
+  if (rc) return rc;
   int held = PQntuples(r) == 1;
   PQclear(r);
   if (!held) {
@@ -145,15 +170,21 @@ int pg_money_charge(struct casc_run *r, const struct cfsm_fx *f) {
 }
 
 int pg_money_unhold(struct store *s, int64_t id) {
+  struct pg_conn *w = &PG(s)->w;
+  int64_t account_id, held;
+  int found = hold_get(w, id, &account_id, &held);
+  if (found <= 0) return found;
   struct pg_params p = {0};
   pg_p_int(&p, id);
-  /* the account's reserved goes down by the hold, and the hold goes */
-  return pg_cmd(&PG(s)->w,
-                "WITH h AS (DELETE FROM money_holds WHERE message_id=$1::bigint"
-                " RETURNING account_id,amount)"
-                " UPDATE balances b SET reserved=b.reserved-h.amount FROM h"
-                " WHERE b.account_id=h.account_id",
-                &p);
+  int rc = pg_cmd(w, "DELETE FROM money_holds WHERE message_id=$1::bigint", &p);
+  if (rc) return rc;
+  struct pg_params b = {0};
+  pg_p_int(&b, account_id);
+  pg_p_int(&b, held);
+  return on_account_row(w,
+                        "UPDATE balances SET reserved=reserved-$2::bigint"
+                        " WHERE account_id=$1::bigint",
+                        &b, NULL);
 }
 
 int pg_money_release(struct casc_run *r) { return pg_money_unhold(r->s, r->m->id); }
