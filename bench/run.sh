@@ -31,7 +31,7 @@ make --no-print-directory all >/dev/null
 start() {  # $1 = sync mode, $2 = simulator config JSON
   stop
   rm -rf "$work/data"; mkdir -p "$work/data"
-  bin/kaskad-sim --smpp "$SIM_SMPP" --http "$SIM_HTTP" >"$work/sim.log" 2>&1 &
+  bin/kaskad-sim --smpp "$SIM_SMPP" --http "$SIM_HTTP" --smtp 127.0.0.1:${SIM_SMTP_PORT:-2526} >"$work/sim.log" 2>&1 &
   SIM=$!
   KASKAD_ADMIN_KEY=$ADMIN bin/kaskad --http 127.0.0.1:$PORT --data "$work/data" --sync "$1" $UNLIMITED \
     --log-level warn >"$work/kaskad.log" 2>&1 &
