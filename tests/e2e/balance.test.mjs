@@ -51,7 +51,7 @@ async function logAddsUp(k, key) {
 const unheld = (k, key) => waitUntil(async () => {
   const a = await account(k, key);
   return kop(a.reserved) === 0 ? a : null;
-}, 'the holds to be released', 30000, 50);
+}, 'the holds to be released', 60000, 50);
 
 test('a new account is postpaid and never refused for money', async (t) => {
   const { k, key, finish } = await setup(t, { smsc: { autoReceipt: 'DELIVRD' } });
@@ -173,11 +173,11 @@ async function race(t, nodes) {
   else await k.stopClean();
 }
 
-test('1,000 concurrent sends against a balance for 500: exactly 500 accepted, balance exactly 0', { timeout: 120000 }, (t) => race(t, 1));
+test('1,000 concurrent sends against a balance for 500: exactly 500 accepted, balance exactly 0', { timeout: 180000 }, (t) => race(t, 1));
 
-test('two nodes on one PostgreSQL: the holds add up across them', { timeout: 120000, skip: !E2E_STORE && 'PostgreSQL only' }, (t) => race(t, 2));
+test('two nodes on one PostgreSQL: the holds add up across them', { timeout: 180000, skip: !E2E_STORE && 'PostgreSQL only' }, (t) => race(t, 2));
 
-test('kill -9 while charging: after a restart the balance and the log add up', { timeout: 120000 }, async (t) => {
+test('kill -9 while charging: after a restart the balance and the log add up', { timeout: 180000 }, async (t) => {
   const { k, smsc, key, acct, finish } = await setup(t, {
     smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 5 }, route: { window: 20 },
   });
@@ -190,7 +190,7 @@ test('kill -9 while charging: after a restart the balance and the log add up', {
     for (const x of r.results) ids.push(x.id);
   }
   assert.equal(ids.length, 400);
-  await smsc.waitFor(() => smsc.submits.length >= 100, 'some submits');
+  await smsc.waitFor(() => smsc.submits.length >= 100, 'some submits', 30000);
   await k.kill9();
   await k.restart();
   await smsc.waitFor(() => smsc.boundSessions().length >= 1, 'kaskad to bind again', 15000);
