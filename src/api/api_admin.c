@@ -159,7 +159,9 @@ void api_account_create(struct api_call *call) {
   store_account_create(call->a->store, &c->acc, on_account_saved, c);
 }
 
-void api_account_get(struct api_call *c) { api_json(c->req, 200, account_json(c->acc, 1), NULL); }
+void api_account_get(struct api_call *c) {
+  api_money_answer_account(c, c->acc->id, account_json(c->acc, 1));
+}
 
 void api_account_key_create(struct api_call *call) {
   struct admin_ctx *c = admin_ctx_new(call);

@@ -120,6 +120,8 @@ test('charged per segment; a permanent SMSC failure costs nothing; refused when 
   assert.equal(kop(a.balance), -250);
   assert.equal(kop(a.available), 0);
   assert.equal(a.billing, 'prepaid');
+  const op = await k.call('GET', `/v1/accounts/${acct.id}`, {}, 200);
+  assert.deepEqual([op.billing, kop(op.balance), kop(op.credit_limit)], ['prepaid', -250, 250]);
   await logAddsUp(k, key);
   await finish();
 });
