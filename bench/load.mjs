@@ -7,6 +7,9 @@
 //       sends single messages at a fixed rate and reads the simulator's
 //       record of each submit_sm: accept (created_at) -> submit_sm latency
 //       percentiles, printing {"p50_ms","p99_ms","n"}.
+//   node bench/load.mjs accept --url ... --key K --conc 64 --seconds 10
+//       single POST /v1/messages from conc connections for the time given,
+//       printing {"accepted_per_s","refused"} (202s a second; other answers).
 import http from 'node:http';
 
 const mode = process.argv[2];
@@ -104,5 +107,22 @@ async function latency() {
   console.log(JSON.stringify({ n: lat.length, p50_ms: q(0.5), p99_ms: q(0.99), max_ms: lat[lat.length - 1] }));
 }
 
-(mode === 'e2e' ? e2e() : mode === 'latency' ? latency() : Promise.reject(new Error('mode: e2e | latency')))
+async function accept() {
+  const end = performance.now() + opt.seconds * 1000;
+  let ok = 0, refused = 0, i = 0;
+  async function worker() {
+    while (performance.now() < end) {
+      const n = i++;
+      const r = await request('POST', `${opt.url}/v1/messages`,
+        { to: `+7916${String(n % 1e6).padStart(6, '0')}3`, text: `acc ${tag} ${n}`, sender: 'KASKAD' });
+      if (r.status === 202) ok++; else refused++;
+    }
+  }
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: opt.conc }, worker));
+  console.log(JSON.stringify({ accepted_per_s: Math.round(ok / ((performance.now() - t0) / 1000)), refused }));
+}
+
+const modes = { e2e, latency, accept };
+(modes[mode] ? modes[mode]() : Promise.reject(new Error('mode: e2e | latency | accept')))
   .then(() => process.exit(0), (e) => { console.error(e.message); process.exit(1); });

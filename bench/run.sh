@@ -7,6 +7,10 @@
 #   e2e msg/s         N messages (batches of 500) until kaskad has a DELIVRD receipt for each
 #   e2e, 1% throttled the same with the simulator answering ESME_RTHROTTLED to 1% of submits
 #   latency p50/p99   accept (created_at) -> submit_sm at the simulator, 100 msg/s for 20 s
+#   bench/run.sh balance   accept/s of single POSTs (64 connections, 10 s) by a
+#                     postpaid account and by a prepaid one (every message held
+#                     against its balance), in the same kaskad each run, the
+#                     order alternating; sync normal
 # Every run starts a fresh simulator and a fresh kaskad on an empty data folder.
 set -eu
 # Benchmarks measure kaskad, not its abuse controls: no rate limits, and no
@@ -27,7 +31,7 @@ make --no-print-directory all >/dev/null
 start() {  # $1 = sync mode, $2 = simulator config JSON
   stop
   rm -rf "$work/data"; mkdir -p "$work/data"
-  bin/kaskad-sim --smpp "$SIM_SMPP" --http "$SIM_HTTP" >"$work/sim.log" 2>&1 &
+  bin/kaskad-sim --smpp "$SIM_SMPP" --http "$SIM_HTTP" --smtp 127.0.0.1:${SIM_SMTP_PORT:-2526} >"$work/sim.log" 2>&1 &
   SIM=$!
   KASKAD_ADMIN_KEY=$ADMIN bin/kaskad --http 127.0.0.1:$PORT --data "$work/data" --sync "$1" $UNLIMITED \
     --log-level warn >"$work/kaskad.log" 2>&1 &
@@ -56,6 +60,32 @@ summary() {  # median [min-max] of the arguments
 }
 
 declare -A res
+if [ "${1:-}" = balance ]; then
+  a="Authorization: Bearer $ADMIN"
+  for run in $(seq "$RUNS"); do
+    start normal '{}'
+    post=$KEY
+    curl -sf -XPUT -H "$a" $URL/v1/prices -d '{"prices":{"sms":0.01}}' >/dev/null
+    acc=$(curl -sf -XPOST -H "$a" $URL/v1/accounts -d '{"name":"prepaid","senders":["KASKAD"]}' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+    pre=$(curl -sf -XPOST -H "$a" $URL/v1/accounts/$acc/keys | sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
+    curl -sf -XPATCH -H "$a" $URL/v1/accounts/$acc -d '{"billing":"prepaid"}' >/dev/null
+    curl -sf -XPOST -H "$a" $URL/v1/accounts/$acc/balance -d '{"amount":100000000}' >/dev/null
+    order="post pre"; [ $((run % 2)) -eq 0 ] && order="pre post"
+    for who in $order; do
+      k=$post; [ $who = pre ] && k=$pre
+      out=$(node bench/load.mjs accept --url $URL --key "$k" --conc 64 --seconds 10)
+      [ "$(echo "$out" | jfield refused)" = 0 ] || { echo "refused sends: $out" >&2; exit 1; }
+      res[$who]+="$(echo "$out" | jfield accepted_per_s) "
+    done
+    echo "balance run $run done" >&2
+  done
+  stop
+  echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) at the end; $RUNS runs, median [min–max]"
+  printf '| accepted msg/s, single POST, sync=normal | postpaid | prepaid |\n| --- | --- | --- |\n'
+  # shellcheck disable=SC2086
+  printf '| | %s | %s |\n' "$(summary ${res[post]})" "$(summary ${res[pre]})"
+  exit 0
+fi
 for sync in full normal; do
   for run in $(seq "$RUNS"); do
     start $sync '{}';               res[$sync,single]+="$(wrk_rate 64 0) "

@@ -364,6 +364,12 @@ static void on_stored(void *arg, int rc) {
       snprintf(it->err.message, sizeof it->err.message,
                "idempotency_key: already used within 24 h for %s, a request with other "
                "fields; use a new key for a new message", it->m.dup_public_id);
+    } else if (it->m.no_balance) {
+      it->result = ACCEPT_REFUSED;
+      it->err.status = 422;
+      it->err.code = "insufficient_balance";
+      snprintf(it->err.message, sizeof it->err.message,
+               "the account's balance does not cover this message (GET /v1/account)");
     } else {
       it->result = it->m.duplicate ? ACCEPT_DUPLICATE : ACCEPT_STORED;
     }

@@ -455,6 +455,7 @@ static const struct api_route routes[] = {
     {{"PATCH", "/v1/accounts/{id}"}, API_OPERATOR, api_account_patch, api_account_check},
     {{"GET", "/v1/accounts/{id}/keys"}, API_OPERATOR, api_keys_list, api_account_check},
     {{"POST", "/v1/accounts/{id}/keys"}, API_OPERATOR, api_account_key_create, api_account_check},
+    {{"POST", "/v1/accounts/{id}/balance"}, API_OPERATOR, api_balance_topup, api_account_check},
     {{"*", "/v1/accounts/{id}/*"}, API_OPERATOR, api_not_found, api_account_check},
     {{"GET", "/v1/routes"}, API_OPERATOR, api_routes_list, NULL},
     {{"GET", "/v1/routes/{name}"}, API_OPERATOR, api_route_get, NULL},
@@ -487,6 +488,8 @@ static const struct api_route routes[] = {
     {{"GET", "/v1/policy"}, API_ACCOUNT, api_policy_get, NULL},
     {{"PUT", "/v1/policy"}, API_ACCOUNT, api_policy_put, NULL},
     {{"POST", "/v1/test/clock"}, API_OPERATOR, api_test_clock, NULL},
+    {{"GET", "/v1/account/transactions"}, API_ACCOUNT, api_account_transactions, NULL},
+    {{"POST", "/v1/calculator"}, API_ACCOUNT, api_calculator, NULL},
     /* contact bases (api_contacts.c) */
     {{"POST", "/v1/contacts/import"}, API_ACCOUNT, api_contacts_import, NULL},
     {{"GET", "/v1/contacts"}, API_ACCOUNT, api_contacts_list, NULL},

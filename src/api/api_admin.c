@@ -160,7 +160,9 @@ void api_account_create(struct api_call *call) {
   store_account_create(call->a->store, &c->acc, on_account_saved, c);
 }
 
-void api_account_get(struct api_call *c) { api_json(c->req, 200, account_json(c->acc, 1), NULL); }
+void api_account_get(struct api_call *c) {
+  api_money_answer_account(c, c->acc->id, account_json(c->acc, 1));
+}
 
 void api_account_key_create(struct api_call *call) {
   struct admin_ctx *c = admin_ctx_new(call);
@@ -204,7 +206,9 @@ static int patch_refused(struct api_call *c, json_t *doc) {
 
 void api_account_patch(struct api_call *call) {
   json_t *doc = api_call_body(call);
-  if (!doc || patch_refused(call, doc) || policy_patch(doc, call->acc, call->req) != 0) return;
+  if (!doc || patch_refused(call, doc) || policy_patch(doc, call->acc, call->req) != 0 ||
+      api_money_patch(call, doc, call->acc->id) != 0)
+    return;
   struct store_account *acc = call->acc;
   json_t *name = json_object_get(doc, "name");
   json_t *route = json_object_get(doc, "sms_route");
@@ -225,7 +229,7 @@ void api_account_self(struct api_call *c) {
     api_error(c->req, 404, "not_found", NULL, "account not found");
     return;
   }
-  api_json(c->req, 200, account_json(acc, 1), NULL);
+  api_money_answer_account(c, acc->id, account_json(acc, 1));
 }
 
 /* ---- routes ------------------------------------------------------------------ */

@@ -207,6 +207,16 @@ int api_refuse(struct api_err *e, int status, const char *code, const char *fiel
 /* An amount in 1/10000 units as a JSON number. */
 json_t *api_money(int64_t units);
 
+/* Balances and the calculator (api_money.c). Takes "billing" and
+   "credit_limit" of a PATCH of account_id: 0 (queued, or absent), or
+   nonzero having answered 422. */
+int api_money_patch(struct api_call *c, json_t *doc, int64_t account_id);
+/* Answers 200 with doc (taken) and the account's balance fields. */
+void api_money_answer_account(struct api_call *c, int64_t account_id, json_t *doc);
+void api_balance_topup(struct api_call *c);
+void api_account_transactions(struct api_call *c);
+void api_calculator(struct api_call *c);
+
 /* Route handlers and checks, by resource. */
 int api_channel_check(struct api_call *c);
 void api_channels_list(struct api_call *c);

@@ -250,6 +250,8 @@ struct store_msg_new {
                                with another digest (dup_public_id names that
                                message); nothing was stored */
   int rc;                   /* per-message result within a batch */
+  int no_balance;           /* 1: a prepaid account's balance does not cover
+                               it (store_money.h); nothing was stored */
 };
 
 /* Queues n inserts in one operation (one transaction). done's rc is the

@@ -75,6 +75,11 @@ struct casc_ops {
   int (*write)(struct casc_run *r, const struct cfsm_fx *f);
   /* Reads attempt id: 0, KK_ENOENT or KK_ESTORE. */
   int (*att_load)(struct store *s, int64_t id, struct casc_att *a);
+  /* Balances (store_money.h): the attempt of f (ATT_SET) was accepted by
+     its provider and costs f->cost; the message is done. Each does nothing
+     to a message without a hold. 0 or KK_ESTORE. */
+  int (*charge)(struct casc_run *r, const struct cfsm_fx *f);
+  int (*release)(struct casc_run *r);
 };
 
 /*

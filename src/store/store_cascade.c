@@ -386,6 +386,7 @@ int casc_run_write(struct casc_run *r) {
       count(r->stats, f->chan, (enum cfsm_counter)f->flags);
     else
       rc = r->ops->write(r, f);
+    if (rc == 0 && f->kind == CFSM_FX_ATT_SET && f->cost > 0) rc = r->ops->charge(r, f);
     if (rc) return rc;
     /* A row of the attempt waiting in the send engine must not go any more. */
     if (f->kind == CFSM_FX_ATT_SET && f->chan != KK_CHAN_SMS)
@@ -393,6 +394,10 @@ int casc_run_write(struct casc_run *r) {
   }
   struct casc_msg *m = r->m;
   const struct cfsm_msg *c = &r->cm;
+  if (c->done && !m->done) {
+    int rc = r->ops->release(r);
+    if (rc) return rc;
+  }
   m->step = c->step;
   m->attempt_id = casc_att_id(r, c->attempt_id);
   m->done = c->done;

@@ -17,6 +17,7 @@
 #include "store/store.h"
 #include "store/store_contact.h"
 #include "store/store_optout.h"
+#include "store/store_money.h"
 
 /* ---- operations -------------------------------------------------------- */
 
@@ -91,7 +92,9 @@ enum { STORE_FAULT_NONE, STORE_FAULT_BUSY, STORE_FAULT_IO, STORE_FAULT_OTHER };
   /* contacts and imports (store_contact.c) */                                 \
   STORE_OP_LIST_CONTACT(XX)                                                    \
   /* the stop-list and consents (store_optout.c) */                            \
-  STORE_OP_LIST_OPTOUT(XX)
+  STORE_OP_LIST_OPTOUT(XX)                                                    \
+  /* balances (store_money.c) */                                               \
+  STORE_OP_LIST_MONEY(XX)
 
 enum store_op_kind {
 #define XX(kind) STORE_OP_##kind,
@@ -312,6 +315,8 @@ struct store_reads {
   struct store_contact_reads contact;
   /* The stop-list and consents (store_optout.h). */
   struct store_optout_reads optout;
+  /* Balances (store_money.h), in the pool. */
+  struct store_money_reads money;
 };
 
 /* The rows a backend numbers. */

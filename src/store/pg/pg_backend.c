@@ -279,6 +279,9 @@ const struct store_backend store_pg_backend = {
             [STORE_OP_STOP_WRITE] = pg_stop_write,
             [STORE_OP_CONSENT_WRITE] = pg_consent_write,
             [STORE_OP_IMPORT_CHANGE] = pg_import_change,
+            /* balances (pg_money.c) */
+            [STORE_OP_MONEY_SET] = pg_money_set,
+            [STORE_OP_MONEY_TOPUP] = pg_money_topup,
         },
     .read =
         {
@@ -311,5 +314,7 @@ const struct store_backend store_pg_backend = {
             /* the stop-list and consents (pg_optout.c) */
             .optout = {.stop_all = pg_stop_all, .consent_all = pg_consent_all,
                        .stop_each = pg_stop_each, .consent_each = pg_consent_each},
+            /* balances (pg_money.c) */
+            .money = PG_MONEY_READS,
         },
 };

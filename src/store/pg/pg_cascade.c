@@ -405,6 +405,8 @@ static const struct casc_ops pg_casc_ops = {
     .attempts = load_attempts,
     .write = fx_write,
     .att_load = pgc_att_load,
+    .charge = pg_money_charge,
+    .release = pg_money_release,
 };
 
 int pgc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "store/store_int.h"
+#include "store/pg/pg_money.h"
 
 #define PG_ID_BLOCK 1000          /* ids a store takes from a sequence at a time */
 #define PG_LOCK_MS 1000           /* longest wait for a row lock (lock_timeout) */

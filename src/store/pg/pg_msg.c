@@ -118,10 +118,12 @@ static int insert_one(struct store *s, struct store_msg_new *m, struct price_mem
      it; what it started goes out as notes. */
   m->id = s->be->new_id(s, STORE_ID_MESSAGE);
   if (m->id <= 0) return KK_ESTORE;
+  int rc = pg_money_hold(s, m);
+  if (rc || m->no_balance) return rc;
   int nw = s->nw;
   struct store_cascade_stats stats = PG(s)->ws.cstats;
   struct casc_first f;
-  int rc = pgc_start(s, m, &f);
+  rc = pgc_start(s, m, &f);
   if (rc) return rc;
   int64_t cost = sms_cost(s, m, pm);
   struct pg_params p = {0};
@@ -173,6 +175,7 @@ static int insert_one(struct store *s, struct store_msg_new *m, struct price_mem
     m->attempt_id = 0;
     m->first_channel[0] = '\0';
     if ((rc = undo_start(s, id, nw, &stats)) != 0) return rc;
+    if ((rc = pg_money_unhold(s, id)) != 0) return rc;
     rc = idem_find(s, m);
     if (rc < 0) return rc;
     if (rc != IDEM_ANSWERED) {
@@ -319,6 +322,8 @@ static int insert_batch(struct store *s, struct store_insert_data *d) {
     }
     m->id = s->be->new_id(s, STORE_ID_MESSAGE);
     if (m->id <= 0) rc = KK_ESTORE;
+    if (rc == 0) rc = pg_money_hold(s, m);
+    if (rc == 0 && m->no_balance) continue;
     struct casc_first f;
     if (rc == 0) rc = pgc_start(s, m, &f);
     if (rc) {

@@ -311,6 +311,9 @@ static const char *const migrations[] = {
     "CREATE INDEX consents_phone ON consents(account_id, phone, id);",
     /* 8: the policy's decisions on a message (JSON array) */
     "ALTER TABLE messages ADD COLUMN decisions TEXT;",
+    /* 9: balances of prepaid accounts, the holds of messages not yet done,
+       the transaction log (pg_money.h) */
+    PG_MONEY_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -217,6 +217,9 @@ const struct store_backend store_sqlite_backend = {
             /* the stop-list and consents (sq_optout.c) */
             [STORE_OP_STOP_WRITE] = sq_stop_write,
             [STORE_OP_CONSENT_WRITE] = sq_consent_write,
+            /* balances (sq_money.c) */
+            [STORE_OP_MONEY_SET] = sq_money_set,
+            [STORE_OP_MONEY_TOPUP] = sq_money_topup,
         },
     .read =
         {
@@ -246,5 +249,7 @@ const struct store_backend store_sqlite_backend = {
             /* contacts and imports (sq_contact.c) */
             .contact = SQ_CONTACT_READS,
             .optout = SQ_OPTOUT_READS,
+            /* balances (sq_money.c) */
+            .money = SQ_MONEY_READS,
         },
 };

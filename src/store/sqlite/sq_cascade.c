@@ -322,6 +322,8 @@ static const struct casc_ops sq_casc_ops = {
     .attempts = load_attempts,
     .write = fx_write,
     .att_load = casc_att_load,
+    .charge = sq_money_charge,
+    .release = sq_money_release,
 };
 
 int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {

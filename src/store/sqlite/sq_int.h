@@ -12,6 +12,7 @@
 #include "store/store_casc.h"
 #include "store/sqlite/sq_contact.h"
 #include "store/sqlite/sq_optout.h"
+#include "store/sqlite/sq_money.h"
 
 #define BUSY_MS 1000              /* longest wait for a lock held by another process */
 
@@ -280,7 +281,9 @@
   STMT_LIST_TEMPLATE(XX)                                                       \
   /* contacts and imports (sq_contact.h) */                                    \
   STMT_LIST_CONTACT(XX)                                                        \
-  STMT_LIST_OPTOUT(XX)
+  STMT_LIST_OPTOUT(XX)                                                         \
+  /* balances (sq_money.h) */                                                  \
+  STMT_LIST_MONEY(XX)
 
 enum stmt_id {
 #define XX(name, sql) ST_##name,

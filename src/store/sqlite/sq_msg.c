@@ -60,8 +60,10 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
   /* The first usable step starts first, in the same savepoint, so the row
      is written once with it; what it started goes out as notes. */
   m->id = sq_new_id(s, STORE_ID_MESSAGE);
+  int rc = sq_money_hold(s, m);
+  if (rc || m->no_balance) return rc;
   struct casc_first f;
-  int rc = casc_start(s, m, &f);
+  rc = casc_start(s, m, &f);
   if (rc) return rc;
   sqlite3_stmt *st = sq_stmt(c, ST_MSG_INSERT);
   sqlite3_bind_int64(st, 1, m->id);

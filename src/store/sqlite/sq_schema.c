@@ -236,6 +236,9 @@ static const char *const migrations[] = {
     SQ_OPTOUT_MIGRATION,
     /* 16: the policy's decisions on a message (JSON array) */
     "ALTER TABLE messages ADD COLUMN decisions TEXT;",
+    /* 17: balances of prepaid accounts, the holds of messages not yet
+       done, the transaction log (sq_money.h) */
+    SQ_MONEY_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

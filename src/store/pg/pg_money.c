@@ -1,0 +1,272 @@
+/*
+ * pg_money.c - balances in the PostgreSQL backend (store_money.h). Several
+ * nodes write one database: a hold is a conditional UPDATE of the account's
+ * row (balance - reserved + credit_limit >= hold), which waits for the row
+ * lock of another node's transaction and is evaluated again on its commit,
+ * so no two nodes spend the same money.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "store/pg/pg_int.h"
+#include "store/store_casc.h"
+#include "store/pg/pg_money.h"
+
+/* ---- writes ------------------------------------------------------------------ */
+
+/* An account's row is what every node's writer touches for its messages:
+   a batch waits for the other nodes' transactions that hold it, longer than
+   for other rows (PG_LOCK_MS), then the writer's bound comes back. */
+#define MONEY_LOCK_MS 10000
+
+/* Runs sql (with p) under the longer lock wait; 0, KK_EEXIST or KK_ESTORE,
+   *res its result when res is not NULL (the caller clears it). */
+static int on_account_row(struct pg_conn *w, const char *sql, const struct pg_params *p,
+                          PGresult **res) {
+  char set[64];
+  snprintf(set, sizeof set, "SET LOCAL lock_timeout=%d", MONEY_LOCK_MS);
+  int rc = pg_cmd(w, set, NULL);
+  if (rc) return rc;
+  PGresult *r = pg_query(w, sql, p, &rc);
+  if (r == NULL) return rc;
+  snprintf(set, sizeof set, "SET LOCAL lock_timeout=%d", PG_LOCK_MS);
+  rc = pg_cmd(w, set, NULL);
+  if (rc == 0 && res)
+    *res = r;
+  else
+    PQclear(r);
+  return rc;
+}
+
+int pg_money_set(struct store *s, struct store_op *op) {
+  const struct store_money_set *m = op->data;
+  struct pg_params p = {0};
+  pg_p_int(&p, m->account_id);
+  pg_p_int(&p, m->prepaid);
+  pg_p_int(&p, m->credit_limit);
+  return pg_cmd(&PG(s)->w,
+                "INSERT INTO balances(account_id,prepaid,credit_limit)"
+                " VALUES($1::bigint,GREATEST($2::int,0),GREATEST($3::bigint,0))"
+                " ON CONFLICT(account_id) DO UPDATE SET"
+                " prepaid=CASE WHEN $2::int<0 THEN balances.prepaid ELSE $2::int END,"
+                " credit_limit=CASE WHEN $3::bigint<0 THEN balances.credit_limit"
+                " ELSE $3::bigint END",
+                &p);
+}
+
+/* Moves the balance by amount (reserved by dres) and logs the row. */
+static int move(struct pg_conn *w, int64_t account_id, const char *kind, int64_t amount,
+                int64_t dres, int64_t at, const char *message, int64_t attempt_id,
+                const char *channel, const char *ref, int64_t *balance, int64_t *tx_id) {
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  pg_p_int(&p, amount);
+  pg_p_int(&p, dres);
+  pg_p_text(&p, kind);
+  pg_p_int(&p, at);
+  pg_p_text(&p, message);
+  pg_p_opt(&p, attempt_id);
+  pg_p_text(&p, channel);
+  pg_p_text(&p, ref);
+  PGresult *r = NULL;
+  int rc = on_account_row(w,
+                         "WITH b AS (UPDATE balances SET balance=balance+$2::bigint,"
+                         " reserved=reserved+$3::bigint WHERE account_id=$1::bigint"
+                         " RETURNING balance)"
+                         " INSERT INTO money_tx(account_id,kind,amount,balance,at,message,"
+                         "attempt_id,channel,ref) SELECT $1::bigint,$4,$2::bigint,b.balance,"
+                         "$5::bigint,$6,$7::bigint,$8,$9 FROM b RETURNING balance,id",
+                         &p, &r);
+  if (rc) return rc;
+  rc = PQntuples(r) == 1 ? 0 : KK_ESTORE;
+  if (rc == 0 && balance) *balance = pg_int(r, 0, 0);
+  if (rc == 0 && tx_id) *tx_id = pg_int(r, 0, 1);
+  PQclear(r);
+  return rc;
+}
+
+int pg_money_topup(struct store *s, struct store_op *op) {
+  struct store_money_topup *t = op->data;
+  struct pg_params p = {0};
+  pg_p_int(&p, t->account_id);
+  int rc = pg_cmd(&PG(s)->w,
+                  "INSERT INTO balances(account_id) VALUES($1::bigint)"
+                  " ON CONFLICT(account_id) DO NOTHING",
+                  &p);
+  if (rc) return rc;
+  return move(&PG(s)->w, t->account_id, "topup", t->amount, 0, t->at, NULL, 0, NULL,
+              t->ref[0] ? t->ref : NULL, &t->balance, &t->tx_id);
+}
+
+int pg_money_hold(struct store *s, struct store_msg_new *m) {
+  struct pg_conn *w = &PG(s)->w;
+  m->no_balance = 0;
+  struct pg_params p = {0};
+  pg_p_int(&p, m->account_id);
+  int rc;
+  PGresult *r =
+      pg_query(w, "SELECT prepaid FROM balances WHERE account_id=$1::bigint", &p, &rc);
+  if (r == NULL) return rc;
+  int prepaid = PQntuples(r) == 1 && pg_int(r, 0, 0) == 1;
+  PQclear(r);
+  if (!prepaid) return 0;
+  int64_t hold = store_money_hold_of(s, m, pgc_price);
+  pg_p_int(&p, hold);
+  r = NULL;
+  rc = on_account_row(w,
+                      "UPDATE balances SET reserved=reserved+$2::bigint WHERE account_id=$1::bigint"
+                      " AND prepaid=1 AND balance-reserved+credit_limit>=$2::bigint RETURNING 1",
+                      &p, &r);
+  if (rc) return rc;
+  int held = PQntuples(r) == 1;
+  PQclear(r);
+  if (!held) {
+    m->no_balance = 1;
+    return 0;
+  }
+  if (hold == 0) return 0;
+  struct pg_params h = {0};
+  pg_p_int(&h, m->id);
+  pg_p_int(&h, m->account_id);
+  pg_p_int(&h, hold);
+  return pg_cmd(w,
+                "INSERT INTO money_holds(message_id,account_id,amount)"
+                " VALUES($1::bigint,$2::bigint,$3::bigint)",
+                &h);
+}
+
+/* The message's hold: 1 with its account and amount, 0 when none, or an
+   error (< 0). */
+static int hold_get(struct pg_conn *w, int64_t msg_id, int64_t *account_id, int64_t *amount) {
+  struct pg_params p = {0};
+  pg_p_int(&p, msg_id);
+  int rc;
+  PGresult *r = pg_query(w, "SELECT account_id,amount FROM money_holds WHERE message_id=$1::bigint",
+                         &p, &rc);
+  if (r == NULL) return rc;
+  int found = PQntuples(r) == 1;
+  if (found) {
+    *account_id = pg_int(r, 0, 0);
+    *amount = pg_int(r, 0, 1);
+  }
+  PQclear(r);
+  return found;
+}
+
+int pg_money_charge(struct casc_run *r, const struct cfsm_fx *f) {
+  struct pg_conn *w = &PG(r->s)->w;
+  int64_t account_id, held;
+  int found = hold_get(w, r->m->id, &account_id, &held);
+  if (found <= 0) return found;
+  int64_t take = f->cost < held ? f->cost : held;
+  struct pg_params p = {0};
+  pg_p_int(&p, held - take);
+  pg_p_int(&p, r->m->id);
+  int rc = pg_cmd(w, "UPDATE money_holds SET amount=$1::bigint WHERE message_id=$2::bigint", &p);
+  if (rc) return rc;
+  return move(w, account_id, "charge", -f->cost, -take, f->t0, r->m->public_id,
+              casc_att_id(r, f->attempt_id), kk_chan_name(f->chan), NULL, NULL, NULL);
+}
+
+int pg_money_unhold(struct store *s, int64_t id) {
+  struct pg_conn *w = &PG(s)->w;
+  int64_t account_id, held;
+  int found = hold_get(w, id, &account_id, &held);
+  if (found <= 0) return found;
+  struct pg_params p = {0};
+  pg_p_int(&p, id);
+  int rc = pg_cmd(w, "DELETE FROM money_holds WHERE message_id=$1::bigint", &p);
+  if (rc) return rc;
+  struct pg_params b = {0};
+  pg_p_int(&b, account_id);
+  pg_p_int(&b, held);
+  return on_account_row(w,
+                        "UPDATE balances SET reserved=reserved-$2::bigint"
+                        " WHERE account_id=$1::bigint",
+                        &b, NULL);
+}
+
+int pg_money_release(struct casc_run *r) { return pg_money_unhold(r->s, r->m->id); }
+
+/* ---- reads ------------------------------------------------------------------- */
+
+int pg_money_get(struct store *s, void *rd, int64_t account_id, struct store_money *out) {
+  (void)s;
+  memset(out, 0, sizeof *out);
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  int rc;
+  PGresult *r = pg_read(rd,
+                        "SELECT prepaid,balance,reserved,credit_limit FROM balances"
+                        " WHERE account_id=$1::bigint",
+                        &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  if (PQntuples(r) == 1) {
+    out->prepaid = pg_int(r, 0, 0) == 1;
+    out->balance = pg_int(r, 0, 1);
+    out->reserved = pg_int(r, 0, 2);
+    out->credit_limit = pg_int(r, 0, 3);
+  }
+  PQclear(r);
+  return 0;
+}
+
+int pg_money_tx_list(struct store *s, void *rd, int64_t account_id, int64_t before_id, int limit,
+                     struct store_money_tx *out, int *n) {
+  (void)s;
+  *n = 0;
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  pg_p_int(&p, before_id);
+  pg_p_int(&p, limit);
+  int rc;
+  PGresult *r = pg_read(rd,
+                        "SELECT id,kind,amount,balance,at,message,channel,ref FROM money_tx"
+                        " WHERE account_id=$1::bigint AND ($2::bigint=0 OR id<$2::bigint)"
+                        " ORDER BY id DESC LIMIT $3::int",
+                        &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  for (int i = 0; i < PQntuples(r) && i < limit; i++) {
+    struct store_money_tx *t = &out[(*n)++];
+    memset(t, 0, sizeof *t);
+    t->id = pg_int(r, i, 0);
+    pg_copy(r, i, 1, t->kind, sizeof t->kind);
+    t->amount = pg_int(r, i, 2);
+    t->balance = pg_int(r, i, 3);
+    t->at = pg_int(r, i, 4);
+    pg_copy(r, i, 5, t->message, sizeof t->message);
+    pg_copy(r, i, 6, t->channel, sizeof t->channel);
+    pg_copy(r, i, 7, t->ref, sizeof t->ref);
+  }
+  PQclear(r);
+  return 0;
+}
+
+int pg_money_reach(struct store *s, void *rd, int64_t account_id, int64_t since,
+                   struct store_money_reach *out, int *n) {
+  (void)s;
+  *n = 0;
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  pg_p_int(&p, since);
+  pg_p_int(&p, STORE_MONEY_REACH_SAMPLE);
+  int rc;
+  PGresult *r = pg_read(rd,
+                        "SELECT channel,COUNT(*),"
+                        "SUM((delivered_at IS NOT NULL OR read_at IS NOT NULL)::int)"
+                        " FROM attempts WHERE message_id IN (SELECT id FROM messages"
+                        " WHERE account_id=$1::bigint AND created_at>=$2::bigint"
+                        " ORDER BY id DESC LIMIT $3::int) AND status<>'skipped'"
+                        " GROUP BY channel ORDER BY channel",
+                        &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  for (int i = 0; i < PQntuples(r) && *n < STORE_MONEY_REACH_MAX; i++) {
+    struct store_money_reach *x = &out[(*n)++];
+    pg_copy(r, i, 0, x->channel, sizeof x->channel);
+    x->attempts = pg_int(r, i, 1);
+    x->reached = pg_int(r, i, 2);
+  }
+  PQclear(r);
+  return 0;
+}
