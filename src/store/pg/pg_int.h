@@ -29,6 +29,11 @@ struct pg_conn {
   PGconn *db;
   int fault;                /* STORE_FAULT_* of the last failed statement */
   char sqlstate[6];         /* its SQLSTATE ("" when the connection itself failed) */
+  /* the writer's pipeline (pg_pipe.c), while a batch's transaction is open */
+  int pipe;                 /* in pipeline mode */
+  int wait;                 /* left for a savepoint's operation (pg_pipe_wait) */
+  int queued;               /* statements sent whose answers are not read yet */
+  int perr;                 /* the pipeline's first failure (KK_EEXIST, KK_ESTORE), or 0 */
 };
 
 /* ---- the writer's state for messages, SMS, channels and cascades ---------- */
@@ -106,6 +111,27 @@ int pg_cmd(struct pg_conn *c, const char *sql, const struct pg_params *p);
 /* A read outside a transaction: as pg_query, but a lost connection is
    reconnected and the read tried once more. */
 PGresult *pg_read(struct pg_conn *c, const char *sql, const struct pg_params *p, int *rc);
+
+/* The STORE_FAULT_* of a failure with SQLSTATE state (NULL: none) on db. */
+int pg_fault_of(const char *state, PGconn *db);
+
+/* pg_pipe.c: the writer's pipeline. While it is on, pg_cmd sends and
+   returns at once (0, or the pipeline's failure so far) and pg_query reads
+   every answer due, its own last. */
+/* Enters pipeline mode on c, in a transaction just begun: 0 or KK_ESTORE. */
+int pg_pipe_begin(struct pg_conn *c);
+/* on: what was sent ahead is read and the pipeline left, so that each
+   statement waits for its answer and a failure is the current operation's
+   own (its savepoint); off: the pipeline again. 0, or the pipeline's first
+   failure. */
+int pg_pipe_wait(struct pg_conn *c, int on);
+int pg_pipe_send(struct pg_conn *c, const char *sql, const struct pg_params *p);
+PGresult *pg_pipe_query(struct pg_conn *c, const char *sql, const struct pg_params *p, int *rc);
+/* Commits and leaves pipeline mode: 0 once the COMMIT is durable, else
+   KK_ESTORE (or KK_EEXIST) with c->fault set. */
+int pg_pipe_commit(struct pg_conn *c);
+/* Leaves pipeline mode without committing (answers due are dropped). */
+void pg_pipe_abandon(struct pg_conn *c);
 
 /* Column helpers over a text result. */
 int64_t pg_int(const PGresult *r, int row, int col);      /* NULL: 0 */

@@ -299,7 +299,7 @@ void pg_p_bytes(struct pg_params *p, const void *b, int n) { p_add(p, b, n, 1); 
 
 /* ---- statements ---------------------------------------------------------- */
 
-static int fault_of(const char *state, PGconn *db) {
+int pg_fault_of(const char *state, PGconn *db) {
   if (PQstatus(db) != CONNECTION_OK) return STORE_FAULT_IO;
   if (!state || !*state) return STORE_FAULT_IO;
   if (!strcmp(state, "40001") || !strcmp(state, "40P01") || !strcmp(state, "55P03"))
@@ -311,6 +311,7 @@ static int fault_of(const char *state, PGconn *db) {
 }
 
 PGresult *pg_query(struct pg_conn *c, const char *sql, const struct pg_params *p, int *rc) {
+  if (c->pipe) return pg_pipe_query(c, sql, p, rc);
   /* Without parameters, the simple protocol (which also runs a script of
      several statements: the migrations). */
   PGresult *r = p ? PQexecParams(c->db, sql, p->n, NULL, p->v, p->len, p->fmt, 0)
@@ -322,7 +323,7 @@ PGresult *pg_query(struct pg_conn *c, const char *sql, const struct pg_params *p
   }
   const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
   snprintf(c->sqlstate, sizeof c->sqlstate, "%s", state ? state : "");
-  c->fault = fault_of(state, c->db);
+  c->fault = pg_fault_of(state, c->db);
   if (state && !strncmp(state, "23", 2)) {
     *rc = KK_EEXIST;   /* a constraint: the operation's own failure */
   } else {
@@ -334,6 +335,7 @@ PGresult *pg_query(struct pg_conn *c, const char *sql, const struct pg_params *p
 }
 
 int pg_cmd(struct pg_conn *c, const char *sql, const struct pg_params *p) {
+  if (c->pipe) return pg_pipe_send(c, sql, p);
   int rc;
   PGresult *r = pg_query(c, sql, p, &rc);
   PQclear(r);

@@ -1,0 +1,207 @@
+/*
+ * pg_pipe.c - the writer connection's pipeline (libpq pipeline mode): while
+ * a batch's transaction is open, a statement whose rows nobody reads is sent
+ * without waiting for its answer (pg_cmd), and its answer is read with the
+ * next statement whose rows are needed (pg_query) or with the COMMIT, so that
+ * the writes of many operations share a round trip to the server.
+ *
+ * A write that failed is found at the next read or at the COMMIT: the
+ * server skips what follows it until the next sync, so the transaction is
+ * in error from then on and its batch fails as a whole, as it would have if
+ * the failure had been seen at once. An operation that may fail on its own
+ * (in a savepoint) waits for each statement's answer (pg_pipe_wait), so its
+ * failure stays its own.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "store/pg/pg_int.h"
+
+#define LOGCTX "store"
+
+/* Answers waited for at most: beyond, the sender reads them first, so that
+   neither side blocks on a full socket buffer while the other does. */
+#define PIPE_MAX_QUEUED 128
+
+/* Remembers the first failure of the pipeline (c->fault, c->sqlstate). */
+static void pipe_fail(struct pg_conn *c, const PGresult *r) {
+  if (c->perr) return;
+  const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+  snprintf(c->sqlstate, sizeof c->sqlstate, "%s", state ? state : "");
+  c->fault = pg_fault_of(state, c->db);
+  c->perr = state && !strncmp(state, "23", 2) ? KK_EEXIST : KK_ESTORE;
+  if (c->perr == KK_ESTORE)
+    kk_error(LOGCTX, "%s: %s", state ? state : "connection", PQerrorMessage(c->db));
+}
+
+/* After a failure the server skips everything until a sync: one is sent
+   and everything up to its answer read. */
+static void pipe_resync(struct pg_conn *c) {
+  if (PQpipelineSync(c->db) != 1) {
+    pipe_fail(c, NULL);
+    return;
+  }
+  for (;;) {
+    PGresult *r = PQgetResult(c->db);
+    if (r == NULL) {
+      if (PQstatus(c->db) != CONNECTION_OK) return;
+      continue;
+    }
+    ExecStatusType st = PQresultStatus(r);
+    PQclear(r);
+    if (st == PGRES_PIPELINE_SYNC) return;
+  }
+}
+
+/* Reads the answers of every statement sent; keeps the last one's result in
+   *last when last is given (NULL when it failed). 0, or the pipeline's
+   first failure (KK_EEXIST, KK_ESTORE). */
+static int pipe_read(struct pg_conn *c, PGresult **last) {
+  if (last) *last = NULL;
+  if (c->queued == 0) return c->perr;
+  if (PQsendFlushRequest(c->db) != 1 || PQflush(c->db) != 0) {
+    pipe_fail(c, NULL);
+    c->queued = 0;
+    return c->perr;
+  }
+  int failed = 0;
+  while (c->queued > 0) {
+    PGresult *r = PQgetResult(c->db);
+    if (r == NULL) {   /* the connection went */
+      pipe_fail(c, NULL);
+      c->queued = 0;
+      return c->perr;
+    }
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      if (last && c->queued == 1) *last = r;
+      else PQclear(r);
+    } else {
+      if (st != PGRES_PIPELINE_ABORTED) pipe_fail(c, r);
+      failed = 1;
+      PQclear(r);
+    }
+    /* each statement's results end with a NULL */
+    while ((r = PQgetResult(c->db)) != NULL) PQclear(r);
+    c->queued--;
+  }
+  if (failed) {
+    if (last && *last) {
+      PQclear(*last);
+      *last = NULL;
+    }
+    pipe_resync(c);
+  }
+  return c->perr;
+}
+
+int pg_pipe_begin(struct pg_conn *c) {
+  c->queued = 0;
+  c->perr = 0;
+  c->wait = 0;
+  if (PQenterPipelineMode(c->db) != 1) return KK_ESTORE;
+  c->pipe = 1;
+  return 0;
+}
+
+/* An operation that may fail on its own runs outside the pipeline, each
+   statement waiting for its answer as without one: what was sent ahead is
+   read first, and the pipeline is entered again after it. */
+int pg_pipe_wait(struct pg_conn *c, int on) {
+  if (on && c->pipe) {
+    int rc = pipe_read(c, NULL);
+    if (PQexitPipelineMode(c->db) != 1) {
+      pipe_fail(c, NULL);
+      return c->perr;
+    }
+    c->pipe = 0;
+    c->wait = 1;
+    return rc;
+  }
+  if (!on && c->wait) {
+    c->wait = 0;
+    if (PQenterPipelineMode(c->db) != 1) {
+      pipe_fail(c, NULL);
+      return c->perr;
+    }
+    c->pipe = 1;
+  }
+  return c->perr;
+}
+
+/* Sends one statement: 0 or the pipeline's failure. */
+static int pipe_put(struct pg_conn *c, const char *sql, const struct pg_params *p) {
+  if (c->perr) return c->perr;   /* the transaction is lost already */
+  if (PQsendQueryParams(c->db, sql, p ? p->n : 0, NULL, p ? p->v : NULL, p ? p->len : NULL,
+                        p ? p->fmt : NULL, 0) != 1) {
+    pipe_fail(c, NULL);
+    return c->perr;
+  }
+  c->queued++;
+  return 0;
+}
+
+int pg_pipe_send(struct pg_conn *c, const char *sql, const struct pg_params *p) {
+  int rc = pipe_put(c, sql, p);
+  if (rc == 0 && c->queued >= PIPE_MAX_QUEUED) rc = pipe_read(c, NULL);
+  return rc;
+}
+
+PGresult *pg_pipe_query(struct pg_conn *c, const char *sql, const struct pg_params *p, int *rc) {
+  PGresult *r = NULL;
+  *rc = pipe_put(c, sql, p);
+  if (*rc == 0) *rc = pipe_read(c, &r);
+  if (*rc == 0 && r == NULL) *rc = KK_ESTORE;
+  if (*rc != 0) {
+    PQclear(r);
+    return NULL;
+  }
+  return r;
+}
+
+/* Ends the pipeline: the answers not read yet are read and the connection
+   leaves pipeline mode (statements wait for their answers again). */
+static int pipe_end(struct pg_conn *c) {
+  int rc = pipe_read(c, NULL);
+  if (PQpipelineSync(c->db) == 1) {
+    for (;;) {
+      PGresult *r = PQgetResult(c->db);
+      if (r == NULL) {
+        if (PQstatus(c->db) != CONNECTION_OK) break;
+        continue;
+      }
+      ExecStatusType st = PQresultStatus(r);
+      PQclear(r);
+      if (st == PGRES_PIPELINE_SYNC) break;
+    }
+  }
+  if (PQstatus(c->db) == CONNECTION_OK) PQexitPipelineMode(c->db);
+  c->pipe = 0;
+  c->wait = 0;
+  c->perr = 0;
+  return rc;
+}
+
+int pg_pipe_commit(struct pg_conn *c) {
+  PGresult *r = NULL;
+  int rc = c->perr;
+  if (rc == 0) rc = pipe_put(c, "COMMIT", NULL);
+  if (rc == 0) rc = pipe_read(c, &r);
+  if (rc == 0 && (r == NULL || strcmp(PQcmdStatus(r), "COMMIT") != 0)) {
+    /* COMMIT of a transaction the server aborted answers ROLLBACK */
+    kk_error(LOGCTX, "the transaction was rolled back by the server");
+    c->fault = STORE_FAULT_OTHER;
+    rc = KK_ESTORE;
+  }
+  PQclear(r);
+  int rc2 = pipe_end(c);
+  return rc ? rc : rc2;
+}
+
+void pg_pipe_abandon(struct pg_conn *c) {
+  if (c->pipe) pipe_end(c);
+  c->wait = 0;
+  c->perr = 0;
+}
