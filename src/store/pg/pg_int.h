@@ -24,6 +24,14 @@
    with it, so that nodes whose clocks differ agree on when one ends). */
 #define PG_NOW_MS "(EXTRACT(EPOCH FROM clock_timestamp())*1000)::bigint"
 
+/* A statement the writer's connection keeps prepared (pg_pipe.c). */
+struct pg_stmt {
+  char *sql;                /* owned */
+  unsigned hash;
+  int ok;                   /* its preparation was answered */
+  char name[16];
+};
+
 /* A connection and what its last failure was. */
 struct pg_conn {
   PGconn *db;
@@ -34,6 +42,8 @@ struct pg_conn {
   int wait;                 /* left for a savepoint's operation (pg_pipe_wait) */
   int queued;               /* statements sent whose answers are not read yet */
   int perr;                 /* the pipeline's first failure (KK_EEXIST, KK_ESTORE), or 0 */
+  struct pg_stmt *stmts;    /* owned: prepared on the server session stmt_pid */
+  int nstmts, stmt_seq, stmt_pid;
 };
 
 /* ---- the writer's state for messages, SMS, channels and cascades ---------- */
@@ -132,6 +142,8 @@ PGresult *pg_pipe_query(struct pg_conn *c, const char *sql, const struct pg_para
 int pg_pipe_commit(struct pg_conn *c);
 /* Leaves pipeline mode without committing (answers due are dropped). */
 void pg_pipe_abandon(struct pg_conn *c);
+/* Frees what the connection's pipeline keeps (pg_conn_close). */
+void pg_pipe_free(struct pg_conn *c);
 
 /* Column helpers over a text result. */
 int64_t pg_int(const PGresult *r, int row, int col);      /* NULL: 0 */

@@ -13,10 +13,12 @@
  * failure stays its own.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/kk_err.h"
 #include "core/kk_log.h"
+#include "core/kk_mem.h"
 #include "store/pg/pg_int.h"
 
 #define LOGCTX "store"
@@ -24,6 +26,62 @@
 /* Answers waited for at most: beyond, the sender reads them first, so that
    neither side blocks on a full socket buffer while the other does. */
 #define PIPE_MAX_QUEUED 128
+
+/* Statements a connection keeps prepared at most (beyond, unnamed ones). */
+#define PIPE_MAX_STMTS 256
+
+static unsigned sql_hash(const char *s) {
+  unsigned h = 2166136261u;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+/* Forgets the connection's statements (a new session has none). */
+static void stmts_forget(struct pg_conn *c) {
+  for (int i = 0; i < c->nstmts; i++) free(c->stmts[i].sql);
+  free(c->stmts);
+  c->stmts = NULL;
+  c->nstmts = 0;
+}
+
+void pg_pipe_free(struct pg_conn *c) { stmts_forget(c); }
+
+/* After a failure, the statements prepared since the last answers were
+   read may not exist: they are prepared again (under new names). */
+static void stmts_settle(struct pg_conn *c, int failed) {
+  int j = 0;
+  for (int i = 0; i < c->nstmts; i++) {
+    if (failed && !c->stmts[i].ok) {
+      free(c->stmts[i].sql);
+      continue;
+    }
+    c->stmts[i].ok = 1;
+    c->stmts[j++] = c->stmts[i];
+  }
+  c->nstmts = j;
+}
+
+/* The name of sql's prepared statement, sending its preparation first when
+   it has none; NULL: sent unnamed. */
+static const char *stmt_name(struct pg_conn *c, const char *sql, int nparams) {
+  int pid = PQbackendPID(c->db);
+  if (pid != c->stmt_pid) {
+    stmts_forget(c);
+    c->stmt_pid = pid;
+  }
+  unsigned h = sql_hash(sql);
+  for (int i = 0; i < c->nstmts; i++)
+    if (c->stmts[i].hash == h && strcmp(c->stmts[i].sql, sql) == 0) return c->stmts[i].name;
+  if (c->nstmts >= PIPE_MAX_STMTS) return NULL;
+  struct pg_stmt st = {.hash = h, .ok = 0};
+  snprintf(st.name, sizeof st.name, "k%u", ++c->stmt_seq);
+  if (PQsendPrepare(c->db, st.name, sql, nparams, NULL) != 1) return NULL;
+  c->queued++;
+  st.sql = kk_xstrdup(sql);   /* freed by stmts_forget or stmts_settle */
+  c->stmts = kk_xrealloc(c->stmts, (size_t)(c->nstmts + 1) * sizeof *c->stmts);
+  c->stmts[c->nstmts] = st;
+  return c->stmts[c->nstmts++].name;
+}
 
 /* Remembers the first failure of the pipeline (c->fault, c->sqlstate). */
 static void pipe_fail(struct pg_conn *c, const PGresult *r) {
@@ -87,6 +145,7 @@ static int pipe_read(struct pg_conn *c, PGresult **last) {
     while ((r = PQgetResult(c->db)) != NULL) PQclear(r);
     c->queued--;
   }
+  stmts_settle(c, failed);
   if (failed) {
     if (last && *last) {
       PQclear(*last);
@@ -134,8 +193,11 @@ int pg_pipe_wait(struct pg_conn *c, int on) {
 /* Sends one statement: 0 or the pipeline's failure. */
 static int pipe_put(struct pg_conn *c, const char *sql, const struct pg_params *p) {
   if (c->perr) return c->perr;   /* the transaction is lost already */
-  if (PQsendQueryParams(c->db, sql, p ? p->n : 0, NULL, p ? p->v : NULL, p ? p->len : NULL,
-                        p ? p->fmt : NULL, 0) != 1) {
+  const char *name = p && p->n > 0 ? stmt_name(c, sql, p->n) : NULL;
+  int sent = name ? PQsendQueryPrepared(c->db, name, p->n, p->v, p->len, p->fmt, 0)
+                  : PQsendQueryParams(c->db, sql, p ? p->n : 0, NULL, p ? p->v : NULL,
+                                      p ? p->len : NULL, p ? p->fmt : NULL, 0);
+  if (sent != 1) {
     pipe_fail(c, NULL);
     return c->perr;
   }

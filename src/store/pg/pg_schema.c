@@ -391,6 +391,7 @@ int pg_conn_open(struct pg_conn *c, const char *url) {
 }
 
 void pg_conn_close(struct pg_conn *c) {
+  pg_pipe_free(c);
   if (c->db) PQfinish(c->db);
   c->db = NULL;
 }
