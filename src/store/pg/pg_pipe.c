@@ -94,8 +94,8 @@ static void pipe_fail(struct pg_conn *c, const PGresult *r) {
     kk_error(LOGCTX, "%s: %s", state ? state : "connection", PQerrorMessage(c->db));
 }
 
-/* After a failure the server skips everything until a sync: one is sent
-   and everything up to its answer read. */
+/* Sends a sync and reads everything up to its answer (after a failure the
+   server skips everything until one). */
 static void pipe_resync(struct pg_conn *c) {
   if (PQpipelineSync(c->db) != 1) {
     pipe_fail(c, NULL);
@@ -227,18 +227,7 @@ PGresult *pg_pipe_query(struct pg_conn *c, const char *sql, const struct pg_para
    leaves pipeline mode (statements wait for their answers again). */
 static int pipe_end(struct pg_conn *c) {
   int rc = pipe_read(c, NULL);
-  if (PQpipelineSync(c->db) == 1) {
-    for (;;) {
-      PGresult *r = PQgetResult(c->db);
-      if (r == NULL) {
-        if (PQstatus(c->db) != CONNECTION_OK) break;
-        continue;
-      }
-      ExecStatusType st = PQresultStatus(r);
-      PQclear(r);
-      if (st == PGRES_PIPELINE_SYNC) break;
-    }
-  }
+  pipe_resync(c);
   if (PQstatus(c->db) == CONNECTION_OK) PQexitPipelineMode(c->db);
   c->pipe = 0;
   c->wait = 0;
