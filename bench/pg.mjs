@@ -1,7 +1,7 @@
 // pg.mjs - one run of the PostgreSQL benchmark (Node, no dependencies):
 //
 //   node bench/pg.mjs --mode sms|cascade --store sqlite|postgresql://... --nodes 1
-//                     [--n 50000] [--rate 10000] [--timeout 1s] [--pg_pid PID]
+//                     [--n 50000] [--rate 10000] [--timeout 1s] [--pg_pid PID] [--label NAME]
 //
 // Starts bin/kaskad-sim and `nodes` kaskad processes (each on its own HTTP
 // port and data folder, all on the one store; SQLite takes one node), the
@@ -16,7 +16,10 @@
 // CPU per message: utime+stime of each kaskad (/proc/PID/stat) and of the
 // PostgreSQL server (the postmaster `pg_pid` with its reaped children and
 // every live child), from the first POST to the end, in microseconds.
-// Prints one JSON line. BENCH_LOG=file keeps what the processes log.
+// A batch answered 503 (the store refused it) is counted in `refused`.
+// Prints one JSON line (store: the label, else sqlite or postgresql).
+// BENCH_LOG=file keeps what the processes log; KASKAD_BIN_DIR runs the
+// binaries of another folder than bin/.
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -24,7 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { requester, until as waitFor } from './lib.mjs';
 
-const opt = { mode: 'sms', store: 'sqlite', nodes: 1, n: 50000, rate: 10000, timeout: '1s', pg_pid: 0,
+const opt = { mode: 'sms', store: 'sqlite', label: '', nodes: 1, n: 50000, rate: 10000, timeout: '1s', pg_pid: 0,
               port: 18680, sim_http: 18690, sim_smpp: 12976, sim_smtp: 12977 };
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, '');
@@ -146,7 +149,7 @@ const base = await done();
 const cpu0 = kks.map((k) => ticks(k.pid));
 const pg0 = pgTicks();
 const t0 = Date.now();
-let next = 0, accepted = 0;
+let next = 0, accepted = 0, refused = 0;
 const B = 500;
 async function worker() {
   while (next < opt.n) {
@@ -158,8 +161,13 @@ async function worker() {
     }
     const messages = [];
     for (let i = from; i < Math.min(from + B, opt.n); i++) messages.push(make(i));
-    const r = await request('POST', `${URLS[(from / B) % URLS.length]}/v1/messages/batch`, { messages }, key);
-    accepted += r.accepted;
+    try {
+      const r = await request('POST', `${URLS[(from / B) % URLS.length]}/v1/messages/batch`, { messages }, key);
+      accepted += r.accepted;
+    } catch (e) {
+      if (!/ -> 503 /.test(e.message)) throw e;
+      refused += messages.length;   /* the store refused the batch: counted, not sent again */
+    }
   }
 }
 await Promise.all([worker(), worker(), worker(), worker()]);
@@ -174,7 +182,7 @@ const steps = opt.mode === 'sms' ? accepted
     await metric('kaskad_cascade_attempts_total{channel="sms",outcome="started"}');
 const us = (t) => Math.round((t / TICK) * 1e6 / accepted);
 const res = {
-  mode: opt.mode, store: opt.store === 'sqlite' ? 'sqlite' : 'postgresql', nodes: opt.nodes, n: accepted,
+  refused, mode: opt.mode, store: opt.label || (opt.store === 'sqlite' ? 'sqlite' : 'postgresql'), nodes: opt.nodes, n: accepted,
   seconds: (t1 - t0) / 1000, accepted_per_s: Math.round(accepted / ((tAcc - t0) / 1000)),
   per_s: Math.round(steps / ((t1 - t0) / 1000)), steps,
   cpu_us_per_msg_nodes: cpu.map(us), cpu_us_per_msg_kaskad: us(cpu.reduce((a, b) => a + b, 0)),

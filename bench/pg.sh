@@ -3,6 +3,10 @@
 # 1, 2 and 3 nodes on one database, CPU per message of each node and of the
 # server; medians [min–max] over RUNS runs, the stores taking turns.
 #   RUNS=3 N=20000 CN=20000 RATE=10000 NODES="1 2 3" bench/pg.sh
+#   BENCH_OUT=file keeps each run's JSON line (bench/pg.mjs) there.
+#   BEFORE=dir also runs the kaskad of dir/ (e.g. an older build's bin/) on
+#   one node of PostgreSQL, labelled "postgresql, before" (in the first
+#   BEFORE_RUNS runs, default all).
 # Each figure is one bench/pg.mjs run (see its header) on a fresh simulator,
 # fresh kaskad nodes and, for PostgreSQL, a fresh database of a private
 # cluster started here with fsync and synchronous_commit on (the defaults:
@@ -24,19 +28,26 @@ pgpid=$(head -n 1 "$pgdir/data/postmaster.pid")
 hostport=${url#postgresql://postgres@}
 hostport=${hostport%%/*}
 ndb=0
-fresh_db() {  # prints the URL of a new, empty database
+fresh_db() {  # a new, empty database: its URL in $db
   ndb=$((ndb + 1))
   "$pgbin/createdb" -h "${hostport%:*}" -p "${hostport#*:}" -U postgres "bench$ndb"
-  echo "postgresql://postgres@$hostport/bench$ndb"
+  db="postgresql://postgres@$hostport/bench$ndb"
 }
 
-out=$work/runs.jsonl
+out=${BENCH_OUT:-$work/runs.jsonl}   # one JSON line per figure (BENCH_OUT keeps them)
+: >"$out"
 for run in $(seq "$RUNS"); do
   for mode in sms cascade; do
     n=$N; [ "$mode" = cascade ] && n=$CN
     node bench/pg.mjs --mode $mode --store sqlite --nodes 1 --n "$n" --rate "$RATE" >>"$out"
+    if [ -n "${BEFORE:-}" ] && [ "$run" -le "${BEFORE_RUNS:-$RUNS}" ]; then
+      fresh_db
+      KASKAD_BIN_DIR=$BEFORE node bench/pg.mjs --mode $mode --store "$db" --nodes 1 --n "$n" \
+        --rate "$RATE" --pg_pid "$pgpid" --label "postgresql, before" >>"$out"
+    fi
     for k in $NODES; do
-      node bench/pg.mjs --mode $mode --store "$(fresh_db)" --nodes "$k" --n "$n" --rate "$RATE" \
+      fresh_db
+      node bench/pg.mjs --mode $mode --store "$db" --nodes "$k" --n "$n" --rate "$RATE" \
         --pg_pid "$pgpid" >>"$out"
     done
   done
@@ -55,11 +66,10 @@ console.log("| store | nodes | SMS end to end msg/s | kaskad CPU µs/SMS (each n
 console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
 const keys = [...new Set(rows.map((r) => `${r.store} ${r.nodes}`))];
 for (const k of keys) {
-  const [store, nodes] = k.split(" ");
+  const nodes = k.slice(k.lastIndexOf(" ") + 1), store = k.slice(0, k.lastIndexOf(" "));
   const of = (mode) => rows.filter((r) => r.store === store && r.nodes === Number(nodes) && r.mode === mode);
   const s = of("sms"), c = of("cascade");
   const each = (rs) => rs.length ? rs[0].cpu_us_per_msg_nodes.map((_, i) => med(rs.map((r) => r.cpu_us_per_msg_nodes[i]).filter(Boolean)).split(" ")[0]).join(" / ") : "–";
   console.log(`| ${store} | ${nodes} | ${med(s.map((r) => r.per_s))} | ${med(s.map((r) => r.cpu_us_per_msg_kaskad))} (${each(s)}) | ${med(s.map((r) => r.cpu_us_per_msg_pg))} | ${med(c.map((r) => r.per_s))} | ${med(c.map((r) => r.cpu_us_per_msg_kaskad))} (${each(c)}) | ${med(c.map((r) => r.cpu_us_per_msg_pg))} |`);
 }
 ' "$out"
-cp "$out" "${BENCH_OUT:-/dev/null}" 2>/dev/null || true
