@@ -24,6 +24,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { requester, until as waitFor } from './lib.mjs';
 
 const opt = { n: 100000, pending: 100000, sync: 'full', rate: 10000, timeout: '1s', port: 18580,
               sim_http: 18590, sim_smpp: 12876, sim_smtp: 12877 };
@@ -39,35 +40,8 @@ const URL_S = `http://127.0.0.1:${opt.sim_http}`;
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function request(method, url, body, key = ADMIN) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = http.request({ method, host: u.hostname, port: u.port, path: u.pathname + u.search, agent,
-      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json',
-                 ...(data ? { 'Content-Length': data.length } : {}) } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        if (res.statusCode >= 300) reject(new Error(`${method} ${url} -> ${res.statusCode} ${text.slice(0, 300)}`));
-        else resolve(text && text[0] === '{' ? JSON.parse(text) : text);
-      });
-    });
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
-
-async function until(fn, what, ms = 60000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try { if (await fn()) return; } catch { /* not yet */ }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+const request = requester(agent, ADMIN);
+const until = waitFor;
 
 function rssKiB(pid, field = 'VmRSS') {
   const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -11,7 +11,10 @@
 # The folder is remembered in $KASKAD_PG_STATE (default build/pg-test.dir).
 # Run as root, the server runs as the user postgres (or nobody), which owns
 # the folder: PostgreSQL refuses to run as root. Authentication is "trust" on
-# loopback only; fsync is off (a throwaway cluster, nothing to keep).
+# loopback only; fsync is off (a throwaway cluster, nothing to keep) unless
+# KASKAD_PG_DURABLE=1: then fsync and synchronous_commit keep the server's
+# defaults (on), as the benchmarks need for a durable acknowledgement.
+# KASKAD_PG_OPTS adds server options (e.g. "-c shared_buffers=512MB").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 state=${KASKAD_PG_STATE:-build/pg-test.dir}
@@ -54,10 +57,12 @@ start() {
   chmod 700 "$dir"
   [ "$(id -u)" -ne 0 ] || chown "$owner" "$dir"
   port=$(free_port)
+  local fsync="-c fsync=off"
+  [ "${KASKAD_PG_DURABLE:-0}" = 1 ] && fsync=""
   as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
     >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; rm -rf "$dir"; return 1; }
   if ! as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $fsync -c max_connections=200 ${KASKAD_PG_OPTS:-}" \
       start >/dev/null; then
     cat "$dir/server.log" >&2
     rm -rf "$dir"

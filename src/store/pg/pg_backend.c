@@ -29,20 +29,28 @@
 
 /* A connection lost since the last batch is opened again first; BEGIN that
    fails because the connection went meanwhile is tried once more (nothing
-   has run yet). */
+   has run yet). The transaction then runs in pipeline mode (pg_pipe.c):
+   the writes of the batch's operations go out without waiting for their
+   answers, which come back with the next read or the COMMIT. */
 static int pgb_begin(struct store *s) {
   struct pg_conn *w = &PG(s)->w;
   if (pg_conn_ensure(w) != 0) return KK_ESTORE;
   int rc = pg_cmd(w, "BEGIN", NULL);
   if (rc != 0 && PQstatus(w->db) != CONNECTION_OK && pg_conn_ensure(w) == 0)
     rc = pg_cmd(w, "BEGIN", NULL);
+  if (rc == 0 && pg_pipe_begin(w) != 0) {
+    kk_error(LOGCTX, "cannot enter pipeline mode: %s", PQerrorMessage(w->db));
+    w->fault = STORE_FAULT_IO;
+    rc = KK_ESTORE;
+  }
   return rc == 0 ? 0 : KK_ESTORE;
 }
 
 /* COMMIT of a transaction the server has aborted answers ROLLBACK, without
-   an error: that is a failure too. */
+   an error: that is a failure too (pg_pipe_commit). */
 static int pgb_commit(struct store *s) {
   struct pg_conn *w = &PG(s)->w;
+  if (w->pipe) return pg_pipe_commit(w) == 0 ? 0 : KK_ESTORE;
   int rc;
   PGresult *r = pg_query(w, "COMMIT", NULL, &rc);
   if (r && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
@@ -61,15 +69,29 @@ static int in_tx(struct pg_conn *c) {
 
 static void pgb_rollback(struct store *s) {
   struct pg_conn *w = &PG(s)->w;
+  pg_pipe_abandon(w);
   if (in_tx(w)) PQclear(PQexec(w->db, "ROLLBACK"));
 }
 
+/* An operation that may fail on its own runs outside the pipeline: its
+   statements wait for their answers, so that its failure is seen (and
+   undone) before the next one's statements run. RELEASE and ROLLBACK TO go
+   out with what follows them. */
 static int pgb_savepoint(struct store *s) {
-  return pg_cmd(&PG(s)->w, "SAVEPOINT op", NULL) == 0 ? 0 : KK_ESTORE;
+  struct pg_conn *w = &PG(s)->w;
+  int rc = pg_cmd(w, "SAVEPOINT op", NULL);
+  if (pg_pipe_wait(w, 1) != 0) rc = KK_ESTORE;
+  return rc == 0 ? 0 : KK_ESTORE;
 }
-static void pgb_release(struct store *s) { pg_cmd(&PG(s)->w, "RELEASE SAVEPOINT op", NULL); }
+static void pgb_release(struct store *s) {
+  struct pg_conn *w = &PG(s)->w;
+  pg_pipe_wait(w, 0);
+  pg_cmd(w, "RELEASE SAVEPOINT op", NULL);
+}
 static void pgb_rollback_to(struct store *s) {
-  pg_cmd(&PG(s)->w, "ROLLBACK TO SAVEPOINT op", NULL);
+  struct pg_conn *w = &PG(s)->w;
+  pg_pipe_wait(w, 0);
+  pg_cmd(w, "ROLLBACK TO SAVEPOINT op", NULL);
 }
 static int pgb_in_tx(struct store *s) { return in_tx(&PG(s)->w); }
 

@@ -36,6 +36,13 @@
 #define PG_FREE_FOR(by, n)                                                      \
   "(" by " IS NULL OR " by "=" n "::bigint OR " by " NOT IN (SELECT id FROM nodes" \
   " WHERE lease_until>" PG_NOW_MS "))"
+/* A statement the writer's connection keeps prepared (pg_pipe.c). */
+struct pg_stmt {
+  char *sql;                /* owned */
+  unsigned hash;
+  int ok;                   /* its preparation was answered */
+  char name[16];
+};
 
 /* A connection and what its last failure was. */
 struct pg_conn {
@@ -45,6 +52,13 @@ struct pg_conn {
   /* the session a reconnect sets up again (pg_conn_session) */
   char node[24];            /* "" or the node whose rows this connection writes */
   int listen;               /* 1: it hears the nodes' configuration changes */
+  /* the writer's pipeline (pg_pipe.c), while a batch's transaction is open */
+  int pipe;                 /* in pipeline mode */
+  int wait;                 /* left for a savepoint's operation (pg_pipe_wait) */
+  int queued;               /* statements sent whose answers are not read yet */
+  int perr;                 /* the pipeline's first failure (KK_EEXIST, KK_ESTORE), or 0 */
+  struct pg_stmt *stmts;    /* owned: prepared on the server session stmt_pid */
+  int nstmts, stmt_seq, stmt_pid;
 };
 
 /* ---- the writer's state for messages, SMS, channels and cascades ---------- */
@@ -141,6 +155,29 @@ int pg_cmd(struct pg_conn *c, const char *sql, const struct pg_params *p);
 /* A read outside a transaction: as pg_query, but a lost connection is
    reconnected and the read tried once more. */
 PGresult *pg_read(struct pg_conn *c, const char *sql, const struct pg_params *p, int *rc);
+
+/* The STORE_FAULT_* of a failure with SQLSTATE state (NULL: none) on db. */
+int pg_fault_of(const char *state, PGconn *db);
+
+/* pg_pipe.c: the writer's pipeline. While it is on, pg_cmd sends and
+   returns at once (0, or the pipeline's failure so far) and pg_query reads
+   every answer due, its own last. */
+/* Enters pipeline mode on c, in a transaction just begun: 0 or KK_ESTORE. */
+int pg_pipe_begin(struct pg_conn *c);
+/* on: what was sent ahead is read and the pipeline left, so that each
+   statement waits for its answer and a failure is the current operation's
+   own (its savepoint); off: the pipeline again. 0, or the pipeline's first
+   failure. */
+int pg_pipe_wait(struct pg_conn *c, int on);
+int pg_pipe_send(struct pg_conn *c, const char *sql, const struct pg_params *p);
+PGresult *pg_pipe_query(struct pg_conn *c, const char *sql, const struct pg_params *p, int *rc);
+/* Commits and leaves pipeline mode: 0 once the COMMIT is durable, else
+   KK_ESTORE (or KK_EEXIST) with c->fault set. */
+int pg_pipe_commit(struct pg_conn *c);
+/* Leaves pipeline mode without committing (answers due are dropped). */
+void pg_pipe_abandon(struct pg_conn *c);
+/* Frees what the connection's pipeline keeps (pg_conn_close). */
+void pg_pipe_free(struct pg_conn *c);
 
 /* Column helpers over a text result. */
 int64_t pg_int(const PGresult *r, int row, int col);      /* NULL: 0 */

@@ -348,7 +348,7 @@ void pg_p_bytes(struct pg_params *p, const void *b, int n) { p_add(p, b, n, 1); 
 
 /* ---- statements ---------------------------------------------------------- */
 
-static int fault_of(const char *state, PGconn *db) {
+int pg_fault_of(const char *state, PGconn *db) {
   if (PQstatus(db) != CONNECTION_OK) return STORE_FAULT_IO;
   if (!state || !*state) return STORE_FAULT_IO;
   if (!strcmp(state, "40001") || !strcmp(state, "40P01") || !strcmp(state, "55P03"))
@@ -360,6 +360,7 @@ static int fault_of(const char *state, PGconn *db) {
 }
 
 PGresult *pg_query(struct pg_conn *c, const char *sql, const struct pg_params *p, int *rc) {
+  if (c->pipe) return pg_pipe_query(c, sql, p, rc);
   /* Without parameters, the simple protocol (which also runs a script of
      several statements: the migrations). */
   PGresult *r = p ? PQexecParams(c->db, sql, p->n, NULL, p->v, p->len, p->fmt, 0)
@@ -371,7 +372,7 @@ PGresult *pg_query(struct pg_conn *c, const char *sql, const struct pg_params *p
   }
   const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
   snprintf(c->sqlstate, sizeof c->sqlstate, "%s", state ? state : "");
-  c->fault = fault_of(state, c->db);
+  c->fault = pg_fault_of(state, c->db);
   if (state && !strncmp(state, "23", 2)) {
     *rc = KK_EEXIST;   /* a constraint: the operation's own failure */
   } else {
@@ -383,6 +384,7 @@ PGresult *pg_query(struct pg_conn *c, const char *sql, const struct pg_params *p
 }
 
 int pg_cmd(struct pg_conn *c, const char *sql, const struct pg_params *p) {
+  if (c->pipe) return pg_pipe_send(c, sql, p);
   int rc;
   PGresult *r = pg_query(c, sql, p, &rc);
   PQclear(r);
@@ -438,6 +440,7 @@ int pg_conn_open(struct pg_conn *c, const char *url) {
 }
 
 void pg_conn_close(struct pg_conn *c) {
+  pg_pipe_free(c);
   if (c->db) PQfinish(c->db);
   c->db = NULL;
 }

@@ -31,55 +31,74 @@ static void lower_id(const char *in, char *out, size_t cap) {
   out[i] = '\0';
 }
 
-/* Takes the receipt held early for (route, pid), with the row of its other
-   id, in one statement: 1 (state, error, at filled), 0 (none), KK_ESTORE. */
-static int early_take(struct store *s, const char *route, const char *pid, char state[16],
-                      char error[128], int64_t *at) {
+/* Reads the attempt of a submit_sm_resp and takes the receipt held early
+   for its part (route, pid), with the row of its other id, in one
+   statement: 1 (the attempt read; *early 1 with state, error and at filled
+   when a receipt was held), 0 (no such attempt: nothing taken), KK_ESTORE. */
+static int submitted_load(struct store *s, const char *route, const char *pid,
+                          int64_t attempt_id, struct casc_att *att, int *early,
+                          char state[16], char error[128], int64_t *at) {
   struct pg_params p = {0};
   pg_p_text(&p, route);
   pg_p_text(&p, pid);
+  pg_p_int(&p, attempt_id);
   int rc;
   PGresult *r = pg_query(&PG(s)->w,
-                         "WITH d AS (DELETE FROM early_receipts WHERE route=$1"
-                         " AND provider_id=$2 RETURNING other_id,state,error,at),"
+                         "WITH d AS (DELETE FROM early_receipts WHERE route=$1 AND provider_id=$2"
+                         " AND EXISTS(SELECT 1 FROM attempts WHERE id=$3::bigint)"
+                         " RETURNING other_id,state,error,at),"
                          " o AS (DELETE FROM early_receipts e USING d WHERE e.route=$1"
                          " AND e.provider_id=d.other_id)"
-                         " SELECT state,COALESCE(error,''),at FROM d",
+                         " SELECT " PGW_ATT_COLS ",(d.state IS NOT NULL)::int,d.state,"
+                         "COALESCE(d.error,''),d.at FROM attempts LEFT JOIN d ON true"
+                         " WHERE id=$3::bigint",
                          &p, &rc);
   if (r == NULL) return KK_ESTORE;
-  int found = PQntuples(r) > 0;
-  if (found) {
-    pg_copy(r, 0, 0, state, 16);
-    pg_copy(r, 0, 1, error, 128);
-    *at = pg_int(r, 0, 2);
+  if (PQntuples(r) == 0) {
+    PQclear(r);
+    return 0;
+  }
+  pgc_att_cols(r, 0, 0, att);
+  *early = (int)pg_int(r, 0, 12);
+  if (*early) {
+    pg_copy(r, 0, 13, state, 16);
+    pg_copy(r, 0, 14, error, 128);
+    *at = pg_int(r, 0, 15);
   }
   PQclear(r);
-  if (found) pgw_early_forget(s);
-  return found;
+  if (*early) pgw_early_forget(s);
+  return 1;
 }
 
 int pg_sms_submitted(struct store *s, struct store_op *op) {
   struct store_sms_data *d = op->data;
   struct store_sms_update *u = &d->u;
   struct casc_att att;
-  if (pgc_att_load(s, u->attempt_id, &att) != 0) {
+  char pid[72];
+  lower_id(d->provider_id, pid, sizeof pid);
+  /* Did this part's receipt come first (to this node or another)? It is
+     taken with the attempt's row, and applied once the part is stored. */
+  char state[16], error[128];
+  int64_t at = 0;
+  int early = 0;
+  int rc = submitted_load(s, d->route, pid, u->attempt_id, &att, &early, state, error, &at);
+  if (rc < 0) return rc;
+  if (rc == 0) {
     kk_warnx(LOGCTX, "submit_sm_resp for attempt %lld, which does not exist",
              (long long)u->attempt_id);
     return 0;
   }
-  char pid[72];
-  lower_id(d->provider_id, pid, sizeof pid);
   struct pg_params p = {0};
   pg_p_text(&p, d->route);
   pg_p_text(&p, pid);
   pg_p_int(&p, u->attempt_id);
   pg_p_int(&p, u->part);
-  int rc = pg_cmd(&PG(s)->w,
-                  "INSERT INTO sms_parts(route,provider_id,attempt_id,part,state)"
-                  " VALUES($1,$2,$3::bigint,$4::int,'sent') ON CONFLICT(route,provider_id)"
-                  " DO UPDATE SET attempt_id=excluded.attempt_id, part=excluded.part,"
-                  " state='sent'",
-                  &p);
+  rc = pg_cmd(&PG(s)->w,
+              "INSERT INTO sms_parts(route,provider_id,attempt_id,part,state)"
+              " VALUES($1,$2,$3::bigint,$4::int,'sent') ON CONFLICT(route,provider_id)"
+              " DO UPDATE SET attempt_id=excluded.attempt_id, part=excluded.part,"
+              " state='sent'",
+              &p);
   if (rc) return rc;
 
   int segments = att.segments;
@@ -101,13 +120,7 @@ int pg_sms_submitted(struct store *s, struct store_op *op) {
                 " provider_id=COALESCE(provider_id,$2::text) WHERE id=$3::bigint",
                 &q);
   }
-  if (rc) return rc;
-
-  /* Did this part's receipt come first (to this node or another)? */
-  char state[16], error[128];
-  int64_t at = 0;
-  rc = early_take(s, d->route, pid, state, error, &at);
-  if (rc <= 0) return rc;
+  if (rc || !early) return rc;
   return part_receipt(s, d->route, pid, u->attempt_id, NULL, state, error, at);
 }
 

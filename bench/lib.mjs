@@ -1,0 +1,37 @@
+// lib.mjs - what the benchmark scripts share (Node, no dependencies).
+import http from 'node:http';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/* A JSON request through agent with a bearer key (defaultKey unless given):
+   resolves with the parsed body (or its text), rejects on a status >= 300. */
+export function requester(agent, defaultKey) {
+  return (method, url, body, key = defaultKey) => new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const req = http.request({ method, host: u.hostname, port: u.port, path: u.pathname + u.search, agent,
+      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json',
+                 ...(data ? { 'Content-Length': data.length } : {}) } }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        if (res.statusCode >= 300) reject(new Error(`${method} ${url} -> ${res.statusCode} ${text.slice(0, 300)}`));
+        else resolve(text && text[0] === '{' ? JSON.parse(text) : text);
+      });
+    });
+    req.on('error', reject);
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
+/* Waits until fn() is truthy (every pause ms), at most ms. */
+export async function until(fn, what, ms = 60000, pause = 50) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try { if (await fn()) return; } catch { /* not yet */ }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(pause);
+  }
+}

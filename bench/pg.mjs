@@ -1,0 +1,203 @@
+// pg.mjs - one run of the PostgreSQL benchmark (Node, no dependencies):
+//
+//   node bench/pg.mjs --mode sms|cascade --store sqlite|postgresql://... --nodes 1
+//                     [--n 50000] [--rate 10000] [--timeout 1s] [--pg_pid PID] [--label NAME]
+//
+// Starts bin/kaskad-sim and `nodes` kaskad processes (each on its own HTTP
+// port and data folder, all on the one store; SQLite takes one node), the
+// first configured through the API before the others start (they read the
+// routes, accounts and keys at start). Then:
+//   sms      N SMS posted in batches of 500 (4 at a time), the batches
+//            round-robin over the nodes; ends when the nodes together hold a
+//            DELIVRD receipt for every one: messages/s from the first POST.
+//   cascade  N messages with the cascade VK (wait read, `timeout`) -> Viber
+//            (wait delivered) -> SMS, offered at `rate` messages/s, round-robin;
+//            ends when every cascade has ended: steps (attempts started)/s.
+// CPU per message: utime+stime of each kaskad (/proc/PID/stat) and of the
+// PostgreSQL server (the postmaster `pg_pid` with its reaped children and
+// every live child), from the first POST to the end, in microseconds.
+// A batch answered 503 (the store refused it) is counted in `refused`.
+// Prints one JSON line (store: the label, else sqlite or postgresql).
+// BENCH_LOG=file keeps what the processes log; KASKAD_BIN_DIR runs the
+// binaries of another folder than bin/.
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { requester, until as waitFor } from './lib.mjs';
+
+const opt = { mode: 'sms', store: 'sqlite', label: '', nodes: 1, n: 50000, rate: 10000, timeout: '1s', pg_pid: 0,
+              port: 18680, sim_http: 18690, sim_smpp: 12976, sim_smtp: 12977 };
+for (let i = 2; i < process.argv.length; i += 2) {
+  const k = process.argv[i].replace(/^--/, '');
+  if (!(k in opt)) throw new Error(`unknown option --${k}`);
+  opt[k] = typeof opt[k] === 'number' ? Number(process.argv[i + 1]) : process.argv[i + 1];
+}
+if (opt.store === 'sqlite' && opt.nodes !== 1) throw new Error('SQLite takes one node');
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const ADMIN = 'bench-admin-key';
+const URLS = Array.from({ length: opt.nodes }, (_, i) => `http://127.0.0.1:${opt.port + i}`);
+const URL_S = `http://127.0.0.1:${opt.sim_http}`;
+const TICK = Number(execFileSync('getconf', ['CLK_TCK']).toString()) || 100;
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const request = requester(agent, ADMIN);
+const until = (fn, what, ms = 60000) => waitFor(fn, what, ms, 20);
+
+/* The sum over the nodes of the metrics whose name starts with prefix. */
+async function metric(prefix) {
+  let total = 0;
+  for (const u of URLS) {
+    for (const line of (await request('GET', `${u}/metrics`)).split('\n'))
+      if (line.startsWith(prefix)) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
+
+/* CPU ticks of pid: its own (and with reaped, its waited-for children's). */
+function ticks(pid, reaped = false) {
+  try {
+    const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]) + (reaped ? Number(f[13]) + Number(f[14]) : 0);
+  } catch { return 0; }
+}
+function pgTicks() {
+  if (!opt.pg_pid) return 0;
+  let t = ticks(opt.pg_pid, true);
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) === opt.pg_pid) t += ticks(d);
+    } catch { /* gone */ }
+  }
+  return t;
+}
+
+const procs = [];
+function start(bin, args, env = {}) {
+  const p = spawn(path.join(process.env.KASKAD_BIN_DIR || path.join(ROOT, 'bin'), bin), args, { stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env } });
+  let tail = '';
+  p.stderr.on('data', (d) => {
+    tail = (tail + d).slice(-2000);
+    if (process.env.BENCH_LOG) fs.appendFileSync(process.env.BENCH_LOG, d);
+  });
+  p.on('exit', (code) => { if (code && !p.stopping) process.stderr.write(`${bin} exited ${code}: ${tail}\n`); });
+  procs.push(p);
+  return p;
+}
+async function stop(p) {
+  if (p.exitCode !== null) return;
+  p.stopping = true;
+  p.kill('SIGTERM');
+  await new Promise((r) => p.on('exit', r));
+}
+process.on('exit', () => { for (const p of procs) try { p.kill('SIGKILL'); } catch { /* gone */ } });
+
+const datas = [];
+function node(i) {
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'kaskad-pgbench-'));
+  datas.push(data);
+  const store = opt.store === 'sqlite' ? [] : ['--store', opt.store];
+  return start('kaskad', ['--http', `127.0.0.1:${opt.port + i}`, '--data', data, ...store,
+    '--outbound_allow', '127.0.0.1/32', '--log-level', 'warn', '--rate_key', '0', '--rate_account', '0',
+    '--max_conns_per_ip', '0', '--hook_rate', '1000000'], { KASKAD_ADMIN_KEY: ADMIN });
+}
+const bound = async (u) => JSON.stringify(await request('GET', `${u}/v1/routes/sim`)).includes('"bound_ok":true');
+
+const sim = start('kaskad-sim', ['--smpp', `127.0.0.1:${opt.sim_smpp}`, '--http', `127.0.0.1:${opt.sim_http}`,
+  '--smtp', `127.0.0.1:${opt.sim_smtp}`, '--seed', '1', '--log-level', 'warn', '--channels', JSON.stringify({
+    vk: { reach: 0.6, read: 1, deliver_ms: [10, 50], read_ms: [100, 500] },
+    viber: { reach: 0.5, read: 0, deliver_ms: [50, 200] } })]);
+const kks = [node(0)];
+await until(() => request('GET', `${URLS[0]}/healthz`), 'kaskad');
+await until(() => request('GET', `${URL_S}/healthz`), 'kaskad-sim');
+await request('PUT', `${URLS[0]}/v1/routes/sim`, { host: '127.0.0.1', port: opt.sim_smpp, system_id: 'bench',
+  sessions: 2, window: 200 });
+const acc = await request('POST', `${URLS[0]}/v1/accounts`, { name: 'bench', senders: ['KASKAD'] });
+const key = (await request('POST', `${URLS[0]}/v1/accounts/${acc.id}/keys`, {})).key;
+if (opt.mode === 'cascade') {
+  const vk = { base_url: URL_S, token: 'bench-vk-token', secret: 'bench-vk-secret', group_id: 1, confirmation: 'ok1' };
+  await request('PUT', `${URLS[0]}/v1/channels/vk`, vk);
+  await request('PUT', `${URLS[0]}/v1/channels/viber`, { base_url: URL_S, token: 'bench-viber-token' });
+  await request('PUT', `${URLS[0]}/v1/prices`, { prices: { sms: 2.5, vk: 0.1, viber: 0.5 } });
+  await request('POST', `${URL_S}/apps`, { channel: 'vk', ...vk, callback_url: `${URLS[0]}/v1/hooks/vk/default` });
+}
+for (let i = 1; i < opt.nodes; i++) kks.push(node(i));
+for (const u of URLS) {
+  await until(() => request('GET', `${u}/healthz`), 'kaskad');
+  await until(() => bound(u), 'route bound');
+}
+
+const phone = (i) => `79${String(100000000 + i)}`;
+const tag = Math.random().toString(36).slice(2, 8);
+const cascade = [{ channel: 'vk', wait: 'read', timeout: opt.timeout },
+  { channel: 'viber', wait: 'delivered', timeout: opt.timeout }, { channel: 'sms' }];
+const make = opt.mode === 'sms'
+  ? (i) => ({ to: `+7916${String(i % 1e6).padStart(6, '0')}5`, text: `bench ${tag} ${i}`, sender: 'KASKAD' })
+  : (i) => ({ to: phone(i), vk_id: String(1000000 + i), text: `Заказ ${i} готов к выдаче`, cascade });
+const rate = opt.mode === 'sms' ? 0 : opt.rate;
+const done = opt.mode === 'sms'
+  ? () => metric('kaskad_messages_delivered_total')
+  : () => metric('kaskad_cascades_finished_total');
+
+const base = await done();
+const cpu0 = kks.map((k) => ticks(k.pid));
+const pg0 = pgTicks();
+const t0 = Date.now();
+let next = 0, accepted = 0, refused = 0;
+const B = 500;
+async function worker() {
+  while (next < opt.n) {
+    const from = next;
+    next += B;
+    if (rate > 0) {
+      const due = t0 + (from / rate) * 1000;
+      if (due > Date.now()) await sleep(due - Date.now());
+    }
+    const messages = [];
+    for (let i = from; i < Math.min(from + B, opt.n); i++) messages.push(make(i));
+    try {
+      const r = await request('POST', `${URLS[(from / B) % URLS.length]}/v1/messages/batch`, { messages }, key);
+      accepted += r.accepted;
+    } catch (e) {
+      if (!/ -> 503 /.test(e.message)) throw e;
+      refused += messages.length;   /* the store refused the batch: counted, not sent again */
+    }
+  }
+}
+await Promise.all([worker(), worker(), worker(), worker()]);
+const tAcc = Date.now();
+await until(async () => (await done()) - base >= accepted, 'every message to end', 600000);
+const t1 = Date.now();
+const cpu = kks.map((k, i) => ticks(k.pid) - cpu0[i]);
+const pgc = pgTicks() - pg0;
+const steps = opt.mode === 'sms' ? accepted
+  : await metric('kaskad_cascade_attempts_total{channel="vk",outcome="started"}') +
+    await metric('kaskad_cascade_attempts_total{channel="viber",outcome="started"}') +
+    await metric('kaskad_cascade_attempts_total{channel="sms",outcome="started"}');
+const us = (t) => Math.round((t / TICK) * 1e6 / accepted);
+const res = {
+  refused, mode: opt.mode, store: opt.label || (opt.store === 'sqlite' ? 'sqlite' : 'postgresql'), nodes: opt.nodes, n: accepted,
+  seconds: (t1 - t0) / 1000, accepted_per_s: Math.round(accepted / ((tAcc - t0) / 1000)),
+  per_s: Math.round(steps / ((t1 - t0) / 1000)), steps,
+  cpu_us_per_msg_nodes: cpu.map(us), cpu_us_per_msg_kaskad: us(cpu.reduce((a, b) => a + b, 0)),
+  cpu_us_per_msg_pg: opt.pg_pid ? us(pgc) : null,
+  per_node_delivered: [],
+};
+for (const u of URLS) {
+  let v = 0;
+  for (const line of (await request('GET', `${u}/metrics`)).split('\n'))
+    if (line.startsWith(opt.mode === 'sms' ? 'kaskad_messages_delivered_total' : 'kaskad_cascades_finished_total'))
+      v += Number(line.slice(line.lastIndexOf(' ') + 1));
+  res.per_node_delivered.push(v);
+}
+for (const k of kks) await stop(k);
+await stop(sim);
+for (const d of datas) fs.rmSync(d, { recursive: true, force: true });
+console.log(JSON.stringify(res));
+process.exit(0);
