@@ -26,12 +26,14 @@ static void job_from_due(struct dispatch *d, const struct store_due *due) {
   snprintf(j->sender, sizeof j->sender, "%s", due->sender);
   snprintf(j->route, sizeof j->route, "%s", due->route);
   j->text = due->text;
+  j->lane = (uint8_t)dispatch_lane_of(due->msg_class);
+  j->price = -1;
   if (due->parts_done) {
     /* Some parts were accepted before a restart: only the rest goes out. */
     j->resumed = 1;
     j->pending = ~due->parts_done;
   }
-  dispatch_job_route(d, j, 0);
+  dispatch_job_place(d, j);
 }
 
 static void refill(struct dispatch *d) {
@@ -103,8 +105,9 @@ void dispatch_cancel(struct dispatch *d, int64_t attempt_id) {
      are dropped where they wait; a job being submitted stops after the parts
      in flight. */
   for (struct route *r = d->routes; r; r = r->next)
-    if (cancel_in(r->q_head, attempt_id)) return;
-  if (cancel_in(d->delayed, attempt_id) || cancel_in(d->orphans, attempt_id) ||
+    for (int l = 0; l < DISPATCH_LANE_COUNT; l++)
+      if (cancel_in(r->q[l].head, attempt_id)) return;
+  if (cancel_in(d->resolving, attempt_id) || cancel_in(d->delayed, attempt_id) || cancel_in(d->orphans, attempt_id) ||
       cancel_in(d->held, attempt_id))
     return;
   kk_debug(LOGCTX, "attempt %lld: nothing queued to cancel", (long long)attempt_id);
@@ -167,6 +170,9 @@ struct dispatch *dispatch_new(uv_loop_t *loop, struct store *store,
   if (d->opts.max_queued <= 0) d->opts.max_queued = 100000;
   if (d->opts.retry_min_ms <= 0) d->opts.retry_min_ms = 2000;
   if (d->opts.retry_max_ms < d->opts.retry_min_ms) d->opts.retry_max_ms = d->opts.retry_min_ms;
+  if (d->opts.route_down_ms <= 0) d->opts.route_down_ms = 10000;
+  uv_timer_init(loop, &d->health_timer);
+  d->health_timer.data = d;
   uv_timer_init(loop, &d->delay_timer);
   d->delay_timer.data = d;
   d->delay_timer.timer_cb = dispatch_on_delay_timer;
@@ -180,7 +186,10 @@ struct dispatch *dispatch_new(uv_loop_t *loop, struct store *store,
   return d;
 }
 
+void dispatch_set_hlr(struct dispatch *d, struct dispatch_hlr *hlr) { d->opts.hlr = hlr; }
+
 void dispatch_start(struct dispatch *d) {
+  uv_timer_start(&d->health_timer, dispatch_on_health_timer, 500, 500);
   d->backlog = 1;
   d->cursor = 0;
   uv_check_start(&d->check, on_check);
@@ -194,6 +203,7 @@ void dispatch_stop(struct dispatch *d, void (*done)(void *ud), void *ud) {
   uv_check_stop(&d->check);
   uv_timer_stop(&d->delay_timer);
   uv_timer_stop(&d->hold_timer);
+  uv_timer_stop(&d->health_timer);
   d->closing_clients = 0;
   for (struct route *r = d->routes; r; r = r->next) d->closing_clients++;
   for (struct route *r = d->dead; r; r = r->next) d->closing_clients++;
@@ -225,7 +235,13 @@ void dispatch_free(struct dispatch *d) {
   free_list(d, d->orphans);
   free_list(d, d->delayed);
   free_list(d, d->held);
+  while (d->resolving) {
+    struct job *j = d->resolving;
+    dispatch_resolving_drop(d, j);
+    dispatch_job_free(d, j);
+  }
   d->orphans = d->delayed = d->held = NULL;
+  uv_close((uv_handle_t *)&d->health_timer, NULL);
   uv_close((uv_handle_t *)&d->delay_timer, NULL);
   uv_close((uv_handle_t *)&d->hold_timer, NULL);
   uv_close((uv_handle_t *)&d->check, on_handle_closed);

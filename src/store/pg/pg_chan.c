@@ -49,7 +49,7 @@ static char *id_array(const int64_t *ids, int n) {
 
 /* The SMS row of a message whose current attempt is SMS and due. */
 #define DUE_COLS "m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"        \
-                 "m.body,a.parts_sent,m.due_at,m.expires_at FROM messages m"   \
+                 "m.body,a.parts_sent,m.due_at,m.expires_at,m.class FROM messages m" \
                  " JOIN attempts a ON a.id=m.attempt_id AND a.channel='sms'"
 
 static void chan_row(const PGresult *r, int i, struct store_chan_due *d) {
@@ -86,6 +86,7 @@ static void due_row(const PGresult *r, int i, struct store_due *d) {
   d->parts_done = (uint32_t)pg_int(r, i, 7);
   d->due_at = pg_int(r, i, 8);
   d->expires_at = pg_int(r, i, 9);
+  pg_copy(r, i, 10, d->msg_class, sizeof d->msg_class);
 }
 
 /* Whether note t wants a row: 1 a channel row, 2 an SMS row, 0 none. */

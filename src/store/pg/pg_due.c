@@ -39,7 +39,7 @@ int pg_sms_due(struct store *s, int64_t after_id, struct store_due *out, int max
   /* over messages_due, as SQLite's DUE_SCAN */
   PGresult *r = pg_read(&PG(s)->r,
                         "SELECT m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"
-                        "m.body,a.parts_sent,m.due_at,m.expires_at FROM messages m"
+                        "m.body,a.parts_sent,m.due_at,m.expires_at,m.class FROM messages m"
                         " JOIN attempts a ON a.id=m.attempt_id AND a.channel='sms'"
                         " WHERE m.due_at IS NOT NULL AND m.id>$1::bigint"
                         " AND " FREE_FOR("m.claimed_by", "m.lease_until", "$3")
@@ -60,6 +60,7 @@ int pg_sms_due(struct store *s, int64_t after_id, struct store_due *out, int max
     d->parts_done = (uint32_t)pg_int(r, i, 7);
     d->due_at = pg_int(r, i, 8);
     d->expires_at = pg_int(r, i, 9);
+    pg_copy(r, i, 10, d->msg_class, sizeof d->msg_class);
   }
   PQclear(r);
   *n = k;

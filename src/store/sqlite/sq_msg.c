@@ -31,6 +31,7 @@ static void note_new_sms(struct store *s, const struct store_msg_new *m, int64_t
   d->parts_done = 0;
   d->due_at = due_at;
   d->expires_at = m->expires_at;
+  snprintf(d->msg_class, sizeof d->msg_class, "%s", m->msg_class ? m->msg_class : "");
   note_due(s, d);
 }
 
@@ -136,6 +137,7 @@ void sq_due_row(sqlite3_stmt *st, struct store_due *d) {
   d->parts_done = (uint32_t)sqlite3_column_int64(st, 7);
   d->due_at = sqlite3_column_int64(st, 8);
   d->expires_at = sqlite3_column_int64(st, 9);
+  sq_col_copy(st, 10, d->msg_class, sizeof d->msg_class);
 }
 
 int sq_sms_due(struct store *s, int64_t after_id, struct store_due *out, int max, int *n) {

@@ -232,6 +232,11 @@ static const char *const migrations[] = {
     /* 14: contact bases: contacts, their lists, imports and the rows each
        refused (sq_contact.h) */
     SQ_CONTACT_MIGRATION,
+    /* 15: routes and lanes: the price per segment of the route an SMS
+       attempt went by; an account's rule for advertising to roaming
+       subscribers */
+    "ALTER TABLE attempts ADD COLUMN price INTEGER;"
+    "ALTER TABLE accounts ADD COLUMN roaming_ads TEXT NOT NULL DEFAULT '';",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
