@@ -105,7 +105,7 @@ static void submit_call(struct env *e, int i, struct call *c) {
 KK_TEST(store_pg_opens_and_migrates_twice) {
   struct env e;
   env_open(&e, 2);   /* the second finds the schema made by the first */
-  ASSERT_EQ(sql_int(&e, "SELECT MAX(version) FROM schema_version"), 5);
+  ASSERT_EQ(sql_int(&e, "SELECT MAX(version) FROM schema_version"), 6);
   ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM nodes"), 2);
   /* a node's heartbeat moves with its commits, about once a second */
   struct timespec ts = {1, 100 * 1000000L};
@@ -123,7 +123,7 @@ KK_TEST(store_pg_opens_and_migrates_twice) {
   ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM nodes"), 1);
   struct store_opts o = {.store_url = e.db.url};
   ASSERT_EQ(tmp_store_db_open(&e.st[0], &o), 0);
-  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM schema_version"), 5);
+  ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM schema_version"), 6);
   ASSERT_EQ(sql_int(&e, "SELECT COUNT(*) FROM nodes"), 2);
   /* a schema newer than this kaskad knows is refused */
   sql_do(&e, "INSERT INTO schema_version(version) VALUES(99)");
