@@ -243,6 +243,14 @@ void dispatch_pump(struct route *r) {
         uv_timer_start(r->lane_timer, on_lane_timer, (uint64_t)wait, 0);
       break;
     }
+    if (lane == DISPATCH_LANE_BULK) {
+      /* Bulk leaves a tenth of the windows (and of the room for answers not
+         yet committed) to stream, so a code never waits for a slot. */
+      int all = r->cfg.smpp.window * (r->cfg.smpp.sessions > 0 ? r->cfg.smpp.sessions : 1);
+      int reserve = all >= 10 ? all / 10 : (all > 1 ? 1 : 0);
+      if (cap - reserve <= 0) break;
+      cap -= reserve;
+    }
     struct job *j = r->q[lane].head;
     if (j->ended) {
       queue_pop_lane(r, lane);
