@@ -10,7 +10,7 @@
 // accepted first (its route pointing nowhere), then the route is put right
 // and the transactional messages go while the campaign drains; without, they
 // go while it is being accepted and drains.
-import http from 'node:http';
+import { client } from './client.mjs';
 
 const opt = { url: 'http://127.0.0.1:8080', key: '', sim: 'http://127.0.0.1:8090', n: 200000,
               batch: 200, conc: 4, rate: 50, timeout: 600, admin: '', route: '' };
@@ -19,34 +19,9 @@ for (let i = 2; i < process.argv.length; i += 2) {
   if (!(k in opt)) throw new Error(`unknown option --${k}`);
   opt[k] = typeof opt[k] === 'number' ? Number(process.argv[i + 1]) : process.argv[i + 1];
 }
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+const { request, metric } = client(opt);
 const TX = '79161234567';
 const SAMPLE = '79269999995';
-
-function request(method, url, body) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = http.request({ method, host: u.hostname, port: u.port, path: u.pathname + u.search, agent,
-      headers: { Authorization: `Bearer ${opt.key}`, 'Content-Type': 'application/json',
-                 ...(data ? { 'Content-Length': data.length } : {}) } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
-
-async function metric(name) {
-  const r = await request('GET', `${opt.url}/metrics`);
-  let sum = 0;
-  for (const line of r.body.split('\n'))
-    if (line.startsWith(name + '{') || line.startsWith(name + ' ')) sum += Number(line.split(' ').pop());
-  return sum;
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const tag = Math.random().toString(36).slice(2, 8);

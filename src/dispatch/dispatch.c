@@ -36,6 +36,16 @@ static void job_from_due(struct dispatch *d, const struct store_due *due) {
   dispatch_job_place(d, j);
 }
 
+/* 1 when row id was already taken ahead of the scan (and forgets it);
+   ids behind it are forgotten too (their rows were not due any more). */
+static int taken_ahead(struct dispatch *d, int64_t id) {
+  while (d->ahead_at < d->nahead && d->ahead[d->ahead_at] < id) d->ahead_at++;
+  int hit = d->ahead_at < d->nahead && d->ahead[d->ahead_at] == id;
+  if (hit) d->ahead_at++;
+  if (d->ahead_at == d->nahead) d->ahead_at = d->nahead = 0;
+  return hit;
+}
+
 static void refill(struct dispatch *d) {
   struct store_due *rows = d->scan_rows;
   if (!d->backlog || d->stopping) return;
@@ -46,6 +56,10 @@ static void refill(struct dispatch *d) {
     return;
   for (int i = 0; i < n; i++) {
     d->cursor = rows[i].id;
+    if (d->nahead && taken_ahead(d, rows[i].id)) {
+      free(rows[i].text);
+      continue;
+    }
     job_from_due(d, &rows[i]);
   }
   /* Rows another writer claimed are past the cursor too: they are its. */
@@ -62,10 +76,39 @@ static void on_check(uv_check_t *h) {
   if (!d->backlog || d->jobs >= d->opts.max_queued / 2 || d->stopping) uv_check_stop(h);
 }
 
+/* A stream message (a code, a notice) past the cursor while the dispatcher
+   catches up with the store does not wait for the scan to reach it behind a
+   campaign: it is taken now and the scan skips its row. 1 when taken
+   (row->text taken over). */
+static int take_ahead(struct dispatch *d, struct store_due *row) {
+  if (!d->backlog || dispatch_lane_of(row->msg_class) != DISPATCH_LANE_STREAM ||
+      d->jobs >= d->opts.max_queued + AHEAD_MAX)
+    return 0;
+  if (d->ahead_at > 0 && d->ahead_at * 2 >= d->nahead) {
+    memmove(d->ahead, d->ahead + d->ahead_at, (size_t)(d->nahead - d->ahead_at) * sizeof *d->ahead);
+    d->nahead -= d->ahead_at;
+    d->ahead_at = 0;
+  }
+  if (d->nahead == d->ahead_cap) {
+    d->ahead_cap = d->ahead_cap ? 2 * d->ahead_cap : 256;
+    d->ahead = kk_xrealloc(d->ahead, (size_t)d->ahead_cap * sizeof *d->ahead);
+  }
+  int i = d->nahead++;   /* kept ascending: notes may come a little out of order */
+  while (i > d->ahead_at && d->ahead[i - 1] > row->id) {
+    d->ahead[i] = d->ahead[i - 1];
+    i--;
+  }
+  d->ahead[i] = row->id;
+  job_from_due(d, row);
+  row->text = NULL;
+  return 1;
+}
+
 /* A message that was just committed with SMS as its first step (its row
    from the note; row->text is taken over). */
 static void enqueue_new(struct dispatch *d, struct store_due *row) {
   if (d->stopping || row->id <= d->cursor) return;
+  if (take_ahead(d, row)) return;
   if (d->backlog || d->jobs >= d->opts.max_queued) {
     /* Leave it in the store; a scan will bring it. */
     if (!d->backlog) {
@@ -80,7 +123,9 @@ static void enqueue_new(struct dispatch *d, struct store_due *row) {
 }
 
 void dispatch_enqueue_due(struct dispatch *d, struct store_due *row) {
-  /* While catching up, a scan past the cursor brings it anyway. */
+  /* While catching up, a scan past the cursor brings it anyway (a stream
+     message is taken ahead of it). */
+  if (!d->stopping && d->backlog && row->id > d->cursor && take_ahead(d, row)) return;
   if (d->stopping || (d->backlog && row->id > d->cursor)) {
     free(row->text);
     row->text = NULL;
@@ -226,6 +271,7 @@ static void on_handle_closed(uv_handle_t *h) {
   struct dispatch *d = h->data;
   if (h == (uv_handle_t *)&d->check) {
     free(d->scan_rows);
+    free(d->ahead);
     free(d);
   }
 }

@@ -32,6 +32,7 @@
 
 #define LOGCTX "dispatch"
 #define SCAN_BATCH 1000
+#define AHEAD_MAX 10000           /* stream jobs past max_queued while catching up */
 #define SMS_LEASE_MS (10LL * 60 * 1000)  /* how long an SMS the scan claims is this node's */
 
 #define ROUTE_ERR_RUN 5           /* errors in a row that take a route down */
@@ -116,6 +117,10 @@ struct dispatch {
   void (*stop_done)(void *);
   void *stop_ud;
   struct store_due *scan_rows;  /* SCAN_BATCH rows for refill() */
+  int64_t *ahead;               /* ids of stream messages taken from their notes
+                                   past the cursor while catching up (ascending;
+                                   the scan skips them) */
+  int nahead, ahead_at, ahead_cap;
   uint64_t next_gen;            /* gen of the next route object */
   int unsettled;                /* parts answered by the SMSC, not yet committed */
   int unsettled_cap;            /* sum of window x sessions over the routes */
