@@ -30,7 +30,7 @@ start() {
   rm -rf "$work/data"; mkdir -p "$work/data"
   bin/kaskad-sim --smpp "$SIM_SMPP" --http "$SIM_HTTP" >"$work/sim.log" 2>&1 &
   SIM=$!
-  KASKAD_ADMIN_KEY=$ADMIN bin/kaskad --http 127.0.0.1:$PORT --data "$work/data" $UNLIMITED \
+  KASKAD_ADMIN_KEY=$ADMIN ${KASKAD_BIN:-bin/kaskad} --http 127.0.0.1:$PORT --data "$work/data" $UNLIMITED \
     --log-level warn >"$work/kaskad.log" 2>&1 &
   KK=$!
   for _ in $(seq 200); do curl -sf $URL/healthz >/dev/null && curl -sf http://$SIM_HTTP/stats >/dev/null && break; sleep 0.05; done
@@ -60,7 +60,11 @@ for run in $(seq "$RUNS"); do
   start
   extra=()
   [ "$MODE" = drain ] && extra=(--admin "$ADMIN" --route "$ROUTE")
-  out=$(node bench/lanes.mjs --url $URL --key "$KEY" --sim http://$SIM_HTTP --n "$N" --rate "$RATE" "${extra[@]}")
+  out=$(node bench/lanes.mjs --url $URL --key "$KEY" --sim http://$SIM_HTTP --n "$N" --rate "$RATE" "${extra[@]}") || {
+    echo "run $run failed; kaskad's and the simulator's last lines:" >&2
+    tail -n 30 "$work/kaskad.log" "$work/sim.log" >&2
+    exit 1
+  }
   echo "run $run: $out" >&2
   for f in tx_p50_ms tx_p99_ms tx_n bulk_p50_ms bulk_p99_ms bulk_per_s drain_s; do
     res[$f]+="$(echo "$out" | jfield $f) "
