@@ -270,8 +270,8 @@ static const char *const migrations[] = {
     /* 6: routes and lanes: the price per segment of the route an SMS
        attempt went by; an account's rule for advertising to roaming
        subscribers (SQLite's migration 15) */
-    "ALTER TABLE attempts ADD COLUMN price BIGINT;"
-    "ALTER TABLE accounts ADD COLUMN roaming_ads TEXT NOT NULL DEFAULT '';",
+    ("ALTER TABLE attempts ADD COLUMN price BIGINT;"
+    "ALTER TABLE accounts ADD COLUMN roaming_ads TEXT NOT NULL DEFAULT '';"),
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

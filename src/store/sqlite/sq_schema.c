@@ -235,8 +235,8 @@ static const char *const migrations[] = {
     /* 15: routes and lanes: the price per segment of the route an SMS
        attempt went by; an account's rule for advertising to roaming
        subscribers */
-    "ALTER TABLE attempts ADD COLUMN price INTEGER;"
-    "ALTER TABLE accounts ADD COLUMN roaming_ads TEXT NOT NULL DEFAULT '';",
+    ("ALTER TABLE attempts ADD COLUMN price INTEGER;"
+    "ALTER TABLE accounts ADD COLUMN roaming_ads TEXT NOT NULL DEFAULT '';"),
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
