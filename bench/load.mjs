@@ -10,7 +10,7 @@
 //   node bench/load.mjs accept --url ... --key K --conc 64 --seconds 10
 //       single POST /v1/messages from conc connections for the time given,
 //       printing {"accepted_per_s","refused"} (202s a second; other answers).
-import http from 'node:http';
+import { client } from './client.mjs';
 
 const mode = process.argv[2];
 const opt = { url: 'http://127.0.0.1:8080', key: '', n: 50000, batch: 500, conc: 4,
@@ -20,32 +20,7 @@ for (let i = 3; i < process.argv.length; i += 2) {
   if (!(k in opt)) throw new Error(`unknown option --${k}`);
   opt[k] = typeof opt[k] === 'number' ? Number(process.argv[i + 1]) : process.argv[i + 1];
 }
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-
-function request(method, url, body) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = http.request({ method, host: u.hostname, port: u.port, path: u.pathname + u.search, agent,
-      headers: { Authorization: `Bearer ${opt.key}`, 'Content-Type': 'application/json',
-                 ...(data ? { 'Content-Length': data.length } : {}) } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
-
-async function metric(name) {
-  const r = await request('GET', `${opt.url}/metrics`);
-  let sum = 0;
-  for (const line of r.body.split('\n'))
-    if (line.startsWith(name + '{') || line.startsWith(name + ' ')) sum += Number(line.split(' ').pop());
-  return sum;
-}
+const { request, metric } = client(opt);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const tag = Math.random().toString(36).slice(2, 8);

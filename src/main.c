@@ -212,6 +212,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   callback_stop(d->callback, on_callbacks_stopped, d);
   if (d->hlr) {
     d->api.hlr = NULL;
+    dispatch_set_hlr(d->dispatch, NULL);
     dispatch_hlr_stop(d->hlr, on_hlr_stopped, d);
   }
   http_server_quiesce(d->http);
@@ -371,7 +372,8 @@ int main(int argc, char **argv) {
   if (parse_ms(&d.cfg, KK_CFG_ttl_service, &ttl[0]) || parse_ms(&d.cfg, KK_CFG_ttl_transactional, &ttl[1]) ||
       parse_ms(&d.cfg, KK_CFG_ttl_advertising, &ttl[2]) ||
       parse_ms(&d.cfg, KK_CFG_retry_min, &dopts.retry_min_ms) ||
-      parse_ms(&d.cfg, KK_CFG_retry_max, &dopts.retry_max_ms))
+      parse_ms(&d.cfg, KK_CFG_retry_max, &dopts.retry_max_ms) ||
+      parse_ms(&d.cfg, KK_CFG_route_down, &dopts.route_down_ms))
     return 2;
   const char *sync = kk_cfg_get(&d.cfg, KK_CFG_sync);
   if (strcmp(sync, "full") != 0 && strcmp(sync, "normal") != 0) {
@@ -440,6 +442,7 @@ int main(int argc, char **argv) {
                              .store_url = store_url, .node_name = node_name,
                              .node_lease_ms = node_lease};
   if (store_open(d.loop, &sopts, &d.store) != 0) return 1;
+  dopts.plan = d.plan;
   d.dispatch = dispatch_new(d.loop, d.store, &dopts);
   if (load_file_routes(&d) != 0) return 2;
   store_routes_each(d.store, load_db_route, &d);
@@ -479,6 +482,7 @@ int main(int argc, char **argv) {
     d.hlr = dispatch_hlr_new(d.loop, &ho);
     if (d.hlr == NULL) return 1;
     d.api.hlr = d.hlr;
+    dispatch_set_hlr(d.dispatch, d.hlr);
   }
   /* contact imports: uploads under the data folder */
   d.api.max_import = (size_t)strtoull(kk_cfg_get(&d.cfg, KK_CFG_max_import), NULL, 10);

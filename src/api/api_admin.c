@@ -58,6 +58,7 @@ static json_t *account_json(const struct store_account *acc, int with_secret) {
   json_t *countries = json_loads(acc->countries[0] ? acc->countries : "[]", 0, NULL);
   json_object_set_new(o, "senders", senders ? senders : json_array());
   json_object_set_new(o, "countries", countries ? countries : json_array());
+  json_object_set_new(o, "roaming_ads", json_string(acc->roaming_ads[0] ? acc->roaming_ads : "defer"));
   return o;
 }
 
@@ -82,6 +83,17 @@ static int policy_patch(json_t *doc, struct store_account *acc, struct http_req 
   if (v && api_countries_parse(v, acc->countries, sizeof acc->countries, &e) != 0) {
     api_error_from(req, &e);
     return KK_EINVAL;
+  }
+  /* advertising SMS to a roaming subscriber: defer (default), drop, allow */
+  v = json_object_get(doc, "roaming_ads");
+  if (v) {
+    const char *r = json_is_null(v) ? "defer" : json_string_value(v);
+    if (r && strcmp(r, "send") == 0) r = "allow";
+    if (!r || (strcmp(r, "defer") != 0 && strcmp(r, "drop") != 0 && strcmp(r, "allow") != 0)) {
+      api_error(req, 422, "invalid_roaming_ads", "roaming_ads", "roaming_ads: defer, drop or allow");
+      return KK_EINVAL;
+    }
+    snprintf(acc->roaming_ads, sizeof acc->roaming_ads, "%s", strcmp(r, "defer") == 0 ? "" : r);
   }
   return 0;
 }
@@ -240,15 +252,7 @@ int api_route_cfg_parse(json_t *o, const char *name, struct dispatch_route_cfg *
 }
 
 static json_t *route_settings_json(const struct dispatch_route_cfg *cfg) {
-  const struct smpp_client_cfg *s = &cfg->smpp;
-  return json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}",
-                   "protocol", "smpp", "host", s->host, "port", s->port, "system_id",
-                   s->system_id, "password", s->password, "system_type", s->system_type,
-                   "sessions", s->sessions, "window", s->window, "max_sps", s->max_sps,
-                   "data_coding", cfg->gsm_data_coding, "enquire_link", s->enquire_link_s,
-                   "resp_timeout_ms", s->resp_timeout_ms, "throttle_pause_ms",
-                   s->throttle_pause_ms, "reconnect_min_ms", s->reconnect_min_ms,
-                   "reconnect_max_ms", s->reconnect_max_ms);
+  return dispatch_route_cfg_json(cfg);
 }
 
 static void on_route_saved(void *arg, int rc) {

@@ -478,6 +478,8 @@ static json_t *message_json(const struct store_msg_view *v, int with_attempts) {
                            "delivered_at", time_or_null(t->delivered_at), "read_at",
                            time_or_null(t->read_at));
     if (t->route[0]) json_object_set_new(at, "route", json_string(t->route));
+    if (strcmp(t->channel, "sms") == 0)
+      json_object_set_new(at, "price", t->price >= 0 ? json_real(t->price / 100.0) : json_null());
     json_array_append_new(arr, at);
   }
   json_object_set_new(o, "attempts", arr);

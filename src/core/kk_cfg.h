@@ -50,7 +50,8 @@
   X(hlr_url, "", "HLR/MNP lookup service (GET URL?phone=...): the current operator of ported numbers and roaming; none: the register's operator") \
   X(hlr_ttl, "24h", "how long an HLR/MNP answer is kept for a number") \
   X(numbering, "", "folder of the numbering-plan register (DEF-9xx.csv, region_tz.csv): operator, region and time zone of a number") \
-  X(default_route, "", "SMS route of accounts without their own sms_route; none: the only route, if there is just one")
+  X(default_route, "", "SMS route of accounts without their own sms_route; none: the only route, if there is just one") \
+  X(route_down, "10s", "an SMS route with no bound session this long is down: messages it would get go to the next cheapest")
 
 enum kk_cfg_key {
 #define X(name, def, help) KK_CFG_##name,

@@ -26,12 +26,24 @@ static void job_from_due(struct dispatch *d, const struct store_due *due) {
   snprintf(j->sender, sizeof j->sender, "%s", due->sender);
   snprintf(j->route, sizeof j->route, "%s", due->route);
   j->text = due->text;
+  j->lane = (uint8_t)dispatch_lane_of(due->msg_class);
+  j->price = -1;
   if (due->parts_done) {
     /* Some parts were accepted before a restart: only the rest goes out. */
     j->resumed = 1;
     j->pending = ~due->parts_done;
   }
-  dispatch_job_route(d, j, 0);
+  dispatch_job_place(d, j);
+}
+
+/* 1 when row id was already taken ahead of the scan (and forgets it);
+   ids behind it are forgotten too (their rows were not due any more). */
+static int taken_ahead(struct dispatch *d, int64_t id) {
+  while (d->ahead_at < d->nahead && d->ahead[d->ahead_at] < id) d->ahead_at++;
+  int hit = d->ahead_at < d->nahead && d->ahead[d->ahead_at] == id;
+  if (hit) d->ahead_at++;
+  if (d->ahead_at == d->nahead) d->ahead_at = d->nahead = 0;
+  return hit;
 }
 
 static void refill(struct dispatch *d) {
@@ -44,6 +56,10 @@ static void refill(struct dispatch *d) {
     return;
   for (int i = 0; i < n; i++) {
     d->cursor = rows[i].id;
+    if (d->nahead && taken_ahead(d, rows[i].id)) {
+      free(rows[i].text);
+      continue;
+    }
     job_from_due(d, &rows[i]);
   }
   /* Rows another writer claimed are past the cursor too: they are its. */
@@ -60,10 +76,39 @@ static void on_check(uv_check_t *h) {
   if (!d->backlog || d->jobs >= d->opts.max_queued / 2 || d->stopping) uv_check_stop(h);
 }
 
+/* A stream message (a code, a notice) past the cursor while the dispatcher
+   catches up with the store does not wait for the scan to reach it behind a
+   campaign: it is taken now and the scan skips its row. 1 when taken
+   (row->text taken over). */
+static int take_ahead(struct dispatch *d, struct store_due *row) {
+  if (!d->backlog || dispatch_lane_of(row->msg_class) != DISPATCH_LANE_STREAM ||
+      d->jobs >= d->opts.max_queued + AHEAD_MAX)
+    return 0;
+  if (d->ahead_at > 0 && d->ahead_at * 2 >= d->nahead) {
+    memmove(d->ahead, d->ahead + d->ahead_at, (size_t)(d->nahead - d->ahead_at) * sizeof *d->ahead);
+    d->nahead -= d->ahead_at;
+    d->ahead_at = 0;
+  }
+  if (d->nahead == d->ahead_cap) {
+    d->ahead_cap = d->ahead_cap ? 2 * d->ahead_cap : 256;
+    d->ahead = kk_xrealloc(d->ahead, (size_t)d->ahead_cap * sizeof *d->ahead);
+  }
+  int i = d->nahead++;   /* kept ascending: notes may come a little out of order */
+  while (i > d->ahead_at && d->ahead[i - 1] > row->id) {
+    d->ahead[i] = d->ahead[i - 1];
+    i--;
+  }
+  d->ahead[i] = row->id;
+  job_from_due(d, row);
+  row->text = NULL;
+  return 1;
+}
+
 /* A message that was just committed with SMS as its first step (its row
    from the note; row->text is taken over). */
 static void enqueue_new(struct dispatch *d, struct store_due *row) {
   if (d->stopping || row->id <= d->cursor) return;
+  if (take_ahead(d, row)) return;
   if (d->backlog || d->jobs >= d->opts.max_queued) {
     /* Leave it in the store; a scan will bring it. */
     if (!d->backlog) {
@@ -78,7 +123,9 @@ static void enqueue_new(struct dispatch *d, struct store_due *row) {
 }
 
 void dispatch_enqueue_due(struct dispatch *d, struct store_due *row) {
-  /* While catching up, a scan past the cursor brings it anyway. */
+  /* While catching up, a scan past the cursor brings it anyway (a stream
+     message is taken ahead of it). */
+  if (!d->stopping && d->backlog && row->id > d->cursor && take_ahead(d, row)) return;
   if (d->stopping || (d->backlog && row->id > d->cursor)) {
     free(row->text);
     row->text = NULL;
@@ -103,8 +150,9 @@ void dispatch_cancel(struct dispatch *d, int64_t attempt_id) {
      are dropped where they wait; a job being submitted stops after the parts
      in flight. */
   for (struct route *r = d->routes; r; r = r->next)
-    if (cancel_in(r->q_head, attempt_id)) return;
-  if (cancel_in(d->delayed, attempt_id) || cancel_in(d->orphans, attempt_id) ||
+    for (int l = 0; l < DISPATCH_LANE_COUNT; l++)
+      if (cancel_in(r->q[l].head, attempt_id)) return;
+  if (cancel_in(d->resolving, attempt_id) || cancel_in(d->delayed, attempt_id) || cancel_in(d->orphans, attempt_id) ||
       cancel_in(d->held, attempt_id))
     return;
   kk_debug(LOGCTX, "attempt %lld: nothing queued to cancel", (long long)attempt_id);
@@ -167,6 +215,9 @@ struct dispatch *dispatch_new(uv_loop_t *loop, struct store *store,
   if (d->opts.max_queued <= 0) d->opts.max_queued = 100000;
   if (d->opts.retry_min_ms <= 0) d->opts.retry_min_ms = 2000;
   if (d->opts.retry_max_ms < d->opts.retry_min_ms) d->opts.retry_max_ms = d->opts.retry_min_ms;
+  if (d->opts.route_down_ms <= 0) d->opts.route_down_ms = 10000;
+  uv_timer_init(loop, &d->health_timer);
+  d->health_timer.data = d;
   uv_timer_init(loop, &d->delay_timer);
   d->delay_timer.data = d;
   d->delay_timer.timer_cb = dispatch_on_delay_timer;
@@ -180,7 +231,10 @@ struct dispatch *dispatch_new(uv_loop_t *loop, struct store *store,
   return d;
 }
 
+void dispatch_set_hlr(struct dispatch *d, struct dispatch_hlr *hlr) { d->opts.hlr = hlr; }
+
 void dispatch_start(struct dispatch *d) {
+  uv_timer_start(&d->health_timer, dispatch_on_health_timer, 500, 500);
   d->backlog = 1;
   d->cursor = 0;
   uv_check_start(&d->check, on_check);
@@ -194,6 +248,7 @@ void dispatch_stop(struct dispatch *d, void (*done)(void *ud), void *ud) {
   uv_check_stop(&d->check);
   uv_timer_stop(&d->delay_timer);
   uv_timer_stop(&d->hold_timer);
+  uv_timer_stop(&d->health_timer);
   d->closing_clients = 0;
   for (struct route *r = d->routes; r; r = r->next) d->closing_clients++;
   for (struct route *r = d->dead; r; r = r->next) d->closing_clients++;
@@ -216,6 +271,7 @@ static void on_handle_closed(uv_handle_t *h) {
   struct dispatch *d = h->data;
   if (h == (uv_handle_t *)&d->check) {
     free(d->scan_rows);
+    free(d->ahead);
     free(d);
   }
 }
@@ -225,7 +281,13 @@ void dispatch_free(struct dispatch *d) {
   free_list(d, d->orphans);
   free_list(d, d->delayed);
   free_list(d, d->held);
+  while (d->resolving) {
+    struct job *j = d->resolving;
+    dispatch_resolving_drop(d, j);
+    dispatch_job_free(d, j);
+  }
   d->orphans = d->delayed = d->held = NULL;
+  uv_close((uv_handle_t *)&d->health_timer, NULL);
   uv_close((uv_handle_t *)&d->delay_timer, NULL);
   uv_close((uv_handle_t *)&d->hold_timer, NULL);
   uv_close((uv_handle_t *)&d->check, on_handle_closed);

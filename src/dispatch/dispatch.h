@@ -19,11 +19,14 @@
 #include <uv.h>
 
 #include "channel/channel.h"
+#include "dispatch/dispatch_price.h"
 #include "smpp/smpp_client.h"
 #include "store/store.h"
 
 struct dispatch;
 struct kk_hold;
+struct phone_plan;
+struct dispatch_hlr;
 
 struct dispatch_opts {
   long long retry_min_ms;
@@ -32,16 +35,29 @@ struct dispatch_opts {
   const struct kk_hold *hold; /* accounts whose messages wait (suspended); may be NULL */
   char default_route[64];    /* the route of accounts without their own ("":
                                 the only route, when there is exactly one) */
+  const struct phone_plan *plan; /* the numbering register (operators); may be NULL */
+  struct dispatch_hlr *hlr;  /* HLR/MNP lookups; may be NULL (dispatch_set_hlr) */
+  long long route_down_ms;   /* a route unbound this long is down; default 10 s */
 };
 
 /* Route settings beyond the SMPP session ones. */
 struct dispatch_route_cfg {
   struct smpp_client_cfg smpp;
   uint8_t gsm_data_coding;   /* data_coding for GSM-7 texts, default 0x00 */
+  struct dispatch_prices prices;  /* lanes served and prices per operator */
+  int lane_sps[DISPATCH_LANE_COUNT];  /* submit_sm a second per lane, 0 = no own limit */
 };
 
 struct dispatch *dispatch_new(uv_loop_t *loop, struct store *store,
                               const struct dispatch_opts *opts);
+
+/* Sets or clears (NULL) the HLR/MNP lookup service; lookups under way end
+   with the service's own stop. */
+void dispatch_set_hlr(struct dispatch *d, struct dispatch_hlr *hlr);
+
+/* The route settings as the store keeps them and GET shows them (new
+   reference). */
+json_t *dispatch_route_cfg_json(const struct dispatch_route_cfg *cfg);
 
 /* Loads what is due from the store and starts submitting. */
 void dispatch_start(struct dispatch *d);

@@ -96,8 +96,26 @@ int dispatch_route_cfg_parse(json_t *o, const char *name, struct dispatch_route_
     snprintf(err, errcap, "window: 1 to 10000");
     return KK_EINVAL;
   }
-  if (get_int(o, "max_sps", 0, 0, 1000000, &s->max_sps)) {
-    snprintf(err, errcap, "max_sps: 0 (unlimited) to 1000000");
+  json_t *sps = json_object_get(o, "max_sps");
+  if (json_is_object(sps)) {
+    /* per lane: {"stream": N, "bulk": N}; the session itself unlimited */
+    static const char *lanes[DISPATCH_LANE_COUNT] = {"stream", "bulk"};
+    const char *key;
+    json_t *v;
+    json_object_foreach(sps, key, v) {
+      if (strcmp(key, "stream") != 0 && strcmp(key, "bulk") != 0) {
+        snprintf(err, errcap, "max_sps: a number, or {\"stream\": N, \"bulk\": N}");
+        return KK_EINVAL;
+      }
+    }
+    for (int l = 0; l < DISPATCH_LANE_COUNT; l++)
+      if (get_int(sps, lanes[l], 0, 0, 1000000, &cfg->lane_sps[l])) {
+        snprintf(err, errcap, "max_sps.%s: 0 (unlimited) to 1000000", lanes[l]);
+        return KK_EINVAL;
+      }
+    s->max_sps = 0;
+  } else if (get_int(o, "max_sps", 0, 0, 1000000, &s->max_sps)) {
+    snprintf(err, errcap, "max_sps: 0 (unlimited) to 1000000, or {\"stream\": N, \"bulk\": N}");
     return KK_EINVAL;
   }
   if (get_int(o, "data_coding", 0, 0, 255, &dc) || (dc != 0 && dc != 1 && dc != 3)) {
@@ -113,6 +131,26 @@ int dispatch_route_cfg_parse(json_t *o, const char *name, struct dispatch_route_
     snprintf(err, errcap, "a timing setting is out of range");
     return KK_EINVAL;
   }
-  return 0;
+  return dispatch_prices_parse(o, &cfg->prices, err, errcap);
+}
+
+json_t *dispatch_route_cfg_json(const struct dispatch_route_cfg *cfg) {
+  const struct smpp_client_cfg *s = &cfg->smpp;
+  json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}",
+                        "protocol", "smpp", "host", s->host, "port", s->port, "system_id",
+                        s->system_id, "password", s->password, "system_type", s->system_type,
+                        "sessions", s->sessions, "window", s->window, "data_coding",
+                        cfg->gsm_data_coding, "enquire_link", s->enquire_link_s,
+                        "resp_timeout_ms", s->resp_timeout_ms, "throttle_pause_ms",
+                        s->throttle_pause_ms, "reconnect_min_ms", s->reconnect_min_ms,
+                        "reconnect_max_ms", s->reconnect_max_ms);
+  if (cfg->lane_sps[DISPATCH_LANE_STREAM] || cfg->lane_sps[DISPATCH_LANE_BULK])
+    json_object_set_new(o, "max_sps", json_pack("{s:i, s:i}", "stream",
+                                                cfg->lane_sps[DISPATCH_LANE_STREAM], "bulk",
+                                                cfg->lane_sps[DISPATCH_LANE_BULK]));
+  else
+    json_object_set_new(o, "max_sps", json_integer(s->max_sps));
+  dispatch_prices_json(&cfg->prices, o);
+  return o;
 }
 

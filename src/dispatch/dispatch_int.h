@@ -25,20 +25,24 @@
 #include <uv.h>
 
 #include "dispatch/dispatch.h"
+#include "dispatch/dispatch_lane.h"
 #include "smpp/smpp_client.h"
 #include "sms/sms_enc.h"
 #include "store/store.h"
 
 #define LOGCTX "dispatch"
 #define SCAN_BATCH 1000
+#define AHEAD_MAX 10000           /* stream jobs past max_queued while catching up */
 #define SMS_LEASE_MS (10LL * 60 * 1000)  /* how long an SMS the scan claims is this node's */
 
-struct route;
+#define ROUTE_ERR_RUN 5           /* errors in a row that take a route down */
 
 struct route;
+struct dispatch_hlr_wait;
 
 struct job {
   struct job *next;          /* in a route queue, the orphan list or the delayed list */
+  struct dispatch *d;
   int64_t msg_id;
   int64_t attempt_id;
   int64_t account_id;
@@ -56,6 +60,14 @@ struct job {
   int tries;                 /* temporary failures so far */
   int queued;                /* 1 while in a queue or list */
   int ended;                 /* failed or expired: drop when nothing in flight */
+  uint8_t lane;              /* enum dispatch_lane, from the message's class */
+  uint8_t chosen;            /* the route is the dispatcher's choice (may fail over) */
+  uint8_t resolved;          /* operator known (register and HLR asked) */
+  uint8_t roaming;           /* the HLR says the subscriber is roaming */
+  int64_t price;             /* per segment on its route, hundredths; -1: none */
+  char inn[16];              /* the operator's INN ("" unknown) */
+  char op[80];               /* the operator's name ("" unknown) */
+  struct dispatch_hlr_wait *wait;  /* HLR lookup under way (in d->resolving) */
 };
 
 struct route_counters {
@@ -69,8 +81,14 @@ struct route {
   struct dispatch *d;
   struct dispatch_route_cfg cfg;
   struct smpp_client *client;   /* NULL once closing */
-  struct job *q_head, **q_tail;
+  struct dispatch_lq q[DISPATCH_LANE_COUNT];  /* stream first, then bulk */
+  struct dispatch_bucket bk[DISPATCH_LANE_COUNT];
+  uv_timer_t *lane_timer;       /* wakes the pump when a lane's rate allows */
   int queued;
+  int64_t bound_at;             /* last seen bound (or created) */
+  int err_run;                  /* submit errors in a row */
+  int64_t down_until;           /* down after an error run until then */
+  int down;                     /* as last looked at by the health timer */
   uint8_t ref;                  /* concatenation reference, rotates */
   struct route_counters n;
   uint64_t gen;                 /* unique per route object, for deferred answers */
@@ -86,6 +104,8 @@ struct dispatch {
   struct job *orphans;          /* jobs whose route does not exist */
   struct job *delayed;          /* sorted by not_before */
   struct job *held;             /* jobs of suspended accounts (opts.hold) */
+  struct job *resolving;        /* jobs waiting for an HLR answer */
+  uv_timer_t health_timer;      /* routes up or down, every 500 ms */
   uv_timer_t delay_timer;
   uv_timer_t hold_timer;        /* looks at the held jobs every second */
   uv_check_t check;             /* refills from the store when asked */
@@ -97,6 +117,10 @@ struct dispatch {
   void (*stop_done)(void *);
   void *stop_ud;
   struct store_due *scan_rows;  /* SCAN_BATCH rows for refill() */
+  int64_t *ahead;               /* ids of stream messages taken from their notes
+                                   past the cursor while catching up (ascending;
+                                   the scan skips them) */
+  int nahead, ahead_at, ahead_cap;
   uint64_t next_gen;            /* gen of the next route object */
   int unsettled;                /* parts answered by the SMSC, not yet committed */
   int unsettled_cap;            /* sum of window x sessions over the routes */
@@ -122,7 +146,9 @@ void dispatch_job_route(struct dispatch *d, struct job *j, int at_head);
 void dispatch_queue_push(struct route *r, struct job *j, int at_head);
 /* The job at the head of r's queue, taken off it; NULL when empty. */
 struct job *dispatch_queue_pop(struct route *r);
-/* Submits from the head of r's queue while the route has capacity. */
+/* A store callback that logs a failure (arg unused). */
+void dispatch_store_done_log(void *arg, int rc);
+/* Submits from the heads of r's lanes while the route has capacity. */
 void dispatch_pump(struct route *r);
 /* Recomputes d->unsettled_cap from the routes' windows and sessions. */
 void dispatch_recount_cap(struct dispatch *d);
@@ -132,6 +158,20 @@ void dispatch_on_hold_timer(uv_timer_t *t);
 void dispatch_on_resp(void *ud, uint64_t token, uint32_t status, const char *message_id);
 void dispatch_on_lost(void *ud, uint64_t token);
 void dispatch_on_ready(void *ud);
+
+/* ---- dispatch_choose.c ---- */
+
+/* A job just made from a due row: finds its operator (register, HLR),
+   applies the roaming rule and chooses its route, then routes it. */
+void dispatch_job_place(struct dispatch *d, struct job *j);
+/* 1 when r can take messages now (bound, or not unbound for long, and not
+   after a run of errors). */
+int dispatch_route_up(const struct route *r, int64_t now);
+/* Chooses again for a chosen job whose route is down; 1 when it moved. */
+int dispatch_rechoose(struct dispatch *d, struct job *j);
+void dispatch_on_health_timer(uv_timer_t *t);
+/* A job in d->resolving is taken off it (cancelling its lookup). */
+void dispatch_resolving_drop(struct dispatch *d, struct job *j);
 
 /* ---- dispatch_deliver.c ---- */
 

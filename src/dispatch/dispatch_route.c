@@ -14,6 +14,8 @@
 
 /* ---- routes ---------------------------------------------------------------- */
 
+static void on_timer_closed(uv_handle_t *h) { free(h); }
+
 static void on_client_closed(void *ud) {
   struct route *r = ud;
   struct dispatch *d = r->d;
@@ -33,6 +35,7 @@ static void on_client_closed(void *ud) {
     j->next = d->orphans;
     d->orphans = j;
   }
+  uv_close((uv_handle_t *)r->lane_timer, on_timer_closed);
   free(r);
   if (d->stopping && --d->closing_clients == 0 && d->stop_done) d->stop_done(d->stop_ud);
 }
@@ -46,6 +49,7 @@ void dispatch_route_retire(struct dispatch *d, struct route *r) {
   r->removed = 1;
   r->next = d->dead;
   d->dead = r;
+  uv_timer_stop(r->lane_timer);
   struct smpp_client *c = r->client;
   r->client = NULL;
   smpp_client_stop(c, on_client_closed);
@@ -74,7 +78,14 @@ int dispatch_route_put(struct dispatch *d, const struct dispatch_route_cfg *cfg)
   r->d = d;
   r->cfg = *cfg;
   smpp_client_cfg_defaults(&r->cfg.smpp);
-  r->q_tail = &r->q_head;
+  for (int l = 0; l < DISPATCH_LANE_COUNT; l++) {
+    dispatch_lq_init(&r->q[l]);
+    dispatch_bucket_init(&r->bk[l], cfg->lane_sps[l], now_ms());
+  }
+  r->lane_timer = kk_xmalloc(sizeof *r->lane_timer);   /* freed when closed */
+  uv_timer_init(d->loop, r->lane_timer);
+  r->lane_timer->data = r;
+  r->bound_at = now_ms();
   r->gen = ++d->next_gen;
   r->ref = (uint8_t)(now_ms() & 0xff);
   if (old) {
@@ -117,7 +128,12 @@ const char *dispatch_route_pick(struct dispatch *d, const char *want) {
     struct route *r = route_find(d, d->opts.default_route);
     return r ? r->cfg.smpp.name : NULL;
   }
-  return d->routes && d->routes->next == NULL ? d->routes->cfg.smpp.name : NULL;
+  if (d->routes && d->routes->next == NULL) return d->routes->cfg.smpp.name;
+  /* Several routes with prices: the dispatcher chooses per message; the
+     first priced route stands in until then. */
+  for (struct route *r = d->routes; r; r = r->next)
+    if (r->cfg.prices.def >= 0 || r->cfg.prices.n > 0) return r->cfg.smpp.name;
+  return NULL;
 }
 
 const char *dispatch_default_route(const struct dispatch *d) { return d->opts.default_route; }
@@ -156,6 +172,16 @@ json_t *dispatch_routes_json(struct dispatch *d, const char *only) {
                        "errors", (json_int_t)(st.resp_error - st.throttled), "throttled",
                        (json_int_t)st.throttled, "reconnects", (json_int_t)st.reconnects,
                        "delivered", (json_int_t)r->n.dlr_delivered));
+    json_t *o = json_array_get(arr, json_array_size(arr) - 1);
+    dispatch_prices_json(&r->cfg.prices, o);
+    if (r->cfg.lane_sps[DISPATCH_LANE_STREAM] || r->cfg.lane_sps[DISPATCH_LANE_BULK])
+      json_object_set_new(o, "max_sps", json_pack("{s:i, s:i}", "stream",
+                                                   r->cfg.lane_sps[DISPATCH_LANE_STREAM], "bulk",
+                                                   r->cfg.lane_sps[DISPATCH_LANE_BULK]));
+    json_object_set_new(o, "queued_lanes", json_pack("{s:i, s:i}", "stream",
+                                                     r->q[DISPATCH_LANE_STREAM].n, "bulk",
+                                                     r->q[DISPATCH_LANE_BULK].n));
+    json_object_set_new(o, "up", json_boolean(dispatch_route_up(r, now_ms())));
   }
   return arr;
 }

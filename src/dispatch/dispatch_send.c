@@ -18,6 +18,8 @@ struct job *dispatch_job_new(struct dispatch *d) {
   struct job *j = aligned_alloc(16, (sizeof(struct job) + 15) & ~(size_t)15);
   if (j == NULL) abort();
   memset(j, 0, sizeof *j);
+  j->d = d;
+  j->price = -1;
   d->jobs++;
   return j;
 }
@@ -40,27 +42,22 @@ static struct job *token_job(uint64_t token, int *part_idx) {
 
 void dispatch_queue_push(struct route *r, struct job *j, int at_head) {
   j->queued = 1;
-  if (at_head) {
-    j->next = r->q_head;
-    r->q_head = j;
-    if (r->q_tail == &r->q_head) r->q_tail = &j->next;
-  } else {
-    j->next = NULL;
-    *r->q_tail = j;
-    r->q_tail = &j->next;
-  }
+  dispatch_lq_push(&r->q[j->lane < DISPATCH_LANE_COUNT ? j->lane : 0], j, at_head);
   r->queued++;
 }
 
-struct job *dispatch_queue_pop(struct route *r) {
-  struct job *j = r->q_head;
+static struct job *queue_pop_lane(struct route *r, int lane) {
+  struct job *j = dispatch_lq_pop(&r->q[lane]);
   if (!j) return NULL;
-  r->q_head = j->next;
-  if (r->q_head == NULL) r->q_tail = &r->q_head;
-  j->next = NULL;
   j->queued = 0;
   r->queued--;
   return j;
+}
+
+struct job *dispatch_queue_pop(struct route *r) {
+  for (int l = 0; l < DISPATCH_LANE_COUNT; l++)
+    if (r->q[l].head) return queue_pop_lane(r, l);
+  return NULL;
 }
 
 static void delay_arm(struct dispatch *d) {
@@ -122,7 +119,14 @@ void dispatch_job_route(struct dispatch *d, struct job *j, int at_head) {
     delay_push(d, j);
     return;
   }
+  if (!j->resolved) {
+    /* back from a roaming deferral: looked at again */
+    dispatch_job_place(d, j);
+    return;
+  }
   struct route *r = route_find(d, j->route);
+  if (r && j->chosen && !dispatch_route_up(r, now_ms()) && dispatch_rechoose(d, j))
+    r = route_find(d, j->route);
   if (r == NULL) {
     j->next = d->orphans;
     d->orphans = j;
@@ -152,7 +156,8 @@ static void smpp_time(int64_t ms, char out[32]) {
            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-static void store_done_log(void *arg, int rc) {
+void dispatch_store_done_log(void *arg, int rc) {
+  (void)arg;
   if (rc) kk_error(LOGCTX, "status update not stored: %s", kk_strerror(rc));
 }
 
@@ -160,10 +165,10 @@ static void job_end(struct route *r, struct job *j, const char *status, const ch
   struct store_sms_update u = {.msg_id = j->msg_id, .attempt_id = j->attempt_id,
                                .route = j->route, .error = error, .at = now_ms()};
   if (strcmp(status, "expired") == 0) {
-    store_sms_expired(r->d->store, &u, store_done_log, NULL);
+    store_sms_expired(r->d->store, &u, dispatch_store_done_log, NULL);
     r->n.expired++;
   } else {
-    store_sms_failed(r->d->store, &u, store_done_log, NULL);
+    store_sms_failed(r->d->store, &u, dispatch_store_done_log, NULL);
     r->n.failed++;
   }
   j->ended = 1;
@@ -219,26 +224,43 @@ static int submit_part(struct route *r, struct job *j, int idx) {
   return smpp_client_submit(r->client, token_of(j, idx), &pdu);
 }
 
-/* Submits from the head of the queue while the route has capacity. */
+static void on_lane_timer(uv_timer_t *t) { dispatch_pump(t->data); }
+
+/* Submits from the heads of the lanes while the route has capacity: stream
+   whenever it has a job its rate allows, bulk with what is left. */
 void dispatch_pump(struct route *r) {
   if (r->client == NULL || r->d->stopping) return;
-  int64_t now = 0;
-  while (r->q_head) {
+  int64_t now = now_ms();
+  for (;;) {
     int cap = smpp_client_capacity(r->client);
     /* A submit counts as in flight until its outcome is committed, so a crash
        resends at most what the windows hold twice over. */
     int room = r->d->unsettled_cap - r->d->unsettled;
     if (room < cap) cap = room;
     if (cap <= 0) return;
-    struct job *j = r->q_head;
+    int64_t wait;
+    int lane = dispatch_lane_next(r->q, r->bk, now, &wait);
+    if (lane < 0) {
+      if (wait > 0 && r->lane_timer && !uv_is_active((uv_handle_t *)r->lane_timer))
+        uv_timer_start(r->lane_timer, on_lane_timer, (uint64_t)wait, 0);
+      break;
+    }
+    if (lane == DISPATCH_LANE_BULK) {
+      /* Bulk leaves a tenth of the windows (and of the room for answers not
+         yet committed) to stream, so a code never waits for a slot. */
+      int all = r->cfg.smpp.window * (r->cfg.smpp.sessions > 0 ? r->cfg.smpp.sessions : 1);
+      int reserve = all >= 10 ? all / 10 : (all > 1 ? 1 : 0);
+      if (cap - reserve <= 0) break;
+      cap -= reserve;
+    }
+    struct job *j = r->q[lane].head;
     if (j->ended) {
-      dispatch_queue_pop(r);
+      queue_pop_lane(r, lane);
       if (j->inflight == 0) dispatch_job_free(r->d, j);
       continue;
     }
-    if (!now) now = now_ms();
     if (now >= j->expires_at) {
-      dispatch_queue_pop(r);
+      queue_pop_lane(r, lane);
       job_end(r, j, "expired", "validity ended before the SMSC accepted it");
       if (j->inflight == 0) dispatch_job_free(r->d, j);
       continue;
@@ -246,7 +268,7 @@ void dispatch_pump(struct route *r) {
     if (j->inflight == 0 && kk_hold_has(r->d->opts.hold, j->account_id)) {
       /* Its account is suspended: it waits, off the route, until released
          or expired (dispatch_on_hold_timer). */
-      dispatch_queue_pop(r);
+      queue_pop_lane(r, lane);
       j->next = r->d->held;
       r->d->held = j;
       j->queued = 1;
@@ -255,14 +277,18 @@ void dispatch_pump(struct route *r) {
       continue;
     }
     if (job_encode(r, j) != 0) {
-      dispatch_queue_pop(r);
+      queue_pop_lane(r, lane);
       if (j->inflight == 0) dispatch_job_free(r->d, j);
       continue;
     }
     while (j->pending && cap > 0) {
+      if (!dispatch_bucket_take(&r->bk[lane], now)) break;
       int idx = __builtin_ctz(j->pending);
       int rc = submit_part(r, j, idx);
-      if (rc == KK_EBUSY) return;
+      if (rc == KK_EBUSY) {
+        r->bk[lane].tokens += r->bk[lane].rate > 0 ? 1.0 : 0;   /* not spent */
+        return;
+      }
       if (rc) {
         kk_error(LOGCTX, "message %lld part %d does not encode: %s", (long long)j->msg_id,
                  idx + 1, kk_strerror(rc));
@@ -274,12 +300,12 @@ void dispatch_pump(struct route *r) {
       cap--;
     }
     if (j->pending == 0) {
-      dispatch_queue_pop(r);
+      queue_pop_lane(r, lane);
       if (j->ended && j->inflight == 0) dispatch_job_free(r->d, j);
     }
   }
-  /* The queue is empty: maybe more is waiting in the store. */
-  if (r->d->backlog) uv_check_start(&r->d->check, r->d->check.check_cb);
+  /* Nothing more can go now: maybe more is waiting in the store. */
+  if (r->queued == 0 && r->d->backlog) uv_check_start(&r->d->check, r->d->check.check_cb);
 }
 
 /* ---- answers from the SMSC -------------------------------------------------- */
@@ -324,9 +350,11 @@ void dispatch_on_resp(void *ud, uint64_t token, uint32_t status, const char *mes
   j->inflight &= ~(1u << idx);
   if (status == SMPP_ESME_ROK) {
     r->n.submitted_parts++;
+    r->err_run = 0;
     struct store_sms_update u = {.msg_id = j->msg_id, .attempt_id = j->attempt_id,
                                  .part = idx + 1, .nparts = j->nparts, .route = j->route,
-                                 .provider_id = message_id ? message_id : "", .at = now_ms()};
+                                 .provider_id = message_id ? message_id : "", .at = now_ms(),
+                                 .priced = j->price >= 0, .price = j->price};
     if (!j->ended) {
       r->d->unsettled++;
       store_sms_submitted(r->d->store, &u, on_submitted_stored, r->d);
@@ -344,6 +372,13 @@ void dispatch_on_resp(void *ud, uint64_t token, uint32_t status, const char *mes
     return;
   }
   r->n.submit_errors++;
+  if (++r->err_run >= ROUTE_ERR_RUN) {
+    /* A run of errors: the route is down a while (choices go elsewhere). */
+    r->err_run = 0;
+    r->down_until = now_ms() + r->d->opts.route_down_ms;
+    kk_warnx(LOGCTX, "route %s: %d errors in a row, down for %lld ms", r->cfg.smpp.name,
+             ROUTE_ERR_RUN, r->d->opts.route_down_ms);
+  }
   if (status_temporary(status) && !j->ended) {
     int64_t delay = r->d->opts.retry_min_ms << (j->tries < 16 ? j->tries : 16);
     if (delay > r->d->opts.retry_max_ms) delay = r->d->opts.retry_max_ms;
@@ -357,7 +392,7 @@ void dispatch_on_resp(void *ud, uint64_t token, uint32_t status, const char *mes
       j->not_before = now + delay;
       struct store_sms_update u = {.msg_id = j->msg_id, .attempt_id = j->attempt_id,
                                    .error = err, .at = now, .due_at = j->not_before};
-      store_sms_retry(r->d->store, &u, store_done_log, NULL);
+      store_sms_retry(r->d->store, &u, dispatch_store_done_log, NULL);
       kk_info(LOGCTX, "message %lld part %d: %s, retry in %lld ms", (long long)j->msg_id,
               idx + 1, err, (long long)delay);
     }
@@ -387,4 +422,8 @@ void dispatch_on_lost(void *ud, uint64_t token) {
   job_settle(r, j, 1);
 }
 
-void dispatch_on_ready(void *ud) { dispatch_pump(ud); }
+void dispatch_on_ready(void *ud) {
+  struct route *r = ud;
+  r->bound_at = now_ms();
+  dispatch_pump(r);
+}

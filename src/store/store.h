@@ -97,6 +97,8 @@ struct store_account {
   int suspended;            /* 1: its keys are refused and its work waits */
   char senders[1024];       /* JSON array of registered sender names ("": []) */
   char countries[256];      /* JSON array of ISO country codes; [] = all */
+  char roaming_ads[8];      /* advertising SMS to a roaming subscriber: defer
+                               ("" = defer), drop or allow */
 };
 
 typedef void (*store_done_cb)(void *arg, int rc);
@@ -271,6 +273,7 @@ struct store_due {
   uint32_t parts_done;      /* bit i set: part i+1 already has a submit_sm_resp */
   int64_t due_at;
   int64_t expires_at;
+  char msg_class[16];       /* service, transactional, advertising */
 };
 
 /* Hands out due messages with id > *after_id, in id order: examines up to
@@ -296,6 +299,9 @@ struct store_sms_update {
   const char *error;        /* FAILED / EXPIRED: text for the attempt */
   int64_t at;
   int64_t due_at;           /* RETRY: the next try */
+  int priced;               /* SUBMITTED: 1 when route and price go on the
+                               attempt (the dispatcher's choice) */
+  int64_t price;            /* the route's price per segment, hundredths */
 };
 
 void store_sms_submitted(struct store *s, const struct store_sms_update *u,
@@ -380,6 +386,7 @@ struct store_attempt_view {
   char provider_id[72];
   int segments;
   int64_t cost;             /* in 1/10000 of the currency unit */
+  int64_t price;            /* SMS: the route's price per segment, hundredths; -1 none */
   char error[128];
   int64_t created_at, sent_at, delivered_at, read_at;   /* 0 = none */
 };

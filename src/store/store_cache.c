@@ -28,6 +28,7 @@ struct cache_acc {
   char public_id[40];
   char sms_route[64];
   char callback_secret[80];
+  char roaming_ads[8];
   char *name, *senders, *countries;   /* owned */
 };
 
@@ -171,6 +172,7 @@ static void acc_set(struct cache_acc *a, const struct store_account *r) {
   snprintf(a->public_id, sizeof a->public_id, "%s", r->public_id);
   snprintf(a->sms_route, sizeof a->sms_route, "%s", r->sms_route);
   snprintf(a->callback_secret, sizeof a->callback_secret, "%s", r->callback_secret);
+  snprintf(a->roaming_ads, sizeof a->roaming_ads, "%s", r->roaming_ads);
   free(a->name);
   free(a->senders);
   free(a->countries);
@@ -190,6 +192,7 @@ static void acc_get(const struct cache_acc *a, struct store_account *out) {
   snprintf(out->name, sizeof out->name, "%s", a->name);
   snprintf(out->senders, sizeof out->senders, "%s", a->senders);
   snprintf(out->countries, sizeof out->countries, "%s", a->countries);
+  snprintf(out->roaming_ads, sizeof out->roaming_ads, "%s", a->roaming_ads);
 }
 
 /* Adds or replaces the account of row r->id. */

@@ -24,6 +24,7 @@ void note_new_sms(struct store *s, const struct store_msg_new *m, int64_t due_at
   d->parts_done = 0;
   d->due_at = due_at;
   d->expires_at = m->expires_at;
+  snprintf(d->msg_class, sizeof d->msg_class, "%s", m->msg_class ? m->msg_class : "");
   note_due(s, d);
 }
 

@@ -15,7 +15,7 @@
 
 /* An account's columns as read_account() reads them. */
 #define ACC_COLS "id,public_id,name,sms_route,callback_secret,created_at,"      \
-                 "suspended,senders,countries"
+                 "suspended,senders,countries,roaming_ads"
 
 static void account_row(const PGresult *r, int row, struct store_account *out) {
   memset(out, 0, sizeof *out);
@@ -28,6 +28,7 @@ static void account_row(const PGresult *r, int row, struct store_account *out) {
   out->suspended = (int)pg_int(r, row, 6);
   pg_copy(r, row, 7, out->senders, sizeof out->senders);
   pg_copy(r, row, 8, out->countries, sizeof out->countries);
+  pg_copy(r, row, 9, out->roaming_ads, sizeof out->roaming_ads);
 }
 
 int pg_account_read(struct pg_conn *c, int64_t id, struct store_account *out) {
@@ -52,10 +53,12 @@ int pg_account_create(struct store *s, struct store_op *op) {
   pg_p_int(&p, a->created_at);
   pg_p_text(&p, a->senders[0] ? a->senders : "[]");
   pg_p_text(&p, a->countries[0] ? a->countries : "[]");
+  pg_p_text(&p, a->roaming_ads);
   int rc;
   PGresult *r = pg_query(&PG(s)->w,
                          "INSERT INTO accounts(public_id,name,sms_route,callback_secret,"
-                         "created_at,senders,countries) VALUES($1,$2,$3,$4,$5::bigint,$6,$7)"
+                         "created_at,senders,countries,roaming_ads)"
+                         " VALUES($1,$2,$3,$4,$5::bigint,$6,$7,$8)"
                          " RETURNING " ACC_COLS,
                          &p, &rc);
   if (r == NULL) return rc;
@@ -75,11 +78,13 @@ int pg_account_update(struct store *s, struct store_op *op) {
   pg_p_int(&p, a->suspended);
   pg_p_text(&p, a->senders[0] ? a->senders : "[]");
   pg_p_text(&p, a->countries[0] ? a->countries : "[]");
+  pg_p_text(&p, a->roaming_ads);
   pg_p_int(&p, a->id);
   int rc;
   PGresult *r = pg_query(&PG(s)->w,
                          "UPDATE accounts SET name=$1, sms_route=$2, suspended=$3::int,"
-                         " senders=$4, countries=$5 WHERE id=$6::bigint RETURNING " ACC_COLS,
+                         " senders=$4, countries=$5, roaming_ads=$6"
+                         " WHERE id=$7::bigint RETURNING " ACC_COLS,
                          &p, &rc);
   if (r == NULL) return rc;
   if (PQntuples(r) > 0) {

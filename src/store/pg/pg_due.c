@@ -37,6 +37,7 @@ void pg_due_row(const PGresult *r, int i, struct store_due *d) {
   d->parts_done = (uint32_t)pg_int(r, i, 7);
   d->due_at = pg_int(r, i, 8);
   d->expires_at = pg_int(r, i, 9);
+  pg_copy(r, i, 10, d->msg_class, sizeof d->msg_class);
 }
 
 void pg_chan_row(const PGresult *r, int i, struct store_chan_due *d) {

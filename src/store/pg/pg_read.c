@@ -75,7 +75,7 @@ int pg_msg_get(struct store *s, void *rd, int64_t account_id, const char *public
   pg_p_int(&a, STORE_MAX_ATTEMPTS);
   r = pg_read(rd,
               "SELECT channel,route,status,provider_id,segments,error,created_at,"
-              "sent_at,delivered_at,read_at,step,cost FROM attempts"
+              "sent_at,delivered_at,read_at,step,cost,COALESCE(price,-1) FROM attempts"
               " WHERE message_id=$1::bigint ORDER BY id LIMIT $2::int",
               &a, &rc);
   if (r == NULL) return KK_ESTORE;
@@ -93,6 +93,7 @@ int pg_msg_get(struct store *s, void *rd, int64_t account_id, const char *public
     v->read_at = pg_int(r, i, 9);
     v->step = (int)pg_int(r, i, 10);
     v->cost = pg_int(r, i, 11);
+    v->price = pg_int(r, i, 12);
   }
   PQclear(r);
   return 0;

@@ -314,6 +314,11 @@ static const char *const migrations[] = {
     /* 9: balances of prepaid accounts, the holds of messages not yet done,
        the transaction log (pg_money.h) */
     PG_MONEY_MIGRATION,
+    /* 10: routes and lanes: the price per segment of the route an SMS
+       attempt went by; an account's rule for advertising to roaming
+       subscribers (SQLite's migration 18) */
+    ("ALTER TABLE attempts ADD COLUMN price BIGINT;"
+    "ALTER TABLE accounts ADD COLUMN roaming_ads TEXT NOT NULL DEFAULT '';"),
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -88,6 +88,16 @@ int pg_sms_submitted(struct store *s, struct store_op *op) {
              (long long)u->attempt_id);
     return 0;
   }
+  if (att.parts_sent == 0 && u->priced) {
+    /* the route the dispatcher chose and its price go on the attempt */
+    struct pg_params q = {0};
+    pg_p_text(&q, d->route);
+    pg_p_int(&q, u->price);
+    pg_p_int(&q, u->attempt_id);
+    int rc0 = pg_cmd(&PG(s)->w, "UPDATE attempts SET route=$1, price=$2::bigint"
+                                " WHERE id=$3::bigint", &q);
+    if (rc0) return rc0;
+  }
   struct pg_params p = {0};
   pg_p_text(&p, d->route);
   pg_p_text(&p, pid);

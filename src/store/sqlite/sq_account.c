@@ -26,6 +26,7 @@ int sq_account_create(struct store *s, struct store_op *op) {
   sqlite3_bind_int64(st, 5, a->created_at);
   sq_bind_text(st, 6, a->senders[0] ? a->senders : "[]");
   sq_bind_text(st, 7, a->countries[0] ? a->countries : "[]");
+  sq_bind_text(st, 8, a->roaming_ads);
   int rc = sq_step_done(&SQ(s)->w, st);
   if (rc == 0) {
     a->id = sqlite3_last_insert_rowid(SQ(s)->w.db);
@@ -42,7 +43,8 @@ int sq_account_update(struct store *s, struct store_op *op) {
   sqlite3_bind_int(st, 3, a->suspended);
   sq_bind_text(st, 4, a->senders[0] ? a->senders : "[]");
   sq_bind_text(st, 5, a->countries[0] ? a->countries : "[]");
-  sqlite3_bind_int64(st, 6, a->id);
+  sq_bind_text(st, 6, a->roaming_ads);
+  sqlite3_bind_int64(st, 7, a->id);
   int rc = sq_step_done(&SQ(s)->w, st);
   if (rc == 0) rc = note_row(s, a->id);
   return rc;
@@ -60,6 +62,7 @@ static void account_cols(sqlite3_stmt *st, struct store_account *out) {
     out->suspended = sqlite3_column_int(st, 6);
     sq_col_copy(st, 7, out->senders, sizeof out->senders);
     sq_col_copy(st, 8, out->countries, sizeof out->countries);
+    sq_col_copy(st, 9, out->roaming_ads, sizeof out->roaming_ads);
 }
 
 /* Writer: the note of account id created or updated, with its whole row as

@@ -23,7 +23,7 @@
                  "segments,parts_sent,parts_delivered,scope,tries"
 /* An account's columns as account_cols() (sq_account.c) reads them. */
 #define ACC_COLS "id,public_id,name,sms_route,callback_secret,created_at,"      \
-                 "suspended,senders,countries"
+                 "suspended,senders,countries,roaming_ads"
 /* A message's columns as read_msg_row() (sq_read.c) reads them. */
 #define MSG_COLS "id,public_id,to_number,sender,class,status,encoding,segments,"  \
                  "channel,idem_key,callback_url,created_at,expires_at,"           \
@@ -61,10 +61,10 @@
   XX(RELEASE, "RELEASE op")                                                    \
   XX(ROLLBACK_TO, "ROLLBACK TO op")                                            \
   XX(ACC_INSERT, "INSERT INTO accounts(public_id,name,sms_route,"              \
-                 "callback_secret,created_at,senders,countries)"               \
-                 " VALUES(?,?,?,?,?,?,?)")                                     \
+                 "callback_secret,created_at,senders,countries,roaming_ads)"   \
+                 " VALUES(?,?,?,?,?,?,?,?)")                                     \
   XX(ACC_UPDATE, "UPDATE accounts SET name=?, sms_route=?, suspended=?,"       \
-                 " senders=?, countries=? WHERE id=?")                         \
+                 " senders=?, countries=?, roaming_ads=? WHERE id=?")                         \
   XX(ACC_GET_ID, "SELECT " ACC_COLS " FROM accounts WHERE id=?")              \
   XX(ACC_ALL, "SELECT " ACC_COLS " FROM accounts ORDER BY id")                \
   XX(KEY_INSERT, "INSERT INTO api_keys(account_id,key_hash,prefix,created_at)" \
@@ -91,11 +91,11 @@
                  " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)")                           \
   XX(ATT_MAX_ID, "SELECT COALESCE(MAX(id),0) FROM attempts")                   \
   XX(DUE_SCAN, "SELECT m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"  \
-               "m.body,a.parts_sent,m.due_at,m.expires_at FROM messages m"    \
+               "m.body,a.parts_sent,m.due_at,m.expires_at,m.class FROM messages m" \
                " JOIN attempts a ON a.id=m.attempt_id AND a.channel='sms'"     \
                " WHERE m.due_at IS NOT NULL AND m.id>? ORDER BY m.id LIMIT ?") \
   XX(DUE_GET, "SELECT m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"   \
-              "m.body,a.parts_sent,m.due_at,m.expires_at FROM messages m"     \
+              "m.body,a.parts_sent,m.due_at,m.expires_at,m.class FROM messages m" \
               " JOIN attempts a ON a.id=m.attempt_id AND a.channel='sms'"      \
               " WHERE m.due_at IS NOT NULL AND m.id=?")                        \
   XX(PART_INSERT, "INSERT OR REPLACE INTO sms_parts(route,provider_id,"        \
@@ -103,6 +103,7 @@
   XX(ATT_SENT, "UPDATE attempts SET parts_sent=?, provider_id="                \
                "COALESCE(provider_id,?) WHERE id=?")                           \
   XX(ATT_ERROR, "UPDATE attempts SET error=? WHERE id=?")                      \
+  XX(ATT_ROUTE, "UPDATE attempts SET route=?, price=? WHERE id=?")                      \
   XX(ATT_DELIVERED_PART, "UPDATE attempts SET parts_delivered="                \
                          "parts_delivered+1 WHERE id=?")                       \
   XX(MSG_SET_DUE, "UPDATE messages SET due_at=?, updated_at=? WHERE id=?")     \
@@ -161,7 +162,8 @@
   XX(MSG_VIEW, "SELECT " MSG_COLS ",decisions FROM messages WHERE public_id=?"\
                " AND account_id=?")                                            \
   XX(ATT_VIEW, "SELECT channel,route,status,provider_id,segments,error,"       \
-               "created_at,sent_at,delivered_at,read_at,step,cost FROM attempts" \
+               "created_at,sent_at,delivered_at,read_at,step,cost,"               \
+               "COALESCE(price,-1) FROM attempts" \
                " WHERE message_id=? ORDER BY id LIMIT 16")                     \
   /* bounded listings (store_msg_list): one index per filter, newest first */  \
   XX(MSG_SCAN_ACC, "SELECT " MSG_COLS ",body FROM messages"                    \

@@ -71,6 +71,7 @@ int sq_msg_get(struct store *s, void *rd, int64_t account_id, const char *public
     a->read_at = sqlite3_column_int64(st, 9);
     a->step = sqlite3_column_int(st, 10);
     a->cost = sqlite3_column_int64(st, 11);
+    a->price = sqlite3_column_int64(st, 12);
   }
   sqlite3_reset(st);
   return 0;

@@ -239,6 +239,11 @@ static const char *const migrations[] = {
     /* 17: balances of prepaid accounts, the holds of messages not yet
        done, the transaction log (sq_money.h) */
     SQ_MONEY_MIGRATION,
+    /* 18: routes and lanes: the price per segment of the route an SMS
+       attempt went by; an account's rule for advertising to roaming
+       subscribers */
+    ("ALTER TABLE attempts ADD COLUMN price INTEGER;"
+    "ALTER TABLE accounts ADD COLUMN roaming_ads TEXT NOT NULL DEFAULT '';"),
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -54,6 +54,15 @@ int sq_sms_submitted(struct store *s, struct store_op *op) {
   int segments = att.segments;
   int64_t sent = att.parts_sent;
   sqlite3_stmt *st;
+  if (sent == 0 && u->priced) {
+    /* the route the dispatcher chose and its price go on the attempt */
+    st = sq_stmt(c, ST_ATT_ROUTE);
+    sq_bind_text(st, 1, d->route);
+    sqlite3_bind_int64(st, 2, u->price);
+    sqlite3_bind_int64(st, 3, u->attempt_id);
+    int rc0 = sq_step_done(c, st);
+    if (rc0) return rc0;
+  }
 
   char pid[72];
   lower_id(d->provider_id, pid, sizeof pid);

@@ -259,32 +259,62 @@ export class Smsc {
     }
     const rec = { messageId, stat, status: null };
     this.receipts.push(rec);
+    return this._deliver(session, pdu, rec, messageId);
+  }
+
+  // Sends a receipt on session and resolves with its deliver_sm_resp status.
+  // A session that closes before it answers (kaskad killed, a connection
+  // dropped) does not lose the receipt: as SMSCs do, it goes again on the
+  // next bound session.
+  _deliver(session, pdu, rec, messageId) {
     return new Promise((resolve, reject) => {
+      let done = false;
       const t = setTimeout(() => {
         this._timers.delete(t);
+        if (done) return;
+        done = true;
+        session.removeListener('close', onClose);
         reject(new Error(`SMSC: no deliver_sm_resp for the receipt of ${messageId} within 10 s`));
       }, 10000);
       this._timers.add(t);
-      const ok = session.deliver_sm(pdu, (resp) => {
+      const onClose = () => {
+        if (done) return;
+        done = true;
         clearTimeout(t);
         this._timers.delete(t);
+        if (this.server == null) { resolve(null); return; }   // the SMSC itself is closing
+        this.waitFor(() => this.boundSessions().length > 0, 'a bound session to send a receipt again on', 60000)
+          .then(() => this._deliver(this.boundSessions()[0], pdu, rec, messageId))
+          .then(resolve, reject);
+      };
+      session.once('close', onClose);
+      const ok = session.deliver_sm(pdu, (resp) => {
+        if (done) return;
+        done = true;
+        clearTimeout(t);
+        this._timers.delete(t);
+        session.removeListener('close', onClose);
         rec.status = resp.command_status;
         resolve(resp.command_status);
       });
       if (!ok) {
+        if (done) return;
+        done = true;
         clearTimeout(t);
         this._timers.delete(t);
+        session.removeListener('close', onClose);
         reject(new Error('SMSC: session not writable for a receipt'));
       }
     });
   }
 
   async close() {
+    const server = this.server;
+    this.server = null;
     for (const t of this._timers) clearTimeout(t);
     this._timers.clear();
     for (const s of this._sessions) s.destroy();
-    if (this.server) await new Promise((r) => this.server.close(() => r()));
-    this.server = null;
+    if (server) await new Promise((r) => server.close(() => r()));
   }
 
   /** Drops every TCP connection (kaskad should reconnect). */

@@ -1,0 +1,189 @@
+// Route choice: a message's SMS goes to the cheapest route that serves its
+// operator (from the numbering register, or the HLR/MNP answer) and its lane
+// and is up; a route whose SMSC is gone fails over to the next and gets the
+// traffic back when it is bound again; the route and its price are on the
+// attempt; an account's own sms_route still wins; advertising to a roaming
+// subscriber is deferred (roaming_ads).
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Kaskad, tempDir } from './lib/harness.mjs';
+import { startSmsc } from './lib/smsc.mjs';
+import { Sim } from './lib/sim.mjs';
+
+const MTS = '7740000076';
+const MEGAFON = '7812014560';
+const MTS_PHONE = '79161234567';       // the register: МТС
+const MEGAFON_PHONE = '79261234567';   // the register: МегаФон
+
+/** A numbering register of two ranges, in the ministry's format. */
+async function register() {
+  const dir = await tempDir('kaskad-numbering-');
+  await fs.writeFile(path.join(dir, 'DEF-9xx.csv'),
+    'АВС/ DEF;От;До;Емкость;Оператор;Регион;Территория ГАР;ИНН\n' +
+    `916;0000000;9999999;10000000;ПАО "МТС";г. Москва;г. Москва;${MTS}\n` +
+    `926;0000000;9999999;10000000;ПАО "МегаФон";г. Москва;г. Москва;${MEGAFON}\n`);
+  return dir;
+}
+
+/** Two SMSCs, a kaskad with routes "a" and "b" to them, an account. */
+async function twoRoutes(t, { args = [], a = {}, b = {} } = {}) {
+  const smscA = await startSmsc();
+  const smscB = await startSmsc();
+  const numbering = await register();
+  const k = new Kaskad({ args: ['--numbering', numbering, '--route_down', '1s', ...args] });
+  t.after(async () => {
+    try {
+      if (k.running()) await k.kill9();
+      if (t.passed === false || process.env.KASKAD_E2E_VERBOSE) {
+        for (const line of k.allStderr.split('\n').slice(-60)) t.diagnostic(`  ${line}`);
+      }
+    } finally {
+      await k.cleanup();
+      await smscA.close();
+      await smscB.close();
+      await fs.rm(numbering, { recursive: true, force: true });
+    }
+  });
+  await k.start();
+  // a: cheap for МТС, dear for the rest; b: the other way round
+  await k.putRoute('a', smscA.routeConfig({
+    prices: { default: 3.0, operators: { [MTS]: 1.5 } }, ...a,
+  }));
+  await k.putRoute('b', smscB.routeConfig({
+    prices: { default: 2.0, operators: { [MTS]: 2.5 } }, ...b,
+  }));
+  await smscA.waitFor(() => smscA.boundSessions().length >= 1, 'route a to bind');
+  await smscB.waitFor(() => smscB.boundSessions().length >= 1, 'route b to bind');
+  const acct = await k.createAccount();
+  return { k, smscA, smscB, acct, key: acct.key };
+}
+
+const sms = (to, text, cls = 'transactional') => ({ to, text, sender: 'KASKAD', class: cls });
+
+test('routes: the cheapest route per operator; route and price on the attempt', async (t) => {
+  const { k, smscA, smscB, acct, key } = await twoRoutes(t);
+  const r = await k.route('a');
+  assert.deepEqual(r.prices, { default: 3, operators: { [MTS]: 1.5 } });
+  assert.equal(r.lane, 'both');
+  const m1 = await k.send(key, sms(MTS_PHONE, 'to mts'));
+  const m2 = await k.send(key, sms(MEGAFON_PHONE, 'to megafon'));
+  await smscA.waitFor(() => smscA.submits.some((s) => s.text === 'to mts'), 'МТС on route a');
+  await smscB.waitFor(() => smscB.submits.some((s) => s.text === 'to megafon'), 'МегаФон on route b');
+  const a1 = (await k.waitStatus(key, m1.id, ['sent', 'delivered'])).attempts[0];
+  assert.equal(a1.route, 'a');
+  assert.equal(a1.price, 1.5);
+  const a2 = (await k.waitStatus(key, m2.id, ['sent', 'delivered'])).attempts[0];
+  assert.equal(a2.route, 'b');
+  assert.equal(a2.price, 2);
+  // A lane the cheap route does not serve: advertising goes to the one that does.
+  await k.putRoute('a', smscA.routeConfig({ lane: 'stream', prices: { default: 3.0, operators: { [MTS]: 1.5 } } }));
+  await smscA.waitFor(() => smscA.boundSessions().length >= 1, 'route a to bind again');
+  const m3 = await k.send(key, sms(MTS_PHONE, 'mts promo', 'advertising'));
+  await smscB.waitFor(() => smscB.submits.some((s) => s.text === 'mts promo'), 'advertising on route b');
+  assert.equal((await k.waitStatus(key, m3.id, ['sent', 'delivered'])).attempts[0].price, 2.5);
+  // The account's own route wins over the price.
+  await k.call('PATCH', `/v1/accounts/${acct.id}`, { body: { sms_route: 'b' } }, 200);
+  const m4 = await k.send(key, sms(MTS_PHONE, 'pinned'));
+  await smscB.waitFor(() => smscB.submits.some((s) => s.text === 'pinned'), 'the account route');
+  const a4 = (await k.waitStatus(key, m4.id, ['sent', 'delivered'])).attempts[0];
+  assert.equal(a4.route, 'b');
+  assert.ok(!smscA.submits.some((s) => s.text === 'pinned'));
+  await k.stopClean();
+});
+
+test('routes: failover when the cheap route\'s SMSC is down, and back when it returns', async (t) => {
+  const { k, smscA, smscB, key } = await twoRoutes(t, { a: { reconnect_min_ms: 100, reconnect_max_ms: 300 } });
+  const m1 = await k.send(key, sms(MTS_PHONE, 'before'));
+  await smscA.waitFor(() => smscA.submits.some((s) => s.text === 'before'), 'route a');
+  await k.waitStatus(key, m1.id, ['sent', 'delivered']);
+  // The cheap route's SMSC goes away: after route_down (1 s) it is down.
+  const port = smscA.port;
+  await smscA.close();
+  const start = Date.now();
+  let down;
+  while (Date.now() - start < 10000) {
+    down = await k.route('a');
+    if (down.up === false) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(down.up, false, 'route a is down');
+  const m2 = await k.send(key, sms(MTS_PHONE, 'during'));
+  await smscB.waitFor(() => smscB.submits.some((s) => s.text === 'during'), 'failover to route b');
+  const a2 = (await k.waitStatus(key, m2.id, ['sent', 'delivered'])).attempts[0];
+  assert.equal(a2.route, 'b');
+  assert.equal(a2.price, 2.5);
+  // Back on the same port: route a binds again and gets МТС again.
+  const again = await startSmscOn(port);
+  t.after(() => again.close());
+  await again.waitFor(() => again.boundSessions().length >= 1, 'route a to bind again', 15000);
+  const m3 = await k.send(key, sms(MTS_PHONE, 'after'));
+  await again.waitFor(() => again.submits.some((s) => s.text === 'after'), 'route a again');
+  assert.equal((await k.waitStatus(key, m3.id, ['sent', 'delivered'])).attempts[0].route, 'a');
+  await k.stopClean();
+});
+
+/** An SMSC on a given port (the one a route points at). */
+async function startSmscOn(port) {
+  const s = await startSmsc();
+  await new Promise((r) => s.server.close(() => r()));
+  await new Promise((resolve, reject) => {
+    s.server.once('error', reject);
+    s.server.listen(port, '127.0.0.1', () => resolve());
+  });
+  s.port = port;
+  return s;
+}
+
+test('routes: a ported number goes by its HLR answer; roaming advertising is deferred', async (t) => {
+  const sim = new Sim();
+  t.after(() => sim.stop());
+  await sim.start();
+  const { k, smscA, smscB, acct, key } = await twoRoutes(t, { args: ['--hlr_url', `${sim.url}/hlr`] });
+  const ported = '79161112233';     // the register: МТС; moved to МегаФон
+  const roaming = '79161114455';
+  await sim.call('POST', '/hlr/config', {
+    ported: { [ported]: { operator: 'ПАО "МегаФон"', inn: MEGAFON } }, roaming: [roaming],
+  });
+  const m1 = await k.send(key, sms(ported, 'ported'));
+  await smscB.waitFor(() => smscB.submits.some((s) => s.text === 'ported'), 'the ported number on route b');
+  const a1 = (await k.waitStatus(key, m1.id, ['sent', 'delivered'])).attempts[0];
+  assert.equal(a1.route, 'b');
+  assert.equal(a1.price, 2);
+  // Not ported: the register's operator, route a.
+  const m2 = await k.send(key, sms(MTS_PHONE, 'not ported'));
+  await smscA.waitFor(() => smscA.submits.some((s) => s.text === 'not ported'), 'route a');
+  // Roaming: advertising waits (the default, defer), a code does not.
+  assert.equal((await k.call('GET', `/v1/accounts/${acct.id}`, {}, 200)).roaming_ads, 'defer');
+  const ad = await k.send(key, sms(roaming, 'roaming promo', 'advertising'));
+  const otp = await k.send(key, sms(roaming, 'roaming code', 'transactional'));
+  await smscA.waitFor(() => smscA.submits.some((s) => s.text === 'roaming code'), 'the code to a roaming subscriber');
+  const deferred = await waitFor(async () => {
+    const m = await k.message(key, ad.id);
+    return m.attempts[0].error && /roaming/.test(m.attempts[0].error) ? m : null;
+  });
+  assert.equal(deferred.finished, false);
+  assert.ok(![...smscA.submits, ...smscB.submits].some((s) => s.text === 'roaming promo'), 'not sent');
+  await k.waitStatus(key, otp.id, ['sent', 'delivered']);
+  await k.waitStatus(key, m2.id, ['sent', 'delivered']);
+  // drop: refused for good
+  await k.call('PATCH', `/v1/accounts/${acct.id}`, { body: { roaming_ads: 'drop' } }, 200);
+  const bad = await k.request('PATCH', `/v1/accounts/${acct.id}`, { body: { roaming_ads: 'maybe' } });
+  assert.equal(bad.status, 422);
+  assert.equal(bad.json.error.code, 'invalid_roaming_ads');
+  const ad2 = await k.send(key, sms(roaming, 'dropped promo', 'advertising'));
+  const dropped = await k.waitStatus(key, ad2.id, ['failed']);
+  assert.match(dropped.attempts[0].error, /roaming/);
+  await k.stopClean();
+});
+
+async function waitFor(fn, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
