@@ -249,6 +249,11 @@ void api_import_errors_csv(struct api_call *c);
 void api_contacts_list(struct api_call *c);
 void api_contacts_csv(struct api_call *c);
 void api_lists_get(struct api_call *c);
+/* segments (api_segments.c) */
+void api_segment_get(struct api_call *c);
+void api_segment_put(struct api_call *c);
+void api_segment_delete(struct api_call *c);
+void api_segments_list(struct api_call *c);
 void api_contact_get(struct api_call *c);
 void api_contact_put(struct api_call *c);
 void api_contact_patch(struct api_call *c);

@@ -368,8 +368,9 @@ static void bind(struct out *o, int is_num, double num, const char *str) {
   if (o->d == CF_SQLITE) {
     put(o, "?");
   } else {
-    char ph[16];
-    snprintf(ph, sizeof ph, "$%d", o->next++);
+    /* typed: an untyped parameter would take its type from the column */
+    char ph[24];
+    snprintf(ph, sizeof ph, "$%d::%s", o->next++, is_num ? "float8" : "text");
     put(o, ph);
   }
 }
@@ -382,6 +383,14 @@ static void bind_value(struct out *o, const struct cf_value *v, int as_num) {
 /* The value expression of n's field: a column, or an attribute (numeric:
    through kk_num). */
 static void value_expr(struct out *o, const struct cf_node *n, int num) {
+  if (n->field == CF_F_CONSENT) {   /* stored 1, 0 or NULL; named yes and no */
+    put(o, "(CASE c.consent WHEN 1 THEN 'yes' WHEN 0 THEN 'no' END)");
+    return;
+  }
+  if (n->field == CF_F_STOP_LISTED) {
+    put(o, "(CASE WHEN c.stop_listed <> 0 THEN 'yes' ELSE 'no' END)");
+    return;
+  }
   if (n->field != CF_F_ATTR) {
     put(o, "c.");
     put(o, field_names[n->field]);

@@ -220,7 +220,7 @@ static void pages(struct tmp_store *t) {
   store_contact_fini(&out[0]);
   int each = 0;
   y = (struct sync){0, 0};
-  store_contacts_each_async(t->store, 5, "odd", on_each, &each, on_sync, &y);
+  store_contacts_each_async(t->store, 5, "odd", NULL, on_each, &each, on_sync, &y);
   ASSERT_EQ(sync_wait(t, &y), 0);
   ASSERT_EQ(each, 12);
 }

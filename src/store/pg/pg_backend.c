@@ -309,6 +309,8 @@ const struct store_backend store_pg_backend = {
             [STORE_OP_CONTACT_WRITE] = pg_contact_write,
             [STORE_OP_CONTACT_DELETE] = pg_contact_delete,
             [STORE_OP_IMPORT_CHANGE] = pg_import_change,
+            [STORE_OP_SEGMENT_PUT] = pg_segment_put,
+            [STORE_OP_SEGMENT_DELETE] = pg_segment_delete,
         },
     .read =
         {
@@ -336,6 +338,8 @@ const struct store_backend store_pg_backend = {
             /* contacts and imports (pg_contact.c) */
             .contact = {.get = pg_contact_get, .list = pg_contact_list,
                         .lists = pg_contact_lists, .import_get = pg_import_get,
-                        .import_errors = pg_import_errors, .each = pg_contacts_each},
+                        .import_errors = pg_import_errors, .each = pg_contacts_each,
+                        .segment_get = pg_segment_get, .segments = pg_segments,
+                        .count = pg_contact_count},
         },
 };

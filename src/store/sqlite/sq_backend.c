@@ -214,6 +214,8 @@ const struct store_backend store_sqlite_backend = {
             [STORE_OP_CONTACT_WRITE] = sq_contact_write,
             [STORE_OP_CONTACT_DELETE] = sq_contact_delete,
             [STORE_OP_IMPORT_CHANGE] = sq_import_change,
+            [STORE_OP_SEGMENT_PUT] = sq_segment_put,
+            [STORE_OP_SEGMENT_DELETE] = sq_segment_delete,
         },
     .read =
         {

@@ -232,6 +232,8 @@ static const char *const migrations[] = {
     /* 14: contact bases: contacts, their lists, imports and the rows each
        refused (sq_contact.h) */
     SQ_CONTACT_MIGRATION,
+    /* 15: segments: named filters of the contacts (sq_contact.h) */
+    SQ_SEGMENT_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
