@@ -316,6 +316,7 @@ static int filtered_open(struct conn *c, const char *head, const char *tail, int
    NULL, meeting cond when not NULL). */
 static int scan_open(struct conn *c, int64_t account_id, const char *list, const char *after,
                      const struct cf_node *cond, struct deadline *dl, sqlite3_stmt **out) {
+  if (dl) memset(dl, 0, sizeof *dl);
   if (cond == NULL) {
     *out = sq_stmt(c, list ? ST_CT_SCAN_LIST : ST_CT_SCAN);
   } else {
