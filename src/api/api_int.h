@@ -140,6 +140,7 @@ struct api_msg_item {
   /* a send by template: whose templates (set before api_msg_parse) */
   const struct accept *ac;
   int64_t account_id;
+  const struct store_contact *contact;   /* the recipient's, read before; NULL: none */
 };
 /* Message statuses in the order of a message's life. */
 #define API_MSG_NSTATUSES 10
