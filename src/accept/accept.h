@@ -27,6 +27,7 @@
 struct dispatch;
 struct cascade;
 struct accept_rules;
+struct store_contact;
 
 #define ACCEPT_MAX_TEXT 4096                 /* bytes of a message's text */
 #define ACCEPT_MIN_TTL_MS (30LL * 1000)
@@ -74,6 +75,9 @@ struct accept_item {
   char *tpl_text, *tpl_extra;   /* owned: rendered; freed by accept_item_fini */
   char *rules_extra;         /* owned: extra with the policy's quiet hours; freed by
                                 accept_item_fini */
+  /* the recipient's contact, read before (on the store's pool) by the
+     ingress: its fields fill what vars does not; NULL: the contact hook */
+  const struct store_contact *contact;
   /* out */
   enum accept_result result; /* the ingress may set REFUSED (with err) itself */
   struct accept_err err;
@@ -196,6 +200,19 @@ int accept_check_class(struct accept_item *it);
  */
 int accept_render_template(const struct accept *ac, int64_t account_id, const char *steps,
                            struct accept_item *it);
+/* A contact's fields as template variables: name, email, phone, timezone,
+   operator, region, vk_id, telegram_chat_id, viber_id, and its attributes
+   (attrs.city or city). accept_contact_var has the shape of struct
+   tmpl_vars.contact with arg a struct accept_contact_vars; values live
+   until accept_contact_vars_fini. */
+struct accept_contact_vars {
+  const struct store_contact *c;
+  void *attrs;              /* json_t *: parsed on first use, owned */
+  void *texts;              /* json_t *: numbers as text, owned */
+};
+const char *accept_contact_var(void *arg, const char *name);
+void accept_contact_vars_fini(struct accept_contact_vars *v);
+
 /* Frees what accept_render_template allocated in it. */
 void accept_item_fini(struct accept_item *it);
 

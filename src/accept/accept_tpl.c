@@ -4,11 +4,13 @@
  * before its text is checked, encoded and counted (see accept.h).
  */
 #include <jansson.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/store_contact.h"
 #include "store/store_tpl.h"
 #include "accept/accept.h"
 #include "core/kk_err.h"
@@ -32,10 +34,55 @@ struct contact_arg {
   const struct accept *ac;
   int64_t account_id;
   const char *e164;
+  struct accept_contact_vars cv;   /* a contact read before */
 };
+
+const char *accept_contact_var(void *arg, const char *name) {
+  struct accept_contact_vars *v = arg;
+  const struct store_contact *c = v->c;
+  if (c == NULL) return NULL;
+  static const struct {
+    const char *name;
+    size_t off;
+  } fields[] = {
+      {"name", offsetof(struct store_contact, name)},
+      {"email", offsetof(struct store_contact, email)},
+      {"phone", offsetof(struct store_contact, phone)},
+      {"timezone", offsetof(struct store_contact, timezone)},
+      {"operator", offsetof(struct store_contact, operator_name)},
+      {"region", offsetof(struct store_contact, region)},
+      {"vk_id", offsetof(struct store_contact, vk_id)},
+      {"telegram_chat_id", offsetof(struct store_contact, telegram_chat_id)},
+      {"viber_id", offsetof(struct store_contact, viber_id)},
+  };
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+    if (strcmp(name, fields[i].name) == 0) {
+      const char *s = (const char *)c + fields[i].off;
+      return s[0] ? s : NULL;
+    }
+  if (strncmp(name, "attrs.", 6) == 0) name += 6;
+  if (c->attrs == NULL) return NULL;
+  if (v->attrs == NULL) v->attrs = json_loads(c->attrs, 0, NULL);
+  json_t *x = json_object_get(v->attrs, name);
+  if (json_is_string(x)) return json_string_length(x) ? json_string_value(x) : NULL;
+  if (!json_is_number(x)) return NULL;
+  char num[40];
+  if (json_is_integer(x)) snprintf(num, sizeof num, "%lld", (long long)json_integer_value(x));
+  else snprintf(num, sizeof num, "%.15g", json_real_value(x));
+  if (v->texts == NULL) v->texts = json_object();
+  json_object_set_new(v->texts, name, json_string(num));
+  return json_string_value(json_object_get(v->texts, name));
+}
+
+void accept_contact_vars_fini(struct accept_contact_vars *v) {
+  json_decref(v->attrs);
+  json_decref(v->texts);
+  v->attrs = v->texts = NULL;
+}
 
 static const char *contact(void *arg, const char *name) {
   struct contact_arg *c = arg;
+  if (c->cv.c) return accept_contact_var(&c->cv, name);
   if (c->ac->contact_field == NULL || c->e164 == NULL || c->e164[0] == '\0') return NULL;
   return c->ac->contact_field(c->ac->contact_ud, c->account_id, c->e164, name);
 }
@@ -81,7 +128,7 @@ int accept_render_template(const struct accept *ac, int64_t account_id, const ch
     x = json_object();
   }
   json_t *texts = json_object();
-  struct contact_arg ca = {ac, account_id, it->e164};
+  struct contact_arg ca = {ac, account_id, it->e164, {.c = it->contact}};
   struct tmpl_vars v = {.vars = it->vars, .contact = contact, .contact_arg = &ca};
   char *first = NULL, *sms = NULL;
   int rc = 0;
@@ -126,5 +173,6 @@ int accept_render_template(const struct accept *ac, int64_t account_id, const ch
   json_decref(texts);
   json_decref(x);
   json_decref(doc);
+  accept_contact_vars_fini(&ca.cv);
   return rc;
 }

@@ -499,6 +499,10 @@ static const struct api_route routes[] = {
     {{"PATCH", "/v1/contacts/{phone}"}, API_ACCOUNT, api_contact_patch, NULL},
     {{"DELETE", "/v1/contacts/{phone}"}, API_ACCOUNT, api_contact_delete, NULL},
     {{"GET", "/v1/lists"}, API_ACCOUNT, api_lists_get, NULL},
+    {{"GET", "/v1/segments"}, API_ACCOUNT, api_segments_list, NULL},
+    {{"GET", "/v1/segments/{name}"}, API_ACCOUNT, api_segment_get, NULL},
+    {{"PUT", "/v1/segments/{name}"}, API_ACCOUNT, api_segment_put, NULL},
+    {{"DELETE", "/v1/segments/{name}"}, API_ACCOUNT, api_segment_delete, NULL},
     {{"GET", "/v1/imports/{id}"}, API_ACCOUNT, api_import_get, NULL},
     {{"GET", "/v1/imports/{id}/errors.csv"}, API_ACCOUNT, api_import_errors_csv, NULL},
     /* the stop-list and consents (api_stoplist.c, api_consents.c) */

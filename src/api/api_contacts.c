@@ -319,7 +319,15 @@ struct page {
 
 static void on_page(void *arg, int rc) {
   struct page *p = arg;
-  if (rc != 0) {
+  if (rc == KK_ENOENT) {
+    api_error(p->call->req, 404, "not_found", "segment", "no segment %s", p->f.segment);
+  } else if (rc == KK_ETIMEDOUT) {
+    api_error(p->call->req, 503, "segment_too_slow", "segment",
+              "the segment's page took longer than %d ms; narrow the filter",
+              STORE_SEGMENT_COUNT_MS);
+  } else if (rc == KK_EINVAL) {
+    api_error(p->call->req, 422, "invalid_filter", "segment", "the segment's filter does not parse");
+  } else if (rc != 0) {
     api_error(p->call->req, 503, "store_unavailable", NULL, "cannot list contacts now");
   } else {
     json_t *arr = json_array();
@@ -345,6 +353,14 @@ void api_contacts_list(struct api_call *c) {
       return;
     }
     p->f.list = kk_arena_strdup(&c->arena, s);
+  }
+  if ((s = http_req_query(c->req, "segment")) != NULL) {
+    if (!api_list_name_valid(s)) {
+      api_error(c->req, 422, "invalid_segment", "segment",
+                "segment: 1 to 64 of A-Z a-z 0-9 _ - .");
+      return;
+    }
+    p->f.segment = kk_arena_strdup(&c->arena, s);
   }
   if ((s = http_req_query(c->req, "q")) != NULL && *s) {
     if (strlen(s) > 100) {

@@ -288,7 +288,8 @@ static int contact_row(void *arg, const struct store_contact *c) {
   return ferror(f) ? KK_EIO : 0;
 }
 
-static void on_export(void *arg, int rc) { send_csv(arg, rc, "contacts"); }
+/* A contacts' export: KK_ENOENT only for a segment that is not there. */
+static void on_export(void *arg, int rc) { send_csv(arg, rc, "segment"); }
 
 void api_contacts_csv(struct api_call *c) {
   const char *list = http_req_query(c->req, "list");
@@ -296,11 +297,17 @@ void api_contacts_csv(struct api_call *c) {
     api_error(c->req, 422, "invalid_list", "list", "list: 1 to 64 of A-Z a-z 0-9 _ - .");
     return;
   }
+  const char *segment = http_req_query(c->req, "segment");
+  if (segment && !api_list_name_valid(segment)) {
+    api_error(c->req, 422, "invalid_segment", "segment", "segment: 1 to 64 of A-Z a-z 0-9 _ - .");
+    return;
+  }
   struct imp_read *r = csv_read(c, "phone,name,email,timezone,timezone_source,operator,region,"
                                    "vk_id,telegram_chat_id,viber_id,lists,consent,"
                                    "consent_source,consent_at,attrs\n");
   if (r == NULL) return;
-  store_contacts_each_async(c->a->store, c->account_id, list, contact_row, r->f, on_export, r);
+  store_contacts_each_async(c->a->store, c->account_id, list, segment, contact_row, r->f,
+                            on_export, r);
 }
 
 void api_csv_cell(FILE *f, const char *s, int last) { cell(f, s, last); }

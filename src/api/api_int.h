@@ -140,6 +140,7 @@ struct api_msg_item {
   /* a send by template: whose templates (set before api_msg_parse) */
   const struct accept *ac;
   int64_t account_id;
+  const struct store_contact *contact;   /* the recipient's, read before; NULL: none */
 };
 /* Message statuses in the order of a message's life. */
 #define API_MSG_NSTATUSES 10
@@ -265,6 +266,11 @@ void api_import_errors_csv(struct api_call *c);
 void api_contacts_list(struct api_call *c);
 void api_contacts_csv(struct api_call *c);
 void api_lists_get(struct api_call *c);
+/* segments (api_segments.c) */
+void api_segment_get(struct api_call *c);
+void api_segment_put(struct api_call *c);
+void api_segment_delete(struct api_call *c);
+void api_segments_list(struct api_call *c);
 void api_contact_get(struct api_call *c);
 void api_contact_put(struct api_call *c);
 void api_contact_patch(struct api_call *c);

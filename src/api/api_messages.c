@@ -24,6 +24,7 @@
 #include "http/http_server.h"
 #include "phone/phone.h"
 #include "store/store.h"
+#include "store/store_contact.h"
 
 #define MAX_BATCH 1000
 #define MAX_URL 500
@@ -40,6 +41,13 @@ struct send_ctx {
   struct api_msg_item *parsed; /* per item: the parse's error and storage */
   struct accept_item *items;
   struct accept_req r;
+  /* a send by template: the recipients' contacts, read on the store's
+     pool before the messages are parsed (their fields fill the vars) */
+  json_t *list;
+  const char *idem_header;
+  struct store_contact *contacts;   /* one per message, or NULL */
+  char *found;                      /* 1: contacts[i] was read */
+  int pending;
 };
 
 const char *const api_msg_statuses[API_MSG_NSTATUSES] = {
@@ -279,6 +287,10 @@ static void send_ctx_free(struct send_ctx *c) {
     accept_item_fini(&c->items[i]);
   }
   json_decref(c->doc);
+  json_decref(c->list);
+  for (int i = 0; c->contacts && i < c->r.n; i++) store_contact_fini(&c->contacts[i]);
+  free(c->contacts);
+  free(c->found);
   free(c->parsed);
   free(c->items);
   free(c);
@@ -363,6 +375,44 @@ static json_t *messages_of(struct http_req *req, json_t *doc, int batch) {
   return json_incref(list);
 }
 
+static void messages_accept(struct send_ctx *c);
+
+static void on_contact(void *arg, int rc) {
+  struct send_ctx *c = arg;
+  (void)rc;   /* a contact not found (or not readable now) fills nothing */
+  if (--c->pending == 0) messages_accept(c);
+}
+
+/* Reads the contact of each message sent by template to a number, on the
+   store's pool; 0 when there was none to read (nothing pending). */
+static int contacts_read(struct send_ctx *c) {
+  int n = c->r.n;
+  char phones[MAX_BATCH][16];
+  int want = 0;
+  for (int i = 0; i < n; i++) {
+    json_t *o = json_array_get(c->list, (size_t)i);
+    const char *to = json_string_value(json_object_get(o, "to"));
+    phones[i][0] = '\0';
+    if (to && json_is_string(json_object_get(o, "template")) &&
+        phone_normalize(to, phones[i], sizeof phones[i]) == 0)
+      want++;
+    else
+      phones[i][0] = '\0';
+  }
+  if (want == 0) return 0;
+  c->contacts = kk_xcalloc((size_t)n, sizeof *c->contacts);   /* freed in send_ctx_free */
+  c->found = kk_xcalloc((size_t)n, 1);
+  c->pending = want + 1;
+  for (int i = 0; i < n; i++)
+    if (phones[i][0]) {
+      c->found[i] = 1;
+      store_contact_get_async(c->a->store, c->r.account_id, phones[i], &c->contacts[i],
+                              on_contact, c);
+    }
+  if (--c->pending == 0) return 0;
+  return KK_EAGAIN;
+}
+
 /* POST /v1/messages (batch 0) and /v1/messages/batch (1). The body and
    the list belong to the request's arena; the context of the accept gets
    its own reference to the body, whose strings the items borrow. */
@@ -409,11 +459,21 @@ static void messages_post(struct api_call *call, int batch) {
     c->parsed[i].ac = &a->accept;   /* templates */
     c->parsed[i].account_id = call->account_id;
   }
-  for (int i = 0; i < n; i++)
-    if (api_msg_parse(json_array_get(list, (size_t)i), idem_header, &c->parsed[i],
+  c->list = json_incref(list);
+  c->idem_header = idem_header;
+  if (contacts_read(c) == 0) messages_accept(c);
+}
+
+/* Parses the messages (their contacts read) and hands them to accept. */
+static void messages_accept(struct send_ctx *c) {
+  struct http_req *req = c->req;
+  for (int i = 0; i < c->r.n; i++) {
+    if (c->found && c->found[i]) c->parsed[i].contact = &c->contacts[i];
+    if (api_msg_parse(json_array_get(c->list, (size_t)i), c->idem_header, &c->parsed[i],
                       &c->items[i]) != 0)
       c->items[i].result = ACCEPT_REFUSED;
-  int rc = accept_submit(&a->accept, &c->r);
+  }
+  int rc = accept_submit(&c->a->accept, &c->r);
   if (rc == 0) return;
   send_ctx_free(c);
   if (rc == KK_EAGAIN)

@@ -3,7 +3,9 @@
  * and the template of a message:
  *
  *   PUT/GET/DELETE /v1/templates[/{name}]
- *   POST /v1/templates/{name}/preview {"vars"?, "class"?, "sender"?}
+ *   POST /v1/templates/{name}/preview {"phone"? (or "contact"), "vars"?, "class"?,
+ *                                      "sender"?}: a contact's fields fill what vars
+ *                                      does not (read on the store's pool first)
  *   POST /v1/messages {"template":"NAME","vars":{…}} (api_msg_template)
  *
  * A template's body is checked at PUT (template/tmpl_doc.h): a broken
@@ -20,7 +22,9 @@
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
 #include "http/http_server.h"
+#include "phone/phone.h"
 #include "sms/sms_enc.h"
+#include "store/store_contact.h"
 #include "template/tmpl_doc.h"
 
 #define VARS_MAX 64        /* variables of a message or a preview */
@@ -203,6 +207,7 @@ int api_msg_template(json_t *o, struct api_msg_item *p, struct accept_item *it) 
   if (vars_of(o, &vars, &p->err) != 0) return KK_EINVAL;
   it->vars = vars;
   it->template_name = json_string_value(tn);
+  it->contact = p->contact;
   /* The steps it goes through: a saved cascade's, the given ones, or SMS. */
   char *saved = NULL;
   if (p->cascade_name[0] &&
@@ -300,14 +305,58 @@ static json_t *preview_one(const json_t *doc, enum tmpl_chan ch, struct tmpl_var
   return r;
 }
 
+/* A preview for a contact: read on the store's pool first (in the call's
+   arena). */
+struct preview {
+  struct api_call *call;
+  json_t *body;             /* the call's */
+  struct store_contact ct;
+};
+
+static void preview_render(struct api_call *c, json_t *body, const struct store_contact *ct);
+
+static void on_preview_contact(void *arg, int rc) {
+  struct preview *p = arg;
+  if (rc == KK_ENOENT)
+    api_error(p->call->req, 404, "not_found", "phone", "no contact %s", p->ct.phone);
+  else if (rc != 0)
+    api_error(p->call->req, 503, "store_unavailable", NULL, "cannot read the contact now");
+  else
+    preview_render(p->call, p->body, &p->ct);
+  store_contact_fini(&p->ct);
+}
+
 void api_template_preview(struct api_call *c) {
-  const struct store_template *t = find(c);
-  if (!t) return;
+  if (!find(c)) return;
   /* Every field is optional: no body at all is an empty object. */
   size_t blen;
   http_req_body(c->req, &blen);
   json_t *body = blen ? api_call_body(c) : api_call_own(c, json_object());
   if (!body) return;
+  json_t *ph = json_object_get(body, "phone");
+  if (ph == NULL || json_is_null(ph)) ph = json_object_get(body, "contact");
+  if (ph == NULL || json_is_null(ph)) {
+    preview_render(c, body, NULL);
+    return;
+  }
+  struct preview *p = kk_arena_alloc(&c->arena, sizeof *p);
+  memset(p, 0, sizeof *p);
+  p->call = c;
+  p->body = body;
+  if (!json_is_string(ph) || phone_normalize(json_string_value(ph), p->ct.phone,
+                                             sizeof p->ct.phone) != 0) {
+    api_error(c->req, 422, "invalid_phone", "phone", "phone: a contact's phone number");
+    return;
+  }
+  char phone[16];
+  memcpy(phone, p->ct.phone, sizeof phone);
+  store_contact_get_async(c->a->store, c->account_id, phone, &p->ct, on_preview_contact, p);
+}
+
+/* Renders the template of the call with its vars, then ct's fields. */
+static void preview_render(struct api_call *c, json_t *body, const struct store_contact *ct) {
+  const struct store_template *t = find(c);
+  if (!t) return;
   struct api_err e;
   const json_t *vars;
   if (vars_of(body, &vars, &e) != 0) {
@@ -340,7 +389,9 @@ void api_template_preview(struct api_call *c) {
   struct prices pr = {.account_id = c->account_id};
   for (int i = 0; i < TMPL_NCHAN; i++) pr.own[i] = pr.dflt[i] = -1;
   store_prices_each(c->a->store, collect_price, &pr);
-  struct tmpl_vars v = {.vars = vars};
+  struct accept_contact_vars cv = {.c = ct};
+  struct tmpl_vars v = {.vars = vars, .contact = ct ? accept_contact_var : NULL,
+                        .contact_arg = &cv};
   json_t *chans = json_object();
   json_t *tch = json_object_get(doc, "channels");
   for (int ch = 0; ch < TMPL_NCHAN; ch++) {
@@ -350,5 +401,8 @@ void api_template_preview(struct api_call *c) {
     json_object_set_new(chans, tmpl_chan_names[ch],
                         preview_one(doc, (enum tmpl_chan)ch, &v, &pr, advertising, sender));
   }
-  api_json(c->req, 200, json_pack("{s:s, s:o}", "template", t->name, "channels", chans), NULL);
+  accept_contact_vars_fini(&cv);
+  json_t *doc_out = json_pack("{s:s, s:o}", "template", t->name, "channels", chans);
+  if (ct) json_object_set_new(doc_out, "phone", json_string(ct->phone));
+  api_json(c->req, 200, doc_out, NULL);
 }

@@ -368,8 +368,9 @@ static void bind(struct out *o, int is_num, double num, const char *str) {
   if (o->d == CF_SQLITE) {
     put(o, "?");
   } else {
-    char ph[16];
-    snprintf(ph, sizeof ph, "$%d", o->next++);
+    /* typed: an untyped parameter would take its type from the column */
+    char ph[24];
+    snprintf(ph, sizeof ph, "$%d::%s", o->next++, is_num ? "float8" : "text");
     put(o, ph);
   }
 }
@@ -382,6 +383,14 @@ static void bind_value(struct out *o, const struct cf_value *v, int as_num) {
 /* The value expression of n's field: a column, or an attribute (numeric:
    through kk_num). */
 static void value_expr(struct out *o, const struct cf_node *n, int num) {
+  if (n->field == CF_F_CONSENT) {   /* stored 1, 0 or NULL; named yes and no */
+    put(o, "(CASE c.consent WHEN 1 THEN 'yes' WHEN 0 THEN 'no' END)");
+    return;
+  }
+  if (n->field == CF_F_STOP_LISTED) {
+    put(o, "(CASE WHEN c.stop_listed <> 0 THEN 'yes' ELSE 'no' END)");
+    return;
+  }
   if (n->field != CF_F_ATTR) {
     put(o, "c.");
     put(o, field_names[n->field]);
@@ -425,17 +434,35 @@ static void list_member(struct out *o, const struct cf_node *n, int negate) {
   put(o, ")");
 }
 
+/* What a condition costs a row, roughly: a column 1, a list (an index
+   seek) 2, an attribute (the JSON read) 4; AND and OR the sum. The
+   cheaper side of AND and OR goes first, so that a cheap test that fails
+   (or holds, for OR) spares the dear one: the same result in any order. */
+static int cost(const struct cf_node *n) {
+  switch (n->kind) {
+  case CF_AND:
+  case CF_OR:
+    return cost(n->a) + cost(n->b);
+  case CF_NOT:
+    return cost(n->a);
+  default:
+    return n->field == CF_F_ATTR ? 4 : n->field == CF_F_LIST ? 2 : 1;
+  }
+}
+
 static void compile(struct out *o, const struct cf_node *n) {
   int num = n->field == CF_F_ATTR && n->nvals > 0 && n->vals[0].is_num;
   switch (n->kind) {
   case CF_AND:
-  case CF_OR:
+  case CF_OR: {
+    int swap = cost(n->b) < cost(n->a);
     put(o, "(");
-    compile(o, n->a);
+    compile(o, swap ? n->b : n->a);
     put(o, n->kind == CF_AND ? " AND " : " OR ");
-    compile(o, n->b);
+    compile(o, swap ? n->a : n->b);
     put(o, ")");
     return;
+  }
   case CF_NOT:
     /* A missing value makes a comparison unknown: "not" of it holds. */
     put(o, "NOT COALESCE(");

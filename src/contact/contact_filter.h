@@ -13,7 +13,8 @@
  * contact field (phone, name, email, timezone, operator, region, vk_id,
  * telegram_chat_id, viber_id, consent, stop_listed, list), else an attribute
  * (`attrs.city` or `city`); an attribute compared with a number compares as
- * a number (a value that is not one never matches).
+ * a number (a value that is not one never matches). consent and stop_listed
+ * compare as 'yes' or 'no'.
  *
  * The compiled condition never holds text of the filter: every value and
  * attribute name is a bound parameter.
@@ -82,7 +83,8 @@ struct cf_param {
  * the fields, attributes in the JSON column c.attrs, lists in
  * contact_lists(account_id, phone, list); kk_num(text) -> a number or NULL,
  * defined by the backend). Writes NUL-terminated SQL into sql (cap bytes)
- * with placeholders `?` (SQLite) or `$first_param, …` (PostgreSQL), and the
+ * with placeholders `?` (SQLite) or `$first_param::text|float8, …`
+ * (PostgreSQL), and the
  * parameters into params (cap_params). 0, or KK_ENOSPC.
  */
 int contact_filter_sql(const struct cf_node *n, enum cf_dialect d, int first_param, char *sql,

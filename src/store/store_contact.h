@@ -16,6 +16,8 @@
 
 #include "store/store.h"
 
+struct cf_node;   /* contact/contact_filter.h */
+
 #define STORE_CONTACT_LISTS_MAX 32     /* lists of one contact */
 #define STORE_LIST_NAME_MAX 64         /* bytes of a list's name */
 #define STORE_CONTACT_BATCH_MAX 5000   /* contacts of one write */
@@ -134,8 +136,11 @@ void store_contact_get_async(struct store *s, int64_t account_id, const char *ph
 struct store_contact_filter {
   const char *list;
   const char *q;
+  const char *segment;      /* a segment's name (NULL: any); KK_ENOENT when
+                               the account has none of that name */
   char after[16];
   int limit;
+  const struct cf_node *cond;  /* the store's own: the segment's filter */
 };
 void store_contact_list_async(struct store *s, int64_t account_id,
                               const struct store_contact_filter *f, struct store_contact *out,
@@ -162,19 +167,64 @@ void store_import_errors_async(struct store *s, int64_t account_id, int64_t id,
                                void *arg);
 typedef int (*store_contact_fn)(void *arg, const struct store_contact *c);
 void store_contacts_each_async(struct store *s, int64_t account_id, const char *list,
-                               store_contact_fn fn, void *fn_arg, store_done_cb done,
-                               void *arg);
+                               const char *segment, store_contact_fn fn, void *fn_arg,
+                               store_done_cb done, void *arg);
+
+/* ---- segments --------------------------------------------------------------- */
+
+/*
+ * A segment is a named filter (contact/contact_filter.h) of an account.
+ * Its count runs on a pool thread as one parameterised query, bounded by
+ * STORE_SEGMENT_COUNT_MS (SQLite: a progress handler; PostgreSQL: a
+ * statement timeout): past it the read answers KK_ETIMEDOUT and frees its
+ * connection for the others.
+ */
+#define STORE_SEGMENT_FILTER_MAX 4096   /* bytes of a filter (CF_TEXT_MAX) */
+#define STORE_SEGMENTS_MAX 1000         /* segments one listing shows */
+#define STORE_SEGMENT_COUNT_MS 5000     /* a count's bound */
+
+struct store_segment {
+  char name[STORE_LIST_NAME_MAX + 1];
+  char filter[STORE_SEGMENT_FILTER_MAX + 1];
+  int64_t created_at, updated_at;
+  int64_t count;            /* -1: not counted */
+};
+
+/* Creates or replaces a segment (name and filter copied; the filter is not
+   checked here: the caller parsed it). */
+void store_segment_put(struct store *s, int64_t account_id, const char *name, const char *filter,
+                       store_done_cb done, void *arg);
+/* Deletes one: 0 or KK_ENOENT. */
+void store_segment_delete(struct store *s, int64_t account_id, const char *name,
+                          store_done_cb done, void *arg);
+/* One segment into out (borrowed until done), with its count when count is
+   nonzero: 0, KK_ENOENT, KK_EINVAL (its filter no longer parses),
+   KK_ETIMEDOUT (the count took too long) or KK_ESTORE. */
+void store_segment_get_async(struct store *s, int64_t account_id, const char *name, int count,
+                             struct store_segment *out, store_done_cb done, void *arg);
+/* fn(arg, segment) for each segment of the account in name order (at most
+   STORE_SEGMENTS_MAX; not counted), on the pool thread. */
+typedef void (*store_segment_fn)(void *arg, const struct store_segment *sg);
+void store_segments_async(struct store *s, int64_t account_id, store_segment_fn fn,
+                          void *fn_arg, store_done_cb done, void *arg);
 
 /* ---- what a backend provides (store_int.h) -------------------------------- */
 
 #define STORE_OP_LIST_CONTACT(XX)                                              \
   XX(CONTACT_WRITE)     /* struct store_contact_batch, the caller's */         \
   XX(CONTACT_DELETE)    /* struct store_contact_key */                         \
-  XX(IMPORT_CHANGE)     /* struct store_import_op, the caller's */
+  XX(IMPORT_CHANGE)     /* struct store_import_op, the caller's */         \
+  XX(SEGMENT_PUT)       /* struct store_segment_key */                         \
+  XX(SEGMENT_DELETE)    /* struct store_segment_key */
 
 struct store_contact_key {
   int64_t account_id;
   char phone[16];
+};
+struct store_segment_key {
+  int64_t account_id;
+  char name[STORE_LIST_NAME_MAX + 1];
+  char filter[STORE_SEGMENT_FILTER_MAX + 1];   /* SEGMENT_PUT */
 };
 
 /* The reads, on a pool thread through rd; arguments as above. */
@@ -189,8 +239,16 @@ struct store_contact_reads {
                     struct store_import *out);
   int (*import_errors)(struct store *s, void *rd, int64_t account_id, int64_t id,
                        store_import_error_fn fn, void *arg);
+  /* cond: a parsed filter (NULL: every contact) */
   int (*each)(struct store *s, void *rd, int64_t account_id, const char *list,
-              store_contact_fn fn, void *arg);
+              const struct cf_node *cond, store_contact_fn fn, void *arg);
+  /* a segment's row (out->count untouched), the account's segments */
+  int (*segment_get)(struct store *s, void *rd, int64_t account_id, const char *name,
+                     struct store_segment *out);
+  int (*segments)(struct store *s, void *rd, int64_t account_id, store_segment_fn fn, void *arg);
+  /* the contacts that meet cond, within STORE_SEGMENT_COUNT_MS */
+  int (*count)(struct store *s, void *rd, int64_t account_id, const struct cf_node *cond,
+               int64_t *out);
 };
 
 #endif

@@ -220,7 +220,7 @@ static void pages(struct tmp_store *t) {
   store_contact_fini(&out[0]);
   int each = 0;
   y = (struct sync){0, 0};
-  store_contacts_each_async(t->store, 5, "odd", on_each, &each, on_sync, &y);
+  store_contacts_each_async(t->store, 5, "odd", NULL, on_each, &each, on_sync, &y);
   ASSERT_EQ(sync_wait(t, &y), 0);
   ASSERT_EQ(each, 12);
 }
@@ -334,7 +334,98 @@ static void error_bound(struct tmp_store *t) {
   free(errs);
 }
 
+static int seg_put(struct tmp_store *t, int64_t acc, const char *name, const char *filter) {
+  struct sync y = {0, 0};
+  store_segment_put(t->store, acc, name, filter, on_sync, &y);
+  return sync_wait(t, &y);
+}
+static int seg_count(struct tmp_store *t, int64_t acc, const char *name, int64_t *count) {
+  struct store_segment sg;
+  struct sync y = {0, 0};
+  store_segment_get_async(t->store, acc, name, 1, &sg, on_sync, &y);
+  int rc = sync_wait(t, &y);
+  *count = sg.count;
+  return rc;
+}
+static void on_seg(void *arg, const struct store_segment *sg) {
+  (void)sg;
+  (*(int *)arg)++;
+}
+
+/* Segments: a filter over fields, attributes (numbers as numbers), lists;
+   counted, listed and exported; a hostile value is only a value. */
+static void segments(struct tmp_store *t) {
+  struct store_contact rows[30];
+  for (int i = 0; i < 30; i++) {
+    char phone[24], attrs[96];
+    snprintf(phone, sizeof phone, "7911000%04d", i % 10000);
+    contact(&rows[i], phone, i == 3 ? "Ivan O'Neil" : "x", i % 3 == 0 ? "vip" : NULL);
+    snprintf(attrs, sizeof attrs, "{\"city\":\"%s\",\"orders\":\"%d\"}",
+             i % 2 ? "Казань" : "Москва", i);
+    rows[i].attrs = strdup(attrs);
+    rows[i].consent = i < 10;
+  }
+  struct store_contact_batch b = {.account_id = 12, .rows = rows, .n = 30};
+  ASSERT_EQ(write_batch(t, &b), 0);
+  for (int i = 0; i < 30; i++) store_contact_fini(&rows[i]);
+  int64_t n;
+  ASSERT_EQ(seg_put(t, 12, "kazan", "city = 'Казань' and orders >= 10"), 0);
+  ASSERT_EQ(seg_count(t, 12, "kazan", &n), 0);
+  ASSERT_EQ(n, 10);   /* 11, 13, ..., 29 */
+  ASSERT_EQ(seg_put(t, 12, "kazan", "city = 'Казань' and orders >= 9 and list = 'vip'"), 0);
+  ASSERT_EQ(seg_count(t, 12, "kazan", &n), 0);
+  ASSERT_EQ(n, 4);    /* 9, 15, 21, 27 */
+  ASSERT_EQ(seg_put(t, 12, "q", "name = 'Ivan O''Neil' or name contains ''' OR 1=1 --'"), 0);
+  ASSERT_EQ(seg_count(t, 12, "q", &n), 0);
+  ASSERT_EQ(n, 1);
+  ASSERT_EQ(seg_put(t, 12, "c", "consent = 'yes' and not (orders in (1, 2, 3))"), 0);
+  ASSERT_EQ(seg_count(t, 12, "c", &n), 0);
+  ASSERT_EQ(n, 7);
+  ASSERT_EQ(seg_put(t, 12, "none", "nothere exists or list != 'vip' and orders < 0"), 0);
+  ASSERT_EQ(seg_count(t, 12, "none", &n), 0);
+  ASSERT_EQ(n, 0);
+  ASSERT_EQ(seg_count(t, 13, "kazan", &n), KK_ENOENT);   /* another account's */
+  struct store_contact out[10];
+  int k = 0;
+  char next[16];
+  struct store_contact_filter f = {.limit = 10, .segment = "kazan"};
+  struct sync y = {0, 0};
+  store_contact_list_async(t->store, 12, &f, out, &k, next, on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  ASSERT_EQ(k, 4);
+  ASSERT_STR_EQ(out[0].phone, "79110000009");
+  for (int i = 0; i < k; i++) store_contact_fini(&out[i]);
+  f = (struct store_contact_filter){.limit = 2, .segment = "kazan", .list = "vip"};
+  y = (struct sync){0, 0};
+  store_contact_list_async(t->store, 12, &f, out, &k, next, on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  ASSERT_EQ(k, 2);
+  ASSERT_STR_EQ(next, "79110000015");
+  for (int i = 0; i < k; i++) store_contact_fini(&out[i]);
+  f.segment = "nosuch";
+  y = (struct sync){0, 0};
+  store_contact_list_async(t->store, 12, &f, out, &k, next, on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), KK_ENOENT);
+  int each = 0;
+  y = (struct sync){0, 0};
+  store_contacts_each_async(t->store, 12, NULL, "c", on_each, &each, on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  ASSERT_EQ(each, 7);
+  int nseg = 0;
+  y = (struct sync){0, 0};
+  store_segments_async(t->store, 12, on_seg, &nseg, on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  ASSERT_EQ(nseg, 4);
+  y = (struct sync){0, 0};
+  store_segment_delete(t->store, 12, "none", on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  y = (struct sync){0, 0};
+  store_segment_delete(t->store, 12, "none", on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), KK_ENOENT);
+}
+
 static void contract(struct tmp_store *t) {
+  segments(t);
   merge_and_read(t);
   pages(t);
   imports(t);

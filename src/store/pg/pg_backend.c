@@ -304,6 +304,8 @@ const struct store_backend store_pg_backend = {
             /* balances (pg_money.c) */
             [STORE_OP_MONEY_SET] = pg_money_set,
             [STORE_OP_MONEY_TOPUP] = pg_money_topup,
+            [STORE_OP_SEGMENT_PUT] = pg_segment_put,
+            [STORE_OP_SEGMENT_DELETE] = pg_segment_delete,
         },
     .read =
         {
@@ -332,7 +334,9 @@ const struct store_backend store_pg_backend = {
             /* contacts and imports (pg_contact.c) */
             .contact = {.get = pg_contact_get, .list = pg_contact_list,
                         .lists = pg_contact_lists, .import_get = pg_import_get,
-                        .import_errors = pg_import_errors, .each = pg_contacts_each},
+                        .import_errors = pg_import_errors, .each = pg_contacts_each,
+                        .segment_get = pg_segment_get, .segments = pg_segments,
+                        .count = pg_contact_count},
             /* the stop-list and consents (pg_optout.c) */
             .optout = {.stop_all = pg_stop_all, .consent_all = pg_consent_all,
                        .stop_each = pg_stop_each, .consent_each = pg_consent_each},

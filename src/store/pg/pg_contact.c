@@ -10,11 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "contact/contact_filter.h"
 #include "core/kk_err.h"
+#include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "store/pg/pg_int.h"
 
 #define PAGE 1000   /* rows of one page of a long read */
+#define LOGCTX "store"
 
 /* "" is SQL NULL: an absent field. */
 static void p_opt_text(struct pg_params *p, const char *s) { pg_p_text(p, s && *s ? s : NULL); }
@@ -321,26 +324,83 @@ int pg_contact_get(struct store *s, void *rd, int64_t account_id, const char *ph
   return rc;
 }
 
-/* A page of at most max contacts after `after` (in list when not NULL). */
-static PGresult *contact_page(void *rd, int64_t account_id, const char *list, const char *after,
-                              int max) {
-  struct pg_params p = {0};
-  pg_p_int(&p, account_id);
-  pg_p_text(&p, after);
-  pg_p_int(&p, max);
-  int rc;
+/* A read whose text params are head's (n, values; NULL: SQL NULL) followed
+   by cond's condition: head, " AND " cond, tail. NULL with *rc (KK_ETIMEDOUT
+   when the statement timeout cut it) or the result. */
+static PGresult *filtered_read(struct pg_conn *c, const char *head, const char *tail, int n,
+                               const char *const *vals, const struct cf_node *cond, int *rc) {
+  enum { SQL_CAP = 32768, CF_PARAMS = 1200 };
+  char *sql = kk_xmalloc(SQL_CAP);
+  struct cf_param *cp = kk_xcalloc(CF_PARAMS, sizeof *cp);
+  const char **v = kk_xcalloc((size_t)n + CF_PARAMS, sizeof *v);
+  char (*num)[32] = kk_xcalloc(CF_PARAMS, sizeof *num);
+  PGresult *r = NULL;
+  int np = 0;
+  size_t hl = strlen(head);
+  memcpy(sql, head, hl + 1);
+  *rc = 0;
+  if (cond) {
+    memcpy(sql + hl, " AND ", 6);
+    hl += 5;
+    *rc = contact_filter_sql(cond, CF_POSTGRES, n + 1, sql + hl, SQL_CAP - hl - strlen(tail) - 1,
+                             cp, CF_PARAMS, &np);
+    hl += strlen(sql + hl);
+  }
+  snprintf(sql + hl, SQL_CAP - hl, "%s", tail);
+  for (int i = 0; i < n; i++) v[i] = vals[i];
+  for (int i = 0; i < np; i++) {
+    if (cp[i].is_num) {
+      snprintf(num[i], sizeof num[i], "%.17g", cp[i].num);
+      v[n + i] = num[i];
+    } else {
+      v[n + i] = cp[i].str;
+    }
+  }
+  if (*rc == 0 && pg_conn_ensure(c) != 0) *rc = KK_ESTORE;
+  if (*rc == 0) {
+    r = PQexecParams(c->db, sql, n + np, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+      const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      snprintf(c->sqlstate, sizeof c->sqlstate, "%s", state ? state : "");
+      *rc = state && strcmp(state, "57014") == 0 ? KK_ETIMEDOUT : KK_ESTORE;
+      if (*rc == KK_ESTORE) kk_error(LOGCTX, "a filter's query: %s", PQerrorMessage(c->db));
+      PQclear(r);
+      r = NULL;
+    }
+  }
+  free(num);
+  free(v);
+  free(cp);
+  free(sql);
+  return r;
+}
+
+/* A page of at most max contacts after `after` (in list when not NULL,
+   meeting cond when not NULL). */
+static PGresult *contact_page(void *rd, int64_t account_id, const char *list,
+                              const struct cf_node *cond, const char *after, int max, int *rc) {
+  char acc[24], lim[16];
+  snprintf(acc, sizeof acc, "%lld", (long long)account_id);
+  snprintf(lim, sizeof lim, "%d", max);
+  const char *vals[] = {acc, after, lim, list};
   if (list == NULL)
-    return pg_read(rd,
-                   CONTACT_SEL " FROM contacts c WHERE c.account_id=$1::bigint"
-                               " AND c.phone>$2 ORDER BY c.phone LIMIT $3::int",
-                   &p, &rc);
-  pg_p_text(&p, list);
-  return pg_read(rd,
-                 CONTACT_SEL " FROM contact_lists m JOIN contacts c"
-                             " ON c.account_id=m.account_id AND c.phone=m.phone"
-                             " WHERE m.account_id=$1::bigint AND m.list=$4 AND m.phone>$2"
-                             " ORDER BY m.phone LIMIT $3::int",
-                 &p, &rc);
+    return filtered_read(rd,
+                         CONTACT_SEL " FROM contacts c WHERE c.account_id=$1::bigint"
+                                     " AND c.phone>$2",
+                         " ORDER BY c.phone LIMIT $3::int", 3, vals, cond, rc);
+  return filtered_read(rd,
+                       CONTACT_SEL " FROM contact_lists m JOIN contacts c"
+                                   " ON c.account_id=m.account_id AND c.phone=m.phone"
+                                   " WHERE m.account_id=$1::bigint AND m.list=$4 AND m.phone>$2",
+                       " ORDER BY m.phone LIMIT $3::int", 4, vals, cond, rc);
+}
+
+/* Bounds the reads of a listing or a count on c (ms; 0: none). */
+static void read_bound(struct pg_conn *c, int ms) {
+  char sql[64];
+  snprintf(sql, sizeof sql, "SET statement_timeout = %d", ms);
+  int rc;
+  PQclear(pg_read(c, sql, NULL, &rc));
 }
 
 int pg_contact_list(struct store *s, void *rd, int64_t account_id,
@@ -349,14 +409,16 @@ int pg_contact_list(struct store *s, void *rd, int64_t account_id,
   (void)s;
   char after[16];
   snprintf(after, sizeof after, "%s", f->after);
-  int k = 0, examined = 0;
+  int k = 0, examined = 0, rc;
   next[0] = '\0';
   *n = 0;
+  if (f->cond) read_bound(rd, STORE_SEGMENT_COUNT_MS);
   while (examined < STORE_LIST_EXAMINE) {
-    PGresult *r = contact_page(rd, account_id, f->list, after, PAGE);
+    PGresult *r = contact_page(rd, account_id, f->list, f->cond, after, PAGE, &rc);
     if (r == NULL) {
       for (int i = 0; i < k; i++) store_contact_fini(&out[i]);
-      return KK_ESTORE;
+      if (f->cond) read_bound(rd, 0);
+      return rc;
     }
     int rows = PQntuples(r);
     for (int i = 0; i < rows; i++) {
@@ -368,6 +430,7 @@ int pg_contact_list(struct store *s, void *rd, int64_t account_id,
           snprintf(next, 16, "%s", out[k - 1].phone);
           PQclear(r);
           *n = k;
+          if (f->cond) read_bound(rd, 0);
           return 0;
         }
         contact_row(r, i, &out[k++]);
@@ -382,6 +445,7 @@ int pg_contact_list(struct store *s, void *rd, int64_t account_id,
     if (rows < PAGE) break;
   }
   *n = k;
+  if (f->cond) read_bound(rd, 0);
   return 0;
 }
 
@@ -462,12 +526,13 @@ int pg_import_errors(struct store *s, void *rd, int64_t account_id, int64_t id,
 }
 
 int pg_contacts_each(struct store *s, void *rd, int64_t account_id, const char *list,
-                     store_contact_fn fn, void *arg) {
+                     const struct cf_node *cond, store_contact_fn fn, void *arg) {
   (void)s;
   char after[16] = "";
+  int rc;
   for (;;) {
-    PGresult *r = contact_page(rd, account_id, list, after, PAGE);
-    if (r == NULL) return KK_ESTORE;
+    PGresult *r = contact_page(rd, account_id, list, cond, after, PAGE, &rc);
+    if (r == NULL) return rc;
     int rows = PQntuples(r), stop = 0;
     for (int i = 0; i < rows && !stop; i++) {
       struct store_contact c;
@@ -480,4 +545,100 @@ int pg_contacts_each(struct store *s, void *rd, int64_t account_id, const char *
     if (stop) return stop;
     if (rows < PAGE) return 0;
   }
+}
+
+/* ---- segments ------------------------------------------------------------------ */
+
+int pg_segment_put(struct store *s, struct store_op *op) {
+  struct store_segment_key *k = op->data;
+  struct pg_params p = {0};
+  pg_p_int(&p, k->account_id);
+  pg_p_text(&p, k->name);
+  pg_p_text(&p, k->filter);
+  return pg_cmd(&PG(s)->w,
+                "INSERT INTO segments(account_id,name,filter,created_at,updated_at)"
+                " VALUES($1::bigint,$2,$3," PG_NOW_MS "," PG_NOW_MS ")"
+                " ON CONFLICT(account_id,name) DO UPDATE SET filter=excluded.filter,"
+                " updated_at=excluded.updated_at",
+                &p);
+}
+
+int pg_segment_delete(struct store *s, struct store_op *op) {
+  struct store_segment_key *k = op->data;
+  struct pg_params p = {0};
+  pg_p_int(&p, k->account_id);
+  pg_p_text(&p, k->name);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         "DELETE FROM segments WHERE account_id=$1::bigint AND name=$2"
+                         " RETURNING 1",
+                         &p, &rc);
+  if (r == NULL) return rc;
+  rc = PQntuples(r) == 0 ? KK_ENOENT : 0;
+  PQclear(r);
+  return rc;
+}
+
+static void segment_row(const PGresult *r, int i, struct store_segment *out) {
+  memset(out, 0, sizeof *out);
+  pg_copy(r, i, 0, out->name, sizeof out->name);
+  pg_copy(r, i, 1, out->filter, sizeof out->filter);
+  out->created_at = pg_int(r, i, 2);
+  out->updated_at = pg_int(r, i, 3);
+  out->count = -1;
+}
+
+int pg_segment_get(struct store *s, void *rd, int64_t account_id, const char *name,
+                   struct store_segment *out) {
+  (void)s;
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  pg_p_text(&p, name);
+  int rc;
+  PGresult *r = pg_read(rd,
+                        "SELECT name,filter,created_at,updated_at FROM segments"
+                        " WHERE account_id=$1::bigint AND name=$2",
+                        &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  rc = PQntuples(r) == 1 ? 0 : KK_ENOENT;
+  if (rc == 0) segment_row(r, 0, out);
+  PQclear(r);
+  return rc;
+}
+
+int pg_segments(struct store *s, void *rd, int64_t account_id, store_segment_fn fn, void *arg) {
+  (void)s;
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  pg_p_int(&p, STORE_SEGMENTS_MAX);
+  int rc;
+  PGresult *r = pg_read(rd,
+                        "SELECT name,filter,created_at,updated_at FROM segments"
+                        " WHERE account_id=$1::bigint ORDER BY name COLLATE \"C\" LIMIT $2::int",
+                        &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  struct store_segment sg;
+  for (int i = 0; i < PQntuples(r); i++) {
+    segment_row(r, i, &sg);
+    fn(arg, &sg);
+  }
+  PQclear(r);
+  return 0;
+}
+
+int pg_contact_count(struct store *s, void *rd, int64_t account_id, const struct cf_node *cond,
+                     int64_t *out) {
+  (void)s;
+  char acc[24];
+  snprintf(acc, sizeof acc, "%lld", (long long)account_id);
+  const char *vals[] = {acc};
+  int rc;
+  read_bound(rd, STORE_SEGMENT_COUNT_MS);
+  PGresult *r = filtered_read(rd, "SELECT COUNT(*) FROM contacts c WHERE c.account_id=$1::bigint",
+                              "", 1, vals, cond, &rc);
+  read_bound(rd, 0);
+  if (r == NULL) return rc;
+  *out = pg_int(r, 0, 0);
+  PQclear(r);
+  return 0;
 }

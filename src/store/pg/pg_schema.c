@@ -319,6 +319,15 @@ static const char *const migrations[] = {
        subscribers (SQLite's migration 18) */
     ("ALTER TABLE attempts ADD COLUMN price BIGINT;"
     "ALTER TABLE accounts ADD COLUMN roaming_ads TEXT NOT NULL DEFAULT '';"),
+    /* 11: segments (named filters of the contacts) and kk_num(text), what a
+       filter compares an attribute with a number through */
+    "CREATE TABLE segments("
+    " account_id BIGINT NOT NULL, name TEXT NOT NULL, filter TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,"
+    " PRIMARY KEY(account_id, name));"
+    "CREATE FUNCTION kk_num(t text) RETURNS double precision LANGUAGE sql IMMUTABLE"
+    " PARALLEL SAFE AS $$ SELECT CASE WHEN t ~ '^ *[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)"
+    "([eE][-+]?[0-9]{1,3})? *$' THEN t::double precision END $$;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -220,6 +220,8 @@ const struct store_backend store_sqlite_backend = {
             /* balances (sq_money.c) */
             [STORE_OP_MONEY_SET] = sq_money_set,
             [STORE_OP_MONEY_TOPUP] = sq_money_topup,
+            [STORE_OP_SEGMENT_PUT] = sq_segment_put,
+            [STORE_OP_SEGMENT_DELETE] = sq_segment_delete,
         },
     .read =
         {

@@ -7,9 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+#include <time.h>
+
+#include "contact/contact_filter.h"
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
+#include "core/kk_log.h"
 #include "store/sqlite/sq_int.h"
+
+#define LOGCTX "store"
 
 /* "" binds as NULL: an absent field. */
 static void bind_opt_text(sqlite3_stmt *st, int i, const char *s) {
@@ -214,6 +221,137 @@ int sq_import_change(struct store *s, struct store_op *op) {
 
 /* ---- reads ------------------------------------------------------------------ */
 
+/* kk_num(v): v as a number (an integer, a real, or a text that is all a
+   number, spaces around allowed), else NULL: what a filter compares an
+   attribute with a number through (contact/contact_filter.h). */
+static void kk_num_fn(sqlite3_context *cx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  switch (sqlite3_value_type(argv[0])) {
+  case SQLITE_INTEGER:
+  case SQLITE_FLOAT:
+    sqlite3_result_double(cx, sqlite3_value_double(argv[0]));
+    return;
+  case SQLITE_TEXT: {
+    const char *t = (const char *)sqlite3_value_text(argv[0]);
+    char *end;
+    while (*t == ' ') t++;
+    if (!((*t >= '0' && *t <= '9') || *t == '-' || *t == '+' || *t == '.')) break;
+    double d = strtod(t, &end);
+    while (*end == ' ') end++;
+    if (end == t || *end || !isfinite(d)) break;
+    sqlite3_result_double(cx, d);
+    return;
+  }
+  default:
+    break;
+  }
+  sqlite3_result_null(cx);
+}
+
+/* A read's time bound: the progress handler interrupts it past at. */
+struct deadline {
+  struct timespec at;
+  int hit;
+};
+
+static int past_deadline(void *arg) {
+  struct deadline *d = arg;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (now.tv_sec > d->at.tv_sec || (now.tv_sec == d->at.tv_sec && now.tv_nsec >= d->at.tv_nsec))
+    d->hit = 1;
+  return d->hit;
+}
+
+/* Prepares head (its own parameters ?1..?nhead) AND cond's condition, then
+   tail; binds cond's parameters after head's; arms dl (NULL: no bound).
+   0 or KK_ESTORE/KK_ENOSPC. The statement is the caller's (scan_close). */
+static int filtered_open(struct conn *c, const char *head, const char *tail, int nhead,
+                         const struct cf_node *cond, struct deadline *dl, sqlite3_stmt **out) {
+  char *sql = kk_xmalloc(32768);
+  struct cf_param params[512];
+  int np = 0;
+  size_t hl = strlen(head);
+  memcpy(sql, head, hl);
+  int rc = 0;
+  if (cond) {
+    memcpy(sql + hl, " AND ", 6);
+    hl += 5;
+    rc = contact_filter_sql(cond, CF_SQLITE, nhead + 1, sql + hl, 32768 - hl - strlen(tail) - 1,
+                            params, 512, &np);
+    hl += strlen(sql + hl);
+  }
+  snprintf(sql + hl, 32768 - hl, "%s", tail);
+  *out = NULL;
+  if (rc == 0) {
+    sqlite3_create_function(c->db, "kk_num", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                            kk_num_fn, NULL, NULL);
+    if (sqlite3_prepare_v2(c->db, sql, -1, out, NULL) != SQLITE_OK) {
+      kk_error(LOGCTX, "a filter's query: %s", sqlite3_errmsg(c->db));
+      rc = KK_ESTORE;
+    }
+  }
+  free(sql);
+  if (rc != 0) return rc;
+  /* "?" after ?nhead numbers on from nhead + 1 */
+  for (int i = 0; i < np; i++) {
+    if (params[i].is_num) sqlite3_bind_double(*out, nhead + 1 + i, params[i].num);
+    else sqlite3_bind_text(*out, nhead + 1 + i, params[i].str, -1, SQLITE_TRANSIENT);
+  }
+  if (dl) {
+    memset(dl, 0, sizeof *dl);
+    clock_gettime(CLOCK_MONOTONIC, &dl->at);
+    dl->at.tv_sec += STORE_SEGMENT_COUNT_MS / 1000;
+    dl->at.tv_nsec += (STORE_SEGMENT_COUNT_MS % 1000) * 1000000L;
+    if (dl->at.tv_nsec >= 1000000000L) {
+      dl->at.tv_sec++;
+      dl->at.tv_nsec -= 1000000000L;
+    }
+    sqlite3_progress_handler(c->db, 20000, past_deadline, dl);
+  }
+  return 0;
+}
+
+/* The scan of contacts in phone order after `after` (in list when not
+   NULL, meeting cond when not NULL). */
+static int scan_open(struct conn *c, int64_t account_id, const char *list, const char *after,
+                     const struct cf_node *cond, struct deadline *dl, sqlite3_stmt **out) {
+  if (dl) memset(dl, 0, sizeof *dl);
+  if (cond == NULL) {
+    *out = sq_stmt(c, list ? ST_CT_SCAN_LIST : ST_CT_SCAN);
+  } else {
+    int rc = list ? filtered_open(c,
+                                  "SELECT " CONTACT_COLS " FROM contact_lists l"
+                                  " JOIN contacts c ON c.account_id=l.account_id"
+                                  " AND c.phone=l.phone WHERE l.account_id=?1 AND l.list=?3"
+                                  " AND l.phone>?2",
+                                  " ORDER BY l.phone", 3, cond, dl, out)
+                  : filtered_open(c,
+                                  "SELECT " CONTACT_COLS " FROM contacts c WHERE c.account_id=?1"
+                                  " AND c.phone>?2",
+                                  " ORDER BY c.phone", 2, cond, dl, out);
+    if (rc != 0) return rc;
+  }
+  sqlite3_bind_int64(*out, 1, account_id);
+  sq_bind_text(*out, 2, after);
+  if (list) sq_bind_text(*out, 3, list);
+  return 0;
+}
+
+/* Ends a scan whose last step answered step_rc: 0, KK_ETIMEDOUT (the
+   bound) or KK_ESTORE. */
+static int scan_close(struct conn *c, sqlite3_stmt *st, const struct cf_node *cond,
+                      struct deadline *dl, int step_rc) {
+  if (cond) {
+    if (dl) sqlite3_progress_handler(c->db, 0, NULL, NULL);
+    sqlite3_finalize(st);
+  } else {
+    sqlite3_reset(st);
+  }
+  if (dl && dl->hit) return KK_ETIMEDOUT;
+  return step_rc == SQLITE_ROW || step_rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
 /* The row at st (CONTACT_COLS) into c; attrs malloc'd. */
 static void contact_row(sqlite3_stmt *st, struct store_contact *c) {
   memset(c, 0, sizeof *c);
@@ -283,11 +421,11 @@ int sq_contact_list(struct store *s, void *rd, int64_t account_id,
                     char next[16]) {
   (void)s;
   struct conn *c = rd;
-  sqlite3_stmt *st = sq_stmt(c, f->list ? ST_CT_SCAN_LIST : ST_CT_SCAN);
-  sqlite3_bind_int64(st, 1, account_id);
-  sq_bind_text(st, 2, f->after);
-  if (f->list) sq_bind_text(st, 3, f->list);
-  int k = 0, examined = 0, rc;
+  struct deadline dl;
+  sqlite3_stmt *st;
+  int rc = scan_open(c, account_id, f->list, f->after, f->cond, &dl, &st);
+  if (rc != 0) return rc;
+  int k = 0, examined = 0;
   next[0] = '\0';
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (q_matches(st, f->q)) {
@@ -302,11 +440,11 @@ int sq_contact_list(struct store *s, void *rd, int64_t account_id,
       break;
     }
   }
-  sqlite3_reset(st);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+  int err = scan_close(c, st, f->cond, &dl, rc);
+  if (err != 0) {
     for (int i = 0; i < k; i++) store_contact_fini(&out[i]);
     *n = 0;
-    return KK_ESTORE;
+    return err;
   }
   for (int i = 0; i < k; i++) contact_lists_of(c, account_id, &out[i]);
   *n = k;
@@ -372,24 +510,98 @@ int sq_import_errors(struct store *s, void *rd, int64_t account_id, int64_t id,
 }
 
 int sq_contacts_each(struct store *s, void *rd, int64_t account_id, const char *list,
-                     store_contact_fn fn, void *arg) {
+                     const struct cf_node *cond, store_contact_fn fn, void *arg) {
   (void)s;
   struct conn *c = rd;
-  /* A statement of its own per page: the lists of each row are read on the
-     same connection between steps. */
+  /* The lists of each row are read on the same connection between steps.
+     An export is not bounded in time: it streams as it reads. */
   struct store_contact ct;
-  sqlite3_stmt *st = sq_stmt(c, list ? ST_CT_SCAN_LIST : ST_CT_SCAN);
-  sqlite3_bind_int64(st, 1, account_id);
-  sq_bind_text(st, 2, "");
-  if (list) sq_bind_text(st, 3, list);
-  int rc, stop = 0;
+  sqlite3_stmt *st;
+  int rc = scan_open(c, account_id, list, "", cond, NULL, &st);
+  if (rc != 0) return rc;
+  int stop = 0;
   while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     contact_row(st, &ct);
     contact_lists_of(c, account_id, &ct);
     stop = fn(arg, &ct);
     store_contact_fini(&ct);
   }
-  sqlite3_reset(st);
+  int err = scan_close(c, st, cond, NULL, rc);
   if (stop) return stop;
+  return err;
+}
+
+/* ---- segments ------------------------------------------------------------------ */
+
+int sq_segment_put(struct store *s, struct store_op *op) {
+  struct store_segment_key *k = op->data;
+  struct conn *w = &SQ(s)->w;
+  sqlite3_stmt *st = sq_stmt(w, ST_SEG_PUT);
+  sqlite3_bind_int64(st, 1, k->account_id);
+  sq_bind_text(st, 2, k->name);
+  sq_bind_text(st, 3, k->filter);
+  sqlite3_bind_int64(st, 4, store_now_ms());
+  return sq_step_done(w, st);
+}
+
+int sq_segment_delete(struct store *s, struct store_op *op) {
+  struct store_segment_key *k = op->data;
+  struct conn *w = &SQ(s)->w;
+  sqlite3_stmt *st = sq_stmt(w, ST_SEG_DEL);
+  sqlite3_bind_int64(st, 1, k->account_id);
+  sq_bind_text(st, 2, k->name);
+  int rc = sq_step_done(w, st);
+  if (rc == 0 && sqlite3_changes(w->db) == 0) rc = KK_ENOENT;
+  return rc;
+}
+
+static void segment_row(sqlite3_stmt *st, struct store_segment *out) {
+  memset(out, 0, sizeof *out);
+  sq_col_copy(st, 0, out->name, sizeof out->name);
+  sq_col_copy(st, 1, out->filter, sizeof out->filter);
+  out->created_at = sqlite3_column_int64(st, 2);
+  out->updated_at = sqlite3_column_int64(st, 3);
+  out->count = -1;
+}
+
+int sq_segment_get(struct store *s, void *rd, int64_t account_id, const char *name,
+                   struct store_segment *out) {
+  (void)s;
+  sqlite3_stmt *st = sq_stmt(rd, ST_SEG_GET);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, name);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) segment_row(st, out);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+}
+
+int sq_segments(struct store *s, void *rd, int64_t account_id, store_segment_fn fn, void *arg) {
+  (void)s;
+  sqlite3_stmt *st = sq_stmt(rd, ST_SEG_LIST);
+  sqlite3_bind_int64(st, 1, account_id);
+  sqlite3_bind_int(st, 2, STORE_SEGMENTS_MAX);
+  struct store_segment sg;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    segment_row(st, &sg);
+    fn(arg, &sg);
+  }
+  sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+int sq_contact_count(struct store *s, void *rd, int64_t account_id, const struct cf_node *cond,
+                     int64_t *out) {
+  (void)s;
+  struct conn *c = rd;
+  struct deadline dl;
+  sqlite3_stmt *st;
+  int rc = filtered_open(c, "SELECT COUNT(*) FROM contacts c WHERE c.account_id=?1", "", 1,
+                         cond, &dl, &st);
+  if (rc != 0) return rc;
+  sqlite3_bind_int64(st, 1, account_id);
+  rc = sqlite3_step(st);
+  *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  return scan_close(c, st, cond, &dl, rc);
 }

@@ -100,7 +100,16 @@
               "duplicates,created_at,updated_at FROM imports WHERE id=?"       \
               " AND account_id=?")                                             \
   XX(IMP_ERRORS, "SELECT line,reason,raw FROM import_errors WHERE import_id=?" \
-                 " ORDER BY n")
+                 " ORDER BY n")                                                 \
+  XX(SEG_PUT, "INSERT INTO segments(account_id,name,filter,created_at,"       \
+              "updated_at) VALUES(?1,?2,?3,?4,?4) ON CONFLICT(account_id,name)" \
+              " DO UPDATE SET filter=excluded.filter,"                         \
+              " updated_at=excluded.updated_at")                               \
+  XX(SEG_DEL, "DELETE FROM segments WHERE account_id=? AND name=?")            \
+  XX(SEG_GET, "SELECT name,filter,created_at,updated_at FROM segments"         \
+              " WHERE account_id=? AND name=?")                                \
+  XX(SEG_LIST, "SELECT name,filter,created_at,updated_at FROM segments"        \
+               " WHERE account_id=? ORDER BY name LIMIT ?")
 
 /* The schema's migration of the contact bases (sq_schema.c). */
 #define SQ_CONTACT_MIGRATION                                                   \
@@ -136,6 +145,13 @@
   " reason TEXT NOT NULL, raw TEXT,"                                           \
   " PRIMARY KEY(import_id, n)) WITHOUT ROWID;"
 
+/* The segments (named filters) of the accounts (sq_schema.c). */
+#define SQ_SEGMENT_MIGRATION                                                   \
+  "CREATE TABLE segments("                                                     \
+  " account_id INTEGER NOT NULL, name TEXT NOT NULL, filter TEXT NOT NULL,"    \
+  " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"                 \
+  " PRIMARY KEY(account_id, name)) WITHOUT ROWID;"
+
 struct store;
 struct store_op;
 int sq_contact_write(struct store *s, struct store_op *op);
@@ -154,11 +170,19 @@ int sq_import_get(struct store *s, void *rd, int64_t account_id, int64_t id,
 int sq_import_errors(struct store *s, void *rd, int64_t account_id, int64_t id,
                      store_import_error_fn fn, void *arg);
 int sq_contacts_each(struct store *s, void *rd, int64_t account_id, const char *list,
-                     store_contact_fn fn, void *arg);
+                     const struct cf_node *cond, store_contact_fn fn, void *arg);
+int sq_segment_put(struct store *s, struct store_op *op);
+int sq_segment_delete(struct store *s, struct store_op *op);
+int sq_segment_get(struct store *s, void *rd, int64_t account_id, const char *name,
+                   struct store_segment *out);
+int sq_segments(struct store *s, void *rd, int64_t account_id, store_segment_fn fn, void *arg);
+int sq_contact_count(struct store *s, void *rd, int64_t account_id, const struct cf_node *cond,
+                     int64_t *out);
 /* The reads as struct store_reads.contact holds them. */
 #define SQ_CONTACT_READS                                                       \
   {.get = sq_contact_get, .list = sq_contact_list, .lists = sq_contact_lists,  \
    .import_get = sq_import_get, .import_errors = sq_import_errors,             \
-   .each = sq_contacts_each}
+   .each = sq_contacts_each, .segment_get = sq_segment_get,                 \
+   .segments = sq_segments, .count = sq_contact_count}
 
 #endif

@@ -244,6 +244,8 @@ static const char *const migrations[] = {
        subscribers */
     ("ALTER TABLE attempts ADD COLUMN price INTEGER;"
     "ALTER TABLE accounts ADD COLUMN roaming_ads TEXT NOT NULL DEFAULT '';"),
+    /* 19: segments: named filters of the contacts (sq_contact.h) */
+    SQ_SEGMENT_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
