@@ -13,6 +13,7 @@ test('lanes: a stream message submitted before queued bulk ones on the same sess
   const { k, key, smsc, finish } = await setup(t, { route: { sessions: 1, window: 1 } });
   smsc.handler = () => ({ status: 0, delayMs: 100 });
   const bulk = [];
+  await k.consent(key, Array.from({ length: 12 }, (_, i) => PHONE(i)));
   for (let i = 0; i < 12; i++) bulk.push({ to: PHONE(i), text: `sale ${i}`, sender: 'KASKAD', class: 'advertising' });
   const b = await k.call('POST', '/v1/messages/batch', { key, body: { messages: bulk } }, [200, 202, 207]);
   assert.equal(b.results.filter((r) => r.status === 'accepted').length, 12, JSON.stringify(b));
@@ -38,6 +39,7 @@ test('lanes: each lane has its own rate; GET /v1/routes shows the lane queues', 
   assert.deepEqual(r.max_sps, { stream: 0, bulk: 5 });
   assert.equal(r.lane, 'both');
   const bulk = [];
+  await k.consent(key, Array.from({ length: 20 }, (_, i) => PHONE(i)));
   for (let i = 0; i < 20; i++) bulk.push({ to: PHONE(i), text: `promo ${i}`, sender: 'KASKAD', class: 'advertising' });
   await k.call('POST', '/v1/messages/batch', { key, body: { messages: bulk } }, [200, 202, 207]);
   // Bulk drains at 5 a second: most of it still waits in its lane...

@@ -30,8 +30,7 @@ async function world(t, knobs = {}) {
   await sim.config({ vk: { reach: 1, read: 0, deliver_ms: [20, 20], read_ms: [30, 30] }, ...knobs });
   await pointChannelsAtSim(env.k, sim);
   // advertising needs a consent (the stop-list and consent rules)
-  const c = await env.k.request('PUT', `/v1/consents/${PHONE}`, { key: env.key, body: { source: 'test' } });
-  assert.equal(c.status < 300, true, c.text);
+  await env.k.consent(env.key, [PHONE]);
   env.sim = sim;
   return env;
 }

@@ -80,6 +80,7 @@ test('routes: the cheapest route per operator; route and price on the attempt', 
   // A lane the cheap route does not serve: advertising goes to the one that does.
   await k.putRoute('a', smscA.routeConfig({ lane: 'stream', prices: { default: 3.0, operators: { [MTS]: 1.5 } } }));
   await smscA.waitFor(() => smscA.boundSessions().length >= 1, 'route a to bind again');
+  await k.consent(key, [MTS_PHONE]);
   const m3 = await k.send(key, sms(MTS_PHONE, 'mts promo', 'advertising'));
   await smscB.waitFor(() => smscB.submits.some((s) => s.text === 'mts promo'), 'advertising on route b');
   assert.equal((await k.waitStatus(key, m3.id, ['sent', 'delivered'])).attempts[0].price, 2.5);
@@ -156,6 +157,7 @@ test('routes: a ported number goes by its HLR answer; roaming advertising is def
   await smscA.waitFor(() => smscA.submits.some((s) => s.text === 'not ported'), 'route a');
   // Roaming: advertising waits (the default, defer), a code does not.
   assert.equal((await k.call('GET', `/v1/accounts/${acct.id}`, {}, 200)).roaming_ads, 'defer');
+  await k.consent(key, [roaming]);
   const ad = await k.send(key, sms(roaming, 'roaming promo', 'advertising'));
   const otp = await k.send(key, sms(roaming, 'roaming code', 'transactional'));
   await smscA.waitFor(() => smscA.submits.some((s) => s.text === 'roaming code'), 'the code to a roaming subscriber');

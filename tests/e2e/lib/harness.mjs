@@ -363,6 +363,13 @@ export class Kaskad {
     return this.call('POST', '/v1/messages', { key, body: msg }, 202);
   }
 
+  /** Records a consent to advertising for each phone (PUT /v1/consents). */
+  async consent(key, phones) {
+    for (const phone of phones) {
+      await this.call('PUT', `/v1/consents/${phone}`, { key, body: { source: 'test' } }, [200, 201]);
+    }
+  }
+
   async message(key, id) {
     return this.call('GET', `/v1/messages/${id}`, { key }, 200);
   }
