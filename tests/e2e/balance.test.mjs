@@ -181,7 +181,7 @@ test('two nodes on one PostgreSQL: the holds add up across them', { timeout: 180
 
 test('kill -9 while charging: after a restart the balance and the log add up', { timeout: 180000 }, async (t) => {
   const { k, smsc, key, acct, finish } = await setup(t, {
-    smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 5 }, route: { window: 20 },
+    smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 5, redeliver: true }, route: { window: 20 },
   });
   await k.call('PUT', '/v1/prices', { body: { prices: { sms: 1 } } }, 200);
   await prepaid(k, acct, 400);

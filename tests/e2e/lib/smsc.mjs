@@ -138,6 +138,7 @@ export class Smsc {
       receiptDelayMs: 20,
       receiptTlvs: true,       // add receipted_message_id and message_state
       unbindDelayMs: 0,        // how long an unbind waits for its answer
+      redeliver: false,        // a receipt whose session closes unanswered goes again on the next
       ...opts,
     };
     this.submits = [];         // every submit_sm, in arrival order
@@ -263,9 +264,10 @@ export class Smsc {
   }
 
   // Sends a receipt on session and resolves with its deliver_sm_resp status.
-  // A session that closes before it answers (kaskad killed, a connection
-  // dropped) does not lose the receipt: as SMSCs do, it goes again on the
-  // next bound session.
+  // With the option redeliver, a session that closes before it answers
+  // (kaskad killed, a connection dropped) does not lose the receipt: as
+  // SMSCs do, it goes again on the next bound session. Without it, the
+  // receipt counts as unanswered after 10 s.
   _deliver(session, pdu, rec, messageId) {
     return new Promise((resolve, reject) => {
       let done = false;
@@ -287,7 +289,7 @@ export class Smsc {
           .then(() => this._deliver(this.boundSessions()[0], pdu, rec, messageId))
           .then(resolve, reject);
       };
-      session.once('close', onClose);
+      if (this.opts.redeliver) session.once('close', onClose);
       const ok = session.deliver_sm(pdu, (resp) => {
         if (done) return;
         done = true;
