@@ -32,6 +32,7 @@
 #include "http/http_server.h"
 #include "http/http_tls.h"
 #include "phone/phone_plan.h"
+#include "policy/pol_quiet.h"
 #include "contact/contact_import.h"
 #include "store/store.h"
 
@@ -39,6 +40,7 @@
 
 struct daemon {
   uv_loop_t *loop;
+  struct pol_window quiet;   /* setting quiet_hours */
   struct kk_cfg cfg;
   struct store *store;
   struct dispatch *dispatch;
@@ -346,6 +348,17 @@ static int start_listeners(struct daemon *d, struct http_server_opts *hopts) {
   return rc;
 }
 
+/* Setting quiet_hours: "21:00-09:00", or "off" (no window). 0 or -1. */
+static int quiet_parse(const char *s, struct pol_window *w) {
+  char from[8], to[8];
+  const char *dash = strchr(s, '-');
+  if (strcmp(s, "off") == 0) return w->from_min = w->to_min = 0, 0;
+  if (dash == NULL || dash - s >= (long)sizeof from || strlen(dash + 1) >= sizeof to) return -1;
+  snprintf(from, sizeof from, "%.*s", (int)(dash - s), s);
+  snprintf(to, sizeof to, "%s", dash + 1);
+  return pol_hhmm_parse(from, &w->from_min) == 0 && pol_hhmm_parse(to, &w->to_min) == 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv) {
   static struct daemon d;
   int rc = kk_cfg_load(&d.cfg, argc, argv);
@@ -487,6 +500,12 @@ int main(int argc, char **argv) {
   /* contact imports: uploads under the data folder */
   d.api.max_import = (size_t)strtoull(kk_cfg_get(&d.cfg, KK_CFG_max_import), NULL, 10);
   d.api.test_clock = strcmp(kk_cfg_get(&d.cfg, KK_CFG_test_clock), "on") == 0;
+  if (quiet_parse(kk_cfg_get(&d.cfg, KK_CFG_quiet_hours), &d.quiet) != 0) {
+    kk_error(LOGCTX, "quiet_hours must be HH:MM-HH:MM or off, not %s",
+             kk_cfg_get(&d.cfg, KK_CFG_quiet_hours));
+    return 1;
+  }
+  d.api.quiet_default = &d.quiet;
   d.api.imports = contact_imports_new(d.loop, d.store, d.plan, dir);
   if (api_init(&d.api) != 0) return 1;
   api_retention_start(&d.api, retention_ms);

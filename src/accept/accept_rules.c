@@ -45,6 +45,15 @@ static int find(const struct accept_rules *ru, int64_t account_id, int *at) {
 }
 
 /* Puts account_id's document (NULL: back to the defaults). */
+
+/* 1 when a stored policy document sets quiet_hours itself (null too). */
+static int names_quiet(const char *doc) {
+  json_t *o = json_loads(doc, 0, NULL);
+  int named = json_object_get(o, "quiet_hours") != NULL;
+  json_decref(o);
+  return named;
+}
+
 static void put(struct accept_rules *ru, int64_t account_id, const char *doc) {
   int at;
   int found = find(ru, account_id, &at);
@@ -63,6 +72,7 @@ static void put(struct accept_rules *ru, int64_t account_id, const char *doc) {
              (long long)account_id, err);
     return;
   }
+  if (!names_quiet(doc)) r.quiet = ru->quiet;
   if (!found) {
     if (ru->n == ru->cap) {
       ru->cap = ru->cap ? ru->cap * 2 : 16;
@@ -137,12 +147,14 @@ static int caps_rebuild(struct accept_rules *ru) {
 }
 
 int accept_rules_init(struct accept_rules *ru, struct store *store,
-                      const struct phone_plan *plan) {
+                      const struct phone_plan *plan, const struct pol_window *quiet) {
   memset(ru, 0, sizeof *ru);
   ru->store = store;
   ru->plan = plan;
   ru->caps = pol_caps_new(0);
   pol_rules_default(&ru->defaults);
+  if (quiet) ru->defaults.quiet = *quiet;
+  ru->quiet = ru->defaults.quiet;
   if (store_channels_each(store, load_one, ru) != 0 || caps_rebuild(ru) != 0) return KK_ESTORE;
   if (store_subscribe(store, on_notes, ru) != 0) return KK_ENOSPC;
   ru->subscribed = 1;

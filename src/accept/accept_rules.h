@@ -57,6 +57,7 @@ struct accept_rules {
   struct accept_rules_acct *a;    /* sorted by account_id; owned */
   int n, cap;
   struct pol_rules defaults;      /* of an account that set none */
+  struct pol_window quiet;        /* quiet hours of a policy that names none */
   uint64_t refused[ACCEPT_R_COUNT], deferred[ACCEPT_R_COUNT], skipped[ACCEPT_R_COUNT];
   int off;                        /* 1: no rule applies */
   /* Zones' UTC offsets lately asked, each good for a few minutes: the
@@ -70,9 +71,11 @@ struct accept_rules {
   int subscribed;
 };
 
-/* Loads every account's rules and follows the store's notes. 0 or
-   KK_ESTORE. */
-int accept_rules_init(struct accept_rules *ru, struct store *store, const struct phone_plan *plan);
+/* Loads every account's rules and follows the store's notes. quiet: the
+   quiet hours of a policy that names none (setting quiet_hours; NULL: the
+   built-in 21:00-09:00). 0 or KK_ESTORE. */
+int accept_rules_init(struct accept_rules *ru, struct store *store, const struct phone_plan *plan,
+                      const struct pol_window *quiet);
 void accept_rules_fini(struct accept_rules *ru);
 
 /* The rules of account_id (ru->defaults when it set none). */

@@ -272,7 +272,7 @@ int api_init(struct api *a) {
   accept_init(&a->accept, a->store, a->dispatch, a->cascade, a->ttl_ms);
   if (accept_optout_add(&a->accept) != 0 || store_subscribe(a->store, api_optout_notes, a) != 0)
     return KK_ENOSPC;
-  if (accept_rules_init(&a->rules, a->store, a->plan) != 0) return KK_ESTORE;
+  if (accept_rules_init(&a->rules, a->store, a->plan, a->quiet_default) != 0) return KK_ESTORE;
   a->accept.rules = &a->rules;
   a->subscribed = 1;
   return 0;

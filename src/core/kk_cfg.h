@@ -27,6 +27,7 @@
   X(max_body, "1048576", "largest accepted request body in bytes")                \
   X(max_import, "1073741824", "largest contact import (CSV body) in bytes")       \
   X(test_clock, "off", "on: POST /v1/test/clock may move the clock forward (tests only)") \
+  X(quiet_hours, "21:00-09:00", "quiet hours of an account whose policy names none (recipient-local); off: none") \
   X(ttl_service, "24h", "default validity of service messages")                   \
   X(ttl_transactional, "1h", "default validity of transactional messages")        \
   X(ttl_advertising, "24h", "default validity of advertising messages")           \

@@ -22,7 +22,7 @@ async function policy(k, key, doc) {
 const post = (k, key, body) => k.request('POST', '/v1/messages', { key, body });
 
 test('policy: defaults, a document that does not parse, one that does', { timeout: 60000 }, async (t) => {
-  const { k, key, finish } = await setup(t);
+  const { k, key, finish } = await setup(t, { args: ['--quiet_hours', '21:00-09:00'] });
   const def = await k.call('GET', '/v1/policy', { key });
   assert.deepEqual(def.quiet_hours, { from: '21:00', to: '09:00', timezone: 'Europe/Moscow' });
   assert.deepEqual(def.caps, []);

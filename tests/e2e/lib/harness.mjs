@@ -170,7 +170,11 @@ export class Kaskad {
     if (this.runs > 1) this.allStderr += `----- start ${this.runs} -----\n`;
     const args = ['--data', this.dataDir, '--http', `127.0.0.1:${this.port}`,
       ...(this.outboundAllow ? ['--outbound_allow', this.outboundAllow] : []),
-      ...(this.storeDb ? ['--store', this.storeDb.url] : []), ...this.args];
+      ...(this.storeDb ? ['--store', this.storeDb.url] : []),
+      // Quiet hours are off unless a test asks for them (the tests that are
+      // about them set a policy or this setting): a run in the evening must
+      // not hold every advertising send and cascade fall-through.
+      ...(this.args.includes('--quiet_hours') ? [] : ['--quiet_hours', 'off']), ...this.args];
     const env = {
       ...process.env,
       KASKAD_ADMIN_KEY: this.adminKey,
