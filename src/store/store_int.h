@@ -39,6 +39,10 @@ struct store_op {
   int keep;             /* lost, it would lose or repeat a send: a commit that
                            fails for a lock or an I/O error is tried again
                            (in order) until it succeeds or the store closes */
+  /* NULL, or frees what data points to (before data itself), when the
+     operation is done: exec may run more than once (a batch tried again
+     whole after a lock conflict), so it leaves data as it found it */
+  void (*data_free)(void *data);
 };
 
 /* Why a commit failed: kept operations are tried again after a lock or an
@@ -356,6 +360,11 @@ struct store_backend {
   long idle_ms;
   /* A rollback undid what the backend's writer state knew. */
   void (*undone)(struct store *s);
+  /* NULL, or 1 when the batch just failed on a lock conflict with another
+     writer of the same database (a deadlock, a lock wait that timed out, a
+     serialization failure): the batch is run again whole, up to
+     STORE_LOCK_TRIES times, its begin seeing s->lock_try (0 first). */
+  int (*lock_conflict)(struct store *s);
   /* mu held, after each batch: copies the backend's counters into
      s->stats and s->cstats. */
   void (*publish)(struct store *s);
@@ -411,6 +420,8 @@ struct store {
                                    store_give_up) */
   int pending;                  /* loop thread only */
   int max_batch;
+  int lock_try;                 /* writer: the current batch's try after lock
+                                   conflicts (0 the first) */
   uv_async_t async;
   struct store_stats stats;     /* guarded by mu */
   struct store_cascade_stats cstats;   /* guarded by mu: published per commit */

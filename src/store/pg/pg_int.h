@@ -19,6 +19,12 @@
 
 #define PG_ID_BLOCK 1000          /* ids a store takes from a sequence at a time */
 #define PG_LOCK_MS 1000           /* longest wait for a row lock (lock_timeout) */
+/* The writer's batch: its first tries wait PG_LOCK_SHORT_MS for a row lock
+   another node's writer holds, the later ones PG_LOCK_LONG_MS (a batch that
+   met a lock is run again whole: store_writer.c). */
+#define PG_LOCK_SHORT_MS 200
+#define PG_LOCK_LONG_MS 2000
+#define PG_LOCK_SHORT_TRIES 3
 #define PG_HEARTBEAT_MS 1000.0    /* how often the writer renews its node's lease */
 #define PG_IDLE_MS 500            /* an idle writer's empty commit (the beat, other
                                      nodes' configuration changes) */
@@ -49,6 +55,9 @@ struct pg_conn {
   PGconn *db;
   int fault;                /* STORE_FAULT_* of the last failed statement */
   char sqlstate[6];         /* its SQLSTATE ("" when the connection itself failed) */
+  int conflict;             /* a statement met another transaction's lock (deadlock,
+                               lock_timeout, serialization) since fault_clear */
+  int lock_ms;              /* the writer transaction's lock_timeout (0: the session's) */
   /* the session a reconnect sets up again (pg_conn_session) */
   char node[24];            /* "" or the node whose rows this connection writes */
   int listen;               /* 1: it hears the nodes' configuration changes */
@@ -109,6 +118,7 @@ struct pg_store {
   int hb_stop, hb_started;
   char *url;                /* owned: the pool threads' readers connect to it */
   struct pgw_state ws;      /* writer: messages, SMS, channels and cascades */
+  struct store_cascade_stats cstats_begin;   /* writer: ws.cstats at the batch's BEGIN */
 };
 
 #define PG(s) ((struct pg_store *)(s))
@@ -158,6 +168,9 @@ PGresult *pg_read(struct pg_conn *c, const char *sql, const struct pg_params *p,
 
 /* The STORE_FAULT_* of a failure with SQLSTATE state (NULL: none) on db. */
 int pg_fault_of(const char *state, PGconn *db);
+/* 1 when SQLSTATE state is a lock conflict between transactions (40001
+   serialization, 40P01 deadlock, 55P03 lock_timeout). */
+int pg_lock_conflict(const char *state);
 
 /* pg_pipe.c: the writer's pipeline. While it is on, pg_cmd sends and
    returns at once (0, or the pipeline's failure so far) and pg_query reads

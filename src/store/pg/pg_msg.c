@@ -228,7 +228,7 @@ static const struct {
   "$19::bigint[],$20::int[],$21::bigint[],$22::bigint[],$23::bigint[],"       \
   "$24::int[],$25::bigint[],$26::text[],$27::text[]) AS t(c1,c2,c3,c4,c5,c6," \
   "c7,c8,c9,c10,c11,c12,c13,c14,c15,c16,c17,c18,c19,c20,c21,c22,c23,c24,c25," \
-  "c26,c27) ON CONFLICT(account_id,idem_key) WHERE idem_key IS NOT NULL"      \
+  "c26,c27) ORDER BY c3,c4 ON CONFLICT(account_id,idem_key) WHERE idem_key IS NOT NULL"      \
   " DO NOTHING RETURNING id"
 #define MSG_BATCH_COLS 27
 
