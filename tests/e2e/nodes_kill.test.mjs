@@ -168,6 +168,21 @@ test('a node killed under load: its work is taken over, nothing acknowledged is 
     t.diagnostic(`statuses: ${JSON.stringify(last.by_status)}, channels: ${JSON.stringify(last.by_channel)};` +
       ` receipts sent again: ${resent.size}`);
 
+    // No commit failed on the nodes that lived (a batch that met another
+    // node's lock is run again, not failed), and no acknowledged message was
+    // refused or lost.
+    let lockRetries = 0;
+    for (const k of [n1, n2]) {
+      const m = await k.metrics();
+      const failed = ['busy', 'io', 'other']
+        .reduce((s, kind) => s + (m.get(`kaskad_store_errors_total{kind="${kind}"}`) ?? 0), 0);
+      lockRetries += m.get('kaskad_store_lock_retries_total') ?? 0;
+      assert.equal(failed, 0, `${k.name}: ${failed} commits failed`);
+    }
+    t.diagnostic(`batches run again after a lock conflict: ${lockRetries}; failed commits: 0`);
+    assert.equal(refused.length, 0, `refused: ${refused[0]}`);
+    assert.equal(new Set(acked.map((a) => a.id)).size, acked.length);
+
     // Steps sent twice: the SMSC's submits and the simulator's sends, by token.
     const seen = { sms: new Map(), vk: new Map(), viber: new Map() };
     for (const s of smsc.submits) countTokens(s.text ?? '', seen.sms);

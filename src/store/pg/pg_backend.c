@@ -55,6 +55,7 @@ static int pgb_begin(struct store *s) {
     rc = pg_cmd(w, set, NULL);
   }
   q->cstats_begin = q->ws.cstats;
+  pgn_begin(q);
   return rc == 0 ? 0 : KK_ESTORE;
 }
 
@@ -131,7 +132,10 @@ static void pgb_before_commit(struct store *s, double t_ms) {
   pgw_before_commit(s, t_ms);
 }
 
-static void pgb_undone(struct store *s) { pgw_undone(s); }
+static void pgb_undone(struct store *s) {
+  pgw_undone(s);
+  pgn_undone(PG(s));
+}
 
 static void pgb_publish(struct store *s) { pgw_publish(s); }
 
@@ -259,6 +263,9 @@ static void pgb_close(struct store *s) {
   pg_conn_close(&q->w);
   pg_conn_close(&q->r);
   free(q->url);
+  q->napplied = q->nheard;   /* what was heard and not committed goes */
+  pgn_begin(q);
+  free(q->heard);
   pgw_close(s);
 }
 

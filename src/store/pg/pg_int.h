@@ -30,6 +30,8 @@
                                      nodes' configuration changes) */
 #define PG_LEASE_MS 10000         /* a node's lease unless the setting node_lease says */
 #define PG_PEERS_MAX 64
+#define PG_PEER_PAYLOAD 7900      /* bytes of a NOTIFY payload at most (the server's
+                                     limit is 8000) */
 #define PG_MAX_PARAMS 32
 
 /* The server's clock in milliseconds since the Unix epoch (leases compare
@@ -119,6 +121,10 @@ struct pg_store {
   char *url;                /* owned: the pool threads' readers connect to it */
   struct pgw_state ws;      /* writer: messages, SMS, channels and cascades */
   struct store_cascade_stats cstats_begin;   /* writer: ws.cstats at the batch's BEGIN */
+  /* writer: the other nodes' notifications heard and not yet committed
+     with a batch (pg_node.c): applied with each batch until one commits */
+  struct pg_heard { char *channel, *payload; } *heard;   /* owned */
+  int nheard, capheard, napplied;
 };
 
 #define PG(s) ((struct pg_store *)(s))
@@ -209,6 +215,17 @@ void pgn_close(struct pg_store *q);
 void pgn_stop(struct pg_store *q);
 /* Writer, before each commit (an idle one too). */
 void pgn_before_commit(struct store *s);
+/* Writer, at each batch's BEGIN: what the last commit applied of the other
+   nodes' notifications is done with. */
+void pgn_begin(struct pg_store *q);
+/* Writer, after a rollback: what the batch applied is applied again with
+   the next one. */
+void pgn_undone(struct pg_store *q);
+/* pg_peer.c: the policy's state between nodes (kaskad_pol). Sends the
+   batch's notes [0, n) that other nodes apply: 0 or KK_ESTORE. */
+int pgp_send(struct store *s, int n);
+/* Another node's payload: its notes, marked remote. */
+void pgp_apply(struct store *s, const char *payload);
 int pg_nodes(struct store *s, void *rd, struct store_node *out, int max, int *n);
 
 /* pg_account.c */

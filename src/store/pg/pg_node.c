@@ -399,19 +399,49 @@ static int cfg_apply(struct store *s, const char *payload) {
   return rc == 0 ? 0 : KK_ESTORE;
 }
 
-/* The other nodes' changes that have arrived on the writer's connection. */
+/* The other nodes' changes that have arrived on the writer's connection
+   are kept (q->heard) and applied with each batch until one commits:
+   a batch rolled back (a lock conflict, a lost connection) loses none. */
 static int cfg_receive(struct store *s) {
-  PGconn *db = PG(s)->w.db;
-  if (PQconsumeInput(db) == 0) return 0;   /* the connection's trouble shows elsewhere */
-  int own = PQbackendPID(db), rc = 0;
-  PGnotify *n;
-  while ((n = PQnotifies(db)) != NULL) {
-    if (rc == 0 && n->be_pid != own && strcmp(n->relname, "kaskad_cfg") == 0)
-      rc = cfg_apply(s, n->extra);
-    PQfreemem(n);
+  struct pg_store *q = PG(s);
+  PGconn *db = q->w.db;
+  if (PQconsumeInput(db) != 0) {   /* else the connection's trouble shows elsewhere */
+    int own = PQbackendPID(db);
+    PGnotify *n;
+    while ((n = PQnotifies(db)) != NULL) {
+      if (n->be_pid != own) {
+        if (q->nheard == q->capheard) {
+          q->capheard = q->capheard ? 2 * q->capheard : 16;
+          q->heard = kk_xrealloc(q->heard, (size_t)q->capheard * sizeof *q->heard);
+        }
+        /* freed by pgn_begin once a batch has committed them */
+        q->heard[q->nheard].channel = kk_xstrdup(n->relname);
+        q->heard[q->nheard++].payload = kk_xstrdup(n->extra);
+      }
+      PQfreemem(n);
+    }
   }
+  int rc = 0;
+  for (int i = 0; i < q->nheard && rc == 0; i++) {
+    if (strcmp(q->heard[i].channel, "kaskad_cfg") == 0) rc = cfg_apply(s, q->heard[i].payload);
+    else if (strcmp(q->heard[i].channel, "kaskad_pol") == 0) pgp_apply(s, q->heard[i].payload);
+  }
+  q->napplied = rc == 0 ? q->nheard : 0;
   return rc;
 }
+
+void pgn_begin(struct pg_store *q) {
+  if (q->napplied == 0) return;
+  for (int i = 0; i < q->napplied; i++) {
+    free(q->heard[i].channel);
+    free(q->heard[i].payload);
+  }
+  memmove(q->heard, q->heard + q->napplied, (size_t)(q->nheard - q->napplied) * sizeof *q->heard);
+  q->nheard -= q->napplied;
+  q->napplied = 0;
+}
+
+void pgn_undone(struct pg_store *q) { q->napplied = 0; }
 
 /* ---- the writer's hook ------------------------------------------------------------- */
 
@@ -419,6 +449,7 @@ void pgn_before_commit(struct store *s) {
   struct pg_store *q = PG(s);
   int nw = s->nw;
   if (cfg_send(s, nw) != 0) kk_error(LOGCTX, "sending configuration changes to the nodes failed");
+  if (pgp_send(s, nw) != 0) kk_error(LOGCTX, "sending stop-list, consent and cap changes to the nodes failed");
   if (cfg_receive(s) != 0) kk_error(LOGCTX, "reading another node's configuration change failed");
   double m = mono_ms();
   if (m < q->next_heartbeat) return;
