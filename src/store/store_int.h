@@ -393,6 +393,10 @@ struct store_backend {
   struct store_reads read;
 };
 
+/* Any thread, once the store is open: an idle writer runs its empty batch
+   now rather than at its next idle_ms (another node has news for it). */
+void store_poke(struct store *s);
+
 extern const struct store_backend store_sqlite_backend;
 /* PostgreSQL (src/store/pg/): store_opts.store_url "postgresql://..." */
 extern const struct store_backend store_pg_backend;
@@ -422,6 +426,8 @@ struct store {
   int max_batch;
   int lock_try;                 /* writer: the current batch's try after lock
                                    conflicts (0 the first) */
+  int poked;                    /* guarded by mu: an idle writer commits now
+                                   (store_poke) */
   uv_async_t async;
   struct store_stats stats;     /* guarded by mu */
   struct store_cascade_stats cstats;   /* guarded by mu: published per commit */

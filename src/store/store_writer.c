@@ -218,7 +218,7 @@ static void writer_pause(struct store *s, long ms, int wake) {
     until.tv_nsec -= 1000000000L;
   }
   s->w_wait = wake ? W_ANY : W_BUSY;
-  while (!s->stop && !s->final && !(wake && s->q_head) &&
+  while (!s->stop && !s->final && !(wake && (s->q_head || s->poked)) &&
          pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0) {
   }
 }
@@ -295,6 +295,7 @@ static int fail_queued(struct store *s) {
    commit (be->idle_ms); its notes go to the loop. A failure counts as one of
    a batch (the degraded state and its probes follow). */
 static void writer_idle(struct store *s) {
+  s->poked = 0;
   pthread_mutex_unlock(&s->mu);
   const struct store_backend *be = s->be;
   be->fault_clear(s);
@@ -440,6 +441,13 @@ static void drain_done(struct store *s) {
 static void on_async(uv_async_t *h) {
   drain_done(h->data);
   store_pool_deliver(h->data);
+}
+
+void store_poke(struct store *s) {
+  pthread_mutex_lock(&s->mu);
+  s->poked = 1;
+  if (s->w_wait == W_ANY) pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
 }
 
 /* Queues op (loop thread). */

@@ -70,6 +70,16 @@ test('a node killed under load: its work is taken over, nothing acknowledged is 
       }, `${k.name} to see the channels`, 5000, 50);
     }
 
+    // The cascades fall through at any hour (the policy's quiet hours off:
+    // at night in Moscow a step would otherwise wait for the morning).
+    await n1.call('PUT', '/v1/policy', { key, body: { quiet_hours: null } }, 200);
+    for (const k of [n2, n3]) {
+      await waitUntil(async () => {
+        const p = await k.request('GET', '/v1/policy', { key });
+        return p.status === 200 && p.json.quiet_hours === null;
+      }, `${k.name} to see the policy`, 5000, 50);
+    }
+
     // 20,000 messages round-robin; node 3 is killed when half are acknowledged.
     const acked = [], refused = [];
     let retried = 0;

@@ -55,6 +55,8 @@ static int pgb_begin(struct store *s) {
     rc = pg_cmd(w, set, NULL);
   }
   q->cstats_begin = q->ws.cstats;
+  q->writer_pid = PQbackendPID(w->db);
+  q->writer_up = 1;
   pgn_begin(q);
   return rc == 0 ? 0 : KK_ESTORE;
 }

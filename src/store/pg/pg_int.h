@@ -117,7 +117,13 @@ struct pg_store {
   pthread_t hb_thread;
   pthread_mutex_t hb_mu;
   pthread_cond_t hb_cv;
-  int hb_stop, hb_started;
+  int hb_stop, hb_started;  /* guarded by hb_mu */
+  /* the other nodes' notifications the heartbeat's connection heard, for
+     the writer (guarded by hb_mu); the writer's backend, whose own are
+     not news; whether the writer runs (the listener may wake it) */
+  struct pg_heard *inbox;   /* owned */
+  int ninbox, capinbox;
+  _Atomic int writer_pid, writer_up;
   char *url;                /* owned: the pool threads' readers connect to it */
   struct pgw_state ws;      /* writer: messages, SMS, channels and cascades */
   struct store_cascade_stats cstats_begin;   /* writer: ws.cstats at the batch's BEGIN */

@@ -472,7 +472,7 @@ int pg_conn_session(struct pg_conn *c) {
     pg_p_text(&p, c->node);
     if (pg_cmd(c, "SELECT set_config('kaskad.node',$1,false)", &p) != 0) return KK_ESTORE;
   }
-  if (c->listen && pg_cmd(c, "LISTEN kaskad_cfg; LISTEN kaskad_pol", NULL) != 0) return KK_ESTORE;
+  if (c->listen && pg_cmd(c, "LISTEN kaskad_cfg; LISTEN kaskad_pol; LISTEN kaskad_work", NULL) != 0) return KK_ESTORE;
   return 0;
 }
 
