@@ -16,7 +16,9 @@
 // CPU per message: utime+stime of each kaskad (/proc/PID/stat) and of the
 // PostgreSQL server (the postmaster `pg_pid` with its reaped children and
 // every live child), from the first POST to the end, in microseconds.
-// A batch answered 503 (the store refused it) is counted in `refused`.
+// A batch answered 503 (the store refused it) is counted in `refused`; the
+// nodes' failed commits and batches run again after a lock conflict are
+// counted too (failed_commits, lock_retries).
 // Prints one JSON line (store: the label, else sqlite or postgresql).
 // BENCH_LOG=file keeps what the processes log; KASKAD_BIN_DIR runs the
 // binaries of another folder than bin/.
@@ -125,6 +127,9 @@ if (opt.mode === 'cascade') {
   await request('PUT', `${URLS[0]}/v1/channels/vk`, vk);
   await request('PUT', `${URLS[0]}/v1/channels/viber`, { base_url: URL_S, token: 'bench-viber-token' });
   await request('PUT', `${URLS[0]}/v1/prices`, { prices: { sms: 2.5, vk: 0.1, viber: 0.5 } });
+  // steps fall through at any hour (at night the policy's quiet hours would
+  // hold them until the morning)
+  await request('PUT', `${URLS[0]}/v1/policy`, { quiet_hours: null }, key);
   await request('POST', `${URL_S}/apps`, { channel: 'vk', ...vk, callback_url: `${URLS[0]}/v1/hooks/vk/default` });
 }
 for (let i = 1; i < opt.nodes; i++) kks.push(node(i));
@@ -188,6 +193,9 @@ const res = {
   cpu_us_per_msg_nodes: cpu.map(us), cpu_us_per_msg_kaskad: us(cpu.reduce((a, b) => a + b, 0)),
   cpu_us_per_msg_pg: opt.pg_pid ? us(pgc) : null,
   per_node_delivered: [],
+  // commits that failed, and batches run again after another node's lock
+  failed_commits: await metric('kaskad_store_errors_total'),
+  lock_retries: await metric('kaskad_store_lock_retries_total'),
 };
 for (const u of URLS) {
   let v = 0;

@@ -102,11 +102,28 @@ static void load_one(void *arg, int64_t account_id, const char *channel, const c
   if (strcmp(channel, ACCEPT_RULES_ROW) == 0) put(arg, account_id, config);
 }
 
+static int class_index(const char *cls);
+
+/* A send another node accepted and counted: counted here too, when this
+   account caps its class (this node's own sends were counted at accept). */
+static void count_remote(struct accept_rules *ru, const struct store_note *t) {
+  if (!t->remote || t->cfg == NULL || t->cfg->text == NULL) return;
+  const struct pol_rules *r = accept_rules_of(ru, t->account_id);
+  int cls = class_index(t->cfg->text);
+  for (int i = 0; i < r->ncaps; i++)
+    if (r->caps[i].cls == cls) {
+      pol_caps_add(ru->caps, t->account_id, cls, t->cfg->name, t->at);
+      return;
+    }
+}
+
 static void on_notes(void *ud, const struct store_note *notes, int n) {
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < n; i++) {
     if (notes[i].kind == STORE_NOTE_CHANNEL_CFG &&
         strcmp(notes[i].cfg->name, ACCEPT_RULES_ROW) == 0)
       put(ud, notes[i].account_id, notes[i].cfg->text);
+    if (notes[i].kind == STORE_NOTE_CAP_SEND) count_remote(ud, &notes[i]);
+  }
 }
 
 /* One account's messages while the caps' counts are rebuilt. */
@@ -379,6 +396,7 @@ int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
   it->decisions[0] = '\0';
   it->m.decisions = NULL;
   it->m.not_before = 0;
+  it->m.cap_at = 0;
   if (ru == NULL || ru->off) return 0;
   const struct pol_rules *r = accept_rules_of(ru, acc->id);
   int cls = class_index(it->m.msg_class);
@@ -401,8 +419,8 @@ int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
   /* Counted when it goes to the store: the next message sees it. */
   for (int i = 0; i < r->ncaps && it->e164[0]; i++)
     if (r->caps[i].cls == cls) {
-      pol_caps_add(ru->caps, acc->id, cls, it->e164,
-                   it->m.not_before > now ? it->m.not_before : now);
+      it->m.cap_at = it->m.not_before > now ? it->m.not_before : now;
+      pol_caps_add(ru->caps, acc->id, cls, it->e164, it->m.cap_at);
       break;
     }
   return 0;

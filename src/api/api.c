@@ -710,6 +710,10 @@ void api_metrics(struct api *a, struct kk_buf *o) {
                    "kaskad_store_errors_total{kind=\"busy\"} %llu\n"
                    "kaskad_store_errors_total{kind=\"io\"} %llu\n"
                    "kaskad_store_errors_total{kind=\"other\"} %llu\n"
+                   "# HELP kaskad_store_lock_retries_total Batches run again after a lock conflict"
+                   " with another node\n"
+                   "# TYPE kaskad_store_lock_retries_total counter\n"
+                   "kaskad_store_lock_retries_total %llu\n"
                    "# HELP kaskad_store_degraded 1 while the database cannot be written\n"
                    "# TYPE kaskad_store_degraded gauge\nkaskad_store_degraded %d\n"
                    "# HELP kaskad_store_retrying Results of sends waiting to be stored again\n"
@@ -717,7 +721,8 @@ void api_metrics(struct api *a, struct kk_buf *o) {
                    "# HELP kaskad_store_pending Operations waiting for a commit\n"
                    "# TYPE kaskad_store_pending gauge\nkaskad_store_pending %d\n",
                 (unsigned long long)st.errors_busy, (unsigned long long)st.errors_io,
-                (unsigned long long)(st.errors - st.errors_busy - st.errors_io), st.degraded,
+                (unsigned long long)(st.errors - st.errors_busy - st.errors_io),
+                (unsigned long long)st.lock_retries, st.degraded,
                 st.retrying, store_pending(a->store));
   kk_buf_printf(o, "# HELP kaskad_early_refused_total Early provider statuses and receipts refused over a scope's cap\n"
                    "# TYPE kaskad_early_refused_total counter\nkaskad_early_refused_total %llu\n"

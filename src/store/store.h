@@ -237,6 +237,8 @@ struct store_msg_new {
   int64_t not_before;       /* deferred by policy until then (status
                                scheduled); 0: at once */
   const char *decisions;    /* the policy's decisions (JSON array); NULL: none */
+  int64_t cap_at;           /* the frequency caps counted it at this time (0: not
+                               counted); several nodes: the others count it too */
   /* out: */
   int64_t id;               /* row id of the stored (or the earlier) message */
   int64_t attempt_id;       /* its first attempt that is not skipped; 0: none */
@@ -556,6 +558,9 @@ enum store_note_kind {
                                current consents (pol_consent.h; 0: none) */
   STORE_NOTE_OPTOUT_REPLY,  /* account_id's phone cfg->name replied a stop, start
                                or help word (cfg->text "stop sms"; at: when) */
+  STORE_NOTE_CAP_SEND,      /* a message of account_id's to phone cfg->name, class
+                               cfg->text, was counted by the frequency caps at `at`
+                               (store_msg_new.cap_at) where it was accepted */
 };
 /* The value a configuration note carries. */
 struct store_note_cfg {
@@ -576,6 +581,9 @@ struct store_note {
   struct store_note_cfg *cfg;
   struct store_account *acc;  /* ACCOUNT: the whole row */
   struct store_chan_due *chan;
+  int remote;               /* 1: another node's change, heard from the database
+                               (the stop-list, consents, counted sends): what this
+                               node's own commits did not apply already */
 };
 typedef void (*store_note_fn)(void *ud, const struct store_note *notes, int n);
 #define STORE_MAX_SUBSCRIBERS 8
@@ -804,6 +812,8 @@ struct store_stats {
   uint64_t errors;          /* failed commits, of which: */
   uint64_t errors_busy;     /*   the database was locked by another process */
   uint64_t errors_io;       /*   I/O errors, a full disk, a file that cannot be opened */
+  uint64_t lock_retries;    /* batches run again whole after a lock conflict with
+                               another node's writer (not counted in errors) */
   int degraded;             /* 1: writes fail now (see store_degraded) */
   int retrying;             /* writes that must not be lost, waiting to be tried again */
   /* commit latency histogram, upper bounds in ms: see store_hist_bounds */

@@ -136,12 +136,26 @@ int store_accounts_suspended(struct store *s, void (*fn)(void *arg, int64_t acco
 
 /* ---- routes ------------------------------------------------------------ */
 
+/* What an operation's data owns (struct store_op.data_free). */
+static void route_data_free(void *data) {
+  struct store_route_data *d = data;
+  free(d->name);
+  free(d->config);
+}
+
+static void setting_data_free(void *data) {
+  struct store_setting_data *d = data;
+  free(d->value);
+}
+
 void store_route_put(struct store *s, const char *name, const char *config,
                      store_done_cb done, void *arg) {
   struct store_route_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
   d->name = kk_xstrdup(name);
   d->config = config ? kk_xstrdup(config) : NULL;
-  store_submit(s, store_atomic(store_op_of(s, STORE_OP_ROUTE_PUT, done, arg, d, 0)));
+  struct store_op *op = store_op_of(s, STORE_OP_ROUTE_PUT, done, arg, d, 0);
+  op->data_free = route_data_free;
+  store_submit(s, store_atomic(op));
 }
 
 int store_routes_each(struct store *s,
@@ -162,7 +176,9 @@ static struct store_op *setting_op(struct store *s, enum store_setting what, int
   snprintf(d->key, sizeof d->key, "%s", key);
   d->value = value ? kk_xstrdup(value) : NULL;
   d->num = num;
-  return store_atomic(store_op_of(s, STORE_OP_SETTING_PUT, done, arg, d, 0));
+  struct store_op *op = store_op_of(s, STORE_OP_SETTING_PUT, done, arg, d, 0);
+  op->data_free = setting_data_free;
+  return store_atomic(op);
 }
 
 static void setting_put(struct store *s, enum store_setting what, int64_t account_id,

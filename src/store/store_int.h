@@ -39,6 +39,10 @@ struct store_op {
   int keep;             /* lost, it would lose or repeat a send: a commit that
                            fails for a lock or an I/O error is tried again
                            (in order) until it succeeds or the store closes */
+  /* NULL, or frees what data points to (before data itself), when the
+     operation is done: exec may run more than once (a batch tried again
+     whole after a lock conflict), so it leaves data as it found it */
+  void (*data_free)(void *data);
 };
 
 /* Why a commit failed: kept operations are tried again after a lock or an
@@ -356,6 +360,11 @@ struct store_backend {
   long idle_ms;
   /* A rollback undid what the backend's writer state knew. */
   void (*undone)(struct store *s);
+  /* NULL, or 1 when the batch just failed on a lock conflict with another
+     writer of the same database (a deadlock, a lock wait that timed out, a
+     serialization failure): the batch is run again whole, up to
+     STORE_LOCK_TRIES times, its begin seeing s->lock_try (0 first). */
+  int (*lock_conflict)(struct store *s);
   /* mu held, after each batch: copies the backend's counters into
      s->stats and s->cstats. */
   void (*publish)(struct store *s);
@@ -384,6 +393,10 @@ struct store_backend {
   struct store_reads read;
 };
 
+/* Any thread, once the store is open: an idle writer runs its empty batch
+   now rather than at its next idle_ms (another node has news for it). */
+void store_poke(struct store *s);
+
 extern const struct store_backend store_sqlite_backend;
 /* PostgreSQL (src/store/pg/): store_opts.store_url "postgresql://..." */
 extern const struct store_backend store_pg_backend;
@@ -411,6 +424,10 @@ struct store {
                                    store_give_up) */
   int pending;                  /* loop thread only */
   int max_batch;
+  int lock_try;                 /* writer: the current batch's try after lock
+                                   conflicts (0 the first) */
+  int poked;                    /* guarded by mu: an idle writer commits now
+                                   (store_poke) */
   uv_async_t async;
   struct store_stats stats;     /* guarded by mu */
   struct store_cascade_stats cstats;   /* guarded by mu: published per commit */

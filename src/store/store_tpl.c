@@ -186,6 +186,11 @@ static int refuse(struct store *s, struct store_op *op) {
   return (int)(intptr_t)op->data;
 }
 
+static void template_data_free(void *data) {
+  struct store_template_data *d = data;
+  free(d->body);
+}
+
 void store_template_put(struct store *s, int64_t account_id, const char *name, const char *body,
                         store_done_cb done, void *arg) {
   struct store_tpls *t = s->tpls;
@@ -221,7 +226,9 @@ void store_template_put(struct store *s, int64_t account_id, const char *name, c
   d->at = store_now_ms();
   snprintf(d->name, sizeof d->name, "%s", name);
   d->body = body ? kk_xstrdup(body) : NULL;
-  store_submit(s, store_atomic(store_op_of(s, STORE_OP_TEMPLATE_PUT, tpl_done_cb, b, d, 0)));
+  struct store_op *op = store_op_of(s, STORE_OP_TEMPLATE_PUT, tpl_done_cb, b, d, 0);
+  op->data_free = template_data_free;
+  store_submit(s, store_atomic(op));
 }
 
 /* ---- the reads --------------------------------------------------------------- */

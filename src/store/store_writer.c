@@ -29,6 +29,7 @@
 #define GATHER_NS 1000000L        /* longest wait for them under load: 1 ms */
 #define RETRY_MIN_MS 100          /* first pause before kept operations are tried again */
 #define RETRY_MAX_MS 1000         /* longest pause between tries, and between probes */
+#define STORE_LOCK_TRIES 8        /* runs of a batch that meets other writers' locks */
 
 /* What the writer waits for, so that store_submit() wakes it only when that
    has come: a wake-up per operation would cost a futex call on each side
@@ -79,15 +80,21 @@ static int test_ioerr(void) {
 static int test_ioerr(void) { return 0; }
 #endif
 
-/* Runs one batch in one transaction; sets every op's rc. Returns why the
-   commit failed (STORE_FAULT_NONE: committed). */
-static int run_batch(struct store *s, struct store_op *batch, int nops) {
-  double t0 = mono_ms();
-  int fault = STORE_FAULT_NONE;
+/* A lock conflict with another writer of the database (be->lock_conflict). */
+static int lock_conflict(struct store *s) {
+  return s->be->lock_conflict && s->be->lock_conflict(s);
+}
+
+/* Runs the batch once, in one transaction; sets every op's rc. 0 when it
+   committed, else KK_ESTORE with *fault why. */
+static int run_try(struct store *s, struct store_op *batch, int nops, double t0, int *fault) {
   const struct store_backend *be = s->be;
+  (void)nops;
+  *fault = STORE_FAULT_NONE;
   be->fault_clear(s);
+  for (struct store_op *op = batch; op; op = op->next) op->rc = 0;
   int rc = be->begin(s);
-  if (rc != 0) fault = be->fault(s);
+  if (rc != 0) *fault = be->fault(s);
   if (rc == 0) {
     for (struct store_op *op = batch; op; op = op->next) {
       if (!op->atomic) {
@@ -95,8 +102,9 @@ static int run_batch(struct store *s, struct store_op *batch, int nops) {
            itself does: then the whole transaction goes. */
         op->rc = op->exec(s, op);
         if (op->rc != 0) {
-          kk_error(LOGCTX, "operation failed (%s): rolling back its batch", kk_strerror(op->rc));
-          fault = be->fault(s);
+          if (!lock_conflict(s))
+            kk_error(LOGCTX, "operation failed (%s): rolling back its batch", kk_strerror(op->rc));
+          *fault = be->fault(s);
           rc = KK_ESTORE;
           break;
         }
@@ -104,14 +112,20 @@ static int run_batch(struct store *s, struct store_op *batch, int nops) {
       }
       if (be->savepoint(s) != 0) {
         op->rc = KK_ESTORE;
+        if (lock_conflict(s)) {   /* what went ahead of it met another writer's lock */
+          *fault = STORE_FAULT_BUSY;
+          rc = KK_ESTORE;
+          break;
+        }
         continue;
       }
       int notes_before = s->nw;
       op->rc = op->exec(s, op);
-      if (op->rc != 0 && !be->in_tx(s)) {
+      if (op->rc != 0 && (!be->in_tx(s) || lock_conflict(s))) {
         /* The database rolled the whole transaction back itself (an I/O error,
-           a full disk): nothing of the batch is left to commit. */
-        fault = be->fault(s);
+           a full disk), or the operation met another writer's lock: not its
+           own failure, the whole batch fails (and is run again). */
+        *fault = lock_conflict(s) ? STORE_FAULT_BUSY : be->fault(s);
         rc = KK_ESTORE;
         break;
       }
@@ -123,18 +137,50 @@ static int run_batch(struct store *s, struct store_op *batch, int nops) {
       be->release(s);
     }
     if (rc == 0 && test_ioerr()) {
-      fault = STORE_FAULT_IO;
+      *fault = STORE_FAULT_IO;
       rc = KK_ESTORE;
     }
     if (rc == 0) be->before_commit(s, t0);
     if (rc == 0) rc = be->commit(s);
     if (rc != 0) {
-      if (fault == STORE_FAULT_NONE) fault = be->fault(s);
+      if (*fault == STORE_FAULT_NONE) *fault = be->fault(s);
       be->rollback(s);
       be->undone(s);
     }
   }
   notes_commit(s, rc == 0);
+  return rc;
+}
+
+/* Writer: waits a little before a batch is tried again after a lock
+   conflict, longer after each (2, 4, 8 ... ms, and up to as much again at
+   random, so that two nodes that met do not meet again in step). */
+static void lock_backoff(int try, unsigned *seed) {
+  long ms = 2L << (try < 6 ? try : 6);
+  ms += (long)(rand_r(seed) % (unsigned)ms);
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* Runs one batch in one transaction; sets every op's rc. A batch that met
+   another writer's lock (PostgreSQL with several nodes) is rolled back and
+   run again whole, up to STORE_LOCK_TRIES times: its operations stay
+   unanswered meanwhile. Returns why the commit failed (STORE_FAULT_NONE:
+   committed). */
+static int run_batch(struct store *s, struct store_op *batch, int nops) {
+  double t0 = mono_ms();
+  int fault = STORE_FAULT_NONE, rc, retries = 0;
+  unsigned seed = (unsigned)t0 ^ (unsigned)nops;
+  for (s->lock_try = 0;; s->lock_try++) {
+    rc = run_try(s, batch, nops, t0, &fault);
+    if (rc == 0 || s->lock_try + 1 >= STORE_LOCK_TRIES || !lock_conflict(s)) break;
+    retries++;
+    kk_warnx(LOGCTX, "batch of %d operations met another writer's lock: trying it again (%d)",
+             nops, s->lock_try + 1);
+    lock_backoff(s->lock_try, &seed);
+  }
+  s->lock_try = 0;
+  const struct store_backend *be = s->be;
   if (rc != 0) {
     kk_error(LOGCTX, "commit of %d operations failed (%s)", nops,
              fault == STORE_FAULT_BUSY ? "the database is locked" : fault == STORE_FAULT_IO ? "I/O error" : "error");
@@ -143,6 +189,7 @@ static int run_batch(struct store *s, struct store_op *batch, int nops) {
   double dt = mono_ms() - t0;
   pthread_mutex_lock(&s->mu);
   s->stats.commits++;
+  s->stats.lock_retries += (uint64_t)retries;
   s->stats.ops += (uint64_t)nops;
   if (rc != 0) s->stats.errors++;
   if (fault == STORE_FAULT_BUSY) s->stats.errors_busy++;
@@ -171,7 +218,7 @@ static void writer_pause(struct store *s, long ms, int wake) {
     until.tv_nsec -= 1000000000L;
   }
   s->w_wait = wake ? W_ANY : W_BUSY;
-  while (!s->stop && !s->final && !(wake && s->q_head) &&
+  while (!s->stop && !s->final && !(wake && (s->q_head || s->poked)) &&
          pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0) {
   }
 }
@@ -248,6 +295,7 @@ static int fail_queued(struct store *s) {
    commit (be->idle_ms); its notes go to the loop. A failure counts as one of
    a batch (the degraded state and its probes follow). */
 static void writer_idle(struct store *s) {
+  s->poked = 0;
   pthread_mutex_unlock(&s->mu);
   const struct store_backend *be = s->be;
   be->fault_clear(s);
@@ -382,6 +430,7 @@ static void drain_done(struct store *s) {
     struct store_op *next = op->next;
     s->pending--;
     if (op->done) op->done(op->arg, op->rc);
+    if (!op->borrowed && op->data_free) op->data_free(op->data);
     if (!op->borrowed) free(op->data);
     free(op);
     op = next;
@@ -392,6 +441,13 @@ static void drain_done(struct store *s) {
 static void on_async(uv_async_t *h) {
   drain_done(h->data);
   store_pool_deliver(h->data);
+}
+
+void store_poke(struct store *s) {
+  pthread_mutex_lock(&s->mu);
+  s->poked = 1;
+  if (s->w_wait == W_ANY) pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
 }
 
 /* Queues op (loop thread). */

@@ -641,6 +641,8 @@ static int half_then_fail(struct store *s, struct call *c) {
   d->config = strdup("{}");
   struct store_op op = {.data = d};
   int rc = s->be->exec[STORE_OP_ROUTE_PUT](s, &op);
+  free(d->name);
+  free(d->config);
   free(d);
   if (rc != 0) return rc;
   struct store_key_data k = {.account_id = 1};
@@ -702,6 +704,8 @@ static int kill_writer(struct store *s, struct call *c) {
   d->config = strdup("{}");
   struct store_op op = {.data = d};
   int rc = s->be->exec[STORE_OP_ROUTE_PUT](s, &op);
+  free(d->name);
+  free(d->config);
   free(d);
   if (rc != 0) return rc;
   char sql[96];

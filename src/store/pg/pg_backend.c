@@ -33,7 +33,8 @@
    the writes of the batch's operations go out without waiting for their
    answers, which come back with the next read or the COMMIT. */
 static int pgb_begin(struct store *s) {
-  struct pg_conn *w = &PG(s)->w;
+  struct pg_store *q = PG(s);
+  struct pg_conn *w = &q->w;
   if (pg_conn_ensure(w) != 0) return KK_ESTORE;
   int rc = pg_cmd(w, "BEGIN", NULL);
   if (rc != 0 && PQstatus(w->db) != CONNECTION_OK && pg_conn_ensure(w) == 0)
@@ -43,6 +44,20 @@ static int pgb_begin(struct store *s) {
     w->fault = STORE_FAULT_IO;
     rc = KK_ESTORE;
   }
+  /* Another node's writer may hold rows this batch needs: the first tries
+     give up on a lock soon and run again (the other has committed by
+     then, or the order differs); the later ones wait longer. The SET goes
+     out with the batch's first statements. */
+  if (rc == 0) {
+    w->lock_ms = s->lock_try < PG_LOCK_SHORT_TRIES ? PG_LOCK_SHORT_MS : PG_LOCK_LONG_MS;
+    char set[48];
+    snprintf(set, sizeof set, "SET LOCAL lock_timeout=%d", w->lock_ms);
+    rc = pg_cmd(w, set, NULL);
+  }
+  q->cstats_begin = q->ws.cstats;
+  q->writer_pid = PQbackendPID(w->db);
+  q->writer_up = 1;
+  pgn_begin(q);
   return rc == 0 ? 0 : KK_ESTORE;
 }
 
@@ -67,10 +82,12 @@ static int in_tx(struct pg_conn *c) {
   return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
 }
 
+/* What the batch counted goes with it (it may be run again). */
 static void pgb_rollback(struct store *s) {
   struct pg_conn *w = &PG(s)->w;
   pg_pipe_abandon(w);
   if (in_tx(w)) PQclear(PQexec(w->db, "ROLLBACK"));
+  PG(s)->ws.cstats = PG(s)->cstats_begin;
 }
 
 /* An operation that may fail on its own runs outside the pipeline: its
@@ -104,7 +121,10 @@ static int pgb_fault(struct store *s) {
 static void pgb_fault_clear(struct store *s) {
   PG(s)->w.fault = STORE_FAULT_NONE;
   PG(s)->w.sqlstate[0] = '\0';
+  PG(s)->w.conflict = 0;
 }
+
+static int pgb_lock_conflict(struct store *s) { return PG(s)->w.conflict; }
 
 /* The node's heartbeat and the other nodes' news ride along with the work
    that is committing (pg_node.c), then the notes' rows are read. */
@@ -114,7 +134,10 @@ static void pgb_before_commit(struct store *s, double t_ms) {
   pgw_before_commit(s, t_ms);
 }
 
-static void pgb_undone(struct store *s) { pgw_undone(s); }
+static void pgb_undone(struct store *s) {
+  pgw_undone(s);
+  pgn_undone(PG(s));
+}
 
 static void pgb_publish(struct store *s) { pgw_publish(s); }
 
@@ -242,6 +265,9 @@ static void pgb_close(struct store *s) {
   pg_conn_close(&q->w);
   pg_conn_close(&q->r);
   free(q->url);
+  q->napplied = q->nheard;   /* what was heard and not committed goes */
+  pgn_begin(q);
+  free(q->heard);
   pgw_close(s);
 }
 
@@ -263,6 +289,7 @@ const struct store_backend store_pg_backend = {
     .before_commit = pgb_before_commit,
     .idle_ms = PG_IDLE_MS,
     .undone = pgb_undone,
+    .lock_conflict = pgb_lock_conflict,
     .publish = pgb_publish,
     .new_id = pgb_new_id,
     .claim = pgb_claim,

@@ -191,10 +191,10 @@ static int early_expire(struct store *s, int64_t cutoff) {
   static const char *const sql[2] = {
       ("DELETE FROM early_statuses WHERE (channel,scope,provider_id,status) IN"
        " (SELECT channel,scope,provider_id,status FROM early_statuses"
-       " WHERE at<$1::bigint ORDER BY at LIMIT $2::int)"),
+       " WHERE at<$1::bigint ORDER BY at LIMIT $2::int FOR UPDATE SKIP LOCKED)"),
       ("DELETE FROM early_receipts WHERE (route,provider_id) IN"
        " (SELECT route,provider_id FROM early_receipts WHERE at<$1::bigint"
-       " ORDER BY at LIMIT $2::int)"),
+       " ORDER BY at LIMIT $2::int FOR UPDATE SKIP LOCKED)"),
   };
   int64_t gone = 0;
   for (int i = 0; i < 2; i++) {
@@ -228,8 +228,9 @@ int pg_chan_trying(struct store *s, struct store_op *op) {
   pg_p_opt(&p, d->at);
   pg_p_text(&p, arr);
   int rc = pg_cmd(&PG(s)->w,
-                  "UPDATE attempts SET try_at=$1::bigint WHERE id=ANY($2::bigint[])"
-                  " AND due_at IS NOT NULL",
+                  "UPDATE attempts SET try_at=$1::bigint WHERE id IN (SELECT id FROM"
+                  " attempts WHERE id=ANY($2::bigint[]) AND due_at IS NOT NULL"
+                  " ORDER BY id FOR UPDATE)",
                   &p);
   free(arr);
   return rc;

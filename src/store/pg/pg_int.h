@@ -19,11 +19,19 @@
 
 #define PG_ID_BLOCK 1000          /* ids a store takes from a sequence at a time */
 #define PG_LOCK_MS 1000           /* longest wait for a row lock (lock_timeout) */
+/* The writer's batch: its first tries wait PG_LOCK_SHORT_MS for a row lock
+   another node's writer holds, the later ones PG_LOCK_LONG_MS (a batch that
+   met a lock is run again whole: store_writer.c). */
+#define PG_LOCK_SHORT_MS 200
+#define PG_LOCK_LONG_MS 2000
+#define PG_LOCK_SHORT_TRIES 3
 #define PG_HEARTBEAT_MS 1000.0    /* how often the writer renews its node's lease */
 #define PG_IDLE_MS 500            /* an idle writer's empty commit (the beat, other
                                      nodes' configuration changes) */
 #define PG_LEASE_MS 10000         /* a node's lease unless the setting node_lease says */
 #define PG_PEERS_MAX 64
+#define PG_PEER_PAYLOAD 7900      /* bytes of a NOTIFY payload at most (the server's
+                                     limit is 8000) */
 #define PG_MAX_PARAMS 32
 
 /* The server's clock in milliseconds since the Unix epoch (leases compare
@@ -49,6 +57,9 @@ struct pg_conn {
   PGconn *db;
   int fault;                /* STORE_FAULT_* of the last failed statement */
   char sqlstate[6];         /* its SQLSTATE ("" when the connection itself failed) */
+  int conflict;             /* a statement met another transaction's lock (deadlock,
+                               lock_timeout, serialization) since fault_clear */
+  int lock_ms;              /* the writer transaction's lock_timeout (0: the session's) */
   /* the session a reconnect sets up again (pg_conn_session) */
   char node[24];            /* "" or the node whose rows this connection writes */
   int listen;               /* 1: it hears the nodes' configuration changes */
@@ -106,9 +117,20 @@ struct pg_store {
   pthread_t hb_thread;
   pthread_mutex_t hb_mu;
   pthread_cond_t hb_cv;
-  int hb_stop, hb_started;
+  int hb_stop, hb_started;  /* guarded by hb_mu */
+  /* the other nodes' notifications the heartbeat's connection heard, for
+     the writer (guarded by hb_mu); the writer's backend, whose own are
+     not news; whether the writer runs (the listener may wake it) */
+  struct pg_heard *inbox;   /* owned */
+  int ninbox, capinbox;
+  _Atomic int writer_pid, writer_up;
   char *url;                /* owned: the pool threads' readers connect to it */
   struct pgw_state ws;      /* writer: messages, SMS, channels and cascades */
+  struct store_cascade_stats cstats_begin;   /* writer: ws.cstats at the batch's BEGIN */
+  /* writer: the other nodes' notifications heard and not yet committed
+     with a batch (pg_node.c): applied with each batch until one commits */
+  struct pg_heard { char *channel, *payload; } *heard;   /* owned */
+  int nheard, capheard, napplied;
 };
 
 #define PG(s) ((struct pg_store *)(s))
@@ -158,6 +180,9 @@ PGresult *pg_read(struct pg_conn *c, const char *sql, const struct pg_params *p,
 
 /* The STORE_FAULT_* of a failure with SQLSTATE state (NULL: none) on db. */
 int pg_fault_of(const char *state, PGconn *db);
+/* 1 when SQLSTATE state is a lock conflict between transactions (40001
+   serialization, 40P01 deadlock, 55P03 lock_timeout). */
+int pg_lock_conflict(const char *state);
 
 /* pg_pipe.c: the writer's pipeline. While it is on, pg_cmd sends and
    returns at once (0, or the pipeline's failure so far) and pg_query reads
@@ -196,6 +221,17 @@ void pgn_close(struct pg_store *q);
 void pgn_stop(struct pg_store *q);
 /* Writer, before each commit (an idle one too). */
 void pgn_before_commit(struct store *s);
+/* Writer, at each batch's BEGIN: what the last commit applied of the other
+   nodes' notifications is done with. */
+void pgn_begin(struct pg_store *q);
+/* Writer, after a rollback: what the batch applied is applied again with
+   the next one. */
+void pgn_undone(struct pg_store *q);
+/* pg_peer.c: the policy's state between nodes (kaskad_pol). Sends the
+   batch's notes [0, n) that other nodes apply: 0 or KK_ESTORE. */
+int pgp_send(struct store *s, int n);
+/* Another node's payload: its notes, marked remote. */
+void pgp_apply(struct store *s, const char *payload);
 int pg_nodes(struct store *s, void *rd, struct store_node *out, int max, int *n);
 
 /* pg_account.c */

@@ -17,7 +17,8 @@
 
 /* An account's row is what every node's writer touches for its messages:
    a batch waits for the other nodes' transactions that hold it, longer than
-   for other rows (PG_LOCK_MS), then the writer's bound comes back. */
+   for other rows (the try's lock_ms), then the writer's bound comes back. A
+   deadlock through it is found by the server's deadlock_timeout (1 s). */
 #define MONEY_LOCK_MS 10000
 
 /* Runs sql (with p) under the longer lock wait; 0, KK_EEXIST or KK_ESTORE,
@@ -30,7 +31,7 @@ static int on_account_row(struct pg_conn *w, const char *sql, const struct pg_pa
   if (rc) return rc;
   PGresult *r = pg_query(w, sql, p, &rc);
   if (r == NULL) return rc;
-  snprintf(set, sizeof set, "SET LOCAL lock_timeout=%d", PG_LOCK_MS);
+  snprintf(set, sizeof set, "SET LOCAL lock_timeout=%d", w->lock_ms > 0 ? w->lock_ms : PG_LOCK_MS);
   rc = pg_cmd(w, set, NULL);
   if (rc == 0 && res)
     *res = r;

@@ -228,7 +228,7 @@ static const struct {
   "$19::bigint[],$20::int[],$21::bigint[],$22::bigint[],$23::bigint[],"       \
   "$24::int[],$25::bigint[],$26::text[],$27::text[]) AS t(c1,c2,c3,c4,c5,c6," \
   "c7,c8,c9,c10,c11,c12,c13,c14,c15,c16,c17,c18,c19,c20,c21,c22,c23,c24,c25," \
-  "c26,c27) ON CONFLICT(account_id,idem_key) WHERE idem_key IS NOT NULL"      \
+  "c26,c27) ORDER BY c3,c4 ON CONFLICT(account_id,idem_key) WHERE idem_key IS NOT NULL"      \
   " DO NOTHING RETURNING id"
 #define MSG_BATCH_COLS 27
 
@@ -385,11 +385,28 @@ static int insert_decisions(struct store *s, struct store_insert_data *d) {
   return 0;
 }
 
+/* The sends the frequency caps counted, as notes the other nodes hear
+   (pg_node.c): they count them too. */
+static void cap_notes(struct store *s, const struct store_insert_data *d) {
+  for (int i = 0; i < d->n; i++) {
+    const struct store_msg_new *m = &d->msgs[i];
+    if (m->cap_at && m->to && m->to[0] && m->rc == 0 && !m->duplicate && !m->mismatch &&
+        !m->no_balance)
+      note_cfg(s, STORE_NOTE_CAP_SEND, m->account_id, m->to, m->msg_class, NULL, m->cap_at);
+  }
+}
+
+static int inserted(struct store *s, struct store_insert_data *d) {
+  int rc = insert_decisions(s, d);
+  if (rc == 0) cap_notes(s, d);
+  return rc;
+}
+
 int pg_msg_insert(struct store *s, struct store_op *op) {
   struct store_insert_data *d = op->data;
   if (d->n > 1) {
     int rc = insert_batch(s, d);
-    if (rc != BATCH_CONFLICT) return rc ? rc : insert_decisions(s, d);
+    if (rc != BATCH_CONFLICT) return rc ? rc : inserted(s, d);
   }
   struct price_memo pm = {0};
   /* One message at a time; a batch is all or nothing: one failing message
@@ -398,5 +415,5 @@ int pg_msg_insert(struct store *s, struct store_op *op) {
     d->msgs[i].rc = insert_one(s, &d->msgs[i], &pm);
     if (d->msgs[i].rc) return d->msgs[i].rc;
   }
-  return insert_decisions(s, d);
+  return inserted(s, d);
 }

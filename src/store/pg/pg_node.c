@@ -26,6 +26,7 @@
  * LISTEN, read the row as committed and hand it to their caches as the
  * same note the writing node's modules had, within their next beat.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@
 #define SWEEP_MAX 5000          /* rows of one kind taken over per beat */
 #define SWEEP_EVERY 5           /* beats between looks for rows of dead nodes */
 #define FORGET_DEAD_MS 60000    /* a dead node's row is removed this long after */
+#define HB_POLL_MS 50           /* the listener's longest wait between looks at hb_stop */
 
 static double mono_ms(void) {
   struct timespec ts;
@@ -99,27 +101,67 @@ static void hb_beat(struct pg_store *q) {
   }
 }
 
+/* ---- the listener: the other nodes' news wake an idle writer at once ------------- */
+
+/* The notifications the heartbeat's connection has read: another node's
+   go to the inbox, and the writer is woken to apply them (with its next
+   batch when busy, else with an empty one now). */
+static void hb_heard(struct pg_store *q) {
+  int news = 0;
+  PGnotify *n;
+  while ((n = PQnotifies(q->hb.db)) != NULL) {
+    if (n->be_pid != q->writer_pid) {
+      pthread_mutex_lock(&q->hb_mu);
+      if (q->ninbox == q->capinbox) {
+        q->capinbox = q->capinbox ? 2 * q->capinbox : 16;
+        q->inbox = kk_xrealloc(q->inbox, (size_t)q->capinbox * sizeof *q->inbox);
+      }
+      /* freed by the writer (pgn_begin) or pgn_stop */
+      q->inbox[q->ninbox].channel = kk_xstrdup(n->relname);
+      q->inbox[q->ninbox++].payload = kk_xstrdup(n->extra);
+      pthread_mutex_unlock(&q->hb_mu);
+      news = 1;
+    }
+    PQfreemem(n);
+  }
+  if (news && q->writer_up) store_poke(&q->base);
+}
+
+/* Waits up to ms for the heartbeat connection's notifications. */
+static void hb_listen(struct pg_store *q, int ms) {
+  if (pg_conn_ensure(&q->hb) != 0) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    return;
+  }
+  hb_heard(q);   /* what came with the beat's answer */
+  struct pollfd p = {.fd = PQsocket(q->hb.db), .events = POLLIN};
+  if (p.fd < 0 || poll(&p, 1, ms) <= 0) return;
+  if (PQconsumeInput(q->hb.db) == 1) hb_heard(q);
+}
+
+static int hb_stopping(struct pg_store *q) {
+  pthread_mutex_lock(&q->hb_mu);
+  int stop = q->hb_stop;
+  pthread_mutex_unlock(&q->hb_mu);
+  return stop;
+}
+
+/* Beats every PG_HEARTBEAT_MS, and listens in between (looking at hb_stop
+   every HB_POLL_MS). */
 static void *hb_main(void *arg) {
   struct pg_store *q = arg;
-  pthread_mutex_lock(&q->hb_mu);
-  while (!q->hb_stop) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    long ms = (long)PG_HEARTBEAT_MS;
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
+  double next = mono_ms() + PG_HEARTBEAT_MS;
+  while (!hb_stopping(q)) {
+    double now = mono_ms();
+    if (now >= next) {
+      hb_beat(q);
+      next = now + PG_HEARTBEAT_MS;
+      continue;
     }
-    while (!q->hb_stop && pthread_cond_timedwait(&q->hb_cv, &q->hb_mu, &until) == 0) {
-    }
-    if (q->hb_stop) break;
-    pthread_mutex_unlock(&q->hb_mu);
-    hb_beat(q);
-    pthread_mutex_lock(&q->hb_mu);
+    int ms = (int)(next - now) + 1;
+    hb_listen(q, ms < HB_POLL_MS ? ms : HB_POLL_MS);
   }
-  pthread_mutex_unlock(&q->hb_mu);
   return NULL;
 }
 
@@ -137,10 +179,13 @@ int pgn_open(struct pg_store *q, const struct store_opts *opts) {
      and it hears the others' configuration changes; both come back with a
      reconnect (pg_conn_ensure) */
   snprintf(q->w.node, sizeof q->w.node, "%lld", (long long)q->node_id);
-  q->w.listen = 1;
   if (pg_conn_session(&q->w) != 0) return KK_ESTORE;
-  /* the lease is renewed while the process lives, however slow its writer */
+  /* the lease is renewed while the process lives, however slow its writer;
+     the same connection hears the other nodes' news (LISTEN, made again
+     with a reconnect) */
   if (pg_conn_open(&q->hb, q->url) != 0) return KK_ESTORE;
+  q->hb.listen = 1;
+  if (pg_conn_session(&q->hb) != 0) return KK_ESTORE;
   pthread_mutex_init(&q->hb_mu, NULL);
   pthread_cond_init(&q->hb_cv, NULL);
   if (pthread_create(&q->hb_thread, NULL, hb_main, q) != 0) {
@@ -166,13 +211,23 @@ void pgn_stop(struct pg_store *q) {
     q->hb_started = 0;
   }
   pg_conn_close(&q->hb);
+  for (int i = 0; i < q->ninbox; i++) {
+    free(q->inbox[i].channel);
+    free(q->inbox[i].payload);
+  }
+  free(q->inbox);
+  q->inbox = NULL;
+  q->ninbox = q->capinbox = 0;
 }
 
 void pgn_close(struct pg_store *q) {
-  /* Its claims go back to the others at once: a holder without a row is dead. */
+  /* Its claims go back to the others at once: a holder without a row is
+     dead, and the others hear it now (kaskad_work) rather than at their
+     next look at the nodes. */
   struct pg_params p = {0};
   pg_p_int(&p, q->node_id);
-  pg_cmd(&q->w, "DELETE FROM nodes WHERE id=$1::bigint", &p);
+  if (pg_cmd(&q->w, "DELETE FROM nodes WHERE id=$1::bigint", &p) == 0)
+    pg_cmd(&q->w, "SELECT pg_notify('kaskad_work','left '||$1::bigint)", &p);
 }
 
 /* ---- taking over the work of dead nodes ----------------------------------------- */
@@ -399,19 +454,47 @@ static int cfg_apply(struct store *s, const char *payload) {
   return rc == 0 ? 0 : KK_ESTORE;
 }
 
-/* The other nodes' changes that have arrived on the writer's connection. */
+/* The other nodes' changes that have arrived on the writer's connection
+   are kept (q->heard) and applied with each batch until one commits:
+   a batch rolled back (a lock conflict, a lost connection) loses none. */
 static int cfg_receive(struct store *s) {
-  PGconn *db = PG(s)->w.db;
-  if (PQconsumeInput(db) == 0) return 0;   /* the connection's trouble shows elsewhere */
-  int own = PQbackendPID(db), rc = 0;
-  PGnotify *n;
-  while ((n = PQnotifies(db)) != NULL) {
-    if (rc == 0 && n->be_pid != own && strcmp(n->relname, "kaskad_cfg") == 0)
-      rc = cfg_apply(s, n->extra);
-    PQfreemem(n);
+  struct pg_store *q = PG(s);
+  if (q->hb_started) {
+    pthread_mutex_lock(&q->hb_mu);
+    if (q->ninbox > 0) {
+      if (q->nheard + q->ninbox > q->capheard) {
+        q->capheard = q->nheard + q->ninbox + 16;
+        q->heard = kk_xrealloc(q->heard, (size_t)q->capheard * sizeof *q->heard);
+      }
+      /* theirs now: freed by pgn_begin once a batch has committed them */
+      memcpy(q->heard + q->nheard, q->inbox, (size_t)q->ninbox * sizeof *q->inbox);
+      q->nheard += q->ninbox;
+      q->ninbox = 0;
+    }
+    pthread_mutex_unlock(&q->hb_mu);
   }
+  int rc = 0;
+  for (int i = 0; i < q->nheard && rc == 0; i++) {
+    if (strcmp(q->heard[i].channel, "kaskad_cfg") == 0) rc = cfg_apply(s, q->heard[i].payload);
+    else if (strcmp(q->heard[i].channel, "kaskad_pol") == 0) pgp_apply(s, q->heard[i].payload);
+    else if (strcmp(q->heard[i].channel, "kaskad_work") == 0) q->next_heartbeat = 0;   /* look now */
+  }
+  q->napplied = rc == 0 ? q->nheard : 0;
   return rc;
 }
+
+void pgn_begin(struct pg_store *q) {
+  if (q->napplied == 0) return;
+  for (int i = 0; i < q->napplied; i++) {
+    free(q->heard[i].channel);
+    free(q->heard[i].payload);
+  }
+  memmove(q->heard, q->heard + q->napplied, (size_t)(q->nheard - q->napplied) * sizeof *q->heard);
+  q->nheard -= q->napplied;
+  q->napplied = 0;
+}
+
+void pgn_undone(struct pg_store *q) { q->napplied = 0; }
 
 /* ---- the writer's hook ------------------------------------------------------------- */
 
@@ -419,6 +502,7 @@ void pgn_before_commit(struct store *s) {
   struct pg_store *q = PG(s);
   int nw = s->nw;
   if (cfg_send(s, nw) != 0) kk_error(LOGCTX, "sending configuration changes to the nodes failed");
+  if (pgp_send(s, nw) != 0) kk_error(LOGCTX, "sending stop-list, consent and cap changes to the nodes failed");
   if (cfg_receive(s) != 0) kk_error(LOGCTX, "reading another node's configuration change failed");
   double m = mono_ms();
   if (m < q->next_heartbeat) return;

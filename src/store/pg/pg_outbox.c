@@ -57,7 +57,7 @@ static int trim_account(struct store *s, struct store_outbox_trim *t, int64_t ac
   pg_p_int(&q, excess);
   r = pg_query(&PG(s)->w,
                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-               " WHERE account_id=$1::bigint ORDER BY id LIMIT $2::bigint)",
+               " WHERE account_id=$1::bigint ORDER BY id LIMIT $2::bigint FOR UPDATE)",
                &q, &rc);
   if (r == NULL) return rc;
   int64_t gone = strtoll(PQcmdTuples(r), NULL, 10);

@@ -90,7 +90,10 @@ static void pipe_fail(struct pg_conn *c, const PGresult *r) {
   snprintf(c->sqlstate, sizeof c->sqlstate, "%s", state ? state : "");
   c->fault = pg_fault_of(state, c->db);
   c->perr = state && !strncmp(state, "23", 2) ? KK_EEXIST : KK_ESTORE;
-  if (c->perr == KK_ESTORE)
+  if (pg_lock_conflict(state)) {
+    c->conflict = 1;   /* the writer runs its batch again */
+    kk_warnx(LOGCTX, "%s: %s", state, PQerrorMessage(c->db));
+  } else if (c->perr == KK_ESTORE)
     kk_error(LOGCTX, "%s: %s", state ? state : "connection", PQerrorMessage(c->db));
 }
 

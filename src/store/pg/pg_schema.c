@@ -362,11 +362,14 @@ void pg_p_bytes(struct pg_params *p, const void *b, int n) { p_add(p, b, n, 1); 
 
 /* ---- statements ---------------------------------------------------------- */
 
+int pg_lock_conflict(const char *state) {
+  return state && (!strcmp(state, "40001") || !strcmp(state, "40P01") || !strcmp(state, "55P03"));
+}
+
 int pg_fault_of(const char *state, PGconn *db) {
   if (PQstatus(db) != CONNECTION_OK) return STORE_FAULT_IO;
   if (!state || !*state) return STORE_FAULT_IO;
-  if (!strcmp(state, "40001") || !strcmp(state, "40P01") || !strcmp(state, "55P03"))
-    return STORE_FAULT_BUSY;   /* serialization, deadlock, lock_timeout */
+  if (pg_lock_conflict(state)) return STORE_FAULT_BUSY;   /* serialization, deadlock, lock_timeout */
   if (!strncmp(state, "08", 2) || !strncmp(state, "53", 2) || !strncmp(state, "58", 2) ||
       !strcmp(state, "57P01") || !strcmp(state, "57P02") || !strcmp(state, "57P03"))
     return STORE_FAULT_IO;     /* connection, resources, system, shutdown */
@@ -389,6 +392,10 @@ PGresult *pg_query(struct pg_conn *c, const char *sql, const struct pg_params *p
   c->fault = pg_fault_of(state, c->db);
   if (state && !strncmp(state, "23", 2)) {
     *rc = KK_EEXIST;   /* a constraint: the operation's own failure */
+  } else if (pg_lock_conflict(state)) {
+    c->conflict = 1;   /* the writer runs its batch again */
+    *rc = KK_ESTORE;
+    kk_warnx(LOGCTX, "%s: %s", state, PQerrorMessage(c->db));
   } else {
     *rc = KK_ESTORE;
     kk_error(LOGCTX, "%s: %s", state ? state : "connection", PQerrorMessage(c->db));
@@ -465,7 +472,7 @@ int pg_conn_session(struct pg_conn *c) {
     pg_p_text(&p, c->node);
     if (pg_cmd(c, "SELECT set_config('kaskad.node',$1,false)", &p) != 0) return KK_ESTORE;
   }
-  if (c->listen && pg_cmd(c, "LISTEN kaskad_cfg", NULL) != 0) return KK_ESTORE;
+  if (c->listen && pg_cmd(c, "LISTEN kaskad_cfg; LISTEN kaskad_pol; LISTEN kaskad_work", NULL) != 0) return KK_ESTORE;
   return 0;
 }
 

@@ -30,10 +30,7 @@ int pg_route_put(struct store *s, struct store_op *op) {
     rc = pg_cmd(&PG(s)->w, "DELETE FROM routes WHERE name=$1", &p);
   }
   if (rc == 0) note_cfg(s, STORE_NOTE_ROUTE, 0, d->name, d->config, NULL, 0);
-  free(d->name);
-  free(d->config);
-  d->name = d->config = NULL;
-  return rc;
+  return rc;   /* d's strings are freed with the operation (it may run again) */
 }
 
 int pg_routes_each(struct store *s, void (*fn)(void *arg, const char *name, const char *config),
@@ -94,9 +91,7 @@ int pg_setting_put(struct store *s, struct store_op *op) {
   if (rc == 0)
     note_cfg(s, settings[d->what].note, d->account_id, d->key, del ? NULL : d->value, NULL,
              d->num);
-  free(d->value);
-  d->value = NULL;
-  return rc;
+  return rc;   /* d->value is freed with the operation (it may run again) */
 }
 
 /* Calls fn with each row (account_id, key, text) of sql's, in its order. */

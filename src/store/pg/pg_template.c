@@ -26,9 +26,7 @@ int pg_template_put(struct store *s, struct store_op *op) {
     rc = pg_cmd(&PG(s)->w, "DELETE FROM templates WHERE account_id=$1::bigint AND name=$2", &p);
   }
   if (rc == 0) note_cfg(s, STORE_NOTE_TEMPLATE_CFG, d->account_id, d->name, d->body, NULL, d->at);
-  free(d->body);
-  d->body = NULL;
-  return rc;
+  return rc;   /* d->body is freed with the operation (it may run again) */
 }
 
 int pg_templates_all(struct store *s,

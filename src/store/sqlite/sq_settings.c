@@ -27,9 +27,7 @@ int sq_route_put(struct store *s, struct store_op *op) {
     rc = sq_step_done(&SQ(s)->w, st);
   }
   if (rc == 0) note_cfg(s, STORE_NOTE_ROUTE, 0, d->name, d->config, NULL, 0);
-  free(d->name);
-  free(d->config);
-  return rc;
+  return rc;   /* d's strings are freed with the operation */
 }
 
 int sq_routes_each(struct store *s,
@@ -77,9 +75,7 @@ int sq_setting_put(struct store *s, struct store_op *op) {
   if (rc == 0)
     note_cfg(s, settings[d->what].note, d->account_id, d->key, del ? NULL : d->value, NULL,
              d->num);
-  free(d->value);
-  d->value = NULL;
-  return rc;
+  return rc;   /* d->value is freed with the operation */
 }
 
 /* Calls fn with each row (account_id, key, text) of statement id's. */

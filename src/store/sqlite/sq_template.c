@@ -19,9 +19,7 @@ int sq_template_put(struct store *s, struct store_op *op) {
   }
   int rc = sq_step_done(&SQ(s)->w, st);
   if (rc == 0) note_cfg(s, STORE_NOTE_TEMPLATE_CFG, d->account_id, d->name, d->body, NULL, d->at);
-  free(d->body);
-  d->body = NULL;
-  return rc;
+  return rc;   /* d->body is freed with the operation */
 }
 
 int sq_templates_all(struct store *s,
