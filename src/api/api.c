@@ -512,6 +512,7 @@ static const struct api_route routes[] = {
     {{"PUT", "/v1/stoplist/{phone}"}, API_ACCOUNT, api_stoplist_put, NULL},
     {{"DELETE", "/v1/stoplist/{phone}"}, API_ACCOUNT, api_stoplist_delete, NULL},
     {{"GET", "/v1/consents.csv"}, API_ACCOUNT, api_consents_csv, NULL},
+    {{"POST", "/v1/consents/import"}, API_ACCOUNT, api_consents_import, NULL},
     {{"GET", "/v1/consents/{phone}"}, API_ACCOUNT, api_consent_get, NULL},
     {{"PUT", "/v1/consents/{phone}"}, API_ACCOUNT, api_consent_put, NULL},
     {{"DELETE", "/v1/consents/{phone}"}, API_ACCOUNT, api_consent_delete, NULL},
