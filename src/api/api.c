@@ -17,6 +17,7 @@
 #include "callback/callback.h"
 #include "core/kk_rate.h"
 #include "cascade/cascade.h"
+#include "channel/chan_engine.h"
 #include "core/kk_mem.h"
 #include "core/kk_utf8.h"
 #include "dispatch/dispatch.h"
@@ -274,6 +275,9 @@ int api_init(struct api *a) {
     return KK_ENOSPC;
   if (accept_rules_init(&a->rules, a->store, a->plan) != 0) return KK_ESTORE;
   a->accept.rules = &a->rules;
+  /* The rules again when a message or a cascade step comes due. */
+  if (a->dispatch) dispatch_set_due_check(a->dispatch, accept_rules_due, &a->accept);
+  if (a->cascade) chan_engine_set_due_check(cascade_engine(a->cascade), accept_rules_due, &a->accept);
   a->subscribed = 1;
   return 0;
 }

@@ -163,6 +163,15 @@ static int token_match(const char *word, const char *t, size_t tl) {
   return strlen(word) == tl && strncmp(word, t, tl) == 0;
 }
 
+/* 0 when pattern cannot match at word by its first two bytes (an empty
+   pattern never does): most of the account's own patterns are passed over
+   so, with no call. */
+static int may_start(const char *pattern, const char *word) {
+  if (pattern[0] != word[0] || pattern[0] == '\0') return 0;
+  char p1 = pattern[1];
+  return p1 == '*' || p1 == ' ' || p1 == '\0' || p1 == word[1];
+}
+
 /* 1 when the pattern's tokens match words w[i..]; *k the words taken. */
 static int pattern_match(const char *pattern, char **w, int n, int i, int *k) {
   const char *p = pattern;
@@ -235,7 +244,7 @@ int pol_content_check_norm(const char *text, size_t len, unsigned enabled,
     }
     for (int o = 0; o < nown; o++) {
       int k;
-      if (own_norm[o][0] == '\0' || !pattern_match(own_norm[o], w, n, i, &k)) continue;
+      if (!may_start(own_norm[o], w[i]) || !pattern_match(own_norm[o], w, n, i, &k)) continue;
       hit->category = POL_CAT_OWN;
       hit_words(hit, w, i, k);
       return 1;

@@ -279,6 +279,7 @@ int pg_sms_submitted(struct store *s, struct store_op *op);
 int pg_sms_failed(struct store *s, struct store_op *op);
 int pg_sms_expired(struct store *s, struct store_op *op);
 int pg_sms_retry(struct store *s, struct store_op *op);
+int pg_msg_decide(struct store *s, struct store_op *op);
 int pg_receipt(struct store *s, struct store_op *op);
 int pg_inbound(struct store *s, struct store_op *op);
 /* pg_outbox.c */
