@@ -409,14 +409,14 @@ void accept_rules_count(struct accept_rules *ru, const char *code) {
 }
 
 /* 1 when the phone has more messages of class cls within a cap's window
-   than the cap allows (the message that came due is among them). */
+   up to now than the cap allows (the message that came due is among
+   them; those deferred past now are not). */
 static int over_cap(struct accept_rules *ru, const struct pol_rules *r, int cls,
                     const struct pol_due *d, int64_t now) {
   for (int i = 0; i < r->ncaps; i++) {
     const struct pol_cap *c = &r->caps[i];
-    int64_t oldest;
     if (c->cls == cls &&
-        pol_caps_count(ru->caps, d->account_id, cls, d->to, now, c->per_ms, &oldest) > c->max)
+        pol_caps_count_due(ru->caps, d->account_id, cls, d->to, now, c->per_ms) > c->max)
       return 1;
   }
   return 0;
