@@ -48,17 +48,25 @@ static uint32_t lookalike(uint32_t cp) {
   }
 }
 
-/* The code point at s (valid UTF-8 but for a NUL, read as a space); *n
-   its length. */
-static uint32_t decode(const unsigned char *s, size_t left, size_t *n) {
-  size_t i = 0;
-  uint32_t cp;
-  if (kk_utf8_next(s, left, &i, &cp) != 0) {
+/* The code point at s, which is valid UTF-8 (checked first, or ICU's
+   output), a NUL read as a space; *n its length. */
+static inline uint32_t decode(const unsigned char *s, size_t *n) {
+  unsigned c = s[0];
+  if (c < 0x80) {
     *n = 1;
-    return ' ';
+    return c ? c : ' ';
   }
-  *n = i;
-  return cp;
+  if (c < 0xE0) {
+    *n = 2;
+    return ((uint32_t)(c & 0x1F) << 6) | (s[1] & 0x3F);
+  }
+  if (c < 0xF0) {
+    *n = 3;
+    return ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+  }
+  *n = 4;
+  return ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
+         ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
 }
 
 static size_t encode(uint32_t cp, char *out) { return kk_utf8_put(cp, (uint8_t *)out); }
@@ -143,7 +151,7 @@ static int split(const unsigned char *s, size_t n, int icu, struct words *w) {
   int pending_joiner = 0;
   while (i < n) {
     size_t cl;
-    uint32_t cp = decode(s + i, n - i, &cl), f = fold_fast(cp);
+    uint32_t cp = decode(s + i, &cl), f = fold_fast(cp);
     i += cl;
     if (f == NOFOLD && !icu) return (int)NOFOLD;
     if (f != NOFOLD) cp = f;
@@ -179,16 +187,22 @@ static int split(const unsigned char *s, size_t n, int icu, struct words *w) {
 static int put_word(const uint32_t *cp, size_t wn, int space, char *out, size_t cap, size_t *n) {
   int cyr = 0;
   for (size_t i = 0; i < wn; i++) cyr |= cyrillic(cp[i]);
-  char buf[16];
-  size_t need = space;
-  for (size_t i = 0; i < wn; i++) need += encode(cp[i] > 0x7FF ? cp[i] : 0x7FF, buf);
+  /* Word characters are below U+0800: two bytes at most each. */
+  size_t need = (size_t)space + 2 * wn;
   if (*n + need + 1 > cap) return 1;
   if (space) out[(*n)++] = ' ';
   for (size_t i = 0; i < wn; i++) {
     uint32_t c = cp[i];
     if (c == 0x451) c = 0x435;
     if (cyr && lookalike(c)) c = lookalike(c);
-    *n += encode(c, out + *n);
+    if (c < 0x80) {
+      out[(*n)++] = (char)c;
+    } else if (c < 0x800) {
+      out[(*n)++] = (char)(0xC0 | (c >> 6));
+      out[(*n)++] = (char)(0x80 | (c & 0x3F));
+    } else if (*n + 4 < cap) {   /* never: no word character is this far */
+      *n += encode(c, out + *n);
+    }
   }
   out[*n] = '\0';
   return 0;
