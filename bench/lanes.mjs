@@ -9,8 +9,10 @@
 // With --admin KEY --route '{"name":…, settings}', the whole campaign is
 // accepted first (its route pointing nowhere), then the route is put right
 // and the transactional messages go while the campaign drains; without, they
-// go while it is being accepted and drains.
+// go while it is being accepted and drains. Every bulk phone gets a consent
+// first (POST /v1/consents/import), before anything is measured.
 import { client } from './client.mjs';
+import { consentAll } from './lib.mjs';
 
 const opt = { url: 'http://127.0.0.1:8080', key: '', sim: 'http://127.0.0.1:8090', n: 200000,
               batch: 200, conc: 4, rate: 50, timeout: 600, admin: '', route: '' };
@@ -61,7 +63,14 @@ async function bulk() {
   await Promise.all(Array.from({ length: opt.conc }, worker));
 }
 
+/* The bulk's phones (advertising needs a consent: recorded in bulk first). */
+function* bulkPhones() {
+  yield SAMPLE;
+  for (let i = 0; i < Math.min(opt.n, 1e6); i++) yield `7926${String(i).padStart(6, '0')}5`;
+}
+
 async function main() {
+  await consentAll(opt.url, opt.key, bulkPhones());
   const base = await metric('kaskad_sms_parts_submitted_total');
   let bulkDone = false, drained = false;
   let accepting;

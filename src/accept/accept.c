@@ -329,20 +329,28 @@ static int acct_policy_check(const struct acct_policy *p, struct accept_item *it
   return 0;
 }
 
-/* The policy chain, in the order the checks were added. */
-static int run_checks(const struct accept *ac, const struct store_account *acc,
-                      struct accept_item *it) {
-  struct accept_view v = {.account = acc, .msg = &it->m};
+int accept_checks_run(const struct accept *ac, const struct store_account *acc,
+                      const struct store_msg_new *m, struct accept_err *err) {
+  struct accept_view v = {.account = acc, .msg = m};
   for (int i = 0; i < ac->nchecks; i++) {
-    struct accept_err e = {0};
-    if (ac->checks[i].fn(ac->checks[i].ud, &v, &e) == 0) continue;
-    it->err = e;
-    if (it->err.status == 0) it->err.status = 422;
-    if (it->err.code == NULL) it->err.code = "refused";
-    it->result = ACCEPT_REFUSED;
+    memset(err, 0, sizeof *err);
+    if (ac->checks[i].fn(ac->checks[i].ud, &v, err) == 0) continue;
+    if (err->status == 0) err->status = 422;
+    if (err->code == NULL) err->code = "refused";
     return KK_EINVAL;
   }
   return 0;
+}
+
+/* The policy chain, in the order the checks were added. */
+static int run_checks(const struct accept *ac, const struct store_account *acc,
+                      struct accept_item *it) {
+  struct accept_err e;
+  if (accept_checks_run(ac, acc, &it->m, &e) == 0) return 0;
+  it->err = e;
+  it->result = ACCEPT_REFUSED;
+  if (ac->rules) accept_rules_count(ac->rules, e.code);
+  return KK_EINVAL;
 }
 
 /* ---- storing and the answer -------------------------------------------------------- */

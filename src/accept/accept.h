@@ -133,6 +133,11 @@ void accept_init(struct accept *ac, struct store *store, struct dispatch *dispat
    KK_ENOSPC past ACCEPT_MAX_CHECKS. */
 int accept_check_add(struct accept *ac, const char *name, accept_check_fn fn, void *ud);
 
+/* Runs the policy chain on m of account acc: 0, or nonzero with err's code
+   (the first check that refused). */
+int accept_checks_run(const struct accept *ac, const struct store_account *acc,
+                      const struct store_msg_new *m, struct accept_err *err);
+
 /* A request: one message or a batch, of one account. */
 struct accept_req {
   int64_t account_id;

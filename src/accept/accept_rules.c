@@ -19,6 +19,7 @@
 #include "phone/phone_plan.h"
 #include "policy/pol_caps.h"
 #include "policy/pol_content.h"
+#include "policy/pol_due.h"
 #include "store/store.h"
 
 #define LOGCTX "rules"
@@ -424,6 +425,68 @@ int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
       break;
     }
   return 0;
+}
+
+static int reason_of(const char *code) {
+  for (int i = 0; i < ACCEPT_R_COUNT; i++)
+    if (strcmp(reason_names[i], code) == 0) return i;
+  return -1;
+}
+
+void accept_rules_count(struct accept_rules *ru, const char *code) {
+  int r = code ? reason_of(code) : -1;
+  if (r == ACCEPT_R_STOP || r == ACCEPT_R_CONSENT) ru->refused[r]++;
+}
+
+/* 1 when the phone has more messages of class cls within a cap's window
+   up to now than the cap allows (the message that came due is among
+   them; those deferred past now are not). */
+static int over_cap(struct accept_rules *ru, const struct pol_rules *r, int cls,
+                    const struct pol_due *d, int64_t now) {
+  for (int i = 0; i < r->ncaps; i++) {
+    const struct pol_cap *c = &r->caps[i];
+    if (c->cls == cls &&
+        pol_caps_count_due(ru->caps, d->account_id, cls, d->to, now, c->per_ms) > c->max)
+      return 1;
+  }
+  return 0;
+}
+
+const char *accept_rules_due(void *ud, const struct pol_due *d) {
+  struct accept *ac = ud;
+  struct store_account acc;
+  if (d->to == NULL || d->to[0] == '\0' ||
+      store_account_get_by_id(ac->store, d->account_id, &acc) != 0)
+    return NULL;
+  struct store_msg_new m;
+  memset(&m, 0, sizeof m);
+  m.account_id = d->account_id;
+  m.to = d->to;
+  m.msg_class = d->msg_class;
+  m.cascade = d->channel;   /* the consent of the channel it goes on now */
+  struct accept_err err;
+  const char *why = NULL;
+  int64_t now = store_now_ms();
+  struct accept_rules *ru = ac->rules;
+  if (accept_checks_run(ac, &acc, &m, &err) != 0) {
+    int r = reason_of(err.code);
+    why = r >= 0 ? reason_names[r] : "refused";
+  } else if (ru && !ru->off &&
+             over_cap(ru, accept_rules_of(ru, d->account_id), class_index(d->msg_class), d, now)) {
+    why = reason_names[ACCEPT_R_CAP];
+  }
+  if (why == NULL) return NULL;
+  if (ru) accept_rules_count(ru, why);
+  if (ru && strcmp(why, reason_names[ACCEPT_R_CAP]) == 0) ru->refused[ACCEPT_R_CAP]++;
+  char at[32], one[256];
+  iso(now, at);
+  snprintf(one, sizeof one,
+           "{\"at\":\"%s\",\"rule\":\"%s\",\"outcome\":\"refused\",\"reason\":\"%s\","
+           "\"channel\":\"%s\",\"when\":\"due\"}",
+           at, why, why, d->channel ? d->channel : "sms");
+  store_msg_decide(ac->store, d->msg_id, one, NULL, NULL);
+  kk_info(LOGCTX, "message %lld: refused when it came due: %s", (long long)d->msg_id, why);
+  return why;
 }
 
 void accept_rules_metrics(const struct accept_rules *ru, struct kk_buf *o) {

@@ -27,6 +27,7 @@ struct store_account;
 struct phone_plan;
 struct pol_caps;
 struct kk_buf;
+struct pol_due;
 
 /* The name of the settings row that holds an account's policy document. */
 #define ACCEPT_RULES_ROW "policy"
@@ -35,7 +36,9 @@ struct kk_buf;
   XX(QUIET, "quiet_hours")                                       \
   XX(CAP, "frequency_cap")                                       \
   XX(CONTENT, "prohibited_content")                              \
-  XX(FOREIGN, "foreign_messenger_forbidden")
+  XX(FOREIGN, "foreign_messenger_forbidden")                     \
+  XX(STOP, "stop_listed")                                        \
+  XX(CONSENT, "no_consent")
 
 enum accept_reason {
 #define XX(c, s) ACCEPT_R_##c,
@@ -91,6 +94,21 @@ const char *accept_rules_doc(const struct accept_rules *ru, int64_t account_id);
  */
 int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
                        const struct store_account *acc, struct accept_item *it, int64_t now);
+
+/* Counts a refusal of the policy chain (its code: stop_listed,
+   no_consent) among the decisions; other codes are not counted. */
+void accept_rules_count(struct accept_rules *ru, const char *code);
+
+/*
+ * The rules again when a message or a cascade step comes due (pol_due.h;
+ * ud: the struct accept): the policy chain (the stop-list, the consent for
+ * the step's channel) and the frequency caps as they are now (over the cap:
+ * more messages of its class than the cap allows within its window,
+ * itself included). NULL when it may go; else the reason code, with the
+ * decision ({"at","rule","outcome":"refused","reason","channel"}) appended
+ * to the message's decisions and counted.
+ */
+const char *accept_rules_due(void *ud, const struct pol_due *d);
 
 /* The decisions counters in Prometheus text. */
 void accept_rules_metrics(const struct accept_rules *ru, struct kk_buf *o);

@@ -17,6 +17,7 @@
 #include "callback/callback.h"
 #include "core/kk_rate.h"
 #include "cascade/cascade.h"
+#include "channel/chan_engine.h"
 #include "core/kk_mem.h"
 #include "core/kk_utf8.h"
 #include "dispatch/dispatch.h"
@@ -274,6 +275,9 @@ int api_init(struct api *a) {
     return KK_ENOSPC;
   if (accept_rules_init(&a->rules, a->store, a->plan, a->quiet_default) != 0) return KK_ESTORE;
   a->accept.rules = &a->rules;
+  /* The rules again when a message or a cascade step comes due. */
+  if (a->dispatch) dispatch_set_due_check(a->dispatch, accept_rules_due, &a->accept);
+  if (a->cascade) chan_engine_set_due_check(cascade_engine(a->cascade), accept_rules_due, &a->accept);
   a->subscribed = 1;
   return 0;
 }
@@ -512,6 +516,7 @@ static const struct api_route routes[] = {
     {{"PUT", "/v1/stoplist/{phone}"}, API_ACCOUNT, api_stoplist_put, NULL},
     {{"DELETE", "/v1/stoplist/{phone}"}, API_ACCOUNT, api_stoplist_delete, NULL},
     {{"GET", "/v1/consents.csv"}, API_ACCOUNT, api_consents_csv, NULL},
+    {{"POST", "/v1/consents/import"}, API_ACCOUNT, api_consents_import, NULL},
     {{"GET", "/v1/consents/{phone}"}, API_ACCOUNT, api_consent_get, NULL},
     {{"PUT", "/v1/consents/{phone}"}, API_ACCOUNT, api_consent_put, NULL},
     {{"DELETE", "/v1/consents/{phone}"}, API_ACCOUNT, api_consent_delete, NULL},

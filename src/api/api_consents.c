@@ -9,11 +9,15 @@
  *   DELETE /v1/consents/{phone}?channel=   withdraws the current ones (all
  *                                 channels by default) -> 204, 404 when none
  *   GET    /v1/consents.csv       every record, for a regulator
+ *   POST   /v1/consents/import    CSV (phone, source, text, ip, at, channel):
+ *                                 records in bulk, one transaction; the bad
+ *                                 rows are answered with line and reason
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api_optout.h"
+#include "contact/consent_csv.h"
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
 #include "core/kk_utf8.h"
@@ -212,4 +216,96 @@ void api_consents_csv(struct api_call *c) {
       c, "id,phone,channel,source,text,ip,at,recorded_at,withdrawn_at,withdrawn_by\n");
   if (o == NULL) return;
   store_consent_each_async(c->a->store, c->account_id, NULL, csv_row, o->f, on_csv, o);
+}
+
+/* ---- POST /v1/consents/import ---------------------------------------------------- */
+
+#define IMPORT_ERRORS_SHOWN 1000   /* refused rows an answer lists */
+
+struct bulk {
+  struct api_call *call;
+  struct store_consent_op op;
+  int cap;
+  int over;                 /* rows past STORE_CONSENT_BULK_MAX */
+  long rejected;
+  json_t *errors;
+};
+
+static void bulk_free(struct bulk *b) {
+  for (int i = 0; i < b->op.n; i++) free(b->op.rows[i].text);
+  free(b->op.rows);
+  json_decref(b->errors);
+  free(b);
+}
+
+static void bulk_row(void *arg, long line, const struct store_consent *r) {
+  struct bulk *b = arg;
+  (void)line;
+  if (b->op.n == STORE_CONSENT_BULK_MAX) {
+    b->over = 1;
+    return;
+  }
+  if (b->op.n == b->cap) {
+    b->cap = b->cap ? b->cap * 2 : 256;
+    b->op.rows = kk_xrealloc(b->op.rows, (size_t)b->cap * sizeof *b->op.rows);
+  }
+  struct store_consent *c = &b->op.rows[b->op.n++];
+  *c = *r;
+  c->text = r->text && r->text[0] ? kk_xstrdup(r->text) : NULL;   /* freed by bulk_free */
+}
+
+static void bulk_reject(void *arg, const struct consent_csv_reject *r) {
+  struct bulk *b = arg;
+  if (b->rejected++ < IMPORT_ERRORS_SHOWN)
+    json_array_append_new(b->errors, json_pack("{s:I, s:s, s:s}", "line", (json_int_t)r->line,
+                                               "reason", r->reason, "message", r->detail));
+}
+
+static void on_bulk(void *arg, int rc) {
+  struct bulk *b = arg;
+  if (rc != 0) {
+    api_error(b->call->req, 503, "store_unavailable", NULL, "cannot record the consents now");
+  } else {
+    json_t *o = json_pack("{s:i, s:I, s:O}", "recorded", b->op.n, "rejected",
+                          (json_int_t)b->rejected, "errors", b->errors);
+    api_json(b->call->req, 200, o, NULL);
+  }
+  bulk_free(b);
+}
+
+void api_consents_import(struct api_call *c) {
+  const char *country = http_req_query(c->req, "country");
+  if (country && !(strlen(country) == 2 && country[0] >= 'A' && country[0] <= 'Z' &&
+                   country[1] >= 'A' && country[1] <= 'Z')) {
+    api_error(c->req, 422, "invalid_country", "country", "country: an ISO code such as RU");
+    return;
+  }
+  struct bulk *b = kk_xcalloc(1, sizeof *b);   /* freed by bulk_free */
+  b->call = c;
+  b->errors = json_array();
+  b->op.account_id = c->account_id;
+  b->op.now = store_now_ms();
+  struct consent_csv_opts o = {.country = country ? country : "RU", .now = b->op.now,
+                               .row = bulk_row, .reject = bulk_reject, .arg = b};
+  struct consent_csv *csv = consent_csv_new(&o);
+  size_t len;
+  const char *body = http_req_body(c->req, &len);
+  int rc = consent_csv_feed(csv, body, len);
+  if (rc == 0) rc = consent_csv_end(csv);
+  if (rc != 0)
+    api_error(c->req, 422, "invalid_csv", NULL, "the file cannot be read: %s",
+              consent_csv_error(csv));
+  consent_csv_free(csv);
+  if (rc == 0 && b->over)
+    api_error(c->req, 413, "too_many_rows", NULL,
+              "at most %d consents a request; nothing was recorded", STORE_CONSENT_BULK_MAX);
+  if (rc != 0 || b->over) {
+    bulk_free(b);
+    return;
+  }
+  if (b->op.n == 0) {
+    on_bulk(b, 0);
+    return;
+  }
+  store_consent_write(c->a->store, &b->op, on_bulk, b);
 }

@@ -21,6 +21,7 @@ void api_consent_put(struct api_call *c);
 void api_consent_get(struct api_call *c);
 void api_consent_delete(struct api_call *c);
 void api_consents_csv(struct api_call *c);
+void api_consents_import(struct api_call *c);
 
 /* The store's notes: answers a person's stop, start or help word
    (api_optout_reply.c); subscribed by api_init. */

@@ -145,6 +145,7 @@ static int start_from(struct run *r, int from, int64_t at) {
     f->use = CFSM_USE_OK;
     f->t0 = sms ? 0 : at;
     f->t1 = created;
+    f->t2 = held ? at : 0;
     f->error = held;
     int64_t wait_until = wait_deadline(m, ch, at, m->steps[j].timeout_ms);
     /* Until some attempt reaches something, the message shows the channel

@@ -110,7 +110,8 @@ enum cfsm_note { CFSM_NOTE_SMS, CFSM_NOTE_CHANNEL, CFSM_NOTE_WAIT, CFSM_NOTE_SMS
 enum cfsm_fx_kind {
   /* the event's attempt: status, sent_at/delivered_at/read_at (t0..t2), cost added */
   CFSM_FX_ATT_SET,
-  /* a new attempt for step at t1: sending (due at t0, 0: none) or skipped (use says why) */
+  /* a new attempt for step at t1: sending (due at t0, 0: none) or skipped (use says why);
+     held for quiet hours (error quiet_hours): until t2 */
   CFSM_FX_ATT_ADD,
   /* the message moves to step (attempt_id) at t2: due_at t0, wait_until t1, shows chan */
   CFSM_FX_MSG_STEP,

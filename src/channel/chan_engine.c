@@ -217,6 +217,11 @@ int chan_engine_sender(struct chan_engine *e, const char *channel, const struct 
   return 0;
 }
 
+void chan_engine_set_due_check(struct chan_engine *e, pol_due_fn fn, void *ud) {
+  e->due_fn = fn;
+  e->due_ud = ud;
+}
+
 int chan_engine_start(struct chan_engine *e) {
   if (chan_settings_load(e) != 0) return KK_ESTORE;
   uv_timer_start(&e->scan_timer, on_scan_timer, 0, 0);

@@ -36,6 +36,7 @@
 #include "channel/chan_hooks.h"
 #include "channel/chan_settings.h"
 #include "channel/channel.h"
+#include "policy/pol_due.h"
 #include "store/store.h"
 
 struct chan_engine;
@@ -55,6 +56,13 @@ struct chan_engine_opts {
    chan_engine_stop()'s done. The store must outlive it. */
 struct chan_engine *chan_engine_new(uv_loop_t *loop, struct store *store,
                                     const struct chan_engine_opts *opts);
+/* Sets the rules that run again when an attempt comes due (pol_due.h): a
+   deferred one (due later than it was made: quiet hours, a retry) and
+   every advertising one, just before its request is built; refused, the
+   attempt fails with the reason as its error (and the cascade goes on as
+   after any failure). */
+void chan_engine_set_due_check(struct chan_engine *e, pol_due_fn fn, void *ud);
+
 /* Where an external channel's steps go (SMS: dispatch_sender). 0, or
    KK_EINVAL for a channel whose driver is not external. */
 int chan_engine_sender(struct chan_engine *e, const char *channel, const struct chan_sender *s);

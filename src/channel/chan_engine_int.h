@@ -61,6 +61,8 @@ struct chan_engine {
   struct chan_sender senders[CHAN_MAX_DRIVERS];   /* of the external channels */
   struct store_chan_due *rows;   /* CHAN_SCAN_MAX, for claims (allocated at the first) */
   int left_due;                  /* rows were left in the store with the queue full */
+  pol_due_fn due_fn;             /* the rules again when due; NULL: none */
+  void *due_ud;
 };
 
 /* The counters of a channel (a spare slot for an unknown name). */

@@ -27,6 +27,9 @@ static void job_from_due(struct dispatch *d, const struct store_due *due) {
   snprintf(j->route, sizeof j->route, "%s", due->route);
   j->text = due->text;
   j->lane = (uint8_t)dispatch_lane_of(due->msg_class);
+  snprintf(j->msg_class, sizeof j->msg_class, "%s", due->msg_class);
+  j->recheck = !due->parts_done &&
+               (due->due_at > now_ms() || strcmp(due->msg_class, "advertising") == 0);
   j->price = -1;
   if (due->parts_done) {
     /* Some parts were accepted before a restart: only the rest goes out. */
@@ -34,6 +37,11 @@ static void job_from_due(struct dispatch *d, const struct store_due *due) {
     j->pending = ~due->parts_done;
   }
   dispatch_job_place(d, j);
+}
+
+void dispatch_set_due_check(struct dispatch *d, pol_due_fn fn, void *ud) {
+  d->due_fn = fn;
+  d->due_ud = ud;
 }
 
 /* 1 when row id was already taken ahead of the scan (and forgets it);

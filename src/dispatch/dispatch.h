@@ -16,6 +16,8 @@
 
 #include <jansson.h>
 #include <stdint.h>
+
+#include "policy/pol_due.h"
 #include <uv.h>
 
 #include "channel/channel.h"
@@ -50,6 +52,12 @@ struct dispatch_route_cfg {
 
 struct dispatch *dispatch_new(uv_loop_t *loop, struct store *store,
                               const struct dispatch_opts *opts);
+
+/* Sets the rules that run again when a message comes due (pol_due.h): an
+   SMS deferred when it was accepted (its due time was ahead when it was
+   handed out), and every advertising one, is looked at by fn just before
+   its first part goes; refused, it fails with the reason as its error. */
+void dispatch_set_due_check(struct dispatch *d, pol_due_fn fn, void *ud);
 
 /* Sets or clears (NULL) the HLR/MNP lookup service; lookups under way end
    with the service's own stop. */

@@ -61,6 +61,8 @@ struct job {
   int queued;                /* 1 while in a queue or list */
   int ended;                 /* failed or expired: drop when nothing in flight */
   uint8_t lane;              /* enum dispatch_lane, from the message's class */
+  uint8_t recheck;           /* the rules again once it is due (pol_due.h) */
+  char msg_class[16];
   uint8_t chosen;            /* the route is the dispatcher's choice (may fail over) */
   uint8_t resolved;          /* operator known (register and HLR asked) */
   uint8_t roaming;           /* the HLR says the subscriber is roaming */
@@ -98,6 +100,8 @@ struct route {
 struct dispatch {
   uv_loop_t *loop;
   struct store *store;
+  pol_due_fn due_fn;            /* the rules again when due; NULL: none */
+  void *due_ud;
   struct dispatch_opts opts;
   struct route *routes;         /* sorted by name */
   struct route *dead;           /* closing, waiting for closed_cb */

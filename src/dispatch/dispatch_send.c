@@ -119,6 +119,20 @@ void dispatch_job_route(struct dispatch *d, struct job *j, int at_head) {
     delay_push(d, j);
     return;
   }
+  if (j->recheck && d->due_fn) {
+    /* Due now: the rules again (a consent withdrawn, a stop meanwhile). */
+    j->recheck = 0;
+    struct pol_due due = {.msg_id = j->msg_id, .account_id = j->account_id, .to = j->to,
+                          .msg_class = j->msg_class, .channel = "sms"};
+    const char *why = d->due_fn(d->due_ud, &due);
+    if (why) {
+      struct store_sms_update u = {.msg_id = j->msg_id, .attempt_id = j->attempt_id,
+                                   .route = j->route, .error = why, .at = now_ms()};
+      store_sms_failed(d->store, &u, dispatch_store_done_log, NULL);
+      dispatch_job_free(d, j);
+      return;
+    }
+  }
   if (!j->resolved) {
     /* back from a roaming deferral: looked at again */
     dispatch_job_place(d, j);

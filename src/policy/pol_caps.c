@@ -95,6 +95,16 @@ int pol_caps_count(const struct pol_caps *c, int64_t account_id, int cls, const 
   return n;
 }
 
+int pol_caps_count_due(const struct pol_caps *c, int64_t account_id, int cls, const char *phone,
+                       int64_t now_ms, int64_t per_ms) {
+  const struct slot *s = find(table_of(c, account_id, cls), phone_key(phone));
+  if (s == NULL) return 0;
+  uint32_t from = secs(now_ms - per_ms), to = secs(now_ms);
+  int n = 0;
+  for (int i = 0; i < POL_CAP_MAX_COUNT; i++) n += s->t[i] && s->t[i] > from && s->t[i] <= to;
+  return n;
+}
+
 static void put(struct table *t, const struct slot *s) {
   for (size_t i = mix(s->phone) & (t->cap - 1);; i = (i + 1) & (t->cap - 1))
     if (t->slots[i].phone == 0) {

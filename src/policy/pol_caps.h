@@ -28,6 +28,10 @@ void pol_caps_free(struct pol_caps *c);
    (now_ms - per_ms, now_ms]; with *oldest_ms the earliest of those (0: none). */
 int pol_caps_count(const struct pol_caps *c, int64_t account_id, int cls, const char *phone,
                    int64_t now_ms, int64_t per_ms, int64_t *oldest_ms);
+/* The same, counting only sends in (now_ms - per_ms, now_ms]: those not
+   yet due (deferred ones counted at their due time) left out. */
+int pol_caps_count_due(const struct pol_caps *c, int64_t account_id, int cls, const char *phone,
+                       int64_t now_ms, int64_t per_ms);
 /* Records a send at at_ms. 0, or KK_ENOSPC when the table is full. */
 int pol_caps_add(struct pol_caps *c, int64_t account_id, int cls, const char *phone,
                  int64_t at_ms);

@@ -163,6 +163,20 @@ static int token_match(const char *word, const char *t, size_t tl) {
   return strlen(word) == tl && strncmp(word, t, tl) == 0;
 }
 
+/* 0 when pattern cannot match at word by its first bytes (up to four: two
+   Cyrillic letters; an empty pattern never matches): most patterns are
+   passed over so, with no call. */
+static inline int may_start(const char *pattern, const char *word) {
+  if (pattern[0] == '\0') return 0;
+  for (int i = 0; i < 4; i++) {
+    char p = pattern[i];
+    if (p == '*' || p == ' ') return 1;
+    if (p != word[i]) return 0;
+    if (p == '\0') return 1;
+  }
+  return 1;
+}
+
 /* 1 when the pattern's tokens match words w[i..]; *k the words taken. */
 static int pattern_match(const char *pattern, char **w, int n, int i, int *k) {
   const char *p = pattern;
@@ -228,14 +242,16 @@ int pol_content_check_norm(const char *text, size_t len, unsigned enabled,
     for (size_t d = first_of(key); d < NDICT && by_key[d].key == key; d++) {
       const struct entry *e = by_key[d].e;
       int k;
-      if (!(enabled & (1u << e->cat)) || !pattern_match(e->pattern, w, n, i, &k)) continue;
+      if (!(enabled & (1u << e->cat)) || !may_start(e->pattern, w[i]) ||
+          !pattern_match(e->pattern, w, n, i, &k))
+        continue;
       hit->category = e->cat;
       hit_words(hit, w, i, k);
       return 1;
     }
     for (int o = 0; o < nown; o++) {
       int k;
-      if (own_norm[o][0] == '\0' || !pattern_match(own_norm[o], w, n, i, &k)) continue;
+      if (!may_start(own_norm[o], w[i]) || !pattern_match(own_norm[o], w, n, i, &k)) continue;
       hit->category = POL_CAT_OWN;
       hit_words(hit, w, i, k);
       return 1;

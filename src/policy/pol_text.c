@@ -48,34 +48,138 @@ static uint32_t lookalike(uint32_t cp) {
   }
 }
 
-/* The code point at s (valid UTF-8 but for a NUL, read as a space); *n
-   its length. */
-static uint32_t decode(const unsigned char *s, size_t left, size_t *n) {
-  size_t i = 0;
-  uint32_t cp;
-  if (kk_utf8_next(s, left, &i, &cp) != 0) {
+/* The code point at s, which is valid UTF-8 (checked first, or ICU's
+   output), a NUL read as a space; *n its length. */
+static inline uint32_t decode(const unsigned char *s, size_t *n) {
+  unsigned c = s[0];
+  if (c < 0x80) {
     *n = 1;
-    return ' ';
+    return c ? c : ' ';
   }
-  *n = i;
-  return cp;
+  if (c < 0xE0) {
+    *n = 2;
+    return ((uint32_t)(c & 0x1F) << 6) | (s[1] & 0x3F);
+  }
+  if (c < 0xF0) {
+    *n = 3;
+    return ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+  }
+  *n = 4;
+  return ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
+         ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
 }
 
 static size_t encode(uint32_t cp, char *out) { return kk_utf8_put(cp, (uint8_t *)out); }
 
-/* The words of a text: code points, each word ended by 0. */
+/* The words of a text: code points, each word ended by 0; in the inline
+   buffer while they fit (most texts), else on the heap. */
 struct words {
-  uint32_t *cp;
+  uint32_t *cp;             /* inl, or malloc'd (freed by words_fini) */
   size_t n, cap;
   int count;
+  uint32_t inl[1024];
 };
+
+static void words_init(struct words *w) {
+  w->cp = w->inl;
+  w->n = 0;
+  w->cap = sizeof w->inl / sizeof w->inl[0];
+  w->count = 0;
+}
+
+static void words_fini(struct words *w) {
+  if (w->cp != w->inl) free(w->cp);
+}
 
 static void push(struct words *w, uint32_t cp) {
   if (w->n == w->cap) {
-    w->cap = w->cap ? w->cap * 2 : 256;
-    w->cp = kk_xrealloc(w->cp, w->cap * sizeof *w->cp);
+    uint32_t *p = kk_xmalloc(w->cap * 2 * sizeof *p);
+    memcpy(p, w->cp, w->n * sizeof *p);
+    words_fini(w);
+    w->cp = p;
+    w->cap *= 2;
   }
   w->cp[w->n++] = cp;
+}
+
+#define NOFOLD 0xFFFFFFFFu
+
+/* The case fold of cp where it is a table's work: ASCII, Latin-1,
+   Cyrillic, punctuation, currency signs and emoji (nearly every text);
+   NOFOLD for a code point whose fold ICU must give (ß, µ, Greek, the
+   rest of Latin, ...). */
+static uint32_t fold_fast(uint32_t cp) {
+  if (cp < 0x80) return cp >= 'A' && cp <= 'Z' ? cp + 32 : cp;
+  if (cp < 0xC0) return cp == 0xB5 ? NOFOLD : cp;
+  if (cp < 0xDF) return cp == 0xD7 ? cp : cp + 32;
+  if (cp == 0xDF) return NOFOLD;
+  if (cp <= 0xFF) return cp;
+  if (cp >= 0x400 && cp <= 0x40F) return cp + 0x50;   /* Ѐ-Џ (Ё among them) */
+  if (cp >= 0x410 && cp <= 0x42F) return cp + 0x20;   /* А-Я */
+  if (cp >= 0x430 && cp <= 0x45F) return cp;
+  if ((cp >= 0x2000 && cp <= 0x206F) || (cp >= 0x20A0 && cp <= 0x20CF) || cp == 0x2116 ||
+      cp == 0x2122 || (cp >= 0x1F300 && cp <= 0x1FAFF))
+    return cp;
+  return NOFOLD;
+}
+
+/* The text folded by ICU (full case folding) into a malloc'd buffer (*n
+   its bytes; the caller frees), or NULL. */
+static char *fold_icu(const char *text, size_t len, size_t *n) {
+  UErrorCode err = U_ZERO_ERROR;
+  UCaseMap *cm = ucasemap_open(NULL, U_FOLD_CASE_DEFAULT, &err);
+  if (U_FAILURE(err)) return NULL;
+  size_t fcap = len * 3 + 16;
+  char *folded = kk_xmalloc(fcap);
+  int32_t fn = ucasemap_utf8FoldCase(cm, folded, (int32_t)fcap, text, (int32_t)len, &err);
+  ucasemap_close(cm);
+  if (U_FAILURE(err) || fn < 0) {
+    free(folded);
+    return NULL;
+  }
+  *n = (size_t)fn;
+  return folded;
+}
+
+/* Cuts s (n bytes) into words, folding each code point as it goes: 0, or
+   NOFOLD (w partly filled) when a code point needs ICU and icu is 0. */
+static int split(const unsigned char *s, size_t n, int icu, struct words *w) {
+  /* Words: runs of word characters. A joiner after a single letter keeps
+     the word going ("в.о.д.к.а", "п-а-т-р-о-н-ы"); after a longer part it
+     ends the word ("онлайн-казино" is two). */
+  size_t i = 0, wlen = 0, seg = 0;
+  int pending_joiner = 0;
+  while (i < n) {
+    size_t cl;
+    uint32_t cp = decode(s + i, &cl), f = fold_fast(cp);
+    i += cl;
+    if (f == NOFOLD && !icu) return (int)NOFOLD;
+    if (f != NOFOLD) cp = f;
+    if (word_char(cp)) {
+      if (pending_joiner && seg > 1) {
+        push(w, 0);
+        w->count++;
+        wlen = 0;
+      }
+      if (pending_joiner) seg = 0;
+      push(w, cp);
+      wlen++;
+      seg++;
+      pending_joiner = 0;
+    } else if (joiner(cp) && wlen > 0 && !pending_joiner) {
+      pending_joiner = 1;
+    } else if (wlen > 0) {
+      push(w, 0);
+      w->count++;
+      wlen = seg = 0;
+      pending_joiner = 0;
+    }
+  }
+  if (wlen > 0) {
+    push(w, 0);
+    w->count++;
+  }
+  return 0;
 }
 
 /* Appends one word (wn code points at cp) to out: ё as е, look-alikes
@@ -83,16 +187,22 @@ static void push(struct words *w, uint32_t cp) {
 static int put_word(const uint32_t *cp, size_t wn, int space, char *out, size_t cap, size_t *n) {
   int cyr = 0;
   for (size_t i = 0; i < wn; i++) cyr |= cyrillic(cp[i]);
-  char buf[16];
-  size_t need = space;
-  for (size_t i = 0; i < wn; i++) need += encode(cp[i] > 0x7FF ? cp[i] : 0x7FF, buf);
+  /* Word characters are below U+0800: two bytes at most each. */
+  size_t need = (size_t)space + 2 * wn;
   if (*n + need + 1 > cap) return 1;
   if (space) out[(*n)++] = ' ';
   for (size_t i = 0; i < wn; i++) {
     uint32_t c = cp[i];
     if (c == 0x451) c = 0x435;
     if (cyr && lookalike(c)) c = lookalike(c);
-    *n += encode(c, out + *n);
+    if (c < 0x80) {
+      out[(*n)++] = (char)c;
+    } else if (c < 0x800) {
+      out[(*n)++] = (char)(0xC0 | (c >> 6));
+      out[(*n)++] = (char)(0x80 | (c & 0x3F));
+    } else if (*n + 4 < cap) {   /* never: no word character is this far */
+      *n += encode(c, out + *n);
+    }
   }
   out[*n] = '\0';
   return 0;
@@ -102,53 +212,19 @@ size_t pol_text_normalize(const char *text, size_t len, char *out, size_t cap) {
   if (cap == 0) return 0;
   out[0] = '\0';
   if (!kk_utf8_valid(text, len)) return 0;
-  UErrorCode err = U_ZERO_ERROR;
-  UCaseMap *cm = ucasemap_open(NULL, U_FOLD_CASE_DEFAULT, &err);
-  if (U_FAILURE(err)) return 0;
-  size_t fcap = len * 3 + 16;
-  char *folded = kk_xmalloc(fcap);
-  int32_t fn = ucasemap_utf8FoldCase(cm, folded, (int32_t)fcap, text, (int32_t)len, &err);
-  ucasemap_close(cm);
-  if (U_FAILURE(err) || fn < 0) {
+  /* Folded by the table in the same pass as the words are cut; a text
+     with a letter beyond it is folded by ICU first. */
+  struct words w;
+  words_init(&w);
+  if (split((const unsigned char *)text, len, 0, &w) != 0) {
+    size_t fn;
+    char *folded = fold_icu(text, len, &fn);
+    if (folded == NULL) return 0;
+    words_fini(&w);
+    words_init(&w);
+    split((const unsigned char *)folded, fn, 1, &w);
     free(folded);
-    return 0;
   }
-  /* Words: runs of word characters. A joiner after a single letter keeps
-     the word going ("в.о.д.к.а", "п-а-т-р-о-н-ы"); after a longer part it
-     ends the word ("онлайн-казино" is two). */
-  struct words w = {0};
-  const unsigned char *s = (const unsigned char *)folded;
-  size_t i = 0, n = (size_t)fn, wlen = 0, seg = 0;
-  int pending_joiner = 0;
-  while (i < n) {
-    size_t cl;
-    uint32_t cp = decode(s + i, n - i, &cl);
-    i += cl;
-    if (word_char(cp)) {
-      if (pending_joiner && seg > 1) {
-        push(&w, 0);
-        w.count++;
-        wlen = 0;
-      }
-      if (pending_joiner) seg = 0;
-      push(&w, cp);
-      wlen++;
-      seg++;
-      pending_joiner = 0;
-    } else if (joiner(cp) && wlen > 0 && !pending_joiner) {
-      pending_joiner = 1;
-    } else if (wlen > 0) {
-      push(&w, 0);
-      w.count++;
-      wlen = seg = 0;
-      pending_joiner = 0;
-    }
-  }
-  if (wlen > 0) {
-    push(&w, 0);
-    w.count++;
-  }
-  free(folded);
   /* Runs of three or more one-letter words are one word ("в о д к а"). */
   size_t on = 0, k = 0;
   while (k < w.n) {
@@ -170,7 +246,7 @@ size_t pol_text_normalize(const char *text, size_t len, char *out, size_t cap) {
     if (put_word(w.cp + k, e - k, on > 0, out, cap, &on)) break;
     k = e + 1;
   }
-  free(w.cp);
+  words_fini(&w);
   return on;
 }
 

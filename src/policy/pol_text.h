@@ -3,7 +3,8 @@
  * Latin look-alike letters inside Cyrillic words as Cyrillic ("CTOП" is
  * "стоп"), separators inside a word dropped ("в.о.д.к.а", "в-о-д-к-а" and
  * "в о д к а" are "водка"), every other run of punctuation and space one
- * space. Pure; ICU folds the case.
+ * space. Pure: a table folds the case of ASCII, Latin-1 and Cyrillic,
+ * ICU that of a text with other letters.
  */
 #ifndef POL_TEXT_H
 #define POL_TEXT_H

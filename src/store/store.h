@@ -287,6 +287,12 @@ struct store_due {
 int store_sms_claim(struct store *s, int64_t *after_id, int64_t lease_ms, struct store_due *out,
                     int max, int *n, int *more);
 
+/* Appends a policy decision (one JSON object's text, copied; at most 255
+   bytes) to message msg_id's decisions (a message refused when it came
+   due). done may be NULL. */
+void store_msg_decide(struct store *s, int64_t msg_id, const char *decision, store_done_cb done,
+                      void *arg);
+
 /* Status changes from the SMS path. Each is one queued operation; done may be
    NULL. They also append the event and, if the message has a callback_url, an
    outbox row, in the same transaction. */

@@ -56,6 +56,12 @@ struct casc_att {
 /* a as the rules see it (id: its row id). */
 void casc_att_to_fsm(const struct casc_att *a, int64_t id, struct cfsm_att *out);
 
+/* A step held for the recipient's quiet hours (an ATT_ADD effect whose
+   error is quiet_hours) as a decision of its message: 1 with its JSON
+   object in out ({"at","rule","outcome":"deferred","reason","channel",
+   "until": its t2}), 0 for any other effect. */
+int casc_hold_decision(const struct cfsm_fx *f, const char *channel, char *out, size_t cap);
+
 struct casc_run;
 /* What a run asks its backend for, on the writer thread inside the batch's
    transaction. */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
@@ -211,6 +212,28 @@ int store_wait_claim(struct store *s, int64_t now, struct store_wait_due *out, i
 /* ---- the rules' glue (store_casc.h) ---------------------------------------------- */
 
 _Static_assert(CFSM_MAX_STEPS == STORE_MAX_STEPS, "the rules see every step");
+
+static void iso_ms(int64_t ms, char out[32]) {
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000,
+           (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
+           tm.tm_sec % 100, (int)(ms % 1000));
+}
+
+int casc_hold_decision(const struct cfsm_fx *f, const char *channel, char *out, size_t cap) {
+  if (f->kind != CFSM_FX_ATT_ADD || f->error == NULL || strcmp(f->error, "quiet_hours") != 0)
+    return 0;
+  char at[32], until[32];
+  iso_ms(f->t1, at);
+  iso_ms(f->t2, until);
+  snprintf(out, cap,
+           "{\"at\":\"%s\",\"rule\":\"quiet_hours\",\"outcome\":\"deferred\","
+           "\"reason\":\"quiet_hours\",\"channel\":\"%s\",\"until\":\"%s\"}",
+           at, channel, until);
+  return 1;
+}
 
 void casc_msg_free(struct casc_msg *m) {
   free(m->cascade);

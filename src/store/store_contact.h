@@ -65,7 +65,10 @@ struct store_import_error {
  * (its lists too). An import's step (import_id set) also adds its counts
  * and refused rows (up to STORE_IMPORT_ERRORS_MAX an import) to the
  * import's row, in the same transaction: a crash leaves an import's rows
- * and its progress as of the last commit.
+ * and its progress as of the last commit. A row's consent is a consent
+ * record too (store_optout.h), in the same transaction: yes records one
+ * for every channel (store_consent_of_contact) unless one is current for
+ * every channel already, no withdraws the current ones (by "import").
  */
 enum store_contact_mode { STORE_CONTACT_MERGE, STORE_CONTACT_REPLACE };
 struct store_contact_batch {

@@ -86,6 +86,7 @@ enum { STORE_FAULT_NONE, STORE_FAULT_BUSY, STORE_FAULT_IO, STORE_FAULT_OTHER };
   XX(SMS_FAILED)        /* struct store_sms_data */                            \
   XX(SMS_EXPIRED)       /* struct store_sms_data */                            \
   XX(SMS_RETRY)         /* struct store_sms_data */                            \
+  XX(MSG_DECIDE)        /* struct store_decide_data */                         \
   XX(RECEIPT)           /* struct store_receipt_data */                        \
   XX(INBOUND)           /* struct store_inbound_data */                        \
   XX(OUTBOX_RESULT)     /* struct store_outbox_data */                         \
@@ -497,6 +498,12 @@ void store_pool_deliver(struct store *s);
 /* store_close: lets the reads queued finish, closes the threads' readers,
    stops the threads and runs the reads' done callbacks. */
 void store_pool_stop(struct store *s);
+
+/* A policy decision appended to a message's decisions (MSG_DECIDE). */
+struct store_decide_data {
+  int64_t msg_id;
+  char decision[256];       /* one JSON object */
+};
 
 /* Queues op (loop thread). */
 void store_submit(struct store *s, struct store_op *op);

@@ -75,6 +75,14 @@ void store_sms_submitted(struct store *s, const struct store_sms_update *u,
   sms_update(s, STORE_OP_SMS_SUBMITTED, u, 3, done, arg);
 }
 
+void store_msg_decide(struct store *s, int64_t msg_id, const char *decision, store_done_cb done,
+                      void *arg) {
+  struct store_decide_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
+  d->msg_id = msg_id;
+  snprintf(d->decision, sizeof d->decision, "%s", decision);
+  store_submit(s, store_atomic(store_op_of(s, STORE_OP_MSG_DECIDE, done, arg, d, 0)));
+}
+
 void store_sms_failed(struct store *s, const struct store_sms_update *u,
                       store_done_cb done, void *arg) {
   sms_update(s, STORE_OP_SMS_FAILED, u, 1, done, arg);

@@ -15,6 +15,7 @@
 #include "policy/pol_consent.h"
 #include "policy/pol_set.h"
 #include "policy/pol_stop.h"
+#include "store/store_contact.h"
 #include "store/store_int.h"
 
 #define LOGCTX "store"
@@ -109,6 +110,16 @@ int store_optout_inbound(struct store *s, int64_t account_id, const char *channe
   snprintf(what, sizeof what, "%s %s", pol_stop_reply_name(k), channel);
   note_cfg(s, STORE_NOTE_OPTOUT_REPLY, account_id, row.phone, what, NULL, at);
   return 0;
+}
+
+void store_consent_of_contact(const struct store_contact *c, int64_t now,
+                              struct store_consent *out) {
+  memset(out, 0, sizeof *out);
+  snprintf(out->phone, sizeof out->phone, "%s", c->phone);
+  snprintf(out->channel, sizeof out->channel, "all");
+  snprintf(out->source, sizeof out->source, "%s", c->consent_source[0] ? c->consent_source
+                                                                       : "import");
+  out->at = c->consent_at > 0 && c->consent_at <= now ? c->consent_at : now;
 }
 
 unsigned store_stop_reason(struct store *s, int64_t account_id, const char *phone) {

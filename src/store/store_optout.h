@@ -87,16 +87,29 @@ struct store_consent {
 
 /* A consent given (withdraw 0: c is recorded) or withdrawn (withdraw 1:
    the phone's current consents for c.channel, all of them for "all",
-   become withdrawn at c.at by c.withdrawn_by). Caller-owned, alive until
-   done. done: 0, or KK_ENOENT (withdraw: none was current). */
+   become withdrawn at c.at by c.withdrawn_by), or a bulk record (n > 0:
+   each of rows is recorded, c unused; one transaction). Caller-owned,
+   alive until done. done: 0, or KK_ENOENT (withdraw: none was current).
+   A contact of the phone follows: its consent becomes yes while one is
+   current, no when the last one is withdrawn. */
 struct store_consent_op {
   int64_t account_id;
   int withdraw;
   struct store_consent c;
   int64_t now;
+  struct store_consent *rows;   /* bulk: the caller's, at most STORE_CONSENT_BULK_MAX */
+  int n;
 };
+#define STORE_CONSENT_BULK_MAX 50000   /* records of one bulk write */
 void store_consent_write(struct store *s, struct store_consent_op *op, store_done_cb done,
                          void *arg);
+
+/* The record a contact's `consent` yes stands for (contact imports, PUT
+   and PATCH of a contact): every channel, its consent_source (default
+   "import"), its consent_at (default, or one in the future: now). */
+struct store_contact;
+void store_consent_of_contact(const struct store_contact *c, int64_t now,
+                              struct store_consent *out);
 
 /* Loop thread: the mask of channels (pol_consent.h) with a current consent. */
 uint32_t store_consent_mask(struct store *s, int64_t account_id, const char *phone);

@@ -100,6 +100,9 @@ KK_TEST(pol_caps_counts_within_the_window) {
   ASSERT_EQ(pol_caps_add(c, 1, 2, "79161234567", DAY0 + D), 0);
   ASSERT_EQ(pol_caps_count(c, 1, 2, "79161234567", DAY0 + 2 * D, 7 * D, &oldest), 2);
   ASSERT_EQ(oldest, DAY0);
+  /* when due: a send deferred past now is not counted yet */
+  ASSERT_EQ(pol_caps_count_due(c, 1, 2, "79161234567", DAY0 + D / 2, 7 * D), 1);
+  ASSERT_EQ(pol_caps_count_due(c, 1, 2, "79161234567", DAY0 + D, 7 * D), 2);
   /* another account, class or phone is its own */
   ASSERT_EQ(pol_caps_count(c, 2, 2, "79161234567", DAY0 + 2 * D, 7 * D, &oldest), 0);
   ASSERT_EQ(pol_caps_count(c, 1, 0, "79161234567", DAY0 + 2 * D, 7 * D, &oldest), 0);

@@ -6,7 +6,8 @@
  * counts, replace and delete, pages in phone order with a cursor, list
  * sizes, an import's progress and refused rows in the same commit as its
  * rows, the bound on refused rows, imports marked failed at start, and the
- * oldest imports going past the bound.
+ * oldest imports going past the bound; a contact's consent as a consent
+ * record in the same commit, and consents in bulk.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +18,17 @@
 #include "kk_test.h"
 #include "lib/tmp_pg.h"
 #include "lib/tmp_store.h"
+#include "policy/pol_consent.h"
 #include "store/store_contact.h"
+#include "store/store_optout.h"
 
 /* ---- synchronous wrappers ------------------------------------------------- */
+
+static int count_consent(void *arg, const struct store_consent *c) {
+  (void)c;
+  ++*(int *)arg;
+  return 0;
+}
 
 struct sync {
   int done, rc;
@@ -424,12 +433,68 @@ static void segments(struct tmp_store *t) {
   ASSERT_EQ(sync_wait(t, &y), KK_ENOENT);
 }
 
+/* A contact's consent is a consent record, in the same commit: yes records
+   one for every channel (once), no withdraws them; the contact follows
+   the records; a bulk write records each row. */
+static void consents(struct tmp_store *t) {
+  struct store_contact rows[2];
+  contact(&rows[0], "79160000001", "A", NULL);
+  contact(&rows[1], "79160000002", "B", NULL);
+  rows[0].consent = 1;
+  snprintf(rows[0].consent_source, sizeof rows[0].consent_source, "crm");
+  rows[0].consent_at = 1700000000000;
+  struct store_contact_batch b = {.account_id = 21, .mode = STORE_CONTACT_MERGE, .rows = rows,
+                                  .n = 2};
+  ASSERT_EQ(write_batch(t, &b), 0);
+  ASSERT_EQ(store_consent_mask(t->store, 21, "79160000001"), POL_CONSENT_ALL);
+  ASSERT_EQ(store_consent_mask(t->store, 21, "79160000002"), 0u);
+  ASSERT_EQ(store_consent_mask(t->store, 22, "79160000001"), 0u);
+  ASSERT_EQ(write_batch(t, &b), 0);   /* again: still one record */
+  struct sync y = {0, 0};
+  int n = 0;
+  store_consent_each_async(t->store, 21, "79160000001", count_consent, &n, on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  ASSERT_EQ(n, 1);
+
+  rows[0].consent = 0;
+  b.n = 1;
+  ASSERT_EQ(write_batch(t, &b), 0);
+  ASSERT_EQ(store_consent_mask(t->store, 21, "79160000001"), 0u);
+  struct store_contact c;
+  ASSERT_EQ(get(t, 21, "79160000001", &c), 0);
+  ASSERT_EQ(c.consent, 0);
+  store_contact_fini(&c);
+
+  /* bulk: each row recorded; the contact of one follows */
+  struct store_consent k[2];
+  memset(k, 0, sizeof k);
+  snprintf(k[0].phone, sizeof k[0].phone, "79160000001");
+  snprintf(k[1].phone, sizeof k[1].phone, "79160000003");
+  snprintf(k[0].channel, sizeof k[0].channel, "all");
+  snprintf(k[1].channel, sizeof k[1].channel, "sms");
+  snprintf(k[0].source, sizeof k[0].source, "site");
+  snprintf(k[1].source, sizeof k[1].source, "shop");
+  k[0].at = k[1].at = 1700000000000;
+  struct store_consent_op op = {.account_id = 21, .now = 1700000001000, .rows = k, .n = 2};
+  y = (struct sync){0, 0};
+  store_consent_write(t->store, &op, on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  ASSERT(k[0].id > 0 && k[1].id > k[0].id);
+  ASSERT_EQ(store_consent_mask(t->store, 21, "79160000001"), POL_CONSENT_ALL);
+  ASSERT_EQ(store_consent_mask(t->store, 21, "79160000003"), pol_consent_bit("sms"));
+  ASSERT_EQ(get(t, 21, "79160000001", &c), 0);
+  ASSERT_EQ(c.consent, 1);
+  ASSERT_STR_EQ(c.consent_source, "site");
+  store_contact_fini(&c);
+}
+
 static void contract(struct tmp_store *t) {
   segments(t);
   merge_and_read(t);
   pages(t);
   imports(t);
   error_bound(t);
+  consents(t);
 }
 
 KK_TEST(store_contacts_sqlite) {

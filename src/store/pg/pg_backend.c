@@ -308,6 +308,7 @@ const struct store_backend store_pg_backend = {
             [STORE_OP_SMS_FAILED] = pg_sms_failed,
             [STORE_OP_SMS_EXPIRED] = pg_sms_expired,
             [STORE_OP_SMS_RETRY] = pg_sms_retry,
+            [STORE_OP_MSG_DECIDE] = pg_msg_decide,
             [STORE_OP_RECEIPT] = pg_receipt,
             [STORE_OP_INBOUND] = pg_inbound,
             [STORE_OP_OUTBOX_RESULT] = pg_outbox_result,

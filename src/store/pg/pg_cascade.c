@@ -259,7 +259,7 @@ static int fx_att_set(struct casc_run *r, const struct cfsm_fx *f) {
                 &p);
 }
 
-static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
+static int att_insert(struct casc_run *r, const struct cfsm_fx *f) {
   struct casc_msg *m = r->m;
   int sending = f->status == KK_ST_SENDING;
   int sms = f->chan == KK_CHAN_SMS;
@@ -313,6 +313,20 @@ static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
                   &p);
   if (rc != 0 && sending) r->new_id = 0;
   return rc;
+}
+
+/* The attempt; a step held for quiet hours is a decision of its message too. */
+static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
+  int rc = att_insert(r, f);
+  char hold[256];
+  if (rc != 0 || !casc_hold_decision(f, r->steps[f->step].channel, hold, sizeof hold)) return rc;
+  struct pg_params p = {0};
+  pg_p_text(&p, hold);
+  pg_p_int(&p, r->m->id);
+  return pg_cmd(&PG(r->s)->w,
+                "UPDATE messages SET decisions=(COALESCE(decisions,'[]')::jsonb"
+                " || jsonb_build_array($1::jsonb))::text WHERE id=$2::bigint",
+                &p);
 }
 
 static int fx_msg_step(struct casc_run *r, const struct cfsm_fx *f) {

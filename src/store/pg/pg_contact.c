@@ -179,6 +179,7 @@ int pg_contact_write(struct store *s, struct store_op *op) {
   if (b->n < 0 || b->n > STORE_CONTACT_BATCH_MAX) return KK_EINVAL;
   for (int i = 0; i < b->n; i++) {
     int rc = write_one(&PG(s)->w, b, &b->rows[i]);
+    if (rc == 0) rc = pg_consent_of_contact(s, b->account_id, &b->rows[i], store_now_ms());
     if (rc != 0) return rc;
   }
   return b->import_id ? import_step(&PG(s)->w, b) : 0;

@@ -315,6 +315,7 @@ int pg_sms_submitted(struct store *s, struct store_op *op);
 int pg_sms_failed(struct store *s, struct store_op *op);
 int pg_sms_expired(struct store *s, struct store_op *op);
 int pg_sms_retry(struct store *s, struct store_op *op);
+int pg_msg_decide(struct store *s, struct store_op *op);
 int pg_receipt(struct store *s, struct store_op *op);
 int pg_inbound(struct store *s, struct store_op *op);
 /* pg_outbox.c */
@@ -397,6 +398,10 @@ int pg_outbox_due(struct store *s, int64_t account_id, int64_t now, struct store
                   int max, int *n);
 /* pg_optout.c: the stop-list and consents (store_optout.h) */
 int pg_stop_write(struct store *s, struct store_op *op);
+struct store_contact;
+/* In a contact's write: its consent column as a record (store_contact.h). */
+int pg_consent_of_contact(struct store *s, int64_t account_id, const struct store_contact *c,
+                          int64_t now);
 int pg_consent_write(struct store *s, struct store_op *op);
 int pg_stop_all(struct store *s,
                 void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),

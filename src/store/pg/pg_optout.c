@@ -11,6 +11,7 @@
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
 #include "policy/pol_consent.h"
+#include "store/store_contact.h"
 #include "store/pg/pg_int.h"
 
 #define PAGE 1000
@@ -36,6 +37,30 @@ static int current_mask(struct pg_conn *w, int64_t account_id, const char *phone
   return 0;
 }
 
+/* After a change of phone's consents: the note of the mask now current,
+   and the phone's contact follows (yes while one is current; recorded: the
+   source and time of rec). */
+static int changed(struct store *s, int64_t account_id, const char *phone,
+                   const struct store_consent *rec) {
+  struct pg_conn *w = &PG(s)->w;
+  uint32_t mask;
+  int rc = current_mask(w, account_id, phone, &mask);
+  if (rc != 0) return rc;
+  store_optout_note_consent(s, account_id, phone, mask);
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  pg_p_text(&p, phone);
+  pg_p_int(&p, mask != 0);
+  pg_p_text(&p, rec ? rec->source : NULL);
+  if (rec) pg_p_int(&p, rec->at);
+  else pg_p_text(&p, NULL);
+  return pg_cmd(w,
+                "UPDATE contacts SET consent=$3::int, consent_source=COALESCE($4,consent_source),"
+                " consent_at=COALESCE($5::bigint,consent_at)"
+                " WHERE account_id=$1::bigint AND phone=$2",
+                &p);
+}
+
 static int withdraw(struct store *s, int64_t account_id, const char *phone, const char *channel,
                     int64_t at, const char *by, int *n) {
   struct pg_conn *w = &PG(s)->w;
@@ -54,10 +79,44 @@ static int withdraw(struct store *s, int64_t account_id, const char *phone, cons
   if (r == NULL) return rc;
   *n = PQntuples(r);
   PQclear(r);
+  return *n > 0 ? changed(s, account_id, phone, NULL) : 0;
+}
+
+/* Records c (its id and recorded_at set). */
+static int record(struct store *s, int64_t account_id, struct store_consent *c, int64_t now) {
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  pg_p_text(&p, c->phone);
+  pg_p_text(&p, c->channel);
+  pg_p_text(&p, c->source);
+  pg_p_text(&p, c->text && c->text[0] ? c->text : NULL);
+  pg_p_text(&p, c->ip[0] ? c->ip : NULL);
+  pg_p_int(&p, c->at);
+  pg_p_int(&p, now);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         "INSERT INTO consents(account_id,phone,channel,source,text,ip,at,"
+                         "recorded_at) VALUES($1::bigint,$2,$3,$4,$5,$6,$7::bigint,$8::bigint)"
+                         " RETURNING id",
+                         &p, &rc);
+  if (r == NULL) return rc;
+  c->id = pg_int(r, 0, 0);
+  PQclear(r);
+  c->recorded_at = now;
+  return changed(s, account_id, c->phone, c);
+}
+
+int pg_consent_of_contact(struct store *s, int64_t account_id, const struct store_contact *c,
+                          int64_t now) {
+  if (c->consent < 0) return 0;
+  int n;
+  if (c->consent == 0) return withdraw(s, account_id, c->phone, "all", now, "import", &n);
   uint32_t mask;
-  if (*n > 0 && (rc = current_mask(w, account_id, phone, &mask)) == 0)
-    store_optout_note_consent(s, account_id, phone, mask);
-  return rc;
+  int rc = current_mask(&PG(s)->w, account_id, c->phone, &mask);
+  if (rc != 0 || (mask & POL_CONSENT_ALL)) return rc;   /* one is current already */
+  struct store_consent r;
+  store_consent_of_contact(c, now, &r);
+  return record(s, account_id, &r, now);
 }
 
 int pg_stop_write(struct store *s, struct store_op *op) {
@@ -110,29 +169,11 @@ int pg_consent_write(struct store *s, struct store_op *op) {
                          c->withdrawn_by, &n);
     return rc != 0 ? rc : n == 0 ? KK_ENOENT : 0;
   }
-  struct pg_params p = {0};
-  pg_p_int(&p, o->account_id);
-  pg_p_text(&p, c->phone);
-  pg_p_text(&p, c->channel);
-  pg_p_text(&p, c->source);
-  pg_p_text(&p, c->text && c->text[0] ? c->text : NULL);
-  pg_p_text(&p, c->ip[0] ? c->ip : NULL);
-  pg_p_int(&p, c->at);
-  pg_p_int(&p, o->now);
-  int rc;
-  PGresult *r = pg_query(&PG(s)->w,
-                         "INSERT INTO consents(account_id,phone,channel,source,text,ip,at,"
-                         "recorded_at) VALUES($1::bigint,$2,$3,$4,$5,$6,$7::bigint,$8::bigint)"
-                         " RETURNING id",
-                         &p, &rc);
-  if (r == NULL) return rc;
-  c->id = pg_int(r, 0, 0);
-  PQclear(r);
-  c->recorded_at = o->now;
-  uint32_t mask;
-  if ((rc = current_mask(&PG(s)->w, o->account_id, c->phone, &mask)) == 0)
-    store_optout_note_consent(s, o->account_id, c->phone, mask);
-  return rc;
+  for (int i = 0; i < o->n; i++) {
+    int rc = record(s, o->account_id, &o->rows[i], o->now);
+    if (rc != 0) return rc;
+  }
+  return o->n > 0 ? 0 : record(s, o->account_id, c, o->now);
 }
 
 /* fn(arg, account_id, phone, the third column) for each row of sql. */

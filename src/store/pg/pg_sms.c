@@ -163,6 +163,17 @@ int pg_sms_retry(struct store *s, struct store_op *op) {
   return pg_cmd(&PG(s)->w, "UPDATE attempts SET error=$1 WHERE id=$2::bigint", &q);
 }
 
+int pg_msg_decide(struct store *s, struct store_op *op) {
+  struct store_decide_data *d = op->data;
+  struct pg_params p = {0};
+  pg_p_text(&p, d->decision);
+  pg_p_int(&p, d->msg_id);
+  return pg_cmd(&PG(s)->w,
+                "UPDATE messages SET decisions=(COALESCE(decisions,'[]')::jsonb"
+                " || jsonb_build_array($1::jsonb))::text WHERE id=$2::bigint",
+                &p);
+}
+
 /* ---- receipts ---------------------------------------------------------- */
 
 /* Applies a receipt to one part that is still "sent" (pre: its attempt as

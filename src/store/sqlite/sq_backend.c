@@ -202,6 +202,7 @@ const struct store_backend store_sqlite_backend = {
             [STORE_OP_SMS_FAILED] = sq_sms_failed,
             [STORE_OP_SMS_EXPIRED] = sq_sms_expired,
             [STORE_OP_SMS_RETRY] = sq_sms_retry,
+            [STORE_OP_MSG_DECIDE] = sq_msg_decide,
             [STORE_OP_RECEIPT] = sq_receipt,
             [STORE_OP_INBOUND] = sq_inbound,
             [STORE_OP_OUTBOX_RESULT] = sq_outbox_result,

@@ -246,6 +246,13 @@ static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
   sq_bind_opt(st, 12, f->t0);
   int rc = sq_step_done(&SQ(r->s)->w, st);
   if (rc == 0 && sending) r->new_id = aid;
+  char hold[256];
+  if (rc == 0 && casc_hold_decision(f, ch, hold, sizeof hold)) {
+    st = sq_stmt(&SQ(r->s)->w, ST_MSG_DECIDE);
+    sq_bind_text(st, 1, hold);
+    sqlite3_bind_int64(st, 2, m->id);
+    rc = sq_step_done(&SQ(r->s)->w, st);
+  }
   return rc;
 }
 

@@ -138,6 +138,7 @@ int sq_contact_write(struct store *s, struct store_op *op) {
   if (b->n < 0 || b->n > STORE_CONTACT_BATCH_MAX) return KK_EINVAL;
   for (int i = 0; i < b->n; i++) {
     int rc = write_one(w, b, &b->rows[i], now);
+    if (rc == 0) rc = sq_consent_of_contact(s, b->account_id, &b->rows[i], now);
     if (rc != 0) return rc;
   }
   return b->import_id ? import_step(w, b, now) : 0;

@@ -107,6 +107,8 @@
   XX(ATT_DELIVERED_PART, "UPDATE attempts SET parts_delivered="                \
                          "parts_delivered+1 WHERE id=?")                       \
   XX(MSG_SET_DUE, "UPDATE messages SET due_at=?, updated_at=? WHERE id=?")     \
+  XX(MSG_DECIDE, "UPDATE messages SET decisions=json_insert(COALESCE("         \
+                 "decisions,'[]'),'$[#]',json(?1)) WHERE id=?2")               \
   XX(PART_FIND, "SELECT p.attempt_id,p.state," ATT_COLS " FROM sms_parts p"   \
                 " JOIN attempts a ON a.id=p.attempt_id"                        \
                 " WHERE p.route=? AND p.provider_id=?")                        \
@@ -449,6 +451,7 @@ int sq_sms_submitted(struct store *s, struct store_op *op);
 int sq_sms_failed(struct store *s, struct store_op *op);
 int sq_sms_expired(struct store *s, struct store_op *op);
 int sq_sms_retry(struct store *s, struct store_op *op);
+int sq_msg_decide(struct store *s, struct store_op *op);
 int sq_receipt(struct store *s, struct store_op *op);
 int sq_inbound(struct store *s, struct store_op *op);
 /* sq_outbox.c */

@@ -9,6 +9,7 @@
 
 #include "core/kk_err.h"
 #include "policy/pol_consent.h"
+#include "store/store_contact.h"
 #include "store/sqlite/sq_int.h"
 
 /* The mask of phone's current consents, as the writer sees it now. */
@@ -26,8 +27,28 @@ static int current_mask(struct conn *w, int64_t account_id, const char *phone, u
   return rc == SQLITE_DONE ? 0 : KK_ESTORE;
 }
 
+/* After a change of phone's consents: the note of the mask now current,
+   and the phone's contact follows (yes while one is current; recorded: the
+   source and time of rec). */
+static int changed(struct store *s, int64_t account_id, const char *phone,
+                   const struct store_consent *rec) {
+  struct conn *w = &SQ(s)->w;
+  uint32_t mask;
+  int rc = current_mask(w, account_id, phone, &mask);
+  if (rc != 0) return rc;
+  store_optout_note_consent(s, account_id, phone, mask);
+  sqlite3_stmt *st = sq_stmt(w, ST_CS_CONTACT);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, phone);
+  sqlite3_bind_int(st, 3, mask != 0);
+  sq_bind_text(st, 4, rec ? rec->source : NULL);
+  if (rec) sqlite3_bind_int64(st, 5, rec->at);
+  else sqlite3_bind_null(st, 5);
+  return sq_step_done(w, st);
+}
+
 /* Withdraws phone's current consents of channel ("all": every one); *n
-   the rows changed, and the note of the mask left. */
+   the rows changed. */
 static int withdraw(struct store *s, int64_t account_id, const char *phone, const char *channel,
                     int64_t at, const char *by, int *n) {
   struct conn *w = &SQ(s)->w;
@@ -40,10 +61,39 @@ static int withdraw(struct store *s, int64_t account_id, const char *phone, cons
   int rc = sq_step_done(w, st);
   if (rc != 0) return rc;
   *n = sqlite3_changes(w->db);
+  return *n > 0 ? changed(s, account_id, phone, NULL) : 0;
+}
+
+/* Records c (its id and recorded_at set). */
+static int record(struct store *s, int64_t account_id, struct store_consent *c, int64_t now) {
+  struct conn *w = &SQ(s)->w;
+  sqlite3_stmt *st = sq_stmt(w, ST_CS_INSERT);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, c->phone);
+  sq_bind_text(st, 3, c->channel);
+  sq_bind_text(st, 4, c->source);
+  sq_bind_text(st, 5, c->text && c->text[0] ? c->text : NULL);
+  sq_bind_text(st, 6, c->ip[0] ? c->ip : NULL);
+  sqlite3_bind_int64(st, 7, c->at);
+  sqlite3_bind_int64(st, 8, now);
+  int rc = sq_step_done(w, st);
+  if (rc != 0) return rc;
+  c->id = sqlite3_last_insert_rowid(w->db);
+  c->recorded_at = now;
+  return changed(s, account_id, c->phone, c);
+}
+
+int sq_consent_of_contact(struct store *s, int64_t account_id, const struct store_contact *c,
+                          int64_t now) {
+  if (c->consent < 0) return 0;
+  int n;
+  if (c->consent == 0) return withdraw(s, account_id, c->phone, "all", now, "import", &n);
   uint32_t mask;
-  if (*n > 0 && (rc = current_mask(w, account_id, phone, &mask)) == 0)
-    store_optout_note_consent(s, account_id, phone, mask);
-  return rc;
+  int rc = current_mask(&SQ(s)->w, account_id, c->phone, &mask);
+  if (rc != 0 || (mask & POL_CONSENT_ALL)) return rc;   /* one is current already */
+  struct store_consent r;
+  store_consent_of_contact(c, now, &r);
+  return record(s, account_id, &r, now);
 }
 
 int sq_stop_write(struct store *s, struct store_op *op) {
@@ -77,29 +127,16 @@ int sq_stop_write(struct store *s, struct store_op *op) {
 int sq_consent_write(struct store *s, struct store_op *op) {
   struct store_consent_op *o = op->data;
   struct store_consent *c = &o->c;
-  struct conn *w = &SQ(s)->w;
   if (o->withdraw) {
     int n, rc = withdraw(s, o->account_id, c->phone, c->channel, c->withdrawn_at,
                          c->withdrawn_by, &n);
     return rc != 0 ? rc : n == 0 ? KK_ENOENT : 0;
   }
-  sqlite3_stmt *st = sq_stmt(w, ST_CS_INSERT);
-  sqlite3_bind_int64(st, 1, o->account_id);
-  sq_bind_text(st, 2, c->phone);
-  sq_bind_text(st, 3, c->channel);
-  sq_bind_text(st, 4, c->source);
-  sq_bind_text(st, 5, c->text && c->text[0] ? c->text : NULL);
-  sq_bind_text(st, 6, c->ip[0] ? c->ip : NULL);
-  sqlite3_bind_int64(st, 7, c->at);
-  sqlite3_bind_int64(st, 8, o->now);
-  int rc = sq_step_done(w, st);
-  if (rc != 0) return rc;
-  c->id = sqlite3_last_insert_rowid(w->db);
-  c->recorded_at = o->now;
-  uint32_t mask;
-  if ((rc = current_mask(w, o->account_id, c->phone, &mask)) == 0)
-    store_optout_note_consent(s, o->account_id, c->phone, mask);
-  return rc;
+  for (int i = 0; i < o->n; i++) {
+    int rc = record(s, o->account_id, &o->rows[i], o->now);
+    if (rc != 0) return rc;
+  }
+  return o->n > 0 ? 0 : record(s, o->account_id, c, o->now);
 }
 
 /* fn(arg, account_id, phone, the third column) for each row of statement id. */

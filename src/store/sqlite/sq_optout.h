@@ -48,6 +48,10 @@
   XX(CS_WITHDRAW, "UPDATE consents SET withdrawn_at=?3, withdrawn_by=?4"       \
                   " WHERE account_id=?1 AND phone=?2 AND withdrawn_at IS NULL" \
                   " AND (?5='all' OR channel=?5)")                             \
+  XX(CS_CONTACT, "UPDATE contacts SET consent=?3,"                            \
+                 " consent_source=COALESCE(?4,consent_source),"                \
+                 " consent_at=COALESCE(?5,consent_at)"                         \
+                 " WHERE account_id=?1 AND phone=?2")                          \
   XX(CS_CURRENT, "SELECT DISTINCT channel FROM consents WHERE account_id=?"    \
                  " AND phone=? AND withdrawn_at IS NULL")                      \
   XX(CS_ALL, "SELECT account_id,phone,channel FROM consents"                   \
@@ -59,6 +63,11 @@
 
 int sq_stop_write(struct store *s, struct store_op *op);
 int sq_consent_write(struct store *s, struct store_op *op);
+struct store_contact;
+/* Writer thread, in a contact's write: its consent column as a record
+   (store_contact.h). 0 or KK_ESTORE. */
+int sq_consent_of_contact(struct store *s, int64_t account_id, const struct store_contact *c,
+                          int64_t now);
 int sq_stop_all(struct store *s,
                 void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),
                 void *arg);

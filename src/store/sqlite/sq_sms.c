@@ -148,6 +148,14 @@ int sq_sms_retry(struct store *s, struct store_op *op) {
   return sq_step_done(&SQ(s)->w, st);
 }
 
+int sq_msg_decide(struct store *s, struct store_op *op) {
+  struct store_decide_data *d = op->data;
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_MSG_DECIDE);
+  sq_bind_text(st, 1, d->decision);
+  sqlite3_bind_int64(st, 2, d->msg_id);
+  return sq_step_done(&SQ(s)->w, st);
+}
+
 /* ---- receipts ---------------------------------------------------------- */
 
 /*
