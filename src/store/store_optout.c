@@ -90,13 +90,13 @@ void store_optout_note_consent(struct store *s, int64_t account_id, const char *
 }
 
 int store_optout_inbound(struct store *s, int64_t account_id, const char *channel,
-                         const char *from, const char *text, int64_t at) {
+                         const char *phone, const char *user, const char *text, int64_t at) {
   if (account_id <= 0 || text == NULL) return 0;
   enum pol_reply_kind k = pol_stop_reply_kind(text, strlen(text));
   if (k == POL_REPLY_NONE) return 0;
   struct store_stop_row row = {.withdraw = k == POL_REPLY_STOP};
-  snprintf(row.phone, sizeof row.phone, "%s", from[0] == '+' ? from + 1 : from);
-  if (pol_set_key(row.phone) == 0) return 0;   /* not a phone (a messenger's user id) */
+  snprintf(row.phone, sizeof row.phone, "%s", phone[0] == '+' ? phone + 1 : phone);
+  if (pol_set_key(row.phone) == 0) return 0;   /* no phone known for the person */
   if (k != POL_REPLY_HELP) {
     snprintf(row.reason, sizeof row.reason, "%s", k == POL_REPLY_STOP ? "reply" : "");
     snprintf(row.channel, sizeof row.channel, "%s", channel);
@@ -105,9 +105,56 @@ int store_optout_inbound(struct store *s, int64_t account_id, const char *channe
     int rc = s->be->exec[STORE_OP_STOP_WRITE](s, &op);
     if (rc != 0) return rc;
   }
-  char what[40];
-  snprintf(what, sizeof what, "%s %s", pol_stop_reply_name(k), channel);
+  char what[120];
+  snprintf(what, sizeof what, "%s %s%s%s", pol_stop_reply_name(k), channel,
+           user && user[0] ? " " : "", user ? user : "");
   note_cfg(s, STORE_NOTE_OPTOUT_REPLY, account_id, row.phone, what, NULL, at);
+  return 0;
+}
+
+/* The account the operator gave d's number or bot to: "number" (SMS: the
+   number it was sent to; WhatsApp: the operator's number) or "bot". */
+static int by_assignment(struct store *s, const struct store_inbound_data *d,
+                         struct store_inbound_owner *o) {
+  const struct store_inbound_lookups *l = &s->be->read.optout.inbound;
+  int sms = strcmp(d->channel, "sms") == 0;
+  if (sms && d->to[0] == '\0') return KK_ENOENT;
+  const char *addr = sms ? (d->to[0] == '+' ? d->to + 1 : d->to) : d->channel;
+  int rc = l->assigned(s, sms ? "number" : "bot", addr, &o->account);
+  if (rc == 0) o->by = sms || strcmp(d->channel, "whatsapp") == 0 ? "number" : "bot";
+  return rc;
+}
+
+int store_inbound_attribute(struct store *s, const struct store_inbound_data *d,
+                            struct store_inbound_owner *o) {
+  const struct store_inbound_lookups *l = &s->be->read.optout.inbound;
+  memset(o, 0, sizeof *o);
+  int sms = strcmp(d->channel, "sms") == 0;
+  if (d->scope) {
+    o->account = d->scope;
+    o->by = d->user[0] ? "bot" : "number";
+  } else {
+    int rc = by_assignment(s, d, o);
+    if (rc != 0 && rc != KK_ENOENT) return rc;
+  }
+  int64_t since = d->at - (int64_t)STORE_INBOUND_DAYS * 86400 * 1000, acc = 0;
+  int rc;
+  if (d->user[0]) {
+    rc = l->last_to_user(s, d->channel, d->user, o->account, since, o->phone, &acc, &o->msg);
+    if (rc == KK_ENOENT && o->account)
+      rc = l->contact_of_user(s, o->account, d->channel, d->user, o->phone);
+  } else {
+    const char *from = d->from[0] == '+' ? d->from + 1 : d->from;
+    if (strlen(from) >= sizeof o->phone) return 0;   /* not a phone: nobody's */
+    memcpy(o->phone, from, strlen(from) + 1);
+    rc = l->last_to_phone(s, o->phone, sms && d->route[0] ? d->route : NULL, o->account, since,
+                          &acc, &o->msg);
+  }
+  if (rc != 0 && rc != KK_ENOENT) return rc;
+  if (rc == 0 && o->account == 0 && acc) {
+    o->account = acc;
+    o->by = "last_message";
+  }
   return 0;
 }
 

@@ -113,9 +113,30 @@ void store_consent_each_async(struct store *s, int64_t account_id, const char *p
   XX(STOP_WRITE)        /* struct store_stop_batch, the caller's */            \
   XX(CONSENT_WRITE)     /* struct store_consent_op, the caller's */
 
+/* Writer thread: what attributing a person's message (store_inbound_attribute)
+   looks up. Each returns 0 (found), KK_ENOENT (none) or KK_ESTORE.
+     assigned         the account the operator gave an inbound number
+                      (kind "number", its digits or name) or the operator's
+                      bot of a channel (kind "bot", the channel) to
+     last_to_phone    the account (account 0: any) whose message last went to
+                      phone since `since` (on route, when not NULL), and it
+     last_to_user     the same for a messenger's user id on channel, with the
+                      phone of that message
+     contact_of_user  the phone of account's contact with that messenger id */
+struct store_inbound_lookups {
+  int (*assigned)(struct store *s, const char *kind, const char *address, int64_t *account);
+  int (*last_to_phone)(struct store *s, const char *phone, const char *route, int64_t account,
+                       int64_t since, int64_t *account_out, int64_t *msg);
+  int (*last_to_user)(struct store *s, const char *channel, const char *user, int64_t account,
+                      int64_t since, char phone[16], int64_t *account_out, int64_t *msg);
+  int (*contact_of_user)(struct store *s, int64_t account, const char *channel,
+                         const char *user, char phone[16]);
+};
+
 /* The reads: at open on the loop thread (every entry; every current
    consent), and in the pool through rd (arguments as above). */
 struct store_optout_reads {
+  struct store_inbound_lookups inbound;   /* on the writer thread */
   int (*stop_all)(struct store *s,
                   void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),
                   void *arg);
@@ -136,14 +157,36 @@ struct store_optout *store_optout_new(void);
 void store_optout_free(struct store_optout *o);
 int store_optout_fill(struct store *s);
 void store_optout_apply(struct store *s, const struct store_note *notes, int n);
+/* How many days back a person's message looks for the account whose
+   message it answers. */
+#define STORE_INBOUND_DAYS 30
+
+/* Who a person's message belongs to (store_inbound_attribute). */
+struct store_inbound_owner {
+  int64_t account;          /* 0: none (kept for the operator, listed to no account) */
+  int64_t msg;              /* the message it answers, 0 if none */
+  char phone[16];           /* the person's phone, "" when none was found */
+  const char *by;           /* "number", "bot", "last_message" or NULL (no account) */
+};
+/* Writer thread, in the INBOUND write: the account d belongs to, by the
+   number or bot it was sent to (the account's own settings: d->scope; an
+   assignment by the operator), else by the message that phone (or that
+   messenger user) received last within STORE_INBOUND_DAYS; and the
+   person's phone (a messenger user's: the recipient of that message, else
+   the account's contact with that id). 0 or KK_ESTORE. */
+struct store_inbound_data;
+int store_inbound_attribute(struct store *s, const struct store_inbound_data *d,
+                            struct store_inbound_owner *o);
+
 /* Writer thread, inside the INBOUND write that attributed a person's
-   message (channel, from a phone) to account_id: a stop word lists the
-   phone (reason reply) and withdraws its consents, a start word removes
-   it; a stop, start or help word makes a STORE_NOTE_OPTOUT_REPLY note
-   (cfg->name the phone, cfg->text "stop|start|help channel", at the
-   message's time) for the confirmation. 0 or the write's error. */
+   message (channel, from phone; user: the messenger's id, "" for SMS) to
+   account_id: a stop word lists the phone (reason reply) and withdraws its
+   consents, a start word removes it; a stop, start or help word makes a
+   STORE_NOTE_OPTOUT_REPLY note (cfg->name the phone, cfg->text
+   "stop|start|help channel[ user]", at the message's time) for the answer.
+   Without a phone nothing is listed. 0 or the write's error. */
 int store_optout_inbound(struct store *s, int64_t account_id, const char *channel,
-                         const char *from, const char *text, int64_t at);
+                         const char *phone, const char *user, const char *text, int64_t at);
 /* Writer thread: a commit's note of phone's new stop reason (0: removed)
    or consent mask. */
 void store_optout_note_stop(struct store *s, int64_t account_id, const char *phone,

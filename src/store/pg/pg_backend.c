@@ -338,7 +338,9 @@ const struct store_backend store_pg_backend = {
                         .segment_get = pg_segment_get, .segments = pg_segments,
                         .count = pg_contact_count},
             /* the stop-list and consents (pg_optout.c) */
-            .optout = {.stop_all = pg_stop_all, .consent_all = pg_consent_all,
+            .optout = {.inbound = {pg_in_assigned, pg_in_last_to_phone, pg_in_last_to_user,
+                                   pg_in_contact_of_user},
+                       .stop_all = pg_stop_all, .consent_all = pg_consent_all,
                        .stop_each = pg_stop_each, .consent_each = pg_consent_each},
             /* balances (pg_money.c) */
             .money = PG_MONEY_READS,

@@ -1,0 +1,90 @@
+// Opt-out by a messenger reply: the simulator's Viber posts a person's
+// signed "message" event to kaskad's webhook as Viber does. A STOP lists the
+// phone (found through the message kaskad sent that Viber user) on the one
+// stop-list for every channel, withdraws the consent, is confirmed on
+// Viber, and the next advertising send, by SMS too, is refused
+// stop_listed; START removes it. Replies show the messenger id and the rule
+// that attributed them; a user kaskad never wrote to is kept without a
+// phone and acts on nothing.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { setup, waitUntil } from './lib/harness.mjs';
+import { Sim, pointChannelsAtSim, APPS } from './lib/sim.mjs';
+
+async function world(t) {
+  const env = await setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 50 } });
+  const sim = new Sim();
+  t.after(() => sim.stop());
+  await sim.start();
+  await sim.config({ viber: { reach: 1, read: 0, fail: 0, deliver_ms: [20, 20] } });
+  await pointChannelsAtSim(env.k, sim);
+  // advertising goes at once whatever the hour of the run
+  await env.k.call('PUT', '/v1/policy', { key: env.key, body: { quiet_hours: null } }, 200);
+  env.sim = sim;
+  return env;
+}
+
+/** The person writes to the Viber bot; the simulator signs and posts it. */
+async function viberWrites(sim, user, text) {
+  const r = await sim.call('POST', '/viber/inbound', { token: APPS.viber.token, user_id: user, text });
+  assert.equal(r.status, 200, `kaskad stored the message before it answered: ${JSON.stringify(r)}`);
+}
+
+/** What kaskad sent to a Viber user, oldest first. */
+async function viberTo(sim, user) {
+  return (await sim.requests('viber')).map((r) => JSON.parse(r.body)).filter((b) => b.receiver === user);
+}
+
+test('a Viber STOP lists the phone for every channel, is confirmed on Viber; START removes it', { timeout: 90000 }, async (t) => {
+  const { k, key, sim, finish } = await world(t);
+  const req = (m, p, body) => k.request(m, p, { key, body });
+  const P = '79161237701';
+  const U = 'vb-optout-1';
+  const ad = { to: P, text: 'Скидка 20%', sender: 'KASKAD', class: 'advertising' };
+  await k.call('PUT', `/v1/consents/${P}`, { key, body: { source: 'shop' } }, 201);
+  const first = await k.send(key, { ...ad, viber_id: U, cascade: [{ channel: 'viber', wait: 'delivered', timeout: '30s' }, { channel: 'sms' }] });
+  await k.waitStatus(key, first.id, 'delivered');
+
+  await viberWrites(sim, U, 'Stop.');
+  const entry = await waitUntil(async () => {
+    const r = await req('GET', `/v1/stoplist/${P}`);
+    return r.status === 200 ? r.json : null;
+  }, 'the stop-list entry');
+  assert.equal(entry.reason, 'reply');
+  assert.equal(entry.channel, 'viber');
+  await waitUntil(async () => (await viberTo(sim, U)).some((b) => b.text?.startsWith('Вы отписаны')), 'the confirmation on Viber');
+
+  // One stop-list: the SMS is refused too, and the consent is withdrawn.
+  let r = await req('POST', '/v1/messages', ad);
+  assert.equal(r.status, 422, r.text);
+  assert.equal(r.json.error.code, 'stop_listed');
+  r = await req('GET', `/v1/consents/${P}`);
+  assert.equal(r.json.current, false);
+  assert.equal(r.json.consents[0].withdrawn_by, 'reply');
+
+  r = await req('GET', '/v1/replies?channel=viber');
+  assert.equal(r.status, 200, r.text);
+  const reply = r.json.replies[0];
+  assert.equal(reply.channel, 'viber');
+  assert.equal(reply.from, P);
+  assert.equal(reply.phone, P);
+  assert.equal(reply.user_id, U);
+  assert.equal(reply.text, 'Stop.');
+  assert.equal(reply.attributed_by, 'last_message');
+  assert.equal(reply.in_reply_to, first.id);
+  r = await req('GET', `/v1/replies?from=${P}&channel=viber`);
+  assert.equal(r.json.replies.length, 1);
+
+  // START removes the entry and is answered on Viber.
+  await viberWrites(sim, U, 'старт');
+  await waitUntil(async () => (await req('GET', `/v1/stoplist/${P}`)).status === 404, 'the entry removed');
+  await waitUntil(async () => (await viberTo(sim, U)).some((b) => b.text?.startsWith('Вы снова подписаны')), 'the start answer on Viber');
+  r = await req('POST', '/v1/messages', { ...ad, class: 'service' });
+  assert.equal(r.status, 202, r.text);
+
+  // A Viber user kaskad never wrote to: kept without a phone or account.
+  await viberWrites(sim, 'vb-stranger', 'STOP');
+  r = await req('GET', '/v1/replies?channel=viber');
+  assert.equal(r.json.replies.length, 2, 'the stranger belongs to no account');
+  await finish();
+});
