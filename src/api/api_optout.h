@@ -22,6 +22,11 @@ void api_consent_get(struct api_call *c);
 void api_consent_delete(struct api_call *c);
 void api_consents_csv(struct api_call *c);
 
+/* GET|PUT|DELETE /v1/accounts/{id}/inbound (operator; api_inbound.c) */
+void api_inbound_get(struct api_call *c);
+void api_inbound_put(struct api_call *c);
+void api_inbound_delete(struct api_call *c);
+
 /* The store's notes: answers a person's stop, start or help word
    (api_optout_reply.c); subscribed by api_init. */
 void api_optout_notes(void *ud, const struct store_note *notes, int n);

@@ -179,6 +179,13 @@ void store_consent_write(struct store *s, struct store_consent_op *op, store_don
   store_submit(s, store_atomic(store_op_of(s, STORE_OP_CONSENT_WRITE, done, arg, op, 1)));
 }
 
+void store_inbound_set_write(struct store *s, struct store_inbound_set *set, store_done_cb done,
+                             void *arg) {
+  struct store_op *op = store_op_of(s, STORE_OP_INBOUND_SET, done, arg, set, 1);
+  op->weight = set->n > 0 ? set->n : 1;
+  store_submit(s, store_atomic(op));
+}
+
 /* ---- reads in the pool --------------------------------------------------------- */
 
 struct optout_job {
@@ -230,4 +237,27 @@ void store_consent_each_async(struct store *s, int64_t account_id, const char *p
   j->cfn = fn;
   j->fn_arg = fn_arg;
   store_pool_run(s, pool_optout, j, done, arg);
+}
+
+struct owned_job {
+  int64_t account_id;
+  struct store_inbound_owned *out;
+  int *n;
+};
+
+static int pool_owned(struct store *s, void *rd, void *job) {
+  struct owned_job *j = job;
+  if (s->be->read.optout.inbound_owned == NULL) return KK_ESTORE;
+  return s->be->read.optout.inbound_owned(s, rd, j->account_id, j->out,
+                                          STORE_INBOUND_OWNED_MAX, j->n);
+}
+
+void store_inbound_owned_async(struct store *s, int64_t account_id,
+                               struct store_inbound_owned *out, int *n, store_done_cb done,
+                               void *arg) {
+  struct owned_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool after done */
+  j->account_id = account_id;
+  j->out = out;
+  j->n = n;
+  store_pool_run(s, pool_owned, j, done, arg);
 }

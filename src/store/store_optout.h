@@ -107,11 +107,41 @@ typedef int (*store_consent_fn)(void *arg, const struct store_consent *c);
 void store_consent_each_async(struct store *s, int64_t account_id, const char *phone,
                               store_consent_fn fn, void *fn_arg, store_done_cb done, void *arg);
 
+/* ---- inbound numbers and bots (operator) ------------------------------------ */
+
+#define STORE_INBOUND_OWNED_MAX 100   /* numbers and bots of one account */
+
+/* An inbound number (kind "number": E.164 digits or a sender name, as the
+   SMSC gives it) or the operator's bot of a channel (kind "bot": vk, viber,
+   telegram, whatsapp) that belongs to an account: a person's message to it
+   is that account's. */
+struct store_inbound_owned {
+  char kind[8];
+  char address[72];
+};
+/* Replaces account_id's numbers and bots with rows[0..n) (n 0: none); one
+   that another account had becomes this one's. Caller-owned, alive until
+   done; all or nothing. */
+struct store_inbound_set {
+  int64_t account_id;
+  int64_t at;
+  const struct store_inbound_owned *rows;
+  int n;
+};
+void store_inbound_set_write(struct store *s, struct store_inbound_set *set, store_done_cb done,
+                             void *arg);
+/* Pool: account_id's numbers and bots into out (at most
+   STORE_INBOUND_OWNED_MAX, *n of them), by kind and address. */
+void store_inbound_owned_async(struct store *s, int64_t account_id,
+                               struct store_inbound_owned *out, int *n, store_done_cb done,
+                               void *arg);
+
 /* ---- what the store and a backend share (store_int.h) ---------------------- */
 
 #define STORE_OP_LIST_OPTOUT(XX)                                               \
   XX(STOP_WRITE)        /* struct store_stop_batch, the caller's */            \
-  XX(CONSENT_WRITE)     /* struct store_consent_op, the caller's */
+  XX(CONSENT_WRITE)     /* struct store_consent_op, the caller's */          \
+  XX(INBOUND_SET)       /* struct store_inbound_set, the caller's */
 
 /* Writer thread: what attributing a person's message (store_inbound_attribute)
    looks up. Each returns 0 (found), KK_ENOENT (none) or KK_ESTORE.
@@ -137,6 +167,8 @@ struct store_inbound_lookups {
    consent), and in the pool through rd (arguments as above). */
 struct store_optout_reads {
   struct store_inbound_lookups inbound;   /* on the writer thread */
+  int (*inbound_owned)(struct store *s, void *rd, int64_t account_id,
+                       struct store_inbound_owned *out, int max, int *n);
   int (*stop_all)(struct store *s,
                   void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),
                   void *arg);

@@ -12,6 +12,8 @@ import { sendMo } from './lib/smsc.mjs';
 test('opt-out by SMS reply: stop-list, consent withdrawn, confirmation, refusal, start', { timeout: 60000 }, async (t) => {
   const { k, smsc, key, finish } = await setup(t);
   const req = (m, p, body, kk = key) => k.request(m, p, { key: kk, body });
+  // advertising goes at once whatever the hour of the run
+  await k.call('PUT', '/v1/policy', { key, body: { quiet_hours: null } }, 200);
   const P = '79161236601';
   const ad = { to: P, text: 'Скидка 20%', sender: 'KASKAD', class: 'advertising' };
   await k.call('PUT', `/v1/consents/${P}`, { key, body: { source: 'shop' } }, 201);
@@ -121,5 +123,54 @@ test('stop-list API: reasons, pages, CSV, accounts apart, kept over a restart', 
   assert.equal(r.status, 404);
   r = await req('POST', '/v1/messages', { to: phones[0], text: 'Код 3', sender: 'KASKAD' });
   assert.equal(r.status, 202, r.text);
+  await finish();
+});
+
+test('attribution: by the number the operator gave an account, else by the last message', { timeout: 60000 }, async (t) => {
+  const { k, smsc, key, finish } = await setup(t);
+  const req = (m, p, body, kk = key) => k.request(m, p, { key: kk, body });
+  const b = await k.createAccount();
+  const P = '79161236621';
+  // Account A wrote to P last: an MO to a number nobody owns is A's.
+  const sent = await k.send(key, { to: P, text: 'Заказ 7 готов', sender: 'KASKAD' });
+  await k.waitStatus(key, sent.id, 'sent');
+  assert.equal(await sendMo(smsc, P, 'Спасибо'), 0);
+  let reply = await waitUntil(async () => (await req('GET', `/v1/replies?from=${P}`)).json.replies[0], 'the reply');
+  assert.equal(reply.attributed_by, 'last_message');
+  assert.equal(reply.in_reply_to, sent.id);
+
+  // The operator gives the number KASKAD (and the Viber bot) to account B.
+  let r = await k.request('PUT', `/v1/accounts/${b.id}/inbound`, { body: { numbers: ['KASKAD', '+7 900 000-00-01'], bots: ['viber'] } });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { numbers: ['KASKAD', '79000000001'], bots: ['viber'] });
+  r = await k.request('GET', `/v1/accounts/${b.id}/inbound`);
+  assert.deepEqual(r.json, { numbers: ['79000000001', 'KASKAD'], bots: ['viber'] });
+  r = await k.request('PUT', `/v1/accounts/${b.id}/inbound`, { body: { bots: ['icq'] } });
+  assert.equal(r.json.error?.code, 'invalid_channel');
+  r = await k.request('PUT', `/v1/accounts/${b.id}/inbound`, { body: { numbers: ['not a number!'] } });
+  assert.equal(r.json.error?.code, 'invalid_number');
+  r = await req('GET', `/v1/accounts/${b.id}/inbound`);
+  assert.equal(r.status, 403, 'an account key cannot see it');
+
+  // Now P's STOP to KASKAD is B's: B's stop-list, not A's.
+  assert.equal(await sendMo(smsc, P, 'STOP'), 0);
+  await waitUntil(async () => (await req('GET', `/v1/stoplist/${P}`, undefined, b.key)).status === 200, 'B lists P');
+  reply = (await req('GET', `/v1/replies?from=${P}`, undefined, b.key)).json.replies[0];
+  assert.equal(reply.attributed_by, 'number');
+  assert.equal((await req('GET', `/v1/stoplist/${P}`)).status, 404, 'A does not');
+
+  // Taken back: the next MO goes by the last message again, which is now
+  // B's confirmation of the stop.
+  await smsc.waitFor(() => smsc.submits.some((m) => m.destination_addr === P && m.text?.startsWith('Вы отписаны')), 'B\'s confirmation');
+  r = await k.request('DELETE', `/v1/accounts/${b.id}/inbound`);
+  assert.equal(r.status, 204, r.text);
+  assert.deepEqual((await k.request('GET', `/v1/accounts/${b.id}/inbound`)).json, { numbers: [], bots: [] });
+  assert.equal(await sendMo(smsc, P, 'Когда доставка?'), 0);
+  reply = await waitUntil(async () => {
+    const rs = (await req('GET', `/v1/replies?from=${P}`, undefined, b.key)).json.replies;
+    return rs.length === 2 ? rs[0] : null;
+  }, 'the second reply B gets');
+  assert.equal(reply.attributed_by, 'last_message');
+  assert.equal((await req('GET', `/v1/replies?from=${P}`)).json.replies.length, 1, 'A has only the first');
   await finish();
 });

@@ -374,6 +374,10 @@ int pg_stop_each(struct store *s, void *rd, int64_t account_id, const char *phon
 int pg_consent_each(struct store *s, void *rd, int64_t account_id, const char *phone,
                     store_consent_fn fn, void *arg);
 
+/* pg_optout.c: inbound numbers and bots (store_optout.h) */
+int pg_inbound_set(struct store *s, struct store_op *op);
+int pg_inbound_owned(struct store *s, void *rd, int64_t account_id,
+                     struct store_inbound_owned *out, int max, int *n);
 /* pg_sms.c: whom a person's message belongs to (store_inbound_lookups) */
 int pg_in_assigned(struct store *s, const char *kind, const char *address, int64_t *account);
 int pg_in_last_to_phone(struct store *s, const char *phone, const char *route, int64_t account,

@@ -250,3 +250,48 @@ int pg_consent_each(struct store *s, void *rd, int64_t account_id, const char *p
   }
   return phone && seen == 0 ? KK_ENOENT : 0;
 }
+
+/* ---- inbound numbers and bots ------------------------------------------------ */
+
+int pg_inbound_set(struct store *s, struct store_op *op) {
+  struct store_inbound_set *set = op->data;
+  struct pg_conn *w = &PG(s)->w;
+  struct pg_params p = {0};
+  pg_p_int(&p, set->account_id);
+  int rc = pg_cmd(w, "DELETE FROM inbound_owners WHERE account_id=$1::bigint", &p);
+  for (int i = 0; rc == 0 && i < set->n; i++) {
+    struct pg_params q = {0};
+    pg_p_text(&q, set->rows[i].kind);
+    pg_p_text(&q, set->rows[i].address);
+    pg_p_int(&q, set->account_id);
+    pg_p_int(&q, set->at);
+    rc = pg_cmd(w,
+                "INSERT INTO inbound_owners(kind,address,account_id,created_at)"
+                " VALUES($1,$2,$3::bigint,$4::bigint) ON CONFLICT(kind,address)"
+                " DO UPDATE SET account_id=excluded.account_id",
+                &q);
+  }
+  return rc;
+}
+
+int pg_inbound_owned(struct store *s, void *rd, int64_t account_id,
+                     struct store_inbound_owned *out, int max, int *n) {
+  (void)s;
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  pg_p_int(&p, max);
+  int rc;
+  PGresult *r = pg_read(rd,
+                        "SELECT kind,address FROM inbound_owners WHERE account_id=$1::bigint"
+                        " ORDER BY kind COLLATE \"C\",address COLLATE \"C\" LIMIT $2::int",
+                        &p, &rc);
+  *n = 0;
+  if (r == NULL) return KK_ESTORE;
+  for (int i = 0; i < PQntuples(r) && i < max; i++) {
+    pg_copy(r, i, 0, out[i].kind, sizeof out[i].kind);
+    pg_copy(r, i, 1, out[i].address, sizeof out[i].address);
+    (*n)++;
+  }
+  PQclear(r);
+  return 0;
+}

@@ -114,6 +114,9 @@ int sq_stop_each(struct store *s, void *rd, int64_t account_id, const char *phon
 int sq_consent_each(struct store *s, void *rd, int64_t account_id, const char *phone,
                     store_consent_fn fn, void *arg);
 
+int sq_inbound_set(struct store *s, struct store_op *op);
+int sq_inbound_owned(struct store *s, void *rd, int64_t account_id,
+                     struct store_inbound_owned *out, int max, int *n);
 int sq_in_assigned(struct store *s, const char *kind, const char *address, int64_t *account);
 int sq_in_last_to_phone(struct store *s, const char *phone, const char *route, int64_t account,
                         int64_t since, int64_t *account_out, int64_t *msg);
@@ -125,6 +128,7 @@ int sq_in_contact_of_user(struct store *s, int64_t account, const char *channel,
 #define SQ_OPTOUT_READS                                                        \
   {.inbound = {sq_in_assigned, sq_in_last_to_phone, sq_in_last_to_user,       \
                sq_in_contact_of_user},                                         \
+   .inbound_owned = sq_inbound_owned,                                          \
    .stop_all = sq_stop_all, .consent_all = sq_consent_all,                    \
    .stop_each = sq_stop_each, .consent_each = sq_consent_each}
 
