@@ -5,10 +5,14 @@
 #include "accept/accept_optout.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "accept/accept_rules.h"
+#include "core/kk_mem.h"
 #include "policy/pol_consent.h"
 #include "policy/pol_stop.h"
+#include "policy/pol_words.h"
 #include "store/store_optout.h"
 
 static int class_index(const char *c) {
@@ -18,10 +22,18 @@ static int class_index(const char *c) {
 }
 
 /* The classes an account lets reach a stop-listed number (POL_ALLOW_*):
-   none until the account's policy says otherwise. */
-static unsigned allowed(const struct store_account *acc) {
-  (void)acc;
-  return 0;
+   its policy's stop_list_allows. Read only for a listed number, and parsed
+   only when the document names it. */
+static unsigned allowed(const struct accept *ac, int64_t account_id) {
+  const char *doc = ac->rules ? accept_rules_doc(ac->rules, account_id) : NULL;
+  if (doc == NULL || strstr(doc, "\"stop_list_allows\"") == NULL) return 0;
+  struct pol_words *w = kk_xmalloc(sizeof *w);
+  const char *field;
+  char err[8];
+  (void)pol_words_parse(doc, w, &field, err, sizeof err);
+  unsigned allow = w->allow;
+  free(w);
+  return allow;
 }
 
 #define EXEMPT "\001optout:"
@@ -36,7 +48,9 @@ static int check_stop(void *ud, const struct accept_view *v, struct accept_err *
   if (m->to == NULL || m->to[0] == '\0') return 0;
   if (m->idem_key && strncmp(m->idem_key, EXEMPT, strlen(EXEMPT)) == 0) return 0;
   unsigned reason = store_stop_reason(ac->store, v->account->id, m->to);
-  if (!pol_stop_refuses(reason, class_index(m->msg_class), allowed(v->account))) return 0;
+  if (reason == POL_STOP_NONE ||
+      !pol_stop_refuses(reason, class_index(m->msg_class), allowed(ac, v->account->id)))
+    return 0;
   err->code = "stop_listed";
   err->field = "to";
   snprintf(err->message, sizeof err->message, "%s is on the stop-list (%s)", m->to,

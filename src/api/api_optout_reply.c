@@ -12,20 +12,22 @@
 #include <string.h>
 
 #include "accept/accept_optout.h"
+#include "accept/accept_rules.h"
 #include "api/api_optout.h"
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
+#include "policy/pol_words.h"
 
 #define LOGCTX "api"
 
-/* The answers until the account's policy names its own. */
-static const char *answer_of(const char *what) {
-  if (strncmp(what, "stop", 4) == 0)
-    return "Вы отписаны от рассылки. Чтобы подписаться снова, отправьте СТАРТ.";
+/* The answer to a stop (the account's stop_reply), a start, or a help
+   word (its help_text); w holds the account's words. */
+static const char *answer_of(const char *what, const struct pol_words *w) {
+  if (strncmp(what, "stop", 4) == 0) return w->stop_reply;
   if (strncmp(what, "start", 5) == 0)
     return "Вы снова подписаны на рассылку. Чтобы отписаться, отправьте СТОП.";
-  return "Чтобы отписаться от рассылки, отправьте СТОП; чтобы подписаться снова - СТАРТ.";
+  return w->help_text;
 }
 
 /* One answer under way; freed in on_sent. */
@@ -36,6 +38,7 @@ struct answer {
   char key[100];
   char steps[64];
   char *extra;              /* the messenger's address of the person, or NULL */
+  struct pol_words words;   /* the account's (the answer's text is in it) */
 };
 
 /* {"<the channel's address field>":"user"} (malloc'd), or NULL for a
@@ -76,7 +79,11 @@ static void answer(struct api *a, int64_t account_id, const char *phone, const c
   w->extra = address_of(channel, user ? user + 1 : NULL);
   accept_optout_exempt_key(w->key, sizeof w->key, phone, at);
   w->it.to = w->phone;
-  w->it.text = answer_of(what);
+  const char *field;
+  char err[8];
+  (void)pol_words_parse(accept_rules_doc(a->accept.rules, account_id), &w->words, &field, err,
+                        sizeof err);
+  w->it.text = answer_of(what, &w->words);
   w->it.text_len = strlen(w->it.text);
   w->it.msg_class = "service";
   w->it.idem_key = w->key;

@@ -15,6 +15,7 @@
 #include "policy/pol_consent.h"
 #include "policy/pol_set.h"
 #include "policy/pol_stop.h"
+#include "policy/pol_words.h"
 #include "store/store_int.h"
 
 #define LOGCTX "store"
@@ -92,7 +93,17 @@ void store_optout_note_consent(struct store *s, int64_t account_id, const char *
 int store_optout_inbound(struct store *s, int64_t account_id, const char *channel,
                          const char *phone, const char *user, const char *text, int64_t at) {
   if (account_id <= 0 || text == NULL) return 0;
-  enum pol_reply_kind k = pol_stop_reply_kind(text, strlen(text));
+  /* the account's words (a document that does not parse: the defaults) */
+  char *doc = NULL;
+  int rc = s->be->read.optout.inbound.policy_doc(s, account_id, &doc);
+  if (rc != 0 && rc != KK_ENOENT) return rc;
+  struct pol_words *w = kk_xmalloc(sizeof *w);
+  const char *field;
+  char err[8];
+  (void)pol_words_parse(doc, w, &field, err, sizeof err);
+  free(doc);
+  enum pol_reply_kind k = pol_words_match(w, text, strlen(text));
+  free(w);
   if (k == POL_REPLY_NONE) return 0;
   struct store_stop_row row = {.withdraw = k == POL_REPLY_STOP};
   snprintf(row.phone, sizeof row.phone, "%s", phone[0] == '+' ? phone + 1 : phone);
@@ -102,7 +113,7 @@ int store_optout_inbound(struct store *s, int64_t account_id, const char *channe
     snprintf(row.channel, sizeof row.channel, "%s", channel);
     struct store_stop_batch b = {.account_id = account_id, .at = at, .rows = &row, .n = 1};
     struct store_op op = {.data = &b, .borrowed = 1};
-    int rc = s->be->exec[STORE_OP_STOP_WRITE](s, &op);
+    rc = s->be->exec[STORE_OP_STOP_WRITE](s, &op);
     if (rc != 0) return rc;
   }
   char what[120];

@@ -152,7 +152,8 @@ void store_inbound_owned_async(struct store *s, int64_t account_id,
                       phone since `since` (on route, when not NULL), and it
      last_to_user     the same for a messenger's user id on channel, with the
                       phone of that message
-     contact_of_user  the phone of account's contact with that messenger id */
+     contact_of_user  the phone of account's contact with that messenger id
+     policy_doc       the account's policy document (malloc'd) */
 struct store_inbound_lookups {
   int (*assigned)(struct store *s, const char *kind, const char *address, int64_t *account);
   int (*last_to_phone)(struct store *s, const char *phone, const char *route, int64_t account,
@@ -161,6 +162,8 @@ struct store_inbound_lookups {
                       int64_t since, char phone[16], int64_t *account_out, int64_t *msg);
   int (*contact_of_user)(struct store *s, int64_t account, const char *channel,
                          const char *user, char phone[16]);
+  /* the account's policy document (GET /v1/policy; malloc'd), for its words */
+  int (*policy_doc)(struct store *s, int64_t account, char **doc);
 };
 
 /* The reads: at open on the loop thread (every entry; every current

@@ -174,3 +174,54 @@ test('attribution: by the number the operator gave an account, else by the last 
   assert.equal((await req('GET', `/v1/replies?from=${P}`)).json.replies.length, 1, 'A has only the first');
   await finish();
 });
+
+test('the account\'s own words, answers and stop_list_allows (GET|PUT /v1/policy)', { timeout: 60000 }, async (t) => {
+  const { k, smsc, key, finish } = await setup(t);
+  const req = (m, p, body, kk = key) => k.request(m, p, { key: kk, body });
+  let r = await req('GET', '/v1/policy');
+  assert.deepEqual(r.json.stop_words, ['STOP', 'СТОП', 'ОТПИСКА', 'ОТПИСАТЬСЯ', 'UNSUBSCRIBE']);
+  assert.deepEqual(r.json.start_words, ['START', 'СТАРТ']);
+  assert.deepEqual(r.json.help_words, ['HELP', 'ПОМОЩЬ']);
+  assert.deepEqual(r.json.stop_list_allows, []);
+  r = await req('PUT', '/v1/policy', { stop_words: 'STOP' });
+  assert.equal(r.status, 422, r.text);
+  assert.equal(r.json.error.field, 'stop_words');
+  r = await req('PUT', '/v1/policy', { stop_list_allows: ['advertising'] });
+  assert.equal(r.json.error?.field, 'stop_list_allows');
+  r = await req('PUT', '/v1/policy', {
+    quiet_hours: null, stop_words: ['Хватит', 'no more'], help_text: 'Пишите СТАРТ или ХВАТИТ.',
+    stop_reply: 'Больше не пишем.', stop_list_allows: ['service', 'transactional'],
+  });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.stop_words, ['Хватит', 'no more']);
+  assert.deepEqual(r.json.start_words, ['START', 'СТАРТ'], 'a key left out keeps its default');
+
+  const P = '79161236631';
+  const sent = await k.send(key, { to: P, text: 'Заказ 8 готов', sender: 'KASKAD' });
+  await k.waitStatus(key, sent.id, 'sent');
+  const toP = (prefix) => smsc.submits.filter((s) => s.destination_addr === P && s.text?.startsWith(prefix));
+  assert.equal(await sendMo(smsc, P, 'STOP'), 0, 'no longer a stop word here');
+  assert.equal(await sendMo(smsc, P, 'помощь'), 0);
+  await smsc.waitFor(() => toP('Пишите СТАРТ').length === 1, 'the account\'s help text');
+  assert.equal((await req('GET', `/v1/stoplist/${P}`)).status, 404);
+  assert.equal(await sendMo(smsc, P, ' no-more!! '), 0);
+  await waitUntil(async () => (await req('GET', `/v1/stoplist/${P}`)).status === 200, 'listed by the own word');
+  await smsc.waitFor(() => toP('Больше не пишем.').length === 1, 'the account\'s stop reply');
+
+  // Allowed classes go to a listed phone; advertising never does.
+  r = await req('POST', '/v1/messages', { to: P, text: 'Код 1234', sender: 'KASKAD', class: 'service' });
+  assert.equal(r.status, 202, r.text);
+  r = await req('POST', '/v1/messages', { to: P, text: 'Заказ 9 готов', sender: 'KASKAD', class: 'transactional' });
+  assert.equal(r.status, 202, r.text);
+  await k.call('PUT', `/v1/consents/${P}`, { key, body: { source: 'shop' } }, 201);
+  r = await req('POST', '/v1/messages', { to: P, text: 'Скидка', sender: 'KASKAD', class: 'advertising' });
+  assert.equal(r.json.error?.code, 'stop_listed');
+  // A complaint allows service messages only.
+  r = await req('PUT', `/v1/stoplist/${P}`, { reason: 'complaint' });
+  assert.equal(r.status, 200, r.text);
+  r = await req('POST', '/v1/messages', { to: P, text: 'Заказ 10 готов', sender: 'KASKAD', class: 'transactional' });
+  assert.equal(r.json.error?.code, 'stop_listed');
+  r = await req('POST', '/v1/messages', { to: P, text: 'Код 5678', sender: 'KASKAD', class: 'service' });
+  assert.equal(r.status, 202, r.text);
+  await finish();
+});

@@ -386,6 +386,7 @@ int pg_in_last_to_user(struct store *s, const char *channel, const char *user, i
                        int64_t since, char phone[16], int64_t *account_out, int64_t *msg);
 int pg_in_contact_of_user(struct store *s, int64_t account, const char *channel,
                           const char *user, char phone[16]);
+int pg_in_policy_doc(struct store *s, int64_t account, char **doc);
 
 /* pg_contact.c: contacts, lists and imports (store_contact.h) */
 int pg_contact_write(struct store *s, struct store_op *op);

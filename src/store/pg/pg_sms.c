@@ -346,6 +346,19 @@ int pg_in_contact_of_user(struct store *s, int64_t account, const char *channel,
   return rc;
 }
 
+int pg_in_policy_doc(struct store *s, int64_t account, char **doc) {
+  struct pg_params p = {0};
+  pg_p_int(&p, account);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         "SELECT config FROM channel_settings WHERE account_id=$1::bigint"
+                         " AND channel='policy'",
+                         &p, &rc);
+  if ((rc = one_row(r, rc)) == 0) *doc = kk_xstrdup(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return rc;
+}
+
 int pg_inbound(struct store *s, struct store_op *op) {
   struct store_inbound_data *d = op->data;
   struct store_inbound_owner o;

@@ -98,7 +98,9 @@
                        " AND viber_id=?2 AND viber_id IS NOT NULL LIMIT 1")    \
   XX(IN_CONTACT_TELEGRAM, "SELECT phone FROM contacts WHERE account_id=?1"     \
                           " AND telegram_chat_id=?2"                           \
-                          " AND telegram_chat_id IS NOT NULL LIMIT 1")
+                          " AND telegram_chat_id IS NOT NULL LIMIT 1")           \
+  XX(IN_POLICY, "SELECT config FROM channel_settings WHERE account_id=?1"      \
+                " AND channel='policy'")
 
 int sq_stop_write(struct store *s, struct store_op *op);
 int sq_consent_write(struct store *s, struct store_op *op);
@@ -124,10 +126,11 @@ int sq_in_last_to_user(struct store *s, const char *channel, const char *user, i
                        int64_t since, char phone[16], int64_t *account_out, int64_t *msg);
 int sq_in_contact_of_user(struct store *s, int64_t account, const char *channel,
                           const char *user, char phone[16]);
+int sq_in_policy_doc(struct store *s, int64_t account, char **doc);
 
 #define SQ_OPTOUT_READS                                                        \
   {.inbound = {sq_in_assigned, sq_in_last_to_phone, sq_in_last_to_user,       \
-               sq_in_contact_of_user},                                         \
+               sq_in_contact_of_user, sq_in_policy_doc},                                         \
    .inbound_owned = sq_inbound_owned,                                          \
    .stop_all = sq_stop_all, .consent_all = sq_consent_all,                    \
    .stop_each = sq_stop_each, .consent_each = sq_consent_each}

@@ -294,6 +294,15 @@ int sq_in_contact_of_user(struct store *s, int64_t account, const char *channel,
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
 }
 
+int sq_in_policy_doc(struct store *s, int64_t account, char **doc) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_IN_POLICY);
+  sqlite3_bind_int64(st, 1, account);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *doc = sq_col_dup(st, 0);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+}
+
 int sq_inbound(struct store *s, struct store_op *op) {
   struct store_inbound_data *d = op->data;
   struct store_inbound_owner o;
