@@ -511,6 +511,7 @@ static const struct api_route routes[] = {
     /* the stop-list and consents (api_stoplist.c, api_consents.c) */
     {{"GET", "/v1/stoplist"}, API_ACCOUNT, api_stoplist_list, NULL},
     {{"GET", "/v1/stoplist.csv"}, API_ACCOUNT, api_stoplist_csv, NULL},
+    {{"POST", "/v1/stoplist/import"}, API_ACCOUNT, api_stoplist_import, NULL},
     {{"GET", "/v1/stoplist/{phone}"}, API_ACCOUNT, api_stoplist_get, NULL},
     {{"PUT", "/v1/stoplist/{phone}"}, API_ACCOUNT, api_stoplist_put, NULL},
     {{"DELETE", "/v1/stoplist/{phone}"}, API_ACCOUNT, api_stoplist_delete, NULL},

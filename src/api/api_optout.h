@@ -16,6 +16,8 @@ void api_stoplist_csv(struct api_call *c);
 void api_stoplist_get(struct api_call *c);
 void api_stoplist_put(struct api_call *c);
 void api_stoplist_delete(struct api_call *c);
+/* POST /v1/stoplist/import (a CSV body) */
+void api_stoplist_import(struct api_call *c);
 /* PUT|GET|DELETE /v1/consents/{phone}, GET /v1/consents.csv */
 void api_consent_put(struct api_call *c);
 void api_consent_get(struct api_call *c);

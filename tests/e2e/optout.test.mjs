@@ -225,3 +225,37 @@ test('the account\'s own words, answers and stop_list_allows (GET|PUT /v1/policy
   assert.equal(r.status, 202, r.text);
   await finish();
 });
+
+test('stop-list import: a CSV of phones with reasons, rows refused reported, all or nothing', { timeout: 60000 }, async (t) => {
+  const { k, key, finish } = await setup(t);
+  const csv = (body) => k.request('POST', '/v1/stoplist/import', { key, body, headers: { 'content-type': 'text/csv' } });
+  const P = ['79161236641', '79161236642', '79161236643'];
+  await k.call('PUT', `/v1/consents/${P[0]}`, { key, body: { source: 'shop' } }, 201);
+  let r = await csv(`Phone;Reason\n+7 916 123-66-41;\n8 (916) 123-66-42;complaint\nnot a phone;\n${P[2]};because\n`);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.listed, 2);
+  assert.equal(r.json.rejected, 2);
+  assert.deepEqual(r.json.errors.map((e) => [e.line, e.reason]), [[4, 'invalid_phone'], [5, 'invalid_reason']]);
+  r = await k.request('GET', `/v1/stoplist/${P[0]}`, { key });
+  assert.equal(r.json.reason, 'import');
+  r = await k.request('GET', `/v1/stoplist/${P[1]}`, { key });
+  assert.equal(r.json.reason, 'complaint');
+  assert.equal((await k.request('GET', `/v1/stoplist/${P[2]}`, { key })).status, 404);
+  r = await k.request('GET', `/v1/consents/${P[0]}`, { key });
+  assert.equal(r.json.current, false, 'an imported opt-out withdraws the consent');
+  assert.equal(r.json.consents[0].withdrawn_by, 'import');
+
+  // Unreadable, or over the bound: nothing at all is listed.
+  r = await csv('name\nИван\n');
+  assert.equal(r.status, 422, r.text);
+  assert.equal(r.json.error.code, 'invalid_csv');
+  const many = ['phone', ...Array.from({ length: 5001 }, (_, i) => `7916${String(2000000 + i).padStart(7, '0')}`)].join('\n');
+  r = await csv(many);
+  assert.equal(r.status, 413, r.text);
+  assert.equal(r.json.error.code, 'too_many_rows');
+  r = await k.request('GET', '/v1/stoplist', { key });
+  assert.equal(r.json.stoplist.length, 2);
+  r = await k.request('POST', '/v1/messages', { key, body: { to: P[0], text: 'Код 1', sender: 'KASKAD' } });
+  assert.equal(r.json.error?.code, 'stop_listed');
+  await finish();
+});
