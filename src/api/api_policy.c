@@ -18,7 +18,9 @@
 #include "cascade/cascade.h"
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
+#include "core/kk_net.h"
 #include "dispatch/dispatch.h"
+#include "http/http_client.h"
 #include "policy/pol_words.h"
 
 /* A PUT waiting for its commit. */
@@ -84,7 +86,18 @@ void api_policy_put(struct api_call *c) {
   char err[200];
   struct pol_words *w = kk_xmalloc(sizeof *w);
   int bad = pol_words_parse(body, w, &field, err, sizeof err) != 0;
+  /* where replies_webhook leads: as a message's callback_url */
+  int urc = bad || !w->replies_webhook[0]
+                ? 0
+                : kk_net_url_check(w->replies_webhook, "http,https", http_client_allowed(), err,
+                                   sizeof err);
   free(w);
+  if (urc) {
+    free(body);
+    api_error(c->req, 422, urc == KK_EAUTH ? "url_not_allowed" : "invalid_policy",
+              "replies_webhook", "replies_webhook: %s", err);
+    return;
+  }
   if (bad || pol_rules_parse(body, &r, &field, err, sizeof err) != 0) {
     free(body);
     api_error(c->req, 422, "invalid_policy", field, "%s", err);

@@ -85,6 +85,19 @@ static int parse_allows(json_t *doc, struct pol_words *w, const char **field, ch
   return 0;
 }
 
+static int parse_webhook(json_t *doc, struct pol_words *w, const char **field, char *err,
+                         size_t cap) {
+  json_t *v = json_object_get(doc, "replies_webhook");
+  if (v == NULL || json_is_null(v)) return 0;
+  const char *s = json_string_value(v);
+  if (s == NULL || (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0) ||
+      strlen(s) >= POL_URL_BYTES || strpbrk(s, " \r\n\t"))
+    return bad(field, "replies_webhook", err, cap,
+               "an http:// or https:// URL of up to 500 characters");
+  memcpy(w->replies_webhook, s, strlen(s) + 1);
+  return 0;
+}
+
 int pol_words_parse(const char *doc, struct pol_words *w, const char **field, char *err,
                     size_t cap) {
   pol_words_default(w);
@@ -95,6 +108,7 @@ int pol_words_parse(const char *doc, struct pol_words *w, const char **field, ch
   if (rc == 0) rc = parse_text(j, "help_text", w->help_text, field, err, cap);
   if (rc == 0) rc = parse_text(j, "stop_reply", w->stop_reply, field, err, cap);
   if (rc == 0) rc = parse_allows(j, w, field, err, cap);
+  if (rc == 0) rc = parse_webhook(j, w, field, err, cap);
   json_decref(j);
   if (rc != 0) pol_words_default(w);
   return rc;
@@ -124,6 +138,8 @@ char *pol_words_doc(const struct pol_words *w) {
   for (unsigned c = 0; c < 2; c++)
     if (w->allow & (1u << c)) json_array_append_new(a, json_string(classes[c]));
   json_object_set_new(o, "stop_list_allows", a);
+  json_object_set_new(o, "replies_webhook",
+                      w->replies_webhook[0] ? json_string(w->replies_webhook) : json_null());
   char *s = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   return s;

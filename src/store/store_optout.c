@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <jansson.h>
 
 #include "core/kk_err.h"
 #include "core/kk_log.h"
@@ -90,37 +93,70 @@ void store_optout_note_consent(struct store *s, int64_t account_id, const char *
   note_cfg(s, STORE_NOTE_CONSENT, account_id, phone, NULL, NULL, (int64_t)mask);
 }
 
-int store_optout_inbound(struct store *s, int64_t account_id, const char *channel,
-                         const char *phone, const char *user, const char *text, int64_t at) {
-  if (account_id <= 0 || text == NULL) return 0;
-  /* the account's words (a document that does not parse: the defaults) */
+/* The reply's JSON for the account's replies_webhook (malloc'd), or NULL. */
+static char *reply_payload(const struct store_inbound_data *d, const struct store_inbound_owner *o) {
+  char at[32];
+  time_t t = (time_t)(d->at / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  size_t n = strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(at + n, sizeof at - n, ".%03dZ", (int)(d->at % 1000));
+  json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "channel", d->channel, "from",
+                        o->phone[0] ? o->phone : d->user, "text", d->text, "at", at);
+  if (j == NULL) return NULL;   /* a text that is not UTF-8 */
+  if (o->message[0]) json_object_set_new(j, "message", json_string(o->message));
+  if (d->user[0]) json_object_set_new(j, "user_id", json_string(d->user));
+  if (o->by) json_object_set_new(j, "attributed_by", json_string(o->by));
+  char *s = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  return s;
+}
+
+/* A stop lists the phone (and withdraws its consents), a start removes it;
+   stop, start and help are answered (the note). */
+static int act_on_word(struct store *s, const struct store_inbound_data *d,
+                       const struct store_inbound_owner *o, enum pol_reply_kind k) {
+  struct store_stop_row row = {.withdraw = k == POL_REPLY_STOP};
+  snprintf(row.phone, sizeof row.phone, "%s", o->phone);
+  if (pol_set_key(row.phone) == 0) return 0;   /* no phone known for the person */
+  if (k != POL_REPLY_HELP) {
+    snprintf(row.reason, sizeof row.reason, "%s", k == POL_REPLY_STOP ? "reply" : "");
+    snprintf(row.channel, sizeof row.channel, "%s", d->channel);
+    struct store_stop_batch b = {.account_id = o->account, .at = d->at, .rows = &row, .n = 1};
+    struct store_op op = {.data = &b, .borrowed = 1};
+    int rc = s->be->exec[STORE_OP_STOP_WRITE](s, &op);
+    if (rc != 0) return rc;
+  }
+  char what[120];
+  snprintf(what, sizeof what, "%s %s%s%s", pol_stop_reply_name(k), d->channel,
+           d->user[0] ? " " : "", d->user);
+  note_cfg(s, STORE_NOTE_OPTOUT_REPLY, o->account, row.phone, what, NULL, d->at);
+  return 0;
+}
+
+int store_optout_inbound(struct store *s, const struct store_inbound_data *d,
+                         const struct store_inbound_owner *o) {
+  if (o->account <= 0) return 0;
+  const struct store_inbound_lookups *l = &s->be->read.optout.inbound;
+  /* the account's policy (a document that does not parse: the defaults) */
   char *doc = NULL;
-  int rc = s->be->read.optout.inbound.policy_doc(s, account_id, &doc);
+  int rc = l->policy_doc(s, o->account, &doc);
   if (rc != 0 && rc != KK_ENOENT) return rc;
-  struct pol_words *w = kk_xmalloc(sizeof *w);
+  struct pol_words *w = kk_xmalloc(sizeof *w);   /* freed below */
   const char *field;
   char err[8];
   (void)pol_words_parse(doc, w, &field, err, sizeof err);
   free(doc);
-  enum pol_reply_kind k = pol_words_match(w, text, strlen(text));
-  free(w);
-  if (k == POL_REPLY_NONE) return 0;
-  struct store_stop_row row = {.withdraw = k == POL_REPLY_STOP};
-  snprintf(row.phone, sizeof row.phone, "%s", phone[0] == '+' ? phone + 1 : phone);
-  if (pol_set_key(row.phone) == 0) return 0;   /* no phone known for the person */
-  if (k != POL_REPLY_HELP) {
-    snprintf(row.reason, sizeof row.reason, "%s", k == POL_REPLY_STOP ? "reply" : "");
-    snprintf(row.channel, sizeof row.channel, "%s", channel);
-    struct store_stop_batch b = {.account_id = account_id, .at = at, .rows = &row, .n = 1};
-    struct store_op op = {.data = &b, .borrowed = 1};
-    rc = s->be->exec[STORE_OP_STOP_WRITE](s, &op);
-    if (rc != 0) return rc;
+  rc = 0;
+  if (w->replies_webhook[0]) {
+    char *payload = reply_payload(d, o);
+    if (payload) rc = l->outbox_add(s, o->account, o->msg, w->replies_webhook, payload, d->at);
+    free(payload);
   }
-  char what[120];
-  snprintf(what, sizeof what, "%s %s%s%s", pol_stop_reply_name(k), channel,
-           user && user[0] ? " " : "", user ? user : "");
-  note_cfg(s, STORE_NOTE_OPTOUT_REPLY, account_id, row.phone, what, NULL, at);
-  return 0;
+  enum pol_reply_kind k = pol_words_match(w, d->text, strlen(d->text));
+  free(w);
+  if (rc == 0 && k != POL_REPLY_NONE) rc = act_on_word(s, d, o, k);
+  return rc;
 }
 
 /* The account the operator gave d's number or bot to: "number" (SMS: the
@@ -148,10 +184,12 @@ int store_inbound_attribute(struct store *s, const struct store_inbound_data *d,
     int rc = by_assignment(s, d, o);
     if (rc != 0 && rc != KK_ENOENT) return rc;
   }
-  int64_t since = d->at - (int64_t)STORE_INBOUND_DAYS * 86400 * 1000, acc = 0;
+  int64_t since = d->at - (int64_t)STORE_INBOUND_DAYS * 86400 * 1000;
+  struct store_inbound_hit hit = {0};
   int rc;
   if (d->user[0]) {
-    rc = l->last_to_user(s, d->channel, d->user, o->account, since, o->phone, &acc, &o->msg);
+    rc = l->last_to_user(s, d->channel, d->user, o->account, since, &hit);
+    if (rc == 0) memcpy(o->phone, hit.phone, sizeof o->phone);
     if (rc == KK_ENOENT && o->account)
       rc = l->contact_of_user(s, o->account, d->channel, d->user, o->phone);
   } else {
@@ -159,11 +197,15 @@ int store_inbound_attribute(struct store *s, const struct store_inbound_data *d,
     if (strlen(from) >= sizeof o->phone) return 0;   /* not a phone: nobody's */
     memcpy(o->phone, from, strlen(from) + 1);
     rc = l->last_to_phone(s, o->phone, sms && d->route[0] ? d->route : NULL, o->account, since,
-                          &acc, &o->msg);
+                          &hit);
   }
   if (rc != 0 && rc != KK_ENOENT) return rc;
-  if (rc == 0 && o->account == 0 && acc) {
-    o->account = acc;
+  if (hit.msg) {
+    o->msg = hit.msg;
+    memcpy(o->message, hit.message, sizeof o->message);
+  }
+  if (hit.msg && o->account == 0 && hit.account) {
+    o->account = hit.account;
     o->by = "last_message";
   }
   return 0;

@@ -153,17 +153,27 @@ void store_inbound_owned_async(struct store *s, int64_t account_id,
      last_to_user     the same for a messenger's user id on channel, with the
                       phone of that message
      contact_of_user  the phone of account's contact with that messenger id
-     policy_doc       the account's policy document (malloc'd) */
+     policy_doc       the account's policy document (malloc'd)
+     outbox_add       a row for the callback deliverer (0 or KK_ESTORE) */
+struct store_inbound_hit {
+  int64_t account, msg;     /* the message's account and id */
+  char message[40];         /* its public id */
+  char phone[16];           /* last_to_user: its recipient's phone */
+};
 struct store_inbound_lookups {
   int (*assigned)(struct store *s, const char *kind, const char *address, int64_t *account);
   int (*last_to_phone)(struct store *s, const char *phone, const char *route, int64_t account,
-                       int64_t since, int64_t *account_out, int64_t *msg);
+                       int64_t since, struct store_inbound_hit *hit);
   int (*last_to_user)(struct store *s, const char *channel, const char *user, int64_t account,
-                      int64_t since, char phone[16], int64_t *account_out, int64_t *msg);
+                      int64_t since, struct store_inbound_hit *hit);
   int (*contact_of_user)(struct store *s, int64_t account, const char *channel,
                          const char *user, char phone[16]);
   /* the account's policy document (GET /v1/policy; malloc'd), for its words */
   int (*policy_doc)(struct store *s, int64_t account, char **doc);
+  /* an outbox row of account's to url with its own payload (about message
+     msg, 0: none) due at `at`: the callback deliverer sends it */
+  int (*outbox_add)(struct store *s, int64_t account, int64_t msg, const char *url,
+                    const char *payload, int64_t at);
 };
 
 /* The reads: at open on the loop thread (every entry; every current
@@ -200,6 +210,7 @@ void store_optout_apply(struct store *s, const struct store_note *notes, int n);
 struct store_inbound_owner {
   int64_t account;          /* 0: none (kept for the operator, listed to no account) */
   int64_t msg;              /* the message it answers, 0 if none */
+  char message[40];         /* its public id, "" if none */
   char phone[16];           /* the person's phone, "" when none was found */
   const char *by;           /* "number", "bot", "last_message" or NULL (no account) */
 };
@@ -213,15 +224,16 @@ struct store_inbound_data;
 int store_inbound_attribute(struct store *s, const struct store_inbound_data *d,
                             struct store_inbound_owner *o);
 
-/* Writer thread, inside the INBOUND write that attributed a person's
-   message (channel, from phone; user: the messenger's id, "" for SMS) to
-   account_id: a stop word lists the phone (reason reply) and withdraws its
-   consents, a start word removes it; a stop, start or help word makes a
+/* Writer thread, inside the INBOUND write that attributed d to o->account
+   (store_inbound_attribute): with the account's policy (pol_words.h), a
+   stop word lists o->phone (reason reply) and withdraws its consents, a
+   start word removes it; a stop, start or help word makes a
    STORE_NOTE_OPTOUT_REPLY note (cfg->name the phone, cfg->text
-   "stop|start|help channel[ user]", at the message's time) for the answer.
-   Without a phone nothing is listed. 0 or the write's error. */
-int store_optout_inbound(struct store *s, int64_t account_id, const char *channel,
-                         const char *phone, const char *user, const char *text, int64_t at);
+   "stop|start|help channel[ user]", at the message's time) for the answer;
+   and with a replies_webhook, the reply goes to the outbox for it. Without
+   a phone nothing is listed. 0 or the write's error. */
+int store_optout_inbound(struct store *s, const struct store_inbound_data *d,
+                         const struct store_inbound_owner *o);
 /* Writer thread: a commit's note of phone's new stop reason (0: removed)
    or consent mask. */
 void store_optout_note_stop(struct store *s, int64_t account_id, const char *phone,

@@ -8,8 +8,32 @@
 // phone and acts on nothing.
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import { createHmac } from 'node:crypto';
 import { setup, waitUntil } from './lib/harness.mjs';
 import { Sim, pointChannelsAtSim, APPS } from './lib/sim.mjs';
+
+/** The account's replies_webhook: records each POST. */
+async function receiver() {
+  const got = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      got.push({ headers: req.headers, body: Buffer.concat(chunks).toString() });
+      res.writeHead(200);
+      res.end();
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { got, url: `http://127.0.0.1:${server.address().port}/replies`, close: () => new Promise((r) => server.close(r)) };
+}
+
+function verify(secret, headers, body) {
+  const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(headers['x-kaskad-signature'] ?? '');
+  assert.ok(m, `signature header: ${headers['x-kaskad-signature']}`);
+  assert.equal(m[2], createHmac('sha256', secret).update(`${m[1]}.${body}`).digest('hex'));
+}
 
 async function world(t) {
   const env = await setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 50 } });
@@ -41,6 +65,17 @@ test('a Viber STOP lists the phone for every channel, is confirmed on Viber; STA
   const P = '79161237701';
   const U = 'vb-optout-1';
   const ad = { to: P, text: 'Скидка 20%', sender: 'KASKAD', class: 'advertising' };
+  const rx = await receiver();
+  t.after(() => rx.close());
+  // A replies_webhook that leads inside is refused like a callback_url.
+  let r = await req('PUT', '/v1/policy', { quiet_hours: null, replies_webhook: 'http://169.254.169.254/latest' });
+  assert.equal(r.status, 422, r.text);
+  assert.deepEqual([r.json.error.code, r.json.error.field], ['url_not_allowed', 'replies_webhook']);
+  r = await req('PUT', '/v1/policy', { quiet_hours: null, replies_webhook: 'ftp://example.com/' });
+  assert.deepEqual([r.json.error.code, r.json.error.field], ['invalid_policy', 'replies_webhook']);
+  r = await req('PUT', '/v1/policy', { quiet_hours: null, replies_webhook: rx.url });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.replies_webhook, rx.url);
   await k.call('PUT', `/v1/consents/${P}`, { key, body: { source: 'shop' } }, 201);
   const first = await k.send(key, { ...ad, viber_id: U, cascade: [{ channel: 'viber', wait: 'delivered', timeout: '30s' }, { channel: 'sms' }] });
   await k.waitStatus(key, first.id, 'delivered');
@@ -54,8 +89,20 @@ test('a Viber STOP lists the phone for every channel, is confirmed on Viber; STA
   assert.equal(entry.channel, 'viber');
   await waitUntil(async () => (await viberTo(sim, U)).some((b) => b.text?.startsWith('Вы отписаны')), 'the confirmation on Viber');
 
+  // The reply reached the account's webhook, signed with its secret.
+  const acct = await k.call('GET', '/v1/account', { key });
+  await waitUntil(() => rx.got.length >= 1, 'the replies webhook');
+  verify(acct.callback_secret, rx.got[0].headers, rx.got[0].body);
+  const hook = JSON.parse(rx.got[0].body);
+  assert.equal(hook.channel, 'viber');
+  assert.equal(hook.from, P);
+  assert.equal(hook.text, 'Stop.');
+  assert.equal(hook.message, first.id);
+  assert.equal(hook.user_id, U);
+  assert.ok(Math.abs(Date.parse(hook.at) - Date.now()) < 60000, hook.at);
+
   // One stop-list: the SMS is refused too, and the consent is withdrawn.
-  let r = await req('POST', '/v1/messages', ad);
+  r = await req('POST', '/v1/messages', ad);
   assert.equal(r.status, 422, r.text);
   assert.equal(r.json.error.code, 'stop_listed');
   r = await req('GET', `/v1/consents/${P}`);

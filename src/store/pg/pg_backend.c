@@ -340,7 +340,7 @@ const struct store_backend store_pg_backend = {
                         .count = pg_contact_count},
             /* the stop-list and consents (pg_optout.c) */
             .optout = {.inbound = {pg_in_assigned, pg_in_last_to_phone, pg_in_last_to_user,
-                                   pg_in_contact_of_user, pg_in_policy_doc},
+                                   pg_in_contact_of_user, pg_in_policy_doc, pg_in_outbox_add},
                        .inbound_owned = pg_inbound_owned,
                        .stop_all = pg_stop_all, .consent_all = pg_consent_all,
                        .stop_each = pg_stop_each, .consent_each = pg_consent_each},

@@ -381,12 +381,14 @@ int pg_inbound_owned(struct store *s, void *rd, int64_t account_id,
 /* pg_sms.c: whom a person's message belongs to (store_inbound_lookups) */
 int pg_in_assigned(struct store *s, const char *kind, const char *address, int64_t *account);
 int pg_in_last_to_phone(struct store *s, const char *phone, const char *route, int64_t account,
-                        int64_t since, int64_t *account_out, int64_t *msg);
+                        int64_t since, struct store_inbound_hit *hit);
 int pg_in_last_to_user(struct store *s, const char *channel, const char *user, int64_t account,
-                       int64_t since, char phone[16], int64_t *account_out, int64_t *msg);
+                       int64_t since, struct store_inbound_hit *hit);
 int pg_in_contact_of_user(struct store *s, int64_t account, const char *channel,
                           const char *user, char phone[16]);
 int pg_in_policy_doc(struct store *s, int64_t account, char **doc);
+int pg_in_outbox_add(struct store *s, int64_t account, int64_t msg, const char *url,
+                     const char *payload, int64_t at);
 
 /* pg_contact.c: contacts, lists and imports (store_contact.h) */
 int pg_contact_write(struct store *s, struct store_op *op);

@@ -281,7 +281,7 @@ int pg_in_assigned(struct store *s, const char *kind, const char *address, int64
 
 /* As SQLite's MO_OWNER: among the phone's latest 100 messages. */
 int pg_in_last_to_phone(struct store *s, const char *phone, const char *route, int64_t account,
-                        int64_t since, int64_t *account_out, int64_t *msg) {
+                        int64_t since, struct store_inbound_hit *hit) {
   struct pg_params p = {0};
   pg_p_text(&p, phone);
   pg_p_text(&p, route);
@@ -289,22 +289,24 @@ int pg_in_last_to_phone(struct store *s, const char *phone, const char *route, i
   pg_p_int(&p, since);
   int rc;
   PGresult *r = pg_query(&PG(s)->w,
-                         "SELECT id,account_id FROM (SELECT id,account_id,route,created_at"
+                         "SELECT id,account_id,public_id FROM (SELECT id,account_id,public_id,"
+                         "route,created_at"
                          " FROM messages WHERE to_number=$1 ORDER BY id DESC LIMIT 100) t"
                          " WHERE ($2::text IS NULL OR route=$2::text)"
                          " AND ($3::bigint=0 OR account_id=$3::bigint)"
                          " AND created_at>=$4::bigint ORDER BY id DESC LIMIT 1",
                          &p, &rc);
   if ((rc = one_row(r, rc)) == 0) {
-    *msg = pg_int(r, 0, 0);
-    *account_out = pg_int(r, 0, 1);
+    hit->msg = pg_int(r, 0, 0);
+    hit->account = pg_int(r, 0, 1);
+    pg_copy(r, 0, 2, hit->message, sizeof hit->message);
   }
   PQclear(r);
   return rc;
 }
 
 int pg_in_last_to_user(struct store *s, const char *channel, const char *user, int64_t account,
-                       int64_t since, char phone[16], int64_t *account_out, int64_t *msg) {
+                       int64_t since, struct store_inbound_hit *hit) {
   struct pg_params p = {0};
   pg_p_text(&p, channel);
   pg_p_text(&p, user);
@@ -312,7 +314,7 @@ int pg_in_last_to_user(struct store *s, const char *channel, const char *user, i
   pg_p_int(&p, since);
   int rc;
   PGresult *r = pg_query(&PG(s)->w,
-                         "SELECT m.to_number,m.account_id,m.id FROM attempts a"
+                         "SELECT m.to_number,m.account_id,m.id,m.public_id FROM attempts a"
                          " JOIN messages m ON m.id=a.message_id"
                          " WHERE a.channel=$1 AND a.address=$2 AND a.address IS NOT NULL"
                          " AND a.channel IN ('vk','viber','telegram')"
@@ -320,9 +322,10 @@ int pg_in_last_to_user(struct store *s, const char *channel, const char *user, i
                          " AND a.created_at>=$4::bigint ORDER BY a.id DESC LIMIT 1",
                          &p, &rc);
   if ((rc = one_row(r, rc)) == 0) {
-    pg_copy(r, 0, 0, phone, 16);
-    *account_out = pg_int(r, 0, 1);
-    *msg = pg_int(r, 0, 2);
+    pg_copy(r, 0, 0, hit->phone, sizeof hit->phone);
+    hit->account = pg_int(r, 0, 1);
+    hit->msg = pg_int(r, 0, 2);
+    pg_copy(r, 0, 3, hit->message, sizeof hit->message);
   }
   PQclear(r);
   return rc;
@@ -359,6 +362,20 @@ int pg_in_policy_doc(struct store *s, int64_t account, char **doc) {
   return rc;
 }
 
+int pg_in_outbox_add(struct store *s, int64_t account, int64_t msg, const char *url,
+                     const char *payload, int64_t at) {
+  struct pg_params p = {0};
+  pg_p_int(&p, account);
+  pg_p_int(&p, msg);
+  pg_p_text(&p, url);
+  pg_p_text(&p, payload);
+  pg_p_int(&p, at);
+  return pg_cmd(&PG(s)->w,
+                "INSERT INTO outbox(account_id,message_id,url,payload,due_at,at)"
+                " VALUES($1::bigint,$2::bigint,$3,$4,$5::bigint,$5::bigint)",
+                &p);
+}
+
 int pg_inbound(struct store *s, struct store_op *op) {
   struct store_inbound_data *d = op->data;
   struct store_inbound_owner o;
@@ -382,6 +399,5 @@ int pg_inbound(struct store *s, struct store_op *op) {
               "$8::bigint,$9,$10)",
               &p);
   /* a stop, start or help word acts at once, in the same transaction */
-  return rc != 0 ? rc
-                 : store_optout_inbound(s, o.account, d->channel, o.phone, d->user, d->text, d->at);
+  return rc != 0 ? rc : store_optout_inbound(s, d, &o);
 }

@@ -149,8 +149,8 @@
                 " VALUES(?,?,?,?,?,?,?,?,?,?)")                                \
   /* whose message last went to a phone (on a route; of an account; since a \
      time), among the phone's latest 100, over messages_to */                  \
-  XX(MO_OWNER, "SELECT id,account_id FROM (SELECT id,account_id,route,"       \
-               "created_at FROM messages WHERE to_number=?1"                   \
+  XX(MO_OWNER, "SELECT id,account_id,public_id FROM (SELECT id,account_id,"  \
+               "public_id,route,created_at FROM messages WHERE to_number=?1"                   \
                " ORDER BY id DESC LIMIT 100)"                                  \
                " WHERE (?2 IS NULL OR route=?2) AND (?3=0 OR account_id=?3)"  \
                " AND created_at>=?4 LIMIT 1")                                  \

@@ -86,7 +86,7 @@
                    " DO UPDATE SET account_id=excluded.account_id")            \
   /* the latest attempt to a messenger's user on the channel, of an account \
      (0: any), since a time */                                                 \
-  XX(IN_LAST_USER, "SELECT m.to_number,m.account_id,m.id FROM attempts a"      \
+  XX(IN_LAST_USER, "SELECT m.to_number,m.account_id,m.id,m.public_id FROM attempts a"      \
                    " JOIN messages m ON m.id=a.message_id"                     \
                    " WHERE a.channel=?1 AND a.address=?2 AND a.address IS NOT NULL" \
                    " AND a.channel IN ('vk','viber','telegram')"               \
@@ -100,7 +100,9 @@
                           " AND telegram_chat_id=?2"                           \
                           " AND telegram_chat_id IS NOT NULL LIMIT 1")           \
   XX(IN_POLICY, "SELECT config FROM channel_settings WHERE account_id=?1"      \
-                " AND channel='policy'")
+                " AND channel='policy'")                                       \
+  XX(IN_OUTBOX, "INSERT INTO outbox(account_id,message_id,url,payload,due_at,"  \
+                "at) VALUES(?1,?2,?3,?4,?5,?5)")
 
 int sq_stop_write(struct store *s, struct store_op *op);
 int sq_consent_write(struct store *s, struct store_op *op);
@@ -121,16 +123,18 @@ int sq_inbound_owned(struct store *s, void *rd, int64_t account_id,
                      struct store_inbound_owned *out, int max, int *n);
 int sq_in_assigned(struct store *s, const char *kind, const char *address, int64_t *account);
 int sq_in_last_to_phone(struct store *s, const char *phone, const char *route, int64_t account,
-                        int64_t since, int64_t *account_out, int64_t *msg);
+                        int64_t since, struct store_inbound_hit *hit);
 int sq_in_last_to_user(struct store *s, const char *channel, const char *user, int64_t account,
-                       int64_t since, char phone[16], int64_t *account_out, int64_t *msg);
+                       int64_t since, struct store_inbound_hit *hit);
 int sq_in_contact_of_user(struct store *s, int64_t account, const char *channel,
                           const char *user, char phone[16]);
 int sq_in_policy_doc(struct store *s, int64_t account, char **doc);
+int sq_in_outbox_add(struct store *s, int64_t account, int64_t msg, const char *url,
+                     const char *payload, int64_t at);
 
 #define SQ_OPTOUT_READS                                                        \
   {.inbound = {sq_in_assigned, sq_in_last_to_phone, sq_in_last_to_user,       \
-               sq_in_contact_of_user, sq_in_policy_doc},                                         \
+               sq_in_contact_of_user, sq_in_policy_doc, sq_in_outbox_add},                                         \
    .inbound_owned = sq_inbound_owned,                                          \
    .stop_all = sq_stop_all, .consent_all = sq_consent_all,                    \
    .stop_each = sq_stop_each, .consent_each = sq_consent_each}

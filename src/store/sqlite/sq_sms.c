@@ -248,7 +248,7 @@ int sq_in_assigned(struct store *s, const char *kind, const char *address, int64
 }
 
 int sq_in_last_to_phone(struct store *s, const char *phone, const char *route, int64_t account,
-                        int64_t since, int64_t *account_out, int64_t *msg) {
+                        int64_t since, struct store_inbound_hit *hit) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_MO_OWNER);
   sq_bind_text(st, 1, phone);
   sq_bind_text(st, 2, route);
@@ -256,15 +256,16 @@ int sq_in_last_to_phone(struct store *s, const char *phone, const char *route, i
   sqlite3_bind_int64(st, 4, since);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
-    *msg = sqlite3_column_int64(st, 0);
-    *account_out = sqlite3_column_int64(st, 1);
+    hit->msg = sqlite3_column_int64(st, 0);
+    hit->account = sqlite3_column_int64(st, 1);
+    sq_col_copy(st, 2, hit->message, sizeof hit->message);
   }
   sqlite3_reset(st);
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
 }
 
 int sq_in_last_to_user(struct store *s, const char *channel, const char *user, int64_t account,
-                       int64_t since, char phone[16], int64_t *account_out, int64_t *msg) {
+                       int64_t since, struct store_inbound_hit *hit) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_IN_LAST_USER);
   sq_bind_text(st, 1, channel);
   sq_bind_text(st, 2, user);
@@ -272,9 +273,10 @@ int sq_in_last_to_user(struct store *s, const char *channel, const char *user, i
   sqlite3_bind_int64(st, 4, since);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
-    sq_col_copy(st, 0, phone, 16);
-    *account_out = sqlite3_column_int64(st, 1);
-    *msg = sqlite3_column_int64(st, 2);
+    sq_col_copy(st, 0, hit->phone, sizeof hit->phone);
+    hit->account = sqlite3_column_int64(st, 1);
+    hit->msg = sqlite3_column_int64(st, 2);
+    sq_col_copy(st, 3, hit->message, sizeof hit->message);
   }
   sqlite3_reset(st);
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
@@ -303,6 +305,17 @@ int sq_in_policy_doc(struct store *s, int64_t account, char **doc) {
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
 }
 
+int sq_in_outbox_add(struct store *s, int64_t account, int64_t msg, const char *url,
+                     const char *payload, int64_t at) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_IN_OUTBOX);
+  sqlite3_bind_int64(st, 1, account);
+  sqlite3_bind_int64(st, 2, msg);
+  sq_bind_text(st, 3, url);
+  sq_bind_text(st, 4, payload);
+  sqlite3_bind_int64(st, 5, at);
+  return sq_step_done(&SQ(s)->w, st);
+}
+
 int sq_inbound(struct store *s, struct store_op *op) {
   struct store_inbound_data *d = op->data;
   struct store_inbound_owner o;
@@ -322,8 +335,7 @@ int sq_inbound(struct store *s, struct store_op *op) {
   sq_bind_text(st, 10, o.by);
   rc = sq_step_done(&SQ(s)->w, st);
   /* a stop, start or help word acts at once, in the same transaction */
-  return rc != 0 ? rc
-                 : store_optout_inbound(s, o.account, d->channel, o.phone, d->user, d->text, d->at);
+  return rc != 0 ? rc : store_optout_inbound(s, d, &o);
 }
 
 int sq_reply_list(struct store *s, void *rd, int64_t account_id,
