@@ -274,6 +274,7 @@ int api_init(struct api *a) {
     return KK_ENOSPC;
   if (accept_rules_init(&a->rules, a->store, a->plan) != 0) return KK_ESTORE;
   a->accept.rules = &a->rules;
+  a->accept.public_url = a->public_url[0] ? a->public_url : NULL;
   a->subscribed = 1;
   return 0;
 }
@@ -450,6 +451,9 @@ static const struct api_route routes[] = {
     {{"GET", "/v1/hooks/{channel}/{scope}"}, API_PROVIDER, api_hook, api_hook_check},
     {{"POST", "/v1/hooks/{channel}/{scope}"}, API_PROVIDER, api_hook, api_hook_check},
     {{"*", "/v1/hooks/*"}, API_PROVIDER, api_not_found, NULL},
+    /* unsubscribe links (api_unsub.c): people, no key */
+    {{"GET", "/u/{code}"}, API_PROVIDER, api_unsub_page, NULL},
+    {{"POST", "/u/{code}"}, API_PROVIDER, api_unsub_post, NULL},
     {{"POST", "/v1/accounts"}, API_OPERATOR, api_account_create, NULL},
     {{"GET", "/v1/accounts/{id}"}, API_OPERATOR, api_account_get, api_account_check},
     {{"PATCH", "/v1/accounts/{id}"}, API_OPERATOR, api_account_patch, api_account_check},

@@ -97,6 +97,7 @@ struct api {
   size_t max_import;         /* bytes of an import's body (setting max_import) */
   int test_clock;            /* POST /v1/test/clock may move the clock (setting test_clock) */
   struct accept_rules rules; /* the accounts' rules, applied by accept */
+  char public_url[300];      /* where people reach kaskad (unsubscribe links) */
 };
 
 /* Loads the key cache and subscribes to the store's notes; 0, KK_ESTORE or

@@ -24,6 +24,10 @@ void api_consent_get(struct api_call *c);
 void api_consent_delete(struct api_call *c);
 void api_consents_csv(struct api_call *c);
 
+/* GET|POST /u/{code}: an unsubscribe link's page and its form's (or an
+   RFC 8058 one-click) POST (api_unsub.c) */
+void api_unsub_page(struct api_call *c);
+void api_unsub_post(struct api_call *c);
 /* GET|PUT|DELETE /v1/accounts/{id}/inbound (operator; api_inbound.c) */
 void api_inbound_get(struct api_call *c);
 void api_inbound_put(struct api_call *c);

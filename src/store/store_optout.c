@@ -314,3 +314,40 @@ void store_inbound_owned_async(struct store *s, int64_t account_id,
   j->n = n;
   store_pool_run(s, pool_owned, j, done, arg);
 }
+
+/* ---- unsubscribe links ---------------------------------------------------------- */
+
+static void on_unsub_put(void *arg, int rc) {
+  (void)arg;
+  if (rc) kk_error(LOGCTX, "an unsubscribe link was not recorded: %s", kk_strerror(rc));
+}
+
+void store_unsub_put(struct store *s, const char *code, int64_t account_id, const char *phone) {
+  struct store_unsub *u = kk_xcalloc(1, sizeof *u);   /* freed with the op */
+  snprintf(u->code, sizeof u->code, "%s", code);
+  u->account_id = account_id;
+  snprintf(u->phone, sizeof u->phone, "%s", phone);
+  u->at = store_now_ms();
+  store_submit(s, store_atomic(store_op_of(s, STORE_OP_UNSUB_PUT, on_unsub_put, NULL, u, 0)));
+}
+
+struct unsub_job {
+  char code[STORE_UNSUB_CODE_MAX];
+  int64_t *account;
+  char *phone;
+};
+
+static int pool_unsub(struct store *s, void *rd, void *job) {
+  struct unsub_job *j = job;
+  if (s->be->read.optout.unsub_get == NULL) return KK_ESTORE;
+  return s->be->read.optout.unsub_get(s, rd, j->code, j->account, j->phone);
+}
+
+void store_unsub_get_async(struct store *s, const char *code, int64_t *account, char phone[16],
+                           store_done_cb done, void *arg) {
+  struct unsub_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool after done */
+  snprintf(j->code, sizeof j->code, "%s", code);
+  j->account = account;
+  j->phone = phone;
+  store_pool_run(s, pool_unsub, j, done, arg);
+}

@@ -136,12 +136,26 @@ void store_inbound_owned_async(struct store *s, int64_t account_id,
                                struct store_inbound_owned *out, int *n, store_done_cb done,
                                void *arg);
 
+/* ---- unsubscribe links ------------------------------------------------------- */
+
+#define STORE_UNSUB_CODE_MAX 40   /* bytes of a code, with its NUL */
+
+/* Queues recording that code (an advertising text's {{unsubscribe}} link)
+   stands for phone of account_id; a code already recorded stays as it is.
+   Everything is copied. */
+void store_unsub_put(struct store *s, const char *code, int64_t account_id, const char *phone);
+/* Pool: the account and phone of code into *account and phone; done rc 0,
+   or KK_ENOENT for a code never recorded. */
+void store_unsub_get_async(struct store *s, const char *code, int64_t *account, char phone[16],
+                           store_done_cb done, void *arg);
+
 /* ---- what the store and a backend share (store_int.h) ---------------------- */
 
 #define STORE_OP_LIST_OPTOUT(XX)                                               \
   XX(STOP_WRITE)        /* struct store_stop_batch, the caller's */            \
   XX(CONSENT_WRITE)     /* struct store_consent_op, the caller's */          \
-  XX(INBOUND_SET)       /* struct store_inbound_set, the caller's */
+  XX(INBOUND_SET)       /* struct store_inbound_set, the caller's */         \
+  XX(UNSUB_PUT)         /* struct store_unsub, the store's */
 
 /* Writer thread: what attributing a person's message (store_inbound_attribute)
    looks up. Each returns 0 (found), KK_ENOENT (none) or KK_ESTORE.
@@ -176,12 +190,22 @@ struct store_inbound_lookups {
                     const char *payload, int64_t at);
 };
 
+/* UNSUB_PUT's data. */
+struct store_unsub {
+  char code[STORE_UNSUB_CODE_MAX];
+  int64_t account_id;
+  char phone[16];
+  int64_t at;
+};
+
 /* The reads: at open on the loop thread (every entry; every current
    consent), and in the pool through rd (arguments as above). */
 struct store_optout_reads {
   struct store_inbound_lookups inbound;   /* on the writer thread */
   int (*inbound_owned)(struct store *s, void *rd, int64_t account_id,
                        struct store_inbound_owned *out, int max, int *n);
+  int (*unsub_get)(struct store *s, void *rd, const char *code, int64_t *account,
+                   char phone[16]);
   int (*stop_all)(struct store *s,
                   void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),
                   void *arg);

@@ -259,3 +259,44 @@ test('stop-list import: a CSV of phones with reasons, rows refused reported, all
   assert.equal(r.json.error?.code, 'stop_listed');
   await finish();
 });
+
+test('the unsubscribe link: GET only asks, POST lists the phone (reason link); an unknown code is 404', { timeout: 60000 }, async (t) => {
+  const { k, smsc, key, finish } = await setup(t);
+  const req = (m, p, body) => k.request(m, p, { key, body });
+  await k.call('PUT', '/v1/policy', { key, body: { quiet_hours: null } }, 200);
+  const P = '79161236651';
+  await k.call('PUT', `/v1/consents/${P}`, { key, body: { source: 'shop' } }, 201);
+  const m = await k.send(key, { to: P, text: 'Sale 20%. Unsubscribe: {{unsubscribe}}', sender: 'KASKAD', class: 'advertising' });
+  await k.waitStatus(key, m.id, 'sent');
+  const sms = smsc.submits.find((s) => s.destination_addr === P);
+  const link = /(\/u\/[a-z2-7]{32})$/.exec(sms.text);
+  assert.ok(link, sms.text);
+  assert.ok(sms.text.startsWith('Sale 20%. Unsubscribe: http'), sms.text);
+  // The same phone gets the same link; another phone another one.
+  const m2 = await k.send(key, { to: '79161236652', text: '{{unsubscribe}}', sender: 'KASKAD' });
+  await k.waitStatus(key, m2.id, 'sent');
+  assert.notEqual(smsc.submits.find((s) => s.destination_addr === '79161236652').text.slice(-32), link[1].slice(-32));
+
+  // A preview or a scanner fetching the link changes nothing.
+  let r = await k.request('GET', link[1], { key: null });
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.headers.get('content-type'), /^text\/html/);
+  assert.match(r.text, /<form method="post" action="\/u\/[a-z2-7]{32}">/);
+  assert.equal((await req('GET', `/v1/stoplist/${P}`)).status, 404);
+  assert.equal((await k.request('GET', `/u/${'a'.repeat(32)}`, { key: null })).status, 404);
+  assert.equal((await k.request('GET', '/u/short', { key: null })).status, 404);
+  assert.equal((await k.request('POST', `/u/${'b'.repeat(32)}`, { key: null, body: '', headers: { 'content-type': 'application/x-www-form-urlencoded' } })).status, 404);
+
+  // The form's POST (or a one-click POST, RFC 8058) lists the phone.
+  r = await k.request('POST', link[1], { key: null, body: 'List-Unsubscribe=One-Click', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.text, /отписаны/);
+  r = await req('GET', `/v1/stoplist/${P}`);
+  assert.equal(r.json.reason, 'link');
+  r = await req('GET', `/v1/consents/${P}`);
+  assert.equal(r.json.current, false);
+  assert.equal(r.json.consents[0].withdrawn_by, 'link');
+  r = await req('POST', '/v1/messages', { to: P, text: 'Скидка 30%', sender: 'KASKAD', class: 'advertising' });
+  assert.equal(r.json.error?.code, 'stop_listed');
+  await finish();
+});

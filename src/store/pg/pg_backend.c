@@ -301,6 +301,7 @@ const struct store_backend store_pg_backend = {
             [STORE_OP_STOP_WRITE] = pg_stop_write,
             [STORE_OP_CONSENT_WRITE] = pg_consent_write,
             [STORE_OP_INBOUND_SET] = pg_inbound_set,
+            [STORE_OP_UNSUB_PUT] = pg_unsub_put,
             [STORE_OP_IMPORT_CHANGE] = pg_import_change,
             /* balances (pg_money.c) */
             [STORE_OP_MONEY_SET] = pg_money_set,
@@ -341,7 +342,7 @@ const struct store_backend store_pg_backend = {
             /* the stop-list and consents (pg_optout.c) */
             .optout = {.inbound = {pg_in_assigned, pg_in_last_to_phone, pg_in_last_to_user,
                                    pg_in_contact_of_user, pg_in_policy_doc, pg_in_outbox_add},
-                       .inbound_owned = pg_inbound_owned,
+                       .inbound_owned = pg_inbound_owned, .unsub_get = pg_unsub_get,
                        .stop_all = pg_stop_all, .consent_all = pg_consent_all,
                        .stop_each = pg_stop_each, .consent_each = pg_consent_each},
             /* balances (pg_money.c) */

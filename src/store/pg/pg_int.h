@@ -376,6 +376,8 @@ int pg_consent_each(struct store *s, void *rd, int64_t account_id, const char *p
 
 /* pg_optout.c: inbound numbers and bots (store_optout.h) */
 int pg_inbound_set(struct store *s, struct store_op *op);
+int pg_unsub_put(struct store *s, struct store_op *op);
+int pg_unsub_get(struct store *s, void *rd, const char *code, int64_t *account, char phone[16]);
 int pg_inbound_owned(struct store *s, void *rd, int64_t account_id,
                      struct store_inbound_owned *out, int max, int *n);
 /* pg_sms.c: whom a person's message belongs to (store_inbound_lookups) */

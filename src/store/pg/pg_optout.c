@@ -295,3 +295,35 @@ int pg_inbound_owned(struct store *s, void *rd, int64_t account_id,
   PQclear(r);
   return 0;
 }
+
+/* ---- unsubscribe links -------------------------------------------------------- */
+
+int pg_unsub_put(struct store *s, struct store_op *op) {
+  const struct store_unsub *u = op->data;
+  struct pg_params p = {0};
+  pg_p_text(&p, u->code);
+  pg_p_int(&p, u->account_id);
+  pg_p_text(&p, u->phone);
+  pg_p_int(&p, u->at);
+  return pg_cmd(&PG(s)->w,
+                "INSERT INTO unsubscribe_codes(code,account_id,phone,created_at)"
+                " VALUES($1,$2::bigint,$3,$4::bigint) ON CONFLICT(code) DO NOTHING",
+                &p);
+}
+
+int pg_unsub_get(struct store *s, void *rd, const char *code, int64_t *account, char phone[16]) {
+  (void)s;
+  struct pg_params p = {0};
+  pg_p_text(&p, code);
+  int rc;
+  PGresult *r = pg_read(rd, "SELECT account_id,phone FROM unsubscribe_codes WHERE code=$1", &p,
+                        &rc);
+  if (r == NULL) return KK_ESTORE;
+  rc = PQntuples(r) > 0 ? 0 : KK_ENOENT;
+  if (rc == 0) {
+    *account = pg_int(r, 0, 0);
+    pg_copy(r, 0, 1, phone, 16);
+  }
+  PQclear(r);
+  return rc;
+}

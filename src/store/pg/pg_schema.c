@@ -341,7 +341,10 @@ static const char *const migrations[] = {
     "CREATE INDEX contacts_vk ON contacts(account_id, vk_id) WHERE vk_id IS NOT NULL;"
     "CREATE INDEX contacts_viber ON contacts(account_id, viber_id) WHERE viber_id IS NOT NULL;"
     "CREATE INDEX contacts_telegram ON contacts(account_id, telegram_chat_id)"
-    " WHERE telegram_chat_id IS NOT NULL;",
+    " WHERE telegram_chat_id IS NOT NULL;"
+    "CREATE TABLE unsubscribe_codes("
+    " code TEXT PRIMARY KEY, account_id BIGINT NOT NULL, phone TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL);",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -217,3 +217,28 @@ int sq_inbound_owned(struct store *s, void *rd, int64_t account_id,
   sqlite3_reset(st);
   return *n == max || rc == SQLITE_DONE ? 0 : KK_ESTORE;
 }
+
+/* ---- unsubscribe links -------------------------------------------------------- */
+
+int sq_unsub_put(struct store *s, struct store_op *op) {
+  const struct store_unsub *u = op->data;
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_UNSUB_PUT);
+  sq_bind_text(st, 1, u->code);
+  sqlite3_bind_int64(st, 2, u->account_id);
+  sq_bind_text(st, 3, u->phone);
+  sqlite3_bind_int64(st, 4, u->at);
+  return sq_step_done(&SQ(s)->w, st);
+}
+
+int sq_unsub_get(struct store *s, void *rd, const char *code, int64_t *account, char phone[16]) {
+  (void)s;
+  sqlite3_stmt *st = sq_stmt(rd, ST_UNSUB_GET);
+  sq_bind_text(st, 1, code);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *account = sqlite3_column_int64(st, 0);
+    sq_col_copy(st, 1, phone, 16);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+}

@@ -48,7 +48,10 @@
   "CREATE INDEX contacts_viber ON contacts(account_id, viber_id)"              \
   " WHERE viber_id IS NOT NULL;"                                               \
   "CREATE INDEX contacts_telegram ON contacts(account_id, telegram_chat_id)"   \
-  " WHERE telegram_chat_id IS NOT NULL;"
+  " WHERE telegram_chat_id IS NOT NULL;"                                       \
+  "CREATE TABLE unsubscribe_codes("                                            \
+  " code TEXT PRIMARY KEY, account_id INTEGER NOT NULL, phone TEXT NOT NULL,"  \
+  " created_at INTEGER NOT NULL) WITHOUT ROWID;"
 
 #define CONSENT_COLS "id,phone,channel,source,text,ip,at,recorded_at,withdrawn_at,withdrawn_by"
 
@@ -101,6 +104,9 @@
                           " AND telegram_chat_id IS NOT NULL LIMIT 1")           \
   XX(IN_POLICY, "SELECT config FROM channel_settings WHERE account_id=?1"      \
                 " AND channel='policy'")                                       \
+  XX(UNSUB_PUT, "INSERT OR IGNORE INTO unsubscribe_codes(code,account_id,"    \
+                "phone,created_at) VALUES(?1,?2,?3,?4)")                       \
+  XX(UNSUB_GET, "SELECT account_id,phone FROM unsubscribe_codes WHERE code=?1") \
   XX(IN_OUTBOX, "INSERT INTO outbox(account_id,message_id,url,payload,due_at,"  \
                 "at) VALUES(?1,?2,?3,?4,?5,?5)")
 
@@ -119,6 +125,8 @@ int sq_consent_each(struct store *s, void *rd, int64_t account_id, const char *p
                     store_consent_fn fn, void *arg);
 
 int sq_inbound_set(struct store *s, struct store_op *op);
+int sq_unsub_put(struct store *s, struct store_op *op);
+int sq_unsub_get(struct store *s, void *rd, const char *code, int64_t *account, char phone[16]);
 int sq_inbound_owned(struct store *s, void *rd, int64_t account_id,
                      struct store_inbound_owned *out, int max, int *n);
 int sq_in_assigned(struct store *s, const char *kind, const char *address, int64_t *account);
@@ -135,7 +143,7 @@ int sq_in_outbox_add(struct store *s, int64_t account, int64_t msg, const char *
 #define SQ_OPTOUT_READS                                                        \
   {.inbound = {sq_in_assigned, sq_in_last_to_phone, sq_in_last_to_user,       \
                sq_in_contact_of_user, sq_in_policy_doc, sq_in_outbox_add},                                         \
-   .inbound_owned = sq_inbound_owned,                                          \
+   .inbound_owned = sq_inbound_owned, .unsub_get = sq_unsub_get,               \
    .stop_all = sq_stop_all, .consent_all = sq_consent_all,                    \
    .stop_each = sq_stop_each, .consent_each = sq_consent_each}
 
