@@ -135,3 +135,31 @@ test('a Viber STOP lists the phone for every channel, is confirmed on Viber; STA
   assert.equal(r.json.replies.length, 2, 'the stranger belongs to no account');
   await finish();
 });
+
+test('a Telegram STOP to the operator\'s bot given to the account: the phone from its contact, attributed by bot', { timeout: 90000 }, async (t) => {
+  const { k, key, sim, finish } = await world(t);
+  const req = (m, p, body) => k.request(m, p, { key, body });
+  const Q = '79161237711';
+  const acct = await k.call('GET', '/v1/account', { key });
+  let r = await k.request('PUT', `/v1/accounts/${acct.id}/inbound`, { body: { bots: ['telegram'] } });
+  assert.equal(r.status, 200, r.text);
+  r = await req('PUT', `/v1/contacts/${Q}`, { name: 'Ира', telegram_chat_id: '5551' });
+  assert.ok(r.status === 200 || r.status === 201, r.text);
+
+  const up = await sim.call('POST', '/telegram/update', { token: APPS.telegram.token, chat_id: 5551, text: 'СТОП!' });
+  assert.equal(up.status, 200, JSON.stringify(up));
+  const entry = await waitUntil(async () => {
+    const x = await req('GET', `/v1/stoplist/${Q}`);
+    return x.status === 200 ? x.json : null;
+  }, 'the stop-list entry');
+  assert.equal(entry.channel, 'telegram');
+  r = await req('GET', '/v1/replies?channel=telegram');
+  assert.equal(r.json.replies[0].phone, Q);
+  assert.equal(r.json.replies[0].user_id, '5551');
+  assert.equal(r.json.replies[0].attributed_by, 'bot');
+  await waitUntil(async () => (await sim.requests('telegram')).some((x) => {
+    const b = JSON.parse(x.body || '{}');
+    return String(b.chat_id) === '5551' && b.text?.startsWith('Вы отписаны');
+  }), 'the confirmation in Telegram');
+  await finish();
+});
