@@ -63,10 +63,13 @@ static int reply_query(struct http_req *req, struct store_reply_filter *f, char 
     }
   }
   if ((s = http_req_query(req, "from")) != NULL) {
-    /* a phone, or the messenger's id of a person without a known phone */
+    /* a phone, or with channel vk, viber or telegram the messenger's id of
+       a person without a known phone */
     if (phone_normalize(s, phone, cap) != 0) {
       size_t n = strlen(s);
-      if (n == 0 || n >= cap || !user_id_text(s)) {
+      int messenger = f->channel && strcmp(f->channel, "sms") != 0 &&
+                      strcmp(f->channel, "whatsapp") != 0;
+      if (!messenger || n == 0 || n >= cap || !user_id_text(s)) {
         api_error(req, 422, "invalid_phone", "from",
                   "from: the phone number (or messenger user id) replies came from");
         return KK_EINVAL;

@@ -133,6 +133,11 @@ test('a Viber STOP lists the phone for every channel, is confirmed on Viber; STA
   await viberWrites(sim, 'vb-stranger', 'STOP');
   r = await req('GET', '/v1/replies?channel=viber');
   assert.equal(r.json.replies.length, 2, 'the stranger belongs to no account');
+  r = await req('GET', '/v1/replies?channel=viber&from=vb-stranger');
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.replies.length, 0);
+  r = await req('GET', '/v1/replies?from=vb-stranger');
+  assert.equal(r.json.error?.code, 'invalid_phone', 'a messenger id needs its channel');
   await finish();
 });
 
