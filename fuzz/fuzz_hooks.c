@@ -16,7 +16,8 @@
  * Invariants: hook() returns 0 / KK_EAUTH / KK_EPROTO with 200 / 403 / 400,
  * a wrong or missing signature is always refused, at most
  * CHAN_HOOK_MAX_STATUS statuses with known names and CHAN_HOOK_MAX_INBOUND
- * messages from digit-only phones, no later than now, every output string
+ * messages from digit-only phones or else from a messenger's user id, no
+ * later than now, every output string
  * is NUL-terminated UTF-8; parse_reply() gives a known outcome with sane
  * fields; build() succeeds or says KK_EINVAL.
  */
@@ -120,9 +121,15 @@ static void check_hook_out(int rc, const struct chan_hook_out *out) {
   check(out->ninbound >= 0 && out->ninbound <= CHAN_HOOK_MAX_INBOUND);
   if (rc != 0) check(out->ninbound == 0);
   for (int i = 0; i < out->ninbound; i++) {
-    const char *from = out->in[i].from;
+    const char *from = out->in[i].from, *user = out->in[i].user;
     check(memchr(from, '\0', sizeof out->in[i].from) != NULL);
-    check(from[0] != '\0' && strspn(from, "0123456789") == strlen(from));
+    check_str(user, sizeof out->in[i].user);
+    check_str(out->in[i].text, sizeof out->in[i].text);
+    /* a phone of digits, or else a messenger's user id */
+    if (from[0] != '\0')
+      check(strspn(from, "0123456789") == strlen(from) && user[0] == '\0');
+    else
+      check(user[0] != '\0');
     check(out->in[i].at > 0 && out->in[i].at <= NOW_MS);
   }
 }

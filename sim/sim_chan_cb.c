@@ -248,7 +248,8 @@ static enum sim_chan_handled op_finish(struct op *op, long status, const char *b
                     "\"unsubscribed\",\"conversation_started\"]}");
   }
   case OP_TG_UPDATE:
-  case OP_WA_INBOUND: {
+  case OP_WA_INBOUND:
+  case OP_USER_MESSAGE: {
     if (status == 0) {
       char msg[300];
       snprintf(msg, sizeof msg, "the webhook did not answer: %s", error ? error : "?");

@@ -156,7 +156,8 @@ struct cbjob {
   char data[];
 };
 
-enum op_kind { OP_VK_CONFIRM, OP_WA_VERIFY, OP_VIBER_WEBHOOK, OP_TG_UPDATE, OP_WA_INBOUND };
+enum op_kind { OP_VK_CONFIRM, OP_WA_VERIFY, OP_VIBER_WEBHOOK, OP_TG_UPDATE, OP_WA_INBOUND,
+               OP_USER_MESSAGE };
 
 /* A request answered once a webhook has answered us. */
 struct op {
@@ -169,7 +170,8 @@ struct op {
   void *ctx;
   char challenge[24];                 /* OP_WA_VERIFY */
   uint64_t id;                        /* OP_TG_UPDATE: update_id */
-  char msgid[64];                     /* OP_WA_INBOUND: the message's wamid */
+  char msgid[64];                     /* OP_WA_INBOUND: the message's wamid;
+                                         OP_USER_MESSAGE: its Viber token or VK id */
   int has_rec;                        /* OP_VIBER_WEBHOOK: the request, recorded at the end */
   struct rec rec;
 };
@@ -280,6 +282,11 @@ enum sim_chan_handled sim_vk_handle(struct sim_chan *ch, const struct sim_chan_r
 enum sim_chan_handled sim_viber_handle(struct sim_chan *ch, const struct sim_chan_req *rq,
                                        struct sim_chan_reply *out, sim_chan_done_fn done,
                                        void *ctx);
+/* POST /viber/inbound {"token","user_id","text"}: a person writes to the
+   bot; its signed "message" event goes to the app's webhook. */
+enum sim_chan_handled sim_viber_inbound(struct sim_chan *ch, const struct sim_chan_req *rq,
+                                        struct sim_chan_reply *out, sim_chan_done_fn done,
+                                        void *ctx);
 
 /* sim_telegram.c */
 enum sim_chan_handled sim_telegram_handle(struct sim_chan *ch, const struct sim_chan_req *rq,

@@ -92,6 +92,7 @@ static const char usage[] =
     "  GET  /channels/stats     per-channel counters\n"
     "  POST /telegram/update    {\"token\",\"chat_id\",\"text\"} posts to the bot webhook\n"
     "  POST /whatsapp/inbound   {\"token\",\"from\",\"text\"?} opens the 24-hour window\n"
+    "  POST /viber/inbound      {\"token\",\"user_id\",\"text\"} a signed message event\n"
     "                     and posts the inbound message webhook\n"
     "\n"
     "SMTP sink: any AUTH passes; recipients \"nobody@...\", \"...@invalid.test\" and\n"

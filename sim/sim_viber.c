@@ -164,6 +164,49 @@ static enum sim_chan_handled viber_set_webhook(struct sim_chan *ch, const struct
   return h;
 }
 
+enum sim_chan_handled sim_viber_inbound(struct sim_chan *ch, const struct sim_chan_req *rq,
+                                        struct sim_chan_reply *out, sim_chan_done_fn done,
+                                        void *ctx) {
+  const int c = SIM_CH_VIBER;
+  json_t *in = chan_body_json(rq);
+  const char *token = chan_pstr(in, "token");
+  const char *user = chan_pstr(in, "user_id");
+  const char *text = chan_pstr(in, "text");
+  if (!json_is_object(in) || token == NULL || user == NULL || *user == '\0' || text == NULL) {
+    json_decref(in);
+    return chan_ctl_error(out, 400, "bad_request", "token, user_id and text are required strings");
+  }
+  struct capp *app = app_find(ch, c, token);
+  if (app == NULL || app->callback_url[0] == '\0') {
+    json_decref(in);
+    return chan_ctl_error(out, app ? 409 : 404, app ? "no_webhook" : "no_app",
+                          app ? "the bot has no webhook set" : "no viber app has that token");
+  }
+  uint64_t t = (uint64_t)(VIBER_TOKEN_BASE + ++ch->viber_n);
+  struct jw w;
+  jw_init(&w, REPLY_MAX);
+  jw_fmt(&w,
+         "{\"event\":\"message\",\"timestamp\":%" PRId64 ",\"chat_hostname\":\"" CHAT_HOST
+         "\",\"message_token\":%" PRIu64 ",\"sender\":{\"id\":",
+         chan_wall_ms(), t);
+  jw_cstr(&w, user);
+  jw_lit(&w, ",\"name\":\"Sim User\",\"api_version\":10},\"message\":{\"type\":\"text\",\"text\":");
+  jw_cstr(&w, text);
+  jw_lit(&w, "},\"silent\":false}");
+  json_decref(in);
+  const char *hdr[4];
+  int nh = 0;
+  char h1[160], h2[160];
+  hdr[nh++] = "Content-Type: application/json";
+  chan_sign(SIG_VIBER, app->token, strlen(app->token), w.b.p, w.b.len, h1, h2, hdr, &nh);
+  struct op *op = op_new(OP_USER_MESSAGE, c, app->token);
+  snprintf(op->msgid, sizeof op->msgid, "%" PRIu64, t);
+  enum sim_chan_handled h = op_start(ch, op, "POST", app->callback_url, hdr, nh, w.b.p, w.b.len,
+                                     out, done, ctx);
+  kk_buf_fini(&w.b);
+  return h;
+}
+
 enum sim_chan_handled sim_viber_handle(struct sim_chan *ch, const struct sim_chan_req *rq,
                                        struct sim_chan_reply *out, sim_chan_done_fn done,
                                        void *ctx) {

@@ -490,6 +490,7 @@ int main(int argc, char **argv) {
   d.api.rate_key = rate_key;
   d.api.rate_account = rate_account;
   d.api.plan = d.plan;
+  snprintf(d.api.public_url, sizeof d.api.public_url, "%s", public_url);
   if (*kk_cfg_get(&d.cfg, KK_CFG_hlr_url)) {
     struct dispatch_hlr_opts ho = {.url = kk_cfg_get(&d.cfg, KK_CFG_hlr_url), .ttl_ms = hlr_ttl};
     d.hlr = dispatch_hlr_new(d.loop, &ho);

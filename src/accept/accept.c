@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "accept/accept.h"
+#include "accept/accept_optout.h"
 #include "accept/accept_rules.h"
 #include "cascade/cascade.h"
 #include "channel/chan_settings.h"
@@ -196,6 +197,8 @@ int accept_prepare(const struct accept *ac, int64_t account_id, const char *rout
   if (it->template_name && it->tpl_text == NULL &&
       accept_render_template(ac, account_id, it->cascade, it) != 0)
     return KK_EINVAL;
+  /* {{unsubscribe}}: the recipient's link (accept_optout.h) */
+  if (accept_optout_link(ac, account_id, it) != 0) return KK_EINVAL;
   if (accept_check_text(it, sms) != 0) return KK_EINVAL;
   const char *text = render(it);
   int cls = classify(it);

@@ -124,6 +124,9 @@ struct accept {
   /* The account's rules (accept_rules.h), applied after the chain; NULL:
      none. */
   struct accept_rules *rules;
+  /* kaskad's public URL, for the {{unsubscribe}} link (accept_optout.h);
+     NULL: the placeholder stays as written. */
+  const char *public_url;
 };
 
 /* Sets up a (zeroed or not) accept. */

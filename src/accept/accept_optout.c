@@ -5,10 +5,16 @@
 #include "accept/accept_optout.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "accept/accept_rules.h"
+#include "core/kk_crypto.h"
+#include "core/kk_err.h"
+#include "core/kk_mem.h"
 #include "policy/pol_consent.h"
 #include "policy/pol_stop.h"
+#include "policy/pol_words.h"
 #include "store/store_optout.h"
 
 static int class_index(const char *c) {
@@ -18,10 +24,18 @@ static int class_index(const char *c) {
 }
 
 /* The classes an account lets reach a stop-listed number (POL_ALLOW_*):
-   none until the account's policy says otherwise. */
-static unsigned allowed(const struct store_account *acc) {
-  (void)acc;
-  return 0;
+   its policy's stop_list_allows. Read only for a listed number, and parsed
+   only when the document names it. */
+static unsigned allowed(const struct accept *ac, int64_t account_id) {
+  const char *doc = ac->rules ? accept_rules_doc(ac->rules, account_id) : NULL;
+  if (doc == NULL || strstr(doc, "\"stop_list_allows\"") == NULL) return 0;
+  struct pol_words *w = kk_xmalloc(sizeof *w);
+  const char *field;
+  char err[8];
+  (void)pol_words_parse(doc, w, &field, err, sizeof err);
+  unsigned allow = w->allow;
+  free(w);
+  return allow;
 }
 
 #define EXEMPT "\001optout:"
@@ -36,7 +50,9 @@ static int check_stop(void *ud, const struct accept_view *v, struct accept_err *
   if (m->to == NULL || m->to[0] == '\0') return 0;
   if (m->idem_key && strncmp(m->idem_key, EXEMPT, strlen(EXEMPT)) == 0) return 0;
   unsigned reason = store_stop_reason(ac->store, v->account->id, m->to);
-  if (!pol_stop_refuses(reason, class_index(m->msg_class), allowed(v->account))) return 0;
+  if (reason == POL_STOP_NONE ||
+      !pol_stop_refuses(reason, class_index(m->msg_class), allowed(ac, v->account->id)))
+    return 0;
   err->code = "stop_listed";
   err->field = "to";
   snprintf(err->message, sizeof err->message, "%s is on the stop-list (%s)", m->to,
@@ -63,6 +79,71 @@ static int check_consent(void *ud, const struct accept_view *v, struct accept_er
   snprintf(err->message, sizeof err->message,
            "advertising to %s needs a current consent (PUT /v1/consents/%s)", m->to, m->to);
   return 1;
+}
+
+/* The code of (account, phone): 32 base32 letters of an HMAC under the
+   account's secret. 0, or KK_ENOENT / KK_EIO. */
+static int link_code(const struct accept *ac, int64_t account_id, const char *phone,
+                     char out[33]) {
+  struct store_account acc;
+  if (store_account_get_by_id(ac->store, account_id, &acc) != 0) return KK_ENOENT;
+  static const char label[] = "unsubscribe";
+  const void *parts[2] = {label, phone};
+  size_t lens[2] = {sizeof label, strlen(phone)};
+  uint8_t mac[32];
+  if (kk_hmac_sha256(acc.callback_secret, strlen(acc.callback_secret), parts, lens, 2, mac) != 0)
+    return KK_EIO;
+  static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
+  for (int i = 0; i < 32; i++) {   /* 5 bits each: 160 bits of the MAC */
+    int bit = i * 5, byte = bit / 8, sh = bit % 8;
+    unsigned v = ((unsigned)mac[byte] << 8 | mac[byte + 1]) >> (11 - sh);
+    out[i] = b32[v & 31];
+  }
+  out[32] = '\0';
+  return 0;
+}
+
+int accept_optout_link(const struct accept *ac, int64_t account_id, struct accept_item *it) {
+  if (it->text == NULL || ac->public_url == NULL || it->e164[0] == '\0' ||
+      memmem(it->text, it->text_len, ACCEPT_UNSUBSCRIBE, strlen(ACCEPT_UNSUBSCRIBE)) == NULL)
+    return 0;
+  char code[33], url[400];
+  if (link_code(ac, account_id, it->e164, code) != 0) return 0;
+  size_t base = strlen(ac->public_url);
+  while (base > 0 && ac->public_url[base - 1] == '/') base--;
+  snprintf(url, sizeof url, "%.*s/u/%s", (int)base, ac->public_url, code);
+  /* The text with each placeholder replaced (the item's to free). */
+  size_t ph = strlen(ACCEPT_UNSUBSCRIBE), ul = strlen(url), n = 0;
+  for (const char *p = it->text; (p = memmem(p, it->text_len - (size_t)(p - it->text),
+                                            ACCEPT_UNSUBSCRIBE, ph)) != NULL; p += ph)
+    n++;
+  size_t len = it->text_len - n * ph + n * ul;
+  if (len > ACCEPT_MAX_TEXT) {
+    it->result = ACCEPT_REFUSED;
+    it->err.status = 422;
+    it->err.code = "text_too_long";
+    it->err.field = "text";
+    snprintf(it->err.message, sizeof it->err.message,
+             "text: longer than %d bytes with the unsubscribe link", ACCEPT_MAX_TEXT);
+    return KK_EINVAL;
+  }
+  char *out = kk_xmalloc(len + 1), *o = out;
+  const char *p = it->text, *end = it->text + it->text_len;
+  for (const char *q; (q = memmem(p, (size_t)(end - p), ACCEPT_UNSUBSCRIBE, ph)) != NULL;
+       p = q + ph) {
+    memcpy(o, p, (size_t)(q - p));
+    o += q - p;
+    memcpy(o, url, ul);
+    o += ul;
+  }
+  memcpy(o, p, (size_t)(end - p));
+  out[len] = '\0';
+  free(it->tpl_text);
+  it->tpl_text = out;
+  it->text = out;
+  it->text_len = len;
+  store_unsub_put(ac->store, code, account_id, it->e164);
+  return 0;
 }
 
 int accept_optout_add(struct accept *ac) {

@@ -19,6 +19,15 @@
    key (the HTTP API takes printable ASCII), so no client can send as it. */
 void accept_optout_exempt_key(char *out, size_t cap, const char *phone, long long at);
 
+/* The unsubscribe link: each "{{unsubscribe}}" in it's text becomes
+   {public_url}/u/{code}, code an unguessable name of (account, phone) (an
+   HMAC under the account's secret), recorded in the store; GET /u/{code}
+   asks, POST lists the phone (reason link). Without a phone or a public
+   URL the text stays as it is. 0, or KK_EINVAL with it->err (the text
+   grew too long). */
+#define ACCEPT_UNSUBSCRIBE "{{unsubscribe}}"
+int accept_optout_link(const struct accept *ac, int64_t account_id, struct accept_item *it);
+
 /* Adds both checks to ac's chain (stop-list first). 0 or KK_ENOSPC. */
 int accept_optout_add(struct accept *ac);
 

@@ -278,6 +278,7 @@ int api_init(struct api *a) {
   /* The rules again when a message or a cascade step comes due. */
   if (a->dispatch) dispatch_set_due_check(a->dispatch, accept_rules_due, &a->accept);
   if (a->cascade) chan_engine_set_due_check(cascade_engine(a->cascade), accept_rules_due, &a->accept);
+  a->accept.public_url = a->public_url[0] ? a->public_url : NULL;
   a->subscribed = 1;
   return 0;
 }
@@ -454,12 +455,18 @@ static const struct api_route routes[] = {
     {{"GET", "/v1/hooks/{channel}/{scope}"}, API_PROVIDER, api_hook, api_hook_check},
     {{"POST", "/v1/hooks/{channel}/{scope}"}, API_PROVIDER, api_hook, api_hook_check},
     {{"*", "/v1/hooks/*"}, API_PROVIDER, api_not_found, NULL},
+    /* unsubscribe links (api_unsub.c): people, no key */
+    {{"GET", "/u/{code}"}, API_PROVIDER, api_unsub_page, NULL},
+    {{"POST", "/u/{code}"}, API_PROVIDER, api_unsub_post, NULL},
     {{"POST", "/v1/accounts"}, API_OPERATOR, api_account_create, NULL},
     {{"GET", "/v1/accounts/{id}"}, API_OPERATOR, api_account_get, api_account_check},
     {{"PATCH", "/v1/accounts/{id}"}, API_OPERATOR, api_account_patch, api_account_check},
     {{"GET", "/v1/accounts/{id}/keys"}, API_OPERATOR, api_keys_list, api_account_check},
     {{"POST", "/v1/accounts/{id}/keys"}, API_OPERATOR, api_account_key_create, api_account_check},
     {{"POST", "/v1/accounts/{id}/balance"}, API_OPERATOR, api_balance_topup, api_account_check},
+    {{"GET", "/v1/accounts/{id}/inbound"}, API_OPERATOR, api_inbound_get, api_account_check},
+    {{"PUT", "/v1/accounts/{id}/inbound"}, API_OPERATOR, api_inbound_put, api_account_check},
+    {{"DELETE", "/v1/accounts/{id}/inbound"}, API_OPERATOR, api_inbound_delete, api_account_check},
     {{"*", "/v1/accounts/{id}/*"}, API_OPERATOR, api_not_found, api_account_check},
     {{"GET", "/v1/routes"}, API_OPERATOR, api_routes_list, NULL},
     {{"GET", "/v1/routes/{name}"}, API_OPERATOR, api_route_get, NULL},
@@ -512,6 +519,7 @@ static const struct api_route routes[] = {
     /* the stop-list and consents (api_stoplist.c, api_consents.c) */
     {{"GET", "/v1/stoplist"}, API_ACCOUNT, api_stoplist_list, NULL},
     {{"GET", "/v1/stoplist.csv"}, API_ACCOUNT, api_stoplist_csv, NULL},
+    {{"POST", "/v1/stoplist/import"}, API_ACCOUNT, api_stoplist_import, NULL},
     {{"GET", "/v1/stoplist/{phone}"}, API_ACCOUNT, api_stoplist_get, NULL},
     {{"PUT", "/v1/stoplist/{phone}"}, API_ACCOUNT, api_stoplist_put, NULL},
     {{"DELETE", "/v1/stoplist/{phone}"}, API_ACCOUNT, api_stoplist_delete, NULL},

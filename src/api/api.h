@@ -98,6 +98,7 @@ struct api {
   int test_clock;            /* POST /v1/test/clock may move the clock (setting test_clock) */
   struct accept_rules rules; /* the accounts' rules, applied by accept */
   const struct pol_window *quiet_default;  /* setting quiet_hours; NULL: 21:00-09:00 */
+  char public_url[300];      /* where people reach kaskad (unsubscribe links) */
 };
 
 /* Loads the key cache and subscribes to the store's notes; 0, KK_ESTORE or

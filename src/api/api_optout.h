@@ -16,12 +16,23 @@ void api_stoplist_csv(struct api_call *c);
 void api_stoplist_get(struct api_call *c);
 void api_stoplist_put(struct api_call *c);
 void api_stoplist_delete(struct api_call *c);
+/* POST /v1/stoplist/import (a CSV body) */
+void api_stoplist_import(struct api_call *c);
 /* PUT|GET|DELETE /v1/consents/{phone}, GET /v1/consents.csv */
 void api_consent_put(struct api_call *c);
 void api_consent_get(struct api_call *c);
 void api_consent_delete(struct api_call *c);
 void api_consents_csv(struct api_call *c);
 void api_consents_import(struct api_call *c);
+
+/* GET|POST /u/{code}: an unsubscribe link's page and its form's (or an
+   RFC 8058 one-click) POST (api_unsub.c) */
+void api_unsub_page(struct api_call *c);
+void api_unsub_post(struct api_call *c);
+/* GET|PUT|DELETE /v1/accounts/{id}/inbound (operator; api_inbound.c) */
+void api_inbound_get(struct api_call *c);
+void api_inbound_put(struct api_call *c);
+void api_inbound_delete(struct api_call *c);
 
 /* The store's notes: answers a person's stop, start or help word
    (api_optout_reply.c); subscribed by api_init. */

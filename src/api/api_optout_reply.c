@@ -12,20 +12,22 @@
 #include <string.h>
 
 #include "accept/accept_optout.h"
+#include "accept/accept_rules.h"
 #include "api/api_optout.h"
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
+#include "policy/pol_words.h"
 
 #define LOGCTX "api"
 
-/* The answers until the account's policy names its own. */
-static const char *answer_of(const char *what) {
-  if (strncmp(what, "stop", 4) == 0)
-    return "Вы отписаны от рассылки. Чтобы подписаться снова, отправьте СТАРТ.";
+/* The answer to a stop (the account's stop_reply), a start, or a help
+   word (its help_text); w holds the account's words. */
+static const char *answer_of(const char *what, const struct pol_words *w) {
+  if (strncmp(what, "stop", 4) == 0) return w->stop_reply;
   if (strncmp(what, "start", 5) == 0)
     return "Вы снова подписаны на рассылку. Чтобы отписаться, отправьте СТОП.";
-  return "Чтобы отписаться от рассылки, отправьте СТОП; чтобы подписаться снова - СТАРТ.";
+  return w->help_text;
 }
 
 /* One answer under way; freed in on_sent. */
@@ -35,7 +37,23 @@ struct answer {
   char phone[72];
   char key[100];
   char steps[64];
+  char *extra;              /* the messenger's address of the person, or NULL */
+  struct pol_words words;   /* the account's (the answer's text is in it) */
 };
+
+/* {"<the channel's address field>":"user"} (malloc'd), or NULL for a
+   channel that answers by phone. */
+static char *address_of(const char *channel, const char *user) {
+  const char *field = strcmp(channel, "vk") == 0        ? "vk_id"
+                      : strcmp(channel, "viber") == 0    ? "viber_id"
+                      : strcmp(channel, "telegram") == 0 ? "telegram_chat_id"
+                                                         : NULL;
+  if (field == NULL || user == NULL || user[0] == '\0') return NULL;
+  json_t *o = json_pack("{s:s}", field, user);
+  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  return s;
+}
 
 static void on_sent(void *ud, struct accept_req *r, int rc) {
   struct answer *w = ud;
@@ -43,6 +61,7 @@ static void on_sent(void *ud, struct accept_req *r, int rc) {
     kk_warnx(LOGCTX, "the answer to %s's reply was not sent: %s", w->phone,
              rc ? kk_strerror(rc) : r->items[0].err.message);
   accept_item_fini(&w->it);
+  free(w->extra);
   free(w);
 }
 
@@ -50,16 +69,26 @@ static void answer(struct api *a, int64_t account_id, const char *phone, const c
                    int64_t at) {
   struct answer *w = kk_xcalloc(1, sizeof *w);
   snprintf(w->phone, sizeof w->phone, "%s", phone);
-  const char *channel = strchr(what, ' ') ? strchr(what, ' ') + 1 : "sms";
+  /* "stop|start|help channel[ user]" */
+  char channel[24] = "sms";
+  const char *c = strchr(what, ' ');
+  const char *user = c ? strchr(c + 1, ' ') : NULL;
+  if (c) snprintf(channel, sizeof channel, "%.*s", (int)(user ? user - c - 1 : (long)strlen(c + 1)), c + 1);
   if (strcmp(channel, "sms") != 0)
     snprintf(w->steps, sizeof w->steps, "%s/delivered/0", channel);
+  w->extra = address_of(channel, user ? user + 1 : NULL);
   accept_optout_exempt_key(w->key, sizeof w->key, phone, at);
   w->it.to = w->phone;
-  w->it.text = answer_of(what);
+  const char *field;
+  char err[8];
+  (void)pol_words_parse(accept_rules_doc(a->accept.rules, account_id), &w->words, &field, err,
+                        sizeof err);
+  w->it.text = answer_of(what, &w->words);
   w->it.text_len = strlen(w->it.text);
   w->it.msg_class = "service";
   w->it.idem_key = w->key;
   w->it.cascade = w->steps[0] ? w->steps : NULL;
+  w->it.extra = w->extra;
   w->r.account_id = account_id;
   w->r.items = &w->it;
   w->r.n = 1;
@@ -69,6 +98,7 @@ static void answer(struct api *a, int64_t account_id, const char *phone, const c
   if (rc != 0) {
     kk_warnx(LOGCTX, "the answer to %s's reply was not sent: %s", phone, kk_strerror(rc));
     accept_item_fini(&w->it);
+    free(w->extra);
     free(w);
   }
 }

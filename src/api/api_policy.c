@@ -18,7 +18,10 @@
 #include "cascade/cascade.h"
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
+#include "core/kk_net.h"
 #include "dispatch/dispatch.h"
+#include "http/http_client.h"
+#include "policy/pol_words.h"
 
 /* A PUT waiting for its commit. */
 struct policy_put {
@@ -26,9 +29,30 @@ struct policy_put {
   char *text;                   /* owned */
 };
 
+/* The document with the reply words' defaults (policy/pol_words.h) for the
+   keys it leaves out. */
 static void answer(struct http_req *req, const char *text) {
   json_t *doc = json_loads(text, 0, NULL);
-  api_json(req, 200, doc ? doc : json_object(), NULL);
+  if (!json_is_object(doc)) {
+    json_decref(doc);
+    doc = json_object();
+  }
+  struct pol_words *w = kk_xmalloc(sizeof *w);
+  const char *field;
+  char err[8];
+  (void)pol_words_parse(text, w, &field, err, sizeof err);
+  char *words = pol_words_doc(w);
+  free(w);
+  json_t *wd = json_loads(words ? words : "{}", 0, NULL);
+  free(words);
+  const char *k;
+  json_t *v;
+  json_object_foreach(wd, k, v) {
+    json_t *have = json_object_get(doc, k);
+    if (have == NULL || json_is_null(have)) json_object_set(doc, k, v);
+  }
+  json_decref(wd);
+  api_json(req, 200, doc, NULL);
 }
 
 void api_policy_get(struct api_call *c) {
@@ -60,7 +84,21 @@ void api_policy_put(struct api_call *c) {
   struct pol_rules r;
   const char *field = NULL;
   char err[200];
-  if (pol_rules_parse(body, &r, &field, err, sizeof err) != 0) {
+  struct pol_words *w = kk_xmalloc(sizeof *w);
+  int bad = pol_words_parse(body, w, &field, err, sizeof err) != 0;
+  /* where replies_webhook leads: as a message's callback_url */
+  int urc = bad || !w->replies_webhook[0]
+                ? 0
+                : kk_net_url_check(w->replies_webhook, "http,https", http_client_allowed(), err,
+                                   sizeof err);
+  free(w);
+  if (urc) {
+    free(body);
+    api_error(c->req, 422, urc == KK_EAUTH ? "url_not_allowed" : "invalid_policy",
+              "replies_webhook", "replies_webhook: %s", err);
+    return;
+  }
+  if (bad || pol_rules_parse(body, &r, &field, err, sizeof err) != 0) {
     free(body);
     api_error(c->req, 422, "invalid_policy", field, "%s", err);
     return;

@@ -1,10 +1,12 @@
 /*
  * api_replies.c - GET /v1/replies: what people sent to the account.
  *
- * SMS MO messages (each belongs to the account whose message last went to
- * the sender on that route) and WhatsApp messages (to the account's own
- * number, or, on the operator's, as for SMS), newest first, paged with
- * next_cursor like GET /v1/messages, one index range per page.
+ * SMS MO messages and messenger messages (WhatsApp, VK, Viber, Telegram),
+ * each with the rule that gave it to the account (attributed_by: the
+ * account's number, its bot, or its message that the person received last
+ * within 30 days), newest first, paged with next_cursor like
+ * GET /v1/messages, one index range per page. A messenger's user whose
+ * phone kaskad could not find is listed by its id there (phone null).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +20,7 @@
 #include "store/store.h"
 
 /* The channels kaskad receives people's messages on. */
-static const char *const reply_channels[] = {"sms", "whatsapp"};
+static const char *const reply_channels[] = {"sms", "whatsapp", "vk", "viber", "telegram"};
 
 static json_t *reply_json(const struct store_reply_view *v) {
   char id[32], at[32];
@@ -31,7 +33,19 @@ static json_t *reply_json(const struct store_reply_view *v) {
   json_object_set_new(o, "route", v->route[0] ? json_string(v->route) : json_null());
   json_object_set_new(o, "in_reply_to",
                       v->in_reply_to[0] ? json_string(v->in_reply_to) : json_null());
+  int phone = !v->user[0] || strcmp(v->from, v->user) != 0;
+  json_object_set_new(o, "phone", phone ? json_string(v->from) : json_null());
+  json_object_set_new(o, "user_id", v->user[0] ? json_string(v->user) : json_null());
+  json_object_set_new(o, "attributed_by",
+                      v->attributed_by[0] ? json_string(v->attributed_by) : json_null());
   return o;
+}
+
+/* 1 when s is printable ASCII without spaces (a messenger's user id). */
+static int user_id_text(const char *s) {
+  for (; *s; s++)
+    if (*s <= ' ' || *s > '~') return 0;
+  return 1;
 }
 
 /* Reads channel, from, limit and cursor into f (from into phone). 0, or
@@ -43,14 +57,24 @@ static int reply_query(struct http_req *req, struct store_reply_filter *f, char 
     for (size_t i = 0; i < sizeof reply_channels / sizeof reply_channels[0]; i++)
       if (strcmp(s, reply_channels[i]) == 0) f->channel = reply_channels[i];
     if (f->channel == NULL) {
-      api_error(req, 422, "invalid_channel", "channel", "channel: sms or whatsapp");
+      api_error(req, 422, "invalid_channel", "channel",
+                "channel: sms, whatsapp, vk, viber or telegram");
       return KK_EINVAL;
     }
   }
   if ((s = http_req_query(req, "from")) != NULL) {
+    /* a phone, or with channel vk, viber or telegram the messenger's id of
+       a person without a known phone */
     if (phone_normalize(s, phone, cap) != 0) {
-      api_error(req, 422, "invalid_phone", "from", "from: the phone number replies came from");
-      return KK_EINVAL;
+      size_t n = strlen(s);
+      int messenger = f->channel && strcmp(f->channel, "sms") != 0 &&
+                      strcmp(f->channel, "whatsapp") != 0;
+      if (!messenger || n == 0 || n >= cap || !user_id_text(s)) {
+        api_error(req, 422, "invalid_phone", "from",
+                  "from: the phone number (or messenger user id) replies came from");
+        return KK_EINVAL;
+      }
+      memcpy(phone, s, n + 1);
     }
     f->from = phone;
   }
@@ -79,7 +103,7 @@ static int reply_query(struct http_req *req, struct store_reply_filter *f, char 
 struct replies_ctx {
   struct http_req *req;
   struct store_reply_filter f;   /* from points to phone */
-  char phone[24];
+  char phone[72];
   struct store_reply_view *rows; /* f.limit of them; each text is the store's */
   int n;
   int64_t next;

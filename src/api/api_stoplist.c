@@ -6,15 +6,21 @@
  *   GET    /v1/stoplist/{phone}          one entry (404 when not listed)
  *   PUT    /v1/stoplist/{phone}          {"reason"}: api (default), complaint, reply, link
  *   DELETE /v1/stoplist/{phone}          removes it (404 when not listed)
+ *   POST   /v1/stoplist/import?country=  a CSV of phones (column phone, optional
+ *                                        reason; default import): all listed
+ *                                        in one write or none; rows refused are
+ *                                        reported
  *
  * A write changes the store and, after its commit, the copy in memory that
  * the accept path's check reads: the next send sees it.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "api/api_optout.h"
+#include "contact/contact_csv.h"
 #include "contact/contact_import.h"
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
@@ -231,4 +237,108 @@ void api_stoplist_delete(struct api_call *c) {
   struct stop_write *w = write_new(c);
   if (api_optout_phone(c, w->row.phone) != 0) return;
   store_stop_write(c->a->store, &w->b, on_written, w);
+}
+
+/* ---- import ------------------------------------------------------------------ */
+
+#define IMPORT_ERRORS_SHOWN 100   /* rejected rows the answer lists */
+
+/* An import under way (in the call's arena; rows and errors malloc'd,
+   freed when it answers). */
+struct stop_import {
+  struct api_call *call;
+  struct store_stop_batch b;
+  int cap;                  /* rows allocated */
+  int too_many;             /* more than STORE_STOP_BATCH_MAX good rows */
+  long rejected;
+  json_t *errors;
+};
+
+/* Counts a refused row and lists it while the answer has room. */
+static void import_error(struct stop_import *im, long line, const char *reason, const char *raw,
+                         size_t raw_len) {
+  im->rejected++;
+  if (json_array_size(im->errors) >= IMPORT_ERRORS_SHOWN) return;
+  json_t *e = json_pack("{s:I, s:s, s:s%}", "line", (json_int_t)line, "reason", reason, "raw",
+                        raw ? raw : "", raw ? raw_len : 0);
+  if (e) json_array_append_new(im->errors, e);
+}
+
+static void import_row(void *arg, const struct contact_csv_row *r) {
+  struct stop_import *im = arg;
+  const char *reason = "import";
+  for (int i = 0; i < r->nattrs; i++)
+    if (strcasecmp(r->attr_name[i], "reason") == 0 && r->attr_value[i]) reason = r->attr_value[i];
+  if (pol_stop_reason_of(reason) == POL_STOP_NONE) {
+    import_error(im, r->line, "invalid_reason", reason, strlen(reason));
+    return;
+  }
+  if (im->b.n == STORE_STOP_BATCH_MAX) {
+    im->too_many = 1;
+    return;
+  }
+  if (im->b.n == im->cap) {
+    im->cap = im->cap ? im->cap * 2 : 64;
+    im->b.rows = kk_xrealloc(im->b.rows, (size_t)im->cap * sizeof *im->b.rows);
+  }
+  struct store_stop_row *row = &im->b.rows[im->b.n++];
+  memset(row, 0, sizeof *row);
+  snprintf(row->phone, sizeof row->phone, "%s", r->phone);
+  snprintf(row->reason, sizeof row->reason, "%s", reason);
+  /* an opt-out the person made withdraws their consents too */
+  row->withdraw = strcmp(reason, "api") != 0;
+}
+
+static void import_reject(void *arg, const struct contact_csv_reject *r) {
+  import_error(arg, r->line, r->reason, r->raw, r->raw_len);
+}
+
+static void import_done(struct stop_import *im) {
+  free(im->b.rows);
+  json_decref(im->errors);
+}
+
+static void on_imported(void *arg, int rc) {
+  struct stop_import *im = arg;
+  if (rc != 0) {
+    api_error(im->call->req, 503, "store_unavailable", NULL,
+              "cannot write the stop-list now; nothing was listed");
+  } else {
+    json_t *o = json_pack("{s:i, s:i, s:I, s:O}", "listed", im->b.n, "changed", im->b.changed,
+                          "rejected", (json_int_t)im->rejected, "errors", im->errors);
+    api_json(im->call->req, 200, o, NULL);
+  }
+  import_done(im);
+}
+
+void api_stoplist_import(struct api_call *c) {
+  const char *country = http_req_query(c->req, "country");
+  struct stop_import *im = kk_arena_zalloc(&c->arena, sizeof *im);
+  im->call = c;
+  im->b.account_id = c->account_id;
+  im->b.at = store_now_ms();
+  im->errors = json_array();
+  struct contact_csv_opts o = {.country = country ? country : "RU", .row = import_row,
+                               .reject = import_reject, .arg = im};
+  struct contact_csv *csv = contact_csv_new(&o);
+  size_t len;
+  const char *body = http_req_body(c->req, &len);
+  int rc = contact_csv_feed(csv, body ? body : "", body ? len : 0);
+  if (rc == 0) rc = contact_csv_end(csv);
+  if (rc != 0) {
+    api_error(c->req, 422, "invalid_csv", NULL, "%s", contact_csv_error(csv));
+  } else if (im->too_many) {
+    api_error(c->req, 413, "too_many_rows", NULL,
+              "at most %d phones per import; nothing was listed", STORE_STOP_BATCH_MAX);
+  } else if (im->b.n == 0) {
+    on_imported(im, 0);
+    contact_csv_free(csv);
+    return;
+  } else {
+    contact_csv_free(csv);
+    store_stop_write(c->a->store, &im->b, on_imported, im);
+    return;
+  }
+  contact_csv_free(csv);
+  import_done(im);
 }

@@ -89,11 +89,15 @@ static void hook_store(struct chan_engine *e, int64_t scope, const struct chan_h
         .error = s->error[0] ? s->error : NULL, .at = s->at ? s->at : store_now_ms()};
     store_chan_status(e->store, &it->st, on_status_stored, h);
   }
+  int wa = strcmp(h->channel, "whatsapp") == 0;
   for (int i = 0; i < ninbound; i++) {
-    store_wa_inbound(e->store, scope, out->in[i].from, out->in[i].at, on_inbound_stored, h);
-    /* And the message itself, for the account's GET /v1/replies. */
+    /* A WhatsApp message opens its window. */
+    if (wa) store_wa_inbound(e->store, scope, out->in[i].from, out->in[i].at, on_inbound_stored, h);
+    /* And the message itself, for the account's GET /v1/replies and its
+       stop, start and help words. */
     struct store_inbound rin = {.channel = h->channel, .scope = scope, .from = out->in[i].from,
-                                .text = out->in[i].text, .at = out->in[i].at};
+                                .user = out->in[i].user, .text = out->in[i].text,
+                                .at = out->in[i].at};
     store_inbound_add(e->store, &rin, on_inbound_stored, h);
   }
 }
@@ -121,8 +125,7 @@ void chan_hook_apply(struct chan_engine *e, const char *channel, int64_t scope,
     reply(ud, out.http_status ? out.http_status : (rc == KK_EAUTH ? 403 : 400), "");
     return;
   }
-  /* Messages from people matter to WhatsApp only: they open its window. */
-  int ninbound = strcmp(channel, "whatsapp") == 0 ? out.ninbound : 0;
+  int ninbound = out.ninbound;
   if (out.nstatus == 0 && ninbound == 0) {
     reply(ud, out.http_status ? out.http_status : 200, out.reply);
     return;
@@ -135,7 +138,8 @@ void chan_hook_apply(struct chan_engine *e, const char *channel, int64_t scope,
   h->reply_fn = reply;
   h->ud = ud;
   h->n = out.nstatus;
-  h->left = out.nstatus + 2 * ninbound;  /* its window and its text */
+  /* a WhatsApp message: its window and its text */
+  h->left = out.nstatus + (strcmp(channel, "whatsapp") == 0 ? 2 : 1) * ninbound;
   h->rc = 0;
   hook_store(e, scope, &out, ninbound, h);
 }

@@ -144,6 +144,10 @@ struct chan_status *chan_hook_status(struct chan_hook_out *out, const char *prov
                                      const char *status, int64_t at);
 /* Appends a message a person sent; NULL when out is full (it is dropped). */
 struct chan_inbound *chan_hook_inbound(struct chan_hook_out *out, const char *from, int64_t at);
+/* Appends a messenger's message from user (its id there) at `at` (ms, at
+   most in->now_ms) saying text (NULL: "[type]", type NULL: "message"). */
+void chan_hook_user_msg(struct chan_hook_out *out, const struct chan_hook_in *in,
+                        const char *user, int64_t at, const char *text, const char *type);
 /* Unix seconds as ms since the epoch, or fallback when out of range. */
 int64_t chan_seconds_to_ms(int64_t s, int64_t fallback);
 

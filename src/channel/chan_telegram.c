@@ -137,6 +137,17 @@ static void tg_parse_reply(long http_status, const char *body, size_t len,
   json_decref(j);
 }
 
+/* A message update: what a person wrote in the chat with the bot. */
+static void update_message(json_t *msg, const struct chan_hook_in *in, struct chan_hook_out *out) {
+  int64_t chat, date;
+  if (msg == NULL || chan_jget_int(json_object_get(msg, "chat"), "id", &chat) != 0) return;
+  if (chan_jget_int(msg, "date", &date) != 0) date = 0;
+  char user[24];
+  snprintf(user, sizeof user, "%" PRId64, chat);
+  chan_hook_user_msg(out, in, user, chan_seconds_to_ms(date, in->now_ms),
+                     chan_jget_str(msg, "text"), NULL);
+}
+
 static int tg_hook(const struct chan_cfg *cfg, const struct chan_hook_in *in,
                    struct chan_hook_out *out) {
   chan_hook_init(out);
@@ -149,6 +160,7 @@ static int tg_hook(const struct chan_cfg *cfg, const struct chan_hook_in *in,
   int rc = chan_jget_int(j, "update_id", &update) == 0
                ? chan_hook_accept(out, "")
                : chan_hook_refuse(out, KK_EPROTO, "not a Telegram update");
+  if (rc == 0) update_message(json_object_get(j, "message"), in, out);
   json_decref(j);
   return rc;
 }

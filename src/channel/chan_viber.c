@@ -214,6 +214,15 @@ static void event_status(json_t *j, const char *event, const struct chan_hook_in
     chan_copy(st->error, sizeof st->error, chan_jget_str(j, "desc"));
 }
 
+/* A "message" event: what a person wrote to the bot (sender.id). */
+static void event_message(json_t *j, const struct chan_hook_in *in, struct chan_hook_out *out) {
+  json_t *msg = json_object_get(j, "message");
+  int64_t at;
+  if (chan_jget_int(j, "timestamp", &at) != 0) at = 0;
+  chan_hook_user_msg(out, in, chan_jget_str(json_object_get(j, "sender"), "id"), at,
+                     chan_jget_str(msg, "text"), chan_jget_str(msg, "type"));
+}
+
 static int viber_hook(const struct chan_cfg *cfg, const struct chan_hook_in *in,
                       struct chan_hook_out *out) {
   chan_hook_init(out);
@@ -230,7 +239,10 @@ static int viber_hook(const struct chan_cfg *cfg, const struct chan_hook_in *in,
   if (event == NULL) {
     rc = chan_hook_refuse(out, KK_EPROTO, "not a Viber event");
   } else {
-    event_status(j, event, in, out);
+    if (strcmp(event, "message") == 0)
+      event_message(j, in, out);
+    else
+      event_status(j, event, in, out);
     rc = chan_hook_accept(out, "");
   }
   json_decref(j);
@@ -242,9 +254,9 @@ static int viber_register(const struct chan_cfg *cfg, const char *webhook_url,
   memset(req, 0, sizeof *req);
   if (!cfg->token[0]) return KK_ENOENT;
   if (!chan_set(webhook_url) || viber_check(cfg, NULL, 0) != 0) return KK_EINVAL;
-  json_t *o = json_pack("{s:s, s:[s,s,s,s,s,s], s:b, s:b}", "url", webhook_url, "event_types",
+  json_t *o = json_pack("{s:s, s:[s,s,s,s,s,s,s], s:b, s:b}", "url", webhook_url, "event_types",
                         "delivered", "seen", "failed", "subscribed", "unsubscribed",
-                        "conversation_started", "send_name", 1, "send_photo", 0);
+                        "conversation_started", "message", "send_name", 1, "send_photo", 0);
   viber_req(cfg, "/pa/set_webhook", req);
   int rc = chan_req_json(req, o);
   if (rc) chan_req_free(req);

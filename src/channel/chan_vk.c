@@ -231,6 +231,20 @@ static void read_status(json_t *obj, const struct chan_hook_in *in, struct chan_
   st->read_upto = upto;
 }
 
+/* A message_new event: what a person wrote to the community (object.message
+   since API 5.103, the object itself before). */
+static void message_new(json_t *obj, const struct chan_hook_in *in, struct chan_hook_out *out) {
+  json_t *msg = json_object_get(obj, "message");
+  if (!json_is_object(msg)) msg = obj;
+  int64_t from, date;
+  if (chan_jget_int(msg, "from_id", &from) != 0 || from <= 0) return;   /* not a person */
+  if (chan_jget_int(msg, "date", &date) != 0) date = 0;
+  char user[24];
+  snprintf(user, sizeof user, "%" PRId64, from);
+  chan_hook_user_msg(out, in, user, chan_seconds_to_ms(date, in->now_ms),
+                     chan_jget_str(msg, "text"), NULL);
+}
+
 /* The confirmation request: answered with the configured string. */
 static int confirm(const struct chan_cfg *cfg, json_t *j, struct chan_hook_out *out) {
   const char *secret = chan_jget_str(j, "secret");
@@ -261,6 +275,7 @@ static int vk_hook(const struct chan_cfg *cfg, const struct chan_hook_in *in,
     rc = chan_hook_refuse(out, KK_EAUTH, "secret does not match");
   } else {
     if (strcmp(type, "message_read") == 0) read_status(json_object_get(j, "object"), in, out);
+    if (strcmp(type, "message_new") == 0) message_new(json_object_get(j, "object"), in, out);
     rc = chan_hook_accept(out, "ok");
   }
   json_decref(j);

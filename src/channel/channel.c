@@ -525,6 +525,18 @@ struct chan_inbound *chan_hook_inbound(struct chan_hook_out *out, const char *fr
   return m;
 }
 
+void chan_hook_user_msg(struct chan_hook_out *out, const struct chan_hook_in *in,
+                        const char *user, int64_t at, const char *text, const char *type) {
+  if (user == NULL || user[0] == '\0' || strlen(user) >= sizeof out->in[0].user) return;
+  struct chan_inbound *m = chan_hook_inbound(out, "", at > 0 && at < in->now_ms ? at : in->now_ms);
+  if (m == NULL) return;
+  chan_copy(m->user, sizeof m->user, user);
+  if (text)
+    chan_copy(m->text, sizeof m->text, text);
+  else
+    chan_fmt(m->text, sizeof m->text, "[%.40s]", type ? type : "message");
+}
+
 int64_t chan_seconds_to_ms(int64_t s, int64_t fallback) {
   /* Up to the year 5000 or so; anything else is not a real time. */
   if (s <= 0 || s > 100000000000LL) return fallback;

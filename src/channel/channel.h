@@ -148,7 +148,10 @@ struct chan_status {
 
 /* A message a person sent (WhatsApp: it opens the customer-service window). */
 struct chan_inbound {
-  char from[24];             /* phone, E.164 digits without '+' */
+  char from[24];             /* phone, E.164 digits without '+'; "" when the
+                                channel names the person by its own id */
+  char user[72];             /* VK, Viber, Telegram: the person's id there (the
+                                contact's vk_id, viber_id, telegram_chat_id) */
   int64_t at;                /* ms since the epoch (the provider's time, at most now) */
   char text[1024];           /* what it says (cut at a character), or "[type]" */
 };

@@ -5,7 +5,6 @@
 
 #include <string.h>
 
-#include "policy/pol_text.h"
 
 static const char *const names[POL_STOP_NREASONS] = {
     NULL, "reply", "api", "complaint", "link", "import",
@@ -27,19 +26,6 @@ int pol_stop_refuses(unsigned reason, int msg_class, unsigned allow) {
   if (msg_class == 0) return !(allow & POL_ALLOW_SERVICE);
   if (msg_class == 1) return reason == POL_STOP_COMPLAINT || !(allow & POL_ALLOW_TRANSACTIONAL);
   return 1;
-}
-
-static const char *const stop_words[] = {"STOP", "СТОП", "ОТПИСКА", "ОТПИСАТЬСЯ", "UNSUBSCRIBE"};
-static const char *const start_words[] = {"START", "СТАРТ"};
-static const char *const help_words[] = {"HELP", "ПОМОЩЬ"};
-#define N(a) ((int)(sizeof a / sizeof a[0]))
-
-enum pol_reply_kind pol_stop_reply_kind(const char *text, size_t len) {
-  if (len > 64) return POL_REPLY_NONE;   /* a word, not a letter */
-  if (pol_text_is_one_of(text, len, stop_words, N(stop_words))) return POL_REPLY_STOP;
-  if (pol_text_is_one_of(text, len, start_words, N(start_words))) return POL_REPLY_START;
-  if (pol_text_is_one_of(text, len, help_words, N(help_words))) return POL_REPLY_HELP;
-  return POL_REPLY_NONE;
 }
 
 const char *pol_stop_reply_name(enum pol_reply_kind k) {

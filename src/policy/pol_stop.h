@@ -28,11 +28,8 @@ enum pol_stop_reason {
 #define POL_ALLOW_SERVICE 1u
 #define POL_ALLOW_TRANSACTIONAL 2u
 
-/* What a reply asks for, by the default words (case, spaces and
-   punctuation ignored; pol_text.h): STOP, СТОП, ОТПИСКА, ОТПИСАТЬСЯ,
-   UNSUBSCRIBE; START, СТАРТ; HELP, ПОМОЩЬ. */
+/* What a reply asks for (matched by an account's words, pol_words.h). */
 enum pol_reply_kind { POL_REPLY_NONE = 0, POL_REPLY_STOP, POL_REPLY_START, POL_REPLY_HELP };
-enum pol_reply_kind pol_stop_reply_kind(const char *text, size_t len);
 /* The kind's name ("stop", "start", "help"), or NULL. */
 const char *pol_stop_reply_name(enum pol_reply_kind k);
 

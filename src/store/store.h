@@ -345,12 +345,15 @@ void store_mo_add(struct store *s, const char *route, const char *from,
 /* ---- replies: messages people send to kaskad's numbers ---------------- */
 
 struct store_inbound {
-  const char *channel;      /* sms | whatsapp */
-  int64_t scope;            /* the account whose number received it; 0: the
-                               operator's (the account whose message last went
-                               to `from`, on `route` for SMS, gets it) */
+  const char *channel;      /* sms | whatsapp | vk | viber | telegram */
+  int64_t scope;            /* the account whose number or bot received it; 0:
+                               the operator's (the number's assigned account,
+                               else the account whose message last went to
+                               `from` within 30 days, on `route` for SMS) */
   const char *route;        /* the SMS route it came on; NULL otherwise */
-  const char *from;         /* the person's phone */
+  const char *from;         /* the person's phone; "" when only user is known */
+  const char *user;         /* VK, Viber, Telegram: the person's id there (the
+                               phone is looked up by it); NULL otherwise */
   const char *to;           /* the number or sender name it was sent to, or NULL */
   const char *text;
   int64_t at;
@@ -363,7 +366,9 @@ void store_inbound_add(struct store *s, const struct store_inbound *in, store_do
 struct store_reply_view {
   int64_t id;
   char channel[20];
-  char from[32];
+  char from[32];            /* the phone; "" when none was found for user */
+  char user[72];            /* the messenger's id of the person, "" for SMS */
+  char attributed_by[16];   /* number | bot | last_message | "" (no account) */
   char to[32];
   char route[64];
   char *text;               /* malloc'd; the caller frees */

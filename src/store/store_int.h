@@ -161,7 +161,7 @@ struct store_receipt_data {
 
 /* INBOUND: a message from a person, copied (route, to: "" when none). */
 struct store_inbound_data {
-  char channel[20], route[64], from[32], to[32];
+  char channel[20], route[64], from[32], to[32], user[72];
   int64_t scope, at;
   char text[];                  /* NUL-terminated */
 };

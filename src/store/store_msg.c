@@ -130,6 +130,7 @@ void store_inbound_add(struct store *s, const struct store_inbound *in, store_do
   snprintf(d->route, sizeof d->route, "%s", in->route ? in->route : "");
   snprintf(d->from, sizeof d->from, "%s", in->from);
   snprintf(d->to, sizeof d->to, "%s", in->to ? in->to : "");
+  snprintf(d->user, sizeof d->user, "%s", in->user ? in->user : "");
   d->scope = in->scope;
   d->at = in->at;
   memcpy(d->text, in->text, len + 1);

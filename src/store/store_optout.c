@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <jansson.h>
 
 #include "core/kk_err.h"
 #include "core/kk_log.h"
@@ -16,6 +19,7 @@
 #include "policy/pol_set.h"
 #include "policy/pol_stop.h"
 #include "store/store_contact.h"
+#include "policy/pol_words.h"
 #include "store/store_int.h"
 
 #define LOGCTX "store"
@@ -90,25 +94,121 @@ void store_optout_note_consent(struct store *s, int64_t account_id, const char *
   note_cfg(s, STORE_NOTE_CONSENT, account_id, phone, NULL, NULL, (int64_t)mask);
 }
 
-int store_optout_inbound(struct store *s, int64_t account_id, const char *channel,
-                         const char *from, const char *text, int64_t at) {
-  if (account_id <= 0 || text == NULL) return 0;
-  enum pol_reply_kind k = pol_stop_reply_kind(text, strlen(text));
-  if (k == POL_REPLY_NONE) return 0;
+/* The reply's JSON for the account's replies_webhook (malloc'd), or NULL. */
+static char *reply_payload(const struct store_inbound_data *d, const struct store_inbound_owner *o) {
+  char at[32];
+  time_t t = (time_t)(d->at / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  size_t n = strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(at + n, sizeof at - n, ".%03dZ", (int)(d->at % 1000));
+  json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "channel", d->channel, "from",
+                        o->phone[0] ? o->phone : d->user, "text", d->text, "at", at);
+  if (j == NULL) return NULL;   /* a text that is not UTF-8 */
+  if (o->message[0]) json_object_set_new(j, "message", json_string(o->message));
+  if (d->user[0]) json_object_set_new(j, "user_id", json_string(d->user));
+  if (o->by) json_object_set_new(j, "attributed_by", json_string(o->by));
+  char *s = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  return s;
+}
+
+/* A stop lists the phone (and withdraws its consents), a start removes it;
+   stop, start and help are answered (the note). */
+static int act_on_word(struct store *s, const struct store_inbound_data *d,
+                       const struct store_inbound_owner *o, enum pol_reply_kind k) {
   struct store_stop_row row = {.withdraw = k == POL_REPLY_STOP};
-  snprintf(row.phone, sizeof row.phone, "%s", from[0] == '+' ? from + 1 : from);
-  if (pol_set_key(row.phone) == 0) return 0;   /* not a phone (a messenger's user id) */
+  snprintf(row.phone, sizeof row.phone, "%s", o->phone);
+  if (pol_set_key(row.phone) == 0) return 0;   /* no phone known for the person */
   if (k != POL_REPLY_HELP) {
     snprintf(row.reason, sizeof row.reason, "%s", k == POL_REPLY_STOP ? "reply" : "");
-    snprintf(row.channel, sizeof row.channel, "%s", channel);
-    struct store_stop_batch b = {.account_id = account_id, .at = at, .rows = &row, .n = 1};
+    snprintf(row.channel, sizeof row.channel, "%s", d->channel);
+    struct store_stop_batch b = {.account_id = o->account, .at = d->at, .rows = &row, .n = 1};
     struct store_op op = {.data = &b, .borrowed = 1};
     int rc = s->be->exec[STORE_OP_STOP_WRITE](s, &op);
     if (rc != 0) return rc;
   }
-  char what[40];
-  snprintf(what, sizeof what, "%s %s", pol_stop_reply_name(k), channel);
-  note_cfg(s, STORE_NOTE_OPTOUT_REPLY, account_id, row.phone, what, NULL, at);
+  char what[120];
+  snprintf(what, sizeof what, "%s %s%s%s", pol_stop_reply_name(k), d->channel,
+           d->user[0] ? " " : "", d->user);
+  note_cfg(s, STORE_NOTE_OPTOUT_REPLY, o->account, row.phone, what, NULL, d->at);
+  return 0;
+}
+
+int store_optout_inbound(struct store *s, const struct store_inbound_data *d,
+                         const struct store_inbound_owner *o) {
+  if (o->account <= 0) return 0;
+  const struct store_inbound_lookups *l = &s->be->read.optout.inbound;
+  /* the account's policy (a document that does not parse: the defaults) */
+  char *doc = NULL;
+  int rc = l->policy_doc(s, o->account, &doc);
+  if (rc != 0 && rc != KK_ENOENT) return rc;
+  struct pol_words *w = kk_xmalloc(sizeof *w);   /* freed below */
+  const char *field;
+  char err[8];
+  (void)pol_words_parse(doc, w, &field, err, sizeof err);
+  free(doc);
+  rc = 0;
+  if (w->replies_webhook[0]) {
+    char *payload = reply_payload(d, o);
+    if (payload) rc = l->outbox_add(s, o->account, o->msg, w->replies_webhook, payload, d->at);
+    free(payload);
+  }
+  enum pol_reply_kind k = pol_words_match(w, d->text, strlen(d->text));
+  free(w);
+  if (rc == 0 && k != POL_REPLY_NONE) rc = act_on_word(s, d, o, k);
+  return rc;
+}
+
+/* The account the operator gave d's number or bot to: "number" (SMS: the
+   number it was sent to; WhatsApp: the operator's number) or "bot". */
+static int by_assignment(struct store *s, const struct store_inbound_data *d,
+                         struct store_inbound_owner *o) {
+  const struct store_inbound_lookups *l = &s->be->read.optout.inbound;
+  int sms = strcmp(d->channel, "sms") == 0;
+  if (sms && d->to[0] == '\0') return KK_ENOENT;
+  const char *addr = sms ? (d->to[0] == '+' ? d->to + 1 : d->to) : d->channel;
+  int rc = l->assigned(s, sms ? "number" : "bot", addr, &o->account);
+  if (rc == 0) o->by = sms || strcmp(d->channel, "whatsapp") == 0 ? "number" : "bot";
+  return rc;
+}
+
+int store_inbound_attribute(struct store *s, const struct store_inbound_data *d,
+                            struct store_inbound_owner *o) {
+  const struct store_inbound_lookups *l = &s->be->read.optout.inbound;
+  memset(o, 0, sizeof *o);
+  int sms = strcmp(d->channel, "sms") == 0;
+  if (d->scope) {
+    o->account = d->scope;
+    o->by = d->user[0] ? "bot" : "number";
+  } else {
+    int rc = by_assignment(s, d, o);
+    if (rc != 0 && rc != KK_ENOENT) return rc;
+  }
+  int64_t since = d->at - (int64_t)STORE_INBOUND_DAYS * 86400 * 1000;
+  struct store_inbound_hit hit = {0};
+  int rc;
+  if (d->user[0]) {
+    rc = l->last_to_user(s, d->channel, d->user, o->account, since, &hit);
+    if (rc == 0) memcpy(o->phone, hit.phone, sizeof o->phone);
+    if (rc == KK_ENOENT && o->account)
+      rc = l->contact_of_user(s, o->account, d->channel, d->user, o->phone);
+  } else {
+    const char *from = d->from[0] == '+' ? d->from + 1 : d->from;
+    if (strlen(from) >= sizeof o->phone) return 0;   /* not a phone: nobody's */
+    memcpy(o->phone, from, strlen(from) + 1);
+    rc = l->last_to_phone(s, o->phone, sms && d->route[0] ? d->route : NULL, o->account, since,
+                          &hit);
+  }
+  if (rc != 0 && rc != KK_ENOENT) return rc;
+  if (hit.msg) {
+    o->msg = hit.msg;
+    memcpy(o->message, hit.message, sizeof o->message);
+  }
+  if (hit.msg && o->account == 0 && hit.account) {
+    o->account = hit.account;
+    o->by = "last_message";
+  }
   return 0;
 }
 
@@ -141,6 +241,13 @@ void store_stop_write(struct store *s, struct store_stop_batch *b, store_done_cb
 void store_consent_write(struct store *s, struct store_consent_op *op, store_done_cb done,
                          void *arg) {
   store_submit(s, store_atomic(store_op_of(s, STORE_OP_CONSENT_WRITE, done, arg, op, 1)));
+}
+
+void store_inbound_set_write(struct store *s, struct store_inbound_set *set, store_done_cb done,
+                             void *arg) {
+  struct store_op *op = store_op_of(s, STORE_OP_INBOUND_SET, done, arg, set, 1);
+  op->weight = set->n > 0 ? set->n : 1;
+  store_submit(s, store_atomic(op));
 }
 
 /* ---- reads in the pool --------------------------------------------------------- */
@@ -194,4 +301,64 @@ void store_consent_each_async(struct store *s, int64_t account_id, const char *p
   j->cfn = fn;
   j->fn_arg = fn_arg;
   store_pool_run(s, pool_optout, j, done, arg);
+}
+
+struct owned_job {
+  int64_t account_id;
+  struct store_inbound_owned *out;
+  int *n;
+};
+
+static int pool_owned(struct store *s, void *rd, void *job) {
+  struct owned_job *j = job;
+  if (s->be->read.optout.inbound_owned == NULL) return KK_ESTORE;
+  return s->be->read.optout.inbound_owned(s, rd, j->account_id, j->out,
+                                          STORE_INBOUND_OWNED_MAX, j->n);
+}
+
+void store_inbound_owned_async(struct store *s, int64_t account_id,
+                               struct store_inbound_owned *out, int *n, store_done_cb done,
+                               void *arg) {
+  struct owned_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool after done */
+  j->account_id = account_id;
+  j->out = out;
+  j->n = n;
+  store_pool_run(s, pool_owned, j, done, arg);
+}
+
+/* ---- unsubscribe links ---------------------------------------------------------- */
+
+static void on_unsub_put(void *arg, int rc) {
+  (void)arg;
+  if (rc) kk_error(LOGCTX, "an unsubscribe link was not recorded: %s", kk_strerror(rc));
+}
+
+void store_unsub_put(struct store *s, const char *code, int64_t account_id, const char *phone) {
+  struct store_unsub *u = kk_xcalloc(1, sizeof *u);   /* freed with the op */
+  snprintf(u->code, sizeof u->code, "%s", code);
+  u->account_id = account_id;
+  snprintf(u->phone, sizeof u->phone, "%s", phone);
+  u->at = store_now_ms();
+  store_submit(s, store_atomic(store_op_of(s, STORE_OP_UNSUB_PUT, on_unsub_put, NULL, u, 0)));
+}
+
+struct unsub_job {
+  char code[STORE_UNSUB_CODE_MAX];
+  int64_t *account;
+  char *phone;
+};
+
+static int pool_unsub(struct store *s, void *rd, void *job) {
+  struct unsub_job *j = job;
+  if (s->be->read.optout.unsub_get == NULL) return KK_ESTORE;
+  return s->be->read.optout.unsub_get(s, rd, j->code, j->account, j->phone);
+}
+
+void store_unsub_get_async(struct store *s, const char *code, int64_t *account, char phone[16],
+                           store_done_cb done, void *arg) {
+  struct unsub_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool after done */
+  snprintf(j->code, sizeof j->code, "%s", code);
+  j->account = account;
+  j->phone = phone;
+  store_pool_run(s, pool_unsub, j, done, arg);
 }

@@ -120,15 +120,105 @@ typedef int (*store_consent_fn)(void *arg, const struct store_consent *c);
 void store_consent_each_async(struct store *s, int64_t account_id, const char *phone,
                               store_consent_fn fn, void *fn_arg, store_done_cb done, void *arg);
 
+/* ---- inbound numbers and bots (operator) ------------------------------------ */
+
+#define STORE_INBOUND_OWNED_MAX 100   /* numbers and bots of one account */
+
+/* An inbound number (kind "number": E.164 digits or a sender name, as the
+   SMSC gives it) or the operator's bot of a channel (kind "bot": vk, viber,
+   telegram, whatsapp) that belongs to an account: a person's message to it
+   is that account's. */
+struct store_inbound_owned {
+  char kind[8];
+  char address[72];
+};
+/* Replaces account_id's numbers and bots with rows[0..n) (n 0: none); one
+   that another account had becomes this one's. Caller-owned, alive until
+   done; all or nothing. */
+struct store_inbound_set {
+  int64_t account_id;
+  int64_t at;
+  const struct store_inbound_owned *rows;
+  int n;
+};
+void store_inbound_set_write(struct store *s, struct store_inbound_set *set, store_done_cb done,
+                             void *arg);
+/* Pool: account_id's numbers and bots into out (at most
+   STORE_INBOUND_OWNED_MAX, *n of them), by kind and address. */
+void store_inbound_owned_async(struct store *s, int64_t account_id,
+                               struct store_inbound_owned *out, int *n, store_done_cb done,
+                               void *arg);
+
+/* ---- unsubscribe links ------------------------------------------------------- */
+
+#define STORE_UNSUB_CODE_MAX 40   /* bytes of a code, with its NUL */
+
+/* Queues recording that code (an advertising text's {{unsubscribe}} link)
+   stands for phone of account_id; a code already recorded stays as it is.
+   Everything is copied. */
+void store_unsub_put(struct store *s, const char *code, int64_t account_id, const char *phone);
+/* Pool: the account and phone of code into *account and phone; done rc 0,
+   or KK_ENOENT for a code never recorded. */
+void store_unsub_get_async(struct store *s, const char *code, int64_t *account, char phone[16],
+                           store_done_cb done, void *arg);
+
 /* ---- what the store and a backend share (store_int.h) ---------------------- */
 
 #define STORE_OP_LIST_OPTOUT(XX)                                               \
   XX(STOP_WRITE)        /* struct store_stop_batch, the caller's */            \
-  XX(CONSENT_WRITE)     /* struct store_consent_op, the caller's */
+  XX(CONSENT_WRITE)     /* struct store_consent_op, the caller's */          \
+  XX(INBOUND_SET)       /* struct store_inbound_set, the caller's */         \
+  XX(UNSUB_PUT)         /* struct store_unsub, the store's */
+
+/* Writer thread: what attributing a person's message (store_inbound_attribute)
+   looks up. Each returns 0 (found), KK_ENOENT (none) or KK_ESTORE.
+     assigned         the account the operator gave an inbound number
+                      (kind "number", its digits or name) or the operator's
+                      bot of a channel (kind "bot", the channel) to
+     last_to_phone    the account (account 0: any) whose message last went to
+                      phone since `since` (on route, when not NULL), and it
+     last_to_user     the same for a messenger's user id on channel, with the
+                      phone of that message
+     contact_of_user  the phone of account's contact with that messenger id
+     policy_doc       the account's policy document (malloc'd)
+     outbox_add       a row for the callback deliverer (0 or KK_ESTORE) */
+struct store_inbound_hit {
+  int64_t account, msg;     /* the message's account and id */
+  char message[40];         /* its public id */
+  char phone[16];           /* last_to_user: its recipient's phone */
+};
+struct store_inbound_lookups {
+  int (*assigned)(struct store *s, const char *kind, const char *address, int64_t *account);
+  int (*last_to_phone)(struct store *s, const char *phone, const char *route, int64_t account,
+                       int64_t since, struct store_inbound_hit *hit);
+  int (*last_to_user)(struct store *s, const char *channel, const char *user, int64_t account,
+                      int64_t since, struct store_inbound_hit *hit);
+  int (*contact_of_user)(struct store *s, int64_t account, const char *channel,
+                         const char *user, char phone[16]);
+  /* the account's policy document (GET /v1/policy; malloc'd), for its words */
+  int (*policy_doc)(struct store *s, int64_t account, char **doc);
+  /* an outbox row of account's to url with its own payload (about message
+     msg, 0: none) due at `at`: the callback deliverer sends it */
+  int (*outbox_add)(struct store *s, int64_t account, int64_t msg, const char *url,
+                    const char *payload, int64_t at);
+};
+
+/* UNSUB_PUT's data. */
+struct store_unsub {
+  char code[STORE_UNSUB_CODE_MAX];
+  int64_t account_id;
+  char phone[16];
+  int64_t at;
+};
 
 /* The reads: at open on the loop thread (every entry; every current
    consent), and in the pool through rd (arguments as above). */
 struct store_optout_reads {
+  struct store_inbound_lookups inbound;   /* on the writer thread */
+  int (*inbound_owned)(struct store *s, void *rd, int64_t account_id,
+                       struct store_inbound_owned *out, int max, int *n);
+  int (*unsub_get)(struct store *s, void *rd, const char *code, int64_t *account,
+                   char phone[16]);
   int (*stop_all)(struct store *s,
                   void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),
                   void *arg);
@@ -149,14 +239,38 @@ struct store_optout *store_optout_new(void);
 void store_optout_free(struct store_optout *o);
 int store_optout_fill(struct store *s);
 void store_optout_apply(struct store *s, const struct store_note *notes, int n);
-/* Writer thread, inside the INBOUND write that attributed a person's
-   message (channel, from a phone) to account_id: a stop word lists the
-   phone (reason reply) and withdraws its consents, a start word removes
-   it; a stop, start or help word makes a STORE_NOTE_OPTOUT_REPLY note
-   (cfg->name the phone, cfg->text "stop|start|help channel", at the
-   message's time) for the confirmation. 0 or the write's error. */
-int store_optout_inbound(struct store *s, int64_t account_id, const char *channel,
-                         const char *from, const char *text, int64_t at);
+/* How many days back a person's message looks for the account whose
+   message it answers. */
+#define STORE_INBOUND_DAYS 30
+
+/* Who a person's message belongs to (store_inbound_attribute). */
+struct store_inbound_owner {
+  int64_t account;          /* 0: none (kept for the operator, listed to no account) */
+  int64_t msg;              /* the message it answers, 0 if none */
+  char message[40];         /* its public id, "" if none */
+  char phone[16];           /* the person's phone, "" when none was found */
+  const char *by;           /* "number", "bot", "last_message" or NULL (no account) */
+};
+/* Writer thread, in the INBOUND write: the account d belongs to, by the
+   number or bot it was sent to (the account's own settings: d->scope; an
+   assignment by the operator), else by the message that phone (or that
+   messenger user) received last within STORE_INBOUND_DAYS; and the
+   person's phone (a messenger user's: the recipient of that message, else
+   the account's contact with that id). 0 or KK_ESTORE. */
+struct store_inbound_data;
+int store_inbound_attribute(struct store *s, const struct store_inbound_data *d,
+                            struct store_inbound_owner *o);
+
+/* Writer thread, inside the INBOUND write that attributed d to o->account
+   (store_inbound_attribute): with the account's policy (pol_words.h), a
+   stop word lists o->phone (reason reply) and withdraws its consents, a
+   start word removes it; a stop, start or help word makes a
+   STORE_NOTE_OPTOUT_REPLY note (cfg->name the phone, cfg->text
+   "stop|start|help channel[ user]", at the message's time) for the answer;
+   and with a replies_webhook, the reply goes to the outbox for it. Without
+   a phone nothing is listed. 0 or the write's error. */
+int store_optout_inbound(struct store *s, const struct store_inbound_data *d,
+                         const struct store_inbound_owner *o);
 /* Writer thread: a commit's note of phone's new stop reason (0: removed)
    or consent mask. */
 void store_optout_note_stop(struct store *s, int64_t account_id, const char *phone,

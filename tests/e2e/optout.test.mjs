@@ -12,6 +12,8 @@ import { sendMo } from './lib/smsc.mjs';
 test('opt-out by SMS reply: stop-list, consent withdrawn, confirmation, refusal, start', { timeout: 60000 }, async (t) => {
   const { k, smsc, key, finish } = await setup(t);
   const req = (m, p, body, kk = key) => k.request(m, p, { key: kk, body });
+  // advertising goes at once whatever the hour of the run
+  await k.call('PUT', '/v1/policy', { key, body: { quiet_hours: null } }, 200);
   const P = '79161236601';
   const ad = { to: P, text: 'Скидка 20%', sender: 'KASKAD', class: 'advertising' };
   await k.call('PUT', `/v1/consents/${P}`, { key, body: { source: 'shop' } }, 201);
@@ -121,5 +123,180 @@ test('stop-list API: reasons, pages, CSV, accounts apart, kept over a restart', 
   assert.equal(r.status, 404);
   r = await req('POST', '/v1/messages', { to: phones[0], text: 'Код 3', sender: 'KASKAD' });
   assert.equal(r.status, 202, r.text);
+  await finish();
+});
+
+test('attribution: by the number the operator gave an account, else by the last message', { timeout: 60000 }, async (t) => {
+  const { k, smsc, key, finish } = await setup(t);
+  const req = (m, p, body, kk = key) => k.request(m, p, { key: kk, body });
+  const b = await k.createAccount();
+  const P = '79161236621';
+  // Account A wrote to P last: an MO to a number nobody owns is A's.
+  const sent = await k.send(key, { to: P, text: 'Заказ 7 готов', sender: 'KASKAD' });
+  await k.waitStatus(key, sent.id, 'sent');
+  assert.equal(await sendMo(smsc, P, 'Спасибо'), 0);
+  let reply = await waitUntil(async () => (await req('GET', `/v1/replies?from=${P}`)).json.replies[0], 'the reply');
+  assert.equal(reply.attributed_by, 'last_message');
+  assert.equal(reply.in_reply_to, sent.id);
+
+  // The operator gives the number KASKAD (and the Viber bot) to account B.
+  let r = await k.request('PUT', `/v1/accounts/${b.id}/inbound`, { body: { numbers: ['KASKAD', '+7 900 000-00-01'], bots: ['viber'] } });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { numbers: ['KASKAD', '79000000001'], bots: ['viber'] });
+  r = await k.request('GET', `/v1/accounts/${b.id}/inbound`);
+  assert.deepEqual(r.json, { numbers: ['79000000001', 'KASKAD'], bots: ['viber'] });
+  r = await k.request('PUT', `/v1/accounts/${b.id}/inbound`, { body: { bots: ['icq'] } });
+  assert.equal(r.json.error?.code, 'invalid_channel');
+  r = await k.request('PUT', `/v1/accounts/${b.id}/inbound`, { body: { numbers: ['not a number!'] } });
+  assert.equal(r.json.error?.code, 'invalid_number');
+  r = await req('GET', `/v1/accounts/${b.id}/inbound`);
+  assert.equal(r.status, 403, 'an account key cannot see it');
+
+  // Now P's STOP to KASKAD is B's: B's stop-list, not A's.
+  assert.equal(await sendMo(smsc, P, 'STOP'), 0);
+  await waitUntil(async () => (await req('GET', `/v1/stoplist/${P}`, undefined, b.key)).status === 200, 'B lists P');
+  reply = (await req('GET', `/v1/replies?from=${P}`, undefined, b.key)).json.replies[0];
+  assert.equal(reply.attributed_by, 'number');
+  assert.equal((await req('GET', `/v1/stoplist/${P}`)).status, 404, 'A does not');
+
+  // Taken back: the next MO goes by the last message again, which is now
+  // B's confirmation of the stop.
+  await smsc.waitFor(() => smsc.submits.some((m) => m.destination_addr === P && m.text?.startsWith('Вы отписаны')), 'B\'s confirmation');
+  r = await k.request('DELETE', `/v1/accounts/${b.id}/inbound`);
+  assert.equal(r.status, 204, r.text);
+  assert.deepEqual((await k.request('GET', `/v1/accounts/${b.id}/inbound`)).json, { numbers: [], bots: [] });
+  assert.equal(await sendMo(smsc, P, 'Когда доставка?'), 0);
+  reply = await waitUntil(async () => {
+    const rs = (await req('GET', `/v1/replies?from=${P}`, undefined, b.key)).json.replies;
+    return rs.length === 2 ? rs[0] : null;
+  }, 'the second reply B gets');
+  assert.equal(reply.attributed_by, 'last_message');
+  assert.equal((await req('GET', `/v1/replies?from=${P}`)).json.replies.length, 1, 'A has only the first');
+  await finish();
+});
+
+test('the account\'s own words, answers and stop_list_allows (GET|PUT /v1/policy)', { timeout: 60000 }, async (t) => {
+  const { k, smsc, key, finish } = await setup(t);
+  const req = (m, p, body, kk = key) => k.request(m, p, { key: kk, body });
+  let r = await req('GET', '/v1/policy');
+  assert.deepEqual(r.json.stop_words, ['STOP', 'СТОП', 'ОТПИСКА', 'ОТПИСАТЬСЯ', 'UNSUBSCRIBE']);
+  assert.deepEqual(r.json.start_words, ['START', 'СТАРТ']);
+  assert.deepEqual(r.json.help_words, ['HELP', 'ПОМОЩЬ']);
+  assert.deepEqual(r.json.stop_list_allows, []);
+  r = await req('PUT', '/v1/policy', { stop_words: 'STOP' });
+  assert.equal(r.status, 422, r.text);
+  assert.equal(r.json.error.field, 'stop_words');
+  r = await req('PUT', '/v1/policy', { stop_list_allows: ['advertising'] });
+  assert.equal(r.json.error?.field, 'stop_list_allows');
+  r = await req('PUT', '/v1/policy', {
+    quiet_hours: null, stop_words: ['Хватит', 'no more'], help_text: 'Пишите СТАРТ или ХВАТИТ.',
+    stop_reply: 'Больше не пишем.', stop_list_allows: ['service', 'transactional'],
+  });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.stop_words, ['Хватит', 'no more']);
+  assert.deepEqual(r.json.start_words, ['START', 'СТАРТ'], 'a key left out keeps its default');
+
+  const P = '79161236631';
+  const sent = await k.send(key, { to: P, text: 'Заказ 8 готов', sender: 'KASKAD' });
+  await k.waitStatus(key, sent.id, 'sent');
+  const toP = (prefix) => smsc.submits.filter((s) => s.destination_addr === P && s.text?.startsWith(prefix));
+  assert.equal(await sendMo(smsc, P, 'STOP'), 0, 'no longer a stop word here');
+  assert.equal(await sendMo(smsc, P, 'помощь'), 0);
+  await smsc.waitFor(() => toP('Пишите СТАРТ').length === 1, 'the account\'s help text');
+  assert.equal((await req('GET', `/v1/stoplist/${P}`)).status, 404);
+  assert.equal(await sendMo(smsc, P, ' no-more!! '), 0);
+  await waitUntil(async () => (await req('GET', `/v1/stoplist/${P}`)).status === 200, 'listed by the own word');
+  await smsc.waitFor(() => toP('Больше не пишем.').length === 1, 'the account\'s stop reply');
+
+  // Allowed classes go to a listed phone; advertising never does.
+  r = await req('POST', '/v1/messages', { to: P, text: 'Код 1234', sender: 'KASKAD', class: 'service' });
+  assert.equal(r.status, 202, r.text);
+  r = await req('POST', '/v1/messages', { to: P, text: 'Заказ 9 готов', sender: 'KASKAD', class: 'transactional' });
+  assert.equal(r.status, 202, r.text);
+  await k.call('PUT', `/v1/consents/${P}`, { key, body: { source: 'shop' } }, 201);
+  r = await req('POST', '/v1/messages', { to: P, text: 'Скидка', sender: 'KASKAD', class: 'advertising' });
+  assert.equal(r.json.error?.code, 'stop_listed');
+  // A complaint allows service messages only.
+  r = await req('PUT', `/v1/stoplist/${P}`, { reason: 'complaint' });
+  assert.equal(r.status, 200, r.text);
+  r = await req('POST', '/v1/messages', { to: P, text: 'Заказ 10 готов', sender: 'KASKAD', class: 'transactional' });
+  assert.equal(r.json.error?.code, 'stop_listed');
+  r = await req('POST', '/v1/messages', { to: P, text: 'Код 5678', sender: 'KASKAD', class: 'service' });
+  assert.equal(r.status, 202, r.text);
+  await finish();
+});
+
+test('stop-list import: a CSV of phones with reasons, rows refused reported, all or nothing', { timeout: 60000 }, async (t) => {
+  const { k, key, finish } = await setup(t);
+  const csv = (body) => k.request('POST', '/v1/stoplist/import', { key, body, headers: { 'content-type': 'text/csv' } });
+  const P = ['79161236641', '79161236642', '79161236643'];
+  await k.call('PUT', `/v1/consents/${P[0]}`, { key, body: { source: 'shop' } }, 201);
+  let r = await csv(`Phone;Reason\n+7 916 123-66-41;\n8 (916) 123-66-42;complaint\nnot a phone;\n${P[2]};because\n`);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.listed, 2);
+  assert.equal(r.json.rejected, 2);
+  assert.deepEqual(r.json.errors.map((e) => [e.line, e.reason]), [[4, 'invalid_phone'], [5, 'invalid_reason']]);
+  r = await k.request('GET', `/v1/stoplist/${P[0]}`, { key });
+  assert.equal(r.json.reason, 'import');
+  r = await k.request('GET', `/v1/stoplist/${P[1]}`, { key });
+  assert.equal(r.json.reason, 'complaint');
+  assert.equal((await k.request('GET', `/v1/stoplist/${P[2]}`, { key })).status, 404);
+  r = await k.request('GET', `/v1/consents/${P[0]}`, { key });
+  assert.equal(r.json.current, false, 'an imported opt-out withdraws the consent');
+  assert.equal(r.json.consents[0].withdrawn_by, 'import');
+
+  // Unreadable, or over the bound: nothing at all is listed.
+  r = await csv('name\nИван\n');
+  assert.equal(r.status, 422, r.text);
+  assert.equal(r.json.error.code, 'invalid_csv');
+  const many = ['phone', ...Array.from({ length: 5001 }, (_, i) => `7916${String(2000000 + i).padStart(7, '0')}`)].join('\n');
+  r = await csv(many);
+  assert.equal(r.status, 413, r.text);
+  assert.equal(r.json.error.code, 'too_many_rows');
+  r = await k.request('GET', '/v1/stoplist', { key });
+  assert.equal(r.json.stoplist.length, 2);
+  r = await k.request('POST', '/v1/messages', { key, body: { to: P[0], text: 'Код 1', sender: 'KASKAD' } });
+  assert.equal(r.json.error?.code, 'stop_listed');
+  await finish();
+});
+
+test('the unsubscribe link: GET only asks, POST lists the phone (reason link); an unknown code is 404', { timeout: 60000 }, async (t) => {
+  const { k, smsc, key, finish } = await setup(t);
+  const req = (m, p, body) => k.request(m, p, { key, body });
+  await k.call('PUT', '/v1/policy', { key, body: { quiet_hours: null } }, 200);
+  const P = '79161236651';
+  await k.call('PUT', `/v1/consents/${P}`, { key, body: { source: 'shop' } }, 201);
+  const m = await k.send(key, { to: P, text: 'Sale 20%. Unsubscribe: {{unsubscribe}}', sender: 'KASKAD', class: 'advertising' });
+  await k.waitStatus(key, m.id, 'sent');
+  const sms = smsc.submits.find((s) => s.destination_addr === P);
+  const link = /(\/u\/[a-z2-7]{32})$/.exec(sms.text);
+  assert.ok(link, sms.text);
+  assert.ok(sms.text.startsWith('Sale 20%. Unsubscribe: http'), sms.text);
+  // The same phone gets the same link; another phone another one.
+  const m2 = await k.send(key, { to: '79161236652', text: '{{unsubscribe}}', sender: 'KASKAD' });
+  await k.waitStatus(key, m2.id, 'sent');
+  assert.notEqual(smsc.submits.find((s) => s.destination_addr === '79161236652').text.slice(-32), link[1].slice(-32));
+
+  // A preview or a scanner fetching the link changes nothing.
+  let r = await k.request('GET', link[1], { key: null });
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.headers.get('content-type'), /^text\/html/);
+  assert.match(r.text, /<form method="post" action="\/u\/[a-z2-7]{32}">/);
+  assert.equal((await req('GET', `/v1/stoplist/${P}`)).status, 404);
+  assert.equal((await k.request('GET', `/u/${'a'.repeat(32)}`, { key: null })).status, 404);
+  assert.equal((await k.request('GET', '/u/short', { key: null })).status, 404);
+  assert.equal((await k.request('POST', `/u/${'b'.repeat(32)}`, { key: null, body: '', headers: { 'content-type': 'application/x-www-form-urlencoded' } })).status, 404);
+
+  // The form's POST (or a one-click POST, RFC 8058) lists the phone.
+  r = await k.request('POST', link[1], { key: null, body: 'List-Unsubscribe=One-Click', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.text, /отписаны/);
+  r = await req('GET', `/v1/stoplist/${P}`);
+  assert.equal(r.json.reason, 'link');
+  r = await req('GET', `/v1/consents/${P}`);
+  assert.equal(r.json.current, false);
+  assert.equal(r.json.consents[0].withdrawn_by, 'link');
+  r = await req('POST', '/v1/messages', { to: P, text: 'Скидка 30%', sender: 'KASKAD', class: 'advertising' });
+  assert.equal(r.json.error?.code, 'stop_listed');
   await finish();
 });

@@ -588,3 +588,61 @@ KK_TEST(channel_whatsapp_hook_refusals) {
   }
   ASSERT_EQ(run_hook("whatsapp", &cfg, &none, "PUT", "", &out), KK_EPROTO);
 }
+
+/* A person's message to the bot: the messenger's user id, the text, the time. */
+KK_TEST(channel_messenger_hook_messages) {
+  struct chan_hook_out out;
+  char hex[65];
+  struct chan_cfg vb = viber_cfg();
+  const char *msg = "{\"event\":\"message\",\"timestamp\":1763932800123,\"message_token\":9,"
+                    "\"sender\":{\"id\":\"01234567890A=\",\"name\":\"Ира\"},"
+                    "\"message\":{\"type\":\"text\",\"text\":\"Стоп!\"}}";
+  struct chan_fake f = {0};
+  sign(&f, "X-Viber-Content-Signature", "viber-token", msg, hex);
+  ASSERT_EQ(run_hook("viber", &vb, &f, "POST", msg, &out), 0);
+  ASSERT_EQ(out.nstatus, 0);
+  ASSERT_EQ(out.ninbound, 1);
+  ASSERT_STR_EQ(out.in[0].from, "");
+  ASSERT_STR_EQ(out.in[0].user, "01234567890A=");
+  ASSERT_STR_EQ(out.in[0].text, "Стоп!");
+  ASSERT_EQ(out.in[0].at, 1763932800123LL);
+  const char *pic = "{\"event\":\"message\",\"sender\":{\"id\":\"u2\"},"
+                    "\"message\":{\"type\":\"picture\"}}";
+  struct chan_fake g = {0};
+  sign(&g, "X-Viber-Content-Signature", "viber-token", pic, hex);
+  ASSERT_EQ(run_hook("viber", &vb, &g, "POST", pic, &out), 0);
+  ASSERT_EQ(out.ninbound, 1);
+  ASSERT_STR_EQ(out.in[0].text, "[picture]");
+  ASSERT_EQ(out.in[0].at, NOW_MS);
+
+  struct chan_cfg tg = tg_cfg();
+  struct chan_fake t = {0};
+  chan_fake_add_header(&t, "X-Telegram-Bot-Api-Secret-Token", tg.secret);
+  ASSERT_EQ(run_hook("telegram", &tg, &t, "POST",
+                     "{\"update_id\":5,\"message\":{\"message_id\":1,\"from\":{\"id\":5551},"
+                     "\"chat\":{\"id\":5551,\"type\":\"private\"},\"date\":1763932700,"
+                     "\"text\":\"STOP\"}}",
+                     &out), 0);
+  ASSERT_EQ(out.ninbound, 1);
+  ASSERT_STR_EQ(out.in[0].user, "5551");
+  ASSERT_STR_EQ(out.in[0].text, "STOP");
+  ASSERT_EQ(out.in[0].at, 1763932700000LL);
+
+  struct chan_cfg vk = vk_cfg();
+  struct chan_fake v = {0};
+  ASSERT_EQ(run_hook("vk", &vk, &v, "POST",
+                     "{\"type\":\"message_new\",\"object\":{\"message\":{\"id\":3,\"from_id\":777,"
+                     "\"peer_id\":777,\"date\":1763932600,\"text\":\"отписаться\"}},"
+                     "\"group_id\":229000001,\"secret\":\"vk_secret\"}",
+                     &out), 0);
+  ASSERT_EQ(out.ninbound, 1);
+  ASSERT_STR_EQ(out.in[0].user, "777");
+  ASSERT_STR_EQ(out.in[0].text, "отписаться");
+  ASSERT_EQ(out.in[0].at, 1763932600000LL);
+  /* A community's own message (from_id < 0) is nobody's reply. */
+  ASSERT_EQ(run_hook("vk", &vk, &v, "POST",
+                     "{\"type\":\"message_new\",\"object\":{\"message\":{\"from_id\":-229000001,"
+                     "\"text\":\"x\"}},\"group_id\":229000001,\"secret\":\"vk_secret\"}",
+                     &out), 0);
+  ASSERT_EQ(out.ninbound, 0);
+}

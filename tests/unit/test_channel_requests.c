@@ -54,7 +54,7 @@
   "\"url\":\"https://pay.test/1\"}}"
 #define VB_REG \
   "{\"url\":\"https://kaskad.test/hooks/viber\",\"event_types\":[\"delivered\"," \
-  "\"seen\",\"failed\",\"subscribed\",\"unsubscribed\",\"conversation_started\"]," \
+  "\"seen\",\"failed\",\"subscribed\",\"unsubscribed\",\"conversation_started\",\"message\"]," \
   "\"send_name\":true,\"send_photo\":false}"
 #define TG_TEXT \
   "{\"chat_id\":123456789,\"text\":\"Привет \\\"мир\\\"\\n/start\"," \

@@ -8,6 +8,7 @@
 #include "policy/pol_consent.h"
 #include "policy/pol_set.h"
 #include "policy/pol_stop.h"
+#include "policy/pol_words.h"
 
 KK_TEST(pol_set_keys) {
   ASSERT_EQ(pol_set_key(""), 0);
@@ -96,4 +97,42 @@ KK_TEST(pol_consent_rules) {
   ASSERT_EQ(pol_consent_covers(pol_consent_bit("sms"), "viber"), 0);
   ASSERT_EQ(pol_consent_covers(0, "sms"), 0);
   ASSERT(strcmp(pol_consent_channel(pol_consent_bit("viber")), "viber") == 0);
+}
+
+KK_TEST(pol_words_defaults_and_own) {
+  struct pol_words w;
+  const char *field = NULL;
+  char err[200];
+  ASSERT_EQ(pol_words_parse(NULL, &w, &field, err, sizeof err), 0);
+  ASSERT_EQ(pol_words_match(&w, " Стоп! ", strlen(" Стоп! ")), POL_REPLY_STOP);
+  ASSERT_EQ(pol_words_match(&w, "unsubscribe.", 12), POL_REPLY_STOP);
+  ASSERT_EQ(pol_words_match(&w, "СТАРТ", strlen("СТАРТ")), POL_REPLY_START);
+  ASSERT_EQ(pol_words_match(&w, "help?", 5), POL_REPLY_HELP);
+  ASSERT_EQ(pol_words_match(&w, "стоп, а когда доставка?", strlen("стоп, а когда доставка?")),
+            POL_REPLY_NONE);
+  ASSERT_EQ(w.allow, 0u);
+
+  const char *doc = "{\"stop_words\":[\"Хватит\",\"no more\"],\"help_text\":\"Пишите\","
+                    "\"stop_list_allows\":[\"transactional\"],\"other\":1}";
+  ASSERT_EQ(pol_words_parse(doc, &w, &field, err, sizeof err), 0);
+  ASSERT_EQ(pol_words_match(&w, "ХВАТИТ!!", strlen("ХВАТИТ!!")), POL_REPLY_STOP);
+  ASSERT_EQ(pol_words_match(&w, " No-more ", 9), POL_REPLY_STOP);
+  ASSERT_EQ(pol_words_match(&w, "STOP", 4), POL_REPLY_NONE);    /* the list replaced */
+  ASSERT_EQ(pol_words_match(&w, "start", 5), POL_REPLY_START);  /* left out: default */
+  ASSERT_STR_EQ(w.help_text, "Пишите");
+  ASSERT_EQ(w.allow, (unsigned)POL_ALLOW_TRANSACTIONAL);
+
+  static const char *const bad[][2] = {
+      {"{\"stop_words\":\"STOP\"}", "stop_words"},
+      {"{\"help_words\":[\"!!!\"]}", "help_words"},
+      {"{\"stop_reply\":\"\"}", "stop_reply"},
+      {"{\"stop_list_allows\":[\"advertising\"]}", "stop_list_allows"},
+      {"{\"replies_webhook\":\"ftp://x\"}", "replies_webhook"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    field = NULL;
+    ASSERT_EQ(pol_words_parse(bad[i][0], &w, &field, err, sizeof err), KK_EINVAL);
+    ASSERT_STR_EQ(field, bad[i][1]);
+    ASSERT_EQ(pol_words_match(&w, "STOP", 4), POL_REPLY_STOP);   /* the defaults */
+  }
 }

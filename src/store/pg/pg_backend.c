@@ -328,6 +328,8 @@ const struct store_backend store_pg_backend = {
             [STORE_OP_CONTACT_DELETE] = pg_contact_delete,
             [STORE_OP_STOP_WRITE] = pg_stop_write,
             [STORE_OP_CONSENT_WRITE] = pg_consent_write,
+            [STORE_OP_INBOUND_SET] = pg_inbound_set,
+            [STORE_OP_UNSUB_PUT] = pg_unsub_put,
             [STORE_OP_IMPORT_CHANGE] = pg_import_change,
             /* balances (pg_money.c) */
             [STORE_OP_MONEY_SET] = pg_money_set,
@@ -366,7 +368,10 @@ const struct store_backend store_pg_backend = {
                         .segment_get = pg_segment_get, .segments = pg_segments,
                         .count = pg_contact_count},
             /* the stop-list and consents (pg_optout.c) */
-            .optout = {.stop_all = pg_stop_all, .consent_all = pg_consent_all,
+            .optout = {.inbound = {pg_in_assigned, pg_in_last_to_phone, pg_in_last_to_user,
+                                   pg_in_contact_of_user, pg_in_policy_doc, pg_in_outbox_add},
+                       .inbound_owned = pg_inbound_owned, .unsub_get = pg_unsub_get,
+                       .stop_all = pg_stop_all, .consent_all = pg_consent_all,
                        .stop_each = pg_stop_each, .consent_each = pg_consent_each},
             /* balances (pg_money.c) */
             .money = PG_MONEY_READS,

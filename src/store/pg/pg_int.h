@@ -415,6 +415,24 @@ int pg_stop_each(struct store *s, void *rd, int64_t account_id, const char *phon
 int pg_consent_each(struct store *s, void *rd, int64_t account_id, const char *phone,
                     store_consent_fn fn, void *arg);
 
+/* pg_optout.c: inbound numbers and bots (store_optout.h) */
+int pg_inbound_set(struct store *s, struct store_op *op);
+int pg_unsub_put(struct store *s, struct store_op *op);
+int pg_unsub_get(struct store *s, void *rd, const char *code, int64_t *account, char phone[16]);
+int pg_inbound_owned(struct store *s, void *rd, int64_t account_id,
+                     struct store_inbound_owned *out, int max, int *n);
+/* pg_sms.c: whom a person's message belongs to (store_inbound_lookups) */
+int pg_in_assigned(struct store *s, const char *kind, const char *address, int64_t *account);
+int pg_in_last_to_phone(struct store *s, const char *phone, const char *route, int64_t account,
+                        int64_t since, struct store_inbound_hit *hit);
+int pg_in_last_to_user(struct store *s, const char *channel, const char *user, int64_t account,
+                       int64_t since, struct store_inbound_hit *hit);
+int pg_in_contact_of_user(struct store *s, int64_t account, const char *channel,
+                          const char *user, char phone[16]);
+int pg_in_policy_doc(struct store *s, int64_t account, char **doc);
+int pg_in_outbox_add(struct store *s, int64_t account, int64_t msg, const char *url,
+                     const char *payload, int64_t at);
+
 /* pg_contact.c: contacts, lists and imports (store_contact.h) */
 int pg_contact_write(struct store *s, struct store_op *op);
 int pg_contact_delete(struct store *s, struct store_op *op);

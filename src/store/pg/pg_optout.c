@@ -291,3 +291,80 @@ int pg_consent_each(struct store *s, void *rd, int64_t account_id, const char *p
   }
   return phone && seen == 0 ? KK_ENOENT : 0;
 }
+
+/* ---- inbound numbers and bots ------------------------------------------------ */
+
+int pg_inbound_set(struct store *s, struct store_op *op) {
+  struct store_inbound_set *set = op->data;
+  struct pg_conn *w = &PG(s)->w;
+  struct pg_params p = {0};
+  pg_p_int(&p, set->account_id);
+  int rc = pg_cmd(w, "DELETE FROM inbound_owners WHERE account_id=$1::bigint", &p);
+  for (int i = 0; rc == 0 && i < set->n; i++) {
+    struct pg_params q = {0};
+    pg_p_text(&q, set->rows[i].kind);
+    pg_p_text(&q, set->rows[i].address);
+    pg_p_int(&q, set->account_id);
+    pg_p_int(&q, set->at);
+    rc = pg_cmd(w,
+                "INSERT INTO inbound_owners(kind,address,account_id,created_at)"
+                " VALUES($1,$2,$3::bigint,$4::bigint) ON CONFLICT(kind,address)"
+                " DO UPDATE SET account_id=excluded.account_id",
+                &q);
+  }
+  return rc;
+}
+
+int pg_inbound_owned(struct store *s, void *rd, int64_t account_id,
+                     struct store_inbound_owned *out, int max, int *n) {
+  (void)s;
+  struct pg_params p = {0};
+  pg_p_int(&p, account_id);
+  pg_p_int(&p, max);
+  int rc;
+  PGresult *r = pg_read(rd,
+                        "SELECT kind,address FROM inbound_owners WHERE account_id=$1::bigint"
+                        " ORDER BY kind COLLATE \"C\",address COLLATE \"C\" LIMIT $2::int",
+                        &p, &rc);
+  *n = 0;
+  if (r == NULL) return KK_ESTORE;
+  for (int i = 0; i < PQntuples(r) && i < max; i++) {
+    pg_copy(r, i, 0, out[i].kind, sizeof out[i].kind);
+    pg_copy(r, i, 1, out[i].address, sizeof out[i].address);
+    (*n)++;
+  }
+  PQclear(r);
+  return 0;
+}
+
+/* ---- unsubscribe links -------------------------------------------------------- */
+
+int pg_unsub_put(struct store *s, struct store_op *op) {
+  const struct store_unsub *u = op->data;
+  struct pg_params p = {0};
+  pg_p_text(&p, u->code);
+  pg_p_int(&p, u->account_id);
+  pg_p_text(&p, u->phone);
+  pg_p_int(&p, u->at);
+  return pg_cmd(&PG(s)->w,
+                "INSERT INTO unsubscribe_codes(code,account_id,phone,created_at)"
+                " VALUES($1,$2::bigint,$3,$4::bigint) ON CONFLICT(code) DO NOTHING",
+                &p);
+}
+
+int pg_unsub_get(struct store *s, void *rd, const char *code, int64_t *account, char phone[16]) {
+  (void)s;
+  struct pg_params p = {0};
+  pg_p_text(&p, code);
+  int rc;
+  PGresult *r = pg_read(rd, "SELECT account_id,phone FROM unsubscribe_codes WHERE code=$1", &p,
+                        &rc);
+  if (r == NULL) return KK_ESTORE;
+  rc = PQntuples(r) > 0 ? 0 : KK_ENOENT;
+  if (rc == 0) {
+    *account = pg_int(r, 0, 0);
+    pg_copy(r, 0, 1, phone, 16);
+  }
+  PQclear(r);
+  return rc;
+}

@@ -247,7 +247,8 @@ int pg_campaign_report(struct store *s, void *rd, int64_t account_id, const char
    $3 rows at most, $4 channel (NULL: any), $5 the person's phone. */
 #define REPLY_SQL(cond)                                                          \
   "SELECT i.id,i.channel,i.from_number,i.to_addr,i.route,i.body,i.at,"           \
-  "m.public_id FROM inbound i LEFT JOIN messages m ON m.id=i.message_id"         \
+  "m.public_id,i.user_id,i.attributed_by FROM inbound i"                         \
+  " LEFT JOIN messages m ON m.id=i.message_id"                                   \
   " WHERE i.account_id=$1::bigint AND " cond " AND i.id<$2::bigint"              \
   " ORDER BY i.id DESC LIMIT $3::int"
 
@@ -290,6 +291,8 @@ int pg_reply_list(struct store *s, void *rd, int64_t account_id,
     v->text = kk_xstrdup(PQgetvalue(r, i, 5));
     v->at = pg_int(r, i, 6);
     pg_copy(r, i, 7, v->in_reply_to, sizeof v->in_reply_to);
+    pg_copy(r, i, 8, v->user, sizeof v->user);
+    pg_copy(r, i, 9, v->attributed_by, sizeof v->attributed_by);
   }
   *n = k;
   PQclear(r);

@@ -328,6 +328,23 @@ static const char *const migrations[] = {
     "CREATE FUNCTION kk_num(t text) RETURNS double precision LANGUAGE sql IMMUTABLE"
     " PARALLEL SAFE AS $$ SELECT CASE WHEN t ~ '^ *[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)"
     "([eE][-+]?[0-9]{1,3})? *$' THEN t::double precision END $$;",
+    /* 12: replies by messenger and their attribution (SQLite's migration 20) */
+    "ALTER TABLE inbound ADD COLUMN user_id TEXT;"
+    "ALTER TABLE inbound ADD COLUMN attributed_by TEXT;"
+    "CREATE TABLE inbound_owners("
+    " kind TEXT NOT NULL, address TEXT NOT NULL,"
+    " account_id BIGINT NOT NULL, created_at BIGINT NOT NULL,"
+    " PRIMARY KEY(kind, address));"
+    "CREATE INDEX inbound_owners_account ON inbound_owners(account_id);"
+    "CREATE INDEX attempts_address ON attempts(channel, address)"
+    " WHERE address IS NOT NULL AND channel IN ('vk','viber','telegram');"
+    "CREATE INDEX contacts_vk ON contacts(account_id, vk_id) WHERE vk_id IS NOT NULL;"
+    "CREATE INDEX contacts_viber ON contacts(account_id, viber_id) WHERE viber_id IS NOT NULL;"
+    "CREATE INDEX contacts_telegram ON contacts(account_id, telegram_chat_id)"
+    " WHERE telegram_chat_id IS NOT NULL;"
+    "CREATE TABLE unsubscribe_codes("
+    " code TEXT PRIMARY KEY, account_id BIGINT NOT NULL, phone TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL);",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -269,52 +269,146 @@ int pg_receipt(struct store *s, struct store_op *op) {
 
 /* ---- inbound messages ------------------------------------------------------ */
 
-/* The account a message from a person belongs to (as SQLite's
-   inbound_owner): the scope whose number received it, else the account
-   whose message last went to that phone (on that route, for SMS). */
-static int inbound_owner(struct store *s, const struct store_inbound_data *d, int64_t *account,
-                         int64_t *msg) {
-  const char *from = d->from[0] == '+' ? d->from + 1 : d->from;
+/* Whether a lookup found a row: 0, KK_ENOENT (none) or the query's error
+   (r NULL). */
+static int one_row(PGresult *r, int rc) {
+  if (r == NULL) return rc;
+  rc = PQntuples(r) > 0 ? 0 : KK_ENOENT;
+  return rc;
+}
+
+int pg_in_assigned(struct store *s, const char *kind, const char *address, int64_t *account) {
   struct pg_params p = {0};
-  pg_p_text(&p, from);
-  pg_p_text(&p, d->route[0] ? d->route : NULL);
-  pg_p_int(&p, d->scope);
-  *account = d->scope;
-  *msg = 0;
+  pg_p_text(&p, kind);
+  pg_p_text(&p, address);
   int rc;
   PGresult *r = pg_query(&PG(s)->w,
-                         "SELECT id,account_id FROM (SELECT id,account_id,route FROM messages"
-                         " WHERE to_number=$1 ORDER BY id DESC LIMIT 100) t"
-                         " WHERE ($2::text IS NULL OR route=$2::text)"
-                         " AND ($3::bigint=0 OR account_id=$3::bigint) ORDER BY id DESC LIMIT 1",
+                         "SELECT account_id FROM inbound_owners WHERE kind=$1 AND address=$2",
                          &p, &rc);
-  if (r == NULL) return rc;
-  if (PQntuples(r) > 0) {
-    *msg = pg_int(r, 0, 0);
-    *account = pg_int(r, 0, 1);
+  if ((rc = one_row(r, rc)) == 0) *account = pg_int(r, 0, 0);
+  PQclear(r);
+  return rc;
+}
+
+/* As SQLite's MO_OWNER: among the phone's latest 100 messages. */
+int pg_in_last_to_phone(struct store *s, const char *phone, const char *route, int64_t account,
+                        int64_t since, struct store_inbound_hit *hit) {
+  struct pg_params p = {0};
+  pg_p_text(&p, phone);
+  pg_p_text(&p, route);
+  pg_p_int(&p, account);
+  pg_p_int(&p, since);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         "SELECT id,account_id,public_id FROM (SELECT id,account_id,public_id,"
+                         "route,created_at"
+                         " FROM messages WHERE to_number=$1 ORDER BY id DESC LIMIT 100) t"
+                         " WHERE ($2::text IS NULL OR route=$2::text)"
+                         " AND ($3::bigint=0 OR account_id=$3::bigint)"
+                         " AND created_at>=$4::bigint ORDER BY id DESC LIMIT 1",
+                         &p, &rc);
+  if ((rc = one_row(r, rc)) == 0) {
+    hit->msg = pg_int(r, 0, 0);
+    hit->account = pg_int(r, 0, 1);
+    pg_copy(r, 0, 2, hit->message, sizeof hit->message);
   }
   PQclear(r);
-  return 0;
+  return rc;
+}
+
+int pg_in_last_to_user(struct store *s, const char *channel, const char *user, int64_t account,
+                       int64_t since, struct store_inbound_hit *hit) {
+  struct pg_params p = {0};
+  pg_p_text(&p, channel);
+  pg_p_text(&p, user);
+  pg_p_int(&p, account);
+  pg_p_int(&p, since);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         "SELECT m.to_number,m.account_id,m.id,m.public_id FROM attempts a"
+                         " JOIN messages m ON m.id=a.message_id"
+                         " WHERE a.channel=$1 AND a.address=$2 AND a.address IS NOT NULL"
+                         " AND a.channel IN ('vk','viber','telegram')"
+                         " AND ($3::bigint=0 OR m.account_id=$3::bigint)"
+                         " AND a.created_at>=$4::bigint ORDER BY a.id DESC LIMIT 1",
+                         &p, &rc);
+  if ((rc = one_row(r, rc)) == 0) {
+    pg_copy(r, 0, 0, hit->phone, sizeof hit->phone);
+    hit->account = pg_int(r, 0, 1);
+    hit->msg = pg_int(r, 0, 2);
+    pg_copy(r, 0, 3, hit->message, sizeof hit->message);
+  }
+  PQclear(r);
+  return rc;
+}
+
+int pg_in_contact_of_user(struct store *s, int64_t account, const char *channel,
+                          const char *user, char phone[16]) {
+  static const char *const sql[] = {
+      "SELECT phone FROM contacts WHERE account_id=$1::bigint AND vk_id=$2 LIMIT 1",
+      "SELECT phone FROM contacts WHERE account_id=$1::bigint AND viber_id=$2 LIMIT 1",
+      "SELECT phone FROM contacts WHERE account_id=$1::bigint AND telegram_chat_id=$2 LIMIT 1",
+  };
+  int which = strcmp(channel, "vk") == 0 ? 0 : strcmp(channel, "viber") == 0 ? 1 : 2;
+  struct pg_params p = {0};
+  pg_p_int(&p, account);
+  pg_p_text(&p, user);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w, sql[which], &p, &rc);
+  if ((rc = one_row(r, rc)) == 0) pg_copy(r, 0, 0, phone, 16);
+  PQclear(r);
+  return rc;
+}
+
+int pg_in_policy_doc(struct store *s, int64_t account, char **doc) {
+  struct pg_params p = {0};
+  pg_p_int(&p, account);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         "SELECT config FROM channel_settings WHERE account_id=$1::bigint"
+                         " AND channel='policy'",
+                         &p, &rc);
+  if ((rc = one_row(r, rc)) == 0) *doc = kk_xstrdup(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return rc;
+}
+
+int pg_in_outbox_add(struct store *s, int64_t account, int64_t msg, const char *url,
+                     const char *payload, int64_t at) {
+  struct pg_params p = {0};
+  pg_p_int(&p, account);
+  pg_p_int(&p, msg);
+  pg_p_text(&p, url);
+  pg_p_text(&p, payload);
+  pg_p_int(&p, at);
+  return pg_cmd(&PG(s)->w,
+                "INSERT INTO outbox(account_id,message_id,url,payload,due_at,at)"
+                " VALUES($1::bigint,$2::bigint,$3,$4,$5::bigint,$5::bigint)",
+                &p);
 }
 
 int pg_inbound(struct store *s, struct store_op *op) {
   struct store_inbound_data *d = op->data;
-  int64_t account, msg;
-  int rc = inbound_owner(s, d, &account, &msg);
+  struct store_inbound_owner o;
+  int rc = store_inbound_attribute(s, d, &o);
   if (rc) return rc;
   struct pg_params p = {0};
   pg_p_text(&p, d->route[0] ? d->route : NULL);
-  pg_p_text(&p, d->from[0] == '+' ? d->from + 1 : d->from);
+  /* a messenger's user without a known phone is listed by its id */
+  pg_p_text(&p, o.phone[0] ? o.phone : d->user);
   pg_p_text(&p, d->to);
   pg_p_text(&p, d->text);
   pg_p_int(&p, d->at);
   pg_p_text(&p, d->channel);
-  pg_p_opt(&p, account);
-  pg_p_opt(&p, msg);
+  pg_p_opt(&p, o.account);
+  pg_p_opt(&p, o.msg);
+  pg_p_text(&p, d->user[0] ? d->user : NULL);
+  pg_p_text(&p, o.by);
   rc = pg_cmd(&PG(s)->w,
               "INSERT INTO inbound(route,from_number,to_addr,body,at,channel,account_id,"
-              "message_id) VALUES($1,$2,$3,$4,$5::bigint,$6,$7::bigint,$8::bigint)",
+              "message_id,user_id,attributed_by) VALUES($1,$2,$3,$4,$5::bigint,$6,$7::bigint,"
+              "$8::bigint,$9,$10)",
               &p);
   /* a stop, start or help word acts at once, in the same transaction */
-  return rc != 0 ? rc : store_optout_inbound(s, account, d->channel, d->from, d->text, d->at);
+  return rc != 0 ? rc : store_optout_inbound(s, d, &o);
 }

@@ -218,6 +218,8 @@ const struct store_backend store_sqlite_backend = {
             /* the stop-list and consents (sq_optout.c) */
             [STORE_OP_STOP_WRITE] = sq_stop_write,
             [STORE_OP_CONSENT_WRITE] = sq_consent_write,
+            [STORE_OP_INBOUND_SET] = sq_inbound_set,
+            [STORE_OP_UNSUB_PUT] = sq_unsub_put,
             /* balances (sq_money.c) */
             [STORE_OP_MONEY_SET] = sq_money_set,
             [STORE_OP_MONEY_TOPUP] = sq_money_topup,

@@ -38,7 +38,8 @@
 
 /* A reply's columns as sq_reply_list() reads them. */
 #define REPLY_COLS "i.id,i.channel,i.from_number,i.to_addr,i.route,i.body,i.at,"   \
-                   "m.public_id FROM inbound i LEFT JOIN messages m"             \
+                   "m.public_id,i.user_id,i.attributed_by"                       \
+                   " FROM inbound i LEFT JOIN messages m"                        \
                    " ON m.id=i.message_id"
 
 /* Every statement, by number; each connection prepares what it uses lazily. */
@@ -146,13 +147,15 @@
   XX(OUTBOX_DROP_OLD, "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"  \
                       " WHERE account_id=? ORDER BY id LIMIT ?)")              \
   XX(MO_INSERT, "INSERT INTO inbound(route,from_number,to_addr,body,at,"      \
-                "channel,account_id,message_id) VALUES(?,?,?,?,?,?,?,?)")      \
-  /* whose message last went to a phone (on a route; of an account), among  \
-     the phone's latest 100, over messages_to */                               \
-  XX(MO_OWNER, "SELECT id,account_id FROM (SELECT id,account_id,route"        \
-               " FROM messages WHERE to_number=?1 ORDER BY id DESC LIMIT 100)" \
+                "channel,account_id,message_id,user_id,attributed_by)"         \
+                " VALUES(?,?,?,?,?,?,?,?,?,?)")                                \
+  /* whose message last went to a phone (on a route; of an account; since a \
+     time), among the phone's latest 100, over messages_to */                  \
+  XX(MO_OWNER, "SELECT id,account_id,public_id FROM (SELECT id,account_id,"  \
+               "public_id,route,created_at FROM messages WHERE to_number=?1"                   \
+               " ORDER BY id DESC LIMIT 100)"                                  \
                " WHERE (?2 IS NULL OR route=?2) AND (?3=0 OR account_id=?3)"  \
-               " LIMIT 1")                                                     \
+               " AND created_at>=?4 LIMIT 1")                                  \
   XX(REPLY_LIST, "SELECT " REPLY_COLS " WHERE i.account_id=?1 AND i.id<?2"     \
                  " ORDER BY i.id DESC LIMIT ?3")                               \
   XX(REPLY_LIST_CHANNEL, "SELECT " REPLY_COLS " WHERE i.account_id=?1"         \

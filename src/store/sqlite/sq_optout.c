@@ -219,3 +219,63 @@ int sq_consent_each(struct store *s, void *rd, int64_t account_id, const char *p
   if (rc != SQLITE_DONE) return KK_ESTORE;
   return phone && rows == 0 ? KK_ENOENT : 0;
 }
+
+/* ---- inbound numbers and bots ------------------------------------------------ */
+
+int sq_inbound_set(struct store *s, struct store_op *op) {
+  struct store_inbound_set *set = op->data;
+  struct conn *w = &SQ(s)->w;
+  sqlite3_stmt *st = sq_stmt(w, ST_IN_OWNER_DEL);
+  sqlite3_bind_int64(st, 1, set->account_id);
+  int rc = sq_step_done(w, st);
+  for (int i = 0; rc == 0 && i < set->n; i++) {
+    st = sq_stmt(w, ST_IN_OWNER_PUT);
+    sq_bind_text(st, 1, set->rows[i].kind);
+    sq_bind_text(st, 2, set->rows[i].address);
+    sqlite3_bind_int64(st, 3, set->account_id);
+    sqlite3_bind_int64(st, 4, set->at);
+    rc = sq_step_done(w, st);
+  }
+  return rc;
+}
+
+int sq_inbound_owned(struct store *s, void *rd, int64_t account_id,
+                     struct store_inbound_owned *out, int max, int *n) {
+  (void)s;
+  sqlite3_stmt *st = sq_stmt(rd, ST_IN_OWNERS_OF);
+  sqlite3_bind_int64(st, 1, account_id);
+  int rc = SQLITE_DONE;
+  *n = 0;
+  while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    sq_col_copy(st, 0, out[*n].kind, sizeof out[*n].kind);
+    sq_col_copy(st, 1, out[*n].address, sizeof out[*n].address);
+    (*n)++;
+  }
+  sqlite3_reset(st);
+  return *n == max || rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
+/* ---- unsubscribe links -------------------------------------------------------- */
+
+int sq_unsub_put(struct store *s, struct store_op *op) {
+  const struct store_unsub *u = op->data;
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_UNSUB_PUT);
+  sq_bind_text(st, 1, u->code);
+  sqlite3_bind_int64(st, 2, u->account_id);
+  sq_bind_text(st, 3, u->phone);
+  sqlite3_bind_int64(st, 4, u->at);
+  return sq_step_done(&SQ(s)->w, st);
+}
+
+int sq_unsub_get(struct store *s, void *rd, const char *code, int64_t *account, char phone[16]) {
+  (void)s;
+  sqlite3_stmt *st = sq_stmt(rd, ST_UNSUB_GET);
+  sq_bind_text(st, 1, code);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *account = sqlite3_column_int64(st, 0);
+    sq_col_copy(st, 1, phone, 16);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+}

@@ -30,6 +30,29 @@
   " withdrawn_by TEXT);"                                                       \
   "CREATE INDEX consents_phone ON consents(account_id, phone, id);"
 
+/* Migration 20: replies by messenger (the person's id there, the rule that
+   attributed each), the inbound numbers and bots the operator gave to
+   accounts, and the indexes that find a messenger user's phone. */
+#define SQ_INBOUND_MIGRATION                                                   \
+  "ALTER TABLE inbound ADD COLUMN user_id TEXT;"                               \
+  "ALTER TABLE inbound ADD COLUMN attributed_by TEXT;"                         \
+  "CREATE TABLE inbound_owners("                                               \
+  " kind TEXT NOT NULL, address TEXT NOT NULL,"                                \
+  " account_id INTEGER NOT NULL, created_at INTEGER NOT NULL,"                 \
+  " PRIMARY KEY(kind, address)) WITHOUT ROWID;"                                \
+  "CREATE INDEX inbound_owners_account ON inbound_owners(account_id);"         \
+  "CREATE INDEX attempts_address ON attempts(channel, address)"                \
+  " WHERE address IS NOT NULL AND channel IN ('vk','viber','telegram');"       \
+  "CREATE INDEX contacts_vk ON contacts(account_id, vk_id)"                    \
+  " WHERE vk_id IS NOT NULL;"                                                  \
+  "CREATE INDEX contacts_viber ON contacts(account_id, viber_id)"              \
+  " WHERE viber_id IS NOT NULL;"                                               \
+  "CREATE INDEX contacts_telegram ON contacts(account_id, telegram_chat_id)"   \
+  " WHERE telegram_chat_id IS NOT NULL;"                                       \
+  "CREATE TABLE unsubscribe_codes("                                            \
+  " code TEXT PRIMARY KEY, account_id INTEGER NOT NULL, phone TEXT NOT NULL,"  \
+  " created_at INTEGER NOT NULL) WITHOUT ROWID;"
+
 #define CONSENT_COLS "id,phone,channel,source,text,ip,at,recorded_at,withdrawn_at,withdrawn_by"
 
 #define STMT_LIST_OPTOUT(XX)                                                   \
@@ -59,7 +82,37 @@
   XX(CS_OF, "SELECT " CONSENT_COLS " FROM consents WHERE account_id=?1"        \
             " AND phone=?2 ORDER BY id")                                       \
   XX(CS_EACH, "SELECT " CONSENT_COLS " FROM consents WHERE account_id=?1"      \
-              " ORDER BY phone,id")
+              " ORDER BY phone,id")                                            \
+  XX(IN_ASSIGNED, "SELECT account_id FROM inbound_owners"                      \
+                  " WHERE kind=?1 AND address=?2")                             \
+  XX(IN_OWNERS_OF, "SELECT kind,address FROM inbound_owners"                   \
+                   " WHERE account_id=?1 ORDER BY kind,address")               \
+  XX(IN_OWNER_DEL, "DELETE FROM inbound_owners WHERE account_id=?1")           \
+  XX(IN_OWNER_PUT, "INSERT INTO inbound_owners(kind,address,account_id,"       \
+                   "created_at) VALUES(?1,?2,?3,?4) ON CONFLICT(kind,address)" \
+                   " DO UPDATE SET account_id=excluded.account_id")            \
+  /* the latest attempt to a messenger's user on the channel, of an account \
+     (0: any), since a time */                                                 \
+  XX(IN_LAST_USER, "SELECT m.to_number,m.account_id,m.id,m.public_id FROM attempts a"      \
+                   " JOIN messages m ON m.id=a.message_id"                     \
+                   " WHERE a.channel=?1 AND a.address=?2 AND a.address IS NOT NULL" \
+                   " AND a.channel IN ('vk','viber','telegram')"               \
+                   " AND (?3=0 OR m.account_id=?3) AND a.created_at>=?4"       \
+                   " ORDER BY a.id DESC LIMIT 1")                              \
+  XX(IN_CONTACT_VK, "SELECT phone FROM contacts WHERE account_id=?1"           \
+                    " AND vk_id=?2 AND vk_id IS NOT NULL LIMIT 1")             \
+  XX(IN_CONTACT_VIBER, "SELECT phone FROM contacts WHERE account_id=?1"        \
+                       " AND viber_id=?2 AND viber_id IS NOT NULL LIMIT 1")    \
+  XX(IN_CONTACT_TELEGRAM, "SELECT phone FROM contacts WHERE account_id=?1"     \
+                          " AND telegram_chat_id=?2"                           \
+                          " AND telegram_chat_id IS NOT NULL LIMIT 1")           \
+  XX(IN_POLICY, "SELECT config FROM channel_settings WHERE account_id=?1"      \
+                " AND channel='policy'")                                       \
+  XX(UNSUB_PUT, "INSERT OR IGNORE INTO unsubscribe_codes(code,account_id,"    \
+                "phone,created_at) VALUES(?1,?2,?3,?4)")                       \
+  XX(UNSUB_GET, "SELECT account_id,phone FROM unsubscribe_codes WHERE code=?1") \
+  XX(IN_OUTBOX, "INSERT INTO outbox(account_id,message_id,url,payload,due_at,"  \
+                "at) VALUES(?1,?2,?3,?4,?5,?5)")
 
 int sq_stop_write(struct store *s, struct store_op *op);
 int sq_consent_write(struct store *s, struct store_op *op);
@@ -80,8 +133,27 @@ int sq_stop_each(struct store *s, void *rd, int64_t account_id, const char *phon
 int sq_consent_each(struct store *s, void *rd, int64_t account_id, const char *phone,
                     store_consent_fn fn, void *arg);
 
+int sq_inbound_set(struct store *s, struct store_op *op);
+int sq_unsub_put(struct store *s, struct store_op *op);
+int sq_unsub_get(struct store *s, void *rd, const char *code, int64_t *account, char phone[16]);
+int sq_inbound_owned(struct store *s, void *rd, int64_t account_id,
+                     struct store_inbound_owned *out, int max, int *n);
+int sq_in_assigned(struct store *s, const char *kind, const char *address, int64_t *account);
+int sq_in_last_to_phone(struct store *s, const char *phone, const char *route, int64_t account,
+                        int64_t since, struct store_inbound_hit *hit);
+int sq_in_last_to_user(struct store *s, const char *channel, const char *user, int64_t account,
+                       int64_t since, struct store_inbound_hit *hit);
+int sq_in_contact_of_user(struct store *s, int64_t account, const char *channel,
+                          const char *user, char phone[16]);
+int sq_in_policy_doc(struct store *s, int64_t account, char **doc);
+int sq_in_outbox_add(struct store *s, int64_t account, int64_t msg, const char *url,
+                     const char *payload, int64_t at);
+
 #define SQ_OPTOUT_READS                                                        \
-  {.stop_all = sq_stop_all, .consent_all = sq_consent_all,                    \
+  {.inbound = {sq_in_assigned, sq_in_last_to_phone, sq_in_last_to_user,       \
+               sq_in_contact_of_user, sq_in_policy_doc, sq_in_outbox_add},                                         \
+   .inbound_owned = sq_inbound_owned, .unsub_get = sq_unsub_get,               \
+   .stop_all = sq_stop_all, .consent_all = sq_consent_all,                    \
    .stop_each = sq_stop_each, .consent_each = sq_consent_each}
 
 #endif

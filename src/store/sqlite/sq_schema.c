@@ -246,6 +246,8 @@ static const char *const migrations[] = {
     "ALTER TABLE accounts ADD COLUMN roaming_ads TEXT NOT NULL DEFAULT '';"),
     /* 19: segments: named filters of the contacts (sq_contact.h) */
     SQ_SEGMENT_MIGRATION,
+    /* 20: replies by messenger and their attribution (sq_optout.h) */
+    SQ_INBOUND_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

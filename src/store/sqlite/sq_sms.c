@@ -243,44 +243,107 @@ int sq_receipt(struct store *s, struct store_op *op) {
   return hold_receipt(s, d);
 }
 
-/*
- * The account a message from a person belongs to: the scope whose number
- * received it, else the account whose message last went to that phone (on
- * that route, for SMS), the one it most likely answers. None: the row is
- * kept for the operator and listed to no account.
- */
-static void inbound_owner(struct store *s, const struct store_inbound_data *d, int64_t *account,
-                          int64_t *msg) {
-  const char *from = d->from[0] == '+' ? d->from + 1 : d->from;
+/* ---- a person's message: whom it belongs to (store_inbound_attribute) ------- */
+
+int sq_in_assigned(struct store *s, const char *kind, const char *address, int64_t *account) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_IN_ASSIGNED);
+  sq_bind_text(st, 1, kind);
+  sq_bind_text(st, 2, address);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *account = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+}
+
+int sq_in_last_to_phone(struct store *s, const char *phone, const char *route, int64_t account,
+                        int64_t since, struct store_inbound_hit *hit) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_MO_OWNER);
-  sq_bind_text(st, 1, from);
-  sq_bind_text(st, 2, d->route[0] ? d->route : NULL);
-  sqlite3_bind_int64(st, 3, d->scope);
-  *account = d->scope;
-  *msg = 0;
-  if (sqlite3_step(st) == SQLITE_ROW) {
-    *msg = sqlite3_column_int64(st, 0);
-    *account = sqlite3_column_int64(st, 1);
+  sq_bind_text(st, 1, phone);
+  sq_bind_text(st, 2, route);
+  sqlite3_bind_int64(st, 3, account);
+  sqlite3_bind_int64(st, 4, since);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    hit->msg = sqlite3_column_int64(st, 0);
+    hit->account = sqlite3_column_int64(st, 1);
+    sq_col_copy(st, 2, hit->message, sizeof hit->message);
   }
   sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+}
+
+int sq_in_last_to_user(struct store *s, const char *channel, const char *user, int64_t account,
+                       int64_t since, struct store_inbound_hit *hit) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_IN_LAST_USER);
+  sq_bind_text(st, 1, channel);
+  sq_bind_text(st, 2, user);
+  sqlite3_bind_int64(st, 3, account);
+  sqlite3_bind_int64(st, 4, since);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    sq_col_copy(st, 0, hit->phone, sizeof hit->phone);
+    hit->account = sqlite3_column_int64(st, 1);
+    hit->msg = sqlite3_column_int64(st, 2);
+    sq_col_copy(st, 3, hit->message, sizeof hit->message);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+}
+
+int sq_in_contact_of_user(struct store *s, int64_t account, const char *channel,
+                          const char *user, char phone[16]) {
+  enum stmt_id id = strcmp(channel, "vk") == 0      ? ST_IN_CONTACT_VK
+                    : strcmp(channel, "viber") == 0 ? ST_IN_CONTACT_VIBER
+                                                    : ST_IN_CONTACT_TELEGRAM;
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, id);
+  sqlite3_bind_int64(st, 1, account);
+  sq_bind_text(st, 2, user);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) sq_col_copy(st, 0, phone, 16);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+}
+
+int sq_in_policy_doc(struct store *s, int64_t account, char **doc) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_IN_POLICY);
+  sqlite3_bind_int64(st, 1, account);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *doc = sq_col_dup(st, 0);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+}
+
+int sq_in_outbox_add(struct store *s, int64_t account, int64_t msg, const char *url,
+                     const char *payload, int64_t at) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_IN_OUTBOX);
+  sqlite3_bind_int64(st, 1, account);
+  sqlite3_bind_int64(st, 2, msg);
+  sq_bind_text(st, 3, url);
+  sq_bind_text(st, 4, payload);
+  sqlite3_bind_int64(st, 5, at);
+  return sq_step_done(&SQ(s)->w, st);
 }
 
 int sq_inbound(struct store *s, struct store_op *op) {
   struct store_inbound_data *d = op->data;
-  int64_t account, msg;
-  inbound_owner(s, d, &account, &msg);
+  struct store_inbound_owner o;
+  int rc = store_inbound_attribute(s, d, &o);
+  if (rc != 0) return rc;
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_MO_INSERT);
   sq_bind_text(st, 1, d->route[0] ? d->route : NULL);
-  sq_bind_text(st, 2, d->from[0] == '+' ? d->from + 1 : d->from);
+  /* a messenger's user without a known phone is listed by its id */
+  sq_bind_text(st, 2, o.phone[0] ? o.phone : d->user);
   sq_bind_text(st, 3, d->to);
   sq_bind_text(st, 4, d->text);
   sqlite3_bind_int64(st, 5, d->at);
   sq_bind_text(st, 6, d->channel);
-  sq_bind_opt(st, 7, account);
-  sq_bind_opt(st, 8, msg);
-  int rc = sq_step_done(&SQ(s)->w, st);
+  sq_bind_opt(st, 7, o.account);
+  sq_bind_opt(st, 8, o.msg);
+  sq_bind_text(st, 9, d->user[0] ? d->user : NULL);
+  sq_bind_text(st, 10, o.by);
+  rc = sq_step_done(&SQ(s)->w, st);
   /* a stop, start or help word acts at once, in the same transaction */
-  return rc != 0 ? rc : store_optout_inbound(s, account, d->channel, d->from, d->text, d->at);
+  return rc != 0 ? rc : store_optout_inbound(s, d, &o);
 }
 
 int sq_reply_list(struct store *s, void *rd, int64_t account_id,
@@ -313,6 +376,8 @@ int sq_reply_list(struct store *s, void *rd, int64_t account_id,
     v->text = sq_col_dup(st, 5);
     v->at = sqlite3_column_int64(st, 6);
     sq_col_copy(st, 7, v->in_reply_to, sizeof v->in_reply_to);
+    sq_col_copy(st, 8, v->user, sizeof v->user);
+    sq_col_copy(st, 9, v->attributed_by, sizeof v->attributed_by);
   }
   sqlite3_reset(st);
   *n = k;
