@@ -165,8 +165,17 @@ int api_parse_time(const char *s, int64_t *ms) {
       digits++;
     }
   }
-  if (strcmp(p, "Z") != 0 && strcmp(p, "+00:00") != 0) return KK_EINVAL;
-  *ms = (int64_t)timegm(&tm) * 1000 + frac;
+  /* Z, or an offset from UTC: +03:00 is three hours ahead of it. */
+  int off = 0;
+  if (strcmp(p, "Z") != 0 && strcmp(p, "z") != 0) {
+    if ((p[0] != '+' && p[0] != '-') || strlen(p) != 6 || p[3] != ':') return KK_EINVAL;
+    for (int i = 1; i < 6; i++)
+      if (i != 3 && (p[i] < '0' || p[i] > '9')) return KK_EINVAL;
+    int hh = (p[1] - '0') * 10 + (p[2] - '0'), mm = (p[4] - '0') * 10 + (p[5] - '0');
+    if (hh > 23 || mm > 59) return KK_EINVAL;
+    off = (hh * 60 + mm) * (p[0] == '-' ? -1 : 1);
+  }
+  *ms = ((int64_t)timegm(&tm) - off * 60LL) * 1000 + frac;
   return 0;
 }
 
@@ -445,6 +454,7 @@ static const struct api_route routes[] = {
     {{"POST", "/v1/messages"}, API_ACCOUNT, api_messages_post, NULL},
     {{"POST", "/v1/messages/batch"}, API_ACCOUNT, api_messages_batch, NULL},
     {{"GET", "/v1/messages/{id}"}, API_ACCOUNT, api_messages_get, NULL},
+    {{"DELETE", "/v1/messages/{id}"}, API_ACCOUNT, api_messages_cancel, NULL},
     {{"*", "/healthz"}, API_PUBLIC, healthz, NULL},
     {{"*", "/metrics"}, API_PUBLIC, metrics, NULL},
     {{"GET", "/v1/hooks/{channel}/{scope}"}, API_PROVIDER, api_hook, api_hook_check},

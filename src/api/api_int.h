@@ -241,6 +241,7 @@ void api_policy_put(struct api_call *c);
 void api_test_clock(struct api_call *c);
 void api_messages_batch(struct api_call *c);
 void api_messages_get(struct api_call *c);
+void api_messages_cancel(struct api_call *c);
 void api_messages_list(struct api_call *c);
 void api_replies_list(struct api_call *c);
 int api_account_check(struct api_call *c);

@@ -78,6 +78,7 @@ enum { STORE_FAULT_NONE, STORE_FAULT_BUSY, STORE_FAULT_IO, STORE_FAULT_OTHER };
   XX(RETENTION)         /* struct store_retention, the caller's */            \
   /* messages, SMS and callbacks (store_msg.c, store_outbox.c) */              \
   XX(MSG_INSERT)        /* struct store_insert_data */                         \
+  XX(MSG_CANCEL)        /* struct store_msg_cancel, the caller's */            \
   XX(SMS_SUBMITTED)     /* struct store_sms_data */                            \
   XX(SMS_FAILED)        /* struct store_sms_data */                            \
   XX(SMS_EXPIRED)       /* struct store_sms_data */                            \

@@ -266,6 +266,7 @@ void pg_rows_free(struct pg_rows *r);
 
 /* pg_msg.c */
 int pg_msg_insert(struct store *s, struct store_op *op);
+int pg_msg_cancel(struct store *s, struct store_op *op);
 /* While a batch of new messages is inserted, the attempts, events and
    outbox rows their first steps add wait to be written together (before
    the messages' rows): table's rows, or NULL when rows are written at once. */

@@ -186,6 +186,11 @@
               "channel,cost,delivered_twice,expires_at FROM messages"          \
               " WHERE id=?")                                                   \
   XX(MSG_EXTRA, "SELECT extra FROM messages WHERE id=?")                       \
+  XX(MSG_ID_OF, "SELECT id FROM messages WHERE account_id=? AND public_id=?")  \
+  XX(MSG_CANCEL, "UPDATE messages SET status='cancelled', done=1, due_at=NULL,"\
+                 " wait_until=NULL, updated_at=? WHERE id=?")                  \
+  XX(ATT_CANCEL, "UPDATE attempts SET status='cancelled', due_at=NULL"         \
+                 " WHERE id=?")                                                \
   XX(MSG_STEP, "UPDATE messages SET step=?, attempt_id=?, due_at=?,"           \
                " wait_until=?, updated_at=?, channel=? WHERE id=?")            \
   XX(MSG_DONE, "UPDATE messages SET done=1, due_at=NULL, wait_until=NULL,"     \
@@ -442,6 +447,7 @@ void sq_notes_rows(struct store *s, int64_t now);
 /* ---- messages, SMS and callbacks: writes and reads ------------------------ */
 /* sq_msg.c */
 int sq_msg_insert(struct store *s, struct store_op *op);
+int sq_msg_cancel(struct store *s, struct store_op *op);
 /* The SMS row (ST_DUE_GET / ST_DUE_SCAN's columns) at st into d (text malloc'd). */
 void sq_due_row(sqlite3_stmt *st, struct store_due *d);
 /* sq_sms.c */
