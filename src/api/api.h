@@ -58,6 +58,7 @@ enum { API_LISTENER_PUBLIC = 0, API_LISTENER_ADMIN = 1 };
 
 struct phone_plan;
 struct dispatch_hlr;
+struct camp_runner;
 
 struct api {
   uv_loop_t *loop;
@@ -97,6 +98,7 @@ struct api {
   size_t max_import;         /* bytes of an import's body (setting max_import) */
   int test_clock;            /* POST /v1/test/clock may move the clock (setting test_clock) */
   struct accept_rules rules; /* the accounts' rules, applied by accept */
+  struct camp_runner *camp_runner;  /* campaigns (api_camp_run.c); NULL: stopped */
 };
 
 /* Loads the key cache and subscribes to the store's notes; 0, KK_ESTORE or

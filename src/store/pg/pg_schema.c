@@ -328,6 +328,8 @@ static const char *const migrations[] = {
     "CREATE FUNCTION kk_num(t text) RETURNS double precision LANGUAGE sql IMMUTABLE"
     " PARALLEL SAFE AS $$ SELECT CASE WHEN t ~ '^ *[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)"
     "([eE][-+]?[0-9]{1,3})? *$' THEN t::double precision END $$;",
+    /* campaigns (pg_int.h); it follows the numbers before it */
+    PG_CAMPAIGN_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -246,6 +246,8 @@ static const char *const migrations[] = {
     "ALTER TABLE accounts ADD COLUMN roaming_ads TEXT NOT NULL DEFAULT '';"),
     /* 19: segments: named filters of the contacts (sq_contact.h) */
     SQ_SEGMENT_MIGRATION,
+    /* campaigns (sq_int.h); it follows the numbers before it */
+    SQ_CAMPAIGN_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
