@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "api/api_camp.h"
 #include "callback/callback.h"
 #include "cascade/cascade.h"
 #include "core/kk_cfg.h"
@@ -141,6 +142,7 @@ static void close_rest(struct daemon *d) {
   http_server_stop(d->http);
   if (d->admin_http) http_server_stop(d->admin_http);
   api_retention_stop(&d->api);
+  api_camp_run_stop(&d->api);
   api_stop(&d->api);
   store_close(d->store);
   dispatch_free(d->dispatch);
@@ -510,6 +512,7 @@ int main(int argc, char **argv) {
   d.api.imports = contact_imports_new(d.loop, d.store, d.plan, dir);
   if (api_init(&d.api) != 0) return 1;
   api_retention_start(&d.api, retention_ms);
+  api_camp_run_start(&d.api);
 
   struct http_server_opts hopts = {.host = host, .port = port,
                                    .max_body = (size_t)strtoull(kk_cfg_get(&d.cfg, KK_CFG_max_body), NULL, 10),

@@ -105,6 +105,7 @@ static void request_digest(const struct accept_item *it, long long ttl, char out
   digest_add(&b, "extra", it->extra);
   digest_add(&b, "callback_url", m->callback_url);
   digest_add(&b, "campaign", m->campaign);
+  if (it->send_at) kk_buf_printf(&b, "send_at=%lld\n", (long long)it->send_at);
   uint8_t h[32];
   kk_sha256(b.p ? b.p : "", b.len, h);
   kk_hex(h, sizeof h, out);
@@ -392,6 +393,16 @@ static void on_stored(void *arg, int rc) {
   r->done(r->ud, r, rc);
 }
 
+/* A message asked for later (send_at) waits as one the policy deferred:
+   stored scheduled, its first step due then, its validity from then. The
+   policy, judged at that time, may defer it further. */
+static void schedule(struct accept_item *it) {
+  struct store_msg_new *m = &it->m;
+  if (it->send_at <= m->created_at || it->send_at <= m->not_before) return;
+  m->expires_at += it->send_at - (m->not_before > m->created_at ? m->not_before : m->created_at);
+  m->not_before = it->send_at;
+}
+
 int accept_submit(struct accept *ac, struct accept_req *r) {
   /* Answered at once: a message accepted now would wait for the same lock. */
   if (store_degraded(ac->store)) return KK_EAGAIN;
@@ -418,8 +429,9 @@ int accept_submit(struct accept *ac, struct accept_req *r) {
     if (accept_prepare(ac, r->account_id, route, now, it) != 0 ||
         resolve(ac, r->account_id, it, default_sender) != 0 ||
         acct_policy_check(&pol, it) != 0 || run_checks(ac, &acc, it) != 0 ||
-        accept_rules_apply(ac->rules, ac, &acc, it, now) != 0)
+        accept_rules_apply(ac->rules, ac, &acc, it, it->send_at > now ? it->send_at : now) != 0)
       continue;
+    schedule(it);
     r->msg_item[r->nmsgs] = i;
     r->msgs[r->nmsgs++] = it->m;
   }

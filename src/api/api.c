@@ -166,8 +166,17 @@ int api_parse_time(const char *s, int64_t *ms) {
       digits++;
     }
   }
-  if (strcmp(p, "Z") != 0 && strcmp(p, "+00:00") != 0) return KK_EINVAL;
-  *ms = (int64_t)timegm(&tm) * 1000 + frac;
+  /* Z, or an offset from UTC: +03:00 is three hours ahead of it. */
+  int off = 0;
+  if (strcmp(p, "Z") != 0 && strcmp(p, "z") != 0) {
+    if ((p[0] != '+' && p[0] != '-') || strlen(p) != 6 || p[3] != ':') return KK_EINVAL;
+    for (int i = 1; i < 6; i++)
+      if (i != 3 && (p[i] < '0' || p[i] > '9')) return KK_EINVAL;
+    int hh = (p[1] - '0') * 10 + (p[2] - '0'), mm = (p[4] - '0') * 10 + (p[5] - '0');
+    if (hh > 23 || mm > 59) return KK_EINVAL;
+    off = (hh * 60 + mm) * (p[0] == '-' ? -1 : 1);
+  }
+  *ms = ((int64_t)timegm(&tm) - off * 60LL) * 1000 + frac;
   return 0;
 }
 
@@ -450,6 +459,7 @@ static const struct api_route routes[] = {
     {{"POST", "/v1/messages"}, API_ACCOUNT, api_messages_post, NULL},
     {{"POST", "/v1/messages/batch"}, API_ACCOUNT, api_messages_batch, NULL},
     {{"GET", "/v1/messages/{id}"}, API_ACCOUNT, api_messages_get, NULL},
+    {{"DELETE", "/v1/messages/{id}"}, API_ACCOUNT, api_messages_cancel, NULL},
     {{"*", "/healthz"}, API_PUBLIC, healthz, NULL},
     {{"*", "/metrics"}, API_PUBLIC, metrics, NULL},
     {{"GET", "/v1/hooks/{channel}/{scope}"}, API_PROVIDER, api_hook, api_hook_check},
@@ -493,6 +503,14 @@ static const struct api_route routes[] = {
     {{"POST", "/v1/templates/{name}/preview"}, API_ACCOUNT, api_template_preview,
      api_template_check},
     {{"GET", "/v1/campaigns/{name}/report"}, API_ACCOUNT, api_campaign_report, NULL},
+    {{"GET", "/v1/campaigns"}, API_ACCOUNT, api_camps_list, NULL},
+    {{"GET", "/v1/campaigns/{name}"}, API_ACCOUNT, api_camp_get, NULL},
+    {{"PUT", "/v1/campaigns/{name}"}, API_ACCOUNT, api_camp_put, NULL},
+    {{"POST", "/v1/campaigns/{name}/start"}, API_ACCOUNT, api_camp_start, NULL},
+    {{"POST", "/v1/campaigns/{name}/pause"}, API_ACCOUNT, api_camp_pause, NULL},
+    {{"POST", "/v1/campaigns/{name}/resume"}, API_ACCOUNT, api_camp_resume, NULL},
+    {{"POST", "/v1/campaigns/{name}/cancel"}, API_ACCOUNT, api_camp_cancel, NULL},
+    {{"GET", "/v1/campaigns/{name}/recipients"}, API_ACCOUNT, api_camp_recipients, NULL},
     {{"GET", "/v1/replies"}, API_ACCOUNT, api_replies_list, NULL},
     {{"GET", "/v1/numbers/{phone}"}, API_KEYED, api_number_get, NULL},
     {{"GET", "/v1/account"}, API_ACCOUNT, api_account_self, NULL},

@@ -58,6 +58,7 @@ enum { API_LISTENER_PUBLIC = 0, API_LISTENER_ADMIN = 1 };
 
 struct phone_plan;
 struct dispatch_hlr;
+struct camp_runner;
 
 struct api {
   uv_loop_t *loop;
@@ -99,6 +100,7 @@ struct api {
   struct accept_rules rules; /* the accounts' rules, applied by accept */
   const struct pol_window *quiet_default;  /* setting quiet_hours; NULL: 21:00-09:00 */
   char public_url[300];      /* where people reach kaskad (unsubscribe links) */
+  struct camp_runner *camp_runner;  /* campaigns (api_camp_run.c); NULL: stopped */
 };
 
 /* Loads the key cache and subscribes to the store's notes; 0, KK_ESTORE or

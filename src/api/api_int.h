@@ -185,6 +185,15 @@ int api_valid_sender(const char *s);
    A-Z a-z 0-9 _ - . */
 int api_campaign_valid(const char *s, size_t len);
 void api_campaign_report(struct api_call *c);
+/* Campaigns as objects (api_camps.c; api_camp.h). */
+void api_camps_list(struct api_call *c);
+void api_camp_get(struct api_call *c);
+void api_camp_put(struct api_call *c);
+void api_camp_start(struct api_call *c);
+void api_camp_pause(struct api_call *c);
+void api_camp_resume(struct api_call *c);
+void api_camp_cancel(struct api_call *c);
+void api_camp_recipients(struct api_call *c);
 
 /* Cascade steps and per-channel parts (api_steps.c). */
 /* Validates cascade steps into normalised JSON text (out, cap). 0 or KK_EINVAL with e. */
@@ -241,6 +250,7 @@ void api_policy_put(struct api_call *c);
 void api_test_clock(struct api_call *c);
 void api_messages_batch(struct api_call *c);
 void api_messages_get(struct api_call *c);
+void api_messages_cancel(struct api_call *c);
 void api_messages_list(struct api_call *c);
 void api_replies_list(struct api_call *c);
 int api_account_check(struct api_call *c);

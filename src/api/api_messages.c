@@ -107,20 +107,27 @@ static int campaign_parse(json_t *o, const char **out, struct api_err *e) {
   return 0;
 }
 
-/*
- * Fields a newer client may send that this kaskad cannot honour. Other
- * unknown fields are ignored, but sending one of these as if it were absent
- * would do something else than asked (send now instead of later), so the
- * message is refused instead.
- */
-static int unsupported_field(json_t *o, struct api_err *e) {
-  static const char *const fields[] = {"send_at"};
-  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-    json_t *v = json_object_get(o, fields[i]);
-    if (v && !json_is_null(v))
-      return refuse(e, 422, "unsupported_field", fields[i],
-                    "%s: not supported by this kaskad; nothing was sent", fields[i]);
-  }
+#define SEND_AT_MAX_MS (366LL * 24 * 3600 * 1000)   /* how far ahead send_at may be */
+#define SEND_AT_SKEW_MS (5LL * 1000)                   /* a little past counts as now */
+
+/* The optional send_at (RFC 3339) into *out (0 when absent): not in the
+   past, at most a year ahead. 0, or KK_EINVAL with e. */
+static int send_at_parse(json_t *o, int64_t *out, struct api_err *e) {
+  json_t *v = json_object_get(o, "send_at");
+  *out = 0;
+  if (v == NULL || json_is_null(v)) return 0;
+  int64_t at;
+  if (!json_is_string(v) || api_parse_time(json_string_value(v), &at) != 0)
+    return refuse(e, 422, "invalid_send_at", "send_at",
+                  "send_at: a time in RFC 3339, like \"2026-03-01T09:00:00+03:00\"%s", NULL);
+  int64_t now = store_now_ms();
+  if (at < now - SEND_AT_SKEW_MS)
+    return refuse(e, 422, "send_at_in_past", "send_at",
+                  "send_at: %s is in the past; leave it out to send now", json_string_value(v));
+  if (at > now + SEND_AT_MAX_MS)
+    return refuse(e, 422, "send_at_too_far", "send_at",
+                  "send_at: at most a year ahead%s", NULL);
+  *out = at > now ? at : 0;
   return 0;
 }
 
@@ -198,7 +205,7 @@ int api_msg_parse(json_t *o, const char *idem_header, struct api_msg_item *p,
   memset(it, 0, sizeof *it);
   if (!json_is_object(o))
     return refuse(e, 422, "invalid_message", NULL, "each message must be a JSON object%s", NULL);
-  if (addresses_parse(o, p, it) != 0 || unsupported_field(o, e) != 0) return KK_EINVAL;
+  if (addresses_parse(o, p, it) != 0 || send_at_parse(o, &it->send_at, e) != 0) return KK_EINVAL;
   json_t *text = json_object_get(o, "text");
   json_t *tn = json_object_get(o, "template");
   if (tn && !json_is_null(tn)) {
@@ -572,6 +579,43 @@ void api_messages_get(struct api_call *call) {
   c->req = call->req;
   c->id = kk_xstrdup(api_param(call, "id"));
   store_msg_get_async(call->a->store, call->account_id, c->id, &c->v, on_got, c);
+}
+
+/* A scheduled message being cancelled. */
+struct cancel_ctx {
+  struct http_req *req;
+  struct store_msg_cancel c;
+};
+
+/* Store done callback of a cancel: answers and frees x. */
+static void on_cancelled(void *arg, int rc) {
+  struct cancel_ctx *x = arg;
+  if (rc)
+    api_error(x->req, 503, "store_unavailable", NULL, "cannot cancel the message now");
+  else if (!x->c.found)
+    api_error(x->req, 404, "not_found", NULL, "no message %s in this account", x->c.public_id);
+  else if (!x->c.cancelled)
+    api_error(x->req, 409, "not_scheduled", NULL,
+              "message %s is %s: only a scheduled message can be cancelled", x->c.public_id,
+              x->c.status);
+  else
+    api_json(x->req, 200, json_pack("{s:s, s:s}", "id", x->c.public_id, "status", "cancelled"),
+             NULL);
+  free(x);
+}
+
+void api_messages_cancel(struct api_call *call) {
+  const char *id = api_param(call, "id");
+  if (strlen(id) >= sizeof ((struct store_msg_cancel *)0)->public_id) {
+    api_error(call->req, 404, "not_found", NULL, "no message %.40s in this account", id);
+    return;
+  }
+  /* Freed in on_cancelled(), which answers. */
+  struct cancel_ctx *x = kk_xcalloc(1, sizeof *x);
+  x->req = call->req;
+  x->c.account_id = call->account_id;
+  snprintf(x->c.public_id, sizeof x->c.public_id, "%s", id);
+  store_msg_cancel(call->a->store, &x->c, on_cancelled, x);
 }
 
 /* A listing being read in the store's thread pool. */

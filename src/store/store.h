@@ -263,6 +263,23 @@ struct store_msg_new {
 void store_msg_insert(struct store *s, struct store_msg_new *msgs, int n,
                       store_done_cb done, void *arg);
 
+/* Cancelling a scheduled message (DELETE /v1/messages/{id}). */
+struct store_msg_cancel {
+  int64_t account_id;
+  char public_id[40];
+  int64_t at;
+  /* out: */
+  int found;                /* 0: no such message in the account */
+  int cancelled;            /* 1: it was scheduled and is cancelled now */
+  char status[16];          /* its status (before, when not cancelled) */
+};
+/* Queues cancelling c's message (c borrowed until done): while it is
+   scheduled it becomes cancelled (done, never sent: its step is no longer
+   due, its hold released, the event and callback written) and the SMS or
+   channel step it had waiting is dropped. done's rc is 0 or KK_ESTORE;
+   c->found and c->cancelled say what happened. */
+void store_msg_cancel(struct store *s, struct store_msg_cancel *c, store_done_cb done, void *arg);
+
 /* What the dispatcher needs to submit a message. */
 struct store_due {
   int64_t id;

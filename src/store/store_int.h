@@ -19,6 +19,18 @@
 #include "store/store_optout.h"
 #include "store/store_money.h"
 
+/* ---- plain SQL (store_backend.sql) --------------------------------------- */
+
+/* An argument: text (t; NULL: SQL NULL) when is_text, else the number i. */
+struct store_sql_arg {
+  int is_text;
+  const char *t;
+  int64_t i;
+};
+#define SQL_T(x) ((struct store_sql_arg){.is_text = 1, .t = (x)})
+#define SQL_I(x) ((struct store_sql_arg){.i = (x)})
+typedef int (*store_sql_row_fn)(void *arg, const char *const *cols, int ncols);
+
 /* ---- operations -------------------------------------------------------- */
 
 struct store_op;
@@ -82,6 +94,7 @@ enum { STORE_FAULT_NONE, STORE_FAULT_BUSY, STORE_FAULT_IO, STORE_FAULT_OTHER };
   XX(RETENTION)         /* struct store_retention, the caller's */            \
   /* messages, SMS and callbacks (store_msg.c, store_outbox.c) */              \
   XX(MSG_INSERT)        /* struct store_insert_data */                         \
+  XX(MSG_CANCEL)        /* struct store_msg_cancel, the caller's */            \
   XX(SMS_SUBMITTED)     /* struct store_sms_data */                            \
   XX(SMS_FAILED)        /* struct store_sms_data */                            \
   XX(SMS_EXPIRED)       /* struct store_sms_data */                            \
@@ -99,7 +112,9 @@ enum { STORE_FAULT_NONE, STORE_FAULT_BUSY, STORE_FAULT_IO, STORE_FAULT_OTHER };
   /* the stop-list and consents (store_optout.c) */                            \
   STORE_OP_LIST_OPTOUT(XX)                                                    \
   /* balances (store_money.c) */                                               \
-  STORE_OP_LIST_MONEY(XX)
+  STORE_OP_LIST_MONEY(XX)                                                      \
+  /* campaigns (store_campaign.c) */                                           \
+  XX(CAMPAIGN)          /* struct store_camp_op, the caller's */
 
 enum store_op_kind {
 #define XX(kind) STORE_OP_##kind,
@@ -389,6 +404,14 @@ struct store_backend {
      next one tries again). reader_close closes it when the store closes. */
   void *(*reader_open)(struct store *s);
   void (*reader_close)(struct store *s, void *rd);
+  /* One statement of SQL both databases speak, with `?` for each of the n
+     arguments (a backend that numbers them renumbers), through rd (a pool
+     thread's reader) or, rd NULL, the writer inside its transaction. fn
+     gets each row's columns as text (NULL for SQL NULL) and returns 0 to
+     go on. 0, KK_EEXIST (a constraint) or KK_ESTORE. What a module with a
+     few plain tables writes and reads through (store_campaign.c). */
+  int (*sql)(struct store *s, void *rd, const char *sql, const struct store_sql_arg *a, int n,
+             store_sql_row_fn fn, void *arg);
   /* The writes, by kind (STORE_OP_LIST), and the reads. */
   op_exec_fn exec[STORE_OP_COUNT];
   struct store_reads read;
@@ -485,6 +508,10 @@ struct store_tpls *store_tpls_new(void);
 void store_tpls_free(struct store_tpls *t);
 int store_tpls_fill(struct store *s);
 void store_tpls_apply(struct store *s, const struct store_note *notes, int n);
+
+/* store_campaign.c: the CAMPAIGN write (struct store_camp_op), the same
+   on every backend (through store_backend.sql). */
+int store_campaign_exec(struct store *s, struct store_op *op);
 
 /* store_pool.c: reads off the loop thread. */
 /* A read on a pool thread: fn(s, rd, job) through rd, that thread's reader;

@@ -295,3 +295,12 @@ int store_sms_claim(struct store *s, int64_t *after_id, int64_t lease_ms, struct
   *n = m;
   return 0;
 }
+
+void store_msg_cancel(struct store *s, struct store_msg_cancel *c, store_done_cb done, void *arg) {
+  c->found = c->cancelled = 0;
+  c->status[0] = '\0';
+  if (c->at == 0) c->at = store_now_ms();
+  struct store_op *op = store_op_of(s, STORE_OP_MSG_CANCEL, done, arg, c, 1);
+  op->weight = 4;
+  store_submit(s, op);
+}

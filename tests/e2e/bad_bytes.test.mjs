@@ -153,7 +153,7 @@ test('405 answers carry Allow', { timeout: 60000 }, async (t) => {
   const { k, key, acct } = await started(t);
   const cases = [
     ['PUT', '/v1/messages', key, 'GET, POST'],
-    ['DELETE', '/v1/messages/msg_x', key, 'GET'],
+    ['PUT', '/v1/messages/msg_x', key, 'GET, DELETE'],
     ['GET', '/v1/messages/batch', key, 'POST'],
     ['POST', '/v1/account', key, 'GET'],
     ['POST', '/v1/cascades', key, 'GET'],

@@ -29,11 +29,11 @@ const MESSAGE_CASES = [
   ['a bad phone before a bad cascade', { to: 'abc', cascade: [{ channel: 'bogus' }], text: 'hi' }, 422, 'invalid_phone', 'to'],
   ['a bad phone before the class', { to: '+7916', text: 'hi', class: 'spam' }, 422, 'invalid_phone', 'to'],
   ['no phone before the text', { text: '', class: 'spam' }, 422, 'invalid_phone', 'to'],
-  ['a cascade name too long before an unsupported field', { to: TO, cascade: 'x'.repeat(80), send_at: 'x' }, 422, 'unknown_cascade', 'cascade'],
+  ['a cascade name too long before a bad send_at', { to: TO, cascade: 'x'.repeat(80), send_at: 'x' }, 422, 'unknown_cascade', 'cascade'],
   ['a bad cascade before the text', { to: TO, cascade: [{ channel: 'bogus' }], text: '' }, 422, 'unknown_channel', undefined],
-  ['SMS needs a phone before an unsupported field', { vk_id: '123', send_at: 'x', text: 'hi' }, 422, 'invalid_phone', 'to'],
-  ['an unsupported field before the text', { to: TO, send_at: 'x', text: 5 }, 422, 'unsupported_field', 'send_at'],
-  ['send_at before template', { to: TO, template: 'x', send_at: 'x', text: 'hi' }, 422, 'unsupported_field', 'send_at'],
+  ['SMS needs a phone before a bad send_at', { vk_id: '123', send_at: 'x', text: 'hi' }, 422, 'invalid_phone', 'to'],
+  ['a bad send_at before the text', { to: TO, send_at: 'x', text: 5 }, 422, 'invalid_send_at', 'send_at'],
+  ['send_at before template', { to: TO, template: 'x', send_at: 'x', text: 'hi' }, 422, 'invalid_send_at', 'send_at'],
   ['an empty text before the class', { to: TO, text: '', class: 'spam' }, 422, 'invalid_text', 'text'],
   ['a text over 4096 bytes before the sender', { to: TO, text: 'a'.repeat(5000), sender: '!!! bad sender !!!' }, 422, 'text_too_long', 'text'],
   ['a text over 20 segments before the class', { to: TO, text: 'a'.repeat(153 * 20), class: 'spam' }, 422, 'text_too_long', 'text'],
@@ -100,7 +100,7 @@ test('the first problem of a message wins, in the order of its fields', async (t
   expectError(await post({ to: TO_KZ, text: 'first', sender: 'KASKAD', idempotency_key: 'order-1' }), 422,
     'country_not_allowed', 'to', 'the country before a reused key');
   expectError(await post({ to: TO, text: 'first', sender: 'KASKAD', idempotency_key: 'order-1', send_at: 'x' }),
-    422, 'unsupported_field', 'send_at', 'an unsupported field before a repeat');
+    422, 'invalid_send_at', 'send_at', 'a bad send_at before a repeat');
   expectError(await post({ to: TO, text: 'other', sender: 'KASKAD', idempotency_key: 'order-1' }), 422,
     'idempotency_mismatch', 'idempotency_key', 'a reused key alone');
   await env.finish();

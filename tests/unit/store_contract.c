@@ -341,6 +341,61 @@ void sc_step_timeout(struct sc_env *e) {
   unwatch(e);
 }
 
+void sc_cancel_scheduled(struct sc_env *e) {
+  channels(e);
+  int64_t now = store_now_ms() - 1000, later = now + 3600000;
+  /* an SMS and a VK first step, each deferred an hour; one sent now */
+  struct store_msg_new a = msg("s1", NULL, NULL, now), b = msg("s2", VVS, VV_EXTRA, now),
+                       c = msg("s3", NULL, NULL, now);
+  a.not_before = b.not_before = later;
+  a.callback_url = "http://cb.example/x";
+  put(e, &a);
+  put(e, &b);
+  put(e, &c);
+  ASSERT_EQ(msg_is(e, a.id, "scheduled"), 1);
+  ASSERT_EQ(msg_is(e, b.id, "scheduled"), 1);
+  int64_t outbox0 = e->num(e, "SELECT COUNT(*) FROM outbox");
+  int64_t cancels = 0, ends = 0;
+  struct store_msg_cancel x = {.account_id = 1, .at = now + 5};
+  const struct store_msg_new *both[2] = {&a, &b};
+  for (int i = 0; i < 2; i++) {
+    watch(e);
+    snprintf(x.public_id, sizeof x.public_id, "%s", both[i]->public_id);
+    RUN(e, store_msg_cancel(e->t->store, &x, tmp_store_done, e->t));
+    ASSERT(x.found && x.cancelled);
+    ASSERT_STR_EQ(x.status, "cancelled");
+    ASSERT_EQ(msg_is(e, both[i]->id, "cancelled"), 1);
+    ASSERT_EQ(numf(e, "SELECT COUNT(*) FROM messages WHERE id=%lld AND done=1 AND due_at IS NULL"
+                      " AND wait_until IS NULL", (long long)both[i]->id), 1);
+    ASSERT_EQ(numf(e, "SELECT COUNT(*) FROM attempts WHERE id=%lld AND status='cancelled'"
+                      " AND due_at IS NULL", (long long)both[i]->attempt_id), 1);
+    ASSERT_EQ(numf(e, "SELECT COUNT(*) FROM events WHERE message_id=%lld AND status='cancelled'",
+                   (long long)both[i]->id), 1);
+    ends += seen.chan_end;
+    unwatch(e);
+    cancels++;
+  }
+  ASSERT_EQ(cancels, 2);
+  ASSERT_EQ(ends, 1);   /* the VK step's row must not go */
+  /* the one with a callback URL has its callback */
+  ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM outbox") - outbox0, 1);
+  /* again: found, not scheduled any more; one sent now; another account's; unknown */
+  RUN(e, store_msg_cancel(e->t->store, &x, tmp_store_done, e->t));
+  ASSERT(x.found && !x.cancelled);
+  ASSERT_STR_EQ(x.status, "cancelled");
+  snprintf(x.public_id, sizeof x.public_id, "s3");
+  RUN(e, store_msg_cancel(e->t->store, &x, tmp_store_done, e->t));
+  ASSERT(x.found && !x.cancelled);
+  ASSERT_EQ(msg_is(e, c.id, "cancelled"), 0);
+  x.account_id = 2;
+  RUN(e, store_msg_cancel(e->t->store, &x, tmp_store_done, e->t));
+  ASSERT(!x.found);
+  x.account_id = 1;
+  snprintf(x.public_id, sizeof x.public_id, "nothing");
+  RUN(e, store_msg_cancel(e->t->store, &x, tmp_store_done, e->t));
+  ASSERT(!x.found);
+}
+
 void sc_inbound(struct sc_env *e) {
   int64_t now = store_now_ms() - 1000;
   struct store_msg_new m = msg("i1", NULL, NULL, now);

@@ -56,6 +56,10 @@ void sc_early_receipt_and_status(struct sc_env *e);
 /* A step's deadline passes: the next step starts; a stale one changes
    nothing. */
 void sc_step_timeout(struct sc_env *e);
+/* Messages deferred an hour (SMS and VK first steps) are cancelled: done,
+   their steps no longer due, the event and callback written, the VK row's
+   end noted; a message not scheduled, another account's or unknown is not. */
+void sc_cancel_scheduled(struct sc_env *e);
 /* Messages from people: the account and message they answer; WhatsApp
    windows only move forward. */
 void sc_inbound(struct sc_env *e);

@@ -6,8 +6,10 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api_int.h"
+#include "core/kk_err.h"
 #include "kk_test.h"
 
 #define NOW 1700000000000LL
@@ -106,4 +108,55 @@ KK_TEST(api_msg_parse_campaign) {
   strcat(name, "q");
   with_campaign(text, sizeof text, name);
   refused(text);
+}
+
+KK_TEST(api_parse_time_offsets) {
+  int64_t ms;
+  ASSERT_EQ(api_parse_time("2026-03-01T09:00:00Z", &ms), 0);
+  int64_t utc = ms;
+  ASSERT_EQ(api_parse_time("2026-03-01T12:00:00+03:00", &ms), 0);
+  ASSERT_EQ(ms, utc);
+  ASSERT_EQ(api_parse_time("2026-03-01T19:00:00+10:00", &ms), 0);
+  ASSERT_EQ(ms, utc);
+  ASSERT_EQ(api_parse_time("2026-03-01T05:30:00-03:30", &ms), 0);
+  ASSERT_EQ(ms, utc);
+  ASSERT_EQ(api_parse_time("2026-03-01T09:00:00.250+00:00", &ms), 0);
+  ASSERT_EQ(ms, utc + 250);
+  ASSERT(api_parse_time("2026-03-01T09:00:00+3:00", &ms) != 0);
+  ASSERT(api_parse_time("2026-03-01T09:00:00+03:60", &ms) != 0);
+  ASSERT(api_parse_time("2026-03-01T09:00:00+24:00", &ms) != 0);
+  ASSERT(api_parse_time("2026-03-01T09:00:00+03:00x", &ms) != 0);
+  ASSERT(api_parse_time("2026-03-01T09:00:00", &ms) != 0);
+}
+
+KK_TEST(api_msg_parse_send_at) {
+  json_t *doc;
+  struct parsed x;
+  ASSERT_EQ(parse("{\"to\":\"+79161234567\",\"text\":\"hi\",\"send_at\":\"2999-01-01T00:00:00Z\"}",
+                  &doc, &x), KK_EINVAL);
+  ASSERT_STR_EQ(x.p.err.code, "send_at_too_far");
+  api_msg_item_fini(&x.p);
+  json_decref(doc);
+  ASSERT_EQ(parse("{\"to\":\"+79161234567\",\"text\":\"hi\",\"send_at\":\"2001-01-01T00:00:00Z\"}",
+                  &doc, &x), KK_EINVAL);
+  ASSERT_STR_EQ(x.p.err.code, "send_at_in_past");
+  api_msg_item_fini(&x.p);
+  json_decref(doc);
+  char text[160], at[40];
+  time_t t = (time_t)(store_now_ms() / 1000) + 86400;
+  strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+  snprintf(text, sizeof text, "{\"to\":\"+79161234567\",\"text\":\"hi\",\"send_at\":\"%s\"}", at);
+  ASSERT_EQ(parse(text, &doc, &x), 0);
+  ASSERT_EQ(x.it.send_at, (int64_t)t * 1000);
+  api_msg_item_fini(&x.p);
+  json_decref(doc);
+  const char *bad[] = {"{\"to\":\"+79161234567\",\"text\":\"hi\",\"send_at\":\"tomorrow\"}",
+                       "{\"to\":\"+79161234567\",\"text\":\"hi\",\"send_at\":1}"};
+  for (int i = 0; i < 2; i++) {
+    ASSERT_EQ(parse(bad[i], &doc, &x), KK_EINVAL);
+    ASSERT_STR_EQ(x.p.err.code, "invalid_send_at");
+    ASSERT_STR_EQ(x.p.err.field, "send_at");
+    api_msg_item_fini(&x.p);
+    json_decref(doc);
+  }
 }

@@ -35,6 +35,13 @@ KK_TEST(store_pg_casc_step_timeout) {
   sc_pg_close(&p);
 }
 
+KK_TEST(store_pg_casc_cancel_scheduled) {
+  struct sc_pg p;
+  sc_pg_open(&p, 1);
+  sc_cancel_scheduled(&p.e[0]);
+  sc_pg_close(&p);
+}
+
 /* Node 0 stores an SMS and its part; the receipt reaches node 1's session:
    the part is found through the database. An early receipt held by node 1
    is applied by node 0's submit_sm_resp. */

@@ -276,6 +276,7 @@ const struct store_backend store_pg_backend = {
     .open = pgb_open,
     .close = pgb_close,
     .reader_open = pgb_reader_open,
+    .sql = pg_sql,
     .reader_close = pgb_reader_close,
     .begin = pgb_begin,
     .commit = pgb_commit,
@@ -304,6 +305,8 @@ const struct store_backend store_pg_backend = {
             [STORE_OP_RETENTION] = pg_retention,
             /* messages, SMS and callbacks (pg_msg.c, pg_sms.c, pg_outbox.c) */
             [STORE_OP_MSG_INSERT] = pg_msg_insert,
+            [STORE_OP_MSG_CANCEL] = pg_msg_cancel,
+            [STORE_OP_CAMPAIGN] = store_campaign_exec,
             [STORE_OP_SMS_SUBMITTED] = pg_sms_submitted,
             [STORE_OP_SMS_FAILED] = pg_sms_failed,
             [STORE_OP_SMS_EXPIRED] = pg_sms_expired,

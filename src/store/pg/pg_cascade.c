@@ -515,3 +515,55 @@ int pg_step_timeout(struct store *s, struct store_op *op) {
   if (rc) return rc;
   return casc_deadline(s, &pg_casc_ops, &PG(s)->ws.cstats, &m, d->step, d->at);
 }
+
+/* ---- operations: cancelling a scheduled message ----------------------------- */
+
+int pg_msg_cancel(struct store *s, struct store_op *op) {
+  struct store_msg_cancel *c = op->data;
+  struct pg_conn *w = &PG(s)->w;
+  c->found = c->cancelled = 0;
+  struct pg_params p = {0};
+  pg_p_int(&p, c->account_id);
+  pg_p_text(&p, c->public_id);
+  int rc;
+  PGresult *r = pg_query(w, "SELECT " MSG_ROW_COLS " FROM messages"
+                            " WHERE account_id=$1::bigint AND public_id=$2 FOR UPDATE",
+                         &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  if (PQntuples(r) != 1) {
+    PQclear(r);
+    return 0;
+  }
+  struct casc_msg m;
+  msg_row(r, &m);
+  PQclear(r);
+  c->found = 1;
+  snprintf(c->status, sizeof c->status, "%s", m.status);
+  if (strcmp(m.status, "scheduled") != 0) {
+    casc_msg_free(&m);
+    return 0;
+  }
+  struct pg_params u = {0};
+  pg_p_int(&u, c->at);
+  pg_p_int(&u, m.id);
+  rc = pg_cmd(w,
+              "UPDATE messages SET status='cancelled', done=1, due_at=NULL, wait_until=NULL,"
+              " updated_at=$1::bigint WHERE id=$2::bigint",
+              &u);
+  if (rc == 0 && m.attempt_id) {
+    struct pg_params a = {0};
+    pg_p_int(&a, m.attempt_id);
+    rc = pg_cmd(w, "UPDATE attempts SET status='cancelled', due_at=NULL WHERE id=$1::bigint", &a);
+  }
+  if (rc == 0) rc = pg_money_unhold(s, m.id);
+  if (rc == 0) rc = record_event(s, &m, m.attempt_id, "cancelled", m.channel, NULL, 0, c->at);
+  if (rc == 0 && m.attempt_id)
+    note(s, strcmp(m.channel, "sms") == 0 ? STORE_NOTE_SMS_CANCEL : STORE_NOTE_CHANNEL_END, m.id,
+         m.attempt_id, c->at);
+  if (rc == 0) {
+    c->cancelled = 1;
+    snprintf(c->status, sizeof c->status, "cancelled");
+  }
+  casc_msg_free(&m);
+  return rc;
+}

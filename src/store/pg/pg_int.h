@@ -302,6 +302,26 @@ void pg_rows_free(struct pg_rows *r);
 
 /* pg_msg.c */
 int pg_msg_insert(struct store *s, struct store_op *op);
+int pg_msg_cancel(struct store *s, struct store_op *op);
+/* pg_sql.c */
+int pg_sql(struct store *s, void *rd, const char *sql, const struct store_sql_arg *a, int n,
+           store_sql_row_fn fn, void *arg);
+/* Campaigns (store_campaign.c), as SQLite's SQ_CAMPAIGN_MIGRATION. */
+#define PG_CAMPAIGN_MIGRATION                                                  \
+  ("CREATE TABLE campaigns("                                                   \
+   " account_id BIGINT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL,"      \
+   " status TEXT NOT NULL, recipients BIGINT NOT NULL DEFAULT 0,"              \
+   " created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,"                  \
+   " started_at BIGINT, finish_at BIGINT, lease_by TEXT, lease_until BIGINT,"  \
+   " PRIMARY KEY(account_id, name));"                                          \
+   "CREATE INDEX campaigns_status ON campaigns(status);"                       \
+   "CREATE TABLE campaign_recipients("                                         \
+   " account_id BIGINT NOT NULL, campaign TEXT NOT NULL, seq BIGINT NOT NULL," \
+   " phone TEXT NOT NULL, variant INT NOT NULL, planned_at BIGINT NOT NULL,"   \
+   " vars TEXT, status TEXT NOT NULL, message TEXT, reason TEXT,"              \
+   " PRIMARY KEY(account_id, campaign, seq));"                                 \
+   "CREATE INDEX campaign_recipients_due ON campaign_recipients"               \
+   "(account_id, campaign, status, planned_at);")
 /* While a batch of new messages is inserted, the attempts, events and
    outbox rows their first steps add wait to be written together (before
    the messages' rows): table's rows, or NULL when rows are written at once. */

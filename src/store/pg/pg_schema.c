@@ -345,6 +345,8 @@ static const char *const migrations[] = {
     "CREATE TABLE unsubscribe_codes("
     " code TEXT PRIMARY KEY, account_id BIGINT NOT NULL, phone TEXT NOT NULL,"
     " created_at BIGINT NOT NULL);",
+    /* 13: campaigns (pg_int.h) */
+    PG_CAMPAIGN_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

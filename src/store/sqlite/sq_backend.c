@@ -180,6 +180,7 @@ const struct store_backend store_sqlite_backend = {
     .new_id = sq_new_id_fn,
     .claim = sq_claim,
     .reader_open = sq_reader_open,
+    .sql = sq_sql,
     .reader_close = sq_reader_close,
     .exec =
         {
@@ -198,6 +199,8 @@ const struct store_backend store_sqlite_backend = {
             [STORE_OP_WA_INBOUND] = sq_wa_inbound,
             /* messages, SMS and callbacks */
             [STORE_OP_MSG_INSERT] = sq_msg_insert,
+            [STORE_OP_MSG_CANCEL] = sq_msg_cancel,
+            [STORE_OP_CAMPAIGN] = store_campaign_exec,
             [STORE_OP_SMS_SUBMITTED] = sq_sms_submitted,
             [STORE_OP_SMS_FAILED] = sq_sms_failed,
             [STORE_OP_SMS_EXPIRED] = sq_sms_expired,

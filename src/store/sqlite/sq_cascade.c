@@ -442,3 +442,51 @@ int sq_step_timeout(struct store *s, struct store_op *op) {
   if (rc) return rc;
   return casc_deadline(s, &sq_casc_ops, &SQ(s)->cstats_w, &m, d->step, d->at);
 }
+
+/* ---- operations: cancelling a scheduled message ----------------------------- */
+
+int sq_msg_cancel(struct store *s, struct store_op *op) {
+  struct store_msg_cancel *c = op->data;
+  struct conn *w = &SQ(s)->w;
+  sqlite3_stmt *st = sq_stmt(w, ST_MSG_ID_OF);
+  sqlite3_bind_int64(st, 1, c->account_id);
+  sq_bind_text(st, 2, c->public_id);
+  int64_t id = 0;
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) id = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return KK_ESTORE;
+  c->found = c->cancelled = 0;
+  if (id == 0) return 0;
+  struct casc_msg m;
+  rc = msg_load(s, id, &m);
+  if (rc == KK_ENOENT) return 0;
+  if (rc) return rc;
+  c->found = 1;
+  snprintf(c->status, sizeof c->status, "%s", m.status);
+  if (strcmp(m.status, "scheduled") != 0) {
+    casc_msg_free(&m);
+    return 0;
+  }
+  st = sq_stmt(w, ST_MSG_CANCEL);
+  sqlite3_bind_int64(st, 1, c->at);
+  sqlite3_bind_int64(st, 2, id);
+  rc = sq_step_done(w, st);
+  if (rc == 0 && m.attempt_id) {
+    st = sq_stmt(w, ST_ATT_CANCEL);
+    sqlite3_bind_int64(st, 1, m.attempt_id);
+    rc = sq_step_done(w, st);
+  }
+  struct casc_run r = {.s = s, .m = &m};
+  if (rc == 0) rc = sq_money_release(&r);
+  if (rc == 0) rc = record_event(s, &m, m.attempt_id, "cancelled", m.channel, NULL, 0, c->at);
+  if (rc == 0 && m.attempt_id)
+    note(s, strcmp(m.channel, "sms") == 0 ? STORE_NOTE_SMS_CANCEL : STORE_NOTE_CHANNEL_END, id,
+         m.attempt_id, c->at);
+  if (rc == 0) {
+    c->cancelled = 1;
+    snprintf(c->status, sizeof c->status, "cancelled");
+  }
+  casc_msg_free(&m);
+  return rc;
+}

@@ -191,6 +191,11 @@
               "channel,cost,delivered_twice,expires_at FROM messages"          \
               " WHERE id=?")                                                   \
   XX(MSG_EXTRA, "SELECT extra FROM messages WHERE id=?")                       \
+  XX(MSG_ID_OF, "SELECT id FROM messages WHERE account_id=? AND public_id=?")  \
+  XX(MSG_CANCEL, "UPDATE messages SET status='cancelled', done=1, due_at=NULL,"\
+                 " wait_until=NULL, updated_at=? WHERE id=?")                  \
+  XX(ATT_CANCEL, "UPDATE attempts SET status='cancelled', due_at=NULL"         \
+                 " WHERE id=?")                                                \
   XX(MSG_STEP, "UPDATE messages SET step=?, attempt_id=?, due_at=?,"           \
                " wait_until=?, updated_at=?, channel=? WHERE id=?")            \
   XX(MSG_DONE, "UPDATE messages SET done=1, due_at=NULL, wait_until=NULL,"     \
@@ -447,6 +452,27 @@ void sq_notes_rows(struct store *s, int64_t now);
 /* ---- messages, SMS and callbacks: writes and reads ------------------------ */
 /* sq_msg.c */
 int sq_msg_insert(struct store *s, struct store_op *op);
+int sq_msg_cancel(struct store *s, struct store_op *op);
+/* sq_sql.c */
+int sq_sql(struct store *s, void *rd, const char *sql, const struct store_sql_arg *a, int n,
+           store_sql_row_fn fn, void *arg);
+/* Campaigns (store_campaign.c): their settings and status, and each
+   recipient with its variant, planned time, message and status. */
+#define SQ_CAMPAIGN_MIGRATION                                                  \
+  ("CREATE TABLE campaigns("                                                   \
+   " account_id INTEGER NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL,"     \
+   " status TEXT NOT NULL, recipients INTEGER NOT NULL DEFAULT 0,"             \
+   " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"                \
+   " started_at INTEGER, finish_at INTEGER, lease_by TEXT, lease_until INTEGER,"\
+   " PRIMARY KEY(account_id, name)) WITHOUT ROWID;"                            \
+   "CREATE INDEX campaigns_status ON campaigns(status);"                       \
+   "CREATE TABLE campaign_recipients("                                         \
+   " account_id INTEGER NOT NULL, campaign TEXT NOT NULL, seq INTEGER NOT NULL,"\
+   " phone TEXT NOT NULL, variant INTEGER NOT NULL, planned_at INTEGER NOT NULL,"\
+   " vars TEXT, status TEXT NOT NULL, message TEXT, reason TEXT,"              \
+   " PRIMARY KEY(account_id, campaign, seq)) WITHOUT ROWID;"                   \
+   "CREATE INDEX campaign_recipients_due ON campaign_recipients"               \
+   "(account_id, campaign, status, planned_at);")
 /* The SMS row (ST_DUE_GET / ST_DUE_SCAN's columns) at st into d (text malloc'd). */
 void sq_due_row(sqlite3_stmt *st, struct store_due *d);
 /* sq_sms.c */

@@ -248,6 +248,8 @@ static const char *const migrations[] = {
     SQ_SEGMENT_MIGRATION,
     /* 20: replies by messenger and their attribution (sq_optout.h) */
     SQ_INBOUND_MIGRATION,
+    /* 21: campaigns (sq_int.h) */
+    SQ_CAMPAIGN_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

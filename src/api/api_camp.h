@@ -1,0 +1,48 @@
+/*
+ * api_camp.h - campaigns as objects (api_camps.c: PUT, GET, the list, start,
+ * pause, resume, cancel, recipients) and their runner (api_camp_run.c:
+ * planning at start and the messages made as recipients come due).
+ */
+#ifndef API_CAMP_H
+#define API_CAMP_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "campaign/camp_plan.h"
+
+struct api;
+struct api_err;
+
+#define CAMP_VARIANTS_MAX 10
+#define CAMP_PHONES_MAX 10000       /* phones given in the audience itself */
+#define CAMP_RECIPIENTS_MAX 2000000 /* recipients of one campaign */
+
+/* A campaign's settings as PUT gives them (strings borrow from the JSON). */
+struct camp_spec {
+  const char *list, *segment;  /* the audience: one of these, or phones */
+  json_t *phones;              /* array of strings (borrowed) or NULL */
+  int nvariants;
+  struct { const char *tmpl; double share; } variants[CAMP_VARIANTS_MAX];
+  json_t *cascade;             /* array or string (borrowed), or NULL: SMS alone */
+  const char *msg_class, *sender;
+  int64_t start_at, end_at;    /* 0: now / no end */
+  struct pol_window window;    /* from == to: any time */
+  int per_minute;
+  int64_t spread_ms;
+};
+
+/* Reads and checks o (the body of PUT /v1/campaigns/{name}). 0, or
+   KK_EINVAL with e (422, a code and the field). */
+int camp_spec_parse(json_t *o, struct camp_spec *sp, struct api_err *e);
+/* The variant of phone in campaign name: the same every time, each variant
+   taking its share of the recipients. */
+int camp_variant_of(const struct camp_spec *sp, const char *name, const char *phone);
+
+/* The runner: started with the API, stopped before the store closes. */
+void api_camp_run_start(struct api *a);
+void api_camp_run_stop(struct api *a);
+/* A campaign was started or resumed: look now rather than at the next tick. */
+void api_camp_run_kick(struct api *a);
+
+#endif

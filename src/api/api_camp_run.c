@@ -1,0 +1,584 @@
+/*
+ * api_camp_run.c - what runs the campaigns (api_camp.h). A timer starts a
+ * pass over the campaigns that are planning or running; each is held by
+ * this process for a while (a lease in its row, so that of several nodes
+ * on one PostgreSQL one works on it at a time) and then:
+ *
+ *   planning: its audience is read once (the contacts on a pool thread),
+ *   planned off the loop (camp_plan: each recipient's time in its window,
+ *   at the rate; its variant), and written in batches of STORE_CAMP_BATCH
+ *   rows; then it runs. A restart in the middle plans it again from the
+ *   start (the rows written so far are deleted first).
+ *
+ *   running: the recipients due now, a batch at a time, become messages
+ *   through the one way in (accept_submit, as POST /v1/messages/batch),
+ *   each with the idempotency key campaign:{name}:{seq}, so that a batch
+ *   made again after a crash gets the messages it made before instead of
+ *   new ones. Each recipient is then created (with its message) or
+ *   rejected (with the refusal's code). Past end_at the planned ones
+ *   expire; with none planned left, it is done.
+ *
+ * One step is under way at a time; pause and cancel take effect at the
+ * next batch (each reads the campaign's status again).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api_camp.h"
+#include "api/api_int.h"
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "core/kk_mem.h"
+#include "phone/phone.h"
+#include "phone/phone_plan.h"
+#include "store/store_campaign.h"
+#include "store/store_contact.h"
+
+#define LOGCTX "campaign"
+#define TICK_MS 500
+#define LEASE_MS 30000
+#define ACTIVE_MAX 64
+#define DEFAULT_TZ "Europe/Moscow"
+
+/* A campaign's audience as read, then planned. */
+struct plan {
+  size_t n, cap;
+  char (*phone)[16];
+  char **tz;                  /* owned */
+  char **vars;                /* owned JSON text */
+  struct camp_recipient *r;
+  int *variant;
+  size_t written;             /* rows stored so far */
+  int64_t finish_at;
+  int full;                   /* stopped at CAMP_RECIPIENTS_MAX */
+};
+
+struct camp_runner {
+  struct api *a;
+  uv_timer_t timer;
+  uv_work_t work;
+  int busy, stopping, closed;
+  char owner[40];
+  struct store_camp_ref refs[ACTIVE_MAX];
+  int nrefs, at;
+  /* the campaign in hand */
+  struct store_campaign camp;
+  json_t *specdoc;
+  struct camp_spec spec;
+  struct store_camp_op op;
+  /* a batch of due recipients */
+  struct store_camp_rcpt rows[STORE_CAMP_BATCH];
+  int nrows;
+  int64_t next;
+  json_t *msgs;
+  struct api_msg_item parsed[STORE_CAMP_BATCH];
+  struct accept_item items[STORE_CAMP_BATCH];
+  struct accept_req req;
+  struct plan *plan;
+};
+
+static void next_camp(struct camp_runner *r);
+static void skip(struct camp_runner *r);
+
+/* ---- the pass ------------------------------------------------------------------- */
+
+static void finish_pass(struct camp_runner *r) {
+  r->busy = 0;
+  if (r->closed) free(r);
+}
+
+static void drop_camp(struct camp_runner *r) {
+  store_campaign_fini(&r->camp);
+  json_decref(r->specdoc);
+  r->specdoc = NULL;
+}
+
+static void skip(struct camp_runner *r) {
+  drop_camp(r);
+  r->at++;
+  next_camp(r);
+}
+
+static void write_op(struct camp_runner *r, enum store_camp_kind kind, store_done_cb done) {
+  memset(&r->op, 0, sizeof r->op);
+  r->op.kind = kind;
+  r->op.account_id = r->refs[r->at].account_id;
+  snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
+  store_campaign_write(r->a->store, &r->op, done, r);
+}
+
+static void on_any(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  if (rc) kk_warnx(LOGCTX, "campaign %s: %s", r->refs[r->at].name, kk_strerror(rc));
+  if (r->stopping) {
+    drop_camp(r);
+    finish_pass(r);
+    return;
+  }
+  skip(r);
+}
+
+/* None planned left: done (the store checks). */
+static void try_done(struct camp_runner *r) {
+  memset(&r->op, 0, sizeof r->op);
+  r->op.kind = STORE_CAMP_STATUS;
+  r->op.account_id = r->refs[r->at].account_id;
+  snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
+  r->op.from = ",running,";
+  snprintf(r->op.to, sizeof r->op.to, "done");
+  store_campaign_write(r->a->store, &r->op, on_any, r);
+}
+
+static void on_expired(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  if (rc || r->stopping) {
+    on_any(r, rc);
+    return;
+  }
+  try_done(r);
+}
+
+/* ---- running: a batch of messages ------------------------------------------------ */
+
+static void batch_free(struct camp_runner *r) {
+  for (int i = 0; i < r->req.n; i++) {
+    api_msg_item_fini(&r->parsed[i]);
+    accept_item_fini(&r->items[i]);
+  }
+  r->req.n = 0;
+  json_decref(r->msgs);
+  r->msgs = NULL;
+  store_camp_rcpt_free(r->rows, r->nrows);
+}
+
+static void lease(struct camp_runner *r);
+
+static void on_set(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  int full = r->nrows == STORE_CAMP_BATCH;
+  batch_free(r);
+  r->nrows = 0;
+  if (rc || r->stopping || !full) {
+    on_any(r, rc);
+    return;
+  }
+  /* a full batch: more may be due at once */
+  drop_camp(r);
+  lease(r);
+}
+
+static void on_accepted(void *ud, struct accept_req *req, int rc) {
+  struct camp_runner *r = ud;
+  (void)req;
+  if (rc || r->stopping) {
+    batch_free(r);
+    r->nrows = 0;
+    on_any(r, rc);
+    return;
+  }
+  for (int i = 0; i < r->nrows; i++) {
+    struct store_camp_rcpt *x = &r->rows[i];
+    const struct accept_item *it = &r->items[i];
+    x->message[0] = x->reason[0] = '\0';
+    if (it->result == ACCEPT_STORED || it->result == ACCEPT_DUPLICATE) {
+      snprintf(x->status, sizeof x->status, "created");
+      snprintf(x->message, sizeof x->message, "%s",
+               it->result == ACCEPT_STORED ? it->m.public_id : it->m.dup_public_id);
+    } else {
+      const char *code = r->parsed[i].err.code ? r->parsed[i].err.code : it->err.code;
+      snprintf(x->status, sizeof x->status, "rejected");
+      snprintf(x->reason, sizeof x->reason, "%s", code ? code : "refused");
+    }
+  }
+  memset(&r->op, 0, sizeof r->op);
+  r->op.kind = STORE_CAMP_SET;
+  r->op.account_id = r->refs[r->at].account_id;
+  snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
+  r->op.rows = r->rows;
+  r->op.n = r->nrows;
+  store_campaign_write(r->a->store, &r->op, on_set, r);
+}
+
+/* The message of recipient x, as POST /v1/messages would take it. */
+static json_t *message_of(struct camp_runner *r, const struct store_camp_rcpt *x) {
+  const struct camp_spec *sp = &r->spec;
+  int v = x->variant >= 0 && x->variant < sp->nvariants ? x->variant : 0;
+  char key[128];
+  snprintf(key, sizeof key, "campaign:%s:%lld", r->camp.name, (long long)x->seq);
+  json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:s}", "to", x->phone, "template",
+                        sp->variants[v].tmpl, "class", sp->msg_class, "campaign", r->camp.name,
+                        "idempotency_key", key);
+  if (sp->sender) json_object_set_new(m, "sender", json_string(sp->sender));
+  if (sp->cascade) json_object_set(m, "cascade", sp->cascade);
+  json_t *vars = x->vars ? json_loads(x->vars, 0, NULL) : NULL;
+  if (json_is_object(vars)) {
+    json_t *vv = json_object_get(vars, "v"), *aa = json_object_get(vars, "a");
+    if (json_is_object(vv) && json_object_size(vv) > 0) json_object_set(m, "vars", vv);
+    if (json_is_object(aa)) json_object_update(m, aa);
+  }
+  json_decref(vars);
+  return m;
+}
+
+static void make_batch(struct camp_runner *r) {
+  struct api *a = r->a;
+  r->msgs = json_array();
+  memset(r->parsed, 0, sizeof r->parsed[0] * (size_t)r->nrows);
+  memset(r->items, 0, sizeof r->items[0] * (size_t)r->nrows);
+  for (int i = 0; i < r->nrows; i++) json_array_append_new(r->msgs, message_of(r, &r->rows[i]));
+  r->req = (struct accept_req){.account_id = r->refs[r->at].account_id, .items = r->items,
+                               .n = r->nrows, .done = on_accepted, .ud = r};
+  for (int i = 0; i < r->nrows; i++) {
+    r->parsed[i].ac = &a->accept;
+    r->parsed[i].account_id = r->req.account_id;
+    if (api_msg_parse(json_array_get(r->msgs, (size_t)i), NULL, &r->parsed[i], &r->items[i]) != 0)
+      r->items[i].result = ACCEPT_REFUSED;
+  }
+  int rc = accept_submit(&a->accept, &r->req);
+  if (rc != 0) {   /* the store cannot be written now, or the account is gone: later */
+    batch_free(r);
+    r->nrows = 0;
+    on_any(r, 0);
+  }
+}
+
+static void on_due(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  if (rc || r->stopping) {
+    store_camp_rcpt_free(r->rows, r->nrows);
+    r->nrows = 0;
+    on_any(r, rc);
+    return;
+  }
+  if (r->nrows == 0) {
+    if (r->next == 0) try_done(r);
+    else skip(r);
+    return;
+  }
+  make_batch(r);
+}
+
+/* ---- planning ------------------------------------------------------------------- */
+
+static void plan_free(struct plan *p) {
+  if (p == NULL) return;
+  for (size_t i = 0; i < p->n; i++) {
+    free(p->tz[i]);
+    free(p->vars[i]);
+  }
+  free(p->phone);
+  free(p->tz);
+  free(p->vars);
+  free(p->r);
+  free(p->variant);
+  free(p);
+}
+
+static void plan_add(struct plan *p, const char *phone, const char *tz, char *vars) {
+  if (p->n == p->cap) {
+    p->cap = p->cap ? 2 * p->cap : 1024;
+    p->phone = kk_xrealloc(p->phone, p->cap * sizeof *p->phone);
+    p->tz = kk_xrealloc(p->tz, p->cap * sizeof *p->tz);
+    p->vars = kk_xrealloc(p->vars, p->cap * sizeof *p->vars);
+  }
+  snprintf(p->phone[p->n], sizeof p->phone[p->n], "%s", phone);
+  p->tz[p->n] = kk_xstrdup(tz && tz[0] ? tz : DEFAULT_TZ);
+  p->vars[p->n] = vars;
+  p->n++;
+}
+
+/* Pool thread: one contact of the audience, with what its messages need
+   of it (its name and attributes as variables, its messenger ids). */
+static int collect(void *arg, const struct store_contact *c) {
+  struct plan *p = arg;
+  if (p->n >= CAMP_RECIPIENTS_MAX) {
+    p->full = 1;
+    return KK_ENOSPC;
+  }
+  json_t *v = json_object(), *a = json_object();
+  if (c->name[0]) json_object_set_new(v, "name", json_string(c->name));
+  json_t *attrs = c->attrs ? json_loads(c->attrs, 0, NULL) : NULL;
+  const char *k;
+  json_t *x;
+  if (json_is_object(attrs))
+    json_object_foreach(attrs, k, x) if (json_object_size(v) < 60 &&
+                                         (json_is_string(x) || json_is_number(x)))
+        json_object_set(v, k, x);
+  json_decref(attrs);
+  if (c->vk_id[0]) json_object_set_new(a, "vk_id", json_string(c->vk_id));
+  if (c->viber_id[0]) json_object_set_new(a, "viber_id", json_string(c->viber_id));
+  if (c->telegram_chat_id[0])
+    json_object_set_new(a, "telegram_chat_id", json_string(c->telegram_chat_id));
+  if (c->email[0]) json_object_set_new(a, "email", json_string(c->email));
+  json_t *o = json_pack("{s:o, s:o}", "v", v, "a", a);
+  plan_add(p, c->phone, c->timezone, json_dumps(o, JSON_COMPACT));
+  json_decref(o);
+  return 0;
+}
+
+/* Off the loop: each recipient's time and variant. */
+static void plan_work(uv_work_t *w) {
+  struct camp_runner *r = w->data;
+  struct plan *p = r->plan;
+  size_t n = p->n;
+  p->r = kk_xcalloc(n ? n : 1, sizeof *p->r);
+  p->variant = kk_xcalloc(n ? n : 1, sizeof *p->variant);
+  for (size_t i = 0; i < n; i++) {
+    p->r[i].timezone = p->tz[i];
+    p->variant[i] = camp_variant_of(&r->spec, r->camp.name, p->phone[i]);
+  }
+  int64_t now = store_now_ms();
+  struct camp_plan_opts o = {.start_ms = r->spec.start_at > now ? r->spec.start_at : now,
+                             .end_ms = r->spec.end_at, .window = r->spec.window,
+                             .per_minute = r->spec.per_minute, .spread_ms = r->spec.spread_ms};
+  camp_plan(p->r, n, &o);
+  p->finish_at = 0;
+  for (size_t i = 0; i < n; i++)
+    if (p->r[i].at > p->finish_at) p->finish_at = p->r[i].at;
+}
+
+static void write_rows(struct camp_runner *r);
+
+static void on_planned(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  plan_free(r->plan);
+  r->plan = NULL;
+  if (rc == 0 && !r->op.ok && strcmp(r->op.status, "cancelled") == 0 && !r->stopping) {
+    /* cancelled while being planned: what was written is cancelled too */
+    r->op.from = ",cancelled,";
+    snprintf(r->op.to, sizeof r->op.to, "cancelled");
+    store_campaign_write(r->a->store, &r->op, on_any, r);
+    return;
+  }
+  if (rc == 0 && r->op.ok)
+    kk_info(LOGCTX, "campaign %s: %lld recipients planned", r->camp.name,
+            (long long)r->op.recipients);
+  on_any(r, rc);
+}
+
+static void on_rows(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  if (rc || r->stopping) {
+    store_camp_rcpt_free(r->rows, r->nrows);
+    r->nrows = 0;
+    plan_free(r->plan);
+    r->plan = NULL;
+    on_any(r, rc);
+    return;
+  }
+  r->nrows = 0;   /* their vars belong to the plan */
+  write_rows(r);
+}
+
+static void write_rows(struct camp_runner *r) {
+  struct plan *p = r->plan;
+  if (p->written == p->n) {
+    memset(&r->op, 0, sizeof r->op);
+    r->op.kind = STORE_CAMP_STATUS;
+    r->op.account_id = r->refs[r->at].account_id;
+    snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
+    r->op.from = ",planning,";
+    snprintf(r->op.to, sizeof r->op.to, "running");
+    r->op.recipients = (int64_t)p->n;
+    r->op.finish_at = p->finish_at;
+    store_campaign_write(r->a->store, &r->op, on_planned, r);
+    return;
+  }
+  int k = 0;
+  for (; k < STORE_CAMP_BATCH && p->written < p->n; k++, p->written++) {
+    size_t i = p->written;
+    struct store_camp_rcpt *x = &r->rows[k];
+    memset(x, 0, sizeof *x);
+    x->seq = (int64_t)i + 1;
+    snprintf(x->phone, sizeof x->phone, "%s", p->phone[i]);
+    x->variant = p->variant[i];
+    x->planned_at = p->r[i].at;
+    x->vars = NULL;
+    snprintf(x->status, sizeof x->status, "%s", p->r[i].at ? "planned" : "expired");
+  }
+  /* vars borrowed from the plan for the write */
+  memset(&r->op, 0, sizeof r->op);
+  r->op.kind = STORE_CAMP_ADD;
+  r->op.account_id = r->refs[r->at].account_id;
+  snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
+  for (int j = 0; j < k; j++) r->rows[j].vars = p->vars[p->written - (size_t)k + (size_t)j];
+  r->op.rows = r->rows;
+  r->op.n = k;
+  r->nrows = 0;   /* nothing of rows to free: the plan owns vars */
+  store_campaign_write(r->a->store, &r->op, on_rows, r);
+}
+
+static void plan_after(uv_work_t *w, int status) {
+  struct camp_runner *r = w->data;
+  if (status != 0 || r->stopping) {
+    plan_free(r->plan);
+    r->plan = NULL;
+    on_any(r, 0);
+    return;
+  }
+  r->plan->written = 0;
+  write_rows(r);
+}
+
+static void on_gathered(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  if (r->plan->full) {
+    kk_warnx(LOGCTX, "campaign %s: audience cut at %d recipients", r->camp.name,
+             CAMP_RECIPIENTS_MAX);
+    rc = 0;
+  }
+  if (rc || r->stopping) {
+    plan_free(r->plan);
+    r->plan = NULL;
+    on_any(r, rc);
+    return;
+  }
+  r->work.data = r;
+  uv_queue_work(r->a->loop, &r->work, plan_work, plan_after);
+}
+
+static void on_reset(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  if (rc || r->stopping || !r->op.ok) {
+    on_any(r, rc);
+    return;
+  }
+  struct plan *p = kk_xcalloc(1, sizeof *p);   /* freed by plan_free */
+  r->plan = p;
+  if (r->spec.phones) {
+    size_t i;
+    json_t *x;
+    char e164[16];
+    json_array_foreach(r->spec.phones, i, x) {
+      if (phone_normalize(json_string_value(x), e164, sizeof e164) != 0) continue;
+      struct phone_plan_info info = {0};
+      const char *tz = r->a->plan && phone_plan_lookup(r->a->plan, e164, &info) == 0
+                           ? info.timezone
+                           : NULL;
+      plan_add(p, e164, tz, NULL);
+    }
+    on_gathered(r, 0);
+    return;
+  }
+  store_contacts_each_async(r->a->store, r->refs[r->at].account_id, r->spec.list, r->spec.segment,
+                            collect, p, on_gathered, r);
+}
+
+/* ---- one campaign --------------------------------------------------------------- */
+
+static void on_camp(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  if (rc || r->stopping) {
+    on_any(r, rc == KK_ENOENT ? 0 : rc);
+    return;
+  }
+  struct api_err e = {0};
+  r->specdoc = json_loads(r->camp.spec ? r->camp.spec : "", 0, NULL);
+  if (camp_spec_parse(r->specdoc, &r->spec, &e) != 0) {
+    kk_error(LOGCTX, "campaign %s: its settings as stored are unusable: %s", r->camp.name,
+             e.message);
+    skip(r);
+    return;
+  }
+  int64_t now = store_now_ms();
+  if (strcmp(r->camp.status, "planning") == 0) {
+    /* planned from the start: rows of an interrupted planning go first */
+    memset(&r->op, 0, sizeof r->op);
+    r->op.kind = STORE_CAMP_STATUS;
+    r->op.account_id = r->refs[r->at].account_id;
+    snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
+    r->op.from = ",planning,";
+    snprintf(r->op.to, sizeof r->op.to, "planning");
+    store_campaign_write(r->a->store, &r->op, on_reset, r);
+  } else if (strcmp(r->camp.status, "running") != 0) {
+    skip(r);
+  } else if (r->spec.end_at && now >= r->spec.end_at) {
+    write_op(r, STORE_CAMP_EXPIRE, on_expired);
+  } else {
+    r->nrows = 0;
+    store_camp_due_async(r->a->store, r->refs[r->at].account_id, r->refs[r->at].name, now,
+                         STORE_CAMP_BATCH, r->rows, &r->nrows, &r->next, on_due, r);
+  }
+}
+
+static void on_leased(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  if (rc || r->stopping || !r->op.ok) {
+    on_any(r, rc);
+    return;
+  }
+  store_campaign_get_async(r->a->store, r->refs[r->at].account_id, r->refs[r->at].name, &r->camp,
+                           on_camp, r);
+}
+
+static void lease(struct camp_runner *r) {
+  memset(&r->op, 0, sizeof r->op);
+  r->op.kind = STORE_CAMP_LEASE;
+  r->op.account_id = r->refs[r->at].account_id;
+  snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
+  snprintf(r->op.owner, sizeof r->op.owner, "%s", r->owner);
+  int64_t now = store_now_ms();
+  r->op.at = now;
+  r->op.lease_until = now + LEASE_MS;
+  store_campaign_write(r->a->store, &r->op, on_leased, r);
+}
+
+static void next_camp(struct camp_runner *r) {
+  if (r->stopping || r->at >= r->nrefs) {
+    finish_pass(r);
+    return;
+  }
+  lease(r);
+}
+
+static void on_active(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  if (rc || r->stopping || r->nrefs == 0) {
+    finish_pass(r);
+    return;
+  }
+  r->at = 0;
+  next_camp(r);
+}
+
+static void on_tick(uv_timer_t *t) {
+  struct camp_runner *r = t->data;
+  if (r->busy || r->stopping || store_degraded(r->a->store)) return;
+  r->busy = 1;
+  store_camps_active_async(r->a->store, r->refs, ACTIVE_MAX, &r->nrefs, on_active, r);
+}
+
+void api_camp_run_kick(struct api *a) {
+  struct camp_runner *r = a->camp_runner;
+  if (r && !r->busy && !r->stopping) uv_timer_start(&r->timer, on_tick, 0, TICK_MS);
+}
+
+void api_camp_run_start(struct api *a) {
+  /* Freed by api_camp_run_stop (or by the end of a pass under way). */
+  struct camp_runner *r = kk_xcalloc(1, sizeof *r);
+  r->a = a;
+  /* this process's name in the leases: another node's (or a killed one's,
+     until its lease runs out) is not taken over */
+  snprintf(r->owner, sizeof r->owner, "%d.%llx", (int)getpid(),
+           (unsigned long long)uv_hrtime());
+  uv_timer_init(a->loop, &r->timer);
+  r->timer.data = r;
+  uv_timer_start(&r->timer, on_tick, TICK_MS, TICK_MS);
+  a->camp_runner = r;
+}
+
+static void on_closed(uv_handle_t *h) {
+  struct camp_runner *r = h->data;
+  r->closed = 1;
+  if (!r->busy) free(r);
+}
+
+void api_camp_run_stop(struct api *a) {
+  struct camp_runner *r = a->camp_runner;
+  if (r == NULL) return;
+  a->camp_runner = NULL;
+  r->stopping = 1;
+  uv_close((uv_handle_t *)&r->timer, on_closed);
+}

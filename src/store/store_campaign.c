@@ -1,0 +1,440 @@
+/*
+ * store_campaign.c - campaigns and their recipients (store_campaign.h):
+ * the writes (one operation kind, CAMPAIGN) and the reads on the pool, in
+ * SQL both backends speak (store_backend.sql).
+ */
+#include "store/store_campaign.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "core/kk_mem.h"
+#include "store/store_int.h"
+
+const char *const store_camp_rcpt_statuses[STORE_CAMP_NSTATUS] = {
+    "planned", "created", "rejected", "cancelled", "expired"};
+
+void store_camp_rcpt_free(struct store_camp_rcpt *r, int n) {
+  for (int i = 0; i < n; i++) {
+    free(r[i].vars);
+    r[i].vars = NULL;
+  }
+}
+
+void store_campaign_fini(struct store_campaign *c) {
+  free(c->spec);
+  c->spec = NULL;
+}
+
+static int64_t num(const char *s) { return s ? strtoll(s, NULL, 10) : 0; }
+
+static void copy(char *out, size_t cap, const char *s) { snprintf(out, cap, "%s", s ? s : ""); }
+
+#define SQL(s, rd, text, fn, arg, ...)                                                    \
+  ((s)->be->sql((s), (rd), (text), (const struct store_sql_arg[]){__VA_ARGS__},          \
+                (int)(sizeof((const struct store_sql_arg[]){__VA_ARGS__}) /               \
+                      sizeof(struct store_sql_arg)),                                      \
+                (fn), (arg)))
+
+/* ---- writes (writer thread) ----------------------------------------------------- */
+
+static int one_text(void *arg, const char *const *cols, int n) {
+  if (n > 0) copy(arg, 12, cols[0]);
+  return 1;
+}
+
+static int status_of(struct store *s, struct store_camp_op *o) {
+  o->status[0] = '\0';
+  int rc = SQL(s, NULL, "SELECT status FROM campaigns WHERE account_id=? AND name=?", one_text,
+               o->status, SQL_I(o->account_id), SQL_T(o->name));
+  o->found = rc == 0 && o->status[0] != '\0';
+  return rc;
+}
+
+static int camp_put(struct store *s, struct store_camp_op *o) {
+  int rc = status_of(s, o);
+  if (rc) return rc;
+  if (o->found && strcmp(o->status, "draft") != 0) return 0;
+  if (o->found)
+    rc = SQL(s, NULL, "UPDATE campaigns SET spec=?, updated_at=? WHERE account_id=? AND name=?",
+             NULL, NULL, SQL_T(o->spec), SQL_I(o->at), SQL_I(o->account_id), SQL_T(o->name));
+  else
+    rc = SQL(s, NULL,
+             "INSERT INTO campaigns(account_id,name,spec,status,created_at,updated_at)"
+             " VALUES(?,?,?,'draft',?,?)",
+             NULL, NULL, SQL_I(o->account_id), SQL_T(o->name), SQL_T(o->spec), SQL_I(o->at),
+             SQL_I(o->at));
+  if (rc == 0) {
+    o->ok = 1;
+    copy(o->status, sizeof o->status, "draft");
+  }
+  return rc;
+}
+
+static int any_planned(void *arg, const char *const *cols, int n) {
+  (void)cols;
+  (void)n;
+  *(int *)arg = 1;
+  return 1;
+}
+
+static int camp_status(struct store *s, struct store_camp_op *o) {
+  int rc = status_of(s, o);
+  if (rc || !o->found) return rc;
+  char cur[16];
+  snprintf(cur, sizeof cur, ",%s,", o->status);
+  if (strstr(o->from, cur) == NULL) return 0;
+  if (strcmp(o->to, "done") == 0) {
+    int planned = 0;
+    rc = SQL(s, NULL,
+             "SELECT 1 FROM campaign_recipients WHERE account_id=? AND campaign=?"
+             " AND status='planned' LIMIT 1",
+             any_planned, &planned, SQL_I(o->account_id), SQL_T(o->name));
+    if (rc || planned) return rc;
+  }
+  if (strcmp(o->to, "cancelled") == 0)
+    rc = SQL(s, NULL,
+             "UPDATE campaign_recipients SET status='cancelled' WHERE account_id=?"
+             " AND campaign=? AND status='planned'",
+             NULL, NULL, SQL_I(o->account_id), SQL_T(o->name));
+  if (rc == 0 && strcmp(o->to, "planning") == 0)
+    rc = SQL(s, NULL, "DELETE FROM campaign_recipients WHERE account_id=? AND campaign=?", NULL,
+             NULL, SQL_I(o->account_id), SQL_T(o->name));
+  if (rc) return rc;
+  if (strcmp(o->to, "running") == 0 && strcmp(o->status, "planning") == 0)
+    rc = SQL(s, NULL,
+             "UPDATE campaigns SET status=?, updated_at=?, recipients=?, finish_at=?"
+             " WHERE account_id=? AND name=?",
+             NULL, NULL, SQL_T(o->to), SQL_I(o->at), SQL_I(o->recipients), SQL_I(o->finish_at),
+             SQL_I(o->account_id), SQL_T(o->name));
+  else if (strcmp(o->to, "planning") == 0)
+    rc = SQL(s, NULL,
+             "UPDATE campaigns SET status=?, updated_at=?, started_at=?, recipients=0"
+             " WHERE account_id=? AND name=?",
+             NULL, NULL, SQL_T(o->to), SQL_I(o->at), SQL_I(o->at), SQL_I(o->account_id),
+             SQL_T(o->name));
+  else
+    rc = SQL(s, NULL, "UPDATE campaigns SET status=?, updated_at=? WHERE account_id=? AND name=?",
+             NULL, NULL, SQL_T(o->to), SQL_I(o->at), SQL_I(o->account_id), SQL_T(o->name));
+  if (rc == 0) {
+    o->ok = 1;
+    copy(o->status, sizeof o->status, o->to);
+  }
+  return rc;
+}
+
+static int camp_add(struct store *s, struct store_camp_op *o) {
+  for (int i = 0; i < o->n; i++) {
+    const struct store_camp_rcpt *r = &o->rows[i];
+    int rc = SQL(s, NULL,
+                 "INSERT INTO campaign_recipients(account_id,campaign,seq,phone,variant,"
+                 "planned_at,vars,status) VALUES(?,?,?,?,?,?,?,?)",
+                 NULL, NULL, SQL_I(o->account_id), SQL_T(o->name), SQL_I(r->seq), SQL_T(r->phone),
+                 SQL_I(r->variant), SQL_I(r->planned_at), SQL_T(r->vars), SQL_T(r->status));
+    if (rc) return rc;
+  }
+  o->ok = 1;
+  return 0;
+}
+
+static int camp_set(struct store *s, struct store_camp_op *o) {
+  for (int i = 0; i < o->n; i++) {
+    const struct store_camp_rcpt *r = &o->rows[i];
+    int rc = SQL(s, NULL,
+                 "UPDATE campaign_recipients SET status=?, message=?, reason=?"
+                 " WHERE account_id=? AND campaign=? AND seq=? AND status='planned'",
+                 NULL, NULL, SQL_T(r->status), SQL_T(r->message[0] ? r->message : NULL),
+                 SQL_T(r->reason[0] ? r->reason : NULL), SQL_I(o->account_id), SQL_T(o->name),
+                 SQL_I(r->seq));
+    if (rc) return rc;
+  }
+  o->ok = 1;
+  return 0;
+}
+
+static int camp_lease(struct store *s, struct store_camp_op *o) {
+  char got[12] = "";
+  int rc = SQL(s, NULL,
+               "UPDATE campaigns SET lease_by=?, lease_until=? WHERE account_id=? AND name=?"
+               " AND status IN ('planning','running')"
+               " AND (lease_by IS NULL OR lease_by=? OR lease_until<?)"
+               " RETURNING status",
+               one_text, got, SQL_T(o->owner), SQL_I(o->lease_until), SQL_I(o->account_id),
+               SQL_T(o->name), SQL_T(o->owner), SQL_I(o->at));
+  o->ok = rc == 0 && got[0] != '\0';
+  o->found = o->ok;
+  return rc;
+}
+
+int store_campaign_exec(struct store *s, struct store_op *op) {
+  struct store_camp_op *o = op->data;
+  o->found = o->ok = 0;
+  switch (o->kind) {
+  case STORE_CAMP_PUT:
+    return camp_put(s, o);
+  case STORE_CAMP_STATUS:
+    return camp_status(s, o);
+  case STORE_CAMP_ADD:
+    return camp_add(s, o);
+  case STORE_CAMP_SET:
+    return camp_set(s, o);
+  case STORE_CAMP_EXPIRE:
+    o->ok = 1;
+    return SQL(s, NULL,
+               "UPDATE campaign_recipients SET status='expired' WHERE account_id=?"
+               " AND campaign=? AND status='planned'",
+               NULL, NULL, SQL_I(o->account_id), SQL_T(o->name));
+  case STORE_CAMP_LEASE:
+    return camp_lease(s, o);
+  }
+  return KK_EINVAL;
+}
+
+void store_campaign_write(struct store *s, struct store_camp_op *o, store_done_cb done,
+                          void *arg) {
+  if (o->at == 0) o->at = store_now_ms();
+  struct store_op *op = store_op_of(s, STORE_OP_CAMPAIGN, done, arg, o, 1);
+  op->weight = o->n > 0 ? o->n : 2;
+  store_submit(s, op);
+}
+
+/* ---- reads (pool) ---------------------------------------------------------------- */
+
+#define CAMP_COLS "name,status,spec,recipients,created_at,updated_at,started_at,finish_at"
+
+static void camp_row(struct store_campaign *c, const char *const *cols, int with_spec) {
+  copy(c->name, sizeof c->name, cols[0]);
+  copy(c->status, sizeof c->status, cols[1]);
+  c->spec = with_spec && cols[2] ? kk_xstrdup(cols[2]) : NULL;
+  c->recipients = num(cols[3]);
+  c->created_at = num(cols[4]);
+  c->updated_at = num(cols[5]);
+  c->started_at = num(cols[6]);
+  c->finish_at = num(cols[7]);
+}
+
+struct get_job {
+  int64_t account_id;
+  char name[STORE_CAMPAIGN_MAX + 1];
+  struct store_campaign *out;
+  int found;
+};
+
+static int on_camp(void *arg, const char *const *cols, int n) {
+  struct get_job *j = arg;
+  if (n < 8) return 1;
+  camp_row(j->out, cols, 1);
+  j->found = 1;
+  return 1;
+}
+
+static int on_count(void *arg, const char *const *cols, int n) {
+  struct store_campaign *c = arg;
+  if (n < 2) return 0;
+  for (int i = 0; i < STORE_CAMP_NSTATUS; i++)
+    if (cols[0] && strcmp(cols[0], store_camp_rcpt_statuses[i]) == 0) c->count[i] = num(cols[1]);
+  return 0;
+}
+
+static int get_read(struct store *s, void *rd, void *job) {
+  struct get_job *j = job;
+  int rc = SQL(s, rd, "SELECT " CAMP_COLS " FROM campaigns WHERE account_id=? AND name=?",
+               on_camp, j, SQL_I(j->account_id), SQL_T(j->name));
+  if (rc) return rc;
+  if (!j->found) return KK_ENOENT;
+  return SQL(s, rd,
+             "SELECT status,COUNT(*) FROM campaign_recipients WHERE account_id=? AND campaign=?"
+             " GROUP BY status",
+             on_count, j->out, SQL_I(j->account_id), SQL_T(j->name));
+}
+
+void store_campaign_get_async(struct store *s, int64_t account_id, const char *name,
+                              struct store_campaign *out, store_done_cb done, void *arg) {
+  memset(out, 0, sizeof *out);
+  struct get_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
+  j->account_id = account_id;
+  copy(j->name, sizeof j->name, name);
+  j->out = out;
+  store_pool_run(s, get_read, j, done, arg);
+}
+
+struct list_job {
+  int64_t account_id;
+  char after[STORE_CAMPAIGN_MAX + 1];
+  int limit;
+  struct store_campaign *out;
+  int *n;
+  char *next;
+};
+
+static int on_list(void *arg, const char *const *cols, int n) {
+  struct list_job *j = arg;
+  if (n < 8) return 1;
+  if (*j->n == j->limit) {
+    copy(j->next, STORE_CAMPAIGN_MAX + 1, j->out[*j->n - 1].name);
+    return 1;
+  }
+  camp_row(&j->out[(*j->n)++], cols, 0);
+  return 0;
+}
+
+static int list_read(struct store *s, void *rd, void *job) {
+  struct list_job *j = job;
+  return SQL(s, rd,
+             "SELECT " CAMP_COLS " FROM campaigns WHERE account_id=? AND name>?"
+             " ORDER BY name LIMIT ?",
+             on_list, j, SQL_I(j->account_id), SQL_T(j->after), SQL_I(j->limit + 1));
+}
+
+void store_campaigns_list_async(struct store *s, int64_t account_id, const char *after,
+                                int limit, struct store_campaign *out, int *n, char *next,
+                                store_done_cb done, void *arg) {
+  struct list_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
+  j->account_id = account_id;
+  copy(j->after, sizeof j->after, after);
+  j->limit = limit;
+  j->out = out;
+  j->n = n;
+  j->next = next;
+  *n = 0;
+  next[0] = '\0';
+  store_pool_run(s, list_read, j, done, arg);
+}
+
+struct rcpt_job {
+  int64_t account_id;
+  char name[STORE_CAMPAIGN_MAX + 1];
+  char status[12];
+  int64_t after, now;
+  int limit, with_vars;
+  struct store_camp_rcpt *out;
+  int *n;
+  int64_t *next;
+};
+
+static int on_rcpt(void *arg, const char *const *cols, int n) {
+  struct rcpt_job *j = arg;
+  if (n < 8) return 1;
+  if (*j->n == j->limit) {
+    if (j->next) *j->next = num(cols[3]);
+    return 1;
+  }
+  struct store_camp_rcpt *r = &j->out[(*j->n)++];
+  memset(r, 0, sizeof *r);
+  r->seq = num(cols[0]);
+  copy(r->phone, sizeof r->phone, cols[1]);
+  r->variant = (int)num(cols[2]);
+  r->planned_at = num(cols[3]);
+  copy(r->status, sizeof r->status, cols[4]);
+  copy(r->message, sizeof r->message, cols[5]);
+  copy(r->reason, sizeof r->reason, cols[6]);
+  r->vars = j->with_vars && cols[7] ? kk_xstrdup(cols[7]) : NULL;
+  return 0;
+}
+
+#define RCPT_COLS "seq,phone,variant,planned_at,status,message,reason,vars"
+
+static int rcpts_read(struct store *s, void *rd, void *job) {
+  struct rcpt_job *j = job;
+  if (j->status[0])
+    return SQL(s, rd,
+               "SELECT " RCPT_COLS " FROM campaign_recipients WHERE account_id=? AND campaign=?"
+               " AND status=? AND seq>? ORDER BY seq LIMIT ?",
+               on_rcpt, j, SQL_I(j->account_id), SQL_T(j->name), SQL_T(j->status),
+               SQL_I(j->after), SQL_I(j->limit));
+  return SQL(s, rd,
+             "SELECT " RCPT_COLS " FROM campaign_recipients WHERE account_id=? AND campaign=?"
+             " AND seq>? ORDER BY seq LIMIT ?",
+             on_rcpt, j, SQL_I(j->account_id), SQL_T(j->name), SQL_I(j->after),
+             SQL_I(j->limit));
+}
+
+void store_camp_rcpts_async(struct store *s, int64_t account_id, const char *name,
+                            const char *status, int64_t after, int limit,
+                            struct store_camp_rcpt *out, int *n, store_done_cb done, void *arg) {
+  struct rcpt_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
+  j->account_id = account_id;
+  copy(j->name, sizeof j->name, name);
+  copy(j->status, sizeof j->status, status);
+  j->after = after;
+  j->limit = limit;
+  j->out = out;
+  j->n = n;
+  *n = 0;
+  store_pool_run(s, rcpts_read, j, done, arg);
+}
+
+static int due_read(struct store *s, void *rd, void *job) {
+  struct rcpt_job *j = job;
+  /* one more than asked: the next one's time */
+  int rc = SQL(s, rd,
+               "SELECT " RCPT_COLS " FROM campaign_recipients WHERE account_id=? AND campaign=?"
+               " AND status='planned' ORDER BY planned_at,seq LIMIT ?",
+               on_rcpt, j, SQL_I(j->account_id), SQL_T(j->name), SQL_I(j->limit + 1));
+  if (rc) return rc;
+  /* only those due now */
+  int k = 0;
+  for (int i = 0; i < *j->n; i++) {
+    if (j->out[i].planned_at <= j->now) {
+      j->out[k++] = j->out[i];
+    } else {
+      if (*j->next == 0 || j->out[i].planned_at < *j->next) *j->next = j->out[i].planned_at;
+      free(j->out[i].vars);
+    }
+  }
+  *j->n = k;
+  return 0;
+}
+
+void store_camp_due_async(struct store *s, int64_t account_id, const char *name, int64_t now,
+                          int limit, struct store_camp_rcpt *out, int *n, int64_t *next,
+                          store_done_cb done, void *arg) {
+  struct rcpt_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
+  j->account_id = account_id;
+  copy(j->name, sizeof j->name, name);
+  j->now = now;
+  j->limit = limit;
+  j->with_vars = 1;
+  j->out = out;
+  j->n = n;
+  j->next = next;
+  *n = 0;
+  *next = 0;
+  store_pool_run(s, due_read, j, done, arg);
+}
+
+struct active_job {
+  struct store_camp_ref *out;
+  int max;
+  int *n;
+};
+
+static int on_active(void *arg, const char *const *cols, int n) {
+  struct active_job *j = arg;
+  if (n < 3 || *j->n == j->max) return 1;
+  struct store_camp_ref *r = &j->out[(*j->n)++];
+  r->account_id = num(cols[0]);
+  copy(r->name, sizeof r->name, cols[1]);
+  copy(r->status, sizeof r->status, cols[2]);
+  return 0;
+}
+
+static int active_read(struct store *s, void *rd, void *job) {
+  struct active_job *j = job;
+  return SQL(s, rd,
+             "SELECT account_id,name,status FROM campaigns WHERE status IN ('planning','running')"
+             " ORDER BY updated_at LIMIT ?",
+             on_active, j, SQL_I(j->max));
+}
+
+void store_camps_active_async(struct store *s, struct store_camp_ref *out, int max, int *n,
+                              store_done_cb done, void *arg) {
+  struct active_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
+  j->out = out;
+  j->max = max;
+  j->n = n;
+  *n = 0;
+  store_pool_run(s, active_read, j, done, arg);
+}

@@ -1,0 +1,109 @@
+/*
+ * store_campaign.h - campaigns in the store (store_campaign.c): a
+ * campaign's settings (the JSON of PUT /v1/campaigns/{name}) and status,
+ * and its recipients, each with its variant, planned time, message and
+ * status. The same SQL runs on both backends (store_backend.sql).
+ *
+ * Statuses: a campaign is draft, planning (its audience being resolved and
+ * planned), running, paused, done or cancelled; a recipient is planned
+ * (waiting for its time), created (its message made: message holds the id),
+ * rejected (the accept path refused it: reason), cancelled or expired.
+ */
+#ifndef STORE_CAMPAIGN_H
+#define STORE_CAMPAIGN_H
+
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define STORE_CAMP_BATCH 500        /* recipients of one write or one due read */
+#define STORE_CAMP_LIST_MAX 200     /* campaigns or recipients of one page */
+#define STORE_CAMP_NSTATUS 5        /* recipient statuses, in this order: */
+extern const char *const store_camp_rcpt_statuses[STORE_CAMP_NSTATUS];
+
+struct store_camp_rcpt {
+  int64_t seq;              /* 1, 2, ... in the order of the audience */
+  char phone[16];
+  int variant;              /* index into the campaign's variants */
+  int64_t planned_at;       /* UTC ms; 0 when it could not be placed */
+  char *vars;               /* JSON object of the contact's fields (malloc'd; NULL: none) */
+  char status[12];
+  char message[40];         /* public id once created */
+  char reason[48];          /* the refusal's code */
+};
+void store_camp_rcpt_free(struct store_camp_rcpt *r, int n);
+
+struct store_campaign {
+  char name[STORE_CAMPAIGN_MAX + 1];
+  char status[12];
+  char *spec;               /* malloc'd JSON */
+  int64_t recipients;
+  int64_t created_at, updated_at, started_at, finish_at;
+  int64_t count[STORE_CAMP_NSTATUS];   /* recipients by status */
+};
+void store_campaign_fini(struct store_campaign *c);
+
+enum store_camp_kind {
+  STORE_CAMP_PUT,           /* spec saved while draft (or new): ok 0 otherwise */
+  STORE_CAMP_STATUS,        /* from one of `from` to `to` (see below) */
+  STORE_CAMP_ADD,           /* rows inserted (seq, phone, variant, planned_at, vars, status) */
+  STORE_CAMP_SET,           /* rows' status, message, reason set (by seq) while planned */
+  STORE_CAMP_EXPIRE,        /* every planned recipient expired */
+  STORE_CAMP_LEASE,         /* the planning or running campaign held by `owner` until lease_until,
+                               unless another owner holds it: ok */
+};
+
+/* One write; the caller's until done. */
+struct store_camp_op {
+  enum store_camp_kind kind;
+  int64_t account_id;
+  char name[STORE_CAMPAIGN_MAX + 1];
+  int64_t at;
+  const char *spec;         /* PUT */
+  const char *from;         /* STATUS: the statuses it may change from, ",a,b," */
+  char to[12];              /* STATUS: the new one. cancelled: planned recipients
+                               cancelled too; planning: recipients deleted (planned
+                               again); done: only when none is planned */
+  int64_t recipients;       /* STATUS to running: how many were planned */
+  int64_t finish_at;        /* STATUS to running: the last planned time */
+  struct store_camp_rcpt *rows;   /* ADD, SET */
+  int n;
+  char owner[40];           /* LEASE */
+  int64_t lease_until;
+  /* out */
+  int found;                /* the campaign exists */
+  int ok;                   /* it was changed */
+  char status[12];          /* its status after */
+};
+void store_campaign_write(struct store *s, struct store_camp_op *op, store_done_cb done,
+                          void *arg);
+
+/* Reads on the pool; done(arg, rc) with 0, KK_ENOENT or KK_ESTORE. out is
+   borrowed until then. */
+void store_campaign_get_async(struct store *s, int64_t account_id, const char *name,
+                              struct store_campaign *out, store_done_cb done, void *arg);
+/* A page of the account's campaigns after `after` (name order); *n rows
+   (spec, counts left empty), next "" at the end. */
+void store_campaigns_list_async(struct store *s, int64_t account_id, const char *after,
+                                int limit, struct store_campaign *out, int *n, char *next,
+                                store_done_cb done, void *arg);
+/* A page of a campaign's recipients with seq > after (status NULL: any);
+   vars not read. */
+void store_camp_rcpts_async(struct store *s, int64_t account_id, const char *name,
+                            const char *status, int64_t after, int limit,
+                            struct store_camp_rcpt *out, int *n, store_done_cb done, void *arg);
+/* Up to limit planned recipients due at now (planned_at <= now), earliest
+   first, with vars; *next the planned time of the next one (0: none). */
+void store_camp_due_async(struct store *s, int64_t account_id, const char *name, int64_t now,
+                          int limit, struct store_camp_rcpt *out, int *n, int64_t *next,
+                          store_done_cb done, void *arg);
+/* Campaigns of any account in planning or running (up to max), with spec. */
+struct store_camp_ref {
+  int64_t account_id;
+  char name[STORE_CAMPAIGN_MAX + 1];
+  char status[12];
+};
+void store_camps_active_async(struct store *s, struct store_camp_ref *out, int max, int *n,
+                              store_done_cb done, void *arg);
+
+#endif

@@ -1,0 +1,180 @@
+// Campaigns end to end: PUT while draft, start (the audience resolved once
+// and planned, each recipient with its variant and time), the runner making
+// the messages through the accept path as recipients come due, pause and
+// resume, cancel, and a kill -9 in the middle after which every recipient
+// gets exactly one message. The test clock stands in for waiting.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { setup, waitUntil } from './lib/harness.mjs';
+
+function base(n, from = 0) {
+  const rows = ['phone,name,city,consent'];
+  for (let i = 0; i < n; i++) rows.push(`7916${String(2000000 + from + i).padStart(7, '0')},Имя${i},${i % 2 ? 'Казань' : 'Омск'},yes`);
+  return rows.join('\n') + '\n';
+}
+
+async function importList(k, key, list, csv) {
+  const r = await k.request('POST', `/v1/contacts/import?list=${list}&country=RU`, {
+    key, body: Buffer.from(csv), headers: { 'content-type': 'text/csv' },
+  });
+  assert.equal(r.status, 202, r.text);
+  let imp;
+  await waitUntil(async () => {
+    imp = (await k.request('GET', `/v1/imports/${r.json.id}`, { key })).json;
+    return imp.status !== 'running';
+  }, 'the import to end', 60000, 50);
+  assert.equal(imp.status, 'done', JSON.stringify(imp));
+}
+
+async function shift(k, by) {
+  const r = await k.request('POST', '/v1/test/clock', { body: { shift: by } });
+  assert.equal(r.status, 200, r.text);
+}
+
+async function world(t, smsc = {}) {
+  const env = await setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 20, ...smsc }, args: ['--test_clock', 'on'] });
+  const { k, key } = env;
+  await k.call('PUT', '/v1/templates/a', { key, body: { text: '{{name}}, скидка 10% в {{city}}' } }, 200);
+  await k.call('PUT', '/v1/templates/b', { key, body: { text: '{{name}}, скидка 15%' } }, 200);
+  return env;
+}
+
+/** All recipients of a campaign, page by page. */
+async function recipients(k, key, name, status) {
+  const out = [];
+  let cursor = null;
+  for (;;) {
+    const q = new URLSearchParams({ limit: '200', ...(status ? { status } : {}), ...(cursor ? { cursor } : {}) });
+    const r = await k.call('GET', `/v1/campaigns/${name}/recipients?${q}`, { key }, 200);
+    out.push(...r.recipients);
+    if (!r.next_cursor) return out;
+    cursor = r.next_cursor;
+  }
+}
+
+async function waitCampaign(k, key, name, status, ms = 60000) {
+  let last;
+  try {
+    return await waitUntil(async () => {
+      last = await k.call('GET', `/v1/campaigns/${name}`, { key }, 200);
+      return last.status === status ? last : null;
+    }, `campaign ${name} to be ${status}`, ms, 100);
+  } catch (e) {
+    e.message += `; last seen: ${JSON.stringify(last)}`;
+    throw e;
+  }
+}
+
+test('campaigns: draft, validation, runs to the end over an imported list; the figures add up', { timeout: 120000 }, async (t) => {
+  const { k, key, smsc, finish } = await world(t);
+  await importList(k, key, 'base', base(300));
+  // Refusals: no audience, both template and variants, an unknown template, a bad window.
+  let r = await k.request('PUT', '/v1/campaigns/spring', { key, body: { template: 'a' } });
+  assert.equal(r.status, 422);
+  assert.equal(r.json.error.code, 'invalid_audience');
+  r = await k.request('PUT', '/v1/campaigns/spring', { key, body: { audience: { list: 'base' }, template: 'nope' } });
+  assert.equal(r.json.error.code, 'unknown_template');
+  r = await k.request('PUT', '/v1/campaigns/spring', { key, body: { audience: { list: 'base' }, template: 'a', window: { from: '25:00', to: '10:00' } } });
+  assert.equal(r.json.error.code, 'invalid_window');
+  r = await k.request('PUT', '/v1/campaigns/spring', { key, body: { audience: { list: 'base' }, template: 'a', rate_per_minute: 10, spread: '1h' } });
+  assert.equal(r.json.error.code, 'invalid_rate');
+
+  const spec = { audience: { list: 'base' }, variants: [{ template: 'a', share: 50 }, { template: 'b', share: 50 }], class: 'service' };
+  const put = await k.call('PUT', '/v1/campaigns/spring', { key, body: spec }, 200);
+  assert.equal(put.status, 'draft');
+  const got = await k.call('GET', '/v1/campaigns/spring', { key }, 200);
+  assert.equal(got.status, 'draft');
+  assert.deepEqual(got.audience, { list: 'base' });
+  const list = await k.call('GET', '/v1/campaigns', { key }, 200);
+  assert.deepEqual(list.campaigns.map((c) => c.name), ['spring']);
+  assert.equal((await k.request('POST', '/v1/campaigns/spring/resume', { key })).status, 409);
+  assert.equal((await k.request('POST', '/v1/campaigns/nothing/start', { key })).status, 404);
+
+  const st = await k.call('POST', '/v1/campaigns/spring/start', { key }, 200);
+  assert.equal(st.status, 'planning');
+  // Not a draft any more: no changes.
+  r = await k.request('PUT', '/v1/campaigns/spring', { key, body: spec });
+  assert.equal(r.status, 409);
+  assert.equal(r.json.error.code, 'not_draft');
+  const done = await waitCampaign(k, key, 'spring', 'done');
+  assert.equal(done.recipients, 300);
+  assert.equal(done.by_recipient_status.created, 300);
+  assert.equal(done.by_recipient_status.planned, 0);
+  const all = await recipients(k, key, 'spring');
+  assert.equal(all.length, 300);
+  assert.equal(new Set(all.map((x) => x.phone)).size, 300, 'each recipient once');
+  assert.equal(new Set(all.map((x) => x.message)).size, 300, 'each with its own message');
+  const byVariant = [0, 1].map((v) => all.filter((x) => x.variant === v).length);
+  assert.ok(byVariant[0] > 100 && byVariant[1] > 100, JSON.stringify(byVariant));
+  // The variant is what the message says.
+  const m = await k.message(key, all.find((x) => x.variant === 1).message);
+  assert.equal(m.campaign, 'spring');
+  await waitUntil(async () => {
+    const rep = await k.call('GET', '/v1/campaigns/spring/report', { key }, 200);
+    return rep.by_status.delivered === 300 ? rep : null;
+  }, 'every message delivered', 60000, 200);
+  assert.equal(smsc.submits.length, 300);
+  const texts = smsc.submits.map((s) => s.text);
+  assert.equal(texts.filter((x) => /15%/.test(x)).length, byVariant[1]);
+  await finish();
+});
+
+test('campaigns: rate and window plan the times; pause stops, resume goes on; cancel marks the rest', { timeout: 120000 }, async (t) => {
+  const { k, key, smsc, finish } = await world(t);
+  await importList(k, key, 'base', base(40));
+  // 10 a minute: 40 recipients over four minutes of the test clock.
+  await k.call('PUT', '/v1/campaigns/slow', { key, body: { audience: { list: 'base' }, template: 'a', class: 'service', rate_per_minute: 10 } }, 200);
+  await k.call('POST', '/v1/campaigns/slow/start', { key }, 200);
+  await waitCampaign(k, key, 'slow', 'running');
+  const plan = await recipients(k, key, 'slow');
+  const times = plan.map((x) => Date.parse(x.planned_at)).sort((a, b) => a - b);
+  assert.ok(times[39] - times[0] >= 38 * 6000 - 1000, `${times[0]} .. ${times[39]}`);
+  await waitUntil(async () => (await recipients(k, key, 'slow', 'created')).length >= 1, 'the first message', 20000, 100);
+  await k.call('POST', '/v1/campaigns/slow/pause', { key }, 200);
+  const before = (await recipients(k, key, 'slow', 'created')).length;
+  await shift(k, '2m');
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal((await recipients(k, key, 'slow', 'created')).length, before, 'nothing made while paused');
+  await k.call('POST', '/v1/campaigns/slow/resume', { key }, 200);
+  await waitUntil(async () => (await recipients(k, key, 'slow', 'created')).length > before, 'more after resume', 20000, 100);
+  await k.call('POST', '/v1/campaigns/slow/cancel', { key }, 200);
+  const c = await k.call('GET', '/v1/campaigns/slow', { key }, 200);
+  assert.equal(c.status, 'cancelled');
+  assert.equal(c.by_recipient_status.planned, 0);
+  assert.equal(c.by_recipient_status.created + c.by_recipient_status.cancelled, 40);
+  assert.ok(c.by_recipient_status.cancelled > 0);
+  const made = c.by_recipient_status.created;
+  await shift(k, '10m');
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal((await k.call('GET', '/v1/campaigns/slow', { key }, 200)).by_recipient_status.created, made);
+  await k.settled(key, []);
+  assert.equal(smsc.submits.length, made);
+  assert.equal((await k.request('POST', '/v1/campaigns/slow/resume', { key })).status, 409);
+  await finish();
+});
+
+test('campaigns: kill -9 in the middle; after the restart none is skipped and none sent twice', { timeout: 180000 }, async (t) => {
+  const { k, key, smsc, finish } = await world(t);
+  const N = 2000;
+  await importList(k, key, 'big', base(N));
+  await k.call('PUT', '/v1/campaigns/big', { key, body: { audience: { list: 'big' }, template: 'b', class: 'service', rate_per_minute: 600 } }, 200);
+  await k.call('POST', '/v1/campaigns/big/start', { key }, 200);
+  await waitCampaign(k, key, 'big', 'running');
+  // 600 a minute: move the clock a minute at a time until some are made.
+  await shift(k, '1m');
+  await waitUntil(async () => (await recipients(k, key, 'big', 'created')).length >= 300, 'a part made', 60000, 100);
+  await k.kill9();
+  await k.restart();
+  await smsc.waitFor(() => smsc.boundSessions().length >= 1, 'kaskad to bind again');
+  // the killed process's hold on the campaign runs out
+  await shift(k, '5m');
+  const done = await waitCampaign(k, key, 'big', 'done', 120000);
+  assert.equal(done.by_recipient_status.created, N);
+  const all = await recipients(k, key, 'big');
+  assert.equal(all.length, N);
+  assert.equal(new Set(all.map((x) => x.message)).size, N, 'one message each');
+  const msgs = await k.call('GET', '/v1/campaigns/big/report', { key }, 200);
+  assert.equal(msgs.messages, N, 'no recipient got two messages');
+  await waitUntil(() => new Set(smsc.submits.map((s) => s.destination_addr)).size === N ? true : null, 'every recipient submitted', 60000, 200);
+  await finish();
+});
