@@ -154,7 +154,7 @@ test('campaigns: rate and window plan the times; pause stops, resume goes on; ca
 });
 
 test('campaigns: kill -9 in the middle; after the restart none is skipped and none sent twice', { timeout: 180000 }, async (t) => {
-  const { k, key, smsc, finish } = await world(t);
+  const { k, key, smsc, finish } = await world(t, { redeliver: true });
   const N = 2000;
   await importList(k, key, 'big', base(N));
   await k.call('PUT', '/v1/campaigns/big', { key, body: { audience: { list: 'big' }, template: 'b', class: 'service', rate_per_minute: 600 } }, 200);

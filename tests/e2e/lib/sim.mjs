@@ -31,7 +31,7 @@ export class Sim {
       try {
         return await this.startOnce(channels, seed);
       } catch (e) {
-        if (tries === 3 || !/address already in use/.test(this.stderr)) throw e;
+        if (tries === 3 || !/address already in use/i.test(this.stderr)) throw e;
         this.stderr = '';
         this.exit = null;
       }
