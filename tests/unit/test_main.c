@@ -1,8 +1,10 @@
 /*
  * test_main.c - the unit test runner (see kk_test.h).
  *
- * Usage: unit-tests [substring]   runs the tests whose name contains it; a
- * substring that selects no test is an error (a typo must not pass as green).
+ * Usage: unit-tests [substring]   runs the tests whose name contains it
+ * (-substring: every other test); a filter that selects no test is an error
+ * (a typo must not pass as green). A PostgreSQL test without KASKAD_TEST_PG
+ * fails: tools/run-tests.sh runs them apart, against a cluster.
  * A test that calls kk_test_skip() is reported "# SKIP not run: why" and
  * counted apart ("# N not run" before the total line).
  *
@@ -71,7 +73,9 @@ void kk_test_need_pg(void) {
   if (current == NULL || strncmp(current, "store_pg", 8) != 0)
     kk_test_fail(__FILE__, __LINE__, "a PostgreSQL test must be named store_pg_* (tools/run-tests.sh)");
   const char *u = getenv("KASKAD_TEST_PG");
-  if (u == NULL || *u == '\0') kk_test_skip("KASKAD_TEST_PG is not set (tools/pg-test.sh)");
+  if (u == NULL || *u == '\0')
+    kk_test_fail(__FILE__, __LINE__,
+                 "KASKAD_TEST_PG is not set: start a cluster with tools/pg-test.sh (make test does)");
 }
 
 const char *kk_test_hex(const void *p, size_t n, char *out, size_t cap) {
@@ -120,11 +124,14 @@ uint8_t *kk_test_read_file(const char *path, size_t *len) {
 }
 
 int main(int argc, char **argv) {
+  /* "name" runs the tests whose names contain it; "-name" all the others */
   const char *filter = argc > 1 ? argv[1] : NULL;
+  int exclude = filter && filter[0] == '-';
+  if (exclude) filter++;
   int passed = 0, failed = 0, skipped = 0, num = 0;
   setvbuf(stdout, NULL, _IOLBF, 0);
   for (struct kk_test *t = head; t; t = t->next) {
-    if (filter && !strstr(t->name, filter)) continue;
+    if (filter && (strstr(t->name, filter) != NULL) == exclude) continue;
     num++;
     int fds[2];
     if (pipe(fds) != 0) return 2;
