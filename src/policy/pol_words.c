@@ -41,8 +41,10 @@ static int parse_list(json_t *doc, int k, struct pol_words *w, const char **fiel
                       size_t cap) {
   json_t *a = json_object_get(doc, keys[k]), *v;
   if (a == NULL || json_is_null(a)) return 0;
-  if (!json_is_array(a) || json_array_size(a) > POL_WORDS_MAX)
-    return bad(field, keys[k], err, cap, "an array of at most 32 words");
+  /* An empty list would leave a kind with no word at all: a subscriber
+     could not opt out by reply, which the law requires. */
+  if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > POL_WORDS_MAX)
+    return bad(field, keys[k], err, cap, "an array of 1 to 32 words");
   w->n[k] = 0;
   size_t i;
   json_array_foreach(a, i, v) {

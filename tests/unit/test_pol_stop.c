@@ -124,6 +124,7 @@ KK_TEST(pol_words_defaults_and_own) {
 
   static const char *const bad[][2] = {
       {"{\"stop_words\":\"STOP\"}", "stop_words"},
+      {"{\"stop_words\":[]}", "stop_words"},
       {"{\"help_words\":[\"!!!\"]}", "help_words"},
       {"{\"stop_reply\":\"\"}", "stop_reply"},
       {"{\"stop_list_allows\":[\"advertising\"]}", "stop_list_allows"},
