@@ -45,8 +45,6 @@ static int find(const struct accept_rules *ru, int64_t account_id, int *at) {
   return lo < ru->n && ru->a[lo].account_id == account_id;
 }
 
-/* Puts account_id's document (NULL: back to the defaults). */
-
 /* 1 when a stored policy document sets quiet_hours itself (null too). */
 static int names_quiet(const char *doc) {
   json_t *o = json_loads(doc, 0, NULL);
@@ -55,6 +53,7 @@ static int names_quiet(const char *doc) {
   return named;
 }
 
+/* Puts account_id's document (NULL: back to the defaults). */
 static void put(struct accept_rules *ru, int64_t account_id, const char *doc) {
   int at;
   int found = find(ru, account_id, &at);

@@ -447,7 +447,9 @@ struct rcpt_ctx {
 
 static void on_rcpts(void *arg, int rc) {
   struct rcpt_ctx *r = arg;
-  if (rc) {
+  if (rc == KK_ENOENT) {
+    api_error(r->req, 404, "not_found", NULL, "no campaign of that name in this account");
+  } else if (rc) {
     api_error(r->req, 503, "store_unavailable", NULL, "cannot list the recipients now");
   } else {
     json_t *arr = json_array();

@@ -338,17 +338,25 @@ static int on_rcpt(void *arg, const char *const *cols, int n) {
 
 static int rcpts_read(struct store *s, void *rd, void *job) {
   struct rcpt_job *j = job;
+  int rc;
   if (j->status[0])
-    return SQL(s, rd,
-               "SELECT " RCPT_COLS " FROM campaign_recipients WHERE account_id=? AND campaign=?"
-               " AND status=? AND seq>? ORDER BY seq LIMIT ?",
-               on_rcpt, j, SQL_I(j->account_id), SQL_T(j->name), SQL_T(j->status),
-               SQL_I(j->after), SQL_I(j->limit));
-  return SQL(s, rd,
+    rc = SQL(s, rd,
+             "SELECT " RCPT_COLS " FROM campaign_recipients WHERE account_id=? AND campaign=?"
+             " AND status=? AND seq>? ORDER BY seq LIMIT ?",
+             on_rcpt, j, SQL_I(j->account_id), SQL_T(j->name), SQL_T(j->status),
+             SQL_I(j->after), SQL_I(j->limit));
+  else
+    rc = SQL(s, rd,
              "SELECT " RCPT_COLS " FROM campaign_recipients WHERE account_id=? AND campaign=?"
              " AND seq>? ORDER BY seq LIMIT ?",
              on_rcpt, j, SQL_I(j->account_id), SQL_T(j->name), SQL_I(j->after),
              SQL_I(j->limit));
+  if (rc != 0 || *j->n > 0) return rc;
+  /* No row: a campaign without them, or none of that name (KK_ENOENT). */
+  char status[12] = "";
+  rc = SQL(s, rd, "SELECT status FROM campaigns WHERE account_id=? AND name=?", one_text, status,
+           SQL_I(j->account_id), SQL_T(j->name));
+  return rc != 0 ? rc : status[0] ? 0 : KK_ENOENT;
 }
 
 void store_camp_rcpts_async(struct store *s, int64_t account_id, const char *name,

@@ -87,9 +87,8 @@ static int lock_conflict(struct store *s) {
 
 /* Runs the batch once, in one transaction; sets every op's rc. 0 when it
    committed, else KK_ESTORE with *fault why. */
-static int run_try(struct store *s, struct store_op *batch, int nops, double t0, int *fault) {
+static int run_try(struct store *s, struct store_op *batch, double t0, int *fault) {
   const struct store_backend *be = s->be;
-  (void)nops;
   *fault = STORE_FAULT_NONE;
   be->fault_clear(s);
   for (struct store_op *op = batch; op; op = op->next) op->rc = 0;
@@ -172,7 +171,7 @@ static int run_batch(struct store *s, struct store_op *batch, int nops) {
   int fault = STORE_FAULT_NONE, rc, retries = 0;
   unsigned seed = (unsigned)t0 ^ (unsigned)nops;
   for (s->lock_try = 0;; s->lock_try++) {
-    rc = run_try(s, batch, nops, t0, &fault);
+    rc = run_try(s, batch, t0, &fault);
     if (rc == 0 || s->lock_try + 1 >= STORE_LOCK_TRIES || !lock_conflict(s)) break;
     retries++;
     kk_warnx(LOGCTX, "batch of %d operations met another writer's lock: trying it again (%d)",

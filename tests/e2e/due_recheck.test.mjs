@@ -6,19 +6,8 @@
 // step held for quiet hours is a decision too. The test clock moves time.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, sleep, waitUntil } from './lib/harness.mjs';
+import { setup, sleep, waitUntil, quietNow } from './lib/harness.mjs';
 import { Sim, pointChannelsAtSim } from './lib/sim.mjs';
-
-/** Quiet hours from an hour ago to an hour from now, in UTC. */
-function quietNow() {
-  const d = new Date();
-  const m = d.getUTCHours() * 60 + d.getUTCMinutes();
-  const f = (x) => {
-    const y = ((x % 1440) + 1440) % 1440;
-    return `${String(Math.floor(y / 60)).padStart(2, '0')}:${String(y % 60).padStart(2, '0')}`;
-  };
-  return { from: f(m - 60), to: f(m + 60), timezone: 'Etc/UTC' };
-}
 
 async function ended(k, key, id) {
   return waitUntil(async () => {

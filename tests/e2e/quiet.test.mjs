@@ -6,21 +6,10 @@
 // moves kaskad's time forward instead of waiting for hours.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, sleep, waitUntil } from './lib/harness.mjs';
+import { setup, sleep, waitUntil, quietNow } from './lib/harness.mjs';
 import { Sim, pointChannelsAtSim } from './lib/sim.mjs';
 
 const PHONE = '79161234567';
-
-/** Quiet hours from an hour ago to an hour from now, in UTC. */
-function quietNow() {
-  const d = new Date();
-  const m = d.getUTCHours() * 60 + d.getUTCMinutes();
-  const f = (x) => {
-    const y = ((x % 1440) + 1440) % 1440;
-    return `${String(Math.floor(y / 60)).padStart(2, '0')}:${String(y % 60).padStart(2, '0')}`;
-  };
-  return { from: f(m - 60), to: f(m + 60), timezone: 'Etc/UTC' };
-}
 
 async function world(t, knobs = {}) {
   const env = await setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 50 }, args: ['--test_clock', 'on'] });

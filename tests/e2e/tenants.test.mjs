@@ -3,13 +3,15 @@
 // imports (errors.csv too) and templates; an id of the first's answers 404
 // to the second, never 403 (existence does not leak); listings are bounded
 // by their limit; and a large import of one account does not keep the
-// other's sends from being accepted while it runs.
+// other's sends from being accepted while it runs. The same holds for
+// campaigns, scheduled messages, replies, stop-list and consent imports.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setup, tempDir, waitUntil } from './lib/harness.mjs';
 import { generate } from '../../bench/import.mjs';
+import { sendMo } from './lib/smsc.mjs';
 
 const PHONE = '79161234567';
 const CSV = 'phone,name,lists\n79161230001,Анна,vip\n79161230002,Борис,vip|news\nnot-a-phone,bad,vip\n';
@@ -171,5 +173,72 @@ test('tenants: a large import by one account does not hold up the other\'s sends
   t.diagnostic(`tenants: ${during} sends of the second account answered while the first imported ${rows} rows;` +
     ` ms each: ${ms.join(' ')}; import ${end.rows_done} rows, ${end.created} created`);
   assert.ok(during >= 1, 'the import ended before the second account could send: make it larger');
+  await finish();
+});
+
+test('tenants: campaigns, scheduled sends, replies, stop-list and consent imports stay with their account', { timeout: 60000 }, async (t) => {
+  const { k, key: a, smsc, finish } = await setup(t);
+  const acctB = await k.createAccount('tenant-b');
+  const b = acctB.key;
+  const as = (m, p, body, key = a) => k.request(m, p, { key, body });
+  const P = '79161237701';
+
+  // The first account's campaign (a draft), scheduled message, reply,
+  // stop-list entries and consents.
+  let r = await as('PUT', '/v1/templates/promo', { text: 'Скидка 10%' });
+  assert.equal(r.status, 200, r.text);
+  r = await as('PUT', '/v1/campaigns/spring', { audience: { phones: [P] }, template: 'promo', class: 'service' });
+  assert.equal(r.status, 200, r.text);
+  const later = new Date(Date.now() + 3600e3).toISOString();
+  const sched = await k.send(a, { to: P, text: 'Напоминание', send_at: later });
+  const now = await k.send(a, { to: P, text: 'Ваш заказ готов' });
+  await k.waitStatus(a, now.id, 'sent');
+  assert.equal(await sendMo(smsc, P, 'Спасибо'), 0);
+  await waitUntil(async () => (await as('GET', `/v1/replies?from=${P}`)).json.replies.length === 1, 'the reply stored');
+  r = await k.request('POST', '/v1/stoplist/import', { key: a, body: 'phone,reason\n79161237702,complaint\n', headers: { 'content-type': 'text/csv' } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.listed, 1, r.text);
+  assert.equal((await as('GET', '/v1/stoplist/79161237702')).status, 200);
+  r = await k.request('POST', '/v1/consents/import', { key: a, body: 'phone,source\n79161237703,site\n', headers: { 'content-type': 'text/csv' } });
+  assert.equal(r.status, 200, r.text);
+
+  // The second reaches none of it: 404 as for what nobody has.
+  for (const [m, p] of [
+    ['GET', '/v1/campaigns/spring'], ['GET', '/v1/campaigns/spring/recipients'],
+    ['POST', '/v1/campaigns/spring/start'], ['POST', '/v1/campaigns/spring/cancel'],
+    ['GET', `/v1/messages/${sched.id}`], ['DELETE', `/v1/messages/${sched.id}`],
+    ['GET', '/v1/stoplist/79161237702'], ['GET', '/v1/consents/79161237703'],
+  ]) {
+    const theirs = await as(m, p, undefined, b);
+    assert.equal(theirs.status, 404, `${m} ${p}: ${theirs.text}`);
+  }
+  assert.deepEqual((await as('GET', '/v1/campaigns', undefined, b)).json.campaigns, []);
+  assert.deepEqual((await as('GET', '/v1/replies', undefined, b)).json.replies, []);
+  assert.deepEqual((await as('GET', '/v1/stoplist', undefined, b)).json.entries ?? [], []);
+  r = await as('GET', '/v1/campaigns/spring/report', undefined, b);
+  assert.ok(r.status === 404 || !JSON.stringify(r.json).match(/"(sent|scheduled|delivered)":[1-9]/), r.text);
+  // The operator's view of an account's inbound numbers is not a tenant's.
+  r = await as('GET', `/v1/accounts/${acctB.id}/inbound`, undefined, b);
+  assert.ok(r.status === 401 || r.status === 403 || r.status === 404, r.text);
+
+  // The second's own stop-list does not hold the first's entries: it sends there.
+  r = await as('POST', '/v1/messages', { to: '79161237702', text: 'Ваш код 1234', class: 'service' }, b);
+  assert.equal(r.status, 202, r.text);
+  // Its own campaign of the same name is its own.
+  r = await as('PUT', '/v1/templates/promo', { text: 'B' }, b);
+  assert.equal(r.status, 200, r.text);
+  r = await as('PUT', '/v1/campaigns/spring', { audience: { phones: ['79161237799'] }, template: 'promo', class: 'service' }, b);
+  assert.equal(r.status, 200, r.text);
+
+  // The first's are as they were.
+  r = await as('GET', `/v1/messages/${sched.id}`);
+  assert.equal(r.json.status, 'scheduled', r.text);
+  r = await as('GET', '/v1/campaigns/spring');
+  assert.equal(r.json.status, 'draft', r.text);
+  r = await as('GET', '/v1/stoplist/79161237702');
+  assert.equal(r.status, 200, r.text);
+  assert.equal((await as('GET', '/v1/consents/79161237703')).status, 200);
+  r = await as('DELETE', `/v1/messages/${sched.id}`);
+  assert.equal(r.status, 200, r.text);
   await finish();
 });
