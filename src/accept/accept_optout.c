@@ -103,15 +103,25 @@ static int link_code(const struct accept *ac, int64_t account_id, const char *ph
   return 0;
 }
 
+int accept_optout_url(const struct accept *ac, int64_t account_id, const char *phone, char *url,
+                      size_t cap) {
+  char code[33];
+  if (ac->public_url == NULL || phone == NULL || phone[0] == '\0') return KK_ENOENT;
+  int rc = link_code(ac, account_id, phone, code);
+  if (rc != 0) return rc;
+  size_t base = strlen(ac->public_url);
+  while (base > 0 && ac->public_url[base - 1] == '/') base--;
+  snprintf(url, cap, "%.*s/u/%s", (int)base, ac->public_url, code);
+  store_unsub_put(ac->store, code, account_id, phone);
+  return 0;
+}
+
 int accept_optout_link(const struct accept *ac, int64_t account_id, struct accept_item *it) {
   if (it->text == NULL || ac->public_url == NULL || it->e164[0] == '\0' ||
       memmem(it->text, it->text_len, ACCEPT_UNSUBSCRIBE, strlen(ACCEPT_UNSUBSCRIBE)) == NULL)
     return 0;
-  char code[33], url[400];
-  if (link_code(ac, account_id, it->e164, code) != 0) return 0;
-  size_t base = strlen(ac->public_url);
-  while (base > 0 && ac->public_url[base - 1] == '/') base--;
-  snprintf(url, sizeof url, "%.*s/u/%s", (int)base, ac->public_url, code);
+  char url[ACCEPT_UNSUB_URL_MAX];
+  if (accept_optout_url(ac, account_id, it->e164, url, sizeof url) != 0) return 0;
   /* The text with each placeholder replaced (the item's to free). */
   size_t ph = strlen(ACCEPT_UNSUBSCRIBE), ul = strlen(url), n = 0;
   for (const char *p = it->text; (p = memmem(p, it->text_len - (size_t)(p - it->text),
@@ -142,7 +152,6 @@ int accept_optout_link(const struct accept *ac, int64_t account_id, struct accep
   it->tpl_text = out;
   it->text = out;
   it->text_len = len;
-  store_unsub_put(ac->store, code, account_id, it->e164);
   return 0;
 }
 

@@ -28,6 +28,15 @@ void accept_optout_exempt_key(char *out, size_t cap, const char *phone, long lon
 #define ACCEPT_UNSUBSCRIBE "{{unsubscribe}}"
 int accept_optout_link(const struct accept *ac, int64_t account_id, struct accept_item *it);
 
+/* The unsubscribe link of (account, phone) into url (cap bytes; at most
+   ACCEPT_UNSUB_URL_MAX), its code recorded in the store: what
+   {{unsubscribe}} becomes, in a text or in any channel's part of a
+   template. 0, or KK_ENOENT (no public URL, no phone, no such account) /
+   KK_EIO. */
+#define ACCEPT_UNSUB_URL_MAX 400
+int accept_optout_url(const struct accept *ac, int64_t account_id, const char *phone, char *url,
+                      size_t cap);
+
 /* Adds both checks to ac's chain (stop-list first). 0 or KK_ENOSPC. */
 int accept_optout_add(struct accept *ac);
 

@@ -13,6 +13,7 @@
 #include "store/store_contact.h"
 #include "store/store_tpl.h"
 #include "accept/accept.h"
+#include "accept/accept_optout.h"
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
 #include "template/tmpl_doc.h"
@@ -35,6 +36,7 @@ struct contact_arg {
   int64_t account_id;
   const char *e164;
   struct accept_contact_vars cv;   /* a contact read before */
+  char unsub[ACCEPT_UNSUB_URL_MAX]; /* {{unsubscribe}}, once made */
 };
 
 const char *accept_contact_var(void *arg, const char *name) {
@@ -82,6 +84,14 @@ void accept_contact_vars_fini(struct accept_contact_vars *v) {
 
 static const char *contact(void *arg, const char *name) {
   struct contact_arg *c = arg;
+  /* The recipient's unsubscribe link (accept_optout.h), in every channel's
+     text that asks for it. */
+  if (tpl_filled_by_kaskad(name)) {
+    if (c->unsub[0] == '\0' &&
+        accept_optout_url(c->ac, c->account_id, c->e164, c->unsub, sizeof c->unsub) != 0)
+      return NULL;
+    return c->unsub;
+  }
   if (c->cv.c) return accept_contact_var(&c->cv, name);
   if (c->ac->contact_field == NULL || c->e164 == NULL || c->e164[0] == '\0') return NULL;
   return c->ac->contact_field(c->ac->contact_ud, c->account_id, c->e164, name);
@@ -128,7 +138,7 @@ int accept_render_template(const struct accept *ac, int64_t account_id, const ch
     x = json_object();
   }
   json_t *texts = json_object();
-  struct contact_arg ca = {ac, account_id, it->e164, {.c = it->contact}};
+  struct contact_arg ca = {ac, account_id, it->e164, {.c = it->contact}, ""};
   struct tmpl_vars v = {.vars = it->vars, .contact = contact, .contact_arg = &ca};
   char *first = NULL, *sms = NULL;
   int rc = 0;

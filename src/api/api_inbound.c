@@ -106,6 +106,15 @@ static int inbound_parse(struct inbound_call *w, json_t *body) {
     api_error(req, 422, "invalid_inbound", NULL, "numbers and bots: arrays of strings");
     return KK_EINVAL;
   }
+  /* A PUT replaces the whole set: a misspelt key would empty it. */
+  const char *key;
+  json_object_foreach(body, key, v) {
+    if (strcmp(key, "numbers") != 0 && strcmp(key, "bots") != 0) {
+      api_error(req, 422, "unknown_field", NULL,
+                "%.40s: not a field of the inbound numbers (numbers, bots)", key);
+      return KK_EINVAL;
+    }
+  }
   size_t i;
   json_array_foreach(numbers, i, v) {
     const char *s = json_string_value(v);

@@ -18,6 +18,7 @@
 
 #include "store/store_tpl.h"
 #include "accept/accept.h"
+#include "accept/accept_optout.h"
 #include "api/api_int.h"
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
@@ -240,7 +241,7 @@ static void collect_price(void *arg, int64_t account_id, const char *channel, in
 static void no_default(void *arg, const char *name, int has_default, size_t pos) {
   (void)pos;
   json_t *lint = arg;
-  if (has_default) return;
+  if (has_default || tpl_filled_by_kaskad(name)) return;
   char text[160];
   snprintf(text, sizeof text, "{{%s}} has no default: a recipient without it is refused",
            name);
@@ -353,6 +354,27 @@ void api_template_preview(struct api_call *c) {
   store_contact_get_async(c->a->store, c->account_id, phone, &p->ct, on_preview_contact, p);
 }
 
+/* What a preview fills placeholders from: the contact's fields, and for
+   {{unsubscribe}} a link as long as the recipient's will be (the real one
+   is made when a message is sent: a preview writes nothing). */
+struct preview_vars {
+  struct accept_contact_vars cv;
+  const char *public_url;
+  char unsub[ACCEPT_UNSUB_URL_MAX];
+};
+
+static const char *preview_var(void *arg, const char *name) {
+  struct preview_vars *pv = arg;
+  if (tpl_filled_by_kaskad(name) && pv->public_url[0]) {
+    size_t base = strlen(pv->public_url);
+    while (base > 0 && pv->public_url[base - 1] == '/') base--;
+    snprintf(pv->unsub, sizeof pv->unsub, "%.*s/u/%s", (int)base, pv->public_url,
+             "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    return pv->unsub;
+  }
+  return pv->cv.c ? accept_contact_var(&pv->cv, name) : NULL;
+}
+
 /* Renders the template of the call with its vars, then ct's fields. */
 static void preview_render(struct api_call *c, json_t *body, const struct store_contact *ct) {
   const struct store_template *t = find(c);
@@ -389,9 +411,8 @@ static void preview_render(struct api_call *c, json_t *body, const struct store_
   struct prices pr = {.account_id = c->account_id};
   for (int i = 0; i < TMPL_NCHAN; i++) pr.own[i] = pr.dflt[i] = -1;
   store_prices_each(c->a->store, collect_price, &pr);
-  struct accept_contact_vars cv = {.c = ct};
-  struct tmpl_vars v = {.vars = vars, .contact = ct ? accept_contact_var : NULL,
-                        .contact_arg = &cv};
+  struct preview_vars pv = {.cv = {.c = ct}, .public_url = c->a->public_url};
+  struct tmpl_vars v = {.vars = vars, .contact = preview_var, .contact_arg = &pv};
   json_t *chans = json_object();
   json_t *tch = json_object_get(doc, "channels");
   for (int ch = 0; ch < TMPL_NCHAN; ch++) {
@@ -401,7 +422,7 @@ static void preview_render(struct api_call *c, json_t *body, const struct store_
     json_object_set_new(chans, tmpl_chan_names[ch],
                         preview_one(doc, (enum tmpl_chan)ch, &v, &pr, advertising, sender));
   }
-  accept_contact_vars_fini(&cv);
+  accept_contact_vars_fini(&pv.cv);
   json_t *doc_out = json_pack("{s:s, s:o}", "template", t->name, "channels", chans);
   if (ct) json_object_set_new(doc_out, "phone", json_string(ct->phone));
   api_json(c->req, 200, doc_out, NULL);

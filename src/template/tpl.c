@@ -248,9 +248,11 @@ struct nodef {
   char names[120];
 };
 
+int tpl_filled_by_kaskad(const char *name) { return strcmp(name, "unsubscribe") == 0; }
+
 static void nodef_each(void *arg, const char *name, int has_default, size_t pos) {
   struct nodef *d = arg;
-  if (has_default || strlen(d->names) + strlen(name) + 8 >= sizeof d->names) return;
+  if (has_default || tpl_filled_by_kaskad(name) || strlen(d->names) + strlen(name) + 8 >= sizeof d->names) return;
   if (d->names[0]) strcat(d->names, ", ");
   strcat(d->names, "{{");
   strcat(d->names, name);

@@ -43,6 +43,11 @@ int tpl_each(const char *tpl, size_t len,
              void (*fn)(void *arg, const char *name, int has_default, size_t pos), void *arg,
              struct tpl_error *err);
 
+/* 1 when kaskad itself fills the placeholder name when a message is made
+   ({{unsubscribe}}: the recipient's unsubscribe link), so it needs no
+   default. */
+int tpl_filled_by_kaskad(const char *name);
+
 /* What a preview warns of. */
 enum tpl_lint_code {
   TPL_LINT_UCS2_FORCED,       /* a few characters force UCS-2 (fewer characters per SMS) */

@@ -276,6 +276,12 @@ test('the unsubscribe link: GET only asks, POST lists the phone (reason link); a
   const m2 = await k.send(key, { to: '79161236652', text: '{{unsubscribe}}', sender: 'KASKAD' });
   await k.waitStatus(key, m2.id, 'sent');
   assert.notEqual(smsc.submits.find((s) => s.destination_addr === '79161236652').text.slice(-32), link[1].slice(-32));
+  // In a template, each channel's text gets the same link.
+  await k.call('PUT', '/v1/templates/sale', { key, body: { text: '{{name|Client}}, sale. Stop: {{unsubscribe}}' } }, 200);
+  const m3 = await k.send(key, { to: P, template: 'sale', sender: 'KASKAD', class: 'advertising' });
+  await k.waitStatus(key, m3.id, 'sent');
+  const viaTpl = smsc.submits.filter((s) => s.destination_addr === P).at(-1).text;
+  assert.equal(viaTpl, `Client, sale. Stop: ${sms.text.slice(sms.text.indexOf('http'))}`);
 
   // A preview or a scanner fetching the link changes nothing.
   let r = await k.request('GET', link[1], { key: null });

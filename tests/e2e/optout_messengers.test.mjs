@@ -146,7 +146,11 @@ test('a Telegram STOP to the operator\'s bot given to the account: the phone fro
   const req = (m, p, body) => k.request(m, p, { key, body });
   const Q = '79161237711';
   const acct = await k.call('GET', '/v1/account', { key });
-  let r = await k.request('PUT', `/v1/accounts/${acct.id}/inbound`, { body: { bots: ['telegram'] } });
+  // A misspelt key would empty the set a PUT replaces: refused.
+  let r = await k.request('PUT', `/v1/accounts/${acct.id}/inbound`, { body: { bot: ['telegram'] } });
+  assert.equal(r.status, 422, r.text);
+  assert.equal(r.json.error.code, 'unknown_field');
+  r = await k.request('PUT', `/v1/accounts/${acct.id}/inbound`, { body: { bots: ['telegram'] } });
   assert.equal(r.status, 200, r.text);
   r = await req('PUT', `/v1/contacts/${Q}`, { name: 'Ира', telegram_chat_id: '5551' });
   assert.ok(r.status === 200 || r.status === 201, r.text);
