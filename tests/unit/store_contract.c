@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/kk_err.h"
 #include "core/kk_log.h"
@@ -513,4 +514,26 @@ void sc_batch_text_and_keys(struct sc_env *e) {
                       " \xd0\xbf\xd1\x80\xd0\xb8' AND campaign='c,\"1\"' AND sender IS NULL"),
             1);
   ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM messages WHERE sender='Shop'"), 1);
+}
+
+void sc_pg_crossed_status(struct sc_pg *p) {
+  struct sc_env *e0 = &p->e[0], *e1 = &p->e[1];
+  channels(e0);
+  int64_t now = store_now_ms() - 1000;
+  struct store_msg_new v = msg("x2", "vk/delivered/60000,sms/delivered/0", VV_EXTRA, now);
+  put(e0, &v);
+  ASSERT_EQ(chan_status(e1, "vk", "vk77", "delivered", now + 30), 0);   /* held by node 1 */
+  ASSERT_EQ(e0->num(e0, "UPDATE early_statuses SET channel='hidden' WHERE provider_id='vk77'"
+                        " RETURNING 1"), 1);
+  chan_result(e0, v.attempt_id, STORE_CHAN_SENT, "vk77", now + 20);   /* sees nothing held */
+  ASSERT_EQ(e0->num(e0, "UPDATE early_statuses SET channel='vk' WHERE provider_id='vk77'"
+                        " RETURNING 1"), 1);
+  int delivered = 0;
+  for (int i = 0; i < 100 && !delivered; i++) {   /* node 1's idle writer looks again */
+    struct timespec ts = {0, 100000000L};
+    nanosleep(&ts, NULL);
+    delivered = msg_is(e0, v.id, "delivered") == 1;
+  }
+  ASSERT(delivered);
+  ASSERT_EQ(e0->num(e0, "SELECT COUNT(*) FROM early_statuses"), 0);
 }

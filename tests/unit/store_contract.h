@@ -38,6 +38,10 @@ struct sc_pg {
 };
 void sc_pg_open(struct sc_pg *p, int nstores);
 void sc_pg_close(struct sc_pg *p);
+/* Two nodes: node 1 holds a VK status early while node 0 stores the send's
+   answer in a batch that crossed the hold (neither saw the other's row);
+   node 1 looks again a second later and the status is applied. */
+void sc_pg_crossed_status(struct sc_pg *p);
 
 /* A batch of n messages (half SMS, half VK -> Viber -> SMS) in one
    operation: every one stored, their first steps noted with their rows,

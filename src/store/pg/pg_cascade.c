@@ -482,6 +482,25 @@ static int apply_early(struct store *s, int64_t attempt_id, const char *provider
   return rc;
 }
 
+int pgc_early_recheck(struct store *s, const char *channel, int64_t scope, const char *pid) {
+  struct pg_params p = {0};
+  pg_p_text(&p, channel);
+  pg_p_text(&p, pid);
+  pg_p_int(&p, scope);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         "SELECT a.id FROM attempts a WHERE a.channel=$1 AND a.provider_id=$2"
+                         " AND a.scope=$3::bigint AND a.channel<>'sms' AND EXISTS(SELECT 1"
+                         " FROM early_statuses e WHERE e.channel=$1 AND e.scope=$3::bigint"
+                         " AND e.provider_id=$2) ORDER BY a.id LIMIT 1",
+                         &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  int64_t attempt_id = PQntuples(r) > 0 ? pg_int(r, 0, 0) : 0;
+  PQclear(r);
+  if (attempt_id == 0) return 0;
+  return apply_early(s, attempt_id, pid) != 0 ? KK_ESTORE : 1;
+}
+
 int pg_chan_result(struct store *s, struct store_op *op) {
   struct store_chan_result_data *d = op->data;
   struct store_chan_result *r = &d->r;

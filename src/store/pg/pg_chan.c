@@ -100,6 +100,49 @@ static double mono_ms(void) {
 
 static int early_expire(struct store *s, int64_t cutoff);
 
+void pgw_recheck_add(struct store *s, char kind, const char *a, const char *pid, int64_t scope) {
+  struct pgw_state *w = &PG(s)->ws;
+  if (w->recheck == NULL) w->recheck = kk_xcalloc(PGW_RECHECK_MAX, sizeof *w->recheck);
+  if (w->rc_n == PGW_RECHECK_MAX) {   /* full: the oldest is forgotten */
+    w->rc_head = (w->rc_head + 1) % PGW_RECHECK_MAX;
+    w->rc_n--;
+  }
+  struct pgw_recheck *e = &w->recheck[(w->rc_head + w->rc_n++) % PGW_RECHECK_MAX];
+  e->kind = kind;
+  snprintf(e->a, sizeof e->a, "%s", a);
+  snprintf(e->pid, sizeof e->pid, "%s", pid);
+  e->scope = scope;
+  e->due = mono_ms() + 1000.0;
+  e->tries = 0;
+}
+
+/* Looks again at the held rows whose time has come (oldest first): a
+   matched one or one looked at twice is done, another waits 4 s more. */
+static void recheck_run(struct store *s, double now) {
+  struct pgw_state *w = &PG(s)->ws;
+  for (int done = 0; w->rc_n > 0 && done < PGW_RECHECK_BATCH; done++) {
+    struct pgw_recheck e = w->recheck[w->rc_head];
+    if (e.due > now) return;
+    w->rc_head = (w->rc_head + 1) % PGW_RECHECK_MAX;
+    w->rc_n--;
+    int rc = e.kind == 'r' ? pg_sms_early_recheck(s, e.a, e.pid)
+                           : pgc_early_recheck(s, e.a, e.scope, e.pid);
+    if (rc < 0) {
+      kk_error(LOGCTX, "looking again at an early %s failed", e.kind == 'r' ? "receipt" : "status");
+      return;
+    }
+    if (rc == 1) {
+      w->early_rechecked++;
+      kk_info(LOGCTX, "an early %s (%s %s) matched when looked at again",
+              e.kind == 'r' ? "receipt" : "status", e.a, e.pid);
+    } else if (++e.tries < 2) {
+      e.due = now + 4000.0;   /* once more, later: put back at the end */
+      if (w->rc_n < PGW_RECHECK_MAX)
+        w->recheck[(w->rc_head + w->rc_n++) % PGW_RECHECK_MAX] = e;
+    }
+  }
+}
+
 void pgw_before_commit(struct store *s, double t_ms) {
   struct pgw_state *w = &PG(s)->ws;
   int64_t now = store_now_ms();
@@ -107,6 +150,7 @@ void pgw_before_commit(struct store *s, double t_ms) {
   fill_rows(s, 2, now);
   (void)t_ms;
   double m = mono_ms();
+  recheck_run(s, m);
   if (m < w->early_next_expire) return;
   w->early_next_expire = m + PGW_EARLY_EXPIRE_EVERY_MS;
   if (early_expire(s, now - PGW_EARLY_KEEP_MS) != 0)
@@ -125,6 +169,9 @@ void pgw_publish(struct store *s) {
 void pgw_close(struct store *s) {
   free(PG(s)->ws.ecount);
   PG(s)->ws.ecount = NULL;
+  free(PG(s)->ws.recheck);
+  PG(s)->ws.recheck = NULL;
+  PG(s)->ws.rc_n = 0;
 }
 
 /* ---- early statuses and receipts: per-scope caps and expiry ----------------- */
@@ -288,6 +335,7 @@ int pg_chan_status(struct store *s, struct store_op *op) {
     char key[32];
     snprintf(key, sizeof key, "s%lld", (long long)d->st->scope);
     if (!pgw_early_admit(s, key)) return 0;
+    pgw_recheck_add(s, 's', d->channel, d->provider_id, d->st->scope);
     struct pg_params p = {0};
     pg_p_text(&p, d->channel);
     pg_p_int(&p, d->st->scope);

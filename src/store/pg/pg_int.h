@@ -79,6 +79,11 @@ struct pg_conn {
 #define PGW_EARLY_KEEP_MS (24LL * 3600 * 1000)
 #define PGW_EARLY_EXPIRE_BATCH 1000
 #define PGW_EARLY_EXPIRE_EVERY_MS 1000.0
+/* Held rows looked at again: at most this many remembered (the oldest
+   forgotten first), looked at 1 s and 5 s after the hold, at most
+   PGW_RECHECK_BATCH of them per batch. */
+#define PGW_RECHECK_MAX 4096
+#define PGW_RECHECK_BATCH 64
 
 /* The writer's counters and early-row counts (pg_chan.c): rows held per
    scope ("s<account>" statuses, "r<route>" receipts), counted when first
@@ -90,6 +95,18 @@ struct pgw_state {
   struct pgw_early_count { char key[72]; int64_t n; } *ecount;  /* owned */
   int necount, capecount;
   uint64_t early_refused, early_expired;
+  /* Rows this node held early lately, looked at again a little later: a
+     part or send another node stored in a batch that crossed the hold
+     (neither saw the other's uncommitted row) is matched then. */
+  struct pgw_recheck {
+    char kind;                  /* 'r' receipt (a = route), 's' status (a = channel) */
+    char a[72], pid[72];
+    int64_t scope;
+    double due;                 /* monotonic ms of the next look */
+    int tries;
+  } *recheck;                   /* owned: a ring of PGW_RECHECK_MAX */
+  int rc_head, rc_n;
+  uint64_t early_rechecked;     /* held rows matched by a later look */
   struct pg_rows *defer;    /* pg_msg.c: PGW_T_COUNT tables while a batch of
                                new messages is inserted, else NULL */
 };
@@ -374,6 +391,13 @@ void pgw_close(struct store *s);
 /* Whether the scope key may hold one more early row (and counts it). */
 int pgw_early_admit(struct store *s, const char *key);
 void pgw_early_forget(struct store *s);
+/* Remembers a row held early (kind 'r': a receipt of route a under pid;
+   's': a status of channel a, scope, pid) to be looked at again. */
+void pgw_recheck_add(struct store *s, char kind, const char *a, const char *pid, int64_t scope);
+/* Looked at again (pg_sms.c, pg_cascade.c): 1 when the held row now has
+   its part or send and was applied, 0 when not, else KK_ESTORE. */
+int pg_sms_early_recheck(struct store *s, const char *route, const char *pid);
+int pgc_early_recheck(struct store *s, const char *channel, int64_t scope, const char *pid);
 
 /* pg_cascade.c, on the writer thread, in the batch's transaction */
 struct casc_att;

@@ -217,6 +217,7 @@ static int hold_receipt(struct store *s, const struct store_receipt_data *d) {
   int rc = 0;
   for (int i = 0; i < 2 && rc == 0 && d->ids[i][0]; i++) {
     if (!pgw_early_admit(s, key)) return 0;  /* the route holds its most */
+    pgw_recheck_add(s, 'r', d->route, d->ids[i], 0);
     struct pg_params p = {0};
     pg_p_text(&p, d->route);
     pg_p_text(&p, d->ids[i]);
@@ -232,6 +233,44 @@ static int hold_receipt(struct store *s, const struct store_receipt_data *d) {
                 &p);
   }
   return rc;
+}
+
+int pg_sms_early_recheck(struct store *s, const char *route, const char *pid) {
+  struct pg_params p = {0};
+  pg_p_text(&p, route);
+  pg_p_text(&p, pid);
+  int rc;
+  /* the held row, if its part is stored now (and no one else takes it) */
+  PGresult *r = pg_query(&PG(s)->w,
+                         "SELECT p.attempt_id,p.state,e.state,COALESCE(e.error,''),e.at,"
+                         "COALESCE(e.other_id,'') FROM early_receipts e JOIN sms_parts p"
+                         " ON p.route=e.route AND p.provider_id=e.provider_id"
+                         " WHERE e.route=$1 AND e.provider_id=$2 FOR UPDATE OF e SKIP LOCKED",
+                         &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  if (PQntuples(r) == 0) {
+    PQclear(r);
+    return 0;
+  }
+  int64_t attempt_id = pg_int(r, 0, 0);
+  char pstate[16], state[16], error[128], other[72];
+  pg_copy(r, 0, 1, pstate, sizeof pstate);
+  pg_copy(r, 0, 2, state, sizeof state);
+  pg_copy(r, 0, 3, error, sizeof error);
+  int64_t at = pg_int(r, 0, 4);
+  pg_copy(r, 0, 5, other, sizeof other);
+  PQclear(r);
+  struct pg_params q = {0};
+  pg_p_text(&q, route);
+  pg_p_text(&q, pid);
+  pg_p_text(&q, other);
+  if (pg_cmd(&PG(s)->w, "DELETE FROM early_receipts WHERE route=$1 AND provider_id IN ($2,$3)",
+             &q) != 0)
+    return KK_ESTORE;
+  pgw_early_forget(s);
+  if (strcmp(pstate, "sent") != 0) return 1;   /* the part had its receipt meanwhile */
+  rc = part_receipt(s, route, pid, attempt_id, NULL, state, error, at);
+  return rc ? KK_ESTORE : 1;
 }
 
 int pg_receipt(struct store *s, struct store_op *op) {
