@@ -123,11 +123,22 @@ test('links: short links per recipient, 302 with UTM tags, clicks and conversion
   r = await k.request('POST', '/v1/conversions', { key: other.key, body: { phone: PHONES[0], campaign: 'spring' } });
   assert.equal(r.status, 404);
 
-  const after = await k.call('GET', '/v1/campaigns/spring/report', { key }, 200);
+  let after = await k.call('GET', '/v1/campaigns/spring/report', { key }, 200);
   assert.equal(after.clicks.converted, 2);
   assert.equal(after.clicks.value, 1599.5);
   assert.equal(after.clicks.by_variant['0'].converted, 2);
   assert.equal(after.clicks.clicked, 3);
+
+  // A burst of clicks on another recipient's link: every one redirected
+  // (lookups wait their turn), every one counted, one of them unique.
+  const [other3] = byPhone[PHONES[2]];
+  const burst = await Promise.all(Array.from({ length: 60 }, () => get(`${k.url}/r/${other3}`)));
+  assert.deepEqual([...new Set(burst.map((x) => x.status))], [302]);
+  after = await waitUntil(async () => {
+    const x = await k.call('GET', '/v1/campaigns/spring/report', { key }, 200);
+    return x.clicks.clicked === 63 ? x : null;
+  }, 'the burst counted', 20000, 100);
+  assert.equal(after.clicks.clicked_unique, 3);
   await finish();
 });
 
