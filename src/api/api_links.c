@@ -9,7 +9,7 @@
  * their turn here, beyond that a click gets 503. Clicks to record gather
  * in memory (up to PENDING_MAX; beyond that they are counted as dropped,
  * the redirect still answered) and go to the store one write at a time,
- * each write taking every click gathered meanwhile.
+ * each write taking up to WRITE_MAX of the clicks gathered meanwhile.
  */
 #include "api/api_links.h"
 
@@ -33,6 +33,7 @@
 #define READS_MAX 2               /* lookups of codes on the store's pool at once */
 #define WAIT_MAX 1024             /* lookups waiting for one of those */
 #define PENDING_MAX 4096          /* clicks waiting to be written */
+#define WRITE_MAX 256             /* clicks of one write */
 #define VALUE_MAX 1e9             /* the largest value of a conversion */
 
 /* A click being answered (in its call's arena). */
@@ -48,7 +49,7 @@ struct api_links {
   int reading;                    /* lookups on the pool */
   struct click *wait_head, *wait_tail;
   int nwait;
-  struct store_click *pending;    /* malloc'd (PENDING_MAX), handed to the store */
+  struct store_click *pending;    /* malloc'd (PENDING_MAX); freed by api_links_free */
   int npending;
   int writing;                    /* a write of clicks under way */
   int stopped;
@@ -87,10 +88,15 @@ static void on_written(void *arg, int rc) {
 
 static void flush(struct api_links *l) {
   if (l->npending == 0 || (l->writing && !l->stopped)) return;
-  /* the store frees the batch after the write */
-  store_clicks_write(l->a->store, l->pending, l->npending, l->stopped ? NULL : on_written, l);
-  l->pending = NULL;
-  l->npending = 0;
+  /* At most WRITE_MAX a write, so that the writer's transactions with
+     them stay short for the messages committed beside them (all of them
+     when stopping). The store frees the batch after the write. */
+  int n = l->npending > WRITE_MAX && !l->stopped ? WRITE_MAX : l->npending;
+  struct store_click *batch = kk_xmalloc((size_t)n * sizeof *batch);
+  memcpy(batch, l->pending, (size_t)n * sizeof *batch);
+  memmove(l->pending, l->pending + n, (size_t)(l->npending - n) * sizeof *batch);
+  l->npending -= n;
+  store_clicks_write(l->a->store, batch, n, l->stopped ? NULL : on_written, l);
   l->writing = !l->stopped;
 }
 

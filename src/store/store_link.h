@@ -24,7 +24,6 @@
 #include "store/store.h"
 
 #define STORE_LINK_UA_MAX 256       /* bytes of a click's user agent kept */
-#define STORE_LINK_CLICKS_MAX 1024  /* clicks of one write */
 #define STORE_LINK_COUNTS_MAX 64    /* counter rows a report reads */
 
 /* One link of a new message (accept/ makes them). */
