@@ -8,6 +8,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { setup, waitUntil } from './lib/harness.mjs';
+import { Sim, pointChannelsAtSim } from './lib/sim.mjs';
 
 /** A GET with Node's own HTTP client, redirects not followed. */
 function get(url, headers = {}) {
@@ -145,3 +146,50 @@ test('links: short links per recipient, 302 with UTM tags, clicks and conversion
 async function world(t) {
   return setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 20 } });
 }
+
+test('links: each channel of a cascade has its own code, and the click knows its channel', { timeout: 120000 }, async (t) => {
+  const { k, key, smsc, finish } = await world(t);
+  const sim = new Sim();
+  t.after(() => sim.stop());
+  await sim.start();
+  await sim.config({ vk: { reach: 1, read: 0, deliver_ms: [20, 20] } });
+  await pointChannelsAtSim(k, sim);
+  const imp = await k.request('POST', '/v1/contacts/import?list=vkbase&country=RU', {
+    key, body: Buffer.from('phone,vk_id\n79163000001,5001\n'), headers: { 'content-type': 'text/csv' },
+  });
+  assert.equal(imp.status, 202, imp.text);
+  await waitUntil(async () => (await k.call('GET', `/v1/imports/${imp.json.id}`, { key }, 200)).status === 'done', 'the import', 30000, 50);
+  await k.call('PUT', '/v1/templates/both', {
+    key, body: { text: 'Sale: https://shop.example.ru/a', channels: { sms: { text: 'SMS sale: https://shop.example.ru/a' } } },
+  }, 200);
+  await k.call('PUT', '/v1/campaigns/casc', {
+    key,
+    body: { audience: { list: 'vkbase' }, template: 'both', class: 'service',
+      cascade: [{ channel: 'vk', wait: 'read', timeout: '2s' }, { channel: 'sms', wait: 'delivered' }] },
+  }, 200);
+  await k.call('POST', '/v1/campaigns/casc/start', { key }, 200);
+  const vk = await waitUntil(async () => {
+    const r = await sim.requests('vk');
+    return r.length >= 1 ? r : null;
+  }, 'the VK message', 30000, 50);
+  const vkText = new URLSearchParams(vk[0].body).get('message');
+  const vkCode = /\/r\/([0-9A-Za-z]{12})$/.exec(vkText)?.[1];
+  assert.ok(vkCode, vkText);
+  assert.match(vkText, /^Sale: http:\/\/\S+\/r\/\w{12}$/);
+  const sms = await waitUntil(() => smsTexts(smsc)['79163000001'], 'the SMS after VK', 30000, 50);
+  const smsCode = /\/r\/([0-9A-Za-z]{12})$/.exec(sms)?.[1];
+  assert.ok(smsCode, sms);
+  assert.notEqual(vkCode, smsCode);
+  let r = await get(`${k.url}/r/${vkCode}`);
+  assert.equal(r.status, 302);
+  assert.equal(r.headers.location, 'https://shop.example.ru/a?utm_source=kaskad&utm_medium=vk&utm_campaign=casc');
+  r = await get(`${k.url}/r/${smsCode}`);
+  assert.equal(r.headers.location, 'https://shop.example.ru/a?utm_source=kaskad&utm_medium=sms&utm_campaign=casc');
+  const rep = await waitUntil(async () => {
+    const x = await k.call('GET', '/v1/campaigns/casc/report', { key }, 200);
+    return x.clicks.clicked === 2 ? x : null;
+  }, 'both clicks counted', 20000, 100);
+  assert.equal(rep.clicks.by_channel.vk.clicked_unique, 1);
+  assert.equal(rep.clicks.by_channel.sms.clicked_unique, 1);
+  await finish();
+});
