@@ -104,6 +104,25 @@ KK_TEST(accept_links_per_channel_codes) {
   accept_item_fini(&it);
   ASSERT(it.links == NULL && it.nlinks == 0);
 
+  /* made again under its key (a batch made again after a restart): new
+     codes, the same digest, so the store answers with the first message */
+  char hash[65], text[256];
+  for (int i = 0; i < 2; i++) {
+    render(&ac, &it);
+    it.to = "79161234567";
+    it.idem_key = "campaign:spring:1";
+    ASSERT_EQ(accept_prepare(&ac, 5, "r1", store_now_ms(), &it), 0);
+    ASSERT_EQ(it.nlinks, 2);
+    if (i == 0) {
+      snprintf(hash, sizeof hash, "%s", it.req_hash);
+      snprintf(text, sizeof text, "%s", it.m.text);
+    } else {
+      ASSERT_STR_EQ(it.req_hash, hash);
+      ASSERT(strcmp(it.m.text, text) != 0);
+    }
+    accept_item_fini(&it);
+  }
+
   /* a text the links make longer than SMS_MAX_PARTS segments: refused */
   render(&ac, &it);
   char *longer = malloc(4096);
