@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "accept/accept.h"
+#include "accept/accept_links.h"
 #include "accept/accept_optout.h"
 #include "accept/accept_rules.h"
 #include "cascade/cascade.h"
@@ -228,7 +229,9 @@ int accept_prepare(const struct accept *ac, int64_t account_id, const char *rout
   it->req_hash[0] = '\0';
   if (it->idem_key) request_digest(it, ttl, it->req_hash);
   m->req_hash = it->req_hash[0] ? it->req_hash : NULL;
-  return 0;
+  /* Tracked links after the digest: their codes are new each time, and a
+     message made again under its key is the same message. */
+  return accept_links_make(ac, it);
 }
 
 /* ---- what the account and the node decide ---------------------------------------- */

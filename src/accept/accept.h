@@ -28,6 +28,7 @@ struct dispatch;
 struct cascade;
 struct accept_rules;
 struct store_contact;
+struct store_link_new;
 
 #define ACCEPT_MAX_TEXT 4096                 /* bytes of a message's text */
 #define ACCEPT_MIN_TTL_MS (30LL * 1000)
@@ -80,6 +81,13 @@ struct accept_item {
   /* the recipient's contact, read before (on the store's pool) by the
      ingress: its fields fill what vars does not; NULL: the contact hook */
   const struct store_contact *contact;
+  /* tracked links (accept_links.h): an ingress that wants the message's
+     URLs made short links (a campaign's runner) sets track_links and the
+     recipient's variant */
+  int track_links;
+  int variant;
+  struct store_link_new *links;   /* owned: the links made; freed by accept_item_fini */
+  int nlinks;
   /* out */
   enum accept_result result; /* the ingress may set REFUSED (with err) itself */
   struct accept_err err;

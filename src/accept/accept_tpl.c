@@ -13,6 +13,7 @@
 #include "store/store_contact.h"
 #include "store/store_tpl.h"
 #include "accept/accept.h"
+#include "accept/accept_links.h"
 #include "accept/accept_optout.h"
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
@@ -98,6 +99,7 @@ static const char *contact(void *arg, const char *name) {
 }
 
 void accept_item_fini(struct accept_item *it) {
+  accept_links_free(it);
   free(it->tpl_text);
   free(it->tpl_extra);
   free(it->rules_extra);

@@ -26,6 +26,7 @@
 #include "http/http_server.h"
 #include "store/store.h"
 #include "accept/accept_optout.h"
+#include "api/api_links.h"
 #include "api/api_optout.h"
 
 #define LOGCTX "api"
@@ -294,6 +295,7 @@ int api_init(struct api *a) {
 
 void api_stop(struct api *a) {
   contact_imports_stop(a->imports);   /* contact imports: readers stop */
+  api_links_stop(a);                  /* clicks gathered: written */
   if (!a->subscribed) return;
   store_unsubscribe(a->store, on_notes, a);
   store_unsubscribe(a->store, api_optout_notes, a);
@@ -306,6 +308,7 @@ void api_fini(struct api *a) {
   api_stop(a);
   contact_imports_free(a->imports);
   a->imports = NULL;
+  api_links_free(a);
   free(a->keys.slots);
   a->keys.slots = NULL;
   kk_rate_free(a->hook_limit);
@@ -468,6 +471,8 @@ static const struct api_route routes[] = {
     /* unsubscribe links (api_unsub.c): people, no key */
     {{"GET", "/u/{code}"}, API_PROVIDER, api_unsub_page, NULL},
     {{"POST", "/u/{code}"}, API_PROVIDER, api_unsub_post, NULL},
+    /* tracked links (api_links.c): people, no key */
+    {{"GET", "/r/{code}"}, API_PROVIDER, api_link_click, NULL},
     {{"POST", "/v1/accounts"}, API_OPERATOR, api_account_create, NULL},
     {{"GET", "/v1/accounts/{id}"}, API_OPERATOR, api_account_get, api_account_check},
     {{"PATCH", "/v1/accounts/{id}"}, API_OPERATOR, api_account_patch, api_account_check},
@@ -511,6 +516,7 @@ static const struct api_route routes[] = {
     {{"POST", "/v1/campaigns/{name}/resume"}, API_ACCOUNT, api_camp_resume, NULL},
     {{"POST", "/v1/campaigns/{name}/cancel"}, API_ACCOUNT, api_camp_cancel, NULL},
     {{"GET", "/v1/campaigns/{name}/recipients"}, API_ACCOUNT, api_camp_recipients, NULL},
+    {{"POST", "/v1/conversions"}, API_ACCOUNT, api_conversion_post, NULL},
     {{"GET", "/v1/replies"}, API_ACCOUNT, api_replies_list, NULL},
     {{"GET", "/v1/numbers/{phone}"}, API_KEYED, api_number_get, NULL},
     {{"GET", "/v1/account"}, API_ACCOUNT, api_account_self, NULL},

@@ -59,6 +59,7 @@ enum { API_LISTENER_PUBLIC = 0, API_LISTENER_ADMIN = 1 };
 struct phone_plan;
 struct dispatch_hlr;
 struct camp_runner;
+struct api_links;
 
 struct api {
   uv_loop_t *loop;
@@ -101,6 +102,7 @@ struct api {
   const struct pol_window *quiet_default;  /* setting quiet_hours; NULL: 21:00-09:00 */
   char public_url[300];      /* where people reach kaskad (unsubscribe links) */
   struct camp_runner *camp_runner;  /* campaigns (api_camp_run.c); NULL: stopped */
+  struct api_links *links;   /* tracked links' clicks (api_links.c); made by the first */
 };
 
 /* Loads the key cache and subscribes to the store's notes; 0, KK_ESTORE or

@@ -235,6 +235,9 @@ static void make_batch(struct camp_runner *r) {
     r->parsed[i].account_id = r->req.account_id;
     if (api_msg_parse(json_array_get(r->msgs, (size_t)i), NULL, &r->parsed[i], &r->items[i]) != 0)
       r->items[i].result = ACCEPT_REFUSED;
+    /* its texts' URLs become tracked links as it is accepted (accept_links.h) */
+    r->items[i].track_links = 1;
+    r->items[i].variant = r->rows[i].variant;
   }
   int rc = accept_submit(&a->accept, &r->req);
   if (rc != 0) {   /* the store cannot be written now, or the account is gone: later */

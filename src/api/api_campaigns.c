@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api/api_int.h"
+#include "api/api_links.h"
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
 #include "store/store.h"
@@ -68,6 +69,8 @@ static json_t *in_life_order(json_t *o) {
 /* A report being read in the store's thread pool. */
 struct report_ctx {
   struct http_req *req;
+  struct api *a;                    /* and account_id: the clicks part's read */
+  int64_t account_id;
   char campaign[STORE_CAMPAIGN_MAX + 1];
   struct report r;                  /* filled on a pool thread, then read here */
   struct store_campaign_totals t;
@@ -98,7 +101,8 @@ static void on_report(void *arg, int rc) {
                           "messages_delivered_twice", (json_int_t)t.messages_delivered_twice,
                           "cost", api_money(t.cost), "sms_only_cost", api_money(t.sms_only_cost),
                           "savings", api_money(t.sms_only_cost - t.cost));
-  api_json(req, 200, doc, NULL);
+  /* the clicks and conversions (api_links.c) answer it */
+  api_links_report(c->a, req, c->account_id, campaign, doc);
   free(c);
 }
 
@@ -113,6 +117,8 @@ void api_campaign_report(struct api_call *call) {
      the JSON objects are touched only by that read until it is done. */
   struct report_ctx *c = kk_xcalloc(1, sizeof *c);
   c->req = req;
+  c->a = call->a;
+  c->account_id = call->account_id;
   snprintf(c->campaign, sizeof c->campaign, "%s", campaign);
   c->r.by_status = json_object();
   c->r.by_channel = json_object();

@@ -30,6 +30,13 @@ struct store_sql_arg {
 #define SQL_T(x) ((struct store_sql_arg){.is_text = 1, .t = (x)})
 #define SQL_I(x) ((struct store_sql_arg){.i = (x)})
 typedef int (*store_sql_row_fn)(void *arg, const char *const *cols, int ncols);
+/* Runs text with the arguments that follow through s's backend (rd: a
+   pool thread's reader; NULL: the writer), each row to fn(arg, ...). */
+#define STORE_SQL(s, rd, text, fn, arg, ...)                                      \
+  ((s)->be->sql((s), (rd), (text), (const struct store_sql_arg[]){__VA_ARGS__},  \
+                (int)(sizeof((const struct store_sql_arg[]){__VA_ARGS__}) /       \
+                      sizeof(struct store_sql_arg)),                              \
+                (fn), (arg)))
 
 /* ---- operations -------------------------------------------------------- */
 
@@ -512,6 +519,9 @@ void store_tpls_apply(struct store *s, const struct store_note *notes, int n);
 /* store_campaign.c: the CAMPAIGN write (struct store_camp_op), the same
    on every backend (through store_backend.sql). */
 int store_campaign_exec(struct store *s, struct store_op *op);
+/* store_link.c: the tracked links of the messages msgs[0..n) that were
+   stored new (writer thread, in their insert's transaction). */
+int store_links_insert(struct store *s, const struct store_msg_new *msgs, int n);
 
 /* store_pool.c: reads off the loop thread. */
 /* A read on a pool thread: fn(s, rd, job) through rd, that thread's reader;

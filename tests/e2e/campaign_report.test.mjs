@@ -117,6 +117,8 @@ test('a campaign report: statuses, channels, delivered twice, cost and savings',
     cost: 7.85,
     sms_only_cost: 11.75,
     savings: 3.9,
+    // no tracked links in these texts: nothing clicked (links.test.mjs)
+    clicks: { clicked: 0, clicked_unique: 0, converted: 0, value: 0, by_channel: {}, by_variant: {} },
   });
   // The same figures as the messages' own, added up.
   const sum = (f) => Math.round([ma, mb, mc, md].reduce((s, m) => s + f(m), 0) * 10000) / 10000;

@@ -398,6 +398,7 @@ static void cap_notes(struct store *s, const struct store_insert_data *d) {
 
 static int inserted(struct store *s, struct store_insert_data *d) {
   int rc = insert_decisions(s, d);
+  if (rc == 0) rc = store_links_insert(s, d->msgs, d->n);
   if (rc == 0) cap_notes(s, d);
   return rc;
 }

@@ -19,6 +19,7 @@
 #include "core/kk_log.h"
 #include "core/kk_utf8.h"
 #include "store/pg/pg_int.h"
+#include "store/pg/pg_link.h"
 
 #define LOGCTX "store"
 #define MIGRATE_LOCK "726173" /* the advisory lock migrations take */
@@ -347,6 +348,9 @@ static const char *const migrations[] = {
     " created_at BIGINT NOT NULL);",
     /* 13: campaigns (pg_int.h) */
     PG_CAMPAIGN_MIGRATION,
+    /* 14: tracked links, clicks, conversions and their counters (pg_link.h;
+       SQLite's 22) */
+    PG_LINK_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

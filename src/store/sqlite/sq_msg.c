@@ -107,7 +107,7 @@ int sq_msg_insert(struct store *s, struct store_op *op) {
     d->msgs[i].rc = insert_one(s, &d->msgs[i]);
     if (d->msgs[i].rc) return d->msgs[i].rc;
   }
-  return 0;
+  return store_links_insert(s, d->msgs, d->n);
 }
 
 void sq_due_row(sqlite3_stmt *st, struct store_due *d) {

@@ -12,6 +12,7 @@
 #include "core/kk_mem.h"
 #include "core/kk_utf8.h"
 #include "store/sqlite/sq_int.h"
+#include "store/sqlite/sq_link.h"
 
 #define LOGCTX "store"
 
@@ -250,6 +251,8 @@ static const char *const migrations[] = {
     SQ_INBOUND_MIGRATION,
     /* 21: campaigns (sq_int.h) */
     SQ_CAMPAIGN_MIGRATION,
+    /* 22: tracked links, clicks, conversions and their counters (sq_link.h) */
+    SQ_LINK_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -1,0 +1,195 @@
+// Tracked links end to end: a campaign whose template has links sends
+// each recipient short links of its own ({public_url}/r/{code}); a GET of
+// one answers 302 to the target with the UTM tags added (the link's own
+// utm_* kept, the fragment after the query); the report counts the clicks
+// (two clicks of one code: one unique) and the conversions; another
+// account cannot convert the first one's message; an unknown code is 404.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { setup, waitUntil } from './lib/harness.mjs';
+import { Sim, pointChannelsAtSim } from './lib/sim.mjs';
+
+/** A GET with Node's own HTTP client, redirects not followed. */
+function get(url, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.setTimeout(10000, () => req.destroy(new Error('timeout')));
+  });
+}
+
+/** The whole text of each number's SMS, its parts joined: {phone: text}. */
+function smsTexts(smsc) {
+  const parts = {};
+  for (const s of smsc.submits) {
+    const to = s.destination_addr;
+    (parts[to] ??= []).push(s);
+  }
+  const out = {};
+  for (const [to, list] of Object.entries(parts)) {
+    const total = list[0].concat ? list[0].concat.total : 1;
+    if (list.length < total) continue;
+    list.sort((a, b) => (a.concat?.seq ?? 1) - (b.concat?.seq ?? 1));
+    out[to] = list.map((s) => s.text).join('');
+  }
+  return out;
+}
+
+const PHONES = ['79162000001', '79162000002', '79162000003'];
+
+test('links: short links per recipient, 302 with UTM tags, clicks and conversions counted', { timeout: 120000 }, async (t) => {
+  const { k, key, smsc, finish } = await world(t);
+  await k.call('PUT', '/v1/templates/promo', {
+    key,
+    body: { text: 'Скидки (до 50%) на https://shop.example.ru/sale?ref=sms&utm_source=own#top, новинки: http://shop.example.ru/new!' },
+  }, 200);
+  await k.call('PUT', '/v1/campaigns/spring', { key, body: { audience: { phones: PHONES }, template: 'promo', class: 'service' } }, 200);
+  await k.call('POST', '/v1/campaigns/spring/start', { key }, 200);
+  await waitUntil(async () => (await k.call('GET', '/v1/campaigns/spring', { key }, 200)).status === 'done', 'the campaign to be done', 60000, 100);
+  const texts = await waitUntil(() => {
+    const t = smsTexts(smsc);
+    return Object.keys(t).length === 3 ? t : null;
+  }, 'three whole SMS', 30000, 50);
+
+  // Each SMS carries two short links of its own and none of the targets.
+  const re = new RegExp(`${k.url.replace(/[.]/g, '\\.')}/r/([0-9A-Za-z]{12})`, 'g');
+  const byPhone = {};
+  for (const [to, text] of Object.entries(texts)) {
+    assert.ok(!/shop\.example\.ru/.test(text), text);
+    const codes = [...text.matchAll(re)].map((m) => m[1]);
+    assert.equal(codes.length, 2, text);
+    assert.match(text, /^Скидки \(до 50%\) на http:\/\/\S+\/r\/\w{12}, новинки: http:\/\/\S+\/r\/\w{12}!$/);
+    byPhone[to] = codes;
+  }
+  assert.deepEqual(Object.keys(byPhone).sort(), PHONES);
+  const all = Object.values(byPhone).flat();
+  assert.equal(new Set(all).size, 6, 'one code per recipient and link');
+
+  // The first link: 302 to the target, its own utm_source kept, the fragment last.
+  const [sale, fresh] = byPhone[PHONES[0]];
+  let r = await get(`${k.url}/r/${sale}`, { 'user-agent': 'TestPhone/1.0' });
+  assert.equal(r.status, 302, r.body);
+  assert.equal(r.headers.location, 'https://shop.example.ru/sale?ref=sms&utm_source=own&utm_medium=sms&utm_campaign=spring#top');
+  r = await get(`${k.url}/r/${sale}`);
+  assert.equal(r.status, 302);
+  r = await get(`${k.url}/r/${fresh}`);
+  assert.equal(r.status, 302);
+  assert.equal(r.headers.location, 'http://shop.example.ru/new?utm_source=kaskad&utm_medium=sms&utm_campaign=spring');
+  // Unknown codes: a plain page.
+  r = await get(`${k.url}/r/AAAAAAAAAAAA`);
+  assert.equal(r.status, 404);
+  assert.match(r.headers['content-type'], /text\/html/);
+  assert.equal((await get(`${k.url}/r/short`)).status, 404);
+
+  // The report counts three clicks, two unique (two of one code count once).
+  const rep = await waitUntil(async () => {
+    const x = await k.call('GET', '/v1/campaigns/spring/report', { key }, 200);
+    return x.clicks && x.clicks.clicked === 3 ? x : null;
+  }, 'the clicks in the report', 20000, 100);
+  assert.equal(rep.clicks.clicked_unique, 2);
+  assert.equal(rep.clicks.by_channel.sms.clicked, 3);
+  assert.equal(rep.clicks.by_channel.sms.clicked_unique, 2);
+  assert.equal(rep.clicks.by_variant['0'].clicked, 3);
+  assert.equal(rep.clicks.converted, 0);
+
+  // Conversions: by message and by phone and campaign.
+  const rcpts = (await k.call('GET', '/v1/campaigns/spring/recipients', { key }, 200)).recipients;
+  const first = rcpts.find((x) => x.phone === PHONES[0]);
+  let c = await k.call('POST', '/v1/conversions', { key, body: { message: first.message, value: 1500 } }, 201);
+  assert.equal(c.campaign, 'spring');
+  assert.equal(c.phone, PHONES[0]);
+  assert.equal(c.variant, 0);
+  c = await k.call('POST', '/v1/conversions', { key, body: { phone: `+${PHONES[1]}`, campaign: 'spring', value: 99.5 } }, 201);
+  assert.equal(c.message, rcpts.find((x) => x.phone === PHONES[1]).message);
+  // Unknown message, unknown recipient, bad value.
+  r = await k.request('POST', '/v1/conversions', { key, body: { message: 'msg_nope' } });
+  assert.equal(r.status, 404);
+  assert.equal(r.json.error.code, 'unknown_message');
+  r = await k.request('POST', '/v1/conversions', { key, body: { phone: '79169999999', campaign: 'spring' } });
+  assert.equal(r.status, 404);
+  assert.equal(r.json.error.code, 'unknown_recipient');
+  r = await k.request('POST', '/v1/conversions', { key, body: { message: first.message, value: -1 } });
+  assert.equal(r.status, 422);
+  // Another account sees nothing of this one's messages.
+  const other = await k.createAccount();
+  r = await k.request('POST', '/v1/conversions', { key: other.key, body: { message: first.message } });
+  assert.equal(r.status, 404);
+  assert.equal(r.json.error.code, 'unknown_message');
+  r = await k.request('POST', '/v1/conversions', { key: other.key, body: { phone: PHONES[0], campaign: 'spring' } });
+  assert.equal(r.status, 404);
+
+  let after = await k.call('GET', '/v1/campaigns/spring/report', { key }, 200);
+  assert.equal(after.clicks.converted, 2);
+  assert.equal(after.clicks.value, 1599.5);
+  assert.equal(after.clicks.by_variant['0'].converted, 2);
+  assert.equal(after.clicks.clicked, 3);
+
+  // A burst of clicks on another recipient's link: every one redirected
+  // (lookups wait their turn), every one counted, one of them unique.
+  const [other3] = byPhone[PHONES[2]];
+  const burst = await Promise.all(Array.from({ length: 60 }, () => get(`${k.url}/r/${other3}`)));
+  assert.deepEqual([...new Set(burst.map((x) => x.status))], [302]);
+  after = await waitUntil(async () => {
+    const x = await k.call('GET', '/v1/campaigns/spring/report', { key }, 200);
+    return x.clicks.clicked === 63 ? x : null;
+  }, 'the burst counted', 20000, 100);
+  assert.equal(after.clicks.clicked_unique, 3);
+  await finish();
+});
+
+async function world(t) {
+  return setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 20 } });
+}
+
+test('links: each channel of a cascade has its own code, and the click knows its channel', { timeout: 120000 }, async (t) => {
+  const { k, key, smsc, finish } = await world(t);
+  const sim = new Sim();
+  t.after(() => sim.stop());
+  await sim.start();
+  await sim.config({ vk: { reach: 1, read: 0, deliver_ms: [20, 20] } });
+  await pointChannelsAtSim(k, sim);
+  const imp = await k.request('POST', '/v1/contacts/import?list=vkbase&country=RU', {
+    key, body: Buffer.from('phone,vk_id\n79163000001,5001\n'), headers: { 'content-type': 'text/csv' },
+  });
+  assert.equal(imp.status, 202, imp.text);
+  await waitUntil(async () => (await k.call('GET', `/v1/imports/${imp.json.id}`, { key }, 200)).status === 'done', 'the import', 30000, 50);
+  await k.call('PUT', '/v1/templates/both', {
+    key, body: { text: 'Sale: https://shop.example.ru/a', channels: { sms: { text: 'SMS sale: https://shop.example.ru/a' } } },
+  }, 200);
+  await k.call('PUT', '/v1/campaigns/casc', {
+    key,
+    body: { audience: { list: 'vkbase' }, template: 'both', class: 'service',
+      cascade: [{ channel: 'vk', wait: 'read', timeout: '2s' }, { channel: 'sms', wait: 'delivered' }] },
+  }, 200);
+  await k.call('POST', '/v1/campaigns/casc/start', { key }, 200);
+  const vk = await waitUntil(async () => {
+    const r = await sim.requests('vk');
+    return r.length >= 1 ? r : null;
+  }, 'the VK message', 30000, 50);
+  const vkText = new URLSearchParams(vk[0].body).get('message');
+  const vkCode = /\/r\/([0-9A-Za-z]{12})$/.exec(vkText)?.[1];
+  assert.ok(vkCode, vkText);
+  assert.match(vkText, /^Sale: http:\/\/\S+\/r\/\w{12}$/);
+  const sms = await waitUntil(() => smsTexts(smsc)['79163000001'], 'the SMS after VK', 30000, 50);
+  const smsCode = /\/r\/([0-9A-Za-z]{12})$/.exec(sms)?.[1];
+  assert.ok(smsCode, sms);
+  assert.notEqual(vkCode, smsCode);
+  let r = await get(`${k.url}/r/${vkCode}`);
+  assert.equal(r.status, 302);
+  assert.equal(r.headers.location, 'https://shop.example.ru/a?utm_source=kaskad&utm_medium=vk&utm_campaign=casc');
+  r = await get(`${k.url}/r/${smsCode}`);
+  assert.equal(r.headers.location, 'https://shop.example.ru/a?utm_source=kaskad&utm_medium=sms&utm_campaign=casc');
+  const rep = await waitUntil(async () => {
+    const x = await k.call('GET', '/v1/campaigns/casc/report', { key }, 200);
+    return x.clicks.clicked === 2 ? x : null;
+  }, 'both clicks counted', 20000, 100);
+  assert.equal(rep.clicks.by_channel.vk.clicked_unique, 1);
+  assert.equal(rep.clicks.by_channel.sms.clicked_unique, 1);
+  await finish();
+});
