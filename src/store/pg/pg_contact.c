@@ -142,19 +142,26 @@ static int import_step(struct pg_conn *w, struct store_contact_batch *b) {
   }
   int64_t kept = pg_int(r, 0, 0);
   PQclear(r);
+  /* the refused rows kept, with one statement */
   int added = 0;
-  for (int i = 0; i < b->nerrs && kept + added < STORE_IMPORT_ERRORS_MAX; i++, added++) {
-    struct pg_params q = {0};
-    pg_p_int(&q, b->import_id);
-    pg_p_int(&q, kept + added);
-    pg_p_int(&q, b->errs[i].line);
-    pg_p_text(&q, b->errs[i].reason);
-    pg_p_text(&q, b->errs[i].raw ? b->errs[i].raw : "");
-    if ((rc = pg_cmd(w,
-                     "INSERT INTO import_errors(import_id,n,line,reason,raw)"
-                     " VALUES($1::bigint,$2::bigint,$3::bigint,$4,$5)",
-                     &q)) != 0)
-      return rc;
+  if (b->nerrs > 0 && kept < STORE_IMPORT_ERRORS_MAX) {
+    struct pg_rows *rows = kk_xcalloc(1, sizeof *rows);
+    pg_rows_int(rows, 0, b->import_id);
+    pg_rows_int(rows, 1, kept);
+    for (int i = 0; i < b->nerrs && kept + added < STORE_IMPORT_ERRORS_MAX; i++, added++) {
+      pg_rows_int(rows, 2, b->errs[i].line);
+      pg_rows_text(rows, 3, b->errs[i].reason);
+      pg_rows_text(rows, 4, b->errs[i].raw ? b->errs[i].raw : "");
+    }
+    r = pg_rows_run(w, rows,
+                    "INSERT INTO import_errors(import_id,n,line,reason,raw)"
+                    " SELECT ($1::bigint[])[1],($2::bigint[])[1]+o-1,l,re,raw FROM"
+                    " unnest($3::bigint[],$4::text[],$5::text[]) WITH ORDINALITY AS t(l,re,raw,o)",
+                    5, &rc);
+    pg_rows_free(rows);
+    free(rows);
+    if (r == NULL) return rc;
+    PQclear(r);
   }
   struct pg_params q = {0};
   int64_t v[] = {b->rows_read, b->created,  b->updated, b->nerrs,
@@ -173,15 +180,173 @@ static int import_step(struct pg_conn *w, struct store_contact_batch *b) {
   return n == 1 ? 0 : KK_ENOENT;   /* an import no longer running takes no rows */
 }
 
+/* ---- a batch of contacts, a few statements for all of it ---------------------- */
+
+/* The upsert of many contacts, each a row of the arrays $3.. (one phone
+   once): $1[1] the account, $2[1] the import (NULL: none). Answers each
+   row's place, the import that wrote it last and whether it was there. */
+#define CT_MANY(set)                                                              \
+  "WITH v AS (SELECT * FROM unnest($3::text[],$4::text[],$5::text[],$6::text[],"   \
+  "$7::text[],$8::text[],$9::text[],$10::text[],$11::text[],$12::text[],$13::text[]," \
+  "$14::int[],$15::text[],$16::bigint[]) WITH ORDINALITY AS t(phone,name,email,"    \
+  "timezone,tz_source,operator,region,vk_id,telegram_chat_id,viber_id,attrs,consent," \
+  "consent_source,consent_at,ord)),"                                                \
+  " old AS (SELECT c.phone,c.import_id FROM contacts c WHERE"                       \
+  " c.account_id=($1::bigint[])[1] AND c.phone IN (SELECT phone FROM v)),"          \
+  " up AS (INSERT INTO contacts(account_id,phone,name,email,timezone,"             \
+  "timezone_source,operator,region,vk_id,telegram_chat_id,viber_id,attrs,consent,"  \
+  "consent_source,consent_at,import_id,created_at,updated_at)"                     \
+  " SELECT ($1::bigint[])[1],phone,name,email,timezone,tz_source,operator,region,"  \
+  "vk_id,telegram_chat_id,viber_id,attrs::jsonb,consent,consent_source,consent_at," \
+  "($2::bigint[])[1]," PG_NOW_MS "," PG_NOW_MS " FROM v ORDER BY phone"            \
+  " ON CONFLICT(account_id,phone) DO UPDATE SET " set " RETURNING 1)"               \
+  " SELECT v.ord,old.import_id,(old.phone IS NOT NULL)::int FROM v"                 \
+  " LEFT JOIN old ON old.phone=v.phone"
+
+/* What an existing contact keeps (merge) or loses (replace): as merge_sql
+   and replace_sql, after their "SET". */
+#define CT_SET_MERGE (sizeof CT_UPSERT - 1)
+
+static const char *set_of(const char *one) { return one + CT_SET_MERGE; }
+
+/* The upsert text of mode with the batch form (built once per mode). */
+static const char *many_sql(int replace) {
+  static char sql[2][4096];
+  char *out = sql[replace];
+  if (out[0] == '\0') {
+    const char *set = set_of(replace ? replace_sql : merge_sql);
+    size_t n = strlen(set) - (sizeof CT_UPSERT_END - 1);   /* without the single form's end */
+    snprintf(out, sizeof sql[0], CT_MANY("%.*s"), (int)n, set);
+  }
+  return out;
+}
+
+/* Writes rows[idx[0..n-1]] (no phone twice) with one upsert, then their
+   lists; counts created, updated and duplicates. 0 or the failure. */
+static int write_round(struct pg_conn *w, struct store_contact_batch *b, const int *idx, int n,
+                       struct pg_rows *r) {
+  int replace = b->mode == STORE_CONTACT_REPLACE;
+  pg_rows_clear(r);
+  pg_rows_int(r, 0, b->account_id);
+  pg_rows_opt(r, 1, b->import_id);
+  for (int k = 0; k < n; k++) {
+    const struct store_contact *c = &b->rows[idx[k]];
+    const char *text[] = {c->phone, c->name, c->email, c->timezone, NULL, c->operator_name,
+                          c->region, c->vk_id, c->telegram_chat_id, c->viber_id};
+    for (int i = 0; i < 10; i++) {
+      if (i == 4) pg_rows_text(r, 6, c->tz_source[0] ? c->tz_source : "default");
+      else pg_rows_text(r, 2 + i, text[i][0] ? text[i] : NULL);
+    }
+    pg_rows_text(r, 12, c->attrs && c->attrs[0] && strcmp(c->attrs, "{}") != 0 ? c->attrs : NULL);
+    if (c->consent >= 0) pg_rows_int(r, 13, c->consent);
+    else pg_rows_text(r, 13, NULL);
+    pg_rows_text(r, 14, c->consent_source[0] ? c->consent_source : NULL);
+    pg_rows_opt(r, 15, c->consent_at);
+    pg_rows_end(r);
+  }
+  int rc;
+  PGresult *res = pg_rows_run(w, r, many_sql(replace), 16, &rc);
+  if (res == NULL) return rc;
+  int nres = PQntuples(res);
+  /* phones of contacts that were there: their lists go (replace) */
+  for (int i = 0; i < nres; i++) {
+    int existed = (int)pg_int(res, i, 2);
+    int64_t seen_import = pg_int(res, i, 1);
+    if (!existed) b->created++;
+    else if (b->import_id && seen_import == b->import_id) b->duplicates++;
+    else b->updated++;
+    int64_t ord = pg_int(res, i, 0);
+    if (replace && existed && ord >= 1 && ord <= n) {
+      pg_rows_text(r, 0, b->rows[idx[ord - 1]].phone);
+      pg_rows_end(r);
+    }
+  }
+  PQclear(res);
+  if (r->n > 0) {
+    pg_rows_int(r, 1, b->account_id);
+    res = pg_rows_run(w, r,
+                      "DELETE FROM contact_lists WHERE account_id=($2::bigint[])[1]"
+                      " AND phone=ANY($1::text[])",
+                      2, &rc);
+    if (res == NULL) return rc;
+    PQclear(res);
+  }
+  pg_rows_int(r, 0, b->account_id);
+  for (int k = 0; k < n; k++) {
+    const struct store_contact *c = &b->rows[idx[k]];
+    for (int i = 0; i < c->nlists && i < STORE_CONTACT_LISTS_MAX; i++) {
+      pg_rows_text(r, 1, c->lists[i]);
+      pg_rows_text(r, 2, c->phone);
+    }
+  }
+  if (r->col[1].len == 0) {
+    pg_rows_clear(r);
+    return 0;
+  }
+  res = pg_rows_run(w, r,
+                    "INSERT INTO contact_lists(account_id,list,phone)"
+                    " SELECT ($1::bigint[])[1],l,p FROM unnest($2::text[],$3::text[]) AS t(l,p)"
+                    " ORDER BY p,l ON CONFLICT DO NOTHING",
+                    3, &rc);
+  if (res == NULL) return rc;
+  PQclear(res);
+  return 0;
+}
+
+/* The round of each row: how many rows before it have its phone (a phone
+   twice in a batch is written twice, in order: the later values win). */
+static int rounds_of(const struct store_contact_batch *b, int *round) {
+  int cap = 1;
+  while (cap < 2 * b->n) cap <<= 1;
+  int *slot = kk_xmalloc((size_t)cap * sizeof *slot);   /* row index + 1, 0: empty */
+  memset(slot, 0, (size_t)cap * sizeof *slot);
+  int most = 0;
+  for (int i = 0; i < b->n; i++) {
+    const char *ph = b->rows[i].phone;
+    uint32_t h = 2166136261u;
+    for (const char *p = ph; *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
+    uint32_t at = h & (uint32_t)(cap - 1);
+    round[i] = 0;
+    /* the last row of this phone so far, if any: one more than its round */
+    while (slot[at] && strcmp(b->rows[slot[at] - 1].phone, ph) != 0) at = (at + 1) & (uint32_t)(cap - 1);
+    if (slot[at]) round[i] = round[slot[at] - 1] + 1;
+    slot[at] = i + 1;
+    if (round[i] > most) most = round[i];
+  }
+  free(slot);
+  return most + 1;
+}
+
 int pg_contact_write(struct store *s, struct store_op *op) {
   struct store_contact_batch *b = op->data;
   b->created = b->updated = b->duplicates = 0;
   if (b->n < 0 || b->n > STORE_CONTACT_BATCH_MAX) return KK_EINVAL;
-  for (int i = 0; i < b->n; i++) {
-    int rc = write_one(&PG(s)->w, b, &b->rows[i]);
-    if (rc == 0) rc = pg_consent_of_contact(s, b->account_id, &b->rows[i], store_now_ms());
+  if (b->n == 1) {
+    int rc = write_one(&PG(s)->w, b, &b->rows[0]);
+    if (rc == 0) rc = pg_consent_of_contact(s, b->account_id, &b->rows[0], store_now_ms());
     if (rc != 0) return rc;
+    return b->import_id ? import_step(&PG(s)->w, b) : 0;
   }
+  int rc = 0;
+  if (b->n > 1) {
+    int *round = kk_xmalloc((size_t)b->n * sizeof *round);
+    int *idx = kk_xmalloc((size_t)b->n * sizeof *idx);
+    struct pg_rows *r = kk_xcalloc(1, sizeof *r);
+    int rounds = rounds_of(b, round);
+    for (int k = 0; k < rounds && rc == 0; k++) {
+      int n = 0;
+      for (int i = 0; i < b->n; i++)
+        if (round[i] == k) idx[n++] = i;
+      rc = write_round(&PG(s)->w, b, idx, n, r);
+    }
+    pg_rows_free(r);
+    free(r);
+    free(idx);
+    free(round);
+  }
+  for (int i = 0; i < b->n && rc == 0; i++)
+    rc = pg_consent_of_contact(s, b->account_id, &b->rows[i], store_now_ms());
+  if (rc != 0) return rc;
   return b->import_id ? import_step(&PG(s)->w, b) : 0;
 }
 
