@@ -347,6 +347,9 @@ static const char *const migrations[] = {
     " created_at BIGINT NOT NULL);",
     /* 13: campaigns (pg_int.h) */
     PG_CAMPAIGN_MIGRATION,
+    /* 16: the charge of an attempt, found when it is refunded (SQLite's
+       migration 24) */
+    "CREATE INDEX money_tx_attempt ON money_tx(attempt_id) WHERE attempt_id IS NOT NULL;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -250,6 +250,8 @@ static const char *const migrations[] = {
     SQ_INBOUND_MIGRATION,
     /* 21: campaigns (sq_int.h) */
     SQ_CAMPAIGN_MIGRATION,
+    /* 24: the charge of an attempt, found when it is refunded */
+    "CREATE INDEX money_tx_attempt ON money_tx(attempt_id) WHERE attempt_id IS NOT NULL;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
