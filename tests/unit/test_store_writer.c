@@ -147,3 +147,47 @@ KK_TEST(store_writer_gives_up_on_kept_ops_when_told) {
   ASSERT_EQ(e.nfailed, 1);
   wclose(&e);
 }
+
+/* Urgent operations (a stream message's insert) go ahead of the others
+   queued before them, in their own order, in a short batch. */
+struct order_rec {
+  int seq[512];
+  int n;
+};
+static struct order_rec order_rec;
+
+static int exec_order(struct store *s, struct store_op *op) {
+  (void)s;
+  if (order_rec.n < 512) order_rec.seq[order_rec.n++] = *(int *)op->data;
+  return 0;
+}
+
+KK_TEST(store_writer_puts_urgent_ops_ahead) {
+  struct wenv e;
+  wopen(&e);
+  static int ids[403];
+  memset(&order_rec, 0, sizeof order_rec);
+  for (int i = 0; i < 403; i++) {
+    ids[i] = i;
+    struct store_op *op = store_op_new(exec_order, on_done, &e, &ids[i], 1);
+    op->weight = i < 400 ? 100 : 1;      /* 40 of the others fill a batch */
+    if (i >= 400) store_urgent(op);
+    store_submit(e.s, op);
+  }
+  wwait(&e, 403);
+  ASSERT_EQ(order_rec.n, 403);
+  int at[3] = {-1, -1, -1};
+  for (int i = 0; i < order_rec.n; i++)
+    if (order_rec.seq[i] >= 400) at[order_rec.seq[i] - 400] = i;
+  /* queued after 400 others, run within the first batches, in order */
+  ASSERT(at[0] >= 0 && at[0] < 120);
+  ASSERT(at[0] < at[1] && at[1] < at[2]);
+  /* the others keep their order */
+  int prev = -1;
+  for (int i = 0; i < order_rec.n; i++) {
+    if (order_rec.seq[i] >= 400) continue;
+    ASSERT(order_rec.seq[i] > prev);
+    prev = order_rec.seq[i];
+  }
+  wclose(&e);
+}
