@@ -442,6 +442,7 @@ struct store {
   struct store_op **q_urgent;   /* where the next urgent operation goes: after
                                    the q_nurgent urgent ones at the head */
   int q_nurgent;
+  double urgent_at;             /* writer: when a batch last took urgent ones */
   int q_weight;                 /* rows queued, guarded by mu */
   int w_wait;                   /* what the writer waits for (W_*), guarded by mu */
   struct store_op *done_head, **done_tail; /* committed, guarded by mu */

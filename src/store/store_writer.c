@@ -27,6 +27,9 @@
 #define LOGCTX "store"
 #define BATCH_GATHER 512          /* queued rows that make a batch worth committing now */
 #define URGENT_BATCH 256          /* rows of other operations a batch with urgent ones takes */
+#define STREAM_BATCH 512          /* rows a batch takes at most while urgent ones come: the
+                                     next one waits for this commit at most */
+#define STREAM_MS 1000.0          /* for this long after the last urgent operation */
 #define GATHER_NS 1000000L        /* longest wait for them under load: 1 ms */
 #define RETRY_MIN_MS 100          /* first pause before kept operations are tried again */
 #define RETRY_MAX_MS 1000         /* longest pause between tries, and between probes */
@@ -381,7 +384,10 @@ static void *writer_main(void *arg) {
        their commit is a short one. */
     struct store_op *batch = s->q_head, *last = batch;
     int weight = last->weight, nops = 1;
-    int limit = s->q_nurgent > 0 ? 0 : s->max_batch;   /* 0: not set yet */
+    int max = s->max_batch;
+    if (s->q_nurgent > 0) s->urgent_at = mono_ms();
+    else if (mono_ms() - s->urgent_at < STREAM_MS && max > STREAM_BATCH) max = STREAM_BATCH;
+    int limit = s->q_nurgent > 0 ? 0 : max;   /* 0: not set yet */
     while (last->next) {
       int more = last->next->weight;
       if (nops >= s->q_nurgent && limit == 0) limit = weight + URGENT_BATCH;
