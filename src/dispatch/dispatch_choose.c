@@ -7,6 +7,8 @@
  * A route is down when no session of it has been bound for route_down_ms,
  * or for route_down_ms after a run of errors; the health timer moves the
  * chosen jobs queued on a route that went down to the next best.
+ * dispatch_quote makes the same choice for accept, which holds a prepaid
+ * account's message at that route's price.
  */
 #include <stdio.h>
 #include <stdlib.h>
