@@ -3,14 +3,17 @@
 // charged as much; a charged SMS the SMSC then rejects (receipt REJECTD) is
 // refunded once while an undeliverable one stays billed; a campaign against a
 // balance for fewer recipients than its audience makes exactly as many
-// messages as the balance pays, the rest rejected insufficient_balance.
+// messages as the balance pays, the rest rejected insufficient_balance; a
+// messenger that fails after accepting a message gives its charge back.
 // kaskad and independent SMSCs (npm smpp), on either store.
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Kaskad, setup, tempDir, waitUntil } from './lib/harness.mjs';
 import { startSmsc } from './lib/smsc.mjs';
+import { APPS, Sim, pointChannelsAtSim } from './lib/sim.mjs';
 
 const kop = (x) => Math.round(x * 100);
 const MTS = '7740000076';
@@ -178,5 +181,36 @@ test('a campaign against a balance for fewer recipients: exactly as many message
   assert.equal(kop(a.balance), 0, 'balance exactly 0');
   const { rows: log } = await logAddsUp(k, key);
   assert.equal(log.filter((x) => x.kind === 'charge').length, 7);
+  await finish();
+});
+
+test('a messenger that fails after accepting the message: its charge comes back, the SMS is charged', { timeout: 60000 }, async (t) => {
+  const { k, key, acct, finish } = await setup(t, { smsc: { autoReceipt: 'DELIVRD' } });
+  const sim = new Sim();
+  t.after(() => sim.stop());
+  await sim.start();
+  // Viber accepts the message and says nothing more: the failure comes from the test
+  await sim.config({ viber: { reach: 1, read: 0, deliver_ms: [60000, 60000] } });
+  await pointChannelsAtSim(k, sim);
+  await k.call('PUT', '/v1/prices', { body: { prices: { sms: 2.5, viber: 1.2 } } }, 200);
+  await prepaid(k, acct, 10);
+  const m = await k.send(key, {
+    to: '79161230021', text: 'Заказ 77 готов', viber_id: 'vb-refund',
+    cascade: [{ channel: 'viber', wait: 'delivered', timeout: '30s' }, { channel: 'sms' }],
+  });
+  const sent = await k.waitStatus(key, m.id, 'sent');
+  const held = await account(k, key);
+  assert.equal(kop(held.balance), 880, 'Viber charged when it accepted the message');
+  const body = `{"event":"failed","timestamp":${Date.now()},"message_token":${sent.attempts[0].provider_id},"desc":"receiver is not registered"}`;
+  const sig = crypto.createHmac('sha256', APPS.viber.token).update(body).digest('hex');
+  const r = await k.request('POST', '/v1/hooks/viber/default', { key: null, body, headers: { 'x-viber-content-signature': sig } });
+  assert.equal(r.status, 200);
+  const done = await k.waitStatus(key, m.id, 'delivered');
+  assert.deepEqual(done.attempts.map((a) => [a.channel, a.status]), [['viber', 'failed'], ['sms', 'delivered']]);
+  const a = await unheld(k, key);
+  assert.equal(kop(a.balance), 750, 'only the SMS is paid for');
+  const { rows } = await logAddsUp(k, key);
+  assert.deepEqual(rows.map((x) => [x.kind, x.channel, kop(x.amount)]),
+    [['topup', null, 1000], ['charge', 'viber', -120], ['refund', 'viber', 120], ['charge', 'sms', -250]]);
   await finish();
 });
