@@ -42,6 +42,8 @@ start() {
   curl -sf -XPUT -H "$a" $URL/v1/routes/sim -d "$r" >/dev/null
   local acc; acc=$(curl -sf -XPOST -H "$a" $URL/v1/accounts -d '{"name":"bench","senders":["KASKAD"]}' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
   KEY=$(curl -sf -XPOST -H "$a" $URL/v1/accounts/$acc/keys | sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
+  # the campaign is advertising: no quiet hours, whatever the time of day
+  curl -sf -XPUT -H "Authorization: Bearer $KEY" $URL/v1/policy -d '{"quiet_hours":null}' >/dev/null
   [ "$MODE" = drain ] && return
   for _ in $(seq 200); do curl -sf -H "$a" $URL/v1/routes/sim | grep -q '"bound_ok":true' && break; sleep 0.05; done
 }

@@ -22,6 +22,7 @@
 #include "dispatch/dispatch.h"
 #include "phone/phone.h"
 #include "sms/sms_enc.h"
+#include "store/store_money.h"
 
 #define LOGCTX "accept"
 
@@ -396,6 +397,18 @@ static void on_stored(void *arg, int rc) {
   r->done(r->ud, r, rc);
 }
 
+/* The price of an SMS segment on the route the dispatcher is expected to
+   choose for it (what a prepaid account's message is held at). */
+static void quote(const struct accept *ac, const struct store_account *acc,
+                  struct accept_item *it) {
+  it->m.sms_priced = 0;
+  if (it->e164[0] == '\0' || it->route[0] == '\0') return;
+  int64_t p = dispatch_quote(ac->dispatch, acc, it->route, it->e164, it->m.msg_class);
+  if (p < 0) return;
+  it->m.sms_priced = 1;
+  it->m.sms_price = p * STORE_MONEY_PER_HUNDREDTH;
+}
+
 /* A message asked for later (send_at) waits as one the policy deferred:
    stored scheduled, its first step due then, its validity from then. The
    policy, judged at that time, may defer it further. */
@@ -435,6 +448,7 @@ int accept_submit(struct accept *ac, struct accept_req *r) {
         accept_rules_apply(ac->rules, ac, &acc, it, it->send_at > now ? it->send_at : now) != 0)
       continue;
     schedule(it);
+    quote(ac, &acc, it);
     r->msg_item[r->nmsgs] = i;
     r->msgs[r->nmsgs++] = it->m;
   }

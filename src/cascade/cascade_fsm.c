@@ -419,6 +419,7 @@ void cfsm_event(struct cfsm_msg *m, const struct cfsm_att *a, const struct cfsm_
   f->t1 = now.delivered_at;
   f->t2 = now.read_at;
   f->cost = cost;
+  f->refund = failure && ev->unbilled && a->sent_at != 0;
   f->step = a->step;
   int attempt_changed = now.status != a->status;
   if (attempt_changed) count_change(&r, a, before, after, failure, current);

@@ -93,6 +93,9 @@ struct cfsm_event {
   int price_known;
   int force_write;                /* write the attempt even when nothing changed
                                      (a provider id or parts to keep) */
+  int unbilled;                   /* a failure its provider does not bill
+                                     (money_bill.h): a charged attempt's charge
+                                     comes back */
 };
 
 /* What the caller must supply before calling again (bits of out.need). */
@@ -143,6 +146,8 @@ struct cfsm_fx {
   int64_t attempt_id;             /* CFSM_NEW_ATT: the one ATT_ADD started */
   int64_t t0, t1, t2;
   int64_t cost;
+  int refund;                     /* ATT_SET: the attempt, sent (charged) before,
+                                     failed unbilled: its charge comes back */
   int delivered_twice;
   const char *error;              /* static text or the event's */
 };

@@ -84,6 +84,13 @@ int dispatch_route_del(struct dispatch *d, const char *name);
    NULL when there is none: no route, several and no default, or the default
    names none. */
 const char *dispatch_route_pick(struct dispatch *d, const char *want);
+/* The price per segment (hundredths; -1: none) of the route an SMS of
+   account acc (NULL: unknown) to e164 of msg_class is expected to take, the
+   way the dispatcher chooses it (operator from the register or a cached
+   HLR answer, lane, the routes up now), route being the one accept gave it
+   (dispatch_route_pick). What a prepaid account's message is held at. */
+int64_t dispatch_quote(struct dispatch *d, const struct store_account *acc, const char *route,
+                       const char *e164, const char *msg_class);
 /* How many routes there are. */
 int dispatch_route_count(const struct dispatch *d);
 /* The default_route setting ("" when not set). */

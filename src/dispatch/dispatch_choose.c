@@ -7,6 +7,8 @@
  * A route is down when no session of it has been bound for route_down_ms,
  * or for route_down_ms after a run of errors; the health timer moves the
  * chosen jobs queued on a route that went down to the next best.
+ * dispatch_quote makes the same choice for accept, which holds a prepaid
+ * account's message at that route's price.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +39,10 @@ static int any_priced(const struct dispatch *d) {
 
 static const char *nz(const char *s) { return s[0] ? s : NULL; }
 
-/* Sets j->route and j->price to the best route for it; 0 when no route
-   serves its operator and lane (j is left as it is). */
-static int choose(struct dispatch *d, struct job *j) {
+/* The best route for lane and the operator now, with its price per
+   segment; NULL when no route serves them. */
+static struct route *cheapest(struct dispatch *d, enum dispatch_lane lane, const char *inn,
+                              const char *op, int64_t *price) {
   struct dispatch_offer o[DISPATCH_CHOOSE_MAX];
   struct route *rs[DISPATCH_CHOOSE_MAX];
   int n = 0;
@@ -49,12 +52,42 @@ static int choose(struct dispatch *d, struct job *j) {
     rs[n++] = r;
   }
   int order[DISPATCH_CHOOSE_MAX];
-  int64_t price[DISPATCH_CHOOSE_MAX];
-  int k = dispatch_choose(o, n, (enum dispatch_lane)j->lane, nz(j->inn), nz(j->op), order, price);
-  if (k == 0) return 0;
-  snprintf(j->route, sizeof j->route, "%s", rs[order[0]]->cfg.smpp.name);
-  j->price = price[0];
+  int64_t pr[DISPATCH_CHOOSE_MAX];
+  int k = dispatch_choose(o, n, lane, inn, op, order, pr);
+  if (k == 0) return NULL;
+  *price = pr[0];
+  return rs[order[0]];
+}
+
+/* Where a message goes and at what price per segment (-1: its route has no
+   price for the operator): the best route when the dispatcher chooses
+   (chosen) and one serves it, else the route it was given. NULL: neither. */
+static struct route *route_for(struct dispatch *d, int chosen, const char *given,
+                               enum dispatch_lane lane, const char *inn, const char *op,
+                               int64_t *price) {
+  struct route *r = chosen ? cheapest(d, lane, inn, op, price) : NULL;
+  if (r) return r;
+  r = route_find(d, given);
+  *price = r ? dispatch_price_for(&r->cfg.prices, inn, op) : -1;
+  return r;
+}
+
+/* Sets j->route and j->price to the best route for it; 0 when no route
+   serves its operator and lane (j is left as it is). */
+static int choose(struct dispatch *d, struct job *j) {
+  int64_t price;
+  struct route *r = cheapest(d, (enum dispatch_lane)j->lane, nz(j->inn), nz(j->op), &price);
+  if (r == NULL) return 0;
+  snprintf(j->route, sizeof j->route, "%s", r->cfg.smpp.name);
+  j->price = price;
   return 1;
+}
+
+/* Whether the dispatcher chooses the route of an account's messages: not
+   when the account has its own route (acc NULL: unknown, it chooses). */
+static int chooses(struct dispatch *d, const struct store_account *acc) {
+  int pinned = acc && acc->sms_route[0] && route_find(d, acc->sms_route) != NULL;
+  return !pinned && any_priced(d);
 }
 
 int dispatch_rechoose(struct dispatch *d, struct job *j) {
@@ -98,12 +131,12 @@ static void finish(struct dispatch *d, struct job *j) {
       return;
     }
   }
-  int pinned = have && acc.sms_route[0] && route_find(d, acc.sms_route) != NULL;
-  j->chosen = !pinned && any_priced(d);
-  if (!j->chosen || !choose(d, j)) {
-    struct route *r = route_find(d, j->route);
-    j->price = r ? dispatch_price_for(&r->cfg.prices, nz(j->inn), nz(j->op)) : -1;
-  }
+  j->chosen = chooses(d, have ? &acc : NULL);
+  int64_t price;
+  struct route *r =
+      route_for(d, j->chosen, j->route, (enum dispatch_lane)j->lane, nz(j->inn), nz(j->op), &price);
+  if (r) snprintf(j->route, sizeof j->route, "%s", r->cfg.smpp.name);
+  j->price = r ? price : -1;
   dispatch_job_route(d, j, 0);
 }
 
@@ -142,14 +175,36 @@ static void on_hlr(void *arg, int rc, const struct dispatch_hlr_answer *a) {
   finish(d, j);
 }
 
-void dispatch_job_place(struct dispatch *d, struct job *j) {
-  j->inn[0] = j->op[0] = '\0';
-  j->roaming = 0;
+/* The operator of e164 in the numbering register ("" each when unknown). */
+static void register_operator(const struct dispatch *d, const char *e164, char *inn,
+                              size_t inncap, char *op, size_t opcap) {
+  inn[0] = op[0] = '\0';
   struct phone_plan_info pi;
-  if (d->opts.plan && phone_plan_lookup(d->opts.plan, j->to, &pi) == 0) {
-    snprintf(j->inn, sizeof j->inn, "%s", pi.inn ? pi.inn : "");
-    snprintf(j->op, sizeof j->op, "%s", pi.operator_name ? pi.operator_name : "");
+  if (d->opts.plan && phone_plan_lookup(d->opts.plan, e164, &pi) == 0) {
+    snprintf(inn, inncap, "%s", pi.inn ? pi.inn : "");
+    snprintf(op, opcap, "%s", pi.operator_name ? pi.operator_name : "");
   }
+}
+
+int64_t dispatch_quote(struct dispatch *d, const struct store_account *acc, const char *route,
+                       const char *e164, const char *msg_class) {
+  char inn[16], op[80];
+  register_operator(d, e164, inn, sizeof inn, op, sizeof op);
+  struct dispatch_hlr_answer a;
+  if (d->opts.hlr && dispatch_hlr_peek(d->opts.hlr, e164, &a)) {
+    /* as on_hlr takes it */
+    if (a.inn[0]) snprintf(inn, sizeof inn, "%s", a.inn);
+    if (a.operator_name[0]) snprintf(op, sizeof op, "%s", a.operator_name);
+  }
+  int64_t price;
+  struct route *r =
+      route_for(d, chooses(d, acc), route, dispatch_lane_of(msg_class), nz(inn), nz(op), &price);
+  return r ? price : -1;
+}
+
+void dispatch_job_place(struct dispatch *d, struct job *j) {
+  register_operator(d, j->to, j->inn, sizeof j->inn, j->op, sizeof j->op);
+  j->roaming = 0;
   /* The HLR matters for a choice among priced routes and for roaming
      (advertising); a pinned transactional message does not wait for it. */
   if (d->opts.hlr && (j->lane == DISPATCH_LANE_BULK || any_priced(d))) {

@@ -194,6 +194,16 @@ struct dispatch_hlr *dispatch_hlr_new(uv_loop_t *loop, const struct dispatch_hlr
   return h;
 }
 
+int dispatch_hlr_peek(struct dispatch_hlr *h, const char *e164, struct dispatch_hlr_answer *out) {
+  size_t n = strlen(e164);
+  if (n == 0 || n > 15 || strspn(e164, "0123456789") != n) return 0;
+  struct ent *e = find(h, key_of(e164));
+  if (!e || e->state != ENT_ANSWERED || e->rc != 0 || uv_now(h->loop) >= e->expires) return 0;
+  *out = (struct dispatch_hlr_answer){.ported = e->ported, .roaming = e->roaming,
+                                      .operator_name = e->op, .inn = e->inn};
+  return 1;
+}
+
 struct dispatch_hlr_wait *dispatch_hlr_lookup(struct dispatch_hlr *h, const char *e164,
                                               dispatch_hlr_cb cb, void *arg) {
   h->st.lookups++;

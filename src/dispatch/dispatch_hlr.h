@@ -55,6 +55,9 @@ void dispatch_hlr_stop(struct dispatch_hlr *h, void (*done)(void *ud), void *ud)
 struct dispatch_hlr_wait *dispatch_hlr_lookup(struct dispatch_hlr *h, const char *e164,
                                               dispatch_hlr_cb cb, void *arg);
 void dispatch_hlr_cancel(struct dispatch_hlr *h, struct dispatch_hlr_wait *w);
+/* 1 and the cached answer for e164 in out (strings valid until the next
+   lookup), 0 when none is cached (nothing is asked, nothing counted). */
+int dispatch_hlr_peek(struct dispatch_hlr *h, const char *e164, struct dispatch_hlr_answer *out);
 
 /* Counters for /metrics. */
 struct dispatch_hlr_stats {

@@ -245,6 +245,10 @@ struct store_msg_new {
   const struct store_link_new *links;
   int nlinks;
   int link_variant;
+  int sms_priced;           /* 1: sms_price is the price of a segment on the
+                               route its SMS is expected to take (dispatch_quote);
+                               0: the price table's */
+  int64_t sms_price;        /* store units (store_money.h) */
   /* out: */
   int64_t id;               /* row id of the stored (or the earlier) message */
   int64_t attempt_id;       /* its first attempt that is not skipped; 0: none */

@@ -52,6 +52,11 @@ struct casc_att {
   int64_t scope;            /* whose channel settings sent it */
   int tries;                /* provider requests that asked to be retried */
   int parts_dirty;          /* parts_sent changed here and is not written yet */
+  /* SMS: the price of a segment on the route that took it (store units),
+     when the dispatcher priced it (set by the submit_sm_resp that makes it
+     sent; a loaded attempt has none): its charge; else the price table's */
+  int priced;
+  int64_t price;
 };
 /* a as the rules see it (id: its row id). */
 void casc_att_to_fsm(const struct casc_att *a, int64_t id, struct cfsm_att *out);
@@ -86,6 +91,9 @@ struct casc_ops {
      to a message without a hold. 0 or KK_ESTORE. */
   int (*charge)(struct casc_run *r, const struct cfsm_fx *f);
   int (*release)(struct casc_run *r);
+  /* The attempt of f (ATT_SET) failed in a way its provider does not bill:
+     what it was charged comes back, once (nothing when it was not). */
+  int (*refund)(struct casc_run *r, const struct cfsm_fx *f);
 };
 
 /*
@@ -106,9 +114,15 @@ struct casc_run {
   /* the event's attempt, for its row */
   const char *provider_id, *error;
   int64_t parts_sent;
+  int unit_priced;          /* the event's attempt was priced by its route */
+  int64_t unit_price;
   int64_t new_id;           /* the attempt the run started (CFSM_NEW_ATT) */
   struct cfsm_out out;
 };
+
+/* The SMS attempt a is charged its route's price per segment when the
+   dispatcher priced it (u, the last part's submit_sm_resp). */
+void store_money_route_price(struct casc_att *a, const struct store_sms_update *u);
 
 /* Starts a run on m (the rules' view of its row and steps). */
 void casc_run_init(struct casc_run *r, struct store *s, const struct casc_ops *ops,

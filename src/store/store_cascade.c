@@ -21,6 +21,7 @@
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
 #include "core/kk_status.h"
+#include "money/money_bill.h"
 #include "store/store_casc.h"
 
 /* ---- steps ---------------------------------------------------------------- */
@@ -362,7 +363,7 @@ static int run_supply(struct casc_run *r, struct cfsm_event *ev, const char *cha
   unsigned need = r->out.need;
   if (need & CFSM_NEED_USE) fill_use(r, r->out.need_from);
   if ((need & CFSM_NEED_PRICE) && ev) {
-    ev->price = r->ops->price(r->s, r->m->account_id, channel);
+    ev->price = r->unit_priced ? r->unit_price : r->ops->price(r->s, r->m->account_id, channel);
     ev->price_known = 1;
   }
   if (need & CFSM_NEED_ATTEMPTS)
@@ -410,6 +411,7 @@ int casc_run_write(struct casc_run *r) {
     else
       rc = r->ops->write(r, f);
     if (rc == 0 && f->kind == CFSM_FX_ATT_SET && f->cost > 0) rc = r->ops->charge(r, f);
+    if (rc == 0 && f->kind == CFSM_FX_ATT_SET && f->refund) rc = r->ops->refund(r, f);
     if (rc) return rc;
     /* A row of the attempt waiting in the send engine must not go any more. */
     if (f->kind == CFSM_FX_ATT_SET && f->chan != KK_CHAN_SMS)
@@ -485,10 +487,13 @@ int casc_event(struct store *s, const struct casc_ops *ops, struct store_cascade
   r.provider_id = provider_id;
   r.error = error;
   r.parts_sent = a->parts_sent;
+  r.unit_priced = a->priced;
+  r.unit_price = a->price;
   struct cfsm_att fa;
   casc_att_to_fsm(a, attempt_id, &fa);
   struct cfsm_event ev = {.status = kk_status_parse(status), .error = error, .at = at,
-                          .units = units, .force_write = provider_id != NULL || a->parts_dirty};
+                          .units = units, .force_write = provider_id != NULL || a->parts_dirty,
+                          .unbilled = money_unbilled(a->channel, error)};
   int rc = casc_run_event(&r, &fa, &ev, a->channel);
   if (rc == 0) rc = casc_run_write(&r);
   casc_run_free(&r);

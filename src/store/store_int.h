@@ -58,6 +58,9 @@ struct store_op {
   int keep;             /* lost, it would lose or repeat a send: a commit that
                            fails for a lock or an I/O error is tried again
                            (in order) until it succeeds or the store closes */
+  int urgent;           /* someone waits for it (a stream message's insert):
+                           queued ahead of the others, behind earlier urgent
+                           ones, in a batch kept short (store_urgent) */
   /* NULL, or frees what data points to (before data itself), when the
      operation is done: exec may run more than once (a batch tried again
      whole after a lock conflict), so it leaves data as it found it */
@@ -443,6 +446,10 @@ struct store {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   struct store_op *q_head, **q_tail;       /* queued, guarded by mu */
+  struct store_op **q_urgent;   /* where the next urgent operation goes: after
+                                   the q_nurgent urgent ones at the head */
+  int q_nurgent;
+  double urgent_at;             /* writer: when a batch last took urgent ones */
   int q_weight;                 /* rows queued, guarded by mu */
   int w_wait;                   /* what the writer waits for (W_*), guarded by mu */
   struct store_op *done_head, **done_tail; /* committed, guarded by mu */
@@ -554,5 +561,7 @@ struct store_op *store_op_of(struct store *s, enum store_op_kind kind, store_don
 struct store_op *store_atomic(struct store_op *op);
 /* Marks op as one that must not be lost (see store_op.keep). */
 struct store_op *store_keep(struct store_op *op);
+/* Marks op urgent (see struct store_op); returns it. */
+struct store_op *store_urgent(struct store_op *op);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/kk_mem.h"
+#include "store/store_casc.h"
 #include "store/store_int.h"
 
 void store_money_set(struct store *s, const struct store_money_set *m, store_done_cb done,
@@ -85,7 +86,21 @@ int64_t store_money_hold_of(struct store *s, const struct store_msg_new *m,
   for (int i = 0; i < n; i++) {
     int sms = strcmp(steps[i].channel, "sms") == 0;
     if (sms && (!m->to || !m->to[0])) continue;
-    hold += price(s, m->account_id, steps[i].channel) * (sms && m->segments > 0 ? m->segments : 1);
+    if (sms)
+      hold += store_money_sms_unit(s, m, price) * (m->segments > 0 ? m->segments : 1);
+    else
+      hold += price(s, m->account_id, steps[i].channel);
   }
   return hold;
+}
+
+int64_t store_money_sms_unit(struct store *s, const struct store_msg_new *m,
+                             int64_t (*price)(struct store *s, int64_t account_id,
+                                              const char *channel)) {
+  return m->sms_priced ? m->sms_price : price(s, m->account_id, "sms");
+}
+
+void store_money_route_price(struct casc_att *a, const struct store_sms_update *u) {
+  a->priced = u->priced && u->price >= 0;
+  a->price = a->priced ? u->price * STORE_MONEY_PER_HUNDREDTH : 0;
 }

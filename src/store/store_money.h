@@ -4,19 +4,23 @@
  * accepted, the charges when a provider accepts an attempt, and the
  * transaction log that adds up to the balance.
  *
- * Amounts are in 1/10000 of the currency unit, like the store's costs.
+ * Amounts are in 1/10000 of the currency unit, like the store's costs
+ * (a route's prices are in hundredths: STORE_MONEY_PER_HUNDREDTH each).
  *
  * An account without a row here is postpaid: nothing is held or charged.
  * A prepaid account's message is held at insert (the writer's transaction
  * that stores it): hold = what its cascade can cost at most (each step's
- * price, SMS per segment), taken only while balance - reserved + credit_limit
+ * price, SMS per segment at the price of the route the accept path expects
+ * it to take, m->sms_price, else the price table's), taken only while balance - reserved + credit_limit
  * covers it (a conditional UPDATE, so several writers of one database never
  * overdraw it); else nothing is stored and the message says no_balance.
- * Each attempt the provider accepts is charged its cost (balance goes down,
- * a "charge" row in the log, the hold shrinks by as much); when the message
- * is done what is left of its hold is released. A step that was never
- * accepted (a permanent failure the provider does not bill) is never
- * charged, so its part of the hold comes back with the release. Every
+ * Each attempt the provider accepts is charged its cost (an SMS at the
+ * price of the route that took it; balance goes down, a "charge" row in the
+ * log, the hold shrinks by as much); when the message is done what is left
+ * of its hold is released, so the difference between the hold and the
+ * charges comes back then. A step that was never accepted is never
+ * charged; an attempt charged and then failed in a way its provider does
+ * not bill (money_unbilled) gets its charge back once: a "refund" row. Every
  * change is in the transaction of the write that causes it: after a crash
  * the balance, the holds and the log agree.
  */
@@ -33,6 +37,7 @@
   XX(MONEY_TOPUP)       /* struct store_money_topup, the caller's */
 
 #define STORE_MONEY_REF_MAX 128
+#define STORE_MONEY_PER_HUNDREDTH 100   /* store units in a route price's unit */
 #define STORE_MONEY_PAGE_MAX 1000
 
 /* An account's balance (postpaid, zero, when it has no row). */
@@ -70,7 +75,7 @@ void store_money_topup(struct store *s, struct store_money_topup *t, store_done_
 /* A row of the log. */
 struct store_money_tx {
   int64_t id;
-  char kind[12];            /* topup | charge */
+  char kind[12];            /* topup | charge | refund */
   int64_t amount;           /* signed */
   int64_t balance;          /* after it */
   int64_t at;
@@ -111,9 +116,16 @@ void store_money_reach_async(struct store *s, int64_t account_id, int64_t since,
                              void *arg);
 
 /* Writer thread: what a new message may cost at most over its cascade, with
-   price(s, account, channel) the price of one unit. */
+   price(s, account, channel) the price of one unit (an SMS segment's is
+   m->sms_price when m->sms_priced). */
 int64_t store_money_hold_of(struct store *s, const struct store_msg_new *m,
                             int64_t (*price)(struct store *s, int64_t account_id,
                                              const char *channel));
+
+/* Writer thread: the price of one SMS segment of m (m->sms_price or the
+   price table's). */
+int64_t store_money_sms_unit(struct store *s, const struct store_msg_new *m,
+                             int64_t (*price)(struct store *s, int64_t account_id,
+                                              const char *channel));
 
 #endif

@@ -26,6 +26,10 @@
 
 #define LOGCTX "store"
 #define BATCH_GATHER 512          /* queued rows that make a batch worth committing now */
+#define URGENT_BATCH 256          /* rows of other operations a batch with urgent ones takes */
+#define STREAM_BATCH 512          /* rows a batch takes at most while urgent ones come: the
+                                     next one waits for this commit at most */
+#define STREAM_MS 1000.0          /* for this long after the last urgent operation */
 #define GATHER_NS 1000000L        /* longest wait for them under load: 1 ms */
 #define RETRY_MIN_MS 100          /* first pause before kept operations are tried again */
 #define RETRY_MAX_MS 1000         /* longest pause between tries, and between probes */
@@ -262,6 +266,8 @@ static void requeue_kept(struct store *s, struct store_op **batch, struct store_
     if (s->q_head == NULL) s->q_tail = kt;
     s->q_head = kept;
     s->q_weight += weight;
+    /* ahead of the urgent ones: they count with them, urgent order stays */
+    if (s->q_nurgent > 0) s->q_nurgent += n;
   }
   s->retrying = n;
   *batch = rest;
@@ -287,6 +293,8 @@ static int fail_queued(struct store *s) {
   s->q_tail = &s->q_head;
   s->q_weight = 0;
   s->retrying = 0;
+  s->q_urgent = &s->q_head;
+  s->q_nurgent = 0;
   return n;
 }
 
@@ -355,7 +363,8 @@ static void *writer_main(void *arg) {
        operations join this transaction: every commit rewrites its pages into
        the WAL, so a few large commits cost far less than many small ones.
        When idle, nothing waits. */
-    if (!s->stop && s->q_weight < BATCH_GATHER && mono_ms() - last_commit < 5.0) {
+    if (!s->stop && s->q_nurgent == 0 && s->q_weight < BATCH_GATHER &&
+        mono_ms() - last_commit < 5.0) {
       struct timespec until;
       clock_gettime(CLOCK_REALTIME, &until);
       until.tv_nsec += GATHER_NS;
@@ -364,18 +373,33 @@ static void *writer_main(void *arg) {
         until.tv_nsec -= 1000000000L;
       }
       s->w_wait = W_BATCH;
-      while (!s->stop && s->q_weight < BATCH_GATHER &&
+      while (!s->stop && s->q_weight < BATCH_GATHER && s->q_nurgent == 0 &&
              pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0) {
       }
     }
     s->w_wait = W_BUSY;
-    /* Take up to max_batch rows' worth of operations. */
+    /* Take up to max_batch rows' worth of operations; with urgent ones at
+       the head, those and at most URGENT_BATCH rows of the others, so that
+       their commit is a short one. */
     struct store_op *batch = s->q_head, *last = batch;
     int weight = last->weight, nops = 1;
-    while (last->next && weight + last->next->weight <= s->max_batch) {
+    int max = s->max_batch;
+    if (s->q_nurgent > 0) s->urgent_at = mono_ms();
+    else if (mono_ms() - s->urgent_at < STREAM_MS && max > STREAM_BATCH) max = STREAM_BATCH;
+    int limit = s->q_nurgent > 0 ? 0 : max;   /* 0: not set yet */
+    while (last->next) {
+      int more = last->next->weight;
+      if (nops >= s->q_nurgent && limit == 0) limit = weight + URGENT_BATCH;
+      if (weight + more > (nops < s->q_nurgent ? s->max_batch : limit)) break;
       last = last->next;
-      weight += last->weight;
+      weight += more;
       nops++;
+    }
+    if (nops >= s->q_nurgent) {
+      s->q_nurgent = 0;
+      s->q_urgent = &s->q_head;
+    } else {
+      s->q_nurgent -= nops;
     }
     s->q_head = last->next;
     s->q_weight -= weight;
@@ -455,10 +479,18 @@ void store_submit(struct store *s, struct store_op *op) {
   if (op->weight < 1) op->weight = 1;
   s->pending++;
   pthread_mutex_lock(&s->mu);
-  *s->q_tail = op;
-  s->q_tail = &op->next;
+  if (op->urgent) {
+    op->next = *s->q_urgent;
+    *s->q_urgent = op;
+    if (s->q_tail == s->q_urgent) s->q_tail = &op->next;
+    s->q_urgent = &op->next;
+    s->q_nurgent++;
+  } else {
+    *s->q_tail = op;
+    s->q_tail = &op->next;
+  }
   s->q_weight += op->weight;
-  if (s->w_wait == W_ANY || (s->w_wait == W_BATCH && s->q_weight >= BATCH_GATHER))
+  if (s->w_wait == W_ANY || (s->w_wait == W_BATCH && (s->q_weight >= BATCH_GATHER || op->urgent)))
     pthread_cond_signal(&s->cv);
   pthread_mutex_unlock(&s->mu);
 }
@@ -489,6 +521,11 @@ struct store_op *store_op_of(struct store *s, enum store_op_kind kind, store_don
    refused insert); it then runs in a savepoint of its own. */
 struct store_op *store_atomic(struct store_op *op) {
   op->atomic = 1;
+  return op;
+}
+
+struct store_op *store_urgent(struct store_op *op) {
+  op->urgent = 1;
   return op;
 }
 
@@ -547,6 +584,7 @@ int store_open_with(uv_loop_t *loop, const struct store_opts *opts,
   s->started_at = store_now_ms();
   s->max_batch = opts->max_batch > 0 ? opts->max_batch : 4096;
   s->q_tail = &s->q_head;
+  s->q_urgent = &s->q_head;
   s->done_tail = &s->done_head;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);

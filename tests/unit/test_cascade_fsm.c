@@ -621,3 +621,34 @@ KK_TEST(kk_chan_list_matches_drivers) {
     ASSERT_EQ(kk_chan_phone_fallback(ch), drv[i]->phone_fallback);
   }
 }
+
+/* The refund flag on the attempt's row: only a failure its provider does not
+   bill, of an attempt that was sent (charged) before. */
+static int refund_of(int64_t sent_at, enum kk_status ast, int unbilled) {
+  struct cfsm_msg m;
+  memset(&m, 0, sizeof m);
+  parse_steps("sms/delivered/0", &m);
+  m.status = sent_at ? KK_ST_SENT : KK_ST_ACCEPTED;
+  m.chan = KK_CHAN_SMS;
+  m.attempt_id = 100;
+  m.natt = -1;
+  struct cfsm_att a = {.id = 100, .chan = KK_CHAN_SMS, .status = ast, .sent_at = sent_at};
+  struct cfsm_event ev = {.status = KK_ST_FAILED, .error = "REJECTD", .at = 2000,
+                          .unbilled = unbilled};
+  static struct cfsm_out out;
+  for (int i = 0; i < 4; i++) {
+    cfsm_event(&m, &a, &ev, &out);
+    if (out.need == 0) break;
+    if (out.need & CFSM_NEED_ATTEMPTS) m.natt = 0;
+  }
+  for (int i = 0; i < out.nfx; i++)
+    if (out.fx[i].kind == CFSM_FX_ATT_SET) return out.fx[i].refund;
+  return -1;
+}
+
+KK_TEST(cascade_fsm_refund_of_a_charged_attempt) {
+  ASSERT_EQ(refund_of(500, KK_ST_SENT, 1), 1);
+  ASSERT_EQ(refund_of(500, KK_ST_SENT, 0), 0);
+  ASSERT_EQ(refund_of(0, KK_ST_SENDING, 1), 0);
+  ASSERT_EQ(refund_of(500, KK_ST_TIMEOUT, 1), 1);
+}

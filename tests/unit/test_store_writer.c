@@ -147,3 +147,49 @@ KK_TEST(store_writer_gives_up_on_kept_ops_when_told) {
   ASSERT_EQ(e.nfailed, 1);
   wclose(&e);
 }
+
+/* Urgent operations (a stream message's insert) go ahead of the others
+   queued before them, in their own order. The writer is held in a first
+   operation while the rest is queued. */
+struct order_rec {
+  int seq[512];
+  int n;
+  _Atomic int started, go;
+};
+static struct order_rec order_rec;
+
+static int exec_order(struct store *s, struct store_op *op) {
+  (void)s;
+  int id = *(int *)op->data;
+  if (id < 0) {
+    order_rec.started = 1;
+    while (!order_rec.go) uv_sleep(1);
+  }
+  if (order_rec.n < 512) order_rec.seq[order_rec.n++] = id;
+  return 0;
+}
+
+KK_TEST(store_writer_puts_urgent_ops_ahead) {
+  struct wenv e;
+  wopen(&e);
+  static int ids[404];
+  memset(&order_rec, 0, sizeof order_rec);
+  ids[403] = -1;
+  store_submit(e.s, store_op_new(exec_order, on_done, &e, &ids[403], 1));
+  while (!order_rec.started) uv_sleep(1);
+  for (int i = 0; i < 403; i++) {
+    ids[i] = i;
+    struct store_op *op = store_op_new(exec_order, on_done, &e, &ids[i], 1);
+    op->weight = i < 400 ? 100 : 1;
+    if (i >= 400) store_urgent(op);
+    store_submit(e.s, op);
+  }
+  order_rec.go = 1;
+  wwait(&e, 404);
+  ASSERT_EQ(order_rec.n, 404);
+  /* the blocker, then the urgent ones in their order, then the others in theirs */
+  ASSERT_EQ(order_rec.seq[0], -1);
+  for (int i = 0; i < 3; i++) ASSERT_EQ(order_rec.seq[1 + i], 400 + i);
+  for (int i = 0; i < 400; i++) ASSERT_EQ(order_rec.seq[4 + i], i);
+  wclose(&e);
+}

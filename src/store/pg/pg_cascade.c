@@ -84,6 +84,8 @@ void pgc_att_cols(const PGresult *r, int row, int i, struct casc_att *a) {
   a->scope = pg_int(r, row, i + 10);
   a->tries = (int)pg_int(r, row, i + 11);
   a->parts_dirty = 0;
+  a->priced = 0;
+  a->price = 0;
 }
 
 int pgc_att_load(struct store *s, int64_t id, struct casc_att *a) {
@@ -421,6 +423,7 @@ static const struct casc_ops pg_casc_ops = {
     .att_load = pgc_att_load,
     .charge = pg_money_charge,
     .release = pg_money_release,
+    .refund = pg_money_refund,
 };
 
 int pgc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {

@@ -188,6 +188,33 @@ int pg_money_unhold(struct store *s, int64_t id) {
                         &b, NULL);
 }
 
+int pg_money_refund(struct casc_run *r, const struct cfsm_fx *f) {
+  struct pg_conn *w = &PG(r->s)->w;
+  int64_t attempt_id = casc_att_id(r, f->attempt_id);
+  struct pg_params p = {0};
+  pg_p_int(&p, attempt_id);
+  int rc;
+  PGresult *res = pg_query(w,
+                           "SELECT account_id,amount,kind FROM money_tx WHERE attempt_id=$1::bigint"
+                           " AND kind IN ('charge','refund')",
+                           &p, &rc);
+  if (res == NULL) return rc;
+  int64_t account_id = 0, charged = 0;
+  int refunded = 0;
+  for (int i = 0; i < PQntuples(res); i++) {
+    if (strcmp(PQgetvalue(res, i, 2), "refund") == 0) {
+      refunded = 1;
+      continue;
+    }
+    account_id = pg_int(res, i, 0);
+    charged -= pg_int(res, i, 1);
+  }
+  PQclear(res);
+  if (refunded || charged <= 0) return 0;   /* once; nothing charged: nothing back */
+  return move(w, account_id, "refund", charged, 0, store_now_ms(), r->m->public_id, attempt_id,
+              kk_chan_name(f->chan), NULL, NULL, NULL);
+}
+
 int pg_money_release(struct casc_run *r) { return pg_money_unhold(r->s, r->m->id); }
 
 /* ---- reads ------------------------------------------------------------------- */

@@ -46,6 +46,8 @@ int pg_money_unhold(struct store *s, int64_t id);
 /* casc_ops.charge and .release (store_casc.h). */
 int pg_money_charge(struct casc_run *r, const struct cfsm_fx *f);
 int pg_money_release(struct casc_run *r);
+/* casc_ops.refund. */
+int pg_money_refund(struct casc_run *r, const struct cfsm_fx *f);
 int pg_money_get(struct store *s, void *rd, int64_t account_id, struct store_money *out);
 int pg_money_tx_list(struct store *s, void *rd, int64_t account_id, int64_t before_id, int limit,
                      struct store_money_tx *out, int *n);

@@ -351,6 +351,9 @@ static const char *const migrations[] = {
     /* 14: tracked links, clicks, conversions and their counters (pg_link.h;
        SQLite's 22) */
     PG_LINK_MIGRATION,
+    /* 15: the charge of an attempt, found when it is refunded (SQLite's
+       migration 23) */
+    "CREATE INDEX money_tx_attempt ON money_tx(attempt_id) WHERE attempt_id IS NOT NULL;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

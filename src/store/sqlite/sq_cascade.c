@@ -75,6 +75,8 @@ void casc_att_cols(sqlite3_stmt *st, int i, struct casc_att *a) {
   a->scope = sqlite3_column_int64(st, i + 10);
   a->tries = sqlite3_column_int(st, i + 11);
   a->parts_dirty = 0;
+  a->priced = 0;
+  a->price = 0;
 }
 
 int casc_att_load(struct store *s, int64_t id, struct casc_att *a) {
@@ -331,6 +333,7 @@ static const struct casc_ops sq_casc_ops = {
     .att_load = casc_att_load,
     .charge = sq_money_charge,
     .release = sq_money_release,
+    .refund = sq_money_refund,
 };
 
 int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {

@@ -122,6 +122,28 @@ int sq_money_charge(struct casc_run *r, const struct cfsm_fx *f) {
               casc_att_id(r, f->attempt_id), kk_chan_name(f->chan), NULL, NULL, NULL);
 }
 
+int sq_money_refund(struct casc_run *r, const struct cfsm_fx *f) {
+  struct conn *w = &SQ(r->s)->w;
+  int64_t attempt_id = casc_att_id(r, f->attempt_id);
+  sqlite3_stmt *st = sq_stmt(w, ST_MTX_OF_ATTEMPT);
+  sqlite3_bind_int64(st, 1, attempt_id);
+  int64_t account_id = 0, charged = 0;
+  int refunded = 0, rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (strcmp((const char *)sqlite3_column_text(st, 2), "refund") == 0) {
+      refunded = 1;
+      continue;
+    }
+    account_id = sqlite3_column_int64(st, 0);
+    charged -= sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return KK_ESTORE;
+  if (refunded || charged <= 0) return 0;   /* once; nothing charged: nothing back */
+  return move(w, account_id, "refund", charged, 0, store_now_ms(), r->m->public_id, attempt_id,
+              kk_chan_name(f->chan), NULL, NULL, NULL);
+}
+
 int sq_money_release(struct casc_run *r) {
   struct conn *w = &SQ(r->s)->w;
   int64_t account_id, held;

@@ -29,6 +29,8 @@
   XX(HOLD_DEL, "DELETE FROM money_holds WHERE message_id=?")                   \
   XX(MTX_INSERT, "INSERT INTO money_tx(account_id,kind,amount,balance,at,"     \
                  "message,attempt_id,channel,ref) VALUES(?,?,?,?,?,?,?,?,?)")  \
+  XX(MTX_OF_ATTEMPT, "SELECT account_id,amount,kind FROM money_tx"            \
+                     " WHERE attempt_id=? AND kind IN ('charge','refund')")   \
   XX(MTX_LIST, "SELECT id,kind,amount,balance,at,message,channel,ref"          \
                " FROM money_tx WHERE account_id=?1 AND (?2=0 OR id<?2)"        \
                " ORDER BY id DESC LIMIT ?3")                                   \
@@ -74,6 +76,8 @@ int sq_money_hold(struct store *s, struct store_msg_new *m);
 /* casc_ops.charge and .release (store_casc.h). */
 int sq_money_charge(struct casc_run *r, const struct cfsm_fx *f);
 int sq_money_release(struct casc_run *r);
+/* casc_ops.refund. */
+int sq_money_refund(struct casc_run *r, const struct cfsm_fx *f);
 int sq_money_get(struct store *s, void *rd, int64_t account_id, struct store_money *out);
 int sq_money_tx_list(struct store *s, void *rd, int64_t account_id, int64_t before_id, int limit,
                      struct store_money_tx *out, int *n);

@@ -253,6 +253,8 @@ static const char *const migrations[] = {
     SQ_CAMPAIGN_MIGRATION,
     /* 22: tracked links, clicks, conversions and their counters (sq_link.h) */
     SQ_LINK_MIGRATION,
+    /* 23: the charge of an attempt, found when it is refunded */
+    "CREATE INDEX money_tx_attempt ON money_tx(attempt_id) WHERE attempt_id IS NOT NULL;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

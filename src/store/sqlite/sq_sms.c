@@ -81,6 +81,7 @@ int sq_sms_submitted(struct store *s, struct store_op *op) {
     /* The last part: the event writes the parts with the status. */
     att.parts_sent = sent;
     att.parts_dirty = 1;
+    store_money_route_price(&att, u);
     rc = casc_attempt_event(s, u->attempt_id, &att, "sent", first_pid, NULL, u->at, segments);
   } else {
     st = sq_stmt(c, ST_ATT_SENT);

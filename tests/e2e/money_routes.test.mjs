@@ -1,0 +1,216 @@
+// Money on routes end to end: a prepaid account's SMS is held at the price
+// of the route it will take (per operator and lane, not the price table) and
+// charged as much; a charged SMS the SMSC then rejects (receipt REJECTD) is
+// refunded once while an undeliverable one stays billed; a campaign against a
+// balance for fewer recipients than its audience makes exactly as many
+// messages as the balance pays, the rest rejected insufficient_balance; a
+// messenger that fails after accepting a message gives its charge back.
+// kaskad and independent SMSCs (npm smpp), on either store.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Kaskad, setup, tempDir, waitUntil } from './lib/harness.mjs';
+import { startSmsc } from './lib/smsc.mjs';
+import { APPS, Sim, pointChannelsAtSim } from './lib/sim.mjs';
+
+const kop = (x) => Math.round(x * 100);
+const MTS = '7740000076';
+const MEGAFON = '7812014560';
+const MEGAFON_PHONE = '79261234567';   // the register: МегаФон
+// 71 Cyrillic characters: two segments
+const TWO = 'Ваш заказ №12345 собран и передан в доставку. Курьер позвонит заранее!!';
+
+const account = (k, key) => k.call('GET', '/v1/account', { key }, 200);
+
+async function prepaid(k, acct, amount) {
+  await k.call('PATCH', `/v1/accounts/${acct.id}`, { body: { billing: 'prepaid' } }, 200);
+  await k.call('POST', `/v1/accounts/${acct.id}/balance`, { body: { amount, ref: 'invoice-7' } }, 200);
+}
+
+/** The log, oldest first; asserts it adds up to the balance row by row. */
+async function logAddsUp(k, key) {
+  const acc = await account(k, key);
+  const page = await k.call('GET', '/v1/account/transactions?limit=1000', { key }, 200);
+  const rows = page.transactions.reverse();
+  let sum = 0;
+  for (const r of rows) {
+    sum += kop(r.amount);
+    assert.equal(kop(r.balance), sum, `running balance at ${JSON.stringify(r)}`);
+  }
+  assert.equal(sum, kop(acc.balance), 'the log adds up to the balance');
+  return { acc, rows };
+}
+
+const unheld = (k, key) => waitUntil(async () => {
+  const a = await account(k, key);
+  return kop(a.reserved) === 0 ? a : null;
+}, 'the holds to be released', 60000, 50);
+
+test('held at the price of the route the SMS takes for its operator, charged as much', async (t) => {
+  const smscA = await startSmsc({ autoReceipt: 'DELIVRD' });
+  const smscB = await startSmsc({ autoReceipt: 'DELIVRD' });
+  const numbering = await tempDir('kaskad-numbering-');
+  await fs.writeFile(path.join(numbering, 'DEF-9xx.csv'),
+    'АВС/ DEF;От;До;Емкость;Оператор;Регион;Территория ГАР;ИНН\n' +
+    `916;0000000;9999999;10000000;ПАО "МТС";г. Москва;г. Москва;${MTS}\n` +
+    `926;0000000;9999999;10000000;ПАО "МегаФон";г. Москва;г. Москва;${MEGAFON}\n`);
+  const k = new Kaskad({ args: ['--numbering', numbering] });
+  t.after(async () => {
+    try {
+      if (k.running()) await k.kill9();
+      if (t.passed === false || process.env.KASKAD_E2E_VERBOSE) {
+        for (const line of k.allStderr.split('\n').slice(-60)) t.diagnostic(`  ${line}`);
+      }
+    } finally {
+      await k.cleanup();
+      await smscA.close();
+      await smscB.close();
+      await fs.rm(numbering, { recursive: true, force: true });
+    }
+  });
+  await k.start();
+  // a: cheap for МТС, dear for the rest; b: cheaper for МегаФон
+  await k.putRoute('a', smscA.routeConfig({ prices: { default: 3.0, operators: { [MTS]: 1.5 } } }));
+  await k.putRoute('b', smscB.routeConfig({ prices: { default: 2.0, operators: { [MEGAFON]: 1.75 } } }));
+  await smscA.waitFor(() => smscA.boundSessions().length >= 1, 'route a to bind');
+  await smscB.waitFor(() => smscB.boundSessions().length >= 1, 'route b to bind');
+  const acct = await k.createAccount();
+  const key = acct.key;
+  // The price table says otherwise: it is not what an SMS on a priced route costs.
+  await k.call('PUT', '/v1/prices', { body: { prices: { sms: 9.99 } } }, 200);
+  await prepaid(k, acct, 10);
+
+  // Route b answers late: the hold is seen while the message waits for it.
+  smscB.forDest(MEGAFON_PHONE, { status: 0, delayMs: 1500 });
+  const m = await k.send(key, { to: MEGAFON_PHONE, text: TWO, sender: 'KASKAD', class: 'transactional' });
+  assert.equal(m.segments, 2);
+  const held = await account(k, key);
+  assert.equal(kop(held.reserved), 350, 'held: 2 segments at route b\'s МегаФон price');
+  assert.equal(kop(held.available), 650);
+  const done = await k.waitStatus(key, m.id, 'delivered');
+  assert.equal(done.attempts[0].route, 'b');
+  assert.equal(done.attempts[0].price, 1.75);
+  const a = await unheld(k, key);
+  assert.equal(kop(a.balance), 650, 'charged what was held');
+  const { rows } = await logAddsUp(k, key);
+  assert.deepEqual(rows.map((x) => [x.kind, kop(x.amount)]), [['topup', 1000], ['charge', -350]]);
+
+  // Six segments at 1.75 (10.50) do not fit in 6.50 though the table's price
+  // is not looked at; at МТС's 1.50 on route a three segments (4.50) do.
+  const r = await k.request('POST', '/v1/messages', { key, body: { to: MEGAFON_PHONE, text: TWO + TWO + TWO, sender: 'KASKAD' } });
+  assert.equal(r.status, 422);
+  assert.equal(r.json.error.code, 'insufficient_balance');
+  const three = await k.send(key, { to: '79161234567', text: TWO + TWO, sender: 'KASKAD' });
+  assert.equal(three.segments, 3);
+  const sent = await k.waitStatus(key, three.id, 'delivered');
+  assert.equal(sent.attempts[0].route, 'a');
+  const b = await unheld(k, key);
+  assert.equal(kop(b.balance), 200);
+  await logAddsUp(k, key);
+  await k.stopClean();
+});
+
+test('a charged SMS the SMSC then rejects (REJECTD) is refunded once; UNDELIV stays billed', async (t) => {
+  const { k, smsc, key, acct, finish } = await setup(t, { smsc: { autoReceipt: 'DELIVRD' } });
+  await k.call('PUT', '/v1/prices', { body: { prices: { sms: 2.5 } } }, 200);
+  await prepaid(k, acct, 10);
+  const rejectd = { status: 0, receipt: 'REJECTD', receiptDelayMs: 300 };
+  smsc.forDest('79161230011', rejectd, rejectd);
+  const rej = await k.send(key, { to: '79161230011', text: TWO, sender: 'KASKAD' });
+  const failed = await k.waitStatus(key, rej.id, 'failed');
+  assert.match(failed.attempts[0].error ?? failed.error?.message ?? '', /REJECTD/);
+  let a = await unheld(k, key);
+  assert.equal(kop(a.balance), 1000, 'the balance is back');
+  let { rows } = await logAddsUp(k, key);
+  assert.deepEqual(rows.map((x) => [x.kind, kop(x.amount), x.message]),
+    [['topup', 1000, null], ['charge', -500, rej.id], ['refund', 500, rej.id]]);
+  assert.equal(rows[2].channel, 'sms');
+
+  // The same receipt again (an SMSC that repeats itself) refunds nothing more.
+  const sub = smsc.submits.find((s) => s.destination_addr === '79161230011');
+  await smsc.sendReceipt(sub, 'REJECTD');
+  await new Promise((r) => setTimeout(r, 500));
+  ({ rows } = await logAddsUp(k, key));
+  assert.equal(rows.filter((x) => x.kind === 'refund').length, 1, 'refunded once');
+
+  smsc.forDest('79161230012', { status: 0, receipt: 'UNDELIV' });
+  const und = await k.send(key, { to: '79161230012', text: 'undeliverable', sender: 'KASKAD' });
+  await k.waitStatus(key, und.id, 'failed');
+  a = await unheld(k, key);
+  assert.equal(kop(a.balance), 750, 'an undeliverable SMS is billed');
+  ({ rows } = await logAddsUp(k, key));
+  assert.deepEqual(rows.map((x) => x.kind), ['topup', 'charge', 'refund', 'charge']);
+  await finish();
+});
+
+test('a campaign against a balance for fewer recipients: exactly as many messages as it pays', { timeout: 120000 }, async (t) => {
+  const { k, key, acct, smsc, finish } = await setup(t, { smsc: { autoReceipt: 'DELIVRD' }, route: { window: 20 } });
+  await k.call('PUT', '/v1/prices', { body: { prices: { sms: 1.5 } } }, 200);
+  await prepaid(k, acct, 1.5 * 7);
+  const rows = ['phone,name,consent'];
+  for (let i = 0; i < 12; i++) rows.push(`7916${String(4000000 + i)},Имя${i},yes`);
+  const imp = await k.request('POST', '/v1/contacts/import?list=few&country=RU', {
+    key, body: Buffer.from(rows.join('\n') + '\n'), headers: { 'content-type': 'text/csv' },
+  });
+  assert.equal(imp.status, 202, imp.text);
+  await waitUntil(async () => (await k.call('GET', `/v1/imports/${imp.json.id}`, { key }, 200)).status === 'done',
+    'the import', 60000, 50);
+  await k.call('PUT', '/v1/templates/hi', { key, body: { text: '{{name}}, hello' } }, 200);
+  await k.call('PUT', '/v1/campaigns/few', { key, body: { audience: { list: 'few' }, template: 'hi', class: 'service' } }, 200);
+  await k.call('POST', '/v1/campaigns/few/start', { key }, 200);
+  // direct sends race the campaign for the same money
+  const direct = await Promise.all(Array.from({ length: 5 }, (_, i) => k.request('POST', '/v1/messages', {
+    key, body: { to: `7916${String(4100000 + i)}`, text: 'direct', sender: 'KASKAD' },
+  })));
+  const directOk = direct.filter((r) => r.status === 202).length;
+  for (const r of direct) if (r.status !== 202) assert.equal(r.json.error.code, 'insufficient_balance');
+  const camp = await waitUntil(async () => {
+    const c = await k.call('GET', '/v1/campaigns/few', { key }, 200);
+    return c.status === 'done' ? c : null;
+  }, 'the campaign to end', 60000, 100);
+  const created = camp.by_recipient_status.created;
+  assert.equal(created + directOk, 7, JSON.stringify({ camp, directOk }));
+  assert.equal(camp.by_recipient_status.rejected, 12 - created);
+  const rcpts = (await k.call('GET', '/v1/campaigns/few/recipients?status=rejected&limit=100', { key }, 200)).recipients;
+  assert.equal(rcpts.length, 12 - created);
+  for (const x of rcpts) assert.equal(x.reason, 'insufficient_balance');
+  await smsc.waitFor(() => smsc.submits.length >= 7, 'the paid messages to go', 30000);
+  const a = await unheld(k, key);
+  assert.equal(kop(a.balance), 0, 'balance exactly 0');
+  const { rows: log } = await logAddsUp(k, key);
+  assert.equal(log.filter((x) => x.kind === 'charge').length, 7);
+  await finish();
+});
+
+test('a messenger that fails after accepting the message: its charge comes back, the SMS is charged', { timeout: 60000 }, async (t) => {
+  const { k, key, acct, finish } = await setup(t, { smsc: { autoReceipt: 'DELIVRD' } });
+  const sim = new Sim();
+  t.after(() => sim.stop());
+  await sim.start();
+  // Viber accepts the message and says nothing more: the failure comes from the test
+  await sim.config({ viber: { reach: 1, read: 0, deliver_ms: [60000, 60000] } });
+  await pointChannelsAtSim(k, sim);
+  await k.call('PUT', '/v1/prices', { body: { prices: { sms: 2.5, viber: 1.2 } } }, 200);
+  await prepaid(k, acct, 10);
+  const m = await k.send(key, {
+    to: '79161230021', text: 'Заказ 77 готов', viber_id: 'vb-refund',
+    cascade: [{ channel: 'viber', wait: 'delivered', timeout: '30s' }, { channel: 'sms' }],
+  });
+  const sent = await k.waitStatus(key, m.id, 'sent');
+  const held = await account(k, key);
+  assert.equal(kop(held.balance), 880, 'Viber charged when it accepted the message');
+  const body = `{"event":"failed","timestamp":${Date.now()},"message_token":${sent.attempts[0].provider_id},"desc":"receiver is not registered"}`;
+  const sig = crypto.createHmac('sha256', APPS.viber.token).update(body).digest('hex');
+  const r = await k.request('POST', '/v1/hooks/viber/default', { key: null, body, headers: { 'x-viber-content-signature': sig } });
+  assert.equal(r.status, 200);
+  const done = await k.waitStatus(key, m.id, 'delivered');
+  assert.deepEqual(done.attempts.map((a) => [a.channel, a.status]), [['viber', 'failed'], ['sms', 'delivered']]);
+  const a = await unheld(k, key);
+  assert.equal(kop(a.balance), 750, 'only the SMS is paid for');
+  const { rows } = await logAddsUp(k, key);
+  assert.deepEqual(rows.map((x) => [x.kind, x.channel, kop(x.amount)]),
+    [['topup', null, 1000], ['charge', 'viber', -120], ['refund', 'viber', 120], ['charge', 'sms', -250]]);
+  await finish();
+});
