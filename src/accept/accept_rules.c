@@ -475,6 +475,7 @@ const char *accept_rules_due(void *ud, const struct pol_due *d) {
              over_cap(ru, accept_rules_of(ru, d->account_id), class_index(d->msg_class), d, now)) {
     why = reason_names[ACCEPT_R_CAP];
   }
+  if (ru) (*(why ? &ru->due_refused : &ru->due_allowed))++;
   if (why == NULL) return NULL;
   if (ru) accept_rules_count(ru, why);
   if (ru && strcmp(why, reason_names[ACCEPT_R_CAP]) == 0) ru->refused[ACCEPT_R_CAP]++;
@@ -500,6 +501,17 @@ void accept_rules_metrics(const struct accept_rules *ru, struct kk_buf *o) {
                   reason_names[i], (unsigned long long)ru->refused[i], reason_names[i],
                   (unsigned long long)ru->deferred[i], reason_names[i],
                   (unsigned long long)ru->skipped[i]);
+  struct store_cascade_stats cs;
+  store_get_cascade_stats(ru->store, &cs);
+  kk_buf_printf(o,
+                "kaskad_policy_decisions_total{reason=\"quiet_hours\",outcome=\"held\"} %llu\n"
+                "# HELP kaskad_policy_due_checks_total The rules again when a deferred or "
+                "advertising message or step came due, by outcome.\n"
+                "# TYPE kaskad_policy_due_checks_total counter\n"
+                "kaskad_policy_due_checks_total{outcome=\"allowed\"} %llu\n"
+                "kaskad_policy_due_checks_total{outcome=\"refused\"} %llu\n",
+                (unsigned long long)cs.held_quiet, (unsigned long long)ru->due_allowed,
+                (unsigned long long)ru->due_refused);
   kk_buf_printf(o, "# HELP kaskad_policy_cap_phones Phones held by the frequency caps.\n"
                    "# TYPE kaskad_policy_cap_phones gauge\nkaskad_policy_cap_phones %zu\n",
                 pol_caps_size(ru->caps));

@@ -62,6 +62,7 @@ struct accept_rules {
   struct pol_rules defaults;      /* of an account that set none */
   struct pol_window quiet;        /* quiet hours of a policy that names none */
   uint64_t refused[ACCEPT_R_COUNT], deferred[ACCEPT_R_COUNT], skipped[ACCEPT_R_COUNT];
+  uint64_t due_allowed, due_refused;   /* the rules again when due: let go, stopped */
   int off;                        /* 1: no rule applies */
   /* Zones' UTC offsets lately asked, each good for a few minutes: the
      quiet-hours question of most messages is arithmetic on it. */
@@ -110,7 +111,10 @@ void accept_rules_count(struct accept_rules *ru, const char *code);
  */
 const char *accept_rules_due(void *ud, const struct pol_due *d);
 
-/* The decisions counters in Prometheus text. */
+/* The decisions counters in Prometheus text: per reason and outcome
+   (refused, deferred, skipped; held: a cascade step that fell through in
+   the quiet hours, counted by the store's cascade), and the checks when
+   due. */
 void accept_rules_metrics(const struct accept_rules *ru, struct kk_buf *o);
 
 #endif

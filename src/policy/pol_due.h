@@ -10,6 +10,7 @@
 #define POL_DUE_H
 
 #include <stdint.h>
+#include <string.h>
 
 /* What comes due. Strings borrowed for the call. */
 struct pol_due {
@@ -23,5 +24,17 @@ struct pol_due {
    hook has recorded the decision, and the engine fails the attempt with
    that code as its error, sending nothing. */
 typedef const char *(*pol_due_fn)(void *ud, const struct pol_due *d);
+
+/* Due this much after its message was accepted: it waited (deferred,
+   held, scheduled, a later cascade step or a retry). */
+#define POL_DUE_WAITED_MS 1000
+
+/* 1 when the attempt of a message accepted at created_at and due at due_at
+   goes through the hook before it is sent: it waited, or it is
+   advertising. The same whether it comes due in a running process or is
+   loaded after a restart with its time already past. */
+static inline int pol_due_wanted(const char *msg_class, int64_t created_at, int64_t due_at) {
+  return due_at > created_at + POL_DUE_WAITED_MS || strcmp(msg_class, "advertising") == 0;
+}
 
 #endif
