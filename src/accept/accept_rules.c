@@ -56,6 +56,7 @@ static int names_quiet(const char *doc) {
 }
 
 static void put(struct accept_rules *ru, int64_t account_id, const char *doc) {
+  ru->gen++;   /* the content verdicts held are stale */
   int at;
   int found = find(ru, account_id, &at);
   if (doc == NULL) {
@@ -182,6 +183,7 @@ int accept_rules_init(struct accept_rules *ru, struct store *store,
 void accept_rules_fini(struct accept_rules *ru) {
   if (ru->subscribed) store_unsubscribe(ru->store, on_notes, ru);
   for (int i = 0; i < ru->n; i++) free(ru->a[i].doc);
+  for (size_t i = 0; i < sizeof ru->memo / sizeof ru->memo[0]; i++) free(ru->memo[i].text);
   free(ru->a);
   pol_caps_free(ru->caps);
   memset(ru, 0, sizeof *ru);
@@ -245,13 +247,53 @@ static int class_index(const char *cls) {
   return 0;
 }
 
-static int content(struct accept_rules *ru, const struct pol_rules *r, struct accept_item *it,
-                   int64_t now) {
+#define MEMO_TEXT_MAX 2048   /* longer texts are checked every time */
+
+static uint64_t text_hash(const char *s, size_t n) {
+  uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+  return h;
+}
+
+/* The content check of text under r: from a verdict held for the same
+   account and text under the same policies, else checked and held. 1 with
+   *hit when a category matched. */
+static int content_verdict(struct accept_rules *ru, const struct pol_rules *r,
+                           int64_t account_id, const char *text, struct pol_content_hit *hit) {
+  size_t len = strlen(text);
+  int n = (int)(sizeof ru->memo / sizeof ru->memo[0]);
+  uint64_t h = len <= MEMO_TEXT_MAX ? text_hash(text, len) : 0;
+  if (len <= MEMO_TEXT_MAX)
+    for (int i = 0; i < n; i++) {
+      struct accept_content_memo *m = &ru->memo[i];
+      if (m->text && m->hash == h && m->len == len && m->account_id == account_id &&
+          m->gen == ru->gen && memcmp(m->text, text, len) == 0) {
+        *hit = m->h;
+        return m->hit;
+      }
+    }
   const char *own[POL_OWN_WORDS_MAX];
   for (int i = 0; i < r->nown; i++) own[i] = r->own_norm[i];
+  int got = pol_content_check_norm(text, len, r->content_on, own, r->nown, hit);
+  if (len > MEMO_TEXT_MAX) return got;
+  struct accept_content_memo *m = &ru->memo[ru->memo_next];
+  ru->memo_next = (ru->memo_next + 1) % n;
+  free(m->text);
+  m->text = kk_xmalloc(len + 1);   /* freed when the slot is reused, or at fini */
+  memcpy(m->text, text, len + 1);
+  m->len = len;
+  m->hash = h;
+  m->account_id = account_id;
+  m->gen = ru->gen;
+  m->hit = got;
+  if (got) m->h = *hit;
+  return got;
+}
+
+static int content(struct accept_rules *ru, const struct pol_rules *r, struct accept_item *it,
+                   int64_t now) {
   struct pol_content_hit hit;
-  if (!pol_content_check_norm(it->m.text, strlen(it->m.text), r->content_on, own, r->nown, &hit))
-    return 0;
+  if (!content_verdict(ru, r, it->m.account_id, it->m.text, &hit)) return 0;
   char msg[256];
   snprintf(msg, sizeof msg, "text: advertising of a prohibited category (%s): \"%s\"",
            pol_category_name(hit.category), hit.words);

@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 
+#include "policy/pol_content.h"
 #include "policy/pol_rules.h"
 
 struct accept;
@@ -72,6 +73,19 @@ struct accept_rules {
     int64_t until_ms;
   } zones[16];
   int zone_next;
+  /* The content check's last verdicts: a campaign or a batch sends one text
+     to many phones, and the text is normalised and matched once. A verdict
+     holds for its account while no policy changes (gen). */
+  struct accept_content_memo {
+    int64_t account_id;
+    uint64_t gen, hash;
+    size_t len;
+    char *text;                   /* owned copy; NULL: empty slot */
+    int hit;
+    struct pol_content_hit h;
+  } memo[8];
+  int memo_next;
+  uint64_t gen;                   /* bumped by every policy put */
   int subscribed;
 };
 
