@@ -272,7 +272,7 @@ static int content_verdict(struct accept_rules *ru, const struct pol_rules *r,
         return m->hit;
       }
     }
-  const char *own[POL_OWN_WORDS_MAX];
+  const char *own[POL_OWN_WORDS_MAX] = {NULL};   /* checked on a miss only */
   for (int i = 0; i < r->nown; i++) own[i] = r->own_norm[i];
   int got = pol_content_check_norm(text, len, r->content_on, own, r->nown, hit);
   if (len > MEMO_TEXT_MAX) return got;
