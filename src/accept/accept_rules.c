@@ -335,13 +335,13 @@ static int foreign(struct accept_rules *ru, struct accept_item *it, int64_t now)
 
 /* The recipient's zone: the contact's, the register's, the account's. */
 static const char *zone_of(const struct accept_rules *ru, const struct accept *ac,
-                           const struct pol_rules *r, const struct accept_item *it) {
-  if (it->e164[0] && ac->contact_field) {
-    const char *tz = ac->contact_field(ac->contact_ud, it->m.account_id, it->e164, "timezone");
+                           const struct pol_rules *r, int64_t account_id, const char *e164) {
+  if (e164[0] && ac->contact_field) {
+    const char *tz = ac->contact_field(ac->contact_ud, account_id, e164, "timezone");
     if (tz && tz[0]) return tz;
   }
   struct phone_plan_info pi;
-  if (it->e164[0] && ru->plan && phone_plan_lookup(ru->plan, it->e164, &pi) == 0 &&
+  if (e164[0] && ru->plan && phone_plan_lookup(ru->plan, e164, &pi) == 0 &&
       pi.timezone && pi.timezone[0])
     return pi.timezone;
   return r->default_tz;
@@ -377,6 +377,16 @@ static int quiet_until(struct accept_rules *ru, const struct pol_window *w, cons
   int in = pol_window_until(w, NULL, off, at, until);
   if (in != 1) return in;
   return pol_window_until(w, zone, 0, at, until);
+}
+
+/* 1 with *until their end when at falls in the quiet hours of r for the
+   phone, else 0 (a zone unknown: the policy's own). */
+static int quiet_at(struct accept_rules *ru, const struct accept *ac, const struct pol_rules *r,
+                    int64_t account_id, const char *e164, int64_t at, int64_t *until) {
+  const char *zone = zone_of(ru, ac, r, account_id, e164);
+  int in = quiet_until(ru, &r->quiet, zone, at, until);
+  if (in == KK_ENOENT) in = quiet_until(ru, &r->quiet, r->default_tz, at, until);
+  return in == 1;
 }
 
 static void defer_to(struct accept_item *it, int64_t until) {
@@ -425,7 +435,8 @@ static int fallthrough_hold(const struct accept *ac, struct accept_rules *ru,
     json_decref(x);
     return 0;
   }
-  json_object_set_new(x, "quiet", json_pack("{s:s, s:i, s:i}", "tz", zone_of(ru, ac, r, it),
+  json_object_set_new(x, "quiet", json_pack("{s:s, s:i, s:i}", "tz",
+                                            zone_of(ru, ac, r, it->m.account_id, it->e164),
                                             "from", r->quiet.from_min, "to", r->quiet.to_min));
   free(it->rules_extra);
   it->rules_extra = json_dumps(x, JSON_COMPACT);   /* freed by accept_item_fini */
@@ -448,11 +459,8 @@ int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
   if (r->no_foreign && foreign(ru, it, now) != 0) return KK_EINVAL;
   if (caps(ru, r, cls, it, now) != 0) return KK_EINVAL;
   if (cr->quiet && it->e164[0] && r->quiet.from_min != r->quiet.to_min) {
-    const char *zone = zone_of(ru, ac, r, it);
     int64_t at = it->m.not_before > now ? it->m.not_before : now, until;
-    int in = quiet_until(ru, &r->quiet, zone, at, &until);
-    if (in == KK_ENOENT) in = quiet_until(ru, &r->quiet, r->default_tz, at, &until);
-    if (in == 1) {
+    if (quiet_at(ru, ac, r, it->m.account_id, it->e164, at, &until)) {
       defer_to(it, until);
       decide(ru, it, now, ACCEPT_R_QUIET, "deferred", NULL, until);
     }
@@ -494,6 +502,29 @@ static int over_cap(struct accept_rules *ru, const struct pol_rules *r, int cls,
   return 0;
 }
 
+/* Appends a decision taken when d came due to its message's decisions. */
+static void due_decide(struct accept *ac, const struct pol_due *d, int64_t now, const char *rule,
+                       const char *outcome, int64_t until) {
+  char at[32], u[32] = "", one[256];
+  iso(now, at);
+  if (until) iso(until, u);
+  snprintf(one, sizeof one,
+           "{\"at\":\"%s\",\"rule\":\"%s\",\"outcome\":\"%s\",\"reason\":\"%s\","
+           "\"channel\":\"%s\"%s%s%s,\"when\":\"due\"}",
+           at, rule, outcome, rule, d->channel ? d->channel : "sms", until ? ",\"until\":\"" : "",
+           u, until ? "\"" : "");
+  store_msg_decide(ac->store, d->msg_id, one, NULL, NULL);
+}
+
+/* 1 with *until when d, of a class that waits out quiet hours, came due
+   inside them. */
+static int due_in_quiet(struct accept_rules *ru, const struct accept *ac, const struct pol_due *d,
+                        int64_t now, int64_t *until) {
+  const struct pol_rules *r = accept_rules_of(ru, d->account_id);
+  if (!r->cls[class_index(d->msg_class)].quiet || r->quiet.from_min == r->quiet.to_min) return 0;
+  return quiet_at(ru, ac, r, d->account_id, d->to, now, until) && *until > now;
+}
+
 const char *accept_rules_due(void *ud, const struct pol_due *d) {
   struct accept *ac = ud;
   struct store_account acc;
@@ -517,17 +548,20 @@ const char *accept_rules_due(void *ud, const struct pol_due *d) {
              over_cap(ru, accept_rules_of(ru, d->account_id), class_index(d->msg_class), d, now)) {
     why = reason_names[ACCEPT_R_CAP];
   }
+  int64_t until;
+  if (why == NULL && d->wait_until && ru && !ru->off && due_in_quiet(ru, ac, d, now, &until)) {
+    /* Due in the night (kaskad was down when it should have gone, or the
+       quiet hours changed): it waits for the morning again. */
+    ru->deferred[ACCEPT_R_QUIET]++;
+    due_decide(ac, d, now, reason_names[ACCEPT_R_QUIET], "deferred", until);
+    *d->wait_until = until;
+    return NULL;
+  }
   if (ru) (*(why ? &ru->due_refused : &ru->due_allowed))++;
   if (why == NULL) return NULL;
   if (ru) accept_rules_count(ru, why);
   if (ru && strcmp(why, reason_names[ACCEPT_R_CAP]) == 0) ru->refused[ACCEPT_R_CAP]++;
-  char at[32], one[256];
-  iso(now, at);
-  snprintf(one, sizeof one,
-           "{\"at\":\"%s\",\"rule\":\"%s\",\"outcome\":\"refused\",\"reason\":\"%s\","
-           "\"channel\":\"%s\",\"when\":\"due\"}",
-           at, why, why, d->channel ? d->channel : "sms");
-  store_msg_decide(ac->store, d->msg_id, one, NULL, NULL);
+  due_decide(ac, d, now, why, "refused", 0);
   kk_info(LOGCTX, "message %lld: refused when it came due: %s", (long long)d->msg_id, why);
   return why;
 }

@@ -121,9 +121,21 @@ void dispatch_job_route(struct dispatch *d, struct job *j, int at_head) {
   if (j->recheck && d->due_fn) {
     /* Due now: the rules again (a consent withdrawn, a stop meanwhile). */
     j->recheck = 0;
+    int64_t wait = 0;
     struct pol_due due = {.msg_id = j->msg_id, .account_id = j->account_id, .to = j->to,
-                          .msg_class = j->msg_class, .channel = "sms"};
+                          .msg_class = j->msg_class, .channel = "sms", .wait_until = &wait};
     const char *why = d->due_fn(d->due_ud, &due);
+    if (why == NULL && wait > now_ms()) {
+      /* Inside its quiet hours now: it waits for their end (in the store too,
+         so a restart keeps it waiting), and is looked at again then. */
+      j->not_before = wait;
+      j->recheck = 1;
+      struct store_sms_update u = {.msg_id = j->msg_id, .attempt_id = j->attempt_id,
+                                   .error = "quiet_hours", .at = now_ms(), .due_at = wait};
+      store_sms_retry(d->store, &u, dispatch_store_done_log, NULL);
+      delay_push(d, j);
+      return;
+    }
     if (why) {
       struct store_sms_update u = {.msg_id = j->msg_id, .attempt_id = j->attempt_id,
                                    .route = j->route, .error = why, .at = now_ms()};

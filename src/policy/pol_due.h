@@ -4,7 +4,8 @@
  * messengers) call just before a deferred message, or an advertising one,
  * is sent. The accept path provides it (accept_rules_due): the stop-list,
  * the consent and the frequency caps as they are now, so a consent
- * withdrawn or a phone stop-listed while the message waited stops it.
+ * withdrawn or a phone stop-listed while the message waited stops it; and,
+ * for an engine that can make it wait, the quiet hours as they are now.
  */
 #ifndef POL_DUE_H
 #define POL_DUE_H
@@ -18,6 +19,10 @@ struct pol_due {
   const char *to;           /* E.164 digits */
   const char *msg_class;    /* service | transactional | advertising */
   const char *channel;      /* the step's channel (sms, viber, ...) */
+  int64_t *wait_until;      /* NULL: the engine cannot make it wait; else the hook
+                               sets it (ms, with NULL returned) when the message
+                               comes due inside its quiet hours (after a restart,
+                               a policy change): it waits until then */
 };
 
 /* NULL: it may go. Else the reason code it is refused with (static); the

@@ -12,16 +12,19 @@ import assert from 'node:assert/strict';
 import { setup, sleep, waitUntil } from './lib/harness.mjs';
 import { Sim, pointChannelsAtSim } from './lib/sim.mjs';
 
-/** Quiet hours from an hour ago to an hour from now, in UTC. */
-function quietNow() {
+/** Quiet hours from `from` to `to` minutes from now, in UTC. */
+function quietIn(from, to) {
   const d = new Date();
   const m = d.getUTCHours() * 60 + d.getUTCMinutes();
   const f = (x) => {
     const y = ((x % 1440) + 1440) % 1440;
     return `${String(Math.floor(y / 60)).padStart(2, '0')}:${String(y % 60).padStart(2, '0')}`;
   };
-  return { from: f(m - 60), to: f(m + 60), timezone: 'Etc/UTC' };
+  return { from: f(m + from), to: f(m + to), timezone: 'Etc/UTC' };
 }
+
+/** Quiet hours from an hour ago to an hour from now, in UTC. */
+const quietNow = () => quietIn(-60, 60);
 
 async function ended(k, key, id) {
   return waitUntil(async () => {
@@ -126,5 +129,41 @@ test('due again after a restart: a stop while kaskad was down stops the message'
   const m = await k.metrics();
   assert.equal(m.get('kaskad_policy_due_checks_total{outcome="refused"}'), 1);
   assert.equal(m.get('kaskad_policy_due_checks_total{outcome="allowed"}'), 1);
+  await finish();
+});
+
+test('due again inside quiet hours: the message waits for their end once more', { timeout: 60000 }, async (t) => {
+  const { k, key, smsc, finish } = await setup(t, {
+    smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 50 }, args: ['--test_clock', 'on'] });
+  const A = '79161235521';
+  await k.consent(key, [A]);
+  // Quiet from 2 h to 4 h from now; the message is asked for in 1.5 h, when
+  // it may go. The clock then jumps past its time into the quiet hours, as
+  // when kaskad was down at its time and starts again at night.
+  await k.call('PUT', '/v1/policy', { key, body: { quiet_hours: quietIn(120, 240) } }, 200);
+  const at = new Date(Date.now() + 90 * 60e3).toISOString();
+  const m = await k.send(key, { to: A, text: 'Скидки на зимние шины', class: 'advertising', send_at: at });
+  assert.equal(m.status, 'scheduled', JSON.stringify(m));
+  const before = await k.metrics();
+  await k.request('POST', '/v1/test/clock', { body: { shift: '150m' } });
+  const g = await waitUntil(async () => {
+    const x = await k.message(key, m.id);
+    return x.decisions.length ? x : null;
+  }, 'the deferral when due', 15000);
+  assert.equal(g.status, 'scheduled', JSON.stringify(g));
+  const d = g.decisions.at(-1);
+  assert.deepEqual([d.rule, d.outcome, d.reason, d.channel, d.when], ['quiet_hours', 'deferred', 'quiet_hours', 'sms', 'due']);
+  const end = Date.parse(d.until) - Date.parse(d.at);
+  assert.ok(end > 80 * 60e3 && end <= 91 * 60e3, `until the end of the quiet hours: ${d.until} (at ${d.at})`);
+  assert.equal(g.attempts[0].error, 'quiet_hours');
+  await sleep(300);
+  assert.equal(smsc.submits.length, 0, 'nothing sent at night');
+  const mid = await k.metrics();
+  const name = 'kaskad_policy_decisions_total{reason="quiet_hours",outcome="deferred"}';
+  assert.equal(mid.get(name) - (before.get(name) ?? 0), 1, name);
+  // At the end of the quiet hours it goes.
+  await k.request('POST', '/v1/test/clock', { body: { shift: '95m' } });
+  await k.waitStatus(key, m.id, 'delivered', 20000);
+  assert.deepEqual(smsc.submits.map((s) => s.destination_addr), [A]);
   await finish();
 });
