@@ -1,10 +1,11 @@
 // Accepts next to a mass deferral: a fresh kaskad (release build,
-// sync=normal) first takes --held transactional messages scheduled for the
-// same time two hours ahead (as a campaign deferred by quiet hours waits for
-// 09:00: all due at once, all held in the dispatcher), then --n more of the
-// same in batches of 1,000 (4 requests in flight), measured. Prints one JSON
-// line: the accept rate with nothing held (the first --n) and with --held
-// held. The SMS route leads nowhere: nothing is sent.
+// sync=normal) takes transactional messages scheduled for one time two hours
+// ahead (as a campaign deferred by quiet hours waits for 09:00: all due at
+// once, all held in the dispatcher), in batches of 1,000 (4 requests in
+// flight): 4,000 to warm up, --n measured, more up to --held, and --n
+// measured again. Prints one JSON line: the accept rate of the first --n
+// (4,000 held) and of the last (--held + 4,000 held). The SMS route leads
+// nowhere: nothing is sent.
 //   node bench/deferred.mjs --held 85000 --n 10000 [--bin bin/kaskad]
 // (the dispatcher holds at most 100,000 jobs; more wait in the store)
 import path from 'node:path';
