@@ -320,7 +320,7 @@ static enum sim_chan_handled control(struct sim_chan *ch, const struct sim_chan_
   } paths[] = {
     {"/apps", 1, 1}, {"/channels/config", 1, 1}, {"/channels/requests", 1, 0},
     {"/channels/stats", 1, 0}, {"/telegram/update", 0, 1}, {"/whatsapp/inbound", 0, 1},
-    {"/viber/inbound", 0, 1},
+    {"/viber/inbound", 0, 1}, {"/vk/inbound", 0, 1},
   };
   int get = strcmp(rq->method, "GET") == 0, post = strcmp(rq->method, "POST") == 0;
   size_t i = 0, n = sizeof paths / sizeof paths[0];
@@ -336,7 +336,8 @@ static enum sim_chan_handled control(struct sim_chan *ch, const struct sim_chan_
   case 3: return chan_give_json(out, 200, chan_stats_json(ch));
   case 4: return sim_telegram_update(ch, rq, out, done, ctx);
   case 5: return sim_whatsapp_inbound(ch, rq, out, done, ctx);
-  default: return sim_viber_inbound(ch, rq, out, done, ctx);
+  case 6: return sim_viber_inbound(ch, rq, out, done, ctx);
+  default: return sim_vk_inbound(ch, rq, out, done, ctx);
   }
 }
 

@@ -277,6 +277,11 @@ int chan_draw_error(struct sim_chan *ch, int c, enum outcome *o);
 /* sim_vk.c */
 enum sim_chan_handled sim_vk_handle(struct sim_chan *ch, const struct sim_chan_req *rq,
                                     struct sim_chan_reply *out);
+/* POST /vk/inbound {"token","user_id","text"}: a person writes to the
+   community; its message_new event goes to the app's callback URL. */
+enum sim_chan_handled sim_vk_inbound(struct sim_chan *ch, const struct sim_chan_req *rq,
+                                     struct sim_chan_reply *out, sim_chan_done_fn done,
+                                     void *ctx);
 
 /* sim_viber.c */
 enum sim_chan_handled sim_viber_handle(struct sim_chan *ch, const struct sim_chan_req *rq,

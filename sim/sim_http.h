@@ -33,6 +33,10 @@
  *                            the bot's webhook, answers its status
  *   POST /whatsapp/inbound   {"token","from","text"?}: opens the 24-hour
  *                            window, POSTs the inbound message webhook
+ *   POST /viber/inbound      {"token","user_id","text"}: a signed message
+ *                            event to the bot's webhook
+ *   POST /vk/inbound         {"token","user_id","text"}: a message_new event
+ *                            to the community's callback URL
  *
  * Provider paths (served by sim_chan.c, in each provider's own format):
  *   POST /method/messages.send                 VK

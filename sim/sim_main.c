@@ -94,6 +94,8 @@ static const char usage[] =
     "  POST /whatsapp/inbound   {\"token\",\"from\",\"text\"?} opens the 24-hour window\n"
     "  POST /viber/inbound      {\"token\",\"user_id\",\"text\"} a signed message event\n"
     "                     and posts the inbound message webhook\n"
+    "  POST /vk/inbound         {\"token\",\"user_id\",\"text\"} a message_new event (user_id\n"
+    "                     a number) to the community's callback URL\n"
     "\n"
     "SMTP sink: any AUTH passes; recipients \"nobody@...\", \"...@invalid.test\" and\n"
     "those not reached under the email reach knob get 550.\n";

@@ -346,6 +346,62 @@ static enum sim_chan_handled vk_execute(struct sim_chan *ch, const struct sim_ch
 }
 
 /* /method/<name>: messages.send and execute. */
+/* POST /vk/inbound {"token","user_id","text"}: a person (a VK user id, a
+   positive number) writes to the community; its message_new event (API
+   5.199: object.message and object.client_info, with the group_id, an
+   event_id and the secret as the Callback API sends them) goes to the app's
+   callback URL, and kaskad's answer comes back. */
+enum sim_chan_handled sim_vk_inbound(struct sim_chan *ch, const struct sim_chan_req *rq,
+                                     struct sim_chan_reply *out, sim_chan_done_fn done,
+                                     void *ctx) {
+  const int c = SIM_CH_VK;
+  json_t *in = chan_body_json(rq);
+  const char *token = chan_pstr(in, "token");
+  const char *text = chan_pstr(in, "text");
+  int64_t user = 0;
+  if (!json_is_object(in) || token == NULL || text == NULL ||
+      chan_pint(in, "user_id", &user) != 0 || user <= 0) {
+    json_decref(in);
+    return chan_ctl_error(out, 400, "bad_request",
+                          "token and text are required strings, user_id a positive number");
+  }
+  struct capp *app = app_find(ch, c, token);
+  if (app == NULL || app->callback_url[0] == '\0') {
+    json_decref(in);
+    return chan_ctl_error(out, app ? 409 : 404, app ? "no_callback" : "no_app",
+                          app ? "the community has no callback URL set"
+                              : "no vk app has that token");
+  }
+  uint64_t id = ++app->next_id;
+  struct jw w;
+  jw_init(&w, REPLY_MAX);
+  jw_fmt(&w,
+         "{\"type\":\"message_new\",\"object\":{\"message\":{\"date\":%" PRId64
+         ",\"from_id\":%" PRId64 ",\"id\":%" PRIu64 ",\"out\":0,\"peer_id\":%" PRId64
+         ",\"conversation_message_id\":%" PRIu64 ",\"attachments\":[],\"text\":",
+         chan_wall_ms() / 1000, user, id, user, id);
+  jw_cstr(&w, text);
+  jw_fmt(&w,
+         "},\"client_info\":{\"button_actions\":[\"text\",\"open_link\",\"callback\"],"
+         "\"keyboard\":true,\"inline_keyboard\":true,\"carousel\":true,\"lang_id\":0}},"
+         "\"group_id\":%" PRId64 ",\"event_id\":\"%016" PRIx64 "%016" PRIx64
+         "\",\"v\":\"" VK_API_VERSION "\"",
+         app->group_id, sim_rng_next(&ch->rng), sim_rng_next(&ch->rng));
+  if (app->secret[0]) {
+    jw_lit(&w, ",\"secret\":");
+    jw_cstr(&w, app->secret);
+  }
+  jw_raw(&w, "}", 1);
+  json_decref(in);
+  const char *hdr[1] = {"Content-Type: application/json"};
+  struct op *op = op_new(OP_USER_MESSAGE, c, app->token);
+  snprintf(op->msgid, sizeof op->msgid, "%" PRIu64, id);
+  enum sim_chan_handled h =
+      op_start(ch, op, "POST", app->callback_url, hdr, 1, w.b.p, w.b.len, out, done, ctx);
+  kk_buf_fini(&w.b);
+  return h;
+}
+
 enum sim_chan_handled sim_vk_handle(struct sim_chan *ch, const struct sim_chan_req *rq,
                                     struct sim_chan_reply *out) {
   if (strcmp(rq->path, "/method/messages.send") == 0) return vk_send(ch, rq, out);

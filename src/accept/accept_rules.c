@@ -55,6 +55,7 @@ static int names_quiet(const char *doc) {
 
 /* Puts account_id's document (NULL: back to the defaults). */
 static void put(struct accept_rules *ru, int64_t account_id, const char *doc) {
+  ru->gen++;   /* the content verdicts held are stale */
   int at;
   int found = find(ru, account_id, &at);
   if (doc == NULL) {
@@ -181,6 +182,7 @@ int accept_rules_init(struct accept_rules *ru, struct store *store,
 void accept_rules_fini(struct accept_rules *ru) {
   if (ru->subscribed) store_unsubscribe(ru->store, on_notes, ru);
   for (int i = 0; i < ru->n; i++) free(ru->a[i].doc);
+  for (size_t i = 0; i < sizeof ru->memo / sizeof ru->memo[0]; i++) free(ru->memo[i].text);
   free(ru->a);
   pol_caps_free(ru->caps);
   memset(ru, 0, sizeof *ru);
@@ -244,13 +246,53 @@ static int class_index(const char *cls) {
   return 0;
 }
 
+#define MEMO_TEXT_MAX 2048   /* longer texts are checked every time */
+
+static uint64_t text_hash(const char *s, size_t n) {
+  uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+  return h;
+}
+
+/* The content check of text under r: from a verdict held for the same
+   account and text under the same policies, else checked and held. 1 with
+   *hit when a category matched. */
+static int content_verdict(struct accept_rules *ru, const struct pol_rules *r,
+                           int64_t account_id, const char *text, struct pol_content_hit *hit) {
+  size_t len = strlen(text);
+  int n = (int)(sizeof ru->memo / sizeof ru->memo[0]);
+  uint64_t h = len <= MEMO_TEXT_MAX ? text_hash(text, len) : 0;
+  if (len <= MEMO_TEXT_MAX)
+    for (int i = 0; i < n; i++) {
+      struct accept_content_memo *m = &ru->memo[i];
+      if (m->text && m->hash == h && m->len == len && m->account_id == account_id &&
+          m->gen == ru->gen && memcmp(m->text, text, len) == 0) {
+        *hit = m->h;
+        return m->hit;
+      }
+    }
+  const char *own[POL_OWN_WORDS_MAX] = {NULL};   /* checked on a miss only */
+  for (int i = 0; i < r->nown; i++) own[i] = r->own_norm[i];
+  int got = pol_content_check_norm(text, len, r->content_on, own, r->nown, hit);
+  if (len > MEMO_TEXT_MAX) return got;
+  struct accept_content_memo *m = &ru->memo[ru->memo_next];
+  ru->memo_next = (ru->memo_next + 1) % n;
+  free(m->text);
+  m->text = kk_xmalloc(len + 1);   /* freed when the slot is reused, or at fini */
+  memcpy(m->text, text, len + 1);
+  m->len = len;
+  m->hash = h;
+  m->account_id = account_id;
+  m->gen = ru->gen;
+  m->hit = got;
+  if (got) m->h = *hit;
+  return got;
+}
+
 static int content(struct accept_rules *ru, const struct pol_rules *r, struct accept_item *it,
                    int64_t now) {
-  const char *own[POL_OWN_WORDS_MAX];
-  for (int i = 0; i < r->nown; i++) own[i] = r->own_norm[i];
   struct pol_content_hit hit;
-  if (!pol_content_check_norm(it->m.text, strlen(it->m.text), r->content_on, own, r->nown, &hit))
-    return 0;
+  if (!content_verdict(ru, r, it->m.account_id, it->m.text, &hit)) return 0;
   char msg[256];
   snprintf(msg, sizeof msg, "text: advertising of a prohibited category (%s): \"%s\"",
            pol_category_name(hit.category), hit.words);
@@ -292,13 +334,13 @@ static int foreign(struct accept_rules *ru, struct accept_item *it, int64_t now)
 
 /* The recipient's zone: the contact's, the register's, the account's. */
 static const char *zone_of(const struct accept_rules *ru, const struct accept *ac,
-                           const struct pol_rules *r, const struct accept_item *it) {
-  if (it->e164[0] && ac->contact_field) {
-    const char *tz = ac->contact_field(ac->contact_ud, it->m.account_id, it->e164, "timezone");
+                           const struct pol_rules *r, int64_t account_id, const char *e164) {
+  if (e164[0] && ac->contact_field) {
+    const char *tz = ac->contact_field(ac->contact_ud, account_id, e164, "timezone");
     if (tz && tz[0]) return tz;
   }
   struct phone_plan_info pi;
-  if (it->e164[0] && ru->plan && phone_plan_lookup(ru->plan, it->e164, &pi) == 0 &&
+  if (e164[0] && ru->plan && phone_plan_lookup(ru->plan, e164, &pi) == 0 &&
       pi.timezone && pi.timezone[0])
     return pi.timezone;
   return r->default_tz;
@@ -334,6 +376,16 @@ static int quiet_until(struct accept_rules *ru, const struct pol_window *w, cons
   int in = pol_window_until(w, NULL, off, at, until);
   if (in != 1) return in;
   return pol_window_until(w, zone, 0, at, until);
+}
+
+/* 1 with *until their end when at falls in the quiet hours of r for the
+   phone, else 0 (a zone unknown: the policy's own). */
+static int quiet_at(struct accept_rules *ru, const struct accept *ac, const struct pol_rules *r,
+                    int64_t account_id, const char *e164, int64_t at, int64_t *until) {
+  const char *zone = zone_of(ru, ac, r, account_id, e164);
+  int in = quiet_until(ru, &r->quiet, zone, at, until);
+  if (in == KK_ENOENT) in = quiet_until(ru, &r->quiet, r->default_tz, at, until);
+  return in == 1;
 }
 
 static void defer_to(struct accept_item *it, int64_t until) {
@@ -382,7 +434,8 @@ static int fallthrough_hold(const struct accept *ac, struct accept_rules *ru,
     json_decref(x);
     return 0;
   }
-  json_object_set_new(x, "quiet", json_pack("{s:s, s:i, s:i}", "tz", zone_of(ru, ac, r, it),
+  json_object_set_new(x, "quiet", json_pack("{s:s, s:i, s:i}", "tz",
+                                            zone_of(ru, ac, r, it->m.account_id, it->e164),
                                             "from", r->quiet.from_min, "to", r->quiet.to_min));
   free(it->rules_extra);
   it->rules_extra = json_dumps(x, JSON_COMPACT);   /* freed by accept_item_fini */
@@ -405,11 +458,8 @@ int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
   if (r->no_foreign && foreign(ru, it, now) != 0) return KK_EINVAL;
   if (caps(ru, r, cls, it, now) != 0) return KK_EINVAL;
   if (cr->quiet && it->e164[0] && r->quiet.from_min != r->quiet.to_min) {
-    const char *zone = zone_of(ru, ac, r, it);
     int64_t at = it->m.not_before > now ? it->m.not_before : now, until;
-    int in = quiet_until(ru, &r->quiet, zone, at, &until);
-    if (in == KK_ENOENT) in = quiet_until(ru, &r->quiet, r->default_tz, at, &until);
-    if (in == 1) {
+    if (quiet_at(ru, ac, r, it->m.account_id, it->e164, at, &until)) {
       defer_to(it, until);
       decide(ru, it, now, ACCEPT_R_QUIET, "deferred", NULL, until);
     }
@@ -451,6 +501,29 @@ static int over_cap(struct accept_rules *ru, const struct pol_rules *r, int cls,
   return 0;
 }
 
+/* Appends a decision taken when d came due to its message's decisions. */
+static void due_decide(struct accept *ac, const struct pol_due *d, int64_t now, const char *rule,
+                       const char *outcome, int64_t until) {
+  char at[32], u[32] = "", one[256];
+  iso(now, at);
+  if (until) iso(until, u);
+  snprintf(one, sizeof one,
+           "{\"at\":\"%s\",\"rule\":\"%s\",\"outcome\":\"%s\",\"reason\":\"%s\","
+           "\"channel\":\"%s\"%s%s%s,\"when\":\"due\"}",
+           at, rule, outcome, rule, d->channel ? d->channel : "sms", until ? ",\"until\":\"" : "",
+           u, until ? "\"" : "");
+  store_msg_decide(ac->store, d->msg_id, one, NULL, NULL);
+}
+
+/* 1 with *until when d, of a class that waits out quiet hours, came due
+   inside them. */
+static int due_in_quiet(struct accept_rules *ru, const struct accept *ac, const struct pol_due *d,
+                        int64_t now, int64_t *until) {
+  const struct pol_rules *r = accept_rules_of(ru, d->account_id);
+  if (!r->cls[class_index(d->msg_class)].quiet || r->quiet.from_min == r->quiet.to_min) return 0;
+  return quiet_at(ru, ac, r, d->account_id, d->to, now, until) && *until > now;
+}
+
 const char *accept_rules_due(void *ud, const struct pol_due *d) {
   struct accept *ac = ud;
   struct store_account acc;
@@ -474,16 +547,20 @@ const char *accept_rules_due(void *ud, const struct pol_due *d) {
              over_cap(ru, accept_rules_of(ru, d->account_id), class_index(d->msg_class), d, now)) {
     why = reason_names[ACCEPT_R_CAP];
   }
+  int64_t until;
+  if (why == NULL && d->wait_until && ru && !ru->off && due_in_quiet(ru, ac, d, now, &until)) {
+    /* Due in the night (kaskad was down when it should have gone, or the
+       quiet hours changed): it waits for the morning again. */
+    ru->deferred[ACCEPT_R_QUIET]++;
+    due_decide(ac, d, now, reason_names[ACCEPT_R_QUIET], "deferred", until);
+    *d->wait_until = until;
+    return NULL;
+  }
+  if (ru) (*(why ? &ru->due_refused : &ru->due_allowed))++;
   if (why == NULL) return NULL;
   if (ru) accept_rules_count(ru, why);
   if (ru && strcmp(why, reason_names[ACCEPT_R_CAP]) == 0) ru->refused[ACCEPT_R_CAP]++;
-  char at[32], one[256];
-  iso(now, at);
-  snprintf(one, sizeof one,
-           "{\"at\":\"%s\",\"rule\":\"%s\",\"outcome\":\"refused\",\"reason\":\"%s\","
-           "\"channel\":\"%s\",\"when\":\"due\"}",
-           at, why, why, d->channel ? d->channel : "sms");
-  store_msg_decide(ac->store, d->msg_id, one, NULL, NULL);
+  due_decide(ac, d, now, why, "refused", 0);
   kk_info(LOGCTX, "message %lld: refused when it came due: %s", (long long)d->msg_id, why);
   return why;
 }
@@ -499,6 +576,17 @@ void accept_rules_metrics(const struct accept_rules *ru, struct kk_buf *o) {
                   reason_names[i], (unsigned long long)ru->refused[i], reason_names[i],
                   (unsigned long long)ru->deferred[i], reason_names[i],
                   (unsigned long long)ru->skipped[i]);
+  struct store_cascade_stats cs;
+  store_get_cascade_stats(ru->store, &cs);
+  kk_buf_printf(o,
+                "kaskad_policy_decisions_total{reason=\"quiet_hours\",outcome=\"held\"} %llu\n"
+                "# HELP kaskad_policy_due_checks_total The rules again when a deferred or "
+                "advertising message or step came due, by outcome.\n"
+                "# TYPE kaskad_policy_due_checks_total counter\n"
+                "kaskad_policy_due_checks_total{outcome=\"allowed\"} %llu\n"
+                "kaskad_policy_due_checks_total{outcome=\"refused\"} %llu\n",
+                (unsigned long long)cs.held_quiet, (unsigned long long)ru->due_allowed,
+                (unsigned long long)ru->due_refused);
   kk_buf_printf(o, "# HELP kaskad_policy_cap_phones Phones held by the frequency caps.\n"
                    "# TYPE kaskad_policy_cap_phones gauge\nkaskad_policy_cap_phones %zu\n",
                 pol_caps_size(ru->caps));

@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 
+#include "policy/pol_content.h"
 #include "policy/pol_rules.h"
 
 struct accept;
@@ -62,6 +63,7 @@ struct accept_rules {
   struct pol_rules defaults;      /* of an account that set none */
   struct pol_window quiet;        /* quiet hours of a policy that names none */
   uint64_t refused[ACCEPT_R_COUNT], deferred[ACCEPT_R_COUNT], skipped[ACCEPT_R_COUNT];
+  uint64_t due_allowed, due_refused;   /* the rules again when due: let go, stopped */
   int off;                        /* 1: no rule applies */
   /* Zones' UTC offsets lately asked, each good for a few minutes: the
      quiet-hours question of most messages is arithmetic on it. */
@@ -71,6 +73,19 @@ struct accept_rules {
     int64_t until_ms;
   } zones[16];
   int zone_next;
+  /* The content check's last verdicts: a campaign or a batch sends one text
+     to many phones, and the text is normalised and matched once. A verdict
+     holds for its account while no policy changes (gen). */
+  struct accept_content_memo {
+    int64_t account_id;
+    uint64_t gen, hash;
+    size_t len;
+    char *text;                   /* owned copy; NULL: empty slot */
+    int hit;
+    struct pol_content_hit h;
+  } memo[8];
+  int memo_next;
+  uint64_t gen;                   /* bumped by every policy put */
   int subscribed;
 };
 
@@ -110,7 +125,10 @@ void accept_rules_count(struct accept_rules *ru, const char *code);
  */
 const char *accept_rules_due(void *ud, const struct pol_due *d);
 
-/* The decisions counters in Prometheus text. */
+/* The decisions counters in Prometheus text: per reason and outcome
+   (refused, deferred, skipped; held: a cascade step that fell through in
+   the quiet hours, counted by the store's cascade), and the checks when
+   due. */
 void accept_rules_metrics(const struct accept_rules *ru, struct kk_buf *o);
 
 #endif

@@ -167,6 +167,7 @@ static int start_from(struct run *r, int from, int64_t at) {
     m->step = j;
     m->attempt_id = CFSM_NEW_ATT;
     count(r, ch, CFSM_C_STARTED);
+    if (held) count(r, ch, CFSM_C_HELD);
     if (!sms)
       note(r, CFSM_NOTE_CHANNEL, CFSM_NEW_ATT, at);
     else if (!m->inserting)

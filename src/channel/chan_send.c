@@ -18,7 +18,6 @@
 #include "core/kk_mem.h"
 
 #define LOGCTX CHAN_LOGCTX
-#define DEFERRED_MS 1000   /* due this much after it was made: it waited */
 
 struct chan_send {
   struct chan_engine *e;
@@ -429,8 +428,7 @@ void chan_send_start(struct chan_engine *e, struct store_chan_due *row) {
   }
   const char *why = send_refused(k);
   if (why == NULL && e->due_fn &&
-      (k->row.due_at > k->row.created_at + DEFERRED_MS ||
-       strcmp(k->row.msg_class, "advertising") == 0)) {
+      pol_due_wanted(k->row.msg_class, k->row.created_at, k->row.due_at)) {
     struct pol_due due = {.msg_id = k->row.msg_id, .account_id = k->row.account_id,
                           .to = k->row.to, .msg_class = k->row.msg_class,
                           .channel = k->row.channel};

@@ -28,8 +28,9 @@ static void job_from_due(struct dispatch *d, const struct store_due *due) {
   j->text = due->text;
   j->lane = (uint8_t)dispatch_lane_of(due->msg_class);
   snprintf(j->msg_class, sizeof j->msg_class, "%s", due->msg_class);
-  j->recheck = !due->parts_done &&
-               (due->due_at > now_ms() || strcmp(due->msg_class, "advertising") == 0);
+  /* The rules again before it goes when it waited: also when its time
+     passed while kaskad was down (it comes out of the scan due at once). */
+  j->recheck = !due->parts_done && pol_due_wanted(due->msg_class, due->created_at, due->due_at);
   j->price = -1;
   if (due->parts_done) {
     /* Some parts were accepted before a restart: only the rest goes out. */
@@ -160,7 +161,16 @@ void dispatch_cancel(struct dispatch *d, int64_t attempt_id) {
   for (struct route *r = d->routes; r; r = r->next)
     for (int l = 0; l < DISPATCH_LANE_COUNT; l++)
       if (cancel_in(r->q[l].head, attempt_id)) return;
-  if (cancel_in(d->resolving, attempt_id) || cancel_in(d->delayed, attempt_id) || cancel_in(d->orphans, attempt_id) ||
+  for (int i = 0; i < d->delayed.n; i++) {
+    struct job *j = d->delayed.a[i];
+    if (j->attempt_id != attempt_id) continue;
+    /* Waiting for its time, nothing of it in flight: dropped now. */
+    dispatch_dq_remove(&d->delayed, j);
+    if (d->delayed.n == 0) uv_timer_stop(&d->delay_timer);
+    dispatch_job_free(d, j);
+    return;
+  }
+  if (cancel_in(d->resolving, attempt_id) || cancel_in(d->orphans, attempt_id) ||
       cancel_in(d->held, attempt_id))
     return;
   kk_debug(LOGCTX, "attempt %lld: nothing queued to cancel", (long long)attempt_id);
@@ -220,6 +230,7 @@ struct dispatch *dispatch_new(uv_loop_t *loop, struct store *store,
   d->store = store;
   d->opts = *opts;
   d->scan_rows = kk_xcalloc(SCAN_BATCH, sizeof *d->scan_rows);
+  dispatch_dq_init(&d->delayed);
   if (d->opts.max_queued <= 0) d->opts.max_queued = 100000;
   if (d->opts.retry_min_ms <= 0) d->opts.retry_min_ms = 2000;
   if (d->opts.retry_max_ms < d->opts.retry_min_ms) d->opts.retry_max_ms = d->opts.retry_min_ms;
@@ -287,14 +298,15 @@ static void on_handle_closed(uv_handle_t *h) {
 void dispatch_free(struct dispatch *d) {
   store_unsubscribe(d->store, on_notes, d);
   free_list(d, d->orphans);
-  free_list(d, d->delayed);
+  for (struct job *w; (w = dispatch_dq_pop(&d->delayed));) dispatch_job_free(d, w);
+  dispatch_dq_fini(&d->delayed);
   free_list(d, d->held);
   while (d->resolving) {
     struct job *j = d->resolving;
     dispatch_resolving_drop(d, j);
     dispatch_job_free(d, j);
   }
-  d->orphans = d->delayed = d->held = NULL;
+  d->orphans = d->held = NULL;
   uv_close((uv_handle_t *)&d->health_timer, NULL);
   uv_close((uv_handle_t *)&d->delay_timer, NULL);
   uv_close((uv_handle_t *)&d->hold_timer, NULL);

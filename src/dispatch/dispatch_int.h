@@ -5,14 +5,14 @@
  *
  * dispatch.c       the dispatcher: new/start/stop/free, the due scan, notes,
  *                  the SMS driver's sender
- * dispatch_send.c  jobs, route queues, the delayed and held lists, submit_sm
+ * dispatch_send.c  jobs, route queues, the delayed heap and held list, submit_sm
  *                  and the SMSC's answers to it
  * dispatch_deliver.c  what the SMSC delivers: receipts and MO
  * dispatch_route.c routes and their sessions, their JSON and metrics
  *
  * A job is one message on its way out: its text, which parts still need a
  * submit_sm, which are in flight. Jobs wait in their route's FIFO queue (or in
- * the delayed list while a retry backoff runs). A submit's token is the job's
+ * the delayed heap while a retry backoff or a deferral runs). A submit's token is the job's
  * address with the part index in its low 4 bits (jobs are 16-byte aligned);
  * a job is freed only when no part of it is in flight, so a token never
  * outlives its job.
@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "dispatch/dispatch.h"
+#include "dispatch/dispatch_delay.h"
 #include "dispatch/dispatch_lane.h"
 #include "smpp/smpp_client.h"
 #include "sms/sms_enc.h"
@@ -41,13 +42,15 @@ struct route;
 struct dispatch_hlr_wait;
 
 struct job {
-  struct job *next;          /* in a route queue, the orphan list or the delayed list */
+  struct job *next;          /* in a route queue, the orphan or held list */
   struct dispatch *d;
   int64_t msg_id;
   int64_t attempt_id;
   int64_t account_id;
   int64_t expires_at;
   int64_t not_before;        /* delayed until (ms) */
+  uint64_t delay_seq;        /* arrival in the delayed heap (ties go FIFO) */
+  int delay_at;              /* index in the delayed heap; -1: not in it */
   char to[24];
   char sender[24];
   char route[64];
@@ -106,7 +109,7 @@ struct dispatch {
   struct route *routes;         /* sorted by name */
   struct route *dead;           /* closing, waiting for closed_cb */
   struct job *orphans;          /* jobs whose route does not exist */
-  struct job *delayed;          /* sorted by not_before */
+  struct dispatch_dq delayed;   /* waiting for their not_before */
   struct job *held;             /* jobs of suspended accounts (opts.hold) */
   struct job *resolving;        /* jobs waiting for an HLR answer */
   uv_timer_t health_timer;      /* routes up or down, every 500 ms */
@@ -144,7 +147,7 @@ static inline struct route *route_find(struct dispatch *d, const char *name) {
 struct job *dispatch_job_new(struct dispatch *d);
 /* Frees j and what it owns. */
 void dispatch_job_free(struct dispatch *d, struct job *j);
-/* Puts a job where it can next make progress: the delayed list, its route's
+/* Puts a job where it can next make progress: the delayed heap, its route's
    queue (at the head or the tail), or the orphans when the route is missing. */
 void dispatch_job_route(struct dispatch *d, struct job *j, int at_head);
 void dispatch_queue_push(struct route *r, struct job *j, int at_head);

@@ -20,6 +20,7 @@ struct job *dispatch_job_new(struct dispatch *d) {
   memset(j, 0, sizeof *j);
   j->d = d;
   j->price = -1;
+  j->delay_at = -1;
   d->jobs++;
   return j;
 }
@@ -61,30 +62,28 @@ struct job *dispatch_queue_pop(struct route *r) {
 }
 
 static void delay_arm(struct dispatch *d) {
-  if (d->delayed == NULL) {
+  struct job *first = dispatch_dq_peek(&d->delayed);
+  if (first == NULL) {
     uv_timer_stop(&d->delay_timer);
     return;
   }
-  int64_t wait = d->delayed->not_before - now_ms();
+  int64_t wait = first->not_before - now_ms();
   uv_timer_start(&d->delay_timer, d->delay_timer.timer_cb, wait > 0 ? (uint64_t)wait : 0, 0);
 }
 
 static void delay_push(struct dispatch *d, struct job *j) {
-  struct job **pp = &d->delayed;
-  while (*pp && (*pp)->not_before <= j->not_before) pp = &(*pp)->next;
-  j->next = *pp;
-  *pp = j;
+  dispatch_dq_push(&d->delayed, j);
   j->queued = 1;
-  delay_arm(d);
+  /* The timer moves only for a job that is now due first. */
+  if (dispatch_dq_peek(&d->delayed) == j) delay_arm(d);
 }
 
 void dispatch_on_delay_timer(uv_timer_t *t) {
   struct dispatch *d = t->data;
   int64_t now = now_ms();
-  while (d->delayed && d->delayed->not_before <= now) {
-    struct job *j = d->delayed;
-    d->delayed = j->next;
-    j->next = NULL;
+  struct job *j;
+  while ((j = dispatch_dq_peek(&d->delayed)) && j->not_before <= now) {
+    dispatch_dq_pop(&d->delayed);
     j->queued = 0;
     dispatch_job_route(d, j, 0);
   }
@@ -122,9 +121,21 @@ void dispatch_job_route(struct dispatch *d, struct job *j, int at_head) {
   if (j->recheck && d->due_fn) {
     /* Due now: the rules again (a consent withdrawn, a stop meanwhile). */
     j->recheck = 0;
+    int64_t wait = 0;
     struct pol_due due = {.msg_id = j->msg_id, .account_id = j->account_id, .to = j->to,
-                          .msg_class = j->msg_class, .channel = "sms"};
+                          .msg_class = j->msg_class, .channel = "sms", .wait_until = &wait};
     const char *why = d->due_fn(d->due_ud, &due);
+    if (why == NULL && wait > now_ms()) {
+      /* Inside its quiet hours now: it waits for their end (in the store too,
+         so a restart keeps it waiting), and is looked at again then. */
+      j->not_before = wait;
+      j->recheck = 1;
+      struct store_sms_update u = {.msg_id = j->msg_id, .attempt_id = j->attempt_id,
+                                   .error = "quiet_hours", .at = now_ms(), .due_at = wait};
+      store_sms_retry(d->store, &u, dispatch_store_done_log, NULL);
+      delay_push(d, j);
+      return;
+    }
     if (why) {
       struct store_sms_update u = {.msg_id = j->msg_id, .attempt_id = j->attempt_id,
                                    .route = j->route, .error = why, .at = now_ms()};

@@ -4,12 +4,14 @@
  * messengers) call just before a deferred message, or an advertising one,
  * is sent. The accept path provides it (accept_rules_due): the stop-list,
  * the consent and the frequency caps as they are now, so a consent
- * withdrawn or a phone stop-listed while the message waited stops it.
+ * withdrawn or a phone stop-listed while the message waited stops it; and,
+ * for an engine that can make it wait, the quiet hours as they are now.
  */
 #ifndef POL_DUE_H
 #define POL_DUE_H
 
 #include <stdint.h>
+#include <string.h>
 
 /* What comes due. Strings borrowed for the call. */
 struct pol_due {
@@ -17,11 +19,27 @@ struct pol_due {
   const char *to;           /* E.164 digits */
   const char *msg_class;    /* service | transactional | advertising */
   const char *channel;      /* the step's channel (sms, viber, ...) */
+  int64_t *wait_until;      /* NULL: the engine cannot make it wait; else the hook
+                               sets it (ms, with NULL returned) when the message
+                               comes due inside its quiet hours (after a restart,
+                               a policy change): it waits until then */
 };
 
 /* NULL: it may go. Else the reason code it is refused with (static); the
    hook has recorded the decision, and the engine fails the attempt with
    that code as its error, sending nothing. */
 typedef const char *(*pol_due_fn)(void *ud, const struct pol_due *d);
+
+/* Due this much after its message was accepted: it waited (deferred,
+   held, scheduled, a later cascade step or a retry). */
+#define POL_DUE_WAITED_MS 1000
+
+/* 1 when the attempt of a message accepted at created_at and due at due_at
+   goes through the hook before it is sent: it waited, or it is
+   advertising. The same whether it comes due in a running process or is
+   loaded after a restart with its time already past. */
+static inline int pol_due_wanted(const char *msg_class, int64_t created_at, int64_t due_at) {
+  return due_at > created_at + POL_DUE_WAITED_MS || strcmp(msg_class, "advertising") == 0;
+}
 
 #endif

@@ -303,6 +303,7 @@ struct store_due {
   int64_t due_at;
   int64_t expires_at;
   char msg_class[16];       /* service, transactional, advertising */
+  int64_t created_at;       /* when the message was accepted (due_at past it: it waited) */
 };
 
 /* Hands out due messages with id > *after_id, in id order: examines up to
@@ -766,6 +767,7 @@ struct store_cascade_stats {
   uint64_t late[KK_CHAN_COUNT];            /* statuses after the step had ended */
   uint64_t delivered_twice;
   uint64_t finished;                       /* cascades that ended */
+  uint64_t held_quiet;                     /* fall-throughs held for quiet hours */
 };
 void store_get_cascade_stats(struct store *s, struct store_cascade_stats *out);
 

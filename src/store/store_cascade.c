@@ -264,6 +264,10 @@ static void count(struct store_cascade_stats *c, enum kk_chan chan, enum cfsm_co
     c->finished++;
     return;
   }
+  if (which == CFSM_C_HELD) {
+    c->held_quiet++;
+    return;
+  }
   if (chan < 0 || chan >= KK_CHAN_COUNT) return;
   c->seen[chan] = 1;
   switch (which) {

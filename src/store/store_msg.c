@@ -25,6 +25,7 @@ void note_new_sms(struct store *s, const struct store_msg_new *m, int64_t due_at
   d->due_at = due_at;
   d->expires_at = m->expires_at;
   snprintf(d->msg_class, sizeof d->msg_class, "%s", m->msg_class ? m->msg_class : "");
+  d->created_at = m->created_at;
   note_due(s, d);
 }
 

@@ -3,10 +3,13 @@
 // meanwhile stops it (no_consent), a phone stop-listed meanwhile stops it
 // (stop_listed): nothing is sent, the message ends failed with the reason
 // in error and in its decisions. One whose consent stands goes. A cascade
-// step held for quiet hours is a decision too. The test clock moves time.
+// step held for quiet hours is a decision too, and counted in /metrics. A
+// scheduled message whose time passed while kaskad was down is looked at
+// again after the restart like one that comes due in a running process.
+// The test clock moves time.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, sleep, waitUntil, quietNow } from './lib/harness.mjs';
+import { setup, sleep, waitUntil, quietIn, quietNow } from './lib/harness.mjs';
 import { Sim, pointChannelsAtSim } from './lib/sim.mjs';
 
 async function ended(k, key, id) {
@@ -52,6 +55,9 @@ test('due again: consent withdrawn or a stop while deferred stops the message', 
     const name = `kaskad_policy_decisions_total{reason="${why}",outcome="refused"}`;
     assert.equal(m.get(name) - (before.get(name) ?? 0), 1, name);
   }
+  const due = (x, outcome) => (x.get(`kaskad_policy_due_checks_total{outcome="${outcome}"}`) ?? 0);
+  assert.equal(due(m, 'refused') - due(before, 'refused'), 2, 'two stopped when due');
+  assert.equal(due(m, 'allowed') - due(before, 'allowed'), 1, 'one let go when due');
   await finish();
 });
 
@@ -74,5 +80,76 @@ test('due again: a cascade step held for quiet hours is in the decisions', { tim
   const held = got.decisions.at(-1);
   assert.deepEqual([held.rule, held.outcome, held.reason, held.channel], ['quiet_hours', 'deferred', 'quiet_hours', 'sms']);
   assert.ok(Date.parse(held.until) > Date.now() + 50 * 60e3, held.until);
+  const metrics = await k.metrics();
+  assert.equal(metrics.get('kaskad_policy_decisions_total{reason="quiet_hours",outcome="held"}'), 1);
+  assert.equal(metrics.get('kaskad_policy_decisions_total{reason="quiet_hours",outcome="deferred"}'), 0,
+    'the message itself was not deferred');
+  await finish();
+});
+
+test('due again after a restart: a stop while kaskad was down stops the message', { timeout: 60000 }, async (t) => {
+  const { k, key, smsc, finish } = await setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 50 } });
+  const [A, B] = ['79161235511', '79161235512'];
+  // Transactional (no advertising re-check of its own): scheduled a few
+  // seconds ahead, as if deferred.
+  const at = new Date(Date.now() + 3000).toISOString();
+  const send = (to) => k.send(key, { to, text: 'Заказ 4410 готов к выдаче', class: 'transactional', send_at: at });
+  const [a, b] = [await send(A), await send(B)];
+  for (const m of [a, b]) assert.equal(m.status, 'scheduled', JSON.stringify(m));
+  const r = await k.request('PUT', `/v1/stoplist/${B}`, { key, body: { reason: 'api' } });
+  assert.ok(r.status === 200 || r.status === 201, r.text);
+
+  // Down while they come due; up again after their time.
+  await k.stopClean();
+  await sleep(Math.max(0, Date.parse(at) - Date.now()) + 1000);
+  await k.restart();
+  await k.waitStatus(key, a.id, 'delivered', 20000);
+  const gb = await ended(k, key, b.id);
+  assert.equal(gb.status, 'failed', JSON.stringify(gb));
+  assert.equal(gb.error.code, 'stop_listed');
+  const last = gb.decisions.at(-1);
+  assert.deepEqual([last.rule, last.outcome, last.reason, last.channel, last.when],
+    ['stop_listed', 'refused', 'stop_listed', 'sms', 'due']);
+  await sleep(300);
+  assert.deepEqual(smsc.submits.map((s) => s.destination_addr), [A], 'only A was sent');
+  const m = await k.metrics();
+  assert.equal(m.get('kaskad_policy_due_checks_total{outcome="refused"}'), 1);
+  assert.equal(m.get('kaskad_policy_due_checks_total{outcome="allowed"}'), 1);
+  await finish();
+});
+
+test('due again inside quiet hours: the message waits for their end once more', { timeout: 60000 }, async (t) => {
+  const { k, key, smsc, finish } = await setup(t, {
+    smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 50 }, args: ['--test_clock', 'on'] });
+  const A = '79161235521';
+  await k.consent(key, [A]);
+  // Quiet from 2 h to 4 h from now; the message is asked for in 1.5 h, when
+  // it may go. The clock then jumps past its time into the quiet hours, as
+  // when kaskad was down at its time and starts again at night.
+  await k.call('PUT', '/v1/policy', { key, body: { quiet_hours: quietIn(120, 240) } }, 200);
+  const at = new Date(Date.now() + 90 * 60e3).toISOString();
+  const m = await k.send(key, { to: A, text: 'Скидки на зимние шины', class: 'advertising', send_at: at });
+  assert.equal(m.status, 'scheduled', JSON.stringify(m));
+  const before = await k.metrics();
+  await k.request('POST', '/v1/test/clock', { body: { shift: '150m' } });
+  const g = await waitUntil(async () => {
+    const x = await k.message(key, m.id);
+    return x.decisions.length ? x : null;
+  }, 'the deferral when due', 15000);
+  assert.equal(g.status, 'scheduled', JSON.stringify(g));
+  const d = g.decisions.at(-1);
+  assert.deepEqual([d.rule, d.outcome, d.reason, d.channel, d.when], ['quiet_hours', 'deferred', 'quiet_hours', 'sms', 'due']);
+  const end = Date.parse(d.until) - Date.parse(d.at);
+  assert.ok(end > 80 * 60e3 && end <= 91 * 60e3, `until the end of the quiet hours: ${d.until} (at ${d.at})`);
+  assert.equal(g.attempts[0].error, 'quiet_hours');
+  await sleep(300);
+  assert.equal(smsc.submits.length, 0, 'nothing sent at night');
+  const mid = await k.metrics();
+  const name = 'kaskad_policy_decisions_total{reason="quiet_hours",outcome="deferred"}';
+  assert.equal(mid.get(name) - (before.get(name) ?? 0), 1, name);
+  // At the end of the quiet hours it goes.
+  await k.request('POST', '/v1/test/clock', { body: { shift: '95m' } });
+  await k.waitStatus(key, m.id, 'delivered', 20000);
+  assert.deepEqual(smsc.submits.map((s) => s.destination_addr), [A]);
   await finish();
 });

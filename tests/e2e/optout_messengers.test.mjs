@@ -1,5 +1,6 @@
 // Opt-out by a messenger reply: the simulator's Viber posts a person's
-// signed "message" event to kaskad's webhook as Viber does. A STOP lists the
+// signed "message" event to kaskad's webhook as Viber does, its VK a
+// message_new event of the Callback API (with the community's secret). A STOP lists the
 // phone (found through the message kaskad sent that Viber user) on the one
 // stop-list for every channel, withdraws the consent, is confirmed on
 // Viber, and the next advertising send, by SMS too, is refused
@@ -40,7 +41,8 @@ async function world(t) {
   const sim = new Sim();
   t.after(() => sim.stop());
   await sim.start();
-  await sim.config({ viber: { reach: 1, read: 0, fail: 0, deliver_ms: [20, 20] } });
+  await sim.config({ viber: { reach: 1, read: 0, fail: 0, deliver_ms: [20, 20] },
+    vk: { reach: 1, read: 0, fail: 0, deliver_ms: [20, 20] } });
   await pointChannelsAtSim(env.k, sim);
   // advertising goes at once whatever the hour of the run
   await env.k.call('PUT', '/v1/policy', { key: env.key, body: { quiet_hours: null } }, 200);
@@ -170,5 +172,50 @@ test('a Telegram STOP to the operator\'s bot given to the account: the phone fro
     const b = JSON.parse(x.body || '{}');
     return String(b.chat_id) === '5551' && b.text?.startsWith('Вы отписаны');
   }), 'the confirmation in Telegram');
+  await finish();
+});
+
+/** What kaskad sent to a VK user (messages.send's parameters), oldest first. */
+async function vkTo(sim, user) {
+  const params = (body) => (body.startsWith('{') ? JSON.parse(body) : Object.fromEntries(new URLSearchParams(body)));
+  return (await sim.requests('vk')).map((r) => params(r.body ?? ''))
+    .filter((p) => String(p.peer_id ?? p.user_id) === user);
+}
+
+test('a VK СТОП lists the phone for every channel and is confirmed in VK', { timeout: 90000 }, async (t) => {
+  const { k, key, sim, finish } = await world(t);
+  const req = (m, p, body) => k.request(m, p, { key, body });
+  const P = '79161237721';
+  const U = '700123';
+  const ad = { to: P, text: 'Скидка 15% на всё', sender: 'KASKAD', class: 'advertising' };
+  await k.call('PUT', `/v1/consents/${P}`, { key, body: { source: 'shop' } }, 201);
+  const first = await k.send(key, { ...ad, vk_id: U, cascade: [{ channel: 'vk', wait: 'read', timeout: '30s' }, { channel: 'sms' }] });
+  await waitUntil(async () => (await vkTo(sim, U)).length === 1, 'the VK send');
+
+  // A bad request to the simulator is refused before anything is posted.
+  await assert.rejects(sim.call('POST', '/vk/inbound', { token: APPS.vk.token, user_id: 'x', text: 'СТОП' }), /400/);
+  // The person answers in VK; kaskad answers the Callback API with "ok".
+  let r = await sim.call('POST', '/vk/inbound', { token: APPS.vk.token, user_id: Number(U), text: ' СТОП ' });
+  assert.equal(r.status, 200, JSON.stringify(r));
+  assert.equal(r.body, 'ok');
+  const entry = await waitUntil(async () => {
+    const x = await req('GET', `/v1/stoplist/${P}`);
+    return x.status === 200 ? x.json : null;
+  }, 'the stop-list entry');
+  assert.equal(entry.reason, 'reply');
+  assert.equal(entry.channel, 'vk');
+  await waitUntil(async () => (await vkTo(sim, U)).some((p) => p.message?.startsWith('Вы отписаны')), 'the confirmation in VK');
+
+  r = await req('GET', '/v1/replies?channel=vk');
+  assert.equal(r.status, 200, r.text);
+  const reply = r.json.replies[0];
+  assert.deepEqual([reply.channel, reply.phone, reply.user_id, reply.text.trim(), reply.attributed_by, reply.in_reply_to],
+    ['vk', P, U, 'СТОП', 'last_message', first.id]);
+  // One stop-list: the next advertising SMS is refused, the consent withdrawn.
+  r = await req('POST', '/v1/messages', ad);
+  assert.equal(r.status, 422, r.text);
+  assert.equal(r.json.error.code, 'stop_listed');
+  r = await req('GET', `/v1/consents/${P}`);
+  assert.equal(r.json.current, false);
   await finish();
 });

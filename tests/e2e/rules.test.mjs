@@ -57,6 +57,12 @@ test('prohibited content: advertising refused with its category; switched off an
   assert.equal(bad.status, 422, bad.text);
   assert.equal(bad.json.error.code, 'prohibited_content');
   assert.match(bad.json.error.message, /\(alcohol\)/);
+  // The same text again (its verdict held): the same refusal, with the words.
+  const again = await post(k, key, { to: PHONE, text: 'Скидка на В.О.Д.К.У и коньяк!', class: 'advertising' });
+  assert.equal(again.status, 422, again.text);
+  assert.equal(again.json.error.message, bad.json.error.message);
+  const later = { to: PHONE, text: 'Большая РАСПРОДАЖА зимы', class: 'advertising' };
+  assert.equal((await post(k, key, later)).status, 202);
   // The same words in a service message are not advertising.
   const svc = await post(k, key, { to: PHONE, text: 'Заказ: водка 2 шт. доставлен', class: 'service' });
   assert.equal(svc.status, 202, svc.text);
@@ -64,12 +70,14 @@ test('prohibited content: advertising refused with its category; switched off an
   await policy(k, key, { quiet_hours: null,
     content_rules: { categories: { alcohol: false }, words: ['распродаж*'] } });
   assert.equal((await post(k, key, { to: PHONE, text: 'Скидка на водку', class: 'advertising' })).status, 202);
-  const own = await post(k, key, { to: PHONE, text: 'Большая РАСПРОДАЖА зимы', class: 'advertising' });
+  // A text judged before the change is judged again under the new policy.
+  assert.equal((await post(k, key, { to: PHONE, text: 'Скидка на В.О.Д.К.У и коньяк!', class: 'advertising' })).status, 202);
+  const own = await post(k, key, later);
   assert.equal(own.status, 422, own.text);
   assert.equal(own.json.error.code, 'prohibited_content');
   assert.match(own.json.error.message, /\(own\)/);
   const m = await k.metrics();
-  assert.equal(m.get('kaskad_policy_decisions_total{reason="prohibited_content",outcome="refused"}'), 2);
+  assert.equal(m.get('kaskad_policy_decisions_total{reason="prohibited_content",outcome="refused"}'), 3);
   await finish();
 });
 

@@ -38,6 +38,7 @@ void pg_due_row(const PGresult *r, int i, struct store_due *d) {
   d->due_at = pg_int(r, i, 8);
   d->expires_at = pg_int(r, i, 9);
   pg_copy(r, i, 10, d->msg_class, sizeof d->msg_class);
+  d->created_at = pg_int(r, i, 11);
 }
 
 void pg_chan_row(const PGresult *r, int i, struct store_chan_due *d) {

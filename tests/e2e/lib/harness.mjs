@@ -117,16 +117,19 @@ export async function tempDir(prefix = 'kaskad-e2e-') {
   return fs.mkdtemp(path.join(os.tmpdir(), prefix));
 }
 
-/** Quiet hours from an hour ago to an hour from now, in UTC. */
-export function quietNow() {
+/** Quiet hours from `from` to `to` minutes from now, in UTC. */
+export function quietIn(from, to) {
   const d = new Date();
   const m = d.getUTCHours() * 60 + d.getUTCMinutes();
   const f = (x) => {
     const y = ((x % 1440) + 1440) % 1440;
     return `${String(Math.floor(y / 60)).padStart(2, '0')}:${String(y % 60).padStart(2, '0')}`;
   };
-  return { from: f(m - 60), to: f(m + 60), timezone: 'Etc/UTC' };
+  return { from: f(m + from), to: f(m + to), timezone: 'Etc/UTC' };
 }
+
+/** Quiet hours from an hour ago to an hour from now, in UTC. */
+export const quietNow = () => quietIn(-60, 60);
 
 /** The senders createAccount registers unless told otherwise. */
 export const DEFAULT_SENDERS = ['KASKAD', 'Kaskad', '79001234567'];
