@@ -222,6 +222,7 @@ int accept_prepare(const struct accept *ac, int64_t account_id, const char *rout
   m->cascade = it->steps[0] ? it->steps : NULL;
   m->extra = it->extra;
   m->campaign = it->campaign;
+  m->variant = it->variant;
   m->created_at = now;
   m->expires_at = now + ttl;
   /* Only a message with a key can be repeated, so only it needs the digest. */

@@ -68,6 +68,7 @@ struct accept_item {
   const char *cascade_name;  /* a saved cascade instead; NULL: none */
   const char *extra;         /* per-channel parts as JSON; NULL: none */
   const char *campaign;      /* NULL: none */
+  int variant;               /* the campaign's variant + 1 (its runner's); 0: none */
   int64_t send_at;           /* goes out then (stored scheduled; the policy
                                 judges it at that time); 0: now */
   /* a send by template (accept_render_template): the template's name and

@@ -15,8 +15,10 @@
  *   each with the idempotency key campaign:{name}:{seq}, so that a batch
  *   made again after a crash gets the messages it made before instead of
  *   new ones. Each recipient is then created (with its message) or
- *   rejected (with the refusal's code). Past end_at the planned ones
- *   expire; with none planned left, it is done.
+ *   rejected (with the refusal's code); one refused for no route (a route
+ *   down or missing for now) is planned again later, up to NO_ROUTE_TRIES
+ *   times, and then rejected. Past end_at the planned ones expire; with
+ *   none planned left, it is done.
  *
  * One step is under way at a time; pause and cancel take effect at the
  * next batch (each reads the campaign's status again).
@@ -41,6 +43,8 @@
 #define LEASE_MS 30000
 #define ACTIVE_MAX 64
 #define DEFAULT_TZ "Europe/Moscow"
+#define NO_ROUTE_TRIES 5          /* refusals for no route before a recipient is rejected */
+#define NO_ROUTE_WAIT_MS 15000    /* the first wait after one; doubled each time */
 
 /* A campaign's audience as read, then planned. */
 struct plan {
@@ -53,6 +57,9 @@ struct plan {
   size_t written;             /* rows stored so far */
   int64_t finish_at;
   int full;                   /* stopped at CAMP_RECIPIENTS_MAX */
+  const struct phone_plan *pp;  /* given phones: their time zone by number when not a contact's */
+  char (*given)[16];          /* given phones, normalised (owned) */
+  size_t ngiven;
 };
 
 struct camp_runner {
@@ -101,11 +108,26 @@ static void skip(struct camp_runner *r) {
   next_camp(r);
 }
 
-static void write_op(struct camp_runner *r, enum store_camp_kind kind, store_done_cb done) {
+/* r->op made ready for a write of kind on the campaign in hand. */
+static void op_begin(struct camp_runner *r, enum store_camp_kind kind) {
   memset(&r->op, 0, sizeof r->op);
   r->op.kind = kind;
   r->op.account_id = r->refs[r->at].account_id;
   snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
+}
+
+static void write_op(struct camp_runner *r, enum store_camp_kind kind, store_done_cb done) {
+  op_begin(r, kind);
+  store_campaign_write(r->a->store, &r->op, done, r);
+}
+
+/* The campaign in hand from one of from (",a,b,") to status to; op's
+   other fields as set after op_begin (recipients, finish_at). */
+static void move_to(struct camp_runner *r, const char *from, const char *to,
+                    store_done_cb done) {
+  r->op.kind = STORE_CAMP_STATUS;
+  r->op.from = from;
+  snprintf(r->op.to, sizeof r->op.to, "%s", to);
   store_campaign_write(r->a->store, &r->op, done, r);
 }
 
@@ -122,13 +144,8 @@ static void on_any(void *arg, int rc) {
 
 /* None planned left: done (the store checks). */
 static void try_done(struct camp_runner *r) {
-  memset(&r->op, 0, sizeof r->op);
-  r->op.kind = STORE_CAMP_STATUS;
-  r->op.account_id = r->refs[r->at].account_id;
-  snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
-  r->op.from = ",running,";
-  snprintf(r->op.to, sizeof r->op.to, "done");
-  store_campaign_write(r->a->store, &r->op, on_any, r);
+  op_begin(r, STORE_CAMP_STATUS);
+  move_to(r, ",running,", "done", on_any);
 }
 
 static void on_expired(void *arg, int rc) {
@@ -178,24 +195,28 @@ static void on_accepted(void *ud, struct accept_req *req, int rc) {
     on_any(r, rc);
     return;
   }
+  int64_t now = store_now_ms();
   for (int i = 0; i < r->nrows; i++) {
     struct store_camp_rcpt *x = &r->rows[i];
     const struct accept_item *it = &r->items[i];
     x->message[0] = x->reason[0] = '\0';
+    const char *code = r->parsed[i].err.code ? r->parsed[i].err.code : it->err.code;
     if (it->result == ACCEPT_STORED || it->result == ACCEPT_DUPLICATE) {
       snprintf(x->status, sizeof x->status, "created");
       snprintf(x->message, sizeof x->message, "%s",
                it->result == ACCEPT_STORED ? it->m.public_id : it->m.dup_public_id);
+    } else if (code && strcmp(code, "no_route") == 0 && x->tries < NO_ROUTE_TRIES) {
+      /* a route down or missing for now: again later */
+      snprintf(x->status, sizeof x->status, "planned");
+      snprintf(x->reason, sizeof x->reason, "%s", code);
+      x->planned_at = now + ((int64_t)NO_ROUTE_WAIT_MS << x->tries);
+      x->tries++;
     } else {
-      const char *code = r->parsed[i].err.code ? r->parsed[i].err.code : it->err.code;
       snprintf(x->status, sizeof x->status, "rejected");
       snprintf(x->reason, sizeof x->reason, "%s", code ? code : "refused");
     }
   }
-  memset(&r->op, 0, sizeof r->op);
-  r->op.kind = STORE_CAMP_SET;
-  r->op.account_id = r->refs[r->at].account_id;
-  snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
+  op_begin(r, STORE_CAMP_SET);
   r->op.rows = r->rows;
   r->op.n = r->nrows;
   store_campaign_write(r->a->store, &r->op, on_set, r);
@@ -235,6 +256,7 @@ static void make_batch(struct camp_runner *r) {
     r->parsed[i].account_id = r->req.account_id;
     if (api_msg_parse(json_array_get(r->msgs, (size_t)i), NULL, &r->parsed[i], &r->items[i]) != 0)
       r->items[i].result = ACCEPT_REFUSED;
+    r->items[i].variant = r->rows[i].variant + 1;
   }
   int rc = accept_submit(&a->accept, &r->req);
   if (rc != 0) {   /* the store cannot be written now, or the account is gone: later */
@@ -273,6 +295,7 @@ static void plan_free(struct plan *p) {
   free(p->vars);
   free(p->r);
   free(p->variant);
+  free(p->given);
   free(p);
 }
 
@@ -313,7 +336,10 @@ static int collect(void *arg, const struct store_contact *c) {
     json_object_set_new(a, "telegram_chat_id", json_string(c->telegram_chat_id));
   if (c->email[0]) json_object_set_new(a, "email", json_string(c->email));
   json_t *o = json_pack("{s:o, s:o}", "v", v, "a", a);
-  plan_add(p, c->phone, c->timezone, json_dumps(o, JSON_COMPACT));
+  const char *tz = c->timezone;
+  struct phone_plan_info info = {0};
+  if (!tz[0] && p->pp && phone_plan_lookup(p->pp, c->phone, &info) == 0) tz = info.timezone;
+  plan_add(p, c->phone, tz, json_dumps(o, JSON_COMPACT));
   json_decref(o);
   return 0;
 }
@@ -347,9 +373,7 @@ static void on_planned(void *arg, int rc) {
   r->plan = NULL;
   if (rc == 0 && !r->op.ok && strcmp(r->op.status, "cancelled") == 0 && !r->stopping) {
     /* cancelled while being planned: what was written is cancelled too */
-    r->op.from = ",cancelled,";
-    snprintf(r->op.to, sizeof r->op.to, "cancelled");
-    store_campaign_write(r->a->store, &r->op, on_any, r);
+    move_to(r, ",cancelled,", "cancelled", on_any);
     return;
   }
   if (rc == 0 && r->op.ok)
@@ -375,15 +399,10 @@ static void on_rows(void *arg, int rc) {
 static void write_rows(struct camp_runner *r) {
   struct plan *p = r->plan;
   if (p->written == p->n) {
-    memset(&r->op, 0, sizeof r->op);
-    r->op.kind = STORE_CAMP_STATUS;
-    r->op.account_id = r->refs[r->at].account_id;
-    snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
-    r->op.from = ",planning,";
-    snprintf(r->op.to, sizeof r->op.to, "running");
+    op_begin(r, STORE_CAMP_STATUS);
     r->op.recipients = (int64_t)p->n;
     r->op.finish_at = p->finish_at;
-    store_campaign_write(r->a->store, &r->op, on_planned, r);
+    move_to(r, ",planning,", "running", on_planned);
     return;
   }
   int k = 0;
@@ -399,10 +418,7 @@ static void write_rows(struct camp_runner *r) {
     snprintf(x->status, sizeof x->status, "%s", p->r[i].at ? "planned" : "expired");
   }
   /* vars borrowed from the plan for the write */
-  memset(&r->op, 0, sizeof r->op);
-  r->op.kind = STORE_CAMP_ADD;
-  r->op.account_id = r->refs[r->at].account_id;
-  snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
+  op_begin(r, STORE_CAMP_ADD);
   for (int j = 0; j < k; j++) r->rows[j].vars = p->vars[p->written - (size_t)k + (size_t)j];
   r->op.rows = r->rows;
   r->op.n = k;
@@ -448,18 +464,17 @@ static void on_reset(void *arg, int rc) {
   struct plan *p = kk_xcalloc(1, sizeof *p);   /* freed by plan_free */
   r->plan = p;
   if (r->spec.phones) {
+    /* the given phones, each with its contact's fields when it is one */
     size_t i;
     json_t *x;
-    char e164[16];
+    p->pp = r->a->plan;
+    p->given = kk_xcalloc(json_array_size(r->spec.phones) + 1, sizeof *p->given);
     json_array_foreach(r->spec.phones, i, x) {
-      if (phone_normalize(json_string_value(x), e164, sizeof e164) != 0) continue;
-      struct phone_plan_info info = {0};
-      const char *tz = r->a->plan && phone_plan_lookup(r->a->plan, e164, &info) == 0
-                           ? info.timezone
-                           : NULL;
-      plan_add(p, e164, tz, NULL);
+      if (phone_normalize(json_string_value(x), p->given[p->ngiven], sizeof p->given[0]) == 0)
+        p->ngiven++;
     }
-    on_gathered(r, 0);
+    store_contacts_of_async(r->a->store, r->refs[r->at].account_id,
+                            (const char(*)[16])p->given, p->ngiven, collect, p, on_gathered, r);
     return;
   }
   store_contacts_each_async(r->a->store, r->refs[r->at].account_id, r->spec.list, r->spec.segment,
@@ -485,13 +500,8 @@ static void on_camp(void *arg, int rc) {
   int64_t now = store_now_ms();
   if (strcmp(r->camp.status, "planning") == 0) {
     /* planned from the start: rows of an interrupted planning go first */
-    memset(&r->op, 0, sizeof r->op);
-    r->op.kind = STORE_CAMP_STATUS;
-    r->op.account_id = r->refs[r->at].account_id;
-    snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
-    r->op.from = ",planning,";
-    snprintf(r->op.to, sizeof r->op.to, "planning");
-    store_campaign_write(r->a->store, &r->op, on_reset, r);
+    op_begin(r, STORE_CAMP_STATUS);
+    move_to(r, ",planning,", "planning", on_reset);
   } else if (strcmp(r->camp.status, "running") != 0) {
     skip(r);
   } else if (r->spec.end_at && now >= r->spec.end_at) {
@@ -514,10 +524,7 @@ static void on_leased(void *arg, int rc) {
 }
 
 static void lease(struct camp_runner *r) {
-  memset(&r->op, 0, sizeof r->op);
-  r->op.kind = STORE_CAMP_LEASE;
-  r->op.account_id = r->refs[r->at].account_id;
-  snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
+  op_begin(r, STORE_CAMP_LEASE);
   snprintf(r->op.owner, sizeof r->op.owner, "%s", r->owner);
   int64_t now = store_now_ms();
   r->op.at = now;

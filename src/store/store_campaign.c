@@ -143,11 +143,11 @@ static int camp_set(struct store *s, struct store_camp_op *o) {
   for (int i = 0; i < o->n; i++) {
     const struct store_camp_rcpt *r = &o->rows[i];
     int rc = SQL(s, NULL,
-                 "UPDATE campaign_recipients SET status=?, message=?, reason=?"
-                 " WHERE account_id=? AND campaign=? AND seq=? AND status='planned'",
+                 "UPDATE campaign_recipients SET status=?, message=?, reason=?, planned_at=?,"
+                 " tries=? WHERE account_id=? AND campaign=? AND seq=? AND status='planned'",
                  NULL, NULL, SQL_T(r->status), SQL_T(r->message[0] ? r->message : NULL),
-                 SQL_T(r->reason[0] ? r->reason : NULL), SQL_I(o->account_id), SQL_T(o->name),
-                 SQL_I(r->seq));
+                 SQL_T(r->reason[0] ? r->reason : NULL), SQL_I(r->planned_at), SQL_I(r->tries),
+                 SQL_I(o->account_id), SQL_T(o->name), SQL_I(r->seq));
     if (rc) return rc;
   }
   o->ok = 1;
@@ -316,7 +316,7 @@ struct rcpt_job {
 
 static int on_rcpt(void *arg, const char *const *cols, int n) {
   struct rcpt_job *j = arg;
-  if (n < 8) return 1;
+  if (n < 9) return 1;
   if (*j->n == j->limit) {
     if (j->next) *j->next = num(cols[3]);
     return 1;
@@ -331,10 +331,11 @@ static int on_rcpt(void *arg, const char *const *cols, int n) {
   copy(r->message, sizeof r->message, cols[5]);
   copy(r->reason, sizeof r->reason, cols[6]);
   r->vars = j->with_vars && cols[7] ? kk_xstrdup(cols[7]) : NULL;
+  r->tries = (int)num(cols[8]);
   return 0;
 }
 
-#define RCPT_COLS "seq,phone,variant,planned_at,status,message,reason,vars"
+#define RCPT_COLS "seq,phone,variant,planned_at,status,message,reason,vars,tries"
 
 static int rcpts_read(struct store *s, void *rd, void *job) {
   struct rcpt_job *j = job;
@@ -437,4 +438,65 @@ void store_camps_active_async(struct store *s, struct store_camp_ref *out, int m
   j->n = n;
   *n = 0;
   store_pool_run(s, active_read, j, done, arg);
+}
+
+struct counts_job {
+  int64_t account_id;
+  char name[STORE_CAMPAIGN_MAX + 1];
+  struct store_camp_count *out;
+  int max;
+  int *n;
+  char **spec;
+};
+
+static int on_counts(void *arg, const char *const *cols, int n) {
+  struct counts_job *j = arg;
+  if (n < 8) return 1;
+  if (*j->n == j->max) return 1;
+  struct store_camp_count *c = &j->out[(*j->n)++];
+  memset(c, 0, sizeof *c);
+  c->variant = (int)num(cols[0]);
+  copy(c->channel, sizeof c->channel, cols[1]);
+  copy(c->status, sizeof c->status, cols[2]);
+  c->n = num(cols[3]);
+  c->cost = num(cols[4]);
+  c->sms_only_cost = num(cols[5]);
+  c->twice = num(cols[6]);
+  c->twice_msgs = num(cols[7]);
+  return 0;
+}
+
+static int on_spec(void *arg, const char *const *cols, int n) {
+  char **spec = arg;
+  if (n > 0 && cols[0] && *spec == NULL) *spec = kk_xstrdup(cols[0]);
+  return 1;
+}
+
+static int counts_read(struct store *s, void *rd, void *job) {
+  struct counts_job *j = job;
+  int rc = SQL(s, rd, "SELECT spec FROM campaigns WHERE account_id=? AND name=?", on_spec,
+               j->spec, SQL_I(j->account_id), SQL_T(j->name));
+  if (rc == 0)
+    rc = SQL(s, rd,
+             "SELECT variant,channel,status,n,cost,sms_only_cost,twice,twice_msgs"
+             " FROM campaign_counts WHERE account_id=? AND campaign=? AND n<>0"
+             " ORDER BY variant,channel,status",
+             on_counts, j, SQL_I(j->account_id), SQL_T(j->name));
+  if (rc == 0 && *j->n == 0 && *j->spec == NULL) rc = KK_ENOENT;
+  return rc;
+}
+
+void store_camp_counts_async(struct store *s, int64_t account_id, const char *name,
+                             struct store_camp_count *out, int max, int *n, char **spec,
+                             store_done_cb done, void *arg) {
+  struct counts_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
+  j->account_id = account_id;
+  copy(j->name, sizeof j->name, name);
+  j->out = out;
+  j->max = max;
+  j->n = n;
+  j->spec = spec;
+  *n = 0;
+  *spec = NULL;
+  store_pool_run(s, counts_read, j, done, arg);
 }

@@ -347,6 +347,8 @@ static const char *const migrations[] = {
     " created_at BIGINT NOT NULL);",
     /* 13: campaigns (pg_int.h) */
     PG_CAMPAIGN_MIGRATION,
+    /* 14: a campaign's figures kept as it goes, retries (pg_int.h) */
+    PG_CAMP_COUNTS_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -250,6 +250,8 @@ static const char *const migrations[] = {
     SQ_INBOUND_MIGRATION,
     /* 21: campaigns (sq_int.h) */
     SQ_CAMPAIGN_MIGRATION,
+    /* 22: a campaign's figures kept as it goes, retries (sq_int.h) */
+    SQ_CAMP_COUNTS_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
