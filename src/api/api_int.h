@@ -194,6 +194,7 @@ void api_camp_pause(struct api_call *c);
 void api_camp_resume(struct api_call *c);
 void api_camp_cancel(struct api_call *c);
 void api_camp_recipients(struct api_call *c);
+void api_camp_recipients_csv(struct api_call *c);
 
 /* Cascade steps and per-channel parts (api_steps.c). */
 /* Validates cascade steps into normalised JSON text (out, cap). 0 or KK_EINVAL with e. */

@@ -500,3 +500,78 @@ void store_camp_counts_async(struct store *s, int64_t account_id, const char *na
   *spec = NULL;
   store_pool_run(s, counts_read, j, done, arg);
 }
+
+struct export_job {
+  int64_t account_id;
+  char name[STORE_CAMPAIGN_MAX + 1];
+  store_camp_export_fn fn;
+  void *fn_arg;
+  int64_t after;
+  int n, rc;
+  int found;
+};
+
+static int on_exists(void *arg, const char *const *cols, int n) {
+  (void)cols;
+  (void)n;
+  *(int *)arg = 1;
+  return 1;
+}
+
+static int on_export(void *arg, const char *const *cols, int n) {
+  struct export_job *j = arg;
+  if (n < 15) return 1;
+  struct store_camp_export_row x;
+  memset(&x, 0, sizeof x);
+  x.r.seq = num(cols[0]);
+  copy(x.r.phone, sizeof x.r.phone, cols[1]);
+  x.r.variant = (int)num(cols[2]);
+  x.r.planned_at = num(cols[3]);
+  copy(x.r.status, sizeof x.r.status, cols[4]);
+  copy(x.r.message, sizeof x.r.message, cols[5]);
+  copy(x.r.reason, sizeof x.r.reason, cols[6]);
+  x.r.vars = (char *)cols[7];
+  x.r.tries = (int)num(cols[8]);
+  copy(x.msg_status, sizeof x.msg_status, cols[9]);
+  copy(x.channel, sizeof x.channel, cols[10]);
+  x.cost = num(cols[11]);
+  x.created_at = num(cols[12]);
+  x.updated_at = num(cols[13]);
+  x.done = num(cols[14]) != 0;
+  j->after = x.r.seq;
+  j->n++;
+  j->rc = j->fn(j->fn_arg, &x);
+  return j->rc != 0;
+}
+
+static int export_read(struct store *s, void *rd, void *job) {
+  struct export_job *j = job;
+  int rc = SQL(s, rd, "SELECT 1 FROM campaigns WHERE account_id=? AND name=?", on_exists,
+               &j->found, SQL_I(j->account_id), SQL_T(j->name));
+  if (rc) return rc;
+  if (!j->found) return KK_ENOENT;
+  do {
+    j->n = 0;
+    rc = SQL(s, rd,
+             "SELECT r.seq,r.phone,r.variant,r.planned_at,r.status,r.message,r.reason,r.vars,"
+             "r.tries,m.status,m.channel,m.cost,m.created_at,m.updated_at,m.done"
+             " FROM campaign_recipients r LEFT JOIN messages m ON m.public_id=r.message"
+             " AND m.account_id=r.account_id WHERE r.account_id=? AND r.campaign=?"
+             " AND r.seq>? ORDER BY r.seq LIMIT ?",
+             on_export, j, SQL_I(j->account_id), SQL_T(j->name), SQL_I(j->after),
+             SQL_I(STORE_CAMP_BATCH));
+    if (rc == 0) rc = j->rc;
+  } while (rc == 0 && j->n == STORE_CAMP_BATCH);
+  return rc;
+}
+
+void store_camp_export_async(struct store *s, int64_t account_id, const char *name,
+                             store_camp_export_fn fn, void *fn_arg, store_done_cb done,
+                             void *arg) {
+  struct export_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
+  j->account_id = account_id;
+  copy(j->name, sizeof j->name, name);
+  j->fn = fn;
+  j->fn_arg = fn_arg;
+  store_pool_run(s, export_read, j, done, arg);
+}

@@ -110,6 +110,24 @@ struct store_camp_ref {
 void store_camps_active_async(struct store *s, struct store_camp_ref *out, int max, int *n,
                               store_done_cb done, void *arg);
 
+/* One recipient of the export, with its message's state when it has one. */
+struct store_camp_export_row {
+  struct store_camp_rcpt r;   /* vars borrowed for the call */
+  char msg_status[12];        /* "" without a message */
+  char channel[20];
+  int64_t cost;
+  int64_t created_at, updated_at;
+  int done;                   /* the message reached its final state */
+};
+typedef int (*store_camp_export_fn)(void *arg, const struct store_camp_export_row *row);
+/* Each recipient of the campaign in seq order to fn on a pool thread, read
+   STORE_CAMP_BATCH at a time (never the whole campaign at once); fn
+   returns nonzero to stop (that value becomes rc). KK_ENOENT: no such
+   campaign. */
+void store_camp_export_async(struct store *s, int64_t account_id, const char *name,
+                             store_camp_export_fn fn, void *fn_arg, store_done_cb done,
+                             void *arg);
+
 /* A campaign's figures as kept while it goes (by the store, in the
    transaction of each change): one row per variant, channel and status. */
 #define STORE_CAMP_COUNTS_MAX 2048
