@@ -46,21 +46,6 @@
 #define NO_ROUTE_TRIES 5          /* refusals for no route before a recipient is rejected */
 #define NO_ROUTE_WAIT_MS 15000    /* the first wait after one; doubled each time */
 
-/* A campaign's audience as read, then planned. */
-struct plan {
-  size_t n, cap;
-  char (*phone)[16];
-  char **tz;                  /* owned */
-  char **vars;                /* owned JSON text */
-  struct camp_recipient *r;
-  int *variant;
-  size_t written;             /* rows stored so far */
-  int64_t finish_at;
-  int full;                   /* stopped at CAMP_RECIPIENTS_MAX */
-  const struct phone_plan *pp;  /* given phones: their time zone by number when not a contact's */
-  char (*given)[16];          /* given phones, normalised (owned) */
-  size_t ngiven;
-};
 
 struct camp_runner {
   struct api *a;
@@ -83,7 +68,7 @@ struct camp_runner {
   struct api_msg_item parsed[STORE_CAMP_BATCH];
   struct accept_item items[STORE_CAMP_BATCH];
   struct accept_req req;
-  struct plan *plan;
+  struct camp_audience *plan;
 };
 
 static void next_camp(struct camp_runner *r);
@@ -284,7 +269,7 @@ static void on_due(void *arg, int rc) {
 
 /* ---- planning ------------------------------------------------------------------- */
 
-static void plan_free(struct plan *p) {
+void camp_audience_free(struct camp_audience *p) {
   if (p == NULL) return;
   for (size_t i = 0; i < p->n; i++) {
     free(p->tz[i]);
@@ -299,7 +284,7 @@ static void plan_free(struct plan *p) {
   free(p);
 }
 
-static void plan_add(struct plan *p, const char *phone, const char *tz, char *vars) {
+static void plan_add(struct camp_audience *p, const char *phone, const char *tz, char *vars) {
   if (p->n == p->cap) {
     p->cap = p->cap ? 2 * p->cap : 1024;
     p->phone = kk_xrealloc(p->phone, p->cap * sizeof *p->phone);
@@ -315,7 +300,7 @@ static void plan_add(struct plan *p, const char *phone, const char *tz, char *va
 /* Pool thread: one contact of the audience, with what its messages need
    of it (its name and attributes as variables, its messenger ids). */
 static int collect(void *arg, const struct store_contact *c) {
-  struct plan *p = arg;
+  struct camp_audience *p = arg;
   if (p->n >= CAMP_RECIPIENTS_MAX) {
     p->full = 1;
     return KK_ENOSPC;
@@ -344,32 +329,38 @@ static int collect(void *arg, const struct store_contact *c) {
   return 0;
 }
 
-/* Off the loop: each recipient's time and variant. */
-static void plan_work(uv_work_t *w) {
-  struct camp_runner *r = w->data;
-  struct plan *p = r->plan;
+void camp_audience_plan(struct camp_audience *p, const struct camp_spec *sp, const char *name,
+                        int64_t now, int paced) {
   size_t n = p->n;
+  free(p->r);
+  free(p->variant);
   p->r = kk_xcalloc(n ? n : 1, sizeof *p->r);
   p->variant = kk_xcalloc(n ? n : 1, sizeof *p->variant);
   for (size_t i = 0; i < n; i++) {
     p->r[i].timezone = p->tz[i];
-    p->variant[i] = camp_variant_of(&r->spec, r->camp.name, p->phone[i]);
+    p->variant[i] = camp_variant_of(sp, name, p->phone[i]);
   }
-  int64_t now = store_now_ms();
-  struct camp_plan_opts o = {.start_ms = r->spec.start_at > now ? r->spec.start_at : now,
-                             .end_ms = r->spec.end_at, .window = r->spec.window,
-                             .per_minute = r->spec.per_minute, .spread_ms = r->spec.spread_ms};
+  struct camp_plan_opts o = {.start_ms = sp->start_at > now ? sp->start_at : now,
+                             .end_ms = sp->end_at, .window = sp->window,
+                             .per_minute = paced ? sp->per_minute : 0,
+                             .spread_ms = paced ? sp->spread_ms : 0};
   camp_plan(p->r, n, &o);
   p->finish_at = 0;
   for (size_t i = 0; i < n; i++)
     if (p->r[i].at > p->finish_at) p->finish_at = p->r[i].at;
 }
 
+/* Off the loop: each recipient's time and variant. */
+static void plan_work(uv_work_t *w) {
+  struct camp_runner *r = w->data;
+  camp_audience_plan(r->plan, &r->spec, r->camp.name, store_now_ms(), 1);
+}
+
 static void write_rows(struct camp_runner *r);
 
 static void on_planned(void *arg, int rc) {
   struct camp_runner *r = arg;
-  plan_free(r->plan);
+  camp_audience_free(r->plan);
   r->plan = NULL;
   if (rc == 0 && !r->op.ok && strcmp(r->op.status, "cancelled") == 0 && !r->stopping) {
     /* cancelled while being planned: what was written is cancelled too */
@@ -387,7 +378,7 @@ static void on_rows(void *arg, int rc) {
   if (rc || r->stopping) {
     store_camp_rcpt_free(r->rows, r->nrows);
     r->nrows = 0;
-    plan_free(r->plan);
+    camp_audience_free(r->plan);
     r->plan = NULL;
     on_any(r, rc);
     return;
@@ -397,7 +388,7 @@ static void on_rows(void *arg, int rc) {
 }
 
 static void write_rows(struct camp_runner *r) {
-  struct plan *p = r->plan;
+  struct camp_audience *p = r->plan;
   if (p->written == p->n) {
     op_begin(r, STORE_CAMP_STATUS);
     r->op.recipients = (int64_t)p->n;
@@ -429,7 +420,7 @@ static void write_rows(struct camp_runner *r) {
 static void plan_after(uv_work_t *w, int status) {
   struct camp_runner *r = w->data;
   if (status != 0 || r->stopping) {
-    plan_free(r->plan);
+    camp_audience_free(r->plan);
     r->plan = NULL;
     on_any(r, 0);
     return;
@@ -446,7 +437,7 @@ static void on_gathered(void *arg, int rc) {
     rc = 0;
   }
   if (rc || r->stopping) {
-    plan_free(r->plan);
+    camp_audience_free(r->plan);
     r->plan = NULL;
     on_any(r, rc);
     return;
@@ -461,24 +452,27 @@ static void on_reset(void *arg, int rc) {
     on_any(r, rc);
     return;
   }
-  struct plan *p = kk_xcalloc(1, sizeof *p);   /* freed by plan_free */
-  r->plan = p;
-  if (r->spec.phones) {
+  r->plan = kk_xcalloc(1, sizeof *r->plan);   /* freed by camp_audience_free */
+  camp_audience_read(r->a, r->refs[r->at].account_id, &r->spec, r->plan, on_gathered, r);
+}
+
+void camp_audience_read(struct api *a, int64_t account_id, const struct camp_spec *sp,
+                        struct camp_audience *p, store_done_cb done, void *arg) {
+  if (sp->phones) {
     /* the given phones, each with its contact's fields when it is one */
     size_t i;
     json_t *x;
-    p->pp = r->a->plan;
-    p->given = kk_xcalloc(json_array_size(r->spec.phones) + 1, sizeof *p->given);
-    json_array_foreach(r->spec.phones, i, x) {
+    p->pp = a->plan;
+    p->given = kk_xcalloc(json_array_size(sp->phones) + 1, sizeof *p->given);
+    json_array_foreach(sp->phones, i, x) {
       if (phone_normalize(json_string_value(x), p->given[p->ngiven], sizeof p->given[0]) == 0)
         p->ngiven++;
     }
-    store_contacts_of_async(r->a->store, r->refs[r->at].account_id,
-                            (const char(*)[16])p->given, p->ngiven, collect, p, on_gathered, r);
+    store_contacts_of_async(a->store, account_id, (const char(*)[16])p->given, p->ngiven,
+                            collect, p, done, arg);
     return;
   }
-  store_contacts_each_async(r->a->store, r->refs[r->at].account_id, r->spec.list, r->spec.segment,
-                            collect, p, on_gathered, r);
+  store_contacts_each_async(a->store, account_id, sp->list, sp->segment, collect, p, done, arg);
 }
 
 /* ---- one campaign --------------------------------------------------------------- */
