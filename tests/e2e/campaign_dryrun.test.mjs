@@ -5,7 +5,8 @@
 // the planned finish; nothing is stored.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, waitUntil } from './lib/harness.mjs';
+import { setup } from './lib/harness.mjs';
+import { importList } from './lib/campaigns.mjs';
 
 const CONTACTS = [
   ['79164000001', 'Анна', '101'],
@@ -22,12 +23,7 @@ test('campaign dry run: recipients, rejections, channels, cost, saving and finis
   await k.call('PUT', '/v1/prices', { body: { prices: { sms: 2.5, vk: 0.5 } } }, 200);
   await k.call('PUT', '/v1/templates/hi', { key, body: { text: '{{name}}, привет' } }, 200);
   const csv = ['phone,name,vk_id'].concat(CONTACTS.map((c) => c.join(','))).join('\n') + '\n';
-  const imp = await k.request('POST', '/v1/contacts/import?list=few&country=RU', {
-    key, body: Buffer.from(csv), headers: { 'content-type': 'text/csv' },
-  });
-  assert.equal(imp.status, 202, imp.text);
-  await waitUntil(async () => (await k.request('GET', `/v1/imports/${imp.json.id}`, { key })).json.status !== 'running',
-    'the import to end', 60000, 50);
+  await importList(k, key, 'few', csv);
   const phones = CONTACTS.map((c) => c[0]).concat(STRANGERS);
   await k.call('PUT', '/v1/campaigns/try', { key, body: {
     audience: { phones }, template: 'hi', class: 'service', rate_per_minute: 60,

@@ -5,7 +5,8 @@
 // recipient with a formula-like cell neutralised.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, waitUntil } from './lib/harness.mjs';
+import { setup } from './lib/harness.mjs';
+import { importList, waitCampaign } from './lib/campaigns.mjs';
 
 const CONTACTS = [
   ['79163000001', 'Анна', 'Омск'],
@@ -34,19 +35,6 @@ function parseCsv(text) {
   return rows;
 }
 
-async function waitCampaign(k, key, name, status, ms = 60000) {
-  let last;
-  try {
-    return await waitUntil(async () => {
-      last = await k.call('GET', `/v1/campaigns/${name}`, { key }, 200);
-      return last.status === status ? last : null;
-    }, `campaign ${name} to be ${status}`, ms, 100);
-  } catch (e) {
-    e.message += `; last seen: ${JSON.stringify(last)}`;
-    throw e;
-  }
-}
-
 test('campaign report per channel and variant adds up; recipients.csv one row each', { timeout: 120000 }, async (t) => {
   const env = await setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 20 } });
   const { k, key, smsc, finish } = env;
@@ -55,12 +43,7 @@ test('campaign report per channel and variant adds up; recipients.csv one row ea
   await k.call('PUT', '/v1/templates/b', { key, body: { text: '{{name}}, скидка 15%' } }, 200);
   const csv = ['phone,name,city']
     .concat(CONTACTS.map(([p, n, c]) => `${p},"${n.replace(/"/g, '""')}",${c}`)).join('\n') + '\n';
-  const imp = await k.request('POST', '/v1/contacts/import?list=few&country=RU', {
-    key, body: Buffer.from(csv), headers: { 'content-type': 'text/csv' },
-  });
-  assert.equal(imp.status, 202, imp.text);
-  await waitUntil(async () => (await k.request('GET', `/v1/imports/${imp.json.id}`, { key })).json.status !== 'running',
-    'the import to end', 60000, 50);
+  await importList(k, key, 'few', csv);
 
   const phones = CONTACTS.map((c) => c[0]).concat(STRANGERS);
   await k.call('PUT', '/v1/campaigns/mix', { key, body: {
