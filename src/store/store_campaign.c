@@ -125,7 +125,40 @@ static int camp_status(struct store *s, struct store_camp_op *o) {
   return rc;
 }
 
+/* The figures of rows added: one change per variant and status (not one
+   per row), in the same transaction. */
+static int add_counts(struct store *s, struct store_camp_op *o) {
+  struct { int variant; const char *status; int64_t n; } k[32];
+  int nk = 0;
+  for (int i = 0; i < o->n; i++) {
+    const struct store_camp_rcpt *r = &o->rows[i];
+    int j = 0;
+    while (j < nk && !(k[j].variant == r->variant && strcmp(k[j].status, r->status) == 0)) j++;
+    if (j == nk) {
+      if (nk == 32) return KK_EINVAL;
+      k[nk].variant = r->variant;
+      k[nk].status = r->status;
+      k[nk++].n = 0;
+    }
+    k[j].n++;
+  }
+  for (int j = 0; j < nk; j++) {
+    char status[24];
+    snprintf(status, sizeof status, "r:%s", k[j].status);
+    int rc = SQL(s, NULL,
+                 "INSERT INTO campaign_counts VALUES(?,?,?,'',?,?,0,0,0,0)"
+                 " ON CONFLICT(account_id,campaign,variant,channel,status)"
+                 " DO UPDATE SET n=campaign_counts.n+excluded.n",
+                 NULL, NULL, SQL_I(o->account_id), SQL_T(o->name), SQL_I(k[j].variant),
+                 SQL_T(status), SQL_I(k[j].n));
+    if (rc) return rc;
+  }
+  return 0;
+}
+
 static int camp_add(struct store *s, struct store_camp_op *o) {
+  int counted = add_counts(s, o);
+  if (counted) return counted;
   for (int i = 0; i < o->n; i++) {
     const struct store_camp_rcpt *r = &o->rows[i];
     int rc = SQL(s, NULL,

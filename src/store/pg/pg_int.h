@@ -323,7 +323,8 @@ int pg_sql(struct store *s, void *rd, const char *sql, const struct store_sql_ar
    "CREATE INDEX campaign_recipients_due ON campaign_recipients"               \
    "(account_id, campaign, status, planned_at);")
 /* A campaign's figures kept as it goes (SQLite's SQ_CAMP_COUNTS_MIGRATION),
-   by triggers in the transaction of each change. */
+   by triggers in the transaction of each change (recipients added: by the
+   write that adds them, store_campaign.c). */
 #define PG_CAMP_COUNT_ADD(R)                                                   \
   "INSERT INTO campaign_counts VALUES(" R ".account_id," R ".campaign,"        \
   "COALESCE(" R ".variant,-1),COALESCE(" R ".channel,'')," R ".status,1,"      \
@@ -396,7 +397,7 @@ int pg_sql(struct store *s, void *rd, const char *sql, const struct store_sql_ar
    "  ON CONFLICT(account_id,campaign,variant,channel,status) DO UPDATE SET"   \
    "  n=campaign_counts.n+1;"                                                  \
    " END IF; RETURN NULL; END $$ LANGUAGE plpgsql;"                            \
-   "CREATE TRIGGER campaign_counts_rcpt AFTER INSERT OR DELETE"                \
+   "CREATE TRIGGER campaign_counts_rcpt AFTER DELETE"                          \
    " ON campaign_recipients FOR EACH ROW EXECUTE FUNCTION campaign_counts_rcpt();"\
    "CREATE TRIGGER campaign_counts_rcpt_change AFTER UPDATE OF status"         \
    " ON campaign_recipients FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)"\

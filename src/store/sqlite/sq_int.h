@@ -491,7 +491,8 @@ int sq_sql(struct store *s, void *rd, const char *sql, const struct store_sql_ar
   "excluded.sms_only_cost,twice=twice+excluded.twice,"                         \
   "twice_msgs=twice_msgs+excluded.twice_msgs;"
 /* Recipients by status (and variant) are kept there too, as status
-   'r:STATUS' on channel ''. */
+   'r:STATUS' on channel '': by these triggers as they change or go, and by
+   the write that adds them (store_campaign.c), a batch at a time. */
 #define SQ_CAMP_RCPT_ADD(R)                                                    \
   "INSERT INTO campaign_counts VALUES(" R ".account_id," R ".campaign,"        \
   R ".variant,'','r:'||" R ".status,1,0,0,0,0)"                                \
@@ -541,8 +542,6 @@ int sq_sql(struct store *s, void *rd, const char *sql, const struct store_sql_ar
    " WHERE campaign IS NOT NULL"                                               \
    " ON CONFLICT(account_id,campaign,variant,channel,status) DO UPDATE SET"     \
    " n=n+1; END;"                                                              \
-   "CREATE TRIGGER campaign_counts_rcpt_new AFTER INSERT ON campaign_recipients"\
-   " BEGIN " SQ_CAMP_RCPT_ADD("NEW") " END;"                                   \
    "CREATE TRIGGER campaign_counts_rcpt_change AFTER UPDATE OF status"         \
    " ON campaign_recipients WHEN OLD.status IS NOT NEW.status BEGIN "          \
    SQ_CAMP_RCPT_SUB("OLD") SQ_CAMP_RCPT_ADD("NEW") " END;"                     \
