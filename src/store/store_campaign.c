@@ -277,9 +277,10 @@ static int get_read(struct store *s, void *rd, void *job) {
                on_camp, j, SQL_I(j->account_id), SQL_T(j->name));
   if (rc) return rc;
   if (!j->found) return KK_ENOENT;
+  /* the figures kept as it goes, not a count over its recipients */
   return SQL(s, rd,
-             "SELECT status,COUNT(*) FROM campaign_recipients WHERE account_id=? AND campaign=?"
-             " GROUP BY status",
+             "SELECT substr(status,3),SUM(n) FROM campaign_counts WHERE account_id=?"
+             " AND campaign=? AND status LIKE 'r:%' GROUP BY status",
              on_count, j->out, SQL_I(j->account_id), SQL_T(j->name));
 }
 
