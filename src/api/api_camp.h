@@ -1,7 +1,9 @@
 /*
  * api_camp.h - campaigns as objects (api_camps.c: PUT, GET, the list, start,
- * pause, resume, cancel, recipients) and their runner (api_camp_run.c:
- * planning at start and the messages made as recipients come due).
+ * pause, resume, cancel, recipients), their runner (api_camp_run.c: the
+ * audience read and planned at start, and the messages made as recipients
+ * come due), the dry run (api_camp_dry.c) and the recipients' export
+ * (api_camp_csv.c). The report is api_campaigns.c's.
  */
 #ifndef API_CAMP_H
 #define API_CAMP_H

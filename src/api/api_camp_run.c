@@ -46,7 +46,6 @@
 #define NO_ROUTE_TRIES 5          /* refusals for no route before a recipient is rejected */
 #define NO_ROUTE_WAIT_MS 15000    /* the first wait after one; doubled each time */
 
-
 struct camp_runner {
   struct api *a;
   uv_timer_t timer;
