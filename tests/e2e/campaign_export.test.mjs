@@ -5,7 +5,7 @@
 // recipient with a formula-like cell neutralised.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { setup } from './lib/harness.mjs';
+import { setup, waitUntil } from './lib/harness.mjs';
 import { importList, waitCampaign } from './lib/campaigns.mjs';
 
 const CONTACTS = [
@@ -131,5 +131,45 @@ test('campaign report per channel and variant adds up; recipients.csv one row ea
   assert.equal(byPhone.get(CONTACTS[1][0])[1], `'${CONTACTS[1][1]}`);
   assert.equal(byPhone.get(CONTACTS[4][0])[1], "'+Олег");
   assert.ok(r.text.includes(`"'=HYPERLINK(""http://x.example/"",""click"")"`), r.text);
+  await finish();
+});
+
+test('campaign recipients refused for no route are tried again: made once a route is back, rejected after the tries', { timeout: 120000 }, async (t) => {
+  const { k, key, smsc, finish } = await setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 20 }, args: ['--test_clock', 'on'] });
+  const shift = (by) => k.call('POST', '/v1/test/clock', { body: { shift: by } }, 200);
+  const rcpts = async (name) => (await k.call('GET', `/v1/campaigns/${name}/recipients?limit=200`, { key }, 200)).recipients;
+  await k.call('PUT', '/v1/templates/plain', { key, body: { text: 'Скидка 10% до пятницы' } }, 200);
+  const del = await k.request('DELETE', '/v1/routes/main');
+  assert.ok([200, 204].includes(del.status), del.text);
+  await smsc.waitFor(() => smsc.boundSessions().length === 0, 'the session to close');
+
+  // No route and none coming: tried again with longer waits, then rejected.
+  await k.call('PUT', '/v1/campaigns/never', { key, body: { audience: { phones: ['79165000001'] }, template: 'plain', class: 'service' } }, 200);
+  await k.call('POST', '/v1/campaigns/never/start', { key }, 200);
+  await waitUntil(async () => (await rcpts('never'))[0]?.reason === 'no_route', 'a first refusal', 20000, 100);
+  assert.equal((await rcpts('never'))[0].status, 'planned');
+  const done = await waitUntil(async () => {
+    const [x] = await rcpts('never');
+    if (x.status === 'planned') await shift('5m');
+    return x.status !== 'planned' ? x : null;
+  }, 'the tries to run out', 60000, 300);
+  assert.deepEqual([done.status, done.reason, done.message], ['rejected', 'no_route', null]);
+  await waitCampaign(k, key, 'never', 'done');
+
+  // A route that comes back: the recipients refused meanwhile get their messages.
+  await k.call('PUT', '/v1/campaigns/later', { key, body: { audience: { phones: ['79165000002', '79165000003'] }, template: 'plain', class: 'service' } }, 200);
+  await k.call('POST', '/v1/campaigns/later/start', { key }, 200);
+  await waitUntil(async () => (await rcpts('later')).every((x) => x.reason === 'no_route' && x.status === 'planned') || null,
+    'both refused for no route', 20000, 100);
+  await k.putRoute('main', smsc.routeConfig());
+  await smsc.waitFor(() => smsc.boundSessions().length >= 1, 'kaskad to bind again');
+  await shift('1m');
+  await waitCampaign(k, key, 'later', 'done');
+  const made = await rcpts('later');
+  assert.deepEqual(made.map((x) => x.status), ['created', 'created']);
+  await k.settled(key, made.map((x) => x.message));
+  const rep = await k.call('GET', '/v1/campaigns/later/report', { key }, 200);
+  assert.deepEqual(rep.by_recipient_status, { created: 2 });
+  assert.equal(rep.channels.sms.delivered, 2);
   await finish();
 });
