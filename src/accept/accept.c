@@ -224,6 +224,7 @@ int accept_prepare(const struct accept *ac, int64_t account_id, const char *rout
   m->cascade = it->steps[0] ? it->steps : NULL;
   m->extra = it->extra;
   m->campaign = it->campaign;
+  m->variant = it->variant;
   m->created_at = now;
   m->expires_at = now + ttl;
   /* Only a message with a key can be repeated, so only it needs the digest. */
@@ -357,7 +358,7 @@ static int run_checks(const struct accept *ac, const struct store_account *acc,
   if (accept_checks_run(ac, acc, &it->m, &e) == 0) return 0;
   it->err = e;
   it->result = ACCEPT_REFUSED;
-  if (ac->rules) accept_rules_count(ac->rules, e.code);
+  if (ac->rules && !it->dry) accept_rules_count(ac->rules, e.code);
   return KK_EINVAL;
 }
 
@@ -442,6 +443,7 @@ int accept_submit(struct accept *ac, struct accept_req *r) {
   for (int i = 0; i < r->n; i++) {
     struct accept_item *it = &r->items[i];
     if (it->result == ACCEPT_REFUSED) continue;   /* by the ingress */
+    it->dry = r->dry;
     if (accept_prepare(ac, r->account_id, route, now, it) != 0 ||
         resolve(ac, r->account_id, it, default_sender) != 0 ||
         acct_policy_check(&pol, it) != 0 || run_checks(ac, &acc, it) != 0 ||
@@ -454,6 +456,10 @@ int accept_submit(struct accept *ac, struct accept_req *r) {
   }
   json_decref(pol.senders);
   json_decref(pol.countries);
+  if (r->dry) {
+    for (int i = 0; i < r->nmsgs; i++) r->items[r->msg_item[i]].result = ACCEPT_STORED;
+    r->nmsgs = 0;
+  }
   if (r->nmsgs == 0) {
     on_stored(r, 0);   /* every item refused: answer with the refusals */
     return 0;

@@ -69,6 +69,8 @@ struct accept_item {
   const char *cascade_name;  /* a saved cascade instead; NULL: none */
   const char *extra;         /* per-channel parts as JSON; NULL: none */
   const char *campaign;      /* NULL: none */
+  int variant;               /* the campaign's variant + 1 (its runner's); 0: none */
+  int dry;                   /* a trial (accept_req.dry): judged, not stored nor counted */
   int64_t send_at;           /* goes out then (stored scheduled; the policy
                                 judges it at that time); 0: now */
   /* a send by template (accept_render_template): the template's name and
@@ -82,10 +84,9 @@ struct accept_item {
      ingress: its fields fill what vars does not; NULL: the contact hook */
   const struct store_contact *contact;
   /* tracked links (accept_links.h): an ingress that wants the message's
-     URLs made short links (a campaign's runner) sets track_links and the
-     recipient's variant */
+     URLs made short links (a campaign's runner) sets track_links (and
+     variant above) */
   int track_links;
-  int variant;
   struct store_link_new *links;   /* owned: the links made; freed by accept_item_fini */
   int nlinks;
   /* out */
@@ -160,6 +161,11 @@ struct accept_req {
      rc is 0, or KK_ESTORE when the store failed and nothing was stored. */
   void (*done)(void *ud, struct accept_req *r, int rc);
   void *ud;
+  /* A trial (a campaign's dry run): every check made as for real, nothing
+     stored and nothing counted (caps, decisions); an item that would be
+     stored ends ACCEPT_STORED with m as it would be (segments, cascade,
+     not_before), without a message. */
+  int dry;
   /* accept's own (zero them) */
   struct accept *ac;
   struct store_msg_new *msgs;

@@ -123,6 +123,6 @@ int accept_links_make(const struct accept *ac, struct accept_item *it) {
   }
   it->m.links = it->links;
   it->m.nlinks = it->nlinks;
-  it->m.link_variant = it->variant;
+  it->m.link_variant = it->variant - 1;   /* -1: none */
   return 0;
 }

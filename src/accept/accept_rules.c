@@ -205,9 +205,15 @@ static void iso(int64_t ms, char out[32]) {
 static void decide(struct accept_rules *ru, struct accept_item *it, int64_t now,
                    enum accept_reason why, const char *outcome, const char *channel,
                    int64_t until) {
-  if (strcmp(outcome, "refused") == 0) ru->refused[why]++;
-  else if (strcmp(outcome, "deferred") == 0) ru->deferred[why]++;
-  else ru->skipped[why]++;
+  if (it->dry) {
+    /* a trial: nothing counted */
+  } else if (strcmp(outcome, "refused") == 0) {
+    ru->refused[why]++;
+  } else if (strcmp(outcome, "deferred") == 0) {
+    ru->deferred[why]++;
+  } else {
+    ru->skipped[why]++;
+  }
   char at[32], u[32], extra[96] = "";
   iso(now, at);
   size_t len = strlen(it->decisions);
@@ -467,7 +473,7 @@ int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
   if (cr->fallthrough_quiet && r->quiet.from_min != r->quiet.to_min && fallthrough_hold(ac, ru, r, it) != 0)
     return KK_EINVAL;
   /* Counted when it goes to the store: the next message sees it. */
-  for (int i = 0; i < r->ncaps && it->e164[0]; i++)
+  for (int i = 0; i < r->ncaps && it->e164[0] && !it->dry; i++)
     if (r->caps[i].cls == cls) {
       it->m.cap_at = it->m.not_before > now ? it->m.not_before : now;
       pol_caps_add(ru->caps, acc->id, cls, it->e164, it->m.cap_at);

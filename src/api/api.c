@@ -517,6 +517,8 @@ static const struct api_route routes[] = {
     {{"POST", "/v1/campaigns/{name}/cancel"}, API_ACCOUNT, api_camp_cancel, NULL},
     {{"GET", "/v1/campaigns/{name}/recipients"}, API_ACCOUNT, api_camp_recipients, NULL},
     {{"POST", "/v1/conversions"}, API_ACCOUNT, api_conversion_post, NULL},
+    {{"GET", "/v1/campaigns/{name}/recipients.csv"}, API_ACCOUNT, api_camp_recipients_csv, NULL},
+    {{"POST", "/v1/campaigns/{name}/dry-run"}, API_ACCOUNT, api_camp_dry_run, NULL},
     {{"GET", "/v1/replies"}, API_ACCOUNT, api_replies_list, NULL},
     {{"GET", "/v1/numbers/{phone}"}, API_KEYED, api_number_get, NULL},
     {{"GET", "/v1/account"}, API_ACCOUNT, api_account_self, NULL},

@@ -1,7 +1,9 @@
 /*
  * api_camp.h - campaigns as objects (api_camps.c: PUT, GET, the list, start,
- * pause, resume, cancel, recipients) and their runner (api_camp_run.c:
- * planning at start and the messages made as recipients come due).
+ * pause, resume, cancel, recipients), their runner (api_camp_run.c: the
+ * audience read and planned at start, and the messages made as recipients
+ * come due), the dry run (api_camp_dry.c) and the recipients' export
+ * (api_camp_csv.c). The report is api_campaigns.c's.
  */
 #ifndef API_CAMP_H
 #define API_CAMP_H
@@ -10,6 +12,7 @@
 #include <stdint.h>
 
 #include "campaign/camp_plan.h"
+#include "store/store.h"
 
 struct api;
 struct api_err;
@@ -38,6 +41,34 @@ int camp_spec_parse(json_t *o, struct camp_spec *sp, struct api_err *e);
 /* The variant of phone in campaign name: the same every time, each variant
    taking its share of the recipients. */
 int camp_variant_of(const struct camp_spec *sp, const char *name, const char *phone);
+
+/* A campaign's audience as read (camp_audience_read: the contacts of its
+   list or segment, or its given phones with their contacts' fields, on the
+   store's pool), then planned (camp_audience_plan, off the loop). */
+struct camp_audience {
+  size_t n, cap;
+  char (*phone)[16];
+  char **tz;                  /* owned */
+  char **vars;                /* owned JSON text: {"v":{variables},"a":{addresses}} */
+  struct camp_recipient *r;
+  int *variant;
+  size_t written;             /* rows stored so far */
+  int64_t finish_at;          /* the last planned time */
+  int full;                   /* stopped at CAMP_RECIPIENTS_MAX */
+  const struct phone_plan *pp;  /* given phones: their time zone by number when not a contact's */
+  char (*given)[16];          /* given phones, normalised (owned) */
+  size_t ngiven;
+};
+/* Reads sp's audience into p (zeroed), then done(arg, rc); p->full when
+   cut at CAMP_RECIPIENTS_MAX (rc KK_ENOSPC). */
+void camp_audience_read(struct api *a, int64_t account_id, const struct camp_spec *sp,
+                        struct camp_audience *p, store_done_cb done, void *arg);
+/* Each recipient's variant and time from now (paced: at sp's rate or
+   spread; else each at the first moment its window allows). */
+void camp_audience_plan(struct camp_audience *p, const struct camp_spec *sp, const char *name,
+                        int64_t now, int paced);
+/* Frees p and what it owns (NULL: nothing). */
+void camp_audience_free(struct camp_audience *p);
 
 /* The runner: started with the API, stopped before the store closes. */
 void api_camp_run_start(struct api *a);

@@ -15,8 +15,10 @@
  *   each with the idempotency key campaign:{name}:{seq}, so that a batch
  *   made again after a crash gets the messages it made before instead of
  *   new ones. Each recipient is then created (with its message) or
- *   rejected (with the refusal's code). Past end_at the planned ones
- *   expire; with none planned left, it is done.
+ *   rejected (with the refusal's code); one refused for no route (a route
+ *   down or missing for now) is planned again later, up to NO_ROUTE_TRIES
+ *   times, and then rejected. Past end_at the planned ones expire; with
+ *   none planned left, it is done.
  *
  * One step is under way at a time; pause and cancel take effect at the
  * next batch (each reads the campaign's status again).
@@ -41,19 +43,8 @@
 #define LEASE_MS 30000
 #define ACTIVE_MAX 64
 #define DEFAULT_TZ "Europe/Moscow"
-
-/* A campaign's audience as read, then planned. */
-struct plan {
-  size_t n, cap;
-  char (*phone)[16];
-  char **tz;                  /* owned */
-  char **vars;                /* owned JSON text */
-  struct camp_recipient *r;
-  int *variant;
-  size_t written;             /* rows stored so far */
-  int64_t finish_at;
-  int full;                   /* stopped at CAMP_RECIPIENTS_MAX */
-};
+#define NO_ROUTE_TRIES 5          /* refusals for no route before a recipient is rejected */
+#define NO_ROUTE_WAIT_MS 15000    /* the first wait after one; doubled each time */
 
 struct camp_runner {
   struct api *a;
@@ -76,7 +67,7 @@ struct camp_runner {
   struct api_msg_item parsed[STORE_CAMP_BATCH];
   struct accept_item items[STORE_CAMP_BATCH];
   struct accept_req req;
-  struct plan *plan;
+  struct camp_audience *plan;
 };
 
 static void next_camp(struct camp_runner *r);
@@ -101,11 +92,26 @@ static void skip(struct camp_runner *r) {
   next_camp(r);
 }
 
-static void write_op(struct camp_runner *r, enum store_camp_kind kind, store_done_cb done) {
+/* r->op made ready for a write of kind on the campaign in hand. */
+static void op_begin(struct camp_runner *r, enum store_camp_kind kind) {
   memset(&r->op, 0, sizeof r->op);
   r->op.kind = kind;
   r->op.account_id = r->refs[r->at].account_id;
   snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
+}
+
+static void write_op(struct camp_runner *r, enum store_camp_kind kind, store_done_cb done) {
+  op_begin(r, kind);
+  store_campaign_write(r->a->store, &r->op, done, r);
+}
+
+/* The campaign in hand from one of from (",a,b,") to status to; op's
+   other fields as set after op_begin (recipients, finish_at). */
+static void move_to(struct camp_runner *r, const char *from, const char *to,
+                    store_done_cb done) {
+  r->op.kind = STORE_CAMP_STATUS;
+  r->op.from = from;
+  snprintf(r->op.to, sizeof r->op.to, "%s", to);
   store_campaign_write(r->a->store, &r->op, done, r);
 }
 
@@ -122,13 +128,8 @@ static void on_any(void *arg, int rc) {
 
 /* None planned left: done (the store checks). */
 static void try_done(struct camp_runner *r) {
-  memset(&r->op, 0, sizeof r->op);
-  r->op.kind = STORE_CAMP_STATUS;
-  r->op.account_id = r->refs[r->at].account_id;
-  snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
-  r->op.from = ",running,";
-  snprintf(r->op.to, sizeof r->op.to, "done");
-  store_campaign_write(r->a->store, &r->op, on_any, r);
+  op_begin(r, STORE_CAMP_STATUS);
+  move_to(r, ",running,", "done", on_any);
 }
 
 static void on_expired(void *arg, int rc) {
@@ -178,24 +179,28 @@ static void on_accepted(void *ud, struct accept_req *req, int rc) {
     on_any(r, rc);
     return;
   }
+  int64_t now = store_now_ms();
   for (int i = 0; i < r->nrows; i++) {
     struct store_camp_rcpt *x = &r->rows[i];
     const struct accept_item *it = &r->items[i];
     x->message[0] = x->reason[0] = '\0';
+    const char *code = r->parsed[i].err.code ? r->parsed[i].err.code : it->err.code;
     if (it->result == ACCEPT_STORED || it->result == ACCEPT_DUPLICATE) {
       snprintf(x->status, sizeof x->status, "created");
       snprintf(x->message, sizeof x->message, "%s",
                it->result == ACCEPT_STORED ? it->m.public_id : it->m.dup_public_id);
+    } else if (code && strcmp(code, "no_route") == 0 && x->tries < NO_ROUTE_TRIES) {
+      /* a route down or missing for now: again later */
+      snprintf(x->status, sizeof x->status, "planned");
+      snprintf(x->reason, sizeof x->reason, "%s", code);
+      x->planned_at = now + ((int64_t)NO_ROUTE_WAIT_MS << x->tries);
+      x->tries++;
     } else {
-      const char *code = r->parsed[i].err.code ? r->parsed[i].err.code : it->err.code;
       snprintf(x->status, sizeof x->status, "rejected");
       snprintf(x->reason, sizeof x->reason, "%s", code ? code : "refused");
     }
   }
-  memset(&r->op, 0, sizeof r->op);
-  r->op.kind = STORE_CAMP_SET;
-  r->op.account_id = r->refs[r->at].account_id;
-  snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
+  op_begin(r, STORE_CAMP_SET);
   r->op.rows = r->rows;
   r->op.n = r->nrows;
   store_campaign_write(r->a->store, &r->op, on_set, r);
@@ -237,7 +242,7 @@ static void make_batch(struct camp_runner *r) {
       r->items[i].result = ACCEPT_REFUSED;
     /* its texts' URLs become tracked links as it is accepted (accept_links.h) */
     r->items[i].track_links = 1;
-    r->items[i].variant = r->rows[i].variant;
+    r->items[i].variant = r->rows[i].variant + 1;
   }
   int rc = accept_submit(&a->accept, &r->req);
   if (rc != 0) {   /* the store cannot be written now, or the account is gone: later */
@@ -265,7 +270,7 @@ static void on_due(void *arg, int rc) {
 
 /* ---- planning ------------------------------------------------------------------- */
 
-static void plan_free(struct plan *p) {
+void camp_audience_free(struct camp_audience *p) {
   if (p == NULL) return;
   for (size_t i = 0; i < p->n; i++) {
     free(p->tz[i]);
@@ -276,10 +281,11 @@ static void plan_free(struct plan *p) {
   free(p->vars);
   free(p->r);
   free(p->variant);
+  free(p->given);
   free(p);
 }
 
-static void plan_add(struct plan *p, const char *phone, const char *tz, char *vars) {
+static void plan_add(struct camp_audience *p, const char *phone, const char *tz, char *vars) {
   if (p->n == p->cap) {
     p->cap = p->cap ? 2 * p->cap : 1024;
     p->phone = kk_xrealloc(p->phone, p->cap * sizeof *p->phone);
@@ -295,7 +301,7 @@ static void plan_add(struct plan *p, const char *phone, const char *tz, char *va
 /* Pool thread: one contact of the audience, with what its messages need
    of it (its name and attributes as variables, its messenger ids). */
 static int collect(void *arg, const struct store_contact *c) {
-  struct plan *p = arg;
+  struct camp_audience *p = arg;
   if (p->n >= CAMP_RECIPIENTS_MAX) {
     p->full = 1;
     return KK_ENOSPC;
@@ -316,43 +322,50 @@ static int collect(void *arg, const struct store_contact *c) {
     json_object_set_new(a, "telegram_chat_id", json_string(c->telegram_chat_id));
   if (c->email[0]) json_object_set_new(a, "email", json_string(c->email));
   json_t *o = json_pack("{s:o, s:o}", "v", v, "a", a);
-  plan_add(p, c->phone, c->timezone, json_dumps(o, JSON_COMPACT));
+  const char *tz = c->timezone;
+  struct phone_plan_info info = {0};
+  if (!tz[0] && p->pp && phone_plan_lookup(p->pp, c->phone, &info) == 0) tz = info.timezone;
+  plan_add(p, c->phone, tz, json_dumps(o, JSON_COMPACT));
   json_decref(o);
   return 0;
 }
 
-/* Off the loop: each recipient's time and variant. */
-static void plan_work(uv_work_t *w) {
-  struct camp_runner *r = w->data;
-  struct plan *p = r->plan;
+void camp_audience_plan(struct camp_audience *p, const struct camp_spec *sp, const char *name,
+                        int64_t now, int paced) {
   size_t n = p->n;
+  free(p->r);
+  free(p->variant);
   p->r = kk_xcalloc(n ? n : 1, sizeof *p->r);
   p->variant = kk_xcalloc(n ? n : 1, sizeof *p->variant);
   for (size_t i = 0; i < n; i++) {
     p->r[i].timezone = p->tz[i];
-    p->variant[i] = camp_variant_of(&r->spec, r->camp.name, p->phone[i]);
+    p->variant[i] = camp_variant_of(sp, name, p->phone[i]);
   }
-  int64_t now = store_now_ms();
-  struct camp_plan_opts o = {.start_ms = r->spec.start_at > now ? r->spec.start_at : now,
-                             .end_ms = r->spec.end_at, .window = r->spec.window,
-                             .per_minute = r->spec.per_minute, .spread_ms = r->spec.spread_ms};
+  struct camp_plan_opts o = {.start_ms = sp->start_at > now ? sp->start_at : now,
+                             .end_ms = sp->end_at, .window = sp->window,
+                             .per_minute = paced ? sp->per_minute : 0,
+                             .spread_ms = paced ? sp->spread_ms : 0};
   camp_plan(p->r, n, &o);
   p->finish_at = 0;
   for (size_t i = 0; i < n; i++)
     if (p->r[i].at > p->finish_at) p->finish_at = p->r[i].at;
 }
 
+/* Off the loop: each recipient's time and variant. */
+static void plan_work(uv_work_t *w) {
+  struct camp_runner *r = w->data;
+  camp_audience_plan(r->plan, &r->spec, r->camp.name, store_now_ms(), 1);
+}
+
 static void write_rows(struct camp_runner *r);
 
 static void on_planned(void *arg, int rc) {
   struct camp_runner *r = arg;
-  plan_free(r->plan);
+  camp_audience_free(r->plan);
   r->plan = NULL;
   if (rc == 0 && !r->op.ok && strcmp(r->op.status, "cancelled") == 0 && !r->stopping) {
     /* cancelled while being planned: what was written is cancelled too */
-    r->op.from = ",cancelled,";
-    snprintf(r->op.to, sizeof r->op.to, "cancelled");
-    store_campaign_write(r->a->store, &r->op, on_any, r);
+    move_to(r, ",cancelled,", "cancelled", on_any);
     return;
   }
   if (rc == 0 && r->op.ok)
@@ -366,7 +379,7 @@ static void on_rows(void *arg, int rc) {
   if (rc || r->stopping) {
     store_camp_rcpt_free(r->rows, r->nrows);
     r->nrows = 0;
-    plan_free(r->plan);
+    camp_audience_free(r->plan);
     r->plan = NULL;
     on_any(r, rc);
     return;
@@ -376,17 +389,12 @@ static void on_rows(void *arg, int rc) {
 }
 
 static void write_rows(struct camp_runner *r) {
-  struct plan *p = r->plan;
+  struct camp_audience *p = r->plan;
   if (p->written == p->n) {
-    memset(&r->op, 0, sizeof r->op);
-    r->op.kind = STORE_CAMP_STATUS;
-    r->op.account_id = r->refs[r->at].account_id;
-    snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
-    r->op.from = ",planning,";
-    snprintf(r->op.to, sizeof r->op.to, "running");
+    op_begin(r, STORE_CAMP_STATUS);
     r->op.recipients = (int64_t)p->n;
     r->op.finish_at = p->finish_at;
-    store_campaign_write(r->a->store, &r->op, on_planned, r);
+    move_to(r, ",planning,", "running", on_planned);
     return;
   }
   int k = 0;
@@ -402,10 +410,7 @@ static void write_rows(struct camp_runner *r) {
     snprintf(x->status, sizeof x->status, "%s", p->r[i].at ? "planned" : "expired");
   }
   /* vars borrowed from the plan for the write */
-  memset(&r->op, 0, sizeof r->op);
-  r->op.kind = STORE_CAMP_ADD;
-  r->op.account_id = r->refs[r->at].account_id;
-  snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
+  op_begin(r, STORE_CAMP_ADD);
   for (int j = 0; j < k; j++) r->rows[j].vars = p->vars[p->written - (size_t)k + (size_t)j];
   r->op.rows = r->rows;
   r->op.n = k;
@@ -416,7 +421,7 @@ static void write_rows(struct camp_runner *r) {
 static void plan_after(uv_work_t *w, int status) {
   struct camp_runner *r = w->data;
   if (status != 0 || r->stopping) {
-    plan_free(r->plan);
+    camp_audience_free(r->plan);
     r->plan = NULL;
     on_any(r, 0);
     return;
@@ -433,7 +438,7 @@ static void on_gathered(void *arg, int rc) {
     rc = 0;
   }
   if (rc || r->stopping) {
-    plan_free(r->plan);
+    camp_audience_free(r->plan);
     r->plan = NULL;
     on_any(r, rc);
     return;
@@ -448,25 +453,27 @@ static void on_reset(void *arg, int rc) {
     on_any(r, rc);
     return;
   }
-  struct plan *p = kk_xcalloc(1, sizeof *p);   /* freed by plan_free */
-  r->plan = p;
-  if (r->spec.phones) {
+  r->plan = kk_xcalloc(1, sizeof *r->plan);   /* freed by camp_audience_free */
+  camp_audience_read(r->a, r->refs[r->at].account_id, &r->spec, r->plan, on_gathered, r);
+}
+
+void camp_audience_read(struct api *a, int64_t account_id, const struct camp_spec *sp,
+                        struct camp_audience *p, store_done_cb done, void *arg) {
+  if (sp->phones) {
+    /* the given phones, each with its contact's fields when it is one */
     size_t i;
     json_t *x;
-    char e164[16];
-    json_array_foreach(r->spec.phones, i, x) {
-      if (phone_normalize(json_string_value(x), e164, sizeof e164) != 0) continue;
-      struct phone_plan_info info = {0};
-      const char *tz = r->a->plan && phone_plan_lookup(r->a->plan, e164, &info) == 0
-                           ? info.timezone
-                           : NULL;
-      plan_add(p, e164, tz, NULL);
+    p->pp = a->plan;
+    p->given = kk_xcalloc(json_array_size(sp->phones) + 1, sizeof *p->given);
+    json_array_foreach(sp->phones, i, x) {
+      if (phone_normalize(json_string_value(x), p->given[p->ngiven], sizeof p->given[0]) == 0)
+        p->ngiven++;
     }
-    on_gathered(r, 0);
+    store_contacts_of_async(a->store, account_id, (const char(*)[16])p->given, p->ngiven,
+                            collect, p, done, arg);
     return;
   }
-  store_contacts_each_async(r->a->store, r->refs[r->at].account_id, r->spec.list, r->spec.segment,
-                            collect, p, on_gathered, r);
+  store_contacts_each_async(a->store, account_id, sp->list, sp->segment, collect, p, done, arg);
 }
 
 /* ---- one campaign --------------------------------------------------------------- */
@@ -488,13 +495,8 @@ static void on_camp(void *arg, int rc) {
   int64_t now = store_now_ms();
   if (strcmp(r->camp.status, "planning") == 0) {
     /* planned from the start: rows of an interrupted planning go first */
-    memset(&r->op, 0, sizeof r->op);
-    r->op.kind = STORE_CAMP_STATUS;
-    r->op.account_id = r->refs[r->at].account_id;
-    snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
-    r->op.from = ",planning,";
-    snprintf(r->op.to, sizeof r->op.to, "planning");
-    store_campaign_write(r->a->store, &r->op, on_reset, r);
+    op_begin(r, STORE_CAMP_STATUS);
+    move_to(r, ",planning,", "planning", on_reset);
   } else if (strcmp(r->camp.status, "running") != 0) {
     skip(r);
   } else if (r->spec.end_at && now >= r->spec.end_at) {
@@ -517,10 +519,7 @@ static void on_leased(void *arg, int rc) {
 }
 
 static void lease(struct camp_runner *r) {
-  memset(&r->op, 0, sizeof r->op);
-  r->op.kind = STORE_CAMP_LEASE;
-  r->op.account_id = r->refs[r->at].account_id;
-  snprintf(r->op.name, sizeof r->op.name, "%s", r->refs[r->at].name);
+  op_begin(r, STORE_CAMP_LEASE);
   snprintf(r->op.owner, sizeof r->op.owner, "%s", r->owner);
   int64_t now = store_now_ms();
   r->op.at = now;

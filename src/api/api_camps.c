@@ -334,31 +334,38 @@ struct get_ctx {
   struct store *store;
   int64_t account_id;
   struct store_campaign c;
-  struct store_campaign_totals t;
-  json_t *by_status;
+  struct store_camp_count rows[STORE_CAMP_COUNTS_MAX];   /* the figures kept as it goes */
+  int n;
+  char *spec;
   char name[STORE_CAMPAIGN_MAX + 1];
 };
 
-static void add_status(void *arg, const char *status, const char *channel, int64_t n) {
-  (void)channel;
-  json_t *o = arg;
-  json_t *v = json_object_get(o, status);
-  json_object_set_new(o, status, json_integer((v ? json_integer_value(v) : 0) + (json_int_t)n));
+static void get_free(struct get_ctx *g) {
+  store_campaign_fini(&g->c);
+  free(g->spec);
+  free(g);
 }
 
 static void on_messages(void *arg, int rc) {
   struct get_ctx *g = arg;
   json_t *o = camp_json(&g->c);
-  json_t *counts = json_object();
+  json_t *counts = json_object(), *by_status = json_object();
   for (int i = 0; i < STORE_CAMP_NSTATUS; i++)
     json_object_set_new(counts, store_camp_rcpt_statuses[i], json_integer(g->c.count[i]));
+  int64_t messages = 0;
+  for (int i = 0; rc == 0 && i < g->n; i++) {
+    const struct store_camp_count *k = &g->rows[i];
+    if (strncmp(k->status, "r:", 2) == 0 || strcmp(k->status, "opted_out") == 0) continue;
+    messages += k->n;
+    json_t *v = json_object_get(by_status, k->status);
+    json_object_set_new(by_status, k->status,
+                        json_integer((v ? json_integer_value(v) : 0) + (json_int_t)k->n));
+  }
   json_object_set_new(o, "by_recipient_status", counts);
-  json_object_set_new(o, "messages", json_integer(rc == 0 ? (json_int_t)g->t.messages : 0));
-  json_object_set(o, "by_status", g->by_status);
+  json_object_set_new(o, "messages", json_integer((json_int_t)messages));
+  json_object_set_new(o, "by_status", by_status);
   api_json(g->req, 200, o, NULL);
-  json_decref(g->by_status);
-  store_campaign_fini(&g->c);
-  free(g);
+  get_free(g);
 }
 
 static void on_camp(void *arg, int rc) {
@@ -368,14 +375,12 @@ static void on_camp(void *arg, int rc) {
       api_error(g->req, 404, "not_found", NULL, "no campaign %s in this account", g->name);
     else
       api_error(g->req, 503, "store_unavailable", NULL, "cannot read the campaign now");
-    json_decref(g->by_status);
-    store_campaign_fini(&g->c);
-    free(g);
+    get_free(g);
     return;
   }
-  /* what its messages add up to (its by_status answers as the report's) */
-  store_campaign_report_async(g->store, g->account_id, g->name, add_status, g->by_status, &g->t,
-                              on_messages, g);
+  /* what its messages add up to, as kept while it goes (as the report reads it) */
+  store_camp_counts_async(g->store, g->account_id, g->name, g->rows, STORE_CAMP_COUNTS_MAX, &g->n,
+                          &g->spec, on_messages, g);
 }
 
 void api_camp_get(struct api_call *call) {
@@ -387,7 +392,6 @@ void api_camp_get(struct api_call *call) {
   g->store = call->a->store;
   g->account_id = call->account_id;
   snprintf(g->name, sizeof g->name, "%s", name);
-  g->by_status = json_object();
   store_campaign_get_async(call->a->store, call->account_id, g->name, &g->c, on_camp, g);
 }
 

@@ -192,10 +192,11 @@ void api_import_get(struct api_call *c) {
 /* ---- CSV answers ------------------------------------------------------------------ */
 
 /* One cell: quoted when it holds a separator, a quote or a line break; a
-   cell beginning with = + - @ is prefixed with ' (no spreadsheet formula). */
+   cell beginning with = + - @, a tab or a carriage return is prefixed with '
+   (no spreadsheet formula). */
 static void cell(FILE *f, const char *s, int last) {
   if (s == NULL) s = "";
-  int formula = s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@';
+  int formula = s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL;
   if (strpbrk(s, ",\"\r\n") || formula) {
     fputc('"', f);
     if (formula) fputc('\'', f);

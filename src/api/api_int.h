@@ -194,6 +194,10 @@ void api_camp_pause(struct api_call *c);
 void api_camp_resume(struct api_call *c);
 void api_camp_cancel(struct api_call *c);
 void api_camp_recipients(struct api_call *c);
+void api_camp_recipients_csv(struct api_call *c);
+void api_camp_dry_run(struct api_call *c);
+/* The account's price of one unit of channel, its own over the operator's (0: none). */
+int64_t api_price_of(struct api_call *c, const char *channel);
 
 /* Cascade steps and per-channel parts (api_steps.c). */
 /* Validates cascade steps into normalised JSON text (out, cap). 0 or KK_EINVAL with e. */

@@ -237,7 +237,7 @@ static void price_row(void *arg, int64_t account_id, const char *channel, int64_
   }
 }
 
-static int64_t price_of(struct api_call *c, const char *channel) {
+int64_t api_price_of(struct api_call *c, const char *channel) {
   struct price_find f = {.account_id = c->account_id, .channel = channel};
   store_prices_each(c->a->store, price_row, &f);
   return f.has_own ? f.own : f.def;
@@ -342,7 +342,7 @@ static int calc_steps(struct api_call *call, json_t *doc, struct calc_ctx *c) {
     if (strcmp(names[i], "sms") == 0) break;   /* SMS is the last resort */
     int k = c->in.nsteps++;
     snprintf(c->chan[k], sizeof c->chan[k], "%s", names[i]);
-    c->in.step_price[k] = price_of(call, names[i]);
+    c->in.step_price[k] = api_price_of(call, names[i]);
     json_t *r = reach ? json_object_get(reach, names[i]) : NULL;
     if (r) {
       double x = json_is_number(r) ? json_number_value(r) : -1;
@@ -391,7 +391,7 @@ void api_calculator(struct api_call *call) {
   c->in.alphabet = strcmp(alpha, "latin") == 0 ? MONEY_LATIN : MONEY_CYRILLIC;
   c->in.service_pct = (int)svc;
   c->in.transactional_pct = (int)trx;
-  c->in.sms_price = price_of(call, "sms");
+  c->in.sms_price = api_price_of(call, "sms");
   if (calc_steps(call, doc, c) != 0) {
     free(c);
     return;

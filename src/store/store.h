@@ -231,6 +231,7 @@ struct store_msg_new {
                                email, image, button, whatsapp_template, code,
                                subject; NULL if none */
   const char *campaign;     /* the campaign it belongs to; NULL if none */
+  int variant;              /* its variant in the campaign + 1; 0: none */
   const char *req_hash;     /* hex digest of the request's meaningful fields
                                (kept with an idempotency key); NULL: none */
   int64_t created_at;

@@ -125,7 +125,40 @@ static int camp_status(struct store *s, struct store_camp_op *o) {
   return rc;
 }
 
+/* The figures of rows added: one change per variant and status (not one
+   per row), in the same transaction. */
+static int add_counts(struct store *s, struct store_camp_op *o) {
+  struct { int variant; const char *status; int64_t n; } k[32];
+  int nk = 0;
+  for (int i = 0; i < o->n; i++) {
+    const struct store_camp_rcpt *r = &o->rows[i];
+    int j = 0;
+    while (j < nk && !(k[j].variant == r->variant && strcmp(k[j].status, r->status) == 0)) j++;
+    if (j == nk) {
+      if (nk == 32) return KK_EINVAL;
+      k[nk].variant = r->variant;
+      k[nk].status = r->status;
+      k[nk++].n = 0;
+    }
+    k[j].n++;
+  }
+  for (int j = 0; j < nk; j++) {
+    char status[24];
+    snprintf(status, sizeof status, "r:%s", k[j].status);
+    int rc = SQL(s, NULL,
+                 "INSERT INTO campaign_counts VALUES(?,?,?,'',?,?,0,0,0,0)"
+                 " ON CONFLICT(account_id,campaign,variant,channel,status)"
+                 " DO UPDATE SET n=campaign_counts.n+excluded.n",
+                 NULL, NULL, SQL_I(o->account_id), SQL_T(o->name), SQL_I(k[j].variant),
+                 SQL_T(status), SQL_I(k[j].n));
+    if (rc) return rc;
+  }
+  return 0;
+}
+
 static int camp_add(struct store *s, struct store_camp_op *o) {
+  int counted = add_counts(s, o);
+  if (counted) return counted;
   for (int i = 0; i < o->n; i++) {
     const struct store_camp_rcpt *r = &o->rows[i];
     int rc = SQL(s, NULL,
@@ -143,11 +176,11 @@ static int camp_set(struct store *s, struct store_camp_op *o) {
   for (int i = 0; i < o->n; i++) {
     const struct store_camp_rcpt *r = &o->rows[i];
     int rc = SQL(s, NULL,
-                 "UPDATE campaign_recipients SET status=?, message=?, reason=?"
-                 " WHERE account_id=? AND campaign=? AND seq=? AND status='planned'",
+                 "UPDATE campaign_recipients SET status=?, message=?, reason=?, planned_at=?,"
+                 " tries=? WHERE account_id=? AND campaign=? AND seq=? AND status='planned'",
                  NULL, NULL, SQL_T(r->status), SQL_T(r->message[0] ? r->message : NULL),
-                 SQL_T(r->reason[0] ? r->reason : NULL), SQL_I(o->account_id), SQL_T(o->name),
-                 SQL_I(r->seq));
+                 SQL_T(r->reason[0] ? r->reason : NULL), SQL_I(r->planned_at), SQL_I(r->tries),
+                 SQL_I(o->account_id), SQL_T(o->name), SQL_I(r->seq));
     if (rc) return rc;
   }
   o->ok = 1;
@@ -244,9 +277,10 @@ static int get_read(struct store *s, void *rd, void *job) {
                on_camp, j, SQL_I(j->account_id), SQL_T(j->name));
   if (rc) return rc;
   if (!j->found) return KK_ENOENT;
+  /* the figures kept as it goes, not a count over its recipients */
   return SQL(s, rd,
-             "SELECT status,COUNT(*) FROM campaign_recipients WHERE account_id=? AND campaign=?"
-             " GROUP BY status",
+             "SELECT substr(status,3),SUM(n) FROM campaign_counts WHERE account_id=?"
+             " AND campaign=? AND status LIKE 'r:%' GROUP BY status",
              on_count, j->out, SQL_I(j->account_id), SQL_T(j->name));
 }
 
@@ -316,7 +350,7 @@ struct rcpt_job {
 
 static int on_rcpt(void *arg, const char *const *cols, int n) {
   struct rcpt_job *j = arg;
-  if (n < 8) return 1;
+  if (n < 9) return 1;
   if (*j->n == j->limit) {
     if (j->next) *j->next = num(cols[3]);
     return 1;
@@ -331,10 +365,11 @@ static int on_rcpt(void *arg, const char *const *cols, int n) {
   copy(r->message, sizeof r->message, cols[5]);
   copy(r->reason, sizeof r->reason, cols[6]);
   r->vars = j->with_vars && cols[7] ? kk_xstrdup(cols[7]) : NULL;
+  r->tries = (int)num(cols[8]);
   return 0;
 }
 
-#define RCPT_COLS "seq,phone,variant,planned_at,status,message,reason,vars"
+#define RCPT_COLS "seq,phone,variant,planned_at,status,message,reason,vars,tries"
 
 static int rcpts_read(struct store *s, void *rd, void *job) {
   struct rcpt_job *j = job;
@@ -445,4 +480,140 @@ void store_camps_active_async(struct store *s, struct store_camp_ref *out, int m
   j->n = n;
   *n = 0;
   store_pool_run(s, active_read, j, done, arg);
+}
+
+struct counts_job {
+  int64_t account_id;
+  char name[STORE_CAMPAIGN_MAX + 1];
+  struct store_camp_count *out;
+  int max;
+  int *n;
+  char **spec;
+};
+
+static int on_counts(void *arg, const char *const *cols, int n) {
+  struct counts_job *j = arg;
+  if (n < 8) return 1;
+  if (*j->n == j->max) return 1;
+  struct store_camp_count *c = &j->out[(*j->n)++];
+  memset(c, 0, sizeof *c);
+  c->variant = (int)num(cols[0]);
+  copy(c->channel, sizeof c->channel, cols[1]);
+  copy(c->status, sizeof c->status, cols[2]);
+  c->n = num(cols[3]);
+  c->cost = num(cols[4]);
+  c->sms_only_cost = num(cols[5]);
+  c->twice = num(cols[6]);
+  c->twice_msgs = num(cols[7]);
+  return 0;
+}
+
+static int on_spec(void *arg, const char *const *cols, int n) {
+  char **spec = arg;
+  if (n > 0 && cols[0] && *spec == NULL) *spec = kk_xstrdup(cols[0]);
+  return 1;
+}
+
+static int counts_read(struct store *s, void *rd, void *job) {
+  struct counts_job *j = job;
+  int rc = SQL(s, rd, "SELECT spec FROM campaigns WHERE account_id=? AND name=?", on_spec,
+               j->spec, SQL_I(j->account_id), SQL_T(j->name));
+  if (rc == 0)
+    rc = SQL(s, rd,
+             "SELECT variant,channel,status,n,cost,sms_only_cost,twice,twice_msgs"
+             " FROM campaign_counts WHERE account_id=? AND campaign=? AND n<>0"
+             " ORDER BY variant,channel,status",
+             on_counts, j, SQL_I(j->account_id), SQL_T(j->name));
+  if (rc == 0 && *j->n == 0 && *j->spec == NULL) rc = KK_ENOENT;
+  return rc;
+}
+
+void store_camp_counts_async(struct store *s, int64_t account_id, const char *name,
+                             struct store_camp_count *out, int max, int *n, char **spec,
+                             store_done_cb done, void *arg) {
+  struct counts_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
+  j->account_id = account_id;
+  copy(j->name, sizeof j->name, name);
+  j->out = out;
+  j->max = max;
+  j->n = n;
+  j->spec = spec;
+  *n = 0;
+  *spec = NULL;
+  store_pool_run(s, counts_read, j, done, arg);
+}
+
+struct export_job {
+  int64_t account_id;
+  char name[STORE_CAMPAIGN_MAX + 1];
+  store_camp_export_fn fn;
+  void *fn_arg;
+  int64_t after;
+  int n, rc;
+  int found;
+};
+
+static int on_exists(void *arg, const char *const *cols, int n) {
+  (void)cols;
+  (void)n;
+  *(int *)arg = 1;
+  return 1;
+}
+
+static int on_export(void *arg, const char *const *cols, int n) {
+  struct export_job *j = arg;
+  if (n < 15) return 1;
+  struct store_camp_export_row x;
+  memset(&x, 0, sizeof x);
+  x.r.seq = num(cols[0]);
+  copy(x.r.phone, sizeof x.r.phone, cols[1]);
+  x.r.variant = (int)num(cols[2]);
+  x.r.planned_at = num(cols[3]);
+  copy(x.r.status, sizeof x.r.status, cols[4]);
+  copy(x.r.message, sizeof x.r.message, cols[5]);
+  copy(x.r.reason, sizeof x.r.reason, cols[6]);
+  x.r.vars = (char *)cols[7];
+  x.r.tries = (int)num(cols[8]);
+  copy(x.msg_status, sizeof x.msg_status, cols[9]);
+  copy(x.channel, sizeof x.channel, cols[10]);
+  x.cost = num(cols[11]);
+  x.created_at = num(cols[12]);
+  x.updated_at = num(cols[13]);
+  x.done = num(cols[14]) != 0;
+  j->after = x.r.seq;
+  j->n++;
+  j->rc = j->fn(j->fn_arg, &x);
+  return j->rc != 0;
+}
+
+static int export_read(struct store *s, void *rd, void *job) {
+  struct export_job *j = job;
+  int rc = SQL(s, rd, "SELECT 1 FROM campaigns WHERE account_id=? AND name=?", on_exists,
+               &j->found, SQL_I(j->account_id), SQL_T(j->name));
+  if (rc) return rc;
+  if (!j->found) return KK_ENOENT;
+  do {
+    j->n = 0;
+    rc = SQL(s, rd,
+             "SELECT r.seq,r.phone,r.variant,r.planned_at,r.status,r.message,r.reason,r.vars,"
+             "r.tries,m.status,m.channel,m.cost,m.created_at,m.updated_at,m.done"
+             " FROM campaign_recipients r LEFT JOIN messages m ON m.public_id=r.message"
+             " AND m.account_id=r.account_id WHERE r.account_id=? AND r.campaign=?"
+             " AND r.seq>? ORDER BY r.seq LIMIT ?",
+             on_export, j, SQL_I(j->account_id), SQL_T(j->name), SQL_I(j->after),
+             SQL_I(STORE_CAMP_BATCH));
+    if (rc == 0) rc = j->rc;
+  } while (rc == 0 && j->n == STORE_CAMP_BATCH);
+  return rc;
+}
+
+void store_camp_export_async(struct store *s, int64_t account_id, const char *name,
+                             store_camp_export_fn fn, void *fn_arg, store_done_cb done,
+                             void *arg) {
+  struct export_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
+  j->account_id = account_id;
+  copy(j->name, sizeof j->name, name);
+  j->fn = fn;
+  j->fn_arg = fn_arg;
+  store_pool_run(s, export_read, j, done, arg);
 }

@@ -7,7 +7,9 @@
  * Statuses: a campaign is draft, planning (its audience being resolved and
  * planned), running, paused, done or cancelled; a recipient is planned
  * (waiting for its time), created (its message made: message holds the id),
- * rejected (the accept path refused it: reason), cancelled or expired.
+ * rejected (the accept path refused it: reason), cancelled or expired. A
+ * recipient refused for a passing reason (no route now) stays planned, later,
+ * with its tries counted.
  */
 #ifndef STORE_CAMPAIGN_H
 #define STORE_CAMPAIGN_H
@@ -30,6 +32,7 @@ struct store_camp_rcpt {
   char status[12];
   char message[40];         /* public id once created */
   char reason[48];          /* the refusal's code */
+  int tries;                /* times a message was refused for a passing reason */
 };
 void store_camp_rcpt_free(struct store_camp_rcpt *r, int n);
 
@@ -47,7 +50,8 @@ enum store_camp_kind {
   STORE_CAMP_PUT,           /* spec saved while draft (or new): ok 0 otherwise */
   STORE_CAMP_STATUS,        /* from one of `from` to `to` (see below) */
   STORE_CAMP_ADD,           /* rows inserted (seq, phone, variant, planned_at, vars, status) */
-  STORE_CAMP_SET,           /* rows' status, message, reason set (by seq) while planned */
+  STORE_CAMP_SET,           /* rows' status, message, reason, planned_at and tries
+                               set (by seq) while planned */
   STORE_CAMP_EXPIRE,        /* every planned recipient expired */
   STORE_CAMP_LEASE,         /* the planning or running campaign held by `owner` until lease_until,
                                unless another owner holds it: ok */
@@ -105,5 +109,42 @@ struct store_camp_ref {
 };
 void store_camps_active_async(struct store *s, struct store_camp_ref *out, int max, int *n,
                               store_done_cb done, void *arg);
+
+/* One recipient of the export, with its message's state when it has one. */
+struct store_camp_export_row {
+  struct store_camp_rcpt r;   /* vars borrowed for the call */
+  char msg_status[12];        /* "" without a message */
+  char channel[20];
+  int64_t cost;
+  int64_t created_at, updated_at;
+  int done;                   /* the message reached its final state */
+};
+typedef int (*store_camp_export_fn)(void *arg, const struct store_camp_export_row *row);
+/* Each recipient of the campaign in seq order to fn on a pool thread, read
+   STORE_CAMP_BATCH at a time (never the whole campaign at once); fn
+   returns nonzero to stop (that value becomes rc). KK_ENOENT: no such
+   campaign. */
+void store_camp_export_async(struct store *s, int64_t account_id, const char *name,
+                             store_camp_export_fn fn, void *fn_arg, store_done_cb done,
+                             void *arg);
+
+/* A campaign's figures as kept while it goes (by the store, in the
+   transaction of each change): one row per variant, channel and status. */
+#define STORE_CAMP_COUNTS_MAX 2048
+struct store_camp_count {
+  int variant;              /* -1: messages sent with the campaign's name by the API */
+  char channel[20];         /* "" for recipients and messages not yet on a channel */
+  char status[24];          /* a message status; "opted_out"; or "r:" and a recipient's */
+  int64_t n;                /* messages (recipients, opt-outs) */
+  int64_t cost, sms_only_cost;
+  int64_t twice;            /* second deliveries */
+  int64_t twice_msgs;       /* messages delivered twice */
+};
+/* The campaign's rows into out (up to max; *n), and its settings (*spec,
+   malloc'd; NULL when there is no campaign object of that name, only
+   messages sent with it). KK_ENOENT: neither. */
+void store_camp_counts_async(struct store *s, int64_t account_id, const char *name,
+                             struct store_camp_count *out, int max, int *n, char **spec,
+                             store_done_cb done, void *arg);
 
 #endif

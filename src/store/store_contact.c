@@ -59,8 +59,10 @@ struct contact_job {
   store_import_error_fn efn;
   store_contact_fn cfn;
   void *fn_arg;
+  const char (*phones)[16];
+  size_t nphones;
 };
-enum { J_GET, J_LIST, J_LISTS, J_IMPORT, J_ERRORS, J_EACH, J_SEGMENT, J_SEGMENTS };
+enum { J_GET, J_LIST, J_LISTS, J_IMPORT, J_ERRORS, J_EACH, J_SEGMENT, J_SEGMENTS, J_PHONES };
 
 /* The parsed filter of the segment named j->segment into *cond (NULL when
    the job names none). 0, KK_ENOENT, KK_EINVAL or KK_ESTORE. */
@@ -101,6 +103,26 @@ static int pool_segment(struct store *s, void *rd, struct contact_job *j) {
   return rc;
 }
 
+/* J_PHONES: each phone's contact, or the phone alone. */
+static int pool_phones(struct store *s, void *rd, struct contact_job *j) {
+  for (size_t i = 0; i < j->nphones; i++) {
+    struct store_contact c;
+    memset(&c, 0, sizeof c);
+    int rc = s->be->read.contact.get(s, rd, j->account_id, j->phones[i], &c);
+    if (rc == KK_ENOENT) {
+      memset(&c, 0, sizeof c);
+      snprintf(c.phone, sizeof c.phone, "%s", j->phones[i]);
+    } else if (rc) {
+      store_contact_fini(&c);
+      return rc;
+    }
+    rc = j->cfn(j->fn_arg, &c);
+    store_contact_fini(&c);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
 static int pool_contact(struct store *s, void *rd, void *job) {
   struct contact_job *j = job;
   const struct store_contact_reads *r = &s->be->read.contact;
@@ -113,6 +135,8 @@ static int pool_contact(struct store *s, void *rd, void *job) {
     return pool_segment(s, rd, j);
   case J_GET:
     return r->get(s, rd, j->account_id, j->phone, j->out);
+  case J_PHONES:
+    return pool_phones(s, rd, j);
   case J_LISTS:
     return r->lists(s, rd, j->account_id, j->lfn, j->fn_arg);
   case J_IMPORT:
@@ -189,6 +213,17 @@ void store_contacts_each_async(struct store *s, int64_t account_id, const char *
     snprintf(j->list, sizeof j->list, "%s", list);
     j->has_list = 1;
   }
+  j->cfn = fn;
+  j->fn_arg = fn_arg;
+  store_pool_run(s, pool_contact, j, done, arg);
+}
+
+void store_contacts_of_async(struct store *s, int64_t account_id, const char (*phones)[16],
+                             size_t n, store_contact_fn fn, void *fn_arg, store_done_cb done,
+                             void *arg) {
+  struct contact_job *j = job_new(J_PHONES, account_id);
+  j->phones = phones;
+  j->nphones = n;
   j->cfn = fn;
   j->fn_arg = fn_arg;
   store_pool_run(s, pool_contact, j, done, arg);

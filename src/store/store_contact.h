@@ -172,6 +172,12 @@ typedef int (*store_contact_fn)(void *arg, const struct store_contact *c);
 void store_contacts_each_async(struct store *s, int64_t account_id, const char *list,
                                const char *segment, store_contact_fn fn, void *fn_arg,
                                store_done_cb done, void *arg);
+/* Each of the n phones (E.164; borrowed until done) to fn on the pool
+   thread, in their order: the account's contact when the phone is one,
+   else a contact of that phone alone. */
+void store_contacts_of_async(struct store *s, int64_t account_id, const char (*phones)[16],
+                             size_t n, store_contact_fn fn, void *fn_arg, store_done_cb done,
+                             void *arg);
 
 /* ---- segments --------------------------------------------------------------- */
 

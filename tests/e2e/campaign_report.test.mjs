@@ -117,6 +117,14 @@ test('a campaign report: statuses, channels, delivered twice, cost and savings',
     cost: 7.85,
     sms_only_cost: 11.75,
     savings: 3.9,
+    opted_out: 0,
+    // per channel: sent counts what reached sent or better there
+    channels: {
+      sms: { messages: 1, sent: 1, delivered: 1, read: 0, failed: 0, opted_out: 0, cost: 4.7 },
+      viber: { messages: 2, sent: 2, delivered: 2, read: 0, failed: 0, opted_out: 0, cost: 3.15 },
+      vk: { messages: 1, sent: 0, delivered: 0, read: 0, failed: 1, opted_out: 0, cost: 0 },
+    },
+    by_variant: [],   // sent by the API: no variants
     // no tracked links in these texts: nothing clicked (links.test.mjs)
     clicks: { clicked: 0, clicked_unique: 0, converted: 0, value: 0, by_channel: {}, by_variant: {} },
   });

@@ -6,24 +6,12 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { setup, waitUntil } from './lib/harness.mjs';
+import { importList, waitCampaign } from './lib/campaigns.mjs';
 
 function base(n, from = 0) {
   const rows = ['phone,name,city,consent'];
   for (let i = 0; i < n; i++) rows.push(`7916${String(2000000 + from + i).padStart(7, '0')},Имя${i},${i % 2 ? 'Казань' : 'Омск'},yes`);
   return rows.join('\n') + '\n';
-}
-
-async function importList(k, key, list, csv) {
-  const r = await k.request('POST', `/v1/contacts/import?list=${list}&country=RU`, {
-    key, body: Buffer.from(csv), headers: { 'content-type': 'text/csv' },
-  });
-  assert.equal(r.status, 202, r.text);
-  let imp;
-  await waitUntil(async () => {
-    imp = (await k.request('GET', `/v1/imports/${r.json.id}`, { key })).json;
-    return imp.status !== 'running';
-  }, 'the import to end', 60000, 50);
-  assert.equal(imp.status, 'done', JSON.stringify(imp));
 }
 
 async function shift(k, by) {
@@ -49,19 +37,6 @@ async function recipients(k, key, name, status) {
     out.push(...r.recipients);
     if (!r.next_cursor) return out;
     cursor = r.next_cursor;
-  }
-}
-
-async function waitCampaign(k, key, name, status, ms = 60000) {
-  let last;
-  try {
-    return await waitUntil(async () => {
-      last = await k.call('GET', `/v1/campaigns/${name}`, { key }, 200);
-      return last.status === status ? last : null;
-    }, `campaign ${name} to be ${status}`, ms, 100);
-  } catch (e) {
-    e.message += `; last seen: ${JSON.stringify(last)}`;
-    throw e;
   }
 }
 

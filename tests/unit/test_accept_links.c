@@ -41,7 +41,7 @@ static void render(struct accept *ac, struct accept_item *it) {
   ASSERT_EQ(accept_render_template(ac, 5, "vk/read/30000,sms/delivered/0", it), 0);
   it->campaign = "spring";
   it->track_links = 1;
-  it->variant = 1;
+  it->variant = 2;   /* variant 1, plus one */
   it->m.text = it->text;
 }
 

@@ -339,6 +339,86 @@ int pg_sql(struct store *s, void *rd, const char *sql, const struct store_sql_ar
    " PRIMARY KEY(account_id, campaign, seq));"                                 \
    "CREATE INDEX campaign_recipients_due ON campaign_recipients"               \
    "(account_id, campaign, status, planned_at);")
+/* A campaign's figures kept as it goes (SQLite's SQ_CAMP_COUNTS_MIGRATION),
+   by triggers in the transaction of each change (recipients added: by the
+   write that adds them, store_campaign.c). */
+#define PG_CAMP_COUNT_ADD(R)                                                   \
+  "INSERT INTO campaign_counts VALUES(" R ".account_id," R ".campaign,"        \
+  "COALESCE(" R ".variant,-1),COALESCE(" R ".channel,'')," R ".status,1,"      \
+  "COALESCE(" R ".cost,0),COALESCE(" R ".sms_only_cost,0),"                    \
+  "COALESCE(" R ".delivered_twice,0),"                                         \
+  "CASE WHEN COALESCE(" R ".delivered_twice,0)>0 THEN 1 ELSE 0 END)"           \
+  " ON CONFLICT(account_id,campaign,variant,channel,status) DO UPDATE SET"     \
+  " n=campaign_counts.n+1,cost=campaign_counts.cost+excluded.cost,"            \
+  "sms_only_cost=campaign_counts.sms_only_cost+excluded.sms_only_cost,"        \
+  "twice=campaign_counts.twice+excluded.twice,"                                \
+  "twice_msgs=campaign_counts.twice_msgs+excluded.twice_msgs;"
+#define PG_CAMP_COUNTS_MIGRATION                                               \
+  ("ALTER TABLE messages ADD COLUMN variant INT;"                              \
+   "ALTER TABLE campaign_recipients ADD COLUMN tries INT NOT NULL DEFAULT 0;"  \
+   "CREATE TABLE campaign_counts("                                             \
+   " account_id BIGINT NOT NULL, campaign TEXT NOT NULL,"                      \
+   " variant INT NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL,"       \
+   " n BIGINT NOT NULL, cost BIGINT NOT NULL, sms_only_cost BIGINT NOT NULL,"  \
+   " twice BIGINT NOT NULL, twice_msgs BIGINT NOT NULL,"                       \
+   " PRIMARY KEY(account_id, campaign, variant, channel, status));"            \
+   "INSERT INTO campaign_counts SELECT account_id,campaign,-1,"                \
+   "COALESCE(channel,''),status,COUNT(*),COALESCE(SUM(cost),0),"               \
+   "COALESCE(SUM(sms_only_cost),0),COALESCE(SUM(delivered_twice),0),"          \
+   "COUNT(*) FILTER (WHERE delivered_twice>0) FROM messages"                   \
+   " WHERE campaign IS NOT NULL"                                               \
+   " GROUP BY account_id,campaign,COALESCE(channel,''),status;"                \
+   "INSERT INTO campaign_counts SELECT account_id,campaign,variant,'',"        \
+   "'r:'||status,COUNT(*),0,0,0,0 FROM campaign_recipients"                    \
+   " GROUP BY account_id,campaign,variant,status;"                             \
+   "CREATE FUNCTION campaign_counts_keep() RETURNS trigger AS $$ BEGIN"        \
+   " IF TG_OP='UPDATE' THEN"                                                   \
+   "  IF OLD.status IS NOT DISTINCT FROM NEW.status"                           \
+   "   AND OLD.channel IS NOT DISTINCT FROM NEW.channel"                       \
+   "   AND OLD.cost IS NOT DISTINCT FROM NEW.cost"                             \
+   "   AND OLD.sms_only_cost IS NOT DISTINCT FROM NEW.sms_only_cost"           \
+   "   AND OLD.delivered_twice IS NOT DISTINCT FROM NEW.delivered_twice THEN"  \
+   "   RETURN NULL; END IF;"                                                   \
+   "  UPDATE campaign_counts SET n=n-1,cost=cost-COALESCE(OLD.cost,0),"        \
+   "  sms_only_cost=sms_only_cost-COALESCE(OLD.sms_only_cost,0),"              \
+   "  twice=twice-COALESCE(OLD.delivered_twice,0),"                            \
+   "  twice_msgs=twice_msgs-CASE WHEN COALESCE(OLD.delivered_twice,0)>0"       \
+   "  THEN 1 ELSE 0 END WHERE account_id=OLD.account_id"                       \
+   "  AND campaign=OLD.campaign AND variant=COALESCE(OLD.variant,-1)"          \
+   "  AND channel=COALESCE(OLD.channel,'') AND status=OLD.status;"             \
+   " END IF; " PG_CAMP_COUNT_ADD("NEW") " RETURN NULL; END $$ LANGUAGE plpgsql;"\
+   "CREATE TRIGGER campaign_counts_new AFTER INSERT ON messages FOR EACH ROW"  \
+   " WHEN (NEW.campaign IS NOT NULL) EXECUTE FUNCTION campaign_counts_keep();" \
+   "CREATE TRIGGER campaign_counts_change AFTER UPDATE OF status,channel,cost," \
+   "sms_only_cost,delivered_twice ON messages FOR EACH ROW"                    \
+   " WHEN (NEW.campaign IS NOT NULL) EXECUTE FUNCTION campaign_counts_keep();" \
+   "CREATE FUNCTION campaign_counts_stop() RETURNS trigger AS $$ BEGIN"        \
+   " INSERT INTO campaign_counts SELECT account_id,campaign,"                  \
+   " COALESCE(variant,-1),COALESCE(NEW.channel,channel,''),'opted_out',1,0,0,0,0"\
+   " FROM (SELECT account_id,campaign,variant,channel FROM messages"           \
+   " WHERE to_number=NEW.phone AND account_id=NEW.account_id"                  \
+   " AND created_at>=NEW.created_at-2592000000 ORDER BY id DESC LIMIT 1) m"    \
+   " WHERE campaign IS NOT NULL"                                               \
+   " ON CONFLICT(account_id,campaign,variant,channel,status) DO UPDATE SET"    \
+   " n=campaign_counts.n+1; RETURN NULL; END $$ LANGUAGE plpgsql;"             \
+   "CREATE TRIGGER campaign_counts_stop AFTER INSERT ON stoplist FOR EACH ROW" \
+   " EXECUTE FUNCTION campaign_counts_stop();"                                 \
+   "CREATE FUNCTION campaign_counts_rcpt() RETURNS trigger AS $$ BEGIN"        \
+   " IF TG_OP<>'INSERT' THEN"                                                  \
+   "  UPDATE campaign_counts SET n=n-1 WHERE account_id=OLD.account_id"        \
+   "  AND campaign=OLD.campaign AND variant=OLD.variant AND channel=''"        \
+   "  AND status='r:'||OLD.status;"                                            \
+   " END IF; IF TG_OP<>'DELETE' THEN"                                          \
+   "  INSERT INTO campaign_counts VALUES(NEW.account_id,NEW.campaign,"         \
+   "  NEW.variant,'','r:'||NEW.status,1,0,0,0,0)"                              \
+   "  ON CONFLICT(account_id,campaign,variant,channel,status) DO UPDATE SET"   \
+   "  n=campaign_counts.n+1;"                                                  \
+   " END IF; RETURN NULL; END $$ LANGUAGE plpgsql;"                            \
+   "CREATE TRIGGER campaign_counts_rcpt AFTER DELETE"                          \
+   " ON campaign_recipients FOR EACH ROW EXECUTE FUNCTION campaign_counts_rcpt();"\
+   "CREATE TRIGGER campaign_counts_rcpt_change AFTER UPDATE OF status"         \
+   " ON campaign_recipients FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)"\
+   " EXECUTE FUNCTION campaign_counts_rcpt();")
 /* While a batch of new messages is inserted, the attempts, events and
    outbox rows their first steps add wait to be written together (before
    the messages' rows): table's rows, or NULL when rows are written at once. */

@@ -154,15 +154,16 @@ static int insert_one(struct store *s, struct store_msg_new *m, struct price_mem
   pg_p_int(&p, f.cost);
   pg_p_text(&p, m->campaign);
   pg_p_text(&p, m->idem_key ? m->req_hash : NULL);
+  pg_p_opt(&p, m->variant);
   PGresult *r = pg_query(&PG(s)->w,
                          "INSERT INTO messages(id,public_id,account_id,idem_key,to_number,"
                          "sender,body,class,encoding,segments,status,channel,callback_url,"
                          "created_at,expires_at,updated_at,cascade,extra,route,sms_only_cost,"
-                         "step,attempt_id,due_at,wait_until,done,cost,campaign,req_hash)"
+                         "step,attempt_id,due_at,wait_until,done,cost,campaign,req_hash,variant)"
                          " VALUES($1::bigint,$2,$3::bigint,$4,$5,$6,$7,$8,$9,"
                          "$10::int,$11,$12,$13,$14::bigint,$15::bigint,$14::bigint,$16,$17,"
                          "$18,$19::bigint,$20::int,$21::bigint,$22::bigint,$23::bigint,"
-                         "$24::int,$25::bigint,$26,$27)"
+                         "$24::int,$25::bigint,$26,$27,$28::int-1)"
                          " ON CONFLICT(account_id,idem_key) WHERE idem_key IS NOT NULL"
                          " DO NOTHING RETURNING id",
                          &p, &rc);
@@ -219,18 +220,18 @@ static const struct {
   "INSERT INTO messages(id,public_id,account_id,idem_key,to_number,sender,"   \
   "body,class,encoding,segments,status,channel,callback_url,created_at,"      \
   "expires_at,updated_at,cascade,extra,route,sms_only_cost,step,attempt_id,"  \
-  "due_at,wait_until,done,cost,campaign,req_hash)"                            \
+  "due_at,wait_until,done,cost,campaign,req_hash,variant)"                    \
   " SELECT c1,c2,c3,c4,c5,c6,c7,c8,c9,c10,c11,c12,c13,c14,c15,c14,c16,c17,"   \
-  "c18,c19,c20,c21,c22,c23,c24,c25,c26,c27 FROM unnest($1::bigint[],"         \
+  "c18,c19,c20,c21,c22,c23,c24,c25,c26,c27,c28-1 FROM unnest($1::bigint[],"   \
   "$2::text[],$3::bigint[],$4::text[],$5::text[],$6::text[],$7::text[],"      \
   "$8::text[],$9::text[],$10::int[],$11::text[],$12::text[],$13::text[],"     \
   "$14::bigint[],$15::bigint[],$16::text[],$17::text[],$18::text[],"          \
   "$19::bigint[],$20::int[],$21::bigint[],$22::bigint[],$23::bigint[],"       \
-  "$24::int[],$25::bigint[],$26::text[],$27::text[]) AS t(c1,c2,c3,c4,c5,c6," \
-  "c7,c8,c9,c10,c11,c12,c13,c14,c15,c16,c17,c18,c19,c20,c21,c22,c23,c24,c25," \
-  "c26,c27) ORDER BY c3,c4 ON CONFLICT(account_id,idem_key) WHERE idem_key IS NOT NULL"      \
+  "$24::int[],$25::bigint[],$26::text[],$27::text[],$28::int[])"              \
+  " AS t(c1,c2,c3,c4,c5,c6,c7,c8,c9,c10,c11,c12,c13,c14,c15,c16,c17,c18,c19," \
+  "c20,c21,c22,c23,c24,c25,c26,c27,c28) ORDER BY c3,c4 ON CONFLICT(account_id,idem_key) WHERE idem_key IS NOT NULL"      \
   " DO NOTHING RETURNING id"
-#define MSG_BATCH_COLS 27
+#define MSG_BATCH_COLS 28
 
 struct pg_rows *pgw_deferred(struct store *s, enum pgw_table table) {
   struct pg_rows *d = PG(s)->ws.defer;
@@ -280,6 +281,7 @@ static void msg_row_add(struct pg_rows *rows, const struct store_msg_new *m,
   pg_rows_int(rows, c++, f->cost);
   pg_rows_text(rows, c++, m->campaign);
   pg_rows_text(rows, c++, m->idem_key ? m->req_hash : NULL);
+  pg_rows_opt(rows, c++, m->variant);
   pg_rows_end(rows);
 }
 

@@ -354,6 +354,8 @@ static const char *const migrations[] = {
     /* 15: the charge of an attempt, found when it is refunded (SQLite's
        migration 23) */
     "CREATE INDEX money_tx_attempt ON money_tx(attempt_id) WHERE attempt_id IS NOT NULL;",
+    /* 16: a campaign's figures kept as it goes, retries (pg_int.h) */
+    PG_CAMP_COUNTS_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

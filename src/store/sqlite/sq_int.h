@@ -84,8 +84,9 @@
                  "to_number,sender,body,class,encoding,segments,status,"       \
                  "channel,callback_url,created_at,expires_at,updated_at,"      \
                  "cascade,extra,route,sms_only_cost,step,attempt_id,due_at,"   \
-                 "wait_until,done,cost,campaign,req_hash,decisions) VALUES(?,?,"\
-                 "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")               \
+                 "wait_until,done,cost,campaign,req_hash,decisions,variant)"    \
+                 " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"  \
+                 "?,?,?,?-1)")               \
   XX(MSG_MAX_ID, "SELECT COALESCE(MAX(id),0) FROM messages")                   \
   XX(ATT_INSERT, "INSERT INTO attempts(id,message_id,step,channel,route,"      \
                  "status,segments,address,scope,error,created_at,due_at)"      \
@@ -475,6 +476,79 @@ int sq_sql(struct store *s, void *rd, const char *sql, const struct store_sql_ar
    " PRIMARY KEY(account_id, campaign, seq)) WITHOUT ROWID;"                   \
    "CREATE INDEX campaign_recipients_due ON campaign_recipients"               \
    "(account_id, campaign, status, planned_at);")
+/* A campaign's figures kept as its messages change (the report reads them
+   instead of the messages): one row per (variant, channel, status) with the
+   messages there, their cost, SMS-only cost and second deliveries; status
+   'opted_out' counts the recipients who joined the stop-list after a message
+   of the campaign. Kept by triggers, in the transaction of the change. A
+   message's variant is -1 when it has none (sent by the API). Recipients
+   refused for no route are tried again later (tries). */
+#define SQ_CAMP_COUNT_ADD(R)                                                   \
+  "INSERT INTO campaign_counts VALUES(" R ".account_id," R ".campaign,"        \
+  "COALESCE(" R ".variant,-1),COALESCE(" R ".channel,'')," R ".status,1,"      \
+  "COALESCE(" R ".cost,0),COALESCE(" R ".sms_only_cost,0),"                    \
+  "COALESCE(" R ".delivered_twice,0),COALESCE(" R ".delivered_twice,0)>0)"     \
+  " ON CONFLICT(account_id,campaign,variant,channel,status) DO UPDATE SET"     \
+  " n=n+1,cost=cost+excluded.cost,sms_only_cost=sms_only_cost+"                \
+  "excluded.sms_only_cost,twice=twice+excluded.twice,"                         \
+  "twice_msgs=twice_msgs+excluded.twice_msgs;"
+/* Recipients by status (and variant) are kept there too, as status
+   'r:STATUS' on channel '': by these triggers as they change or go, and by
+   the write that adds them (store_campaign.c), a batch at a time. */
+#define SQ_CAMP_RCPT_ADD(R)                                                    \
+  "INSERT INTO campaign_counts VALUES(" R ".account_id," R ".campaign,"        \
+  R ".variant,'','r:'||" R ".status,1,0,0,0,0)"                                \
+  " ON CONFLICT(account_id,campaign,variant,channel,status) DO UPDATE SET"     \
+  " n=n+1;"
+#define SQ_CAMP_RCPT_SUB(R)                                                    \
+  "UPDATE campaign_counts SET n=n-1 WHERE account_id=" R ".account_id"         \
+  " AND campaign=" R ".campaign AND variant=" R ".variant AND channel=''"      \
+  " AND status='r:'||" R ".status;"
+#define SQ_CAMP_COUNTS_MIGRATION                                               \
+  ("ALTER TABLE messages ADD COLUMN variant INTEGER;"                          \
+   "ALTER TABLE campaign_recipients ADD COLUMN tries INTEGER NOT NULL DEFAULT 0;"\
+   "CREATE TABLE campaign_counts("                                             \
+   " account_id INTEGER NOT NULL, campaign TEXT NOT NULL,"                     \
+   " variant INTEGER NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL,"   \
+   " n INTEGER NOT NULL, cost INTEGER NOT NULL, sms_only_cost INTEGER NOT NULL,"\
+   " twice INTEGER NOT NULL, twice_msgs INTEGER NOT NULL,"                     \
+   " PRIMARY KEY(account_id, campaign, variant, channel, status)) WITHOUT ROWID;"\
+   "INSERT INTO campaign_counts SELECT account_id,campaign,-1,"                \
+   "COALESCE(channel,''),status,COUNT(*),COALESCE(SUM(cost),0),"               \
+   "COALESCE(SUM(sms_only_cost),0),COALESCE(SUM(delivered_twice),0),"          \
+   "COALESCE(SUM(delivered_twice>0),0) FROM messages WHERE campaign IS NOT NULL"\
+   " GROUP BY account_id,campaign,COALESCE(channel,''),status;"                \
+   "INSERT INTO campaign_counts SELECT account_id,campaign,variant,'',"        \
+   "'r:'||status,COUNT(*),0,0,0,0 FROM campaign_recipients"                    \
+   " GROUP BY account_id,campaign,variant,status;"                             \
+   "CREATE TRIGGER campaign_counts_new AFTER INSERT ON messages"               \
+   " WHEN NEW.campaign IS NOT NULL BEGIN " SQ_CAMP_COUNT_ADD("NEW") " END;"    \
+   "CREATE TRIGGER campaign_counts_change AFTER UPDATE OF status,channel,cost,"\
+   "sms_only_cost,delivered_twice ON messages WHEN NEW.campaign IS NOT NULL"   \
+   " AND (OLD.status IS NOT NEW.status OR OLD.channel IS NOT NEW.channel"      \
+   " OR OLD.cost IS NOT NEW.cost OR OLD.sms_only_cost IS NOT NEW.sms_only_cost"\
+   " OR OLD.delivered_twice IS NOT NEW.delivered_twice) BEGIN"                 \
+   " UPDATE campaign_counts SET n=n-1,cost=cost-COALESCE(OLD.cost,0),"         \
+   "sms_only_cost=sms_only_cost-COALESCE(OLD.sms_only_cost,0),"                \
+   "twice=twice-COALESCE(OLD.delivered_twice,0),"                              \
+   "twice_msgs=twice_msgs-(COALESCE(OLD.delivered_twice,0)>0)"                 \
+   " WHERE account_id=OLD.account_id AND campaign=OLD.campaign"                \
+   " AND variant=COALESCE(OLD.variant,-1) AND channel=COALESCE(OLD.channel,'')"\
+   " AND status=OLD.status; " SQ_CAMP_COUNT_ADD("NEW") " END;"                 \
+   "CREATE TRIGGER campaign_counts_stop AFTER INSERT ON stoplist BEGIN"        \
+   " INSERT INTO campaign_counts SELECT account_id,campaign,"                  \
+   "COALESCE(variant,-1),COALESCE(NEW.channel,channel,''),'opted_out',1,0,0,0,0"\
+   " FROM (SELECT account_id,campaign,variant,channel FROM messages"           \
+   " WHERE to_number=NEW.phone AND account_id=NEW.account_id"                  \
+   " AND created_at>=NEW.created_at-2592000000 ORDER BY id DESC LIMIT 1)"      \
+   " WHERE campaign IS NOT NULL"                                               \
+   " ON CONFLICT(account_id,campaign,variant,channel,status) DO UPDATE SET"     \
+   " n=n+1; END;"                                                              \
+   "CREATE TRIGGER campaign_counts_rcpt_change AFTER UPDATE OF status"         \
+   " ON campaign_recipients WHEN OLD.status IS NOT NEW.status BEGIN "          \
+   SQ_CAMP_RCPT_SUB("OLD") SQ_CAMP_RCPT_ADD("NEW") " END;"                     \
+   "CREATE TRIGGER campaign_counts_rcpt_gone AFTER DELETE ON campaign_recipients"\
+   " BEGIN " SQ_CAMP_RCPT_SUB("OLD") " END;")
 /* The SMS row (ST_DUE_GET / ST_DUE_SCAN's columns) at st into d (text malloc'd). */
 void sq_due_row(sqlite3_stmt *st, struct store_due *d);
 /* sq_sms.c */

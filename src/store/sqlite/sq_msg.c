@@ -95,6 +95,7 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
   sq_bind_text(st, 27, m->campaign);
   sq_bind_text(st, 28, m->idem_key ? m->req_hash : NULL);
   sq_bind_text(st, 29, m->decisions);
+  sq_bind_opt(st, 30, m->variant);
   rc = sq_step_done(c, st);
   if (rc == 0 && strcmp(m->first_channel, "sms") == 0) note_new_sms(s, m, f.due_at);
   return rc;

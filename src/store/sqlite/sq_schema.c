@@ -255,6 +255,8 @@ static const char *const migrations[] = {
     SQ_LINK_MIGRATION,
     /* 23: the charge of an attempt, found when it is refunded */
     "CREATE INDEX money_tx_attempt ON money_tx(attempt_id) WHERE attempt_id IS NOT NULL;",
+    /* 24: a campaign's figures kept as it goes, retries (sq_int.h) */
+    SQ_CAMP_COUNTS_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

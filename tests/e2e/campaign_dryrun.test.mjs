@@ -1,0 +1,74 @@
+// A campaign's dry run: against a known audience (contacts with and
+// without a VK id, and phones that are no contact), the recipients, the
+// rejections by reason, the messages and segments per channel from the
+// given or measured reach, the cost and the saving against SMS alone, and
+// the planned finish; nothing is stored.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { setup } from './lib/harness.mjs';
+import { importList } from './lib/campaigns.mjs';
+
+const CONTACTS = [
+  ['79164000001', 'Анна', '101'],
+  ['79164000002', 'Борис', '102'],
+  ['79164000003', 'Вера', '103'],
+  ['79164000004', 'Глеб', '104'],
+  ['79164000005', 'Дина', ''],
+  ['79164000006', 'Егор', ''],
+];
+const STRANGERS = ['79164000098', '79164000099'];
+
+test('campaign dry run: recipients, rejections, channels, cost, saving and finish; nothing stored', { timeout: 120000 }, async (t) => {
+  const { k, key, finish } = await setup(t, {});
+  await k.call('PUT', '/v1/prices', { body: { prices: { sms: 2.5, vk: 0.5 } } }, 200);
+  await k.call('PUT', '/v1/templates/hi', { key, body: { text: '{{name}}, привет' } }, 200);
+  const csv = ['phone,name,vk_id'].concat(CONTACTS.map((c) => c.join(','))).join('\n') + '\n';
+  await importList(k, key, 'few', csv);
+  const phones = CONTACTS.map((c) => c[0]).concat(STRANGERS);
+  await k.call('PUT', '/v1/campaigns/try', { key, body: {
+    audience: { phones }, template: 'hi', class: 'service', rate_per_minute: 60,
+    cascade: [{ channel: 'vk', wait: 'read', timeout: '1m' }, { channel: 'sms' }],
+  } }, 200);
+
+  assert.equal((await k.request('POST', '/v1/campaigns/none/dry-run', { key })).status, 404);
+  let r = await k.request('POST', '/v1/campaigns/try/dry-run', { key, body: { reach: { vk: 2 } } });
+  assert.equal(r.status, 422);
+  assert.equal(r.json.error.code, 'invalid_reach');
+
+  // Given reach: half of those VK can be tried on get it there.
+  const d = await k.call('POST', '/v1/campaigns/try/dry-run', { key, body: { reach: { vk: 0.5 } } }, 200);
+  assert.equal(d.recipients, 8);
+  assert.equal(d.accepted, 6);
+  assert.deepEqual(d.rejected, { missing_variable: 2 });
+  assert.deepEqual(d.channels, {
+    vk: { messages: 4, delivered: 2 },
+    sms: { messages: 4, delivered: 4, segments: 4 },
+  });
+  assert.deepEqual(d.reach, { vk: { value: 0.5, source: 'given' } });
+  assert.equal(d.cost, 12);           // 4 × 0.5 on VK + 4 × 2.5 by SMS
+  assert.equal(d.sms_only_cost, 15);  // 6 × 2.5
+  assert.equal(d.saving, 3);
+  assert.deepEqual(d.deferred, { quiet_hours: 0, outside_window: 0 });
+  // 60 a minute: the eighth a little over seven seconds after the first.
+  const span = Date.parse(d.planned_finish_at) - Date.parse(d.planned_start_at);
+  assert.ok(span >= 6000 && span <= 9000, `${d.planned_start_at} .. ${d.planned_finish_at}`);
+
+  // Measured reach: no VK message yet, so none reached there.
+  const m = await k.call('POST', '/v1/campaigns/try/dry-run', { key }, 200);
+  assert.deepEqual(m.reach, { vk: { value: 0, source: 'measured' } });
+  assert.deepEqual(m.channels.sms, { messages: 6, delivered: 6, segments: 6 });
+  assert.equal(m.saving, -2);
+
+  // Nothing stored: the campaign is a draft without recipients, no message made.
+  const c = await k.call('GET', '/v1/campaigns/try', { key }, 200);
+  assert.equal(c.status, 'draft');
+  assert.equal(c.recipients, 0);
+  assert.equal((await k.call('GET', '/v1/messages', { key }, 200)).messages.length, 0);
+
+  // Started: no dry run any more.
+  await k.call('POST', '/v1/campaigns/try/start', { key }, 200);
+  r = await k.request('POST', '/v1/campaigns/try/dry-run', { key });
+  assert.equal(r.status, 409);
+  assert.equal(r.json.error.code, 'not_draft');
+  await finish();
+});

@@ -1,0 +1,32 @@
+// Helpers of the campaign tests: importing a base and waiting for a
+// campaign's status.
+import assert from 'node:assert/strict';
+import { waitUntil } from './harness.mjs';
+
+/** Imports csv into list and waits for the import to end done. */
+export async function importList(k, key, list, csv) {
+  const r = await k.request('POST', `/v1/contacts/import?list=${list}&country=RU`, {
+    key, body: Buffer.from(csv), headers: { 'content-type': 'text/csv' },
+  });
+  assert.equal(r.status, 202, r.text);
+  let imp;
+  await waitUntil(async () => {
+    imp = (await k.request('GET', `/v1/imports/${r.json.id}`, { key })).json;
+    return imp.status !== 'running';
+  }, 'the import to end', 60000, 50);
+  assert.equal(imp.status, 'done', JSON.stringify(imp));
+}
+
+/** Waits for campaign name to be status; its last GET in the error. */
+export async function waitCampaign(k, key, name, status, ms = 60000) {
+  let last;
+  try {
+    return await waitUntil(async () => {
+      last = await k.call('GET', `/v1/campaigns/${name}`, { key }, 200);
+      return last.status === status ? last : null;
+    }, `campaign ${name} to be ${status}`, ms, 100);
+  } catch (e) {
+    e.message += `; last seen: ${JSON.stringify(last)}`;
+    throw e;
+  }
+}

@@ -1,0 +1,301 @@
+/*
+ * test_store_campaigns.c - the store's contract for campaigns, the same on
+ * SQLite and on PostgreSQL (store_pg_*: a fresh database on the server in
+ * KASKAD_TEST_PG): settings saved only while draft, status moves only from
+ * the statuses given, recipients written and set while planned (a retried
+ * one stays planned with its new time and its tries), the figures kept by
+ * variant and status in the same commit as each change (planning again,
+ * cancel), the export read a page at a time in seq order, and unknown
+ * campaigns.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kk_err.h"
+#include "core/kk_log.h"
+#include "kk_test.h"
+#include "lib/tmp_pg.h"
+#include "lib/tmp_store.h"
+#include "store/store_campaign.h"
+
+#define ACC 7
+#define NAME "spring"
+#define N 1203   /* recipients: more than two pages of the export */
+
+struct sync {
+  int done, rc;
+};
+static void on_sync(void *arg, int rc) {
+  struct sync *y = arg;
+  y->rc = rc;
+  y->done = 1;
+}
+static int sync_wait(struct tmp_store *t, struct sync *y) {
+  int rc = tmp_store_run_until(t, &y->done, 1, 20000);
+  return rc ? rc : y->rc;
+}
+
+static int camp_write(struct tmp_store *t, struct store_camp_op *o) {
+  struct sync y = {0, 0};
+  o->account_id = ACC;
+  if (!o->name[0]) snprintf(o->name, sizeof o->name, "%s", NAME);
+  store_campaign_write(t->store, o, on_sync, &y);
+  return sync_wait(t, &y);
+}
+
+static int move(struct tmp_store *t, const char *from, const char *to) {
+  struct store_camp_op o = {.kind = STORE_CAMP_STATUS, .from = from};
+  snprintf(o.to, sizeof o.to, "%s", to);
+  int rc = camp_write(t, &o);
+  return rc ? -1 : o.ok;
+}
+
+/* The kept figures: the recipients of variant v (-2: any) in status s. */
+struct counts {
+  struct store_camp_count rows[STORE_CAMP_COUNTS_MAX];
+  int n;
+  char *spec;
+};
+static int counts_read(struct tmp_store *t, const char *name, struct counts *c) {
+  struct sync y = {0, 0};
+  free(c->spec);
+  store_camp_counts_async(t->store, ACC, name, c->rows, STORE_CAMP_COUNTS_MAX, &c->n, &c->spec,
+                          on_sync, &y);
+  return sync_wait(t, &y);
+}
+static int64_t rcpts(const struct counts *c, int v, const char *status) {
+  char key[24];
+  snprintf(key, sizeof key, "r:%s", status);
+  int64_t n = 0;
+  for (int i = 0; i < c->n; i++)
+    if ((v == -2 || c->rows[i].variant == v) && strcmp(c->rows[i].status, key) == 0)
+      n += c->rows[i].n;
+  return n;
+}
+
+struct seen {
+  int n;
+  int64_t last_seq;
+  int in_order, with_vars, retried;
+};
+static int on_row(void *arg, const struct store_camp_export_row *x) {
+  struct seen *s = arg;
+  if (x->r.seq <= s->last_seq) s->in_order = 0;
+  s->last_seq = x->r.seq;
+  s->n++;
+  if (x->r.vars && strstr(x->r.vars, "\"name\"")) s->with_vars++;
+  if (x->r.tries == 1 && strcmp(x->r.reason, "no_route") == 0) s->retried++;
+  return x->msg_status[0] ? KK_EINVAL : 0;   /* no message was made */
+}
+static int export(struct tmp_store *t, const char *name, struct seen *s) {
+  struct sync y = {0, 0};
+  memset(s, 0, sizeof *s);
+  s->in_order = 1;
+  store_camp_export_async(t->store, ACC, name, on_row, s, on_sync, &y);
+  return sync_wait(t, &y);
+}
+
+static void add_rows(struct tmp_store *t) {
+  static struct store_camp_rcpt rows[STORE_CAMP_BATCH];
+  for (int at = 0; at < N;) {
+    int k = 0;
+    for (; k < STORE_CAMP_BATCH && at < N; k++, at++) {
+      struct store_camp_rcpt *r = &rows[k];
+      memset(r, 0, sizeof *r);
+      r->seq = at + 1;
+      snprintf(r->phone, sizeof r->phone, "7916%07d", at % 10000000);
+      r->variant = at % 2;
+      r->planned_at = 1000 + at;
+      r->vars = at % 3 == 0 ? "{\"v\":{\"name\":\"Анна\"},\"a\":{}}" : NULL;
+      snprintf(r->status, sizeof r->status, "planned");
+    }
+    struct store_camp_op o = {.kind = STORE_CAMP_ADD, .rows = rows, .n = k};
+    ASSERT_EQ(camp_write(t, &o), 0);
+    ASSERT(o.ok);
+  }
+}
+
+static void contract(struct tmp_store *t) {
+  struct counts c = {0};
+  struct seen s;
+  ASSERT_EQ(counts_read(t, NAME, &c), KK_ENOENT);
+  ASSERT_EQ(export(t, NAME, &s), KK_ENOENT);
+
+  /* settings while draft */
+  struct store_camp_op put = {.kind = STORE_CAMP_PUT,
+                              .spec = "{\"audience\":{\"list\":\"b\"},\"template\":\"a\"}"};
+  ASSERT_EQ(camp_write(t, &put), 0);
+  ASSERT(put.ok);
+  ASSERT_STR_EQ(put.status, "draft");
+  ASSERT_EQ(counts_read(t, NAME, &c), 0);
+  ASSERT(c.spec != NULL && strstr(c.spec, "\"list\"") != NULL);
+  ASSERT_EQ(c.n, 0);
+  ASSERT_EQ(export(t, NAME, &s), 0);
+  ASSERT_EQ(s.n, 0);
+
+  /* moves only from the statuses given */
+  ASSERT_EQ(move(t, ",running,", "paused"), 0);
+  ASSERT_EQ(move(t, ",draft,", "planning"), 1);
+  struct store_camp_op again = put;
+  memset(again.name, 0, sizeof again.name);
+  ASSERT_EQ(camp_write(t, &again), 0);
+  ASSERT(!(again.ok));   /* no longer a draft */
+  ASSERT_STR_EQ(again.status, "planning");
+
+  /* recipients: the figures by variant follow each write */
+  add_rows(t);
+  ASSERT_EQ(counts_read(t, NAME, &c), 0);
+  ASSERT_EQ(rcpts(&c, -2, "planned"), N);
+  ASSERT_EQ(rcpts(&c, 0, "planned"), (N + 1) / 2);
+  ASSERT_EQ(rcpts(&c, 1, "planned"), N / 2);
+
+  /* planning again drops the rows and their figures */
+  ASSERT_EQ(move(t, ",planning,", "planning"), 1);
+  ASSERT_EQ(counts_read(t, NAME, &c), 0);
+  ASSERT_EQ(rcpts(&c, -2, "planned"), 0);
+  add_rows(t);
+  ASSERT_EQ(move(t, ",planning,", "running"), 1);
+
+  /* seq 1 created, 2 rejected, 3 refused for no route: planned later */
+  struct store_camp_rcpt set[3];
+  memset(set, 0, sizeof set);
+  for (int i = 0; i < 3; i++) {
+    set[i].seq = i + 1;
+    set[i].planned_at = 1000 + i;
+  }
+  snprintf(set[0].status, sizeof set[0].status, "created");
+  snprintf(set[0].message, sizeof set[0].message, "msg_none");
+  snprintf(set[1].status, sizeof set[1].status, "rejected");
+  snprintf(set[1].reason, sizeof set[1].reason, "missing_variable");
+  snprintf(set[2].status, sizeof set[2].status, "planned");
+  snprintf(set[2].reason, sizeof set[2].reason, "no_route");
+  set[2].planned_at = 999999999;
+  set[2].tries = 1;
+  struct store_camp_op so = {.kind = STORE_CAMP_SET, .rows = set, .n = 3};
+  ASSERT_EQ(camp_write(t, &so), 0);
+  /* set again: only planned ones change (the retried one takes it) */
+  set[2].tries = 2;
+  snprintf(set[0].status, sizeof set[0].status, "rejected");
+  struct store_camp_rcpt second[2] = {set[0], set[1]};
+  struct store_camp_op so2 = {.kind = STORE_CAMP_SET, .rows = second, .n = 2};
+  ASSERT_EQ(camp_write(t, &so2), 0);
+  ASSERT_EQ(counts_read(t, NAME, &c), 0);
+  ASSERT_EQ(rcpts(&c, 0, "created"), 1);   /* seq 1: variant 0 */
+  ASSERT_EQ(rcpts(&c, 1, "rejected"), 1);  /* seq 2: variant 1 */
+  ASSERT_EQ(rcpts(&c, -2, "planned"), N - 2);
+
+  /* the due read: earliest first, the retried one last, with its tries */
+  static struct store_camp_rcpt due[STORE_CAMP_BATCH];
+  int n = 0;
+  int64_t next = 0;
+  struct sync y = {0, 0};
+  store_camp_due_async(t->store, ACC, NAME, 2000000, STORE_CAMP_BATCH, due, &n, &next, on_sync,
+                       &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  ASSERT_EQ(n, STORE_CAMP_BATCH);
+  ASSERT_EQ(due[0].seq, 4);
+  ASSERT_EQ(due[0].tries, 0);
+  store_camp_rcpt_free(due, n);
+
+  /* the export: every recipient once, in seq order, a page at a time */
+  ASSERT_EQ(export(t, NAME, &s), 0);   /* seq 1's message is not stored: no state of it */
+  ASSERT_EQ(s.n, N);
+  ASSERT(s.in_order);
+  ASSERT_EQ(s.with_vars, (N + 2) / 3);
+  ASSERT_EQ(s.retried, 1);
+
+  /* cancel: the planned ones cancelled, in the figures too */
+  ASSERT_EQ(move(t, ",running,paused,", "cancelled"), 1);
+  ASSERT_EQ(counts_read(t, NAME, &c), 0);
+  ASSERT_EQ(rcpts(&c, -2, "planned"), 0);
+  ASSERT_EQ(rcpts(&c, -2, "cancelled"), N - 2);
+  int64_t all = 0;
+  for (int i = 0; i < c.n; i++)
+    if (strncmp(c.rows[i].status, "r:", 2) == 0) all += c.rows[i].n;
+  ASSERT_EQ(all, N);   /* each recipient in exactly one state */
+  free(c.spec);
+}
+
+/* The export reads every row (a campaign whose recipients have no message). */
+static void export_pages(struct tmp_store *t) {
+  struct store_camp_op put = {.kind = STORE_CAMP_PUT, .spec = "{}"};
+  snprintf(put.name, sizeof put.name, "pages");
+  ASSERT_EQ(camp_write(t, &put), 0);
+  static struct store_camp_rcpt rows[3];
+  memset(rows, 0, sizeof rows);
+  struct seen s;
+  for (int i = 0; i < 3; i++) {
+    rows[i].seq = i + 1;
+    snprintf(rows[i].phone, sizeof rows[i].phone, "790300000%02d", i & 63);
+    rows[i].vars = "{\"v\":{\"name\":\"x\"}}";
+    snprintf(rows[i].status, sizeof rows[i].status, "planned");
+  }
+  struct store_camp_op o = {.kind = STORE_CAMP_ADD, .rows = rows, .n = 3};
+  snprintf(o.name, sizeof o.name, "pages");
+  ASSERT_EQ(camp_write(t, &o), 0);
+  ASSERT_EQ(export(t, "pages", &s), 0);
+  ASSERT_EQ(s.n, 3);
+  ASSERT(s.in_order);
+  ASSERT_EQ(s.with_vars, 3);
+  ASSERT_EQ(export(t, "nothing", &s), KK_ENOENT);
+}
+
+static void big_export(struct tmp_store *t) {
+  struct store_camp_op put = {.kind = STORE_CAMP_PUT, .spec = "{}"};
+  snprintf(put.name, sizeof put.name, "big");
+  ASSERT_EQ(camp_write(t, &put), 0);
+  static struct store_camp_rcpt rows[STORE_CAMP_BATCH];
+  for (int at = 0; at < N;) {
+    int k = 0;
+    for (; k < STORE_CAMP_BATCH && at < N; k++, at++) {
+      memset(&rows[k], 0, sizeof rows[k]);
+      rows[k].seq = at + 1;
+      snprintf(rows[k].phone, sizeof rows[k].phone, "7916%07d", at % 10000000);
+      rows[k].tries = 0;
+      snprintf(rows[k].status, sizeof rows[k].status, "planned");
+    }
+    struct store_camp_op o = {.kind = STORE_CAMP_ADD, .rows = rows, .n = k};
+    snprintf(o.name, sizeof o.name, "big");
+    ASSERT_EQ(camp_write(t, &o), 0);
+  }
+  struct store_camp_rcpt r = {.seq = 7, .planned_at = 5};
+  snprintf(r.status, sizeof r.status, "planned");
+  snprintf(r.reason, sizeof r.reason, "no_route");
+  r.tries = 1;
+  struct store_camp_op so = {.kind = STORE_CAMP_SET, .rows = &r, .n = 1};
+  snprintf(so.name, sizeof so.name, "big");
+  ASSERT_EQ(camp_write(t, &so), 0);
+  struct seen s;
+  ASSERT_EQ(export(t, "big", &s), 0);
+  ASSERT_EQ(s.n, N);
+  ASSERT(s.in_order);
+  ASSERT_EQ(s.retried, 1);
+}
+
+static void all_of(struct tmp_store *t) {
+  contract(t);
+  export_pages(t);
+  big_export(t);
+}
+
+KK_TEST(store_campaigns_sqlite) {
+  kk_log_level = KK_LOG_ERROR;
+  struct tmp_store t;
+  ASSERT_EQ(tmp_store_open(&t, "campaigns", NULL), 0);
+  all_of(&t);
+  ASSERT_EQ(tmp_store_close(&t), 0);
+}
+
+KK_TEST(store_pg_campaigns) {
+  kk_test_need_pg();
+  kk_log_level = KK_LOG_ERROR;
+  struct tmp_pg db;
+  ASSERT_EQ(tmp_pg_new(&db), 0);
+  struct tmp_store t;
+  struct store_opts o = {.store_url = db.url};
+  ASSERT_EQ(tmp_store_open(&t, "pgcampaigns", &o), 0);
+  all_of(&t);
+  ASSERT_EQ(tmp_store_close(&t), 0);
+  ASSERT_EQ(tmp_pg_drop(&db), 0);
+}
