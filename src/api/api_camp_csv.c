@@ -43,7 +43,7 @@ static int row(void *arg, const struct store_camp_export_row *x) {
   int reached = has_msg && (strcmp(x->msg_status, "sent") == 0 ||
                             strcmp(x->msg_status, "delivered") == 0 ||
                             strcmp(x->msg_status, "read") == 0);
-  char variant[16], cost[48];
+  char variant[16], cost[48], clicks[24];
   snprintf(variant, sizeof variant, "%d", r->variant);
   api_csv_cell(f, r->phone, 0);
   name_cell(f, r->vars);
@@ -56,7 +56,8 @@ static int row(void *arg, const struct store_camp_export_row *x) {
   time_cell(f, has_msg && x->done ? x->updated_at : 0);
   snprintf(cost, sizeof cost, "%.10g", has_msg ? (double)x->cost / API_MONEY_SCALE : 0.0);
   api_csv_cell(f, cost, 0);
-  api_csv_cell(f, "0", 0);   /* clicks: none recorded */
+  snprintf(clicks, sizeof clicks, "%lld", (long long)x->clicks);
+  api_csv_cell(f, clicks, 0);
   api_csv_cell(f, r->message, 1);
   return ferror(f) ? KK_EIO : 0;
 }

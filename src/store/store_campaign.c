@@ -562,7 +562,7 @@ static int on_exists(void *arg, const char *const *cols, int n) {
 
 static int on_export(void *arg, const char *const *cols, int n) {
   struct export_job *j = arg;
-  if (n < 15) return 1;
+  if (n < 16) return 1;
   struct store_camp_export_row x;
   memset(&x, 0, sizeof x);
   x.r.seq = num(cols[0]);
@@ -580,6 +580,7 @@ static int on_export(void *arg, const char *const *cols, int n) {
   x.created_at = num(cols[12]);
   x.updated_at = num(cols[13]);
   x.done = num(cols[14]) != 0;
+  x.clicks = num(cols[15]);
   j->after = x.r.seq;
   j->n++;
   j->rc = j->fn(j->fn_arg, &x);
@@ -596,7 +597,9 @@ static int export_read(struct store *s, void *rd, void *job) {
     j->n = 0;
     rc = SQL(s, rd,
              "SELECT r.seq,r.phone,r.variant,r.planned_at,r.status,r.message,r.reason,r.vars,"
-             "r.tries,m.status,m.channel,m.cost,m.created_at,m.updated_at,m.done"
+             "r.tries,m.status,m.channel,m.cost,m.created_at,m.updated_at,m.done,"
+             "(SELECT COALESCE(SUM(l.clicks),0) FROM link_codes l WHERE l.message=r.message"
+             " AND l.account_id=r.account_id)"
              " FROM campaign_recipients r LEFT JOIN messages m ON m.public_id=r.message"
              " AND m.account_id=r.account_id WHERE r.account_id=? AND r.campaign=?"
              " AND r.seq>? ORDER BY r.seq LIMIT ?",

@@ -118,6 +118,7 @@ struct store_camp_export_row {
   int64_t cost;
   int64_t created_at, updated_at;
   int done;                   /* the message reached its final state */
+  int64_t clicks;             /* on its tracked links (store_link.h), every channel */
 };
 typedef int (*store_camp_export_fn)(void *arg, const struct store_camp_export_row *row);
 /* Each recipient of the campaign in seq order to fn on a pool thread, read

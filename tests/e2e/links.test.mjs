@@ -97,6 +97,11 @@ test('links: short links per recipient, 302 with UTM tags, clicks and conversion
   assert.equal(rep.clicks.by_channel.sms.clicked_unique, 2);
   assert.equal(rep.clicks.by_variant['0'].clicked, 3);
   assert.equal(rep.clicks.converted, 0);
+  // The export shows each recipient's clicks.
+  const csv = (await k.request('GET', '/v1/campaigns/spring/recipients.csv', { key })).text.trim().split('\n');
+  const clicksOf = (phone) => csv.find((l) => l.startsWith(`${phone},`)).split(',')[10];
+  assert.equal(clicksOf(PHONES[0]), '3');
+  assert.equal(clicksOf(PHONES[1]), '0');
 
   // Conversions: by message and by phone and campaign.
   const rcpts = (await k.call('GET', '/v1/campaigns/spring/recipients', { key }, 200)).recipients;
