@@ -500,36 +500,6 @@ void store_msg_list_async(struct store *s, int64_t account_id, const struct stor
                           struct store_msg_view *out, int *n, int64_t *next_cursor,
                           store_done_cb done, void *arg);
 
-/* ---- campaigns ------------------------------------------------------------- */
-
-/* What the messages of one campaign add up to. */
-struct store_campaign_totals {
-  int64_t messages;
-  int64_t delivered_twice;          /* sum of the messages' delivered_twice */
-  int64_t messages_delivered_twice; /* messages whose delivered_twice > 0 */
-  int64_t cost, sms_only_cost;      /* 1/10000 units */
-};
-/* One (status, channel) group of a campaign's messages; channel is "" when
-   the message has none. The strings live until fn returns. */
-typedef void (*store_campaign_group_fn)(void *arg, const char *status, const char *channel,
-                                        int64_t messages);
-/*
- * Adds up the account's messages of campaign in one query over the
- * (account_id, campaign) index: the sums into *out, and fn once per
- * (status, channel) group, ordered by channel, then status. 0, KK_ENOENT
- * (the account has no message in that campaign) or KK_ESTORE.
- */
-int store_campaign_report(struct store *s, int64_t account_id, const char *campaign,
-                          store_campaign_group_fn fn, void *arg,
-                          struct store_campaign_totals *out);
-/* The same in the thread pool (see store_msg_list_async): fn runs on a pool
-   thread; done(arg, rc) on the loop thread. campaign, fn's argument and out
-   are borrowed until done. */
-void store_campaign_report_async(struct store *s, int64_t account_id, const char *campaign,
-                                 store_campaign_group_fn fn, void *fn_arg,
-                                 struct store_campaign_totals *out, store_done_cb done,
-                                 void *arg);
-
 /* ---- cascades and channels ------------------------------------------------ */
 
 /*

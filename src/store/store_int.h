@@ -320,9 +320,6 @@ struct store_reads {
   int (*msg_list)(struct store *s, void *rd, int64_t account_id,
                   const struct store_msg_filter *f, struct store_msg_view *out, int *n,
                   int64_t *next_cursor);
-  int (*campaign_report)(struct store *s, void *rd, int64_t account_id, const char *campaign,
-                         store_campaign_group_fn fn, void *arg,
-                         struct store_campaign_totals *out);
   int (*reply_list)(struct store *s, void *rd, int64_t account_id,
                     const struct store_reply_filter *f, struct store_reply_view *out, int *n,
                     int64_t *next_cursor);

@@ -219,32 +219,6 @@ int store_msg_each_since(struct store *s, int64_t account_id, int64_t from,
   return rc ? KK_ESTORE : 0;
 }
 
-struct campaign_job {
-  int64_t account_id;
-  const char *campaign;
-  store_campaign_group_fn fn;
-  void *fn_arg;
-  struct store_campaign_totals *out;
-};
-
-static int pool_campaign_report(struct store *s, void *rd, void *job) {
-  struct campaign_job *j = job;
-  return s->be->read.campaign_report(s, rd, j->account_id, j->campaign, j->fn, j->fn_arg, j->out);
-}
-
-void store_campaign_report_async(struct store *s, int64_t account_id, const char *campaign,
-                                 store_campaign_group_fn fn, void *fn_arg,
-                                 struct store_campaign_totals *out, store_done_cb done,
-                                 void *arg) {
-  struct campaign_job *j = kk_xcalloc(1, sizeof *j);   /* freed after done */
-  j->account_id = account_id;
-  j->campaign = campaign;
-  j->fn = fn;
-  j->fn_arg = fn_arg;
-  j->out = out;
-  store_pool_run(s, pool_campaign_report, j, done, arg);
-}
-
 struct reply_list_job {
   int64_t account_id;
   struct store_reply_filter f;

@@ -127,16 +127,7 @@ static void deliver_sms(struct tmp_store *e, const struct store_msg_new *m) {
   ASSERT_EQ(r.matched, 1);
 }
 
-/* The groups of a report as "channel/status=n;..." */
-struct groups { char text[256]; };
-
-static void on_group(void *arg, const char *status, const char *channel, int64_t n) {
-  struct groups *g = arg;
-  size_t o = strlen(g->text);
-  snprintf(g->text + o, sizeof g->text - o, "%s/%s=%lld;", channel, status, (long long)n);
-}
-
-KK_TEST(store_campaign_report_and_listing) {
+KK_TEST(store_campaign_listing) {
   struct tmp_store e;
   env_open(&e);
   int want = e.ndone + 1;
@@ -149,23 +140,6 @@ KK_TEST(store_campaign_report_and_listing) {
   put_msg(&e, 1, "msg_none", NULL, 1, &m4);
   put_msg(&e, 2, "msg_acc2", "spring.sale-1", 1, &m5);
   deliver_sms(&e, &m1);
-
-  struct groups g = {""};
-  struct store_campaign_totals t;
-  ASSERT_EQ(store_campaign_report(e.store, 1, "spring.sale-1", on_group, &g, &t), 0);
-  ASSERT_STR_EQ(g.text, "sms/accepted=1;sms/delivered=1;");
-  ASSERT_EQ(t.messages, 2);
-  ASSERT_EQ(t.cost, 23500);
-  ASSERT_EQ(t.sms_only_cost, 23500 + 2 * 23500);
-  ASSERT_EQ(t.delivered_twice, 0);
-  ASSERT_EQ(t.messages_delivered_twice, 0);
-
-  /* Another account's messages of the same name are its own. */
-  g.text[0] = '\0';
-  ASSERT_EQ(store_campaign_report(e.store, 2, "spring.sale-1", on_group, &g, &t), 0);
-  ASSERT_EQ(t.messages, 1);
-  ASSERT_EQ(store_campaign_report(e.store, 3, "spring.sale-1", on_group, &g, &t), KK_ENOENT);
-  ASSERT_EQ(store_campaign_report(e.store, 1, "nope", on_group, &g, &t), KK_ENOENT);
 
   /* Listing one campaign, newest first, a page at a time. */
   struct store_msg_view rows[4];

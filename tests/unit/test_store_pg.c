@@ -768,7 +768,7 @@ KK_TEST(store_backend_pg_has_every_write_and_read) {
   ASSERT(be->read.routes_each && be->read.channels_each && be->read.prices_each);
   ASSERT(be->read.accounts_each && be->read.cascades_all);
   /* every read of messages and of due work */
-  ASSERT(be->read.msg_get && be->read.msg_list && be->read.campaign_report);
+  ASSERT(be->read.msg_get && be->read.msg_list);
   ASSERT(be->read.reply_list && be->read.sms_due && be->read.chan_due);
   ASSERT(be->read.wait_due && be->read.wait_next && be->read.wa_last_inbound);
   ASSERT(be->read.outbox_accounts && be->read.outbox_due);

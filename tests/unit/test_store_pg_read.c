@@ -245,54 +245,6 @@ KK_TEST(store_pg_msg_list_pages_and_bounds_as_sqlite) {
   both_close(&b);
 }
 
-struct groups {
-  int n;
-  char key[8][40];
-  int64_t count[8];
-};
-
-static void on_group(void *arg, const char *status, const char *channel, int64_t messages) {
-  struct groups *g = arg;
-  if (g->n < 8) {
-    snprintf(g->key[g->n], sizeof g->key[0], "%s/%s", channel, status);
-    g->count[g->n++] = messages;
-  }
-}
-
-KK_TEST(store_pg_campaign_report_answers_as_sqlite) {
-  struct both b;
-  both_open(&b);
-  static const char *const statuses[] = {"delivered", "failed", "sent", "accepted"};
-  for (int64_t id = 1; id <= 40; id++)
-    add_msg(&b, id, 1, "79001111111", statuses[id % 4], id % 5 == 0 ? "other" : "spring", 0, 0);
-  both_do(&b, "UPDATE messages SET channel='viber' WHERE id IN (3,6,9);"
-              "UPDATE messages SET channel=NULL WHERE id=11");
-  struct groups g[2];
-  struct store_campaign_totals t[2];
-  for (int i = 0; i < 2; i++) {
-    struct store *s = b.st[i].store;
-    memset(&g[i], 0, sizeof g[i]);
-    ASSERT_EQ(s->be->read.campaign_report(s, b.rd[i], 1, "spring", on_group, &g[i], &t[i]), 0);
-  }
-  ASSERT_EQ(g[0].n, g[1].n);
-  ASSERT(g[0].n >= 5);
-  for (int k = 0; k < g[0].n; k++) {
-    ASSERT_STR_EQ(g[0].key[k], g[1].key[k]);
-    ASSERT_EQ(g[0].count[k], g[1].count[k]);
-  }
-  ASSERT_STR_EQ(g[0].key[0], "/accepted");   /* no channel first */
-  ASSERT_EQ(t[0].messages, 32);
-  ASSERT_EQ(t[0].messages, t[1].messages);
-  ASSERT_EQ(t[0].delivered_twice, t[1].delivered_twice);
-  ASSERT_EQ(t[0].messages_delivered_twice, t[1].messages_delivered_twice);
-  ASSERT_EQ(t[0].cost, t[1].cost);
-  ASSERT_EQ(t[0].sms_only_cost, t[1].sms_only_cost);
-  ASSERT_EQ(pgs(&b)->be->read.campaign_report(pgs(&b), b.rd[0], 2, "spring", on_group, &g[0],
-                                               &t[0]),
-            KK_ENOENT);
-  both_close(&b);
-}
-
 KK_TEST(store_pg_reply_list_pages_as_sqlite) {
   struct both b;
   both_open(&b);

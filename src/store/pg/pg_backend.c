@@ -355,7 +355,6 @@ const struct store_backend store_pg_backend = {
             /* messages and due work (pg_read.c, pg_due.c) */
             .msg_get = pg_msg_get,
             .msg_list = pg_msg_list,
-            .campaign_report = pg_campaign_report,
             .reply_list = pg_reply_list,
             .sms_due = pg_sms_due,
             .chan_due = pg_chan_due,

@@ -204,42 +204,6 @@ int pg_msg_list(struct store *s, void *rd, int64_t account_id, const struct stor
   return 0;
 }
 
-/* ---- campaigns ------------------------------------------------------------------ */
-
-int pg_campaign_report(struct store *s, void *rd, int64_t account_id, const char *campaign,
-                       store_campaign_group_fn fn, void *arg,
-                       struct store_campaign_totals *out) {
-  (void)s;
-  struct pg_params p = {0};
-  pg_p_int(&p, account_id);
-  pg_p_text(&p, campaign);
-  int rc;
-  /* over messages_campaign; COLLATE "C" orders the groups as SQLite does */
-  PGresult *r = pg_read(rd,
-                        "SELECT status,channel,COUNT(*),SUM(delivered_twice),"
-                        "SUM((delivered_twice>0)::int),SUM(cost),SUM(sms_only_cost)"
-                        " FROM messages WHERE account_id=$1::bigint AND campaign=$2"
-                        " GROUP BY channel,status"
-                        " ORDER BY channel COLLATE \"C\" NULLS FIRST, status COLLATE \"C\"",
-                        &p, &rc);
-  memset(out, 0, sizeof *out);
-  if (r == NULL) return KK_ESTORE;
-  for (int i = 0; i < PQntuples(r); i++) {
-    char status[16], channel[20];
-    pg_copy(r, i, 0, status, sizeof status);
-    pg_copy(r, i, 1, channel, sizeof channel);
-    int64_t count = pg_int(r, i, 2);
-    out->messages += count;
-    out->delivered_twice += pg_int(r, i, 3);
-    out->messages_delivered_twice += pg_int(r, i, 4);
-    out->cost += pg_int(r, i, 5);
-    out->sms_only_cost += pg_int(r, i, 6);
-    fn(arg, status, channel, count);
-  }
-  PQclear(r);
-  return out->messages ? 0 : KK_ENOENT;
-}
-
 /* ---- replies ---------------------------------------------------------------------- */
 
 /* Newest first over inbound_account, inbound_account_channel or

@@ -247,7 +247,6 @@ const struct store_backend store_sqlite_backend = {
             /* messages, SMS and callbacks */
             .msg_get = sq_msg_get,
             .msg_list = sq_msg_list,
-            .campaign_report = sq_campaign_report,
             .reply_list = sq_reply_list,
             .keys_rows = sq_keys_list,
             .nodes = sq_nodes,

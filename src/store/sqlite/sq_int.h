@@ -185,10 +185,6 @@
   XX(MSG_SCAN_CAMPAIGN, "SELECT " MSG_COLS ",body FROM messages"               \
                         " INDEXED BY messages_campaign WHERE account_id=?1"    \
                         " AND campaign=?3 AND id<?2 ORDER BY id DESC")         \
-  XX(CAMPAIGN_REPORT, "SELECT status,channel,COUNT(*),SUM(delivered_twice),"   \
-                      "SUM(delivered_twice>0),SUM(cost),SUM(sms_only_cost)"    \
-                      " FROM messages WHERE account_id=? AND campaign=?"       \
-                      " GROUP BY channel,status ORDER BY channel,status")      \
   XX(MSG_ROW, "SELECT account_id,public_id,to_number,status,callback_url,step," \
               "attempt_id,done,cascade,extra IS NOT NULL,route,segments,"      \
               "channel,cost,delivered_twice,expires_at FROM messages"          \
@@ -577,8 +573,6 @@ int sq_msg_get(struct store *s, void *rd, int64_t account_id, const char *public
                struct store_msg_view *out);
 int sq_msg_list(struct store *s, void *rd, int64_t account_id, const struct store_msg_filter *f,
                 struct store_msg_view *out, int *n, int64_t *next_cursor);
-int sq_campaign_report(struct store *s, void *rd, int64_t account_id, const char *campaign,
-                       store_campaign_group_fn fn, void *arg, struct store_campaign_totals *out);
 int sq_reply_list(struct store *s, void *rd, int64_t account_id,
                   const struct store_reply_filter *f, struct store_reply_view *out, int *n,
                   int64_t *next_cursor);

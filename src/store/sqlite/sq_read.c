@@ -145,43 +145,6 @@ int store_msg_list(struct store *s, int64_t account_id, const struct store_msg_f
   return msg_list_on(&SQ(s)->r, account_id, f, out, n, next_cursor);
 }
 
-/* ---- campaigns ----------------------------------------------------------- */
-
-static int campaign_report_on(struct conn *c, int64_t account_id, const char *campaign,
-                              store_campaign_group_fn fn, void *arg,
-                              struct store_campaign_totals *out) {
-  sqlite3_stmt *st = sq_stmt(c, ST_CAMPAIGN_REPORT);
-  if (st == NULL) return KK_ESTORE;
-  sqlite3_bind_int64(st, 1, account_id);
-  sq_bind_text(st, 2, campaign);
-  memset(out, 0, sizeof *out);
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    char status[16], channel[20];
-    sq_col_copy(st, 0, status, sizeof status);
-    sq_col_copy(st, 1, channel, sizeof channel);
-    int64_t n = sqlite3_column_int64(st, 2);
-    out->messages += n;
-    out->delivered_twice += sqlite3_column_int64(st, 3);
-    out->messages_delivered_twice += sqlite3_column_int64(st, 4);
-    out->cost += sqlite3_column_int64(st, 5);
-    out->sms_only_cost += sqlite3_column_int64(st, 6);
-    fn(arg, status, channel, n);
-  }
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE) {
-    kk_error(LOGCTX, "campaign report: %s", sqlite3_errmsg(c->db));
-    return KK_ESTORE;
-  }
-  return out->messages ? 0 : KK_ENOENT;
-}
-
-int store_campaign_report(struct store *s, int64_t account_id, const char *campaign,
-                          store_campaign_group_fn fn, void *arg,
-                          struct store_campaign_totals *out) {
-  return campaign_report_on(&SQ(s)->r, account_id, campaign, fn, arg, out);
-}
-
 /* ---- reads in the pool (store_pool.c) ------------------------------------ */
 
 void *sq_reader_open(struct store *s) {
@@ -210,12 +173,6 @@ int sq_msg_list(struct store *s, void *rd, int64_t account_id, const struct stor
                 struct store_msg_view *out, int *n, int64_t *next_cursor) {
   (void)s;
   return msg_list_on(rd, account_id, f, out, n, next_cursor);
-}
-
-int sq_campaign_report(struct store *s, void *rd, int64_t account_id, const char *campaign,
-                       store_campaign_group_fn fn, void *arg, struct store_campaign_totals *out) {
-  (void)s;
-  return campaign_report_on(rd, account_id, campaign, fn, arg, out);
 }
 
 /* ---- nodes -------------------------------------------------------------------- */
