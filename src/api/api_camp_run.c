@@ -562,9 +562,13 @@ void api_camp_run_start(struct api *a) {
   struct camp_runner *r = kk_xcalloc(1, sizeof *r);
   r->a = a;
   /* this process's name in the leases: another node's (or a killed one's,
-     until its lease runs out) is not taken over */
-  snprintf(r->owner, sizeof r->owner, "%d.%llx", (int)getpid(),
-           (unsigned long long)uv_hrtime());
+     until its lease runs out) is not taken over. A store only this process
+     has: whatever a killed kaskad leased is this one's at once. */
+  if (store_exclusive(a->store))
+    snprintf(r->owner, sizeof r->owner, "local");
+  else
+    snprintf(r->owner, sizeof r->owner, "%d.%llx", (int)getpid(),
+             (unsigned long long)uv_hrtime());
   uv_timer_init(a->loop, &r->timer);
   r->timer.data = r;
   uv_timer_start(&r->timer, on_tick, TICK_MS, TICK_MS);

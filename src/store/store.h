@@ -66,6 +66,11 @@ int store_open(uv_loop_t *loop, const struct store_opts *opts, struct store **ou
  */
 void store_close(struct store *s);
 
+/* 1 when this process alone has the database (SQLite: the data folder is
+   locked), so that whatever a killed kaskad held in it is free at the next
+   start; 0 with several nodes on one database (PostgreSQL). */
+int store_exclusive(const struct store *s);
+
 /* Operations queued and not yet completed (done callback not yet run). */
 int store_pending(const struct store *s);
 

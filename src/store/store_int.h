@@ -356,6 +356,9 @@ enum store_claim_kind { STORE_CLAIM_SMS, STORE_CLAIM_CHANNEL, STORE_CLAIM_WAIT, 
    writer thread; transaction functions return 0 or KK_ESTORE. */
 struct store_backend {
   const char *name;
+  /* 1 when one process at a time has the database (its data folder is
+     locked): what a killed process held is free at the next start. */
+  int exclusive;
   /* Allocates the store (at least sizeof(struct store), the rest its own,
      zeroed) and opens the database: 0 or KK_ESTORE (nothing left open). */
   int (*open)(const struct store_opts *opts, struct store **out);

@@ -552,6 +552,8 @@ int store_degraded(struct store *s) {
 
 int store_pending(const struct store *s) { return s->pending; }
 
+int store_exclusive(const struct store *s) { return s->be->exclusive; }
+
 int store_open(uv_loop_t *loop, const struct store_opts *opts, struct store **out) {
   const char *url = opts->store_url;
   if (url == NULL) return store_open_with(loop, opts, &store_sqlite_backend, out);

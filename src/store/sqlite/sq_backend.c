@@ -163,6 +163,7 @@ static void sq_close(struct store *s) {
 
 const struct store_backend store_sqlite_backend = {
     .name = "sqlite",
+    .exclusive = 1,
     .open = sq_open,
     .close = sq_close,
     .begin = sq_begin,
