@@ -107,6 +107,8 @@ struct pgw_state {
   } *recheck;                   /* owned: a ring of PGW_RECHECK_MAX */
   int rc_head, rc_n;
   uint64_t early_rechecked;     /* held rows matched by a later look */
+  struct pgw_ahead *ahead;  /* pg_sms.c: the rows of a run of SMS results or
+                               receipts, read for them all at once; owned */
   struct pg_rows *defer;    /* pg_msg.c: PGW_T_COUNT tables while a batch of
                                new messages is inserted, else NULL */
 };
@@ -397,6 +399,12 @@ void pgw_recheck_add(struct store *s, char kind, const char *a, const char *pid,
 /* Looked at again (pg_sms.c, pg_cascade.c): 1 when the held row now has
    its part or send and was applied, 0 when not, else KK_ESTORE. */
 int pg_sms_early_recheck(struct store *s, const char *route, const char *pid);
+/* Forgets the rows read ahead for SMS operations (a batch begins or ends). */
+void pg_sms_ahead_clear(struct store *s);
+/* The price of a unit on channel for account as a run of SMS operations
+   read it already (1, *price), else 0; keep: remembers *price as it. */
+int pg_sms_ahead_price(struct store *s, int64_t account, const char *channel, int64_t *price,
+                       int keep);
 int pgc_early_recheck(struct store *s, const char *channel, int64_t scope, const char *pid);
 
 /* pg_cascade.c, on the writer thread, in the batch's transaction */
@@ -411,6 +419,16 @@ int pgc_att_load(struct store *s, int64_t id, struct casc_att *a);
 int pgc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_att *pre,
                       const char *status, const char *provider_id, const char *error,
                       int64_t at, int units);
+/* pgc_attempt_event with the message m already locked and read (taken:
+   m is freed) and the attempt a as read after it. */
+struct casc_msg;
+int pgc_attempt_event_of(struct store *s, struct casc_msg *m, int64_t attempt_id,
+                         const struct casc_att *a, const char *status, const char *provider_id,
+                         const char *error, int64_t at, int units);
+/* Locks and reads the messages of ids (a column of ids, cleared), in id
+   order, into m (at most max; the caller frees each): how many, or
+   KK_ESTORE. */
+int pgc_msgs_lock(struct store *s, struct pg_rows *ids, struct casc_msg *m, int max);
 /* The price of one unit on channel for account (0 if none). */
 int64_t pgc_price(struct store *s, int64_t account_id, const char *channel);
 /* casc_new (store_casc.h) with this backend's ops and counters. */
