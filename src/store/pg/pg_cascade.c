@@ -53,6 +53,7 @@ static void msg_row(const PGresult *r, int row, struct casc_msg *m) {
 /* Locks and reads message id (by_attempt: the message of attempt id).
    0, KK_ENOENT or KK_ESTORE. */
 static int msg_load(struct store *s, int64_t id, int by_attempt, struct casc_msg *m) {
+  if (PG(s)->ws.defer && pgw_flush(s) != 0) return KK_ESTORE;
   struct pg_params p = {0};
   pg_p_int(&p, id);
   int rc;
@@ -100,6 +101,7 @@ void pgc_att_cols(const PGresult *r, int row, int i, struct casc_att *a) {
 }
 
 int pgc_att_load(struct store *s, int64_t id, struct casc_att *a) {
+  if (PG(s)->ws.defer && pgw_flush(s) != 0) return KK_ESTORE;
   struct pg_params p = {0};
   pg_p_int(&p, id);
   int rc;
@@ -258,6 +260,20 @@ static int record_event(struct store *s, const struct casc_msg *m, int64_t attem
 }
 
 static int fx_att_set(struct casc_run *r, const struct cfsm_fx *f) {
+  struct pg_rows *rows = PG(r->s)->ws.defer_updates ? pgw_deferred(r->s, PGW_T_ATT_SET) : NULL;
+  if (rows) {
+    pg_rows_text(rows, 0, kk_status_name(f->status));
+    pg_rows_opt(rows, 1, f->t0);
+    pg_rows_opt(rows, 2, f->t1);
+    pg_rows_opt(rows, 3, f->t2);
+    pg_rows_text(rows, 4, r->provider_id && r->provider_id[0] ? r->provider_id : NULL);
+    pg_rows_text(rows, 5, r->error && r->error[0] ? r->error : NULL);
+    pg_rows_int(rows, 6, f->cost);
+    pg_rows_int(rows, 7, r->parts_sent);
+    pg_rows_int(rows, 8, f->attempt_id);
+    pg_rows_end(rows);
+    return 0;
+  }
   struct pg_params p = {0};
   pg_p_text(&p, kk_status_name(f->status));
   pg_p_opt(&p, f->t0);
@@ -362,6 +378,21 @@ static int fx_msg_step(struct casc_run *r, const struct cfsm_fx *f) {
 }
 
 static int fx_msg_fin(struct casc_run *r, const struct cfsm_fx *f) {
+  struct pg_rows *rows = PG(r->s)->ws.defer_updates ? pgw_deferred(r->s, PGW_T_MSG_FIN) : NULL;
+  if (rows) {
+    pg_rows_text(rows, 0, kk_status_name(f->status));
+    pg_rows_text(rows, 1, kk_chan_name(f->chan));
+    pg_rows_int(rows, 2, f->cost);
+    pg_rows_int(rows, 3, f->delivered_twice);
+    pg_rows_int(rows, 4, f->t1);
+    pg_rows_int(rows, 5, (f->flags & CFSM_FIN_DONE) != 0);
+    pg_rows_int(rows, 6, (f->flags & CFSM_FIN_CLEAR_DUE) != 0);
+    pg_rows_int(rows, 7, (f->flags & CFSM_FIN_WAIT) != 0);
+    pg_rows_int(rows, 8, f->t0);
+    pg_rows_int(rows, 9, r->m->id);
+    pg_rows_end(rows);
+    return 0;
+  }
   struct pg_params p = {0};
   pg_p_text(&p, kk_status_name(f->status));
   pg_p_text(&p, kk_chan_name(f->chan));
@@ -399,12 +430,30 @@ static int fx_trace(struct casc_run *r, const struct cfsm_fx *f) {
 
 /* Writes one effect that is a row (casc_ops.write). */
 static int fx_write(struct casc_run *r, const struct cfsm_fx *f) {
-  /* Rows that wait are written before anything that could read or change
-     them (a new message's start only adds rows: nothing waits then). */
-  if (f->kind != CFSM_FX_ATT_ADD && f->kind != CFSM_FX_EVENT && f->kind != CFSM_FX_TRACE &&
-      PG(r->s)->ws.defer) {
-    int rc = pgw_flush(r->s);
-    if (rc) return rc;
+  /* Attempts that wait are written before anything that could read or
+     change them (a new message's start only adds rows: nothing waits then);
+     events and outbox rows nothing here changes. In a run of SMS
+     operations a status or an end waits too, unless its row already does;
+     any other write to a message or an attempt is written after them. */
+  struct pg_rows *d = PG(r->s)->ws.defer;
+  if (d && f->kind != CFSM_FX_ATT_ADD && f->kind != CFSM_FX_EVENT &&
+      f->kind != CFSM_FX_TRACE) {
+    int flush = d[PGW_T_ATTEMPTS].n > 0;
+    if (f->kind == CFSM_FX_ATT_SET && PG(r->s)->ws.defer_updates)
+      flush |= pgw_pending(r->s, PGW_T_ATT_SET, f->attempt_id);
+    else if (f->kind == CFSM_FX_MSG_FIN && PG(r->s)->ws.defer_updates)
+      flush |= pgw_pending(r->s, PGW_T_MSG_FIN, r->m->id);
+    else
+      flush |= d[PGW_T_ATT_SET].n > 0 || d[PGW_T_MSG_FIN].n > 0;
+    if (flush) {
+      int rc = pgw_flush(r->s);
+      if (rc) return rc;
+      /* what was flushed is forgotten: this row waits from now */
+      if (f->kind == CFSM_FX_ATT_SET && PG(r->s)->ws.defer_updates)
+        pgw_pending(r->s, PGW_T_ATT_SET, f->attempt_id);
+      else if (f->kind == CFSM_FX_MSG_FIN && PG(r->s)->ws.defer_updates)
+        pgw_pending(r->s, PGW_T_MSG_FIN, r->m->id);
+    }
   }
   switch (f->kind) {
   case CFSM_FX_ATT_SET: return fx_att_set(r, f);

@@ -109,6 +109,9 @@ struct pgw_state {
   uint64_t early_rechecked;     /* held rows matched by a later look */
   struct pgw_ahead *ahead;  /* pg_sms.c: the rows of a run of SMS results or
                                receipts, read for them all at once; owned */
+  int defer_updates;        /* pg_sms.c: defer also holds statuses and ends */
+  struct pgw_ids { int64_t *id; int n, cap; } pend[2];   /* owned: the rows of
+                               PGW_T_ATT_SET and PGW_T_MSG_FIN that wait */
   struct pg_rows *defer;    /* pg_msg.c: PGW_T_COUNT tables while a batch of
                                new messages is inserted, else NULL */
 };
@@ -344,8 +347,18 @@ int pg_sql(struct store *s, void *rd, const char *sql, const struct store_sql_ar
 /* While a batch of new messages is inserted, the attempts, events and
    outbox rows their first steps add wait to be written together (before
    the messages' rows): table's rows, or NULL when rows are written at once. */
-enum pgw_table { PGW_T_ATTEMPTS, PGW_T_EVENTS, PGW_T_OUTBOX, PGW_T_COUNT };
+enum pgw_table {
+  PGW_T_ATTEMPTS, PGW_T_EVENTS, PGW_T_OUTBOX,
+  /* while a run of SMS operations writes (pg_sms.c, ws.defer_updates):
+     attempts' statuses (CFSM_FX_ATT_SET) and messages' ends
+     (CFSM_FX_MSG_FIN), at most one of each row until the next flush */
+  PGW_T_ATT_SET, PGW_T_MSG_FIN,
+  PGW_T_COUNT
+};
 struct pg_rows *pgw_deferred(struct store *s, enum pgw_table table);
+/* Whether row id of table (PGW_T_ATT_SET, PGW_T_MSG_FIN) waits; else
+   remembers that it will. */
+int pgw_pending(struct store *s, enum pgw_table table, int64_t id);
 /* Writes the rows that wait (a write that is not an insert comes next):
    0, KK_EEXIST or KK_ESTORE. */
 int pgw_flush(struct store *s);

@@ -60,6 +60,9 @@ struct ahead_op {
 
 struct pgw_ahead {
   struct ahead_op *ops; /* owned */
+  /* owned: the events and outbox rows the run adds, written by one
+     statement per table at its end (ws.defer, pgw_flush) */
+  struct pg_rows *defer;
   int n, next;          /* the next operation to run is ops[next] */
   /* the prices the run's events read, each read once */
   struct { int64_t account, price; char channel[20]; } price[AHEAD_PRICES];
@@ -72,6 +75,13 @@ void pg_sms_ahead_clear(struct store *s) {
   for (int i = 0; i < a->n; i++)
     if (a->ops[i].has_msg) casc_msg_free(&a->ops[i].msg);
   free(a->ops);
+  if (a->defer) {
+    if (PG(s)->ws.defer == a->defer) PG(s)->ws.defer = NULL;
+    PG(s)->ws.defer_updates = 0;
+    PG(s)->ws.pend[0].n = PG(s)->ws.pend[1].n = 0;
+    for (int t = 0; t < PGW_T_COUNT; t++) pg_rows_free(&a->defer[t]);
+    free(a->defer);
+  }
   free(a);
   PG(s)->ws.ahead = NULL;
 }
@@ -276,6 +286,11 @@ static struct ahead_op *ahead_of(struct store *s, struct store_op *op, int *rc) 
     return NULL;
   }
   a->next = 1;
+  if (PG(s)->ws.defer == NULL) {
+    a->defer = kk_xcalloc(PGW_T_COUNT, sizeof *a->defer);   /* freed by pg_sms_ahead_clear */
+    PG(s)->ws.defer = a->defer;
+    PG(s)->ws.defer_updates = 1;
+  }
   return &a->ops[0];
 }
 
@@ -285,7 +300,10 @@ static int ahead_run(struct store *s, struct store_op *op,
                      int (*run)(struct store *, struct store_op *)) {
   int rc = run(s, op);
   struct pgw_ahead *a = PG(s)->ws.ahead;
-  if (a && a->next >= a->n) pg_sms_ahead_clear(s);
+  if (a && a->next >= a->n) {
+    if (rc == 0 && a->defer) rc = pgw_flush(s);
+    pg_sms_ahead_clear(s);
+  }
   return rc;
 }
 
@@ -515,6 +533,7 @@ int pg_sms_early_recheck(struct store *s, const char *route, const char *pid) {
 
 /* A receipt that finds its part itself. */
 static int receipt_own(struct store *s, struct store_receipt_data *d) {
+  if (PG(s)->ws.defer && pgw_flush(s) != 0) return KK_ESTORE;   /* what the run wrote */
   for (int i = 0; i < 2 && d->ids[i][0]; i++) {
     struct pg_params p = {0};
     pg_p_text(&p, d->route);
