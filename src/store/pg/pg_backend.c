@@ -132,6 +132,9 @@ static int pgb_lock_conflict(struct store *s) { return PG(s)->w.conflict; }
 /* The node's heartbeat and the other nodes' news ride along with the work
    that is committing (pg_node.c), then the notes' rows are read. */
 static void pgb_before_commit(struct store *s, double t_ms) {
+  /* a run of SMS operations ends with its last one: nothing waits here (a
+     write that failed fails the COMMIT) */
+  pg_sms_ahead_end(s);
   pgn_before_commit(s);
   /* the notes' rows and the expiry of early rows (pg_chan.c) */
   pgw_before_commit(s, t_ms);

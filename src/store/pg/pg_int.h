@@ -353,6 +353,7 @@ enum pgw_table {
      attempts' statuses (CFSM_FX_ATT_SET) and messages' ends
      (CFSM_FX_MSG_FIN), at most one of each row until the next flush */
   PGW_T_ATT_SET, PGW_T_MSG_FIN,
+  PGW_T_PARTS,              /* SMS parts a run of submit_sm_resp results stores */
   PGW_T_COUNT
 };
 struct pg_rows *pgw_deferred(struct store *s, enum pgw_table table);
@@ -414,6 +415,9 @@ void pgw_recheck_add(struct store *s, char kind, const char *a, const char *pid,
 int pg_sms_early_recheck(struct store *s, const char *route, const char *pid);
 /* Forgets the rows read ahead for SMS operations (a batch begins or ends). */
 void pg_sms_ahead_clear(struct store *s);
+/* Writes what a run of SMS operations left waiting and forgets its rows:
+   0 or KK_ESTORE. */
+int pg_sms_ahead_end(struct store *s);
 /* The price of a unit on channel for account as a run of SMS operations
    read it already (1, *price), else 0; keep: remembers *price as it. */
 int pg_sms_ahead_price(struct store *s, int64_t account, const char *channel, int64_t *price,

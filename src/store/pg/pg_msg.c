@@ -229,6 +229,11 @@ static const struct {
                        "$4::int[],$5::bigint[],$6::int[],$7::int[],$8::int[],$9::bigint[],"
                        "$10::bigint[]) AS t(st,ch,cost,dt,up,fd,fc,fw,t0,id) WHERE m.id=t.id",
                        10},
+    [PGW_T_PARTS] = {"INSERT INTO sms_parts(route,provider_id,attempt_id,part,state)"
+                     " SELECT r,p,a,n,'sent' FROM unnest($1::text[],$2::text[],$3::bigint[],"
+                     "$4::int[]) AS t(r,p,a,n) ON CONFLICT(route,provider_id) DO UPDATE SET"
+                     " attempt_id=excluded.attempt_id, part=excluded.part, state='sent'",
+                     4},
 };
 
 #define MSG_BATCH_SQL                                                          \

@@ -46,6 +46,7 @@ struct ahead_op {
   int found;            /* submit: its attempt exists; receipt: an id matched a part */
   int own;              /* it shares its attempt or message with another of the run */
   int64_t attempt_id;   /* receipt: the part's attempt */
+  char pid[72];         /* submit: the part's provider id, in lower case */
   int which;            /* receipt: the id that matched (0, 1; 2: none) */
   char pstate[16];      /* receipt: the part's state */
   struct casc_att att;
@@ -104,6 +105,13 @@ int pg_sms_ahead_price(struct store *s, int64_t account, const char *channel, in
   return 0;
 }
 
+int pg_sms_ahead_end(struct store *s) {
+  struct pgw_ahead *a = PG(s)->ws.ahead;
+  int rc = a && a->defer ? pgw_flush(s) : 0;
+  pg_sms_ahead_clear(s);
+  return rc;
+}
+
 /* Reads the attempts of a run of submit_sm_resp results and takes the
    receipts held early for their parts (route, pid), with the rows of their
    other ids: 0 or KK_ESTORE. */
@@ -111,8 +119,8 @@ static int ahead_submitted(struct store *s, struct pgw_ahead *a) {
   struct pg_rows rows = {0};
   for (int i = 0; i < a->n; i++) {
     struct store_sms_data *d = a->ops[i].op->data;
-    char pid[72];
-    lower_id(d->provider_id, pid, sizeof pid);
+    char *pid = a->ops[i].pid;
+    lower_id(d->provider_id, pid, sizeof a->ops[i].pid);
     pg_rows_int(&rows, 0, i);
     pg_rows_text(&rows, 1, d->route);
     pg_rows_text(&rows, 2, pid);
@@ -219,8 +227,16 @@ static int ahead_moves(const struct ahead_op *x) {
   return ((x->att.parts_sent | (int64_t)1 << (d->u.part - 1)) & full) == full;
 }
 
-/* Marks the operations that share an attempt or a message with another of
-   the run, then locks and reads the messages the others move, in id order:
+/* Whether two operations of a run of submit_sm_resp results store the same
+   part (route, provider id). */
+static int same_part(const struct ahead_op *x, const struct ahead_op *y) {
+  if (x->op->exec != pg_sms_submitted) return 0;
+  const struct store_sms_data *a = x->op->data, *b = y->op->data;
+  return strcmp(x->pid, y->pid) == 0 && strcmp(a->route, b->route) == 0;
+}
+
+/* Marks the operations that share an attempt, a message or a part with
+   another of the run, then locks and reads the messages the others move, in id order:
    0 or KK_ESTORE. */
 static int ahead_messages(struct store *s, struct pgw_ahead *a) {
   for (int i = 0; i < a->n; i++) {
@@ -234,7 +250,7 @@ static int ahead_messages(struct store *s, struct pgw_ahead *a) {
       int64_t bid = y->op->exec == pg_receipt
                         ? y->attempt_id
                         : ((struct store_sms_data *)y->op->data)->u.attempt_id;
-      if (aid == bid || x->att.msg_id == y->att.msg_id) x->own = y->own = 1;
+      if (aid == bid || x->att.msg_id == y->att.msg_id || same_part(x, y)) x->own = y->own = 1;
     }
   }
   struct pg_rows ids = {0};
@@ -270,7 +286,7 @@ static struct ahead_op *ahead_of(struct store *s, struct store_op *op, int *rc) 
   struct pgw_ahead *a = PG(s)->ws.ahead;
   *rc = 0;
   if (a && a->next < a->n && a->ops[a->next].op == op) return &a->ops[a->next++];
-  pg_sms_ahead_clear(s);
+  if ((*rc = pg_sms_ahead_end(s)) != 0) return NULL;
   int n = 0;
   for (struct store_op *o = op; o && o->exec == op->exec && n < AHEAD_MAX; o = o->next) n++;
   a = kk_xcalloc(1, sizeof *a);                       /* freed by pg_sms_ahead_clear */
@@ -301,8 +317,8 @@ static int ahead_run(struct store *s, struct store_op *op,
   int rc = run(s, op);
   struct pgw_ahead *a = PG(s)->ws.ahead;
   if (a && a->next >= a->n) {
-    if (rc == 0 && a->defer) rc = pgw_flush(s);
-    pg_sms_ahead_clear(s);
+    int rc2 = pg_sms_ahead_end(s);
+    if (rc == 0) rc = rc2;
   }
   return rc;
 }
@@ -345,12 +361,24 @@ static int submitted(struct store *s, struct store_op *op) {
     rc = pg_cmd(&PG(s)->w, "UPDATE attempts SET route=$1, price=$2::bigint"
                            " WHERE id=$3::bigint", &q);
   }
+  /* the part waits for the run's end, unless another of the run stores it
+     too: then what waits is written first */
+  struct pg_rows *parts = !x->own && PG(s)->ws.defer_updates ? pgw_deferred(s, PGW_T_PARTS)
+                                                              : NULL;
+  if (rc == 0 && parts) {
+    pg_rows_text(parts, 0, d->route);
+    pg_rows_text(parts, 1, pid);
+    pg_rows_int(parts, 2, u->attempt_id);
+    pg_rows_int(parts, 3, u->part);
+    pg_rows_end(parts);
+  }
+  if (rc == 0 && !parts && PG(s)->ws.defer) rc = pgw_flush(s);
   struct pg_params p = {0};
   pg_p_text(&p, d->route);
   pg_p_text(&p, pid);
   pg_p_int(&p, u->attempt_id);
   pg_p_int(&p, u->part);
-  if (rc == 0)
+  if (rc == 0 && !parts)
     rc = pg_cmd(&PG(s)->w,
                 "INSERT INTO sms_parts(route,provider_id,attempt_id,part,state)"
                 " VALUES($1,$2,$3::bigint,$4::int,'sent') ON CONFLICT(route,provider_id)"
