@@ -36,15 +36,17 @@ static void lower_id(const char *in, char *out, size_t cap) {
 /* Operations of one kind that follow each other in a batch (submit_sm_resp
    results, or receipts) read their rows with one statement for them all,
    and lock and read the messages they move with one more, instead of each
-   its own two. The rows are as the run's first operation finds them: an
-   operation whose attempt or message another of the run shares reads its
-   own when its turn comes, as it would without the look ahead. */
+   its own two; what they write waits for the run's last operation and goes
+   with one statement per table (ws.defer, pg_cascade.c). The rows are as
+   the run's first operation finds them: an operation whose attempt,
+   message or part another of the run shares reads and writes its own when
+   its turn comes, as it would without the look ahead. */
 #define AHEAD_MAX 512
 
 struct ahead_op {
   struct store_op *op;
   int found;            /* submit: its attempt exists; receipt: an id matched a part */
-  int own;              /* it shares its attempt or message with another of the run */
+  int own;              /* it shares its attempt, message or part with another of the run */
   int64_t attempt_id;   /* receipt: the part's attempt */
   char pid[72];         /* submit: the part's provider id, in lower case */
   int which;            /* receipt: the id that matched (0, 1; 2: none) */
