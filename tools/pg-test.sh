@@ -15,6 +15,9 @@
 # KASKAD_PG_DURABLE=1: then fsync and synchronous_commit keep the server's
 # defaults (on), as the benchmarks need for a durable acknowledgement.
 # KASKAD_PG_OPTS adds server options (e.g. "-c shared_buffers=512MB").
+# KASKAD_PG_STATS=1 loads pg_stat_statements (Debian's postgresql package has
+# it) and creates its view in every database made afterwards: which
+# statements cost most calls and time (see bench/README.md, PostgreSQL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 state=${KASKAD_PG_STATE:-build/pg-test.dir}
@@ -59,14 +62,21 @@ start() {
   port=$(free_port)
   local fsync="-c fsync=off"
   [ "${KASKAD_PG_DURABLE:-0}" = 1 ] && fsync=""
+  local stats=""
+  [ "${KASKAD_PG_STATS:-0}" = 1 ] &&
+    stats="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
   as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
     >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; rm -rf "$dir"; return 1; }
   if ! as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $fsync -c max_connections=200 ${KASKAD_PG_OPTS:-}" \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $fsync -c max_connections=200 $stats ${KASKAD_PG_OPTS:-}" \
       start >/dev/null; then
     cat "$dir/server.log" >&2
     rm -rf "$dir"
     return 1
+  fi
+  if [ -n "$stats" ]; then
+    as_owner "$bin/psql" -q -h 127.0.0.1 -p "$port" -U postgres template1 \
+      -c "CREATE EXTENSION pg_stat_statements" >/dev/null
   fi
   as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres kaskad
   mkdir -p "$(dirname "$state")"

@@ -321,6 +321,71 @@ void sc_early_receipt_and_status(struct sc_env *e) {
   ASSERT(st.early_expired >= 1);
 }
 
+/* Queues the operations `calls` queue (n of them) and waits for them all:
+   queued together, the writer runs them in as few batches as it can. */
+static void run_many(struct sc_env *e, int n) {
+  ASSERT_EQ(tmp_store_wait(e->t, run_want + n - 1, 10000), 0);
+  e->t->rc = 0;
+}
+
+void sc_sms_runs(struct sc_env *e) {
+  channels(e);
+  int64_t now = store_now_ms() - 1000;
+  enum { N = 12 };
+  static struct store_msg_new m[N];
+  static char pubs[N][16];
+  for (int i = 0; i < N; i++) {
+    snprintf(pubs[i], sizeof pubs[i], "run%d", i);
+    m[i] = msg(pubs[i], NULL, NULL, now);
+    if (i == 0) m[i].segments = 2;   /* two parts, each its own submit_sm_resp */
+  }
+  RUN(e, store_msg_insert(e->t->store, m, N, tmp_store_done, e->t));
+  /* message 1's receipt comes first and is held */
+  ASSERT_EQ(receipt(e, "P1", "delivered", now + 5), 0);
+  /* every part's submit_sm_resp at once; message 0's two parts side by side */
+  static char pid[N + 1][16];
+  run_begin(e);
+  int queued = 0;
+  for (int i = 0; i < N; i++) {
+    for (int part = 1; part <= m[i].segments; part++, queued++) {
+      snprintf(pid[queued], sizeof pid[0], "p%d%s", i, part > 1 ? "b" : "");
+      struct store_sms_update u = {.msg_id = m[i].id, .attempt_id = m[i].attempt_id,
+                                   .part = part, .nparts = m[i].segments, .route = "r1",
+                                   .provider_id = pid[queued], .at = now + 10};
+      store_sms_submitted(e->t->store, &u, tmp_store_done, e->t);
+    }
+  }
+  run_many(e, queued);
+  ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM sms_parts"), N + 1);
+  ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM early_receipts"), 0);
+  ASSERT_EQ(msg_is(e, m[0].id, "sent"), 1);
+  ASSERT_EQ(msg_is(e, m[1].id, "delivered"), 1);   /* the held receipt applied */
+  for (int i = 2; i < N; i++) ASSERT_EQ(msg_is(e, m[i].id, "sent"), 1);
+  /* every receipt at once: message 0's two parts, a receipt repeated, a
+     failure, and one for a part nobody knows (held) */
+  static const char *const ids[] = {"P0", "P0B", "P2", "P2", "P3", "P4", "P5", "P6",
+                                    "P7", "P8", "P9", "P10", "P11", "nobody"};
+  enum { NR = sizeof ids / sizeof ids[0] };
+  static struct store_receipt r[NR];
+  run_begin(e);
+  for (int i = 0; i < NR; i++) {
+    r[i] = (struct store_receipt){.route = "r1", .ids = {ids[i], NULL},
+                                  .state = i == 4 ? "failed" : "delivered", .at = now + 20};
+    store_receipt_apply(e->t->store, &r[i], tmp_store_done, e->t);
+  }
+  run_many(e, NR);
+  for (int i = 0; i < NR - 1; i++) ASSERT_EQ(r[i].matched, 1);
+  ASSERT_EQ(r[NR - 1].matched, 0);
+  ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM early_receipts"), 1);
+  ASSERT_EQ(msg_is(e, m[0].id, "delivered"), 1);
+  ASSERT_EQ(msg_is(e, m[3].id, "delivered"), 0);
+  for (int i = 1; i < N; i++)
+    if (i != 3) ASSERT_EQ(msg_is(e, m[i].id, "delivered"), 1);
+  /* one event per status: sent and delivered each once per message */
+  ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM events WHERE status='delivered'"), N - 1);
+  ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM events WHERE status='sent'"), N);
+}
+
 void sc_step_timeout(struct sc_env *e) {
   channels(e);
   watch(e);

@@ -59,6 +59,9 @@ void sc_cascade_vk_viber_sms(struct sc_env *e);
 void sc_early_receipt_and_status(struct sc_env *e);
 /* A step's deadline passes: the next step starts; a stale one changes
    nothing. */
+/* SMS results and receipts of many messages queued together (runs of them
+   in one batch): parts of one message, held receipts, repeats. */
+void sc_sms_runs(struct sc_env *e);
 void sc_step_timeout(struct sc_env *e);
 /* Messages deferred an hour (SMS and VK first steps) are cancelled: done,
    their steps no longer due, the event and callback written, the VK row's

@@ -29,6 +29,13 @@ KK_TEST(store_pg_casc_early_receipt_and_status) {
   sc_pg_close(&p);
 }
 
+KK_TEST(store_pg_casc_sms_runs) {
+  struct sc_pg p;
+  sc_pg_open(&p, 1);
+  sc_sms_runs(&p.e[0]);
+  sc_pg_close(&p);
+}
+
 KK_TEST(store_pg_casc_step_timeout) {
   struct sc_pg p;
   sc_pg_open(&p, 1);

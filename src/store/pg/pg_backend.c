@@ -55,6 +55,7 @@ static int pgb_begin(struct store *s) {
     rc = pg_cmd(w, set, NULL);
   }
   q->cstats_begin = q->ws.cstats;
+  pg_sms_ahead_clear(s);
   q->writer_pid = PQbackendPID(w->db);
   q->writer_up = 1;
   pgn_begin(q);
@@ -65,6 +66,7 @@ static int pgb_begin(struct store *s) {
    an error: that is a failure too (pg_pipe_commit). */
 static int pgb_commit(struct store *s) {
   struct pg_conn *w = &PG(s)->w;
+  pg_sms_ahead_clear(s);
   if (w->pipe) return pg_pipe_commit(w) == 0 ? 0 : KK_ESTORE;
   int rc;
   PGresult *r = pg_query(w, "COMMIT", NULL, &rc);
@@ -85,6 +87,7 @@ static int in_tx(struct pg_conn *c) {
 /* What the batch counted goes with it (it may be run again). */
 static void pgb_rollback(struct store *s) {
   struct pg_conn *w = &PG(s)->w;
+  pg_sms_ahead_clear(s);
   pg_pipe_abandon(w);
   if (in_tx(w)) PQclear(PQexec(w->db, "ROLLBACK"));
   PG(s)->ws.cstats = PG(s)->cstats_begin;
@@ -129,6 +132,9 @@ static int pgb_lock_conflict(struct store *s) { return PG(s)->w.conflict; }
 /* The node's heartbeat and the other nodes' news ride along with the work
    that is committing (pg_node.c), then the notes' rows are read. */
 static void pgb_before_commit(struct store *s, double t_ms) {
+  /* a run of SMS operations ends with its last one: nothing waits here (a
+     write that failed fails the COMMIT) */
+  pg_sms_ahead_end(s);
   pgn_before_commit(s);
   /* the notes' rows and the expiry of early rows (pg_chan.c) */
   pgw_before_commit(s, t_ms);
@@ -268,6 +274,7 @@ static void pgb_close(struct store *s) {
   q->napplied = q->nheard;   /* what was heard and not committed goes */
   pgn_begin(q);
   free(q->heard);
+  pg_sms_ahead_clear(s);
   pgw_close(s);
 }
 

@@ -29,30 +29,31 @@
                      "attempt_id,done,cascade,(extra IS NOT NULL)::int,route,"      \
                      "segments,channel,cost,delivered_twice,expires_at"
 
-static void msg_row(const PGresult *r, struct casc_msg *m) {
+static void msg_row(const PGresult *r, int row, struct casc_msg *m) {
   memset(m, 0, sizeof *m);
-  m->id = pg_int(r, 0, 0);
-  m->account_id = pg_int(r, 0, 1);
-  pg_copy(r, 0, 2, m->public_id, sizeof m->public_id);
-  pg_copy(r, 0, 3, m->to, sizeof m->to);
-  pg_copy(r, 0, 4, m->status, sizeof m->status);
-  pg_copy(r, 0, 5, m->callback_url, sizeof m->callback_url);
-  m->step = (int)pg_int(r, 0, 6);
-  m->attempt_id = pg_int(r, 0, 7);
-  m->done = (int)pg_int(r, 0, 8);
-  m->cascade = pg_text(r, 0, 9) ? kk_xstrdup(pg_text(r, 0, 9)) : NULL;
-  m->has_extra = (int)pg_int(r, 0, 10);   /* read when a step needs it */
-  pg_copy(r, 0, 11, m->route, sizeof m->route);
-  m->segments = (int)pg_int(r, 0, 12);
-  pg_copy(r, 0, 13, m->channel, sizeof m->channel);
-  m->cost = pg_int(r, 0, 14);
-  m->delivered_twice = (int)pg_int(r, 0, 15);
-  m->expires_at = pg_int(r, 0, 16);
+  m->id = pg_int(r, row, 0);
+  m->account_id = pg_int(r, row, 1);
+  pg_copy(r, row, 2, m->public_id, sizeof m->public_id);
+  pg_copy(r, row, 3, m->to, sizeof m->to);
+  pg_copy(r, row, 4, m->status, sizeof m->status);
+  pg_copy(r, row, 5, m->callback_url, sizeof m->callback_url);
+  m->step = (int)pg_int(r, row, 6);
+  m->attempt_id = pg_int(r, row, 7);
+  m->done = (int)pg_int(r, row, 8);
+  m->cascade = pg_text(r, row, 9) ? kk_xstrdup(pg_text(r, row, 9)) : NULL;
+  m->has_extra = (int)pg_int(r, row, 10);   /* read when a step needs it */
+  pg_copy(r, row, 11, m->route, sizeof m->route);
+  m->segments = (int)pg_int(r, row, 12);
+  pg_copy(r, row, 13, m->channel, sizeof m->channel);
+  m->cost = pg_int(r, row, 14);
+  m->delivered_twice = (int)pg_int(r, row, 15);
+  m->expires_at = pg_int(r, row, 16);
 }
 
 /* Locks and reads message id (by_attempt: the message of attempt id).
    0, KK_ENOENT or KK_ESTORE. */
 static int msg_load(struct store *s, int64_t id, int by_attempt, struct casc_msg *m) {
+  if (PG(s)->ws.defer && pgw_flush(s) != 0) return KK_ESTORE;
   struct pg_params p = {0};
   pg_p_int(&p, id);
   int rc;
@@ -65,9 +66,22 @@ static int msg_load(struct store *s, int64_t id, int by_attempt, struct casc_msg
                          &p, &rc);
   if (r == NULL) return KK_ESTORE;
   rc = PQntuples(r) == 1 ? 0 : KK_ENOENT;
-  if (rc == 0) msg_row(r, m);
+  if (rc == 0) msg_row(r, 0, m);
   PQclear(r);
   return rc;
+}
+
+int pgc_msgs_lock(struct store *s, struct pg_rows *ids, struct casc_msg *m, int max) {
+  int rc;
+  PGresult *r = pg_rows_run(&PG(s)->w, ids,
+                            "SELECT " MSG_ROW_COLS " FROM messages WHERE id=ANY($1::bigint[])"
+                            " ORDER BY id FOR UPDATE",
+                            1, &rc);
+  if (r == NULL) return KK_ESTORE;
+  int n = 0;
+  for (; n < PQntuples(r) && n < max; n++) msg_row(r, n, &m[n]);
+  PQclear(r);
+  return n;
 }
 
 void pgc_att_cols(const PGresult *r, int row, int i, struct casc_att *a) {
@@ -89,6 +103,7 @@ void pgc_att_cols(const PGresult *r, int row, int i, struct casc_att *a) {
 }
 
 int pgc_att_load(struct store *s, int64_t id, struct casc_att *a) {
+  if (PG(s)->ws.defer && pgw_flush(s) != 0) return KK_ESTORE;
   struct pg_params p = {0};
   pg_p_int(&p, id);
   int rc;
@@ -117,10 +132,14 @@ static int64_t keyed_int(struct store *s, const char *sql, int64_t account_id,
 }
 
 int64_t pgc_price(struct store *s, int64_t account_id, const char *channel) {
-  return keyed_int(s,
-                   "SELECT price FROM prices WHERE channel=$1 AND account_id IN ($2::bigint,0)"
-                   " ORDER BY account_id DESC LIMIT 1",
-                   account_id, channel, 0);
+  int64_t v;
+  if (pg_sms_ahead_price(s, account_id, channel, &v, 0)) return v;
+  v = keyed_int(s,
+                "SELECT price FROM prices WHERE channel=$1 AND account_id IN ($2::bigint,0)"
+                " ORDER BY account_id DESC LIMIT 1",
+                account_id, channel, 0);
+  pg_sms_ahead_price(s, account_id, channel, &v, 1);
+  return v;
 }
 
 /* Whose settings a channel uses for an account (casc_ops.scope). */
@@ -243,6 +262,20 @@ static int record_event(struct store *s, const struct casc_msg *m, int64_t attem
 }
 
 static int fx_att_set(struct casc_run *r, const struct cfsm_fx *f) {
+  struct pg_rows *rows = PG(r->s)->ws.defer_updates ? pgw_deferred(r->s, PGW_T_ATT_SET) : NULL;
+  if (rows) {
+    pg_rows_text(rows, 0, kk_status_name(f->status));
+    pg_rows_opt(rows, 1, f->t0);
+    pg_rows_opt(rows, 2, f->t1);
+    pg_rows_opt(rows, 3, f->t2);
+    pg_rows_text(rows, 4, r->provider_id && r->provider_id[0] ? r->provider_id : NULL);
+    pg_rows_text(rows, 5, r->error && r->error[0] ? r->error : NULL);
+    pg_rows_int(rows, 6, f->cost);
+    pg_rows_int(rows, 7, r->parts_sent);
+    pg_rows_int(rows, 8, f->attempt_id);
+    pg_rows_end(rows);
+    return 0;
+  }
   struct pg_params p = {0};
   pg_p_text(&p, kk_status_name(f->status));
   pg_p_opt(&p, f->t0);
@@ -347,6 +380,21 @@ static int fx_msg_step(struct casc_run *r, const struct cfsm_fx *f) {
 }
 
 static int fx_msg_fin(struct casc_run *r, const struct cfsm_fx *f) {
+  struct pg_rows *rows = PG(r->s)->ws.defer_updates ? pgw_deferred(r->s, PGW_T_MSG_FIN) : NULL;
+  if (rows) {
+    pg_rows_text(rows, 0, kk_status_name(f->status));
+    pg_rows_text(rows, 1, kk_chan_name(f->chan));
+    pg_rows_int(rows, 2, f->cost);
+    pg_rows_int(rows, 3, f->delivered_twice);
+    pg_rows_int(rows, 4, f->t1);
+    pg_rows_int(rows, 5, (f->flags & CFSM_FIN_DONE) != 0);
+    pg_rows_int(rows, 6, (f->flags & CFSM_FIN_CLEAR_DUE) != 0);
+    pg_rows_int(rows, 7, (f->flags & CFSM_FIN_WAIT) != 0);
+    pg_rows_int(rows, 8, f->t0);
+    pg_rows_int(rows, 9, r->m->id);
+    pg_rows_end(rows);
+    return 0;
+  }
   struct pg_params p = {0};
   pg_p_text(&p, kk_status_name(f->status));
   pg_p_text(&p, kk_chan_name(f->chan));
@@ -384,12 +432,30 @@ static int fx_trace(struct casc_run *r, const struct cfsm_fx *f) {
 
 /* Writes one effect that is a row (casc_ops.write). */
 static int fx_write(struct casc_run *r, const struct cfsm_fx *f) {
-  /* Rows that wait are written before anything that could read or change
-     them (a new message's start only adds rows: nothing waits then). */
-  if (f->kind != CFSM_FX_ATT_ADD && f->kind != CFSM_FX_EVENT && f->kind != CFSM_FX_TRACE &&
-      PG(r->s)->ws.defer) {
-    int rc = pgw_flush(r->s);
-    if (rc) return rc;
+  /* Attempts that wait are written before anything that could read or
+     change them (a new message's start only adds rows: nothing waits then);
+     events and outbox rows nothing here changes. In a run of SMS
+     operations a status or an end waits too, unless its row already does;
+     any other write to a message or an attempt is written after them. */
+  struct pg_rows *d = PG(r->s)->ws.defer;
+  if (d && f->kind != CFSM_FX_ATT_ADD && f->kind != CFSM_FX_EVENT &&
+      f->kind != CFSM_FX_TRACE) {
+    int flush = d[PGW_T_ATTEMPTS].n > 0;
+    if (f->kind == CFSM_FX_ATT_SET && PG(r->s)->ws.defer_updates)
+      flush |= pgw_pending(r->s, PGW_T_ATT_SET, f->attempt_id);
+    else if (f->kind == CFSM_FX_MSG_FIN && PG(r->s)->ws.defer_updates)
+      flush |= pgw_pending(r->s, PGW_T_MSG_FIN, r->m->id);
+    else
+      flush |= d[PGW_T_ATT_SET].n > 0 || d[PGW_T_MSG_FIN].n > 0;
+    if (flush) {
+      int rc = pgw_flush(r->s);
+      if (rc) return rc;
+      /* what was flushed is forgotten: this row waits from now */
+      if (f->kind == CFSM_FX_ATT_SET && PG(r->s)->ws.defer_updates)
+        pgw_pending(r->s, PGW_T_ATT_SET, f->attempt_id);
+      else if (f->kind == CFSM_FX_MSG_FIN && PG(r->s)->ws.defer_updates)
+        pgw_pending(r->s, PGW_T_MSG_FIN, r->m->id);
+    }
   }
   switch (f->kind) {
   case CFSM_FX_ATT_SET: return fx_att_set(r, f);
@@ -431,6 +497,13 @@ int pgc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {
 }
 
 /* ---- attempt events --------------------------------------------------------- */
+
+int pgc_attempt_event_of(struct store *s, struct casc_msg *m, int64_t attempt_id,
+                         const struct casc_att *a, const char *status, const char *provider_id,
+                         const char *error, int64_t at, int units) {
+  return casc_event(s, &pg_casc_ops, &PG(s)->ws.cstats, m, a, attempt_id, status, provider_id,
+                    error, at, units);
+}
 
 int pgc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_att *pre,
                       const char *status, const char *provider_id, const char *error,
@@ -557,7 +630,7 @@ int pg_msg_cancel(struct store *s, struct store_op *op) {
     return 0;
   }
   struct casc_msg m;
-  msg_row(r, &m);
+  msg_row(r, 0, &m);
   PQclear(r);
   c->found = 1;
   snprintf(c->status, sizeof c->status, "%s", m.status);

@@ -171,6 +171,10 @@ void pgw_close(struct store *s) {
   PG(s)->ws.ecount = NULL;
   free(PG(s)->ws.recheck);
   PG(s)->ws.recheck = NULL;
+  for (int i = 0; i < 2; i++) {
+    free(PG(s)->ws.pend[i].id);
+    memset(&PG(s)->ws.pend[i], 0, sizeof PG(s)->ws.pend[i]);
+  }
   PG(s)->ws.rc_n = 0;
 }
 

@@ -107,6 +107,11 @@ struct pgw_state {
   } *recheck;                   /* owned: a ring of PGW_RECHECK_MAX */
   int rc_head, rc_n;
   uint64_t early_rechecked;     /* held rows matched by a later look */
+  struct pgw_ahead *ahead;  /* pg_sms.c: the rows of a run of SMS results or
+                               receipts, read for them all at once; owned */
+  int defer_updates;        /* pg_sms.c: defer also holds statuses and ends */
+  struct pgw_ids { int64_t *id; int n, cap; } pend[2];   /* owned: the rows of
+                               PGW_T_ATT_SET and PGW_T_MSG_FIN that wait */
   struct pg_rows *defer;    /* pg_msg.c: PGW_T_COUNT tables while a batch of
                                new messages is inserted, else NULL */
 };
@@ -422,8 +427,19 @@ int pg_sql(struct store *s, void *rd, const char *sql, const struct store_sql_ar
 /* While a batch of new messages is inserted, the attempts, events and
    outbox rows their first steps add wait to be written together (before
    the messages' rows): table's rows, or NULL when rows are written at once. */
-enum pgw_table { PGW_T_ATTEMPTS, PGW_T_EVENTS, PGW_T_OUTBOX, PGW_T_COUNT };
+enum pgw_table {
+  PGW_T_ATTEMPTS, PGW_T_EVENTS, PGW_T_OUTBOX,
+  /* while a run of SMS operations writes (pg_sms.c, ws.defer_updates):
+     attempts' statuses (CFSM_FX_ATT_SET) and messages' ends
+     (CFSM_FX_MSG_FIN), at most one of each row until the next flush */
+  PGW_T_ATT_SET, PGW_T_MSG_FIN,
+  PGW_T_PARTS,              /* SMS parts a run of submit_sm_resp results stores */
+  PGW_T_COUNT
+};
 struct pg_rows *pgw_deferred(struct store *s, enum pgw_table table);
+/* Whether row id of table (PGW_T_ATT_SET, PGW_T_MSG_FIN) waits; else
+   remembers that it will. */
+int pgw_pending(struct store *s, enum pgw_table table, int64_t id);
 /* Writes the rows that wait (a write that is not an insert comes next):
    0, KK_EEXIST or KK_ESTORE. */
 int pgw_flush(struct store *s);
@@ -478,6 +494,15 @@ void pgw_recheck_add(struct store *s, char kind, const char *a, const char *pid,
 /* Looked at again (pg_sms.c, pg_cascade.c): 1 when the held row now has
    its part or send and was applied, 0 when not, else KK_ESTORE. */
 int pg_sms_early_recheck(struct store *s, const char *route, const char *pid);
+/* Forgets the rows read ahead for SMS operations (a batch begins or ends). */
+void pg_sms_ahead_clear(struct store *s);
+/* Writes what a run of SMS operations left waiting and forgets its rows:
+   0 or KK_ESTORE. */
+int pg_sms_ahead_end(struct store *s);
+/* The price of a unit on channel for account as a run of SMS operations
+   read it already (1, *price), else 0; keep: remembers *price as it. */
+int pg_sms_ahead_price(struct store *s, int64_t account, const char *channel, int64_t *price,
+                       int keep);
 int pgc_early_recheck(struct store *s, const char *channel, int64_t scope, const char *pid);
 
 /* pg_cascade.c, on the writer thread, in the batch's transaction */
@@ -492,6 +517,16 @@ int pgc_att_load(struct store *s, int64_t id, struct casc_att *a);
 int pgc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_att *pre,
                       const char *status, const char *provider_id, const char *error,
                       int64_t at, int units);
+/* pgc_attempt_event with the message m already locked and read (taken:
+   m is freed) and the attempt a as read after it. */
+struct casc_msg;
+int pgc_attempt_event_of(struct store *s, struct casc_msg *m, int64_t attempt_id,
+                         const struct casc_att *a, const char *status, const char *provider_id,
+                         const char *error, int64_t at, int units);
+/* Locks and reads the messages of ids (a column of ids, cleared), in id
+   order, into m (at most max; the caller frees each): how many, or
+   KK_ESTORE. */
+int pgc_msgs_lock(struct store *s, struct pg_rows *ids, struct casc_msg *m, int max);
 /* The price of one unit on channel for account (0 if none). */
 int64_t pgc_price(struct store *s, int64_t account_id, const char *channel);
 /* casc_new (store_casc.h) with this backend's ops and counters. */

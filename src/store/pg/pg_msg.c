@@ -214,6 +214,27 @@ static const struct {
                       "$7::text[],$8::text[],$9::bigint[],$10::text[])"
                       " AS t(a,b,c,d,e,f,g,h,i,j)",
                       10},
+    [PGW_T_ATT_SET] = {"UPDATE attempts a SET status=t.st, sent_at=t.s, delivered_at=t.d,"
+                       " read_at=t.r, provider_id=COALESCE(a.provider_id,t.pid),"
+                       " error=COALESCE(t.err,a.error), cost=a.cost+t.cost, due_at=NULL,"
+                       " parts_sent=t.ps FROM unnest($1::text[],$2::bigint[],$3::bigint[],"
+                       "$4::bigint[],$5::text[],$6::text[],$7::bigint[],$8::bigint[],"
+                       "$9::bigint[]) AS t(st,s,d,r,pid,err,cost,ps,id) WHERE a.id=t.id",
+                       9},
+    [PGW_T_MSG_FIN] = {"UPDATE messages m SET status=t.st, channel=t.ch, cost=t.cost,"
+                       " delivered_twice=t.dt, updated_at=t.up,"
+                       " done=CASE WHEN t.fd<>0 THEN 1 ELSE m.done END,"
+                       " due_at=CASE WHEN t.fd<>0 OR t.fc<>0 THEN NULL ELSE m.due_at END,"
+                       " wait_until=CASE WHEN t.fd<>0 THEN NULL WHEN t.fw<>0 THEN t.t0"
+                       " ELSE m.wait_until END FROM unnest($1::text[],$2::text[],$3::bigint[],"
+                       "$4::int[],$5::bigint[],$6::int[],$7::int[],$8::int[],$9::bigint[],"
+                       "$10::bigint[]) AS t(st,ch,cost,dt,up,fd,fc,fw,t0,id) WHERE m.id=t.id",
+                       10},
+    [PGW_T_PARTS] = {"INSERT INTO sms_parts(route,provider_id,attempt_id,part,state)"
+                     " SELECT r,p,a,n,'sent' FROM unnest($1::text[],$2::text[],$3::bigint[],"
+                     "$4::int[]) AS t(r,p,a,n) ON CONFLICT(route,provider_id) DO UPDATE SET"
+                     " attempt_id=excluded.attempt_id, part=excluded.part, state='sent'",
+                     4},
 };
 
 #define MSG_BATCH_SQL                                                          \
@@ -238,8 +259,21 @@ struct pg_rows *pgw_deferred(struct store *s, enum pgw_table table) {
   return d ? &d[table] : NULL;
 }
 
+int pgw_pending(struct store *s, enum pgw_table table, int64_t id) {
+  struct pgw_ids *p = &PG(s)->ws.pend[table == PGW_T_MSG_FIN];
+  for (int i = 0; i < p->n; i++)
+    if (p->id[i] == id) return 1;
+  if (p->n == p->cap) {
+    p->cap = p->cap ? p->cap * 2 : 64;
+    p->id = kk_xrealloc(p->id, (size_t)p->cap * sizeof *p->id);   /* freed by pgw_close */
+  }
+  p->id[p->n++] = id;
+  return 0;
+}
+
 int pgw_flush(struct store *s) {
   struct pg_rows *d = PG(s)->ws.defer;
+  PG(s)->ws.pend[0].n = PG(s)->ws.pend[1].n = 0;
   for (int t = 0; d && t < PGW_T_COUNT; t++) {
     if (d[t].n == 0) continue;
     int rc;

@@ -20,8 +20,8 @@
 #define LOGCTX "store"
 
 static int part_receipt(struct store *s, const char *route, const char *pid,
-                        int64_t attempt_id, const struct casc_att *pre, const char *state,
-                        const char *error, int64_t at);
+                        int64_t attempt_id, const struct casc_att *pre, struct casc_msg *m,
+                        const char *state, const char *error, int64_t at);
 
 /* SMSC message ids are matched without regard to letter case. */
 static void lower_id(const char *in, char *out, size_t cap) {
@@ -31,85 +31,366 @@ static void lower_id(const char *in, char *out, size_t cap) {
   out[i] = '\0';
 }
 
-/* Reads the attempt of a submit_sm_resp and takes the receipt held early
-   for its part (route, pid), with the row of its other id, in one
-   statement: 1 (the attempt read; *early 1 with state, error and at filled
-   when a receipt was held), 0 (no such attempt: nothing taken), KK_ESTORE. */
-static int submitted_load(struct store *s, const char *route, const char *pid,
-                          int64_t attempt_id, struct casc_att *att, int *early,
-                          char state[16], char error[128], int64_t *at) {
-  struct pg_params p = {0};
-  pg_p_text(&p, route);
-  pg_p_text(&p, pid);
-  pg_p_int(&p, attempt_id);
-  int rc;
-  PGresult *r = pg_query(&PG(s)->w,
-                         "WITH d AS (DELETE FROM early_receipts WHERE route=$1 AND provider_id=$2"
-                         " AND EXISTS(SELECT 1 FROM attempts WHERE id=$3::bigint)"
-                         " RETURNING other_id,state,error,at),"
-                         " o AS (DELETE FROM early_receipts e USING d WHERE e.route=$1"
-                         " AND e.provider_id=d.other_id)"
-                         " SELECT " PGW_ATT_COLS ",(d.state IS NOT NULL)::int,d.state,"
-                         "COALESCE(d.error,''),d.at FROM attempts LEFT JOIN d ON true"
-                         " WHERE id=$3::bigint",
-                         &p, &rc);
-  if (r == NULL) return KK_ESTORE;
-  if (PQntuples(r) == 0) {
-    PQclear(r);
-    return 0;
+/* ---- rows read ahead for a run of SMS operations --------------------------- */
+
+/* Operations of one kind that follow each other in a batch (submit_sm_resp
+   results, or receipts) read their rows with one statement for them all,
+   and lock and read the messages they move with one more, instead of each
+   its own two; what they write waits for the run's last operation and goes
+   with one statement per table (ws.defer, pg_cascade.c). The rows are as
+   the run's first operation finds them: an operation whose attempt,
+   message or part another of the run shares reads and writes its own when
+   its turn comes, as it would without the look ahead. */
+#define AHEAD_MAX 512
+
+struct ahead_op {
+  struct store_op *op;
+  int found;            /* submit: its attempt exists; receipt: an id matched a part */
+  int own;              /* it shares its attempt, message or part with another of the run */
+  int64_t attempt_id;   /* receipt: the part's attempt */
+  char pid[72];         /* submit: the part's provider id, in lower case */
+  int which;            /* receipt: the id that matched (0, 1; 2: none) */
+  char pstate[16];      /* receipt: the part's state */
+  struct casc_att att;
+  int early;            /* submit: the receipt held early for its part, taken */
+  char state[16], error[128];
+  int64_t at;
+  int has_msg;          /* msg is its message, locked (freed by whoever takes it) */
+  struct casc_msg msg;
+};
+
+#define AHEAD_PRICES 8
+
+struct pgw_ahead {
+  struct ahead_op *ops; /* owned */
+  /* owned: the events and outbox rows the run adds, written by one
+     statement per table at its end (ws.defer, pgw_flush) */
+  struct pg_rows *defer;
+  int n, next;          /* the next operation to run is ops[next] */
+  /* the prices the run's events read, each read once */
+  struct { int64_t account, price; char channel[20]; } price[AHEAD_PRICES];
+  int nprice;
+};
+
+void pg_sms_ahead_clear(struct store *s) {
+  struct pgw_ahead *a = PG(s)->ws.ahead;
+  if (a == NULL) return;
+  for (int i = 0; i < a->n; i++)
+    if (a->ops[i].has_msg) casc_msg_free(&a->ops[i].msg);
+  free(a->ops);
+  if (a->defer) {
+    if (PG(s)->ws.defer == a->defer) PG(s)->ws.defer = NULL;
+    PG(s)->ws.defer_updates = 0;
+    PG(s)->ws.pend[0].n = PG(s)->ws.pend[1].n = 0;
+    for (int t = 0; t < PGW_T_COUNT; t++) pg_rows_free(&a->defer[t]);
+    free(a->defer);
   }
-  pgc_att_cols(r, 0, 0, att);
-  *early = (int)pg_int(r, 0, 12);
-  if (*early) {
-    pg_copy(r, 0, 13, state, 16);
-    pg_copy(r, 0, 14, error, 128);
-    *at = pg_int(r, 0, 15);
-  }
-  PQclear(r);
-  if (*early) pgw_early_forget(s);
-  return 1;
+  free(a);
+  PG(s)->ws.ahead = NULL;
 }
 
-int pg_sms_submitted(struct store *s, struct store_op *op) {
+int pg_sms_ahead_price(struct store *s, int64_t account, const char *channel, int64_t *price,
+                       int keep) {
+  struct pgw_ahead *a = PG(s)->ws.ahead;
+  if (a == NULL || strlen(channel) >= sizeof a->price[0].channel) return 0;
+  for (int i = 0; i < a->nprice; i++)
+    if (a->price[i].account == account && strcmp(a->price[i].channel, channel) == 0) {
+      *price = a->price[i].price;
+      return 1;
+    }
+  if (keep && a->nprice < AHEAD_PRICES) {
+    a->price[a->nprice].account = account;
+    a->price[a->nprice].price = *price;
+    snprintf(a->price[a->nprice].channel, sizeof a->price[0].channel, "%s", channel);
+    a->nprice++;
+  }
+  return 0;
+}
+
+int pg_sms_ahead_end(struct store *s) {
+  struct pgw_ahead *a = PG(s)->ws.ahead;
+  int rc = a && a->defer ? pgw_flush(s) : 0;
+  pg_sms_ahead_clear(s);
+  return rc;
+}
+
+/* Reads the attempts of a run of submit_sm_resp results and takes the
+   receipts held early for their parts (route, pid), with the rows of their
+   other ids: 0 or KK_ESTORE. */
+static int ahead_submitted(struct store *s, struct pgw_ahead *a) {
+  struct pg_rows rows = {0};
+  for (int i = 0; i < a->n; i++) {
+    struct store_sms_data *d = a->ops[i].op->data;
+    char *pid = a->ops[i].pid;
+    lower_id(d->provider_id, pid, sizeof a->ops[i].pid);
+    pg_rows_int(&rows, 0, i);
+    pg_rows_text(&rows, 1, d->route);
+    pg_rows_text(&rows, 2, pid);
+    pg_rows_int(&rows, 3, d->u.attempt_id);
+    pg_rows_end(&rows);
+  }
+  int rc;
+  PGresult *r = pg_rows_run(&PG(s)->w, &rows,
+                            "WITH k AS (SELECT * FROM unnest($1::int[],$2::text[],$3::text[],"
+                            "$4::bigint[]) AS k(i,route,pid,aid)),"
+                            " d AS (DELETE FROM early_receipts e USING k WHERE e.route=k.route"
+                            " AND e.provider_id=k.pid AND EXISTS(SELECT 1 FROM attempts"
+                            " WHERE id=k.aid) RETURNING k.i,e.route,e.other_id,e.state,e.error,"
+                            "e.at),"
+                            " o AS (DELETE FROM early_receipts e USING d WHERE e.route=d.route"
+                            " AND e.provider_id=d.other_id)"
+                            " SELECT k.i,a.message_id,a.channel,a.status,a.step,a.sent_at,"
+                            "a.delivered_at,a.read_at,a.segments,a.parts_sent,a.parts_delivered,"
+                            "a.scope,a.tries,(d.state IS NOT NULL)::int,d.state,"
+                            "COALESCE(d.error,''),d.at FROM k JOIN attempts a ON a.id=k.aid"
+                            " LEFT JOIN d ON d.i=k.i",
+                            4, &rc);
+  pg_rows_free(&rows);
+  if (r == NULL) return KK_ESTORE;
+  int early = 0;
+  for (int row = 0; row < PQntuples(r); row++) {
+    int64_t i = pg_int(r, row, 0);
+    if (i < 0 || i >= a->n) continue;
+    struct ahead_op *x = &a->ops[i];
+    x->found = 1;
+    pgc_att_cols(r, row, 1, &x->att);
+    x->early = (int)pg_int(r, row, 13);
+    if (x->early) {
+      early = 1;
+      pg_copy(r, row, 14, x->state, sizeof x->state);
+      pg_copy(r, row, 15, x->error, sizeof x->error);
+      x->at = pg_int(r, row, 16);
+    }
+  }
+  PQclear(r);
+  if (early) pgw_early_forget(s);
+  return 0;
+}
+
+/* Finds the parts of a run of receipts (each by its first id that has
+   one), with their attempts: 0 or KK_ESTORE. */
+static int ahead_receipts(struct store *s, struct pgw_ahead *a) {
+  struct pg_rows rows = {0};
+  for (int i = 0; i < a->n; i++) {
+    struct store_receipt_data *d = a->ops[i].op->data;
+    a->ops[i].which = 2;
+    for (int w = 0; w < 2 && d->ids[w][0]; w++) {
+      pg_rows_int(&rows, 0, i);
+      pg_rows_int(&rows, 1, w);
+      pg_rows_text(&rows, 2, d->route);
+      pg_rows_text(&rows, 3, d->ids[w]);
+      pg_rows_end(&rows);
+    }
+  }
+  int rc;
+  PGresult *r = pg_rows_run(&PG(s)->w, &rows,
+                            "SELECT k.i,k.w,p.attempt_id,p.state,"
+                            "a.message_id,a.channel,a.status,a.step,a.sent_at,a.delivered_at,"
+                            "a.read_at,a.segments,a.parts_sent,a.parts_delivered,a.scope,a.tries"
+                            " FROM unnest($1::int[],$2::int[],$3::text[],$4::text[])"
+                            " AS k(i,w,route,pid) JOIN sms_parts p ON p.route=k.route"
+                            " AND p.provider_id=k.pid JOIN attempts a ON a.id=p.attempt_id",
+                            4, &rc);
+  pg_rows_free(&rows);
+  if (r == NULL) return KK_ESTORE;
+  for (int row = 0; row < PQntuples(r); row++) {
+    int64_t i = pg_int(r, row, 0);
+    int w = (int)pg_int(r, row, 1);
+    if (i < 0 || i >= a->n || w >= a->ops[i].which) continue;
+    struct ahead_op *x = &a->ops[i];
+    x->found = 1;
+    x->which = w;
+    x->attempt_id = pg_int(r, row, 2);
+    pg_copy(r, row, 3, x->pstate, sizeof x->pstate);
+    pgc_att_cols(r, row, 4, &x->att);
+  }
+  PQclear(r);
+  return 0;
+}
+
+/* Whether a receipt of state moves attempt a's message (the last part
+   delivered, or any other outcome, of an attempt that has not ended). */
+static int receipt_moves(const struct casc_att *a, const char *state) {
+  if (strcmp(a->status, "sending") != 0 && strcmp(a->status, "sent") != 0 &&
+      strcmp(a->status, "timeout") != 0)
+    return 0;
+  return strcmp(state, "delivered") != 0 || a->parts_delivered + 1 >= a->segments;
+}
+
+/* Whether operation x of the run moves its message. */
+static int ahead_moves(const struct ahead_op *x) {
+  if (!x->found || x->own) return 0;
+  if (x->op->exec == pg_receipt) {
+    struct store_receipt_data *d = x->op->data;
+    return strcmp(x->pstate, "sent") == 0 && receipt_moves(&x->att, d->state);
+  }
+  struct store_sms_data *d = x->op->data;
+  int64_t full = ((int64_t)1 << x->att.segments) - 1;
+  return ((x->att.parts_sent | (int64_t)1 << (d->u.part - 1)) & full) == full;
+}
+
+/* Whether two operations of a run of submit_sm_resp results store the same
+   part (route, provider id). */
+static int same_part(const struct ahead_op *x, const struct ahead_op *y) {
+  if (x->op->exec != pg_sms_submitted) return 0;
+  const struct store_sms_data *a = x->op->data, *b = y->op->data;
+  return strcmp(x->pid, y->pid) == 0 && strcmp(a->route, b->route) == 0;
+}
+
+/* Marks the operations that share an attempt, a message or a part with
+   another of the run, then locks and reads the messages the others move, in id order:
+   0 or KK_ESTORE. */
+static int ahead_messages(struct store *s, struct pgw_ahead *a) {
+  for (int i = 0; i < a->n; i++) {
+    struct ahead_op *x = &a->ops[i];
+    if (!x->found) continue;
+    int64_t aid = x->op->exec == pg_receipt ? x->attempt_id
+                                             : ((struct store_sms_data *)x->op->data)->u.attempt_id;
+    for (int j = i + 1; j < a->n; j++) {
+      struct ahead_op *y = &a->ops[j];
+      if (!y->found) continue;
+      int64_t bid = y->op->exec == pg_receipt
+                        ? y->attempt_id
+                        : ((struct store_sms_data *)y->op->data)->u.attempt_id;
+      if (aid == bid || x->att.msg_id == y->att.msg_id || same_part(x, y)) x->own = y->own = 1;
+    }
+  }
+  struct pg_rows ids = {0};
+  for (int i = 0; i < a->n; i++) {
+    if (!ahead_moves(&a->ops[i])) continue;
+    pg_rows_int(&ids, 0, a->ops[i].att.msg_id);
+    pg_rows_end(&ids);
+  }
+  if (ids.n == 0) {
+    pg_rows_free(&ids);
+    return 0;
+  }
+  struct casc_msg *m = kk_xcalloc((size_t)ids.n, sizeof *m);   /* freed below */
+  int n = pgc_msgs_lock(s, &ids, m, ids.n);
+  pg_rows_free(&ids);
+  for (int k = 0; k < n; k++) {
+    int taken = 0;
+    for (int i = 0; i < a->n && !taken; i++) {
+      struct ahead_op *x = &a->ops[i];
+      if (x->has_msg || !ahead_moves(x) || x->att.msg_id != m[k].id) continue;
+      x->msg = m[k];
+      x->has_msg = taken = 1;
+    }
+    if (!taken) casc_msg_free(&m[k]);
+  }
+  free(m);
+  return n < 0 ? KK_ESTORE : 0;
+}
+
+/* The rows read ahead for op, reading them for its whole run first when
+   op begins one; NULL when the store failed (*rc). */
+static struct ahead_op *ahead_of(struct store *s, struct store_op *op, int *rc) {
+  struct pgw_ahead *a = PG(s)->ws.ahead;
+  *rc = 0;
+  if (a && a->next < a->n && a->ops[a->next].op == op) return &a->ops[a->next++];
+  if ((*rc = pg_sms_ahead_end(s)) != 0) return NULL;
+  int n = 0;
+  for (struct store_op *o = op; o && o->exec == op->exec && n < AHEAD_MAX; o = o->next) n++;
+  a = kk_xcalloc(1, sizeof *a);                       /* freed by pg_sms_ahead_clear */
+  a->ops = kk_xcalloc((size_t)n, sizeof *a->ops);
+  a->n = n;
+  PG(s)->ws.ahead = a;
+  struct store_op *o = op;
+  for (int i = 0; i < n; i++, o = o->next) a->ops[i].op = o;
+  *rc = op->exec == pg_receipt ? ahead_receipts(s, a) : ahead_submitted(s, a);
+  if (*rc == 0) *rc = ahead_messages(s, a);
+  if (*rc != 0) {
+    pg_sms_ahead_clear(s);
+    return NULL;
+  }
+  a->next = 1;
+  if (PG(s)->ws.defer == NULL) {
+    a->defer = kk_xcalloc(PGW_T_COUNT, sizeof *a->defer);   /* freed by pg_sms_ahead_clear */
+    PG(s)->ws.defer = a->defer;
+    PG(s)->ws.defer_updates = 1;
+  }
+  return &a->ops[0];
+}
+
+/* Runs op of a run read ahead; the run's rows are forgotten after its
+   last operation (what follows may change them). */
+static int ahead_run(struct store *s, struct store_op *op,
+                     int (*run)(struct store *, struct store_op *)) {
+  int rc = run(s, op);
+  struct pgw_ahead *a = PG(s)->ws.ahead;
+  if (a && a->next >= a->n) {
+    int rc2 = pg_sms_ahead_end(s);
+    if (rc == 0) rc = rc2;
+  }
+  return rc;
+}
+
+/* The attempt's status moves its message: m as read ahead (taken) or,
+   when NULL, read now. */
+static int att_event(struct store *s, struct casc_msg *m, int64_t attempt_id,
+                     const struct casc_att *att, const char *status, const char *provider_id,
+                     const char *error, int64_t at, int units) {
+  if (m) return pgc_attempt_event_of(s, m, attempt_id, att, status, provider_id, error, at, units);
+  return pgc_attempt_event(s, attempt_id, att, status, provider_id, error, at, units);
+}
+
+static int submitted(struct store *s, struct store_op *op) {
   struct store_sms_data *d = op->data;
   struct store_sms_update *u = &d->u;
-  struct casc_att att;
   char pid[72];
   lower_id(d->provider_id, pid, sizeof pid);
-  /* Did this part's receipt come first (to this node or another)? It is
-     taken with the attempt's row, and applied once the part is stored. */
-  char state[16], error[128];
-  int64_t at = 0;
-  int early = 0;
-  int rc = submitted_load(s, d->route, pid, u->attempt_id, &att, &early, state, error, &at);
-  if (rc < 0) return rc;
-  if (rc == 0) {
+  /* Did this part's receipt come first (to this node or another)? It was
+     taken with the attempt's row, and is applied once the part is stored. */
+  int rc;
+  struct ahead_op *x = ahead_of(s, op, &rc);
+  if (x == NULL) return rc;
+  if (!x->found) {
     kk_warnx(LOGCTX, "submit_sm_resp for attempt %lld, which does not exist",
              (long long)u->attempt_id);
     return 0;
   }
+  struct casc_att att = x->att;
+  if (x->own && (rc = pgc_att_load(s, u->attempt_id, &att)) != 0)
+    return rc == KK_ENOENT ? 0 : rc;
+  struct casc_msg *m = x->has_msg ? &x->msg : NULL;
+  x->has_msg = 0;   /* the event below takes it */
   if (att.parts_sent == 0 && u->priced) {
     /* the route the dispatcher chose and its price go on the attempt */
     struct pg_params q = {0};
     pg_p_text(&q, d->route);
     pg_p_int(&q, u->price);
     pg_p_int(&q, u->attempt_id);
-    int rc0 = pg_cmd(&PG(s)->w, "UPDATE attempts SET route=$1, price=$2::bigint"
-                                " WHERE id=$3::bigint", &q);
-    if (rc0) return rc0;
+    rc = pg_cmd(&PG(s)->w, "UPDATE attempts SET route=$1, price=$2::bigint"
+                           " WHERE id=$3::bigint", &q);
   }
+  /* the part waits for the run's end, unless another of the run stores it
+     too: then what waits is written first */
+  struct pg_rows *parts = !x->own && PG(s)->ws.defer_updates ? pgw_deferred(s, PGW_T_PARTS)
+                                                              : NULL;
+  if (rc == 0 && parts) {
+    pg_rows_text(parts, 0, d->route);
+    pg_rows_text(parts, 1, pid);
+    pg_rows_int(parts, 2, u->attempt_id);
+    pg_rows_int(parts, 3, u->part);
+    pg_rows_end(parts);
+  }
+  if (rc == 0 && !parts && PG(s)->ws.defer) rc = pgw_flush(s);
   struct pg_params p = {0};
   pg_p_text(&p, d->route);
   pg_p_text(&p, pid);
   pg_p_int(&p, u->attempt_id);
   pg_p_int(&p, u->part);
-  rc = pg_cmd(&PG(s)->w,
-              "INSERT INTO sms_parts(route,provider_id,attempt_id,part,state)"
-              " VALUES($1,$2,$3::bigint,$4::int,'sent') ON CONFLICT(route,provider_id)"
-              " DO UPDATE SET attempt_id=excluded.attempt_id, part=excluded.part,"
-              " state='sent'",
-              &p);
-  if (rc) return rc;
+  if (rc == 0 && !parts)
+    rc = pg_cmd(&PG(s)->w,
+                "INSERT INTO sms_parts(route,provider_id,attempt_id,part,state)"
+                " VALUES($1,$2,$3::bigint,$4::int,'sent') ON CONFLICT(route,provider_id)"
+                " DO UPDATE SET attempt_id=excluded.attempt_id, part=excluded.part,"
+                " state='sent'",
+                &p);
+  if (rc) {
+    if (m) casc_msg_free(m);
+    return rc;
+  }
 
   int segments = att.segments;
   int64_t sent = att.parts_sent | (int64_t)1 << (u->part - 1);
@@ -120,8 +401,9 @@ int pg_sms_submitted(struct store *s, struct store_op *op) {
     att.parts_sent = sent;
     att.parts_dirty = 1;
     store_money_route_price(&att, u);
-    rc = pgc_attempt_event(s, u->attempt_id, &att, "sent", first_pid, NULL, u->at, segments);
+    rc = att_event(s, m, u->attempt_id, &att, "sent", first_pid, NULL, u->at, segments);
   } else {
+    if (m) casc_msg_free(m);
     struct pg_params q = {0};
     pg_p_int(&q, sent);
     pg_p_text(&q, first_pid);
@@ -131,8 +413,8 @@ int pg_sms_submitted(struct store *s, struct store_op *op) {
                 " provider_id=COALESCE(provider_id,$2::text) WHERE id=$3::bigint",
                 &q);
   }
-  if (rc || !early) return rc;
-  return part_receipt(s, d->route, pid, u->attempt_id, NULL, state, error, at);
+  if (rc || !x->early) return rc;
+  return part_receipt(s, d->route, pid, u->attempt_id, NULL, NULL, x->state, x->error, x->at);
 }
 
 int pg_sms_failed(struct store *s, struct store_op *op) {
@@ -178,22 +460,29 @@ int pg_msg_decide(struct store *s, struct store_op *op) {
 /* ---- receipts ---------------------------------------------------------- */
 
 /* Applies a receipt to one part that is still "sent" (pre: its attempt as
-   just read, or NULL). */
+   just read, or NULL; m: its message as locked and read since, taken, or
+   NULL). */
 static int part_receipt(struct store *s, const char *route, const char *pid,
-                        int64_t attempt_id, const struct casc_att *pre, const char *state,
-                        const char *error, int64_t at) {
+                        int64_t attempt_id, const struct casc_att *pre, struct casc_msg *m,
+                        const char *state, const char *error, int64_t at) {
   struct casc_att att;
-  if (pre)
+  int moves = 0;
+  if (pre) {
     att = *pre;
-  else if (pgc_att_load(s, attempt_id, &att) != 0)
-    return 0;
-  const char *astatus = att.status;
-  if (strcmp(astatus, "sending") != 0 && strcmp(astatus, "sent") != 0 &&
-      strcmp(astatus, "timeout") != 0)
+    moves = receipt_moves(&att, state);
+  } else if (pgc_att_load(s, attempt_id, &att) == 0) {
+    moves = receipt_moves(&att, state);
+  } else {
+    att.status[0] = '\0';
+  }
+  if (!moves && m) casc_msg_free(m);
+  if (att.status[0] == '\0') return 0;
+  if (strcmp(att.status, "sending") != 0 && strcmp(att.status, "sent") != 0 &&
+      strcmp(att.status, "timeout") != 0)
     return 0; /* the attempt already ended */
   if (strcmp(state, "delivered") == 0) {
-    if (att.parts_delivered + 1 >= att.segments) /* the last part: counted by the event */
-      return pgc_attempt_event(s, attempt_id, &att, "delivered", NULL, NULL, at, 0);
+    if (moves) /* the last part: counted by the event */
+      return att_event(s, m, attempt_id, &att, "delivered", NULL, NULL, at, 0);
     struct pg_params p = {0};
     pg_p_text(&p, state);
     pg_p_text(&p, route);
@@ -207,8 +496,7 @@ static int part_receipt(struct store *s, const char *route, const char *pid,
                   "UPDATE attempts SET parts_delivered=parts_delivered+1 WHERE id=$1::bigint",
                   &q);
   }
-  return pgc_attempt_event(s, attempt_id, &att, state, NULL, error && error[0] ? error : NULL,
-                           at, 0);
+  return att_event(s, m, attempt_id, &att, state, NULL, error && error[0] ? error : NULL, at, 0);
 }
 
 /* Keeps a receipt whose part is not known yet under each of its ids. */
@@ -270,13 +558,13 @@ int pg_sms_early_recheck(struct store *s, const char *route, const char *pid) {
     return KK_ESTORE;
   pgw_early_forget(s);
   if (strcmp(pstate, "sent") != 0) return 1;   /* the part had its receipt meanwhile */
-  rc = part_receipt(s, route, pid, attempt_id, NULL, state, error, at);
+  rc = part_receipt(s, route, pid, attempt_id, NULL, NULL, state, error, at);
   return rc ? KK_ESTORE : 1;
 }
 
-int pg_receipt(struct store *s, struct store_op *op) {
-  struct store_receipt_data *d = op->data;
-  d->r->matched = 0;
+/* A receipt that finds its part itself. */
+static int receipt_own(struct store *s, struct store_receipt_data *d) {
+  if (PG(s)->ws.defer && pgw_flush(s) != 0) return KK_ESTORE;   /* what the run wrote */
   for (int i = 0; i < 2 && d->ids[i][0]; i++) {
     struct pg_params p = {0};
     pg_p_text(&p, d->route);
@@ -302,10 +590,36 @@ int pg_receipt(struct store *s, struct store_op *op) {
     PQclear(r);
     d->r->matched = 1;
     if (strcmp(pstate, "sent") != 0) return 0; /* a repeated receipt */
-    return part_receipt(s, d->route, d->ids[i], attempt_id, &att, d->state, d->error, d->r->at);
+    return part_receipt(s, d->route, d->ids[i], attempt_id, &att, NULL, d->state, d->error,
+                        d->r->at);
   }
   return hold_receipt(s, d);
 }
+
+static int receipt(struct store *s, struct store_op *op) {
+  struct store_receipt_data *d = op->data;
+  d->r->matched = 0;
+  int rc;
+  struct ahead_op *x = ahead_of(s, op, &rc);
+  if (x == NULL) return rc;
+  if (x->own) return receipt_own(s, d);
+  if (!x->found) return hold_receipt(s, d);
+  d->r->matched = 1;
+  struct casc_msg *m = x->has_msg ? &x->msg : NULL;
+  x->has_msg = 0;   /* part_receipt takes it */
+  if (strcmp(x->pstate, "sent") != 0) { /* a repeated receipt */
+    if (m) casc_msg_free(m);
+    return 0;
+  }
+  return part_receipt(s, d->route, d->ids[x->which], x->attempt_id, &x->att, m, d->state,
+                      d->error, d->r->at);
+}
+
+int pg_sms_submitted(struct store *s, struct store_op *op) {
+  return ahead_run(s, op, submitted);
+}
+
+int pg_receipt(struct store *s, struct store_op *op) { return ahead_run(s, op, receipt); }
 
 /* ---- inbound messages ------------------------------------------------------ */
 
