@@ -6,8 +6,8 @@
 # CI=true), fuzz corpus replays (one test per target), bounded
 # libFuzzer runs when clang is present (FUZZ_SECONDS, 0 to skip), end-to-end
 # tests (node's test runner) on SQLite, and on PostgreSQL on the same private
-# cluster (the files of PG_E2E). A suite that runs no test at all fails: an
-# empty selection must not read as green.
+# cluster (the files of PG_E2E), the two runs side by side. A suite that runs
+# no test at all fails: an empty selection must not read as green.
 set -u
 cd "$(dirname "$0")/.."
 B=build/asan
@@ -20,13 +20,18 @@ rm -rf "$log"
 mkdir -p "$log"
 
 # The end-to-end files given (default: all of tests/e2e), with node's test
-# runner; the log in $1; adds to passed and failed.
-e2e_run() {
+# runner, into the log $1 (with KASKAD_E2E_STORE as the caller sets it).
+e2e_exec() {
   local out=$1
   shift
-  [ -d node_modules ] || npm ci --silent --no-audit --no-fund >/dev/null 2>&1
   KASKAD_BIN=$B/kaskad KASKAD_SIM_BIN=$B/kaskad-sim \
     node --test --test-concurrency=1 --test-reporter=tap "${@:-tests/e2e/}" >"$out" 2>&1
+}
+
+# What the end-to-end log $1 says: its lines, its failures; adds to passed
+# and failed.
+e2e_tally() {
+  local out=$1
   grep -E '^(not )?ok [0-9]+ - |^# (Subtest|pass|fail)' "$out" | grep -v '^# Subtest'
   if grep -q '^not ok' "$out"; then
     sed -n '/^not ok/,/^ok/p' "$out" | head -n 80
@@ -49,6 +54,9 @@ e2e_run() {
 # I/O-error hook of its writer); PostgreSQL's (a lost connection) are in
 # tests/unit/test_store_pg.c.
 PG_E2E=$(cd tests/e2e && ls *.test.mjs | sed 's/\.test\.mjs$//' | grep -vx store_faults | tr '\n' ' ')
+
+[ -d node_modules ] || npm ci --silent --no-audit --no-fund >/dev/null 2>&1
+e2e_done=0
 
 echo "== unit tests"
 # every one but the PostgreSQL ones, which run below against a cluster
@@ -84,10 +92,17 @@ if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
       passed=$((passed + $(echo "$line" | cut -d' ' -f1)))
       failed=$((failed + $(echo "$line" | cut -d' ' -f3)))
     fi
-    echo "== end-to-end tests on PostgreSQL ($(echo $PG_E2E | wc -w) of $(ls tests/e2e/*.test.mjs | wc -l) files)"
+    # The two end-to-end runs go side by side: their tests mostly wait
+    # (timers, the simulators, the network), one file at a time each.
     files=()
     for f in $PG_E2E; do files+=("tests/e2e/$f.test.mjs"); done
-    KASKAD_E2E_STORE=$pg_url e2e_run "$log/e2e-pg.txt" "${files[@]}"
+    e2e_exec "$log/e2e.txt" &
+    sqlite_run=$!
+    KASKAD_E2E_STORE=$pg_url e2e_exec "$log/e2e-pg.txt" "${files[@]}"
+    wait "$sqlite_run"
+    e2e_done=1
+    echo "== end-to-end tests on PostgreSQL ($(echo $PG_E2E | wc -w) of $(ls tests/e2e/*.test.mjs | wc -l) files)"
+    e2e_tally "$log/e2e-pg.txt"
     tools/pg-test.sh stop >/dev/null 2>&1
     trap - EXIT
   else
@@ -131,7 +146,8 @@ fi
 
 echo "== end-to-end tests"
 if [ -d tests/e2e ] && ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
-  e2e_run "$log/e2e.txt"
+  [ "${e2e_done:-0}" = 1 ] || e2e_exec "$log/e2e.txt"
+  e2e_tally "$log/e2e.txt"
 fi
 
 echo "$passed passed, $failed failed"
