@@ -24,6 +24,7 @@
 #include "contact/contact_import.h"
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
+#include "core/kk_utf8.h"
 #include "http/http_server.h"
 #include "phone/phone.h"
 #include "policy/pol_stop.h"
@@ -259,8 +260,13 @@ static void import_error(struct stop_import *im, long line, const char *reason, 
                          size_t raw_len) {
   im->rejected++;
   if (json_array_size(im->errors) >= IMPORT_ERRORS_SHOWN) return;
+  /* the row as text a client can read: bytes that are not UTF-8, and NULs,
+     as U+FFFD (jansson, like many parsers, refuses "\u0000") */
+  size_t n;
+  char *text = kk_utf8_sanitize_dup(raw ? raw : "", raw ? raw_len : 0, &n);
   json_t *e = json_pack("{s:I, s:s, s:s%}", "line", (json_int_t)line, "reason", reason, "raw",
-                        raw ? raw : "", raw ? raw_len : 0);
+                        text, n);
+  free(text);
   if (e) json_array_append_new(im->errors, e);
 }
 

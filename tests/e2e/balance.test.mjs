@@ -6,52 +6,9 @@
 // SMSC (npm smpp), on either store.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { E2E_STORE, Kaskad, setup, waitUntil } from './lib/harness.mjs';
+import { E2E_STORE, Kaskad, setup } from './lib/harness.mjs';
 import { STATUS } from './lib/smsc.mjs';
-
-/** Amounts are compared in kopecks: JSON carries currency units. */
-const kop = (x) => Math.round(x * 100);
-
-async function prepaid(k, acct, amount, extra = {}) {
-  await k.call('PATCH', `/v1/accounts/${acct.id}`, { body: { billing: 'prepaid', ...extra } }, 200);
-  if (amount) {
-    const r = await k.call('POST', `/v1/accounts/${acct.id}/balance`, { body: { amount, ref: 'invoice-1' } }, 200);
-    assert.equal(r.transaction.kind, 'topup');
-  }
-}
-
-const account = (k, key) => k.call('GET', '/v1/account', { key }, 200);
-
-/** Every row of the log, oldest first. */
-async function transactions(k, key) {
-  const rows = [];
-  let cursor = null;
-  do {
-    const page = await k.call('GET', `/v1/account/transactions?limit=1000${cursor ? `&cursor=${cursor}` : ''}`, { key }, 200);
-    rows.push(...page.transactions);
-    cursor = page.next_cursor;
-  } while (cursor);
-  return rows.reverse();
-}
-
-/** The log adds up to the balance, each row's balance is the running sum. */
-async function logAddsUp(k, key) {
-  const acc = await account(k, key);
-  const rows = await transactions(k, key);
-  let sum = 0;
-  for (const r of rows) {
-    sum += kop(r.amount);
-    assert.equal(kop(r.balance), sum, `running balance at ${JSON.stringify(r)}`);
-  }
-  assert.equal(sum, kop(acc.balance), 'the log adds up to the balance');
-  return { acc, rows };
-}
-
-/** Waits until nothing is held for the account any more. */
-const unheld = (k, key) => waitUntil(async () => {
-  const a = await account(k, key);
-  return kop(a.reserved) === 0 ? a : null;
-}, 'the holds to be released', 60000, 50);
+import { account, kop, logAddsUp, prepaid, transactions, unheld } from './lib/money.mjs';
 
 test('a new account is postpaid and never refused for money', async (t) => {
   const { k, key, finish } = await setup(t, { smsc: { autoReceipt: 'DELIVRD' } });

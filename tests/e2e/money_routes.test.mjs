@@ -14,39 +14,13 @@ import path from 'node:path';
 import { Kaskad, setup, tempDir, waitUntil } from './lib/harness.mjs';
 import { startSmsc } from './lib/smsc.mjs';
 import { APPS, Sim, pointChannelsAtSim } from './lib/sim.mjs';
+import { account, kop, logAddsUp, prepaid, unheld } from './lib/money.mjs';
 
-const kop = (x) => Math.round(x * 100);
 const MTS = '7740000076';
 const MEGAFON = '7812014560';
 const MEGAFON_PHONE = '79261234567';   // the register: МегаФон
 // 71 Cyrillic characters: two segments
 const TWO = 'Ваш заказ №12345 собран и передан в доставку. Курьер позвонит заранее!!';
-
-const account = (k, key) => k.call('GET', '/v1/account', { key }, 200);
-
-async function prepaid(k, acct, amount) {
-  await k.call('PATCH', `/v1/accounts/${acct.id}`, { body: { billing: 'prepaid' } }, 200);
-  await k.call('POST', `/v1/accounts/${acct.id}/balance`, { body: { amount, ref: 'invoice-7' } }, 200);
-}
-
-/** The log, oldest first; asserts it adds up to the balance row by row. */
-async function logAddsUp(k, key) {
-  const acc = await account(k, key);
-  const page = await k.call('GET', '/v1/account/transactions?limit=1000', { key }, 200);
-  const rows = page.transactions.reverse();
-  let sum = 0;
-  for (const r of rows) {
-    sum += kop(r.amount);
-    assert.equal(kop(r.balance), sum, `running balance at ${JSON.stringify(r)}`);
-  }
-  assert.equal(sum, kop(acc.balance), 'the log adds up to the balance');
-  return { acc, rows };
-}
-
-const unheld = (k, key) => waitUntil(async () => {
-  const a = await account(k, key);
-  return kop(a.reserved) === 0 ? a : null;
-}, 'the holds to be released', 60000, 50);
 
 test('held at the price of the route the SMS takes for its operator, charged as much', async (t) => {
   const smscA = await startSmsc({ autoReceipt: 'DELIVRD' });

@@ -5,7 +5,8 @@
 // contact's fields fill.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, waitUntil } from './lib/harness.mjs';
+import { setup } from './lib/harness.mjs';
+import { importList } from './lib/campaigns.mjs';
 
 const BASE = [
   'phone,name,city,orders,lists',
@@ -18,16 +19,7 @@ const BASE = [
 ].join('\n') + '\n';
 
 async function importBase(k, key) {
-  const r = await k.request('POST', '/v1/contacts/import?list=base&country=RU', {
-    key, body: Buffer.from(BASE), headers: { 'content-type': 'text/csv' },
-  });
-  assert.equal(r.status, 202, r.text);
-  let imp;
-  await waitUntil(async () => {
-    imp = (await k.request('GET', `/v1/imports/${r.json.id}`, { key })).json;
-    return imp.status !== 'running';
-  }, 'the import to end', 60000, 50);
-  assert.equal(imp.status, 'done', JSON.stringify(imp));
+  const imp = await importList(k, key, 'base', BASE);
   assert.equal(imp.created, 6);
 }
 

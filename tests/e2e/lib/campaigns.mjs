@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { waitUntil } from './harness.mjs';
 
-/** Imports csv into list and waits for the import to end done. */
+/** Imports csv into list and waits for the import to end done; the import. */
 export async function importList(k, key, list, csv) {
   const r = await k.request('POST', `/v1/contacts/import?list=${list}&country=RU`, {
     key, body: Buffer.from(csv), headers: { 'content-type': 'text/csv' },
@@ -15,6 +15,7 @@ export async function importList(k, key, list, csv) {
     return imp.status !== 'running';
   }, 'the import to end', 60000, 50);
   assert.equal(imp.status, 'done', JSON.stringify(imp));
+  return imp;
 }
 
 /** Waits for campaign name to be status; its last GET in the error. */
