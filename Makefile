@@ -93,18 +93,21 @@ bin/kaskad bin/kaskad-sim: bin/%: $(B)/%
 deps:
 	@tools/deps.sh
 
+# The builds that make run, test and fuzz start use every core.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@tools/demo.sh
 
 test:
-	@$(MAKE) --no-print-directory BUILD=asan build/asan/kaskad build/asan/kaskad-sim \
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=asan build/asan/kaskad build/asan/kaskad-sim \
 		build/asan/unit-tests $(FUZZ_NAMES:%=build/asan/replay_%)
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@tools/run-tests.sh
 
 fuzz:
-	@$(MAKE) --no-print-directory BUILD=fuzz $(FUZZ_NAMES:%=build/fuzz/libfuzz_%)
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=fuzz $(FUZZ_NAMES:%=build/fuzz/libfuzz_%)
 	@tools/run-fuzz.sh $(FUZZ_NAMES)
 
 bench: all
