@@ -132,9 +132,10 @@ test('due again inside quiet hours: the message waits for their end once more', 
   assert.equal(m.status, 'scheduled', JSON.stringify(m));
   const before = await k.metrics();
   await k.request('POST', '/v1/test/clock', { body: { shift: '150m' } });
+  // the decision and the attempt's error are written by two operations
   const g = await waitUntil(async () => {
     const x = await k.message(key, m.id);
-    return x.decisions.length ? x : null;
+    return x.decisions.length && x.attempts[0]?.error ? x : null;
   }, 'the deferral when due', 15000);
   assert.equal(g.status, 'scheduled', JSON.stringify(g));
   const d = g.decisions.at(-1);
