@@ -30,16 +30,10 @@ uint8_t *kk_test_read_file(const char *path, size_t *len);
 /* Directory holding test data files ("tests/data" unless KK_TEST_DATA). */
 const char *kk_test_data_dir(void);
 
-/* Ends the test without running the rest: it was not run (what it needs is
-   missing, e.g. KASKAD_TEST_PG). The runner prints "ok N - name # SKIP why"
-   and counts it neither as passed nor as failed. */
-void kk_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-#define KK_TEST_SKIP_STATUS 77
-
-/* Ends the test as not run when KASKAD_TEST_PG is not set. Only a test whose
-   name begins with "store_pg" may call it (else it fails): tools/run-tests.sh
-   runs those again on a PostgreSQL cluster of its own and counts a skip there
-   as a failure, so no PostgreSQL test can go unrun in silence. */
+/* Fails the test when KASKAD_TEST_PG is not set. Only a test whose name
+   begins with "store_pg" may call it (else it fails): tools/run-tests.sh
+   runs those apart, on a PostgreSQL cluster of its own, so no PostgreSQL
+   test can go unrun in silence. */
 void kk_test_need_pg(void);
 
 #define KK_TEST(fn_)                                                   \

@@ -4,9 +4,8 @@
  * Usage: unit-tests [substring]   runs the tests whose name contains it
  * (-substring: every other test); a filter that selects no test is an error
  * (a typo must not pass as green). A PostgreSQL test without KASKAD_TEST_PG
- * fails: tools/run-tests.sh runs them apart, against a cluster.
- * A test that calls kk_test_skip() is reported "# SKIP not run: why" and
- * counted apart ("# N not run" before the total line).
+ * fails: tools/run-tests.sh runs them apart, against a cluster. There is no
+ * way to skip a test: one whose need is missing fails, saying what it needs.
  *
  * Each child ends through kk_test_child_end(): in a sanitizer build it runs
  * LeakSanitizer's check first, so a test that leaks fails. (The child leaves
@@ -54,19 +53,6 @@ void kk_test_fail(const char *file, int line, const char *fmt, ...) {
     (void)w;
   }
   _exit(1);
-}
-
-void kk_test_skip(const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  if (result_fd >= 0) {
-    ssize_t w = write(result_fd, msg, strlen(msg));
-    (void)w;
-  }
-  _exit(KK_TEST_SKIP_STATUS);
 }
 
 void kk_test_need_pg(void) {
@@ -128,7 +114,7 @@ int main(int argc, char **argv) {
   const char *filter = argc > 1 ? argv[1] : NULL;
   int exclude = filter && filter[0] == '-';
   if (exclude) filter++;
-  int passed = 0, failed = 0, skipped = 0, num = 0;
+  int passed = 0, failed = 0, num = 0;
   setvbuf(stdout, NULL, _IOLBF, 0);
   for (struct kk_test *t = head; t; t = t->next) {
     if (filter && (strstr(t->name, filter) != NULL) == exclude) continue;
@@ -156,9 +142,6 @@ int main(int argc, char **argv) {
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
       printf("ok %d - %s\n", num, t->name);
       passed++;
-    } else if (WIFEXITED(st) && WEXITSTATUS(st) == KK_TEST_SKIP_STATUS) {
-      printf("ok %d - %s # SKIP not run: %s\n", num, t->name, msg);
-      skipped++;
     } else {
       if (!msg[0]) {
         if (WIFSIGNALED(st))
@@ -175,7 +158,6 @@ int main(int argc, char **argv) {
     printf("not ok 1 - no test name contains \"%s\"\n", filter);
     failed++;
   }
-  if (skipped) printf("# %d not run\n", skipped);
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
