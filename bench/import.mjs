@@ -3,7 +3,8 @@
 // bad rows), posted to a fresh kaskad (release build) with
 // POST /v1/contacts/import; the import is followed at GET /v1/imports/{id}
 // until done. Prints one JSON line: rows, seconds (upload + import),
-// rows_per_s, peak_rss_mib of kaskad (VmHWM), and the import's counts.
+// rows_per_s, peak_rss_mib of kaskad (VmHWM), kaskad's CPU per row, and the
+// import's counts.
 //   node bench/import.mjs --rows 1000000 [--bin bin/kaskad] [--keep file.csv]
 import fs from 'node:fs';
 import os from 'node:os';
@@ -46,6 +47,15 @@ export function generate(file, rows, seed = 1) {
   return file;
 }
 
+/* CPU seconds (user + system) pid has used so far: the figure that holds
+   on a shared machine, where rows/s depends on who else runs. */
+function cpuSeconds(pid) {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch { return 0; }
+}
+
 function peakRss(pid) {
   try {
     const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+) kB/);
@@ -63,6 +73,7 @@ async function main() {
   try {
     const acct = await k.createAccount();
     const t0 = Date.now();
+    const cpu0 = cpuSeconds(k.proc.pid);
     const r = await fetch(`${k.url}/v1/contacts/import?list=bench&country=RU`, {
       method: 'POST', headers: { authorization: `Bearer ${acct.key}`, 'content-type': 'text/csv' },
       body: fs.createReadStream(file), duplex: 'half',
@@ -76,9 +87,11 @@ async function main() {
       await sleep(100);
     }
     const seconds = (Date.now() - t0) / 1000;
+    const cpu = cpuSeconds(k.proc.pid) - cpu0;
     console.log(JSON.stringify({
       rows: imp.rows_total, bytes: size, seconds: +seconds.toFixed(2),
       rows_per_s: Math.round(imp.rows_total / seconds), peak_rss_mib: +peakRss(k.proc.pid).toFixed(1),
+      cpu_us_per_row: +(cpu * 1e6 / imp.rows_total).toFixed(1),
       status: imp.status, created: imp.created, rejected: imp.rejected, duplicates: imp.duplicates,
     }));
   } finally {

@@ -23,9 +23,11 @@ static void bind_opt_text(sqlite3_stmt *st, int i, const char *s) {
   sq_bind_text(st, i, s && *s ? s : NULL);
 }
 
-/* Binds the columns of an upsert (sq_contact.h: CONTACT_INSERT). */
+/* Binds the columns of an upsert (sq_contact.h: CONTACT_INSERT); rec: the
+   consent its consent column records, whose source and time it takes, or
+   NULL. */
 static void bind_contact(sqlite3_stmt *st, int64_t account_id, const struct store_contact *c,
-                         int64_t import_id, int64_t now) {
+                         const struct store_consent *rec, int64_t import_id, int64_t now) {
   sqlite3_bind_int64(st, 1, account_id);
   sq_bind_text(st, 2, c->phone);
   bind_opt_text(st, 3, c->name);
@@ -40,8 +42,8 @@ static void bind_contact(sqlite3_stmt *st, int64_t account_id, const struct stor
   bind_opt_text(st, 12, c->attrs && strcmp(c->attrs, "{}") != 0 ? c->attrs : NULL);
   if (c->consent >= 0) sqlite3_bind_int(st, 13, c->consent);
   else sqlite3_bind_null(st, 13);
-  bind_opt_text(st, 14, c->consent_source);
-  sq_bind_opt(st, 15, c->consent_at);
+  bind_opt_text(st, 14, rec ? rec->source : c->consent_source);
+  sq_bind_opt(st, 15, rec ? rec->at : c->consent_at);
   sq_bind_opt(st, 16, import_id);
   sqlite3_bind_int64(st, 17, now);
 }
@@ -60,16 +62,19 @@ static int add_lists(struct conn *w, const struct store_contact_batch *b,
   return 0;
 }
 
-/* One contact of a write: counted as created, updated or a duplicate. */
+/* One contact of a write: counted as created, updated or a duplicate;
+   *created: whether it was new; rec as bind_contact(). */
 static int write_one(struct conn *w, struct store_contact_batch *b,
-                     const struct store_contact *c, int64_t now) {
+                     const struct store_contact *c, const struct store_consent *rec,
+                     int64_t now, int *created) {
   /* A new contact is inserted as it is; one that exists merges (or is
      replaced), counted by what wrote it before. */
   sqlite3_stmt *st = sq_stmt(w, ST_CT_NEW);
-  bind_contact(st, b->account_id, c, b->import_id, now);
+  bind_contact(st, b->account_id, c, rec, b->import_id, now);
   int rc = sq_step_done(w, st);
   if (rc != 0) return rc;
-  if (sqlite3_changes(w->db) == 1) {
+  *created = sqlite3_changes(w->db) == 1;
+  if (*created) {
     b->created++;
     return add_lists(w, b, c);
   }
@@ -86,7 +91,7 @@ static int write_one(struct conn *w, struct store_contact_batch *b,
   else b->updated++;
 
   st = sq_stmt(w, b->mode == STORE_CONTACT_REPLACE ? ST_CT_REPLACE : ST_CT_MERGE);
-  bind_contact(st, b->account_id, c, b->import_id, now);
+  bind_contact(st, b->account_id, c, rec, b->import_id, now);
   if ((rc = sq_step_done(w, st)) != 0) return rc;
   if (b->mode == STORE_CONTACT_REPLACE && existed) {
     st = sq_stmt(w, ST_CT_LISTS_DEL);
@@ -137,8 +142,12 @@ int sq_contact_write(struct store *s, struct store_op *op) {
   b->created = b->updated = b->duplicates = 0;
   if (b->n < 0 || b->n > STORE_CONTACT_BATCH_MAX) return KK_EINVAL;
   for (int i = 0; i < b->n; i++) {
-    int rc = write_one(w, b, &b->rows[i], now);
-    if (rc == 0) rc = sq_consent_of_contact(s, b->account_id, &b->rows[i], now);
+    const struct store_contact *c = &b->rows[i];
+    struct sq_contact_consent cp;
+    int created = 0;
+    int rc = sq_consent_plan(s, b->account_id, c, now, &cp);
+    if (rc == 0) rc = write_one(w, b, c, cp.record ? &cp.rec : NULL, now, &created);
+    if (rc == 0) rc = sq_consent_apply(s, b->account_id, c, now, &cp, created);
     if (rc != 0) return rc;
   }
   return b->import_id ? import_step(w, b, now) : 0;

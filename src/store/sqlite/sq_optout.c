@@ -12,6 +12,8 @@
 #include "store/store_contact.h"
 #include "store/sqlite/sq_int.h"
 
+static uint32_t channel_bit(const char *channel);
+
 /* The mask of phone's current consents, as the writer sees it now. */
 static int current_mask(struct conn *w, int64_t account_id, const char *phone, uint32_t *mask) {
   sqlite3_stmt *st = sq_stmt(w, ST_CS_CURRENT);
@@ -21,22 +23,26 @@ static int current_mask(struct conn *w, int64_t account_id, const char *phone, u
   *mask = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     const char *ch = (const char *)sqlite3_column_text(st, 0);
-    *mask |= pol_consent_bit(ch && strcmp(ch, "all") != 0 ? ch : "");
+    *mask |= channel_bit(ch);
   }
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : KK_ESTORE;
 }
 
-/* After a change of phone's consents: the note of the mask now current,
-   and the phone's contact follows (yes while one is current; recorded: the
-   source and time of rec). */
+/* The bit of a consent's channel in a mask ("all": every channel). */
+static uint32_t channel_bit(const char *channel) {
+  return pol_consent_bit(channel && strcmp(channel, "all") != 0 ? channel : "");
+}
+
+/* After a change of phone's consents to mask (those current now): its
+   note, and the phone's contact follows (yes while one is current;
+   recorded: the source and time of rec) unless contact_done (its row was
+   just written so). */
 static int changed(struct store *s, int64_t account_id, const char *phone,
-                   const struct store_consent *rec) {
+                   const struct store_consent *rec, uint32_t mask, int contact_done) {
   struct conn *w = &SQ(s)->w;
-  uint32_t mask;
-  int rc = current_mask(w, account_id, phone, &mask);
-  if (rc != 0) return rc;
   store_optout_note_consent(s, account_id, phone, mask);
+  if (contact_done) return 0;
   sqlite3_stmt *st = sq_stmt(w, ST_CS_CONTACT);
   sqlite3_bind_int64(st, 1, account_id);
   sq_bind_text(st, 2, phone);
@@ -61,11 +67,16 @@ static int withdraw(struct store *s, int64_t account_id, const char *phone, cons
   int rc = sq_step_done(w, st);
   if (rc != 0) return rc;
   *n = sqlite3_changes(w->db);
-  return *n > 0 ? changed(s, account_id, phone, NULL) : 0;
+  if (*n == 0) return 0;
+  uint32_t mask;
+  rc = current_mask(w, account_id, phone, &mask);
+  return rc != 0 ? rc : changed(s, account_id, phone, NULL, mask, 0);
 }
 
-/* Records c (its id and recorded_at set). */
-static int record(struct store *s, int64_t account_id, struct store_consent *c, int64_t now) {
+/* Records c (its id and recorded_at set); mask: the phone's current
+   consents before it; contact_done: as changed(). */
+static int record(struct store *s, int64_t account_id, struct store_consent *c, int64_t now,
+                  uint32_t mask, int contact_done) {
   struct conn *w = &SQ(s)->w;
   sqlite3_stmt *st = sq_stmt(w, ST_CS_INSERT);
   sqlite3_bind_int64(st, 1, account_id);
@@ -80,20 +91,34 @@ static int record(struct store *s, int64_t account_id, struct store_consent *c, 
   if (rc != 0) return rc;
   c->id = sqlite3_last_insert_rowid(w->db);
   c->recorded_at = now;
-  return changed(s, account_id, c->phone, c);
+  return changed(s, account_id, c->phone, c, mask | channel_bit(c->channel), contact_done);
 }
 
-int sq_consent_of_contact(struct store *s, int64_t account_id, const struct store_contact *c,
-                          int64_t now) {
-  if (c->consent < 0) return 0;
-  int n;
-  if (c->consent == 0) return withdraw(s, account_id, c->phone, "all", now, "import", &n);
+/* Records c on top of the phone's consents current now. */
+static int record_now(struct store *s, int64_t account_id, struct store_consent *c,
+                      int64_t now) {
   uint32_t mask;
   int rc = current_mask(&SQ(s)->w, account_id, c->phone, &mask);
-  if (rc != 0 || (mask & POL_CONSENT_ALL)) return rc;   /* one is current already */
-  struct store_consent r;
-  store_consent_of_contact(c, now, &r);
-  return record(s, account_id, &r, now);
+  return rc != 0 ? rc : record(s, account_id, c, now, mask, 0);
+}
+
+int sq_consent_plan(struct store *s, int64_t account_id, const struct store_contact *c,
+                    int64_t now, struct sq_contact_consent *p) {
+  p->record = 0;
+  p->mask = 0;
+  if (c->consent != 1) return 0;
+  int rc = current_mask(&SQ(s)->w, account_id, c->phone, &p->mask);
+  if (rc != 0 || (p->mask & POL_CONSENT_ALL)) return rc;   /* one is current already */
+  store_consent_of_contact(c, now, &p->rec);
+  p->record = 1;
+  return 0;
+}
+
+int sq_consent_apply(struct store *s, int64_t account_id, const struct store_contact *c,
+                     int64_t now, struct sq_contact_consent *p, int contact_done) {
+  int n;
+  if (c->consent == 0) return withdraw(s, account_id, c->phone, "all", now, "import", &n);
+  return p->record ? record(s, account_id, &p->rec, now, p->mask, contact_done) : 0;
 }
 
 int sq_stop_write(struct store *s, struct store_op *op) {
@@ -133,10 +158,10 @@ int sq_consent_write(struct store *s, struct store_op *op) {
     return rc != 0 ? rc : n == 0 ? KK_ENOENT : 0;
   }
   for (int i = 0; i < o->n; i++) {
-    int rc = record(s, o->account_id, &o->rows[i], o->now);
+    int rc = record_now(s, o->account_id, &o->rows[i], o->now);
     if (rc != 0) return rc;
   }
-  return o->n > 0 ? 0 : record(s, o->account_id, c, o->now);
+  return o->n > 0 ? 0 : record_now(s, o->account_id, c, o->now);
 }
 
 /* fn(arg, account_id, phone, the third column) for each row of statement id. */

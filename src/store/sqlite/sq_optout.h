@@ -75,7 +75,7 @@
                  " consent_source=COALESCE(?4,consent_source),"                \
                  " consent_at=COALESCE(?5,consent_at)"                         \
                  " WHERE account_id=?1 AND phone=?2")                          \
-  XX(CS_CURRENT, "SELECT DISTINCT channel FROM consents WHERE account_id=?"    \
+  XX(CS_CURRENT, "SELECT channel FROM consents WHERE account_id=?"    \
                  " AND phone=? AND withdrawn_at IS NULL")                      \
   XX(CS_ALL, "SELECT account_id,phone,channel FROM consents"                   \
              " WHERE withdrawn_at IS NULL")                                    \
@@ -117,10 +117,20 @@
 int sq_stop_write(struct store *s, struct store_op *op);
 int sq_consent_write(struct store *s, struct store_op *op);
 struct store_contact;
-/* Writer thread, in a contact's write: its consent column as a record
-   (store_contact.h). 0 or KK_ESTORE. */
-int sq_consent_of_contact(struct store *s, int64_t account_id, const struct store_contact *c,
-                          int64_t now);
+/* A contact's consent column as a record (store_contact.h), on the writer
+   thread in the contact's write: plan before its row is written (record:
+   a consent for every channel is to be recorded, rec is it; a new row
+   takes rec's source and time), apply after (contact_done: the row was
+   inserted with rec's). 0 or KK_ESTORE. */
+struct sq_contact_consent {
+  int record;
+  uint32_t mask;              /* the phone's current consents before */
+  struct store_consent rec;
+};
+int sq_consent_plan(struct store *s, int64_t account_id, const struct store_contact *c,
+                    int64_t now, struct sq_contact_consent *p);
+int sq_consent_apply(struct store *s, int64_t account_id, const struct store_contact *c,
+                     int64_t now, struct sq_contact_consent *p, int contact_done);
 int sq_stop_all(struct store *s,
                 void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),
                 void *arg);
