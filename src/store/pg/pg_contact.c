@@ -333,19 +333,22 @@ int pg_contact_write(struct store *s, struct store_op *op) {
     int *idx = kk_xmalloc((size_t)b->n * sizeof *idx);
     struct pg_rows *r = kk_xcalloc(1, sizeof *r);
     int rounds = rounds_of(b, round);
-    for (int k = 0; k < rounds && rc == 0; k++) {
-      int n = 0;
-      for (int i = 0; i < b->n; i++)
-        if (round[i] == k) idx[n++] = i;
-      rc = write_round(&PG(s)->w, b, idx, n, r);
+    /* the contacts, then their consent columns, each round in order */
+    for (int pass = 0; pass < 2; pass++) {
+      int64_t now = store_now_ms();
+      for (int k = 0; k < rounds && rc == 0; k++) {
+        int n = 0;
+        for (int i = 0; i < b->n; i++)
+          if (round[i] == k) idx[n++] = i;
+        rc = pass == 0 ? write_round(&PG(s)->w, b, idx, n, r)
+                       : pg_consent_of_contacts(s, b->account_id, b->rows, idx, n, now, r);
+      }
     }
     pg_rows_free(r);
     free(r);
     free(idx);
     free(round);
   }
-  for (int i = 0; i < b->n && rc == 0; i++)
-    rc = pg_consent_of_contact(s, b->account_id, &b->rows[i], store_now_ms());
   if (rc != 0) return rc;
   return b->import_id ? import_step(&PG(s)->w, b) : 0;
 }

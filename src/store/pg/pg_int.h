@@ -559,6 +559,10 @@ struct store_contact;
 /* In a contact's write: its consent column as a record (store_contact.h). */
 int pg_consent_of_contact(struct store *s, int64_t account_id, const struct store_contact *c,
                           int64_t now);
+/* The same for rows[idx[0..n-1]] (no phone twice), a few statements for
+   all of them; r: the caller's scratch. */
+int pg_consent_of_contacts(struct store *s, int64_t account_id, const struct store_contact *rows,
+                           const int *idx, int n, int64_t now, struct pg_rows *r);
 int pg_consent_write(struct store *s, struct store_op *op);
 int pg_stop_all(struct store *s,
                 void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),

@@ -119,6 +119,107 @@ int pg_consent_of_contact(struct store *s, int64_t account_id, const struct stor
   return record(s, account_id, &r, now);
 }
 
+/* The consent columns "no" of rows[idx[0..n-1]]: their current consents
+   withdrawn and their contacts no longer consenting, one statement. */
+static int withdraw_many(struct store *s, int64_t account_id, const struct store_contact *rows,
+                         const int *idx, int n, int64_t now, struct pg_rows *r) {
+  pg_rows_clear(r);
+  pg_rows_int(r, 0, account_id);
+  pg_rows_int(r, 1, now);
+  for (int k = 0; k < n; k++)
+    if (rows[idx[k]].consent == 0) pg_rows_text(r, 2, rows[idx[k]].phone);
+  if (r->col[2].len == 0) return 0;
+  int rc;
+  PGresult *res =
+      pg_rows_run(&PG(s)->w, r,
+                  "WITH w AS (UPDATE consents SET withdrawn_at=($2::bigint[])[1],"
+                  " withdrawn_by='import' WHERE account_id=($1::bigint[])[1]"
+                  " AND phone=ANY($3::text[]) AND withdrawn_at IS NULL RETURNING phone),"
+                  " c AS (UPDATE contacts SET consent=0 WHERE account_id=($1::bigint[])[1]"
+                  " AND phone IN (SELECT phone FROM w))"
+                  " SELECT DISTINCT phone FROM w",
+                  3, &rc);
+  if (res == NULL) return rc;
+  /* every channel's withdrawn: nothing is current */
+  for (int i = 0; i < PQntuples(res); i++)
+    store_optout_note_consent(s, account_id, PQgetvalue(res, i, 0), 0);
+  PQclear(res);
+  return 0;
+}
+
+/* The consent columns "yes" of rows[idx[0..n-1]]: a consent for every
+   channel recorded for each phone with none current, and its contact
+   follows; three statements at most. */
+static int record_many(struct store *s, int64_t account_id, const struct store_contact *rows,
+                       const int *idx, int n, int64_t now, struct pg_rows *r) {
+  struct pg_conn *w = &PG(s)->w;
+  pg_rows_clear(r);
+  pg_rows_int(r, 0, account_id);
+  int *yes = kk_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *yes);
+  uint32_t *mask = kk_xcalloc((size_t)(n > 0 ? n : 1), sizeof *mask);
+  int ny = 0;
+  for (int k = 0; k < n; k++)
+    if (rows[idx[k]].consent == 1) {
+      yes[ny++] = idx[k];
+      pg_rows_text(r, 1, rows[idx[k]].phone);
+    }
+  int rc = 0;
+  PGresult *res = NULL;
+  if (ny > 0)
+    res = pg_rows_run(w, r,
+                      "SELECT v.ord,c.channel FROM unnest($2::text[]) WITH ORDINALITY"
+                      " AS v(phone,ord) JOIN consents c ON c.account_id=($1::bigint[])[1]"
+                      " AND c.phone=v.phone AND c.withdrawn_at IS NULL",
+                      2, &rc);
+  if (res != NULL) {
+    for (int i = 0; i < PQntuples(res); i++) {
+      int64_t ord = pg_int(res, i, 0);
+      const char *ch = PQgetvalue(res, i, 1);
+      if (ord >= 1 && ord <= ny) mask[ord - 1] |= pol_consent_bit(strcmp(ch, "all") != 0 ? ch : "");
+    }
+    PQclear(res);
+    pg_rows_int(r, 0, account_id);
+    pg_rows_int(r, 1, now);
+    for (int k = 0; k < ny; k++) {
+      if (mask[k] & POL_CONSENT_ALL) continue;   /* one is current already */
+      struct store_consent c;
+      store_consent_of_contact(&rows[yes[k]], now, &c);
+      pg_rows_text(r, 2, c.phone);
+      pg_rows_text(r, 3, c.source);
+      pg_rows_int(r, 4, c.at);
+    }
+    if (r->col[2].len > 0) {
+      res = pg_rows_run(w, r,
+                        "WITH v AS (SELECT * FROM unnest($3::text[],$4::text[],$5::bigint[])"
+                        " AS t(phone,source,at)),"
+                        " i AS (INSERT INTO consents(account_id,phone,channel,source,at,"
+                        "recorded_at) SELECT ($1::bigint[])[1],phone,'all',source,at,"
+                        "($2::bigint[])[1] FROM v)"
+                        " UPDATE contacts c SET consent=1, consent_source=v.source,"
+                        " consent_at=v.at FROM v WHERE c.account_id=($1::bigint[])[1]"
+                        " AND c.phone=v.phone",
+                        5, &rc);
+      if (res != NULL) {
+        PQclear(res);
+        for (int k = 0; k < ny; k++)
+          if (!(mask[k] & POL_CONSENT_ALL))
+            store_optout_note_consent(s, account_id, rows[yes[k]].phone,
+                                      mask[k] | POL_CONSENT_ALL);
+      }
+    }
+    pg_rows_clear(r);
+  }
+  free(mask);
+  free(yes);
+  return res == NULL && ny > 0 ? rc : 0;
+}
+
+int pg_consent_of_contacts(struct store *s, int64_t account_id, const struct store_contact *rows,
+                           const int *idx, int n, int64_t now, struct pg_rows *r) {
+  int rc = withdraw_many(s, account_id, rows, idx, n, now, r);
+  return rc != 0 ? rc : record_many(s, account_id, rows, idx, n, now, r);
+}
+
 int pg_stop_write(struct store *s, struct store_op *op) {
   struct store_stop_batch *b = op->data;
   struct pg_conn *w = &PG(s)->w;
