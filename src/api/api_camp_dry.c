@@ -2,9 +2,11 @@
  * api_camp_dry.c - POST /v1/campaigns/{name}/dry-run (while draft): what
  * the campaign would do, with nothing stored. Its audience is read as start
  * reads it (camp_audience_read, on the store's pool), planned off the loop
- * (camp_audience_plan), and each recipient's message judged by the accept
- * path in trial mode (accept_req.dry: every check made, nothing stored or
- * counted), STORE_CAMP_BATCH at a time with the loop free between batches.
+ * (camp_audience_plan), and each recipient's message, made and read as the
+ * runner makes it (camp_message_of, camp_item_of: tracked links at their
+ * real length), judged by the accept path in trial mode (accept_req.dry:
+ * every check made, nothing stored or counted), STORE_CAMP_BATCH at a time
+ * with the loop free between batches.
  *
  * The answer: recipients, accepted, rejected by reason, deferrals (quiet
  * hours, outside the send window), messages per channel estimated from the
