@@ -3,6 +3,12 @@ import http from 'node:http';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/* The value after --name on the command line, or dflt. */
+export const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+};
+
 /* A JSON request through agent with a bearer key (defaultKey unless given):
    resolves with the parsed body (or its text), rejects on a status >= 300. */
 export function requester(agent, defaultKey) {

@@ -11,19 +11,11 @@
 // caps hold and kaskad's peak RSS.
 //   node bench/policy.mjs --n 1000000 --chunk 50000 [--bin bin/kaskad]
 import fs from 'node:fs';
-import path from 'node:path';
-import { Kaskad, ROOT, freePort } from '../tests/e2e/lib/harness.mjs';
-import { consentAll } from './lib.mjs';
+import { BATCH, PARALLEL, phone, postBatches, timed, withNowhere } from './batch.mjs';
+import { arg, consentAll } from './lib.mjs';
 
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
-};
 const N = Number(arg('n', 1000000));
 const CHUNK = Number(arg('chunk', 50000));
-const BIN = arg('bin', path.join(ROOT, 'bin/kaskad'));
-const BATCH = 1000;
-const PARALLEL = 4;
 const TEXT = 'Только до воскресенья: скидка 20% на зимние куртки и ботинки в наших магазинах. Ждём вас!';
 
 function peakRss(pid) {
@@ -39,30 +31,11 @@ function quietLater() {
   return { from: `${String(h).padStart(2, '0')}:00`, to: `${String((h + 2) % 24).padStart(2, '0')}:00`, timezone: 'Etc/UTC' };
 }
 
-async function post(k, key, first, n, prefix) {
-  let next = 0;
-  const worker = async () => {
-    for (;;) {
-      const start = next;
-      if (start >= n) return;
-      next += BATCH;
-      const messages = [];
-      for (let i = start; i < Math.min(start + BATCH, n); i++)
-        messages.push({ to: `${prefix}${String(first + i).padStart(7, '0')}`, text: TEXT, class: 'advertising', sender: 'KASKAD' });
-      const r = await k.request('POST', '/v1/messages/batch', { key, body: { messages }, timeoutMs: 120000 });
-      if (r.status !== 200 && r.status !== 202) throw new Error(`batch: ${r.status} ${r.text.slice(0, 200)}`);
-      if (r.json.rejected) throw new Error(`batch: ${r.json.rejected} rejected: ${JSON.stringify(r.json.results.find((x) => x.error))}`);
-    }
-  };
-  await Promise.all(Array.from({ length: PARALLEL }, worker));
-}
+const post = (k, key, first, n, prefix) => postBatches(k, key, n, (i) => ({ to: phone(prefix, first + i),
+  text: TEXT, class: 'advertising', sender: 'KASKAD' }));
 
 async function main() {
-  const k = new Kaskad({ bin: BIN, args: ['--sync', 'normal'] });
-  await k.start(60000);
-  try {
-    await k.putRoute('nowhere', { host: '127.0.0.1', port: await freePort(), system_id: 'x', password: 'x',
-      system_type: '', sessions: 1, window: 10, max_sps: 0, data_coding: 0, reconnect_min_ms: 60000 });
+  await withNowhere(['--sync', 'normal'], async (k) => {
     const on = await k.createAccount('on');
     const off = await k.createAccount('off');
     // --same off: both accounts off (how far apart two equal halves measure)
@@ -88,8 +61,8 @@ async function main() {
     // Advertising needs a consent: every phone of both accounts gets one
     // first, in bulk (not measured).
     function* phones(prefix) {
-      for (let i = 0; i < N; i++) yield `${prefix}${String(i).padStart(7, '0')}`;
-      for (let i = 0; i < 2 * BATCH * PARALLEL; i++) yield `${prefix}${String(9000000 + i).padStart(7, '0')}`;
+      for (let i = 0; i < N; i++) yield phone(prefix, i);
+      for (let i = 0; i < 2 * BATCH * PARALLEL; i++) yield phone(prefix, 9000000 + i);
     }
     const tc = Date.now();
     for (const [acc, prefix] of [[on, '7900'], [off, '7910']]) await consentAll(k.url, acc.key, phones(prefix));
@@ -102,11 +75,7 @@ async function main() {
       const n = Math.min(CHUNK, N - done);
       const pair = [['on', on, '7900'], ['off', off, '7910']];
       if (round % 2) pair.reverse();   // neither always goes first
-      for (const [name, acc, prefix] of pair) {
-        const t0 = process.hrtime.bigint();
-        await post(k, acc.key, done, n, prefix);
-        ms[name] += Number(process.hrtime.bigint() - t0) / 1e6;
-      }
+      for (const [name, acc, prefix] of pair) ms[name] += await timed(() => post(k, acc.key, done, n, prefix));
     }
     const m = await k.metrics();
     const rate = (x) => Math.round(N / (x / 1000));
@@ -115,10 +84,7 @@ async function main() {
       on_slower_pct: +((ms.on / ms.off - 1) * 100).toFixed(1),
       caps_phones: m.get('kaskad_policy_cap_phones'), consents_per_s: Math.round((2 * N) / consentS), peak_rss_mib: +peakRss(k.proc.pid).toFixed(1),
     }));
-  } finally {
-    await k.stopClean(60000);
-    await k.cleanup();
-  }
+  });
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main();

@@ -3,7 +3,6 @@
  * ones, with a result per message after the commit.
  */
 #include <jansson.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,9 +61,9 @@ int accept_check_add(struct accept *ac, const char *name, accept_check_fn fn, vo
  * them grows at its end (a few pages per commit) instead of every insert
  * dirtying a random page; the random part keeps them unguessable.
  */
-static void new_public_id(char out[40]) {
+static void new_public_id(struct accept *ac, char out[40]) {
   unsigned char b[8];
-  if (RAND_bytes(b, sizeof b) != 1) abort();
+  accept_rand_take(&ac->rand, b, sizeof b);
   static const char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
   uint64_t ms = (uint64_t)(store_now_ms() - 1577836800000LL) & ((1ULL << 40) - 1);
   uint64_t rnd = 0;
@@ -188,7 +187,7 @@ int accept_check_text(struct accept_item *it, int sms) {
 
 int accept_check_class(struct accept_item *it) { return classify(it) < 0 ? KK_EINVAL : 0; }
 
-int accept_prepare(const struct accept *ac, int64_t account_id, const char *route, int64_t now,
+int accept_prepare(struct accept *ac, int64_t account_id, const char *route, int64_t now,
                    struct accept_item *it) {
   struct store_msg_new *m = &it->m;
   memset(m, 0, sizeof *m);
@@ -211,7 +210,7 @@ int accept_prepare(const struct accept *ac, int64_t account_id, const char *rout
   snprintf(it->route, sizeof it->route, "%s", route ? route : "");
   it->steps[0] = '\0';
   if (it->cascade && it->cascade[0]) snprintf(it->steps, sizeof it->steps, "%s", it->cascade);
-  new_public_id(it->public_id);
+  new_public_id(ac, it->public_id);
   m->account_id = account_id;
   m->public_id = it->public_id;
   m->idem_key = it->idem_key;

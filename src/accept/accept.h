@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "accept/accept_rand.h"
 #include "store/store.h"
 
 struct dispatch;
@@ -138,6 +139,8 @@ struct accept {
   /* kaskad's public URL, for the {{unsubscribe}} link (accept_optout.h);
      NULL: the placeholder stays as written. */
   const char *public_url;
+  /* the random bytes of message ids, drawn a block at a time */
+  struct accept_rand rand;
 };
 
 /* Sets up a (zeroed or not) accept. */
@@ -187,7 +190,7 @@ int accept_submit(struct accept *ac, struct accept_req *r);
  * and the idempotency digest, into it->m. route is the SMS route chosen for
  * the account ("" none). 0, or KK_EINVAL with it->err (result REFUSED).
  */
-int accept_prepare(const struct accept *ac, int64_t account_id, const char *route, int64_t now,
+int accept_prepare(struct accept *ac, int64_t account_id, const char *route, int64_t now,
                    struct accept_item *it);
 
 /*

@@ -13,9 +13,12 @@
 
 #include "campaign/camp_plan.h"
 #include "store/store.h"
+#include "store/store_campaign.h"
 
 struct api;
 struct api_err;
+struct api_msg_item;
+struct accept_item;
 
 #define CAMP_VARIANTS_MAX 10
 #define CAMP_PHONES_MAX 10000       /* phones given in the audience itself */
@@ -69,6 +72,19 @@ void camp_audience_plan(struct camp_audience *p, const struct camp_spec *sp, con
                         int64_t now, int paced);
 /* Frees p and what it owns (NULL: nothing). */
 void camp_audience_free(struct camp_audience *p);
+
+/* The message of recipient x of campaign name (settings sp) as the runner
+   gives it to the accept path, as POST /v1/messages would take it: its
+   variant's template, class, sender, cascade, variables and addresses, the
+   campaign, and the idempotency key campaign:{name}:{seq}. */
+json_t *camp_message_of(const struct camp_spec *sp, const char *name,
+                        const struct store_camp_rcpt *x);
+/* Reads msg (camp_message_of's) of account_id into p and it (zeroed) for
+   accept_submit as the runner does: the links of its texts tracked, under
+   its variant. An item msg does not make is refused (ACCEPT_REFUSED, p's
+   error). */
+void camp_item_of(struct api *a, int64_t account_id, json_t *msg, int variant,
+                  struct api_msg_item *p, struct accept_item *it);
 
 /* The runner: started with the API, stopped before the store closes. */
 void api_camp_run_start(struct api *a);

@@ -2,9 +2,11 @@
  * api_camp_dry.c - POST /v1/campaigns/{name}/dry-run (while draft): what
  * the campaign would do, with nothing stored. Its audience is read as start
  * reads it (camp_audience_read, on the store's pool), planned off the loop
- * (camp_audience_plan), and each recipient's message judged by the accept
- * path in trial mode (accept_req.dry: every check made, nothing stored or
- * counted), STORE_CAMP_BATCH at a time with the loop free between batches.
+ * (camp_audience_plan), and each recipient's message, made and read as the
+ * runner makes it (camp_message_of, camp_item_of: tracked links at their
+ * real length), judged by the accept path in trial mode (accept_req.dry:
+ * every check made, nothing stored or counted), STORE_CAMP_BATCH at a time
+ * with the loop free between batches.
  *
  * The answer: recipients, accepted, rejected by reason, deferrals (quiet
  * hours, outside the send window), messages per channel estimated from the
@@ -185,22 +187,6 @@ static void on_judged(void *ud, struct accept_req *req, int rc) {
   uv_timer_start(&d->timer, on_timer, 0, 0);   /* the loop free between batches */
 }
 
-/* Recipient i's message as the runner makes it. */
-static json_t *message_json(struct dry *d, size_t i) {
-  const struct camp_spec *sp = &d->sp;
-  int v = d->aud->variant[i];
-  json_t *m = json_pack("{s:s, s:s, s:s}", "to", d->aud->phone[i], "template",
-                        sp->variants[v].tmpl, "class", sp->msg_class);
-  if (sp->sender) json_object_set_new(m, "sender", json_string(sp->sender));
-  if (sp->cascade) json_object_set(m, "cascade", sp->cascade);
-  json_t *vars = d->aud->vars[i] ? json_loads(d->aud->vars[i], 0, NULL) : NULL;
-  json_t *vv = json_object_get(vars, "v"), *aa = json_object_get(vars, "a");
-  if (json_is_object(vv) && json_object_size(vv) > 0) json_object_set(m, "vars", vv);
-  if (json_is_object(aa)) json_object_update(m, aa);
-  json_decref(vars);
-  return m;
-}
-
 static void next_batch(struct dry *d) {
   struct camp_audience *p = d->aud;
   if (d->at >= p->n) {
@@ -209,6 +195,7 @@ static void next_batch(struct dry *d) {
   }
   d->msgs = json_array();
   d->nb = 0;
+  int variant[STORE_CAMP_BATCH];
   memset(d->parsed, 0, sizeof d->parsed);
   memset(d->items, 0, sizeof d->items);
   for (; d->nb < STORE_CAMP_BATCH && d->at < p->n; d->at++) {
@@ -217,17 +204,20 @@ static void next_batch(struct dry *d) {
       continue;
     }
     if (d->window_at[d->at] > d->start) d->outside_window++;
-    json_array_append_new(d->msgs, message_json(d, d->at));
-    d->nb++;
+    /* the recipient's message as the runner makes it (its row as stored) */
+    struct store_camp_rcpt x = {.seq = (int64_t)d->at + 1, .variant = p->variant[d->at],
+                                .vars = p->vars[d->at]};
+    snprintf(x.phone, sizeof x.phone, "%s", p->phone[d->at]);
+    json_array_append_new(d->msgs, camp_message_of(&d->sp, d->camp.name, &x));
+    variant[d->nb++] = x.variant;
   }
   d->req = (struct accept_req){.account_id = d->call->account_id, .items = d->items, .n = d->nb,
                                .done = on_judged, .ud = d, .dry = 1};
-  for (int i = 0; i < d->nb; i++) {
-    d->parsed[i].ac = &d->call->a->accept;
-    d->parsed[i].account_id = d->req.account_id;
-    if (api_msg_parse(json_array_get(d->msgs, (size_t)i), NULL, &d->parsed[i], &d->items[i]) != 0)
-      d->items[i].result = ACCEPT_REFUSED;
-  }
+  /* judged as the runner has them judged, tracked links included (made at
+     their real length; a dry run stores none) */
+  for (int i = 0; i < d->nb; i++)
+    camp_item_of(d->call->a, d->req.account_id, json_array_get(d->msgs, (size_t)i), variant[i],
+                 &d->parsed[i], &d->items[i]);
   if (accept_submit(&d->call->a->accept, &d->req) != 0) {
     batch_free(d);
     api_error(d->call->req, 503, "store_unavailable", NULL, "cannot judge the messages now");

@@ -206,14 +206,13 @@ static void on_accepted(void *ud, struct accept_req *req, int rc) {
   store_campaign_write(r->a->store, &r->op, on_set, r);
 }
 
-/* The message of recipient x, as POST /v1/messages would take it. */
-static json_t *message_of(struct camp_runner *r, const struct store_camp_rcpt *x) {
-  const struct camp_spec *sp = &r->spec;
+json_t *camp_message_of(const struct camp_spec *sp, const char *name,
+                        const struct store_camp_rcpt *x) {
   int v = x->variant >= 0 && x->variant < sp->nvariants ? x->variant : 0;
   char key[128];
-  snprintf(key, sizeof key, "campaign:%s:%lld", r->camp.name, (long long)x->seq);
+  snprintf(key, sizeof key, "campaign:%s:%lld", name, (long long)x->seq);
   json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:s}", "to", x->phone, "template",
-                        sp->variants[v].tmpl, "class", sp->msg_class, "campaign", r->camp.name,
+                        sp->variants[v].tmpl, "class", sp->msg_class, "campaign", name,
                         "idempotency_key", key);
   if (sp->sender) json_object_set_new(m, "sender", json_string(sp->sender));
   if (sp->cascade) json_object_set(m, "cascade", sp->cascade);
@@ -227,23 +226,28 @@ static json_t *message_of(struct camp_runner *r, const struct store_camp_rcpt *x
   return m;
 }
 
+void camp_item_of(struct api *a, int64_t account_id, json_t *msg, int variant,
+                  struct api_msg_item *p, struct accept_item *it) {
+  p->ac = &a->accept;
+  p->account_id = account_id;
+  if (api_msg_parse(msg, NULL, p, it) != 0) it->result = ACCEPT_REFUSED;
+  /* its texts' URLs become tracked links as it is accepted (accept_links.h) */
+  it->track_links = 1;
+  it->variant = variant + 1;
+}
+
 static void make_batch(struct camp_runner *r) {
   struct api *a = r->a;
   r->msgs = json_array();
   memset(r->parsed, 0, sizeof r->parsed[0] * (size_t)r->nrows);
   memset(r->items, 0, sizeof r->items[0] * (size_t)r->nrows);
-  for (int i = 0; i < r->nrows; i++) json_array_append_new(r->msgs, message_of(r, &r->rows[i]));
+  for (int i = 0; i < r->nrows; i++)
+    json_array_append_new(r->msgs, camp_message_of(&r->spec, r->camp.name, &r->rows[i]));
   r->req = (struct accept_req){.account_id = r->refs[r->at].account_id, .items = r->items,
                                .n = r->nrows, .done = on_accepted, .ud = r};
-  for (int i = 0; i < r->nrows; i++) {
-    r->parsed[i].ac = &a->accept;
-    r->parsed[i].account_id = r->req.account_id;
-    if (api_msg_parse(json_array_get(r->msgs, (size_t)i), NULL, &r->parsed[i], &r->items[i]) != 0)
-      r->items[i].result = ACCEPT_REFUSED;
-    /* its texts' URLs become tracked links as it is accepted (accept_links.h) */
-    r->items[i].track_links = 1;
-    r->items[i].variant = r->rows[i].variant + 1;
-  }
+  for (int i = 0; i < r->nrows; i++)
+    camp_item_of(a, r->req.account_id, json_array_get(r->msgs, (size_t)i), r->rows[i].variant,
+                 &r->parsed[i], &r->items[i]);
   int rc = accept_submit(&a->accept, &r->req);
   if (rc != 0) {   /* the store cannot be written now, or the account is gone: later */
     batch_free(r);

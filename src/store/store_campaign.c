@@ -28,29 +28,26 @@ void store_campaign_fini(struct store_campaign *c) {
   c->spec = NULL;
 }
 
-static int64_t num(const char *s) { return s ? strtoll(s, NULL, 10) : 0; }
-
-static void copy(char *out, size_t cap, const char *s) { snprintf(out, cap, "%s", s ? s : ""); }
-
-#define SQL(s, rd, text, fn, arg, ...)                                                    \
-  ((s)->be->sql((s), (rd), (text), (const struct store_sql_arg[]){__VA_ARGS__},          \
-                (int)(sizeof((const struct store_sql_arg[]){__VA_ARGS__}) /               \
-                      sizeof(struct store_sql_arg)),                                      \
-                (fn), (arg)))
-
-/* ---- writes (writer thread) ----------------------------------------------------- */
-
 static int one_text(void *arg, const char *const *cols, int n) {
-  if (n > 0) copy(arg, 12, cols[0]);
+  if (n > 0) store_col_copy(arg, 12, cols[0]);
   return 1;
 }
 
+/* The status of a campaign, into status: 0, KK_ENOENT (none of that
+   name) or the store's error. */
+static int camp_status_of(struct store *s, void *rd, int64_t account_id, const char *name,
+                          char status[12]) {
+  status[0] = '\0';
+  return STORE_SQL_ONE(s, rd, "SELECT status FROM campaigns WHERE account_id=? AND name=?",
+                       one_text, status, SQL_I(account_id), SQL_T(name));
+}
+
+/* ---- writes (writer thread) ----------------------------------------------------- */
+
 static int status_of(struct store *s, struct store_camp_op *o) {
-  o->status[0] = '\0';
-  int rc = SQL(s, NULL, "SELECT status FROM campaigns WHERE account_id=? AND name=?", one_text,
-               o->status, SQL_I(o->account_id), SQL_T(o->name));
-  o->found = rc == 0 && o->status[0] != '\0';
-  return rc;
+  int rc = camp_status_of(s, NULL, o->account_id, o->name, o->status);
+  o->found = rc == 0;
+  return rc == KK_ENOENT ? 0 : rc;
 }
 
 static int camp_put(struct store *s, struct store_camp_op *o) {
@@ -58,26 +55,20 @@ static int camp_put(struct store *s, struct store_camp_op *o) {
   if (rc) return rc;
   if (o->found && strcmp(o->status, "draft") != 0) return 0;
   if (o->found)
-    rc = SQL(s, NULL, "UPDATE campaigns SET spec=?, updated_at=? WHERE account_id=? AND name=?",
-             NULL, NULL, SQL_T(o->spec), SQL_I(o->at), SQL_I(o->account_id), SQL_T(o->name));
+    rc = STORE_SQL(s, NULL,
+                   "UPDATE campaigns SET spec=?, updated_at=? WHERE account_id=? AND name=?", NULL,
+                   NULL, SQL_T(o->spec), SQL_I(o->at), SQL_I(o->account_id), SQL_T(o->name));
   else
-    rc = SQL(s, NULL,
-             "INSERT INTO campaigns(account_id,name,spec,status,created_at,updated_at)"
-             " VALUES(?,?,?,'draft',?,?)",
-             NULL, NULL, SQL_I(o->account_id), SQL_T(o->name), SQL_T(o->spec), SQL_I(o->at),
-             SQL_I(o->at));
+    rc = STORE_SQL(s, NULL,
+                   "INSERT INTO campaigns(account_id,name,spec,status,created_at,updated_at)"
+                   " VALUES(?,?,?,'draft',?,?)",
+                   NULL, NULL, SQL_I(o->account_id), SQL_T(o->name), SQL_T(o->spec), SQL_I(o->at),
+                   SQL_I(o->at));
   if (rc == 0) {
     o->ok = 1;
-    copy(o->status, sizeof o->status, "draft");
+    store_col_copy(o->status, sizeof o->status, "draft");
   }
   return rc;
-}
-
-static int any_planned(void *arg, const char *const *cols, int n) {
-  (void)cols;
-  (void)n;
-  *(int *)arg = 1;
-  return 1;
 }
 
 static int camp_status(struct store *s, struct store_camp_op *o) {
@@ -87,40 +78,41 @@ static int camp_status(struct store *s, struct store_camp_op *o) {
   snprintf(cur, sizeof cur, ",%s,", o->status);
   if (strstr(o->from, cur) == NULL) return 0;
   if (strcmp(o->to, "done") == 0) {
-    int planned = 0;
-    rc = SQL(s, NULL,
-             "SELECT 1 FROM campaign_recipients WHERE account_id=? AND campaign=?"
-             " AND status='planned' LIMIT 1",
-             any_planned, &planned, SQL_I(o->account_id), SQL_T(o->name));
-    if (rc || planned) return rc;
+    rc = STORE_SQL_ONE(s, NULL,
+                       "SELECT 1 FROM campaign_recipients WHERE account_id=? AND campaign=?"
+                       " AND status='planned' LIMIT 1",
+                       NULL, NULL, SQL_I(o->account_id), SQL_T(o->name));
+    if (rc != KK_ENOENT) return rc;   /* some are planned still: not done */
+    rc = 0;
   }
   if (strcmp(o->to, "cancelled") == 0)
-    rc = SQL(s, NULL,
-             "UPDATE campaign_recipients SET status='cancelled' WHERE account_id=?"
-             " AND campaign=? AND status='planned'",
-             NULL, NULL, SQL_I(o->account_id), SQL_T(o->name));
+    rc = STORE_SQL(s, NULL,
+                   "UPDATE campaign_recipients SET status='cancelled' WHERE account_id=?"
+                   " AND campaign=? AND status='planned'",
+                   NULL, NULL, SQL_I(o->account_id), SQL_T(o->name));
   if (rc == 0 && strcmp(o->to, "planning") == 0)
-    rc = SQL(s, NULL, "DELETE FROM campaign_recipients WHERE account_id=? AND campaign=?", NULL,
-             NULL, SQL_I(o->account_id), SQL_T(o->name));
+    rc = STORE_SQL(s, NULL, "DELETE FROM campaign_recipients WHERE account_id=? AND campaign=?",
+                   NULL, NULL, SQL_I(o->account_id), SQL_T(o->name));
   if (rc) return rc;
   if (strcmp(o->to, "running") == 0 && strcmp(o->status, "planning") == 0)
-    rc = SQL(s, NULL,
-             "UPDATE campaigns SET status=?, updated_at=?, recipients=?, finish_at=?"
-             " WHERE account_id=? AND name=?",
-             NULL, NULL, SQL_T(o->to), SQL_I(o->at), SQL_I(o->recipients), SQL_I(o->finish_at),
-             SQL_I(o->account_id), SQL_T(o->name));
+    rc = STORE_SQL(s, NULL,
+                   "UPDATE campaigns SET status=?, updated_at=?, recipients=?, finish_at=?"
+                   " WHERE account_id=? AND name=?",
+                   NULL, NULL, SQL_T(o->to), SQL_I(o->at), SQL_I(o->recipients),
+                   SQL_I(o->finish_at), SQL_I(o->account_id), SQL_T(o->name));
   else if (strcmp(o->to, "planning") == 0)
-    rc = SQL(s, NULL,
-             "UPDATE campaigns SET status=?, updated_at=?, started_at=?, recipients=0"
-             " WHERE account_id=? AND name=?",
-             NULL, NULL, SQL_T(o->to), SQL_I(o->at), SQL_I(o->at), SQL_I(o->account_id),
-             SQL_T(o->name));
+    rc = STORE_SQL(s, NULL,
+                   "UPDATE campaigns SET status=?, updated_at=?, started_at=?, recipients=0"
+                   " WHERE account_id=? AND name=?",
+                   NULL, NULL, SQL_T(o->to), SQL_I(o->at), SQL_I(o->at), SQL_I(o->account_id),
+                   SQL_T(o->name));
   else
-    rc = SQL(s, NULL, "UPDATE campaigns SET status=?, updated_at=? WHERE account_id=? AND name=?",
-             NULL, NULL, SQL_T(o->to), SQL_I(o->at), SQL_I(o->account_id), SQL_T(o->name));
+    rc = STORE_SQL(s, NULL,
+                   "UPDATE campaigns SET status=?, updated_at=? WHERE account_id=? AND name=?",
+                   NULL, NULL, SQL_T(o->to), SQL_I(o->at), SQL_I(o->account_id), SQL_T(o->name));
   if (rc == 0) {
     o->ok = 1;
-    copy(o->status, sizeof o->status, o->to);
+    store_col_copy(o->status, sizeof o->status, o->to);
   }
   return rc;
 }
@@ -145,12 +137,12 @@ static int add_counts(struct store *s, struct store_camp_op *o) {
   for (int j = 0; j < nk; j++) {
     char status[24];
     snprintf(status, sizeof status, "r:%s", k[j].status);
-    int rc = SQL(s, NULL,
-                 "INSERT INTO campaign_counts VALUES(?,?,?,'',?,?,0,0,0,0)"
-                 " ON CONFLICT(account_id,campaign,variant,channel,status)"
-                 " DO UPDATE SET n=campaign_counts.n+excluded.n",
-                 NULL, NULL, SQL_I(o->account_id), SQL_T(o->name), SQL_I(k[j].variant),
-                 SQL_T(status), SQL_I(k[j].n));
+    int rc = STORE_SQL(s, NULL,
+                       "INSERT INTO campaign_counts VALUES(?,?,?,'',?,?,0,0,0,0)"
+                       " ON CONFLICT(account_id,campaign,variant,channel,status)"
+                       " DO UPDATE SET n=campaign_counts.n+excluded.n",
+                       NULL, NULL, SQL_I(o->account_id), SQL_T(o->name), SQL_I(k[j].variant),
+                       SQL_T(status), SQL_I(k[j].n));
     if (rc) return rc;
   }
   return 0;
@@ -161,11 +153,12 @@ static int camp_add(struct store *s, struct store_camp_op *o) {
   if (counted) return counted;
   for (int i = 0; i < o->n; i++) {
     const struct store_camp_rcpt *r = &o->rows[i];
-    int rc = SQL(s, NULL,
-                 "INSERT INTO campaign_recipients(account_id,campaign,seq,phone,variant,"
-                 "planned_at,vars,status) VALUES(?,?,?,?,?,?,?,?)",
-                 NULL, NULL, SQL_I(o->account_id), SQL_T(o->name), SQL_I(r->seq), SQL_T(r->phone),
-                 SQL_I(r->variant), SQL_I(r->planned_at), SQL_T(r->vars), SQL_T(r->status));
+    int rc =
+        STORE_SQL(s, NULL,
+                  "INSERT INTO campaign_recipients(account_id,campaign,seq,phone,variant,"
+                  "planned_at,vars,status) VALUES(?,?,?,?,?,?,?,?)",
+                  NULL, NULL, SQL_I(o->account_id), SQL_T(o->name), SQL_I(r->seq), SQL_T(r->phone),
+                  SQL_I(r->variant), SQL_I(r->planned_at), SQL_T(r->vars), SQL_T(r->status));
     if (rc) return rc;
   }
   o->ok = 1;
@@ -175,12 +168,12 @@ static int camp_add(struct store *s, struct store_camp_op *o) {
 static int camp_set(struct store *s, struct store_camp_op *o) {
   for (int i = 0; i < o->n; i++) {
     const struct store_camp_rcpt *r = &o->rows[i];
-    int rc = SQL(s, NULL,
-                 "UPDATE campaign_recipients SET status=?, message=?, reason=?, planned_at=?,"
-                 " tries=? WHERE account_id=? AND campaign=? AND seq=? AND status='planned'",
-                 NULL, NULL, SQL_T(r->status), SQL_T(r->message[0] ? r->message : NULL),
-                 SQL_T(r->reason[0] ? r->reason : NULL), SQL_I(r->planned_at), SQL_I(r->tries),
-                 SQL_I(o->account_id), SQL_T(o->name), SQL_I(r->seq));
+    int rc = STORE_SQL(s, NULL,
+                       "UPDATE campaign_recipients SET status=?, message=?, reason=?, planned_at=?,"
+                       " tries=? WHERE account_id=? AND campaign=? AND seq=? AND status='planned'",
+                       NULL, NULL, SQL_T(r->status), SQL_T(r->message[0] ? r->message : NULL),
+                       SQL_T(r->reason[0] ? r->reason : NULL), SQL_I(r->planned_at),
+                       SQL_I(r->tries), SQL_I(o->account_id), SQL_T(o->name), SQL_I(r->seq));
     if (rc) return rc;
   }
   o->ok = 1;
@@ -188,17 +181,16 @@ static int camp_set(struct store *s, struct store_camp_op *o) {
 }
 
 static int camp_lease(struct store *s, struct store_camp_op *o) {
-  char got[12] = "";
-  int rc = SQL(s, NULL,
-               "UPDATE campaigns SET lease_by=?, lease_until=? WHERE account_id=? AND name=?"
-               " AND status IN ('planning','running')"
-               " AND (lease_by IS NULL OR lease_by=? OR lease_until<?)"
-               " RETURNING status",
-               one_text, got, SQL_T(o->owner), SQL_I(o->lease_until), SQL_I(o->account_id),
-               SQL_T(o->name), SQL_T(o->owner), SQL_I(o->at));
-  o->ok = rc == 0 && got[0] != '\0';
+  int rc = STORE_SQL_ONE(s, NULL,
+                         "UPDATE campaigns SET lease_by=?, lease_until=? WHERE account_id=?"
+                         " AND name=? AND status IN ('planning','running')"
+                         " AND (lease_by IS NULL OR lease_by=? OR lease_until<?)"
+                         " RETURNING status",
+                         NULL, NULL, SQL_T(o->owner), SQL_I(o->lease_until),
+                         SQL_I(o->account_id), SQL_T(o->name), SQL_T(o->owner), SQL_I(o->at));
+  o->ok = rc == 0;
   o->found = o->ok;
-  return rc;
+  return rc == KK_ENOENT ? 0 : rc;
 }
 
 int store_campaign_exec(struct store *s, struct store_op *op) {
@@ -215,10 +207,10 @@ int store_campaign_exec(struct store *s, struct store_op *op) {
     return camp_set(s, o);
   case STORE_CAMP_EXPIRE:
     o->ok = 1;
-    return SQL(s, NULL,
-               "UPDATE campaign_recipients SET status='expired' WHERE account_id=?"
-               " AND campaign=? AND status='planned'",
-               NULL, NULL, SQL_I(o->account_id), SQL_T(o->name));
+    return STORE_SQL(s, NULL,
+                     "UPDATE campaign_recipients SET status='expired' WHERE account_id=?"
+                     " AND campaign=? AND status='planned'",
+                     NULL, NULL, SQL_I(o->account_id), SQL_T(o->name));
   case STORE_CAMP_LEASE:
     return camp_lease(s, o);
   }
@@ -238,28 +230,38 @@ void store_campaign_write(struct store *s, struct store_camp_op *o, store_done_c
 #define CAMP_COLS "name,status,spec,recipients,created_at,updated_at,started_at,finish_at"
 
 static void camp_row(struct store_campaign *c, const char *const *cols, int with_spec) {
-  copy(c->name, sizeof c->name, cols[0]);
-  copy(c->status, sizeof c->status, cols[1]);
-  c->spec = with_spec && cols[2] ? kk_xstrdup(cols[2]) : NULL;
-  c->recipients = num(cols[3]);
-  c->created_at = num(cols[4]);
-  c->updated_at = num(cols[5]);
-  c->started_at = num(cols[6]);
-  c->finish_at = num(cols[7]);
+  store_col_copy(c->name, sizeof c->name, cols[0]);
+  store_col_copy(c->status, sizeof c->status, cols[1]);
+  c->spec = with_spec ? store_col_dup(cols[2]) : NULL;
+  c->recipients = store_col_num(cols[3]);
+  c->created_at = store_col_num(cols[4]);
+  c->updated_at = store_col_num(cols[5]);
+  c->started_at = store_col_num(cols[6]);
+  c->finish_at = store_col_num(cols[7]);
+}
+
+/* What a read of one campaign's rows begins with: the campaign. */
+struct camp_key {
+  int64_t account_id;
+  char name[STORE_CAMPAIGN_MAX + 1];
+};
+
+/* A read's job of size bytes (zeroed, freed by the pool), beginning with
+   the campaign's key; filled, it goes to store_pool_run. */
+static void *camp_job(size_t size, int64_t account_id, const char *name) {
+  struct camp_key *k = kk_xcalloc(1, size);
+  k->account_id = account_id;
+  store_col_copy(k->name, sizeof k->name, name);
+  return k;
 }
 
 struct get_job {
-  int64_t account_id;
-  char name[STORE_CAMPAIGN_MAX + 1];
+  struct camp_key k;
   struct store_campaign *out;
-  int found;
 };
 
 static int on_camp(void *arg, const char *const *cols, int n) {
-  struct get_job *j = arg;
-  if (n < 8) return 1;
-  camp_row(j->out, cols, 1);
-  j->found = 1;
+  if (n >= 8) camp_row(arg, cols, 1);
   return 1;
 }
 
@@ -267,29 +269,28 @@ static int on_count(void *arg, const char *const *cols, int n) {
   struct store_campaign *c = arg;
   if (n < 2) return 0;
   for (int i = 0; i < STORE_CAMP_NSTATUS; i++)
-    if (cols[0] && strcmp(cols[0], store_camp_rcpt_statuses[i]) == 0) c->count[i] = num(cols[1]);
+    if (cols[0] && strcmp(cols[0], store_camp_rcpt_statuses[i]) == 0)
+      c->count[i] = store_col_num(cols[1]);
   return 0;
 }
 
 static int get_read(struct store *s, void *rd, void *job) {
   struct get_job *j = job;
-  int rc = SQL(s, rd, "SELECT " CAMP_COLS " FROM campaigns WHERE account_id=? AND name=?",
-               on_camp, j, SQL_I(j->account_id), SQL_T(j->name));
+  int rc = STORE_SQL_ONE(s, rd,
+                         "SELECT " CAMP_COLS " FROM campaigns WHERE account_id=? AND name=?",
+                         on_camp, j->out, SQL_I(j->k.account_id), SQL_T(j->k.name));
   if (rc) return rc;
-  if (!j->found) return KK_ENOENT;
   /* the figures kept as it goes, not a count over its recipients */
-  return SQL(s, rd,
-             "SELECT substr(status,3),SUM(n) FROM campaign_counts WHERE account_id=?"
-             " AND campaign=? AND status LIKE 'r:%' GROUP BY status",
-             on_count, j->out, SQL_I(j->account_id), SQL_T(j->name));
+  return STORE_SQL(s, rd,
+                   "SELECT substr(status,3),SUM(n) FROM campaign_counts WHERE account_id=?"
+                   " AND campaign=? AND status LIKE 'r:%' GROUP BY status",
+                   on_count, j->out, SQL_I(j->k.account_id), SQL_T(j->k.name));
 }
 
 void store_campaign_get_async(struct store *s, int64_t account_id, const char *name,
                               struct store_campaign *out, store_done_cb done, void *arg) {
   memset(out, 0, sizeof *out);
-  struct get_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
-  j->account_id = account_id;
-  copy(j->name, sizeof j->name, name);
+  struct get_job *j = camp_job(sizeof *j, account_id, name);
   j->out = out;
   store_pool_run(s, get_read, j, done, arg);
 }
@@ -307,7 +308,7 @@ static int on_list(void *arg, const char *const *cols, int n) {
   struct list_job *j = arg;
   if (n < 8) return 1;
   if (*j->n == j->limit) {
-    copy(j->next, STORE_CAMPAIGN_MAX + 1, j->out[*j->n - 1].name);
+    store_col_copy(j->next, STORE_CAMPAIGN_MAX + 1, j->out[*j->n - 1].name);
     return 1;
   }
   camp_row(&j->out[(*j->n)++], cols, 0);
@@ -316,10 +317,10 @@ static int on_list(void *arg, const char *const *cols, int n) {
 
 static int list_read(struct store *s, void *rd, void *job) {
   struct list_job *j = job;
-  return SQL(s, rd,
-             "SELECT " CAMP_COLS " FROM campaigns WHERE account_id=? AND name>?"
-             " ORDER BY name LIMIT ?",
-             on_list, j, SQL_I(j->account_id), SQL_T(j->after), SQL_I(j->limit + 1));
+  return STORE_SQL(s, rd,
+                   "SELECT " CAMP_COLS " FROM campaigns WHERE account_id=? AND name>?"
+                   " ORDER BY name LIMIT ?",
+                   on_list, j, SQL_I(j->account_id), SQL_T(j->after), SQL_I(j->limit + 1));
 }
 
 void store_campaigns_list_async(struct store *s, int64_t account_id, const char *after,
@@ -327,7 +328,7 @@ void store_campaigns_list_async(struct store *s, int64_t account_id, const char 
                                 store_done_cb done, void *arg) {
   struct list_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
   j->account_id = account_id;
-  copy(j->after, sizeof j->after, after);
+  store_col_copy(j->after, sizeof j->after, after);
   j->limit = limit;
   j->out = out;
   j->n = n;
@@ -338,8 +339,7 @@ void store_campaigns_list_async(struct store *s, int64_t account_id, const char 
 }
 
 struct rcpt_job {
-  int64_t account_id;
-  char name[STORE_CAMPAIGN_MAX + 1];
+  struct camp_key k;
   char status[12];
   int64_t after, now;
   int limit, with_vars;
@@ -352,20 +352,20 @@ static int on_rcpt(void *arg, const char *const *cols, int n) {
   struct rcpt_job *j = arg;
   if (n < 9) return 1;
   if (*j->n == j->limit) {
-    if (j->next) *j->next = num(cols[3]);
+    if (j->next) *j->next = store_col_num(cols[3]);
     return 1;
   }
   struct store_camp_rcpt *r = &j->out[(*j->n)++];
   memset(r, 0, sizeof *r);
-  r->seq = num(cols[0]);
-  copy(r->phone, sizeof r->phone, cols[1]);
-  r->variant = (int)num(cols[2]);
-  r->planned_at = num(cols[3]);
-  copy(r->status, sizeof r->status, cols[4]);
-  copy(r->message, sizeof r->message, cols[5]);
-  copy(r->reason, sizeof r->reason, cols[6]);
-  r->vars = j->with_vars && cols[7] ? kk_xstrdup(cols[7]) : NULL;
-  r->tries = (int)num(cols[8]);
+  r->seq = store_col_num(cols[0]);
+  store_col_copy(r->phone, sizeof r->phone, cols[1]);
+  r->variant = (int)store_col_num(cols[2]);
+  r->planned_at = store_col_num(cols[3]);
+  store_col_copy(r->status, sizeof r->status, cols[4]);
+  store_col_copy(r->message, sizeof r->message, cols[5]);
+  store_col_copy(r->reason, sizeof r->reason, cols[6]);
+  r->vars = j->with_vars ? store_col_dup(cols[7]) : NULL;
+  r->tries = (int)store_col_num(cols[8]);
   return 0;
 }
 
@@ -375,32 +375,30 @@ static int rcpts_read(struct store *s, void *rd, void *job) {
   struct rcpt_job *j = job;
   int rc;
   if (j->status[0])
-    rc = SQL(s, rd,
-             "SELECT " RCPT_COLS " FROM campaign_recipients WHERE account_id=? AND campaign=?"
-             " AND status=? AND seq>? ORDER BY seq LIMIT ?",
-             on_rcpt, j, SQL_I(j->account_id), SQL_T(j->name), SQL_T(j->status),
-             SQL_I(j->after), SQL_I(j->limit));
+    rc = STORE_SQL(s, rd,
+                   "SELECT " RCPT_COLS
+                   " FROM campaign_recipients WHERE account_id=? AND campaign=?"
+                   " AND status=? AND seq>? ORDER BY seq LIMIT ?",
+                   on_rcpt, j, SQL_I(j->k.account_id), SQL_T(j->k.name), SQL_T(j->status),
+                   SQL_I(j->after), SQL_I(j->limit));
   else
-    rc = SQL(s, rd,
-             "SELECT " RCPT_COLS " FROM campaign_recipients WHERE account_id=? AND campaign=?"
-             " AND seq>? ORDER BY seq LIMIT ?",
-             on_rcpt, j, SQL_I(j->account_id), SQL_T(j->name), SQL_I(j->after),
-             SQL_I(j->limit));
+    rc = STORE_SQL(s, rd,
+                   "SELECT " RCPT_COLS
+                   " FROM campaign_recipients WHERE account_id=? AND campaign=?"
+                   " AND seq>? ORDER BY seq LIMIT ?",
+                   on_rcpt, j, SQL_I(j->k.account_id), SQL_T(j->k.name), SQL_I(j->after),
+                   SQL_I(j->limit));
   if (rc != 0 || *j->n > 0) return rc;
   /* No row: a campaign without them, or none of that name (KK_ENOENT). */
-  char status[12] = "";
-  rc = SQL(s, rd, "SELECT status FROM campaigns WHERE account_id=? AND name=?", one_text, status,
-           SQL_I(j->account_id), SQL_T(j->name));
-  return rc != 0 ? rc : status[0] ? 0 : KK_ENOENT;
+  char status[12];
+  return camp_status_of(s, rd, j->k.account_id, j->k.name, status);
 }
 
 void store_camp_rcpts_async(struct store *s, int64_t account_id, const char *name,
                             const char *status, int64_t after, int limit,
                             struct store_camp_rcpt *out, int *n, store_done_cb done, void *arg) {
-  struct rcpt_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
-  j->account_id = account_id;
-  copy(j->name, sizeof j->name, name);
-  copy(j->status, sizeof j->status, status);
+  struct rcpt_job *j = camp_job(sizeof *j, account_id, name);
+  store_col_copy(j->status, sizeof j->status, status);
   j->after = after;
   j->limit = limit;
   j->out = out;
@@ -412,10 +410,11 @@ void store_camp_rcpts_async(struct store *s, int64_t account_id, const char *nam
 static int due_read(struct store *s, void *rd, void *job) {
   struct rcpt_job *j = job;
   /* one more than asked: the next one's time */
-  int rc = SQL(s, rd,
-               "SELECT " RCPT_COLS " FROM campaign_recipients WHERE account_id=? AND campaign=?"
-               " AND status='planned' ORDER BY planned_at,seq LIMIT ?",
-               on_rcpt, j, SQL_I(j->account_id), SQL_T(j->name), SQL_I(j->limit + 1));
+  int rc = STORE_SQL(s, rd,
+                     "SELECT " RCPT_COLS
+                     " FROM campaign_recipients WHERE account_id=? AND campaign=?"
+                     " AND status='planned' ORDER BY planned_at,seq LIMIT ?",
+                     on_rcpt, j, SQL_I(j->k.account_id), SQL_T(j->k.name), SQL_I(j->limit + 1));
   if (rc) return rc;
   /* only those due now */
   int k = 0;
@@ -434,9 +433,7 @@ static int due_read(struct store *s, void *rd, void *job) {
 void store_camp_due_async(struct store *s, int64_t account_id, const char *name, int64_t now,
                           int limit, struct store_camp_rcpt *out, int *n, int64_t *next,
                           store_done_cb done, void *arg) {
-  struct rcpt_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
-  j->account_id = account_id;
-  copy(j->name, sizeof j->name, name);
+  struct rcpt_job *j = camp_job(sizeof *j, account_id, name);
   j->now = now;
   j->limit = limit;
   j->with_vars = 1;
@@ -458,18 +455,19 @@ static int on_active(void *arg, const char *const *cols, int n) {
   struct active_job *j = arg;
   if (n < 3 || *j->n == j->max) return 1;
   struct store_camp_ref *r = &j->out[(*j->n)++];
-  r->account_id = num(cols[0]);
-  copy(r->name, sizeof r->name, cols[1]);
-  copy(r->status, sizeof r->status, cols[2]);
+  r->account_id = store_col_num(cols[0]);
+  store_col_copy(r->name, sizeof r->name, cols[1]);
+  store_col_copy(r->status, sizeof r->status, cols[2]);
   return 0;
 }
 
 static int active_read(struct store *s, void *rd, void *job) {
   struct active_job *j = job;
-  return SQL(s, rd,
-             "SELECT account_id,name,status FROM campaigns WHERE status IN ('planning','running')"
-             " ORDER BY updated_at LIMIT ?",
-             on_active, j, SQL_I(j->max));
+  return STORE_SQL(
+      s, rd,
+      "SELECT account_id,name,status FROM campaigns WHERE status IN ('planning','running')"
+      " ORDER BY updated_at LIMIT ?",
+      on_active, j, SQL_I(j->max));
 }
 
 void store_camps_active_async(struct store *s, struct store_camp_ref *out, int max, int *n,
@@ -483,8 +481,7 @@ void store_camps_active_async(struct store *s, struct store_camp_ref *out, int m
 }
 
 struct counts_job {
-  int64_t account_id;
-  char name[STORE_CAMPAIGN_MAX + 1];
+  struct camp_key k;
   struct store_camp_count *out;
   int max;
   int *n;
@@ -497,14 +494,14 @@ static int on_counts(void *arg, const char *const *cols, int n) {
   if (*j->n == j->max) return 1;
   struct store_camp_count *c = &j->out[(*j->n)++];
   memset(c, 0, sizeof *c);
-  c->variant = (int)num(cols[0]);
-  copy(c->channel, sizeof c->channel, cols[1]);
-  copy(c->status, sizeof c->status, cols[2]);
-  c->n = num(cols[3]);
-  c->cost = num(cols[4]);
-  c->sms_only_cost = num(cols[5]);
-  c->twice = num(cols[6]);
-  c->twice_msgs = num(cols[7]);
+  c->variant = (int)store_col_num(cols[0]);
+  store_col_copy(c->channel, sizeof c->channel, cols[1]);
+  store_col_copy(c->status, sizeof c->status, cols[2]);
+  c->n = store_col_num(cols[3]);
+  c->cost = store_col_num(cols[4]);
+  c->sms_only_cost = store_col_num(cols[5]);
+  c->twice = store_col_num(cols[6]);
+  c->twice_msgs = store_col_num(cols[7]);
   return 0;
 }
 
@@ -516,14 +513,14 @@ static int on_spec(void *arg, const char *const *cols, int n) {
 
 static int counts_read(struct store *s, void *rd, void *job) {
   struct counts_job *j = job;
-  int rc = SQL(s, rd, "SELECT spec FROM campaigns WHERE account_id=? AND name=?", on_spec,
-               j->spec, SQL_I(j->account_id), SQL_T(j->name));
+  int rc = STORE_SQL(s, rd, "SELECT spec FROM campaigns WHERE account_id=? AND name=?", on_spec,
+                     j->spec, SQL_I(j->k.account_id), SQL_T(j->k.name));
   if (rc == 0)
-    rc = SQL(s, rd,
-             "SELECT variant,channel,status,n,cost,sms_only_cost,twice,twice_msgs"
-             " FROM campaign_counts WHERE account_id=? AND campaign=? AND n<>0"
-             " ORDER BY variant,channel,status",
-             on_counts, j, SQL_I(j->account_id), SQL_T(j->name));
+    rc = STORE_SQL(s, rd,
+                   "SELECT variant,channel,status,n,cost,sms_only_cost,twice,twice_msgs"
+                   " FROM campaign_counts WHERE account_id=? AND campaign=? AND n<>0"
+                   " ORDER BY variant,channel,status",
+                   on_counts, j, SQL_I(j->k.account_id), SQL_T(j->k.name));
   if (rc == 0 && *j->n == 0 && *j->spec == NULL) rc = KK_ENOENT;
   return rc;
 }
@@ -531,9 +528,7 @@ static int counts_read(struct store *s, void *rd, void *job) {
 void store_camp_counts_async(struct store *s, int64_t account_id, const char *name,
                              struct store_camp_count *out, int max, int *n, char **spec,
                              store_done_cb done, void *arg) {
-  struct counts_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
-  j->account_id = account_id;
-  copy(j->name, sizeof j->name, name);
+  struct counts_job *j = camp_job(sizeof *j, account_id, name);
   j->out = out;
   j->max = max;
   j->n = n;
@@ -544,43 +539,34 @@ void store_camp_counts_async(struct store *s, int64_t account_id, const char *na
 }
 
 struct export_job {
-  int64_t account_id;
-  char name[STORE_CAMPAIGN_MAX + 1];
+  struct camp_key k;
   store_camp_export_fn fn;
   void *fn_arg;
   int64_t after;
   int n, rc;
-  int found;
 };
-
-static int on_exists(void *arg, const char *const *cols, int n) {
-  (void)cols;
-  (void)n;
-  *(int *)arg = 1;
-  return 1;
-}
 
 static int on_export(void *arg, const char *const *cols, int n) {
   struct export_job *j = arg;
   if (n < 16) return 1;
   struct store_camp_export_row x;
   memset(&x, 0, sizeof x);
-  x.r.seq = num(cols[0]);
-  copy(x.r.phone, sizeof x.r.phone, cols[1]);
-  x.r.variant = (int)num(cols[2]);
-  x.r.planned_at = num(cols[3]);
-  copy(x.r.status, sizeof x.r.status, cols[4]);
-  copy(x.r.message, sizeof x.r.message, cols[5]);
-  copy(x.r.reason, sizeof x.r.reason, cols[6]);
+  x.r.seq = store_col_num(cols[0]);
+  store_col_copy(x.r.phone, sizeof x.r.phone, cols[1]);
+  x.r.variant = (int)store_col_num(cols[2]);
+  x.r.planned_at = store_col_num(cols[3]);
+  store_col_copy(x.r.status, sizeof x.r.status, cols[4]);
+  store_col_copy(x.r.message, sizeof x.r.message, cols[5]);
+  store_col_copy(x.r.reason, sizeof x.r.reason, cols[6]);
   x.r.vars = (char *)cols[7];
-  x.r.tries = (int)num(cols[8]);
-  copy(x.msg_status, sizeof x.msg_status, cols[9]);
-  copy(x.channel, sizeof x.channel, cols[10]);
-  x.cost = num(cols[11]);
-  x.created_at = num(cols[12]);
-  x.updated_at = num(cols[13]);
-  x.done = num(cols[14]) != 0;
-  x.clicks = num(cols[15]);
+  x.r.tries = (int)store_col_num(cols[8]);
+  store_col_copy(x.msg_status, sizeof x.msg_status, cols[9]);
+  store_col_copy(x.channel, sizeof x.channel, cols[10]);
+  x.cost = store_col_num(cols[11]);
+  x.created_at = store_col_num(cols[12]);
+  x.updated_at = store_col_num(cols[13]);
+  x.done = store_col_num(cols[14]) != 0;
+  x.clicks = store_col_num(cols[15]);
   j->after = x.r.seq;
   j->n++;
   j->rc = j->fn(j->fn_arg, &x);
@@ -589,22 +575,21 @@ static int on_export(void *arg, const char *const *cols, int n) {
 
 static int export_read(struct store *s, void *rd, void *job) {
   struct export_job *j = job;
-  int rc = SQL(s, rd, "SELECT 1 FROM campaigns WHERE account_id=? AND name=?", on_exists,
-               &j->found, SQL_I(j->account_id), SQL_T(j->name));
+  char status[12];
+  int rc = camp_status_of(s, rd, j->k.account_id, j->k.name, status);
   if (rc) return rc;
-  if (!j->found) return KK_ENOENT;
   do {
     j->n = 0;
-    rc = SQL(s, rd,
-             "SELECT r.seq,r.phone,r.variant,r.planned_at,r.status,r.message,r.reason,r.vars,"
-             "r.tries,m.status,m.channel,m.cost,m.created_at,m.updated_at,m.done,"
-             "(SELECT COALESCE(SUM(l.clicks),0) FROM link_codes l WHERE l.message=r.message"
-             " AND l.account_id=r.account_id)"
-             " FROM campaign_recipients r LEFT JOIN messages m ON m.public_id=r.message"
-             " AND m.account_id=r.account_id WHERE r.account_id=? AND r.campaign=?"
-             " AND r.seq>? ORDER BY r.seq LIMIT ?",
-             on_export, j, SQL_I(j->account_id), SQL_T(j->name), SQL_I(j->after),
-             SQL_I(STORE_CAMP_BATCH));
+    rc = STORE_SQL(s, rd,
+                   "SELECT r.seq,r.phone,r.variant,r.planned_at,r.status,r.message,r.reason,r.vars,"
+                   "r.tries,m.status,m.channel,m.cost,m.created_at,m.updated_at,m.done,"
+                   "(SELECT COALESCE(SUM(l.clicks),0) FROM link_codes l WHERE l.message=r.message"
+                   " AND l.account_id=r.account_id)"
+                   " FROM campaign_recipients r LEFT JOIN messages m ON m.public_id=r.message"
+                   " AND m.account_id=r.account_id WHERE r.account_id=? AND r.campaign=?"
+                   " AND r.seq>? ORDER BY r.seq LIMIT ?",
+                   on_export, j, SQL_I(j->k.account_id), SQL_T(j->k.name), SQL_I(j->after),
+                   SQL_I(STORE_CAMP_BATCH));
     if (rc == 0) rc = j->rc;
   } while (rc == 0 && j->n == STORE_CAMP_BATCH);
   return rc;
@@ -613,9 +598,7 @@ static int export_read(struct store *s, void *rd, void *job) {
 void store_camp_export_async(struct store *s, int64_t account_id, const char *name,
                              store_camp_export_fn fn, void *fn_arg, store_done_cb done,
                              void *arg) {
-  struct export_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
-  j->account_id = account_id;
-  copy(j->name, sizeof j->name, name);
+  struct export_job *j = camp_job(sizeof *j, account_id, name);
   j->fn = fn;
   j->fn_arg = fn_arg;
   store_pool_run(s, export_read, j, done, arg);

@@ -67,6 +67,14 @@ void casc_att_to_fsm(const struct casc_att *a, int64_t id, struct cfsm_att *out)
    "until": its t2}), 0 for any other effect. */
 int casc_hold_decision(const struct cfsm_fx *f, const char *channel, char *out, size_t cap);
 
+/* A status a provider reported before its attempt was known. */
+#define CASC_HELD_MAX 8
+struct casc_held {
+  char status[12];
+  char error[128];
+  int64_t at;
+};
+
 struct casc_run;
 /* What a run asks its backend for, on the writer thread inside the batch's
    transaction. */
@@ -81,9 +89,30 @@ struct casc_ops {
   /* Every attempt of the message (id, chan, status and times), at most
      max, into att; *n the count. 0 or KK_ESTORE. */
   int (*attempts)(struct store *s, int64_t msg_id, struct cfsm_att *att, int max, int *n);
-  /* Writes one effect that is a row (attempts, the message, events):
-     0, KK_EEXIST or KK_ESTORE. */
-  int (*write)(struct casc_run *r, const struct cfsm_fx *f);
+  /*
+   * The rows the rules' effects change (casc_run_write says which, with
+   * what); each 0, KK_EEXIST or KK_ESTORE.
+   */
+  /* Before any effect that is a row (NULL: nothing to do first). */
+  int (*before)(struct casc_run *r, const struct cfsm_fx *f);
+  /* ATT_SET: the attempt's status and times, r's provider id and error,
+     its cost and the parts sent. */
+  int (*att_set)(struct casc_run *r, const struct cfsm_fx *f);
+  /* ATT_ADD: attempt id of the message at step f->step; why: what holds
+     it back or fails it (NULL: nothing). */
+  int (*att_add)(struct casc_run *r, const struct cfsm_fx *f, int64_t id, const char *why);
+  /* A decision (one JSON object) appended to the message's. */
+  int (*decide)(struct casc_run *r, const char *decision);
+  /* MSG_STEP and MSG_FIN: the message's step, or its status and end. */
+  int (*msg_step)(struct casc_run *r, const struct cfsm_fx *f);
+  int (*msg_fin)(struct casc_run *r, const struct cfsm_fx *f);
+  /* MSG_DONE (done at t), MSG_CLEAR_DUE, MSG_WAIT (waits until t). */
+  int (*msg_mark)(struct casc_run *r, enum cfsm_fx_kind kind, int64_t t);
+  /* An event row of message msg_id; the outbox row of m's callback. */
+  int (*event)(struct store *s, int64_t msg_id, int64_t attempt_id, const char *status,
+               int64_t at, const char *detail);
+  int (*outbox)(struct store *s, const struct casc_msg *m, const char *status,
+                const char *channel, const char *error, int64_t cost, int64_t at);
   /* Reads attempt id: 0, KK_ENOENT or KK_ESTORE. */
   int (*att_load)(struct store *s, int64_t id, struct casc_att *a);
   /* Balances (store_money.h): the attempt of f (ATT_SET) was accepted by
@@ -94,6 +123,31 @@ struct casc_ops {
   /* The attempt of f (ATT_SET) failed in a way its provider does not bill:
      what it was charged comes back, once (nothing when it was not). */
   int (*refund)(struct casc_run *r, const struct cfsm_fx *f);
+
+  /*
+   * What the operations of the cascade (casc_chan_result, casc_timeout,
+   * casc_cancel) need of the backend.
+   */
+  /* Reads (and locks, where rows are locked) message id; by public id of
+     an account. 0, KK_ENOENT or KK_ESTORE. */
+  int (*msg_load)(struct store *s, int64_t id, struct casc_msg *m);
+  int (*msg_find)(struct store *s, int64_t account_id, const char *public_id,
+                  struct casc_msg *m);
+  /* Scheduled message m cancelled at `at`: its row and its attempt's,
+     its hold released. */
+  int (*msg_cancel)(struct store *s, const struct casc_msg *m, int64_t at);
+  /* The provider asked for attempt_id to be tried again at retry_at. */
+  int (*att_retry)(struct store *s, int64_t attempt_id, int64_t retry_at, const char *error);
+  /* A status of attempt attempt_id (as casc_event; pre: the attempt as
+     read already, or NULL). */
+  int (*att_event)(struct store *s, int64_t attempt_id, const struct casc_att *pre,
+                   const char *status, const char *provider_id, const char *error, int64_t at,
+                   int units);
+  /* The statuses provider_id reported before attempt_id had it, taken
+     from where they wait: into held (at most CASC_HELD_MAX), *n of them.
+     0 or KK_ESTORE. */
+  int (*early)(struct store *s, int64_t attempt_id, const char *provider_id,
+               struct casc_held *held, int *n);
 };
 
 /*
@@ -171,6 +225,23 @@ int casc_event(struct store *s, const struct casc_ops *ops, struct store_cascade
    as ops->att_load reads it (or gone). 0, KK_EEXIST or KK_ESTORE. */
 int casc_deadline(struct store *s, const struct casc_ops *ops, struct store_cascade_stats *stats,
                   struct casc_msg *m, int step, int64_t at);
+
+/* The operations of the cascade every backend carries out the same way
+   (STORE_OP_CHAN_RESULT, STORE_OP_STEP_TIMEOUT, STORE_OP_MSG_CANCEL), with
+   its ops and its writer's counters: a send's outcome; a step's deadline;
+   cancelling a scheduled message. 0, KK_EEXIST or KK_ESTORE. */
+int casc_chan_result(struct store *s, const struct casc_ops *ops, struct store_op *op);
+int casc_timeout(struct store *s, const struct casc_ops *ops, struct store_cascade_stats *stats,
+                 struct store_op *op);
+int casc_cancel(struct store *s, const struct casc_ops *ops, struct store_op *op);
+/* Applies the statuses provider_id reported before attempt_id had it
+   (ops->early takes them). 0, KK_EEXIST or KK_ESTORE. */
+int casc_early_apply(struct store *s, const struct casc_ops *ops, int64_t attempt_id,
+                     const char *provider_id);
+/* The event of message m and, when it has a callback URL, its outbox row. */
+int casc_record_event(struct store *s, const struct casc_ops *ops, const struct casc_msg *m,
+                      int64_t attempt_id, const char *status, const char *channel,
+                      const char *error, int64_t cost, int64_t at);
 
 /* The attempt id an effect names (CFSM_NEW_ATT: the one the run started). */
 static inline int64_t casc_att_id(const struct casc_run *r, int64_t id) {

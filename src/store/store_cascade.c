@@ -8,9 +8,11 @@
  * The rules themselves are pure (cascade/cascade_fsm.h). The glue that
  * runs them (store_casc.h: casc_run_*) is here too: it turns a message's
  * row into what the rules read, asks them again until they need nothing
- * more, and makes the notes and counters of their effects; the backend
- * loads the rows and writes the effects that are rows, inside its
- * transactions (sqlite/sq_cascade.c).
+ * more, makes the notes and counters of their effects and decides which
+ * rows each effect writes; and it carries out the cascade's operations (a
+ * send's result, a step's deadline, cancelling a scheduled message). The
+ * backend loads and writes the rows, in its SQL, inside its transactions
+ * (struct casc_ops: sqlite/sq_cascade.c, pg/pg_cascade.c).
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -401,6 +403,70 @@ int casc_run_deadline(struct casc_run *r, const struct cfsm_att *fa, int step, i
   return rc;
 }
 
+/* What keeps an attempt added from being sent (empty: nothing). */
+static void att_why(const struct cfsm_fx *f, char *why, size_t cap) {
+  why[0] = '\0';
+  if (f->use == CFSM_USE_NO_CONFIG) {
+    snprintf(why, cap, "channel not configured");
+  } else if (f->use == CFSM_USE_NO_ADDRESS) {
+    const char *field = kk_chan_address_field(f->chan);
+    snprintf(why, cap, "no %s",
+             field && !kk_chan_phone_fallback(f->chan) ? field : "phone number");
+  } else if (f->error) {
+    snprintf(why, cap, "%s", f->error);   /* held: quiet_hours */
+  }
+}
+
+/* The attempt; a step held for quiet hours is a decision of its message too. */
+static int att_add(struct casc_run *r, const struct cfsm_fx *f) {
+  char why[64];
+  att_why(f, why, sizeof why);
+  int64_t id = r->s->be->new_id(r->s, STORE_ID_ATTEMPT);
+  if (id <= 0) return KK_ESTORE;
+  int rc = r->ops->att_add(r, f, id, why[0] ? why : NULL);
+  if (rc == 0 && f->status == KK_ST_SENDING) r->new_id = id;
+  char hold[256];
+  if (rc == 0 && casc_hold_decision(f, r->steps[f->step].channel, hold, sizeof hold))
+    rc = r->ops->decide(r, hold);
+  return rc;
+}
+
+int casc_record_event(struct store *s, const struct casc_ops *ops, const struct casc_msg *m,
+                      int64_t attempt_id, const char *status, const char *channel,
+                      const char *error, int64_t cost, int64_t at) {
+  int rc = ops->event(s, m->id, attempt_id, status, at, error);
+  if (rc || m->callback_url[0] == '\0') return rc;
+  return ops->outbox(s, m, status, channel, error, cost, at);
+}
+
+/* Writes one effect that is a row through the backend's ops. */
+static int write_row(struct casc_run *r, const struct cfsm_fx *f) {
+  const struct casc_ops *o = r->ops;
+  if (o->before) {
+    int rc = o->before(r, f);
+    if (rc) return rc;
+  }
+  switch (f->kind) {
+  case CFSM_FX_ATT_SET: return o->att_set(r, f);
+  case CFSM_FX_ATT_ADD: return att_add(r, f);
+  case CFSM_FX_MSG_STEP: return o->msg_step(r, f);
+  case CFSM_FX_MSG_DONE:
+  case CFSM_FX_MSG_CLEAR_DUE:
+  case CFSM_FX_MSG_WAIT: return o->msg_mark(r, f->kind, f->t0);
+  case CFSM_FX_MSG_FIN: return o->msg_fin(r, f);
+  case CFSM_FX_EVENT:
+    return casc_record_event(r->s, o, r->m, casc_att_id(r, f->attempt_id),
+                             kk_status_name(f->status), kk_chan_name(f->chan), f->error, f->cost,
+                             f->t0);
+  case CFSM_FX_TRACE: {
+    char ev[40];
+    snprintf(ev, sizeof ev, "%s:%s", kk_chan_name(f->chan), kk_status_name(f->status));
+    return o->event(r->s, r->m->id, f->attempt_id, ev, f->t0, f->error);
+  }
+  default: return 0;   /* notes and counters: written by no backend */
+  }
+}
+
 int casc_run_write(struct casc_run *r) {
   static const enum store_note_kind notes[] = {
       [CFSM_NOTE_SMS] = STORE_NOTE_SMS, [CFSM_NOTE_CHANNEL] = STORE_NOTE_CHANNEL,
@@ -413,7 +479,7 @@ int casc_run_write(struct casc_run *r) {
     else if (f->kind == CFSM_FX_COUNT)
       count(r->stats, f->chan, (enum cfsm_counter)f->flags);
     else
-      rc = r->ops->write(r, f);
+      rc = write_row(r, f);
     if (rc == 0 && f->kind == CFSM_FX_ATT_SET && f->cost > 0) rc = r->ops->charge(r, f);
     if (rc == 0 && f->kind == CFSM_FX_ATT_SET && f->refund) rc = r->ops->refund(r, f);
     if (rc) return rc;
@@ -528,5 +594,71 @@ int casc_deadline(struct store *s, const struct casc_ops *ops, struct store_casc
   if (rc == 0) rc = casc_run_write(&r);
   casc_run_free(&r);
   casc_msg_free(m);
+  return rc;
+}
+
+/* ---- the operations every backend carries out ---------------------------------- */
+
+int casc_early_apply(struct store *s, const struct casc_ops *ops, int64_t attempt_id,
+                     const char *provider_id) {
+  struct casc_held held[CASC_HELD_MAX];
+  int n = 0;
+  int rc = ops->early(s, attempt_id, provider_id, held, &n);
+  for (int i = 0; i < n && rc == 0; i++)
+    rc = ops->att_event(s, attempt_id, NULL, held[i].status, NULL,
+                        held[i].error[0] ? held[i].error : NULL, held[i].at, 0);
+  return rc;
+}
+
+int casc_chan_result(struct store *s, const struct casc_ops *ops, struct store_op *op) {
+  struct store_chan_result_data *d = op->data;
+  struct store_chan_result *r = &d->r;
+  if (r->outcome == STORE_CHAN_RETRY) {
+    int rc = ops->att_retry(s, r->attempt_id, r->retry_at, d->error[0] ? d->error : NULL);
+    if (rc == 0) note(s, STORE_NOTE_CHANNEL, 0, r->attempt_id, r->retry_at);
+    return rc;
+  }
+  if (r->outcome == STORE_CHAN_SENT) {
+    int rc = ops->att_event(s, r->attempt_id, NULL, "sent", d->provider_id, NULL, r->at,
+                            r->units);
+    return rc ? rc : casc_early_apply(s, ops, r->attempt_id, d->provider_id);
+  }
+  return ops->att_event(s, r->attempt_id, NULL, "failed", NULL, d->error, r->at, 0);
+}
+
+int casc_timeout(struct store *s, const struct casc_ops *ops, struct store_cascade_stats *stats,
+                 struct store_op *op) {
+  struct store_timeout_data *d = op->data;
+  struct casc_msg m;
+  int rc = ops->msg_load(s, d->msg_id, &m);
+  if (rc == KK_ENOENT) return 0;
+  if (rc) return rc;
+  return casc_deadline(s, ops, stats, &m, d->step, d->at);
+}
+
+int casc_cancel(struct store *s, const struct casc_ops *ops, struct store_op *op) {
+  struct store_msg_cancel *c = op->data;
+  c->found = c->cancelled = 0;
+  struct casc_msg m;
+  int rc = ops->msg_find(s, c->account_id, c->public_id, &m);
+  if (rc == KK_ENOENT) return 0;
+  if (rc) return rc;
+  c->found = 1;
+  snprintf(c->status, sizeof c->status, "%s", m.status);
+  if (strcmp(m.status, "scheduled") != 0) {
+    casc_msg_free(&m);
+    return 0;
+  }
+  rc = ops->msg_cancel(s, &m, c->at);
+  if (rc == 0)
+    rc = casc_record_event(s, ops, &m, m.attempt_id, "cancelled", m.channel, NULL, 0, c->at);
+  if (rc == 0 && m.attempt_id)
+    note(s, strcmp(m.channel, "sms") == 0 ? STORE_NOTE_SMS_CANCEL : STORE_NOTE_CHANNEL_END, m.id,
+         m.attempt_id, c->at);
+  if (rc == 0) {
+    c->cancelled = 1;
+    snprintf(c->status, sizeof c->status, "cancelled");
+  }
+  casc_msg_free(&m);
   return rc;
 }

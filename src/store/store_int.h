@@ -37,6 +37,21 @@ typedef int (*store_sql_row_fn)(void *arg, const char *const *cols, int ncols);
                 (int)(sizeof((const struct store_sql_arg[]){__VA_ARGS__}) /       \
                       sizeof(struct store_sql_arg)),                              \
                 (fn), (arg)))
+/* store_sql.c: the same for a query that answers one row (or none): fn
+   (NULL: none) reads the first row only. 0 when a row came, KK_ENOENT when
+   none did, or the backend's error. */
+int store_sql_one(struct store *s, void *rd, const char *text, const struct store_sql_arg *a,
+                  int n, store_sql_row_fn fn, void *arg);
+#define STORE_SQL_ONE(s, rd, text, fn, arg, ...)                                      \
+  store_sql_one((s), (rd), (text), (const struct store_sql_arg[]){__VA_ARGS__},      \
+                (int)(sizeof((const struct store_sql_arg[]){__VA_ARGS__}) /           \
+                      sizeof(struct store_sql_arg)),                                  \
+                (fn), (arg))
+/* A column as the row functions get it: its number (NULL: 0), its text
+   copied into out[cap] (NULL: ""), or a copy of it (malloc'd; NULL: NULL). */
+int64_t store_col_num(const char *col);
+void store_col_copy(char *out, size_t cap, const char *col);
+char *store_col_dup(const char *col);
 
 /* ---- operations -------------------------------------------------------- */
 

@@ -12,10 +12,6 @@
 #include "core/kk_mem.h"
 #include "store/store_int.h"
 
-static int64_t num(const char *s) { return s ? strtoll(s, NULL, 10) : 0; }
-
-static void copy(char *out, size_t cap, const char *s) { snprintf(out, cap, "%s", s ? s : ""); }
-
 /* ---- writes (writer thread) ------------------------------------------------------ */
 
 int store_links_insert(struct store *s, const struct store_msg_new *msgs, int n) {
@@ -57,7 +53,6 @@ static int count(struct store *s, int64_t account_id, const char *campaign, cons
 }
 
 struct clicked {
-  int found;
   int64_t clicks, account_id, variant;
   char campaign[STORE_CAMPAIGN_MAX + 1];
   char channel[20];
@@ -66,12 +61,11 @@ struct clicked {
 static int on_clicked(void *arg, const char *const *cols, int n) {
   struct clicked *c = arg;
   if (n < 5) return 1;
-  c->found = 1;
-  c->clicks = num(cols[0]);
-  c->account_id = num(cols[1]);
-  copy(c->campaign, sizeof c->campaign, cols[2]);
-  copy(c->channel, sizeof c->channel, cols[3]);
-  c->variant = num(cols[4]);
+  c->clicks = store_col_num(cols[0]);
+  c->account_id = store_col_num(cols[1]);
+  store_col_copy(c->campaign, sizeof c->campaign, cols[2]);
+  store_col_copy(c->channel, sizeof c->channel, cols[3]);
+  c->variant = store_col_num(cols[4]);
   return 1;
 }
 
@@ -85,15 +79,15 @@ static int clicks_exec(struct store *s, struct store_op *op) {
   for (int i = 0; i < d->n; i++) {
     const struct store_click *k = &d->clicks[i];
     struct clicked c = {0};
-    int rc = STORE_SQL(s, NULL,
-                       "UPDATE link_codes SET clicks=clicks+1,"
-                       " first_click_at=COALESCE(first_click_at,?) WHERE code=?"
-                       " RETURNING clicks,account_id,campaign,channel,variant",
-                       on_clicked, &c, SQL_I(k->at), SQL_T(k->code));
+    int rc = STORE_SQL_ONE(s, NULL,
+                           "UPDATE link_codes SET clicks=clicks+1,"
+                           " first_click_at=COALESCE(first_click_at,?) WHERE code=?"
+                           " RETURNING clicks,account_id,campaign,channel,variant",
+                           on_clicked, &c, SQL_I(k->at), SQL_T(k->code));
+    if (rc == KK_ENOENT) continue;   /* no such link */
     if (rc) return rc;
-    if (!c.found) continue;
-    rc = STORE_SQL(s, NULL, "INSERT INTO link_clicks(code,at,user_agent) VALUES(?,?,?)", NULL,
-                   NULL, SQL_T(k->code), SQL_I(k->at), SQL_T(k->ua[0] ? k->ua : NULL));
+    rc = STORE_SQL(s, NULL, "INSERT INTO link_clicks(code,at,user_agent) VALUES(?,?,?)", NULL, NULL,
+                   SQL_T(k->code), SQL_I(k->at), SQL_T(k->ua[0] ? k->ua : NULL));
     if (rc == 0)
       rc = count(s, c.account_id, c.campaign, c.channel, c.variant, 1, c.clicks == 1, 0, 0);
     if (rc) return rc;
@@ -128,7 +122,7 @@ void store_clicks_write(struct store *s, struct store_click *clicks, int n, stor
 }
 
 static int on_id(void *arg, const char *const *cols, int n) {
-  if (n > 0) *(int64_t *)arg = num(cols[0]);
+  if (n > 0) *(int64_t *)arg = store_col_num(cols[0]);
   return 1;
 }
 
@@ -156,55 +150,49 @@ void store_conversion_write(struct store *s, struct store_conversion *c, store_d
 struct link_job {
   char code[16];
   struct store_link *out;
-  int found;
 };
 
 static int on_link(void *arg, const char *const *cols, int n) {
-  struct link_job *j = arg;
+  struct store_link *l = arg;
   if (n < 7) return 1;
-  struct store_link *l = j->out;
-  l->account_id = num(cols[0]);
-  copy(l->campaign, sizeof l->campaign, cols[1]);
-  l->variant = (int)num(cols[2]);
-  copy(l->channel, sizeof l->channel, cols[3]);
-  copy(l->phone, sizeof l->phone, cols[4]);
-  copy(l->message, sizeof l->message, cols[5]);
+  l->account_id = store_col_num(cols[0]);
+  store_col_copy(l->campaign, sizeof l->campaign, cols[1]);
+  l->variant = (int)store_col_num(cols[2]);
+  store_col_copy(l->channel, sizeof l->channel, cols[3]);
+  store_col_copy(l->phone, sizeof l->phone, cols[4]);
+  store_col_copy(l->message, sizeof l->message, cols[5]);
   l->target = kk_xstrdup(cols[6] ? cols[6] : "");
-  j->found = 1;
   return 1;
 }
 
 static int link_read(struct store *s, void *rd, void *job) {
   struct link_job *j = job;
-  int rc = STORE_SQL(s, rd,
-                     "SELECT account_id,campaign,variant,channel,phone,message,target"
-                     " FROM link_codes WHERE code=?",
-                     on_link, j, SQL_T(j->code));
-  return rc ? rc : j->found ? 0 : KK_ENOENT;
+  return STORE_SQL_ONE(s, rd,
+                       "SELECT account_id,campaign,variant,channel,phone,message,target"
+                       " FROM link_codes WHERE code=?",
+                       on_link, j->out, SQL_T(j->code));
 }
 
 void store_link_get_async(struct store *s, const char *code, struct store_link *out,
                           store_done_cb done, void *arg) {
   memset(out, 0, sizeof *out);
   struct link_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
-  copy(j->code, sizeof j->code, code);
+  store_col_copy(j->code, sizeof j->code, code);
   j->out = out;
   store_pool_run(s, link_read, j, done, arg);
 }
 
 struct conv_job {
   struct store_conv_find *f;
-  int found;
 };
 
 static int on_conv_msg(void *arg, const char *const *cols, int n) {
-  struct conv_job *j = arg;
+  struct store_conv_find *f = arg;
   if (n < 4) return 1;
-  copy(j->f->message, sizeof j->f->message, cols[0]);
-  copy(j->f->campaign, sizeof j->f->campaign, cols[1]);
-  copy(j->f->phone, sizeof j->f->phone, cols[2]);
-  copy(j->f->channel, sizeof j->f->channel, cols[3]);
-  j->found = 1;
+  store_col_copy(f->message, sizeof f->message, cols[0]);
+  store_col_copy(f->campaign, sizeof f->campaign, cols[1]);
+  store_col_copy(f->phone, sizeof f->phone, cols[2]);
+  store_col_copy(f->channel, sizeof f->channel, cols[3]);
   return 1;
 }
 
@@ -219,17 +207,17 @@ static int conv_read(struct store *s, void *rd, void *job) {
   struct store_conv_find *f = j->f;
   int rc;
   if (f->message[0])
-    rc = STORE_SQL(s, rd,
-                   "SELECT public_id,campaign,to_number,channel FROM messages"
-                   " WHERE public_id=? AND account_id=?",
-                   on_conv_msg, j, SQL_T(f->message), SQL_I(f->account_id));
+    rc = STORE_SQL_ONE(s, rd,
+                       "SELECT public_id,campaign,to_number,channel FROM messages"
+                       " WHERE public_id=? AND account_id=?",
+                       on_conv_msg, f, SQL_T(f->message), SQL_I(f->account_id));
   else   /* the newest message of the campaign to that phone (messages_to) */
-    rc = STORE_SQL(s, rd,
-                   "SELECT public_id,campaign,to_number,channel FROM messages"
-                   " WHERE to_number=? AND account_id=? AND campaign=? ORDER BY id DESC LIMIT 1",
-                   on_conv_msg, j, SQL_T(f->phone), SQL_I(f->account_id), SQL_T(f->campaign));
+    rc = STORE_SQL_ONE(s, rd,
+                       "SELECT public_id,campaign,to_number,channel FROM messages WHERE"
+                       " to_number=? AND account_id=? AND campaign=? ORDER BY id DESC LIMIT 1",
+                       on_conv_msg, f, SQL_T(f->phone), SQL_I(f->account_id),
+                       SQL_T(f->campaign));
   if (rc) return rc;
-  if (!j->found) return KK_ENOENT;
   if (f->campaign[0] == '\0') return 0;
   return STORE_SQL(s, rd, "SELECT spec FROM campaigns WHERE account_id=? AND name=?", on_spec, f,
                    SQL_I(f->account_id), SQL_T(f->campaign));
@@ -255,12 +243,12 @@ static int on_counts(void *arg, const char *const *cols, int n) {
   struct counts_job *j = arg;
   if (n < 6 || *j->n >= STORE_LINK_COUNTS_MAX) return 1;
   struct store_link_count *c = &j->out[(*j->n)++];
-  copy(c->channel, sizeof c->channel, cols[0]);
-  c->variant = (int)num(cols[1]);
-  c->clicked = num(cols[2]);
-  c->clicked_unique = num(cols[3]);
-  c->converted = num(cols[4]);
-  c->value = num(cols[5]);
+  store_col_copy(c->channel, sizeof c->channel, cols[0]);
+  c->variant = (int)store_col_num(cols[1]);
+  c->clicked = store_col_num(cols[2]);
+  c->clicked_unique = store_col_num(cols[3]);
+  c->converted = store_col_num(cols[4]);
+  c->value = store_col_num(cols[5]);
   return 0;
 }
 
@@ -278,7 +266,7 @@ void store_link_counts_async(struct store *s, int64_t account_id, const char *ca
                              void *arg) {
   struct counts_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
   j->account_id = account_id;
-  copy(j->campaign, sizeof j->campaign, campaign);
+  store_col_copy(j->campaign, sizeof j->campaign, campaign);
   j->out = out;
   j->n = n;
   *n = 0;

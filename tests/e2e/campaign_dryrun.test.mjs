@@ -6,7 +6,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { setup } from './lib/harness.mjs';
-import { importList } from './lib/campaigns.mjs';
+import { importList, waitCampaign } from './lib/campaigns.mjs';
 
 const CONTACTS = [
   ['79164000001', 'Анна', '101'],
@@ -70,5 +70,28 @@ test('campaign dry run: recipients, rejections, channels, cost, saving and finis
   r = await k.request('POST', '/v1/campaigns/try/dry-run', { key });
   assert.equal(r.status, 409);
   assert.equal(r.json.error.code, 'not_draft');
+  await finish();
+});
+
+test('campaign dry run: a tracked link counts at its real length, as the run sends it', { timeout: 120000 }, async (t) => {
+  const { k, key, smsc, finish } = await setup(t, { smsc: { autoReceipt: 'DELIVRD' } });
+  // 50 Cyrillic characters and a short URL: one segment as written (63 of
+  // 70), two once the URL is the recipient's {public_url}/r/{code}
+  const text = 'Весенняя распродажа: скидки на всё до воскресенья ' + 'http://a.ru/s';
+  await k.call('PUT', '/v1/templates/sale', { key, body: { text } }, 200);
+  const phones = ['79164100001', '79164100002', '79164100003'];
+  await k.call('PUT', '/v1/campaigns/tracked', { key, body: { audience: { phones }, template: 'sale', class: 'service' } }, 200);
+  const d = await k.call('POST', '/v1/campaigns/tracked/dry-run', { key }, 200);
+  assert.equal(d.accepted, 3);
+  assert.deepEqual(d.channels.sms, { messages: 3, delivered: 3, segments: 6 });
+
+  // The run sends what the dry run counted.
+  await k.call('POST', '/v1/campaigns/tracked/start', { key }, 200);
+  await waitCampaign(k, key, 'tracked', 'done');
+  const list = (await k.call('GET', '/v1/messages?campaign=tracked', { key }, 200)).messages;
+  assert.equal(list.length, 3);
+  assert.equal(list.reduce((n, m) => n + m.segments, 0), d.channels.sms.segments);
+  await smsc.waitFor(() => smsc.submits.length >= d.channels.sms.segments, 'every segment sent');
+  assert.equal(smsc.submits.length, d.channels.sms.segments);
   await finish();
 });

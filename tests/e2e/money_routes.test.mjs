@@ -9,49 +9,21 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import fs from 'node:fs/promises';
-import path from 'node:path';
-import { Kaskad, setup, tempDir, waitUntil } from './lib/harness.mjs';
-import { startSmsc } from './lib/smsc.mjs';
+import { setup, waitUntil } from './lib/harness.mjs';
 import { APPS, Sim, pointChannelsAtSim } from './lib/sim.mjs';
 import { account, kop, logAddsUp, prepaid, unheld } from './lib/money.mjs';
+import { MEGAFON, MEGAFON_PHONE, MTS, twoRoutes } from './lib/routes.mjs';
 
-const MTS = '7740000076';
-const MEGAFON = '7812014560';
-const MEGAFON_PHONE = '79261234567';   // the register: МегаФон
 // 71 Cyrillic characters: two segments
 const TWO = 'Ваш заказ №12345 собран и передан в доставку. Курьер позвонит заранее!!';
 
 test('held at the price of the route the SMS takes for its operator, charged as much', async (t) => {
-  const smscA = await startSmsc({ autoReceipt: 'DELIVRD' });
-  const smscB = await startSmsc({ autoReceipt: 'DELIVRD' });
-  const numbering = await tempDir('kaskad-numbering-');
-  await fs.writeFile(path.join(numbering, 'DEF-9xx.csv'),
-    'АВС/ DEF;От;До;Емкость;Оператор;Регион;Территория ГАР;ИНН\n' +
-    `916;0000000;9999999;10000000;ПАО "МТС";г. Москва;г. Москва;${MTS}\n` +
-    `926;0000000;9999999;10000000;ПАО "МегаФон";г. Москва;г. Москва;${MEGAFON}\n`);
-  const k = new Kaskad({ args: ['--numbering', numbering] });
-  t.after(async () => {
-    try {
-      if (k.running()) await k.kill9();
-      if (t.passed === false || process.env.KASKAD_E2E_VERBOSE) {
-        for (const line of k.allStderr.split('\n').slice(-60)) t.diagnostic(`  ${line}`);
-      }
-    } finally {
-      await k.cleanup();
-      await smscA.close();
-      await smscB.close();
-      await fs.rm(numbering, { recursive: true, force: true });
-    }
-  });
-  await k.start();
   // a: cheap for МТС, dear for the rest; b: cheaper for МегаФон
-  await k.putRoute('a', smscA.routeConfig({ prices: { default: 3.0, operators: { [MTS]: 1.5 } } }));
-  await k.putRoute('b', smscB.routeConfig({ prices: { default: 2.0, operators: { [MEGAFON]: 1.75 } } }));
-  await smscA.waitFor(() => smscA.boundSessions().length >= 1, 'route a to bind');
-  await smscB.waitFor(() => smscB.boundSessions().length >= 1, 'route b to bind');
-  const acct = await k.createAccount();
-  const key = acct.key;
+  const { k, smscB, acct, key } = await twoRoutes(t, {
+    smsc: { autoReceipt: 'DELIVRD' },
+    a: { prices: { default: 3.0, operators: { [MTS]: 1.5 } } },
+    b: { prices: { default: 2.0, operators: { [MEGAFON]: 1.75 } } },
+  });
   // The price table says otherwise: it is not what an SMS on a priced route costs.
   await k.call('PUT', '/v1/prices', { body: { prices: { sms: 9.99 } } }, 200);
   await prepaid(k, acct, 10);

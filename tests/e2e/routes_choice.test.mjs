@@ -6,59 +6,16 @@
 // subscriber is deferred (roaming_ads).
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs/promises';
-import path from 'node:path';
-import { Kaskad, tempDir } from './lib/harness.mjs';
 import { startSmsc } from './lib/smsc.mjs';
 import { Sim } from './lib/sim.mjs';
+import { MEGAFON, MEGAFON_PHONE, MTS, MTS_PHONE, twoRoutes as routes } from './lib/routes.mjs';
 
-const MTS = '7740000076';
-const MEGAFON = '7812014560';
-const MTS_PHONE = '79161234567';       // the register: МТС
-const MEGAFON_PHONE = '79261234567';   // the register: МегаФон
-
-/** A numbering register of two ranges, in the ministry's format. */
-async function register() {
-  const dir = await tempDir('kaskad-numbering-');
-  await fs.writeFile(path.join(dir, 'DEF-9xx.csv'),
-    'АВС/ DEF;От;До;Емкость;Оператор;Регион;Территория ГАР;ИНН\n' +
-    `916;0000000;9999999;10000000;ПАО "МТС";г. Москва;г. Москва;${MTS}\n` +
-    `926;0000000;9999999;10000000;ПАО "МегаФон";г. Москва;г. Москва;${MEGAFON}\n`);
-  return dir;
-}
-
-/** Two SMSCs, a kaskad with routes "a" and "b" to them, an account. */
-async function twoRoutes(t, { args = [], a = {}, b = {} } = {}) {
-  const smscA = await startSmsc();
-  const smscB = await startSmsc();
-  const numbering = await register();
-  const k = new Kaskad({ args: ['--numbering', numbering, '--route_down', '1s', ...args] });
-  t.after(async () => {
-    try {
-      if (k.running()) await k.kill9();
-      if (t.passed === false || process.env.KASKAD_E2E_VERBOSE) {
-        for (const line of k.allStderr.split('\n').slice(-60)) t.diagnostic(`  ${line}`);
-      }
-    } finally {
-      await k.cleanup();
-      await smscA.close();
-      await smscB.close();
-      await fs.rm(numbering, { recursive: true, force: true });
-    }
-  });
-  await k.start();
-  // a: cheap for МТС, dear for the rest; b: the other way round
-  await k.putRoute('a', smscA.routeConfig({
-    prices: { default: 3.0, operators: { [MTS]: 1.5 } }, ...a,
-  }));
-  await k.putRoute('b', smscB.routeConfig({
-    prices: { default: 2.0, operators: { [MTS]: 2.5 } }, ...b,
-  }));
-  await smscA.waitFor(() => smscA.boundSessions().length >= 1, 'route a to bind');
-  await smscB.waitFor(() => smscB.boundSessions().length >= 1, 'route b to bind');
-  const acct = await k.createAccount();
-  return { k, smscA, smscB, acct, key: acct.key };
-}
+/** Routes a and b: a cheap for МТС, dear for the rest; b the other way round. */
+const twoRoutes = (t, { args = [], a = {}, b = {} } = {}) => routes(t, {
+  args: ['--route_down', '1s', ...args],
+  a: { prices: { default: 3.0, operators: { [MTS]: 1.5 } }, ...a },
+  b: { prices: { default: 2.0, operators: { [MTS]: 2.5 } }, ...b },
+});
 
 const sms = (to, text, cls = 'transactional') => ({ to, text, sender: 'KASKAD', class: cls });
 

@@ -6,8 +6,9 @@
  *
  * Several nodes may change one message: each run locks the message's row
  * (SELECT ... FOR UPDATE) before it reads what the rules need, so that the
- * runs of one message follow one another. Notes and counters are the
- * neutral glue's (store_cascade.c).
+ * runs of one message follow one another. Notes, counters and the logic
+ * of the effects and operations are the neutral glue's (store_cascade.c):
+ * this file has the SQL they run through.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,13 +222,9 @@ static int event_row(struct store *s, int64_t msg_id, int64_t attempt_id, const 
                 &p);
 }
 
-/* Appends the event and, when the message has a callback URL, the outbox
-   row with what the callback tells. */
-static int record_event(struct store *s, const struct casc_msg *m, int64_t attempt_id,
-                        const char *status, const char *channel, const char *error,
-                        int64_t cost, int64_t at) {
-  int rc = event_row(s, m->id, attempt_id, status, at, error);
-  if (rc || m->callback_url[0] == '\0') return rc;
+/* The outbox row with what m's callback tells (casc_ops.outbox). */
+static int outbox_row(struct store *s, const struct casc_msg *m, const char *status,
+                      const char *channel, const char *error, int64_t cost, int64_t at) {
   struct pg_rows *rows = pgw_deferred(s, PGW_T_OUTBOX);
   if (rows) {
     pg_rows_int(rows, 0, m->account_id);
@@ -294,23 +291,10 @@ static int fx_att_set(struct casc_run *r, const struct cfsm_fx *f) {
                 &p);
 }
 
-static int att_insert(struct casc_run *r, const struct cfsm_fx *f) {
+static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f, int64_t aid, const char *why) {
   struct casc_msg *m = r->m;
   int sending = f->status == KK_ST_SENDING;
   int sms = f->chan == KK_CHAN_SMS;
-  char why[64] = "";
-  if (f->use == CFSM_USE_NO_CONFIG) {
-    snprintf(why, sizeof why, "channel not configured");
-  } else if (f->use == CFSM_USE_NO_ADDRESS) {
-    const char *field = kk_chan_address_field(f->chan);
-    snprintf(why, sizeof why, "no %s",
-             field && !kk_chan_phone_fallback(f->chan) ? field : "phone number");
-  } else if (f->error) {
-    snprintf(why, sizeof why, "%s", f->error);   /* held: quiet_hours */
-  }
-  int64_t aid = r->s->be->new_id(r->s, STORE_ID_ATTEMPT);
-  if (aid <= 0) return KK_ESTORE;
-  if (sending) r->new_id = aid;
   struct pg_rows *rows = pgw_deferred(r->s, PGW_T_ATTEMPTS);
   if (rows) {
     pg_rows_int(rows, 0, aid);
@@ -322,7 +306,7 @@ static int att_insert(struct casc_run *r, const struct cfsm_fx *f) {
     pg_rows_int(rows, 6, sms ? m->segments : 1);
     pg_rows_text(rows, 7, f->use == CFSM_USE_NO_ADDRESS ? NULL : r->addr[f->step]);
     pg_rows_int(rows, 8, sending ? r->scope[f->step] : 0);
-    pg_rows_text(rows, 9, why[0] ? why : NULL);
+    pg_rows_text(rows, 9, why);
     pg_rows_int(rows, 10, f->t1);
     pg_rows_opt(rows, 11, f->t0);
     pg_rows_end(rows);
@@ -338,25 +322,20 @@ static int att_insert(struct casc_run *r, const struct cfsm_fx *f) {
   pg_p_int(&p, sms ? m->segments : 1);
   pg_p_text(&p, f->use == CFSM_USE_NO_ADDRESS ? NULL : r->addr[f->step]);
   pg_p_int(&p, sending ? r->scope[f->step] : 0);
-  pg_p_text(&p, why[0] ? why : NULL);
+  pg_p_text(&p, why);
   pg_p_int(&p, f->t1);
   pg_p_opt(&p, f->t0);
-  int rc = pg_cmd(&PG(r->s)->w,
-                  "INSERT INTO attempts(id,message_id,step,channel,route,status,segments,"
-                  "address,scope,error,created_at,due_at) VALUES($1::bigint,$2::bigint,"
-                  "$3::int,$4,$5,$6,$7::int,$8,$9::bigint,$10,$11::bigint,$12::bigint)",
-                  &p);
-  if (rc != 0 && sending) r->new_id = 0;
-  return rc;
+  return pg_cmd(&PG(r->s)->w,
+                "INSERT INTO attempts(id,message_id,step,channel,route,status,segments,"
+                "address,scope,error,created_at,due_at) VALUES($1::bigint,$2::bigint,"
+                "$3::int,$4,$5,$6,$7::int,$8,$9::bigint,$10,$11::bigint,$12::bigint)",
+                &p);
 }
 
-/* The attempt; a step held for quiet hours is a decision of its message too. */
-static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
-  int rc = att_insert(r, f);
-  char hold[256];
-  if (rc != 0 || !casc_hold_decision(f, r->steps[f->step].channel, hold, sizeof hold)) return rc;
+/* A decision appended to the message's (casc_ops.decide). */
+static int fx_decide(struct casc_run *r, const char *decision) {
   struct pg_params p = {0};
-  pg_p_text(&p, hold);
+  pg_p_text(&p, decision);
   pg_p_int(&p, r->m->id);
   return pg_cmd(&PG(r->s)->w,
                 "UPDATE messages SET decisions=(COALESCE(decisions,'[]')::jsonb"
@@ -416,22 +395,23 @@ static int fx_msg_fin(struct casc_run *r, const struct cfsm_fx *f) {
                 &p);
 }
 
-/* A statement with the message's id last and up to one time before it. */
-static int fx_msg_simple(struct casc_run *r, const char *sql, int with_time, int64_t t) {
+/* MSG_DONE, MSG_CLEAR_DUE, MSG_WAIT (casc_ops.msg_mark). */
+static int fx_msg_mark(struct casc_run *r, enum cfsm_fx_kind kind, int64_t t) {
   struct pg_params p = {0};
-  if (with_time) pg_p_int(&p, t);
+  if (kind != CFSM_FX_MSG_CLEAR_DUE) pg_p_int(&p, t);
   pg_p_int(&p, r->m->id);
-  return pg_cmd(&PG(r->s)->w, sql, &p);
+  return pg_cmd(&PG(r->s)->w,
+                kind == CFSM_FX_MSG_DONE ? "UPDATE messages SET done=1, due_at=NULL,"
+                                           " wait_until=NULL, updated_at=$1::bigint"
+                                           " WHERE id=$2::bigint"
+                : kind == CFSM_FX_MSG_WAIT
+                    ? "UPDATE messages SET wait_until=$1::bigint WHERE id=$2::bigint"
+                    : "UPDATE messages SET due_at=NULL WHERE id=$1::bigint",
+                &p);
 }
 
-static int fx_trace(struct casc_run *r, const struct cfsm_fx *f) {
-  char ev[40];
-  snprintf(ev, sizeof ev, "%s:%s", kk_chan_name(f->chan), kk_status_name(f->status));
-  return event_row(r->s, r->m->id, f->attempt_id, ev, f->t0, f->error);
-}
-
-/* Writes one effect that is a row (casc_ops.write). */
-static int fx_write(struct casc_run *r, const struct cfsm_fx *f) {
+/* Before a row of an effect (casc_ops.before). */
+static int before_write(struct casc_run *r, const struct cfsm_fx *f) {
   /* Attempts that wait are written before anything that could read or
      change them (a new message's start only adds rows: nothing waits then);
      events and outbox rows nothing here changes. In a run of SMS
@@ -457,40 +437,10 @@ static int fx_write(struct casc_run *r, const struct cfsm_fx *f) {
         pgw_pending(r->s, PGW_T_MSG_FIN, r->m->id);
     }
   }
-  switch (f->kind) {
-  case CFSM_FX_ATT_SET: return fx_att_set(r, f);
-  case CFSM_FX_ATT_ADD: return fx_att_add(r, f);
-  case CFSM_FX_MSG_STEP: return fx_msg_step(r, f);
-  case CFSM_FX_MSG_DONE:
-    return fx_msg_simple(r,
-                         "UPDATE messages SET done=1, due_at=NULL, wait_until=NULL,"
-                         " updated_at=$1::bigint WHERE id=$2::bigint",
-                         1, f->t0);
-  case CFSM_FX_MSG_CLEAR_DUE:
-    return fx_msg_simple(r, "UPDATE messages SET due_at=NULL WHERE id=$1::bigint", 0, 0);
-  case CFSM_FX_MSG_WAIT:
-    return fx_msg_simple(r, "UPDATE messages SET wait_until=$1::bigint WHERE id=$2::bigint", 1,
-                         f->t0);
-  case CFSM_FX_MSG_FIN: return fx_msg_fin(r, f);
-  case CFSM_FX_EVENT:
-    return record_event(r->s, r->m, casc_att_id(r, f->attempt_id), kk_status_name(f->status),
-                        kk_chan_name(f->chan), f->error, f->cost, f->t0);
-  case CFSM_FX_TRACE: return fx_trace(r, f);
-  default: return 0;   /* notes and counters: the glue's */
-  }
+  return 0;
 }
 
-static const struct casc_ops pg_casc_ops = {
-    .extra = load_extra,
-    .scope = chan_scope,
-    .price = pgc_price,
-    .attempts = load_attempts,
-    .write = fx_write,
-    .att_load = pgc_att_load,
-    .charge = pg_money_charge,
-    .release = pg_money_release,
-    .refund = pg_money_refund,
-};
+static const struct casc_ops pg_casc_ops;
 
 int pgc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {
   return casc_new(s, &pg_casc_ops, &PG(s)->ws.cstats, n, f);
@@ -524,12 +474,14 @@ int pgc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_att
                     error, at, units);
 }
 
-/* ---- operations: send results ------------------------------------------- */
+/* ---- operations: send results, step deadlines, cancelling ------------------ */
 
-/* Applies the statuses a provider reported before its id was stored (each
-   node may have kept some: they are in the database). */
-static int apply_early(struct store *s, int64_t attempt_id, const char *provider_id) {
+/* The statuses a provider reported before its id was stored (each node may
+   have kept some: they are in the database), taken (casc_ops.early). */
+static int take_early(struct store *s, int64_t attempt_id, const char *provider_id,
+                      struct casc_held *held, int *n) {
   struct casc_att a;
+  *n = 0;
   if (pgc_att_load(s, attempt_id, &a) != 0) return 0;
   struct pg_params p = {0};
   pg_p_text(&p, a.channel);
@@ -543,18 +495,15 @@ static int apply_early(struct store *s, int64_t attempt_id, const char *provider
                          " SELECT status,COALESCE(error,''),at FROM d ORDER BY at LIMIT 8",
                          &p, &rc);
   if (r == NULL) return rc;
-  struct { char status[12]; char error[128]; int64_t at; } held[8];
-  int n = 0;
-  for (; n < PQntuples(r) && n < 8; n++) {
-    pg_copy(r, n, 0, held[n].status, sizeof held[n].status);
-    pg_copy(r, n, 1, held[n].error, sizeof held[n].error);
-    held[n].at = pg_int(r, n, 2);
+  int k = 0;
+  for (; k < PQntuples(r) && k < CASC_HELD_MAX; k++) {
+    pg_copy(r, k, 0, held[k].status, sizeof held[k].status);
+    pg_copy(r, k, 1, held[k].error, sizeof held[k].error);
+    held[k].at = pg_int(r, k, 2);
   }
   PQclear(r);
-  if (n > 0) pgw_early_forget(s);
-  for (int i = 0; i < n && rc == 0; i++)
-    rc = pgc_attempt_event(s, attempt_id, NULL, held[i].status, NULL,
-                           held[i].error[0] ? held[i].error : NULL, held[i].at, 0);
+  if (k > 0) pgw_early_forget(s);
+  *n = k;
   return rc;
 }
 
@@ -574,91 +523,94 @@ int pgc_early_recheck(struct store *s, const char *channel, int64_t scope, const
   int64_t attempt_id = PQntuples(r) > 0 ? pg_int(r, 0, 0) : 0;
   PQclear(r);
   if (attempt_id == 0) return 0;
-  return apply_early(s, attempt_id, pid) != 0 ? KK_ESTORE : 1;
+  return casc_early_apply(s, &pg_casc_ops, attempt_id, pid) != 0 ? KK_ESTORE : 1;
+}
+
+static int att_retry(struct store *s, int64_t attempt_id, int64_t retry_at, const char *error) {
+  struct pg_params p = {0};
+  pg_p_int(&p, retry_at);
+  pg_p_text(&p, error);
+  pg_p_int(&p, attempt_id);
+  return pg_cmd(&PG(s)->w,
+                "UPDATE attempts SET due_at=$1::bigint, tries=tries+1, try_at=NULL,"
+                " error=COALESCE($2::text,error) WHERE id=$3::bigint",
+                &p);
 }
 
 int pg_chan_result(struct store *s, struct store_op *op) {
-  struct store_chan_result_data *d = op->data;
-  struct store_chan_result *r = &d->r;
-  if (r->outcome == STORE_CHAN_RETRY) {
-    struct pg_params p = {0};
-    pg_p_int(&p, r->retry_at);
-    pg_p_text(&p, d->error[0] ? d->error : NULL);
-    pg_p_int(&p, r->attempt_id);
-    int rc = pg_cmd(&PG(s)->w,
-                    "UPDATE attempts SET due_at=$1::bigint, tries=tries+1, try_at=NULL,"
-                    " error=COALESCE($2::text,error) WHERE id=$3::bigint",
-                    &p);
-    if (rc == 0) note(s, STORE_NOTE_CHANNEL, 0, r->attempt_id, r->retry_at);
-    return rc;
-  }
-  if (r->outcome == STORE_CHAN_SENT) {
-    int rc = pgc_attempt_event(s, r->attempt_id, NULL, "sent", d->provider_id, NULL, r->at,
-                               r->units);
-    return rc ? rc : apply_early(s, r->attempt_id, d->provider_id);
-  }
-  return pgc_attempt_event(s, r->attempt_id, NULL, "failed", NULL, d->error, r->at, 0);
+  return casc_chan_result(s, &pg_casc_ops, op);
 }
 
-/* ---- operations: step deadlines ------------------------------------------- */
+/* Locks and reads message id (casc_ops.msg_load). */
+static int msg_lock(struct store *s, int64_t id, struct casc_msg *m) {
+  return msg_load(s, id, 0, m);
+}
 
 int pg_step_timeout(struct store *s, struct store_op *op) {
-  struct store_timeout_data *d = op->data;
-  struct casc_msg m;
-  int rc = msg_load(s, d->msg_id, 0, &m);
-  if (rc == KK_ENOENT) return 0;
-  if (rc) return rc;
-  return casc_deadline(s, &pg_casc_ops, &PG(s)->ws.cstats, &m, d->step, d->at);
+  return casc_timeout(s, &pg_casc_ops, &PG(s)->ws.cstats, op);
 }
 
-/* ---- operations: cancelling a scheduled message ----------------------------- */
-
-int pg_msg_cancel(struct store *s, struct store_op *op) {
-  struct store_msg_cancel *c = op->data;
-  struct pg_conn *w = &PG(s)->w;
-  c->found = c->cancelled = 0;
+/* Locks and reads message public_id of an account (casc_ops.msg_find). */
+static int msg_find(struct store *s, int64_t account_id, const char *public_id,
+                    struct casc_msg *m) {
   struct pg_params p = {0};
-  pg_p_int(&p, c->account_id);
-  pg_p_text(&p, c->public_id);
+  pg_p_int(&p, account_id);
+  pg_p_text(&p, public_id);
   int rc;
-  PGresult *r = pg_query(w, "SELECT " MSG_ROW_COLS " FROM messages"
-                            " WHERE account_id=$1::bigint AND public_id=$2 FOR UPDATE",
+  PGresult *r = pg_query(&PG(s)->w, "SELECT " MSG_ROW_COLS " FROM messages"
+                                    " WHERE account_id=$1::bigint AND public_id=$2 FOR UPDATE",
                          &p, &rc);
   if (r == NULL) return KK_ESTORE;
-  if (PQntuples(r) != 1) {
-    PQclear(r);
-    return 0;
-  }
-  struct casc_msg m;
-  msg_row(r, 0, &m);
+  rc = PQntuples(r) == 1 ? 0 : KK_ENOENT;
+  if (rc == 0) msg_row(r, 0, m);
   PQclear(r);
-  c->found = 1;
-  snprintf(c->status, sizeof c->status, "%s", m.status);
-  if (strcmp(m.status, "scheduled") != 0) {
-    casc_msg_free(&m);
-    return 0;
-  }
-  struct pg_params u = {0};
-  pg_p_int(&u, c->at);
-  pg_p_int(&u, m.id);
-  rc = pg_cmd(w,
-              "UPDATE messages SET status='cancelled', done=1, due_at=NULL, wait_until=NULL,"
-              " updated_at=$1::bigint WHERE id=$2::bigint",
-              &u);
-  if (rc == 0 && m.attempt_id) {
-    struct pg_params a = {0};
-    pg_p_int(&a, m.attempt_id);
-    rc = pg_cmd(w, "UPDATE attempts SET status='cancelled', due_at=NULL WHERE id=$1::bigint", &a);
-  }
-  if (rc == 0) rc = pg_money_unhold(s, m.id);
-  if (rc == 0) rc = record_event(s, &m, m.attempt_id, "cancelled", m.channel, NULL, 0, c->at);
-  if (rc == 0 && m.attempt_id)
-    note(s, strcmp(m.channel, "sms") == 0 ? STORE_NOTE_SMS_CANCEL : STORE_NOTE_CHANNEL_END, m.id,
-         m.attempt_id, c->at);
-  if (rc == 0) {
-    c->cancelled = 1;
-    snprintf(c->status, sizeof c->status, "cancelled");
-  }
-  casc_msg_free(&m);
   return rc;
 }
+
+/* Scheduled message m cancelled (casc_ops.msg_cancel). */
+static int msg_cancel(struct store *s, const struct casc_msg *m, int64_t at) {
+  struct pg_conn *w = &PG(s)->w;
+  struct pg_params u = {0};
+  pg_p_int(&u, at);
+  pg_p_int(&u, m->id);
+  int rc = pg_cmd(w,
+                  "UPDATE messages SET status='cancelled', done=1, due_at=NULL, wait_until=NULL,"
+                  " updated_at=$1::bigint WHERE id=$2::bigint",
+                  &u);
+  if (rc == 0 && m->attempt_id) {
+    struct pg_params a = {0};
+    pg_p_int(&a, m->attempt_id);
+    rc = pg_cmd(w, "UPDATE attempts SET status='cancelled', due_at=NULL WHERE id=$1::bigint", &a);
+  }
+  return rc ? rc : pg_money_unhold(s, m->id);
+}
+
+int pg_msg_cancel(struct store *s, struct store_op *op) {
+  return casc_cancel(s, &pg_casc_ops, op);
+}
+
+static const struct casc_ops pg_casc_ops = {
+    .extra = load_extra,
+    .scope = chan_scope,
+    .price = pgc_price,
+    .attempts = load_attempts,
+    .before = before_write,
+    .att_set = fx_att_set,
+    .att_add = fx_att_add,
+    .decide = fx_decide,
+    .msg_step = fx_msg_step,
+    .msg_fin = fx_msg_fin,
+    .msg_mark = fx_msg_mark,
+    .event = event_row,
+    .outbox = outbox_row,
+    .att_load = pgc_att_load,
+    .charge = pg_money_charge,
+    .release = pg_money_release,
+    .refund = pg_money_refund,
+    .msg_load = msg_lock,
+    .msg_find = msg_find,
+    .msg_cancel = msg_cancel,
+    .att_retry = att_retry,
+    .att_event = pgc_attempt_event,
+    .early = take_early,
+};

@@ -10,7 +10,9 @@
  * they ask for (sq_casc_ops), and writes what they decided in the same
  * transaction, so a crash leaves either all of it or none. What the loop
  * must do next (send a channel attempt, queue an SMS, arm a deadline) is
- * recorded as notes that reach the loop only after the commit.
+ * recorded as notes that reach the loop only after the commit. What the
+ * rules' effects and the cascade's operations (send results, deadlines,
+ * cancelling) do is the glue's; this file has the SQL they run through.
  *
  * The channel side (due sends, provider statuses, early statuses, settings)
  * is in sq_chan.c.
@@ -31,16 +33,9 @@
 
 /* ---- reading rows (writer) ---------------------------------------------- */
 
-static int msg_load(struct store *s, int64_t id, struct casc_msg *m) {
-  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_MSG_ROW);
-  sqlite3_bind_int64(st, 1, id);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW) {
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
-  }
+static void msg_row(sqlite3_stmt *st, void *out) {
+  struct casc_msg *m = out;
   memset(m, 0, sizeof *m);
-  m->id = id;
   m->account_id = sqlite3_column_int64(st, 0);
   sq_col_copy(st, 1, m->public_id, sizeof m->public_id);
   sq_col_copy(st, 2, m->to, sizeof m->to);
@@ -57,8 +52,15 @@ static int msg_load(struct store *s, int64_t id, struct casc_msg *m) {
   m->cost = sqlite3_column_int64(st, 13);
   m->delivered_twice = sqlite3_column_int(st, 14);
   m->expires_at = sqlite3_column_int64(st, 15);
-  sqlite3_reset(st);
-  return 0;
+}
+
+/* Reads message id: 0, KK_ENOENT or KK_ESTORE. */
+static int msg_load(struct store *s, int64_t id, struct casc_msg *m) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_MSG_ROW);
+  sqlite3_bind_int64(st, 1, id);
+  int rc = sq_lookup(st, msg_row, m);
+  if (rc == 0) m->id = id;
+  return rc;
 }
 
 void casc_att_cols(sqlite3_stmt *st, int i, struct casc_att *a) {
@@ -79,13 +81,12 @@ void casc_att_cols(sqlite3_stmt *st, int i, struct casc_att *a) {
   a->price = 0;
 }
 
+static void att_row(sqlite3_stmt *st, void *out) { casc_att_cols(st, 0, out); }
+
 int casc_att_load(struct store *s, int64_t id, struct casc_att *a) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ATT_ROW);
   sqlite3_bind_int64(st, 1, id);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) casc_att_cols(st, 0, a);
-  sqlite3_reset(st);
-  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+  return sq_lookup(st, att_row, a);
 }
 
 /* A remembered value for (account, channel), or NULL. */
@@ -175,21 +176,23 @@ static int load_attempts(struct store *s, int64_t msg_id, struct cfsm_att *att, 
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KK_ESTORE;
 }
 
-/* Appends the event and, when the message has a callback URL, the outbox
-   row with what the callback tells (callback/ builds its JSON). */
-static int record_event(struct store *s, const struct casc_msg *m, int64_t attempt_id,
-                        const char *status, const char *channel, const char *error,
-                        int64_t cost, int64_t at) {
-  struct conn *c = &SQ(s)->w;
-  sqlite3_stmt *st = sq_stmt(c, ST_EVENT_INSERT);
-  sqlite3_bind_int64(st, 1, m->id);
+/* ---- the rows the rules change (casc_ops) ------------------------------------ */
+
+static int event_row(struct store *s, int64_t msg_id, int64_t attempt_id, const char *status,
+                     int64_t at, const char *detail) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_EVENT_INSERT);
+  sqlite3_bind_int64(st, 1, msg_id);
   sqlite3_bind_int64(st, 2, attempt_id);
   sq_bind_text(st, 3, status);
   sqlite3_bind_int64(st, 4, at);
-  sq_bind_text(st, 5, error);
-  int rc = sq_step_done(c, st);
-  if (rc || m->callback_url[0] == '\0') return rc;
-  st = sq_stmt(c, ST_OUTBOX_INSERT);
+  sq_bind_text(st, 5, detail);
+  return sq_step_done(&SQ(s)->w, st);
+}
+
+/* The outbox row with what m's callback tells (callback/ builds its JSON). */
+static int outbox_row(struct store *s, const struct casc_msg *m, const char *status,
+                      const char *channel, const char *error, int64_t cost, int64_t at) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_OUTBOX_INSERT);
   sqlite3_bind_int64(st, 1, m->account_id);
   sqlite3_bind_int64(st, 2, m->id);
   sq_bind_text(st, 3, m->callback_url);
@@ -200,7 +203,7 @@ static int record_event(struct store *s, const struct casc_msg *m, int64_t attem
   sq_bind_text(st, 8, m->to);
   sqlite3_bind_int64(st, 9, cost);
   sq_bind_text(st, 10, error);
-  return sq_step_done(c, st);
+  return sq_step_done(&SQ(s)->w, st);
 }
 
 static int fx_att_set(struct casc_run *r, const struct cfsm_fx *f) {
@@ -217,45 +220,30 @@ static int fx_att_set(struct casc_run *r, const struct cfsm_fx *f) {
   return sq_step_done(&SQ(r->s)->w, st);
 }
 
-static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f) {
+static int fx_att_add(struct casc_run *r, const struct cfsm_fx *f, int64_t id, const char *why) {
   struct casc_msg *m = r->m;
-  const char *ch = r->steps[f->step].channel;
-  int sending = f->status == KK_ST_SENDING;
   int sms = f->chan == KK_CHAN_SMS;
-  char why[64] = "";
-  if (f->use == CFSM_USE_NO_CONFIG) {
-    snprintf(why, sizeof why, "channel not configured");
-  } else if (f->use == CFSM_USE_NO_ADDRESS) {
-    const char *field = kk_chan_address_field(f->chan);
-    snprintf(why, sizeof why, "no %s",
-             field && !kk_chan_phone_fallback(f->chan) ? field : "phone number");
-  } else if (f->error) {
-    snprintf(why, sizeof why, "%s", f->error);   /* held: quiet_hours */
-  }
-  int64_t aid = sq_new_id(r->s, STORE_ID_ATTEMPT);
   sqlite3_stmt *st = sq_stmt(&SQ(r->s)->w, ST_ATT_INSERT);
-  sqlite3_bind_int64(st, 1, aid);
+  sqlite3_bind_int64(st, 1, id);
   sqlite3_bind_int64(st, 2, m->id);
   sqlite3_bind_int(st, 3, f->step);
-  sq_bind_text(st, 4, ch);
+  sq_bind_text(st, 4, r->steps[f->step].channel);
   sq_bind_text(st, 5, sms ? m->route : NULL);
   sq_bind_text(st, 6, kk_status_name(f->status));
   sqlite3_bind_int(st, 7, sms ? m->segments : 1);
   sq_bind_text(st, 8, f->use == CFSM_USE_NO_ADDRESS ? NULL : r->addr[f->step]);
-  sqlite3_bind_int64(st, 9, sending ? r->scope[f->step] : 0);
-  sq_bind_text(st, 10, why[0] ? why : NULL);
+  sqlite3_bind_int64(st, 9, f->status == KK_ST_SENDING ? r->scope[f->step] : 0);
+  sq_bind_text(st, 10, why);
   sqlite3_bind_int64(st, 11, f->t1);
   sq_bind_opt(st, 12, f->t0);
-  int rc = sq_step_done(&SQ(r->s)->w, st);
-  if (rc == 0 && sending) r->new_id = aid;
-  char hold[256];
-  if (rc == 0 && casc_hold_decision(f, ch, hold, sizeof hold)) {
-    st = sq_stmt(&SQ(r->s)->w, ST_MSG_DECIDE);
-    sq_bind_text(st, 1, hold);
-    sqlite3_bind_int64(st, 2, m->id);
-    rc = sq_step_done(&SQ(r->s)->w, st);
-  }
-  return rc;
+  return sq_step_done(&SQ(r->s)->w, st);
+}
+
+static int fx_decide(struct casc_run *r, const char *decision) {
+  sqlite3_stmt *st = sq_stmt(&SQ(r->s)->w, ST_MSG_DECIDE);
+  sq_bind_text(st, 1, decision);
+  sqlite3_bind_int64(st, 2, r->m->id);
+  return sq_step_done(&SQ(r->s)->w, st);
 }
 
 static int fx_msg_step(struct casc_run *r, const struct cfsm_fx *f) {
@@ -285,56 +273,21 @@ static int fx_msg_fin(struct casc_run *r, const struct cfsm_fx *f) {
   return sq_step_done(&SQ(r->s)->w, st);
 }
 
-/* A statement with the message's id last and up to one time before it. */
-static int fx_msg_simple(struct casc_run *r, enum stmt_id id, int with_time, int64_t t) {
+/* MSG_DONE, MSG_CLEAR_DUE, MSG_WAIT: the message's id last, t before it
+   (but for CLEAR_DUE). */
+static int fx_msg_mark(struct casc_run *r, enum cfsm_fx_kind kind, int64_t t) {
+  enum stmt_id id = kind == CFSM_FX_MSG_DONE ? ST_MSG_DONE
+                    : kind == CFSM_FX_MSG_WAIT ? ST_MSG_WAIT
+                                               : ST_MSG_CLEAR_DUE;
   sqlite3_stmt *st = sq_stmt(&SQ(r->s)->w, id);
   int i = 1;
-  if (with_time) sqlite3_bind_int64(st, i++, t);
+  if (kind != CFSM_FX_MSG_CLEAR_DUE) sqlite3_bind_int64(st, i++, t);
   sqlite3_bind_int64(st, i, r->m->id);
   return sq_step_done(&SQ(r->s)->w, st);
 }
 
-static int fx_trace(struct casc_run *r, const struct cfsm_fx *f) {
-  sqlite3_stmt *st = sq_stmt(&SQ(r->s)->w, ST_EVENT_INSERT);
-  sqlite3_bind_int64(st, 1, r->m->id);
-  sqlite3_bind_int64(st, 2, f->attempt_id);
-  char ev[40];
-  snprintf(ev, sizeof ev, "%s:%s", kk_chan_name(f->chan), kk_status_name(f->status));
-  sq_bind_text(st, 3, ev);
-  sqlite3_bind_int64(st, 4, f->t0);
-  sq_bind_text(st, 5, f->error);
-  return sq_step_done(&SQ(r->s)->w, st);
-}
+static const struct casc_ops sq_casc_ops;
 
-/* Writes one effect that is a row (casc_ops.write). */
-static int fx_write(struct casc_run *r, const struct cfsm_fx *f) {
-  switch (f->kind) {
-  case CFSM_FX_ATT_SET: return fx_att_set(r, f);
-  case CFSM_FX_ATT_ADD: return fx_att_add(r, f);
-  case CFSM_FX_MSG_STEP: return fx_msg_step(r, f);
-  case CFSM_FX_MSG_DONE: return fx_msg_simple(r, ST_MSG_DONE, 1, f->t0);
-  case CFSM_FX_MSG_CLEAR_DUE: return fx_msg_simple(r, ST_MSG_CLEAR_DUE, 0, 0);
-  case CFSM_FX_MSG_WAIT: return fx_msg_simple(r, ST_MSG_WAIT, 1, f->t0);
-  case CFSM_FX_MSG_FIN: return fx_msg_fin(r, f);
-  case CFSM_FX_EVENT:
-    return record_event(r->s, r->m, casc_att_id(r, f->attempt_id), kk_status_name(f->status),
-                        kk_chan_name(f->chan), f->error, f->cost, f->t0);
-  case CFSM_FX_TRACE: return fx_trace(r, f);
-  default: return 0;   /* notes and counters: the glue's */
-  }
-}
-
-static const struct casc_ops sq_casc_ops = {
-    .extra = load_extra,
-    .scope = chan_scope,
-    .price = casc_price,
-    .attempts = load_attempts,
-    .write = fx_write,
-    .att_load = casc_att_load,
-    .charge = sq_money_charge,
-    .release = sq_money_release,
-    .refund = sq_money_refund,
-};
 
 int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {
   return casc_new(s, &sq_casc_ops, &SQ(s)->cstats_w, n, f);
@@ -365,61 +318,50 @@ int casc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_at
                     error, at, units);
 }
 
-/* ---- operations: send results ------------------------------------------- */
+/* ---- operations: send results, step deadlines, cancelling ------------------ */
 
-/* Applies the statuses a provider reported before its id was stored. */
-static int apply_early(struct store *s, int64_t attempt_id, const char *provider_id) {
+/* The statuses a provider reported before its id was stored (casc_ops.early). */
+static int take_early(struct store *s, int64_t attempt_id, const char *provider_id,
+                      struct casc_held *held, int *n) {
   struct conn *c = &SQ(s)->w;
   struct casc_att a;
+  *n = 0;
   if (!SQ(s)->estat_any) return 0;  /* nearly always: nothing came early */
   if (casc_att_load(s, attempt_id, &a) != 0) return 0;
   sqlite3_stmt *st = sq_stmt(c, ST_ESTAT_GET);
   sq_bind_text(st, 1, a.channel);
   sqlite3_bind_int64(st, 2, a.scope);
   sq_bind_text(st, 3, provider_id);
-  struct { char status[12]; char error[128]; int64_t at; } held[8];
-  int n = 0;
-  while (n < 8 && sqlite3_step(st) == SQLITE_ROW) {
-    sq_col_copy(st, 0, held[n].status, sizeof held[n].status);
-    sq_col_copy(st, 1, held[n].error, sizeof held[n].error);
-    held[n].at = sqlite3_column_int64(st, 2);
-    n++;
+  int k = 0;
+  while (k < CASC_HELD_MAX && sqlite3_step(st) == SQLITE_ROW) {
+    sq_col_copy(st, 0, held[k].status, sizeof held[k].status);
+    sq_col_copy(st, 1, held[k].error, sizeof held[k].error);
+    held[k].at = sqlite3_column_int64(st, 2);
+    k++;
   }
   sqlite3_reset(st);
-  if (n == 0) return 0;
+  if (k == 0) return 0;
   st = sq_stmt(c, ST_ESTAT_DEL);
   sq_bind_text(st, 1, a.channel);
   sqlite3_bind_int64(st, 2, a.scope);
   sq_bind_text(st, 3, provider_id);
   int rc = sq_step_done(c, st);
   if (rc == 0) rc = casc_early_check(s);
-  for (int i = 0; i < n && rc == 0; i++)
-    rc = casc_attempt_event(s, attempt_id, NULL, held[i].status, NULL,
-                            held[i].error[0] ? held[i].error : NULL, held[i].at, 0);
+  if (rc == 0) *n = k;
   return rc;
 }
 
-int sq_chan_result(struct store *s, struct store_op *op) {
-  struct store_chan_result_data *d = op->data;
-  struct store_chan_result *r = &d->r;
-  if (r->outcome == STORE_CHAN_RETRY) {
-    sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ATT_RETRY);
-    sqlite3_bind_int64(st, 1, r->retry_at);
-    sq_bind_text(st, 2, d->error[0] ? d->error : NULL);
-    sqlite3_bind_int64(st, 3, r->attempt_id);
-    int rc = sq_step_done(&SQ(s)->w, st);
-    if (rc == 0) note(s, STORE_NOTE_CHANNEL, 0, r->attempt_id, r->retry_at);
-    return rc;
-  }
-  if (r->outcome == STORE_CHAN_SENT) {
-    int rc = casc_attempt_event(s, r->attempt_id, NULL, "sent", d->provider_id, NULL, r->at,
-                                r->units);
-    return rc ? rc : apply_early(s, r->attempt_id, d->provider_id);
-  }
-  return casc_attempt_event(s, r->attempt_id, NULL, "failed", NULL, d->error, r->at, 0);
+static int att_retry(struct store *s, int64_t attempt_id, int64_t retry_at, const char *error) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ATT_RETRY);
+  sqlite3_bind_int64(st, 1, retry_at);
+  sq_bind_text(st, 2, error);
+  sqlite3_bind_int64(st, 3, attempt_id);
+  return sq_step_done(&SQ(s)->w, st);
 }
 
-/* ---- operations: step deadlines ------------------------------------------- */
+int sq_chan_result(struct store *s, struct store_op *op) {
+  return casc_chan_result(s, &sq_casc_ops, op);
+}
 
 int sq_wait_due(struct store *s, int64_t now, struct store_wait_due *out, int max, int *n) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_WAIT_DUE);
@@ -438,58 +380,62 @@ int sq_wait_due(struct store *s, int64_t now, struct store_wait_due *out, int ma
 }
 
 int sq_step_timeout(struct store *s, struct store_op *op) {
-  struct store_timeout_data *d = op->data;
-  struct casc_msg m;
-  int rc = msg_load(s, d->msg_id, &m);
-  if (rc == KK_ENOENT) return 0;
-  if (rc) return rc;
-  return casc_deadline(s, &sq_casc_ops, &SQ(s)->cstats_w, &m, d->step, d->at);
+  return casc_timeout(s, &sq_casc_ops, &SQ(s)->cstats_w, op);
 }
 
-/* ---- operations: cancelling a scheduled message ----------------------------- */
-
-int sq_msg_cancel(struct store *s, struct store_op *op) {
-  struct store_msg_cancel *c = op->data;
-  struct conn *w = &SQ(s)->w;
-  sqlite3_stmt *st = sq_stmt(w, ST_MSG_ID_OF);
-  sqlite3_bind_int64(st, 1, c->account_id);
-  sq_bind_text(st, 2, c->public_id);
+/* Message public_id of an account (casc_ops.msg_find). */
+static int msg_find(struct store *s, int64_t account_id, const char *public_id,
+                    struct casc_msg *m) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_MSG_ID_OF);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, public_id);
   int64_t id = 0;
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) id = sqlite3_column_int64(st, 0);
-  sqlite3_reset(st);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return KK_ESTORE;
-  c->found = c->cancelled = 0;
-  if (id == 0) return 0;
-  struct casc_msg m;
-  rc = msg_load(s, id, &m);
-  if (rc == KK_ENOENT) return 0;
+  int rc = sq_lookup(st, sq_row_int64, &id);
   if (rc) return rc;
-  c->found = 1;
-  snprintf(c->status, sizeof c->status, "%s", m.status);
-  if (strcmp(m.status, "scheduled") != 0) {
-    casc_msg_free(&m);
-    return 0;
-  }
-  st = sq_stmt(w, ST_MSG_CANCEL);
-  sqlite3_bind_int64(st, 1, c->at);
-  sqlite3_bind_int64(st, 2, id);
-  rc = sq_step_done(w, st);
-  if (rc == 0 && m.attempt_id) {
+  return id ? msg_load(s, id, m) : KK_ENOENT;
+}
+
+/* Scheduled message m cancelled (casc_ops.msg_cancel). */
+static int msg_cancel(struct store *s, const struct casc_msg *m, int64_t at) {
+  struct conn *w = &SQ(s)->w;
+  sqlite3_stmt *st = sq_stmt(w, ST_MSG_CANCEL);
+  sqlite3_bind_int64(st, 1, at);
+  sqlite3_bind_int64(st, 2, m->id);
+  int rc = sq_step_done(w, st);
+  if (rc == 0 && m->attempt_id) {
     st = sq_stmt(w, ST_ATT_CANCEL);
-    sqlite3_bind_int64(st, 1, m.attempt_id);
+    sqlite3_bind_int64(st, 1, m->attempt_id);
     rc = sq_step_done(w, st);
   }
-  struct casc_run r = {.s = s, .m = &m};
-  if (rc == 0) rc = sq_money_release(&r);
-  if (rc == 0) rc = record_event(s, &m, m.attempt_id, "cancelled", m.channel, NULL, 0, c->at);
-  if (rc == 0 && m.attempt_id)
-    note(s, strcmp(m.channel, "sms") == 0 ? STORE_NOTE_SMS_CANCEL : STORE_NOTE_CHANNEL_END, id,
-         m.attempt_id, c->at);
-  if (rc == 0) {
-    c->cancelled = 1;
-    snprintf(c->status, sizeof c->status, "cancelled");
-  }
-  casc_msg_free(&m);
-  return rc;
+  struct casc_run r = {.s = s, .m = (struct casc_msg *)m};
+  return rc ? rc : sq_money_release(&r);
 }
+
+int sq_msg_cancel(struct store *s, struct store_op *op) {
+  return casc_cancel(s, &sq_casc_ops, op);
+}
+
+static const struct casc_ops sq_casc_ops = {
+    .extra = load_extra,
+    .scope = chan_scope,
+    .price = casc_price,
+    .attempts = load_attempts,
+    .att_set = fx_att_set,
+    .att_add = fx_att_add,
+    .decide = fx_decide,
+    .msg_step = fx_msg_step,
+    .msg_fin = fx_msg_fin,
+    .msg_mark = fx_msg_mark,
+    .event = event_row,
+    .outbox = outbox_row,
+    .att_load = casc_att_load,
+    .charge = sq_money_charge,
+    .release = sq_money_release,
+    .refund = sq_money_refund,
+    .msg_load = msg_load,
+    .msg_find = msg_find,
+    .msg_cancel = msg_cancel,
+    .att_retry = att_retry,
+    .att_event = casc_attempt_event,
+    .early = take_early,
+};

@@ -278,8 +278,5 @@ int sq_wa_last_inbound(struct store *s, int64_t scope, const char *phone, int64_
   sqlite3_stmt *st = sq_stmt(&SQ(s)->r, ST_WA_IN_GET);
   sqlite3_bind_int64(st, 1, scope);
   sq_bind_text(st, 2, phone);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) *at = sqlite3_column_int64(st, 0);
-  sqlite3_reset(st);
-  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+  return sq_lookup(st, sq_row_int64, at);
 }

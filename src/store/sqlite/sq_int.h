@@ -602,6 +602,15 @@ static inline sqlite3_stmt *sq_stmt(struct conn *c, enum stmt_id id) {
 
 /* Runs a statement that returns no rows: 0, KK_EEXIST (constraint), KK_ESTORE. */
 int sq_step_done(struct conn *c, sqlite3_stmt *st);
+/* Looks up one row with st (bound): read(st, out) on it (read NULL: only
+   whether there is one), then st reset. 0, KK_ENOENT (no row) or KK_ESTORE. */
+typedef void (*sq_row_fn)(sqlite3_stmt *st, void *out);
+int sq_lookup(sqlite3_stmt *st, sq_row_fn read, void *out);
+/* Readers for sq_lookup: the first column as a number into int64_t *out,
+   as text into char out[16] (a phone), as a malloc'd copy into char **out. */
+void sq_row_int64(sqlite3_stmt *st, void *out);
+void sq_row_phone(sqlite3_stmt *st, void *out);
+void sq_row_dup(sqlite3_stmt *st, void *out);
 
 static inline void sq_bind_text(sqlite3_stmt *st, int i, const char *s) {
   if (s)

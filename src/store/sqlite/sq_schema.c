@@ -286,6 +286,19 @@ int sq_step_done(struct conn *c, sqlite3_stmt *st) {
   return KK_ESTORE;
 }
 
+int sq_lookup(sqlite3_stmt *st, sq_row_fn read, void *out) {
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW && read) read(st, out);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+}
+
+void sq_row_int64(sqlite3_stmt *st, void *out) { *(int64_t *)out = sqlite3_column_int64(st, 0); }
+
+void sq_row_phone(sqlite3_stmt *st, void *out) { sq_col_copy(st, 0, out, 16); }
+
+void sq_row_dup(sqlite3_stmt *st, void *out) { *(char **)out = sq_col_dup(st, 0); }
+
 int sq_exec(struct conn *c, enum stmt_id id) {
   return sq_step_done(c, sq_stmt(c, id));
 }

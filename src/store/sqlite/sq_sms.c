@@ -250,10 +250,22 @@ int sq_in_assigned(struct store *s, const char *kind, const char *address, int64
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_IN_ASSIGNED);
   sq_bind_text(st, 1, kind);
   sq_bind_text(st, 2, address);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) *account = sqlite3_column_int64(st, 0);
-  sqlite3_reset(st);
-  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+  return sq_lookup(st, sq_row_int64, account);
+}
+
+static void phone_hit(sqlite3_stmt *st, void *out) {
+  struct store_inbound_hit *hit = out;
+  hit->msg = sqlite3_column_int64(st, 0);
+  hit->account = sqlite3_column_int64(st, 1);
+  sq_col_copy(st, 2, hit->message, sizeof hit->message);
+}
+
+static void user_hit(sqlite3_stmt *st, void *out) {
+  struct store_inbound_hit *hit = out;
+  sq_col_copy(st, 0, hit->phone, sizeof hit->phone);
+  hit->account = sqlite3_column_int64(st, 1);
+  hit->msg = sqlite3_column_int64(st, 2);
+  sq_col_copy(st, 3, hit->message, sizeof hit->message);
 }
 
 int sq_in_last_to_phone(struct store *s, const char *phone, const char *route, int64_t account,
@@ -263,14 +275,7 @@ int sq_in_last_to_phone(struct store *s, const char *phone, const char *route, i
   sq_bind_text(st, 2, route);
   sqlite3_bind_int64(st, 3, account);
   sqlite3_bind_int64(st, 4, since);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    hit->msg = sqlite3_column_int64(st, 0);
-    hit->account = sqlite3_column_int64(st, 1);
-    sq_col_copy(st, 2, hit->message, sizeof hit->message);
-  }
-  sqlite3_reset(st);
-  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+  return sq_lookup(st, phone_hit, hit);
 }
 
 int sq_in_last_to_user(struct store *s, const char *channel, const char *user, int64_t account,
@@ -280,15 +285,7 @@ int sq_in_last_to_user(struct store *s, const char *channel, const char *user, i
   sq_bind_text(st, 2, user);
   sqlite3_bind_int64(st, 3, account);
   sqlite3_bind_int64(st, 4, since);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    sq_col_copy(st, 0, hit->phone, sizeof hit->phone);
-    hit->account = sqlite3_column_int64(st, 1);
-    hit->msg = sqlite3_column_int64(st, 2);
-    sq_col_copy(st, 3, hit->message, sizeof hit->message);
-  }
-  sqlite3_reset(st);
-  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+  return sq_lookup(st, user_hit, hit);
 }
 
 int sq_in_contact_of_user(struct store *s, int64_t account, const char *channel,
@@ -299,19 +296,13 @@ int sq_in_contact_of_user(struct store *s, int64_t account, const char *channel,
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, id);
   sqlite3_bind_int64(st, 1, account);
   sq_bind_text(st, 2, user);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) sq_col_copy(st, 0, phone, 16);
-  sqlite3_reset(st);
-  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+  return sq_lookup(st, sq_row_phone, phone);
 }
 
 int sq_in_policy_doc(struct store *s, int64_t account, char **doc) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_IN_POLICY);
   sqlite3_bind_int64(st, 1, account);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) *doc = sq_col_dup(st, 0);
-  sqlite3_reset(st);
-  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
+  return sq_lookup(st, sq_row_dup, doc);
 }
 
 int sq_in_outbox_add(struct store *s, int64_t account, int64_t msg, const char *url,
