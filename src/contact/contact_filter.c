@@ -434,6 +434,16 @@ static void list_member(struct out *o, const struct cf_node *n, int negate) {
   put(o, ")");
 }
 
+const char *contact_filter_list(const struct cf_node *n) {
+  if (n == NULL) return NULL;
+  if (n->kind == CF_CMP && n->field == CF_F_LIST && n->op == CF_EQ && n->nvals == 1 &&
+      !n->vals[0].is_num)
+    return n->vals[0].str;
+  if (n->kind != CF_AND) return NULL;
+  const char *l = contact_filter_list(n->a);
+  return l ? l : contact_filter_list(n->b);
+}
+
 /* What a condition costs a row, roughly: a column 1, a list (an index
    seek) 2, an attribute (the JSON read) 4; AND and OR the sum. The
    cheaper side of AND and OR goes first, so that a cheap test that fails

@@ -67,6 +67,10 @@ struct cf_error {
 int contact_filter_parse(const char *text, struct cf_node **out, struct cf_error *err);
 void contact_filter_free(struct cf_node *n);
 
+/* The list every contact the filter matches is in, when it says so at its
+   top (list = 'x', alone or as a side of its top-level and), else NULL;
+   borrowed from n. A count can then read that list's members only. */
+const char *contact_filter_list(const struct cf_node *n);
 /* The SQL flavour of a backend. */
 enum cf_dialect { CF_SQLITE, CF_POSTGRES };
 

@@ -147,3 +147,32 @@ KK_TEST(contact_filter_bounds) {
   ASSERT_EQ(contact_filter_sql(n, CF_SQLITE, 1, big, sizeof big, ps, 3, &np), KK_ENOSPC);
   contact_filter_free(n);
 }
+
+/* The list a count may start from: only one every match must be in. */
+KK_TEST(contact_filter_list_at_the_top) {
+  static const struct {
+    const char *text, *list;
+  } cases[] = {
+      {"list = 'vip'", "vip"},
+      {"city = 'Kazan' and orders >= 10 and list = 'vip'", "vip"},
+      {"list = 'a' and list = 'b'", "a"},
+      {"list = 'vip' or city = 'Kazan'", NULL},
+      {"not list = 'vip'", NULL},
+      {"list != 'vip'", NULL},
+      {"list in ('vip', 'base')", NULL},
+      {"list exists", NULL},
+      {"list = 5", NULL},
+      {"city = 'vip'", NULL},
+      {"(list = 'vip' or a = 1) and b = 2", NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct cf_node *n;
+    struct cf_error e;
+    ASSERT_EQ(contact_filter_parse(cases[i].text, &n, &e), 0);
+    const char *l = contact_filter_list(n);
+    if (cases[i].list == NULL) ASSERT(l == NULL);
+    else ASSERT_STR_EQ(l, cases[i].list);
+    contact_filter_free(n);
+  }
+  ASSERT(contact_filter_list(NULL) == NULL);
+}

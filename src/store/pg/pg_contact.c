@@ -800,11 +800,19 @@ int pg_contact_count(struct store *s, void *rd, int64_t account_id, const struct
   (void)s;
   char acc[24];
   snprintf(acc, sizeof acc, "%lld", (long long)account_id);
-  const char *vals[] = {acc};
+  /* a filter that names a list at its top counts that list's members */
+  const char *list = contact_filter_list(cond);
+  const char *vals[] = {acc, list};
   int rc;
   read_bound(rd, STORE_SEGMENT_COUNT_MS);
-  PGresult *r = filtered_read(rd, "SELECT COUNT(*) FROM contacts c WHERE c.account_id=$1::bigint",
-                              "", 1, vals, cond, &rc);
+  PGresult *r =
+      list ? filtered_read(rd,
+                           "SELECT COUNT(*) FROM contact_lists m JOIN contacts c"
+                           " ON c.account_id=m.account_id AND c.phone=m.phone"
+                           " WHERE m.account_id=$1::bigint AND m.list=$2",
+                           "", 2, vals, cond, &rc)
+           : filtered_read(rd, "SELECT COUNT(*) FROM contacts c WHERE c.account_id=$1::bigint",
+                           "", 1, vals, cond, &rc);
   read_bound(rd, 0);
   if (r == NULL) return rc;
   *out = pg_int(r, 0, 0);

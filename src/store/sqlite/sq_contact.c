@@ -607,10 +607,18 @@ int sq_contact_count(struct store *s, void *rd, int64_t account_id, const struct
   struct conn *c = rd;
   struct deadline dl;
   sqlite3_stmt *st;
-  int rc = filtered_open(c, "SELECT COUNT(*) FROM contacts c WHERE c.account_id=?1", "", 1,
-                         cond, &dl, &st);
+  /* a filter that names a list at its top counts that list's members */
+  const char *list = contact_filter_list(cond);
+  int rc = list ? filtered_open(c,
+                                "SELECT COUNT(*) FROM contact_lists m JOIN contacts c"
+                                " ON c.account_id=m.account_id AND c.phone=m.phone"
+                                " WHERE m.account_id=?1 AND m.list=?2",
+                                "", 2, cond, &dl, &st)
+                : filtered_open(c, "SELECT COUNT(*) FROM contacts c WHERE c.account_id=?1", "", 1,
+                                cond, &dl, &st);
   if (rc != 0) return rc;
   sqlite3_bind_int64(st, 1, account_id);
+  if (list) sq_bind_text(st, 2, list);
   rc = sqlite3_step(st);
   *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
   return scan_close(c, st, cond, &dl, rc);
