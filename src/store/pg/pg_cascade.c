@@ -116,6 +116,18 @@ int pgc_att_load(struct store *s, int64_t id, struct casc_att *a) {
   return rc;
 }
 
+static int att_cost(struct store *s, int64_t id, int64_t *cost) {
+  if (PG(s)->ws.defer && pgw_flush(s) != 0) return KK_ESTORE;
+  struct pg_params p = {0};
+  pg_p_int(&p, id);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w, "SELECT cost FROM attempts WHERE id=$1::bigint", &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  *cost = PQntuples(r) == 1 ? pg_int(r, 0, 0) : 0;
+  PQclear(r);
+  return 0;
+}
+
 /* One number of a keyed setting: the account's, else the operator's (0);
    none when neither has a row. */
 static int64_t keyed_int(struct store *s, const char *sql, int64_t account_id,
@@ -490,6 +502,7 @@ static const struct casc_ops pg_casc_ops = {
     .charge = pg_money_charge,
     .release = pg_money_release,
     .refund = pg_money_refund,
+    .att_cost = att_cost,
 };
 
 int pgc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {
@@ -580,13 +593,14 @@ int pgc_early_recheck(struct store *s, const char *channel, int64_t scope, const
 int pg_chan_result(struct store *s, struct store_op *op) {
   struct store_chan_result_data *d = op->data;
   struct store_chan_result *r = &d->r;
-  if (r->outcome == STORE_CHAN_RETRY) {
+  if (r->outcome == STORE_CHAN_RETRY || r->outcome == STORE_CHAN_WAIT) {
     struct pg_params p = {0};
     pg_p_int(&p, r->retry_at);
     pg_p_text(&p, d->error[0] ? d->error : NULL);
     pg_p_int(&p, r->attempt_id);
+    pg_p_int(&p, r->outcome == STORE_CHAN_RETRY);
     int rc = pg_cmd(&PG(s)->w,
-                    "UPDATE attempts SET due_at=$1::bigint, tries=tries+1, try_at=NULL,"
+                    "UPDATE attempts SET due_at=$1::bigint, tries=tries+$4::int, try_at=NULL,"
                     " error=COALESCE($2::text,error) WHERE id=$3::bigint",
                     &p);
     if (rc == 0) note(s, STORE_NOTE_CHANNEL, 0, r->attempt_id, r->retry_at);

@@ -88,6 +88,15 @@ int casc_att_load(struct store *s, int64_t id, struct casc_att *a) {
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KK_ENOENT : KK_ESTORE;
 }
 
+static int att_cost(struct store *s, int64_t id, int64_t *cost) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ATT_COST);
+  sqlite3_bind_int64(st, 1, id);
+  int rc = sqlite3_step(st);
+  *cost = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
 /* A remembered value for (account, channel), or NULL. */
 static struct store_memo *memo_find(struct store_memo *tab, int64_t account_id,
                                     const char *channel) {
@@ -334,6 +343,7 @@ static const struct casc_ops sq_casc_ops = {
     .charge = sq_money_charge,
     .release = sq_money_release,
     .refund = sq_money_refund,
+    .att_cost = att_cost,
 };
 
 int casc_start(struct store *s, struct store_msg_new *n, struct casc_first *f) {
@@ -402,11 +412,12 @@ static int apply_early(struct store *s, int64_t attempt_id, const char *provider
 int sq_chan_result(struct store *s, struct store_op *op) {
   struct store_chan_result_data *d = op->data;
   struct store_chan_result *r = &d->r;
-  if (r->outcome == STORE_CHAN_RETRY) {
+  if (r->outcome == STORE_CHAN_RETRY || r->outcome == STORE_CHAN_WAIT) {
     sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ATT_RETRY);
     sqlite3_bind_int64(st, 1, r->retry_at);
     sq_bind_text(st, 2, d->error[0] ? d->error : NULL);
     sqlite3_bind_int64(st, 3, r->attempt_id);
+    sqlite3_bind_int(st, 4, r->outcome == STORE_CHAN_RETRY);
     int rc = sq_step_done(&SQ(s)->w, st);
     if (rc == 0) note(s, STORE_NOTE_CHANNEL, 0, r->attempt_id, r->retry_at);
     return rc;
