@@ -86,6 +86,8 @@ struct casc_ops {
   int (*write)(struct casc_run *r, const struct cfsm_fx *f);
   /* Reads attempt id: 0, KK_ENOENT or KK_ESTORE. */
   int (*att_load)(struct store *s, int64_t id, struct casc_att *a);
+  /* What attempt id costs as written so far: 0 or KK_ESTORE. */
+  int (*att_cost)(struct store *s, int64_t id, int64_t *cost);
   /* Balances (store_money.h): the attempt of f (ATT_SET) was accepted by
      its provider and costs f->cost; the message is done. Each does nothing
      to a message without a hold. 0 or KK_ESTORE. */

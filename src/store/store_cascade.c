@@ -498,7 +498,10 @@ int casc_event(struct store *s, const struct casc_ops *ops, struct store_cascade
   struct cfsm_event ev = {.status = kk_status_parse(status), .error = error, .at = at,
                           .units = units, .force_write = provider_id != NULL || a->parts_dirty,
                           .unbilled = money_unbilled(a->channel, error)};
-  int rc = casc_run_event(&r, &fa, &ev, a->channel);
+  int rc = 0;
+  if (ev.unbilled && a->sent_at && (ev.status == KK_ST_FAILED || ev.status == KK_ST_EXPIRED))
+    rc = ops->att_cost(s, attempt_id, &ev.charged);
+  if (rc == 0) rc = casc_run_event(&r, &fa, &ev, a->channel);
   if (rc == 0) rc = casc_run_write(&r);
   casc_run_free(&r);
   casc_msg_free(m);
