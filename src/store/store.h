@@ -839,6 +839,10 @@ struct store_stats {
   double commit_sum_ms;
   uint64_t batch_hist[STORE_HIST_BUCKETS + 1];   /* ops per commit */
   uint64_t batch_sum;
+  /* urgent operations (stream inserts): queued to committed, ms */
+  uint64_t urgent_hist[STORE_HIST_BUCKETS + 1];
+  double urgent_sum_ms;
+  uint64_t urgent;
   uint64_t early_refused;   /* early statuses / receipts refused over a scope's cap */
   uint64_t early_expired;   /* early statuses / receipts expired unmatched */
 };
