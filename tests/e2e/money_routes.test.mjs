@@ -1,7 +1,9 @@
 // Money on routes end to end: a prepaid account's SMS is held at the price
 // of the route it will take (per operator and lane, not the price table) and
-// charged as much; a charged SMS the SMSC then rejects (receipt REJECTD) is
-// refunded once while an undeliverable one stays billed; a campaign against a
+// charged as much, and its sms_only_cost (and a campaign dry run's) is at
+// that price too; a charged SMS the SMSC then rejects (receipt REJECTD) is
+// refunded once and then costs 0 (the message, the campaign report and
+// recipients.csv add up to the log) while an undeliverable one stays billed; a campaign against a
 // balance for fewer recipients than its audience makes exactly as many
 // messages as the balance pays, the rest rejected insufficient_balance; a
 // messenger that fails after accepting a message gives its charge back.
@@ -54,6 +56,20 @@ test('held at the price of the route the SMS takes for its operator, charged as 
   const key = acct.key;
   // The price table says otherwise: it is not what an SMS on a priced route costs.
   await k.call('PUT', '/v1/prices', { body: { prices: { sms: 9.99 } } }, 200);
+  // A campaign's dry run prices each recipient's SMS on its route: МТС on a
+  // at 1.50, МегаФон on b at 1.75, two segments each.
+  const csv = `phone,name\n79161234567,А\n${MEGAFON_PHONE},Б\n`;
+  const imp = await k.request('POST', '/v1/contacts/import?list=two&country=RU', {
+    key, body: Buffer.from(csv), headers: { 'content-type': 'text/csv' },
+  });
+  assert.equal(imp.status, 202, imp.text);
+  await waitUntil(async () => (await k.call('GET', `/v1/imports/${imp.json.id}`, { key }, 200)).status === 'done',
+    'the import', 60000, 50);
+  await k.call('PUT', '/v1/templates/two', { key, body: { text: TWO } }, 200);
+  await k.call('PUT', '/v1/campaigns/two', { key, body: { audience: { list: 'two' }, template: 'two', class: 'transactional' } }, 200);
+  const dry = await k.call('POST', '/v1/campaigns/two/dry-run', { key }, 200);
+  assert.equal(dry.accepted, 2, JSON.stringify(dry));
+  assert.deepEqual([kop(dry.cost), kop(dry.sms_only_cost), dry.saving], [650, 650, 0], JSON.stringify(dry));
   await prepaid(k, acct, 10);
 
   // Route b answers late: the hold is seen while the message waits for it.
