@@ -26,6 +26,35 @@ const TX = '79161234567';
 const SAMPLE = '79269999995';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/* kaskad's histograms of the store (cumulative buckets, sum, count), to see
+   where a stream message waits: its insert behind the writer's batches
+   (kaskad_store_urgent_wait_seconds), the commits and their sizes. */
+const HISTS = ['kaskad_store_urgent_wait_seconds', 'kaskad_store_commit_seconds', 'kaskad_store_batch_size'];
+async function histograms() {
+  const r = await request('GET', `${opt.url}/metrics`);
+  const out = {};
+  for (const name of HISTS) out[name] = { le: [], n: [], sum: 0, count: 0 };
+  for (const line of r.body.split('\n')) {
+    for (const name of HISTS) {
+      const h = out[name];
+      const m = line.match(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`));
+      if (m) { h.le.push(m[1] === '+Inf' ? Infinity : Number(m[1])); h.n.push(Number(m[2])); }
+      else if (line.startsWith(`${name}_sum `)) h.sum = Number(line.split(' ')[1]);
+      else if (line.startsWith(`${name}_count `)) h.count = Number(line.split(' ')[1]);
+    }
+  }
+  return out;
+}
+/* The upper bound of the bucket that holds quantile p of what was added
+   between histograms a and b. */
+function histQ(a, b, p) {
+  const total = b.count - a.count;
+  if (total <= 0) return null;
+  for (let i = 0; i < b.le.length; i++)
+    if (b.n[i] - (a.n[i] ?? 0) >= p * total) return b.le[i];
+  return Infinity;
+}
 const tag = Math.random().toString(36).slice(2, 8);
 const created = new Map();       // text -> created_at (ms)
 const submitted = new Map();     // text -> submit time at the simulator (ms)
@@ -87,6 +116,7 @@ async function main() {
   } else {
     accepting = bulk().then(() => { bulkDone = true; });
   }
+  const h0 = await histograms();
   const t0 = performance.now();
   const tAccepted = accepting.then(() => performance.now());
   // transactional at a fixed rate until the bulk has drained
@@ -115,6 +145,7 @@ async function main() {
       }));
   }
   const tDrained = performance.now();
+  const h1 = await histograms();
   await poller;
   await Promise.all(pending);
   await accepting;
@@ -128,7 +159,16 @@ async function main() {
   }
   lat.tx = [...lat.txa, ...lat.txd];
   const q = (a, p) => { a.sort((x, y) => x - y); return a[Math.min(a.length - 1, Math.floor(p * a.length))]; };
+  const [uw0, uw1] = [h0.kaskad_store_urgent_wait_seconds, h1.kaskad_store_urgent_wait_seconds];
+  const [cm0, cm1] = [h0.kaskad_store_commit_seconds, h1.kaskad_store_commit_seconds];
+  const [bs0, bs1] = [h0.kaskad_store_batch_size, h1.kaskad_store_batch_size];
+  const ms = (x) => (x === null ? null : x === Infinity ? 'inf' : +(x * 1000).toFixed(2));
   console.log(JSON.stringify({
+    // the stream insert's wait in the writer (bucket upper bounds)
+    insert_wait_p50_ms: ms(histQ(uw0, uw1, 0.5)), insert_wait_p99_ms: ms(histQ(uw0, uw1, 0.99)),
+    commit_mean_ms: +(((cm1.sum - cm0.sum) / Math.max(1, cm1.count - cm0.count)) * 1000).toFixed(2),
+    commit_p99_ms: ms(histQ(cm0, cm1, 0.99)),
+    batch_mean: Math.round((bs1.sum - bs0.sum) / Math.max(1, bs1.count - bs0.count)),
     tx_accept_p50_ms: q(answered, 0.5), tx_accept_p99_ms: q(answered, 0.99),
     tx_n: lat.tx.length, tx_p50_ms: q(lat.tx, 0.5), tx_p99_ms: q(lat.tx, 0.99), tx_max_ms: q(lat.tx, 1),
     txd_n: lat.txd.length, txd_p50_ms: q(lat.txd, 0.5), txd_p99_ms: q(lat.txd, 0.99),

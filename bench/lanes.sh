@@ -68,7 +68,7 @@ for run in $(seq "$RUNS"); do
     exit 1
   }
   echo "run $run: $out" >&2
-  for f in tx_p50_ms tx_p99_ms tx_n bulk_p50_ms bulk_p99_ms bulk_per_s drain_s; do
+  for f in tx_p50_ms tx_p99_ms tx_n bulk_p50_ms bulk_p99_ms bulk_per_s drain_s insert_wait_p50_ms insert_wait_p99_ms commit_mean_ms batch_mean; do
     res[$f]+="$(echo "$out" | jfield $f) "
   done
 done
@@ -78,7 +78,9 @@ echo "mode $MODE; machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /pro
 printf '| figure | value |\n| --- | --- |\n'
 for f in "tx_p50_ms:transactional accept → submit_sm p50 ms ($RATE/s)" "tx_p99_ms:transactional accept → submit_sm p99 ms" \
          "tx_n:transactional messages measured" "bulk_p50_ms:bulk accept → submit_sm p50 ms (sampled)" \
-         "bulk_p99_ms:bulk accept → submit_sm p99 ms (sampled)" "bulk_per_s:bulk drained msg/s ($N)" "drain_s:seconds until the bulk drained"; do
+         "bulk_p99_ms:bulk accept → submit_sm p99 ms (sampled)" "bulk_per_s:bulk drained msg/s ($N)" "drain_s:seconds until the bulk drained" \
+         "insert_wait_p50_ms:stream insert queued → committed p50 ms (bucket bound)" "insert_wait_p99_ms:stream insert queued → committed p99 ms (bucket bound)" \
+         "commit_mean_ms:store commit mean ms (while draining)" "batch_mean:operations per commit (mean)"; do
   k=${f%%:*}
   # shellcheck disable=SC2086
   printf '| %s | %s |\n' "${f#*:}" "$(summary ${res[$k]})"

@@ -744,6 +744,9 @@ void api_metrics(struct api *a, struct kk_buf *o) {
        st.commit_hist, store_commit_bounds_ms, 1e-3, st.commit_sum_ms, st.commits);
   hist(o, "kaskad_store_batch_size", "Operations per store commit", st.batch_hist,
        store_batch_bounds, 1, (double)st.batch_sum, st.commits);
+  hist(o, "kaskad_store_urgent_wait_seconds",
+       "Stream inserts: time from queued to committed (behind the batch under way)",
+       st.urgent_hist, store_commit_bounds_ms, 1e-3, st.urgent_sum_ms, st.urgent);
   kk_buf_printf(o, "# HELP kaskad_store_errors_total Failed commits by cause\n"
                    "# TYPE kaskad_store_errors_total counter\n"
                    "kaskad_store_errors_total{kind=\"busy\"} %llu\n"

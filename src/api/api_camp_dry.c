@@ -129,6 +129,8 @@ static void estimate(struct dry *d, const struct accept_item *it) {
   json_t *extra = it->m.extra ? json_loads(it->m.extra, 0, NULL) : NULL;
   double left = 1.0;
   int segments = it->m.segments > 0 ? it->m.segments : 1;
+  /* a segment at the price of the route the SMS would take, else the table's */
+  double sms_unit = (double)(it->m.sms_priced ? it->m.sms_price : d->price[KK_CHAN_SMS]);
   for (int i = 0; i < n && left > 0; i++) {
     enum kk_chan c = kk_chan_parse(st[i].channel);
     if (c == KK_CHAN_NONE) continue;
@@ -140,14 +142,14 @@ static void estimate(struct dry *d, const struct accept_item *it) {
     d->delivered[c] += left * r;
     if (c == KK_CHAN_SMS) {
       d->segments += left * segments;
-      d->cost += left * (double)d->price[c] * segments;
+      d->cost += left * sms_unit * segments;
     } else {
       d->cost += left * (double)d->price[c];
     }
     left *= 1 - r;
   }
   json_decref(extra);
-  d->sms_only += (double)d->price[KK_CHAN_SMS] * segments;
+  d->sms_only += sms_unit * segments;
 }
 
 static void next_batch(struct dry *d);

@@ -384,6 +384,8 @@ void cfsm_event(struct cfsm_msg *m, const struct cfsm_att *a, const struct cfsm_
     /* A failure after delivery or reading changes nothing we knew. */
     if (before >= 2 || failure_status(a->status) || a->status == KK_ST_SKIPPED) return;
     now.status = ev->status;
+    /* Not billed: the attempt (and so its message) costs nothing after all. */
+    if (ev->unbilled && a->sent_at) cost = -ev->charged;
   } else {
     int rank = kk_status_rank(ev->status);
     if (rank == 0) return;

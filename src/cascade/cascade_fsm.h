@@ -96,6 +96,8 @@ struct cfsm_event {
   int unbilled;                   /* a failure its provider does not bill
                                      (money_bill.h): a charged attempt's charge
                                      comes back */
+  int64_t charged;                /* unbilled: what the attempt cost so far (its
+                                     cost and its message's go down by as much) */
 };
 
 /* What the caller must supply before calling again (bits of out.need). */
@@ -146,7 +148,7 @@ struct cfsm_fx {
   enum cfsm_use use;              /* ATT_ADD */
   int64_t attempt_id;             /* CFSM_NEW_ATT: the one ATT_ADD started */
   int64_t t0, t1, t2;
-  int64_t cost;
+  int64_t cost;                   /* ATT_SET: added to the attempt's (a refund: negative) */
   int refund;                     /* ATT_SET: the attempt, sent (charged) before,
                                      failed unbilled: its charge comes back */
   int delivered_twice;

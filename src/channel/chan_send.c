@@ -429,10 +429,17 @@ void chan_send_start(struct chan_engine *e, struct store_chan_due *row) {
   const char *why = send_refused(k);
   if (why == NULL && e->due_fn &&
       pol_due_wanted(k->row.msg_class, k->row.created_at, k->row.due_at)) {
+    int64_t wait = 0;
     struct pol_due due = {.msg_id = k->row.msg_id, .account_id = k->row.account_id,
                           .to = k->row.to, .msg_class = k->row.msg_class,
-                          .channel = k->row.channel};
+                          .channel = k->row.channel, .wait_until = &wait};
     why = e->due_fn(e->due_ud, &due);
+    if (why == NULL && wait > k->started_ms) {
+      /* Due inside its quiet hours: it waits in the store for their end (a
+         restart keeps it waiting) and is looked at again then. */
+      store_result(k, STORE_CHAN_WAIT, NULL, "quiet_hours", wait);
+      return;
+    }
   }
   if (why) {
     store_result(k, STORE_CHAN_FAILED, NULL, why, 0);

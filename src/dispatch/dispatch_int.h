@@ -131,6 +131,8 @@ struct dispatch {
   uint64_t next_gen;            /* gen of the next route object */
   int unsettled;                /* parts answered by the SMSC, not yet committed */
   int unsettled_cap;            /* sum of window x sessions over the routes */
+  int bulk_stalled;             /* bulk waits for answers to be committed (the
+                                   next commit of one pumps the routes again) */
 };
 
 static inline int64_t now_ms(void) { return store_now_ms(); }

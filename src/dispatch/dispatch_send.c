@@ -251,6 +251,18 @@ static int submit_part(struct route *r, struct job *j, int idx) {
 
 static void on_lane_timer(uv_timer_t *t) { dispatch_pump(t->data); }
 
+/* How many more parts bulk may submit: answers not yet committed and
+   submits not yet answered, over all routes, stay a tenth short of the
+   room, which is stream's. */
+static int bulk_room(const struct dispatch *d) {
+  int out = d->unsettled;
+  for (const struct route *r = d->routes; r; r = r->next)
+    if (r->client) out += smpp_client_inflight(r->client);
+  int cap = d->unsettled_cap;
+  int reserve = cap >= 10 ? cap / 10 : (cap > 1 ? 1 : 0);
+  return cap - reserve - out;
+}
+
 /* Submits from the heads of the lanes while the route has capacity: stream
    whenever it has a job its rate allows, bulk with what is left. */
 void dispatch_pump(struct route *r) {
@@ -277,6 +289,15 @@ void dispatch_pump(struct route *r) {
       int reserve = all >= 10 ? all / 10 : (all > 1 ? 1 : 0);
       if (cap - reserve <= 0) break;
       cap -= reserve;
+      /* What bulk has in flight becomes answers waiting for their commit:
+         counted now, or a full window's answers would fill the room and
+         stream would wait for bulk's commits. */
+      int out = bulk_room(r->d);
+      if (out <= 0) {
+        r->d->bulk_stalled = 1;
+        break;
+      }
+      if (out < cap) cap = out;
     }
     struct job *j = r->q[lane].head;
     if (j->ended) {
@@ -344,7 +365,10 @@ static void on_submitted_stored(void *arg, int rc) {
   struct dispatch *d = arg;
   if (rc) kk_error(LOGCTX, "status update not stored: %s", kk_strerror(rc));
   d->unsettled--;
-  if (d->unsettled_cap - d->unsettled == 1 || d->unsettled == 0) pump_all(d);
+  if (d->bulk_stalled || d->unsettled_cap - d->unsettled == 1 || d->unsettled == 0) {
+    d->bulk_stalled = 0;
+    pump_all(d);
+  }
 }
 
 void dispatch_recount_cap(struct dispatch *d) {

@@ -128,6 +128,8 @@ int smpp_client_capacity(const struct smpp_client *c) {
   return n;
 }
 
+int smpp_client_inflight(const struct smpp_client *c) { return c->st.inflight; }
+
 /* Calls ready when something freed capacity since the last call and there is some. */
 static void fire_ready(struct smpp_client *c) {
   if (!c->want_ready || c->closing || c->cbs.ready == NULL) return;

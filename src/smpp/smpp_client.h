@@ -102,6 +102,9 @@ struct smpp_client *smpp_client_new(uv_loop_t *loop, const struct smpp_client_cf
  */
 int smpp_client_capacity(const struct smpp_client *c);
 
+/* Submits written and not yet answered (nor reported lost), all sessions. */
+int smpp_client_inflight(const struct smpp_client *c);
+
 /*
  * Sends a submit_sm (command_id and sequence_number are set by the client; the
  * PDU's views need live only during the call: it is encoded at once).

@@ -647,14 +647,16 @@ int store_chan_claim(struct store *s, int64_t now, int64_t *cursor_due, int64_t 
 void store_chan_trying(struct store *s, const int64_t *ids, int n, int64_t at,
                        store_done_cb done, void *arg);
 
-enum store_chan_outcome { STORE_CHAN_SENT, STORE_CHAN_RETRY, STORE_CHAN_FAILED };
+/* WAIT: not sent, due again at retry_at without counting a try (the rules
+   made it wait when it came due: quiet hours). */
+enum store_chan_outcome { STORE_CHAN_SENT, STORE_CHAN_RETRY, STORE_CHAN_FAILED, STORE_CHAN_WAIT };
 struct store_chan_result {
   int64_t attempt_id;
   enum store_chan_outcome outcome;
   const char *provider_id;  /* SENT */
-  const char *error;        /* RETRY (last error) / FAILED */
+  const char *error;        /* RETRY, WAIT (why) / FAILED */
   int64_t at;
-  int64_t retry_at;         /* RETRY */
+  int64_t retry_at;         /* RETRY, WAIT */
   int units;                /* SENT: billable units (1) */
 };
 /* Queues the outcome of a send. */
@@ -837,6 +839,10 @@ struct store_stats {
   double commit_sum_ms;
   uint64_t batch_hist[STORE_HIST_BUCKETS + 1];   /* ops per commit */
   uint64_t batch_sum;
+  /* urgent operations (stream inserts): queued to committed, ms */
+  uint64_t urgent_hist[STORE_HIST_BUCKETS + 1];
+  double urgent_sum_ms;
+  uint64_t urgent;
   uint64_t early_refused;   /* early statuses / receipts refused over a scope's cap */
   uint64_t early_expired;   /* early statuses / receipts expired unmatched */
 };

@@ -115,6 +115,8 @@ struct casc_ops {
                 const char *channel, const char *error, int64_t cost, int64_t at);
   /* Reads attempt id: 0, KK_ENOENT or KK_ESTORE. */
   int (*att_load)(struct store *s, int64_t id, struct casc_att *a);
+  /* What attempt id costs as written so far: 0 or KK_ESTORE. */
+  int (*att_cost)(struct store *s, int64_t id, int64_t *cost);
   /* Balances (store_money.h): the attempt of f (ATT_SET) was accepted by
      its provider and costs f->cost; the message is done. Each does nothing
      to a message without a hold. 0 or KK_ESTORE. */
@@ -137,7 +139,8 @@ struct casc_ops {
      its hold released. */
   int (*msg_cancel)(struct store *s, const struct casc_msg *m, int64_t at);
   /* The provider asked for attempt_id to be tried again at retry_at. */
-  int (*att_retry)(struct store *s, int64_t attempt_id, int64_t retry_at, const char *error);
+  int (*att_retry)(struct store *s, int64_t attempt_id, int64_t retry_at, const char *error,
+                   int counts_try);
   /* A status of attempt attempt_id (as casc_event; pre: the attempt as
      read already, or NULL). */
   int (*att_event)(struct store *s, int64_t attempt_id, const struct casc_att *pre,

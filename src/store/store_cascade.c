@@ -564,7 +564,10 @@ int casc_event(struct store *s, const struct casc_ops *ops, struct store_cascade
   struct cfsm_event ev = {.status = kk_status_parse(status), .error = error, .at = at,
                           .units = units, .force_write = provider_id != NULL || a->parts_dirty,
                           .unbilled = money_unbilled(a->channel, error)};
-  int rc = casc_run_event(&r, &fa, &ev, a->channel);
+  int rc = 0;
+  if (ev.unbilled && a->sent_at && (ev.status == KK_ST_FAILED || ev.status == KK_ST_EXPIRED))
+    rc = ops->att_cost(s, attempt_id, &ev.charged);
+  if (rc == 0) rc = casc_run_event(&r, &fa, &ev, a->channel);
   if (rc == 0) rc = casc_run_write(&r);
   casc_run_free(&r);
   casc_msg_free(m);
@@ -613,8 +616,10 @@ int casc_early_apply(struct store *s, const struct casc_ops *ops, int64_t attemp
 int casc_chan_result(struct store *s, const struct casc_ops *ops, struct store_op *op) {
   struct store_chan_result_data *d = op->data;
   struct store_chan_result *r = &d->r;
-  if (r->outcome == STORE_CHAN_RETRY) {
-    int rc = ops->att_retry(s, r->attempt_id, r->retry_at, d->error[0] ? d->error : NULL);
+  if (r->outcome == STORE_CHAN_RETRY || r->outcome == STORE_CHAN_WAIT) {
+    /* a wait (quiet hours) counts no try */
+    int rc = ops->att_retry(s, r->attempt_id, r->retry_at, d->error[0] ? d->error : NULL,
+                            r->outcome == STORE_CHAN_RETRY);
     if (rc == 0) note(s, STORE_NOTE_CHANNEL, 0, r->attempt_id, r->retry_at);
     return rc;
   }

@@ -76,6 +76,7 @@ struct store_op {
   int urgent;           /* someone waits for it (a stream message's insert):
                            queued ahead of the others, behind earlier urgent
                            ones, in a batch kept short (store_urgent) */
+  double queued_ms;     /* urgent: when it was queued (monotonic), for the wait */
   /* NULL, or frees what data points to (before data itself), when the
      operation is done: exec may run more than once (a batch tried again
      whole after a lock conflict), so it leaves data as it found it */

@@ -26,8 +26,8 @@
 
 #define LOGCTX "store"
 #define BATCH_GATHER 512          /* queued rows that make a batch worth committing now */
-#define URGENT_BATCH 256          /* rows of other operations a batch with urgent ones takes */
-#define STREAM_BATCH 512          /* rows a batch takes at most while urgent ones come: the
+#define URGENT_BATCH 32           /* rows of other operations a batch with urgent ones takes */
+#define STREAM_BATCH 256          /* rows a batch takes at most while urgent ones come: the
                                      next one waits for this commit at most */
 #define STREAM_MS 1000.0          /* for this long after the last urgent operation */
 #define GATHER_NS 1000000L        /* longest wait for them under load: 1 ms */
@@ -204,6 +204,12 @@ static int run_batch(struct store *s, struct store_op *batch, int nops) {
   s->stats.commit_sum_ms += dt;
   hist_add(s->stats.batch_hist, store_batch_bounds, nops);
   s->stats.batch_sum += (uint64_t)nops;
+  double end = mono_ms();
+  for (struct store_op *op = batch; op && op->urgent; op = op->next) {
+    hist_add(s->stats.urgent_hist, store_commit_bounds_ms, end - op->queued_ms);
+    s->stats.urgent_sum_ms += end - op->queued_ms;
+    s->stats.urgent++;
+  }
   be->publish(s);
   pthread_mutex_unlock(&s->mu);
   return fault;
@@ -480,6 +486,7 @@ void store_submit(struct store *s, struct store_op *op) {
   s->pending++;
   pthread_mutex_lock(&s->mu);
   if (op->urgent) {
+    op->queued_ms = mono_ms();
     op->next = *s->q_urgent;
     *s->q_urgent = op;
     if (s->q_tail == s->q_urgent) s->q_tail = &op->next;

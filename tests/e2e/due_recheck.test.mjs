@@ -72,9 +72,11 @@ test('due again: a cascade step held for quiet hours is in the decisions', { tim
   await k.call('PUT', '/v1/policy', { key, body: { quiet_hours: quietNow() } }, 200);
   const cascade = [{ channel: 'vk', wait: 'read', timeout: '2s' }, { channel: 'sms' }];
   const m = await k.send(key, { to: '79161235504', text: 'Заказ 78 доставлен', vk_id: '1003', cascade });
+  // the message and its attempts are read by two statements: a commit may
+  // fall between them
   const got = await waitUntil(async () => {
     const g = await k.message(key, m.id);
-    return g.attempts.length === 2 ? g : null;
+    return g.attempts.length === 2 && g.decisions.length ? g : null;
   }, 'the SMS step to be held', 15000);
   assert.equal(got.attempts[1].error, 'quiet_hours');
   const held = got.decisions.at(-1);
@@ -152,5 +154,56 @@ test('due again inside quiet hours: the message waits for their end once more', 
   await k.request('POST', '/v1/test/clock', { body: { shift: '95m' } });
   await k.waitStatus(key, m.id, 'delivered', 20000);
   assert.deepEqual(smsc.submits.map((s) => s.destination_addr), [A]);
+  await finish();
+});
+
+test('due again inside quiet hours: a messenger step waits for their end once more', { timeout: 60000 }, async (t) => {
+  const { k, key, smsc, finish } = await setup(t, {
+    smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 50 }, args: ['--test_clock', 'on'] });
+  const sim = new Sim();
+  t.after(() => sim.stop());
+  await sim.start();
+  await sim.config({ vk: { reach: 1, read: 1, deliver_ms: [20, 20], read_ms: [30, 30] } });
+  await pointChannelsAtSim(k, sim);
+  const [A, B] = ['79161235531', '79161235532'];
+  await k.consent(key, [A, B]);
+  // Quiet from 2 h to 4 h from now; both are asked for in 1.5 h, when they
+  // may go. The clock then jumps past their time into the quiet hours: the
+  // advertising one's VK step waits again, the transactional one goes.
+  await k.call('PUT', '/v1/policy', { key, body: { quiet_hours: quietIn(120, 240) } }, 200);
+  const at = new Date(Date.now() + 90 * 60e3).toISOString();
+  const cascade = [{ channel: 'vk', wait: 'read', timeout: '1h' }, { channel: 'sms' }];
+  const ad = await k.send(key, { to: A, text: 'Скидки на зимние шины', class: 'advertising', vk_id: '1101', cascade, send_at: at, ttl: '6h' });
+  const tr = await k.send(key, { to: B, text: 'Заказ 4411 готов к выдаче', class: 'transactional', vk_id: '1102', cascade, send_at: at, ttl: '6h' });
+  for (const m of [ad, tr]) assert.equal(m.status, 'scheduled', JSON.stringify(m));
+  const before = await k.metrics();
+  await k.request('POST', '/v1/test/clock', { body: { shift: '150m' } });
+  await waitUntil(async () => ['read', 'delivered'].includes((await k.message(key, tr.id)).attempts[0]?.status),
+    'the transactional VK step to be delivered', 15000);
+  const g = await waitUntil(async () => {
+    const x = await k.message(key, ad.id);
+    return x.decisions.length && x.attempts[0]?.error ? x : null;
+  }, 'the deferral when due', 15000);
+  assert.equal(g.status, 'scheduled', JSON.stringify(g));
+  const d = g.decisions.at(-1);
+  assert.deepEqual([d.rule, d.outcome, d.reason, d.channel, d.when], ['quiet_hours', 'deferred', 'quiet_hours', 'vk', 'due']);
+  const end = Date.parse(d.until) - Date.parse(d.at);
+  assert.ok(end > 80 * 60e3 && end <= 91 * 60e3, `until the end of the quiet hours: ${d.until} (at ${d.at})`);
+  assert.deepEqual(g.attempts.map((a) => [a.channel, a.error]), [['vk', 'quiet_hours']]);
+  await sleep(600);
+  assert.deepEqual((await sim.requests('vk')).map((r) => JSON.stringify(r).includes('1101')), [false],
+    'only the transactional one went on VK at night');
+  const mid = await k.metrics();
+  const name = 'kaskad_policy_decisions_total{reason="quiet_hours",outcome="deferred"}';
+  assert.equal(mid.get(name) - (before.get(name) ?? 0), 1, name);
+  // Still waiting after another poll; at the end of the quiet hours it goes.
+  assert.equal((await k.message(key, ad.id)).decisions.length, g.decisions.length, 'held once');
+  await k.request('POST', '/v1/test/clock', { body: { shift: '95m' } });
+  await waitUntil(async () => ['read', 'delivered'].includes((await k.message(key, ad.id)).attempts[0]?.status),
+    'the advertising VK step to be delivered', 15000);
+  assert.equal((await sim.requests('vk')).length, 2);
+  assert.equal(smsc.submits.length, 0, 'no fall-through to SMS');
+  const end2 = await k.metrics();
+  assert.equal(end2.get(name) - (before.get(name) ?? 0), 1, 'deferred once');
   await finish();
 });

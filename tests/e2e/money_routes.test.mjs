@@ -1,7 +1,9 @@
 // Money on routes end to end: a prepaid account's SMS is held at the price
 // of the route it will take (per operator and lane, not the price table) and
-// charged as much; a charged SMS the SMSC then rejects (receipt REJECTD) is
-// refunded once while an undeliverable one stays billed; a campaign against a
+// charged as much, and its sms_only_cost (and a campaign dry run's) is at
+// that price too; a charged SMS the SMSC then rejects (receipt REJECTD) is
+// refunded once and then costs 0 (the message, the campaign report and
+// recipients.csv add up to the log) while an undeliverable one stays billed; a campaign against a
 // balance for fewer recipients than its audience makes exactly as many
 // messages as the balance pays, the rest rejected insufficient_balance; a
 // messenger that fails after accepting a message gives its charge back.
@@ -26,11 +28,25 @@ test('held at the price of the route the SMS takes for its operator, charged as 
   });
   // The price table says otherwise: it is not what an SMS on a priced route costs.
   await k.call('PUT', '/v1/prices', { body: { prices: { sms: 9.99 } } }, 200);
+  // A campaign's dry run prices each recipient's SMS on its route: МТС on a
+  // at 1.50, МегаФон on b at 1.75, two segments each.
+  const csv = `phone,name\n79161234567,А\n${MEGAFON_PHONE},Б\n`;
+  const imp = await k.request('POST', '/v1/contacts/import?list=two&country=RU', {
+    key, body: Buffer.from(csv), headers: { 'content-type': 'text/csv' },
+  });
+  assert.equal(imp.status, 202, imp.text);
+  await waitUntil(async () => (await k.call('GET', `/v1/imports/${imp.json.id}`, { key }, 200)).status === 'done',
+    'the import', 60000, 50);
+  await k.call('PUT', '/v1/templates/two', { key, body: { text: TWO } }, 200);
+  await k.call('PUT', '/v1/campaigns/two', { key, body: { audience: { list: 'two' }, template: 'two', class: 'transactional' } }, 200);
+  const dry = await k.call('POST', '/v1/campaigns/two/dry-run', { key }, 200);
+  assert.equal(dry.accepted, 2, JSON.stringify(dry));
+  assert.deepEqual([kop(dry.cost), kop(dry.sms_only_cost), dry.saving], [650, 650, 0], JSON.stringify(dry));
   await prepaid(k, acct, 10);
 
   // Route b answers late: the hold is seen while the message waits for it.
   smscB.forDest(MEGAFON_PHONE, { status: 0, delayMs: 1500 });
-  const m = await k.send(key, { to: MEGAFON_PHONE, text: TWO, sender: 'KASKAD', class: 'transactional' });
+  const m = await k.send(key, { to: MEGAFON_PHONE, text: TWO, sender: 'KASKAD', class: 'transactional', campaign: 'routes' });
   assert.equal(m.segments, 2);
   const held = await account(k, key);
   assert.equal(kop(held.reserved), 350, 'held: 2 segments at route b\'s МегаФон price');
@@ -38,6 +54,10 @@ test('held at the price of the route the SMS takes for its operator, charged as 
   const done = await k.waitStatus(key, m.id, 'delivered');
   assert.equal(done.attempts[0].route, 'b');
   assert.equal(done.attempts[0].price, 1.75);
+  // What SMS alone would cost: on the route it takes, not at the table's 9.99.
+  assert.equal(kop(done.sms_only_cost), 350);
+  const report = await k.call('GET', '/v1/campaigns/routes/report', { key }, 200);
+  assert.deepEqual([kop(report.cost), kop(report.sms_only_cost), report.savings], [350, 350, 0]);
   const a = await unheld(k, key);
   assert.equal(kop(a.balance), 650, 'charged what was held');
   const { rows } = await logAddsUp(k, key);
@@ -80,6 +100,10 @@ test('a charged SMS the SMSC then rejects (REJECTD) is refunded once; UNDELIV st
   await new Promise((r) => setTimeout(r, 500));
   ({ rows } = await logAddsUp(k, key));
   assert.equal(rows.filter((x) => x.kind === 'refund').length, 1, 'refunded once');
+  // What it shows as its cost is what was finally charged: nothing.
+  const shown = await k.message(key, rej.id);
+  assert.equal(shown.cost, 0, JSON.stringify(shown));
+  assert.equal(shown.attempts[0].cost, 0);
 
   smsc.forDest('79161230012', { status: 0, receipt: 'UNDELIV' });
   const und = await k.send(key, { to: '79161230012', text: 'undeliverable', sender: 'KASKAD' });
@@ -88,6 +112,9 @@ test('a charged SMS the SMSC then rejects (REJECTD) is refunded once; UNDELIV st
   assert.equal(kop(a.balance), 750, 'an undeliverable SMS is billed');
   ({ rows } = await logAddsUp(k, key));
   assert.deepEqual(rows.map((x) => x.kind), ['topup', 'charge', 'refund', 'charge']);
+  const billed = await k.message(key, und.id);
+  assert.equal(kop(billed.cost), 250);
+  assert.equal(kop(billed.attempts[0].cost), 250);
   await finish();
 });
 
@@ -130,6 +157,45 @@ test('a campaign against a balance for fewer recipients: exactly as many message
   await finish();
 });
 
+test('a campaign recipient refunded (REJECTD): its cost is 0 in the report and recipients.csv, which add up to the log', { timeout: 120000 }, async (t) => {
+  const { k, key, acct, smsc, finish } = await setup(t, { smsc: { autoReceipt: 'DELIVRD' } });
+  await k.call('PUT', '/v1/prices', { body: { prices: { sms: 1.5 } } }, 200);
+  await prepaid(k, acct, 10);
+  const phones = ['79164200000', '79164200001', '79164200002'];
+  const rejectd = { status: 0, receipt: 'REJECTD', receiptDelayMs: 200 };
+  smsc.forDest(phones[0], rejectd);
+  const csv = ['phone,name,consent', ...phones.map((p, i) => `${p},Имя${i},yes`)].join('\n') + '\n';
+  const imp = await k.request('POST', '/v1/contacts/import?list=ref&country=RU', {
+    key, body: Buffer.from(csv), headers: { 'content-type': 'text/csv' },
+  });
+  assert.equal(imp.status, 202, imp.text);
+  await waitUntil(async () => (await k.call('GET', `/v1/imports/${imp.json.id}`, { key }, 200)).status === 'done',
+    'the import', 60000, 50);
+  await k.call('PUT', '/v1/templates/hi', { key, body: { text: '{{name}}, hello' } }, 200);
+  await k.call('PUT', '/v1/campaigns/ref', { key, body: { audience: { list: 'ref' }, template: 'hi', class: 'service' } }, 200);
+  await k.call('POST', '/v1/campaigns/ref/start', { key }, 200);
+  await waitUntil(async () => (await k.call('GET', '/v1/campaigns/ref', { key }, 200)).status === 'done',
+    'the campaign to end', 60000, 100);
+  const camp = await waitUntil(async () => {
+    const c = await k.call('GET', '/v1/campaigns/ref/report', { key }, 200);
+    return (c.by_status.delivered ?? 0) === 2 && (c.by_status.failed ?? 0) === 1 ? c : null;
+  }, 'the campaign\'s messages to end', 60000, 100);
+  await unheld(k, key);
+  const { rows } = await logAddsUp(k, key);
+  assert.deepEqual(rows.map((x) => x.kind).sort(), ['charge', 'charge', 'charge', 'refund', 'topup']);
+  const spent = -rows.filter((x) => x.kind !== 'topup').reduce((a, x) => a + kop(x.amount), 0);
+  assert.equal(spent, 300, 'two SMS paid for');
+  assert.equal(kop(camp.cost), spent, 'the report\'s cost adds up to the log');
+  assert.equal(kop(camp.channels.sms.cost), spent);
+  const r = await k.request('GET', '/v1/campaigns/ref/recipients.csv', { key });
+  assert.equal(r.status, 200);
+  const lines = r.text.trim().split('\n');
+  const col = lines[0].split(',').indexOf('cost');
+  const cost = Object.fromEntries(lines.slice(1).map((l) => [l.split(',')[0], kop(Number(l.split(',')[col]))]));
+  assert.deepEqual(cost, { [phones[0]]: 0, [phones[1]]: 150, [phones[2]]: 150 });
+  await finish();
+});
+
 test('a messenger that fails after accepting the message: its charge comes back, the SMS is charged', { timeout: 60000 }, async (t) => {
   const { k, key, acct, finish } = await setup(t, { smsc: { autoReceipt: 'DELIVRD' } });
   const sim = new Sim();
@@ -158,5 +224,8 @@ test('a messenger that fails after accepting the message: its charge comes back,
   const { rows } = await logAddsUp(k, key);
   assert.deepEqual(rows.map((x) => [x.kind, x.channel, kop(x.amount)]),
     [['topup', null, 1000], ['charge', 'viber', -120], ['refund', 'viber', 120], ['charge', 'sms', -250]]);
+  const shown = await k.message(key, m.id);
+  assert.deepEqual(shown.attempts.map((x) => [x.channel, kop(x.cost)]), [['viber', 0], ['sms', 250]]);
+  assert.equal(kop(shown.cost), 250, 'the message costs what was finally charged');
   await finish();
 });

@@ -652,3 +652,39 @@ KK_TEST(cascade_fsm_refund_of_a_charged_attempt) {
   ASSERT_EQ(refund_of(0, KK_ST_SENDING, 1), 0);
   ASSERT_EQ(refund_of(500, KK_ST_TIMEOUT, 1), 1);
 }
+
+/* A refunded attempt costs nothing after all: its cost and its message's go
+   down by what it was charged; a billed failure keeps its cost. */
+static void refunded_costs(int unbilled, int64_t *att_cost, int64_t *msg_cost) {
+  struct cfsm_msg m;
+  memset(&m, 0, sizeof m);
+  parse_steps("sms/delivered/0", &m);
+  m.status = KK_ST_SENT;
+  m.chan = KK_CHAN_SMS;
+  m.attempt_id = 100;
+  m.cost = 7000;
+  m.natt = -1;
+  struct cfsm_att a = {.id = 100, .chan = KK_CHAN_SMS, .status = KK_ST_SENT, .sent_at = 500};
+  struct cfsm_event ev = {.status = KK_ST_FAILED, .error = "REJECTD", .at = 2000,
+                          .unbilled = unbilled, .charged = unbilled ? 7000 : 0};
+  static struct cfsm_out out;
+  for (int i = 0; i < 4; i++) {
+    cfsm_event(&m, &a, &ev, &out);
+    if (out.need == 0) break;
+    if (out.need & CFSM_NEED_ATTEMPTS) m.natt = 0;
+  }
+  *att_cost = -1;
+  for (int i = 0; i < out.nfx; i++)
+    if (out.fx[i].kind == CFSM_FX_ATT_SET) *att_cost = out.fx[i].cost;
+  *msg_cost = m.cost;
+}
+
+KK_TEST(cascade_fsm_refund_lowers_the_costs) {
+  int64_t att, msg;
+  refunded_costs(1, &att, &msg);
+  ASSERT_EQ(att, -7000);
+  ASSERT_EQ(msg, 0);
+  refunded_costs(0, &att, &msg);
+  ASSERT_EQ(att, 0);
+  ASSERT_EQ(msg, 7000);
+}

@@ -117,6 +117,18 @@ int pgc_att_load(struct store *s, int64_t id, struct casc_att *a) {
   return rc;
 }
 
+static int att_cost(struct store *s, int64_t id, int64_t *cost) {
+  if (PG(s)->ws.defer && pgw_flush(s) != 0) return KK_ESTORE;
+  struct pg_params p = {0};
+  pg_p_int(&p, id);
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w, "SELECT cost FROM attempts WHERE id=$1::bigint", &p, &rc);
+  if (r == NULL) return KK_ESTORE;
+  *cost = PQntuples(r) == 1 ? pg_int(r, 0, 0) : 0;
+  PQclear(r);
+  return 0;
+}
+
 /* One number of a keyed setting: the account's, else the operator's (0);
    none when neither has a row. */
 static int64_t keyed_int(struct store *s, const char *sql, int64_t account_id,
@@ -526,13 +538,15 @@ int pgc_early_recheck(struct store *s, const char *channel, int64_t scope, const
   return casc_early_apply(s, &pg_casc_ops, attempt_id, pid) != 0 ? KK_ESTORE : 1;
 }
 
-static int att_retry(struct store *s, int64_t attempt_id, int64_t retry_at, const char *error) {
+static int att_retry(struct store *s, int64_t attempt_id, int64_t retry_at, const char *error,
+                     int counts_try) {
   struct pg_params p = {0};
   pg_p_int(&p, retry_at);
   pg_p_text(&p, error);
   pg_p_int(&p, attempt_id);
+  pg_p_int(&p, counts_try);
   return pg_cmd(&PG(s)->w,
-                "UPDATE attempts SET due_at=$1::bigint, tries=tries+1, try_at=NULL,"
+                "UPDATE attempts SET due_at=$1::bigint, tries=tries+$4::int, try_at=NULL,"
                 " error=COALESCE($2::text,error) WHERE id=$3::bigint",
                 &p);
 }
@@ -611,6 +625,7 @@ static const struct casc_ops pg_casc_ops = {
     .msg_find = msg_find,
     .msg_cancel = msg_cancel,
     .att_retry = att_retry,
+    .att_cost = att_cost,
     .att_event = pgc_attempt_event,
     .early = take_early,
 };

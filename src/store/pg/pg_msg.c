@@ -96,9 +96,11 @@ struct price_memo {
   int known;
 };
 
-/* What the message would cost as SMS only. */
+/* What the message would cost as SMS only: its segments at the price of
+   the route its SMS would take, else the price table's. */
 static int64_t sms_cost(struct store *s, const struct store_msg_new *m, struct price_memo *pm) {
   if (!m->to || !m->to[0]) return 0;
+  if (m->sms_priced) return m->sms_price * m->segments;
   if (!pm->known || pm->account_id != m->account_id) {
     pm->account_id = m->account_id;
     pm->price = pgc_price(s, m->account_id, "sms");

@@ -89,6 +89,15 @@ int casc_att_load(struct store *s, int64_t id, struct casc_att *a) {
   return sq_lookup(st, att_row, a);
 }
 
+static int att_cost(struct store *s, int64_t id, int64_t *cost) {
+  sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ATT_COST);
+  sqlite3_bind_int64(st, 1, id);
+  int rc = sqlite3_step(st);
+  *cost = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KK_ESTORE;
+}
+
 /* A remembered value for (account, channel), or NULL. */
 static struct store_memo *memo_find(struct store_memo *tab, int64_t account_id,
                                     const char *channel) {
@@ -351,11 +360,13 @@ static int take_early(struct store *s, int64_t attempt_id, const char *provider_
   return rc;
 }
 
-static int att_retry(struct store *s, int64_t attempt_id, int64_t retry_at, const char *error) {
+static int att_retry(struct store *s, int64_t attempt_id, int64_t retry_at, const char *error,
+                     int counts_try) {
   sqlite3_stmt *st = sq_stmt(&SQ(s)->w, ST_ATT_RETRY);
   sqlite3_bind_int64(st, 1, retry_at);
   sq_bind_text(st, 2, error);
   sqlite3_bind_int64(st, 3, attempt_id);
+  sqlite3_bind_int(st, 4, counts_try);
   return sq_step_done(&SQ(s)->w, st);
 }
 
@@ -436,6 +447,7 @@ static const struct casc_ops sq_casc_ops = {
     .msg_find = msg_find,
     .msg_cancel = msg_cancel,
     .att_retry = att_retry,
+    .att_cost = att_cost,
     .att_event = casc_attempt_event,
     .early = take_early,
 };

@@ -208,6 +208,7 @@
   XX(MSG_WAIT, "UPDATE messages SET wait_until=? WHERE id=?")                  \
   XX(ATT_OF_MSG, "SELECT id,channel,status,sent_at,delivered_at,read_at,cost,"  \
                  "error FROM attempts WHERE message_id=? ORDER BY id")         \
+  XX(ATT_COST, "SELECT cost FROM attempts WHERE id=?")                         \
   XX(ATT_ROW, "SELECT " ATT_COLS " FROM attempts"                              \
               " WHERE id=?")                                                   \
   XX(ESTAT_PUT, "INSERT OR REPLACE INTO early_statuses(channel,scope,"        \
@@ -225,8 +226,8 @@
               " read_at=?, provider_id=COALESCE(provider_id,?),"               \
               " error=COALESCE(?,error), cost=cost+?, due_at=NULL,"            \
               " parts_sent=? WHERE id=?")                                      \
-  XX(ATT_RETRY, "UPDATE attempts SET due_at=?, tries=tries+1, try_at=NULL,"    \
-                " error=COALESCE(?,error) WHERE id=?")                         \
+  XX(ATT_RETRY, "UPDATE attempts SET due_at=?1, tries=tries+?4, try_at=NULL,"  \
+                " error=COALESCE(?2,error) WHERE id=?3")                       \
   XX(ATT_TRYING, "UPDATE attempts SET try_at=?1 WHERE id=?2"                    \
                  " AND due_at IS NOT NULL")                                    \
   XX(CHAN_SCOPE, "SELECT account_id FROM channel_settings WHERE channel=?1"     \

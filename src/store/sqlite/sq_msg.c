@@ -10,6 +10,7 @@
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "store/sqlite/sq_int.h"
+#include "store/store_money.h"
 
 #define LOGCTX "store"
 
@@ -85,7 +86,9 @@ static int insert_one(struct store *s, struct store_msg_new *m) {
   sq_bind_text(st, 17, m->cascade);
   sq_bind_text(st, 18, m->extra);
   sq_bind_text(st, 19, m->route);
-  sqlite3_bind_int64(st, 20, m->to && m->to[0] ? casc_price(s, m->account_id, "sms") * m->segments : 0);
+  /* what it would cost as SMS only: at the price of the route its SMS would take */
+  sqlite3_bind_int64(st, 20,
+                     m->to && m->to[0] ? store_money_sms_unit(s, m, casc_price) * m->segments : 0);
   sqlite3_bind_int(st, 21, f.step);
   sq_bind_opt(st, 22, f.attempt_id);
   sq_bind_opt(st, 23, f.due_at);
