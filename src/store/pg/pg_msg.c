@@ -118,7 +118,7 @@ static int insert_one(struct store *s, struct store_msg_new *m, struct price_mem
      it; what it started goes out as notes. */
   m->id = s->be->new_id(s, STORE_ID_MESSAGE);
   if (m->id <= 0) return KK_ESTORE;
-  int rc = pg_money_hold(s, m);
+  int rc = pg_money_hold(s, m, -1);
   if (rc || m->no_balance) return rc;
   int nw = s->nw;
   struct store_cascade_stats stats = PG(s)->ws.cstats;
@@ -340,7 +340,8 @@ static int insert_batch(struct store *s, struct store_insert_data *d) {
   struct pg_rows rows = {0};
   int64_t *due = kk_xcalloc((size_t)d->n, sizeof *due);   /* freed below; -1: not stored */
   struct price_memo pm = {0};
-  int rc = 0;
+  signed char *prepaid = kk_xcalloc((size_t)d->n, 1);   /* freed below */
+  int rc = pg_money_prepaid(s, d->msgs, d->n, prepaid);
   PG(s)->ws.defer = defer;
   for (int i = 0; i < d->n && rc == 0; i++) {
     struct store_msg_new *m = &d->msgs[i];
@@ -358,7 +359,7 @@ static int insert_batch(struct store *s, struct store_insert_data *d) {
     }
     m->id = s->be->new_id(s, STORE_ID_MESSAGE);
     if (m->id <= 0) rc = KK_ESTORE;
-    if (rc == 0) rc = pg_money_hold(s, m);
+    if (rc == 0) rc = pg_money_hold(s, m, prepaid[i]);
     if (rc == 0 && m->no_balance) continue;
     struct casc_first f;
     if (rc == 0) rc = pgc_start(s, m, &f);
@@ -381,6 +382,7 @@ static int insert_batch(struct store *s, struct store_insert_data *d) {
   for (int t = 0; t < PGW_T_COUNT; t++) pg_rows_free(&defer[t]);
   pg_rows_free(&rows);
   free(defer);
+  free(prepaid);
   if (conflict && !keyed) rc = KK_ESTORE;   /* only that index is let pass */
   if (conflict && rc == 0) {
     rc = pg_cmd(w, "ROLLBACK TO SAVEPOINT msgs", NULL);
