@@ -250,8 +250,14 @@ static const struct {
   "$19::bigint[],$20::int[],$21::bigint[],$22::bigint[],$23::bigint[],"       \
   "$24::int[],$25::bigint[],$26::text[],$27::text[],$28::int[])"              \
   " AS t(c1,c2,c3,c4,c5,c6,c7,c8,c9,c10,c11,c12,c13,c14,c15,c16,c17,c18,c19," \
-  "c20,c21,c22,c23,c24,c25,c26,c27,c28) ORDER BY c3,c4 ON CONFLICT(account_id,idem_key) WHERE idem_key IS NOT NULL"      \
-  " DO NOTHING RETURNING id"
+  "c20,c21,c22,c23,c24,c25,c26,c27,c28) ORDER BY c3,c4"
+/* With idempotency keys: a key another node stored meanwhile inserts no
+   row (a batch without keys cannot meet one, and is not inserted as one
+   that might: the server's speculative insertion costs a record more per
+   row) */
+#define MSG_BATCH_KEYED_SQL                                                    \
+  MSG_BATCH_SQL " ON CONFLICT(account_id,idem_key) WHERE idem_key IS NOT NULL" \
+                " DO NOTHING RETURNING id"
 #define MSG_BATCH_COLS 28
 
 struct pg_rows *pgw_deferred(struct store *s, enum pgw_table table) {
@@ -375,7 +381,8 @@ static int insert_batch(struct store *s, struct store_insert_data *d) {
   int conflict = 0;
   if (rc == 0 && rows.n > 0) {
     int want = rows.n;
-    PGresult *r = pg_rows_run(w, &rows, MSG_BATCH_SQL, MSG_BATCH_COLS, &rc);
+    PGresult *r = pg_rows_run(w, &rows, keyed ? MSG_BATCH_KEYED_SQL : MSG_BATCH_SQL " RETURNING id",
+                              MSG_BATCH_COLS, &rc);
     if (r && PQntuples(r) != want) conflict = 1;
     PQclear(r);
   }
