@@ -35,6 +35,10 @@ struct casc_msg {
   int64_t expires_at;       /* the message's validity ends then */
   int ins;                  /* being inserted: its row is written after the start */
   int64_t due_at, wait_until;
+  /* the message's money hold, when the backend read it with the row under
+     its lock (hold_read): its amount, -1 when it has none */
+  int hold_read;
+  int64_t hold;
 };
 /* Frees what m owns. */
 void casc_msg_free(struct casc_msg *m);

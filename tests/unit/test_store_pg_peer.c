@@ -3,7 +3,9 @@
  * stop-list write through one reaches the other's copy in memory without a
  * restart, however many phones it had (many lines to a NOTIFY payload, as
  * many payloads as it takes), and taking them off again does too; an idle
- * node hears it at once, not at its next idle commit.
+ * node hears it at once, not at its next idle commit. A change made while
+ * a node's listening connection was lost reaches it once that connection
+ * is made again (its configuration is read over).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +95,68 @@ KK_TEST(store_pg_stoplist_reaches_the_other_node) {
   char p[16];
   phone_of(0, p);
   ASSERT_EQ(store_stop_reason(b.store, acc.id + 1, p), 0);
+  ASSERT_EQ(tmp_store_close(&a), 0);
+  ASSERT_EQ(tmp_store_close(&b), 0);
+  ASSERT_EQ(tmp_pg_drop(&db), 0);
+}
+
+/* Runs b's loop until its cached cascade name of account has steps, up to
+   ms: 1 when it has, else 0. */
+static int wait_cascade(struct tmp_store *b, int64_t account, const char *name, const char *steps,
+                        int ms) {
+  int never = 0;
+  double t0 = now_ms();
+  while (now_ms() - t0 < ms) {
+    char *v = NULL;
+    int same = store_cascade_get(b->store, account, name, &v) == 0 && strcmp(v, steps) == 0;
+    free(v);
+    if (same) return 1;
+    tmp_store_run_until(b, &never, 1, 5);
+  }
+  return 0;
+}
+
+/* Runs sql on c (no rows wanted). */
+static void sql_do(PGconn *c, const char *sql) {
+  PGresult *r = tmp_pg_exec(c, sql);
+  ASSERT(r != NULL);
+  PQclear(r);
+}
+
+KK_TEST(store_pg_change_missed_while_listening_is_read_again) {
+  kk_test_need_pg();
+  kk_log_level = KK_LOG_ERROR;
+  struct tmp_pg db;
+  ASSERT_EQ(tmp_pg_new(&db), 0);
+  struct store_opts o = {.store_url = db.url};
+  static struct tmp_store a, b;
+  ASSERT_EQ(tmp_store_open(&a, "pgcatchA", &o), 0);
+  ASSERT_EQ(tmp_store_open(&b, "pgcatchB", &o), 0);
+  int never = 0;
+  for (int i = 0; i < 400 && !PG(b.store)->writer_up; i++) tmp_store_run_until(&b, &never, 1, 5);
+  ASSERT(PG(b.store)->writer_up);
+  PGconn *sql = PQconnectdb(db.admin);   /* on another database: it shuts this one */
+  ASSERT(PQstatus(sql) == CONNECTION_OK);
+  const char *v1 = "[{\"channel\":\"sms\"}]", *v2 = "[{\"channel\":\"vk\"}]";
+  store_cascade_put(a.store, 7, "c", v1, tmp_store_done, &a);
+  ASSERT_EQ(tmp_store_wait(&a, 1, 10000), 0);
+  ASSERT(wait_cascade(&b, 7, "c", v1, 3000));   /* heard as it happened */
+
+  /* B's listening connection is lost, and cannot be made again until the
+     change is committed: its NOTIFY reaches no connection of B's */
+  char q[256];
+  snprintf(q, sizeof q, "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS false", db.name);
+  sql_do(sql, q);
+  snprintf(q, sizeof q, "SELECT pg_terminate_backend(%d, 5000)", PQbackendPID(PG(b.store)->hb.db));
+  sql_do(sql, q);
+  store_cascade_put(a.store, 7, "c", v2, tmp_store_done, &a);
+  ASSERT_EQ(tmp_store_wait(&a, 2, 10000), 0);
+  ASSERT(!wait_cascade(&b, 7, "c", v2, 300));   /* not heard */
+  snprintf(q, sizeof q, "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true", db.name);
+  sql_do(sql, q);
+  /* once made again, B reads its configuration over */
+  ASSERT(wait_cascade(&b, 7, "c", v2, 5000));
+  PQfinish(sql);
   ASSERT_EQ(tmp_store_close(&a), 0);
   ASSERT_EQ(tmp_store_close(&b), 0);
   ASSERT_EQ(tmp_pg_drop(&db), 0);

@@ -151,6 +151,35 @@ int pg_keys_each(struct store *s,
   return 0;
 }
 
+int pg_accounts_note_all(struct store *s) {
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w, "SELECT " ACC_COLS " FROM accounts ORDER BY id", NULL, &rc);
+  if (r == NULL) return KK_ESTORE;
+  struct store_account a;
+  for (int i = 0; i < PQntuples(r); i++) {
+    account_row(r, i, &a);
+    note_account(s, &a);
+  }
+  PQclear(r);
+  return 0;
+}
+
+int pg_keys_note_all(struct store *s) {
+  int rc;
+  PGresult *r = pg_query(&PG(s)->w,
+                         "SELECT encode(key_hash,'hex'),account_id,prefix,"
+                         "(revoked_at IS NOT NULL)::int FROM api_keys ORDER BY id",
+                         NULL, &rc);
+  if (r == NULL) return KK_ESTORE;
+  uint8_t h[32];
+  for (int i = 0; i < PQntuples(r); i++)
+    if (hash_of(pg_text(r, i, 0), h))
+      note_cfg(s, pg_int(r, i, 3) ? STORE_NOTE_KEY_REVOKE : STORE_NOTE_KEY_ADD, pg_int(r, i, 1),
+               PQgetvalue(r, i, 2), NULL, h, 0);
+  PQclear(r);
+  return 0;
+}
+
 /* Pool thread: an account's keys through rd, that thread's reader. */
 int pg_keys_rows(struct store *s, void *rd, int64_t account_id,
                  void (*fn)(void *arg, const char *prefix, int64_t created_at,

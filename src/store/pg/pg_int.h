@@ -33,6 +33,10 @@
 #define PG_PEER_PAYLOAD 7900      /* bytes of a NOTIFY payload at most (the server's
                                      limit is 8000) */
 #define PG_MAX_PARAMS 32
+/* The listener's own entry among the notifications it keeps for the writer
+   (no channel of the server's): its connection was made again, and what
+   the other nodes sent meanwhile is lost (pg_node.c). */
+#define PG_CATCH_UP " catch up"
 
 /* The server's clock in milliseconds since the Unix epoch (leases compare
    with it, so that nodes whose clocks differ agree on when one ends). */
@@ -63,6 +67,7 @@ struct pg_conn {
   /* the session a reconnect sets up again (pg_conn_session) */
   char node[24];            /* "" or the node whose rows this connection writes */
   int listen;               /* 1: it hears the nodes' configuration changes */
+  int resets;               /* times the connection was made again (pg_conn_ensure) */
   /* the writer's pipeline (pg_pipe.c), while a batch's transaction is open */
   int pipe;                 /* in pipeline mode */
   int wait;                 /* left for a savepoint's operation (pg_pipe_wait) */
@@ -145,6 +150,7 @@ struct pg_store {
      not news; whether the writer runs (the listener may wake it) */
   struct pg_heard *inbox;   /* owned */
   int ninbox, capinbox;
+  int hb_resets_seen;       /* heartbeat thread: hb.resets when it last looked */
   _Atomic int writer_pid, writer_up;
   char *url;                /* owned: the pool threads' readers connect to it */
   struct pgw_state ws;      /* writer: messages, SMS, channels and cascades */
@@ -267,6 +273,10 @@ int pg_accounts_each(struct store *s, void (*fn)(void *arg, const struct store_a
                      void *arg);
 int pg_keys_each(struct store *s,
                  void (*fn)(void *arg, const uint8_t hash[32], int64_t account_id), void *arg);
+/* Writer: every account, and every key (added or revoked), as a note of
+   the row as it is now: 0 or KK_ESTORE. */
+int pg_accounts_note_all(struct store *s);
+int pg_keys_note_all(struct store *s);
 int pg_keys_rows(struct store *s, void *rd, int64_t account_id,
                  void (*fn)(void *arg, const char *prefix, int64_t created_at,
                             int64_t revoked_at),

@@ -100,17 +100,46 @@ int pg_money_topup(struct store *s, struct store_op *op) {
               t->ref[0] ? t->ref : NULL, &t->balance, &t->tx_id);
 }
 
-int pg_money_hold(struct store *s, struct store_msg_new *m) {
+int pg_money_prepaid(struct store *s, const struct store_msg_new *msgs, int n,
+                     signed char *prepaid) {
+  struct pg_rows ids = {0};
+  for (int i = 0; i < n; i++) {
+    prepaid[i] = 0;
+    int seen = 0;
+    for (int j = 0; j < i && !seen; j++) seen = msgs[j].account_id == msgs[i].account_id;
+    if (seen) continue;
+    pg_rows_int(&ids, 0, msgs[i].account_id);
+    pg_rows_end(&ids);
+  }
+  int rc;
+  PGresult *r = pg_rows_run(&PG(s)->w, &ids,
+                            "SELECT account_id FROM balances WHERE account_id=ANY($1::bigint[])"
+                            " AND prepaid=1",
+                            1, &rc);
+  pg_rows_free(&ids);
+  if (r == NULL) return rc;
+  for (int row = 0; row < PQntuples(r); row++) {
+    int64_t account_id = pg_int(r, row, 0);
+    for (int i = 0; i < n; i++)
+      if (msgs[i].account_id == account_id) prepaid[i] = 1;
+  }
+  PQclear(r);
+  return 0;
+}
+
+int pg_money_hold(struct store *s, struct store_msg_new *m, int prepaid) {
   struct pg_conn *w = &PG(s)->w;
   m->no_balance = 0;
   struct pg_params p = {0};
   pg_p_int(&p, m->account_id);
   int rc;
-  PGresult *r =
-      pg_query(w, "SELECT prepaid FROM balances WHERE account_id=$1::bigint", &p, &rc);
-  if (r == NULL) return rc;
-  int prepaid = PQntuples(r) == 1 && pg_int(r, 0, 0) == 1;
-  PQclear(r);
+  PGresult *r;
+  if (prepaid < 0) {
+    r = pg_query(w, "SELECT prepaid FROM balances WHERE account_id=$1::bigint", &p, &rc);
+    if (r == NULL) return rc;
+    prepaid = PQntuples(r) == 1 && pg_int(r, 0, 0) == 1;
+    PQclear(r);
+  }
   if (!prepaid) return 0;
   int64_t hold = store_money_hold_of(s, m, pgc_price);
   pg_p_int(&p, hold);
@@ -137,6 +166,34 @@ int pg_money_hold(struct store *s, struct store_msg_new *m) {
                 &h);
 }
 
+int pg_money_holds_read(struct store *s, struct casc_msg *m, int n) {
+  if (n <= 0) return 0;
+  struct pg_rows ids = {0};
+  for (int i = 0; i < n; i++) {
+    m[i].hold_read = 1;
+    m[i].hold = -1;
+    pg_rows_int(&ids, 0, m[i].id);
+    pg_rows_end(&ids);
+  }
+  int rc;
+  PGresult *r = pg_rows_run(&PG(s)->w, &ids,
+                            "SELECT message_id,amount FROM money_holds"
+                            " WHERE message_id=ANY($1::bigint[])",
+                            1, &rc);
+  pg_rows_free(&ids);
+  if (r == NULL) {
+    for (int i = 0; i < n; i++) m[i].hold_read = 0;
+    return rc;
+  }
+  for (int row = 0; row < PQntuples(r); row++) {
+    int64_t id = pg_int(r, row, 0);
+    for (int i = 0; i < n; i++)
+      if (m[i].id == id) m[i].hold = pg_int(r, row, 1);
+  }
+  PQclear(r);
+  return 0;
+}
+
 /* The message's hold: 1 with its account and amount, 0 when none, or an
    error (< 0). */
 static int hold_get(struct pg_conn *w, int64_t msg_id, int64_t *account_id, int64_t *amount) {
@@ -155,10 +212,21 @@ static int hold_get(struct pg_conn *w, int64_t msg_id, int64_t *account_id, int6
   return found;
 }
 
+/* The hold of run r's message, as read with its row (pg_money_holds_read)
+   or read now: as hold_get. */
+static int run_hold(struct casc_run *r, int64_t *account_id, int64_t *amount) {
+  const struct casc_msg *m = r->m;
+  if (!m->hold_read) return hold_get(&PG(r->s)->w, m->id, account_id, amount);
+  if (m->hold < 0) return 0;
+  *account_id = m->account_id;   /* a hold is its message's account's */
+  *amount = m->hold;
+  return 1;
+}
+
 int pg_money_charge(struct casc_run *r, const struct cfsm_fx *f) {
   struct pg_conn *w = &PG(r->s)->w;
   int64_t account_id, held;
-  int found = hold_get(w, r->m->id, &account_id, &held);
+  int found = run_hold(r, &account_id, &held);
   if (found <= 0) return found;
   int64_t take = f->cost < held ? f->cost : held;
   struct pg_params p = {0};
@@ -166,15 +234,13 @@ int pg_money_charge(struct casc_run *r, const struct cfsm_fx *f) {
   pg_p_int(&p, r->m->id);
   int rc = pg_cmd(w, "UPDATE money_holds SET amount=$1::bigint WHERE message_id=$2::bigint", &p);
   if (rc) return rc;
+  if (r->m->hold_read) r->m->hold = held - take;
   return move(w, account_id, "charge", -f->cost, -take, f->t0, r->m->public_id,
               casc_att_id(r, f->attempt_id), kk_chan_name(f->chan), NULL, NULL, NULL);
 }
 
-int pg_money_unhold(struct store *s, int64_t id) {
-  struct pg_conn *w = &PG(s)->w;
-  int64_t account_id, held;
-  int found = hold_get(w, id, &account_id, &held);
-  if (found <= 0) return found;
+/* Gives back hold held of message id to account_id. */
+static int unhold(struct pg_conn *w, int64_t id, int64_t account_id, int64_t held) {
   struct pg_params p = {0};
   pg_p_int(&p, id);
   int rc = pg_cmd(w, "DELETE FROM money_holds WHERE message_id=$1::bigint", &p);
@@ -186,6 +252,14 @@ int pg_money_unhold(struct store *s, int64_t id) {
                         "UPDATE balances SET reserved=reserved-$2::bigint"
                         " WHERE account_id=$1::bigint",
                         &b, NULL);
+}
+
+int pg_money_unhold(struct store *s, int64_t id) {
+  struct pg_conn *w = &PG(s)->w;
+  int64_t account_id, held;
+  int found = hold_get(w, id, &account_id, &held);
+  if (found <= 0) return found;
+  return unhold(w, id, account_id, held);
 }
 
 int pg_money_refund(struct casc_run *r, const struct cfsm_fx *f) {
@@ -215,7 +289,14 @@ int pg_money_refund(struct casc_run *r, const struct cfsm_fx *f) {
               kk_chan_name(f->chan), NULL, NULL, NULL);
 }
 
-int pg_money_release(struct casc_run *r) { return pg_money_unhold(r->s, r->m->id); }
+int pg_money_release(struct casc_run *r) {
+  int64_t account_id, held;
+  int found = run_hold(r, &account_id, &held);
+  if (found <= 0) return found;
+  int rc = unhold(&PG(r->s)->w, r->m->id, account_id, held);
+  if (rc == 0 && r->m->hold_read) r->m->hold = -1;
+  return rc;
+}
 
 /* ---- reads ------------------------------------------------------------------- */
 

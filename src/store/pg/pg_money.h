@@ -34,13 +34,23 @@ struct store;
 struct store_op;
 struct store_msg_new;
 struct casc_run;
+struct casc_msg;
 struct cfsm_fx;
 int pg_money_set(struct store *s, struct store_op *op);
 int pg_money_topup(struct store *s, struct store_op *op);
+/* Writer: whether the account of each of the n messages is prepaid
+   (prepaid[i], one statement for them all): 0 or KK_ESTORE. */
+int pg_money_prepaid(struct store *s, const struct store_msg_new *msgs, int n,
+                     signed char *prepaid);
 /* Writer, inside the insert's transaction, after m->id is numbered: the
    hold of a prepaid account's message (m->no_balance when it does not fit;
-   the row lock of the conditional UPDATE orders the nodes). */
-int pg_money_hold(struct store *s, struct store_msg_new *m);
+   the row lock of the conditional UPDATE orders the nodes). prepaid: the
+   account's flag as pg_money_prepaid read it, or -1 to read it here. */
+int pg_money_hold(struct store *s, struct store_msg_new *m, int prepaid);
+/* Writer: reads the holds of the n messages, locked by the caller (a hold
+   changes only under its message's lock), with one statement, into their
+   hold_read and hold: 0 or KK_ESTORE. */
+int pg_money_holds_read(struct store *s, struct casc_msg *m, int n);
 /* Gives back the hold of message id (its insert was undone). */
 int pg_money_unhold(struct store *s, int64_t id);
 /* casc_ops.charge and .release (store_casc.h). */

@@ -120,7 +120,7 @@ static int insert_one(struct store *s, struct store_msg_new *m, struct price_mem
      it; what it started goes out as notes. */
   m->id = s->be->new_id(s, STORE_ID_MESSAGE);
   if (m->id <= 0) return KK_ESTORE;
-  int rc = pg_money_hold(s, m);
+  int rc = pg_money_hold(s, m, -1);
   if (rc || m->no_balance) return rc;
   int nw = s->nw;
   struct store_cascade_stats stats = PG(s)->ws.cstats;
@@ -252,8 +252,14 @@ static const struct {
   "$19::bigint[],$20::int[],$21::bigint[],$22::bigint[],$23::bigint[],"       \
   "$24::int[],$25::bigint[],$26::text[],$27::text[],$28::int[])"              \
   " AS t(c1,c2,c3,c4,c5,c6,c7,c8,c9,c10,c11,c12,c13,c14,c15,c16,c17,c18,c19," \
-  "c20,c21,c22,c23,c24,c25,c26,c27,c28) ORDER BY c3,c4 ON CONFLICT(account_id,idem_key) WHERE idem_key IS NOT NULL"      \
-  " DO NOTHING RETURNING id"
+  "c20,c21,c22,c23,c24,c25,c26,c27,c28) ORDER BY c3,c4"
+/* With idempotency keys: a key another node stored meanwhile inserts no
+   row (a batch without keys cannot meet one, and is not inserted as one
+   that might: the server's speculative insertion costs a record more per
+   row) */
+#define MSG_BATCH_KEYED_SQL                                                    \
+  MSG_BATCH_SQL " ON CONFLICT(account_id,idem_key) WHERE idem_key IS NOT NULL" \
+                " DO NOTHING RETURNING id"
 #define MSG_BATCH_COLS 28
 
 struct pg_rows *pgw_deferred(struct store *s, enum pgw_table table) {
@@ -342,7 +348,8 @@ static int insert_batch(struct store *s, struct store_insert_data *d) {
   struct pg_rows rows = {0};
   int64_t *due = kk_xcalloc((size_t)d->n, sizeof *due);   /* freed below; -1: not stored */
   struct price_memo pm = {0};
-  int rc = 0;
+  signed char *prepaid = kk_xcalloc((size_t)d->n, 1);   /* freed below */
+  int rc = pg_money_prepaid(s, d->msgs, d->n, prepaid);
   PG(s)->ws.defer = defer;
   for (int i = 0; i < d->n && rc == 0; i++) {
     struct store_msg_new *m = &d->msgs[i];
@@ -360,7 +367,7 @@ static int insert_batch(struct store *s, struct store_insert_data *d) {
     }
     m->id = s->be->new_id(s, STORE_ID_MESSAGE);
     if (m->id <= 0) rc = KK_ESTORE;
-    if (rc == 0) rc = pg_money_hold(s, m);
+    if (rc == 0) rc = pg_money_hold(s, m, prepaid[i]);
     if (rc == 0 && m->no_balance) continue;
     struct casc_first f;
     if (rc == 0) rc = pgc_start(s, m, &f);
@@ -376,13 +383,15 @@ static int insert_batch(struct store *s, struct store_insert_data *d) {
   int conflict = 0;
   if (rc == 0 && rows.n > 0) {
     int want = rows.n;
-    PGresult *r = pg_rows_run(w, &rows, MSG_BATCH_SQL, MSG_BATCH_COLS, &rc);
+    PGresult *r = pg_rows_run(w, &rows, keyed ? MSG_BATCH_KEYED_SQL : MSG_BATCH_SQL " RETURNING id",
+                              MSG_BATCH_COLS, &rc);
     if (r && PQntuples(r) != want) conflict = 1;
     PQclear(r);
   }
   for (int t = 0; t < PGW_T_COUNT; t++) pg_rows_free(&defer[t]);
   pg_rows_free(&rows);
   free(defer);
+  free(prepaid);
   if (conflict && !keyed) rc = KK_ESTORE;   /* only that index is let pass */
   if (conflict && rc == 0) {
     rc = pg_cmd(w, "ROLLBACK TO SAVEPOINT msgs", NULL);

@@ -103,23 +103,35 @@ static void hb_beat(struct pg_store *q) {
 
 /* ---- the listener: the other nodes' news wake an idle writer at once ------------- */
 
+/* Keeps a notification (channel, payload: copied) for the writer. */
+static void inbox_add(struct pg_store *q, const char *channel, const char *payload) {
+  pthread_mutex_lock(&q->hb_mu);
+  if (q->ninbox == q->capinbox) {
+    q->capinbox = q->capinbox ? 2 * q->capinbox : 16;
+    q->inbox = kk_xrealloc(q->inbox, (size_t)q->capinbox * sizeof *q->inbox);
+  }
+  /* freed by the writer (pgn_begin) or pgn_stop */
+  q->inbox[q->ninbox].channel = kk_xstrdup(channel);
+  q->inbox[q->ninbox++].payload = kk_xstrdup(payload);
+  pthread_mutex_unlock(&q->hb_mu);
+}
+
 /* The notifications the heartbeat's connection has read: another node's
    go to the inbox, and the writer is woken to apply them (with its next
-   batch when busy, else with an empty one now). */
+   batch when busy, else with an empty one now). When the connection was
+   made again since the last look, what was sent while it was away is
+   lost: the writer is asked to read the configuration over (PG_CATCH_UP). */
 static void hb_heard(struct pg_store *q) {
   int news = 0;
+  if (q->hb.resets != q->hb_resets_seen) {
+    q->hb_resets_seen = q->hb.resets;
+    inbox_add(q, PG_CATCH_UP, "");
+    news = 1;
+  }
   PGnotify *n;
   while ((n = PQnotifies(q->hb.db)) != NULL) {
     if (n->be_pid != q->writer_pid) {
-      pthread_mutex_lock(&q->hb_mu);
-      if (q->ninbox == q->capinbox) {
-        q->capinbox = q->capinbox ? 2 * q->capinbox : 16;
-        q->inbox = kk_xrealloc(q->inbox, (size_t)q->capinbox * sizeof *q->inbox);
-      }
-      /* freed by the writer (pgn_begin) or pgn_stop */
-      q->inbox[q->ninbox].channel = kk_xstrdup(n->relname);
-      q->inbox[q->ninbox++].payload = kk_xstrdup(n->extra);
-      pthread_mutex_unlock(&q->hb_mu);
+      inbox_add(q, n->relname, n->extra);
       news = 1;
     }
     PQfreemem(n);
@@ -454,6 +466,45 @@ static int cfg_apply(struct store *s, const char *payload) {
   return rc == 0 ? 0 : KK_ESTORE;
 }
 
+/* The configuration tables: each row (account, name, text, number) is
+   noted as the change that wrote it would have been. */
+static const struct {
+  enum store_note_kind kind;
+  const char *sql;
+} catch_up[] = {
+    {STORE_NOTE_ROUTE, "SELECT 0,name,config,0 FROM routes ORDER BY name"},
+    {STORE_NOTE_CHANNEL_CFG,
+     "SELECT account_id,channel,config,0 FROM channel_settings ORDER BY account_id,channel"},
+    {STORE_NOTE_PRICE,
+     "SELECT account_id,channel,NULL,price FROM prices ORDER BY account_id,channel"},
+    {STORE_NOTE_CASCADE_CFG,
+     "SELECT account_id,name,steps,0 FROM cascades ORDER BY account_id,name"},
+    {STORE_NOTE_TEMPLATE_CFG,
+     "SELECT account_id,name,body,updated_at FROM templates ORDER BY account_id,name"},
+};
+
+/* The other nodes' changes may have been missed (the listening connection
+   was lost and made again): every route, channel setting, price, named
+   cascade, template, account and key as committed now, noted as the
+   changes that wrote them, so that the caches hold what the database does.
+   A row deleted meanwhile keeps its cached value until it changes again or
+   the node restarts. 0 or KK_ESTORE. */
+static int cfg_catch_up(struct store *s) {
+  for (size_t k = 0; k < sizeof catch_up / sizeof catch_up[0]; k++) {
+    int rc;
+    PGresult *r = pg_query(&PG(s)->w, catch_up[k].sql, NULL, &rc);
+    if (r == NULL) return KK_ESTORE;
+    for (int i = 0; i < PQntuples(r); i++)
+      note_cfg(s, catch_up[k].kind, pg_int(r, i, 0), PQgetvalue(r, i, 1), pg_text(r, i, 2), NULL,
+               pg_int(r, i, 3));
+    PQclear(r);
+  }
+  if (pg_accounts_note_all(s) != 0 || pg_keys_note_all(s) != 0) return KK_ESTORE;
+  kk_info(LOGCTX, "node %lld: configuration read again after its listening connection was lost",
+          (long long)PG(s)->node_id);
+  return 0;
+}
+
 /* The other nodes' changes that have arrived on the writer's connection
    are kept (q->heard) and applied with each batch until one commits:
    a batch rolled back (a lock conflict, a lost connection) loses none. */
@@ -478,6 +529,7 @@ static int cfg_receive(struct store *s) {
     if (strcmp(q->heard[i].channel, "kaskad_cfg") == 0) rc = cfg_apply(s, q->heard[i].payload);
     else if (strcmp(q->heard[i].channel, "kaskad_pol") == 0) pgp_apply(s, q->heard[i].payload);
     else if (strcmp(q->heard[i].channel, "kaskad_work") == 0) q->next_heartbeat = 0;   /* look now */
+    else if (strcmp(q->heard[i].channel, PG_CATCH_UP) == 0) rc = cfg_catch_up(s);
   }
   q->napplied = rc == 0 ? q->nheard : 0;
   return rc;

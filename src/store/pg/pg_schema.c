@@ -509,6 +509,7 @@ int pg_conn_ensure(struct pg_conn *c) {
   if (PQstatus(c->db) == CONNECTION_OK) return 0;
   PQreset(c->db);
   if (PQstatus(c->db) == CONNECTION_OK && pg_conn_session(c) == 0) {
+    c->resets++;
     kk_info(LOGCTX, "reconnected to PostgreSQL");
     return 0;
   }

@@ -268,6 +268,12 @@ static int ahead_messages(struct store *s, struct pgw_ahead *a) {
   struct casc_msg *m = kk_xcalloc((size_t)ids.n, sizeof *m);   /* freed below */
   int n = pgc_msgs_lock(s, &ids, m, ids.n);
   pg_rows_free(&ids);
+  /* their holds, read under their locks: a charge or release needs no read */
+  if (n > 0 && pg_money_holds_read(s, m, n) != 0) {
+    for (int k = 0; k < n; k++) casc_msg_free(&m[k]);
+    free(m);
+    return KK_ESTORE;
+  }
   for (int k = 0; k < n; k++) {
     int taken = 0;
     for (int i = 0; i < a->n && !taken; i++) {
