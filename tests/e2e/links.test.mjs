@@ -198,3 +198,70 @@ test('links: each channel of a cascade has its own code, and the click knows its
   assert.equal(rep.clicks.by_channel.sms.clicked_unique, 1);
   await finish();
 });
+
+/** A HEAD with Node's own HTTP client. */
+function head(url, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'HEAD', headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.setTimeout(10000, () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+test('links: a link preview is redirected but is not a click; a browser is', { timeout: 120000 }, async (t) => {
+  const { k, key, smsc, finish } = await world(t);
+  const PHONE = '79164000001';
+  await k.call('PUT', '/v1/templates/card', { key, body: { text: 'Новинки: https://shop.example.ru/new' } }, 200);
+  await k.call('PUT', '/v1/campaigns/cards', { key, body: { audience: { phones: [PHONE] }, template: 'card', class: 'service' } }, 200);
+  await k.call('POST', '/v1/campaigns/cards/start', { key }, 200);
+  const text = await waitUntil(() => smsTexts(smsc)[PHONE], 'the SMS', 30000, 50);
+  const code = /\/r\/([0-9A-Za-z]{12})$/.exec(text)?.[1];
+  assert.ok(code, text);
+  const target = 'https://shop.example.ru/new?utm_source=kaskad&utm_medium=sms&utm_campaign=cards';
+  const report = () => k.call('GET', '/v1/campaigns/cards/report', { key }, 200);
+
+  // Messengers drawing the card: each redirected where a person would go.
+  const previews = [
+    'TelegramBot (like TwitterBot)',
+    'WhatsApp/2.23.20.0 A',
+    'Mozilla/5.0 (compatible; vkShare; +http://vk.com/dev/Share)',
+    'facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)',
+    'Viber/21.6.0 CFNetwork/1410.0.3 Darwin/22.6.0',
+  ];
+  for (const ua of previews) {
+    const r = await get(`${k.url}/r/${code}`, { 'user-agent': ua });
+    assert.equal(r.status, 302, ua);
+    assert.equal(r.headers.location, target, ua);
+  }
+  const h = await head(`${k.url}/r/${code}`, { 'user-agent': 'Mozilla/5.0 (Windows NT 10.0) Firefox/120.0' });
+  assert.equal(h.status, 302);
+  assert.equal(h.headers.location, target);
+  let rep = await waitUntil(async () => {
+    const x = await report();
+    return x.clicks.previews === previews.length + 1 ? x : null;
+  }, 'the previews counted', 20000, 100);
+  assert.equal(rep.clicks.clicked, 0);
+  assert.equal(rep.clicks.clicked_unique, 0);
+  assert.equal(rep.clicks.by_channel.sms.previews, previews.length + 1);
+  assert.equal(rep.clicks.by_channel.sms.clicked, 0);
+  const clicksOf = async () => (await k.request('GET', '/v1/campaigns/cards/recipients.csv', { key })).text
+    .trim().split('\n').find((l) => l.startsWith(`${PHONE},`)).split(',')[10];
+  assert.equal(await clicksOf(), '0');
+
+  // A person's browser: a click, the first one unique.
+  const r = await get(`${k.url}/r/${code}`, { 'user-agent': 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1' });
+  assert.equal(r.status, 302);
+  assert.equal(r.headers.location, target);
+  rep = await waitUntil(async () => {
+    const x = await report();
+    return x.clicks.clicked === 1 ? x : null;
+  }, 'the click counted', 20000, 100);
+  assert.equal(rep.clicks.clicked_unique, 1);
+  assert.equal(rep.clicks.previews, previews.length + 1);
+  assert.equal(await clicksOf(), '1');
+  await finish();
+});
