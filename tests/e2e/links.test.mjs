@@ -265,3 +265,49 @@ test('links: a link preview is redirected but is not a click; a browser is', { t
   assert.equal(await clicksOf(), '1');
   await finish();
 });
+
+test('links: the Viber button is a tracked link of its own, counted as Viber', { timeout: 120000 }, async (t) => {
+  const { k, key, finish } = await world(t);
+  const sim = new Sim();
+  t.after(() => sim.stop());
+  await sim.start();
+  await sim.config({ viber: { reach: 1, read: 0, deliver_ms: [20, 20] } });
+  await pointChannelsAtSim(k, sim);
+  const imp = await k.request('POST', '/v1/contacts/import?list=vbbase&country=RU', {
+    key, body: Buffer.from('phone,viber_id\n79165000001,vb-btn-1\n'), headers: { 'content-type': 'text/csv' },
+  });
+  assert.equal(imp.status, 202, imp.text);
+  await waitUntil(async () => (await k.call('GET', `/v1/imports/${imp.json.id}`, { key }, 200)).status === 'done', 'the import', 30000, 50);
+  await k.call('PUT', '/v1/templates/vbtn', {
+    key,
+    body: {
+      text: 'Sale: https://shop.example.ru/a',
+      channels: { viber: { text: 'Viber sale', image: 'https://img.example.ru/p.png', button: { caption: 'Купить', url: 'https://shop.example.ru/buy?id=7' } } },
+    },
+  }, 200);
+  await k.call('PUT', '/v1/campaigns/vbc', {
+    key,
+    body: { audience: { list: 'vbbase' }, template: 'vbtn', class: 'service',
+      cascade: [{ channel: 'viber', wait: 'delivered', timeout: '30s' }, { channel: 'sms' }] },
+  }, 200);
+  await k.call('POST', '/v1/campaigns/vbc/start', { key }, 200);
+  const sent = await waitUntil(async () => {
+    const r = await sim.requests('viber');
+    return r.length >= 1 ? r : null;
+  }, 'the Viber message', 30000, 50);
+  const body = JSON.parse(sent[0].body);
+  const text = JSON.stringify(body);
+  assert.ok(!text.includes('shop.example.ru'), text);
+  const urls = [...text.matchAll(/http:\/\/[^"]+\/r\/([0-9A-Za-z]{12})/g)].map((m) => m[1]);
+  assert.equal(new Set(urls).size, 1, text);
+  const code = urls[0];
+  const r = await get(`${k.url}/r/${code}`, { 'user-agent': 'Mozilla/5.0 (Linux; Android 13) Chrome/119.0 Mobile' });
+  assert.equal(r.status, 302);
+  assert.equal(r.headers.location, 'https://shop.example.ru/buy?id=7&utm_source=kaskad&utm_medium=viber&utm_campaign=vbc');
+  const rep = await waitUntil(async () => {
+    const x = await k.call('GET', '/v1/campaigns/vbc/report', { key }, 200);
+    return x.clicks.clicked === 1 ? x : null;
+  }, 'the click counted', 20000, 100);
+  assert.equal(rep.clicks.by_channel.viber.clicked_unique, 1);
+  await finish();
+});
