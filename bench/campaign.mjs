@@ -23,12 +23,11 @@
 // cascade ended), steps_per_s_while_creating, report_ms p50/p99/max (and how
 // many reads), peak_rss_mib (VmHWM) and rss_after_planning_mib, and the load
 // average before and after.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { requester, until } from './lib.mjs';
+import { metricsOf, requester, simWorld, sumOf, until } from './lib.mjs';
 
 const opt = { n: 1000000, sync: 'normal', report_ms: 100, port: 18680, sim_http: 18690,
               sim_smpp: 12976, sim_smtp: 12977 };
@@ -40,7 +39,6 @@ for (let i = 2; i < process.argv.length; i += 2) {
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const ADMIN = 'bench-admin-key';
 const URL_K = `http://127.0.0.1:${opt.port}`;
-const URL_S = `http://127.0.0.1:${opt.sim_http}`;
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 const request = requester(agent, ADMIN);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -53,53 +51,17 @@ function status(pid, field) {
 }
 const loadavg = () => os.loadavg().map((x) => +x.toFixed(2));
 
-async function metrics() {
-  const text = await request('GET', `${URL_K}/metrics`);
-  const m = new Map();
-  for (const line of text.split('\n')) {
-    if (!line || line[0] === '#') continue;
-    const i = line.lastIndexOf(' ');
-    m.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return m;
-}
-const sum = (m, prefix) => [...m].filter(([k]) => k.startsWith(prefix)).reduce((a, [, v]) => a + v, 0);
+const metrics = () => metricsOf(request, URL_K);
+const sum = sumOf;
 const started = (m) => ['vk', 'viber', 'sms'].reduce(
   (a, ch) => a + sum(m, `kaskad_cascade_attempts_total{channel="${ch}",outcome="started"}`), 0);
 
-const procs = [];
-function start(bin, args, env = {}) {
-  const p = spawn(path.join(ROOT, 'bin', bin), args, { stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...env } });
-  p.stderr.on('data', () => {});
-  procs.push(p);
-  return p;
-}
-process.on('exit', () => { for (const p of procs) try { p.kill('SIGKILL'); } catch { /* gone */ } });
 
 const load0 = loadavg();
-const data = fs.mkdtempSync(path.join(os.tmpdir(), 'kaskad-bench-camp-'));
-const sim = start('kaskad-sim', ['--smpp', `127.0.0.1:${opt.sim_smpp}`, '--http', `127.0.0.1:${opt.sim_http}`,
-  '--smtp', `127.0.0.1:${opt.sim_smtp}`, '--seed', '1', '--log-level', 'warn', '--channels', JSON.stringify({
-    vk: { reach: 0.6, read: 1, deliver_ms: [10, 50], read_ms: [100, 500] },
-    viber: { reach: 0.5, read: 0, deliver_ms: [50, 200] },
-  })]);
-const kk = start('kaskad', ['--http', `127.0.0.1:${opt.port}`, '--data', data, '--sync', opt.sync,
-  '--outbound_allow', '127.0.0.1/32', '--log-level', 'warn', '--rate_key', '0', '--rate_account', '0',
-  '--max_conns_per_ip', '0', '--hook_rate', '1000000', '--quiet_hours', 'off'], { KASKAD_ADMIN_KEY: ADMIN });
-await until(() => request('GET', `${URL_K}/healthz`), 'kaskad');
-await until(() => request('GET', `${URL_S}/healthz`), 'kaskad-sim');
-await request('PUT', `${URL_K}/v1/routes/sim`, { host: '127.0.0.1', port: opt.sim_smpp, system_id: 'bench',
-  sessions: 2, window: 200 });
-const acc = await request('POST', `${URL_K}/v1/accounts`, { name: 'bench', senders: ['KASKAD'] });
-const key = (await request('POST', `${URL_K}/v1/accounts/${acc.id}/keys`, {})).key;
-const vk = { base_url: URL_S, token: 'bench-vk-token', secret: 'bench-vk-secret', group_id: 1, confirmation: 'ok1' };
-await request('PUT', `${URL_K}/v1/channels/vk`, vk);
-await request('PUT', `${URL_K}/v1/channels/viber`, { base_url: URL_S, token: 'bench-viber-token' });
-await request('PUT', `${URL_K}/v1/prices`, { prices: { sms: 2.5, vk: 0.1, viber: 0.5 } });
-await request('POST', `${URL_S}/apps`, { channel: 'vk', ...vk, callback_url: `${URL_K}/v1/hooks/vk/default` });
-await until(async () => JSON.stringify(await request('GET', `${URL_K}/v1/routes/sim`)).includes('"bound_ok":true') ||
-  (await request('GET', `${URL_K}/v1/routes/sim`)).state?.bound >= 1, 'route bound');
+const { sim, kk, key, data } = await simWorld(ROOT, request, opt, ADMIN, {
+  vk: { reach: 0.6, read: 1, deliver_ms: [10, 50], read_ms: [100, 500] },
+  viber: { reach: 0.5, read: 0, deliver_ms: [50, 200] },
+});
 
 // ---- 1. the base --------------------------------------------------------------
 const phone = (i) => `79${String(100000000 + i)}`;

@@ -152,18 +152,29 @@ async function world(t) {
   return setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 20 } });
 }
 
-test('links: each channel of a cascade has its own code, and the click knows its channel', { timeout: 120000 }, async (t) => {
-  const { k, key, smsc, finish } = await world(t);
+/** A simulator with config, kaskad's channels pointed at it. */
+async function simFor(t, k, config) {
   const sim = new Sim();
   t.after(() => sim.stop());
   await sim.start();
-  await sim.config({ vk: { reach: 1, read: 0, deliver_ms: [20, 20] } });
+  await sim.config(config);
   await pointChannelsAtSim(k, sim);
-  const imp = await k.request('POST', '/v1/contacts/import?list=vkbase&country=RU', {
-    key, body: Buffer.from('phone,vk_id\n79163000001,5001\n'), headers: { 'content-type': 'text/csv' },
+  return sim;
+}
+
+/** Imports csv into the list and waits for the import to be done. */
+async function importList(k, key, list, csv) {
+  const imp = await k.request('POST', `/v1/contacts/import?list=${list}&country=RU`, {
+    key, body: Buffer.from(csv), headers: { 'content-type': 'text/csv' },
   });
   assert.equal(imp.status, 202, imp.text);
   await waitUntil(async () => (await k.call('GET', `/v1/imports/${imp.json.id}`, { key }, 200)).status === 'done', 'the import', 30000, 50);
+}
+
+test('links: each channel of a cascade has its own code, and the click knows its channel', { timeout: 120000 }, async (t) => {
+  const { k, key, smsc, finish } = await world(t);
+  const sim = await simFor(t, k, { vk: { reach: 1, read: 0, deliver_ms: [20, 20] } });
+  await importList(k, key, 'vkbase', 'phone,vk_id\n79163000001,5001\n');
   await k.call('PUT', '/v1/templates/both', {
     key, body: { text: 'Sale: https://shop.example.ru/a', channels: { sms: { text: 'SMS sale: https://shop.example.ru/a' } } },
   }, 200);
@@ -268,16 +279,8 @@ test('links: a link preview is redirected but is not a click; a browser is', { t
 
 test('links: the Viber button is a tracked link of its own, counted as Viber', { timeout: 120000 }, async (t) => {
   const { k, key, finish } = await world(t);
-  const sim = new Sim();
-  t.after(() => sim.stop());
-  await sim.start();
-  await sim.config({ viber: { reach: 1, read: 0, deliver_ms: [20, 20] } });
-  await pointChannelsAtSim(k, sim);
-  const imp = await k.request('POST', '/v1/contacts/import?list=vbbase&country=RU', {
-    key, body: Buffer.from('phone,viber_id\n79165000001,vb-btn-1\n'), headers: { 'content-type': 'text/csv' },
-  });
-  assert.equal(imp.status, 202, imp.text);
-  await waitUntil(async () => (await k.call('GET', `/v1/imports/${imp.json.id}`, { key }, 200)).status === 'done', 'the import', 30000, 50);
+  const sim = await simFor(t, k, { viber: { reach: 1, read: 0, deliver_ms: [20, 20] } });
+  await importList(k, key, 'vbbase', 'phone,viber_id\n79165000001,vb-btn-1\n');
   await k.call('PUT', '/v1/templates/vbtn', {
     key,
     body: {

@@ -7,22 +7,11 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { sleep, waitUntil } from './lib/harness.mjs';
-import { startSmsc } from './lib/smsc.mjs';
-import { NODES_SKIP, startNodes, waitAlive } from './lib/nodes.mjs';
+import { NODES_SKIP, twoNodes } from './lib/nodes.mjs';
 
 test('a scheduled SMS held by node B is cancelled through node A and never sent',
   { skip: NODES_SKIP, timeout: 120000 }, async (t) => {
-    const smsc = await startSmsc({ autoReceipt: 'DELIVRD', receiptDelayMs: 30 });
-    t.after(() => smsc.close());
-    const { nodes } = await startNodes(t, 2);
-    const [a, b] = nodes;
-    await waitAlive(nodes, 2);
-    await a.putRoute('main', smsc.routeConfig({}));
-    const acct = await a.createAccount();
-    const key = acct.key;
-    await waitUntil(async () => (await b.request('GET', '/v1/account', { key })).status === 200,
-      'node B to know the key', 5000, 50);
-    await smsc.waitFor(() => smsc.boundSessions().length >= 2, 'both nodes to bind');
+    const { a, b, key, smsc } = await twoNodes(t, { autoReceipt: 'DELIVRD', receiptDelayMs: 30 });
 
     const at = new Date(Date.now() + 5000).toISOString();
     const send = (to, text) => b.call('POST', '/v1/messages', { key, body: { to, text, send_at: at } }, 202);
