@@ -23,15 +23,10 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { metricsOf, requester, simWorld, sumOf, until as waitFor } from './lib.mjs';
+import { metricsOf, parseOpts, requester, simWorld, sumOf, until as waitFor } from './lib.mjs';
 
-const opt = { n: 100000, pending: 100000, sync: 'full', rate: 10000, timeout: '1s', port: 18580,
-              sim_http: 18590, sim_smpp: 12876, sim_smtp: 12877 };
-for (let i = 2; i < process.argv.length; i += 2) {
-  const k = process.argv[i].replace(/^--/, '');
-  if (!(k in opt)) throw new Error(`unknown option --${k}`);
-  opt[k] = typeof opt[k] === 'number' ? Number(process.argv[i + 1]) : process.argv[i + 1];
-}
+const opt = parseOpts({ n: 100000, pending: 100000, sync: 'full', rate: 10000, timeout: '1s', port: 18580,
+              sim_http: 18590, sim_smpp: 12876, sim_smtp: 12877 });
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const ADMIN = 'bench-admin-key';
 const URL_K = `http://127.0.0.1:${opt.port}`;

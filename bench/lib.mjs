@@ -128,3 +128,16 @@ export async function simWorld(root, request, opt, admin, channels, args = []) {
     JSON.stringify(await request('GET', `${urlK}/v1/routes/sim`)).includes('"bound_ok":true'), 'route bound');
   return { sim, kk, key, data };
 }
+
+/* The options of a benchmark: defaults (an object) with `--name value` of
+   the command line over them (numbers where the default is a number); an
+   unknown name throws. */
+export function parseOpts(defaults) {
+  const opt = { ...defaults };
+  for (let i = 2; i < process.argv.length; i += 2) {
+    const k = process.argv[i].replace(/^--/, '');
+    if (!(k in opt)) throw new Error(`unknown option --${k}`);
+    opt[k] = typeof opt[k] === 'number' ? Number(process.argv[i + 1]) : process.argv[i + 1];
+  }
+  return opt;
+}

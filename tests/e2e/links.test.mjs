@@ -162,6 +162,14 @@ async function simFor(t, k, config) {
   return sim;
 }
 
+/** The simulator's requests on channel once there is one. */
+function sentOn(sim, channel) {
+  return waitUntil(async () => {
+    const r = await sim.requests(channel);
+    return r.length >= 1 ? r : null;
+  }, `the ${channel} message`, 30000, 50);
+}
+
 /** Imports csv into the list and waits for the import to be done. */
 async function importList(k, key, list, csv) {
   const imp = await k.request('POST', `/v1/contacts/import?list=${list}&country=RU`, {
@@ -184,10 +192,7 @@ test('links: each channel of a cascade has its own code, and the click knows its
       cascade: [{ channel: 'vk', wait: 'read', timeout: '2s' }, { channel: 'sms', wait: 'delivered' }] },
   }, 200);
   await k.call('POST', '/v1/campaigns/casc/start', { key }, 200);
-  const vk = await waitUntil(async () => {
-    const r = await sim.requests('vk');
-    return r.length >= 1 ? r : null;
-  }, 'the VK message', 30000, 50);
+  const vk = await sentOn(sim, 'vk');
   const vkText = new URLSearchParams(vk[0].body).get('message');
   const vkCode = /\/r\/([0-9A-Za-z]{12})$/.exec(vkText)?.[1];
   assert.ok(vkCode, vkText);
@@ -294,10 +299,7 @@ test('links: the Viber button is a tracked link of its own, counted as Viber', {
       cascade: [{ channel: 'viber', wait: 'delivered', timeout: '30s' }, { channel: 'sms' }] },
   }, 200);
   await k.call('POST', '/v1/campaigns/vbc/start', { key }, 200);
-  const sent = await waitUntil(async () => {
-    const r = await sim.requests('viber');
-    return r.length >= 1 ? r : null;
-  }, 'the Viber message', 30000, 50);
+  const sent = await sentOn(sim, 'viber');
   const body = JSON.parse(sent[0].body);
   const text = JSON.stringify(body);
   assert.ok(!text.includes('shop.example.ru'), text);
