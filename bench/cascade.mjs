@@ -19,20 +19,14 @@
 //     costs.
 //
 // Prints one JSON line with the figures. DEBUG=1 adds latency samples.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { requester, until as waitFor } from './lib.mjs';
+import { metricsOf, parseOpts, requester, simWorld, sumOf, until as waitFor } from './lib.mjs';
 
-const opt = { n: 100000, pending: 100000, sync: 'full', rate: 10000, timeout: '1s', port: 18580,
-              sim_http: 18590, sim_smpp: 12876, sim_smtp: 12877 };
-for (let i = 2; i < process.argv.length; i += 2) {
-  const k = process.argv[i].replace(/^--/, '');
-  if (!(k in opt)) throw new Error(`unknown option --${k}`);
-  opt[k] = typeof opt[k] === 'number' ? Number(process.argv[i + 1]) : process.argv[i + 1];
-}
+const opt = parseOpts({ n: 100000, pending: 100000, sync: 'full', rate: 10000, timeout: '1s', port: 18580,
+              sim_http: 18590, sim_smpp: 12876, sim_smtp: 12877 });
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const ADMIN = 'bench-admin-key';
 const URL_K = `http://127.0.0.1:${opt.port}`;
@@ -48,57 +42,18 @@ function rssKiB(pid, field = 'VmRSS') {
   return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(s)[1]);
 }
 
-async function metrics() {
-  const text = await request('GET', `${URL_K}/metrics`);
-  const m = new Map();
-  for (const line of text.split('\n')) {
-    if (!line || line[0] === '#') continue;
-    const i = line.lastIndexOf(' ');
-    m.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return m;
-}
-const sum = (m, prefix) => [...m].filter(([k]) => k.startsWith(prefix)).reduce((a, [, v]) => a + v, 0);
+const metrics = () => metricsOf(request, URL_K);
+const sum = sumOf;
 
-const procs = [];
-function start(bin, args, env = {}) {
-  const p = spawn(path.join(ROOT, 'bin', bin), args, { stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...env } });
-  p.stderr.on('data', () => {});
-  procs.push(p);
-  return p;
-}
 async function stop(p) {
   if (p.exitCode !== null) return;
   p.kill('SIGTERM');
   await new Promise((r) => p.on('exit', r));
 }
-process.on('exit', () => { for (const p of procs) try { p.kill('SIGKILL'); } catch { /* gone */ } });
 
-async function world(channels) {
-  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'kaskad-bench-'));
-  const sim = start('kaskad-sim', ['--smpp', `127.0.0.1:${opt.sim_smpp}`, '--http', `127.0.0.1:${opt.sim_http}`,
-    '--smtp', `127.0.0.1:${opt.sim_smtp}`, '--seed', '1', '--channels', JSON.stringify(channels),
-    '--log-level', 'warn']);
-  const kk = start('kaskad', ['--http', `127.0.0.1:${opt.port}`, '--data', data, '--sync', opt.sync,
-    '--outbound_allow', '127.0.0.1/32', '--log-level', 'warn', '--rate_key', '0', '--rate_account', '0', '--max_conns_per_ip', '0',
-    '--hook_rate', '1000000'],
-  { KASKAD_ADMIN_KEY: ADMIN });
-  await until(() => request('GET', `${URL_K}/healthz`), 'kaskad');
-  await until(() => request('GET', `${URL_S}/healthz`), 'kaskad-sim');
-  await request('PUT', `${URL_K}/v1/routes/sim`, { host: '127.0.0.1', port: opt.sim_smpp, system_id: 'bench',
-    sessions: 2, window: 200 });
-  const acc = await request('POST', `${URL_K}/v1/accounts`, { name: 'bench', senders: ['KASKAD'] });
-  const key = (await request('POST', `${URL_K}/v1/accounts/${acc.id}/keys`, {})).key;
-  const vk = { base_url: URL_S, token: 'bench-vk-token', secret: 'bench-vk-secret', group_id: 1, confirmation: 'ok1' };
-  await request('PUT', `${URL_K}/v1/channels/vk`, vk);
-  await request('PUT', `${URL_K}/v1/channels/viber`, { base_url: URL_S, token: 'bench-viber-token' });
-  await request('PUT', `${URL_K}/v1/prices`, { prices: { sms: 2.5, vk: 0.1, viber: 0.5 } });
-  await request('POST', `${URL_S}/apps`, { channel: 'vk', ...vk, callback_url: `${URL_K}/v1/hooks/vk/default` });
-  await until(async () => (await request('GET', `${URL_K}/v1/routes/sim`)).state?.bound >= 1 ||
-    JSON.stringify(await request('GET', `${URL_K}/v1/routes/sim`)).includes('"bound_ok":true'), 'route bound');
-  return { sim, kk, key, data };
-}
+/* A fresh simulator and kaskad with the route, account and channels of the
+   benchmarks (lib.mjs). */
+const world = (channels) => simWorld(ROOT, request, opt, ADMIN, channels);
 
 /* Posts count messages in batches of 500, at most `rate` messages per second
    (0: as fast as kaskad takes them). */

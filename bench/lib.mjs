@@ -1,5 +1,9 @@
 // lib.mjs - what the benchmark scripts share (Node, no dependencies).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -67,4 +71,79 @@ export async function consentAll(url, key, phones, rows = 40000) {
   }
   await flush();
   return recorded;
+}
+
+/* kaskad's /metrics at url through request (a requester): a Map of each
+   sample's name with its labels to its value. */
+export async function metricsOf(request, url) {
+  const text = await request('GET', `${url}/metrics`);
+  const m = new Map();
+  for (const line of text.split('\n')) {
+    if (!line || line[0] === '#') continue;
+    const i = line.lastIndexOf(' ');
+    m.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return m;
+}
+
+/* The sum of the samples of m whose name begins with prefix. */
+export const sumOf = (m, prefix) => [...m].filter(([k]) => k.startsWith(prefix)).reduce((a, [, v]) => a + v, 0);
+
+/* Starts root/bin/<bin> with args (its stderr read and dropped); every
+   process started so is killed when Node exits. */
+const started = [];
+export function startBin(root, bin, args, env = {}) {
+  const p = spawn(path.join(root, 'bin', bin), args, { stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env } });
+  p.stderr.on('data', () => {});
+  if (started.length === 0) process.on('exit', () => { for (const x of started) try { x.kill('SIGKILL'); } catch { /* gone */ } });
+  started.push(p);
+  return p;
+}
+
+/* A fresh kaskad-sim (ports opt.sim_smpp, opt.sim_http, opt.sim_smtp;
+   channels its --channels) and kaskad (opt.port, opt.sync, an empty data
+   folder, quiet hours off so that a cascade's later steps do not wait for
+   the morning when a run falls at night, args added) of root/bin; the
+   route `sim` (2 sessions, window
+   200), an account `bench` with its key, VK and Viber pointed at the
+   simulator, prices. request is a requester with the admin key.
+   Resolves with { sim, kk, key, data }. */
+export async function simWorld(root, request, opt, admin, channels, args = []) {
+  const urlK = `http://127.0.0.1:${opt.port}`, urlS = `http://127.0.0.1:${opt.sim_http}`;
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'kaskad-bench-'));
+  const sim = startBin(root, 'kaskad-sim', ['--smpp', `127.0.0.1:${opt.sim_smpp}`, '--http', `127.0.0.1:${opt.sim_http}`,
+    '--smtp', `127.0.0.1:${opt.sim_smtp}`, '--seed', '1', '--channels', JSON.stringify(channels),
+    '--log-level', 'warn']);
+  const kk = startBin(root, 'kaskad', ['--http', `127.0.0.1:${opt.port}`, '--data', data, '--sync', opt.sync,
+    '--outbound_allow', '127.0.0.1/32', '--log-level', 'warn', '--rate_key', '0', '--rate_account', '0', '--max_conns_per_ip', '0',
+    '--hook_rate', '1000000', '--quiet_hours', 'off', ...args],
+  { KASKAD_ADMIN_KEY: admin });
+  await until(() => request('GET', `${urlK}/healthz`), 'kaskad');
+  await until(() => request('GET', `${urlS}/healthz`), 'kaskad-sim');
+  await request('PUT', `${urlK}/v1/routes/sim`, { host: '127.0.0.1', port: opt.sim_smpp, system_id: 'bench',
+    sessions: 2, window: 200 });
+  const acc = await request('POST', `${urlK}/v1/accounts`, { name: 'bench', senders: ['KASKAD'] });
+  const key = (await request('POST', `${urlK}/v1/accounts/${acc.id}/keys`, {})).key;
+  const vk = { base_url: urlS, token: 'bench-vk-token', secret: 'bench-vk-secret', group_id: 1, confirmation: 'ok1' };
+  await request('PUT', `${urlK}/v1/channels/vk`, vk);
+  await request('PUT', `${urlK}/v1/channels/viber`, { base_url: urlS, token: 'bench-viber-token' });
+  await request('PUT', `${urlK}/v1/prices`, { prices: { sms: 2.5, vk: 0.1, viber: 0.5 } });
+  await request('POST', `${urlS}/apps`, { channel: 'vk', ...vk, callback_url: `${urlK}/v1/hooks/vk/default` });
+  await until(async () => (await request('GET', `${urlK}/v1/routes/sim`)).state?.bound >= 1 ||
+    JSON.stringify(await request('GET', `${urlK}/v1/routes/sim`)).includes('"bound_ok":true'), 'route bound');
+  return { sim, kk, key, data };
+}
+
+/* The options of a benchmark: defaults (an object) with `--name value` of
+   the command line over them (numbers where the default is a number); an
+   unknown name throws. */
+export function parseOpts(defaults) {
+  const opt = { ...defaults };
+  for (let i = 2; i < process.argv.length; i += 2) {
+    const k = process.argv[i].replace(/^--/, '');
+    if (!(k in opt)) throw new Error(`unknown option --${k}`);
+    opt[k] = typeof opt[k] === 'number' ? Number(process.argv[i + 1]) : process.argv[i + 1];
+  }
+  return opt;
 }

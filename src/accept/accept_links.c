@@ -94,6 +94,17 @@ int accept_links_make(const struct accept *ac, struct accept_item *it) {
     changed |= n > 0;
     free(t);
   }
+  /* the link button (the Viber variant's): a link of Viber's */
+  json_t *button = json_object_get(x, "button");
+  const char *bu = json_string_value(json_object_get(button, "url"));
+  if (bu) {
+    w.channel = "viber";
+    const char *to = replace(&w, bu, strlen(bu));
+    if (to) {
+      json_object_set_new(button, "url", json_string(to));
+      changed = 1;
+    }
+  }
   /* the message's text */
   w.channel = text_ch;
   size_t len;

@@ -1,7 +1,8 @@
 /*
  * accept_links.h - tracked links of a campaign's message: each http(s)
  * URL of its texts (the SMS text and each channel's own, as rendered)
- * becomes {public_url}/r/{code}, one code per link and channel, with a
+ * and the URL of its link button (the template's Viber variant's: counted
+ * as Viber's) becomes {public_url}/r/{code}, one code per link and channel, with a
  * code of its own for each recipient (link/link_url.h). The links go to
  * the store with the message (store_link.h), in its insert.
  */

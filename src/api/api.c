@@ -473,6 +473,7 @@ static const struct api_route routes[] = {
     {{"POST", "/u/{code}"}, API_PROVIDER, api_unsub_post, NULL},
     /* tracked links (api_links.c): people, no key */
     {{"GET", "/r/{code}"}, API_PROVIDER, api_link_click, NULL},
+    {{"HEAD", "/r/{code}"}, API_PROVIDER, api_link_click, NULL},
     {{"POST", "/v1/accounts"}, API_OPERATOR, api_account_create, NULL},
     {{"GET", "/v1/accounts/{id}"}, API_OPERATOR, api_account_get, api_account_check},
     {{"PATCH", "/v1/accounts/{id}"}, API_OPERATOR, api_account_patch, api_account_check},

@@ -51,7 +51,11 @@ int camp_variant_of(const struct camp_spec *sp, const char *name, const char *ph
 struct camp_audience {
   size_t n, cap;
   char (*phone)[16];
-  char **tz;                  /* owned */
+  const char **tz;            /* each one of zones */
+  char **zones;               /* the distinct time zones (owned): an open-addressing
+                                 table of zcap slots, so that a million recipients
+                                 in a dozen zones hold a dozen strings */
+  size_t nzones, zcap;
   char **vars;                /* owned JSON text: {"v":{variables},"a":{addresses}} */
   struct camp_recipient *r;
   int *variant;

@@ -23,6 +23,7 @@
  * One step is under way at a time; pause and cancel take effect at the
  * next batch (each reads the campaign's status again).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,10 +277,9 @@ static void on_due(void *arg, int rc) {
 
 void camp_audience_free(struct camp_audience *p) {
   if (p == NULL) return;
-  for (size_t i = 0; i < p->n; i++) {
-    free(p->tz[i]);
-    free(p->vars[i]);
-  }
+  for (size_t i = 0; i < p->n; i++) free(p->vars[i]);
+  for (size_t i = 0; i < p->zcap; i++) free(p->zones[i]);
+  free(p->zones);
   free(p->phone);
   free(p->tz);
   free(p->vars);
@@ -287,6 +287,35 @@ void camp_audience_free(struct camp_audience *p) {
   free(p->variant);
   free(p->given);
   free(p);
+}
+
+/* The slot of zone tz in a table of cap slots (a power of two): its own, or
+   the empty one where it goes. */
+static size_t zone_slot(char **zones, size_t cap, const char *tz) {
+  uint32_t h = 2166136261u;   /* FNV-1a */
+  for (const char *c = tz; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
+  size_t i = h & (cap - 1);
+  while (zones[i] && strcmp(zones[i], tz) != 0) i = (i + 1) & (cap - 1);
+  return i;
+}
+
+/* tz as one of p's zones (added when new). */
+static const char *zone_of(struct camp_audience *p, const char *tz) {
+  if (2 * (p->nzones + 1) > p->zcap) {
+    size_t cap = p->zcap ? 2 * p->zcap : 64;
+    char **z = kk_xcalloc(cap, sizeof *z);   /* freed by camp_audience_free */
+    for (size_t i = 0; i < p->zcap; i++)
+      if (p->zones[i]) z[zone_slot(z, cap, p->zones[i])] = p->zones[i];
+    free(p->zones);
+    p->zones = z;
+    p->zcap = cap;
+  }
+  size_t i = zone_slot(p->zones, p->zcap, tz);
+  if (p->zones[i] == NULL) {
+    p->zones[i] = kk_xstrdup(tz);
+    p->nzones++;
+  }
+  return p->zones[i];
 }
 
 static void plan_add(struct camp_audience *p, const char *phone, const char *tz, char *vars) {
@@ -297,7 +326,7 @@ static void plan_add(struct camp_audience *p, const char *phone, const char *tz,
     p->vars = kk_xrealloc(p->vars, p->cap * sizeof *p->vars);
   }
   snprintf(p->phone[p->n], sizeof p->phone[p->n], "%s", phone);
-  p->tz[p->n] = kk_xstrdup(tz && tz[0] ? tz : DEFAULT_TZ);
+  p->tz[p->n] = zone_of(p, tz && tz[0] ? tz : DEFAULT_TZ);
   p->vars[p->n] = vars;
   p->n++;
 }

@@ -25,6 +25,7 @@
 #include "core/kk_mem.h"
 #include "core/kk_utf8.h"
 #include "http/http_server.h"
+#include "link/link_preview.h"
 #include "link/link_url.h"
 #include "phone/phone.h"
 #include "store/store_link.h"
@@ -41,6 +42,7 @@ struct click {
   struct api_call *call;
   char code[LINK_CODE_LEN + 1];
   struct store_link link;
+  int preview;                    /* a link preview (link_preview.h), not a person */
   struct click *next;             /* waiting for a lookup */
 };
 
@@ -114,6 +116,7 @@ static void record(struct api_links *l, struct click *k) {
   c->at = store_now_ms();
   const char *ua = http_req_header(k->call->req, "User-Agent");
   kk_utf8_sanitize(c->ua, sizeof c->ua, ua ? ua : "", ua ? strlen(ua) : 0);
+  c->preview = k->preview;
   flush(l);
 }
 
@@ -171,6 +174,9 @@ void api_link_click(struct api_call *c) {
   struct click *k = kk_arena_zalloc(&c->arena, sizeof *k);
   k->call = c;
   snprintf(k->code, sizeof k->code, "%s", code);
+  /* a messenger drawing the link's card is redirected as anyone, but it is
+     no click */
+  k->preview = link_preview(http_req_method(c->req), http_req_header(c->req, "User-Agent"));
   if (l->reading < READS_MAX) {
     lookup(l, k);
   } else if (l->nwait < WAIT_MAX) {
@@ -311,9 +317,9 @@ static void add(json_t *o, const char *key, const struct store_link_count *c) {
     x = json_object();
     json_object_set_new(o, key, x);
   }
-  static const char *const names[3] = {"clicked", "clicked_unique", "converted"};
-  const int64_t v[3] = {c->clicked, c->clicked_unique, c->converted};
-  for (int i = 0; i < 3; i++)
+  static const char *const names[4] = {"clicked", "clicked_unique", "previews", "converted"};
+  const int64_t v[4] = {c->clicked, c->clicked_unique, c->previews, c->converted};
+  for (int i = 0; i < 4; i++)
     json_object_set_new(x, names[i], json_integer(json_integer_value(json_object_get(x, names[i])) +
                                                   (json_int_t)v[i]));
   json_t *had = json_object_get(x, "value_units");

@@ -4,7 +4,9 @@
  * outside src/api.
  *
  *   GET  /r/{code}          302 to the link's target with its UTM tags; the
- *                           click queued for the store (no key: people)
+ *                           click queued for the store (no key: people); a
+ *   HEAD /r/{code}          link preview's (a HEAD, a preview fetcher's
+ *                           user agent) as a preview, not a click
  *   POST /v1/conversions    {"message"} | {"phone","campaign"}, "value"?
  */
 #ifndef API_LINKS_H
@@ -21,7 +23,7 @@ void api_link_click(struct api_call *c);
 void api_conversion_post(struct api_call *c);
 
 /* Answers 200 with a campaign's report doc (taken) and its "clicks" part
-   added: {"clicked","clicked_unique","converted","value","by_channel",
+   added: {"clicked","clicked_unique","previews","converted","value","by_channel",
    "by_variant"}, from the campaign's counters. */
 void api_links_report(struct api *a, struct http_req *req, int64_t account_id,
                       const char *campaign, json_t *doc);

@@ -32,6 +32,7 @@ static void job_from_due(struct dispatch *d, const struct store_due *due) {
      passed while kaskad was down (it comes out of the scan due at once). */
   j->recheck = !due->parts_done && pol_due_wanted(due->msg_class, due->created_at, due->due_at);
   j->price = -1;
+  j->scheduled = due->scheduled && !due->parts_done;
   if (due->parts_done) {
     /* Some parts were accepted before a restart: only the rest goes out. */
     j->resumed = 1;

@@ -65,6 +65,8 @@ struct job {
   int ended;                 /* failed or expired: drop when nothing in flight */
   uint8_t lane;              /* enum dispatch_lane, from the message's class */
   uint8_t recheck;           /* the rules again once it is due (pol_due.h) */
+  uint8_t scheduled;         /* the message is scheduled: the store says whether it
+                                still goes once it is due (store_sms_begin) */
   char msg_class[16];
   uint8_t chosen;            /* the route is the dispatcher's choice (may fail over) */
   uint8_t resolved;          /* operator known (register and HLR asked) */

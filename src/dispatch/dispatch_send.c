@@ -112,6 +112,48 @@ void dispatch_on_hold_timer(uv_timer_t *t) {
   if (d->held == NULL) uv_timer_stop(t);
 }
 
+/* A scheduled job whose time came, asking the store whether it still goes
+   (store_sms_begin): the job is this one's until the answer. */
+struct begin {
+  struct store_sms_begin b;
+  struct job *j;
+};
+
+static void on_begun(void *arg, int rc) {
+  struct begin *x = arg;   /* from job_begin */
+  struct job *j = x->j;
+  struct dispatch *d = j->d;
+  int go = x->b.go;
+  free(x);
+  j->queued = 0;
+  if (d->stopping) {
+    /* still due in the store: it goes after the restart */
+    dispatch_job_free(d, j);
+  } else if (rc) {
+    kk_warnx(LOGCTX, "message %lld: cannot start it now (%s), trying again in a second",
+             (long long)j->msg_id, kk_strerror(rc));
+    j->not_before = now_ms() + 1000;
+    dispatch_job_route(d, j, 0);
+  } else if (!go) {
+    kk_info(LOGCTX, "message %lld: cancelled or done before its time, not sent",
+            (long long)j->msg_id);
+    dispatch_job_free(d, j);
+  } else {
+    j->scheduled = 0;
+    dispatch_job_route(d, j, 0);
+  }
+}
+
+static void job_begin(struct dispatch *d, struct job *j) {
+  struct begin *x = kk_xcalloc(1, sizeof *x);   /* freed in on_begun */
+  x->j = j;
+  x->b.msg_id = j->msg_id;
+  x->b.attempt_id = j->attempt_id;
+  x->b.at = now_ms();
+  j->queued = 1;
+  store_sms_begin(d->store, &x->b, on_begun, x);
+}
+
 /* Puts a job where it can next make progress. */
 void dispatch_job_route(struct dispatch *d, struct job *j, int at_head) {
   if (j->not_before > now_ms()) {
@@ -143,6 +185,11 @@ void dispatch_job_route(struct dispatch *d, struct job *j, int at_head) {
       dispatch_job_free(d, j);
       return;
     }
+  }
+  if (j->scheduled) {
+    /* a cancel, here or on another node, may have come first */
+    job_begin(d, j);
+    return;
   }
   if (!j->resolved) {
     /* back from a roaming deferral: looked at again */

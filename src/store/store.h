@@ -296,6 +296,23 @@ struct store_msg_cancel {
    c->found and c->cancelled say what happened. */
 void store_msg_cancel(struct store *s, struct store_msg_cancel *c, store_done_cb done, void *arg);
 
+/*
+ * A scheduled message's SMS whose time came, before it goes: the store is
+ * the arbiter between it and a cancel (DELETE /v1/messages/{id}), on this
+ * node or another one of the database. In one write, a message still
+ * scheduled becomes accepted (a cancel after that is refused with
+ * not_scheduled) and one that is done, cancelled or on another attempt
+ * is not sent. b borrowed until done; done's rc is 0 or KK_ESTORE, and
+ * b->go says whether it may go.
+ */
+struct store_sms_begin {
+  int64_t msg_id;
+  int64_t attempt_id;
+  int64_t at;
+  int go;                   /* out: 1 it goes, 0 it must not */
+};
+void store_sms_begin(struct store *s, struct store_sms_begin *b, store_done_cb done, void *arg);
+
 /* What the dispatcher needs to submit a message. */
 struct store_due {
   int64_t id;
@@ -310,6 +327,7 @@ struct store_due {
   int64_t expires_at;
   char msg_class[16];       /* service, transactional, advertising */
   int64_t created_at;       /* when the message was accepted (due_at past it: it waited) */
+  int scheduled;            /* 1: the message is scheduled (store_sms_begin before it goes) */
 };
 
 /* Hands out due messages with id > *after_id, in id order: examines up to

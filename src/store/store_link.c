@@ -35,21 +35,27 @@ int store_links_insert(struct store *s, const struct store_msg_new *msgs, int n)
   return 0;
 }
 
+/* What moves a campaign's counters of one channel and variant. */
+struct moved {
+  int64_t clicked, unique, previews, converted, value;
+};
+
 /* Moves a campaign's counters of (channel, variant). */
 static int count(struct store *s, int64_t account_id, const char *campaign, const char *channel,
-                 int64_t variant, int64_t clicked, int64_t unique, int64_t converted,
-                 int64_t value) {
+                 int64_t variant, const struct moved *m) {
   return STORE_SQL(
       s, NULL,
       "INSERT INTO link_counts(account_id,campaign,channel,variant,clicked,clicked_unique,"
-      "converted,value) VALUES(?,?,?,?,?,?,?,?)"
+      "previews,converted,value) VALUES(?,?,?,?,?,?,?,?,?)"
       " ON CONFLICT(account_id,campaign,channel,variant) DO UPDATE SET"
       " clicked=link_counts.clicked+excluded.clicked,"
       " clicked_unique=link_counts.clicked_unique+excluded.clicked_unique,"
+      " previews=link_counts.previews+excluded.previews,"
       " converted=link_counts.converted+excluded.converted,"
       " value=link_counts.value+excluded.value",
       NULL, NULL, SQL_I(account_id), SQL_T(campaign), SQL_T(channel), SQL_I(variant),
-      SQL_I(clicked), SQL_I(unique), SQL_I(converted), SQL_I(value));
+      SQL_I(m->clicked), SQL_I(m->unique), SQL_I(m->previews), SQL_I(m->converted),
+      SQL_I(m->value));
 }
 
 struct clicked {
@@ -79,17 +85,25 @@ static int clicks_exec(struct store *s, struct store_op *op) {
   for (int i = 0; i < d->n; i++) {
     const struct store_click *k = &d->clicks[i];
     struct clicked c = {0};
-    int rc = STORE_SQL_ONE(s, NULL,
-                           "UPDATE link_codes SET clicks=clicks+1,"
-                           " first_click_at=COALESCE(first_click_at,?) WHERE code=?"
-                           " RETURNING clicks,account_id,campaign,channel,variant",
-                           on_clicked, &c, SQL_I(k->at), SQL_T(k->code));
+    int rc;
+    if (k->preview)   /* the code's clicks stay as they are */
+      rc = STORE_SQL_ONE(s, NULL,
+                         "SELECT 0,account_id,campaign,channel,variant FROM link_codes WHERE code=?",
+                         on_clicked, &c, SQL_T(k->code));
+    else
+      rc = STORE_SQL_ONE(s, NULL,
+                         "UPDATE link_codes SET clicks=clicks+1,"
+                         " first_click_at=COALESCE(first_click_at,?) WHERE code=?"
+                         " RETURNING clicks,account_id,campaign,channel,variant",
+                         on_clicked, &c, SQL_I(k->at), SQL_T(k->code));
     if (rc == KK_ENOENT) continue;   /* no such link */
     if (rc) return rc;
-    rc = STORE_SQL(s, NULL, "INSERT INTO link_clicks(code,at,user_agent) VALUES(?,?,?)", NULL, NULL,
-                   SQL_T(k->code), SQL_I(k->at), SQL_T(k->ua[0] ? k->ua : NULL));
-    if (rc == 0)
-      rc = count(s, c.account_id, c.campaign, c.channel, c.variant, 1, c.clicks == 1, 0, 0);
+    rc = STORE_SQL(s, NULL, "INSERT INTO link_clicks(code,at,user_agent,preview) VALUES(?,?,?,?)",
+                   NULL, NULL, SQL_T(k->code), SQL_I(k->at), SQL_T(k->ua[0] ? k->ua : NULL),
+                   SQL_I(k->preview));
+    struct moved m = {.clicked = !k->preview, .unique = !k->preview && c.clicks == 1,
+                      .previews = k->preview};
+    if (rc == 0) rc = count(s, c.account_id, c.campaign, c.channel, c.variant, &m);
     if (rc) return rc;
   }
   return 0;
@@ -135,7 +149,8 @@ static int conversion_exec(struct store *s, struct store_op *op) {
                      SQL_T(c->phone), SQL_T(c->channel), SQL_I(c->variant), SQL_I(c->value),
                      SQL_I(c->at));
   if (rc) return rc;
-  return count(s, c->account_id, c->campaign, c->channel, c->variant, 0, 0, 1, c->value);
+  struct moved m = {.converted = 1, .value = c->value};
+  return count(s, c->account_id, c->campaign, c->channel, c->variant, &m);
 }
 
 void store_conversion_write(struct store *s, struct store_conversion *c, store_done_cb done,
@@ -241,7 +256,7 @@ struct counts_job {
 
 static int on_counts(void *arg, const char *const *cols, int n) {
   struct counts_job *j = arg;
-  if (n < 6 || *j->n >= STORE_LINK_COUNTS_MAX) return 1;
+  if (n < 7 || *j->n >= STORE_LINK_COUNTS_MAX) return 1;
   struct store_link_count *c = &j->out[(*j->n)++];
   store_col_copy(c->channel, sizeof c->channel, cols[0]);
   c->variant = (int)store_col_num(cols[1]);
@@ -249,13 +264,14 @@ static int on_counts(void *arg, const char *const *cols, int n) {
   c->clicked_unique = store_col_num(cols[3]);
   c->converted = store_col_num(cols[4]);
   c->value = store_col_num(cols[5]);
+  c->previews = store_col_num(cols[6]);
   return 0;
 }
 
 static int counts_read(struct store *s, void *rd, void *job) {
   struct counts_job *j = job;
   return STORE_SQL(s, rd,
-                   "SELECT channel,variant,clicked,clicked_unique,converted,value FROM link_counts"
+                   "SELECT channel,variant,clicked,clicked_unique,converted,value,previews FROM link_counts"
                    " WHERE account_id=? AND campaign=? ORDER BY channel,variant LIMIT ?",
                    on_counts, j, SQL_I(j->account_id), SQL_T(j->campaign),
                    SQL_I(STORE_LINK_COUNTS_MAX));

@@ -6,10 +6,11 @@
  *
  *   link_codes    one row per code: account, campaign, variant, phone,
  *                 message, channel, target; its clicks and first click
- *   link_clicks   one row per click: code, time, user agent
+ *   link_clicks   one row per click: code, time, user agent, and whether
+ *                 it was a link preview (link/link_preview.h)
  *   conversions   one row per conversion
  *   link_counts   per (account, campaign, channel, variant): clicks,
- *                 unique clicks (a code's first), conversions and their
+ *                 unique clicks (a code's first), previews, conversions and their
  *                 value, moved with each click and conversion (a report
  *                 reads a few rows, never the clicks)
  *
@@ -55,10 +56,12 @@ struct store_click {
   char code[16];
   int64_t at;
   char ua[STORE_LINK_UA_MAX];
+  int preview;              /* 1: a link preview, not a person */
 };
 /* Queues the writing of n clicks (clicks taken: freed after done, which
    may be NULL). Each click counts; the first of a code counts unique; a
-   code no longer stored is passed over. */
+   preview counts only as a preview (the code's clicks and first click
+   stay); a code no longer stored is passed over. */
 void store_clicks_write(struct store *s, struct store_click *clicks, int n, store_done_cb done,
                         void *arg);
 
@@ -99,7 +102,7 @@ void store_conversion_write(struct store *s, struct store_conversion *c, store_d
 struct store_link_count {
   char channel[20];         /* "" when unknown (a conversion of a message never sent) */
   int variant;              /* -1: none */
-  int64_t clicked, clicked_unique, converted, value;
+  int64_t clicked, clicked_unique, previews, converted, value;
 };
 /* Reads them on the pool (up to STORE_LINK_COUNTS_MAX rows): done(arg, rc)
    with 0 or KK_ESTORE; out and n borrowed until then. */

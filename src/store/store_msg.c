@@ -26,6 +26,7 @@ void note_new_sms(struct store *s, const struct store_msg_new *m, int64_t due_at
   d->expires_at = m->expires_at;
   snprintf(d->msg_class, sizeof d->msg_class, "%s", m->msg_class ? m->msg_class : "");
   d->created_at = m->created_at;
+  d->scheduled = m->not_before > m->created_at;   /* as casc_new stores it */
   note_due(s, d);
 }
 
@@ -100,6 +101,33 @@ void store_sms_expired(struct store *s, const struct store_sms_update *u,
 void store_sms_retry(struct store *s, const struct store_sms_update *u,
                      store_done_cb done, void *arg) {
   sms_update(s, STORE_OP_SMS_RETRY, u, 1, done, arg);
+}
+
+static int on_begun(void *arg, const char *const *cols, int n) {
+  (void)cols;
+  (void)n;
+  *(int *)arg = 1;
+  return 1;
+}
+
+/* One UPDATE: the row lock it takes orders it with a cancel's (a cancel
+   that committed first has made the message done; one that comes after
+   finds it accepted). */
+static int begin_exec(struct store *s, struct store_op *op) {
+  struct store_sms_begin *b = op->data;
+  b->go = 0;
+  return STORE_SQL(s, NULL,
+                   "UPDATE messages SET"
+                   " updated_at=CASE WHEN status='scheduled' THEN ? ELSE updated_at END,"
+                   " status=CASE WHEN status='scheduled' THEN 'accepted' ELSE status END"
+                   " WHERE id=? AND attempt_id=? AND done=0 AND due_at IS NOT NULL RETURNING id",
+                   on_begun, &b->go, SQL_I(b->at), SQL_I(b->msg_id), SQL_I(b->attempt_id));
+}
+
+void store_sms_begin(struct store *s, struct store_sms_begin *b, store_done_cb done, void *arg) {
+  struct store_op *op = store_op_new(begin_exec, done, arg, b, 1);
+  op->weight = 1;
+  store_submit(s, op);
 }
 
 /* ---- receipts, inbound messages, early rows -------------------------------- */

@@ -126,7 +126,7 @@ test('a campaign report: statuses, channels, delivered twice, cost and savings',
     },
     by_variant: [],   // sent by the API: no variants
     // no tracked links in these texts: nothing clicked (links.test.mjs)
-    clicks: { clicked: 0, clicked_unique: 0, converted: 0, value: 0, by_channel: {}, by_variant: {} },
+    clicks: { clicked: 0, clicked_unique: 0, previews: 0, converted: 0, value: 0, by_channel: {}, by_variant: {} },
   });
   // The same figures as the messages' own, added up.
   const sum = (f) => Math.round([ma, mb, mc, md].reduce((s, m) => s + f(m), 0) * 10000) / 10000;

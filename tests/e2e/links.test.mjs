@@ -152,18 +152,37 @@ async function world(t) {
   return setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 20 } });
 }
 
-test('links: each channel of a cascade has its own code, and the click knows its channel', { timeout: 120000 }, async (t) => {
-  const { k, key, smsc, finish } = await world(t);
+/** A simulator with config, kaskad's channels pointed at it. */
+async function simFor(t, k, config) {
   const sim = new Sim();
   t.after(() => sim.stop());
   await sim.start();
-  await sim.config({ vk: { reach: 1, read: 0, deliver_ms: [20, 20] } });
+  await sim.config(config);
   await pointChannelsAtSim(k, sim);
-  const imp = await k.request('POST', '/v1/contacts/import?list=vkbase&country=RU', {
-    key, body: Buffer.from('phone,vk_id\n79163000001,5001\n'), headers: { 'content-type': 'text/csv' },
+  return sim;
+}
+
+/** The simulator's requests on channel once there is one. */
+function sentOn(sim, channel) {
+  return waitUntil(async () => {
+    const r = await sim.requests(channel);
+    return r.length >= 1 ? r : null;
+  }, `the ${channel} message`, 30000, 50);
+}
+
+/** Imports csv into the list and waits for the import to be done. */
+async function importList(k, key, list, csv) {
+  const imp = await k.request('POST', `/v1/contacts/import?list=${list}&country=RU`, {
+    key, body: Buffer.from(csv), headers: { 'content-type': 'text/csv' },
   });
   assert.equal(imp.status, 202, imp.text);
   await waitUntil(async () => (await k.call('GET', `/v1/imports/${imp.json.id}`, { key }, 200)).status === 'done', 'the import', 30000, 50);
+}
+
+test('links: each channel of a cascade has its own code, and the click knows its channel', { timeout: 120000 }, async (t) => {
+  const { k, key, smsc, finish } = await world(t);
+  const sim = await simFor(t, k, { vk: { reach: 1, read: 0, deliver_ms: [20, 20] } });
+  await importList(k, key, 'vkbase', 'phone,vk_id\n79163000001,5001\n');
   await k.call('PUT', '/v1/templates/both', {
     key, body: { text: 'Sale: https://shop.example.ru/a', channels: { sms: { text: 'SMS sale: https://shop.example.ru/a' } } },
   }, 200);
@@ -173,10 +192,7 @@ test('links: each channel of a cascade has its own code, and the click knows its
       cascade: [{ channel: 'vk', wait: 'read', timeout: '2s' }, { channel: 'sms', wait: 'delivered' }] },
   }, 200);
   await k.call('POST', '/v1/campaigns/casc/start', { key }, 200);
-  const vk = await waitUntil(async () => {
-    const r = await sim.requests('vk');
-    return r.length >= 1 ? r : null;
-  }, 'the VK message', 30000, 50);
+  const vk = await sentOn(sim, 'vk');
   const vkText = new URLSearchParams(vk[0].body).get('message');
   const vkCode = /\/r\/([0-9A-Za-z]{12})$/.exec(vkText)?.[1];
   assert.ok(vkCode, vkText);
@@ -196,5 +212,107 @@ test('links: each channel of a cascade has its own code, and the click knows its
   }, 'both clicks counted', 20000, 100);
   assert.equal(rep.clicks.by_channel.vk.clicked_unique, 1);
   assert.equal(rep.clicks.by_channel.sms.clicked_unique, 1);
+  await finish();
+});
+
+/** A HEAD with Node's own HTTP client. */
+function head(url, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'HEAD', headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.setTimeout(10000, () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+test('links: a link preview is redirected but is not a click; a browser is', { timeout: 120000 }, async (t) => {
+  const { k, key, smsc, finish } = await world(t);
+  const PHONE = '79164000001';
+  await k.call('PUT', '/v1/templates/card', { key, body: { text: 'Новинки: https://shop.example.ru/new' } }, 200);
+  await k.call('PUT', '/v1/campaigns/cards', { key, body: { audience: { phones: [PHONE] }, template: 'card', class: 'service' } }, 200);
+  await k.call('POST', '/v1/campaigns/cards/start', { key }, 200);
+  const text = await waitUntil(() => smsTexts(smsc)[PHONE], 'the SMS', 30000, 50);
+  const code = /\/r\/([0-9A-Za-z]{12})$/.exec(text)?.[1];
+  assert.ok(code, text);
+  const target = 'https://shop.example.ru/new?utm_source=kaskad&utm_medium=sms&utm_campaign=cards';
+  const report = () => k.call('GET', '/v1/campaigns/cards/report', { key }, 200);
+
+  // Messengers drawing the card: each redirected where a person would go.
+  const previews = [
+    'TelegramBot (like TwitterBot)',
+    'WhatsApp/2.23.20.0 A',
+    'Mozilla/5.0 (compatible; vkShare; +http://vk.com/dev/Share)',
+    'facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)',
+    'Viber/21.6.0 CFNetwork/1410.0.3 Darwin/22.6.0',
+  ];
+  for (const ua of previews) {
+    const r = await get(`${k.url}/r/${code}`, { 'user-agent': ua });
+    assert.equal(r.status, 302, ua);
+    assert.equal(r.headers.location, target, ua);
+  }
+  const h = await head(`${k.url}/r/${code}`, { 'user-agent': 'Mozilla/5.0 (Windows NT 10.0) Firefox/120.0' });
+  assert.equal(h.status, 302);
+  assert.equal(h.headers.location, target);
+  let rep = await waitUntil(async () => {
+    const x = await report();
+    return x.clicks.previews === previews.length + 1 ? x : null;
+  }, 'the previews counted', 20000, 100);
+  assert.equal(rep.clicks.clicked, 0);
+  assert.equal(rep.clicks.clicked_unique, 0);
+  assert.equal(rep.clicks.by_channel.sms.previews, previews.length + 1);
+  assert.equal(rep.clicks.by_channel.sms.clicked, 0);
+  const clicksOf = async () => (await k.request('GET', '/v1/campaigns/cards/recipients.csv', { key })).text
+    .trim().split('\n').find((l) => l.startsWith(`${PHONE},`)).split(',')[10];
+  assert.equal(await clicksOf(), '0');
+
+  // A person's browser: a click, the first one unique.
+  const r = await get(`${k.url}/r/${code}`, { 'user-agent': 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1' });
+  assert.equal(r.status, 302);
+  assert.equal(r.headers.location, target);
+  rep = await waitUntil(async () => {
+    const x = await report();
+    return x.clicks.clicked === 1 ? x : null;
+  }, 'the click counted', 20000, 100);
+  assert.equal(rep.clicks.clicked_unique, 1);
+  assert.equal(rep.clicks.previews, previews.length + 1);
+  assert.equal(await clicksOf(), '1');
+  await finish();
+});
+
+test('links: the Viber button is a tracked link of its own, counted as Viber', { timeout: 120000 }, async (t) => {
+  const { k, key, finish } = await world(t);
+  const sim = await simFor(t, k, { viber: { reach: 1, read: 0, deliver_ms: [20, 20] } });
+  await importList(k, key, 'vbbase', 'phone,viber_id\n79165000001,vb-btn-1\n');
+  await k.call('PUT', '/v1/templates/vbtn', {
+    key,
+    body: {
+      text: 'Sale: https://shop.example.ru/a',
+      channels: { viber: { text: 'Viber sale', image: 'https://img.example.ru/p.png', button: { caption: 'Купить', url: 'https://shop.example.ru/buy?id=7' } } },
+    },
+  }, 200);
+  await k.call('PUT', '/v1/campaigns/vbc', {
+    key,
+    body: { audience: { list: 'vbbase' }, template: 'vbtn', class: 'service',
+      cascade: [{ channel: 'viber', wait: 'delivered', timeout: '30s' }, { channel: 'sms' }] },
+  }, 200);
+  await k.call('POST', '/v1/campaigns/vbc/start', { key }, 200);
+  const sent = await sentOn(sim, 'viber');
+  const body = JSON.parse(sent[0].body);
+  const text = JSON.stringify(body);
+  assert.ok(!text.includes('shop.example.ru'), text);
+  const urls = [...text.matchAll(/http:\/\/[^"]+\/r\/([0-9A-Za-z]{12})/g)].map((m) => m[1]);
+  assert.equal(new Set(urls).size, 1, text);
+  const code = urls[0];
+  const r = await get(`${k.url}/r/${code}`, { 'user-agent': 'Mozilla/5.0 (Linux; Android 13) Chrome/119.0 Mobile' });
+  assert.equal(r.status, 302);
+  assert.equal(r.headers.location, 'https://shop.example.ru/buy?id=7&utm_source=kaskad&utm_medium=viber&utm_campaign=vbc');
+  const rep = await waitUntil(async () => {
+    const x = await k.call('GET', '/v1/campaigns/vbc/report', { key }, 200);
+    return x.clicks.clicked === 1 ? x : null;
+  }, 'the click counted', 20000, 100);
+  assert.equal(rep.clicks.by_channel.viber.clicked_unique, 1);
   await finish();
 });

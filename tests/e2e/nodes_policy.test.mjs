@@ -7,25 +7,14 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { sleep, waitUntil } from './lib/harness.mjs';
-import { startSmsc } from './lib/smsc.mjs';
-import { NODES_SKIP, startNodes, waitAlive } from './lib/nodes.mjs';
+import { NODES_SKIP, twoNodes } from './lib/nodes.mjs';
 
 const ROUNDS = 5;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 test('the stop-list, consents and caps changed on one node hold on the other within a second',
   { skip: NODES_SKIP, timeout: 120000 }, async (t) => {
-    const smsc = await startSmsc({});
-    t.after(() => smsc.close());
-    const { nodes } = await startNodes(t, 2);
-    const [a, b] = nodes;
-    await waitAlive(nodes, 2);
-    await a.putRoute('main', smsc.routeConfig({}));
-    const acct = await a.createAccount();
-    const key = acct.key;
-    await waitUntil(async () => (await b.request('GET', '/v1/account', { key })).status === 200,
-      'node B to know the key', 5000, 50);
-    await smsc.waitFor(() => smsc.boundSessions().length >= 2, 'both nodes to bind');
+    const { a, b, key } = await twoNodes(t);
     const send = (k, to, extra = {}) => k.request('POST', '/v1/messages',
       { key, body: { to, text: 'Ваш заказ готов', sender: 'KASKAD', ...extra } });
     const ad = { class: 'advertising', text: 'Скидка 20% до пятницы' };
@@ -106,5 +95,5 @@ test('the stop-list, consents and caps changed on one node hold on the other wit
     }
     t.diagnostic(`median time to the other node: stop-list ${median(stopMs)} ms (${stopMs.join(', ')}),` +
       ` consent ${median(consentMs)} ms (${consentMs.join(', ')})`);
-    for (const k of nodes) await k.stopClean();
+    for (const k of [a, b]) await k.stopClean();
   });

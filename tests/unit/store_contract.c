@@ -462,6 +462,45 @@ void sc_cancel_scheduled(struct sc_env *e) {
   ASSERT(!x.found);
 }
 
+void sc_sms_begin(struct sc_env *b, struct sc_env *a) {
+  int64_t now = store_now_ms() - 1000, later = now + 3600000;
+  /* b accepts three scheduled SMS and one sent now */
+  struct store_msg_new m[4] = {msg("g1", NULL, NULL, now), msg("g2", NULL, NULL, now),
+                               msg("g3", NULL, NULL, now), msg("g4", NULL, NULL, now)};
+  for (int i = 0; i < 4; i++) {
+    if (i < 3) m[i].not_before = later;
+    put(b, &m[i]);
+  }
+  /* the time of the first comes: it goes, accepted; a cancel after that is refused */
+  struct store_sms_begin g = {.msg_id = m[0].id, .attempt_id = m[0].attempt_id, .at = later};
+  RUN(b, store_sms_begin(b->t->store, &g, tmp_store_done, b->t));
+  ASSERT_EQ(g.go, 1);
+  ASSERT_EQ(msg_is(b, m[0].id, "accepted"), 1);
+  struct store_msg_cancel x = {.account_id = 1, .at = later + 1};
+  snprintf(x.public_id, sizeof x.public_id, "g1");
+  RUN(a, store_msg_cancel(a->t->store, &x, tmp_store_done, a->t));
+  ASSERT(x.found && !x.cancelled);
+  ASSERT_STR_EQ(x.status, "accepted");
+  /* the second is cancelled through a first: it does not go */
+  snprintf(x.public_id, sizeof x.public_id, "g2");
+  RUN(a, store_msg_cancel(a->t->store, &x, tmp_store_done, a->t));
+  ASSERT(x.found && x.cancelled);
+  g = (struct store_sms_begin){.msg_id = m[1].id, .attempt_id = m[1].attempt_id, .at = later};
+  RUN(b, store_sms_begin(b->t->store, &g, tmp_store_done, b->t));
+  ASSERT_EQ(g.go, 0);
+  ASSERT_EQ(msg_is(b, m[1].id, "cancelled"), 1);
+  /* another attempt than the message's current one: not this one's to send */
+  g = (struct store_sms_begin){.msg_id = m[2].id, .attempt_id = m[2].attempt_id + 1000, .at = later};
+  RUN(b, store_sms_begin(b->t->store, &g, tmp_store_done, b->t));
+  ASSERT_EQ(g.go, 0);
+  ASSERT_EQ(msg_is(b, m[2].id, "scheduled"), 1);
+  /* one that was never scheduled goes, as it is */
+  g = (struct store_sms_begin){.msg_id = m[3].id, .attempt_id = m[3].attempt_id, .at = later};
+  RUN(b, store_sms_begin(b->t->store, &g, tmp_store_done, b->t));
+  ASSERT_EQ(g.go, 1);
+  ASSERT_EQ(msg_is(b, m[3].id, "scheduled"), 0);
+}
+
 void sc_inbound(struct sc_env *e) {
   int64_t now = store_now_ms() - 1000;
   struct store_msg_new m = msg("i1", NULL, NULL, now);

@@ -67,6 +67,9 @@ void sc_step_timeout(struct sc_env *e);
    their steps no longer due, the event and callback written, the VK row's
    end noted; a message not scheduled, another account's or unknown is not. */
 void sc_cancel_scheduled(struct sc_env *e);
+/* A scheduled SMS whose time came (store_sms_begin), accepted on b and
+   cancelled through a (the same store on SQLite, two nodes on PostgreSQL). */
+void sc_sms_begin(struct sc_env *b, struct sc_env *a);
 /* Messages from people: the account and message they answer; WhatsApp
    windows only move forward. */
 void sc_inbound(struct sc_env *e);

@@ -138,3 +138,48 @@ KK_TEST(accept_links_per_channel_codes) {
   accept_item_fini(&it);
   ASSERT_EQ(tmp_store_close(&t), 0);
 }
+
+KK_TEST(accept_links_viber_button) {
+  kk_log_level = KK_LOG_ERROR;
+  struct tmp_store t;
+  ASSERT_EQ(tmp_store_open(&t, "acclinksvb", NULL), 0);
+  store_template_put(t.store, 5, "promo",
+                     "{\"text\":\"SMS: https://a.ru/x\",\"channels\":{\"viber\":{\"text\":"
+                     "\"Viber: https://a.ru/x\",\"button\":{\"caption\":\"Open\","
+                     "\"url\":\"https://a.ru/btn?x=1\"}}}}",
+                     tmp_store_done, &t);
+  ASSERT_EQ(tmp_store_wait(&t, 1, 10000), 0);
+  static const long long ttl[3] = {86400000, 3600000, 86400000};
+  struct accept ac;
+  accept_init(&ac, t.store, NULL, NULL, ttl);
+  ac.public_url = "http://k.example";
+  struct accept_item it;
+  memset(&it, 0, sizeof it);
+  snprintf(it.e164, sizeof it.e164, "79161234567");
+  it.template_name = "promo";
+  ASSERT_EQ(accept_render_template(&ac, 5, "viber/read/30000,sms/delivered/0", &it), 0);
+  it.campaign = "spring";
+  it.track_links = 1;
+  it.m.text = it.text;
+  ASSERT_EQ(accept_links_make(&ac, &it), 0);
+  json_t *x = json_loads(it.extra, 0, NULL);
+  const char *url = json_string_value(json_object_get(json_object_get(x, "button"), "url"));
+  ASSERT(url != NULL);
+  ASSERT_EQ(strlen(codes(url)), LINK_CODE_LEN);
+  ASSERT_EQ(strlen(url), strlen("http://k.example/r/") + LINK_CODE_LEN);
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(x, "button"), "caption")), "Open");
+  /* three links: the SMS text's, the Viber text's and the button's, the
+     button's counted as Viber's */
+  ASSERT_EQ(it.nlinks, 3);
+  int found = 0;
+  for (int i = 0; i < it.nlinks; i++)
+    if (strcmp(it.links[i].target, "https://a.ru/btn?x=1") == 0) {
+      ASSERT_STR_EQ(it.links[i].channel, "viber");
+      ASSERT(strstr(url, it.links[i].code) != NULL);
+      found = 1;
+    }
+  ASSERT(found);
+  json_decref(x);
+  accept_item_fini(&it);
+  ASSERT_EQ(tmp_store_close(&t), 0);
+}

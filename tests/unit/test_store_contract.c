@@ -22,6 +22,7 @@ ON_SQLITE(store_contract_sqlite_early_receipt_and_status, sc_early_receipt_and_s
 ON_SQLITE(store_contract_sqlite_sms_runs, sc_sms_runs(&q.e))
 ON_SQLITE(store_contract_sqlite_step_timeout, sc_step_timeout(&q.e))
 ON_SQLITE(store_contract_sqlite_cancel_scheduled, sc_cancel_scheduled(&q.e))
+ON_SQLITE(store_contract_sqlite_sms_begin, sc_sms_begin(&q.e, &q.e))
 ON_SQLITE(store_contract_sqlite_inbound_messages, sc_inbound(&q.e))
 ON_SQLITE(store_contract_sqlite_outbox, sc_outbox(&q.e))
 ON_SQLITE(store_contract_sqlite_rollback_and_idempotency, sc_rollback_and_idempotency(&q.e))

@@ -104,17 +104,30 @@ static void links_contract(struct sc_env *e) {
   ASSERT_EQ(e->num(e, "SELECT clicks FROM link_codes WHERE code='AAAAAAAAAAA1'"), 2);
   ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM link_codes WHERE first_click_at IS NOT NULL"), 2);
   RUN(t, store_clicks_write(t->store, clicks_of(codes + 2, 1), 1, tmp_store_done, t));
+  /* a link preview of A2: kept and counted as one, the code not clicked */
+  struct store_click *pv = clicks_of((const char *const[]){"AAAAAAAAAAA2"}, 1);
+  pv->preview = 1;
+  RUN(t, store_clicks_write(t->store, pv, 1, tmp_store_done, t));
+  ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM link_clicks WHERE code='AAAAAAAAAAA2' AND preview=1"), 1);
+  ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM link_codes WHERE code='AAAAAAAAAAA2' AND clicks=0"
+                      " AND first_click_at IS NULL"),
+            1);
   struct store_link_count rows[STORE_LINK_COUNTS_MAX];
   int n = 0;
   RUN(t, store_link_counts_async(t->store, 1, "spring", rows, &n, tmp_store_done, t));
   ASSERT_EQ(t->rc, 0);
-  ASSERT_EQ(n, 2);
-  const struct store_link_count *a = count_of(rows, n, "sms", 1), *b = count_of(rows, n, "sms", 0);
-  ASSERT(a != NULL && b != NULL);
+  ASSERT_EQ(n, 3);
+  const struct store_link_count *a = count_of(rows, n, "sms", 1), *b = count_of(rows, n, "sms", 0),
+                                *pvc = count_of(rows, n, "vk", 1);
+  ASSERT(a != NULL && b != NULL && pvc != NULL);
   ASSERT_EQ(a->clicked, 2);
   ASSERT_EQ(a->clicked_unique, 1);
+  ASSERT_EQ(a->previews, 0);
   ASSERT_EQ(b->clicked, 2);
   ASSERT_EQ(b->clicked_unique, 1);
+  ASSERT_EQ(pvc->clicked, 0);
+  ASSERT_EQ(pvc->clicked_unique, 0);
+  ASSERT_EQ(pvc->previews, 1);
   /* another account's counters are its own */
   RUN(t, store_link_counts_async(t->store, 2, "spring", rows, &n, tmp_store_done, t));
   ASSERT_EQ(n, 0);

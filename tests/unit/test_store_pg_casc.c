@@ -50,6 +50,14 @@ KK_TEST(store_pg_casc_cancel_scheduled) {
   sc_pg_close(&p);
 }
 
+/* Node 1 holds a scheduled SMS; node 0 cancels it. */
+KK_TEST(store_pg_casc_sms_begin_two_nodes) {
+  struct sc_pg p;
+  sc_pg_open(&p, 2);
+  sc_sms_begin(&p.e[1], &p.e[0]);
+  sc_pg_close(&p);
+}
+
 /* Node 0 stores an SMS and its part; the receipt reaches node 1's session:
    the part is found through the database. An early receipt held by node 1
    is applied by node 0's submit_sm_resp. */

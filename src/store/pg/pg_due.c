@@ -39,6 +39,7 @@ void pg_due_row(const PGresult *r, int i, struct store_due *d) {
   d->expires_at = pg_int(r, i, 9);
   pg_copy(r, i, 10, d->msg_class, sizeof d->msg_class);
   d->created_at = pg_int(r, i, 11);
+  d->scheduled = (int)pg_int(r, i, 12);
 }
 
 void pg_chan_row(const PGresult *r, int i, struct store_chan_due *d) {

@@ -476,7 +476,8 @@ int pg_early_expire(struct store *s, struct store_op *op);
    PG_DUE_COLS those pg_due_row reads (text malloc'd). */
 #define PG_CHAN_COLS STORE_CHAN_COLS
 #define PG_DUE_COLS "m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"        \
-                    "m.body,a.parts_sent,m.due_at,m.expires_at,m.class,m.created_at" \
+                    "m.body,a.parts_sent,m.due_at,m.expires_at,m.class,m.created_at," \
+                    "(m.status='scheduled')::int"                               \
                     " FROM messages m"                                          \
                     " JOIN attempts a ON a.id=m.attempt_id AND a.channel='sms'"
 void pg_chan_row(const PGresult *r, int i, struct store_chan_due *d);

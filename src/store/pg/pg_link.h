@@ -30,4 +30,10 @@
    " converted BIGINT NOT NULL DEFAULT 0, value BIGINT NOT NULL DEFAULT 0,"    \
    " PRIMARY KEY(account_id, campaign, channel, variant));")
 
+/* Link previews (link/link_preview.h): a fetch marked as one, and their
+   count beside the clicks. */
+#define PG_LINK_PREVIEW_MIGRATION                                              \
+  ("ALTER TABLE link_clicks ADD COLUMN preview INT NOT NULL DEFAULT 0;"        \
+   "ALTER TABLE link_counts ADD COLUMN previews BIGINT NOT NULL DEFAULT 0;")
+
 #endif

@@ -356,6 +356,8 @@ static const char *const migrations[] = {
     "CREATE INDEX money_tx_attempt ON money_tx(attempt_id) WHERE attempt_id IS NOT NULL;",
     /* 16: a campaign's figures kept as it goes, retries (pg_int.h) */
     PG_CAMP_COUNTS_MIGRATION,
+    /* 17: link previews apart from clicks (pg_link.h; SQLite's 25) */
+    PG_LINK_PREVIEW_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -93,13 +93,13 @@
                  " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)")                           \
   XX(ATT_MAX_ID, "SELECT COALESCE(MAX(id),0) FROM attempts")                   \
   XX(DUE_SCAN, "SELECT m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"  \
-               "m.body,a.parts_sent,m.due_at,m.expires_at,m.class,m.created_at" \
-               " FROM messages m"                                              \
+               "m.body,a.parts_sent,m.due_at,m.expires_at,m.class,m.created_at," \
+               "m.status='scheduled' FROM messages m"                          \
                " JOIN attempts a ON a.id=m.attempt_id AND a.channel='sms'"     \
                " WHERE m.due_at IS NOT NULL AND m.id>? ORDER BY m.id LIMIT ?") \
   XX(DUE_GET, "SELECT m.id,a.id,m.account_id,m.to_number,m.sender,a.route,"   \
-              "m.body,a.parts_sent,m.due_at,m.expires_at,m.class,m.created_at" \
-              " FROM messages m"                                               \
+              "m.body,a.parts_sent,m.due_at,m.expires_at,m.class,m.created_at," \
+              "m.status='scheduled' FROM messages m"                           \
               " JOIN attempts a ON a.id=m.attempt_id AND a.channel='sms'"      \
               " WHERE m.due_at IS NOT NULL AND m.id=?")                        \
   XX(PART_INSERT, "INSERT OR REPLACE INTO sms_parts(route,provider_id,"        \

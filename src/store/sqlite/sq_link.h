@@ -30,4 +30,10 @@
    " converted INTEGER NOT NULL DEFAULT 0, value INTEGER NOT NULL DEFAULT 0,"  \
    " PRIMARY KEY(account_id, campaign, channel, variant)) WITHOUT ROWID;")
 
+/* Link previews (link/link_preview.h): a fetch marked as one, and their
+   count beside the clicks. */
+#define SQ_LINK_PREVIEW_MIGRATION                                              \
+  ("ALTER TABLE link_clicks ADD COLUMN preview INTEGER NOT NULL DEFAULT 0;"    \
+   "ALTER TABLE link_counts ADD COLUMN previews INTEGER NOT NULL DEFAULT 0;")
+
 #endif

@@ -128,6 +128,7 @@ void sq_due_row(sqlite3_stmt *st, struct store_due *d) {
   d->expires_at = sqlite3_column_int64(st, 9);
   sq_col_copy(st, 10, d->msg_class, sizeof d->msg_class);
   d->created_at = sqlite3_column_int64(st, 11);
+  d->scheduled = sqlite3_column_int(st, 12);
 }
 
 int sq_sms_due(struct store *s, int64_t after_id, struct store_due *out, int max, int *n) {

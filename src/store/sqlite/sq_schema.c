@@ -257,6 +257,8 @@ static const char *const migrations[] = {
     "CREATE INDEX money_tx_attempt ON money_tx(attempt_id) WHERE attempt_id IS NOT NULL;",
     /* 24: a campaign's figures kept as it goes, retries (sq_int.h) */
     SQ_CAMP_COUNTS_MIGRATION,
+    /* 25: link previews apart from clicks (sq_link.h) */
+    SQ_LINK_PREVIEW_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -4,6 +4,7 @@
 import fsSync from 'node:fs';
 import path from 'node:path';
 import { Kaskad, E2E_STORE, ROOT, newStoreDb, dropStoreDb, waitUntil } from './harness.mjs';
+import { startSmsc } from './smsc.mjs';
 
 /** Why a test of nodes does not run here (false: it runs). */
 export const NODES_SKIP = E2E_STORE
@@ -69,4 +70,23 @@ export async function waitAlive(nodes, want, timeoutMs = 15000) {
     }
     return true;
   }, `${want} live nodes`, timeoutMs, 100);
+}
+
+/**
+ * Two live nodes A and B on one fresh database with one SMSC (smscOpts) as
+ * the route `main`, bound by both, and an account whose key B knows:
+ * { a, b, key, smsc }; cleanup registered with t.
+ */
+export async function twoNodes(t, smscOpts = {}) {
+  const smsc = await startSmsc(smscOpts);
+  t.after(() => smsc.close());
+  const { nodes } = await startNodes(t, 2);
+  const [a, b] = nodes;
+  await waitAlive(nodes, 2);
+  await a.putRoute('main', smsc.routeConfig({}));
+  const { key } = await a.createAccount();
+  await waitUntil(async () => (await b.request('GET', '/v1/account', { key })).status === 200,
+    'node B to know the key', 5000, 50);
+  await smsc.waitFor(() => smsc.boundSessions().length >= 2, 'both nodes to bind');
+  return { a, b, key, smsc };
 }

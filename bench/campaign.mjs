@@ -1,0 +1,164 @@
+// campaign.mjs - the campaign benchmark (Node, no dependencies). One run:
+//
+//   node bench/campaign.mjs [--n 1000000] [--sync normal] [--report_ms 100]
+//
+// Starts bin/kaskad-sim (SMSC, fake VK and Viber) and bin/kaskad on an empty
+// data folder, points the channels at the simulator, then:
+//
+//  1. imports N contacts (phone, vk_id; every other one a viber_id) into the
+//     list `bench` with POST /v1/contacts/import;
+//  2. creates the campaign `bench` over that list: one template, the cascade
+//     VK (wait read, 1 s) -> Viber (wait delivered, 1 s) -> SMS, class
+//     service, no window and no rate (every recipient due at once), and
+//     starts it. The simulator reaches 60% of recipients on VK (all of whom
+//     read within 0.1-0.5 s) and 50% on Viber;
+//  3. while it plans and runs, reads GET /v1/campaigns/bench/report one
+//     request after another (a pause of report_ms between them) and records
+//     how long each took, and samples kaskad's RSS;
+//  4. ends when every recipient has its message and every cascade has ended.
+//
+// Prints one JSON line: import_seconds, planning_seconds (start -> running),
+// creating_seconds and messages_per_s (running -> every recipient created),
+// run_seconds and steps_per_s (cascade attempts started, running -> every
+// cascade ended), steps_per_s_while_creating, report_ms p50/p99/max (and how
+// many reads), peak_rss_mib (VmHWM) and rss_after_planning_mib, and the load
+// average before and after.
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { metricsOf, parseOpts, requester, simWorld, sumOf, until } from './lib.mjs';
+
+const opt = parseOpts({ n: 1000000, sync: 'normal', report_ms: 100, port: 18680, sim_http: 18690,
+              sim_smpp: 12976, sim_smtp: 12977 });
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const ADMIN = 'bench-admin-key';
+const URL_K = `http://127.0.0.1:${opt.port}`;
+const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+const request = requester(agent, ADMIN);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function status(pid, field) {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(s)[1]) / 1024;
+  } catch { return 0; }
+}
+const loadavg = () => os.loadavg().map((x) => +x.toFixed(2));
+
+const metrics = () => metricsOf(request, URL_K);
+const sum = sumOf;
+const started = (m) => ['vk', 'viber', 'sms'].reduce(
+  (a, ch) => a + sum(m, `kaskad_cascade_attempts_total{channel="${ch}",outcome="started"}`), 0);
+
+
+const load0 = loadavg();
+const { sim, kk, key, data } = await simWorld(ROOT, request, opt, ADMIN, {
+  vk: { reach: 0.6, read: 1, deliver_ms: [10, 50], read_ms: [100, 500] },
+  viber: { reach: 0.5, read: 0, deliver_ms: [50, 200] },
+});
+
+// ---- 1. the base --------------------------------------------------------------
+const phone = (i) => `79${String(100000000 + i)}`;
+let csv = 'phone,vk_id,viber_id\n';
+const parts = [];
+for (let i = 0; i < opt.n; i++) {
+  csv += `${phone(i)},${1000000 + i},${i % 2 ? `vb-${i}` : ''}\n`;
+  if (csv.length > 1 << 20) { parts.push(csv); csv = ''; }
+}
+parts.push(csv);
+const tImport = Date.now();
+const imp = await new Promise((resolve, reject) => {
+  const req = http.request(`${URL_K}/v1/contacts/import?list=bench&country=RU`, { method: 'POST', agent,
+    headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'text/csv' } }, (res) => {
+    let t = '';
+    res.on('data', (c) => { t += c; });
+    res.on('end', () => (res.statusCode === 202 ? resolve(JSON.parse(t)) : reject(new Error(`import: ${res.statusCode} ${t}`))));
+  });
+  req.on('error', reject);
+  for (const p of parts) req.write(p);
+  req.end();
+});
+parts.length = 0;
+let imported;
+await until(async () => {
+  imported = await request('GET', `${URL_K}/v1/imports/${imp.id}`, undefined, key);
+  return imported.status !== 'running';
+}, 'the import', 3600000, 200);
+const importSeconds = (Date.now() - tImport) / 1000;
+
+// ---- 2. the campaign ------------------------------------------------------------
+await request('PUT', `${URL_K}/v1/templates/bench`, { text: 'Заказ готов к выдаче: скидка 10% на следующий' }, key);
+await request('PUT', `${URL_K}/v1/campaigns/bench`, {
+  audience: { list: 'bench' }, template: 'bench', class: 'service',
+  cascade: [{ channel: 'vk', wait: 'read', timeout: '1s' }, { channel: 'viber', wait: 'delivered', timeout: '1s' },
+    { channel: 'sms' }],
+}, key);
+
+// ---- 3. reports and memory while it goes ------------------------------------------
+const lat = [];
+let stop = false, peakSampled = 0;
+const reader = (async () => {
+  while (!stop) {
+    const t = process.hrtime.bigint();
+    await request('GET', `${URL_K}/v1/campaigns/bench/report`, undefined, key);
+    lat.push(Number(process.hrtime.bigint() - t) / 1e6);
+    await sleep(opt.report_ms);
+  }
+})();
+const sampler = setInterval(() => { peakSampled = Math.max(peakSampled, status(kk.pid, 'VmRSS')); }, 100);
+
+const camp = () => request('GET', `${URL_K}/v1/campaigns/bench`, undefined, key);
+const t0 = Date.now();
+await request('POST', `${URL_K}/v1/campaigns/bench/start`, undefined, key);
+let c;
+await until(async () => { c = await camp(); return c.status !== 'planning' && c.status !== 'draft'; },
+  'the plan', 3600000, 20);
+const tRunning = Date.now();
+const rssPlanned = status(kk.pid, 'VmRSS');
+const m0 = await metrics();
+await until(async () => { c = await camp(); return c.status === 'done'; }, 'every recipient created', 3600000, 100);
+const tCreated = Date.now();
+const mCreated = await metrics();
+const created = c.by_recipient_status?.created ?? 0;
+await until(async () => sum(await metrics(), 'kaskad_cascades_finished_total') >= created,
+  'every cascade to end', 3600000, 200);
+const tEnd = Date.now();
+const m1 = await metrics();
+stop = true;
+await reader;
+clearInterval(sampler);
+const peak = Math.max(status(kk.pid, 'VmHWM'), peakSampled);
+
+const pct = (v, p) => { const s = [...v].sort((a, b) => a - b); return +s[Math.min(s.length - 1, Math.floor(s.length * p))].toFixed(1); };
+const res = {
+  n: opt.n,
+  sync: opt.sync,
+  imported: imported.created ?? imported.rows_ok ?? imported.rows_total,
+  import_seconds: importSeconds,
+  recipients: c.recipients,
+  created,
+  by_recipient_status: c.by_recipient_status,
+  planning_seconds: (tRunning - t0) / 1000,
+  creating_seconds: (tCreated - tRunning) / 1000,
+  messages_per_s: Math.round(created / ((tCreated - tRunning) / 1000)),
+  run_seconds: (tEnd - tRunning) / 1000,
+  steps: started(m1) - started(m0),
+  steps_per_s: Math.round((started(m1) - started(m0)) / ((tEnd - tRunning) / 1000)),
+  steps_per_s_while_creating: Math.round((started(mCreated) - started(m0)) / ((tCreated - tRunning) / 1000)),
+  report_reads: lat.length,
+  report_ms_p50: pct(lat, 0.5),
+  report_ms_p99: pct(lat, 0.99),
+  report_ms_max: pct(lat, 1),
+  peak_rss_mib: Math.round(peak),
+  rss_after_planning_mib: Math.round(rssPlanned),
+  load_before: load0,
+  load_after: loadavg(),
+};
+console.log(JSON.stringify(res));
+for (const p of [kk, sim]) {
+  p.kill('SIGTERM');
+  await new Promise((r) => (p.exitCode !== null ? r() : p.on('exit', r)));
+}
+fs.rmSync(data, { recursive: true, force: true });
+process.exit(0);
