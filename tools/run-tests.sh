@@ -15,8 +15,9 @@
 # two per core; tests/unit/test_main.c, KK_TEST_JOBS); the release build
 # (bin/) and the fuzz build (BUILD=fuzz) run in the background at idle CPU
 # priority (SCHED_IDLE: they get only what the tests leave unused) from the
-# start, and the libFuzzer targets run one per core (tools/run-fuzz.sh).
-# What is printed is the same as one after the other.
+# start, each back at normal priority once it is waited for; the libFuzzer
+# targets run one per core (tools/run-fuzz.sh). What is printed is the same
+# as one after the other.
 set -u
 cd "$(dirname "$0")/.."
 B=build/asan
@@ -69,30 +70,50 @@ e2e_done=0
 cores=$(nproc 2>/dev/null || echo 2)
 unit_jobs=${UNIT_JOBS:-$((2 * cores))}
 
-# Builds that are not tests, in the background at idle priority: their
-# status and log in $log/build-NAME.{rc,txt}; build_wait NAME waits for one.
+# Builds that are not tests run in the background at idle CPU priority, one
+# after the other: the release build (bin/: the nodes tests take bin/kaskad
+# when it is there, so it is finished before the end-to-end tests start),
+# then the fuzz build. Each leaves its status and log in
+# $log/build-NAME.{rc,txt}. build_wait NAME waits for one at normal priority
+# again (it is needed now) and, when it failed, says so with its log's tail.
 idle() {
   if chrt --idle 0 true 2>/dev/null; then chrt --idle 0 "$@"; else nice -n 19 "$@"; fi
 }
-build_bg() {
+build_one() {
   local name=$1
   shift
-  ( idle "$@" >"$log/build-$name.txt" 2>&1; echo $? >"$log/build-$name.rc" ) &
+  idle "$@" >"$log/build-$name.txt" 2>&1
+  echo $? >"$log/build-$name.rc"
 }
-# 0 when the build NAME succeeded; else says so with the tail of its log.
+# The processes under pid $1, itself included.
+tree() {
+  echo "$1"
+  local c
+  for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do tree "$c"; done
+}
+# Waits for the release build once (its result in release_ok).
+release_ok=
+release_wait() {
+  [ -n "$release_ok" ] && return 0
+  if build_wait release "release build" >/dev/null; then release_ok=1; else release_ok=0; fi
+}
 build_wait() {
-  while [ ! -f "$log/build-$1.rc" ]; do sleep 1; done
+  while [ ! -f "$log/build-$1.rc" ]; do
+    for p in $(tree "$builds"); do chrt --other -a -p 0 "$p" >/dev/null 2>&1; done
+    sleep 1
+  done
   [ "$(cat "$log/build-$1.rc")" = 0 ] && return 0
   echo "not ok - $2"; tail -n 40 "$log/build-$1.txt"
   return 1
 }
-build_bg release make --no-print-directory -j"$cores" all
 fs=${FUZZ_SECONDS:-10}
 fuzzing=0
-if [ "$fs" != 0 ] && command -v clang >/dev/null 2>&1; then
-  fuzzing=1
-  build_bg fuzz make --no-print-directory -j"$cores" fuzz-build
-fi
+if [ "$fs" != 0 ] && command -v clang >/dev/null 2>&1; then fuzzing=1; fi
+(
+  build_one release make --no-print-directory -j"$cores" all
+  [ "$fuzzing" = 0 ] || build_one fuzz make --no-print-directory -j"$cores" fuzz-build
+) &
+builds=$!
 
 # The PostgreSQL cluster starts while the unit tests run.
 have_pg=0
@@ -140,6 +161,7 @@ if [ "$have_pg" = 1 ]; then
     fi
     # The two end-to-end runs go side by side: their tests mostly wait
     # (timers, the simulators, the network), one file at a time each.
+    release_wait
     files=()
     for f in $PG_E2E; do files+=("tests/e2e/$f.test.mjs"); done
     e2e_exec "$log/e2e.txt" &
@@ -192,12 +214,13 @@ fi
 
 echo "== end-to-end tests"
 if [ -d tests/e2e ] && ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
-  [ "${e2e_done:-0}" = 1 ] || e2e_exec "$log/e2e.txt"
+  [ "${e2e_done:-0}" = 1 ] || { release_wait; e2e_exec "$log/e2e.txt"; }
   e2e_tally "$log/e2e.txt"
 fi
 
 # The release build (bin/) is no test; only its failure is said.
-build_wait release "release build (make all)" || failed=$((failed + 1))
+release_wait
+[ "$release_ok" = 1 ] || { echo "not ok - release build (make all)"; tail -n 40 "$log/build-release.txt"; failed=$((failed + 1)); }
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
