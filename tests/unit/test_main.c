@@ -11,7 +11,8 @@
  * child of its own; many tests wait on real I/O (a store's writer, sockets,
  * timers). The output is the same as one at a time: each test's stderr is
  * held in a file of its own and printed with its result, in the order of
- * the tests.
+ * the tests. A test's alarm (a hang) is 60 s, times the tests that share a
+ * core when more run at once than there are cores.
  *
  * Each child ends through kk_test_child_end(): in a sanitizer build it runs
  * LeakSanitizer's check first, so a test that leaks fails. (The child leaves
@@ -125,8 +126,9 @@ struct kk_run {
   int status;       /* waitpid status */
 };
 
-/* Forks t's child. err: a file for its stderr (NULL: the runner's own). */
-static int run_start(struct kk_run *r, FILE *err) {
+/* Forks t's child. err: a file for its stderr (NULL: the runner's own).
+   timeout_s: its alarm. */
+static int run_start(struct kk_run *r, FILE *err, unsigned timeout_s) {
   int fds[2];
   if (pipe(fds) != 0) return -1;
   fflush(stdout);
@@ -138,7 +140,7 @@ static int run_start(struct kk_run *r, FILE *err) {
     if (err) dup2(fileno(err), 2);
     result_fd = fds[1];
     current = r->t->name;
-    alarm(60);   /* a hang, not a slow machine: the store tests wait on real I/O */
+    alarm(timeout_s);
     r->t->fn();
     kk_test_child_end();
   }
@@ -193,6 +195,12 @@ int main(int argc, char **argv) {
   const char *jv = getenv("KK_TEST_JOBS");
   int jobs = jv ? atoi(jv) : 1;
   if (jobs < 1) jobs = 1;
+  /* A test that runs past its alarm hangs; a slow machine is not a hang (the
+     store tests wait on real I/O): 60 s, times the tests that share a core
+     when more run at once than there are cores. */
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cpus < 1) cpus = 1;
+  unsigned timeout_s = 60u * (unsigned)((jobs + cpus - 1) / cpus);
   for (struct kk_test *t = head; t; t = t->next)
     if (!filter || (strstr(t->name, filter) != NULL) != exclude) num++;
   /* Owned here, freed at the end. */
@@ -210,7 +218,7 @@ int main(int argc, char **argv) {
     while (next < num && running < jobs) {
       FILE *err = NULL;
       if (jobs > 1 && (err = tmpfile()) == NULL) return 2;
-      if (run_start(&runs[next], err) != 0) return 2;
+      if (run_start(&runs[next], err, timeout_s) != 0) return 2;
       next++;
       running++;
     }
