@@ -12,7 +12,8 @@
 # The time goes mostly to waiting (timers, simulators, the network, the
 # stores' writers), so the phases overlap where they can: the cluster starts
 # while the unit tests run; the unit tests run UNIT_JOBS at a time (default
-# two per core; tests/unit/test_main.c, KK_TEST_JOBS); the release build
+# two per core; tests/unit/test_main.c, KK_TEST_JOBS), the PostgreSQL ones
+# PG_UNIT_JOBS (default one per core); the release build
 # (bin/) and the fuzz build (BUILD=fuzz) run in the background at idle CPU
 # priority (SCHED_IDLE: they get only what the tests leave unused) from the
 # start, each back at normal priority once it is waited for; the libFuzzer
@@ -69,6 +70,8 @@ PG_E2E=$(cd tests/e2e && ls *.test.mjs | sed 's/\.test\.mjs$//' | grep -vx store
 e2e_done=0
 cores=$(nproc 2>/dev/null || echo 2)
 unit_jobs=${UNIT_JOBS:-$((2 * cores))}
+# The PostgreSQL ones share the machine with the server: one per core.
+pg_unit_jobs=${PG_UNIT_JOBS:-$cores}
 
 # Builds that are not tests run in the background at idle CPU priority, one
 # after the other: the release build (bin/: the nodes tests take bin/kaskad
@@ -149,7 +152,7 @@ if [ "$have_pg" = 1 ]; then
   wait "$pg_start"
   pg_url=$(cat "$log/pg-url.txt")
   if [ "$(cat "$log/pg-start.rc")" = 0 ]; then
-    if KK_TEST_JOBS=$unit_jobs KASKAD_TEST_PG=$pg_url "$B/unit-tests" store_pg >"$log/unit-pg.txt" 2>&1; then :; fi
+    if KK_TEST_JOBS=$pg_unit_jobs KASKAD_TEST_PG=$pg_url "$B/unit-tests" store_pg >"$log/unit-pg.txt" 2>&1; then :; fi
     cat "$log/unit-pg.txt"
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log/unit-pg.txt" | tail -n 1)
     if [ -z "$line" ] || [ "$line" = "0 passed, 0 failed" ]; then
