@@ -2,7 +2,7 @@
 #   make            bin/kaskad and bin/kaskad-sim (release build)
 #   make run        installs what is missing, builds, starts the demo
 #   make test       unit tests, fuzz corpora, end-to-end tests (ASan+UBSan build)
-#   make fuzz       libFuzzer targets for FUZZ_SECONDS each (clang)
+#   make fuzz       libFuzzer targets for FUZZ_SECONDS each, FUZZ_JOBS at once (clang)
 BUILD ?= release
 B := build/$(BUILD)
 PKGS := libuv libmicrohttpd jansson sqlite3 libcurl openssl libpq icu-uc icu-i18n
