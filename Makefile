@@ -2,7 +2,7 @@
 #   make            bin/kaskad and bin/kaskad-sim (release build)
 #   make run        installs what is missing, builds, starts the demo
 #   make test       unit tests, fuzz corpora, end-to-end tests (ASan+UBSan build)
-#   make fuzz       libFuzzer targets for FUZZ_SECONDS each (clang)
+#   make fuzz       libFuzzer targets for FUZZ_SECONDS each, FUZZ_JOBS at once (clang)
 BUILD ?= release
 B := build/$(BUILD)
 PKGS := libuv libmicrohttpd jansson sqlite3 libcurl openssl libpq icu-uc icu-i18n
@@ -49,7 +49,7 @@ SIM_OBJ := $(SIM_SRC:%.c=$(B)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 TLIB_OBJ := $(TLIB_SRC:%.c=$(B)/%.o)
 
-.PHONY: all run test fuzz clean deps bench
+.PHONY: all run test fuzz fuzz-build fuzz-run clean deps bench
 # Only the release build is copied to bin/ (a sanitizer build there would
 # quietly slow down every benchmark and demo).
 ifeq ($(BUILD),release)
@@ -100,14 +100,20 @@ run: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@tools/demo.sh
 
+# The release build (make all) and the fuzz build run inside run-tests.sh,
+# in the background at idle priority while the tests wait.
 test:
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=asan build/asan/kaskad build/asan/kaskad-sim \
 		build/asan/unit-tests $(FUZZ_NAMES:%=build/asan/replay_%)
-	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@tools/run-tests.sh
 
-fuzz:
+fuzz: fuzz-build
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-build:
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=fuzz $(FUZZ_NAMES:%=build/fuzz/libfuzz_%)
+
+fuzz-run:
 	@tools/run-fuzz.sh $(FUZZ_NAMES)
 
 bench: all

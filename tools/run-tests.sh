@@ -8,6 +8,17 @@
 # tests (node's test runner) on SQLite, and on PostgreSQL on the same private
 # cluster (the files of PG_E2E), the two runs side by side. A suite that runs
 # no test at all fails: an empty selection must not read as green.
+#
+# The time goes mostly to waiting (timers, simulators, the network, the
+# stores' writers), so the phases overlap where they can: the cluster starts
+# while the unit tests run; the unit tests run UNIT_JOBS at a time (default
+# two per core; tests/unit/test_main.c, KK_TEST_JOBS), the PostgreSQL ones
+# PG_UNIT_JOBS (default one per core); the release build
+# (bin/) and the fuzz build (BUILD=fuzz) run in the background at idle CPU
+# priority (SCHED_IDLE: they get only what the tests leave unused) from the
+# start, each back at normal priority once it is waited for; the libFuzzer
+# targets run one per core (tools/run-fuzz.sh). What is printed is the same
+# as one after the other.
 set -u
 cd "$(dirname "$0")/.."
 B=build/asan
@@ -57,10 +68,69 @@ PG_E2E=$(cd tests/e2e && ls *.test.mjs | sed 's/\.test\.mjs$//' | grep -vx store
 
 [ -d node_modules ] || npm ci --silent --no-audit --no-fund >/dev/null 2>&1
 e2e_done=0
+cores=$(nproc 2>/dev/null || echo 2)
+unit_jobs=${UNIT_JOBS:-$((2 * cores))}
+# The PostgreSQL ones share the machine with the server: one per core.
+pg_unit_jobs=${PG_UNIT_JOBS:-$cores}
+
+# Builds that are not tests run in the background at idle CPU priority, one
+# after the other: the release build (bin/: the nodes tests take bin/kaskad
+# when it is there, so it is finished before the end-to-end tests start),
+# then the fuzz build. Each leaves its status and log in
+# $log/build-NAME.{rc,txt}. build_wait NAME waits for one at normal priority
+# again (it is needed now) and, when it failed, says so with its log's tail.
+idle() {
+  if chrt --idle 0 true 2>/dev/null; then chrt --idle 0 "$@"; else nice -n 19 "$@"; fi
+}
+build_one() {
+  local name=$1
+  shift
+  idle "$@" >"$log/build-$name.txt" 2>&1
+  echo $? >"$log/build-$name.rc"
+}
+# The processes under pid $1, itself included.
+tree() {
+  echo "$1"
+  local c
+  for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do tree "$c"; done
+}
+# Waits for the release build once (its result in release_ok).
+release_ok=
+release_wait() {
+  [ -n "$release_ok" ] && return 0
+  if build_wait release "release build" >/dev/null; then release_ok=1; else release_ok=0; fi
+}
+build_wait() {
+  while [ ! -f "$log/build-$1.rc" ]; do
+    for p in $(tree "$builds"); do chrt --other -a -p 0 "$p" >/dev/null 2>&1; done
+    sleep 1
+  done
+  [ "$(cat "$log/build-$1.rc")" = 0 ] && return 0
+  echo "not ok - $2"; tail -n 40 "$log/build-$1.txt"
+  return 1
+}
+fs=${FUZZ_SECONDS:-10}
+fuzzing=0
+if [ "$fs" != 0 ] && command -v clang >/dev/null 2>&1; then fuzzing=1; fi
+(
+  build_one release make --no-print-directory -j"$cores" all
+  [ "$fuzzing" = 0 ] || build_one fuzz make --no-print-directory -j"$cores" fuzz-build
+) &
+builds=$!
+
+# The PostgreSQL cluster starts while the unit tests run.
+have_pg=0
+if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  have_pg=1
+  export KASKAD_PG_STATE=build/pg-test-run.dir
+  ( tools/pg-test.sh start >"$log/pg-url.txt" 2>"$log/pg-start.txt"; echo $? >"$log/pg-start.rc" ) &
+  pg_start=$!
+  trap 'wait $pg_start; tools/pg-test.sh stop >/dev/null 2>&1' EXIT
+fi
 
 echo "== unit tests"
 # every one but the PostgreSQL ones, which run below against a cluster
-if "$B/unit-tests" -store_pg >"$log/unit.txt" 2>&1; then :; fi
+if KK_TEST_JOBS=$unit_jobs "$B/unit-tests" -store_pg >"$log/unit.txt" 2>&1; then :; fi
 cat "$log/unit.txt"
 line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log/unit.txt" | tail -n 1)
 if [ "$line" = "0 passed, 0 failed" ]; then
@@ -78,11 +148,11 @@ echo "== PostgreSQL"
 # The store's PostgreSQL tests, on a private cluster started for them
 # (tools/pg-test.sh) and stopped after. Without PostgreSQL they are not run,
 # said in one line; under CI (CI=true) that is a failure: CI never skips them.
-if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  export KASKAD_PG_STATE=build/pg-test-run.dir
-  if pg_url=$(tools/pg-test.sh start 2>"$log/pg-start.txt"); then
-    trap 'tools/pg-test.sh stop >/dev/null 2>&1' EXIT
-    if KASKAD_TEST_PG=$pg_url "$B/unit-tests" store_pg >"$log/unit-pg.txt" 2>&1; then :; fi
+if [ "$have_pg" = 1 ]; then
+  wait "$pg_start"
+  pg_url=$(cat "$log/pg-url.txt")
+  if [ "$(cat "$log/pg-start.rc")" = 0 ]; then
+    if KK_TEST_JOBS=$pg_unit_jobs KASKAD_TEST_PG=$pg_url "$B/unit-tests" store_pg >"$log/unit-pg.txt" 2>&1; then :; fi
     cat "$log/unit-pg.txt"
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log/unit-pg.txt" | tail -n 1)
     if [ -z "$line" ] || [ "$line" = "0 passed, 0 failed" ]; then
@@ -94,6 +164,7 @@ if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     fi
     # The two end-to-end runs go side by side: their tests mostly wait
     # (timers, the simulators, the network), one file at a time each.
+    release_wait
     files=()
     for f in $PG_E2E; do files+=("tests/e2e/$f.test.mjs"); done
     e2e_exec "$log/e2e.txt" &
@@ -130,10 +201,10 @@ for r in "$B"/replay_*; do
   fi
 done
 
-fs=${FUZZ_SECONDS:-10}
-if [ "$fs" != 0 ] && command -v clang >/dev/null 2>&1; then
+if [ "$fuzzing" = 1 ]; then
   echo "== fuzzing, ${fs}s per target"
-  if make --no-print-directory fuzz FUZZ_SECONDS="$fs" >"$log/fuzz.txt" 2>&1; then
+  if build_wait fuzz "fuzz build" >"$log/fuzz.txt" &&
+       make --no-print-directory fuzz-run FUZZ_SECONDS="$fs" >>"$log/fuzz.txt" 2>&1; then
     grep -E '^(ok|not ok)' "$log/fuzz.txt"
     passed=$((passed + $(grep -c '^ok' "$log/fuzz.txt")))
   else
@@ -146,9 +217,13 @@ fi
 
 echo "== end-to-end tests"
 if [ -d tests/e2e ] && ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
-  [ "${e2e_done:-0}" = 1 ] || e2e_exec "$log/e2e.txt"
+  [ "${e2e_done:-0}" = 1 ] || { release_wait; e2e_exec "$log/e2e.txt"; }
   e2e_tally "$log/e2e.txt"
 fi
+
+# The release build (bin/) is no test; only its failure is said.
+release_wait
+[ "$release_ok" = 1 ] || { echo "not ok - release build (make all)"; tail -n 40 "$log/build-release.txt"; failed=$((failed + 1)); }
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -66,7 +66,9 @@ test('an idempotency key reused with another body is refused; the same body repl
 });
 
 test('cascade timeouts longer than the validity are refused; a cascade ends expired at expires_at', { timeout: 90000 }, async (t) => {
-  const env = await setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 50 } });
+  // ttl_service: the validity of a message without a ttl (a request's ttl
+  // is at least 30s), so that the expiry below comes in seconds.
+  const env = await setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 50 }, args: ['--ttl_service', '5s'] });
   const { k, key } = env;
   const sim = new Sim();
   t.after(() => sim.stop());
@@ -91,10 +93,11 @@ test('cascade timeouts longer than the validity are refused; a cascade ends expi
 
   // VK is never read and the last step has no timeout: the message ends
   // `expired` at its expires_at instead of staying `sent`.
-  const m = await k.send(key, { to: PHONE, vk_id: '1002', text: 'expiring', ttl: '30s',
+  const m = await k.send(key, { to: PHONE, vk_id: '1002', text: 'expiring',
     cascade: [{ channel: 'vk', wait: 'read' }] });
-  await k.waitStatus(key, m.id, 'sent');
-  const done = await k.waitStatus(key, m.id, 'expired', 60000);
+  const sent = await k.waitStatus(key, m.id, 'sent');
+  assert.equal(Date.parse(sent.expires_at) - Date.parse(sent.created_at), 5000, 'the class validity');
+  const done = await k.waitStatus(key, m.id, 'expired', 20000);
   assert.equal(done.finished, true);
   assert.equal(done.attempts[0].status, 'expired');
   const late = Date.parse(done.updated_at) - Date.parse(done.expires_at);

@@ -108,12 +108,17 @@ test('temporary error 0x08 is retried with backoff', async (t) => {
 });
 
 test('temporary errors until the validity ends: expired', async (t) => {
+  // A request's ttl is at least 30s; the validity of a message without one
+  // is its class's setting (ttl_service), which may be shorter: a few
+  // seconds of retries instead of half a minute.
   const { k, smsc, key, finish } = await setup(t, {
-    args: ['--retry-min', '200ms', '--retry-max', '400ms'],
+    args: ['--retry-min', '200ms', '--retry-max', '400ms', '--ttl_service', '4s'],
   });
   smsc.handler = (s) => (s.destination_addr === '79161230104' ? { status: STATUS.ESME_RSYSERR } : undefined);
-  const r = await k.send(key, { to: '79161230104', text: 'never', ttl: '30s' });
-  const m = await k.waitStatus(key, r.id, 'expired', 45000);
+  const r = await k.send(key, { to: '79161230104', text: 'never' });
+  const sent = await k.message(key, r.id);
+  assert.equal(Date.parse(sent.expires_at) - Date.parse(sent.created_at), 4000, 'the class validity');
+  const m = await k.waitStatus(key, r.id, 'expired', 20000);
   const a = m.attempts.filter((x) => x.channel === 'sms').at(-1);
   assert.ok(a, 'an sms attempt');
   assert.match(a.error ?? '', /ESME_RSYSERR/, 'the last SMSC error is kept');

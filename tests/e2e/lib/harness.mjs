@@ -82,6 +82,36 @@ export function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/**
+ * Whether process pid listens on TCP port `port` (Linux /proc): true, false,
+ * or null when it cannot tell. A port found free a moment ago may be taken
+ * by another process before kaskad binds it; then that process answers the
+ * health check, and the test would talk to a stranger.
+ */
+export function listensOn(pid, port) {
+  try {
+    const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+    const inodes = new Set();
+    for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      let text = '';
+      try { text = fsSync.readFileSync(f, 'utf8'); } catch { continue; }
+      for (const line of text.split('\n').slice(1)) {
+        const c = line.trim().split(/\s+/);
+        if (c.length > 9 && c[1].endsWith(hex) && c[3] === '0A') inodes.add(c[9]);
+      }
+    }
+    for (const fd of fsSync.readdirSync(`/proc/${pid}/fd`)) {
+      let link = '';
+      try { link = fsSync.readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { continue; }
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (m && inodes.has(m[1])) return true;
+    }
+    return false;
+  } catch {
+    return null;
+  }
+}
+
 /** A TCP port that was free a moment ago on 127.0.0.1. */
 export async function freePort() {
   return new Promise((resolve, reject) => {
@@ -225,11 +255,19 @@ export class Kaskad {
       if (this.exit) {
         throw new Error(`kaskad exited during start-up (${JSON.stringify(this.exit)}):\n${this.tail()}`);
       }
+      let healthy = false;
       try {
         const r = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(1000) });
         await r.arrayBuffer();
-        if (r.status === 200) return;
+        healthy = r.status === 200;
       } catch { /* not listening yet */ }
+      if (healthy && listensOn(proc.pid, this.port) === false) {
+        // Another process took the port: this kaskad cannot bind it (start() tries another).
+        this.stderr += `EADDRINUSE: port ${this.port} answers, but not from this kaskad\n`;
+        await this.kill9();
+        throw new Error(`port ${this.port} was taken by another process`);
+      }
+      if (healthy) return;
       if (Date.now() > deadline) {
         await this.kill9();
         throw new Error(`kaskad not healthy within ${timeoutMs} ms:\n${this.tail()}`);
