@@ -55,45 +55,42 @@ int pg_msg_get(struct store *s, void *rd, int64_t account_id, const char *public
   struct pg_params p = {0};
   pg_p_text(&p, public_id);
   pg_p_int(&p, account_id);
+  pg_p_int(&p, STORE_MAX_ATTEMPTS);
   int rc;
+  /* One statement, so one snapshot: the message as its attempts are (two
+     reads could fall either side of a commit that moves both). */
   PGresult *r = pg_read(rd,
-                        "SELECT " MSG_COLS ",decisions FROM messages WHERE public_id=$1"
-                        " AND account_id=$2::bigint",
+                        "SELECT m.*,a.* FROM (SELECT " MSG_COLS ",decisions FROM messages"
+                        " WHERE public_id=$1 AND account_id=$2::bigint) m"
+                        " LEFT JOIN LATERAL (SELECT channel,route,status,provider_id,segments,"
+                        "error,created_at,sent_at,delivered_at,read_at,step,cost,"
+                        "COALESCE(price,-1),id FROM attempts WHERE message_id=m.id"
+                        " ORDER BY id LIMIT $3::int) a ON true ORDER BY a.id",
                         &p, &rc);
   if (r == NULL) return KK_ESTORE;
   if (PQntuples(r) == 0) {
     PQclear(r);
     return KK_ENOENT;
   }
-  int64_t id = pg_int(r, 0, 0);
   msg_row(r, 0, 0, out);
   pg_copy(r, 0, 19, out->decisions, sizeof out->decisions);
-  PQclear(r);
-
-  struct pg_params a = {0};
-  pg_p_int(&a, id);
-  pg_p_int(&a, STORE_MAX_ATTEMPTS);
-  r = pg_read(rd,
-              "SELECT channel,route,status,provider_id,segments,error,created_at,"
-              "sent_at,delivered_at,read_at,step,cost,COALESCE(price,-1) FROM attempts"
-              " WHERE message_id=$1::bigint ORDER BY id LIMIT $2::int",
-              &a, &rc);
-  if (r == NULL) return KK_ESTORE;
+  enum { A = MSG_NCOLS + 1 };   /* the attempt's first column */
   for (int i = 0; i < PQntuples(r) && out->nattempts < STORE_MAX_ATTEMPTS; i++) {
+    if (PQgetisnull(r, i, A + 13)) break;   /* no attempt yet */
     struct store_attempt_view *v = &out->attempts[out->nattempts++];
-    pg_copy(r, i, 0, v->channel, sizeof v->channel);
-    pg_copy(r, i, 1, v->route, sizeof v->route);
-    pg_copy(r, i, 2, v->status, sizeof v->status);
-    pg_copy(r, i, 3, v->provider_id, sizeof v->provider_id);
-    v->segments = (int)pg_int(r, i, 4);
-    pg_copy(r, i, 5, v->error, sizeof v->error);
-    v->created_at = pg_int(r, i, 6);
-    v->sent_at = pg_int(r, i, 7);
-    v->delivered_at = pg_int(r, i, 8);
-    v->read_at = pg_int(r, i, 9);
-    v->step = (int)pg_int(r, i, 10);
-    v->cost = pg_int(r, i, 11);
-    v->price = pg_int(r, i, 12);
+    pg_copy(r, i, A + 0, v->channel, sizeof v->channel);
+    pg_copy(r, i, A + 1, v->route, sizeof v->route);
+    pg_copy(r, i, A + 2, v->status, sizeof v->status);
+    pg_copy(r, i, A + 3, v->provider_id, sizeof v->provider_id);
+    v->segments = (int)pg_int(r, i, A + 4);
+    pg_copy(r, i, A + 5, v->error, sizeof v->error);
+    v->created_at = pg_int(r, i, A + 6);
+    v->sent_at = pg_int(r, i, A + 7);
+    v->delivered_at = pg_int(r, i, A + 8);
+    v->read_at = pg_int(r, i, A + 9);
+    v->step = (int)pg_int(r, i, A + 10);
+    v->cost = pg_int(r, i, A + 11);
+    v->price = pg_int(r, i, A + 12);
   }
   PQclear(r);
   return 0;

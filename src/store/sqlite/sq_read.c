@@ -53,7 +53,9 @@ int sq_msg_get(struct store *s, void *rd, int64_t account_id, const char *public
   int64_t id = sqlite3_column_int64(st, 0);
   read_msg_row(st, out);
   sq_col_copy(st, 19, out->decisions, sizeof out->decisions);
-  sqlite3_reset(st);
+  /* The message's statement stays open while its attempts are read: one
+     read transaction, so one snapshot of both. */
+  sqlite3_stmt *msg = st;
 
   st = sq_stmt(c, ST_ATT_VIEW);
   sqlite3_bind_int64(st, 1, id);
@@ -74,6 +76,7 @@ int sq_msg_get(struct store *s, void *rd, int64_t account_id, const char *public
     a->price = sqlite3_column_int64(st, 12);
   }
   sqlite3_reset(st);
+  sqlite3_reset(msg);
   return 0;
 }
 
