@@ -282,7 +282,7 @@ static int get_read(struct store *s, void *rd, void *job) {
   if (rc) return rc;
   /* the figures kept as it goes, not a count over its recipients */
   return STORE_SQL(s, rd,
-                   "SELECT substr(status,3),SUM(n) FROM campaign_counts WHERE account_id=?"
+                   "SELECT substr(status,3),SUM(n) FROM campaign_figures WHERE account_id=?"
                    " AND campaign=? AND status LIKE 'r:%' GROUP BY status",
                    on_count, j->out, SQL_I(j->k.account_id), SQL_T(j->k.name));
 }
@@ -517,8 +517,9 @@ static int counts_read(struct store *s, void *rd, void *job) {
                      j->spec, SQL_I(j->k.account_id), SQL_T(j->k.name));
   if (rc == 0)
     rc = STORE_SQL(s, rd,
-                   "SELECT variant,channel,status,n,cost,sms_only_cost,twice,twice_msgs"
-                   " FROM campaign_counts WHERE account_id=? AND campaign=? AND n<>0"
+                   "SELECT variant,channel,status,SUM(n),SUM(cost),SUM(sms_only_cost),"
+                   "SUM(twice),SUM(twice_msgs) FROM campaign_figures WHERE account_id=?"
+                   " AND campaign=? GROUP BY variant,channel,status HAVING SUM(n)<>0"
                    " ORDER BY variant,channel,status",
                    on_counts, j, SQL_I(j->k.account_id), SQL_T(j->k.name));
   if (rc == 0 && *j->n == 0 && *j->spec == NULL) rc = KK_ENOENT;

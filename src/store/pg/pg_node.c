@@ -101,6 +101,14 @@ static void hb_beat(struct pg_store *q) {
   }
 }
 
+/* Folds the campaigns' rows of changes into their counters (PG_CAMP_FOLD);
+   a failure is logged and tried again at the next beat. */
+static void hb_fold(struct pg_store *q) {
+  if (q->hb.db == NULL || PQstatus(q->hb.db) != CONNECTION_OK) return;
+  if (pg_cmd(&q->hb, PG_CAMP_FOLD, NULL) != 0)
+    kk_error(LOGCTX, "node %lld: folding campaign figures failed", (long long)q->node_id);
+}
+
 /* ---- the listener: the other nodes' news wake an idle writer at once ------------- */
 
 /* Keeps a notification (channel, payload: copied) for the writer. */
@@ -168,6 +176,7 @@ static void *hb_main(void *arg) {
     double now = mono_ms();
     if (now >= next) {
       hb_beat(q);
+      hb_fold(q);
       next = now + PG_HEARTBEAT_MS;
       continue;
     }

@@ -358,6 +358,9 @@ static const char *const migrations[] = {
     PG_CAMP_COUNTS_MIGRATION,
     /* 17: link previews apart from clicks (pg_link.h; SQLite's 25) */
     PG_LINK_PREVIEW_MIGRATION,
+    /* 18: a campaign's figures changed by rows of their own, folded by a
+       heartbeat (pg_int.h; SQLite's 26 is the view alone) */
+    PG_CAMP_DELTAS_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -259,6 +259,9 @@ static const char *const migrations[] = {
     SQ_CAMP_COUNTS_MIGRATION,
     /* 25: link previews apart from clicks (sq_link.h) */
     SQ_LINK_PREVIEW_MIGRATION,
+    /* 26: the view a campaign's figures are read through (PostgreSQL's 18
+       adds its rows of changes there; here it is the counters alone) */
+    "CREATE VIEW campaign_figures AS SELECT * FROM campaign_counts;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
