@@ -354,11 +354,7 @@ int pg_sql(struct store *s, void *rd, const char *sql, const struct store_sql_ar
    folds the changes into campaign_counts about every second
    (PG_CAMP_FOLD), one node at a time. */
 #define PG_CAMP_DELTAS_MIGRATION                                               \
-  ("CREATE TABLE campaign_count_deltas("                                       \
-   " account_id BIGINT NOT NULL, campaign TEXT NOT NULL,"                      \
-   " variant INT NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL,"       \
-   " n BIGINT NOT NULL, cost BIGINT NOT NULL, sms_only_cost BIGINT NOT NULL,"  \
-   " twice BIGINT NOT NULL, twice_msgs BIGINT NOT NULL);"                      \
+  ("CREATE TABLE campaign_count_deltas(LIKE campaign_counts);"               \
    "CREATE INDEX campaign_count_deltas_campaign"                               \
    " ON campaign_count_deltas(account_id, campaign);"                          \
    "CREATE VIEW campaign_figures AS SELECT * FROM campaign_counts"             \
