@@ -89,7 +89,10 @@ _Static_assert(sizeof ((struct store_msg_view *)0)->idem_key > MAX_IDEM,
 
 static int ttl_from_json(json_t *v, long long *ms) {
   if (json_is_integer(v)) {
-    *ms = (long long)json_integer_value(v) * 1000;
+    json_int_t sec = json_integer_value(v);
+    /* seconds past any validity are refused before they overflow */
+    if (sec < 0 || sec > ACCEPT_MAX_TTL_MS / 1000) return KK_EINVAL;
+    *ms = (long long)sec * 1000;
     return 0;
   }
   if (json_is_string(v)) return kk_parse_duration_ms(json_string_value(v), ms);

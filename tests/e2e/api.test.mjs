@@ -32,6 +32,9 @@ test('validation errors', async (t) => {
   await expectError(k, await post({ to: '79161234567', text: 'ж'.repeat(67 * 20) }), 422, 'text_too_long', 'text');
   await expectError(k, await post({ to: '79161234567', text: 'hi', class: 'spam' }), 422, null, 'class');
   await expectError(k, await post({ to: '79161234567', text: 'hi', ttl: 'forever' }), 422, null, 'ttl');
+  // seconds so many that counting them in milliseconds would overflow
+  await expectError(k, await post('{"to":"79161234567","text":"hi","ttl":8888888888888888888}'), 422, 'invalid_ttl', 'ttl');
+  await expectError(k, await post({ to: '79161234567', text: 'hi', ttl: -60 }), 422, 'invalid_ttl', 'ttl');
 
   // A body over the 1 MiB limit.
   const big = JSON.stringify({ to: '79161234567', text: 'x'.repeat(1024 * 1024 + 10) });
