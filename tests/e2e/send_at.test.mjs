@@ -91,6 +91,8 @@ test('send_at: DELETE cancels a scheduled message, which never goes; 409 otherwi
     assert.equal(r.json.status, 'cancelled');
     const got = await k.message(key, m.id);
     assert.equal(got.status, 'cancelled');
+    assert.equal(got.cost, 0);
+    assert.equal(got.sms_only_cost, 0);  // nothing went, so nothing was saved
   }
   // Cancelled already, not scheduled, another account's, unknown.
   const again = await k.request('DELETE', `/v1/messages/${sms.id}`, { key });

@@ -589,7 +589,7 @@ static int msg_cancel(struct store *s, const struct casc_msg *m, int64_t at) {
   pg_p_int(&u, m->id);
   int rc = pg_cmd(w,
                   "UPDATE messages SET status='cancelled', done=1, due_at=NULL, wait_until=NULL,"
-                  " updated_at=$1::bigint WHERE id=$2::bigint",
+                  " sms_only_cost=0, updated_at=$1::bigint WHERE id=$2::bigint",
                   &u);
   if (rc == 0 && m->attempt_id) {
     struct pg_params a = {0};

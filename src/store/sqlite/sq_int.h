@@ -192,7 +192,7 @@
   XX(MSG_EXTRA, "SELECT extra FROM messages WHERE id=?")                       \
   XX(MSG_ID_OF, "SELECT id FROM messages WHERE account_id=? AND public_id=?")  \
   XX(MSG_CANCEL, "UPDATE messages SET status='cancelled', done=1, due_at=NULL,"\
-                 " wait_until=NULL, updated_at=? WHERE id=?")                  \
+                 " wait_until=NULL, sms_only_cost=0, updated_at=? WHERE id=?") \
   XX(ATT_CANCEL, "UPDATE attempts SET status='cancelled', due_at=NULL"         \
                  " WHERE id=?")                                                \
   XX(MSG_STEP, "UPDATE messages SET step=?, attempt_id=?, due_at=?,"           \
