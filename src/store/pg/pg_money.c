@@ -6,9 +6,11 @@
  * so no two nodes spend the same money.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/kk_err.h"
+#include "core/kk_mem.h"
 #include "store/pg/pg_int.h"
 #include "store/store_casc.h"
 #include "store/pg/pg_money.h"
@@ -100,15 +102,36 @@ int pg_money_topup(struct store *s, struct store_op *op) {
               t->ref[0] ? t->ref : NULL, &t->balance, &t->tx_id);
 }
 
+/* An account of a batch and whether it is prepaid. */
+struct acct_flag {
+  int64_t id;
+  int prepaid;
+};
+
+static int cmp_acct(const void *a, const void *b) {
+  int64_t x = ((const struct acct_flag *)a)->id, y = ((const struct acct_flag *)b)->id;
+  return (x > y) - (x < y);
+}
+
+/* The flag of account id among the k sorted accounts (NULL: not there). */
+static struct acct_flag *acct_find(struct acct_flag *acc, int k, int64_t id) {
+  struct acct_flag key = {.id = id};
+  return bsearch(&key, acc, (size_t)k, sizeof *acc, cmp_acct);
+}
+
 int pg_money_prepaid(struct store *s, const struct store_msg_new *msgs, int n,
                      signed char *prepaid) {
+  if (n <= 0) return 0;
+  /* the batch's accounts, each once: sorted, duplicates dropped */
+  struct acct_flag *acc = kk_xcalloc((size_t)n, sizeof *acc);   /* freed below */
+  for (int i = 0; i < n; i++) acc[i].id = msgs[i].account_id;
+  qsort(acc, (size_t)n, sizeof *acc, cmp_acct);
+  int k = 0;
+  for (int i = 0; i < n; i++)
+    if (k == 0 || acc[k - 1].id != acc[i].id) acc[k++] = acc[i];
   struct pg_rows ids = {0};
-  for (int i = 0; i < n; i++) {
-    prepaid[i] = 0;
-    int seen = 0;
-    for (int j = 0; j < i && !seen; j++) seen = msgs[j].account_id == msgs[i].account_id;
-    if (seen) continue;
-    pg_rows_int(&ids, 0, msgs[i].account_id);
+  for (int i = 0; i < k; i++) {
+    pg_rows_int(&ids, 0, acc[i].id);
     pg_rows_end(&ids);
   }
   int rc;
@@ -117,13 +140,20 @@ int pg_money_prepaid(struct store *s, const struct store_msg_new *msgs, int n,
                             " AND prepaid=1",
                             1, &rc);
   pg_rows_free(&ids);
-  if (r == NULL) return rc;
+  if (r == NULL) {
+    free(acc);
+    return rc;
+  }
   for (int row = 0; row < PQntuples(r); row++) {
-    int64_t account_id = pg_int(r, row, 0);
-    for (int i = 0; i < n; i++)
-      if (msgs[i].account_id == account_id) prepaid[i] = 1;
+    struct acct_flag *a = acct_find(acc, k, pg_int(r, row, 0));
+    if (a) a->prepaid = 1;
   }
   PQclear(r);
+  for (int i = 0; i < n; i++) {
+    struct acct_flag *a = acct_find(acc, k, msgs[i].account_id);
+    prepaid[i] = a && a->prepaid;
+  }
+  free(acc);
   return 0;
 }
 
