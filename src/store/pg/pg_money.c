@@ -102,6 +102,24 @@ int pg_money_topup(struct store *s, struct store_op *op) {
               t->ref[0] ? t->ref : NULL, &t->balance, &t->tx_id);
 }
 
+/* Runs sql, its $1 the n ids as a bigint[]: the first at id, each next
+   stride bytes on (a field of an array of structs). Its result (the caller
+   clears it), or NULL with *rc. */
+static PGresult *any_id(struct pg_conn *w, const int64_t *id, size_t stride, int n,
+                        const char *sql, int *rc) {
+  struct pg_rows ids = {0};
+  const char *at = (const char *)id;
+  for (int i = 0; i < n; i++, at += stride) {
+    int64_t v;
+    memcpy(&v, at, sizeof v);
+    pg_rows_int(&ids, 0, v);
+    pg_rows_end(&ids);
+  }
+  PGresult *r = pg_rows_run(w, &ids, sql, 1, rc);
+  pg_rows_free(&ids);
+  return r;
+}
+
 /* An account of a batch and whether it is prepaid. */
 struct acct_flag {
   int64_t id;
@@ -129,17 +147,11 @@ int pg_money_prepaid(struct store *s, const struct store_msg_new *msgs, int n,
   int k = 0;
   for (int i = 0; i < n; i++)
     if (k == 0 || acc[k - 1].id != acc[i].id) acc[k++] = acc[i];
-  struct pg_rows ids = {0};
-  for (int i = 0; i < k; i++) {
-    pg_rows_int(&ids, 0, acc[i].id);
-    pg_rows_end(&ids);
-  }
   int rc;
-  PGresult *r = pg_rows_run(&PG(s)->w, &ids,
-                            "SELECT account_id FROM balances WHERE account_id=ANY($1::bigint[])"
-                            " AND prepaid=1",
-                            1, &rc);
-  pg_rows_free(&ids);
+  PGresult *r = any_id(&PG(s)->w, &acc[0].id, sizeof *acc, k,
+                       "SELECT account_id FROM balances WHERE account_id=ANY($1::bigint[])"
+                       " AND prepaid=1",
+                       &rc);
   if (r == NULL) {
     free(acc);
     return rc;
@@ -198,19 +210,15 @@ int pg_money_hold(struct store *s, struct store_msg_new *m, int prepaid) {
 
 int pg_money_holds_read(struct store *s, struct casc_msg *m, int n) {
   if (n <= 0) return 0;
-  struct pg_rows ids = {0};
   for (int i = 0; i < n; i++) {
     m[i].hold_read = 1;
     m[i].hold = -1;
-    pg_rows_int(&ids, 0, m[i].id);
-    pg_rows_end(&ids);
   }
   int rc;
-  PGresult *r = pg_rows_run(&PG(s)->w, &ids,
-                            "SELECT message_id,amount FROM money_holds"
-                            " WHERE message_id=ANY($1::bigint[])",
-                            1, &rc);
-  pg_rows_free(&ids);
+  PGresult *r = any_id(&PG(s)->w, &m[0].id, sizeof *m, n,
+                       "SELECT message_id,amount FROM money_holds"
+                       " WHERE message_id=ANY($1::bigint[])",
+                       &rc);
   if (r == NULL) {
     for (int i = 0; i < n; i++) m[i].hold_read = 0;
     return rc;
