@@ -12,7 +12,7 @@
 // go while it is being accepted and drains. Every bulk phone gets a consent
 // first (POST /v1/consents/import), before anything is measured.
 import { client } from './client.mjs';
-import { consentAll } from './lib.mjs';
+import { consentAll, histogramsOf, histQ } from './lib.mjs';
 
 const opt = { url: 'http://127.0.0.1:8080', key: '', sim: 'http://127.0.0.1:8090', n: 200000,
               batch: 200, conc: 4, rate: 50, timeout: 600, admin: '', route: '' };
@@ -27,34 +27,11 @@ const SAMPLE = '79269999995';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/* kaskad's histograms of the store (cumulative buckets, sum, count), to see
-   where a stream message waits: its insert behind the writer's batches
+/* kaskad's histograms of the store (lib.mjs histogramsOf), to see where a
+   stream message waits: its insert behind the writer's batches
    (kaskad_store_urgent_wait_seconds), the commits and their sizes. */
 const HISTS = ['kaskad_store_urgent_wait_seconds', 'kaskad_store_commit_seconds', 'kaskad_store_batch_size'];
-async function histograms() {
-  const r = await request('GET', `${opt.url}/metrics`);
-  const out = {};
-  for (const name of HISTS) out[name] = { le: [], n: [], sum: 0, count: 0 };
-  for (const line of r.body.split('\n')) {
-    for (const name of HISTS) {
-      const h = out[name];
-      const m = line.match(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`));
-      if (m) { h.le.push(m[1] === '+Inf' ? Infinity : Number(m[1])); h.n.push(Number(m[2])); }
-      else if (line.startsWith(`${name}_sum `)) h.sum = Number(line.split(' ')[1]);
-      else if (line.startsWith(`${name}_count `)) h.count = Number(line.split(' ')[1]);
-    }
-  }
-  return out;
-}
-/* The upper bound of the bucket that holds quantile p of what was added
-   between histograms a and b. */
-function histQ(a, b, p) {
-  const total = b.count - a.count;
-  if (total <= 0) return null;
-  for (let i = 0; i < b.le.length; i++)
-    if (b.n[i] - (a.n[i] ?? 0) >= p * total) return b.le[i];
-  return Infinity;
-}
+const histograms = async () => histogramsOf((await request('GET', `${opt.url}/metrics`)).body, HISTS);
 const tag = Math.random().toString(36).slice(2, 8);
 const created = new Map();       // text -> created_at (ms)
 const submitted = new Map();     // text -> submit time at the simulator (ms)

@@ -86,6 +86,33 @@ export async function metricsOf(request, url) {
   return m;
 }
 
+/* The histograms named in names (cumulative buckets, sum, count) of a
+   /metrics text: an object of name to { le, n, sum, count }. */
+export function histogramsOf(text, names) {
+  const out = {};
+  for (const name of names) out[name] = { le: [], n: [], sum: 0, count: 0 };
+  for (const line of text.split('\n')) {
+    for (const name of names) {
+      const h = out[name];
+      const m = line.match(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`));
+      if (m) { h.le.push(m[1] === '+Inf' ? Infinity : Number(m[1])); h.n.push(Number(m[2])); }
+      else if (line.startsWith(`${name}_sum `)) h.sum = Number(line.split(' ')[1]);
+      else if (line.startsWith(`${name}_count `)) h.count = Number(line.split(' ')[1]);
+    }
+  }
+  return out;
+}
+
+/* The upper bound of the bucket that holds quantile p of what was added
+   between histograms a and b (histogramsOf), or null when nothing was. */
+export function histQ(a, b, p) {
+  const total = b.count - a.count;
+  if (total <= 0) return null;
+  for (let i = 0; i < b.le.length; i++)
+    if (b.n[i] - (a.n[i] ?? 0) >= p * total) return b.le[i];
+  return Infinity;
+}
+
 /* The sum of the samples of m whose name begins with prefix. */
 export const sumOf = (m, prefix) => [...m].filter(([k]) => k.startsWith(prefix)).reduce((a, [, v]) => a + v, 0);
 

@@ -350,6 +350,7 @@ static void on_messages(void *arg, int rc) {
   struct get_ctx *g = arg;
   json_t *o = camp_json(&g->c);
   json_t *counts = json_object(), *by_status = json_object();
+  if (rc == 0) store_camp_rcpt_counts(g->rows, g->n, g->c.count);
   for (int i = 0; i < STORE_CAMP_NSTATUS; i++)
     json_object_set_new(counts, store_camp_rcpt_statuses[i], json_integer(g->c.count[i]));
   int64_t messages = 0;

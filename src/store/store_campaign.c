@@ -265,26 +265,10 @@ static int on_camp(void *arg, const char *const *cols, int n) {
   return 1;
 }
 
-static int on_count(void *arg, const char *const *cols, int n) {
-  struct store_campaign *c = arg;
-  if (n < 2) return 0;
-  for (int i = 0; i < STORE_CAMP_NSTATUS; i++)
-    if (cols[0] && strcmp(cols[0], store_camp_rcpt_statuses[i]) == 0)
-      c->count[i] = store_col_num(cols[1]);
-  return 0;
-}
-
 static int get_read(struct store *s, void *rd, void *job) {
   struct get_job *j = job;
-  int rc = STORE_SQL_ONE(s, rd,
-                         "SELECT " CAMP_COLS " FROM campaigns WHERE account_id=? AND name=?",
-                         on_camp, j->out, SQL_I(j->k.account_id), SQL_T(j->k.name));
-  if (rc) return rc;
-  /* the figures kept as it goes, not a count over its recipients */
-  return STORE_SQL(s, rd,
-                   "SELECT substr(status,3),SUM(n) FROM campaign_figures WHERE account_id=?"
-                   " AND campaign=? AND status LIKE 'r:%' GROUP BY status",
-                   on_count, j->out, SQL_I(j->k.account_id), SQL_T(j->k.name));
+  return STORE_SQL_ONE(s, rd, "SELECT " CAMP_COLS " FROM campaigns WHERE account_id=? AND name=?",
+                       on_camp, j->out, SQL_I(j->k.account_id), SQL_T(j->k.name));
 }
 
 void store_campaign_get_async(struct store *s, int64_t account_id, const char *name,
@@ -524,6 +508,15 @@ static int counts_read(struct store *s, void *rd, void *job) {
                    on_counts, j, SQL_I(j->k.account_id), SQL_T(j->k.name));
   if (rc == 0 && *j->n == 0 && *j->spec == NULL) rc = KK_ENOENT;
   return rc;
+}
+
+void store_camp_rcpt_counts(const struct store_camp_count *rows, int n, int64_t *count) {
+  for (int i = 0; i < STORE_CAMP_NSTATUS; i++) count[i] = 0;
+  for (int k = 0; k < n; k++) {
+    if (strncmp(rows[k].status, "r:", 2) != 0) continue;
+    for (int i = 0; i < STORE_CAMP_NSTATUS; i++)
+      if (strcmp(rows[k].status + 2, store_camp_rcpt_statuses[i]) == 0) count[i] += rows[k].n;
+  }
 }
 
 void store_camp_counts_async(struct store *s, int64_t account_id, const char *name,

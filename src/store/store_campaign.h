@@ -42,7 +42,8 @@ struct store_campaign {
   char *spec;               /* malloc'd JSON */
   int64_t recipients;
   int64_t created_at, updated_at, started_at, finish_at;
-  int64_t count[STORE_CAMP_NSTATUS];   /* recipients by status */
+  int64_t count[STORE_CAMP_NSTATUS];   /* recipients by status: left 0 by the reads
+                                          below, see store_camp_rcpt_counts */
 };
 void store_campaign_fini(struct store_campaign *c);
 
@@ -147,5 +148,9 @@ struct store_camp_count {
 void store_camp_counts_async(struct store *s, int64_t account_id, const char *name,
                              struct store_camp_count *out, int max, int *n, char **spec,
                              store_done_cb done, void *arg);
+/* The recipients by status (count[STORE_CAMP_NSTATUS], indexed as
+   store_camp_rcpt_statuses) that the n rows of store_camp_counts_async hold:
+   their "r:" rows summed over variants. */
+void store_camp_rcpt_counts(const struct store_camp_count *rows, int n, int64_t *count);
 
 #endif

@@ -156,6 +156,20 @@ struct casc_ops {
   int (*early)(struct store *s, int64_t attempt_id, const char *provider_id,
                struct casc_held *held, int *n);
 };
+/*
+ * The operations each backend names alike, as static functions of its
+ * cascade file (sqlite/sq_cascade.c, pg/pg_cascade.c) and its balances
+ * (P: sq or pg, as P##_money_charge): its table lists these and sets the
+ * others (price, before, att_load, msg_load, att_event) itself.
+ */
+#define CASC_OPS_ALIKE(P)                                                      \
+  .extra = load_extra, .scope = chan_scope, .attempts = load_attempts,         \
+  .att_set = fx_att_set, .att_add = fx_att_add, .decide = fx_decide,           \
+  .msg_step = fx_msg_step, .msg_fin = fx_msg_fin, .msg_mark = fx_msg_mark,     \
+  .event = event_row, .outbox = outbox_row, .att_cost = att_cost,              \
+  .charge = P##_money_charge, .release = P##_money_release,                    \
+  .refund = P##_money_refund, .msg_find = msg_find, .msg_cancel = msg_cancel,  \
+  .att_retry = att_retry, .early = take_early
 
 /*
  * One run of the rules on one message: what the store read for them, what

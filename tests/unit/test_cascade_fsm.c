@@ -622,27 +622,39 @@ KK_TEST(kk_chan_list_matches_drivers) {
   }
 }
 
+/* Message m, one SMS step (status mst, its cost), whose attempt 100 (status
+   ast, sent at sent_at: 0 never) gets ev: the machine's answer once it
+   needs nothing more read. */
+static const struct cfsm_out *sms_event(struct cfsm_msg *m, enum kk_status mst, int64_t cost,
+                                        enum kk_status ast, int64_t sent_at,
+                                        const struct cfsm_event *ev) {
+  memset(m, 0, sizeof *m);
+  parse_steps("sms/delivered/0", m);
+  m->status = mst;
+  m->chan = KK_CHAN_SMS;
+  m->attempt_id = 100;
+  m->cost = cost;
+  m->natt = -1;
+  struct cfsm_att a = {.id = 100, .chan = KK_CHAN_SMS, .status = ast, .sent_at = sent_at};
+  static struct cfsm_out out;
+  for (int i = 0; i < 4; i++) {
+    cfsm_event(m, &a, ev, &out);
+    if (out.need == 0) break;
+    if (out.need & CFSM_NEED_ATTEMPTS) m->natt = 0;
+  }
+  return &out;
+}
+
 /* The refund flag on the attempt's row: only a failure its provider does not
    bill, of an attempt that was sent (charged) before. */
 static int refund_of(int64_t sent_at, enum kk_status ast, int unbilled) {
   struct cfsm_msg m;
-  memset(&m, 0, sizeof m);
-  parse_steps("sms/delivered/0", &m);
-  m.status = sent_at ? KK_ST_SENT : KK_ST_ACCEPTED;
-  m.chan = KK_CHAN_SMS;
-  m.attempt_id = 100;
-  m.natt = -1;
-  struct cfsm_att a = {.id = 100, .chan = KK_CHAN_SMS, .status = ast, .sent_at = sent_at};
   struct cfsm_event ev = {.status = KK_ST_FAILED, .error = "REJECTD", .at = 2000,
                           .unbilled = unbilled};
-  static struct cfsm_out out;
-  for (int i = 0; i < 4; i++) {
-    cfsm_event(&m, &a, &ev, &out);
-    if (out.need == 0) break;
-    if (out.need & CFSM_NEED_ATTEMPTS) m.natt = 0;
-  }
-  for (int i = 0; i < out.nfx; i++)
-    if (out.fx[i].kind == CFSM_FX_ATT_SET) return out.fx[i].refund;
+  const struct cfsm_out *out =
+      sms_event(&m, sent_at ? KK_ST_SENT : KK_ST_ACCEPTED, 0, ast, sent_at, &ev);
+  for (int i = 0; i < out->nfx; i++)
+    if (out->fx[i].kind == CFSM_FX_ATT_SET) return out->fx[i].refund;
   return -1;
 }
 
@@ -657,25 +669,12 @@ KK_TEST(cascade_fsm_refund_of_a_charged_attempt) {
    down by what it was charged; a billed failure keeps its cost. */
 static void refunded_costs(int unbilled, int64_t *att_cost, int64_t *msg_cost) {
   struct cfsm_msg m;
-  memset(&m, 0, sizeof m);
-  parse_steps("sms/delivered/0", &m);
-  m.status = KK_ST_SENT;
-  m.chan = KK_CHAN_SMS;
-  m.attempt_id = 100;
-  m.cost = 7000;
-  m.natt = -1;
-  struct cfsm_att a = {.id = 100, .chan = KK_CHAN_SMS, .status = KK_ST_SENT, .sent_at = 500};
   struct cfsm_event ev = {.status = KK_ST_FAILED, .error = "REJECTD", .at = 2000,
                           .unbilled = unbilled, .charged = unbilled ? 7000 : 0};
-  static struct cfsm_out out;
-  for (int i = 0; i < 4; i++) {
-    cfsm_event(&m, &a, &ev, &out);
-    if (out.need == 0) break;
-    if (out.need & CFSM_NEED_ATTEMPTS) m.natt = 0;
-  }
+  const struct cfsm_out *out = sms_event(&m, KK_ST_SENT, 7000, KK_ST_SENT, 500, &ev);
   *att_cost = -1;
-  for (int i = 0; i < out.nfx; i++)
-    if (out.fx[i].kind == CFSM_FX_ATT_SET) *att_cost = out.fx[i].cost;
+  for (int i = 0; i < out->nfx; i++)
+    if (out->fx[i].kind == CFSM_FX_ATT_SET) *att_cost = out->fx[i].cost;
   *msg_cost = m.cost;
 }
 

@@ -48,20 +48,33 @@ static double wait_copy(struct tmp_store *b, int64_t account, unsigned want, dou
   return -1;
 }
 
-KK_TEST(store_pg_stoplist_reaches_the_other_node) {
+/* A new database with two nodes a and b on it (named na and nb), b's
+   writer up: its listener wakes that once it has run (its first idle
+   commit, idle_ms after the open). */
+static void two_nodes(struct tmp_pg *db, struct tmp_store *a, const char *na, struct tmp_store *b,
+                      const char *nb) {
   kk_test_need_pg();
   kk_log_level = KK_LOG_ERROR;
-  struct tmp_pg db;
-  ASSERT_EQ(tmp_pg_new(&db), 0);
-  struct store_opts o = {.store_url = db.url};
-  static struct tmp_store a, b;
-  ASSERT_EQ(tmp_store_open(&a, "pgpeerA", &o), 0);
-  ASSERT_EQ(tmp_store_open(&b, "pgpeerB", &o), 0);
-  /* B's listener wakes its writer once that has run (its first idle
-     commit, idle_ms after the open) */
+  ASSERT_EQ(tmp_pg_new(db), 0);
+  struct store_opts o = {.store_url = db->url};
+  ASSERT_EQ(tmp_store_open(a, na, &o), 0);
+  ASSERT_EQ(tmp_store_open(b, nb, &o), 0);
   int never = 0;
-  for (int i = 0; i < 400 && !PG(b.store)->writer_up; i++) tmp_store_run_until(&b, &never, 1, 5);
-  ASSERT(PG(b.store)->writer_up);
+  for (int i = 0; i < 400 && !PG(b->store)->writer_up; i++) tmp_store_run_until(b, &never, 1, 5);
+  ASSERT(PG(b->store)->writer_up);
+}
+
+/* Both nodes closed, their database dropped. */
+static void two_nodes_end(struct tmp_pg *db, struct tmp_store *a, struct tmp_store *b) {
+  ASSERT_EQ(tmp_store_close(a), 0);
+  ASSERT_EQ(tmp_store_close(b), 0);
+  ASSERT_EQ(tmp_pg_drop(db), 0);
+}
+
+KK_TEST(store_pg_stoplist_reaches_the_other_node) {
+  struct tmp_pg db;
+  static struct tmp_store a, b;
+  two_nodes(&db, &a, "pgpeerA", &b, "pgpeerB");
   struct store_account acc = {0};
   snprintf(acc.name, sizeof acc.name, "A");
   store_account_create(a.store, &acc, tmp_store_done, &a);
@@ -95,9 +108,7 @@ KK_TEST(store_pg_stoplist_reaches_the_other_node) {
   char p[16];
   phone_of(0, p);
   ASSERT_EQ(store_stop_reason(b.store, acc.id + 1, p), 0);
-  ASSERT_EQ(tmp_store_close(&a), 0);
-  ASSERT_EQ(tmp_store_close(&b), 0);
-  ASSERT_EQ(tmp_pg_drop(&db), 0);
+  two_nodes_end(&db, &a, &b);
 }
 
 /* Runs b's loop until its cached cascade name of account has steps, up to
@@ -124,17 +135,9 @@ static void sql_do(PGconn *c, const char *sql) {
 }
 
 KK_TEST(store_pg_change_missed_while_listening_is_read_again) {
-  kk_test_need_pg();
-  kk_log_level = KK_LOG_ERROR;
   struct tmp_pg db;
-  ASSERT_EQ(tmp_pg_new(&db), 0);
-  struct store_opts o = {.store_url = db.url};
   static struct tmp_store a, b;
-  ASSERT_EQ(tmp_store_open(&a, "pgcatchA", &o), 0);
-  ASSERT_EQ(tmp_store_open(&b, "pgcatchB", &o), 0);
-  int never = 0;
-  for (int i = 0; i < 400 && !PG(b.store)->writer_up; i++) tmp_store_run_until(&b, &never, 1, 5);
-  ASSERT(PG(b.store)->writer_up);
+  two_nodes(&db, &a, "pgcatchA", &b, "pgcatchB");
   PGconn *sql = PQconnectdb(db.admin);   /* on another database: it shuts this one */
   ASSERT(PQstatus(sql) == CONNECTION_OK);
   const char *v1 = "[{\"channel\":\"sms\"}]", *v2 = "[{\"channel\":\"vk\"}]";
@@ -157,7 +160,5 @@ KK_TEST(store_pg_change_missed_while_listening_is_read_again) {
   /* once made again, B reads its configuration over */
   ASSERT(wait_cascade(&b, 7, "c", v2, 5000));
   PQfinish(sql);
-  ASSERT_EQ(tmp_store_close(&a), 0);
-  ASSERT_EQ(tmp_store_close(&b), 0);
-  ASSERT_EQ(tmp_pg_drop(&db), 0);
+  two_nodes_end(&db, &a, &b);
 }

@@ -338,6 +338,17 @@ int pg_msg_cancel(struct store *s, struct store_op *op);
 /* pg_sql.c */
 int pg_sql(struct store *s, void *rd, const char *sql, const struct store_sql_arg *a, int n,
            store_sql_row_fn fn, void *arg);
+/* The start of campaign_counts_keep() (PG_CAMP_COUNTS_MIGRATION, then
+   PG_CAMP_DELTAS_MIGRATION): an UPDATE of a message that changes none of
+   the columns counted changes no figure. */
+#define PG_CAMP_KEEP_SAME                                                      \
+  " IF TG_OP='UPDATE' THEN"                                                    \
+  "  IF OLD.status IS NOT DISTINCT FROM NEW.status"                            \
+  "   AND OLD.channel IS NOT DISTINCT FROM NEW.channel"                        \
+  "   AND OLD.cost IS NOT DISTINCT FROM NEW.cost"                              \
+  "   AND OLD.sms_only_cost IS NOT DISTINCT FROM NEW.sms_only_cost"            \
+  "   AND OLD.delivered_twice IS NOT DISTINCT FROM NEW.delivered_twice THEN"   \
+  "   RETURN NULL; END IF;"
 /* A change of a campaign's figures as a row of its own (sign 1 or -1 for
    message R): the triggers of PG_CAMP_DELTAS_MIGRATION. */
 #define PG_CAMP_DELTA(R, SIGN)                                                 \
@@ -360,13 +371,7 @@ int pg_sql(struct store *s, void *rd, const char *sql, const struct store_sql_ar
    "CREATE VIEW campaign_figures AS SELECT * FROM campaign_counts"             \
    " UNION ALL SELECT * FROM campaign_count_deltas;"                           \
    "CREATE OR REPLACE FUNCTION campaign_counts_keep() RETURNS trigger AS $$ BEGIN"\
-   " IF TG_OP='UPDATE' THEN"                                                   \
-   "  IF OLD.status IS NOT DISTINCT FROM NEW.status"                           \
-   "   AND OLD.channel IS NOT DISTINCT FROM NEW.channel"                       \
-   "   AND OLD.cost IS NOT DISTINCT FROM NEW.cost"                             \
-   "   AND OLD.sms_only_cost IS NOT DISTINCT FROM NEW.sms_only_cost"           \
-   "   AND OLD.delivered_twice IS NOT DISTINCT FROM NEW.delivered_twice THEN"  \
-   "   RETURN NULL; END IF; " PG_CAMP_DELTA("OLD", "-1")                        \
+   PG_CAMP_KEEP_SAME " " PG_CAMP_DELTA("OLD", "-1")                            \
    " END IF; " PG_CAMP_DELTA("NEW", "1") " RETURN NULL; END $$ LANGUAGE plpgsql;"\
    "CREATE OR REPLACE FUNCTION campaign_counts_stop() RETURNS trigger AS $$ BEGIN"\
    " INSERT INTO campaign_count_deltas SELECT account_id,campaign,"            \
@@ -448,13 +453,7 @@ int pg_sql(struct store *s, void *rd, const char *sql, const struct store_sql_ar
    "'r:'||status,COUNT(*),0,0,0,0 FROM campaign_recipients"                    \
    " GROUP BY account_id,campaign,variant,status;"                             \
    "CREATE FUNCTION campaign_counts_keep() RETURNS trigger AS $$ BEGIN"        \
-   " IF TG_OP='UPDATE' THEN"                                                   \
-   "  IF OLD.status IS NOT DISTINCT FROM NEW.status"                           \
-   "   AND OLD.channel IS NOT DISTINCT FROM NEW.channel"                       \
-   "   AND OLD.cost IS NOT DISTINCT FROM NEW.cost"                             \
-   "   AND OLD.sms_only_cost IS NOT DISTINCT FROM NEW.sms_only_cost"           \
-   "   AND OLD.delivered_twice IS NOT DISTINCT FROM NEW.delivered_twice THEN"  \
-   "   RETURN NULL; END IF;"                                                   \
+   PG_CAMP_KEEP_SAME                                                           \
    "  UPDATE campaign_counts SET n=n-1,cost=cost-COALESCE(OLD.cost,0),"        \
    "  sms_only_cost=sms_only_cost-COALESCE(OLD.sms_only_cost,0),"              \
    "  twice=twice-COALESCE(OLD.delivered_twice,0),"                            \

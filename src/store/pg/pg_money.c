@@ -6,9 +6,11 @@
  * so no two nodes spend the same money.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/kk_err.h"
+#include "core/kk_mem.h"
 #include "store/pg/pg_int.h"
 #include "store/store_casc.h"
 #include "store/pg/pg_money.h"
@@ -100,30 +102,70 @@ int pg_money_topup(struct store *s, struct store_op *op) {
               t->ref[0] ? t->ref : NULL, &t->balance, &t->tx_id);
 }
 
-int pg_money_prepaid(struct store *s, const struct store_msg_new *msgs, int n,
-                     signed char *prepaid) {
+/* Runs sql, its $1 the n ids as a bigint[]: the first at id, each next
+   stride bytes on (a field of an array of structs). Its result (the caller
+   clears it), or NULL with *rc. */
+static PGresult *any_id(struct pg_conn *w, const int64_t *id, size_t stride, int n,
+                        const char *sql, int *rc) {
   struct pg_rows ids = {0};
-  for (int i = 0; i < n; i++) {
-    prepaid[i] = 0;
-    int seen = 0;
-    for (int j = 0; j < i && !seen; j++) seen = msgs[j].account_id == msgs[i].account_id;
-    if (seen) continue;
-    pg_rows_int(&ids, 0, msgs[i].account_id);
+  const char *at = (const char *)id;
+  for (int i = 0; i < n; i++, at += stride) {
+    int64_t v;
+    memcpy(&v, at, sizeof v);
+    pg_rows_int(&ids, 0, v);
     pg_rows_end(&ids);
   }
-  int rc;
-  PGresult *r = pg_rows_run(&PG(s)->w, &ids,
-                            "SELECT account_id FROM balances WHERE account_id=ANY($1::bigint[])"
-                            " AND prepaid=1",
-                            1, &rc);
+  PGresult *r = pg_rows_run(w, &ids, sql, 1, rc);
   pg_rows_free(&ids);
-  if (r == NULL) return rc;
+  return r;
+}
+
+/* An account of a batch and whether it is prepaid. */
+struct acct_flag {
+  int64_t id;
+  int prepaid;
+};
+
+static int cmp_acct(const void *a, const void *b) {
+  int64_t x = ((const struct acct_flag *)a)->id, y = ((const struct acct_flag *)b)->id;
+  return (x > y) - (x < y);
+}
+
+/* The flag of account id among the k sorted accounts (NULL: not there). */
+static struct acct_flag *acct_find(struct acct_flag *acc, int k, int64_t id) {
+  struct acct_flag key = {.id = id};
+  return bsearch(&key, acc, (size_t)k, sizeof *acc, cmp_acct);
+}
+
+int pg_money_prepaid(struct store *s, const struct store_msg_new *msgs, int n,
+                     signed char *prepaid) {
+  if (n <= 0) return 0;
+  /* the batch's accounts, each once: sorted, duplicates dropped */
+  struct acct_flag *acc = kk_xcalloc((size_t)n, sizeof *acc);   /* freed below */
+  for (int i = 0; i < n; i++) acc[i].id = msgs[i].account_id;
+  qsort(acc, (size_t)n, sizeof *acc, cmp_acct);
+  int k = 0;
+  for (int i = 0; i < n; i++)
+    if (k == 0 || acc[k - 1].id != acc[i].id) acc[k++] = acc[i];
+  int rc;
+  PGresult *r = any_id(&PG(s)->w, &acc[0].id, sizeof *acc, k,
+                       "SELECT account_id FROM balances WHERE account_id=ANY($1::bigint[])"
+                       " AND prepaid=1",
+                       &rc);
+  if (r == NULL) {
+    free(acc);
+    return rc;
+  }
   for (int row = 0; row < PQntuples(r); row++) {
-    int64_t account_id = pg_int(r, row, 0);
-    for (int i = 0; i < n; i++)
-      if (msgs[i].account_id == account_id) prepaid[i] = 1;
+    struct acct_flag *a = acct_find(acc, k, pg_int(r, row, 0));
+    if (a) a->prepaid = 1;
   }
   PQclear(r);
+  for (int i = 0; i < n; i++) {
+    struct acct_flag *a = acct_find(acc, k, msgs[i].account_id);
+    prepaid[i] = a && a->prepaid;
+  }
+  free(acc);
   return 0;
 }
 
@@ -168,19 +210,15 @@ int pg_money_hold(struct store *s, struct store_msg_new *m, int prepaid) {
 
 int pg_money_holds_read(struct store *s, struct casc_msg *m, int n) {
   if (n <= 0) return 0;
-  struct pg_rows ids = {0};
   for (int i = 0; i < n; i++) {
     m[i].hold_read = 1;
     m[i].hold = -1;
-    pg_rows_int(&ids, 0, m[i].id);
-    pg_rows_end(&ids);
   }
   int rc;
-  PGresult *r = pg_rows_run(&PG(s)->w, &ids,
-                            "SELECT message_id,amount FROM money_holds"
-                            " WHERE message_id=ANY($1::bigint[])",
-                            1, &rc);
-  pg_rows_free(&ids);
+  PGresult *r = any_id(&PG(s)->w, &m[0].id, sizeof *m, n,
+                       "SELECT message_id,amount FROM money_holds"
+                       " WHERE message_id=ANY($1::bigint[])",
+                       &rc);
   if (r == NULL) {
     for (int i = 0; i < n; i++) m[i].hold_read = 0;
     return rc;

@@ -6,6 +6,7 @@
  * the SQLite backend's (sqlite/sq_read.c, sq_sms.c) over the same indexes
  * and within the same bounds.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,27 +27,61 @@
                  "updated_at,cost,sms_only_cost,delivered_twice,done,campaign"
 #define MSG_NCOLS 19
 
+/* Where a column of a row goes in a view: a text copied into a field of
+   size bytes, or a number into an int or int64_t field (by its size). */
+enum col_kind { COL_SKIP, COL_TEXT, COL_NUM };
+struct col_at {
+  enum col_kind kind;
+  size_t off, size;
+};
+#define COL(kind, T, f) {kind, offsetof(T, f), sizeof(((T *)0)->f)}
+#define MV(kind, f) COL(kind, struct store_msg_view, f)
+#define AV(kind, f) COL(kind, struct store_attempt_view, f)
+
+/* The n columns of row row of r from column c0 on into dst, as cols says. */
+static void row_into(const PGresult *r, int row, int c0, const struct col_at *cols, int n,
+                     void *dst) {
+  char *d = dst;
+  for (int i = 0; i < n; i++) {
+    const struct col_at *c = &cols[i];
+    if (c->kind == COL_TEXT) {
+      pg_copy(r, row, c0 + i, d + c->off, c->size);
+    } else if (c->kind == COL_NUM && c->size == sizeof(int64_t)) {
+      int64_t v = pg_int(r, row, c0 + i);
+      memcpy(d + c->off, &v, sizeof v);
+    } else if (c->kind == COL_NUM && c->size == sizeof(int)) {
+      int v = (int)pg_int(r, row, c0 + i);
+      memcpy(d + c->off, &v, sizeof v);
+    }
+  }
+}
+
+/* MSG_COLS into a message's view (its id not kept). */
+static const struct col_at msg_cols[MSG_NCOLS] = {
+    {COL_SKIP, 0, 0},         MV(COL_TEXT, public_id),     MV(COL_TEXT, to),
+    MV(COL_TEXT, sender),     MV(COL_TEXT, msg_class),     MV(COL_TEXT, status),
+    MV(COL_TEXT, encoding),   MV(COL_NUM, segments),       MV(COL_TEXT, channel),
+    MV(COL_TEXT, idem_key),   MV(COL_TEXT, callback_url),  MV(COL_NUM, created_at),
+    MV(COL_NUM, expires_at),  MV(COL_NUM, updated_at),     MV(COL_NUM, cost),
+    MV(COL_NUM, sms_only_cost), MV(COL_NUM, delivered_twice), MV(COL_NUM, done),
+    MV(COL_TEXT, campaign),
+};
+
+/* An attempt's columns as pg_msg_get reads them into its view (its id, the
+   last, only tells whether there is one). */
+#define ATT_NCOLS 13
+static const struct col_at att_cols[ATT_NCOLS] = {
+    AV(COL_TEXT, channel),   AV(COL_TEXT, route),   AV(COL_TEXT, status),
+    AV(COL_TEXT, provider_id), AV(COL_NUM, segments), AV(COL_TEXT, error),
+    AV(COL_NUM, created_at), AV(COL_NUM, sent_at),  AV(COL_NUM, delivered_at),
+    AV(COL_NUM, read_at),    AV(COL_NUM, step),     AV(COL_NUM, cost),
+    AV(COL_NUM, price),
+};
+
 /* Row row of r, MSG_COLS from column c0 on, into v. */
 static void msg_row(const PGresult *r, int row, int c0, struct store_msg_view *v) {
   memset(v, 0, sizeof *v);
-  pg_copy(r, row, c0 + 1, v->public_id, sizeof v->public_id);
-  pg_copy(r, row, c0 + 2, v->to, sizeof v->to);
-  pg_copy(r, row, c0 + 3, v->sender, sizeof v->sender);
-  pg_copy(r, row, c0 + 4, v->msg_class, sizeof v->msg_class);
-  pg_copy(r, row, c0 + 5, v->status, sizeof v->status);
-  pg_copy(r, row, c0 + 6, v->encoding, sizeof v->encoding);
-  v->segments = (int)pg_int(r, row, c0 + 7);
-  pg_copy(r, row, c0 + 8, v->channel, sizeof v->channel);
-  pg_copy(r, row, c0 + 9, v->idem_key, sizeof v->idem_key);
-  pg_copy(r, row, c0 + 10, v->callback_url, sizeof v->callback_url);
-  v->created_at = pg_int(r, row, c0 + 11);
-  v->expires_at = pg_int(r, row, c0 + 12);
-  v->updated_at = pg_int(r, row, c0 + 13);
-  v->cost = pg_int(r, row, c0 + 14);
-  v->sms_only_cost = pg_int(r, row, c0 + 15);
-  v->delivered_twice = (int)pg_int(r, row, c0 + 16);
-  v->done = (int)pg_int(r, row, c0 + 17);
-  pg_copy(r, row, c0 + 18, v->campaign, sizeof v->campaign);
+  row_into(r, row, c0, msg_cols, MSG_NCOLS, v);
 }
 
 int pg_msg_get(struct store *s, void *rd, int64_t account_id, const char *public_id,
@@ -76,21 +111,8 @@ int pg_msg_get(struct store *s, void *rd, int64_t account_id, const char *public
   pg_copy(r, 0, 19, out->decisions, sizeof out->decisions);
   enum { A = MSG_NCOLS + 1 };   /* the attempt's first column */
   for (int i = 0; i < PQntuples(r) && out->nattempts < STORE_MAX_ATTEMPTS; i++) {
-    if (PQgetisnull(r, i, A + 13)) break;   /* no attempt yet */
-    struct store_attempt_view *v = &out->attempts[out->nattempts++];
-    pg_copy(r, i, A + 0, v->channel, sizeof v->channel);
-    pg_copy(r, i, A + 1, v->route, sizeof v->route);
-    pg_copy(r, i, A + 2, v->status, sizeof v->status);
-    pg_copy(r, i, A + 3, v->provider_id, sizeof v->provider_id);
-    v->segments = (int)pg_int(r, i, A + 4);
-    pg_copy(r, i, A + 5, v->error, sizeof v->error);
-    v->created_at = pg_int(r, i, A + 6);
-    v->sent_at = pg_int(r, i, A + 7);
-    v->delivered_at = pg_int(r, i, A + 8);
-    v->read_at = pg_int(r, i, A + 9);
-    v->step = (int)pg_int(r, i, A + 10);
-    v->cost = pg_int(r, i, A + 11);
-    v->price = pg_int(r, i, A + 12);
+    if (PQgetisnull(r, i, A + ATT_NCOLS)) break;   /* no attempt yet */
+    row_into(r, i, A, att_cols, ATT_NCOLS, &out->attempts[out->nattempts++]);
   }
   PQclear(r);
   return 0;

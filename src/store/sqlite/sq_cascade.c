@@ -427,27 +427,9 @@ int sq_msg_cancel(struct store *s, struct store_op *op) {
 }
 
 static const struct casc_ops sq_casc_ops = {
-    .extra = load_extra,
-    .scope = chan_scope,
+    CASC_OPS_ALIKE(sq),
     .price = casc_price,
-    .attempts = load_attempts,
-    .att_set = fx_att_set,
-    .att_add = fx_att_add,
-    .decide = fx_decide,
-    .msg_step = fx_msg_step,
-    .msg_fin = fx_msg_fin,
-    .msg_mark = fx_msg_mark,
-    .event = event_row,
-    .outbox = outbox_row,
     .att_load = casc_att_load,
-    .charge = sq_money_charge,
-    .release = sq_money_release,
-    .refund = sq_money_refund,
     .msg_load = msg_load,
-    .msg_find = msg_find,
-    .msg_cancel = msg_cancel,
-    .att_retry = att_retry,
-    .att_cost = att_cost,
     .att_event = casc_attempt_event,
-    .early = take_early,
 };
