@@ -77,6 +77,9 @@ struct store_op {
                            queued ahead of the others, behind earlier urgent
                            ones, in a batch kept short (store_urgent) */
   double queued_ms;     /* urgent: when it was queued (monotonic), for the wait */
+  int64_t tenant;       /* urgent: the account whose request waits (0: none);
+                           urgent operations are taken in turns by tenant */
+  double turn;          /* urgent: its place in those turns (store_submit) */
   /* NULL, or frees what data points to (before data itself), when the
      operation is done: exec may run more than once (a batch tried again
      whole after a lock conflict), so it leaves data as it found it */
@@ -455,6 +458,8 @@ extern const struct store_backend store_pg_backend;
 int store_open_with(uv_loop_t *loop, const struct store_opts *opts,
                     const struct store_backend *be, struct store **out);
 
+#define STORE_TURN_SLOTS 256
+
 struct store {
   const struct store_backend *be;
   uv_loop_t *loop;
@@ -466,6 +471,16 @@ struct store {
                                    the q_nurgent urgent ones at the head */
   int q_nurgent;
   double urgent_at;             /* writer: when a batch last took urgent ones */
+  /* Turns among urgent operations, guarded by mu (store_submit): an
+     operation's turn is its tenant's last turn (or the turn last taken,
+     if later) plus its rows, and the queue's urgent part is kept in turn
+     order, so a tenant's single message goes ahead of another tenant's
+     queued batches. Tenants are kept in STORE_TURN_SLOTS slots by id; two
+     in one slot share their turns (never going ahead of their own). */
+  double turn_taken;            /* the turn of the last urgent operation taken */
+  double turn_last[STORE_TURN_SLOTS];
+  int64_t turn_tenant;          /* the tenant of the last urgent operation queued */
+  double mixed_at;              /* when urgent operations of another tenant came */
   int q_weight;                 /* rows queued, guarded by mu */
   int w_wait;                   /* what the writer waits for (W_*), guarded by mu */
   struct store_op *done_head, **done_tail; /* committed, guarded by mu */

@@ -46,6 +46,7 @@ void store_msg_insert(struct store *s, struct store_msg_new *msgs, int n,
   d->n = n;
   struct store_op *op = store_atomic(store_op_of(s, STORE_OP_MSG_INSERT, done, arg, d, 0));
   op->weight = 2 * n;
+  op->tenant = n > 0 ? msgs[0].account_id : 0;
   /* A stream message's sender waits for this commit, and so does its SMS. */
   for (int i = 0; i < n && !op->urgent; i++)
     if (!msgs[i].msg_class || strcmp(msgs[i].msg_class, "advertising") != 0) store_urgent(op);

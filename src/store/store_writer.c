@@ -11,6 +11,7 @@
 #include "store/store.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@
 #define URGENT_BATCH 32           /* rows of other operations a batch with urgent ones takes */
 #define STREAM_BATCH 256          /* rows a batch takes at most while urgent ones come: the
                                      next one waits for this commit at most */
+#define FAIR_BATCH 512            /* rows of urgent operations a batch takes while
+                                     several tenants' come */
 #define STREAM_MS 1000.0          /* for this long after the last urgent operation */
 #define GATHER_NS 1000000L        /* longest wait for them under load: 1 ms */
 #define RETRY_MIN_MS 100          /* first pause before kept operations are tried again */
@@ -390,17 +393,26 @@ static void *writer_main(void *arg) {
     struct store_op *batch = s->q_head, *last = batch;
     int weight = last->weight, nops = 1;
     int max = s->max_batch;
-    if (s->q_nurgent > 0) s->urgent_at = mono_ms();
-    else if (mono_ms() - s->urgent_at < STREAM_MS && max > STREAM_BATCH) max = STREAM_BATCH;
+    /* While several tenants' urgent operations come, their batches stay
+       short too: the next tenant's insert waits for this commit at most. */
+    int umax = s->max_batch;
+    if (s->q_nurgent > 0) {
+      s->urgent_at = mono_ms();
+      if (s->urgent_at - s->mixed_at < STREAM_MS && umax > FAIR_BATCH) umax = FAIR_BATCH;
+    } else if (mono_ms() - s->urgent_at < STREAM_MS && max > STREAM_BATCH) {
+      max = STREAM_BATCH;
+    }
     int limit = s->q_nurgent > 0 ? 0 : max;   /* 0: not set yet */
     while (last->next) {
       int more = last->next->weight;
       if (nops >= s->q_nurgent && limit == 0) limit = weight + URGENT_BATCH;
-      if (weight + more > (nops < s->q_nurgent ? s->max_batch : limit)) break;
+      if (weight + more > (nops < s->q_nurgent ? umax : limit)) break;
       last = last->next;
       weight += more;
       nops++;
     }
+    for (struct store_op *op = batch; op != last->next; op = op->next)
+      if (op->urgent && op->turn > s->turn_taken) s->turn_taken = op->turn;
     if (nops >= s->q_nurgent) {
       s->q_nurgent = 0;
       s->q_urgent = &s->q_head;
@@ -479,6 +491,37 @@ void store_poke(struct store *s) {
   pthread_mutex_unlock(&s->mu);
 }
 
+/* The last urgent operation queued; NULL when none is. mu held. */
+static struct store_op *urgent_last(struct store *s) {
+  if (s->q_nurgent == 0 || s->q_urgent == &s->q_head) return NULL;
+  return (struct store_op *)((char *)s->q_urgent - offsetof(struct store_op, next));
+}
+
+/* Queues urgent op at its turn (see struct store: turn_*), behind every
+   queued urgent operation whose turn is not later. mu held. */
+static void urgent_queue(struct store *s, struct store_op *op) {
+  op->queued_ms = mono_ms();
+  double *last = &s->turn_last[(uint64_t)op->tenant % STORE_TURN_SLOTS];
+  op->turn = (*last > s->turn_taken ? *last : s->turn_taken) + op->weight;
+  *last = op->turn;
+  if (s->turn_tenant != 0 && op->tenant != s->turn_tenant) s->mixed_at = op->queued_ms;
+  s->turn_tenant = op->tenant;
+  struct store_op *tail = urgent_last(s);
+  struct store_op **at = s->q_urgent;
+  if (tail && tail->turn > op->turn) {
+    /* operations kept from a failed commit head the urgent part with turn 0 */
+    at = &s->q_head;
+    while ((*at)->turn <= op->turn) at = &(*at)->next;
+  }
+  op->next = *at;
+  *at = op;
+  if (at == s->q_urgent) {
+    if (s->q_tail == s->q_urgent) s->q_tail = &op->next;
+    s->q_urgent = &op->next;
+  }
+  s->q_nurgent++;
+}
+
 /* Queues op (loop thread). */
 void store_submit(struct store *s, struct store_op *op) {
   op->next = NULL;
@@ -486,12 +529,7 @@ void store_submit(struct store *s, struct store_op *op) {
   s->pending++;
   pthread_mutex_lock(&s->mu);
   if (op->urgent) {
-    op->queued_ms = mono_ms();
-    op->next = *s->q_urgent;
-    *s->q_urgent = op;
-    if (s->q_tail == s->q_urgent) s->q_tail = &op->next;
-    s->q_urgent = &op->next;
-    s->q_nurgent++;
+    urgent_queue(s, op);
   } else {
     *s->q_tail = op;
     s->q_tail = &op->next;

@@ -153,19 +153,22 @@ KK_TEST(store_writer_gives_up_on_kept_ops_when_told) {
    operation while the rest is queued. */
 struct order_rec {
   int seq[512];
+  int batch[512];   /* the commits before each one's */
   int n;
   _Atomic int started, go;
 };
 static struct order_rec order_rec;
 
 static int exec_order(struct store *s, struct store_op *op) {
-  (void)s;
   int id = *(int *)op->data;
   if (id < 0) {
     order_rec.started = 1;
     while (!order_rec.go) uv_sleep(1);
   }
-  if (order_rec.n < 512) order_rec.seq[order_rec.n++] = id;
+  if (order_rec.n < 512) {
+    order_rec.batch[order_rec.n] = STORE_FAKE(s)->batches_committed;
+    order_rec.seq[order_rec.n++] = id;
+  }
   return 0;
 }
 
@@ -191,5 +194,39 @@ KK_TEST(store_writer_puts_urgent_ops_ahead) {
   ASSERT_EQ(order_rec.seq[0], -1);
   for (int i = 0; i < 3; i++) ASSERT_EQ(order_rec.seq[1 + i], 400 + i);
   for (int i = 0; i < 400; i++) ASSERT_EQ(order_rec.seq[4 + i], i);
+  wclose(&e);
+}
+
+/* Urgent operations of several tenants are taken in turns by rows: a
+   tenant's single insert goes ahead of another tenant's queued batches,
+   each tenant's own stay in their order, and while tenants mix a batch of
+   urgent ones stays short (the single one commits without the batches). */
+KK_TEST(store_writer_takes_tenants_urgent_ops_in_turns) {
+  struct wenv e;
+  wopen(&e);
+  static int ids[8];
+  memset(&order_rec, 0, sizeof order_rec);
+  ids[0] = -1;
+  store_submit(e.s, store_op_new(exec_order, on_done, &e, &ids[0], 1));
+  while (!order_rec.started) uv_sleep(1);
+  /* tenant 1: three batches of 1,000 messages; tenant 2: one message,
+     then another batch of tenant 1, then another message of tenant 2 */
+  const int64_t tenant[] = {0, 1, 1, 1, 2, 1, 2};
+  const int weight[] = {0, 2000, 2000, 2000, 2, 2000, 2};
+  for (int i = 1; i < 7; i++) {
+    ids[i] = i;
+    struct store_op *op = store_urgent(store_op_new(exec_order, on_done, &e, &ids[i], 1));
+    op->weight = weight[i];
+    op->tenant = tenant[i];
+    store_submit(e.s, op);
+  }
+  order_rec.go = 1;
+  wwait(&e, 7);
+  ASSERT_EQ(order_rec.n, 7);
+  const int want[] = {-1, 4, 6, 1, 2, 3, 5};
+  for (int i = 0; i < 7; i++) ASSERT_EQ(order_rec.seq[i], want[i]);
+  /* tenant 2's two singles commit together, apart from tenant 1's batches */
+  ASSERT_EQ(order_rec.batch[1], order_rec.batch[2]);
+  ASSERT(order_rec.batch[3] > order_rec.batch[2]);
   wclose(&e);
 }
