@@ -145,13 +145,17 @@ void dispatch_enqueue_due(struct dispatch *d, struct store_due *row) {
   row->text = NULL;
 }
 
+/* Ends j if it is the attempt *arg names: 1 then. */
+static int cancel_job(struct job *j, void *arg) {
+  if (j->attempt_id != *(const int64_t *)arg) return 0;
+  j->ended = 1;
+  j->pending = 0;
+  return 1;
+}
+
 static int cancel_in(struct job *list, int64_t attempt_id) {
   for (struct job *j = list; j; j = j->next)
-    if (j->attempt_id == attempt_id) {
-      j->ended = 1;
-      j->pending = 0;
-      return 1;
-    }
+    if (cancel_job(j, &attempt_id)) return 1;
   return 0;
 }
 
@@ -161,7 +165,7 @@ void dispatch_cancel(struct dispatch *d, int64_t attempt_id) {
      in flight. */
   for (struct route *r = d->routes; r; r = r->next)
     for (int l = 0; l < DISPATCH_LANE_COUNT; l++)
-      if (cancel_in(r->q[l].head, attempt_id)) return;
+      if (dispatch_lq_each(&r->q[l], cancel_job, &attempt_id)) return;
   for (int i = 0; i < d->delayed.n; i++) {
     struct job *j = d->delayed.a[i];
     if (j->attempt_id != attempt_id) continue;

@@ -57,7 +57,7 @@ static struct job *queue_pop_lane(struct route *r, int lane) {
 
 struct job *dispatch_queue_pop(struct route *r) {
   for (int l = 0; l < DISPATCH_LANE_COUNT; l++)
-    if (r->q[l].head) return queue_pop_lane(r, l);
+    if (dispatch_lq_peek(&r->q[l])) return queue_pop_lane(r, l);
   return NULL;
 }
 
@@ -346,7 +346,7 @@ void dispatch_pump(struct route *r) {
       }
       if (out < cap) cap = out;
     }
-    struct job *j = r->q[lane].head;
+    struct job *j = dispatch_lq_peek(&r->q[lane]);
     if (j->ended) {
       queue_pop_lane(r, lane);
       if (j->inflight == 0) dispatch_job_free(r->d, j);

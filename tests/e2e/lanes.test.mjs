@@ -1,6 +1,7 @@
 // Lanes: on a route, service and transactional messages go on the stream
 // lane and advertising on the bulk lane, each with its own queue; stream
-// always goes first on the shared session and bulk takes what is left.
+// always goes first on the shared session and bulk takes what is left;
+// within a lane the accounts take turns.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { setup } from './lib/harness.mjs';
@@ -28,6 +29,30 @@ test('lanes: a stream message submitted before queued bulk ones on the same sess
   assert.ok(smsc.submits.every((s) => s.sessionId === smsc.submits[0].sessionId), 'one session');
   const m = await k.waitStatus(key, code.id, ['sent', 'delivered']);
   assert.equal(m.attempts[0].route, 'main');
+  await finish();
+});
+
+test('lanes: one account\'s backlog on a shared route does not hold another account\'s message', async (t) => {
+  // One session, one submit in flight, each answered after 100 ms: account
+  // A's 12 transactional messages queue in the stream lane; B's one comes
+  // after them and goes next in turn, not after A's backlog.
+  const { k, key, smsc, finish } = await setup(t, { route: { sessions: 1, window: 1 } });
+  smsc.handler = () => ({ status: 0, delayMs: 100 });
+  const b = await k.createAccount('second');
+  const mine = Array.from({ length: 12 }, (_, i) => ({ to: PHONE(i), text: `order ${i}`, sender: 'KASKAD', class: 'transactional' }));
+  const r = await k.call('POST', '/v1/messages/batch', { key, body: { messages: mine } }, [200, 202, 207]);
+  assert.equal(r.results.filter((x) => x.status === 'accepted').length, 12, JSON.stringify(r));
+  await smsc.waitFor(() => smsc.submits.length >= 1, 'the first submit of A');
+  const theirs = await k.send(b.key, { to: PHONE(99), text: 'code 5151', sender: 'KASKAD', class: 'transactional' });
+  await smsc.waitFor(() => smsc.submits.length >= 13, 'every submit', 20000);
+  const order = smsc.submits.map((s) => s.text);
+  const at = order.indexOf('code 5151');
+  assert.ok(at >= 1 && at <= 3, `B's message went out next in turn: ${order.join(', ')}`);
+  assert.ok(order.slice(at + 1).filter((x) => x.startsWith('order')).length >= 9, 'most of A\'s went after it');
+  // each account's own messages keep their order
+  const a = order.filter((x) => x.startsWith('order'));
+  assert.deepEqual(a, mine.map((m) => m.text));
+  await k.waitStatus(b.key, theirs.id, ['sent', 'delivered']);
   await finish();
 });
 

@@ -1,5 +1,6 @@
-/* test_dispatch_lane.c - a route's two lanes: FIFO queues, stream before
-   bulk, a rate per lane that lets bulk take what stream leaves. */
+/* test_dispatch_lane.c - a route's two lanes: queues in order per account
+   and fair between accounts, stream before bulk, a rate per lane that lets
+   bulk take what stream leaves. */
 #include <string.h>
 
 #include "dispatch/dispatch_int.h"
@@ -26,7 +27,54 @@ KK_TEST(dispatch_lane_queue_fifo_and_head) {
   dispatch_lq_push(&q, &j[0], 0);
   ASSERT(dispatch_lq_pop(&q) == &j[3]);
   ASSERT(dispatch_lq_pop(&q) == &j[0]);
-  ASSERT(q.head == NULL && q.tail == &q.head);
+  ASSERT(q.cur == NULL && q.prev == NULL && q.n == 0);
+}
+
+/* One account's backlog does not hold another's job: the accounts take one
+   job each in turn, each account's in their order; a job sent back goes
+   first, its account's turn next; a cancel finds a job in any account. */
+static int is_job(struct job *j, void *arg) { return j == arg; }
+
+KK_TEST(dispatch_lane_queue_takes_accounts_in_turn) {
+  struct dispatch_lq q;
+  dispatch_lq_init(&q);
+  struct job a[5], b[2], c;
+  memset(a, 0, sizeof a);
+  memset(b, 0, sizeof b);
+  memset(&c, 0, sizeof c);
+  for (int i = 0; i < 5; i++) a[i].account_id = 7;
+  for (int i = 0; i < 2; i++) b[i].account_id = 7 + DISPATCH_LQ_SLOTS;   /* same slot */
+  c.account_id = 9;
+  for (int i = 0; i < 5; i++) dispatch_lq_push(&q, &a[i], 0);
+  dispatch_lq_push(&q, &b[0], 0);
+  dispatch_lq_push(&q, &b[1], 0);
+  ASSERT_EQ(q.n, 7);
+  ASSERT(dispatch_lq_each(&q, is_job, &b[1]) == 1);
+  ASSERT(dispatch_lq_each(&q, is_job, &c) == 0);
+  ASSERT(dispatch_lq_peek(&q) == &a[0]);
+  ASSERT(dispatch_lq_pop(&q) == &a[0]);
+  ASSERT(dispatch_lq_pop(&q) == &b[0]);
+  /* a newcomer waits for the accounts queued before it, not their backlogs */
+  dispatch_lq_push(&q, &c, 0);
+  ASSERT(dispatch_lq_pop(&q) == &a[1]);
+  ASSERT(dispatch_lq_pop(&q) == &b[1]);
+  ASSERT(dispatch_lq_pop(&q) == &c);
+  /* b's job sent back: first in line, though a's turn came */
+  dispatch_lq_push(&q, &b[1], 1);
+  ASSERT(dispatch_lq_peek(&q) == &b[1]);
+  ASSERT(dispatch_lq_pop(&q) == &b[1]);
+  for (int i = 2; i < 5; i++) ASSERT(dispatch_lq_pop(&q) == &a[i]);
+  ASSERT(dispatch_lq_pop(&q) == NULL);
+  ASSERT(q.cur == NULL && q.n == 0);
+  for (int i = 0; i < DISPATCH_LQ_SLOTS; i++) ASSERT(q.slot[i] == NULL);
+}
+
+/* Takes what is left in both lanes (their accounts' sub-queues are freed
+   as they empty). */
+static void drain(struct dispatch_lq q[DISPATCH_LANE_COUNT]) {
+  for (int l = 0; l < DISPATCH_LANE_COUNT; l++)
+    while (dispatch_lq_pop(&q[l])) {
+    }
 }
 
 KK_TEST(dispatch_lane_stream_always_first) {
@@ -49,6 +97,7 @@ KK_TEST(dispatch_lane_stream_always_first) {
   ASSERT_EQ(dispatch_lane_next(q, b, 0, &wait), DISPATCH_LANE_STREAM);
   ASSERT(dispatch_lq_pop(&q[DISPATCH_LANE_STREAM]) == &stream);
   ASSERT_EQ(dispatch_lane_next(q, b, 0, &wait), DISPATCH_LANE_BULK);
+  drain(q);
 }
 
 KK_TEST(dispatch_lane_rates) {
@@ -97,4 +146,5 @@ KK_TEST(dispatch_lane_bulk_takes_what_stream_leaves) {
   ASSERT_EQ(dispatch_lane_next(q, b, 10, &wait), -1);
   ASSERT(wait > 0 && wait <= 491);
   ASSERT_EQ(dispatch_lane_next(q, b, 1000, &wait), DISPATCH_LANE_STREAM);
+  drain(q);
 }
