@@ -18,7 +18,8 @@
 // every live child), from the first POST to the end, in microseconds.
 // A batch answered 503 (the store refused it) is counted in `refused`; the
 // nodes' failed commits and batches run again after a lock conflict are
-// counted too (failed_commits, lock_retries).
+// counted too (failed_commits, lock_retries), and the operations handed back
+// to a later batch while another node held their message (handed_back).
 // Prints one JSON line (store: the label, else sqlite or postgresql).
 // BENCH_LOG=file keeps what the processes log; KASKAD_BIN_DIR runs the
 // binaries of another folder than bin/.
@@ -196,6 +197,8 @@ const res = {
   // commits that failed, and batches run again after another node's lock
   failed_commits: await metric('kaskad_store_errors_total'),
   lock_retries: await metric('kaskad_store_lock_retries_total'),
+  // operations handed back to a later batch while another node held their message
+  handed_back: await metric('kaskad_store_handed_back_total'),
 };
 for (const u of URLS) {
   let v = 0;
