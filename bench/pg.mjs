@@ -2,6 +2,7 @@
 //
 //   node bench/pg.mjs --mode sms|cascade --store sqlite|postgresql://... --nodes 1
 //                     [--n 50000] [--rate 10000] [--timeout 1s] [--pg_pid PID] [--label NAME]
+//                     [--stall S]
 //
 // Starts bin/kaskad-sim and `nodes` kaskad processes (each on its own HTTP
 // port and data folder, all on the one store; SQLite takes one node), the
@@ -18,7 +19,11 @@
 // every live child), from the first POST to the end, in microseconds.
 // A batch answered 503 (the store refused it) is counted in `refused`; the
 // nodes' failed commits and batches run again after a lock conflict are
-// counted too (failed_commits, lock_retries).
+// counted too (failed_commits, lock_retries), and the operations handed back
+// to a later batch while another node held their message (handed_back).
+// --stall S ends the run when no message has ended for S seconds (the time
+// is then the last end's; the messages left are counted in `stuck`), instead
+// of waiting up to 10 minutes for every one.
 // Prints one JSON line (store: the label, else sqlite or postgresql).
 // BENCH_LOG=file keeps what the processes log; KASKAD_BIN_DIR runs the
 // binaries of another folder than bin/.
@@ -29,7 +34,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { requester, until as waitFor } from './lib.mjs';
 
-const opt = { mode: 'sms', store: 'sqlite', label: '', nodes: 1, n: 50000, rate: 10000, timeout: '1s', pg_pid: 0,
+const opt = { mode: 'sms', store: 'sqlite', label: '', nodes: 1, n: 50000, rate: 10000, timeout: '1s', pg_pid: 0, stall: 0,
               port: 18680, sim_http: 18690, sim_smpp: 12976, sim_smtp: 12977 };
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, '');
@@ -177,8 +182,23 @@ async function worker() {
 }
 await Promise.all([worker(), worker(), worker(), worker()]);
 const tAcc = Date.now();
-await until(async () => (await done()) - base >= accepted, 'every message to end', 600000);
-const t1 = Date.now();
+let t1;
+let stuck = 0;
+if (opt.stall > 0) {
+  // ends when every message has ended, or when none has for `stall` seconds:
+  // the time is then the last one's end, and the rest are counted as stuck
+  let last = -1, lastAt = Date.now();
+  for (;;) {
+    const d = (await done()) - base;
+    if (d !== last) { last = d; lastAt = Date.now(); }
+    if (d >= accepted) { t1 = Date.now(); break; }
+    if (Date.now() - lastAt > opt.stall * 1000) { t1 = lastAt; stuck = accepted - d; break; }
+    await sleep(20);
+  }
+} else {
+  await until(async () => (await done()) - base >= accepted, 'every message to end', 600000);
+  t1 = Date.now();
+}
 const cpu = kks.map((k, i) => ticks(k.pid) - cpu0[i]);
 const pgc = pgTicks() - pg0;
 const steps = opt.mode === 'sms' ? accepted
@@ -187,7 +207,7 @@ const steps = opt.mode === 'sms' ? accepted
     await metric('kaskad_cascade_attempts_total{channel="sms",outcome="started"}');
 const us = (t) => Math.round((t / TICK) * 1e6 / accepted);
 const res = {
-  refused, mode: opt.mode, store: opt.label || (opt.store === 'sqlite' ? 'sqlite' : 'postgresql'), nodes: opt.nodes, n: accepted,
+  refused, stuck, mode: opt.mode, store: opt.label || (opt.store === 'sqlite' ? 'sqlite' : 'postgresql'), nodes: opt.nodes, n: accepted,
   seconds: (t1 - t0) / 1000, accepted_per_s: Math.round(accepted / ((tAcc - t0) / 1000)),
   per_s: Math.round(steps / ((t1 - t0) / 1000)), steps,
   cpu_us_per_msg_nodes: cpu.map(us), cpu_us_per_msg_kaskad: us(cpu.reduce((a, b) => a + b, 0)),
@@ -196,6 +216,8 @@ const res = {
   // commits that failed, and batches run again after another node's lock
   failed_commits: await metric('kaskad_store_errors_total'),
   lock_retries: await metric('kaskad_store_lock_retries_total'),
+  // operations handed back to a later batch while another node held their message
+  handed_back: await metric('kaskad_store_handed_back_total'),
 };
 for (const u of URLS) {
   let v = 0;

@@ -757,6 +757,10 @@ void api_metrics(struct api *a, struct kk_buf *o) {
                    " with another node\n"
                    "# TYPE kaskad_store_lock_retries_total counter\n"
                    "kaskad_store_lock_retries_total %llu\n"
+                   "# HELP kaskad_store_handed_back_total Operations handed back to a later batch"
+                   " while another node held their rows\n"
+                   "# TYPE kaskad_store_handed_back_total counter\n"
+                   "kaskad_store_handed_back_total %llu\n"
                    "# HELP kaskad_store_degraded 1 while the database cannot be written\n"
                    "# TYPE kaskad_store_degraded gauge\nkaskad_store_degraded %d\n"
                    "# HELP kaskad_store_retrying Results of sends waiting to be stored again\n"
@@ -765,7 +769,8 @@ void api_metrics(struct api *a, struct kk_buf *o) {
                    "# TYPE kaskad_store_pending gauge\nkaskad_store_pending %d\n",
                 (unsigned long long)st.errors_busy, (unsigned long long)st.errors_io,
                 (unsigned long long)(st.errors - st.errors_busy - st.errors_io),
-                (unsigned long long)st.lock_retries, st.degraded,
+                (unsigned long long)st.lock_retries, (unsigned long long)st.handed_back,
+                st.degraded,
                 st.retrying, store_pending(a->store));
   kk_buf_printf(o, "# HELP kaskad_early_refused_total Early provider statuses and receipts refused over a scope's cap\n"
                    "# TYPE kaskad_early_refused_total counter\nkaskad_early_refused_total %llu\n"

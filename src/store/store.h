@@ -850,6 +850,8 @@ struct store_stats {
   uint64_t errors_io;       /*   I/O errors, a full disk, a file that cannot be opened */
   uint64_t lock_retries;    /* batches run again whole after a lock conflict with
                                another node's writer (not counted in errors) */
+  uint64_t handed_back;     /* operations handed back to a later batch because
+                               another node's writer held their rows */
   int degraded;             /* 1: writes fail now (see store_degraded) */
   int retrying;             /* writes that must not be lost, waiting to be tried again */
   /* commit latency histogram, upper bounds in ms: see store_hist_bounds */

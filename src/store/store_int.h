@@ -80,11 +80,19 @@ struct store_op {
   int64_t tenant;       /* urgent: the account whose request waits (0: none);
                            urgent operations are taken in turns by tenant */
   double turn;          /* urgent: its place in those turns (store_submit) */
+  int later;            /* times it was handed back (STORE_LATER) */
   /* NULL, or frees what data points to (before data itself), when the
      operation is done: exec may run more than once (a batch tried again
      whole after a lock conflict), so it leaves data as it found it */
   void (*data_free)(void *data);
 };
+
+/* What exec returns for an operation whose rows another node's writer
+   holds now: it has written nothing, and the writer hands it back to a later
+   batch (ahead of the queue, in its order) instead of waiting for the lock.
+   After STORE_LATER_MAX hand-backs the backend waits for the lock instead. */
+#define STORE_LATER 1
+#define STORE_LATER_MAX 64
 
 /* Why a commit failed: kept operations are tried again after a lock or an
    I/O error, which pass; another error (a bug, a corrupt file) would fail

@@ -37,6 +37,7 @@
 #define RETRY_MIN_MS 100          /* first pause before kept operations are tried again */
 #define RETRY_MAX_MS 1000         /* longest pause between tries, and between probes */
 #define STORE_LOCK_TRIES 8        /* runs of a batch that meets other writers' locks */
+#define LATER_PAUSE_MAX_MS 32     /* longest pause after a batch all handed back */
 
 /* What the writer waits for, so that store_submit() wakes it only when that
    has come: a wake-up per operation would cost a futex call on each side
@@ -107,6 +108,7 @@ static int run_try(struct store *s, struct store_op *batch, double t0, int *faul
         /* These find their rows before writing and fail only when the database
            itself does: then the whole transaction goes. */
         op->rc = op->exec(s, op);
+        if (op->rc == STORE_LATER) continue;   /* handed back: nothing written */
         if (op->rc != 0) {
           if (!lock_conflict(s))
             kk_error(LOGCTX, "operation failed (%s): rolling back its batch", kk_strerror(op->rc));
@@ -127,6 +129,10 @@ static int run_try(struct store *s, struct store_op *batch, double t0, int *faul
       }
       int notes_before = s->nw;
       op->rc = op->exec(s, op);
+      if (op->rc == STORE_LATER) {   /* handed back: nothing written */
+        be->release(s);
+        continue;
+      }
       if (op->rc != 0 && (!be->in_tx(s) || lock_conflict(s))) {
         /* The database rolled the whole transaction back itself (an I/O error,
            a full disk), or the operation met another writer's lock: not its
@@ -249,16 +255,19 @@ static void writer_probe(struct store *s) {
   }
 }
 
-/* Moves the kept operations of a failed batch (*batch .. *last) to the head
-   of the queue, in their order, to be tried again; *batch and *last keep
-   the others (NULL when none). Writer, mu held. */
-static void requeue_kept(struct store *s, struct store_op **batch, struct store_op **last) {
+/* Moves the operations of a batch (*batch .. *last) that are kept (those of
+   a failed batch that must not be lost) or, without kept, handed back
+   (STORE_LATER) to the head of the queue, in their order, to be run again;
+   *batch and *last keep the others (NULL when none). Returns how many
+   moved. Writer, mu held. */
+static int requeue(struct store *s, struct store_op **batch, struct store_op **last, int kept_ops) {
   struct store_op *kept = NULL, **kt = &kept, *rest = NULL, **rt = &rest, *rlast = NULL;
   int n = 0, weight = 0;
   for (struct store_op *op = *batch, *next; op; op = next) {
     next = op->next;
     op->next = NULL;
-    if (op->keep) {
+    if (kept_ops ? op->keep : op->rc == STORE_LATER) {
+      if (!kept_ops) op->later++;
       op->rc = 0;
       *kt = op;
       kt = &op->next;
@@ -278,9 +287,9 @@ static void requeue_kept(struct store *s, struct store_op **batch, struct store_
     /* ahead of the urgent ones: they count with them, urgent order stays */
     if (s->q_nurgent > 0) s->q_nurgent += n;
   }
-  s->retrying = n;
   *batch = rest;
   *last = rlast;
+  return n;
 }
 
 /* Writer, mu held, stopping (or given up) while writes fail: every queued
@@ -342,7 +351,7 @@ static void writer_idle(struct store *s) {
 static void *writer_main(void *arg) {
   struct store *s = arg;
   double last_commit = 0;
-  long retry_ms = RETRY_MIN_MS;
+  long retry_ms = RETRY_MIN_MS, later_ms = 1;
   pthread_mutex_lock(&s->mu);
   for (;;) {
     s->w_wait = W_ANY;
@@ -430,11 +439,14 @@ static void *writer_main(void *arg) {
 
     pthread_mutex_lock(&s->mu);
     int again = (fault == STORE_FAULT_BUSY || fault == STORE_FAULT_IO) && !s->final;
+    int later = 0;
     if (again) {
-      requeue_kept(s, &batch, &last);
+      s->retrying = requeue(s, &batch, &last, 1);
     } else {
       s->retrying = 0;
       retry_ms = RETRY_MIN_MS;
+      if (fault == STORE_FAULT_NONE) later = requeue(s, &batch, &last, 0);
+      s->stats.handed_back += (uint64_t)later;
     }
     if (batch) {
       *s->done_tail = batch;
@@ -448,6 +460,15 @@ static void *writer_main(void *arg) {
                retry_ms);
       writer_pause(s, retry_ms, 0);
       retry_ms = retry_ms * 2 < RETRY_MAX_MS ? retry_ms * 2 : RETRY_MAX_MS;
+    }
+    /* A batch that could only hand its operations back: the other node's
+       writer commits in a few ms; a short pause, longer while it lasts, so
+       that this one does not spin on the rows meanwhile. */
+    if (later > 0 && later == nops && !s->stop) {
+      writer_pause(s, later_ms, 0);
+      later_ms = later_ms * 2 < LATER_PAUSE_MAX_MS ? later_ms * 2 : LATER_PAUSE_MAX_MS;
+    } else {
+      later_ms = 1;
     }
   }
   pthread_mutex_unlock(&s->mu);

@@ -641,3 +641,39 @@ void sc_pg_crossed_status(struct sc_pg *p) {
   ASSERT(delivered);
   ASSERT_EQ(e0->num(e0, "SELECT COUNT(*) FROM early_statuses"), 0);
 }
+
+void sc_pg_held_message(struct sc_pg *p) {
+  struct sc_env *e = &p->e[0];
+  channels(e);
+  int64_t now = store_now_ms() - 1000;
+  struct store_msg_new m = msg("h1", VVS, VV_EXTRA, now);
+  put(e, &m);
+  chan_result(e, m.attempt_id, STORE_CHAN_SENT, "vh1", now + 10);
+  int64_t until = numf(e, "SELECT wait_until FROM messages WHERE id=%lld", (long long)m.id);
+  /* another node's open batch holds the message's row */
+  char q[128];
+  snprintf(q, sizeof q, "SELECT id FROM messages WHERE id=%lld FOR UPDATE", (long long)m.id);
+  PQclear(tmp_pg_exec(p->sql, "BEGIN"));
+  ASSERT_EQ(e->num(e, q), m.id);
+  run_begin(e);
+  store_step_timeout(e->t->store, m.id, 0, until, tmp_store_done, e->t);
+  struct store_stats st;
+  for (int i = 0; i < 400; i++) {
+    store_get_stats(e->t->store, &st);
+    if (st.handed_back >= 3) break;
+    struct timespec ts = {0, 5000000L};
+    nanosleep(&ts, NULL);
+  }
+  /* handed back batch after batch, nothing written, no batch rolled back */
+  ASSERT(st.handed_back >= 3);
+  ASSERT_EQ(numf(e, "SELECT COUNT(*) FROM attempts WHERE message_id=%lld", (long long)m.id), 1);
+  ASSERT_EQ(e->t->ndone, run_want - 1);   /* not answered yet */
+  PQclear(tmp_pg_exec(p->sql, "COMMIT"));
+  /* the other commits: the deadline is applied at the next batch */
+  ASSERT_EQ(run_end(e), 0);
+  ASSERT_EQ(numf(e, "SELECT COUNT(*) FROM attempts WHERE message_id=%lld", (long long)m.id), 2);
+  ASSERT_EQ(numf(e, "SELECT step FROM messages WHERE id=%lld", (long long)m.id), 1);
+  store_get_stats(e->t->store, &st);
+  ASSERT_EQ(st.lock_retries, 0);
+  ASSERT_EQ(st.errors, 0);
+}

@@ -42,6 +42,10 @@ void sc_pg_close(struct sc_pg *p);
    answer in a batch that crossed the hold (neither saw the other's row);
    node 1 looks again a second later and the status is applied. */
 void sc_pg_crossed_status(struct sc_pg *p);
+/* A step's deadline for a message whose row another node's open batch
+   holds: handed back to later batches, writing nothing and rolling no
+   batch back, until that commits; then applied. */
+void sc_pg_held_message(struct sc_pg *p);
 
 /* A batch of n messages (half SMS, half VK -> Viber -> SMS) in one
    operation: every one stored, their first steps noted with their rows,

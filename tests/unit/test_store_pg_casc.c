@@ -4,7 +4,8 @@
  * VK -> Viber -> SMS moved by send results, provider statuses, the SMS
  * centre's answer and its receipt; early receipts and statuses matched
  * later; step deadlines. And a status arriving on one node for an attempt
- * the other node started.
+ * the other node started; a step deadline for a message another node's
+ * batch holds, handed back until that commits.
  */
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +41,13 @@ KK_TEST(store_pg_casc_step_timeout) {
   struct sc_pg p;
   sc_pg_open(&p, 1);
   sc_step_timeout(&p.e[0]);
+  sc_pg_close(&p);
+}
+
+KK_TEST(store_pg_casc_held_message_handed_back) {
+  struct sc_pg p;
+  sc_pg_open(&p, 1);
+  sc_pg_held_message(&p);
   sc_pg_close(&p);
 }
 

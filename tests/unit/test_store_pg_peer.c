@@ -5,7 +5,9 @@
  * many payloads as it takes), and taking them off again does too; an idle
  * node hears it at once, not at its next idle commit. A change made while
  * a node's listening connection was lost reaches it once that connection
- * is made again (its configuration is read over).
+ * is made again (its configuration is read over), and so does a deletion:
+ * a named cascade, a template and a route deleted and a key revoked
+ * meanwhile are dropped from its caches.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include "store/pg/pg_int.h"
 #include "store/store.h"
 #include "store/store_optout.h"
+#include "store/store_tpl.h"
 
 #define PHONES 2000   /* ~50,000 bytes of lines: several payloads */
 
@@ -127,6 +130,42 @@ static int wait_cascade(struct tmp_store *b, int64_t account, const char *name, 
   return 0;
 }
 
+/* What B's notes say of a route and a key, as a dispatcher and an API
+   would hold them: 1 present, 0 gone, -1 never heard of. */
+struct seen_cfg {
+  int route, key;
+  uint8_t hash[32];
+};
+
+static void on_cfg(void *ud, const struct store_note *notes, int n) {
+  struct seen_cfg *c = ud;
+  for (int i = 0; i < n; i++) {
+    const struct store_note *t = &notes[i];
+    if (t->kind == STORE_NOTE_ROUTE && strcmp(t->cfg->name, "r1") == 0)
+      c->route = t->cfg->text != NULL;
+    if ((t->kind == STORE_NOTE_KEY_ADD || t->kind == STORE_NOTE_KEY_REVOKE) &&
+        memcmp(t->cfg->hash, c->hash, 32) == 0)
+      c->key = t->kind == STORE_NOTE_KEY_ADD;
+  }
+}
+
+/* Runs b's loop until its caches hold (1) or lack (0) each of: account 7's
+   cascade "d" and template "t1", route "r1" and the key; up to ms: 1 when
+   they do, else 0. */
+static int wait_held(struct tmp_store *b, const struct seen_cfg *c, int want, int ms) {
+  int never = 0;
+  double t0 = now_ms();
+  while (now_ms() - t0 < ms) {
+    char *v = NULL;
+    int casc = store_cascade_get(b->store, 7, "d", &v) == 0;
+    free(v);
+    int tpl = store_template_find(b->store, 7, "t1") != NULL;
+    if (casc == want && tpl == want && c->route == want && c->key == want) return 1;
+    tmp_store_run_until(b, &never, 1, 5);
+  }
+  return 0;
+}
+
 /* Runs sql on c (no rows wanted). */
 static void sql_do(PGconn *c, const char *sql) {
   PGresult *r = tmp_pg_exec(c, sql);
@@ -144,6 +183,21 @@ KK_TEST(store_pg_change_missed_while_listening_is_read_again) {
   store_cascade_put(a.store, 7, "c", v1, tmp_store_done, &a);
   ASSERT_EQ(tmp_store_wait(&a, 1, 10000), 0);
   ASSERT(wait_cascade(&b, 7, "c", v1, 3000));   /* heard as it happened */
+  /* what is deleted while B cannot hear: a named cascade, a template, a
+     route, and a key revoked */
+  static struct seen_cfg seen = {.route = -1, .key = -1};
+  memset(seen.hash, 0xab, sizeof seen.hash);
+  ASSERT_EQ(store_subscribe(b.store, on_cfg, &seen), 0);
+  struct store_account acc = {0};
+  snprintf(acc.name, sizeof acc.name, "K");
+  store_account_create(a.store, &acc, tmp_store_done, &a);
+  ASSERT_EQ(tmp_store_wait(&a, 2, 10000), 0);
+  store_key_add(a.store, acc.id, seen.hash, "kk_catch", tmp_store_done, &a);
+  store_cascade_put(a.store, 7, "d", v1, tmp_store_done, &a);
+  store_template_put(a.store, 7, "t1", "{\"text\":\"hi\"}", tmp_store_done, &a);
+  store_route_put(a.store, "r1", "{\"smsc\":\"x\"}", tmp_store_done, &a);
+  ASSERT_EQ(tmp_store_wait(&a, 6, 10000), 0);
+  ASSERT(wait_held(&b, &seen, 1, 3000));
 
   /* B's listening connection is lost, and cannot be made again until the
      change is committed: its NOTIFY reaches no connection of B's */
@@ -153,12 +207,22 @@ KK_TEST(store_pg_change_missed_while_listening_is_read_again) {
   snprintf(q, sizeof q, "SELECT pg_terminate_backend(%d, 5000)", PQbackendPID(PG(b.store)->hb.db));
   sql_do(sql, q);
   store_cascade_put(a.store, 7, "c", v2, tmp_store_done, &a);
-  ASSERT_EQ(tmp_store_wait(&a, 2, 10000), 0);
+  store_cascade_put(a.store, 7, "d", NULL, tmp_store_done, &a);
+  store_template_put(a.store, 7, "t1", NULL, tmp_store_done, &a);
+  store_route_put(a.store, "r1", NULL, tmp_store_done, &a);
+  struct store_key_revoke rk = {.account_id = 0};
+  snprintf(rk.prefix, sizeof rk.prefix, "kk_catch");
+  store_key_revoke(a.store, &rk, tmp_store_done, &a);
+  ASSERT_EQ(tmp_store_wait(&a, 11, 10000), 0);
+  ASSERT_EQ(rk.n, 1);
   ASSERT(!wait_cascade(&b, 7, "c", v2, 300));   /* not heard */
+  ASSERT(wait_held(&b, &seen, 1, 10));           /* still held */
   snprintf(q, sizeof q, "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true", db.name);
   sql_do(sql, q);
-  /* once made again, B reads its configuration over */
+  /* once made again, B reads its configuration over, and drops what is gone */
   ASSERT(wait_cascade(&b, 7, "c", v2, 5000));
+  ASSERT(wait_held(&b, &seen, 0, 3000));
+  store_unsubscribe(b.store, on_cfg, &seen);
   PQfinish(sql);
   two_nodes_end(&db, &a, &b);
 }

@@ -56,6 +56,7 @@ static int pgb_begin(struct store *s) {
   }
   q->cstats_begin = q->ws.cstats;
   pg_sms_ahead_clear(s);
+  pgc_run_clear(s, 1);
   q->writer_pid = PQbackendPID(w->db);
   q->writer_up = 1;
   pgn_begin(q);
@@ -67,6 +68,7 @@ static int pgb_begin(struct store *s) {
 static int pgb_commit(struct store *s) {
   struct pg_conn *w = &PG(s)->w;
   pg_sms_ahead_clear(s);
+  pgc_run_clear(s, 0);
   if (w->pipe) return pg_pipe_commit(w) == 0 ? 0 : KK_ESTORE;
   int rc;
   PGresult *r = pg_query(w, "COMMIT", NULL, &rc);
@@ -88,6 +90,7 @@ static int in_tx(struct pg_conn *c) {
 static void pgb_rollback(struct store *s) {
   struct pg_conn *w = &PG(s)->w;
   pg_sms_ahead_clear(s);
+  pgc_run_clear(s, 0);
   pg_pipe_abandon(w);
   if (in_tx(w)) PQclear(PQexec(w->db, "ROLLBACK"));
   PG(s)->ws.cstats = PG(s)->cstats_begin;

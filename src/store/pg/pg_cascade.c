@@ -486,6 +486,162 @@ int pgc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_att
                     error, at, units);
 }
 
+/* ---- runs of cascade operations -------------------------------------------- */
+
+/*
+ * A node moves the cascades of other nodes' messages too (a provider's
+ * statuses reach whichever node its webhook calls), and a writer holds each
+ * message's row lock until its batch commits. So that two nodes' batches
+ * neither wait for each other nor deadlock, the first operation of a run of
+ * cascade operations (sends' results, providers' statuses, steps'
+ * deadlines) locks the messages of the whole run in one statement, in id
+ * order, skipping the rows another transaction holds. The operations whose
+ * message was skipped write nothing and are handed back to a later batch
+ * (store_writer.c), by when the other node has committed; so are the later
+ * operations of the batch on the same message, which keeps each message's
+ * operations in their order. An operation handed back STORE_LATER_MAX times
+ * waits for the lock as before.
+ */
+#define RUN_MAX 512
+
+struct pgc_run {
+  struct store_op *ops[RUN_MAX];
+  unsigned char later[RUN_MAX];   /* hand ops[i] back */
+  int n, next;
+};
+
+static int run_op(const struct store_op *op) {
+  return op->exec == pg_chan_result || op->exec == pg_chan_status ||
+         op->exec == pg_step_timeout;
+}
+
+void pgc_run_clear(struct store *s, int batch) {
+  free(PG(s)->ws.crun);
+  PG(s)->ws.crun = NULL;
+  if (batch) PG(s)->ws.later.n = 0;
+}
+
+static int later_has(const struct pgw_ids *l, int64_t id) {
+  for (int i = 0; i < l->n; i++)
+    if (l->id[i] == id) return 1;
+  return 0;
+}
+
+static void later_add(struct pgw_ids *l, int64_t id) {
+  if (later_has(l, id)) return;
+  if (l->n == l->cap) {
+    l->cap = l->cap ? l->cap * 2 : 64;
+    l->id = kk_xrealloc(l->id, (size_t)l->cap * sizeof *l->id);   /* freed by pgw_close */
+  }
+  l->id[l->n++] = id;
+}
+
+/* What finds op's message, as a row of the run's statement. */
+static void run_key(struct pg_rows *k, int i, const struct store_op *op) {
+  int64_t msg = 0, att = 0, scope = 0, upto = 0;
+  const char *ch = NULL, *pid = NULL, *peer = NULL;
+  if (op->exec == pg_step_timeout) {
+    msg = ((const struct store_timeout_data *)op->data)->msg_id;
+  } else if (op->exec == pg_chan_result) {
+    att = ((const struct store_chan_result_data *)op->data)->r.attempt_id;
+  } else {
+    const struct store_chan_status_data *d = op->data;
+    scope = d->st->scope;
+    if (d->provider_id[0]) {
+      ch = d->channel;
+      pid = d->provider_id;
+    } else if (d->peer[0] && strcmp(d->channel, "vk") == 0) {
+      peer = d->peer;
+      upto = d->st->read_upto;
+    }
+  }
+  pg_rows_int(k, 0, i);
+  pg_rows_opt(k, 1, msg);
+  pg_rows_opt(k, 2, att);
+  pg_rows_text(k, 3, ch);
+  pg_rows_text(k, 4, pid);
+  pg_rows_int(k, 5, scope);
+  pg_rows_text(k, 6, peer);
+  pg_rows_int(k, 7, upto);
+  pg_rows_end(k);
+}
+
+/* The messages of the run's operations (found as pg_chan_status and the
+   attempt events find them), locked in id order, those another
+   transaction holds skipped: each (operation, message, locked). */
+#define RUN_LOCK_SQL                                                                       \
+  "WITH k AS (SELECT * FROM unnest($1::int[],$2::bigint[],$3::bigint[],$4::text[],$5::text[]," \
+  "$6::bigint[],$7::text[],$8::bigint[]) AS k(i,msg,att,ch,pid,sc,peer,upto)),"            \
+  " w AS (SELECT k.i,x.id FROM k CROSS JOIN LATERAL (SELECT k.msg AS id WHERE k.msg IS NOT NULL" \
+  " UNION ALL SELECT a.message_id FROM attempts a WHERE a.id=k.att"                          \
+  " UNION ALL SELECT a.message_id FROM attempts a WHERE a.channel=k.ch"                       \
+  " AND a.provider_id=k.pid AND a.scope=k.sc AND a.channel<>'sms'"                          \
+  " UNION ALL SELECT a.message_id FROM attempts a WHERE a.channel='vk' AND a.address=k.peer"  \
+  " AND a.scope=k.sc AND a.provider_id IS NOT NULL AND a.read_at IS NULL"                     \
+  " AND (CASE WHEN a.provider_id ~ '^-?[0-9]{1,18}$' THEN a.provider_id::bigint ELSE 0 END)"  \
+  "<=k.upto) x),"                                                                            \
+  " g AS (SELECT id FROM messages WHERE id IN (SELECT id FROM w) ORDER BY id"                \
+  " FOR UPDATE SKIP LOCKED)"                                                                 \
+  " SELECT w.i,w.id,(g.id IS NOT NULL)::int FROM w LEFT JOIN g ON g.id=w.id"
+
+/* Starts the run that op begins. 0 or KK_ESTORE. */
+static int run_lock(struct store *s, struct store_op *op) {
+  pgc_run_clear(s, 0);
+  if (PG(s)->ws.defer && pgw_flush(s) != 0) return KK_ESTORE;
+  struct pgc_run *run = kk_xcalloc(1, sizeof *run);   /* freed by pgc_run_clear */
+  PG(s)->ws.crun = run;
+  struct pg_rows k = {0};
+  for (struct store_op *o = op; o && run_op(o) && run->n < RUN_MAX; o = o->next) {
+    /* one handed back too often waits for its lock (runs unmarked) */
+    if (o->later < STORE_LATER_MAX) run_key(&k, run->n, o);
+    run->ops[run->n++] = o;
+  }
+  if (k.n == 0) {
+    pg_rows_free(&k);
+    return 0;
+  }
+  int rc;
+  PGresult *r = pg_rows_run(&PG(s)->w, &k, RUN_LOCK_SQL, 8, &rc);
+  pg_rows_free(&k);
+  if (r == NULL) return KK_ESTORE;
+  struct pgw_ids *l = &PG(s)->ws.later;
+  /* an operation on a message held elsewhere goes back, and with it every
+     later one of the batch on that message */
+  for (int row = 0; row < PQntuples(r); row++) {
+    int i = (int)pg_int(r, row, 0);
+    if (i < 0 || i >= run->n) continue;
+    if (!pg_int(r, row, 2) || later_has(l, pg_int(r, row, 1))) run->later[i] = 1;
+  }
+  for (int i = 0; i < run->n; i++) {
+    if (!run->later[i]) continue;
+    for (int row = 0; row < PQntuples(r); row++)
+      if (pg_int(r, row, 0) == i) later_add(l, pg_int(r, row, 1));
+  }
+  /* the rows are in no order: one marked late by a later row is caught here */
+  for (int row = 0; row < PQntuples(r); row++) {
+    int i = (int)pg_int(r, row, 0);
+    if (i >= 0 && i < run->n && !run->later[i] && later_has(l, pg_int(r, row, 1)))
+      run->later[i] = 1;
+  }
+  PQclear(r);
+  return 0;
+}
+
+int pgc_run_take(struct store *s, struct store_op *op) {
+  struct pgc_run *run = PG(s)->ws.crun;
+  if (run == NULL || run->next >= run->n || run->ops[run->next] != op) {
+    if (run_lock(s, op) != 0) {
+      pgc_run_clear(s, 0);
+      return KK_ESTORE;
+    }
+    run = PG(s)->ws.crun;
+  }
+  int i = run->next++;
+  int later = run->later[i];
+  if (run->next >= run->n) pgc_run_clear(s, 0);
+  return later ? STORE_LATER : 0;
+}
+
 /* ---- operations: send results, step deadlines, cancelling ------------------ */
 
 /* The statuses a provider reported before its id was stored (each node may
@@ -552,7 +708,8 @@ static int att_retry(struct store *s, int64_t attempt_id, int64_t retry_at, cons
 }
 
 int pg_chan_result(struct store *s, struct store_op *op) {
-  return casc_chan_result(s, &pg_casc_ops, op);
+  int rc = pgc_run_take(s, op);
+  return rc ? rc : casc_chan_result(s, &pg_casc_ops, op);
 }
 
 /* Locks and reads message id (casc_ops.msg_load). */
@@ -561,7 +718,8 @@ static int msg_lock(struct store *s, int64_t id, struct casc_msg *m) {
 }
 
 int pg_step_timeout(struct store *s, struct store_op *op) {
-  return casc_timeout(s, &pg_casc_ops, &PG(s)->ws.cstats, op);
+  int rc = pgc_run_take(s, op);
+  return rc ? rc : casc_timeout(s, &pg_casc_ops, &PG(s)->ws.cstats, op);
 }
 
 /* Locks and reads message public_id of an account (casc_ops.msg_find). */

@@ -175,6 +175,9 @@ void pgw_close(struct store *s) {
     free(PG(s)->ws.pend[i].id);
     memset(&PG(s)->ws.pend[i], 0, sizeof PG(s)->ws.pend[i]);
   }
+  pgc_run_clear(s, 1);
+  free(PG(s)->ws.later.id);
+  memset(&PG(s)->ws.later, 0, sizeof PG(s)->ws.later);
   PG(s)->ws.rc_n = 0;
 }
 
@@ -293,7 +296,8 @@ int pg_chan_status(struct store *s, struct store_op *op) {
   struct store_chan_status_data *d = op->data;
   d->st->matched = 0;
   PGresult *r = NULL;
-  int rc = 0;
+  int rc = pgc_run_take(s, op);
+  if (rc) return rc;
   if (d->provider_id[0]) {
     struct pg_params p = {0};
     pg_p_text(&p, d->channel);

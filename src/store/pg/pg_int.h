@@ -117,6 +117,10 @@ struct pgw_state {
   int defer_updates;        /* pg_sms.c: defer also holds statuses and ends */
   struct pgw_ids { int64_t *id; int n, cap; } pend[2];   /* owned: the rows of
                                PGW_T_ATT_SET and PGW_T_MSG_FIN that wait */
+  struct pgc_run *crun;     /* pg_cascade.c: a run of cascade operations and
+                               the messages it locked for them; owned */
+  struct pgw_ids later;     /* owned: messages whose operations this batch
+                               handed back (pg_cascade.c) */
   struct pg_rows *defer;    /* pg_msg.c: PGW_T_COUNT tables while a batch of
                                new messages is inserted, else NULL */
 };
@@ -151,6 +155,13 @@ struct pg_store {
   struct pg_heard *inbox;   /* owned */
   int ninbox, capinbox;
   int hb_resets_seen;       /* heartbeat thread: hb.resets when it last looked */
+  /* writer: every route, channel setting, price, named cascade and
+     template this node's caches may hold (pg_node.c), so that reading the
+     configuration over drops what is gone; owned */
+  struct pgn_seen_set {
+    struct pgn_seen { int kind; int64_t account_id; char *name; } *v;
+    size_t cap, n;
+  } seen;
   _Atomic int writer_pid, writer_up;
   char *url;                /* owned: the pool threads' readers connect to it */
   struct pgw_state ws;      /* writer: messages, SMS, channels and cascades */
@@ -598,6 +609,16 @@ int pgc_attempt_event_of(struct store *s, struct casc_msg *m, int64_t attempt_id
    order, into m (at most max; the caller frees each): how many, or
    KK_ESTORE. */
 int pgc_msgs_lock(struct store *s, struct pg_rows *ids, struct casc_msg *m, int max);
+/* Before a cascade operation (a send's result, a provider's status, a
+   step's deadline) runs: the first of a run of them locks the messages of
+   the whole run in one statement, skipping those another writer holds.
+   0: op may run; STORE_LATER: its message is held elsewhere (or an earlier
+   operation of the batch on it was handed back), op must write nothing
+   and is handed back; KK_ESTORE. */
+int pgc_run_take(struct store *s, struct store_op *op);
+/* Forgets the run (each transaction's end); with batch, the messages
+   handed back too (a new batch). */
+void pgc_run_clear(struct store *s, int batch);
 /* The price of one unit on channel for account (0 if none). */
 int64_t pgc_price(struct store *s, int64_t account_id, const char *channel);
 /* casc_new (store_casc.h) with this backend's ops and counters. */

@@ -186,6 +186,117 @@ static void *hb_main(void *arg) {
   return NULL;
 }
 
+/* The configuration tables: each row (account, name, text, number) is
+   noted as the change that wrote it would have been. */
+static const struct {
+  enum store_note_kind kind;
+  const char *sql;
+} catch_up[] = {
+    {STORE_NOTE_ROUTE, "SELECT 0,name,config,0 FROM routes ORDER BY name"},
+    {STORE_NOTE_CHANNEL_CFG,
+     "SELECT account_id,channel,config,0 FROM channel_settings ORDER BY account_id,channel"},
+    {STORE_NOTE_PRICE,
+     "SELECT account_id,channel,NULL,price FROM prices ORDER BY account_id,channel"},
+    {STORE_NOTE_CASCADE_CFG,
+     "SELECT account_id,name,steps,0 FROM cascades ORDER BY account_id,name"},
+    {STORE_NOTE_TEMPLATE_CFG,
+     "SELECT account_id,name,body,updated_at FROM templates ORDER BY account_id,name"},
+};
+
+/* ---- the configuration this node's caches may hold -------------------------------- */
+
+static uint64_t seen_hash(int kind, int64_t account_id, const char *name) {
+  uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)kind;
+  h = (h ^ (uint64_t)account_id) * 0x100000001b3ULL;
+  for (const char *c = name; *c; c++) h = (h ^ (unsigned char)*c) * 0x100000001b3ULL;
+  return h;
+}
+
+/* The slot of (kind, account, name): its entry, or the empty one where it
+   would go (the set has room). */
+static struct pgn_seen *seen_slot(const struct pgn_seen_set *q, int kind, int64_t account_id,
+                                  const char *name) {
+  size_t mask = q->cap - 1;
+  for (size_t i = seen_hash(kind, account_id, name) & mask;; i = (i + 1) & mask) {
+    struct pgn_seen *e = &q->v[i];
+    if (e->name == NULL || (e->kind == kind && e->account_id == account_id &&
+                            strcmp(e->name, name) == 0))
+      return e;
+  }
+}
+
+/* Adds (kind, account, name): entries are never removed (a name deleted
+   is looked for again at each reading over, which finds it gone). */
+static void seen_add(struct pgn_seen_set *q, int kind, int64_t account_id, const char *name) {
+  if (2 * (q->n + 1) > q->cap) {
+    struct pgn_seen *old = q->v;
+    size_t cap = q->cap;
+    q->cap = cap ? 2 * cap : 64;
+    q->v = kk_xcalloc(q->cap, sizeof *q->v);   /* freed by seen_free */
+    for (size_t i = 0; i < cap; i++)
+      if (old[i].name) *seen_slot(q, old[i].kind, old[i].account_id, old[i].name) = old[i];
+    free(old);
+  }
+  struct pgn_seen *e = seen_slot(q, kind, account_id, name);
+  if (e->name) return;
+  e->kind = kind;
+  e->account_id = account_id;
+  e->name = kk_xstrdup(name);   /* freed by seen_free */
+  q->n++;
+}
+
+static void seen_free(struct pgn_seen_set *q) {
+  for (size_t i = 0; i < q->cap; i++) free(q->v[i].name);
+  free(q->v);
+  memset(q, 0, sizeof *q);
+}
+
+static int seen_kind(enum store_note_kind k) {
+  return k == STORE_NOTE_ROUTE || k == STORE_NOTE_CHANNEL_CFG || k == STORE_NOTE_PRICE ||
+         k == STORE_NOTE_CASCADE_CFG || k == STORE_NOTE_TEMPLATE_CFG;
+}
+
+/* What the caches read at start: every row of the configuration tables. */
+static int seen_fill(struct pg_store *q) {
+  for (size_t k = 0; k < sizeof catch_up / sizeof catch_up[0]; k++) {
+    int rc;
+    PGresult *r = pg_query(&q->w, catch_up[k].sql, NULL, &rc);
+    if (r == NULL) return KK_ESTORE;
+    for (int i = 0; i < PQntuples(r); i++)
+      seen_add(&q->seen, catch_up[k].kind, pg_int(r, i, 0), PQgetvalue(r, i, 1));
+    PQclear(r);
+  }
+  return 0;
+}
+
+/* What the batch's notes put into the caches (this node's changes and the
+   others' it heard): notes [0, n). */
+static void seen_notes(struct store *s, int n) {
+  for (int i = 0; i < n; i++) {
+    const struct store_note *t = &s->wnotes[i];
+    if (seen_kind(t->kind) && t->cfg)
+      seen_add(&PG(s)->seen, t->kind, t->account_id, t->cfg->name);
+  }
+}
+
+/* Reading over, kind k of catch_up (its rows r): every name the caches may
+   hold that is no longer a row is noted removed, as its deletion was. */
+static void seen_drop(struct store *s, size_t k, const PGresult *r) {
+  const struct pgn_seen_set *q = &PG(s)->seen;
+  enum store_note_kind kind = catch_up[k].kind;
+  struct pgn_seen_set now = {0};   /* the rows as a set of their own */
+  for (int i = 0; i < PQntuples(r); i++)
+    seen_add(&now, kind, pg_int(r, i, 0), PQgetvalue(r, i, 1));
+  for (size_t i = 0; i < q->cap; i++) {
+    const struct pgn_seen *e = &q->v[i];
+    if (e->name == NULL || e->kind != (int)kind) continue;
+    if (now.cap && seen_slot(&now, e->kind, e->account_id, e->name)->name) continue;
+    int64_t at = kind == STORE_NOTE_PRICE ? -1 : kind == STORE_NOTE_TEMPLATE_CFG ? store_now_ms() : 0;
+    note_cfg(s, kind, e->account_id, e->name, NULL, NULL, at);
+  }
+  seen_free(&now);
+}
+
 int pgn_open(struct pg_store *q, const struct store_opts *opts) {
   q->lease_ms = opts->node_lease_ms > 0 ? opts->node_lease_ms : PG_LEASE_MS;
   if (opts->node_name && opts->node_name[0]) {
@@ -196,6 +307,7 @@ int pgn_open(struct pg_store *q, const struct store_opts *opts) {
     snprintf(q->node_name, sizeof q->node_name, "%s:%ld", host, (long)getpid());
   }
   if (node_insert(q, &q->w, 0) != 0) return KK_ESTORE;
+  if (seen_fill(q) != 0) return KK_ESTORE;
   /* the rows this connection writes are this node's (the columns' default),
      and it hears the others' configuration changes; both come back with a
      reconnect (pg_conn_ensure) */
@@ -238,6 +350,7 @@ void pgn_stop(struct pg_store *q) {
   }
   free(q->inbox);
   q->inbox = NULL;
+  seen_free(&q->seen);
   q->ninbox = q->capinbox = 0;
 }
 
@@ -475,34 +588,19 @@ static int cfg_apply(struct store *s, const char *payload) {
   return rc == 0 ? 0 : KK_ESTORE;
 }
 
-/* The configuration tables: each row (account, name, text, number) is
-   noted as the change that wrote it would have been. */
-static const struct {
-  enum store_note_kind kind;
-  const char *sql;
-} catch_up[] = {
-    {STORE_NOTE_ROUTE, "SELECT 0,name,config,0 FROM routes ORDER BY name"},
-    {STORE_NOTE_CHANNEL_CFG,
-     "SELECT account_id,channel,config,0 FROM channel_settings ORDER BY account_id,channel"},
-    {STORE_NOTE_PRICE,
-     "SELECT account_id,channel,NULL,price FROM prices ORDER BY account_id,channel"},
-    {STORE_NOTE_CASCADE_CFG,
-     "SELECT account_id,name,steps,0 FROM cascades ORDER BY account_id,name"},
-    {STORE_NOTE_TEMPLATE_CFG,
-     "SELECT account_id,name,body,updated_at FROM templates ORDER BY account_id,name"},
-};
-
 /* The other nodes' changes may have been missed (the listening connection
    was lost and made again): every route, channel setting, price, named
    cascade, template, account and key as committed now, noted as the
-   changes that wrote them, so that the caches hold what the database does.
-   A row deleted meanwhile keeps its cached value until it changes again or
-   the node restarts. 0 or KK_ESTORE. */
+   changes that wrote them, so that the caches hold what the database does;
+   a route, setting, price, cascade or template the caches may hold that was
+   deleted meanwhile is noted deleted (a key is never deleted: a revoked one
+   is noted revoked). 0 or KK_ESTORE. */
 static int cfg_catch_up(struct store *s) {
   for (size_t k = 0; k < sizeof catch_up / sizeof catch_up[0]; k++) {
     int rc;
     PGresult *r = pg_query(&PG(s)->w, catch_up[k].sql, NULL, &rc);
     if (r == NULL) return KK_ESTORE;
+    seen_drop(s, k, r);
     for (int i = 0; i < PQntuples(r); i++)
       note_cfg(s, catch_up[k].kind, pg_int(r, i, 0), PQgetvalue(r, i, 1), pg_text(r, i, 2), NULL,
                pg_int(r, i, 3));
@@ -565,6 +663,7 @@ void pgn_before_commit(struct store *s) {
   if (cfg_send(s, nw) != 0) kk_error(LOGCTX, "sending configuration changes to the nodes failed");
   if (pgp_send(s, nw) != 0) kk_error(LOGCTX, "sending stop-list, consent and cap changes to the nodes failed");
   if (cfg_receive(s) != 0) kk_error(LOGCTX, "reading another node's configuration change failed");
+  seen_notes(s, s->nw);
   double m = mono_ms();
   if (m < q->next_heartbeat) return;
   q->next_heartbeat = m + PG_HEARTBEAT_MS;
