@@ -27,6 +27,13 @@
 // Prints one JSON line (store: the label, else sqlite or postgresql).
 // BENCH_LOG=file keeps what the processes log; KASKAD_BIN_DIR runs the
 // binaries of another folder than bin/.
+// --pg_stats 1 (PostgreSQL) adds what the server wrote per message over the
+// same span, from psql: WAL bytes (pg_current_wal_lsn), the database's
+// growth (pg_database_size), statements
+// (pg_stat_statements, where the cluster loads it), rows inserted, updated
+// (HOT or not) and deleted per table (pg_stat_user_tables); with --pg_wal
+// DIR (the cluster's pg_wal, readable) also the WAL records per kind and
+// the B-tree index entries written, from pg_waldump --stats=record.
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -35,6 +42,7 @@ import path from 'node:path';
 import { requester, until as waitFor } from './lib.mjs';
 
 const opt = { mode: 'sms', store: 'sqlite', label: '', nodes: 1, n: 50000, rate: 10000, timeout: '1s', pg_pid: 0, stall: 0,
+              pg_stats: 0, pg_wal: '',
               port: 18680, sim_http: 18690, sim_smpp: 12976, sim_smtp: 12977 };
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, '');
@@ -82,6 +90,54 @@ function pgTicks() {
     } catch { /* gone */ }
   }
   return t;
+}
+
+/* The server's counters now (--pg_stats): WAL position, statements, and
+   per table rows inserted, updated, HOT-updated and deleted. */
+const PGBIN = (() => {
+  try {
+    return fs.readdirSync('/usr/lib/postgresql').sort((a, b) => Number(a) - Number(b))
+      .map((v) => `/usr/lib/postgresql/${v}/bin`).pop();
+  } catch { return ''; }
+})();
+const psql = (sql) => execFileSync(path.join(PGBIN, 'psql'), ['-XAtq', '-d', opt.store, '-c', sql]).toString().trim();
+async function pgSnap() {
+  await sleep(1200);   // the backends report their table counters within a second
+  const stmts = (() => {
+    try {
+      return Number(psql("SELECT COALESCE(SUM(calls),0) FROM pg_stat_statements WHERE dbid=(SELECT oid FROM"
+        + " pg_database WHERE datname=current_database()) AND query NOT LIKE '%pg_stat%'"));
+    } catch { return null; }
+  })();
+  const tables = JSON.parse(psql("SELECT COALESCE(json_object_agg(relname, json_build_array(n_tup_ins,"
+    + "n_tup_upd,n_tup_hot_upd,n_tup_del)),'{}') FROM pg_stat_user_tables"));
+  const [lsn, size] = psql('SELECT pg_current_wal_lsn(), pg_database_size(current_database())').split('|');
+  return { lsn, size: Number(size), stmts, tables };
+}
+/* What the server wrote per message between two snapshots. */
+function pgWrote(a, b, n) {
+  const per = (x) => Math.round((x / n) * 100) / 100;
+  const wal = Number(psql(`SELECT pg_wal_lsn_diff('${b.lsn}','${a.lsn}')`));
+  const rows = {};
+  for (const [t, v] of Object.entries(b.tables)) {
+    const o = a.tables[t] || [0, 0, 0, 0];
+    const d = v.map((x, i) => x - o[i]);
+    if (d.some((x) => x)) rows[t] = { ins: per(d[0]), upd: per(d[1]), hot: per(d[2]), del: per(d[3]) };
+  }
+  const out = { wal_bytes_per_msg: Math.round(wal / n), db_bytes_per_msg: Math.round((b.size - a.size) / n), statements_per_msg: b.stmts === null ? null : per(b.stmts - a.stmts), rows_per_msg: rows };
+  if (opt.pg_wal) {
+    const txt = execFileSync(path.join(PGBIN, 'pg_waldump'), ['-p', opt.pg_wal, '-s', a.lsn, '-e', b.lsn, '--stats=record'],
+      { maxBuffer: 1 << 24 }).toString();
+    const recs = {};
+    for (const line of txt.split('\n')) {
+      const m = /^(\S+)\s+(\d+)\s+\(/.exec(line);
+      if (m && Number(m[2]) > 0 && m[1] !== 'Total') recs[m[1]] = per(Number(m[2]));
+    }
+    out.wal_records_per_msg = recs;
+    out.btree_entries_per_msg = per(Object.entries(recs).filter(([k]) => /^Btree\/INSERT/.test(k))
+      .reduce((t, [, v]) => t + v * n, 0));
+  }
+  return out;
 }
 
 const procs = [];
@@ -155,6 +211,7 @@ const done = opt.mode === 'sms'
   ? () => metric('kaskad_messages_delivered_total')
   : () => metric('kaskad_cascades_finished_total');
 
+const snap0 = opt.pg_stats && opt.store !== 'sqlite' ? await pgSnap() : null;
 const base = await done();
 const cpu0 = kks.map((k) => ticks(k.pid));
 const pg0 = pgTicks();
@@ -205,6 +262,7 @@ const steps = opt.mode === 'sms' ? accepted
   : await metric('kaskad_cascade_attempts_total{channel="vk",outcome="started"}') +
     await metric('kaskad_cascade_attempts_total{channel="viber",outcome="started"}') +
     await metric('kaskad_cascade_attempts_total{channel="sms",outcome="started"}');
+const snap1 = snap0 ? await pgSnap() : null;
 const us = (t) => Math.round((t / TICK) * 1e6 / accepted);
 const res = {
   refused, stuck, mode: opt.mode, store: opt.label || (opt.store === 'sqlite' ? 'sqlite' : 'postgresql'), nodes: opt.nodes, n: accepted,
@@ -219,6 +277,7 @@ const res = {
   // operations handed back to a later batch while another node held their message
   handed_back: await metric('kaskad_store_handed_back_total'),
 };
+if (snap0) Object.assign(res, pgWrote(snap0, snap1, accepted));
 for (const u of URLS) {
   let v = 0;
   for (const line of (await request('GET', `${u}/metrics`)).split('\n'))

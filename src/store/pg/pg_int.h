@@ -343,6 +343,10 @@ PGresult *pg_rows_run(struct pg_conn *c, struct pg_rows *r, const char *sql, int
 void pg_rows_clear(struct pg_rows *r);
 void pg_rows_free(struct pg_rows *r);
 
+/* An attempt's provider id: an SMS attempt's is in sms_provider_id since
+   migration 20, unless it was stored before. */
+#define PG_ATT_PROVIDER_ID "COALESCE(provider_id,sms_provider_id)"
+
 /* pg_msg.c */
 int pg_msg_insert(struct store *s, struct store_op *op);
 int pg_msg_cancel(struct store *s, struct store_op *op);

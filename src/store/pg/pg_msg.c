@@ -217,7 +217,10 @@ static const struct {
                       " AS t(a,b,c,d,e,f,g,h,i,j)",
                       10},
     [PGW_T_ATT_SET] = {"UPDATE attempts a SET status=t.st, sent_at=t.s, delivered_at=t.d,"
-                       " read_at=t.r, provider_id=COALESCE(a.provider_id,t.pid),"
+                       " read_at=t.r, provider_id=CASE WHEN a.channel='sms' THEN a.provider_id"
+                       " ELSE COALESCE(a.provider_id,t.pid) END,"
+                       " sms_provider_id=CASE WHEN a.channel='sms' THEN"
+                       " COALESCE(a.sms_provider_id,t.pid) END,"
                        " error=COALESCE(t.err,a.error), cost=a.cost+t.cost, due_at=NULL,"
                        " parts_sent=t.ps FROM unnest($1::text[],$2::bigint[],$3::bigint[],"
                        "$4::bigint[],$5::text[],$6::text[],$7::bigint[],$8::bigint[],"

@@ -97,7 +97,8 @@ int pg_msg_get(struct store *s, void *rd, int64_t account_id, const char *public
   PGresult *r = pg_read(rd,
                         "SELECT m.*,a.* FROM (SELECT " MSG_COLS ",decisions FROM messages"
                         " WHERE public_id=$1 AND account_id=$2::bigint) m"
-                        " LEFT JOIN LATERAL (SELECT channel,route,status,provider_id,segments,"
+                        " LEFT JOIN LATERAL (SELECT channel,route,status," PG_ATT_PROVIDER_ID ","
+                        "segments,"
                         "error,created_at,sent_at,delivered_at,read_at,step,cost,"
                         "COALESCE(price,-1),id FROM attempts WHERE message_id=m.id"
                         " ORDER BY id LIMIT $3::int) a ON true ORDER BY a.id",

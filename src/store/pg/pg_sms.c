@@ -416,7 +416,7 @@ static int submitted(struct store *s, struct store_op *op) {
     pg_p_int(&q, u->attempt_id);
     rc = pg_cmd(&PG(s)->w,
                 "UPDATE attempts SET parts_sent=$1::bigint,"
-                " provider_id=COALESCE(provider_id,$2::text) WHERE id=$3::bigint",
+                " sms_provider_id=COALESCE(sms_provider_id,$2::text) WHERE id=$3::bigint",
                 &q);
   }
   if (rc || !x->early) return rc;
