@@ -4,11 +4,14 @@
  * this process for a while (a lease in its row, so that of several nodes
  * on one PostgreSQL one works on it at a time) and then:
  *
- *   planning: its audience is read once (the contacts on a pool thread),
- *   planned off the loop (camp_plan: each recipient's time in its window,
- *   at the rate; its variant), and written in batches of STORE_CAMP_BATCH
- *   rows; then it runs. A restart in the middle plans it again from the
- *   start (the rows written so far are deleted first).
+ *   planning: the planner (below) reads its audience a batch at a time
+ *   (the contacts on a pool thread, in phone order), plans each batch off
+ *   the loop (camp_plan_batch: each recipient's time in its window, at the
+ *   rate carried over the whole campaign; its variant) and stores it with
+ *   where the planning then is, so that memory stays bounded whatever the
+ *   audience, a restart goes on from the last batch stored, and the
+ *   recipients planned so far are sent (as below) while the rest is
+ *   planned; after the last batch it runs.
  *
  *   running: the recipients due now, a batch at a time, become messages
  *   through the one way in (accept_submit, as POST /v1/messages/batch),
@@ -20,8 +23,10 @@
  *   times, and then rejected. Past end_at the planned ones expire; with
  *   none planned left, it is done.
  *
- * One step is under way at a time; pause and cancel take effect at the
- * next batch (each reads the campaign's status again).
+ * One step is under way at a time, and beside it one batch of the planner;
+ * pause and cancel take effect at the next batch (each reads the
+ * campaign's status again; the planner's batch is stored only while the
+ * campaign is planning).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -47,6 +52,21 @@
 #define NO_ROUTE_TRIES 5          /* refusals for no route before a recipient is rejected */
 #define NO_ROUTE_WAIT_MS 15000    /* the first wait after one; doubled each time */
 
+/* The campaign being planned (see the planner below). */
+struct camp_planner {
+  int busy;
+  int64_t account_id;
+  char name[STORE_CAMPAIGN_MAX + 1];
+  struct store_campaign camp;   /* as read at the start; recipients and plan_* kept as it goes */
+  json_t *specdoc;
+  struct camp_spec spec;
+  struct camp_audience *aud;    /* the batch in hand */
+  int64_t slot;                 /* the next free send instant after it */
+  struct store_camp_rcpt *rows;
+  struct store_camp_op op;
+  uv_work_t work;
+};
+
 struct camp_runner {
   struct api *a;
   uv_timer_t timer;
@@ -68,7 +88,7 @@ struct camp_runner {
   struct api_msg_item parsed[STORE_CAMP_BATCH];
   struct accept_item items[STORE_CAMP_BATCH];
   struct accept_req req;
-  struct camp_audience *plan;
+  struct camp_planner pl;
 };
 
 static void next_camp(struct camp_runner *r);
@@ -78,7 +98,7 @@ static void skip(struct camp_runner *r);
 
 static void finish_pass(struct camp_runner *r) {
   r->busy = 0;
-  if (r->closed) free(r);
+  if (r->closed && !r->pl.busy) free(r);
 }
 
 static void drop_camp(struct camp_runner *r) {
@@ -339,6 +359,16 @@ static int collect(void *arg, const struct store_contact *c) {
     p->full = 1;
     return KK_ENOSPC;
   }
+  if (p->limit && p->n >= p->limit) {
+    p->more = 1;
+    return KK_ENOSPC;
+  }
+  snprintf(p->after, sizeof p->after, "%s", c->phone);
+  p->from++;
+  if (p->count_only) {
+    p->n++;
+    return 0;
+  }
   json_t *v = json_object(), *a = json_object();
   if (c->name[0]) json_object_set_new(v, "name", json_string(c->name));
   json_t *attrs = c->attrs ? json_loads(c->attrs, 0, NULL) : NULL;
@@ -363,8 +393,14 @@ static int collect(void *arg, const struct store_contact *c) {
   return 0;
 }
 
-void camp_audience_plan(struct camp_audience *p, const struct camp_spec *sp, const char *name,
-                        int64_t now, int paced) {
+struct camp_plan_opts camp_plan_opts_of(const struct camp_spec *sp, int64_t now) {
+  return (struct camp_plan_opts){.start_ms = sp->start_at > now ? sp->start_at : now,
+                                 .end_ms = sp->end_at, .window = sp->window,
+                                 .per_minute = sp->per_minute, .spread_ms = sp->spread_ms};
+}
+
+/* Each recipient's variant, and room for its time. */
+static void plan_prepare(struct camp_audience *p, const struct camp_spec *sp, const char *name) {
   size_t n = p->n;
   free(p->r);
   free(p->variant);
@@ -374,120 +410,211 @@ void camp_audience_plan(struct camp_audience *p, const struct camp_spec *sp, con
     p->r[i].timezone = p->tz[i];
     p->variant[i] = camp_variant_of(sp, name, p->phone[i]);
   }
-  struct camp_plan_opts o = {.start_ms = sp->start_at > now ? sp->start_at : now,
-                             .end_ms = sp->end_at, .window = sp->window,
-                             .per_minute = paced ? sp->per_minute : 0,
-                             .spread_ms = paced ? sp->spread_ms : 0};
-  camp_plan(p->r, n, &o);
+}
+
+static void plan_finish(struct camp_audience *p) {
   p->finish_at = 0;
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < p->n; i++)
     if (p->r[i].at > p->finish_at) p->finish_at = p->r[i].at;
 }
 
+void camp_audience_plan(struct camp_audience *p, const struct camp_spec *sp, const char *name,
+                        int64_t now, int paced) {
+  plan_prepare(p, sp, name);
+  struct camp_plan_opts o = camp_plan_opts_of(sp, now);
+  if (!paced) o.per_minute = 0, o.spread_ms = 0;
+  camp_plan(p->r, p->n, &o);
+  plan_finish(p);
+}
+
+void camp_audience_plan_batch(struct camp_audience *p, const struct camp_spec *sp,
+                              const char *name, int64_t now, int64_t gap, int64_t *slot) {
+  plan_prepare(p, sp, name);
+  struct camp_plan_opts o = camp_plan_opts_of(sp, now);
+  camp_plan_batch(p->r, p->n, &o, gap, slot);
+  plan_finish(p);
+}
+
+/*
+ * The planner: one planning campaign at a time, beside the batches of
+ * messages (which go out for its recipients already planned). Its audience
+ * is read a batch of CAMP_PLAN_BATCH at a time from where the last batch
+ * stored ended, planned off the loop at the rate carried from batch to
+ * batch, and stored with where the planning then is (one transaction: a
+ * restart goes on from there, no recipient twice and none skipped); then
+ * the next batch, until a short one, stored as the last (the campaign then
+ * running). A spread over a duration needs the audience's size: counted
+ * first, once.
+ */
+static void pl_next(struct camp_runner *r);
+
+static void pl_end(struct camp_runner *r, int rc) {
+  struct camp_planner *pl = &r->pl;
+  if (rc) kk_warnx(LOGCTX, "campaign %s: planning: %s", pl->name, kk_strerror(rc));
+  camp_audience_free(pl->aud);
+  pl->aud = NULL;
+  free(pl->rows);
+  pl->rows = NULL;
+  store_campaign_fini(&pl->camp);
+  json_decref(pl->specdoc);
+  pl->specdoc = NULL;
+  pl->busy = 0;
+  if (r->closed && !r->busy) free(r);
+}
+
+static void pl_on_added(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  struct camp_planner *pl = &r->pl;
+  free(pl->rows);   /* their vars belong to the batch */
+  pl->rows = NULL;
+  if (rc || r->stopping || !pl->op.ok) {
+    pl_end(r, rc);
+    return;
+  }
+  pl->camp.recipients = pl->op.recipients;
+  snprintf(pl->camp.plan_after, sizeof pl->camp.plan_after, "%s", pl->op.plan_after);
+  pl->camp.plan_slot = pl->op.plan_slot;
+  camp_audience_free(pl->aud);
+  pl->aud = NULL;
+  if (pl->op.last) {
+    kk_info(LOGCTX, "campaign %s: %lld recipients planned", pl->name,
+            (long long)pl->camp.recipients);
+    pl_end(r, 0);
+    return;
+  }
+  pl_next(r);
+}
+
 /* Off the loop: each recipient's time and variant. */
-static void plan_work(uv_work_t *w) {
+static void pl_work(uv_work_t *w) {
   struct camp_runner *r = w->data;
-  camp_audience_plan(r->plan, &r->spec, r->camp.name, store_now_ms(), 1);
+  struct camp_planner *pl = &r->pl;
+  pl->slot = pl->camp.plan_slot;
+  camp_audience_plan_batch(pl->aud, &pl->spec, pl->name, store_now_ms(), pl->camp.plan_gap,
+                           &pl->slot);
 }
 
-static void write_rows(struct camp_runner *r);
-
-static void on_planned(void *arg, int rc) {
-  struct camp_runner *r = arg;
-  camp_audience_free(r->plan);
-  r->plan = NULL;
-  if (rc == 0 && !r->op.ok && strcmp(r->op.status, "cancelled") == 0 && !r->stopping) {
-    /* cancelled while being planned: what was written is cancelled too */
-    move_to(r, ",cancelled,", "cancelled", on_any);
+static void pl_planned(uv_work_t *w, int status) {
+  struct camp_runner *r = w->data;
+  struct camp_planner *pl = &r->pl;
+  struct camp_audience *p = pl->aud;
+  if (status != 0 || r->stopping) {
+    pl_end(r, 0);
     return;
   }
-  if (rc == 0 && r->op.ok)
-    kk_info(LOGCTX, "campaign %s: %lld recipients planned", r->camp.name,
-            (long long)r->op.recipients);
-  on_any(r, rc);
-}
-
-static void on_rows(void *arg, int rc) {
-  struct camp_runner *r = arg;
-  if (rc || r->stopping) {
-    store_camp_rcpt_free(r->rows, r->nrows);
-    r->nrows = 0;
-    camp_audience_free(r->plan);
-    r->plan = NULL;
-    on_any(r, rc);
-    return;
-  }
-  r->nrows = 0;   /* their vars belong to the plan */
-  write_rows(r);
-}
-
-static void write_rows(struct camp_runner *r) {
-  struct camp_audience *p = r->plan;
-  if (p->written == p->n) {
-    op_begin(r, STORE_CAMP_STATUS);
-    r->op.recipients = (int64_t)p->n;
-    r->op.finish_at = p->finish_at;
-    move_to(r, ",planning,", "running", on_planned);
-    return;
-  }
-  int k = 0;
-  for (; k < STORE_CAMP_BATCH && p->written < p->n; k++, p->written++) {
-    size_t i = p->written;
-    struct store_camp_rcpt *x = &r->rows[k];
-    memset(x, 0, sizeof *x);
-    x->seq = (int64_t)i + 1;
+  pl->rows = kk_xcalloc(p->n ? p->n : 1, sizeof *pl->rows);   /* freed by pl_on_added */
+  for (size_t i = 0; i < p->n; i++) {
+    struct store_camp_rcpt *x = &pl->rows[i];
+    x->seq = pl->camp.recipients + (int64_t)i + 1;
     snprintf(x->phone, sizeof x->phone, "%s", p->phone[i]);
     x->variant = p->variant[i];
     x->planned_at = p->r[i].at;
-    x->vars = NULL;
+    x->vars = p->vars[i];   /* borrowed from the batch for the write */
     snprintf(x->status, sizeof x->status, "%s", p->r[i].at ? "planned" : "expired");
   }
-  /* vars borrowed from the plan for the write */
-  op_begin(r, STORE_CAMP_ADD);
-  for (int j = 0; j < k; j++) r->rows[j].vars = p->vars[p->written - (size_t)k + (size_t)j];
-  r->op.rows = r->rows;
-  r->op.n = k;
-  r->nrows = 0;   /* nothing of rows to free: the plan owns vars */
-  store_campaign_write(r->a->store, &r->op, on_rows, r);
-}
-
-static void plan_after(uv_work_t *w, int status) {
-  struct camp_runner *r = w->data;
-  if (status != 0 || r->stopping) {
-    camp_audience_free(r->plan);
-    r->plan = NULL;
-    on_any(r, 0);
-    return;
-  }
-  r->plan->written = 0;
-  write_rows(r);
-}
-
-static void on_gathered(void *arg, int rc) {
-  struct camp_runner *r = arg;
-  if (r->plan->full) {
-    kk_warnx(LOGCTX, "campaign %s: audience cut at %d recipients", r->camp.name,
+  memset(&pl->op, 0, sizeof pl->op);
+  pl->op.kind = STORE_CAMP_ADD;
+  pl->op.account_id = pl->account_id;
+  snprintf(pl->op.name, sizeof pl->op.name, "%s", pl->name);
+  snprintf(pl->op.owner, sizeof pl->op.owner, "%s", r->owner);
+  pl->op.rows = pl->rows;
+  pl->op.n = (int)p->n;
+  pl->op.finish_at = p->finish_at;
+  if (pl->spec.phones)
+    snprintf(pl->op.plan_after, sizeof pl->op.plan_after, "%zu", p->from);
+  else
+    snprintf(pl->op.plan_after, sizeof pl->op.plan_after, "%s", p->after);
+  pl->op.plan_slot = pl->slot;
+  pl->op.plan_gap = pl->camp.plan_gap;
+  pl->op.last = !p->more;
+  if (p->more && pl->camp.recipients + (int64_t)p->n >= CAMP_RECIPIENTS_MAX) {
+    kk_warnx(LOGCTX, "campaign %s: audience cut at %d recipients", pl->name,
              CAMP_RECIPIENTS_MAX);
-    rc = 0;
+    pl->op.last = 1;
   }
-  if (rc || r->stopping) {
-    camp_audience_free(r->plan);
-    r->plan = NULL;
-    on_any(r, rc);
-    return;
-  }
-  r->work.data = r;
-  uv_queue_work(r->a->loop, &r->work, plan_work, plan_after);
+  store_campaign_write(r->a->store, &pl->op, pl_on_added, r);
 }
 
-static void on_reset(void *arg, int rc) {
+static void pl_on_read(void *arg, int rc) {
   struct camp_runner *r = arg;
-  if (rc || r->stopping || !r->op.ok) {
-    on_any(r, rc);
+  struct camp_planner *pl = &r->pl;
+  if (rc == KK_ENOSPC && (pl->aud->more || pl->aud->full)) rc = 0;
+  if (rc || r->stopping) {
+    pl_end(r, rc);
     return;
   }
-  r->plan = kk_xcalloc(1, sizeof *r->plan);   /* freed by camp_audience_free */
-  camp_audience_read(r->a, r->refs[r->at].account_id, &r->spec, r->plan, on_gathered, r);
+  pl->work.data = r;
+  uv_queue_work(r->a->loop, &pl->work, pl_work, pl_planned);
+}
+
+/* The next batch of the audience, from where the last one stored ended. */
+static void pl_next(struct camp_runner *r) {
+  struct camp_planner *pl = &r->pl;
+  struct camp_audience *p = kk_xcalloc(1, sizeof *p);   /* freed by camp_audience_free */
+  pl->aud = p;
+  if (pl->spec.phones)
+    p->from = (size_t)strtoull(pl->camp.plan_after, NULL, 10);
+  else
+    snprintf(p->after, sizeof p->after, "%s", pl->camp.plan_after);
+  /* up to the campaign's bound (a batch that reaches it is its last) */
+  int64_t room = CAMP_RECIPIENTS_MAX - pl->camp.recipients;
+  int64_t batch = r->a->camp_batch > 0 ? r->a->camp_batch : CAMP_PLAN_BATCH;
+  p->limit = (size_t)(room < batch ? (room > 1 ? room : 1) : batch);
+  camp_audience_read(r->a, pl->account_id, &pl->spec, p, pl_on_read, r);
+}
+
+static void pl_on_counted(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  struct camp_planner *pl = &r->pl;
+  if (rc == KK_ENOSPC && pl->aud->full) rc = 0;
+  if (rc || r->stopping) {
+    pl_end(r, rc);
+    return;
+  }
+  struct camp_plan_opts o = camp_plan_opts_of(&pl->spec, 0);
+  pl->camp.plan_gap = camp_plan_gap(&o, pl->aud->n);
+  camp_audience_free(pl->aud);
+  pl->aud = NULL;
+  pl_next(r);
+}
+
+static void pl_on_camp(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  struct camp_planner *pl = &r->pl;
+  if (rc || r->stopping || strcmp(pl->camp.status, "planning") != 0) {
+    pl_end(r, rc == KK_ENOENT ? 0 : rc);
+    return;
+  }
+  struct api_err e = {0};
+  pl->specdoc = json_loads(pl->camp.spec ? pl->camp.spec : "", 0, NULL);
+  if (camp_spec_parse(pl->specdoc, &pl->spec, &e) != 0) {
+    pl_end(r, 0);   /* the runner says why */
+    return;
+  }
+  if (pl->camp.plan_gap >= 0) {   /* a planning under way */
+    pl_next(r);
+    return;
+  }
+  struct camp_plan_opts o = camp_plan_opts_of(&pl->spec, 0);
+  if (o.per_minute > 0 || o.spread_ms <= 0) {
+    pl->camp.plan_gap = camp_plan_gap(&o, 0);
+    pl_next(r);
+    return;
+  }
+  /* a spread: the audience's size first */
+  pl->aud = kk_xcalloc(1, sizeof *pl->aud);   /* freed by camp_audience_free */
+  pl->aud->count_only = 1;
+  camp_audience_read(r->a, pl->account_id, &pl->spec, pl->aud, pl_on_counted, r);
+}
+
+/* The planning campaign ref planned, unless the planner has one in hand. */
+static void pl_start(struct camp_runner *r, const struct store_camp_ref *ref) {
+  struct camp_planner *pl = &r->pl;
+  if (pl->busy) return;
+  pl->busy = 1;
+  pl->account_id = ref->account_id;
+  snprintf(pl->name, sizeof pl->name, "%s", ref->name);
+  store_campaign_get_async(r->a->store, pl->account_id, pl->name, &pl->camp, pl_on_camp, r);
 }
 
 void camp_audience_read(struct api *a, int64_t account_id, const struct camp_spec *sp,
@@ -502,11 +629,13 @@ void camp_audience_read(struct api *a, int64_t account_id, const struct camp_spe
       if (phone_normalize(json_string_value(x), p->given[p->ngiven], sizeof p->given[0]) == 0)
         p->ngiven++;
     }
-    store_contacts_of_async(a->store, account_id, (const char(*)[16])p->given, p->ngiven,
-                            collect, p, done, arg);
+    size_t from = p->from < p->ngiven ? p->from : p->ngiven;
+    store_contacts_of_async(a->store, account_id, (const char(*)[16])p->given + from,
+                            p->ngiven - from, collect, p, done, arg);
     return;
   }
-  store_contacts_each_async(a->store, account_id, sp->list, sp->segment, collect, p, done, arg);
+  store_contacts_from_async(a->store, account_id, sp->list, sp->segment, p->after, collect, p,
+                            done, arg);
 }
 
 /* ---- one campaign --------------------------------------------------------------- */
@@ -526,12 +655,14 @@ static void on_camp(void *arg, int rc) {
     return;
   }
   int64_t now = store_now_ms();
-  if (strcmp(r->camp.status, "planning") == 0) {
-    /* planned from the start: rows of an interrupted planning go first */
-    op_begin(r, STORE_CAMP_STATUS);
-    move_to(r, ",planning,", "planning", on_reset);
-  } else if (strcmp(r->camp.status, "running") != 0) {
+  int planning = strcmp(r->camp.status, "planning") == 0;
+  /* planned a batch at a time by the planner (from where it stopped, after
+     a restart), its recipients planned so far sent meanwhile */
+  if (planning) pl_start(r, &r->refs[r->at]);
+  if (!planning && strcmp(r->camp.status, "running") != 0) {
     skip(r);
+  } else if (r->spec.end_at && now >= r->spec.end_at && planning) {
+    skip(r);   /* the planner plans the rest expired */
   } else if (r->spec.end_at && now >= r->spec.end_at) {
     write_op(r, STORE_CAMP_EXPIRE, on_expired);
   } else {
@@ -611,7 +742,7 @@ void api_camp_run_start(struct api *a) {
 static void on_closed(uv_handle_t *h) {
   struct camp_runner *r = h->data;
   r->closed = 1;
-  if (!r->busy) free(r);
+  if (!r->busy && !r->pl.busy) free(r);
 }
 
 void api_camp_run_stop(struct api *a) {

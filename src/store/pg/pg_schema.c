@@ -20,6 +20,7 @@
 #include "core/kk_utf8.h"
 #include "store/pg/pg_int.h"
 #include "store/pg/pg_link.h"
+#include "store/store_campaign.h"
 
 #define LOGCTX "store"
 #define MIGRATE_LOCK "726173" /* the advisory lock migrations take */
@@ -361,6 +362,8 @@ static const char *const migrations[] = {
     /* 18: a campaign's figures changed by rows of their own, folded by a
        heartbeat (pg_int.h; SQLite's 26 is the view alone) */
     PG_CAMP_DELTAS_MIGRATION,
+    /* 22: where a campaign's planning is (SQLite's 29) */
+    STORE_CAMP_PLAN_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -12,6 +12,7 @@
 #include "core/kk_mem.h"
 #include "core/kk_utf8.h"
 #include "store/sqlite/sq_int.h"
+#include "store/store_campaign.h"
 #include "store/sqlite/sq_link.h"
 
 #define LOGCTX "store"
@@ -262,6 +263,9 @@ static const char *const migrations[] = {
     /* 26: the view a campaign's figures are read through (PostgreSQL's 18
        adds its rows of changes there; here it is the counters alone) */
     "CREATE VIEW campaign_figures AS SELECT * FROM campaign_counts;",
+    /* 29: where a campaign's planning is, written with each batch of its
+       recipients (store_campaign.h) */
+    STORE_CAMP_PLAN_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
