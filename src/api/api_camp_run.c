@@ -52,18 +52,29 @@
 #define NO_ROUTE_TRIES 5          /* refusals for no route before a recipient is rejected */
 #define NO_ROUTE_WAIT_MS 15000    /* the first wait after one; doubled each time */
 
-/* The campaign being planned (see the planner below). */
-struct camp_planner {
-  int busy;
-  int64_t account_id;
-  char name[STORE_CAMPAIGN_MAX + 1];
-  struct store_campaign camp;   /* as read at the start; recipients and plan_* kept as it goes */
-  json_t *specdoc;
-  struct camp_spec spec;
-  struct camp_audience *aud;    /* the batch in hand */
-  int64_t slot;                 /* the next free send instant after it */
+/* A batch of the planning: read, planned, then stored. */
+struct pl_batch {
+  struct camp_audience *aud;
+  int64_t slot;                 /* the campaign's next free send instant after it */
   struct store_camp_rcpt *rows;
   struct store_camp_op op;
+};
+
+/* The campaign being planned (see the planner below). */
+struct camp_planner {
+  int busy, halt, rc;
+  int64_t account_id;
+  char name[STORE_CAMPAIGN_MAX + 1];
+  struct store_campaign camp;   /* as read at the start */
+  json_t *specdoc;
+  struct camp_spec spec;
+  /* where the batches planned so far leave it */
+  int64_t seq, slot, gap;
+  char after[16];
+  size_t from;
+  struct pl_batch *reading;     /* being read, then planned */
+  struct pl_batch *ready;       /* planned, to be stored after the one being stored */
+  struct pl_batch *writing;     /* being stored */
   uv_work_t work;
 };
 
@@ -438,23 +449,29 @@ void camp_audience_plan_batch(struct camp_audience *p, const struct camp_spec *s
 /*
  * The planner: one planning campaign at a time, beside the batches of
  * messages (which go out for its recipients already planned). Its audience
- * is read a batch of CAMP_PLAN_BATCH at a time from where the last batch
- * stored ended, planned off the loop at the rate carried from batch to
- * batch, and stored with where the planning then is (one transaction: a
- * restart goes on from there, no recipient twice and none skipped); then
- * the next batch, until a short one, stored as the last (the campaign then
- * running). A spread over a duration needs the audience's size: counted
- * first, once.
+ * is read a batch of campaign_batch at a time from where the last batch
+ * ended, planned off the loop at the rate carried from batch to batch, and
+ * stored with where the planning then is (one transaction: a restart goes
+ * on from the last batch stored, no recipient twice and none skipped);
+ * the next batch is read and planned while one is stored, so that at most
+ * two are in hand. After a short batch, stored as the last, the campaign
+ * runs. A spread over a duration needs the audience's size: counted first,
+ * once.
  */
-static void pl_next(struct camp_runner *r);
+static void pl_read(struct camp_runner *r);
 
-static void pl_end(struct camp_runner *r, int rc) {
+static void batch_drop(struct pl_batch *b) {
+  if (b == NULL) return;
+  camp_audience_free(b->aud);
+  free(b->rows);   /* their vars belong to aud */
+  free(b);
+}
+
+static void pl_end(struct camp_runner *r) {
   struct camp_planner *pl = &r->pl;
-  if (rc) kk_warnx(LOGCTX, "campaign %s: planning: %s", pl->name, kk_strerror(rc));
-  camp_audience_free(pl->aud);
-  pl->aud = NULL;
-  free(pl->rows);
-  pl->rows = NULL;
+  if (pl->rc) kk_warnx(LOGCTX, "campaign %s: planning: %s", pl->name, kk_strerror(pl->rc));
+  batch_drop(pl->ready);
+  pl->ready = NULL;
   store_campaign_fini(&pl->camp);
   json_decref(pl->specdoc);
   pl->specdoc = NULL;
@@ -462,102 +479,133 @@ static void pl_end(struct camp_runner *r, int rc) {
   if (r->closed && !r->busy) free(r);
 }
 
+/* Stops the planning with rc (0: it has ended), once nothing is under way. */
+static void pl_settle(struct camp_runner *r, int rc) {
+  struct camp_planner *pl = &r->pl;
+  pl->halt = 1;
+  if (rc && !pl->rc) pl->rc = rc;
+  if (!pl->reading && !pl->writing) pl_end(r);
+}
+
+static void pl_on_added(void *arg, int rc);
+
+/* Batch b stored; the next one read meanwhile. */
+static void pl_write(struct camp_runner *r, struct pl_batch *b) {
+  struct camp_planner *pl = &r->pl;
+  pl->writing = b;
+  store_campaign_write(r->a->store, &b->op, pl_on_added, r);
+  if (!b->op.last && !pl->reading && !pl->halt) pl_read(r);
+}
+
 static void pl_on_added(void *arg, int rc) {
   struct camp_runner *r = arg;
   struct camp_planner *pl = &r->pl;
-  free(pl->rows);   /* their vars belong to the batch */
-  pl->rows = NULL;
-  if (rc || r->stopping || !pl->op.ok) {
-    pl_end(r, rc);
+  struct pl_batch *b = pl->writing;
+  pl->writing = NULL;
+  int last = b->op.last, ok = b->op.ok;
+  batch_drop(b);
+  if (rc || r->stopping || pl->halt || !ok) {   /* no longer planning (cancelled), or not ours */
+    pl_settle(r, rc);
     return;
   }
-  pl->camp.recipients = pl->op.recipients;
-  snprintf(pl->camp.plan_after, sizeof pl->camp.plan_after, "%s", pl->op.plan_after);
-  pl->camp.plan_slot = pl->op.plan_slot;
-  camp_audience_free(pl->aud);
-  pl->aud = NULL;
-  if (pl->op.last) {
-    kk_info(LOGCTX, "campaign %s: %lld recipients planned", pl->name,
-            (long long)pl->camp.recipients);
-    pl_end(r, 0);
+  if (last) {
+    kk_info(LOGCTX, "campaign %s: %lld recipients planned", pl->name, (long long)pl->seq);
+    pl_settle(r, 0);
     return;
   }
-  pl_next(r);
+  if (pl->ready) {
+    b = pl->ready;
+    pl->ready = NULL;
+    pl_write(r, b);
+  }
 }
 
 /* Off the loop: each recipient's time and variant. */
 static void pl_work(uv_work_t *w) {
   struct camp_runner *r = w->data;
   struct camp_planner *pl = &r->pl;
-  pl->slot = pl->camp.plan_slot;
-  camp_audience_plan_batch(pl->aud, &pl->spec, pl->name, store_now_ms(), pl->camp.plan_gap,
-                           &pl->slot);
+  struct pl_batch *b = pl->reading;
+  b->slot = pl->slot;
+  camp_audience_plan_batch(b->aud, &pl->spec, pl->name, store_now_ms(), pl->gap, &b->slot);
 }
 
 static void pl_planned(uv_work_t *w, int status) {
   struct camp_runner *r = w->data;
   struct camp_planner *pl = &r->pl;
-  struct camp_audience *p = pl->aud;
-  if (status != 0 || r->stopping) {
-    pl_end(r, 0);
+  struct pl_batch *b = pl->reading;
+  struct camp_audience *p = b->aud;
+  pl->reading = NULL;
+  if (status != 0 || r->stopping || pl->halt) {
+    batch_drop(b);
+    pl_settle(r, 0);
     return;
   }
-  pl->rows = kk_xcalloc(p->n ? p->n : 1, sizeof *pl->rows);   /* freed by pl_on_added */
+  b->rows = kk_xcalloc(p->n ? p->n : 1, sizeof *b->rows);   /* freed by batch_drop */
   for (size_t i = 0; i < p->n; i++) {
-    struct store_camp_rcpt *x = &pl->rows[i];
-    x->seq = pl->camp.recipients + (int64_t)i + 1;
+    struct store_camp_rcpt *x = &b->rows[i];
+    x->seq = pl->seq + (int64_t)i + 1;
     snprintf(x->phone, sizeof x->phone, "%s", p->phone[i]);
     x->variant = p->variant[i];
     x->planned_at = p->r[i].at;
     x->vars = p->vars[i];   /* borrowed from the batch for the write */
     snprintf(x->status, sizeof x->status, "%s", p->r[i].at ? "planned" : "expired");
   }
-  memset(&pl->op, 0, sizeof pl->op);
-  pl->op.kind = STORE_CAMP_ADD;
-  pl->op.account_id = pl->account_id;
-  snprintf(pl->op.name, sizeof pl->op.name, "%s", pl->name);
-  snprintf(pl->op.owner, sizeof pl->op.owner, "%s", r->owner);
-  pl->op.rows = pl->rows;
-  pl->op.n = (int)p->n;
-  pl->op.finish_at = p->finish_at;
+  pl->seq += (int64_t)p->n;
+  pl->slot = b->slot;
+  pl->from = p->from;
+  snprintf(pl->after, sizeof pl->after, "%s", p->after);
+  struct store_camp_op *op = &b->op;
+  op->kind = STORE_CAMP_ADD;
+  op->account_id = pl->account_id;
+  snprintf(op->name, sizeof op->name, "%s", pl->name);
+  snprintf(op->owner, sizeof op->owner, "%s", r->owner);
+  op->rows = b->rows;
+  op->n = (int)p->n;
+  op->finish_at = p->finish_at;
   if (pl->spec.phones)
-    snprintf(pl->op.plan_after, sizeof pl->op.plan_after, "%zu", p->from);
+    snprintf(op->plan_after, sizeof op->plan_after, "%zu", p->from);
   else
-    snprintf(pl->op.plan_after, sizeof pl->op.plan_after, "%s", p->after);
-  pl->op.plan_slot = pl->slot;
-  pl->op.plan_gap = pl->camp.plan_gap;
-  pl->op.last = !p->more;
-  if (p->more && pl->camp.recipients + (int64_t)p->n >= CAMP_RECIPIENTS_MAX) {
+    snprintf(op->plan_after, sizeof op->plan_after, "%s", p->after);
+  op->plan_slot = b->slot;
+  op->plan_gap = pl->gap;
+  op->last = !p->more;
+  if (p->more && pl->seq >= CAMP_RECIPIENTS_MAX) {
     kk_warnx(LOGCTX, "campaign %s: audience cut at %d recipients", pl->name,
              CAMP_RECIPIENTS_MAX);
-    pl->op.last = 1;
+    op->last = 1;
   }
-  store_campaign_write(r->a->store, &pl->op, pl_on_added, r);
+  if (pl->writing)
+    pl->ready = b;   /* stored after the one being stored */
+  else
+    pl_write(r, b);
 }
 
 static void pl_on_read(void *arg, int rc) {
   struct camp_runner *r = arg;
   struct camp_planner *pl = &r->pl;
-  if (rc == KK_ENOSPC && (pl->aud->more || pl->aud->full)) rc = 0;
-  if (rc || r->stopping) {
-    pl_end(r, rc);
+  struct pl_batch *b = pl->reading;
+  if (rc == KK_ENOSPC && (b->aud->more || b->aud->full)) rc = 0;
+  if (rc || r->stopping || pl->halt) {
+    pl->reading = NULL;
+    batch_drop(b);
+    pl_settle(r, rc);
     return;
   }
   pl->work.data = r;
   uv_queue_work(r->a->loop, &pl->work, pl_work, pl_planned);
 }
 
-/* The next batch of the audience, from where the last one stored ended. */
-static void pl_next(struct camp_runner *r) {
+/* The next batch of the audience, from where the last one read ended. */
+static void pl_read(struct camp_runner *r) {
   struct camp_planner *pl = &r->pl;
+  struct pl_batch *b = kk_xcalloc(1, sizeof *b);   /* freed by batch_drop */
   struct camp_audience *p = kk_xcalloc(1, sizeof *p);   /* freed by camp_audience_free */
-  pl->aud = p;
-  if (pl->spec.phones)
-    p->from = (size_t)strtoull(pl->camp.plan_after, NULL, 10);
-  else
-    snprintf(p->after, sizeof p->after, "%s", pl->camp.plan_after);
+  b->aud = p;
+  pl->reading = b;
+  p->from = pl->from;
+  snprintf(p->after, sizeof p->after, "%s", pl->after);
   /* up to the campaign's bound (a batch that reaches it is its last) */
-  int64_t room = CAMP_RECIPIENTS_MAX - pl->camp.recipients;
+  int64_t room = CAMP_RECIPIENTS_MAX - pl->seq;
   int64_t batch = r->a->camp_batch > 0 ? r->a->camp_batch : CAMP_PLAN_BATCH;
   p->limit = (size_t)(room < batch ? (room > 1 ? room : 1) : batch);
   camp_audience_read(r->a, pl->account_id, &pl->spec, p, pl_on_read, r);
@@ -566,51 +614,58 @@ static void pl_next(struct camp_runner *r) {
 static void pl_on_counted(void *arg, int rc) {
   struct camp_runner *r = arg;
   struct camp_planner *pl = &r->pl;
-  if (rc == KK_ENOSPC && pl->aud->full) rc = 0;
+  struct pl_batch *b = pl->reading;
+  pl->reading = NULL;
+  if (rc == KK_ENOSPC && b->aud->full) rc = 0;
+  size_t total = b->aud->n;
+  batch_drop(b);
   if (rc || r->stopping) {
-    pl_end(r, rc);
+    pl_settle(r, rc);
     return;
   }
   struct camp_plan_opts o = camp_plan_opts_of(&pl->spec, 0);
-  pl->camp.plan_gap = camp_plan_gap(&o, pl->aud->n);
-  camp_audience_free(pl->aud);
-  pl->aud = NULL;
-  pl_next(r);
+  pl->gap = camp_plan_gap(&o, total);
+  pl_read(r);
 }
 
 static void pl_on_camp(void *arg, int rc) {
   struct camp_runner *r = arg;
   struct camp_planner *pl = &r->pl;
   if (rc || r->stopping || strcmp(pl->camp.status, "planning") != 0) {
-    pl_end(r, rc == KK_ENOENT ? 0 : rc);
+    pl_settle(r, rc == KK_ENOENT ? 0 : rc);
     return;
   }
   struct api_err e = {0};
   pl->specdoc = json_loads(pl->camp.spec ? pl->camp.spec : "", 0, NULL);
   if (camp_spec_parse(pl->specdoc, &pl->spec, &e) != 0) {
-    pl_end(r, 0);   /* the runner says why */
+    pl_settle(r, 0);   /* the runner says why */
     return;
   }
-  if (pl->camp.plan_gap >= 0) {   /* a planning under way */
-    pl_next(r);
-    return;
-  }
+  /* where the last batch stored left it */
+  pl->seq = pl->camp.recipients;
+  pl->slot = pl->camp.plan_slot;
+  pl->gap = pl->camp.plan_gap;
+  snprintf(pl->after, sizeof pl->after, "%s", pl->spec.phones ? "" : pl->camp.plan_after);
+  pl->from = pl->spec.phones ? (size_t)strtoull(pl->camp.plan_after, NULL, 10) : 0;
   struct camp_plan_opts o = camp_plan_opts_of(&pl->spec, 0);
-  if (o.per_minute > 0 || o.spread_ms <= 0) {
-    pl->camp.plan_gap = camp_plan_gap(&o, 0);
-    pl_next(r);
+  if (pl->gap >= 0 || o.per_minute > 0 || o.spread_ms <= 0) {
+    if (pl->gap < 0) pl->gap = camp_plan_gap(&o, 0);
+    pl_read(r);
     return;
   }
   /* a spread: the audience's size first */
-  pl->aud = kk_xcalloc(1, sizeof *pl->aud);   /* freed by camp_audience_free */
-  pl->aud->count_only = 1;
-  camp_audience_read(r->a, pl->account_id, &pl->spec, pl->aud, pl_on_counted, r);
+  struct pl_batch *b = kk_xcalloc(1, sizeof *b);   /* freed by batch_drop */
+  b->aud = kk_xcalloc(1, sizeof *b->aud);   /* freed by camp_audience_free */
+  b->aud->count_only = 1;
+  pl->reading = b;
+  camp_audience_read(r->a, pl->account_id, &pl->spec, b->aud, pl_on_counted, r);
 }
 
 /* The planning campaign ref planned, unless the planner has one in hand. */
 static void pl_start(struct camp_runner *r, const struct store_camp_ref *ref) {
   struct camp_planner *pl = &r->pl;
   if (pl->busy) return;
+  memset(pl, 0, sizeof *pl);
   pl->busy = 1;
   pl->account_id = ref->account_id;
   snprintf(pl->name, sizeof pl->name, "%s", ref->name);
