@@ -51,6 +51,7 @@
 #define DEFAULT_TZ "Europe/Moscow"
 #define NO_ROUTE_TRIES 5          /* refusals for no route before a recipient is rejected */
 #define NO_ROUTE_WAIT_MS 15000    /* the first wait after one; doubled each time */
+#define SLICE 100                 /* recipients given to the accept path at a time */
 
 /* A batch of the planning: read, planned, then stored. */
 struct pl_batch {
@@ -98,7 +99,11 @@ struct camp_runner {
   json_t *msgs;
   struct api_msg_item parsed[STORE_CAMP_BATCH];
   struct accept_item items[STORE_CAMP_BATCH];
-  struct accept_req req;
+  /* the batch goes to the accept path a slice at a time (see make_slice) */
+  struct accept_req reqs[STORE_CAMP_BATCH / SLICE];
+  int nreqs, made, inflight, failed, acc_rc;
+  json_t *built[SLICE];             /* the slice's messages, made off the loop */
+  uv_work_t slice_work;
   struct camp_planner pl;
 };
 
@@ -176,11 +181,11 @@ static void on_expired(void *arg, int rc) {
 /* ---- running: a batch of messages ------------------------------------------------ */
 
 static void batch_free(struct camp_runner *r) {
-  for (int i = 0; i < r->req.n; i++) {
+  for (int i = 0; i < r->made; i++) {
     api_msg_item_fini(&r->parsed[i]);
     accept_item_fini(&r->items[i]);
   }
-  r->req.n = 0;
+  r->made = r->nreqs = 0;
   json_decref(r->msgs);
   r->msgs = NULL;
   store_camp_rcpt_free(r->rows, r->nrows);
@@ -190,7 +195,7 @@ static void lease(struct camp_runner *r);
 
 static void on_set(void *arg, int rc) {
   struct camp_runner *r = arg;
-  int full = r->nrows == STORE_CAMP_BATCH;
+  int full = r->nrows == STORE_CAMP_BATCH && r->made == r->nrows;
   batch_free(r);
   r->nrows = 0;
   if (rc || r->stopping || !full) {
@@ -202,17 +207,26 @@ static void on_set(void *arg, int rc) {
   lease(r);
 }
 
+static void make_slice(struct camp_runner *r);
+
+/* Every slice given to the accept path is answered: the recipients of
+   those accepted are set (created, rejected or planned again later); those
+   of a slice the accept path could not take stay planned. */
 static void on_accepted(void *ud, struct accept_req *req, int rc) {
   struct camp_runner *r = ud;
   (void)req;
-  if (rc || r->stopping) {
+  r->inflight--;
+  if (rc) r->acc_rc = rc;
+  if (r->inflight > 0 || (r->made < r->nrows && !r->failed && !r->stopping)) return;
+  if (r->acc_rc || r->stopping || r->made == 0) {
+    rc = r->acc_rc;
     batch_free(r);
     r->nrows = 0;
     on_any(r, rc);
     return;
   }
   int64_t now = store_now_ms();
-  for (int i = 0; i < r->nrows; i++) {
+  for (int i = 0; i < r->made; i++) {   /* the rest (not given) stays planned */
     struct store_camp_rcpt *x = &r->rows[i];
     const struct accept_item *it = &r->items[i];
     x->message[0] = x->reason[0] = '\0';
@@ -234,7 +248,7 @@ static void on_accepted(void *ud, struct accept_req *req, int rc) {
   }
   op_begin(r, STORE_CAMP_SET);
   r->op.rows = r->rows;
-  r->op.n = r->nrows;
+  r->op.n = r->made;
   store_campaign_write(r->a->store, &r->op, on_set, r);
 }
 
@@ -268,24 +282,64 @@ void camp_item_of(struct api *a, int64_t account_id, json_t *msg, int variant,
   it->variant = variant + 1;
 }
 
-static void make_batch(struct camp_runner *r) {
+/* Off the loop: the messages of the next slice (pure JSON of the rows). */
+static void slice_build(uv_work_t *w) {
+  struct camp_runner *r = w->data;
+  int n = r->nrows - r->made < SLICE ? r->nrows - r->made : SLICE;
+  for (int i = 0; i < n; i++)
+    r->built[i] = camp_message_of(&r->spec, r->camp.name, &r->rows[r->made + i]);
+}
+
+/* The slice built: read and given to the accept path on the loop, then the
+   next one built. A batch of STORE_CAMP_BATCH goes in slices so that the
+   loop turns (and answers, e.g., a report) between them. */
+static void slice_made(uv_work_t *w, int status) {
+  struct camp_runner *r = w->data;
   struct api *a = r->a;
+  int from = r->made, n = r->nrows - from < SLICE ? r->nrows - from : SLICE;
+  if (status != 0 || r->stopping) {
+    for (int i = 0; i < n; i++) json_decref(r->built[i]);
+    r->failed = 1;
+    r->inflight++;   /* answered at once below */
+    on_accepted(r, NULL, 0);
+    return;
+  }
+  for (int i = 0; i < n; i++) json_array_append_new(r->msgs, r->built[i]);
+  struct accept_req *q = &r->reqs[r->nreqs];
+  *q = (struct accept_req){.account_id = r->refs[r->at].account_id, .items = r->items + from,
+                           .n = n, .done = on_accepted, .ud = r};
+  for (int i = from; i < from + n; i++)
+    camp_item_of(a, q->account_id, json_array_get(r->msgs, (size_t)i), r->rows[i].variant,
+                 &r->parsed[i], &r->items[i]);
+  r->made += n;
+  r->inflight++;
+  if (accept_submit(&a->accept, q) != 0) {
+    /* the store cannot be written now, or the account is gone: these and
+       the rest later */
+    for (int i = from; i < from + n; i++) {
+      api_msg_item_fini(&r->parsed[i]);
+      accept_item_fini(&r->items[i]);
+    }
+    r->made = from;
+    r->failed = 1;
+    on_accepted(r, q, 0);
+    return;
+  }
+  r->nreqs++;
+  if (r->made < r->nrows) make_slice(r);
+}
+
+static void make_slice(struct camp_runner *r) {
+  r->slice_work.data = r;
+  uv_queue_work(r->a->loop, &r->slice_work, slice_build, slice_made);
+}
+
+static void make_batch(struct camp_runner *r) {
   r->msgs = json_array();
   memset(r->parsed, 0, sizeof r->parsed[0] * (size_t)r->nrows);
   memset(r->items, 0, sizeof r->items[0] * (size_t)r->nrows);
-  for (int i = 0; i < r->nrows; i++)
-    json_array_append_new(r->msgs, camp_message_of(&r->spec, r->camp.name, &r->rows[i]));
-  r->req = (struct accept_req){.account_id = r->refs[r->at].account_id, .items = r->items,
-                               .n = r->nrows, .done = on_accepted, .ud = r};
-  for (int i = 0; i < r->nrows; i++)
-    camp_item_of(a, r->req.account_id, json_array_get(r->msgs, (size_t)i), r->rows[i].variant,
-                 &r->parsed[i], &r->items[i]);
-  int rc = accept_submit(&a->accept, &r->req);
-  if (rc != 0) {   /* the store cannot be written now, or the account is gone: later */
-    batch_free(r);
-    r->nrows = 0;
-    on_any(r, 0);
-  }
+  r->made = r->nreqs = r->inflight = r->failed = r->acc_rc = 0;
+  make_slice(r);
 }
 
 static void on_due(void *arg, int rc) {

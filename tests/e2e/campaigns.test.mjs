@@ -157,7 +157,7 @@ test('campaigns: kill -9 in the middle; after the restart none is skipped and no
 
 test('campaigns: kill -9 while it is planned; the planning goes on from its last batch, each recipient once, at the rate', { timeout: 240000 }, async (t) => {
   // 200 recipients a batch: the planning of 12,000 takes many batches
-  const { k, key, finish } = await world(t, {}, ['--campaign_batch', '200']);
+  const { k, key, finish } = await world(t, { redeliver: true }, ['--campaign_batch', '200']);
   const N = 12000;
   await importList(k, key, 'huge', base(N));
   await k.call('PUT', '/v1/campaigns/huge', { key, body: { audience: { list: 'huge' }, template: 'b', class: 'service', rate_per_minute: 60 } }, 200);
