@@ -356,6 +356,8 @@ int conn_open(struct conn *c, const char *path, int sync_full, int writer) {
 
 void conn_close(struct conn *c) {
   for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(c->st[i]);
+  for (int i = 0; i < SQ_SQL_CACHE; i++) sqlite3_finalize(c->sql[i]);
+  memset(c->sql, 0, sizeof c->sql);
   if (c->db) sqlite3_close(c->db);
   c->db = NULL;
 }
