@@ -1,6 +1,10 @@
 // campaign.mjs - the campaign benchmark (Node, no dependencies). One run:
 //
 //   node bench/campaign.mjs [--n 1000000] [--sync normal] [--report_ms 100]
+//                           [--root DIR] [--plan_only 1]
+//
+// --root: the checkout whose bin/ runs (default this one: another build to
+// compare with); --plan_only 1: ends once it is planned.
 //
 // Starts bin/kaskad-sim (SMSC, fake VK and Viber) and bin/kaskad on an empty
 // data folder, points the channels at the simulator, then:
@@ -18,9 +22,11 @@
 //  4. ends when every recipient has its message and every cascade has ended.
 //
 // Prints one JSON line: import_seconds, planning_seconds (start -> running),
-// creating_seconds and messages_per_s (running -> every recipient created),
-// run_seconds and steps_per_s (cascade attempts started, running -> every
-// cascade ended), steps_per_s_while_creating, report_ms p50/p99/max (and how
+// first_message_seconds (start -> the first recipient created: messages go
+// out while the rest is planned), creating_seconds and messages_per_s
+// (start -> every recipient created), run_seconds and steps_per_s (cascade
+// attempts started, start -> every cascade ended), the same two from
+// running on (_after_planning), steps_per_s_while_creating, report_ms p50/p99/max (and how
 // many reads), peak_rss_mib (VmHWM) and rss_after_planning_mib, and the load
 // average before and after.
 import fs from 'node:fs';
@@ -30,8 +36,8 @@ import path from 'node:path';
 import { metricsOf, parseOpts, requester, simWorld, sumOf, until } from './lib.mjs';
 
 const opt = parseOpts({ n: 1000000, sync: 'normal', report_ms: 100, port: 18680, sim_http: 18690,
-              sim_smpp: 12976, sim_smtp: 12977 });
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+              sim_smpp: 12976, sim_smtp: 12977, root: '', plan_only: 0 });
+const ROOT = opt.root ? path.resolve(opt.root) : path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const ADMIN = 'bench-admin-key';
 const URL_K = `http://127.0.0.1:${opt.port}`;
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
@@ -109,15 +115,39 @@ const reader = (async () => {
 const sampler = setInterval(() => { peakSampled = Math.max(peakSampled, status(kk.pid, 'VmRSS')); }, 100);
 
 const camp = () => request('GET', `${URL_K}/v1/campaigns/bench`, undefined, key);
+const mStart = await metrics();
 const t0 = Date.now();
 await request('POST', `${URL_K}/v1/campaigns/bench/start`, undefined, key);
-let c;
-await until(async () => { c = await camp(); return c.status !== 'planning' && c.status !== 'draft'; },
-  'the plan', 3600000, 20);
+let c, tFirst = 0;
+await until(async () => {
+  c = await camp();
+  if (!tFirst && (c.by_recipient_status?.created ?? 0) > 0) tFirst = Date.now();
+  return c.status !== 'planning' && c.status !== 'draft';
+}, 'the plan', 3600000, 20);
 const tRunning = Date.now();
+const m0Created = c.by_recipient_status?.created ?? 0;
 const rssPlanned = status(kk.pid, 'VmRSS');
 const m0 = await metrics();
-await until(async () => { c = await camp(); return c.status === 'done'; }, 'every recipient created', 3600000, 100);
+if (opt.plan_only) {
+  stop = true;
+  await reader;
+  clearInterval(sampler);
+  console.log(JSON.stringify({ n: opt.n, import_seconds: importSeconds, planning_seconds: (tRunning - t0) / 1000,
+    first_message_seconds: tFirst ? (tFirst - t0) / 1000 : null, report_reads: lat.length,
+    report_ms_max: Math.max(...lat).toFixed(1), rss_after_planning_mib: Math.round(rssPlanned),
+    peak_rss_mib: Math.round(Math.max(status(kk.pid, 'VmHWM'), peakSampled)), load_before: load0, load_after: loadavg() }));
+  for (const p of [kk, sim]) {
+    p.kill('SIGKILL');
+    await new Promise((r) => (p.exitCode !== null ? r() : p.on('exit', r)));
+  }
+  fs.rmSync(data, { recursive: true, force: true });
+  process.exit(0);
+}
+await until(async () => {
+  c = await camp();
+  if (!tFirst && (c.by_recipient_status?.created ?? 0) > 0) tFirst = Date.now();
+  return c.status === 'done';
+}, 'every recipient created', 3600000, 100);
 const tCreated = Date.now();
 const mCreated = await metrics();
 const created = c.by_recipient_status?.created ?? 0;
@@ -140,11 +170,14 @@ const res = {
   created,
   by_recipient_status: c.by_recipient_status,
   planning_seconds: (tRunning - t0) / 1000,
-  creating_seconds: (tCreated - tRunning) / 1000,
-  messages_per_s: Math.round(created / ((tCreated - tRunning) / 1000)),
-  run_seconds: (tEnd - tRunning) / 1000,
-  steps: started(m1) - started(m0),
-  steps_per_s: Math.round((started(m1) - started(m0)) / ((tEnd - tRunning) / 1000)),
+  first_message_seconds: tFirst ? (tFirst - t0) / 1000 : null,
+  creating_seconds: (tCreated - t0) / 1000,
+  messages_per_s: Math.round(created / ((tCreated - t0) / 1000)),
+  run_seconds: (tEnd - t0) / 1000,
+  steps: started(m1) - started(mStart),
+  steps_per_s: Math.round((started(m1) - started(mStart)) / ((tEnd - t0) / 1000)),
+  messages_per_s_after_planning: Math.round((created - m0Created) / ((tCreated - tRunning) / 1000)),
+  steps_per_s_after_planning: Math.round((started(m1) - started(m0)) / ((tEnd - tRunning) / 1000)),
   steps_per_s_while_creating: Math.round((started(mCreated) - started(m0)) / ((tCreated - tRunning) / 1000)),
   report_reads: lat.length,
   report_ms_p50: pct(lat, 0.5),

@@ -502,6 +502,12 @@ int main(int argc, char **argv) {
   }
   /* contact imports: uploads under the data folder */
   d.api.max_import = (size_t)strtoull(kk_cfg_get(&d.cfg, KK_CFG_max_import), NULL, 10);
+  d.api.camp_batch = atoi(kk_cfg_get(&d.cfg, KK_CFG_campaign_batch));
+  if (d.api.camp_batch < 100 || d.api.camp_batch > CAMP_PLAN_BATCH) {
+    kk_error(LOGCTX, "campaign_batch must be 100 to %d, not %s", CAMP_PLAN_BATCH,
+             kk_cfg_get(&d.cfg, KK_CFG_campaign_batch));
+    return 1;
+  }
   d.api.test_clock = strcmp(kk_cfg_get(&d.cfg, KK_CFG_test_clock), "on") == 0;
   if (quiet_parse(kk_cfg_get(&d.cfg, KK_CFG_quiet_hours), &d.quiet) != 0) {
     kk_error(LOGCTX, "quiet_hours must be HH:MM-HH:MM or off, not %s",

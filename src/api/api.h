@@ -97,6 +97,8 @@ struct api {
      (NULL: no imports, e.g. without a data folder) */
   struct contact_imports *imports;
   size_t max_import;         /* bytes of an import's body (setting max_import) */
+  int camp_batch;            /* recipients of a campaign planned at a time (setting
+                                campaign_batch; 0: CAMP_PLAN_BATCH) */
   int test_clock;            /* POST /v1/test/clock may move the clock (setting test_clock) */
   struct accept_rules rules; /* the accounts' rules, applied by accept */
   const struct pol_window *quiet_default;  /* setting quiet_hours; NULL: 21:00-09:00 */

@@ -23,6 +23,8 @@ struct accept_item;
 #define CAMP_VARIANTS_MAX 10
 #define CAMP_PHONES_MAX 10000       /* phones given in the audience itself */
 #define CAMP_RECIPIENTS_MAX 2000000 /* recipients of one campaign */
+#define CAMP_PLAN_BATCH 10000       /* recipients read, planned and stored at a time (at most:
+                                       setting campaign_batch) */
 
 /* A campaign's settings as PUT gives them (strings borrow from the JSON). */
 struct camp_spec {
@@ -47,8 +49,16 @@ int camp_variant_of(const struct camp_spec *sp, const char *name, const char *ph
 
 /* A campaign's audience as read (camp_audience_read: the contacts of its
    list or segment, or its given phones with their contacts' fields, on the
-   store's pool), then planned (camp_audience_plan, off the loop). */
+   store's pool), then planned (camp_audience_plan, off the loop): all of it
+   (the dry run), or a batch of it (the runner: from where the last batch
+   ended, up to limit). */
 struct camp_audience {
+  char after[16];             /* in: the contacts after this phone (""; from the first);
+                                 out: the last one read */
+  size_t from;                /* given phones: in, from this one on; out: after the last read */
+  size_t limit;               /* at most this many (0: CAMP_RECIPIENTS_MAX); more: there were */
+  int more;
+  int count_only;             /* only counted (n): nothing else kept */
   size_t n, cap;
   char (*phone)[16];
   const char **tz;            /* each one of zones */
@@ -66,14 +76,21 @@ struct camp_audience {
   char (*given)[16];          /* given phones, normalised (owned) */
   size_t ngiven;
 };
-/* Reads sp's audience into p (zeroed), then done(arg, rc); p->full when
-   cut at CAMP_RECIPIENTS_MAX (rc KK_ENOSPC). */
+/* Reads sp's audience into p (zeroed but for after, from, limit and
+   count_only), then done(arg, rc); p->full when cut at CAMP_RECIPIENTS_MAX,
+   p->more when stopped at limit (rc KK_ENOSPC for both). */
 void camp_audience_read(struct api *a, int64_t account_id, const struct camp_spec *sp,
                         struct camp_audience *p, store_done_cb done, void *arg);
 /* Each recipient's variant and time from now (paced: at sp's rate or
    spread; else each at the first moment its window allows). */
 void camp_audience_plan(struct camp_audience *p, const struct camp_spec *sp, const char *name,
                         int64_t now, int paced);
+/* A batch of them: gap ms between two sends, *slot the campaign's next free
+   send instant (camp_plan_batch). */
+void camp_audience_plan_batch(struct camp_audience *p, const struct camp_spec *sp,
+                              const char *name, int64_t now, int64_t gap, int64_t *slot);
+/* sp's rate or spread as planning options from now. */
+struct camp_plan_opts camp_plan_opts_of(const struct camp_spec *sp, int64_t now);
 /* Frees p and what it owns (NULL: nothing). */
 void camp_audience_free(struct camp_audience *p);
 

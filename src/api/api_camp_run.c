@@ -4,11 +4,14 @@
  * this process for a while (a lease in its row, so that of several nodes
  * on one PostgreSQL one works on it at a time) and then:
  *
- *   planning: its audience is read once (the contacts on a pool thread),
- *   planned off the loop (camp_plan: each recipient's time in its window,
- *   at the rate; its variant), and written in batches of STORE_CAMP_BATCH
- *   rows; then it runs. A restart in the middle plans it again from the
- *   start (the rows written so far are deleted first).
+ *   planning: the planner (below) reads its audience a batch at a time
+ *   (the contacts on a pool thread, in phone order), plans each batch off
+ *   the loop (camp_plan_batch: each recipient's time in its window, at the
+ *   rate carried over the whole campaign; its variant) and stores it with
+ *   where the planning then is, so that memory stays bounded whatever the
+ *   audience, a restart goes on from the last batch stored, and the
+ *   recipients planned so far are sent (as below) while the rest is
+ *   planned; after the last batch it runs.
  *
  *   running: the recipients due now, a batch at a time, become messages
  *   through the one way in (accept_submit, as POST /v1/messages/batch),
@@ -20,8 +23,10 @@
  *   times, and then rejected. Past end_at the planned ones expire; with
  *   none planned left, it is done.
  *
- * One step is under way at a time; pause and cancel take effect at the
- * next batch (each reads the campaign's status again).
+ * One step is under way at a time, and beside it one batch of the planner;
+ * pause and cancel take effect at the next batch (each reads the
+ * campaign's status again; the planner's batch is stored only while the
+ * campaign is planning).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -46,6 +51,33 @@
 #define DEFAULT_TZ "Europe/Moscow"
 #define NO_ROUTE_TRIES 5          /* refusals for no route before a recipient is rejected */
 #define NO_ROUTE_WAIT_MS 15000    /* the first wait after one; doubled each time */
+#define SLICE 100                 /* recipients given to the accept path at a time */
+
+/* A batch of the planning: read, planned, then stored. */
+struct pl_batch {
+  struct camp_audience *aud;
+  int64_t slot;                 /* the campaign's next free send instant after it */
+  struct store_camp_rcpt *rows;
+  struct store_camp_op op;
+};
+
+/* The campaign being planned (see the planner below). */
+struct camp_planner {
+  int busy, halt, rc;
+  int64_t account_id;
+  char name[STORE_CAMPAIGN_MAX + 1];
+  struct store_campaign camp;   /* as read at the start */
+  json_t *specdoc;
+  struct camp_spec spec;
+  /* where the batches planned so far leave it */
+  int64_t seq, slot, gap;
+  char after[16];
+  size_t from;
+  struct pl_batch *reading;     /* being read, then planned */
+  struct pl_batch *ready;       /* planned, to be stored after the one being stored */
+  struct pl_batch *writing;     /* being stored */
+  uv_work_t work;
+};
 
 struct camp_runner {
   struct api *a;
@@ -67,8 +99,12 @@ struct camp_runner {
   json_t *msgs;
   struct api_msg_item parsed[STORE_CAMP_BATCH];
   struct accept_item items[STORE_CAMP_BATCH];
-  struct accept_req req;
-  struct camp_audience *plan;
+  /* the batch goes to the accept path a slice at a time (see make_slice) */
+  struct accept_req reqs[STORE_CAMP_BATCH / SLICE];
+  int nreqs, made, inflight, failed, acc_rc;
+  json_t *built[SLICE];             /* the slice's messages, made off the loop */
+  uv_work_t slice_work;
+  struct camp_planner pl;
 };
 
 static void next_camp(struct camp_runner *r);
@@ -78,7 +114,7 @@ static void skip(struct camp_runner *r);
 
 static void finish_pass(struct camp_runner *r) {
   r->busy = 0;
-  if (r->closed) free(r);
+  if (r->closed && !r->pl.busy) free(r);
 }
 
 static void drop_camp(struct camp_runner *r) {
@@ -145,11 +181,11 @@ static void on_expired(void *arg, int rc) {
 /* ---- running: a batch of messages ------------------------------------------------ */
 
 static void batch_free(struct camp_runner *r) {
-  for (int i = 0; i < r->req.n; i++) {
+  for (int i = 0; i < r->made; i++) {
     api_msg_item_fini(&r->parsed[i]);
     accept_item_fini(&r->items[i]);
   }
-  r->req.n = 0;
+  r->made = r->nreqs = 0;
   json_decref(r->msgs);
   r->msgs = NULL;
   store_camp_rcpt_free(r->rows, r->nrows);
@@ -159,7 +195,7 @@ static void lease(struct camp_runner *r);
 
 static void on_set(void *arg, int rc) {
   struct camp_runner *r = arg;
-  int full = r->nrows == STORE_CAMP_BATCH;
+  int full = r->nrows == STORE_CAMP_BATCH && r->made == r->nrows;
   batch_free(r);
   r->nrows = 0;
   if (rc || r->stopping || !full) {
@@ -171,17 +207,26 @@ static void on_set(void *arg, int rc) {
   lease(r);
 }
 
+static void make_slice(struct camp_runner *r);
+
+/* Every slice given to the accept path is answered: the recipients of
+   those accepted are set (created, rejected or planned again later); those
+   of a slice the accept path could not take stay planned. */
 static void on_accepted(void *ud, struct accept_req *req, int rc) {
   struct camp_runner *r = ud;
   (void)req;
-  if (rc || r->stopping) {
+  r->inflight--;
+  if (rc) r->acc_rc = rc;
+  if (r->inflight > 0 || (r->made < r->nrows && !r->failed && !r->stopping)) return;
+  if (r->acc_rc || r->stopping || r->made == 0) {
+    rc = r->acc_rc;
     batch_free(r);
     r->nrows = 0;
     on_any(r, rc);
     return;
   }
   int64_t now = store_now_ms();
-  for (int i = 0; i < r->nrows; i++) {
+  for (int i = 0; i < r->made; i++) {   /* the rest (not given) stays planned */
     struct store_camp_rcpt *x = &r->rows[i];
     const struct accept_item *it = &r->items[i];
     x->message[0] = x->reason[0] = '\0';
@@ -203,7 +248,7 @@ static void on_accepted(void *ud, struct accept_req *req, int rc) {
   }
   op_begin(r, STORE_CAMP_SET);
   r->op.rows = r->rows;
-  r->op.n = r->nrows;
+  r->op.n = r->made;
   store_campaign_write(r->a->store, &r->op, on_set, r);
 }
 
@@ -237,24 +282,64 @@ void camp_item_of(struct api *a, int64_t account_id, json_t *msg, int variant,
   it->variant = variant + 1;
 }
 
-static void make_batch(struct camp_runner *r) {
+/* Off the loop: the messages of the next slice (pure JSON of the rows). */
+static void slice_build(uv_work_t *w) {
+  struct camp_runner *r = w->data;
+  int n = r->nrows - r->made < SLICE ? r->nrows - r->made : SLICE;
+  for (int i = 0; i < n; i++)
+    r->built[i] = camp_message_of(&r->spec, r->camp.name, &r->rows[r->made + i]);
+}
+
+/* The slice built: read and given to the accept path on the loop, then the
+   next one built. A batch of STORE_CAMP_BATCH goes in slices so that the
+   loop turns (and answers, e.g., a report) between them. */
+static void slice_made(uv_work_t *w, int status) {
+  struct camp_runner *r = w->data;
   struct api *a = r->a;
+  int from = r->made, n = r->nrows - from < SLICE ? r->nrows - from : SLICE;
+  if (status != 0 || r->stopping) {
+    for (int i = 0; i < n; i++) json_decref(r->built[i]);
+    r->failed = 1;
+    r->inflight++;   /* answered at once below */
+    on_accepted(r, NULL, 0);
+    return;
+  }
+  for (int i = 0; i < n; i++) json_array_append_new(r->msgs, r->built[i]);
+  struct accept_req *q = &r->reqs[r->nreqs];
+  *q = (struct accept_req){.account_id = r->refs[r->at].account_id, .items = r->items + from,
+                           .n = n, .done = on_accepted, .ud = r};
+  for (int i = from; i < from + n; i++)
+    camp_item_of(a, q->account_id, json_array_get(r->msgs, (size_t)i), r->rows[i].variant,
+                 &r->parsed[i], &r->items[i]);
+  r->made += n;
+  r->inflight++;
+  if (accept_submit(&a->accept, q) != 0) {
+    /* the store cannot be written now, or the account is gone: these and
+       the rest later */
+    for (int i = from; i < from + n; i++) {
+      api_msg_item_fini(&r->parsed[i]);
+      accept_item_fini(&r->items[i]);
+    }
+    r->made = from;
+    r->failed = 1;
+    on_accepted(r, q, 0);
+    return;
+  }
+  r->nreqs++;
+  if (r->made < r->nrows) make_slice(r);
+}
+
+static void make_slice(struct camp_runner *r) {
+  r->slice_work.data = r;
+  uv_queue_work(r->a->loop, &r->slice_work, slice_build, slice_made);
+}
+
+static void make_batch(struct camp_runner *r) {
   r->msgs = json_array();
   memset(r->parsed, 0, sizeof r->parsed[0] * (size_t)r->nrows);
   memset(r->items, 0, sizeof r->items[0] * (size_t)r->nrows);
-  for (int i = 0; i < r->nrows; i++)
-    json_array_append_new(r->msgs, camp_message_of(&r->spec, r->camp.name, &r->rows[i]));
-  r->req = (struct accept_req){.account_id = r->refs[r->at].account_id, .items = r->items,
-                               .n = r->nrows, .done = on_accepted, .ud = r};
-  for (int i = 0; i < r->nrows; i++)
-    camp_item_of(a, r->req.account_id, json_array_get(r->msgs, (size_t)i), r->rows[i].variant,
-                 &r->parsed[i], &r->items[i]);
-  int rc = accept_submit(&a->accept, &r->req);
-  if (rc != 0) {   /* the store cannot be written now, or the account is gone: later */
-    batch_free(r);
-    r->nrows = 0;
-    on_any(r, 0);
-  }
+  r->made = r->nreqs = r->inflight = r->failed = r->acc_rc = 0;
+  make_slice(r);
 }
 
 static void on_due(void *arg, int rc) {
@@ -339,6 +424,16 @@ static int collect(void *arg, const struct store_contact *c) {
     p->full = 1;
     return KK_ENOSPC;
   }
+  if (p->limit && p->n >= p->limit) {
+    p->more = 1;
+    return KK_ENOSPC;
+  }
+  snprintf(p->after, sizeof p->after, "%s", c->phone);
+  p->from++;
+  if (p->count_only) {
+    p->n++;
+    return 0;
+  }
   json_t *v = json_object(), *a = json_object();
   if (c->name[0]) json_object_set_new(v, "name", json_string(c->name));
   json_t *attrs = c->attrs ? json_loads(c->attrs, 0, NULL) : NULL;
@@ -363,8 +458,14 @@ static int collect(void *arg, const struct store_contact *c) {
   return 0;
 }
 
-void camp_audience_plan(struct camp_audience *p, const struct camp_spec *sp, const char *name,
-                        int64_t now, int paced) {
+struct camp_plan_opts camp_plan_opts_of(const struct camp_spec *sp, int64_t now) {
+  return (struct camp_plan_opts){.start_ms = sp->start_at > now ? sp->start_at : now,
+                                 .end_ms = sp->end_at, .window = sp->window,
+                                 .per_minute = sp->per_minute, .spread_ms = sp->spread_ms};
+}
+
+/* Each recipient's variant, and room for its time. */
+static void plan_prepare(struct camp_audience *p, const struct camp_spec *sp, const char *name) {
   size_t n = p->n;
   free(p->r);
   free(p->variant);
@@ -374,120 +475,255 @@ void camp_audience_plan(struct camp_audience *p, const struct camp_spec *sp, con
     p->r[i].timezone = p->tz[i];
     p->variant[i] = camp_variant_of(sp, name, p->phone[i]);
   }
-  struct camp_plan_opts o = {.start_ms = sp->start_at > now ? sp->start_at : now,
-                             .end_ms = sp->end_at, .window = sp->window,
-                             .per_minute = paced ? sp->per_minute : 0,
-                             .spread_ms = paced ? sp->spread_ms : 0};
-  camp_plan(p->r, n, &o);
+}
+
+static void plan_finish(struct camp_audience *p) {
   p->finish_at = 0;
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < p->n; i++)
     if (p->r[i].at > p->finish_at) p->finish_at = p->r[i].at;
 }
 
+void camp_audience_plan(struct camp_audience *p, const struct camp_spec *sp, const char *name,
+                        int64_t now, int paced) {
+  plan_prepare(p, sp, name);
+  struct camp_plan_opts o = camp_plan_opts_of(sp, now);
+  if (!paced) o.per_minute = 0, o.spread_ms = 0;
+  camp_plan(p->r, p->n, &o);
+  plan_finish(p);
+}
+
+void camp_audience_plan_batch(struct camp_audience *p, const struct camp_spec *sp,
+                              const char *name, int64_t now, int64_t gap, int64_t *slot) {
+  plan_prepare(p, sp, name);
+  struct camp_plan_opts o = camp_plan_opts_of(sp, now);
+  camp_plan_batch(p->r, p->n, &o, gap, slot);
+  plan_finish(p);
+}
+
+/*
+ * The planner: one planning campaign at a time, beside the batches of
+ * messages (which go out for its recipients already planned). Its audience
+ * is read a batch of campaign_batch at a time from where the last batch
+ * ended, planned off the loop at the rate carried from batch to batch, and
+ * stored with where the planning then is (one transaction: a restart goes
+ * on from the last batch stored, no recipient twice and none skipped);
+ * the next batch is read and planned while one is stored, so that at most
+ * two are in hand. After a short batch, stored as the last, the campaign
+ * runs. A spread over a duration needs the audience's size: counted first,
+ * once.
+ */
+static void pl_read(struct camp_runner *r);
+
+static void batch_drop(struct pl_batch *b) {
+  if (b == NULL) return;
+  camp_audience_free(b->aud);
+  free(b->rows);   /* their vars belong to aud */
+  free(b);
+}
+
+static void pl_end(struct camp_runner *r) {
+  struct camp_planner *pl = &r->pl;
+  if (pl->rc) kk_warnx(LOGCTX, "campaign %s: planning: %s", pl->name, kk_strerror(pl->rc));
+  batch_drop(pl->ready);
+  pl->ready = NULL;
+  store_campaign_fini(&pl->camp);
+  json_decref(pl->specdoc);
+  pl->specdoc = NULL;
+  pl->busy = 0;
+  if (r->closed && !r->busy) free(r);
+}
+
+/* Stops the planning with rc (0: it has ended), once nothing is under way. */
+static void pl_settle(struct camp_runner *r, int rc) {
+  struct camp_planner *pl = &r->pl;
+  pl->halt = 1;
+  if (rc && !pl->rc) pl->rc = rc;
+  if (!pl->reading && !pl->writing) pl_end(r);
+}
+
+static void pl_on_added(void *arg, int rc);
+
+/* Batch b stored; the next one read meanwhile. */
+static void pl_write(struct camp_runner *r, struct pl_batch *b) {
+  struct camp_planner *pl = &r->pl;
+  pl->writing = b;
+  store_campaign_write(r->a->store, &b->op, pl_on_added, r);
+  if (!b->op.last && !pl->reading && !pl->halt) pl_read(r);
+}
+
+static void pl_on_added(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  struct camp_planner *pl = &r->pl;
+  struct pl_batch *b = pl->writing;
+  pl->writing = NULL;
+  int last = b->op.last, ok = b->op.ok;
+  batch_drop(b);
+  if (rc || r->stopping || pl->halt || !ok) {   /* no longer planning (cancelled), or not ours */
+    pl_settle(r, rc);
+    return;
+  }
+  if (last) {
+    kk_info(LOGCTX, "campaign %s: %lld recipients planned", pl->name, (long long)pl->seq);
+    pl_settle(r, 0);
+    return;
+  }
+  if (pl->ready) {
+    b = pl->ready;
+    pl->ready = NULL;
+    pl_write(r, b);
+  }
+}
+
 /* Off the loop: each recipient's time and variant. */
-static void plan_work(uv_work_t *w) {
+static void pl_work(uv_work_t *w) {
   struct camp_runner *r = w->data;
-  camp_audience_plan(r->plan, &r->spec, r->camp.name, store_now_ms(), 1);
+  struct camp_planner *pl = &r->pl;
+  struct pl_batch *b = pl->reading;
+  b->slot = pl->slot;
+  camp_audience_plan_batch(b->aud, &pl->spec, pl->name, store_now_ms(), pl->gap, &b->slot);
 }
 
-static void write_rows(struct camp_runner *r);
-
-static void on_planned(void *arg, int rc) {
-  struct camp_runner *r = arg;
-  camp_audience_free(r->plan);
-  r->plan = NULL;
-  if (rc == 0 && !r->op.ok && strcmp(r->op.status, "cancelled") == 0 && !r->stopping) {
-    /* cancelled while being planned: what was written is cancelled too */
-    move_to(r, ",cancelled,", "cancelled", on_any);
+static void pl_planned(uv_work_t *w, int status) {
+  struct camp_runner *r = w->data;
+  struct camp_planner *pl = &r->pl;
+  struct pl_batch *b = pl->reading;
+  struct camp_audience *p = b->aud;
+  pl->reading = NULL;
+  if (status != 0 || r->stopping || pl->halt) {
+    batch_drop(b);
+    pl_settle(r, 0);
     return;
   }
-  if (rc == 0 && r->op.ok)
-    kk_info(LOGCTX, "campaign %s: %lld recipients planned", r->camp.name,
-            (long long)r->op.recipients);
-  on_any(r, rc);
-}
-
-static void on_rows(void *arg, int rc) {
-  struct camp_runner *r = arg;
-  if (rc || r->stopping) {
-    store_camp_rcpt_free(r->rows, r->nrows);
-    r->nrows = 0;
-    camp_audience_free(r->plan);
-    r->plan = NULL;
-    on_any(r, rc);
-    return;
-  }
-  r->nrows = 0;   /* their vars belong to the plan */
-  write_rows(r);
-}
-
-static void write_rows(struct camp_runner *r) {
-  struct camp_audience *p = r->plan;
-  if (p->written == p->n) {
-    op_begin(r, STORE_CAMP_STATUS);
-    r->op.recipients = (int64_t)p->n;
-    r->op.finish_at = p->finish_at;
-    move_to(r, ",planning,", "running", on_planned);
-    return;
-  }
-  int k = 0;
-  for (; k < STORE_CAMP_BATCH && p->written < p->n; k++, p->written++) {
-    size_t i = p->written;
-    struct store_camp_rcpt *x = &r->rows[k];
-    memset(x, 0, sizeof *x);
-    x->seq = (int64_t)i + 1;
+  b->rows = kk_xcalloc(p->n ? p->n : 1, sizeof *b->rows);   /* freed by batch_drop */
+  for (size_t i = 0; i < p->n; i++) {
+    struct store_camp_rcpt *x = &b->rows[i];
+    x->seq = pl->seq + (int64_t)i + 1;
     snprintf(x->phone, sizeof x->phone, "%s", p->phone[i]);
     x->variant = p->variant[i];
     x->planned_at = p->r[i].at;
-    x->vars = NULL;
+    x->vars = p->vars[i];   /* borrowed from the batch for the write */
     snprintf(x->status, sizeof x->status, "%s", p->r[i].at ? "planned" : "expired");
   }
-  /* vars borrowed from the plan for the write */
-  op_begin(r, STORE_CAMP_ADD);
-  for (int j = 0; j < k; j++) r->rows[j].vars = p->vars[p->written - (size_t)k + (size_t)j];
-  r->op.rows = r->rows;
-  r->op.n = k;
-  r->nrows = 0;   /* nothing of rows to free: the plan owns vars */
-  store_campaign_write(r->a->store, &r->op, on_rows, r);
-}
-
-static void plan_after(uv_work_t *w, int status) {
-  struct camp_runner *r = w->data;
-  if (status != 0 || r->stopping) {
-    camp_audience_free(r->plan);
-    r->plan = NULL;
-    on_any(r, 0);
-    return;
-  }
-  r->plan->written = 0;
-  write_rows(r);
-}
-
-static void on_gathered(void *arg, int rc) {
-  struct camp_runner *r = arg;
-  if (r->plan->full) {
-    kk_warnx(LOGCTX, "campaign %s: audience cut at %d recipients", r->camp.name,
+  pl->seq += (int64_t)p->n;
+  pl->slot = b->slot;
+  pl->from = p->from;
+  snprintf(pl->after, sizeof pl->after, "%s", p->after);
+  struct store_camp_op *op = &b->op;
+  op->kind = STORE_CAMP_ADD;
+  op->account_id = pl->account_id;
+  snprintf(op->name, sizeof op->name, "%s", pl->name);
+  snprintf(op->owner, sizeof op->owner, "%s", r->owner);
+  op->rows = b->rows;
+  op->n = (int)p->n;
+  op->finish_at = p->finish_at;
+  if (pl->spec.phones)
+    snprintf(op->plan_after, sizeof op->plan_after, "%zu", p->from);
+  else
+    snprintf(op->plan_after, sizeof op->plan_after, "%s", p->after);
+  op->plan_slot = b->slot;
+  op->plan_gap = pl->gap;
+  op->last = !p->more;
+  if (p->more && pl->seq >= CAMP_RECIPIENTS_MAX) {
+    kk_warnx(LOGCTX, "campaign %s: audience cut at %d recipients", pl->name,
              CAMP_RECIPIENTS_MAX);
-    rc = 0;
+    op->last = 1;
   }
-  if (rc || r->stopping) {
-    camp_audience_free(r->plan);
-    r->plan = NULL;
-    on_any(r, rc);
-    return;
-  }
-  r->work.data = r;
-  uv_queue_work(r->a->loop, &r->work, plan_work, plan_after);
+  if (pl->writing)
+    pl->ready = b;   /* stored after the one being stored */
+  else
+    pl_write(r, b);
 }
 
-static void on_reset(void *arg, int rc) {
+static void pl_on_read(void *arg, int rc) {
   struct camp_runner *r = arg;
-  if (rc || r->stopping || !r->op.ok) {
-    on_any(r, rc);
+  struct camp_planner *pl = &r->pl;
+  struct pl_batch *b = pl->reading;
+  if (rc == KK_ENOSPC && (b->aud->more || b->aud->full)) rc = 0;
+  if (rc || r->stopping || pl->halt) {
+    pl->reading = NULL;
+    batch_drop(b);
+    pl_settle(r, rc);
     return;
   }
-  r->plan = kk_xcalloc(1, sizeof *r->plan);   /* freed by camp_audience_free */
-  camp_audience_read(r->a, r->refs[r->at].account_id, &r->spec, r->plan, on_gathered, r);
+  pl->work.data = r;
+  uv_queue_work(r->a->loop, &pl->work, pl_work, pl_planned);
+}
+
+/* The next batch of the audience, from where the last one read ended. */
+static void pl_read(struct camp_runner *r) {
+  struct camp_planner *pl = &r->pl;
+  struct pl_batch *b = kk_xcalloc(1, sizeof *b);   /* freed by batch_drop */
+  struct camp_audience *p = kk_xcalloc(1, sizeof *p);   /* freed by camp_audience_free */
+  b->aud = p;
+  pl->reading = b;
+  p->from = pl->from;
+  snprintf(p->after, sizeof p->after, "%s", pl->after);
+  /* up to the campaign's bound (a batch that reaches it is its last) */
+  int64_t room = CAMP_RECIPIENTS_MAX - pl->seq;
+  int64_t batch = r->a->camp_batch > 0 ? r->a->camp_batch : CAMP_PLAN_BATCH;
+  p->limit = (size_t)(room < batch ? (room > 1 ? room : 1) : batch);
+  camp_audience_read(r->a, pl->account_id, &pl->spec, p, pl_on_read, r);
+}
+
+static void pl_on_counted(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  struct camp_planner *pl = &r->pl;
+  struct pl_batch *b = pl->reading;
+  pl->reading = NULL;
+  if (rc == KK_ENOSPC && b->aud->full) rc = 0;
+  size_t total = b->aud->n;
+  batch_drop(b);
+  if (rc || r->stopping) {
+    pl_settle(r, rc);
+    return;
+  }
+  struct camp_plan_opts o = camp_plan_opts_of(&pl->spec, 0);
+  pl->gap = camp_plan_gap(&o, total);
+  pl_read(r);
+}
+
+static void pl_on_camp(void *arg, int rc) {
+  struct camp_runner *r = arg;
+  struct camp_planner *pl = &r->pl;
+  if (rc || r->stopping || strcmp(pl->camp.status, "planning") != 0) {
+    pl_settle(r, rc == KK_ENOENT ? 0 : rc);
+    return;
+  }
+  struct api_err e = {0};
+  pl->specdoc = json_loads(pl->camp.spec ? pl->camp.spec : "", 0, NULL);
+  if (camp_spec_parse(pl->specdoc, &pl->spec, &e) != 0) {
+    pl_settle(r, 0);   /* the runner says why */
+    return;
+  }
+  /* where the last batch stored left it */
+  pl->seq = pl->camp.recipients;
+  pl->slot = pl->camp.plan_slot;
+  pl->gap = pl->camp.plan_gap;
+  snprintf(pl->after, sizeof pl->after, "%s", pl->spec.phones ? "" : pl->camp.plan_after);
+  pl->from = pl->spec.phones ? (size_t)strtoull(pl->camp.plan_after, NULL, 10) : 0;
+  struct camp_plan_opts o = camp_plan_opts_of(&pl->spec, 0);
+  if (pl->gap >= 0 || o.per_minute > 0 || o.spread_ms <= 0) {
+    if (pl->gap < 0) pl->gap = camp_plan_gap(&o, 0);
+    pl_read(r);
+    return;
+  }
+  /* a spread: the audience's size first */
+  struct pl_batch *b = kk_xcalloc(1, sizeof *b);   /* freed by batch_drop */
+  b->aud = kk_xcalloc(1, sizeof *b->aud);   /* freed by camp_audience_free */
+  b->aud->count_only = 1;
+  pl->reading = b;
+  camp_audience_read(r->a, pl->account_id, &pl->spec, b->aud, pl_on_counted, r);
+}
+
+/* The planning campaign ref planned, unless the planner has one in hand. */
+static void pl_start(struct camp_runner *r, const struct store_camp_ref *ref) {
+  struct camp_planner *pl = &r->pl;
+  if (pl->busy) return;
+  memset(pl, 0, sizeof *pl);
+  pl->busy = 1;
+  pl->account_id = ref->account_id;
+  snprintf(pl->name, sizeof pl->name, "%s", ref->name);
+  store_campaign_get_async(r->a->store, pl->account_id, pl->name, &pl->camp, pl_on_camp, r);
 }
 
 void camp_audience_read(struct api *a, int64_t account_id, const struct camp_spec *sp,
@@ -502,11 +738,13 @@ void camp_audience_read(struct api *a, int64_t account_id, const struct camp_spe
       if (phone_normalize(json_string_value(x), p->given[p->ngiven], sizeof p->given[0]) == 0)
         p->ngiven++;
     }
-    store_contacts_of_async(a->store, account_id, (const char(*)[16])p->given, p->ngiven,
-                            collect, p, done, arg);
+    size_t from = p->from < p->ngiven ? p->from : p->ngiven;
+    store_contacts_of_async(a->store, account_id, (const char(*)[16])p->given + from,
+                            p->ngiven - from, collect, p, done, arg);
     return;
   }
-  store_contacts_each_async(a->store, account_id, sp->list, sp->segment, collect, p, done, arg);
+  store_contacts_from_async(a->store, account_id, sp->list, sp->segment, p->after, collect, p,
+                            done, arg);
 }
 
 /* ---- one campaign --------------------------------------------------------------- */
@@ -526,12 +764,14 @@ static void on_camp(void *arg, int rc) {
     return;
   }
   int64_t now = store_now_ms();
-  if (strcmp(r->camp.status, "planning") == 0) {
-    /* planned from the start: rows of an interrupted planning go first */
-    op_begin(r, STORE_CAMP_STATUS);
-    move_to(r, ",planning,", "planning", on_reset);
-  } else if (strcmp(r->camp.status, "running") != 0) {
+  int planning = strcmp(r->camp.status, "planning") == 0;
+  /* planned a batch at a time by the planner (from where it stopped, after
+     a restart), its recipients planned so far sent meanwhile */
+  if (planning) pl_start(r, &r->refs[r->at]);
+  if (!planning && strcmp(r->camp.status, "running") != 0) {
     skip(r);
+  } else if (r->spec.end_at && now >= r->spec.end_at && planning) {
+    skip(r);   /* the planner plans the rest expired */
   } else if (r->spec.end_at && now >= r->spec.end_at) {
     write_op(r, STORE_CAMP_EXPIRE, on_expired);
   } else {
@@ -611,7 +851,7 @@ void api_camp_run_start(struct api *a) {
 static void on_closed(uv_handle_t *h) {
   struct camp_runner *r = h->data;
   r->closed = 1;
-  if (!r->busy) free(r);
+  if (!r->busy && !r->pl.busy) free(r);
 }
 
 void api_camp_run_stop(struct api *a) {

@@ -90,6 +90,8 @@ struct report_ctx {
   struct store_camp_count rows[STORE_CAMP_COUNTS_MAX];
   int n;
   char *spec;                       /* the campaign object's settings; NULL: none */
+  struct api_links_counts links;    /* the clicks part, read at the same time */
+  int reads, rc, links_rc;          /* reads under way; their results */
 };
 
 /* by_variant: the campaign's variants in order, each with its figures. */
@@ -178,19 +180,37 @@ static json_t *report_doc(const struct report_ctx *c) {
   return doc;
 }
 
-/* Store done callback of a report: answers and frees c. */
-static void on_report(void *arg, int rc) {
-  struct report_ctx *c = arg;
+/* Answers the report once both its reads are done, and frees c. */
+static void report_answer(struct report_ctx *c) {
+  if (--c->reads > 0) return;
   struct http_req *req = c->req;
+  int rc = c->rc ? c->rc : c->links_rc;
   if (rc == KK_ENOENT)
     api_error(req, 404, "not_found", NULL, "no campaign or message of campaign %s in this account",
               c->campaign);
   else if (rc)
     api_error(req, 503, "store_unavailable", NULL, "cannot read the campaign now");
-  else   /* the clicks and conversions (api_links.c) answer it */
-    api_links_report(c->a, req, c->account_id, c->campaign, report_doc(c));
+  else {
+    json_t *doc = report_doc(c);
+    api_links_counts_add(&c->links, doc);   /* the clicks and conversions (api_links.c) */
+    api_json(req, 200, doc, NULL);
+  }
   free(c->spec);
   free(c);
+}
+
+/* Store done callbacks of the report's two reads (on the store's pool, side
+   by side: one wait for a pool thread and the loop, not two in turn). */
+static void on_report(void *arg, int rc) {
+  struct report_ctx *c = arg;
+  c->rc = rc;
+  report_answer(c);
+}
+
+static void on_clicks(void *arg, int rc) {
+  struct report_ctx *c = arg;
+  c->links_rc = rc;
+  report_answer(c);
 }
 
 void api_campaign_report(struct api_call *call) {
@@ -206,6 +226,8 @@ void api_campaign_report(struct api_call *call) {
   c->a = call->a;
   c->account_id = call->account_id;
   snprintf(c->campaign, sizeof c->campaign, "%s", campaign);
+  c->reads = 2;
   store_camp_counts_async(call->a->store, call->account_id, c->campaign, c->rows,
                           STORE_CAMP_COUNTS_MAX, &c->n, &c->spec, on_report, c);
+  api_links_counts_read(call->a, call->account_id, c->campaign, &c->links, on_clicks, c);
 }

@@ -303,13 +303,6 @@ void api_conversion_post(struct api_call *c) {
 
 /* ---- the report's clicks --------------------------------------------------------- */
 
-struct report {
-  struct http_req *req;
-  json_t *doc;
-  struct store_link_count rows[STORE_LINK_COUNTS_MAX];
-  int n;
-};
-
 /* Adds c's figures to the object o[key] (made when missing). */
 static void add(json_t *o, const char *key, const struct store_link_count *c) {
   json_t *x = key ? json_object_get(o, key) : o;
@@ -338,14 +331,7 @@ static void values(json_t *o) {
   json_object_foreach(o, k, x) if (json_is_object(x)) values(x);
 }
 
-static void on_counts(void *arg, int rc) {
-  struct report *r = arg;
-  if (rc) {
-    json_decref(r->doc);
-    api_error(r->req, 503, "store_unavailable", NULL, "cannot read the campaign now");
-    free(r);
-    return;
-  }
+void api_links_counts_add(const struct api_links_counts *r, json_t *doc) {
   json_t *clicks = json_object(), *by_channel = json_object(), *by_variant = json_object();
   struct store_link_count zero = {0};
   add(clicks, NULL, &zero);
@@ -362,17 +348,12 @@ static void on_counts(void *arg, int rc) {
   json_object_set_new(clicks, "by_channel", by_channel);
   json_object_set_new(clicks, "by_variant", by_variant);
   values(clicks);
-  json_object_set_new(r->doc, "clicks", clicks);
-  api_json(r->req, 200, r->doc, NULL);
-  free(r);
+  json_object_set_new(doc, "clicks", clicks);
 }
 
-void api_links_report(struct api *a, struct http_req *req, int64_t account_id,
-                      const char *campaign, json_t *doc) {
-  struct report *r = kk_xcalloc(1, sizeof *r);   /* freed in on_counts */
-  r->req = req;
-  r->doc = doc;
-  store_link_counts_async(a->store, account_id, campaign, r->rows, &r->n, on_counts, r);
+void api_links_counts_read(struct api *a, int64_t account_id, const char *campaign,
+                           struct api_links_counts *c, store_done_cb done, void *arg) {
+  store_link_counts_async(a->store, account_id, campaign, c->rows, &c->n, done, arg);
 }
 
 /* ---- start and stop ---------------------------------------------------------------- */

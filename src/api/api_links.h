@@ -15,6 +15,9 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "store/store.h"
+#include "store/store_link.h"
+
 struct api;
 struct api_call;
 struct http_req;
@@ -22,11 +25,18 @@ struct http_req;
 void api_link_click(struct api_call *c);
 void api_conversion_post(struct api_call *c);
 
-/* Answers 200 with a campaign's report doc (taken) and its "clicks" part
-   added: {"clicked","clicked_unique","previews","converted","value","by_channel",
-   "by_variant"}, from the campaign's counters. */
-void api_links_report(struct api *a, struct http_req *req, int64_t account_id,
-                      const char *campaign, json_t *doc);
+/* The clicks part of a campaign's report, from the campaign's counters:
+   read on the store's pool into c (done(arg, rc) on the loop; c borrowed
+   until then), then added to the report's doc as "clicks":
+   {"clicked","clicked_unique","previews","converted","value","by_channel",
+   "by_variant"}. The report reads it beside its other figures, not after. */
+struct api_links_counts {
+  struct store_link_count rows[STORE_LINK_COUNTS_MAX];
+  int n;
+};
+void api_links_counts_read(struct api *a, int64_t account_id, const char *campaign,
+                           struct api_links_counts *c, store_done_cb done, void *arg);
+void api_links_counts_add(const struct api_links_counts *c, json_t *doc);
 
 /* Queues the clicks not yet written (before the store closes). */
 void api_links_stop(struct api *a);

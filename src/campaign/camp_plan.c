@@ -48,15 +48,23 @@ static int64_t open_at(const struct camp_recipient *r, const struct pol_window *
   return rc == 1 ? until : t;
 }
 
+int64_t camp_plan_gap(const struct camp_plan_opts *o, size_t total) {
+  if (o->per_minute > 0) return (60000 + o->per_minute - 1) / o->per_minute;
+  if (o->spread_ms > 0 && total > 1) return o->spread_ms / (int64_t)(total - 1);
+  return 0;
+}
+
 long camp_plan(struct camp_recipient *r, size_t n, const struct camp_plan_opts *o) {
-  if (o->per_minute < 0 || o->spread_ms < 0 || o->window.from_min < 0 ||
-      o->window.from_min >= 1440 || o->window.to_min < 0 || o->window.to_min >= 1440)
+  if (o->per_minute < 0 || o->spread_ms < 0) return KK_EINVAL;
+  int64_t slot = 0;
+  return camp_plan_batch(r, n, o, camp_plan_gap(o, n), &slot);
+}
+
+long camp_plan_batch(struct camp_recipient *r, size_t n, const struct camp_plan_opts *o,
+                     int64_t gap, int64_t *slot_io) {
+  if (gap < 0 || o->window.from_min < 0 || o->window.from_min >= 1440 || o->window.to_min < 0 ||
+      o->window.to_min >= 1440)
     return KK_EINVAL;
-  int64_t gap = 0;  /* ms between two sends of the campaign */
-  if (o->per_minute > 0)
-    gap = (60000 + o->per_minute - 1) / o->per_minute;
-  else if (o->spread_ms > 0 && n > 1)
-    gap = o->spread_ms / (int64_t)(n - 1);
   struct pol_window wait = wait_of(&o->window);
   struct item *h = kk_xcalloc(n ? n : 1, sizeof *h);   /* freed below */
   size_t hn = 0;
@@ -73,7 +81,8 @@ long camp_plan(struct camp_recipient *r, size_t n, const struct camp_plan_opts *
   }
   for (size_t i = hn / 2; i-- > 0;) sift_down(h, hn, i);
   long placed = 0;
-  int64_t slot = o->start_ms;  /* the campaign's next free send instant */
+  /* the campaign's next free send instant */
+  int64_t slot = *slot_io > o->start_ms ? *slot_io : o->start_ms;
   while (hn > 0) {
     struct item top = h[0];
     struct camp_recipient *x = &r[top.idx];
@@ -92,5 +101,6 @@ long camp_plan(struct camp_recipient *r, size_t n, const struct camp_plan_opts *
     sift_down(h, hn, 0);
   }
   free(h);
+  *slot_io = slot;
   return placed;
 }

@@ -40,4 +40,17 @@ struct camp_recipient {
  */
 long camp_plan(struct camp_recipient *r, size_t n, const struct camp_plan_opts *o);
 
+/*
+ * The same for one batch of a campaign planned a batch at a time: gap ms
+ * between two sends (what the rate or the spread over the whole audience
+ * gives: camp_plan_gap), and *slot the campaign's next free send instant,
+ * carried from one batch to the next (in: 0 for the first; out: after
+ * this batch). o's per_minute and spread_ms are not read.
+ */
+long camp_plan_batch(struct camp_recipient *r, size_t n, const struct camp_plan_opts *o,
+                     int64_t gap, int64_t *slot);
+/* The ms between two sends of o over total recipients (0: as fast as the
+   window allows). */
+int64_t camp_plan_gap(const struct camp_plan_opts *o, size_t total);
+
 #endif

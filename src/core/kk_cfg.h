@@ -26,6 +26,7 @@
   X(sync, "full", "SQLite synchronous mode: full (survives power loss) or normal") \
   X(max_body, "1048576", "largest accepted request body in bytes")                \
   X(max_import, "1073741824", "largest contact import (CSV body) in bytes")       \
+  X(campaign_batch, "10000", "recipients of a campaign read, planned and stored at a time while it is planned (100 to 10000)") \
   X(test_clock, "off", "on: POST /v1/test/clock may move the clock forward (tests only)") \
   X(quiet_hours, "21:00-09:00", "quiet hours of an account whose policy names none (recipient-local); off: none") \
   X(ttl_service, "24h", "default validity of service messages")                   \

@@ -94,15 +94,10 @@ static int camp_status(struct store *s, struct store_camp_op *o) {
     rc = STORE_SQL(s, NULL, "DELETE FROM campaign_recipients WHERE account_id=? AND campaign=?",
                    NULL, NULL, SQL_I(o->account_id), SQL_T(o->name));
   if (rc) return rc;
-  if (strcmp(o->to, "running") == 0 && strcmp(o->status, "planning") == 0)
+  if (strcmp(o->to, "planning") == 0)
     rc = STORE_SQL(s, NULL,
-                   "UPDATE campaigns SET status=?, updated_at=?, recipients=?, finish_at=?"
-                   " WHERE account_id=? AND name=?",
-                   NULL, NULL, SQL_T(o->to), SQL_I(o->at), SQL_I(o->recipients),
-                   SQL_I(o->finish_at), SQL_I(o->account_id), SQL_T(o->name));
-  else if (strcmp(o->to, "planning") == 0)
-    rc = STORE_SQL(s, NULL,
-                   "UPDATE campaigns SET status=?, updated_at=?, started_at=?, recipients=0"
+                   "UPDATE campaigns SET status=?, updated_at=?, started_at=?, recipients=0,"
+                   " finish_at=NULL, plan_after='', plan_slot=0, plan_gap=-1"
                    " WHERE account_id=? AND name=?",
                    NULL, NULL, SQL_T(o->to), SQL_I(o->at), SQL_I(o->at), SQL_I(o->account_id),
                    SQL_T(o->name));
@@ -148,20 +143,76 @@ static int add_counts(struct store *s, struct store_camp_op *o) {
   return 0;
 }
 
-static int camp_add(struct store *s, struct store_camp_op *o) {
-  int counted = add_counts(s, o);
-  if (counted) return counted;
-  for (int i = 0; i < o->n; i++) {
-    const struct store_camp_rcpt *r = &o->rows[i];
-    int rc =
-        STORE_SQL(s, NULL,
-                  "INSERT INTO campaign_recipients(account_id,campaign,seq,phone,variant,"
-                  "planned_at,vars,status) VALUES(?,?,?,?,?,?,?,?)",
-                  NULL, NULL, SQL_I(o->account_id), SQL_T(o->name), SQL_I(r->seq), SQL_T(r->phone),
-                  SQL_I(r->variant), SQL_I(r->planned_at), SQL_T(r->vars), SQL_T(r->status));
-    if (rc) return rc;
+/* The rows of o inserted, as many in one statement as the backend's
+   arguments allow (at most ADD_PER). */
+#define ADD_COLS 8
+#define ADD_PER 100
+static int add_rows(struct store *s, const struct store_camp_op *o) {
+  static const char head[] =
+      "INSERT INTO campaign_recipients(account_id,campaign,seq,phone,variant,planned_at,vars,"
+      "status) VALUES";
+  static const char tuple[] = "(?,?,?,?,?,?,?,?)";
+  int per = s->be->sql_args_max / ADD_COLS;
+  if (per < 1) per = 1;
+  if (per > ADD_PER) per = ADD_PER;
+  struct store_sql_arg a[ADD_PER * ADD_COLS];
+  char sql[sizeof head + ADD_PER * sizeof tuple];
+  int rc = 0, built = 0;
+  for (int i = 0; rc == 0 && i < o->n; i += per) {
+    int k = o->n - i < per ? o->n - i : per;
+    if (k != built) {   /* the text for k rows (the same for every full statement) */
+      size_t at = sizeof head - 1;
+      memcpy(sql, head, at);
+      for (int j = 0; j < k; j++) {
+        if (j) sql[at++] = ',';
+        memcpy(sql + at, tuple, sizeof tuple - 1);
+        at += sizeof tuple - 1;
+      }
+      sql[at] = '\0';
+      built = k;
+    }
+    for (int j = 0; j < k; j++) {
+      const struct store_camp_rcpt *r = &o->rows[i + j];
+      struct store_sql_arg *x = &a[j * ADD_COLS];
+      x[0] = SQL_I(o->account_id);
+      x[1] = SQL_T(o->name);
+      x[2] = SQL_I(r->seq);
+      x[3] = SQL_T(r->phone);
+      x[4] = SQL_I(r->variant);
+      x[5] = SQL_I(r->planned_at);
+      x[6] = SQL_T(r->vars);
+      x[7] = SQL_T(r->status);
+    }
+    rc = s->be->sql(s, NULL, sql, a, k * ADD_COLS, NULL, NULL);
   }
-  o->ok = 1;
+  return rc;
+}
+
+static int on_num(void *arg, const char *const *cols, int n) {
+  if (n > 0) *(int64_t *)arg = store_col_num(cols[0]);
+  return 1;
+}
+
+/* A batch of the planning: its rows and where the planning is after them,
+   in one transaction (a restart goes on from there, none twice). */
+static int camp_add(struct store *s, struct store_camp_op *o) {
+  int rc = STORE_SQL_ONE(
+      s, NULL,
+      "UPDATE campaigns SET recipients=recipients+?, finish_at=CASE WHEN finish_at IS NULL"
+      " OR finish_at<? THEN ? ELSE finish_at END, plan_after=?, plan_slot=?, plan_gap=?,"
+      " status=?, updated_at=? WHERE account_id=? AND name=? AND status='planning'"
+      " AND (lease_by IS NULL OR lease_by=?) RETURNING recipients",
+      on_num, &o->recipients, SQL_I(o->n), SQL_I(o->finish_at), SQL_I(o->finish_at),
+      SQL_T(o->plan_after), SQL_I(o->plan_slot), SQL_I(o->plan_gap),
+      SQL_T(o->last ? "running" : "planning"), SQL_I(o->at), SQL_I(o->account_id),
+      SQL_T(o->name), SQL_T(o->owner));
+  if (rc == KK_ENOENT) return status_of(s, o);   /* no longer planning, or not ours: not ok */
+  if (rc) return rc;
+  rc = add_counts(s, o);
+  if (rc == 0) rc = add_rows(s, o);
+  if (rc) return rc;
+  o->found = o->ok = 1;
+  store_col_copy(o->status, sizeof o->status, o->last ? "running" : "planning");
   return 0;
 }
 
@@ -222,12 +273,15 @@ void store_campaign_write(struct store *s, struct store_camp_op *o, store_done_c
   if (o->at == 0) o->at = store_now_ms();
   struct store_op *op = store_op_of(s, STORE_OP_CAMPAIGN, done, arg, o, 1);
   op->weight = o->n > 0 ? o->n : 2;
+  if (o->kind == STORE_CAMP_ADD) store_atomic(op);   /* a batch of the plan: all or none */
   store_submit(s, op);
 }
 
 /* ---- reads (pool) ---------------------------------------------------------------- */
 
-#define CAMP_COLS "name,status,spec,recipients,created_at,updated_at,started_at,finish_at"
+#define CAMP_COLS                                                              \
+  "name,status,spec,recipients,created_at,updated_at,started_at,finish_at,plan_after," \
+  "plan_slot,plan_gap"
 
 static void camp_row(struct store_campaign *c, const char *const *cols, int with_spec) {
   store_col_copy(c->name, sizeof c->name, cols[0]);
@@ -238,6 +292,9 @@ static void camp_row(struct store_campaign *c, const char *const *cols, int with
   c->updated_at = store_col_num(cols[5]);
   c->started_at = store_col_num(cols[6]);
   c->finish_at = store_col_num(cols[7]);
+  store_col_copy(c->plan_after, sizeof c->plan_after, cols[8]);
+  c->plan_slot = store_col_num(cols[9]);
+  c->plan_gap = store_col_num(cols[10]);
 }
 
 /* What a read of one campaign's rows begins with: the campaign. */
@@ -261,7 +318,7 @@ struct get_job {
 };
 
 static int on_camp(void *arg, const char *const *cols, int n) {
-  if (n >= 8) camp_row(arg, cols, 1);
+  if (n >= 11) camp_row(arg, cols, 1);
   return 1;
 }
 
@@ -290,7 +347,7 @@ struct list_job {
 
 static int on_list(void *arg, const char *const *cols, int n) {
   struct list_job *j = arg;
-  if (n < 8) return 1;
+  if (n < 11) return 1;
   if (*j->n == j->limit) {
     store_col_copy(j->next, STORE_CAMPAIGN_MAX + 1, j->out[*j->n - 1].name);
     return 1;

@@ -40,7 +40,13 @@ struct store_campaign {
   char name[STORE_CAMPAIGN_MAX + 1];
   char status[12];
   char *spec;               /* malloc'd JSON */
-  int64_t recipients;
+  int64_t recipients;       /* planned so far (all of them once running) */
+  /* where its planning is, as of its last batch stored (STORE_CAMP_ADD):
+     the audience read up to this phone (given phones: this many of them, in
+     decimal), the next free send instant at its rate, the gap between two
+     sends (-1: not known yet) */
+  char plan_after[16];
+  int64_t plan_slot, plan_gap;
   int64_t created_at, updated_at, started_at, finish_at;
   int64_t count[STORE_CAMP_NSTATUS];   /* recipients by status: left 0 by the reads
                                           below, see store_camp_rcpt_counts */
@@ -50,7 +56,11 @@ void store_campaign_fini(struct store_campaign *c);
 enum store_camp_kind {
   STORE_CAMP_PUT,           /* spec saved while draft (or new): ok 0 otherwise */
   STORE_CAMP_STATUS,        /* from one of `from` to `to` (see below) */
-  STORE_CAMP_ADD,           /* rows inserted (seq, phone, variant, planned_at, vars, status) */
+  STORE_CAMP_ADD,           /* a batch of the planning campaign's rows inserted (seq, phone,
+                               variant, planned_at, vars, status) with where its planning
+                               is after them (plan_*), unless it is no longer planning or
+                               another owner holds it: ok. recipients: the campaign's count
+                               after them; last: it is then running */
   STORE_CAMP_SET,           /* rows' status, message, reason, planned_at and tries
                                set (by seq) while planned */
   STORE_CAMP_EXPIRE,        /* every planned recipient expired */
@@ -67,14 +77,17 @@ struct store_camp_op {
   const char *spec;         /* PUT */
   const char *from;         /* STATUS: the statuses it may change from, ",a,b," */
   char to[12];              /* STATUS: the new one. cancelled: planned recipients
-                               cancelled too; planning: recipients deleted (planned
-                               again); done: only when none is planned */
-  int64_t recipients;       /* STATUS to running: how many were planned */
-  int64_t finish_at;        /* STATUS to running: the last planned time */
+                               cancelled too; planning: planned from the start (its
+                               rows deleted); done: only when none is planned */
+  int64_t recipients;       /* ADD, out: how many are planned */
+  int64_t finish_at;        /* ADD: the last planned time of these rows */
   struct store_camp_rcpt *rows;   /* ADD, SET */
   int n;
-  char owner[40];           /* LEASE */
+  char owner[40];           /* LEASE; ADD: the lease it is written under */
   int64_t lease_until;
+  char plan_after[16];      /* ADD: the campaign's plan_* after these rows */
+  int64_t plan_slot, plan_gap;
+  int last;                 /* ADD: the last batch */
   /* out */
   int found;                /* the campaign exists */
   int ok;                   /* it was changed */
@@ -152,5 +165,12 @@ void store_camp_counts_async(struct store *s, int64_t account_id, const char *na
    store_camp_rcpt_statuses) that the n rows of store_camp_counts_async hold:
    their "r:" rows summed over variants. */
 void store_camp_rcpt_counts(const struct store_camp_count *rows, int n, int64_t *count);
+
+/* The columns where a campaign's planning is (SQLite's migration 27,
+   PostgreSQL's 21). */
+#define STORE_CAMP_PLAN_MIGRATION                                              \
+  ("ALTER TABLE campaigns ADD COLUMN plan_after TEXT NOT NULL DEFAULT '';"     \
+   "ALTER TABLE campaigns ADD COLUMN plan_slot BIGINT NOT NULL DEFAULT 0;"     \
+   "ALTER TABLE campaigns ADD COLUMN plan_gap BIGINT NOT NULL DEFAULT -1;")
 
 #endif

@@ -46,6 +46,8 @@ struct contact_job {
   char phone[16];
   char list[STORE_LIST_NAME_MAX + 1];
   int has_list;
+  char after[16];           /* J_EACH: from the contact after this phone */
+  int no_lists;             /* J_EACH: their lists not read */
   char segment[STORE_LIST_NAME_MAX + 1];   /* "" none */
   int count;
   struct store_segment *sg;
@@ -96,7 +98,8 @@ static int pool_segment(struct store *s, void *rd, struct contact_job *j) {
     rc = r->list(s, rd, j->account_id, &j->f, j->out, j->n, j->next);
     break;
   default:
-    rc = r->each(s, rd, j->account_id, j->has_list ? j->list : NULL, cond, j->cfn, j->fn_arg);
+    rc = r->each(s, rd, j->account_id, j->has_list ? j->list : NULL, j->after, !j->no_lists,
+                 cond, j->cfn, j->fn_arg);
     break;
   }
   contact_filter_free(cond);
@@ -213,6 +216,22 @@ void store_contacts_each_async(struct store *s, int64_t account_id, const char *
     snprintf(j->list, sizeof j->list, "%s", list);
     j->has_list = 1;
   }
+  j->cfn = fn;
+  j->fn_arg = fn_arg;
+  store_pool_run(s, pool_contact, j, done, arg);
+}
+
+void store_contacts_from_async(struct store *s, int64_t account_id, const char *list,
+                               const char *segment, const char *after, store_contact_fn fn,
+                               void *fn_arg, store_done_cb done, void *arg) {
+  struct contact_job *j = job_new(J_EACH, account_id);
+  if (segment) snprintf(j->segment, sizeof j->segment, "%s", segment);
+  if (list) {
+    snprintf(j->list, sizeof j->list, "%s", list);
+    j->has_list = 1;
+  }
+  snprintf(j->after, sizeof j->after, "%s", after ? after : "");
+  j->no_lists = 1;
   j->cfn = fn;
   j->fn_arg = fn_arg;
   store_pool_run(s, pool_contact, j, done, arg);

@@ -172,6 +172,12 @@ typedef int (*store_contact_fn)(void *arg, const struct store_contact *c);
 void store_contacts_each_async(struct store *s, int64_t account_id, const char *list,
                                const char *segment, store_contact_fn fn, void *fn_arg,
                                store_done_cb done, void *arg);
+/* The same from the contact after phone `after` on ("": the first), without
+   their lists (nlists 0): what reads a campaign's audience a batch at a time
+   (fn stops it at the batch's end). */
+void store_contacts_from_async(struct store *s, int64_t account_id, const char *list,
+                               const char *segment, const char *after, store_contact_fn fn,
+                               void *fn_arg, store_done_cb done, void *arg);
 /* Each of the n phones (E.164; borrowed until done) to fn on the pool
    thread, in their order: the account's contact when the phone is one,
    else a contact of that phone alone. */
@@ -248,9 +254,10 @@ struct store_contact_reads {
                     struct store_import *out);
   int (*import_errors)(struct store *s, void *rd, int64_t account_id, int64_t id,
                        store_import_error_fn fn, void *arg);
-  /* cond: a parsed filter (NULL: every contact) */
-  int (*each)(struct store *s, void *rd, int64_t account_id, const char *list,
-              const struct cf_node *cond, store_contact_fn fn, void *arg);
+  /* cond: a parsed filter (NULL: every contact); the contacts whose phone
+     is after `after` (""; all); lists 0: their lists not read */
+  int (*each)(struct store *s, void *rd, int64_t account_id, const char *list, const char *after,
+              int lists, const struct cf_node *cond, store_contact_fn fn, void *arg);
   /* a segment's row (out->count untouched), the account's segments */
   int (*segment_get)(struct store *s, void *rd, int64_t account_id, const char *name,
                      struct store_segment *out);

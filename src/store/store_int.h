@@ -449,6 +449,7 @@ struct store_backend {
      few plain tables writes and reads through (store_campaign.c). */
   int (*sql)(struct store *s, void *rd, const char *sql, const struct store_sql_arg *a, int n,
              store_sql_row_fn fn, void *arg);
+  int sql_args_max;         /* the arguments one statement of sql takes at most */
   /* The writes, by kind (STORE_OP_LIST), and the reads. */
   op_exec_fn exec[STORE_OP_COUNT];
   struct store_reads read;

@@ -499,10 +499,12 @@ static void drain_done(struct store *s) {
   }
 }
 
-/* Committed operations, and reads the pool finished (store_pool.c). */
+/* Reads the pool finished (store_pool.c), and committed operations: the
+   reads first, so that a short read (a report) is not answered only after
+   the callbacks of a large batch of writes have run. */
 static void on_async(uv_async_t *h) {
-  drain_done(h->data);
   store_pool_deliver(h->data);
+  drain_done(h->data);
 }
 
 void store_poke(struct store *s) {

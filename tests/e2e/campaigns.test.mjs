@@ -2,7 +2,8 @@
 // and planned, each recipient with its variant and time), the runner making
 // the messages through the accept path as recipients come due, pause and
 // resume, cancel, and a kill -9 in the middle after which every recipient
-// gets exactly one message. The test clock stands in for waiting.
+// gets exactly one message, and one in the middle of the planning (a batch
+// at a time) after which it goes on from the last batch stored. The test clock stands in for waiting.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { setup, waitUntil } from './lib/harness.mjs';
@@ -19,8 +20,8 @@ async function shift(k, by) {
   assert.equal(r.status, 200, r.text);
 }
 
-async function world(t, smsc = {}) {
-  const env = await setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 20, ...smsc }, args: ['--test_clock', 'on'] });
+async function world(t, smsc = {}, args = []) {
+  const env = await setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 20, ...smsc }, args: ['--test_clock', 'on', ...args] });
   const { k, key } = env;
   await k.call('PUT', '/v1/templates/a', { key, body: { text: '{{name}}, скидка 10% в {{city}}' } }, 200);
   await k.call('PUT', '/v1/templates/b', { key, body: { text: '{{name}}, скидка 15%' } }, 200);
@@ -151,5 +152,35 @@ test('campaigns: kill -9 in the middle; after the restart none is skipped and no
   const msgs = await k.call('GET', '/v1/campaigns/big/report', { key }, 200);
   assert.equal(msgs.messages, N, 'no recipient got two messages');
   await waitUntil(() => new Set(smsc.submits.map((s) => s.destination_addr)).size === N ? true : null, 'every recipient submitted', 60000, 200);
+  await finish();
+});
+
+test('campaigns: kill -9 while it is planned; the planning goes on from its last batch, each recipient once, at the rate', { timeout: 240000 }, async (t) => {
+  // 200 recipients a batch: the planning of 12,000 takes many batches
+  const { k, key, finish } = await world(t, { redeliver: true }, ['--campaign_batch', '200']);
+  const N = 12000;
+  await importList(k, key, 'huge', base(N));
+  await k.call('PUT', '/v1/campaigns/huge', { key, body: { audience: { list: 'huge' }, template: 'b', class: 'service', rate_per_minute: 60 } }, 200);
+  await k.call('POST', '/v1/campaigns/huge/start', { key }, 200);
+  const mid = await waitUntil(async () => {
+    const c = await k.call('GET', '/v1/campaigns/huge', { key }, 200);
+    assert.equal(c.status, 'planning', 'still planning when a part is stored');
+    return c.recipients >= 1000 ? c : null;
+  }, 'a part planned', 60000, 5);
+  await k.kill9();
+  assert.ok(mid.recipients < N);
+  await k.restart();
+  const done = await waitCampaign(k, key, 'huge', 'running', 120000);
+  assert.equal(done.recipients, N);
+  const all = await recipients(k, key, 'huge');
+  assert.equal(all.length, N);
+  assert.deepEqual(all.map((x) => x.seq), Array.from({ length: N }, (_, i) => i + 1));
+  assert.equal(new Set(all.map((x) => x.phone)).size, N, 'each recipient once');
+  // one a second over the whole campaign, across the restart too
+  const at = all.map((x) => Date.parse(x.planned_at)).sort((a, b) => a - b);
+  for (let i = 1; i < N; i++) assert.ok(at[i] - at[i - 1] >= 1000, `recipients ${i - 1} and ${i}: ${at[i] - at[i - 1]} ms apart`);
+  const report = await k.call('GET', '/v1/campaigns/huge/report', { key }, 200);
+  assert.equal(report.recipients, N);
+  await k.call('POST', '/v1/campaigns/huge/cancel', { key }, 200);
   await finish();
 });

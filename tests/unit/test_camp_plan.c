@@ -114,3 +114,34 @@ KK_TEST(camp_plan_many_zones_keep_window_and_rate) {
   for (size_t i = 1; i < n; i++) ASSERT(r[i].at - r[i - 1].at >= 120);
   free(r);
 }
+
+/* A campaign planned a batch at a time (a restart between any two): the
+   slot carried from batch to batch keeps the rate over all of them, and the
+   times are those of the whole audience planned at once. */
+KK_TEST(camp_plan_batches_carry_the_rate) {
+  enum { N = 1000, B = 250 };
+  struct camp_recipient *all = calloc(N, sizeof *all), *part = calloc(N, sizeof *part);
+  for (int i = 0; i < N; i++)
+    all[i].timezone = part[i].timezone = i % 2 ? "Europe/Moscow" : "Asia/Vladivostok";
+  struct camp_plan_opts o = {.start_ms = DAY0, .per_minute = 60};
+  ASSERT_EQ(camp_plan(all, N, &o), N);
+  int64_t gap = camp_plan_gap(&o, N), slot = 0;
+  ASSERT_EQ(gap, 1000);
+  for (int at = 0; at < N; at += B) {
+    int64_t before = slot;
+    ASSERT_EQ(camp_plan_batch(part + at, B, &o, gap, &slot), B);
+    ASSERT_EQ(slot, DAY0 + (int64_t)(at + B) * 1000);   /* the next free instant */
+    for (int i = at; i < at + B; i++) ASSERT(part[i].at >= (before ? before : DAY0));
+  }
+  int64_t sa = 0, sp = 0;
+  for (int i = 0; i < N; i++) sa += all[i].at - DAY0, sp += part[i].at - DAY0;
+  ASSERT_EQ(sa, sp);   /* the same instants, one a second */
+  qsort(part, N, sizeof *part, cmp_at);
+  for (int i = 1; i < N; i++) ASSERT_EQ(part[i].at - part[i - 1].at, 1000);
+  /* a spread over the whole audience: its gap from the audience's size */
+  struct camp_plan_opts sp2 = {.start_ms = DAY0, .spread_ms = 999 * 1000};
+  ASSERT_EQ(camp_plan_gap(&sp2, N), 1000);
+  ASSERT_EQ(camp_plan_batch(part, 1, &o, -1, &slot), KK_EINVAL);
+  free(all);
+  free(part);
+}

@@ -5,7 +5,8 @@
  * the statuses given, recipients written and set while planned (a retried
  * one stays planned with its new time and its tries), the figures kept by
  * variant and status in the same commit as each change (planning again,
- * cancel), the export read a page at a time in seq order, and unknown
+ * cancel), the planning's batches stored with where it is after each (not
+ * under another node's lease), the export read a page at a time in seq order, and unknown
  * campaigns.
  */
 #include <stdio.h>
@@ -44,11 +45,15 @@ static int camp_write(struct tmp_store *t, struct store_camp_op *o) {
   return sync_wait(t, &y);
 }
 
-static int move(struct tmp_store *t, const char *from, const char *to) {
+static int move_of(struct tmp_store *t, const char *name, const char *from, const char *to) {
   struct store_camp_op o = {.kind = STORE_CAMP_STATUS, .from = from};
+  snprintf(o.name, sizeof o.name, "%s", name);
   snprintf(o.to, sizeof o.to, "%s", to);
   int rc = camp_write(t, &o);
   return rc ? -1 : o.ok;
+}
+static int move(struct tmp_store *t, const char *from, const char *to) {
+  return move_of(t, NAME, from, to);
 }
 
 /* The kept figures: the recipients of variant v (-2: any) in status s. */
@@ -96,9 +101,11 @@ static int export(struct tmp_store *t, const char *name, struct seen *s) {
   return sync_wait(t, &y);
 }
 
-static void add_rows(struct tmp_store *t) {
+/* Recipients from seq from + 1 to N, a batch at a time, each with where the
+   planning is after it (the last one: running, when last). */
+static void add_rows(struct tmp_store *t, int from, int last) {
   static struct store_camp_rcpt rows[STORE_CAMP_BATCH];
-  for (int at = 0; at < N;) {
+  for (int at = from; at < N;) {
     int k = 0;
     for (; k < STORE_CAMP_BATCH && at < N; k++, at++) {
       struct store_camp_rcpt *r = &rows[k];
@@ -110,10 +117,21 @@ static void add_rows(struct tmp_store *t) {
       r->vars = at % 3 == 0 ? "{\"v\":{\"name\":\"Анна\"},\"a\":{}}" : NULL;
       snprintf(r->status, sizeof r->status, "planned");
     }
-    struct store_camp_op o = {.kind = STORE_CAMP_ADD, .rows = rows, .n = k};
+    struct store_camp_op o = {.kind = STORE_CAMP_ADD, .rows = rows, .n = k, .plan_slot = 1000 + at,
+                              .plan_gap = 1, .finish_at = 1000 + at - 1, .last = last && at == N};
+    snprintf(o.plan_after, sizeof o.plan_after, "%s", rows[k - 1].phone);
+    snprintf(o.owner, sizeof o.owner, "node-a");
     ASSERT_EQ(camp_write(t, &o), 0);
     ASSERT(o.ok);
+    ASSERT_EQ(o.recipients, at - from);
+    ASSERT_STR_EQ(o.status, last && at == N ? "running" : "planning");
   }
+}
+
+static int camp_get(struct tmp_store *t, struct store_campaign *c) {
+  struct sync y = {0, 0};
+  store_campaign_get_async(t->store, ACC, NAME, c, on_sync, &y);
+  return sync_wait(t, &y);
 }
 
 static void contract(struct tmp_store *t) {
@@ -143,19 +161,57 @@ static void contract(struct tmp_store *t) {
   ASSERT(!(again.ok));   /* no longer a draft */
   ASSERT_STR_EQ(again.status, "planning");
 
-  /* recipients: the figures by variant follow each write */
-  add_rows(t);
+  /* a planning stopped after its second batch: where it is, as stored */
+  struct store_campaign got;
+  ASSERT_EQ(camp_get(t, &got), 0);
+  ASSERT_STR_EQ(got.plan_after, "");
+  ASSERT_EQ(got.plan_gap, -1);
+  store_campaign_fini(&got);
+  add_rows(t, N - 2 * STORE_CAMP_BATCH, 0);   /* seq 204.. first: the same rows as below */
+  ASSERT_EQ(camp_get(t, &got), 0);
+  ASSERT_STR_EQ(got.status, "planning");
+  ASSERT_EQ(got.recipients, 2 * STORE_CAMP_BATCH);
+  ASSERT_EQ(got.plan_slot, 1000 + N);
+  ASSERT_EQ(got.plan_gap, 1);
+  ASSERT_EQ(got.finish_at, 1000 + N - 1);
+  store_campaign_fini(&got);
+  /* a batch under another node's lease is not stored */
+  struct store_camp_op ls = {.kind = STORE_CAMP_LEASE, .at = 1, .lease_until = 9e12};
+  snprintf(ls.owner, sizeof ls.owner, "node-b");
+  ASSERT_EQ(camp_write(t, &ls), 0);
+  ASSERT(ls.ok);
+  struct store_camp_rcpt one = {.seq = 9999, .phone = "79160000000", .status = "planned"};
+  struct store_camp_op theirs = {.kind = STORE_CAMP_ADD, .rows = &one, .n = 1};
+  snprintf(theirs.owner, sizeof theirs.owner, "node-a");
+  ASSERT_EQ(camp_write(t, &theirs), 0);
+  ASSERT(!theirs.ok);
+  ASSERT_STR_EQ(theirs.status, "planning");
+  snprintf(ls.owner, sizeof ls.owner, "node-a");
+  ls.at = 9e12 + 1;   /* theirs has run out */
+  ASSERT_EQ(camp_write(t, &ls), 0);
+  ASSERT(ls.ok);
+
+  ASSERT_EQ(counts_read(t, NAME, &c), 0);
+  ASSERT_EQ(rcpts(&c, -2, "planned"), 2 * STORE_CAMP_BATCH);
+
+  /* planning from the start again drops the rows and their figures */
+  ASSERT_EQ(move(t, ",planning,", "planning"), 1);
+  ASSERT_EQ(camp_get(t, &got), 0);
+  ASSERT_EQ(got.recipients, 0);
+  ASSERT_EQ(got.plan_gap, -1);
+  ASSERT_STR_EQ(got.plan_after, "");
+  store_campaign_fini(&got);
+  ASSERT_EQ(counts_read(t, NAME, &c), 0);
+  ASSERT_EQ(rcpts(&c, -2, "planned"), 0);
+
+  /* recipients: the figures by variant follow each write; the last batch
+     makes it running */
+  add_rows(t, 0, 1);
   ASSERT_EQ(counts_read(t, NAME, &c), 0);
   ASSERT_EQ(rcpts(&c, -2, "planned"), N);
   ASSERT_EQ(rcpts(&c, 0, "planned"), (N + 1) / 2);
   ASSERT_EQ(rcpts(&c, 1, "planned"), N / 2);
-
-  /* planning again drops the rows and their figures */
-  ASSERT_EQ(move(t, ",planning,", "planning"), 1);
-  ASSERT_EQ(counts_read(t, NAME, &c), 0);
-  ASSERT_EQ(rcpts(&c, -2, "planned"), 0);
-  add_rows(t);
-  ASSERT_EQ(move(t, ",planning,", "running"), 1);
+  ASSERT_EQ(move(t, ",planning,", "running"), 0);
 
   /* seq 1 created, 2 rejected, 3 refused for no route: planned later */
   struct store_camp_rcpt set[3];
@@ -222,6 +278,7 @@ static void export_pages(struct tmp_store *t) {
   struct store_camp_op put = {.kind = STORE_CAMP_PUT, .spec = "{}"};
   snprintf(put.name, sizeof put.name, "pages");
   ASSERT_EQ(camp_write(t, &put), 0);
+  ASSERT_EQ(move_of(t, "pages", ",draft,", "planning"), 1);
   static struct store_camp_rcpt rows[3];
   memset(rows, 0, sizeof rows);
   struct seen s;
@@ -245,6 +302,7 @@ static void big_export(struct tmp_store *t) {
   struct store_camp_op put = {.kind = STORE_CAMP_PUT, .spec = "{}"};
   snprintf(put.name, sizeof put.name, "big");
   ASSERT_EQ(camp_write(t, &put), 0);
+  ASSERT_EQ(move_of(t, "big", ",draft,", "planning"), 1);
   static struct store_camp_rcpt rows[STORE_CAMP_BATCH];
   for (int at = 0; at < N;) {
     int k = 0;

@@ -287,6 +287,7 @@ const struct store_backend store_pg_backend = {
     .close = pgb_close,
     .reader_open = pgb_reader_open,
     .sql = pg_sql,
+    .sql_args_max = PG_MAX_PARAMS,
     .reader_close = pgb_reader_close,
     .begin = pgb_begin,
     .commit = pgb_commit,

@@ -695,9 +695,12 @@ int pg_import_errors(struct store *s, void *rd, int64_t account_id, int64_t id,
 }
 
 int pg_contacts_each(struct store *s, void *rd, int64_t account_id, const char *list,
-                     const struct cf_node *cond, store_contact_fn fn, void *arg) {
+                     const char *from, int lists, const struct cf_node *cond,
+                     store_contact_fn fn, void *arg) {
   (void)s;
-  char after[16] = "";
+  (void)lists;   /* read with the row here: no query of their own to spare */
+  char after[16];
+  snprintf(after, sizeof after, "%s", from ? from : "");
   int rc;
   for (;;) {
     PGresult *r = contact_page(rd, account_id, list, cond, after, PAGE, &rc);

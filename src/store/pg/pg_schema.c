@@ -20,6 +20,7 @@
 #include "core/kk_utf8.h"
 #include "store/pg/pg_int.h"
 #include "store/pg/pg_link.h"
+#include "store/store_campaign.h"
 
 #define LOGCTX "store"
 #define MIGRATE_LOCK "726173" /* the advisory lock migrations take */
@@ -378,6 +379,8 @@ static const char *const migrations[] = {
        the other channels' ids. Attempts from before keep theirs in
        provider_id: reads take either (PG_ATT_PROVIDER_ID). */
     "ALTER TABLE attempts ADD COLUMN sms_provider_id TEXT;",
+    /* 21: where a campaign's planning is (SQLite's 27) */
+    STORE_CAMP_PLAN_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -182,6 +182,7 @@ const struct store_backend store_sqlite_backend = {
     .claim = sq_claim,
     .reader_open = sq_reader_open,
     .sql = sq_sql,
+    .sql_args_max = 800,
     .reader_close = sq_reader_close,
     .exec =
         {

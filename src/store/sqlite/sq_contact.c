@@ -520,19 +520,20 @@ int sq_import_errors(struct store *s, void *rd, int64_t account_id, int64_t id,
 }
 
 int sq_contacts_each(struct store *s, void *rd, int64_t account_id, const char *list,
-                     const struct cf_node *cond, store_contact_fn fn, void *arg) {
+                     const char *after, int lists, const struct cf_node *cond,
+                     store_contact_fn fn, void *arg) {
   (void)s;
   struct conn *c = rd;
   /* The lists of each row are read on the same connection between steps.
      An export is not bounded in time: it streams as it reads. */
   struct store_contact ct;
   sqlite3_stmt *st;
-  int rc = scan_open(c, account_id, list, "", cond, NULL, &st);
+  int rc = scan_open(c, account_id, list, after, cond, NULL, &st);
   if (rc != 0) return rc;
   int stop = 0;
   while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     contact_row(st, &ct);
-    contact_lists_of(c, account_id, &ct);
+    if (lists) contact_lists_of(c, account_id, &ct);
     stop = fn(arg, &ct);
     store_contact_fini(&ct);
   }

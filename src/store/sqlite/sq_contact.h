@@ -170,7 +170,8 @@ int sq_import_get(struct store *s, void *rd, int64_t account_id, int64_t id,
 int sq_import_errors(struct store *s, void *rd, int64_t account_id, int64_t id,
                      store_import_error_fn fn, void *arg);
 int sq_contacts_each(struct store *s, void *rd, int64_t account_id, const char *list,
-                     const struct cf_node *cond, store_contact_fn fn, void *arg);
+                     const char *after, int lists, const struct cf_node *cond,
+                     store_contact_fn fn, void *arg);
 int sq_segment_put(struct store *s, struct store_op *op);
 int sq_segment_delete(struct store *s, struct store_op *op);
 int sq_segment_get(struct store *s, void *rd, int64_t account_id, const char *name,

@@ -307,10 +307,13 @@ enum stmt_id {
 extern const char *const stmt_sql[];
 
 /* A connection with its prepared statements. */
+#define SQ_SQL_CACHE 16   /* statements of plain SQL (sq_sql.c) kept prepared */
 struct conn {
   sqlite3 *db;
   sqlite3_stmt *st[ST__COUNT];
   int err;              /* SQLite's code of the last failed statement (0: none) */
+  sqlite3_stmt *sql[SQ_SQL_CACHE];   /* the last plain statements run, by their text */
+  unsigned sql_next;    /* the slot the next one takes */
 };
 
 /* The SQLite backend's store: the neutral part first (the writer sees only

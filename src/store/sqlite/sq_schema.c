@@ -12,6 +12,7 @@
 #include "core/kk_mem.h"
 #include "core/kk_utf8.h"
 #include "store/sqlite/sq_int.h"
+#include "store/store_campaign.h"
 #include "store/sqlite/sq_link.h"
 
 #define LOGCTX "store"
@@ -262,6 +263,9 @@ static const char *const migrations[] = {
     /* 26: the view a campaign's figures are read through (PostgreSQL's 18
        adds its rows of changes there; here it is the counters alone) */
     "CREATE VIEW campaign_figures AS SELECT * FROM campaign_counts;",
+    /* 27: where a campaign's planning is, written with each batch of its
+       recipients (store_campaign.h) */
+    STORE_CAMP_PLAN_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -352,6 +356,8 @@ int conn_open(struct conn *c, const char *path, int sync_full, int writer) {
 
 void conn_close(struct conn *c) {
   for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(c->st[i]);
+  for (int i = 0; i < SQ_SQL_CACHE; i++) sqlite3_finalize(c->sql[i]);
+  memset(c->sql, 0, sizeof c->sql);
   if (c->db) sqlite3_close(c->db);
   c->db = NULL;
 }
