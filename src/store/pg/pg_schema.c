@@ -361,6 +361,14 @@ static const char *const migrations[] = {
     /* 18: a campaign's figures changed by rows of their own, folded by a
        heartbeat (pg_int.h; SQLite's 26 is the view alone) */
     PG_CAMP_DELTAS_MIGRATION,
+    /* 24: kk_num(text) takes a text of digits alone (most numbers in
+       attributes) without the regular expression, which cost a segment's
+       count over a million contacts a third of its time */
+    "CREATE OR REPLACE FUNCTION kk_num(t text) RETURNS double precision LANGUAGE sql IMMUTABLE"
+    " PARALLEL SAFE AS $$ SELECT CASE WHEN t <> '' AND ltrim(t, '0123456789') = ''"
+    " THEN t::double precision"
+    " WHEN t ~ '^ *[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]{1,3})? *$'"
+    " THEN t::double precision END $$;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -273,11 +273,12 @@ static int past_deadline(void *arg) {
   return d->hit;
 }
 
-/* Prepares head (its own parameters ?1..?nhead) AND cond's condition, then
-   tail; binds cond's parameters after head's; arms dl (NULL: no bound).
+/* Prepares head (its own parameters ?1..?nhead) AND cond's condition (skip,
+   a node of it, taken as true: contact_filter_sql_but), then tail; binds cond's parameters after head's; arms dl (NULL: no bound).
    0 or KK_ESTORE/KK_ENOSPC. The statement is the caller's (scan_close). */
 static int filtered_open(struct conn *c, const char *head, const char *tail, int nhead,
-                         const struct cf_node *cond, struct deadline *dl, sqlite3_stmt **out) {
+                         const struct cf_node *cond, const struct cf_node *skip,
+                         struct deadline *dl, sqlite3_stmt **out) {
   char *sql = kk_xmalloc(32768);
   struct cf_param params[512];
   int np = 0;
@@ -287,8 +288,8 @@ static int filtered_open(struct conn *c, const char *head, const char *tail, int
   if (cond) {
     memcpy(sql + hl, " AND ", 6);
     hl += 5;
-    rc = contact_filter_sql(cond, CF_SQLITE, nhead + 1, sql + hl, 32768 - hl - strlen(tail) - 1,
-                            params, 512, &np);
+    rc = contact_filter_sql_but(cond, skip, CF_SQLITE, nhead + 1, sql + hl,
+                                32768 - hl - strlen(tail) - 1, params, 512, &np);
     hl += strlen(sql + hl);
   }
   snprintf(sql + hl, 32768 - hl, "%s", tail);
@@ -323,23 +324,26 @@ static int filtered_open(struct conn *c, const char *head, const char *tail, int
 }
 
 /* The scan of contacts in phone order after `after` (in list when not
-   NULL, meeting cond when not NULL). */
+   NULL, meeting cond when not NULL; through the list cond names at its top
+   when list is NULL). */
 static int scan_open(struct conn *c, int64_t account_id, const char *list, const char *after,
                      const struct cf_node *cond, struct deadline *dl, sqlite3_stmt **out) {
   if (dl) memset(dl, 0, sizeof *dl);
   if (cond == NULL) {
     *out = sq_stmt(c, list ? ST_CT_SCAN_LIST : ST_CT_SCAN);
   } else {
+    const struct cf_node *skip;
+    list = contact_filter_read_list(list, cond, &skip);
     int rc = list ? filtered_open(c,
                                   "SELECT " CONTACT_COLS " FROM contact_lists l"
                                   " JOIN contacts c ON c.account_id=l.account_id"
                                   " AND c.phone=l.phone WHERE l.account_id=?1 AND l.list=?3"
                                   " AND l.phone>?2",
-                                  " ORDER BY l.phone", 3, cond, dl, out)
+                                  " ORDER BY l.phone", 3, cond, skip, dl, out)
                   : filtered_open(c,
                                   "SELECT " CONTACT_COLS " FROM contacts c WHERE c.account_id=?1"
                                   " AND c.phone>?2",
-                                  " ORDER BY c.phone", 2, cond, dl, out);
+                                  " ORDER BY c.phone", 2, cond, NULL, dl, out);
     if (rc != 0) return rc;
   }
   sqlite3_bind_int64(*out, 1, account_id);
@@ -608,14 +612,15 @@ int sq_contact_count(struct store *s, void *rd, int64_t account_id, const struct
   struct deadline dl;
   sqlite3_stmt *st;
   /* a filter that names a list at its top counts that list's members */
-  const char *list = contact_filter_list(cond);
+  const struct cf_node *skip;
+  const char *list = contact_filter_read_list(NULL, cond, &skip);
   int rc = list ? filtered_open(c,
                                 "SELECT COUNT(*) FROM contact_lists m JOIN contacts c"
                                 " ON c.account_id=m.account_id AND c.phone=m.phone"
                                 " WHERE m.account_id=?1 AND m.list=?2",
-                                "", 2, cond, &dl, &st)
+                                "", 2, cond, skip, &dl, &st)
                 : filtered_open(c, "SELECT COUNT(*) FROM contacts c WHERE c.account_id=?1", "", 1,
-                                cond, &dl, &st);
+                                cond, NULL, &dl, &st);
   if (rc != 0) return rc;
   sqlite3_bind_int64(st, 1, account_id);
   if (list) sq_bind_text(st, 2, list);
