@@ -414,6 +414,11 @@ static const char *const op_sql[] = {[CF_EQ] = " = ", [CF_NE] = " <> ", [CF_LT] 
                                      [CF_LE] = " <= ", [CF_GT] = " > ", [CF_GE] = " >= "};
 
 static void list_member(struct out *o, const struct cf_node *n, int negate) {
+  if (n->kind == CF_EXISTS && o->d == CF_SQLITE) {
+    /* SQLite holds a contact's lists in its row too: no index by phone */
+    put(o, "(c.lists IS NOT NULL AND c.lists <> '')");
+    return;
+  }
   put(o, negate ? "NOT EXISTS (" : "EXISTS (");
   put(o, "SELECT 1 FROM contact_lists l WHERE l.account_id = c.account_id AND l.phone = c.phone");
   if (n->kind == CF_EXISTS) {

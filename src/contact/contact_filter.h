@@ -94,7 +94,8 @@ struct cf_param {
 /*
  * Compiles n into a condition over the contacts row `c` (columns named like
  * the fields, attributes in the JSON column c.attrs, lists in
- * contact_lists(account_id, phone, list); kk_num(text) -> a number or NULL,
+ * contact_lists(account_id, phone, list), on SQLite also c.lists (whether
+ * the contact is in any); kk_num(text) -> a number or NULL,
  * defined by the backend). Writes NUL-terminated SQL into sql (cap bytes)
  * with placeholders `?` (SQLite) or `$first_param::text|float8, …`
  * (PostgreSQL), and the

@@ -262,6 +262,9 @@ static const char *const migrations[] = {
     /* 26: the view a campaign's figures are read through (PostgreSQL's 18
        adds its rows of changes there; here it is the counters alone) */
     "CREATE VIEW campaign_figures AS SELECT * FROM campaign_counts;",
+    /* 31: a contact's lists in its own row (sq_contact.h), the memberships
+       in the one B-tree keyed (account, list, phone) */
+    SQ_CONTACT_LISTS_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
