@@ -725,8 +725,10 @@ int pg_contacts_each(struct store *s, void *rd, int64_t account_id, const char *
   PGresult *r = pg_read(c, "BEGIN READ ONLY", NULL, &rc);
   if (r == NULL) return KK_ESTORE;
   PQclear(r);
-  /* the whole result is read: planned for its last row, not its first */
-  r = pg_query(c, "SET LOCAL cursor_tuple_fraction = 1", NULL, &rc);
+  /* the whole result is read: planned for its last row, not its first;
+     not compiled (JIT), whose cost a plan over a whole base would call for
+     and a scan of indexes does not repay */
+  r = pg_query(c, "SET LOCAL cursor_tuple_fraction = 1; SET LOCAL jit = off", NULL, &rc);
   if (r) {
     PQclear(r);
     r = contact_page(c, account_id, list, cond, "", 0, &rc);
