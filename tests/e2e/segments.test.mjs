@@ -98,6 +98,12 @@ test('segments: an export of several pages reads each member once, in phone orde
   // the whole list, past a page of the cursor too
   const vip = await k.request('GET', '/v1/contacts.csv?list=vip', { key });
   assert.equal(vip.text.trim().split('\n').length - 1, 1300);
+  // the whole base, each contact with its lists
+  const base = (await k.request('GET', '/v1/contacts.csv', { key })).text.trim().split('\n').slice(1);
+  assert.equal(base.length, 2600);
+  assert.deepEqual(base.slice(0, 2).map((l) => [l.split(',')[0], l.split(',')[10]]),
+    [['79162000000', 'all|base|vip'], ['79162000001', 'all|base']]);
+  assert.deepEqual(base.map((l) => l.split(',')[0]), [...base.map((l) => l.split(',')[0])].sort());
   await finish();
 });
 

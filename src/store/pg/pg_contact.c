@@ -439,11 +439,12 @@ int pg_import_change(struct store *s, struct store_op *op) {
 
 /* ---- reads ------------------------------------------------------------------ */
 
-#define CONTACT_SEL                                                            \
+#define CONTACT_FIELDS                                                         \
   "SELECT c.phone,c.name,c.email,c.timezone,c.timezone_source,c.operator,"     \
   "c.region,c.vk_id,c.telegram_chat_id,c.viber_id,c.attrs::text,c.consent,"    \
-  "c.consent_source,c.consent_at,c.stop_listed,c.created_at,c.updated_at,"     \
-  "array_to_json(ARRAY(SELECT l.list FROM contact_lists l"                     \
+  "c.consent_source,c.consent_at,c.stop_listed,c.created_at,c.updated_at,"
+#define CONTACT_SEL                                                            \
+  CONTACT_FIELDS "array_to_json(ARRAY(SELECT l.list FROM contact_lists l"      \
   " WHERE l.account_id=c.account_id AND l.phone=c.phone ORDER BY l.list"       \
   " COLLATE \"C\" LIMIT 32))::text"
 
@@ -559,6 +560,14 @@ static PGresult *filtered_read(struct pg_conn *c, const char *head, const char *
   CONTACT_SEL " FROM contact_lists m JOIN contacts c"                          \
               " ON c.account_id=m.account_id AND c.phone=m.phone"              \
               " WHERE m.account_id=$1::bigint AND m.list=$4 AND m.phone>$2"
+/* The whole base: each contact's lists from one pass over the memberships
+   in phone order (a merge), not a lookup per contact */
+#define PAGE_BASE                                                              \
+  CONTACT_FIELDS "COALESCE(g.lists,'[]') FROM contacts c LEFT JOIN"            \
+  " (SELECT l.phone,array_to_json((array_agg(l.list ORDER BY l.list"           \
+  " COLLATE \"C\"))[1:32])::text AS lists FROM contact_lists l"               \
+  " WHERE l.account_id=$1::bigint GROUP BY l.phone) g ON g.phone=c.phone"      \
+  " WHERE c.account_id=$1::bigint AND c.phone>$2"
 #define CURSOR_DECLARE "DECLARE kk_contacts NO SCROLL CURSOR FOR "
 
 /* A page of at most max contacts after `after` (in list when not NULL,
@@ -573,7 +582,7 @@ static PGresult *contact_page(void *rd, int64_t account_id, const char *list,
   const struct cf_node *skip;
   list = contact_filter_read_list(list, cond, &skip);
   const char *vals[] = {acc, after, max ? lim : NULL, list};
-  const char *head = list ? PAGE_LIST : PAGE_ALL;
+  const char *head = list ? PAGE_LIST : max == 0 && cond == NULL ? PAGE_BASE : PAGE_ALL;
   const char *tail = list ? " ORDER BY m.phone LIMIT $3::int" : " ORDER BY c.phone LIMIT $3::int";
   if (max > 0) return filtered_read(rd, head, tail, list ? 4 : 3, vals, cond, skip, rc);
   char *decl = kk_xmalloc(sizeof CURSOR_DECLARE + strlen(head));
