@@ -875,3 +875,12 @@ int pg_contact_count(struct store *s, void *rd, int64_t account_id, const struct
   PQclear(r);
   return 0;
 }
+
+int pg_contacts_settle(struct store *s, void *rd) {
+  (void)s;
+  int rc;
+  PGresult *r = pg_read(rd, "VACUUM (ANALYZE) contacts, contact_lists", NULL, &rc);
+  if (r == NULL) return rc;
+  PQclear(r);
+  return 0;
+}

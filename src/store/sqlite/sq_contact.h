@@ -201,11 +201,15 @@ int sq_segment_get(struct store *s, void *rd, int64_t account_id, const char *na
 int sq_segments(struct store *s, void *rd, int64_t account_id, store_segment_fn fn, void *arg);
 int sq_contact_count(struct store *s, void *rd, int64_t account_id, const struct cf_node *cond,
                      int64_t *out);
+/* Nothing to do: SQLite's reads of the contacts rely on no statistics or
+   visibility kept apart. */
+int sq_contacts_settle(struct store *s, void *rd);
 /* The reads as struct store_reads.contact holds them. */
 #define SQ_CONTACT_READS                                                       \
   {.get = sq_contact_get, .list = sq_contact_list, .lists = sq_contact_lists,  \
    .import_get = sq_import_get, .import_errors = sq_import_errors,             \
    .each = sq_contacts_each, .segment_get = sq_segment_get,                 \
-   .segments = sq_segments, .count = sq_contact_count}
+   .segments = sq_segments, .count = sq_contact_count,                      \
+   .settle = sq_contacts_settle}
 
 #endif
