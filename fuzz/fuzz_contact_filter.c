@@ -3,7 +3,8 @@
  * SQL compiler: any text either parses or says where it stopped, and a
  * compiled condition holds no text of the filter (every value is a bound
  * parameter: no quote but the compiler's own — JSON paths, and 'yes' and
- * 'no' for consent and stop_listed — one placeholder per parameter).
+ * 'no' for consent and stop_listed — one placeholder per parameter), also
+ * when read through the list it names at its top (that test taken as true).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -49,9 +50,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check(quotes == 2 * count(sql, "'$.'") + 2 * count(sql, "''") + fixed_quotes(sql));
     check(count(sql, "?") == np);
   }
-  if (contact_filter_sql(n, CF_POSTGRES, 1, sql, sizeof sql, ps, 4096, &np) == 0) {
+  int full = contact_filter_sql(n, CF_POSTGRES, 1, sql, sizeof sql, ps, 4096, &np) == 0;
+  if (full) {
     check(count(sql, "'") == 2 * count(sql, "''") + fixed_quotes(sql));
     check(count(sql, "$") == np);
+  }
+  /* read through the list it names: that test becomes TRUE, one value fewer */
+  const struct cf_node *skip;
+  const char *list = contact_filter_read_list(NULL, n, &skip);
+  check((list == NULL) == (skip == NULL) && list == contact_filter_list(n));
+  int all = np;
+  if (full && skip &&
+      contact_filter_sql_but(n, skip, CF_POSTGRES, 3, sql, sizeof sql, ps, 4096, &np) == 0) {
+    check(strstr(sql, "TRUE") != NULL && count(sql, "$") == np && np == all - 1);
   }
   contact_filter_free(n);
   free(text);

@@ -346,6 +346,7 @@ struct out {
   struct cf_param *params;
   int cap_params, n;
   int full;
+  const struct cf_node *skip;   /* a condition taken as true (NULL: none) */
 };
 
 static void put(struct out *o, const char *s) {
@@ -413,6 +414,11 @@ static const char *const op_sql[] = {[CF_EQ] = " = ", [CF_NE] = " <> ", [CF_LT] 
                                      [CF_LE] = " <= ", [CF_GT] = " > ", [CF_GE] = " >= "};
 
 static void list_member(struct out *o, const struct cf_node *n, int negate) {
+  if (n->kind == CF_EXISTS && o->d == CF_SQLITE) {
+    /* SQLite holds a contact's lists in its row too: no index by phone */
+    put(o, "(c.lists IS NOT NULL AND c.lists <> '')");
+    return;
+  }
   put(o, negate ? "NOT EXISTS (" : "EXISTS (");
   put(o, "SELECT 1 FROM contact_lists l WHERE l.account_id = c.account_id AND l.phone = c.phone");
   if (n->kind == CF_EXISTS) {
@@ -434,14 +440,27 @@ static void list_member(struct out *o, const struct cf_node *n, int negate) {
   put(o, ")");
 }
 
-const char *contact_filter_list(const struct cf_node *n) {
+const struct cf_node *contact_filter_list_node(const struct cf_node *n) {
   if (n == NULL) return NULL;
   if (n->kind == CF_CMP && n->field == CF_F_LIST && n->op == CF_EQ && n->nvals == 1 &&
       !n->vals[0].is_num)
-    return n->vals[0].str;
+    return n;
   if (n->kind != CF_AND) return NULL;
-  const char *l = contact_filter_list(n->a);
-  return l ? l : contact_filter_list(n->b);
+  const struct cf_node *l = contact_filter_list_node(n->a);
+  return l ? l : contact_filter_list_node(n->b);
+}
+
+const char *contact_filter_list(const struct cf_node *n) {
+  const struct cf_node *l = contact_filter_list_node(n);
+  return l ? l->vals[0].str : NULL;
+}
+
+const char *contact_filter_read_list(const char *list, const struct cf_node *cond,
+                                     const struct cf_node **skip) {
+  const struct cf_node *top = contact_filter_list_node(cond);
+  if (list == NULL && top) list = top->vals[0].str;
+  *skip = top && list && strcmp(list, top->vals[0].str) == 0 ? top : NULL;
+  return list;
 }
 
 /* What a condition costs a row, roughly: a column 1, a list (an index
@@ -462,6 +481,10 @@ static int cost(const struct cf_node *n) {
 
 static void compile(struct out *o, const struct cf_node *n) {
   int num = n->field == CF_F_ATTR && n->nvals > 0 && n->vals[0].is_num;
+  if (n == o->skip) {
+    put(o, "TRUE");
+    return;
+  }
   switch (n->kind) {
   case CF_AND:
   case CF_OR: {
@@ -525,8 +548,14 @@ static void compile(struct out *o, const struct cf_node *n) {
 
 int contact_filter_sql(const struct cf_node *n, enum cf_dialect d, int first_param, char *sql,
                        size_t cap, struct cf_param *params, int cap_params, int *nparams) {
+  return contact_filter_sql_but(n, NULL, d, first_param, sql, cap, params, cap_params, nparams);
+}
+
+int contact_filter_sql_but(const struct cf_node *n, const struct cf_node *skip,
+                           enum cf_dialect d, int first_param, char *sql, size_t cap,
+                           struct cf_param *params, int cap_params, int *nparams) {
   struct out o = {.sql = sql, .cap = cap, .d = d, .next = first_param, .params = params,
-                  .cap_params = cap_params};
+                  .cap_params = cap_params, .skip = skip};
   if (cap == 0) return KK_ENOSPC;
   sql[0] = '\0';
   compile(&o, n);

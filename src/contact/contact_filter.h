@@ -71,6 +71,15 @@ void contact_filter_free(struct cf_node *n);
    top (list = 'x', alone or as a side of its top-level and), else NULL;
    borrowed from n. A count can then read that list's members only. */
 const char *contact_filter_list(const struct cf_node *n);
+/* The condition that names it (list = 'x'), or NULL; borrowed from n. */
+const struct cf_node *contact_filter_list_node(const struct cf_node *n);
+/* The list a read of the contacts meeting cond (NULL: all) goes through:
+   list when not NULL (a listing of one list), else the one cond names at
+   its top, else NULL (the whole base). *skip: the condition of cond that
+   membership of that list meets already (for contact_filter_sql_but), or
+   NULL. */
+const char *contact_filter_read_list(const char *list, const struct cf_node *cond,
+                                     const struct cf_node **skip);
 /* The SQL flavour of a backend. */
 enum cf_dialect { CF_SQLITE, CF_POSTGRES };
 
@@ -85,7 +94,8 @@ struct cf_param {
 /*
  * Compiles n into a condition over the contacts row `c` (columns named like
  * the fields, attributes in the JSON column c.attrs, lists in
- * contact_lists(account_id, phone, list); kk_num(text) -> a number or NULL,
+ * contact_lists(account_id, phone, list), on SQLite also c.lists (whether
+ * the contact is in any); kk_num(text) -> a number or NULL,
  * defined by the backend). Writes NUL-terminated SQL into sql (cap bytes)
  * with placeholders `?` (SQLite) or `$first_param::text|float8, …`
  * (PostgreSQL), and the
@@ -93,5 +103,11 @@ struct cf_param {
  */
 int contact_filter_sql(const struct cf_node *n, enum cf_dialect d, int first_param, char *sql,
                        size_t cap, struct cf_param *params, int cap_params, int *nparams);
+/* As contact_filter_sql, with the condition skip (a node of n, NULL: none)
+   compiled as TRUE: a query that reads the members of the list
+   contact_filter_list_node() names does not test their membership again. */
+int contact_filter_sql_but(const struct cf_node *n, const struct cf_node *skip,
+                           enum cf_dialect d, int first_param, char *sql, size_t cap,
+                           struct cf_param *params, int cap_params, int *nparams);
 
 #endif

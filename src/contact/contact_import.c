@@ -54,6 +54,7 @@ struct imp_job {
   int inflight;                     /* queued, its done not yet run */
   int last_rc;
   int ended;                        /* the reader has finished */
+  int64_t written;                  /* rows handed to the store (loop) */
   int stop;
   char status[12], error[160];
   /* the reader's */
@@ -382,12 +383,20 @@ static void reader_free(struct imp_job *j) {
   j->csv = NULL;
 }
 
+static void on_settled(void *arg, int rc) {
+  (void)arg;
+  if (rc != 0) kk_warnx(LOGCTX, "the contacts' statistics were not brought up to date");
+}
+
 static void on_finished(void *arg, int rc) {
   struct imp_job *j = arg;
   if (rc != 0) kk_warnx(LOGCTX, "import %lld: cannot record its end", (long long)j->id);
   kk_info(LOGCTX, "import %lld of account %lld: %s%s%s", (long long)j->id,
           (long long)j->account_id, j->status, j->error[0] ? ": " : "", j->error);
   if (j->state == SLOT_CLOSING || !j->async_on) return;   /* stopping */
+  /* a large import: the reads of its rows want the store's view of them now */
+  if (rc == 0 && !j->ci->stopped && j->written >= STORE_SETTLE_ROWS)
+    store_contacts_settle_async(j->ci->store, on_settled, NULL);
   j->state = SLOT_CLOSING;
   uv_close((uv_handle_t *)&j->async, on_async_closed);
 }
@@ -401,7 +410,10 @@ static void on_async(uv_async_t *h) {
   if (b) j->inflight = 1;
   int ended = j->ended && !j->inflight && j->state == SLOT_RUNNING;
   pthread_mutex_unlock(&j->mu);
-  if (b) store_contact_write(j->ci->store, b, on_batch_done, j);
+  if (b) {
+    j->written += b->n;
+    store_contact_write(j->ci->store, b, on_batch_done, j);
+  }
   if (!ended) return;
   uv_thread_join(&j->thread);
   j->thread_on = 0;
@@ -430,6 +442,7 @@ static void on_started(void *arg, int rc) {
   j->id = j->start_op.imp.id;
   j->handed = NULL;
   j->inflight = j->ended = j->stop = 0;
+  j->written = 0;
   j->last_rc = 0;
   uv_async_init(ci->loop, &j->async, on_async);
   j->async.data = j;

@@ -64,7 +64,8 @@ struct contact_job {
   const char (*phones)[16];
   size_t nphones;
 };
-enum { J_GET, J_LIST, J_LISTS, J_IMPORT, J_ERRORS, J_EACH, J_SEGMENT, J_SEGMENTS, J_PHONES };
+enum { J_GET, J_LIST, J_LISTS, J_IMPORT, J_ERRORS, J_EACH, J_SEGMENT, J_SEGMENTS, J_PHONES,
+       J_SETTLE };
 
 /* The parsed filter of the segment named j->segment into *cond (NULL when
    the job names none). 0, KK_ENOENT, KK_EINVAL or KK_ESTORE. */
@@ -140,6 +141,8 @@ static int pool_contact(struct store *s, void *rd, void *job) {
     return r->get(s, rd, j->account_id, j->phone, j->out);
   case J_PHONES:
     return pool_phones(s, rd, j);
+  case J_SETTLE:
+    return r->settle(s, rd);
   case J_LISTS:
     return r->lists(s, rd, j->account_id, j->lfn, j->fn_arg);
   case J_IMPORT:
@@ -246,6 +249,10 @@ void store_contacts_of_async(struct store *s, int64_t account_id, const char (*p
   j->cfn = fn;
   j->fn_arg = fn_arg;
   store_pool_run(s, pool_contact, j, done, arg);
+}
+
+void store_contacts_settle_async(struct store *s, store_done_cb done, void *arg) {
+  store_pool_run(s, pool_contact, job_new(J_SETTLE, 0), done, arg);
 }
 
 /* ---- segments ------------------------------------------------------------------ */

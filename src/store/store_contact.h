@@ -185,6 +185,13 @@ void store_contacts_of_async(struct store *s, int64_t account_id, const char (*p
                              size_t n, store_contact_fn fn, void *fn_arg, store_done_cb done,
                              void *arg);
 
+/* After an import of many rows: the store brings what its reads of the
+   contacts rely on up to date (PostgreSQL: VACUUM (ANALYZE) of contacts and
+   contact_lists, the visibility map the index-only reads of a list need
+   and the planner's statistics; SQLite: nothing), on a pool thread. */
+#define STORE_SETTLE_ROWS 50000   /* rows of an import that call for it */
+void store_contacts_settle_async(struct store *s, store_done_cb done, void *arg);
+
 /* ---- segments --------------------------------------------------------------- */
 
 /*
@@ -265,6 +272,8 @@ struct store_contact_reads {
   /* the contacts that meet cond, within STORE_SEGMENT_COUNT_MS */
   int (*count)(struct store *s, void *rd, int64_t account_id, const struct cf_node *cond,
                int64_t *out);
+  /* store_contacts_settle_async */
+  int (*settle)(struct store *s, void *rd);
 };
 
 #endif

@@ -78,6 +78,35 @@ test('segments: count, listing and export by segment, a bad filter, accounts apa
   await finish();
 });
 
+test('segments: an export of several pages reads each member once, in phone order', async (t) => {
+  const { k, key, finish } = await setup(t);
+  // 2,600 contacts: every other one in vip, every third of those in Kazan
+  const rows = ['phone,city,orders,lists'];
+  for (let i = 0; i < 2600; i++) {
+    rows.push(`7916200${String(i).padStart(4, '0')},${i % 3 ? 'Omsk' : 'Kazan'},${i % 7},${i % 2 ? 'base' : 'base|vip'}`);
+  }
+  await importList(k, key, 'all', rows.join('\n') + '\n');
+  const want = [];
+  for (let i = 0; i < 2600; i += 2) if (i % 3 === 0 && i % 7 >= 2) want.push(`7916200${String(i).padStart(4, '0')}`);
+  await k.call('PUT', '/v1/segments/big', { key, body: { filter: "list = 'vip' and city = 'Kazan' and orders >= 2" } }, 200);
+  const seg = await k.call('GET', '/v1/segments/big', { key }, 200);
+  assert.equal(seg.count, want.length);
+  const csv = await k.request('GET', '/v1/contacts.csv?segment=big', { key });
+  assert.equal(csv.status, 200);
+  const phones = csv.text.trim().split('\n').slice(1).map((l) => l.split(',')[0]);
+  assert.deepEqual(phones, want);
+  // the whole list, past a page of the cursor too
+  const vip = await k.request('GET', '/v1/contacts.csv?list=vip', { key });
+  assert.equal(vip.text.trim().split('\n').length - 1, 1300);
+  // the whole base, each contact with its lists
+  const base = (await k.request('GET', '/v1/contacts.csv', { key })).text.trim().split('\n').slice(1);
+  assert.equal(base.length, 2600);
+  assert.deepEqual(base.slice(0, 2).map((l) => [l.split(',')[0], l.split(',')[10]]),
+    [['79162000000', 'all|base|vip'], ['79162000001', 'all|base']]);
+  assert.deepEqual(base.map((l) => l.split(',')[0]), [...base.map((l) => l.split(',')[0])].sort());
+  await finish();
+});
+
 test('segments: preview for a contact, send by template filled from the contact', async (t) => {
   const { k, key, smsc, finish } = await setup(t, { smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 50 } });
   await importBase(k, key);

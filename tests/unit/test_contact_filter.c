@@ -50,6 +50,10 @@ KK_TEST(contact_filter_compiles_to_bound_sql) {
       {"region in ('Москва', 'Город Москва')", "(c.region IN (?, ?))", "(c.region IN ($1::text, $2::text))",
        "Москва|Город Москва"},
       {"email exists", "(c.email IS NOT NULL AND c.email <> '')", NULL, ""},
+      {"list exists", "(c.lists IS NOT NULL AND c.lists <> '')",
+       "EXISTS (SELECT 1 FROM contact_lists l WHERE l.account_id = c.account_id AND l.phone = "
+       "c.phone)",
+       ""},
       {"EXISTS email", "(c.email IS NOT NULL AND c.email <> '')", NULL, ""},
       {"name contains 'Ив'", "(instr(c.name, ?) > 0)", "(strpos(c.name, $1::text) > 0)", "Ив"},
       {"a = 1 or b = 2 and not c = 3",
@@ -175,4 +179,31 @@ KK_TEST(contact_filter_list_at_the_top) {
     contact_filter_free(n);
   }
   ASSERT(contact_filter_list(NULL) == NULL);
+}
+
+/* A read through the list a filter names does not test that membership
+   again; another list's stays. */
+KK_TEST(contact_filter_read_through_its_list) {
+  struct cf_node *n;
+  struct cf_error e;
+  ASSERT_EQ(contact_filter_parse("city = 'K' and list = 'vip' and list != 'stop'", &n, &e), 0);
+  const struct cf_node *skip;
+  ASSERT_STR_EQ(contact_filter_read_list(NULL, n, &skip), "vip");
+  ASSERT(skip == contact_filter_list_node(n));
+  char sql[1024];
+  struct cf_param ps[8];
+  int np;
+  ASSERT_EQ(contact_filter_sql_but(n, skip, CF_POSTGRES, 3, sql, sizeof sql, ps, 8, &np), 0);
+  ASSERT_STR_EQ(sql, "(NOT EXISTS (SELECT 1 FROM contact_lists l WHERE l.account_id = "
+                     "c.account_id AND l.phone = c.phone AND l.list = $3::text) AND (TRUE AND "
+                     "((c.attrs->>$4::text) = $5::text)))");
+  ASSERT_EQ(np, 3);
+  ASSERT_STR_EQ(ps[0].str, "stop");
+  /* a listing of another list keeps the test */
+  ASSERT_STR_EQ(contact_filter_read_list("news", n, &skip), "news");
+  ASSERT(skip == NULL);
+  ASSERT_STR_EQ(contact_filter_read_list("vip", n, &skip), "vip");
+  ASSERT(skip != NULL);
+  contact_filter_free(n);
+  ASSERT(contact_filter_read_list(NULL, NULL, &skip) == NULL && skip == NULL);
 }

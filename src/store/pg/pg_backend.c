@@ -379,7 +379,7 @@ const struct store_backend store_pg_backend = {
                         .lists = pg_contact_lists, .import_get = pg_import_get,
                         .import_errors = pg_import_errors, .each = pg_contacts_each,
                         .segment_get = pg_segment_get, .segments = pg_segments,
-                        .count = pg_contact_count},
+                        .count = pg_contact_count, .settle = pg_contacts_settle},
             /* the stop-list and consents (pg_optout.c) */
             .optout = {.inbound = {pg_in_assigned, pg_in_last_to_phone, pg_in_last_to_user,
                                    pg_in_contact_of_user, pg_in_policy_doc, pg_in_outbox_add},

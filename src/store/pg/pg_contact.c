@@ -439,11 +439,12 @@ int pg_import_change(struct store *s, struct store_op *op) {
 
 /* ---- reads ------------------------------------------------------------------ */
 
-#define CONTACT_SEL                                                            \
+#define CONTACT_FIELDS                                                         \
   "SELECT c.phone,c.name,c.email,c.timezone,c.timezone_source,c.operator,"     \
   "c.region,c.vk_id,c.telegram_chat_id,c.viber_id,c.attrs::text,c.consent,"    \
-  "c.consent_source,c.consent_at,c.stop_listed,c.created_at,c.updated_at,"     \
-  "array_to_json(ARRAY(SELECT l.list FROM contact_lists l"                     \
+  "c.consent_source,c.consent_at,c.stop_listed,c.created_at,c.updated_at,"
+#define CONTACT_SEL                                                            \
+  CONTACT_FIELDS "array_to_json(ARRAY(SELECT l.list FROM contact_lists l"      \
   " WHERE l.account_id=c.account_id AND l.phone=c.phone ORDER BY l.list"       \
   " COLLATE \"C\" LIMIT 32))::text"
 
@@ -493,11 +494,15 @@ int pg_contact_get(struct store *s, void *rd, int64_t account_id, const char *ph
   return rc;
 }
 
-/* A read whose text params are head's (n, values; NULL: SQL NULL) followed
-   by cond's condition: head, " AND " cond, tail. NULL with *rc (KK_ETIMEDOUT
-   when the statement timeout cut it) or the result. */
-static PGresult *filtered_read(struct pg_conn *c, const char *head, const char *tail, int n,
-                               const char *const *vals, const struct cf_node *cond, int *rc) {
+/* A statement whose text params are head's (n, values; NULL: SQL NULL)
+   followed by cond's condition (with skip, a node of it, taken as true:
+   contact_filter_sql_but): head, " AND " cond, tail. NULL with *rc
+   (KK_ETIMEDOUT when the statement timeout cut it) or the result, whose
+   status is want (PGRES_TUPLES_OK: a query; PGRES_COMMAND_OK: a cursor's
+   declaration). */
+static PGresult *filtered_exec(struct pg_conn *c, const char *head, const char *tail, int n,
+                               const char *const *vals, const struct cf_node *cond,
+                               const struct cf_node *skip, ExecStatusType want, int *rc) {
   enum { SQL_CAP = 32768, CF_PARAMS = 1200 };
   char *sql = kk_xmalloc(SQL_CAP);
   struct cf_param *cp = kk_xcalloc(CF_PARAMS, sizeof *cp);
@@ -511,8 +516,8 @@ static PGresult *filtered_read(struct pg_conn *c, const char *head, const char *
   if (cond) {
     memcpy(sql + hl, " AND ", 6);
     hl += 5;
-    *rc = contact_filter_sql(cond, CF_POSTGRES, n + 1, sql + hl, SQL_CAP - hl - strlen(tail) - 1,
-                             cp, CF_PARAMS, &np);
+    *rc = contact_filter_sql_but(cond, skip, CF_POSTGRES, n + 1, sql + hl,
+                                 SQL_CAP - hl - strlen(tail) - 1, cp, CF_PARAMS, &np);
     hl += strlen(sql + hl);
   }
   snprintf(sql + hl, SQL_CAP - hl, "%s", tail);
@@ -528,7 +533,7 @@ static PGresult *filtered_read(struct pg_conn *c, const char *head, const char *
   if (*rc == 0 && pg_conn_ensure(c) != 0) *rc = KK_ESTORE;
   if (*rc == 0) {
     r = PQexecParams(c->db, sql, n + np, NULL, v, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    if (PQresultStatus(r) != want) {
       const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
       snprintf(c->sqlstate, sizeof c->sqlstate, "%s", state ? state : "");
       *rc = state && strcmp(state, "57014") == 0 ? KK_ETIMEDOUT : KK_ESTORE;
@@ -544,24 +549,49 @@ static PGresult *filtered_read(struct pg_conn *c, const char *head, const char *
   return r;
 }
 
+static PGresult *filtered_read(struct pg_conn *c, const char *head, const char *tail, int n,
+                               const char *const *vals, const struct cf_node *cond,
+                               const struct cf_node *skip, int *rc) {
+  return filtered_exec(c, head, tail, n, vals, cond, skip, PGRES_TUPLES_OK, rc);
+}
+
+#define PAGE_ALL CONTACT_SEL " FROM contacts c WHERE c.account_id=$1::bigint AND c.phone>$2"
+#define PAGE_LIST                                                              \
+  CONTACT_SEL " FROM contact_lists m JOIN contacts c"                          \
+              " ON c.account_id=m.account_id AND c.phone=m.phone"              \
+              " WHERE m.account_id=$1::bigint AND m.list=$4 AND m.phone>$2"
+/* The whole base: each contact's lists from one pass over the memberships
+   in phone order (a merge), not a lookup per contact */
+#define PAGE_BASE                                                              \
+  CONTACT_FIELDS "COALESCE(g.lists,'[]') FROM contacts c LEFT JOIN"            \
+  " (SELECT l.phone,array_to_json((array_agg(l.list ORDER BY l.list"           \
+  " COLLATE \"C\"))[1:32])::text AS lists FROM contact_lists l"               \
+  " WHERE l.account_id=$1::bigint AND l.phone>$2 GROUP BY l.phone) g"         \
+  " ON g.phone=c.phone"                                                        \
+  " WHERE c.account_id=$1::bigint AND c.phone>$2"
+#define CURSOR_DECLARE "DECLARE kk_contacts NO SCROLL CURSOR FOR "
+
 /* A page of at most max contacts after `after` (in list when not NULL,
-   meeting cond when not NULL). */
+   meeting cond when not NULL), read through the list cond names at its top
+   when list is NULL: that list's index, not the whole base. max 0: no
+   bound, as the cursor kk_contacts (a result without rows). */
 static PGresult *contact_page(void *rd, int64_t account_id, const char *list,
                               const struct cf_node *cond, const char *after, int max, int *rc) {
   char acc[24], lim[16];
   snprintf(acc, sizeof acc, "%lld", (long long)account_id);
   snprintf(lim, sizeof lim, "%d", max);
-  const char *vals[] = {acc, after, lim, list};
-  if (list == NULL)
-    return filtered_read(rd,
-                         CONTACT_SEL " FROM contacts c WHERE c.account_id=$1::bigint"
-                                     " AND c.phone>$2",
-                         " ORDER BY c.phone LIMIT $3::int", 3, vals, cond, rc);
-  return filtered_read(rd,
-                       CONTACT_SEL " FROM contact_lists m JOIN contacts c"
-                                   " ON c.account_id=m.account_id AND c.phone=m.phone"
-                                   " WHERE m.account_id=$1::bigint AND m.list=$4 AND m.phone>$2",
-                       " ORDER BY m.phone LIMIT $3::int", 4, vals, cond, rc);
+  const struct cf_node *skip;
+  list = contact_filter_read_list(list, cond, &skip);
+  const char *vals[] = {acc, after, max ? lim : NULL, list};
+  const char *head = list ? PAGE_LIST : max == 0 && cond == NULL ? PAGE_BASE : PAGE_ALL;
+  const char *tail = list ? " ORDER BY m.phone LIMIT $3::int" : " ORDER BY c.phone LIMIT $3::int";
+  if (max > 0) return filtered_read(rd, head, tail, list ? 4 : 3, vals, cond, skip, rc);
+  char *decl = kk_xmalloc(sizeof CURSOR_DECLARE + strlen(head));
+  snprintf(decl, sizeof CURSOR_DECLARE + strlen(head), CURSOR_DECLARE "%s", head);
+  PGresult *r =
+      filtered_exec(rd, decl, tail, list ? 4 : 3, vals, cond, skip, PGRES_COMMAND_OK, rc);
+  free(decl);
+  return r;
 }
 
 /* Bounds the reads of a listing or a count on c (ms; 0: none). */
@@ -694,29 +724,56 @@ int pg_import_errors(struct store *s, void *rd, int64_t account_id, int64_t id,
   }
 }
 
+/* One pass over the contacts in one read-only transaction: a cursor
+   fetched PAGE rows at a time, so that a segment's export reads its list's
+   index (or the base) once, whatever the number of pages. */
 int pg_contacts_each(struct store *s, void *rd, int64_t account_id, const char *list,
                      const char *from, int lists, const struct cf_node *cond,
                      store_contact_fn fn, void *arg) {
   (void)s;
   (void)lists;   /* read with the row here: no query of their own to spare */
+  struct pg_conn *c = rd;
   char after[16];
   snprintf(after, sizeof after, "%s", from ? from : "");
   int rc;
-  for (;;) {
-    PGresult *r = contact_page(rd, account_id, list, cond, after, PAGE, &rc);
-    if (r == NULL) return rc;
-    int rows = PQntuples(r), stop = 0;
-    for (int i = 0; i < rows && !stop; i++) {
-      struct store_contact c;
-      contact_row(r, i, &c);
-      snprintf(after, sizeof after, "%s", c.phone);
-      stop = fn(arg, &c);
-      store_contact_fini(&c);
-    }
+  PGresult *r = pg_read(c, "BEGIN READ ONLY", NULL, &rc);
+  if (r == NULL) return KK_ESTORE;
+  PQclear(r);
+  /* the whole result is read: planned for its last row, not its first;
+     not compiled (JIT), whose cost a plan over a whole base would call for
+     and a scan of indexes does not repay */
+  r = pg_query(c, "SET LOCAL cursor_tuple_fraction = 1; SET LOCAL jit = off", NULL, &rc);
+  if (r) {
     PQclear(r);
-    if (stop) return stop;
-    if (rows < PAGE) return 0;
+    r = contact_page(c, account_id, list, cond, after, 0, &rc);
   }
+  int stop = 0;
+  char fetch[48];
+  snprintf(fetch, sizeof fetch, "FETCH %d FROM kk_contacts", PAGE);
+  while (r != NULL && stop == 0) {
+    PQclear(r);
+    r = pg_query(c, fetch, NULL, &rc);
+    if (r == NULL) break;
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows && !stop; i++) {
+      struct store_contact ct;
+      contact_row(r, i, &ct);
+      stop = fn(arg, &ct);
+      store_contact_fini(&ct);
+    }
+    if (rows < PAGE && !stop) {
+      PQclear(r);
+      r = pg_query(c, "COMMIT", NULL, &rc);
+      if (r == NULL) break;
+      PQclear(r);
+      return 0;
+    }
+  }
+  if (r) PQclear(r);
+  int end_rc;
+  PGresult *e = pg_query(c, "ROLLBACK", NULL, &end_rc);
+  if (e) PQclear(e);
+  return stop ? stop : rc ? rc : KK_ESTORE;
 }
 
 /* ---- segments ------------------------------------------------------------------ */
@@ -804,7 +861,8 @@ int pg_contact_count(struct store *s, void *rd, int64_t account_id, const struct
   char acc[24];
   snprintf(acc, sizeof acc, "%lld", (long long)account_id);
   /* a filter that names a list at its top counts that list's members */
-  const char *list = contact_filter_list(cond);
+  const struct cf_node *skip;
+  const char *list = contact_filter_read_list(NULL, cond, &skip);
   const char *vals[] = {acc, list};
   int rc;
   read_bound(rd, STORE_SEGMENT_COUNT_MS);
@@ -813,12 +871,21 @@ int pg_contact_count(struct store *s, void *rd, int64_t account_id, const struct
                            "SELECT COUNT(*) FROM contact_lists m JOIN contacts c"
                            " ON c.account_id=m.account_id AND c.phone=m.phone"
                            " WHERE m.account_id=$1::bigint AND m.list=$2",
-                           "", 2, vals, cond, &rc)
+                           "", 2, vals, cond, skip, &rc)
            : filtered_read(rd, "SELECT COUNT(*) FROM contacts c WHERE c.account_id=$1::bigint",
-                           "", 1, vals, cond, &rc);
+                           "", 1, vals, cond, NULL, &rc);
   read_bound(rd, 0);
   if (r == NULL) return rc;
   *out = pg_int(r, 0, 0);
+  PQclear(r);
+  return 0;
+}
+
+int pg_contacts_settle(struct store *s, void *rd) {
+  (void)s;
+  int rc;
+  PGresult *r = pg_read(rd, "VACUUM (ANALYZE) contacts, contact_lists", NULL, &rc);
+  if (r == NULL) return rc;
   PQclear(r);
   return 0;
 }

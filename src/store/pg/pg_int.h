@@ -713,6 +713,8 @@ int pg_segment_delete(struct store *s, struct store_op *op);
 int pg_segment_get(struct store *s, void *rd, int64_t account_id, const char *name,
                    struct store_segment *out);
 int pg_segments(struct store *s, void *rd, int64_t account_id, store_segment_fn fn, void *arg);
+/* VACUUM (ANALYZE) of the contacts' tables (outside a transaction). */
+int pg_contacts_settle(struct store *s, void *rd);
 int pg_contact_count(struct store *s, void *rd, int64_t account_id, const struct cf_node *cond,
                      int64_t *out);
 

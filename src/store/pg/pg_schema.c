@@ -381,6 +381,16 @@ static const char *const migrations[] = {
     "ALTER TABLE attempts ADD COLUMN sms_provider_id TEXT;",
     /* 21: where a campaign's planning is (SQLite's 27) */
     STORE_CAMP_PLAN_MIGRATION,
+    /* 22: kk_num(text) takes a text of digits alone (most numbers in
+       attributes) without the regular expression, which cost a segment's
+       count over a million contacts a third of its time; a number past
+       what a double holds (1e999, 310 digits) is not a number, as on
+       SQLite, rather than an error that fails the whole query */
+    "CREATE OR REPLACE FUNCTION kk_num(t text) RETURNS double precision LANGUAGE sql IMMUTABLE"
+    " PARALLEL SAFE AS $$ SELECT CASE WHEN t <> '' AND length(t) <= 300"
+    " AND ltrim(t, '0123456789') = '' THEN t::double precision"
+    " WHEN t ~ '^ *[-+]?([0-9]{1,200}([.][0-9]{0,200})?|[.][0-9]{1,200})([eE][-+]?[0-9]{1,2})? *$'"
+    " THEN t::double precision END $$;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -48,18 +48,141 @@ static void bind_contact(sqlite3_stmt *st, int64_t account_id, const struct stor
   sqlite3_bind_int64(st, 17, now);
 }
 
-/* The lists of c (added to those it is in). */
-static int add_lists(struct conn *w, const struct store_contact_batch *b,
-                     const struct store_contact *c) {
-  for (int i = 0; i < c->nlists && i < STORE_CONTACT_LISTS_MAX; i++) {
-    sqlite3_stmt *st = sq_stmt(w, ST_CT_LIST_ADD);
-    sqlite3_bind_int64(st, 1, b->account_id);
-    sq_bind_text(st, 2, c->lists[i]);
-    sq_bind_text(st, 3, c->phone);
+/* ---- a contact's lists: in its row and in contact_lists ------------------------ */
+
+static int name_cmp(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* c's lists, in byte order and each once, into names (borrowed from c);
+   their number. */
+static int own_lists(const struct store_contact *c, const char **names) {
+  int n = 0, k = 0;
+  for (int i = 0; i < c->nlists && i < STORE_CONTACT_LISTS_MAX; i++)
+    if (c->lists[i][0]) names[n++] = c->lists[i];
+  qsort(names, (size_t)n, sizeof *names, name_cmp);
+  for (int i = 0; i < n; i++)
+    if (k == 0 || strcmp(names[k - 1], names[i]) != 0) names[k++] = names[i];
+  return k;
+}
+
+/* names[0..n-1] joined by SQ_LIST_SEP into out (room for every list of a
+   contact); NULL when there are none. */
+static const char *join_lists(const char **names, int n,
+                              char out[STORE_CONTACT_LISTS_MAX * (STORE_LIST_NAME_MAX + 1)]) {
+  size_t len = 0;
+  for (int i = 0; i < n; i++) {
+    if (i) out[len++] = SQ_LIST_SEP;
+    size_t l = strlen(names[i]);
+    memcpy(out + len, names[i], l);
+    len += l;
+  }
+  out[len] = '\0';
+  return n ? out : NULL;
+}
+
+/* The next name of a lists text at *p (advanced past it): its start and
+   length; 0 at the end. */
+static int next_list(const char **p, const char **name, size_t *len) {
+  if (*p == NULL || **p == '\0') return 0;
+  const char *e = strchr(*p, SQ_LIST_SEP);
+  *name = *p;
+  *len = e ? (size_t)(e - *p) : strlen(*p);
+  *p = e ? e + 1 : *p + *len;
+  return 1;
+}
+
+/* A name of a lists text against a C string, in byte order. */
+static int list_cmp(const char *name, size_t len, const char *s) {
+  size_t l = strlen(s);
+  int d = memcmp(name, s, len < l ? len : l);
+  return d ? d : len < l ? -1 : len > l;
+}
+
+/* The union of the lists text old (NULL: none) and names[0..n-1] (in byte
+   order, each once), malloc'd, with the names old lacks in add (*nadd);
+   NULL when old has them all. */
+static char *union_lists(const char *old, const char **names, int n, const char **add,
+                         int *nadd) {
+  *nadd = 0;
+  size_t cap = (old ? strlen(old) : 0) + (size_t)n * (STORE_LIST_NAME_MAX + 1) + 1, len = 0;
+  char *out = kk_xmalloc(cap);
+  const char *p = old, *name;
+  size_t nl;
+  int more = next_list(&p, &name, &nl), i = 0;
+  while (more || i < n) {
+    int d = !more ? 1 : i == n ? -1 : list_cmp(name, nl, names[i]);
+    const char *s = d <= 0 ? name : names[i];
+    size_t l = d <= 0 ? nl : strlen(names[i]);
+    if (len) out[len++] = SQ_LIST_SEP;
+    memcpy(out + len, s, l);
+    len += l;
+    if (d > 0) add[(*nadd)++] = names[i];
+    if (d >= 0) i++;
+    if (d <= 0) more = next_list(&p, &name, &nl);
+  }
+  out[len] = '\0';
+  if (*nadd == 0) {
+    free(out);
+    return NULL;
+  }
+  return out;
+}
+
+/* Adds phone to the lists names[0..n-1] (their members' B-tree), up to
+   four with one statement. */
+static int add_members(struct conn *w, int64_t account_id, const char *phone,
+                       const char **names, int n) {
+  static const enum stmt_id by_count[] = {ST_CT_LIST_ADD, ST_CT_LIST_ADD2, ST_CT_LIST_ADD3,
+                                          ST_CT_LIST_ADD4};
+  for (int i = 0; i < n; i += 4) {
+    int k = n - i < 4 ? n - i : 4;
+    sqlite3_stmt *st = sq_stmt(w, by_count[k - 1]);
+    sqlite3_bind_int64(st, 1, account_id);
+    sq_bind_text(st, 2, phone);
+    for (int j = 0; j < k; j++) sq_bind_text(st, 3 + j, names[i + j]);
     int rc = sq_step_done(w, st);
     if (rc != 0) return rc;
   }
   return 0;
+}
+
+/* Takes phone out of every list of the lists text old. */
+static int drop_members(struct conn *w, int64_t account_id, const char *phone, const char *old) {
+  const char *p = old, *name;
+  size_t len;
+  while (next_list(&p, &name, &len)) {
+    sqlite3_stmt *st = sq_stmt(w, ST_CT_LIST_DEL);
+    sqlite3_bind_int64(st, 1, account_id);
+    sqlite3_bind_text(st, 2, name, (int)len, SQLITE_TRANSIENT);
+    sq_bind_text(st, 3, phone);
+    int rc = sq_step_done(w, st);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+static int set_lists(struct conn *w, int64_t account_id, const char *phone, const char *lists) {
+  sqlite3_stmt *st = sq_stmt(w, ST_CT_LISTS_SET);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, phone);
+  sq_bind_text(st, 3, lists);
+  return sq_step_done(w, st);
+}
+
+/* The import that last wrote the contact (*seen_import) and its lists text
+   (*old, malloc'd; NULL: none): 1 when there is one, 0 when not, < 0 on a
+   failure. */
+static int contact_seen(struct conn *w, int64_t account_id, const char *phone,
+                        int64_t *seen_import, char **old) {
+  sqlite3_stmt *st = sq_stmt(w, ST_CT_SEEN);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, phone);
+  int rc = sqlite3_step(st);
+  *seen_import = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  *old = rc == SQLITE_ROW && sqlite3_column_type(st, 1) != SQLITE_NULL ? sq_col_dup(st, 1) : NULL;
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* One contact of a write: counted as created, updated or a duplicate;
@@ -67,39 +190,46 @@ static int add_lists(struct conn *w, const struct store_contact_batch *b,
 static int write_one(struct conn *w, struct store_contact_batch *b,
                      const struct store_contact *c, const struct store_consent *rec,
                      int64_t now, int *created) {
-  /* A new contact is inserted as it is; one that exists merges (or is
-     replaced), counted by what wrote it before. */
+  const char *names[STORE_CONTACT_LISTS_MAX];
+  char joined[STORE_CONTACT_LISTS_MAX * (STORE_LIST_NAME_MAX + 1)];
+  int n = own_lists(c, names);
+  /* A new contact is inserted as it is, with its lists; one that exists
+     merges (or is replaced), counted by what wrote it before. */
   sqlite3_stmt *st = sq_stmt(w, ST_CT_NEW);
   bind_contact(st, b->account_id, c, rec, b->import_id, now);
+  sq_bind_text(st, 18, join_lists(names, n, joined));
   int rc = sq_step_done(w, st);
   if (rc != 0) return rc;
   *created = sqlite3_changes(w->db) == 1;
   if (*created) {
     b->created++;
-    return add_lists(w, b, c);
+    return add_members(w, b->account_id, c->phone, names, n);
   }
-  st = sq_stmt(w, ST_CT_SEEN);
-  sqlite3_bind_int64(st, 1, b->account_id);
-  sq_bind_text(st, 2, c->phone);
-  rc = sqlite3_step(st);
-  int existed = rc == SQLITE_ROW;
-  int64_t seen_import = existed ? sqlite3_column_int64(st, 0) : 0;
-  sqlite3_reset(st);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return KK_ESTORE;
+  int64_t seen_import;
+  char *old;
+  int existed = contact_seen(w, b->account_id, c->phone, &seen_import, &old);
+  if (existed < 0) return KK_ESTORE;
   if (!existed) b->created++;
   else if (b->import_id && seen_import == b->import_id) b->duplicates++;
   else b->updated++;
 
   st = sq_stmt(w, b->mode == STORE_CONTACT_REPLACE ? ST_CT_REPLACE : ST_CT_MERGE);
   bind_contact(st, b->account_id, c, rec, b->import_id, now);
-  if ((rc = sq_step_done(w, st)) != 0) return rc;
-  if (b->mode == STORE_CONTACT_REPLACE && existed) {
-    st = sq_stmt(w, ST_CT_LISTS_DEL);
-    sqlite3_bind_int64(st, 1, b->account_id);
-    sq_bind_text(st, 2, c->phone);
-    if ((rc = sq_step_done(w, st)) != 0) return rc;
+  rc = sq_step_done(w, st);
+  if (rc == 0 && b->mode == STORE_CONTACT_REPLACE) {
+    rc = drop_members(w, b->account_id, c->phone, old);
+    if (rc == 0) rc = set_lists(w, b->account_id, c->phone, join_lists(names, n, joined));
+    if (rc == 0) rc = add_members(w, b->account_id, c->phone, names, n);
+  } else if (rc == 0) {
+    const char *add[STORE_CONTACT_LISTS_MAX];
+    int nadd;
+    char *all = union_lists(old, names, n, add, &nadd);
+    if (all) rc = set_lists(w, b->account_id, c->phone, all);
+    if (rc == 0) rc = add_members(w, b->account_id, c->phone, add, nadd);
+    free(all);
   }
-  return add_lists(w, b, c);
+  free(old);
+  return rc;
 }
 
 /* An import's step: its refused rows (up to the bound) and its counts. */
@@ -156,13 +286,14 @@ int sq_contact_write(struct store *s, struct store_op *op) {
 int sq_contact_delete(struct store *s, struct store_op *op) {
   struct store_contact_key *k = op->data;
   struct conn *w = &SQ(s)->w;
-  sqlite3_stmt *st = sq_stmt(w, ST_CT_DEL);
-  sqlite3_bind_int64(st, 1, k->account_id);
-  sq_bind_text(st, 2, k->phone);
-  int rc = sq_step_done(w, st);
+  int64_t seen_import;
+  char *old;
+  int existed = contact_seen(w, k->account_id, k->phone, &seen_import, &old);
+  if (existed <= 0) return existed < 0 ? KK_ESTORE : KK_ENOENT;
+  int rc = drop_members(w, k->account_id, k->phone, old);
+  free(old);
   if (rc != 0) return rc;
-  if (sqlite3_changes(w->db) == 0) return KK_ENOENT;
-  st = sq_stmt(w, ST_CT_LISTS_DEL);
+  sqlite3_stmt *st = sq_stmt(w, ST_CT_DEL);
   sqlite3_bind_int64(st, 1, k->account_id);
   sq_bind_text(st, 2, k->phone);
   return sq_step_done(w, st);
@@ -273,11 +404,12 @@ static int past_deadline(void *arg) {
   return d->hit;
 }
 
-/* Prepares head (its own parameters ?1..?nhead) AND cond's condition, then
-   tail; binds cond's parameters after head's; arms dl (NULL: no bound).
+/* Prepares head (its own parameters ?1..?nhead) AND cond's condition (skip,
+   a node of it, taken as true: contact_filter_sql_but), then tail; binds cond's parameters after head's; arms dl (NULL: no bound).
    0 or KK_ESTORE/KK_ENOSPC. The statement is the caller's (scan_close). */
 static int filtered_open(struct conn *c, const char *head, const char *tail, int nhead,
-                         const struct cf_node *cond, struct deadline *dl, sqlite3_stmt **out) {
+                         const struct cf_node *cond, const struct cf_node *skip,
+                         struct deadline *dl, sqlite3_stmt **out) {
   char *sql = kk_xmalloc(32768);
   struct cf_param params[512];
   int np = 0;
@@ -287,8 +419,8 @@ static int filtered_open(struct conn *c, const char *head, const char *tail, int
   if (cond) {
     memcpy(sql + hl, " AND ", 6);
     hl += 5;
-    rc = contact_filter_sql(cond, CF_SQLITE, nhead + 1, sql + hl, 32768 - hl - strlen(tail) - 1,
-                            params, 512, &np);
+    rc = contact_filter_sql_but(cond, skip, CF_SQLITE, nhead + 1, sql + hl,
+                                32768 - hl - strlen(tail) - 1, params, 512, &np);
     hl += strlen(sql + hl);
   }
   snprintf(sql + hl, 32768 - hl, "%s", tail);
@@ -323,23 +455,26 @@ static int filtered_open(struct conn *c, const char *head, const char *tail, int
 }
 
 /* The scan of contacts in phone order after `after` (in list when not
-   NULL, meeting cond when not NULL). */
+   NULL, meeting cond when not NULL; through the list cond names at its top
+   when list is NULL). */
 static int scan_open(struct conn *c, int64_t account_id, const char *list, const char *after,
                      const struct cf_node *cond, struct deadline *dl, sqlite3_stmt **out) {
   if (dl) memset(dl, 0, sizeof *dl);
   if (cond == NULL) {
     *out = sq_stmt(c, list ? ST_CT_SCAN_LIST : ST_CT_SCAN);
   } else {
+    const struct cf_node *skip;
+    list = contact_filter_read_list(list, cond, &skip);
     int rc = list ? filtered_open(c,
                                   "SELECT " CONTACT_COLS " FROM contact_lists l"
                                   " JOIN contacts c ON c.account_id=l.account_id"
                                   " AND c.phone=l.phone WHERE l.account_id=?1 AND l.list=?3"
                                   " AND l.phone>?2",
-                                  " ORDER BY l.phone", 3, cond, dl, out)
+                                  " ORDER BY l.phone", 3, cond, skip, dl, out)
                   : filtered_open(c,
                                   "SELECT " CONTACT_COLS " FROM contacts c WHERE c.account_id=?1"
                                   " AND c.phone>?2",
-                                  " ORDER BY c.phone", 2, cond, dl, out);
+                                  " ORDER BY c.phone", 2, cond, NULL, dl, out);
     if (rc != 0) return rc;
   }
   sqlite3_bind_int64(*out, 1, account_id);
@@ -382,21 +517,13 @@ static void contact_row(sqlite3_stmt *st, struct store_contact *c) {
   c->stop_listed = sqlite3_column_int(st, 14);
   c->created_at = sqlite3_column_int64(st, 15);
   c->updated_at = sqlite3_column_int64(st, 16);
-}
-
-/* The lists of c (after contact_row). */
-static int contact_lists_of(struct conn *c, int64_t account_id, struct store_contact *ct) {
-  sqlite3_stmt *st = sq_stmt(c, ST_CT_LISTS_OF);
-  sqlite3_bind_int64(st, 1, account_id);
-  sq_bind_text(st, 2, ct->phone);
-  int rc;
-  ct->nlists = 0;
-  while (ct->nlists < STORE_CONTACT_LISTS_MAX && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    sq_col_copy(st, 0, ct->lists[ct->nlists], sizeof ct->lists[0]);
-    ct->nlists++;
+  const char *p = (const char *)sqlite3_column_text(st, 17), *name;
+  size_t len;
+  while (c->nlists < STORE_CONTACT_LISTS_MAX && next_list(&p, &name, &len)) {
+    if (len > STORE_LIST_NAME_MAX) len = STORE_LIST_NAME_MAX;
+    memcpy(c->lists[c->nlists], name, len);
+    c->lists[c->nlists++][len] = '\0';
   }
-  sqlite3_reset(st);
-  return 0;
 }
 
 int sq_contact_get(struct store *s, void *rd, int64_t account_id, const char *phone,
@@ -413,7 +540,7 @@ int sq_contact_get(struct store *s, void *rd, int64_t account_id, const char *ph
   }
   contact_row(st, out);
   sqlite3_reset(st);
-  return contact_lists_of(c, account_id, out);
+  return 0;
 }
 
 /* Whether a contact's row meets q (the phone begins with it, or the name
@@ -456,7 +583,6 @@ int sq_contact_list(struct store *s, void *rd, int64_t account_id,
     *n = 0;
     return err;
   }
-  for (int i = 0; i < k; i++) contact_lists_of(c, account_id, &out[i]);
   *n = k;
   return 0;
 }
@@ -523,9 +649,9 @@ int sq_contacts_each(struct store *s, void *rd, int64_t account_id, const char *
                      const char *after, int lists, const struct cf_node *cond,
                      store_contact_fn fn, void *arg) {
   (void)s;
+  (void)lists;   /* a contact's lists come with its row */
   struct conn *c = rd;
-  /* The lists of each row are read on the same connection between steps.
-     An export is not bounded in time: it streams as it reads. */
+  /* An export is not bounded in time: it streams as it reads. */
   struct store_contact ct;
   sqlite3_stmt *st;
   int rc = scan_open(c, account_id, list, after, cond, NULL, &st);
@@ -533,7 +659,6 @@ int sq_contacts_each(struct store *s, void *rd, int64_t account_id, const char *
   int stop = 0;
   while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     contact_row(st, &ct);
-    if (lists) contact_lists_of(c, account_id, &ct);
     stop = fn(arg, &ct);
     store_contact_fini(&ct);
   }
@@ -609,18 +734,25 @@ int sq_contact_count(struct store *s, void *rd, int64_t account_id, const struct
   struct deadline dl;
   sqlite3_stmt *st;
   /* a filter that names a list at its top counts that list's members */
-  const char *list = contact_filter_list(cond);
+  const struct cf_node *skip;
+  const char *list = contact_filter_read_list(NULL, cond, &skip);
   int rc = list ? filtered_open(c,
                                 "SELECT COUNT(*) FROM contact_lists m JOIN contacts c"
                                 " ON c.account_id=m.account_id AND c.phone=m.phone"
                                 " WHERE m.account_id=?1 AND m.list=?2",
-                                "", 2, cond, &dl, &st)
+                                "", 2, cond, skip, &dl, &st)
                 : filtered_open(c, "SELECT COUNT(*) FROM contacts c WHERE c.account_id=?1", "", 1,
-                                cond, &dl, &st);
+                                cond, NULL, &dl, &st);
   if (rc != 0) return rc;
   sqlite3_bind_int64(st, 1, account_id);
   if (list) sq_bind_text(st, 2, list);
   rc = sqlite3_step(st);
   *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
   return scan_close(c, st, cond, &dl, rc);
+}
+
+int sq_contacts_settle(struct store *s, void *rd) {
+  (void)s;
+  (void)rd;
+  return 0;
 }

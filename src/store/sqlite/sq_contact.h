@@ -13,7 +13,13 @@
 #define CONTACT_COLS "c.phone,c.name,c.email,c.timezone,c.timezone_source,"       \
                      "c.operator,c.region,c.vk_id,c.telegram_chat_id,c.viber_id,"  \
                      "c.attrs,c.consent,c.consent_source,c.consent_at,"            \
-                     "c.stop_listed,c.created_at,c.updated_at"
+                     "c.stop_listed,c.created_at,c.updated_at,c.lists"
+
+/* A contact's lists: in its row (contacts.lists, every list it is in, in
+   byte order, joined by '|', which no list name holds; NULL: none), and
+   each a row of contact_lists(account_id, list, phone), the one B-tree a
+   list's members are read from. */
+#define SQ_LIST_SEP '|'
 
 /* The fields an upsert binds: ?1 account, ?2 phone, ?3 name, ?4 email,
    ?5 timezone, ?6 its source, ?7 operator, ?8 region, ?9 vk_id,
@@ -25,13 +31,15 @@
   "?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?17) ON CONFLICT(account_id,phone)" \
   " DO UPDATE SET "
 
+#define CT_LIST_INTO "INSERT OR IGNORE INTO contact_lists(account_id,list,phone) VALUES"
+
 #define STMT_LIST_CONTACT(XX)                                                  \
   /* a new contact (most rows of a first import): one seek, no upsert */        \
   XX(CT_NEW, "INSERT OR IGNORE INTO contacts(account_id,phone,name,email,"     \
              "timezone,timezone_source,operator,region,vk_id,telegram_chat_id," \
              "viber_id,attrs,consent,consent_source,consent_at,import_id,"     \
-             "created_at,updated_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,"    \
-             "?11,?12,?13,?14,?15,?16,?17,?17)")                               \
+             "created_at,updated_at,lists) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"  \
+             "?10,?11,?12,?13,?14,?15,?16,?17,?17,?18)")                       \
   XX(CT_MERGE, CONTACT_INSERT                                                  \
      "name=COALESCE(excluded.name,name), email=COALESCE(excluded.email,email)," \
      " timezone=CASE WHEN excluded.timezone_source='explicit'"                 \
@@ -59,15 +67,21 @@
      " attrs=excluded.attrs, consent=excluded.consent,"                        \
      " consent_source=excluded.consent_source, consent_at=excluded.consent_at," \
      " updated_at=excluded.updated_at")                                        \
-  XX(CT_SEEN, "SELECT import_id FROM contacts WHERE account_id=? AND phone=?") \
-  XX(CT_LIST_ADD, "INSERT OR IGNORE INTO contact_lists(account_id,list,phone)" \
-                  " VALUES(?,?,?)")                                            \
-  XX(CT_LISTS_DEL, "DELETE FROM contact_lists WHERE account_id=? AND phone=?") \
+  XX(CT_SEEN, "SELECT import_id,lists FROM contacts WHERE account_id=?"      \
+              " AND phone=?")                                                  \
+  XX(CT_LISTS_SET, "UPDATE contacts SET lists=?3 WHERE account_id=?1"          \
+                   " AND phone=?2")                                            \
+  /* a contact into 1 to 4 lists with one statement: ?1 account, ?2 phone,  \
+     ?3.. the lists */                                                         \
+  XX(CT_LIST_ADD, CT_LIST_INTO "(?1,?3,?2)")                                   \
+  XX(CT_LIST_ADD2, CT_LIST_INTO "(?1,?3,?2),(?1,?4,?2)")                       \
+  XX(CT_LIST_ADD3, CT_LIST_INTO "(?1,?3,?2),(?1,?4,?2),(?1,?5,?2)")            \
+  XX(CT_LIST_ADD4, CT_LIST_INTO "(?1,?3,?2),(?1,?4,?2),(?1,?5,?2),(?1,?6,?2)") \
+  XX(CT_LIST_DEL, "DELETE FROM contact_lists WHERE account_id=? AND list=?"    \
+                  " AND phone=?")                                              \
   XX(CT_DEL, "DELETE FROM contacts WHERE account_id=? AND phone=?")            \
   XX(CT_GET, "SELECT " CONTACT_COLS " FROM contacts c WHERE c.account_id=?"    \
              " AND c.phone=?")                                                 \
-  XX(CT_LISTS_OF, "SELECT list FROM contact_lists WHERE account_id=?"          \
-                  " AND phone=? ORDER BY list LIMIT 32")                       \
   XX(CT_SCAN, "SELECT " CONTACT_COLS " FROM contacts c WHERE c.account_id=?1"  \
               " AND c.phone>?2 ORDER BY c.phone")                              \
   XX(CT_SCAN_LIST, "SELECT " CONTACT_COLS " FROM contact_lists l"             \
@@ -145,6 +159,15 @@
   " reason TEXT NOT NULL, raw TEXT,"                                           \
   " PRIMARY KEY(import_id, n)) WITHOUT ROWID;"
 
+/* The lists of each contact into its row; the index by phone goes
+   (sq_schema.c). */
+#define SQ_CONTACT_LISTS_MIGRATION                                             \
+  "ALTER TABLE contacts ADD COLUMN lists TEXT;"                                \
+  "UPDATE contacts SET lists=(SELECT group_concat(list,'|') FROM"              \
+  " (SELECT list FROM contact_lists l WHERE l.account_id=contacts.account_id"  \
+  " AND l.phone=contacts.phone ORDER BY list));"                               \
+  "DROP INDEX contact_lists_phone;"
+
 /* The segments (named filters) of the accounts (sq_schema.c). */
 #define SQ_SEGMENT_MIGRATION                                                   \
   "CREATE TABLE segments("                                                     \
@@ -179,11 +202,15 @@ int sq_segment_get(struct store *s, void *rd, int64_t account_id, const char *na
 int sq_segments(struct store *s, void *rd, int64_t account_id, store_segment_fn fn, void *arg);
 int sq_contact_count(struct store *s, void *rd, int64_t account_id, const struct cf_node *cond,
                      int64_t *out);
+/* Nothing to do: SQLite's reads of the contacts rely on no statistics or
+   visibility kept apart. */
+int sq_contacts_settle(struct store *s, void *rd);
 /* The reads as struct store_reads.contact holds them. */
 #define SQ_CONTACT_READS                                                       \
   {.get = sq_contact_get, .list = sq_contact_list, .lists = sq_contact_lists,  \
    .import_get = sq_import_get, .import_errors = sq_import_errors,             \
    .each = sq_contacts_each, .segment_get = sq_segment_get,                 \
-   .segments = sq_segments, .count = sq_contact_count}
+   .segments = sq_segments, .count = sq_contact_count,                      \
+   .settle = sq_contacts_settle}
 
 #endif

@@ -266,6 +266,9 @@ static const char *const migrations[] = {
     /* 27: where a campaign's planning is, written with each batch of its
        recipients (store_campaign.h) */
     STORE_CAMP_PLAN_MIGRATION,
+    /* 28: a contact's lists in its own row (sq_contact.h), the memberships
+       in the one B-tree keyed (account, list, phone) */
+    SQ_CONTACT_LISTS_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
