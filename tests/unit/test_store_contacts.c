@@ -394,6 +394,24 @@ static void segments(struct tmp_store *t) {
   ASSERT_EQ(seg_count(t, 12, "none", &n), 0);
   ASSERT_EQ(n, 0);
   ASSERT_EQ(seg_count(t, 13, "kazan", &n), KK_ENOENT);   /* another account's */
+  /* a number past what a double holds is not a number, not an error (on
+     another account: this one's figures below stay as they are) */
+  struct store_contact big[2];
+  char digits[330];
+  memset(digits, '9', 320);
+  digits[320] = '\0';
+  char attrs[360];
+  contact(&big[0], "79110009998", "x", NULL);
+  big[0].attrs = strdup("{\"city\":\"Уфа\",\"orders\":\"1e999\"}");
+  contact(&big[1], "79110009999", "x", NULL);
+  snprintf(attrs, sizeof attrs, "{\"city\":\"Уфа\",\"orders\":\"%s\"}", digits);
+  big[1].attrs = strdup(attrs);
+  struct store_contact_batch bb = {.account_id = 14, .rows = big, .n = 2};
+  ASSERT_EQ(write_batch(t, &bb), 0);
+  for (int i = 0; i < 2; i++) store_contact_fini(&big[i]);
+  ASSERT_EQ(seg_put(t, 14, "big", "city = 'Уфа' and orders >= 0"), 0);
+  ASSERT_EQ(seg_count(t, 14, "big", &n), 0);
+  ASSERT_EQ(n, 0);
   struct store_contact out[10];
   int k = 0;
   char next[16];
