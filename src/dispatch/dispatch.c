@@ -60,10 +60,14 @@ static void refill(struct dispatch *d) {
   struct store_due *rows = d->scan_rows;
   if (!d->backlog || d->stopping) return;
   if (d->jobs >= d->opts.max_queued / 2) return;
+  if (uv_now(d->loop) < d->scan_after) return;
   int n = 0, more = 0;
   int64_t cursor = d->cursor;
   if (store_sms_claim(d->store, &cursor, SMS_LEASE_MS, rows, SCAN_BATCH, &n, &more) != 0)
     return;
+  /* Held at a row another transaction locks (it stays before the cursor,
+     to be claimed once that commits): asked again a little later. */
+  if (n == 0 && more && cursor == d->cursor) d->scan_after = uv_now(d->loop) + SCAN_LOCKED_MS;
   for (int i = 0; i < n; i++) {
     d->cursor = rows[i].id;
     if (d->nahead && taken_ahead(d, rows[i].id)) {
@@ -72,7 +76,8 @@ static void refill(struct dispatch *d) {
     }
     job_from_due(d, &rows[i]);
   }
-  /* Rows another writer claimed are past the cursor too: they are its. */
+  /* Rows another writer claimed are past the cursor too: they are its (a
+     row only locked is not: the cursor stops before it). */
   d->cursor = cursor;
   if (!more) {
     d->backlog = 0;

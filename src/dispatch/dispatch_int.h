@@ -33,6 +33,7 @@
 
 #define LOGCTX "dispatch"
 #define SCAN_BATCH 1000
+#define SCAN_LOCKED_MS 20         /* a scan held by a locked row waits this long */
 #define AHEAD_MAX 10000           /* stream jobs past max_queued while catching up */
 #define SMS_LEASE_MS (10LL * 60 * 1000)  /* how long an SMS the scan claims is this node's */
 
@@ -121,6 +122,7 @@ struct dispatch {
   int jobs;                     /* jobs alive */
   int backlog;                  /* 1: some due messages are only in the store */
   int64_t cursor;               /* highest message id loaded */
+  uint64_t scan_after;          /* loop ms: no scan before (a locked row held it) */
   int stopping;
   int closing_clients;
   void (*stop_done)(void *);

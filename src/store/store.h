@@ -334,7 +334,9 @@ struct store_due {
    max, claims them for lease_ms and gives those it got into out (*n of
    them; a row another writer of the database holds is that one's to send;
    SQLite has one writer and hands out every row). *after_id moves past the
-   rows examined; *more is 1 when max were (more may be due). The caller
+   rows examined, but stops just before a row another transaction had
+   locked (its claim is asked again; *more is 1 then); *more is 1 when max
+   were (more may be due). The caller
    frees each out[i].text. Loop thread; 0 or KK_ESTORE. */
 int store_sms_claim(struct store *s, int64_t *after_id, int64_t lease_ms, struct store_due *out,
                     int max, int *n, int *more);

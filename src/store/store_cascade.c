@@ -177,7 +177,7 @@ int store_chan_claim(struct store *s, int64_t now, int64_t *cursor_due, int64_t 
   if (got > 0) rc = s->be->claim(s, STORE_CLAIM_CHANNEL, ids, got, STORE_CHAN_LEASE_MS, granted);
   int k = 0;
   for (int i = 0; i < got; i++) {
-    if (rc == 0 && granted[i])
+    if (rc == 0 && granted[i] == STORE_CLAIM_GOT)
       out[k++] = out[i];
     else
       store_chan_due_free(&out[i]);   /* another node's, or not claimed */
@@ -207,7 +207,7 @@ int store_wait_claim(struct store *s, int64_t now, struct store_wait_due *out, i
   if (rc) return rc;
   int k = 0;
   for (int i = 0; i < got; i++)
-    if (granted[i]) out[k++] = out[i];
+    if (granted[i] == STORE_CLAIM_GOT) out[k++] = out[i];
   *n = k;
   return 0;
 }

@@ -379,6 +379,15 @@ enum store_id_kind { STORE_ID_MESSAGE, STORE_ID_ATTEMPT };
 /* The due work a backend hands out by claims. */
 enum store_claim_kind { STORE_CLAIM_SMS, STORE_CLAIM_CHANNEL, STORE_CLAIM_WAIT, STORE_CLAIM_OUTBOX };
 
+/* What a claim answers for each row (store_backend.claim). */
+enum store_claim_answer {
+  STORE_CLAIM_HELD = 0,     /* another writer holds it: that one's to send */
+  STORE_CLAIM_GOT = 1,      /* this writer's now */
+  STORE_CLAIM_BUSY = 2,     /* free, but another transaction has it locked now
+                               (a writer changing the message, another node's
+                               claim or take-over not yet committed): ask again */
+};
+
 /* What a backend provides. Every function but open and close runs on the
    writer thread; transaction functions return 0 or KK_ESTORE. */
 struct store_backend {
@@ -427,8 +436,9 @@ struct store_backend {
      takes them from a sequence, a block at a time). 0: none (KK_ESTORE). */
   int64_t (*new_id)(struct store *s, enum store_id_kind kind);
   /* Claims due rows of kind (ids[0..n-1]) for this writer for lease_ms:
-     granted[i] = 1 for each row it got, 0 for a row another writer holds
-     (it is that one's to send). A row not finished when the lease ends can
+     granted[i] = STORE_CLAIM_GOT for each row it got, STORE_CLAIM_HELD for
+     a row another writer holds (it is that one's to send), STORE_CLAIM_BUSY
+     for one it could not lock now. A row not finished when the lease ends can
      be claimed again. SQLite has one writer and grants every row; a backend
      with several marks the rows (UPDATE ... FOR UPDATE SKIP LOCKED).
      0 or KK_ESTORE. The loop thread calls it too, for the work it hands

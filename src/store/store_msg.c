@@ -291,10 +291,17 @@ int store_sms_claim(struct store *s, int64_t *after_id, int64_t lease_ms, struct
     for (int i = 0; i < k; i++) free(out[i].text);
     return KK_ESTORE;
   }
-  /* A row another writer holds is that one's to send. */
-  int m = 0;
+  /* A row another writer holds is that one's to send. One another
+     transaction had locked is not passed: the cursor stops just before it
+     and a later claim asks again (the rows got after it come again then). */
+  int m = 0, busy = 0;
   for (int i = 0; i < k; i++) {
-    if (granted[i])
+    if (granted[i] == STORE_CLAIM_BUSY && !busy) {
+      busy = 1;
+      *after_id = out[i].id - 1;
+      *more = 1;
+    }
+    if (granted[i] == STORE_CLAIM_GOT && !busy)
       out[m++] = out[i];
     else
       free(out[i].text);

@@ -54,7 +54,7 @@ static int claim_account(struct store *s, struct store_outbox_claim *c, int64_t 
   int rc = s->be->claim(s, STORE_CLAIM_OUTBOX, ids, n, c->lease_ms, granted);
   int m = 0;
   for (int i = 0; i < n; i++) {
-    if (rc == 0 && granted[i]) {
+    if (rc == 0 && granted[i] == STORE_CLAIM_GOT) {
       c->rows[m++] = c->rows[i];
     } else {  /* another writer's to deliver */
       free(c->rows[i].url);

@@ -489,10 +489,11 @@ KK_TEST(store_pg_claims_grant_each_row_to_one_store) {
   submit_call(&e, 1, &c2);
   ASSERT_EQ(wait_store(&e, 1, 2), 0);
   for (int i = 0; i < 40; i++) {
-    int by0 = i < 30 && c0.granted[i];
-    ASSERT_EQ(by0 + c1.granted[i], 1);   /* never both, never neither */
-    ASSERT_EQ(by0 && c2.granted[i], 0);
-    ASSERT_EQ(c2.granted[i], !by0);   /* its own rows again, no other's */
+    int by0 = i < 30 && c0.granted[i] == STORE_CLAIM_GOT;
+    /* never both, never neither: the rows store 0 had locked, not yet
+       committed, are store 1's to ask again for (busy), then store 0's */
+    ASSERT_EQ(c1.granted[i], by0 ? STORE_CLAIM_BUSY : STORE_CLAIM_GOT);
+    ASSERT_EQ(c2.granted[i], by0 ? STORE_CLAIM_HELD : STORE_CLAIM_GOT);
     /* store 0 claimed first: store 1 skipped the rows it had locked */
     ASSERT_EQ(by0, i < 30);
   }

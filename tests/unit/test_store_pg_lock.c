@@ -172,3 +172,74 @@ KK_TEST(store_pg_deadlock_victim_runs_the_batch_again) {
   ASSERT_STR_EQ(r.text[2], "c={}");
   lenv_close(&e);
 }
+
+/* ---- a due SMS another transaction has locked -------------------------------- */
+
+/* A message of this node whose one step is SMS, due now. */
+static int64_t put_sms(struct lenv *e, const char *public_id, int want) {
+  int64_t now = store_now_ms();
+  struct store_msg_new m = {
+      .account_id = 1, .public_id = public_id, .to = "79161234567", .text = "hi",
+      .msg_class = "service", .encoding = "gsm7", .segments = 1, .route = "r1",
+      .created_at = now, .expires_at = now + 3600000,
+  };
+  store_msg_insert(e->st.store, &m, 1, tmp_store_done, &e->st);
+  ASSERT_EQ(tmp_store_wait(&e->st, want, 10000), 0);
+  ASSERT_EQ(m.rc, 0);
+  return m.id;
+}
+
+/* Claims due SMS after *cursor; returns how many it got, their ids in ids. */
+static int claim_sms(struct store *s, int64_t *cursor, int *more, int64_t *ids) {
+  struct store_due rows[10];
+  int n = 0;
+  ASSERT_EQ(store_sms_claim(s, cursor, 60000, rows, 10, &n, more), 0);
+  for (int i = 0; i < n; i++) {
+    ids[i] = rows[i].id;
+    free(rows[i].text);
+  }
+  return n;
+}
+
+/* A writer's batch that changes a due message (another node's writer, or
+   this node's) holds its row's lock while the scan claims: the row is not
+   another node's to send, so the scan's cursor stops before it, and the
+   claim after that batch commits gets it (and the rows after it). */
+KK_TEST(store_pg_sms_claim_keeps_a_locked_row_ahead_of_the_cursor) {
+  struct lenv e;
+  lenv_open(&e);
+  struct store *s = e.st.store;
+  int64_t m1 = put_sms(&e, "msg_a", 1), m2 = put_sms(&e, "msg_b", 2), m3 = put_sms(&e, "msg_c", 3);
+  char sql[160];
+  snprintf(sql, sizeof sql, "UPDATE messages SET updated_at=updated_at+1 WHERE id=%lld",
+           (long long)m2);
+  sql_do(e.sql, "BEGIN");
+  sql_do(e.sql, sql);
+  int64_t cursor = 0, ids[10];
+  int more = 0;
+  ASSERT_EQ(claim_sms(s, &cursor, &more, ids), 1);
+  ASSERT_EQ(ids[0], m1);
+  ASSERT_EQ(cursor, m2 - 1);
+  ASSERT_EQ(more, 1);
+  /* still locked: nothing, and the cursor stays */
+  ASSERT_EQ(claim_sms(s, &cursor, &more, ids), 0);
+  ASSERT_EQ(cursor, m2 - 1);
+  sql_do(e.sql, "COMMIT");
+  ASSERT_EQ(claim_sms(s, &cursor, &more, ids), 2);
+  ASSERT_EQ(ids[0], m2);
+  ASSERT_EQ(ids[1], m3);
+  ASSERT_EQ(cursor, m3);
+  ASSERT_EQ(more, 0);
+  /* a row another live node holds is that one's: passed, not waited for */
+  int64_t m4 = put_sms(&e, "msg_d", 4);
+  sql_do(e.sql, "INSERT INTO nodes(id,name,started_at,heartbeat_at,lease_until)"
+                " VALUES(900,'other',0,0,(extract(epoch from now())*1000)::bigint+600000)");
+  snprintf(sql, sizeof sql, "UPDATE messages SET claimed_by=900 WHERE id=%lld", (long long)m4);
+  sql_do(e.sql, sql);
+  int64_t m5 = put_sms(&e, "msg_e", 5);
+  cursor = m3;
+  ASSERT_EQ(claim_sms(s, &cursor, &more, ids), 1);
+  ASSERT_EQ(ids[0], m5);
+  ASSERT_EQ(cursor, m5);
+  lenv_close(&e);
+}

@@ -183,7 +183,10 @@ static const struct {
 
 /* Marks the rows no other live node holds (free, this node's, or a dead
    node's) as this node's. Rows another transaction has locked are skipped:
-   that one is claiming or changing them. The claim lasts while the node
+   that one is claiming or changing them. Those still free as committed are
+   answered STORE_CLAIM_BUSY (a writer's batch changing the message, or
+   another node's claim or take-over not committed yet: only a later claim
+   can tell), the others STORE_CLAIM_HELD. The claim lasts while the node
    lives (pg_node.c); lease_ms is the longest a row may wait unsent before
    another node may send it, which a live node's lease never ends. */
 static int pgb_claim(struct store *s, enum store_claim_kind kind, const int64_t *ids, int n,
@@ -191,17 +194,20 @@ static int pgb_claim(struct store *s, enum store_claim_kind kind, const int64_t 
   struct pg_store *q = PG(s);
   (void)lease_ms;
   if (n <= 0) return 0;
-  memset(granted, 0, (size_t)n);
+  memset(granted, STORE_CLAIM_HELD, (size_t)n);
   if ((unsigned)kind >= sizeof claim_cols / sizeof claim_cols[0]) return KK_ESTORE;
   char *arr = pg_id_array(ids, n);   /* freed below */
-  char sql[640];
+  char sql[1024];
   const char *t = claim_cols[kind].table, *by = claim_cols[kind].by;
   char free_for[200];
   snprintf(free_for, sizeof free_for, PG_FREE_FOR("%s", "$1"), by, by, by);
+  /* the outer SELECT sees the rows as committed before the UPDATE */
   snprintf(sql, sizeof sql,
-           "UPDATE %s SET %s=$1::bigint WHERE id IN (SELECT id FROM %s"
-           " WHERE id=ANY($2::bigint[]) AND %s FOR UPDATE SKIP LOCKED) RETURNING id",
-           t, by, t, free_for);
+           "WITH c AS (UPDATE %s SET %s=$1::bigint WHERE id IN (SELECT id FROM %s"
+           " WHERE id=ANY($2::bigint[]) AND %s FOR UPDATE SKIP LOCKED) RETURNING id)"
+           " SELECT id,%d FROM c UNION ALL SELECT id,%d FROM %s WHERE id=ANY($2::bigint[])"
+           " AND %s AND id NOT IN (SELECT id FROM c)",
+           t, by, t, free_for, STORE_CLAIM_GOT, STORE_CLAIM_BUSY, t, free_for);
   struct pg_params p = {0};
   pg_p_int(&p, q->node_id);
   pg_p_text(&p, arr);
@@ -213,8 +219,9 @@ static int pgb_claim(struct store *s, enum store_claim_kind kind, const int64_t 
   if (r == NULL) return KK_ESTORE;
   for (int row = 0; row < PQntuples(r); row++) {
     int64_t id = pg_int(r, row, 0);
+    int answer = (int)pg_int(r, row, 1);
     for (int i = 0; i < n; i++)
-      if (ids[i] == id) granted[i] = 1;
+      if (ids[i] == id) granted[i] = (unsigned char)answer;
   }
   PQclear(r);
   return 0;
