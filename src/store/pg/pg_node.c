@@ -225,8 +225,8 @@ static struct pgn_seen *seen_slot(const struct pgn_seen_set *q, int kind, int64_
   }
 }
 
-/* Adds (kind, account, name): entries are never removed (a name deleted
-   is looked for again at each reading over, which finds it gone). */
+/* Adds (kind, account, name). A name deleted stays until the next reading
+   over, which finds it gone and keeps only the rows it read (cfg_catch_up). */
 static void seen_add(struct pgn_seen_set *q, int kind, int64_t account_id, const char *name) {
   if (2 * (q->n + 1) > q->cap) {
     struct pgn_seen *old = q->v;
@@ -279,22 +279,21 @@ static void seen_notes(struct store *s, int n) {
   }
 }
 
-/* Reading over, kind k of catch_up (its rows r): every name the caches may
-   hold that is no longer a row is noted removed, as its deletion was. */
-static void seen_drop(struct store *s, size_t k, const PGresult *r) {
+/* Reading over, kind k of catch_up (its rows r, added to *now): every name
+   the caches may hold that is no longer a row is noted removed, as its
+   deletion was. */
+static void seen_drop(struct store *s, size_t k, const PGresult *r, struct pgn_seen_set *now) {
   const struct pgn_seen_set *q = &PG(s)->seen;
   enum store_note_kind kind = catch_up[k].kind;
-  struct pgn_seen_set now = {0};   /* the rows as a set of their own */
   for (int i = 0; i < PQntuples(r); i++)
-    seen_add(&now, kind, pg_int(r, i, 0), PQgetvalue(r, i, 1));
+    seen_add(now, kind, pg_int(r, i, 0), PQgetvalue(r, i, 1));
   for (size_t i = 0; i < q->cap; i++) {
     const struct pgn_seen *e = &q->v[i];
     if (e->name == NULL || e->kind != (int)kind) continue;
-    if (now.cap && seen_slot(&now, e->kind, e->account_id, e->name)->name) continue;
+    if (now->cap && seen_slot(now, e->kind, e->account_id, e->name)->name) continue;
     int64_t at = kind == STORE_NOTE_PRICE ? -1 : kind == STORE_NOTE_TEMPLATE_CFG ? store_now_ms() : 0;
     note_cfg(s, kind, e->account_id, e->name, NULL, NULL, at);
   }
-  seen_free(&now);
 }
 
 int pgn_open(struct pg_store *q, const struct store_opts *opts) {
@@ -596,16 +595,24 @@ static int cfg_apply(struct store *s, const char *payload) {
    deleted meanwhile is noted deleted (a key is never deleted: a revoked one
    is noted revoked). 0 or KK_ESTORE. */
 static int cfg_catch_up(struct store *s) {
+  struct pgn_seen_set now = {0};   /* the rows read: the caches' names after */
   for (size_t k = 0; k < sizeof catch_up / sizeof catch_up[0]; k++) {
     int rc;
     PGresult *r = pg_query(&PG(s)->w, catch_up[k].sql, NULL, &rc);
-    if (r == NULL) return KK_ESTORE;
-    seen_drop(s, k, r);
+    if (r == NULL) {
+      seen_free(&now);
+      return KK_ESTORE;
+    }
+    seen_drop(s, k, r, &now);
     for (int i = 0; i < PQntuples(r); i++)
       note_cfg(s, catch_up[k].kind, pg_int(r, i, 0), PQgetvalue(r, i, 1), pg_text(r, i, 2), NULL,
                pg_int(r, i, 3));
     PQclear(r);
   }
+  /* the names deleted are noted: the set keeps the rows alone, so it is
+     bounded by the configuration rather than by its history */
+  seen_free(&PG(s)->seen);
+  PG(s)->seen = now;
   if (pg_accounts_note_all(s) != 0 || pg_keys_note_all(s) != 0) return KK_ESTORE;
   kk_info(LOGCTX, "node %lld: configuration read again after its listening connection was lost",
           (long long)PG(s)->node_id);
