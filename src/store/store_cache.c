@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/kk_err.h"
+#include "core/kk_hash.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "store/store_int.h"
@@ -70,11 +71,7 @@ static uint64_t hash_id(int64_t id) {
   return x ^ (x >> 31);
 }
 
-static uint64_t hash_str(const char *s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-  return h;
-}
+static uint64_t hash_str(const char *s) { return kk_fnv_str(KK_FNV_SEED, s); }
 
 /* Puts position pos at the first free slot from hash h (the index has room). */
 static void index_put(struct cache_index *ix, uint64_t h, int pos) {

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "core/kk_err.h"
+#include "core/kk_hash.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "store/pg/pg_int.h"
@@ -206,10 +207,8 @@ static const struct {
 /* ---- the configuration this node's caches may hold -------------------------------- */
 
 static uint64_t seen_hash(int kind, int64_t account_id, const char *name) {
-  uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)kind;
-  h = (h ^ (uint64_t)account_id) * 0x100000001b3ULL;
-  for (const char *c = name; *c; c++) h = (h ^ (unsigned char)*c) * 0x100000001b3ULL;
-  return h;
+  uint64_t h = KK_FNV_SEED ^ (uint64_t)kind;
+  return kk_fnv_str((h ^ (uint64_t)account_id) * KK_FNV_PRIME, name);
 }
 
 /* The slot of (kind, account, name): its entry, or the empty one where it
