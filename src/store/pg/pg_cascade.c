@@ -51,9 +51,141 @@ static void msg_row(const PGresult *r, int row, struct casc_msg *m) {
   m->expires_at = pg_int(r, row, 16);
 }
 
+/* ---- a run's rows, read ahead --------------------------------------------- */
+
+/*
+ * A run of cascade operations (below) locks its messages with one
+ * statement; it then reads, with one statement each, what its operations
+ * would read one by one: the messages' rows (with their extra fields and
+ * money holds) and all their attempts. An operation takes its message's
+ * rows from there while nothing of that message has been written in the
+ * run (the first operation on it, until its first write); any other read
+ * goes to the database, as without the look ahead. The settings and prices
+ * the run reads are kept for the run (no operation of it changes them).
+ */
+#define RUN_MAX 512
+#define RUN_KEYED 16
+
+struct run_att {
+  int64_t id;
+  struct casc_att a;
+};
+
+struct pgc_run {
+  struct store_op *ops[RUN_MAX];
+  unsigned char later[RUN_MAX];   /* hand ops[i] back */
+  unsigned char no_early[RUN_MAX];   /* a send's result without held statuses */
+  int early_added;                /* ... unless an operation of the run held one since */
+  int n, next;
+  int serving;                    /* ops[next-1] is running */
+  struct casc_msg *msgs;          /* owned: the locked messages, by id */
+  unsigned char *taken;           /* owned: msgs[i] was taken (its strings are gone) */
+  int nmsgs;
+  struct run_att *atts;           /* owned: their attempts, by message then id */
+  struct run_id { int64_t id; int i; } *byid;   /* owned: atts' ids, sorted, and indexes */
+  int natts;
+  int64_t cur;                    /* the message the running operation took from msgs */
+  int cur_clean;                  /* ... and nothing of it is written yet */
+  struct { int64_t account, v; char channel[20]; char kind; } keyed[RUN_KEYED];
+  int nkeyed;
+};
+
+/* The run whose operation is running, or NULL. */
+static struct pgc_run *run_now(struct store *s) {
+  struct pgc_run *run = PG(s)->ws.crun;
+  return run && run->serving ? run : NULL;
+}
+
+static int id_cmp(int64_t a, int64_t b) { return a < b ? -1 : a > b; }
+
+/* The index in msgs of message id not taken yet, or -1. */
+static int run_msg(const struct pgc_run *run, int64_t id) {
+  int lo = 0, hi = run->nmsgs - 1;
+  while (lo <= hi) {
+    int mid = (lo + hi) / 2, c = id_cmp(run->msgs[mid].id, id);
+    if (c == 0) return run->taken[mid] ? -1 : mid;
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+static const struct run_att *run_att(const struct pgc_run *run, int64_t id) {
+  int lo = 0, hi = run->natts - 1;
+  while (lo <= hi) {
+    int mid = (lo + hi) / 2;
+    int c = id_cmp(run->byid[mid].id, id);
+    if (c == 0) return &run->atts[run->byid[mid].i];
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return NULL;
+}
+
+/* Message id as read ahead, taken (moved into *m): 1, or 0 when the run
+   has none unused (by_attempt: the message of attempt id). */
+static int run_msg_take(struct store *s, int64_t id, int by_attempt, struct casc_msg *m) {
+  struct pgc_run *run = run_now(s);
+  if (run == NULL) return 0;
+  if (by_attempt) {
+    const struct run_att *a = run_att(run, id);
+    if (a == NULL) return 0;
+    id = a->a.msg_id;
+  }
+  int i = run_msg(run, id);
+  if (i < 0) return 0;
+  *m = run->msgs[i];   /* its strings are m's now */
+  run->taken[i] = 1;
+  run->cur = id;
+  run->cur_clean = 1;
+  return 1;
+}
+
+/* Nothing the running operation reads next comes from the look ahead. */
+static void run_dirty(struct store *s) {
+  struct pgc_run *run = run_now(s);
+  if (run) run->cur_clean = 0;
+}
+
+/* Attempt id is written without its message read first: the message's
+   rows are no longer as read ahead. */
+static void run_forget_att(struct store *s, int64_t id) {
+  struct pgc_run *run = run_now(s);
+  const struct run_att *a = run ? run_att(run, id) : NULL;
+  int i = a ? run_msg(run, a->a.msg_id) : -1;
+  if (i >= 0) {
+    casc_msg_free(&run->msgs[i]);
+    run->taken[i] = 1;
+  }
+  run_dirty(s);
+}
+
+/* A keyed setting (kind 's' scope, 'p' price) the run has read: 1 with *v. */
+static int run_keyed(struct store *s, char kind, int64_t account, const char *channel,
+                     int64_t *v, int keep) {
+  struct pgc_run *run = run_now(s);
+  if (run == NULL || strlen(channel) >= sizeof run->keyed[0].channel) return 0;
+  for (int i = 0; i < run->nkeyed; i++)
+    if (run->keyed[i].kind == kind && run->keyed[i].account == account &&
+        strcmp(run->keyed[i].channel, channel) == 0) {
+      *v = run->keyed[i].v;
+      return 1;
+    }
+  if (keep && run->nkeyed < RUN_KEYED) {
+    run->keyed[run->nkeyed].kind = kind;
+    run->keyed[run->nkeyed].account = account;
+    run->keyed[run->nkeyed].v = *v;
+    snprintf(run->keyed[run->nkeyed].channel, sizeof run->keyed[0].channel, "%s", channel);
+    run->nkeyed++;
+  }
+  return 0;
+}
+
 /* Locks and reads message id (by_attempt: the message of attempt id).
    0, KK_ENOENT or KK_ESTORE. */
 static int msg_load(struct store *s, int64_t id, int by_attempt, struct casc_msg *m) {
+  if (run_msg_take(s, id, by_attempt, m)) return 0;
+  run_dirty(s);
   if (PG(s)->ws.defer && pgw_flush(s) != 0) return KK_ESTORE;
   struct pg_params p = {0};
   pg_p_int(&p, id);
@@ -104,6 +236,12 @@ void pgc_att_cols(const PGresult *r, int row, int i, struct casc_att *a) {
 }
 
 int pgc_att_load(struct store *s, int64_t id, struct casc_att *a) {
+  struct pgc_run *run = run_now(s);
+  const struct run_att *x = run && run->cur_clean ? run_att(run, id) : NULL;
+  if (x && x->a.msg_id == run->cur) {
+    *a = x->a;
+    return 0;
+  }
   if (PG(s)->ws.defer && pgw_flush(s) != 0) return KK_ESTORE;
   struct pg_params p = {0};
   pg_p_int(&p, id);
@@ -147,20 +285,26 @@ static int64_t keyed_int(struct store *s, const char *sql, int64_t account_id,
 int64_t pgc_price(struct store *s, int64_t account_id, const char *channel) {
   int64_t v;
   if (pg_sms_ahead_price(s, account_id, channel, &v, 0)) return v;
+  if (run_keyed(s, 'p', account_id, channel, &v, 0)) return v;
   v = keyed_int(s,
                 "SELECT price FROM prices WHERE channel=$1 AND account_id IN ($2::bigint,0)"
                 " ORDER BY account_id DESC LIMIT 1",
                 account_id, channel, 0);
   pg_sms_ahead_price(s, account_id, channel, &v, 1);
+  run_keyed(s, 'p', account_id, channel, &v, 1);
   return v;
 }
 
 /* Whose settings a channel uses for an account (casc_ops.scope). */
 static int64_t chan_scope(struct store *s, int64_t account_id, const char *channel) {
-  return keyed_int(s,
-                   "SELECT account_id FROM channel_settings WHERE channel=$1"
-                   " AND account_id IN ($2::bigint,0) ORDER BY account_id DESC LIMIT 1",
-                   account_id, channel, -1);
+  int64_t v;
+  if (run_keyed(s, 's', account_id, channel, &v, 0)) return v;
+  v = keyed_int(s,
+                "SELECT account_id FROM channel_settings WHERE channel=$1"
+                " AND account_id IN ($2::bigint,0) ORDER BY account_id DESC LIMIT 1",
+                account_id, channel, -1);
+  run_keyed(s, 's', account_id, channel, &v, 1);
+  return v;
 }
 
 /* The message's extra JSON (casc_ops.extra). */
@@ -178,6 +322,29 @@ static char *load_extra(struct store *s, int64_t msg_id) {
 /* Every attempt of the message (casc_ops.attempts). */
 static int load_attempts(struct store *s, int64_t msg_id, struct cfsm_att *att, int max,
                          int *natt) {
+  struct pgc_run *run = run_now(s);
+  if (run && run->cur_clean && run->cur == msg_id) {
+    int n = 0, lo = 0, hi = run->natts;
+    while (lo < hi) {   /* the first of the message's (atts are by message) */
+      int mid = (lo + hi) / 2;
+      if (run->atts[mid].a.msg_id < msg_id) lo = mid + 1;
+      else hi = mid;
+    }
+    for (int i = lo; i < run->natts && n < max && run->atts[i].a.msg_id == msg_id; i++) {
+      /* as read below: the rest stays 0 */
+      const struct casc_att *x = &run->atts[i].a;
+      struct cfsm_att *a = &att[n++];
+      memset(a, 0, sizeof *a);
+      a->id = run->atts[i].id;
+      a->chan = kk_chan_parse(x->channel);
+      a->status = kk_status_parse(x->status);
+      a->sent_at = x->sent_at;
+      a->delivered_at = x->delivered_at;
+      a->read_at = x->read_at;
+    }
+    *natt = n;
+    return 0;
+  }
   if (PG(s)->ws.defer && pgw_flush(s) != 0) return KK_ESTORE;
   struct pg_params p = {0};
   pg_p_int(&p, msg_id);
@@ -424,6 +591,7 @@ static int fx_msg_mark(struct casc_run *r, enum cfsm_fx_kind kind, int64_t t) {
 
 /* Before a row of an effect (casc_ops.before). */
 static int before_write(struct casc_run *r, const struct cfsm_fx *f) {
+  run_dirty(r->s);
   /* Attempts that wait are written before anything that could read or
      change them (a new message's start only adds rows: nothing waits then);
      events and outbox rows nothing here changes. In a run of SMS
@@ -502,13 +670,6 @@ int pgc_attempt_event(struct store *s, int64_t attempt_id, const struct casc_att
  * operations in their order. An operation handed back STORE_LATER_MAX times
  * waits for the lock as before.
  */
-#define RUN_MAX 512
-
-struct pgc_run {
-  struct store_op *ops[RUN_MAX];
-  unsigned char later[RUN_MAX];   /* hand ops[i] back */
-  int n, next;
-};
 
 static int run_op(const struct store_op *op) {
   return op->exec == pg_chan_result || op->exec == pg_chan_status ||
@@ -516,7 +677,16 @@ static int run_op(const struct store_op *op) {
 }
 
 void pgc_run_clear(struct store *s, int batch) {
-  free(PG(s)->ws.crun);
+  struct pgc_run *run = PG(s)->ws.crun;
+  if (run) {
+    for (int i = 0; i < run->nmsgs; i++)
+      if (!run->taken[i]) casc_msg_free(&run->msgs[i]);
+    free(run->msgs);
+    free(run->taken);
+    free(run->atts);
+    free(run->byid);
+    free(run);
+  }
   PG(s)->ws.crun = NULL;
   if (batch) PG(s)->ws.later.n = 0;
 }
@@ -584,6 +754,89 @@ static void run_key(struct pg_rows *k, int i, const struct store_op *op) {
   " FOR UPDATE SKIP LOCKED)"                                                                 \
   " SELECT w.i,w.id,(g.id IS NOT NULL)::int FROM w LEFT JOIN g ON g.id=w.id"
 
+static int att_by_id(const void *a, const void *b) {
+  return id_cmp(((const struct run_id *)a)->id, ((const struct run_id *)b)->id);
+}
+
+/* Reads ahead the rows of the messages the run locked (ids), their money
+   holds and attempts, and which of its sends' results have statuses held
+   early: 0 or KK_ESTORE. */
+static int run_read(struct store *s, struct pgc_run *run, struct pg_rows *ids) {
+  int rc;
+  PGresult *r = pg_rows_run(&PG(s)->w, ids,
+                            "SELECT " MSG_ROW_COLS ",extra FROM messages"
+                            " WHERE id=ANY($1::bigint[]) ORDER BY id",
+                            1, &rc);
+  if (r == NULL) return KK_ESTORE;
+  int n = PQntuples(r);
+  /* both freed by pgc_run_clear */
+  run->msgs = kk_xcalloc((size_t)(n > 0 ? n : 1), sizeof *run->msgs);
+  run->taken = kk_xcalloc((size_t)(n > 0 ? n : 1), 1);
+  for (int i = 0; i < n; i++) {
+    msg_row(r, i, &run->msgs[i]);
+    if (run->msgs[i].has_extra) run->msgs[i].extra = kk_xstrdup(PQgetvalue(r, i, 17));
+  }
+  run->nmsgs = n;   /* in id order (run_msg) */
+  PQclear(r);
+  if (n == 0) return 0;
+  if (pg_money_holds_read(s, run->msgs, n) != 0) return KK_ESTORE;
+  for (int i = 0; i < n; i++) {   /* (pg_rows_run emptied ids) */
+    pg_rows_int(ids, 0, run->msgs[i].id);
+    pg_rows_end(ids);
+  }
+  r = pg_rows_run(&PG(s)->w, ids,
+                  "SELECT id," PGW_ATT_COLS " FROM attempts WHERE message_id=ANY($1::bigint[])"
+                  " ORDER BY message_id,id",
+                  1, &rc);
+  if (r == NULL) return KK_ESTORE;
+  n = PQntuples(r);
+  run->atts = kk_xcalloc((size_t)(n > 0 ? n : 1), sizeof *run->atts);   /* freed by pgc_run_clear */
+  for (int i = 0; i < n; i++) {
+    run->atts[i].id = pg_int(r, i, 0);
+    pgc_att_cols(r, i, 1, &run->atts[i].a);
+  }
+  run->natts = n;
+  PQclear(r);
+  run->byid = kk_xcalloc((size_t)(n > 0 ? n : 1), sizeof *run->byid);   /* freed by pgc_run_clear */
+  for (int i = 0; i < n; i++) {
+    run->byid[i].id = run->atts[i].id;
+    run->byid[i].i = i;
+  }
+  qsort(run->byid, (size_t)n, sizeof *run->byid, att_by_id);
+  /* the sends' results: whose attempts have statuses held early */
+  struct pg_rows k = {0};
+  for (int i = 0; i < run->n; i++) {
+    const struct store_op *o = run->ops[i];
+    if (o->exec != pg_chan_result || run->later[i]) continue;
+    const struct store_chan_result_data *d = o->data;
+    const struct run_att *a = run_att(run, d->r.attempt_id);
+    if (d->r.outcome != STORE_CHAN_SENT || a == NULL) continue;
+    pg_rows_int(&k, 0, i);
+    pg_rows_text(&k, 1, a->a.channel);
+    pg_rows_int(&k, 2, a->a.scope);
+    pg_rows_text(&k, 3, d->provider_id);
+    pg_rows_end(&k);
+    run->no_early[i] = 1;
+  }
+  if (k.n == 0) {
+    pg_rows_free(&k);
+    return 0;
+  }
+  r = pg_rows_run(&PG(s)->w, &k,
+                  "SELECT k.i FROM unnest($1::int[],$2::text[],$3::bigint[],$4::text[])"
+                  " AS k(i,ch,sc,pid) WHERE EXISTS(SELECT 1 FROM early_statuses e"
+                  " WHERE e.channel=k.ch AND e.scope=k.sc AND e.provider_id=k.pid)",
+                  4, &rc);
+  pg_rows_free(&k);
+  if (r == NULL) return KK_ESTORE;
+  for (int row = 0; row < PQntuples(r); row++) {
+    int i = (int)pg_int(r, row, 0);
+    if (i >= 0 && i < run->n) run->no_early[i] = 0;
+  }
+  PQclear(r);
+  return 0;
+}
+
 /* Starts the run that op begins. 0 or KK_ESTORE. */
 static int run_lock(struct store *s, struct store_op *op) {
   pgc_run_clear(s, 0);
@@ -623,8 +876,18 @@ static int run_lock(struct store *s, struct store_op *op) {
     if (i >= 0 && i < run->n && !run->later[i] && later_has(l, pg_int(r, row, 1)))
       run->later[i] = 1;
   }
+  /* what the operations that go ahead read: their locked messages' rows */
+  struct pg_rows ids = {0};
+  for (int row = 0; row < PQntuples(r); row++) {
+    int i = (int)pg_int(r, row, 0);
+    if (i < 0 || i >= run->n || run->later[i] || !pg_int(r, row, 2)) continue;
+    pg_rows_int(&ids, 0, pg_int(r, row, 1));
+    pg_rows_end(&ids);
+  }
   PQclear(r);
-  return 0;
+  int rc2 = ids.n > 0 ? run_read(s, run, &ids) : 0;
+  pg_rows_free(&ids);
+  return rc2;
 }
 
 int pgc_run_take(struct store *s, struct store_op *op) {
@@ -637,9 +900,23 @@ int pgc_run_take(struct store *s, struct store_op *op) {
     run = PG(s)->ws.crun;
   }
   int i = run->next++;
-  int later = run->later[i];
-  if (run->next >= run->n) pgc_run_clear(s, 0);
-  return later ? STORE_LATER : 0;
+  run->serving = 1;
+  run->cur = 0;
+  run->cur_clean = 0;
+  return run->later[i] ? STORE_LATER : 0;
+}
+
+void pgc_run_early_added(struct store *s) {
+  if (PG(s)->ws.crun) PG(s)->ws.crun->early_added = 1;
+}
+
+int pgc_run_done(struct store *s, int rc) {
+  struct pgc_run *run = PG(s)->ws.crun;
+  if (run) {
+    run->serving = 0;
+    if (run->next >= run->n) pgc_run_clear(s, 0);
+  }
+  return rc;
 }
 
 /* ---- operations: send results, step deadlines, cancelling ------------------ */
@@ -650,6 +927,11 @@ static int take_early(struct store *s, int64_t attempt_id, const char *provider_
                       struct casc_held *held, int *n) {
   struct casc_att a;
   *n = 0;
+  struct pgc_run *run = run_now(s);
+  if (run && !run->early_added && run->no_early[run->next - 1] &&
+      ((const struct store_chan_result_data *)run->ops[run->next - 1]->data)->r.attempt_id ==
+          attempt_id)
+    return 0;   /* none were held when the run read ahead */
   if (pgc_att_load(s, attempt_id, &a) != 0) return 0;
   struct pg_params p = {0};
   pg_p_text(&p, a.channel);
@@ -696,6 +978,7 @@ int pgc_early_recheck(struct store *s, const char *channel, int64_t scope, const
 
 static int att_retry(struct store *s, int64_t attempt_id, int64_t retry_at, const char *error,
                      int counts_try) {
+  run_forget_att(s, attempt_id);
   struct pg_params p = {0};
   pg_p_int(&p, retry_at);
   pg_p_text(&p, error);
@@ -709,7 +992,7 @@ static int att_retry(struct store *s, int64_t attempt_id, int64_t retry_at, cons
 
 int pg_chan_result(struct store *s, struct store_op *op) {
   int rc = pgc_run_take(s, op);
-  return rc ? rc : casc_chan_result(s, &pg_casc_ops, op);
+  return pgc_run_done(s, rc ? rc : casc_chan_result(s, &pg_casc_ops, op));
 }
 
 /* Locks and reads message id (casc_ops.msg_load). */
@@ -719,7 +1002,7 @@ static int msg_lock(struct store *s, int64_t id, struct casc_msg *m) {
 
 int pg_step_timeout(struct store *s, struct store_op *op) {
   int rc = pgc_run_take(s, op);
-  return rc ? rc : casc_timeout(s, &pg_casc_ops, &PG(s)->ws.cstats, op);
+  return pgc_run_done(s, rc ? rc : casc_timeout(s, &pg_casc_ops, &PG(s)->ws.cstats, op));
 }
 
 /* Locks and reads message public_id of an account (casc_ops.msg_find). */

@@ -292,12 +292,22 @@ int pg_chan_trying(struct store *s, struct store_op *op) {
 
 /* ---- operations: provider statuses ------------------------------------- */
 
+static int chan_status(struct store *s, struct store_op *op);
+
 int pg_chan_status(struct store *s, struct store_op *op) {
+  ((struct store_chan_status_data *)op->data)->st->matched = 0;
+  int rc = pgc_run_take(s, op);
+  return pgc_run_done(s, rc ? rc : chan_status(s, op));
+}
+
+static int chan_status(struct store *s, struct store_op *op) {
   struct store_chan_status_data *d = op->data;
   d->st->matched = 0;
   PGresult *r = NULL;
-  int rc = pgc_run_take(s, op);
-  if (rc) return rc;
+  int rc = 0;
+  /* the run's statuses and ends written so far are read too */
+  if ((d->provider_id[0] || d->peer[0]) && PG(s)->ws.defer && pgw_flush(s) != 0)
+    return KK_ESTORE;
   if (d->provider_id[0]) {
     struct pg_params p = {0};
     pg_p_text(&p, d->channel);
@@ -344,6 +354,7 @@ int pg_chan_status(struct store *s, struct store_op *op) {
     snprintf(key, sizeof key, "s%lld", (long long)d->st->scope);
     if (!pgw_early_admit(s, key)) return 0;
     pgw_recheck_add(s, 's', d->channel, d->provider_id, d->st->scope);
+    pgc_run_early_added(s);
     struct pg_params p = {0};
     pg_p_text(&p, d->channel);
     pg_p_int(&p, d->st->scope);

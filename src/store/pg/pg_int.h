@@ -340,6 +340,9 @@ void pg_rows_end(struct pg_rows *r);
 /* Runs sql with columns 0..ncols-1 as $1..$ncols (as pg_query) and
    forgets the rows. */
 PGresult *pg_rows_run(struct pg_conn *c, struct pg_rows *r, const char *sql, int ncols, int *rc);
+/* As pg_rows_run for a statement whose rows nobody reads (as pg_cmd: in
+   the writer's pipeline it goes without waiting for its answer). */
+int pg_rows_cmd(struct pg_conn *c, struct pg_rows *r, const char *sql, int ncols);
 void pg_rows_clear(struct pg_rows *r);
 void pg_rows_free(struct pg_rows *r);
 
@@ -525,8 +528,10 @@ struct pg_rows *pgw_deferred(struct store *s, enum pgw_table table);
 /* Whether row id of table (PGW_T_ATT_SET, PGW_T_MSG_FIN) waits; else
    remembers that it will. */
 int pgw_pending(struct store *s, enum pgw_table table, int64_t id);
-/* Writes the rows that wait (a write that is not an insert comes next):
-   0, KK_EEXIST or KK_ESTORE. */
+/* Sends the rows that wait, one statement per table, without waiting for
+   the answers (a write that is not an insert comes next): 0, or the
+   pipeline's failure so far (what fails, fails the next read or the
+   COMMIT). */
 int pgw_flush(struct store *s);
 /* pg_sms.c */
 int pg_sms_submitted(struct store *s, struct store_op *op);
@@ -620,6 +625,11 @@ int pgc_msgs_lock(struct store *s, struct pg_rows *ids, struct casc_msg *m, int 
    operation of the batch on it was handed back), op must write nothing
    and is handed back; KK_ESTORE. */
 int pgc_run_take(struct store *s, struct store_op *op);
+/* After the operation pgc_run_take gave: the run ends with its last one.
+   Returns rc. */
+int pgc_run_done(struct store *s, int rc);
+/* A status was held early: the run's sends' results look for theirs. */
+void pgc_run_early_added(struct store *s);
 /* Forgets the run (each transaction's end); with batch, the messages
    handed back too (a new batch). */
 void pgc_run_clear(struct store *s, int batch);

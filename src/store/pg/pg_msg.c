@@ -287,10 +287,9 @@ int pgw_flush(struct store *s) {
   PG(s)->ws.pend[0].n = PG(s)->ws.pend[1].n = 0;
   for (int t = 0; d && t < PGW_T_COUNT; t++) {
     if (d[t].n == 0) continue;
-    int rc;
-    PGresult *r = pg_rows_run(&PG(s)->w, &d[t], tables[t].sql, tables[t].ncols, &rc);
-    if (r == NULL) return rc;
-    PQclear(r);
+    /* (what fails fails the next read or the COMMIT) */
+    int rc = pg_rows_cmd(&PG(s)->w, &d[t], tables[t].sql, tables[t].ncols);
+    if (rc != 0) return rc;
   }
   return 0;
 }

@@ -64,18 +64,31 @@ void pg_rows_text(struct pg_rows *r, int col, const char *s) {
 
 void pg_rows_end(struct pg_rows *r) { r->n++; }
 
-PGresult *pg_rows_run(struct pg_conn *c, struct pg_rows *r, const char *sql, int ncols, int *rc) {
-  struct pg_params p = {0};
+/* The columns 0..ncols-1 as parameters (array texts closed). */
+static void rows_params(struct pg_rows *r, int ncols, struct pg_params *p) {
   for (int i = 0; i < ncols; i++) {
     struct pg_col *col = &r->col[i];
     if (col->len == 0) put(col, "{", 1);
     col->buf[col->len] = '}';
     col->buf[col->len + 1] = '\0';
-    pg_p_text(&p, col->buf);
+    pg_p_text(p, col->buf);
   }
+}
+
+PGresult *pg_rows_run(struct pg_conn *c, struct pg_rows *r, const char *sql, int ncols, int *rc) {
+  struct pg_params p = {0};
+  rows_params(r, ncols, &p);
   PGresult *res = pg_query(c, sql, &p, rc);
   pg_rows_clear(r);
   return res;
+}
+
+int pg_rows_cmd(struct pg_conn *c, struct pg_rows *r, const char *sql, int ncols) {
+  struct pg_params p = {0};
+  rows_params(r, ncols, &p);
+  int rc = pg_cmd(c, sql, &p);
+  pg_rows_clear(r);
+  return rc;
 }
 
 void pg_rows_clear(struct pg_rows *r) {
