@@ -314,6 +314,7 @@ static int stopped(struct imp_job *j) {
 
 static void reader(void *arg) {
   struct imp_job *j = arg;
+  pthread_setname_np(pthread_self(), "kk-import");
   for (int k = 0; k < 2; k++) {
     struct store_contact_batch *b = &j->batch[k];
     memset(b, 0, sizeof *b);

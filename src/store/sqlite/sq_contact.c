@@ -271,15 +271,18 @@ int sq_contact_write(struct store *s, struct store_op *op) {
   int64_t now = store_now_ms();
   b->created = b->updated = b->duplicates = 0;
   if (b->n < 0 || b->n > STORE_CONTACT_BATCH_MAX) return KK_EINVAL;
-  for (int i = 0; i < b->n; i++) {
+  struct sq_consent_known *k = kk_xmalloc(sizeof *k);   /* freed below */
+  int rc = sq_consent_know(s, b->account_id, b->rows, b->n, k);
+  for (int i = 0; rc == 0 && i < b->n; i++) {
     const struct store_contact *c = &b->rows[i];
     struct sq_contact_consent cp;
     int created = 0;
-    int rc = sq_consent_plan(s, b->account_id, c, now, &cp);
+    rc = sq_consent_plan(s, b->account_id, c, now, k, &cp);
     if (rc == 0) rc = write_one(w, b, c, cp.record ? &cp.rec : NULL, now, &created);
-    if (rc == 0) rc = sq_consent_apply(s, b->account_id, c, now, &cp, created);
-    if (rc != 0) return rc;
+    if (rc == 0) rc = sq_consent_apply(s, b->account_id, c, now, k, &cp, created);
   }
+  free(k);
+  if (rc != 0) return rc;
   return b->import_id ? import_step(w, b, now) : 0;
 }
 
