@@ -62,6 +62,7 @@ struct imp_job {
   int cur;
   int failed;
   struct contact_csv *csv;
+  int *order;                       /* STORE_CONTACT_BATCH_MAX: sort_rows' */
 };
 
 struct contact_upload {
@@ -200,10 +201,48 @@ static void batch_reset(struct store_contact_batch *b) {
   b->rows_read = 0;
 }
 
+static int order_cmp(const void *a, const void *b, void *arg) {
+  const struct store_contact *rows = arg;
+  int x = *(const int *)a, y = *(const int *)b;
+  int d = strcmp(rows[x].phone, rows[y].phone);
+  return d ? d : (x > y) - (x < y);
+}
+
+/* Puts b's rows in phone order, rows of one phone in the file's order (a
+   later one merges over an earlier one), so that the store writes each
+   B-tree from one end to the other instead of all over it: a file in no
+   order then costs the writer less. Each row moves once; order: room for
+   b->n. */
+static void sort_rows(struct store_contact_batch *b, int *order) {
+  struct store_contact *rows = b->rows;
+  int i = 1;
+  while (i < b->n && strcmp(rows[i - 1].phone, rows[i].phone) <= 0) i++;
+  if (i >= b->n) return;   /* in order already (a file sorted by phone) */
+  for (i = 0; i < b->n; i++) order[i] = i;
+  qsort_r(order, (size_t)b->n, sizeof *order, order_cmp, rows);
+  /* order[i]: the row that goes to i; each cycle of the permutation moves
+     its rows along, marking each place done (order[k] = k) */
+  struct store_contact tmp;
+  for (i = 0; i < b->n; i++) {
+    if (order[i] == i) continue;
+    tmp = rows[i];
+    int k = i;
+    while (order[k] != i) {
+      int from = order[k];
+      rows[k] = rows[from];
+      order[k] = k;
+      k = from;
+    }
+    rows[k] = tmp;
+    order[k] = k;
+  }
+}
+
 /* Hands the current batch to the loop, once the one before has committed;
    0, or nonzero when the import must stop. */
 static int flush(struct imp_job *j) {
   struct store_contact_batch *b = &j->batch[j->cur];
+  sort_rows(b, j->order);
   b->offset = (int64_t)contact_csv_offset(j->csv);
   pthread_mutex_lock(&j->mu);
   while ((j->inflight || j->handed) && !j->stop) pthread_cond_wait(&j->cv, &j->mu);
@@ -324,6 +363,7 @@ static void reader(void *arg) {
     b->rows = kk_xcalloc(STORE_CONTACT_BATCH_MAX, sizeof *b->rows);
     b->errs = kk_xcalloc(STORE_CONTACT_BATCH_MAX, sizeof *b->errs);
   }
+  j->order = kk_xcalloc(STORE_CONTACT_BATCH_MAX, sizeof *j->order);   /* reader_free */
   j->cur = 0;
   j->failed = 0;
   j->error[0] = '\0';
@@ -382,6 +422,8 @@ static void reader_free(struct imp_job *j) {
   }
   contact_csv_free(j->csv);
   j->csv = NULL;
+  free(j->order);
+  j->order = NULL;
 }
 
 static void on_settled(void *arg, int rc) {
