@@ -2,7 +2,8 @@
 // a mix of forms, name, email, city, orders, lists, consent, timezone; 1 %
 // bad rows), posted to a fresh kaskad (release build) with
 // POST /v1/contacts/import; the import is followed at GET /v1/imports/{id}
-// until done. Prints one JSON line: rows, seconds (upload + import),
+// until done. Prints one JSON line: rows, seconds (upload + import; the
+// upload's alone in upload_seconds),
 // rows_per_s, peak_rss_mib of kaskad (VmHWM), kaskad's CPU per row (all of
 // it, its writer thread's, its CSV reader thread's, the reader's as last seen
 // before it ended), the load average at the end, and the import's counts.
@@ -97,6 +98,7 @@ async function main() {
       body: fs.createReadStream(file), duplex: 'half',
     });
     const started = await r.json();
+    const uploaded = (Date.now() - t0) / 1000;
     if (r.status !== 202) throw new Error(`import refused: ${r.status} ${JSON.stringify(started)}`);
     let imp;
     for (;;) {
@@ -110,6 +112,7 @@ async function main() {
     const writer = (threadCpu(k.proc.pid)['kk-writer'] ?? 0) - writer0;
     console.log(JSON.stringify({
       rows: imp.rows_total, bytes: size, seconds: +seconds.toFixed(2),
+      upload_seconds: +uploaded.toFixed(2),
       rows_per_s: Math.round(imp.rows_total / seconds), peak_rss_mib: +peakRss(k.proc.pid).toFixed(1),
       cpu_us_per_row: +(cpu * 1e6 / imp.rows_total).toFixed(1),
       writer_us_per_row: +(writer * 1e6 / imp.rows_total).toFixed(1),
