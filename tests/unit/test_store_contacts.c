@@ -266,6 +266,18 @@ static void imports(struct tmp_store *t) {
   ASSERT_STR_EQ(m.list, "base");
   ASSERT_EQ(imp_get(t, 8, id, &m), KK_ENOENT);   /* another account's */
 
+  /* a batch behind one that did not commit (its rows_before past the
+     import's rows) takes nothing */
+  struct store_contact late;
+  contact(&late, "79160000009", "late", "base");
+  struct store_contact_batch gap = {.account_id = 9, .rows = &late, .n = 1, .import_id = id,
+                                    .offset = 900, .rows_read = 1, .rows_before = 7};
+  ASSERT_EQ(write_batch(t, &gap), KK_ENOENT);
+  struct store_contact c;
+  ASSERT_EQ(get(t, 9, "79160000009", &c), KK_ENOENT);
+  ASSERT_EQ(imp_get(t, 9, id, &m), 0);
+  ASSERT_EQ(m.rows_done, 5);
+
   struct errs e = {0};
   struct sync y = {0, 0};
   store_import_errors_async(t->store, 9, id, on_err, &e, on_sync, &y);
@@ -290,6 +302,7 @@ static void imports(struct tmp_store *t) {
   snprintf(o2.imp.file, sizeof o2.imp.file, "imports/b.csv");
   ASSERT_EQ(imp_change(t, &o2), 0);
   b.import_id = o2.imp.id;
+  b.rows_before = 0;
   ASSERT_EQ(write_batch(t, &b), 0);
   ASSERT_EQ(b.created, 0);
   ASSERT_EQ(b.updated, 2);
@@ -329,7 +342,7 @@ static void error_bound(struct tmp_store *t) {
   for (int k = 0; k < 5; k++) {
     for (int i = 0; i < PER; i++) errs[i].line = k * PER + i + 2;
     struct store_contact_batch b = {.account_id = 3, .import_id = o.imp.id, .errs = errs,
-                                    .nerrs = PER, .rows_read = PER};
+                                    .nerrs = PER, .rows_read = PER, .rows_before = k * PER};
     ASSERT_EQ(write_batch(t, &b), 0);
   }
   struct store_import m;

@@ -260,8 +260,10 @@ static int import_step(struct conn *w, struct store_contact_batch *b, int64_t no
   sqlite3_bind_int64(st, 7, added);
   sqlite3_bind_int64(st, 8, now);
   sqlite3_bind_int64(st, 9, b->import_id);
+  sqlite3_bind_int64(st, 10, b->rows_before);
   if ((rc = sq_step_done(w, st)) != 0) return rc;
-  /* An import no longer running (failed meanwhile) takes no more rows. */
+  /* An import no longer running (failed meanwhile), or whose batch before
+     did not commit, takes no more rows. */
   return sqlite3_changes(w->db) == 1 ? 0 : KK_ENOENT;
 }
 
