@@ -81,6 +81,10 @@ struct store_contact_batch {
   int nerrs;
   int64_t offset;           /* the import's bytes read when this batch ends */
   int64_t rows_read;        /* rows (good and refused) this batch stands for */
+  int64_t rows_before;      /* the rows of the import's batches before this one:
+                               unless they all committed (its rows_done), the
+                               batch takes no rows (KK_ENOENT), so that one
+                               queued behind a batch that failed leaves no gap */
   /* out: how the rows fared */
   int created, updated, duplicates;  /* duplicates: rows whose phone this
                                         import had written before */

@@ -351,6 +351,7 @@ static void writer_idle(struct store *s) {
 static void *writer_main(void *arg) {
   struct store *s = arg;
   double last_commit = 0;
+  pthread_setname_np(pthread_self(), "kk-writer");   /* seen in top -H and perf */
   long retry_ms = RETRY_MIN_MS, later_ms = 1;
   pthread_mutex_lock(&s->mu);
   for (;;) {

@@ -266,6 +266,18 @@ static void imports(struct tmp_store *t) {
   ASSERT_STR_EQ(m.list, "base");
   ASSERT_EQ(imp_get(t, 8, id, &m), KK_ENOENT);   /* another account's */
 
+  /* a batch behind one that did not commit (its rows_before past the
+     import's rows) takes nothing */
+  struct store_contact late;
+  contact(&late, "79160000009", "late", "base");
+  struct store_contact_batch gap = {.account_id = 9, .rows = &late, .n = 1, .import_id = id,
+                                    .offset = 900, .rows_read = 1, .rows_before = 7};
+  ASSERT_EQ(write_batch(t, &gap), KK_ENOENT);
+  struct store_contact c;
+  ASSERT_EQ(get(t, 9, "79160000009", &c), KK_ENOENT);
+  ASSERT_EQ(imp_get(t, 9, id, &m), 0);
+  ASSERT_EQ(m.rows_done, 5);
+
   struct errs e = {0};
   struct sync y = {0, 0};
   store_import_errors_async(t->store, 9, id, on_err, &e, on_sync, &y);
@@ -290,6 +302,7 @@ static void imports(struct tmp_store *t) {
   snprintf(o2.imp.file, sizeof o2.imp.file, "imports/b.csv");
   ASSERT_EQ(imp_change(t, &o2), 0);
   b.import_id = o2.imp.id;
+  b.rows_before = 0;
   ASSERT_EQ(write_batch(t, &b), 0);
   ASSERT_EQ(b.created, 0);
   ASSERT_EQ(b.updated, 2);
@@ -329,7 +342,7 @@ static void error_bound(struct tmp_store *t) {
   for (int k = 0; k < 5; k++) {
     for (int i = 0; i < PER; i++) errs[i].line = k * PER + i + 2;
     struct store_contact_batch b = {.account_id = 3, .import_id = o.imp.id, .errs = errs,
-                                    .nerrs = PER, .rows_read = PER};
+                                    .nerrs = PER, .rows_read = PER, .rows_before = k * PER};
     ASSERT_EQ(write_batch(t, &b), 0);
   }
   struct store_import m;
@@ -506,6 +519,79 @@ static void consents(struct tmp_store *t) {
   store_contact_fini(&c);
 }
 
+static int consent_count(struct tmp_store *t, int64_t acc, const char *phone) {
+  struct sync y = {0, 0};
+  int n = 0;
+  store_consent_each_async(t->store, acc, phone, count_consent, &n, on_sync, &y);
+  int rc = sync_wait(t, &y);
+  return rc == KK_ENOENT ? 0 : rc != 0 ? -1 : n;
+}
+
+/* Records a consent of channel for each phone prefix+i, i in [0, n). */
+static void consents_given(struct tmp_store *t, int64_t acc, const char *prefix, int n,
+                           const char *channel) {
+  struct store_consent *k = calloc((size_t)n, sizeof *k);
+  for (int i = 0; i < n; i++) {
+    snprintf(k[i].phone, sizeof k[i].phone, "%s%02d", prefix, i);
+    snprintf(k[i].channel, sizeof k[i].channel, "%s", channel);
+    snprintf(k[i].source, sizeof k[i].source, "site");
+    k[i].at = 1700000000000;
+  }
+  struct store_consent_op op = {.account_id = acc, .now = 1700000001000, .rows = k, .n = n};
+  struct sync y = {0, 0};
+  store_consent_write(t->store, &op, on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  free(k);
+}
+
+/* An import's batch (many rows: the store may know at once which of its
+   phones have records) against consents given before, with some phones
+   twice in it: the same records as one row at a time. */
+static void consents_in_a_batch(struct tmp_store *t) {
+  enum { N = 24 };
+  struct store_contact *rows = calloc(N, sizeof *rows);
+  char phone[32];
+  consents_given(t, 23, "791700000", 2, "all");   /* ...00 and ...01 */
+  for (int i = 0; i < N; i++) {
+    snprintf(phone, sizeof phone, "7917000%04u", (unsigned)(i < 20 ? i : i - 10));   /* 20..23: 10..13 again */
+    contact(&rows[i], phone, "X", "l");
+    rows[i].consent = i % 2;
+  }
+  rows[0].consent = 1;   /* current already: no second record */
+  rows[1].consent = 0;   /* withdrawn */
+  rows[21].consent = 0;  /* ...11: recorded by row 11, then withdrawn */
+  rows[22].consent = 1;  /* ...12: recorded by this row only */
+  struct store_contact_batch b = {.account_id = 23, .mode = STORE_CONTACT_MERGE, .rows = rows,
+                                  .n = N};
+  ASSERT_EQ(write_batch(t, &b), 0);
+  ASSERT_EQ(store_consent_mask(t->store, 23, "79170000000"), POL_CONSENT_ALL);
+  ASSERT_EQ(consent_count(t, 23, "79170000000"), 1);
+  ASSERT_EQ(store_consent_mask(t->store, 23, "79170000001"), 0u);
+  ASSERT_EQ(consent_count(t, 23, "79170000001"), 1);
+  ASSERT_EQ(consent_count(t, 23, "79170000002"), 0);
+  ASSERT_EQ(store_consent_mask(t->store, 23, "79170000003"), POL_CONSENT_ALL);
+  ASSERT_EQ(consent_count(t, 23, "79170000011"), 1);
+  ASSERT_EQ(store_consent_mask(t->store, 23, "79170000011"), 0u);
+  ASSERT_EQ(consent_count(t, 23, "79170000012"), 1);
+  ASSERT_EQ(store_consent_mask(t->store, 23, "79170000012"), POL_CONSENT_ALL);
+  ASSERT_EQ(consent_count(t, 23, "79170000013"), 1);   /* yes twice: once */
+
+  /* more records in the batch's range than it is worth reading at once */
+  consents_given(t, 24, "791800000", 60, "sms");
+  consents_given(t, 24, "791800000", 20, "vk");
+  consents_given(t, 24, "791800000", 20, "viber");
+  for (int i = 0; i < N; i++) rows[i].consent = i % 2;
+  b.account_id = 24;
+  for (int i = 0; i < N; i++) memcpy(rows[i].phone, "7918", 4);
+  ASSERT_EQ(write_batch(t, &b), 0);
+  ASSERT_EQ(store_consent_mask(t->store, 24, "79180000000"), 0u);
+  ASSERT_EQ(consent_count(t, 24, "79180000000"), 3);   /* withdrawn, all three */
+  ASSERT(store_consent_mask(t->store, 24, "79180000003") & POL_CONSENT_ALL);
+  ASSERT_EQ(consent_count(t, 24, "79180000003"), 4);
+  ASSERT_EQ(store_consent_mask(t->store, 24, "79180000050"), pol_consent_bit("sms"));
+  free(rows);
+}
+
 static void contract(struct tmp_store *t) {
   segments(t);
   merge_and_read(t);
@@ -513,6 +599,7 @@ static void contract(struct tmp_store *t) {
   imports(t);
   error_bound(t);
   consents(t);
+  consents_in_a_batch(t);
 }
 
 KK_TEST(store_contacts_sqlite) {

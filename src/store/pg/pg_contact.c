@@ -164,20 +164,23 @@ static int import_step(struct pg_conn *w, struct store_contact_batch *b) {
     PQclear(r);
   }
   struct pg_params q = {0};
-  int64_t v[] = {b->rows_read, b->created,  b->updated, b->nerrs,
-                 b->duplicates, b->offset, added,      b->import_id};
-  for (int i = 0; i < 8; i++) pg_p_int(&q, v[i]);
+  int64_t v[] = {b->rows_read,  b->created, b->updated, b->nerrs,      b->duplicates,
+                 b->offset,     added,      b->import_id, b->rows_before};
+  for (int i = 0; i < 9; i++) pg_p_int(&q, v[i]);
   r = pg_query(w,
                "UPDATE imports SET rows_done=rows_done+$1::bigint, created=created+$2::bigint,"
                " updated=updated+$3::bigint, rejected=rejected+$4::bigint,"
                " duplicates=duplicates+$5::bigint, bytes_done=$6::bigint,"
                " errors_kept=errors_kept+$7::bigint, updated_at=" PG_NOW_MS
-               " WHERE id=$8::bigint AND status='running' RETURNING 1",
+               " WHERE id=$8::bigint AND status='running' AND rows_done=$9::bigint"
+               " RETURNING 1",
                &q, &rc);
   if (r == NULL) return rc;
   int n = PQntuples(r);
   PQclear(r);
-  return n == 1 ? 0 : KK_ENOENT;   /* an import no longer running takes no rows */
+  /* an import no longer running, or whose batch before did not commit,
+     takes no rows */
+  return n == 1 ? 0 : KK_ENOENT;
 }
 
 /* ---- a batch of contacts, a few statements for all of it ---------------------- */

@@ -3,6 +3,7 @@
  * store_contact.h): the writes on the writer thread, the reads on the
  * pool's connections.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,9 +261,26 @@ static int import_step(struct conn *w, struct store_contact_batch *b, int64_t no
   sqlite3_bind_int64(st, 7, added);
   sqlite3_bind_int64(st, 8, now);
   sqlite3_bind_int64(st, 9, b->import_id);
+  sqlite3_bind_int64(st, 10, b->rows_before);
   if ((rc = sq_step_done(w, st)) != 0) return rc;
-  /* An import no longer running (failed meanwhile) takes no more rows. */
+  /* An import no longer running (failed meanwhile), or whose batch before
+     did not commit, takes no more rows. */
   return sqlite3_changes(w->db) == 1 ? 0 : KK_ENOENT;
+}
+
+/* Asks for the cache lines of c's fields that a write reads: the row was
+   made on the reader's thread, and its fields lie kilobytes apart. */
+static void prefetch_row(const struct store_contact *c) {
+  static const size_t at[] = {
+    offsetof(struct store_contact, phone),         offsetof(struct store_contact, email),
+    offsetof(struct store_contact, timezone),      offsetof(struct store_contact, operator_name),
+    offsetof(struct store_contact, region),        offsetof(struct store_contact, vk_id),
+    offsetof(struct store_contact, telegram_chat_id), offsetof(struct store_contact, viber_id),
+    offsetof(struct store_contact, attrs),         offsetof(struct store_contact, consent_at),
+    offsetof(struct store_contact, lists[0]),      offsetof(struct store_contact, lists[1]),
+    offsetof(struct store_contact, lists[2]),
+  };
+  for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) __builtin_prefetch((const char *)c + at[i]);
 }
 
 int sq_contact_write(struct store *s, struct store_op *op) {
@@ -271,15 +289,20 @@ int sq_contact_write(struct store *s, struct store_op *op) {
   int64_t now = store_now_ms();
   b->created = b->updated = b->duplicates = 0;
   if (b->n < 0 || b->n > STORE_CONTACT_BATCH_MAX) return KK_EINVAL;
-  for (int i = 0; i < b->n; i++) {
+  struct sq_consent_known *k = kk_xmalloc(sizeof *k);   /* freed below */
+  int rc = sq_consent_know(s, b->account_id, b->rows, b->n, k);
+  for (int i = 0; rc == 0 && i < b->n; i++) {
     const struct store_contact *c = &b->rows[i];
+    if (i + 4 < b->n) prefetch_row(&b->rows[i + 4]);
+    if (i + 1 < b->n && b->rows[i + 1].attrs) __builtin_prefetch(b->rows[i + 1].attrs);
     struct sq_contact_consent cp;
     int created = 0;
-    int rc = sq_consent_plan(s, b->account_id, c, now, &cp);
+    rc = sq_consent_plan(s, b->account_id, c, now, k, &cp);
     if (rc == 0) rc = write_one(w, b, c, cp.record ? &cp.rec : NULL, now, &created);
-    if (rc == 0) rc = sq_consent_apply(s, b->account_id, c, now, &cp, created);
-    if (rc != 0) return rc;
+    if (rc == 0) rc = sq_consent_apply(s, b->account_id, c, now, k, &cp, created);
   }
+  free(k);
+  if (rc != 0) return rc;
   return b->import_id ? import_step(w, b, now) : 0;
 }
 

@@ -105,7 +105,7 @@
                " updated=updated+?3, rejected=rejected+?4,"                    \
                " duplicates=duplicates+?5, bytes_done=?6,"                     \
                " errors_kept=errors_kept+?7, updated_at=?8"                    \
-               " WHERE id=?9 AND status='running'")                            \
+               " WHERE id=?9 AND status='running' AND rows_done=?10")          \
   XX(IMP_KEPT, "SELECT errors_kept FROM imports WHERE id=?")                   \
   XX(IMP_ERR_ADD, "INSERT INTO import_errors(import_id,n,line,reason,raw)"     \
                   " VALUES(?,?,?,?,?)")                                        \

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/kk_err.h"
+#include "core/kk_hash.h"
 #include "policy/pol_consent.h"
 #include "store/store_contact.h"
 #include "store/sqlite/sq_int.h"
@@ -102,12 +103,71 @@ static int record_now(struct store *s, int64_t account_id, struct store_consent 
   return rc != 0 ? rc : record(s, account_id, c, now, mask, 0);
 }
 
+/* ---- what a write knows of its phones' consents ------------------------------ */
+
+#define KNOW_MIN_ROWS 16        /* smaller writes read each phone */
+#define KNOW_SCAN_PER_ROW 2     /* index rows read per contact, at most */
+
+/* The two bits of phone in a Bloom filter of SQ_CONSENT_BLOOM_WORDS. */
+static void bloom_bits(const char *phone, uint32_t *b1, uint32_t *b2) {
+  uint64_t h = kk_fnv_str(KK_FNV_SEED, phone);
+  uint32_t mask = SQ_CONSENT_BLOOM_WORDS * 64 - 1;
+  *b1 = (uint32_t)h & mask;
+  *b2 = (uint32_t)(h >> 32) & mask;
+}
+
+static void bloom_add(struct sq_consent_known *k, const char *phone) {
+  uint32_t b1, b2;
+  bloom_bits(phone, &b1, &b2);
+  k->bits[b1 / 64] |= 1ULL << (b1 % 64);
+  k->bits[b2 / 64] |= 1ULL << (b2 % 64);
+}
+
+/* Whether phone may have consent records (1 unless k knows it has none). */
+static int may_have(const struct sq_consent_known *k, const char *phone) {
+  if (k == NULL || !k->known) return 1;
+  uint32_t b1, b2;
+  bloom_bits(phone, &b1, &b2);
+  return (k->bits[b1 / 64] >> (b1 % 64) & 1) && (k->bits[b2 / 64] >> (b2 % 64) & 1);
+}
+
+int sq_consent_know(struct store *s, int64_t account_id, const struct store_contact *rows, int n,
+                    struct sq_consent_known *k) {
+  k->known = 0;
+  /* the range of the phones whose consent column is set (those read) */
+  const char *lo = NULL, *hi = NULL;
+  int m = 0;
+  for (int i = 0; i < n; i++) {
+    if (rows[i].consent < 0) continue;
+    m++;
+    if (lo == NULL || strcmp(rows[i].phone, lo) < 0) lo = rows[i].phone;
+    if (hi == NULL || strcmp(rows[i].phone, hi) > 0) hi = rows[i].phone;
+  }
+  if (m < KNOW_MIN_ROWS) return 0;
+  memset(k->bits, 0, sizeof k->bits);
+  int cap = m * KNOW_SCAN_PER_ROW, got = 0, rc;
+  struct conn *w = &SQ(s)->w;
+  sqlite3_stmt *st = sq_stmt(w, ST_CS_PHONES);
+  sqlite3_bind_int64(st, 1, account_id);
+  sq_bind_text(st, 2, lo);
+  sq_bind_text(st, 3, hi);
+  sqlite3_bind_int(st, 4, cap + 1);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    got++;
+    bloom_add(k, (const char *)sqlite3_column_text(st, 0));
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return KK_ESTORE;
+  k->known = got <= cap;   /* more: too many to be worth it, read each */
+  return 0;
+}
+
 int sq_consent_plan(struct store *s, int64_t account_id, const struct store_contact *c,
-                    int64_t now, struct sq_contact_consent *p) {
+                    int64_t now, const struct sq_consent_known *k, struct sq_contact_consent *p) {
   p->record = 0;
   p->mask = 0;
   if (c->consent != 1) return 0;
-  int rc = current_mask(&SQ(s)->w, account_id, c->phone, &p->mask);
+  int rc = may_have(k, c->phone) ? current_mask(&SQ(s)->w, account_id, c->phone, &p->mask) : 0;
   if (rc != 0 || (p->mask & POL_CONSENT_ALL)) return rc;   /* one is current already */
   store_consent_of_contact(c, now, &p->rec);
   p->record = 1;
@@ -115,10 +175,16 @@ int sq_consent_plan(struct store *s, int64_t account_id, const struct store_cont
 }
 
 int sq_consent_apply(struct store *s, int64_t account_id, const struct store_contact *c,
-                     int64_t now, struct sq_contact_consent *p, int contact_done) {
+                     int64_t now, struct sq_consent_known *k, struct sq_contact_consent *p,
+                     int contact_done) {
   int n;
-  if (c->consent == 0) return withdraw(s, account_id, c->phone, "all", now, "import", &n);
-  return p->record ? record(s, account_id, &p->rec, now, p->mask, contact_done) : 0;
+  /* a phone without records has none current to withdraw */
+  if (c->consent == 0)
+    return may_have(k, c->phone) ? withdraw(s, account_id, c->phone, "all", now, "import", &n)
+                                 : 0;
+  if (!p->record) return 0;
+  if (k && k->known) bloom_add(k, c->phone);   /* a later row of the phone reads it */
+  return record(s, account_id, &p->rec, now, p->mask, contact_done);
 }
 
 int sq_stop_write(struct store *s, struct store_op *op) {

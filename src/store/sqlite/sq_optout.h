@@ -77,6 +77,10 @@
                  " WHERE account_id=?1 AND phone=?2")                          \
   XX(CS_CURRENT, "SELECT channel FROM consents WHERE account_id=?"    \
                  " AND phone=? AND withdrawn_at IS NULL")                      \
+  /* the phones between ?2 and ?3 with consent records, current or not, \
+     from the index alone (at most ?4 rows) */                                 \
+  XX(CS_PHONES, "SELECT phone FROM consents WHERE account_id=?1"               \
+                " AND phone>=?2 AND phone<=?3 LIMIT ?4")                       \
   XX(CS_ALL, "SELECT account_id,phone,channel FROM consents"                   \
              " WHERE withdrawn_at IS NULL")                                    \
   XX(CS_OF, "SELECT " CONSENT_COLS " FROM consents WHERE account_id=?1"        \
@@ -127,10 +131,29 @@ struct sq_contact_consent {
   uint32_t mask;              /* the phone's current consents before */
   struct store_consent rec;
 };
+/* What a write of contacts knows, before it reads them, of its phones'
+   consent records: a phone that is not in the set has none (current or
+   withdrawn), so that its reads of them can be skipped (a first import's
+   rows, most often). A Bloom filter: a phone in it may have some, and is
+   read. Filled from one read of the index over the range of the batch's
+   phones, and by the records the write adds; known 0: nothing is known
+   (the range holds too many records, or the batch is small) and every
+   phone is read. */
+#define SQ_CONSENT_BLOOM_WORDS 4096   /* 262,144 bits: 32 KiB */
+struct sq_consent_known {
+  int known;
+  uint64_t bits[SQ_CONSENT_BLOOM_WORDS];
+};
+/* Fills k for rows[0..n-1] of account_id. 0 or KK_ESTORE. */
+int sq_consent_know(struct store *s, int64_t account_id, const struct store_contact *rows, int n,
+                    struct sq_consent_known *k);
+/* k: NULL, or what the write knows (sq_consent_know), which a record
+   adds to. */
 int sq_consent_plan(struct store *s, int64_t account_id, const struct store_contact *c,
-                    int64_t now, struct sq_contact_consent *p);
+                    int64_t now, const struct sq_consent_known *k, struct sq_contact_consent *p);
 int sq_consent_apply(struct store *s, int64_t account_id, const struct store_contact *c,
-                     int64_t now, struct sq_contact_consent *p, int contact_done);
+                     int64_t now, struct sq_consent_known *k, struct sq_contact_consent *p,
+                     int contact_done);
 int sq_stop_all(struct store *s,
                 void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),
                 void *arg);
