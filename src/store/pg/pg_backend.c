@@ -57,6 +57,7 @@ static int pgb_begin(struct store *s) {
   q->cstats_begin = q->ws.cstats;
   pg_sms_ahead_clear(s);
   pgc_run_clear(s, 1);
+  pgc_keyed_forget(s);
   q->writer_pid = PQbackendPID(w->db);
   q->writer_up = 1;
   pgn_begin(q);

@@ -60,11 +60,9 @@ static void msg_row(const PGresult *r, int row, struct casc_msg *m) {
  * money holds) and all their attempts. An operation takes its message's
  * rows from there while nothing of that message has been written in the
  * run (the first operation on it, until its first write); any other read
- * goes to the database, as without the look ahead. The settings and prices
- * the run reads are kept for the run (no operation of it changes them).
+ * goes to the database, as without the look ahead.
  */
 #define RUN_MAX 512
-#define RUN_KEYED 16
 
 struct run_att {
   int64_t id;
@@ -86,8 +84,6 @@ struct pgc_run {
   int natts;
   int64_t cur;                    /* the message the running operation took from msgs */
   int cur_clean;                  /* ... and nothing of it is written yet */
-  struct { int64_t account, v; char channel[20]; char kind; } keyed[RUN_KEYED];
-  int nkeyed;
 };
 
 /* The run whose operation is running, or NULL. */
@@ -160,26 +156,31 @@ static void run_forget_att(struct store *s, int64_t id) {
   run_dirty(s);
 }
 
-/* A keyed setting (kind 's' scope, 'p' price) the run has read: 1 with *v. */
-static int run_keyed(struct store *s, char kind, int64_t account, const char *channel,
-                     int64_t *v, int keep) {
-  struct pgc_run *run = run_now(s);
-  if (run == NULL || strlen(channel) >= sizeof run->keyed[0].channel) return 0;
-  for (int i = 0; i < run->nkeyed; i++)
-    if (run->keyed[i].kind == kind && run->keyed[i].account == account &&
-        strcmp(run->keyed[i].channel, channel) == 0) {
-      *v = run->keyed[i].v;
+/* A keyed setting (kind 's' scope, 'p' price) the transaction has read:
+   1 with *v; keep: remember *v (while there is room). Each transaction
+   starts without any, and a write of a setting forgets them (pgc_keyed_forget). */
+static int keyed_kept(struct store *s, char kind, int64_t account, const char *channel,
+                      int64_t *v, int keep) {
+  struct pgw_state *w = &PG(s)->ws;
+  const int cap = (int)(sizeof w->keyed / sizeof w->keyed[0]);
+  if (strlen(channel) >= sizeof w->keyed[0].channel) return 0;
+  for (int i = 0; i < w->nkeyed; i++)
+    if (w->keyed[i].kind == kind && w->keyed[i].account == account &&
+        strcmp(w->keyed[i].channel, channel) == 0) {
+      *v = w->keyed[i].v;
       return 1;
     }
-  if (keep && run->nkeyed < RUN_KEYED) {
-    run->keyed[run->nkeyed].kind = kind;
-    run->keyed[run->nkeyed].account = account;
-    run->keyed[run->nkeyed].v = *v;
-    snprintf(run->keyed[run->nkeyed].channel, sizeof run->keyed[0].channel, "%s", channel);
-    run->nkeyed++;
+  if (keep && w->nkeyed < cap) {
+    struct pgw_keyed *k = &w->keyed[w->nkeyed++];
+    k->kind = kind;
+    k->account = account;
+    k->v = *v;
+    snprintf(k->channel, sizeof k->channel, "%s", channel);
   }
   return 0;
 }
+
+void pgc_keyed_forget(struct store *s) { PG(s)->ws.nkeyed = 0; }
 
 /* Locks and reads message id (by_attempt: the message of attempt id).
    0, KK_ENOENT or KK_ESTORE. */
@@ -284,26 +285,24 @@ static int64_t keyed_int(struct store *s, const char *sql, int64_t account_id,
 
 int64_t pgc_price(struct store *s, int64_t account_id, const char *channel) {
   int64_t v;
-  if (pg_sms_ahead_price(s, account_id, channel, &v, 0)) return v;
-  if (run_keyed(s, 'p', account_id, channel, &v, 0)) return v;
+  if (keyed_kept(s, 'p', account_id, channel, &v, 0)) return v;
   v = keyed_int(s,
                 "SELECT price FROM prices WHERE channel=$1 AND account_id IN ($2::bigint,0)"
                 " ORDER BY account_id DESC LIMIT 1",
                 account_id, channel, 0);
-  pg_sms_ahead_price(s, account_id, channel, &v, 1);
-  run_keyed(s, 'p', account_id, channel, &v, 1);
+  keyed_kept(s, 'p', account_id, channel, &v, 1);
   return v;
 }
 
 /* Whose settings a channel uses for an account (casc_ops.scope). */
 static int64_t chan_scope(struct store *s, int64_t account_id, const char *channel) {
   int64_t v;
-  if (run_keyed(s, 's', account_id, channel, &v, 0)) return v;
+  if (keyed_kept(s, 's', account_id, channel, &v, 0)) return v;
   v = keyed_int(s,
                 "SELECT account_id FROM channel_settings WHERE channel=$1"
                 " AND account_id IN ($2::bigint,0) ORDER BY account_id DESC LIMIT 1",
                 account_id, channel, -1);
-  run_keyed(s, 's', account_id, channel, &v, 1);
+  keyed_kept(s, 's', account_id, channel, &v, 1);
   return v;
 }
 

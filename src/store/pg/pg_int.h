@@ -117,6 +117,10 @@ struct pgw_state {
   int defer_updates;        /* pg_sms.c: defer also holds statuses and ends */
   struct pgw_ids { int64_t *id; int n, cap; } pend[2];   /* owned: the rows of
                                PGW_T_ATT_SET and PGW_T_MSG_FIN that wait */
+  /* pg_cascade.c: the channel settings' scopes ('s') and prices ('p') the
+     transaction has read (no operation of it changed them since) */
+  struct pgw_keyed { int64_t account, v; char channel[20]; char kind; } keyed[16];
+  int nkeyed;
   struct pgc_run *crun;     /* pg_cascade.c: a run of cascade operations and
                                the messages it locked for them; owned */
   struct pgw_ids later;     /* owned: messages whose operations this batch
@@ -590,10 +594,6 @@ void pg_sms_ahead_clear(struct store *s);
 /* Writes what a run of SMS operations left waiting and forgets its rows:
    0 or KK_ESTORE. */
 int pg_sms_ahead_end(struct store *s);
-/* The price of a unit on channel for account as a run of SMS operations
-   read it already (1, *price), else 0; keep: remembers *price as it. */
-int pg_sms_ahead_price(struct store *s, int64_t account, const char *channel, int64_t *price,
-                       int keep);
 int pgc_early_recheck(struct store *s, const char *channel, int64_t scope, const char *pid);
 
 /* pg_cascade.c, on the writer thread, in the batch's transaction */
@@ -628,6 +628,9 @@ int pgc_run_take(struct store *s, struct store_op *op);
 /* After the operation pgc_run_take gave: the run ends with its last one.
    Returns rc. */
 int pgc_run_done(struct store *s, int rc);
+/* The channel settings and prices the transaction read are read again
+   (one of them is written, or a new transaction begins). */
+void pgc_keyed_forget(struct store *s);
 /* A status was held early: the run's sends' results look for theirs. */
 void pgc_run_early_added(struct store *s);
 /* Forgets the run (each transaction's end); with batch, the messages

@@ -74,6 +74,7 @@ static const struct {
 
 int pg_setting_put(struct store *s, struct store_op *op) {
   struct store_setting_data *d = op->data;
+  pgc_keyed_forget(s);
   int number = d->what == STORE_SET_PRICE;
   int del = number ? d->num < 0 : d->value == NULL;
   struct pg_params p = {0};

@@ -59,17 +59,12 @@ struct ahead_op {
   struct casc_msg msg;
 };
 
-#define AHEAD_PRICES 8
-
 struct pgw_ahead {
   struct ahead_op *ops; /* owned */
   /* owned: the events and outbox rows the run adds, written by one
      statement per table at its end (ws.defer, pgw_flush) */
   struct pg_rows *defer;
   int n, next;          /* the next operation to run is ops[next] */
-  /* the prices the run's events read, each read once */
-  struct { int64_t account, price; char channel[20]; } price[AHEAD_PRICES];
-  int nprice;
 };
 
 void pg_sms_ahead_clear(struct store *s) {
@@ -87,24 +82,6 @@ void pg_sms_ahead_clear(struct store *s) {
   }
   free(a);
   PG(s)->ws.ahead = NULL;
-}
-
-int pg_sms_ahead_price(struct store *s, int64_t account, const char *channel, int64_t *price,
-                       int keep) {
-  struct pgw_ahead *a = PG(s)->ws.ahead;
-  if (a == NULL || strlen(channel) >= sizeof a->price[0].channel) return 0;
-  for (int i = 0; i < a->nprice; i++)
-    if (a->price[i].account == account && strcmp(a->price[i].channel, channel) == 0) {
-      *price = a->price[i].price;
-      return 1;
-    }
-  if (keep && a->nprice < AHEAD_PRICES) {
-    a->price[a->nprice].account = account;
-    a->price[a->nprice].price = *price;
-    snprintf(a->price[a->nprice].channel, sizeof a->price[0].channel, "%s", channel);
-    a->nprice++;
-  }
-  return 0;
 }
 
 int pg_sms_ahead_end(struct store *s) {
