@@ -618,6 +618,13 @@ int pgc_attempt_event_of(struct store *s, struct casc_msg *m, int64_t attempt_id
    order, into m (at most max; the caller frees each): how many, or
    KK_ESTORE. */
 int pgc_msgs_lock(struct store *s, struct pg_rows *ids, struct casc_msg *m, int max);
+/* A message's columns as pgc_msg_row() reads them into m (its strings
+   malloc'd: casc_msg_free). */
+#define PGC_MSG_COLS                                                          \
+  "id,account_id,public_id,to_number,status,callback_url,step,attempt_id,"   \
+  "done,cascade,(extra IS NOT NULL)::int,route,segments,channel,cost,"       \
+  "delivered_twice,expires_at"
+void pgc_msg_row(const PGresult *r, int row, struct casc_msg *m);
 /* Before a cascade operation (a send's result, a provider's status, a
    step's deadline) runs: the first of a run of them locks the messages of
    the whole run in one statement, skipping those another writer holds.
@@ -628,6 +635,23 @@ int pgc_run_take(struct store *s, struct store_op *op);
 /* After the operation pgc_run_take gave: the run ends with its last one.
    Returns rc. */
 int pgc_run_done(struct store *s, int rc);
+/* pg_run.c: what the running operation of a run reads, as the run read
+   it ahead. Message id (by_attempt: the message of attempt id), taken
+   (moved into *m), while no operation took it: 1, else 0. */
+int pgc_run_msg(struct store *s, int64_t id, int by_attempt, struct casc_msg *m);
+/* Attempt id and the attempts of message msg_id (as casc_ops.attempts),
+   while nothing of the message taken last is written: 1, else 0. */
+int pgc_run_att(struct store *s, int64_t id, struct casc_att *a);
+struct cfsm_att;
+int pgc_run_attempts(struct store *s, int64_t msg_id, struct cfsm_att *att, int max, int *natt);
+/* 1 when the running send's result, of attempt attempt_id, has no status
+   held early for it. */
+int pgc_run_no_early(struct store *s, int64_t attempt_id);
+/* Something is written: the next reads go to the database. */
+void pgc_run_dirty(struct store *s);
+/* Attempt id is written without its message read first: neither is read
+   ahead any more. */
+void pgc_run_forget_att(struct store *s, int64_t id);
 /* The channel settings and prices the transaction read are read again
    (one of them is written, or a new transaction begins). */
 void pgc_keyed_forget(struct store *s);
