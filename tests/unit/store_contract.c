@@ -386,6 +386,63 @@ void sc_sms_runs(struct sc_env *e) {
   ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM events WHERE status='sent'"), N);
 }
 
+/* Cascade operations queued together, so that the writer runs them as one
+   run (on PostgreSQL it reads their messages' rows ahead): each ends as it
+   would one at a time. A status held early for a send whose result comes
+   later in the run; a status after its send's result; a retry, then the
+   attempt's send and its status; a step's deadline after its send. */
+void sc_cascade_runs(struct sc_env *e) {
+  channels(e);
+  int64_t now = store_now_ms() - 1000;
+  enum { N = 4 };
+  static struct store_msg_new m[N];
+  static const char *pubs[N] = {"cr0", "cr1", "cr2", "cr3"};
+  for (int i = 0; i < N; i++) {
+    m[i] = msg(pubs[i], "vk/delivered/60000,sms/delivered/0", VV_EXTRA, now);
+    put(e, &m[i]);
+  }
+  static struct store_chan_result r[5];
+  static struct store_chan_status st[3];
+  r[0] = (struct store_chan_result){.attempt_id = m[0].attempt_id, .outcome = STORE_CHAN_SENT,
+                                    .provider_id = "c0", .at = now + 20, .units = 1};
+  r[1] = (struct store_chan_result){.attempt_id = m[1].attempt_id, .outcome = STORE_CHAN_SENT,
+                                    .provider_id = "c1", .at = now + 20, .units = 1};
+  r[2] = (struct store_chan_result){.attempt_id = m[2].attempt_id, .outcome = STORE_CHAN_RETRY,
+                                    .error = "busy", .retry_at = now + 30, .at = now + 20};
+  r[3] = (struct store_chan_result){.attempt_id = m[2].attempt_id, .outcome = STORE_CHAN_SENT,
+                                    .provider_id = "c2", .at = now + 40, .units = 1};
+  r[4] = (struct store_chan_result){.attempt_id = m[3].attempt_id, .outcome = STORE_CHAN_SENT,
+                                    .provider_id = "c3", .at = now + 20, .units = 1};
+  for (int i = 0; i < 3; i++)
+    st[i] = (struct store_chan_status){.channel = "vk", .scope = 0, .peer = "",
+                                       .status = "delivered", .error = "", .at = now + 50};
+  st[0].provider_id = "c0";
+  st[1].provider_id = "c1";
+  st[2].provider_id = "c2";
+  run_begin(e);
+  struct store *s = e->t->store;
+  store_chan_status(s, &st[0], tmp_store_done, e->t);   /* before its send: held */
+  store_chan_result(s, &r[0], tmp_store_done, e->t);
+  store_chan_result(s, &r[1], tmp_store_done, e->t);
+  store_chan_status(s, &st[1], tmp_store_done, e->t);
+  store_chan_result(s, &r[2], tmp_store_done, e->t);
+  store_chan_result(s, &r[3], tmp_store_done, e->t);
+  store_chan_status(s, &st[2], tmp_store_done, e->t);
+  store_chan_result(s, &r[4], tmp_store_done, e->t);
+  store_step_timeout(s, m[3].id, 0, now + 120000, tmp_store_done, e->t);
+  run_many(e, 9);
+  for (int i = 0; i < 3; i++) ASSERT_EQ(msg_is(e, m[i].id, "delivered"), 1);
+  ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM early_statuses"), 0);
+  ASSERT_EQ(numf(e, "SELECT tries FROM attempts WHERE id=%lld", (long long)m[2].attempt_id), 1);
+  /* the deadline moved m[3] to its SMS step */
+  ASSERT_EQ(numf(e, "SELECT step FROM messages WHERE id=%lld", (long long)m[3].id), 1);
+  ASSERT_EQ(numf(e, "SELECT COUNT(*) FROM attempts WHERE message_id=%lld", (long long)m[3].id),
+            2);
+  for (int i = 0; i < 3; i++)
+    ASSERT_EQ(numf(e, "SELECT COUNT(*) FROM attempts WHERE message_id=%lld", (long long)m[i].id),
+              1);
+}
+
 void sc_step_timeout(struct sc_env *e) {
   channels(e);
   watch(e);

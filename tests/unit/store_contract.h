@@ -66,6 +66,7 @@ void sc_early_receipt_and_status(struct sc_env *e);
 /* SMS results and receipts of many messages queued together (runs of them
    in one batch): parts of one message, held receipts, repeats. */
 void sc_sms_runs(struct sc_env *e);
+void sc_cascade_runs(struct sc_env *e);
 void sc_step_timeout(struct sc_env *e);
 /* Messages deferred an hour (SMS and VK first steps) are cancelled: done,
    their steps no longer due, the event and callback written, the VK row's

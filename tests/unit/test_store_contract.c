@@ -20,6 +20,7 @@ ON_SQLITE(store_contract_sqlite_batch_text_and_keys, sc_batch_text_and_keys(&q.e
 ON_SQLITE(store_contract_sqlite_vk_viber_sms, sc_cascade_vk_viber_sms(&q.e))
 ON_SQLITE(store_contract_sqlite_early_receipt_and_status, sc_early_receipt_and_status(&q.e))
 ON_SQLITE(store_contract_sqlite_sms_runs, sc_sms_runs(&q.e))
+ON_SQLITE(store_contract_sqlite_cascade_runs, sc_cascade_runs(&q.e))
 ON_SQLITE(store_contract_sqlite_step_timeout, sc_step_timeout(&q.e))
 ON_SQLITE(store_contract_sqlite_cancel_scheduled, sc_cancel_scheduled(&q.e))
 ON_SQLITE(store_contract_sqlite_sms_begin, sc_sms_begin(&q.e, &q.e))

@@ -37,6 +37,13 @@ KK_TEST(store_pg_casc_sms_runs) {
   sc_pg_close(&p);
 }
 
+KK_TEST(store_pg_casc_cascade_runs) {
+  struct sc_pg p;
+  sc_pg_open(&p, 1);
+  sc_cascade_runs(&p.e[0]);
+  sc_pg_close(&p);
+}
+
 KK_TEST(store_pg_casc_step_timeout) {
   struct sc_pg p;
   sc_pg_open(&p, 1);
