@@ -61,6 +61,8 @@ struct dispatch_hlr;
 struct camp_runner;
 struct api_links;
 
+#define API_DRY_RUNS 2   /* campaigns' dry runs at once */
+
 struct api {
   uv_loop_t *loop;
   struct store *store;
@@ -105,6 +107,10 @@ struct api {
   char public_url[300];      /* where people reach kaskad (unsubscribe links) */
   struct camp_runner *camp_runner;  /* campaigns (api_camp_run.c); NULL: stopped */
   struct api_links *links;   /* tracked links' clicks (api_links.c); made by the first */
+  /* campaigns' dry runs going on (api_camp_dry.c): each holds its audience
+     while it runs, so at most API_DRY_RUNS at once, one per account */
+  int64_t dry_accounts[API_DRY_RUNS];
+  int ndry;
 };
 
 /* Loads the key cache and subscribes to the store's notes; 0, KK_ESTORE or

@@ -33,6 +33,8 @@
 
 struct dry {
   struct api_call *call;
+  struct api *a;
+  int64_t account;                  /* counted in a->dry_accounts */
   struct store_campaign camp;
   json_t *doc;                      /* the campaign's settings (owned) */
   struct camp_spec sp;
@@ -61,6 +63,12 @@ struct dry {
 };
 
 static void dry_free(struct dry *d) {
+  struct api *a = d->a;
+  for (int i = 0; i < a->ndry; i++)
+    if (a->dry_accounts[i] == d->account) {
+      a->dry_accounts[i] = a->dry_accounts[--a->ndry];
+      break;
+    }
   json_decref(d->doc);
   json_decref(d->body_reach);
   json_decref(d->rejected);
@@ -342,9 +350,23 @@ void api_camp_dry_run(struct api_call *call) {
   http_req_body(call->req, &len);
   json_t *body = NULL;
   if (len > 0 && (body = api_call_body(call)) == NULL) return;
+  struct api *a = call->a;
+  for (int i = 0; i < a->ndry; i++)
+    if (a->dry_accounts[i] == call->account_id) {
+      api_error(call->req, 409, "dry_run_running", NULL,
+                "a dry run of this account is running; wait for its answer");
+      return;
+    }
+  if (a->ndry >= API_DRY_RUNS) {
+    api_error(call->req, 429, "dry_runs_busy", NULL, "too many dry runs are running; try later");
+    return;
+  }
   /* Freed by dry_end (through the timer's close). */
   struct dry *d = kk_xcalloc(1, sizeof *d);
   d->call = call;
+  d->a = a;
+  d->account = call->account_id;
+  a->dry_accounts[a->ndry++] = d->account;
   d->rejected = json_object();
   uv_timer_init(call->a->loop, &d->timer);
   d->timer.data = d;

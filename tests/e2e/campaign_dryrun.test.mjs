@@ -95,3 +95,37 @@ test('campaign dry run: a tracked link counts at its real length, as the run sen
   assert.equal(smsc.submits.length, d.channels.sms.segments);
   await finish();
 });
+
+test('campaign dry runs: one at a time per account, two at once in all', { timeout: 120000 }, async (t) => {
+  const { k, key, finish } = await setup(t, {});
+  await k.call('PUT', '/v1/templates/hi', { key, body: { text: 'привет' } }, 200);
+  // An audience large enough that a dry run is still going when the next asks.
+  const phones = Array.from({ length: 2000 }, (_, i) => String(79165000000 + i));
+  await k.call('PUT', '/v1/campaigns/big', { key, body: {
+    audience: { phones }, template: 'hi', class: 'service', cascade: [{ channel: 'sms' }],
+  } }, 200);
+  const [a, b] = await Promise.all([
+    k.request('POST', '/v1/campaigns/big/dry-run', { key }),
+    k.request('POST', '/v1/campaigns/big/dry-run', { key }),
+  ]);
+  const codes = [a.status, b.status].sort();
+  assert.deepEqual(codes, [200, 409]);
+  const busy = a.status === 409 ? a : b;
+  assert.equal(busy.json.error.code, 'dry_run_running');
+  assert.equal((a.status === 200 ? a : b).json.recipients, 2000);
+  // Once answered, the account may ask again.
+  assert.equal((await k.call('POST', '/v1/campaigns/big/dry-run', { key }, 200)).recipients, 2000);
+  // Three accounts at once: two run, the third is asked to come back.
+  const others = [await k.createAccount(), await k.createAccount()];
+  for (const o of others) {
+    await k.call('PUT', '/v1/templates/hi', { key: o.key, body: { text: 'привет' } }, 200);
+    await k.call('PUT', '/v1/campaigns/big', { key: o.key, body: {
+      audience: { phones }, template: 'hi', class: 'service', cascade: [{ channel: 'sms' }],
+    } }, 200);
+  }
+  const all = await Promise.all([key, others[0].key, others[1].key].map((x) =>
+    k.request('POST', '/v1/campaigns/big/dry-run', { key: x })));
+  assert.deepEqual(all.map((r) => r.status).sort(), [200, 200, 429]);
+  assert.equal(all.find((r) => r.status === 429).json.error.code, 'dry_runs_busy');
+  await finish();
+});
