@@ -29,7 +29,9 @@
 // out while the rest is planned), creating_seconds and messages_per_s
 // (start -> every recipient created), run_seconds and steps_per_s (cascade
 // attempts started, start -> every cascade ended), the same two from
-// running on (_after_planning), steps_per_s_while_creating, report_ms p50/p99/max (and how
+// running on (_after_planning), steps_per_s_while_creating, the store's commits and
+// operations per commit, kaskad's CPU seconds (its event loop, the busiest other
+// thread: the store's writer, the rest) and CPU µs per step, report_ms p50/p99/max (and how
 // many reads), peak_rss_mib (VmHWM) and rss_after_planning_mib, and the load
 // average before and after.
 import fs from 'node:fs';
@@ -196,6 +198,9 @@ const res = {
   messages_per_s_after_planning: Math.round((created - m0Created) / ((tCreated - tRunning) / 1000)),
   steps_per_s_after_planning: Math.round((started(m1) - started(m0)) / ((tEnd - tRunning) / 1000)),
   steps_per_s_while_creating: Math.round((started(mCreated) - started(m0)) / ((tCreated - tRunning) / 1000)),
+  commits: sum(m1, 'kaskad_store_batch_size_count') - sum(mStart, 'kaskad_store_batch_size_count'),
+  ops_per_commit: +((sum(m1, 'kaskad_store_batch_size_sum') - sum(mStart, 'kaskad_store_batch_size_sum')) /
+    (sum(m1, 'kaskad_store_batch_size_count') - sum(mStart, 'kaskad_store_batch_size_count'))).toFixed(1),
   cpu_seconds: cpuBetween(kk.pid, cpu0, cpu1),
   cpu_us_per_step: Math.round(cpuBetween(kk.pid, cpu0, cpu1).total * 1e6 / (started(m1) - started(mStart))),
   report_reads: lat.length,
