@@ -52,7 +52,6 @@
 #define NO_ROUTE_TRIES 5          /* refusals for no route before a recipient is rejected */
 #define NO_ROUTE_WAIT_MS 15000    /* the first wait after one; doubled each time */
 #define SLICE 100                 /* recipients given to the accept path at a time */
-#define RUN_BATCH 1000            /* due recipients read, made messages and set at a time */
 
 /* A batch of the planning: read, planned, then stored. */
 struct pl_batch {
@@ -94,14 +93,14 @@ struct camp_runner {
   struct camp_spec spec;
   struct store_camp_op op;
   /* a batch of due recipients */
-  struct store_camp_rcpt rows[RUN_BATCH];
+  struct store_camp_rcpt rows[STORE_CAMP_BATCH];
   int nrows;
   int64_t next;
   json_t *msgs;
-  struct api_msg_item parsed[RUN_BATCH];
-  struct accept_item items[RUN_BATCH];
+  struct api_msg_item parsed[STORE_CAMP_BATCH];
+  struct accept_item items[STORE_CAMP_BATCH];
   /* the batch goes to the accept path a slice at a time (see make_slice) */
-  struct accept_req reqs[RUN_BATCH / SLICE];
+  struct accept_req reqs[STORE_CAMP_BATCH / SLICE];
   int nreqs, made, inflight, failed, acc_rc;
   json_t *built[SLICE];             /* the slice's messages, made off the loop */
   uv_work_t slice_work;
@@ -196,7 +195,7 @@ static void lease(struct camp_runner *r);
 
 static void on_set(void *arg, int rc) {
   struct camp_runner *r = arg;
-  int full = r->nrows == RUN_BATCH && r->made == r->nrows;
+  int full = r->nrows == STORE_CAMP_BATCH && r->made == r->nrows;
   batch_free(r);
   r->nrows = 0;
   if (rc || r->stopping || !full) {
@@ -292,7 +291,7 @@ static void slice_build(uv_work_t *w) {
 }
 
 /* The slice built: read and given to the accept path on the loop, then the
-   next one built. A batch of RUN_BATCH goes in slices so that the
+   next one built. A batch of STORE_CAMP_BATCH goes in slices so that the
    loop turns (and answers, e.g., a report) between them. */
 static void slice_made(uv_work_t *w, int status) {
   struct camp_runner *r = w->data;
@@ -309,6 +308,9 @@ static void slice_made(uv_work_t *w, int status) {
   struct accept_req *q = &r->reqs[r->nreqs];
   *q = (struct accept_req){.account_id = r->refs[r->at].account_id, .items = r->items + from,
                            .n = n, .done = on_accepted, .ud = r};
+  /* cleared a slice at a time: the whole batch's items are megabytes */
+  memset(r->parsed + from, 0, sizeof r->parsed[0] * (size_t)n);
+  memset(r->items + from, 0, sizeof r->items[0] * (size_t)n);
   for (int i = from; i < from + n; i++)
     camp_item_of(a, q->account_id, json_array_get(r->msgs, (size_t)i), r->rows[i].variant,
                  &r->parsed[i], &r->items[i]);
@@ -337,8 +339,6 @@ static void make_slice(struct camp_runner *r) {
 
 static void make_batch(struct camp_runner *r) {
   r->msgs = json_array();
-  memset(r->parsed, 0, sizeof r->parsed[0] * (size_t)r->nrows);
-  memset(r->items, 0, sizeof r->items[0] * (size_t)r->nrows);
   r->made = r->nreqs = r->inflight = r->failed = r->acc_rc = 0;
   make_slice(r);
 }
@@ -778,7 +778,7 @@ static void on_camp(void *arg, int rc) {
   } else {
     r->nrows = 0;
     store_camp_due_async(r->a->store, r->refs[r->at].account_id, r->refs[r->at].name, now,
-                         RUN_BATCH, r->rows, &r->nrows, &r->next, on_due, r);
+                         STORE_CAMP_BATCH, r->rows, &r->nrows, &r->next, on_due, r);
   }
 }
 
