@@ -4,7 +4,10 @@
 //                           [--root DIR] [--plan_only 1]
 //
 // --root: the checkout whose bin/ runs (default this one: another build to
-// compare with); --plan_only 1: ends once it is planned.
+// compare with); --plan_only 1: ends once it is planned; --perf FILE: records
+// kaskad with `perf record` into FILE from the start to the end, its call
+// graphs by --perf_call (fp: frame pointers, the default; dwarf,8192: through
+// libraries built without them, at -F 300).
 //
 // Starts bin/kaskad-sim (SMSC, fake VK and Viber) and bin/kaskad on an empty
 // data folder, points the channels at the simulator, then:
@@ -26,17 +29,20 @@
 // out while the rest is planned), creating_seconds and messages_per_s
 // (start -> every recipient created), run_seconds and steps_per_s (cascade
 // attempts started, start -> every cascade ended), the same two from
-// running on (_after_planning), steps_per_s_while_creating, report_ms p50/p99/max (and how
+// running on (_after_planning), steps_per_s_while_creating, the store's commits and
+// operations per commit, kaskad's CPU seconds (its event loop, the busiest other
+// thread: the store's writer, the rest) and CPU µs per step, report_ms p50/p99/max (and how
 // many reads), peak_rss_mib (VmHWM) and rss_after_planning_mib, and the load
 // average before and after.
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { metricsOf, parseOpts, requester, simWorld, sumOf, until } from './lib.mjs';
+import { spawn } from 'node:child_process';
+import { cpuBetween, metricsOf, parseOpts, requester, simWorld, sumOf, threadCpu, until } from './lib.mjs';
 
 const opt = parseOpts({ n: 1000000, sync: 'normal', report_ms: 100, port: 18680, sim_http: 18690,
-              sim_smpp: 12976, sim_smtp: 12977, root: '', plan_only: 0 });
+              sim_smpp: 12976, sim_smtp: 12977, root: '', plan_only: 0, perf: '', perf_call: 'fp' });
 const ROOT = opt.root ? path.resolve(opt.root) : path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const ADMIN = 'bench-admin-key';
 const URL_K = `http://127.0.0.1:${opt.port}`;
@@ -116,6 +122,14 @@ const sampler = setInterval(() => { peakSampled = Math.max(peakSampled, status(k
 
 const camp = () => request('GET', `${URL_K}/v1/campaigns/bench`, undefined, key);
 const mStart = await metrics();
+let perf = null;
+if (opt.perf) {
+  const freq = opt.perf_call === 'fp' ? [] : ['-F', '300'];
+  perf = spawn('perf', ['record', ...freq, '--call-graph', opt.perf_call, '-o', opt.perf, '-p', String(kk.pid)],
+    { stdio: 'ignore' });
+  await sleep(500);
+}
+const cpu0 = threadCpu(kk.pid);
 const t0 = Date.now();
 await request('POST', `${URL_K}/v1/campaigns/bench/start`, undefined, key);
 let c, tFirst = 0;
@@ -154,6 +168,11 @@ const created = c.by_recipient_status?.created ?? 0;
 await until(async () => sum(await metrics(), 'kaskad_cascades_finished_total') >= created,
   'every cascade to end', 3600000, 200);
 const tEnd = Date.now();
+const cpu1 = threadCpu(kk.pid);
+if (perf) {
+  perf.kill('SIGINT');
+  await new Promise((r) => (perf.exitCode !== null ? r() : perf.on('exit', r)));
+}
 const m1 = await metrics();
 stop = true;
 await reader;
@@ -179,6 +198,11 @@ const res = {
   messages_per_s_after_planning: Math.round((created - m0Created) / ((tCreated - tRunning) / 1000)),
   steps_per_s_after_planning: Math.round((started(m1) - started(m0)) / ((tEnd - tRunning) / 1000)),
   steps_per_s_while_creating: Math.round((started(mCreated) - started(m0)) / ((tCreated - tRunning) / 1000)),
+  commits: sum(m1, 'kaskad_store_batch_size_count') - sum(mStart, 'kaskad_store_batch_size_count'),
+  ops_per_commit: +((sum(m1, 'kaskad_store_batch_size_sum') - sum(mStart, 'kaskad_store_batch_size_sum')) /
+    (sum(m1, 'kaskad_store_batch_size_count') - sum(mStart, 'kaskad_store_batch_size_count'))).toFixed(1),
+  cpu_seconds: cpuBetween(kk.pid, cpu0, cpu1),
+  cpu_us_per_step: Math.round(cpuBetween(kk.pid, cpu0, cpu1).total * 1e6 / (started(m1) - started(mStart))),
   report_reads: lat.length,
   report_ms_p50: pct(lat, 0.5),
   report_ms_p99: pct(lat, 0.99),

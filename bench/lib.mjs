@@ -174,3 +174,31 @@ export function parseOpts(defaults) {
   }
   return opt;
 }
+
+/* The CPU seconds (user + system) of each thread of process pid so far: a
+   Map of thread id to seconds (the first, pid itself, is its event loop);
+   empty once the process is gone. */
+export function threadCpu(pid) {
+  const out = new Map();
+  let tids = [];
+  try { tids = fs.readdirSync(`/proc/${pid}/task`); } catch { return out; }
+  for (const tid of tids) {
+    let st;
+    try { st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'); } catch { continue; }
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    out.set(Number(tid), (Number(f[11]) + Number(f[12])) / 100);
+  }
+  return out;
+}
+
+/* The CPU seconds kaskad's threads spent between two threadCpu readings a
+   and b of process pid: { total, loop (the event loop), busiest (the other
+   thread that spent most: the store's writer), others }. */
+export function cpuBetween(pid, a, b) {
+  const d = [...b].map(([tid, s]) => [tid, s - (a.get(tid) ?? 0)]);
+  const loop = d.find(([tid]) => tid === pid)?.[1] ?? 0;
+  const rest = d.filter(([tid]) => tid !== pid).map(([, s]) => s).sort((x, y) => y - x);
+  const r = (x) => +x.toFixed(2);
+  return { total: r(loop + rest.reduce((x, y) => x + y, 0)), loop: r(loop), busiest: r(rest[0] ?? 0),
+    others: r(rest.slice(1).reduce((x, y) => x + y, 0)) };
+}

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
@@ -62,6 +63,13 @@ static const char *text_channel(json_t *texts, const char *text) {
   return "sms";
 }
 
+/* Whether "http" (in any case) is in the n bytes at t. */
+static int has_http(const char *t, size_t n) {
+  for (size_t i = 0; i + 4 <= n; i++)
+    if ((t[i] == 'h' || t[i] == 'H') && strncasecmp(t + i, "http", 4) == 0) return 1;
+  return 0;
+}
+
 void accept_links_free(struct accept_item *it) {
   for (int i = 0; i < it->nlinks; i++) free(it->links[i].target);
   free(it->links);
@@ -73,6 +81,12 @@ int accept_links_make(const struct accept *ac, struct accept_item *it) {
   if (!it->track_links || ac->public_url == NULL || it->campaign == NULL || it->text == NULL)
     return 0;
   accept_links_free(it);
+  /* Every link begins with http:// or https://, and the extra is written by
+     json_dumps, which leaves ASCII letters as they are: with "http" nowhere,
+     there is nothing to rewrite (most campaigns) and the extra is not read. */
+  if (!has_http(it->text, it->text_len) &&
+      (it->extra == NULL || !has_http(it->extra, strlen(it->extra))))
+    return 0;
   it->links = kk_xcalloc(LINKS_MAX, sizeof *it->links);   /* freed by accept_links_free */
   struct rewrite w = {.it = it, .base = ac->public_url, .base_len = strlen(ac->public_url)};
   while (w.base_len > 0 && w.base[w.base_len - 1] == '/') w.base_len--;

@@ -308,6 +308,9 @@ static void slice_made(uv_work_t *w, int status) {
   struct accept_req *q = &r->reqs[r->nreqs];
   *q = (struct accept_req){.account_id = r->refs[r->at].account_id, .items = r->items + from,
                            .n = n, .done = on_accepted, .ud = r};
+  /* cleared a slice at a time: the whole batch's items are megabytes */
+  memset(r->parsed + from, 0, sizeof r->parsed[0] * (size_t)n);
+  memset(r->items + from, 0, sizeof r->items[0] * (size_t)n);
   for (int i = from; i < from + n; i++)
     camp_item_of(a, q->account_id, json_array_get(r->msgs, (size_t)i), r->rows[i].variant,
                  &r->parsed[i], &r->items[i]);
@@ -336,8 +339,6 @@ static void make_slice(struct camp_runner *r) {
 
 static void make_batch(struct camp_runner *r) {
   r->msgs = json_array();
-  memset(r->parsed, 0, sizeof r->parsed[0] * (size_t)r->nrows);
-  memset(r->items, 0, sizeof r->items[0] * (size_t)r->nrows);
   r->made = r->nreqs = r->inflight = r->failed = r->acc_rc = 0;
   make_slice(r);
 }

@@ -47,9 +47,16 @@ void store_msg_insert(struct store *s, struct store_msg_new *msgs, int n,
   struct store_op *op = store_atomic(store_op_of(s, STORE_OP_MSG_INSERT, done, arg, d, 0));
   op->weight = 2 * n;
   op->tenant = n > 0 ? msgs[0].account_id : 0;
-  /* A stream message's sender waits for this commit, and so does its SMS. */
+  /* A stream message's sender waits for this commit, and so does its SMS.
+     A campaign's runner (its messages, and only they, have a variant) waits
+     for none in particular: they go in the writer's full batches, not in the
+     short ones kept for a waiting sender, which would cut the cascades'
+     results into small commits for as long as the campaign makes messages.
+     A message sent through the API with a campaign's name is a stream's. */
   for (int i = 0; i < n && !op->urgent; i++)
-    if (!msgs[i].msg_class || strcmp(msgs[i].msg_class, "advertising") != 0) store_urgent(op);
+    if ((!msgs[i].msg_class || strcmp(msgs[i].msg_class, "advertising") != 0) &&
+        msgs[i].variant == 0)
+      store_urgent(op);
   store_submit(s, op);
 }
 

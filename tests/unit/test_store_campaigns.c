@@ -6,8 +6,9 @@
  * one stays planned with its new time and its tries), the figures kept by
  * variant and status in the same commit as each change (planning again,
  * cancel), the planning's batches stored with where it is after each (not
- * under another node's lease), the export read a page at a time in seq order, and unknown
- * campaigns.
+ * under another node's lease), the export read a page at a time in seq order, unknown
+ * campaigns, and a campaign runner's messages inserted without the urgency
+ * of a stream message's.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "kk_test.h"
 #include "lib/tmp_pg.h"
 #include "lib/tmp_store.h"
+#include "store/store.h"
 #include "store/store_campaign.h"
 
 #define ACC 7
@@ -335,6 +337,38 @@ static void all_of(struct tmp_store *t) {
   contract(t);
   export_pages(t);
   big_export(t);
+}
+
+/* A campaign runner's messages (those with a variant) are not urgent:
+   nobody waits for their commit, and an urgent insert keeps the writer's
+   batches short for the others while the runner makes messages. A stream
+   message's insert still is, with a campaign's name or without. */
+static uint64_t urgent_after_insert(struct tmp_store *t, const char *id, const char *campaign,
+                                    int variant) {
+  int64_t now = store_now_ms();
+  struct store_msg_new m = {.account_id = ACC, .public_id = id, .to = "79161234567",
+                            .text = "hi", .msg_class = "service", .encoding = "gsm7",
+                            .segments = 1, .route = "r1", .campaign = campaign,
+                            .variant = variant, .created_at = now, .expires_at = now + 3600000};
+  int want = t->ndone + 1;
+  store_msg_insert(t->store, &m, 1, tmp_store_done, t);
+  ASSERT_EQ(tmp_store_wait(t, want, 20000), 0);
+  ASSERT_EQ(t->rc, 0);
+  struct store_stats st;
+  store_get_stats(t->store, &st);
+  return st.urgent;
+}
+
+KK_TEST(store_campaign_messages_not_urgent) {
+  kk_log_level = KK_LOG_ERROR;
+  struct tmp_store t;
+  ASSERT_EQ(tmp_store_open(&t, "campurgent", NULL), 0);
+  uint64_t before = urgent_after_insert(&t, "msg_u1", NULL, 0);
+  ASSERT_EQ(before, 1);
+  ASSERT_EQ(urgent_after_insert(&t, "msg_u2", NAME, 1), before);
+  ASSERT_EQ(urgent_after_insert(&t, "msg_u3", NAME, 0), before + 1);
+  ASSERT_EQ(urgent_after_insert(&t, "msg_u4", NULL, 0), before + 2);
+  ASSERT_EQ(tmp_store_close(&t), 0);
 }
 
 KK_TEST(store_campaigns_sqlite) {

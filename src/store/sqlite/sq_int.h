@@ -240,9 +240,13 @@
                " AND a.due_at<=?1 AND (a.due_at,a.id)>(?2,?3)"                 \
                " ORDER BY a.due_at,a.id LIMIT ?4")                             \
   XX(CHAN_GET, "SELECT " CHAN_COLS " WHERE a.id=? AND a.due_at IS NOT NULL")   \
-  XX(ATT_BY_PROVIDER, "SELECT id," ATT_COLS " FROM attempts WHERE channel=? AND" \
+  /* The partial index named: left to the planner, the bound channel is      \
+     weighed against attempts_address's channel list and the statement is    \
+     compiled again at every bind (a provider status each time). */          \
+  XX(ATT_BY_PROVIDER, "SELECT id," ATT_COLS " FROM attempts"                    \
+                      " INDEXED BY attempts_provider WHERE channel=? AND"      \
                       " provider_id=? AND scope=? AND channel<>'sms'"          \
-                      " AND provider_id IS NOT NULL")  /* the partial index */ \
+                      " AND provider_id IS NOT NULL")                          \
   XX(ATT_VK_READ, "SELECT id," ATT_COLS " FROM attempts WHERE channel='vk'"     \
                   " AND address=?1"                                            \
                   " AND scope=?2 AND provider_id IS NOT NULL AND read_at IS"   \
