@@ -16,7 +16,8 @@
 //            ends when every cascade has ended: steps (attempts started)/s.
 // CPU per message: utime+stime of each kaskad (/proc/PID/stat) and of the
 // PostgreSQL server (the postmaster `pg_pid` with its reaped children and
-// every live child), from the first POST to the end, in microseconds.
+// every live child), from the first POST to the end, in microseconds; also
+// the simulator's, this load generator's and the machine's idle time.
 // A batch answered 503 (the store refused it) is counted in `refused`; the
 // nodes' failed commits and batches run again after a lock conflict are
 // counted too (failed_commits, lock_retries), and the operations handed back
@@ -78,6 +79,11 @@ function ticks(pid, reaped = false) {
     const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
     return Number(f[11]) + Number(f[12]) + (reaped ? Number(f[13]) + Number(f[14]) : 0);
   } catch { return 0; }
+}
+/* The machine's idle ticks, all cores (/proc/stat: idle and iowait). */
+function idleTicks() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+  return Number(f[4]) + Number(f[5]);
 }
 function pgTicks() {
   if (!opt.pg_pid) return 0;
@@ -215,6 +221,7 @@ const snap0 = opt.pg_stats && opt.store !== 'sqlite' ? await pgSnap() : null;
 const base = await done();
 const cpu0 = kks.map((k) => ticks(k.pid));
 const pg0 = pgTicks();
+const sim0 = ticks(sim.pid), self0 = process.cpuUsage(), idle0 = idleTicks();
 const t0 = Date.now();
 let next = 0, accepted = 0, refused = 0;
 const B = 500;
@@ -258,6 +265,7 @@ if (opt.stall > 0) {
 }
 const cpu = kks.map((k, i) => ticks(k.pid) - cpu0[i]);
 const pgc = pgTicks() - pg0;
+const simc = ticks(sim.pid) - sim0, selfc = process.cpuUsage(self0), idlec = idleTicks() - idle0;
 const steps = opt.mode === 'sms' ? accepted
   : await metric('kaskad_cascade_attempts_total{channel="vk",outcome="started"}') +
     await metric('kaskad_cascade_attempts_total{channel="viber",outcome="started"}') +
@@ -270,6 +278,10 @@ const res = {
   per_s: Math.round(steps / ((t1 - t0) / 1000)), steps,
   cpu_us_per_msg_nodes: cpu.map(us), cpu_us_per_msg_kaskad: us(cpu.reduce((a, b) => a + b, 0)),
   cpu_us_per_msg_pg: opt.pg_pid ? us(pgc) : null,
+  // the simulator's and this load generator's, and the machine's idle time
+  // (all cores) over the same span, so that where the cores went adds up
+  cpu_us_per_msg_sim: us(simc), cpu_us_per_msg_client: Math.round((selfc.user + selfc.system) / accepted),
+  idle_us_per_msg: us(idlec),
   per_node_delivered: [],
   // commits that failed, and batches run again after another node's lock
   failed_commits: await metric('kaskad_store_errors_total'),
@@ -278,13 +290,25 @@ const res = {
   handed_back: await metric('kaskad_store_handed_back_total'),
 };
 if (snap0) Object.assign(res, pgWrote(snap0, snap1, accepted));
+// per node: its commits' mean time (ms) and mean operations per commit
+res.commit_ms_nodes = [];
+res.batch_ops_nodes = [];
 for (const u of URLS) {
   let v = 0;
-  for (const line of (await request('GET', `${u}/metrics`)).split('\n'))
+  const m = {};
+  for (const line of (await request('GET', `${u}/metrics`)).split('\n')) {
+    const val = Number(line.slice(line.lastIndexOf(' ') + 1));
     if (line.startsWith(opt.mode === 'sms' ? 'kaskad_messages_delivered_total' : 'kaskad_cascades_finished_total'))
-      v += Number(line.slice(line.lastIndexOf(' ') + 1));
+      v += val;
+    for (const k of ['kaskad_store_commit_seconds_sum', 'kaskad_store_commit_seconds_count', 'kaskad_store_batch_size_sum'])
+      if (line.startsWith(k + ' ')) m[k] = val;
+  }
   res.per_node_delivered.push(v);
+  const c = m.kaskad_store_commit_seconds_count || 1;
+  res.commit_ms_nodes.push(Math.round((m.kaskad_store_commit_seconds_sum || 0) * 1e4 / c) / 10);
+  res.batch_ops_nodes.push(Math.round((m.kaskad_store_batch_size_sum || 0) / c));
 }
+if (opt.mode === 'cascade') res.cascades_per_s = Math.round(accepted / ((t1 - t0) / 1000));
 for (const k of kks) await stop(k);
 await stop(sim);
 for (const d of datas) fs.rmSync(d, { recursive: true, force: true });

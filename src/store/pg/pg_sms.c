@@ -145,7 +145,10 @@ static int ahead_submitted(struct store *s, struct pgw_ahead *a) {
 }
 
 /* Finds the parts of a run of receipts (each by its first id that has
-   one), with their attempts: 0 or KK_ESTORE. */
+   one), with their attempts: 0 or KK_ESTORE. Each part is looked up on its
+   own (LATERAL ... LIMIT 1): joined plainly, the planner hashed the whole
+   sms_parts table for every run while its statistics were behind its
+   growth, a scan per run that grows with the table. */
 static int ahead_receipts(struct store *s, struct pgw_ahead *a) {
   struct pg_rows rows = {0};
   for (int i = 0; i < a->n; i++) {
@@ -165,8 +168,9 @@ static int ahead_receipts(struct store *s, struct pgw_ahead *a) {
                             "a.message_id,a.channel,a.status,a.step,a.sent_at,a.delivered_at,"
                             "a.read_at,a.segments,a.parts_sent,a.parts_delivered,a.scope,a.tries"
                             " FROM unnest($1::int[],$2::int[],$3::text[],$4::text[])"
-                            " AS k(i,w,route,pid) JOIN sms_parts p ON p.route=k.route"
-                            " AND p.provider_id=k.pid JOIN attempts a ON a.id=p.attempt_id",
+                            " AS k(i,w,route,pid) CROSS JOIN LATERAL (SELECT attempt_id,state"
+                            " FROM sms_parts WHERE route=k.route AND provider_id=k.pid LIMIT 1) p"
+                            " JOIN attempts a ON a.id=p.attempt_id",
                             4, &rc);
   pg_rows_free(&rows);
   if (r == NULL) return KK_ESTORE;
