@@ -2,7 +2,7 @@
 //
 //   node bench/pg.mjs --mode sms|cascade --store sqlite|postgresql://... --nodes 1
 //                     [--n 50000] [--rate 10000] [--timeout 1s] [--pg_pid PID] [--label NAME]
-//                     [--stall S]
+//                     [--stall S] [--lb 1|0]
 //
 // Starts bin/kaskad-sim and `nodes` kaskad processes (each on its own HTTP
 // port and data folder, all on the one store; SQLite takes one node), the
@@ -14,6 +14,8 @@
 //   cascade  N messages with the cascade VK (wait read, `timeout`) -> Viber
 //            (wait delivered) -> SMS, offered at `rate` messages/s, round-robin;
 //            ends when every cascade has ended: steps (attempts started)/s.
+//            The simulator posts the VK statuses to the nodes in turn (as a
+//            load balancer in front of them would); --lb 0: all to the first.
 // CPU per message: utime+stime of each kaskad (/proc/PID/stat) and of the
 // PostgreSQL server (the postmaster `pg_pid` with its reaped children and
 // every live child), from the first POST to the end, in microseconds; also
@@ -42,7 +44,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { requester, until as waitFor } from './lib.mjs';
 
-const opt = { mode: 'sms', store: 'sqlite', label: '', nodes: 1, n: 50000, rate: 10000, timeout: '1s', pg_pid: 0, stall: 0,
+const opt = { mode: 'sms', store: 'sqlite', label: '', nodes: 1, n: 50000, rate: 10000, timeout: '1s', pg_pid: 0, stall: 0, lb: 1,
               pg_stats: 0, pg_wal: '',
               port: 18680, sim_http: 18690, sim_smpp: 12976, sim_smtp: 12977 };
 for (let i = 2; i < process.argv.length; i += 2) {
@@ -197,7 +199,10 @@ if (opt.mode === 'cascade') {
   // steps fall through at any hour (at night the policy's quiet hours would
   // hold them until the morning)
   await request('PUT', `${URLS[0]}/v1/policy`, { quiet_hours: null }, key);
-  await request('POST', `${URL_S}/apps`, { channel: 'vk', ...vk, callback_url: `${URLS[0]}/v1/hooks/vk/default` });
+  // --lb 1: the VK statuses reach the nodes in turn, as through a load
+  // balancer in front of them; else every one reaches the first node
+  const hooks = (opt.lb ? URLS : URLS.slice(0, 1)).map((u) => `${u}/v1/hooks/vk/default`);
+  await request('POST', `${URL_S}/apps`, { channel: 'vk', ...vk, callback_url: hooks.join(' ') });
 }
 for (let i = 1; i < opt.nodes; i++) kks.push(node(i));
 for (const u of URLS) {

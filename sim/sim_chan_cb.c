@@ -81,7 +81,31 @@ void cb_free_all(struct sim_chan *ch) {
   while (ch->hn) free(ch->heap[--ch->hn]);
 }
 
-/* Queues a callback of channel c to url after delay ms; body is copied. */
+/* The URL a callback goes to: urls itself, or, when it lists several
+   separated by spaces (the nodes behind what a load balancer would be),
+   the next of them in turn. *len is its length; not NUL-terminated. */
+static const char *cb_url(struct sim_chan *ch, const char *urls, size_t *len) {
+  size_t n = 0;
+  for (const char *p = urls; *p;) {
+    while (*p == ' ') p++;
+    if (*p) n++;
+    while (*p && *p != ' ') p++;
+  }
+  size_t pick = n > 1 ? (size_t)(ch->cb_turn++ % n) : 0;
+  const char *p = urls;
+  for (;;) {
+    while (*p == ' ') p++;
+    size_t l = strcspn(p, " ");
+    if (pick-- == 0 || p[l] == '\0') {
+      *len = l;
+      return p;
+    }
+    p += l;
+  }
+}
+
+/* Queues a callback of channel c to url (or the next of the urls it lists)
+   after delay ms; body is copied. */
 void cb_add(struct sim_chan *ch, int c, enum sig s, const void *key, size_t key_len,
             const char *url, const char *body, size_t body_len, int64_t delay) {
   if (ch->closing) return;
@@ -89,7 +113,8 @@ void cb_add(struct sim_chan *ch, int c, enum sig s, const void *key, size_t key_
     ch->stats[c].cb_dropped++;
     return;
   }
-  size_t url_len = strlen(url);
+  size_t url_len;
+  url = cb_url(ch, url, &url_len);
   struct cbjob *j = kk_xmalloc(sizeof *j + url_len + 1 + key_len + 1 + body_len + 1);
   memset(j, 0, sizeof *j);
   j->ch = ch;
@@ -98,7 +123,8 @@ void cb_add(struct sim_chan *ch, int c, enum sig s, const void *key, size_t key_
   j->sig = (uint8_t)s;
   j->max_attempts = s == SIG_TGGW ? GW_ATTEMPTS : CB_ATTEMPTS;
   j->url = j->data;
-  memcpy(j->url, url, url_len + 1);
+  memcpy(j->url, url, url_len);
+  j->url[url_len] = '\0';
   j->key = j->url + url_len + 1;
   if (key_len) memcpy(j->key, key, key_len);
   j->key[key_len] = '\0';
@@ -293,9 +319,13 @@ enum sim_chan_handled op_start(struct sim_chan *ch, struct op *op, const char *m
   op->ch = ch;
   op->done = done;
   op->ctx = ctx;
+  size_t url_len;
+  url = cb_url(ch, url, &url_len);
+  char one[2048];
+  snprintf(one, sizeof one, "%.*s", (int)url_len, url);
   struct http_client_req req = {
     .method = method,
-    .url = url,
+    .url = one,
     .headers = hdr,
     .nheaders = nh,
     .body = body,

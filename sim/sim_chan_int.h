@@ -194,6 +194,7 @@ struct sim_chan {
   struct cbjob **heap;                /* min-heap of queued callbacks */
   size_t hn, hcap;
   uint64_t next_order;
+  uint64_t cb_turn;                   /* the next of several callback URLs (cb_url) */
   uint32_t gen;                       /* bumped by a reset */
   size_t inflight;                    /* callbacks being sent, all generations */
   struct op *ops;                     /* deferred answers */

@@ -294,6 +294,21 @@ describe('kaskad-sim channels', () => {
     assert.equal(failed.json.desc, 'simulated failure');
   });
 
+  it('a callback_url listing several URLs takes them in turn (a load balancer in front of nodes)', async () => {
+    const tok = 'vb-lb';
+    await sim.ok('POST', '/apps', { body: { channel: 'viber', token: tok, callback_url: `${rcv.base}/lb-a ${rcv.base}/lb-b` } });
+    await sim.config({ viber: { reach: 1, read: 0, fail: 0 } });
+    rcv.clear();
+    const h = { 'x-viber-auth-token': tok };
+    for (let i = 0; i < 4; i++) {
+      const r = await sim.req('POST', '/pa/send_message', { body: { receiver: `lb${i}`, type: 'text', text: 'x' }, headers: h });
+      assert.equal(r.json.status, 0, r.text);
+    }
+    await sim.settled();
+    assert.equal(rcv.on('/lb-a').length, 2, 'half to the first');
+    assert.equal(rcv.on('/lb-b').length, 2, 'half to the second');
+  });
+
   it('Viber business: phone addressing, not a Viber user, delivered and seen', async () => {
     const tok = 'vbm-tok';
     await sim.ok('POST', '/apps', { body: { channel: 'viber', token: tok, callback_url: `${rcv.base}/vbm` } });
