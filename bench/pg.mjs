@@ -82,6 +82,21 @@ function ticks(pid, reaped = false) {
     return Number(f[11]) + Number(f[12]) + (reaped ? Number(f[13]) + Number(f[14]) : 0);
   } catch { return 0; }
 }
+/* CPU ticks of pid's threads named name (e.g. kk-writer). */
+function threadTicks(pid, name) {
+  let t = 0;
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        if (fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() !== name) continue;
+        const st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        t += Number(f[11]) + Number(f[12]);
+      } catch { /* gone */ }
+    }
+  } catch { /* gone */ }
+  return t;
+}
 /* The machine's idle ticks, all cores (/proc/stat: idle and iowait). */
 function idleTicks() {
   const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
@@ -226,6 +241,7 @@ const snap0 = opt.pg_stats && opt.store !== 'sqlite' ? await pgSnap() : null;
 const base = await done();
 const cpu0 = kks.map((k) => ticks(k.pid));
 const pg0 = pgTicks();
+const wr0 = kks.map((k) => threadTicks(k.pid, 'kk-writer'));
 const sim0 = ticks(sim.pid), self0 = process.cpuUsage(), idle0 = idleTicks();
 const t0 = Date.now();
 let next = 0, accepted = 0, refused = 0;
@@ -270,6 +286,7 @@ if (opt.stall > 0) {
 }
 const cpu = kks.map((k, i) => ticks(k.pid) - cpu0[i]);
 const pgc = pgTicks() - pg0;
+const wrc = kks.map((k, i) => threadTicks(k.pid, 'kk-writer') - wr0[i]);
 const simc = ticks(sim.pid) - sim0, selfc = process.cpuUsage(self0), idlec = idleTicks() - idle0;
 const steps = opt.mode === 'sms' ? accepted
   : await metric('kaskad_cascade_attempts_total{channel="vk",outcome="started"}') +
@@ -283,6 +300,8 @@ const res = {
   per_s: Math.round(steps / ((t1 - t0) / 1000)), steps,
   cpu_us_per_msg_nodes: cpu.map(us), cpu_us_per_msg_kaskad: us(cpu.reduce((a, b) => a + b, 0)),
   cpu_us_per_msg_pg: opt.pg_pid ? us(pgc) : null,
+  // of each node's: its writer thread's (the store's one connection)
+  cpu_us_per_msg_writer: wrc.map(us),
   // the simulator's and this load generator's, and the machine's idle time
   // (all cores) over the same span, so that where the cores went adds up
   cpu_us_per_msg_sim: us(simc), cpu_us_per_msg_client: Math.round((selfc.user + selfc.system) / accepted),

@@ -17,14 +17,14 @@ void note_new_sms(struct store *s, const struct store_msg_new *m, int64_t due_at
   d->id = m->id;
   d->attempt_id = m->attempt_id;
   d->account_id = m->account_id;
-  snprintf(d->to, sizeof d->to, "%s", m->to);
-  snprintf(d->sender, sizeof d->sender, "%s", m->sender ? m->sender : "");
-  snprintf(d->route, sizeof d->route, "%s", m->route ? m->route : "");
+  kk_scopy(d->to, sizeof d->to, m->to);
+  kk_scopy(d->sender, sizeof d->sender, m->sender ? m->sender : "");
+  kk_scopy(d->route, sizeof d->route, m->route ? m->route : "");
   d->text = kk_xstrdup(m->text);
   d->parts_done = 0;
   d->due_at = due_at;
   d->expires_at = m->expires_at;
-  snprintf(d->msg_class, sizeof d->msg_class, "%s", m->msg_class ? m->msg_class : "");
+  kk_scopy(d->msg_class, sizeof d->msg_class, m->msg_class ? m->msg_class : "");
   d->created_at = m->created_at;
   d->scheduled = m->not_before > m->created_at;   /* as casc_new stores it */
   note_due(s, d);
@@ -66,9 +66,9 @@ void store_msg_insert(struct store *s, struct store_msg_new *msgs, int n,
 static struct store_sms_data *sms_copy(const struct store_sms_update *u) {
   struct store_sms_data *d = kk_xcalloc(1, sizeof *d);
   d->u = *u;
-  snprintf(d->route, sizeof d->route, "%s", u->route ? u->route : "");
-  snprintf(d->provider_id, sizeof d->provider_id, "%s", u->provider_id ? u->provider_id : "");
-  snprintf(d->error, sizeof d->error, "%s", u->error ? u->error : "");
+  kk_scopy(d->route, sizeof d->route, u->route ? u->route : "");
+  kk_scopy(d->provider_id, sizeof d->provider_id, u->provider_id ? u->provider_id : "");
+  kk_scopy(d->error, sizeof d->error, u->error ? u->error : "");
   d->u.route = d->route;
   d->u.provider_id = d->provider_id;
   d->u.error = d->error;
@@ -92,7 +92,7 @@ void store_msg_decide(struct store *s, int64_t msg_id, const char *decision, sto
                       void *arg) {
   struct store_decide_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
   d->msg_id = msg_id;
-  snprintf(d->decision, sizeof d->decision, "%s", decision);
+  kk_scopy(d->decision, sizeof d->decision, decision);
   store_submit(s, store_atomic(store_op_of(s, STORE_OP_MSG_DECIDE, done, arg, d, 0)));
 }
 
@@ -153,10 +153,10 @@ void store_receipt_apply(struct store *s, struct store_receipt *r,
   struct store_receipt_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
   r->at = store_clamp_at(r->at, store_now_ms());
   d->r = r;
-  snprintf(d->route, sizeof d->route, "%s", r->route);
+  kk_scopy(d->route, sizeof d->route, r->route);
   for (int i = 0; i < 2; i++) lower_id(r->ids[i] ? r->ids[i] : "", d->ids[i], sizeof d->ids[i]);
-  snprintf(d->state, sizeof d->state, "%s", r->state);
-  snprintf(d->error, sizeof d->error, "%s", r->error ? r->error : "");
+  kk_scopy(d->state, sizeof d->state, r->state);
+  kk_scopy(d->error, sizeof d->error, r->error ? r->error : "");
   struct store_op *op = store_op_of(s, STORE_OP_RECEIPT, done, arg, d, 0);
   op->weight = 3;
   store_submit(s, op);
@@ -166,11 +166,11 @@ void store_inbound_add(struct store *s, const struct store_inbound *in, store_do
                        void *arg) {
   size_t len = strlen(in->text);
   struct store_inbound_data *d = kk_xcalloc(1, sizeof *d + len + 1);   /* freed with the op */
-  snprintf(d->channel, sizeof d->channel, "%s", in->channel);
-  snprintf(d->route, sizeof d->route, "%s", in->route ? in->route : "");
-  snprintf(d->from, sizeof d->from, "%s", in->from);
-  snprintf(d->to, sizeof d->to, "%s", in->to ? in->to : "");
-  snprintf(d->user, sizeof d->user, "%s", in->user ? in->user : "");
+  kk_scopy(d->channel, sizeof d->channel, in->channel);
+  kk_scopy(d->route, sizeof d->route, in->route ? in->route : "");
+  kk_scopy(d->from, sizeof d->from, in->from);
+  kk_scopy(d->to, sizeof d->to, in->to ? in->to : "");
+  kk_scopy(d->user, sizeof d->user, in->user ? in->user : "");
   d->scope = in->scope;
   d->at = in->at;
   memcpy(d->text, in->text, len + 1);
@@ -203,7 +203,7 @@ void store_msg_get_async(struct store *s, int64_t account_id, const char *public
   struct msg_get_job *j = kk_xcalloc(1, sizeof *j);   /* freed after done */
   j->account_id = account_id;
   /* A longer id names no message: cut, it still finds none. */
-  snprintf(j->public_id, sizeof j->public_id, "%s", public_id);
+  kk_scopy(j->public_id, sizeof j->public_id, public_id);
   if (strlen(public_id) >= sizeof j->public_id) j->public_id[0] = '\0';
   j->out = out;
   store_pool_run(s, pool_msg_get, j, done, arg);

@@ -783,3 +783,15 @@ KK_TEST(store_backend_pg_has_every_write_and_read) {
   ASSERT(be->new_id != NULL && be->claim != NULL);
   ASSERT(be->before_commit != NULL && be->undone != NULL && be->publish != NULL);
 }
+
+KK_TEST(store_pg_formats_integers_as_the_server_reads_them) {
+  /* no server needed: the text of a parameter or of an array element */
+  const int64_t v[] = {0, 7, -7, 10, 1234567890123LL, INT64_MAX, INT64_MIN};
+  const char *const want[] = {"0", "7", "-7", "10", "1234567890123", "9223372036854775807",
+                              "-9223372036854775808"};
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    char out[PG_INT_CHARS];
+    ASSERT_EQ(pg_fmt_int(out, v[i]), (int)strlen(want[i]));
+    ASSERT_STR_EQ(out, want[i]);
+  }
+}

@@ -178,6 +178,8 @@ struct pg_store {
 
 #define PG(s) ((struct pg_store *)(s))
 
+#define PG_INT_CHARS 24   /* an int64_t in decimal, its sign and NUL */
+
 /* The parameters of one statement (values copied where they are numbers;
    text and bytes are borrowed until the statement has run). */
 struct pg_params {
@@ -185,7 +187,7 @@ struct pg_params {
   const char *v[PG_MAX_PARAMS];
   int len[PG_MAX_PARAMS];
   int fmt[PG_MAX_PARAMS];   /* 0 text, 1 binary */
-  char num[PG_MAX_PARAMS][24];
+  char num[PG_MAX_PARAMS][PG_INT_CHARS];
 };
 
 void pg_p_text(struct pg_params *p, const char *s);       /* NULL: SQL NULL */
@@ -337,6 +339,8 @@ struct pg_rows {
 };
 /* A value of column col of the row being gathered (opt: 0 is NULL; text:
    NULL is NULL). */
+/* v in decimal into out, NUL-terminated; returns its length. */
+int pg_fmt_int(char out[PG_INT_CHARS], int64_t v);
 void pg_rows_int(struct pg_rows *r, int col, int64_t v);
 void pg_rows_opt(struct pg_rows *r, int col, int64_t v);
 void pg_rows_text(struct pg_rows *r, int col, const char *s);

@@ -26,9 +26,25 @@ static void next(struct pg_rows *r, int col) {
   put(c, c->len ? "," : "{", 1);
 }
 
+int pg_fmt_int(char out[PG_INT_CHARS], int64_t v) {
+  /* digits from the right, no format to parse: ids and times are most of
+     what a run's arrays and a statement's parameters hold */
+  char tmp[PG_INT_CHARS], *e = tmp + sizeof tmp, *p = e;
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) *--p = '-';
+  int n = (int)(e - p);
+  memcpy(out, p, (size_t)n);
+  out[n] = '\0';
+  return n;
+}
+
 void pg_rows_int(struct pg_rows *r, int col, int64_t v) {
-  char num[24];
-  int n = snprintf(num, sizeof num, "%lld", (long long)v);
+  char num[PG_INT_CHARS];
+  int n = pg_fmt_int(num, v);
   next(r, col);
   put(&r->col[col], num, (size_t)n);
 }

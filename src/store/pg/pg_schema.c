@@ -410,7 +410,7 @@ void pg_p_text(struct pg_params *p, const char *s) { p_add(p, s, 0, 0); }
 
 void pg_p_int(struct pg_params *p, int64_t v) {
   if (p->n >= PG_MAX_PARAMS) abort();
-  snprintf(p->num[p->n], sizeof p->num[0], "%lld", (long long)v);
+  pg_fmt_int(p->num[p->n], v);
   p_add(p, p->num[p->n], 0, 0);
 }
 
