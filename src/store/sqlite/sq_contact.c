@@ -504,6 +504,19 @@ int sq_contact_delete(struct store *s, struct store_op *op) {
   return sq_step_done(w, st);
 }
 
+/* The writer's page cache as the imports running (q->imports_w) after
+   delta (+1: one starts, -1: one ends, 0: none runs any more) want it. */
+static void import_cache(struct sq_store *q, int delta) {
+  int before = q->imports_w;
+  q->imports_w = delta == 0 ? 0 : before + delta < 0 ? 0 : before + delta;
+  if ((before > 0) == (q->imports_w > 0)) return;
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA cache_size=-%d",
+           q->imports_w > 0 ? SQ_IMPORT_CACHE_KIB : SQ_CACHE_KIB);
+  if (sqlite3_exec(q->w.db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    kk_warnx(LOGCTX, "the writer's page cache: %s", sqlite3_errmsg(q->w.db));
+}
+
 /* START: the new import's row, and the account's oldest past the bound go. */
 static int import_start(struct conn *w, struct store_import_op *o, int64_t now) {
   struct store_import *m = &o->imp;
@@ -547,10 +560,14 @@ int sq_import_change(struct store *s, struct store_op *op) {
   struct conn *w = &SQ(s)->w;
   int64_t now = store_now_ms();
   sqlite3_stmt *st;
+  int rc;
   switch (o->what) {
   case STORE_IMPORT_START:
-    return import_start(w, o, now);
+    rc = import_start(w, o, now);
+    if (rc == 0) import_cache(SQ(s), 1);
+    return rc;
   case STORE_IMPORT_FINISH:
+    import_cache(SQ(s), -1);
     st = sq_stmt(w, ST_IMP_FINISH);
     sq_bind_text(st, 1, o->imp.status);
     bind_opt_text(st, 2, o->imp.error);
@@ -558,6 +575,7 @@ int sq_import_change(struct store *s, struct store_op *op) {
     sqlite3_bind_int64(st, 4, o->imp.id);
     return sq_step_done(w, st);
   default:
+    import_cache(SQ(s), 0);
     st = sq_stmt(w, ST_IMP_FAIL_RUNNING);
     sq_bind_text(st, 1, o->imp.error[0] ? o->imp.error : "interrupted: kaskad stopped");
     sqlite3_bind_int64(st, 2, now);

@@ -9,6 +9,14 @@
 
 #include "store/store_contact.h"
 
+/* The page cache of the writer's connection while an import runs (KiB;
+   SQ_CACHE_KIB otherwise): an import writes along its B-trees and seldom
+   comes back to a page it left, so a smaller cache serves it as well and
+   hands it pages that are still in the processor's caches; the reads of
+   campaigns and cascades, which do come back, get the larger one back when
+   the imports end (bench/README.md). */
+#define SQ_IMPORT_CACHE_KIB 16384
+
 /* A contact's columns as contact_row() (sq_contact.c) reads them. */
 #define CONTACT_COLS "c.phone,c.name,c.email,c.timezone,c.timezone_source,"       \
                      "c.operator,c.region,c.vk_id,c.telegram_chat_id,c.viber_id,"  \
