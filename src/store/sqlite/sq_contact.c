@@ -399,6 +399,8 @@ struct fresh {
   int row[SQ_NEW_ROWS];
   struct sq_contact_consent cp[SQ_NEW_ROWS];
   char joined[SQ_NEW_ROWS][STORE_CONTACT_LISTS_MAX * (STORE_LIST_NAME_MAX + 1)];
+  const char *names[SQ_NEW_ROWS][STORE_CONTACT_LISTS_MAX];   /* own_lists' */
+  int nnames[SQ_NEW_ROWS];
 };
 
 /* The rows f holds, and their consents, then empties it: with one
@@ -406,7 +408,6 @@ struct fresh {
 static int fresh_flush(struct store *s, struct store_contact_batch *b, struct members *m,
                        struct sq_consent_known *k, struct fresh *f, int64_t now) {
   struct conn *w = &SQ(s)->w;
-  const char *names[STORE_CONTACT_LISTS_MAX];
   int together = f->n == SQ_NEW_ROWS, rc;
   if (together) {
     sqlite3_stmt *st = sq_stmt(w, ST_CT_NEWN);
@@ -416,7 +417,8 @@ static int fresh_flush(struct store *s, struct store_contact_batch *b, struct me
       bind_contact_at(st, at, b->account_id, c, f->cp[j].record ? &f->cp[j].rec : NULL,
                       b->import_id, now);
       sqlite3_bind_int64(st, at + 18, now);
-      sq_bind_text(st, at + 19, join_lists(names, own_lists(c, names), f->joined[j]));
+      f->nnames[j] = own_lists(c, f->names[j]);
+      sq_bind_text(st, at + 19, join_lists(f->names[j], f->nnames[j], f->joined[j]));
     }
     if ((rc = sq_step_done(w, st)) != 0) return rc;
     /* A phone read as not stored was found stored: this write is wrong. */
@@ -430,7 +432,7 @@ static int fresh_flush(struct store *s, struct store_contact_batch *b, struct me
     int created = 1;
     if (together) {
       b->created++;
-      members_add(m, c->phone, names, own_lists(c, names));
+      members_add(m, c->phone, f->names[j], f->nnames[j]);
     } else {
       int err = write_one(w, b, m, c, f->cp[j].record ? &f->cp[j].rec : NULL, now, &created);
       if (err != 0) return err;
