@@ -365,6 +365,27 @@ static void prefetch_row(const struct store_contact *c) {
   for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) __builtin_prefetch((const char *)c + at[i]);
 }
 
+/* The writer's page cache: the smaller one (small) or the usual. */
+static void writer_cache(struct sq_store *q, int small) {
+  if (q->imp_small_cache == small) return;
+  q->imp_small_cache = small;
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA cache_size=-%d", small ? SQ_IMPORT_CACHE_KIB : SQ_CACHE_KIB);
+  if (sqlite3_exec(q->w.db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    kk_warnx(LOGCTX, "the writer's page cache: %s", sqlite3_errmsg(q->w.db));
+}
+
+/* An import's batch b (sorted: in strict phone order) about to be written:
+   the smaller cache when it goes on above the import's batch before
+   (sq_contact.h: SQ_IMPORT_CACHE_KIB). */
+static void import_along(struct sq_store *q, const struct store_contact_batch *b, int sorted) {
+  if (b->import_id == 0 || b->n == 0) return;
+  writer_cache(q, sorted && b->import_id == q->imp_last_id &&
+                      strcmp(b->rows[0].phone, q->imp_last_phone) > 0);
+  q->imp_last_id = b->import_id;
+  snprintf(q->imp_last_phone, sizeof q->imp_last_phone, "%s", b->rows[b->n - 1].phone);
+}
+
 /* Which of b's rows have their phone stored already, into stored[] (one a
    row): 1 when known, 0 when not (b not strictly in phone order, too few
    rows to be worth it, or too many stored phones between its first and
@@ -461,6 +482,7 @@ int sq_contact_write(struct store *s, struct store_op *op) {
      table's B-tree instead of down it at each row; the others one by one,
      in the batch's order. */
   int known = stored_phones(w, b, stored);
+  import_along(SQ(s), b, known > 0);
   int rc = known < 0 ? KK_ESTORE : sq_consent_know(s, b->account_id, b->rows, b->n, k);
   for (int i = 0; rc == 0 && i < b->n; i++) {
     const struct store_contact *c = &b->rows[i];
@@ -506,19 +528,6 @@ int sq_contact_delete(struct store *s, struct store_op *op) {
   return sq_step_done(w, st);
 }
 
-/* The writer's page cache as the imports running (q->imports_w) after
-   delta (+1: one starts, -1: one ends, 0: none runs any more) want it. */
-static void import_cache(struct sq_store *q, int delta) {
-  int before = q->imports_w;
-  q->imports_w = delta == 0 ? 0 : before + delta < 0 ? 0 : before + delta;
-  if ((before > 0) == (q->imports_w > 0)) return;
-  char sql[64];
-  snprintf(sql, sizeof sql, "PRAGMA cache_size=-%d",
-           q->imports_w > 0 ? SQ_IMPORT_CACHE_KIB : SQ_CACHE_KIB);
-  if (sqlite3_exec(q->w.db, sql, NULL, NULL, NULL) != SQLITE_OK)
-    kk_warnx(LOGCTX, "the writer's page cache: %s", sqlite3_errmsg(q->w.db));
-}
-
 /* START: the new import's row, and the account's oldest past the bound go. */
 static int import_start(struct conn *w, struct store_import_op *o, int64_t now) {
   struct store_import *m = &o->imp;
@@ -562,14 +571,11 @@ int sq_import_change(struct store *s, struct store_op *op) {
   struct conn *w = &SQ(s)->w;
   int64_t now = store_now_ms();
   sqlite3_stmt *st;
-  int rc;
   switch (o->what) {
   case STORE_IMPORT_START:
-    rc = import_start(w, o, now);
-    if (rc == 0) import_cache(SQ(s), 1);
-    return rc;
+    return import_start(w, o, now);
   case STORE_IMPORT_FINISH:
-    import_cache(SQ(s), -1);
+    writer_cache(SQ(s), 0);
     st = sq_stmt(w, ST_IMP_FINISH);
     sq_bind_text(st, 1, o->imp.status);
     bind_opt_text(st, 2, o->imp.error);
@@ -577,7 +583,7 @@ int sq_import_change(struct store *s, struct store_op *op) {
     sqlite3_bind_int64(st, 4, o->imp.id);
     return sq_step_done(w, st);
   default:
-    import_cache(SQ(s), 0);
+    writer_cache(SQ(s), 0);
     st = sq_stmt(w, ST_IMP_FAIL_RUNNING);
     sq_bind_text(st, 1, o->imp.error[0] ? o->imp.error : "interrupted: kaskad stopped");
     sqlite3_bind_int64(st, 2, now);

@@ -9,12 +9,13 @@
 
 #include "store/store_contact.h"
 
-/* The page cache of the writer's connection while an import runs (KiB;
-   SQ_CACHE_KIB otherwise): an import writes along its B-trees and seldom
-   comes back to a page it left, so a smaller cache serves it as well and
-   hands it pages that are still in the processor's caches; the reads of
-   campaigns and cascades, which do come back, get the larger one back when
-   the imports end (bench/README.md). */
+/* The page cache of the writer's connection (KiB; SQ_CACHE_KIB otherwise)
+   while an import's batches come in phone order, each above the one before:
+   they write along the B-trees and seldom come back to a page they left, so
+   a smaller cache serves them as well and hands them pages still in the
+   processor's caches. A batch that is not (a file in no order, two imports
+   at once) and the import's end give the larger one back: the reads of
+   those, and of campaigns and cascades, do come back (bench/README.md). */
 #define SQ_IMPORT_CACHE_KIB 16384
 
 /* A contact's columns as contact_row() (sq_contact.c) reads them. */
