@@ -88,6 +88,13 @@ static void on_size(void *arg, const char *name, int64_t size) {
     z->size[z->n++] = size;
   }
 }
+/* The account's lists and their sizes (the first 8) into *z. */
+static int list_sizes(struct tmp_store *t, int64_t acc, struct sizes *z) {
+  struct sync y = {0, 0};
+  memset(z, 0, sizeof *z);
+  store_lists_async(t->store, acc, on_size, z, on_sync, &y);
+  return sync_wait(t, &y);
+}
 
 struct errs {
   int n;
@@ -162,10 +169,9 @@ static void merge_and_read(struct tmp_store *t) {
   ASSERT_EQ(c.consent, 1);
   store_contact_fini(&c);
 
-  struct sizes z = {0};
-  struct sync y = {0, 0};
-  store_lists_async(t->store, 1, on_size, &z, on_sync, &y);
-  ASSERT_EQ(sync_wait(t, &y), 0);
+  struct sizes z;
+  struct sync y;
+  ASSERT_EQ(list_sizes(t, 1, &z), 0);
   ASSERT_EQ(z.n, 2);
   ASSERT_STR_EQ(z.names[0], "news");
   ASSERT_EQ(z.size[0], 1);
@@ -592,6 +598,110 @@ static void consents_in_a_batch(struct tmp_store *t) {
   free(rows);
 }
 
+/* A large batch in phone order (an import's), some of its phones stored
+   before: the new ones and the stored ones keep their counts, lists and
+   consents whatever way the store writes them; then one whose rows hold
+   more lists than a few, and one with a phone twice. */
+static void a_batch_in_order(struct tmp_store *t) {
+  enum { N = 100, M = 40 };
+  struct store_contact *rows = calloc(N, sizeof *rows);
+  char phone[32];
+  for (int i = 0; i < N / 10; i++) {   /* ...00, ...10, ... stored first */
+    snprintf(phone, sizeof phone, "791500%05d", i * 10);
+    contact(&rows[i], phone, "Old", "old");
+  }
+  struct store_contact_batch b = {.account_id = 30, .rows = rows, .n = N / 10};
+  ASSERT_EQ(write_batch(t, &b), 0);
+  ASSERT_EQ(b.created, N / 10);
+  for (int i = 0; i < N; i++) {
+    snprintf(phone, sizeof phone, "791500%05d", i);
+    contact(&rows[i], phone, "New", "imp");
+    if (i % 3 == 0) {
+      snprintf(rows[i].lists[1], sizeof rows[i].lists[1], "vip");
+      rows[i].nlists = 2;
+    }
+    rows[i].consent = i % 2;
+  }
+  b = (struct store_contact_batch){.account_id = 30, .rows = rows, .n = N};
+  ASSERT_EQ(write_batch(t, &b), 0);
+  ASSERT_EQ(b.created, N - N / 10);
+  ASSERT_EQ(b.updated, N / 10);
+  struct sizes z;
+  struct sync y;
+  ASSERT_EQ(list_sizes(t, 30, &z), 0);
+  ASSERT_EQ(z.n, 3);
+  ASSERT_STR_EQ(z.names[0], "imp");
+  ASSERT_EQ(z.size[0], N);
+  ASSERT_STR_EQ(z.names[1], "old");
+  ASSERT_EQ(z.size[1], N / 10);
+  ASSERT_STR_EQ(z.names[2], "vip");
+  ASSERT_EQ(z.size[2], (N + 2) / 3);
+  struct store_contact c;
+  ASSERT_EQ(get(t, 30, "79150000030", &c), 0);   /* stored before: merged */
+  ASSERT_STR_EQ(c.name, "New");
+  ASSERT_EQ(c.nlists, 3);
+  ASSERT_STR_EQ(c.lists[0], "imp");
+  ASSERT_STR_EQ(c.lists[1], "old");
+  ASSERT_STR_EQ(c.lists[2], "vip");
+  store_contact_fini(&c);
+  ASSERT_EQ(get(t, 30, "79150000041", &c), 0);   /* new */
+  ASSERT_EQ(c.nlists, 1);
+  ASSERT_EQ(c.consent, 1);
+  store_contact_fini(&c);
+  ASSERT_EQ(store_consent_mask(t->store, 30, "79150000041"), POL_CONSENT_ALL);
+  ASSERT_EQ(consent_count(t, 30, "79150000041"), 1);
+  ASSERT_EQ(consent_count(t, 30, "79150000042"), 0);
+  ASSERT_EQ(store_consent_mask(t->store, 30, "79150000099"), POL_CONSENT_ALL);
+  int each = 0;
+  y = (struct sync){0, 0};
+  store_contacts_each_async(t->store, 30, "vip", NULL, on_each, &each, on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  ASSERT_EQ(each, (N + 2) / 3);
+
+  /* rows of more lists than a few, one of them each row's own */
+  for (int i = 0; i < M; i++) {
+    snprintf(phone, sizeof phone, "791600%05d", i);
+    contact(&rows[i], phone, NULL, "all");
+    snprintf(rows[i].lists[1], sizeof rows[i].lists[1], "own%02d", i);
+    snprintf(rows[i].lists[2], sizeof rows[i].lists[2], "pair%02d", i / 2);
+    rows[i].nlists = 3;
+  }
+  b = (struct store_contact_batch){.account_id = 31, .rows = rows, .n = M};
+  ASSERT_EQ(write_batch(t, &b), 0);
+  ASSERT_EQ(b.created, M);
+  static const char *const some[] = {"all", "own07", "pair03"};
+  const int members[] = {M, 1, 2};
+  for (int j = 0; j < 3; j++) {
+    each = 0;
+    y = (struct sync){0, 0};
+    store_contacts_each_async(t->store, 31, some[j], NULL, on_each, &each, on_sync, &y);
+    ASSERT_EQ(sync_wait(t, &y), 0);
+    ASSERT_EQ(each, members[j]);
+  }
+
+  /* a phone twice, replaced: the second row's lists alone */
+  for (int i = 0; i < M; i++) {
+    snprintf(phone, sizeof phone, "791700%05d", i < M - 1 ? i : i - 1);
+    contact(&rows[i], phone, NULL, i < M - 1 ? "first" : "second");
+  }
+  b = (struct store_contact_batch){.account_id = 32, .mode = STORE_CONTACT_REPLACE, .rows = rows,
+                                   .n = M};
+  ASSERT_EQ(write_batch(t, &b), 0);
+  ASSERT_EQ(b.created, M - 1);
+  ASSERT_EQ(b.updated, 1);
+  snprintf(phone, sizeof phone, "791700%05d", M - 2);
+  ASSERT_EQ(get(t, 32, phone, &c), 0);
+  ASSERT_EQ(c.nlists, 1);
+  ASSERT_STR_EQ(c.lists[0], "second");
+  store_contact_fini(&c);
+  each = 0;
+  y = (struct sync){0, 0};
+  store_contacts_each_async(t->store, 32, "first", NULL, on_each, &each, on_sync, &y);
+  ASSERT_EQ(sync_wait(t, &y), 0);
+  ASSERT_EQ(each, M - 2);
+  free(rows);
+}
+
 static void contract(struct tmp_store *t) {
   segments(t);
   merge_and_read(t);
@@ -600,6 +710,7 @@ static void contract(struct tmp_store *t) {
   error_bound(t);
   consents(t);
   consents_in_a_batch(t);
+  a_batch_in_order(t);
 }
 
 KK_TEST(store_contacts_sqlite) {

@@ -24,29 +24,35 @@ static void bind_opt_text(sqlite3_stmt *st, int i, const char *s) {
   sq_bind_text(st, i, s && *s ? s : NULL);
 }
 
-/* Binds the columns of an upsert (sq_contact.h: CONTACT_INSERT); rec: the
-   consent its consent column records, whose source and time it takes, or
-   NULL. */
+/* Binds the columns of an upsert (sq_contact.h: CONTACT_INSERT) from
+   parameter at + 1 on; rec: the consent its consent column records, whose
+   source and time it takes, or NULL. */
+static void bind_contact_at(sqlite3_stmt *st, int at, int64_t account_id,
+                            const struct store_contact *c, const struct store_consent *rec,
+                            int64_t import_id, int64_t now) {
+  sqlite3_bind_int64(st, at + 1, account_id);
+  sq_bind_text(st, at + 2, c->phone);
+  bind_opt_text(st, at + 3, c->name);
+  bind_opt_text(st, at + 4, c->email);
+  bind_opt_text(st, at + 5, c->timezone);
+  sq_bind_text(st, at + 6, c->tz_source[0] ? c->tz_source : "default");
+  bind_opt_text(st, at + 7, c->operator_name);
+  bind_opt_text(st, at + 8, c->region);
+  bind_opt_text(st, at + 9, c->vk_id);
+  bind_opt_text(st, at + 10, c->telegram_chat_id);
+  bind_opt_text(st, at + 11, c->viber_id);
+  bind_opt_text(st, at + 12, c->attrs && strcmp(c->attrs, "{}") != 0 ? c->attrs : NULL);
+  if (c->consent >= 0) sqlite3_bind_int(st, at + 13, c->consent);
+  else sqlite3_bind_null(st, at + 13);
+  bind_opt_text(st, at + 14, rec ? rec->source : c->consent_source);
+  sq_bind_opt(st, at + 15, rec ? rec->at : c->consent_at);
+  sq_bind_opt(st, at + 16, import_id);
+  sqlite3_bind_int64(st, at + 17, now);
+}
+
 static void bind_contact(sqlite3_stmt *st, int64_t account_id, const struct store_contact *c,
                          const struct store_consent *rec, int64_t import_id, int64_t now) {
-  sqlite3_bind_int64(st, 1, account_id);
-  sq_bind_text(st, 2, c->phone);
-  bind_opt_text(st, 3, c->name);
-  bind_opt_text(st, 4, c->email);
-  bind_opt_text(st, 5, c->timezone);
-  sq_bind_text(st, 6, c->tz_source[0] ? c->tz_source : "default");
-  bind_opt_text(st, 7, c->operator_name);
-  bind_opt_text(st, 8, c->region);
-  bind_opt_text(st, 9, c->vk_id);
-  bind_opt_text(st, 10, c->telegram_chat_id);
-  bind_opt_text(st, 11, c->viber_id);
-  bind_opt_text(st, 12, c->attrs && strcmp(c->attrs, "{}") != 0 ? c->attrs : NULL);
-  if (c->consent >= 0) sqlite3_bind_int(st, 13, c->consent);
-  else sqlite3_bind_null(st, 13);
-  bind_opt_text(st, 14, rec ? rec->source : c->consent_source);
-  sq_bind_opt(st, 15, rec ? rec->at : c->consent_at);
-  sq_bind_opt(st, 16, import_id);
-  sqlite3_bind_int64(st, 17, now);
+  bind_contact_at(st, 0, account_id, c, rec, import_id, now);
 }
 
 /* ---- a contact's lists: in its row and in contact_lists ------------------------ */
@@ -130,22 +136,95 @@ static char *union_lists(const char *old, const char **names, int n, const char 
   return out;
 }
 
-/* Adds phone to the lists names[0..n-1] (their members' B-tree), up to
-   four with one statement. */
-static int add_members(struct conn *w, int64_t account_id, const char *phone,
-                       const char **names, int n) {
-  static const enum stmt_id by_count[] = {ST_CT_LIST_ADD, ST_CT_LIST_ADD2, ST_CT_LIST_ADD3,
-                                          ST_CT_LIST_ADD4};
-  for (int i = 0; i < n; i += 4) {
-    int k = n - i < 4 ? n - i : 4;
-    sqlite3_stmt *st = sq_stmt(w, by_count[k - 1]);
-    sqlite3_bind_int64(st, 1, account_id);
-    sq_bind_text(st, 2, phone);
-    for (int j = 0; j < k; j++) sq_bind_text(st, 3 + j, names[i + j]);
-    int rc = sq_step_done(w, st);
-    if (rc != 0) return rc;
+/* The memberships a write adds, inserted at its end (or before it takes a
+   phone out of a list) a list at a time, SQ_MEMBERS_ROWS phones a
+   statement: a batch in phone order then goes along each list's part of the
+   B-tree, and one statement's run serves many rows. Names and phones are
+   borrowed from the write's rows. */
+#define MEMBERS_NAMES 16   /* lists told apart by number; more: sorted */
+
+struct members {
+  int n, cap;
+  const char **list, **phone;
+  unsigned char *name_of;                /* each membership's list, by number */
+  const char *names[MEMBERS_NAMES];
+  int nnames, many;                      /* many: more lists than names holds */
+};
+
+static void members_init(struct members *m) { memset(m, 0, sizeof *m); }
+
+static void members_fini(struct members *m) {
+  free(m->list);
+  free(m->phone);
+  free(m->name_of);
+  members_init(m);
+}
+
+/* phone into the lists names[0..n-1], to be inserted (members_flush); m's
+   arrays grow as needed (members_fini frees them). */
+static void members_add(struct members *m, const char *phone, const char **names, int n) {
+  if (m->n + n > m->cap) {
+    m->cap = (m->n + n) * 2 > 4 * STORE_CONTACT_BATCH_MAX ? (m->n + n) * 2
+                                                          : 4 * STORE_CONTACT_BATCH_MAX;
+    m->list = kk_xrealloc(m->list, (size_t)m->cap * sizeof *m->list);
+    m->phone = kk_xrealloc(m->phone, (size_t)m->cap * sizeof *m->phone);
+    m->name_of = kk_xrealloc(m->name_of, (size_t)m->cap);
   }
-  return 0;
+  for (int i = 0; i < n; i++) {
+    int k = 0;
+    while (k < m->nnames && strcmp(m->names[k], names[i]) != 0) k++;
+    if (k == m->nnames && k < MEMBERS_NAMES) m->names[m->nnames++] = names[i];
+    if (k == MEMBERS_NAMES) m->many = 1;
+    m->list[m->n] = names[i];
+    m->phone[m->n] = phone;
+    m->name_of[m->n++] = (unsigned char)k;
+  }
+}
+
+/* Two memberships by list, then as added (qsort_r; arg: the lists). */
+static int by_list(const void *a, const void *b, void *arg) {
+  const char *const *list = arg;
+  int x = *(const int *)a, y = *(const int *)b;
+  int d = strcmp(list[x], list[y]);
+  return d ? d : (x > y) - (x < y);
+}
+
+/* Inserts the memberships m holds, and empties it. */
+static int members_flush(struct conn *w, int64_t account_id, struct members *m) {
+  if (m->n == 0) return 0;
+  int *order = kk_xmalloc((size_t)m->n * sizeof *order);   /* freed below */
+  if (m->many) {
+    for (int i = 0; i < m->n; i++) order[i] = i;
+    qsort_r(order, (size_t)m->n, sizeof *order, by_list, m->list);
+  } else {   /* a list's numbers are in order of appearance: counted apart */
+    int at[MEMBERS_NAMES + 1] = {0};
+    for (int i = 0; i < m->n; i++) at[m->name_of[i] + 1]++;
+    for (int k = 0; k < m->nnames; k++) at[k + 1] += at[k];
+    for (int i = 0; i < m->n; i++) order[at[m->name_of[i]]++] = i;
+  }
+  int rc = 0;
+  for (int i = 0; rc == 0 && i < m->n;) {
+    const char *list = m->list[order[i]];
+    int e = i;
+    while (e < m->n && (m->list[order[e]] == list || strcmp(m->list[order[e]], list) == 0)) e++;
+    for (; rc == 0 && e - i >= SQ_MEMBERS_ROWS; i += SQ_MEMBERS_ROWS) {
+      sqlite3_stmt *st = sq_stmt(w, ST_CT_LIST_ADDN);
+      sqlite3_bind_int64(st, 1, account_id);
+      sq_bind_text(st, 2, list);
+      for (int j = 0; j < SQ_MEMBERS_ROWS; j++) sq_bind_text(st, 3 + j, m->phone[order[i + j]]);
+      rc = sq_step_done(w, st);
+    }
+    for (; rc == 0 && i < e; i++) {
+      sqlite3_stmt *st = sq_stmt(w, ST_CT_LIST_ADD);
+      sqlite3_bind_int64(st, 1, account_id);
+      sq_bind_text(st, 2, m->phone[order[i]]);
+      sq_bind_text(st, 3, list);
+      rc = sq_step_done(w, st);
+    }
+  }
+  free(order);
+  m->n = m->nnames = m->many = 0;
+  return rc;
 }
 
 /* Takes phone out of every list of the lists text old. */
@@ -188,7 +267,7 @@ static int contact_seen(struct conn *w, int64_t account_id, const char *phone,
 
 /* One contact of a write: counted as created, updated or a duplicate;
    *created: whether it was new; rec as bind_contact(). */
-static int write_one(struct conn *w, struct store_contact_batch *b,
+static int write_one(struct conn *w, struct store_contact_batch *b, struct members *m,
                      const struct store_contact *c, const struct store_consent *rec,
                      int64_t now, int *created) {
   const char *names[STORE_CONTACT_LISTS_MAX];
@@ -204,7 +283,8 @@ static int write_one(struct conn *w, struct store_contact_batch *b,
   *created = sqlite3_changes(w->db) == 1;
   if (*created) {
     b->created++;
-    return add_members(w, b->account_id, c->phone, names, n);
+    members_add(m, c->phone, names, n);
+    return 0;
   }
   int64_t seen_import;
   char *old;
@@ -218,15 +298,17 @@ static int write_one(struct conn *w, struct store_contact_batch *b,
   bind_contact(st, b->account_id, c, rec, b->import_id, now);
   rc = sq_step_done(w, st);
   if (rc == 0 && b->mode == STORE_CONTACT_REPLACE) {
-    rc = drop_members(w, b->account_id, c->phone, old);
+    /* what an earlier row of the write added goes in before it goes out */
+    rc = members_flush(w, b->account_id, m);
+    if (rc == 0) rc = drop_members(w, b->account_id, c->phone, old);
     if (rc == 0) rc = set_lists(w, b->account_id, c->phone, join_lists(names, n, joined));
-    if (rc == 0) rc = add_members(w, b->account_id, c->phone, names, n);
+    if (rc == 0) members_add(m, c->phone, names, n);
   } else if (rc == 0) {
     const char *add[STORE_CONTACT_LISTS_MAX];
     int nadd;
     char *all = union_lists(old, names, n, add, &nadd);
     if (all) rc = set_lists(w, b->account_id, c->phone, all);
-    if (rc == 0) rc = add_members(w, b->account_id, c->phone, add, nadd);
+    if (rc == 0) members_add(m, c->phone, add, nadd);
     free(all);
   }
   free(old);
@@ -283,6 +365,106 @@ static void prefetch_row(const struct store_contact *c) {
   for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) __builtin_prefetch((const char *)c + at[i]);
 }
 
+/* The writer's page cache: the smaller one (small) or the usual. */
+static void writer_cache(struct sq_store *q, int small) {
+  if (q->imp_small_cache == small) return;
+  q->imp_small_cache = small;
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA cache_size=-%d", small ? SQ_IMPORT_CACHE_KIB : SQ_CACHE_KIB);
+  if (sqlite3_exec(q->w.db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    kk_warnx(LOGCTX, "the writer's page cache: %s", sqlite3_errmsg(q->w.db));
+}
+
+/* An import's batch b (sorted: in strict phone order) about to be written:
+   the smaller cache when it goes on above the import's batch before
+   (sq_contact.h: SQ_IMPORT_CACHE_KIB). */
+static void import_along(struct sq_store *q, const struct store_contact_batch *b, int sorted) {
+  if (b->import_id == 0 || b->n == 0) return;
+  writer_cache(q, sorted && b->import_id == q->imp_last_id &&
+                      strcmp(b->rows[0].phone, q->imp_last_phone) > 0);
+  q->imp_last_id = b->import_id;
+  snprintf(q->imp_last_phone, sizeof q->imp_last_phone, "%s", b->rows[b->n - 1].phone);
+}
+
+/* Which of b's rows have their phone stored already, into stored[] (one a
+   row): 1 when known, 0 when not (b not strictly in phone order, too few
+   rows to be worth it, or too many stored phones between its first and
+   last to read), < 0 on a failure. */
+static int stored_phones(struct conn *w, const struct store_contact_batch *b,
+                         unsigned char *stored) {
+  if (b->n < SQ_NEW_ROWS) return 0;
+  for (int i = 1; i < b->n; i++)
+    if (strcmp(b->rows[i - 1].phone, b->rows[i].phone) >= 0) return 0;
+  memset(stored, 0, (size_t)b->n);
+  int cap = b->n * 2, got = 0, i = 0, rc;
+  sqlite3_stmt *st = sq_stmt(w, ST_CT_PHONES);
+  sqlite3_bind_int64(st, 1, b->account_id);
+  sq_bind_text(st, 2, b->rows[0].phone);
+  sq_bind_text(st, 3, b->rows[b->n - 1].phone);
+  sqlite3_bind_int(st, 4, cap + 1);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW && ++got <= cap) {
+    const char *p = (const char *)sqlite3_column_text(st, 0);
+    int d = 1;
+    while (i < b->n && (d = strcmp(b->rows[i].phone, p)) < 0) i++;
+    if (i < b->n && d == 0) stored[i++] = 1;
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return -1;
+  return got <= cap;
+}
+
+/* A write's new contacts waiting to go in together: rows of b and their
+   consents. */
+struct fresh {
+  int n;
+  int row[SQ_NEW_ROWS];
+  struct sq_contact_consent cp[SQ_NEW_ROWS];
+  char joined[SQ_NEW_ROWS][STORE_CONTACT_LISTS_MAX * (STORE_LIST_NAME_MAX + 1)];
+  const char *names[SQ_NEW_ROWS][STORE_CONTACT_LISTS_MAX];   /* own_lists' */
+  int nnames[SQ_NEW_ROWS];
+};
+
+/* The rows f holds, and their consents, then empties it: with one
+   statement when it is full, else one by one. */
+static int fresh_flush(struct store *s, struct store_contact_batch *b, struct members *m,
+                       struct sq_consent_known *k, struct fresh *f, int64_t now) {
+  struct conn *w = &SQ(s)->w;
+  int together = f->n == SQ_NEW_ROWS, rc;
+  if (together) {
+    sqlite3_stmt *st = sq_stmt(w, ST_CT_NEWN);
+    for (int j = 0; j < f->n; j++) {
+      const struct store_contact *c = &b->rows[f->row[j]];
+      int at = j * SQ_NEW_COLS;
+      bind_contact_at(st, at, b->account_id, c, f->cp[j].record ? &f->cp[j].rec : NULL,
+                      b->import_id, now);
+      sqlite3_bind_int64(st, at + 18, now);
+      f->nnames[j] = own_lists(c, f->names[j]);
+      sq_bind_text(st, at + 19, join_lists(f->names[j], f->nnames[j], f->joined[j]));
+    }
+    if ((rc = sq_step_done(w, st)) != 0) return rc;
+    /* A phone read as not stored was found stored: this write is wrong. */
+    if (sqlite3_changes(w->db) != f->n) {
+      kk_error(LOGCTX, "new contacts: %d of %d went in", sqlite3_changes(w->db), f->n);
+      return KK_ESTORE;
+    }
+  }
+  for (int j = 0; j < f->n; j++) {
+    const struct store_contact *c = &b->rows[f->row[j]];
+    int created = 1;
+    if (together) {
+      b->created++;
+      members_add(m, c->phone, f->names[j], f->nnames[j]);
+    } else {
+      int err = write_one(w, b, m, c, f->cp[j].record ? &f->cp[j].rec : NULL, now, &created);
+      if (err != 0) return err;
+    }
+    int err = sq_consent_apply(s, b->account_id, c, now, k, &f->cp[j], created);
+    if (err != 0) return err;
+  }
+  f->n = 0;
+  return 0;
+}
+
 int sq_contact_write(struct store *s, struct store_op *op) {
   struct store_contact_batch *b = op->data;
   struct conn *w = &SQ(s)->w;
@@ -290,17 +472,41 @@ int sq_contact_write(struct store *s, struct store_op *op) {
   b->created = b->updated = b->duplicates = 0;
   if (b->n < 0 || b->n > STORE_CONTACT_BATCH_MAX) return KK_EINVAL;
   struct sq_consent_known *k = kk_xmalloc(sizeof *k);   /* freed below */
-  int rc = sq_consent_know(s, b->account_id, b->rows, b->n, k);
+  struct fresh *f = kk_xmalloc(sizeof *f);              /* freed below */
+  unsigned char *stored = kk_xmalloc((size_t)b->n + 1); /* freed below */
+  struct members m;                                     /* freed below */
+  members_init(&m);
+  f->n = 0;
+  /* A batch's new contacts (in phone order, none stored yet: a first
+     import's rows) go in SQ_NEW_ROWS a statement, which goes along the
+     table's B-tree instead of down it at each row; the others one by one,
+     in the batch's order. */
+  int known = stored_phones(w, b, stored);
+  import_along(SQ(s), b, known > 0);
+  int rc = known < 0 ? KK_ESTORE : sq_consent_know(s, b->account_id, b->rows, b->n, k);
   for (int i = 0; rc == 0 && i < b->n; i++) {
     const struct store_contact *c = &b->rows[i];
     if (i + 4 < b->n) prefetch_row(&b->rows[i + 4]);
     if (i + 1 < b->n && b->rows[i + 1].attrs) __builtin_prefetch(b->rows[i + 1].attrs);
-    struct sq_contact_consent cp;
+    struct sq_contact_consent *cp = &f->cp[f->n];
+    rc = sq_consent_plan(s, b->account_id, c, now, k, cp);
+    if (rc != 0) break;
+    if (known && !stored[i]) {
+      f->row[f->n++] = i;
+      if (f->n == SQ_NEW_ROWS) rc = fresh_flush(s, b, &m, k, f, now);
+      continue;
+    }
+    struct sq_contact_consent one = *cp;
     int created = 0;
-    rc = sq_consent_plan(s, b->account_id, c, now, k, &cp);
-    if (rc == 0) rc = write_one(w, b, c, cp.record ? &cp.rec : NULL, now, &created);
-    if (rc == 0) rc = sq_consent_apply(s, b->account_id, c, now, k, &cp, created);
+    rc = fresh_flush(s, b, &m, k, f, now);
+    if (rc == 0) rc = write_one(w, b, &m, c, one.record ? &one.rec : NULL, now, &created);
+    if (rc == 0) rc = sq_consent_apply(s, b->account_id, c, now, k, &one, created);
   }
+  if (rc == 0) rc = fresh_flush(s, b, &m, k, f, now);
+  if (rc == 0) rc = members_flush(w, b->account_id, &m);
+  members_fini(&m);
+  free(stored);
+  free(f);
   free(k);
   if (rc != 0) return rc;
   return b->import_id ? import_step(w, b, now) : 0;
@@ -369,6 +575,7 @@ int sq_import_change(struct store *s, struct store_op *op) {
   case STORE_IMPORT_START:
     return import_start(w, o, now);
   case STORE_IMPORT_FINISH:
+    writer_cache(SQ(s), 0);
     st = sq_stmt(w, ST_IMP_FINISH);
     sq_bind_text(st, 1, o->imp.status);
     bind_opt_text(st, 2, o->imp.error);
@@ -376,6 +583,7 @@ int sq_import_change(struct store *s, struct store_op *op) {
     sqlite3_bind_int64(st, 4, o->imp.id);
     return sq_step_done(w, st);
   default:
+    writer_cache(SQ(s), 0);
     st = sq_stmt(w, ST_IMP_FAIL_RUNNING);
     sq_bind_text(st, 1, o->imp.error[0] ? o->imp.error : "interrupted: kaskad stopped");
     sqlite3_bind_int64(st, 2, now);

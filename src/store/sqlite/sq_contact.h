@@ -9,6 +9,15 @@
 
 #include "store/store_contact.h"
 
+/* The page cache of the writer's connection (KiB; SQ_CACHE_KIB otherwise)
+   while an import's batches come in phone order, each above the one before:
+   they write along the B-trees and seldom come back to a page they left, so
+   a smaller cache serves them as well and hands them pages still in the
+   processor's caches. A batch that is not (a file in no order, two imports
+   at once) and the import's end give the larger one back: the reads of
+   those, and of campaigns and cascades, do come back (bench/README.md). */
+#define SQ_IMPORT_CACHE_KIB 16384
+
 /* A contact's columns as contact_row() (sq_contact.c) reads them. */
 #define CONTACT_COLS "c.phone,c.name,c.email,c.timezone,c.timezone_source,"       \
                      "c.operator,c.region,c.vk_id,c.telegram_chat_id,c.viber_id,"  \
@@ -33,6 +42,25 @@
 
 #define CT_LIST_INTO "INSERT OR IGNORE INTO contact_lists(account_id,list,phone) VALUES"
 
+/* Sixteen rows (account ?1, list ?2, phone ?i..?i+15) of a list's
+   members; two of them make CT_LIST_ADDN's SQ_MEMBERS_ROWS. */
+#define CT_MEMBER(i) "(?1,?2,?" #i ")"
+#define CT_MEMBERS_4(a, b, c, d) CT_MEMBER(a) "," CT_MEMBER(b) "," CT_MEMBER(c) "," CT_MEMBER(d)
+#define CT_MEMBERS_16(i) CT_MEMBERS_16_(i)
+#define CT_MEMBERS_16_(i) CT_MEMBERS_16_##i
+#define CT_MEMBERS_16_3 CT_MEMBERS_4(3, 4, 5, 6) "," CT_MEMBERS_4(7, 8, 9, 10) ","       \
+  CT_MEMBERS_4(11, 12, 13, 14) "," CT_MEMBERS_4(15, 16, 17, 18)
+#define CT_MEMBERS_16_19 CT_MEMBERS_4(19, 20, 21, 22) "," CT_MEMBERS_4(23, 24, 25, 26) ","  \
+  CT_MEMBERS_4(27, 28, 29, 30) "," CT_MEMBERS_4(31, 32, 33, 34)
+#define SQ_MEMBERS_ROWS 32
+
+/* The rows of CT_NEWN: SQ_NEW_ROWS of 19 parameters each. */
+#define CT_NEW_1 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+#define CT_NEW_4 CT_NEW_1 "," CT_NEW_1 "," CT_NEW_1 "," CT_NEW_1
+#define CT_NEW_16 CT_NEW_4 "," CT_NEW_4 "," CT_NEW_4 "," CT_NEW_4
+#define SQ_NEW_ROWS 32
+#define SQ_NEW_COLS 19
+
 #define STMT_LIST_CONTACT(XX)                                                  \
   /* a new contact (most rows of a first import): one seek, no upsert */        \
   XX(CT_NEW, "INSERT OR IGNORE INTO contacts(account_id,phone,name,email,"     \
@@ -40,6 +68,15 @@
              "viber_id,attrs,consent,consent_source,consent_at,import_id,"     \
              "created_at,updated_at,lists) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"  \
              "?10,?11,?12,?13,?14,?15,?16,?17,?17,?18)")                       \
+  /* SQ_NEW_ROWS new contacts, each as CT_NEW's ?1..?18 with ?17 twice   \
+     (IGNORE: no statement journal; sqlite3_changes() tells that each went  \
+     in) */                                                                   \
+  XX(CT_NEWN, "INSERT OR IGNORE INTO contacts(account_id,phone,name,email,timezone,"     \
+              "timezone_source,operator,region,vk_id,telegram_chat_id,"        \
+              "viber_id,attrs,consent,consent_source,consent_at,import_id,"    \
+              "created_at,updated_at,lists) VALUES" CT_NEW_16 "," CT_NEW_16)   \
+  XX(CT_PHONES, "SELECT phone FROM contacts WHERE account_id=?1"               \
+                " AND phone BETWEEN ?2 AND ?3 ORDER BY phone LIMIT ?4")        \
   XX(CT_MERGE, CONTACT_INSERT                                                  \
      "name=COALESCE(excluded.name,name), email=COALESCE(excluded.email,email)," \
      " timezone=CASE WHEN excluded.timezone_source='explicit'"                 \
@@ -71,12 +108,11 @@
               " AND phone=?")                                                  \
   XX(CT_LISTS_SET, "UPDATE contacts SET lists=?3 WHERE account_id=?1"          \
                    " AND phone=?2")                                            \
-  /* a contact into 1 to 4 lists with one statement: ?1 account, ?2 phone,  \
-     ?3.. the lists */                                                         \
+  /* a contact into a list: ?1 account, ?2 phone, ?3 the list */            \
   XX(CT_LIST_ADD, CT_LIST_INTO "(?1,?3,?2)")                                   \
-  XX(CT_LIST_ADD2, CT_LIST_INTO "(?1,?3,?2),(?1,?4,?2)")                       \
-  XX(CT_LIST_ADD3, CT_LIST_INTO "(?1,?3,?2),(?1,?4,?2),(?1,?5,?2)")            \
-  XX(CT_LIST_ADD4, CT_LIST_INTO "(?1,?3,?2),(?1,?4,?2),(?1,?5,?2),(?1,?6,?2)") \
+  /* SQ_MEMBERS_ROWS phones into one list: ?1 account, ?2 the list, ?3..    \
+     the phones */                                                             \
+  XX(CT_LIST_ADDN, CT_LIST_INTO CT_MEMBERS_16(3) "," CT_MEMBERS_16(19))        \
   XX(CT_LIST_DEL, "DELETE FROM contact_lists WHERE account_id=? AND list=?"    \
                   " AND phone=?")                                              \
   XX(CT_DEL, "DELETE FROM contacts WHERE account_id=? AND phone=?")            \

@@ -15,6 +15,8 @@
 #include "store/sqlite/sq_money.h"
 
 #define BUSY_MS 1000              /* longest wait for a lock held by another process */
+#define SQ_CACHE_KIB 65536        /* a connection's page cache (the writer's during
+                                     an import: sq_contact.h) */
 
 /* ---- statements -------------------------------------------------------- */
 
@@ -354,6 +356,12 @@ struct sq_store {
   int ck_want, ck_stop;         /* guarded by ck_mu */
   int ck_copied;                /* guarded by ck_mu: frames the last pass copied */
   struct store_cascade_stats cstats_w; /* writer thread only */
+  /* writer: an import's batches going along the B-trees (sq_contact.c):
+     the last one's import and highest phone, whether the cache is the
+     smaller one */
+  int64_t imp_last_id;
+  char imp_last_phone[16];
+  int imp_small_cache;
 };
 
 /* The backend's store of s (a cast: struct store is its first member). */

@@ -345,8 +345,8 @@ int conn_open(struct conn *c, const char *path, int sync_full, int writer) {
   char sql[256];
   snprintf(sql, sizeof sql,
            "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
-           " PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;%s",
-           sync_full ? "FULL" : "NORMAL",
+           " PRAGMA cache_size=-%d; PRAGMA temp_store=MEMORY;%s",
+           sync_full ? "FULL" : "NORMAL", SQ_CACHE_KIB,
            writer ? " PRAGMA wal_autocheckpoint=0;" : ""); /* sq_ckpt.c does it */
   char *err = NULL;
   if (sqlite3_exec(c->db, sql, NULL, NULL, &err) != SQLITE_OK) {
