@@ -103,7 +103,7 @@ static void request_digest(const struct accept_item *it, long long ttl, char out
   digest_add(&b, "sender", m->sender);
   digest_add(&b, "cascade", it->cascade ? it->cascade : "");
   digest_add(&b, "cascade_name", it->cascade_name ? it->cascade_name : "");
-  digest_add(&b, "extra", it->extra);
+  digest_add(&b, "extra", it->digest_extra ? it->digest_extra : it->extra);
   digest_add(&b, "callback_url", m->callback_url);
   digest_add(&b, "campaign", m->campaign);
   if (it->send_at) kk_buf_printf(&b, "send_at=%lld\n", (long long)it->send_at);
