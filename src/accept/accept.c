@@ -85,11 +85,19 @@ static void new_public_id(struct accept *ac, char out[40]) {
  * Stored digests are compared with new ones: what goes in must not change.
  */
 static void digest_add(struct kk_buf *b, const char *name, const char *v) {
-  /* name=<length>:<bytes>; a missing value differs from an empty one */
-  if (v)
-    kk_buf_printf(b, "%s=%zu:%s\n", name, strlen(v), v);
-  else
-    kk_buf_printf(b, "%s=-\n", name);
+  /* name=<length>:<bytes>; a missing value differs from an empty one (the
+     bytes as "%s=%zu:%s\n" would write them, without formatting each) */
+  kk_buf_puts(b, name);
+  if (v == NULL) {
+    kk_buf_append(b, "=-\n", 3);
+    return;
+  }
+  size_t n = strlen(v);
+  char len[24];
+  int k = snprintf(len, sizeof len, "=%zu:", n);
+  kk_buf_append(b, len, (size_t)k);
+  kk_buf_append(b, v, n);
+  kk_buf_append(b, "\n", 1);
 }
 
 static void request_digest(const struct accept_item *it, long long ttl, char out[65]) {
