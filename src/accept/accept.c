@@ -85,11 +85,19 @@ static void new_public_id(struct accept *ac, char out[40]) {
  * Stored digests are compared with new ones: what goes in must not change.
  */
 static void digest_add(struct kk_buf *b, const char *name, const char *v) {
-  /* name=<length>:<bytes>; a missing value differs from an empty one */
-  if (v)
-    kk_buf_printf(b, "%s=%zu:%s\n", name, strlen(v), v);
-  else
-    kk_buf_printf(b, "%s=-\n", name);
+  /* name=<length>:<bytes>; a missing value differs from an empty one (the
+     bytes as "%s=%zu:%s\n" would write them, without formatting each) */
+  kk_buf_puts(b, name);
+  if (v == NULL) {
+    kk_buf_append(b, "=-\n", 3);
+    return;
+  }
+  size_t n = strlen(v);
+  char len[24];
+  int k = snprintf(len, sizeof len, "=%zu:", n);
+  kk_buf_append(b, len, (size_t)k);
+  kk_buf_append(b, v, n);
+  kk_buf_append(b, "\n", 1);
 }
 
 static void request_digest(const struct accept_item *it, long long ttl, char out[65]) {
@@ -103,7 +111,7 @@ static void request_digest(const struct accept_item *it, long long ttl, char out
   digest_add(&b, "sender", m->sender);
   digest_add(&b, "cascade", it->cascade ? it->cascade : "");
   digest_add(&b, "cascade_name", it->cascade_name ? it->cascade_name : "");
-  digest_add(&b, "extra", it->extra);
+  digest_add(&b, "extra", it->digest_extra ? it->digest_extra : it->extra);
   digest_add(&b, "callback_url", m->callback_url);
   digest_add(&b, "campaign", m->campaign);
   if (it->send_at) kk_buf_printf(&b, "send_at=%lld\n", (long long)it->send_at);

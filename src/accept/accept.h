@@ -81,6 +81,10 @@ struct accept_item {
   char *tpl_text, *tpl_extra;   /* owned: rendered; freed by accept_item_fini */
   char *rules_extra;         /* owned: extra with the policy's quiet hours; freed by
                                 accept_item_fini */
+  char *digest_extra;        /* owned: the rendered extra with every channel's text,
+                                when tpl_extra leaves out those that are the text
+                                itself (the idempotency digest's); freed by
+                                accept_item_fini */
   /* the recipient's contact, read before (on the store's pool) by the
      ingress: its fields fill what vars does not; NULL: the contact hook */
   const struct store_contact *contact;
@@ -218,7 +222,8 @@ int accept_check_class(struct accept_item *it);
  * for every step of steps (store_steps_format text; NULL or "": SMS alone).
  * The SMS step gets the sms variant (or the text), each other step its own
  * variant: it->text becomes the SMS text (or the first step's when the
- * cascade has no SMS step), and it->extra gains "texts" {channel: text} and
+ * cascade has no SMS step), and it->extra gains "texts" {channel: text} (a
+ * channel whose text is it->text left out, unless a text has a link) and
  * the rich parts the template gives (image, button, subject,
  * whatsapp_template) that the message does not give itself. Variables come
  * from vars, then the contact hook (struct accept.contact_field). 0, or

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "store/store_contact.h"
 #include "store/store_tpl.h"
@@ -103,7 +104,8 @@ void accept_item_fini(struct accept_item *it) {
   free(it->tpl_text);
   free(it->tpl_extra);
   free(it->rules_extra);
-  it->tpl_text = it->tpl_extra = it->rules_extra = NULL;
+  free(it->digest_extra);
+  it->tpl_text = it->tpl_extra = it->rules_extra = it->digest_extra = NULL;
 }
 
 /* Puts the rendered channel r's parts into x (those x has not). */
@@ -115,6 +117,29 @@ static void merge(json_t *x, json_t *texts, const char *channel, json_t *r) {
     json_t *v = json_object_get(r, parts[i]);
     if (v && json_object_get(x, parts[i]) == NULL) json_object_set(x, parts[i], v);
   }
+}
+
+/* Whether "http" (in any case) is in s. */
+static int has_http(const char *s) {
+  for (; *s; s++)
+    if ((*s == 'h' || *s == 'H') && strncasecmp(s, "http", 4) == 0) return 1;
+  return 0;
+}
+
+/* A channel whose text is the message's own (text) is sent that text
+   without an entry in "texts": the extra, written with the message and read
+   at each of its steps, stays short. Not when a text has a link: each
+   channel's links are then tracked apart (accept_links.h), and every
+   channel keeps its own text for that. 1 when it took any out. */
+static int texts_trim(json_t *texts, const char *text) {
+  const char *k;
+  json_t *v;
+  json_object_foreach(texts, k, v) if (!json_is_string(v) || has_http(json_string_value(v))) return 0;
+  size_t n = json_object_size(texts);
+  void *tmp;
+  json_object_foreach_safe(texts, tmp, k, v) if (strcmp(json_string_value(v), text) == 0)
+      json_object_del(texts, k);
+  return json_object_size(texts) < n;
 }
 
 int accept_render_template(const struct accept *ac, int64_t account_id, const char *steps,
@@ -171,11 +196,17 @@ int accept_render_template(const struct accept *ac, int64_t account_id, const ch
                 "template: \"%.64s\" has no text for the channels of this message",
                 it->template_name);
   if (rc == 0) {
-    json_object_set(x, "texts", texts);
     it->tpl_text = sms ? sms : first ? first : kk_xstrdup(" ");
+    json_object_set(x, "texts", texts);
+    it->tpl_extra = json_dumps(x, JSON_COMPACT);
+    if (texts_trim(texts, it->tpl_text)) {
+      /* the idempotency digest stays what it was with every text */
+      it->digest_extra = it->tpl_extra;
+      if (json_object_size(texts) == 0) json_object_del(x, "texts");
+      it->tpl_extra = json_dumps(x, JSON_COMPACT);
+    }
     if (it->tpl_text != first) free(first);
     sms = first = NULL;
-    it->tpl_extra = json_dumps(x, JSON_COMPACT);
     it->text = it->tpl_text;
     it->text_len = strlen(it->tpl_text);
     it->extra = it->tpl_extra;

@@ -14,6 +14,7 @@
 #include "channel/chan_engine_int.h"
 #include "core/kk_err.h"
 #include "core/kk_hold.h"
+#include "core/kk_jscan.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 
@@ -356,7 +357,23 @@ static int wa_window_open(const struct store_chan_due *row, int64_t now) {
    extra JSON). 0, or a KK_E* code with err saying why. */
 static int send_build(struct chan_engine *e, struct chan_send *k, const struct chan_cfg *cfg,
                       int64_t scope, char *err, size_t errcap) {
-  json_t *x = json_loads(k->row.extra, 0, NULL);
+  /* Only the members a send reads (the extra also carries the other
+     channels' texts); the whole of it when it cannot be walked. */
+  const char *keys[] = {"button", "whatsapp_template", "subject", "image", "code",
+                        k->drv->address_field};
+  json_t *x = k->row.extra ? kk_jscan_pick(k->row.extra, keys, sizeof keys / sizeof keys[0])
+                           : NULL;
+  char *own = NULL;
+  if (x) {
+    size_t tlen = 0, clen = 0;
+    const char *t = kk_jscan_member(k->row.extra, strlen(k->row.extra), "texts", &tlen);
+    const char *c = t ? kk_jscan_member(t, tlen, k->row.channel, &clen) : NULL;
+    own = c ? kk_jscan_string(c, clen) : NULL;
+  } else {
+    x = json_loads(k->row.extra, 0, NULL);
+    const char *o = json_string_value(json_object_get(json_object_get(x, "texts"), k->row.channel));
+    own = o ? kk_xstrdup(o) : NULL;
+  }
   json_t *button = json_object_get(x, "button");
   json_t *tpl = json_object_get(x, "whatsapp_template");
   char *tpl_text = tpl ? json_dumps(tpl, JSON_COMPACT) : NULL;
@@ -371,8 +388,7 @@ static int send_build(struct chan_engine *e, struct chan_send *k, const struct c
   if (k->drv->address_field && k->drv->phone_fallback &&
       json_object_get(x, k->drv->address_field) == NULL)
     address = NULL;
-  /* A message sent by template carries each channel's own text. */
-  const char *own = json_string_value(json_object_get(json_object_get(x, "texts"), k->row.channel));
+  /* A message sent by template carries each channel's own text (own). */
   struct chan_msg m = {
       .attempt_id = k->row.attempt_id,
       .public_id = k->row.public_id,
@@ -392,6 +408,7 @@ static int send_build(struct chan_engine *e, struct chan_send *k, const struct c
   };
   int rc = k->drv->build(cfg, &m, &k->req, err, errcap);
   free(tpl_text);
+  free(own);
   json_decref(x);
   if (rc != 0 && !err[0]) snprintf(err, errcap, "%s", kk_strerror(rc));
   return rc;

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "core/kk_err.h"
+#include "core/kk_jscan.h"
 #include "core/kk_mem.h"
 #include "core/kk_status.h"
 #include "money/money_bill.h"
@@ -337,7 +338,18 @@ static const char *address_for(const struct casc_msg *m, json_t *extra, enum kk_
 static void fill_use(struct casc_run *r, int from) {
   struct casc_msg *m = r->m;
   if (m->has_extra && m->extra == NULL) m->extra = r->ops->extra(r->s, m->id);
-  if (r->extra == NULL && m->extra) r->extra = json_loads(m->extra, 0, NULL);
+  if (r->extra == NULL && m->extra) {
+    /* Only what the steps need (the extra also carries every channel's text):
+       the quiet hours and each step's address field. */
+    const char *keys[1 + STORE_MAX_STEPS];
+    int nk = 0;
+    keys[nk++] = "quiet";
+    for (int j = 0; j < r->nsteps && nk < 1 + STORE_MAX_STEPS; j++)
+      keys[nk++] = r->cm.steps[j].chan == KK_CHAN_NONE ? NULL
+                                                       : kk_chan_address_field(r->cm.steps[j].chan);
+    r->extra = kk_jscan_pick(m->extra, keys, nk);
+    if (r->extra == NULL) r->extra = json_loads(m->extra, 0, NULL);
+  }
   /* The recipient's quiet hours, as the policy gave them at accept. */
   json_t *q = json_object_get(r->extra, "quiet");
   if (json_is_string(json_object_get(q, "tz"))) {

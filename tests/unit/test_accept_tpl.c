@@ -54,10 +54,35 @@ KK_TEST(accept_template_renders_per_step) {
   json_t *texts = json_object_get(x, "texts");
   ASSERT_STR_EQ(json_string_value(json_object_get(texts, "viber")), "V Kazan");
   ASSERT_STR_EQ(json_string_value(json_object_get(texts, "vk")), "Hi there, {{name}}");
-  ASSERT_STR_EQ(json_string_value(json_object_get(texts, "sms")), "SMS {{name}}");
+  /* the SMS step's text is the message's: no entry of its own */
+  ASSERT(json_object_get(texts, "sms") == NULL);
   ASSERT_STR_EQ(json_string_value(json_object_get(x, "image")), "https://own"); /* the message's */
   ASSERT_STR_EQ(json_string_value(json_object_get(x, "viber_id")), "v1");
   json_decref(x);
+
+  /* one text for every step: no "texts" at all, unless a text has a link
+     (each channel's links are tracked apart) */
+  store_template_put(t.store, 5, "plain", "{\"text\":\"Hello\"}", tmp_store_done, &t);
+  store_template_put(t.store, 5, "link", "{\"text\":\"See HTTPS://k.example/a\"}",
+                     tmp_store_done, &t);
+  ASSERT_EQ(tmp_store_wait(&t, 3, 10000), 0);   /* with the first */
+  it.template_name = "plain";
+  it.extra = NULL;
+  ASSERT_EQ(accept_render_template(&ac, 5, steps, &it), 0);
+  ASSERT_STR_EQ(it.text, "Hello");
+  ASSERT_STR_EQ(it.extra, "{}");
+  /* the idempotency digest is over the extra with every text, as before */
+  x = json_loads(it.digest_extra, 0, NULL);
+  ASSERT_EQ(json_object_size(json_object_get(x, "texts")), 3);
+  json_decref(x);
+  it.template_name = "link";
+  ASSERT_EQ(accept_render_template(&ac, 5, steps, &it), 0);
+  x = json_loads(it.extra, 0, NULL);
+  ASSERT_EQ(json_object_size(json_object_get(x, "texts")), 3);
+  ASSERT(it.digest_extra == NULL);
+  json_decref(x);
+  it.template_name = "promo";
+  it.extra = "{\"viber_id\":\"v1\",\"image\":\"https://own\"}";
 
   /* no SMS step: the first step's text */
   ASSERT_EQ(accept_render_template(&ac, 5, "vk/read/30000", &it), 0);

@@ -269,6 +269,13 @@ static const char *const migrations[] = {
     /* 28: a contact's lists in its own row (sq_contact.h), the memberships
        in the one B-tree keyed (account, list, phone) */
     SQ_CONTACT_LISTS_MIGRATION,
+    /* 29 (attempts' addresses): attempts_address's channels as comparisons.
+       Written as an IN list, every attempt insert built that list into a
+       temporary B-tree to test the row against it; queries that name one of
+       the channels use the index as before. */
+    "DROP INDEX attempts_address;"
+    "CREATE INDEX attempts_address ON attempts(channel, address) WHERE address IS NOT NULL"
+    " AND (channel='vk' OR channel='viber' OR channel='telegram');",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
