@@ -110,8 +110,8 @@ void store_chan_result(struct store *s, const struct store_chan_result *r,
                        store_done_cb done, void *arg) {
   struct store_chan_result_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
   d->r = *r;
-  snprintf(d->provider_id, sizeof d->provider_id, "%s", r->provider_id ? r->provider_id : "");
-  snprintf(d->error, sizeof d->error, "%s", r->error ? r->error : "");
+  kk_scopy(d->provider_id, sizeof d->provider_id, r->provider_id ? r->provider_id : "");
+  kk_scopy(d->error, sizeof d->error, r->error ? r->error : "");
   d->r.provider_id = d->provider_id;
   d->r.error = d->error;
   struct store_op *op = store_keep(store_op_of(s, STORE_OP_CHAN_RESULT, done, arg, d, 0));
@@ -124,11 +124,11 @@ void store_chan_status(struct store *s, struct store_chan_status *st,
   struct store_chan_status_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
   st->at = store_clamp_at(st->at, store_now_ms());
   d->st = st;
-  snprintf(d->channel, sizeof d->channel, "%s", st->channel);
-  snprintf(d->provider_id, sizeof d->provider_id, "%s", st->provider_id ? st->provider_id : "");
-  snprintf(d->peer, sizeof d->peer, "%s", st->peer ? st->peer : "");
-  snprintf(d->status, sizeof d->status, "%s", st->status);
-  snprintf(d->error, sizeof d->error, "%s", st->error ? st->error : "");
+  kk_scopy(d->channel, sizeof d->channel, st->channel);
+  kk_scopy(d->provider_id, sizeof d->provider_id, st->provider_id ? st->provider_id : "");
+  kk_scopy(d->peer, sizeof d->peer, st->peer ? st->peer : "");
+  kk_scopy(d->status, sizeof d->status, st->status);
+  kk_scopy(d->error, sizeof d->error, st->error ? st->error : "");
   struct store_op *op = store_op_of(s, STORE_OP_CHAN_STATUS, done, arg, d, 0);
   op->weight = 4;
   store_submit(s, op);
@@ -149,7 +149,7 @@ void store_wa_inbound(struct store *s, int64_t scope, const char *phone, int64_t
                       store_done_cb done, void *arg) {
   struct store_wa_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
   d->scope = scope;
-  snprintf(d->phone, sizeof d->phone, "%s", phone);
+  kk_scopy(d->phone, sizeof d->phone, phone);
   d->at = at;
   store_submit(s, store_op_of(s, STORE_OP_WA_INBOUND, done, arg, d, 0));
 }
@@ -512,8 +512,8 @@ int casc_run_write(struct casc_run *r) {
   m->delivered_twice = c->delivered_twice;
   m->due_at = c->due_at;
   m->wait_until = c->wait_until;
-  snprintf(m->status, sizeof m->status, "%s", kk_status_name(c->status));
-  snprintf(m->channel, sizeof m->channel, "%s", kk_chan_name(c->chan));
+  kk_scopy(m->status, sizeof m->status, kk_status_name(c->status));
+  kk_scopy(m->channel, sizeof m->channel, kk_chan_name(c->chan));
   return 0;
 }
 
@@ -526,14 +526,14 @@ int casc_new(struct store *s, const struct casc_ops *ops, struct store_cascade_s
   m.ins = 1;
   m.id = n->id;
   m.account_id = n->account_id;
-  snprintf(m.public_id, sizeof m.public_id, "%s", n->public_id);
-  snprintf(m.to, sizeof m.to, "%s", n->to ? n->to : "");
-  snprintf(m.status, sizeof m.status, "accepted");
-  snprintf(m.callback_url, sizeof m.callback_url, "%s", n->callback_url ? n->callback_url : "");
+  kk_scopy(m.public_id, sizeof m.public_id, n->public_id);
+  kk_scopy(m.to, sizeof m.to, n->to ? n->to : "");
+  kk_scopy(m.status, sizeof m.status, "accepted");
+  kk_scopy(m.callback_url, sizeof m.callback_url, n->callback_url ? n->callback_url : "");
   m.cascade = n->cascade ? kk_xstrdup(n->cascade) : NULL;
   m.extra = n->extra ? kk_xstrdup(n->extra) : NULL;
   m.has_extra = n->extra != NULL;
-  snprintf(m.route, sizeof m.route, "%s", n->route ? n->route : "");
+  kk_scopy(m.route, sizeof m.route, n->route ? n->route : "");
   m.segments = n->segments;
   m.expires_at = n->expires_at;
   struct casc_run r;
@@ -543,8 +543,7 @@ int casc_new(struct store *s, const struct casc_ops *ops, struct store_cascade_s
   int rc = casc_run_start(&r, start);
   if (rc == 0) rc = casc_run_write(&r);
   n->attempt_id = r.new_id;
-  snprintf(n->first_channel, sizeof n->first_channel, "%s",
-           r.new_id ? r.steps[m.step].channel : "");
+  kk_scopy(n->first_channel, sizeof n->first_channel, r.new_id ? r.steps[m.step].channel : "");
   memset(f, 0, sizeof *f);
   f->step = m.step;
   f->attempt_id = m.attempt_id;
@@ -552,9 +551,8 @@ int casc_new(struct store *s, const struct casc_ops *ops, struct store_cascade_s
   f->wait_until = m.wait_until;
   f->done = m.done;
   f->cost = m.cost;
-  snprintf(f->status, sizeof f->status, "%s",
-           start > n->created_at && !m.done ? "scheduled" : m.status);
-  snprintf(f->channel, sizeof f->channel, "%s", m.channel);
+  kk_scopy(f->status, sizeof f->status, start > n->created_at && !m.done ? "scheduled" : m.status);
+  kk_scopy(f->channel, sizeof f->channel, m.channel);
   casc_run_free(&r);
   casc_msg_free(&m);
   return rc;
@@ -661,7 +659,7 @@ int casc_cancel(struct store *s, const struct casc_ops *ops, struct store_op *op
   if (rc == KK_ENOENT) return 0;
   if (rc) return rc;
   c->found = 1;
-  snprintf(c->status, sizeof c->status, "%s", m.status);
+  kk_scopy(c->status, sizeof c->status, m.status);
   if (strcmp(m.status, "scheduled") != 0) {
     casc_msg_free(&m);
     return 0;
