@@ -301,10 +301,13 @@ export class Smsc {
       });
       if (!ok) {
         if (done) return;
+        session.removeListener('close', onClose);
+        // a session already closing (kaskad killed a moment ago): with
+        // redeliver, the receipt goes on the next bound session too
+        if (this.opts.redeliver) { onClose(); return; }
         done = true;
         clearTimeout(t);
         this._timers.delete(t);
-        session.removeListener('close', onClose);
         reject(new Error('SMSC: session not writable for a receipt'));
       }
     });
