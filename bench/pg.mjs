@@ -88,10 +88,7 @@ function threadTicks(pid, name) {
   try {
     for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
       try {
-        if (fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() !== name) continue;
-        const st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-        t += Number(f[11]) + Number(f[12]);
+        if (fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() === name) t += ticks(`${pid}/task/${tid}`);
       } catch { /* gone */ }
     }
   } catch { /* gone */ }

@@ -321,8 +321,7 @@ enum sim_chan_handled op_start(struct sim_chan *ch, struct op *op, const char *m
   op->ctx = ctx;
   size_t url_len;
   url = cb_url(ch, url, &url_len);
-  char one[2048];
-  snprintf(one, sizeof one, "%.*s", (int)url_len, url);
+  char *one = kk_xstrndup(url, url_len);   /* freed below: the request copies it */
   struct http_client_req req = {
     .method = method,
     .url = one,
@@ -332,8 +331,9 @@ enum sim_chan_handled op_start(struct sim_chan *ch, struct op *op, const char *m
     .body_len = len,
     .timeout_ms = CB_TIMEOUT_MS,
   };
-  if (done == NULL || ch->client == NULL ||
-      http_client_do(ch->client, &req, on_op_answer, op) != 0) {
+  int started = done && ch->client && http_client_do(ch->client, &req, on_op_answer, op) == 0;
+  free(one);
+  if (!started) {
     enum sim_chan_handled h = op_finish(op, 0, "", 0, "cannot start the request", out);
     op_free(op);
     return h;

@@ -63,8 +63,7 @@ static const char *text_channel(json_t *texts, const char *text) {
   return "sms";
 }
 
-/* Whether "http" (in any case) is in the n bytes at t. */
-static int has_http(const char *t, size_t n) {
+int accept_has_http(const char *t, size_t n) {
   for (size_t i = 0; i + 4 <= n; i++)
     if ((t[i] == 'h' || t[i] == 'H') && strncasecmp(t + i, "http", 4) == 0) return 1;
   return 0;
@@ -84,8 +83,8 @@ int accept_links_make(const struct accept *ac, struct accept_item *it) {
   /* Every link begins with http:// or https://, and the extra is written by
      json_dumps, which leaves ASCII letters as they are: with "http" nowhere,
      there is nothing to rewrite (most campaigns) and the extra is not read. */
-  if (!has_http(it->text, it->text_len) &&
-      (it->extra == NULL || !has_http(it->extra, strlen(it->extra))))
+  if (!accept_has_http(it->text, it->text_len) &&
+      (it->extra == NULL || !accept_has_http(it->extra, strlen(it->extra))))
     return 0;
   it->links = kk_xcalloc(LINKS_MAX, sizeof *it->links);   /* freed by accept_links_free */
   struct rewrite w = {.it = it, .base = ac->public_url, .base_len = strlen(ac->public_url)};

@@ -22,4 +22,8 @@ int accept_links_make(const struct accept *ac, struct accept_item *it);
 /* Frees the links made in it. */
 void accept_links_free(struct accept_item *it);
 
+/* Whether "http" (in any case) is in the n bytes at t: a text without it
+   has no link to track. */
+int accept_has_http(const char *t, size_t n);
+
 #endif

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "store/store_contact.h"
 #include "store/store_tpl.h"
@@ -119,13 +118,6 @@ static void merge(json_t *x, json_t *texts, const char *channel, json_t *r) {
   }
 }
 
-/* Whether "http" (in any case) is in s. */
-static int has_http(const char *s) {
-  for (; *s; s++)
-    if ((*s == 'h' || *s == 'H') && strncasecmp(s, "http", 4) == 0) return 1;
-  return 0;
-}
-
 /* A channel whose text is the message's own (text) is sent that text
    without an entry in "texts": the extra, written with the message and read
    at each of its steps, stays short. Not when a text has a link: each
@@ -134,7 +126,9 @@ static int has_http(const char *s) {
 static int texts_trim(json_t *texts, const char *text) {
   const char *k;
   json_t *v;
-  json_object_foreach(texts, k, v) if (!json_is_string(v) || has_http(json_string_value(v))) return 0;
+  json_object_foreach(texts, k, v) if (!json_is_string(v) ||
+                                       accept_has_http(json_string_value(v), json_string_length(v)))
+      return 0;
   size_t n = json_object_size(texts);
   void *tmp;
   json_object_foreach_safe(texts, tmp, k, v) if (strcmp(json_string_value(v), text) == 0)

@@ -56,38 +56,60 @@ static const char *skip_value(const char *p, const char *end) {
   return p > s ? p : NULL;
 }
 
-const char *kk_jscan_member(const char *text, size_t len, const char *key, size_t *vlen) {
-  const char *p = text, *end = text + len, *found = NULL;
-  size_t klen = strlen(key);
+/* Calls each(key, klen, value, vlen, arg) for every member of the object in
+   text[0..len), in order (the key without its quotes, the value as written).
+   0 when the whole object was walked, -1 when it cannot be. */
+static int walk(const char *text, size_t len,
+                void (*each)(const char *k, size_t klen, const char *v, size_t vlen, void *arg),
+                void *arg) {
+  const char *p = text, *end = text + len;
   p = skip_ws(p, end);
-  if (p >= end || *p != '{') return NULL;
+  if (p >= end || *p != '{') return -1;
   p = skip_ws(p + 1, end);
-  if (p < end && *p == '}') return NULL;
+  if (p < end && *p == '}') return 0;
   for (;;) {
-    if (p >= end || *p != '"') return NULL;
+    if (p >= end || *p != '"') return -1;
     const char *k = p + 1, *kend = skip_string(p, end);
-    if (kend == NULL) return NULL;
-    /* a key written with an escape never equals a plain one here: json_dumps
-       writes plain ASCII as it is */
-    int match = (size_t)(kend - 1 - k) == klen && memcmp(k, key, klen) == 0;
+    if (kend == NULL) return -1;
     p = skip_ws(kend, end);
-    if (p >= end || *p != ':') return NULL;
+    if (p >= end || *p != ':') return -1;
     p = skip_ws(p + 1, end);
     const char *v = p;
     p = skip_value(p, end);
-    if (p == NULL) return NULL;
-    if (match) {
-      found = v;
-      *vlen = (size_t)(p - v);
-    }
+    if (p == NULL) return -1;
+    each(k, (size_t)(kend - 1 - k), v, (size_t)(p - v), arg);
     p = skip_ws(p, end);
     if (p < end && *p == ',') {
       p = skip_ws(p + 1, end);
       continue;
     }
-    if (p < end && *p == '}') return found;
-    return NULL;
+    return p < end && *p == '}' ? 0 : -1;
   }
+}
+
+/* A key written with an escape never equals a plain one here: json_dumps
+   writes plain ASCII as it is. */
+static int key_is(const char *k, size_t klen, const char *key) {
+  return strlen(key) == klen && memcmp(k, key, klen) == 0;
+}
+
+struct one {
+  const char *key, *v;
+  size_t vlen;
+};
+
+static void one_each(const char *k, size_t klen, const char *v, size_t vlen, void *arg) {
+  struct one *o = arg;
+  if (!key_is(k, klen, o->key)) return;
+  o->v = v;   /* the last of several, as json_loads */
+  o->vlen = vlen;
+}
+
+const char *kk_jscan_member(const char *text, size_t len, const char *key, size_t *vlen) {
+  struct one o = {key, NULL, 0};
+  if (walk(text, len, one_each, &o) != 0 || o.v == NULL) return NULL;
+  *vlen = o.vlen;
+  return o.v;
 }
 
 /* The value at v decoded: a plain string (no escapes) directly, anything
@@ -98,23 +120,42 @@ static json_t *decode(const char *v, size_t vlen) {
   return json_loadb(v, vlen, JSON_DECODE_ANY, NULL);
 }
 
-json_t *kk_jscan_pick(const char *text, const char *const *keys, int n) {
-  size_t len = strlen(text), vlen = 0;
-  /* one walk to see that the text can be walked at all */
-  const char *p = skip_ws(text, text + len);
-  if (p >= text + len || *p != '{' || skip_value(p, text + len) == NULL) return NULL;
-  json_t *o = json_object();
-  for (int i = 0; i < n; i++) {
-    if (keys[i] == NULL || json_object_get(o, keys[i])) continue;
-    const char *v = kk_jscan_member(text, len, keys[i], &vlen);
-    if (v == NULL) continue;
-    json_t *x = decode(v, vlen);
-    if (x == NULL) {
-      json_decref(o);
-      return NULL;
+struct pick {
+  const char *const *keys;
+  int n;
+  const char **v;   /* each key's value, NULL when absent */
+  size_t *vlen;
+};
+
+static void pick_each(const char *k, size_t klen, const char *v, size_t vlen, void *arg) {
+  struct pick *pk = arg;
+  for (int i = 0; i < pk->n; i++)
+    if (pk->keys[i] && key_is(k, klen, pk->keys[i])) {
+      pk->v[i] = v;   /* the last of several, as json_loads */
+      pk->vlen[i] = vlen;
     }
-    json_object_set_new(o, keys[i], x);
+}
+
+json_t *kk_jscan_pick(const char *text, const char *const *keys, int n) {
+  const char **v = kk_xcalloc((size_t)n + 1, sizeof *v);     /* freed below */
+  size_t *vlen = kk_xcalloc((size_t)n + 1, sizeof *vlen);   /* freed below */
+  struct pick pk = {keys, n, v, vlen};
+  json_t *o = NULL;
+  if (walk(text, strlen(text), pick_each, &pk) == 0) {
+    o = json_object();
+    for (int i = 0; i < n && o; i++) {
+      if (v[i] == NULL || json_object_get(o, keys[i])) continue;
+      json_t *x = decode(v[i], vlen[i]);
+      if (x == NULL) {
+        json_decref(o);
+        o = NULL;
+      } else {
+        json_object_set_new(o, keys[i], x);
+      }
+    }
   }
+  free(v);
+  free(vlen);
   return o;
 }
 

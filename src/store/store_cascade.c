@@ -110,8 +110,8 @@ void store_chan_result(struct store *s, const struct store_chan_result *r,
                        store_done_cb done, void *arg) {
   struct store_chan_result_data *d = kk_xcalloc(1, sizeof *d);   /* freed with the op */
   d->r = *r;
-  kk_scopy(d->provider_id, sizeof d->provider_id, r->provider_id ? r->provider_id : "");
-  kk_scopy(d->error, sizeof d->error, r->error ? r->error : "");
+  kk_scopy(d->provider_id, sizeof d->provider_id, r->provider_id);
+  kk_scopy(d->error, sizeof d->error, r->error);
   d->r.provider_id = d->provider_id;
   d->r.error = d->error;
   struct store_op *op = store_keep(store_op_of(s, STORE_OP_CHAN_RESULT, done, arg, d, 0));
@@ -125,10 +125,10 @@ void store_chan_status(struct store *s, struct store_chan_status *st,
   st->at = store_clamp_at(st->at, store_now_ms());
   d->st = st;
   kk_scopy(d->channel, sizeof d->channel, st->channel);
-  kk_scopy(d->provider_id, sizeof d->provider_id, st->provider_id ? st->provider_id : "");
-  kk_scopy(d->peer, sizeof d->peer, st->peer ? st->peer : "");
+  kk_scopy(d->provider_id, sizeof d->provider_id, st->provider_id);
+  kk_scopy(d->peer, sizeof d->peer, st->peer);
   kk_scopy(d->status, sizeof d->status, st->status);
-  kk_scopy(d->error, sizeof d->error, st->error ? st->error : "");
+  kk_scopy(d->error, sizeof d->error, st->error);
   struct store_op *op = store_op_of(s, STORE_OP_CHAN_STATUS, done, arg, d, 0);
   op->weight = 4;
   store_submit(s, op);
@@ -527,13 +527,13 @@ int casc_new(struct store *s, const struct casc_ops *ops, struct store_cascade_s
   m.id = n->id;
   m.account_id = n->account_id;
   kk_scopy(m.public_id, sizeof m.public_id, n->public_id);
-  kk_scopy(m.to, sizeof m.to, n->to ? n->to : "");
+  kk_scopy(m.to, sizeof m.to, n->to);
   kk_scopy(m.status, sizeof m.status, "accepted");
-  kk_scopy(m.callback_url, sizeof m.callback_url, n->callback_url ? n->callback_url : "");
+  kk_scopy(m.callback_url, sizeof m.callback_url, n->callback_url);
   m.cascade = n->cascade ? kk_xstrdup(n->cascade) : NULL;
   m.extra = n->extra ? kk_xstrdup(n->extra) : NULL;
   m.has_extra = n->extra != NULL;
-  kk_scopy(m.route, sizeof m.route, n->route ? n->route : "");
+  kk_scopy(m.route, sizeof m.route, n->route);
   m.segments = n->segments;
   m.expires_at = n->expires_at;
   struct casc_run r;

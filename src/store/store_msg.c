@@ -18,13 +18,13 @@ void note_new_sms(struct store *s, const struct store_msg_new *m, int64_t due_at
   d->attempt_id = m->attempt_id;
   d->account_id = m->account_id;
   kk_scopy(d->to, sizeof d->to, m->to);
-  kk_scopy(d->sender, sizeof d->sender, m->sender ? m->sender : "");
-  kk_scopy(d->route, sizeof d->route, m->route ? m->route : "");
+  kk_scopy(d->sender, sizeof d->sender, m->sender);
+  kk_scopy(d->route, sizeof d->route, m->route);
   d->text = kk_xstrdup(m->text);
   d->parts_done = 0;
   d->due_at = due_at;
   d->expires_at = m->expires_at;
-  kk_scopy(d->msg_class, sizeof d->msg_class, m->msg_class ? m->msg_class : "");
+  kk_scopy(d->msg_class, sizeof d->msg_class, m->msg_class);
   d->created_at = m->created_at;
   d->scheduled = m->not_before > m->created_at;   /* as casc_new stores it */
   note_due(s, d);
@@ -66,9 +66,9 @@ void store_msg_insert(struct store *s, struct store_msg_new *msgs, int n,
 static struct store_sms_data *sms_copy(const struct store_sms_update *u) {
   struct store_sms_data *d = kk_xcalloc(1, sizeof *d);
   d->u = *u;
-  kk_scopy(d->route, sizeof d->route, u->route ? u->route : "");
-  kk_scopy(d->provider_id, sizeof d->provider_id, u->provider_id ? u->provider_id : "");
-  kk_scopy(d->error, sizeof d->error, u->error ? u->error : "");
+  kk_scopy(d->route, sizeof d->route, u->route);
+  kk_scopy(d->provider_id, sizeof d->provider_id, u->provider_id);
+  kk_scopy(d->error, sizeof d->error, u->error);
   d->u.route = d->route;
   d->u.provider_id = d->provider_id;
   d->u.error = d->error;
@@ -156,7 +156,7 @@ void store_receipt_apply(struct store *s, struct store_receipt *r,
   kk_scopy(d->route, sizeof d->route, r->route);
   for (int i = 0; i < 2; i++) lower_id(r->ids[i] ? r->ids[i] : "", d->ids[i], sizeof d->ids[i]);
   kk_scopy(d->state, sizeof d->state, r->state);
-  kk_scopy(d->error, sizeof d->error, r->error ? r->error : "");
+  kk_scopy(d->error, sizeof d->error, r->error);
   struct store_op *op = store_op_of(s, STORE_OP_RECEIPT, done, arg, d, 0);
   op->weight = 3;
   store_submit(s, op);
@@ -167,10 +167,10 @@ void store_inbound_add(struct store *s, const struct store_inbound *in, store_do
   size_t len = strlen(in->text);
   struct store_inbound_data *d = kk_xcalloc(1, sizeof *d + len + 1);   /* freed with the op */
   kk_scopy(d->channel, sizeof d->channel, in->channel);
-  kk_scopy(d->route, sizeof d->route, in->route ? in->route : "");
+  kk_scopy(d->route, sizeof d->route, in->route);
   kk_scopy(d->from, sizeof d->from, in->from);
-  kk_scopy(d->to, sizeof d->to, in->to ? in->to : "");
-  kk_scopy(d->user, sizeof d->user, in->user ? in->user : "");
+  kk_scopy(d->to, sizeof d->to, in->to);
+  kk_scopy(d->user, sizeof d->user, in->user);
   d->scope = in->scope;
   d->at = in->at;
   memcpy(d->text, in->text, len + 1);
