@@ -18,7 +18,9 @@ export const arg = (name, dflt) => {
 export function requester(agent, defaultKey) {
   return (method, url, body, key = defaultKey) => new Promise((resolve, reject) => {
     const u = new URL(url);
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    // a string body goes as it is (a load generator's, built ahead)
+    const data = body === undefined ? undefined
+      : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
     const req = http.request({ method, host: u.hostname, port: u.port, path: u.pathname + u.search, agent,
       headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json',
                  ...(data ? { 'Content-Length': data.length } : {}) } }, (res) => {

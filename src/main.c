@@ -445,6 +445,12 @@ int main(int argc, char **argv) {
   if (!*store_url || strcmp(store_url, "sqlite") == 0) store_url = NULL;
   long long node_lease = 0;
   if (parse_ms(&d.cfg, KK_CFG_node_lease, &node_lease)) return 2;
+  int writers = atoi(kk_cfg_get(&d.cfg, KK_CFG_store_writers));
+  if (writers < 1 || writers > STORE_WRITERS_MAX) {
+    kk_error(LOGCTX, "store_writers must be 1 to %d, not %s", STORE_WRITERS_MAX,
+             kk_cfg_get(&d.cfg, KK_CFG_store_writers));
+    return 2;
+  }
   /* the node's name: node_id, else this host's name and HTTP port */
   char node_name[300];
   snprintf(node_name, sizeof node_name, "%s", kk_cfg_get(&d.cfg, KK_CFG_node_id));
@@ -455,7 +461,8 @@ int main(int argc, char **argv) {
   }
   struct store_opts sopts = {.dir = dir, .synchronous_full = strcmp(sync, "full") == 0,
                              .store_url = store_url, .node_name = node_name,
-                             .node_lease_ms = node_lease};
+                             .node_lease_ms = node_lease,
+                             .writers = writers};
   if (store_open(d.loop, &sopts, &d.store) != 0) return 1;
   dopts.plan = d.plan;
   d.dispatch = dispatch_new(d.loop, d.store, &dopts);

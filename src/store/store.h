@@ -35,6 +35,8 @@
 
 struct store;
 
+#define STORE_WRITERS_MAX 8   /* store_opts.writers at most */
+
 struct store_opts {
   const char *dir;          /* data folder; the database is DIR/kaskad.db */
   int synchronous_full;     /* 1: synchronous=FULL (default), 0: NORMAL */
@@ -48,6 +50,8 @@ struct store_opts {
   const char *node_name;    /* this node in the nodes list (NULL: host:pid) */
   int64_t node_lease_ms;    /* PostgreSQL: a node silent this long is dead and
                                its work is taken over; default 10000 */
+  int writers;              /* PostgreSQL: write connections (and threads) of
+                               this node, 1 to STORE_WRITERS_MAX; default 1 */
 };
 
 /*

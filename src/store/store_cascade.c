@@ -73,10 +73,30 @@ int store_steps_format(const struct store_step *steps, int n, char *out, size_t 
 
 /* ---- counters, times, rows ---------------------------------------------------- */
 
+/* Every writer's counts together. */
 void store_get_cascade_stats(struct store *s, struct store_cascade_stats *out) {
   pthread_mutex_lock(&s->mu);
   *out = s->cstats;
   pthread_mutex_unlock(&s->mu);
+  for (int i = 0; i < s->nlanes; i++) {
+    struct store_cascade_stats l;
+    store_get_cascade_stats(s->lanes[i], &l);
+    for (int c = 0; c < KK_CHAN_COUNT; c++) {
+      out->seen[c] |= l.seen[c];
+      out->started[c] += l.started[c];
+      out->skipped[c] += l.skipped[c];
+      out->sent[c] += l.sent[c];
+      out->delivered[c] += l.delivered[c];
+      out->read[c] += l.read[c];
+      out->failed[c] += l.failed[c];
+      out->timeout[c] += l.timeout[c];
+      out->fallthrough[c] += l.fallthrough[c];
+      out->late[c] += l.late[c];
+    }
+    out->delivered_twice += l.delivered_twice;
+    out->finished += l.finished;
+    out->held_quiet += l.held_quiet;
+  }
 }
 
 int64_t store_clamp_at(int64_t at, int64_t now) {

@@ -81,6 +81,9 @@ struct store_op {
                            urgent operations are taken in turns by tenant */
   double turn;          /* urgent: its place in those turns (store_submit) */
   int later;            /* times it was handed back (STORE_LATER) */
+  uint64_t lane;        /* 0: the store's first writer; else one of the others
+                           (store_submit; store_lane_of_msg): one message's SMS
+                           results keep one writer, so they keep their order */
   /* NULL, or frees what data points to (before data itself), when the
      operation is done: exec may run more than once (a batch tried again
      whole after a lock conflict), so it leaves data as it found it */
@@ -398,6 +401,10 @@ struct store_backend {
   /* Allocates the store (at least sizeof(struct store), the rest its own,
      zeroed) and opens the database: 0 or KK_ESTORE (nothing left open). */
   int (*open)(const struct store_opts *opts, struct store **out);
+  /* NULL (one writer), or opens another writer of the open store s: a
+     store allocated as open's, with its own connection, that runs the
+     operations given it (no reads, no node duties). Closed by close. */
+  int (*lane_open)(struct store *s, struct store **out);
   /* After the writer has stopped: closes what open opened. The store
      itself is freed by the writer part. */
   void (*close)(struct store *s);
@@ -478,6 +485,7 @@ int store_open_with(uv_loop_t *loop, const struct store_opts *opts,
                     const struct store_backend *be, struct store **out);
 
 #define STORE_TURN_SLOTS 256
+#define STORE_LANE_HINTS (1u << 20)
 
 struct store {
   const struct store_backend *be;
@@ -537,6 +545,17 @@ struct store {
   struct store_optout *optout;
   /* reads off the loop (store_pool.c); NULL until the first */
   struct store_pool *pool;
+  /* A backend with several writers per node (PostgreSQL, store_opts.writers):
+     each other writer is a store of its own (lanes[]: its queue, thread and
+     connection) whose notes and done callbacks reach this one's loop,
+     caches and subscribers; main is the store a lane serves (NULL in the
+     store itself). Loop thread. */
+  struct store *main;
+  struct store *lanes[STORE_WRITERS_MAX - 1];
+  int nlanes;
+  uint8_t *lane_hint;           /* owned: the writer + 1 of an SMS part's
+                                   (route, provider id) by hash, so that its
+                                   receipt goes on the writer of its message */
 };
 
 /* store_notes.c, on the writer thread: a note of the current batch. */
@@ -599,8 +618,22 @@ struct store_decide_data {
   char decision[256];       /* one JSON object */
 };
 
-/* Queues op (loop thread). */
+/* Queues op (loop thread) on the writer its lane names. */
 void store_submit(struct store *s, struct store_op *op);
+/* With several writers, the first writes the new messages (in the order
+   of their ids, which the dispatcher's scan of the store relies on) and
+   everything but SMS results and receipts; those go on the others by
+   message: op->lane = store_lane_of_msg(id). */
+uint64_t store_lane_of_msg(int64_t msg_id);
+/* Loop thread: remembers that the SMS part (route, pid) belongs to message
+   msg_id (its writer: op->lane = msg_id), so that its receipt goes on that
+   writer too (store_lane_hinted: op->lane set when one of the ids is
+   remembered; else it stays on the first writer, which meets the others'
+   rows as another node's). A bounded table by hash: a slot another part
+   took over only sends the receipt to another writer. */
+void store_lane_hint_set(struct store *s, const char *route, const char *pid, int64_t msg_id);
+void store_lane_hinted(struct store *s, struct store_op *op, const char *route,
+                       const char *const *pids, int npids);
 /* Allocates an operation; data is freed after done unless borrowed. */
 struct store_op *store_op_new(op_exec_fn exec, store_done_cb done, void *arg, void *data, int borrowed);
 /* The same for a write of the store.h API: its body is the backend's

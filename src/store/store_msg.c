@@ -80,6 +80,8 @@ static void sms_update(struct store *s, enum store_op_kind kind, const struct st
                        int weight, store_done_cb done, void *arg) {
   struct store_op *op = store_keep(store_op_of(s, kind, done, arg, sms_copy(u), 0));
   op->weight = weight;
+  op->lane = store_lane_of_msg(u->msg_id);   /* a message's SMS results keep one writer */
+  if (kind == STORE_OP_SMS_SUBMITTED) store_lane_hint_set(s, u->route, u->provider_id, u->msg_id);
   store_submit(s, op);
 }
 
@@ -159,6 +161,8 @@ void store_receipt_apply(struct store *s, struct store_receipt *r,
   kk_scopy(d->error, sizeof d->error, r->error);
   struct store_op *op = store_op_of(s, STORE_OP_RECEIPT, done, arg, d, 0);
   op->weight = 3;
+  const char *ids[2] = {d->ids[0], d->ids[1]};
+  store_lane_hinted(s, op, d->route, ids, 2);
   store_submit(s, op);
 }
 

@@ -10,6 +10,7 @@
  */
 #include "store/store.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -488,7 +489,7 @@ static void drain_done(struct store *s) {
   int nnotes;
   struct store_note *notes = notes_take(s, &nnotes);
   pthread_mutex_unlock(&s->mu);
-  notes_deliver(s, notes, nnotes);
+  notes_deliver(s->main ? s->main : s, notes, nnotes);   /* a lane's reach its store's */
   while (op) {
     struct store_op *next = op->next;
     s->pending--;
@@ -546,8 +547,49 @@ static void urgent_queue(struct store *s, struct store_op *op) {
   s->q_nurgent++;
 }
 
+/* ---- several writers ---------------------------------------------------- */
+
+/* The writer op goes to (loop thread): the first for lane 0, else one of
+   the others (op->lane - 1 modulo their number). */
+static struct store *writer_of(struct store *s, const struct store_op *op) {
+  if (s->nlanes == 0 || op->lane == 0) return s;
+  return s->lanes[(op->lane - 1) % (uint64_t)s->nlanes];
+}
+
+uint64_t store_lane_of_msg(int64_t msg_id) { return 1 + (uint64_t)msg_id; }
+
+/* The slot of an SMS part's (route, provider id) among the hints: FNV-1a,
+   the id without regard to letter case (as receipts match it). */
+static uint32_t hint_slot(const char *route, const char *pid) {
+  uint32_t h = 2166136261u;
+  for (const char *c = route; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
+  h = (h ^ 0xffu) * 16777619u;
+  for (const char *c = pid; *c; c++) h = (h ^ (unsigned char)tolower((unsigned char)*c)) * 16777619u;
+  return h & (STORE_LANE_HINTS - 1);
+}
+
+void store_lane_hint_set(struct store *s, const char *route, const char *pid, int64_t msg_id) {
+  if (s->nlanes == 0 || s->lane_hint == NULL || !route || !pid || !*pid || msg_id <= 0) return;
+  s->lane_hint[hint_slot(route, pid)] =
+      (uint8_t)(1 + (store_lane_of_msg(msg_id) - 1) % (uint64_t)s->nlanes);
+}
+
+void store_lane_hinted(struct store *s, struct store_op *op, const char *route,
+                       const char *const *pids, int npids) {
+  if (s->nlanes == 0 || s->lane_hint == NULL || !route) return;
+  for (int i = 0; i < npids; i++) {
+    if (!pids[i] || !*pids[i]) continue;
+    uint8_t w = s->lane_hint[hint_slot(route, pids[i])];
+    if (w) {
+      op->lane = w;
+      return;
+    }
+  }
+}
+
 /* Queues op (loop thread). */
 void store_submit(struct store *s, struct store_op *op) {
+  s = writer_of(s, op);
   op->next = NULL;
   if (op->weight < 1) op->weight = 1;
   s->pending++;
@@ -604,6 +646,7 @@ struct store_op *store_keep(struct store_op *op) {
 }
 
 void store_give_up(struct store *s) {
+  for (int i = 0; i < s->nlanes; i++) store_give_up(s->lanes[i]);
   pthread_mutex_lock(&s->mu);
   if (!s->final && (s->degraded || s->retrying))
     kk_warnx(LOGCTX, "giving up on writes the database refuses: they fail from now on");
@@ -616,10 +659,15 @@ int store_degraded(struct store *s) {
   pthread_mutex_lock(&s->mu);
   int d = s->degraded;
   pthread_mutex_unlock(&s->mu);
+  for (int i = 0; i < s->nlanes && !d; i++) d = store_degraded(s->lanes[i]);
   return d;
 }
 
-int store_pending(const struct store *s) { return s->pending; }
+int store_pending(const struct store *s) {
+  int n = s->pending;
+  for (int i = 0; i < s->nlanes; i++) n += s->lanes[i]->pending;
+  return n;
+}
 
 int store_exclusive(const struct store *s) { return s->be->exclusive; }
 
@@ -631,6 +679,20 @@ int store_open(uv_loop_t *loop, const struct store_opts *opts, struct store **ou
   kk_error(LOGCTX, "unknown store %.*s (postgresql://... or none for SQLite)",
            (int)strcspn(url, ":"), url);
   return KK_ESTORE;
+}
+
+/* Starts s's writer thread and its hand-off to loop. */
+static void writer_start(struct store *s, uv_loop_t *loop, const struct store_opts *opts) {
+  s->loop = loop;
+  s->max_batch = opts->max_batch > 0 ? opts->max_batch : 4096;
+  s->q_tail = &s->q_head;
+  s->q_urgent = &s->q_head;
+  s->done_tail = &s->done_head;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  uv_async_init(loop, &s->async, on_async);
+  s->async.data = s;
+  pthread_create(&s->thread, NULL, writer_main, s);
 }
 
 int store_open_with(uv_loop_t *loop, const struct store_opts *opts,
@@ -653,15 +715,24 @@ int store_open_with(uv_loop_t *loop, const struct store_opts *opts,
   s->loop = loop;
   snprintf(s->node_name, sizeof s->node_name, "%s", opts->node_name ? opts->node_name : "");
   s->started_at = store_now_ms();
-  s->max_batch = opts->max_batch > 0 ? opts->max_batch : 4096;
-  s->q_tail = &s->q_head;
-  s->q_urgent = &s->q_head;
-  s->done_tail = &s->done_head;
-  pthread_mutex_init(&s->mu, NULL);
-  pthread_cond_init(&s->cv, NULL);
-  uv_async_init(loop, &s->async, on_async);
-  s->async.data = s;
-  pthread_create(&s->thread, NULL, writer_main, s);
+  writer_start(s, loop, opts);
+  /* The other writers: a lane that cannot open leaves the store with fewer. */
+  int writers = opts->writers > STORE_WRITERS_MAX ? STORE_WRITERS_MAX : opts->writers;
+  for (int i = 1; be->lane_open && i < writers; i++) {
+    struct store *l = NULL;
+    if (be->lane_open(s, &l) != 0) {
+      kk_error(LOGCTX, "writer %d of %d cannot open: going on with %d", i + 1, writers, i);
+      break;
+    }
+    l->be = be;
+    l->main = s;
+    l->cache = s->cache;
+    l->tpls = s->tpls;
+    l->optout = s->optout;
+    writer_start(l, loop, opts);
+    s->lanes[s->nlanes++] = l;
+  }
+  if (s->nlanes > 0) s->lane_hint = kk_xcalloc(STORE_LANE_HINTS, 1);   /* freed by store_close */
   *out = s;
   return 0;
 }
@@ -673,17 +744,36 @@ static void on_async_closed(uv_handle_t *h) {
   free(s);
 }
 
-void store_close(struct store *s) {
-  /* Reads in flight finish and are answered first: a done callback may
-     still queue a write. */
-  store_pool_stop(s);
+/* Stops s's writer once its queue is empty. */
+static void writer_stop(struct store *s) {
   pthread_mutex_lock(&s->mu);
   s->stop = 1;
   s->final = 1;
   pthread_cond_signal(&s->cv);
   pthread_mutex_unlock(&s->mu);
   pthread_join(s->thread, NULL);
+}
+
+void store_close(struct store *s) {
+  /* Reads in flight finish and are answered first: a done callback may
+     still queue a write. */
+  store_pool_stop(s);
+  for (int i = 0; i < s->nlanes; i++) writer_stop(s->lanes[i]);
+  writer_stop(s);
+  for (int i = 0; i < s->nlanes; i++) drain_done(s->lanes[i]);
   drain_done(s);
+  for (int i = 0; i < s->nlanes; i++) {
+    struct store *l = s->lanes[i];
+    l->be->close(l);
+    notes_truncate(l, 0);
+    free(l->wnotes);
+    notes_free(l->lnotes, l->nl);
+    free(l->lnotes);
+    uv_close((uv_handle_t *)&l->async, on_async_closed);
+  }
+  s->nlanes = 0;
+  free(s->lane_hint);
+  s->lane_hint = NULL;
   s->be->close(s);
   notes_truncate(s, 0);
   free(s->wnotes);
@@ -700,10 +790,40 @@ void store_close(struct store *s) {
   uv_close((uv_handle_t *)&s->async, on_async_closed);
 }
 
+/* Adds b's counts to a's. */
+static void stats_add(struct store_stats *a, const struct store_stats *b) {
+  a->commits += b->commits;
+  a->ops += b->ops;
+  a->errors += b->errors;
+  a->errors_busy += b->errors_busy;
+  a->errors_io += b->errors_io;
+  a->lock_retries += b->lock_retries;
+  a->handed_back += b->handed_back;
+  a->degraded |= b->degraded;
+  a->retrying += b->retrying;
+  for (int i = 0; i <= STORE_HIST_BUCKETS; i++) {
+    a->commit_hist[i] += b->commit_hist[i];
+    a->batch_hist[i] += b->batch_hist[i];
+    a->urgent_hist[i] += b->urgent_hist[i];
+  }
+  a->commit_sum_ms += b->commit_sum_ms;
+  a->batch_sum += b->batch_sum;
+  a->urgent_sum_ms += b->urgent_sum_ms;
+  a->urgent += b->urgent;
+  a->early_refused += b->early_refused;
+  a->early_expired += b->early_expired;
+}
+
+/* Every writer's counts together. */
 void store_get_stats(struct store *s, struct store_stats *out) {
   pthread_mutex_lock(&s->mu);
   *out = s->stats;
   out->degraded = s->degraded;
   out->retrying = s->retrying;
   pthread_mutex_unlock(&s->mu);
+  for (int i = 0; i < s->nlanes; i++) {
+    struct store_stats l;
+    store_get_stats(s->lanes[i], &l);
+    stats_add(out, &l);
+  }
 }

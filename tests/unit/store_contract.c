@@ -51,7 +51,9 @@ static int64_t pg_num(struct sc_env *e, const char *sql) {
   return v;
 }
 
-void sc_pg_open(struct sc_pg *p, int nstores) {
+void sc_pg_open(struct sc_pg *p, int nstores) { sc_pg_open_writers(p, nstores, 1); }
+
+void sc_pg_open_writers(struct sc_pg *p, int nstores, int writers) {
   kk_test_need_pg();
   kk_log_level = KK_LOG_ERROR;
   memset(p, 0, sizeof *p);
@@ -59,7 +61,7 @@ void sc_pg_open(struct sc_pg *p, int nstores) {
   p->sql = tmp_pg_connect(&p->db);
   ASSERT(p->sql != NULL);
   for (int i = 0; i < nstores && i < 2; i++) {
-    struct store_opts o = {.store_url = p->db.url};
+    struct store_opts o = {.store_url = p->db.url, .writers = writers};
     ASSERT_EQ(tmp_store_open(&p->st[i], "pgc", &o), 0);
     p->e[i] = (struct sc_env){.t = &p->st[i], .num = pg_num, .ctx = p->sql};
     p->nst++;

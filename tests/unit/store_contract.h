@@ -37,6 +37,8 @@ struct sc_pg {
   struct sc_env e[2];
 };
 void sc_pg_open(struct sc_pg *p, int nstores);
+/* The same with each store writing through `writers` connections. */
+void sc_pg_open_writers(struct sc_pg *p, int nstores, int writers);
 void sc_pg_close(struct sc_pg *p);
 /* Two nodes: node 1 holds a VK status early while node 0 stores the send's
    answer in a batch that crossed the hold (neither saw the other's row);

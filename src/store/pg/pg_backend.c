@@ -60,6 +60,7 @@ static int pgb_begin(struct store *s) {
   pgc_keyed_forget(s);
   q->writer_pid = PQbackendPID(w->db);
   q->writer_up = 1;
+  if (s->main) PG(s->main)->lane_pids[q->lane_no] = q->writer_pid;
   pgn_begin(q);
   return rc == 0 ? 0 : KK_ESTORE;
 }
@@ -257,6 +258,31 @@ static int pgb_open(const struct store_opts *opts, struct store **out) {
   return 0;
 }
 
+/* Another writer of the node s (store_opts.writers): a connection of its
+   own whose rows are the node's (the columns' default), no reads, no
+   heartbeat and no listening (the node's first writer does those). */
+static int pgb_lane_open(struct store *s, struct store **out) {
+  struct pg_store *m = PG(s);
+  if (m->nlanes_opened + 1 >= STORE_WRITERS_MAX) return KK_ESTORE;
+  struct pg_store *q = kk_xcalloc(1, sizeof *q);   /* freed by the writer part */
+  q->url = kk_xstrdup(m->url);
+  q->ws.early_cap = m->ws.early_cap;
+  q->node_id = m->node_id;
+  q->lease_ms = m->lease_ms;
+  snprintf(q->node_name, sizeof q->node_name, "%s", m->node_name);
+  int rc = pg_conn_open(&q->w, q->url);
+  snprintf(q->w.node, sizeof q->w.node, "%lld", (long long)q->node_id);
+  if (rc != 0 || pg_conn_session(&q->w) != 0) {
+    pg_conn_close(&q->w);
+    free(q->url);
+    free(q);
+    return KK_ESTORE;
+  }
+  q->lane_no = m->nlanes_opened++;
+  *out = &q->base;
+  return 0;
+}
+
 /* Pool thread: a read connection of its own (freed by pgb_reader_close). */
 static void *pgb_reader_open(struct store *s) {
   struct pg_conn *c = kk_xcalloc(1, sizeof *c);
@@ -278,7 +304,7 @@ static void pgb_reader_close(struct store *s, void *rd) {
 static void pgb_close(struct store *s) {
   struct pg_store *q = PG(s);
   pgn_stop(q);
-  if (q->w.db && pg_conn_ensure(&q->w) == 0) pgn_close(q);
+  if (s->main == NULL && q->w.db && pg_conn_ensure(&q->w) == 0) pgn_close(q);
   pg_conn_close(&q->w);
   pg_conn_close(&q->r);
   free(q->url);
@@ -292,6 +318,7 @@ static void pgb_close(struct store *s) {
 const struct store_backend store_pg_backend = {
     .name = "postgresql",
     .open = pgb_open,
+    .lane_open = pgb_lane_open,
     .close = pgb_close,
     .reader_open = pgb_reader_open,
     .sql = pg_sql,

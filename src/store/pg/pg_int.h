@@ -167,6 +167,10 @@ struct pg_store {
     size_t cap, n;
   } seen;
   _Atomic int writer_pid, writer_up;
+  /* the node's other writers (store_opts.writers): their server processes,
+     whose notifications are not news either; this one's number among them */
+  _Atomic int lane_pids[STORE_WRITERS_MAX];
+  int nlanes_opened, lane_no;
   char *url;                /* owned: the pool threads' readers connect to it */
   struct pgw_state ws;      /* writer: messages, SMS, channels and cascades */
   struct store_cascade_stats cstats_begin;   /* writer: ws.cstats at the batch's BEGIN */

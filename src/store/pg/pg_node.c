@@ -139,7 +139,9 @@ static void hb_heard(struct pg_store *q) {
   }
   PGnotify *n;
   while ((n = PQnotifies(q->hb.db)) != NULL) {
-    if (n->be_pid != q->writer_pid) {
+    int own = n->be_pid == q->writer_pid;
+    for (int i = 0; i < STORE_WRITERS_MAX && !own; i++) own = n->be_pid == q->lane_pids[i];
+    if (!own) {
       inbox_add(q, n->relname, n->extra);
       news = 1;
     }
@@ -668,6 +670,7 @@ void pgn_before_commit(struct store *s) {
   int nw = s->nw;
   if (cfg_send(s, nw) != 0) kk_error(LOGCTX, "sending configuration changes to the nodes failed");
   if (pgp_send(s, nw) != 0) kk_error(LOGCTX, "sending stop-list, consent and cap changes to the nodes failed");
+  if (s->main) return;   /* another writer of the node: the first hears and beats */
   if (cfg_receive(s) != 0) kk_error(LOGCTX, "reading another node's configuration change failed");
   seen_notes(s, s->nw);
   double m = mono_ms();
