@@ -151,7 +151,15 @@ static int key_of(struct sq_counts *c, int64_t account_id, int64_t variant, cons
   return c->nkeys++;
 }
 
+/* A change at the key of the last note, taken since the operation's
+   savepoint, goes into that note: a statement that changes many rows alike
+   (a campaign's recipients all cancelled or deleted) takes one note, not
+   one a row. */
 static void note_add(struct sq_counts *c, int key, int64_t sign, const int64_t v[5]) {
+  if (c->nnotes > c->mark && c->notes[c->nnotes - 1].key == key) {
+    for (int i = 0; i < 5; i++) c->notes[c->nnotes - 1].v[i] += sign * v[i];
+    return;
+  }
   if (c->nnotes == c->capnotes) {
     c->capnotes = c->capnotes ? c->capnotes * 2 : 512;
     c->notes = kk_xrealloc(c->notes, sizeof *c->notes * (size_t)c->capnotes);
