@@ -32,7 +32,8 @@
 // running on (_after_planning), steps_per_s_while_creating, the store's commits and
 // operations per commit, kaskad's CPU seconds (its event loop, the busiest other
 // thread: the store's writer, the rest) and CPU µs per step, report_ms p50/p99/max (and how
-// many reads), peak_rss_mib (VmHWM) and rss_after_planning_mib, and the load
+// many reads; report_max_at_s: when the slowest began, s from the start, and
+// report_max_while_planning), peak_rss_mib (VmHWM) and rss_after_planning_mib, and the load
 // average before and after.
 import fs from 'node:fs';
 import http from 'node:http';
@@ -109,12 +110,15 @@ await request('PUT', `${URL_K}/v1/campaigns/bench`, {
 
 // ---- 3. reports and memory while it goes ------------------------------------------
 const lat = [];
-let stop = false, peakSampled = 0;
+let stop = false, peakSampled = 0, t0 = 0, tRunning = 0;
+let slowest = { ms: -1, at: 0, planning: false };   // the slowest read, when it began (s from the start)
 const reader = (async () => {
   while (!stop) {
-    const t = process.hrtime.bigint();
+    const t = process.hrtime.bigint(), at = Date.now();
     await request('GET', `${URL_K}/v1/campaigns/bench/report`, undefined, key);
-    lat.push(Number(process.hrtime.bigint() - t) / 1e6);
+    const ms = Number(process.hrtime.bigint() - t) / 1e6;
+    lat.push(ms);
+    if (ms > slowest.ms) slowest = { ms, at: t0 ? (at - t0) / 1000 : null, planning: !!t0 && !tRunning };
     await sleep(opt.report_ms);
   }
 })();
@@ -130,7 +134,7 @@ if (opt.perf) {
   await sleep(500);
 }
 const cpu0 = threadCpu(kk.pid);
-const t0 = Date.now();
+t0 = Date.now();
 await request('POST', `${URL_K}/v1/campaigns/bench/start`, undefined, key);
 let c, tFirst = 0;
 await until(async () => {
@@ -138,7 +142,7 @@ await until(async () => {
   if (!tFirst && (c.by_recipient_status?.created ?? 0) > 0) tFirst = Date.now();
   return c.status !== 'planning' && c.status !== 'draft';
 }, 'the plan', 3600000, 20);
-const tRunning = Date.now();
+tRunning = Date.now();
 const m0Created = c.by_recipient_status?.created ?? 0;
 const rssPlanned = status(kk.pid, 'VmRSS');
 const m0 = await metrics();
@@ -207,6 +211,8 @@ const res = {
   report_ms_p50: pct(lat, 0.5),
   report_ms_p99: pct(lat, 0.99),
   report_ms_max: pct(lat, 1),
+  report_max_at_s: slowest.at === null ? null : +slowest.at.toFixed(1),
+  report_max_while_planning: slowest.planning,
   peak_rss_mib: Math.round(peak),
   rss_after_planning_mib: Math.round(rssPlanned),
   load_before: load0,

@@ -136,6 +136,33 @@ static int texts_trim(json_t *texts, const char *text) {
   return json_object_size(texts) < n;
 }
 
+/* The parsed bodies of the templates used last (a campaign renders its
+   template for each of its messages): a body's document is a function of
+   its text alone, so a template changed since is parsed again and an entry
+   of another store is as good. Loop thread only (as the templates are). */
+#define DOCS_KEPT 8
+static struct tpl_doc {
+  char *body;          /* a copy of the text parsed */
+  json_t *doc;         /* its document, read-only */
+} docs[DOCS_KEPT];
+static unsigned docs_next;
+
+/* body's document, borrowed until the next call, or NULL when it is not
+   JSON. */
+static const json_t *doc_of(const char *body) {
+  for (int i = 0; i < DOCS_KEPT; i++)
+    if (docs[i].body && strcmp(docs[i].body, body) == 0) return docs[i].doc;
+  json_error_t je;
+  json_t *doc = json_loads(body, 0, &je);
+  if (doc == NULL) return NULL;
+  struct tpl_doc *d = &docs[docs_next++ % DOCS_KEPT];
+  free(d->body);
+  json_decref(d->doc);
+  d->body = kk_xstrdup(body);
+  d->doc = doc;
+  return doc;
+}
+
 int accept_render_template(const struct accept *ac, int64_t account_id, const char *steps,
                            struct accept_item *it) {
   accept_item_fini(it);
@@ -145,11 +172,10 @@ int accept_render_template(const struct accept *ac, int64_t account_id, const ch
     return refuse(it, "unknown_template", "template", "template: no template \"%.64s\"",
                   it->template_name ? it->template_name : "");
   json_error_t je;
-  json_t *doc = json_loads(t->body, 0, &je);
+  const json_t *doc = doc_of(t->body);
   struct store_step st[STORE_MAX_STEPS];
   int n = store_steps_parse(steps, st);
   if (doc == NULL || n <= 0) {
-    json_decref(doc);
     return refuse(it, "invalid_text", "template", "template: \"%.64s\" cannot be read",
                   it->template_name);
   }
@@ -209,7 +235,6 @@ int accept_render_template(const struct accept *ac, int64_t account_id, const ch
   free(sms);
   json_decref(texts);
   json_decref(x);
-  json_decref(doc);
   accept_contact_vars_fini(&ca.cv);
   return rc;
 }

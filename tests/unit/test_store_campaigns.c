@@ -8,8 +8,11 @@
  * cancel), the planning's batches stored with where it is after each (not
  * under another node's lease), the export read a page at a time in seq order, unknown
  * campaigns, and a campaign runner's messages inserted without the urgency
- * of a stream message's.
+ * of a stream message's; on SQLite, the figures of a campaign's messages
+ * (kept by the writer) equal a count of the messages after inserts, a
+ * message's change and a refused insert in the same batches.
  */
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,6 +371,75 @@ KK_TEST(store_campaign_messages_not_urgent) {
   ASSERT_EQ(urgent_after_insert(&t, "msg_u2", NAME, 1), before);
   ASSERT_EQ(urgent_after_insert(&t, "msg_u3", NAME, 0), before + 1);
   ASSERT_EQ(urgent_after_insert(&t, "msg_u4", NULL, 0), before + 2);
+  ASSERT_EQ(tmp_store_close(&t), 0);
+}
+
+/* SQLite: the figures kept of a campaign's messages, against a count of
+   the messages themselves: each (variant, channel, status) the same
+   messages, cost and second deliveries, none kept that is not there. */
+static const char recount_sql[] =
+    "WITH kept AS (SELECT account_id,campaign,variant,channel,status,SUM(n),SUM(cost),"
+    "SUM(sms_only_cost),SUM(twice),SUM(twice_msgs) FROM campaign_counts"
+    " WHERE status NOT LIKE 'r:%' AND status<>'opted_out' GROUP BY 1,2,3,4,5"
+    " HAVING SUM(n)<>0),"
+    " counted AS (SELECT account_id,campaign,COALESCE(variant,-1),COALESCE(channel,''),status,"
+    "COUNT(*),COALESCE(SUM(cost),0),COALESCE(SUM(sms_only_cost),0),"
+    "COALESCE(SUM(delivered_twice),0),COALESCE(SUM(delivered_twice>0),0) FROM messages"
+    " WHERE campaign IS NOT NULL GROUP BY 1,2,3,4,5)"
+    " SELECT (SELECT COUNT(*) FROM (SELECT * FROM kept EXCEPT SELECT * FROM counted))"
+    "+(SELECT COUNT(*) FROM (SELECT * FROM counted EXCEPT SELECT * FROM kept)),"
+    " (SELECT COUNT(*) FROM kept)";
+static void recount(struct tmp_store *t, int64_t *differ, int64_t *kept) {
+  char path[TMP_STORE_DIR_MAX + 16];
+  snprintf(path, sizeof path, "%s/kaskad.db", t->dir);
+  sqlite3 *db = NULL;
+  ASSERT_EQ(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3_stmt *st = NULL;
+  ASSERT_EQ(sqlite3_prepare_v2(db, recount_sql, -1, &st, NULL), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  *differ = sqlite3_column_int64(st, 0);
+  *kept = sqlite3_column_int64(st, 1);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+KK_TEST(store_campaign_message_figures_sqlite) {
+  kk_log_level = KK_LOG_ERROR;
+  struct tmp_store t;
+  ASSERT_EQ(tmp_store_open(&t, "campfig", NULL), 0);
+  int64_t now = store_now_ms();
+  static char ids[6][24], keys[6][24];
+  struct store_msg_new m[6];
+  for (int i = 0; i < 6; i++) {
+    snprintf(ids[i], sizeof ids[i], "msg_f%d", i);
+    snprintf(keys[i], sizeof keys[i], "k%d", i);
+    m[i] = (struct store_msg_new){.account_id = ACC, .public_id = ids[i], .idem_key = keys[i],
+                                  .to = "79161234567", .text = "hi", .msg_class = "service",
+                                  .encoding = "gsm7", .segments = 1, .route = "r1",
+                                  .campaign = i == 5 ? NULL : NAME, .variant = i % 3,
+                                  .created_at = now, .expires_at = now + 3600000,
+                                  .not_before = i < 3 ? now + 3600000 : 0};
+  }
+  int want = t.ndone + 1;
+  store_msg_insert(t.store, m, 6, tmp_store_done, &t);
+  ASSERT_EQ(tmp_store_wait(&t, want, 20000), 0);
+  /* the same again: refused as duplicates, nothing counted twice */
+  want = t.ndone + 1;
+  store_msg_insert(t.store, m, 6, tmp_store_done, &t);
+  ASSERT_EQ(tmp_store_wait(&t, want, 20000), 0);
+  /* one scheduled message cancelled: its status moves in the figures */
+  struct store_msg_cancel c = {.account_id = ACC, .at = now};
+  snprintf(c.public_id, sizeof c.public_id, "%s", ids[1]);
+  want = t.ndone + 1;
+  store_msg_cancel(t.store, &c, tmp_store_done, &t);
+  ASSERT_EQ(tmp_store_wait(&t, want, 20000), 0);
+  ASSERT(c.cancelled);
+  tmp_store_db_close(&t);
+  int64_t differ = -1, kept = 0;
+  recount(&t, &differ, &kept);
+  ASSERT_EQ(differ, 0);
+  ASSERT(kept >= 3);   /* cancelled, scheduled and the others' status, by variant */
+  ASSERT_EQ(tmp_store_db_open(&t, NULL), 0);
   ASSERT_EQ(tmp_store_close(&t), 0);
 }
 

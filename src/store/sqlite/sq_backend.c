@@ -42,15 +42,27 @@ static int sq_begin(struct store *s) {
   return KK_ESTORE;
 }
 
-static int sq_commit(struct store *s) { return sq_exec(&SQ(s)->w, ST_COMMIT); }
+/* A campaign's figures changed in the transaction go in with it; when they
+   cannot, it does not commit (the writer rolls it back). */
+static int sq_commit(struct store *s) {
+  if (sq_counts_flush(SQ(s)) != 0) return KK_ESTORE;
+  return sq_exec(&SQ(s)->w, ST_COMMIT);
+}
 
 static void sq_rollback(struct store *s) {
   if (!sqlite3_get_autocommit(SQ(s)->w.db)) sq_exec(&SQ(s)->w, ST_ROLLBACK);
+  sq_counts_drop(SQ(s));
 }
 
-static int sq_savepoint(struct store *s) { return sq_exec(&SQ(s)->w, ST_SAVEPOINT); }
+static int sq_savepoint(struct store *s) {
+  sq_counts_mark(SQ(s));
+  return sq_exec(&SQ(s)->w, ST_SAVEPOINT);
+}
 static void sq_release(struct store *s) { sq_exec(&SQ(s)->w, ST_RELEASE); }
-static void sq_rollback_to(struct store *s) { sq_exec(&SQ(s)->w, ST_ROLLBACK_TO); }
+static void sq_rollback_to(struct store *s) {
+  sq_exec(&SQ(s)->w, ST_ROLLBACK_TO);
+  sq_counts_undo(SQ(s));
+}
 static int sq_in_tx(struct store *s) { return !sqlite3_get_autocommit(SQ(s)->w.db); }
 
 static int fault_kind(int sqlite_rc) {
@@ -119,6 +131,7 @@ static int64_t max_id(struct conn *c, enum stmt_id id) {
 }
 
 static void open_failed(struct sq_store *q) {
+  sq_counts_stop(q);
   conn_close(&q->w);
   conn_close(&q->r);
   free(q);
@@ -134,7 +147,7 @@ static int sq_open(const struct store_opts *opts, struct store **out) {
   snprintf(path, sizeof path, "%s/kaskad.db", opts->dir);
   q->early_cap = opts->early_cap > 0 ? opts->early_cap : 10000;
   if (conn_open(&q->w, path, opts->synchronous_full, 1) != 0 || sq_migrate(&q->w) != 0 ||
-      conn_open(&q->r, path, opts->synchronous_full, 0) != 0) {
+      sq_counts_start(q) != 0 || conn_open(&q->r, path, opts->synchronous_full, 0) != 0) {
     open_failed(q);
     return KK_ESTORE;
   }
@@ -155,6 +168,7 @@ static int sq_open(const struct store_opts *opts, struct store **out) {
 static void sq_close(struct store *s) {
   struct sq_store *q = SQ(s);
   ckpt_stop(s);
+  sq_counts_stop(q);
   conn_close(&q->w);
   conn_close(&q->r);
   free(q->ecount);

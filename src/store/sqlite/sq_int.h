@@ -63,6 +63,12 @@
   XX(SAVEPOINT, "SAVEPOINT op")                                                \
   XX(RELEASE, "RELEASE op")                                                    \
   XX(ROLLBACK_TO, "ROLLBACK TO op")                                            \
+  XX(CAMP_COUNT_ADD, "INSERT INTO campaign_counts VALUES(?,?,?,?,?,?,?,?,?,?)" \
+                     " ON CONFLICT(account_id,campaign,variant,channel,status)"\
+                     " DO UPDATE SET n=n+excluded.n,cost=cost+excluded.cost,"  \
+                     "sms_only_cost=sms_only_cost+excluded.sms_only_cost,"     \
+                     "twice=twice+excluded.twice,"                             \
+                     "twice_msgs=twice_msgs+excluded.twice_msgs")              \
   XX(ACC_INSERT, "INSERT INTO accounts(public_id,name,sms_route,"              \
                  "callback_secret,created_at,senders,countries,roaming_ads)"   \
                  " VALUES(?,?,?,?,?,?,?,?)")                                     \
@@ -322,6 +328,18 @@ struct conn {
   unsigned sql_next;    /* the slot the next one takes */
 };
 
+/* sq_counts.c: a campaign's figures noted as its rows change, written
+   before each commit. Writer thread only. */
+struct sq_counts {
+  struct sq_count_key *keys;    /* the keys seen (kept across commits, up to a bound) */
+  int nkeys, capkeys;
+  struct sq_count_note *notes;  /* this transaction's changes, in order */
+  int nnotes, capnotes;
+  int mark;                     /* nnotes at the operation's savepoint */
+  int failed;                   /* a change could not be read: no commit */
+  int msg_col[8], rcpt_col[4];  /* the columns read, by number */
+};
+
 /* The SQLite backend's store: the neutral part first (the writer sees only
    that), then the connections and the writer's caches. */
 struct sq_store {
@@ -362,6 +380,7 @@ struct sq_store {
   int64_t imp_last_id;
   char imp_last_phone[16];
   int imp_small_cache;
+  struct sq_counts counts;      /* writer: a campaign's figures (sq_counts.c) */
 };
 
 /* The backend's store of s (a cast: struct store is its first member). */
@@ -492,7 +511,9 @@ int sq_sql(struct store *s, void *rd, const char *sql, const struct store_sql_ar
    instead of the messages): one row per (variant, channel, status) with the
    messages there, their cost, SMS-only cost and second deliveries; status
    'opted_out' counts the recipients who joined the stop-list after a message
-   of the campaign. Kept by triggers, in the transaction of the change. A
+   of the campaign. Kept in the transaction of the change: by triggers up
+   to migration 31, since by the writer (sq_counts.c) but for the stop-list's
+   trigger. A
    message's variant is -1 when it has none (sent by the API). Recipients
    refused for no route are tried again later (tries). */
 #define SQ_CAMP_COUNT_ADD(R)                                                   \
@@ -595,6 +616,19 @@ int sq_reply_list(struct store *s, void *rd, int64_t account_id,
 
 int conn_open(struct conn *c, const char *path, int sync_full, int writer);
 void conn_close(struct conn *c);
+
+/* sq_counts.c: a campaign's figures kept by the writer. start: after the
+   migrations, the hook set on the writer's connection (0 or KK_ESTORE);
+   stop: before it closes. mark: at an operation's savepoint; undo: that
+   savepoint rolled back (the notes since it dropped); drop: the
+   transaction rolled back; flush: before its commit, the notes written
+   into campaign_counts (0, or KK_ESTORE: the transaction must not commit). */
+int sq_counts_start(struct sq_store *q);
+void sq_counts_stop(struct sq_store *q);
+void sq_counts_mark(struct sq_store *q);
+void sq_counts_undo(struct sq_store *q);
+void sq_counts_drop(struct sq_store *q);
+int sq_counts_flush(struct sq_store *q);
 
 /* sq_ckpt.c: checkpoints beside the writer (after s->w is open; 0 or
    KK_ESTORE), and stops that (after the writer has stopped). */
