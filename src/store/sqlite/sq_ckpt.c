@@ -11,8 +11,11 @@
  * every frame in it is copied, which a busy writer never lets the thread
  * see; so when a pass has left at most CKPT_TOPUP_FRAMES behind, the writer
  * copies that rest itself (a few milliseconds) and its next transaction
- * starts the log over. Should the log still reach CKPT_FORCE_FRAMES, the
- * writer runs a RESTART checkpoint: slow once, but the file stays bounded.
+ * starts the log over. While an import writes its batches (ck_bulk), whose
+ * commits are megabytes each, the writer tops up only once the log is past
+ * CKPT_BULK_FRAMES: the thread still copies it every CKPT_FRAMES. Should
+ * the log still reach CKPT_FORCE_FRAMES, the writer runs a RESTART
+ * checkpoint: slow once, but the file stays bounded.
  */
 #include <stdio.h>
 
@@ -24,6 +27,7 @@
 #define CKPT_FRAMES 10000         /* 40 MiB of 4 KiB pages: fewer, larger
                                      checkpoints copy a busy page fewer times */
 #define CKPT_TOPUP_FRAMES 3000    /* left for the writer to copy */
+#define CKPT_BULK_FRAMES 65536    /* 256 MiB: the log while an import writes */
 #define CKPT_FORCE_FRAMES 100000  /* 400 MiB */
 
 /* Writer thread, after each commit. */
@@ -37,19 +41,26 @@ static int on_wal(void *arg, sqlite3 *db, const char *name, int nframes) {
              done, sqlite3_errstr(rc));
     return SQLITE_OK;
   }
+  /* While an import writes, its commits are megabytes each: the last one's
+     pages copied and synced by the writer cost it 100-250 ms, so the log
+     starts over only past CKPT_BULK_FRAMES, the thread copying it every
+     CKPT_FRAMES meanwhile. */
+  int hold = SQ(s)->ck_bulk && nframes < CKPT_BULK_FRAMES;
   pthread_mutex_lock(&SQ(s)->ck_mu);
-  int topup = !SQ(s)->ck_want && SQ(s)->ck_copied > 0 && nframes - SQ(s)->ck_copied <= CKPT_TOPUP_FRAMES;
+  int topup = !hold && !SQ(s)->ck_want && SQ(s)->ck_copied > 0 &&
+              nframes - SQ(s)->ck_copied <= CKPT_TOPUP_FRAMES;
   if (topup) {
     SQ(s)->ck_copied = 0;
-  } else if (!SQ(s)->ck_want) {
+  } else if (!SQ(s)->ck_want && (!hold || nframes - SQ(s)->ck_copied >= CKPT_FRAMES)) {
     SQ(s)->ck_want = 1;
     pthread_cond_signal(&SQ(s)->ck_cv);
   }
   pthread_mutex_unlock(&SQ(s)->ck_mu);
   if (topup) {
+    int64_t t0 = store_now_ms();
     int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-    kk_debug(LOGCTX, "checkpoint in the writer: %d of %d pages (%s)", done, log,
-             sqlite3_errstr(rc));
+    kk_debug(LOGCTX, "checkpoint in the writer: %d of %d pages in %lld ms (%s)", done, log,
+             (long long)(store_now_ms() - t0), sqlite3_errstr(rc));
   }
   return SQLITE_OK;
 }
@@ -62,11 +73,13 @@ static void *ckpt_main(void *arg) {
     if (SQ(s)->ck_stop) break;
     pthread_mutex_unlock(&SQ(s)->ck_mu);
     int log = 0, done = 0;
+    int64_t t0 = store_now_ms();
     int rc = sqlite3_wal_checkpoint_v2(SQ(s)->ck.db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
       kk_error(LOGCTX, "checkpoint: %s", sqlite3_errmsg(SQ(s)->ck.db));
     else
-      kk_debug(LOGCTX, "checkpoint: %d of %d pages copied", done, log);
+      kk_debug(LOGCTX, "checkpoint: %d of %d pages copied in %lld ms", done, log,
+               (long long)(store_now_ms() - t0));
     pthread_mutex_lock(&SQ(s)->ck_mu);
     SQ(s)->ck_want = 0;
     SQ(s)->ck_copied = rc == SQLITE_OK ? done : 0;

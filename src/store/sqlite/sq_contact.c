@@ -377,12 +377,14 @@ static void writer_cache(struct sq_store *q, int small) {
 
 /* An import's batch b (sorted: in strict phone order) about to be written:
    the smaller cache when it goes on above the import's batch before
-   (sq_contact.h: SQ_IMPORT_CACHE_KIB). */
+   (sq_contact.h: SQ_IMPORT_CACHE_KIB), and the log kept longer before it
+   starts over (sq_ckpt.c) until an import ends. */
 static void import_along(struct sq_store *q, const struct store_contact_batch *b, int sorted) {
   if (b->import_id == 0 || b->n == 0) return;
   writer_cache(q, sorted && b->import_id == q->imp_last_id &&
                       strcmp(b->rows[0].phone, q->imp_last_phone) > 0);
   q->imp_last_id = b->import_id;
+  q->ck_bulk = 1;
   snprintf(q->imp_last_phone, sizeof q->imp_last_phone, "%s", b->rows[b->n - 1].phone);
 }
 
@@ -576,6 +578,7 @@ int sq_import_change(struct store *s, struct store_op *op) {
     return import_start(w, o, now);
   case STORE_IMPORT_FINISH:
     writer_cache(SQ(s), 0);
+    SQ(s)->ck_bulk = 0;   /* the log starts over as usual (sq_ckpt.c) */
     st = sq_stmt(w, ST_IMP_FINISH);
     sq_bind_text(st, 1, o->imp.status);
     bind_opt_text(st, 2, o->imp.error);
@@ -584,6 +587,7 @@ int sq_import_change(struct store *s, struct store_op *op) {
     return sq_step_done(w, st);
   default:
     writer_cache(SQ(s), 0);
+    SQ(s)->ck_bulk = 0;   /* the log starts over as usual (sq_ckpt.c) */
     st = sq_stmt(w, ST_IMP_FAIL_RUNNING);
     sq_bind_text(st, 1, o->imp.error[0] ? o->imp.error : "interrupted: kaskad stopped");
     sqlite3_bind_int64(st, 2, now);

@@ -355,6 +355,7 @@ struct sq_store {
   pthread_cond_t ck_cv;
   int ck_want, ck_stop;         /* guarded by ck_mu */
   int ck_copied;                /* guarded by ck_mu: frames the last pass copied */
+  int ck_bulk;                  /* writer: an import is writing (sq_contact.c) */
   struct store_cascade_stats cstats_w; /* writer thread only */
   /* writer: an import's batches going along the B-trees (sq_contact.c):
      the last one's import and highest phone, whether the cache is the
