@@ -424,6 +424,7 @@ struct fresh {
   char joined[SQ_NEW_ROWS][STORE_CONTACT_LISTS_MAX * (STORE_LIST_NAME_MAX + 1)];
   const char *names[SQ_NEW_ROWS][STORE_CONTACT_LISTS_MAX];   /* own_lists' */
   int nnames[SQ_NEW_ROWS];
+  struct sq_consent_rows cs;   /* their consent records, SQ_CONSENT_ROWS a statement */
 };
 
 /* The rows f holds, and their consents, then empties it: with one
@@ -460,7 +461,8 @@ static int fresh_flush(struct store *s, struct store_contact_batch *b, struct me
       int err = write_one(w, b, m, c, f->cp[j].record ? &f->cp[j].rec : NULL, now, &created);
       if (err != 0) return err;
     }
-    int err = sq_consent_apply(s, b->account_id, c, now, k, &f->cp[j], created);
+    int err = created ? sq_consent_apply_new(s, b->account_id, c, now, k, &f->cp[j], &f->cs)
+                      : sq_consent_apply(s, b->account_id, c, now, k, &f->cp[j], created);
     if (err != 0) return err;
   }
   f->n = 0;
@@ -478,7 +480,7 @@ int sq_contact_write(struct store *s, struct store_op *op) {
   unsigned char *stored = kk_xmalloc((size_t)b->n + 1); /* freed below */
   struct members m;                                     /* freed below */
   members_init(&m);
-  f->n = 0;
+  f->n = f->cs.n = 0;
   /* A batch's new contacts (in phone order, none stored yet: a first
      import's rows) go in SQ_NEW_ROWS a statement, which goes along the
      table's B-tree instead of down it at each row; the others one by one,
@@ -505,6 +507,7 @@ int sq_contact_write(struct store *s, struct store_op *op) {
     if (rc == 0) rc = sq_consent_apply(s, b->account_id, c, now, k, &one, created);
   }
   if (rc == 0) rc = fresh_flush(s, b, &m, k, f, now);
+  if (rc == 0) rc = sq_consent_rows_flush(s, b->account_id, now, &f->cs);
   if (rc == 0) rc = members_flush(w, b->account_id, &m);
   members_fini(&m);
   free(stored);
