@@ -384,7 +384,7 @@ static void import_along(struct sq_store *q, const struct store_contact_batch *b
   writer_cache(q, sorted && b->import_id == q->imp_last_id &&
                       strcmp(b->rows[0].phone, q->imp_last_phone) > 0);
   q->imp_last_id = b->import_id;
-  q->ck_bulk = 1;
+  ckpt_bulk(&q->base, 1);
   snprintf(q->imp_last_phone, sizeof q->imp_last_phone, "%s", b->rows[b->n - 1].phone);
 }
 
@@ -581,7 +581,7 @@ int sq_import_change(struct store *s, struct store_op *op) {
     return import_start(w, o, now);
   case STORE_IMPORT_FINISH:
     writer_cache(SQ(s), 0);
-    SQ(s)->ck_bulk = 0;   /* the log starts over as usual (sq_ckpt.c) */
+    ckpt_bulk(s, 0);   /* the log starts over as usual (sq_ckpt.c) */
     st = sq_stmt(w, ST_IMP_FINISH);
     sq_bind_text(st, 1, o->imp.status);
     bind_opt_text(st, 2, o->imp.error);
@@ -590,7 +590,7 @@ int sq_import_change(struct store *s, struct store_op *op) {
     return sq_step_done(w, st);
   default:
     writer_cache(SQ(s), 0);
-    SQ(s)->ck_bulk = 0;   /* the log starts over as usual (sq_ckpt.c) */
+    ckpt_bulk(s, 0);   /* the log starts over as usual (sq_ckpt.c) */
     st = sq_stmt(w, ST_IMP_FAIL_RUNNING);
     sq_bind_text(st, 1, o->imp.error[0] ? o->imp.error : "interrupted: kaskad stopped");
     sqlite3_bind_int64(st, 2, now);

@@ -601,6 +601,9 @@ void conn_close(struct conn *c);
    KK_ESTORE), and stops that (after the writer has stopped). */
 int ckpt_start(struct store *s, const char *path, int sync_full);
 void ckpt_stop(struct store *s);
+/* Writer thread: whether an import is writing its batches (the log then
+   starts over less often: sq_ckpt.c). */
+void ckpt_bulk(struct store *s, int on);
 
 /* Prepares statement id on c (the first use); aborts when it does not
    compile (a bug). */
