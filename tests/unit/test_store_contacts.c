@@ -652,6 +652,11 @@ static void a_batch_in_order(struct tmp_store *t) {
   ASSERT_EQ(consent_count(t, 30, "79150000041"), 1);
   ASSERT_EQ(consent_count(t, 30, "79150000042"), 0);
   ASSERT_EQ(store_consent_mask(t->store, 30, "79150000099"), POL_CONSENT_ALL);
+  for (int i = 0; i < N; i++) {   /* 45 records: 32 in one statement, the rest one by one */
+    snprintf(phone, sizeof phone, "791500%05d", i);
+    ASSERT_EQ(consent_count(t, 30, phone), i % 2);
+    ASSERT_EQ(store_consent_mask(t->store, 30, phone), i % 2 ? POL_CONSENT_ALL : 0u);
+  }
   int each = 0;
   y = (struct sync){0, 0};
   store_contacts_each_async(t->store, 30, "vip", NULL, on_each, &each, on_sync, &y);

@@ -377,12 +377,14 @@ static void writer_cache(struct sq_store *q, int small) {
 
 /* An import's batch b (sorted: in strict phone order) about to be written:
    the smaller cache when it goes on above the import's batch before
-   (sq_contact.h: SQ_IMPORT_CACHE_KIB). */
+   (sq_contact.h: SQ_IMPORT_CACHE_KIB), and the log kept longer before it
+   starts over (sq_ckpt.c) until an import ends. */
 static void import_along(struct sq_store *q, const struct store_contact_batch *b, int sorted) {
   if (b->import_id == 0 || b->n == 0) return;
   writer_cache(q, sorted && b->import_id == q->imp_last_id &&
                       strcmp(b->rows[0].phone, q->imp_last_phone) > 0);
   q->imp_last_id = b->import_id;
+  ckpt_bulk(&q->base, 1);
   snprintf(q->imp_last_phone, sizeof q->imp_last_phone, "%s", b->rows[b->n - 1].phone);
 }
 
@@ -422,6 +424,7 @@ struct fresh {
   char joined[SQ_NEW_ROWS][STORE_CONTACT_LISTS_MAX * (STORE_LIST_NAME_MAX + 1)];
   const char *names[SQ_NEW_ROWS][STORE_CONTACT_LISTS_MAX];   /* own_lists' */
   int nnames[SQ_NEW_ROWS];
+  struct sq_consent_rows cs;   /* their consent records, SQ_CONSENT_ROWS a statement */
 };
 
 /* The rows f holds, and their consents, then empties it: with one
@@ -458,7 +461,8 @@ static int fresh_flush(struct store *s, struct store_contact_batch *b, struct me
       int err = write_one(w, b, m, c, f->cp[j].record ? &f->cp[j].rec : NULL, now, &created);
       if (err != 0) return err;
     }
-    int err = sq_consent_apply(s, b->account_id, c, now, k, &f->cp[j], created);
+    int err = created ? sq_consent_apply_new(s, b->account_id, c, now, k, &f->cp[j], &f->cs)
+                      : sq_consent_apply(s, b->account_id, c, now, k, &f->cp[j], created);
     if (err != 0) return err;
   }
   f->n = 0;
@@ -476,7 +480,7 @@ int sq_contact_write(struct store *s, struct store_op *op) {
   unsigned char *stored = kk_xmalloc((size_t)b->n + 1); /* freed below */
   struct members m;                                     /* freed below */
   members_init(&m);
-  f->n = 0;
+  f->n = f->cs.n = 0;
   /* A batch's new contacts (in phone order, none stored yet: a first
      import's rows) go in SQ_NEW_ROWS a statement, which goes along the
      table's B-tree instead of down it at each row; the others one by one,
@@ -503,6 +507,7 @@ int sq_contact_write(struct store *s, struct store_op *op) {
     if (rc == 0) rc = sq_consent_apply(s, b->account_id, c, now, k, &one, created);
   }
   if (rc == 0) rc = fresh_flush(s, b, &m, k, f, now);
+  if (rc == 0) rc = sq_consent_rows_flush(s, b->account_id, now, &f->cs);
   if (rc == 0) rc = members_flush(w, b->account_id, &m);
   members_fini(&m);
   free(stored);
@@ -576,6 +581,7 @@ int sq_import_change(struct store *s, struct store_op *op) {
     return import_start(w, o, now);
   case STORE_IMPORT_FINISH:
     writer_cache(SQ(s), 0);
+    ckpt_bulk(s, 0);   /* the log starts over as usual (sq_ckpt.c) */
     st = sq_stmt(w, ST_IMP_FINISH);
     sq_bind_text(st, 1, o->imp.status);
     bind_opt_text(st, 2, o->imp.error);
@@ -584,6 +590,7 @@ int sq_import_change(struct store *s, struct store_op *op) {
     return sq_step_done(w, st);
   default:
     writer_cache(SQ(s), 0);
+    ckpt_bulk(s, 0);   /* the log starts over as usual (sq_ckpt.c) */
     st = sq_stmt(w, ST_IMP_FAIL_RUNNING);
     sq_bind_text(st, 1, o->imp.error[0] ? o->imp.error : "interrupted: kaskad stopped");
     sqlite3_bind_int64(st, 2, now);

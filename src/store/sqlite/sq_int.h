@@ -373,6 +373,7 @@ struct sq_store {
   pthread_cond_t ck_cv;
   int ck_want, ck_stop;         /* guarded by ck_mu */
   int ck_copied;                /* guarded by ck_mu: frames the last pass copied */
+  int ck_bulk;                  /* writer: an import is writing (sq_contact.c) */
   struct store_cascade_stats cstats_w; /* writer thread only */
   /* writer: an import's batches going along the B-trees (sq_contact.c):
      the last one's import and highest phone, whether the cache is the
@@ -634,6 +635,9 @@ int sq_counts_flush(struct sq_store *q);
    KK_ESTORE), and stops that (after the writer has stopped). */
 int ckpt_start(struct store *s, const char *path, int sync_full);
 void ckpt_stop(struct store *s);
+/* Writer thread: whether an import is writing its batches (the log then
+   starts over less often: sq_ckpt.c). */
+void ckpt_bulk(struct store *s, int on);
 
 /* Prepares statement id on c (the first use); aborts when it does not
    compile (a bug). */

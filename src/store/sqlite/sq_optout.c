@@ -187,6 +187,49 @@ int sq_consent_apply(struct store *s, int64_t account_id, const struct store_con
   return record(s, account_id, &p->rec, now, p->mask, contact_done);
 }
 
+int sq_consent_apply_new(struct store *s, int64_t account_id, const struct store_contact *c,
+                         int64_t now, struct sq_consent_known *k,
+                         const struct sq_contact_consent *p, struct sq_consent_rows *q) {
+  if (c->consent != 1 || !p->record) {
+    struct sq_contact_consent one = *p;
+    return sq_consent_apply(s, account_id, c, now, k, &one, 1);
+  }
+  if (k && k->known) bloom_add(k, c->phone);
+  q->mask[q->n] = p->mask;
+  q->rec[q->n++] = p->rec;
+  return q->n == SQ_CONSENT_ROWS ? sq_consent_rows_flush(s, account_id, now, q) : 0;
+}
+
+int sq_consent_rows_flush(struct store *s, int64_t account_id, int64_t now,
+                          struct sq_consent_rows *q) {
+  struct conn *w = &SQ(s)->w;
+  int rc = 0;
+  if (q->n == SQ_CONSENT_ROWS) {
+    sqlite3_stmt *st = sq_stmt(w, ST_CS_INSERTN);
+    for (int i = 0; i < q->n; i++) {
+      const struct store_consent *c = &q->rec[i];
+      int at = i * 8;
+      sqlite3_bind_int64(st, at + 1, account_id);
+      sq_bind_text(st, at + 2, c->phone);
+      sq_bind_text(st, at + 3, c->channel);
+      sq_bind_text(st, at + 4, c->source);
+      sq_bind_text(st, at + 5, c->text && c->text[0] ? c->text : NULL);
+      sq_bind_text(st, at + 6, c->ip[0] ? c->ip : NULL);
+      sqlite3_bind_int64(st, at + 7, c->at);
+      sqlite3_bind_int64(st, at + 8, now);
+    }
+    rc = sq_step_done(w, st);
+    for (int i = 0; rc == 0 && i < q->n; i++)
+      rc = changed(s, account_id, q->rec[i].phone, &q->rec[i],
+                   q->mask[i] | channel_bit(q->rec[i].channel), 1);
+  } else {
+    for (int i = 0; rc == 0 && i < q->n; i++)
+      rc = record(s, account_id, &q->rec[i], now, q->mask[i], 1);
+  }
+  q->n = 0;
+  return rc;
+}
+
 int sq_stop_write(struct store *s, struct store_op *op) {
   struct store_stop_batch *b = op->data;
   struct conn *w = &SQ(s)->w;

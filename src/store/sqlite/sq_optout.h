@@ -55,6 +55,12 @@
 
 #define CONSENT_COLS "id,phone,channel,source,text,ip,at,recorded_at,withdrawn_at,withdrawn_by"
 
+/* The rows of CS_INSERTN: SQ_CONSENT_ROWS of CS_INSERT's 8 parameters. */
+#define CS_NEW_1 "(?,?,?,?,?,?,?,?)"
+#define CS_NEW_4 CS_NEW_1 "," CS_NEW_1 "," CS_NEW_1 "," CS_NEW_1
+#define CS_NEW_16 CS_NEW_4 "," CS_NEW_4 "," CS_NEW_4 "," CS_NEW_4
+#define SQ_CONSENT_ROWS 32
+
 #define STMT_LIST_OPTOUT(XX)                                                   \
   XX(STOP_PUT, "INSERT INTO stoplist(account_id,phone,reason,channel,"         \
                "created_at) VALUES(?1,?2,?3,?4,?5) ON CONFLICT(account_id,"    \
@@ -68,6 +74,8 @@
                " WHERE account_id=?1 AND phone=?2")                            \
   XX(CS_INSERT, "INSERT INTO consents(account_id,phone,channel,source,text,"   \
                 "ip,at,recorded_at) VALUES(?,?,?,?,?,?,?,?)")                  \
+  XX(CS_INSERTN, "INSERT INTO consents(account_id,phone,channel,source,text,"  \
+                 "ip,at,recorded_at) VALUES" CS_NEW_16 "," CS_NEW_16)           \
   XX(CS_WITHDRAW, "UPDATE consents SET withdrawn_at=?3, withdrawn_by=?4"       \
                   " WHERE account_id=?1 AND phone=?2 AND withdrawn_at IS NULL" \
                   " AND (?5='all' OR channel=?5)")                             \
@@ -154,6 +162,23 @@ int sq_consent_plan(struct store *s, int64_t account_id, const struct store_cont
 int sq_consent_apply(struct store *s, int64_t account_id, const struct store_contact *c,
                      int64_t now, struct sq_consent_known *k, struct sq_contact_consent *p,
                      int contact_done);
+/* Records of new contacts' consents (their rows inserted with them) kept
+   to go in SQ_CONSENT_ROWS a statement: sq_consent_apply's for a row whose
+   record can wait, since no other row of the write reads its phone's (a
+   write's rows in strict phone order). Each its note as record()'s. */
+struct sq_consent_rows {
+  int n;
+  uint32_t mask[SQ_CONSENT_ROWS];   /* the phone's current consents before */
+  struct store_consent rec[SQ_CONSENT_ROWS];
+};
+/* As sq_consent_apply with contact_done, the record kept in q (written
+   when it is full). 0 or KK_ESTORE. */
+int sq_consent_apply_new(struct store *s, int64_t account_id, const struct store_contact *c,
+                         int64_t now, struct sq_consent_known *k,
+                         const struct sq_contact_consent *p, struct sq_consent_rows *q);
+/* Writes the records q keeps and empties it. 0 or KK_ESTORE. */
+int sq_consent_rows_flush(struct store *s, int64_t account_id, int64_t now,
+                          struct sq_consent_rows *q);
 int sq_stop_all(struct store *s,
                 void (*fn)(void *arg, int64_t account_id, const char *phone, const char *reason),
                 void *arg);

@@ -364,7 +364,8 @@ int conn_open(struct conn *c, const char *path, int sync_full, int writer) {
            "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
            " PRAGMA cache_size=-%d; PRAGMA temp_store=MEMORY;%s",
            sync_full ? "FULL" : "NORMAL", SQ_CACHE_KIB,
-           writer ? " PRAGMA wal_autocheckpoint=0;" : ""); /* sq_ckpt.c does it */
+           /* sq_ckpt.c checkpoints, and cuts the log back after an import */
+           writer ? " PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864;" : "");
   char *err = NULL;
   if (sqlite3_exec(c->db, sql, NULL, NULL, &err) != SQLITE_OK) {
     kk_error(LOGCTX, "cannot configure %s: %s", path, err ? err : "?");
