@@ -513,7 +513,7 @@ int sq_sql(struct store *s, void *rd, const char *sql, const struct store_sql_ar
    messages there, their cost, SMS-only cost and second deliveries; status
    'opted_out' counts the recipients who joined the stop-list after a message
    of the campaign. Kept in the transaction of the change: by triggers up
-   to migration 31, since by the writer (sq_counts.c) but for the stop-list's
+   to migration 30, since by the writer (sq_counts.c) but for the stop-list's
    trigger. A
    message's variant is -1 when it has none (sent by the API). Recipients
    refused for no route are tried again later (tries). */

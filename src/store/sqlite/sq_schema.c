@@ -276,9 +276,7 @@ static const char *const migrations[] = {
     "DROP INDEX attempts_address;"
     "CREATE INDEX attempts_address ON attempts(channel, address) WHERE address IS NOT NULL"
     " AND (channel='vk' OR channel='viber' OR channel='telegram');",
-    /* 30: none */
-    "",
-    /* 31: a campaign's figures kept by the writer (sq_counts.c): a trigger
+    /* 30: a campaign's figures kept by the writer (sq_counts.c): a trigger
        wrote one or two rows of campaign_counts at each change of a
        campaign's message or recipient, the writer writes each row changed
        once a commit. The stop-list's trigger stays. */
