@@ -213,29 +213,75 @@ static int ahead_moves(const struct ahead_op *x) {
 /* Whether two operations of a run of submit_sm_resp results store the same
    part (route, provider id). */
 static int same_part(const struct ahead_op *x, const struct ahead_op *y) {
-  if (x->op->exec != pg_sms_submitted) return 0;
+  if (x->op->exec != pg_sms_submitted || y->op->exec != pg_sms_submitted) return 0;
   const struct store_sms_data *a = x->op->data, *b = y->op->data;
   return strcmp(x->pid, y->pid) == 0 && strcmp(a->route, b->route) == 0;
+}
+
+/* The attempt operation x of a run writes. */
+static int64_t ahead_attempt(const struct ahead_op *x) {
+  return x->op->exec == pg_receipt ? x->attempt_id
+                                   : ((const struct store_sms_data *)x->op->data)->u.attempt_id;
+}
+
+/* A run's operations by a key (an attempt, a message, a part), in a table
+   of AHEAD_SLOTS (twice AHEAD_MAX: at most half full), so that finding the
+   ones that share one takes a look each rather than a pass over the run. */
+#define AHEAD_SLOTS 1024
+_Static_assert(AHEAD_SLOTS >= 2 * AHEAD_MAX, "the run's table at most half full");
+enum { KEY_ATTEMPT, KEY_MESSAGE, KEY_PART };
+
+static uint64_t key_mix(uint64_t k) {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdULL;
+  k ^= k >> 33;
+  return k;
+}
+
+/* The key of kind `kind` of operation x. */
+static uint64_t ahead_key(const struct ahead_op *x, int kind) {
+  if (kind == KEY_ATTEMPT) return key_mix((uint64_t)ahead_attempt(x));
+  if (kind == KEY_MESSAGE) return key_mix((uint64_t)x->att.msg_id);
+  uint64_t h = 1469598103934665603ULL;   /* FNV-1a of pid, then route */
+  for (const char *c = x->pid; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+  const struct store_sms_data *d = x->op->data;
+  for (const char *c = d->route; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+  return h;
+}
+
+static int ahead_same(const struct ahead_op *x, const struct ahead_op *y, int kind) {
+  if (kind == KEY_ATTEMPT) return ahead_attempt(x) == ahead_attempt(y);
+  if (kind == KEY_MESSAGE) return x->att.msg_id == y->att.msg_id;
+  return same_part(x, y);
+}
+
+/* Marks the found operations of the run that share a key of kind with
+   another as own. slot: AHEAD_SLOTS entries, -1 when free. */
+static void ahead_mark_shared(struct pgw_ahead *a, int kind, int *slot) {
+  for (int k = 0; k < AHEAD_SLOTS; k++) slot[k] = -1;
+  for (int i = 0; i < a->n; i++) {
+    struct ahead_op *x = &a->ops[i];
+    if (!x->found || (kind == KEY_PART && x->op->exec != pg_sms_submitted)) continue;
+    for (unsigned k = (unsigned)ahead_key(x, kind) & (AHEAD_SLOTS - 1);; k = (k + 1) & (AHEAD_SLOTS - 1)) {
+      if (slot[k] < 0) {
+        slot[k] = i;
+        break;
+      }
+      struct ahead_op *y = &a->ops[slot[k]];
+      if (ahead_same(x, y, kind)) {
+        x->own = y->own = 1;
+        break;
+      }
+    }
+  }
 }
 
 /* Marks the operations that share an attempt, a message or a part with
    another of the run, then locks and reads the messages the others move, in id order:
    0 or KK_ESTORE. */
 static int ahead_messages(struct store *s, struct pgw_ahead *a) {
-  for (int i = 0; i < a->n; i++) {
-    struct ahead_op *x = &a->ops[i];
-    if (!x->found) continue;
-    int64_t aid = x->op->exec == pg_receipt ? x->attempt_id
-                                             : ((struct store_sms_data *)x->op->data)->u.attempt_id;
-    for (int j = i + 1; j < a->n; j++) {
-      struct ahead_op *y = &a->ops[j];
-      if (!y->found) continue;
-      int64_t bid = y->op->exec == pg_receipt
-                        ? y->attempt_id
-                        : ((struct store_sms_data *)y->op->data)->u.attempt_id;
-      if (aid == bid || x->att.msg_id == y->att.msg_id || same_part(x, y)) x->own = y->own = 1;
-    }
-  }
+  int slot[AHEAD_SLOTS];
+  for (int kind = KEY_ATTEMPT; kind <= KEY_PART; kind++) ahead_mark_shared(a, kind, slot);
   struct pg_rows ids = {0};
   for (int i = 0; i < a->n; i++) {
     if (!ahead_moves(&a->ops[i])) continue;
@@ -255,15 +301,29 @@ static int ahead_messages(struct store *s, struct pgw_ahead *a) {
     free(m);
     return KK_ESTORE;
   }
+  /* each message to the one operation that moves it (no other of the run
+     shares it), found by its id in the table */
+  for (int k = 0; k < AHEAD_SLOTS; k++) slot[k] = -1;
+  for (int i = 0; i < a->n; i++) {
+    if (!ahead_moves(&a->ops[i])) continue;
+    unsigned k = (unsigned)ahead_key(&a->ops[i], KEY_MESSAGE) & (AHEAD_SLOTS - 1);
+    while (slot[k] >= 0) k = (k + 1) & (AHEAD_SLOTS - 1);
+    slot[k] = i;
+  }
   for (int k = 0; k < n; k++) {
-    int taken = 0;
-    for (int i = 0; i < a->n && !taken; i++) {
-      struct ahead_op *x = &a->ops[i];
-      if (x->has_msg || !ahead_moves(x) || x->att.msg_id != m[k].id) continue;
-      x->msg = m[k];
-      x->has_msg = taken = 1;
+    struct ahead_op *x = NULL;
+    for (unsigned h = (unsigned)key_mix((uint64_t)m[k].id) & (AHEAD_SLOTS - 1); slot[h] >= 0;
+         h = (h + 1) & (AHEAD_SLOTS - 1))
+      if (a->ops[slot[h]].att.msg_id == m[k].id && !a->ops[slot[h]].has_msg) {
+        x = &a->ops[slot[h]];
+        break;
+      }
+    if (x == NULL) {
+      casc_msg_free(&m[k]);
+      continue;
     }
-    if (!taken) casc_msg_free(&m[k]);
+    x->msg = m[k];
+    x->has_msg = 1;
   }
   free(m);
   return n < 0 ? KK_ESTORE : 0;
