@@ -2,7 +2,7 @@
 //
 //   node bench/pg.mjs --mode sms|cascade --store sqlite|postgresql://... --nodes 1
 //                     [--n 50000] [--rate 10000] [--timeout 1s] [--pg_pid PID] [--label NAME]
-//                     [--stall S] [--lb 1|0]
+//                     [--stall S] [--lb 1|0] [--writers W]
 //
 // Starts bin/kaskad-sim and `nodes` kaskad processes (each on its own HTTP
 // port and data folder, all on the one store; SQLite takes one node), the

@@ -3,6 +3,8 @@
 # 1, 2 and 3 nodes on one database, CPU per message of each node and of the
 # server; medians [min–max] over RUNS runs, the stores taking turns.
 #   RUNS=3 N=20000 CN=20000 RATE=10000 NODES="1 2 3" bench/pg.sh
+#   NODES may name the writers of each node too: "1 3 3x1" adds three
+#   nodes of one writer each (store_writers=1; the default is kaskad's).
 #   BENCH_OUT=file keeps each run's JSON line (bench/pg.mjs) there.
 #   BEFORE=dir also runs the kaskad of dir/ (e.g. an older build's bin/) on
 #   one node of PostgreSQL, labelled "postgresql, before" (in the first
@@ -28,9 +30,15 @@ pgpid=$(head -n 1 "$pgdir/data/postmaster.pid")
 hostport=${url#postgresql://postgres@}
 hostport=${hostport%%/*}
 ndb=0
-fresh_db() {  # a new, empty database: its URL in $db
+# A new, empty database: its URL in $db. The one before goes first, and a
+# checkpoint writes out what it left, so that no figure pays for the
+# vacuum and the writes of the run before it.
+fresh_db() {
+  local h=${hostport%:*} p=${hostport#*:}
+  [ "$ndb" = 0 ] || "$pgbin/dropdb" -h "$h" -p "$p" -U postgres "bench$ndb"
+  "$pgbin/psql" -h "$h" -p "$p" -U postgres -d postgres -qAtc CHECKPOINT >/dev/null
   ndb=$((ndb + 1))
-  "$pgbin/createdb" -h "${hostport%:*}" -p "${hostport#*:}" -U postgres "bench$ndb"
+  "$pgbin/createdb" -h "$h" -p "$p" -U postgres "bench$ndb"
   db="postgresql://postgres@$hostport/bench$ndb"
 }
 
@@ -45,10 +53,14 @@ for run in $(seq "$RUNS"); do
       KASKAD_BIN_DIR=$BEFORE node bench/pg.mjs --mode $mode --store "$db" --nodes 1 --n "$n" \
         --rate "$RATE" --pg_pid "$pgpid" --label "postgresql, before" >>"$out"
     fi
-    for k in $NODES; do
+    for k in $NODES; do   # N nodes, or NxW: N nodes of W writers each (store_writers)
       fresh_db
+      w=(); label=()
+      if [ "${k#*x}" != "$k" ]; then
+        w=(--writers "${k#*x}"); label=(--label "postgresql, ${k#*x} writer(s) a node"); k=${k%x*}
+      fi
       node bench/pg.mjs --mode $mode --store "$db" --nodes "$k" --n "$n" --rate "$RATE" \
-        --pg_pid "$pgpid" >>"$out"
+        --pg_pid "$pgpid" "${w[@]}" "${label[@]}" >>"$out"
     done
   done
   echo "run $run done" >&2
