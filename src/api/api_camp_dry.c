@@ -63,12 +63,6 @@ struct dry {
 };
 
 static void dry_free(struct dry *d) {
-  struct api *a = d->a;
-  for (int i = 0; i < a->ndry; i++)
-    if (a->dry_accounts[i] == d->account) {
-      a->dry_accounts[i] = a->dry_accounts[--a->ndry];
-      break;
-    }
   json_decref(d->doc);
   json_decref(d->body_reach);
   json_decref(d->rejected);
@@ -80,8 +74,16 @@ static void dry_free(struct dry *d) {
 
 static void on_timer_closed(uv_handle_t *h) { dry_free(h->data); }
 
-/* Answers and frees d (through its timer's close). */
+/* Answers and frees d (through its timer's close). The account may start
+   another dry run at once: its answer can reach the client, and the
+   client's next request this process, before the close has run. */
 static void dry_end(struct dry *d, json_t *doc) {
+  struct api *a = d->a;
+  for (int i = 0; i < a->ndry; i++)
+    if (a->dry_accounts[i] == d->account) {
+      a->dry_accounts[i] = a->dry_accounts[--a->ndry];
+      break;
+    }
   if (doc) api_json(d->call->req, 200, doc, NULL);
   uv_close((uv_handle_t *)&d->timer, on_timer_closed);
 }

@@ -44,7 +44,10 @@ struct store_pool {
 static void *pool_main(void *p) {
   struct store *s = p;
   struct store_pool *pl = s->pool;
-  void *rd = NULL;          /* this thread's reader, opened on its first read */
+  /* this thread's reader, opened now, before any read waits for it (a
+     first read of a new connection also reads the schema: tens of ms), and
+     again at a read if it could not be */
+  void *rd = s->be->reader_open(s);
   pthread_mutex_lock(&pl->mu);
   for (;;) {
     while (pl->q_head == NULL && !pl->stop) {
@@ -81,6 +84,14 @@ void store_pool_run(struct store *s, store_pool_fn fn, void *job, store_done_cb 
     pthread_cond_init(&pl->cv, NULL);
     pl->q_tail = &pl->q_head;
     pl->d_tail = &pl->d_head;
+    /* Every thread from the first read on, each opening its reader at once:
+       a short read (a report) that comes while a long one runs does not
+       wait for a thread and a connection to be made for it. */
+    pthread_mutex_lock(&pl->mu);
+    while (pl->nthreads < POOL_THREADS &&
+           pthread_create(&pl->th[pl->nthreads], NULL, pool_main, s) == 0)
+      pl->nthreads++;
+    pthread_mutex_unlock(&pl->mu);
   }
   if (pl->stop) {
     /* Queued by a done callback while the store closes: nothing reads it. */
