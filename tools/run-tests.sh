@@ -4,7 +4,7 @@
 # Suites: C unit tests, the store's PostgreSQL unit tests on a private
 # cluster (tools/pg-test.sh; not run without PostgreSQL, a failure under
 # CI=true), fuzz corpus replays (one test per target), bounded
-# libFuzzer runs when clang is present (FUZZ_SECONDS, 0 to skip), end-to-end
+# libFuzzer runs when clang is present (FUZZ_SECONDS each, default 5; 0 to skip), end-to-end
 # tests (node's test runner) on SQLite, and on PostgreSQL on the same private
 # cluster (the files of PG_E2E), the two runs side by side. A suite that runs
 # no test at all fails: an empty selection must not read as green.
@@ -109,7 +109,7 @@ build_wait() {
   echo "not ok - $2"; tail -n 40 "$log/build-$1.txt"
   return 1
 }
-fs=${FUZZ_SECONDS:-10}
+fs=${FUZZ_SECONDS:-5}
 fuzzing=0
 if [ "$fs" != 0 ] && command -v clang >/dev/null 2>&1; then fuzzing=1; fi
 (
