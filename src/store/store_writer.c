@@ -754,6 +754,17 @@ static void writer_stop(struct store *s) {
   pthread_join(s->thread, NULL);
 }
 
+/* After its writer has stopped: closes what the backend opened for s and
+   drops the notes nobody will take. */
+static void writer_close(struct store *s) {
+  s->be->close(s);
+  notes_truncate(s, 0);
+  free(s->wnotes);
+  notes_free(s->lnotes, s->nl);
+  free(s->lnotes);
+  s->wnotes = s->lnotes = NULL;
+}
+
 void store_close(struct store *s) {
   /* Reads in flight finish and are answered first: a done callback may
      still queue a write. */
@@ -763,23 +774,13 @@ void store_close(struct store *s) {
   for (int i = 0; i < s->nlanes; i++) drain_done(s->lanes[i]);
   drain_done(s);
   for (int i = 0; i < s->nlanes; i++) {
-    struct store *l = s->lanes[i];
-    l->be->close(l);
-    notes_truncate(l, 0);
-    free(l->wnotes);
-    notes_free(l->lnotes, l->nl);
-    free(l->lnotes);
-    uv_close((uv_handle_t *)&l->async, on_async_closed);
+    writer_close(s->lanes[i]);
+    uv_close((uv_handle_t *)&s->lanes[i]->async, on_async_closed);
   }
   s->nlanes = 0;
   free(s->lane_hint);
   s->lane_hint = NULL;
-  s->be->close(s);
-  notes_truncate(s, 0);
-  free(s->wnotes);
-  notes_free(s->lnotes, s->nl);
-  free(s->lnotes);
-  s->wnotes = s->lnotes = NULL;
+  writer_close(s);
   store_cache_free(s->cache);
   s->cache = NULL;
   store_tpls_free(s->tpls);
