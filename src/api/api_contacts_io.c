@@ -1,6 +1,7 @@
 /*
  * api_contacts_io.c - the contact bases' files: POST /v1/contacts/import
- * (the body streamed to a file, then read off the loop: contact_import.h),
+ * (the body streamed to a file and read off the loop as it comes:
+ * contact_import.h),
  * GET /v1/imports/{id} (progress), GET /v1/imports/{id}/errors.csv and
  * GET /v1/contacts.csv. A CSV answer is written by a pool thread into a
  * scratch file of the data folder and sent from it, so that no answer holds
@@ -23,12 +24,12 @@
 
 /* What the import's pre-check leaves for its handler (in the call's arena). */
 struct upload_state {
-  struct contact_upload *up;   /* NULL once the import has started */
+  struct contact_upload *up;   /* NULL once the body is whole */
 };
 
 static void upload_end(void *p) {
   struct upload_state *u = p;
-  contact_upload_abort(u->up);   /* a request that ended before its import started */
+  contact_upload_abort(u->up);   /* a request that ended before its body did */
   u->up = NULL;
 }
 
@@ -37,17 +38,50 @@ static int upload_piece(void *arg, const char *p, size_t n) {
   return contact_upload_write(u->up, p, n);
 }
 
-/* Begins an upload for c's account into c->route_state; 0, or nonzero
-   having answered. */
+/* The import's options from c's query into o: 0, or nonzero having
+   answered. */
+static int import_opts(struct api_call *c, struct contact_import_opts *o) {
+  memset(o, 0, sizeof *o);
+  const char *s;
+  if ((s = http_req_query(c->req, "list")) != NULL) {
+    if (!api_list_name_valid(s)) {
+      api_error(c->req, 422, "invalid_list", "list", "list: 1 to 64 of A-Z a-z 0-9 _ - .");
+      return KK_EINVAL;
+    }
+    snprintf(o->list, sizeof o->list, "%s", s);
+  }
+  s = http_req_query(c->req, "country");
+  if (s && !(strlen(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z')) {
+    api_error(c->req, 422, "invalid_country", "country", "country: an ISO code such as RU");
+    return KK_EINVAL;
+  }
+  snprintf(o->country, sizeof o->country, "%s", s ? s : "RU");
+  if ((s = http_req_query(c->req, "timezone")) != NULL) {
+    if (!kk_tz_valid(s) || strlen(s) >= sizeof o->tz_default) {
+      api_error(c->req, 422, "invalid_timezone", "timezone",
+                "timezone: an IANA time zone such as Europe/Moscow");
+      return KK_EINVAL;
+    }
+    snprintf(o->tz_default, sizeof o->tz_default, "%s", s);
+  }
+  return 0;
+}
+
+/* Begins an upload for c's account into c->route_state, imported as it
+   arrives; 0, or nonzero having answered. */
 static int upload_begin(struct api_call *c) {
   struct api *a = c->a;
+  struct contact_import_opts o;
+  if (import_opts(c, &o) != 0) return KK_EINVAL;
   if (a->imports == NULL) {
     api_error(c->req, 503, "imports_unavailable", NULL, "imports need a data folder");
     return KK_EIO;
   }
+  const char *cl = http_req_header(c->req, "content-length");
+  int64_t expected = cl ? strtoll(cl, NULL, 10) : 0;
   struct upload_state *u = kk_arena_alloc(&c->arena, sizeof *u);
   u->up = NULL;
-  int rc = contact_upload_begin(a->imports, c->account_id, &u->up);
+  int rc = contact_upload_begin(a->imports, c->account_id, &o, expected, &u->up);
   if (rc == KK_EEXIST) {
     api_error(c->req, 409, "import_running", NULL,
               "an import of this account is running; wait for it to end");
@@ -75,6 +109,10 @@ void api_contacts_import_precheck(struct api_call *c) {
 
 static void on_import_started(void *arg, int rc, int64_t id) {
   struct api_call *c = arg;
+  if (rc == KK_EINVAL) {
+    api_error(c->req, 422, "empty_body", NULL, "the body is the CSV file to import");
+    return;
+  }
   if (rc != 0) {
     api_error(c->req, 503, "store_unavailable", NULL, "cannot start the import now");
     return;
@@ -85,30 +123,6 @@ static void on_import_started(void *arg, int rc, int64_t id) {
 }
 
 void api_contacts_import(struct api_call *c) {
-  struct contact_import_opts o;
-  memset(&o, 0, sizeof o);
-  const char *s;
-  if ((s = http_req_query(c->req, "list")) != NULL) {
-    if (!api_list_name_valid(s)) {
-      api_error(c->req, 422, "invalid_list", "list", "list: 1 to 64 of A-Z a-z 0-9 _ - .");
-      return;
-    }
-    snprintf(o.list, sizeof o.list, "%s", s);
-  }
-  s = http_req_query(c->req, "country");
-  if (s && !(strlen(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z')) {
-    api_error(c->req, 422, "invalid_country", "country", "country: an ISO code such as RU");
-    return;
-  }
-  snprintf(o.country, sizeof o.country, "%s", s ? s : "RU");
-  if ((s = http_req_query(c->req, "timezone")) != NULL) {
-    if (!kk_tz_valid(s) || strlen(s) >= sizeof o.tz_default) {
-      api_error(c->req, 422, "invalid_timezone", "timezone",
-                "timezone: an IANA time zone such as Europe/Moscow");
-      return;
-    }
-    snprintf(o.tz_default, sizeof o.tz_default, "%s", s);
-  }
   /* Without the pre-check (a local request made without one), the body is
      in memory. */
   if (c->route_state == NULL) {
@@ -130,8 +144,8 @@ void api_contacts_import(struct api_call *c) {
     return;
   }
   struct contact_upload *up = u->up;
-  u->up = NULL;   /* the import has it now */
-  contact_import_start(up, &o, on_import_started, c);
+  u->up = NULL;   /* contact_upload_end frees it */
+  contact_upload_end(up, on_import_started, c);
 }
 
 /* ---- an import's progress ------------------------------------------------------ */

@@ -1,19 +1,24 @@
 /*
  * contact_import.c - CSV imports (see contact_import.h).
  *
- * Each import has a slot: its upload's file, then a reader thread that
+ * Each import has a slot: its upload's file, and a reader thread that
+ * follows the file as the upload writes it (the import starts with the
+ * upload's first bytes, so that the rows go in while the rest arrives) and
  * fills two batches in turn. A full batch is handed to the loop (uv_async),
  * which queues its write; the reader then fills the other one once that
  * one's write is done, and hands it at once, queued behind the write of the
  * first: the writer goes from one batch to the next without waiting for the
  * reader to hear of a commit. A batch behind one that failed takes no rows
- * (store_contact_batch.rows_before). When the file is read,
- * the loop marks the import done (or failed), removes the file and frees
- * the slot.
+ * (store_contact_batch.rows_before). When the file is read to the end of a
+ * whole upload (or to where a broken one stopped: the import fails there,
+ * its rows up to then kept, as after a crash), the loop marks the import
+ * done (or failed), removes the file and frees the slot once the upload's
+ * request has ended too.
  */
 #include "contact/contact_import.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -33,17 +38,25 @@
 #define READ_CHUNK (256u << 10)   /* bytes the reader reads at a time */
 #define RAW_MAX 2048              /* bytes of a refused row's text kept */
 
-enum { SLOT_FREE, SLOT_UPLOAD, SLOT_STARTING, SLOT_RUNNING, SLOT_CLOSING };
+/* A slot's states: UPLOAD until the first bytes, STARTING while the
+   import's row is made (and again while its end is recorded), RUNNING with
+   its reader, DRAINING when the import has ended before its upload (the
+   rest of the body goes nowhere), CLOSING while its handle closes. */
+enum { SLOT_FREE, SLOT_UPLOAD, SLOT_STARTING, SLOT_RUNNING, SLOT_DRAINING, SLOT_CLOSING };
+/* The upload as the reader sees it. */
+enum { UP_OPEN, UP_WHOLE, UP_BROKEN };
 
 struct imp_job {
   struct contact_imports *ci;
   int state;                        /* SLOT_* (loop) */
   int64_t account_id, id;
   char path[512];
-  FILE *f;                          /* the upload being written */
-  uint64_t bytes;
+  int fd;                           /* the upload being written (-1: closed) */
+  struct contact_upload *up;        /* its request's handle, until it ends */
   struct contact_import_opts o;
-  contact_import_started_fn started;
+  int64_t bytes_expected;
+  int start_done, start_rc;         /* the import's row made (0), or refused */
+  contact_import_started_fn started;   /* contact_upload_end's, waiting for the row */
   void *started_arg;
   struct store_import_op start_op, fin_op;
   uv_thread_t thread;
@@ -57,6 +70,9 @@ struct imp_job {
   int busy[2];                      /* batch[k] handed or queued, its done not yet run */
   int last_rc;
   int ended;                        /* the reader has finished */
+  uint64_t bytes;                   /* of the upload in the file */
+  uint64_t want;                    /* the reader waits for the file to reach it */
+  int upload;                       /* UP_* */
   int64_t written;                  /* rows handed to the store (loop) */
   int stop;
   char status[12], error[160];
@@ -108,6 +124,7 @@ struct contact_imports *contact_imports_new(uv_loop_t *loop, struct store *store
   }
   for (int i = 0; i < CONTACT_IMPORTS_MAX; i++) {
     ci->jobs[i].ci = ci;
+    ci->jobs[i].fd = -1;
     pthread_mutex_init(&ci->jobs[i].mu, NULL);
     pthread_cond_init(&ci->jobs[i].cv, NULL);
   }
@@ -138,6 +155,7 @@ FILE *contact_imports_scratch(struct contact_imports *ci) {
 /* ---- uploads ------------------------------------------------------------------ */
 
 int contact_upload_begin(struct contact_imports *ci, int64_t account_id,
+                         const struct contact_import_opts *o, int64_t bytes_expected,
                          struct contact_upload **out) {
   struct imp_job *free_slot = NULL;
   for (int i = 0; i < CONTACT_IMPORTS_MAX; i++) {
@@ -149,40 +167,127 @@ int contact_upload_begin(struct contact_imports *ci, int64_t account_id,
   struct imp_job *j = free_slot;
   snprintf(j->path, sizeof j->path, "%s/%lld-%u-%lld.csv", ci->dir, (long long)account_id,
            ++ci->seq, (long long)store_now_ms());
-  j->f = fopen(j->path, "wb");
-  if (j->f == NULL) {
+  j->fd = open(j->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (j->fd < 0) {
     kk_error(LOGCTX, "cannot make %s: %s", j->path, strerror(errno));
     return KK_EIO;
   }
   j->state = SLOT_UPLOAD;
   j->account_id = account_id;
-  j->bytes = 0;
-  struct contact_upload *up = kk_xcalloc(1, sizeof *up);   /* freed at start or abort */
+  j->o = *o;
+  if (!j->o.country[0]) snprintf(j->o.country, sizeof j->o.country, "RU");
+  if (!j->o.tz_default[0]) snprintf(j->o.tz_default, sizeof j->o.tz_default, "Europe/Moscow");
+  j->bytes_expected = bytes_expected;
+  j->start_done = j->start_rc = 0;
+  j->started = NULL;
+  j->bytes = j->want = 0;
+  j->upload = UP_OPEN;
+  struct contact_upload *up = kk_xcalloc(1, sizeof *up);   /* freed at its end or abort */
   up->job = j;
+  j->up = up;
   *out = up;
   return 0;
 }
 
-int contact_upload_write(struct contact_upload *up, const char *p, size_t n) {
-  struct imp_job *j = up->job;
-  if (j->f == NULL || fwrite(p, 1, n, j->f) != n) return KK_EIO;
-  j->bytes += n;
-  return 0;
-}
-
-/* The slot is free again (its file removed). */
+/* The slot is free again (its file removed); an upload still under way
+   writes nowhere from now on. */
 static void slot_free(struct imp_job *j) {
-  if (j->f) fclose(j->f);
-  j->f = NULL;
+  if (j->fd >= 0) close(j->fd);
+  j->fd = -1;
+  if (j->up) j->up->job = NULL;
+  j->up = NULL;
   unlink(j->path);
   j->state = SLOT_FREE;
   j->account_id = 0;
 }
 
+static void on_started(void *arg, int rc);
+static void on_async_closed(uv_handle_t *h);
+
+/* The upload's state for the reader: UP_WHOLE or UP_BROKEN. */
+static void upload_set(struct imp_job *j, int state) {
+  pthread_mutex_lock(&j->mu);
+  j->upload = state;
+  pthread_cond_signal(&j->cv);
+  pthread_mutex_unlock(&j->mu);
+}
+
+/* The request has ended (up is gone): the slot goes when nothing else
+   holds it. */
+static void upload_gone(struct imp_job *j) {
+  j->up = NULL;
+  if (j->state == SLOT_UPLOAD || (j->start_done && j->start_rc != 0)) {
+    slot_free(j);
+  } else if (j->state == SLOT_DRAINING) {
+    j->state = SLOT_CLOSING;
+    uv_close((uv_handle_t *)&j->async, on_async_closed);
+  }
+}
+
+int contact_upload_write(struct contact_upload *up, const char *p, size_t n) {
+  struct imp_job *j = up->job;
+  if (j == NULL) return KK_EIO;   /* kaskad is stopping */
+  if (n == 0 || (j->start_done && !j->thread_on))
+    return 0;   /* the import has ended (or never began): nothing reads the rest */
+  for (size_t done = 0; done < n;) {
+    ssize_t w = write(j->fd, p + done, n - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return KK_EIO;
+    done += (size_t)w;
+  }
+  pthread_mutex_lock(&j->mu);
+  j->bytes += n;
+  if (j->bytes >= j->want) pthread_cond_signal(&j->cv);
+  pthread_mutex_unlock(&j->mu);
+  if (j->state == SLOT_UPLOAD) {   /* the first bytes: the import begins */
+    j->state = SLOT_STARTING;
+    memset(&j->start_op, 0, sizeof j->start_op);
+    j->start_op.what = STORE_IMPORT_START;
+    j->start_op.imp.account_id = j->account_id;
+    j->start_op.imp.bytes_total = j->bytes_expected > 0 ? j->bytes_expected : 0;
+    snprintf(j->start_op.imp.list, sizeof j->start_op.imp.list, "%s", j->o.list);
+    snprintf(j->start_op.imp.file, sizeof j->start_op.imp.file, "%s", j->path);
+    store_import_change(j->ci->store, &j->start_op, on_started, j);
+  }
+  return 0;
+}
+
+void contact_upload_end(struct contact_upload *up, contact_import_started_fn done, void *arg) {
+  struct imp_job *j = up->job;
+  free(up);
+  if (j == NULL) {
+    done(arg, KK_ECLOSED, 0);
+    return;
+  }
+  if (j->state == SLOT_UPLOAD) {   /* nothing came */
+    upload_gone(j);
+    done(arg, KK_EINVAL, 0);
+    return;
+  }
+  upload_set(j, UP_WHOLE);
+  if (!j->start_done) {   /* on_started answers */
+    j->up = NULL;
+    j->started = done;
+    j->started_arg = arg;
+    return;
+  }
+  int rc = j->start_rc;
+  int64_t id = j->id;
+  upload_gone(j);
+  done(arg, rc ? KK_ESTORE : 0, rc ? 0 : id);
+}
+
 void contact_upload_abort(struct contact_upload *up) {
   if (up == NULL) return;
-  slot_free(up->job);
+  struct imp_job *j = up->job;
   free(up);
+  if (j == NULL) return;
+  if (j->state != SLOT_UPLOAD) {
+    kk_warnx(LOGCTX, "import of account %lld: the upload broke off after %llu bytes",
+             (long long)j->account_id, (unsigned long long)j->bytes);
+    upload_set(j, UP_BROKEN);
+  }
+  upload_gone(j);
 }
 
 /* ---- the reader thread ---------------------------------------------------------- */
@@ -362,13 +467,6 @@ static void on_row(void *arg, const struct contact_csv_row *r) {
   if (b->n == STORE_CONTACT_BATCH_MAX && flush(j) != 0) fail(j, "stopped");
 }
 
-static int stopped(struct imp_job *j) {
-  pthread_mutex_lock(&j->mu);
-  int s = j->stop;
-  pthread_mutex_unlock(&j->mu);
-  return s;
-}
-
 static void reader(void *arg) {
   struct imp_job *j = arg;
   pthread_setname_np(pthread_self(), "kk-import");
@@ -389,19 +487,48 @@ static void reader(void *arg) {
   struct contact_csv_opts co = {.country = j->o.country, .row = on_row, .reject = on_reject,
                                 .arg = j};
   j->csv = contact_csv_new(&co);
-  FILE *f = fopen(j->path, "rb");
+  int fd = open(j->path, O_RDONLY | O_CLOEXEC);
   char *buf = kk_xmalloc(READ_CHUNK);
-  if (f == NULL) fail(j, "the uploaded file cannot be read");
-  size_t n;
-  while (!j->failed && (n = fread(buf, 1, READ_CHUNK, f)) > 0) {
-    if (contact_csv_feed(j->csv, buf, n) != 0) fail(j, contact_csv_error(j->csv));
-    if (stopped(j)) fail(j, "stopped");
+  if (fd < 0) fail(j, "the uploaded file cannot be read");
+  uint64_t off = 0;
+  while (!j->failed) {
+    /* a chunk's worth of the upload, or its end */
+    pthread_mutex_lock(&j->mu);
+    j->want = off + READ_CHUNK;
+    while (j->bytes < j->want && j->upload == UP_OPEN && !j->stop)
+      pthread_cond_wait(&j->cv, &j->mu);
+    j->want = UINT64_MAX;   /* no more wake-ups until it waits again */
+    uint64_t have = j->bytes;
+    int upload = j->upload, stop = j->stop;
+    pthread_mutex_unlock(&j->mu);
+    if (stop) {
+      fail(j, "stopped");
+      break;
+    }
+    if (have == off) {
+      if (upload == UP_BROKEN) {
+        char why[160];
+        snprintf(why, sizeof why,
+                 "the upload broke off after %llu bytes: the rows before are in; import the "
+                 "file again",
+                 (unsigned long long)have);
+        fail(j, why);
+      }
+      break;
+    }
+    size_t want = have - off < READ_CHUNK ? (size_t)(have - off) : READ_CHUNK;
+    ssize_t n = pread(fd, buf, want, (off_t)off);
+    if (n <= 0) {
+      fail(j, "the uploaded file cannot be read");
+      break;
+    }
+    off += (uint64_t)n;
+    if (contact_csv_feed(j->csv, buf, (size_t)n) != 0) fail(j, contact_csv_error(j->csv));
   }
-  if (!j->failed && f && ferror(f)) fail(j, "the uploaded file cannot be read");
   if (!j->failed && contact_csv_end(j->csv) != 0) fail(j, contact_csv_error(j->csv));
   struct store_contact_batch *b = &j->batch[j->cur];
   if (!j->failed && (b->n || b->nerrs || b->rows_read) && flush(j) != 0) fail(j, "stopped");
-  if (f) fclose(f);
+  if (fd >= 0) close(fd);
   free(buf);
   /* the last batch's commit, then the end */
   pthread_mutex_lock(&j->mu);
@@ -460,6 +587,10 @@ static void on_finished(void *arg, int rc) {
   /* a large import: the reads of its rows want the store's view of them now */
   if (rc == 0 && !j->ci->stopped && j->written >= STORE_SETTLE_ROWS)
     store_contacts_settle_async(j->ci->store, on_settled, NULL);
+  if (j->up) {   /* the rest of the upload goes nowhere; its end closes the slot */
+    j->state = SLOT_DRAINING;
+    return;
+  }
   j->state = SLOT_CLOSING;
   uv_close((uv_handle_t *)&j->async, on_async_closed);
 }
@@ -494,9 +625,15 @@ static void on_started(void *arg, int rc) {
   struct imp_job *j = arg;
   struct contact_imports *ci = j->ci;
   if (rc == 0 && ci->stopped) rc = KK_ECLOSED;   /* stopping: it runs next time */
+  j->start_done = 1;
+  j->start_rc = rc;
+  contact_import_started_fn done = j->started;   /* the upload has ended, its answer waits */
+  j->started = NULL;
   if (rc != 0) {
-    j->started(j->started_arg, KK_ESTORE, 0);
-    slot_free(j);
+    kk_warnx(LOGCTX, "account %lld: cannot start an import: %s", (long long)j->account_id,
+             kk_strerror(rc));
+    if (j->up == NULL) slot_free(j);   /* else once the upload ends */
+    if (done) done(j->started_arg, KK_ESTORE, 0);
     return;
   }
   /* the oldest imports went: their files too */
@@ -513,43 +650,19 @@ static void on_started(void *arg, int rc) {
   j->async_on = 1;
   j->state = SLOT_RUNNING;
   if (uv_thread_create(&j->thread, reader, j) != 0) {
-    j->started(j->started_arg, KK_EIO, 0);
     snprintf(j->status, sizeof j->status, "failed");
     snprintf(j->error, sizeof j->error, "cannot start a reader");
+    j->state = SLOT_STARTING;
+    memset(&j->fin_op, 0, sizeof j->fin_op);
     j->fin_op.what = STORE_IMPORT_FINISH;
     j->fin_op.imp.id = j->id;
     snprintf(j->fin_op.imp.status, sizeof j->fin_op.imp.status, "failed");
+    snprintf(j->fin_op.imp.error, sizeof j->fin_op.imp.error, "%s", j->error);
     store_import_change(ci->store, &j->fin_op, on_finished, j);
-    return;
+  } else {
+    j->thread_on = 1;
   }
-  j->thread_on = 1;
-  j->started(j->started_arg, 0, j->id);
-}
-
-void contact_import_start(struct contact_upload *up, const struct contact_import_opts *o,
-                          contact_import_started_fn done, void *arg) {
-  struct imp_job *j = up->job;
-  free(up);
-  j->o = *o;
-  if (!j->o.country[0]) snprintf(j->o.country, sizeof j->o.country, "RU");
-  if (!j->o.tz_default[0]) snprintf(j->o.tz_default, sizeof j->o.tz_default, "Europe/Moscow");
-  j->started = done;
-  j->started_arg = arg;
-  int bad = j->f == NULL || fclose(j->f) != 0;
-  j->f = NULL;
-  if (bad) {
-    done(arg, KK_EIO, 0);
-    slot_free(j);
-    return;
-  }
-  j->state = SLOT_STARTING;
-  memset(&j->start_op, 0, sizeof j->start_op);
-  j->start_op.what = STORE_IMPORT_START;
-  j->start_op.imp.account_id = j->account_id;
-  j->start_op.imp.bytes_total = (int64_t)j->bytes;
-  snprintf(j->start_op.imp.list, sizeof j->start_op.imp.list, "%s", o->list);
-  snprintf(j->start_op.imp.file, sizeof j->start_op.imp.file, "%s", j->path);
-  store_import_change(j->ci->store, &j->start_op, on_started, j);
+  if (done) done(j->started_arg, 0, j->id);
 }
 
 void contact_imports_stop(struct contact_imports *ci) {
@@ -579,7 +692,8 @@ void contact_imports_free(struct contact_imports *ci) {
   contact_imports_stop(ci);
   for (int i = 0; i < CONTACT_IMPORTS_MAX; i++) {
     struct imp_job *j = &ci->jobs[i];
-    if (j->state == SLOT_UPLOAD) slot_free(j);
+    if (j->state != SLOT_FREE && !j->async_on) slot_free(j);
+    if (j->up) j->up->job = NULL;   /* a request still under way writes nowhere */
     reader_free(j);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);

@@ -1,7 +1,8 @@
 /*
  * contact_import.h - CSV imports of contact bases: the upload is written to
  * a file in the data folder as it arrives (never held whole in memory),
- * then read off the loop by a thread of the import's own with contact_csv,
+ * and read off the loop, as it grows, by a thread of the import's own with
+ * contact_csv,
  * and written in bounded transactions (STORE_CONTACT_BATCH_MAX rows) that
  * carry the import's progress and refused rows with them (store_contact.h):
  * after a crash the rows up to the last commit are there, the import is
@@ -42,29 +43,35 @@ struct contact_imports *contact_imports_new(uv_loop_t *loop, struct store *store
 void contact_imports_stop(struct contact_imports *ci);
 void contact_imports_free(struct contact_imports *ci);
 
-/* An upload of account_id's: 0 and *out, KK_EEXIST when the account has an
-   import running (or uploading), KK_EBUSY when CONTACT_IMPORTS_MAX run,
-   KK_EIO when the file cannot be made. */
-int contact_upload_begin(struct contact_imports *ci, int64_t account_id,
-                         struct contact_upload **out);
-/* Appends n bytes: 0 or KK_EIO (the disk is full). */
-int contact_upload_write(struct contact_upload *up, const char *p, size_t n);
-/* Abandons the upload: its file goes, the account is free again. */
-void contact_upload_abort(struct contact_upload *up);
-
 /* What an import reads with. */
 struct contact_import_opts {
   char list[STORE_LIST_NAME_MAX + 1];   /* every row goes in this list ("": none) */
   char country[3];                      /* default country of national numbers */
   char tz_default[64];                  /* the account's default zone */
 };
-/* Starts the import of the uploaded file (the upload is taken over):
-   done(arg, rc, id) runs on the loop once its row is made (0 and its id,
-   or KK_ESTORE, or KK_EIO when the file is unreadable: then nothing
-   runs). */
+
+/* An upload of account_id's, imported with o as it arrives (bytes_expected:
+   its Content-Length, 0 when unknown): 0 and *out, KK_EEXIST when the
+   account has an import running (or uploading), KK_EBUSY when
+   CONTACT_IMPORTS_MAX run, KK_EIO when the file cannot be made. *out is
+   freed by contact_upload_end or contact_upload_abort, one of them. */
+int contact_upload_begin(struct contact_imports *ci, int64_t account_id,
+                         const struct contact_import_opts *o, int64_t bytes_expected,
+                         struct contact_upload **out);
+/* Appends n bytes: 0 or KK_EIO (the disk is full, or kaskad is stopping).
+   The first bytes start the import (its row in the store, then its reader,
+   which reads each byte once it is in the file). */
+int contact_upload_write(struct contact_upload *up, const char *p, size_t n);
+/* The upload is whole: done(arg, rc, id) runs on the loop (at once, when it
+   can) with 0 and the import's id once its row is made, KK_ESTORE when the
+   store refused it, KK_EINVAL when no byte came (nothing started). */
 typedef void (*contact_import_started_fn)(void *arg, int rc, int64_t id);
-void contact_import_start(struct contact_upload *up, const struct contact_import_opts *o,
-                          contact_import_started_fn done, void *arg);
+void contact_upload_end(struct contact_upload *up, contact_import_started_fn done, void *arg);
+/* The upload broke off (NULL: nothing): before its first bytes nothing
+   stays; after them the import fails where the file stops, its rows up to
+   there kept, as after a crash (importing the file again merges into
+   them). */
+void contact_upload_abort(struct contact_upload *up);
 
 /* A scratch file in the imports folder, already unlinked (a CSV answer is
    written there off the loop, then sent from it): NULL when it cannot be

@@ -7,6 +7,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { setup, ROOT, sleep, waitUntil } from './lib/harness.mjs';
@@ -162,5 +163,56 @@ test('import: kill -9 in the middle, restart, import again: each phone once', { 
   const lists = (await k.request('GET', '/v1/lists', { key })).json.lists;
   assert.equal(lists.find((l) => l.name === 'big').size, KILL_ROWS - KILL_ROWS / 100, 'each phone once');
   await sleep(10);
+  await finish();
+});
+
+// The rows go in while the file still arrives; an upload that breaks off
+// leaves the import failed where it stopped, its rows up to there kept, the
+// account free for the next import, and the whole file again merges.
+test('import: read while it uploads; an upload cut off fails where it stopped', { timeout: 240000 }, async (t) => {
+  const rows = process.env.KASKAD_E2E_STORE ? 20000 : 100000;
+  const file = path.join(os.tmpdir(), `kaskad-cut-${process.pid}.csv`);
+  generate(file, rows);
+  t.after(() => fs.rmSync(file, { force: true }));
+  const body = fs.readFileSync(file);
+  const { k, key, finish } = await setup(t, { args: registerArgs });
+  const req = http.request(`${k.url}/v1/contacts/import?list=cut`, {
+    method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'text/csv' },
+  });
+  req.on('error', () => {});   // the request is cut off on purpose
+  req.write(body.subarray(0, body.length >> 1));
+  const listSize = async () => ((await k.request('GET', '/v1/lists', { key })).json.lists
+    .find((l) => l.name === 'cut') ?? { size: 0 }).size;
+  await waitUntil(async () => (await listSize()) > 0, 'rows in before the upload ends', 60000, 20);
+  req.destroy();
+  // The account is free again once kaskad sees the connection go: the next
+  // import is the second one.
+  let small;
+  await waitUntil(async () => {
+    small = await k.request('POST', '/v1/contacts/import?list=small', { key, body: 'phone\n79160000001\n' });
+    if (small.status !== 202) assert.equal(small.status, 409, small.text);
+    return small.status === 202;
+  }, 'the account free again', 120000, 100);
+  assert.equal(small.json.id, 'imp_2');
+  const ended = async (id) => {
+    let imp;
+    await waitUntil(async () => {
+      imp = (await k.request('GET', `/v1/imports/${id}`, { key })).json;
+      return imp.status !== 'running';
+    }, `${id} to end`, 60000, 20);
+    return imp;
+  };
+  assert.equal((await ended('imp_2')).status, 'done');
+  const cut = await ended('imp_1');
+  assert.equal(cut.status, 'failed', JSON.stringify(cut));
+  assert.match(cut.error, /broke off/);
+  assert.ok(cut.rows_done > 0 && cut.rows_done < rows, JSON.stringify(cut));
+  const kept = await listSize();
+  assert.ok(kept > 0 && kept < rows, `${kept} rows kept`);
+  const again = await runImport(k, key, body, 'list=cut');
+  assert.equal(again.status, 'done', JSON.stringify(again));
+  assert.equal(again.bytes_total, body.length);
+  assert.equal(again.bytes_done, body.length);
+  assert.equal(await listSize(), rows - rows / 100, 'each phone once');
   await finish();
 });

@@ -171,6 +171,7 @@ static int import_step(struct pg_conn *w, struct store_contact_batch *b) {
                "UPDATE imports SET rows_done=rows_done+$1::bigint, created=created+$2::bigint,"
                " updated=updated+$3::bigint, rejected=rejected+$4::bigint,"
                " duplicates=duplicates+$5::bigint, bytes_done=$6::bigint,"
+               " bytes_total=GREATEST(bytes_total,$6::bigint),"
                " errors_kept=errors_kept+$7::bigint, updated_at=" PG_NOW_MS
                " WHERE id=$8::bigint AND status='running' AND rows_done=$9::bigint"
                " RETURNING 1",

@@ -140,6 +140,7 @@
   XX(IMP_STEP, "UPDATE imports SET rows_done=rows_done+?1, created=created+?2," \
                " updated=updated+?3, rejected=rejected+?4,"                    \
                " duplicates=duplicates+?5, bytes_done=?6,"                     \
+               " bytes_total=max(bytes_total,?6),"                             \
                " errors_kept=errors_kept+?7, updated_at=?8"                    \
                " WHERE id=?9 AND status='running' AND rows_done=?10")          \
   XX(IMP_KEPT, "SELECT errors_kept FROM imports WHERE id=?")                   \
