@@ -446,8 +446,8 @@ int main(int argc, char **argv) {
   long long node_lease = 0;
   if (parse_ms(&d.cfg, KK_CFG_node_lease, &node_lease)) return 2;
   int writers = atoi(kk_cfg_get(&d.cfg, KK_CFG_store_writers));
-  if (writers < 1 || writers > STORE_WRITERS_MAX) {
-    kk_error(LOGCTX, "store_writers must be 1 to %d, not %s", STORE_WRITERS_MAX,
+  if (writers < 1 || writers > STORE_WRITERS_ALL_MAX) {
+    kk_error(LOGCTX, "store_writers must be 1 to %d, not %s", STORE_WRITERS_ALL_MAX,
              kk_cfg_get(&d.cfg, KK_CFG_store_writers));
     return 2;
   }

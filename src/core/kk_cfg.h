@@ -17,7 +17,7 @@
   X(data, "var", "data folder (the SQLite database lives here; its lock and other files in any case)") \
   X(store, "", "the store: empty or sqlite (in data), or postgresql://user:pass@host/db") \
   X(node_id, "", "this node's name in GET /v1/nodes (default: host name and HTTP port)") \
-  X(store_writers, "3", "PostgreSQL: write connections of this node (1 to 8); each message's writes keep one") \
+  X(store_writers, "3", "PostgreSQL: write connections of all live nodes together (1 to 64): each node writes through its share (at least 1, at most 8)") \
   X(node_lease, "10s", "PostgreSQL: a node whose heartbeat is older than this is dead and others take over its work") \
   X(http, "127.0.0.1:8080", "HTTP API listen address")                            \
   X(http_timeout, "10s", "a request must arrive whole within this; idle connections close after it") \

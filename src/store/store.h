@@ -35,7 +35,8 @@
 
 struct store;
 
-#define STORE_WRITERS_MAX 8   /* store_opts.writers at most */
+#define STORE_WRITERS_MAX 8   /* write connections of one node at most */
+#define STORE_WRITERS_ALL_MAX 64   /* store_opts.writers at most */
 
 struct store_opts {
   const char *dir;          /* data folder; the database is DIR/kaskad.db */
@@ -51,7 +52,10 @@ struct store_opts {
   int64_t node_lease_ms;    /* PostgreSQL: a node silent this long is dead and
                                its work is taken over; default 10000 */
   int writers;              /* PostgreSQL: write connections (and threads) of
-                               this node, 1 to STORE_WRITERS_MAX; default 1 */
+                               all the live nodes together, 1 to
+                               STORE_WRITERS_ALL_MAX, default 1: each node opens
+                               up to STORE_WRITERS_MAX and writes through its
+                               share (store_writers_share) */
 };
 
 /*

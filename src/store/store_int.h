@@ -553,6 +553,10 @@ struct store {
   struct store *main;
   struct store *lanes[STORE_WRITERS_MAX - 1];
   int nlanes;
+  int writers_all;              /* store_opts.writers */
+  int writers_use;              /* the writers that take work now, 1 to
+                                   1 + nlanes (atomic: the first writer's
+                                   thread sets it, the loop reads it) */
   uint8_t *lane_hint;           /* owned: the writer + 1 of an SMS part's
                                    (route, provider id) by hash, so that its
                                    receipt goes on the writer of its message */
@@ -626,12 +630,17 @@ void store_submit(struct store *s, struct store_op *op);
    message: op->lane = store_lane_of_msg(id). */
 uint64_t store_lane_of_msg(int64_t msg_id);
 /* Loop thread: remembers that the SMS part (route, pid) belongs to message
-   msg_id (its writer: op->lane = msg_id), so that its receipt goes on that
+   msg_id (its writer now), so that its receipt goes on that
    writer too (store_lane_hinted: op->lane set when one of the ids is
    remembered; else it stays on the first writer, which meets the others'
    rows as another node's). A bounded table by hash: a slot another part
    took over only sends the receipt to another writer. */
 void store_lane_hint_set(struct store *s, const char *route, const char *pid, int64_t msg_id);
+/* Any thread (the backend, as it counts the live nodes): the node writes
+   through its share of store_opts.writers, writers / live_nodes (at least
+   one, at most the connections it has); the others stay open and idle, so
+   that nodes of one database share its cores instead of outnumbering them. */
+void store_writers_share(struct store *s, int live_nodes);
 void store_lane_hinted(struct store *s, struct store_op *op, const char *route,
                        const char *const *pids, int npids);
 /* Allocates an operation; data is freed after done unless borrowed. */

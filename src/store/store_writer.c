@@ -549,14 +549,37 @@ static void urgent_queue(struct store *s, struct store_op *op) {
 
 /* ---- several writers ---------------------------------------------------- */
 
-/* The writer op goes to (loop thread): the first for lane 0, else one of
-   the others (op->lane - 1 modulo their number). */
+/* op->lane of a receipt whose part's writer is remembered: that writer
+   (1 to nlanes) itself, whatever the share is now. */
+#define LANE_EXACT ((uint64_t)1 << 63)
+
+/* The writer op goes to (loop thread): the first for lane 0 or while the
+   node writes through one, else one of the others it uses now (op->lane - 1
+   modulo their number), or the very one a receipt's hint names. */
 static struct store *writer_of(struct store *s, const struct store_op *op) {
   if (s->nlanes == 0 || op->lane == 0) return s;
-  return s->lanes[(op->lane - 1) % (uint64_t)s->nlanes];
+  if (op->lane & LANE_EXACT) {
+    uint64_t w = op->lane & ~LANE_EXACT;
+    return w >= 1 && w <= (uint64_t)s->nlanes ? s->lanes[w - 1] : s;
+  }
+  int use = __atomic_load_n(&s->writers_use, __ATOMIC_RELAXED);
+  if (use <= 1) return s;
+  return s->lanes[(op->lane - 1) % (uint64_t)(use - 1)];
 }
 
 uint64_t store_lane_of_msg(int64_t msg_id) { return 1 + (uint64_t)msg_id; }
+
+void store_writers_share(struct store *s, int live_nodes) {
+  if (s->nlanes == 0) return;
+  if (live_nodes < 1) live_nodes = 1;
+  int use = s->writers_all / live_nodes;
+  if (use < 1) use = 1;
+  if (use > 1 + s->nlanes) use = 1 + s->nlanes;
+  int was = __atomic_exchange_n(&s->writers_use, use, __ATOMIC_RELAXED);
+  if (was != use)
+    kk_info(LOGCTX, "%d live node%s: this one writes through %d of its %d connections",
+            live_nodes, live_nodes == 1 ? "" : "s", use, 1 + s->nlanes);
+}
 
 /* The slot of an SMS part's (route, provider id) among the hints: FNV-1a,
    the id without regard to letter case (as receipts match it). */
@@ -570,8 +593,12 @@ static uint32_t hint_slot(const char *route, const char *pid) {
 
 void store_lane_hint_set(struct store *s, const char *route, const char *pid, int64_t msg_id) {
   if (s->nlanes == 0 || s->lane_hint == NULL || !route || !pid || !*pid || msg_id <= 0) return;
-  s->lane_hint[hint_slot(route, pid)] =
-      (uint8_t)(1 + (store_lane_of_msg(msg_id) - 1) % (uint64_t)s->nlanes);
+  struct store_op probe = {.lane = store_lane_of_msg(msg_id)};
+  struct store *w = writer_of(s, &probe);
+  uint8_t k = 0;   /* the first writer: no hint */
+  for (int i = 0; i < s->nlanes; i++)
+    if (s->lanes[i] == w) k = (uint8_t)(i + 1);
+  s->lane_hint[hint_slot(route, pid)] = k;
 }
 
 void store_lane_hinted(struct store *s, struct store_op *op, const char *route,
@@ -581,7 +608,7 @@ void store_lane_hinted(struct store *s, struct store_op *op, const char *route,
     if (!pids[i] || !*pids[i]) continue;
     uint8_t w = s->lane_hint[hint_slot(route, pids[i])];
     if (w) {
-      op->lane = w;
+      op->lane = LANE_EXACT | w;
       return;
     }
   }
@@ -718,6 +745,7 @@ int store_open_with(uv_loop_t *loop, const struct store_opts *opts,
   writer_start(s, loop, opts);
   /* The other writers: a lane that cannot open leaves the store with fewer. */
   int writers = opts->writers > STORE_WRITERS_MAX ? STORE_WRITERS_MAX : opts->writers;
+  s->writers_all = opts->writers;
   for (int i = 1; be->lane_open && i < writers; i++) {
     struct store *l = NULL;
     if (be->lane_open(s, &l) != 0) {
@@ -733,6 +761,8 @@ int store_open_with(uv_loop_t *loop, const struct store_opts *opts,
     s->lanes[s->nlanes++] = l;
   }
   if (s->nlanes > 0) s->lane_hint = kk_xcalloc(STORE_LANE_HINTS, 1);   /* freed by store_close */
+  /* every writer until the backend counts the live nodes */
+  __atomic_store_n(&s->writers_use, 1 + s->nlanes, __ATOMIC_RELAXED);
   *out = s;
   return 0;
 }

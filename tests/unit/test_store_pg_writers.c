@@ -6,6 +6,7 @@
  * its submit_sm_resp named), and the counters add up both.
  */
 #include <string.h>
+#include <unistd.h>
 
 #include "core/kk_err.h"
 #include "kk_test.h"
@@ -64,5 +65,33 @@ KK_TEST(store_pg_writers_batch_insert_and_its_notes) {
   struct sc_pg p;
   sc_pg_open_writers(&p, 1, 2);
   sc_batch_insert_and_notes(&p.e[0], 200);
+  sc_pg_close(&p);
+}
+
+/* s writes through `want` writers within a few heartbeats. */
+static void uses(struct store *s, int want) {
+  int use = 0;
+  for (int i = 0; i < 100; i++) {
+    use = __atomic_load_n(&s->writers_use, __ATOMIC_RELAXED);
+    if (use == want) break;
+    usleep(50 * 1000);
+  }
+  ASSERT_EQ(use, want);
+}
+
+/* Two nodes of one database share store_writers: each writes through half
+   (at least one), the rest of its connections idle; a node alone again
+   writes through all of them. */
+KK_TEST(store_pg_writers_shared_by_the_live_nodes) {
+  struct sc_pg p;
+  sc_pg_open_writers(&p, 2, 3);
+  struct store *a = p.st[0].store, *b = p.st[1].store;
+  ASSERT_EQ(a->nlanes, 2);
+  uses(a, 1);
+  uses(b, 1);
+  sc_sms_runs(&p.e[0]);   /* everything on the first writer of each */
+  ASSERT_EQ(tmp_store_close(&p.st[1]), 0);
+  p.nst = 1;
+  uses(a, 3);
   sc_pg_close(&p);
 }

@@ -456,6 +456,7 @@ static int beat(struct store *s) {
   }
   memcpy(q->peers, peers, (size_t)npeers * sizeof *peers);
   q->npeers = npeers;
+  store_writers_share(s, 1 + npeers);
   if (died) kk_warnx(LOGCTX, "node %lld: a node's lease ended", (long long)q->node_id);
   q->beats++;
   int periodic = q->beats % SWEEP_EVERY == 0;
