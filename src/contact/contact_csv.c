@@ -61,6 +61,8 @@ static const char *const col_names[] = {
 
 enum { ST_DETECT, ST_HEADER, ST_ROWS, ST_FAILED };
 
+#define TZ_SEEN 8   /* time zones whose check a reader keeps */
+
 struct contact_csv {
   struct contact_csv_opts o;
   int state;
@@ -91,6 +93,10 @@ struct contact_csv {
   char *names[CONTACT_CSV_COLS_MAX];  /* attribute names */
   long rows;
   uint64_t offset;
+  /* the time zones checked last, and their answers: a file names a few
+     zones over and over, and a check opens the zone */
+  struct tz_seen { char name[48]; int ok; } tz_seen[TZ_SEEN];
+  int tz_next;
 };
 
 /* ---- rows -------------------------------------------------------------------------- */
@@ -131,6 +137,22 @@ static int consent_of(const char *s) {
   for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
     if (strcasecmp(s, no[i]) == 0) return 0;
   return -1;
+}
+
+/* 1 when name is a time zone (the options' check, else the tz database's),
+   the last TZ_SEEN answers kept. */
+static int tz_valid(struct contact_csv *c, const char *name) {
+  size_t n = strlen(name);
+  for (int i = 0; i < TZ_SEEN && n < sizeof c->tz_seen[0].name; i++)
+    if (memcmp(c->tz_seen[i].name, name, n + 1) == 0) return c->tz_seen[i].ok;
+  int ok = c->o.tz_valid ? c->o.tz_valid(c->o.arg, name) : kk_tz_valid(name);
+  if (n > 0 && n < sizeof c->tz_seen[0].name) {
+    struct tz_seen *t = &c->tz_seen[c->tz_next];
+    memcpy(t->name, name, n + 1);
+    t->ok = ok;
+    c->tz_next = (c->tz_next + 1) % TZ_SEEN;
+  }
+  return ok;
 }
 
 static void row_done(struct contact_csv *c) {
@@ -208,8 +230,7 @@ static void row_done(struct contact_csv *c) {
     reject(c, "invalid_phone", "\"%.40s\" is not a phone number", phone);
     return;
   }
-  if (r.timezone &&
-      !(c->o.tz_valid ? c->o.tz_valid(c->o.arg, r.timezone) : kk_tz_valid(r.timezone))) {
+  if (r.timezone && !tz_valid(c, r.timezone)) {
     reject(c, "invalid_timezone", "\"%.40s\" is not a time zone (e.g. Europe/Moscow)", r.timezone);
     return;
   }

@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,7 @@
 #include <unistd.h>
 
 #include "contact/contact_csv.h"
+#include "core/kk_buf.h"
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
@@ -401,22 +401,64 @@ static void on_reject(void *arg, const struct contact_csv_reject *r) {
   if (!j->failed) reject_row(j, r->line, r->reason, r->raw, r->raw_len);
 }
 
-/* The attributes of r as a JSON object's text (NULL: none). */
+/* Appends s to b as a JSON string: quotes, backslashes and control
+   characters escaped, the rest (valid UTF-8) as it is. */
+static void json_str(struct kk_buf *b, const char *s) {
+  static const char hex[] = "0123456789abcdef";
+  kk_buf_append(b, "\"", 1);
+  const char *run = s;
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch >= 0x20 && ch != '"' && ch != '\\') continue;
+    kk_buf_append(b, run, (size_t)(s - run));
+    char esc[6] = {'\\', (char)ch, 0, 0, 0, 0};
+    size_t n = 2;
+    if (ch == '\n') esc[1] = 'n';
+    else if (ch == '\r') esc[1] = 'r';
+    else if (ch == '\t') esc[1] = 't';
+    else if (ch < 0x20) {
+      memcpy(esc + 1, "u00", 3);
+      esc[4] = hex[ch >> 4];
+      esc[5] = hex[ch & 15];
+      n = 6;
+    }
+    kk_buf_append(b, esc, n);
+    run = s + 1;
+  }
+  kk_buf_append(b, run, (size_t)(s - run));
+  kk_buf_append(b, "\"", 1);
+}
+
+/* The attributes of r as a JSON object's text, malloc'd (NULL: none). The
+   header names each attribute once (contact_csv), and a row's values are
+   UTF-8, so the object is written as it is, without building one. */
 static char *attrs_json(const struct contact_csv_row *r) {
-  if (r->nattrs == 0) return NULL;
-  json_t *o = json_object();
-  for (int i = 0; i < r->nattrs; i++)
-    if (r->attr_value[i]) json_object_set_new(o, r->attr_name[i], json_string(r->attr_value[i]));
-  char *s = json_object_size(o) ? json_dumps(o, JSON_COMPACT) : NULL;
-  json_decref(o);
-  return s;
+  struct kk_buf b;
+  kk_buf_init(&b, (size_t)64 << 20);   /* a row is at most CONTACT_CSV_ROW_MAX */
+  for (int i = 0; i < r->nattrs; i++) {
+    if (!r->attr_value[i]) continue;
+    kk_buf_append(&b, b.len ? "," : "{", 1);
+    json_str(&b, r->attr_name[i]);
+    kk_buf_append(&b, ":", 1);
+    json_str(&b, r->attr_value[i]);
+  }
+  if (b.len == 0) return NULL;
+  kk_buf_append(&b, "}", 1);
+  return kk_buf_take(&b, NULL);
+}
+
+/* Copies s into out (cap bytes), cut short when it does not fit. */
+static void copy(char *out, size_t cap, const char *s) {
+  size_t n = strnlen(s, cap - 1);
+  memcpy(out, s, n);
+  out[n] = '\0';
 }
 
 /* A good row into c: 0, or the reason it is refused. */
 static const char *map_row(struct imp_job *j, const struct contact_csv_row *r,
                            struct store_contact *c) {
   memset(c, 0, sizeof *c);
-  snprintf(c->phone, sizeof c->phone, "%s", r->phone);
+  copy(c->phone, sizeof c->phone, r->phone);
   if (put(c->name, sizeof c->name, r->name) || put(c->email, sizeof c->email, r->email) ||
       put(c->vk_id, sizeof c->vk_id, r->vk_id) ||
       put(c->telegram_chat_id, sizeof c->telegram_chat_id, r->telegram_chat_id) ||
@@ -427,21 +469,21 @@ static const char *map_row(struct imp_job *j, const struct contact_csv_row *r,
   int known = j->ci->plan && phone_plan_lookup(j->ci->plan, r->phone, &pi) == 0;
   if (r->timezone) {
     if (put(c->timezone, sizeof c->timezone, r->timezone)) return "invalid_timezone";
-    snprintf(c->tz_source, sizeof c->tz_source, "explicit");
+    copy(c->tz_source, sizeof c->tz_source, "explicit");
   } else if (known && pi.timezone[0]) {
-    snprintf(c->timezone, sizeof c->timezone, "%s", pi.timezone);
-    snprintf(c->tz_source, sizeof c->tz_source, "number");
+    copy(c->timezone, sizeof c->timezone, pi.timezone);
+    copy(c->tz_source, sizeof c->tz_source, "number");
   } else {
-    snprintf(c->timezone, sizeof c->timezone, "%s", j->o.tz_default);
-    snprintf(c->tz_source, sizeof c->tz_source, "default");
+    copy(c->timezone, sizeof c->timezone, j->o.tz_default);
+    copy(c->tz_source, sizeof c->tz_source, "default");
   }
   if (known) {
-    snprintf(c->operator_name, sizeof c->operator_name, "%s", pi.operator_name);
-    snprintf(c->region, sizeof c->region, "%s", pi.region);
+    copy(c->operator_name, sizeof c->operator_name, pi.operator_name);
+    copy(c->region, sizeof c->region, pi.region);
   }
   c->consent = r->consent;
   c->consent_at = r->consent_at;
-  if (j->o.list[0]) snprintf(c->lists[c->nlists++], sizeof c->lists[0], "%s", j->o.list);
+  if (j->o.list[0]) copy(c->lists[c->nlists++], sizeof c->lists[0], j->o.list);
   for (int i = 0; i < r->nlists; i++) {
     if (c->nlists >= STORE_CONTACT_LISTS_MAX) return "too_many_lists";
     if (put(c->lists[c->nlists], sizeof c->lists[0], r->lists[i])) return "value_too_long";

@@ -34,7 +34,7 @@ function cp1251(s) {
 const MESSY = [
   'phone;name;city;timezone;lists;consent',
   '8 (916) 123-45-67;Анна;Казань;;vip|news;yes',
-  '+7 913 912 34 56;"Борис; ""Б""\nвторая строка";Омск;;;no',
+  '+7 913 912 34 56;"Борис; ""Б""\nвторая строка";"Омск ""центр""\tюг\\";;;no',
   '9242345678;Вера;Владивосток;;;',
   '79114512345;Глеб;Калининград;Europe/Kaliningrad;;',
   '8-916-123-45-67;Анна Петровна;;;;',   // the first phone again: merges
@@ -86,6 +86,7 @@ test('import: a messy cp1251 file, errors.csv, the same file again', async (t) =
   assert.equal(anna.consent, true);
   const boris = (await k.request('GET', '/v1/contacts/79139123456', { key })).json;
   assert.equal(boris.name, 'Борис; "Б"\nвторая строка');
+  assert.deepEqual(boris.attrs, { city: 'Омск "центр"\tюг\\' }, 'attributes keep quotes, tabs, backslashes');
   const gleb = (await k.request('GET', '/v1/contacts/79114512345', { key })).json;
   assert.equal(gleb.timezone, 'Europe/Kaliningrad');
   assert.equal(gleb.timezone_source, 'explicit');
