@@ -481,6 +481,7 @@ int sq_contact_write(struct store *s, struct store_op *op) {
   struct members m;                                     /* freed below */
   members_init(&m);
   f->n = f->cs.n = 0;
+  sq_counts_pause(SQ(s));   /* contacts are no campaign's figures */
   /* A batch's new contacts (in phone order, none stored yet: a first
      import's rows) go in SQ_NEW_ROWS a statement, which goes along the
      table's B-tree instead of down it at each row; the others one by one,
@@ -513,8 +514,9 @@ int sq_contact_write(struct store *s, struct store_op *op) {
   free(stored);
   free(f);
   free(k);
-  if (rc != 0) return rc;
-  return b->import_id ? import_step(w, b, now) : 0;
+  if (rc == 0 && b->import_id) rc = import_step(w, b, now);
+  sq_counts_resume(SQ(s));
+  return rc;
 }
 
 int sq_contact_delete(struct store *s, struct store_op *op) {

@@ -261,7 +261,14 @@ int sq_counts_start(struct sq_store *q) {
     if ((c->rcpt_col[i] = col_of(q->w.db, "campaign_recipients", rcpt_cols[i])) < 0)
       return KK_ESTORE;
   sqlite3_preupdate_hook(q->w.db, on_change, c);
+  c->hooked = 1;
   return 0;
+}
+
+void sq_counts_pause(struct sq_store *q) { sqlite3_preupdate_hook(q->w.db, NULL, NULL); }
+
+void sq_counts_resume(struct sq_store *q) {
+  if (q->counts.hooked) sqlite3_preupdate_hook(q->w.db, on_change, &q->counts);
 }
 
 static void keys_drop(struct sq_counts *c) {

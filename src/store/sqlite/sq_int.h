@@ -338,6 +338,7 @@ struct sq_counts {
   int mark;                     /* nnotes at the operation's savepoint */
   int failed;                   /* a change could not be read: no commit */
   int msg_col[8], rcpt_col[4];  /* the columns read, by number */
+  int hooked;                   /* the hook is set (sq_counts_start) */
 };
 
 /* The SQLite backend's store: the neutral part first (the writer sees only
@@ -630,6 +631,10 @@ void sq_counts_mark(struct sq_store *q);
 void sq_counts_undo(struct sq_store *q);
 void sq_counts_drop(struct sq_store *q);
 int sq_counts_flush(struct sq_store *q);
+/* The hook off while the writer changes tables it does not count (a
+   contact import's rows: each change would call it), and on again. */
+void sq_counts_pause(struct sq_store *q);
+void sq_counts_resume(struct sq_store *q);
 
 /* sq_ckpt.c: checkpoints beside the writer (after s->w is open; 0 or
    KK_ESTORE), and stops that (after the writer has stopped). */
