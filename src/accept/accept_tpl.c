@@ -179,7 +179,10 @@ int accept_render_template(const struct accept *ac, int64_t account_id, const ch
     return refuse(it, "invalid_text", "template", "template: \"%.64s\" cannot be read",
                   it->template_name);
   }
-  json_t *x = it->extra ? json_loads(it->extra, 0, &je) : NULL;
+  /* the parts (a copy: the rendered parts and texts are added to it) */
+  json_t *x = NULL;
+  if (it->extra_doc) x = json_copy((json_t *)it->extra_doc);
+  else if (it->extra) x = json_loads(it->extra, 0, &je);
   if (!json_is_object(x)) {
     json_decref(x);
     x = json_object();

@@ -272,10 +272,12 @@ json_t *camp_message_of(const struct camp_spec *sp, const char *name,
   return m;
 }
 
-void camp_item_of(struct api *a, int64_t account_id, json_t *msg, int variant,
-                  struct api_msg_item *p, struct accept_item *it) {
+void camp_item_of(struct api *a, const struct camp_spec *sp, int64_t account_id, json_t *msg,
+                  int variant, struct api_msg_item *p, struct accept_item *it) {
   p->ac = &a->accept;
   p->account_id = account_id;
+  /* msg's cascade is sp's, checked when sp was read */
+  p->steps_given = sp->steps[0] ? sp->steps : NULL;
   if (api_msg_parse(msg, NULL, p, it) != 0) it->result = ACCEPT_REFUSED;
   /* its texts' URLs become tracked links as it is accepted (accept_links.h) */
   it->track_links = 1;
@@ -312,8 +314,8 @@ static void slice_made(uv_work_t *w, int status) {
   memset(r->parsed + from, 0, sizeof r->parsed[0] * (size_t)n);
   memset(r->items + from, 0, sizeof r->items[0] * (size_t)n);
   for (int i = from; i < from + n; i++)
-    camp_item_of(a, q->account_id, json_array_get(r->msgs, (size_t)i), r->rows[i].variant,
-                 &r->parsed[i], &r->items[i]);
+    camp_item_of(a, &r->spec, q->account_id, json_array_get(r->msgs, (size_t)i),
+                 r->rows[i].variant, &r->parsed[i], &r->items[i]);
   r->made += n;
   r->inflight++;
   if (accept_submit(&a->accept, q) != 0) {
