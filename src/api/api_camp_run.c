@@ -37,6 +37,7 @@
 #include "api/api_camp.h"
 #include "api/api_int.h"
 #include "core/kk_err.h"
+#include "core/kk_json.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "phone/phone.h"
@@ -456,7 +457,7 @@ static int collect(void *arg, const struct store_contact *c) {
   const char *tz = c->timezone;
   struct phone_plan_info info = {0};
   if (!tz[0] && p->pp && phone_plan_lookup(p->pp, c->phone, &info) == 0) tz = info.timezone;
-  plan_add(p, c->phone, tz, json_dumps(o, JSON_COMPACT));
+  plan_add(p, c->phone, tz, kk_json_dumps(o));
   json_decref(o);
   return 0;
 }

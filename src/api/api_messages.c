@@ -17,6 +17,7 @@
 #include "api/api_int.h"
 #include "core/kk_cfg.h"
 #include "core/kk_err.h"
+#include "core/kk_json.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "core/kk_net.h"
@@ -226,7 +227,7 @@ int api_msg_parse(json_t *o, const char *idem_header, struct api_msg_item *p,
     it->text = json_string_value(text);
     it->text_len = json_string_length(text);
     /* a template's rendering writes the extra from extra_doc; a text sends it as given */
-    if (p->extra_doc) p->extra = json_dumps(p->extra_doc, JSON_COMPACT);
+    if (p->extra_doc) p->extra = kk_json_dumps(p->extra_doc);
     it->extra = p->extra;
   }
   if (accept_check_text(it, accept_item_sms(it)) != 0) return api_accept_refused(p, it);

@@ -20,6 +20,7 @@
 #include "channel/chan_int.h"
 #include "core/kk_crypto.h"
 #include "core/kk_err.h"
+#include "core/kk_json.h"
 #include "core/kk_utf8.h"
 
 #define VK_HOST "https://api.vk.com"
@@ -132,31 +133,10 @@ static void vk_parse_reply(long http_status, const char *body, size_t len,
 
 /* One messages.send as VKScript, API.messages.send({...}), from the form
    vk_build made; the token and the version go once, with execute. */
-/* v as a JSON string, escaped as json_dumps escapes it (JSON_COMPACT: the
-   quote, the backslash and control characters; UTF-8 as it is). */
-static int json_text(struct kk_buf *b, const char *v) {
-  static const char hex[] = "0123456789ABCDEF";
-  int rc = kk_buf_append(b, "\"", 1);
-  const char *run = v;   /* the bytes copied as they are, up to p */
-  for (const char *p = v; !rc && *p; p++) {
-    unsigned char c = (unsigned char)*p;
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    rc = kk_buf_append(b, run, (size_t)(p - run));
-    run = p + 1;
-    const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b"
-                    : c == '\f' ? "\\f" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
-                    : c == '\t' ? "\\t" : NULL;
-    char u[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], '\0'};
-    if (!rc) rc = kk_buf_puts(b, esc ? esc : u);
-  }
-  if (!rc) rc = kk_buf_puts(b, run);
-  if (!rc) rc = kk_buf_append(b, "\"", 1);
-  return rc;
-}
-
 /* The call of one message's form r: API.messages.send({...}) with its
-   fields as JSON (written directly: a JSON object made and dumped for each
-   message cost as much as the rest of the batch). */
+   fields as JSON, as json_dumps would write them (written directly: a JSON
+   object made and dumped for each message cost as much as the rest of the
+   batch). */
 static int call_of(const struct chan_req *r, struct kk_buf *code) {
   static const char *const fields[] = {"peer_id", "random_id", "message", "intent", "keyboard"};
   int rc = r->body == NULL ? KK_EINVAL : kk_buf_puts(code, "API.messages.send({");
@@ -169,7 +149,8 @@ static int call_of(const struct chan_req *r, struct kk_buf *code) {
       rc = KK_EINVAL;
     } else {
       rc = kk_buf_printf(code, "%s\"%s\":", i ? "," : "", fields[i]);
-      if (!rc) rc = i < 2 ? kk_buf_printf(code, "%" PRId64, n) : json_text(code, v);
+      if (!rc && i < 2) rc = kk_buf_printf(code, "%" PRId64, n);
+      else if (!rc) rc = kk_json_string(code, v, strlen(v));
     }
     free(v);
   }

@@ -15,6 +15,7 @@
 #include "channel/chan_int.h"
 #include "core/kk_crypto.h"
 #include "core/kk_err.h"
+#include "core/kk_json.h"
 #include "core/kk_mem.h"
 
 /* Cascade display order, which is that of enum kk_chan. */
@@ -99,13 +100,11 @@ void chan_req_start(struct chan_req *req, const char *method, char *url) {
 
 int chan_req_json(struct chan_req *req, json_t *body) {
   if (body == NULL) return KK_EINVAL;
-  char *s = json_dumps(body, JSON_COMPACT);
+  char *s = kk_json_dumps(body);   /* freed with the request */
   json_decref(body);
   if (s == NULL) return KK_EINVAL;
-  /* Hand over a kk_xstrdup'd copy so that everything is freed with free(). */
-  req->body = kk_xstrdup(s);
+  req->body = s;
   req->body_len = strlen(s);
-  free(s);
   return 0;
 }
 
