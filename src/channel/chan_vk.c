@@ -132,9 +132,8 @@ static void vk_parse_reply(long http_status, const char *body, size_t len,
 }
 
 /* One messages.send as VKScript, API.messages.send({...}), from the form
-   vk_build made; the token and the version go once, with execute. */
-/* The call of one message's form r: API.messages.send({...}) with its
-   fields as JSON, as json_dumps would write them (written directly: a JSON
+   vk_build made; the token and the version go once, with execute. The
+   fields are written as json_dumps would write them, but directly (an
    object made and dumped for each message cost as much as the rest of the
    batch). */
 static int call_of(const struct chan_req *r, struct kk_buf *code) {
@@ -148,8 +147,10 @@ static int call_of(const struct chan_req *r, struct kk_buf *code) {
     } else if (i < 2 ? chan_parse_int64(v, &n) != 0 : !kk_utf8_valid(v, strlen(v))) {
       rc = KK_EINVAL;
     } else {
-      rc = kk_buf_printf(code, "%s\"%s\":", i ? "," : "", fields[i]);
-      if (!rc && i < 2) rc = kk_buf_printf(code, "%" PRId64, n);
+      if (i > 0) rc = kk_buf_append(code, ",", 1);
+      if (!rc) rc = kk_json_string(code, fields[i], strlen(fields[i]));
+      if (!rc) rc = kk_buf_append(code, ":", 1);
+      if (!rc && i < 2) rc = kk_json_int(code, n);
       else if (!rc) rc = kk_json_string(code, v, strlen(v));
     }
     free(v);

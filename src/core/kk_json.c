@@ -32,6 +32,15 @@ int kk_json_string(struct kk_buf *b, const char *s, size_t n) {
   return rc;
 }
 
+int kk_json_int(struct kk_buf *b, int64_t v) {
+  char d[24], *p = d + sizeof d;   /* written from its end */
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+  do *--p = (char)('0' + u % 10);
+  while ((u /= 10) > 0);
+  if (v < 0) *--p = '-';
+  return kk_buf_append(b, p, (size_t)(d + sizeof d - p));
+}
+
 static int write_at(struct kk_buf *b, const json_t *v, int depth) {
   switch (json_typeof(v)) {
   case JSON_OBJECT: {
@@ -58,7 +67,7 @@ static int write_at(struct kk_buf *b, const json_t *v, int depth) {
     return rc ? rc : kk_buf_append(b, "]", 1);
   }
   case JSON_STRING: return kk_json_string(b, json_string_value(v), json_string_length(v));
-  case JSON_INTEGER: return kk_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+  case JSON_INTEGER: return kk_json_int(b, json_integer_value(v));
   case JSON_TRUE: return kk_buf_puts(b, "true");
   case JSON_FALSE: return kk_buf_puts(b, "false");
   case JSON_NULL: return kk_buf_puts(b, "null");

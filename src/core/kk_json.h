@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/kk_buf.h"
 
@@ -25,6 +26,9 @@
    control characters escaped; other bytes, UTF-8, as they are) onto b.
    0 or KK_ENOSPC. */
 int kk_json_string(struct kk_buf *b, const char *s, size_t n);
+
+/* v as a JSON integer ("%" PRId64) onto b. 0 or KK_ENOSPC. */
+int kk_json_int(struct kk_buf *b, int64_t v);
 
 /* v (any value) onto b. 0, KK_ENOSPC, or KK_EINVAL for a value refused (a
    real, or too deep): b then holds part of it. */
