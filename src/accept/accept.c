@@ -92,10 +92,13 @@ static void digest_add(struct kk_buf *b, const char *name, const char *v) {
     kk_buf_append(b, "=-\n", 3);
     return;
   }
-  size_t n = strlen(v);
-  char len[24];
-  int k = snprintf(len, sizeof len, "=%zu:", n);
-  kk_buf_append(b, len, (size_t)k);
+  size_t n = strlen(v), k = n;
+  char len[24], *p = len + sizeof len;   /* "=<n>:" written from its end */
+  *--p = ':';
+  do *--p = (char)('0' + k % 10);
+  while ((k /= 10) > 0);
+  *--p = '=';
+  kk_buf_append(b, p, (size_t)(len + sizeof len - p));
   kk_buf_append(b, v, n);
   kk_buf_append(b, "\n", 1);
 }

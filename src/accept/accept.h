@@ -69,6 +69,9 @@ struct accept_item {
   const char *cascade;       /* steps text (store_steps_format); NULL: SMS alone */
   const char *cascade_name;  /* a saved cascade instead; NULL: none */
   const char *extra;         /* per-channel parts as JSON; NULL: none */
+  const void *extra_doc;     /* json_t *: the parts as an object, when the ingress
+                                has them so (a template's rendering reads them
+                                instead of extra); NULL: none */
   const char *campaign;      /* NULL: none */
   int variant;               /* the campaign's variant + 1 (its runner's); 0: none */
   int dry;                   /* a trial (accept_req.dry): judged, not stored nor counted */

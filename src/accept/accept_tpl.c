@@ -16,6 +16,7 @@
 #include "accept/accept_links.h"
 #include "accept/accept_optout.h"
 #include "core/kk_err.h"
+#include "core/kk_json.h"
 #include "core/kk_mem.h"
 #include "template/tmpl_doc.h"
 
@@ -179,7 +180,10 @@ int accept_render_template(const struct accept *ac, int64_t account_id, const ch
     return refuse(it, "invalid_text", "template", "template: \"%.64s\" cannot be read",
                   it->template_name);
   }
-  json_t *x = it->extra ? json_loads(it->extra, 0, &je) : NULL;
+  /* the parts (a copy: the rendered parts and texts are added to it) */
+  json_t *x = NULL;
+  if (it->extra_doc) x = json_copy((json_t *)it->extra_doc);
+  else if (it->extra) x = json_loads(it->extra, 0, &je);
   if (!json_is_object(x)) {
     json_decref(x);
     x = json_object();
@@ -218,12 +222,12 @@ int accept_render_template(const struct accept *ac, int64_t account_id, const ch
   if (rc == 0) {
     it->tpl_text = sms ? sms : first ? first : kk_xstrdup(" ");
     json_object_set(x, "texts", texts);
-    it->tpl_extra = json_dumps(x, JSON_COMPACT);
+    it->tpl_extra = kk_json_dumps(x);
     if (texts_trim(texts, it->tpl_text)) {
       /* the idempotency digest stays what it was with every text */
       it->digest_extra = it->tpl_extra;
       if (json_object_size(texts) == 0) json_object_del(x, "texts");
-      it->tpl_extra = json_dumps(x, JSON_COMPACT);
+      it->tpl_extra = kk_json_dumps(x);
     }
     if (it->tpl_text != first) free(first);
     sms = first = NULL;

@@ -33,6 +33,8 @@ struct camp_spec {
   int nvariants;
   struct { const char *tmpl; double share; } variants[CAMP_VARIANTS_MAX];
   json_t *cascade;             /* array or string (borrowed), or NULL: SMS alone */
+  char steps[1024];            /* an array's steps as checked (store_steps_format), so
+                                  that its messages need not parse it again; "" else */
   const char *msg_class, *sender;
   int64_t start_at, end_at;    /* 0: now / no end */
   struct pol_window window;    /* from == to: any time */
@@ -100,12 +102,12 @@ void camp_audience_free(struct camp_audience *p);
    campaign, and the idempotency key campaign:{name}:{seq}. */
 json_t *camp_message_of(const struct camp_spec *sp, const char *name,
                         const struct store_camp_rcpt *x);
-/* Reads msg (camp_message_of's) of account_id into p and it (zeroed) for
-   accept_submit as the runner does: the links of its texts tracked, under
-   its variant. An item msg does not make is refused (ACCEPT_REFUSED, p's
-   error). */
-void camp_item_of(struct api *a, int64_t account_id, json_t *msg, int variant,
-                  struct api_msg_item *p, struct accept_item *it);
+/* Reads msg (camp_message_of's for a campaign of settings sp) of account_id
+   into p and it (zeroed) for accept_submit as the runner does: the links of
+   its texts tracked, under its variant. An item msg does not make is refused
+   (ACCEPT_REFUSED, p's error). */
+void camp_item_of(struct api *a, const struct camp_spec *sp, int64_t account_id, json_t *msg,
+                  int variant, struct api_msg_item *p, struct accept_item *it);
 
 /* The runner: started with the API, stopped before the store closes. */
 void api_camp_run_start(struct api *a);

@@ -228,8 +228,8 @@ static void next_batch(struct dry *d) {
   /* judged as the runner has them judged, tracked links included (made at
      their real length; a dry run stores none) */
   for (int i = 0; i < d->nb; i++)
-    camp_item_of(d->call->a, d->req.account_id, json_array_get(d->msgs, (size_t)i), variant[i],
-                 &d->parsed[i], &d->items[i]);
+    camp_item_of(d->call->a, &d->sp, d->req.account_id, json_array_get(d->msgs, (size_t)i),
+                 variant[i], &d->parsed[i], &d->items[i]);
   if (accept_submit(&d->call->a->accept, &d->req) != 0) {
     batch_free(d);
     api_error(d->call->req, 503, "store_unavailable", NULL, "cannot judge the messages now");

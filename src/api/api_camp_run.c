@@ -37,6 +37,7 @@
 #include "api/api_camp.h"
 #include "api/api_int.h"
 #include "core/kk_err.h"
+#include "core/kk_json.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "phone/phone.h"
@@ -272,10 +273,12 @@ json_t *camp_message_of(const struct camp_spec *sp, const char *name,
   return m;
 }
 
-void camp_item_of(struct api *a, int64_t account_id, json_t *msg, int variant,
-                  struct api_msg_item *p, struct accept_item *it) {
+void camp_item_of(struct api *a, const struct camp_spec *sp, int64_t account_id, json_t *msg,
+                  int variant, struct api_msg_item *p, struct accept_item *it) {
   p->ac = &a->accept;
   p->account_id = account_id;
+  /* msg's cascade is sp's, checked when sp was read */
+  p->steps_given = sp->steps[0] ? sp->steps : NULL;
   if (api_msg_parse(msg, NULL, p, it) != 0) it->result = ACCEPT_REFUSED;
   /* its texts' URLs become tracked links as it is accepted (accept_links.h) */
   it->track_links = 1;
@@ -312,8 +315,8 @@ static void slice_made(uv_work_t *w, int status) {
   memset(r->parsed + from, 0, sizeof r->parsed[0] * (size_t)n);
   memset(r->items + from, 0, sizeof r->items[0] * (size_t)n);
   for (int i = from; i < from + n; i++)
-    camp_item_of(a, q->account_id, json_array_get(r->msgs, (size_t)i), r->rows[i].variant,
-                 &r->parsed[i], &r->items[i]);
+    camp_item_of(a, &r->spec, q->account_id, json_array_get(r->msgs, (size_t)i),
+                 r->rows[i].variant, &r->parsed[i], &r->items[i]);
   r->made += n;
   r->inflight++;
   if (accept_submit(&a->accept, q) != 0) {
@@ -454,7 +457,7 @@ static int collect(void *arg, const struct store_contact *c) {
   const char *tz = c->timezone;
   struct phone_plan_info info = {0};
   if (!tz[0] && p->pp && phone_plan_lookup(p->pp, c->phone, &info) == 0) tz = info.timezone;
-  plan_add(p, c->phone, tz, json_dumps(o, JSON_COMPACT));
+  plan_add(p, c->phone, tz, kk_json_dumps(o));
   json_decref(o);
   return 0;
 }

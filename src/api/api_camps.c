@@ -145,11 +145,10 @@ int camp_spec_parse(json_t *o, struct camp_spec *sp, struct api_err *e) {
   if (audience_parse(o, sp, e) || variants_parse(o, sp, e)) return KK_EINVAL;
   json_t *c = json_object_get(o, "cascade");
   if (c && !json_is_null(c)) {
-    char steps[1024];
     if (json_is_string(c)) {
       if (json_string_length(c) == 0 || json_string_length(c) >= 64)
         return bad(e, "unknown_cascade", "cascade", "the name of a saved cascade");
-    } else if (api_cascade_parse(c, steps, sizeof steps, e) != 0) {
+    } else if (api_cascade_parse(c, sp->steps, sizeof sp->steps, e) != 0) {
       return KK_EINVAL;
     }
     sp->cascade = c;

@@ -136,7 +136,12 @@ struct api_msg_item {
   struct api_err err;        /* err.code set: refused as parsed */
   char cascade[1024];        /* normalised steps ("" = SMS alone) */
   char cascade_name[64];     /* a saved cascade to resolve ("" = none) */
-  char *extra;               /* malloc'd per-channel parts JSON, or NULL */
+  json_t *extra_doc;         /* the per-channel parts as parsed (owned), or NULL: none */
+  char *extra;               /* malloc'd: extra_doc's JSON text for a message of
+                                text (a template's rendering writes its own), or NULL */
+  const char *steps_given;   /* the cascade's steps as checked before (a campaign's,
+                                once for all its messages), borrowed; NULL: "cascade"
+                                is parsed */
   /* a send by template: whose templates (set before api_msg_parse) */
   const struct accept *ac;
   int64_t account_id;
@@ -208,9 +213,10 @@ unsigned api_wait_bit(const char *w);
 /* 1 when the steps JSON has a step on channel. */
 int api_cascade_has(const char *steps, const char *channel);
 /* Validates vk_id, telegram_chat_id, viber_id, email, image, button,
-   whatsapp_template, code, subject into a JSON text (*out malloc'd, NULL when
-   none); *has_address says whether a channel id was given. 0 or KK_EINVAL with e. */
-int api_extra_parse(json_t *o, char **out, int *has_address, struct api_err *e);
+   whatsapp_template, code, subject into a JSON object (*out new, the caller
+   owns it; NULL when none); *has_address says whether a channel id was
+   given. 0 or KK_EINVAL with e. */
+int api_extra_parse(json_t *o, json_t **out, int *has_address, struct api_err *e);
 int api_valid_email(const char *s);
 /* Fills e (status, code, field copied into e->fieldbuf, message) and
    returns KK_EINVAL: the refusal of a validator. */

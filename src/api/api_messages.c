@@ -17,6 +17,7 @@
 #include "api/api_int.h"
 #include "core/kk_cfg.h"
 #include "core/kk_err.h"
+#include "core/kk_json.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "core/kk_net.h"
@@ -150,8 +151,8 @@ static int addresses_parse(json_t *o, struct api_msg_item *p, struct accept_item
   struct api_err *e = &p->err;
   /* The per-channel ids first: with one of them, the phone is optional. */
   int has_address = 0;
-  if (api_extra_parse(o, &p->extra, &has_address, e) != 0) return KK_EINVAL;
-  it->extra = p->extra;
+  if (api_extra_parse(o, &p->extra_doc, &has_address, e) != 0) return KK_EINVAL;
+  it->extra_doc = p->extra_doc;
   json_t *to = json_object_get(o, "to");
   it->to = NULL;
   if (to && !json_is_null(to)) {
@@ -173,7 +174,10 @@ static int addresses_parse(json_t *o, struct api_msg_item *p, struct accept_item
                     name);
     snprintf(p->cascade_name, sizeof p->cascade_name, "%s", name);
   } else if (cascade && !json_is_null(cascade)) {
-    if (api_cascade_parse(cascade, p->cascade, sizeof p->cascade, e) != 0) return KK_EINVAL;
+    if (p->steps_given)
+      snprintf(p->cascade, sizeof p->cascade, "%s", p->steps_given);
+    else if (api_cascade_parse(cascade, p->cascade, sizeof p->cascade, e) != 0)
+      return KK_EINVAL;
   }
   it->cascade = p->cascade[0] ? p->cascade : NULL;
   it->cascade_name = p->cascade_name[0] ? p->cascade_name : NULL;
@@ -222,6 +226,9 @@ int api_msg_parse(json_t *o, const char *idem_header, struct api_msg_item *p,
       return refuse(e, 422, "invalid_text", "text", "text: a string is required%s", NULL);
     it->text = json_string_value(text);
     it->text_len = json_string_length(text);
+    /* a template's rendering writes the extra from extra_doc; a text sends it as given */
+    if (p->extra_doc) p->extra = kk_json_dumps(p->extra_doc);
+    it->extra = p->extra;
   }
   if (accept_check_text(it, accept_item_sms(it)) != 0) return api_accept_refused(p, it);
 
@@ -258,7 +265,9 @@ int api_msg_parse(json_t *o, const char *idem_header, struct api_msg_item *p,
 }
 
 void api_msg_item_fini(struct api_msg_item *p) {
+  json_decref(p->extra_doc);
   free(p->extra);
+  p->extra_doc = NULL;
   p->extra = NULL;
 }
 

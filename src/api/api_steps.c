@@ -159,7 +159,7 @@ static const char *id_text(json_t *v, char *buf, size_t cap) {
   return json_string_value(v);
 }
 
-int api_extra_parse(json_t *o, char **out, int *has_address, struct api_err *e) {
+int api_extra_parse(json_t *o, json_t **out, int *has_address, struct api_err *e) {
   json_t *x = json_object();
   char buf[32];
   *out = NULL;
@@ -261,8 +261,8 @@ int api_extra_parse(json_t *o, char **out, int *has_address, struct api_err *e) 
     json_object_set_new(x, "subject", json_string(s));
   }
 #undef FAIL
-  if (json_object_size(x) > 0) *out = json_dumps(x, JSON_COMPACT);
-  json_decref(x);
+  if (json_object_size(x) > 0) *out = x;
+  else json_decref(x);
   return 0;
 }
 

@@ -15,6 +15,7 @@
 #include "channel/chan_int.h"
 #include "core/kk_crypto.h"
 #include "core/kk_err.h"
+#include "core/kk_json.h"
 #include "core/kk_mem.h"
 
 /* Cascade display order, which is that of enum kk_chan. */
@@ -99,13 +100,11 @@ void chan_req_start(struct chan_req *req, const char *method, char *url) {
 
 int chan_req_json(struct chan_req *req, json_t *body) {
   if (body == NULL) return KK_EINVAL;
-  char *s = json_dumps(body, JSON_COMPACT);
+  char *s = kk_json_dumps(body);   /* freed with the request */
   json_decref(body);
   if (s == NULL) return KK_EINVAL;
-  /* Hand over a kk_xstrdup'd copy so that everything is freed with free(). */
-  req->body = kk_xstrdup(s);
+  req->body = s;
   req->body_len = strlen(s);
-  free(s);
   return 0;
 }
 
@@ -120,14 +119,24 @@ int chan_form_add(struct kk_buf *b, const char *key, const char *value) {
   if (b->len > 0) rc = kk_buf_puts(b, "&");
   if (!rc) rc = kk_buf_puts(b, key);
   if (!rc) rc = kk_buf_puts(b, "=");
+  /* Escaped into out and appended a chunk at a time (a text is mostly
+     escapes; an append a byte cost about as much as the rest of a VK send). */
+  char out[256];
+  size_t o = 0;
   for (const unsigned char *p = (const unsigned char *)chan_str(value); !rc && *p; p++) {
     if (unreserved(*p)) {
-      rc = kk_buf_append(b, p, 1);
+      out[o++] = (char)*p;
     } else {
-      char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-      rc = kk_buf_append(b, esc, 3);
+      out[o++] = '%';
+      out[o++] = hex[*p >> 4];
+      out[o++] = hex[*p & 15];
+    }
+    if (o > sizeof out - 3) {
+      rc = kk_buf_append(b, out, o);
+      o = 0;
     }
   }
+  if (!rc && o > 0) rc = kk_buf_append(b, out, o);
   return rc;
 }
 

@@ -47,10 +47,18 @@ int kk_buf_puts(struct kk_buf *b, const char *s) {
 }
 
 int kk_buf_vprintf(struct kk_buf *b, const char *fmt, va_list ap) {
+  /* Into the room there is first (cap never passes max): formatted a second
+     time only when it did not fit. */
+  size_t room = b->p ? b->cap - b->len : 0;
   va_list ap2;
   va_copy(ap2, ap);
-  int n = vsnprintf(NULL, 0, fmt, ap2);
+  int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room + 1 : 0, fmt, ap2);
   va_end(ap2);
+  if (n >= 0 && b->p && (size_t)n <= room) {
+    b->len += (size_t)n;
+    return 0;
+  }
+  if (b->p) b->p[b->len] = '\0';   /* what did not fit is dropped */
   if (n < 0) return KK_EINVAL;
   int rc = reserve(b, (size_t)n);
   if (rc) return rc;

@@ -183,13 +183,13 @@ static void acc_get(const struct cache_acc *a, struct store_account *out) {
   out->id = a->id;
   out->created_at = a->created_at;
   out->suspended = a->suspended;
-  snprintf(out->public_id, sizeof out->public_id, "%s", a->public_id);
-  snprintf(out->sms_route, sizeof out->sms_route, "%s", a->sms_route);
-  snprintf(out->callback_secret, sizeof out->callback_secret, "%s", a->callback_secret);
-  snprintf(out->name, sizeof out->name, "%s", a->name);
-  snprintf(out->senders, sizeof out->senders, "%s", a->senders);
-  snprintf(out->countries, sizeof out->countries, "%s", a->countries);
-  snprintf(out->roaming_ads, sizeof out->roaming_ads, "%s", a->roaming_ads);
+  kk_scopy(out->public_id, sizeof out->public_id, a->public_id);
+  kk_scopy(out->sms_route, sizeof out->sms_route, a->sms_route);
+  kk_scopy(out->callback_secret, sizeof out->callback_secret, a->callback_secret);
+  kk_scopy(out->name, sizeof out->name, a->name);
+  kk_scopy(out->senders, sizeof out->senders, a->senders);
+  kk_scopy(out->countries, sizeof out->countries, a->countries);
+  kk_scopy(out->roaming_ads, sizeof out->roaming_ads, a->roaming_ads);
 }
 
 /* Adds or replaces the account of row r->id. */

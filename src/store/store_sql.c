@@ -32,8 +32,6 @@ int store_sql_one(struct store *s, void *rd, const char *text, const struct stor
 
 int64_t store_col_num(const char *col) { return col ? strtoll(col, NULL, 10) : 0; }
 
-void store_col_copy(char *out, size_t cap, const char *col) {
-  snprintf(out, cap, "%s", col ? col : "");
-}
+void store_col_copy(char *out, size_t cap, const char *col) { kk_scopy(out, cap, col); }
 
 char *store_col_dup(const char *col) { return col ? kk_xstrdup(col) : NULL; }

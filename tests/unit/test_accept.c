@@ -233,6 +233,10 @@ KK_TEST(accept_idempotent_repeat_and_mismatch) {
   a.idem_key = "order-17";
   ASSERT_EQ(submit(&e, &a, 1), 0);
   ASSERT_EQ(a.result, ACCEPT_STORED);
+  /* the digest as stored ones were made: SHA-256 over "to=11:79161234567\n
+     text=9:code 1234\nclass=7:service\nttl=86400000\nsender=-\ncascade=0:\n
+     cascade_name=0:\nextra=-\ncallback_url=-\ncampaign=-\n" */
+  ASSERT_STR_EQ(a.req_hash, "da4ba31d7965039d8a8e1f66f30f8dd096078754f71996b3538151278fc85f92");
   char first[40];
   snprintf(first, sizeof first, "%s", a.m.public_id);
   /* The same message written otherwise (the number) is a repeat. */

@@ -128,6 +128,29 @@ KK_TEST(channel_form_get) {
   ASSERT(chan_form_get(f, strlen(f), "c") == NULL);
 }
 
+KK_TEST(channel_form_add) {
+  struct kk_buf b;
+  kk_buf_init(&b, 4096);
+  ASSERT_EQ(chan_form_add(&b, "a", "x y&z~"), 0);
+  ASSERT_EQ(chan_form_add(&b, "n", NULL), 0);
+  ASSERT_STR_EQ(b.p, "a=x%20y%26z~&n=");
+  /* a value longer than a chunk of escapes, read back whole */
+  char text[400];
+  for (int i = 0; i < 199; i++) memcpy(text + 2 * i, "\xd0\x96", 2);
+  text[398] = '!';
+  text[399] = '\0';
+  ASSERT_EQ(chan_form_add(&b, "message", text), 0);
+  ASSERT_EQ(b.len, strlen("a=x%20y%26z~&n=&message=") + 399 * 3);   /* "!" is escaped too */
+  char *v = chan_form_get(b.p, b.len, "message");
+  ASSERT_STR_EQ(v, text);
+  free(v);
+  kk_buf_fini(&b);
+  /* what does not fit is refused */
+  kk_buf_init(&b, 64);
+  ASSERT_EQ(chan_form_add(&b, "message", text), KK_ENOSPC);
+  kk_buf_fini(&b);
+}
+
 /* ---- providers' answers --------------------------------------------------- */
 
 KK_TEST(channel_vk_parse_reply) {

@@ -260,6 +260,30 @@ KK_TEST(channel_vk_batch_request) {
   chan_req_free(&rb);
 }
 
+/* A text's escapes in the batch are what json_dumps writes. */
+KK_TEST(channel_vk_batch_escapes_as_json) {
+  struct chan_cfg cfg = vk_cfg();
+  const char *text = "a\x01\x1f\t\r\n\b\f\\\"/ё\x7f z";
+  struct chan_msg a = msg("12345", text);
+  a.attempt_id = 5;
+  struct chan_req ra, out;
+  build_ok("vk", &cfg, &a, &ra, "https://api.vk.com/method/messages.send");
+  const struct chan_req *reqs[] = {&ra};
+  ASSERT_EQ(drv("vk")->batch(&cfg, reqs, 1, &out), 0);
+  char *code = chan_form_get(out.body, out.body_len, "code");
+  json_t *o = json_pack("{s:I, s:I, s:s, s:s}", "peer_id", (json_int_t)12345, "random_id",
+                        (json_int_t)5, "message", text, "intent", "account_update");
+  char *js = json_dumps(o, JSON_COMPACT);
+  char want[512];
+  snprintf(want, sizeof want, "return [API.messages.send(%s)];", js);
+  ASSERT_STR_EQ(code, want);
+  free(js);
+  json_decref(o);
+  free(code);
+  chan_req_free(&out);
+  chan_req_free(&ra);
+}
+
 KK_TEST(channel_viber_build_bot) {
   struct chan_cfg cfg = viber_cfg();
   struct chan_msg m = msg("01234567890A=", "Привет");
