@@ -93,6 +93,7 @@ struct camp_runner {
   json_t *specdoc;
   struct camp_spec spec;
   struct store_camp_op op;
+  int64_t lease_fresh;              /* until then the lease in hand needs no renewal */
   /* a batch of due recipients */
   struct store_camp_rcpt rows[STORE_CAMP_BATCH];
   int nrows;
@@ -193,6 +194,7 @@ static void batch_free(struct camp_runner *r) {
 }
 
 static void lease(struct camp_runner *r);
+static void on_camp(void *arg, int rc);
 
 static void on_set(void *arg, int rc) {
   struct camp_runner *r = arg;
@@ -203,9 +205,14 @@ static void on_set(void *arg, int rc) {
     on_any(r, rc);
     return;
   }
-  /* a full batch: more may be due at once */
+  /* a full batch: more may be due at once; the campaign is read again
+     (paused or cancelled meanwhile?), its lease renewed when it has aged */
   drop_camp(r);
-  lease(r);
+  if (store_now_ms() < r->lease_fresh)
+    store_campaign_get_async(r->a->store, r->refs[r->at].account_id, r->refs[r->at].name,
+                             &r->camp, on_camp, r);
+  else
+    lease(r);
 }
 
 static void make_slice(struct camp_runner *r);
@@ -787,10 +794,12 @@ static void on_camp(void *arg, int rc) {
 
 static void on_leased(void *arg, int rc) {
   struct camp_runner *r = arg;
+  r->lease_fresh = 0;
   if (rc || r->stopping || !r->op.ok) {
     on_any(r, rc);
     return;
   }
+  r->lease_fresh = r->op.at + LEASE_MS / 3;   /* this campaign's batches in a row */
   store_campaign_get_async(r->a->store, r->refs[r->at].account_id, r->refs[r->at].name, &r->camp,
                            on_camp, r);
 }

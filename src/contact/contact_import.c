@@ -29,6 +29,7 @@
 #include "contact/contact_csv.h"
 #include "core/kk_buf.h"
 #include "core/kk_err.h"
+#include "core/kk_json.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "core/kk_utf8.h"
@@ -401,34 +402,6 @@ static void on_reject(void *arg, const struct contact_csv_reject *r) {
   if (!j->failed) reject_row(j, r->line, r->reason, r->raw, r->raw_len);
 }
 
-/* Appends s to b as a JSON string: quotes, backslashes and control
-   characters escaped, the rest (valid UTF-8) as it is. */
-static void json_str(struct kk_buf *b, const char *s) {
-  static const char hex[] = "0123456789abcdef";
-  kk_buf_append(b, "\"", 1);
-  const char *run = s;
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch >= 0x20 && ch != '"' && ch != '\\') continue;
-    kk_buf_append(b, run, (size_t)(s - run));
-    char esc[6] = {'\\', (char)ch, 0, 0, 0, 0};
-    size_t n = 2;
-    if (ch == '\n') esc[1] = 'n';
-    else if (ch == '\r') esc[1] = 'r';
-    else if (ch == '\t') esc[1] = 't';
-    else if (ch < 0x20) {
-      memcpy(esc + 1, "u00", 3);
-      esc[4] = hex[ch >> 4];
-      esc[5] = hex[ch & 15];
-      n = 6;
-    }
-    kk_buf_append(b, esc, n);
-    run = s + 1;
-  }
-  kk_buf_append(b, run, (size_t)(s - run));
-  kk_buf_append(b, "\"", 1);
-}
-
 /* The attributes of r as a JSON object's text, malloc'd (NULL: none). The
    header names each attribute once (contact_csv), and a row's values are
    UTF-8, so the object is written as it is, without building one. */
@@ -438,9 +411,9 @@ static char *attrs_json(const struct contact_csv_row *r) {
   for (int i = 0; i < r->nattrs; i++) {
     if (!r->attr_value[i]) continue;
     kk_buf_append(&b, b.len ? "," : "{", 1);
-    json_str(&b, r->attr_name[i]);
+    kk_json_string(&b, r->attr_name[i], strlen(r->attr_name[i]));
     kk_buf_append(&b, ":", 1);
-    json_str(&b, r->attr_value[i]);
+    kk_json_string(&b, r->attr_value[i], strlen(r->attr_value[i]));
   }
   if (b.len == 0) return NULL;
   kk_buf_append(&b, "}", 1);
