@@ -53,6 +53,9 @@
 #define NO_ROUTE_TRIES 5          /* refusals for no route before a recipient is rejected */
 #define NO_ROUTE_WAIT_MS 15000    /* the first wait after one; doubled each time */
 #define SLICE 100                 /* recipients given to the accept path at a time */
+#define SLICES_AHEAD 5            /* slices given and not yet answered, at most: a
+                                     commit's messages (and the loop's turn with
+                                     their sends) stay as a batch of 500 made them */
 
 /* A batch of the planning: read, planned, then stored. */
 struct pl_batch {
@@ -106,6 +109,7 @@ struct camp_runner {
   int nreqs, made, inflight, failed, acc_rc;
   json_t *built[SLICE];             /* the slice's messages, made off the loop */
   uv_work_t slice_work;
+  int building;                     /* slice_work is queued */
   struct camp_planner pl;
 };
 
@@ -225,7 +229,9 @@ static void on_accepted(void *ud, struct accept_req *req, int rc) {
   (void)req;
   r->inflight--;
   if (rc) r->acc_rc = rc;
-  if (r->inflight > 0 || (r->made < r->nrows && !r->failed && !r->stopping)) return;
+  if (r->made < r->nrows && !r->failed && !r->stopping && !r->building) make_slice(r);
+  if (r->inflight > 0 || r->building || (r->made < r->nrows && !r->failed && !r->stopping))
+    return;   /* a slice is still answered, built or to make */
   if (r->acc_rc || r->stopping || r->made == 0) {
     rc = r->acc_rc;
     batch_free(r);
@@ -305,6 +311,7 @@ static void slice_build(uv_work_t *w) {
    loop turns (and answers, e.g., a report) between them. */
 static void slice_made(uv_work_t *w, int status) {
   struct camp_runner *r = w->data;
+  r->building = 0;
   struct api *a = r->a;
   int from = r->made, n = r->nrows - from < SLICE ? r->nrows - from : SLICE;
   if (status != 0 || r->stopping) {
@@ -339,11 +346,13 @@ static void slice_made(uv_work_t *w, int status) {
     return;
   }
   r->nreqs++;
-  if (r->made < r->nrows) make_slice(r);
+  if (r->made < r->nrows && !r->building && r->inflight < SLICES_AHEAD)
+    make_slice(r);   /* else on_accepted makes it */
 }
 
 static void make_slice(struct camp_runner *r) {
   r->slice_work.data = r;
+  r->building = 1;
   uv_queue_work(r->a->loop, &r->slice_work, slice_build, slice_made);
 }
 

@@ -18,7 +18,7 @@
 
 #include "store/store.h"
 
-#define STORE_CAMP_BATCH 500        /* recipients of one write or one due read */
+#define STORE_CAMP_BATCH 1000       /* recipients of one write or one due read */
 #define STORE_CAMP_LIST_MAX 200     /* campaigns or recipients of one page */
 #define STORE_CAMP_NSTATUS 5        /* recipient statuses, in this order: */
 extern const char *const store_camp_rcpt_statuses[STORE_CAMP_NSTATUS];
