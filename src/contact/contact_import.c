@@ -420,18 +420,11 @@ static char *attrs_json(const struct contact_csv_row *r) {
   return kk_buf_take(&b, NULL);
 }
 
-/* Copies s into out (cap bytes), cut short when it does not fit. */
-static void copy(char *out, size_t cap, const char *s) {
-  size_t n = strnlen(s, cap - 1);
-  memcpy(out, s, n);
-  out[n] = '\0';
-}
-
 /* A good row into c: 0, or the reason it is refused. */
 static const char *map_row(struct imp_job *j, const struct contact_csv_row *r,
                            struct store_contact *c) {
   memset(c, 0, sizeof *c);
-  copy(c->phone, sizeof c->phone, r->phone);
+  kk_scopy(c->phone, sizeof c->phone, r->phone);
   if (put(c->name, sizeof c->name, r->name) || put(c->email, sizeof c->email, r->email) ||
       put(c->vk_id, sizeof c->vk_id, r->vk_id) ||
       put(c->telegram_chat_id, sizeof c->telegram_chat_id, r->telegram_chat_id) ||
@@ -442,21 +435,21 @@ static const char *map_row(struct imp_job *j, const struct contact_csv_row *r,
   int known = j->ci->plan && phone_plan_lookup(j->ci->plan, r->phone, &pi) == 0;
   if (r->timezone) {
     if (put(c->timezone, sizeof c->timezone, r->timezone)) return "invalid_timezone";
-    copy(c->tz_source, sizeof c->tz_source, "explicit");
+    kk_scopy(c->tz_source, sizeof c->tz_source, "explicit");
   } else if (known && pi.timezone[0]) {
-    copy(c->timezone, sizeof c->timezone, pi.timezone);
-    copy(c->tz_source, sizeof c->tz_source, "number");
+    kk_scopy(c->timezone, sizeof c->timezone, pi.timezone);
+    kk_scopy(c->tz_source, sizeof c->tz_source, "number");
   } else {
-    copy(c->timezone, sizeof c->timezone, j->o.tz_default);
-    copy(c->tz_source, sizeof c->tz_source, "default");
+    kk_scopy(c->timezone, sizeof c->timezone, j->o.tz_default);
+    kk_scopy(c->tz_source, sizeof c->tz_source, "default");
   }
   if (known) {
-    copy(c->operator_name, sizeof c->operator_name, pi.operator_name);
-    copy(c->region, sizeof c->region, pi.region);
+    kk_scopy(c->operator_name, sizeof c->operator_name, pi.operator_name);
+    kk_scopy(c->region, sizeof c->region, pi.region);
   }
   c->consent = r->consent;
   c->consent_at = r->consent_at;
-  if (j->o.list[0]) copy(c->lists[c->nlists++], sizeof c->lists[0], j->o.list);
+  if (j->o.list[0]) kk_scopy(c->lists[c->nlists++], sizeof c->lists[0], j->o.list);
   for (int i = 0; i < r->nlists; i++) {
     if (c->nlists >= STORE_CONTACT_LISTS_MAX) return "too_many_lists";
     if (put(c->lists[c->nlists], sizeof c->lists[0], r->lists[i])) return "value_too_long";
@@ -610,6 +603,17 @@ static void on_finished(void *arg, int rc) {
   uv_close((uv_handle_t *)&j->async, on_async_closed);
 }
 
+/* Records the import's end (j->status, j->error); on_finished follows. */
+static void record_end(struct imp_job *j) {
+  j->state = SLOT_STARTING;   /* until its end is recorded */
+  memset(&j->fin_op, 0, sizeof j->fin_op);
+  j->fin_op.what = STORE_IMPORT_FINISH;
+  j->fin_op.imp.id = j->id;
+  snprintf(j->fin_op.imp.status, sizeof j->fin_op.imp.status, "%s", j->status);
+  snprintf(j->fin_op.imp.error, sizeof j->fin_op.imp.error, "%s", j->error);
+  store_import_change(j->ci->store, &j->fin_op, on_finished, j);
+}
+
 static void on_async(uv_async_t *h) {
   struct imp_job *j = h->data;
   if (j->ci->stopped) return;
@@ -627,13 +631,7 @@ static void on_async(uv_async_t *h) {
   uv_thread_join(&j->thread);
   j->thread_on = 0;
   reader_free(j);
-  j->state = SLOT_STARTING;   /* until its end is recorded */
-  memset(&j->fin_op, 0, sizeof j->fin_op);
-  j->fin_op.what = STORE_IMPORT_FINISH;
-  j->fin_op.imp.id = j->id;
-  snprintf(j->fin_op.imp.status, sizeof j->fin_op.imp.status, "%s", j->status);
-  snprintf(j->fin_op.imp.error, sizeof j->fin_op.imp.error, "%s", j->error);
-  store_import_change(j->ci->store, &j->fin_op, on_finished, j);
+  record_end(j);
 }
 
 static void on_started(void *arg, int rc) {
@@ -667,13 +665,7 @@ static void on_started(void *arg, int rc) {
   if (uv_thread_create(&j->thread, reader, j) != 0) {
     snprintf(j->status, sizeof j->status, "failed");
     snprintf(j->error, sizeof j->error, "cannot start a reader");
-    j->state = SLOT_STARTING;
-    memset(&j->fin_op, 0, sizeof j->fin_op);
-    j->fin_op.what = STORE_IMPORT_FINISH;
-    j->fin_op.imp.id = j->id;
-    snprintf(j->fin_op.imp.status, sizeof j->fin_op.imp.status, "failed");
-    snprintf(j->fin_op.imp.error, sizeof j->fin_op.imp.error, "%s", j->error);
-    store_import_change(ci->store, &j->fin_op, on_finished, j);
+    record_end(j);
   } else {
     j->thread_on = 1;
   }

@@ -553,18 +553,23 @@ static void urgent_queue(struct store *s, struct store_op *op) {
    (1 to nlanes) itself, whatever the share is now. */
 #define LANE_EXACT ((uint64_t)1 << 63)
 
-/* The writer op goes to (loop thread): the first for lane 0 or while the
-   node writes through one, else one of the others it uses now (op->lane - 1
-   modulo their number), or the very one a receipt's hint names. */
-static struct store *writer_of(struct store *s, const struct store_op *op) {
-  if (s->nlanes == 0 || op->lane == 0) return s;
-  if (op->lane & LANE_EXACT) {
-    uint64_t w = op->lane & ~LANE_EXACT;
-    return w >= 1 && w <= (uint64_t)s->nlanes ? s->lanes[w - 1] : s;
+/* The writer a lane goes to (loop thread), 0 for the first, k for
+   lanes[k - 1]: the first for lane 0 or while the node writes through one,
+   else one of the others it uses now (lane - 1 modulo their number), or the
+   very one a receipt's hint names. */
+static int lane_index(const struct store *s, uint64_t lane) {
+  if (s->nlanes == 0 || lane == 0) return 0;
+  if (lane & LANE_EXACT) {
+    uint64_t w = lane & ~LANE_EXACT;
+    return w <= (uint64_t)s->nlanes ? (int)w : 0;
   }
   int use = __atomic_load_n(&s->writers_use, __ATOMIC_RELAXED);
-  if (use <= 1) return s;
-  return s->lanes[(op->lane - 1) % (uint64_t)(use - 1)];
+  return use <= 1 ? 0 : 1 + (int)((lane - 1) % (uint64_t)(use - 1));
+}
+
+static struct store *writer_of(struct store *s, const struct store_op *op) {
+  int k = lane_index(s, op->lane);
+  return k ? s->lanes[k - 1] : s;
 }
 
 uint64_t store_lane_of_msg(int64_t msg_id) { return 1 + (uint64_t)msg_id; }
@@ -593,12 +598,8 @@ static uint32_t hint_slot(const char *route, const char *pid) {
 
 void store_lane_hint_set(struct store *s, const char *route, const char *pid, int64_t msg_id) {
   if (s->nlanes == 0 || s->lane_hint == NULL || !route || !pid || !*pid || msg_id <= 0) return;
-  struct store_op probe = {.lane = store_lane_of_msg(msg_id)};
-  struct store *w = writer_of(s, &probe);
-  uint8_t k = 0;   /* the first writer: no hint */
-  for (int i = 0; i < s->nlanes; i++)
-    if (s->lanes[i] == w) k = (uint8_t)(i + 1);
-  s->lane_hint[hint_slot(route, pid)] = k;
+  /* 0, the first writer: no hint */
+  s->lane_hint[hint_slot(route, pid)] = (uint8_t)lane_index(s, store_lane_of_msg(msg_id));
 }
 
 void store_lane_hinted(struct store *s, struct store_op *op, const char *route,
