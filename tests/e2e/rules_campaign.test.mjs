@@ -3,10 +3,12 @@
 // rejected stop_listed, one without a consent no_consent, one that already had
 // its cap of advertising frequency_cap, one given the variant whose text names
 // alcohol prohibited_content; one whose local time (its number's zone in the
-// numbering register) is inside the quiet hours gets a message that waits (scheduled, quiet_hours) and goes when the test
-// clock passes their end; the rest are sent at once. The campaign's figures
+// numbering register) is inside the quiet hours gets a message that waits
+// (scheduled, quiet_hours) and goes when the test clock passes their end; the
+// rest are sent at once. The campaign's figures
 // add up (each recipient in one recipient status, each message in one message
-// status) and recipients.csv shows every refusal's reason.
+// status), recipients.csv shows every refusal's reason, and the dry run
+// before the start foretold the same figures.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -117,6 +119,8 @@ test('an advertising campaign meets every rule: stop-list, consent, caps, conten
   await k.call('PUT', '/v1/templates/bad', { key, body: { text: '{{name}}, скидка 10% на водку и коньяк' } }, 200);
   const variants = [{ template: 'clean', share: 75 }, { template: 'bad', share: 25 }];
   await k.call('PUT', '/v1/campaigns/promo', { key, body: { audience: { list: 'base' }, variants, class: 'advertising' } }, 200);
+  // The dry run judges each recipient as the run will, and stores nothing.
+  const dry = await k.call('POST', '/v1/campaigns/promo/dry-run', { key, body: {} }, 200);
   await k.call('POST', '/v1/campaigns/promo/start', { key }, 200);
   // Nothing is left planned once every recipient has a message or a refusal.
   const done = await waitCampaign(k, key, 'promo', 'done');
@@ -132,6 +136,12 @@ test('an advertising campaign meets every rule: stop-list, consent, caps, conten
   for (const w of ['stop_listed', 'no_consent', 'prohibited_content', 'frequency_cap', 'quiet_hours', 'sent'])
     assert.ok(counts[w] >= 1, `no recipient left for ${w}: ${JSON.stringify(counts)}`);
 
+  assert.deepEqual([dry.recipients, dry.accepted, dry.deferred.quiet_hours],
+    [base.length, counts.sent + counts.quiet_hours, counts.quiet_hours], JSON.stringify(dry));
+  const refused = { ...counts };
+  delete refused.sent;
+  delete refused.quiet_hours;
+  assert.deepEqual(dry.rejected, refused);
   for (const x of all) {
     const w = want.get(x.phone);
     if (w === 'sent' || w === 'quiet_hours') {
