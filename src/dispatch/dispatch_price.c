@@ -105,6 +105,20 @@ int64_t dispatch_price_for(const struct dispatch_prices *p, const char *inn, con
   return p->def;
 }
 
+int64_t dispatch_price_most(const struct dispatch_prices *p, int sure, const char *inn,
+                            const char *name, int *every) {
+  if (sure) {
+    int64_t x = dispatch_price_for(p, inn, name);
+    *every = x >= 0;
+    return x;
+  }
+  int64_t most = p->def;
+  for (int i = 0; i < p->n; i++)
+    if (p->op[i].price > most) most = p->op[i].price;
+  *every = p->def >= 0;
+  return most;
+}
+
 int dispatch_choose(const struct dispatch_offer *o, int n, enum dispatch_lane lane,
                     const char *inn, const char *name, int *order, int64_t *price) {
   int k = 0;

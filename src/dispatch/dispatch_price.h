@@ -46,6 +46,13 @@ void dispatch_prices_json(const struct dispatch_prices *p, json_t *route);
    NULL), or -1 when the route does not serve it. */
 int64_t dispatch_price_for(const struct dispatch_prices *p, const char *inn, const char *name);
 
+/* The most a segment can cost on the route: to the operator (inn, name)
+   when sure, else to whichever operator; -1 when it serves none of them.
+   *every is set to 1 when it serves every operator that could be meant (so
+   no other route is needed for one), else 0. */
+int64_t dispatch_price_most(const struct dispatch_prices *p, int sure, const char *inn,
+                            const char *name, int *every);
+
 /* A route as the choice sees it. */
 struct dispatch_offer {
   const struct dispatch_prices *prices;

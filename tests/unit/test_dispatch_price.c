@@ -87,3 +87,24 @@ KK_TEST(dispatch_choose_cheapest_up_with_failover) {
   ASSERT_EQ(order[0], 0);
   ASSERT_EQ(dispatch_choose(o, 0, DISPATCH_LANE_BULK, NULL, NULL, order, NULL), 0);
 }
+
+KK_TEST(dispatch_price_most_bounds_a_charge) {
+  struct dispatch_prices p, listed;
+  char err[160];
+  ASSERT_EQ(parse("{\"prices\":{\"default\":2.0,\"operators\":{\"7740000076\":1.5,"
+                  "\"7812014560\":3.25}}}", &p, err), 0);
+  ASSERT_EQ(parse("{\"prices\":{\"operators\":{\"7740000076\":1.5}}}", &listed, err), 0);
+  int every = -1;
+  /* the operator for sure: its price */
+  ASSERT_EQ(dispatch_price_most(&p, 1, "7740000076", NULL, &every), 150);
+  ASSERT_EQ(every, 1);
+  ASSERT_EQ(dispatch_price_most(&p, 1, "7713076301", NULL, &every), 200);
+  /* not sure (an HLR answer to come): the dearest operator's */
+  ASSERT_EQ(dispatch_price_most(&p, 0, "7740000076", NULL, &every), 325);
+  ASSERT_EQ(every, 1);
+  /* a route without a default may serve none of them */
+  ASSERT_EQ(dispatch_price_most(&listed, 1, "7812014560", NULL, &every), -1);
+  ASSERT_EQ(every, 0);
+  ASSERT_EQ(dispatch_price_most(&listed, 0, "7740000076", NULL, &every), 150);
+  ASSERT_EQ(every, 0);
+}

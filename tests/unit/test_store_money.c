@@ -112,6 +112,79 @@ static void money_contract(struct sc_env *e) {
   adds_up(e);
 }
 
+/* Inserts one SMS of account 1 quoted at most `most` a segment (store
+   units; table: the price table's may apply too). */
+static int send_quoted(struct tmp_store *t, const char *pid, int64_t most, int table,
+                       struct store_msg_new *out) {
+  int64_t now = store_now_ms();
+  struct store_msg_new m = {
+      .account_id = 1, .public_id = pid, .to = "79161234567", .text = "hello",
+      .msg_class = "service", .encoding = "gsm7", .segments = 1, .route = "r1",
+      .created_at = now, .expires_at = now + 86400000, .sms_priced = 1,
+      .sms_price = most / 2, .sms_quoted = 1, .sms_most = most, .sms_table = table,
+  };
+  RUN(t, store_msg_insert(t->store, &m, 1, tmp_store_done, t));
+  ASSERT_EQ(m.rc, 0);
+  if (out) *out = m;
+  return !m.no_balance;
+}
+
+/* The hold is the most a message can be charged, and a charge above it
+   (a price raised since) is taken at the hold: the balance never goes
+   below zero. */
+static void money_cap_contract(struct sc_env *e) {
+  struct tmp_store *t = e->t;
+  RUN(t, store_price_put(t->store, 1, "sms", PRICE, tmp_store_done, t));
+  set(t, 1, -1);
+  ASSERT_EQ(topup(t, 2 * PRICE), 2 * PRICE);
+  /* held at the dearest route (3.00), not at the expected one (1.50) */
+  struct store_msg_new a;
+  ASSERT_EQ(send_quoted(t, "q1", 30000, 0, &a), 1);
+  ASSERT_EQ(e->num(e, "SELECT amount FROM money_holds"), 30000);
+  /* the price table's (2.00) counts when a route may have no price */
+  ASSERT_EQ(send_quoted(t, "q2", 5000, 1, NULL), 0);   /* 1.00 left: 2.00 does not fit */
+  ASSERT_EQ(topup(t, PRICE), 3 * PRICE);
+  struct store_msg_new b;
+  ASSERT_EQ(send_quoted(t, "q3", 5000, 1, &b), 1);
+  ASSERT_EQ(e->num(e, "SELECT reserved FROM balances WHERE account_id=1"), 30000 + PRICE);
+  adds_up(e);
+  /* a is accepted on a route priced 4.00 now: charged 3.00, its hold */
+  struct store_cascade_stats cs0, cs1;
+  store_get_cascade_stats(t->store, &cs0);
+  struct store_sms_update u = {.msg_id = a.id, .attempt_id = a.attempt_id, .part = 1,
+                               .nparts = 1, .route = "r1", .provider_id = "qa",
+                               .at = store_now_ms(), .priced = 1, .price = 400};
+  RUN(t, store_sms_submitted(t->store, &u, tmp_store_done, t));
+  ASSERT_EQ(e->num(e, "SELECT amount FROM money_tx WHERE kind='charge'"), -30000);
+  ASSERT_EQ(e->num(e, "SELECT balance FROM balances WHERE account_id=1"), 3 * PRICE - 30000);
+  store_get_cascade_stats(t->store, &cs1);
+  ASSERT_EQ(cs1.charges_capped - cs0.charges_capped, 1);
+  /* b at 1.50, under its hold: charged as priced, the rest released */
+  struct store_sms_update v = {.msg_id = b.id, .attempt_id = b.attempt_id, .part = 1,
+                               .nparts = 1, .route = "r1", .provider_id = "qb",
+                               .at = store_now_ms(), .priced = 1, .price = 150};
+  RUN(t, store_sms_submitted(t->store, &v, tmp_store_done, t));
+  ASSERT_EQ(e->num(e, "SELECT balance FROM balances WHERE account_id=1"), 3 * PRICE - 45000);
+  ASSERT_EQ(e->num(e, "SELECT MIN(balance) FROM money_tx WHERE account_id=1") >= 0, 1);
+  store_get_cascade_stats(t->store, &cs0);
+  ASSERT_EQ(cs0.charges_capped, cs1.charges_capped);
+  adds_up(e);
+}
+
+KK_TEST(store_money_sqlite_charge_capped_at_hold) {
+  struct sc_sq q;
+  sc_sqlite_open(&q);
+  money_cap_contract(&q.e);
+  sc_sqlite_close(&q);
+}
+
+KK_TEST(store_pg_money_charge_capped_at_hold) {
+  struct sc_pg p;
+  sc_pg_open(&p, 1);
+  money_cap_contract(&p.e[0]);
+  sc_pg_close(&p);
+}
+
 KK_TEST(store_money_sqlite) {
   struct sc_sq q;
   sc_sqlite_open(&q);
