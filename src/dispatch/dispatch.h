@@ -101,6 +101,12 @@ struct dispatch_quote {
    most it can cost, so its charge never takes the balance past its hold. */
 void dispatch_quote(struct dispatch *d, const struct store_account *acc, const char *route,
                     const char *e164, const char *msg_class, struct dispatch_quote *q);
+/* 1 when a submit_sm_resp status says the route (its SMSC or its session)
+   is in trouble, not the one message: a system error, a failed submit, a
+   temporary application error, a bind problem. A run of these (or of
+   submits that got no answer) takes a route down for route_down_ms;
+   a number's own refusal or throttling does not. */
+int dispatch_status_route_trouble(uint32_t status);
 /* How many routes there are. */
 int dispatch_route_count(const struct dispatch *d);
 /* The default_route setting ("" when not set). */
