@@ -35,7 +35,7 @@ int dispatch_route_up(const struct route *r, int64_t now) {
 
 static int any_priced(const struct dispatch *d) {
   for (const struct route *r = d->routes; r; r = r->next)
-    if (r->cfg.prices.def >= 0 || r->cfg.prices.n > 0) return 1;
+    if (dispatch_prices_any(&r->cfg.prices)) return 1;
   return 0;
 }
 
@@ -70,7 +70,7 @@ static struct route *route_for(struct dispatch *d, int chosen, const char *given
   struct route *r = chosen ? cheapest(d, lane, inn, op, price) : NULL;
   if (r) return r;
   r = route_find(d, given);
-  *price = r ? dispatch_price_for(&r->cfg.prices, inn, op) : -1;
+  *price = r ? dispatch_price_for(&r->cfg.prices, lane, inn, op) : -1;
   return r;
 }
 
@@ -188,13 +188,13 @@ static void register_operator(const struct dispatch *d, const char *e164, char *
   }
 }
 
-/* The most a segment can cost on route r (NULL: gone, the price table's):
-   its price to the operator when sure, else to any; *table set to 1 when
-   it may have no price for the operator (the price table's then). */
-static int64_t given_most(const struct route *r, int sure, const char *inn, const char *op,
-                          int *table) {
+/* The most a segment on lane can cost on route r (NULL: gone): its price
+   to the operator when sure, else to any; *table set to 1 when it may have
+   no price for the operator (the price table's then). */
+static int64_t given_most(const struct route *r, enum dispatch_lane lane, int sure,
+                          const char *inn, const char *op, int *table) {
   int every = 0;
-  int64_t most = r ? dispatch_price_most(&r->cfg.prices, sure, inn, op, &every) : -1;
+  int64_t most = r ? dispatch_price_most(&r->cfg.prices, lane, sure, inn, op, &every) : -1;
   if (!every) *table = 1;
   return most;
 }
@@ -210,12 +210,12 @@ static int64_t chosen_most(struct dispatch *d, const char *given, enum dispatch_
   for (const struct route *r = d->routes; r && n < DISPATCH_CHOOSE_MAX; r = r->next, n++) {
     if (!(r->cfg.prices.lanes & (1u << lane))) continue;
     int every;
-    int64_t p = dispatch_price_most(&r->cfg.prices, sure, inn, op, &every);
+    int64_t p = dispatch_price_most(&r->cfg.prices, lane, sure, inn, op, &every);
     if (p > most) most = p;
     covered |= every;
   }
   if (!covered) {
-    int64_t g = given_most(route_find(d, given), sure, inn, op, table);
+    int64_t g = given_most(route_find(d, given), lane, sure, inn, op, table);
     if (g > most) most = g;
   }
   return most;
@@ -242,7 +242,7 @@ void dispatch_quote(struct dispatch *d, const struct store_account *acc, const c
   q->expected = r ? price : -1;
   q->table = 0;
   q->most = chosen ? chosen_most(d, route, lane, sure, nz(inn), nz(op), &q->table)
-                   : given_most(route_find(d, route), sure, nz(inn), nz(op), &q->table);
+                   : given_most(route_find(d, route), lane, sure, nz(inn), nz(op), &q->table);
 }
 
 void dispatch_job_place(struct dispatch *d, struct job *j) {

@@ -1,6 +1,7 @@
 // Route choice: a message's SMS goes to the cheapest route that serves its
 // operator (from the numbering register, or the HLR/MNP answer) and its lane
-// and is up; a route whose SMSC is gone fails over to the next and gets the
+// and is up (a route may price its lanes apart, or serve bulk only); a
+// route whose SMSC is gone fails over to the next and gets the
 // traffic back when it is bound again; the route and its price are on the
 // attempt; a run of the route's own errors (system errors, not invalid
 // numbers) takes it down for route_down; an account's own sms_route still
@@ -119,6 +120,60 @@ test('routes: a run of system errors takes a route down, and traffic goes to the
   const back = await k.send(key, sms(MTS_PHONE, 'a again'));
   await smscA.waitFor(() => smscA.submits.some((s) => s.text === 'a again'), 'route a again');
   assert.equal((await k.waitStatus(key, back.id, ['sent', 'delivered'])).attempts[0].route, 'a');
+  await k.stopClean();
+});
+
+test('routes: prices per lane within one route; the attempt has its lane\'s price', async (t) => {
+  // a serves both lanes: cheap for codes, dear for advertising except to
+  // МегаФон; b one price for everything
+  const { k, smscA, smscB, key } = await twoRoutes(t, {
+    a: { prices: { default: { stream: 1.5, bulk: 3.0 }, operators: { [MEGAFON]: { bulk: 1.0 } } } },
+    b: { prices: { default: 2.0 } },
+  });
+  const r = await k.route('a');
+  assert.equal(r.lane, 'both');
+  assert.deepEqual(r.prices, { default: { stream: 1.5, bulk: 3 }, operators: { [MEGAFON]: { bulk: 1 } } });
+  await k.consent(key, [MTS_PHONE, MEGAFON_PHONE]);
+  const cases = [
+    [MTS_PHONE, 'mts code', 'transactional', 'a', 1.5],
+    [MTS_PHONE, 'mts promo', 'advertising', 'b', 2],
+    [MEGAFON_PHONE, 'megafon promo', 'advertising', 'a', 1],
+    [MEGAFON_PHONE, 'megafon code', 'service', 'a', 1.5],
+  ];
+  for (const [to, text, cls, route, price] of cases) {
+    const m = await k.send(key, sms(to, text, cls));
+    const smsc = route === 'a' ? smscA : smscB;
+    await smsc.waitFor(() => smsc.submits.some((s) => s.text === text), `${text} on route ${route}`);
+    const att = (await k.waitStatus(key, m.id, ['sent', 'delivered'])).attempts[0];
+    assert.deepEqual([att.route, att.price], [route, price], text);
+  }
+  // A lane's price must be a price.
+  const bad = await k.request('PUT', '/v1/routes/c', { body: smscB.routeConfig({ prices: { default: { stream: 1, fast: 2 } } }) });
+  assert.equal(bad.status, 422, bad.text);
+  await k.stopClean();
+});
+
+test('routes: a bulk-only route takes advertising, never service or transactional', async (t) => {
+  const { k, smscA, smscB, key } = await twoRoutes(t, {
+    a: { prices: { default: 3.0 } },
+    b: { lane: 'bulk', prices: { default: 0.5 } },
+  });
+  assert.equal((await k.route('b')).lane, 'bulk');
+  await k.consent(key, [MTS_PHONE, MEGAFON_PHONE]);
+  const promo = await k.send(key, sms(MTS_PHONE, 'bulk promo', 'advertising'));
+  const code = await k.send(key, sms(MTS_PHONE, 'bulk code', 'transactional'));
+  const svc = await k.send(key, sms(MEGAFON_PHONE, 'bulk service', 'service'));
+  await smscB.waitFor(() => smscB.submits.some((s) => s.text === 'bulk promo'), 'advertising on the bulk route');
+  await smscA.waitFor(() => smscA.submits.some((s) => s.text === 'bulk code') &&
+    smscA.submits.some((s) => s.text === 'bulk service'), 'service and transactional elsewhere');
+  const p = (await k.waitStatus(key, promo.id, ['sent', 'delivered'])).attempts[0];
+  assert.deepEqual([p.route, p.price], ['b', 0.5]);
+  for (const m of [code, svc]) {
+    const a = (await k.waitStatus(key, m.id, ['sent', 'delivered'])).attempts[0];
+    assert.deepEqual([a.route, a.price], ['a', 3]);
+  }
+  await k.settled(key);
+  assert.ok(!smscB.submits.some((s) => s.text === 'bulk code' || s.text === 'bulk service'));
   await k.stopClean();
 });
 
