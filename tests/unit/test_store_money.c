@@ -2,8 +2,9 @@
  * test_store_money.c - balances in the store (store_money.h) on both
  * backends: holds at insert, refusal when they do not fit, the charge when
  * the SMSC accepts, the release when the message is done (a permanent
- * failure gives its hold back), the credit limit, the log adding up, and
- * two nodes of one PostgreSQL sharing one balance.
+ * failure gives its hold back), the credit limit, the log adding up, a
+ * charge never above the hold, the reach read's cut-off, and two nodes of
+ * one PostgreSQL sharing one balance.
  */
 #include <stdio.h>
 #include <string.h>
@@ -25,15 +26,20 @@ static int want;
     ASSERT_EQ(tmp_store_wait((t), want, 10000), 0);                            \
   } while (0)
 
-/* Inserts one SMS message of account 1 through t: 1 stored, 0 refused. */
-static int send_one(struct tmp_store *t, const char *pid, int segments,
-                    struct store_msg_new *out) {
+/* A new SMS message of account 1, created now. */
+static struct store_msg_new sms_of(const char *pid, int segments) {
   int64_t now = store_now_ms();
-  struct store_msg_new m = {
+  return (struct store_msg_new){
       .account_id = 1, .public_id = pid, .to = "79161234567", .text = "hello",
       .msg_class = "service", .encoding = "gsm7", .segments = segments, .route = "r1",
       .created_at = now, .expires_at = now + 86400000,
   };
+}
+
+/* Inserts one SMS message of account 1 through t: 1 stored, 0 refused. */
+static int send_one(struct tmp_store *t, const char *pid, int segments,
+                    struct store_msg_new *out) {
+  struct store_msg_new m = sms_of(pid, segments);
   RUN(t, store_msg_insert(t->store, &m, 1, tmp_store_done, t));
   ASSERT_EQ(m.rc, 0);
   if (out) *out = m;
@@ -116,13 +122,12 @@ static void money_contract(struct sc_env *e) {
    units; table: the price table's may apply too). */
 static int send_quoted(struct tmp_store *t, const char *pid, int64_t most, int table,
                        struct store_msg_new *out) {
-  int64_t now = store_now_ms();
-  struct store_msg_new m = {
-      .account_id = 1, .public_id = pid, .to = "79161234567", .text = "hello",
-      .msg_class = "service", .encoding = "gsm7", .segments = 1, .route = "r1",
-      .created_at = now, .expires_at = now + 86400000, .sms_priced = 1,
-      .sms_price = most / 2, .sms_quoted = 1, .sms_most = most, .sms_table = table,
-  };
+  struct store_msg_new m = sms_of(pid, 1);
+  m.sms_priced = 1;
+  m.sms_price = most / 2;
+  m.sms_quoted = 1;
+  m.sms_most = most;
+  m.sms_table = table;
   RUN(t, store_msg_insert(t->store, &m, 1, tmp_store_done, t));
   ASSERT_EQ(m.rc, 0);
   if (out) *out = m;
@@ -182,6 +187,54 @@ KK_TEST(store_pg_money_charge_capped_at_hold) {
   struct sc_pg p;
   sc_pg_open(&p, 1);
   money_cap_contract(&p.e[0]);
+  sc_pg_close(&p);
+}
+
+/* Inserts one SMS of account 1 created at `at`. */
+static void send_at(struct tmp_store *t, const char *pid, int64_t at) {
+  struct store_msg_new m = sms_of(pid, 1);
+  m.created_at = at;
+  RUN(t, store_msg_insert(t->store, &m, 1, tmp_store_done, t));
+  ASSERT_EQ(m.rc, 0);
+}
+
+/* SMS attempts the reach read counts for account 1 since `since`. */
+static int64_t sms_reach(struct tmp_store *t, int64_t since) {
+  struct store_money_reach r[STORE_MONEY_REACH_MAX];
+  int n = -1;
+  RUN(t, store_money_reach_async(t->store, 1, since, r, &n, tmp_store_done, t));
+  ASSERT_EQ(t->rc, 0);
+  for (int i = 0; i < n; i++)
+    if (strcmp(r[i].channel, "sms") == 0) return r[i].attempts;
+  return 0;
+}
+
+/* The measured reach looks at the account's messages since the cut-off
+   only (the calculator's last 30 days): older ones do not count. */
+static void reach_contract(struct sc_env *e) {
+  struct tmp_store *t = e->t;
+  int64_t now = store_now_ms(), day = 86400000;
+  send_at(t, "old1", now - 40 * day);
+  send_at(t, "old2", now - 31 * day);
+  send_at(t, "new1", now - 29 * day);
+  send_at(t, "new2", now);
+  ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM attempts WHERE channel='sms'"), 4);
+  ASSERT_EQ(sms_reach(t, now - 30 * day), 2);
+  ASSERT_EQ(sms_reach(t, 0), 4);
+  ASSERT_EQ(sms_reach(t, now + day), 0);
+}
+
+KK_TEST(store_money_sqlite_reach_since) {
+  struct sc_sq q;
+  sc_sqlite_open(&q);
+  reach_contract(&q.e);
+  sc_sqlite_close(&q);
+}
+
+KK_TEST(store_pg_money_reach_since) {
+  struct sc_pg p;
+  sc_pg_open(&p, 1);
+  reach_contract(&p.e[0]);
   sc_pg_close(&p);
 }
 
