@@ -409,15 +409,20 @@ static void on_stored(void *arg, int rc) {
 }
 
 /* The price of an SMS segment on the route the dispatcher is expected to
-   choose for it (what a prepaid account's message is held at). */
+   choose for it, and the most it can be charged (what a prepaid account's
+   message is held at). */
 static void quote(const struct accept *ac, const struct store_account *acc,
                   struct accept_item *it) {
   it->m.sms_priced = 0;
+  it->m.sms_quoted = 0;
   if (it->e164[0] == '\0' || it->route[0] == '\0') return;
-  int64_t p = dispatch_quote(ac->dispatch, acc, it->route, it->e164, it->m.msg_class);
-  if (p < 0) return;
-  it->m.sms_priced = 1;
-  it->m.sms_price = p * STORE_MONEY_PER_HUNDREDTH;
+  struct dispatch_quote q;
+  dispatch_quote(ac->dispatch, acc, it->route, it->e164, it->m.msg_class, &q);
+  it->m.sms_priced = q.expected >= 0;
+  it->m.sms_price = q.expected >= 0 ? q.expected * STORE_MONEY_PER_HUNDREDTH : 0;
+  it->m.sms_quoted = 1;
+  it->m.sms_most = q.most >= 0 ? q.most * STORE_MONEY_PER_HUNDREDTH : -1;
+  it->m.sms_table = q.table;
 }
 
 /* A message asked for later (send_at) waits as one the policy deferred:

@@ -268,6 +268,11 @@ void cascade_metrics(struct cascade *c, struct kk_buf *o) {
                 "kaskad_cascade_delivered_twice_total %llu\n"
                 "# HELP kaskad_cascades_finished_total Messages whose cascade has ended.\n"
                 "# TYPE kaskad_cascades_finished_total counter\n"
-                "kaskad_cascades_finished_total %llu\n",
-                (unsigned long long)s.delivered_twice, (unsigned long long)s.finished);
+                "kaskad_cascades_finished_total %llu\n"
+                "# HELP kaskad_money_charge_capped_total Charges above what was left of their "
+                "message's hold, taken at the hold.\n"
+                "# TYPE kaskad_money_charge_capped_total counter\n"
+                "kaskad_money_charge_capped_total %llu\n",
+                (unsigned long long)s.delivered_twice, (unsigned long long)s.finished,
+                (unsigned long long)s.charges_capped);
 }

@@ -84,13 +84,29 @@ int dispatch_route_del(struct dispatch *d, const char *name);
    NULL when there is none: no route, several and no default, or the default
    names none. */
 const char *dispatch_route_pick(struct dispatch *d, const char *want);
-/* The price per segment (hundredths; -1: none) of the route an SMS of
-   account acc (NULL: unknown) to e164 of msg_class is expected to take, the
-   way the dispatcher chooses it (operator from the register or a cached
-   HLR answer, lane, the routes up now), route being the one accept gave it
-   (dispatch_route_pick). What a prepaid account's message is held at. */
-int64_t dispatch_quote(struct dispatch *d, const struct store_account *acc, const char *route,
-                       const char *e164, const char *msg_class);
+/* What an SMS of a prepaid account may cost per segment (hundredths). */
+struct dispatch_quote {
+  int64_t expected;         /* on the route it is expected to take; -1: none
+                               (the price table's) */
+  int64_t most;             /* the highest route price it can be charged: on
+                               any route it can fail over to, to any operator
+                               an HLR answer not yet known could name; -1: none */
+  int table;                /* 1: it may go by a route without a price for its
+                               operator, charged the price table's price */
+};
+/* The quote for an SMS of account acc (NULL: unknown) to e164 of msg_class,
+   chosen the way the dispatcher chooses (operator from the register or a
+   cached HLR answer, lane, the routes up now), route being the one accept
+   gave it (dispatch_route_pick). A prepaid account's message is held at the
+   most it can cost, so its charge never takes the balance past its hold. */
+void dispatch_quote(struct dispatch *d, const struct store_account *acc, const char *route,
+                    const char *e164, const char *msg_class, struct dispatch_quote *q);
+/* 1 when a submit_sm_resp status says the route (its SMSC or its session)
+   is in trouble, not the one message: a system error, a failed submit, a
+   temporary application error, a bind problem. A run of these (or of
+   submits that got no answer) takes a route down for route_down_ms;
+   a number's own refusal or throttling does not. */
+int dispatch_status_route_trouble(uint32_t status);
 /* How many routes there are. */
 int dispatch_route_count(const struct dispatch *d);
 /* The default_route setting ("" when not set). */

@@ -7,8 +7,10 @@
  * A route is down when no session of it has been bound for route_down_ms,
  * or for route_down_ms after a run of errors; the health timer moves the
  * chosen jobs queued on a route that went down to the next best.
- * dispatch_quote makes the same choice for accept, which holds a prepaid
- * account's message at that route's price.
+ * dispatch_quote makes the same choice for accept, and says the most the
+ * message can cost (the dearest route it can fail over to, the dearest
+ * operator while the HLR has not answered): a prepaid account's message is
+ * held at that.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +35,7 @@ int dispatch_route_up(const struct route *r, int64_t now) {
 
 static int any_priced(const struct dispatch *d) {
   for (const struct route *r = d->routes; r; r = r->next)
-    if (r->cfg.prices.def >= 0 || r->cfg.prices.n > 0) return 1;
+    if (dispatch_prices_any(&r->cfg.prices)) return 1;
   return 0;
 }
 
@@ -68,7 +70,7 @@ static struct route *route_for(struct dispatch *d, int chosen, const char *given
   struct route *r = chosen ? cheapest(d, lane, inn, op, price) : NULL;
   if (r) return r;
   r = route_find(d, given);
-  *price = r ? dispatch_price_for(&r->cfg.prices, inn, op) : -1;
+  *price = r ? dispatch_price_for(&r->cfg.prices, lane, inn, op) : -1;
   return r;
 }
 
@@ -186,20 +188,61 @@ static void register_operator(const struct dispatch *d, const char *e164, char *
   }
 }
 
-int64_t dispatch_quote(struct dispatch *d, const struct store_account *acc, const char *route,
-                       const char *e164, const char *msg_class) {
+/* The most a segment on lane can cost on route r (NULL: gone): its price
+   to the operator when sure, else to any; *table set to 1 when it may have
+   no price for the operator (the price table's then). */
+static int64_t given_most(const struct route *r, enum dispatch_lane lane, int sure,
+                          const char *inn, const char *op, int *table) {
+  int every = 0;
+  int64_t most = r ? dispatch_price_most(&r->cfg.prices, lane, sure, inn, op, &every) : -1;
+  if (!every) *table = 1;
+  return most;
+}
+
+/* The most a segment can cost when the dispatcher chooses: the dearest
+   route that serves the lane and could serve the operator (failover can
+   take any of them), and the given route when some operator may be served
+   by none. */
+static int64_t chosen_most(struct dispatch *d, const char *given, enum dispatch_lane lane,
+                           int sure, const char *inn, const char *op, int *table) {
+  int64_t most = -1;
+  int covered = 0, n = 0;
+  for (const struct route *r = d->routes; r && n < DISPATCH_CHOOSE_MAX; r = r->next, n++) {
+    if (!(r->cfg.prices.lanes & (1u << lane))) continue;
+    int every;
+    int64_t p = dispatch_price_most(&r->cfg.prices, lane, sure, inn, op, &every);
+    if (p > most) most = p;
+    covered |= every;
+  }
+  if (!covered) {
+    int64_t g = given_most(route_find(d, given), lane, sure, inn, op, table);
+    if (g > most) most = g;
+  }
+  return most;
+}
+
+void dispatch_quote(struct dispatch *d, const struct store_account *acc, const char *route,
+                    const char *e164, const char *msg_class, struct dispatch_quote *q) {
   char inn[16], op[80];
   register_operator(d, e164, inn, sizeof inn, op, sizeof op);
+  /* Without an HLR the register's operator is the one the dispatcher
+     takes; with one, only a cached answer says it for sure now. */
+  int sure = d->opts.hlr == NULL;
   struct dispatch_hlr_answer a;
   if (d->opts.hlr && dispatch_hlr_peek(d->opts.hlr, e164, &a)) {
     /* as on_hlr takes it */
     if (a.inn[0]) snprintf(inn, sizeof inn, "%s", a.inn);
     if (a.operator_name[0]) snprintf(op, sizeof op, "%s", a.operator_name);
+    sure = 1;
   }
+  enum dispatch_lane lane = dispatch_lane_of(msg_class);
+  int chosen = chooses(d, acc);
   int64_t price;
-  struct route *r =
-      route_for(d, chooses(d, acc), route, dispatch_lane_of(msg_class), nz(inn), nz(op), &price);
-  return r ? price : -1;
+  struct route *r = route_for(d, chosen, route, lane, nz(inn), nz(op), &price);
+  q->expected = r ? price : -1;
+  q->table = 0;
+  q->most = chosen ? chosen_most(d, route, lane, sure, nz(inn), nz(op), &q->table)
+                   : given_most(route_find(d, route), lane, sure, nz(inn), nz(op), &q->table);
 }
 
 void dispatch_job_place(struct dispatch *d, struct job *j) {

@@ -94,7 +94,8 @@ struct route {
   uv_timer_t *lane_timer;       /* wakes the pump when a lane's rate allows */
   int queued;
   int64_t bound_at;             /* last seen bound (or created) */
-  int err_run;                  /* submit errors in a row */
+  int err_run;                  /* signs of trouble in a row (dispatch_status_route_trouble,
+                                   submits without an answer) */
   int64_t down_until;           /* down after an error run until then */
   int down;                     /* as last looked at by the health timer */
   uint8_t ref;                  /* concatenation reference, rotates */

@@ -9,7 +9,10 @@
  *
  * In a route's JSON: "lane": "stream" | "bulk" | "both" (default both),
  * "prices": {"default": 3.5, "operators": {"7740000076": 2.9, "МТС": 3.0}}
- * (currency units; kept in hundredths).
+ * (currency units; kept in hundredths). Wherever a price goes it may be an
+ * object of a price per lane instead, {"stream": 2.9, "bulk": 2.4}, so one
+ * route serving both lanes prices them apart; an operator's lane not given
+ * there costs the default's for that lane.
  */
 #ifndef DISPATCH_PRICE_H
 #define DISPATCH_PRICE_H
@@ -25,11 +28,12 @@ enum dispatch_lane { DISPATCH_LANE_STREAM, DISPATCH_LANE_BULK, DISPATCH_LANE_COU
 
 struct dispatch_prices {
   unsigned lanes;             /* a bit per lane */
-  int64_t def;                /* per segment, hundredths; -1: only the listed operators */
+  /* per segment and lane, hundredths; -1: only the listed operators */
+  int64_t def[DISPATCH_LANE_COUNT];
   int n;
   struct dispatch_op_price {
     char key[64];             /* INN or operator name, as given */
-    int64_t price;
+    int64_t price[DISPATCH_LANE_COUNT];   /* -1: the default's for the lane */
   } op[DISPATCH_PRICES_MAX];
 };
 
@@ -42,9 +46,21 @@ int dispatch_prices_parse(json_t *route, struct dispatch_prices *out, char *err,
 /* Writes them back into route (for GET /v1/routes). */
 void dispatch_prices_json(const struct dispatch_prices *p, json_t *route);
 
-/* The price of a segment to the operator (inn and/or name, either may be
-   NULL), or -1 when the route does not serve it. */
-int64_t dispatch_price_for(const struct dispatch_prices *p, const char *inn, const char *name);
+/* 1 when the route has a price at all (the dispatcher chooses among
+   priced routes). */
+int dispatch_prices_any(const struct dispatch_prices *p);
+
+/* The price of a segment on lane to the operator (inn and/or name, either
+   may be NULL), or -1 when the route has no price for them. */
+int64_t dispatch_price_for(const struct dispatch_prices *p, enum dispatch_lane lane,
+                           const char *inn, const char *name);
+
+/* The most a segment on lane can cost on the route: to the operator (inn, name)
+   when sure, else to whichever operator; -1 when it serves none of them.
+   *every is set to 1 when it serves every operator that could be meant (so
+   no other route is needed for one), else 0. */
+int64_t dispatch_price_most(const struct dispatch_prices *p, enum dispatch_lane lane, int sure,
+                            const char *inn, const char *name, int *every);
 
 /* A route as the choice sees it. */
 struct dispatch_offer {

@@ -132,7 +132,7 @@ const char *dispatch_route_pick(struct dispatch *d, const char *want) {
   /* Several routes with prices: the dispatcher chooses per message; the
      first priced route stands in until then. */
   for (struct route *r = d->routes; r; r = r->next)
-    if (r->cfg.prices.def >= 0 || r->cfg.prices.n > 0) return r->cfg.smpp.name;
+    if (dispatch_prices_any(&r->cfg.prices)) return r->cfg.smpp.name;
   return NULL;
 }
 

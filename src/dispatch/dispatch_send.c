@@ -429,6 +429,33 @@ static int status_temporary(uint32_t st) {
          st == SMPP_ESME_RINVBNDSTS || st == SMPP_ESME_RALYBND || st == SMPP_ESME_RTHROTTLED;
 }
 
+int dispatch_status_route_trouble(uint32_t st) {
+  switch (st) {
+  case SMPP_ESME_RSYSERR:      /* the SMSC's own failure */
+  case SMPP_ESME_RSUBMITFAIL:
+  case SMPP_ESME_RX_T_APPN:
+  case SMPP_ESME_RINVBNDSTS:   /* the session is not what the SMSC thinks */
+  case SMPP_ESME_RALYBND:
+  case SMPP_ESME_RBINDFAIL:
+  case SMPP_ESME_RINVPASWD:
+  case SMPP_ESME_RINVSYSID:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* One more sign that route r is in trouble (an error of the route's own,
+   or a submit that got no answer): a run of them takes it down a while,
+   so choices go elsewhere. */
+static void route_trouble(struct route *r, const char *what) {
+  if (++r->err_run < ROUTE_ERR_RUN) return;
+  r->err_run = 0;
+  r->down_until = now_ms() + r->d->opts.route_down_ms;
+  kk_warnx(LOGCTX, "route %s: %d errors in a row (last: %s), down for %lld ms", r->cfg.smpp.name,
+           ROUTE_ERR_RUN, what, (long long)r->d->opts.route_down_ms);
+}
+
 /* After a part's answer: free or requeue the job as its state says. */
 static void job_settle(struct route *r, struct job *j, int at_head) {
   if (j->inflight) return;           /* other parts still out */
@@ -468,13 +495,9 @@ void dispatch_on_resp(void *ud, uint64_t token, uint32_t status, const char *mes
     return;
   }
   r->n.submit_errors++;
-  if (++r->err_run >= ROUTE_ERR_RUN) {
-    /* A run of errors: the route is down a while (choices go elsewhere). */
-    r->err_run = 0;
-    r->down_until = now_ms() + r->d->opts.route_down_ms;
-    kk_warnx(LOGCTX, "route %s: %d errors in a row, down for %lld ms", r->cfg.smpp.name,
-             ROUTE_ERR_RUN, r->d->opts.route_down_ms);
-  }
+  /* A number's own refusal (a bad or barred destination) says nothing of
+     the route: it neither counts nor breaks the run. */
+  if (dispatch_status_route_trouble(status)) route_trouble(r, err);
   if (status_temporary(status) && !j->ended) {
     int64_t delay = r->d->opts.retry_min_ms << (j->tries < 16 ? j->tries : 16);
     if (delay > r->d->opts.retry_max_ms) delay = r->d->opts.retry_max_ms;
@@ -514,6 +537,7 @@ void dispatch_on_lost(void *ud, uint64_t token) {
     job_settle(r, j, 0);
     return;
   }
+  if (!r->removed) route_trouble(r, "no answer to submit_sm");
   j->pending |= 1u << idx;
   job_settle(r, j, 1);
 }

@@ -263,6 +263,12 @@ struct store_msg_new {
                                route its SMS is expected to take (dispatch_quote);
                                0: the price table's */
   int64_t sms_price;        /* store units (store_money.h) */
+  int sms_quoted;           /* 1: sms_most and sms_table bound what a segment
+                               can be charged (dispatch_quote); 0: the hold
+                               is at sms_price (or the price table's) */
+  int64_t sms_most;         /* the dearest route price it can be charged, store
+                               units; -1: none */
+  int sms_table;            /* 1: it may be charged the price table's price */
   /* out: */
   int64_t id;               /* row id of the stored (or the earlier) message */
   int64_t attempt_id;       /* its first attempt that is not skipped; 0: none */
@@ -774,6 +780,8 @@ struct store_cascade_stats {
   uint64_t delivered_twice;
   uint64_t finished;                       /* cascades that ended */
   uint64_t held_quiet;                     /* fall-throughs held for quiet hours */
+  uint64_t charges_capped;                 /* charges above their message's hold,
+                                              taken at the hold */
 };
 void store_get_cascade_stats(struct store *s, struct store_cascade_stats *out);
 

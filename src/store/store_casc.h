@@ -198,6 +198,10 @@ struct casc_run {
 /* The SMS attempt a is charged its route's price per segment when the
    dispatcher priced it (u, the last part's submit_sm_resp). */
 void store_money_route_price(struct casc_att *a, const struct store_sms_update *u);
+/* What a charge of cost takes when held is left of its message's hold:
+   cost, or held when cost is above it (logged, counted in
+   r->stats->charges_capped): a charge never takes more than the hold. */
+int64_t store_money_take(struct casc_run *r, int64_t cost, int64_t held);
 
 /* Starts a run on m (the rules' view of its row and steps). */
 void casc_run_init(struct casc_run *r, struct store *s, const struct casc_ops *ops,

@@ -96,6 +96,7 @@ void store_get_cascade_stats(struct store *s, struct store_cascade_stats *out) {
     out->delivered_twice += l.delivered_twice;
     out->finished += l.finished;
     out->held_quiet += l.held_quiet;
+    out->charges_capped += l.charges_capped;
   }
 }
 

@@ -8,9 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/kk_log.h"
 #include "core/kk_mem.h"
 #include "store/store_casc.h"
 #include "store/store_int.h"
+
+#define LOGCTX "store"
 
 void store_money_set(struct store *s, const struct store_money_set *m, store_done_cb done,
                      void *arg) {
@@ -87,7 +90,7 @@ int64_t store_money_hold_of(struct store *s, const struct store_msg_new *m,
     int sms = strcmp(steps[i].channel, "sms") == 0;
     if (sms && (!m->to || !m->to[0])) continue;
     if (sms)
-      hold += store_money_sms_unit(s, m, price) * (m->segments > 0 ? m->segments : 1);
+      hold += store_money_sms_most(s, m, price) * (m->segments > 0 ? m->segments : 1);
     else
       hold += price(s, m->account_id, steps[i].channel);
   }
@@ -100,7 +103,29 @@ int64_t store_money_sms_unit(struct store *s, const struct store_msg_new *m,
   return m->sms_priced ? m->sms_price : price(s, m->account_id, "sms");
 }
 
+int64_t store_money_sms_most(struct store *s, const struct store_msg_new *m,
+                             int64_t (*price)(struct store *s, int64_t account_id,
+                                              const char *channel)) {
+  if (!m->sms_quoted) return store_money_sms_unit(s, m, price);
+  int64_t most = m->sms_most;
+  if (m->sms_table || most < 0) {
+    int64_t t = price(s, m->account_id, "sms");
+    if (t > most) most = t;
+  }
+  return most;
+}
+
 void store_money_route_price(struct casc_att *a, const struct store_sms_update *u) {
   a->priced = u->priced && u->price >= 0;
   a->price = a->priced ? u->price * STORE_MONEY_PER_HUNDREDTH : 0;
+}
+
+int64_t store_money_take(struct casc_run *r, int64_t cost, int64_t held) {
+  if (cost <= held) return cost;
+  /* The hold is the most the message can cost; a dearer charge (prices
+     raised since it was accepted) would overdraw the balance. */
+  r->stats->charges_capped++;
+  kk_warnx(LOGCTX, "message %s: a charge of %lld above what is left of its hold (%lld),"
+           " charged %lld", r->m->public_id, (long long)cost, (long long)held, (long long)held);
+  return held;
 }

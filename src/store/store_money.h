@@ -10,13 +10,18 @@
  * An account without a row here is postpaid: nothing is held or charged.
  * A prepaid account's message is held at insert (the writer's transaction
  * that stores it): hold = what its cascade can cost at most (each step's
- * price, SMS per segment at the price of the route the accept path expects
- * it to take, m->sms_price, else the price table's), taken only while balance - reserved + credit_limit
+ * price, SMS per segment at the dearest price it can be charged: the
+ * dearest route it can fail over to, to any operator an HLR answer could
+ * still name, m->sms_most, and the price table's when a route may have no
+ * price for it), taken only while balance - reserved + credit_limit
  * covers it (a conditional UPDATE, so several writers of one database never
  * overdraw it); else nothing is stored and the message says no_balance.
  * Each attempt the provider accepts is charged its cost (an SMS at the
  * price of the route that took it; balance goes down, a "charge" row in the
- * log, the hold shrinks by as much); when the message is done what is left
+ * log, the hold shrinks by as much), never more than what is left of the
+ * hold: a cost above it (a price raised since the message was accepted) is
+ * charged at the hold, logged and counted (charges_capped), so a prepaid
+ * balance never goes below -credit_limit; when the message is done what is left
  * of its hold is released, so the difference between the hold and the
  * charges comes back then. A step that was never accepted is never
  * charged; an attempt charged and then failed in a way its provider does
@@ -121,6 +126,13 @@ void store_money_reach_async(struct store *s, int64_t account_id, int64_t since,
 int64_t store_money_hold_of(struct store *s, const struct store_msg_new *m,
                             int64_t (*price)(struct store *s, int64_t account_id,
                                              const char *channel));
+
+/* Writer thread: the most one SMS segment of m can be charged (m->sms_most,
+   the price table's as well when m->sms_table; as store_money_sms_unit when
+   m was not quoted). */
+int64_t store_money_sms_most(struct store *s, const struct store_msg_new *m,
+                             int64_t (*price)(struct store *s, int64_t account_id,
+                                              const char *channel));
 
 /* Writer thread: the price of one SMS segment of m (m->sms_price or the
    price table's). */

@@ -1,8 +1,10 @@
 // POST /v1/calculator end to end: the form of the seeds (subscribers, sends a
 // month, alphabet, characters, shares of service and transactional
 // traffic) against its worked example, a cascade at given reach, the same
-// cascade at the reach the account measured over its own last 30 days, and
-// the refusals. kaskad and the simulator's messenger providers.
+// cascade at the reach the account measured over its own last 30 days, the
+// account's saved cascades (by name, and its default when none is named), and
+// the refusals. The 30-day cut-off itself is a store test
+// (test_store_money.c). kaskad and the simulator's messenger providers.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { setup } from './lib/harness.mjs';
@@ -86,5 +88,46 @@ test('the calculator: the seed form, a cascade at given and at measured reach, r
   }
   r = await k.request('POST', '/v1/calculator', { key, body: 'not json' });
   assert.equal(r.status, 400);
+  await finish();
+});
+
+test('the calculator with the account\'s cascades: a saved one by name, and its default', { timeout: 60000 }, async (t) => {
+  const { k, key, finish } = await setup(t);
+  await k.call('PUT', '/v1/prices', { body: { prices: { sms: 3.5, viber: 1.2, vk: 0.5 } } }, 200);
+  const form = { subscribers: 1000, sends_per_month: 1, alphabet: 'latin', chars: 70, service_share: 100 };
+
+  // A saved cascade by name: VK (50 %), then Viber (60 % of the rest), then
+  // SMS for the 20 % left: 0.50 + 0.60 + 0.70 = 1.80 a message instead of 3.50.
+  await k.call('PUT', '/v1/cascades/promo', { key, body: { steps: [
+    { channel: 'vk', wait: 'read', timeout: '1m' },
+    { channel: 'viber', wait: 'delivered', timeout: '90s' },
+    { channel: 'sms' },
+  ] } }, 200);
+  let r = await calc(k, key, { ...form, cascade: 'promo', reach: { vk: 50, viber: 60 } });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.cascade.map((s) => [s.channel, s.price, s.reach, s.reach_source]),
+    [['vk', 0.5, 0.5, 'given'], ['viber', 1.2, 0.6, 'given']]);
+  assert.deepEqual([r.json.sms_only, r.json.with_cascade, r.json.saving, r.json.sms_sent], [3500, 1800, 1700, 200]);
+
+  // No cascade named and none saved as default: SMS alone.
+  r = await calc(k, key, { ...form, reach: { viber: 60 } });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.cascade, []);
+  assert.deepEqual([r.json.sms_only, r.json.with_cascade, r.json.saving], [3500, 3500, 0]);
+
+  // The account's default cascade is used when none is named: Viber (60 %)
+  // then SMS: 1.20 + 0.4 × 3.50 = 2.60 a message.
+  await k.call('PUT', '/v1/cascades/default', { key, body: { steps: [
+    { channel: 'viber', wait: 'delivered', timeout: '90s' }, { channel: 'sms' },
+  ] } }, 200);
+  r = await calc(k, key, { ...form, reach: { viber: 60 } });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.cascade.map((s) => [s.channel, s.reach, s.reach_source]), [['viber', 0.6, 'given']]);
+  assert.deepEqual([r.json.sms_only, r.json.with_cascade, r.json.saving, r.json.sms_sent], [3500, 2600, 900, 400]);
+  // Without a given reach it is measured: no Viber messages yet, none reached.
+  r = await calc(k, key, form);
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.cascade.map((s) => [s.channel, s.reach, s.reach_source]), [['viber', 0, 'measured']]);
+  assert.equal(r.json.with_cascade, 4700);
   await finish();
 });

@@ -6,15 +6,19 @@
 // recipients.csv add up to the log) while an undeliverable one stays billed; a campaign against a
 // balance for fewer recipients than its audience makes exactly as many
 // messages as the balance pays, the rest rejected insufficient_balance; a
-// messenger that fails after accepting a message gives its charge back.
+// messenger that fails after accepting a message gives its charge back; an
+// SMS is held at the most it can cost (the dearest route it can fail over
+// to), so one that fails over is charged in full and the balance never goes
+// below zero, and a charge above its hold (prices raised after accept) is
+// taken at the hold and counted.
 // kaskad and independent SMSCs (npm smpp), on either store.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { setup, waitUntil } from './lib/harness.mjs';
+import { metricSum, setup, waitUntil } from './lib/harness.mjs';
 import { APPS, Sim, pointChannelsAtSim } from './lib/sim.mjs';
 import { account, kop, logAddsUp, prepaid, unheld } from './lib/money.mjs';
-import { MEGAFON, MEGAFON_PHONE, MTS, twoRoutes } from './lib/routes.mjs';
+import { MEGAFON, MEGAFON_PHONE, MTS, MTS_PHONE, twoRoutes } from './lib/routes.mjs';
 
 // 71 Cyrillic characters: two segments
 const TWO = 'Ваш заказ №12345 собран и передан в доставку. Курьер позвонит заранее!!';
@@ -45,12 +49,14 @@ test('held at the price of the route the SMS takes for its operator, charged as 
   await prepaid(k, acct, 10);
 
   // Route b answers late: the hold is seen while the message waits for it.
+  // It is the most the SMS can cost: route a (3.00 for МегаФон) may take it
+  // should b go down.
   smscB.forDest(MEGAFON_PHONE, { status: 0, delayMs: 1500 });
   const m = await k.send(key, { to: MEGAFON_PHONE, text: TWO, sender: 'KASKAD', class: 'transactional', campaign: 'routes' });
   assert.equal(m.segments, 2);
   const held = await account(k, key);
-  assert.equal(kop(held.reserved), 350, 'held: 2 segments at route b\'s МегаФон price');
-  assert.equal(kop(held.available), 650);
+  assert.equal(kop(held.reserved), 600, 'held: 2 segments at the dearest route\'s МегаФон price');
+  assert.equal(kop(held.available), 400);
   const done = await k.waitStatus(key, m.id, 'delivered');
   assert.equal(done.attempts[0].route, 'b');
   assert.equal(done.attempts[0].price, 1.75);
@@ -64,7 +70,8 @@ test('held at the price of the route the SMS takes for its operator, charged as 
   assert.deepEqual(rows.map((x) => [x.kind, kop(x.amount)]), [['topup', 1000], ['charge', -350]]);
 
   // Six segments at 1.75 (10.50) do not fit in 6.50 though the table's price
-  // is not looked at; at МТС's 1.50 on route a three segments (4.50) do.
+  // is not looked at; three segments to МТС, held at b's 2.00 (6.00), do,
+  // and go by route a at 1.50 (4.50).
   const r = await k.request('POST', '/v1/messages', { key, body: { to: MEGAFON_PHONE, text: TWO + TWO + TWO, sender: 'KASKAD' } });
   assert.equal(r.status, 422);
   assert.equal(r.json.error.code, 'insufficient_balance');
@@ -227,5 +234,61 @@ test('a messenger that fails after accepting the message: its charge comes back,
   const shown = await k.message(key, m.id);
   assert.deepEqual(shown.attempts.map((x) => [x.channel, kop(x.cost)]), [['viber', 0], ['sms', 250]]);
   assert.equal(kop(shown.cost), 250, 'the message costs what was finally charged');
+  await finish();
+});
+
+test('no overdraft: an SMS that fails over to a dearer route is held and charged at that price, the balance exactly 0', { timeout: 60000 }, async (t) => {
+  // a: 1.50 for МТС, b: 2.50; route a is down 2 s after its SMSC goes
+  const { k, smscA, smscB, acct, key } = await twoRoutes(t, {
+    args: ['--route_down', '2s'],
+    smsc: { autoReceipt: 'DELIVRD' },
+    a: { prices: { default: 3.0, operators: { [MTS]: 1.5 } } },
+    b: { prices: { default: 2.0, operators: { [MTS]: 2.5 } } },
+  });
+  await k.call('PUT', '/v1/prices', { body: { prices: { sms: 1.0 } } }, 200);
+  // The balance covers one message at the dear price, not two at the cheap one.
+  await prepaid(k, acct, 2.5);
+  const before = await k.metrics();
+  // The cheap SMSC goes: the message is accepted while route a still counts
+  // as up, waits on it, and is moved to b when a is down.
+  await smscA.close();
+  const m = await k.send(key, { to: MTS_PHONE, text: 'one code', sender: 'KASKAD', class: 'transactional' });
+  const held = await account(k, key);
+  assert.equal(kop(held.reserved), 250, 'held at the dearest route that can take it');
+  assert.equal(kop(held.available), 0);
+  const r = await k.request('POST', '/v1/messages', { key, body: { to: MTS_PHONE, text: 'another', sender: 'KASKAD' } });
+  assert.equal(r.status, 422);
+  assert.equal(r.json.error.code, 'insufficient_balance');
+  await smscB.waitFor(() => smscB.submits.some((s) => s.text === 'one code'), 'failover to route b', 15000);
+  const done = await k.waitStatus(key, m.id, 'delivered');
+  assert.equal(done.attempts[0].route, 'b');
+  assert.equal(done.attempts[0].price, 2.5);
+  const a = await unheld(k, key);
+  assert.equal(kop(a.balance), 0, 'balance exactly 0');
+  assert.equal(kop(a.available), 0);
+  const { rows } = await logAddsUp(k, key);
+  assert.deepEqual(rows.map((x) => [x.kind, kop(x.amount)]), [['topup', 250], ['charge', -250]]);
+  for (const x of rows) assert.ok(kop(x.balance) >= 0, `never below zero: ${JSON.stringify(x)}`);
+  // The hold covered it: no charge had to be capped.
+  const after = await k.metrics();
+  assert.equal(metricSum(after, 'kaskad_money_charge_capped_total'), metricSum(before, 'kaskad_money_charge_capped_total'));
+  await k.stopClean();
+});
+
+test('no overdraft: a charge above the hold (a price raised after accept) is taken at the hold and counted', { timeout: 60000 }, async (t) => {
+  const { k, smsc, acct, key, finish } = await setup(t, { smsc: { autoReceipt: 'DELIVRD' } });
+  await k.call('PUT', '/v1/prices', { body: { prices: { sms: 1.5 } } }, 200);
+  await prepaid(k, acct, 1.5);
+  // The SMSC answers late; meanwhile the price goes up.
+  smsc.forDest('79161230031', { status: 0, delayMs: 1500 });
+  const m = await k.send(key, { to: '79161230031', text: 'raised', sender: 'KASKAD' });
+  assert.equal(kop((await account(k, key)).reserved), 150);
+  await k.call('PUT', '/v1/prices', { body: { prices: { sms: 4.0 } } }, 200);
+  await k.waitStatus(key, m.id, 'delivered');
+  const a = await unheld(k, key);
+  assert.equal(kop(a.balance), 0, 'charged at most the hold');
+  const { rows } = await logAddsUp(k, key);
+  assert.deepEqual(rows.map((x) => [x.kind, kop(x.amount)]), [['topup', 150], ['charge', -150]]);
+  assert.equal(metricSum(await k.metrics(), 'kaskad_money_charge_capped_total'), 1);
   await finish();
 });

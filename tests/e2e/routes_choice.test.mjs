@@ -1,12 +1,16 @@
 // Route choice: a message's SMS goes to the cheapest route that serves its
 // operator (from the numbering register, or the HLR/MNP answer) and its lane
-// and is up; a route whose SMSC is gone fails over to the next and gets the
+// and is up (a route may price its lanes apart, or serve bulk only); a
+// route whose SMSC is gone fails over to the next and gets the
 // traffic back when it is bound again; the route and its price are on the
-// attempt; an account's own sms_route still wins; advertising to a roaming
+// attempt; a run of the route's own errors (system errors, not invalid
+// numbers) takes it down for route_down; an account's own sms_route still
+// wins; advertising to a roaming
 // subscriber is deferred (roaming_ads).
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { startSmsc } from './lib/smsc.mjs';
+import { waitUntil } from './lib/harness.mjs';
+import { STATUS, startSmsc } from './lib/smsc.mjs';
 import { Sim } from './lib/sim.mjs';
 import { MEGAFON, MEGAFON_PHONE, MTS, MTS_PHONE, twoRoutes as routes } from './lib/routes.mjs';
 
@@ -79,6 +83,97 @@ test('routes: failover when the cheap route\'s SMSC is down, and back when it re
   const m3 = await k.send(key, sms(MTS_PHONE, 'after'));
   await again.waitFor(() => again.submits.some((s) => s.text === 'after'), 'route a again');
   assert.equal((await k.waitStatus(key, m3.id, ['sent', 'delivered'])).attempts[0].route, 'a');
+  await k.stopClean();
+});
+
+test('routes: a run of system errors takes a route down, and traffic goes to the next until route_down ends; invalid numbers do not', { timeout: 60000 }, async (t) => {
+  const { k, smscA, smscB, key } = await twoRoutes(t, { args: ['--route_down', '3s', '--retry_min', '500ms'] });
+  // Five invalid destinations in a row: the numbers' fault, not the route's.
+  const bad = Array.from({ length: 5 }, (_, i) => `7916555000${i}`);
+  for (const to of bad) smscA.forDest(to, { status: STATUS.ESME_RINVDSTADR });
+  const failed = await Promise.all(bad.map((to) => k.send(key, sms(to, `bad ${to}`))));
+  for (const m of failed) {
+    const done = await k.waitStatus(key, m.id, 'failed');
+    assert.equal(done.attempts[0].route, 'a');
+  }
+  assert.equal((await k.route('a')).up, true, 'five invalid numbers leave the route up');
+  const ok = await k.send(key, sms(MTS_PHONE, 'still a'));
+  await smscA.waitFor(() => smscA.submits.some((s) => s.text === 'still a'), 'route a still used');
+  await k.waitStatus(key, ok.id, ['sent', 'delivered']);
+  // Five system errors in a row: route a is down; the messages are tried
+  // again on b, and so is what comes next.
+  smscA.queue(...Array.from({ length: 5 }, () => ({ status: STATUS.ESME_RSYSERR })));
+  const hit = await Promise.all(Array.from({ length: 5 }, (_, i) => k.send(key, sms(`7916555100${i}`, `syserr ${i}`))));
+  await smscA.waitFor(() => smscA.submits.filter((s) => s.text.startsWith('syserr')).length === 5, 'five submits on a');
+  // (the SMSC has seen them; kaskad reads the answers a moment later)
+  await waitUntil(async () => (await k.route('a')).up === false, 'route a down after five system errors', 5000, 20);
+  const next = await k.send(key, sms(MTS_PHONE, 'while a is down'));
+  await smscB.waitFor(() => smscB.submits.some((s) => s.text === 'while a is down'), 'the next route');
+  const during = (await k.waitStatus(key, next.id, ['sent', 'delivered'])).attempts[0];
+  assert.equal(during.route, 'b');
+  assert.equal(during.price, 2.5);
+  for (const m of hit) await k.waitStatus(key, m.id, ['sent', 'delivered']);
+  assert.equal(smscB.submits.filter((s) => s.text.startsWith('syserr')).length, 5, 'tried again on b');
+  assert.equal(smscA.submits.filter((s) => s.text.startsWith('syserr')).length, 5, 'not again on a');
+  // After route_down, a is up again and gets МТС back.
+  await waitUntil(async () => (await k.route('a')).up === true, 'route a up again', 10000, 100);
+  const back = await k.send(key, sms(MTS_PHONE, 'a again'));
+  await smscA.waitFor(() => smscA.submits.some((s) => s.text === 'a again'), 'route a again');
+  assert.equal((await k.waitStatus(key, back.id, ['sent', 'delivered'])).attempts[0].route, 'a');
+  await k.stopClean();
+});
+
+test('routes: prices per lane within one route; the attempt has its lane\'s price', async (t) => {
+  // a serves both lanes: cheap for codes, dear for advertising except to
+  // МегаФон; b one price for everything
+  const { k, smscA, smscB, key } = await twoRoutes(t, {
+    a: { prices: { default: { stream: 1.5, bulk: 3.0 }, operators: { [MEGAFON]: { bulk: 1.0 } } } },
+    b: { prices: { default: 2.0 } },
+  });
+  const r = await k.route('a');
+  assert.equal(r.lane, 'both');
+  assert.deepEqual(r.prices, { default: { stream: 1.5, bulk: 3 }, operators: { [MEGAFON]: { bulk: 1 } } });
+  await k.consent(key, [MTS_PHONE, MEGAFON_PHONE]);
+  const cases = [
+    [MTS_PHONE, 'mts code', 'transactional', 'a', 1.5],
+    [MTS_PHONE, 'mts promo', 'advertising', 'b', 2],
+    [MEGAFON_PHONE, 'megafon promo', 'advertising', 'a', 1],
+    [MEGAFON_PHONE, 'megafon code', 'service', 'a', 1.5],
+  ];
+  for (const [to, text, cls, route, price] of cases) {
+    const m = await k.send(key, sms(to, text, cls));
+    const smsc = route === 'a' ? smscA : smscB;
+    await smsc.waitFor(() => smsc.submits.some((s) => s.text === text), `${text} on route ${route}`);
+    const att = (await k.waitStatus(key, m.id, ['sent', 'delivered'])).attempts[0];
+    assert.deepEqual([att.route, att.price], [route, price], text);
+  }
+  // A lane's price must be a price.
+  const bad = await k.request('PUT', '/v1/routes/c', { body: smscB.routeConfig({ prices: { default: { stream: 1, fast: 2 } } }) });
+  assert.equal(bad.status, 422, bad.text);
+  await k.stopClean();
+});
+
+test('routes: a bulk-only route takes advertising, never service or transactional', async (t) => {
+  const { k, smscA, smscB, key } = await twoRoutes(t, {
+    a: { prices: { default: 3.0 } },
+    b: { lane: 'bulk', prices: { default: 0.5 } },
+  });
+  assert.equal((await k.route('b')).lane, 'bulk');
+  await k.consent(key, [MTS_PHONE, MEGAFON_PHONE]);
+  const promo = await k.send(key, sms(MTS_PHONE, 'bulk promo', 'advertising'));
+  const code = await k.send(key, sms(MTS_PHONE, 'bulk code', 'transactional'));
+  const svc = await k.send(key, sms(MEGAFON_PHONE, 'bulk service', 'service'));
+  await smscB.waitFor(() => smscB.submits.some((s) => s.text === 'bulk promo'), 'advertising on the bulk route');
+  await smscA.waitFor(() => smscA.submits.some((s) => s.text === 'bulk code') &&
+    smscA.submits.some((s) => s.text === 'bulk service'), 'service and transactional elsewhere');
+  const p = (await k.waitStatus(key, promo.id, ['sent', 'delivered'])).attempts[0];
+  assert.deepEqual([p.route, p.price], ['b', 0.5]);
+  for (const m of [code, svc]) {
+    const a = (await k.waitStatus(key, m.id, ['sent', 'delivered'])).attempts[0];
+    assert.deepEqual([a.route, a.price], ['a', 3]);
+  }
+  await k.settled(key);
+  assert.ok(!smscB.submits.some((s) => s.text === 'bulk code' || s.text === 'bulk service'));
   await k.stopClean();
 });
 

@@ -1,8 +1,8 @@
 /*
  * test_dispatch_hlr.c - HLR/MNP lookups against a fake service on 127.0.0.1
  * (libmicrohttpd in its own thread): answers, one request for lookups of
- * the same number at once, the cache and its bound, a failure remembered,
- * a cancelled wait, a stop with lookups under way.
+ * the same number at once, the cache, its bound and its ttl, a failure
+ * remembered, a cancelled wait, a stop with lookups under way.
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -108,7 +108,8 @@ static void run_until(uv_loop_t *loop, const int *v, int want) {
   uv_run(loop, UV_RUN_NOWAIT);
 }
 
-static struct dispatch_hlr *open_hlr(uv_loop_t *loop, struct svc *s, long max) {
+static struct dispatch_hlr *open_hlr_ttl(uv_loop_t *loop, struct svc *s, long max,
+                                        int64_t ttl_ms) {
   kk_log_level = KK_LOG_ERROR;
   ASSERT_EQ(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
   struct kk_net_allow allow;
@@ -117,10 +118,28 @@ static struct dispatch_hlr *open_hlr(uv_loop_t *loop, struct svc *s, long max) {
   ASSERT_EQ(uv_loop_init(loop), 0);
   char url[64];
   snprintf(url, sizeof url, "http://127.0.0.1:%d/hlr", s->port);
-  struct dispatch_hlr_opts o = {.url = url, .max_entries = max};
+  struct dispatch_hlr_opts o = {.url = url, .max_entries = max, .ttl_ms = ttl_ms};
   struct dispatch_hlr *h = dispatch_hlr_new(loop, &o);
   ASSERT(h != NULL);
   return h;
+}
+
+static struct dispatch_hlr *open_hlr(uv_loop_t *loop, struct svc *s, long max) {
+  return open_hlr_ttl(loop, s, max, 0);
+}
+
+static void on_waited(uv_timer_t *t) { ++*(int *)t->data; }
+
+/* Runs the loop for ms (its clock moves on). */
+static void run_for(uv_loop_t *loop, uint64_t ms) {
+  int done = 0;
+  uv_timer_t t;
+  uv_timer_init(loop, &t);
+  t.data = &done;
+  uv_timer_start(&t, on_waited, ms, 0);
+  run_until(loop, &done, 1);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(loop, UV_RUN_NOWAIT);
 }
 
 static void close_hlr(uv_loop_t *loop, struct dispatch_hlr *h, struct svc *s) {
@@ -170,6 +189,41 @@ KK_TEST(dispatch_hlr_answers_coalesces_and_caches) {
   struct got bad = {0};
   ASSERT(dispatch_hlr_lookup(h, "7916x", on_got, &bad) == NULL);
   ASSERT_EQ(bad.rc, KK_EPROTO);
+  close_hlr(&loop, h, &s);
+}
+
+/* An answer older than the ttl is not used: the number is asked again. */
+KK_TEST(dispatch_hlr_answer_expires_after_ttl) {
+  struct svc s;
+  svc_start(&s);
+  uv_loop_t loop;
+  struct dispatch_hlr *h = open_hlr_ttl(&loop, &s, 10, 300);
+  struct got a = {0}, b = {0}, c = {0}, d = {0};
+  struct dispatch_hlr_answer ans;
+  ASSERT_EQ(dispatch_hlr_peek(h, "79161234567", &ans), 0);
+  ASSERT(dispatch_hlr_lookup(h, "79161234567", on_got, &a) != NULL);
+  run_until(&loop, &a.n, 1);
+  ASSERT_EQ(a.rc, 0);
+  /* within the ttl: from the cache */
+  ASSERT_EQ(dispatch_hlr_peek(h, "79161234567", &ans), 1);
+  ASSERT_STR_EQ(ans.inn, "7812014560");
+  ASSERT(dispatch_hlr_lookup(h, "79161234567", on_got, &b) == NULL);
+  ASSERT_EQ(b.n, 1);
+  ASSERT_EQ(svc_requests(&s), 1);
+  /* past it: not cached any more, asked again */
+  run_for(&loop, 400);
+  ASSERT_EQ(dispatch_hlr_peek(h, "79161234567", &ans), 0);
+  ASSERT(dispatch_hlr_lookup(h, "79161234567", on_got, &c) != NULL);
+  run_until(&loop, &c.n, 1);
+  ASSERT_EQ(c.rc, 0);
+  ASSERT_EQ(c.ported, 1);
+  ASSERT_EQ(svc_requests(&s), 2);
+  /* the new answer is cached for a ttl of its own */
+  ASSERT(dispatch_hlr_lookup(h, "79161234567", on_got, &d) == NULL);
+  ASSERT_EQ(svc_requests(&s), 2);
+  struct dispatch_hlr_stats st;
+  dispatch_hlr_get_stats(h, &st);
+  ASSERT_EQ(st.cached, 1);
   close_hlr(&loop, h, &s);
 }
 

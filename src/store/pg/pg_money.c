@@ -266,14 +266,15 @@ int pg_money_charge(struct casc_run *r, const struct cfsm_fx *f) {
   int64_t account_id, held;
   int found = run_hold(r, &account_id, &held);
   if (found <= 0) return found;
-  int64_t take = f->cost < held ? f->cost : held;
+  int64_t take = store_money_take(r, f->cost, held);
+  if (take <= 0) return 0;
   struct pg_params p = {0};
   pg_p_int(&p, held - take);
   pg_p_int(&p, r->m->id);
   int rc = pg_cmd(w, "UPDATE money_holds SET amount=$1::bigint WHERE message_id=$2::bigint", &p);
   if (rc) return rc;
   if (r->m->hold_read) r->m->hold = held - take;
-  return move(w, account_id, "charge", -f->cost, -take, f->t0, r->m->public_id,
+  return move(w, account_id, "charge", -take, -take, f->t0, r->m->public_id,
               casc_att_id(r, f->attempt_id), kk_chan_name(f->chan), NULL, NULL, NULL);
 }
 

@@ -112,13 +112,14 @@ int sq_money_charge(struct casc_run *r, const struct cfsm_fx *f) {
   struct conn *w = &SQ(r->s)->w;
   int64_t account_id, held;
   if (!hold_get(w, r->m->id, &account_id, &held)) return 0;
-  int64_t take = f->cost < held ? f->cost : held;
+  int64_t take = store_money_take(r, f->cost, held);
+  if (take <= 0) return 0;
   sqlite3_stmt *st = sq_stmt(w, ST_HOLD_SET);
   sqlite3_bind_int64(st, 1, held - take);
   sqlite3_bind_int64(st, 2, r->m->id);
   int rc = sq_step_done(w, st);
   if (rc) return rc;
-  return move(w, account_id, "charge", -f->cost, -take, f->t0, r->m->public_id,
+  return move(w, account_id, "charge", -take, -take, f->t0, r->m->public_id,
               casc_att_id(r, f->attempt_id), kk_chan_name(f->chan), NULL, NULL, NULL);
 }
 
