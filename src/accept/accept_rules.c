@@ -490,7 +490,14 @@ static int reason_of(const char *code) {
 
 void accept_rules_count(struct accept_rules *ru, const char *code) {
   int r = code ? reason_of(code) : -1;
-  if (r == ACCEPT_R_STOP || r == ACCEPT_R_CONSENT) ru->refused[r]++;
+  if (r == ACCEPT_R_STOP || r == ACCEPT_R_CONSENT || r == ACCEPT_R_MISSING ||
+      r == ACCEPT_R_BALANCE)
+    ru->refused[r]++;
+}
+
+void accept_rules_count_deferred(struct accept_rules *ru, const char *code, uint64_t n) {
+  int r = code ? reason_of(code) : -1;
+  if (ru && r >= 0) ru->deferred[r] += n;
 }
 
 /* 1 when the phone has more messages of class cls within a cap's window
@@ -530,8 +537,66 @@ static int due_in_quiet(struct accept_rules *ru, const struct accept *ac, const 
   return quiet_at(ru, ac, r, d->account_id, d->to, now, until) && *until > now;
 }
 
+static int ids_has(const struct accept_ids *s, int64_t id) {
+  for (size_t i = 0; i < sizeof s->id / sizeof s->id[0]; i++)
+    if (s->id[i] == id) return 1;
+  return 0;
+}
+
+static void ids_put(struct accept_ids *s, int64_t id) {
+  s->id[s->next] = id;
+  s->next = (s->next + 1) % (int)(sizeof s->id / sizeof s->id[0]);
+}
+
+/* A decision an engine took itself (d->decided), recorded on the message
+   and counted; a deferral that comes back for the same message (roaming is
+   looked at again every half hour) once. */
+static const char *engine_decided(struct accept *ac, const struct pol_due *d, int64_t now) {
+  struct accept_rules *ru = ac->rules;
+  int r = reason_of(d->decided);
+  if (d->decided_until) {
+    if (ru) {
+      if (ids_has(&ru->engine_deferred, d->msg_id)) return d->decided;
+      ids_put(&ru->engine_deferred, d->msg_id);
+      if (r >= 0) ru->deferred[r]++;
+    }
+    due_decide(ac, d, now, d->decided, "deferred", d->decided_until);
+    return d->decided;
+  }
+  if (ru && r >= 0) ru->refused[r]++;
+  due_decide(ac, d, now, d->decided, "refused", 0);
+  kk_info(LOGCTX, "message %lld: %s", (long long)d->msg_id, d->decided);
+  return d->decided;
+}
+
+/* The account's own rules again when d comes due (its policy may have
+   changed meanwhile): foreign messengers (the step skipped), prohibited
+   content (when the engine gives the text), the caps. NULL or the reason,
+   with *outcome. */
+static const char *rules_again(struct accept_rules *ru, const struct pol_due *d, int64_t now,
+                               const char **outcome) {
+  const struct pol_rules *r = accept_rules_of(ru, d->account_id);
+  int cls = class_index(d->msg_class);
+  *outcome = "refused";
+  if (r->no_foreign && d->channel && is_foreign(d->channel)) {
+    *outcome = "skipped";
+    return reason_names[ACCEPT_R_FOREIGN];
+  }
+  struct pol_content_hit hit;
+  if (r->cls[cls].content && r->content_on &&
+      (d->text ? content_verdict(ru, r, d->account_id, d->text, &hit)
+               : ids_has(&ru->content_refused, d->msg_id))) {
+    if (d->text) ids_put(&ru->content_refused, d->msg_id);
+    return reason_names[ACCEPT_R_CONTENT];
+  }
+  if (over_cap(ru, r, cls, d, now)) return reason_names[ACCEPT_R_CAP];
+  return NULL;
+}
+
 const char *accept_rules_due(void *ud, const struct pol_due *d) {
   struct accept *ac = ud;
+  int64_t now = store_now_ms();
+  if (d->decided) return engine_decided(ac, d, now);
   struct store_account acc;
   if (d->to == NULL || d->to[0] == '\0' ||
       store_account_get_by_id(ac->store, d->account_id, &acc) != 0)
@@ -543,15 +608,13 @@ const char *accept_rules_due(void *ud, const struct pol_due *d) {
   m.msg_class = d->msg_class;
   m.cascade = d->channel;   /* the consent of the channel it goes on now */
   struct accept_err err;
-  const char *why = NULL;
-  int64_t now = store_now_ms();
+  const char *why = NULL, *outcome = "refused";
   struct accept_rules *ru = ac->rules;
   if (accept_checks_run(ac, &acc, &m, &err) != 0) {
     int r = reason_of(err.code);
     why = r >= 0 ? reason_names[r] : "refused";
-  } else if (ru && !ru->off &&
-             over_cap(ru, accept_rules_of(ru, d->account_id), class_index(d->msg_class), d, now)) {
-    why = reason_names[ACCEPT_R_CAP];
+  } else if (ru && !ru->off) {
+    why = rules_again(ru, d, now, &outcome);
   }
   int64_t until;
   if (why == NULL && d->wait_until && ru && !ru->off && due_in_quiet(ru, ac, d, now, &until)) {
@@ -564,10 +627,13 @@ const char *accept_rules_due(void *ud, const struct pol_due *d) {
   }
   if (ru) (*(why ? &ru->due_refused : &ru->due_allowed))++;
   if (why == NULL) return NULL;
-  if (ru) accept_rules_count(ru, why);
-  if (ru && strcmp(why, reason_names[ACCEPT_R_CAP]) == 0) ru->refused[ACCEPT_R_CAP]++;
-  due_decide(ac, d, now, why, "refused", 0);
-  kk_info(LOGCTX, "message %lld: refused when it came due: %s", (long long)d->msg_id, why);
+  int r = reason_of(why);
+  if (ru && r >= 0 && r != ACCEPT_R_STOP && r != ACCEPT_R_CONSENT)
+    (*(strcmp(outcome, "skipped") == 0 ? &ru->skipped[r] : &ru->refused[r]))++;
+  else if (ru)
+    accept_rules_count(ru, why);
+  due_decide(ac, d, now, why, outcome, 0);
+  kk_info(LOGCTX, "message %lld: %s when it came due: %s", (long long)d->msg_id, outcome, why);
   return why;
 }
 
