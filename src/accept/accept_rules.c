@@ -246,10 +246,10 @@ static int refuse(struct accept_rules *ru, struct accept_item *it, int64_t now,
 
 /* ---- the rules ------------------------------------------------------------------ */
 
+/* The class's index in the class table (unknown: service). */
 static int class_index(const char *cls) {
-  for (int i = 0; i < 3; i++)
-    if (strcmp(cls, accept_classes[i]) == 0) return i;
-  return 0;
+  int i = pol_class_index(cls);
+  return i < 0 ? 0 : i;
 }
 
 #define MEMO_TEXT_MAX 2048   /* longer texts are checked every time */
@@ -404,7 +404,7 @@ static void defer_to(struct accept_item *it, int64_t until) {
 
 static int caps(struct accept_rules *ru, const struct pol_rules *r, int cls,
                 struct accept_item *it, int64_t now) {
-  if (it->e164[0] == '\0') return 0;
+  if (it->e164[0] == '\0' || !r->cls[cls].caps) return 0;
   for (int i = 0; i < r->ncaps; i++) {
     const struct pol_cap *c = &r->caps[i];
     if (c->cls != cls) continue;

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "policy/pol_rules.h"
+
 /* What comes due. Strings borrowed for the call. */
 struct pol_due {
   int64_t msg_id, account_id;
@@ -46,11 +48,12 @@ typedef const char *(*pol_due_fn)(void *ud, const struct pol_due *d);
 #define POL_DUE_WAITED_MS 1000
 
 /* 1 when the attempt of a message accepted at created_at and due at due_at
-   goes through the hook before it is sent: it waited, or it is
-   advertising. The same whether it comes due in a running process or is
+   goes through the hook before it is sent: it waited, or its class is
+   checked again when due anyway (the class table's due_check: advertising).
+   The same whether it comes due in a running process or is
    loaded after a restart with its time already past. */
 static inline int pol_due_wanted(const char *msg_class, int64_t created_at, int64_t due_at) {
-  return due_at > created_at + POL_DUE_WAITED_MS || strcmp(msg_class, "advertising") == 0;
+  return due_at > created_at + POL_DUE_WAITED_MS || pol_class_rule_named(msg_class)->due_check;
 }
 
 #endif

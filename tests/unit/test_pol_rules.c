@@ -11,6 +11,7 @@
 #include "policy/pol_caps.h"
 #include "policy/pol_content.h"
 #include "policy/pol_rules.h"
+#include "policy/pol_stop.h"
 
 #define H (3600 * 1000LL)
 #define D (24 * H)
@@ -34,6 +35,68 @@ KK_TEST(pol_rules_defaults_and_class_table) {
   ASSERT_EQ(r.cls[0].fallthrough_quiet, 1);
   ASSERT_EQ(!!(r.content_on & (1u << POL_CAT_ALCOHOL)), 1);
   ASSERT_EQ(!!(r.content_on & (1u << POL_CAT_OWN)), 0);
+}
+
+/* The class table holds everything a class may do, and the checks that
+   read it (the stop-list's rule, the lane) follow it. */
+KK_TEST(pol_class_table) {
+  ASSERT_EQ(pol_class_index("service"), 0);
+  ASSERT_EQ(pol_class_index("transactional"), 1);
+  ASSERT_EQ(pol_class_index("advertising"), 2);
+  ASSERT_EQ(pol_class_index("promo"), -1);
+  ASSERT_EQ(pol_class_index(NULL), -1);
+  const struct pol_class_rule *sv = pol_class_rule_named("service"),
+                              *tr = pol_class_rule_named("transactional"),
+                              *ad = pol_class_rule_named("advertising");
+  ASSERT(pol_class_rule_named("promo") == sv);   /* unknown: service's */
+  ASSERT(pol_class_rule(7) == sv);
+  /* advertising: consent, quiet hours, content, the bulk lane, checked
+     again when due, no allowance through a stop */
+  ASSERT_EQ(ad->consent, 1);
+  ASSERT_EQ(ad->quiet, 1);
+  ASSERT_EQ(ad->content, 1);
+  ASSERT_EQ(ad->lane, POL_LANE_BULK);
+  ASSERT_EQ(ad->due_check, 1);
+  ASSERT_EQ(ad->stop_allow, 0u);
+  ASSERT_EQ(ad->complaint_passes, 0);
+  /* service and transactional: none of those, the stream lane; a stop
+     passed only by the account's allowance; a complaint passes service */
+  const struct pol_class_rule *other[] = {sv, tr};
+  for (int i = 0; i < 2; i++) {
+    ASSERT_EQ(other[i]->consent, 0);
+    ASSERT_EQ(other[i]->quiet, 0);
+    ASSERT_EQ(other[i]->content, 0);
+    ASSERT_EQ(other[i]->lane, POL_LANE_STREAM);
+    ASSERT_EQ(other[i]->due_check, 0);
+  }
+  ASSERT_EQ(sv->stop_allow, POL_ALLOW_SERVICE);
+  ASSERT_EQ(tr->stop_allow, POL_ALLOW_TRANSACTIONAL);
+  ASSERT_EQ(sv->complaint_passes, 1);
+  ASSERT_EQ(tr->complaint_passes, 0);
+  /* every class: the stop-list, the caps the account sets for it, and a
+     cascade step falling through waits out quiet hours */
+  for (int i = 0; i < POL_CLASSES; i++) {
+    ASSERT_EQ(pol_class_rule(i)->stop, 1);
+    ASSERT_EQ(pol_class_rule(i)->caps, 1);
+    ASSERT_EQ(pol_class_rule(i)->fallthrough_quiet, 1);
+  }
+  /* an account's rules start from the table */
+  struct pol_rules r;
+  pol_rules_default(&r);
+  ASSERT_EQ(memcmp(&r.cls[2], ad, sizeof *ad), 0);
+  /* the stop-list's rule follows it: a complaint passes service by
+     default; a plain stop does not, unless the account allows service */
+  ASSERT_EQ(pol_stop_refuses(POL_STOP_COMPLAINT, 0, 0), 0);
+  ASSERT_EQ(pol_stop_refuses(POL_STOP_COMPLAINT, 1, 0), 1);
+  ASSERT_EQ(pol_stop_refuses(POL_STOP_COMPLAINT, 2, 3), 1);
+  for (unsigned why = POL_STOP_REPLY; why < POL_STOP_NREASONS; why++) {
+    if (why == POL_STOP_COMPLAINT) continue;
+    ASSERT_EQ(pol_stop_refuses(why, 0, 0), 1);
+    ASSERT_EQ(pol_stop_refuses(why, 1, 0), 1);
+    ASSERT_EQ(pol_stop_refuses(why, 0, POL_ALLOW_SERVICE), 0);
+    ASSERT_EQ(pol_stop_refuses(why, 1, POL_ALLOW_SERVICE), 1);
+    ASSERT_EQ(pol_stop_refuses(why, 2, 3), 1);
+  }
 }
 
 KK_TEST(pol_rules_parse_and_show) {
