@@ -53,6 +53,18 @@ static int names_quiet(const char *doc) {
   return named;
 }
 
+/* The caps' table of each class the account caps keeps as many send
+   times a phone as its largest cap needs: the max, and one more for the
+   message that comes due among them (over_cap). */
+static void caps_ring(struct accept_rules *ru, int64_t account_id, const struct pol_rules *r) {
+  for (int cls = 0; cls < POL_CLASSES; cls++) {
+    int ring = 0;
+    for (int i = 0; i < r->ncaps; i++)
+      if (r->caps[i].cls == cls && r->caps[i].max + 1 > ring) ring = r->caps[i].max + 1;
+    if (ring) (void)pol_caps_ring(ru->caps, account_id, cls, ring);
+  }
+}
+
 /* Puts account_id's document (NULL: back to the defaults). */
 static void put(struct accept_rules *ru, int64_t account_id, const char *doc) {
   ru->gen++;   /* the content verdicts held are stale */
@@ -74,6 +86,7 @@ static void put(struct accept_rules *ru, int64_t account_id, const char *doc) {
     return;
   }
   if (!names_quiet(doc)) r.quiet = ru->quiet;
+  caps_ring(ru, account_id, &r);
   if (!found) {
     if (ru->n == ru->cap) {
       ru->cap = ru->cap ? ru->cap * 2 : 16;
@@ -107,13 +120,26 @@ static int class_index(const char *cls);
 
 /* A send another node accepted and counted: counted here too, when this
    account caps its class (this node's own sends were counted at accept). */
+/* Counts a send in the caps' table; a table full (its phones all within
+   a window) leaves the send uncounted, which /metrics shows and the log
+   says once. */
+static void cap_count(struct accept_rules *ru, int64_t account_id, int cls, const char *phone,
+                      int64_t at) {
+  if (pol_caps_add(ru->caps, account_id, cls, phone, at) != KK_ENOSPC || ru->caps_full_said)
+    return;
+  ru->caps_full_said = 1;
+  kk_warnx(LOGCTX, "frequency caps: the table of account %lld is full (%zu phones held): sends "
+           "to new phones pass uncounted (kaskad_policy_cap_uncounted_total)",
+           (long long)account_id, pol_caps_size(ru->caps));
+}
+
 static void count_remote(struct accept_rules *ru, const struct store_note *t) {
   if (!t->remote || t->cfg == NULL || t->cfg->text == NULL) return;
   const struct pol_rules *r = accept_rules_of(ru, t->account_id);
   int cls = class_index(t->cfg->text);
   for (int i = 0; i < r->ncaps; i++)
     if (r->caps[i].cls == cls) {
-      pol_caps_add(ru->caps, t->account_id, cls, t->cfg->name, t->at);
+      cap_count(ru, t->account_id, cls, t->cfg->name, t->at);
       return;
     }
 }
@@ -139,7 +165,7 @@ static void rebuild_one(void *arg, const struct store_msg_view *v) {
   struct rebuild *b = arg;
   for (int c = 0; c < b->r->ncaps; c++)
     if (v->to[0] && strcmp(v->msg_class, accept_classes[b->r->caps[c].cls]) == 0) {
-      pol_caps_add(b->ru->caps, b->account_id, b->r->caps[c].cls, v->to, v->created_at);
+      cap_count(b->ru, b->account_id, b->r->caps[c].cls, v->to, v->created_at);
       b->rows++;
       return;
     }
@@ -476,7 +502,7 @@ int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
   for (int i = 0; i < r->ncaps && it->e164[0] && !it->dry; i++)
     if (r->caps[i].cls == cls) {
       it->m.cap_at = it->m.not_before > now ? it->m.not_before : now;
-      pol_caps_add(ru->caps, acc->id, cls, it->e164, it->m.cap_at);
+      cap_count(ru, acc->id, cls, it->e164, it->m.cap_at);
       break;
     }
   return 0;
@@ -660,6 +686,13 @@ void accept_rules_metrics(const struct accept_rules *ru, struct kk_buf *o) {
                 (unsigned long long)cs.held_quiet, (unsigned long long)ru->due_allowed,
                 (unsigned long long)ru->due_refused);
   kk_buf_printf(o, "# HELP kaskad_policy_cap_phones Phones held by the frequency caps.\n"
-                   "# TYPE kaskad_policy_cap_phones gauge\nkaskad_policy_cap_phones %zu\n",
-                pol_caps_size(ru->caps));
+                   "# TYPE kaskad_policy_cap_phones gauge\nkaskad_policy_cap_phones %zu\n"
+                   "# HELP kaskad_policy_cap_bytes Memory the frequency caps' tables take.\n"
+                   "# TYPE kaskad_policy_cap_bytes gauge\nkaskad_policy_cap_bytes %zu\n"
+                   "# HELP kaskad_policy_cap_uncounted_total Sends the frequency caps did not "
+                   "count because a table was full.\n"
+                   "# TYPE kaskad_policy_cap_uncounted_total counter\n"
+                   "kaskad_policy_cap_uncounted_total %llu\n",
+                pol_caps_size(ru->caps), pol_caps_bytes(ru->caps),
+                (unsigned long long)pol_caps_full(ru->caps));
 }

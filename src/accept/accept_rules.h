@@ -98,6 +98,7 @@ struct accept_rules {
     int next;
   } engine_deferred, content_refused;
   uint64_t gen;                   /* bumped by every policy put */
+  int caps_full_said;             /* a full caps' table was logged */
   int subscribed;
 };
 

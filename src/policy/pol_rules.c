@@ -106,8 +106,8 @@ static int parse_quiet(json_t *v, struct pol_rules *r, const char **field, char 
 
 static int parse_caps(json_t *v, struct pol_rules *r, const char **field, char *err,
                       size_t errlen) {
-  static const char *msg = "a list of {\"class\":\"advertising\",\"max\":1..4,\"per\":\"7d\"} "
-                           "(at most 4; per up to 31d)";
+  static const char *msg = "a list of {\"class\":\"advertising\",\"max\":1..100,\"per\":\"7d\"} "
+                           "(at most 4; per up to 365d)";
   if (!json_is_array(v) || json_array_size(v) > POL_CAPS_MAX)
     return bad(field, "caps", err, errlen, msg);
   r->ncaps = 0;

@@ -16,8 +16,10 @@
 
 #define POL_CLASSES 3            /* service, transactional, advertising */
 #define POL_CAPS_MAX 4           /* caps per account */
-#define POL_CAP_MAX_COUNT 4      /* a cap's max; also the ring kept per phone */
-#define POL_CAP_MAX_PER_MS (31LL * 24 * 3600 * 1000)
+#define POL_CAP_MAX_COUNT 100    /* a cap's max */
+#define POL_CAP_RING_DEFAULT 4   /* send times kept a phone until the caps say more */
+#define POL_CAP_RING_MAX (POL_CAP_MAX_COUNT + 1)   /* the max, and the one due */
+#define POL_CAP_MAX_PER_MS (365LL * 24 * 3600 * 1000)
 #define POL_OWN_WORDS_MAX 64
 #define POL_OWN_WORD_LEN 64
 
