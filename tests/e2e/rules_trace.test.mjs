@@ -33,9 +33,10 @@ test('roaming_ads through /v1/policy: deferred, dropped, allowed; each a decisio
   // defer (the default): waits, a decision deferred with its time
   const m0 = await k.metrics();
   const d = await k.send(key, ad('roaming promo'));
+  // the decision and the attempt's error are written by two operations
   const deferred = await waitUntil(async () => {
     const m = await k.message(key, d.id);
-    return m.decisions.length ? m : null;
+    return m.decisions.length && m.attempts[0]?.error ? m : null;
   }, 'the roaming deferral', 15000);
   assert.equal(deferred.finished, false);
   assert.equal(deferred.error.code, 'roaming');
@@ -54,7 +55,11 @@ test('roaming_ads through /v1/policy: deferred, dropped, allowed; each a decisio
   await k.call('PUT', '/v1/policy', { key, body: { quiet_hours: null } }, 200);
   assert.equal((await k.call('GET', '/v1/policy', { key })).roaming_ads, 'drop');
   const x = await k.send(key, ad('dropped promo'));
-  const dropped = await k.waitStatus(key, x.id, ['failed']);
+  await k.waitStatus(key, x.id, ['failed']);
+  const dropped = await waitUntil(async () => {
+    const m = await k.message(key, x.id);
+    return m.decisions.length ? m : null;
+  }, 'the roaming drop\'s decision', 15000);
   assert.equal(dropped.error.code, 'roaming');
   assert.deepEqual(dropped.decisions.map((y) => [y.rule, y.outcome, y.reason]), [['roaming', 'refused', 'roaming']]);
   assert.match(dropped.attempts[0].error, /roaming/);
