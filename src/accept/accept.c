@@ -368,7 +368,6 @@ static int run_checks(const struct accept *ac, const struct store_account *acc,
   if (accept_checks_run(ac, acc, &it->m, &e) == 0) return 0;
   it->err = e;
   it->result = ACCEPT_REFUSED;
-  if (ac->rules && !it->dry) accept_rules_count(ac->rules, e.code);
   return KK_EINVAL;
 }
 
@@ -397,6 +396,7 @@ static void on_stored(void *arg, int rc) {
       it->err.code = "insufficient_balance";
       snprintf(it->err.message, sizeof it->err.message,
                "the account's balance does not cover this message (GET /v1/account)");
+      if (r->ac->rules) accept_rules_count(r->ac->rules, it->err.code);
     } else {
       it->result = it->m.duplicate ? ACCEPT_DUPLICATE : ACCEPT_STORED;
     }
@@ -457,13 +457,20 @@ int accept_submit(struct accept *ac, struct accept_req *r) {
   int64_t now = store_now_ms();
   for (int i = 0; i < r->n; i++) {
     struct accept_item *it = &r->items[i];
-    if (it->result == ACCEPT_REFUSED) continue;   /* by the ingress */
     it->dry = r->dry;
+    if (it->result == ACCEPT_REFUSED) {   /* by the ingress (a template's variables) */
+      if (ac->rules && !it->dry) accept_rules_count(ac->rules, it->err.code);
+      continue;
+    }
     if (accept_prepare(ac, r->account_id, route, now, it) != 0 ||
         resolve(ac, r->account_id, it, default_sender) != 0 ||
         acct_policy_check(&pol, it) != 0 || run_checks(ac, &acc, it) != 0 ||
-        accept_rules_apply(ac->rules, ac, &acc, it, it->send_at > now ? it->send_at : now) != 0)
+        accept_rules_apply(ac->rules, ac, &acc, it, it->send_at > now ? it->send_at : now) != 0) {
+      /* the reasons the rules did not count themselves (stop_listed,
+         no_consent, missing_variable) */
+      if (ac->rules && !it->dry) accept_rules_count(ac->rules, it->err.code);
       continue;
+    }
     schedule(it);
     quote(ac, &acc, it);
     r->msg_item[r->nmsgs] = i;

@@ -13,14 +13,15 @@
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
 #include "policy/pol_consent.h"
+#include "policy/pol_rules.h"
 #include "policy/pol_stop.h"
 #include "policy/pol_words.h"
 #include "store/store_optout.h"
 
+/* The class's index in the class table (unknown: service). */
 static int class_index(const char *c) {
-  if (c && strcmp(c, "advertising") == 0) return 2;
-  if (c && strcmp(c, "transactional") == 0) return 1;
-  return 0;
+  int i = pol_class_index(c);
+  return i < 0 ? 0 : i;
 }
 
 /* The classes an account lets reach a stop-listed number (POL_ALLOW_*):
@@ -63,7 +64,8 @@ static int check_stop(void *ud, const struct accept_view *v, struct accept_err *
 static int check_consent(void *ud, const struct accept_view *v, struct accept_err *err) {
   struct accept *ac = ud;
   const struct store_msg_new *m = v->msg;
-  if (class_index(m->msg_class) != 2 || m->to == NULL || m->to[0] == '\0') return 0;
+  if (!pol_class_rule(class_index(m->msg_class))->consent || m->to == NULL || m->to[0] == '\0')
+    return 0;
   /* the cascade's first channel ("channel/wait/timeout,..."; none: SMS) */
   char first[20] = "sms";
   if (m->cascade && m->cascade[0]) {

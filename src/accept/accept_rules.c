@@ -53,6 +53,18 @@ static int names_quiet(const char *doc) {
   return named;
 }
 
+/* The caps' table of each class the account caps keeps as many send
+   times a phone as its largest cap needs: the max, and one more for the
+   message that comes due among them (over_cap). */
+static void caps_ring(struct accept_rules *ru, int64_t account_id, const struct pol_rules *r) {
+  for (int cls = 0; cls < POL_CLASSES; cls++) {
+    int ring = 0;
+    for (int i = 0; i < r->ncaps; i++)
+      if (r->caps[i].cls == cls && r->caps[i].max + 1 > ring) ring = r->caps[i].max + 1;
+    if (ring) (void)pol_caps_ring(ru->caps, account_id, cls, ring);
+  }
+}
+
 /* Puts account_id's document (NULL: back to the defaults). */
 static void put(struct accept_rules *ru, int64_t account_id, const char *doc) {
   ru->gen++;   /* the content verdicts held are stale */
@@ -74,6 +86,7 @@ static void put(struct accept_rules *ru, int64_t account_id, const char *doc) {
     return;
   }
   if (!names_quiet(doc)) r.quiet = ru->quiet;
+  caps_ring(ru, account_id, &r);
   if (!found) {
     if (ru->n == ru->cap) {
       ru->cap = ru->cap ? ru->cap * 2 : 16;
@@ -107,13 +120,26 @@ static int class_index(const char *cls);
 
 /* A send another node accepted and counted: counted here too, when this
    account caps its class (this node's own sends were counted at accept). */
+/* Counts a send in the caps' table; a table full (its phones all within
+   a window) leaves the send uncounted, which /metrics shows and the log
+   says once. */
+static void cap_count(struct accept_rules *ru, int64_t account_id, int cls, const char *phone,
+                      int64_t at) {
+  if (pol_caps_add(ru->caps, account_id, cls, phone, at) != KK_ENOSPC || ru->caps_full_said)
+    return;
+  ru->caps_full_said = 1;
+  kk_warnx(LOGCTX, "frequency caps: the table of account %lld is full (%zu phones held): sends "
+           "to new phones pass uncounted (kaskad_policy_cap_uncounted_total)",
+           (long long)account_id, pol_caps_size(ru->caps));
+}
+
 static void count_remote(struct accept_rules *ru, const struct store_note *t) {
   if (!t->remote || t->cfg == NULL || t->cfg->text == NULL) return;
   const struct pol_rules *r = accept_rules_of(ru, t->account_id);
   int cls = class_index(t->cfg->text);
   for (int i = 0; i < r->ncaps; i++)
     if (r->caps[i].cls == cls) {
-      pol_caps_add(ru->caps, t->account_id, cls, t->cfg->name, t->at);
+      cap_count(ru, t->account_id, cls, t->cfg->name, t->at);
       return;
     }
 }
@@ -139,7 +165,7 @@ static void rebuild_one(void *arg, const struct store_msg_view *v) {
   struct rebuild *b = arg;
   for (int c = 0; c < b->r->ncaps; c++)
     if (v->to[0] && strcmp(v->msg_class, accept_classes[b->r->caps[c].cls]) == 0) {
-      pol_caps_add(b->ru->caps, b->account_id, b->r->caps[c].cls, v->to, v->created_at);
+      cap_count(b->ru, b->account_id, b->r->caps[c].cls, v->to, v->created_at);
       b->rows++;
       return;
     }
@@ -246,10 +272,10 @@ static int refuse(struct accept_rules *ru, struct accept_item *it, int64_t now,
 
 /* ---- the rules ------------------------------------------------------------------ */
 
+/* The class's index in the class table (unknown: service). */
 static int class_index(const char *cls) {
-  for (int i = 0; i < 3; i++)
-    if (strcmp(cls, accept_classes[i]) == 0) return i;
-  return 0;
+  int i = pol_class_index(cls);
+  return i < 0 ? 0 : i;
 }
 
 #define MEMO_TEXT_MAX 2048   /* longer texts are checked every time */
@@ -404,7 +430,7 @@ static void defer_to(struct accept_item *it, int64_t until) {
 
 static int caps(struct accept_rules *ru, const struct pol_rules *r, int cls,
                 struct accept_item *it, int64_t now) {
-  if (it->e164[0] == '\0') return 0;
+  if (it->e164[0] == '\0' || !r->cls[cls].caps) return 0;
   for (int i = 0; i < r->ncaps; i++) {
     const struct pol_cap *c = &r->caps[i];
     if (c->cls != cls) continue;
@@ -476,7 +502,7 @@ int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
   for (int i = 0; i < r->ncaps && it->e164[0] && !it->dry; i++)
     if (r->caps[i].cls == cls) {
       it->m.cap_at = it->m.not_before > now ? it->m.not_before : now;
-      pol_caps_add(ru->caps, acc->id, cls, it->e164, it->m.cap_at);
+      cap_count(ru, acc->id, cls, it->e164, it->m.cap_at);
       break;
     }
   return 0;
@@ -490,7 +516,14 @@ static int reason_of(const char *code) {
 
 void accept_rules_count(struct accept_rules *ru, const char *code) {
   int r = code ? reason_of(code) : -1;
-  if (r == ACCEPT_R_STOP || r == ACCEPT_R_CONSENT) ru->refused[r]++;
+  if (r == ACCEPT_R_STOP || r == ACCEPT_R_CONSENT || r == ACCEPT_R_MISSING ||
+      r == ACCEPT_R_BALANCE)
+    ru->refused[r]++;
+}
+
+void accept_rules_count_deferred(struct accept_rules *ru, const char *code, uint64_t n) {
+  int r = code ? reason_of(code) : -1;
+  if (ru && r >= 0) ru->deferred[r] += n;
 }
 
 /* 1 when the phone has more messages of class cls within a cap's window
@@ -530,8 +563,66 @@ static int due_in_quiet(struct accept_rules *ru, const struct accept *ac, const 
   return quiet_at(ru, ac, r, d->account_id, d->to, now, until) && *until > now;
 }
 
+static int ids_has(const struct accept_ids *s, int64_t id) {
+  for (size_t i = 0; i < sizeof s->id / sizeof s->id[0]; i++)
+    if (s->id[i] == id) return 1;
+  return 0;
+}
+
+static void ids_put(struct accept_ids *s, int64_t id) {
+  s->id[s->next] = id;
+  s->next = (s->next + 1) % (int)(sizeof s->id / sizeof s->id[0]);
+}
+
+/* A decision an engine took itself (d->decided), recorded on the message
+   and counted; a deferral that comes back for the same message (roaming is
+   looked at again every half hour) once. */
+static const char *engine_decided(struct accept *ac, const struct pol_due *d, int64_t now) {
+  struct accept_rules *ru = ac->rules;
+  int r = reason_of(d->decided);
+  if (d->decided_until) {
+    if (ru) {
+      if (ids_has(&ru->engine_deferred, d->msg_id)) return d->decided;
+      ids_put(&ru->engine_deferred, d->msg_id);
+      if (r >= 0) ru->deferred[r]++;
+    }
+    due_decide(ac, d, now, d->decided, "deferred", d->decided_until);
+    return d->decided;
+  }
+  if (ru && r >= 0) ru->refused[r]++;
+  due_decide(ac, d, now, d->decided, "refused", 0);
+  kk_info(LOGCTX, "message %lld: %s", (long long)d->msg_id, d->decided);
+  return d->decided;
+}
+
+/* The account's own rules again when d comes due (its policy may have
+   changed meanwhile): foreign messengers (the step skipped), prohibited
+   content (when the engine gives the text), the caps. NULL or the reason,
+   with *outcome. */
+static const char *rules_again(struct accept_rules *ru, const struct pol_due *d, int64_t now,
+                               const char **outcome) {
+  const struct pol_rules *r = accept_rules_of(ru, d->account_id);
+  int cls = class_index(d->msg_class);
+  *outcome = "refused";
+  if (r->no_foreign && d->channel && is_foreign(d->channel)) {
+    *outcome = "skipped";
+    return reason_names[ACCEPT_R_FOREIGN];
+  }
+  struct pol_content_hit hit;
+  if (r->cls[cls].content && r->content_on &&
+      (d->text ? content_verdict(ru, r, d->account_id, d->text, &hit)
+               : ids_has(&ru->content_refused, d->msg_id))) {
+    if (d->text) ids_put(&ru->content_refused, d->msg_id);
+    return reason_names[ACCEPT_R_CONTENT];
+  }
+  if (over_cap(ru, r, cls, d, now)) return reason_names[ACCEPT_R_CAP];
+  return NULL;
+}
+
 const char *accept_rules_due(void *ud, const struct pol_due *d) {
   struct accept *ac = ud;
+  int64_t now = store_now_ms();
+  if (d->decided) return engine_decided(ac, d, now);
   struct store_account acc;
   if (d->to == NULL || d->to[0] == '\0' ||
       store_account_get_by_id(ac->store, d->account_id, &acc) != 0)
@@ -543,15 +634,13 @@ const char *accept_rules_due(void *ud, const struct pol_due *d) {
   m.msg_class = d->msg_class;
   m.cascade = d->channel;   /* the consent of the channel it goes on now */
   struct accept_err err;
-  const char *why = NULL;
-  int64_t now = store_now_ms();
+  const char *why = NULL, *outcome = "refused";
   struct accept_rules *ru = ac->rules;
   if (accept_checks_run(ac, &acc, &m, &err) != 0) {
     int r = reason_of(err.code);
     why = r >= 0 ? reason_names[r] : "refused";
-  } else if (ru && !ru->off &&
-             over_cap(ru, accept_rules_of(ru, d->account_id), class_index(d->msg_class), d, now)) {
-    why = reason_names[ACCEPT_R_CAP];
+  } else if (ru && !ru->off) {
+    why = rules_again(ru, d, now, &outcome);
   }
   int64_t until;
   if (why == NULL && d->wait_until && ru && !ru->off && due_in_quiet(ru, ac, d, now, &until)) {
@@ -564,10 +653,13 @@ const char *accept_rules_due(void *ud, const struct pol_due *d) {
   }
   if (ru) (*(why ? &ru->due_refused : &ru->due_allowed))++;
   if (why == NULL) return NULL;
-  if (ru) accept_rules_count(ru, why);
-  if (ru && strcmp(why, reason_names[ACCEPT_R_CAP]) == 0) ru->refused[ACCEPT_R_CAP]++;
-  due_decide(ac, d, now, why, "refused", 0);
-  kk_info(LOGCTX, "message %lld: refused when it came due: %s", (long long)d->msg_id, why);
+  int r = reason_of(why);
+  if (ru && r >= 0 && r != ACCEPT_R_STOP && r != ACCEPT_R_CONSENT)
+    (*(strcmp(outcome, "skipped") == 0 ? &ru->skipped[r] : &ru->refused[r]))++;
+  else if (ru)
+    accept_rules_count(ru, why);
+  due_decide(ac, d, now, why, outcome, 0);
+  kk_info(LOGCTX, "message %lld: %s when it came due: %s", (long long)d->msg_id, outcome, why);
   return why;
 }
 
@@ -594,6 +686,13 @@ void accept_rules_metrics(const struct accept_rules *ru, struct kk_buf *o) {
                 (unsigned long long)cs.held_quiet, (unsigned long long)ru->due_allowed,
                 (unsigned long long)ru->due_refused);
   kk_buf_printf(o, "# HELP kaskad_policy_cap_phones Phones held by the frequency caps.\n"
-                   "# TYPE kaskad_policy_cap_phones gauge\nkaskad_policy_cap_phones %zu\n",
-                pol_caps_size(ru->caps));
+                   "# TYPE kaskad_policy_cap_phones gauge\nkaskad_policy_cap_phones %zu\n"
+                   "# HELP kaskad_policy_cap_bytes Memory the frequency caps' tables take.\n"
+                   "# TYPE kaskad_policy_cap_bytes gauge\nkaskad_policy_cap_bytes %zu\n"
+                   "# HELP kaskad_policy_cap_uncounted_total Sends the frequency caps did not "
+                   "count because a table was full.\n"
+                   "# TYPE kaskad_policy_cap_uncounted_total counter\n"
+                   "kaskad_policy_cap_uncounted_total %llu\n",
+                pol_caps_size(ru->caps), pol_caps_bytes(ru->caps),
+                (unsigned long long)pol_caps_full(ru->caps));
 }

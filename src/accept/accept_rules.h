@@ -39,7 +39,11 @@ struct pol_due;
   XX(CONTENT, "prohibited_content")                              \
   XX(FOREIGN, "foreign_messenger_forbidden")                     \
   XX(STOP, "stop_listed")                                        \
-  XX(CONSENT, "no_consent")
+  XX(CONSENT, "no_consent")                                      \
+  XX(WINDOW, "outside_window")                                   \
+  XX(MISSING, "missing_variable")                                \
+  XX(BALANCE, "insufficient_balance")                            \
+  XX(ROAMING, "roaming")
 
 enum accept_reason {
 #define XX(c, s) ACCEPT_R_##c,
@@ -85,7 +89,16 @@ struct accept_rules {
     struct pol_content_hit h;
   } memo[8];
   int memo_next;
+  /* Messages lately seen when due, by the id: those an engine deferred for
+     roaming (such a deferral comes back every half hour, and is recorded
+     and counted once), and those refused for their content at a step whose
+     engine gave the text (a later step of theirs is refused too). */
+  struct accept_ids {
+    int64_t id[64];
+    int next;
+  } engine_deferred, content_refused;
   uint64_t gen;                   /* bumped by every policy put */
+  int caps_full_said;             /* a full caps' table was logged */
   int subscribed;
 };
 
@@ -110,18 +123,26 @@ const char *accept_rules_doc(const struct accept_rules *ru, int64_t account_id);
 int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
                        const struct store_account *acc, struct accept_item *it, int64_t now);
 
-/* Counts a refusal of the policy chain (its code: stop_listed,
-   no_consent) among the decisions; other codes are not counted. */
+/* Counts a refusal that accept_rules_apply did not decide (its code:
+   stop_listed, no_consent, missing_variable, insufficient_balance) among
+   the decisions; other codes are not counted. */
 void accept_rules_count(struct accept_rules *ru, const char *code);
+/* Counts n deferrals of reason code (outside_window: campaign recipients
+   whose send window was closed when they were planned). */
+void accept_rules_count_deferred(struct accept_rules *ru, const char *code, uint64_t n);
 
 /*
  * The rules again when a message or a cascade step comes due (pol_due.h;
  * ud: the struct accept): the policy chain (the stop-list, the consent for
- * the step's channel) and the frequency caps as they are now (over the cap:
+ * the step's channel), the frequency caps as they are now (over the cap:
  * more messages of its class than the cap allows within its window,
- * itself included). NULL when it may go; else the reason code, with the
- * decision ({"at","rule","outcome":"refused","reason","channel"}) appended
- * to the message's decisions and counted.
+ * itself included), prohibited content for the classes checked for it
+ * (when the engine gives the text) and foreign messengers (the step is
+ * skipped: foreign_messenger_forbidden). NULL when it may go; else the
+ * reason code, with the decision ({"at","rule","outcome":"refused" or
+ * "skipped","reason","channel"}) appended to the message's decisions and
+ * counted. A decision the engine took itself (d->decided: roaming) is
+ * recorded and counted the same way, and its code returned.
  */
 const char *accept_rules_due(void *ud, const struct pol_due *d);
 

@@ -58,7 +58,7 @@ static json_t *account_json(const struct store_account *acc, int with_secret) {
   json_t *countries = json_loads(acc->countries[0] ? acc->countries : "[]", 0, NULL);
   json_object_set_new(o, "senders", senders ? senders : json_array());
   json_object_set_new(o, "countries", countries ? countries : json_array());
-  json_object_set_new(o, "roaming_ads", json_string(acc->roaming_ads[0] ? acc->roaming_ads : "defer"));
+  json_object_set_new(o, "roaming_ads", json_string(API_ROAMING_ADS(acc)));
   return o;
 }
 
@@ -84,16 +84,12 @@ static int policy_patch(json_t *doc, struct store_account *acc, struct http_req 
     api_error_from(req, &e);
     return KK_EINVAL;
   }
-  /* advertising SMS to a roaming subscriber: defer (default), drop, allow */
+  /* advertising SMS to a roaming subscriber: defer (default), drop, allow
+     (also the account's own GET|PUT /v1/policy) */
   v = json_object_get(doc, "roaming_ads");
-  if (v) {
-    const char *r = json_is_null(v) ? "defer" : json_string_value(v);
-    if (r && strcmp(r, "send") == 0) r = "allow";
-    if (!r || (strcmp(r, "defer") != 0 && strcmp(r, "drop") != 0 && strcmp(r, "allow") != 0)) {
-      api_error(req, 422, "invalid_roaming_ads", "roaming_ads", "roaming_ads: defer, drop or allow");
-      return KK_EINVAL;
-    }
-    snprintf(acc->roaming_ads, sizeof acc->roaming_ads, "%s", strcmp(r, "defer") == 0 ? "" : r);
+  if (v && api_roaming_ads_parse(v, acc->roaming_ads, sizeof acc->roaming_ads, &e) != 0) {
+    api_error_from(req, &e);
+    return KK_EINVAL;
   }
   return 0;
 }

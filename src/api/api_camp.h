@@ -73,6 +73,8 @@ struct camp_audience {
   int *variant;
   size_t written;             /* rows stored so far */
   int64_t finish_at;          /* the last planned time */
+  long outside;               /* planned by camp_audience_plan_batch: recipients whose
+                                 window was closed at the start (outside_window) */
   int full;                   /* stopped at CAMP_RECIPIENTS_MAX */
   const struct phone_plan *pp;  /* given phones: their time zone by number when not a contact's */
   char (*given)[16];          /* given phones, normalised (owned) */

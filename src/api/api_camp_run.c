@@ -34,6 +34,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "accept/accept_rules.h"
 #include "api/api_camp.h"
 #include "api/api_int.h"
 #include "core/kk_err.h"
@@ -516,6 +517,7 @@ void camp_audience_plan_batch(struct camp_audience *p, const struct camp_spec *s
                               const char *name, int64_t now, int64_t gap, int64_t *slot) {
   plan_prepare(p, sp, name);
   struct camp_plan_opts o = camp_plan_opts_of(sp, now);
+  o.outside = &p->outside;
   camp_plan_batch(p->r, p->n, &o, gap, slot);
   plan_finish(p);
 }
@@ -615,6 +617,8 @@ static void pl_planned(uv_work_t *w, int status) {
     return;
   }
   b->rows = kk_xcalloc(p->n ? p->n : 1, sizeof *b->rows);   /* freed by batch_drop */
+  /* recipients who wait for their send window to open */
+  accept_rules_count_deferred(r->a->accept.rules, "outside_window", (uint64_t)p->outside);
   for (size_t i = 0; i < p->n; i++) {
     struct store_camp_rcpt *x = &b->rows[i];
     x->seq = pl->seq + (int64_t)i + 1;

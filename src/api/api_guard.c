@@ -205,6 +205,16 @@ int api_countries_parse(json_t *v, char *out, size_t cap, struct api_err *e) {
   return ok ? 0 : refuse(e, "invalid_countries", "countries", rule);
 }
 
+int api_roaming_ads_parse(json_t *v, char *out, size_t cap, struct api_err *e) {
+  const char *r = json_is_null(v) ? "defer" : json_string_value(v);
+  if (r && strcmp(r, "send") == 0) r = "allow";
+  if (!r || (strcmp(r, "defer") != 0 && strcmp(r, "drop") != 0 && strcmp(r, "allow") != 0))
+    return refuse(e, "invalid_roaming_ads", "roaming_ads", "roaming_ads: defer, drop or allow");
+  /* stored empty for the default */
+  snprintf(out, cap, "%s", strcmp(r, "defer") == 0 ? "" : r);
+  return 0;
+}
+
 /* ---- retention ------------------------------------------------------------------- */
 
 struct api_retention {

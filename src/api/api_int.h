@@ -89,6 +89,12 @@ struct api_err;
    (cap bytes). 0, or KK_EINVAL with e. */
 int api_senders_parse(json_t *v, char *out, size_t cap, struct api_err *e);
 int api_countries_parse(json_t *v, char *out, size_t cap, struct api_err *e);
+/* Parses a "roaming_ads" value (defer, drop, allow; "send" for allow; null
+   for the default) into the account's stored form ("" for defer). 0, or
+   KK_EINVAL with e (invalid_roaming_ads). */
+int api_roaming_ads_parse(json_t *v, char *out, size_t cap, struct api_err *e);
+/* The account's roaming_ads as shown: defer, drop or allow. */
+#define API_ROAMING_ADS(acc) ((acc)->roaming_ads[0] ? (acc)->roaming_ads : "defer")
 
 /* ---- shared by the api_*.c files ----------------------------------------- */
 

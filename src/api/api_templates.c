@@ -19,6 +19,7 @@
 #include "store/store_tpl.h"
 #include "accept/accept.h"
 #include "accept/accept_optout.h"
+#include "accept/accept_rules.h"
 #include "api/api_int.h"
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
@@ -252,9 +253,36 @@ static void no_default(void *arg, const char *name, int has_default, size_t pos)
                                         "text", text));
 }
 
-/* One channel of a preview. */
+/* The prohibited-content check of a rendered channel (its text, or an
+   e-mail's subject and body) under the account's content rules (its
+   categories on and its own words), as the accept path runs it on
+   advertising: advisory here whatever the class, one lint entry with the
+   category and the words found. */
+static void content_lint(json_t *lint, const json_t *rendered, const struct pol_rules *r) {
+  if (r == NULL || r->content_on == 0) return;
+  const char *own[POL_OWN_WORDS_MAX] = {NULL};
+  for (int i = 0; i < r->nown; i++) own[i] = r->own_norm[i];
+  static const char *const keys[] = {"text", "subject", "body"};
+  struct pol_content_hit hit;
+  int found = 0;
+  for (size_t k = 0; k < sizeof keys / sizeof keys[0] && !found; k++) {
+    const char *s = json_string_value(json_object_get(rendered, keys[k]));
+    found = s && pol_content_check_norm(s, strlen(s), r->content_on, own, r->nown, &hit);
+  }
+  if (!found) return;
+  char msg[200];
+  snprintf(msg, sizeof msg, "words of a prohibited category (%s): \"%s\"; advertising with "
+           "them is refused (prohibited_content)", pol_category_name(hit.category), hit.words);
+  json_array_append_new(lint, json_pack("{s:s, s:s, s:s, s:s}", "code",
+                                        tpl_lint_name(TPL_LINT_PROHIBITED_CONTENT), "text", msg,
+                                        "category", pol_category_name(hit.category), "words",
+                                        hit.words));
+}
+
+/* One channel of a preview (rules: the account's, for the content lint). */
 static json_t *preview_one(const json_t *doc, enum tmpl_chan ch, struct tmpl_vars *v,
-                           const struct prices *pr, int advertising, const char *sender) {
+                           const struct prices *pr, int advertising, const char *sender,
+                           const struct pol_rules *rules) {
   json_t *r = NULL;
   struct tmpl_err te;
   int rc = tmpl_render(doc, ch, v, &r, &te);
@@ -301,6 +329,7 @@ static json_t *preview_one(const json_t *doc, enum tmpl_chan ch, struct tmpl_var
     json_object_set_new(r, "chars", json_integer((json_int_t)(src == 0 || src == KK_ETOOBIG
                                                                   ? info.chars : len)));
   }
+  content_lint(lint, r, rules);
   json_object_set_new(r, "cost", price >= 0 && units > 0 ? api_money(price * units) : json_null());
   json_object_set_new(r, "lint", lint);
   return r;
@@ -413,6 +442,8 @@ static void preview_render(struct api_call *c, json_t *body, const struct store_
   store_prices_each(c->a->store, collect_price, &pr);
   struct preview_vars pv = {.cv = {.c = ct}, .public_url = c->a->public_url};
   struct tmpl_vars v = {.vars = vars, .contact = preview_var, .contact_arg = &pv};
+  const struct pol_rules *rules =
+      c->a->accept.rules ? accept_rules_of(c->a->accept.rules, c->account_id) : NULL;
   json_t *chans = json_object();
   json_t *tch = json_object_get(doc, "channels");
   for (int ch = 0; ch < TMPL_NCHAN; ch++) {
@@ -420,7 +451,8 @@ static void preview_render(struct api_call *c, json_t *body, const struct store_
     if (tmpl_text_of(doc, ch) == NULL && json_object_get(tch, tmpl_chan_names[ch]) == NULL)
       continue;
     json_object_set_new(chans, tmpl_chan_names[ch],
-                        preview_one(doc, (enum tmpl_chan)ch, &v, &pr, advertising, sender));
+                        preview_one(doc, (enum tmpl_chan)ch, &v, &pr, advertising, sender,
+                                    rules));
   }
   accept_contact_vars_fini(&pv.cv);
   json_t *doc_out = json_pack("{s:s, s:o}", "template", t->name, "channels", chans);

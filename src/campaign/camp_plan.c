@@ -66,6 +66,7 @@ long camp_plan_batch(struct camp_recipient *r, size_t n, const struct camp_plan_
       o->window.to_min >= 1440)
     return KK_EINVAL;
   struct pol_window wait = wait_of(&o->window);
+  if (o->outside) *o->outside = 0;
   struct item *h = kk_xcalloc(n ? n : 1, sizeof *h);   /* freed below */
   size_t hn = 0;
   const char *known = NULL;  /* the last zone found valid (recipients share names) */
@@ -91,6 +92,7 @@ long camp_plan_batch(struct camp_recipient *r, size_t n, const struct camp_plan_
     if (e >= 0 && e == t && !(o->end_ms && t > o->end_ms)) {
       x->at = t;
       placed++;
+      if (o->outside && open_at(x, &wait, o->start_ms) > o->start_ms) (*o->outside)++;
       slot = t + gap;
       h[0] = h[--hn];
     } else if (e < 0 || (o->end_ms && e > o->end_ms)) {

@@ -24,6 +24,9 @@ struct camp_plan_opts {
   int per_minute;            /* at most this many a minute (0: see spread_ms) */
   int64_t spread_ms;         /* or: spread evenly over this long (0 with per_minute 0:
                                  as fast as the window allows) */
+  long *outside;             /* NULL, or out: how many placed recipients had their
+                                window closed at the start and wait for it to open
+                                (the reason outside_window) */
 };
 
 struct camp_recipient {

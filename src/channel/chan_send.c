@@ -449,7 +449,8 @@ void chan_send_start(struct chan_engine *e, struct store_chan_due *row) {
     int64_t wait = 0;
     struct pol_due due = {.msg_id = k->row.msg_id, .account_id = k->row.account_id,
                           .to = k->row.to, .msg_class = k->row.msg_class,
-                          .channel = k->row.channel, .wait_until = &wait};
+                          .channel = k->row.channel, .text = k->row.text,
+                          .wait_until = &wait};
     why = e->due_fn(e->due_ud, &due);
     if (why == NULL && wait > k->started_ms) {
       /* Due inside its quiet hours: it waits in the store for their end (a

@@ -117,7 +117,13 @@ static void finish(struct dispatch *d, struct job *j) {
     int64_t now = now_ms();
     struct store_sms_update u = {.msg_id = j->msg_id, .attempt_id = j->attempt_id,
                                  .route = j->route, .at = now};
+    /* The decision goes to the rules' hook, which records it on the message
+       (reason roaming: its error then) and counts it per reason. */
+    struct pol_due due = {.msg_id = j->msg_id, .account_id = j->account_id, .to = j->to,
+                          .msg_class = j->msg_class, .channel = "sms", .decided = "roaming"};
     if (rule == 'x') {
+      /* ends failed, as a message the rules stop when it comes due */
+      if (d->due_fn) (void)d->due_fn(d->due_ud, &due);
       u.error = "roaming: advertising is not sent to a subscriber in roaming";
       store_sms_failed(d->store, &u, dispatch_store_done_log, NULL);
       dispatch_job_free(d, j);
@@ -126,6 +132,8 @@ static void finish(struct dispatch *d, struct job *j) {
     if (rule == 'd') {
       j->resolved = 0;   /* looked at again when the deferral ends */
       j->not_before = now + ROAMING_DEFER_MS;
+      due.decided_until = j->not_before;
+      if (d->due_fn) (void)d->due_fn(d->due_ud, &due);
       u.error = "roaming: advertising deferred while the subscriber is in roaming";
       u.due_at = j->not_before;
       store_sms_retry(d->store, &u, dispatch_store_done_log, NULL);

@@ -10,10 +10,12 @@
 
 #include "core/kk_err.h"
 #include "core/kk_utf8.h"
+#include "policy/pol_rules.h"
 
 enum dispatch_lane dispatch_lane_of(const char *msg_class) {
-  return msg_class && strcmp(msg_class, "advertising") == 0 ? DISPATCH_LANE_BULK
-                                                            : DISPATCH_LANE_STREAM;
+  /* the class table's (policy/pol_rules.h) */
+  return pol_class_rule_named(msg_class)->lane == POL_LANE_BULK ? DISPATCH_LANE_BULK
+                                                                : DISPATCH_LANE_STREAM;
 }
 
 /* A price in currency units (0 .. 10,000) -> hundredths. */

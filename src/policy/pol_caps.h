@@ -1,13 +1,16 @@
 /*
  * pol_caps.h - frequency caps across all channels: how many messages of a
  * class an account sent to a phone lately. One open-addressing table per
- * (account, class) maps the phone (its E.164 digits as a number) to a
- * small ring of send times (seconds, the newest POL_CAP_MAX_COUNT), so a
- * check is one probe whatever the number of phones, and memory is 32 bytes
- * a phone at most (entries * 4/3 slots). A table holds at most `limit`
- * phones: past it, phones whose newest send left every window are swept
- * out; when none can be, the phone is not counted (and passes) and
- * pol_caps_full says so. Loop thread; not shared between processes.
+ * (account, class) maps the phone (its E.164 digits as a number) to a ring
+ * of its newest send times (seconds), so a check is one probe whatever the
+ * number of phones. The ring is as long as the table's caps need (the
+ * largest max plus one, pol_caps_ring; POL_CAP_RING_DEFAULT until told):
+ * 8 + 4 * ring bytes a phone (entries * 4/3 slots), 24 for the default.
+ * A table takes at most the memory `limit` phones of the default ring
+ * take (a longer ring: fewer phones). Past it, phones whose newest send
+ * left every window are swept out; when none can be, the phone is not
+ * counted (and passes) and pol_caps_full says how many sends were not.
+ * Loop thread; not shared between processes.
  */
 #ifndef POL_CAPS_H
 #define POL_CAPS_H
@@ -32,11 +35,16 @@ int pol_caps_count(const struct pol_caps *c, int64_t account_id, int cls, const 
    yet due (deferred ones counted at their due time) left out. */
 int pol_caps_count_due(const struct pol_caps *c, int64_t account_id, int cls, const char *phone,
                        int64_t now_ms, int64_t per_ms);
+/* Sets the ring of (account, cls)'s table to ring times a phone (1 ..
+   POL_CAP_RING_MAX; the newest kept when it shrinks). 0 or KK_EINVAL. */
+int pol_caps_ring(struct pol_caps *c, int64_t account_id, int cls, int ring);
 /* Records a send at at_ms. 0, or KK_ENOSPC when the table is full. */
 int pol_caps_add(struct pol_caps *c, int64_t account_id, int cls, const char *phone,
                  int64_t at_ms);
 /* Phones held over all tables. */
 size_t pol_caps_size(const struct pol_caps *c);
+/* The bytes the tables' slots take. */
+size_t pol_caps_bytes(const struct pol_caps *c);
 /* Sends not counted because a table was full. */
 uint64_t pol_caps_full(const struct pol_caps *c);
 

@@ -11,19 +11,47 @@
 #include "core/kk_err.h"
 #include "core/kk_tz.h"
 #include "policy/pol_content.h"
+#include "policy/pol_stop.h"
 
 static const char *const class_names[POL_CLASSES] = {"service", "transactional", "advertising"};
 
-/* What each class may do: advertising waits out quiet hours and is checked
-   for prohibited content; service and transactional messages go out at any
-   hour. A cascade step that would fall through to the next channel inside
-   quiet hours waits for the morning in every class, but for messages
-   flagged urgent or carrying a one-time code. */
+/* What each class may do. Advertising needs a consent, waits out quiet
+   hours, is checked for prohibited content, goes on the bulk lane and
+   never reaches a stop-listed phone. Service and transactional messages go
+   at any hour on the stream lane; the account may let them reach a phone
+   that stopped (stop_list_allows), and a complaint stops everything but
+   service. A cascade step that would fall through to the next channel
+   inside quiet hours waits for the morning in every class, but for
+   messages flagged urgent or carrying a one-time code. Every class obeys
+   the caps the account sets for it. */
 static const struct pol_class_rule class_table[POL_CLASSES] = {
-    /* service */ {.quiet = 0, .content = 0, .fallthrough_quiet = 1},
-    /* transactional */ {.quiet = 0, .content = 0, .fallthrough_quiet = 1},
-    /* advertising */ {.quiet = 1, .content = 1, .fallthrough_quiet = 1},
+    /* service */
+    {.consent = 0, .quiet = 0, .caps = 1, .content = 0, .lane = POL_LANE_STREAM,
+     .fallthrough_quiet = 1, .stop = 1, .stop_allow = POL_ALLOW_SERVICE,
+     .complaint_passes = 1, .due_check = 0},
+    /* transactional */
+    {.consent = 0, .quiet = 0, .caps = 1, .content = 0, .lane = POL_LANE_STREAM,
+     .fallthrough_quiet = 1, .stop = 1, .stop_allow = POL_ALLOW_TRANSACTIONAL,
+     .complaint_passes = 0, .due_check = 0},
+    /* advertising */
+    {.consent = 1, .quiet = 1, .caps = 1, .content = 1, .lane = POL_LANE_BULK,
+     .fallthrough_quiet = 1, .stop = 1, .stop_allow = 0, .complaint_passes = 0,
+     .due_check = 1},
 };
+
+const struct pol_class_rule *pol_class_rule(int cls) {
+  return &class_table[cls >= 0 && cls < POL_CLASSES ? cls : 0];
+}
+
+int pol_class_index(const char *name) {
+  for (int i = 0; name && i < POL_CLASSES; i++)
+    if (strcmp(name, class_names[i]) == 0) return i;
+  return -1;
+}
+
+const struct pol_class_rule *pol_class_rule_named(const char *name) {
+  return pol_class_rule(pol_class_index(name));
+}
 
 void pol_rules_default(struct pol_rules *r) {
   memset(r, 0, sizeof *r);
@@ -47,12 +75,6 @@ int pol_period_parse(const char *s, int64_t *ms) {
   if (*end != '\0' || v > POL_CAP_MAX_PER_MS / unit) return KK_EINVAL;
   *ms = v * unit;
   return 0;
-}
-
-static int class_of(const char *s) {
-  for (int i = 0; i < POL_CLASSES; i++)
-    if (strcmp(s, class_names[i]) == 0) return i;
-  return -1;
 }
 
 static int bad(const char **field, const char *name, char *err, size_t errlen, const char *msg) {
@@ -84,8 +106,8 @@ static int parse_quiet(json_t *v, struct pol_rules *r, const char **field, char 
 
 static int parse_caps(json_t *v, struct pol_rules *r, const char **field, char *err,
                       size_t errlen) {
-  static const char *msg = "a list of {\"class\":\"advertising\",\"max\":1..4,\"per\":\"7d\"} "
-                           "(at most 4; per up to 31d)";
+  static const char *msg = "a list of {\"class\":\"advertising\",\"max\":1..100,\"per\":\"7d\"} "
+                           "(at most 4; per up to 365d)";
   if (!json_is_array(v) || json_array_size(v) > POL_CAPS_MAX)
     return bad(field, "caps", err, errlen, msg);
   r->ncaps = 0;
@@ -95,7 +117,7 @@ static int parse_caps(json_t *v, struct pol_rules *r, const char **field, char *
     json_t *cls = json_object_get(c, "class"), *max = json_object_get(c, "max"),
            *per = json_object_get(c, "per");
     struct pol_cap cap;
-    if (!json_is_string(cls) || (cap.cls = class_of(json_string_value(cls))) < 0 ||
+    if (!json_is_string(cls) || (cap.cls = pol_class_index(json_string_value(cls))) < 0 ||
         !json_is_integer(max) || json_integer_value(max) < 1 ||
         json_integer_value(max) > POL_CAP_MAX_COUNT)
       return bad(field, "caps", err, errlen, msg);

@@ -16,17 +16,44 @@
 
 #define POL_CLASSES 3            /* service, transactional, advertising */
 #define POL_CAPS_MAX 4           /* caps per account */
-#define POL_CAP_MAX_COUNT 4      /* a cap's max; also the ring kept per phone */
-#define POL_CAP_MAX_PER_MS (31LL * 24 * 3600 * 1000)
+#define POL_CAP_MAX_COUNT 100    /* a cap's max */
+#define POL_CAP_RING_DEFAULT 4   /* send times kept a phone until the caps say more */
+#define POL_CAP_RING_MAX (POL_CAP_MAX_COUNT + 1)   /* the max, and the one due */
+#define POL_CAP_MAX_PER_MS (365LL * 24 * 3600 * 1000)
 #define POL_OWN_WORDS_MAX 64
 #define POL_OWN_WORD_LEN 64
 
-/* What a class may do. */
+/* The lane a class's SMS goes on (dispatch's lanes: stream for what a
+   person waits for, bulk for the rest). */
+enum pol_lane { POL_LANE_STREAM = 0, POL_LANE_BULK };
+
+/* What a class may do: the one place that says it (pol_class_rule); the
+   accept path, the stop-list, the consent check and the dispatcher's lane
+   read it instead of testing the class's name. */
 struct pol_class_rule {
+  int consent;                   /* needs a current consent of the phone */
   int quiet;                     /* waits out the quiet hours */
+  int caps;                      /* obeys the account's frequency caps for it */
   int content;                   /* the prohibited-content check applies */
-  int fallthrough_quiet;         /* a cascade step falling through waits out quiet hours */
+  enum pol_lane lane;
+  int fallthrough_quiet;         /* a cascade step falling through waits out quiet
+                                    hours (but for urgent messages and codes) */
+  int stop;                      /* obeys the stop-list */
+  unsigned stop_allow;           /* the POL_ALLOW_* bit (pol_stop.h) through which the
+                                    account's stop_list_allows lets it reach a phone
+                                    stopped (not by a complaint); 0: never */
+  int complaint_passes;          /* a complaint does not stop it */
+  int due_check;                 /* the rules again when it comes due, even if it
+                                    did not wait */
 };
+
+/* The rule of class index cls (0 service, 1 transactional, 2 advertising;
+   out of range: service's). */
+const struct pol_class_rule *pol_class_rule(int cls);
+/* The index of a class named name ("service", ...); -1 when unknown. */
+int pol_class_index(const char *name);
+/* The rule of the class named name (unknown or NULL: service's). */
+const struct pol_class_rule *pol_class_rule_named(const char *name);
 
 struct pol_cap {
   int cls;                       /* index in accept_classes */

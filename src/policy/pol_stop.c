@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "policy/pol_rules.h"
+
 
 static const char *const names[POL_STOP_NREASONS] = {
     NULL, "reply", "api", "complaint", "link", "import",
@@ -23,9 +25,10 @@ unsigned pol_stop_reason_of(const char *name) {
 
 int pol_stop_refuses(unsigned reason, int msg_class, unsigned allow) {
   if (reason == POL_STOP_NONE || reason >= POL_STOP_NREASONS) return 0;
-  if (msg_class == 0) return !(allow & POL_ALLOW_SERVICE);
-  if (msg_class == 1) return reason == POL_STOP_COMPLAINT || !(allow & POL_ALLOW_TRANSACTIONAL);
-  return 1;
+  const struct pol_class_rule *c = pol_class_rule(msg_class);
+  if (!c->stop) return 0;
+  if (reason == POL_STOP_COMPLAINT) return !c->complaint_passes;
+  return !(allow & c->stop_allow);
 }
 
 const char *pol_stop_reply_name(enum pol_reply_kind k) {

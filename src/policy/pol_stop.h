@@ -2,11 +2,12 @@
  * pol_stop.h - the stop-list's rule: one list per account for every
  * channel; an entry's reason says how far it reaches. Pure.
  *
- * A stop (reason reply, api, link, import) refuses advertising, and
- * service and transactional messages too unless the account allows that
- * class to a stop-listed phone (allow mask, POL_ALLOW_*). A complaint
- * refuses everything but service messages (when the account allows
- * service): the transactional allowance does not reach it.
+ * How far an entry reaches each class is in the class table
+ * (pol_rules.h): a stop (reason reply, api, link, import) refuses
+ * advertising, and service and transactional messages too unless the
+ * account allows that class to a stop-listed phone (allow mask,
+ * POL_ALLOW_*). A complaint refuses everything but service messages,
+ * whatever the account allows.
  */
 #ifndef POL_STOP_H
 #define POL_STOP_H

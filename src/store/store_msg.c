@@ -10,6 +10,7 @@
 
 #include "core/kk_err.h"
 #include "core/kk_mem.h"
+#include "policy/pol_rules.h"
 #include "store/store_int.h"
 
 void note_new_sms(struct store *s, const struct store_msg_new *m, int64_t due_at) {
@@ -54,7 +55,7 @@ void store_msg_insert(struct store *s, struct store_msg_new *msgs, int n,
      results into small commits for as long as the campaign makes messages.
      A message sent through the API with a campaign's name is a stream's. */
   for (int i = 0; i < n && !op->urgent; i++)
-    if ((!msgs[i].msg_class || strcmp(msgs[i].msg_class, "advertising") != 0) &&
+    if (pol_class_rule_named(msgs[i].msg_class)->lane == POL_LANE_STREAM &&
         msgs[i].variant == 0)
       store_urgent(op);
   store_submit(s, op);

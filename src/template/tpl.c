@@ -164,7 +164,7 @@ const char *tpl_lint_name(enum tpl_lint_code c) {
   static const char *const names[] = {
       [TPL_LINT_UCS2_FORCED] = "ucs2_forced", [TPL_LINT_SEGMENT_EDGE] = "segment_edge",
       [TPL_LINT_LINK_NOT_HTTPS] = "link_not_https", [TPL_LINT_AD_NO_SENDER] = "ad_no_sender",
-      [TPL_LINT_NO_DEFAULT] = "no_default",
+      [TPL_LINT_NO_DEFAULT] = "no_default", [TPL_LINT_PROHIBITED_CONTENT] = "prohibited_content",
   };
   return (unsigned)c < sizeof names / sizeof names[0] ? names[c] : "unknown";
 }

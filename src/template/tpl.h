@@ -55,6 +55,8 @@ enum tpl_lint_code {
   TPL_LINT_LINK_NOT_HTTPS,    /* a link with http:// */
   TPL_LINT_AD_NO_SENDER,      /* advertising that does not name its sender */
   TPL_LINT_NO_DEFAULT,        /* a placeholder without a default */
+  TPL_LINT_PROHIBITED_CONTENT,/* words of a prohibited category (policy/pol_content):
+                                 advertising with them is refused */
 };
 
 struct tpl_lint {

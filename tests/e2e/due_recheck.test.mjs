@@ -12,6 +12,19 @@ import assert from 'node:assert/strict';
 import { setup, sleep, waitUntil, quietIn, quietNow } from './lib/harness.mjs';
 import { Sim, pointChannelsAtSim } from './lib/sim.mjs';
 
+/** A kaskad with the test clock and an SMSC that delivers, its channels on
+    a simulator configured with knobs. */
+async function withSim(t, knobs) {
+  const env = await setup(t, {
+    smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 50 }, args: ['--test_clock', 'on'] });
+  const sim = new Sim();
+  t.after(() => sim.stop());
+  await sim.start();
+  await sim.config(knobs);
+  await pointChannelsAtSim(env.k, sim);
+  return { ...env, sim };
+}
+
 async function ended(k, key, id) {
   return waitUntil(async () => {
     const g = await k.message(key, id);
@@ -62,13 +75,7 @@ test('due again: consent withdrawn or a stop while deferred stops the message', 
 });
 
 test('due again: a cascade step held for quiet hours is in the decisions', { timeout: 60000 }, async (t) => {
-  const { k, key, finish } = await setup(t, {
-    smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 50 }, args: ['--test_clock', 'on'] });
-  const sim = new Sim();
-  t.after(() => sim.stop());
-  await sim.start();
-  await sim.config({ vk: { reach: 1, read: 0, deliver_ms: [20, 20], read_ms: [30, 30] } });
-  await pointChannelsAtSim(k, sim);
+  const { k, key, finish, sim } = await withSim(t, { vk: { reach: 1, read: 0, deliver_ms: [20, 20], read_ms: [30, 30] } });
   await k.call('PUT', '/v1/policy', { key, body: { quiet_hours: quietNow() } }, 200);
   const cascade = [{ channel: 'vk', wait: 'read', timeout: '2s' }, { channel: 'sms' }];
   const m = await k.send(key, { to: '79161235504', text: 'Заказ 78 доставлен', vk_id: '1003', cascade });
@@ -158,13 +165,7 @@ test('due again inside quiet hours: the message waits for their end once more', 
 });
 
 test('due again inside quiet hours: a messenger step waits for their end once more', { timeout: 60000 }, async (t) => {
-  const { k, key, smsc, finish } = await setup(t, {
-    smsc: { autoReceipt: 'DELIVRD', receiptDelayMs: 50 }, args: ['--test_clock', 'on'] });
-  const sim = new Sim();
-  t.after(() => sim.stop());
-  await sim.start();
-  await sim.config({ vk: { reach: 1, read: 1, deliver_ms: [20, 20], read_ms: [30, 30] } });
-  await pointChannelsAtSim(k, sim);
+  const { k, key, smsc, finish, sim } = await withSim(t, { vk: { reach: 1, read: 1, deliver_ms: [20, 20], read_ms: [30, 30] } });
   const [A, B] = ['79161235531', '79161235532'];
   await k.consent(key, [A, B]);
   // Quiet from 2 h to 4 h from now; both are asked for in 1.5 h, when they
@@ -205,5 +206,64 @@ test('due again inside quiet hours: a messenger step waits for their end once mo
   assert.equal(smsc.submits.length, 0, 'no fall-through to SMS');
   const end2 = await k.metrics();
   assert.equal(end2.get(name) - (before.get(name) ?? 0), 1, 'deferred once');
+  await finish();
+});
+
+test('due again: an own word added while the message waited refuses it (prohibited_content)', { timeout: 60000 }, async (t) => {
+  const { k, key, smsc, finish, sim } = await withSim(t, { vk: { reach: 1, read: 1, deliver_ms: [20, 20], read_ms: [30, 30] } });
+  const [A, B] = ['79161235541', '79161235542'];
+  await k.consent(key, [A, B]);
+  // Both asked for in an hour, clean when accepted; then the account adds
+  // an own word that the first one's text has.
+  const at = new Date(Date.now() + 60 * 60e3).toISOString();
+  const cascade = [{ channel: 'vk', wait: 'read', timeout: '1h' }, { channel: 'sms' }];
+  const bad = await k.send(key, { to: A, text: 'Большая РАСПРОДАЖА зимы', class: 'advertising', vk_id: '1201', cascade, send_at: at, ttl: '6h' });
+  const ok = await k.send(key, { to: B, text: 'Новая коллекция весны', class: 'advertising', vk_id: '1202', cascade, send_at: at, ttl: '6h' });
+  for (const m of [bad, ok]) assert.equal(m.status, 'scheduled', JSON.stringify(m));
+  await k.call('PUT', '/v1/policy', { key, body: { quiet_hours: null, content_rules: { words: ['распродаж*'] } } }, 200);
+  const before = await k.metrics();
+  await k.request('POST', '/v1/test/clock', { body: { shift: '61m' } });
+  await waitUntil(async () => ['read', 'delivered'].includes((await k.message(key, ok.id)).attempts[0]?.status),
+    'the clean one on VK', 15000);
+  const g = await ended(k, key, bad.id);
+  assert.equal(g.status, 'failed', JSON.stringify(g));
+  assert.equal(g.error.code, 'prohibited_content');
+  const refusals = g.decisions.filter((d) => d.reason === 'prohibited_content');
+  assert.ok(refusals.length >= 1, JSON.stringify(g.decisions));
+  assert.deepEqual([refusals[0].rule, refusals[0].outcome, refusals[0].channel, refusals[0].when],
+    ['prohibited_content', 'refused', 'vk', 'due']);
+  // neither on VK nor, after it, by SMS (the engine that sends the SMS
+  // step gives no text: the refusal of the step before holds)
+  assert.ok(g.attempts.every((a) => a.error === 'prohibited_content'), JSON.stringify(g.attempts));
+  await sleep(300);
+  assert.ok(!(await sim.requests('vk')).some((r) => JSON.stringify(r).includes('1201')), 'not sent on VK');
+  assert.equal(smsc.submits.length, 0, 'not sent by SMS');
+  const m = await k.metrics();
+  const name = 'kaskad_policy_decisions_total{reason="prohibited_content",outcome="refused"}';
+  assert.ok(m.get(name) - (before.get(name) ?? 0) >= 1, name);
+  await finish();
+});
+
+test('due again: no_foreign_messengers turned on while a cascade waited skips its Viber step', { timeout: 60000 }, async (t) => {
+  const { k, key, smsc, finish, sim } = await withSim(t, { viber: { reach: 1, read: 1, deliver_ms: [20, 20], read_ms: [30, 30] } });
+  const A = '79161235551';
+  const at = new Date(Date.now() + 60 * 60e3).toISOString();
+  const cascade = [{ channel: 'viber', wait: 'delivered', timeout: '30s' }, { channel: 'sms' }];
+  const m = await k.send(key, { to: A, text: 'Заказ 4412 доставлен', class: 'transactional', viber_id: 'vb-9', cascade, send_at: at, ttl: '6h' });
+  assert.equal(m.status, 'scheduled', JSON.stringify(m));
+  assert.deepEqual(m.decisions ?? [], [], 'nothing skipped when accepted');
+  await k.call('PUT', '/v1/policy', { key, body: { quiet_hours: null, no_foreign_messengers: true } }, 200);
+  const before = await k.metrics();
+  await k.request('POST', '/v1/test/clock', { body: { shift: '61m' } });
+  const g = await k.waitStatus(key, m.id, 'delivered', 20000);
+  assert.deepEqual(g.attempts.map((a) => [a.channel, a.status, a.error]),
+    [['viber', 'failed', 'foreign_messenger_forbidden'], ['sms', 'delivered', null]]);
+  const d = g.decisions.find((x) => x.reason === 'foreign_messenger_forbidden');
+  assert.deepEqual([d.rule, d.outcome, d.channel, d.when], ['foreign_messenger_forbidden', 'skipped', 'viber', 'due']);
+  assert.equal((await sim.requests('viber')).length, 0, 'nothing sent on Viber');
+  assert.deepEqual(smsc.submits.map((s) => s.destination_addr), [A]);
+  const after = await k.metrics();
+  const name = 'kaskad_policy_decisions_total{reason="foreign_messenger_forbidden",outcome="skipped"}';
+  assert.equal(after.get(name) - (before.get(name) ?? 0), 1, name);
   await finish();
 });

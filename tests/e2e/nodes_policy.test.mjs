@@ -30,24 +30,26 @@ test('the stop-list, consents and caps changed on one node hold on the other wit
       }
     };
 
-    // The stop-list: put on A, refused on B; taken off on A, sent on B.
+    // The stop-list: put on A, refused on B; taken off on A, sent on B. A
+    // complaint lets service messages through: transactional ones are sent.
     const stopMs = [], consentMs = [];
+    const tr = { class: 'transactional' };
     for (let i = 0; i < ROUNDS; i++) {
       const P = `7916555${String(1000 + i)}`;
-      let r = await send(b, P);
+      let r = await send(b, P, tr);
       assert.equal(r.status, 202, r.text);
       let t0 = Date.now();
       r = await a.request('PUT', `/v1/stoplist/${P}`, { key, body: { reason: 'complaint' } });
       assert.ok([200, 201].includes(r.status), r.text);
       stopMs.push(await until('stop-list put', t0, async () => {
-        const x = await send(b, P);
+        const x = await send(b, P, tr);
         if (x.status === 422) assert.equal(x.json.error.code, 'stop_listed', x.text);
         return x.status === 422;
       }));
       t0 = Date.now();
       r = await a.request('DELETE', `/v1/stoplist/${P}`, { key });
       assert.ok([200, 204].includes(r.status), r.text);
-      await until('stop-list delete', t0, async () => (await send(b, P)).status === 202);
+      await until('stop-list delete', t0, async () => (await send(b, P, tr)).status === 202);
     }
 
     // Consents: recorded on A, advertising goes on B; withdrawn on A, refused on B.

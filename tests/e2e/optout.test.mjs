@@ -84,6 +84,16 @@ test('stop-list API: reasons, pages, CSV, accounts apart, kept over a restart', 
   assert.equal(r.status, 422, r.text);
   assert.equal(r.json.error.code, 'stop_listed');
   assert.match(r.json.error.message, /complaint/);
+  // It excludes the contact from everything but service messages, with no
+  // stop_list_allows; a plain stop blocks service and transactional too.
+  r = await req('POST', '/v1/messages', { to: phones[1], text: 'Код 4321', sender: 'KASKAD', class: 'service' });
+  assert.equal(r.status, 202, r.text);
+  for (const cls of ['service', 'transactional']) {
+    r = await req('POST', '/v1/messages', { to: phones[0], text: 'Заказ 6 готов', sender: 'KASKAD', class: cls });
+    assert.equal(r.status, 422, r.text);
+    assert.equal(r.json.error.code, 'stop_listed');
+    assert.match(r.json.error.message, /\(api\)/);
+  }
 
   r = await req('GET', '/v1/stoplist?limit=2');
   assert.equal(r.status, 200, r.text);
@@ -216,7 +226,7 @@ test('the account\'s own words, answers and stop_list_allows (GET|PUT /v1/policy
   await k.call('PUT', `/v1/consents/${P}`, { key, body: { source: 'shop' } }, 201);
   r = await req('POST', '/v1/messages', { to: P, text: 'Скидка', sender: 'KASKAD', class: 'advertising' });
   assert.equal(r.json.error?.code, 'stop_listed');
-  // A complaint allows service messages only.
+  // A complaint allows service messages only, whatever the account allows.
   r = await req('PUT', `/v1/stoplist/${P}`, { reason: 'complaint' });
   assert.equal(r.status, 200, r.text);
   r = await req('POST', '/v1/messages', { to: P, text: 'Заказ 10 готов', sender: 'KASKAD', class: 'transactional' });

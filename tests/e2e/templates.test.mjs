@@ -166,3 +166,35 @@ test('send by template over a VK -> SMS cascade: each channel its own variant', 
   assert.deepEqual(smsc.submits.map((s) => s.text), ['Anna, code 4711']);
   await finish();
 });
+
+test('preview: the content rules give an advisory lint with the category', async (t) => {
+  const { k, key, finish } = await setup(t);
+  const lintOf = async (name, body) => {
+    await k.call('PUT', `/v1/templates/${name}`, { key, body }, 200);
+    return k.call('POST', `/v1/templates/${name}/preview`, { key, body: {} }, 200);
+  };
+  const prohibited = (p, ch) => p.channels[ch].lint.filter((l) => l.code === 'prohibited_content');
+  // a tricky spelling (separators, a Latin look-alike) of an alcohol word,
+  // on every channel the template has, whatever the class
+  const ad = await lintOf('ad', { text: 'Скидка на к.0.н.ь.я.к до пятницы',
+    channels: { email: { subject: 'Акция', body: '<p>Коньяк -20%</p>' } } });
+  for (const ch of ['sms', 'email']) {
+    const l = prohibited(ad, ch);
+    assert.equal(l.length, 1, JSON.stringify(ad.channels[ch].lint));
+    assert.equal(l[0].category, 'alcohol');
+    assert.match(l[0].text, /\(alcohol\)/);
+    assert.ok(l[0].words.length > 0);
+  }
+  // advisory: the template is kept and previewed as before
+  assert.equal(ad.channels.sms.text, 'Скидка на к.0.н.ь.я.к до пятницы');
+  const clean = await lintOf('clean', { text: 'Ваш заказ 78 доставлен, спасибо за покупку' });
+  assert.deepEqual(prohibited(clean, 'sms'), []);
+  // the account's own word, and a category it switched off
+  await k.call('PUT', '/v1/policy', { key,
+    body: { content_rules: { categories: { alcohol: false }, words: ['распродаж*'] } } }, 200);
+  const own = await lintOf('own', { text: 'Большая РАСПРОДАЖА зимы' });
+  assert.deepEqual(prohibited(own, 'sms').map((l) => l.category), ['own']);
+  const off = await k.call('POST', '/v1/templates/ad/preview', { key, body: {} }, 200);
+  assert.deepEqual(prohibited(off, 'sms'), [], 'alcohol switched off');
+  await finish();
+});

@@ -11,6 +11,7 @@
 #include "policy/pol_caps.h"
 #include "policy/pol_content.h"
 #include "policy/pol_rules.h"
+#include "policy/pol_stop.h"
 
 #define H (3600 * 1000LL)
 #define D (24 * H)
@@ -34,6 +35,68 @@ KK_TEST(pol_rules_defaults_and_class_table) {
   ASSERT_EQ(r.cls[0].fallthrough_quiet, 1);
   ASSERT_EQ(!!(r.content_on & (1u << POL_CAT_ALCOHOL)), 1);
   ASSERT_EQ(!!(r.content_on & (1u << POL_CAT_OWN)), 0);
+}
+
+/* The class table holds everything a class may do, and the checks that
+   read it (the stop-list's rule, the lane) follow it. */
+KK_TEST(pol_class_table) {
+  ASSERT_EQ(pol_class_index("service"), 0);
+  ASSERT_EQ(pol_class_index("transactional"), 1);
+  ASSERT_EQ(pol_class_index("advertising"), 2);
+  ASSERT_EQ(pol_class_index("promo"), -1);
+  ASSERT_EQ(pol_class_index(NULL), -1);
+  const struct pol_class_rule *sv = pol_class_rule_named("service"),
+                              *tr = pol_class_rule_named("transactional"),
+                              *ad = pol_class_rule_named("advertising");
+  ASSERT(pol_class_rule_named("promo") == sv);   /* unknown: service's */
+  ASSERT(pol_class_rule(7) == sv);
+  /* advertising: consent, quiet hours, content, the bulk lane, checked
+     again when due, no allowance through a stop */
+  ASSERT_EQ(ad->consent, 1);
+  ASSERT_EQ(ad->quiet, 1);
+  ASSERT_EQ(ad->content, 1);
+  ASSERT_EQ(ad->lane, POL_LANE_BULK);
+  ASSERT_EQ(ad->due_check, 1);
+  ASSERT_EQ(ad->stop_allow, 0u);
+  ASSERT_EQ(ad->complaint_passes, 0);
+  /* service and transactional: none of those, the stream lane; a stop
+     passed only by the account's allowance; a complaint passes service */
+  const struct pol_class_rule *other[] = {sv, tr};
+  for (int i = 0; i < 2; i++) {
+    ASSERT_EQ(other[i]->consent, 0);
+    ASSERT_EQ(other[i]->quiet, 0);
+    ASSERT_EQ(other[i]->content, 0);
+    ASSERT_EQ(other[i]->lane, POL_LANE_STREAM);
+    ASSERT_EQ(other[i]->due_check, 0);
+  }
+  ASSERT_EQ(sv->stop_allow, POL_ALLOW_SERVICE);
+  ASSERT_EQ(tr->stop_allow, POL_ALLOW_TRANSACTIONAL);
+  ASSERT_EQ(sv->complaint_passes, 1);
+  ASSERT_EQ(tr->complaint_passes, 0);
+  /* every class: the stop-list, the caps the account sets for it, and a
+     cascade step falling through waits out quiet hours */
+  for (int i = 0; i < POL_CLASSES; i++) {
+    ASSERT_EQ(pol_class_rule(i)->stop, 1);
+    ASSERT_EQ(pol_class_rule(i)->caps, 1);
+    ASSERT_EQ(pol_class_rule(i)->fallthrough_quiet, 1);
+  }
+  /* an account's rules start from the table */
+  struct pol_rules r;
+  pol_rules_default(&r);
+  ASSERT_EQ(memcmp(&r.cls[2], ad, sizeof *ad), 0);
+  /* the stop-list's rule follows it: a complaint passes service by
+     default; a plain stop does not, unless the account allows service */
+  ASSERT_EQ(pol_stop_refuses(POL_STOP_COMPLAINT, 0, 0), 0);
+  ASSERT_EQ(pol_stop_refuses(POL_STOP_COMPLAINT, 1, 0), 1);
+  ASSERT_EQ(pol_stop_refuses(POL_STOP_COMPLAINT, 2, 3), 1);
+  for (unsigned why = POL_STOP_REPLY; why < POL_STOP_NREASONS; why++) {
+    if (why == POL_STOP_COMPLAINT) continue;
+    ASSERT_EQ(pol_stop_refuses(why, 0, 0), 1);
+    ASSERT_EQ(pol_stop_refuses(why, 1, 0), 1);
+    ASSERT_EQ(pol_stop_refuses(why, 0, POL_ALLOW_SERVICE), 0);
+    ASSERT_EQ(pol_stop_refuses(why, 1, POL_ALLOW_SERVICE), 1);
+    ASSERT_EQ(pol_stop_refuses(why, 2, 3), 1);
+  }
 }
 
 KK_TEST(pol_rules_parse_and_show) {
@@ -77,8 +140,10 @@ KK_TEST(pol_rules_parse_and_show) {
       {"{\"quiet_hours\":{\"from\":\"24:00\",\"to\":\"9:00\"}}", "quiet_hours"},
       {"{\"quiet_hours\":{\"from\":\"21:00\",\"to\":\"9:00\",\"timezone\":\"Mars/Base\"}}",
        "quiet_hours"},
-      {"{\"caps\":[{\"class\":\"advertising\",\"max\":5,\"per\":\"7d\"}]}", "caps"},
-      {"{\"caps\":[{\"class\":\"advertising\",\"max\":2,\"per\":\"40d\"}]}", "caps"},
+      {"{\"caps\":[{\"class\":\"advertising\",\"max\":101,\"per\":\"7d\"}]}", "caps"},
+      {"{\"caps\":[{\"class\":\"advertising\",\"max\":0,\"per\":\"7d\"}]}", "caps"},
+      {"{\"caps\":[{\"class\":\"advertising\",\"max\":2,\"per\":\"366d\"}]}", "caps"},
+      {"{\"caps\":[{\"class\":\"advertising\",\"max\":2,\"per\":31622400}]}", "caps"},
       {"{\"caps\":[{\"class\":\"advertising\",\"max\":2,\"per\":\"7w\"}]}", "caps"},
       {"{\"caps_over\":\"drop\"}", "caps_over"},
       {"{\"content_rules\":{\"categories\":{\"own\":true}}}", "content_rules"},
@@ -109,9 +174,9 @@ KK_TEST(pol_caps_counts_within_the_window) {
   ASSERT_EQ(pol_caps_count(c, 1, 2, "79161234568", DAY0 + 2 * D, 7 * D, &oldest), 0);
   /* the first leaves the window after 7 days */
   ASSERT_EQ(pol_caps_count(c, 1, 2, "79161234567", DAY0 + 7 * D + 1000, 7 * D, &oldest), 1);
-  /* the ring keeps the newest POL_CAP_MAX_COUNT */
+  /* the ring keeps the newest POL_CAP_RING_DEFAULT until told more */
   for (int i = 0; i < 10; i++) ASSERT_EQ(pol_caps_add(c, 1, 2, "79161234567", DAY0 + 3 * D + i * 1000), 0);
-  ASSERT_EQ(pol_caps_count(c, 1, 2, "79161234567", DAY0 + 4 * D, 7 * D, &oldest), POL_CAP_MAX_COUNT);
+  ASSERT_EQ(pol_caps_count(c, 1, 2, "79161234567", DAY0 + 4 * D, 7 * D, &oldest), POL_CAP_RING_DEFAULT);
   ASSERT_EQ(oldest, DAY0 + 3 * D + 6000);
   pol_caps_free(c);
 }
@@ -127,8 +192,9 @@ KK_TEST(pol_caps_bounded_sweeps_old_phones) {
   /* full while every phone is within a window */
   ASSERT_EQ(pol_caps_add(c, 1, 2, "79990000000", DAY0 + D), KK_ENOSPC);
   ASSERT_EQ(pol_caps_full(c), 1);
-  /* past the longest window the old ones are swept out */
-  ASSERT_EQ(pol_caps_add(c, 1, 2, "79990000000", DAY0 + 32 * D), 0);
+  /* past the longest window (365 days) the old ones are swept out */
+  ASSERT_EQ(pol_caps_add(c, 1, 2, "79990000000", DAY0 + 300 * D), KK_ENOSPC);
+  ASSERT_EQ(pol_caps_add(c, 1, 2, "79990000000", DAY0 + 366 * D), 0);
   ASSERT_EQ(pol_caps_size(c), 1);
   /* the table grows past its first size */
   struct pol_caps *big = pol_caps_new(0);
@@ -141,6 +207,76 @@ KK_TEST(pol_caps_bounded_sweeps_old_phones) {
   ASSERT_EQ(pol_caps_count(big, 7, 2, "79160099999", DAY0 + D, 7 * D, &oldest), 1);
   pol_caps_free(big);
   pol_caps_free(c);
+}
+
+/* Caps up to 100 a year: the table's ring follows the largest cap, a
+   longer ring takes more memory a phone and so holds fewer phones. */
+KK_TEST(pol_caps_long_rings_and_windows) {
+  struct pol_rules r;
+  const char *field;
+  char err[200];
+  ASSERT_EQ(pol_rules_parse("{\"caps\":[{\"class\":\"advertising\",\"max\":100,\"per\":\"365d\"},"
+                            "{\"class\":\"advertising\",\"max\":2,\"per\":\"1d\"}]}",
+                            &r, &field, err, sizeof err), 0);
+  ASSERT_EQ(r.caps[0].max, 100);
+  ASSERT_EQ(r.caps[0].per_ms, 365 * D);
+  char *doc = pol_rules_doc(&r, NULL);
+  ASSERT(strstr(doc, "\"max\":100,\"per\":\"365d\"") != NULL);
+  free(doc);
+
+  struct pol_caps *c = pol_caps_new(0);
+  int64_t oldest;
+  ASSERT_EQ(pol_caps_ring(c, 1, 2, 0), KK_EINVAL);
+  ASSERT_EQ(pol_caps_ring(c, 1, 2, POL_CAP_RING_MAX + 1), KK_EINVAL);
+  /* four sends in the default ring, then the ring grows: they are kept */
+  for (int i = 0; i < 4; i++) ASSERT_EQ(pol_caps_add(c, 1, 2, "79161234567", DAY0 + i * D), 0);
+  ASSERT_EQ(pol_caps_ring(c, 1, 2, POL_CAP_RING_MAX), 0);
+  ASSERT_EQ(pol_caps_count(c, 1, 2, "79161234567", DAY0 + 5 * D, 365 * D, &oldest), 4);
+  ASSERT_EQ(oldest, DAY0);
+  /* one a day for 120 days: the newest 101 are kept; within a year, 101 */
+  for (int i = 4; i < 120; i++) ASSERT_EQ(pol_caps_add(c, 1, 2, "79161234567", DAY0 + i * D), 0);
+  ASSERT_EQ(pol_caps_count(c, 1, 2, "79161234567", DAY0 + 120 * D, 365 * D, &oldest), 101);
+  ASSERT_EQ(oldest, DAY0 + 19 * D);
+  ASSERT_EQ(pol_caps_count_due(c, 1, 2, "79161234567", DAY0 + 120 * D, 365 * D), 101);
+  /* the short cap's window in the same ring */
+  ASSERT_EQ(pol_caps_count(c, 1, 2, "79161234567", DAY0 + 119 * D + 1000, D, &oldest), 1);
+  /* the oldest leave a year later */
+  ASSERT_EQ(pol_caps_count(c, 1, 2, "79161234567", DAY0 + 400 * D, 365 * D, &oldest), 84);
+  /* a ring shrunk keeps the newest */
+  ASSERT_EQ(pol_caps_ring(c, 1, 2, 3), 0);
+  ASSERT_EQ(pol_caps_count(c, 1, 2, "79161234567", DAY0 + 120 * D, 365 * D, &oldest), 3);
+  ASSERT_EQ(oldest, DAY0 + 117 * D);
+  /* 8 + 4 * 3 bytes a phone, slots at most 4/3 of the phones (1,024 at least) */
+  ASSERT_EQ(pol_caps_bytes(c), 1024 * 20);
+  pol_caps_free(c);
+
+  /* a table of the longest ring holds 1000 * 6 / 103 phones where the
+     default holds 1000; a send past them is not counted */
+  struct pol_caps *small = pol_caps_new(1000);
+  ASSERT_EQ(pol_caps_ring(small, 1, 2, POL_CAP_RING_MAX), 0);
+  char phone[24];
+  for (int i = 0; i < 58; i++) {
+    snprintf(phone, sizeof phone, "7916%07d", i);
+    ASSERT_EQ(pol_caps_add(small, 1, 2, phone, DAY0), 0);
+  }
+  ASSERT_EQ(pol_caps_add(small, 1, 2, "79990000000", DAY0 + D), KK_ENOSPC);
+  ASSERT_EQ(pol_caps_full(small), 1);
+  /* a phone already held is still counted */
+  ASSERT_EQ(pol_caps_add(small, 1, 2, "79160000001", DAY0 + D), 0);
+  pol_caps_free(small);
+
+  /* a million phones with the ring of a cap of 2 (3 times): 20 bytes a
+     slot, the slots at most 4/3 of the phones doubled once */
+  struct pol_caps *big = pol_caps_new(0);
+  ASSERT_EQ(pol_caps_ring(big, 7, 2, 3), 0);
+  for (int i = 0; i < 1000000; i++) {
+    snprintf(phone, sizeof phone, "791%08d", i);
+    ASSERT_EQ(pol_caps_add(big, 7, 2, phone, DAY0 + i), 0);
+  }
+  ASSERT_EQ(pol_caps_size(big), 1000000);
+  ASSERT(pol_caps_bytes(big) <= (size_t)2097152 * 20);
+  ASSERT_EQ(pol_caps_count(big, 7, 2, "79100999999", DAY0 + 2 * D, 7 * D, &oldest), 1);
+  pol_caps_free(big);
 }
 
 /* A VK step times out at 23:00 UTC inside quiet hours 21:00-09:00 UTC: the

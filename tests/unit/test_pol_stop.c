@@ -82,9 +82,11 @@ KK_TEST(pol_stop_rules) {
   ASSERT_EQ(pol_stop_refuses(POL_STOP_REPLY, 1, 0), 1);
   ASSERT_EQ(pol_stop_refuses(POL_STOP_REPLY, 1, POL_ALLOW_TRANSACTIONAL), 0);
   ASSERT_EQ(pol_stop_refuses(POL_STOP_REPLY, 0, POL_ALLOW_SERVICE), 0);
-  /* a complaint: transactional refused whatever the account allows */
+  /* a complaint: transactional refused whatever the account allows;
+     service passes, allowed or not */
   ASSERT_EQ(pol_stop_refuses(POL_STOP_COMPLAINT, 1, 3), 1);
   ASSERT_EQ(pol_stop_refuses(POL_STOP_COMPLAINT, 0, 3), 0);
+  ASSERT_EQ(pol_stop_refuses(POL_STOP_COMPLAINT, 0, 0), 0);
   ASSERT_EQ(pol_stop_refuses(POL_STOP_NONE, 2, 0), 0);
 }
 
