@@ -91,6 +91,10 @@ struct accept_item {
   /* the recipient's contact, read before (on the store's pool) by the
      ingress: its fields fill what vars does not; NULL: the contact hook */
   const struct store_contact *contact;
+  /* the recipient's own time zone (IANA) as its ingress knows it: its
+     contact's explicit one; "": none (the quiet hours then go by the
+     numbering register's zone for the number, else the policy's) */
+  char zone[64];
   /* tracked links (accept_links.h): an ingress that wants the message's
      URLs made short links (a campaign's runner) sets track_links (and
      variant above) */

@@ -210,6 +210,7 @@ void accept_rules_fini(struct accept_rules *ru) {
   for (int i = 0; i < ru->n; i++) free(ru->a[i].doc);
   for (size_t i = 0; i < sizeof ru->memo / sizeof ru->memo[0]; i++) free(ru->memo[i].text);
   free(ru->a);
+  free(ru->own);
   pol_caps_free(ru->caps);
   memset(ru, 0, sizeof *ru);
 }
@@ -365,8 +366,40 @@ static int foreign(struct accept_rules *ru, struct accept_item *it, int64_t now)
 }
 
 /* The recipient's zone: the contact's, the register's, the account's. */
+/* The slot of (account_id, e164) in ru->own. */
+static struct accept_own_zone *own_slot(const struct accept_rules *ru, int64_t account_id,
+                                        const char *e164) {
+  uint64_t h = 1469598103934665603ull ^ (uint64_t)account_id;
+  for (const char *c = e164; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+  return &ru->own[h % ACCEPT_OWN_ZONES];
+}
+
+/* Keeps zone as the phone's own for its messages' checks when due. */
+static void own_keep(struct accept_rules *ru, int64_t account_id, const char *e164,
+                     const char *zone) {
+  size_t pl = strlen(e164), zl = strlen(zone);
+  if (!pl || pl >= sizeof ru->own->phone || zl >= sizeof ru->own->zone) return;
+  if (ru->own == NULL) ru->own = kk_xcalloc(ACCEPT_OWN_ZONES, sizeof *ru->own);   /* fini frees */
+  struct accept_own_zone *z = own_slot(ru, account_id, e164);
+  z->account_id = account_id;
+  memcpy(z->phone, e164, pl + 1);
+  memcpy(z->zone, zone, zl + 1);
+}
+
+/* The phone's own zone kept at accept, or NULL. */
+static const char *own_kept(const struct accept_rules *ru, int64_t account_id, const char *e164) {
+  if (ru->own == NULL || !e164[0]) return NULL;
+  const struct accept_own_zone *z = own_slot(ru, account_id, e164);
+  return z->account_id == account_id && strcmp(z->phone, e164) == 0 ? z->zone : NULL;
+}
+
+/* The recipient's zone: its own as the ingress gave it (own; NULL or ""
+   none), else its contact's through the contact hook, else the numbering
+   register's for the number, else the policy's. */
 static const char *zone_of(const struct accept_rules *ru, const struct accept *ac,
-                           const struct pol_rules *r, int64_t account_id, const char *e164) {
+                           const struct pol_rules *r, const char *own, int64_t account_id,
+                           const char *e164) {
+  if (own && own[0]) return own;
   if (e164[0] && ac->contact_field) {
     const char *tz = ac->contact_field(ac->contact_ud, account_id, e164, "timezone");
     if (tz && tz[0]) return tz;
@@ -413,8 +446,9 @@ static int quiet_until(struct accept_rules *ru, const struct pol_window *w, cons
 /* 1 with *until their end when at falls in the quiet hours of r for the
    phone, else 0 (a zone unknown: the policy's own). */
 static int quiet_at(struct accept_rules *ru, const struct accept *ac, const struct pol_rules *r,
-                    int64_t account_id, const char *e164, int64_t at, int64_t *until) {
-  const char *zone = zone_of(ru, ac, r, account_id, e164);
+                    const char *own, int64_t account_id, const char *e164, int64_t at,
+                    int64_t *until) {
+  const char *zone = zone_of(ru, ac, r, own, account_id, e164);
   int in = quiet_until(ru, &r->quiet, zone, at, until);
   if (in == KK_ENOENT) in = quiet_until(ru, &r->quiet, r->default_tz, at, until);
   return in == 1;
@@ -467,7 +501,7 @@ static int fallthrough_hold(const struct accept *ac, struct accept_rules *ru,
     return 0;
   }
   json_object_set_new(x, "quiet", json_pack("{s:s, s:i, s:i}", "tz",
-                                            zone_of(ru, ac, r, it->m.account_id, it->e164),
+                                            zone_of(ru, ac, r, it->zone, it->m.account_id, it->e164),
                                             "from", r->quiet.from_min, "to", r->quiet.to_min));
   free(it->rules_extra);
   it->rules_extra = json_dumps(x, JSON_COMPACT);   /* freed by accept_item_fini */
@@ -489,9 +523,10 @@ int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
   if (cr->content && r->content_on && content(ru, r, it, now) != 0) return KK_EINVAL;
   if (r->no_foreign && foreign(ru, it, now) != 0) return KK_EINVAL;
   if (caps(ru, r, cls, it, now) != 0) return KK_EINVAL;
+  if (it->zone[0] && !it->dry) own_keep(ru, acc->id, it->e164, it->zone);
   if (cr->quiet && it->e164[0] && r->quiet.from_min != r->quiet.to_min) {
     int64_t at = it->m.not_before > now ? it->m.not_before : now, until;
-    if (quiet_at(ru, ac, r, it->m.account_id, it->e164, at, &until)) {
+    if (quiet_at(ru, ac, r, it->zone, it->m.account_id, it->e164, at, &until)) {
       defer_to(it, until);
       decide(ru, it, now, ACCEPT_R_QUIET, "deferred", NULL, until);
     }
@@ -560,7 +595,9 @@ static int due_in_quiet(struct accept_rules *ru, const struct accept *ac, const 
                         int64_t now, int64_t *until) {
   const struct pol_rules *r = accept_rules_of(ru, d->account_id);
   if (!r->cls[class_index(d->msg_class)].quiet || r->quiet.from_min == r->quiet.to_min) return 0;
-  return quiet_at(ru, ac, r, d->account_id, d->to, now, until) && *until > now;
+  return quiet_at(ru, ac, r, own_kept(ru, d->account_id, d->to), d->account_id, d->to, now,
+                  until) &&
+         *until > now;
 }
 
 static int ids_has(const struct accept_ids *s, int64_t id) {

@@ -58,6 +58,8 @@ struct accept_rules_acct {
   char *doc;                      /* the stored document (owned) */
 };
 
+#define ACCEPT_OWN_ZONES 65536   /* slots of accept_rules.own (4.5 MiB) */
+
 struct accept_rules {
   struct store *store;
   const struct phone_plan *plan;  /* the register's zones; NULL: none */
@@ -97,6 +99,16 @@ struct accept_rules {
     int64_t id[64];
     int next;
   } engine_deferred, content_refused;
+  /* Recipients' own zones (their contacts' explicit ones) lately met at
+     accept, for the quiet hours when their messages come due: a table of
+     ACCEPT_OWN_ZONES slots by (account, phone), the newest in its slot
+     (owned; NULL until the first). One not kept, or lost with a restart,
+     is the register's zone then. */
+  struct accept_own_zone {
+    int64_t account_id;
+    char phone[16];
+    char zone[48];
+  } *own;
   uint64_t gen;                   /* bumped by every policy put */
   int caps_full_said;             /* a full caps' table was logged */
   int subscribed;

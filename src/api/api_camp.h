@@ -101,7 +101,9 @@ void camp_audience_free(struct camp_audience *p);
 /* The message of recipient x of campaign name (settings sp) as the runner
    gives it to the accept path, as POST /v1/messages would take it: its
    variant's template, class, sender, cascade, variables and addresses, the
-   campaign, and the idempotency key campaign:{name}:{seq}. */
+   campaign, the idempotency key campaign:{name}:{seq}, and "z": the
+   recipient's own zone when its contact has one (not a message field:
+   camp_item_of takes it into the item). */
 json_t *camp_message_of(const struct camp_spec *sp, const char *name,
                         const struct store_camp_rcpt *x);
 /* Reads msg (camp_message_of's for a campaign of settings sp) of account_id

@@ -282,6 +282,8 @@ json_t *camp_message_of(const struct camp_spec *sp, const char *name,
     json_t *vv = json_object_get(vars, "v"), *aa = json_object_get(vars, "a");
     if (json_is_object(vv) && json_object_size(vv) > 0) json_object_set(m, "vars", vv);
     if (json_is_object(aa)) json_object_update(m, aa);
+    json_t *z = json_object_get(vars, "z");
+    if (json_is_string(z)) json_object_set(m, "z", z);   /* camp_item_of takes it out */
   }
   json_decref(vars);
   return m;
@@ -293,7 +295,15 @@ void camp_item_of(struct api *a, const struct camp_spec *sp, int64_t account_id,
   p->account_id = account_id;
   /* msg's cascade is sp's, checked when sp was read */
   p->steps_given = sp->steps[0] ? sp->steps : NULL;
+  /* the recipient's own zone, for its quiet hours (not a message field) */
+  char zone[sizeof it->zone] = "";
+  const char *z = json_string_value(json_object_get(msg, "z"));
+  if (z) {
+    snprintf(zone, sizeof zone, "%s", z);
+    json_object_del(msg, "z");
+  }
   if (api_msg_parse(msg, NULL, p, it) != 0) it->result = ACCEPT_REFUSED;
+  memcpy(it->zone, zone, sizeof zone);
   /* its texts' URLs become tracked links as it is accepted (accept_links.h) */
   it->track_links = 1;
   it->variant = variant + 1;
@@ -471,6 +481,9 @@ static int collect(void *arg, const struct store_contact *c) {
     json_object_set_new(a, "telegram_chat_id", json_string(c->telegram_chat_id));
   if (c->email[0]) json_object_set_new(a, "email", json_string(c->email));
   json_t *o = json_pack("{s:o, s:o}", "v", v, "a", a);
+  /* a zone of the contact's own, not the register's: its quiet hours too */
+  if (c->timezone[0] && strcmp(c->tz_source, "explicit") == 0)
+    json_object_set_new(o, "z", json_string(c->timezone));
   const char *tz = c->timezone;
   struct phone_plan_info info = {0};
   if (!tz[0] && p->pp && phone_plan_lookup(p->pp, c->phone, &info) == 0) tz = info.timezone;

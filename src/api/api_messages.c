@@ -24,6 +24,7 @@
 #include "http/http_client.h"
 #include "http/http_server.h"
 #include "phone/phone.h"
+#include "policy/pol_rules.h"
 #include "store/store.h"
 #include "store/store_contact.h"
 
@@ -48,7 +49,9 @@ struct send_ctx {
   const char *idem_header;
   struct store_contact *contacts;   /* one per message, or NULL */
   char *found;                      /* 1: contacts[i] was read */
-  int pending;
+  char (*want_phones)[16];          /* the phones read, in order */
+  int *want_at;                     /* the message each of them is */
+  int nwant, want_next;
 };
 
 const char *const api_msg_statuses[API_MSG_NSTATUSES] = {
@@ -310,6 +313,8 @@ static void send_ctx_free(struct send_ctx *c) {
   for (int i = 0; c->contacts && i < c->r.n; i++) store_contact_fini(&c->contacts[i]);
   free(c->contacts);
   free(c->found);
+  free(c->want_phones);
+  free(c->want_at);
   free(c->parsed);
   free(c->items);
   free(c);
@@ -396,39 +401,52 @@ static json_t *messages_of(struct http_req *req, json_t *doc, int batch) {
 
 static void messages_accept(struct send_ctx *c);
 
-static void on_contact(void *arg, int rc) {
+static void on_contacts(void *arg, int rc) {
   struct send_ctx *c = arg;
-  (void)rc;   /* a contact not found (or not readable now) fills nothing */
-  if (--c->pending == 0) messages_accept(c);
+  (void)rc;   /* contacts not readable now fill nothing */
+  messages_accept(c);
 }
 
-/* Reads the contact of each message sent by template to a number, on the
-   store's pool; 0 when there was none to read (nothing pending). */
+/* Pool thread: the next phone's contact (store_contacts_of_async keeps the
+   order), kept when the account has one. */
+static int on_contact_of(void *arg, const struct store_contact *k) {
+  struct send_ctx *c = arg;
+  int i = c->want_at[c->want_next++];
+  if (k->created_at == 0) return 0;   /* no contact of that phone */
+  c->contacts[i] = *k;
+  c->contacts[i].attrs = k->attrs ? kk_xstrdup(k->attrs) : NULL;
+  c->found[i] = 1;
+  return 0;
+}
+
+/* Reads, on the store's pool and in one read, the contact of each message
+   sent by template (its fields fill the vars) or of a class that waits out
+   quiet hours (its own time zone says when they are); 0 when there was
+   none to read (nothing pending). */
 static int contacts_read(struct send_ctx *c) {
   int n = c->r.n;
-  char phones[MAX_BATCH][16];
-  int want = 0;
+  char phone[16];
   for (int i = 0; i < n; i++) {
     json_t *o = json_array_get(c->list, (size_t)i);
     const char *to = json_string_value(json_object_get(o, "to"));
-    phones[i][0] = '\0';
-    if (to && json_is_string(json_object_get(o, "template")) &&
-        phone_normalize(to, phones[i], sizeof phones[i]) == 0)
-      want++;
-    else
-      phones[i][0] = '\0';
+    const char *cls = json_string_value(json_object_get(o, "class"));
+    if (!to || !(json_is_string(json_object_get(o, "template")) ||
+                 pol_class_rule_named(cls ? cls : "service")->quiet) ||
+        phone_normalize(to, phone, sizeof phone) != 0)
+      continue;
+    if (c->want_phones == NULL) {
+      /* freed in send_ctx_free */
+      c->want_phones = kk_xcalloc((size_t)n, sizeof *c->want_phones);
+      c->want_at = kk_xcalloc((size_t)n, sizeof *c->want_at);
+    }
+    memcpy(c->want_phones[c->nwant], phone, sizeof phone);
+    c->want_at[c->nwant++] = i;
   }
-  if (want == 0) return 0;
+  if (c->nwant == 0) return 0;
   c->contacts = kk_xcalloc((size_t)n, sizeof *c->contacts);   /* freed in send_ctx_free */
   c->found = kk_xcalloc((size_t)n, 1);
-  c->pending = want + 1;
-  for (int i = 0; i < n; i++)
-    if (phones[i][0]) {
-      c->found[i] = 1;
-      store_contact_get_async(c->a->store, c->r.account_id, phones[i], &c->contacts[i],
-                              on_contact, c);
-    }
-  if (--c->pending == 0) return 0;
+  store_contacts_of_async(c->a->store, c->r.account_id, (const char (*)[16])c->want_phones,
+                          (size_t)c->nwant, on_contact_of, c, on_contacts, c);
   return KK_EAGAIN;
 }
 
@@ -491,6 +509,8 @@ static void messages_accept(struct send_ctx *c) {
     if (api_msg_parse(json_array_get(c->list, (size_t)i), c->idem_header, &c->parsed[i],
                       &c->items[i]) != 0)
       c->items[i].result = ACCEPT_REFUSED;
+    if (c->found && c->found[i] && strcmp(c->contacts[i].tz_source, "explicit") == 0)
+      snprintf(c->items[i].zone, sizeof c->items[i].zone, "%s", c->contacts[i].timezone);
   }
   int rc = accept_submit(&c->a->accept, &c->r);
   if (rc == 0) return;

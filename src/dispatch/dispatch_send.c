@@ -165,7 +165,8 @@ void dispatch_job_route(struct dispatch *d, struct job *j, int at_head) {
     j->recheck = 0;
     int64_t wait = 0;
     struct pol_due due = {.msg_id = j->msg_id, .account_id = j->account_id, .to = j->to,
-                          .msg_class = j->msg_class, .channel = "sms", .wait_until = &wait};
+                          .msg_class = j->msg_class, .channel = "sms", .text = j->text,
+                          .wait_until = &wait};
     const char *why = d->due_fn(d->due_ud, &due);
     if (why == NULL && wait > now_ms()) {
       /* Inside its quiet hours now: it waits for their end (in the store too,
