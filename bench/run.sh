@@ -10,7 +10,7 @@
 #   bench/run.sh balance   accept/s of single POSTs (64 connections, 10 s) by a
 #                     postpaid account and by a prepaid one (every message held
 #                     against its balance), in the same kaskad each run, the
-#                     order alternating; sync normal
+#                     order alternating; sync normal (SYNC=full for full)
 # Every run starts a fresh simulator and a fresh kaskad on an empty data folder.
 set -eu
 # Benchmarks measure kaskad, not its abuse controls: no rate limits, and no
@@ -62,8 +62,9 @@ summary() {  # median [min-max] of the arguments
 declare -A res
 if [ "${1:-}" = balance ]; then
   a="Authorization: Bearer $ADMIN"
+  bsync=${SYNC:-normal}
   for run in $(seq "$RUNS"); do
-    start normal '{}'
+    start "$bsync" '{}'
     post=$KEY
     curl -sf -XPUT -H "$a" $URL/v1/prices -d '{"prices":{"sms":0.01}}' >/dev/null
     acc=$(curl -sf -XPOST -H "$a" $URL/v1/accounts -d '{"name":"prepaid","senders":["KASKAD"]}' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
@@ -77,11 +78,11 @@ if [ "${1:-}" = balance ]; then
       [ "$(echo "$out" | jfield refused)" = 0 ] || { echo "refused sends: $out" >&2; exit 1; }
       res[$who]+="$(echo "$out" | jfield accepted_per_s) "
     done
-    echo "balance run $run done" >&2
+    echo "balance run $run ($order): postpaid $(echo ${res[post]} | awk '{print $NF}'), prepaid $(echo ${res[pre]} | awk '{print $NF}')" >&2
   done
   stop
   echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) at the end; $RUNS runs, median [min–max]"
-  printf '| accepted msg/s, single POST, sync=normal | postpaid | prepaid |\n| --- | --- | --- |\n'
+  printf '| accepted msg/s, single POST, sync=%s | postpaid | prepaid |\n| --- | --- | --- |\n' "$bsync"
   # shellcheck disable=SC2086
   printf '| | %s | %s |\n' "$(summary ${res[post]})" "$(summary ${res[pre]})"
   exit 0

@@ -7,7 +7,10 @@
 #include <string.h>
 
 #include "core/kk_err.h"
+#include "core/kk_log.h"
 #include "store/sqlite/sq_int.h"
+
+#define LOGCTX "store"
 
 /* ---- writes ------------------------------------------------------------------ */
 
@@ -21,28 +24,35 @@ int sq_money_set(struct store *s, struct store_op *op) {
   return sq_step_done(w, st);
 }
 
-/* The balance of an account after what the transaction did (0 when it has
-   no row). */
-static int64_t balance_of(struct conn *w, int64_t account_id) {
-  sqlite3_stmt *st = sq_stmt(w, ST_MON_GET);
+/* Moves the balance by amount and reserved by dres; *balance: the balance
+   after (0 when the account has no row). */
+static int shift(struct conn *w, int64_t account_id, int64_t amount, int64_t dres,
+                 int64_t *balance) {
+  sqlite3_stmt *st = sq_stmt(w, ST_MON_MOVE);
   sqlite3_bind_int64(st, 1, account_id);
-  int64_t b = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+  sqlite3_bind_int64(st, 2, amount);
+  sqlite3_bind_int64(st, 3, dres);
+  int rc = sqlite3_step(st);
+  *balance = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  while (rc == SQLITE_ROW) rc = sqlite3_step(st);
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset(st);
+    return 0;
+  }
+  w->err = rc;
+  kk_error(LOGCTX, "%s: %s", sqlite3_errmsg(w->db), sqlite3_sql(st));
   sqlite3_reset(st);
-  return b;
+  return KK_ESTORE;
 }
 
 /* Moves the balance by amount (reserved by dres) and logs the row. */
 static int move(struct conn *w, int64_t account_id, const char *kind, int64_t amount,
                 int64_t dres, int64_t at, const char *message, int64_t attempt_id,
                 const char *channel, const char *ref, int64_t *balance, int64_t *tx_id) {
-  sqlite3_stmt *st = sq_stmt(w, ST_MON_MOVE);
-  sqlite3_bind_int64(st, 1, account_id);
-  sqlite3_bind_int64(st, 2, amount);
-  sqlite3_bind_int64(st, 3, dres);
-  int rc = sq_step_done(w, st);
+  int64_t b;
+  int rc = shift(w, account_id, amount, dres, &b);
   if (rc) return rc;
-  int64_t b = balance_of(w, account_id);
-  st = sq_stmt(w, ST_MTX_INSERT);
+  sqlite3_stmt *st = sq_stmt(w, ST_MTX_INSERT);
   sqlite3_bind_int64(st, 1, account_id);
   sq_bind_text(st, 2, kind);
   sqlite3_bind_int64(st, 3, amount);
@@ -114,9 +124,14 @@ int sq_money_charge(struct casc_run *r, const struct cfsm_fx *f) {
   if (!hold_get(w, r->m->id, &account_id, &held)) return 0;
   int64_t take = store_money_take(r, f->cost, held);
   if (take <= 0) return 0;
-  sqlite3_stmt *st = sq_stmt(w, ST_HOLD_SET);
-  sqlite3_bind_int64(st, 1, held - take);
-  sqlite3_bind_int64(st, 2, r->m->id);
+  /* a hold taken whole is gone: the message's release has nothing left */
+  sqlite3_stmt *st = sq_stmt(w, take == held ? ST_HOLD_DEL : ST_HOLD_SET);
+  if (take == held) {
+    sqlite3_bind_int64(st, 1, r->m->id);
+  } else {
+    sqlite3_bind_int64(st, 1, held - take);
+    sqlite3_bind_int64(st, 2, r->m->id);
+  }
   int rc = sq_step_done(w, st);
   if (rc) return rc;
   return move(w, account_id, "charge", -take, -take, f->t0, r->m->public_id,
@@ -149,13 +164,10 @@ int sq_money_release(struct casc_run *r) {
   struct conn *w = &SQ(r->s)->w;
   int64_t account_id, held;
   if (!hold_get(w, r->m->id, &account_id, &held)) return 0;
-  sqlite3_stmt *st = sq_stmt(w, ST_MON_MOVE);
-  sqlite3_bind_int64(st, 1, account_id);
-  sqlite3_bind_int64(st, 2, 0);
-  sqlite3_bind_int64(st, 3, -held);
-  int rc = sq_step_done(w, st);
+  int64_t b;
+  int rc = shift(w, account_id, 0, -held, &b);
   if (rc) return rc;
-  st = sq_stmt(w, ST_HOLD_DEL);
+  sqlite3_stmt *st = sq_stmt(w, ST_HOLD_DEL);
   sqlite3_bind_int64(st, 1, r->m->id);
   return sq_step_done(w, st);
 }

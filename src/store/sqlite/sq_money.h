@@ -16,7 +16,7 @@
                   " account_id=?1 AND prepaid=1"                               \
                   " AND balance-reserved+credit_limit>=?2")                    \
   XX(MON_MOVE, "UPDATE balances SET balance=balance+?2, reserved=reserved+?3"  \
-               " WHERE account_id=?1")                                         \
+               " WHERE account_id=?1 RETURNING balance")                       \
   XX(MON_SET, "INSERT INTO balances(account_id,prepaid,credit_limit)"          \
               " VALUES(?1,MAX(?2,0),MAX(?3,0)) ON CONFLICT(account_id) DO"      \
               " UPDATE SET prepaid=CASE WHEN ?2<0 THEN prepaid ELSE ?2 END,"   \
