@@ -242,3 +242,49 @@ test('tenants: campaigns, scheduled sends, replies, stop-list and consent import
   assert.equal(r.status, 200, r.text);
   await finish();
 });
+
+test('tenants: policy (roaming_ads, caps, own words), the preview\'s lint, a complaint and a contact\'s own zone stay with their account', { timeout: 60000 }, async (t) => {
+  const { k, key: a, finish } = await setup(t);
+  const b = (await k.createAccount('tenant-b')).key;
+  const [P1, P2] = ['79161237701', '79161237702'];
+  await k.consent(a, [P1, P2]);
+  await k.consent(b, [P1, P2]);
+  // A's policy: roaming ads dropped, a cap of 1 a week, an own word, quiet now (UTC)
+  const h = new Date().getUTCHours();
+  const hh = (x) => `${String((x + 24) % 24).padStart(2, '0')}:00`;
+  await k.call('PUT', '/v1/policy', { key: a, body: { roaming_ads: 'drop',
+    caps: [{ class: 'advertising', max: 1, per: '7d' }], content_rules: { words: ['распродаж*'] },
+    quiet_hours: { from: hh(h - 1), to: hh(h + 2), timezone: 'Etc/UTC' } } }, 200);
+  const pb = await k.call('GET', '/v1/policy', { key: b }, 200);
+  assert.notEqual(pb.roaming_ads, 'drop');
+  assert.deepEqual(pb.caps, []);
+  assert.deepEqual(pb.content_rules.words, []);
+  // A's own word lints A's template, not B's of the same name and text
+  for (const key of [a, b])
+    await k.call('PUT', '/v1/templates/sale', { key, body: { text: 'Большая распродажа' } }, 200);
+  const lintOf = async (key) => (await k.call('POST', '/v1/templates/sale/preview', { key, body: {} }, 200))
+    .channels.sms.lint.filter((l) => l.code === 'prohibited_content');
+  assert.equal((await lintOf(a)).length, 1);
+  assert.equal((await lintOf(b)).length, 0);
+  // A's complaint stops A's transactional messages only
+  await k.call('PUT', `/v1/stoplist/${P1}`, { key: a, body: { reason: 'complaint' } }, 200);
+  const ta = await k.request('POST', '/v1/messages', { key: a, body: { to: P1, text: 'Заказ готов', class: 'transactional' } });
+  assert.equal(ta.json.error?.code, 'stop_listed', ta.text);
+  const tb = await k.request('POST', '/v1/messages', { key: b, body: { to: P1, text: 'Заказ готов', class: 'transactional' } });
+  assert.equal(tb.status, 202, tb.text);
+  assert.equal((await k.request('GET', `/v1/stoplist/${P1}`, { key: b })).status, 404);
+  // A's contact's own zone (day there) lets A's advertising go in A's quiet
+  // hours; B has no such contact, and B's policy has no quiet hours now
+  const far = h >= 12 ? 'Pacific/Honolulu' : 'Asia/Tokyo';
+  await k.call('PUT', `/v1/contacts/${P2}`, { key: a, body: { timezone: far } }, 200);
+  const aa = await k.send(a, { to: P2, text: 'Скидки', class: 'advertising' });
+  assert.equal(aa.status, 'accepted', JSON.stringify(aa));
+  assert.equal((await k.request('GET', `/v1/contacts/${P2}`, { key: b })).status, 404);
+  // A's cap counts A's sends only: B's advertising to the same phone goes
+  await k.call('PUT', '/v1/policy', { key: b, body: { quiet_hours: null } }, 200);
+  const ba = await k.send(b, { to: P2, text: 'Скидки', class: 'advertising' });
+  assert.equal(ba.status, 'accepted', JSON.stringify(ba));
+  const again = await k.request('POST', '/v1/messages', { key: a, body: { to: P2, text: 'Скидки', class: 'advertising' } });
+  assert.equal(again.json.error?.code, 'frequency_cap', again.text);
+  await finish();
+});
