@@ -18,12 +18,6 @@
 #include "policy/pol_words.h"
 #include "store/store_optout.h"
 
-/* The class's index in the class table (unknown: service). */
-static int class_index(const char *c) {
-  int i = pol_class_index(c);
-  return i < 0 ? 0 : i;
-}
-
 /* The classes an account lets reach a stop-listed number (POL_ALLOW_*):
    its policy's stop_list_allows. Read only for a listed number, and parsed
    only when the document names it. */
@@ -52,7 +46,8 @@ static int check_stop(void *ud, const struct accept_view *v, struct accept_err *
   if (m->idem_key && strncmp(m->idem_key, EXEMPT, strlen(EXEMPT)) == 0) return 0;
   unsigned reason = store_stop_reason(ac->store, v->account->id, m->to);
   if (reason == POL_STOP_NONE ||
-      !pol_stop_refuses(reason, class_index(m->msg_class), allowed(ac, v->account->id)))
+      !pol_stop_refuses(reason, pol_class_or_service(m->msg_class),
+                        allowed(ac, v->account->id)))
     return 0;
   err->code = "stop_listed";
   err->field = "to";
@@ -64,7 +59,7 @@ static int check_stop(void *ud, const struct accept_view *v, struct accept_err *
 static int check_consent(void *ud, const struct accept_view *v, struct accept_err *err) {
   struct accept *ac = ud;
   const struct store_msg_new *m = v->msg;
-  if (!pol_class_rule(class_index(m->msg_class))->consent || m->to == NULL || m->to[0] == '\0')
+  if (!pol_class_rule_named(m->msg_class)->consent || m->to == NULL || m->to[0] == '\0')
     return 0;
   /* the cascade's first channel ("channel/wait/timeout,..."; none: SMS) */
   char first[20] = "sms";

@@ -14,6 +14,7 @@
 #include "core/kk_buf.h"
 #include "core/kk_err.h"
 #include "core/kk_log.h"
+#include "core/kk_hash.h"
 #include "core/kk_mem.h"
 #include "core/kk_tz.h"
 #include "phone/phone_plan.h"
@@ -116,10 +117,6 @@ static void load_one(void *arg, int64_t account_id, const char *channel, const c
   if (strcmp(channel, ACCEPT_RULES_ROW) == 0) put(arg, account_id, config);
 }
 
-static int class_index(const char *cls);
-
-/* A send another node accepted and counted: counted here too, when this
-   account caps its class (this node's own sends were counted at accept). */
 /* Counts a send in the caps' table; a table full (its phones all within
    a window) leaves the send uncounted, which /metrics shows and the log
    says once. */
@@ -133,10 +130,12 @@ static void cap_count(struct accept_rules *ru, int64_t account_id, int cls, cons
            (long long)account_id, pol_caps_size(ru->caps));
 }
 
+/* A send another node accepted and counted: counted here too, when this
+   account caps its class (this node's own sends were counted at accept). */
 static void count_remote(struct accept_rules *ru, const struct store_note *t) {
   if (!t->remote || t->cfg == NULL || t->cfg->text == NULL) return;
   const struct pol_rules *r = accept_rules_of(ru, t->account_id);
-  int cls = class_index(t->cfg->text);
+  int cls = pol_class_or_service(t->cfg->text);
   for (int i = 0; i < r->ncaps; i++)
     if (r->caps[i].cls == cls) {
       cap_count(ru, t->account_id, cls, t->cfg->name, t->at);
@@ -273,12 +272,6 @@ static int refuse(struct accept_rules *ru, struct accept_item *it, int64_t now,
 
 /* ---- the rules ------------------------------------------------------------------ */
 
-/* The class's index in the class table (unknown: service). */
-static int class_index(const char *cls) {
-  int i = pol_class_index(cls);
-  return i < 0 ? 0 : i;
-}
-
 #define MEMO_TEXT_MAX 2048   /* longer texts are checked every time */
 
 static uint64_t text_hash(const char *s, size_t n) {
@@ -304,9 +297,7 @@ static int content_verdict(struct accept_rules *ru, const struct pol_rules *r,
         return m->hit;
       }
     }
-  const char *own[POL_OWN_WORDS_MAX] = {NULL};   /* checked on a miss only */
-  for (int i = 0; i < r->nown; i++) own[i] = r->own_norm[i];
-  int got = pol_content_check_norm(text, len, r->content_on, own, r->nown, hit);
+  int got = pol_rules_content(r, text, len, hit);   /* checked on a miss only */
   if (len > MEMO_TEXT_MAX) return got;
   struct accept_content_memo *m = &ru->memo[ru->memo_next];
   ru->memo_next = (ru->memo_next + 1) % n;
@@ -365,13 +356,10 @@ static int foreign(struct accept_rules *ru, struct accept_item *it, int64_t now)
   return 0;
 }
 
-/* The recipient's zone: the contact's, the register's, the account's. */
 /* The slot of (account_id, e164) in ru->own. */
 static struct accept_own_zone *own_slot(const struct accept_rules *ru, int64_t account_id,
                                         const char *e164) {
-  uint64_t h = 1469598103934665603ull ^ (uint64_t)account_id;
-  for (const char *c = e164; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
-  return &ru->own[h % ACCEPT_OWN_ZONES];
+  return &ru->own[kk_fnv_str(KK_FNV_SEED ^ (uint64_t)account_id, e164) % ACCEPT_OWN_ZONES];
 }
 
 /* Keeps zone as the phone's own for its messages' checks when due. */
@@ -518,7 +506,7 @@ int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
   it->m.cap_at = 0;
   if (ru == NULL || ru->off) return 0;
   const struct pol_rules *r = accept_rules_of(ru, acc->id);
-  int cls = class_index(it->m.msg_class);
+  int cls = pol_class_or_service(it->m.msg_class);
   const struct pol_class_rule *cr = &r->cls[cls];
   if (cr->content && r->content_on && content(ru, r, it, now) != 0) return KK_EINVAL;
   if (r->no_foreign && foreign(ru, it, now) != 0) return KK_EINVAL;
@@ -594,7 +582,8 @@ static void due_decide(struct accept *ac, const struct pol_due *d, int64_t now, 
 static int due_in_quiet(struct accept_rules *ru, const struct accept *ac, const struct pol_due *d,
                         int64_t now, int64_t *until) {
   const struct pol_rules *r = accept_rules_of(ru, d->account_id);
-  if (!r->cls[class_index(d->msg_class)].quiet || r->quiet.from_min == r->quiet.to_min) return 0;
+  if (!r->cls[pol_class_or_service(d->msg_class)].quiet || r->quiet.from_min == r->quiet.to_min)
+    return 0;
   return quiet_at(ru, ac, r, own_kept(ru, d->account_id, d->to), d->account_id, d->to, now,
                   until) &&
          *until > now;
@@ -639,7 +628,7 @@ static const char *engine_decided(struct accept *ac, const struct pol_due *d, in
 static const char *rules_again(struct accept_rules *ru, const struct pol_due *d, int64_t now,
                                const char **outcome) {
   const struct pol_rules *r = accept_rules_of(ru, d->account_id);
-  int cls = class_index(d->msg_class);
+  int cls = pol_class_or_service(d->msg_class);
   *outcome = "refused";
   if (r->no_foreign && d->channel && is_foreign(d->channel)) {
     *outcome = "skipped";

@@ -201,6 +201,13 @@ static void batch_free(struct camp_runner *r) {
 static void lease(struct camp_runner *r);
 static void on_camp(void *arg, int rc);
 
+/* Reads the runner's current campaign again (paused or cancelled
+   meanwhile?) into r->camp, then on_camp. */
+static void read_camp(struct camp_runner *r) {
+  store_campaign_get_async(r->a->store, r->refs[r->at].account_id, r->refs[r->at].name, &r->camp,
+                           on_camp, r);
+}
+
 static void on_set(void *arg, int rc) {
   struct camp_runner *r = arg;
   int full = r->nrows == STORE_CAMP_BATCH && r->made == r->nrows;
@@ -214,8 +221,7 @@ static void on_set(void *arg, int rc) {
      (paused or cancelled meanwhile?), its lease renewed when it has aged */
   drop_camp(r);
   if (store_now_ms() < r->lease_fresh)
-    store_campaign_get_async(r->a->store, r->refs[r->at].account_id, r->refs[r->at].name,
-                             &r->camp, on_camp, r);
+    read_camp(r);
   else
     lease(r);
 }
@@ -826,8 +832,7 @@ static void on_leased(void *arg, int rc) {
     return;
   }
   r->lease_fresh = r->op.at + LEASE_MS / 3;   /* this campaign's batches in a row */
-  store_campaign_get_async(r->a->store, r->refs[r->at].account_id, r->refs[r->at].name, &r->camp,
-                           on_camp, r);
+  read_camp(r);
 }
 
 static void lease(struct camp_runner *r) {

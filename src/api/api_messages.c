@@ -431,7 +431,7 @@ static int contacts_read(struct send_ctx *c) {
     const char *to = json_string_value(json_object_get(o, "to"));
     const char *cls = json_string_value(json_object_get(o, "class"));
     if (!to || !(json_is_string(json_object_get(o, "template")) ||
-                 pol_class_rule_named(cls ? cls : "service")->quiet) ||
+                 pol_class_rule_named(cls)->quiet) ||
         phone_normalize(to, phone, sizeof phone) != 0)
       continue;
     if (c->want_phones == NULL) {

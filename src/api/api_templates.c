@@ -260,14 +260,12 @@ static void no_default(void *arg, const char *name, int has_default, size_t pos)
    category and the words found. */
 static void content_lint(json_t *lint, const json_t *rendered, const struct pol_rules *r) {
   if (r == NULL || r->content_on == 0) return;
-  const char *own[POL_OWN_WORDS_MAX] = {NULL};
-  for (int i = 0; i < r->nown; i++) own[i] = r->own_norm[i];
   static const char *const keys[] = {"text", "subject", "body"};
   struct pol_content_hit hit;
   int found = 0;
   for (size_t k = 0; k < sizeof keys / sizeof keys[0] && !found; k++) {
     const char *s = json_string_value(json_object_get(rendered, keys[k]));
-    found = s && pol_content_check_norm(s, strlen(s), r->content_on, own, r->nown, &hit);
+    found = s && pol_rules_content(r, s, strlen(s), &hit);
   }
   if (!found) return;
   char msg[200];

@@ -250,7 +250,7 @@ void dispatch_quote(struct dispatch *d, const struct store_account *acc, const c
   q->expected = r ? price : -1;
   q->table = 0;
   q->most = chosen ? chosen_most(d, route, lane, sure, nz(inn), nz(op), &q->table)
-                   : given_most(route_find(d, route), lane, sure, nz(inn), nz(op), &q->table);
+                   : given_most(r, lane, sure, nz(inn), nz(op), &q->table);   /* route_for's find */
 }
 
 void dispatch_job_place(struct dispatch *d, struct job *j) {

@@ -49,6 +49,18 @@ int pol_class_index(const char *name) {
   return -1;
 }
 
+int pol_class_or_service(const char *name) {
+  int i = pol_class_index(name);
+  return i < 0 ? 0 : i;
+}
+
+int pol_rules_content(const struct pol_rules *r, const char *text, size_t len,
+                      struct pol_content_hit *hit) {
+  const char *own[POL_OWN_WORDS_MAX] = {NULL};
+  for (int i = 0; i < r->nown; i++) own[i] = r->own_norm[i];
+  return pol_content_check_norm(text, len, r->content_on, own, r->nown, hit);
+}
+
 const struct pol_class_rule *pol_class_rule_named(const char *name) {
   return pol_class_rule(pol_class_index(name));
 }

@@ -52,6 +52,8 @@ struct pol_class_rule {
 const struct pol_class_rule *pol_class_rule(int cls);
 /* The index of a class named name ("service", ...); -1 when unknown. */
 int pol_class_index(const char *name);
+/* The same, service's (0) for a name unknown or NULL. */
+int pol_class_or_service(const char *name);
 /* The rule of the class named name (unknown or NULL: service's). */
 const struct pol_class_rule *pol_class_rule_named(const char *name);
 
@@ -90,6 +92,12 @@ int pol_rules_parse(const char *json, struct pol_rules *r, const char **field, c
 /* The document of r merged into base (JSON text or NULL; its other keys
    kept), malloc'd (the caller frees). */
 char *pol_rules_doc(const struct pol_rules *r, const char *base);
+
+struct pol_content_hit;
+/* The prohibited-content check of text (len bytes) under r: its
+   categories on and its own words. 1 with *hit, else 0. */
+int pol_rules_content(const struct pol_rules *r, const char *text, size_t len,
+                      struct pol_content_hit *hit);
 
 /* "7d", "12h", "30m", "90s" or seconds -> ms. 0 or KK_EINVAL. */
 int pol_period_parse(const char *s, int64_t *ms);

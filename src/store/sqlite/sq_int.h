@@ -661,6 +661,10 @@ static inline sqlite3_stmt *sq_stmt(struct conn *c, enum stmt_id id) {
 
 /* Runs a statement that returns no rows: 0, KK_EEXIST (constraint), KK_ESTORE. */
 int sq_step_done(struct conn *c, sqlite3_stmt *st);
+/* sq_step_done for a statement whose first row's first column is wanted
+   (an UPDATE ... RETURNING): *out (NULL: not wanted) that value, 0 without
+   a row. */
+int sq_step_int64(struct conn *c, sqlite3_stmt *st, int64_t *out);
 /* Looks up one row with st (bound): read(st, out) on it (read NULL: only
    whether there is one), then st reset. 0, KK_ENOENT (no row) or KK_ESTORE. */
 typedef void (*sq_row_fn)(sqlite3_stmt *st, void *out);

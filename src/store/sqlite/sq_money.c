@@ -7,10 +7,7 @@
 #include <string.h>
 
 #include "core/kk_err.h"
-#include "core/kk_log.h"
 #include "store/sqlite/sq_int.h"
-
-#define LOGCTX "store"
 
 /* ---- writes ------------------------------------------------------------------ */
 
@@ -24,25 +21,15 @@ int sq_money_set(struct store *s, struct store_op *op) {
   return sq_step_done(w, st);
 }
 
-/* Moves the balance by amount and reserved by dres; *balance: the balance
-   after (0 when the account has no row). */
+/* Moves the balance by amount and reserved by dres; *balance (NULL: not
+   wanted): the balance after (0 when the account has no row). */
 static int shift(struct conn *w, int64_t account_id, int64_t amount, int64_t dres,
                  int64_t *balance) {
   sqlite3_stmt *st = sq_stmt(w, ST_MON_MOVE);
   sqlite3_bind_int64(st, 1, account_id);
   sqlite3_bind_int64(st, 2, amount);
   sqlite3_bind_int64(st, 3, dres);
-  int rc = sqlite3_step(st);
-  *balance = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-  while (rc == SQLITE_ROW) rc = sqlite3_step(st);
-  if (rc == SQLITE_DONE) {
-    sqlite3_reset(st);
-    return 0;
-  }
-  w->err = rc;
-  kk_error(LOGCTX, "%s: %s", sqlite3_errmsg(w->db), sqlite3_sql(st));
-  sqlite3_reset(st);
-  return KK_ESTORE;
+  return sq_step_int64(w, st, balance);
 }
 
 /* Moves the balance by amount (reserved by dres) and logs the row. */
@@ -164,8 +151,7 @@ int sq_money_release(struct casc_run *r) {
   struct conn *w = &SQ(r->s)->w;
   int64_t account_id, held;
   if (!hold_get(w, r->m->id, &account_id, &held)) return 0;
-  int64_t b;
-  int rc = shift(w, account_id, 0, -held, &b);
+  int rc = shift(w, account_id, 0, -held, NULL);
   if (rc) return rc;
   sqlite3_stmt *st = sq_stmt(w, ST_HOLD_DEL);
   sqlite3_bind_int64(st, 1, r->m->id);

@@ -303,8 +303,11 @@ sqlite3_stmt *sq_stmt_prepare(struct conn *c, enum stmt_id id) {
 }
 
 /* Runs a statement that returns no rows. */
-int sq_step_done(struct conn *c, sqlite3_stmt *st) {
+int sq_step_done(struct conn *c, sqlite3_stmt *st) { return sq_step_int64(c, st, NULL); }
+
+int sq_step_int64(struct conn *c, sqlite3_stmt *st, int64_t *out) {
   int rc = sqlite3_step(st);
+  if (out) *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
   sqlite3_reset(st);
   if (rc == SQLITE_DONE || rc == SQLITE_ROW) return 0;
   if (rc == SQLITE_CONSTRAINT) return KK_EEXIST;
