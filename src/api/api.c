@@ -309,6 +309,7 @@ void api_fini(struct api *a) {
   contact_imports_free(a->imports);
   a->imports = NULL;
   api_links_free(a);
+  api_campaign_memo_free(a);
   free(a->keys.slots);
   a->keys.slots = NULL;
   kk_rate_free(a->hook_limit);
@@ -737,8 +738,14 @@ void api_metrics(struct api *a, struct kk_buf *o) {
                 "kaskad_api_rate_limited_total %llu\n"
                 "# HELP kaskad_retention_deleted_total Finished messages deleted by retention\n"
                 "# TYPE kaskad_retention_deleted_total counter\n"
-                "kaskad_retention_deleted_total %llu\n",
-                (unsigned long long)a->rate_limited, (unsigned long long)a->retention_deleted);
+                "kaskad_retention_deleted_total %llu\n"
+                "# HELP kaskad_campaign_reports_total Campaign reports: answered from the one kept"
+                " while the campaign runs, or read from the store\n"
+                "# TYPE kaskad_campaign_reports_total counter\n"
+                "kaskad_campaign_reports_total{from=\"kept\"} %llu\n"
+                "kaskad_campaign_reports_total{from=\"store\"} %llu\n",
+                (unsigned long long)a->rate_limited, (unsigned long long)a->retention_deleted,
+                (unsigned long long)a->reports_kept, (unsigned long long)a->reports_read);
   struct store_stats st;
   store_get_stats(a->store, &st);
   hist(o, "kaskad_store_commit_seconds", "Store transaction time (begin to durable commit)",

@@ -90,6 +90,8 @@ struct api {
   struct kk_hold hold;       /* suspended accounts; dispatch and cascade read it */
   uint64_t rate_limited;     /* requests answered 429 */
   uint64_t retention_deleted;  /* messages the retention job deleted */
+  uint64_t reports_kept;     /* campaign reports answered from the kept one */
+  uint64_t reports_read;     /* campaign reports read from the store (refreshes too) */
   struct api_retention *retention;  /* NULL: off */
   int subscribed;            /* takes the store's notes (api_init .. api_stop) */
   struct accept accept;      /* the way in for sends (set up by api_init) */
@@ -107,6 +109,8 @@ struct api {
   char public_url[300];      /* where people reach kaskad (unsubscribe links) */
   struct camp_runner *camp_runner;  /* campaigns (api_camp_run.c); NULL: stopped */
   struct api_links *links;   /* tracked links' clicks (api_links.c); made by the first */
+  struct report_memos *report_memo;  /* running campaigns' last reports (api_campaigns.c);
+                                        made by the first report read, freed by api_fini */
   /* campaigns' dry runs going on (api_camp_dry.c): each holds its audience
      while it runs, so at most API_DRY_RUNS at once, one per account */
   int64_t dry_accounts[API_DRY_RUNS];

@@ -8,6 +8,18 @@
  * recipients by status, messages by status, per channel and per variant
  * sent, delivered, read, failed, opted out and cost, "delivered twice", and
  * the saving against SMS alone.
+ *
+ * While a campaign object still has recipients to create (its report's
+ * by_recipient_status has "planned"), dashboards poll its report. The last
+ * report read is then kept (struct report_memo) and answers at once, on the
+ * loop, for up to REPORT_KEEP_MS; once it is REPORT_FRESH_MS old, a request
+ * that it answers also starts a read of the store in the background that
+ * replaces it. So a running campaign's figures are at most REPORT_FRESH_MS
+ * plus one read behind, polling costs the store at most one read per
+ * campaign every REPORT_FRESH_MS, and a report is not held up behind the
+ * store's pool and the loop's turns. A report not asked for within
+ * REPORT_KEEP_MS, and every report of a campaign that has created all of its
+ * messages (or of a name only), is read afresh.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +28,7 @@
 #include "api/api_int.h"
 #include "api/api_links.h"
 #include "core/kk_err.h"
+#include "core/kk_hash.h"
 #include "core/kk_mem.h"
 #include "api/api_camp.h"
 #include "store/store.h"
@@ -81,9 +94,61 @@ static json_t *in_life_order(json_t *o) {
   return out;
 }
 
-/* A report being read in the store's thread pool. */
+#define REPORT_MEMO_SLOTS 64     /* direct-mapped by account and campaign */
+#define REPORT_FRESH_MS 200      /* a kept report older than this is read again */
+#define REPORT_KEEP_MS 1000      /* ... and one older than this no longer answers */
+
+/* One running campaign's last report. */
+struct report_memo {
+  int64_t account_id;            /* 0: empty */
+  char campaign[STORE_CAMPAIGN_MAX + 1];
+  char *body;                    /* the answer, JSON and a newline; owned; NULL: none */
+  size_t len;
+  uint64_t read_at;              /* loop ms its reads began */
+  uint64_t seq;                  /* of the read it came from, or of the forgetting */
+  int refreshing;                /* a read that replaces it is under way */
+};
+
+struct report_memos {
+  uint64_t seq;                  /* reads started and forgettings, in order */
+  struct report_memo slot[REPORT_MEMO_SLOTS];
+};
+
+static struct report_memo *memo_slot(struct api *a, int64_t account_id, const char *campaign) {
+  uint64_t h = kk_fnv_str(KK_FNV_SEED ^ (uint64_t)account_id, campaign);
+  return &a->report_memo->slot[h % REPORT_MEMO_SLOTS];
+}
+
+static int memo_is(const struct report_memo *m, int64_t account_id, const char *campaign) {
+  return m->account_id == account_id && strcmp(m->campaign, campaign) == 0;
+}
+
+/* Makes m campaign's, empty, as of seq. */
+static void memo_reset(struct report_memo *m, int64_t account_id, const char *campaign,
+                       uint64_t seq) {
+  free(m->body);
+  *m = (struct report_memo){.account_id = account_id, .seq = seq};
+  snprintf(m->campaign, sizeof m->campaign, "%s", campaign);
+}
+
+void api_campaign_memo_forget(struct api *a, int64_t account_id, const char *campaign) {
+  if (a->report_memo == NULL) return;
+  /* a read begun before now keeps nothing (its seq is lower) */
+  memo_reset(memo_slot(a, account_id, campaign), account_id, campaign, ++a->report_memo->seq);
+}
+
+void api_campaign_memo_free(struct api *a) {
+  if (a->report_memo == NULL) return;
+  for (int i = 0; i < REPORT_MEMO_SLOTS; i++) free(a->report_memo->slot[i].body);
+  free(a->report_memo);
+  a->report_memo = NULL;
+}
+
+/* A report being read in the store's thread pool (req NULL: a kept report's
+   refresh, answering nobody). */
 struct report_ctx {
   struct http_req *req;
+  uint64_t began, seq;              /* loop ms; the reads' place in report_memos.seq */
   struct api *a;                    /* and account_id: the clicks part's read */
   int64_t account_id;
   char campaign[STORE_CAMPAIGN_MAX + 1];
@@ -180,20 +245,67 @@ static json_t *report_doc(const struct report_ctx *c) {
   return doc;
 }
 
-/* Answers the report once both its reads are done, and frees c. */
+/* 1 if doc is a campaign's that has recipients left to create. */
+static int still_creating(const json_t *doc) {
+  const json_t *n = json_object_get(json_object_get(doc, "by_recipient_status"), "planned");
+  return json_integer_value(n) > 0;
+}
+
+/* Keeps body (len bytes, copied) as campaign's report while the campaign
+   still creates messages, else forgets any kept one; unless a read begun
+   later, or a forgetting, got there first. */
+static void memo_settle(const struct report_ctx *c, const char *body, size_t len, int creating) {
+  struct api *a = c->a;
+  if (a->report_memo == NULL) return;   /* freed: the api is going */
+  struct report_memo *m = memo_slot(a, c->account_id, c->campaign);
+  int mine = memo_is(m, c->account_id, c->campaign);
+  if (mine && c->req == NULL) m->refreshing = 0;
+  if (mine && m->seq > c->seq) return;
+  if (!creating || body == NULL) {
+    if (mine) memo_reset(m, c->account_id, c->campaign, c->seq);
+    return;
+  }
+  int refreshing = mine && m->refreshing;
+  memo_reset(m, c->account_id, c->campaign, c->seq);
+  m->body = kk_xmalloc(len);
+  memcpy(m->body, body, len);
+  m->len = len;
+  m->read_at = c->began;
+  m->refreshing = refreshing;
+}
+
+/* Answers the report once both its reads are done (or keeps it, for a
+   refresh), and frees c. */
 static void report_answer(struct report_ctx *c) {
   if (--c->reads > 0) return;
   struct http_req *req = c->req;
   int rc = c->rc ? c->rc : c->links_rc;
-  if (rc == KK_ENOENT)
-    api_error(req, 404, "not_found", NULL, "no campaign or message of campaign %s in this account",
-              c->campaign);
-  else if (rc)
-    api_error(req, 503, "store_unavailable", NULL, "cannot read the campaign now");
-  else {
+  if (rc) {
+    memo_settle(c, NULL, 0, 0);
+    if (req && rc == KK_ENOENT)
+      api_error(req, 404, "not_found", NULL,
+                "no campaign or message of campaign %s in this account", c->campaign);
+    else if (req)
+      api_error(req, 503, "store_unavailable", NULL, "cannot read the campaign now");
+  } else {
     json_t *doc = report_doc(c);
     api_links_counts_add(&c->links, doc);   /* the clicks and conversions (api_links.c) */
-    api_json(req, 200, doc, NULL);
+    int creating = still_creating(doc);
+    /* as api_json() writes it */
+    char *s = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12));
+    json_decref(doc);
+    size_t n = s ? strlen(s) : 0;
+    if (s) {
+      s = kk_xrealloc(s, n + 2);
+      s[n++] = '\n';
+      s[n] = '\0';
+    }
+    memo_settle(c, s, n, creating);
+    if (req && s)
+      api_respond(req, 200, "application/json", s, n, NULL);
+    else if (req)
+      api_error(req, 500, "internal", NULL, "cannot write the report");
+    free(s);
   }
   free(c->spec);
   free(c);
@@ -213,21 +325,44 @@ static void on_clicks(void *arg, int rc) {
   report_answer(c);
 }
 
+/* Starts the report's two reads; req NULL: a refresh of the kept one. */
+static void report_read(struct api *a, int64_t account_id, const char *campaign,
+                        struct http_req *req) {
+  /* Freed in report_answer(); filled by the reads in the store's thread pool. */
+  struct report_ctx *c = kk_xcalloc(1, sizeof *c);
+  c->req = req;
+  c->a = a;
+  c->began = uv_now(a->loop);
+  c->seq = ++a->report_memo->seq;
+  a->reports_read++;
+  c->account_id = account_id;
+  snprintf(c->campaign, sizeof c->campaign, "%s", campaign);
+  c->reads = 2;
+  store_camp_counts_async(a->store, account_id, c->campaign, c->rows, STORE_CAMP_COUNTS_MAX,
+                          &c->n, &c->spec, on_report, c);
+  api_links_counts_read(a, account_id, c->campaign, &c->links, on_clicks, c);
+}
+
 void api_campaign_report(struct api_call *call) {
   struct http_req *req = call->req;
+  struct api *a = call->a;
   const char *campaign = api_param(call, "name");
   if (!api_campaign_valid(campaign, strlen(campaign))) {
     api_error(req, 422, "invalid_campaign", "campaign", "campaign: %s", API_CAMPAIGN_RULE);
     return;
   }
-  /* Freed in on_report(); filled by the read in the store's thread pool. */
-  struct report_ctx *c = kk_xcalloc(1, sizeof *c);
-  c->req = req;
-  c->a = call->a;
-  c->account_id = call->account_id;
-  snprintf(c->campaign, sizeof c->campaign, "%s", campaign);
-  c->reads = 2;
-  store_camp_counts_async(call->a->store, call->account_id, c->campaign, c->rows,
-                          STORE_CAMP_COUNTS_MAX, &c->n, &c->spec, on_report, c);
-  api_links_counts_read(call->a, call->account_id, c->campaign, &c->links, on_clicks, c);
+  if (a->report_memo == NULL)
+    a->report_memo = kk_xcalloc(1, sizeof *a->report_memo);   /* freed by api_fini */
+  struct report_memo *m = memo_slot(a, call->account_id, campaign);
+  uint64_t now = uv_now(a->loop);
+  if (memo_is(m, call->account_id, campaign) && m->body && now - m->read_at <= REPORT_KEEP_MS) {
+    if (now - m->read_at >= REPORT_FRESH_MS && !m->refreshing) {
+      m->refreshing = 1;
+      report_read(a, call->account_id, campaign, NULL);
+    }
+    a->reports_kept++;
+    api_respond(req, 200, "application/json", m->body, m->len, NULL);
+    return;
+  }
+  report_read(a, call->account_id, campaign, req);
 }

@@ -299,6 +299,7 @@ static void on_moved(void *arg, int rc) {
     api_error(x->req, 409, "wrong_status", NULL, "campaign %s is %s: it cannot go to %s now",
               x->op.name, x->op.status, x->op.to);
   else {
+    api_campaign_memo_forget(x->a, x->op.account_id, x->op.name);
     api_camp_run_kick(x->a);
     api_json(x->req, 200, json_pack("{s:s, s:s}", "name", x->op.name, "status", x->op.status),
              NULL);

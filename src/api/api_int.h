@@ -196,6 +196,12 @@ int api_valid_sender(const char *s);
    A-Z a-z 0-9 _ - . */
 int api_campaign_valid(const char *s, size_t len);
 void api_campaign_report(struct api_call *c);
+/* Forgets campaign's kept report (a change through the API: its next
+   report is read afresh). */
+void api_campaign_memo_forget(struct api *a, int64_t account_id, const char *campaign);
+/* Frees the running campaigns' kept reports; reads still under way find
+   none and keep nothing. */
+void api_campaign_memo_free(struct api *a);
 /* Campaigns as objects (api_camps.c; api_camp.h). */
 void api_camps_list(struct api_call *c);
 void api_camp_get(struct api_call *c);

@@ -129,6 +129,43 @@ test('campaigns: rate and window plan the times; pause stops, resume goes on; ca
   await finish();
 });
 
+test('campaigns: a running campaign\'s report is kept a moment and read again; a pause or cancel is seen at once; another account\'s is its own', { timeout: 120000 }, async (t) => {
+  const { k, key, finish } = await world(t);
+  await importList(k, key, 'base', base(30));
+  await k.call('PUT', '/v1/campaigns/watch', { key, body: { audience: { list: 'base' }, template: 'b', class: 'service', rate_per_minute: 10 } }, 200);
+  await k.call('POST', '/v1/campaigns/watch/start', { key }, 200);
+  await waitCampaign(k, key, 'watch', 'running');
+  await waitUntil(async () => (await recipients(k, key, 'watch', 'created')).length >= 1, 'the first message', 20000, 100);
+  // Two reads in a row while it runs: the second is the kept one.
+  const r1 = await k.call('GET', '/v1/campaigns/watch/report', { key }, 200);
+  assert.ok(r1.by_recipient_status.planned > 0, JSON.stringify(r1));
+  const kept = async () => (await k.metrics()).get('kaskad_campaign_reports_total{from="kept"}');
+  const kept0 = await kept();
+  const r2 = await k.call('GET', '/v1/campaigns/watch/report', { key }, 200);
+  assert.deepEqual(r2, r1);
+  assert.equal(await kept() - kept0, 1, 'the second read answered from the kept report');
+  // Another account asking for the same name is not answered from it.
+  const other = await k.createAccount();
+  assert.equal((await k.request('GET', '/v1/campaigns/watch/report', { key: other.key })).status, 404);
+  // As the campaign goes on, the kept report is read again behind the reads.
+  await shift(k, '1m');
+  await waitUntil(async () => {
+    const x = await k.call('GET', '/v1/campaigns/watch/report', { key }, 200);
+    return x.by_recipient_status.created > r1.by_recipient_status.created;
+  }, 'the report to follow the campaign', 20000, 100);
+  // A cancel through the API: the next report is read afresh.
+  await k.call('GET', '/v1/campaigns/watch/report', { key }, 200);
+  await k.call('POST', '/v1/campaigns/watch/cancel', { key }, 200);
+  const r3 = await k.call('GET', '/v1/campaigns/watch/report', { key }, 200);
+  assert.equal(r3.by_recipient_status.planned || 0, 0, JSON.stringify(r3));
+  assert.ok(r3.by_recipient_status.cancelled > 0, JSON.stringify(r3));
+  assert.equal(r3.recipients, 30);
+  // Once nothing is left to create, every read goes to the store.
+  const c = await k.call('GET', '/v1/campaigns/watch', { key }, 200);
+  assert.equal(r3.by_recipient_status.created, c.by_recipient_status.created);
+  await finish();
+});
+
 test('campaigns: kill -9 in the middle; after the restart none is skipped and none sent twice', { timeout: 180000 }, async (t) => {
   const { k, key, smsc, finish } = await world(t, { redeliver: true });
   const N = 2000;
