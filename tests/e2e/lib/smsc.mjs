@@ -263,6 +263,16 @@ export class Smsc {
     return this._deliver(session, pdu, rec, messageId);
   }
 
+  // One wait for a bound session, shared by every receipt that goes again
+  // (tens of thousands at once when a large run is killed).
+  _whenBound() {
+    if (!this._bound) {
+      this._bound = this.waitFor(() => this.boundSessions().length > 0, 'a bound session to send a receipt again on', 60000)
+        .finally(() => { this._bound = null; });
+    }
+    return this._bound;
+  }
+
   // Sends a receipt on session and resolves with its deliver_sm_resp status.
   // With the option redeliver, a session that closes before it answers
   // (kaskad killed, a connection dropped) does not lose the receipt: as
@@ -285,7 +295,7 @@ export class Smsc {
         clearTimeout(t);
         this._timers.delete(t);
         if (this.server == null) { resolve(null); return; }   // the SMSC itself is closing
-        this.waitFor(() => this.boundSessions().length > 0, 'a bound session to send a receipt again on', 60000)
+        this._whenBound()
           .then(() => this._deliver(this.boundSessions()[0], pdu, rec, messageId))
           .then(resolve, reject);
       };
@@ -347,6 +357,8 @@ export class Smsc {
   _onSession(session) {
     session.kk = { id: this._nextSession++, bound: false, closed: false, systemId: null };
     this._sessions.add(session);
+    // every receipt waiting for its answer listens for the session's close
+    session.setMaxListeners(0);
     session.on('error', (e) => {
       if (e.code !== 'ECONNRESET' && e.code !== 'EPIPE') this.errors.push(`session ${session.kk.id}: ${e.message}`);
     });
