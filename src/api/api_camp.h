@@ -45,9 +45,10 @@ struct camp_spec {
 /* Reads and checks o (the body of PUT /v1/campaigns/{name}). 0, or
    KK_EINVAL with e (422, a code and the field). */
 int camp_spec_parse(json_t *o, struct camp_spec *sp, struct api_err *e);
-/* The variant of phone in campaign name: the same every time, each variant
-   taking its share of the recipients. */
-int camp_variant_of(const struct camp_spec *sp, const char *name, const char *phone);
+/* The variant of campaign name's seq-th recipient (1 on, in the order the
+   audience is planned): the same every time, and the variants' shares held
+   to within a few recipients at any count (see api_camps.c). */
+int camp_variant_of(const struct camp_spec *sp, const char *name, int64_t seq);
 
 /* A campaign's audience as read (camp_audience_read: the contacts of its
    list or segment, or its given phones with their contacts' fields, on the
@@ -71,6 +72,7 @@ struct camp_audience {
   char **vars;                /* owned JSON text: {"v":{variables},"a":{addresses}} */
   struct camp_recipient *r;
   int *variant;
+  int64_t seq0;               /* in: the recipients before this batch (its first is seq0 + 1) */
   size_t written;             /* rows stored so far */
   int64_t finish_at;          /* the last planned time */
   long outside;               /* planned by camp_audience_plan_batch: recipients whose

@@ -513,7 +513,7 @@ static void plan_prepare(struct camp_audience *p, const struct camp_spec *sp, co
   p->variant = kk_xcalloc(n ? n : 1, sizeof *p->variant);
   for (size_t i = 0; i < n; i++) {
     p->r[i].timezone = p->tz[i];
-    p->variant[i] = camp_variant_of(sp, name, p->phone[i]);
+    p->variant[i] = camp_variant_of(sp, name, p->seq0 + (int64_t)i + 1);
   }
 }
 
@@ -621,6 +621,7 @@ static void pl_work(uv_work_t *w) {
   struct camp_planner *pl = &r->pl;
   struct pl_batch *b = pl->reading;
   b->slot = pl->slot;
+  b->aud->seq0 = pl->seq;
   camp_audience_plan_batch(b->aud, &pl->spec, pl->name, store_now_ms(), pl->gap, &b->slot);
 }
 

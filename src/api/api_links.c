@@ -214,22 +214,11 @@ static void on_converted(void *arg, int rc) {
   api_json(v->call->req, 201, doc, NULL);
 }
 
-/* The recipient's variant: as the campaign's plan gave it (-1: none). */
-static int variant_of(const char *spec, const char *campaign, const char *phone) {
-  json_t *doc = spec ? json_loads(spec, 0, NULL) : NULL;
-  struct camp_spec sp;
-  struct api_err e = {0};
-  int v = doc && camp_spec_parse(doc, &sp, &e) == 0 ? camp_variant_of(&sp, campaign, phone) : -1;
-  json_decref(doc);
-  return v;
-}
-
 static void on_found(void *arg, int rc) {
   struct conv *v = arg;
   struct store_conv_find *f = &v->f;
   struct http_req *req = v->call->req;
   if (rc == KK_ENOENT) {
-    free(f->spec);
     if (v->by_message)
       api_error(req, 404, "unknown_message", "message", "message: no such message");
     else
@@ -238,12 +227,10 @@ static void on_found(void *arg, int rc) {
     return;
   }
   if (rc != 0) {
-    free(f->spec);
     api_error(req, 503, "store_unavailable", NULL, "cannot record the conversion now");
     return;
   }
   if (f->campaign[0] == '\0') {
-    free(f->spec);
     api_error(req, 422, "not_in_campaign", "message", "message: %s belongs to no campaign",
               f->message);
     return;
@@ -254,9 +241,7 @@ static void on_found(void *arg, int rc) {
   snprintf(c->message, sizeof c->message, "%s", f->message);
   snprintf(c->phone, sizeof c->phone, "%s", f->phone);
   snprintf(c->channel, sizeof c->channel, "%s", f->channel);
-  c->variant = variant_of(f->spec, f->campaign, f->phone);
-  free(f->spec);
-  f->spec = NULL;
+  c->variant = f->variant;   /* as the campaign's plan gave it to the message */
   c->at = store_now_ms();
   store_conversion_write(v->call->a->store, c, on_converted, v);
 }

@@ -203,17 +203,12 @@ struct conv_job {
 
 static int on_conv_msg(void *arg, const char *const *cols, int n) {
   struct store_conv_find *f = arg;
-  if (n < 4) return 1;
+  if (n < 5) return 1;
   store_col_copy(f->message, sizeof f->message, cols[0]);
   store_col_copy(f->campaign, sizeof f->campaign, cols[1]);
   store_col_copy(f->phone, sizeof f->phone, cols[2]);
   store_col_copy(f->channel, sizeof f->channel, cols[3]);
-  return 1;
-}
-
-static int on_spec(void *arg, const char *const *cols, int n) {
-  struct store_conv_find *f = arg;
-  if (n > 0 && cols[0]) f->spec = kk_xstrdup(cols[0]);
+  f->variant = cols[4] ? (int)strtol(cols[4], NULL, 10) - 1 : -1;   /* stored + 1 */
   return 1;
 }
 
@@ -223,24 +218,21 @@ static int conv_read(struct store *s, void *rd, void *job) {
   int rc;
   if (f->message[0])
     rc = STORE_SQL_ONE(s, rd,
-                       "SELECT public_id,campaign,to_number,channel FROM messages"
+                       "SELECT public_id,campaign,to_number,channel,variant FROM messages"
                        " WHERE public_id=? AND account_id=?",
                        on_conv_msg, f, SQL_T(f->message), SQL_I(f->account_id));
   else   /* the newest message of the campaign to that phone (messages_to) */
     rc = STORE_SQL_ONE(s, rd,
-                       "SELECT public_id,campaign,to_number,channel FROM messages WHERE"
+                       "SELECT public_id,campaign,to_number,channel,variant FROM messages WHERE"
                        " to_number=? AND account_id=? AND campaign=? ORDER BY id DESC LIMIT 1",
                        on_conv_msg, f, SQL_T(f->phone), SQL_I(f->account_id),
                        SQL_T(f->campaign));
-  if (rc) return rc;
-  if (f->campaign[0] == '\0') return 0;
-  return STORE_SQL(s, rd, "SELECT spec FROM campaigns WHERE account_id=? AND name=?", on_spec, f,
-                   SQL_I(f->account_id), SQL_T(f->campaign));
+  return rc;
 }
 
 void store_conv_find_async(struct store *s, struct store_conv_find *f, store_done_cb done,
                            void *arg) {
-  f->spec = NULL;
+  f->variant = -1;
   f->channel[0] = '\0';
   struct conv_job *j = kk_xcalloc(1, sizeof *j);   /* freed by the pool */
   j->f = f;

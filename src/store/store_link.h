@@ -75,7 +75,7 @@ struct store_conv_find {
   char campaign[STORE_CAMPAIGN_MAX + 1];   /* ... of this campaign; out: its campaign */
   /* out */
   char channel[20];
-  char *spec;
+  int variant;              /* its variant in the campaign (-1: none) */
 };
 /* Reads it on the pool: done(arg, rc) with 0, KK_ENOENT (no such message
    of the account, or none of the campaign to that phone) or KK_ESTORE. */

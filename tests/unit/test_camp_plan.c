@@ -1,15 +1,17 @@
 /* test_camp_plan.c - campaign planning: local send windows, the rate over
    all recipients, spill to the next day, the end, unknown zones. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
+#include "api/api_camp.h"
 #include "campaign/camp_plan.h"
 #include "core/kk_err.h"
 #include "core/kk_tz.h"
 #include "kk_test.h"
 
-#define MIN 60000LL
-#define H (60 * MIN)
+#define MINUTE 60000LL
+#define H (60 * MINUTE)
 /* 2026-12-07T00:00Z, a Monday */
 #define DAY0 1796601600000LL
 
@@ -56,7 +58,7 @@ KK_TEST(camp_plan_window_across_midnight_and_spill) {
   for (size_t i = 0; i < n; i++) {
     int64_t t = r[i].at;
     ASSERT(t >= DAY0 + 22 * H);
-    int64_t m = (t / MIN) % (24 * 60);
+    int64_t m = (t / MINUTE) % (24 * 60);
     ASSERT(m >= 22 * 60 || m < 2 * 60);
     if (t < DAY0 + 26 * H) first_night++;
   }
@@ -75,15 +77,15 @@ KK_TEST(camp_plan_end_spread_and_unknown_zone) {
   ASSERT_EQ(unplaced, 1);
   /* spread over 4 minutes: a minute apart */
   struct camp_recipient s[5] = {{NULL, 0, 0}, {NULL, 0, 0}, {NULL, 0, 0}, {NULL, 0, 0}, {NULL, 0, 0}};
-  struct camp_plan_opts sp = {.start_ms = DAY0, .spread_ms = 4 * MIN};
+  struct camp_plan_opts sp = {.start_ms = DAY0, .spread_ms = 4 * MINUTE};
   ASSERT_EQ(camp_plan(s, 5, &sp), 5);
   int64_t sum = 0, max = 0;
   for (int i = 0; i < 5; i++) {
     sum += s[i].at - DAY0;
     if (s[i].at - DAY0 > max) max = s[i].at - DAY0;
   }
-  ASSERT_EQ(max, 4 * MIN);
-  ASSERT_EQ(sum, 10 * MIN);
+  ASSERT_EQ(max, 4 * MINUTE);
+  ASSERT_EQ(sum, 10 * MINUTE);
   struct camp_plan_opts bad = {.window = {1440, 0}};
   ASSERT_EQ(camp_plan(s, 5, &bad), KK_EINVAL);
 }
@@ -144,4 +146,65 @@ KK_TEST(camp_plan_batches_carry_the_rate) {
   ASSERT_EQ(camp_plan_batch(part, 1, &o, -1, &slot), KK_EINVAL);
   free(all);
   free(part);
+}
+
+KK_TEST(camp_plan_window_across_midnight_russian_zones) {
+  /* 22:00-02:00 local, started at 12:00Z: Moscow (UTC+3) opens at 19:00Z and
+     closes at 23:00Z, Vladivostok (UTC+10) at 12:00Z and 16:00Z; one a
+     minute, 300 each: 240 the first night, the rest the next */
+  size_t n = 600;
+  struct camp_recipient *r = calloc(n, sizeof *r);
+  for (size_t i = 0; i < n; i++) r[i].timezone = i % 2 ? "Asia/Vladivostok" : "Europe/Moscow";
+  struct camp_plan_opts o = {.start_ms = DAY0 + 12 * H, .window = {22 * 60, 2 * 60},
+                             .per_minute = 1};
+  ASSERT_EQ(camp_plan(r, n, &o), (long)n);
+  long first_night[2] = {0, 0};
+  for (size_t i = 0; i < n; i++) {
+    int k = (int)(i % 2);
+    int64_t local = r[i].at + (k ? 10 : 3) * H;
+    int64_t m = (local / MINUTE) % (24 * 60);
+    ASSERT(m >= 22 * 60 || m < 2 * 60);   /* inside the window in its own zone */
+    if (r[i].at < DAY0 + (k ? 16 : 23) * H) first_night[k]++;
+  }
+  /* Vladivostok's night (12:00-16:00Z) is its own; Moscow's (19:00-23:00Z)
+     too: 240 minutes each */
+  ASSERT_EQ(first_night[1], 240);
+  ASSERT_EQ(first_night[0], 240);
+  free(r);
+}
+
+KK_TEST(camp_variant_shares_within_one_percent) {
+  /* 10,000 recipients: each variant within 1 % of the recipients of its
+     share, at the end and on the way, and a recipient's variant the same
+     every time */
+  struct camp_spec two = {.nvariants = 2}, three = {.nvariants = 3};
+  two.variants[0].share = two.variants[1].share = 0.5;
+  three.variants[0].share = 0.7;
+  three.variants[1].share = 0.2;
+  three.variants[2].share = 0.1;
+  const struct camp_spec *specs[2] = {&two, &three};
+  for (int s = 0; s < 2; s++) {
+    int count[3] = {0, 0, 0};
+    for (int64_t seq = 1; seq <= 10000; seq++) {
+      int v = camp_variant_of(specs[s], "spring", seq);
+      ASSERT(v >= 0 && v < specs[s]->nvariants);
+      ASSERT_EQ(camp_variant_of(specs[s], "spring", seq), v);
+      count[v]++;
+      /* at every count on the way, too: within 1 % of the recipients so far */
+      if (seq % 1000 == 0)
+        for (int k = 0; k < specs[s]->nvariants; k++) {
+          double want = specs[s]->variants[k].share * (double)seq;
+          ASSERT(count[k] >= want - 0.01 * (double)seq && count[k] <= want + 0.01 * (double)seq);
+        }
+    }
+    for (int v = 0; v < specs[s]->nvariants; v++) {
+      int want = (int)(specs[s]->variants[v].share * 10000 + 0.5);
+      ASSERT(count[v] >= want - 100 && count[v] <= want + 100);
+    }
+    /* another campaign splits its recipients otherwise */
+    int same = 0;
+    for (int64_t seq = 1; seq <= 1000; seq++)
+      same += camp_variant_of(specs[s], "spring", seq) == camp_variant_of(specs[s], "autumn", seq);
+    ASSERT(same < 1000);
+  }
 }

@@ -139,7 +139,7 @@ static void links_contract(struct sc_env *e) {
   ASSERT_EQ(t->rc, 0);
   ASSERT_STR_EQ(f.campaign, "spring");
   ASSERT_STR_EQ(f.phone, "79160000001");
-  ASSERT(f.spec == NULL);   /* no campaign object: a label */
+  ASSERT_EQ(f.variant, -1);   /* sent with the label alone: no variant */
   char channel[20];
   snprintf(channel, sizeof channel, "%s", f.channel);
   struct store_conv_find g = {.account_id = 1};
