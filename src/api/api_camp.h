@@ -91,10 +91,11 @@ void camp_audience_read(struct api *a, int64_t account_id, const struct camp_spe
    spread; else each at the first moment its window allows). */
 void camp_audience_plan(struct camp_audience *p, const struct camp_spec *sp, const char *name,
                         int64_t now, int paced);
-/* A batch of them: gap ms between two sends, *slot the campaign's next free
-   send instant (camp_plan_batch). */
+/* A batch of them: gap ms between two sends, taken the instants the
+   batches before took (in; out: with this one's; camp_plan_batch). */
 void camp_audience_plan_batch(struct camp_audience *p, const struct camp_spec *sp,
-                              const char *name, int64_t now, int64_t gap, int64_t *slot);
+                              const char *name, int64_t now, int64_t gap,
+                              struct camp_spans *taken);
 /* sp's rate or spread as planning options from now. */
 struct camp_plan_opts camp_plan_opts_of(const struct camp_spec *sp, int64_t now);
 /* Frees p and what it owns (NULL: nothing). */

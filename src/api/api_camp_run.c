@@ -61,7 +61,7 @@
 /* A batch of the planning: read, planned, then stored. */
 struct pl_batch {
   struct camp_audience *aud;
-  int64_t slot;                 /* the campaign's next free send instant after it */
+  struct camp_spans taken;      /* the send instants taken with it (owned) */
   struct store_camp_rcpt *rows;
   struct store_camp_op op;
 };
@@ -75,7 +75,8 @@ struct camp_planner {
   json_t *specdoc;
   struct camp_spec spec;
   /* where the batches planned so far leave it */
-  int64_t seq, slot, gap;
+  int64_t seq, gap;
+  struct camp_spans taken;      /* the send instants they took (owned) */
   char after[16];
   size_t from;
   struct pl_batch *reading;     /* being read, then planned */
@@ -533,11 +534,12 @@ void camp_audience_plan(struct camp_audience *p, const struct camp_spec *sp, con
 }
 
 void camp_audience_plan_batch(struct camp_audience *p, const struct camp_spec *sp,
-                              const char *name, int64_t now, int64_t gap, int64_t *slot) {
+                              const char *name, int64_t now, int64_t gap,
+                              struct camp_spans *taken) {
   plan_prepare(p, sp, name);
   struct camp_plan_opts o = camp_plan_opts_of(sp, now);
   o.outside = &p->outside;
-  camp_plan_batch(p->r, p->n, &o, gap, slot);
+  camp_plan_batch(p->r, p->n, &o, gap, taken);
   plan_finish(p);
 }
 
@@ -557,6 +559,7 @@ static void pl_read(struct camp_runner *r);
 
 static void batch_drop(struct pl_batch *b) {
   if (b == NULL) return;
+  camp_spans_free(&b->taken);
   camp_audience_free(b->aud);
   free(b->rows);   /* their vars belong to aud */
   free(b);
@@ -570,6 +573,7 @@ static void pl_end(struct camp_runner *r) {
   store_campaign_fini(&pl->camp);
   json_decref(pl->specdoc);
   pl->specdoc = NULL;
+  camp_spans_free(&pl->taken);
   pl->busy = 0;
   if (r->closed && !r->busy) free(r);
 }
@@ -620,9 +624,8 @@ static void pl_work(uv_work_t *w) {
   struct camp_runner *r = w->data;
   struct camp_planner *pl = &r->pl;
   struct pl_batch *b = pl->reading;
-  b->slot = pl->slot;
   b->aud->seq0 = pl->seq;
-  camp_audience_plan_batch(b->aud, &pl->spec, pl->name, store_now_ms(), pl->gap, &b->slot);
+  camp_audience_plan_batch(b->aud, &pl->spec, pl->name, store_now_ms(), pl->gap, &b->taken);
 }
 
 static void pl_planned(uv_work_t *w, int status) {
@@ -649,7 +652,9 @@ static void pl_planned(uv_work_t *w, int status) {
     snprintf(x->status, sizeof x->status, "%s", p->r[i].at ? "planned" : "expired");
   }
   pl->seq += (int64_t)p->n;
-  pl->slot = b->slot;
+  camp_spans_free(&pl->taken);
+  pl->taken = b->taken;   /* the batch's, now the planner's */
+  b->taken = (struct camp_spans){0};
   pl->from = p->from;
   snprintf(pl->after, sizeof pl->after, "%s", p->after);
   struct store_camp_op *op = &b->op;
@@ -664,7 +669,7 @@ static void pl_planned(uv_work_t *w, int status) {
     snprintf(op->plan_after, sizeof op->plan_after, "%zu", p->from);
   else
     snprintf(op->plan_after, sizeof op->plan_after, "%s", p->after);
-  op->plan_slot = b->slot;
+  op->plan_slot = camp_spans_next(&pl->taken, pl->gap);
   op->plan_gap = pl->gap;
   op->last = !p->more;
   if (p->more && pl->seq >= CAMP_RECIPIENTS_MAX) {
@@ -690,6 +695,7 @@ static void pl_on_read(void *arg, int rc) {
     return;
   }
   pl->work.data = r;
+  b->taken = camp_spans_copy(&pl->taken);   /* the worker's own, freed by batch_drop */
   uv_queue_work(r->a->loop, &pl->work, pl_work, pl_planned);
 }
 
@@ -741,7 +747,10 @@ static void pl_on_camp(void *arg, int rc) {
   }
   /* where the last batch stored left it */
   pl->seq = pl->camp.recipients;
-  pl->slot = pl->camp.plan_slot;
+  /* after a restart only where the last batch left the clock is known: the
+     instants before it count as taken */
+  camp_spans_free(&pl->taken);
+  pl->taken.floor = pl->camp.plan_slot;
   pl->gap = pl->camp.plan_gap;
   snprintf(pl->after, sizeof pl->after, "%s", pl->spec.phones ? "" : pl->camp.plan_after);
   pl->from = pl->spec.phones ? (size_t)strtoull(pl->camp.plan_after, NULL, 10) : 0;

@@ -44,14 +44,36 @@ struct camp_recipient {
 long camp_plan(struct camp_recipient *r, size_t n, const struct camp_plan_opts *o);
 
 /*
+ * The send instants a campaign planned a batch at a time has taken so far,
+ * carried from one batch to the next: spans [from, to] (sorted, apart)
+ * that hold every instant planned, a later send keeping gap away from each;
+ * and before `floor` every instant counts as taken (a campaign whose
+ * planning went on after a restart knows only where the last batch left
+ * the clock). Zeroed: nothing taken. Owned; camp_spans_free.
+ */
+struct camp_spans {
+  int64_t floor;
+  int64_t (*span)[2];
+  size_t n, cap;
+};
+#define CAMP_SPANS_MAX 4096        /* past this, neighbours merge (their gap counts taken) */
+
+/*
  * The same for one batch of a campaign planned a batch at a time: gap ms
  * between two sends (what the rate or the spread over the whole audience
- * gives: camp_plan_gap), and *slot the campaign's next free send instant,
- * carried from one batch to the next (in: 0 for the first; out: after
- * this batch). o's per_minute and spread_ms are not read.
+ * gives: camp_plan_gap), and taken the instants the batches before took
+ * (in; out: with this batch's). A recipient whose window is open now goes
+ * now even if an earlier batch placed others tomorrow. o's per_minute and
+ * spread_ms are not read.
  */
 long camp_plan_batch(struct camp_recipient *r, size_t n, const struct camp_plan_opts *o,
-                     int64_t gap, int64_t *slot);
+                     int64_t gap, struct camp_spans *taken);
+/* Where a restart's planning may go on from: after the last taken instant,
+   gap away (0: nothing taken). */
+int64_t camp_spans_next(const struct camp_spans *taken, int64_t gap);
+/* A copy of a (its spans owned by the copy). */
+struct camp_spans camp_spans_copy(const struct camp_spans *a);
+void camp_spans_free(struct camp_spans *s);
 /* The ms between two sends of o over total recipients (0: as fast as the
    window allows). */
 int64_t camp_plan_gap(const struct camp_plan_opts *o, size_t total);

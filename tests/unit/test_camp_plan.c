@@ -127,14 +127,21 @@ KK_TEST(camp_plan_batches_carry_the_rate) {
     all[i].timezone = part[i].timezone = i % 2 ? "Europe/Moscow" : "Asia/Vladivostok";
   struct camp_plan_opts o = {.start_ms = DAY0, .per_minute = 60};
   ASSERT_EQ(camp_plan(all, N, &o), N);
-  int64_t gap = camp_plan_gap(&o, N), slot = 0;
+  int64_t gap = camp_plan_gap(&o, N);
+  struct camp_spans taken = {0};
   ASSERT_EQ(gap, 1000);
   for (int at = 0; at < N; at += B) {
-    int64_t before = slot;
-    ASSERT_EQ(camp_plan_batch(part + at, B, &o, gap, &slot), B);
-    ASSERT_EQ(slot, DAY0 + (int64_t)(at + B) * 1000);   /* the next free instant */
+    int64_t before = camp_spans_next(&taken, gap);
+    ASSERT_EQ(camp_plan_batch(part + at, B, &o, gap, &taken), B);
+    /* the next free instant */
+    ASSERT_EQ(camp_spans_next(&taken, gap), DAY0 + (int64_t)(at + B) * 1000);
     for (int i = at; i < at + B; i++) ASSERT(part[i].at >= (before ? before : DAY0));
+    /* a restart here knows only where the clock is: it goes on from there */
+    struct camp_spans after = {.floor = camp_spans_next(&taken, gap)};
+    camp_spans_free(&taken);
+    taken = after;
   }
+  camp_spans_free(&taken);
   int64_t sa = 0, sp = 0;
   for (int i = 0; i < N; i++) sa += all[i].at - DAY0, sp += part[i].at - DAY0;
   ASSERT_EQ(sa, sp);   /* the same instants, one a second */
@@ -143,7 +150,7 @@ KK_TEST(camp_plan_batches_carry_the_rate) {
   /* a spread over the whole audience: its gap from the audience's size */
   struct camp_plan_opts sp2 = {.start_ms = DAY0, .spread_ms = 999 * 1000};
   ASSERT_EQ(camp_plan_gap(&sp2, N), 1000);
-  ASSERT_EQ(camp_plan_batch(part, 1, &o, -1, &slot), KK_EINVAL);
+  ASSERT_EQ(camp_plan_batch(part, 1, &o, -1, &taken), KK_EINVAL);
   free(all);
   free(part);
 }
@@ -207,4 +214,55 @@ KK_TEST(camp_variant_shares_within_one_percent) {
       same += camp_variant_of(specs[s], "spring", seq) == camp_variant_of(specs[s], "autumn", seq);
     ASSERT(same < 1000);
   }
+}
+
+/* Planned a batch at a time with a window and zones whose windows open at
+   different hours: a batch's last recipients placed tomorrow (Vladivostok's
+   window has closed) do not push the next batch's Moscow recipients, whose
+   window is open, to tomorrow; the times are the whole audience's, rate and
+   window kept. */
+static void batched_like_whole(int per_minute, int batch) {
+  enum { N = 2000 };
+  struct camp_recipient *all = calloc(N, sizeof *all), *part = calloc(N, sizeof *part);
+  static const char *const zones[3] = {"Asia/Vladivostok", "Europe/Moscow", "Europe/Kaliningrad"};
+  for (int i = 0; i < N; i++) all[i].timezone = part[i].timezone = zones[i % 3];
+  /* 11:00Z: 14:00 in Moscow, 13:00 in Kaliningrad, 21:00 in Vladivostok */
+  struct camp_plan_opts o = {.start_ms = DAY0 + 11 * H, .window = {600, 1200},
+                             .per_minute = per_minute};
+  ASSERT_EQ(camp_plan(all, N, &o), N);
+  int64_t gap = camp_plan_gap(&o, N);
+  struct camp_spans taken = {0};
+  for (int at = 0; at < N; at += batch) {
+    int k = N - at < batch ? N - at : batch;
+    ASSERT_EQ(camp_plan_batch(part + at, (size_t)k, &o, gap, &taken), k);
+  }
+  camp_spans_free(&taken);
+  int today = 0;
+  for (int i = 0; i < N; i++) {
+    int off = part[i].timezone == zones[0] ? 10 : part[i].timezone == zones[1] ? 3 : 2;
+    int64_t m = ((part[i].at + off * H) / MINUTE) % (24 * 60);
+    ASSERT(m >= 600 && m < 1200);   /* inside the window in its own zone */
+    if (part[i].timezone != zones[0]) {
+      /* Moscow's and Kaliningrad's window is open (or opens) today */
+      ASSERT(part[i].at < DAY0 + 24 * H);
+      today++;
+    } else {
+      ASSERT(part[i].at >= DAY0 + 24 * H);   /* 10:00 in Vladivostok: 00:00Z tomorrow */
+    }
+  }
+  ASSERT(today > N / 2);
+  qsort(all, N, sizeof *all, cmp_at);
+  qsort(part, N, sizeof *part, cmp_at);
+  for (int i = 0; i < N; i++) {
+    if (per_minute == 0) ASSERT_EQ(part[i].at, all[i].at);
+    if (i > 0 && gap > 0) ASSERT(part[i].at - part[i - 1].at >= gap);
+  }
+  free(all);
+  free(part);
+}
+
+KK_TEST(camp_plan_batches_with_windows_in_several_zones) {
+  batched_like_whole(0, 300);     /* as fast as the windows allow */
+  batched_like_whole(600, 300);   /* ten a second */
+  batched_like_whole(30, 250);    /* one in two seconds */
 }
