@@ -18,6 +18,7 @@
 #include "core/kk_err.h"
 #include "core/kk_log.h"
 #include "core/kk_mem.h"
+#include "core/kk_status.h"
 #include "dispatch/dispatch.h"
 #include "phone/phone.h"
 #include "sms/sms_enc.h"
@@ -270,6 +271,26 @@ static int cascade_fits_ttl(struct accept_item *it) {
   return KK_EINVAL;
 }
 
+/* 1 when the message has an address for at least one step of its cascade
+   (as the cascade's run finds them: a step without one is skipped, so with
+   none nothing could ever go out). */
+static int any_address(const struct accept_item *it) {
+  if (it->steps[0] == '\0') return it->e164[0] != '\0';   /* SMS alone */
+  struct store_step st[STORE_MAX_STEPS];
+  int n = store_steps_parse(it->steps, st);
+  json_t *extra = it->m.extra ? json_loads(it->m.extra, 0, NULL) : NULL;
+  int found = 0;
+  for (int i = 0; i < n && !found; i++) {
+    enum kk_chan c = kk_chan_parse(st[i].channel);
+    if (c == KK_CHAN_NONE) continue;
+    const char *field = kk_chan_address_field(c);
+    const char *a = field ? json_string_value(json_object_get(extra, field)) : NULL;
+    found = (a && a[0]) || ((!field || kk_chan_phone_fallback(c)) && it->e164[0]);
+  }
+  json_decref(extra);
+  return found;
+}
+
 /* A saved cascade by name, the SMS route, the default SMS sender. */
 static int resolve(struct accept *ac, int64_t account_id, struct accept_item *it,
                    const char *default_sender) {
@@ -285,6 +306,10 @@ static int resolve(struct accept *ac, int64_t account_id, struct accept_item *it
       return refuse(it, 422, "invalid_phone", "to", "to: a phone number is required for SMS%s",
                     NULL);
   }
+  if (!any_address(it))
+    return refuse(it, 422, "no_address", "cascade",
+                  "cascade: the message has an address for none of its steps (%s)",
+                  "a phone for SMS, vk_id, telegram_chat_id, viber_id or email");
   if (cascade_fits_ttl(it) != 0) return KK_EINVAL;
   int sms = it->steps[0] == '\0' || steps_have(it->steps, "sms");
   if (sms && it->route[0] == '\0') {

@@ -129,3 +129,36 @@ test('campaign dry runs: one at a time per account, two at once in all', { timeo
   assert.equal(all.find((r) => r.status === 429).json.error.code, 'dry_runs_busy');
   await finish();
 });
+
+test('campaign dry run: a recipient with an address for no step is rejected with no_address, as the run rejects it', { timeout: 120000 }, async (t) => {
+  const { k, key, finish } = await setup(t, {});
+  await k.call('PUT', '/v1/templates/hi', { key, body: { text: '{{name}}, привет' } }, 200);
+  const csv = ['phone,name,vk_id'].concat(CONTACTS.map((c) => c.join(','))).join('\n') + '\n';
+  await importList(k, key, 'few', csv);
+  const noVk = CONTACTS.filter((c) => !c[2]).map((c) => c[0]).sort();
+  // VK alone: a contact without a VK id has nowhere to get it
+  await k.call('PUT', '/v1/campaigns/vkonly', { key, body: {
+    audience: { list: 'few' }, template: 'hi', class: 'service', cascade: [{ channel: 'vk' }],
+  } }, 200);
+  const d = await k.call('POST', '/v1/campaigns/vkonly/dry-run', { key, body: { reach: { vk: 1 } } }, 200);
+  assert.equal(d.recipients, CONTACTS.length);
+  assert.equal(d.accepted, CONTACTS.length - noVk.length);
+  assert.deepEqual(d.rejected, { no_address: noVk.length });
+  assert.deepEqual(d.channels, { vk: { messages: 4, delivered: 4 } });
+
+  // The run rejects the same recipients with the same code.
+  await k.call('POST', '/v1/campaigns/vkonly/start', { key }, 200);
+  const done = await waitCampaign(k, key, 'vkonly', 'done');
+  assert.equal(done.by_recipient_status.rejected, noVk.length);
+  assert.equal(done.by_recipient_status.created, d.accepted);
+  const all = (await k.call('GET', '/v1/campaigns/vkonly/recipients?limit=100', { key }, 200)).recipients;
+  const rejected = all.filter((x) => x.status === 'rejected');
+  assert.deepEqual(rejected.map((x) => x.phone).sort(), noVk);
+  assert.ok(rejected.every((x) => x.reason === 'no_address'), JSON.stringify(rejected));
+
+  // A message by the API: the same refusal, nothing stored.
+  const r = await k.request('POST', '/v1/messages', { key, body: { to: noVk[0], text: 'привет', cascade: [{ channel: 'vk' }] } });
+  assert.equal(r.status, 422, r.text);
+  assert.equal(r.json.error.code, 'no_address');
+  await finish();
+});

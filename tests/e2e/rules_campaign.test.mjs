@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setup, waitUntil, tempDir } from './lib/harness.mjs';
-import { importList, waitCampaign } from './lib/campaigns.mjs';
+import { importList, waitCampaign, allRecipients as recipients } from './lib/campaigns.mjs';
 
 // A numbering register of two ranges: 916 issued in Moscow (UTC+3), 924 in
 // Primorye (Asia/Vladivostok, UTC+10); neither has summer time. The quiet
@@ -69,18 +69,6 @@ function expected(p, variant, bad) {
   if (p.group === 'capped') return 'frequency_cap';
   if (p.group === 'quiet') return 'quiet_hours';
   return 'sent';
-}
-
-async function recipients(k, key, name) {
-  const out = [];
-  let cursor = null;
-  for (;;) {
-    const q = new URLSearchParams({ limit: '200', ...(cursor ? { cursor } : {}) });
-    const r = await k.call('GET', `/v1/campaigns/${name}/recipients?${q}`, { key }, 200);
-    out.push(...r.recipients);
-    if (!r.next_cursor) return out;
-    cursor = r.next_cursor;
-  }
 }
 
 /** recipients.csv as objects (no cell here has a comma or a quote). */

@@ -31,3 +31,16 @@ export async function waitCampaign(k, key, name, status, ms = 60000) {
     throw e;
   }
 }
+
+/** All recipients of campaign name (of status, when given), page by page. */
+export async function allRecipients(k, key, name, status) {
+  const out = [];
+  let cursor = null;
+  for (;;) {
+    const q = new URLSearchParams({ limit: '200', ...(status ? { status } : {}), ...(cursor ? { cursor } : {}) });
+    const r = await k.call('GET', `/v1/campaigns/${name}/recipients?${q}`, { key }, 200);
+    out.push(...r.recipients);
+    if (!r.next_cursor) return out;
+    cursor = r.next_cursor;
+  }
+}
