@@ -278,14 +278,19 @@ static int any_address(const struct accept_item *it) {
   if (it->steps[0] == '\0') return it->e164[0] != '\0';   /* SMS alone */
   struct store_step st[STORE_MAX_STEPS];
   int n = store_steps_parse(it->steps, st);
+  /* a step the phone serves: nothing else to read (most cascades end so) */
+  for (int i = 0; i < n; i++) {
+    enum kk_chan c = kk_chan_parse(st[i].channel);
+    const char *field = c == KK_CHAN_NONE ? "" : kk_chan_address_field(c);
+    if ((!field || (c != KK_CHAN_NONE && kk_chan_phone_fallback(c))) && it->e164[0]) return 1;
+  }
   json_t *extra = it->m.extra ? json_loads(it->m.extra, 0, NULL) : NULL;
   int found = 0;
   for (int i = 0; i < n && !found; i++) {
     enum kk_chan c = kk_chan_parse(st[i].channel);
-    if (c == KK_CHAN_NONE) continue;
-    const char *field = kk_chan_address_field(c);
+    const char *field = c == KK_CHAN_NONE ? NULL : kk_chan_address_field(c);
     const char *a = field ? json_string_value(json_object_get(extra, field)) : NULL;
-    found = (a && a[0]) || ((!field || kk_chan_phone_fallback(c)) && it->e164[0]);
+    found = a && a[0];
   }
   json_decref(extra);
   return found;
