@@ -249,6 +249,9 @@ static void on_accepted(void *ud, struct accept_req *req, int rc) {
   if (more_slices(r) && !r->building) make_slice(r);
   if (r->inflight > 0 || r->building || more_slices(r))
     return;   /* a slice is still answered, built or to make */
+  if (r->halted && r->made < r->nrows)
+    kk_info(LOGCTX, "campaign %s: paused or cancelled: %d of the batch's %d recipients given,"
+            " the rest left", r->refs[r->at].name, r->made, r->nrows);
   if (r->acc_rc || r->stopping || r->made == 0) {
     rc = r->acc_rc;
     batch_free(r);
