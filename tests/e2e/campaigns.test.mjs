@@ -261,8 +261,14 @@ test('campaigns: pause and cancel stop at once in the middle of a batch; every r
   await waitUntil(() => smsc.submits.length > 0 ? true : null, 'the first slice', 30000, 2);
   await k.call('POST', '/v1/campaigns/mid/pause', { key }, 200);
   const m0 = (await report()).messages;
-  await new Promise((r) => setTimeout(r, 2000));
-  let r = await report();
+  // the slices given finish, and their recipients are set created
+  const settled = () => waitUntil(async () => {
+    const x = await report();
+    return (x.by_recipient_status.created || 0) === x.messages ? x : null;
+  }, 'the created recipients to be those with a message', 30000, 100);
+  await settled();
+  await new Promise((r) => setTimeout(r, 1000));
+  let r = await settled();
   t.diagnostic(`pause: ${m0} messages when answered, ${r.messages} after`);
   // only the slices given to the accept path before the pause (five of a
   // hundred at most, not yet stored when it was answered); the rest of the
@@ -280,8 +286,9 @@ test('campaigns: pause and cancel stop at once in the middle of a batch; every r
   await waitUntil(() => sentTo().size > paused ? true : null, 'more after resume', 30000, 2);
   await k.call('POST', '/v1/campaigns/mid/cancel', { key }, 200);
   const c0 = (await report()).messages;
-  await new Promise((r) => setTimeout(r, 2000));
-  r = await report();
+  await settled();
+  await new Promise((r) => setTimeout(r, 1000));
+  r = await settled();
   t.diagnostic(`cancel: ${c0} messages when answered, ${r.messages} after`);
   assert.equal((await k.call('GET', '/v1/campaigns/mid', { key }, 200)).status, 'cancelled');
   assert.ok(r.messages - c0 <= 500, `${r.messages - c0} made after the cancel`);
