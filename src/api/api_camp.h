@@ -121,5 +121,9 @@ void api_camp_run_start(struct api *a);
 void api_camp_run_stop(struct api *a);
 /* A campaign was started or resumed: look now rather than at the next tick. */
 void api_camp_run_kick(struct api *a);
+/* Campaign name of account_id was paused or cancelled (committed): the
+   runner gives no further slice of its batch in hand to the accept path
+   (those given finish), and the planner plans no further batch of it. */
+void api_camp_run_halt(struct api *a, int64_t account_id, const char *name);
 
 #endif

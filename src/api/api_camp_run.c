@@ -23,10 +23,13 @@
  *   times, and then rejected. Past end_at the planned ones expire; with
  *   none planned left, it is done.
  *
- * One step is under way at a time, and beside it one batch of the planner;
- * pause and cancel take effect at the next batch (each reads the
- * campaign's status again; the planner's batch is stored only while the
- * campaign is planning).
+ * One step is under way at a time, and beside it one batch of the planner.
+ * Pause and cancel take effect at once: the API tells the runner
+ * (api_camp_run_halt), which gives no further slice of the batch in hand
+ * to the accept path (those given finish; the rest stay as the store has
+ * them: planned after a pause, cancelled after a cancel); each batch reads
+ * the campaign's status again, and the planner's batch is stored only
+ * while the campaign is planning.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -109,6 +112,7 @@ struct camp_runner {
   /* the batch goes to the accept path a slice at a time (see make_slice) */
   struct accept_req reqs[STORE_CAMP_BATCH / SLICE];
   int nreqs, made, inflight, failed, acc_rc;
+  int halted;                       /* paused or cancelled since read_camp: no more slices */
   json_t *built[SLICE];             /* the slice's messages, made off the loop */
   uv_work_t slice_work;
   int building;                     /* slice_work is queued */
@@ -205,6 +209,7 @@ static void on_camp(void *arg, int rc);
 /* Reads the runner's current campaign again (paused or cancelled
    meanwhile?) into r->camp, then on_camp. */
 static void read_camp(struct camp_runner *r) {
+  r->halted = 0;   /* the read sees whatever status a halt committed before */
   store_campaign_get_async(r->a->store, r->refs[r->at].account_id, r->refs[r->at].name, &r->camp,
                            on_camp, r);
 }
@@ -229,6 +234,11 @@ static void on_set(void *arg, int rc) {
 
 static void make_slice(struct camp_runner *r);
 
+/* Whether a slice of the batch in hand is still to be given. */
+static int more_slices(const struct camp_runner *r) {
+  return r->made < r->nrows && !r->failed && !r->halted && !r->stopping;
+}
+
 /* Every slice given to the accept path is answered: the recipients of
    those accepted are set (created, rejected or planned again later); those
    of a slice the accept path could not take stay planned. */
@@ -237,9 +247,12 @@ static void on_accepted(void *ud, struct accept_req *req, int rc) {
   (void)req;
   r->inflight--;
   if (rc) r->acc_rc = rc;
-  if (r->made < r->nrows && !r->failed && !r->stopping && !r->building) make_slice(r);
-  if (r->inflight > 0 || r->building || (r->made < r->nrows && !r->failed && !r->stopping))
+  if (more_slices(r) && !r->building) make_slice(r);
+  if (r->inflight > 0 || r->building || more_slices(r))
     return;   /* a slice is still answered, built or to make */
+  if (r->halted && r->made < r->nrows)
+    kk_info(LOGCTX, "campaign %s: paused or cancelled: %d of the batch's %d recipients given,"
+            " the rest left", r->refs[r->at].name, r->made, r->nrows);
   if (r->acc_rc || r->stopping || r->made == 0) {
     rc = r->acc_rc;
     batch_free(r);
@@ -332,7 +345,7 @@ static void slice_made(uv_work_t *w, int status) {
   r->building = 0;
   struct api *a = r->a;
   int from = r->made, n = r->nrows - from < SLICE ? r->nrows - from : SLICE;
-  if (status != 0 || r->stopping) {
+  if (status != 0 || r->stopping || r->halted) {
     for (int i = 0; i < n; i++) json_decref(r->built[i]);
     r->failed = 1;
     r->inflight++;   /* answered at once below */
@@ -364,7 +377,7 @@ static void slice_made(uv_work_t *w, int status) {
     return;
   }
   r->nreqs++;
-  if (r->made < r->nrows && !r->building && r->inflight < SLICES_AHEAD)
+  if (more_slices(r) && !r->building && r->inflight < SLICES_AHEAD)
     make_slice(r);   /* else on_accepted makes it */
 }
 
@@ -382,7 +395,7 @@ static void make_batch(struct camp_runner *r) {
 
 static void on_due(void *arg, int rc) {
   struct camp_runner *r = arg;
-  if (rc || r->stopping) {
+  if (rc || r->stopping || r->halted) {   /* halted: paused or cancelled meanwhile */
     store_camp_rcpt_free(r->rows, r->nrows);
     r->nrows = 0;
     on_any(r, rc);
@@ -882,6 +895,16 @@ static void on_tick(uv_timer_t *t) {
 void api_camp_run_kick(struct api *a) {
   struct camp_runner *r = a->camp_runner;
   if (r && !r->busy && !r->stopping) uv_timer_start(&r->timer, on_tick, 0, TICK_MS);
+}
+
+void api_camp_run_halt(struct api *a, int64_t account_id, const char *name) {
+  struct camp_runner *r = a->camp_runner;
+  if (r == NULL) return;
+  if (r->at < r->nrefs && r->refs[r->at].account_id == account_id &&
+      strcmp(r->refs[r->at].name, name) == 0)
+    r->halted = 1;   /* read again by the next batch (read_camp) */
+  if (r->pl.busy && r->pl.account_id == account_id && strcmp(r->pl.name, name) == 0)
+    r->pl.halt = 1;   /* no further batch planned */
 }
 
 void api_camp_run_start(struct api *a) {

@@ -301,6 +301,9 @@ static void on_moved(void *arg, int rc) {
               x->op.name, x->op.status, x->op.to);
   else {
     api_campaign_memo_forget(x->a, x->op.account_id, x->op.name);
+    /* paused or cancelled: no further message of the batch under way */
+    if (strcmp(x->op.to, "paused") == 0 || strcmp(x->op.to, "cancelled") == 0)
+      api_camp_run_halt(x->a, x->op.account_id, x->op.name);
     api_camp_run_kick(x->a);
     api_json(x->req, 200, json_pack("{s:s, s:s}", "name", x->op.name, "status", x->op.status),
              NULL);

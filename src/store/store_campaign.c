@@ -216,13 +216,23 @@ static int camp_add(struct store *s, struct store_camp_op *o) {
   return 0;
 }
 
+/* Each row's outcome, from planned. A row whose message was made (created
+   with its message) is created even when a cancel marked it cancelled
+   meanwhile: the recipient has the message (its slice was given to the
+   accept path before the cancel), and the figures count each recipient
+   once, under what became of it (the counts follow any change of status). */
 static int camp_set(struct store *s, struct store_camp_op *o) {
+#define SET_ROW                                                                       \
+  "UPDATE campaign_recipients SET status=?, message=?, reason=?, planned_at=?, tries=?" \
+  " WHERE account_id=? AND campaign=? AND seq=? AND status"
+  static const char only[] = SET_ROW "='planned'";
+  static const char made[] = SET_ROW " IN ('planned','cancelled')";
+#undef SET_ROW
   for (int i = 0; i < o->n; i++) {
     const struct store_camp_rcpt *r = &o->rows[i];
-    int rc = STORE_SQL(s, NULL,
-                       "UPDATE campaign_recipients SET status=?, message=?, reason=?, planned_at=?,"
-                       " tries=? WHERE account_id=? AND campaign=? AND seq=? AND status='planned'",
-                       NULL, NULL, SQL_T(r->status), SQL_T(r->message[0] ? r->message : NULL),
+    int created = strcmp(r->status, "created") == 0 && r->message[0];
+    int rc = STORE_SQL(s, NULL, created ? made : only, NULL, NULL, SQL_T(r->status),
+                       SQL_T(r->message[0] ? r->message : NULL),
                        SQL_T(r->reason[0] ? r->reason : NULL), SQL_I(r->planned_at),
                        SQL_I(r->tries), SQL_I(o->account_id), SQL_T(o->name), SQL_I(r->seq));
     if (rc) return rc;

@@ -3,7 +3,8 @@
  * SQLite and on PostgreSQL (store_pg_*: a fresh database on the server in
  * KASKAD_TEST_PG): settings saved only while draft, status moves only from
  * the statuses given, recipients written and set while planned (a retried
- * one stays planned with its new time and its tries), the figures kept by
+ * one stays planned with its new time and its tries; one whose message was
+ * made is created even after a cancel), the figures kept by
  * variant and status in the same commit as each change (planning again,
  * cancel), the planning's batches stored with where it is after each (not
  * under another node's lease), the export read a page at a time in seq order, unknown
@@ -271,6 +272,26 @@ static void contract(struct tmp_store *t) {
   ASSERT_EQ(counts_read(t, NAME, &c), 0);
   ASSERT_EQ(rcpts(&c, -2, "planned"), 0);
   ASSERT_EQ(rcpts(&c, -2, "cancelled"), N - 2);
+  /* a slice given to the accept path before the cancel: seq 4's message
+     was made, so it is created (not left cancelled without it); seq 5's
+     refusal and seq 6's retry leave them cancelled */
+  struct store_camp_rcpt late[3];
+  memset(late, 0, sizeof late);
+  for (int i = 0; i < 3; i++) late[i].seq = 4 + i;
+  snprintf(late[0].status, sizeof late[0].status, "created");
+  snprintf(late[0].message, sizeof late[0].message, "msg_late");
+  snprintf(late[1].status, sizeof late[1].status, "rejected");
+  snprintf(late[1].reason, sizeof late[1].reason, "missing_variable");
+  snprintf(late[2].status, sizeof late[2].status, "planned");
+  snprintf(late[2].reason, sizeof late[2].reason, "no_route");
+  struct store_camp_op so3 = {.kind = STORE_CAMP_SET, .rows = late, .n = 3};
+  ASSERT_EQ(camp_write(t, &so3), 0);
+  ASSERT_EQ(counts_read(t, NAME, &c), 0);
+  ASSERT_EQ(rcpts(&c, -2, "created"), 2);
+  ASSERT_EQ(rcpts(&c, 1, "created"), 1);     /* seq 4: variant 1 */
+  ASSERT_EQ(rcpts(&c, -2, "rejected"), 1);   /* seq 2's still */
+  ASSERT_EQ(rcpts(&c, -2, "planned"), 0);
+  ASSERT_EQ(rcpts(&c, -2, "cancelled"), N - 3);
   int64_t all = 0;
   for (int i = 0; i < c.n; i++)
     if (strncmp(c.rows[i].status, "r:", 2) == 0) all += c.rows[i].n;
@@ -477,7 +498,8 @@ KK_TEST(store_pg_campaigns) {
   PQfinish(sql);
   struct counts c = {0};
   ASSERT_EQ(counts_read(&t, NAME, &c), 0);
-  ASSERT_EQ(rcpts(&c, -2, "cancelled"), N - 2);
+  ASSERT_EQ(rcpts(&c, -2, "cancelled"), N - 3);   /* seq 4 created after the cancel */
+  ASSERT_EQ(rcpts(&c, -2, "created"), 2);
   int64_t all = 0;
   for (int i = 0; i < c.n; i++)
     if (strncmp(c.rows[i].status, "r:", 2) == 0) all += c.rows[i].n;
