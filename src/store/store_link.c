@@ -208,7 +208,7 @@ static int on_conv_msg(void *arg, const char *const *cols, int n) {
   store_col_copy(f->campaign, sizeof f->campaign, cols[1]);
   store_col_copy(f->phone, sizeof f->phone, cols[2]);
   store_col_copy(f->channel, sizeof f->channel, cols[3]);
-  f->variant = cols[4] ? (int)strtol(cols[4], NULL, 10) - 1 : -1;   /* stored + 1 */
+  f->variant = cols[4] ? (int)strtol(cols[4], NULL, 10) : -1;   /* NULL: none */
   return 1;
 }
 

@@ -68,6 +68,7 @@ static void links_contract(struct sc_env *e) {
   struct store_link_new lc[1] = {{"CCCCCCCCCCC1", "sms", (char *)"https://a.ru/x"}};
   struct store_msg_new m[2] = {msg("msg_a", "k1", "79160000001", la, 2, 1),
                                msg("msg_b", NULL, "79160000002", lb, 1, 0)};
+  m[1].variant = 2;   /* msg_b: its campaign's variant 1 (given + 1) */
   RUN(t, store_msg_insert(t->store, m, 2, tmp_store_done, t));
   ASSERT_EQ(m[0].rc, 0);
   ASSERT_EQ(m[1].rc, 0);
@@ -148,6 +149,7 @@ static void links_contract(struct sc_env *e) {
   RUN(t, store_conv_find_async(t->store, &g, tmp_store_done, t));
   ASSERT_EQ(t->rc, 0);
   ASSERT_STR_EQ(g.message, "msg_b");
+  ASSERT_EQ(g.variant, 1);   /* as its message was made */
   /* another account's message, a phone without a message of the campaign */
   struct store_conv_find h = {.account_id = 2};
   snprintf(h.message, sizeof h.message, "msg_a");
