@@ -49,7 +49,8 @@ int api_campaign_valid(const char *s, size_t len) {
 
 /* Figures of one channel or one variant. */
 struct figures {
-  int64_t recipients, messages, sent, delivered, read, failed, opted_out, cost, sms_only_cost;
+  int64_t recipients, messages, sent, delivered, read, failed, expired, opted_out, cost,
+      sms_only_cost, twice;
 };
 
 static int is(const char *s, const char *a) { return strcmp(s, a) == 0; }
@@ -63,6 +64,8 @@ static void figures_add(struct figures *f, const struct store_camp_count *k) {
   f->messages += k->n;
   f->cost += k->cost;
   f->sms_only_cost += k->sms_only_cost;
+  f->twice += k->twice;
+  if (is(k->status, "expired")) f->expired += k->n;
   if (is(k->status, "sent") || is(k->status, "delivered") || is(k->status, "read")) f->sent += k->n;
   if (is(k->status, "delivered") || is(k->status, "read")) f->delivered += k->n;
   if (is(k->status, "read")) f->read += k->n;
@@ -70,10 +73,13 @@ static void figures_add(struct figures *f, const struct store_camp_count *k) {
 }
 
 static json_t *figures_json(const struct figures *f) {
-  return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "messages", (json_int_t)f->messages,
-                   "sent", (json_int_t)f->sent, "delivered", (json_int_t)f->delivered, "read",
-                   (json_int_t)f->read, "failed", (json_int_t)f->failed, "opted_out",
-                   (json_int_t)f->opted_out, "cost", api_money(f->cost));
+  return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:I}", "messages",
+                   (json_int_t)f->messages, "sent", (json_int_t)f->sent, "delivered",
+                   (json_int_t)f->delivered, "read", (json_int_t)f->read, "failed",
+                   (json_int_t)f->failed, "expired", (json_int_t)f->expired, "opted_out",
+                   (json_int_t)f->opted_out, "cost", api_money(f->cost), "sms_only_cost",
+                   api_money(f->sms_only_cost), "savings", api_money(f->sms_only_cost - f->cost),
+                   "delivered_twice", (json_int_t)f->twice);
 }
 
 static void add_count(json_t *o, const char *key, int64_t n) {
@@ -188,8 +194,6 @@ static json_t *variants_json(const struct report_ctx *c) {
     json_object_set_new(o, "share", json_real(sp.variants[v].share));
     json_object_set_new(o, "recipients", json_integer((json_int_t)f.recipients));
     json_object_set_new(o, "by_recipient_status", rs);
-    json_object_set_new(o, "sms_only_cost", api_money(f.sms_only_cost));
-    json_object_set_new(o, "savings", api_money(f.sms_only_cost - f.cost));
     json_array_append_new(out, o);
   }
   json_decref(doc);

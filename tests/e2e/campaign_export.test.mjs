@@ -84,7 +84,8 @@ test('campaign report per channel and variant adds up; recipients.csv one row ea
   assert.equal(rep.messages, CONTACTS.length);
   assert.deepEqual(rep.by_status, { delivered: CONTACTS.length });
   assert.deepEqual(rep.channels, {
-    sms: { messages: 5, sent: 5, delivered: 5, read: 0, failed: 0, opted_out: 0, cost: 12.5 },
+    sms: { messages: 5, sent: 5, delivered: 5, read: 0, failed: 0, expired: 0, opted_out: 0, cost: 12.5,
+      sms_only_cost: 12.5, savings: 0, delivered_twice: 0 },
   });
   assert.equal(rep.cost, 12.5);
   // Per variant: the recipients of each as the recipients' list shows them,

@@ -120,9 +120,12 @@ test('a campaign report: statuses, channels, delivered twice, cost and savings',
     opted_out: 0,
     // per channel: sent counts what reached sent or better there
     channels: {
-      sms: { messages: 1, sent: 1, delivered: 1, read: 0, failed: 0, opted_out: 0, cost: 4.7 },
-      viber: { messages: 2, sent: 2, delivered: 2, read: 0, failed: 0, opted_out: 0, cost: 3.15 },
-      vk: { messages: 1, sent: 0, delivered: 0, read: 0, failed: 1, opted_out: 0, cost: 0 },
+      sms: { messages: 1, sent: 1, delivered: 1, read: 0, failed: 0, expired: 0, opted_out: 0, cost: 4.7,
+        sms_only_cost: 4.7, savings: 0, delivered_twice: 0 },
+      viber: { messages: 2, sent: 2, delivered: 2, read: 0, failed: 0, expired: 0, opted_out: 0, cost: 3.15,
+        sms_only_cost: 4.7, savings: 1.55, delivered_twice: 1 },
+      vk: { messages: 1, sent: 0, delivered: 0, read: 0, failed: 1, expired: 0, opted_out: 0, cost: 0,
+        sms_only_cost: 2.35, savings: 2.35, delivered_twice: 0 },
     },
     by_variant: [],   // sent by the API: no variants
     // no tracked links in these texts: nothing clicked (links.test.mjs)
