@@ -99,9 +99,16 @@ static void links_contract(struct sc_env *e) {
   /* clicks: A1 twice, B1 once, an unknown code passed over */
   static const char *const codes[] = {"AAAAAAAAAAA1", "AAAAAAAAAAA1", "BBBBBBBBBBB1",
                                       "ZZZZZZZZZZZZ"};
+  int64_t before = store_now_ms();
   RUN(t, store_clicks_write(t->store, clicks_of(codes, 4), 4, tmp_store_done, t));
   ASSERT_EQ(t->rc, 0);
   ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM link_clicks"), 3);
+  /* each click with its user agent and time */
+  ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM link_clicks WHERE code='BBBBBBBBBBB1'"
+                      " AND user_agent='UA/2'"), 1);
+  ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM link_clicks WHERE code='AAAAAAAAAAA1'"
+                      " AND user_agent IN ('UA/0','UA/1')"), 2);
+  ASSERT(e->num(e, "SELECT MIN(at) FROM link_clicks") >= before - 1000);
   ASSERT_EQ(e->num(e, "SELECT clicks FROM link_codes WHERE code='AAAAAAAAAAA1'"), 2);
   ASSERT_EQ(e->num(e, "SELECT COUNT(*) FROM link_codes WHERE first_click_at IS NOT NULL"), 2);
   RUN(t, store_clicks_write(t->store, clicks_of(codes + 2, 1), 1, tmp_store_done, t));
