@@ -119,6 +119,8 @@ static void request_digest(const struct accept_item *it, long long ttl, char out
   digest_add(&b, "callback_url", m->callback_url);
   digest_add(&b, "campaign", m->campaign);
   if (it->send_at) kk_buf_printf(&b, "send_at=%lld\n", (long long)it->send_at);
+  if (it->window_from != it->window_to)   /* absent: the digest stays as it was */
+    kk_buf_printf(&b, "window=%d-%d\n", it->window_from, it->window_to);
   uint8_t h[32];
   kk_sha256(b.p ? b.p : "", b.len, h);
   kk_hex(h, sizeof h, out);

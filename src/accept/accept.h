@@ -77,6 +77,9 @@ struct accept_item {
   int dry;                   /* a trial (accept_req.dry): judged, not stored nor counted */
   int64_t send_at;           /* goes out then (stored scheduled; the policy
                                 judges it at that time); 0: now */
+  int window_from, window_to;   /* goes out inside [from, to) of the recipient's
+                                   local time (minutes of the day; equal: any
+                                   time): from send_at on, or now */
   /* a send by template (accept_render_template): the template's name and
      its variables (an object; NULL: none) instead of text */
   const char *template_name;

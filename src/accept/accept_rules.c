@@ -498,14 +498,32 @@ static int fallthrough_hold(const struct accept *ac, struct accept_rules *ru,
   return 0;
 }
 
+/* The message's own send window (its "window"): outside it in the
+   recipient's zone (found as for the quiet hours) at now, it is deferred to
+   the window's next opening. Not a policy: it holds with the rules off. */
+static void window(struct accept_rules *ru, const struct accept *ac, const struct pol_rules *r,
+                   struct accept_item *it, int64_t now) {
+  /* the time outside the window, as a window of its own */
+  struct pol_window wait = {it->window_to, it->window_from};
+  const char *zone = zone_of(ru, ac, r, it->zone, it->m.account_id, it->e164);
+  int64_t until;
+  int in = quiet_until(ru, &wait, zone, now, &until);
+  if (in == KK_ENOENT) in = quiet_until(ru, &wait, r->default_tz, now, &until);
+  if (in != 1) return;
+  defer_to(it, until);
+  decide(ru, it, now, ACCEPT_R_WINDOW, "deferred", NULL, until);
+}
+
 int accept_rules_apply(struct accept_rules *ru, const struct accept *ac,
                        const struct store_account *acc, struct accept_item *it, int64_t now) {
   it->decisions[0] = '\0';
   it->m.decisions = NULL;
   it->m.not_before = 0;
   it->m.cap_at = 0;
-  if (ru == NULL || ru->off) return 0;
+  if (ru == NULL) return 0;
   const struct pol_rules *r = accept_rules_of(ru, acc->id);
+  if (it->window_from != it->window_to && it->e164[0]) window(ru, ac, r, it, now);
+  if (ru->off) return 0;
   int cls = pol_class_or_service(it->m.msg_class);
   const struct pol_class_rule *cr = &r->cls[cls];
   if (cr->content && r->content_on && content(ru, r, it, now) != 0) return KK_EINVAL;

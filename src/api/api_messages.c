@@ -24,6 +24,7 @@
 #include "http/http_client.h"
 #include "http/http_server.h"
 #include "phone/phone.h"
+#include "policy/pol_quiet.h"
 #include "policy/pol_rules.h"
 #include "store/store.h"
 #include "store/store_contact.h"
@@ -209,13 +210,30 @@ static int callback_url_parse(json_t *o, const char **out, struct api_err *e) {
   return 0;
 }
 
+/* The optional window {"from":"HH:MM","to":"HH:MM"} (the recipient's local
+   time) into it. */
+static int window_parse(json_t *o, struct accept_item *it, struct api_err *e) {
+  json_t *w = json_object_get(o, "window");
+  if (w == NULL || json_is_null(w)) return 0;
+  const char *f = json_string_value(json_object_get(w, "from"));
+  const char *t = json_string_value(json_object_get(w, "to"));
+  if (!json_is_object(w) || !f || !t || pol_hhmm_parse(f, &it->window_from) != 0 ||
+      pol_hhmm_parse(t, &it->window_to) != 0)
+    return refuse(e, 422, "invalid_window", "window",
+                  "window: {\"from\":\"10:00\",\"to\":\"20:00\"}, the recipient's local time%s",
+                  NULL);
+  return 0;
+}
+
 int api_msg_parse(json_t *o, const char *idem_header, struct api_msg_item *p,
                   struct accept_item *it) {
   struct api_err *e = &p->err;
   memset(it, 0, sizeof *it);
   if (!json_is_object(o))
     return refuse(e, 422, "invalid_message", NULL, "each message must be a JSON object%s", NULL);
-  if (addresses_parse(o, p, it) != 0 || send_at_parse(o, &it->send_at, e) != 0) return KK_EINVAL;
+  if (addresses_parse(o, p, it) != 0 || send_at_parse(o, &it->send_at, e) != 0 ||
+      window_parse(o, it, e) != 0)
+    return KK_EINVAL;
   json_t *text = json_object_get(o, "text");
   json_t *tn = json_object_get(o, "template");
   if (tn && !json_is_null(tn)) {
@@ -431,6 +449,7 @@ static int contacts_read(struct send_ctx *c) {
     const char *to = json_string_value(json_object_get(o, "to"));
     const char *cls = json_string_value(json_object_get(o, "class"));
     if (!to || !(json_is_string(json_object_get(o, "template")) ||
+                 json_is_object(json_object_get(o, "window")) ||
                  pol_class_rule_named(cls)->quiet) ||
         phone_normalize(to, phone, sizeof phone) != 0)
       continue;

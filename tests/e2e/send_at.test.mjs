@@ -137,3 +137,41 @@ test('send_at: a scheduled message and a cancel survive kill -9', { timeout: 600
   assert.equal(smsc.submits.filter((s) => s.destination_addr === PHONE).length, 1);
   await finish();
 });
+
+test('send_at with a window: the message goes inside the recipient\'s own local hours', { timeout: 60000 }, async (t) => {
+  const { k, key, smsc, finish } = await world(t);
+  const FAR = '79161234571';   // a contact in Vladivostok (UTC+10 all year)
+  await k.call('PUT', `/v1/contacts/${FAR}`, { key, body: { name: 'Анна', timezone: 'Asia/Vladivostok' } }, 200);
+  const now = await kaskadNow(k, key);
+  // A window that opens two hours from now in Vladivostok and lasts an hour.
+  const hhmm = (ms) => new Date(ms + 10 * HOUR).toISOString().slice(11, 16);
+  const opens = Math.floor((now + 2 * HOUR) / 60000) * 60000;   // its minute, in UTC
+  const window = { from: hhmm(opens), to: hhmm(opens + HOUR) };
+  // Without send_at: held until the window opens, the decision traced.
+  const m = await k.send(key, { to: FAR, text: 'Ваш заказ готов', window });
+  assert.equal(m.status, 'scheduled', JSON.stringify(m));
+  assert.equal(Date.parse(m.send_at), opens);
+  assert.ok(m.decisions.some((d) => d.reason === 'outside_window' && d.outcome === 'deferred'), JSON.stringify(m.decisions));
+  // With a send_at inside the window: that time, not moved.
+  const inside = opens + 30 * 60000;
+  const n = await k.send(key, { to: FAR, text: 'Напоминание', send_at: new Date(inside).toISOString(), window });
+  assert.equal(Date.parse(n.send_at), inside);
+  // With a send_at after the window has closed: its next opening, a day later.
+  const after = await k.send(key, { to: FAR, text: 'Завтра', send_at: new Date(opens + 2 * HOUR).toISOString(), window });
+  assert.equal(Date.parse(after.send_at), opens + 24 * HOUR);
+  // A batch item takes it too; a bad window is refused.
+  const b = await k.call('POST', '/v1/messages/batch', { key, body: { messages: [{ to: FAR, text: 'Из пакета', window }] } }, [200, 202]);
+  assert.equal(Date.parse(b.results[0].send_at), opens, JSON.stringify(b));
+  const bad = await k.request('POST', '/v1/messages', { key, body: { to: FAR, text: 'x', window: { from: '25:00', to: '10:00' } } });
+  assert.equal(bad.status, 422);
+  assert.equal(bad.json.error.code, 'invalid_window');
+  // Nothing goes before the window opens; then the ones due go.
+  await shift(k, '119m');
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(smsc.submits.filter((s) => s.destination_addr === FAR).length, 0);
+  await shift(k, '2m');
+  await k.waitStatus(key, m.id, 'delivered');
+  await k.waitStatus(key, b.results[0].id, 'delivered');
+  assert.equal((await k.message(key, after.id)).status, 'scheduled');
+  await finish();
+});
