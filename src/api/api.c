@@ -50,18 +50,26 @@ static void answer_internal(struct http_req *req, int status) {
   api_respond(req, 500, "application/json", body, sizeof body - 1, NULL);
 }
 
-void api_json(struct http_req *req, int status, json_t *doc, const char *extra_headers) {
+char *api_json_text(json_t *doc, size_t *len) {
   /* A NULL doc is what json_pack() gives for a string that is not UTF-8. */
   char *s = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
   json_decref(doc);
-  if (s == NULL) {
-    answer_internal(req, status);
-    return;
-  }
+  if (s == NULL) return NULL;
   size_t n = strlen(s);
   s = kk_xrealloc(s, n + 2);
   s[n++] = '\n';
   s[n] = '\0';
+  *len = n;
+  return s;
+}
+
+void api_json(struct http_req *req, int status, json_t *doc, const char *extra_headers) {
+  size_t n = 0;
+  char *s = api_json_text(doc, &n);
+  if (s == NULL) {
+    answer_internal(req, status);
+    return;
+  }
   api_respond(req, status, "application/json", s, n, extra_headers);
   free(s);
 }

@@ -295,15 +295,8 @@ static void report_answer(struct report_ctx *c) {
     json_t *doc = report_doc(c);
     api_links_counts_add(&c->links, doc);   /* the clicks and conversions (api_links.c) */
     int creating = still_creating(doc);
-    /* as api_json() writes it */
-    char *s = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12));
-    json_decref(doc);
-    size_t n = s ? strlen(s) : 0;
-    if (s) {
-      s = kk_xrealloc(s, n + 2);
-      s[n++] = '\n';
-      s[n] = '\0';
-    }
+    size_t n = 0;
+    char *s = api_json_text(doc, &n);
     memo_settle(c, s, n, creating);
     if (req && s)
       api_respond(req, 200, "application/json", s, n, NULL);

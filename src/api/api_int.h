@@ -116,6 +116,9 @@ void api_not_allowed(struct http_req *req, const char *allow);
 /* Answers with a JSON document (steals the reference). A NULL doc or one
    that cannot be serialised (a string that is not UTF-8) answers a fixed
    500 internal error instead, and is logged. */
+/* doc as an answer's body: compact JSON and a newline, *len bytes (steals
+   doc). Owned by the caller (free); NULL when doc is NULL or cannot be written. */
+char *api_json_text(json_t *doc, size_t *len);
 void api_json(struct http_req *req, int status, json_t *doc, const char *extra_headers);
 /* Answers 200 with a page of a listing: {key: rows, "next_cursor": next as
    a string, or null when 0}. Takes rows. */

@@ -9,7 +9,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { setup, waitUntil } from './lib/harness.mjs';
-import { importList, waitCampaign } from './lib/campaigns.mjs';
+import { allRecipients, importList, waitCampaign } from './lib/campaigns.mjs';
 
 function base(n, from = 0) {
   const rows = ['phone,name,city,consent'];
@@ -30,18 +30,7 @@ async function world(t, smsc = {}, args = []) {
   return env;
 }
 
-/** All recipients of a campaign, page by page. */
-async function recipients(k, key, name, status) {
-  const out = [];
-  let cursor = null;
-  for (;;) {
-    const q = new URLSearchParams({ limit: '200', ...(status ? { status } : {}), ...(cursor ? { cursor } : {}) });
-    const r = await k.call('GET', `/v1/campaigns/${name}/recipients?${q}`, { key }, 200);
-    out.push(...r.recipients);
-    if (!r.next_cursor) return out;
-    cursor = r.next_cursor;
-  }
-}
+const recipients = allRecipients;
 
 test('campaigns: draft, validation, runs to the end over an imported list; the figures add up', { timeout: 120000 }, async (t) => {
   const { k, key, smsc, finish } = await world(t);
